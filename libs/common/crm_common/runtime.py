@@ -1,0 +1,119 @@
+"""What a running service owns: database, publisher, outbox relay, consumers; and its FastAPI app."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.bus import KafkaPublisher
+from crm_common.consumer import EventHandler, InboxConsumer
+from crm_common.db import Database
+from crm_common.http import CorrelationAndMetricsMiddleware, health_router
+from crm_common.logging import configure_logging
+from crm_common.outbox import OutboxRelay
+from crm_common.problems import install_problem_handlers
+from crm_common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, handlers: Sequence[EventHandler] = ()):
+        self.settings = settings
+        self.db = Database(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        self.publisher = KafkaPublisher(settings.kafka, client_id=settings.service_name)
+        self.relay = OutboxRelay(
+            self.db,
+            self.publisher,
+            service=settings.service_name,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
+        self.consumers = [
+            InboxConsumer(
+                self.db,
+                settings.kafka,
+                handler,
+                self.publisher,
+                max_attempts=settings.consumer_max_attempts,
+                batch_size=settings.consumer_batch_size,
+            )
+            for handler in handlers
+        ]
+        self._tasks: list[asyncio.Task] = []
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """The unit of work: business rows and outbox rows commit together, then the relay is woken."""
+        async with self.db.transaction() as session:
+            yield session
+        self.relay.wake()
+
+    async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
+        if self.settings.run_outbox_relay if relay is None else relay:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.settings.service_name}-relay"))
+        if self.settings.run_consumers if consumers is None else consumers:
+            for consumer in self.consumers:
+                self._tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.handler.name}"))
+
+    async def stop(self) -> None:
+        self.relay.stop()
+        for consumer in self.consumers:
+            consumer.stop()
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.publisher.stop()
+        await self.db.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        """Database down: not ready. Broker down: degraded, still ready, because writes go to the outbox."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.db.ping(), 2.0)
+            checks["database"] = "ok"
+        except Exception:
+            checks["database"] = "unavailable"
+        checks["broker"] = "ok" if await self.publisher.ready(2.0) else "degraded"
+        return checks
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    version: str = "0.1.0",
+    routers: Iterable[APIRouter] = (),
+    description: str = "",
+    start_background: bool = True,
+) -> FastAPI:
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        configure_logging(settings.service_name, settings.log_level, settings.log_json)
+        if start_background:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_middleware(CorrelationAndMetricsMiddleware, service=settings.service_name)
+    install_problem_handlers(app)
+    app.include_router(health_router(runtime.readiness))
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,67 @@
+"""Settings: one env prefix per service (PROFILE_, SCORING_...), Kafka settings shared (KAFKA_)."""
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Connection to any Kafka-protocol cluster. Everything managed-Kafka needs passes through."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = None
+    ssl_cafile: str | None = None
+    topic_partitions: int = 6
+    topic_replication_factor: int = 1
+    client_id_prefix: str = "crm"
+    topic_prefix: str = ""
+
+    def physical(self, topic: str) -> str:
+        """The cluster's name for a logical topic: several environments can share one cluster."""
+        return self.topic_prefix + topic
+
+    def logical(self, physical_topic: str) -> str:
+        if self.topic_prefix and physical_topic.startswith(self.topic_prefix):
+            return physical_topic[len(self.topic_prefix):]
+        return physical_topic
+
+    def client_options(self) -> dict:
+        """Keyword arguments accepted by every aiokafka client."""
+        options: dict = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_plain_username
+            options["sasl_plain_password"] = self.sasl_plain_password
+        if self.ssl_cafile:
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        return options
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's settings; subclasses set env_prefix and defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = "sqlite:///var/service.db"
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    run_outbox_relay: bool = True
+    run_consumers: bool = True
+    outbox_poll_interval_s: float = 0.2
+    outbox_batch_size: int = 500
+    consumer_max_attempts: int = 5
+    consumer_batch_size: int = 500
+    log_level: str = "INFO"
+    log_json: bool = True
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -1,0 +1,188 @@
+"""Pytest plugin shared by every service's tests: a real broker, fresh databases, Kafka readers.
+
+Load with `pytest -p crm_common.testing` (the Makefile does). PostgreSQL comes from
+TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres); with
+REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping its tests.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+
+from crm_common.broker import LocalBroker
+from crm_common.bus import ensure_topics
+from crm_common.events.envelope import EventEnvelope, decode_envelope
+from crm_common.events.topics import ALL_TOPICS
+from crm_common.settings import KafkaSettings
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", "test-output"))
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+
+
+async def _postgres_reachable(url: str) -> bool:
+    try:
+        connection = await asyncpg.connect(url, timeout=3)
+    except Exception:
+        return False
+    await connection.close()
+    return True
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+class DatabaseFactory:
+    """Makes a fresh, empty database of either kind; drops them all at the end of the session."""
+
+    def __init__(self, tmp_dir: Path, postgres_url: str, postgres_ok: bool):
+        self.tmp_dir = tmp_dir
+        self.postgres_url = postgres_url
+        self.postgres_ok = postgres_ok
+        self.created: list[str] = []
+
+    async def create(self, kind: str, label: str = "t") -> str:
+        name = f"crm_{label}_{uuid.uuid4().hex[:10]}"
+        if kind == "sqlite":
+            return f"sqlite:///{self.tmp_dir / (name + '.db')}"
+        if kind != "postgres":
+            raise ValueError(kind)
+        if not self.postgres_ok:
+            pytest.skip("PostgreSQL not reachable (set TEST_POSTGRES_URL)")
+        connection = await asyncpg.connect(self.postgres_url)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        self.created.append(name)
+        return _with_database(self.postgres_url, name)
+
+    async def drop_all(self) -> None:
+        if not self.created:
+            return
+        connection = await asyncpg.connect(self.postgres_url)
+        try:
+            for name in self.created:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+@pytest.fixture(scope="session")
+def local_broker() -> LocalBroker | None:
+    """The broker this test session started, for pause/resume; None when an external one is used."""
+    if os.environ.get("TEST_KAFKA_BOOTSTRAP"):
+        yield None
+        return
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    broker = LocalBroker(log_path=OUTPUT_DIR / "tansu.log").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(local_broker) -> str:
+    return os.environ.get("TEST_KAFKA_BOOTSTRAP") or local_broker.bootstrap
+
+
+@pytest_asyncio.fixture
+async def kafka_settings(kafka_bootstrap) -> KafkaSettings:
+    """Settings with a topic prefix of this test's own, its topics created: tests never see each other's events."""
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:8]}.", topic_partitions=3)
+    await ensure_topics(settings, ALL_TOPICS)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    ok = asyncio.run(_postgres_reachable(postgres_admin_url()))
+    if not ok and os.environ.get("REQUIRE_POSTGRES") == "1":
+        pytest.exit(f"PostgreSQL required but not reachable at {postgres_admin_url()}", returncode=3)
+    return ok
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory, postgres_available) -> DatabaseFactory:
+    factory = DatabaseFactory(tmp_path_factory.mktemp("sqlite"), postgres_admin_url(), postgres_available)
+    yield factory
+    asyncio.run(factory.drop_all())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_kind(request) -> str:
+    return request.param
+
+
+async def read_events(
+    kafka: KafkaSettings, topic: str, *, count: int, timeout_s: float = 20.0, predicate=None
+) -> list[EventEnvelope]:
+    """Read `count` matching events from the start of a logical topic with a throwaway group."""
+    consumer = AIOKafkaConsumer(
+        kafka.physical(topic),
+        **kafka.client_options(),
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[EventEnvelope] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(found) < count and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    envelope = decode_envelope(record.value)
+                    if predicate is None or predicate(envelope):
+                        found.append(envelope)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def read_raw(kafka: KafkaSettings, topic: str, *, count: int, timeout_s: float = 20.0) -> list:
+    """Raw records (value, key, headers) from a logical topic, e.g. a dead-letter topic."""
+    consumer = AIOKafkaConsumer(
+        kafka.physical(topic),
+        **kafka.client_options(),
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(found) < count and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found.extend(records)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def wait_until(condition, timeout_s: float = 20.0, interval_s: float = 0.1):
+    """Poll an async condition until it returns a truthy value; fail the test on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s (last value {value!r})")
+        await asyncio.sleep(interval_s)
