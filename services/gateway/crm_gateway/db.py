@@ -1,0 +1,18 @@
+"""The gateway's own small database: outbox/inbox (shared tables) and the ids of ingested events."""
+from __future__ import annotations
+
+from sqlalchemy import Column, MetaData, String, Table
+
+from crm_common.db import UTCDateTime
+
+metadata = MetaData()
+
+ingested_events = Table(
+    "ingested_events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("event_type", String(100), nullable=False),
+    Column("customer_id", String(200), nullable=False),
+    Column("producer", String(100), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False, index=True),
+)

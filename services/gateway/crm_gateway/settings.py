@@ -1,0 +1,106 @@
+"""Gateway settings (env prefix GATEWAY_); complex values are JSON in the environment."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from crm_common.auth import ApiKeyStore, JWTVerifier, KeySet, SigningKey, signing_key_from_config
+from crm_common.settings import ServiceSettings
+
+DEV_SECRET = "dev-only-insecure-secret-change-me"
+DEV_KEY = {"kid": "dev-1", "alg": "HS256", "secret": DEV_SECRET}
+
+# role -> (tokens per second, burst)
+DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
+    "anonymous": (1.0, 10.0),
+    "customer": (5.0, 30.0),
+    "account_manager": (20.0, 100.0),
+    "agent": (30.0, 150.0),
+    "tms": (100.0, 500.0),
+    "admin": (50.0, 300.0),
+}
+
+DEMO_USERS: list[dict[str, Any]] = [
+    {"username": "agent", "role": "agent", "name": "Li Na (call center)", "team": "hotline"},
+    {"username": "manager", "role": "account_manager", "name": "Wang Wei (account manager)", "team": "key-accounts"},
+    {"username": "admin", "role": "admin", "name": "Admin"},
+]
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    service_name: str = "gateway"
+    database_url: str = "sqlite:///var/gateway.db"
+    run_consumers: bool = False
+    environment: Literal["development", "production"] = "development"
+
+    # upstreams
+    profile_url: str = "http://127.0.0.1:8001"
+    scoring_url: str = "http://127.0.0.1:8002"
+    complaints_url: str = "http://127.0.0.1:8003"
+    notifications_url: str = "http://127.0.0.1:8004"
+    upstream_connect_timeout_s: float = 2.0
+    upstream_timeout_s: float = 10.0
+    upstream_retries: int = 2
+    upstream_retry_backoff_s: float = 0.1
+    upstream_max_connections: int = 100
+    upstream_max_keepalive: int = 20
+    aggregate_timeout_s: float = 3.0
+
+    # authentication
+    jwt_issuer: str = "crm-dev"
+    jwt_audience: str = "crm-gateway"
+    jwt_keys: list[dict[str, Any]] = Field(default_factory=lambda: [dict(DEV_KEY)])
+    jwt_signing_key: dict[str, Any] | None = Field(default_factory=lambda: dict(DEV_KEY))
+    jwt_allowed_algorithms: list[str] = Field(default_factory=lambda: ["HS256", "RS256", "ES256", "EdDSA"])
+    jwt_leeway_s: float = 30.0
+    token_ttl_s: int = 8 * 3600
+    api_keys: list[dict[str, Any]] = Field(default_factory=list)
+
+    # rate limits: role -> [tokens per second, burst]
+    rate_limits: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_limit_enabled: bool = True
+
+    # ingestion
+    ingest_max_batch: int = 500
+    ingest_max_body_bytes: int = 5_000_000
+
+    # console
+    demo_login: bool = True
+    demo_users: list[dict[str, Any]] = Field(default_factory=lambda: [dict(u) for u in DEMO_USERS])
+    demo_customer_id: str | None = None
+
+    def upstream_urls(self) -> dict[str, str]:
+        return {
+            "profile": self.profile_url,
+            "scoring": self.scoring_url,
+            "complaints": self.complaints_url,
+            "notifications": self.notifications_url,
+        }
+
+    def key_set(self) -> KeySet:
+        return KeySet.from_config(self.jwt_keys)
+
+    def verifier(self) -> JWTVerifier:
+        if self.environment == "production" and any(k.get("secret") == DEV_SECRET for k in self.jwt_keys):
+            raise RuntimeError("the development JWT secret must not be used in production (set GATEWAY_JWT_KEYS)")
+        return JWTVerifier(
+            self.key_set(),
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            allowed_algorithms=self.jwt_allowed_algorithms,
+            leeway_s=self.jwt_leeway_s,
+        )
+
+    def signing_key(self) -> SigningKey | None:
+        return signing_key_from_config(self.jwt_signing_key) if self.jwt_signing_key else None
+
+    def api_key_store(self) -> ApiKeyStore:
+        return ApiKeyStore.from_config(self.api_keys)
+
+    @property
+    def demo_login_enabled(self) -> bool:
+        return self.environment == "development" and self.demo_login
