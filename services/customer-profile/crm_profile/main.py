@@ -1,23 +1,39 @@
 """ASGI entry point: `uvicorn crm_profile.main:app` (or `create_app(settings)` in tests)."""
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from sqlalchemy.orm.exc import StaleDataError
 
+from crm_common.problems import Problem, problem_response
 from crm_common.runtime import ServiceRuntime, create_service_app
+from crm_profile.customers.api import contacts_router
 from crm_profile.customers.api import router as customers_router
 from crm_profile.settings import ProfileSettings
 
 
+def build_runtime(settings: ProfileSettings | None = None) -> ServiceRuntime:
+    """The profile service consumes no events: the runtime is the database, the outbox and its relay."""
+    return ServiceRuntime(settings or ProfileSettings())
+
+
 def create_app(settings: ProfileSettings | None = None, *, start_background: bool = True) -> FastAPI:
-    settings = settings or ProfileSettings()
-    runtime = ServiceRuntime(settings)
-    return create_service_app(
+    runtime = build_runtime(settings)
+    app = create_service_app(
         runtime,
         title="Customer profile",
-        description="The customer master record of the 3PL CRM.",
-        routers=[customers_router],
+        description="The customer master record of the 3PL CRM: customers, contacts, addresses, interactions, "
+        "duplicate detection and merge, privacy export and erasure.",
+        routers=[customers_router, contacts_router],
         start_background=start_background,
     )
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError):  # a concurrent writer won between our read and write
+        return problem_response(
+            Problem(412, "Precondition failed", "The record changed while your update was applied; read it again."), request
+        )
+
+    return app
 
 
 def __getattr__(name: str):

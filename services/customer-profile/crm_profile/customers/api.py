@@ -1,20 +1,233 @@
-from fastapi import APIRouter, Request
+"""HTTP resources: thin wrappers over `service` and `privacy`. Reads carry an ETag (the version);
+PATCH and DELETE need If-Match (missing -> 428, stale -> 412)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from crm_common.runtime import runtime_of
-from crm_profile.customers import service
-from crm_profile.customers.schemas import CustomerCreate, CustomerOut
+from crm_profile.customers import privacy, service
+from crm_profile.customers.schemas import (
+    AddressIn,
+    AddressOut,
+    AddressPatch,
+    ContactIn,
+    ContactOut,
+    ContactPatch,
+    CustomerCreate,
+    CustomerOut,
+    CustomerPage,
+    CustomerPatch,
+    CustomerStatus,
+    EraseOut,
+    InteractionIn,
+    InteractionOut,
+    InteractionPage,
+    MergeIn,
+    MergeOut,
+)
 
 router = APIRouter(prefix="/customers", tags=["customers"])
+contacts_router = APIRouter(prefix="/contacts", tags=["privacy"])
+
+IfMatch = Annotated[str | None, Header(alias="If-Match", description="ETag from your last read.")]
+Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
+Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+def _with_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = service.etag(version)
+
+
+# --- customers --------------------------------------------------------------------------------
 
 
 @router.post("", status_code=201, response_model=CustomerOut)
-async def create_customer(data: CustomerCreate, request: Request):
+async def create_customer(data: CustomerCreate, request: Request, response: Response):
     async with runtime_of(request).transaction() as session:
         customer = await service.create_customer(session, data)
-        return CustomerOut.model_validate(customer)
+        body = CustomerOut.model_validate(customer)
+    _with_etag(response, body.version)
+    response.headers["Location"] = f"/customers/{body.id}"
+    return body
+
+
+@router.get("", response_model=CustomerPage)
+async def list_customers(
+    request: Request,
+    status: Annotated[CustomerStatus | None, Query()] = None,
+    industry: Text = None,
+    region: Text = None,
+    account_manager: Text = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    limit: Limit = service.DEFAULT_PAGE,
+    cursor: Cursor = None,
+):
+    async with runtime_of(request).db.sessions() as session:
+        rows, next_cursor = await service.list_customers(
+            session, status=status, industry=industry, region=region, account_manager=account_manager, tag=tag, limit=limit, cursor=cursor
+        )
+        return CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/search", response_model=CustomerPage)
+async def search_customers(
+    request: Request,
+    q: Text = None,
+    name: Text = None,
+    phone: Annotated[str | None, Query(max_length=40)] = None,
+    email: Annotated[str | None, Query(max_length=254)] = None,
+    tax_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Limit = service.DEFAULT_PAGE,
+    cursor: Cursor = None,
+):
+    async with runtime_of(request).db.sessions() as session:
+        rows, next_cursor = await service.search_customers(
+            session, q=q, name=name, phone=phone, email=email, tax_id=tax_id, limit=limit, cursor=cursor
+        )
+        return CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/{customer_id}", response_model=CustomerOut)
-async def get_customer(customer_id: str, request: Request):
+async def get_customer(customer_id: str, request: Request, response: Response):
     async with runtime_of(request).db.sessions() as session:
-        return CustomerOut.model_validate(await service.get_customer(session, customer_id))
+        body = CustomerOut.model_validate(await service.get_customer(session, customer_id))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.patch("/{customer_id}", response_model=CustomerOut)
+async def patch_customer(customer_id: str, patch: CustomerPatch, request: Request, response: Response, if_match: IfMatch = None):
+    async with runtime_of(request).transaction() as session:
+        body = CustomerOut.model_validate(await service.update_customer(session, customer_id, patch, if_match))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.post("/{survivor_id}/merge", response_model=MergeOut)
+async def merge_customers(survivor_id: str, data: MergeIn, request: Request, response: Response, if_match: IfMatch = None):
+    """Fold `merged_id` into this customer. If-Match (the survivor's ETag) is checked when sent."""
+    async with runtime_of(request).transaction() as session:
+        result = await service.merge_customers(session, survivor_id, data.merged_id, if_match)
+        body = MergeOut(**(result | {"survivor": CustomerOut.model_validate(result["survivor"])}))
+    _with_etag(response, body.survivor.version)
+    return body
+
+
+# --- contacts ---------------------------------------------------------------------------------
+
+
+@router.get("/{customer_id}/contacts", response_model=list[ContactOut])
+async def list_contacts(customer_id: str, request: Request):
+    async with runtime_of(request).db.sessions() as session:
+        customer = await service.get_customer(session, customer_id)
+        return [ContactOut.model_validate(c) for c in customer.contacts]
+
+
+@router.post("/{customer_id}/contacts", status_code=201, response_model=ContactOut)
+async def add_contact(customer_id: str, data: ContactIn, request: Request, response: Response):
+    async with runtime_of(request).transaction() as session:
+        body = ContactOut.model_validate(await service.add_contact(session, customer_id, data))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.get("/{customer_id}/contacts/{contact_id}", response_model=ContactOut)
+async def get_contact(customer_id: str, contact_id: str, request: Request, response: Response):
+    async with runtime_of(request).db.sessions() as session:
+        await service.get_customer(session, customer_id)
+        body = ContactOut.model_validate(await service.get_contact(session, contact_id, customer_id))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.patch("/{customer_id}/contacts/{contact_id}", response_model=ContactOut)
+async def patch_contact(customer_id: str, contact_id: str, patch: ContactPatch, request: Request, response: Response, if_match: IfMatch = None):
+    async with runtime_of(request).transaction() as session:
+        body = ContactOut.model_validate(await service.update_contact(session, customer_id, contact_id, patch, if_match))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.delete("/{customer_id}/contacts/{contact_id}", status_code=204)
+async def delete_contact(customer_id: str, contact_id: str, request: Request, if_match: IfMatch = None):
+    async with runtime_of(request).transaction() as session:
+        await service.delete_contact(session, customer_id, contact_id, if_match)
+    return Response(status_code=204)
+
+
+# --- addresses --------------------------------------------------------------------------------
+
+
+@router.get("/{customer_id}/addresses", response_model=list[AddressOut])
+async def list_addresses(customer_id: str, request: Request):
+    async with runtime_of(request).db.sessions() as session:
+        customer = await service.get_customer(session, customer_id)
+        return [AddressOut.model_validate(a) for a in customer.addresses]
+
+
+@router.post("/{customer_id}/addresses", status_code=201, response_model=AddressOut)
+async def add_address(customer_id: str, data: AddressIn, request: Request, response: Response):
+    async with runtime_of(request).transaction() as session:
+        body = AddressOut.model_validate(await service.add_address(session, customer_id, data))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.get("/{customer_id}/addresses/{address_id}", response_model=AddressOut)
+async def get_address(customer_id: str, address_id: str, request: Request, response: Response):
+    async with runtime_of(request).db.sessions() as session:
+        body = AddressOut.model_validate(await service.get_address(session, customer_id, address_id))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.patch("/{customer_id}/addresses/{address_id}", response_model=AddressOut)
+async def patch_address(customer_id: str, address_id: str, patch: AddressPatch, request: Request, response: Response, if_match: IfMatch = None):
+    async with runtime_of(request).transaction() as session:
+        body = AddressOut.model_validate(await service.update_address(session, customer_id, address_id, patch, if_match))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.delete("/{customer_id}/addresses/{address_id}", status_code=204)
+async def delete_address(customer_id: str, address_id: str, request: Request, if_match: IfMatch = None):
+    async with runtime_of(request).transaction() as session:
+        await service.delete_address(session, customer_id, address_id, if_match)
+    return Response(status_code=204)
+
+
+# --- interactions -----------------------------------------------------------------------------
+
+
+@router.get("/{customer_id}/interactions", response_model=InteractionPage)
+async def list_interactions(customer_id: str, request: Request, limit: Limit = service.DEFAULT_PAGE, cursor: Cursor = None):
+    async with runtime_of(request).db.sessions() as session:
+        rows, next_cursor = await service.list_interactions(session, customer_id, limit=limit, cursor=cursor)
+        return InteractionPage(items=[InteractionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post("/{customer_id}/interactions", status_code=201, response_model=InteractionOut)
+async def add_interaction(customer_id: str, data: InteractionIn, request: Request):
+    async with runtime_of(request).transaction() as session:
+        return InteractionOut.model_validate(await service.add_interaction(session, customer_id, data))
+
+
+# --- privacy ----------------------------------------------------------------------------------
+
+
+@contacts_router.get("/{contact_id}/export")
+async def export_contact(contact_id: str, request: Request):
+    """Everything held on this person, as JSON."""
+    async with runtime_of(request).db.sessions() as session:
+        data = await privacy.export_contact(session, contact_id)
+    return data
+
+
+@contacts_router.post("/{contact_id}/erase", response_model=EraseOut)
+async def erase_contact(contact_id: str, request: Request):
+    """Replace the person's data by a tombstone everywhere in this service and emit CustomerErased."""
+    async with runtime_of(request).transaction() as session:
+        return EraseOut(**await privacy.erase_contact(session, contact_id))
