@@ -1,0 +1,1 @@
+"""Scoring service: customer value, ABC class, RFM, loyalty, satisfaction, credit, churn and lifetime value."""

@@ -1,0 +1,1 @@
+"""Pure scoring math: no database, no I/O."""

@@ -1,0 +1,119 @@
+"""Scoring settings (env prefix SCORING_). Weights that do not add up to 1 are refused at start-up."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from crm_common.settings import ServiceSettings
+
+_TOLERANCE = 1e-6
+
+
+def _check_weights(name: str, weights: dict[str, float], expected: set[str]) -> dict[str, float]:
+    unknown = set(weights) - expected
+    missing = expected - set(weights)
+    if unknown or missing:
+        raise ValueError(f"{name}: expected keys {sorted(expected)}, unknown {sorted(unknown)}, missing {sorted(missing)}")
+    if any(w < 0 for w in weights.values()):
+        raise ValueError(f"{name}: weights must be >= 0")
+    total = sum(weights.values())
+    if abs(total - 1.0) > _TOLERANCE:
+        raise ValueError(f"{name}: weights add up to {total:.6f}, not 1")
+    return weights
+
+
+LOYALTY_KEYS = {"repeat_rate", "tenure", "regularity", "share_of_wallet", "satisfaction"}
+SATISFACTION_KEYS = {"on_time", "damage_loss", "complaints", "resolution", "survey"}
+CURRENT_VALUE_KEYS = {"revenue", "margin", "order_size", "continuity"}
+POTENTIAL_VALUE_KEYS = {"growth", "cross_sell", "wallet_room", "lifetime_value"}
+
+
+class AbcCutoffs(BaseModel):
+    """Shares of customers (ranked by contribution) in A, B and C; D is the rest."""
+
+    a: float = Field(0.01, gt=0, lt=1)
+    b: float = Field(0.04, ge=0, lt=1)
+    c: float = Field(0.15, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "AbcCutoffs":
+        if self.a + self.b + self.c >= 1:
+            raise ValueError("ABC cut-offs: A + B + C must leave room for D (sum < 1)")
+        return self
+
+
+class ScoringSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore", env_nested_delimiter="__")
+
+    service_name: str = "scoring"
+    database_url: str = "sqlite:///var/scoring.db"
+    port: int = 8002
+
+    currency: str = Field("CNY", min_length=3, max_length=3)
+    abc_basis: Literal["revenue", "margin"] = "revenue"
+    abc_cutoffs: AbcCutoffs = Field(default_factory=AbcCutoffs)
+    window_days: int = Field(365, ge=30, description="Rolling window of current value, RFM frequency/monetary.")
+    default_margin_rate: float = Field(0.15, ge=0, le=1, description="Margin share assumed when an order carries neither margin nor cost.")
+
+    loyalty_weights: dict[str, float] = Field(
+        default_factory=lambda: {"repeat_rate": 0.25, "tenure": 0.2, "regularity": 0.25, "share_of_wallet": 0.15, "satisfaction": 0.15}
+    )
+    satisfaction_weights: dict[str, float] = Field(
+        default_factory=lambda: {"on_time": 0.3, "damage_loss": 0.2, "complaints": 0.2, "resolution": 0.15, "survey": 0.15}
+    )
+    current_value_weights: dict[str, float] = Field(
+        default_factory=lambda: {"revenue": 0.4, "margin": 0.3, "order_size": 0.1, "continuity": 0.2}
+    )
+    potential_value_weights: dict[str, float] = Field(
+        default_factory=lambda: {"growth": 0.3, "cross_sell": 0.2, "wallet_room": 0.2, "lifetime_value": 0.3}
+    )
+    tenure_full_days: int = Field(730, ge=1, description="Tenure at which the tenure component reaches 1.")
+    matrix_threshold: float = Field(50.0, ge=0, le=100, description="High/low split of 0-100 scores in the matrices.")
+
+    # credit
+    default_days: int = Field(90, ge=1, description="Days overdue that make an invoice a default.")
+    # churn
+    churn_horizon_days: int = Field(90, ge=1)
+    clv_horizon_days: int = Field(365, ge=1)
+    p_alive_high_risk: float = Field(0.3, ge=0, le=1)
+    p_alive_medium_risk: float = Field(0.6, ge=0, le=1)
+    frequency_drop_ratio: float = Field(0.5, gt=0, lt=1, description="Recent order rate below this share of the customer's own rate is a signal.")
+    satisfaction_drop_points: float = Field(15.0, ge=0)
+    complaint_sla_hours: dict[str, float] = Field(default_factory=lambda: {"P1": 24, "P2": 48, "P3": 72, "P4": 120})
+    # outputs
+    score_step: float = Field(5.0, gt=0, description="CustomerScored only when a 0-100 score moves at least this much.")
+    recompute_interval_s: float = Field(86400.0, gt=0, description="Nightly population recompute interval.")
+    run_scheduler: bool = True
+
+    @field_validator("loyalty_weights")
+    @classmethod
+    def _loyalty(cls, v):
+        return _check_weights("loyalty_weights", v, LOYALTY_KEYS)
+
+    @field_validator("satisfaction_weights")
+    @classmethod
+    def _satisfaction(cls, v):
+        return _check_weights("satisfaction_weights", v, SATISFACTION_KEYS)
+
+    @field_validator("current_value_weights")
+    @classmethod
+    def _current(cls, v):
+        return _check_weights("current_value_weights", v, CURRENT_VALUE_KEYS)
+
+    @field_validator("potential_value_weights")
+    @classmethod
+    def _potential(cls, v):
+        return _check_weights("potential_value_weights", v, POTENTIAL_VALUE_KEYS)
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @model_validator(mode="after")
+    def _risk_order(self) -> "ScoringSettings":
+        if self.p_alive_high_risk > self.p_alive_medium_risk:
+            raise ValueError("p_alive_high_risk must be <= p_alive_medium_risk")
+        return self

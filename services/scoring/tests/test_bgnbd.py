@@ -1,0 +1,68 @@
+"""BG/NBD: closed forms on hand-computed cases, and parameter recovery from simulated data."""
+import math
+
+import numpy as np
+import pytest
+
+from crm_scoring.model import bgnbd
+from crm_scoring.model.bgnbd import BgNbdParams
+
+
+def test_p_alive_matches_hand_computed_closed_form():
+    params = BgNbdParams(r=1.0, alpha=2.0, a=1.0, b=3.0)
+    # odds = a/(b+x-1) * ((alpha+T)/(alpha+t_x))^(r+x) = 1/4 * (8/6)^3 = 16/27  ->  P = 27/43
+    assert bgnbd.p_alive(params, [2], [4.0], [6.0])[0] == pytest.approx(27 / 43, rel=1e-12)
+    # no repeat purchase: the customer cannot have dropped out yet
+    assert bgnbd.p_alive(params, [0], [0.0], [6.0])[0] == 1.0
+    other = BgNbdParams(r=0.5, alpha=1.0, a=2.0, b=2.0)
+    # odds = 2/2 * (4/2)^1.5 = 2*sqrt(2)
+    assert bgnbd.p_alive(other, [1], [1.0], [3.0])[0] == pytest.approx(1 / (1 + 2 * math.sqrt(2)), rel=1e-12)
+
+
+def test_p_alive_falls_as_the_silence_grows():
+    params = BgNbdParams(r=0.8, alpha=6.0, a=0.9, b=3.0)
+    values = bgnbd.p_alive(params, [5, 5, 5], [20.0, 20.0, 20.0], [21.0, 40.0, 80.0])
+    assert values[0] > values[1] > values[2]
+
+
+def test_log_likelihood_hand_computed():
+    params = BgNbdParams(r=1.0, alpha=2.0, a=1.0, b=3.0)
+    # x = 0: L = (alpha/(alpha+T))^r
+    assert bgnbd.individual_log_likelihood(params, [0], [0.0], [6.0])[0] == pytest.approx(math.log(2 / 8))
+    # x = 1, t_x = 2, T = 6, r = a = 1: L = B(1,4)/B(1,3) * 1*2/(8^2) + B(2,3)/B(1,3) * 2/(4^2)
+    b = lambda p, q: math.gamma(p) * math.gamma(q) / math.gamma(p + q)  # noqa: E731
+    expected = b(1, 4) / b(1, 3) * 2 / 64 + b(2, 3) / b(1, 3) * 2 / 16
+    assert bgnbd.individual_log_likelihood(params, [1], [2.0], [6.0])[0] == pytest.approx(math.log(expected))
+
+
+def test_conditional_expectation_of_a_fresh_customer_is_the_unconditional_one():
+    params = BgNbdParams(r=0.8, alpha=6.0, a=1.4, b=3.0)
+    for t in (1.0, 10.0, 52.0):
+        assert bgnbd.conditional_expected_purchases(params, t, [0], [0.0], [0.0])[0] == pytest.approx(bgnbd.expected_purchases(params, t))
+
+
+def test_expected_purchases_agree_with_simulation():
+    params = BgNbdParams(r=0.8, alpha=6.0, a=1.4, b=3.0)
+    rng = np.random.default_rng(11)
+    T = np.full(100_000, 30.0)
+    x, _ = bgnbd.simulate(params, T, rng=rng)
+    assert x.mean() == pytest.approx(float(bgnbd.expected_purchases(params, 30.0)), rel=0.03)
+
+
+@pytest.mark.parametrize("true, seed", [(BgNbdParams(r=0.8, alpha=6.0, a=0.9, b=3.0), 0), (BgNbdParams(r=0.24, alpha=4.41, a=0.79, b=2.43), 1)])
+def test_fit_recovers_known_parameters_within_ten_percent(true, seed):
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(30, 80, 20_000)
+    x, t_x = bgnbd.simulate(true, T, rng=rng)
+    fitted = bgnbd.fit(x, t_x, T)
+    for name, value in true.as_dict().items():
+        assert getattr(fitted.params, name) == pytest.approx(value, rel=0.10), name
+    # the fit is a maximum: the true parameters are no better
+    assert fitted.log_likelihood >= bgnbd.log_likelihood(true, x, t_x, T) - 1e-6
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError):
+        bgnbd.p_alive(BgNbdParams(1, 1, 1, 1), [1], [5.0], [3.0])
+    with pytest.raises(ValueError):
+        bgnbd.fit([], [], [])

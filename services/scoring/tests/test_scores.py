@@ -1,0 +1,93 @@
+"""Per-customer scores, matrices, tier and the settings validation."""
+import pytest
+from pydantic import ValidationError
+
+from crm_scoring.model import scores as sc
+from crm_scoring.settings import ScoringSettings
+
+W = ScoringSettings().loyalty_weights
+S = ScoringSettings().satisfaction_weights
+
+
+def test_loyalty_hand_computed_and_unknown_parts_left_out():
+    # 5 orders: repeat 4/5; tenure 365/730; gaps cv 0.2 -> regularity 0.8; wallet unknown; satisfaction 90
+    result = sc.loyalty(5, 365, 0.2, None, 90.0, W, 730)
+    expected = (0.25 * 0.8 + 0.2 * 0.5 + 0.25 * 0.8 + 0.15 * 0.9) / (1 - 0.15) * 100
+    assert result.value == pytest.approx(expected, abs=0.01)
+    assert "share_of_wallet" not in result.inputs["weights"]
+    assert "repeat" in result.explanation
+    assert sc.loyalty(0, 0, None, None, None, W).value == 0.0
+
+
+def test_satisfaction_components():
+    # 100 shipments, 80 with a promise of which 72 on time, 2 damaged, 3 complaints, 2 resolved within SLA, survey 4/5
+    result = sc.satisfaction(100, 80, 72, 2, 3, 2, 4.0, S)
+    c = result.inputs["components"]
+    assert c == {"on_time": 0.9, "damage_loss": 0.8, "complaints": 0.7, "resolution": pytest.approx(0.6667, abs=1e-4), "survey": 0.75}
+    expected = 100 * (0.3 * 0.9 + 0.2 * 0.8 + 0.2 * 0.7 + 0.15 * 2 / 3 + 0.15 * 0.75)
+    assert result.value == pytest.approx(expected, abs=0.01)
+    assert sc.satisfaction(0, 0, 0, 0, 0, 0, None, S).value is None
+
+
+@pytest.mark.parametrize(
+    "args,grade",
+    [
+        ((10, 10, 10, 0, 0, 0.0, 100000.0), "A"),
+        ((10, 9, 8, 0, 0, 0.0, None), "B"),
+        ((0, 0, 0, 0, 0, 0.0, None), "B"),
+        ((10, 10, 6, 0, 0, 0.0, None), "C"),  # 60% on time
+        ((10, 10, 10, 45, 0, 500.0, None), "C"),  # 45 days overdue
+        ((10, 10, 10, 0, 0, 1500.0, 1000.0), "C"),  # over the credit limit
+        ((10, 9, 9, 120, 0, 500.0, None), "D"),  # 120 days overdue: serious default
+        ((10, 10, 8, 0, 2, 0.0, None), "D"),  # two past defaults
+    ],
+)
+def test_credit_grade_rules(args, grade):
+    result = sc.credit_grade(*args)
+    assert result.value == grade
+    assert result.explanation.startswith(grade)
+
+
+def test_churn_signals_and_risk():
+    # 40 order days over 400 days of history -> 9 expected in 90 days, 2 seen: the frequency dropped
+    signals = sc.churn_signals(2, 40, 400, 1, 80.0, 60.0)
+    assert signals == ["ordering_frequency_dropped", "open_complaint_past_sla", "satisfaction_falling"]
+    assert sc.churn_signals(9, 40, 400, 0, 80.0, 79.0) == []
+    assert sc.churn_risk(0.2, 0.1, []).value == "high"
+    assert sc.churn_risk(0.9, 3.0, signals[:1]).value == "medium"
+    assert sc.churn_risk(0.9, 3.0, signals[:2]).value == "high"
+    assert sc.churn_risk(0.9, 3.0, []).value == "low"
+    assert sc.churn_risk(None, None, []).value == "low"
+
+
+def test_matrices_and_tier():
+    assert sc.value_loyalty_cell(80, 20) == "win_loyalty"
+    assert sc.credit_loyalty_cell("A", 70) == "gold"
+    assert sc.credit_loyalty_cell("B", 30) == "to_develop"
+    assert sc.credit_loyalty_cell("C", 70) == "to_watch"
+    assert sc.credit_loyalty_cell("D", 10) == "to_drop"
+    assert sc.value_matrix_cell(70, 70) == "important"
+    assert sc.value_matrix_cell(70, 10) == "big"
+    assert sc.value_matrix_cell(10, 70) == "medium"
+    assert sc.value_matrix_cell(10, 10) == "small"
+    assert sc.tier("A", "high", 5).value == "key_account"
+    assert sc.tier("B", "high", 5).value == "at_risk"
+    assert sc.tier("D", "low", 5).value == "small"
+    assert sc.tier("C", "medium", 5).value == "ordinary"
+
+
+def test_weights_that_do_not_add_up_are_refused():
+    with pytest.raises(ValidationError, match="add up"):
+        ScoringSettings(loyalty_weights={"repeat_rate": 0.5, "tenure": 0.2, "regularity": 0.25, "share_of_wallet": 0.15, "satisfaction": 0.15})
+    with pytest.raises(ValidationError, match="missing"):
+        ScoringSettings(satisfaction_weights={"on_time": 1.0})
+    with pytest.raises(ValidationError, match="room for D"):
+        ScoringSettings(abc_cutoffs={"a": 0.5, "b": 0.3, "c": 0.3})
+
+
+def test_weights_from_the_environment_are_checked_at_start_up(monkeypatch):
+    monkeypatch.setenv("SCORING_CURRENT_VALUE_WEIGHTS", '{"revenue": 0.5, "margin": 0.5, "order_size": 0.5, "continuity": 0.5}')
+    with pytest.raises(ValidationError, match="add up to 2"):
+        ScoringSettings()
+    monkeypatch.setenv("SCORING_CURRENT_VALUE_WEIGHTS", '{"revenue": 0.25, "margin": 0.25, "order_size": 0.25, "continuity": 0.25}')
+    assert ScoringSettings().current_value_weights["revenue"] == 0.25
