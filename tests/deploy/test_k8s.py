@@ -1,0 +1,210 @@
+"""deploy/k8s: every manifest parses and passes the Kubernetes schema (kubernetes-validate, strict),
+kustomizations reference existing files, and the operational rules hold in the rendered overlays."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import kubernetes_validate
+import pytest
+
+from deploy_support import (
+    K8S,
+    K8S_VERSION,
+    REPO,
+    SERVICES,
+    SERVICE_BY_PREFIX,
+    kubectl,
+    kustomize_build,
+    load_yaml,
+    load_yaml_docs,
+    settings_class,
+    unknown_env_vars,
+)
+
+KUSTOMIZATIONS = sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
+OVERLAYS = ["dev", "prod"]
+
+
+def manifest_files():
+    return sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def test_generated_base_is_up_to_date():
+    result = subprocess.run([sys.executable, str(K8S / "generate.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_base_and_both_overlays_exist():
+    assert {p.relative_to(K8S).as_posix() for p in KUSTOMIZATIONS} >= {"base", "overlays/dev", "overlays/prod"}
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda p: p.relative_to(K8S).as_posix())
+def test_kustomization_references_existing_files(directory):
+    kustomization = load_yaml(directory / "kustomization.yaml")
+    assert kustomization["kind"] == "Kustomization"
+    referenced = list(kustomization.get("resources", []))
+    referenced += [p["path"] for p in kustomization.get("patches", []) if "path" in p]
+    referenced += kustomization.get("patchesStrategicMerge", [])
+    assert referenced
+    for ref in referenced:
+        target = (directory / ref).resolve()
+        assert target.exists(), f"{directory.relative_to(REPO)}: {ref} does not exist"
+        if target.is_dir():
+            assert (target / "kustomization.yaml").exists(), f"{ref}: a directory without kustomization.yaml"
+    # every manifest in the folder is used (no forgotten file)
+    used = {(directory / r).resolve() for r in referenced}
+    for path in directory.glob("*.yaml"):
+        assert path.name == "kustomization.yaml" or path.resolve() in used, f"{path.relative_to(REPO)} is not referenced"
+
+
+@pytest.mark.parametrize("path", manifest_files(), ids=lambda p: p.relative_to(K8S).as_posix())
+def test_every_manifest_file_parses_and_validates(path):
+    docs = load_yaml_docs(path)
+    assert docs, f"{path} is empty"
+    for doc in docs:
+        assert {"apiVersion", "kind", "metadata"} <= set(doc), f"{path}: not a Kubernetes object"
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_validator_rejects_a_broken_manifest():
+    """Guard against a validator that accepts anything (e.g. wrong schema dir)."""
+    broken = load_yaml_docs(K8S / "base" / "scoring.yaml")
+    deployment = next(d for d in broken if d["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request):
+    if kubectl() is None:
+        pytest.skip("kubectl not on PATH: the overlays cannot be rendered here (their files are still validated)")
+    return request.param, kustomize_build(K8S / "overlays" / request.param)
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def test_rendered_overlay_validates(rendered):
+    overlay, docs = rendered
+    assert len(docs) > 30
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"crm-dev" if overlay == "dev" else "crm"}
+
+
+def _partitions(docs) -> int:
+    kafka = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "crm-kafka")
+    return int(kafka["data"]["KAFKA_TOPIC_PARTITIONS"])
+
+
+def test_deployments_have_probes_resources_and_run_as_non_root(rendered):
+    _overlay, docs = rendered
+    for deployment in by_kind(docs, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            assert set(container["resources"]) == {"requests", "limits"}, deployment["metadata"]["name"]
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+            if container["args"] == ["api"]:
+                assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+                assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_every_service_has_api_hpa_pdb_and_migration_job(rendered):
+    _overlay, docs = rendered
+    deployments = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(docs, "HorizontalPodAutoscaler")}
+    jobs = {j["metadata"]["name"]: j for j in by_kind(docs, "Job")}
+    pdb_selectors = [p["spec"]["selector"]["matchLabels"] for p in by_kind(docs, "PodDisruptionBudget")]
+    for service in SERVICES:
+        api = deployments[f"crm-{service.folder}"]
+        assert f"crm-{service.folder}" in hpas, f"no HPA for the {service.folder} API"
+        if (service.path / "alembic.ini").exists():
+            job = jobs[f"crm-{service.folder}-migrate"]
+            assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+        if service.has("worker.py"):
+            assert f"crm-{service.folder}-worker" in deployments, f"{service.folder} has a worker module but no worker Deployment"
+        for deployment in [d for n, d in deployments.items() if n.startswith(f"crm-{service.folder}")]:
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            assert any(all(labels.get(k) == v for k, v in sel.items()) for sel in pdb_selectors), deployment["metadata"]["name"]
+        assert api["spec"]["template"]["spec"]["containers"][0]["args"] == ["api"]
+    topics = jobs["crm-topics"]["spec"]["template"]["spec"]["containers"][0]
+    assert topics["args"][0] == "topics"
+
+
+def test_consumer_replicas_are_bounded_by_partitions(rendered):
+    _overlay, docs = rendered
+    partitions = _partitions(docs)
+    assert partitions == 6
+    workers = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-worker")]
+    assert workers
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(docs, "HorizontalPodAutoscaler")}
+    for worker in workers:
+        name = worker["metadata"]["name"]
+        assert worker["spec"]["replicas"] <= partitions
+        assert hpas[name]["spec"]["maxReplicas"] <= partitions, f"{name} may scale past {partitions} partitions"
+        env = {e["name"]: e["value"] for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert any(k.endswith("RUN_CONSUMERS") and v == "true" for k, v in env.items())
+    for api in [d for d in by_kind(docs, "Deployment") if not d["metadata"]["name"].endswith("-worker")]:
+        env = {e["name"]: e["value"] for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert [v for k, v in env.items() if k.endswith("RUN_CONSUMERS")] == ["false"], "API pods must not join consumer groups"
+
+
+def test_gateway_ingress_reaches_the_gateway_pods(rendered):
+    _overlay, docs = rendered
+    [ingress] = by_kind(docs, "Ingress")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    service = next(s for s in by_kind(docs, "Service") if s["metadata"]["name"] == backend["name"])
+    port = next(p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"])
+    gateway = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "crm-gateway")
+    labels = gateway["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    container_ports = {p["name"] for p in gateway["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert port["targetPort"] in container_ports
+
+
+def test_config_and_secret_references_resolve(rendered):
+    overlay, docs = rendered
+    present = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    prod_notes = (K8S / "overlays" / "prod" / "kustomization.yaml").read_text()
+    for workload in by_kind(docs, "Deployment") + by_kind(docs, "Job"):
+        pod = workload["spec"]["template"]["spec"]
+        refs = [("ConfigMap", e["configMapRef"]) for c in pod["containers"] for e in c.get("envFrom", []) if "configMapRef" in e]
+        refs += [("Secret", e["secretRef"]) for c in pod["containers"] for e in c.get("envFrom", []) if "secretRef" in e]
+        refs += [("Secret", {"name": v["secret"]["secretName"]}) for v in pod.get("volumes", []) if "secret" in v]
+        for kind, ref in refs:
+            if (kind, ref["name"]) in present or ref.get("optional"):
+                continue
+            # production secrets are created out of band: the overlay must say how
+            assert overlay == "prod" and kind == "Secret", f"{workload['metadata']['name']}: {kind} {ref['name']} missing"
+            stem = ref["name"].rsplit("-secrets", 1)[0]
+            assert ref["name"] in prod_notes or (stem != ref["name"] and "-secrets" in prod_notes), ref["name"]
+
+
+def test_env_names_are_known_to_the_settings_classes(rendered):
+    _overlay, docs = rendered
+    config = {d["metadata"]["name"]: dict(d.get("data") or {}) for d in by_kind(docs, "ConfigMap")}
+    config.update({d["metadata"]["name"]: dict(d.get("stringData") or {}) for d in by_kind(docs, "Secret")})
+    checked = 0
+    for workload in by_kind(docs, "Deployment") + by_kind(docs, "Job"):
+        container = workload["spec"]["template"]["spec"]["containers"][0]
+        names = {e["name"] for e in container.get("env", [])}
+        for source in container.get("envFrom", []):
+            ref = source.get("configMapRef") or source.get("secretRef")
+            names |= set(config.get(ref["name"], {}))
+        service_name = workload["metadata"]["labels"]["app.kubernetes.io/name"]
+        prefixes = {n.split("_", 1)[0] + "_" for n in names} & set(SERVICE_BY_PREFIX)
+        if service_name == "crm":  # the topic job: Kafka settings only
+            assert not prefixes
+            continue
+        assert len(prefixes) == 1, f"{workload['metadata']['name']}: settings of several services {prefixes}"
+        service = SERVICE_BY_PREFIX[prefixes.pop()]
+        assert service.folder == service_name
+        if settings_class(service) is None:
+            continue
+        assert unknown_env_vars(names, service) == [], workload["metadata"]["name"]
+        checked += 1
+    assert checked
