@@ -232,8 +232,8 @@ class InboxConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
-            session_timeout_ms=30000,
-            heartbeat_interval_ms=3000,
+            session_timeout_ms=self.kafka.consumer_session_timeout_ms,
+            heartbeat_interval_ms=self.kafka.consumer_heartbeat_interval_ms,
         )
         await consumer.start()
         return consumer

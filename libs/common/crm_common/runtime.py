@@ -117,3 +117,24 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def run_worker(runtime: ServiceRuntime) -> None:
+    """Run a service's relay and consumers without HTTP until SIGTERM/SIGINT (scale-out replicas)."""
+    import signal
+
+    from crm_common.logging import configure_logging
+
+    async def main() -> None:
+        configure_logging(runtime.settings.service_name, runtime.settings.log_level, runtime.settings.log_json)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())

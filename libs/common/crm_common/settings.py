@@ -20,6 +20,9 @@ class KafkaSettings(BaseSettings):
     topic_replication_factor: int = 1
     client_id_prefix: str = "crm"
     topic_prefix: str = ""
+    # Tansu holds a JoinGroup for half the session timeout; tests and `make run` use a short one.
+    consumer_session_timeout_ms: int = 10000
+    consumer_heartbeat_interval_ms: int = 3000
 
     def physical(self, topic: str) -> str:
         """The cluster's name for a logical topic: several environments can share one cluster."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from crm_common.broker import LocalBroker
 from crm_common.bus import ensure_topics
@@ -103,7 +103,13 @@ def kafka_bootstrap(local_broker) -> str:
 @pytest_asyncio.fixture
 async def kafka_settings(kafka_bootstrap) -> KafkaSettings:
     """Settings with a topic prefix of this test's own, its topics created: tests never see each other's events."""
-    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:8]}.", topic_partitions=3)
+    settings = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        topic_partitions=3,
+        consumer_session_timeout_ms=3000,
+        consumer_heartbeat_interval_ms=500,
+    )
     await ensure_topics(settings, ALL_TOPICS)
     return settings
 
@@ -128,49 +134,48 @@ def db_kind(request) -> str:
     return request.param
 
 
-async def read_events(
-    kafka: KafkaSettings, topic: str, *, count: int, timeout_s: float = 20.0, predicate=None
-) -> list[EventEnvelope]:
-    """Read `count` matching events from the start of a logical topic with a throwaway group."""
-    consumer = AIOKafkaConsumer(
-        kafka.physical(topic),
-        **kafka.client_options(),
-        group_id=f"reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+async def _partition_reader(kafka: KafkaSettings, topic: str) -> AIOKafkaConsumer:
+    """A group-less consumer assigned every partition from the start: no group join, so no rebalance wait."""
+    consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
-    found: list[EventEnvelope] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while len(found) < count and asyncio.get_running_loop().time() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    envelope = decode_envelope(record.value)
-                    if predicate is None or predicate(envelope):
-                        found.append(envelope)
-    finally:
-        await consumer.stop()
-    return found
+    physical = kafka.physical(topic)
+    partitions = consumer.partitions_for_topic(physical) or set()
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(physical) or set()
+    consumer.assign([TopicPartition(physical, p) for p in sorted(partitions)])
+    await consumer.seek_to_beginning()
+    return consumer
 
 
-async def read_raw(kafka: KafkaSettings, topic: str, *, count: int, timeout_s: float = 20.0) -> list:
-    """Raw records (value, key, headers) from a logical topic, e.g. a dead-letter topic."""
-    consumer = AIOKafkaConsumer(
-        kafka.physical(topic),
-        **kafka.client_options(),
-        group_id=f"raw-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+async def read_raw(kafka: KafkaSettings, topic: str, *, count: int, timeout_s: float = 20.0, predicate=None) -> list:
+    """Raw records (value, key, headers) from the start of a logical topic, e.g. a dead-letter topic."""
+    consumer = await _partition_reader(kafka, topic)
     found = []
     try:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while len(found) < count and asyncio.get_running_loop().time() < deadline:
             for records in (await consumer.getmany(timeout_ms=200)).values():
-                found.extend(records)
+                found.extend(r for r in records if predicate is None or predicate(r))
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def read_events(
+    kafka: KafkaSettings, topic: str, *, count: int, timeout_s: float = 20.0, predicate=None
+) -> list[EventEnvelope]:
+    """Read `count` matching events from the start of a logical topic (per-partition order kept)."""
+    consumer = await _partition_reader(kafka, topic)
+    found: list[EventEnvelope] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(found) < count and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    envelope = decode_envelope(record.value)
+                    if predicate is None or predicate(envelope):
+                        found.append(envelope)
     finally:
         await consumer.stop()
     return found
