@@ -50,6 +50,22 @@ class GatewaySettings(ServiceSettings):
     upstream_max_keepalive: int = 20
     aggregate_timeout_s: float = 3.0
 
+    # aggregated views: "<upstream>:<path>" with {customer_id} filled in
+    customer360_sources: dict[str, str] = Field(default_factory=lambda: {
+        "profile": "profile:/customers/{customer_id}",
+        "scores": "scoring:/scores/{customer_id}",
+        "complaints": "complaints:/complaints?customer_id={customer_id}&limit=50",
+        "shipments": "scoring:/scores/{customer_id}/shipments?limit=10",
+        "notifications": "notifications:/deliveries?customer_id={customer_id}&limit=10",
+    })
+    dashboard_sources: dict[str, str] = Field(default_factory=lambda: {
+        "pareto": "scoring:/reports/pareto",
+        "rfm": "scoring:/reports/rfm",
+        "tier_movements": "scoring:/reports/tier-movements",
+        "complaints": "complaints:/reports/complaints",
+        "notifications": "notifications:/reports/notifications",
+    })
+
     # authentication
     jwt_issuer: str = "crm-dev"
     jwt_audience: str = "crm-gateway"

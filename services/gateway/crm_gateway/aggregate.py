@@ -1,0 +1,156 @@
+"""Views built from several services in parallel: customer 360, unified search, management dashboard.
+
+Each source has its own time budget; a failed source leaves its section null and adds a warning,
+so one service being down never takes the page down.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from fastapi import APIRouter, Query, Request
+
+from crm_common.auth import Principal
+from crm_common.problems import Problem
+from crm_gateway.objects import GATEWAY_IDENTITY, items_of, restricted
+from crm_gateway.state import GatewayState, gateway_of
+
+router = APIRouter(prefix="/api/v1", tags=["aggregates"])
+
+CLOSED_COMPLAINT_STATES = frozenset({"resolved", "closed", "merged", "rejected", "cancelled", "withdrawn"})
+
+
+def _source(spec: str, **values: str) -> tuple[str, str, list[tuple[str, str]]]:
+    upstream, _, target = spec.partition(":")
+    parts = urlsplit(target.format(**values))
+    return upstream, parts.path, parse_qsl(parts.query)
+
+
+async def _fetch(gateway: GatewayState, name: str, spec: str, headers: dict[str, str], **values: str) -> Any:
+    upstream_name, path, params = _source(spec, **values)
+    upstream = gateway.upstreams[upstream_name]
+    return await asyncio.wait_for(upstream.get_json(path, params=params, headers=headers), gateway.settings.aggregate_timeout_s)
+
+
+def _warning(name: str, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, Problem):
+        return {"source": name, "status": exc.status, "detail": exc.detail or exc.title}
+    if isinstance(exc, asyncio.TimeoutError):
+        return {"source": name, "status": 504, "detail": f"{name} did not answer in time"}
+    return {"source": name, "status": 502, "detail": f"{name} failed: {type(exc).__name__}"}
+
+
+async def gather_sources(gateway: GatewayState, sources: dict[str, str], headers: dict[str, str], **values: str):
+    names = list(sources)
+    results = await asyncio.gather(*(_fetch(gateway, n, sources[n], headers, **values) for n in names), return_exceptions=True)
+    data: dict[str, Any] = {}
+    failures: dict[str, BaseException] = {}
+    for name, result in zip(names, results):
+        if isinstance(result, BaseException):
+            failures[name] = result
+            data[name] = None
+        else:
+            data[name] = result
+    return data, failures
+
+
+def _headers(principal: Principal) -> dict[str, str]:
+    return principal.identity_headers()
+
+
+@router.get("/customers/{customer_id}/360", summary="Customer 360: profile, scores and tier, open complaints, shipments, notifications")
+async def customer_360(customer_id: str, request: Request) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    principal: Principal = request.state.principal
+    await gateway.ownership.check_customer(principal, customer_id)
+    data, failures = await gather_sources(gateway, gateway.settings.customer360_sources, _headers(principal), customer_id=customer_id)
+    profile_failure = failures.get("profile")
+    if isinstance(profile_failure, Problem) and profile_failure.status == 404:
+        raise Problem(404, "Not Found", "Customer not found.")
+    warnings = [_warning(name, exc) for name, exc in failures.items()]
+
+    complaints = data.get("complaints")
+    if complaints is not None:
+        items = [c for c in items_of(complaints) if isinstance(c, dict)]
+        if any("customer_id" not in c for c in items):  # a customer view: learn the owners from the staff view
+            owners = {str(c.get("id")): c.get("customer_id") for c in items_of(await _fetch(
+                gateway, "complaints", gateway.settings.customer360_sources["complaints"], GATEWAY_IDENTITY, customer_id=customer_id))}
+            items = [dict(c, customer_id=owners.get(str(c.get("id")))) if "customer_id" not in c else c for c in items]
+        # never show another customer's complaint, whatever the upstream answered
+        items = [c for c in items if c.get("customer_id") == customer_id]
+        data["complaints"] = [c for c in items if str(c.get("status", "")).lower() not in CLOSED_COMPLAINT_STATES]
+    for name in ("shipments", "notifications"):
+        if data.get(name) is not None:
+            data[name] = [i for i in items_of(data[name]) if isinstance(i, dict) and i.get("customer_id") in (None, customer_id)]
+    scores = data.get("scores") if isinstance(data.get("scores"), dict) else None
+    tier = scores.get("tier") if scores else None
+    return {
+        "customer_id": customer_id,
+        "profile": data.get("profile"),
+        "scores": scores,
+        "tier": tier.get("value") if isinstance(tier, dict) else tier,
+        "open_complaints": data.get("complaints"),
+        "recent_shipments": data.get("shipments"),
+        "last_notifications": data.get("notifications"),
+        "warnings": warnings,
+        "partial": bool(warnings),
+    }
+
+
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{5,30}$")
+COMPLAINT_NUMBER_RE = re.compile(r"^(C|CMP|TS)[-A-Z0-9]{4,}$", re.IGNORECASE)
+
+
+@router.get("/search", summary="Call-center search: phone, tracking number, complaint number or customer name")
+async def search(request: Request, q: str = Query(min_length=1, max_length=200)) -> dict[str, Any]:
+    """Asks the profile service (name, phone) and the complaints service (tracking number, complaint
+    number, phone) at once; each result list is filtered to what the caller may see."""
+    gateway = gateway_of(request)
+    principal: Principal = request.state.principal
+    q = q.strip()
+    headers = _headers(principal)
+    calls: dict[str, Any] = {}
+    if PHONE_RE.match(q):
+        calls["customers"] = gateway.upstreams["profile"].get_json("/customers/search", params={"phone": q}, headers=headers)
+        calls["complaints"] = gateway.upstreams["complaints"].get_json("/complaints/lookup", params={"phone": q}, headers=headers)
+    else:
+        calls["customers"] = gateway.upstreams["profile"].get_json("/customers/search", params={"q": q}, headers=headers)
+        key = "number" if COMPLAINT_NUMBER_RE.match(q) else "tracking_number"
+        calls["complaints"] = gateway.upstreams["complaints"].get_json("/complaints/lookup", params={key: q}, headers=headers)
+        if key == "number":  # complaint numbers can look like tracking numbers: ask both
+            calls["complaints_by_tracking"] = gateway.upstreams["complaints"].get_json("/complaints/lookup", params={"tracking_number": q}, headers=headers)
+    names = list(calls)
+    timeout = gateway.settings.aggregate_timeout_s
+    results = await asyncio.gather(*(asyncio.wait_for(c, timeout) for c in calls.values()), return_exceptions=True)
+    out: dict[str, Any] = {"query": q, "customers": [], "complaints": [], "warnings": []}
+    seen: set[str] = set()
+    for name, result in zip(names, results):
+        if isinstance(result, BaseException):
+            if isinstance(result, Problem) and result.status == 404:
+                continue
+            out["warnings"].append(_warning(name, result))
+            continue
+        if name == "customers":
+            out["customers"] = await gateway.ownership.filter_items(principal, items_of(result), "id")
+        else:
+            for item in await gateway.ownership.filter_items(principal, items_of(result), "customer_id"):
+                if isinstance(item, dict) and item.get("id") not in seen:
+                    seen.add(item.get("id"))
+                    out["complaints"].append(item)
+    out["partial"] = bool(out["warnings"])
+    return out
+
+
+@router.get("/dashboard", summary="Management dashboard data: Pareto, RFM grid, tier movements, complaint trends, notification stats")
+async def dashboard(request: Request) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    principal: Principal = request.state.principal
+    if restricted(principal):  # the table already says admin only; belt and braces
+        raise Problem(403, "Forbidden")
+    data, failures = await gather_sources(gateway, gateway.settings.dashboard_sources, _headers(principal))
+    return {"sections": data, "warnings": [_warning(n, e) for n, e in failures.items()], "partial": bool(failures)}
+
+
+__all__ = ["router", "GATEWAY_IDENTITY"]

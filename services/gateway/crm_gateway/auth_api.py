@@ -1,0 +1,64 @@
+"""/api/v1/auth: who am I, and (development only) a demo login for the console."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from crm_common.auth import mint_token
+from crm_common.problems import Problem
+from crm_gateway.state import gateway_of
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class DemoLogin(BaseModel):
+    username: str = Field(min_length=1, max_length=100)
+
+
+def demo_users(request: Request) -> list[dict[str, Any]]:
+    settings = gateway_of(request).settings
+    users = [dict(u) for u in settings.demo_users]
+    if settings.demo_customer_id and not any(u["role"] == "customer" for u in users):
+        users.append({"username": "customer", "role": "customer", "name": "Customer portal", "customer_id": settings.demo_customer_id})
+    return users
+
+
+@router.get("/demo-users", summary="Demo users (development only)")
+async def list_demo_users(request: Request) -> dict[str, Any]:
+    settings = gateway_of(request).settings
+    if not settings.demo_login_enabled:
+        raise Problem(404, "Not Found", "Demo login is disabled.")
+    return {"users": [{"username": u["username"], "role": u["role"], "name": u.get("name")} for u in demo_users(request)]}
+
+
+@router.post("/demo-login", summary="Mint a token for a demo user (development only)")
+async def demo_login(body: DemoLogin, request: Request) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    settings = gateway.settings
+    if not settings.demo_login_enabled or gateway.signing_key is None:
+        raise Problem(404, "Not Found", "Demo login is disabled.")
+    user = next((u for u in demo_users(request) if u["username"] == body.username), None)
+    if user is None:
+        raise Problem(401, "Unauthorized", "Unknown demo user.")
+    token = mint_token(
+        gateway.signing_key,
+        subject=f"demo-{user['username']}",
+        role=user["role"],
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=dt.timedelta(seconds=settings.token_ttl_s),
+        customer_id=user.get("customer_id"),
+        customers=user.get("customers"),
+        team=user.get("team"),
+        name=user.get("name"),
+    )
+    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_s, "role": user["role"], "name": user.get("name")}
+
+
+@router.get("/me", summary="The caller as the gateway sees it")
+async def me(request: Request) -> dict[str, Any]:
+    p = request.state.principal
+    return {"subject": p.subject, "role": p.role, "team": p.team, "customer_id": p.customer_id, "name": p.name, "method": p.method}

@@ -1,0 +1,173 @@
+"""THE authorization table: gateway route pattern x method -> allowed roles, upstream and object scope.
+
+Everything under /api/v1 must match a rule here, or the gateway answers 404. The middleware
+(crm_gateway.middleware) and the authorization-matrix test both read this table; nothing else
+decides which role may call what.
+
+Roles that see only some customers ("restricted": customer, account_manager) are allowed only on
+rules whose `scope` says how the customer behind the request is found, so the object-level check
+(crm_gateway.objects) can refuse or filter. A rule whose scope is NONE is for unrestricted roles
+(agent, admin, tms) only; `validate_table()` enforces this at import time.
+"""
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+from crm_common.auth import ROLES
+
+PUBLIC = frozenset({"*"})  # no authentication at all
+ALL_ROLES = frozenset(ROLES)
+RESTRICTED_ROLES = frozenset({"customer", "account_manager"})
+
+ADMIN = frozenset({"admin"})
+STAFF = frozenset({"agent", "admin"})
+STAFF_AM = frozenset({"agent", "admin", "account_manager"})
+PEOPLE = frozenset({"agent", "admin", "account_manager", "customer"})
+AM_ADMIN = frozenset({"admin", "account_manager"})
+INGEST = frozenset({"tms", "admin"})
+
+READ = frozenset({"GET", "HEAD"})
+WRITE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ALL_METHODS = READ | WRITE
+
+
+class Scope(enum.Enum):
+    NONE = "none"  # not customer-specific, or creation; restricted roles are not allowed
+    PATH_CUSTOMER = "path_customer"  # the path names the customer: {customer_id}
+    COMPLAINT = "complaint"  # the path names a complaint: {complaint_id}; its customer_id is checked
+    LIST = "list"  # a list/search: customer tokens get customer_id forced; items are filtered
+    BODY_CUSTOMER = "body_customer"  # a create: the JSON body's customer_id must be owned
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str  # gateway path after /api/v1, e.g. "/complaints/{complaint_id}/{rest:path}"
+    methods: frozenset[str]
+    roles: frozenset[str]
+    upstream: str | None  # "profile", "scoring", "complaints", "notifications"; None: the gateway answers
+    scope: Scope = Scope.NONE
+    item_id_field: str = "customer_id"  # which field of a list item names its customer
+    regex: re.Pattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "regex", compile_pattern(self.pattern))
+
+    def allows(self, role: str | None) -> bool:
+        return self.roles == PUBLIC or (role is not None and role in self.roles)
+
+
+def compile_pattern(pattern: str) -> re.Pattern:
+    out, pos = [], 0
+    for match in re.finditer(r"\{(\w+)(:path)?\}", pattern):
+        out.append(re.escape(pattern[pos:match.start()]))
+        out.append(f"(?P<{match.group(1)}>.*)" if match.group(2) else f"(?P<{match.group(1)}>[^/]+)")
+        pos = match.end()
+    out.append(re.escape(pattern[pos:]))
+    return re.compile("^" + "".join(out) + "$")
+
+
+R = Rule
+RULES: tuple[Rule, ...] = (
+    # --- the gateway itself
+    R("/auth/demo-login", frozenset({"POST"}), PUBLIC, None, Scope.PUBLIC),
+    R("/auth/demo-users", READ, PUBLIC, None, Scope.PUBLIC),
+    R("/auth/me", READ, ALL_ROLES, None, Scope.PUBLIC),
+    R("/openapi.json", READ, PUBLIC, None, Scope.PUBLIC),
+    R("/events", frozenset({"POST"}), INGEST, None),
+    R("/dashboard", READ, ADMIN, None),
+    R("/search", READ, STAFF_AM, None, Scope.LIST),
+    R("/customers/{customer_id}/360", READ, PEOPLE, None, Scope.PATH_CUSTOMER),
+    # --- customer-profile
+    R("/customers", READ, STAFF_AM, "profile", Scope.LIST, item_id_field="id"),
+    R("/customers", frozenset({"POST"}), ADMIN, "profile"),
+    R("/customers/search", READ, STAFF_AM, "profile", Scope.LIST, item_id_field="id"),
+    R("/customers/merge{rest:path}", ALL_METHODS, ADMIN, "profile"),
+    R("/contacts{rest:path}", ALL_METHODS, ADMIN, "profile"),
+    R("/customers/{customer_id}/merge{rest:path}", ALL_METHODS, ADMIN, "profile"),
+    R("/customers/{customer_id}/privacy{rest:path}", ALL_METHODS, ADMIN, "profile"),
+    R("/customers/{customer_id}", READ, PEOPLE, "profile", Scope.PATH_CUSTOMER),
+    R("/customers/{customer_id}", frozenset({"PUT", "PATCH"}), AM_ADMIN, "profile", Scope.PATH_CUSTOMER),
+    R("/customers/{customer_id}", frozenset({"DELETE"}), ADMIN, "profile"),
+    R("/customers/{customer_id}/interactions{rest:path}", READ | frozenset({"POST"}), STAFF_AM, "profile", Scope.PATH_CUSTOMER),
+    R("/customers/{customer_id}/{rest:path}", READ, PEOPLE, "profile", Scope.PATH_CUSTOMER),
+    R("/customers/{customer_id}/{rest:path}", WRITE, AM_ADMIN, "profile", Scope.PATH_CUSTOMER),
+    # --- scoring
+    R("/scores", READ, frozenset({"admin", "agent", "account_manager"}), "scoring", Scope.LIST),
+    R("/scores/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
+    R("/scores/{customer_id}/{rest:path}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
+    R("/reports/pareto{rest:path}", READ, ADMIN, "scoring"),
+    R("/reports/scoring{rest:path}", READ, ADMIN, "scoring"),
+    R("/admin/{rest:path}", ALL_METHODS, ADMIN, "scoring"),
+    # --- complaints
+    R("/complaints", READ, PEOPLE, "complaints", Scope.LIST),
+    R("/complaints", frozenset({"POST"}), PEOPLE, "complaints", Scope.BODY_CUSTOMER),
+    R("/complaints/lookup", READ, PEOPLE, "complaints", Scope.LIST),
+    R("/complaints/{complaint_id}", READ, PEOPLE, "complaints", Scope.COMPLAINT),
+    R("/complaints/{complaint_id}/timeline", READ, PEOPLE, "complaints", Scope.COMPLAINT),
+    R("/complaints/{complaint_id}/survey", frozenset({"POST"}), PEOPLE, "complaints", Scope.COMPLAINT),
+    R("/complaints/{complaint_id}", frozenset({"PUT", "PATCH"}), STAFF_AM, "complaints", Scope.COMPLAINT),
+    R("/complaints/{complaint_id}/{rest:path}", READ, STAFF_AM, "complaints", Scope.COMPLAINT),
+    R("/complaints/{complaint_id}/{rest:path}", frozenset({"POST", "PUT", "PATCH"}), STAFF_AM, "complaints", Scope.COMPLAINT),
+    R("/reports/complaints{rest:path}", READ, STAFF, "complaints"),
+    # --- notifications
+    R("/preferences/{customer_id}", READ, PEOPLE, "notifications", Scope.PATH_CUSTOMER),
+    R("/preferences/{customer_id}", frozenset({"PUT", "PATCH"}), frozenset({"admin", "account_manager", "customer"}), "notifications", Scope.PATH_CUSTOMER),
+    R("/preferences/{customer_id}/{rest:path}", READ, PEOPLE, "notifications", Scope.PATH_CUSTOMER),
+    R("/preferences/{customer_id}/{rest:path}", frozenset({"PUT", "PATCH", "POST", "DELETE"}), frozenset({"admin", "account_manager", "customer"}), "notifications", Scope.PATH_CUSTOMER),
+    R("/deliveries", READ, PEOPLE, "notifications", Scope.LIST),
+    R("/deliveries/{rest:path}", READ, ADMIN, "notifications"),
+    R("/templates{rest:path}", ALL_METHODS, ADMIN, "notifications"),
+    R("/rules{rest:path}", ALL_METHODS, ADMIN, "notifications"),
+    R("/segment-sends{rest:path}", ALL_METHODS, ADMIN, "notifications"),
+    R("/reports/notifications{rest:path}", READ, ADMIN, "notifications"),
+)
+del R
+
+
+@dataclass(frozen=True)
+class Match:
+    rule: Rule
+    params: dict[str, str]
+
+
+class NoRoute(Exception):
+    pass
+
+
+class MethodNotAllowed(Exception):
+    def __init__(self, allowed: frozenset[str]):
+        self.allowed = allowed
+
+
+def match(path: str, method: str, rules: tuple[Rule, ...] = RULES) -> Match:
+    """First rule whose pattern and method match; NoRoute / MethodNotAllowed otherwise."""
+    allowed: set[str] = set()
+    method = method.upper()
+    for rule in rules:
+        found = rule.regex.match(path)
+        if not found:
+            continue
+        if method in rule.methods:
+            return Match(rule, found.groupdict())
+        allowed |= rule.methods
+    if allowed:
+        raise MethodNotAllowed(frozenset(allowed))
+    raise NoRoute(path)
+
+
+def validate_table(rules: tuple[Rule, ...] = RULES) -> None:
+    for rule in rules:
+        if rule.roles != PUBLIC and not rule.roles <= ALL_ROLES:
+            raise ValueError(f"{rule.pattern}: unknown roles {rule.roles - ALL_ROLES}")
+        if rule.scope is Scope.NONE and rule.roles & RESTRICTED_ROLES:
+            raise ValueError(f"{rule.pattern} {sorted(rule.methods)}: restricted roles need an object scope")
+        if rule.scope is Scope.PATH_CUSTOMER and "{customer_id}" not in rule.pattern:
+            raise ValueError(f"{rule.pattern}: PATH_CUSTOMER needs {{customer_id}}")
+        if rule.scope is Scope.COMPLAINT and "{complaint_id}" not in rule.pattern:
+            raise ValueError(f"{rule.pattern}: COMPLAINT needs {{complaint_id}}")
+
+
+validate_table()

@@ -1,0 +1,26 @@
+"""The browser console: static HTML + vanilla JS served at /console (no build step, no CDN)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse
+
+STATIC = Path(__file__).parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/console")
+async def console_index() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/console/")
+async def console_slash() -> RedirectResponse:
+    return RedirectResponse("/console")
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/console")

@@ -1,0 +1,191 @@
+"""TMS/WMS event ingestion: validate each envelope, drop duplicates, stage the rest in the outbox.
+
+Accepted events are committed to the gateway's own database (outbox rows + `ingested_events` ids)
+before the answer is sent, so nothing accepted is lost while the broker is away; the outbox relay
+publishes them to their topic (`logistics.orders`, `finance.payments`) keyed by customer id.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+from crm_common.auth import Principal
+from crm_common.context import current_correlation_id
+from crm_common.db import utcnow
+from crm_common.events import EventEnvelope, UnknownEventType, payload_model, topic_for
+from crm_common.events.logistics import LOGISTICS_EVENT_TYPES
+from crm_common.outbox import add_to_outbox
+from crm_common.problems import Problem
+from crm_common.runtime import ServiceRuntime, runtime_of
+from crm_gateway.db import ingested_events
+from crm_gateway.state import gateway_of
+
+router = APIRouter(prefix="/api/v1", tags=["ingestion"])
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+class ItemResult(BaseModel):
+    index: int
+    event_id: str | None
+    type: str | None = None
+    status: Status
+    topic: str | None = None
+    reason: str | None = None
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[ItemResult]
+
+
+def _short_errors(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in error.get("loc", ()))
+        parts.append(f"{loc}: {error.get('msg')}" if loc else str(error.get("msg")))
+    return "; ".join(parts)
+
+
+def build_envelope(item: Any, *, producer: str, correlation_id: str | None) -> EventEnvelope:
+    """The TMS's event as a full envelope, or ValueError with the reason it is refused."""
+    if not isinstance(item, dict):
+        raise ValueError("an event must be a JSON object")
+    event_type = item.get("type")
+    if event_type not in LOGISTICS_EVENT_TYPES:
+        raise ValueError(f"type must be one of {', '.join(LOGISTICS_EVENT_TYPES)}; got {event_type!r}")
+    if "event_id" not in item:
+        raise ValueError("event_id is required (a UUID the producer keeps for retries)")
+    try:
+        event_id = uuid.UUID(str(item["event_id"]))
+    except ValueError:
+        raise ValueError("event_id must be a UUID") from None
+    version = item.get("version", 1)
+    try:
+        model = payload_model(event_type, int(version))
+    except (UnknownEventType, TypeError, ValueError):
+        raise ValueError(f"unknown version {version!r} of {event_type}") from None
+    payload = item.get("payload")
+    if not isinstance(payload, dict):
+        raise ValueError("payload must be a JSON object")
+    try:
+        parsed = model.model_validate(payload)
+    except ValidationError as exc:
+        raise ValueError(f"payload invalid: {_short_errors(exc)}") from None
+    customer_id = parsed.customer_id
+    key = item.get("key")
+    if key is not None and str(key) != customer_id:
+        raise ValueError("key must be the payload's customer_id (or be left out)")
+    try:
+        return EventEnvelope(
+            event_id=event_id,
+            type=event_type,
+            version=int(version),
+            occurred_at=item.get("occurred_at") or dt.datetime.now(dt.timezone.utc),
+            producer=item.get("producer") or producer,
+            key=customer_id,
+            correlation_id=item.get("correlation_id") or correlation_id,
+            payload=parsed.model_dump(mode="json"),
+        )
+    except ValidationError as exc:
+        raise ValueError(f"envelope invalid: {_short_errors(exc)}") from None
+
+
+def _insert_ignoring_duplicates(dialect: str):
+    if dialect == "postgresql":
+        return postgresql.insert(ingested_events).on_conflict_do_nothing(index_elements=["event_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(ingested_events).on_conflict_do_nothing(index_elements=["event_id"])
+    return sa_insert(ingested_events)
+
+
+async def ingest(runtime: ServiceRuntime, items: list[Any], principal: Principal) -> IngestResult:
+    producer = (principal.name or principal.subject)[:100]
+    correlation_id = current_correlation_id()
+    results: list[ItemResult] = []
+    candidates: dict[str, tuple[int, EventEnvelope]] = {}
+    for index, item in enumerate(items):
+        raw_id = item.get("event_id") if isinstance(item, dict) else None
+        raw_type = item.get("type") if isinstance(item, dict) else None
+        try:
+            envelope = build_envelope(item, producer=producer, correlation_id=correlation_id)
+        except ValueError as exc:
+            results.append(ItemResult(index=index, event_id=str(raw_id) if raw_id is not None else None, type=raw_type, status="rejected", reason=str(exc)))
+            continue
+        event_id = str(envelope.event_id)
+        if event_id in candidates:
+            results.append(ItemResult(index=index, event_id=event_id, type=envelope.type, status="duplicate", reason="repeated in this batch"))
+            continue
+        candidates[event_id] = (index, envelope)
+        results.append(ItemResult(index=index, event_id=event_id, type=envelope.type, status="accepted", topic=topic_for(envelope.type)))
+
+    if candidates:
+        now = utcnow()
+        rows = [
+            {"event_id": eid, "event_type": env.type, "customer_id": env.key, "producer": env.producer, "received_at": now}
+            for eid, (_, env) in candidates.items()
+        ]
+        async with runtime.transaction() as session:
+            statement = _insert_ignoring_duplicates(runtime.db.dialect).returning(ingested_events.c.event_id)
+            new_ids = set((await session.execute(statement, rows)).scalars().all()) if rows else set()
+            fresh = [env for eid, (_, env) in candidates.items() if eid in new_ids]
+            await add_to_outbox(session, fresh)
+        for eid, (index, _) in candidates.items():
+            if eid not in new_ids:
+                results[index] = ItemResult(index=index, event_id=eid, type=results[index].type, status="duplicate", reason="event_id seen before")
+    return IngestResult(
+        accepted=sum(r.status == "accepted" for r in results),
+        duplicates=sum(r.status == "duplicate" for r in results),
+        rejected=sum(r.status == "rejected" for r in results),
+        results=results,
+    )
+
+
+def _items_of(body: Any) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict) and isinstance(body.get("events"), list):
+        return body["events"]
+    if isinstance(body, dict):
+        return [body]
+    raise Problem(422, "Validation failed", "Send one event object, a JSON array of events or {\"events\": [...]}.", type_="urn:crm:problem:validation")
+
+
+@router.post(
+    "/events",
+    response_model=IngestResult,
+    responses={207: {"model": IngestResult, "description": "At least one event was rejected; see `results`."}},
+    summary="Ingest logistics events from TMS/WMS/billing (one, a list, or {events: [...]})",
+)
+async def post_events(request: Request) -> JSONResponse:
+    """200 when every event was accepted or was a duplicate; 207 when at least one was rejected.
+    Each result says `accepted`, `duplicate` (event_id seen before) or `rejected` with the reason."""
+    gateway = gateway_of(request)
+    settings = gateway.settings
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > settings.ingest_max_body_bytes:
+        raise Problem(413, "Payload Too Large", f"At most {settings.ingest_max_body_bytes} bytes per request.")
+    raw = await request.body()
+    if len(raw) > settings.ingest_max_body_bytes:
+        raise Problem(413, "Payload Too Large", f"At most {settings.ingest_max_body_bytes} bytes per request.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Problem(400, "Bad Request", "The body is not JSON.") from None
+    items = _items_of(body)
+    if not items:
+        raise Problem(422, "Validation failed", "The batch is empty.", type_="urn:crm:problem:validation")
+    if len(items) > settings.ingest_max_batch:
+        raise Problem(413, "Payload Too Large", f"At most {settings.ingest_max_batch} events per request.", max_batch=settings.ingest_max_batch)
+    result = await ingest(runtime_of(request), items, request.state.principal)
+    return JSONResponse(result.model_dump(mode="json"), status_code=207 if result.rejected else 200)

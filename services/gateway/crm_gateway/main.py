@@ -1,0 +1,59 @@
+"""ASGI entry point: `uvicorn crm_gateway.main:app` (or `create_app(settings)` in tests)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
+
+from crm_common.runtime import ServiceRuntime, create_service_app
+from crm_gateway import aggregate, auth_api, ingestion, openapi_merge, proxy
+from crm_gateway.console import STATIC, router as console_router
+from crm_gateway.middleware import GatewayAuthMiddleware
+from crm_gateway.settings import GatewaySettings
+from crm_gateway.state import GatewayState
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    start_background: bool = True,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    """`transports` replaces the network for named upstreams (tests: httpx.ASGITransport of a fake app)."""
+    settings = settings or GatewaySettings()
+    runtime = ServiceRuntime(settings)
+    gateway = GatewayState(settings, transports)
+    app = create_service_app(
+        runtime,
+        title="3PL CRM gateway",
+        description="One entry point: /api/v1 routed to the services with auth and roles, customer 360, TMS/WMS event ingestion, the console.",
+        routers=[auth_api.router, ingestion.router, aggregate.router, openapi_merge.router, console_router, proxy.router],
+        start_background=start_background,
+    )
+    app.state.gateway = gateway
+    # inside the correlation/metrics middleware, so refusals carry a correlation id and are counted
+    app.user_middleware.append(Middleware(GatewayAuthMiddleware, state=gateway))
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+
+    inner_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI):
+        async with inner_lifespan(app_) as state:
+            try:
+                yield state
+            finally:
+                await gateway.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def __getattr__(name: str):
+    if name == "app":  # built on first use so that importing the module reads no settings
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,32 @@
+"""What the gateway holds for its lifetime: settings, upstream clients, verifiers, limiter, ownership cache."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+from fastapi import Request
+
+from crm_common.auth import ApiKeyStore, JWTVerifier, SigningKey
+from crm_gateway.ratelimit import RateLimiter
+from crm_gateway.settings import GatewaySettings
+from crm_gateway.upstream import Upstreams
+
+
+class GatewayState:
+    def __init__(self, settings: GatewaySettings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None):
+        from crm_gateway.objects import Ownership
+
+        self.settings = settings
+        self.upstreams = Upstreams(settings, transports)
+        self.verifier: JWTVerifier = settings.verifier()
+        self.api_keys: ApiKeyStore = settings.api_key_store()
+        self.signing_key: SigningKey | None = settings.signing_key()
+        self.limiter = RateLimiter(settings.rate_limits)
+        self.ownership = Ownership(self.upstreams)
+
+    async def aclose(self) -> None:
+        await self.upstreams.aclose()
+
+
+def gateway_of(request: Request) -> GatewayState:
+    return request.app.state.gateway

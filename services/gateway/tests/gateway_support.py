@@ -1,0 +1,301 @@
+"""Fake upstream services (small FastAPI apps with in-memory data) and helpers for the gateway tests.
+
+The fakes follow the HTTP contract in docs/architecture.md. Some of them deliberately IGNORE the
+`customer_id` filter and answer with a customer view that has no customer_id, so the tests prove
+that the gateway's own object-level checks hold whatever the upstream does.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, HTTPException, Request
+
+from crm_common.auth import mint_token
+from crm_common.migrations import upgrade
+
+GATEWAY_DIR = Path(__file__).resolve().parents[1]
+ALEMBIC_INI = GATEWAY_DIR / "alembic.ini"
+
+NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
+
+CUSTOMERS = {
+    "C1": {"id": "C1", "name": "Acme Cold Chain", "phone": "13800000001", "account_manager": "am-1", "status": "active", "industry": "food"},
+    "C2": {"id": "C2", "name": "Beta Electronics", "phone": "13900000002", "account_manager": "am-2", "status": "active", "industry": "electronics"},
+    "C3": {"id": "C3", "name": "Gamma Retail", "phone": "13700000003", "account_manager": "am-1", "status": "active", "industry": "retail"},
+}
+COMPLAINTS = {
+    "K1": {"id": "K1", "number": "CMP-2026-0001", "customer_id": "C1", "category": "delay", "status": "in_progress", "priority": "high", "tracking_numbers": ["SF100"], "description": "late"},
+    "K2": {"id": "K2", "number": "CMP-2026-0002", "customer_id": "C2", "category": "damage", "status": "new", "priority": "normal", "tracking_numbers": ["SF200"], "description": "broken"},
+    "K3": {"id": "K3", "number": "CMP-2026-0003", "customer_id": "C1", "category": "billing", "status": "closed", "priority": "low", "tracking_numbers": [], "description": "invoice"},
+}
+
+
+def customer_view(complaint: dict) -> dict:
+    """Like the complaints service's customer view: no customer_id, team, agent or priority."""
+    return {k: v for k, v in complaint.items() if k not in ("customer_id", "priority")}
+
+
+class Recorder:
+    """What each fake upstream received: (method, path, query, headers)."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict, dict]] = []
+
+    def record(self, request: Request) -> None:
+        self.requests.append((request.method, request.url.path, dict(request.query_params), dict(request.headers)))
+
+    def last(self, path_prefix: str = "") -> tuple[str, str, dict, dict]:
+        return [r for r in self.requests if r[1].startswith(path_prefix)][-1]
+
+
+def _app(name: str, recorder: Recorder) -> FastAPI:
+    app = FastAPI(title=f"fake {name}")
+
+    @app.middleware("http")
+    async def _record(request: Request, call_next):
+        recorder.record(request)
+        return await call_next(request)
+
+    return app
+
+
+def fake_profile(recorder: Recorder) -> FastAPI:
+    app = _app("profile", recorder)
+    customers = {k: dict(v) for k, v in CUSTOMERS.items()}
+
+    @app.get("/customers")
+    async def list_customers():
+        return {"items": list(customers.values()), "next_cursor": None}
+
+    @app.get("/customers/search")
+    async def search(q: str | None = None, phone: str | None = None):
+        items = [c for c in customers.values() if (phone and c["phone"] == phone) or (q and q.lower() in c["name"].lower())]
+        return {"items": items, "next_cursor": None}
+
+    @app.get("/customers/{customer_id}")
+    async def get_customer(customer_id: str):
+        if customer_id not in customers:
+            raise HTTPException(404, "Customer not found")
+        return customers[customer_id]
+
+    @app.patch("/customers/{customer_id}")
+    async def patch_customer(customer_id: str, request: Request):
+        customers[customer_id].update(await request.json())
+        return customers[customer_id]
+
+    @app.get("/customers/{customer_id}/contacts")
+    async def contacts(customer_id: str):
+        return [{"id": "P1", "customer_id": customer_id, "phone": customers[customer_id]["phone"]}]
+
+    @app.post("/customers/{customer_id}/interactions", status_code=201)
+    async def interaction(customer_id: str, request: Request):
+        return {"id": "I1", "customer_id": customer_id, **(await request.json())}
+
+    return app
+
+
+def fake_scoring(recorder: Recorder) -> FastAPI:
+    app = _app("scoring", recorder)
+
+    def score(cid: str) -> dict:
+        n = int(cid[1:])
+        return {"customer_id": cid, "tier": {"value": "vip" if n == 1 else "key"}, "abc_class": "A" if n == 1 else "B", "value_score": 90 - n,
+                "loyalty": 0.8, "credit_grade": "A", "churn_risk": {"level": "low", "score": 0.1 * n}, "rfm": {"segment": "champions"}}
+
+    @app.get("/scores")
+    async def scores():
+        return {"items": [score(c) for c in CUSTOMERS]}
+
+    @app.get("/scores/{customer_id}")
+    async def get_score(customer_id: str):
+        return score(customer_id)
+
+    @app.get("/scores/{customer_id}/shipments")
+    async def shipments(customer_id: str, limit: int = 10):
+        return {"items": [{"order_id": f"O-{customer_id}-{i}", "customer_id": customer_id, "tracking_number": f"SF{i}", "status": "delivered",
+                           "on_time": i % 2 == 0, "amount": 1000 + i} for i in range(3)]}
+
+    @app.get("/reports/pareto")
+    async def pareto():
+        return {"customers": [{"customer_id": c, "name": CUSTOMERS[c]["name"], "revenue": r, "cumulative_share": s, "abc_class": k}
+                              for c, r, s, k in (("C1", 800, 0.8, "A"), ("C2", 150, 0.95, "B"), ("C3", 50, 1.0, "C"))]}
+
+    @app.get("/reports/rfm")
+    async def rfm():
+        return {"cells": [{"r": r, "f": f, "count": r * f} for r in range(1, 6) for f in range(1, 6)]}
+
+    @app.get("/reports/tier-movements")
+    async def tiers():
+        return {"movements": [{"from": "key", "to": "vip", "count": 2}, {"from": "vip", "to": "key", "count": 1}]}
+
+    return app
+
+
+def fake_complaints(recorder: Recorder) -> FastAPI:
+    app = _app("complaints", recorder)
+    complaints = {k: dict(v) for k, v in COMPLAINTS.items()}
+
+    def view(request: Request, c: dict) -> dict:
+        return customer_view(c) if request.headers.get("x-actor-role") == "customer" else c
+
+    @app.get("/complaints")
+    async def list_complaints(request: Request, customer_id: str | None = None):
+        # deliberately ignores customer_id: the gateway must filter by itself
+        return {"items": [view(request, c) for c in complaints.values()], "total": len(complaints)}
+
+    @app.post("/complaints", status_code=201)
+    async def file(request: Request):
+        body = await request.json()
+        cid = f"K{len(complaints) + 1}"
+        complaints[cid] = {"id": cid, "number": f"CMP-2026-{len(complaints) + 1:04d}", "status": "new", "priority": "normal",
+                           "tracking_numbers": body.get("tracking_numbers", []), **body}
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse(view(request, complaints[cid]), status_code=201, headers={"Location": f"/complaints/{cid}"})
+
+    @app.get("/complaints/lookup")
+    async def lookup(request: Request, phone: str | None = None, tracking_number: str | None = None, number: str | None = None, customer_id: str | None = None):
+        found = [c for c in complaints.values() if (tracking_number and tracking_number in c.get("tracking_numbers", []))
+                 or (number and c["number"] == number) or (phone and CUSTOMERS[c["customer_id"]]["phone"] == phone)]
+        return {"items": [view(request, c) for c in found]}
+
+    @app.get("/complaints/{complaint_id}")
+    async def get_complaint(complaint_id: str, request: Request):
+        if complaint_id not in complaints:
+            raise HTTPException(404, "Complaint not found")
+        return view(request, complaints[complaint_id])
+
+    @app.get("/complaints/{complaint_id}/timeline")
+    async def timeline(complaint_id: str):
+        if complaint_id not in complaints:
+            raise HTTPException(404, "Complaint not found")
+        return [{"at": NOW.isoformat(), "kind": "filed", "body": "Complaint filed"},
+                {"at": (NOW + dt.timedelta(hours=1)).isoformat(), "kind": "assigned", "body": "Assigned to the delay team"}]
+
+    @app.post("/complaints/{complaint_id}/resolve")
+    async def resolve(complaint_id: str):
+        complaints[complaint_id]["status"] = "resolved"
+        return complaints[complaint_id]
+
+    @app.get("/reports/complaints")
+    async def report():
+        return {"by_category": [{"category": "delay", "count": 12, "within_sla": 10}, {"category": "damage", "count": 5, "within_sla": 3}],
+                "by_week": [{"week": "2026-W45", "count": 7}, {"week": "2026-W46", "count": 10}]}
+
+    return app
+
+
+def fake_notifications(recorder: Recorder) -> FastAPI:
+    app = _app("notifications", recorder)
+
+    @app.get("/preferences/{customer_id}")
+    async def preferences(customer_id: str):
+        return {"customer_id": customer_id, "channels": {"email": True, "sms": False}}
+
+    @app.put("/preferences/{customer_id}")
+    async def put_preferences(customer_id: str, request: Request):
+        return {"customer_id": customer_id, **(await request.json())}
+
+    @app.get("/deliveries")
+    async def deliveries(customer_id: str | None = None):
+        # ignores customer_id on purpose
+        return {"items": [{"id": f"D{c}", "customer_id": c, "channel": "email", "status": "sent", "template": "shipment_delayed"} for c in CUSTOMERS]}
+
+    @app.get("/reports/notifications")
+    async def report():
+        return {"by_channel": [{"channel": "email", "sent": 40, "failed": 2}, {"channel": "sms", "sent": 25, "failed": 5}]}
+
+    return app
+
+
+FAKES = {"profile": fake_profile, "scoring": fake_scoring, "complaints": fake_complaints, "notifications": fake_notifications}
+
+
+class FakeUpstreams:
+    def __init__(self):
+        self.recorders = {name: Recorder() for name in FAKES}
+        self.apps = {name: factory(self.recorders[name]) for name, factory in FAKES.items()}
+
+    def transports(self, **overrides: httpx.AsyncBaseTransport) -> dict[str, httpx.AsyncBaseTransport]:
+        out: dict[str, httpx.AsyncBaseTransport] = {name: httpx.ASGITransport(app=app) for name, app in self.apps.items()}
+        out.update(overrides)
+        return out
+
+
+def down_transport(calls: list | None = None) -> httpx.MockTransport:
+    """A service that refuses connections."""
+
+    def handler(request: httpx.Request):
+        if calls is not None:
+            calls.append(request.method)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    return httpx.MockTransport(handler)
+
+
+def slow_transport() -> httpx.MockTransport:
+    def handler(request: httpx.Request):
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    return httpx.MockTransport(handler)
+
+
+def sleepy_transport(app: FastAPI, seconds: float) -> httpx.AsyncBaseTransport:
+    """An upstream that answers, but only after `seconds` (for the aggregate time budget)."""
+    inner = httpx.ASGITransport(app=app)
+
+    class Sleepy(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            await asyncio.sleep(seconds)
+            return await inner.handle_async_request(request)
+
+    return Sleepy()
+
+
+def token(settings, role: str, subject: str | None = None, **claims: Any) -> str:
+    return mint_token(settings.signing_key(), subject=subject or f"{role}-1", role=role, issuer=settings.jwt_issuer, audience=settings.jwt_audience, **claims)
+
+
+def auth(settings, role: str, subject: str | None = None, **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(settings, role, subject, **claims)}"}
+
+
+ROLE_CLAIMS: dict[str, dict[str, Any]] = {
+    "tms": {"subject": "tms-1"},
+    "agent": {"subject": "agent-1", "team": "hotline"},
+    "account_manager": {"subject": "am-1", "customers": ["C1", "C3"]},
+    "customer": {"subject": "portal-c1", "customer_id": "C1"},
+    "admin": {"subject": "admin-1"},
+}
+
+
+def role_headers(settings, role: str) -> dict[str, str]:
+    claims = dict(ROLE_CLAIMS[role])
+    subject = claims.pop("subject")
+    return auth(settings, role, subject, **claims)
+
+
+async def migrate(url: str) -> None:
+    await asyncio.to_thread(upgrade, ALEMBIC_INI, url)
+
+
+def new_event(event_type: str = "OrderCreated", customer_id: str = "C1", **payload: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"order_id": f"O-{uuid.uuid4().hex[:8]}", "customer_id": customer_id}
+    if event_type == "OrderCreated":
+        base.update(order_date=NOW.isoformat(), amount="1250.50", service_type="cold_chain")
+    elif event_type == "OrderShipped":
+        base.update(shipped_at=NOW.isoformat(), tracking_number="SF1")
+    elif event_type == "OrderDelivered":
+        base.update(delivered_at=NOW.isoformat())
+    elif event_type == "ShipmentDelayed":
+        base.update(delay_minutes=90, reported_at=NOW.isoformat())
+    elif event_type in ("PaymentReceived", "PaymentOverdue"):
+        base = {"invoice_id": f"INV-{uuid.uuid4().hex[:6]}", "customer_id": customer_id, "amount": "300.00", "due_date": "2026-11-01"}
+        base.update({"paid_at": NOW.isoformat()} if event_type == "PaymentReceived" else {"days_overdue": 19, "reported_at": NOW.isoformat()})
+    base.update(payload)
+    return {"event_id": str(uuid.uuid4()), "type": event_type, "payload": base}
