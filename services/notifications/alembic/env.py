@@ -1,0 +1,6 @@
+from alembic import context
+
+from crm_common.migrations import run_env
+from crm_notifications.db import metadata
+
+run_env(context, metadata, url_env="NOTIFICATIONS_DATABASE_URL")

@@ -1,0 +1,182 @@
+"""Default templates and rules so that a fresh installation notifies out of the box.
+
+Seeded at start-up (idempotent: only what is missing by key/language or rule name is added);
+admins change them later through /templates and /rules.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_notifications.rules import service as rules
+from crm_notifications.rules.models import Rule
+from crm_notifications.rules.schemas import RuleIn
+from crm_notifications.templates import service as templates
+
+log = logging.getLogger(__name__)
+
+# key -> (variables, {language: (subject, body)})
+TEMPLATES: dict[str, tuple[list[str], dict[str, tuple[str, str]]]] = {
+    "complaint_ack": (
+        ["complaint_number", "contact_name", "category"],
+        {
+            "zh-CN": ("您的投诉已受理（编号 {{ complaint_number }}）",
+                      "{{ contact_name }} 您好：\n\n我们已收到您的投诉，编号 {{ complaint_number }}（类别：{{ category }}）。"
+                      "专人将尽快处理并回复您。\n"),
+            "en": ("We received your complaint {{ complaint_number }}",
+                   "Dear {{ contact_name }},\n\nWe have received your complaint {{ complaint_number }} ({{ category }}). "
+                   "A dedicated agent will handle it and get back to you shortly.\n"),
+        },
+    ),
+    "complaint_resolved": (
+        ["complaint_number", "contact_name", "outcome", "survey_url"],
+        {
+            "zh-CN": ("投诉 {{ complaint_number }} 已处理完毕",
+                      "{{ contact_name }} 您好：\n\n您的投诉 {{ complaint_number }} 已处理：{{ outcome }}。\n"
+                      "请花一分钟评价我们的处理：{{ survey_url }}\n"),
+            "en": ("Your complaint {{ complaint_number }} is resolved",
+                   "Dear {{ contact_name }},\n\nYour complaint {{ complaint_number }} has been resolved: {{ outcome }}.\n"
+                   "Please tell us how we did: {{ survey_url }}\n"),
+        },
+    ),
+    "complaint_escalated_alert": (
+        ["complaint_number", "customer_name", "level", "reason", "clock"],
+        {
+            "zh-CN": ("【升级 L{{ level }}】投诉 {{ complaint_number }}（{{ customer_name }}）",
+                      "投诉 {{ complaint_number }} 已升级到第 {{ level }} 级（{{ clock }}，原因：{{ reason }}）。请立即处理。\n"),
+            "en": ("[Escalated L{{ level }}] complaint {{ complaint_number }} ({{ customer_name }})",
+                   "Complaint {{ complaint_number }} escalated to level {{ level }} ({{ clock }}, {{ reason }}). Please act now.\n"),
+        },
+    ),
+    "shipment_delayed": (
+        ["contact_name", "items", "item_count"],
+        {
+            "zh-CN": ("{{ item_count }} 票货物运输延误通知",
+                      "{{ contact_name }} 您好：\n\n以下 {{ item_count }} 票货物将延误送达：\n"
+                      "{% for item in items %}- 订单 {{ item.order_id }}{% if item.tracking_number %}（运单 {{ item.tracking_number }}）{% endif %}"
+                      "：预计延误 {{ item.delay_minutes }} 分钟{% if item.new_eta %}，新的预计到达时间 {{ item.new_eta }}{% endif %}\n{% endfor %}"
+                      "给您带来不便，敬请谅解。\n"),
+            "en": ("Delay notice for {{ item_count }} shipment(s)",
+                   "Dear {{ contact_name }},\n\nThe following {{ item_count }} shipment(s) are delayed:\n"
+                   "{% for item in items %}- order {{ item.order_id }}{% if item.tracking_number %} (tracking {{ item.tracking_number }}){% endif %}"
+                   ": {{ item.delay_minutes }} min late{% if item.new_eta %}, new ETA {{ item.new_eta }}{% endif %}\n{% endfor %}"
+                   "We apologise for the inconvenience.\n"),
+        },
+    ),
+    "shipment_lost": (
+        ["contact_name", "order_id", "tracking_number", "account_manager"],
+        {
+            "zh-CN": ("重要：订单 {{ order_id }} 货物丢失", "{{ contact_name }} 您好：\n\n订单 {{ order_id }}（运单 {{ tracking_number }}）的货物已确认丢失。"
+                      "您的客户经理 {{ account_manager }} 将立即与您联系处理赔付。\n"),
+            "en": ("Important: shipment of order {{ order_id }} lost", "Dear {{ contact_name }},\n\nThe shipment of order {{ order_id }} "
+                   "(tracking {{ tracking_number }}) is confirmed lost. Your account manager {{ account_manager }} will contact you about compensation.\n"),
+        },
+    ),
+    "order_delivered": (
+        ["contact_name", "order_id", "delivered_at"],
+        {
+            "zh-CN": ("订单 {{ order_id }} 已送达", "{{ contact_name }} 您好：订单 {{ order_id }} 已于 {{ delivered_at }} 送达。\n"),
+            "en": ("Order {{ order_id }} delivered", "Dear {{ contact_name }}, order {{ order_id }} was delivered at {{ delivered_at }}.\n"),
+        },
+    ),
+    "key_account_welcome": (
+        ["contact_name", "customer_name", "account_manager"],
+        {
+            "zh-CN": ("欢迎成为我们的大客户", "{{ contact_name }} 您好：\n\n{{ customer_name }} 已升级为我们的大客户。"
+                      "您的专属客户经理是 {{ account_manager }}，将为您制定个性化服务方案并定期拜访。\n"),
+            "en": ("Welcome to key-account service", "Dear {{ contact_name }},\n\n{{ customer_name }} is now one of our key accounts. "
+                   "Your named account manager is {{ account_manager }}, who will agree a personal service plan with you.\n"),
+        },
+    ),
+    "churn_task": (
+        ["customer_name", "risk_level", "signals"],
+        {
+            "zh-CN": ("流失风险（{{ risk_level }}）：{{ customer_name }}", "请在两个工作日内联系 {{ customer_name }}。信号：{{ signals | join('、') }}\n"),
+            "en": ("Churn risk ({{ risk_level }}): {{ customer_name }}", "Please contact {{ customer_name }} within two working days. Signals: {{ signals | join(', ') }}\n"),
+        },
+    ),
+    "retention_offer": (
+        ["contact_name", "account_manager", "unsubscribe_url"],
+        {
+            "zh-CN": ("我们想听听您的意见", "{{ contact_name }} 您好：\n\n我们希望了解如何更好地为您服务，您的客户经理 {{ account_manager }} 会与您联系。\n"
+                      "\n退订：{{ unsubscribe_url }}\n"),
+            "en": ("We would like to hear from you", "Dear {{ contact_name }},\n\nWe would like to know how we can serve you better; "
+                   "your account manager {{ account_manager }} will get in touch.\n\nUnsubscribe: {{ unsubscribe_url }}\n"),
+        },
+    ),
+    "payment_reminder": (
+        ["contact_name", "invoice_id", "amount", "currency", "due_date", "days_overdue"],
+        {
+            "zh-CN": ("付款提醒：发票 {{ invoice_id }}", "{{ contact_name }} 您好：\n\n发票 {{ invoice_id }}（{{ amount }} {{ currency }}）已于 {{ due_date }} 到期，"
+                      "逾期 {{ days_overdue }} 天，请尽快安排付款。\n"),
+            "en": ("Payment reminder: invoice {{ invoice_id }}", "Dear {{ contact_name }},\n\nInvoice {{ invoice_id }} ({{ amount }} {{ currency }}) was due on "
+                   "{{ due_date }} and is {{ days_overdue }} day(s) overdue. Please arrange payment.\n"),
+        },
+    ),
+    "contract_renewal": (
+        ["contact_name", "customer_name", "contract_end", "days_to_contract_end", "account_manager"],
+        {
+            "zh-CN": ("合同续约提醒", "{{ contact_name }} 您好：\n\n{{ customer_name }} 的合同将于 {{ contract_end }} 到期（还有 {{ days_to_contract_end }} 天）。"
+                      "客户经理 {{ account_manager }} 将与您商谈续约。\n"),
+            "en": ("Contract renewal reminder", "Dear {{ contact_name }},\n\nThe contract of {{ customer_name }} ends on {{ contract_end }} "
+                   "(in {{ days_to_contract_end }} days). {{ account_manager }} will contact you about renewal.\n"),
+        },
+    ),
+    "win_back": (
+        ["contact_name", "unsubscribe_url"],
+        {
+            "zh-CN": ("好久不见，我们想念您", "{{ contact_name }} 您好：\n\n我们注意到您已有一段时间没有使用我们的服务。能否告诉我们原因，"
+                      "以及什么能让您再次选择我们？\n\n退订：{{ unsubscribe_url }}\n"),
+            "en": ("We miss you", "Dear {{ contact_name }},\n\nWe noticed you have not shipped with us for a while. Could you tell us why, "
+                   "and what would bring you back?\n\nUnsubscribe: {{ unsubscribe_url }}\n"),
+        },
+    ),
+}
+
+RULES: list[dict] = [
+    dict(name="complaint-filed-ack", event_type="ComplaintFiled", template_key="complaint_ack", audience="event_contact",
+         channel="email", category="complaint_updates"),
+    dict(name="complaint-resolved", event_type="ComplaintResolved", template_key="complaint_resolved", audience="event_contact",
+         channel="email", category="complaint_updates"),
+    dict(name="complaint-escalated-alert", event_type="ComplaintEscalated", template_key="complaint_escalated_alert",
+         audience="escalation_owner", channel="inbox", category="internal_alerts", urgency="critical"),
+    dict(name="shipment-delayed-notice", event_type="ShipmentDelayed", template_key="shipment_delayed", audience="customer_contacts",
+         channel="email", category="shipment_status", digest_window_s=900, digest_key="customer_id"),
+    dict(name="shipment-lost-alert", event_type="ShipmentLost", template_key="shipment_lost", audience="customer_contacts",
+         channel="preferred", category="shipment_status", urgency="critical"),
+    dict(name="order-delivered-key-accounts", event_type="OrderDelivered", template_key="order_delivered", audience="customer_contacts",
+         channel="email", category="delivery_confirmations", conditions=[{"field": "customer.tier", "op": "eq", "value": "key_account"}],
+         digest_window_s=3600, digest_key="customer_id"),
+    dict(name="key-account-welcome", event_type="CustomerTierChanged", template_key="key_account_welcome", audience="customer_contacts",
+         channel="email", category="account_service",
+         conditions=[{"field": "new_tier", "op": "eq", "value": "key_account"}, {"field": "new_tier", "op": "tier_up", "value": "old_tier"}]),
+    dict(name="churn-risk-task", event_type="ChurnRiskRaised", template_key="churn_task", audience="account_manager", channel="inbox",
+         category="internal_tasks"),
+    dict(name="churn-risk-retention", event_type="ChurnRiskRaised", template_key="retention_offer", audience="customer_contacts",
+         channel="email", category="retention"),
+    dict(name="payment-overdue-reminder", event_type="PaymentOverdue", template_key="payment_reminder", audience="customer_contacts",
+         channel="email", category="payment_reminders"),
+    dict(name="contract-renewal-reminder", event_type="ContractRenewalDue", template_key="contract_renewal", audience="customer_contacts",
+         channel="email", category="contract_renewal"),
+    dict(name="win-back", event_type="CustomerWinBack", template_key="win_back", audience="customer_contacts", channel="email",
+         category="win_back"),
+]
+
+
+
+async def seed(session: AsyncSession) -> tuple[int, int]:
+    """Add missing default templates and rules. Returns (templates added, rules added)."""
+    added_templates = added_rules = 0
+    for key, (variables, languages) in TEMPLATES.items():
+        for language, (subject, body) in languages.items():
+            if await templates.current(session, key, language, fallback=False) is None:
+                await templates.save_version(session, key=key, language=language, subject=subject, body=body, variables=variables,
+                                             description="default")
+                added_templates += 1
+    for spec in RULES:
+        if await session.scalar(select(Rule.id).where(Rule.name == spec["name"])) is None:
+            await rules.create(session, RuleIn.model_validate(spec))
+            added_rules += 1
+    return added_templates, added_rules

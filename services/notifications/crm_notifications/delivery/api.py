@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+
+from crm_common.problems import Problem
+from crm_common.runtime import runtime_of
+from crm_notifications.delivery.models import Attempt, InboxTask, Message
+
+router = APIRouter(tags=["deliveries"])
+
+
+class AttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    status: str
+    detail: str | None
+    at: dt.datetime
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    customer_id: str
+    contact_id: str | None
+    rule_name: str | None
+    template_key: str
+    template_version: int | None
+    channel: str
+    address: str | None
+    language: str
+    category: str
+    urgency: str
+    status: str
+    reason: str | None
+    subject: str | None
+    item_count: int
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    log: list[AttemptOut] = []
+
+
+class InboxTaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    assignee: str
+    customer_id: str
+    title: str
+    body: str
+    created_at: dt.datetime
+    done_at: dt.datetime | None
+
+
+async def _with_log(session, messages) -> list[DeliveryOut]:
+    ids = [m.id for m in messages]
+    logs: dict[str, list] = {i: [] for i in ids}
+    if ids:
+        for row in (await session.scalars(select(Attempt).where(Attempt.message_id.in_(ids)).order_by(Attempt.id))).all():
+            logs[row.message_id].append(AttemptOut.model_validate(row))
+    return [DeliveryOut.model_validate(m).model_copy(update={"log": logs[m.id]}) for m in messages]
+
+
+@router.get("/deliveries", response_model=list[DeliveryOut])
+async def deliveries(request: Request, customer_id: str = Query(min_length=1), status: str | None = None,
+                     limit: int = Query(default=100, ge=1, le=1000)):
+    """Every message to the customer's contacts, newest first, with its full attempt log."""
+    async with runtime_of(request).db.sessions() as session:
+        query = select(Message).where(Message.customer_id == customer_id)
+        if status:
+            query = query.where(Message.status == status)
+        messages = (await session.scalars(query.order_by(Message.created_at.desc(), Message.id).limit(limit))).all()
+        return await _with_log(session, messages)
+
+
+@router.get("/deliveries/{message_id}", response_model=DeliveryOut)
+async def delivery(message_id: str, request: Request):
+    async with runtime_of(request).db.sessions() as session:
+        message = await session.get(Message, message_id)
+        if message is None:
+            raise Problem(404, "Delivery not found", f"No delivery {message_id}.")
+        return (await _with_log(session, [message]))[0]
+
+
+@router.get("/inbox", response_model=list[InboxTaskOut])
+async def inbox(request: Request, assignee: str = Query(min_length=1), open_only: bool = True):
+    async with runtime_of(request).db.sessions() as session:
+        query = select(InboxTask).where(InboxTask.assignee == assignee)
+        if open_only:
+            query = query.where(InboxTask.done_at.is_(None))
+        return (await session.scalars(query.order_by(InboxTask.created_at.desc()))).all()

@@ -1,0 +1,222 @@
+"""From a trigger (an event, a scan, a segment send) to queued messages, in the caller's transaction.
+
+One logical notification per (event id, rule, recipient): the row is inserted with ON CONFLICT DO
+NOTHING, so a redelivered event, a replayed scan or a restart finds it already there and adds nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_notifications import catalog
+from crm_notifications.delivery.models import COLLECTING, QUEUED, SUPPRESSED, Attempt, Message, Notification
+from crm_notifications.directory import service as directory
+from crm_notifications.directory.models import ContactRecord, CustomerRecord
+from crm_notifications.preferences.policy import ContactView, choose_channel
+from crm_notifications.rules import service as rules
+from crm_notifications.rules.conditions import lookup, matches
+from crm_notifications.rules.models import Rule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a rule (or a manual segment send) asks for."""
+
+    rule_id: str
+    rule_name: str
+    template_key: str
+    audience: str
+    channel: str
+    category: str
+    urgency: str = "normal"
+    digest_window_s: int | None = None
+    digest_key: str | None = None
+
+    @classmethod
+    def of(cls, rule: Rule) -> "Spec":
+        return cls(rule.id, rule.name, rule.template_key, rule.audience, rule.channel, rule.category, rule.urgency,
+                   rule.digest_window_s, rule.digest_key)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    key: str  # part of the idempotency triple: contact id, "reporter:<address>", "staff:<name>"
+    view: ContactView
+    name: str | None = None
+    internal_address: str | None = None  # inbox assignee
+
+
+@dataclass(frozen=True)
+class Trigger:
+    event_id: str
+    event_type: str
+    customer_id: str
+    payload: dict[str, Any]
+
+
+def unsubscribe_token(secret: str, contact_id: str, category: str) -> str:
+    mac = hmac.new(secret.encode(), f"{contact_id}|{category}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{contact_id}.{category}.{mac}"
+
+
+def check_unsubscribe_token(secret: str, token: str) -> tuple[str, str] | None:
+    try:
+        contact_id, category, mac = token.rsplit(".", 2)
+    except ValueError:
+        return None
+    expected = unsubscribe_token(secret, contact_id, category)
+    return (contact_id, category) if hmac.compare_digest(expected, token) else None
+
+
+async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, customer: CustomerRecord | None) -> list[Recipient]:
+    payload = trigger.payload
+    if spec.audience == "account_manager":
+        manager = customer.account_manager if customer else None
+        return [Recipient(f"staff:{manager}", ContactView(None, addresses={"inbox": manager}), manager, manager)] if manager else []
+    if spec.audience == "escalation_owner":
+        owner = payload.get("escalated_to") or (customer.account_manager if customer else None)
+        return [Recipient(f"staff:{owner}", ContactView(None, addresses={"inbox": owner}), owner, owner)] if owner else []
+    if spec.audience == "event_contact":
+        contact_id = payload.get("contact_id")
+        if contact_id:
+            row = await session.get(ContactRecord, contact_id)
+            if row is not None:
+                return [Recipient(row.contact_id, await directory.contact_view(session, row, bool(customer and customer.erased)), row.name)]
+        addresses = {}
+        if payload.get("reporter_email"):
+            addresses["email"] = payload["reporter_email"]
+        if payload.get("reporter_phone"):
+            addresses["sms"] = payload["reporter_phone"]
+        if addresses:
+            key = "reporter:" + (addresses.get("email") or addresses["sms"]).lower()
+            view = ContactView(None, language=payload.get("language") or "zh-CN", addresses=addresses,
+                               erased=bool(customer and customer.erased))
+            return [Recipient(key, view, payload.get("reporter_name"))]
+        # nobody named: fall through to the customer's contacts
+    result = []
+    for row in await directory.contacts_of(session, trigger.customer_id):
+        if not row.erased:
+            result.append(Recipient(row.contact_id, await directory.contact_view(session, row, bool(customer and customer.erased)), row.name))
+    return result
+
+
+def variables(trigger: Trigger, customer: CustomerRecord | None, recipient: Recipient, *, survey_base_url: str) -> dict[str, Any]:
+    values = dict(trigger.payload)
+    values.update(
+        customer_id=trigger.customer_id,
+        customer_name=(customer.name if customer else None) or trigger.customer_id,
+        contact_name=recipient.name or "",
+        account_manager=(customer.account_manager if customer else None) or "",
+        language=recipient.view.language,
+        event_type=trigger.event_type,
+    )
+    if not values.get("survey_url"):
+        reference = trigger.payload.get("complaint_id") or trigger.event_id
+        values["survey_url"] = f"{survey_base_url.rstrip('/')}/{reference}"
+    return values
+
+
+def _insert_ignore(session: AsyncSession, values: dict):
+    dialect = session.bind.dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["event_id", "rule_id", "recipient_key"])
+
+
+async def enqueue(
+    session: AsyncSession, spec: Spec, trigger: Trigger, recipient: Recipient, values: dict[str, Any], now: dt.datetime
+) -> Message | None:
+    """Record the notification (once) and put it on a message: a new one, or the open digest."""
+    message_id = str(uuid.uuid4())
+    notification_id = str(uuid.uuid4())
+    result = await session.execute(
+        _insert_ignore(session, dict(id=notification_id, event_id=trigger.event_id, event_type=trigger.event_type, rule_id=spec.rule_id,
+                                     recipient_key=recipient.key, customer_id=trigger.customer_id, contact_id=recipient.view.contact_id,
+                                     variables=values, message_id=message_id, created_at=now))
+    )
+    if result.rowcount == 0:
+        return None  # this event already produced this notification
+    digest = spec.digest_window_s is not None and spec.urgency != "critical"
+    group = None
+    if digest:
+        group_value = lookup(trigger.payload | {"customer_id": trigger.customer_id}, spec.digest_key or "customer_id")
+        group = f"{spec.rule_id}|{recipient.key}|{group_value}"
+        open_id = await session.scalar(select(Message.id).where(Message.digest_group == group, Message.status == COLLECTING))
+        if open_id is not None:
+            joined = await session.execute(
+                update(Message).where(Message.id == open_id, Message.status == COLLECTING)
+                .values(item_count=Message.item_count + 1, updated_at=now)
+            )
+            if joined.rowcount:
+                await session.execute(update(Notification).where(Notification.id == notification_id).values(message_id=open_id))
+                session.add(Attempt(message_id=open_id, customer_id=trigger.customer_id, status=COLLECTING,
+                                    detail=f"{trigger.event_type} {trigger.event_id} joined the digest", at=now))
+                return await session.get(Message, open_id)
+    channel = "inbox" if recipient.internal_address else choose_channel(recipient.view, spec.channel, spec.category)
+    address = recipient.internal_address if channel == "inbox" else (recipient.view.addresses.get(channel) if channel else None)
+    status, reason = (COLLECTING if digest else QUEUED), None
+    if recipient.view.erased:
+        status, reason = SUPPRESSED, "contact erased"
+    elif channel is None:
+        status, reason = SUPPRESSED, f"no address for channel {spec.channel}"
+    message = Message(
+        id=message_id, customer_id=trigger.customer_id, contact_id=recipient.view.contact_id, recipient_key=recipient.key,
+        rule_id=spec.rule_id, rule_name=spec.rule_name, template_key=spec.template_key, channel=channel or spec.channel,
+        address=address, language=recipient.view.language, category=spec.category, urgency=spec.urgency, status=status,
+        reason=reason, digest_group=group, item_count=1, attempts=0,
+        next_attempt_at=now + dt.timedelta(seconds=spec.digest_window_s) if digest else now,
+        created_at=now, updated_at=now,
+    )
+    session.add(message)
+    session.add(Attempt(message_id=message_id, customer_id=trigger.customer_id, status=status,
+                        detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}", at=now))
+    await session.flush()
+    return message
+
+
+async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datetime, *, survey_base_url: str = "") -> list[Message]:
+    """Run every matching rule for the trigger; returns the messages created or joined."""
+    customer = await directory.customer(session, trigger.customer_id)
+    if customer is not None and customer.customer_id != trigger.customer_id:
+        trigger = Trigger(trigger.event_id, trigger.event_type, customer.customer_id, trigger.payload)
+    if customer is not None and customer.erased:
+        log.info("customer %s is erased; %s not notified", trigger.customer_id, trigger.event_type)
+        return []
+    context = dict(trigger.payload)
+    context["customer"] = {
+        "tier": customer.tier if customer else None,
+        "abc_class": customer.abc_class if customer else None,
+        "status": customer.status if customer else None,
+        "account_manager": customer.account_manager if customer else None,
+    }
+    produced: list[Message] = []
+    for rule in await rules.matching(session, trigger.event_type):
+        if not matches(rule.conditions, context):
+            continue
+        spec = Spec.of(rule)
+        for recipient in await recipients(session, spec, trigger, customer):
+            values = variables(trigger, customer, recipient, survey_base_url=survey_base_url)
+            message = await enqueue(session, spec, trigger, recipient, values, now)
+            if message is not None:
+                produced.append(message)
+    return produced
+
+
+def trigger_from_event(envelope, payload) -> Trigger:
+    data = payload.model_dump(mode="json")
+    customer_id = data.get("customer_id") or data.get("survivor_id") or envelope.key
+    return Trigger(str(envelope.event_id), envelope.type, customer_id, data)
+
+
+def capped_categories() -> list[str]:
+    return [name for name, (kind, _default) in catalog.CATEGORIES.items() if kind in ("service", "marketing")]

@@ -1,0 +1,179 @@
+"""Keeps the local copy of customers and contacts current from customer-profile and scoring events."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerSnapshot
+from crm_common.events.scoring import CustomerScored, CustomerTierChanged
+from crm_notifications.delivery.models import DUE_STATUSES, SENDING, SUPPRESSED, Attempt, Message, Notification
+from crm_notifications.directory.models import ContactRecord, CustomerRecord
+from crm_notifications.preferences.models import ContactAddress, Preference
+from crm_notifications.preferences.policy import ContactView, PreferenceView, parse_hhmm
+
+ERASED_TEXT = "[erased]"
+
+
+async def customer(session: AsyncSession, customer_id: str) -> CustomerRecord | None:
+    """The customer, following merges to the survivor."""
+    seen: set[str] = set()
+    record = await session.get(CustomerRecord, customer_id)
+    while record is not None and record.merged_into and record.merged_into not in seen:
+        seen.add(record.customer_id)
+        record = await session.get(CustomerRecord, record.merged_into) or record
+        if record.customer_id in seen:
+            break
+    return record
+
+
+async def _customer_row(session: AsyncSession, customer_id: str, now: dt.datetime) -> CustomerRecord:
+    record = await session.get(CustomerRecord, customer_id)
+    if record is None:
+        record = CustomerRecord(customer_id=customer_id, erased=False, updated_at=now)
+        session.add(record)
+    return record
+
+
+async def apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot, now: dt.datetime) -> None:
+    record = await _customer_row(session, snapshot.customer_id, now)
+    if record.erased:
+        return  # an erased customer stays erased, whatever a late snapshot says
+    if record.status != snapshot.status:
+        record.status_since = now
+    record.name = snapshot.name
+    record.status = snapshot.status
+    record.account_manager = snapshot.account_manager
+    record.contract_end = snapshot.contract_end
+    record.updated_at = now
+    for contact in snapshot.contacts:
+        row = await session.get(ContactRecord, contact.contact_id)
+        if row is None:
+            row = ContactRecord(contact_id=contact.contact_id, customer_id=snapshot.customer_id, erased=False)
+            session.add(row)
+        if row.erased:
+            continue
+        row.customer_id = snapshot.customer_id
+        row.name = contact.name
+        row.role = contact.role
+        row.email = contact.email
+        row.phone = contact.phone
+        row.preferred_channel = contact.preferred_channel
+        row.language = contact.language
+        row.timezone = contact.timezone
+        row.quiet_hours_start = contact.quiet_hours_start.strftime("%H:%M") if contact.quiet_hours_start else None
+        row.quiet_hours_end = contact.quiet_hours_end.strftime("%H:%M") if contact.quiet_hours_end else None
+        row.marketing_consent = contact.marketing_consent
+        row.updated_at = now
+    await session.flush()
+
+
+async def apply_scored(session: AsyncSession, scored: CustomerScored, now: dt.datetime) -> None:
+    record = await _customer_row(session, scored.customer_id, now)
+    if scored.abc_class is not None:
+        record.abc_class = scored.abc_class
+    if scored.tier is not None:
+        record.tier = scored.tier
+    record.updated_at = now
+    await session.flush()
+
+
+async def apply_tier(session: AsyncSession, changed: CustomerTierChanged, now: dt.datetime) -> None:
+    record = await _customer_row(session, changed.customer_id, now)
+    record.tier = changed.new_tier
+    record.updated_at = now
+    await session.flush()
+
+
+async def apply_merged(session: AsyncSession, merged: CustomerMerged, now: dt.datetime) -> None:
+    survivor = await _customer_row(session, merged.survivor_id, now)
+    gone = await _customer_row(session, merged.merged_id, now)
+    gone.merged_into = survivor.customer_id
+    gone.updated_at = now
+    await session.execute(
+        update(ContactRecord).where(ContactRecord.customer_id == merged.merged_id).values(customer_id=merged.survivor_id, updated_at=now)
+    )
+    await session.flush()
+
+
+async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.datetime) -> int:
+    """Never contact them again and anonymise what we logged. Returns the number of messages anonymised."""
+    if erased.contact_id:
+        contact_ids = [erased.contact_id]
+        row = await session.get(ContactRecord, erased.contact_id)
+        if row is None:
+            session.add(ContactRecord(contact_id=erased.contact_id, customer_id=erased.customer_id, erased=True, updated_at=now))
+    else:
+        record = await _customer_row(session, erased.customer_id, now)
+        record.erased = True
+        record.name = None
+        record.account_manager = None
+        record.updated_at = now
+        contact_ids = list((await session.scalars(select(ContactRecord.contact_id).where(ContactRecord.customer_id == erased.customer_id))).all())
+    await session.execute(
+        update(ContactRecord)
+        .where(ContactRecord.contact_id.in_(contact_ids))
+        .values(erased=True, name=None, role=None, email=None, phone=None, quiet_hours_start=None, quiet_hours_end=None,
+                marketing_consent=False, updated_at=now)
+    )
+    from sqlalchemy import delete
+
+    await session.execute(delete(ContactAddress).where(ContactAddress.contact_id.in_(contact_ids)))
+    await session.execute(delete(Preference).where(Preference.contact_id.in_(contact_ids)))
+
+    messages = select(Message.id).where(Message.contact_id.in_(contact_ids))
+    if not erased.contact_id:  # the whole customer: also reporter-addressed messages with no contact id
+        messages = select(Message.id).where((Message.customer_id == erased.customer_id) | Message.contact_id.in_(contact_ids))
+    message_ids = list((await session.scalars(messages)).all())
+    if not message_ids:
+        await session.flush()
+        return 0
+    await session.execute(
+        update(Message)
+        .where(Message.id.in_(message_ids), Message.status.in_(DUE_STATUSES + (SENDING,)))
+        .values(status=SUPPRESSED, reason="contact erased", updated_at=now)
+    )
+    await session.execute(
+        update(Message)
+        .where(Message.id.in_(message_ids))
+        .values(address=None, subject=ERASED_TEXT, body=None, recipient_key=ERASED_TEXT, last_error=None, updated_at=now)
+    )
+    await session.execute(update(Notification).where(Notification.message_id.in_(message_ids)).values(variables={}, recipient_key=Notification.id))
+    await session.execute(update(Attempt).where(Attempt.message_id.in_(message_ids)).values(detail=None))
+    for message_id in message_ids:
+        session.add(Attempt(message_id=message_id, customer_id=erased.customer_id, attempt=0, status=SUPPRESSED, detail="contact erased; log anonymised", at=now))
+    await session.flush()
+    return len(message_ids)
+
+
+async def contact_view(session: AsyncSession, contact: ContactRecord, erased_customer: bool = False) -> ContactView:
+    addresses: dict[str, str] = {}
+    if contact.email:
+        addresses["email"] = contact.email
+    if contact.phone:
+        addresses["sms"] = contact.phone
+    for row in (await session.scalars(select(ContactAddress).where(ContactAddress.contact_id == contact.contact_id))).all():
+        addresses[row.channel] = row.address
+    preferences = {
+        row.category: PreferenceView(opted_in=row.opted_in, channel=row.channel)
+        for row in (await session.scalars(select(Preference).where(Preference.contact_id == contact.contact_id))).all()
+    }
+    return ContactView(
+        contact_id=contact.contact_id,
+        language=contact.language or "zh-CN",
+        timezone=contact.timezone or "Asia/Shanghai",
+        quiet_hours_start=parse_hhmm(contact.quiet_hours_start),
+        quiet_hours_end=parse_hhmm(contact.quiet_hours_end),
+        marketing_consent=bool(contact.marketing_consent),
+        erased=bool(contact.erased) or erased_customer,
+        preferred_channel=contact.preferred_channel,
+        addresses=addresses,
+        preferences=preferences,
+    )
+
+
+async def contacts_of(session: AsyncSession, customer_id: str) -> list[ContactRecord]:
+    return list(
+        (await session.scalars(select(ContactRecord).where(ContactRecord.customer_id == customer_id).order_by(ContactRecord.contact_id))).all()
+    )

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CategoryChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    opted_in: bool | None = None
+    channel: str | None = None
+
+
+class PreferencesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    categories: dict[str, CategoryChoice] = Field(default_factory=dict, description='category (or "*" for all) -> choice')
+    addresses: dict[str, str] = Field(default_factory=dict, description="channel -> address (push token, webhook URL, overrides)")
+
+
+class CategoryState(BaseModel):
+    category: str
+    kind: str
+    opted_in: bool | None
+    channel: str | None
+    effective: str  # "send" or the reason it is suppressed
+
+
+class PreferencesOut(BaseModel):
+    contact_id: str
+    customer_id: str
+    language: str
+    timezone: str
+    marketing_consent: bool
+    addresses: dict[str, str]
+    categories: list[CategoryState]

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.db import utcnow
+from crm_common.problems import Problem
+from crm_notifications import catalog
+from crm_notifications.directory import service as directory
+from crm_notifications.directory.models import ContactRecord
+from crm_notifications.preferences.models import ContactAddress, Preference
+from crm_notifications.preferences.policy import consent_decision
+from crm_notifications.preferences.schemas import CategoryState, PreferencesIn, PreferencesOut
+from crm_notifications.templates.service import invalid
+
+CONTACT_CHANNELS = ("email", "sms", "push", "webhook")
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+def address_error(channel: str, address: str) -> str | None:
+    """Why an address is unusable on a channel, or None when it is fine."""
+    if channel == "email":
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError as exc:
+            return f"invalid email address: {exc}"
+        return None
+    if channel == "sms":
+        try:
+            number = phonenumbers.parse(address, "CN")
+        except phonenumbers.NumberParseException as exc:
+            return f"invalid phone number: {exc}"
+        return None if phonenumbers.is_valid_number(number) else "invalid phone number"
+    if channel == "webhook":
+        return None if _URL.match(address) and len(address) <= 1000 else "webhook address must be an http(s) URL"
+    if channel == "push":
+        return None if 8 <= len(address) <= 500 and not any(c.isspace() for c in address) else "push token must be 8-500 characters without spaces"
+    return f"unknown channel {channel!r}"
+
+
+async def contact_or_404(session: AsyncSession, contact_id: str) -> ContactRecord:
+    contact = await session.get(ContactRecord, contact_id)
+    if contact is None or contact.erased:
+        raise Problem(404, "Contact not found", f"No contact {contact_id!r}.")
+    return contact
+
+
+async def update(session: AsyncSession, contact_id: str, data: PreferencesIn, *, source: str = "api") -> None:
+    contact = await contact_or_404(session, contact_id)
+    errors = []
+    for category, choice in data.categories.items():
+        if category != "*" and category not in catalog.CATEGORIES:
+            errors.append({"loc": ["body", "categories", category], "msg": f"unknown category {category!r}", "type": "unknown_category"})
+        if choice.channel is not None and choice.channel not in CONTACT_CHANNELS:
+            errors.append({"loc": ["body", "categories", category, "channel"], "msg": f"unknown channel {choice.channel!r}", "type": "unknown_channel"})
+    for channel, address in data.addresses.items():
+        problem = address_error(channel, address) if channel in CONTACT_CHANNELS else f"unknown channel {channel!r}"
+        if problem:
+            errors.append({"loc": ["body", "addresses", channel], "msg": problem, "type": "invalid_address"})
+    if errors:
+        raise invalid(errors, "; ".join(e["msg"] for e in errors))
+    now = utcnow()
+    for category, choice in data.categories.items():
+        row = await session.get(Preference, (contact.contact_id, category))
+        if row is None:
+            row = Preference(contact_id=contact.contact_id, category=category)
+            session.add(row)
+        row.opted_in, row.channel, row.source, row.updated_at = choice.opted_in, choice.channel, source, now
+    for channel, address in data.addresses.items():
+        row = await session.get(ContactAddress, (contact.contact_id, channel))
+        if row is None:
+            row = ContactAddress(contact_id=contact.contact_id, channel=channel)
+            session.add(row)
+        row.address, row.updated_at = address.strip(), now
+    await session.flush()
+
+
+async def opt_out(session: AsyncSession, contact_id: str, category: str, *, source: str) -> None:
+    row = await session.get(Preference, (contact_id, category))
+    if row is None:
+        row = Preference(contact_id=contact_id, category=category)
+        session.add(row)
+    row.opted_in, row.source, row.updated_at = False, source, utcnow()
+    await session.flush()
+
+
+async def show(session: AsyncSession, contact_id: str) -> PreferencesOut:
+    contact = await contact_or_404(session, contact_id)
+    view = await directory.contact_view(session, contact)
+    stored = {row.category: row for row in (await session.scalars(select(Preference).where(Preference.contact_id == contact_id))).all()}
+    states = []
+    for category, (kind, _default) in catalog.CATEGORIES.items():
+        if kind == "internal":
+            continue
+        decision = consent_decision(view, category)
+        row = stored.get(category)
+        states.append(CategoryState(category=category, kind=kind, opted_in=row.opted_in if row else None,
+                                    channel=row.channel if row else None, effective=decision.reason or "send"))
+    return PreferencesOut(contact_id=contact.contact_id, customer_id=contact.customer_id, language=view.language, timezone=view.timezone,
+                          marketing_consent=view.marketing_consent, addresses=view.addresses, categories=states)

@@ -1,0 +1,39 @@
+from fastapi import APIRouter, Header, Request, Response
+
+from crm_common.runtime import runtime_of
+from crm_notifications.rules import service
+from crm_notifications.rules.schemas import RuleIn, RuleOut
+
+router = APIRouter(prefix="/rules", tags=["rules"])
+
+
+@router.get("", response_model=list[RuleOut])
+async def list_rules(request: Request, event_type: str | None = None):
+    async with runtime_of(request).db.sessions() as session:
+        return await service.list_rules(session, event_type)
+
+
+@router.post("", status_code=201, response_model=RuleOut)
+async def create_rule(data: RuleIn, request: Request):
+    async with runtime_of(request).transaction() as session:
+        return await service.create(session, data)
+
+
+@router.get("/{rule_id}", response_model=RuleOut)
+async def get_rule(rule_id: str, request: Request):
+    async with runtime_of(request).db.sessions() as session:
+        return await service.get(session, rule_id)
+
+
+@router.put("/{rule_id}", response_model=RuleOut)
+async def update_rule(rule_id: str, data: RuleIn, request: Request, if_match: str | None = Header(default=None)):
+    version = int(if_match.strip('"W/')) if if_match and if_match.strip('"W/').isdigit() else None
+    async with runtime_of(request).transaction() as session:
+        return await service.update(session, rule_id, data, if_version=version)
+
+
+@router.delete("/{rule_id}", status_code=204)
+async def delete_rule(rule_id: str, request: Request):
+    async with runtime_of(request).transaction() as session:
+        await service.delete(session, rule_id)
+    return Response(status_code=204)

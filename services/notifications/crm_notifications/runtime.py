@@ -1,0 +1,84 @@
+"""The service runtime: the shared one (db, outbox relay, consumers) plus the dispatcher and the scans."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import IntegrityError
+
+from crm_common.runtime import ServiceRuntime
+from crm_notifications import defaults
+from crm_notifications.channels.base import Channel
+from crm_notifications.channels.registry import build_channels
+from crm_notifications.clock import Clock
+from crm_notifications.delivery import scans
+from crm_notifications.delivery.dispatcher import Dispatcher
+from crm_notifications.handlers import NotificationsHandler
+from crm_notifications.settings import NotificationsSettings
+
+log = logging.getLogger(__name__)
+
+
+class NotificationsRuntime(ServiceRuntime):
+    settings: NotificationsSettings
+
+    def __init__(self, settings: NotificationsSettings, *, clock: Clock | None = None, channels: dict[str, Channel] | None = None):
+        self.clock = clock or Clock()
+        self.handler = NotificationsHandler(self.clock, survey_base_url=settings.survey_base_url, on_enqueued=self._wake_dispatcher)
+        super().__init__(settings, handlers=[self.handler])
+        self.channels = channels or build_channels(settings, self.db)
+        self.dispatcher = Dispatcher(self.db, self.channels, settings, self.clock, on_commit=self.relay.wake)
+        self._own_tasks: list[asyncio.Task] = []
+
+    def _wake_dispatcher(self) -> None:
+        dispatcher = getattr(self, "dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.wake()
+
+    async def seed_defaults(self) -> tuple[int, int]:
+        try:
+            async with self.transaction() as session:
+                return await defaults.seed(session)
+        except IntegrityError:  # another replica seeded at the same moment
+            return 0, 0
+
+    async def run_scans(self) -> int:
+        """One pass of the periodic triggers; returns the number of messages created."""
+        now = self.clock.now()
+        async with self.transaction() as session:
+            produced = await scans.renewal_scan(session, now, days_before=self.settings.renewal_days_before,
+                                                survey_base_url=self.settings.survey_base_url)
+            produced += await scans.winback_scan(session, now, after_days=self.settings.winback_after_days,
+                                                 survey_base_url=self.settings.survey_base_url)
+        if produced:
+            self.dispatcher.wake()
+        return len(produced)
+
+    async def _scan_loop(self) -> None:
+        while True:
+            try:
+                await self.run_scans()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic scan failed")
+            await asyncio.sleep(self.settings.scan_interval_s)
+
+    async def start(self, *, relay: bool | None = None, consumers: bool | None = None, dispatcher: bool | None = None,
+                    scans_: bool | None = None) -> None:
+        if self.settings.seed_defaults:
+            await self.seed_defaults()
+        await super().start(relay=relay, consumers=consumers)
+        if self.settings.run_dispatcher if dispatcher is None else dispatcher:
+            self._own_tasks.append(asyncio.create_task(self.dispatcher.run(), name="notifications-dispatcher"))
+        if self.settings.run_scans if scans_ is None else scans_:
+            self._own_tasks.append(asyncio.create_task(self._scan_loop(), name="notifications-scans"))
+
+    async def stop(self) -> None:
+        self.dispatcher.stop()
+        for task in self._own_tasks:
+            task.cancel()
+        if self._own_tasks:
+            await asyncio.gather(*self._own_tasks, return_exceptions=True)
+        self._own_tasks.clear()
+        await super().stop()

@@ -1,0 +1,194 @@
+"""Pure domain rules: templates, conditions, preferences, quiet hours, caps, webhook signatures."""
+import datetime as dt
+
+import pytest
+
+from crm_notifications import catalog
+from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, sign, verify_signature
+from crm_notifications.channels.base import OutgoingMessage
+from crm_notifications.delivery.dispatcher import backoff
+from crm_notifications.preferences.policy import (
+    DEFER, SEND, SUPPRESS, ContactView, PreferenceView, cap_decision, choose_channel, consent_decision, decide, quiet_hours_end,
+)
+from crm_notifications.rules.conditions import matches
+from crm_notifications.settings import RetryPolicy
+from crm_notifications.templates.rendering import RenderError, TemplateInvalid, render, validate_template
+
+UTC = dt.timezone.utc
+
+
+# templates ---------------------------------------------------------------
+
+def test_template_with_declared_known_variables_is_valid():
+    validate_template("Complaint {{ complaint_number }}", "Dear {{ contact_name }}", ["complaint_number", "contact_name"])
+
+
+def test_template_using_an_undeclared_variable_is_refused_at_save_time():
+    with pytest.raises(TemplateInvalid) as info:
+        validate_template("Complaint {{ complaint_number }}", "Dear {{ contact_name }}, {{ secret }}", ["complaint_number", "contact_name"])
+    assert [e.type for e in info.value.errors] == ["undeclared_variable"]
+    assert "secret" in info.value.errors[0].msg
+
+
+def test_template_declaring_a_variable_no_trigger_provides_is_refused():
+    with pytest.raises(TemplateInvalid) as info:
+        validate_template("Hi", "{{ favourite_colour }}", ["favourite_colour"])
+    assert "unknown_variable" in [e.type for e in info.value.errors]
+
+
+def test_template_syntax_error_is_refused():
+    with pytest.raises(TemplateInvalid) as info:
+        validate_template("Hi {{ contact_name", "x", ["contact_name"])
+    assert info.value.errors[0].type == "template_syntax"
+
+
+def test_loop_variables_are_not_mistaken_for_inputs():
+    validate_template("{{ item_count }} delays", "{% for item in items %}{{ item.order_id }}{% endfor %}", ["items", "item_count"])
+
+
+def test_sandbox_blocks_access_to_python_internals():
+    with pytest.raises(RenderError):
+        render("{{ items.__class__.__mro__[1].__subclasses__() }}", {"items": []})
+
+
+# conditions ----------------------------------------------------------------
+
+def test_conditions_all_must_hold():
+    context = {"new_tier": "key_account", "old_tier": "ordinary", "customer": {"abc_class": "A"}}
+    assert matches([{"field": "new_tier", "op": "eq", "value": "key_account"}, {"field": "customer.abc_class", "op": "in", "value": ["A", "B"]}], context)
+    assert not matches([{"field": "new_tier", "op": "eq", "value": "key_account"}, {"field": "customer.abc_class", "op": "eq", "value": "C"}], context)
+
+
+def test_tier_up_condition():
+    up = {"new_tier": "key_account", "old_tier": "ordinary"}
+    down = {"new_tier": "ordinary", "old_tier": "key_account"}
+    condition = [{"field": "new_tier", "op": "tier_up", "value": "old_tier"}]
+    assert matches(condition, up)
+    assert not matches(condition, down)
+    assert matches(condition, {"new_tier": "small", "old_tier": None})
+
+
+def test_missing_field_never_matches_comparisons():
+    assert not matches([{"field": "delay_minutes", "op": "gt", "value": 30}], {})
+    assert matches([{"field": "delay_minutes", "op": "not_exists"}], {})
+
+
+# preferences -----------------------------------------------------------------
+
+def view(**kw):
+    base = dict(contact_id="k1", addresses={"email": "a@example.com", "sms": "+8613800138000"})
+    base.update(kw)
+    return ContactView(**base)
+
+
+def test_marketing_needs_consent_and_respects_opt_out():
+    assert consent_decision(view(marketing_consent=False), "win_back").action == SUPPRESS
+    assert consent_decision(view(marketing_consent=True), "win_back").action == SEND
+    opted_out = view(marketing_consent=True, preferences={"win_back": PreferenceView(opted_in=False)})
+    assert consent_decision(opted_out, "win_back") .reason == "opted out of win_back"
+    all_out = view(marketing_consent=True, preferences={"*": PreferenceView(opted_in=False)})
+    assert consent_decision(all_out, "retention").action == SUPPRESS
+
+
+def test_transactional_ignores_opt_out():
+    everything_off = view(preferences={"*": PreferenceView(opted_in=False), "complaint_updates": PreferenceView(opted_in=False)})
+    assert consent_decision(everything_off, "complaint_updates").action == SEND
+
+
+def test_subscriptions_follow_their_default_until_chosen():
+    assert consent_decision(view(), "shipment_status").action == SEND  # default on
+    assert consent_decision(view(), "delivery_confirmations").action == SUPPRESS  # default off
+    subscribed = view(preferences={"delivery_confirmations": PreferenceView(opted_in=True)})
+    assert consent_decision(subscribed, "delivery_confirmations").action == SEND
+
+
+def test_channel_choice_overrides_the_rule_channel_even_for_transactional():
+    chose_sms = view(preferences={"complaint_updates": PreferenceView(channel="sms")})
+    assert choose_channel(chose_sms, "email", "complaint_updates") == "sms"
+    assert choose_channel(view(), "email", "complaint_updates") == "email"
+    assert choose_channel(view(addresses={"sms": "+8613800138000"}), "preferred", "complaint_updates") == "sms"
+    assert choose_channel(view(addresses={}), "email", "complaint_updates") is None
+
+
+# quiet hours -------------------------------------------------------------------
+
+def test_quiet_hours_across_midnight_in_the_contact_timezone():
+    start, end = dt.time(22, 0), dt.time(8, 0)
+    # 23:30 in Shanghai is 15:30 UTC; quiet until 08:00 Shanghai next day = 00:00 UTC
+    assert quiet_hours_end(dt.datetime(2026, 3, 2, 15, 30, tzinfo=UTC), "Asia/Shanghai", start, end) == dt.datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    # 03:00 Shanghai (19:00 UTC the day before): ends the same local morning
+    assert quiet_hours_end(dt.datetime(2026, 3, 2, 19, 0, tzinfo=UTC), "Asia/Shanghai", start, end) == dt.datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    # 10:00 Shanghai: not quiet
+    assert quiet_hours_end(dt.datetime(2026, 3, 2, 2, 0, tzinfo=UTC), "Asia/Shanghai", start, end) is None
+
+
+def test_quiet_hours_depend_on_the_timezone():
+    # 15:30 UTC is 23:30 in Shanghai (quiet) but 16:30 in Berlin (not quiet)
+    now = dt.datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
+    assert quiet_hours_end(now, "Europe/Berlin", dt.time(22, 0), dt.time(8, 0)) is None
+    assert quiet_hours_end(now, "Asia/Shanghai", dt.time(22, 0), dt.time(8, 0)) is not None
+
+
+def _decide(contact, category="shipment_status", urgency="normal", now=None, day=0, week=0):
+    return decide(contact, category=category, urgency=urgency, now=now or dt.datetime(2026, 3, 2, 15, 30, tzinfo=UTC),
+                  sent_last_day=day, sent_last_week=week, per_day=3, per_week=10)
+
+
+def test_decide_defers_in_quiet_hours_and_critical_bypasses():
+    quiet = view(quiet_hours_start=dt.time(22, 0), quiet_hours_end=dt.time(8, 0))
+    deferred = _decide(quiet)
+    assert deferred.action == DEFER and deferred.until == dt.datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    assert _decide(quiet, urgency="critical").action == SEND
+    assert _decide(quiet, urgency="critical", day=99).action == SEND
+
+
+def test_caps_suppress_with_a_reason_but_not_transactional():
+    assert cap_decision("service", 3, 3, 3, 10).reason == "frequency cap: 3 of 3 per day already sent"
+    assert cap_decision("marketing", 1, 10, 3, 10).reason == "frequency cap: 10 of 10 per week already sent"
+    assert cap_decision("transactional", 50, 50, 3, 10).action == SEND
+    assert _decide(view(), day=3).action == SUPPRESS
+
+
+def test_erased_contact_is_never_contacted_even_for_critical():
+    assert _decide(view(erased=True), urgency="critical").reason == "contact erased"
+
+
+# retries ------------------------------------------------------------------------
+
+def test_backoff_is_exponential_and_capped():
+    policy = RetryPolicy(base_s=10, max_s=60, max_attempts=5)
+    assert [backoff(policy, n).total_seconds() for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
+
+
+# webhook signatures -----------------------------------------------------------------
+
+def test_webhook_signature_verifies_and_rejects_tampering_and_replay():
+    channel = WebhookChannel("s3cret", clock=lambda: 1_700_000_000)
+    message = OutgoingMessage("m1", "webhook", "https://example.com/hook", "Subject", "Body 中文", "zh-CN", "c1", "shipment_status")
+    body, headers = channel.request(message)
+    ts, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert signature == sign("s3cret", 1_700_000_000, body)
+    assert verify_signature("s3cret", body, ts, signature, now=1_700_000_100)
+    assert not verify_signature("s3cret", body + b" ", ts, signature, now=1_700_000_100)  # body changed
+    assert not verify_signature("other", body, ts, signature, now=1_700_000_100)  # wrong secret
+    assert not verify_signature("s3cret", body, str(int(ts) + 1), signature, now=1_700_000_100)  # timestamp changed
+    assert not verify_signature("s3cret", body, ts, signature, now=1_700_000_000 + 301)  # replayed too late
+
+
+def test_documented_algorithm_by_hand():
+    import hashlib
+    import hmac
+
+    body = b'{"id":"m1"}'
+    expected = "v1=" + hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign("k", 1700000000, body) == expected
+
+
+def test_catalog_knows_the_issue_triggers():
+    for event_type in ("ShipmentDelayed", "ComplaintFiled", "ComplaintResolved", "ComplaintEscalated", "CustomerTierChanged",
+                       "ChurnRiskRaised", "PaymentOverdue", "ContractRenewalDue", "CustomerWinBack"):
+        assert catalog.known_trigger(event_type)
+    assert not catalog.known_trigger("ParcelTeleported")
+    assert "complaint_number" in catalog.trigger_variables("ComplaintFiled")
+    assert "items" not in catalog.trigger_variables("ShipmentDelayed")
+    assert "items" in catalog.trigger_variables("ShipmentDelayed", digest=True)
