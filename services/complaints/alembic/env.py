@@ -1,0 +1,6 @@
+from alembic import context
+
+from crm_common.migrations import run_env
+from crm_complaints.db import metadata
+
+run_env(context, metadata, url_env="COMPLAINTS_DATABASE_URL")

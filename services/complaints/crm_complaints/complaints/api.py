@@ -1,0 +1,349 @@
+"""HTTP resources. Identity comes from the gateway's X-Actor-Id / X-Actor-Role / X-Actor-Team headers."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Literal
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from crm_common.problems import Problem
+from crm_common.runtime import runtime_of
+from crm_complaints.complaints import directory, reports, service
+from crm_complaints.complaints.models import Complaint, IdempotencyKey
+from crm_complaints.complaints.schemas import (
+    AssignIn,
+    ClockOut,
+    ComplaintCreate,
+    ComplaintOut,
+    CustomerComplaintOut,
+    CustomerTimelineEntryOut,
+    MergeIn,
+    MessageIn,
+    ReasonIn,
+    Reporter,
+    ResolveIn,
+    StatusIn,
+    SurveyIn,
+    TimelineEntryOut,
+)
+from crm_complaints.complaints.states import CUSTOMER_STATUS, OPEN_STATES, customer_status
+
+router = APIRouter(tags=["complaints"])
+View = Literal["agent", "customer"]
+
+
+def actor_of(request: Request) -> service.Actor | None:
+    actor_id = request.headers.get("x-actor-id")
+    role = request.headers.get("x-actor-role")
+    if not actor_id or not role:
+        return None
+    return service.Actor(id=actor_id, role=role.strip().lower(), team=request.headers.get("x-actor-team") or None)
+
+
+def _settings(request: Request):
+    return runtime_of(request).settings
+
+
+async def complaint_out(session, complaint: Complaint) -> ComplaintOut:
+    orders, tracking = await service.references(session, complaint.id)
+    clocks = await service.clocks_of(session, complaint.id)
+    return ComplaintOut(
+        id=complaint.id, number=complaint.number, customer_id=complaint.customer_id, category=complaint.category,
+        priority=complaint.priority, channel=complaint.channel, status=complaint.status, status_text=dict(CUSTOMER_STATUS[complaint.status]),
+        team_id=complaint.team_id, agent_id=complaint.agent_id, description=complaint.description,
+        desired_outcome=complaint.desired_outcome, claimed_amount=complaint.claimed_amount, attachments=complaint.attachments or [],
+        reporter=Reporter(name=complaint.reporter_name, phone=complaint.reporter_phone, email=complaint.reporter_email),
+        language=complaint.language, order_ids=orders, tracking_numbers=tracking, duplicate_of=complaint.duplicate_of,
+        merged_into=complaint.merged_into, filed_at=complaint.filed_at, first_response_at=complaint.first_response_at,
+        resolved_at=complaint.resolved_at, closed_at=complaint.closed_at, outcome=complaint.outcome,
+        compensation_amount=complaint.compensation_amount, reopen_count=complaint.reopen_count, survey_score=complaint.survey_score,
+        clocks=[ClockOut(kind=c.kind, target_minutes=c.target_minutes, deadline_at=c.deadline_at, stopped_at=c.stopped_at, paused=c.paused,
+                         escalation_level=c.escalation_level, breached_at=c.breached_at) for c in clocks],
+    )
+
+
+async def customer_out(session, complaint: Complaint, language: str | None = None) -> CustomerComplaintOut:
+    orders, tracking = await service.references(session, complaint.id)
+    return CustomerComplaintOut(
+        id=complaint.id, number=complaint.number, category=complaint.category, status=complaint.status,
+        status_text=customer_status(complaint.status, language or complaint.language), filed_at=complaint.filed_at,
+        resolved_at=complaint.resolved_at, outcome=complaint.outcome, compensation_amount=complaint.compensation_amount,
+        order_ids=orders, tracking_numbers=tracking,
+    )
+
+
+def _customer_view(actor: service.Actor | None, view: str) -> bool:
+    return view == "customer" or (actor is not None and actor.role == "customer")
+
+
+def _check_owner(actor: service.Actor | None, complaint: Complaint) -> None:
+    if actor is not None and actor.role == "customer" and actor.id != complaint.customer_id:
+        raise Problem(404, "Complaint not found", f"No complaint with id {complaint.id}.")
+
+
+def _request_hash(data: ComplaintCreate) -> str:
+    return hashlib.sha256(orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@router.post("/complaints", status_code=201, response_model=ComplaintOut)
+async def file_complaint(data: ComplaintCreate, request: Request,
+                         idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=200)):
+    runtime = runtime_of(request)
+    actor = actor_of(request)
+    request_hash = _request_hash(data)
+
+    async def replay() -> JSONResponse | None:
+        async with runtime.db.sessions() as session:
+            stored = await session.get(IdempotencyKey, idempotency_key)
+        if stored is None:
+            return None
+        if stored.request_hash != request_hash:
+            raise Problem(422, "Idempotency key reused", "This Idempotency-Key was used with a different request body.",
+                          type_="urn:crm:problem:idempotency-key-reused", complaint_id=stored.complaint_id)
+        return JSONResponse(json.loads(stored.response_body), status_code=stored.status_code, headers={"Idempotent-Replay": "true"})
+
+    if idempotency_key:
+        replayed = await replay()
+        if replayed is not None:
+            return replayed
+    try:
+        async with runtime.transaction() as session:
+            complaint = await service.file_complaint(session, data, settings=runtime.settings, actor=actor)
+            body = (await complaint_out(session, complaint)).model_dump(mode="json")
+            if idempotency_key:
+                session.add(IdempotencyKey(key=idempotency_key, request_hash=request_hash, complaint_id=complaint.id,
+                                           status_code=201, response_body=json.dumps(body)))
+    except IntegrityError:
+        if idempotency_key:  # a concurrent request with the same key won the race
+            replayed = await replay()
+            if replayed is not None:
+                return replayed
+        raise
+    return JSONResponse(body, status_code=201, headers={"Location": f"/complaints/{body['id']}"})
+
+
+@router.get("/complaints", response_model=list[ComplaintOut])
+async def list_complaints(request: Request, status: str | None = None, team_id: str | None = None, agent_id: str | None = None,
+                          open_only: bool = False, limit: int = Query(default=50, ge=1, le=500)):
+    actor = actor_of(request)
+    if actor is None or not actor.is_staff:
+        raise Problem(403, "Forbidden", "Listing complaints is for staff.")
+    async with runtime_of(request).db.sessions() as session:
+        query = select(Complaint)
+        if status:
+            query = query.where(Complaint.status == status)
+        if open_only:
+            query = query.where(Complaint.status.in_(OPEN_STATES))
+        if team_id:
+            query = query.where(Complaint.team_id == team_id)
+        if agent_id:
+            query = query.where(Complaint.agent_id == agent_id)
+        rows = (await session.scalars(query.order_by(Complaint.priority, Complaint.filed_at).limit(limit))).all()
+        return [await complaint_out(session, c) for c in rows]
+
+
+class LookupResult(BaseModel):
+    complaint: dict
+    timeline: list[dict]
+
+
+@router.get("/complaints/lookup", response_model=list[LookupResult])
+async def lookup(request: Request, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
+                 tracking_number: str | None = None, view: View = "agent", limit: int = Query(default=20, ge=1, le=200)):
+    """Call-center status query by complaint number, customer, phone or tracking number, each with its timeline."""
+    actor = actor_of(request)
+    customer_view = _customer_view(actor, view)
+    if actor is not None and actor.role == "customer":
+        customer_id = actor.id
+    async with runtime_of(request).db.sessions() as session:
+        found = await service.lookup(session, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
+        results = []
+        for complaint in found:
+            _check_owner(actor, complaint)
+            entries = await service.timeline(session, complaint.id, customer_view=customer_view)
+            body = await (customer_out(session, complaint) if customer_view else complaint_out(session, complaint))
+            results.append({"complaint": body.model_dump(mode="json"), "timeline": [_entry(e, customer_view) for e in entries]})
+        return results
+
+
+def _entry(entry, customer_view: bool) -> dict:
+    if customer_view:
+        return CustomerTimelineEntryOut(at=entry.at, kind=entry.kind, body=entry.body).model_dump(mode="json")
+    return TimelineEntryOut(at=entry.at, kind=entry.kind, visibility=entry.visibility, actor_id=entry.actor_id, body=entry.body,
+                            data=entry.data or {}).model_dump(mode="json")
+
+
+@router.get("/complaints/{complaint_id}")
+async def get_complaint(complaint_id: str, request: Request, view: View = "agent", lang: str | None = None):
+    actor = actor_of(request)
+    async with runtime_of(request).db.sessions() as session:
+        complaint = await service.get_complaint(session, complaint_id)
+        _check_owner(actor, complaint)
+        if _customer_view(actor, view):
+            return (await customer_out(session, complaint, lang)).model_dump(mode="json")
+        return (await complaint_out(session, complaint)).model_dump(mode="json")
+
+
+@router.get("/complaints/{complaint_id}/timeline")
+async def get_timeline(complaint_id: str, request: Request, view: View = "agent"):
+    actor = actor_of(request)
+    customer_view = _customer_view(actor, view)
+    async with runtime_of(request).db.sessions() as session:
+        complaint = await service.get_complaint(session, complaint_id)
+        _check_owner(actor, complaint)
+        return [_entry(e, customer_view) for e in await service.timeline(session, complaint_id, customer_view=customer_view)]
+
+
+async def _act(request: Request, action) -> dict:
+    runtime = runtime_of(request)
+    async with runtime.transaction() as session:
+        complaint = await action(session, actor_of(request), runtime.settings)
+        return (await complaint_out(session, complaint)).model_dump(mode="json")
+
+
+@router.post("/complaints/{complaint_id}/assign")
+async def assign(complaint_id: str, data: AssignIn, request: Request):
+    return await _act(request, lambda s, a, st: service.assign(s, complaint_id, team_id=data.team_id, agent_id=data.agent_id,
+                                                               reason=data.reason, actor=a, settings=st))
+
+
+@router.post("/complaints/{complaint_id}/replies")
+async def reply(complaint_id: str, data: MessageIn, request: Request):
+    return await _act(request, lambda s, a, st: service.reply(s, complaint_id, data.body, actor=a, settings=st))
+
+
+@router.post("/complaints/{complaint_id}/notes")
+async def note(complaint_id: str, data: MessageIn, request: Request):
+    return await _act(request, lambda s, a, st: service.note(s, complaint_id, data.body, actor=a))
+
+
+@router.post("/complaints/{complaint_id}/status")
+async def change_status(complaint_id: str, data: StatusIn, request: Request):
+    return await _act(request, lambda s, a, st: service.change_status(s, complaint_id, data.status, reason=data.reason, actor=a, settings=st))
+
+
+@router.post("/complaints/{complaint_id}/resolve")
+async def resolve(complaint_id: str, data: ResolveIn, request: Request):
+    return await _act(request, lambda s, a, st: service.resolve(s, complaint_id, outcome=data.outcome, compensation_amount=data.compensation_amount,
+                                                                message=data.message, actor=a, settings=st))
+
+
+@router.post("/complaints/{complaint_id}/reopen")
+async def reopen(complaint_id: str, data: ReasonIn, request: Request):
+    actor = actor_of(request)
+    customer_id = actor.id if actor is not None and actor.role == "customer" else None
+    return await _act(request, lambda s, a, st: service.reopen(s, complaint_id, reason=data.reason, actor=a, settings=st, customer_id=customer_id))
+
+
+@router.post("/complaints/{complaint_id}/close")
+async def close(complaint_id: str, data: ReasonIn, request: Request):
+    return await _act(request, lambda s, a, st: service.close(s, complaint_id, actor=a, settings=st, reason=data.reason))
+
+
+@router.post("/complaints/{complaint_id}/merge")
+async def merge(complaint_id: str, data: MergeIn, request: Request):
+    """Merge this complaint (a duplicate) into `into`; returns the surviving complaint."""
+    return await _act(request, lambda s, a, st: service.merge(s, complaint_id, data.into, reason=data.reason, actor=a, settings=st))
+
+
+@router.post("/complaints/{complaint_id}/survey")
+async def survey(complaint_id: str, data: SurveyIn, request: Request):
+    runtime = runtime_of(request)
+    async with runtime.transaction() as session:
+        complaint = await service.answer_survey(session, complaint_id, score=data.score, comment=data.comment, token=data.token,
+                                                actor=actor_of(request))
+        return {"complaint_id": complaint.id, "score": complaint.survey_score, "answered_at": complaint.survey_answered_at.isoformat()}
+
+
+@router.get("/reports/complaints")
+async def complaint_report(request: Request, date_from: dt.date | None = Query(default=None, alias="from"),
+                           date_to: dt.date | None = Query(default=None, alias="to"), period: Literal["day", "week", "month"] = "month"):
+    actor = actor_of(request)
+    if actor is None or not actor.is_staff:
+        raise Problem(403, "Forbidden", "Reports are for staff.")
+    async with runtime_of(request).db.sessions() as session:
+        return await reports.complaint_report(session, date_from=date_from, date_to=date_to, period=period)
+
+
+# ---- admin: teams, agents, routing rules ------------------------------------------------------
+
+class TeamIn(BaseModel):
+    name: str | None = None
+    calendar: dict = Field(default_factory=dict)
+    strategy: Literal["least_load", "round_robin"] = "least_load"
+    team_lead: str | None = None
+    manager: str | None = None
+
+
+class ShiftIn(BaseModel):
+    weekday: int = Field(ge=0, le=6)
+    start: str = Field(pattern=r"^\d{2}:\d{2}$")
+    end: str = Field(pattern=r"^\d{2}:\d{2}$")
+
+
+class AgentIn(BaseModel):
+    team_id: str
+    name: str | None = None
+    role: Literal["agent", "team_lead", "supervisor", "manager"] = "agent"
+    active: bool = True
+    shifts: list[ShiftIn] = Field(default_factory=list)
+
+
+class RuleIn(BaseModel):
+    team: str
+    category: str | None = None
+    region: str | None = None
+    service_type: str | None = None
+    position: int | None = None
+
+
+def _require_admin(request: Request) -> None:
+    actor = actor_of(request)
+    if actor is None or actor.role not in ("supervisor", "manager", "admin"):
+        raise Problem(403, "Forbidden", "Changing teams, agents and routing needs the supervisor role.")
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+@router.put("/teams/{team_id}")
+async def put_team(team_id: str, data: TeamIn, request: Request):
+    _require_admin(request)
+    async with runtime_of(request).transaction() as session:
+        team = await directory.put_team(session, team_id, name=data.name, calendar=data.calendar, strategy=data.strategy,
+                                        team_lead=data.team_lead, manager=data.manager)
+        return {"id": team.id, "name": team.name, "calendar": team.calendar, "strategy": team.strategy,
+                "team_lead": team.team_lead, "manager": team.manager}
+
+
+@router.put("/agents/{agent_id}")
+async def put_agent(agent_id: str, data: AgentIn, request: Request):
+    _require_admin(request)
+    async with runtime_of(request).transaction() as session:
+        agent = await directory.put_agent(session, agent_id, team_id=data.team_id, name=data.name, role=data.role, active=data.active,
+                                          shifts=[(s.weekday, _minutes(s.start), _minutes(s.end)) for s in data.shifts])
+        return {"id": agent.id, "team_id": agent.team_id, "role": agent.role, "active": agent.active}
+
+
+@router.put("/routing-rules")
+async def put_rules(rules: list[RuleIn], request: Request):
+    _require_admin(request)
+    async with runtime_of(request).transaction() as session:
+        rows = await directory.replace_rules(session, [r.model_dump(exclude_none=True) for r in rules])
+        return [{"team": r.team_id, "category": r.category, "region": r.region, "service_type": r.service_type, "position": r.position} for r in rows]
+
+
+@router.get("/routing-rules")
+async def get_rules(request: Request):
+    async with runtime_of(request).db.sessions() as session:
+        rows = await directory.list_rules(session)
+        return [{"team": r.team_id, "category": r.category, "region": r.region, "service_type": r.service_type, "position": r.position} for r in rows]

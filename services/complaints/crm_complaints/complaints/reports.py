@@ -1,0 +1,1 @@
+"""Complaint figures (placeholder replaced below)."""

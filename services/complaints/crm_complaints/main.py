@@ -1,0 +1,27 @@
+"""ASGI entry point: `uvicorn crm_complaints.main:app` (or `create_app(settings)` in tests)."""
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from crm_common.runtime import create_service_app
+from crm_complaints.complaints.api import router as complaints_router
+from crm_complaints.runtime import ComplaintsRuntime
+from crm_complaints.settings import ComplaintsSettings
+
+
+def create_app(settings: ComplaintsSettings | None = None, *, start_background: bool = True) -> FastAPI:
+    settings = settings or ComplaintsSettings()
+    runtime = ComplaintsRuntime(settings)
+    return create_service_app(
+        runtime,
+        title="Complaints",
+        description="The one complaint center: intake, routing, SLA clocks, escalation, call-center status, callback survey.",
+        routers=[complaints_router],
+        start_background=start_background,
+    )
+
+
+def __getattr__(name: str):
+    if name == "app":  # built on first use so that importing the module reads no settings
+        return create_app()
+    raise AttributeError(name)
