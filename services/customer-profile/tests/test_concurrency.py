@@ -1,0 +1,39 @@
+"""Two writers holding the same ETag: exactly one wins, the other gets 412 (not a lost update)."""
+import asyncio
+
+from profile_support import full_body
+
+
+async def test_concurrent_patches_with_the_same_etag_one_wins(profile):
+    created = (await profile.client.post("/customers", json=full_body())).json()
+    url = f"/customers/{created['id']}"
+    responses = await asyncio.gather(
+        *[profile.client.patch(url, json={"account_manager": f"am-{i}"}, headers={"If-Match": '"1"'}) for i in range(4)]
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200, 412, 412, 412], [r.text for r in responses]
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    final = (await profile.client.get(url)).json()
+    assert final["version"] == 2 and final["account_manager"] == winner["account_manager"]
+
+
+async def test_a_write_based_on_a_stale_read_is_refused_by_the_database(profile):
+    """The If-Match check and the UPDATE are not atomic; the version column closes the gap."""
+    import pytest
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from crm_profile.customers import service
+    from crm_profile.customers.schemas import CustomerPatch
+
+    created = (await profile.client.post("/customers", json=full_body())).json()
+    async with profile.db.sessions() as slow:
+        async with slow.begin():
+            stale = await service.get_customer(slow, created["id"])
+            service.check_if_match('"1"', stale.version)  # passes: nobody has written yet
+            async with profile.db.transaction() as fast:
+                await service.update_customer(fast, created["id"], CustomerPatch(status="lost"), '"1"')
+            stale.status = "dormant"
+            with pytest.raises(StaleDataError):
+                await slow.flush()
+    final = (await profile.client.get(f"/customers/{created['id']}")).json()
+    assert final["status"] == "lost" and final["version"] == 2
