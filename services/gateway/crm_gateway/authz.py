@@ -99,6 +99,8 @@ RULES: tuple[Rule, ...] = (
     R("/scores/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
     R("/scores/{customer_id}/{rest:path}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
     R("/reports/pareto{rest:path}", READ, ADMIN, "scoring"),
+    R("/reports/rfm{rest:path}", READ, ADMIN, "scoring"),
+    R("/reports/tier-movements{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/scoring{rest:path}", READ, ADMIN, "scoring"),
     R("/admin/{rest:path}", ALL_METHODS, ADMIN, "scoring"),
     # --- complaints

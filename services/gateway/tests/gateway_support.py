@@ -222,7 +222,7 @@ class FakeUpstreams:
         self.apps = {name: factory(self.recorders[name]) for name, factory in FAKES.items()}
 
     def transports(self, **overrides: httpx.AsyncBaseTransport) -> dict[str, httpx.AsyncBaseTransport]:
-        out: dict[str, httpx.AsyncBaseTransport] = {name: httpx.ASGITransport(app=app) for name, app in self.apps.items()}
+        out: dict[str, httpx.AsyncBaseTransport] = {name: httpx.ASGITransport(app=app, raise_app_exceptions=False) for name, app in self.apps.items()}
         out.update(overrides)
         return out
 

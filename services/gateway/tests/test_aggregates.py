@@ -1,0 +1,97 @@
+"""Customer 360 (parallel, partial results with warnings), unified search, dashboard, merged OpenAPI."""
+from __future__ import annotations
+
+import time
+
+from gateway_support import down_transport, role_headers, sleepy_transport
+
+
+async def test_customer_360_combines_every_service(gw):
+    client, settings = gw
+    response = await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["profile"]["name"] == "Acme Cold Chain"
+    assert body["tier"] == "vip" and body["scores"]["credit_grade"] == "A"
+    assert [c["id"] for c in body["open_complaints"]] == ["K1"]  # K3 is closed, K2 is another customer's
+    assert len(body["recent_shipments"]) == 3
+    assert [n["customer_id"] for n in body["last_notifications"]] == ["C1"]
+    assert body["warnings"] == [] and body["partial"] is False
+
+
+async def test_customer_360_for_a_customer_token_uses_its_view_and_stays_its_own(gw):
+    client, settings = gw
+    body = (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "customer"))).json()
+    assert [c["id"] for c in body["open_complaints"]] == ["K1"]
+    assert "priority" not in body["open_complaints"][0]  # the complaints service's customer view
+    assert "Beta" not in str(body) and "K2" not in str(body)
+
+
+async def test_customer_360_partial_when_a_service_is_down(fakes, make_gateway):
+    client, settings, _ = await make_gateway(fakes.transports(complaints=down_transport()), upstream_retries=0)
+    response = await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["partial"] is True
+    assert body["open_complaints"] is None
+    assert body["warnings"] == [{"source": "complaints", "status": 503, "detail": "The complaints service cannot be reached."}]
+    assert body["profile"]["id"] == "C1" and body["tier"] == "vip"
+
+
+async def test_customer_360_sources_run_in_parallel_within_a_time_budget(fakes, make_gateway):
+    slow = {name: sleepy_transport(fakes.apps[name], 0.3) for name in ("scoring", "complaints", "notifications")}
+    slow["profile"] = sleepy_transport(fakes.apps["profile"], 0.3)
+    client, settings, _ = await make_gateway(fakes.transports(**slow))
+    started = time.perf_counter()
+    assert (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()["partial"] is False
+    assert time.perf_counter() - started < 1.0  # five calls of 0.3 s each, at once
+
+    client, settings, _ = await make_gateway(fakes.transports(notifications=sleepy_transport(fakes.apps["notifications"], 2.0)), aggregate_timeout_s=0.3)
+    body = (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()
+    assert body["warnings"][0]["source"] == "notifications" and body["warnings"][0]["status"] == 504
+    assert body["recent_shipments"]
+
+
+async def test_customer_360_unknown_customer_404(gw):
+    client, settings = gw
+    assert (await client.get("/api/v1/customers/NOPE/360", headers=role_headers(settings, "agent"))).status_code == 404
+
+
+async def test_unified_search_by_phone_tracking_number_complaint_number_and_name(gw):
+    client, settings = gw
+    agent = role_headers(settings, "agent")
+    by_phone = (await client.get("/api/v1/search", params={"q": "13900000002"}, headers=agent)).json()
+    assert [c["id"] for c in by_phone["customers"]] == ["C2"] and [c["id"] for c in by_phone["complaints"]] == ["K2"]
+    by_tracking = (await client.get("/api/v1/search", params={"q": "SF100"}, headers=agent)).json()
+    assert [c["id"] for c in by_tracking["complaints"]] == ["K1"]
+    by_number = (await client.get("/api/v1/search", params={"q": "CMP-2026-0002"}, headers=agent)).json()
+    assert [c["id"] for c in by_number["complaints"]] == ["K2"]
+    by_name = (await client.get("/api/v1/search", params={"q": "gamma"}, headers=agent)).json()
+    assert [c["id"] for c in by_name["customers"]] == ["C3"]
+
+
+async def test_dashboard_gathers_reports_and_tolerates_a_missing_one(fakes, make_gateway):
+    client, settings, _ = await make_gateway(fakes.transports(notifications=down_transport()), upstream_retries=0)
+    body = (await client.get("/api/v1/dashboard", headers=role_headers(settings, "admin"))).json()
+    assert body["sections"]["pareto"]["customers"][0]["customer_id"] == "C1"
+    assert len(body["sections"]["rfm"]["cells"]) == 25
+    assert body["sections"]["complaints"]["by_category"][0]["category"] == "delay"
+    assert body["sections"]["notifications"] is None
+    assert [w["source"] for w in body["warnings"]] == ["notifications"]
+
+
+async def test_merged_openapi_prefixes_routed_paths_and_tolerates_a_missing_upstream(fakes, make_gateway):
+    client, settings, _ = await make_gateway(fakes.transports(notifications=down_transport()), upstream_retries=0)
+    response = await client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    paths = spec["paths"]
+    assert "/api/v1/customers/{customer_id}" in paths and paths["/api/v1/customers/{customer_id}"]["get"]["x-upstream"] == "profile"
+    assert "/api/v1/complaints/{complaint_id}/timeline" in paths
+    assert "/api/v1/reports/pareto" in paths
+    assert "/api/v1/events" in paths and "/api/v1/customers/{customer_id}/360" in paths  # the gateway's own
+    assert not any(p.startswith("/api/v1/preferences") for p in paths)  # notifications is down
+    assert spec["x-unavailable"] == ["notifications"]
+    assert "bearer" in spec["components"]["securitySchemes"]
+    operation_ids = [op["operationId"] for item in paths.values() for m, op in item.items() if isinstance(op, dict) and "operationId" in op]
+    assert len(operation_ids) == len(set(operation_ids))
