@@ -1,0 +1,126 @@
+"""TMS incidents open complaints; directory and tier events; inbox idempotency; the real broker end to end."""
+import datetime as dt
+from decimal import Decimal
+
+import orjson
+from complaints_support import ALL_WEEK, close_env, make_env, seed_team
+from sqlalchemy import func, select
+
+from crm_common.bus import KafkaPublisher
+from crm_common.consumer import Delivery, InboxProcessor
+from crm_common.events import encode_envelope, make_event
+from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegistered
+from crm_common.events.logistics import ShipmentDamaged, ShipmentDelayed, ShipmentLost
+from crm_common.events.scoring import CustomerTierChanged
+from crm_common.testing import read_events, wait_until
+from crm_complaints.complaints.events import CustomerDirectoryHandler, ShipmentIncidentHandler
+from crm_complaints.complaints.models import Complaint, ComplaintReference, DirectoryContact, DirectoryCustomer, TimelineEntry
+
+NOW = dt.datetime(2026, 9, 21, 2, 0, tzinfo=dt.timezone.utc)
+
+
+class NoDeadLetters:
+    async def send(self, *args, **kwargs):
+        raise AssertionError(f"unexpected dead letter {args[:1]}")
+
+
+def delivery(envelope, topic, offset):
+    return Delivery(topic, 0, offset, envelope.key.encode(), encode_envelope(envelope))
+
+
+async def complaints(env):
+    async with env.db.sessions() as session:
+        return (await session.scalars(select(Complaint).order_by(Complaint.filed_at))).all()
+
+
+async def test_shipment_incidents_open_or_attach_and_redelivery_changes_nothing(env):
+    await seed_team(env.db, "claims", {"c1": ALL_WEEK})
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK})
+    processor = InboxProcessor(env.db, ShipmentIncidentHandler(env.settings), NoDeadLetters())
+    damaged = make_event(ShipmentDamaged(order_id="O-1", customer_id="shipper-7", tracking_number="SF1", description="crushed carton",
+                                         estimated_loss=Decimal("15000"), reported_at=NOW), key="shipper-7", producer="tms")
+    await processor.process([delivery(damaged, "logistics.orders", 0)])
+    await processor.process([delivery(damaged, "logistics.orders", 0)])  # redelivered: the inbox absorbs it
+    rows = await complaints(env)
+    assert len(rows) == 1
+    complaint = rows[0]
+    assert (complaint.customer_id, complaint.category, complaint.channel, complaint.team_id) == ("shipper-7", "damage", "tms", "claims")
+    assert complaint.priority == "P1"  # damage P2, raised by the 15 000 estimated loss
+    assert complaint.source_event_id == str(damaged.event_id)
+
+    lost = make_event(ShipmentLost(order_id="O-1", customer_id="shipper-7", tracking_number="SF1-B", reported_at=NOW), key="shipper-7", producer="tms")
+    short = make_event(ShipmentDelayed(order_id="O-2", customer_id="shipper-7", delay_minutes=60, reported_at=NOW), key="shipper-7", producer="tms")
+    long = make_event(ShipmentDelayed(order_id="O-3", customer_id="shipper-7", delay_minutes=env.settings.delay_threshold_minutes,
+                                      reported_at=NOW), key="shipper-7", producer="tms")
+    await processor.process([delivery(lost, "logistics.orders", 1), delivery(short, "logistics.orders", 2), delivery(long, "logistics.orders", 3)])
+    rows = await complaints(env)
+    assert [(c.category, c.team_id) for c in rows] == [("damage", "claims"), ("delay", "transport")]
+    async with env.db.sessions() as session:
+        refs = (await session.scalars(select(ComplaintReference.value).where(ComplaintReference.complaint_id == complaint.id)
+                                      .order_by(ComplaintReference.id))).all()
+        assert list(refs) == ["O-1", "SF1", "SF1-B"]
+        attached = (await session.scalars(select(TimelineEntry).where(TimelineEntry.complaint_id == complaint.id,
+                                                                       TimelineEntry.kind == "shipment_event"))).all()
+        assert [e.data["event_type"] for e in attached] == ["ShipmentLost"]
+
+
+async def test_directory_events_resolve_customers_and_merges(env):
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK})
+    processor = InboxProcessor(env.db, CustomerDirectoryHandler(), NoDeadLetters())
+    events = [
+        make_event(CustomerRegistered(customer_id="A", name="Alpha", region="East",
+                                      contacts=[ContactSnapshot(contact_id="ca", phone="13800000001", email="a@x.cn", language="en")]),
+                   key="A", producer="profile"),
+        make_event(CustomerRegistered(customer_id="B", name="Beta", contacts=[ContactSnapshot(contact_id="cb", phone="13800000002")]),
+                   key="B", producer="profile"),
+        make_event(CustomerTierChanged(customer_id="A", new_tier="key_account", reason="top 1%", changed_at=NOW), key="A", producer="scoring"),
+    ]
+    await processor.process([delivery(e, "crm.customers", i) for i, e in enumerate(events)])
+    filed = await env.client.post("/complaints", json={"phone": "13800000001", "category": "delay", "description": "late", "channel": "call_center"})
+    assert filed.status_code == 201
+    assert (filed.json()["customer_id"], filed.json()["priority"], filed.json()["language"]) == ("A", "P2", "en")
+
+    merged = make_event(CustomerMerged(survivor_id="A", merged_id="B", merged_at=NOW), key="A", producer="profile")
+    await processor.process([delivery(merged, "crm.customers", 10)])
+    by_old_phone = await env.client.post("/complaints", json={"phone": "13800000002", "category": "other", "description": "x", "channel": "web"})
+    assert by_old_phone.json()["customer_id"] == "A"
+    by_old_id = await env.client.post("/complaints", json={"customer_id": "B", "category": "other", "description": "y", "channel": "web"})
+    assert by_old_id.json()["customer_id"] == "A"
+
+    erased = make_event(CustomerErased(customer_id="A", contact_id="ca", erased_at=NOW), key="A", producer="profile")
+    await processor.process([delivery(erased, "crm.customers", 11)])
+    async with env.db.sessions() as session:
+        assert await session.get(DirectoryContact, "ca") is None
+        complaint = await session.get(Complaint, filed.json()["id"])
+        assert complaint.reporter_phone is None and complaint.contact_id is None
+        assert (await session.get(DirectoryCustomer, "A")).tier == "key_account"
+    gone = await env.client.post("/complaints", json={"phone": "13800000001", "category": "delay", "description": "late", "channel": "web"})
+    assert gone.status_code == 422
+
+
+async def test_shipment_damaged_on_the_real_broker_opens_a_complaint_and_events_are_published(database_factory, kafka_settings):
+    env = await make_env(database_factory, "postgres", kafka=kafka_settings, run_consumers=True, run_outbox_relay=True)
+    try:
+        await seed_team(env.db, "claims", {"c1": ALL_WEEK})
+        await env.runtime.start(scheduler=False)
+        publisher = KafkaPublisher(kafka_settings, client_id="tms-test")
+        event = make_event(ShipmentDamaged(order_id="ORD-K", customer_id="shipper-k", tracking_number="YT-1", reported_at=NOW),
+                           key="shipper-k", producer="tms")
+        await publisher.publish(event)
+        await publisher.publish(event)  # duplicate delivery
+        await publisher.stop()
+
+        async def filed():
+            async with env.db.sessions() as session:
+                return await session.scalar(select(func.count()).select_from(Complaint))
+
+        await wait_until(filed, timeout_s=30)
+        found = await read_events(kafka_settings, "crm.complaints", count=2, timeout_s=20)
+        assert [e.type for e in found] == ["ComplaintFiled", "ComplaintAssigned"]
+        assert found[0].key == "shipper-k"
+        payload = found[0].payload
+        assert payload["order_ids"] == ["ORD-K"] and payload["tracking_numbers"] == ["YT-1"] and payload["category"] == "damage"
+        assert await filed() == 1
+        assert orjson.loads(orjson.dumps(found[1].payload))["agent"] == "c1"
+    finally:
+        await close_env(env)

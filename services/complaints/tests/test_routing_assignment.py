@@ -1,0 +1,99 @@
+"""Routing rules from the database, assignment by load / round-robin, the team queue, reassignment."""
+from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team, shanghai
+from sqlalchemy import select
+
+from crm_complaints.complaints import directory, service
+from crm_complaints.complaints.models import Complaint, TimelineEntry
+from crm_complaints.complaints.schemas import ComplaintCreate
+from crm_complaints.complaints.service import Actor
+
+MONDAY_10 = shanghai(2026, 9, 21, 10, 0)
+MONDAY_22 = shanghai(2026, 9, 21, 22, 0)
+DAY_SHIFT = [(d, 9 * 60, 18 * 60) for d in range(5)]
+
+
+async def file(env, now, **overrides):
+    async with env.runtime.transaction() as session:
+        complaint = await service.file_complaint(session, ComplaintCreate(**complaint_body(**overrides)), settings=env.settings, now=now)
+        return complaint.id, complaint.team_id, complaint.agent_id, complaint.status
+
+
+async def test_rules_are_data_and_the_most_specific_match_wins(env):
+    await seed_customer(env.db, "cust-1", region="East")
+    for team in ("transport", "warehouse", "claims", "billing", "customer_service"):
+        await seed_team(env.db, team, {})
+    rules = [{"team": "claims", "category": "damage"},
+             {"team": "warehouse", "category": "damage", "service_type": "warehousing"},
+             {"team": "transport", "category": "damage", "region": "East", "service_type": "trunk"},
+             {"team": "billing", "region": "West"}]
+    put = await env.client.put("/routing-rules", json=rules, headers=STAFF)
+    assert put.status_code == 200
+    assert (await env.client.put("/routing-rules", json=rules, headers=agent_headers("a", "claims"))).status_code == 403
+    assert (await env.client.put("/routing-rules", json=[{"team": "nope"}], headers=STAFF)).status_code == 422
+    assert (await file(env, MONDAY_10, category="damage"))[1] == "claims"
+    assert (await file(env, MONDAY_10, category="damage", service_type="warehousing"))[1] == "warehouse"
+    assert (await file(env, MONDAY_10, category="damage", service_type="trunk"))[1] == "transport"  # region East from the directory
+    assert (await file(env, MONDAY_10, category="delay", region="West"))[1] == "billing"
+    assert (await file(env, MONDAY_10, category="delay"))[1] == "customer_service"  # no rule: default team
+
+
+async def test_no_agent_on_shift_queues_at_team_level_then_assign_picks_least_loaded(env):
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"day-1": DAY_SHIFT, "day-2": DAY_SHIFT})
+    cid, team, agent, status = await file(env, MONDAY_22)
+    assert (team, agent, status) == ("transport", None, "new")
+    async with env.db.sessions() as session:
+        entry = await session.scalar(select(TimelineEntry).where(TimelineEntry.complaint_id == cid, TimelineEntry.kind == "assigned"))
+        assert entry.data["queued"] is True
+    # in the day two complaints go to day-1 and day-2 by load; the queued one then goes to the less loaded
+    first = await file(env, MONDAY_10, order_ids=["o2"])
+    second = await file(env, MONDAY_10, order_ids=["o3"])
+    assert {first[2], second[2]} == {"day-1", "day-2"}
+    async with env.runtime.transaction() as session:
+        await service.resolve(session, first[0], outcome="done", compensation_amount=None, message=None,
+                              actor=Actor(first[2], "agent", "transport"), settings=env.settings, now=MONDAY_10)
+    async with env.runtime.transaction() as session:
+        complaint = await service.assign(session, cid, team_id=None, agent_id=None, reason=None,
+                                         actor=Actor("lead", "team_lead", "transport"), settings=env.settings, now=MONDAY_10)
+        assert (complaint.agent_id, complaint.status) == (first[2], "assigned")
+
+
+async def test_round_robin_and_manual_reassignment_with_reason(env):
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"rr-a": ALL_WEEK, "rr-b": ALL_WEEK, "rr-c": ALL_WEEK}, strategy="round_robin")
+    await seed_team(env.db, "claims", {"claims-1": ALL_WEEK})
+    agents = [(await file(env, MONDAY_10, order_ids=[f"o{i}"]))[2] for i in range(5)]
+    assert agents == ["rr-a", "rr-b", "rr-c", "rr-a", "rr-b"]
+
+    body = (await env.client.post("/complaints", json=complaint_body(order_ids=["x"]))).json()
+    me = agent_headers(body["agent_id"], "transport")
+    no_reason = await env.client.post(f"/complaints/{body['id']}/assign", json={"agent_id": "rr-a"}, headers=me)
+    assert no_reason.status_code == 422
+    wrong_team = await env.client.post(f"/complaints/{body['id']}/assign", json={"agent_id": "claims-1", "reason": "x"}, headers=me)
+    assert wrong_team.status_code == 422
+    moved = await env.client.post(f"/complaints/{body['id']}/assign", json={"team_id": "claims", "reason": "it is a damage claim"}, headers=me)
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["team_id"], moved.json()["agent_id"], moved.json()["status"]) == ("claims", "claims-1", "assigned")
+    timeline = (await env.client.get(f"/complaints/{body['id']}/timeline", headers=STAFF)).json()
+    reassigned = [e for e in timeline if e["kind"] == "reassigned"]
+    assert reassigned and reassigned[0]["body"] == "it is a damage claim" and reassigned[0]["actor_id"] == body["agent_id"]
+    # the old team's agent can no longer act on it
+    assert (await env.client.post(f"/complaints/{body['id']}/notes", json={"body": "x"}, headers=me)).status_code == 403
+
+
+async def test_key_account_gets_higher_priority_from_tier_events(env):
+    await seed_customer(env.db, "vip", tier="key_account")
+    await seed_customer(env.db, "plain")
+    await seed_team(env.db, "transport", {})
+    async with env.runtime.transaction() as session:
+        vip = await service.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="vip")), settings=env.settings)
+        plain = await service.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="plain")), settings=env.settings)
+        assert (vip.priority, plain.priority) == ("P2", "P3")
+    async with env.runtime.transaction() as session:
+        await directory.apply_tier(session, "plain", tier="key_account")
+    async with env.runtime.transaction() as session:
+        again = await service.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="plain", order_ids=["z"])),
+                                             settings=env.settings)
+        assert again.priority == "P2"
+        rows = (await session.scalars(select(Complaint.priority).order_by(Complaint.filed_at))).all()
+        assert list(rows) == ["P2", "P3", "P2"]

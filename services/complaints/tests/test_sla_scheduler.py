@@ -1,0 +1,126 @@
+"""Stored deadlines, escalation tiers exactly once, pauses, restarts, and two schedulers racing on PostgreSQL."""
+import asyncio
+import collections
+import datetime as dt
+
+import orjson
+from complaints_support import ALL_WEEK, complaint_body, seed_customer, seed_team, shanghai
+from sqlalchemy import select
+
+from crm_common.db import Database
+from crm_common.outbox import outbox_table
+from crm_complaints.complaints import service
+from crm_complaints.complaints.models import SlaClockRow
+from crm_complaints.complaints.schemas import ComplaintCreate
+from crm_complaints.complaints.service import Actor
+from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar
+from crm_complaints.complaints.scheduler import SlaScheduler
+
+CALENDAR = {"timezone": "Asia/Shanghai", "periods": [["09:00", "12:00"], ["13:00", "18:00"]], "holidays": ["2026-10-01", "2026-10-02"]}
+FRIDAY_4PM = shanghai(2026, 9, 25, 16, 0)
+
+
+async def escalations(db):
+    async with db.sessions() as session:
+        rows = (await session.execute(select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintEscalated")
+                                      .order_by(outbox_table.c.id))).all()
+    return [orjson.loads(r.body)["payload"] for r in rows]
+
+
+async def file(env, now, **overrides):
+    async with env.runtime.transaction() as session:
+        complaint = await service.file_complaint(session, ComplaintCreate(**complaint_body(**overrides)), settings=env.settings, now=now)
+        return complaint.id
+
+
+async def test_tiers_fire_once_each_at_business_hour_deadlines(env):
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK}, calendar=CALENDAR, team_lead="lead-li", manager="mgr-wang")
+    cid = await file(env, FRIDAY_4PM)  # P3: first response 240, resolution 960 business minutes
+    calendar = BusinessCalendar.from_dict(CALENDAR)
+    first_target, _ = DEFAULT_TARGETS["P3"]
+    due = {level: calendar.add_business_minutes(FRIDAY_4PM, first_target * f) for level, f in ((1, 0.8), (2, 1.0), (3, 1.5))}
+    # 192 business minutes from Friday 16:00: 120 on Friday, then Monday 09:00 + 72 = 10:12
+    assert due[1] == shanghai(2026, 9, 28, 10, 12)
+    async with env.db.sessions() as session:
+        stored = await session.scalar(select(SlaClockRow).where(SlaClockRow.complaint_id == cid, SlaClockRow.kind == "first_response"))
+        assert stored.deadline_at == due[2] and stored.next_escalation_at == due[1]
+
+    scheduler = SlaScheduler(env.db, env.settings)
+    assert await scheduler.scan_once(due[1] - dt.timedelta(minutes=1)) == 0
+    assert await scheduler.scan_once(due[1]) == 1
+    assert await scheduler.scan_once(due[1]) == 0  # the same level never fires twice
+    assert await scheduler.scan_once(due[2] - dt.timedelta(seconds=1)) == 0
+    assert await scheduler.scan_once(due[3] + dt.timedelta(hours=1)) == 2  # levels 2 and 3 were both due
+    assert await scheduler.scan_once(due[3] + dt.timedelta(days=30)) >= 0
+    found = [(e["clock"], e["level"], e["reason"], e["escalated_to"]) for e in await escalations(env.db) if e["clock"] == "first_response"]
+    assert found == [("first_response", 1, "near_breach", "lead-li"), ("first_response", 2, "breach", "mgr-wang"),
+                     ("first_response", 3, "breach", "head-of-service")]
+    async with env.db.sessions() as session:
+        stored = await session.scalar(select(SlaClockRow).where(SlaClockRow.complaint_id == cid, SlaClockRow.kind == "first_response"))
+        assert stored.escalation_level == 3 and stored.breached_at == due[2] and stored.next_escalation_at is None
+
+
+async def test_waiting_on_customer_pause_moves_the_deadline_and_nothing_escalates_while_paused(env):
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK}, calendar=CALENDAR)
+    cid = await file(env, FRIDAY_4PM)
+    agent = Actor("t1", "agent", "transport")
+    monday_9 = shanghai(2026, 9, 28, 9, 0)
+    async with env.runtime.transaction() as session:
+        await service.reply(session, cid, "looking", actor=agent, settings=env.settings, now=FRIDAY_4PM + dt.timedelta(minutes=30))
+        await service.change_status(session, cid, "waiting_on_customer", reason="photos", actor=agent, settings=env.settings,
+                                    now=monday_9)  # 120 business minutes used (Friday 16:00-18:00)
+    scheduler = SlaScheduler(env.db, env.settings)
+    assert await scheduler.scan_once(shanghai(2026, 10, 30, 9, 0)) == 0  # a month later, still paused
+    resume = shanghai(2026, 9, 30, 17, 0)  # Wednesday 17:00; then 1-2 Oct are holidays
+    async with env.runtime.transaction() as session:
+        await service.change_status(session, cid, "in_progress", reason=None, actor=agent, settings=env.settings, now=resume)
+    async with env.db.sessions() as session:
+        clock = await session.scalar(select(SlaClockRow).where(SlaClockRow.complaint_id == cid, SlaClockRow.kind == "resolution"))
+    # 960 - 120 = 840 left: Wed 60, Mon 5 Oct 480, Tue 6 Oct 300 -> 6 Oct 15:00 (09:00-12:00 = 180, 13:00-15:00 = 120)
+    assert clock.deadline_at == shanghai(2026, 10, 6, 15, 0)
+    near = BusinessCalendar.from_dict(CALENDAR).add_business_minutes(resume, 960 * 0.8 - 120)
+    assert clock.next_escalation_at == near
+
+
+async def test_resolution_clock_resumes_on_reopen_and_restart_keeps_escalation_level(env):
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK}, calendar=CALENDAR)
+    cid = await file(env, FRIDAY_4PM)
+    agent = Actor("t1", "agent", "transport")
+    resolved_at = shanghai(2026, 9, 28, 12, 0)  # 120 + 180 = 300 minutes used
+    async with env.runtime.transaction() as session:
+        await service.resolve(session, cid, outcome="fixed", compensation_amount=None, message="done", actor=agent,
+                              settings=env.settings, now=resolved_at)
+    reopened_at = shanghai(2026, 9, 29, 9, 0)
+    async with env.runtime.transaction() as session:
+        await service.reopen(session, cid, reason="not fixed", actor=agent, settings=env.settings, now=reopened_at)
+    async with env.db.sessions() as session:
+        clocks = {c.kind: c for c in (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == cid))).all()}
+    assert clocks["resolution"].deadline_at == BusinessCalendar.from_dict(CALENDAR).add_business_minutes(reopened_at, 960 - 300)
+    assert clocks["first_response"].deadline_at is None and clocks["first_response"].next_escalation_at is None
+
+
+async def test_two_scheduler_replicas_never_escalate_twice(pg_env):
+    env = pg_env
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK}, calendar=CALENDAR)
+    ids = [await file(env, FRIDAY_4PM, order_ids=[f"o{i}"]) for i in range(15)]
+    replicas = [Database(env.url, pool_size=5), Database(env.url, pool_size=5)]
+    try:
+        schedulers = [SlaScheduler(db, env.settings) for db in replicas]
+        far = FRIDAY_4PM + dt.timedelta(days=60)
+        totals = [0, 0]
+        for _ in range(3):
+            results = await asyncio.gather(*(s.scan_once(far) for s in schedulers))
+            totals = [a + b for a, b in zip(totals, results)]
+    finally:
+        for db in replicas:
+            await db.dispose()
+    found = await escalations(env.db)
+    per_key = collections.Counter((e["complaint_id"], e["clock"], e["level"]) for e in found)
+    assert len(per_key) == len(ids) * 2 * 3  # every complaint, both clocks, three levels
+    assert set(per_key.values()) == {1}
+    assert sum(totals) == len(found)
+    print('emitted per replica', totals, 'lost races', [s.lost_races for s in schedulers])
