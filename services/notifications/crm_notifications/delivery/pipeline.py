@@ -91,6 +91,8 @@ async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, custom
         contact_id = payload.get("contact_id")
         if contact_id:
             row = await session.get(ContactRecord, contact_id)
+            if row is not None and row.erased:
+                return []  # never contacted again
             if row is not None:
                 return [Recipient(row.contact_id, await directory.contact_view(session, row, bool(customer and customer.erased)), row.name)]
         addresses = {}
@@ -178,6 +180,7 @@ async def enqueue(
         created_at=now, updated_at=now,
     )
     session.add(message)
+    await session.flush()  # the message row first: the log references it
     session.add(Attempt(message_id=message_id, customer_id=trigger.customer_id, status=status,
                         detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}", at=now))
     await session.flush()
