@@ -1,0 +1,53 @@
+"""The gateway in front of the real customer-profile service (in-process, SQLite)."""
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+crm_profile = pytest.importorskip("crm_profile", reason="customer-profile service not installed")
+
+from crm_common.migrations import upgrade  # noqa: E402
+from crm_gateway.main import create_app  # noqa: E402
+from crm_gateway.settings import GatewaySettings  # noqa: E402
+from gateway_support import FakeUpstreams, auth, role_headers  # noqa: E402
+
+
+async def test_gateway_routes_to_the_real_profile_service_with_object_checks(database_factory, gateway_db):
+    from crm_profile.main import create_app as create_profile_app
+    from crm_profile.settings import ProfileSettings
+
+    profile_url = await database_factory.create("sqlite", "gwprofile")
+    await asyncio.to_thread(upgrade, crm_profile.ALEMBIC_INI, profile_url)
+    profile_app = create_profile_app(ProfileSettings(database_url=profile_url, run_consumers=False), start_background=False)
+    transports = FakeUpstreams().transports(profile=httpx.ASGITransport(app=profile_app))
+    settings = GatewaySettings(database_url=gateway_db)
+    app = create_app(settings, start_background=False, transports=transports)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    try:
+        admin = role_headers(settings, "admin")
+        created = []
+        for name, phone in (("Real Acme Logistics", "13800138000"), ("Real Other Co", "13900139000")):
+            response = await client.post("/api/v1/customers", json={"name": name, "contact": {"name": "Ms Li", "phone": phone}}, headers=admin)
+            assert response.status_code == 201, response.text
+            assert response.headers["location"] == f"/api/v1/customers/{response.json()['id']}"
+            created.append(response.json()["id"])
+        mine, other = created
+        agent = role_headers(settings, "agent")
+        found = await client.get("/api/v1/customers/search", params={"phone": "13800138000"}, headers=agent)
+        assert [c["id"] for c in found.json()["items"]] == [mine]
+        read = await client.get(f"/api/v1/customers/{mine}", headers=agent)
+        assert read.status_code == 200 and read.headers.get("etag")
+        customer = auth(settings, "customer", "portal-real", customer_id=mine)
+        assert (await client.get(f"/api/v1/customers/{mine}", headers=customer)).status_code == 200
+        refused = await client.get(f"/api/v1/customers/{other}", headers=customer)
+        assert refused.status_code == 404 and "Real Other" not in refused.text
+        assert (await client.get("/api/v1/customers/search", params={"q": "Real"}, headers=customer)).status_code == 403
+        view = await client.get(f"/api/v1/customers/{mine}/360", headers=customer)
+        assert view.status_code == 200 and view.json()["profile"]["name"] == "Real Acme Logistics"
+    finally:
+        await client.aclose()
+        await app.state.gateway.aclose()
+        await app.state.runtime.db.dispose()
+        await profile_app.state.runtime.db.dispose()
