@@ -38,7 +38,7 @@ class Customer(Base):
     contract_number: Mapped[str | None] = mapped_column(String(64))
     contract_start: Mapped[dt.date | None] = mapped_column(Date)
     contract_end: Mapped[dt.date | None] = mapped_column(Date)
-    service_types: Mapped[list] = mapped_column(JSON, default=list)
+    service_types: Mapped[list | None] = mapped_column(JSON, default=list)
     credit_limit: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     payment_days: Mapped[int | None] = mapped_column(Integer)
     merged_into: Mapped[str | None] = mapped_column(String(36))
