@@ -124,3 +124,28 @@ async def test_two_scheduler_replicas_never_escalate_twice(pg_env):
     assert set(per_key.values()) == {1}
     assert sum(totals) == len(found)
     print('emitted per replica', totals, 'lost races', [s.lost_races for s in schedulers])
+
+
+async def test_worker_runtime_runs_the_scheduler_in_the_background(database_factory, kafka_settings):
+    from complaints_support import close_env, make_env
+
+    from crm_complaints.worker import build_runtime
+
+    env = await make_env(database_factory, "sqlite", kafka=kafka_settings)
+    settings = env.settings.model_copy(update={"run_scheduler": True, "scheduler_interval_s": 0.1, "run_consumers": False,
+                                               "run_outbox_relay": False})
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {}, calendar={"timezone": "UTC", "weekdays": [0, 1, 2, 3, 4, 5, 6], "periods": [["00:00", "24:00"]]})
+    cid = await file(env, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10))  # long overdue
+    runtime = build_runtime(settings)
+    await runtime.start()
+    try:
+        from crm_common.testing import wait_until
+
+        async def all_levels():
+            return len([e for e in await escalations(env.db) if e["complaint_id"] == cid]) == 6 or None
+
+        await wait_until(all_levels, timeout_s=15)
+    finally:
+        await runtime.stop()
+        await close_env(env)
