@@ -60,7 +60,10 @@ class Principal:
         return f"{self.method}:{self.subject}"
 
     def identity_headers(self) -> dict[str, str]:
-        headers = {"X-Actor-Id": self.subject, "X-Actor-Role": self.role}
+        """For role customer the actor IS the customer company: X-Actor-Id carries the customer id (what
+        upstreams compare with an object's customer_id) and X-Actor-Subject the signed-in user."""
+        actor = self.customer_id if self.role == "customer" and self.customer_id else self.subject
+        headers = {"X-Actor-Id": actor, "X-Actor-Subject": self.subject, "X-Actor-Role": self.role}
         if self.team:
             headers["X-Actor-Team"] = self.team
         if self.customer_id:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 
 from crm_common.auth import Principal
 from crm_common.problems import Problem
-from crm_gateway.objects import GATEWAY_IDENTITY, items_of, restricted
+from crm_gateway.objects import GATEWAY_IDENTITY, item_id, item_owner, items_of, restricted
 from crm_gateway.state import GatewayState, gateway_of
 
 router = APIRouter(prefix="/api/v1", tags=["aggregates"])
@@ -56,6 +56,13 @@ async def gather_sources(gateway: GatewayState, sources: dict[str, str], headers
     return data, failures
 
 
+def flatten_complaint(item: dict) -> dict:
+    """A lookup result {"complaint": {...}, "timeline": [...]} as one complaint dict (timeline inside)."""
+    if isinstance(item.get("complaint"), dict):
+        return {**item["complaint"], "timeline": item.get("timeline") or []}
+    return item
+
+
 def _headers(principal: Principal) -> dict[str, str]:
     return principal.identity_headers()
 
@@ -73,11 +80,11 @@ async def customer_360(customer_id: str, request: Request) -> dict[str, Any]:
 
     complaints = data.get("complaints")
     if complaints is not None:
-        items = [c for c in items_of(complaints) if isinstance(c, dict)]
+        items = [flatten_complaint(c) for c in items_of(complaints) if isinstance(c, dict)]
         if any("customer_id" not in c for c in items):  # a customer view: learn the owners from the staff view
-            owners = {str(c.get("id")): c.get("customer_id") for c in items_of(await _fetch(
+            owners = {item_id(c): item_owner(c) for c in items_of(await _fetch(
                 gateway, "complaints", gateway.settings.customer360_sources["complaints"], GATEWAY_IDENTITY, customer_id=customer_id))}
-            items = [dict(c, customer_id=owners.get(str(c.get("id")))) if "customer_id" not in c else c for c in items]
+            items = [dict(c, customer_id=owners.get(item_id(c))) if "customer_id" not in c else c for c in items]
         # never show another customer's complaint, whatever the upstream answered
         items = [c for c in items if c.get("customer_id") == customer_id]
         data["complaints"] = [c for c in items if str(c.get("status", "")).lower() not in CLOSED_COMPLAINT_STATES]
@@ -112,15 +119,22 @@ async def search(request: Request, q: str = Query(min_length=1, max_length=200))
     q = q.strip()
     headers = _headers(principal)
     calls: dict[str, Any] = {}
+    calls_params: dict[str, dict[str, str]] = {}
+
+    def lookup(name: str, **params: str) -> None:
+        calls_params[name] = params
+        calls[name] = gateway.upstreams["complaints"].get_json("/complaints/lookup", params=params, headers=headers)
+
     if PHONE_RE.match(q):
         calls["customers"] = gateway.upstreams["profile"].get_json("/customers/search", params={"phone": q}, headers=headers)
-        calls["complaints"] = gateway.upstreams["complaints"].get_json("/complaints/lookup", params={"phone": q}, headers=headers)
+        lookup("complaints", phone=q)
     else:
         calls["customers"] = gateway.upstreams["profile"].get_json("/customers/search", params={"q": q}, headers=headers)
-        key = "number" if COMPLAINT_NUMBER_RE.match(q) else "tracking_number"
-        calls["complaints"] = gateway.upstreams["complaints"].get_json("/complaints/lookup", params={key: q}, headers=headers)
-        if key == "number":  # complaint numbers can look like tracking numbers: ask both
-            calls["complaints_by_tracking"] = gateway.upstreams["complaints"].get_json("/complaints/lookup", params={"tracking_number": q}, headers=headers)
+        if COMPLAINT_NUMBER_RE.match(q):  # complaint numbers can look like tracking numbers: ask both
+            lookup("complaints", number=q)
+            lookup("complaints_by_tracking", tracking_number=q)
+        else:
+            lookup("complaints", tracking_number=q)
     names = list(calls)
     timeout = gateway.settings.aggregate_timeout_s
     results = await asyncio.gather(*(asyncio.wait_for(c, timeout) for c in calls.values()), return_exceptions=True)
@@ -135,10 +149,15 @@ async def search(request: Request, q: str = Query(min_length=1, max_length=200))
         if name == "customers":
             out["customers"] = await gateway.ownership.filter_items(principal, items_of(result), "id")
         else:
-            for item in await gateway.ownership.filter_items(principal, items_of(result), "customer_id"):
-                if isinstance(item, dict) and item.get("id") not in seen:
-                    seen.add(item.get("id"))
-                    out["complaints"].append(item)
+            async def staff_view(query=calls_params[name]) -> dict[str, str]:
+                staff = await gateway.upstreams["complaints"].get_json("/complaints/lookup", params=query, headers=GATEWAY_IDENTITY)
+                return {item_id(i): item_owner(i) for i in items_of(staff) if isinstance(i, dict)}
+
+            for item in await gateway.ownership.filter_items(principal, items_of(result), "customer_id", staff_view):
+                complaint = flatten_complaint(item)
+                if complaint.get("id") not in seen:
+                    seen.add(complaint.get("id"))
+                    out["complaints"].append(complaint)
     out["partial"] = bool(out["warnings"])
     return out
 

@@ -104,7 +104,7 @@ RULES: tuple[Rule, ...] = (
     R("/reports/scoring{rest:path}", READ, ADMIN, "scoring"),
     R("/admin/{rest:path}", ALL_METHODS, ADMIN, "scoring"),
     # --- complaints
-    R("/complaints", READ, PEOPLE, "complaints", Scope.LIST),
+    R("/complaints", READ, STAFF_AM, "complaints", Scope.LIST),
     R("/complaints", frozenset({"POST"}), PEOPLE, "complaints", Scope.BODY_CUSTOMER),
     R("/complaints/lookup", READ, PEOPLE, "complaints", Scope.LIST),
     R("/complaints/{complaint_id}", READ, PEOPLE, "complaints", Scope.COMPLAINT),

@@ -18,7 +18,7 @@ from crm_gateway.state import GatewayState
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-IDENTITY_HEADERS = frozenset({b"x-actor-id", b"x-actor-role", b"x-actor-team", b"x-customer-id"})
+IDENTITY_HEADERS = frozenset({b"x-actor-id", b"x-actor-subject", b"x-actor-role", b"x-actor-team", b"x-customer-id"})
 
 
 def _problem(problem: Problem, path: str) -> JSONResponse:

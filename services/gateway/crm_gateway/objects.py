@@ -84,11 +84,11 @@ class Ownership:
             for item in body:
                 if not isinstance(item, dict):
                     continue
-                owner = item.get(id_field)
-                if owner is None and lookup is not None and item.get("id") is not None:
+                owner = item_owner(item, id_field)
+                if owner is None and lookup is not None and item_id(item) is not None:
                     if known is None:
                         known = await lookup()
-                    owner = known.get(str(item["id"]))
+                    owner = known.get(item_id(item))
                 if await self.owns(principal, owner):
                     kept.append(item)
             return kept
@@ -106,6 +106,21 @@ class Ownership:
                     return body
                 raise not_found()
         raise Problem(403, "Forbidden", "This answer cannot be checked for your customer scope.")
+
+
+def _inner(item: dict) -> dict:
+    """Lookup results wrap the object: {"complaint": {...}, "timeline": [...]}."""
+    inner = item.get("complaint")
+    return inner if isinstance(inner, dict) else item
+
+
+def item_owner(item: dict, id_field: str = "customer_id") -> Any:
+    return item.get(id_field) if id_field in item else _inner(item).get(id_field)
+
+
+def item_id(item: dict) -> str | None:
+    value = item.get("id") if "id" in item else _inner(item).get("id")
+    return None if value is None else str(value)
 
 
 def items_of(body: Any) -> list:

@@ -11,7 +11,7 @@ from crm_common.auth import Principal
 from crm_common.problems import Problem
 from crm_gateway.authz import Match, Scope
 from crm_gateway.middleware import API_PREFIX
-from crm_gateway.objects import GATEWAY_IDENTITY, items_of, not_found, restricted
+from crm_gateway.objects import GATEWAY_IDENTITY, item_id, item_owner, items_of, not_found, restricted
 from crm_gateway.state import GatewayState, gateway_of
 
 router = APIRouter()
@@ -94,7 +94,7 @@ async def proxy(path: str, request: Request) -> Response:
             """The same list as staff sees it, to learn each item's customer."""
             staff = await upstream.request("GET", upstream_path, params=params, headers=GATEWAY_IDENTITY)
             staff_items = items_of(_json_or_none(staff.content)) if staff.status_code < 300 else []
-            return {str(i.get("id")): i.get(rule.item_id_field) for i in staff_items if isinstance(i, dict)}
+            return {item_id(i): item_owner(i, rule.item_id_field) for i in staff_items if isinstance(i, dict)}
 
         data = await gateway.ownership.filter_items(principal, data, rule.item_id_field, staff_view)
         body_bytes = json.dumps(data).encode()

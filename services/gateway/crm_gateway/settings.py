@@ -54,7 +54,7 @@ class GatewaySettings(ServiceSettings):
     customer360_sources: dict[str, str] = Field(default_factory=lambda: {
         "profile": "profile:/customers/{customer_id}",
         "scores": "scoring:/scores/{customer_id}",
-        "complaints": "complaints:/complaints?customer_id={customer_id}&limit=50",
+        "complaints": "complaints:/complaints/lookup?customer_id={customer_id}&limit=50",
         "shipments": "scoring:/scores/{customer_id}/shipments?limit=10",
         "notifications": "notifications:/deliveries?customer_id={customer_id}&limit=10",
     })

@@ -145,7 +145,7 @@ def fake_complaints(recorder: Recorder) -> FastAPI:
 
     @app.get("/complaints")
     async def list_complaints(request: Request, customer_id: str | None = None):
-        # deliberately ignores customer_id: the gateway must filter by itself
+        # staff list; deliberately ignores customer_id: the gateway must filter by itself
         return {"items": [view(request, c) for c in complaints.values()], "total": len(complaints)}
 
     @app.post("/complaints", status_code=201)
@@ -160,9 +160,11 @@ def fake_complaints(recorder: Recorder) -> FastAPI:
 
     @app.get("/complaints/lookup")
     async def lookup(request: Request, phone: str | None = None, tracking_number: str | None = None, number: str | None = None, customer_id: str | None = None):
+        # like the real service: [{complaint, timeline}], a customer view for customers; but with NO owner check
         found = [c for c in complaints.values() if (tracking_number and tracking_number in c.get("tracking_numbers", []))
-                 or (number and c["number"] == number) or (phone and CUSTOMERS[c["customer_id"]]["phone"] == phone)]
-        return {"items": [view(request, c) for c in found]}
+                 or (number and c["number"] == number) or (phone and CUSTOMERS[c["customer_id"]]["phone"] == phone)
+                 or (customer_id and c["customer_id"] == customer_id)]
+        return [{"complaint": view(request, c), "timeline": [{"at": NOW.isoformat(), "kind": "filed", "body": "Complaint filed"}]} for c in found]
 
     @app.get("/complaints/{complaint_id}")
     async def get_complaint(complaint_id: str, request: Request):

@@ -60,7 +60,7 @@ def test_valid_hs_and_rs_tokens_give_the_principal(verifier, rsa_pair):
     assert (p.subject, p.role, p.team, p.method) == ("u1", "agent", "hotline", "jwt")
     p = verifier.verify(_token(SigningKey("rs-1", "RS256", rsa_pair[0]), role="customer", subject="c-user", customer_id="C1"))
     assert p.role == "customer" and p.customer_id == "C1"
-    assert p.identity_headers() == {"X-Actor-Id": "c-user", "X-Actor-Role": "customer", "X-Customer-Id": "C1"}
+    assert p.identity_headers() == {"X-Actor-Id": "C1", "X-Actor-Subject": "c-user", "X-Actor-Role": "customer", "X-Customer-Id": "C1"}
     p = verifier.verify(_token(SigningKey("hs-1", "HS256", SECRET.encode()), role="account_manager", customers=["C2", "C1"]))
     assert p.customers == frozenset({"C1", "C2"})
 

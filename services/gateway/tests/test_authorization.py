@@ -122,22 +122,23 @@ async def test_customer_token_never_reads_another_customers_object(matrix_gatewa
 async def test_customer_lists_and_searches_are_filtered(matrix_gateway, fakes):
     client, settings = matrix_gateway
     customer = role_headers(settings, "customer")
-    for params in ({}, {"customer_id": "C1"}):
-        response = await client.get("/api/v1/complaints", params=params, headers=customer)
+    assert (await client.get("/api/v1/complaints", headers=customer)).status_code == 403  # the staff list
+    for params in ({}, {"customer_id": "C1"}, {"tracking_number": "SF200"}):
+        # the fake lookup has no owner check and ORs its filters: SF200 brings C2's K2 along
+        response = await client.get("/api/v1/complaints/lookup", params=params, headers=customer)
         assert response.status_code == 200
-        assert sorted(c["id"] for c in response.json()["items"]) == ["K1", "K3"]
-        assert response.json()["total"] == 2
+        assert sorted(i["complaint"]["id"] for i in response.json()) == ["K1", "K3"]
         assert_no_other_customer(response.text)
-        assert fakes.recorders["complaints"].last("/complaints")[2].get("customer_id") == "C1"  # forced
-    other = await client.get("/api/v1/complaints", params={"customer_id": "C2"}, headers=customer)
+        assert fakes.recorders["complaints"].last("/complaints/lookup")[2].get("customer_id") == "C1"  # forced
+    other = await client.get("/api/v1/complaints/lookup", params={"customer_id": "C2"}, headers=customer)
     assert other.status_code == 404
     assert_no_other_customer(other.text.replace("C2", ""))
-    lookup = await client.get("/api/v1/complaints/lookup", params={"tracking_number": "SF200"}, headers=customer)
-    assert lookup.status_code == 200 and lookup.json()["items"] == []
     deliveries = await client.get("/api/v1/deliveries", headers=customer)
     assert [d["customer_id"] for d in deliveries.json()["items"]] == ["C1"]
     own = await client.get("/api/v1/complaints/K1", headers=customer)
     assert own.status_code == 200 and own.json()["number"] == "CMP-2026-0001" and "priority" not in own.json()
+    staff_list = await client.get("/api/v1/complaints", headers=role_headers(settings, "account_manager"))
+    assert sorted(c["id"] for c in staff_list.json()["items"]) == ["K1", "K3"] and staff_list.json()["total"] == 2
 
 
 async def test_customer_files_complaints_only_for_itself(matrix_gateway, fakes):

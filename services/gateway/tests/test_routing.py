@@ -34,7 +34,7 @@ async def test_client_cannot_spoof_identity_headers(gw, fakes):
     response = await client.get("/api/v1/customers/C1", headers=spoofed)
     assert response.status_code == 200
     _, _, _, seen = fakes.recorders["profile"].last("/customers/C1")
-    assert (seen["x-actor-role"], seen["x-customer-id"], seen["x-actor-id"]) == ("customer", "C1", "portal-c1")
+    assert (seen["x-actor-role"], seen["x-customer-id"], seen["x-actor-id"], seen["x-actor-subject"]) == ("customer", "C1", "C1", "portal-c1")
 
 
 async def test_query_body_and_location_are_passed_through(gw, fakes):
