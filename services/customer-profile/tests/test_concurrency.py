@@ -37,3 +37,16 @@ async def test_a_write_based_on_a_stale_read_is_refused_by_the_database(profile)
                 await slow.flush()
     final = (await profile.client.get(f"/customers/{created['id']}")).json()
     assert final["status"] == "lost" and final["version"] == 2
+
+
+async def test_concurrent_creates_of_the_same_person_give_one_customer(profile):
+    """The duplicate check and the insert are serialised per phone/email/tax id: no twin slips through."""
+    from profile_support import unique_phone
+
+    phone = unique_phone()
+    bodies = [full_body(tax_id=None, contacts=[{"name": f"twin {i}", "phone": phone}]) for i in range(4)]
+    responses = await asyncio.gather(*[profile.client.post("/customers", json=b) for b in bodies])
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201, 409, 409, 409], [r.text for r in responses]
+    winner = next(r.json()["id"] for r in responses if r.status_code == 201)
+    assert all(r.json()["existing_customer_id"] == winner for r in responses if r.status_code == 409)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Iterable
 
 import orjson
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
@@ -127,6 +128,24 @@ async def find_duplicate(
     return None
 
 
+async def claim_identities(session: AsyncSession, *, tax_id: str | None = None, phones: Iterable[str | None] = (), emails: Iterable[str | None] = ()) -> None:
+    """Serialise writers that claim the same tax id, phone or email until this transaction ends, so two
+    concurrent creates cannot both pass the duplicate check. PostgreSQL: transaction-scoped advisory locks
+    per identity; SQLite: take the database write lock now instead of at the first insert."""
+    keys = {f"phone:{p}" for p in phones if p} | {f"email:{e}" for e in emails if e}
+    if tax_id:
+        keys.add(f"tax:{tax_id}")
+    keys = sorted(keys)
+    if not keys:
+        return
+    if session.bind.dialect.name == "postgresql":
+        for key in keys:
+            lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+            await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    else:
+        await session.execute(text("UPDATE customers SET version = version WHERE 1 = 0"))
+
+
 def duplicate_problem(existing_id: str, field: str, value: str) -> Problem:
     return Problem(
         409,
@@ -170,6 +189,7 @@ def _apply_contact(contact: Contact, values: dict, now: dt.datetime) -> list[str
 
 async def create_customer(session: AsyncSession, data: CustomerCreate) -> Customer:
     contacts_in = data.all_contacts()
+    await claim_identities(session, tax_id=data.tax_id, phones=[c.phone for c in contacts_in], emails=[c.email for c in contacts_in])
     duplicate = await find_duplicate(
         session, tax_id=data.tax_id, phones=[c.phone for c in contacts_in], emails=[c.email for c in contacts_in]
     )
@@ -221,6 +241,7 @@ async def update_customer(session: AsyncSession, customer_id: str, patch: Custom
     _ensure_live(customer)
     values = patch.model_dump(exclude_unset=True)
     if "tax_id" in values and values["tax_id"] and values["tax_id"] != customer.tax_id:
+        await claim_identities(session, tax_id=values["tax_id"])
         duplicate = await find_duplicate(session, tax_id=values["tax_id"], exclude_customer_id=customer.id)
         if duplicate:
             raise duplicate_problem(*duplicate)
@@ -385,6 +406,7 @@ async def get_contact(session: AsyncSession, contact_id: str, customer_id: str |
 
 
 async def _check_contact_duplicates(session: AsyncSession, customer: Customer, phone: str | None, email: str | None, skip: str | None = None) -> None:
+    await claim_identities(session, phones=[phone], emails=[email])
     for contact in customer.live_contacts:  # the same person twice on one customer
         if contact.id == skip:
             continue
