@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, insert, select
+from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.context import correlation_id_var
@@ -48,6 +48,13 @@ class Delivery:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+REPLAY_HEADER = "dlq.replay"
+
+
+def is_replay(delivery: Delivery) -> bool:
+    return any(name == REPLAY_HEADER for name, _ in delivery.headers)
 
 
 @dataclass(frozen=True)
@@ -123,20 +130,30 @@ class InboxProcessor:
         EVENTS_CONSUMED.labels(self.handler.name, "duplicate").inc(len(events) - len(fresh))
 
     async def _unseen(self, session: AsyncSession, events: list[Event]) -> list[Event]:
+        """Events not yet in the inbox. A dead letter replayed on purpose (header dlq.replay) is retried."""
         ids = list({str(e.envelope.event_id) for e in events})
-        seen: set[str] = set()
+        outcomes: dict[str, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            seen.update(
-                (
-                    await session.execute(
-                        select(inbox_table.c.event_id).where(
-                            inbox_table.c.consumer == self.handler.name, inbox_table.c.event_id.in_(chunk)
-                        )
-                    )
-                ).scalars()
+            rows = await session.execute(
+                select(inbox_table.c.event_id, inbox_table.c.outcome).where(
+                    inbox_table.c.consumer == self.handler.name, inbox_table.c.event_id.in_(chunk)
+                )
             )
+            outcomes.update((row.event_id, row.outcome) for row in rows)
+        replayed = [
+            event_id
+            for event_id, outcome in outcomes.items()
+            if outcome == "dead_letter" and any(is_replay(e.delivery) for e in events if str(e.envelope.event_id) == event_id)
+        ]
+        if replayed:
+            await session.execute(
+                delete(inbox_table).where(inbox_table.c.consumer == self.handler.name, inbox_table.c.event_id.in_(replayed))
+            )
+            for event_id in replayed:
+                del outcomes[event_id]
         fresh: list[Event] = []
+        seen = set(outcomes)
         for event in events:
             event_id = str(event.envelope.event_id)
             if event_id not in seen:

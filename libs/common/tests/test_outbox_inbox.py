@@ -148,3 +148,31 @@ async def test_poison_message_on_the_real_broker_lands_in_dlq(messaging_db, kafk
     assert dead[0].value == b"\x00 not an event"
     headers = dict(dead[0].headers)
     assert headers["dlq.original_topic"] == b"logistics.orders" and b"not a valid event envelope" in headers["dlq.error"]
+
+
+async def test_dead_letters_are_replayed_after_a_fix(messaging_db, kafka_settings):
+    from crm_common.dlq import replay, summarize
+
+    handler = RecordingHandler(fail_order_ids={"needs-fix"})
+    publisher = KafkaPublisher(kafka_settings, client_id="test")
+    await publisher.publish(order_event("needs-fix"))
+    await publisher.publish(order_event("fine"))
+    consumer = InboxConsumer(messaging_db, kafka_settings, handler, publisher, group_id="g-replay", max_attempts=2)
+    consumer.processor.retry_delay_s = 0
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_until(lambda: applied_count(messaging_db), timeout_s=20)
+        assert (await summarize(kafka_settings, "logistics.orders", idle_s=1.0))["messages"] == 1
+        handler.fail_order_ids.clear()  # the fix is deployed
+        assert await replay(kafka_settings, "logistics.orders", idle_s=1.0) == 1
+        await wait_until(lambda: _count_is(messaging_db, 2), timeout_s=20)
+        assert await replay(kafka_settings, "logistics.orders", idle_s=1.0) == 0  # nothing replayed twice
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 15)
+        await publisher.stop()
+    assert sorted(r.order_id for r in await applied_rows(messaging_db)) == ["fine", "needs-fix"]
+
+
+async def _count_is(db, n):
+    return await applied_count(db) == n

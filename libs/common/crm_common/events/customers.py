@@ -48,6 +48,7 @@ class CustomerSnapshot(EventPayload):
     service_types: list[str] = Field(default_factory=list)
     credit_limit: float | None = None
     payment_days: int | None = None
+    share_of_wallet: float | None = Field(default=None, ge=0, le=1, description="Declared share of the customer's logistics spend we get.")
     tags: list[str] = Field(default_factory=list)
     contacts: list[ContactSnapshot] = Field(default_factory=list)
 
