@@ -62,6 +62,8 @@ async def test_merge_moves_contacts_addresses_and_interactions_to_the_survivor(p
             assert await session.scalar(select(func.count()).where(model.customer_id == merged["id"])) == 0
     listed = (await profile.client.get("/customers", params={"tag": f"m-{t}"})).json()["items"]
     assert [c["id"] for c in listed] == [survivor["id"]]  # merged records leave lists and searches
+    merged_list = (await profile.client.get("/customers", params={"status": "merged", "industry": "food"})).json()["items"]
+    assert merged["id"] in [c["id"] for c in merged_list]
     phone = merged["contacts"][1]["phone"]
     assert [c["id"] for c in (await profile.client.get("/customers/search", params={"phone": phone})).json()["items"]] == [survivor["id"]]
 

@@ -145,3 +145,22 @@ async def test_slice_customer_gets_contacts_added_later(profile):
     assert created["contacts"] == []
     response = await profile.client.post(f"/customers/{created['id']}/contacts", json={"name": "Only Name"})
     assert response.status_code == 201 and response.json()["timezone"] == "Asia/Shanghai"
+
+
+async def test_sub_resources_of_an_unknown_customer_are_404(profile):
+    customer = await _customer(profile)
+    contact_id = customer["contacts"][0]["id"]
+    address_id = customer["addresses"][0]["id"]
+    star = {"If-Match": "*"}
+    for method, url, kwargs in [
+        ("GET", "/customers/nope/contacts", {}),
+        ("GET", "/customers/nope/addresses", {}),
+        ("GET", f"/customers/nope/contacts/{contact_id}", {}),
+        ("GET", f"/customers/nope/addresses/{address_id}", {}),
+        ("DELETE", f"/customers/{customer['id']}/contacts/nope", {"headers": star}),
+        ("DELETE", f"/customers/{customer['id']}/addresses/nope", {"headers": star}),
+        ("PATCH", f"/customers/{customer['id']}/addresses/nope", {"headers": star, "json": {"city": "x"}}),
+    ]:
+        response = await profile.client.request(method, url, **kwargs)
+        assert response.status_code == 404, (method, url, response.text)
+    assert (await profile.client.get(f"/customers/{customer['id']}/contacts/{contact_id}")).status_code == 200

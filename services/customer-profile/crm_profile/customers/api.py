@@ -2,7 +2,7 @@
 PATCH and DELETE need If-Match (missing -> 428, stale -> 412)."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
@@ -57,7 +57,7 @@ async def create_customer(data: CustomerCreate, request: Request, response: Resp
 @router.get("", response_model=CustomerPage)
 async def list_customers(
     request: Request,
-    status: Annotated[CustomerStatus | None, Query()] = None,
+    status: Annotated[CustomerStatus | Literal["merged"] | None, Query()] = None,
     industry: Text = None,
     region: Text = None,
     account_manager: Text = None,
