@@ -1,0 +1,52 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SERVICE_PROJECTS := $(wildcard services/*/pyproject.toml)
+SERVICE_DIRS := $(patsubst %/pyproject.toml,%,$(SERVICE_PROJECTS))
+TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+export TEST_POSTGRES_URL
+
+.PHONY: install run test test-faults bench bench-scoring scaleout browser clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/dev.lock libs/common/pyproject.toml $(SERVICE_PROJECTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e libs/common $(addprefix -e ,$(SERVICE_DIRS))
+	@touch $(STAMP)
+
+## make run: broker + every service on SQLite under var/, migrations, demo data, URLs. Ctrl-C stops all.
+run: install
+	$(BIN)/python scripts/devrun.py
+
+## make test: its own broker and databases; PostgreSQL is required in CI and used whenever reachable.
+test: install browser
+	@$(BIN)/python scripts/check_postgres.py || { \
+	  if [ -n "$$CI" ]; then echo "FATAL: PostgreSQL not reachable at $$TEST_POSTGRES_URL" >&2; exit 3; fi; \
+	  echo "WARNING: PostgreSQL not reachable at $$TEST_POSTGRES_URL: running the SQLite half only" >&2; }
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## make test-faults: the slow fault-injection tests (broker outage of 30 s, rebalance under load, acceptance run).
+test-faults: install
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+## Headless Chromium for the console test (Debian package; skipped with a message where it cannot be installed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "WARNING: could not install chromium; the browser test will be skipped" >&2; }
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+bench-scoring: install
+	$(BIN)/python bench/scoring_bench.py
+
+scaleout: install
+	$(BIN)/python bench/scaleout.py
+
+clean:
+	rm -rf var test-output .pytest_cache

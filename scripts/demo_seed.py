@@ -1,0 +1,125 @@
+"""Demo data for `make run`: customers, 18 months of orders, payments, complaints.
+
+Customers go through the customer-profile API; logistics events go straight onto Kafka as a
+TMS that speaks Kafka would publish them; complaints go through the complaints API.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import random
+from decimal import Decimal
+
+import httpx
+
+from crm_common.bus import KafkaPublisher
+from crm_common.events import encode_envelope, make_event
+from crm_common.events.logistics import OrderCreated, OrderDelivered, PaymentOverdue, PaymentReceived, ShipmentDelayed
+from crm_common.settings import KafkaSettings
+
+SERVICE_TYPES = ["warehousing", "trunk", "distribution", "express", "cold_chain"]
+
+
+async def _customers(urls: dict[str, str]) -> list[dict]:
+    base = urls.get("customer-profile")
+    if base is None:
+        return []
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        existing = await client.get("/customers", params={"limit": 200})
+        if existing.status_code == 200:
+            body = existing.json()
+            items = body.get("items", body) if isinstance(body, dict) else body
+            if items:
+                return items
+    if importlib.util.find_spec("crm_profile.demo") is not None:
+        from crm_profile.demo import seed
+
+        return await seed(base)
+    return []
+
+
+def _order_events(customers: list[dict], rng: random.Random, now: dt.datetime):
+    """Heavy-tailed sizes: a few customers order big and often, most order little."""
+    for rank, customer in enumerate(customers):
+        cid = customer["id"]
+        size = 1.0 / (rank + 1) ** 0.9
+        monthly_orders = max(1, int(40 * size))
+        stops_ordering = rank % 7 == 3  # some customers drift away: churn signals for the demo
+        for month in range(18):
+            if stops_ordering and month > 12:
+                break
+            for n in range(rng.randint(max(0, monthly_orders - 2), monthly_orders + 2)):
+                day = now - dt.timedelta(days=30 * (18 - month) - rng.randint(0, 29))
+                order_id = f"D-{cid[:8]}-{month}-{n}"
+                amount = Decimal(str(round(rng.lognormvariate(7 + 2 * size, 0.6), 2)))
+                service = SERVICE_TYPES[(rank + n) % (1 + rank % 5)]
+                yield cid, OrderCreated(order_id=order_id, customer_id=cid, order_date=day, amount=amount,
+                                        margin=(amount * Decimal("0.18")).quantize(Decimal("0.01")), service_type=service,
+                                        tracking_number=f"SF{abs(hash(order_id)) % 10**10:010d}", lane="SHA-PEK")
+                promised = day + dt.timedelta(days=2)
+                late = rng.random() < 0.08
+                yield cid, OrderDelivered(order_id=order_id, customer_id=cid, delivered_at=promised + dt.timedelta(hours=30 if late else -3), promised_at=promised)
+                if late and month == 17:
+                    yield cid, ShipmentDelayed(order_id=order_id, customer_id=cid, delay_minutes=1800, reported_at=promised)
+            due = (now - dt.timedelta(days=30 * (17 - month))).date()
+            if rank % 9 == 4 and month > 14:
+                yield cid, PaymentOverdue(invoice_id=f"INV-{cid[:8]}-{month}", customer_id=cid, amount=Decimal("5000"), due_date=due, days_overdue=20, reported_at=now)
+            else:
+                yield cid, PaymentReceived(invoice_id=f"INV-{cid[:8]}-{month}", customer_id=cid, amount=Decimal("5000"), due_date=due, paid_at=dt.datetime.combine(due, dt.time(10), tzinfo=dt.timezone.utc))
+
+
+async def _publish(bootstrap: str, events) -> int:
+    publisher = KafkaPublisher(KafkaSettings(bootstrap_servers=bootstrap), client_id="demo-tms")
+    futures = []
+    try:
+        for key, payload in events:
+            envelope = make_event(payload, key=key, producer="demo-tms")
+            from crm_common.events import topic_for
+
+            futures.append(await publisher.send(topic_for(envelope.type), key, encode_envelope(envelope)))
+        for future in futures:
+            await future
+    finally:
+        await publisher.stop()
+    return len(futures)
+
+
+async def _complaints(urls: dict[str, str], customers: list[dict], rng: random.Random) -> int:
+    base = urls.get("complaints")
+    if base is None or not customers:
+        return 0
+    filed = 0
+    categories = ["delay", "damage", "billing", "staff_attitude", "pickup", "information"]
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        for i, customer in enumerate(customers[:12]):
+            response = await client.post(
+                "/complaints",
+                headers={"Idempotency-Key": f"demo-{customer['id']}"},
+                json={
+                    "customer_id": customer["id"],
+                    "category": categories[i % len(categories)],
+                    "channel": ["web", "mobile", "call_center", "email"][i % 4],
+                    "description": "货物延误两天，客户要求说明原因" if i % 2 else "Pallet arrived with crushed corners",
+                    "tracking_numbers": [f"SF{1000000000 + i}"],
+                },
+            )
+            filed += response.status_code in (200, 201)
+    return filed
+
+
+async def seed(urls: dict[str, str], bootstrap: str) -> dict:
+    rng = random.Random(42)
+    customers = await _customers(urls)
+    now = dt.datetime.now(dt.timezone.utc)
+    published = await _publish(bootstrap, _order_events(customers, rng, now)) if customers else 0
+    complaints = await _complaints(urls, customers, rng)
+    if "scoring" in urls:
+        async with httpx.AsyncClient(base_url=urls["scoring"], timeout=60) as client:
+            try:
+                await client.post("/admin/recompute")
+            except httpx.HTTPError:
+                pass
+    return {
+        "text": f"{len(customers)} customers, {published} logistics events, {complaints} complaints",
+        "login": "agent / demo (dev mode)",
+    }
