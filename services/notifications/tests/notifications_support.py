@@ -67,7 +67,9 @@ class FakeProvider:
 
     port: int = field(default_factory=free_port)
     received: list[dict] = field(default_factory=list)
+    requests: list[tuple[str, dict, bytes]] = field(default_factory=list)  # every POST: path, headers, raw body
     status: str = "delivered"
+    reply_status: int = 200
     _server: asyncio.AbstractServer | None = None
 
     @property
@@ -96,11 +98,17 @@ class FakeProvider:
                 headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             method, path, _ = request_line.decode().split(" ", 2)
-            if method == "POST" and path == "/v1/messages":
+            if method == "POST":
+                self.requests.append((path, headers, body))
+            if self.reply_status != 200:
+                reply, status_line = b"{}", f"{self.reply_status} Error"
+            elif method == "POST" and path == "/v1/messages":
                 data = json.loads(body)
                 data["idempotency_key"] = headers.get("idempotency-key")
                 self.received.append(data)
                 reply, status_line = json.dumps({"id": f"p{len(self.received)}", "status": self.status}).encode(), "200 OK"
+            elif method == "POST" and path.startswith("/hooks/"):
+                reply, status_line = b'{"ok":true}', "200 OK"
             else:
                 reply, status_line = b'{"error":"not found"}', "404 Not Found"
             writer.write(f"HTTP/1.1 {status_line}\r\nContent-Type: application/json\r\nContent-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode() + reply)

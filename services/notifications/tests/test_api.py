@@ -1,0 +1,165 @@
+"""The HTTP API in-process: templates, rules, preview, preferences, deliveries, segment sends."""
+import httpx
+import pytest
+import pytest_asyncio
+from notifications_support import T0, EventFeeder, customer_registered, event, settings_for
+
+from crm_common.events.complaints import ComplaintFiled
+from crm_common.events.scoring import CustomerScored
+from crm_notifications.main import create_app
+
+
+async def _client(url, smtp, provider, clock):
+    app = create_app(settings_for(url, smtp_port=smtp.port, provider_url=provider.url), start_background=False, clock=clock)
+    runtime = app.state.runtime
+    await runtime.seed_defaults()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nf")
+    client.runtime = runtime
+    return client
+
+
+@pytest_asyncio.fixture
+async def api(db_url, smtp, provider, clock):
+    client = await _client(db_url, smtp, provider, clock)
+    yield client
+    await client.aclose()
+    await client.runtime.stop()
+
+
+@pytest_asyncio.fixture
+async def api_sqlite(sqlite_url, smtp, provider, clock):
+    """For validation tests that do not depend on the database."""
+    client = await _client(sqlite_url, smtp, provider, clock)
+    yield client
+    await client.aclose()
+    await client.runtime.stop()
+
+
+TEMPLATE = {"key": "monthly_report", "language": "en", "subject": "Your report for {{ customer_name }}",
+            "body": "Dear {{ contact_name }}, see the attached report.", "variables": ["customer_name", "contact_name"]}
+
+
+async def test_template_crud_and_versions(api):
+    created = await api.post("/templates", json=TEMPLATE)
+    assert created.status_code == 201 and created.json()["version"] == 1
+    updated = await api.put("/templates/monthly_report/en", json={**{k: TEMPLATE[k] for k in ("subject", "variables")}, "body": "Hello {{ contact_name }}"})
+    assert updated.status_code == 200 and updated.json()["version"] == 2
+    current = await api.get("/templates/monthly_report/en")
+    assert current.json()["body"] == "Hello {{ contact_name }}"
+    versions = await api.get("/templates/monthly_report/versions")
+    assert [v["version"] for v in versions.json()] == [1, 2]
+    assert (await api.get("/templates/monthly_report/zh-CN")).status_code == 404
+    assert (await api.delete("/templates/monthly_report")).status_code == 204
+    assert (await api.get("/templates/monthly_report/en")).status_code == 404
+    keys = {t["key"] for t in (await api.get("/templates")).json()}
+    assert "complaint_ack" in keys and "monthly_report" not in keys
+
+
+async def test_unknown_template_variable_is_a_422_at_save(api):
+    response = await api.post("/templates", json={**TEMPLATE, "body": "Dear {{ contact_name }}, you owe {{ debt }}"})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    [error] = response.json()["errors"]
+    assert error["type"] == "undeclared_variable" and "debt" in error["msg"]
+    unknown = await api.post("/templates", json={**TEMPLATE, "variables": ["customer_name", "contact_name", "shoe_size"]})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["type"] == "unknown_variable"
+
+
+async def test_preview_with_sample_data(api):
+    response = await api.post("/templates/complaint_ack/preview", json={"language": "en", "data": {"complaint_number": "CP-1", "contact_name": "Ann"}})
+    assert response.status_code == 200
+    assert response.json()["subject"] == "We received your complaint CP-1"
+    assert "Dear Ann" in response.json()["body"] and "<category>" in response.json()["body"]
+    draft = await api.post("/templates/x/preview", json={"template": {"subject": "{{ nope }}", "body": "b", "variables": []}})
+    assert draft.status_code == 422
+
+
+async def test_rule_crud_and_validation(api):
+    rule = {"name": "complaint-filed-sms", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
+            "channel": "sms", "category": "complaint_updates", "conditions": [{"field": "priority", "op": "in", "value": ["P1"]}]}
+    created = await api.post("/rules", json=rule)
+    assert created.status_code == 201, created.text
+    rule_id = created.json()["id"]
+    assert (await api.post("/rules", json=rule)).status_code == 409
+    stale = await api.put(f"/rules/{rule_id}", json={**rule, "enabled": False}, headers={"If-Match": '"7"'})
+    assert stale.status_code == 412
+    changed = await api.put(f"/rules/{rule_id}", json={**rule, "enabled": False}, headers={"If-Match": '"1"'})
+    assert changed.status_code == 200 and changed.json()["version"] == 2 and changed.json()["enabled"] is False
+    assert (await api.delete(f"/rules/{rule_id}")).status_code == 204
+    assert (await api.get(f"/rules/{rule_id}")).status_code == 404
+    assert {r["name"] for r in (await api.get("/rules", params={"event_type": "ShipmentDelayed"})).json()} == {"shipment-delayed-notice"}
+
+
+@pytest.mark.parametrize(
+    "change, error_type",
+    [
+        ({"event_type": "ParcelTeleported"}, "unknown_event"),
+        ({"channel": "carrier_pigeon"}, "unknown_channel"),
+        ({"template_key": "no_such_template"}, "unknown_template"),
+        ({"template_key": "payment_reminder"}, "template_variables"),  # needs invoice_id, which ComplaintFiled lacks
+        ({"conditions": [{"field": "shoe_size", "op": "eq", "value": 1}]}, "unknown_field"),
+        ({"category": "gossip"}, "unknown_category"),
+        ({"audience": "account_manager"}, "channel_audience_mismatch"),
+    ],
+)
+async def test_bad_rules_are_422_with_the_reason(api_sqlite, change, error_type):
+    api = api_sqlite
+    rule = {"name": "bad", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
+            "channel": "email", "category": "complaint_updates", **change}
+    response = await api.post("/rules", json=rule)
+    assert response.status_code == 422
+    assert error_type in [e["type"] for e in response.json()["errors"]]
+
+
+async def test_preferences_and_invalid_addresses(api):
+    await EventFeeder(api.runtime).feed(customer_registered("c1", [{"contact_id": "k1", "email": "a@example.com", "language": "en"}]))
+    bad = await api.put("/preferences/contacts/k1", json={"addresses": {"email": "not-an-email", "sms": "12", "webhook": "ftp://x"}})
+    assert bad.status_code == 422
+    assert {tuple(e["loc"]) for e in bad.json()["errors"]} == {("body", "addresses", "email"), ("body", "addresses", "sms"), ("body", "addresses", "webhook")}
+    good = await api.put("/preferences/contacts/k1", json={"addresses": {"sms": "+8613800138000"},
+                                                           "categories": {"shipment_status": {"opted_in": False}, "complaint_updates": {"opted_in": False}}})
+    assert good.status_code == 200
+    states = {c["category"]: c["effective"] for c in good.json()["categories"]}
+    assert states["shipment_status"] == "not subscribed to shipment_status"
+    assert states["complaint_updates"] == "send"  # transactional
+    assert states["win_back"] == "no marketing consent"
+    assert good.json()["addresses"] == {"email": "a@example.com", "sms": "+8613800138000"}
+    assert (await api.get("/preferences/contacts/nobody")).status_code == 404
+
+
+async def test_delivery_log_per_customer(api, smtp):
+    feeder = EventFeeder(api.runtime)
+    await feeder.feed(customer_registered("c2", [{"contact_id": "k2", "email": "b@example.com", "language": "en"}]))
+    await feeder.feed(event(ComplaintFiled(complaint_id="x", complaint_number="CP-7", customer_id="c2", category="delay", priority="P3",
+                                           channel="web", contact_id="k2", filed_at=T0)))
+    await api.runtime.dispatcher.run_once()
+    log = (await api.get("/deliveries", params={"customer_id": "c2"})).json()
+    assert len(log) == 1 and log[0]["status"] == "sent" and log[0]["subject"] == "We received your complaint CP-7"
+    assert [entry["status"] for entry in log[0]["log"]] == ["queued", "sending", "sent"]
+    assert (await api.get(f"/deliveries/{log[0]['id']}")).json()["id"] == log[0]["id"]
+    assert (await api.get("/deliveries", params={"customer_id": "nobody"})).json() == []
+    assert (await api.get("/deliveries")).status_code == 422
+
+
+async def test_segment_send_dry_run_then_send(api, smtp):
+    feeder = EventFeeder(api.runtime)
+    for i, abc in enumerate(["A", "A", "B"]):
+        await feeder.feed(customer_registered(f"s{i}", [{"contact_id": f"ks{i}", "email": f"s{i}@example.com", "language": "en",
+                                                        "marketing_consent": i != 1}]))
+        await feeder.feed(event(CustomerScored(customer_id=f"s{i}", abc_class=abc, scored_at=T0)))
+    await api.post("/templates", json={"key": "a_class_news", "language": "en", "subject": "News for {{ customer_name }}",
+                                       "body": "Dear {{ contact_name }}, thank you.", "variables": ["customer_name", "contact_name"]})
+    request = {"segment": {"abc_class": "A"}, "template_key": "a_class_news", "channel": "email", "category": "marketing"}
+    dry = await api.post("/segment-sends", json=request)
+    assert dry.status_code == 200
+    assert dry.json() == {"id": None, "dry_run": True, "customers": 2, "recipients": 1, "suppressed": {"no marketing consent": 1}, "queued": 0}
+    assert len(smtp.messages) == 0
+    unconfirmed = await api.post("/segment-sends", json={**request, "dry_run": False})
+    assert unconfirmed.status_code == 409
+    sent = await api.post("/segment-sends", json={**request, "dry_run": False, "expected_recipients": 1})
+    assert sent.status_code == 200 and sent.json()["queued"] == 1
+    await api.runtime.dispatcher.run_once()
+    [mail] = smtp.messages
+    assert mail["To"] == "s0@example.com" and "Unsubscribe: " in mail.get_content()
+    bad = await api.post("/segment-sends", json={**request, "template_key": "payment_reminder"})
+    assert bad.status_code == 422

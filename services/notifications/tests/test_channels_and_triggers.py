@@ -1,0 +1,113 @@
+"""Webhooks, push, the in-app inbox, escalations, reminders and the periodic scans."""
+import datetime as dt
+import json
+
+from notifications_support import T0, EventFeeder, customer_registered, event, new_id
+from sqlalchemy import select
+
+from crm_common.events.complaints import ComplaintEscalated, ComplaintResolved
+from crm_common.events.customers import CustomerUpdated
+from crm_common.events.logistics import PaymentOverdue, ShipmentLost
+from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from crm_notifications.delivery.models import InboxTask, Message
+from crm_notifications.preferences import service as preferences
+from crm_notifications.preferences.schemas import PreferencesIn
+
+
+async def _messages(runtime):
+    async with runtime.db.sessions() as session:
+        return list((await session.scalars(select(Message).order_by(Message.created_at, Message.id))).all())
+
+
+async def test_signed_webhook_to_a_customer_system_verifies(nf, provider):
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("w1", [{"contact_id": "kw", "email": "ops@shipper.example"}]))
+    async with nf.transaction() as session:
+        await preferences.update(session, "kw", PreferencesIn(addresses={"webhook": f"{provider.url}/hooks/crm"},
+                                                              categories={"shipment_status": {"channel": "webhook"}}))
+    await feeder.feed(event(ShipmentLost(order_id="O-77", customer_id="w1", tracking_number="SF77", reported_at=T0)))
+    await nf.dispatcher.run_once()
+    [(path, headers, body)] = provider.requests
+    assert path == "/hooks/crm"
+    secret = nf.settings.webhook_secret
+    assert verify_signature(secret, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
+    assert not verify_signature("wrong-secret", body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
+    payload = json.loads(body)
+    assert payload["customer_id"] == "w1" and payload["data"]["order_id"] == "O-77"
+    [message] = await _messages(nf)
+    assert message.status == "delivered" and message.channel == "webhook"
+
+
+async def test_webhook_refused_with_4xx_fails_without_retry(nf, provider):
+    provider.reply_status = 410
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("w2", [{"contact_id": "kw2"}]))
+    async with nf.transaction() as session:
+        await preferences.update(session, "kw2", PreferencesIn(addresses={"webhook": f"{provider.url}/hooks/gone"}, categories={"*": {"channel": "webhook"}}))
+    await feeder.feed(event(ShipmentLost(order_id="O-78", customer_id="w2", reported_at=T0)))
+    await nf.dispatcher.run_once()
+    [message] = await _messages(nf)
+    assert message.status == "failed" and message.attempts == 1 and "410" in message.reason
+
+
+async def test_push_through_the_http_provider(nf, provider):
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("p1", [{"contact_id": "kp", "language": "en"}]))
+    async with nf.transaction() as session:
+        await preferences.update(session, "kp", PreferencesIn(addresses={"push": "device-token-123456"}, categories={"*": {"channel": "push"}}))
+    await feeder.feed(event(ShipmentLost(order_id="O-79", customer_id="p1", reported_at=T0)))
+    await nf.dispatcher.run_once()
+    [sent] = provider.received
+    assert sent["channel"] == "push" and sent["to"] == "device-token-123456" and sent["title"].startswith("Important")
+
+
+async def test_escalation_alerts_the_owner_in_the_inbox_even_in_quiet_hours(nf, clock):
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("e1", [{"contact_id": "ke", "email": "e@example.com"}], name="华东冷链"))
+    clock.set(dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.timezone.utc))  # midnight in Shanghai
+    await feeder.feed(event(ComplaintEscalated(complaint_id="x", complaint_number="CP-9", customer_id="e1", level=2, escalated_to="ops-director",
+                                               clock="resolution", reason="breach", escalated_at=T0)))
+    await nf.dispatcher.run_once()
+    async with nf.db.sessions() as session:
+        [task] = (await session.scalars(select(InboxTask))).all()
+    assert task.assignee == "ops-director" and "CP-9" in task.title and "华东冷链" in task.title
+
+
+async def test_resolution_carries_the_survey_link(nf, smtp):
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("r1", [{"contact_id": "kr", "name": "Hu", "email": "hu@example.com", "language": "en"}]))
+    await feeder.feed(event(ComplaintResolved(complaint_id="cmp-1", complaint_number="CP-5", customer_id="r1", outcome="refund issued",
+                                              contact_id="kr", survey_url="https://survey.example/cmp-1", resolved_at=T0)))
+    await nf.dispatcher.run_once()
+    [mail] = smtp.messages
+    assert "https://survey.example/cmp-1" in mail.get_content() and "refund issued" in mail.get_content()
+
+
+async def test_payment_overdue_reminder(nf, smtp):
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("f1", [{"contact_id": "kf", "name": "Wu", "email": "ap@example.cn"}]))
+    await feeder.feed(event(PaymentOverdue(invoice_id="INV-42", customer_id="f1", amount="1250.50", due_date=dt.date(2026, 2, 20),
+                                           days_overdue=10, reported_at=T0)))
+    await nf.dispatcher.run_once()
+    [mail] = smtp.messages
+    assert mail["Subject"] == "付款提醒：发票 INV-42" and "1250.50 CNY" in mail.get_content() and "逾期 10 天" in mail.get_content()
+
+
+async def test_renewal_and_win_back_scans_run_once_per_occasion(nf, smtp, clock):
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("s1", [{"contact_id": "ks1", "email": "s1@example.com", "language": "en"}],
+                                          contract_end=dt.date(2026, 3, 20), account_manager="Gao"))
+    await feeder.feed(customer_registered("s2", [{"contact_id": "ks2", "email": "s2@example.com", "marketing_consent": True}],
+                                          contract_end=dt.date(2026, 9, 1)))
+    await feeder.feed(event(CustomerUpdated(customer_id="s2", name="Lost Co", status="lost",
+                                            contacts=[{"contact_id": "ks2", "email": "s2@example.com", "marketing_consent": True}])))
+    assert await nf.run_scans() == 1  # renewal for s1 (18 days ahead); s2 lost only today
+    assert await nf.run_scans() == 0  # same occasion: nothing new
+    clock.advance(days=91)  # s1's contract has ended by now; s2 has been lost for 91 days
+    assert await nf.run_scans() == 1
+    assert await nf.run_scans() == 0
+    await nf.dispatcher.run_once()
+    subjects = sorted(m["Subject"] for m in smtp.messages)
+    assert subjects == ["Contract renewal reminder", "好久不见，我们想念您"]
+    renewal = next(m for m in smtp.messages if m["To"] == "s1@example.com")
+    assert "2026-03-20" in renewal.get_content() and "in 18 days" in renewal.get_content()
