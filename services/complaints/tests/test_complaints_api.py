@@ -228,3 +228,21 @@ async def test_lookup_by_tracking_number_and_phone_with_timeline_and_customer_vi
     assert english["status_text"] == "We are working on your complaint" and "agent_id" not in english
     other = await env.client.get(f"/complaints/{mine['id']}", headers={"X-Actor-Id": "cust-2", "X-Actor-Role": "customer"})
     assert other.status_code == 404
+
+
+async def test_customer_message_resumes_a_complaint_waiting_on_the_customer(env):
+    await setup_basic(env)
+    body = (await env.client.post("/complaints", json=complaint_body(tracking_numbers=["YT-5"], order_ids=[]))).json()
+    me = agent_headers(body["agent_id"], "transport")
+    await env.client.post(f"/complaints/{body['id']}/status", json={"status": "waiting_on_customer", "reason": "photos?"}, headers=me)
+    customer = {"X-Actor-Id": "cust-1", "X-Actor-Role": "customer"}
+    stranger = {"X-Actor-Id": "cust-9", "X-Actor-Role": "customer"}
+    assert (await env.client.post(f"/complaints/{body['id']}/customer-messages", json={"body": "x"}, headers=stranger)).status_code == 404
+    sent = await env.client.post(f"/complaints/{body['id']}/customer-messages", json={"body": "photos attached"}, headers=customer)
+    assert sent.status_code == 200
+    assert sent.json()["status"] == "in_progress" and sent.json()["status_text"] == "您的投诉正在处理中"
+    full = (await env.client.get(f"/complaints/{body['id']}", headers=me)).json()
+    assert all(c["deadline_at"] and not c["paused"] for c in full["clocks"])
+    # same customer, category and tracking number (no order id): linked as a likely duplicate
+    again = (await env.client.post("/complaints", json=complaint_body(tracking_numbers=["YT-5"], order_ids=[]))).json()
+    assert again["duplicate_of"] == body["id"]

@@ -149,3 +149,26 @@ async def test_worker_runtime_runs_the_scheduler_in_the_background(database_fact
     finally:
         await runtime.stop()
         await close_env(env)
+
+
+async def test_two_replicas_racing_on_each_clock_emit_once_per_level(pg_env):
+    """Both replicas read the same due clock and try to escalate it at the same moment, clock by clock."""
+    env = pg_env
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK}, calendar=CALENDAR)
+    for i in range(8):
+        await file(env, FRIDAY_4PM, order_ids=[f"o{i}"])
+    replicas = [Database(env.url, pool_size=2), Database(env.url, pool_size=2)]
+    try:
+        a, b = (SlaScheduler(db, env.settings) for db in replicas)
+        far = FRIDAY_4PM + dt.timedelta(days=60)
+        due_a, due_b = await a.due_clock_ids(far), await b.due_clock_ids(far)
+        assert due_a == due_b and len(due_a) == 16
+        results = [await asyncio.gather(a.escalate_clock(cid, far), b.escalate_clock(cid, far)) for cid in due_a]
+    finally:
+        for db in replicas:
+            await db.dispose()
+    assert all(sum(pair) == 3 for pair in results)  # three levels per clock, split however the race went
+    found = await escalations(env.db)
+    per_key = collections.Counter((e["complaint_id"], e["clock"], e["level"]) for e in found)
+    assert len(found) == 16 * 3 and set(per_key.values()) == {1}

@@ -219,6 +219,18 @@ async def reply(complaint_id: str, data: MessageIn, request: Request):
     return await _act(request, lambda s, a, st: service.reply(s, complaint_id, data.body, actor=a, settings=st))
 
 
+@router.post("/complaints/{complaint_id}/customer-messages")
+async def customer_message(complaint_id: str, data: MessageIn, request: Request):
+    """Information from the customer (role customer, or staff recording a call); resumes a complaint waiting on the customer."""
+    runtime = runtime_of(request)
+    actor = actor_of(request)
+    async with runtime.transaction() as session:
+        complaint = await service.customer_message(session, complaint_id, data.body, actor=actor, settings=runtime.settings)
+        if actor is not None and actor.role == "customer":
+            return (await customer_out(session, complaint)).model_dump(mode="json")
+        return (await complaint_out(session, complaint)).model_dump(mode="json")
+
+
 @router.post("/complaints/{complaint_id}/notes")
 async def note(complaint_id: str, data: MessageIn, request: Request):
     return await _act(request, lambda s, a, st: service.note(s, complaint_id, data.body, actor=a))

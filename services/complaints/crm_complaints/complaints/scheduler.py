@@ -59,7 +59,7 @@ class SlaScheduler:
         emitted = 0
         for clock_id in await self.due_clock_ids(now):
             try:
-                emitted += await self._escalate_clock(clock_id, now)
+                emitted += await self.escalate_clock(clock_id, now)
             except Exception:  # one bad row must not stop the others
                 log.exception("escalation of clock %s failed", clock_id)
         if emitted and self.on_commit is not None:
@@ -67,7 +67,7 @@ class SlaScheduler:
         await self.assign_queued(now)
         return emitted
 
-    async def _escalate_clock(self, clock_id: int, now: dt.datetime) -> int:
+    async def escalate_clock(self, clock_id: int, now: dt.datetime) -> int:
         emitted = 0
         async with self.db.transaction() as session:
             row = await session.get(SlaClockRow, clock_id)

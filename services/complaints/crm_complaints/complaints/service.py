@@ -294,7 +294,7 @@ async def file_complaint(session: AsyncSession, data: ComplaintCreate, *, settin
     session.add(complaint)
     order_ids = list(dict.fromkeys(o.strip() for o in data.order_ids if o.strip()))
     tracking = list(dict.fromkeys(t.strip() for t in data.tracking_numbers if t.strip()))
-    duplicate = await find_duplicate(session, customer_id, data.category, order_ids, now, settings)
+    duplicate = await find_duplicate(session, customer_id, data.category, order_ids, now, settings, tracking)
     await session.flush()
     for kind, values in (("order", order_ids), ("tracking", tracking)):
         for value in values:
@@ -328,8 +328,9 @@ async def file_complaint(session: AsyncSession, data: ComplaintCreate, *, settin
 
 
 async def find_duplicate(session: AsyncSession, customer_id: str, category: str, order_ids: list[str], now: dt.datetime,
-                         settings: ComplaintsSettings) -> Complaint | None:
-    if not order_ids:
+                         settings: ComplaintsSettings, tracking_numbers: list[str] = ()) -> Complaint | None:
+    """An open complaint of the same customer and category sharing an order id or tracking number, filed within the window."""
+    if not order_ids and not tracking_numbers:
         return None
     since = now - dt.timedelta(hours=settings.duplicate_window_hours)
     return await session.scalar(
@@ -337,7 +338,8 @@ async def find_duplicate(session: AsyncSession, customer_id: str, category: str,
         .join(ComplaintReference, ComplaintReference.complaint_id == Complaint.id)
         .where(Complaint.customer_id == customer_id, Complaint.category == category, Complaint.filed_at >= since,
                Complaint.merged_into.is_(None), Complaint.status != "closed",
-               ComplaintReference.kind == "order", ComplaintReference.value.in_(order_ids))
+               ((ComplaintReference.kind == "order") & ComplaintReference.value.in_(order_ids))
+               | ((ComplaintReference.kind == "tracking") & ComplaintReference.value.in_(list(tracking_numbers))))
         .order_by(Complaint.filed_at).limit(1)
     )
 
@@ -497,6 +499,23 @@ async def note(session: AsyncSession, complaint_id: str, body: str, *, actor: Ac
     complaint = await get_complaint(session, complaint_id)
     actor = authorize(actor, complaint)
     await add_timeline(session, complaint, "note", at=now, actor=actor, visibility="internal", body=body)
+    return complaint
+
+
+async def customer_message(session: AsyncSession, complaint_id: str, body: str, *, actor: Actor | None, settings: ComplaintsSettings,
+                           now: dt.datetime | None = None) -> Complaint:
+    """The customer adds information. A complaint waiting on the customer goes back to work (clocks resume)."""
+    now = now or utcnow()
+    complaint = await get_complaint(session, complaint_id, for_update=True)
+    if actor is None or (actor.role == "customer" and actor.id != complaint.customer_id):
+        raise Problem(404, "Complaint not found", f"No complaint with id {complaint_id}.")
+    if actor.role != "customer":
+        actor = authorize(actor, complaint)  # staff recording what the customer said on the phone
+    if complaint.status in ("resolved", "closed"):
+        raise Problem(409, "Complaint not open", "Reopen the complaint to add to it.", current_status=complaint.status)
+    await add_timeline(session, complaint, "customer_message", at=now, actor=actor, visibility="customer", body=body)
+    if complaint.status == "waiting_on_customer":
+        await _set_status(session, complaint, "in_progress", now, settings, actor, "customer replied")
     return complaint
 
 
