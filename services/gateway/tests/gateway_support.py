@@ -170,7 +170,15 @@ def fake_complaints(recorder: Recorder) -> FastAPI:
     async def get_complaint(complaint_id: str, request: Request):
         if complaint_id not in complaints:
             raise HTTPException(404, "Complaint not found")
-        return view(request, complaints[complaint_id])
+        now = dt.datetime.now(dt.timezone.utc)
+        full = {"channel": "call_center", "filed_at": (now - dt.timedelta(hours=2)).isoformat(),
+                "status_text": {"en": complaints[complaint_id]["status"].replace("_", " "), "zh-CN": "处理中"},
+                "clocks": [{"kind": "first_response", "target_minutes": 120, "deadline_at": now.isoformat(), "stopped_at": now.isoformat(),
+                            "paused": False, "escalation_level": 0, "breached_at": None},
+                           {"kind": "resolution", "target_minutes": 1440, "deadline_at": (now + dt.timedelta(hours=5)).isoformat(),
+                            "stopped_at": None, "paused": False, "escalation_level": 0, "breached_at": None}],
+                **complaints[complaint_id]}
+        return view(request, full)
 
     @app.get("/complaints/{complaint_id}/timeline")
     async def timeline(complaint_id: str):

@@ -1,0 +1,327 @@
+/* The CRM console: call-center page and management dashboard, vanilla JS against /api/v1.
+   Same auth as every client: a bearer token (demo login in development mode). */
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = { token: sessionStorage.getItem("crm.token"), me: null, lang: localStorage.getItem("crm.lang") || "zh-CN", customer: null, complaint: null, slaTimer: null };
+
+  // ------------------------------------------------------------------ i18n
+  function t(key, vars) {
+    const table = window.I18N[state.lang] || window.I18N.en;
+    let s = table[key] !== undefined ? table[key] : (window.I18N.en[key] !== undefined ? window.I18N.en[key] : key);
+    for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", v);
+    return s;
+  }
+  function applyLang() {
+    document.documentElement.lang = state.lang;
+    document.querySelectorAll("[data-i18n]").forEach((e) => { e.textContent = t(e.dataset.i18n); });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach((e) => { e.placeholder = t(e.dataset.i18nPlaceholder); });
+    $("lang-toggle").textContent = state.lang === "zh-CN" ? "EN" : "中文";
+    if (state.customer) render360(state.customer);
+    if (state.complaint) renderComplaint(state.complaint.complaint, state.complaint.timeline);
+    if (state.dashboard) renderDashboard(state.dashboard);
+  }
+
+  // ------------------------------------------------------------------ helpers
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (v !== undefined && v !== null) e.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+    return e;
+  }
+  function toast(msg) {
+    const box = $("toast");
+    box.textContent = msg;
+    box.classList.add("show");
+    setTimeout(() => box.classList.remove("show"), 3000);
+  }
+  const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString(state.lang) : "–");
+  function duration(ms) {
+    const m = Math.floor(Math.abs(ms) / 60000), d = Math.floor(m / 1440), h = Math.floor((m % 1440) / 60), mm = m % 60;
+    return (d ? d + "d " : "") + (d || h ? h + "h " : "") + mm + "m";
+  }
+  function display(v) {
+    if (v === null || v === undefined || v === "") return "–";
+    if (typeof v === "object") {
+      for (const k of ["value", "label", "level", "grade", "segment", "tier", "score", state.lang, "en"]) if (v[k] !== undefined && v[k] !== null) return display(v[k]);
+      return "–";
+    }
+    if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(2);
+    return String(v);
+  }
+  function pick(obj, ...keys) {
+    for (const key of keys) {
+      let cur = obj;
+      for (const part of key.split(".")) cur = cur && typeof cur === "object" ? cur[part] : undefined;
+      if (cur !== undefined && cur !== null) return cur;
+    }
+    return undefined;
+  }
+  function listOf(body, ...keys) {
+    if (Array.isArray(body)) return body;
+    if (!body || typeof body !== "object") return [];
+    for (const k of [...keys, "items", "results", "data", "rows"]) if (Array.isArray(body[k])) return body[k];
+    return [];
+  }
+  function statusText(c) {
+    const st = c.status_text;
+    if (st && typeof st === "object") return st[state.lang] || st.en || c.status;
+    return st || c.status;
+  }
+
+  async function api(path, options) {
+    const opts = Object.assign({ headers: {} }, options || {});
+    if (state.token) opts.headers.Authorization = "Bearer " + state.token;
+    if (opts.json !== undefined) {
+      opts.body = JSON.stringify(opts.json);
+      opts.headers["Content-Type"] = "application/json";
+      delete opts.json;
+    }
+    const response = await fetch(path, opts);
+    const body = (response.headers.get("content-type") || "").includes("json") ? await response.json() : await response.text();
+    if (response.status === 401 && state.token) logout();
+    if (!response.ok) {
+      const err = new Error((body && body.detail) || (body && body.title) || t("error.http", { s: response.status }));
+      err.status = response.status;
+      throw err;
+    }
+    return body;
+  }
+  function showWarnings(target, warnings) {
+    target.replaceChildren(...(warnings || []).map((w) => el("div", { class: "warning" }, t("warning.partial", { s: w.source + " (" + w.status + ")" }))));
+  }
+
+  // ------------------------------------------------------------------ login
+  async function loadDemoUsers() {
+    try {
+      const body = await api("/api/v1/auth/demo-users");
+      $("login-user").replaceChildren(...body.users.map((u) => el("option", { value: u.username }, `${u.name || u.username} (${u.role})`)));
+    } catch (e) {
+      $("login-user").replaceChildren();
+      $("login-btn").disabled = true;
+    }
+  }
+  async function login() {
+    $("login-error").textContent = "";
+    try {
+      const body = await api("/api/v1/auth/demo-login", { method: "POST", json: { username: $("login-user").value } });
+      await useToken(body.access_token);
+    } catch (e) {
+      $("login-error").textContent = t("login.failed") + ": " + e.message;
+    }
+  }
+  async function useToken(token) {
+    state.token = token;
+    try {
+      state.me = await api("/api/v1/auth/me");
+    } catch (e) {
+      state.token = null;
+      $("login-error").textContent = t("login.failed") + ": " + e.message;
+      return;
+    }
+    sessionStorage.setItem("crm.token", token);
+    $("whoami").textContent = `${state.me.name || state.me.subject} · ${state.me.role}`;
+    $("login-view").hidden = true;
+    $("logout-btn").hidden = false;
+    $("tabs").hidden = false;
+    $("tab-dashboard").hidden = state.me.role !== "admin";
+    showTab("callcenter");
+  }
+  function logout() {
+    state.token = null;
+    state.me = null;
+    sessionStorage.removeItem("crm.token");
+    for (const id of ["callcenter-view", "dashboard-view", "tabs", "logout-btn"]) $(id).hidden = true;
+    $("whoami").textContent = "";
+    $("login-view").hidden = false;
+  }
+  function showTab(name) {
+    document.querySelectorAll(".tab").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+    $("callcenter-view").hidden = name !== "callcenter";
+    $("dashboard-view").hidden = name !== "dashboard";
+    if (name === "dashboard") loadDashboard();
+    else $("search-input").focus();
+  }
+
+  // ------------------------------------------------------------------ call center
+  async function search(ev) {
+    if (ev) ev.preventDefault();
+    const q = $("search-input").value.trim();
+    if (!q) return;
+    try {
+      const body = await api("/api/v1/search?q=" + encodeURIComponent(q));
+      showWarnings($("search-warnings"), body.warnings);
+      const customers = body.customers.map((c) => el("li", { class: "result-customer", "data-id": c.id, onclick: () => open360(c.id) },
+        el("strong", {}, c.name), el("span", { class: "badge" }, c.id), c.industry ? el("span", { class: "muted" }, " " + c.industry) : null));
+      const complaints = body.complaints.map((c) => el("li", { class: "result-complaint", "data-id": c.id, onclick: () => openComplaint(c.id) },
+        el("strong", {}, c.number || c.id), el("span", { class: "badge" }, statusText(c)), " ", c.category || ""));
+      $("result-customers").replaceChildren(...(customers.length ? customers : [el("li", { class: "empty" }, t("search.none"))]));
+      $("result-complaints").replaceChildren(...(complaints.length ? complaints : [el("li", { class: "empty" }, t("search.none"))]));
+      if (body.customers.length === 1) open360(body.customers[0].id);
+    } catch (e) {
+      toast(e.message);
+    }
+  }
+
+  async function open360(customerId) {
+    try {
+      state.customer = await api(`/api/v1/customers/${encodeURIComponent(customerId)}/360`);
+      render360(state.customer);
+    } catch (e) {
+      toast(e.message);
+    }
+  }
+  function kpi(label, value, cls) {
+    return el("div", { class: "kpi" + (cls ? " " + cls : "") }, el("div", { class: "k" }, label), el("div", { class: "v" }, display(value)));
+  }
+  function render360(v) {
+    const p = v.profile || {}, s = v.scores || {};
+    $("c360").hidden = false;
+    $("c360-name").textContent = p.name || v.customer_id;
+    showWarnings($("c360-warnings"), v.warnings);
+    $("c360-kpis").replaceChildren(
+      kpi(t("kpi.tier"), v.tier),
+      kpi(t("kpi.abc"), pick(s, "abc_class", "abc.class", "abc")),
+      kpi(t("kpi.value"), pick(s, "value_score", "value.score", "customer_value", "value")),
+      kpi(t("kpi.loyalty"), pick(s, "loyalty.score", "loyalty_score", "loyalty")),
+      kpi(t("kpi.credit"), pick(s, "credit_grade", "credit.grade", "credit")),
+      kpi(t("kpi.churn"), pick(s, "churn_risk.level", "churn.level", "churn_risk", "churn")),
+      kpi(t("kpi.rfm"), pick(s, "rfm.segment", "rfm_segment", "rfm")),
+      kpi(t("kpi.manager"), p.account_manager),
+    );
+    const complaints = v.open_complaints || [];
+    $("c360-complaints").replaceChildren(...(complaints.length ? complaints.map((c) => el("li", { class: "c360-complaint", "data-id": c.id, onclick: () => openComplaint(c.id) },
+      el("strong", {}, c.number || c.id), el("span", { class: "badge " + (c.priority || "") }, statusText(c)), " ", c.category || "")) : [el("li", { class: "empty" }, "–")]));
+    const ships = v.recent_shipments || [];
+    $("c360-shipments").tBodies[0].replaceChildren(...ships.map((o) => el("tr", {},
+      el("td", {}, o.order_id || "–"), el("td", {}, o.tracking_number || "–"), el("td", {}, display(o.status)),
+      el("td", {}, o.on_time === undefined || o.on_time === null ? "–" : o.on_time ? t("yes") : t("no")))));
+    const notes = v.last_notifications || [];
+    $("c360-notifications").replaceChildren(...notes.map((n) => el("li", {}, `${n.channel || ""} · ${n.template || n.template_key || n.kind || ""} · ${display(n.status)} ${n.sent_at ? fmtTime(n.sent_at) : ""}`)));
+  }
+
+  async function openComplaint(id) {
+    try {
+      const [complaint, timeline] = await Promise.all([
+        api(`/api/v1/complaints/${encodeURIComponent(id)}`),
+        api(`/api/v1/complaints/${encodeURIComponent(id)}/timeline`),
+      ]);
+      state.complaint = { complaint, timeline: listOf(timeline, "entries", "timeline") };
+      renderComplaint(state.complaint.complaint, state.complaint.timeline);
+    } catch (e) {
+      toast(e.message);
+    }
+  }
+  function renderComplaint(c, timeline) {
+    $("complaint-panel").hidden = false;
+    $("complaint-number").textContent = c.number || c.id;
+    $("complaint-facts").replaceChildren(kpi(t("kpi.status"), statusText(c)), kpi(t("kpi.category"), c.category), kpi(t("kpi.priority"), c.priority),
+      kpi(t("kpi.channel"), c.channel), kpi(t("kpi.filed"), c.filed_at ? fmtTime(c.filed_at) : null));
+    $("complaint-description").textContent = c.description || "";
+    $("timeline").replaceChildren(...timeline.map((e) => el("li", { class: "timeline-entry" }, el("time", {}, fmtTime(e.at)), el("strong", {}, e.kind), e.body ? " — " + e.body : "")));
+    if (state.slaTimer) clearInterval(state.slaTimer);
+    const tick = () => renderSla(c);
+    tick();
+    state.slaTimer = setInterval(tick, 1000);
+  }
+  function renderSla(c) {
+    const box = $("sla-clock");
+    const clocks = Array.isArray(c.clocks) ? c.clocks : [];
+    const clock = clocks.find((k) => !k.stopped_at) || clocks[0];
+    box.className = "sla";
+    if (!clock || !clock.deadline_at) { box.textContent = t("sla.none"); box.classList.add("stopped"); return; }
+    if (clock.stopped_at) { box.textContent = t("sla.stopped"); box.classList.add("stopped"); return; }
+    if (clock.paused) { box.textContent = t("sla.paused"); box.classList.add("stopped"); return; }
+    const left = new Date(clock.deadline_at).getTime() - Date.now();
+    if (left < 0 || clock.breached_at) { box.textContent = `${clock.kind}: ` + t("sla.breached", { t: duration(left) }); box.classList.add("breached"); return; }
+    box.textContent = `${clock.kind}: ` + t("sla.left", { t: duration(left) });
+    if (left < 3600 * 1000) box.classList.add("soon");
+  }
+
+  function startNewComplaint() {
+    $("new-complaint").hidden = false;
+    $("f-customer").value = state.customer ? state.customer.customer_id : "";
+    const phone = state.customer && state.customer.profile ? state.customer.profile.phone || pick(state.customer.profile, "contacts.0.phone") : "";
+    $("f-phone").value = phone || "";
+    $("f-description").focus();
+  }
+  async function fileComplaint(ev) {
+    ev.preventDefault();
+    $("f-error").textContent = "";
+    const body = { customer_id: $("f-customer").value.trim(), category: $("f-category").value, description: $("f-description").value.trim(), channel: "call_center",
+      tracking_numbers: $("f-tracking").value.trim() ? [$("f-tracking").value.trim()] : [], language: state.lang };
+    if ($("f-phone").value.trim()) body.reporter = { phone: $("f-phone").value.trim() };
+    try {
+      const created = await api("/api/v1/complaints", { method: "POST", json: body, headers: { "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) } });
+      toast(t("complaint.filed") + ": " + (created.number || created.id));
+      $("new-complaint").hidden = true;
+      $("complaint-form").reset();
+      await openComplaint(created.id);
+      if (state.customer) open360(state.customer.customer_id);
+    } catch (e) {
+      $("f-error").textContent = e.message;
+    }
+  }
+
+  // ------------------------------------------------------------------ dashboard
+  async function loadDashboard() {
+    try {
+      state.dashboard = await api("/api/v1/dashboard");
+      renderDashboard(state.dashboard);
+    } catch (e) {
+      toast(e.message);
+    }
+  }
+  function paretoRows(data) {
+    const rows = listOf(data, "customers", "pareto").map((r) => ({
+      label: r.name || r.customer_name || r.customer_id || r.label || "?",
+      value: Number(pick(r, "revenue", "monetary", "amount", "value") || 0),
+      cumulative: pick(r, "cumulative_share", "cum_share", "cumulative"),
+      klass: pick(r, "abc_class", "class", "abc"),
+    })).sort((a, b) => b.value - a.value).slice(0, 60);
+    const total = rows.reduce((s, r) => s + r.value, 0) || 1;
+    let acc = 0;
+    rows.forEach((r) => { acc += r.value; if (r.cumulative === undefined) r.cumulative = acc / total; r.cumulative = Number(r.cumulative); });
+    return rows;
+  }
+  function renderDashboard(d) {
+    const s = d.sections || {}, labels = { nodata: t("dash.nodata"), revenue: t("chart.revenue"), cumulative: t("chart.cumulative") };
+    showWarnings($("dashboard-warnings"), d.warnings);
+    Charts.pareto($("chart-pareto"), paretoRows(s.pareto), labels);
+    const cells = listOf(s.rfm, "cells", "grid").filter((c) => pick(c, "r", "recency_score", "x") !== undefined).map((c) => ({
+      x: Number(pick(c, "r", "recency_score", "x")), y: Number(pick(c, "f", "frequency_score", "y")), value: Number(pick(c, "count", "customers", "value") || 0), label: c.segment }));
+    if (cells.length) Charts.heatGrid($("chart-rfm"), cells, { nodata: labels.nodata, x: t("chart.recency"), y: t("chart.frequency") });
+    else Charts.bars($("chart-rfm"), listOf(s.rfm, "segments").map((g) => ({ label: display(g.segment || g.name), values: [Number(g.count || g.customers || 0)] })), [t("chart.count")], labels);
+    Charts.bars($("chart-tiers"), listOf(s.tier_movements, "movements", "changes").map((m) => ({ label: `${display(m.from || m.old_tier)} → ${display(m.to || m.new_tier)}`, values: [Number(m.count || 0)] })), ["#"], labels);
+    const cats = listOf(s.complaints && (s.complaints.by_category || s.complaints.categories), "by_category").map((c) => {
+      const count = Number(pick(c, "count", "total", "filed") || 0), within = Number(pick(c, "within_sla", "sla_met", "resolved_within_sla") || 0);
+      const pct = pick(c, "sla_compliance", "sla_rate");
+      return { label: display(c.category), values: [count, within], notes: [null, pct !== undefined ? `(${Math.round(Number(pct) * 100)}%)` : count ? `(${Math.round((100 * within) / count)}%)` : null] };
+    });
+    Charts.bars($("chart-complaints"), cats, [t("chart.count"), t("chart.sla")], labels);
+    const trend = listOf(s.complaints && (s.complaints.by_period || s.complaints.by_week || s.complaints.by_month || s.complaints.trend), "by_period")
+      .map((p) => ({ label: String(pick(p, "period", "week", "month", "day") || ""), value: Number(pick(p, "count", "filed", "total") || 0) }));
+    Charts.line($("chart-complaint-trend"), trend, labels);
+    Charts.bars($("chart-notifications"), listOf(s.notifications && (s.notifications.by_channel || s.notifications.channels), "by_channel").map((c) => ({
+      label: display(c.channel), values: [Number(c.sent || c.delivered || 0), Number(c.failed || 0)] })), [t("chart.sent"), t("chart.failed")], labels);
+  }
+
+  // ------------------------------------------------------------------ wiring
+  document.addEventListener("DOMContentLoaded", async () => {
+    $("lang-toggle").addEventListener("click", () => { state.lang = state.lang === "zh-CN" ? "en" : "zh-CN"; localStorage.setItem("crm.lang", state.lang); applyLang(); });
+    $("login-btn").addEventListener("click", login);
+    $("token-btn").addEventListener("click", () => useToken($("login-token").value.trim()));
+    $("logout-btn").addEventListener("click", logout);
+    document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
+    $("search-form").addEventListener("submit", search);
+    $("new-complaint-btn").addEventListener("click", startNewComplaint);
+    $("complaint-form").addEventListener("submit", fileComplaint);
+    applyLang();
+    await loadDemoUsers();
+    if (state.token) await useToken(state.token);
+  });
+})();

@@ -1,0 +1,52 @@
+/* zh-CN and en strings of the console. Keys missing in one language fall back to English. */
+"use strict";
+window.I18N = {
+  "en": {
+    "app.title": "3PL CRM", "tab.callcenter": "Call center", "tab.dashboard": "Dashboard", "logout": "Log out",
+    "login.title": "Sign in", "login.demo_hint": "Development mode: choose a demo user.", "login.user": "Demo user",
+    "login.submit": "Sign in", "login.token": "Use a token", "login.use_token": "Use token", "login.failed": "Sign-in failed",
+    "search.placeholder": "Phone, tracking number, complaint number or customer name", "search.submit": "Search",
+    "search.customers": "Customers", "search.complaints": "Complaints", "search.none": "Nothing found",
+    "c360.open_complaints": "Open complaints", "c360.shipments": "Recent shipments", "c360.notifications": "Last notifications",
+    "kpi.tier": "Tier", "kpi.abc": "ABC class", "kpi.value": "Customer value", "kpi.loyalty": "Loyalty", "kpi.credit": "Credit grade",
+    "kpi.churn": "Churn risk", "kpi.rfm": "RFM segment", "kpi.manager": "Account manager", "kpi.status": "Status",
+    "kpi.category": "Category", "kpi.priority": "Priority", "kpi.channel": "Channel", "kpi.filed": "Filed",
+    "col.order": "Order", "col.tracking": "Tracking", "col.status": "Status", "col.on_time": "On time",
+    "complaint.title": "Complaint", "complaint.timeline": "Timeline", "complaint.new": "File a complaint for this caller",
+    "complaint.filed": "Complaint filed", "sla.left": "SLA: {t} left", "sla.breached": "SLA breached {t} ago",
+    "sla.stopped": "SLA clock stopped", "sla.none": "No SLA clock", "sla.paused": "SLA clock paused",
+    "form.customer": "Customer id", "form.category": "Category", "form.tracking": "Tracking number", "form.phone": "Caller phone",
+    "form.description": "What happened", "form.submit": "File complaint",
+    "cat.delay": "Delay", "cat.damage": "Damage", "cat.loss": "Loss", "cat.billing": "Billing", "cat.service": "Service attitude", "cat.other": "Other",
+    "dash.pareto": "ABC Pareto (revenue)", "dash.rfm": "RFM segments", "dash.tiers": "Tier movements",
+    "dash.complaints": "Complaints by category and SLA compliance", "dash.complaint_trend": "Complaint trend",
+    "dash.notifications": "Notification delivery", "dash.nodata": "No data",
+    "chart.revenue": "Revenue", "chart.cumulative": "Cumulative share", "chart.recency": "Recency (R)", "chart.frequency": "Frequency (F)",
+    "chart.count": "Complaints", "chart.sla": "Within SLA", "chart.sent": "Sent", "chart.failed": "Failed",
+    "warning.partial": "Partial data: {s} unavailable", "yes": "yes", "no": "no", "error.http": "Request failed ({s})"
+  },
+  "zh-CN": {
+    "app.title": "3PL 客户关系管理", "tab.callcenter": "呼叫中心", "tab.dashboard": "管理看板", "logout": "退出",
+    "login.title": "登录", "login.demo_hint": "开发模式：请选择演示用户。", "login.user": "演示用户",
+    "login.submit": "登录", "login.token": "使用令牌", "login.use_token": "使用令牌", "login.failed": "登录失败",
+    "search.placeholder": "电话、运单号、投诉单号或客户名称", "search.submit": "查询",
+    "search.customers": "客户", "search.complaints": "投诉", "search.none": "没有找到",
+    "c360.open_complaints": "未结投诉", "c360.shipments": "最近运单", "c360.notifications": "最近通知",
+    "kpi.tier": "客户等级", "kpi.abc": "ABC 分类", "kpi.value": "客户价值", "kpi.loyalty": "忠诚度", "kpi.credit": "信用等级",
+    "kpi.churn": "流失风险", "kpi.rfm": "RFM 分群", "kpi.manager": "客户经理", "kpi.status": "状态",
+    "kpi.category": "类别", "kpi.priority": "优先级", "kpi.channel": "渠道", "kpi.filed": "受理时间",
+    "col.order": "订单", "col.tracking": "运单号", "col.status": "状态", "col.on_time": "准时",
+    "complaint.title": "投诉", "complaint.timeline": "处理时间线", "complaint.new": "为来电客户登记投诉",
+    "complaint.filed": "投诉已登记", "sla.left": "SLA 剩余 {t}", "sla.breached": "已超时 {t}",
+    "sla.stopped": "SLA 计时已停止", "sla.none": "无 SLA 计时", "sla.paused": "SLA 计时暂停",
+    "form.customer": "客户编号", "form.category": "投诉类别", "form.tracking": "运单号", "form.phone": "来电号码",
+    "form.description": "问题描述", "form.submit": "提交投诉",
+    "cat.delay": "延误", "cat.damage": "破损", "cat.loss": "丢失", "cat.billing": "账单", "cat.service": "服务态度", "cat.other": "其他",
+    "dash.pareto": "ABC 帕累托（收入）", "dash.rfm": "RFM 分群", "dash.tiers": "等级变动",
+    "dash.complaints": "投诉类别与 SLA 达成率", "dash.complaint_trend": "投诉趋势",
+    "dash.notifications": "通知送达统计", "dash.nodata": "暂无数据",
+    "chart.revenue": "收入", "chart.cumulative": "累计占比", "chart.recency": "最近度 (R)", "chart.frequency": "频度 (F)",
+    "chart.count": "投诉数", "chart.sla": "SLA 内", "chart.sent": "已发送", "chart.failed": "失败",
+    "warning.partial": "部分数据不可用：{s}", "yes": "是", "no": "否", "error.http": "请求失败（{s}）"
+  }
+};

@@ -1,0 +1,145 @@
+"""The console in real headless Chromium (Playwright for Python), against the gateway served by
+uvicorn in-process with fake upstream services. Leaves screenshots under TEST_OUTPUT_DIR."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from crm_gateway.main import create_app
+from crm_gateway.settings import GatewaySettings
+from gateway_support import FakeUpstreams
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+OUTPUT = Path(os.environ.get("TEST_OUTPUT_DIR", "test-output"))
+
+
+def _chromium() -> str:
+    if not os.path.exists(CHROMIUM) and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, timeout=900)
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} and `apt-get install -y chromium` did not provide one")
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def console_url(gateway_db):
+    settings = GatewaySettings(database_url=gateway_db)
+    app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+    await app.state.gateway.aclose()
+    await app.state.runtime.db.dispose()
+
+
+@pytest.fixture
+async def page():
+    from playwright.async_api import async_playwright
+
+    executable = _chromium()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        context = await browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        await browser.close()
+        assert not errors, errors
+
+
+async def _login(page, url: str, user: str) -> None:
+    await page.goto(url + "/console")
+    await page.wait_for_selector(f"#login-user option[value='{user}']", state="attached")
+    await page.select_option("#login-user", user)
+    await page.click("#login-btn")
+    await page.wait_for_selector("#callcenter-view", state="visible")
+
+
+async def test_call_center_find_customer_by_phone_open_complaint_see_timeline(console_url, page):
+    await _login(page, console_url, "agent")
+    assert "agent" in await page.inner_text("#whoami")
+    assert await page.inner_text("#search-btn") == "查询"  # zh-CN by default
+    await page.click("#lang-toggle")
+    assert await page.inner_text("#search-btn") == "Search"
+    await page.fill("#search-input", "13900000002")
+    await page.click("#search-btn")
+    await page.wait_for_selector(".result-customer[data-id='C2']")
+    await page.wait_for_selector("#c360:not([hidden])")
+    assert await page.inner_text("#c360-name") == "Beta Electronics"
+    kpis = await page.inner_text("#c360-kpis")
+    assert "key" in kpis and "A" in kpis
+    assert await page.locator("#c360-shipments tbody tr").count() == 3
+
+    await page.click(".c360-complaint[data-id='K2']")
+    await page.wait_for_selector("#timeline li.timeline-entry")
+    assert await page.inner_text("#complaint-number") == "CMP-2026-0002"
+    timeline = await page.inner_text("#timeline")
+    assert "Assigned to the delay team" in timeline and "filed" in timeline
+    sla = await page.inner_text("#sla-clock")
+    assert "resolution" in sla
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(OUTPUT / "console-call-center.png"), full_page=True)
+
+    # file a complaint for the caller; the console then opens it
+    await page.click("#new-complaint-btn")
+    assert await page.input_value("#f-customer") == "C2"
+    await page.select_option("#f-category", "damage")
+    await page.fill("#f-tracking", "SF777")
+    await page.fill("#f-description", "Carton crushed on arrival")
+    await page.click("#f-submit")
+    await page.wait_for_function("document.getElementById('complaint-number').textContent === 'CMP-2026-0004'")
+    assert "Carton crushed" in await page.inner_text("#complaint-description")
+
+    # search by complaint number and by tracking number
+    await page.fill("#search-input", "CMP-2026-0001")
+    await page.click("#search-btn")
+    await page.wait_for_selector(".result-complaint[data-id='K1']")
+    await page.fill("#search-input", "SF200")
+    await page.click("#search-btn")
+    await page.wait_for_selector(".result-complaint[data-id='K2']")
+
+
+async def test_dashboard_draws_charts_and_switches_language(console_url, page):
+    await _login(page, console_url, "admin")
+    await page.click("#tab-dashboard")
+    await page.wait_for_selector("#chart-pareto svg rect.bar")
+    assert await page.locator("#chart-pareto rect.bar").count() == 3
+    assert await page.locator("#chart-rfm rect.cell").count() == 25
+    assert await page.locator("#chart-complaints rect.bar").count() == 4  # 2 categories x (count, within SLA)
+    assert await page.locator("#chart-notifications rect.bar").count() == 4
+    assert await page.locator("#chart-complaint-trend circle.point").count() == 2
+    await page.evaluate("localStorage.setItem('crm.lang', 'en')")
+    before = await page.inner_text("#tab-dashboard")
+    await page.click("#lang-toggle")
+    after = await page.inner_text("#tab-dashboard")
+    assert {before, after} == {"Dashboard", "管理看板"}
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(OUTPUT / "console-dashboard.png"), full_page=True)
+
+
+async def test_console_is_not_for_agents_dashboard(console_url, page):
+    await _login(page, console_url, "agent")
+    assert await page.locator("#tab-dashboard").is_hidden()
