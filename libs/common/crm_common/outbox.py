@@ -138,8 +138,21 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass: publish up to batch_size rows. Returns how many were published."""
+        rows = await self._fetch_pending()
+        if not rows:
+            OUTBOX_BACKLOG.labels(self.service).set(0)
+            return 0
+        sent_ids, error = await self._publish_in_order(rows)
+        failed_id = rows[len(sent_ids)].id if error is not None else None
+        await self._mark(sent_ids, failed_id, error)
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(sent_ids))
+        if error is not None:
+            raise error
+        return len(sent_ids)
+
+    async def _fetch_pending(self):
         async with self.db.sessions() as session:
-            rows = (
+            return (
                 await session.execute(
                     select(outbox_table.c.id, outbox_table.c.topic, outbox_table.c.key, outbox_table.c.body)
                     .where(outbox_table.c.published_at.is_(None))
@@ -147,26 +160,20 @@ class OutboxRelay:
                     .limit(self.batch_size)
                 )
             ).all()
-        if not rows:
-            OUTBOX_BACKLOG.labels(self.service).set(0)
-            return 0
-        sent_ids, error = await self._publish_in_order(rows)
+
+    async def _mark(self, sent_ids: list[int], failed_id: int | None, error: Exception | None) -> None:
+        """Record what the broker acknowledged. A crash before this only causes a re-send."""
         async with self.db.transaction() as session:
             if sent_ids:
                 await session.execute(
                     update(outbox_table).where(outbox_table.c.id.in_(sent_ids)).values(published_at=utcnow())
                 )
-            if error is not None:
-                failed_id = rows[len(sent_ids)].id
+            if failed_id is not None:
                 await session.execute(
                     update(outbox_table)
                     .where(outbox_table.c.id == failed_id)
                     .values(attempts=outbox_table.c.attempts + 1, last_error=str(error)[:2000])
                 )
-        OUTBOX_PUBLISHED.labels(self.service).inc(len(sent_ids))
-        if error is not None:
-            raise error
-        return len(sent_ids)
 
     async def _publish_in_order(self, rows) -> tuple[list[int], Exception | None]:
         """Send every row, then keep only the prefix acknowledged without a gap.

@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -191,3 +192,72 @@ async def wait_until(condition, timeout_s: float = 20.0, interval_s: float = 0.1
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s (last value {value!r})")
         await asyncio.sleep(interval_s)
+
+
+@asynccontextmanager
+async def app_client(app, base_url: str = "http://test"):
+    """An httpx client on the ASGI app with its lifespan running (relay and consumers started)."""
+    import httpx
+
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+            yield client
+
+
+async def migrated_database(database_factory: "DatabaseFactory", kind: str, alembic_ini, label: str) -> str:
+    """A fresh database of `kind` with a service's whole Alembic history applied."""
+    from crm_common.migrations import upgrade
+
+    url = await database_factory.create(kind, label)
+    await asyncio.to_thread(upgrade, alembic_ini, url)
+    return url
+
+
+class TcpProxy:
+    """A loopback TCP proxy for fault injection: drop every connection, or refuse new ones for a while."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.port: int | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.refusing = False
+
+    async def start(self) -> "TcpProxy":
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _accept(self, client_reader, client_writer) -> None:
+        if self.refusing:
+            client_writer.close()
+            return
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.close()
+            return
+        self._writers.update((client_writer, upstream_writer))
+        await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
+        self._writers.difference_update((client_writer, upstream_writer))
+
+    def drop_connections(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def stop(self) -> None:
+        self.drop_connections()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
