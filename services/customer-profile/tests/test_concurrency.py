@@ -50,3 +50,22 @@ async def test_concurrent_creates_of_the_same_person_give_one_customer(profile):
     assert codes == [201, 409, 409, 409], [r.text for r in responses]
     winner = next(r.json()["id"] for r in responses if r.status_code == 201)
     assert all(r.json()["existing_customer_id"] == winner for r in responses if r.status_code == 409)
+
+
+async def test_a_lost_race_detected_by_the_version_column_is_a_412_problem(profile):
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from crm_profile.main import create_app
+    from crm_profile.settings import ProfileSettings
+    import httpx
+
+    app = create_app(ProfileSettings(database_url=profile.url), start_background=False)
+
+    async def lost_race():
+        raise StaleDataError("UPDATE statement on table 'customers' expected to update 1 row(s); 0 were matched.")
+
+    app.add_api_route("/lost-race", lost_race, methods=["PATCH"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profile") as client:
+        response = await client.patch("/lost-race")
+    await app.state.runtime.stop()
+    assert response.status_code == 412 and response.headers["content-type"].startswith("application/problem+json")
