@@ -1,0 +1,231 @@
+"""Events -> fact rows. Every fact is keyed by its business id and merged commutatively, so the result of
+a set of events does not depend on the order (or the number of times) they arrive."""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.db import utcnow
+from crm_common.events.complaints import ComplaintFiled, ComplaintResolved, SurveyAnswered
+from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerRegistered, CustomerUpdated
+from crm_common.events.envelope import EventEnvelope, EventPayload
+from crm_common.events.logistics import (
+    OrderCancelled,
+    OrderCreated,
+    OrderDelivered,
+    OrderShipped,
+    PaymentOverdue,
+    PaymentReceived,
+    ShipmentDamaged,
+    ShipmentDelayed,
+    ShipmentLost,
+)
+from crm_scoring.db import FACT_TABLES, complaints, customer_aliases, customer_scores, customers, erased_customers, invoices, orders, score_history, surveys
+from crm_scoring.scoring.upsert import insert_ignore, merge_rows, upsert
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+ORDER_RULES = {
+    "customer_id": "set", "order_date": "set", "order_day": "set", "amount": "set", "currency": "set", "cost": "set", "margin": "set",
+    "service_type": "set", "lane": "set", "promised_delivery_at": "set", "promised_at": "set",
+    "shipped_at": "min", "delivered_at": "min", "cancelled_at": "min",
+    "delay_minutes": "max", "damaged": "max", "damage_loss": "max", "lost": "max", "lost_value": "max",
+}
+ORDER_COLUMNS = list(ORDER_RULES)
+INVOICE_RULES = {"customer_id": "set", "amount": "set", "currency": "set", "due_day": "set", "paid_at": "min", "paid_day": "min", "days_overdue": "max"}
+COMPLAINT_RULES = {"customer_id": "set", "priority": "set", "category": "set", "filed_at": "set", "resolved_at": "min", "within_sla": "min", "outcome": "set", "compensation": "max"}
+SURVEY_RULES = {"customer_id": "set", "score": "set", "answered_at": "set"}
+
+SOURCE_EVENT_TYPES = frozenset(
+    {
+        "OrderCreated", "OrderShipped", "OrderDelivered", "OrderCancelled", "ShipmentDelayed", "ShipmentDamaged", "ShipmentLost",
+        "PaymentReceived", "PaymentOverdue", "ComplaintFiled", "ComplaintResolved", "SurveyAnswered",
+        "CustomerRegistered", "CustomerUpdated", "CustomerMerged", "CustomerErased",
+    }
+)
+
+
+class CurrencyMismatch(ValueError):
+    """An amount in a currency other than the configured one: not convertible here, so dead-lettered."""
+
+
+def day_number(value: dt.datetime | dt.date | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return int((value - EPOCH).total_seconds() // 86400)
+    return (value - EPOCH.date()).days
+
+
+def _f(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def check_currency(payloads: Sequence[EventPayload], currency: str) -> None:
+    for p in payloads:
+        if isinstance(p, (OrderCreated, PaymentReceived, PaymentOverdue)) and p.currency.upper() != currency:
+            kind = "order " + p.order_id if isinstance(p, OrderCreated) else "invoice " + p.invoice_id
+            raise CurrencyMismatch(f"currency mismatch: {kind} is in {p.currency}, this installation scores in {currency}")
+
+
+def _order_row(p: EventPayload) -> dict:
+    row = dict.fromkeys(ORDER_COLUMNS)
+    row["order_id"] = p.order_id
+    row["customer_id"] = p.customer_id
+    if isinstance(p, OrderCreated):
+        row.update(order_date=p.order_date, order_day=day_number(p.order_date), amount=_f(p.amount), currency=p.currency.upper(), cost=_f(p.cost),
+                   margin=_f(p.margin), service_type=p.service_type, lane=p.lane, promised_delivery_at=p.promised_delivery_at)
+    elif isinstance(p, OrderShipped):
+        row["shipped_at"] = p.shipped_at
+    elif isinstance(p, OrderDelivered):
+        row.update(delivered_at=p.delivered_at, promised_at=p.promised_at)
+    elif isinstance(p, OrderCancelled):
+        row["cancelled_at"] = p.cancelled_at
+    elif isinstance(p, ShipmentDelayed):
+        row["delay_minutes"] = p.delay_minutes
+    elif isinstance(p, ShipmentDamaged):
+        row.update(damaged=1, damage_loss=_f(p.estimated_loss) or 0.0)
+    elif isinstance(p, ShipmentLost):
+        row.update(lost=1, lost_value=_f(p.declared_value) or 0.0)
+    return row
+
+
+def _invoice_row(p: PaymentReceived | PaymentOverdue) -> dict:
+    row = {"invoice_id": p.invoice_id, "customer_id": p.customer_id, "amount": float(p.amount), "currency": p.currency.upper(),
+           "due_day": day_number(p.due_date), "paid_at": None, "paid_day": None, "days_overdue": None}
+    if isinstance(p, PaymentReceived):
+        row.update(paid_at=p.paid_at, paid_day=day_number(p.paid_at))
+    else:
+        row["days_overdue"] = p.days_overdue
+    return row
+
+
+def _complaint_row(p: ComplaintFiled | ComplaintResolved) -> dict:
+    row = dict.fromkeys(COMPLAINT_RULES)
+    row.update(complaint_id=p.complaint_id, customer_id=p.customer_id)
+    if isinstance(p, ComplaintFiled):
+        row.update(priority=p.priority, category=p.category[:100], filed_at=p.filed_at)
+    else:
+        row.update(resolved_at=p.resolved_at, within_sla=1 if p.within_sla else 0, outcome=p.outcome[:200], compensation=_f(p.compensation_amount) or 0.0)
+    return row
+
+
+async def resolve_ids(session: AsyncSession, ids: set[str]) -> tuple[dict[str, str], set[str]]:
+    """(alias map merged -> survivor, erased ids) for the given customer ids."""
+    aliases: dict[str, str] = {}
+    erased: set[str] = set()
+    id_list = list(ids)
+    for start in range(0, len(id_list), 500):
+        chunk = id_list[start : start + 500]
+        aliases.update((await session.execute(select(customer_aliases.c.merged_id, customer_aliases.c.survivor_id).where(customer_aliases.c.merged_id.in_(chunk)))).all())
+        erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_customers.c.customer_id.in_(chunk)))).scalars())
+    more = set(aliases.values()) - ids
+    if more:
+        erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_customers.c.customer_id.in_(list(more))))).scalars())
+    return aliases, erased
+
+
+async def merge_customer(session: AsyncSession, merged_id: str, survivor_id: str, at: dt.datetime) -> None:
+    """Move every fact of merged_id to survivor_id and remember the alias for events still on their way."""
+    if merged_id == survivor_id:
+        return
+    await insert_ignore(session, customer_aliases, [{"merged_id": merged_id, "survivor_id": survivor_id, "merged_at": at}], "merged_id")
+    await session.execute(update(customer_aliases).where(customer_aliases.c.survivor_id == merged_id).values(survivor_id=survivor_id))
+    for table in FACT_TABLES:
+        await session.execute(update(table).where(table.c.customer_id == merged_id).values(customer_id=survivor_id))
+    await session.execute(delete(customer_scores).where(customer_scores.c.customer_id == merged_id))
+    await session.execute(delete(score_history).where(score_history.c.customer_id == merged_id))
+    await session.execute(delete(customers).where(customers.c.customer_id == merged_id))
+
+
+async def erase_customer(session: AsyncSession, customer_id: str, at: dt.datetime) -> None:
+    """Forget the customer's history; a tombstone makes late events for it be dropped too."""
+    await insert_ignore(session, erased_customers, [{"customer_id": customer_id, "erased_at": at}], "customer_id")
+    for table in (*FACT_TABLES, customer_scores, score_history, customers):
+        await session.execute(delete(table).where(table.c.customer_id == customer_id))
+
+
+async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope], payloads: Sequence[EventPayload], *, currency: str) -> set[str]:
+    """Apply a batch of events to the fact tables. Returns the (surviving, not erased) customers touched."""
+    check_currency(payloads, currency)
+    now = utcnow()
+    touched: set[str] = set()
+
+    # merges and erasures first: facts of the same batch are then routed through the aliases
+    for p in payloads:
+        if isinstance(p, CustomerMerged):
+            aliases, erased = await resolve_ids(session, {p.survivor_id})
+            survivor = aliases.get(p.survivor_id, p.survivor_id)
+            await merge_customer(session, p.merged_id, survivor, p.merged_at)
+            if survivor not in erased:
+                touched.add(survivor)
+        elif isinstance(p, CustomerErased) and p.contact_id is None:
+            await erase_customer(session, p.customer_id, p.erased_at)
+
+    ids = {p.customer_id for p in payloads if hasattr(p, "customer_id")}
+    aliases, erased = await resolve_ids(session, ids)
+    resolve = lambda cid: aliases.get(cid, cid)  # noqa: E731
+
+    profile_rows: dict[str, dict] = {}
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for envelope, p in zip(envelopes, payloads):
+        if isinstance(p, (CustomerMerged, CustomerErased)):
+            continue
+        if isinstance(p, (CustomerRegistered, CustomerUpdated)):
+            if p.customer_id in aliases or p.customer_id in erased:
+                continue  # a profile of a merged-away or erased customer is not news
+            row = {"customer_id": p.customer_id, "name": p.name[:200], "is_stub": 0, "credit_limit": p.credit_limit, "payment_days": p.payment_days,
+                   "share_of_wallet": getattr(p, "share_of_wallet", None), "profile_at": envelope.occurred_at, "first_seen_at": now}
+            rank = (envelope.occurred_at, str(envelope.event_id))
+            if p.customer_id not in profile_rows or rank > profile_rows[p.customer_id][0]:
+                profile_rows[p.customer_id] = (rank, row)
+            touched.add(p.customer_id)
+            continue
+        customer_id = resolve(p.customer_id)
+        if customer_id in erased or p.customer_id in erased:
+            continue
+        if isinstance(p, (PaymentReceived, PaymentOverdue)):
+            rows["invoices"].append({**_invoice_row(p), "customer_id": customer_id})
+        elif isinstance(p, (ComplaintFiled, ComplaintResolved)):
+            rows["complaints"].append({**_complaint_row(p), "customer_id": customer_id})
+        elif isinstance(p, SurveyAnswered):
+            rows["surveys"].append({"complaint_id": p.complaint_id, "customer_id": customer_id, "score": p.score, "answered_at": p.answered_at})
+        elif hasattr(p, "order_id"):
+            rows["orders"].append({**_order_row(p), "customer_id": customer_id})
+        else:
+            continue
+        touched.add(customer_id)
+
+    await upsert(session, orders, merge_rows(rows["orders"], "order_id", ORDER_RULES), "order_id", ORDER_RULES)
+    await upsert(session, invoices, merge_rows(rows["invoices"], "invoice_id", INVOICE_RULES), "invoice_id", INVOICE_RULES)
+    await upsert(session, complaints, merge_rows(rows["complaints"], "complaint_id", COMPLAINT_RULES), "complaint_id", COMPLAINT_RULES)
+    await upsert(session, surveys, merge_rows(rows["surveys"], "complaint_id", SURVEY_RULES), "complaint_id", SURVEY_RULES)
+    await ensure_stubs(session, touched - set(profile_rows), now)
+    if profile_rows:
+        await _upsert_profiles(session, [row for _, row in profile_rows.values()])
+    return touched
+
+
+async def ensure_stubs(session: AsyncSession, ids: set[str], now: dt.datetime) -> None:
+    """Unknown customers get a stub on first event; the profile fills it when it arrives."""
+    await insert_ignore(session, customers, [{"customer_id": cid, "is_stub": 1, "first_seen_at": now} for cid in sorted(ids)], "customer_id")
+
+
+async def _upsert_profiles(session: AsyncSession, rows: list[dict]) -> None:
+    """The newest profile (by the event's occurred_at) wins, whatever the arrival order."""
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(customers)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={c: excluded[c] for c in ("name", "is_stub", "credit_limit", "payment_days", "share_of_wallet", "profile_at")},
+        where=or_(customers.c.profile_at.is_(None), customers.c.profile_at <= excluded.profile_at),
+    )
+    await session.execute(stmt, rows)

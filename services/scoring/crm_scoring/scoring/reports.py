@@ -1,0 +1,118 @@
+"""Reports: the Pareto report (JSON and chart) and the model report with its holdout check."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_scoring.db import customer_scores, orders
+from crm_scoring.model import abc, bgnbd
+from crm_scoring.scoring.ingest import day_number
+from crm_scoring.scoring.service import load_model
+from crm_scoring.settings import ScoringSettings
+
+
+async def pareto(session: AsyncSession, settings: ScoringSettings) -> dict[str, Any]:
+    """Share of customers vs share of contribution, per ABC class and as a curve, from the stored scores."""
+    rows = (await session.execute(select(customer_scores.c.contribution, customer_scores.c.abc_class))).all()
+    model = await load_model(session)
+    values = np.array([r[0] or 0.0 for r in rows], dtype=float)
+    classes = np.array([r[1] or "D" for r in rows], dtype=object)
+    report = abc.pareto_report(values, classes)
+    report["basis"] = model.abc_basis if model is not None else settings.abc_basis
+    report["cutoffs"] = settings.abc_cutoffs.model_dump()
+    report["thresholds"] = model.abc.as_dict() if model is not None else None
+    report["model_as_of"] = None if model is None else (dt.date(1970, 1, 1) + dt.timedelta(days=model.as_of_day)).isoformat()
+    return report
+
+
+def pareto_chart(report: dict[str, Any], fmt: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    ax = figure.subplots()
+    xs = [100 * p["customer_share"] for p in report["curve"]]
+    ys = [100 * p["contribution_share"] for p in report["curve"]]
+    ax.plot(xs, ys, marker="o", color="#1f77b4", label="cumulative share of " + report.get("basis", "revenue"))
+    ax.plot([0, 100], [0, 100], linestyle="--", color="grey", linewidth=0.8, label="equal shares")
+    cumulative = 0.0
+    for row in report["classes"]:
+        cumulative += 100 * row["customer_share"]
+        if row["class"] != "D" and row["customers"]:
+            ax.axvline(cumulative, color="#d62728", linewidth=0.6, alpha=0.6)
+            ax.text(cumulative, 5, f" {row['class']}|", color="#d62728", fontsize=8)
+    ax.set_xlabel("customers, best first (%)")
+    ax.set_ylabel("share of contribution (%)")
+    ax.set_title(f"Pareto: top 20% of customers bring {100 * report['top_20pct_share']:.0f}%")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower right", fontsize=8)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+async def order_days(session: AsyncSession) -> pd.DataFrame:
+    rows = (await session.execute(select(orders.c.customer_id, orders.c.order_day).where(orders.c.order_day.is_not(None), orders.c.cancelled_at.is_(None)).distinct())).all()
+    return pd.DataFrame.from_records(rows, columns=["customer_id", "order_day"])
+
+
+def model_report_from_days(days: pd.DataFrame, calibration_end: dt.date, holdout_end: dt.date) -> dict[str, Any]:
+    """Fit BG/NBD on the order days up to calibration_end; compare predicted with actual repeat order days after it."""
+    cal_day = day_number(calibration_end) + 1  # the calibration period includes its last day
+    end_day = day_number(holdout_end) + 1
+    if end_day <= cal_day:
+        raise ValueError("the holdout period is empty: calibration_end must be before the last order date")
+    days = days.drop_duplicates()
+    calibration = days[days["order_day"] < cal_day]
+    holdout = days[(days["order_day"] >= cal_day) & (days["order_day"] < end_day)]
+    g = calibration.groupby("customer_id")["order_day"]
+    first, last, count = g.min(), g.max(), g.size()
+    x = (count - 1).to_numpy(dtype=float)
+    t_x = ((last - first) / 7.0).to_numpy(dtype=float)
+    T = ((cal_day - first) / 7.0).to_numpy(dtype=float)
+    if len(x) < 20:
+        raise ValueError(f"only {len(x)} customers ordered before {calibration_end}: too few to fit")
+    fit = bgnbd.fit(x, t_x, T)
+    horizon = (end_day - cal_day) / 7.0
+    predicted = bgnbd.conditional_expected_purchases(fit.params, horizon, x, t_x, T)
+    actual = holdout.groupby("customer_id").size().reindex(count.index, fill_value=0).to_numpy(dtype=float)
+    frame = pd.DataFrame({"x": x, "predicted": predicted, "actual": actual})
+    frame["group"] = np.where(frame["x"] >= 7, "7+", frame["x"].astype(int).astype(str))
+    groups = []
+    for label, part in frame.groupby("group", sort=False):
+        groups.append({"calibration_repeat_orders": label, "customers": int(len(part)), "predicted_mean": round(float(part["predicted"].mean()), 4), "actual_mean": round(float(part["actual"].mean()), 4)})
+    groups.sort(key=lambda g: (g["calibration_repeat_orders"] == "7+", g["calibration_repeat_orders"]))
+    return {
+        "calibration_end": calibration_end.isoformat(),
+        "holdout_end": holdout_end.isoformat(),
+        "holdout_weeks": round(horizon, 3),
+        "customers": fit.customers,
+        "transaction_unit": "distinct order days (repeat = after the first)",
+        "time_unit": "week",
+        "parameters": {k: round(v, 6) for k, v in fit.params.as_dict().items()},
+        "log_likelihood": round(fit.log_likelihood, 4),
+        "converged": fit.converged,
+        "holdout": {
+            "predicted_total": round(float(predicted.sum()), 3),
+            "actual_total": float(actual.sum()),
+            "by_calibration_orders": groups,
+        },
+        "note": "Customers first seen after calibration_end are not in the check.",
+    }
+
+
+async def model_report(session: AsyncSession, calibration_end: dt.date, holdout_end: dt.date | None = None) -> dict[str, Any]:
+    days = await order_days(session)
+    if days.empty:
+        raise ValueError("no orders yet")
+    last = dt.date(1970, 1, 1) + dt.timedelta(days=int(days["order_day"].max()))
+    return model_report_from_days(days, calibration_end, holdout_end or last)

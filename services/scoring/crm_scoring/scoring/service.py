@@ -1,0 +1,238 @@
+"""Scoring use cases: rescore touched customers, recompute the population, announce what changed."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.context import current_correlation_id
+from crm_common.db import utcnow
+from crm_common.events.envelope import make_event
+from crm_common.events.scoring import ChurnRiskRaised, CustomerScored, CustomerTierChanged
+from crm_common.outbox import add_to_outbox
+from crm_scoring.db import SCORE_COLUMNS, complaints, customer_scores, customers, invoices, orders, population_model, score_history, surveys
+from crm_scoring.model import engine
+from crm_scoring.model.features import Facts, compute_features
+from crm_scoring.model.scores import RISK_ORDER
+from crm_scoring.scoring.ingest import EPOCH, day_number
+from crm_scoring.scoring.upsert import upsert
+from crm_scoring.settings import ScoringSettings
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "scoring"
+CATEGORICAL = ("abc_class", "rfm_segment", "credit_grade", "tier")
+
+
+# ---------------------------------------------------------------- loading facts
+
+
+def _in(column, ids):
+    return column.in_(ids) if ids is not None else True
+
+
+async def _rows(session: AsyncSession, stmt, column, ids: list[str] | None) -> list:
+    if ids is None:
+        return list((await session.execute(stmt)).all())
+    out: list = []
+    for start in range(0, len(ids), 500):
+        out.extend((await session.execute(stmt.where(column.in_(ids[start : start + 500])))).all())
+    return out
+
+
+def _days(values) -> np.ndarray:
+    """Aware datetimes (or None) -> fractional days since 1970."""
+    return np.array([np.nan if v is None else (v - EPOCH).total_seconds() / 86400 for v in values], dtype=float)
+
+
+async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_ids: Iterable[str] | None = None) -> Facts:
+    """Facts of the given customers (all customers when None) as the DataFrames the feature code reads."""
+    ids = None if customer_ids is None else sorted(set(customer_ids))
+    promised = func.coalesce(orders.c.promised_at, orders.c.promised_delivery_at)
+    order_stmt = select(
+        orders.c.customer_id,
+        orders.c.order_day,
+        orders.c.amount,
+        func.coalesce(orders.c.margin, orders.c.amount - orders.c.cost, orders.c.amount * settings.default_margin_rate).label("margin"),
+        orders.c.service_type,
+        case((orders.c.cancelled_at.is_not(None), 1), else_=0).label("cancelled"),
+        case((or_shipped(), 1), else_=0).label("shipped"),
+        case((and_(orders.c.delivered_at.is_not(None), promised.is_not(None)), case((orders.c.delivered_at <= promised, 1.0), else_=0.0)), else_=None).label("on_time"),
+        func.coalesce(orders.c.damaged, 0).label("damaged"),
+        func.coalesce(orders.c.lost, 0).label("lost"),
+        (func.coalesce(orders.c.damage_loss, 0.0) + func.coalesce(orders.c.lost_value, 0.0)).label("loss"),
+    ).where(orders.c.order_day.is_not(None))
+    order_rows = await _rows(session, order_stmt, orders.c.customer_id, ids)
+    order_df = pd.DataFrame.from_records(order_rows, columns=["customer_id", "order_day", "amount", "margin", "service_type", "cancelled", "shipped", "on_time", "damaged", "lost", "loss"])
+    if not order_df.empty:
+        order_df["cancelled"] = order_df["cancelled"].astype(bool)
+        order_df["shipped"] = order_df["shipped"].astype(bool)
+        order_df["damaged"] = order_df["damaged"].astype(bool)
+        order_df["lost"] = order_df["lost"].astype(bool)
+        order_df["on_time"] = pd.to_numeric(order_df["on_time"], errors="coerce")
+
+    c_rows = await _rows(session, select(complaints.c.customer_id, complaints.c.filed_at, complaints.c.resolved_at, complaints.c.within_sla, complaints.c.priority, complaints.c.compensation), complaints.c.customer_id, ids)
+    sla_days = {k: v / 24 for k, v in settings.complaint_sla_hours.items()}
+    complaint_df = pd.DataFrame(
+        {
+            "customer_id": [r[0] for r in c_rows],
+            "filed_day": _days([r[1] for r in c_rows]),
+            "resolved_day": _days([r[2] for r in c_rows]),
+            "within_sla": [r[3] for r in c_rows],
+            "priority": [r[4] for r in c_rows],
+            "compensation": [r[5] for r in c_rows],
+            "sla_days": [sla_days.get(r[4] or "", 3.0) for r in c_rows],
+        }
+    )
+    s_rows = await _rows(session, select(surveys.c.customer_id, surveys.c.score, surveys.c.answered_at), surveys.c.customer_id, ids)
+    survey_df = pd.DataFrame({"customer_id": [r[0] for r in s_rows], "score": [r[1] for r in s_rows], "answered_day": _days([r[2] for r in s_rows])})
+    i_rows = await _rows(session, select(invoices.c.customer_id, invoices.c.amount, invoices.c.due_day, invoices.c.paid_day, invoices.c.days_overdue), invoices.c.customer_id, ids)
+    invoice_df = pd.DataFrame.from_records(i_rows, columns=["customer_id", "amount", "due_day", "paid_day", "days_overdue"])
+    cu_rows = await _rows(session, select(customers.c.customer_id, customers.c.credit_limit, customers.c.share_of_wallet), customers.c.customer_id, ids)
+    customer_df = pd.DataFrame.from_records(cu_rows, columns=["customer_id", "credit_limit", "share_of_wallet"])
+    return Facts(orders=order_df, complaints=complaint_df, surveys=survey_df, invoices=invoice_df, customers=customer_df)
+
+
+def or_shipped():
+    return (orders.c.shipped_at.is_not(None)) | (orders.c.delivered_at.is_not(None))
+
+
+# ---------------------------------------------------------------- population model
+
+
+async def load_model(session: AsyncSession) -> engine.PopulationModel | None:
+    params = await session.scalar(select(population_model.c.params).where(population_model.c.id == 1))
+    return None if params is None else engine.PopulationModel.from_dict(params)
+
+
+async def save_model(session: AsyncSession, model: engine.PopulationModel) -> None:
+    row = {"id": 1, "computed_at": utcnow(), "as_of_day": model.as_of_day, "params": _jsonable(model.as_dict())}
+    await upsert(session, population_model, [row], "id", {"computed_at": "replace", "as_of_day": "replace", "params": "replace"})
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------- scoring and announcing
+
+
+async def rescore(session: AsyncSession, customer_ids: Iterable[str], settings: ScoringSettings, as_of: dt.datetime, *, model: engine.PopulationModel | None = None, emit: bool = True) -> list[dict]:
+    """Recompute the scores of these customers from their facts, store them, announce changes."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return []
+    model = model if model is not None else await load_model(session)
+    facts = await load_facts(session, settings, ids)
+    as_of_day = day_number(as_of)
+    features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
+    records = engine.score_features(features, model, settings, as_of_day)
+    await store_scores(session, records, settings, as_of, emit=emit)
+    return records
+
+
+async def recompute_population(session: AsyncSession, settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True) -> dict[str, Any]:
+    """Refit quintiles, ABC cut-offs, BG/NBD and Gamma-Gamma on everyone, then rescore everyone."""
+    as_of_day = day_number(as_of)
+    facts = await load_facts(session, settings)
+    features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
+    model = engine.fit_population(features, settings, as_of_day)
+    await save_model(session, model)
+    records = engine.score_features(features, model, settings, as_of_day)
+    changes = await store_scores(session, records, settings, as_of, emit=emit)
+    return {"customers": len(records), "model": _jsonable(model.as_dict()), "events": changes}
+
+
+async def _previous(session: AsyncSession, ids: list[str]) -> dict[str, dict]:
+    previous: dict[str, dict] = {}
+    cols = [customer_scores.c.customer_id, customer_scores.c.tier, customer_scores.c.churn_risk, customer_scores.c.emitted]
+    for start in range(0, len(ids), 500):
+        for row in (await session.execute(select(*cols).where(customer_scores.c.customer_id.in_(ids[start : start + 500])))).all():
+            previous[row.customer_id] = {"tier": row.tier, "churn_risk": row.churn_risk, "emitted": row.emitted}
+    return previous
+
+
+def announced_state(record: dict) -> dict:
+    return {"scores": engine.numeric_scores(record), **{k: record.get(k) for k in CATEGORICAL}}
+
+
+def moved_past_step(before: dict | None, after: dict, step: float) -> bool:
+    if before is None:
+        return True
+    if any(before.get(k) != after.get(k) for k in CATEGORICAL):
+        return True
+    old, new = before.get("scores", {}), after["scores"]
+    for key in set(old) | set(new):
+        if (key in old) != (key in new):
+            return True
+        if key in old and abs(float(new[key]) - float(old[key])) >= step:
+            return True
+    return False
+
+
+async def store_scores(session: AsyncSession, records: Sequence[dict], settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True) -> dict[str, int]:
+    """Upsert score rows; stage CustomerScored / CustomerTierChanged / ChurnRiskRaised in the outbox."""
+    if not records:
+        return {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
+    ids = [r["customer_id"] for r in records]
+    previous = await _previous(session, ids)
+    now = utcnow()
+    as_of_day = day_number(as_of)
+    envelopes = []
+    history = []
+    counts = {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
+    correlation = current_correlation_id()
+    rows = []
+    for record in records:
+        cid = record["customer_id"]
+        before = previous.get(cid)
+        state = _jsonable(announced_state(record))
+        emitted = before["emitted"] if before else None
+        row = {c: record.get(c) for c in SCORE_COLUMNS if c in record}
+        row.update(customer_id=cid, computed_at=now, as_of_day=as_of_day, detail=_jsonable(record["detail"]), emitted=emitted)
+        if emit and moved_past_step(emitted, state, settings.score_step):
+            row["emitted"] = state
+            envelopes.append(make_event(CustomerScored(customer_id=cid, scores=state["scores"], abc_class=record["abc_class"], rfm_segment=record["rfm_segment"],
+                                                       credit_grade=record["credit_grade"], tier=record["tier"], scored_at=now), key=cid, producer=PRODUCER, correlation_id=correlation))
+            history.append({"customer_id": cid, "scored_at": now, "scores": state | {"churn_risk": record["churn_risk"]}})
+            counts["CustomerScored"] += 1
+        old_tier = before["tier"] if before else None
+        if emit and record["tier"] != old_tier and not (old_tier is None and record["tier"] in ("small", "ordinary")):
+            envelopes.append(make_event(CustomerTierChanged(customer_id=cid, old_tier=old_tier, new_tier=record["tier"], reason=record["detail"]["tier"]["explanation"], changed_at=now),
+                                        key=cid, producer=PRODUCER, correlation_id=correlation))
+            counts["CustomerTierChanged"] += 1
+        old_risk = before["churn_risk"] if before else "low"
+        if emit and RISK_ORDER[record["churn_risk"]] > RISK_ORDER.get(old_risk, 0):
+            churn = record["detail"]["churn_risk"]["inputs"]
+            envelopes.append(make_event(ChurnRiskRaised(customer_id=cid, p_alive=record["p_alive"], risk_level=record["churn_risk"], signals=churn.get("signals", []), raised_at=now),
+                                        key=cid, producer=PRODUCER, correlation_id=correlation))
+            counts["ChurnRiskRaised"] += 1
+        rows.append(row)
+    rules = {c: "replace" for c in rows[0] if c != "customer_id"}
+    await upsert(session, customer_scores, rows, "customer_id", rules)
+    if history:
+        for start in range(0, len(history), 2000):
+            await session.execute(insert(score_history), history[start : start + 2000])
+    for start in range(0, len(envelopes), 2000):
+        await add_to_outbox(session, envelopes[start : start + 2000])
+    return counts
+
+
+async def delete_scores(session: AsyncSession, ids: list[str]) -> None:
+    await session.execute(delete(customer_scores).where(customer_scores.c.customer_id.in_(ids)))
