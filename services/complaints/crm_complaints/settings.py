@@ -1,6 +1,8 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
+from crm_complaints.complaints.sla import DEFAULT_TARGETS
 
 
 class ComplaintsSettings(ServiceSettings):
@@ -18,4 +20,5 @@ class ComplaintsSettings(ServiceSettings):
     delay_threshold_minutes: int = 24 * 60  # ShipmentDelayed at or past this opens/attaches a complaint
     default_timezone: str = "Asia/Shanghai"
     head_of_service: str = "head-of-service"
+    sla_targets: dict[str, tuple[int, int]] = Field(default_factory=lambda: dict(DEFAULT_TARGETS))  # business minutes
     survey_base_url: str = "https://crm.example.com/survey"

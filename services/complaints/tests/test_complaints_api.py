@@ -246,3 +246,17 @@ async def test_customer_message_resumes_a_complaint_waiting_on_the_customer(env)
     # same customer, category and tracking number (no order id): linked as a likely duplicate
     again = (await env.client.post("/complaints", json=complaint_body(tracking_numbers=["YT-5"], order_ids=[]))).json()
     assert again["duplicate_of"] == body["id"]
+
+
+async def test_account_manager_notes_but_does_not_handle_and_gateway_customer_header(env):
+    await setup_basic(env)
+    body = (await env.client.post("/complaints", json=complaint_body())).json()
+    am = {"X-Actor-Id": "am-zhang", "X-Actor-Role": "account_manager"}
+    assert (await env.client.post(f"/complaints/{body['id']}/notes", json={"body": "key account, be quick"}, headers=am)).status_code == 200
+    assert (await env.client.post(f"/complaints/{body['id']}/replies", json={"body": "hi"}, headers=am)).status_code == 403
+    assert (await env.client.get("/complaints", headers=am)).status_code == 200
+    portal = {"X-Actor-Id": "cust-1", "X-Actor-Subject": "portal-user", "X-Actor-Role": "customer", "X-Customer-Id": "cust-1"}
+    mine = await env.client.get(f"/complaints/{body['id']}", headers=portal)
+    assert mine.status_code == 200 and "team_id" not in mine.json()
+    spoof = {**portal, "X-Customer-Id": "cust-2"}
+    assert (await env.client.get(f"/complaints/{body['id']}", headers=spoof)).status_code == 404

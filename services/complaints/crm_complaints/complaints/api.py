@@ -41,10 +41,12 @@ View = Literal["agent", "customer"]
 
 def actor_of(request: Request) -> service.Actor | None:
     actor_id = request.headers.get("x-actor-id")
-    role = request.headers.get("x-actor-role")
+    role = (request.headers.get("x-actor-role") or "").strip().lower()
+    if role == "customer":  # the gateway names the customer in X-Customer-Id (and X-Actor-Id)
+        actor_id = request.headers.get("x-customer-id") or actor_id
     if not actor_id or not role:
         return None
-    return service.Actor(id=actor_id, role=role.strip().lower(), team=request.headers.get("x-actor-team") or None)
+    return service.Actor(id=actor_id, role=role, team=request.headers.get("x-actor-team") or None)
 
 
 def _settings(request: Request):

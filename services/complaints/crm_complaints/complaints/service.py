@@ -42,7 +42,10 @@ from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar, Sla
 from crm_complaints.complaints.states import OPEN_STATES, check_reopen, check_transition
 from crm_complaints.settings import ComplaintsSettings
 
-STAFF_ROLES = frozenset({"agent", "team_lead", "supervisor", "manager", "admin", "system"})
+STAFF_ROLES = frozenset({"agent", "team_lead", "supervisor", "manager", "admin", "system", "account_manager"})
+# account managers follow their customers' complaints: they read, add notes and record what the customer said,
+# but the handling team moves the complaint.
+ACCOUNT_MANAGER_ACTIONS = frozenset({"note", "customer_message"})
 CROSS_TEAM_ROLES = frozenset({"supervisor", "manager", "admin", "system"})
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -301,7 +304,7 @@ async def file_complaint(session: AsyncSession, data: ComplaintCreate, *, settin
             session.add(ComplaintReference(complaint_id=complaint.id, kind=kind, value=value))
 
     calendar = BusinessCalendar.from_dict(team.calendar)
-    first_target, resolution_target = DEFAULT_TARGETS[priority]
+    first_target, resolution_target = settings.sla_targets.get(priority, DEFAULT_TARGETS[priority])
     for kind, target in (("first_response", first_target), ("resolution", resolution_target)):
         row = SlaClockRow(complaint_id=complaint.id, kind=kind, escalation_level=0)
         _store_clock(row, SlaClock.start(kind, target, now), calendar)
@@ -389,13 +392,17 @@ async def lookup(session: AsyncSession, *, number: str | None = None, customer_i
 
 # ---- agent actions ---------------------------------------------------------------------------
 
-def authorize(actor: Actor | None, complaint: Complaint) -> Actor:
+def authorize(actor: Actor | None, complaint: Complaint, action: str = "handle") -> Actor:
     if actor is None:
         raise Problem(401, "Actor required", "X-Actor-Id and X-Actor-Role headers are required (set by the gateway).")
     if not actor.is_staff:
         raise Problem(403, "Forbidden", f"Role {actor.role!r} cannot act on complaints.")
     if actor.role in CROSS_TEAM_ROLES:
         return actor
+    if actor.role == "account_manager":
+        if action in ACCOUNT_MANAGER_ACTIONS:
+            return actor
+        raise Problem(403, "Forbidden", "Account managers can add notes and customer messages; the handling team changes the complaint.")
     if complaint.team_id is not None and actor.team != complaint.team_id:
         raise Problem(403, "Another team's complaint",
                       f"This complaint belongs to team {complaint.team_id!r}; acting on it needs the supervisor role.",
@@ -497,7 +504,7 @@ async def _record_first_response(session: AsyncSession, complaint: Complaint, no
 async def note(session: AsyncSession, complaint_id: str, body: str, *, actor: Actor | None, now: dt.datetime | None = None) -> Complaint:
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id)
-    actor = authorize(actor, complaint)
+    actor = authorize(actor, complaint, "note")
     await add_timeline(session, complaint, "note", at=now, actor=actor, visibility="internal", body=body)
     return complaint
 
@@ -510,7 +517,7 @@ async def customer_message(session: AsyncSession, complaint_id: str, body: str, 
     if actor is None or (actor.role == "customer" and actor.id != complaint.customer_id):
         raise Problem(404, "Complaint not found", f"No complaint with id {complaint_id}.")
     if actor.role != "customer":
-        actor = authorize(actor, complaint)  # staff recording what the customer said on the phone
+        actor = authorize(actor, complaint, "customer_message")  # staff recording what the customer said on the phone
     if complaint.status in ("resolved", "closed"):
         raise Problem(409, "Complaint not open", "Reopen the complaint to add to it.", current_status=complaint.status)
     await add_timeline(session, complaint, "customer_message", at=now, actor=actor, visibility="customer", body=body)
