@@ -1,5 +1,5 @@
 """Create, read and PATCH a customer through the API, on SQLite and PostgreSQL."""
-from profile_support import error_locs, full_body, outbox_events, slice_body, token, unique_phone, unique_tax_id
+from profile_support import error_locs, full_body, outbox_events, slice_body, token
 from sqlalchemy import text
 
 

@@ -1,6 +1,6 @@
 """Export everything held on one contact; erase it so that no profile table still holds the person."""
 from profile_support import full_body, outbox_events, token, unique_phone
-from sqlalchemy import String, Text, inspect, select, text
+from sqlalchemy import String, Text, inspect, text
 
 
 async def _person(profile):

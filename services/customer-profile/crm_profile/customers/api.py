@@ -2,7 +2,7 @@
 PATCH and DELETE need If-Match (missing -> 428, stale -> 412)."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
@@ -19,11 +19,11 @@ from crm_profile.customers.schemas import (
     CustomerOut,
     CustomerPage,
     CustomerPatch,
-    CustomerStatus,
     EraseOut,
     InteractionIn,
     InteractionOut,
     InteractionPage,
+    ListedStatus,
     MergeIn,
     MergeOut,
 )
@@ -57,7 +57,7 @@ async def create_customer(data: CustomerCreate, request: Request, response: Resp
 @router.get("", response_model=CustomerPage)
 async def list_customers(
     request: Request,
-    status: Annotated[CustomerStatus | Literal["merged"] | None, Query()] = None,
+    status: Annotated[ListedStatus | None, Query()] = None,
     industry: Text = None,
     region: Text = None,
     account_manager: Text = None,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.db import utcnow
 from crm_common.outbox import outbox_table
 from crm_profile.customers import events
-from crm_profile.customers.models import TOMBSTONE, Address, Contact, Customer, Interaction
+from crm_profile.customers.models import TOMBSTONE, Address, Contact, Interaction
 from crm_profile.customers.normalize import escape_like, phone_variants
 from crm_profile.customers.schemas import ContactOut, InteractionOut
 from crm_profile.customers.service import _emit, _touch, get_contact, get_customer

@@ -13,6 +13,7 @@ from crm_profile.customers.normalize import normalize_email, normalize_phone, no
 
 CustomerType = Literal["enterprise", "individual"]
 CustomerStatus = Literal["prospect", "active", "dormant", "lost", "blacklisted"]
+ListedStatus = Literal["prospect", "active", "dormant", "lost", "blacklisted", "merged"]
 SizeBand = Literal["micro", "small", "medium", "large", "key_account"]
 ServiceType = Literal["warehousing", "trunk_transport", "distribution", "express", "cold_chain"]
 Language = Literal["zh-CN", "en"]

@@ -18,8 +18,8 @@ from crm_common.outbox import emit
 from crm_common.problems import Problem
 from crm_profile import SERVICE_NAME
 from crm_profile.customers import events
-from crm_profile.customers.models import MERGED, Address, Contact, Customer, Interaction
-from crm_profile.customers.normalize import escape_like, normalize_email, normalize_tax_id, try_normalize_phone
+from crm_profile.customers.models import MERGED, Address, Contact, Customer, CustomerTag, Interaction
+from crm_profile.customers.normalize import escape_like, normalize_tax_id, try_normalize_phone
 from crm_profile.customers.schemas import (
     AddressIn,
     AddressPatch,
@@ -331,8 +331,6 @@ async def list_customers(
     if account_manager:
         conditions.append(Customer.account_manager == account_manager)
     if tag:
-        from crm_profile.customers.models import CustomerTag
-
         conditions.append(exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag == tag))
     return await _customer_page(session, conditions, limit, cursor)
 
