@@ -200,7 +200,8 @@ async def app_client(app, base_url: str = "http://test"):
     import httpx
 
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a 500 is a response, as on a server
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client
 
 
