@@ -56,6 +56,17 @@ async def gather_sources(gateway: GatewayState, sources: dict[str, str], headers
     return data, failures
 
 
+def split_failures(failures: dict[str, BaseException]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Outages become warnings; a 404 means the service has nothing (yet) for this: `unavailable`."""
+    warnings, unavailable = [], []
+    for name, exc in failures.items():
+        if isinstance(exc, Problem) and exc.status == 404:
+            unavailable.append(name)
+        else:
+            warnings.append(_warning(name, exc))
+    return warnings, sorted(unavailable)
+
+
 def flatten_complaint(item: dict) -> dict:
     """A lookup result {"complaint": {...}, "timeline": [...]} as one complaint dict (timeline inside)."""
     if isinstance(item.get("complaint"), dict):
@@ -76,7 +87,7 @@ async def customer_360(customer_id: str, request: Request) -> dict[str, Any]:
     profile_failure = failures.get("profile")
     if isinstance(profile_failure, Problem) and profile_failure.status == 404:
         raise Problem(404, "Not Found", "Customer not found.")
-    warnings = [_warning(name, exc) for name, exc in failures.items()]
+    warnings, unavailable = split_failures(failures)
 
     complaints = data.get("complaints")
     if complaints is not None:
@@ -102,6 +113,7 @@ async def customer_360(customer_id: str, request: Request) -> dict[str, Any]:
         "recent_shipments": data.get("shipments"),
         "last_notifications": data.get("notifications"),
         "warnings": warnings,
+        "unavailable": unavailable,
         "partial": bool(warnings),
     }
 
@@ -169,7 +181,39 @@ async def dashboard(request: Request) -> dict[str, Any]:
     if restricted(principal):  # the table already says admin only; belt and braces
         raise Problem(403, "Forbidden")
     data, failures = await gather_sources(gateway, gateway.settings.dashboard_sources, _headers(principal))
-    return {"sections": data, "warnings": [_warning(n, e) for n, e in failures.items()], "partial": bool(failures)}
+    scores = data.pop("scores", None)
+    if scores is not None:
+        data["rfm"] = rfm_grid(items_of(scores))
+        data["tiers"] = tier_counts(items_of(scores))
+    warnings, unavailable = split_failures(failures)
+    return {"sections": data, "warnings": warnings, "unavailable": unavailable, "partial": bool(warnings)}
+
+
+def rfm_grid(scores: list[dict]) -> dict[str, Any]:
+    """Customers per (R, F) score cell and per RFM segment, from the scoring service's summaries."""
+    cells: dict[tuple[int, int], int] = {}
+    segments: dict[str, int] = {}
+    for row in scores:
+        r, f = row.get("rfm_r"), row.get("rfm_f")
+        if isinstance(r, int) and isinstance(f, int):
+            cells[(r, f)] = cells.get((r, f), 0) + 1
+        if row.get("rfm_segment"):
+            segments[row["rfm_segment"]] = segments.get(row["rfm_segment"], 0) + 1
+    return {
+        "customers": len(scores),
+        "cells": [{"r": r, "f": f, "count": n} for (r, f), n in sorted(cells.items())],
+        "segments": [{"segment": s, "count": n} for s, n in sorted(segments.items(), key=lambda kv: -kv[1])],
+    }
+
+
+def tier_counts(scores: list[dict]) -> list[dict[str, Any]]:
+    counts: dict[str, int] = {}
+    for row in scores:
+        tier = row.get("tier")
+        tier = tier.get("value") if isinstance(tier, dict) else tier
+        if tier:
+            counts[str(tier)] = counts.get(str(tier), 0) + 1
+    return [{"tier": t, "count": n} for t, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
 __all__ = ["router", "GATEWAY_IDENTITY"]

@@ -115,12 +115,13 @@ RULES: tuple[Rule, ...] = (
     R("/complaints/{complaint_id}/{rest:path}", frozenset({"POST", "PUT", "PATCH"}), STAFF_AM, "complaints", Scope.COMPLAINT),
     R("/reports/complaints{rest:path}", READ, STAFF, "complaints"),
     # --- notifications
-    R("/preferences/{customer_id}", READ, PEOPLE, "notifications", Scope.PATH_CUSTOMER),
-    R("/preferences/{customer_id}", frozenset({"PUT", "PATCH"}), frozenset({"admin", "account_manager", "customer"}), "notifications", Scope.PATH_CUSTOMER),
-    R("/preferences/{customer_id}/{rest:path}", READ, PEOPLE, "notifications", Scope.PATH_CUSTOMER),
-    R("/preferences/{customer_id}/{rest:path}", frozenset({"PUT", "PATCH", "POST", "DELETE"}), frozenset({"admin", "account_manager", "customer"}), "notifications", Scope.PATH_CUSTOMER),
+    # preferences are kept per contact; the link in each message unsubscribes with its own signed token
+    R("/preferences/unsubscribe", READ | frozenset({"POST"}), PUBLIC, "notifications", Scope.PUBLIC),
+    R("/preferences/contacts/{contact_id}", READ, STAFF, "notifications"),
+    R("/preferences/contacts/{contact_id}", frozenset({"PUT"}), STAFF, "notifications"),
     R("/deliveries", READ, PEOPLE, "notifications", Scope.LIST),
-    R("/deliveries/{rest:path}", READ, ADMIN, "notifications"),
+    R("/deliveries/{rest:path}", READ, STAFF, "notifications"),
+    R("/inbox", READ, STAFF, "notifications"),
     R("/templates{rest:path}", ALL_METHODS, ADMIN, "notifications"),
     R("/rules{rest:path}", ALL_METHODS, ADMIN, "notifications"),
     R("/segment-sends{rest:path}", ALL_METHODS, ADMIN, "notifications"),

@@ -53,8 +53,9 @@ async def _check_complaint(gateway: GatewayState, request: Request, principal: P
 async def proxy(path: str, request: Request) -> Response:
     gateway = gateway_of(request)
     found: Match = request.state.match
-    principal: Principal = request.state.principal
+    principal: Principal | None = request.state.principal  # None only on PUBLIC rules
     rule = found.rule
+    checked = principal is not None and restricted(principal) and rule.scope is not Scope.PUBLIC
     if rule.upstream is None:  # a gateway-local rule whose handler is not mounted
         raise Problem(404, "Not Found", "No such API route.")
     upstream = gateway.upstreams[rule.upstream]
@@ -62,7 +63,7 @@ async def proxy(path: str, request: Request) -> Response:
     params = list(request.query_params.multi_items())
     content = await request.body()
 
-    if restricted(principal):
+    if checked:
         if rule.scope is Scope.PATH_CUSTOMER:
             await gateway.ownership.check_customer(principal, found.params["customer_id"])
         elif rule.scope is Scope.COMPLAINT:
@@ -87,7 +88,7 @@ async def proxy(path: str, request: Request) -> Response:
 
     response = await upstream.request(request.method, upstream_path, params=params, headers=upstream_headers(request, principal), content=content or None)
     body_bytes = response.content
-    if restricted(principal) and response.status_code < 300 and rule.scope is Scope.LIST:
+    if checked and response.status_code < 300 and rule.scope is Scope.LIST:
         data = _json_or_none(body_bytes)
 
         async def staff_view() -> dict[str, str]:

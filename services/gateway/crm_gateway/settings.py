@@ -60,7 +60,7 @@ class GatewaySettings(ServiceSettings):
     })
     dashboard_sources: dict[str, str] = Field(default_factory=lambda: {
         "pareto": "scoring:/reports/pareto",
-        "rfm": "scoring:/reports/rfm",
+        "scores": "scoring:/scores?limit=500",  # the RFM grid and tier counts are derived from it
         "tier_movements": "scoring:/reports/tier-movements",
         "complaints": "complaints:/reports/complaints",
         "notifications": "notifications:/reports/notifications",

@@ -100,20 +100,25 @@ def fake_profile(recorder: Recorder) -> FastAPI:
 
 
 def fake_scoring(recorder: Recorder) -> FastAPI:
+    """The scoring service's shapes: ScoreSummary/ScoreDetail, the Pareto report (classes + curve)."""
     app = _app("scoring", recorder)
 
     def score(cid: str) -> dict:
         n = int(cid[1:])
-        return {"customer_id": cid, "tier": {"value": "vip" if n == 1 else "key"}, "abc_class": "A" if n == 1 else "B", "value_score": 90 - n,
-                "loyalty": 0.8, "credit_grade": "A", "churn_risk": {"level": "low", "score": 0.1 * n}, "rfm": {"segment": "champions"}}
+        return {"customer_id": cid, "tier": "key_account" if n == 1 else "ordinary", "abc_class": "ABC"[n - 1], "rfm_r": 6 - n, "rfm_f": 6 - n,
+                "rfm_m": 5, "rfm_segment": "champions" if n == 1 else "loyal", "credit_grade": "A" if n < 3 else "C", "churn_risk": "low" if n < 3 else "high",
+                "current_value": 90.0 - n, "potential_value": 50.0, "loyalty": 0.8, "satisfaction": 0.7, "revenue_12m": 1000.0 * (4 - n),
+                "computed_at": NOW.isoformat()}
 
     @app.get("/scores")
-    async def scores():
-        return {"items": [score(c) for c in CUSTOMERS]}
+    async def scores(limit: int = 50):
+        return {"items": [score(c) for c in CUSTOMERS], "next_cursor": None}
 
     @app.get("/scores/{customer_id}")
     async def get_score(customer_id: str):
-        return score(customer_id)
+        if customer_id not in CUSTOMERS:
+            raise HTTPException(404, "Scores not found")
+        return {**score(customer_id), "explanations": {}, "history": []}
 
     @app.get("/scores/{customer_id}/shipments")
     async def shipments(customer_id: str, limit: int = 10):
@@ -122,16 +127,13 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
 
     @app.get("/reports/pareto")
     async def pareto():
-        return {"customers": [{"customer_id": c, "name": CUSTOMERS[c]["name"], "revenue": r, "cumulative_share": s, "abc_class": k}
-                              for c, r, s, k in (("C1", 800, 0.8, "A"), ("C2", 150, 0.95, "B"), ("C3", 50, 1.0, "C"))]}
-
-    @app.get("/reports/rfm")
-    async def rfm():
-        return {"cells": [{"r": r, "f": f, "count": r * f} for r in range(1, 6) for f in range(1, 6)]}
-
-    @app.get("/reports/tier-movements")
-    async def tiers():
-        return {"movements": [{"from": "key", "to": "vip", "count": 2}, {"from": "vip", "to": "key", "count": 1}]}
+        return {"customers": 3, "total_contribution": 1000.0, "top_1pct_share": 0.8, "top_20pct_share": 0.8,
+                "classes": [{"class": "A", "customers": 1, "customer_share": 0.333333, "contribution": 800.0, "contribution_share": 0.8},
+                            {"class": "B", "customers": 1, "customer_share": 0.333333, "contribution": 150.0, "contribution_share": 0.15},
+                            {"class": "C", "customers": 1, "customer_share": 0.333333, "contribution": 50.0, "contribution_share": 0.05},
+                            {"class": "D", "customers": 0, "customer_share": 0.0, "contribution": 0.0, "contribution_share": 0.0}],
+                "curve": [{"customer_share": 0.0, "contribution_share": 0.0}, {"customer_share": 0.333333, "contribution_share": 0.8},
+                          {"customer_share": 0.666667, "contribution_share": 0.95}, {"customer_share": 1.0, "contribution_share": 1.0}]}
 
     return app
 
@@ -193,9 +195,9 @@ def fake_complaints(recorder: Recorder) -> FastAPI:
         return complaints[complaint_id]
 
     @app.get("/reports/complaints")
-    async def report():
-        return {"by_category": [{"category": "delay", "count": 12, "within_sla": 10}, {"category": "damage", "count": 5, "within_sla": 3}],
-                "by_week": [{"week": "2026-W45", "count": 7}, {"week": "2026-W46", "count": 10}]}
+    async def report():  # the complaints service's report shape
+        return {"total": 17, "by_category": {"damage": 5, "delay": 12}, "by_channel": {"call_center": 17}, "by_period": {"2026-10": 7, "2026-11": 10},
+                "sla": {"first_response": {"met": 15, "missed": 2, "rate": 0.8824}, "resolution": {"met": 13, "missed": 4, "rate": 0.7647}}}
 
     return app
 
@@ -203,21 +205,21 @@ def fake_complaints(recorder: Recorder) -> FastAPI:
 def fake_notifications(recorder: Recorder) -> FastAPI:
     app = _app("notifications", recorder)
 
-    @app.get("/preferences/{customer_id}")
-    async def preferences(customer_id: str):
-        return {"customer_id": customer_id, "channels": {"email": True, "sms": False}}
+    @app.get("/preferences/contacts/{contact_id}")
+    async def preferences(contact_id: str):
+        return {"contact_id": contact_id, "channels": {"email": True, "sms": False}}
 
-    @app.put("/preferences/{customer_id}")
-    async def put_preferences(customer_id: str, request: Request):
-        return {"customer_id": customer_id, **(await request.json())}
+    @app.put("/preferences/contacts/{contact_id}")
+    async def put_preferences(contact_id: str, request: Request):
+        return {"contact_id": contact_id, **(await request.json())}
 
     @app.get("/deliveries")
-    async def deliveries(customer_id: str | None = None):
-        # ignores customer_id on purpose
-        return {"items": [{"id": f"D{c}", "customer_id": c, "channel": "email", "status": "sent", "template": "shipment_delayed"} for c in CUSTOMERS]}
+    async def deliveries(customer_id: str):
+        # ignores customer_id on purpose: the gateway must filter by itself
+        return [{"id": f"D{c}", "customer_id": c, "channel": "email", "status": "sent", "template_key": "shipment_delayed"} for c in CUSTOMERS]
 
     @app.get("/reports/notifications")
-    async def report():
+    async def report():  # the shape the gateway's dashboard expects (not in the notifications service yet)
         return {"by_channel": [{"channel": "email", "sent": 40, "failed": 2}, {"channel": "sms", "sent": 25, "failed": 5}]}
 
     return app

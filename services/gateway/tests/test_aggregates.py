@@ -12,7 +12,7 @@ async def test_customer_360_combines_every_service(gw):
     assert response.status_code == 200
     body = response.json()
     assert body["profile"]["name"] == "Acme Cold Chain"
-    assert body["tier"] == "vip" and body["scores"]["credit_grade"] == "A"
+    assert body["tier"] == "key_account" and body["scores"]["credit_grade"] == "A"
     assert [c["id"] for c in body["open_complaints"]] == ["K1"]  # K3 is closed, K2 is another customer's
     assert len(body["recent_shipments"]) == 3
     assert [n["customer_id"] for n in body["last_notifications"]] == ["C1"]
@@ -35,7 +35,7 @@ async def test_customer_360_partial_when_a_service_is_down(fakes, make_gateway):
     assert body["partial"] is True
     assert body["open_complaints"] is None
     assert body["warnings"] == [{"source": "complaints", "status": 503, "detail": "The complaints service cannot be reached."}]
-    assert body["profile"]["id"] == "C1" and body["tier"] == "vip"
+    assert body["profile"]["id"] == "C1" and body["tier"] == "key_account"
 
 
 async def test_customer_360_sources_run_in_parallel_within_a_time_budget(fakes, make_gateway):
@@ -50,6 +50,26 @@ async def test_customer_360_sources_run_in_parallel_within_a_time_budget(fakes, 
     body = (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()
     assert body["warnings"][0]["source"] == "notifications" and body["warnings"][0]["status"] == 504
     assert body["recent_shipments"]
+
+
+async def test_customer_360_missing_section_is_unavailable_not_a_warning(fakes, make_gateway):
+    import httpx
+
+    def no_shipments(request: httpx.Request):
+        return httpx.Response(404, json={"title": "Not Found"})
+
+    scoring = fakes.transports()["scoring"]
+
+    class Mixed(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            if request.url.path.endswith("/shipments"):
+                return no_shipments(request)
+            return await scoring.handle_async_request(request)
+
+    client, settings, _ = await make_gateway(fakes.transports(scoring=Mixed()))
+    body = (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()
+    assert body["recent_shipments"] is None and body["unavailable"] == ["shipments"]
+    assert body["warnings"] == [] and body["partial"] is False and body["scores"]["abc_class"] == "A"
 
 
 async def test_customer_360_unknown_customer_404(gw):
@@ -73,11 +93,15 @@ async def test_unified_search_by_phone_tracking_number_complaint_number_and_name
 async def test_dashboard_gathers_reports_and_tolerates_a_missing_one(fakes, make_gateway):
     client, settings, _ = await make_gateway(fakes.transports(notifications=down_transport()), upstream_retries=0)
     body = (await client.get("/api/v1/dashboard", headers=role_headers(settings, "admin"))).json()
-    assert body["sections"]["pareto"]["customers"][0]["customer_id"] == "C1"
-    assert len(body["sections"]["rfm"]["cells"]) == 25
-    assert body["sections"]["complaints"]["by_category"][0]["category"] == "delay"
+    assert body["sections"]["pareto"]["classes"][0]["class"] == "A"
+    assert body["sections"]["rfm"]["cells"] == [{"r": 3, "f": 3, "count": 1}, {"r": 4, "f": 4, "count": 1}, {"r": 5, "f": 5, "count": 1}]
+    assert body["sections"]["rfm"]["segments"] == [{"segment": "loyal", "count": 2}, {"segment": "champions", "count": 1}]
+    assert body["sections"]["tiers"] == [{"tier": "ordinary", "count": 2}, {"tier": "key_account", "count": 1}]
+    assert "scores" not in body["sections"]
+    assert body["sections"]["complaints"]["by_category"] == {"damage": 5, "delay": 12}
     assert body["sections"]["notifications"] is None
     assert [w["source"] for w in body["warnings"]] == ["notifications"]
+    assert body["unavailable"] == ["tier_movements"]  # scoring has no such report: not an outage
 
 
 async def test_merged_openapi_prefixes_routed_paths_and_tolerates_a_missing_upstream(fakes, make_gateway):

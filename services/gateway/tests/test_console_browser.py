@@ -90,7 +90,7 @@ async def test_call_center_find_customer_by_phone_open_complaint_see_timeline(co
     await page.wait_for_selector("#c360:not([hidden])")
     assert await page.inner_text("#c360-name") == "Beta Electronics"
     kpis = await page.inner_text("#c360-kpis")
-    assert "key" in kpis and "A" in kpis
+    assert "ordinary" in kpis and "loyal" in kpis and "88" in kpis
     assert await page.locator("#c360-shipments tbody tr").count() == 3
 
     await page.click(".c360-complaint[data-id='K2']")
@@ -126,9 +126,12 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     await _login(page, console_url, "admin")
     await page.click("#tab-dashboard")
     await page.wait_for_selector("#chart-pareto svg rect.bar")
-    assert await page.locator("#chart-pareto rect.bar").count() == 3
-    assert await page.locator("#chart-rfm rect.cell").count() == 25
-    assert await page.locator("#chart-complaints rect.bar").count() == 4  # 2 categories x (count, within SLA)
+    assert await page.locator("#chart-pareto rect.bar").count() == 3  # classes A, B, C (D is empty)
+    assert "80%" in await page.inner_text("#chart-pareto")
+    assert await page.locator("#chart-rfm rect.cell").count() == 3
+    assert await page.locator("#chart-tiers rect.bar").count() == 2
+    assert await page.locator("#chart-complaints rect.bar").count() == 2
+    assert "76%" in await page.inner_text("#chart-complaints")  # resolution SLA compliance
     assert await page.locator("#chart-notifications rect.bar").count() == 4
     assert await page.locator("#chart-complaint-trend circle.point").count() == 2
     await page.evaluate("localStorage.setItem('crm.lang', 'en')")

@@ -13,7 +13,7 @@ async def test_routes_to_each_upstream_with_identity_and_correlation(gw, fakes):
         ("/api/v1/customers/C2", "profile", "/customers/C2"),
         ("/api/v1/scores/C2", "scoring", "/scores/C2"),
         ("/api/v1/complaints/K2", "complaints", "/complaints/K2"),
-        ("/api/v1/preferences/C2", "notifications", "/preferences/C2"),
+        ("/api/v1/preferences/contacts/P2", "notifications", "/preferences/contacts/P2"),
     ]
     for path, upstream, upstream_path in cases:
         response = await client.get(path, headers=headers)

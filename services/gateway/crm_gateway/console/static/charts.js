@@ -59,6 +59,7 @@
     const W = 360, H = 300, L = 40, T = 10, size = Math.min((W - L - 10) / n, (H - T - 40) / n);
     const s = svg(W, H);
     const max = Math.max(...cells.map((c) => c.value)) || 1;
+    for (let gx = 1; gx <= n; gx++) for (let gy = 1; gy <= n; gy++) node(s, "rect", { x: L + (gx - 1) * size, y: T + (n - gy) * size, width: size - 2, height: size - 2, fill: "#eef1f6" });
     cells.forEach((c) => {
       const x = L + (c.x - 1) * size, y = T + (n - c.y) * size;
       const rect = node(s, "rect", { x, y, width: size - 2, height: size - 2, fill: COLORS[0], "fill-opacity": 0.1 + 0.9 * (c.value / max), class: "cell" });

@@ -186,11 +186,11 @@
     $("c360-kpis").replaceChildren(
       kpi(t("kpi.tier"), v.tier),
       kpi(t("kpi.abc"), pick(s, "abc_class", "abc.class", "abc")),
-      kpi(t("kpi.value"), pick(s, "value_score", "value.score", "customer_value", "value")),
+      kpi(t("kpi.value"), pick(s, "current_value", "value_score", "value.score", "customer_value")),
       kpi(t("kpi.loyalty"), pick(s, "loyalty.score", "loyalty_score", "loyalty")),
       kpi(t("kpi.credit"), pick(s, "credit_grade", "credit.grade", "credit")),
       kpi(t("kpi.churn"), pick(s, "churn_risk.level", "churn.level", "churn_risk", "churn")),
-      kpi(t("kpi.rfm"), pick(s, "rfm.segment", "rfm_segment", "rfm")),
+      kpi(t("kpi.rfm"), pick(s, "rfm_segment", "rfm.segment", "rfm")),
       kpi(t("kpi.manager"), p.account_manager),
     );
     const complaints = v.open_complaints || [];
@@ -276,10 +276,23 @@
       toast(e.message);
     }
   }
+  function entries(obj, keyName) {
+    /* {"delay": 12} or [{category: "delay", count: 12}] -> [{label, value}] */
+    if (Array.isArray(obj)) return obj.map((r) => ({ label: display(r[keyName] || r.label || r.name), value: Number(pick(r, "count", "total", "value") || 0) }));
+    if (obj && typeof obj === "object") return Object.entries(obj).map(([k, v]) => ({ label: k, value: Number(typeof v === "object" ? pick(v, "count", "total") || 0 : v) }));
+    return [];
+  }
   function paretoRows(data) {
+    if (data && Array.isArray(data.classes)) {  // the scoring service's report: contribution per ABC class
+      let acc = 0;
+      return data.classes.filter((c) => c.customers > 0).map((c) => {
+        acc += Number(c.contribution_share || 0);
+        return { label: `${c.class} (${c.customers})`, value: Number(c.contribution || 0), cumulative: acc, klass: c.class };
+      });
+    }
     const rows = listOf(data, "customers", "pareto").map((r) => ({
       label: r.name || r.customer_name || r.customer_id || r.label || "?",
-      value: Number(pick(r, "revenue", "monetary", "amount", "value") || 0),
+      value: Number(pick(r, "revenue", "monetary", "amount", "contribution", "value") || 0),
       cumulative: pick(r, "cumulative_share", "cum_share", "cumulative"),
       klass: pick(r, "abc_class", "class", "abc"),
     })).sort((a, b) => b.value - a.value).slice(0, 60);
@@ -288,26 +301,34 @@
     rows.forEach((r) => { acc += r.value; if (r.cumulative === undefined) r.cumulative = acc / total; r.cumulative = Number(r.cumulative); });
     return rows;
   }
+  function caption(target, text) {
+    if (text) target.append(el("div", { class: "muted caption" }, text));
+  }
+  const pct = (v) => (v === undefined || v === null ? "–" : Math.round(Number(v) * 100) + "%");
   function renderDashboard(d) {
     const s = d.sections || {}, labels = { nodata: t("dash.nodata"), revenue: t("chart.revenue"), cumulative: t("chart.cumulative") };
     showWarnings($("dashboard-warnings"), d.warnings);
     Charts.pareto($("chart-pareto"), paretoRows(s.pareto), labels);
+    if (s.pareto && s.pareto.top_20pct_share !== undefined) caption($("chart-pareto"), `Top 20% → ${pct(s.pareto.top_20pct_share)} · Top 1% → ${pct(s.pareto.top_1pct_share)}`);
     const cells = listOf(s.rfm, "cells", "grid").filter((c) => pick(c, "r", "recency_score", "x") !== undefined).map((c) => ({
       x: Number(pick(c, "r", "recency_score", "x")), y: Number(pick(c, "f", "frequency_score", "y")), value: Number(pick(c, "count", "customers", "value") || 0), label: c.segment }));
     if (cells.length) Charts.heatGrid($("chart-rfm"), cells, { nodata: labels.nodata, x: t("chart.recency"), y: t("chart.frequency") });
-    else Charts.bars($("chart-rfm"), listOf(s.rfm, "segments").map((g) => ({ label: display(g.segment || g.name), values: [Number(g.count || g.customers || 0)] })), [t("chart.count")], labels);
-    Charts.bars($("chart-tiers"), listOf(s.tier_movements, "movements", "changes").map((m) => ({ label: `${display(m.from || m.old_tier)} → ${display(m.to || m.new_tier)}`, values: [Number(m.count || 0)] })), ["#"], labels);
-    const cats = listOf(s.complaints && (s.complaints.by_category || s.complaints.categories), "by_category").map((c) => {
-      const count = Number(pick(c, "count", "total", "filed") || 0), within = Number(pick(c, "within_sla", "sla_met", "resolved_within_sla") || 0);
-      const pct = pick(c, "sla_compliance", "sla_rate");
-      return { label: display(c.category), values: [count, within], notes: [null, pct !== undefined ? `(${Math.round(Number(pct) * 100)}%)` : count ? `(${Math.round((100 * within) / count)}%)` : null] };
-    });
-    Charts.bars($("chart-complaints"), cats, [t("chart.count"), t("chart.sla")], labels);
-    const trend = listOf(s.complaints && (s.complaints.by_period || s.complaints.by_week || s.complaints.by_month || s.complaints.trend), "by_period")
-      .map((p) => ({ label: String(pick(p, "period", "week", "month", "day") || ""), value: Number(pick(p, "count", "filed", "total") || 0) }));
-    Charts.line($("chart-complaint-trend"), trend, labels);
-    Charts.bars($("chart-notifications"), listOf(s.notifications && (s.notifications.by_channel || s.notifications.channels), "by_channel").map((c) => ({
-      label: display(c.channel), values: [Number(c.sent || c.delivered || 0), Number(c.failed || 0)] })), [t("chart.sent"), t("chart.failed")], labels);
+    else Charts.bars($("chart-rfm"), entries(s.rfm && s.rfm.segments, "segment").map((g) => ({ label: g.label, values: [g.value] })), [t("chart.count")], labels);
+    if (s.rfm && Array.isArray(s.rfm.segments) && cells.length) caption($("chart-rfm"), s.rfm.segments.map((g) => `${g.segment}: ${g.count}`).join(" · "));
+    const moves = listOf(s.tier_movements, "movements", "changes");
+    if (moves.length) Charts.bars($("chart-tiers"), moves.map((m) => ({ label: `${display(m.from || m.old_tier)} → ${display(m.to || m.new_tier)}`, values: [Number(m.count || 0)] })), ["#"], labels);
+    else Charts.bars($("chart-tiers"), entries(s.tiers, "tier").map((g) => ({ label: g.label, values: [g.value] })), [t("kpi.tier")], labels);
+    const c = s.complaints || {};
+    const cats = entries(c.by_category, "category").sort((a, b) => b.value - a.value);
+    Charts.bars($("chart-complaints"), cats.map((g) => {
+      const row = Array.isArray(c.by_category) ? c.by_category.find((r) => display(r.category) === g.label) : null;
+      const within = row ? pick(row, "within_sla", "sla_met") : undefined;
+      return within === undefined ? { label: g.label, values: [g.value] } : { label: g.label, values: [g.value, Number(within)] };
+    }), Array.isArray(c.by_category) ? [t("chart.count"), t("chart.sla")] : [t("chart.count")], labels);
+    if (c.sla) caption($("chart-complaints"), `${t("chart.sla")}: first response ${pct(pick(c.sla, "first_response.rate"))} · resolution ${pct(pick(c.sla, "resolution.rate"))}`);
+    Charts.line($("chart-complaint-trend"), entries(c.by_period || c.by_week || c.by_month || c.trend, "period"), labels);
+    Charts.bars($("chart-notifications"), listOf(s.notifications && (s.notifications.by_channel || s.notifications.channels), "by_channel").map((n) => ({
+      label: display(n.channel), values: [Number(n.sent || n.delivered || 0), Number(n.failed || 0)] })), [t("chart.sent"), t("chart.failed")], labels);
   }
 
   // ------------------------------------------------------------------ wiring
