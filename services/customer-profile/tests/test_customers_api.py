@@ -129,3 +129,23 @@ async def test_patch_without_a_change_keeps_the_version(profile):
     same = await profile.client.patch(f"/customers/{created['id']}", json={"status": "active"}, headers={"If-Match": "*"})
     assert same.status_code == 200 and same.headers["ETag"] == '"1"'
     assert len(await outbox_events(profile.db, key=created["id"])) == 1
+
+
+async def test_control_characters_and_malformed_ids_never_reach_the_database(profile):
+    """Found by a schemathesis run: PostgreSQL refuses NUL in text (it was a 503); now 422 / 404."""
+    import base64
+
+    nul_name = await profile.client.post("/customers", json=slice_body(name="Bad\x00Name"))
+    assert nul_name.status_code == 422 and ["body", "name"] in error_locs(nul_name.json())
+    nul_tag = await profile.client.post("/customers", json=full_body(tags=["ok", "b\x00d"]))
+    assert nul_tag.status_code == 422 and ["body", "tags"] in error_locs(nul_tag.json())
+    nul_address = await profile.client.post("/customers", json=full_body(addresses=[{"kind": "pickup", "line1": "x", "city": "a\x00"}]))
+    assert nul_address.status_code == 422
+    assert (await profile.client.get("/customers/%00")).status_code == 404
+    assert (await profile.client.get("/contacts/%00/export")).status_code == 404
+    search = await profile.client.get("/customers/search", params={"q": "a\x00b"})
+    assert search.status_code == 422 and ["query", "q"] in error_locs(search.json())
+    listing = await profile.client.get("/customers", params={"industry": "a\x00"})
+    assert listing.status_code == 422
+    forged = base64.urlsafe_b64encode(b'{"t": "2026-01-01T00:00:00+00:00", "i": "x\\u0000"}').decode()
+    assert (await profile.client.get("/customers", params={"cursor": forged})).status_code == 422

@@ -7,9 +7,9 @@ import zoneinfo
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crm_profile.customers.normalize import normalize_email, normalize_phone, normalize_tax_id
+from crm_profile.customers.normalize import has_control_characters, normalize_email, normalize_phone, normalize_tax_id
 
 CustomerType = Literal["enterprise", "individual"]
 CustomerStatus = Literal["prospect", "active", "dormant", "lost", "blacklisted"]
@@ -45,6 +45,20 @@ Timezone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
 Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_tag)]
 
 
+class Input(BaseModel):
+    """Base of request bodies: unknown fields and control characters (NUL...) are refused with a 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _printable(cls, value):
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and has_control_characters(item):
+                raise ValueError("control characters are not allowed")
+        return value
+
+
 def _not_null(model: BaseModel, fields: tuple[str, ...]) -> None:
     for name in fields:
         if name in model.model_fields_set and getattr(model, name) is None:
@@ -54,8 +68,7 @@ def _not_null(model: BaseModel, fields: tuple[str, ...]) -> None:
 # --- contacts ---------------------------------------------------------------------------------
 
 
-class ContactFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ContactFields(Input):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     role: str | None = Field(default=None, max_length=100)
@@ -122,8 +135,7 @@ class ContactOut(BaseModel):
 # --- addresses --------------------------------------------------------------------------------
 
 
-class AddressFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AddressFields(Input):
 
     kind: AddressKind | None = None
     label: str | None = Field(default=None, max_length=100)
@@ -180,8 +192,7 @@ class AddressOut(BaseModel):
 # --- interactions -----------------------------------------------------------------------------
 
 
-class InteractionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class InteractionIn(Input):
 
     kind: InteractionKind
     channel: InteractionChannel
@@ -221,8 +232,7 @@ class InteractionPage(BaseModel):
 # --- customers --------------------------------------------------------------------------------
 
 
-class CustomerFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CustomerFields(Input):
 
     name: str | None = Field(default=None, min_length=1, max_length=200, description="Legal name.")
     short_name: str | None = Field(default=None, max_length=100)
@@ -319,8 +329,7 @@ class CustomerPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
 
 
-class MergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MergeIn(Input):
 
     merged_id: str = Field(min_length=1, max_length=36)
 

@@ -19,7 +19,7 @@ from crm_common.problems import Problem
 from crm_profile import SERVICE_NAME
 from crm_profile.customers import events
 from crm_profile.customers.models import MERGED, Address, Contact, Customer, CustomerTag, Interaction
-from crm_profile.customers.normalize import escape_like, normalize_tax_id, try_normalize_phone
+from crm_profile.customers.normalize import escape_like, has_control_characters, is_id, normalize_tax_id, try_normalize_phone
 from crm_profile.customers.schemas import (
     AddressIn,
     AddressPatch,
@@ -210,6 +210,8 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> Custom
 
 
 async def get_customer(session: AsyncSession, customer_id: str, *, fresh: bool = False) -> Customer:
+    if not is_id(customer_id):
+        raise Problem(404, "Customer not found", f"No customer with id {customer_id!r}.")
     query = select(Customer).where(Customer.id == customer_id)
     if fresh:
         query = query.execution_options(populate_existing=True)
@@ -284,11 +286,17 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = orjson.loads(raw)
         at = dt.datetime.fromisoformat(data["t"])
-        if at.tzinfo is None:
+        if at.tzinfo is None or not isinstance(data["i"], str) or not is_id(data["i"]):
             raise ValueError
-        return at, str(data["i"])
+        return at, data["i"]
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise field_error(["query", "cursor"], "invalid cursor: pass next_cursor from the previous page unchanged") from None
+
+
+def check_text_params(**params: str | None) -> None:
+    for name, value in params.items():
+        if value is not None and has_control_characters(value):
+            raise field_error(["query", name], "control characters are not allowed")
 
 
 def _check_limit(limit: int) -> int:
@@ -323,6 +331,7 @@ async def list_customers(
     limit: int = DEFAULT_PAGE,
     cursor: str | None = None,
 ):
+    check_text_params(industry=industry, region=region, account_manager=account_manager, tag=tag)
     conditions: list = [Customer.status == status] if status else [Customer.status != MERGED]
     if industry:
         conditions.append(Customer.industry == industry)
@@ -360,6 +369,7 @@ async def search_customers(
 ):
     """`q` matches any of name (substring), phone (normalised), email, tax id; the named
     parameters must all match. Same keyset pagination as the list."""
+    check_text_params(q=q, name=name, phone=phone, email=email, tax_id=tax_id)
     if not any(v and v.strip() for v in (q, name, phone, email, tax_id)):
         raise field_error(["query", "q"], "give q or at least one of name, phone, email, tax_id")
     conditions: list = [Customer.status != MERGED]
@@ -397,7 +407,7 @@ async def search_customers(
 
 
 async def get_contact(session: AsyncSession, contact_id: str, customer_id: str | None = None) -> Contact:
-    contact = await session.get(Contact, contact_id)
+    contact = await session.get(Contact, contact_id) if is_id(contact_id) else None
     if contact is None or (customer_id is not None and contact.customer_id != customer_id):
         raise Problem(404, "Contact not found", f"No contact with id {contact_id}" + (f" on customer {customer_id}." if customer_id else "."))
     return contact
@@ -466,7 +476,7 @@ async def delete_contact(session: AsyncSession, customer_id: str, contact_id: st
 
 
 async def get_address(session: AsyncSession, customer_id: str, address_id: str) -> Address:
-    address = await session.get(Address, address_id)
+    address = await session.get(Address, address_id) if is_id(address_id) else None
     if address is None or address.customer_id != customer_id:
         raise Problem(404, "Address not found", f"No address with id {address_id} on customer {customer_id}.")
     return address
