@@ -1,0 +1,61 @@
+"""Console serving, demo login (development only), production safety, ops routes."""
+from __future__ import annotations
+
+import pytest
+
+from crm_gateway.settings import DEV_KEY, GatewaySettings
+
+
+async def test_console_is_served_without_cdn(gw):
+    client, _ = gw
+    page = await client.get("/console")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'src="/console/static/console.js"' in page.text
+    for asset in ("console.js", "charts.js", "i18n.js", "console.css"):
+        response = await client.get(f"/console/static/{asset}")
+        assert response.status_code == 200, asset
+        text = response.text.replace("http://www.w3.org/2000/svg", "")  # the SVG namespace is a name, not a fetch
+        assert "http://" not in text and "https://" not in text, asset
+    assert (await client.get("/", follow_redirects=False)).headers["location"] == "/console"
+
+
+async def test_demo_login_mints_a_working_token_in_development(gw):
+    client, _ = gw
+    users = (await client.get("/api/v1/auth/demo-users")).json()["users"]
+    assert {u["username"] for u in users} == {"agent", "manager", "admin"}
+    token = (await client.post("/api/v1/auth/demo-login", json={"username": "agent"})).json()["access_token"]
+    me = (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert me["role"] == "agent" and me["team"] == "hotline"
+    assert (await client.post("/api/v1/auth/demo-login", json={"username": "root"})).status_code == 401
+
+
+async def test_demo_customer_user_when_configured(make_gateway):
+    client, _, _ = await make_gateway(demo_customer_id="C1")
+    token = (await client.post("/api/v1/auth/demo-login", json={"username": "customer"})).json()["access_token"]
+    me = (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert me["role"] == "customer" and me["customer_id"] == "C1"
+
+
+async def test_no_demo_login_in_production(make_gateway):
+    keys = [{"kid": "prod-1", "alg": "HS256", "secret": "a-production-secret-that-is-long-enough"}]
+    client, _, _ = await make_gateway(environment="production", jwt_keys=keys, jwt_signing_key=None)
+    assert (await client.post("/api/v1/auth/demo-login", json={"username": "admin"})).status_code == 404
+    assert (await client.get("/api/v1/auth/demo-users")).status_code == 404
+
+
+def test_production_refuses_the_development_secret():
+    with pytest.raises(RuntimeError, match="development JWT secret"):
+        GatewaySettings(environment="production", jwt_keys=[dict(DEV_KEY)]).verifier()
+
+
+async def test_anonymous_callers_are_rate_limited_by_address(make_gateway):
+    client, _, _ = await make_gateway(rate_limits={"anonymous": (0.1, 2)})
+    statuses = [(await client.get("/api/v1/auth/demo-users")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+async def test_health_and_readiness(gw):
+    client, _ = gw
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = (await client.get("/readyz")).json()
+    assert ready["checks"]["database"] == "ok"
