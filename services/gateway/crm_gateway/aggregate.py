@@ -119,7 +119,7 @@ async def customer_360(customer_id: str, request: Request) -> dict[str, Any]:
 
 
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{5,30}$")
-COMPLAINT_NUMBER_RE = re.compile(r"^(C|CMP|TS)[-A-Z0-9]{4,}$", re.IGNORECASE)
+COMPLAINT_NUMBER_RE = re.compile(r"^(CP\d{6}[A-Z0-9]{4,}|CMP-[-A-Z0-9]{4,})$", re.IGNORECASE)  # CP261126X7K2QM (complaints service)
 
 
 @router.get("/search", summary="Call-center search: phone, tracking number, complaint number or customer name")
@@ -140,6 +140,7 @@ async def search(request: Request, q: str = Query(min_length=1, max_length=200))
     if PHONE_RE.match(q):
         calls["customers"] = gateway.upstreams["profile"].get_json("/customers/search", params={"phone": q}, headers=headers)
         lookup("complaints", phone=q)
+        lookup("complaints_by_tracking", tracking_number=q)  # many carriers' tracking numbers are all digits
     else:
         calls["customers"] = gateway.upstreams["profile"].get_json("/customers/search", params={"q": q}, headers=headers)
         if COMPLAINT_NUMBER_RE.match(q):  # complaint numbers can look like tracking numbers: ask both

@@ -29,7 +29,7 @@ CUSTOMERS = {
     "C3": {"id": "C3", "name": "Gamma Retail", "phone": "13700000003", "account_manager": "am-1", "status": "active", "industry": "retail"},
 }
 COMPLAINTS = {
-    "K1": {"id": "K1", "number": "CMP-2026-0001", "customer_id": "C1", "category": "delay", "status": "in_progress", "priority": "high", "tracking_numbers": ["SF100"], "description": "late"},
+    "K1": {"id": "K1", "number": "CMP-2026-0001", "customer_id": "C1", "category": "delay", "status": "in_progress", "priority": "high", "tracking_numbers": ["SF100", "773012345678"], "description": "late"},
     "K2": {"id": "K2", "number": "CMP-2026-0002", "customer_id": "C2", "category": "damage", "status": "new", "priority": "normal", "tracking_numbers": ["SF200"], "description": "broken"},
     "K3": {"id": "K3", "number": "CMP-2026-0003", "customer_id": "C1", "category": "billing", "status": "closed", "priority": "low", "tracking_numbers": [], "description": "invoice"},
 }

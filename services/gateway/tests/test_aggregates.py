@@ -86,6 +86,8 @@ async def test_unified_search_by_phone_tracking_number_complaint_number_and_name
     assert [c["id"] for c in by_tracking["complaints"]] == ["K1"]
     by_number = (await client.get("/api/v1/search", params={"q": "CMP-2026-0002"}, headers=agent)).json()
     assert [c["id"] for c in by_number["complaints"]] == ["K2"]
+    numeric_tracking = (await client.get("/api/v1/search", params={"q": "773012345678"}, headers=agent)).json()
+    assert [c["id"] for c in numeric_tracking["complaints"]] == ["K1"] and numeric_tracking["warnings"] == []
     by_name = (await client.get("/api/v1/search", params={"q": "gamma"}, headers=agent)).json()
     assert [c["id"] for c in by_name["customers"]] == ["C3"]
 
