@@ -1,14 +1,13 @@
-import asyncio
 from dataclasses import dataclass
 
 import httpx
 import pytest
 import pytest_asyncio
 
-from crm_common.migrations import upgrade
+from profile_support import migrated_database
+
 from crm_common.runtime import ServiceRuntime
 from crm_common.settings import KafkaSettings
-from crm_profile import ALEMBIC_INI
 from crm_profile.main import create_app
 from crm_profile.settings import ProfileSettings
 
@@ -27,12 +26,6 @@ class Profile:
 @pytest.fixture(scope="session")
 def _migrated_databases() -> dict:
     return {}
-
-
-async def migrated_database(database_factory, kind: str) -> str:
-    url = await database_factory.create(kind, "profile")
-    await asyncio.to_thread(upgrade, ALEMBIC_INI, url)
-    return url
 
 
 @pytest_asyncio.fixture

@@ -1,15 +1,25 @@
 """Shared helpers of the customer-profile tests (imported by name: the folder is on pytest's pythonpath)."""
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 
 from sqlalchemy import select
 
 from crm_common.events import decode_envelope
+from crm_common.migrations import upgrade
 from crm_common.outbox import outbox_table
+from crm_profile import ALEMBIC_INI
 
 _rng = random.Random()
+
+
+async def migrated_database(database_factory, kind: str) -> str:
+    """A fresh database of that kind with the whole Alembic history applied."""
+    url = await database_factory.create(kind, "profile")
+    await asyncio.to_thread(upgrade, ALEMBIC_INI, url)
+    return url
 
 
 def unique_phone() -> str:
