@@ -1,6 +1,6 @@
 """Export everything held on one contact; erase it so that no profile table still holds the person."""
 from profile_support import full_body, outbox_events, token, unique_phone
-from sqlalchemy import String, Text, inspect, text
+from sqlalchemy import inspect, text
 
 
 async def _person(profile):
@@ -26,14 +26,14 @@ async def _person(profile):
 
 
 async def _columns_holding(db, needles: list[str]) -> list[tuple[str, str, str]]:
-    """Every (table, column, needle) of the whole database whose text contains a needle."""
-    def text_columns(connection):
+    """Every (table, column, needle) of the whole database whose value, read as text, contains a needle."""
+    def all_columns(connection):
         inspector = inspect(connection)
-        return {t: [c["name"] for c in inspector.get_columns(t) if isinstance(c["type"], (String, Text)) or "CHAR" in str(c["type"]).upper() or "TEXT" in str(c["type"]).upper() or "JSON" in str(c["type"]).upper()] for t in inspector.get_table_names()}
+        return {t: [c["name"] for c in inspector.get_columns(t)] for t in inspector.get_table_names()}
 
     found = []
     async with db.engine.connect() as connection:
-        tables = await connection.run_sync(text_columns)
+        tables = await connection.run_sync(all_columns)
         assert {"customers", "contacts", "addresses", "interactions", "outbox"} <= set(tables)
         for table, columns in tables.items():
             for column in columns:
@@ -94,6 +94,14 @@ async def test_erase_twice_is_harmless_and_erased_contacts_cannot_be_changed(pro
     blocked = await profile.client.patch(f"/customers/{customer['id']}/contacts/{contact['id']}", json={"name": "back"}, headers={"If-Match": version})
     assert blocked.status_code == 409
     assert (await profile.client.post("/contacts/nope/erase")).status_code == 404
+
+
+async def test_erase_honours_if_match_when_sent(profile):
+    customer, contact, *_ = await _person(profile)
+    stale = await profile.client.post(f"/contacts/{contact['id']}/erase", headers={"If-Match": '"9"'})
+    assert stale.status_code == 412
+    assert (await profile.client.get(f"/customers/{customer['id']}/contacts/{contact['id']}")).json()["erased"] is False
+    assert (await profile.client.post(f"/contacts/{contact['id']}/erase", headers={"If-Match": '"1"'})).status_code == 200
 
 
 async def test_erased_phone_can_register_again(profile):

@@ -227,7 +227,8 @@ async def export_contact(contact_id: str, request: Request):
 
 
 @contacts_router.post("/{contact_id}/erase", response_model=EraseOut)
-async def erase_contact(contact_id: str, request: Request):
-    """Replace the person's data by a tombstone everywhere in this service and emit CustomerErased."""
+async def erase_contact(contact_id: str, request: Request, if_match: IfMatch = None):
+    """Replace the person's data by a tombstone everywhere in this service and emit CustomerErased.
+    If-Match (the contact's ETag) is checked when sent."""
     async with runtime_of(request).transaction() as session:
-        return EraseOut(**await privacy.erase_contact(session, contact_id))
+        return EraseOut(**await privacy.erase_contact(session, contact_id, if_match))

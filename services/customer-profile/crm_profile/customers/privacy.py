@@ -19,7 +19,7 @@ from crm_profile.customers import events
 from crm_profile.customers.models import TOMBSTONE, Address, Contact, Interaction
 from crm_profile.customers.normalize import escape_like, phone_variants
 from crm_profile.customers.schemas import ContactOut, InteractionOut
-from crm_profile.customers.service import _emit, _touch, get_contact, get_customer
+from crm_profile.customers.service import _emit, _touch, check_if_match, get_contact, get_customer
 
 MIN_NAME_LENGTH = 2  # a one-letter "name" would scrub half of every text
 
@@ -84,8 +84,11 @@ async def export_contact(session: AsyncSession, contact_id: str) -> dict:
     }
 
 
-async def erase_contact(session: AsyncSession, contact_id: str) -> dict:
+async def erase_contact(session: AsyncSession, contact_id: str, if_match: str | None = None) -> dict:
+    """`if_match` (the contact's ETag) is checked when given; erasure requests usually come without one."""
     contact = await get_contact(session, contact_id)
+    if if_match is not None and not contact.erased:
+        check_if_match(if_match, contact.version, what="contact")
     if contact.erased:  # already forgotten: nothing more to do, no second event
         return {"contact_id": contact.id, "customer_id": contact.customer_id, "erased_at": contact.erased_at, "scrubbed_interactions": 0}
     customer = await get_customer(session, contact.customer_id)
