@@ -107,18 +107,34 @@ async def _complaints(urls: dict[str, str], customers: list[dict], rng: random.R
     return filed
 
 
+async def _recompute_when_consumed(base: str, first_customer: str, timeout_s: float = 90) -> None:
+    """The population model (ABC, RFM quintiles, BG/NBD) is batch work: run it once the stream is in."""
+    import asyncio
+
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        previous = None
+        while asyncio.get_running_loop().time() < deadline:
+            response = await client.get(f"/scores/{first_customer}")
+            current = response.text if response.status_code == 200 else None
+            if current is not None and current == previous:  # the first customer's aggregates stopped moving
+                break
+            previous = current
+            await asyncio.sleep(3)
+        try:
+            await client.post("/admin/recompute")
+        except httpx.HTTPError:
+            pass
+
+
 async def seed(urls: dict[str, str], bootstrap: str) -> dict:
     rng = random.Random(42)
     customers = await _customers(urls)
     now = dt.datetime.now(dt.timezone.utc)
     published = await _publish(bootstrap, _order_events(customers, rng, now)) if customers else 0
     complaints = await _complaints(urls, customers, rng)
-    if "scoring" in urls:
-        async with httpx.AsyncClient(base_url=urls["scoring"], timeout=60) as client:
-            try:
-                await client.post("/admin/recompute")
-            except httpx.HTTPError:
-                pass
+    if "scoring" in urls and customers:
+        await _recompute_when_consumed(urls["scoring"], customers[0]["id"])
     return {
         "text": f"{len(customers)} customers, {published} logistics events, {complaints} complaints",
         "login": "agent / demo (dev mode)",
