@@ -16,9 +16,10 @@ class NotificationsHandler:
     topics = TOPICS
     event_types = None  # every type on these topics: rules decide which ones matter
 
-    def __init__(self, clock: Clock | None = None, *, survey_base_url: str = "", on_enqueued=None):
+    def __init__(self, clock: Clock | None = None, *, survey_base_url: str = "", on_enqueued=None, unresolved_retry_s: float = 30.0):
         self.clock = clock or Clock()
         self.survey_base_url = survey_base_url
+        self.unresolved_retry_s = unresolved_retry_s
         self.on_enqueued = on_enqueued or (lambda: None)
 
     async def handle(self, session, event: Event) -> None:
@@ -36,6 +37,6 @@ class NotificationsHandler:
         elif isinstance(payload, CustomerTierChanged):
             await directory.apply_tier(session, payload, now)
         produced = await pipeline.process_trigger(session, pipeline.trigger_from_event(event.envelope, payload), now,
-                                                  survey_base_url=self.survey_base_url)
+                                                  survey_base_url=self.survey_base_url, unresolved_retry_s=self.unresolved_retry_s)
         if produced:
             self.on_enqueued()

@@ -52,6 +52,8 @@ class NotificationsSettings(ServiceSettings):
     dispatcher_poll_interval_s: float = 1.0
     dispatcher_batch_size: int = 100
     send_lease_s: float = 120.0
+    unknown_contact_retry_s: float = 30.0  # an event names a contact whose snapshot has not arrived yet
+    unknown_contact_give_up_s: float = 86400.0
     retry: dict[str, RetryPolicy] = Field(default_factory=_default_retry)
     cap_per_day: int = 3
     cap_per_week: int = 10

@@ -19,7 +19,8 @@ async def _client(url, smtp, provider, clock):
 
 
 @pytest_asyncio.fixture
-async def api(db_url, smtp, provider, clock):
+async def api_both(db_url, smtp, provider, clock):
+    """On SQLite and PostgreSQL, for the queries where the database matters."""
     client = await _client(db_url, smtp, provider, clock)
     yield client
     await client.aclose()
@@ -27,8 +28,8 @@ async def api(db_url, smtp, provider, clock):
 
 
 @pytest_asyncio.fixture
-async def api_sqlite(sqlite_url, smtp, provider, clock):
-    """For validation tests that do not depend on the database."""
+async def api(sqlite_url, smtp, provider, clock):
+    """CRUD and validation: SQLite only."""
     client = await _client(sqlite_url, smtp, provider, clock)
     yield client
     await client.aclose()
@@ -102,8 +103,7 @@ async def test_rule_crud_and_validation(api):
         ({"audience": "account_manager"}, "channel_audience_mismatch"),
     ],
 )
-async def test_bad_rules_are_422_with_the_reason(api_sqlite, change, error_type):
-    api = api_sqlite
+async def test_bad_rules_are_422_with_the_reason(api, change, error_type):
     rule = {"name": "bad", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
             "channel": "email", "category": "complaint_updates", **change}
     response = await api.post("/rules", json=rule)
@@ -127,7 +127,8 @@ async def test_preferences_and_invalid_addresses(api):
     assert (await api.get("/preferences/contacts/nobody")).status_code == 404
 
 
-async def test_delivery_log_per_customer(api, smtp):
+async def test_delivery_log_per_customer(api_both, smtp):
+    api = api_both
     feeder = EventFeeder(api.runtime)
     await feeder.feed(customer_registered("c2", [{"contact_id": "k2", "email": "b@example.com", "language": "en"}]))
     await feeder.feed(event(ComplaintFiled(complaint_id="x", complaint_number="CP-7", customer_id="c2", category="delay", priority="P3",
@@ -141,7 +142,8 @@ async def test_delivery_log_per_customer(api, smtp):
     assert (await api.get("/deliveries")).status_code == 422
 
 
-async def test_segment_send_dry_run_then_send(api, smtp):
+async def test_segment_send_dry_run_then_send(api_both, smtp):
+    api = api_both
     feeder = EventFeeder(api.runtime)
     for i, abc in enumerate(["A", "A", "B"]):
         await feeder.feed(customer_registered(f"s{i}", [{"contact_id": f"ks{i}", "email": f"s{i}@example.com", "language": "en",

@@ -2,7 +2,8 @@
 import datetime as dt
 import json
 
-from notifications_support import T0, EventFeeder, customer_registered, event, new_id
+import pytest_asyncio
+from notifications_support import T0, EventFeeder, customer_registered, event
 from sqlalchemy import select
 
 from crm_common.events.complaints import ComplaintEscalated, ComplaintResolved
@@ -12,6 +13,13 @@ from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADE
 from crm_notifications.delivery.models import InboxTask, Message
 from crm_notifications.preferences import service as preferences
 from crm_notifications.preferences.schemas import PreferencesIn
+
+
+
+@pytest_asyncio.fixture
+async def nf(nf_sqlite):
+    """Channel and trigger behaviour does not depend on the database: SQLite only (storage is covered on both elsewhere)."""
+    return nf_sqlite
 
 
 async def _messages(runtime):
@@ -111,3 +119,69 @@ async def test_renewal_and_win_back_scans_run_once_per_occasion(nf, smtp, clock)
     assert subjects == ["Contract renewal reminder", "好久不见，我们想念您"]
     renewal = next(m for m in smtp.messages if m["To"] == "s1@example.com")
     assert "2026-03-20" in renewal.get_content() and "in 18 days" in renewal.get_content()
+
+
+async def test_complaint_before_its_customer_snapshot_waits_for_the_contact(nf, smtp, clock):
+    from crm_common.events.complaints import ComplaintFiled
+
+    feeder = EventFeeder(nf)
+    await feeder.feed(event(ComplaintFiled(complaint_id="q", complaint_number="CP-EARLY", customer_id="o1", category="delay", priority="P3",
+                                           channel="web", contact_id="ko", filed_at=T0)))
+    await nf.dispatcher.run_once()
+    [message] = await _messages(nf)
+    assert (message.status, message.reason) == ("deferred", "waiting for contact details")
+    await feeder.feed(customer_registered("o1", [{"contact_id": "ko", "email": "ko@example.com", "language": "en"}]))
+    clock.advance(seconds=30)
+    await nf.dispatcher.run_once()
+    [mail] = smtp.messages
+    assert mail["To"] == "ko@example.com" and mail["Subject"] == "We received your complaint CP-EARLY"
+
+
+async def test_contact_never_known_is_given_up_after_a_day(nf, clock):
+    from crm_common.events.complaints import ComplaintFiled
+
+    await EventFeeder(nf).feed(event(ComplaintFiled(complaint_id="q", complaint_number="CP-X", customer_id="o2", category="delay",
+                                                    priority="P3", channel="web", contact_id="ghost", filed_at=T0)))
+    clock.advance(days=1, seconds=30)
+    await nf.dispatcher.run_once()
+    [message] = await _messages(nf)
+    assert (message.status, message.reason) == ("suppressed", "unknown contact")
+
+
+async def test_delivery_confirmation_only_for_subscribed_key_accounts(nf, smtp, clock):
+    from crm_common.events.logistics import OrderDelivered
+    from crm_common.events.scoring import CustomerScored
+
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("d1", [{"contact_id": "kd1", "email": "d1@example.com", "language": "en"}]))
+    await feeder.feed(customer_registered("d2", [{"contact_id": "kd2", "email": "d2@example.com", "language": "en"}]))
+    await feeder.feed(customer_registered("d3", [{"contact_id": "kd3", "email": "d3@example.com", "language": "en"}]))
+    for cid in ("d1", "d2"):
+        await feeder.feed(event(CustomerScored(customer_id=cid, tier="key_account", scored_at=T0)))
+    async with nf.transaction() as session:
+        for contact in ("kd1", "kd3"):
+            await preferences.update(session, contact, PreferencesIn(categories={"delivery_confirmations": {"opted_in": True}}))
+    for cid in ("d1", "d2", "d3"):
+        await feeder.feed(event(OrderDelivered(order_id=f"OD-{cid}", customer_id=cid, delivered_at=T0)))
+    clock.advance(hours=1)
+    await nf.dispatcher.run_once()
+    # d1: key account and subscribed; d2: key account, not subscribed (default off); d3: subscribed but not a key account
+    assert [m["To"] for m in smtp.messages] == ["d1@example.com"]
+    statuses = {m.customer_id: (m.status, m.reason) for m in await _messages(nf)}
+    assert statuses == {"d1": ("sent", None), "d2": ("suppressed", "not subscribed to delivery_confirmations")}
+
+
+async def test_events_for_a_merged_customer_reach_the_survivor(nf, smtp):
+    from crm_common.events.customers import CustomerMerged
+    from crm_common.events.logistics import PaymentOverdue
+
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("m-old", [{"contact_id": "km", "email": "m@example.com", "language": "en"}]))
+    await feeder.feed(customer_registered("m-new", []))
+    await feeder.feed(event(CustomerMerged(survivor_id="m-new", merged_id="m-old", merged_at=T0), key="m-new"))
+    await feeder.feed(event(PaymentOverdue(invoice_id="INV-M", customer_id="m-old", amount="10", due_date=dt.date(2026, 2, 1),
+                                           days_overdue=29, reported_at=T0)))
+    await nf.dispatcher.run_once()
+    [message] = await _messages(nf)
+    assert message.customer_id == "m-new" and message.status == "sent"
+    assert [m["To"] for m in smtp.messages] == ["m@example.com"]

@@ -23,7 +23,7 @@ from crm_notifications.clock import Clock
 from crm_notifications.delivery.models import (
     COLLECTING, DEFERRED, DELIVERED, DUE_STATUSES, FAILED, QUEUED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification,
 )
-from crm_notifications.delivery.pipeline import capped_categories, unsubscribe_token
+from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_categories, unsubscribe_token
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord
 from crm_notifications.preferences.policy import DEFER, SUPPRESS, ContactView, choose_channel, decide
@@ -113,6 +113,13 @@ class Dispatcher:
     async def _prepare(self, session, message: Message, now: dt.datetime) -> OutgoingMessage | None:
         """Decide and render inside the claim transaction; None when the message was suppressed or deferred."""
         view = await self._recipient(session, message)
+        if view is None:  # a contact id we still know nothing about
+            if now - message.created_at < dt.timedelta(seconds=self.settings.unknown_contact_give_up_s):
+                self._set(session, message, DEFERRED, now, reason=WAITING_FOR_CONTACT,
+                          next_attempt_at=now + dt.timedelta(seconds=self.settings.unknown_contact_retry_s))
+            else:
+                self._set(session, message, SUPPRESSED, now, reason="unknown contact")
+            return None
         internal = message.channel == "inbox"
         sent_day, sent_week = await self._sent_counts(session, message, now)
         decision = decide(
@@ -130,7 +137,7 @@ class Dispatcher:
             if channel is None:
                 self._set(session, message, SUPPRESSED, now, reason=f"no address for channel {message.channel}")
                 return None
-            message.channel, message.address = channel, view.addresses[channel]
+            message.channel, message.address, message.language = channel, view.addresses[channel], view.language
         try:
             subject, body, version, extra = await self._render(session, message, view)
         except RenderError as exc:
@@ -143,14 +150,14 @@ class Dispatcher:
         return OutgoingMessage(message.id, message.channel, message.address, subject, body, message.language, message.customer_id,
                                message.category, metadata=extra)
 
-    async def _recipient(self, session, message: Message) -> ContactView:
+    async def _recipient(self, session, message: Message) -> ContactView | None:
         customer = await directory.customer(session, message.customer_id)
         erased_customer = bool(customer and customer.erased)
         if message.contact_id:
             row = await session.get(ContactRecord, message.contact_id)
             if row is not None:
                 return await directory.contact_view(session, row, erased_customer)
-            return ContactView(message.contact_id, language=message.language, erased=erased_customer)
+            return None
         return ContactView(None, language=message.language, addresses={message.channel: message.address} if message.address else {},
                            erased=erased_customer)
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_notifications import catalog
-from crm_notifications.delivery.models import COLLECTING, QUEUED, SUPPRESSED, Attempt, Message, Notification
+from crm_notifications.delivery.models import COLLECTING, DEFERRED, QUEUED, SUPPRESSED, Attempt, Message, Notification
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord, CustomerRecord
 from crm_notifications.preferences.policy import ContactView, choose_channel
@@ -27,6 +27,8 @@ from crm_notifications.rules.conditions import lookup, matches
 from crm_notifications.rules.models import Rule
 
 log = logging.getLogger(__name__)
+
+WAITING_FOR_CONTACT = "waiting for contact details"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Recipient:
     view: ContactView
     name: str | None = None
     internal_address: str | None = None  # inbox assignee
+    unresolved: bool = False  # a contact id we have not heard of yet (its CustomerRegistered may still be on its way)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, custom
             view = ContactView(None, language=payload.get("language") or "zh-CN", addresses=addresses,
                                erased=bool(customer and customer.erased))
             return [Recipient(key, view, payload.get("reporter_name"))]
+        if contact_id:
+            # events on different topics are not ordered: wait for the contact's details instead of dropping it
+            return [Recipient(contact_id, ContactView(contact_id, language=payload.get("language") or "zh-CN"), unresolved=True)]
         # nobody named: fall through to the customer's contacts
     result = []
     for row in await directory.contacts_of(session, trigger.customer_id):
@@ -136,7 +142,8 @@ def _insert_ignore(session: AsyncSession, values: dict):
 
 
 async def enqueue(
-    session: AsyncSession, spec: Spec, trigger: Trigger, recipient: Recipient, values: dict[str, Any], now: dt.datetime
+    session: AsyncSession, spec: Spec, trigger: Trigger, recipient: Recipient, values: dict[str, Any], now: dt.datetime,
+    *, unresolved_retry_s: float = 30.0,
 ) -> Message | None:
     """Record the notification (once) and put it on a message: a new one, or the open digest."""
     message_id = str(uuid.uuid4())
@@ -167,8 +174,12 @@ async def enqueue(
     channel = "inbox" if recipient.internal_address else choose_channel(recipient.view, spec.channel, spec.category)
     address = recipient.internal_address if channel == "inbox" else (recipient.view.addresses.get(channel) if channel else None)
     status, reason = (COLLECTING if digest else QUEUED), None
+    next_attempt_at = now + dt.timedelta(seconds=spec.digest_window_s) if digest else now
     if recipient.view.erased:
         status, reason = SUPPRESSED, "contact erased"
+    elif recipient.unresolved:
+        status, reason, channel = DEFERRED, WAITING_FOR_CONTACT, spec.channel
+        next_attempt_at = now + dt.timedelta(seconds=unresolved_retry_s)
     elif channel is None:
         status, reason = SUPPRESSED, f"no address for channel {spec.channel}"
     message = Message(
@@ -176,7 +187,7 @@ async def enqueue(
         rule_id=spec.rule_id, rule_name=spec.rule_name, template_key=spec.template_key, channel=channel or spec.channel,
         address=address, language=recipient.view.language, category=spec.category, urgency=spec.urgency, status=status,
         reason=reason, digest_group=group, item_count=1, attempts=0,
-        next_attempt_at=now + dt.timedelta(seconds=spec.digest_window_s) if digest else now,
+        next_attempt_at=next_attempt_at,
         created_at=now, updated_at=now,
     )
     session.add(message)
@@ -187,7 +198,8 @@ async def enqueue(
     return message
 
 
-async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datetime, *, survey_base_url: str = "") -> list[Message]:
+async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datetime, *, survey_base_url: str = "",
+                          unresolved_retry_s: float = 30.0) -> list[Message]:
     """Run every matching rule for the trigger; returns the messages created or joined."""
     customer = await directory.customer(session, trigger.customer_id)
     if customer is not None and customer.customer_id != trigger.customer_id:
@@ -209,7 +221,7 @@ async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datet
         spec = Spec.of(rule)
         for recipient in await recipients(session, spec, trigger, customer):
             values = variables(trigger, customer, recipient, survey_base_url=survey_base_url)
-            message = await enqueue(session, spec, trigger, recipient, values, now)
+            message = await enqueue(session, spec, trigger, recipient, values, now, unresolved_retry_s=unresolved_retry_s)
             if message is not None:
                 produced.append(message)
     return produced
