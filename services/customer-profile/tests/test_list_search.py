@@ -108,3 +108,13 @@ async def test_list_and_search_bad_inputs_are_422(profile):
         response = await profile.client.get(url, params=params)
         assert response.status_code == 422, (url, params, response.text)
         assert loc in error_locs(response.json()), (loc, response.json())
+
+
+async def test_search_finds_chinese_names_by_substring(profile):
+    t = token()
+    body = slice_body(name=f"杭州鲜果汇农产品有限公司{t}")
+    body["short_name"] = f"鲜果汇{t}"
+    target = (await profile.client.post("/customers", json=body)).json()["id"]
+    for q in (f"鲜果汇农产品有限公司{t}", f"鲜果汇{t}"):
+        response = await profile.client.get("/customers/search", params={"q": q})
+        assert [c["id"] for c in response.json()["items"]] == [target], q
