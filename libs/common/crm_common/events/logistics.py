@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from crm_common.events.envelope import EventPayload
+from crm_common.events.topics import TOPICS
 
 ServiceType = Literal["warehousing", "trunk", "distribution", "express", "cold_chain"]
 Money = Decimal
@@ -106,14 +107,5 @@ class PaymentOverdue(_PaymentEvent):
     reported_at: dt.datetime
 
 
-LOGISTICS_EVENT_TYPES = (
-    "OrderCreated",
-    "OrderShipped",
-    "OrderDelivered",
-    "OrderCancelled",
-    "ShipmentDelayed",
-    "ShipmentDamaged",
-    "ShipmentLost",
-    "PaymentReceived",
-    "PaymentOverdue",
-)
+# What TMS/WMS and billing systems publish: every type of their two topics.
+LOGISTICS_EVENT_TYPES = TOPICS["logistics.orders"] + TOPICS["finance.payments"]
