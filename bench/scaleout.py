@@ -184,9 +184,8 @@ def scoring_target() -> Target | None:
     folder = service_folder("crm_scoring")
     if folder is None or not (folder / "crm_scoring" / "worker.py").exists() or not (folder / "alembic.ini").exists():
         return None
-    spec = importlib.util.find_spec("scaleout_scoring")
-    if spec is None:
-        return None
+    if importlib.util.find_spec("crm_scoring") is None:
+        sys.path.insert(0, str(folder))
     import scaleout_scoring  # tests/scaleout/scaleout_scoring.py: which tables make the scoring state
 
     return Target(
@@ -515,6 +514,8 @@ def table(results: list[RunResult]) -> str:
             f"{r.target:10s} {r.replicas:8d} {r.split():>18s} {r.load():>18s} {r.events:7d} {r.seconds:8.2f} {r.throughput:9.0f} "
             f"{r.throughput / base.throughput:8.2f} {r.rebalances_during_run:6d} {r.dead_letters:4d}  {r.fingerprint['digest'][:12]} {same}"
         )
+    summary = {k: v for k, v in base.fingerprint.items() if k != "digest"}
+    lines.append(f"state of the 1-replica run: {summary}")
     return "\n".join(lines)
 
 
@@ -525,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=1, help="run the whole 1..N sequence this many times (figures vary on a shared machine)")
     parser.add_argument("--log-dir", type=Path, default=REPO / "bench" / "results" / "scaleout")
     args = parser.parse_args(argv)
     if max(args.replicas) > PARTITIONS:
@@ -538,11 +540,20 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs; logs in {args.log_dir}", flush=True)
     failed = False
     for name in chosen:
-        results = asyncio.run(
-            run_scaleout(targets[name], args.replicas, events=args.events, customers=args.customers, log_dir=args.log_dir,
-                         seed=args.seed, progress=lambda line: print(line, flush=True))
-        )
+        results = []
+        for round_ in range(args.repeat):
+            if args.repeat > 1:
+                print(f"round {round_ + 1}/{args.repeat}", flush=True)
+            results += asyncio.run(
+                run_scaleout(targets[name], args.replicas, events=args.events, customers=args.customers, log_dir=args.log_dir,
+                             seed=args.seed, progress=lambda line: print(line, flush=True))
+            )
         print(table(results), flush=True)
+        if args.repeat > 1:
+            for replicas in args.replicas:
+                figures = sorted(r.throughput for r in results if r.replicas == replicas)
+                print(f"{name}: {replicas} replica(s): median {figures[len(figures) // 2]:,.0f} events/s over {len(figures)} runs "
+                      f"(min {figures[0]:,.0f}, max {figures[-1]:,.0f})", flush=True)
         if any(r.fingerprint != results[0].fingerprint or r.dead_letters for r in results):
             failed = True
             print(f"!! {name}: final state differs between replica counts or events were dead-lettered", flush=True)

@@ -57,30 +57,32 @@ def test_split_check_rejects_overlaps_idle_replicas_and_gaps():
     assert any("unowned" in p for p in harness.split_problems(gap, [1, 2], 6))
 
 
-TARGETS = ["recorder", "scoring"]
-EVENTS = {"recorder": 2000, "scoring": 2000}
+EVENTS = 2000
+CUSTOMERS = 300
 
 
-@pytest.mark.parametrize("target_name", TARGETS)
-async def test_one_two_three_replicas_split_partitions_and_reach_the_same_state(target_name, postgres_available, tmp_path):
+def chosen_target():
+    """The real scoring worker when it exists; until then the crm_common-only recorder worker."""
+    targets = harness.available_targets()
+    return targets.get("scoring") or targets["recorder"]
+
+
+async def test_one_two_three_replicas_split_partitions_and_reach_the_same_state(postgres_available, tmp_path):
     if not postgres_available:
         pytest.skip("PostgreSQL not reachable (set TEST_POSTGRES_URL)")
-    targets = harness.available_targets()
-    if target_name not in targets:
-        pytest.skip(f"target {target_name!r} not available yet (its worker module or alembic history is missing)")
-    results = await harness.run_scaleout(
-        targets[target_name], (1, 2, 3), events=EVENTS[target_name], customers=300, log_dir=tmp_path
-    )
+    target = chosen_target()
+    results = await harness.run_scaleout(target, (1, 2, 3), events=EVENTS, customers=CUSTOMERS, log_dir=tmp_path)
     print("\n" + harness.table(results))
     single = results[0]
-    assert single.fingerprint["digest"], "empty fingerprint"
     assert single.inbox_rows > 0
+    expected = sum(1 for e in harness.make_stream(EVENTS, CUSTOMERS) if target.accepts(e))
     for result in results:
+        # every partition of every subscribed topic had exactly one owner and every replica owned some
+        # (run_once raises otherwise); here: each replica also had events to apply
         assert len(result.events_per_replica) == result.replicas
-        # every replica owns partitions in every group (checked inside the run) and gets events
         assert all(n > 0 for n in result.events_per_replica), result.events_per_replica
-        assert sum(result.events_per_replica) == sum(1 for e in harness.make_stream(EVENTS[target_name], 300) if targets[target_name].accepts(e))
+        assert sum(result.events_per_replica) == expected
         for group, owners in result.assignment.items():
-            assert len([pid for pid, owned in owners.items() if owned]) >= result.replicas, group
+            assert len([pid for pid, owned in owners.items() if owned]) == result.replicas, group
         assert result.dead_letters == 0
         assert result.fingerprint == single.fingerprint, f"{result.replicas} replicas ended in another state than 1"
