@@ -21,6 +21,14 @@ API_PREFIX = "/api/v1"
 IDENTITY_HEADERS = frozenset({b"x-actor-id", b"x-actor-subject", b"x-actor-role", b"x-actor-team", b"x-customer-id"})
 
 
+def unsafe_path(path: str, raw_path: bytes | None) -> bool:
+    segments = path.split("/")
+    if any(s in (".", "..") for s in segments) or "\\" in path:
+        return True
+    raw = (raw_path or b"").lower()
+    return b"%2f" in raw or b"%5c" in raw or b"%2e" in raw
+
+
 def _problem(problem: Problem, path: str) -> JSONResponse:
     return JSONResponse(problem.body(path), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
 
@@ -53,6 +61,9 @@ class GatewayAuthMiddleware:
         path = scope["path"]
         sub_path = path[len(API_PREFIX):] or "/"
         method = scope["method"]
+        if unsafe_path(path, scope.get("raw_path")):
+            # "/customers/C1/../C2" would be checked as C1 and read as C2 once normalised downstream
+            return await _problem(Problem(400, "Bad Request", "Dot segments and encoded slashes are not allowed in paths."), path)(scope, receive, send)
         try:
             found = match(sub_path, "GET" if method == "HEAD" else method)
         except NoRoute:

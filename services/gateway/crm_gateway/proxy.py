@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
@@ -59,7 +60,8 @@ async def proxy(path: str, request: Request) -> Response:
     if rule.upstream is None:  # a gateway-local rule whose handler is not mounted
         raise Problem(404, "Not Found", "No such API route.")
     upstream = gateway.upstreams[rule.upstream]
-    upstream_path = request.url.path[len(API_PREFIX):]
+    # re-encode the decoded path, so a "%3F" or "%23" in an id stays part of the path upstream
+    upstream_path = quote(request.scope["path"][len(API_PREFIX):], safe="/:@!$&'()*+,;=-._~")
     params = list(request.query_params.multi_items())
     content = await request.body()
 

@@ -178,3 +178,28 @@ async def test_account_manager_without_claim_is_checked_against_the_profile(matr
     assert (await client.get("/api/v1/customers/C1", headers=am2)).status_code == 404
     assert (await client.get("/api/v1/complaints/K1/timeline", headers=am2)).status_code == 404
     assert (await client.get("/api/v1/complaints/K2/timeline", headers=am2)).status_code == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/customers/C1/%2e%2e/C2",
+    "/api/v1/customers/C1%2F..%2FC2",
+    "/api/v1/customers/C1/%2E%2E%2FC2",
+    "/api/v1/scores/C1/..%2fC2",
+    "/api/v1/customers/C1/contacts/%2e%2e/%2e%2e/C2",
+])
+async def test_path_traversal_cannot_escape_the_object_check(matrix_gateway, fakes, path):
+    client, settings = matrix_gateway
+    before = len(fakes.recorders["profile"].requests) + len(fakes.recorders["scoring"].requests)
+    response = await client.get(path, headers=role_headers(settings, "customer"))
+    assert response.status_code in (400, 403, 404)
+    assert_no_other_customer(response.text.replace(path, "").replace("C2", ""))
+    assert "Beta" not in response.text
+    assert len(fakes.recorders["profile"].requests) + len(fakes.recorders["scoring"].requests) == before  # never forwarded
+
+
+async def test_encoded_query_characters_stay_in_the_path(matrix_gateway, fakes):
+    client, settings = matrix_gateway
+    response = await client.get("/api/v1/customers/C1%3Fview=staff", headers=role_headers(settings, "agent"))
+    assert response.status_code == 404
+    method, path, query, _ = fakes.recorders["profile"].last()
+    assert path == "/customers/C1%3Fview=staff" and query == {}  # still one path segment upstream, no query smuggled
