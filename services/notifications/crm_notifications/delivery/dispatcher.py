@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -26,6 +28,7 @@ from crm_notifications.delivery.models import (
 from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_categories, unsubscribe_token
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord
+from crm_notifications.metrics import MESSAGE_TRANSITIONS, SEND_LATENCY
 from crm_notifications.preferences.policy import DEFER, SUPPRESS, ContactView, choose_channel, decide
 from crm_notifications.settings import NotificationsSettings, RetryPolicy
 from crm_notifications.templates import service as templates
@@ -53,18 +56,19 @@ class Dispatcher:
     def policy(self, channel: str) -> RetryPolicy:
         return self.settings.retry.get(channel) or RetryPolicy()
 
-    async def due_ids(self, now: dt.datetime) -> list[str]:
+    async def due(self, now: dt.datetime) -> list[tuple[str, str]]:
+        """(message id, recipient key) of messages due now, oldest first."""
         async with self.db.sessions() as session:
-            return list(
-                (
-                    await session.scalars(
-                        select(Message.id)
-                        .where(self._due(now))
-                        .order_by(Message.next_attempt_at)
-                        .limit(self.settings.dispatcher_batch_size)
-                    )
-                ).all()
+            rows = await session.execute(
+                select(Message.id, Message.recipient_key)
+                .where(self._due(now))
+                .order_by(Message.next_attempt_at, Message.id)
+                .limit(self.settings.dispatcher_batch_size)
             )
+            return [(row.id, row.recipient_key) for row in rows]
+
+    async def due_ids(self, now: dt.datetime) -> list[str]:
+        return [message_id for message_id, _ in await self.due(now)]
 
     @staticmethod
     def _due(now: dt.datetime):
@@ -74,12 +78,43 @@ class Dispatcher:
         )
 
     async def run_once(self) -> int:
-        """Handle every message due now; returns how many were handled."""
-        handled = 0
-        for message_id in await self.due_ids(self.clock.now()):
-            if await self.process(message_id):
-                handled += 1
-        return handled
+        """Handle every message due now; returns how many were handled.
+
+        Different recipients are served concurrently (a slow provider does not hold up the rest);
+        one recipient's messages go one after the other, so frequency caps count exactly.
+        """
+        groups: dict[str, list[str]] = defaultdict(list)
+        for message_id, recipient in await self.due(self.clock.now()):
+            groups[recipient].append(message_id)
+        limit = asyncio.Semaphore(max(1, self.settings.dispatcher_concurrency))
+
+        async def serve(ids: list[str]) -> int:
+            handled = 0
+            async with limit:
+                for message_id in ids:
+                    handled += await self._process_safely(message_id)
+            return handled
+
+        return sum(await asyncio.gather(*(serve(ids) for ids in groups.values())))
+
+    async def _process_safely(self, message_id: str) -> int:
+        try:
+            return int(await self.process(message_id))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or the database: keep the message, try again later, do not spin on it
+            log.exception("dispatching %s failed", message_id)
+            try:
+                now = self.clock.now()
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(Message).where(Message.id == message_id)
+                        .values(status=DEFERRED, lease_until=None, reason=f"internal error: {type(exc).__name__}"[:500],
+                                next_attempt_at=now + dt.timedelta(seconds=60), updated_at=now)
+                    )
+            except Exception:
+                log.exception("could not park %s", message_id)
+            return 0
 
     async def process(self, message_id: str) -> bool:
         now = self.clock.now()
@@ -97,16 +132,19 @@ class Dispatcher:
             message.attempts += 1
             attempt = message.attempts
         channel = self.channels.get(outgoing.channel)
+        started = time.perf_counter()
         try:
             if channel is None:
                 raise ChannelError(f"channel {outgoing.channel} is not configured", transient=False)
             result = await channel.send(outgoing)
         except ChannelError as exc:
+            SEND_LATENCY.labels(outgoing.channel, "error").observe(time.perf_counter() - started)
             await self._failed(message_id, attempt, exc)
         except Exception as exc:  # a bug in an adapter: treat as transient, keep the message
             log.exception("channel %s crashed", outgoing.channel)
             await self._failed(message_id, attempt, ChannelError(f"{type(exc).__name__}: {exc}", transient=True))
         else:
+            SEND_LATENCY.labels(outgoing.channel, "ok").observe(time.perf_counter() - started)
             await self._succeeded(message_id, attempt, result.status, result.provider_id)
         return True
 
@@ -208,6 +246,7 @@ class Dispatcher:
         message.status = status
         message.reason = reason
         message.lease_until = None
+        MESSAGE_TRANSITIONS.labels(message.channel, status).inc()
         message.updated_at = now
         if next_attempt_at is not None:
             message.next_attempt_at = next_attempt_at
