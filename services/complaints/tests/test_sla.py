@@ -3,6 +3,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from complaints_support import oracle_deadline, oracle_is_business
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -15,37 +16,13 @@ SPECIAL_DAYS = [dt.date(2026, 3, 8), dt.date(2026, 3, 29), dt.date(2026, 4, 5), 
                 dt.date(2026, 10, 25), dt.date(2026, 11, 1), dt.date(2026, 2, 16), dt.date(2026, 10, 1)]
 
 
-# ---- the oracle: written independently of the implementation ---------------------------------
-def oracle_is_business(cal_data, minute_utc: dt.datetime) -> bool:
-    zone, weekdays, periods, holidays, workdays = cal_data
-    local = minute_utc.astimezone(ZoneInfo(zone))
-    day = local.date()
-    working = day in workdays or (day.weekday() in weekdays and day not in holidays)
-    if not working:
-        return False
-    m = local.hour * 60 + local.minute
-    return any(s <= m < e for s, e in periods)
-
-
+# ---- the oracle (complaints_support): written independently of the implementation ------------
 def oracle_between(cal_data, a, b) -> int:
     count, t = 0, a
     while t < b:
         count += oracle_is_business(cal_data, t)
         t += dt.timedelta(minutes=1)
     return count
-
-
-def oracle_deadline(cal_data, start, minutes, excluded=None, limit_days=40):
-    t, counted = start, 0
-    end = start + dt.timedelta(days=limit_days)
-    while t < end:
-        skip = excluded is not None and excluded[0] <= t < excluded[1]
-        if not skip and oracle_is_business(cal_data, t):
-            counted += 1
-            if counted == minutes:
-                return t + dt.timedelta(minutes=1)
-        t += dt.timedelta(minutes=1)
-    return None
 
 
 @st.composite
@@ -194,3 +171,12 @@ def test_bad_calendars_are_rejected():
 
 def test_calendar_round_trips_through_its_data_form():
     assert BusinessCalendar.from_dict(SHANGHAI.to_dict()) == SHANGHAI
+
+
+def test_deadline_used_up_before_a_pause_stays_put():
+    start = sh(2026, 9, 21, 9, 0)
+    clock = SlaClock.start("resolution", 60, start)
+    clock.pause(SHANGHAI, sh(2026, 9, 21, 11, 0))  # 120 minutes used: breached at 10:00
+    clock.resume(sh(2026, 9, 22, 9, 0))
+    assert clock.deadline(SHANGHAI) == sh(2026, 9, 21, 10, 0).astimezone(UTC)
+    assert clock.escalation_due(SHANGHAI, 3) == sh(2026, 9, 22, 9, 0).astimezone(UTC)  # past due: due on resume

@@ -102,6 +102,7 @@ def _clock_from_row(row: SlaClockRow) -> SlaClock:
         paused=row.paused,
         stopped_at=row.stopped_at,
         restartable=row.kind == "resolution",
+        breached_at=row.breached_at,
     )
 
 
@@ -111,6 +112,7 @@ def _store_clock(row: SlaClockRow, clock: SlaClock, calendar: BusinessCalendar) 
     row.running_since = clock.running_since
     row.paused = clock.paused
     row.stopped_at = clock.stopped_at
+    row.breached_at = clock.breached_at or row.breached_at
     row.deadline_at = clock.deadline(calendar)
     row.next_escalation_at = clock.escalation_due(calendar, row.escalation_level + 1)
 

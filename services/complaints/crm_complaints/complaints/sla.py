@@ -249,6 +249,7 @@ class SlaClock:
     paused: bool = False
     stopped_at: dt.datetime | None = None
     restartable: bool = True
+    breached_at: dt.datetime | None = None  # when the target was used up, once known
 
     @classmethod
     def start(cls, kind: ClockKind, target_minutes: int, at: dt.datetime) -> "SlaClock":
@@ -266,7 +267,11 @@ class SlaClock:
 
     def _fold(self, calendar: BusinessCalendar, now: dt.datetime) -> None:
         if self.running_since is not None:
+            before = self.consumed
             self.consumed += calendar.business_time_between(self.running_since, now)
+            target = dt.timedelta(minutes=self.target_minutes)
+            if self.breached_at is None and before < target <= self.consumed:
+                self.breached_at = calendar.add_business_time(self.running_since, target - before)
             self.running_since = None
 
     def pause(self, calendar: BusinessCalendar, now: dt.datetime) -> None:
@@ -304,6 +309,9 @@ class SlaClock:
         return calendar.add_business_time(self.running_since, left)
 
     def deadline(self, calendar: BusinessCalendar) -> dt.datetime | None:
+        """When the target is (or was) used up, while the clock runs; None while paused or stopped."""
+        if self.running_since is not None and self.breached_at is not None:
+            return self.breached_at  # used up in an earlier running stretch
         return self.due_at(calendar, 1.0)
 
     def within_target(self, calendar: BusinessCalendar, now: dt.datetime) -> bool:
