@@ -419,3 +419,49 @@ def tms_items(events: int, customers: int, seed: int = 11, run: str | None = Non
             pending.append([order_id, "created", amount])
         items.append({"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": kind, "version": 1, "occurred_at": stamp, "payload": payload})
     return items
+
+
+# ----------------------------------------------------------------------------- profiles
+class Profiler:
+    """`py-spy record` attached to a server process for the duration of a load (SVG flame graph + collapsed stacks)."""
+
+    def __init__(self, pid: int, out: Path, seconds: float, rate: int = 100):
+        self.out = out
+        spy = Path(PYTHON).parent / "py-spy"
+        self.commands = [
+            [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate), "--nonblocking", "--format", fmt, "--output", str(path)]
+            for fmt, path in (("raw", out.with_suffix(".txt")),)
+        ]
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "Profiler":
+        for command in self.commands:
+            self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def top_frames(collapsed: Path, limit: int = 25) -> list[tuple[str, float, float]]:
+    """(frame, self share, inclusive share) from py-spy's collapsed stacks."""
+    from collections import Counter
+
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    return [(frame, own[frame] / total, inclusive[frame] / total) for frame, _ in inclusive.most_common(limit)] if total else []
