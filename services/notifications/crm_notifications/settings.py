@@ -1,4 +1,4 @@
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
@@ -62,3 +62,13 @@ class NotificationsSettings(ServiceSettings):
     renewal_days_before: int = 30
     winback_after_days: int = 90
     seed_defaults: bool = True
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _merge_retry(cls, value):
+        """NOTIFICATIONS_RETRY__SMS__MAX_ATTEMPTS=3 changes that one field; every other default stays."""
+        merged = {name: policy.model_dump() for name, policy in _default_retry().items()}
+        for name, given in (value or {}).items():
+            given = given.model_dump() if isinstance(given, BaseModel) else dict(given)
+            merged[name] = {**merged.get(name, {}), **given}
+        return merged

@@ -192,3 +192,12 @@ def test_catalog_knows_the_issue_triggers():
     assert "complaint_number" in catalog.trigger_variables("ComplaintFiled")
     assert "items" not in catalog.trigger_variables("ShipmentDelayed")
     assert "items" in catalog.trigger_variables("ShipmentDelayed", digest=True)
+
+
+def test_retry_policy_env_override_changes_one_field_only(monkeypatch):
+    from crm_notifications.settings import NotificationsSettings
+
+    monkeypatch.setenv("NOTIFICATIONS_RETRY__SMS__MAX_ATTEMPTS", "3")
+    retry = NotificationsSettings().retry
+    assert (retry["sms"].base_s, retry["sms"].max_attempts) == (20, 3)
+    assert retry["email"].max_attempts == 10
