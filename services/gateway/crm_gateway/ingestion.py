@@ -151,6 +151,29 @@ async def ingest(runtime: ServiceRuntime, items: list[Any], principal: Principal
     )
 
 
+async def purge_ingested(runtime: ServiceRuntime, older_than: dt.timedelta) -> int:
+    """Forget event ids received before now - older_than; a repeat after that is accepted again."""
+    from sqlalchemy import delete
+
+    async with runtime.db.transaction() as session:
+        result = await session.execute(delete(ingested_events).where(ingested_events.c.received_at < utcnow() - older_than))
+        return result.rowcount or 0
+
+
+async def purge_loop(runtime: ServiceRuntime, older_than: dt.timedelta, interval_s: float) -> None:
+    import asyncio
+    import logging
+
+    while True:
+        try:
+            await purge_ingested(runtime, older_than)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database may be away; try again next time
+            logging.getLogger(__name__).warning("purging ingested event ids failed", exc_info=True)
+        await asyncio.sleep(interval_s)
+
+
 def _items_of(body: Any) -> list[Any]:
     if isinstance(body, list):
         return body

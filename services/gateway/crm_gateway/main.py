@@ -1,6 +1,8 @@
 """ASGI entry point: `uvicorn crm_gateway.main:app` (or `create_app(settings)` in tests)."""
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 
@@ -44,9 +46,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app_: FastAPI):
         async with inner_lifespan(app_) as state:
+            purge = None
+            if start_background:
+                retention = dt.timedelta(days=settings.ingest_dedup_retention_days)
+                purge = asyncio.create_task(ingestion.purge_loop(runtime, retention, settings.ingest_purge_interval_s))
             try:
                 yield state
             finally:
+                if purge is not None:
+                    purge.cancel()
+                    await asyncio.gather(purge, return_exceptions=True)
                 await gateway.aclose()
 
     app.router.lifespan_context = lifespan

@@ -83,6 +83,8 @@ class GatewaySettings(ServiceSettings):
     # ingestion
     ingest_max_batch: int = 500
     ingest_max_body_bytes: int = 5_000_000
+    ingest_dedup_retention_days: int = 30  # event ids older than this are forgotten (duplicate window)
+    ingest_purge_interval_s: float = 3600.0
 
     # console
     demo_login: bool = True

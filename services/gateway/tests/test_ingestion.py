@@ -128,3 +128,22 @@ async def test_accepted_events_survive_a_missing_relay_and_reach_kafka_keyed_by_
         await client.aclose()
         await app.state.gateway.aclose()
         await runtime.stop()
+
+
+async def test_old_event_ids_are_forgotten_after_the_retention(ingest_gateway):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from crm_gateway.ingestion import purge_ingested
+
+    client, settings, runtime = ingest_gateway
+    tms = role_headers(settings, "tms")
+    old, recent = new_event("OrderCreated", "C1"), new_event("OrderCreated", "C2")
+    assert (await client.post("/api/v1/events", json=[old, recent], headers=tms)).json()["accepted"] == 2
+    async with runtime.db.transaction() as session:
+        await session.execute(update(ingested_events).where(ingested_events.c.event_id == old["event_id"])
+                              .values(received_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)))
+    assert await purge_ingested(runtime, dt.timedelta(days=30)) == 1
+    again = await client.post("/api/v1/events", json=[recent], headers=tms)
+    assert again.json()["results"][0]["status"] == "duplicate"
