@@ -148,13 +148,14 @@ def score_features(features: pd.DataFrame, model: PopulationModel | None, settin
         return []
     norms = model.norms if model is not None else DEFAULT_NORMS
     clv, expected90, alive, margin_per_order = _clv(features, model, settings)
-    contrib = contribution(features, model.abc_basis if model is not None else settings.abc_basis)
+    contrib = contribution(features, model.abc_basis if model is not None else settings.abc_basis).to_numpy(dtype=float)
+    clv, expected90, alive, margin_per_order = (s.to_numpy(dtype=float) for s in (clv, expected90, alive, margin_per_order))
     records = []
-    for cid, row in zip(features.index, features.itertuples(index=False)):
+    for i, (cid, row) in enumerate(zip(features.index, features.itertuples(index=False))):
         has_orders = row.orders_total > 0
         sow = _none(row.share_of_wallet)
         cv = sc.current_value(row.revenue_window, row.margin_window, row.avg_order_window, row.months_active, norms, settings.current_value_weights)
-        pv = sc.potential_value(_none(row.growth_rate), row.services_used, sow, float(clv[cid]), norms, settings.potential_value_weights)
+        pv = sc.potential_value(_none(row.growth_rate), row.services_used, sow, float(clv[i]), norms, settings.potential_value_weights)
         sat = sc.satisfaction(row.shipments, row.on_time_known, row.on_time_count, row.incidents, row.complaints, row.complaints_within_sla, _none(row.survey_mean), settings.satisfaction_weights)
         sat_recent = sc.satisfaction(row.shipments_recent, row.on_time_known_recent, row.on_time_count_recent, row.incidents_recent, row.complaints_recent, 0.0 if row.complaints_recent else 0.0,
                                      _none(row.survey_mean_recent), {**settings.satisfaction_weights, "resolution": 0.0}) if (row.shipments_recent or row.complaints_recent) else sc.Explained(None)
@@ -164,14 +165,14 @@ def score_features(features: pd.DataFrame, model: PopulationModel | None, settin
         history_days = max(0.0, (as_of_day - RECENT_DAYS) - row.first_order_day) if has_orders else 0.0
         signals = sc.churn_signals(int(row.order_days_recent), int(row.order_days_before), history_days, int(row.open_past_sla), sat.value, sat_recent.value,
                                    drop_ratio=settings.frequency_drop_ratio, satisfaction_drop=settings.satisfaction_drop_points)
-        p_alive = _none(float(alive[cid])) if has_orders else None
-        exp90 = _none(float(expected90[cid])) if has_orders else None
+        p_alive = _none(float(alive[i])) if has_orders else None
+        exp90 = _none(float(expected90[i])) if has_orders else None
         risk = sc.churn_risk(p_alive, exp90, signals, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk) if has_orders else sc.Explained("low", {"signals": signals}, "low: no orders yet.")
         if not has_orders and signals:
             risk = sc.churn_risk(None, None, signals, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk)
         record: dict[str, Any] = {"customer_id": cid}
         if model is not None:
-            abc_class = abc.classify(float(contrib[cid]), model.abc)
+            abc_class = abc.classify(float(contrib[i]), model.abc)
             if has_orders:
                 r = rfm.score(float(as_of_day - row.last_order_day), model.rfm["r"])
                 f = rfm.score(float(row.orders_window), model.rfm["f"])
@@ -199,11 +200,11 @@ def score_features(features: pd.DataFrame, model: PopulationModel | None, settin
             satisfaction=sat.value,
             p_alive=None if p_alive is None else round(p_alive, 6),
             expected_orders_90d=None if exp90 is None else round(exp90, 4),
-            clv_12m=round(float(clv[cid]), 2),
+            clv_12m=round(float(clv[i]), 2),
             revenue_12m=round(float(row.revenue_window), 2),
             margin_12m=round(float(row.margin_window), 2),
             orders_12m=int(row.orders_window),
-            contribution=round(float(contrib[cid]), 2),
+            contribution=round(float(contrib[i]), 2),
             value_loyalty=sc.value_loyalty_cell(cv.value, loyalty_score, settings.matrix_threshold),
             credit_loyalty=sc.credit_loyalty_cell(credit.value, loyalty_score, settings.matrix_threshold),
             value_matrix=sc.value_matrix_cell(cv.value, pv.value, settings.matrix_threshold),
@@ -226,7 +227,7 @@ def score_features(features: pd.DataFrame, model: PopulationModel | None, settin
             "satisfaction": sat.as_dict(),
             "credit_grade": credit.as_dict(),
             "churn_risk": risk.as_dict(),
-            "lifetime_value": {"value": record["clv_12m"], "inputs": {"expected_margin_per_order": round(float(margin_per_order[cid]), 2),
+            "lifetime_value": {"value": record["clv_12m"], "inputs": {"expected_margin_per_order": round(float(margin_per_order[i]), 2),
                                                                       "model": "bgnbd+gamma_gamma" if model is not None and model.bgnbd is not None else "run_rate"},
                                "explanation": "Expected orders in 12 months x expected margin per order, less the historical cost to serve (damage, loss, compensation) per order."},
             "tier": tier.as_dict(),

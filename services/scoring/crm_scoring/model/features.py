@@ -49,160 +49,223 @@ def customer_index(facts: Facts) -> pd.Index:
         [facts.customers["customer_id"], facts.orders["customer_id"], facts.complaints["customer_id"], facts.surveys["customer_id"], facts.invoices["customer_id"]],
         ignore_index=True,
     ).astype(str)
-    return pd.Index(ids.unique(), name="customer_id")
+    return pd.Index(np.sort(ids.unique().astype(object)), name="customer_id")
+
+
+class _Agg:
+    """Per-customer aggregations with np.bincount on integer customer codes: fast at 1 customer and at 100k."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def count(self, codes, mask=None) -> np.ndarray:
+        c = codes if mask is None else codes[mask]
+        return np.bincount(c, minlength=self.n)[: self.n]
+
+    def sum(self, codes, values, mask=None) -> np.ndarray:
+        if mask is not None:
+            codes, values = codes[mask], values[mask]
+        return np.bincount(codes, weights=values, minlength=self.n)[: self.n]
+
+    def max(self, codes, values, fill=np.nan) -> np.ndarray:
+        out = np.full(self.n, -np.inf)
+        np.maximum.at(out, codes, values)
+        return np.where(np.isneginf(out), fill, out)
+
+    def min(self, codes, values, fill=np.nan) -> np.ndarray:
+        out = np.full(self.n, np.inf)
+        np.minimum.at(out, codes, values)
+        return np.where(np.isposinf(out), fill, out)
+
+    def distinct(self, codes, values) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct (code, value) pairs of non-negative integer values, sorted by code then value."""
+        if codes.size == 0:
+            return codes, values
+        span = int(values.max()) + 1
+        keys = np.unique(codes.astype(np.int64) * span + values.astype(np.int64))
+        return keys // span, keys % span
+
+
+def _num(series, fill=np.nan) -> np.ndarray:
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=fill) if len(series) else np.zeros(0)
+
+
+def _flag(series) -> np.ndarray:
+    if not len(series):
+        return np.zeros(0, dtype=bool)
+    return pd.Series(series).fillna(False).astype(bool).to_numpy()
 
 
 def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, default_days: int = 90) -> pd.DataFrame:
-    index = customer_index(facts)
-    out = pd.DataFrame(index=index)
-    _order_features(out, _frame(facts.orders, ORDER_COLUMNS), as_of_day, window_days)
-    _complaint_features(out, _frame(facts.complaints, COMPLAINT_COLUMNS), _frame(facts.surveys, SURVEY_COLUMNS), as_of_day)
-    _invoice_features(out, _frame(facts.invoices, INVOICE_COLUMNS), as_of_day, default_days)
-    customers = _frame(facts.customers, CUSTOMER_COLUMNS).drop_duplicates("customer_id").set_index("customer_id")
-    customers.index = customers.index.astype(str)
-    out["credit_limit"] = pd.to_numeric(customers["credit_limit"], errors="coerce").reindex(index)
-    out["share_of_wallet"] = pd.to_numeric(customers["share_of_wallet"], errors="coerce").reindex(index)
-    return out
+    """One row per customer (index: customer_id)."""
+    ids = customer_index(facts)
+    agg = _Agg(len(ids))
+    out: dict[str, np.ndarray] = {}
+    _order_features(out, agg, _frame(facts.orders, ORDER_COLUMNS), ids, as_of_day, window_days)
+    _complaint_features(out, agg, _frame(facts.complaints, COMPLAINT_COLUMNS), _frame(facts.surveys, SURVEY_COLUMNS), ids, as_of_day)
+    _invoice_features(out, agg, _frame(facts.invoices, INVOICE_COLUMNS), ids, as_of_day, default_days)
+    customers = _frame(facts.customers, CUSTOMER_COLUMNS).drop_duplicates("customer_id")
+    codes = ids.get_indexer(customers["customer_id"].astype(str))
+    for column in ("credit_limit", "share_of_wallet"):
+        values = np.full(len(ids), np.nan)
+        values[codes] = _num(customers[column])
+        out[column] = values
+    return pd.DataFrame(out, index=ids)
 
 
-def _sum_by(df: pd.DataFrame, column: str, mask, index) -> pd.Series:
-    return df.loc[mask].groupby("customer_id")[column].sum().reindex(index, fill_value=0)
+def _codes(df: pd.DataFrame, ids: pd.Index) -> np.ndarray:
+    return ids.get_indexer(df["customer_id"].astype(str)) if len(df) else np.zeros(0, dtype=np.int64)
 
 
-def _order_features(out: pd.DataFrame, orders: pd.DataFrame, as_of: int, window: int) -> None:
-    index = out.index
-    orders = orders[orders["order_day"].notna()]
-    orders = orders.assign(
-        customer_id=orders["customer_id"].astype(str),
-        order_day=orders["order_day"].astype(np.int64),
-        amount=pd.to_numeric(orders["amount"], errors="coerce").fillna(0.0).astype(float),
-        margin=pd.to_numeric(orders["margin"], errors="coerce").fillna(0.0).astype(float),
-        cancelled=orders["cancelled"].fillna(False).astype(bool),
-    )
-    live = orders[(~orders["cancelled"]) & (orders["order_day"] <= as_of)]
-    g = live.groupby("customer_id")
-    out["orders_total"] = g.size().reindex(index, fill_value=0).astype(int)
-    out["first_order_day"] = g["order_day"].min().reindex(index)
-    out["last_order_day"] = g["order_day"].max().reindex(index)
-    out["revenue_total"] = g["amount"].sum().reindex(index, fill_value=0.0)
-    out["margin_total"] = g["margin"].sum().reindex(index, fill_value=0.0)
-    out["services_used"] = g["service_type"].nunique().reindex(index, fill_value=0).astype(int)
+def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, ids: pd.Index, as_of: int, window: int) -> None:
+    n = agg.n
+    day_all = _num(orders["order_day"])
+    keep = ~np.isnan(day_all)
+    orders = orders[keep]
+    code = _codes(orders, ids)
+    day = day_all[keep].astype(np.int64)
+    amount = _num(orders["amount"], 0.0)
+    margin = _num(orders["margin"], 0.0)
+    live = (~_flag(orders["cancelled"])) & (day <= as_of)
+    code, day, amount, margin = code[live], day[live], amount[live], margin[live]
+    services = orders["service_type"].to_numpy(dtype=object)[live] if len(orders) else np.zeros(0, dtype=object)
+    shipped = _flag(orders["shipped"])[live]
+    on_time = _num(orders["on_time"])[live]
+    incident = (_flag(orders["damaged"]) | _flag(orders["lost"]))[live]
+    loss = _num(orders["loss"], 0.0)[live]
+
+    orders_total = agg.count(code)
+    out["orders_total"] = orders_total
+    out["first_order_day"] = agg.min(code, day)
+    out["last_order_day"] = agg.max(code, day)
+    out["revenue_total"] = agg.sum(code, amount)
+    out["margin_total"] = agg.sum(code, margin)
+    known_service = pd.notna(services)
+    if known_service.any():
+        service_codes, _ = pd.factorize(services[known_service])
+        sc, _ = agg.distinct(code[known_service], service_codes)
+        out["services_used"] = agg.count(sc)
+    else:
+        out["services_used"] = np.zeros(n, dtype=np.int64)
 
     # distinct order days: the "transactions" of BG/NBD and the gaps of regularity
-    days = live[["customer_id", "order_day"]].drop_duplicates().sort_values(["customer_id", "order_day"])
-    out["order_days"] = days.groupby("customer_id").size().reindex(index, fill_value=0).astype(int)
-    gaps = days.assign(gap=days.groupby("customer_id")["order_day"].diff()).dropna(subset=["gap"])
-    gg = gaps.groupby("customer_id")["gap"]
-    gap_mean = gg.mean().reindex(index)
-    gap_std = gg.std(ddof=0).reindex(index)
-    gap_count = gg.size().reindex(index, fill_value=0)
-    out["gap_cv"] = (gap_std / gap_mean).where(gap_count >= 2)
+    dc, dd = agg.distinct(code, day - (day.min() if day.size else 0))
+    if day.size:
+        dd = dd + day.min()
+    order_days = agg.count(dc)
+    out["order_days"] = order_days
+    same = dc[1:] == dc[:-1]
+    gap_code, gap = dc[1:][same], (dd[1:] - dd[:-1])[same].astype(float)
+    gap_count = agg.count(gap_code)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap_mean = agg.sum(gap_code, gap) / gap_count
+        gap_var = agg.sum(gap_code, gap * gap) / gap_count - gap_mean**2
+        out["gap_cv"] = np.where(gap_count >= 2, np.sqrt(np.maximum(gap_var, 0.0)) / gap_mean, np.nan)
 
-    in_window = live["order_day"] > as_of - window
-    out["orders_window"] = live[in_window].groupby("customer_id").size().reindex(index, fill_value=0).astype(int)
-    out["revenue_window"] = _sum_by(live, "amount", in_window, index)
-    out["margin_window"] = _sum_by(live, "margin", in_window, index)
-    out["avg_order_window"] = (out["revenue_window"] / out["orders_window"].replace(0, np.nan)).fillna(0.0)
+    in_window = day > as_of - window
+    orders_window = agg.count(code, in_window)
+    revenue_window = agg.sum(code, amount, in_window)
+    out["orders_window"] = orders_window
+    out["revenue_window"] = revenue_window
+    out["margin_window"] = agg.sum(code, margin, in_window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["avg_order_window"] = np.where(orders_window > 0, revenue_window / orders_window, 0.0)
 
     # continuity and growth over 12 monthly buckets (30-day months ending at as_of)
-    month = ((as_of - live["order_day"]) // 30).astype(np.int64)
-    recent12 = live.assign(month=month)[month < 12]
-    out["months_active"] = recent12.groupby("customer_id")["month"].nunique().reindex(index, fill_value=0).astype(int)
-    monthly = recent12.groupby(["customer_id", "month"])["amount"].sum().unstack(fill_value=0.0)
-    monthly = monthly.reindex(columns=range(12), fill_value=0.0).reindex(index, fill_value=0.0)
-    # column m is m months ago: time runs 11 - m; least-squares slope per customer, relative to the mean
-    t = 11 - np.arange(12, dtype=float)
+    month = (as_of - day) // 30
+    recent12 = month < 12
+    mc, _ = agg.distinct(code[recent12], month[recent12])
+    out["months_active"] = agg.count(mc)
+    monthly = np.bincount(code[recent12] * 12 + month[recent12], weights=amount[recent12], minlength=n * 12)[: n * 12].reshape(n, 12)
+    t = 11 - np.arange(12, dtype=float)  # column m is m months ago
     tc = t - t.mean()
-    values = monthly.to_numpy(dtype=float)
-    mean = values.mean(axis=1)
-    slope = (values - mean[:, None]) @ tc / (tc @ tc)
+    mean = monthly.mean(axis=1)
+    slope = (monthly - mean[:, None]) @ tc / (tc @ tc)
     with np.errstate(divide="ignore", invalid="ignore"):
-        growth = np.where(mean > 0, slope * 12 / mean, np.nan)
-    out["growth_rate"] = growth  # relative change of monthly revenue over a year
+        out["growth_rate"] = np.where(mean > 0, slope * 12 / mean, np.nan)
 
     # ordering frequency against the customer's own history
-    recent = live["order_day"] > as_of - RECENT_DAYS
-    out["order_days_recent"] = days[days["order_day"] > as_of - RECENT_DAYS].groupby("customer_id").size().reindex(index, fill_value=0)
-    before = days[days["order_day"] <= as_of - RECENT_DAYS]
-    out["order_days_before"] = before.groupby("customer_id").size().reindex(index, fill_value=0)
+    out["order_days_recent"] = agg.count(dc, dd > as_of - RECENT_DAYS)
+    out["order_days_before"] = agg.count(dc, dd <= as_of - RECENT_DAYS)
 
     # service quality
-    shipped = live[live["shipped"].fillna(False).astype(bool)]
-    out["shipments"] = shipped.groupby("customer_id").size().reindex(index, fill_value=0).astype(int)
-    on_time = pd.to_numeric(shipped["on_time"], errors="coerce")
-    known = shipped.assign(on_time=on_time)[on_time.notna()]
-    out["on_time_known"] = known.groupby("customer_id").size().reindex(index, fill_value=0)
-    out["on_time_count"] = known.groupby("customer_id")["on_time"].sum().reindex(index, fill_value=0.0)
-    incident = shipped["damaged"].fillna(False).astype(bool) | shipped["lost"].fillna(False).astype(bool)
-    out["incidents"] = incident.groupby(shipped["customer_id"]).sum().reindex(index, fill_value=0)
-    out["incident_loss"] = pd.to_numeric(shipped["loss"], errors="coerce").fillna(0.0).groupby(shipped["customer_id"]).sum().reindex(index, fill_value=0.0)
-    recent_shipped = shipped[shipped["order_day"] > as_of - RECENT_DAYS]
-    out["shipments_recent"] = recent_shipped.groupby("customer_id").size().reindex(index, fill_value=0)
-    rk = recent_shipped.assign(on_time=pd.to_numeric(recent_shipped["on_time"], errors="coerce"))
-    rk = rk[rk["on_time"].notna()]
-    out["on_time_known_recent"] = rk.groupby("customer_id").size().reindex(index, fill_value=0)
-    out["on_time_count_recent"] = rk.groupby("customer_id")["on_time"].sum().reindex(index, fill_value=0.0)
-    rinc = recent_shipped["damaged"].fillna(False).astype(bool) | recent_shipped["lost"].fillna(False).astype(bool)
-    out["incidents_recent"] = rinc.groupby(recent_shipped["customer_id"]).sum().reindex(index, fill_value=0)
+    recent = day > as_of - RECENT_DAYS
+    known = shipped & ~np.isnan(on_time)
+    out["shipments"] = agg.count(code, shipped)
+    out["on_time_known"] = agg.count(code, known)
+    out["on_time_count"] = agg.sum(code, np.nan_to_num(on_time), known)
+    out["incidents"] = agg.count(code, shipped & incident)
+    out["incident_loss"] = agg.sum(code, loss, shipped)
+    out["shipments_recent"] = agg.count(code, shipped & recent)
+    out["on_time_known_recent"] = agg.count(code, known & recent)
+    out["on_time_count_recent"] = agg.sum(code, np.nan_to_num(on_time), known & recent)
+    out["incidents_recent"] = agg.count(code, shipped & incident & recent)
 
     # model inputs (weeks): repeat transactions, time of the last, age
-    first = out["first_order_day"]
-    out["bg_x"] = (out["order_days"] - 1).clip(lower=0)
-    out["bg_t_x"] = ((out["last_order_day"] - first) / 7.0).fillna(0.0)
-    out["bg_T"] = ((as_of - first) / 7.0).fillna(0.0)
-    out["orders_per_day"] = (out["orders_total"] / out["order_days"].replace(0, np.nan)).fillna(1.0)
-    positive = live[live["margin"] > 0]
-    out["gg_x"] = positive.groupby("customer_id").size().reindex(index, fill_value=0)
-    out["gg_mean"] = positive.groupby("customer_id")["margin"].mean().reindex(index)
+    first, last = out["first_order_day"], out["last_order_day"]
+    out["bg_x"] = np.maximum(order_days - 1, 0)
+    out["bg_t_x"] = np.nan_to_num((last - first) / 7.0)
+    out["bg_T"] = np.nan_to_num((as_of - first) / 7.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["orders_per_day"] = np.where(order_days > 0, orders_total / order_days, 1.0)
+    positive = margin > 0
+    gg_x = agg.count(code, positive)
+    out["gg_x"] = gg_x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["gg_mean"] = np.where(gg_x > 0, agg.sum(code, margin, positive) / gg_x, np.nan)
 
 
-def _complaint_features(out: pd.DataFrame, complaints: pd.DataFrame, surveys: pd.DataFrame, as_of: int) -> None:
-    index = out.index
-    complaints = complaints.assign(customer_id=complaints["customer_id"].astype(str))
-    filed = pd.to_numeric(complaints["filed_day"], errors="coerce")
-    resolved = pd.to_numeric(complaints["resolved_day"], errors="coerce")
-    complaints = complaints.assign(filed_day=filed, resolved_day=resolved)
-    complaints = complaints[complaints["filed_day"].isna() | (complaints["filed_day"] <= as_of)]
-    g = complaints.groupby("customer_id")
-    out["complaints"] = g.size().reindex(index, fill_value=0)
-    is_resolved = complaints["resolved_day"].notna()
-    out["complaints_resolved"] = is_resolved.groupby(complaints["customer_id"]).sum().reindex(index, fill_value=0)
-    within = pd.to_numeric(complaints["within_sla"], errors="coerce").fillna(0.0).where(is_resolved, 0.0)
-    out["complaints_within_sla"] = within.groupby(complaints["customer_id"]).sum().reindex(index, fill_value=0.0)
-    sla = pd.to_numeric(complaints["sla_days"], errors="coerce").fillna(3.0)
-    overdue_open = (~is_resolved) & complaints["filed_day"].notna() & ((as_of - complaints["filed_day"]) > sla)
-    out["open_past_sla"] = overdue_open.groupby(complaints["customer_id"]).sum().reindex(index, fill_value=0)
-    recent = complaints["filed_day"] > as_of - RECENT_DAYS
-    out["complaints_recent"] = recent.groupby(complaints["customer_id"]).sum().reindex(index, fill_value=0)
-    out["compensation"] = pd.to_numeric(complaints["compensation"], errors="coerce").fillna(0.0).groupby(complaints["customer_id"]).sum().reindex(index, fill_value=0.0)
+def _complaint_features(out: dict, agg: _Agg, complaints: pd.DataFrame, surveys: pd.DataFrame, ids: pd.Index, as_of: int) -> None:
+    filed = _num(complaints["filed_day"])
+    keep = np.isnan(filed) | (filed <= as_of)
+    complaints = complaints[keep]
+    filed = filed[keep]
+    code = _codes(complaints, ids)
+    resolved_day = _num(complaints["resolved_day"])
+    is_resolved = ~np.isnan(resolved_day)
+    out["complaints"] = agg.count(code)
+    out["complaints_resolved"] = agg.count(code, is_resolved)
+    within = np.where(is_resolved, _num(complaints["within_sla"], 0.0), 0.0)
+    out["complaints_within_sla"] = agg.sum(code, within)
+    sla = _num(complaints["sla_days"], 3.0)
+    with np.errstate(invalid="ignore"):
+        overdue_open = (~is_resolved) & ~np.isnan(filed) & ((as_of - filed) > sla)
+        recent = filed > as_of - RECENT_DAYS
+    out["open_past_sla"] = agg.count(code, overdue_open)
+    out["complaints_recent"] = agg.count(code, recent)
+    out["compensation"] = agg.sum(code, _num(complaints["compensation"], 0.0))
 
-    surveys = surveys.assign(customer_id=surveys["customer_id"].astype(str), score=pd.to_numeric(surveys["score"], errors="coerce"))
-    out["surveys"] = surveys.groupby("customer_id").size().reindex(index, fill_value=0)
-    out["survey_mean"] = surveys.groupby("customer_id")["score"].mean().reindex(index)
-    answered = pd.to_numeric(surveys["answered_day"], errors="coerce")
-    recent_s = surveys[answered > as_of - RECENT_DAYS]
-    out["survey_mean_recent"] = recent_s.groupby("customer_id")["score"].mean().reindex(index)
+    s_code = _codes(surveys, ids)
+    score = _num(surveys["score"])
+    has = ~np.isnan(score)
+    answered = _num(surveys["answered_day"])
+    with np.errstate(invalid="ignore"):
+        recent_s = has & (answered > as_of - RECENT_DAYS)
+    n_s = agg.count(s_code, has)
+    n_recent = agg.count(s_code, recent_s)
+    out["surveys"] = agg.count(s_code)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["survey_mean"] = np.where(n_s > 0, agg.sum(s_code, np.nan_to_num(score), has) / n_s, np.nan)
+        out["survey_mean_recent"] = np.where(n_recent > 0, agg.sum(s_code, np.nan_to_num(score), recent_s) / n_recent, np.nan)
 
 
-def _invoice_features(out: pd.DataFrame, invoices: pd.DataFrame, as_of: int, default_days: int) -> None:
-    index = out.index
-    inv = invoices.assign(
-        customer_id=invoices["customer_id"].astype(str),
-        amount=pd.to_numeric(invoices["amount"], errors="coerce").fillna(0.0),
-        due_day=pd.to_numeric(invoices["due_day"], errors="coerce"),
-        paid_day=pd.to_numeric(invoices["paid_day"], errors="coerce"),
-        days_overdue=pd.to_numeric(invoices["days_overdue"], errors="coerce").fillna(0.0),
-    )
-    paid = inv["paid_day"].notna()
-    late_at_payment = (inv["paid_day"] - inv["due_day"]).clip(lower=0).where(paid, 0.0).fillna(0.0)
-    open_overdue = (as_of - inv["due_day"]).clip(lower=0).where(~paid, 0.0).fillna(0.0)
-    worst = pd.concat([late_at_payment, open_overdue, inv["days_overdue"]], axis=1).max(axis=1)
-    inv = inv.assign(paid=paid, on_time=paid & (late_at_payment <= 0), open_days=np.maximum(open_overdue, inv["days_overdue"].where(~paid, 0.0)), worst=worst)
-    g = inv.groupby("customer_id")
-    out["invoices"] = g.size().reindex(index, fill_value=0)
-    out["invoices_paid"] = g["paid"].sum().reindex(index, fill_value=0)
-    out["invoices_paid_on_time"] = g["on_time"].sum().reindex(index, fill_value=0)
-    out["max_open_days_overdue"] = g["open_days"].max().reindex(index, fill_value=0.0)
-    out["avg_days_late"] = inv[paid].groupby("customer_id")["worst"].mean().reindex(index, fill_value=0.0)
-    out["outstanding"] = inv[~paid].groupby("customer_id")["amount"].sum().reindex(index, fill_value=0.0)
-    out["defaults"] = (inv["worst"] >= default_days).groupby(inv["customer_id"]).sum().reindex(index, fill_value=0)
+def _invoice_features(out: dict, agg: _Agg, invoices: pd.DataFrame, ids: pd.Index, as_of: int, default_days: int) -> None:
+    code = _codes(invoices, ids)
+    amount = _num(invoices["amount"], 0.0)
+    due = _num(invoices["due_day"])
+    paid_day = _num(invoices["paid_day"])
+    reported = _num(invoices["days_overdue"], 0.0)
+    paid = ~np.isnan(paid_day)
+    late_at_payment = np.where(paid, np.nan_to_num(np.clip(paid_day - due, 0, None)), 0.0)
+    open_overdue = np.where(~paid, np.nan_to_num(np.clip(as_of - due, 0, None)), 0.0)
+    worst = np.maximum(np.maximum(late_at_payment, open_overdue), reported)
+    open_days = np.maximum(open_overdue, np.where(~paid, reported, 0.0))
+    n_paid = agg.count(code, paid)
+    out["invoices"] = agg.count(code)
+    out["invoices_paid"] = n_paid
+    out["invoices_paid_on_time"] = agg.count(code, paid & (late_at_payment <= 0))
+    out["max_open_days_overdue"] = agg.max(code, open_days, fill=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["avg_days_late"] = np.where(n_paid > 0, agg.sum(code, worst, paid) / n_paid, 0.0)
+    out["outstanding"] = agg.sum(code, amount, ~paid)
+    out["defaults"] = agg.count(code, worst >= default_days)

@@ -67,7 +67,7 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
         func.coalesce(orders.c.damaged, 0).label("damaged"),
         func.coalesce(orders.c.lost, 0).label("lost"),
         (func.coalesce(orders.c.damage_loss, 0.0) + func.coalesce(orders.c.lost_value, 0.0)).label("loss"),
-    ).where(orders.c.order_day.is_not(None))
+    ).where(orders.c.order_day.is_not(None)).order_by(orders.c.order_id)
     order_rows = await _rows(session, order_stmt, orders.c.customer_id, ids)
     order_df = pd.DataFrame.from_records(order_rows, columns=["customer_id", "order_day", "amount", "margin", "service_type", "cancelled", "shipped", "on_time", "damaged", "lost", "loss"])
     if not order_df.empty:
@@ -77,7 +77,7 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
         order_df["lost"] = order_df["lost"].astype(bool)
         order_df["on_time"] = pd.to_numeric(order_df["on_time"], errors="coerce")
 
-    c_rows = await _rows(session, select(complaints.c.customer_id, complaints.c.filed_at, complaints.c.resolved_at, complaints.c.within_sla, complaints.c.priority, complaints.c.compensation), complaints.c.customer_id, ids)
+    c_rows = await _rows(session, select(complaints.c.customer_id, complaints.c.filed_at, complaints.c.resolved_at, complaints.c.within_sla, complaints.c.priority, complaints.c.compensation).order_by(complaints.c.complaint_id), complaints.c.customer_id, ids)
     sla_days = {k: v / 24 for k, v in settings.complaint_sla_hours.items()}
     complaint_df = pd.DataFrame(
         {
@@ -90,11 +90,11 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
             "sla_days": [sla_days.get(r[4] or "", 3.0) for r in c_rows],
         }
     )
-    s_rows = await _rows(session, select(surveys.c.customer_id, surveys.c.score, surveys.c.answered_at), surveys.c.customer_id, ids)
+    s_rows = await _rows(session, select(surveys.c.customer_id, surveys.c.score, surveys.c.answered_at).order_by(surveys.c.complaint_id), surveys.c.customer_id, ids)
     survey_df = pd.DataFrame({"customer_id": [r[0] for r in s_rows], "score": [r[1] for r in s_rows], "answered_day": _days([r[2] for r in s_rows])})
-    i_rows = await _rows(session, select(invoices.c.customer_id, invoices.c.amount, invoices.c.due_day, invoices.c.paid_day, invoices.c.days_overdue), invoices.c.customer_id, ids)
+    i_rows = await _rows(session, select(invoices.c.customer_id, invoices.c.amount, invoices.c.due_day, invoices.c.paid_day, invoices.c.days_overdue).order_by(invoices.c.invoice_id), invoices.c.customer_id, ids)
     invoice_df = pd.DataFrame.from_records(i_rows, columns=["customer_id", "amount", "due_day", "paid_day", "days_overdue"])
-    cu_rows = await _rows(session, select(customers.c.customer_id, customers.c.credit_limit, customers.c.share_of_wallet), customers.c.customer_id, ids)
+    cu_rows = await _rows(session, select(customers.c.customer_id, customers.c.credit_limit, customers.c.share_of_wallet).order_by(customers.c.customer_id), customers.c.customer_id, ids)
     customer_df = pd.DataFrame.from_records(cu_rows, columns=["customer_id", "credit_limit", "share_of_wallet"])
     return Facts(orders=order_df, complaints=complaint_df, surveys=survey_df, invoices=invoice_df, customers=customer_df)
 
