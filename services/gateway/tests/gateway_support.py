@@ -64,9 +64,10 @@ def _app(name: str, recorder: Recorder) -> FastAPI:
     return app
 
 
-def fake_profile(recorder: Recorder) -> FastAPI:
+def fake_profile(recorder: Recorder, extra: dict | None = None) -> FastAPI:
     app = _app("profile", recorder)
     customers = {k: dict(v) for k, v in CUSTOMERS.items()}
+    customers.update({k: dict(v) for k, v in (extra or {}).items()})
 
     @app.get("/customers")
     async def list_customers():
@@ -229,9 +230,11 @@ FAKES = {"profile": fake_profile, "scoring": fake_scoring, "complaints": fake_co
 
 
 class FakeUpstreams:
-    def __init__(self):
+    def __init__(self, extra_customers: dict | None = None):
         self.recorders = {name: Recorder() for name in FAKES}
         self.apps = {name: factory(self.recorders[name]) for name, factory in FAKES.items()}
+        if extra_customers:
+            self.apps["profile"] = fake_profile(self.recorders["profile"], extra_customers)
 
     def transports(self, **overrides: httpx.AsyncBaseTransport) -> dict[str, httpx.AsyncBaseTransport]:
         out: dict[str, httpx.AsyncBaseTransport] = {name: httpx.ASGITransport(app=app, raise_app_exceptions=False) for name, app in self.apps.items()}
