@@ -26,6 +26,7 @@ class ServiceInfo:
     folder: str  # services/<folder>
     package: str
     prefix: str
+    consumes: bool = True  # has Kafka consumers: needs worker replicas (the gateway only relays its outbox)
 
     @property
     def path(self) -> Path:
@@ -44,7 +45,7 @@ SERVICES = (
     ServiceInfo("scoring", "crm_scoring", "SCORING_"),
     ServiceInfo("complaints", "crm_complaints", "COMPLAINTS_"),
     ServiceInfo("notifications", "crm_notifications", "NOTIFICATIONS_"),
-    ServiceInfo("gateway", "crm_gateway", "GATEWAY_"),
+    ServiceInfo("gateway", "crm_gateway", "GATEWAY_", consumes=False),
 )
 SERVICE_BY_FOLDER = {s.folder: s for s in SERVICES}
 SERVICE_BY_PREFIX = {s.prefix: s for s in SERVICES}

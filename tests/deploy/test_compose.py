@@ -63,12 +63,13 @@ def test_every_service_has_api_worker_and_a_migration_that_runs_first(compose):
         migrate = services[f"{name}-migrate"]
         assert migrate["command"] == ["migrate"] and migrate["restart"] == "no"
         assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-        containers = [name] + ([f"{name}-worker"] if service.has("worker.py") or f"{name}-worker" in services else [])
+        has_worker = (service.consumes and service.has("worker.py")) or f"{name}-worker" in services
+        containers = [name] + ([f"{name}-worker"] if has_worker else [])
         for container in containers:
             spec = services[container]
             assert spec["depends_on"][f"{name}-migrate"]["condition"] == "service_completed_successfully", container
             assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully", container
-        if service.has("worker.py"):
+        if has_worker:
             assert services[f"{name}-worker"]["command"] == ["worker"]
 
 

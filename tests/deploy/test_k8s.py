@@ -125,7 +125,7 @@ def test_every_service_has_api_hpa_pdb_and_migration_job(rendered):
         if (service.path / "alembic.ini").exists():
             job = jobs[f"crm-{service.folder}-migrate"]
             assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
-        if service.has("worker.py"):
+        if service.consumes and service.has("worker.py"):
             assert f"crm-{service.folder}-worker" in deployments, f"{service.folder} has a worker module but no worker Deployment"
         for deployment in [d for n, d in deployments.items() if n.startswith(f"crm-{service.folder}")]:
             labels = deployment["spec"]["template"]["metadata"]["labels"]
