@@ -46,6 +46,13 @@ async def test_gateway_routes_to_the_real_profile_service_with_object_checks(dat
         assert (await client.get("/api/v1/customers/search", params={"q": "Real"}, headers=customer)).status_code == 403
         view = await client.get(f"/api/v1/customers/{mine}/360", headers=customer)
         assert view.status_code == 200 and view.json()["profile"]["name"] == "Real Acme Logistics"
+        spec = (await client.get("/api/v1/openapi.json")).json()
+        assert spec["paths"]["/api/v1/customers/search"]["get"]["x-upstream"] == "profile"
+        assert "/api/v1/customers/{customer_id}/contacts" in spec["paths"]
+        assert not any(p.startswith("/api/v1/") and p.endswith(("/healthz", "/readyz")) for p in spec["paths"])  # upstream ops stay internal
+        for item in spec["paths"].values():  # every $ref of the merged document resolves
+            for ref in __import__("re").findall(r'"\$ref": "#/components/schemas/([^"]+)"', __import__("json").dumps(item)):
+                assert ref in spec["components"]["schemas"], ref
     finally:
         await client.aclose()
         await app.state.gateway.aclose()
