@@ -63,7 +63,8 @@ def test_every_service_has_api_worker_and_a_migration_that_runs_first(compose):
         migrate = services[f"{name}-migrate"]
         assert migrate["command"] == ["migrate"] and migrate["restart"] == "no"
         assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-        has_worker = (service.consumes and service.has("worker.py")) or f"{name}-worker" in services
+        has_worker = service.consumes and service.has("worker.py")
+        assert has_worker or f"{name}-worker" not in services, f"{name} has no consumers: a worker would only relay"
         containers = [name] + ([f"{name}-worker"] if has_worker else [])
         for container in containers:
             spec = services[container]

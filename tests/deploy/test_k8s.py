@@ -127,6 +127,8 @@ def test_every_service_has_api_hpa_pdb_and_migration_job(rendered):
             assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
         if service.consumes and service.has("worker.py"):
             assert f"crm-{service.folder}-worker" in deployments, f"{service.folder} has a worker module but no worker Deployment"
+        if not service.consumes:
+            assert f"crm-{service.folder}-worker" not in deployments, f"{service.folder} has no consumers"
         for deployment in [d for n, d in deployments.items() if n.startswith(f"crm-{service.folder}")]:
             labels = deployment["spec"]["template"]["metadata"]["labels"]
             assert any(all(labels.get(k) == v for k, v in sel.items()) for sel in pdb_selectors), deployment["metadata"]["name"]
