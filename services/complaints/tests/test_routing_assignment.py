@@ -97,3 +97,19 @@ async def test_key_account_gets_higher_priority_from_tier_events(env):
         assert again.priority == "P2"
         rows = (await session.scalars(select(Complaint.priority).order_by(Complaint.filed_at))).all()
         assert list(rows) == ["P2", "P3", "P2"]
+
+
+async def test_team_and_agent_setup_over_http(env):
+    await seed_customer(env.db, "cust-1")
+    bad = await env.client.put("/teams/transport", json={"calendar": {"periods": [["18:00", "09:00"]]}}, headers=STAFF)
+    assert bad.status_code == 422
+    assert (await env.client.put("/teams/transport", json={}, headers=agent_headers("a", "transport"))).status_code == 403
+    team = await env.client.put("/teams/transport", json={"name": "Transport", "strategy": "round_robin", "team_lead": "lead-1",
+                                                          "calendar": {"timezone": "Asia/Shanghai", "holidays": ["2026-10-01"]}}, headers=STAFF)
+    assert team.status_code == 200 and team.json()["calendar"]["holidays"] == ["2026-10-01"]
+    agent = await env.client.put("/agents/night-owl", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "20:00", "end": "08:00"}]},
+                                 headers=STAFF)
+    assert agent.status_code == 200
+    assert (await env.client.put("/agents/x", json={"team_id": "nope"}, headers=STAFF)).status_code == 422
+    assert (await file(env, MONDAY_22))[2] == "night-owl"  # Monday 22:00 is inside the overnight shift
+    assert (await file(env, MONDAY_10, order_ids=["o9"]))[2] is None  # nobody on shift at 10:00

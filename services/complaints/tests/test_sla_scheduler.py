@@ -172,3 +172,20 @@ async def test_two_replicas_racing_on_each_clock_emit_once_per_level(pg_env):
     found = await escalations(env.db)
     per_key = collections.Counter((e["complaint_id"], e["clock"], e["level"]) for e in found)
     assert len(found) == 16 * 3 and set(per_key.values()) == {1}
+
+
+async def test_scan_hands_team_queued_complaints_to_agents_coming_on_shift(env):
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"day": [(d, 9 * 60, 18 * 60) for d in range(5)]}, calendar=CALENDAR)
+    night = shanghai(2026, 9, 28, 22, 0)
+    cid = await file(env, night)
+    scheduler = SlaScheduler(env.db, env.settings)
+    assert await scheduler.assign_queued(night + dt.timedelta(hours=1)) == 0
+    assert await scheduler.assign_queued(shanghai(2026, 9, 29, 9, 0)) == 1
+    assert await scheduler.assign_queued(shanghai(2026, 9, 29, 9, 5)) == 0
+    async with env.db.sessions() as session:
+        complaint = await service.get_complaint(session, cid)
+        assert (complaint.status, complaint.agent_id) == ("assigned", "day")
+        rows = (await session.execute(select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintAssigned")
+                                      .order_by(outbox_table.c.id))).all()
+    assert [orjson.loads(r.body)["payload"]["agent"] for r in rows] == [None, "day"]
