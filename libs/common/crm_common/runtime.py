@@ -13,6 +13,7 @@ from crm_common.bus import KafkaPublisher
 from crm_common.consumer import EventHandler, InboxConsumer
 from crm_common.db import Database
 from crm_common.http import CorrelationAndMetricsMiddleware, health_router
+from crm_common.limits import RequestBodyLimitMiddleware, max_request_body_bytes
 from crm_common.logging import configure_logging
 from crm_common.outbox import OutboxRelay
 from crm_common.problems import install_problem_handlers
@@ -111,6 +112,7 @@ def create_service_app(
 
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    app.add_middleware(RequestBodyLimitMiddleware, max_bytes=max_request_body_bytes(settings))  # inside the correlation id
     app.add_middleware(CorrelationAndMetricsMiddleware, service=settings.service_name)
     install_problem_handlers(app)
     app.include_router(health_router(runtime.readiness))
