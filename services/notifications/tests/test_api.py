@@ -140,6 +140,9 @@ async def test_delivery_log_per_customer(api_both, smtp):
     assert (await api.get(f"/deliveries/{log[0]['id']}")).json()["id"] == log[0]["id"]
     assert (await api.get("/deliveries", params={"customer_id": "nobody"})).json() == []
     assert (await api.get("/deliveries")).status_code == 422
+    report = (await api.get("/reports/notifications")).json()
+    assert report["by_status"] == {"sent": 1} and report["by_rule"] == {"complaint-filed-ack": {"sent": 1}}
+    assert report["by_channel"] == {"email": {"sent": 1}} and report["backlog"] == 0
 
 
 async def test_segment_send_dry_run_then_send(api_both, smtp):

@@ -4,7 +4,7 @@ import datetime as dt
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm_common.problems import Problem
 from crm_common.runtime import runtime_of
@@ -97,3 +97,35 @@ async def inbox(request: Request, assignee: str = Query(min_length=1), open_only
         if open_only:
             query = query.where(InboxTask.done_at.is_(None))
         return (await session.scalars(query.order_by(InboxTask.created_at.desc()))).all()
+
+
+@router.get("/reports/notifications")
+async def report(request: Request, days: int = Query(default=30, ge=1, le=366)):
+    """Notification statistics for the dashboard: messages by status, channel and rule, suppression reasons."""
+    runtime = runtime_of(request)
+    since = runtime.clock.now() - dt.timedelta(days=days)
+    async with runtime.db.sessions() as session:
+        recent = Message.created_at >= since
+
+        async def grouped(*columns):
+            rows = await session.execute(select(*columns, func.count()).where(recent).group_by(*columns))
+            return rows.all()
+
+        by_status = {status: count for status, count in await grouped(Message.status)}
+        by_channel: dict[str, dict[str, int]] = {}
+        for channel, status, count in await grouped(Message.channel, Message.status):
+            by_channel.setdefault(channel, {})[status] = count
+        by_rule: dict[str, dict[str, int]] = {}
+        for rule, status, count in await grouped(Message.rule_name, Message.status):
+            by_rule.setdefault(rule or "-", {})[status] = count
+        suppressed = {
+            reason or "-": count
+            for reason, count in (
+                await session.execute(
+                    select(Message.reason, func.count()).where(recent, Message.status == "suppressed").group_by(Message.reason)
+                )
+            ).all()
+        }
+        backlog = await session.scalar(select(func.count()).where(Message.status.in_(("queued", "deferred", "collecting", "sending"))))
+    return {"since": since, "days": days, "total": sum(by_status.values()), "by_status": by_status, "by_channel": by_channel,
+            "by_rule": by_rule, "suppressed_by_reason": suppressed, "backlog": int(backlog or 0)}
