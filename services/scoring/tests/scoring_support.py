@@ -59,7 +59,7 @@ async def scoring_db(database_factory, kind: str, label: str = "scoring") -> Dat
 
 
 def settings_for(url: str = "sqlite:///unused.db", **overrides) -> ScoringSettings:
-    return ScoringSettings(database_url=url, run_scheduler=False, **overrides)
+    return ScoringSettings(**{"database_url": url, "run_scheduler": False, **overrides})
 
 
 def processor(db: Database, settings: ScoringSettings | None = None, *, clock=clock, max_attempts: int = 2) -> tuple[InboxProcessor, CollectingDeadLetters]:

@@ -1,0 +1,375 @@
+"""Scoring benchmark: prints figures and ratios, writes bench/results/scoring.json.
+
+  .venv/bin/python bench/scoring_bench.py                       # 100k customers / 5M orders
+  .venv/bin/python bench/scoring_bench.py --customers 10000 --orders 500000 --events 5000
+
+Sections (each against a baseline measured in the same run):
+  recompute   full population recompute in memory (features, quintiles, ABC, BG/NBD + Gamma-Gamma fit,
+              every score with explanations) vs a plain pandas groupby pass over the same arrays;
+              wall time and peak traced memory (tracemalloc) of both
+  bgnbd       BG/NBD maximum-likelihood fit time on the population
+  import      `crm-scoring import-orders` bulk load of a CSV into PostgreSQL, then the recompute from the database
+  inbox       incremental scoring through InboxProcessor on PostgreSQL (events/s) vs the same inbox with a no-op handler
+  broker      the same through the real broker (Tansu) and the service's consumer vs the raw consume rate of that broker
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from scoring_data import SERVICE_TYPES, OrderHistory, generate, write_csv  # noqa: E402
+
+from crm_scoring.model import bgnbd, engine  # noqa: E402
+from crm_scoring.model.features import Facts, compute_features  # noqa: E402
+from crm_scoring.settings import ScoringSettings  # noqa: E402
+
+RESULTS = HERE / "results" / "scoring.json"
+
+
+def orders_frame(h: OrderHistory) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": h.customer_ids(),
+            "order_day": h.order_day,
+            "amount": h.amount,
+            "margin": h.margin,
+            "service_type": SERVICE_TYPES[h.service],
+            "cancelled": False,
+            "shipped": True,
+            "on_time": 1.0,
+            "damaged": False,
+            "lost": False,
+            "loss": 0.0,
+        }
+    )
+
+
+def measure(fn, *, trace: bool):
+    gc.collect()
+    if trace:
+        tracemalloc.start()
+    started = time.perf_counter()
+    result = fn()
+    elapsed = time.perf_counter() - started
+    peak = None
+    if trace:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return result, elapsed, peak
+
+
+def baseline_pass(frame: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    """What a hand-written analysis would do: one groupby for counts, sums, first/last, 12-month sums."""
+    window = frame[frame["order_day"] > as_of - 365]
+    g = frame.groupby("customer_id")
+    out = g.agg(orders=("amount", "size"), revenue=("amount", "sum"), margin=("margin", "sum"), first=("order_day", "min"), last=("order_day", "max"))
+    w = window.groupby("customer_id").agg(revenue_12m=("amount", "sum"), orders_12m=("amount", "size"))
+    out = out.join(w)
+    out["recency"] = as_of - out["last"]
+    out["rank"] = out["revenue_12m"].rank(ascending=False, method="first")
+    return out
+
+
+def full_recompute(frame: pd.DataFrame, as_of: int, settings: ScoringSettings, timings: dict):
+    t = time.perf_counter()
+    features = compute_features(Facts(orders=frame), as_of, settings.window_days, settings.default_days)
+    timings["features_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model = engine.fit_population(features, settings, as_of)
+    timings["fit_population_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    records = engine.score_features(features, model, settings, as_of)
+    timings["score_all_s"] = time.perf_counter() - t
+    return features, model, records
+
+
+def section_recompute(h: OrderHistory, settings: ScoringSettings, results: dict, memory: bool) -> pd.DataFrame:
+    frame = orders_frame(h)
+    as_of = h.last_day
+    _, base_s, _ = measure(lambda: baseline_pass(frame, as_of), trace=False)
+    timings: dict = {}
+    (features, model, records), full_s, _ = measure(lambda: full_recompute(frame, as_of, settings, timings), trace=False)
+    out = {
+        "customers": h.n_customers,
+        "orders": int(h.customer.size),
+        "baseline_pandas_s": round(base_s, 3),
+        "recompute_s": round(full_s, 3),
+        "ratio_recompute_over_baseline": round(full_s / base_s, 1),
+        "breakdown_s": {k: round(v, 3) for k, v in timings.items()},
+        "classes": pd.Series([r["abc_class"] for r in records]).value_counts().to_dict(),
+        "tiers": pd.Series([r["tier"] for r in records]).value_counts().to_dict(),
+        "bgnbd": model.bgnbd.as_dict() if model.bgnbd else None,
+    }
+    print(f"[recompute] {h.n_customers:,} customers / {h.customer.size:,} orders")
+    print(f"  baseline pandas groupby pass        {base_s:8.2f} s")
+    print(f"  full recompute (all scores)         {full_s:8.2f} s   = {full_s / base_s:.1f}x baseline")
+    print("    " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    if memory:
+        _, _, base_peak = measure(lambda: baseline_pass(frame, as_of), trace=True)
+        _, _, full_peak = measure(lambda: full_recompute(frame, as_of, settings, {}), trace=True)
+        out.update(baseline_peak_mb=round(base_peak / 2**20, 1), recompute_peak_mb=round(full_peak / 2**20, 1), ratio_memory=round(full_peak / base_peak, 1))
+        print(f"  peak traced memory: baseline {base_peak / 2**20:8.1f} MB, recompute {full_peak / 2**20:8.1f} MB = {full_peak / base_peak:.1f}x")
+    results["recompute"] = out
+    return features
+
+
+def section_bgnbd(features: pd.DataFrame, results: dict) -> None:
+    buyers = features[features["orders_total"] > 0]
+    started = time.perf_counter()
+    fit = bgnbd.fit(buyers["bg_x"], buyers["bg_t_x"], buyers["bg_T"])
+    elapsed = time.perf_counter() - started
+    results["bgnbd_fit"] = {"customers": int(len(buyers)), "seconds": round(elapsed, 3), "log_likelihood": round(fit.log_likelihood, 2), "params": fit.params.as_dict(), "converged": fit.converged}
+    print(f"[bgnbd] fit on {len(buyers):,} customers: {elapsed:.2f} s (LL {fit.log_likelihood:,.0f}, {fit.params})")
+
+
+# ---------------------------------------------------------------- database sections
+
+
+async def create_postgres_db() -> tuple[str, str]:
+    import asyncpg
+
+    admin = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"bench_scoring_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(admin)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return admin.rsplit("/", 1)[0] + "/" + name, name
+
+
+async def drop_postgres_db(name: str) -> None:
+    import asyncpg
+
+    admin = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    connection = await asyncpg.connect(admin)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def fresh_db():
+    from crm_common.db import Database
+    from crm_scoring.migrate import migrate
+
+    url, name = await create_postgres_db()
+    await asyncio.to_thread(migrate, url)
+    return Database(url), name
+
+
+async def section_import(h: OrderHistory, rows: int, settings: ScoringSettings, results: dict) -> None:
+    from crm_scoring.cli import import_orders
+
+    db, name = await fresh_db()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "orders.csv"
+            # a whole-customer subset: the first `rows` orders belong to the lowest customer indexes
+            written = write_csv(h, path, limit=rows)
+            as_of = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=h.last_day)
+            started = time.perf_counter()
+            summary = await import_orders(db, settings.model_copy(update={"database_url": db.url}), path, as_of=as_of)
+            total = time.perf_counter() - started
+        results["import"] = {"rows": written, **summary, "total_s": round(total, 3)}
+        print(f"[import] {written:,} CSV rows into PostgreSQL: load {summary['load_seconds']:.2f} s ({summary['rows_per_second']:,} rows/s), "
+              f"recompute from the database {summary['recompute_seconds']:.2f} s for {summary['customers']:,} customers")
+    finally:
+        await db.dispose()
+        await drop_postgres_db(name)
+
+
+def order_events(h: OrderHistory, count: int):
+    from crm_common.events import make_event
+    from crm_common.events.logistics import OrderCreated
+
+    ids = h.customer_ids()
+    pick = np.random.default_rng(5).choice(h.customer.size, size=min(count, h.customer.size), replace=False)
+    pick.sort()
+    envelopes = []
+    for i in pick:
+        cid = str(ids[i])
+        when = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=int(h.order_day[i]), hours=10)
+        envelopes.append(make_event(OrderCreated(order_id=f"o{i}", customer_id=cid, order_date=when, amount=Decimal(str(h.amount[i])), margin=Decimal(str(h.margin[i])),
+                                                 service_type=str(SERVICE_TYPES[h.service[i]])), key=cid, producer="bench"))
+    rng = np.random.default_rng(6)
+    rng.shuffle(envelopes)  # events of many customers interleaved, as on a real topic
+    return envelopes
+
+
+class NoopHandler:
+    name = "bench-noop"
+    topics = ("logistics.orders",)
+    event_types = None
+
+    async def handle(self, session, event):
+        return None
+
+    async def handle_batch(self, session, events):
+        return None
+
+
+class NullDeadLetters:
+    async def send(self, topic, key, value, headers=None):
+        raise RuntimeError(f"unexpected dead letter on {topic}")
+
+
+async def section_inbox(h: OrderHistory, count: int, settings: ScoringSettings, results: dict, batch: int = 500) -> None:
+    from crm_common.consumer import Delivery, InboxProcessor
+    from crm_common.events import encode_envelope
+    from crm_scoring.scoring.consumer import ScoringHandler
+
+    envelopes = order_events(h, count)
+    deliveries = [Delivery("logistics.orders", 0, i, e.key.encode(), encode_envelope(e)) for i, e in enumerate(envelopes)]
+    as_of = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=h.last_day)
+    rates = {}
+    for label, make_handler in (("noop_inbox", lambda url: NoopHandler()), ("scoring", lambda url: ScoringHandler(settings.model_copy(update={"database_url": url}), clock=lambda: as_of))):
+        db, name = await fresh_db()
+        try:
+            processor = InboxProcessor(db, make_handler(db.url), NullDeadLetters(), max_attempts=1)
+            started = time.perf_counter()
+            for i in range(0, len(deliveries), batch):
+                await processor.process(deliveries[i : i + batch])
+            elapsed = time.perf_counter() - started
+            rates[label] = len(deliveries) / elapsed
+        finally:
+            await db.dispose()
+            await drop_postgres_db(name)
+    results["inbox"] = {"events": len(deliveries), "batch": batch, "noop_inbox_events_per_s": round(rates["noop_inbox"]), "scoring_events_per_s": round(rates["scoring"]),
+                        "ratio_scoring_over_noop": round(rates["scoring"] / rates["noop_inbox"], 3)}
+    print(f"[inbox] {len(deliveries):,} OrderCreated events, batches of {batch}, PostgreSQL:")
+    print(f"  inbox with a no-op handler   {rates['noop_inbox']:10,.0f} events/s")
+    print(f"  scoring (facts + rescoring)  {rates['scoring']:10,.0f} events/s   = {rates['scoring'] / rates['noop_inbox']:.2f}x the no-op inbox")
+
+
+async def section_broker(h: OrderHistory, count: int, settings: ScoringSettings, results: dict) -> None:
+    from aiokafka import AIOKafkaConsumer
+    from sqlalchemy import func, select
+
+    from crm_common.broker import LocalBroker
+    from crm_common.bus import KafkaPublisher, ensure_topics
+    from crm_common.consumer import inbox_table
+    from crm_common.events import ALL_TOPICS, encode_envelope
+    from crm_common.settings import KafkaSettings
+    from crm_scoring.main import build_runtime
+
+    envelopes = order_events(h, count)
+    log_dir = Path(tempfile.mkdtemp())
+    broker = LocalBroker(log_path=log_dir / "tansu.log").start()
+    try:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:6]}.", topic_partitions=6)
+        await ensure_topics(kafka, ALL_TOPICS)
+        publisher = KafkaPublisher(kafka, client_id="bench")
+        futures = [await publisher.send("logistics.orders", e.key, encode_envelope(e)) for e in envelopes]
+        await asyncio.gather(*futures)
+        await publisher.stop()
+
+        consumer = AIOKafkaConsumer(kafka.physical("logistics.orders"), **kafka.client_options(), group_id=f"raw-{uuid.uuid4().hex[:6]}",
+                                    auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=500)
+        await consumer.start()
+        seen, started = 0, time.perf_counter()
+        try:
+            while seen < len(envelopes) and time.perf_counter() - started < 120:
+                for records in (await consumer.getmany(timeout_ms=200, max_records=500)).values():
+                    seen += len(records)
+        finally:
+            await consumer.stop()
+        raw_rate = seen / (time.perf_counter() - started)
+
+        db, name = await fresh_db()
+        await db.dispose()
+        as_of = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=h.last_day)
+        runtime = build_runtime(settings.model_copy(update={"database_url": db.url, "kafka": kafka, "consumer_batch_size": 500}), clock=lambda: as_of)
+        started = time.perf_counter()
+        await runtime.start(relay=False, consumers=True)
+        try:
+            while True:
+                async with runtime.db.sessions() as session:
+                    done = await session.scalar(select(func.count()).select_from(inbox_table))
+                if done >= len(envelopes) or time.perf_counter() - started > 600:
+                    break
+                await asyncio.sleep(0.2)
+            elapsed = time.perf_counter() - started
+        finally:
+            await runtime.stop()
+            await drop_postgres_db(name)
+        rate = done / elapsed
+        results["broker"] = {"events": len(envelopes), "partitions": 6, "raw_consume_events_per_s": round(raw_rate), "scoring_consumer_events_per_s": round(rate),
+                             "ratio_scoring_over_raw": round(rate / raw_rate, 3), "note": "one scoring replica; includes the consumer group join"}
+        print(f"[broker] {len(envelopes):,} events on 6 partitions of a local Tansu broker:")
+        print(f"  raw consume (getmany, no work)       {raw_rate:10,.0f} events/s")
+        print(f"  scoring consumer (1 replica, PG)     {rate:10,.0f} events/s   = {rate / raw_rate:.3f}x raw (includes the group join)")
+    finally:
+        broker.stop()
+
+
+async def database_sections(args, h: OrderHistory, settings: ScoringSettings, results: dict) -> None:
+    if not args.no_import:
+        await section_import(h, args.import_rows, settings, results)
+    if not args.no_inbox:
+        await section_inbox(h, args.events, settings, results)
+    if not args.no_broker:
+        await section_broker(h, args.events, settings, results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--orders", type=int, default=5_000_000)
+    parser.add_argument("--events", type=int, default=20_000, help="events for the incremental (inbox/broker) sections")
+    parser.add_argument("--import-rows", type=int, default=500_000, help="CSV rows for the import section")
+    parser.add_argument("--no-memory", action="store_true", help="skip the traced-memory passes")
+    parser.add_argument("--no-import", action="store_true")
+    parser.add_argument("--no-inbox", action="store_true")
+    parser.add_argument("--no-broker", action="store_true")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    settings = ScoringSettings(run_scheduler=False)
+    results: dict = {
+        "run_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "args": vars(args),
+    }
+    started = time.perf_counter()
+    h = generate(args.customers, args.orders, seed=args.seed)
+    print(f"[data] {h.n_customers:,} customers, {h.customer.size:,} orders generated in {time.perf_counter() - started:.1f} s "
+          f"(top 1% of customers bring {top_share(h, 0.01):.0%} of revenue, top 20% bring {top_share(h, 0.2):.0%})")
+    features = section_recompute(h, settings, results, memory=not args.no_memory)
+    section_bgnbd(features, results)
+    del features
+    gc.collect()
+    asyncio.run(database_sections(args, h, settings, results))
+    results["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str))
+    print(f"[done] process max RSS {results['max_rss_mb']:,} MB; results in {RESULTS}")
+
+
+def top_share(h: OrderHistory, fraction: float) -> float:
+    revenue = np.bincount(h.customer, weights=h.amount, minlength=h.n_customers)
+    ordered = np.sort(revenue)[::-1]
+    return float(ordered[: max(1, int(len(ordered) * fraction))].sum() / ordered.sum())
+
+
+if __name__ == "__main__":
+    main()
