@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from crm_common.events.complaints import ComplaintFiled
 from crm_common.events.customers import CustomerErased
+from crm_common.events.logistics import PaymentOverdue as PaymentOverdueEvent
 from crm_common.events.scoring import ChurnRiskRaised, CustomerTierChanged
 from crm_common.outbox import outbox_table
 from crm_notifications.channels.base import ChannelResult
@@ -189,3 +190,33 @@ async def test_erased_contact_is_never_contacted_again_and_logs_are_anonymised(n
         details = (await session.scalars(select(Attempt.detail))).all()
     assert all("zhou" not in str(v).lower() for v in variables)
     assert all("zhou" not in (d or "").lower() for d in details)
+
+
+async def test_two_dispatchers_never_send_the_same_message_twice(nf, smtp, provider, clock):
+    from crm_notifications.delivery.dispatcher import Dispatcher
+
+    feeder = EventFeeder(nf)
+    contacts = [{"contact_id": f"kk{i}", "email": f"kk{i}@example.com", "language": "en"} for i in range(12)]
+    await feeder.feed(customer_registered("cc", contacts))
+    await feeder.feed(event(PaymentOverdueEvent(invoice_id="INV-1", customer_id="cc", amount="5", due_date=dt.date(2026, 2, 1),
+                                                days_overdue=3, reported_at=T0)))
+    other = Dispatcher(nf.db, nf.channels, nf.settings, clock)
+    handled = await asyncio.gather(nf.dispatcher.run_once(), other.run_once())
+    assert sum(handled) == 12
+    assert sorted(m["To"] for m in smtp.messages) == sorted(c["email"] for c in contacts)
+    assert {m.status for m in await _messages(nf)} == {"sent"}
+
+
+async def test_the_newest_template_version_is_used_and_recorded(nf, smtp):
+    from crm_notifications.templates import service as templates
+
+    async with nf.transaction() as session:
+        await templates.save_version(session, key="complaint_ack", language="en", subject="Ticket {{ complaint_number }} received",
+                                     body="Hello {{ contact_name }}", variables=["complaint_number", "contact_name"])
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("cv", [{"contact_id": "kv", "name": "Vera", "email": "v@example.com", "language": "en"}]))
+    await feeder.feed(complaint_filed("cv", "kv", "CP-V2"))
+    await nf.dispatcher.run_once()
+    assert [m["Subject"] for m in smtp.messages] == ["Ticket CP-V2 received"]
+    [message] = await _messages(nf)
+    assert message.template_version == 2
