@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import datetime as dt
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -53,7 +54,15 @@ from crm_common.broker import LocalBroker  # noqa: E402
 from crm_common.bus import ensure_topics  # noqa: E402
 from crm_common.db import Database  # noqa: E402
 from crm_common.events.envelope import EventEnvelope, encode_envelope, make_event  # noqa: E402
-from crm_common.events.logistics import OrderCreated, OrderDelivered, OrderShipped, PaymentReceived  # noqa: E402
+from crm_common.events.logistics import (  # noqa: E402
+    OrderCreated,
+    OrderDelivered,
+    OrderShipped,
+    PaymentReceived,
+    ShipmentDamaged,
+    ShipmentDelayed,
+    ShipmentLost,
+)
 from crm_common.events.topics import ALL_TOPICS, topic_for  # noqa: E402
 from crm_common.settings import KafkaSettings  # noqa: E402
 
@@ -64,7 +73,8 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 # --------------------------------------------------------------------------- the event stream
 def make_stream(events: int, customers: int, seed: int = 7) -> list[EventEnvelope]:
     """A deterministic order-to-cash stream: per customer, orders are created, shipped, delivered
-    and paid in that order; customers are drawn with a skew (a few big shippers, many small ones)."""
+    and paid in that order, some shipments get delayed, damaged or lost on the way; customers are
+    drawn with a skew (a few big shippers, many small ones)."""
     rng = random.Random(seed)
     ids = [f"C{index:06d}" for index in range(customers)]
     weights = [1.0 / (rank + 1) ** 0.7 for rank in range(customers)]
@@ -83,6 +93,18 @@ def make_stream(events: int, customers: int, seed: int = 7) -> list[EventEnvelop
             if stage == "created":
                 payload = OrderShipped(order_id=order_id, customer_id=customer, shipped_at=now)
                 order[1] = "shipped"
+            elif stage == "shipped" and rng.random() < 0.15:
+                # a TMS incident on the way: delays (some below the complaint threshold), damage, loss
+                incident = rng.random()
+                if incident < 0.6:
+                    payload = ShipmentDelayed(order_id=order_id, customer_id=customer, delay_minutes=rng.choice([90, 600, 1500, 2900]),
+                                              reason="weather", reported_at=now)
+                elif incident < 0.9:
+                    payload = ShipmentDamaged(order_id=order_id, customer_id=customer, description="crushed carton",
+                                              estimated_loss=(amount / 4).quantize(Decimal("0.01")), reported_at=now)
+                else:
+                    payload = ShipmentLost(order_id=order_id, customer_id=customer, declared_value=amount, reported_at=now)
+                    open_orders.pop(0)
             elif stage == "shipped":
                 promised = now + dt.timedelta(hours=rng.choice([-12, 6, 24]))
                 payload = OrderDelivered(order_id=order_id, customer_id=customer, delivered_at=now, promised_at=promised)
@@ -177,34 +199,41 @@ def alembic_prepare(folder: Path, package: str) -> Callable[[str], Awaitable[Non
     return prepare
 
 
-SCORING_FINGERPRINT_SQL = os.environ.get("CRM_SCALEOUT_SCORING_SQL")
+def service_target(name: str, package: str, env_prefix: str, support_module: str) -> Target | None:
+    """A real service worker; `support_module` (tests/scaleout/scaleout_<name>.py) says which events
+    it applies (from its handlers) and how to fingerprint its state from its own tables."""
+    folder = service_folder(package)
+    if folder is None or not (folder / package / "worker.py").exists() or not (folder / "alembic.ini").exists():
+        return None
+    if importlib.util.find_spec(package) is None:
+        sys.path.insert(0, str(folder))
+    support = importlib.import_module(support_module)
+    return Target(
+        name=name,
+        module=f"{package}.worker",
+        env_prefix=env_prefix,
+        pythonpath=[folder],
+        prepare=alembic_prepare(folder, package),
+        fingerprint=lambda url: support.fingerprint(url, _rows, _digest),
+        accepts=support.accepts,
+        extra_env=support.EXTRA_ENV,
+    )
 
 
 def scoring_target() -> Target | None:
-    folder = service_folder("crm_scoring")
-    if folder is None or not (folder / "crm_scoring" / "worker.py").exists() or not (folder / "alembic.ini").exists():
-        return None
-    if importlib.util.find_spec("crm_scoring") is None:
-        sys.path.insert(0, str(folder))
-    import scaleout_scoring  # tests/scaleout/scaleout_scoring.py: which tables make the scoring state
+    return service_target("scoring", "crm_scoring", "SCORING_", "scaleout_scoring")
 
-    return Target(
-        name="scoring",
-        module="crm_scoring.worker",
-        env_prefix="SCORING_",
-        pythonpath=[folder],
-        prepare=alembic_prepare(folder, "crm_scoring"),
-        fingerprint=lambda url: scaleout_scoring.fingerprint(url, _rows, _digest),
-        accepts=scaleout_scoring.accepts,
-        extra_env=scaleout_scoring.EXTRA_ENV,
-    )
+
+def complaints_target() -> Target | None:
+    return service_target("complaints", "crm_complaints", "COMPLAINTS_", "scaleout_complaints")
 
 
 def available_targets() -> dict[str, Target]:
     targets = {"recorder": recorder_target()}
-    scoring = scoring_target()
-    if scoring is not None:
-        targets["scoring"] = scoring
+    for make in (scoring_target, complaints_target):
+        target = make()
+        if target is not None:
+            targets[target.name] = target
     return targets
 
 
@@ -331,15 +360,15 @@ async def group_members(bootstrap: str, groups: list[str]) -> dict[str, tuple[st
         return {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
+    out = {}
     try:
-        described = await admin.describe_consumer_groups(sorted(groups))
+        for name in sorted(groups):  # one group per request: Tansu garbles multi-group answers
+            for response in await admin.describe_consumer_groups([name]):
+                for group in response.groups:
+                    _error, group_name, state, _ptype, _protocol, members = group[:6]
+                    out[group_name] = (state, len(members))
     finally:
         await admin.close()
-    out = {}
-    for response in described:
-        for group in response.groups:
-            _error, name, state, _ptype, _protocol, members = group[:6]
-            out[name] = (state, len(members))
     return out
 
 
@@ -505,7 +534,7 @@ async def run_scaleout(
 def table(results: list[RunResult]) -> str:
     base = results[0]
     lines = [
-        f"{'target':10s} {'replicas':>8s} {'partitions/replica':>18s} {'events/replica':>18s} {'events':>7s} {'seconds':>8s} "
+        f"{'target':10s} {'replicas':>8s} {'partitions/replica':>18s} {'applied/replica':>18s} {'events':>7s} {'seconds':>8s} "
         f"{'events/s':>9s} {'speed-up':>8s} {'rebal.':>6s} {'dlq':>4s}  state",
     ]
     for r in results:
@@ -515,6 +544,8 @@ def table(results: list[RunResult]) -> str:
             f"{r.throughput / base.throughput:8.2f} {r.rebalances_during_run:6d} {r.dead_letters:4d}  {r.fingerprint['digest'][:12]} {same}"
         )
     summary = {k: v for k, v in base.fingerprint.items() if k != "digest"}
+    lines.append(f"events = the whole stream read by the group; applied = events this service's handlers take "
+                 f"({sum(base.events_per_replica)}); partitions/replica per consumer group")
     lines.append(f"state of the 1-replica run: {summary}")
     return "\n".join(lines)
 

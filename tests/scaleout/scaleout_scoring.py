@@ -30,7 +30,8 @@ ORDER BY o.customer_id
 
 ORDERS_SQL = """
 SELECT order_id, customer_id, order_date, amount, currency, cost, margin, service_type, lane,
-       promised_delivery_at, promised_at, shipped_at, delivered_at, cancelled_at
+       promised_delivery_at, promised_at, shipped_at, delivered_at, cancelled_at,
+       delay_minutes, damaged, damage_loss, lost, lost_value
 FROM orders ORDER BY order_id
 """
 
