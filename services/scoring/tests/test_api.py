@@ -1,5 +1,4 @@
 """The HTTP API in-process (ASGI): scores with explanations and history, lists with cursors, reports, recompute."""
-import datetime as dt
 
 import httpx
 import pytest

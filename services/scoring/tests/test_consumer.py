@@ -4,7 +4,6 @@ import random
 import pytest
 from scoring_support import (
     AS_OF,
-    clock,
     deliveries,
     event,
     fact_snapshot,

@@ -5,7 +5,7 @@ import datetime as dt
 import random
 from decimal import Decimal
 
-from scoring_support import AS_OF, UTC, event, feed, fact_snapshot, history, processor, score_snapshot, scoring_db, settings_for
+from scoring_support import AS_OF, event, feed, fact_snapshot, history, processor, score_snapshot, scoring_db, settings_for
 from sqlalchemy import func, select
 
 from crm_common.bus import KafkaPublisher

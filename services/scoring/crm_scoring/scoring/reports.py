@@ -1,6 +1,7 @@
 """Reports: the Pareto report (JSON and chart) and the model report with its holdout check."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 from typing import Any
@@ -115,4 +116,4 @@ async def model_report(session: AsyncSession, calibration_end: dt.date, holdout_
     if days.empty:
         raise ValueError("no orders yet")
     last = dt.date(1970, 1, 1) + dt.timedelta(days=int(days["order_day"].max()))
-    return model_report_from_days(days, calibration_end, holdout_end or last)
+    return await asyncio.to_thread(model_report_from_days, days, calibration_end, holdout_end or last)

@@ -1,6 +1,7 @@
 """Scoring use cases: rescore touched customers, recompute the population, announce what changed."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.context import current_correlation_id
@@ -31,10 +32,6 @@ CATEGORICAL = ("abc_class", "rfm_segment", "credit_grade", "tier")
 
 
 # ---------------------------------------------------------------- loading facts
-
-
-def _in(column, ids):
-    return column.in_(ids) if ids is not None else True
 
 
 async def _rows(session: AsyncSession, stmt, column, ids: list[str] | None) -> list:
@@ -151,10 +148,14 @@ async def recompute_population(session: AsyncSession, settings: ScoringSettings,
     """Refit quintiles, ABC cut-offs, BG/NBD and Gamma-Gamma on everyone, then rescore everyone."""
     as_of_day = day_number(as_of)
     facts = await load_facts(session, settings)
-    features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
-    model = engine.fit_population(features, settings, as_of_day)
+
+    def compute():  # CPU-bound and pure: off the event loop, so HTTP and consumers keep answering
+        features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
+        model = engine.fit_population(features, settings, as_of_day)
+        return model, engine.score_features(features, model, settings, as_of_day)
+
+    model, records = await asyncio.to_thread(compute)
     await save_model(session, model)
-    records = engine.score_features(features, model, settings, as_of_day)
     changes = await store_scores(session, records, settings, as_of, emit=emit)
     return {"customers": len(records), "model": _jsonable(model.as_dict()), "events": changes}
 
@@ -233,6 +234,3 @@ async def store_scores(session: AsyncSession, records: Sequence[dict], settings:
         await add_to_outbox(session, envelopes[start : start + 2000])
     return counts
 
-
-async def delete_scores(session: AsyncSession, ids: list[str]) -> None:
-    await session.execute(delete(customer_scores).where(customer_scores.c.customer_id.in_(ids)))
