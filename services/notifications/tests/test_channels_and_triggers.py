@@ -9,7 +9,7 @@ from sqlalchemy import select
 from crm_common.events.complaints import ComplaintEscalated, ComplaintResolved
 from crm_common.events.customers import CustomerUpdated
 from crm_common.events.logistics import PaymentOverdue, ShipmentLost
-from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, endpoint_secret, verify_signature
 from crm_notifications.delivery.models import InboxTask, Message
 from crm_notifications.preferences import service as preferences
 from crm_notifications.preferences.schemas import PreferencesIn
@@ -37,9 +37,13 @@ async def test_signed_webhook_to_a_customer_system_verifies(nf, provider):
     await nf.dispatcher.run_once()
     [(path, headers, body)] = provider.requests
     assert path == "/hooks/crm"
-    secret = nf.settings.webhook_secret
+    async with nf.db.sessions() as session:  # the secret the customer's IT gets from us
+        secret = (await preferences.show(session, "kw", webhook_master_secret=nf.settings.webhook_secret)).webhook_secret
+    assert secret and secret != nf.settings.webhook_secret
     assert verify_signature(secret, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
-    assert not verify_signature("wrong-secret", body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
+    assert not verify_signature(nf.settings.webhook_secret, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
+    other_endpoint = endpoint_secret(nf.settings.webhook_secret, "another-contact")
+    assert not verify_signature(other_endpoint, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
     payload = json.loads(body)
     assert payload["customer_id"] == "w1" and payload["data"]["order_id"] == "O-77"
     [message] = await _messages(nf)

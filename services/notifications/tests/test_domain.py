@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 
 from crm_notifications import catalog
-from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, sign, verify_signature
+from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, endpoint_secret, sign, verify_signature
 from crm_notifications.channels.base import OutgoingMessage
 from crm_notifications.delivery.dispatcher import backoff
 from crm_notifications.preferences.policy import (
@@ -167,12 +167,14 @@ def test_webhook_signature_verifies_and_rejects_tampering_and_replay():
     message = OutgoingMessage("m1", "webhook", "https://example.com/hook", "Subject", "Body 中文", "zh-CN", "c1", "shipment_status")
     body, headers = channel.request(message)
     ts, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
-    assert signature == sign("s3cret", 1_700_000_000, body)
-    assert verify_signature("s3cret", body, ts, signature, now=1_700_000_100)
-    assert not verify_signature("s3cret", body + b" ", ts, signature, now=1_700_000_100)  # body changed
-    assert not verify_signature("other", body, ts, signature, now=1_700_000_100)  # wrong secret
-    assert not verify_signature("s3cret", body, str(int(ts) + 1), signature, now=1_700_000_100)  # timestamp changed
-    assert not verify_signature("s3cret", body, ts, signature, now=1_700_000_000 + 301)  # replayed too late
+    secret = endpoint_secret("s3cret", "c1")  # no contact on the message: the customer's endpoint secret
+    assert signature == sign(secret, 1_700_000_000, body)
+    assert verify_signature(secret, body, ts, signature, now=1_700_000_100)
+    assert not verify_signature(secret, body + b" ", ts, signature, now=1_700_000_100)  # body changed
+    assert not verify_signature("s3cret", body, ts, signature, now=1_700_000_100)  # the master secret is not the endpoint's
+    assert not verify_signature(secret, body, str(int(ts) + 1), signature, now=1_700_000_100)  # timestamp changed
+    assert not verify_signature(secret, body, ts, signature, now=1_700_000_000 + 301)  # replayed too late
+    assert verify_signature(secret, body, ts, f"v1=deadbeef, {signature}", now=1_700_000_100)  # rotation: any listed signature
 
 
 def test_documented_algorithm_by_hand():

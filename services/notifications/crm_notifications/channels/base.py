@@ -17,6 +17,7 @@ class OutgoingMessage:
     customer_id: str
     category: str
     metadata: dict = field(default_factory=dict)
+    contact_id: str | None = None
 
 
 @dataclass(frozen=True)

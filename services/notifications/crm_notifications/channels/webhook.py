@@ -1,6 +1,6 @@
 """Signed webhooks to customer systems.
 
-Signature: hex HMAC-SHA256 with the shared secret over the bytes `f"{timestamp}.".encode() + body`,
+Signature: hex HMAC-SHA256 with the endpoint's secret over the bytes `f"{timestamp}.".encode() + body`,
 sent as `X-CRM-Signature: v1=<hex>` with `X-CRM-Timestamp: <unix seconds>`. Receivers verify with
 `verify_signature` (constant-time comparison, timestamp window against replay). See docs/notifications.md.
 """
@@ -18,6 +18,13 @@ from crm_notifications.channels.base import ChannelError, ChannelResult, Outgoin
 TIMESTAMP_HEADER = "X-CRM-Timestamp"
 SIGNATURE_HEADER = "X-CRM-Signature"
 DEFAULT_TOLERANCE_S = 300
+
+
+def endpoint_secret(master_secret: str, contact_id: str) -> str:
+    """Each endpoint gets its own secret, derived from the service's master secret, so one customer
+    knowing its secret cannot forge deliveries to another customer's endpoint. Nothing to store:
+    staff read it from GET /preferences/contacts/{contact_id} once a webhook address is set."""
+    return hmac.new(master_secret.encode(), f"webhook:{contact_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -42,10 +49,13 @@ def verify_signature(secret: str, body: bytes, timestamp_header: str, signature_
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, secret: str, *, timeout_s: float = 10.0, clock=time.time):
-        self.secret = secret
+    def __init__(self, master_secret: str, *, timeout_s: float = 10.0, clock=time.time):
+        self.master_secret = master_secret
         self.timeout_s = timeout_s
         self.clock = clock
+
+    def secret_for(self, message: OutgoingMessage) -> str:
+        return endpoint_secret(self.master_secret, message.contact_id or message.customer_id)
 
     def request(self, message: OutgoingMessage) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(
@@ -65,7 +75,7 @@ class WebhookChannel:
         headers = {
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(self.secret, timestamp, body),
+            SIGNATURE_HEADER: sign(self.secret_for(message), timestamp, body),
             "Idempotency-Key": message.message_id,
         }
         return body, headers

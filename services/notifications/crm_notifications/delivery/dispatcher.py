@@ -186,7 +186,7 @@ class Dispatcher:
         session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=message.attempts + 1, status=SENDING,
                             detail=f"{message.channel} attempt {message.attempts + 1}", at=now))
         return OutgoingMessage(message.id, message.channel, message.address, subject, body, message.language, message.customer_id,
-                               message.category, metadata=extra)
+                               message.category, metadata=extra, contact_id=message.contact_id)
 
     async def _recipient(self, session, message: Message) -> ContactView | None:
         customer = await directory.customer(session, message.customer_id)

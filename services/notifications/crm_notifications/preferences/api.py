@@ -11,15 +11,17 @@ router = APIRouter(prefix="/preferences", tags=["preferences"])
 
 @router.get("/contacts/{contact_id}", response_model=PreferencesOut)
 async def get_preferences(contact_id: str, request: Request):
-    async with runtime_of(request).db.sessions() as session:
-        return await service.show(session, contact_id)
+    runtime = runtime_of(request)
+    async with runtime.db.sessions() as session:
+        return await service.show(session, contact_id, webhook_master_secret=runtime.settings.webhook_secret)
 
 
 @router.put("/contacts/{contact_id}", response_model=PreferencesOut)
 async def put_preferences(contact_id: str, data: PreferencesIn, request: Request):
-    async with runtime_of(request).transaction() as session:
+    runtime = runtime_of(request)
+    async with runtime.transaction() as session:
         await service.update(session, contact_id, data)
-        return await service.show(session, contact_id)
+        return await service.show(session, contact_id, webhook_master_secret=runtime.settings.webhook_secret)
 
 
 @router.get("/unsubscribe")

@@ -32,4 +32,5 @@ class PreferencesOut(BaseModel):
     timezone: str
     marketing_consent: bool
     addresses: dict[str, str]
+    webhook_secret: str | None = None  # give it to the customer's IT: they verify our signatures with it
     categories: list[CategoryState]

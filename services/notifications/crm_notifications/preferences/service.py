@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.db import utcnow
 from crm_common.problems import Problem
 from crm_notifications import catalog
+from crm_notifications.channels.webhook import endpoint_secret
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord
 from crm_notifications.preferences.models import ContactAddress, Preference
@@ -88,7 +89,7 @@ async def opt_out(session: AsyncSession, contact_id: str, category: str, *, sour
     await session.flush()
 
 
-async def show(session: AsyncSession, contact_id: str) -> PreferencesOut:
+async def show(session: AsyncSession, contact_id: str, *, webhook_master_secret: str | None = None) -> PreferencesOut:
     contact = await contact_or_404(session, contact_id)
     view = await directory.contact_view(session, contact)
     stored = {row.category: row for row in (await session.scalars(select(Preference).where(Preference.contact_id == contact_id))).all()}
@@ -100,5 +101,8 @@ async def show(session: AsyncSession, contact_id: str) -> PreferencesOut:
         row = stored.get(category)
         states.append(CategoryState(category=category, kind=kind, opted_in=row.opted_in if row else None,
                                     channel=row.channel if row else None, effective=decision.reason or "send"))
+    secret = None
+    if webhook_master_secret and "webhook" in view.addresses:
+        secret = endpoint_secret(webhook_master_secret, contact.contact_id)
     return PreferencesOut(contact_id=contact.contact_id, customer_id=contact.customer_id, language=view.language, timezone=view.timezone,
-                          marketing_consent=view.marketing_consent, addresses=view.addresses, categories=states)
+                          marketing_consent=view.marketing_consent, addresses=view.addresses, webhook_secret=secret, categories=states)
