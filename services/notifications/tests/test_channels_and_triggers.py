@@ -189,3 +189,16 @@ async def test_events_for_a_merged_customer_reach_the_survivor(nf, smtp):
     [message] = await _messages(nf)
     assert message.customer_id == "m-new" and message.status == "sent"
     assert [m["To"] for m in smtp.messages] == ["m@example.com"]
+
+
+async def test_contacts_dropped_from_the_profile_are_no_longer_addressed(nf, provider):
+    feeder = EventFeeder(nf)
+    both = [{"contact_id": "ka", "phone": "+8613800138011", "preferred_channel": "sms"},
+            {"contact_id": "kb", "phone": "+8613800138012", "preferred_channel": "sms"}]
+    await feeder.feed(customer_registered("cr", both))
+    from crm_common.events.customers import ContactSnapshot
+
+    await feeder.feed(event(CustomerUpdated(customer_id="cr", name="CR", status="active", contacts=[ContactSnapshot(**both[1])])))
+    await feeder.feed(event(ShipmentLost(order_id="O-1", customer_id="cr", reported_at=T0)))
+    await nf.dispatcher.run_once()
+    assert [r["to"] for r in provider.received] == ["+8613800138012"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Date, Index, String
+from sqlalchemy import Boolean, Date, Index, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_common.db import UTCDateTime, utcnow
@@ -44,4 +44,5 @@ class ContactRecord(Base):
     quiet_hours_end: Mapped[str | None] = mapped_column(String(8))
     marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     erased: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # false once the profile drops the contact
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerSnapshot
@@ -47,6 +47,12 @@ async def apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot, now:
     record.account_manager = snapshot.account_manager
     record.contract_end = snapshot.contract_end
     record.updated_at = now
+    listed = {contact.contact_id for contact in snapshot.contacts}
+    await session.execute(  # contacts the profile no longer lists are not addressed as "the customer's contacts"
+        update(ContactRecord)
+        .where(ContactRecord.customer_id == snapshot.customer_id, ContactRecord.contact_id.not_in(listed) if listed else true())
+        .values(active=False, updated_at=now)
+    )
     for contact in snapshot.contacts:
         row = await session.get(ContactRecord, contact.contact_id)
         if row is None:
@@ -65,6 +71,7 @@ async def apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot, now:
         row.quiet_hours_start = contact.quiet_hours_start.strftime("%H:%M") if contact.quiet_hours_start else None
         row.quiet_hours_end = contact.quiet_hours_end.strftime("%H:%M") if contact.quiet_hours_end else None
         row.marketing_consent = contact.marketing_consent
+        row.active = True
         row.updated_at = now
     await session.flush()
 
@@ -174,6 +181,6 @@ async def contact_view(session: AsyncSession, contact: ContactRecord, erased_cus
 
 
 async def contacts_of(session: AsyncSession, customer_id: str) -> list[ContactRecord]:
-    return list(
-        (await session.scalars(select(ContactRecord).where(ContactRecord.customer_id == customer_id).order_by(ContactRecord.contact_id))).all()
-    )
+    """The customer's current contacts (erased ones included, callers skip them)."""
+    query = select(ContactRecord).where(ContactRecord.customer_id == customer_id, ContactRecord.active.is_(True))
+    return list((await session.scalars(query.order_by(ContactRecord.contact_id))).all())
