@@ -43,8 +43,30 @@ async def migrated_url(database_factory, kind: str, label: str = "complaints") -
     return url
 
 
-async def make_env(database_factory, kind: str, kafka=None, **overrides) -> Env:
-    url = await migrated_url(database_factory, kind)
+# every table of the service, children first (for a reset between tests that share one migrated database)
+TABLES = ("timeline_entries", "complaint_references", "sla_clocks", "idempotency_keys", "complaints", "agent_shifts", "agents",
+          "routing_rules", "teams", "directory_contacts", "directory_customers", "outbox", "inbox")
+
+
+async def reset_database(url: str) -> None:
+    from sqlalchemy import text
+
+    from crm_common.db import Database
+
+    db = Database(url)
+    try:
+        async with db.engine.begin() as connection:
+            if db.dialect == "postgresql":
+                await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in TABLES:
+                    await connection.execute(text(f"DELETE FROM {table}"))
+    finally:
+        await db.dispose()
+
+
+async def make_env(database_factory, kind: str, kafka=None, url: str | None = None, **overrides) -> Env:
+    url = url or await migrated_url(database_factory, kind)
     values = {"database_url": url, "run_scheduler": False, "run_consumers": False, "run_outbox_relay": False}
     values.update(overrides)
     if kafka is not None:
