@@ -14,6 +14,8 @@ from fastapi import APIRouter, Query, Request
 
 from crm_common.auth import Principal
 from crm_common.problems import Problem
+from crm_common.runtime import runtime_of
+from crm_gateway import readmodels
 from crm_gateway.objects import GATEWAY_IDENTITY, item_id, item_owner, items_of, restricted
 from crm_gateway.state import GatewayState, gateway_of
 
@@ -181,7 +183,18 @@ async def dashboard(request: Request) -> dict[str, Any]:
     principal: Principal = request.state.principal
     if restricted(principal):  # the table already says admin only; belt and braces
         raise Problem(403, "Forbidden")
-    data, failures = await gather_sources(gateway, gateway.settings.dashboard_sources, _headers(principal))
+    settings = gateway.settings
+    data, failures = await gather_sources(gateway, settings.dashboard_sources, _headers(principal))
+    runtime = runtime_of(request)
+    local = {"tier_movements": readmodels.tier_movement_report, "notifications": readmodels.notification_report}
+    for name, report in local.items():
+        if name not in settings.dashboard_sources:
+            try:
+                async with runtime.db.sessions() as session:
+                    data[name] = await report(session, settings.dashboard_window_days)
+            except Exception as exc:  # the gateway's own database is away: a warning like any source
+                failures[name] = Problem(503, "Read model unavailable", f"{name}: {type(exc).__name__}")
+                data[name] = None
     scores = data.pop("scores", None)
     if scores is not None:
         data["rfm"] = rfm_grid(items_of(scores))

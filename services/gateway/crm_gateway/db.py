@@ -1,7 +1,7 @@
 """The gateway's own small database: outbox/inbox (shared tables) and the ids of ingested events."""
 from __future__ import annotations
 
-from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy import Column, Index, MetaData, String, Table
 
 from crm_common.db import UTCDateTime
 
@@ -16,3 +16,26 @@ ingested_events = Table(
     Column("producer", String(100), nullable=False),
     Column("received_at", UTCDateTime, nullable=False, index=True),
 )
+
+# read models for the dashboard, fed by the gateway's own consumer (crm_gateway.readmodels)
+tier_movements = Table(
+    "tier_movements",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("old_tier", String(30), nullable=True),
+    Column("new_tier", String(30), nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+Index("ix_tier_movements_changed_at", tier_movements.c.changed_at)
+
+notification_outcomes = Table(
+    "notification_outcomes",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("channel", String(50), nullable=False),
+    Column("outcome", String(10), nullable=False),  # sent | failed
+    Column("at", UTCDateTime, nullable=False),
+)
+Index("ix_notification_outcomes_at", notification_outcomes.c.at)

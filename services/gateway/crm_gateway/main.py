@@ -15,6 +15,7 @@ from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_gateway import aggregate, auth_api, ingestion, openapi_merge, proxy
 from crm_gateway.console import STATIC, router as console_router
 from crm_gateway.middleware import GatewayAuthMiddleware
+from crm_gateway.readmodels import DashboardReadModel
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.state import GatewayState
 
@@ -27,7 +28,7 @@ def create_app(
 ) -> FastAPI:
     """`transports` replaces the network for named upstreams (tests: httpx.ASGITransport of a fake app)."""
     settings = settings or GatewaySettings()
-    runtime = ServiceRuntime(settings)
+    runtime = ServiceRuntime(settings, handlers=[DashboardReadModel()])
     gateway = GatewayState(settings, transports)
     app = create_service_app(
         runtime,

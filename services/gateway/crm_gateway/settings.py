@@ -34,7 +34,7 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     database_url: str = "sqlite:///var/gateway.db"
-    run_consumers: bool = False
+    run_consumers: bool = True  # the dashboard read models (crm_gateway.readmodels)
     environment: Literal["development", "production"] = "development"
 
     # upstreams
@@ -61,10 +61,10 @@ class GatewaySettings(ServiceSettings):
     dashboard_sources: dict[str, str] = Field(default_factory=lambda: {
         "pareto": "scoring:/reports/pareto",
         "scores": "scoring:/scores?limit=500",  # the RFM grid and tier counts are derived from it
-        "tier_movements": "scoring:/reports/tier-movements",
         "complaints": "complaints:/reports/complaints",
-        "notifications": "notifications:/reports/notifications",
+        # tier_movements and notifications come from the gateway's own read models unless a source is named here
     })
+    dashboard_window_days: int = 90
 
     # authentication
     jwt_issuer: str = "crm-dev"

@@ -1,12 +1,14 @@
-"""`python -m crm_gateway.worker`: the gateway's outbox relay without HTTP (publishes ingested events)."""
+"""`python -m crm_gateway.worker`: the gateway's outbox relay (publishes ingested events) and its
+dashboard read-model consumer, without HTTP."""
 from __future__ import annotations
 
 from crm_common.runtime import ServiceRuntime, run_worker
+from crm_gateway.readmodels import DashboardReadModel
 from crm_gateway.settings import GatewaySettings
 
 
 def main() -> None:
-    run_worker(ServiceRuntime(GatewaySettings()))
+    run_worker(ServiceRuntime(GatewaySettings(), handlers=[DashboardReadModel()]))
 
 
 if __name__ == "__main__":

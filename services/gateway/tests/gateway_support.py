@@ -219,10 +219,6 @@ def fake_notifications(recorder: Recorder) -> FastAPI:
         # ignores customer_id on purpose: the gateway must filter by itself
         return [{"id": f"D{c}", "customer_id": c, "channel": "email", "status": "sent", "template_key": "shipment_delayed"} for c in CUSTOMERS]
 
-    @app.get("/reports/notifications")
-    async def report():  # the shape the gateway's dashboard expects (not in the notifications service yet)
-        return {"by_channel": [{"channel": "email", "sent": 40, "failed": 2}, {"channel": "sms", "sent": 25, "failed": 5}]}
-
     return app
 
 
@@ -314,3 +310,39 @@ def new_event(event_type: str = "OrderCreated", customer_id: str = "C1", **paylo
         base.update({"paid_at": NOW.isoformat()} if event_type == "PaymentReceived" else {"days_overdue": 19, "reported_at": NOW.isoformat()})
     base.update(payload)
     return {"event_id": str(uuid.uuid4()), "type": event_type, "payload": base}
+
+
+class _NoDeadLetters:
+    async def send(self, topic, key, value, headers=None):
+        raise AssertionError(f"unexpected dead letter on {topic}")
+
+
+async def feed_read_models(runtime, payloads) -> None:
+    """Apply scoring/notification events to the gateway's dashboard read models, as its consumer does."""
+    from crm_common.consumer import Delivery, InboxProcessor
+    from crm_common.events import encode_envelope, make_event, topic_for
+    from crm_gateway.readmodels import DashboardReadModel
+
+    processor = InboxProcessor(runtime.db, DashboardReadModel(), _NoDeadLetters())
+    deliveries = []
+    for offset, payload in enumerate(payloads):
+        envelope = make_event(payload, key=payload.customer_id, producer="test")
+        deliveries.append(Delivery(topic_for(envelope.type), 0, offset, envelope.key.encode(), encode_envelope(envelope)))
+    await processor.process(deliveries)
+
+
+def dashboard_events(now: dt.datetime | None = None) -> list:
+    from crm_common.events.notifications import NotificationFailed, NotificationSent
+    from crm_common.events.scoring import CustomerTierChanged
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    events = [CustomerTierChanged(customer_id="C1", old_tier="ordinary", new_tier="key_account", reason="A class", changed_at=now),
+              CustomerTierChanged(customer_id="C2", old_tier="ordinary", new_tier="key_account", reason="A class", changed_at=now),
+              CustomerTierChanged(customer_id="C3", old_tier="key_account", new_tier="at_risk", reason="churn", changed_at=now),
+              CustomerTierChanged(customer_id="C3", old_tier="small", new_tier="ordinary", reason="old", changed_at=now - dt.timedelta(days=200))]
+    for i in range(5):
+        events.append(NotificationSent(notification_id=f"N{i}", customer_id="C1", channel="email", sent_at=now))
+    for i in range(3):
+        events.append(NotificationSent(notification_id=f"S{i}", customer_id="C2", channel="sms", sent_at=now))
+    events.append(NotificationFailed(notification_id="F1", customer_id="C2", channel="sms", error="no route", attempts=3, failed_at=now))
+    return events

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from gateway_support import down_transport, role_headers, sleepy_transport
+from gateway_support import dashboard_events, down_transport, feed_read_models, role_headers, sleepy_transport
 
 
 async def test_customer_360_combines_every_service(gw):
@@ -93,17 +93,40 @@ async def test_unified_search_by_phone_tracking_number_complaint_number_and_name
 
 
 async def test_dashboard_gathers_reports_and_tolerates_a_missing_one(fakes, make_gateway):
-    client, settings, _ = await make_gateway(fakes.transports(notifications=down_transport()), upstream_retries=0)
+    client, settings, app = await make_gateway(fakes.transports(complaints=down_transport()), upstream_retries=0)
+    await feed_read_models(app.state.runtime, dashboard_events())
     body = (await client.get("/api/v1/dashboard", headers=role_headers(settings, "admin"))).json()
     assert body["sections"]["pareto"]["classes"][0]["class"] == "A"
     assert body["sections"]["rfm"]["cells"] == [{"r": 3, "f": 3, "count": 1}, {"r": 4, "f": 4, "count": 1}, {"r": 5, "f": 5, "count": 1}]
     assert body["sections"]["rfm"]["segments"] == [{"segment": "loyal", "count": 2}, {"segment": "champions", "count": 1}]
     assert body["sections"]["tiers"] == [{"tier": "ordinary", "count": 2}, {"tier": "key_account", "count": 1}]
     assert "scores" not in body["sections"]
-    assert body["sections"]["complaints"]["by_category"] == {"damage": 5, "delay": 12}
-    assert body["sections"]["notifications"] is None
-    assert [w["source"] for w in body["warnings"]] == ["notifications"]
-    assert body["unavailable"] == ["tier_movements"]  # scoring has no such report: not an outage
+    assert body["sections"]["complaints"] is None
+    assert [w["source"] for w in body["warnings"]] == ["complaints"]
+    # the gateway's own read models, fed from crm.scoring and crm.notifications (the 200-day-old move is outside the window)
+    assert body["sections"]["tier_movements"]["movements"] == [
+        {"from": "ordinary", "to": "key_account", "count": 2}, {"from": "key_account", "to": "at_risk", "count": 1}]
+    assert body["sections"]["notifications"]["by_channel"] == [
+        {"channel": "email", "sent": 5, "failed": 0, "delivery_rate": 1.0}, {"channel": "sms", "sent": 3, "failed": 1, "delivery_rate": 0.75}]
+    assert body["unavailable"] == []
+
+
+async def test_dashboard_read_models_ignore_redelivered_events(make_gateway):
+    client, settings, app = await make_gateway()
+    events = dashboard_events()
+    await feed_read_models(app.state.runtime, events)
+    from crm_common.consumer import Delivery, InboxProcessor
+    from crm_common.events import encode_envelope, make_event
+    from crm_gateway.readmodels import DashboardReadModel
+
+    # the same envelope twice (a redelivery) counts once
+    envelope = make_event(events[0], key="C1", producer="test")
+    processor = InboxProcessor(app.state.runtime.db, DashboardReadModel(), None)
+    delivery = Delivery("crm.scoring", 0, 99, b"C1", encode_envelope(envelope))
+    await processor.process([delivery])
+    await processor.process([delivery])
+    body = (await client.get("/api/v1/dashboard", headers=role_headers(settings, "admin"))).json()
+    assert body["sections"]["tier_movements"]["movements"][0] == {"from": "ordinary", "to": "key_account", "count": 3}
 
 
 async def test_merged_openapi_prefixes_routed_paths_and_tolerates_a_missing_upstream(fakes, make_gateway):

@@ -14,7 +14,7 @@ import uvicorn
 
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
-from gateway_support import FakeUpstreams
+from gateway_support import FakeUpstreams, dashboard_events, feed_read_models
 
 pytestmark = pytest.mark.browser
 
@@ -40,6 +40,7 @@ def _free_port() -> int:
 async def console_url(gateway_db):
     settings = GatewaySettings(database_url=gateway_db)
     app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
+    await feed_read_models(app.state.runtime, dashboard_events())
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
@@ -129,7 +130,8 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert await page.locator("#chart-pareto rect.bar").count() == 3  # classes A, B, C (D is empty)
     assert "80%" in await page.inner_text("#chart-pareto")
     assert await page.locator("#chart-rfm rect.cell").count() == 3
-    assert await page.locator("#chart-tiers rect.bar").count() == 2
+    assert await page.locator("#chart-tiers rect.bar").count() == 2  # ordinary -> key_account, key_account -> at_risk
+    assert "ordinary: 2" in await page.inner_text("#chart-tiers")  # tier counts from /scores
     assert await page.locator("#chart-complaints rect.bar").count() == 2
     assert "76%" in await page.inner_text("#chart-complaints")  # resolution SLA compliance
     assert await page.locator("#chart-notifications rect.bar").count() == 4

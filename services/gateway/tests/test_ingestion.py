@@ -147,3 +147,36 @@ async def test_old_event_ids_are_forgotten_after_the_retention(ingest_gateway):
     assert await purge_ingested(runtime, dt.timedelta(days=30)) == 1
     again = await client.post("/api/v1/events", json=[recent], headers=tms)
     assert again.json()["results"][0]["status"] == "duplicate"
+
+
+async def test_gateway_consumer_feeds_the_dashboard_from_kafka(database_factory, kafka_settings):
+    from crm_common.bus import KafkaPublisher
+    from crm_common.events import make_event
+    from crm_common.testing import wait_until
+    from gateway_support import dashboard_events
+
+    url = await database_factory.create("sqlite", "gwdash")
+    await migrate(url)
+    settings = GatewaySettings(database_url=url, kafka=kafka_settings)
+    app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
+    runtime = app.state.runtime
+    assert [c.handler.name for c in runtime.consumers] == ["gateway-dashboard"]
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    publisher = KafkaPublisher(kafka_settings, client_id="test-scoring")
+    try:
+        for payload in dashboard_events():
+            await publisher.publish(make_event(payload, key=payload.customer_id, producer="test"))
+        await runtime.start(relay=False, consumers=True)
+
+        async def shown():
+            body = (await client.get("/api/v1/dashboard", headers=role_headers(settings, "admin"))).json()
+            channels = body["sections"]["notifications"]["by_channel"]
+            return body if sum(c["sent"] + c["failed"] for c in channels) == 9 else None
+
+        body = await wait_until(shown, timeout_s=40, interval_s=0.3)
+        assert sum(m["count"] for m in body["sections"]["tier_movements"]["movements"]) == 3
+    finally:
+        await publisher.stop()
+        await client.aclose()
+        await app.state.gateway.aclose()
+        await runtime.stop()
