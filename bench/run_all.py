@@ -66,31 +66,40 @@ def _run(name: str, command: list[str], timeout_s: float, parse) -> dict:
 
 
 def run_scoring(quick: bool, timeout_s: float) -> dict:
+    """bench/scoring_bench.py (the scoring engineer's): recompute vs pandas, BG/NBD fit, CSV import, inbox rate.
+    Its broker section is skipped here: bench/ingest_direct.py measures that path (warm consumer group)."""
     script = perfkit.BENCH / "scoring_bench.py"
     if not script.exists():
         return {"name": "scoring", "status": "missing", "error": "bench/scoring_bench.py not written yet", "rows": []}
-    help_text = subprocess.run([perfkit.PYTHON, str(script), "--help"], capture_output=True, text=True, timeout=120).stdout
-    command = [perfkit.PYTHON, str(script)] + (["--quick"] if quick and "--quick" in help_text else [])
+    sizes = ["--customers", "10000", "--orders", "300000", "--events", "2000", "--import-rows", "20000"] if quick else []
+    command = [perfkit.PYTHON, str(script), *sizes, "--no-broker"]
+    (perfkit.RESULTS / "scoring.json").unlink(missing_ok=True)  # no stale figures if the run fails
     return _run("scoring", command, timeout_s, parse=_parse_scoring)
 
 
 def _parse_scoring(name: str, stdout: str) -> dict:
-    """scoring_bench.py prints its own format: take a RESULT/JSON line when there is one, else keep the text."""
-    for line in reversed(stdout.splitlines()):
-        text = line[len("RESULT "):] if line.startswith("RESULT ") else line
-        if text.startswith("{"):
-            try:
-                data = json.loads(text)
-            except ValueError:
-                continue
-            if "rows" in data:
-                return data
-            rows = [perfkit.row(k, v) for k, v in data.items() if isinstance(v, (int, float))]
-            return perfkit.result("scoring", rows, figures=data)
-    lines = [l for l in stdout.splitlines() if l.strip()]
-    if not lines:
-        raise ValueError("no output")
-    return perfkit.result("scoring", [], output=lines[-40:])
+    """scoring_bench.py writes bench/results/scoring.json; its figures become rows."""
+    data = json.loads((perfkit.RESULTS / "scoring.json").read_text())
+    rows = []
+    rec = data.get("recompute")
+    if rec:
+        label = f"full recompute {rec['customers']:,} customers / {rec['orders']:,} orders"
+        rows.append(perfkit.row(label + " (s)", rec["recompute_s"], baseline=rec["baseline_pandas_s"], unit="s", target="baseline: pandas groupby pass"))
+        if rec.get("recompute_peak_mb"):
+            rows.append(perfkit.row("recompute peak traced memory", rec["recompute_peak_mb"], baseline=rec.get("baseline_peak_mb"), unit="MB"))
+    fit = data.get("bgnbd_fit")
+    if fit:
+        rows.append(perfkit.row(f"BG/NBD fit on {fit['customers']:,} customers", fit["seconds"], unit="s"))
+    imp = data.get("import")
+    if imp:
+        rows.append(perfkit.row("CSV import into PostgreSQL", imp["rows_per_second"], unit="rows/s"))
+    inbox = data.get("inbox")
+    if inbox:
+        rows.append(perfkit.row("scoring inbox (facts + rescoring)", inbox["scoring_events_per_s"], baseline=inbox["noop_inbox_events_per_s"],
+                                unit="events/s", target="baseline: same inbox, no-op handler"))
+    if not rows:
+        raise ValueError("no figures in bench/results/scoring.json")
+    return perfkit.result("scoring", rows, figures=data)
 
 
 def run_scaleout(quick: bool, timeout_s: float) -> dict:
