@@ -24,6 +24,7 @@ from crm_complaints.complaints.schemas import (
     ComplaintOut,
     CustomerComplaintOut,
     CustomerTimelineEntryOut,
+    Input,
     MergeIn,
     MessageIn,
     ReasonIn,
@@ -32,6 +33,7 @@ from crm_complaints.complaints.schemas import (
     StatusIn,
     SurveyIn,
     TimelineEntryOut,
+    _has_nul,
 )
 from crm_complaints.complaints.states import CUSTOMER_STATUS, OPEN_STATES, customer_status
 
@@ -49,8 +51,12 @@ def actor_of(request: Request) -> service.Actor | None:
     return service.Actor(id=actor_id, role=role, team=request.headers.get("x-actor-team") or None)
 
 
-def _settings(request: Request):
-    return runtime_of(request).settings
+def no_nul(**params) -> None:
+    """Query and path values with NUL characters are bad input (PostgreSQL cannot compare them)."""
+    bad = [name for name, value in params.items() if _has_nul(value)]
+    if bad:
+        raise Problem(422, "Validation failed", "NUL characters are not allowed.", type_="urn:crm:problem:validation",
+                      errors=[{"loc": ["query", name], "msg": "NUL characters are not allowed", "type": "value_error"} for name in bad])
 
 
 async def complaint_out(session, complaint: Complaint) -> ComplaintOut:
@@ -137,6 +143,7 @@ async def list_complaints(request: Request, status: str | None = None, team_id: 
     actor = actor_of(request)
     if actor is None or not actor.is_staff:
         raise Problem(403, "Forbidden", "Listing complaints is for staff.")
+    no_nul(status=status, team_id=team_id, agent_id=agent_id)
     async with runtime_of(request).db.sessions() as session:
         query = select(Complaint)
         if status:
@@ -161,6 +168,7 @@ async def lookup(request: Request, number: str | None = None, customer_id: str |
                  tracking_number: str | None = None, view: View = "agent", limit: int = Query(default=20, ge=1, le=200)):
     """Call-center status query by complaint number, customer, phone or tracking number, each with its timeline."""
     actor = actor_of(request)
+    no_nul(number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number)
     customer_view = _customer_view(actor, view)
     if actor is not None and actor.role == "customer":
         customer_id = actor.id
@@ -288,7 +296,7 @@ async def complaint_report(request: Request, date_from: dt.date | None = Query(d
 
 # ---- admin: teams, agents, routing rules ------------------------------------------------------
 
-class TeamIn(BaseModel):
+class TeamIn(Input):
     name: str | None = None
     calendar: dict = Field(default_factory=dict)
     strategy: Literal["least_load", "round_robin"] = "least_load"
@@ -296,13 +304,13 @@ class TeamIn(BaseModel):
     manager: str | None = None
 
 
-class ShiftIn(BaseModel):
+class ShiftIn(Input):
     weekday: int = Field(ge=0, le=6)
     start: str = Field(pattern=r"^\d{2}:\d{2}$")
     end: str = Field(pattern=r"^\d{2}:\d{2}$")
 
 
-class AgentIn(BaseModel):
+class AgentIn(Input):
     team_id: str
     name: str | None = None
     role: Literal["agent", "team_lead", "supervisor", "manager"] = "agent"
@@ -310,7 +318,7 @@ class AgentIn(BaseModel):
     shifts: list[ShiftIn] = Field(default_factory=list)
 
 
-class RuleIn(BaseModel):
+class RuleIn(Input):
     team: str
     category: str | None = None
     region: str | None = None
@@ -318,7 +326,8 @@ class RuleIn(BaseModel):
     position: int | None = None
 
 
-def _require_admin(request: Request) -> None:
+def _require_admin(request: Request, **path) -> None:
+    no_nul(**path)
     actor = actor_of(request)
     if actor is None or actor.role not in ("supervisor", "manager", "admin"):
         raise Problem(403, "Forbidden", "Changing teams, agents and routing needs the supervisor role.")
@@ -331,7 +340,7 @@ def _minutes(text: str) -> int:
 
 @router.put("/teams/{team_id}")
 async def put_team(team_id: str, data: TeamIn, request: Request):
-    _require_admin(request)
+    _require_admin(request, team_id=team_id)
     async with runtime_of(request).transaction() as session:
         team = await directory.put_team(session, team_id, name=data.name, calendar=data.calendar, strategy=data.strategy,
                                         team_lead=data.team_lead, manager=data.manager)
@@ -341,7 +350,7 @@ async def put_team(team_id: str, data: TeamIn, request: Request):
 
 @router.put("/agents/{agent_id}")
 async def put_agent(agent_id: str, data: AgentIn, request: Request):
-    _require_admin(request)
+    _require_admin(request, agent_id=agent_id)
     async with runtime_of(request).transaction() as session:
         agent = await directory.put_agent(session, agent_id, team_id=data.team_id, name=data.name, role=data.role, active=data.active,
                                           shifts=[(s.weekday, _minutes(s.start), _minutes(s.end)) for s in data.shifts])

@@ -4,30 +4,49 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 IntakeChannel = Literal["web", "mobile", "call_center", "email"]
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class Input(BaseModel):
+    """Base of request bodies: no NUL characters anywhere (PostgreSQL cannot store them in text)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value):
+        if _has_nul(value):
+            raise ValueError("NUL characters are not allowed")
+        return value
 Language = Literal["zh-CN", "en"]
 
 
-class Attachment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Attachment(Input):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=100)
     size_bytes: int | None = Field(default=None, ge=0)
     url: str | None = Field(default=None, max_length=2000)
 
 
-class Reporter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Reporter(Input):
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=254)
 
 
-class ComplaintCreate(BaseModel):
+class ComplaintCreate(Input):
     """A complaint as filed by a channel. The customer is given by id, or by phone/email."""
 
     model_config = ConfigDict(extra="forbid")
@@ -49,51 +68,37 @@ class ComplaintCreate(BaseModel):
     service_type: str | None = Field(default=None, max_length=50)
 
 
-class AssignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AssignIn(Input):
     team_id: str | None = None
     agent_id: str | None = None
     reason: str | None = Field(default=None, max_length=1000)
 
 
-class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MessageIn(Input):
     body: str = Field(min_length=1, max_length=10000)
 
 
-class StatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StatusIn(Input):
     status: str
     reason: str | None = Field(default=None, max_length=1000)
 
 
-class ResolveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ResolveIn(Input):
     outcome: str = Field(min_length=1, max_length=2000)
     compensation_amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
     message: str | None = Field(default=None, max_length=10000, description="Reply sent to the customer with the resolution.")
 
 
-class ReasonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReasonIn(Input):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-class MergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MergeIn(Input):
     into: str
     reason: str | None = Field(default=None, max_length=1000)
 
 
-class SurveyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SurveyIn(Input):
     score: int = Field(ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000)
     token: str | None = None

@@ -352,6 +352,8 @@ async def find_duplicate(session: AsyncSession, customer_id: str, category: str,
 # ---- reading ---------------------------------------------------------------------------------
 
 async def get_complaint(session: AsyncSession, complaint_id: str, *, for_update: bool = False) -> Complaint:
+    if "\x00" in complaint_id:
+        raise Problem(404, "Complaint not found", "No such complaint.")
     query = select(Complaint).where(Complaint.id == complaint_id)
     if for_update:
         query = query.with_for_update()
