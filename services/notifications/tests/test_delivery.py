@@ -126,7 +126,8 @@ async def test_restart_mid_send_sends_once_after_the_lease(nf, smtp, clock, db_u
         await restarted.stop()
 
 
-async def test_opt_out_suppresses_marketing_but_not_complaint_updates(nf, smtp):
+async def test_opt_out_suppresses_marketing_but_not_complaint_updates(nf_sqlite, smtp):
+    nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("c4", [{"contact_id": "k4", "name": "Sun", "email": "sun@example.com", "language": "en",
                                                   "marketing_consent": True}], account_manager="am.wu"))
@@ -144,7 +145,8 @@ async def test_opt_out_suppresses_marketing_but_not_complaint_updates(nf, smtp):
     assert task.assignee == "am.wu" and "orders falling" in task.body
 
 
-async def test_marketing_message_carries_an_unsubscribe_link_that_works(nf, smtp, clock):
+async def test_marketing_message_carries_an_unsubscribe_link_that_works(nf_sqlite, smtp, clock):
+    nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("c5", [{"contact_id": "k5", "name": "Ma", "email": "ma@example.com", "language": "en",
                                                   "marketing_consent": True}], account_manager="am.li"))
@@ -159,7 +161,8 @@ async def test_marketing_message_carries_an_unsubscribe_link_that_works(nf, smtp
     assert check_unsubscribe_token(nf.settings.unsubscribe_secret, "k5.retention.0000") is None
 
 
-async def test_tier_up_welcomes_and_tier_down_does_not(nf, smtp):
+async def test_tier_up_welcomes_and_tier_down_does_not(nf_sqlite, smtp):
+    nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("c6", [{"contact_id": "k6", "name": "Qian", "email": "qian@example.cn"}], account_manager="刘经理"))
     await feeder.feed(event(CustomerTierChanged(customer_id="c6", old_tier="key_account", new_tier="ordinary", reason="r", changed_at=T0)))
@@ -207,7 +210,8 @@ async def test_two_dispatchers_never_send_the_same_message_twice(nf, smtp, provi
     assert {m.status for m in await _messages(nf)} == {"sent"}
 
 
-async def test_the_newest_template_version_is_used_and_recorded(nf, smtp):
+async def test_the_newest_template_version_is_used_and_recorded(nf_sqlite, smtp):
+    nf = nf_sqlite  # policy, not storage: SQLite is enough
     from crm_notifications.templates import service as templates
 
     async with nf.transaction() as session:

@@ -50,7 +50,8 @@ async def test_complaint_filed_sends_one_acknowledgement_in_the_contact_language
     assert await _outbox_types(nf) == ["NotificationSent"]
 
 
-async def test_complaint_acknowledgement_in_chinese_to_the_reporter(nf, smtp):
+async def test_complaint_acknowledgement_in_chinese_to_the_reporter(nf_sqlite, smtp):
+    nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
     await feeder.feed(complaint_filed("c-unknown", None, number="CP-2026-000888", reporter_name="王先生", reporter_email="wang@example.cn", language="zh-CN"))
     await nf.dispatcher.run_once()
@@ -60,7 +61,8 @@ async def test_complaint_acknowledgement_in_chinese_to_the_reporter(nf, smtp):
     assert "王先生 您好" in mail.get_content()
 
 
-async def test_quiet_hours_defer_then_send(nf, smtp, clock):
+async def test_quiet_hours_defer_then_send(nf_sqlite, smtp, clock):
+    nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("c2", [{"contact_id": "k2", "name": "Li", "email": "li@example.cn", "language": "zh-CN",
                                                   "timezone": "Asia/Shanghai", "quiet_hours_start": "22:00", "quiet_hours_end": "08:00"}]))
@@ -83,7 +85,8 @@ async def test_quiet_hours_defer_then_send(nf, smtp, clock):
     assert statuses == ["queued", "deferred", "sending", "sent"]
 
 
-async def test_critical_bypasses_quiet_hours(nf, provider, clock):
+async def test_critical_bypasses_quiet_hours(nf_sqlite, provider, clock):
+    nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("c3", [{"contact_id": "k3", "phone": "+8613800138000", "preferred_channel": "sms",
                                                   "quiet_hours_start": "22:00", "quiet_hours_end": "08:00"}]))
