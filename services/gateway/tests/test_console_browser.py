@@ -10,13 +10,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 import uvicorn
 
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
 from gateway_support import FakeUpstreams, dashboard_events, feed_read_models
 
-pytestmark = pytest.mark.browser
+# one Chromium for the module: tests and their async fixtures share the module's event loop
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(os.environ.get("TEST_OUTPUT_DIR", "test-output"))
@@ -36,7 +38,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def console_url(gateway_db):
     settings = GatewaySettings(database_url=gateway_db)
     app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
@@ -55,20 +57,26 @@ async def console_url(gateway_db):
     await app.state.runtime.db.dispose()
 
 
-@pytest.fixture
-async def page():
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser():
     from playwright.async_api import async_playwright
 
     executable = _chromium()
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        context = await browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
+        yield browser
         await browser.close()
-        assert not errors, errors
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser):
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    await context.close()
+    assert not errors, errors
 
 
 async def _login(page, url: str, user: str) -> None:

@@ -170,7 +170,8 @@ async def test_gateway_consumer_feeds_the_dashboard_from_kafka(database_factory,
 
         async def shown():
             body = (await client.get("/api/v1/dashboard", headers=role_headers(settings, "admin"))).json()
-            channels = body["sections"]["notifications"]["by_channel"]
+            section = body["sections"]["notifications"]  # None while the read model is busy: poll again
+            channels = section["by_channel"] if section else []
             return body if sum(c["sent"] + c["failed"] for c in channels) == 9 else None
 
         body = await wait_until(shown, timeout_s=40, interval_s=0.3)
