@@ -205,3 +205,38 @@ def test_image_builds_and_serves_healthz(service, tmp_path):
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+@pytest.mark.parametrize("folder", ["libs/common"] + [f"services/{s.folder}" for s in SERVICES])
+def test_the_wheel_the_builder_makes_contains_the_whole_package(folder):
+    """The image installs the service as a wheel (not the source tree): every module folder must be a
+    package setuptools finds, and every non-Python file must be declared as package data."""
+    import fnmatch
+    import tomllib
+
+    import setuptools
+
+    root = REPO / folder
+    if not (root / "pyproject.toml").exists():
+        pytest.skip(f"{folder}/pyproject.toml does not exist yet")
+    tool = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("setuptools", {})
+    include = tool.get("packages", {}).get("find", {}).get("include", ["*"])
+    found = set(setuptools.find_packages(where=str(root), include=include))
+    assert found, f"{folder}: setuptools finds no package"
+    package_data = tool.get("package-data", {})
+    for top in {p.split(".")[0] for p in found}:
+        for path in sorted((root / top).rglob("*")):
+            relative = path.relative_to(root)
+            if "__pycache__" in relative.parts or path.is_dir():
+                continue
+            if path.suffix == ".py":
+                package = ".".join(relative.parent.parts)
+                assert package in found, f"{relative}: folder {relative.parent} is not a package (no __init__.py?): left out of the wheel"
+                continue
+            if path.suffix in (".pyc", ".pyo"):
+                continue
+            owner = relative.parts[0]
+            inside = "/".join(relative.parts[1:])
+            assert any(fnmatch.fnmatch(inside, pattern) for pattern in package_data.get(owner, [])), (
+                f"{relative}: not declared in [tool.setuptools.package-data], left out of the wheel"
+            )
