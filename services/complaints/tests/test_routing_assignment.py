@@ -113,3 +113,21 @@ async def test_team_and_agent_setup_over_http(env):
     assert (await env.client.put("/agents/x", json={"team_id": "nope"}, headers=STAFF)).status_code == 422
     assert (await file(env, MONDAY_22))[2] == "night-owl"  # Monday 22:00 is inside the overnight shift
     assert (await file(env, MONDAY_10, order_ids=["o9"]))[2] is None  # nobody on shift at 10:00
+
+
+async def test_concurrent_filings_share_the_load_on_postgres(pg_env):
+    env = pg_env
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"p1": ALL_WEEK, "p2": ALL_WEEK, "p3": ALL_WEEK}, strategy="round_robin")
+    await seed_team(env.db, "claims", {"q1": ALL_WEEK, "q2": ALL_WEEK})
+    import asyncio
+
+    delays = [env.client.post("/complaints", json=complaint_body(order_ids=[f"d{i}"], tracking_numbers=[])) for i in range(9)]
+    damages = [env.client.post("/complaints", json=complaint_body(category="damage", order_ids=[f"x{i}"], tracking_numbers=[]))
+               for i in range(6)]
+    responses = await asyncio.gather(*delays, *damages)
+    assert {r.status_code for r in responses} == {201}
+    by_agent = {}
+    for r in responses:
+        by_agent[r.json()["agent_id"]] = by_agent.get(r.json()["agent_id"], 0) + 1
+    assert by_agent == {"p1": 3, "p2": 3, "p3": 3, "q1": 3, "q2": 3}  # round-robin and least-load, even under concurrency

@@ -234,6 +234,16 @@ async def agents_on_shift(session: AsyncSession, team: Team, now: dt.datetime) -
     return [routing.AgentLoad(a.id, int(loads.get(a.id, 0)), a.last_assigned_at) for a in present]
 
 
+async def choose_agent(session: AsyncSession, team: Team, now: dt.datetime) -> str | None:
+    """Pick an agent on shift by the team's strategy. The team row is locked (PostgreSQL) so that concurrent
+    assignments in one team see each other's load and round-robin cursor."""
+    # FOR NO KEY UPDATE: inserting a complaint takes KEY SHARE on its team, which this must not conflict with
+    locked = await session.scalar(select(Team).where(Team.id == team.id).with_for_update(key_share=True)
+                                  .execution_options(populate_existing=True))
+    team = locked or team
+    return routing.pick_agent(await agents_on_shift(session, team, now), team.strategy, team.rr_cursor)  # type: ignore[arg-type]
+
+
 async def _assign(session: AsyncSession, complaint: Complaint, team: Team, agent_id: str | None, *, now: dt.datetime,
                   actor: Actor, reason: str | None, settings: ComplaintsSettings) -> None:
     old_team = complaint.team_id
@@ -325,8 +335,7 @@ async def file_complaint(session: AsyncSession, data: ComplaintCreate, *, settin
                            body=f"Likely duplicate of {duplicate.number}", data={"complaint_id": duplicate.id, "number": duplicate.number})
         await add_timeline(session, duplicate, "possible_duplicate", at=now, visibility="internal",
                            body=f"Likely duplicate filed: {complaint.number}", data={"complaint_id": complaint.id, "number": complaint.number})
-    candidates = await agents_on_shift(session, team, now)
-    agent_id = routing.pick_agent(candidates, team.strategy, team.rr_cursor)  # type: ignore[arg-type]
+    agent_id = await choose_agent(session, team, now)
     await _assign(session, complaint, team, agent_id, now=now, actor=SYSTEM, reason=None, settings=settings)
     await session.flush()
     return complaint
@@ -356,7 +365,7 @@ async def get_complaint(session: AsyncSession, complaint_id: str, *, for_update:
         raise Problem(404, "Complaint not found", "No such complaint.")
     query = select(Complaint).where(Complaint.id == complaint_id)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE: timeline inserts may still reference it
     complaint = await session.scalar(query)
     if complaint is None:
         raise Problem(404, "Complaint not found", f"No complaint with id {complaint_id}.")
@@ -472,7 +481,7 @@ async def assign(session: AsyncSession, complaint_id: str, *, team_id: str | Non
             raise Problem(422, "Agent not in team", f"Agent {agent_id!r} belongs to team {agent.team_id!r}, not {team.id!r}.",
                           errors=[{"loc": ["body", "agent_id"], "msg": "agent is not in the team", "type": "mismatch"}])
     else:
-        agent_id = routing.pick_agent(await agents_on_shift(session, team, now), team.strategy, team.rr_cursor)  # type: ignore[arg-type]
+        agent_id = await choose_agent(session, team, now)
     await _assign(session, complaint, team, agent_id, now=now, actor=actor, reason=reason if reassignment else None, settings=settings)
     complaint.version += 1
     return complaint
