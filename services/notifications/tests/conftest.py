@@ -1,3 +1,7 @@
+import asyncio
+import shutil
+
+import pytest
 import pytest_asyncio
 from notifications_support import T0, FakeProvider, SmtpServer, make_runtime, migrated, settings_for
 
@@ -23,18 +27,38 @@ def clock():
     return ManualClock(T0)
 
 
-@pytest_asyncio.fixture
-async def db_url(database_factory, db_kind):
-    url = await database_factory.create(db_kind, "notif")
-    await migrated(url)
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> str:
+    """One SQLite file migrated and seeded once per session; each test gets a copy (much faster than migrating)."""
+    path = tmp_path_factory.mktemp("nf-template") / "template.db"
+
+    async def build():
+        url = f"sqlite:///{path}"
+        await migrated(url)
+        runtime = await make_runtime(settings_for(url), ManualClock(T0))
+        await runtime.db.dispose()
+
+    asyncio.run(build())
+    return str(path)
+
+
+async def _fresh(database_factory, kind: str, sqlite_template: str) -> str:
+    url = await database_factory.create(kind, "notif")
+    if kind == "sqlite":
+        shutil.copyfile(sqlite_template, url.split(":///", 1)[1])
+    else:
+        await migrated(url)
     return url
 
 
 @pytest_asyncio.fixture
-async def sqlite_url(database_factory):
-    url = await database_factory.create("sqlite", "notif")
-    await migrated(url)
-    return url
+async def db_url(database_factory, db_kind, sqlite_template):
+    return await _fresh(database_factory, db_kind, sqlite_template)
+
+
+@pytest_asyncio.fixture
+async def sqlite_url(database_factory, sqlite_template):
+    return await _fresh(database_factory, "sqlite", sqlite_template)
 
 
 @pytest_asyncio.fixture
