@@ -11,7 +11,7 @@ from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.events import encode_envelope, make_event
 from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegistered
 from crm_common.events.logistics import ShipmentDamaged, ShipmentDelayed, ShipmentLost
-from crm_common.events.scoring import CustomerTierChanged
+from crm_common.events.scoring import CustomerScored, CustomerTierChanged
 from crm_common.testing import read_events, wait_until
 from crm_complaints.complaints.events import CustomerDirectoryHandler, ShipmentIncidentHandler
 from crm_complaints.complaints.models import Complaint, ComplaintReference, DirectoryContact, DirectoryCustomer, TimelineEntry
@@ -98,17 +98,32 @@ async def test_directory_events_resolve_customers_and_merges(env):
     assert gone.status_code == 422
 
 
-async def test_shipment_damaged_on_the_real_broker_opens_a_complaint_and_events_are_published(database_factory, kafka_settings):
+async def test_real_broker_directory_and_shipment_damaged_open_a_complaint_and_events_are_published(database_factory, kafka_settings):
     env = await make_env(database_factory, "postgres", kafka=kafka_settings, run_consumers=True, run_outbox_relay=True)
     try:
         await seed_team(env.db, "claims", {"c1": ALL_WEEK})
         await env.runtime.start(scheduler=False)
         publisher = KafkaPublisher(kafka_settings, client_id="tms-test")
+        registered = make_event(CustomerRegistered(customer_id="shipper-k", name="K Logistics Buyer",
+                                                   contacts=[ContactSnapshot(contact_id="ck", phone="13712345678")]),
+                                key="shipper-k", producer="customer-profile")
+        scored = make_event(CustomerScored(customer_id="shipper-k", credit_grade="A", tier="ordinary", scored_at=NOW),
+                            key="shipper-k", producer="scoring")
+        await publisher.publish(registered)
+        await publisher.publish(scored)
         event = make_event(ShipmentDamaged(order_id="ORD-K", customer_id="shipper-k", tracking_number="YT-1", reported_at=NOW),
                            key="shipper-k", producer="tms")
         await publisher.publish(event)
         await publisher.publish(event)  # duplicate delivery
         await publisher.stop()
+
+        async def directory_ready():
+            async with env.db.sessions() as session:
+                customer = await session.get(DirectoryCustomer, "shipper-k")
+                contact = await session.get(DirectoryContact, "ck")
+                return customer is not None and customer.credit_grade == "A" and contact is not None
+
+        await wait_until(directory_ready, timeout_s=30)
 
         async def filed():
             async with env.db.sessions() as session:
@@ -122,5 +137,8 @@ async def test_shipment_damaged_on_the_real_broker_opens_a_complaint_and_events_
         assert payload["order_ids"] == ["ORD-K"] and payload["tracking_numbers"] == ["YT-1"] and payload["category"] == "damage"
         assert await filed() == 1
         assert orjson.loads(orjson.dumps(found[1].payload))["agent"] == "c1"
+        by_phone = (await env.client.get("/complaints/lookup", params={"phone": "137 1234 5678"},
+                                         headers={"X-Actor-Id": "a", "X-Actor-Role": "admin"})).json()
+        assert [r["complaint"]["order_ids"] for r in by_phone] == [["ORD-K"]]
     finally:
         await close_env(env)
