@@ -23,7 +23,7 @@ from crm_notifications import SERVICE_NAME, catalog
 from crm_notifications.channels.base import Channel, ChannelError, OutgoingMessage
 from crm_notifications.clock import Clock
 from crm_notifications.delivery.models import (
-    COLLECTING, DEFERRED, DELIVERED, DUE_STATUSES, FAILED, QUEUED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification,
+    DEFERRED, DELIVERED, DUE_STATUSES, FAILED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification,
 )
 from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_categories, unsubscribe_token
 from crm_notifications.directory import service as directory

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, true, update
+from sqlalchemy import delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerSnapshot
@@ -124,8 +124,6 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
         .values(erased=True, name=None, role=None, email=None, phone=None, quiet_hours_start=None, quiet_hours_end=None,
                 marketing_consent=False, updated_at=now)
     )
-    from sqlalchemy import delete
-
     await session.execute(delete(ContactAddress).where(ContactAddress.contact_id.in_(contact_ids)))
     await session.execute(delete(Preference).where(Preference.contact_id.in_(contact_ids)))
 
