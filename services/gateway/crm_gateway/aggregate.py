@@ -86,6 +86,13 @@ async def customer_360(customer_id: str, request: Request) -> dict[str, Any]:
     principal: Principal = request.state.principal
     await gateway.ownership.check_customer(principal, customer_id)
     data, failures = await gather_sources(gateway, gateway.settings.customer360_sources, _headers(principal), customer_id=customer_id)
+    if "shipments" not in gateway.settings.customer360_sources:
+        try:
+            async with runtime_of(request).db.sessions() as session:
+                data["shipments"] = await readmodels.recent_shipments(session, customer_id)
+        except Exception as exc:
+            failures["shipments"] = Problem(503, "Read model unavailable", f"shipments: {type(exc).__name__}")
+            data["shipments"] = None
     profile_failure = failures.get("profile")
     if isinstance(profile_failure, Problem) and profile_failure.status == 404:
         raise Problem(404, "Not Found", "Customer not found.")

@@ -160,13 +160,18 @@ async def purge_ingested(runtime: ServiceRuntime, older_than: dt.timedelta) -> i
         return result.rowcount or 0
 
 
-async def purge_loop(runtime: ServiceRuntime, older_than: dt.timedelta, interval_s: float) -> None:
+async def purge_loop(runtime: ServiceRuntime, older_than: dt.timedelta, interval_s: float, shipments_older_than: dt.timedelta | None = None) -> None:
     import asyncio
     import logging
+
+    from crm_gateway.readmodels import purge_shipments
 
     while True:
         try:
             await purge_ingested(runtime, older_than)
+            if shipments_older_than is not None:
+                async with runtime.db.transaction() as session:
+                    await purge_shipments(session, shipments_older_than)
         except asyncio.CancelledError:
             raise
         except Exception:  # the database may be away; try again next time

@@ -28,7 +28,7 @@ def create_app(
 ) -> FastAPI:
     """`transports` replaces the network for named upstreams (tests: httpx.ASGITransport of a fake app)."""
     settings = settings or GatewaySettings()
-    runtime = ServiceRuntime(settings, handlers=[DashboardReadModel()])
+    runtime = ServiceRuntime(settings, handlers=[DashboardReadModel(shipments=settings.shipments_read_model)])
     gateway = GatewayState(settings, transports)
     app = create_service_app(
         runtime,
@@ -50,7 +50,8 @@ def create_app(
             purge = None
             if start_background:
                 retention = dt.timedelta(days=settings.ingest_dedup_retention_days)
-                purge = asyncio.create_task(ingestion.purge_loop(runtime, retention, settings.ingest_purge_interval_s))
+                purge = asyncio.create_task(ingestion.purge_loop(
+                    runtime, retention, settings.ingest_purge_interval_s, dt.timedelta(days=settings.shipments_retention_days)))
             try:
                 yield state
             finally:

@@ -55,7 +55,7 @@ class GatewaySettings(ServiceSettings):
         "profile": "profile:/customers/{customer_id}",
         "scores": "scoring:/scores/{customer_id}",
         "complaints": "complaints:/complaints/lookup?customer_id={customer_id}&limit=50",
-        "shipments": "scoring:/scores/{customer_id}/shipments?limit=10",
+        # "shipments" comes from the gateway's own read model of logistics.orders unless named here
         "notifications": "notifications:/deliveries?customer_id={customer_id}&limit=10",
     })
     dashboard_sources: dict[str, str] = Field(default_factory=lambda: {
@@ -65,6 +65,8 @@ class GatewaySettings(ServiceSettings):
         # tier_movements and notifications come from the gateway's own read models unless a source is named here
     })
     dashboard_window_days: int = 90
+    shipments_read_model: bool = True  # consume logistics.orders for the 360's recent shipments
+    shipments_retention_days: int = 180
 
     # authentication
     jwt_issuer: str = "crm-dev"

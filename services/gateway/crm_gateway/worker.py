@@ -8,7 +8,8 @@ from crm_gateway.settings import GatewaySettings
 
 
 def main() -> None:
-    run_worker(ServiceRuntime(GatewaySettings(), handlers=[DashboardReadModel()]))
+    settings = GatewaySettings()
+    run_worker(ServiceRuntime(settings, handlers=[DashboardReadModel(shipments=settings.shipments_read_model)]))
 
 
 if __name__ == "__main__":

@@ -121,11 +121,6 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
             raise HTTPException(404, "Scores not found")
         return {**score(customer_id), "explanations": {}, "history": []}
 
-    @app.get("/scores/{customer_id}/shipments")
-    async def shipments(customer_id: str, limit: int = 10):
-        return {"items": [{"order_id": f"O-{customer_id}-{i}", "customer_id": customer_id, "tracking_number": f"SF{i}", "status": "delivered",
-                           "on_time": i % 2 == 0, "amount": 1000 + i} for i in range(3)]}
-
     @app.get("/reports/pareto")
     async def pareto():
         return {"customers": 3, "total_contribution": 1000.0, "top_1pct_share": 0.8, "top_20pct_share": 0.8,
@@ -345,4 +340,25 @@ def dashboard_events(now: dt.datetime | None = None) -> list:
     for i in range(3):
         events.append(NotificationSent(notification_id=f"S{i}", customer_id="C2", channel="sms", sent_at=now))
     events.append(NotificationFailed(notification_id="F1", customer_id="C2", channel="sms", error="no route", attempts=3, failed_at=now))
+    return events
+
+
+def shipment_events(customer_id: str = "C2", now: dt.datetime | None = None) -> list:
+    """Three orders of one customer: delivered on time, delivered late, delayed in transit."""
+    from decimal import Decimal
+
+    from crm_common.events.logistics import OrderCreated, OrderDelivered, OrderShipped, ShipmentDelayed
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    events = []
+    for i, (late, delivered) in enumerate(((False, True), (True, True), (False, False))):
+        order_id, tracking = f"O-{customer_id}-{i}", f"SF{customer_id}{i}"
+        ordered = now - dt.timedelta(days=10 - i)
+        events.append(OrderCreated(order_id=order_id, customer_id=customer_id, tracking_number=tracking, order_date=ordered,
+                                   amount=Decimal("1000.00") + i, service_type="cold_chain", promised_delivery_at=ordered + dt.timedelta(days=2)))
+        events.append(OrderShipped(order_id=order_id, customer_id=customer_id, shipped_at=ordered + dt.timedelta(hours=6)))
+        if delivered:
+            events.append(OrderDelivered(order_id=order_id, customer_id=customer_id, delivered_at=ordered + dt.timedelta(days=3 if late else 1)))
+        else:
+            events.append(ShipmentDelayed(order_id=order_id, customer_id=customer_id, delay_minutes=240, reported_at=ordered + dt.timedelta(days=1)))
     return events

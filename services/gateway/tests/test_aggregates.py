@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import time
 
-from gateway_support import dashboard_events, down_transport, feed_read_models, role_headers, sleepy_transport
+from gateway_support import dashboard_events, down_transport, feed_read_models, role_headers, shipment_events, sleepy_transport
 
 
-async def test_customer_360_combines_every_service(gw):
-    client, settings = gw
+async def test_customer_360_combines_every_service(make_gateway):
+    client, settings, app = await make_gateway()
+    await feed_read_models(app.state.runtime, shipment_events("C1") + shipment_events("C2"))
     response = await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))
     assert response.status_code == 200
     body = response.json()
     assert body["profile"]["name"] == "Acme Cold Chain"
     assert body["tier"] == "key_account" and body["scores"]["credit_grade"] == "A"
     assert [c["id"] for c in body["open_complaints"]] == ["K1"]  # K3 is closed, K2 is another customer's
-    assert len(body["recent_shipments"]) == 3
+    shipments = body["recent_shipments"]  # the gateway's read model of logistics.orders, newest first
+    assert [(s["order_id"], s["status"], s["on_time"]) for s in shipments] == [
+        ("O-C1-2", "delayed", None), ("O-C1-1", "delivered", False), ("O-C1-0", "delivered", True)]
+    assert shipments[0]["tracking_number"] == "SFC12" and shipments[0]["delay_minutes"] == 240 and shipments[2]["amount"] == "1000.00"
     assert [n["customer_id"] for n in body["last_notifications"]] == ["C1"]
     assert body["warnings"] == [] and body["partial"] is False
 
@@ -40,7 +44,7 @@ async def test_customer_360_partial_when_a_service_is_down(fakes, make_gateway):
 
 async def test_customer_360_sources_run_in_parallel_within_a_time_budget(fakes, make_gateway):
     slow = {name: sleepy_transport(fakes.apps[name], 0.3) for name in ("scoring", "complaints", "notifications")}
-    slow["profile"] = sleepy_transport(fakes.apps["profile"], 0.3)
+    slow["profile"] = sleepy_transport(fakes.apps["profile"], 0.3)  # four upstream calls + the local read model
     client, settings, _ = await make_gateway(fakes.transports(**slow))
     started = time.perf_counter()
     assert (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()["partial"] is False
@@ -49,27 +53,19 @@ async def test_customer_360_sources_run_in_parallel_within_a_time_budget(fakes, 
     client, settings, _ = await make_gateway(fakes.transports(notifications=sleepy_transport(fakes.apps["notifications"], 2.0)), aggregate_timeout_s=0.3)
     body = (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()
     assert body["warnings"][0]["source"] == "notifications" and body["warnings"][0]["status"] == 504
-    assert body["recent_shipments"]
+    assert body["profile"]["id"] == "C1" and body["recent_shipments"] == []
 
 
 async def test_customer_360_missing_section_is_unavailable_not_a_warning(fakes, make_gateway):
     import httpx
 
-    def no_shipments(request: httpx.Request):
-        return httpx.Response(404, json={"title": "Not Found"})
+    def not_scored(request: httpx.Request):  # the scoring service has not scored this customer yet
+        return httpx.Response(404, json={"title": "Scores not found"})
 
-    scoring = fakes.transports()["scoring"]
-
-    class Mixed(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request):
-            if request.url.path.endswith("/shipments"):
-                return no_shipments(request)
-            return await scoring.handle_async_request(request)
-
-    client, settings, _ = await make_gateway(fakes.transports(scoring=Mixed()))
+    client, settings, _ = await make_gateway(fakes.transports(scoring=httpx.MockTransport(not_scored)))
     body = (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()
-    assert body["recent_shipments"] is None and body["unavailable"] == ["shipments"]
-    assert body["warnings"] == [] and body["partial"] is False and body["scores"]["abc_class"] == "A"
+    assert body["scores"] is None and body["tier"] is None and body["unavailable"] == ["scores"]
+    assert body["warnings"] == [] and body["partial"] is False and body["profile"]["id"] == "C1"
 
 
 async def test_customer_360_unknown_customer_404(gw):

@@ -15,7 +15,7 @@ import uvicorn
 
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
-from gateway_support import FakeUpstreams, dashboard_events, feed_read_models
+from gateway_support import FakeUpstreams, dashboard_events, feed_read_models, shipment_events
 
 # one Chromium for the module: tests and their async fixtures share the module's event loop
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -42,7 +42,7 @@ def _free_port() -> int:
 async def console_url(gateway_db):
     settings = GatewaySettings(database_url=gateway_db)
     app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
-    await feed_read_models(app.state.runtime, dashboard_events())
+    await feed_read_models(app.state.runtime, dashboard_events() + shipment_events("C2"))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
@@ -101,6 +101,7 @@ async def test_call_center_find_customer_by_phone_open_complaint_see_timeline(co
     kpis = await page.inner_text("#c360-kpis")
     assert "ordinary" in kpis and "loyal" in kpis and "88" in kpis
     assert await page.locator("#c360-shipments tbody tr").count() == 3
+    assert "SFC21" in await page.inner_text("#c360-shipments")
 
     await page.click(".c360-complaint[data-id='K2']")
     await page.wait_for_selector("#timeline li.timeline-entry")
