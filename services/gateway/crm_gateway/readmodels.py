@@ -31,7 +31,7 @@ class DashboardReadModel:
         await self.handle_batch(session, [event])
 
     async def handle_batch(self, session: AsyncSession, events: list[Event]) -> None:
-        moves, outcomes = [], []
+        moves, outcomes, orders = [], [], []
         for event in events:
             p = event.payload
             event_id = str(event.envelope.event_id)
@@ -42,7 +42,9 @@ class DashboardReadModel:
             elif event.envelope.type == "NotificationFailed":
                 outcomes.append({"event_id": event_id, "customer_id": p.customer_id, "channel": p.channel, "outcome": "failed", "at": p.failed_at})
             elif event.envelope.type in SHIPMENT_EVENTS:
-                await apply_shipment_event(session, event.envelope.type, p)
+                orders.append((event.envelope.type, p))
+        if orders:
+            await apply_shipment_events(session, orders)
         if moves:
             await session.execute(insert(tier_movements), moves)
         if outcomes:
@@ -96,24 +98,45 @@ def _shipment_change(event_type: str, p) -> dict[str, Any]:
     return {"status": "lost"}  # ShipmentLost
 
 
-async def apply_shipment_event(session: AsyncSession, event_type: str, p) -> None:
-    """Upsert one order's row; a later event that arrives first (another producer) still lands."""
-    change = {k: v for k, v in _shipment_change(event_type, p).items() if v is not None}
-    if p.tracking_number:
-        change["tracking_number"] = p.tracking_number
-    change["updated_at"] = utcnow()
-    row = (await session.execute(select(shipments.c.status, shipments.c.promised_at, shipments.c.delivered_at)
-                                 .where(shipments.c.order_id == p.order_id))).first()
-    if event_type == "OrderCreated" and row is not None and row.status != "ordered":
-        change.pop("status")  # created after it already moved on: keep the later status
-    promised = change.get("promised_at") or (row.promised_at if row else None)
-    delivered = change.get("delivered_at") or (row.delivered_at if row else None)
-    if promised is not None and delivered is not None:
-        change["on_time"] = delivered <= promised
-    if row is None:
-        await session.execute(insert(shipments).values(order_id=p.order_id, customer_id=p.customer_id, **{"status": "ordered", **change}))
-    else:
-        await session.execute(update(shipments).where(shipments.c.order_id == p.order_id).values(**change))
+# a status never goes back: a late "shipped" does not undo "delivered"; incidents override delivery
+STATUS_RANK = {"ordered": 0, "shipped": 1, "delayed": 2, "delivered": 3, "cancelled": 4, "damaged": 5, "lost": 5}
+
+SHIPMENT_COLUMNS = ("customer_id", "tracking_number", "status", "service_type", "lane", "amount", "currency", "ordered_at",
+                    "shipped_at", "promised_at", "delivered_at", "on_time", "delay_minutes", "updated_at")
+
+
+async def apply_shipment_events(session: AsyncSession, events: list[tuple[str, Any]]) -> None:
+    """Fold a batch of order events into one row per order: one SELECT, one bulk INSERT, one bulk UPDATE."""
+    order_ids = list({p.order_id for _, p in events})
+    existing: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(order_ids), 500):
+        rows = (await session.execute(select(shipments).where(shipments.c.order_id.in_(order_ids[start:start + 500])))).mappings().all()
+        existing.update({row["order_id"]: dict(row) for row in rows})
+    new: dict[str, dict[str, Any]] = {}
+    changed: set[str] = set()
+    now = utcnow()
+    for event_type, p in events:
+        row = existing.get(p.order_id) or new.get(p.order_id)
+        if row is None:
+            row = new[p.order_id] = {c: None for c in SHIPMENT_COLUMNS} | {"order_id": p.order_id, "customer_id": p.customer_id, "status": "ordered"}
+        change = {k: v for k, v in _shipment_change(event_type, p).items() if v is not None}
+        if STATUS_RANK[change["status"]] < STATUS_RANK[row["status"]]:
+            change.pop("status")  # an earlier step arriving late (another producer): keep the later status
+        if p.tracking_number:
+            change["tracking_number"] = p.tracking_number
+        row.update(change, updated_at=now)
+        if row["promised_at"] is not None and row["delivered_at"] is not None:
+            row["on_time"] = row["delivered_at"] <= row["promised_at"]
+        if p.order_id in existing:
+            changed.add(p.order_id)
+    if new:
+        await session.execute(insert(shipments), list(new.values()))
+    if changed:
+        from sqlalchemy import bindparam
+
+        statement = update(shipments).where(shipments.c.order_id == bindparam("b_order_id")).values(
+            {c: bindparam(f"b_{c}") for c in SHIPMENT_COLUMNS})
+        await session.execute(statement, [{"b_order_id": oid, **{f"b_{c}": existing[oid][c] for c in SHIPMENT_COLUMNS}} for oid in changed])
 
 
 async def recent_shipments(session: AsyncSession, customer_id: str, limit: int = 10) -> list[dict[str, Any]]:
