@@ -84,14 +84,15 @@ async def close_env(env: Env) -> None:
 
 async def seed_customer(db, customer_id: str, *, phone: str | None = None, email: str | None = None, region: str | None = None,
                         tier: str | None = None, credit_grade: str | None = None, contact_id: str | None = None,
-                        language: str = "zh-CN") -> None:
+                        language: str = "zh-CN", account_manager: str | None = None) -> None:
     contacts = []
     if phone or email:
         contacts.append(ContactSnapshot(contact_id=contact_id or f"{customer_id}-c1", name="Contact", phone=phone, email=email,
                                         language=language))
     async with db.transaction() as session:
         await directory.apply_snapshot(session, CustomerRegistered(customer_id=customer_id, name=f"Customer {customer_id}",
-                                                                   region=region, status="active", contacts=contacts))
+                                                                   region=region, status="active", contacts=contacts,
+                                                                   account_manager=account_manager))
         if tier or credit_grade:
             await directory.apply_tier(session, customer_id, tier=tier, credit_grade=credit_grade)
 

@@ -8,22 +8,23 @@ from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, s
 from sqlalchemy import select
 
 from crm_complaints.complaints import reports, service
-from crm_complaints.complaints.models import Complaint, SlaClockRow
+from crm_complaints.complaints.models import Complaint, DirectoryCustomer, SlaClockRow
 from crm_complaints.complaints.schemas import ComplaintCreate
 from crm_complaints.complaints.service import Actor
 
 
 async def build_history(env, seed=7):
     rng = random.Random(seed)
-    await seed_customer(env.db, "cust-1")
-    await seed_customer(env.db, "cust-2")
+    await seed_customer(env.db, "cust-1", account_manager="am-zhang")
+    await seed_customer(env.db, "cust-2", account_manager="am-li")
+    await seed_customer(env.db, "cust-3")  # no account manager
     for team, agents in (("transport", ["t1", "t2"]), ("claims", ["c1"]), ("billing", ["b1"]), ("customer_service", ["s1"])):
         await seed_team(env.db, team, {a: ALL_WEEK for a in agents})
     start = shanghai(2026, 8, 3, 9, 30)
     categories = ["delay", "damage", "loss", "billing", "information", "staff_attitude"]
     for i in range(40):
         filed = start + dt.timedelta(days=rng.randint(0, 60), hours=rng.randint(0, 8))
-        body = complaint_body(customer_id=rng.choice(["cust-1", "cust-2"]), category=rng.choice(categories),
+        body = complaint_body(customer_id=rng.choice(["cust-1", "cust-2", "cust-3"]), category=rng.choice(categories),
                               channel=rng.choice(["web", "mobile", "call_center", "email"]), order_ids=[f"o{i}"],
                               claimed_amount=str(rng.choice([0, 500, 20000])))
         async with env.runtime.transaction() as session:
@@ -49,7 +50,7 @@ async def build_history(env, seed=7):
                                          now=resolved_at + dt.timedelta(days=1))
 
 
-def independent_figures(complaints, clocks, date_from, date_to):
+def independent_figures(complaints, clocks, managers, date_from, date_to):
     lo = dt.datetime.combine(date_from, dt.time(), tzinfo=dt.timezone.utc)
     hi = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
     rows = [c for c in complaints if lo <= c.filed_at < hi and c.merged_into is None]
@@ -81,7 +82,8 @@ def independent_figures(complaints, clocks, date_from, date_to):
         groups = {}
         for c in rows:
             if c.survey_score is not None:
-                groups.setdefault(getattr(c, attr), []).append(c.survey_score)
+                key = managers.get(c.customer_id) or "unassigned" if attr == "account_manager" else getattr(c, attr)
+                groups.setdefault(key, []).append(c.survey_score)
         return {k: {"responses": len(v), "mean_score": round(statistics.mean(v), 4), "satisfied_rate": round(sum(s >= 4 for s in v) / len(v), 4)}
                 for k, v in sorted(groups.items())}
 
@@ -99,7 +101,7 @@ def independent_figures(complaints, clocks, date_from, date_to):
         "first_response_minutes": {"p50": pct(first, 50), "p90": pct(first, 90), "p95": pct(first, 95), "count": len(first)},
         "resolution_minutes": {"p50": pct(resolution, 50), "p90": pct(resolution, 90), "p95": pct(resolution, 95), "count": len(resolution)},
         "reopen": {"resolved": resolved, "reopened": reopened, "rate": round(reopened / resolved, 4) if resolved else None},
-        "csat": {"by_team": csat("team_id"), "by_agent": csat("resolved_by")},
+        "csat": {"by_team": csat("team_id"), "by_agent": csat("resolved_by"), "by_account_manager": csat("account_manager")},
     }
 
 
@@ -110,7 +112,9 @@ async def test_report_equals_figures_computed_from_rows(env):
         report = await reports.complaint_report(session, date_from=date_from, date_to=date_to, period="month")
         complaints = (await session.scalars(select(Complaint))).all()
         clocks = (await session.scalars(select(SlaClockRow))).all()
-    expected = independent_figures(complaints, clocks, date_from, date_to)
+        managers = dict((await session.execute(select(DirectoryCustomer.id, DirectoryCustomer.account_manager))).all())
+    expected = independent_figures(complaints, clocks, managers, date_from, date_to)
+    assert set(expected["csat"]["by_account_manager"]) == {"am-zhang", "am-li", "unassigned"}
     assert expected["total"] > 10 and expected["reopen"]["reopened"] > 0 and expected["csat"]["by_agent"]
     assert expected["sla"]["resolution"]["missed"] > 0 and expected["sla"]["resolution"]["met"] > 0
     for key, value in expected.items():

@@ -31,6 +31,7 @@ async def apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot) -> N
     customer.name = snapshot.name
     customer.region = snapshot.region
     customer.status = snapshot.status
+    customer.account_manager = snapshot.account_manager
     customer.updated_at = utcnow()
     await session.flush()
     await session.execute(delete(DirectoryContact).where(DirectoryContact.customer_id == snapshot.customer_id))

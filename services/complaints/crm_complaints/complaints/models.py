@@ -65,6 +65,7 @@ class DirectoryCustomer(Base):
     status: Mapped[str | None] = mapped_column(String(20))
     tier: Mapped[str | None] = mapped_column(String(20))
     credit_grade: Mapped[str | None] = mapped_column(String(1))
+    account_manager: Mapped[str | None] = mapped_column(String(100))
     merged_into: Mapped[str | None] = mapped_column(String(100))
     erased: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

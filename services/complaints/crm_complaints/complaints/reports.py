@@ -2,8 +2,9 @@
 
 Scope: complaints filed in [from, to] (UTC dates, both inclusive), merged duplicates excluded.
 Times are business minutes counted by the SLA clocks (pauses excluded) of stopped clocks.
-Percentiles use the nearest-rank method. CSAT is the mean survey score (1-5) by team and by the agent
-who resolved the complaint, with the share of scores >= 4.
+Percentiles use the nearest-rank method. CSAT is the mean survey score (1-5) by team, by the agent
+who resolved the complaint and by the customer's account manager (from the directory), with the
+share of scores >= 4.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import math
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_complaints.complaints.models import Complaint, SlaClockRow
+from crm_complaints.complaints.models import Complaint, DirectoryCustomer, SlaClockRow
 
 PERCENTILES = (50, 90, 95)
 
@@ -78,10 +79,12 @@ async def complaint_report(session: AsyncSession, *, date_from: dt.date | None =
     reopened = int(await session.scalar(select(func.count()).select_from(Complaint).where(scope, Complaint.reopen_count > 0)) or 0)
 
     async def csat(column) -> dict[str, dict]:
+        query = select(column, func.count(), func.avg(Complaint.survey_score),
+                       func.sum(func.cast(Complaint.survey_score >= 4, type_=Complaint.survey_score.type)))
+        if column.class_ is DirectoryCustomer:
+            query = query.select_from(Complaint).outerjoin(DirectoryCustomer, DirectoryCustomer.id == Complaint.customer_id)
         rows = (await session.execute(
-            select(column, func.count(), func.avg(Complaint.survey_score),
-                   func.sum(func.cast(Complaint.survey_score >= 4, type_=Complaint.survey_score.type)))
-            .where(scope, Complaint.survey_score.is_not(None)).group_by(column).order_by(column)
+            query.where(scope, Complaint.survey_score.is_not(None)).group_by(column).order_by(column)
         )).all()
         return {str(key) if key is not None else "unassigned": {"responses": int(n), "mean_score": round(float(avg), 4),
                                                                  "satisfied_rate": _rate(int(good or 0), int(n))}
@@ -99,7 +102,8 @@ async def complaint_report(session: AsyncSession, *, date_from: dt.date | None =
         "first_response_minutes": {f"p{p}": _round(nearest_rank(first_minutes, p)) for p in PERCENTILES} | {"count": len(first_minutes)},
         "resolution_minutes": {f"p{p}": _round(nearest_rank(resolution_minutes, p)) for p in PERCENTILES} | {"count": len(resolution_minutes)},
         "reopen": {"resolved": resolved, "reopened": reopened, "rate": _rate(reopened, resolved)},
-        "csat": {"by_team": await csat(Complaint.team_id), "by_agent": await csat(Complaint.resolved_by)},
+        "csat": {"by_team": await csat(Complaint.team_id), "by_agent": await csat(Complaint.resolved_by),
+                 "by_account_manager": await csat(DirectoryCustomer.account_manager)},
     }
 
 
