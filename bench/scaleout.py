@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 REPO = Path(__file__).resolve().parents[1]
-SCALEOUT_TESTS = REPO / "tests" / "scaleout"
-for extra in (SCALEOUT_TESTS,):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
+SCALEOUT_TESTS = REPO / "tests" / "scaleout"  # the recorder worker, the assignment probe, per-service fingerprints
+if str(SCALEOUT_TESTS) not in sys.path:
+    sys.path.insert(0, str(SCALEOUT_TESTS))
 
 import asyncpg  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
