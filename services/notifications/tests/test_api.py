@@ -168,3 +168,39 @@ async def test_segment_send_dry_run_then_send(api_both, smtp):
     assert mail["To"] == "s0@example.com" and "Unsubscribe: " in mail.get_content()
     bad = await api.post("/segment-sends", json={**request, "template_key": "payment_reminder"})
     assert bad.status_code == 422
+
+
+async def test_provider_receipts_and_inbox_tasks(api, provider, smtp):
+    api.runtime.settings.provider_token = "prov-token"
+    feeder = EventFeeder(api.runtime)
+    await feeder.feed(customer_registered("c9", [{"contact_id": "k9", "email": "k9@example.com", "language": "en"}], account_manager="am.x"))
+    await feeder.feed(event(ComplaintFiled(complaint_id="x9", complaint_number="CP-9", customer_id="c9", category="delay", priority="P3",
+                                           channel="web", contact_id="k9", filed_at=T0)))
+    from crm_common.events.scoring import ChurnRiskRaised
+
+    await feeder.feed(event(ChurnRiskRaised(customer_id="c9", risk_level="high", raised_at=T0)))
+    await api.runtime.dispatcher.run_once()
+    sent = next(d for d in (await api.get("/deliveries", params={"customer_id": "c9"})).json() if d["rule_name"] == "complaint-filed-ack")
+    url = f"/deliveries/{sent['id']}/receipt"
+    assert (await api.post(url, json={"status": "delivered"})).status_code == 403
+    assert (await api.post(url, json={"status": "delivered"}, headers={"Authorization": "Bearer wrong"})).status_code == 403
+    auth = {"Authorization": "Bearer prov-token"}
+    delivered = await api.post(url, json={"status": "delivered"}, headers=auth)
+    assert delivered.status_code == 200 and delivered.json()["status"] == "delivered"
+    assert (await api.post(url, json={"status": "delivered"}, headers=auth)).json()["status"] == "delivered"  # idempotent
+    bounced = await api.post(url, json={"status": "failed", "detail": "mailbox full"}, headers=auth)
+    assert bounced.json()["status"] == "failed" and bounced.json()["reason"] == "provider receipt: mailbox full"
+    assert (await api.post(url, json={"status": "delivered"}, headers=auth)).status_code == 409
+    assert (await api.post("/deliveries/nope/receipt", json={"status": "delivered"}, headers=auth)).status_code == 404
+    from sqlalchemy import select
+
+    from crm_common.outbox import outbox_table
+
+    async with api.runtime.db.sessions() as session:
+        types = list((await session.scalars(select(outbox_table.c.event_type).order_by(outbox_table.c.id))).all())
+    assert types.count("NotificationFailed") == 1
+    [task] = (await api.get("/inbox", params={"assignee": "am.x"})).json()
+    done = await api.post(f"/inbox/{task['id']}/done")
+    assert done.status_code == 200 and done.json()["done_at"] is not None
+    assert (await api.get("/inbox", params={"assignee": "am.x"})).json() == []
+    assert len((await api.get("/inbox", params={"assignee": "am.x", "open_only": False})).json()) == 1

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict
+import hmac
+from typing import Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from crm_common.problems import Problem
 from crm_common.runtime import runtime_of
 from crm_notifications.delivery.models import Attempt, InboxTask, Message
+from crm_notifications.delivery.receipts import apply_receipt
 
 router = APIRouter(tags=["deliveries"])
 
@@ -88,6 +92,38 @@ async def delivery(message_id: str, request: Request):
         if message is None:
             raise Problem(404, "Delivery not found", f"No delivery {message_id}.")
         return (await _with_log(session, [message]))[0]
+
+
+class ReceiptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["delivered", "failed"]
+    detail: str | None = Field(default=None, max_length=1000)
+
+
+@router.post("/deliveries/{message_id}/receipt", response_model=DeliveryOut)
+async def receipt(message_id: str, data: ReceiptIn, request: Request, authorization: str | None = Header(default=None)):
+    """Provider callback (delivery report or bounce). Authenticated with NOTIFICATIONS_PROVIDER_TOKEN as a bearer token."""
+    runtime = runtime_of(request)
+    token = runtime.settings.provider_token
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not token or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Problem(403, "Forbidden", "A valid provider token is required.")
+    async with runtime.transaction() as session:
+        message = await apply_receipt(session, message_id, data.status, data.detail, runtime.clock.now())
+        return (await _with_log(session, [message]))[0]
+
+
+@router.post("/inbox/{task_id}/done", response_model=InboxTaskOut)
+async def inbox_done(task_id: str, request: Request):
+    runtime = runtime_of(request)
+    async with runtime.transaction() as session:
+        task = await session.get(InboxTask, task_id)
+        if task is None:
+            raise Problem(404, "Task not found", f"No inbox task {task_id}.")
+        if task.done_at is None:
+            task.done_at = runtime.clock.now()
+        return InboxTaskOut.model_validate(task)
 
 
 @router.get("/inbox", response_model=list[InboxTaskOut])

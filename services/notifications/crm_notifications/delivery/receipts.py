@@ -1,0 +1,42 @@
+"""Delivery receipts from SMS/push providers and bounces: `sent` becomes `delivered` or `failed`."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.events.notifications import NotificationFailed
+from crm_common.outbox import emit
+from crm_common.problems import Problem
+from crm_notifications import SERVICE_NAME
+from crm_notifications.delivery.models import DELIVERED, FAILED, SENT, Attempt, Message
+from crm_notifications.metrics import MESSAGE_TRANSITIONS
+
+
+async def apply_receipt(session: AsyncSession, message_id: str, status: str, detail: str | None, now: dt.datetime) -> Message:
+    """Idempotent: the same receipt twice changes nothing; a receipt that contradicts a final state is a 409."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise Problem(404, "Delivery not found", f"No delivery {message_id}.")
+    if message.status == status:
+        return message
+    allowed = {DELIVERED: (SENT,), FAILED: (SENT, DELIVERED)}[status]
+    if message.status not in allowed:
+        raise Problem(409, "Receipt does not apply", f"Delivery {message_id} is {message.status}; a {status} receipt cannot change it.",
+                      status_now=message.status)
+    message.status = status
+    message.updated_at = now
+    if status == FAILED:
+        message.reason = (f"provider receipt: {detail}" if detail else "provider receipt: failed")[:500]
+        await emit(
+            session,
+            NotificationFailed(notification_id=message.id, customer_id=message.customer_id, contact_id=message.contact_id,
+                               channel=message.channel, template=message.template_key, rule=message.rule_name,
+                               error=message.reason, attempts=message.attempts, failed_at=now),
+            key=message.customer_id, producer=SERVICE_NAME,
+        )
+    session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=message.attempts, status=status,
+                        detail=f"provider receipt{': ' + detail if detail else ''}"[:2000], at=now))
+    MESSAGE_TRANSITIONS.labels(message.channel, status).inc()
+    await session.flush()
+    return message
