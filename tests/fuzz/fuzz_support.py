@@ -18,7 +18,9 @@ from typing import Any
 
 import httpx
 import schemathesis
+from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -314,6 +316,7 @@ def fuzz_schema(
     extra_headers: dict[str, str] | None = None,
     known_ids: dict[str, str] | None = None,
     only: tuple[str, str] | None = None,
+    negative_examples: int = 0,
 ) -> FuzzReport:
     """Fuzz every operation of `spec` against `target`; collect (do not stop at) failing operations."""
     schema = schemathesis.openapi.from_dict(spec)
@@ -326,13 +329,16 @@ def fuzz_schema(
         if only is not None and (operation.method.upper(), operation.path) != only:
             continue
         report.operations += 1
-        strategies = [operation.as_strategy()]
+        strategies = [(operation.as_strategy(), max_examples)]
         names = [p.name for p in operation.path_parameters]
         if names and known_ids and all(n in known_ids for n in names):
             # a second pass aimed at real objects: random ids mostly reach the 404 path only
-            strategies.append(operation.as_strategy(path_parameters={n: known_ids[n] for n in names}))
-        for strategy in strategies:
-            failure = _fuzz_operation(loop, target, operation, strategy, headers, max_examples, report)
+            strategies.append((operation.as_strategy(path_parameters={n: known_ids[n] for n in names}), max_examples))
+        if negative_examples and getattr(operation.body, "items", None):
+            # schema-violating bodies (wrong types, missing fields...): refused with a 4xx, never a 5xx
+            strategies.append((operation.as_strategy(generation_mode=GenerationMode.NEGATIVE), negative_examples))
+        for strategy, examples in strategies:
+            failure = _fuzz_operation(loop, target, operation, strategy, headers, examples, report)
             if failure:
                 report.failures.append(failure)
                 break
@@ -360,7 +366,9 @@ def _fuzz_operation(loop, target, operation, strategy, headers, max_examples, re
 
     try:
         run()
-    except Exception as exc:  # hypothesis re-raises the minimal failing example's error
+    except Unsatisfiable:  # nothing of this operation can be made invalid
+        return None
+    except (Exception, BaseExceptionGroup) as exc:  # hypothesis re-raises the minimal example's error (a FailureGroup)
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return f"{operation.method.upper()} {operation.path}: {text[:1500]}"
     return None

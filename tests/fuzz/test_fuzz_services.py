@@ -6,7 +6,8 @@ SQLite database with relay and consumers off (fuzz_support). The services are ca
 the identity headers the gateway would add (an admin: the deepest code paths are reachable); the
 gateway is called with an admin JWT and has the four real services behind it (httpx ASGITransport).
 Each service gets a few real objects first, and every operation whose path ids are known gets a
-second pass aimed at them. Bounded: max_examples per operation, no deadline; the bigger run on
+second pass aimed at them; operations with a JSON body get a third pass with schema-violating bodies
+(schemathesis' negative mode: a 4xx, never a 5xx). Bounded: max_examples per operation, no deadline; the bigger run on
 PostgreSQL is marked slow.
 """
 from __future__ import annotations
@@ -52,9 +53,9 @@ class Running:
             self.app = self.loop.run(BUILDERS[target](database_factory, kind))
             self.headers, self.known = STAFF, self.loop.run(SEEDERS[target](self.app))
 
-    def fuzz(self, spec, method: str, path: str, max_examples: int):
+    def fuzz(self, spec, method: str, path: str, max_examples: int, negative_examples: int = 0):
         report = fuzz_schema(self.loop, self.app, spec, max_examples=max_examples, extra_headers=self.headers,
-                             known_ids=self.known, only=(method, path))
+                             known_ids=self.known, only=(method, path), negative_examples=negative_examples)
         print(report.summary())
         assert report.operations == 1 and report.cases > 0, report.summary()
         assert not report.failures, "\n\n".join(report.failures)
@@ -84,13 +85,14 @@ def running(database_factory):
 
 @pytest.mark.parametrize("target,method,path", _params([*sorted(BUILDERS), "gateway"]))
 def test_fuzz_operation_no_5xx_no_schema_violation(running, target, method, path):
-    running(target, "sqlite").fuzz(SPECS[target], method, path, max_examples=20 if target != "gateway" else 12)
+    running(target, "sqlite").fuzz(SPECS[target], method, path, max_examples=20 if target != "gateway" else 12,
+                                    negative_examples=10 if target != "gateway" else 0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target,method,path", _params([*sorted(BUILDERS), "gateway"]))
 def test_fuzz_operation_on_postgres_bigger_run(running, target, method, path):
-    running(target, "postgres").fuzz(SPECS[target], method, path, max_examples=100 if target != "gateway" else 50)
+    running(target, "postgres").fuzz(SPECS[target], method, path, max_examples=100 if target != "gateway" else 50, negative_examples=50)
 
 
 def test_every_documented_operation_is_fuzzed():
