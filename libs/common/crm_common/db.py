@@ -60,7 +60,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False, pre_ping: bool = True) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
@@ -71,7 +71,7 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, echo
         echo=echo,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_timeout=5,
         connect_args={"timeout": 5, "command_timeout": 30},
     )
@@ -80,9 +80,9 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, echo
 class Database:
     """An engine and its session factory. `transaction()` is the unit of work."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False):
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False, pre_ping: bool = True):
         self.url = url
-        self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, echo=echo)
+        self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, echo=echo, pre_ping=pre_ping)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -1,0 +1,86 @@
+"""A/B of the database pool settings on a read-heavy path: the complaints status lookup served directly.
+
+    .venv/bin/python bench/db_pool_ab.py [--quick] [--rounds 3] [--duration 5] [--connections 16]
+
+One complaints database (bulk-loaded, bench/complaints_seed.py), one complaints server per variant (uvicorn,
+uvloop, httptools), the same wrk load against each in turn, several rounds (so that background load on
+the machine hits every variant alike). Printed: median req/s and p99 per variant, and the ratio to the
+first variant (the defaults). Variants are environment settings of crm_common.settings.ServiceSettings.
+"""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import complaints_seed  # noqa: E402
+import perfkit  # noqa: E402
+
+VARIANTS = {
+    "defaults (pool 10+10, pre-ping)": {},
+    "no pre-ping": {"db_pool_pre_ping": "false"},
+    "pool 5+5, pre-ping": {"db_pool_size": "5", "db_max_overflow": "5"},
+    "pool 20+0, no pre-ping": {"db_pool_size": "20", "db_max_overflow": "0", "db_pool_pre_ping": "false"},
+}
+
+
+def run(args) -> dict:
+    count = args.complaints or (20_000 if args.quick else 100_000)
+    rounds = args.rounds or (2 if args.quick else 3)
+    duration = args.duration or (4 if args.quick else 8)
+    log_dir = perfkit.log_dir_for("db_pool_ab")
+
+    async def main() -> dict:
+        async with perfkit.fresh_databases("complaints") as urls:
+            sample = await complaints_seed.seed(perfkit.asyncpg_dsn(urls["complaints"]), count)
+            paths = [f"/complaints/lookup?tracking_number={t}" for t in sample["tracking"]]
+            headers = {"X-Actor-Id": "bench-agent", "X-Actor-Role": "agent"}
+            with perfkit.local_broker(log_dir) as broker:
+                await perfkit.prepare_topics(broker.bootstrap)
+                servers = {
+                    name: perfkit.Server(f"complaints-{i}", perfkit.APPS["complaints"],
+                                         perfkit.service_env("complaints", urls["complaints"], broker.bootstrap, run_scheduler="false", **env), log_dir=log_dir)
+                    for i, (name, env) in enumerate(VARIANTS.items())
+                }
+                results: dict[str, list[dict]] = {name: [] for name in servers}
+                with perfkit.servers(*servers.values()):
+                    for name, server in servers.items():  # warm-up
+                        perfkit.http_load(server.url, paths, headers=headers, connections=args.connections, duration_s=2)
+                    for round_ in range(rounds):
+                        for name, server in servers.items():
+                            load = await asyncio.to_thread(perfkit.http_load, server.url, paths, headers=headers, connections=args.connections,
+                                                           duration_s=duration)
+                            results[name].append(load)
+                            print(f"[db_pool_ab] round {round_ + 1} {name}: {load['rps']:,.0f} req/s p99 {load['p99_ms']:.1f} ms", flush=True)
+            return results
+
+    results = asyncio.run(main())
+    names = list(VARIANTS)
+    medians = {n: statistics.median(r["rps"] for r in results[n]) for n in names}
+    p99 = {n: statistics.median(r["p99_ms"] for r in results[n]) for n in names}
+    base = medians[names[0]]
+    rows = []
+    for name in names:
+        rows.append(perfkit.row(f"lookup req/s, {name}", medians[name], baseline=base, unit="req/s"))
+        rows.append(perfkit.row(f"lookup p99, {name}", p99[name], baseline=p99[names[0]], unit="ms"))
+    return perfkit.result("db_pool_ab", rows, figures={"complaints": count, "rounds": rounds, "duration_s": duration, "raw": results})
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--complaints", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--duration", type=float, default=0)
+    parser.add_argument("--connections", type=int, default=16)
+
+
+def main(argv=None) -> int:
+    parser = perfkit.base_parser(__doc__.splitlines()[0])
+    add_arguments(parser)
+    perfkit.emit(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
