@@ -66,7 +66,7 @@ async def test_shipment_incidents_open_or_attach_and_redelivery_changes_nothing(
 
 async def test_directory_events_resolve_customers_and_merges(env):
     await seed_team(env.db, "transport", {"t1": ALL_WEEK})
-    processor = InboxProcessor(env.db, CustomerDirectoryHandler(), NoDeadLetters())
+    processor = InboxProcessor(env.db, CustomerDirectoryHandler(env.settings), NoDeadLetters())
     events = [
         make_event(CustomerRegistered(customer_id="A", name="Alpha", region="East",
                                       contacts=[ContactSnapshot(contact_id="ca", phone="13800000001", email="a@x.cn", language="en")]),
@@ -142,3 +142,46 @@ async def test_real_broker_directory_and_shipment_damaged_open_a_complaint_and_e
         assert [r["complaint"]["order_ids"] for r in by_phone] == [["ORD-K"]]
     finally:
         await close_env(env)
+
+
+async def test_tier_upgrade_raises_open_complaints_and_tightens_their_clocks(env):
+    from complaints_support import seed_customer, shanghai
+
+    from crm_complaints.complaints import service
+    from crm_complaints.complaints.models import SlaClockRow
+    from crm_complaints.complaints.schemas import ComplaintCreate
+    from crm_complaints.complaints.service import Actor
+    from crm_complaints.complaints.sla import BusinessCalendar
+
+    await seed_customer(env.db, "grower")
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK})
+    filed = shanghai(2026, 9, 21, 9, 0)
+    ids = []
+    for order in ("a", "b"):
+        async with env.runtime.transaction() as session:
+            body = {"customer_id": "grower", "category": "delay", "description": "late", "channel": "web", "order_ids": [order]}
+            ids.append((await service.file_complaint(session, ComplaintCreate(**body), settings=env.settings, now=filed)).id)
+    async with env.runtime.transaction() as session:  # the second one is already answered
+        await service.reply(session, ids[1], "on it", actor=Actor("t1", "agent", "transport"), settings=env.settings,
+                            now=shanghai(2026, 9, 21, 9, 30))
+    processor = InboxProcessor(env.db, CustomerDirectoryHandler(env.settings), NoDeadLetters())
+    upgrade = make_event(CustomerTierChanged(customer_id="grower", old_tier="ordinary", new_tier="key_account", reason="growth",
+                                             changed_at=NOW), key="grower", producer="scoring")
+    await processor.process([delivery(upgrade, "crm.scoring", 0)])
+    await processor.process([delivery(upgrade, "crm.scoring", 0)])  # redelivered: nothing changes twice
+    async with env.db.sessions() as session:
+        rows = {c.id: c for c in (await session.scalars(select(Complaint))).all()}
+        assert [rows[i].priority for i in ids] == ["P2", "P2"]
+        clocks = {(c.complaint_id, c.kind): c for c in (await session.scalars(select(SlaClockRow))).all()}
+        notes = (await session.scalars(select(TimelineEntry).where(TimelineEntry.kind == "reprioritized"))).all()
+    assert len(notes) == 2
+    calendar = BusinessCalendar(timezone="Asia/Shanghai")
+    # P2 targets (60 / 480) replace P3 (240 / 960); time already used is kept
+    assert clocks[(ids[0], "first_response")].target_minutes == 60
+    assert clocks[(ids[0], "resolution")].deadline_at == calendar.add_business_minutes(filed, 480)
+    assert clocks[(ids[1], "first_response")].target_minutes == 240  # stopped at the reply: keeps its target
+    downgrade = make_event(CustomerTierChanged(customer_id="grower", old_tier="key_account", new_tier="small", reason="decline",
+                                               changed_at=NOW), key="grower", producer="scoring")
+    await processor.process([delivery(downgrade, "crm.scoring", 1)])
+    async with env.db.sessions() as session:
+        assert [(await session.get(Complaint, i)).priority for i in ids] == ["P2", "P2"]  # never lowered

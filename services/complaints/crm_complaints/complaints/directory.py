@@ -85,6 +85,7 @@ async def apply_tier(session: AsyncSession, customer_id: str, *, tier: str | Non
     if credit_grade is not None:
         customer.credit_grade = credit_grade
     customer.updated_at = utcnow()
+    await session.flush()
 
 
 # ---- teams, agents, routing rules (admin) -------------------------------------------------------

@@ -29,6 +29,9 @@ class CustomerDirectoryHandler:
     event_types = frozenset({"CustomerRegistered", "CustomerUpdated", "CustomerMerged", "CustomerErased",
                              "CustomerTierChanged", "CustomerScored"})
 
+    def __init__(self, settings: ComplaintsSettings | None = None):
+        self.settings = settings or ComplaintsSettings()
+
     async def handle(self, session: AsyncSession, event: Event) -> None:
         payload = event.payload
         kind = event.envelope.type
@@ -40,9 +43,11 @@ class CustomerDirectoryHandler:
             await directory.apply_erased(session, payload.customer_id, payload.contact_id)
         elif kind == "CustomerTierChanged":
             await directory.apply_tier(session, payload.customer_id, tier=payload.new_tier)
+            await service.reprioritize_open(session, payload.customer_id, settings=self.settings)
         elif kind == "CustomerScored":
             await directory.apply_tier(session, payload.customer_id, tier=payload.tier, credit_grade=payload.credit_grade)
+            await service.reprioritize_open(session, payload.customer_id, settings=self.settings)
 
 
 def default_handlers(settings: ComplaintsSettings) -> list:
-    return [ShipmentIncidentHandler(settings), CustomerDirectoryHandler()]
+    return [ShipmentIncidentHandler(settings), CustomerDirectoryHandler(settings)]

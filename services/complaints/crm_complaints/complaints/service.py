@@ -762,3 +762,40 @@ async def open_from_shipment_event(session: AsyncSession, payload, *, event_id: 
     complaint = await file_complaint(session, data, settings=settings, now=now, channel="tms", allow_unknown_customer=True,
                                      source_event_id=event_id)
     return complaint, "filed"
+
+
+async def reprioritize_open(session: AsyncSession, customer_id: str, *, settings: ComplaintsSettings,
+                            now: dt.datetime | None = None) -> list[Complaint]:
+    """After a tier or credit change, raise the priority of the customer's open complaints where the rules now say so.
+
+    Priorities only go up (a downgrade never loosens a promise already made). Running and paused clocks take
+    the new targets, keeping the time already used; stopped clocks keep theirs.
+    """
+    now = now or utcnow()
+    customer = await follow_merges(session, customer_id)
+    if customer is None:
+        return []
+    raised: list[Complaint] = []
+    open_complaints = (await session.scalars(
+        select(Complaint).where(Complaint.customer_id == customer.id, Complaint.status.in_(OPEN_STATES), Complaint.merged_into.is_(None))
+        .with_for_update(key_share=True)
+    )).all()
+    for complaint in open_complaints:
+        new = compute_priority(complaint.category, complaint.description, complaint.claimed_amount, customer.tier, customer.credit_grade)
+        if new >= complaint.priority:
+            continue
+        old = complaint.priority
+        complaint.priority = new
+        complaint.version += 1
+        targets = dict(zip(("first_response", "resolution"), settings.sla_targets.get(new, DEFAULT_TARGETS[new])))
+        calendar = await team_calendar(session, complaint.team_id, settings)
+        for row in await clocks_of(session, complaint.id):
+            clock = _clock_from_row(row)
+            if clock.stopped_at is None:
+                clock.target_minutes = targets[row.kind]
+                _store_clock(row, clock, calendar)
+        await add_timeline(session, complaint, "reprioritized", at=now, actor=SYSTEM, visibility="internal",
+                           body=f"Priority {old} -> {new} (tier {customer.tier}, credit {customer.credit_grade})",
+                           data={"from": old, "to": new})
+        raised.append(complaint)
+    return raised
