@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import async_engine_from_config
 from sqlalchemy.pool import NullPool
 
 import crm_common.consumer  # noqa: F401  (defines the inbox table on messaging_metadata; without it a fresh process migrates no inbox)
-from crm_common import consumer as _consumer  # noqa: F401  (defines the inbox table on messaging_metadata)
 from crm_common.db import async_url
 from crm_common.outbox import messaging_metadata
 
