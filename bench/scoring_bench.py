@@ -322,13 +322,25 @@ async def section_broker(h: OrderHistory, count: int, settings: ScoringSettings,
         broker.stop()
 
 
+def save(results: dict) -> None:
+    results["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str))
+
+
 async def database_sections(args, h: OrderHistory, settings: ScoringSettings, results: dict) -> None:
-    if not args.no_import:
-        await section_import(h, args.import_rows, settings, results)
-    if not args.no_inbox:
-        await section_inbox(h, args.events, settings, results)
-    if not args.no_broker:
-        await section_broker(h, args.events, settings, results)
+    sections = [("import", args.no_import, lambda: section_import(h, args.import_rows, settings, results)),
+                ("inbox", args.no_inbox, lambda: section_inbox(h, args.events, settings, results)),
+                ("broker", args.no_broker, lambda: section_broker(h, args.events, settings, results))]
+    for name, skip, run in sections:
+        if skip:
+            continue
+        try:
+            await run()
+        except Exception as exc:  # one failing section (e.g. no PostgreSQL) does not lose the others' figures
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"[{name}] failed: {type(exc).__name__}: {exc}")
+        save(results)
 
 
 def main() -> None:
@@ -355,13 +367,13 @@ def main() -> None:
     print(f"[data] {h.n_customers:,} customers, {h.customer.size:,} orders generated in {time.perf_counter() - started:.1f} s "
           f"(top 1% of customers bring {top_share(h, 0.01):.0%} of revenue, top 20% bring {top_share(h, 0.2):.0%})")
     features = section_recompute(h, settings, results, memory=not args.no_memory)
+    save(results)
     section_bgnbd(features, results)
+    save(results)
     del features
     gc.collect()
     asyncio.run(database_sections(args, h, settings, results))
-    results["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, default=str))
+    save(results)
     print(f"[done] process max RSS {results['max_rss_mb']:,} MB; results in {RESULTS}")
 
 

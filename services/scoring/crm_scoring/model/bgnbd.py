@@ -94,8 +94,9 @@ def fit(x, t_x, T, *, initial: BgNbdParams | None = None, penalizer: float = 0.0
             value += penalizer * float(np.sum(np.exp(theta) ** 2))
         return value if np.isfinite(value) else 1e300
 
-    result = optimize.minimize(negative, theta0, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-7, "fatol": 1e-10})
-    refined = optimize.minimize(negative, result.x, method="L-BFGS-B")
+    # quasi-Newton first (few likelihood evaluations), then a short simplex polish from its answer
+    result = optimize.minimize(negative, theta0, method="L-BFGS-B", options={"maxiter": 500})
+    refined = optimize.minimize(negative, result.x, method="Nelder-Mead", options={"maxiter": 600, "xatol": 1e-6, "fatol": 1e-10})
     best = refined if refined.fun <= result.fun else result
     params = BgNbdParams(*np.exp(np.clip(best.x, -30, 30)))
     return BgNbdFit(

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,10 +37,10 @@ CATEGORICAL = ("abc_class", "rfm_segment", "credit_grade", "tier")
 
 async def _rows(session: AsyncSession, stmt, column, ids: list[str] | None) -> list:
     if ids is None:
-        return list((await session.execute(stmt)).all())
+        return [tuple(r) for r in (await session.execute(stmt)).all()]
     out: list = []
     for start in range(0, len(ids), 500):
-        out.extend((await session.execute(stmt.where(column.in_(ids[start : start + 500])))).all())
+        out.extend(tuple(r) for r in (await session.execute(stmt.where(column.in_(ids[start : start + 500])))).all())
     return out
 
 
@@ -114,17 +115,8 @@ async def save_model(session: AsyncSession, model: engine.PopulationModel) -> No
 
 
 def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
+    """Plain JSON values (numpy numbers -> Python, NaN -> None) via orjson's C round trip."""
+    return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
 
 
 # ---------------------------------------------------------------- scoring and announcing
