@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perfkit  # noqa: E402
 
-OWN = ["raw_kafka", "ingest_e2e", "ingest_direct", "status_query", "complaint_filing", "notification_fanout"]
+OWN = ["raw_kafka", "ingest_e2e", "ingest_direct", "status_query", "db_pool_ab", "complaint_filing", "notification_fanout"]
 EXTERNAL = ["scoring", "scaleout"]
 
 
@@ -132,7 +132,8 @@ def markdown(results: list[dict], meta: dict) -> str:
     lines = [
         "# Benchmark summary",
         "",
-        f"{meta['when']} on {meta['host']} ({meta['cpus']} CPUs), mode {meta['mode']}. Baselines measured in the same run. "
+        f"{meta['when']} on {meta['host']} ({meta['cpus']} CPUs), mode {meta['mode']}, load average {meta.get('load_average_at_start')} at the start, "
+        f"{meta.get('load_average_at_end')} at the end. Baselines measured in the same run. "
         "Figures on a shared 2-core machine move with whatever else runs; compare ratios, not absolutes.",
         "",
         "| benchmark | figure | value | baseline (same run) | ratio | target | met? |",
@@ -161,6 +162,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = [n for n in OWN + EXTERNAL if (not args.only or n in args.only.split(",")) and n not in args.skip.split(",")]
     timeout_s = args.timeout or (600 if args.quick else 3600)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews every figure: say how much there was
     results = []
     for name in names:
         if name == "scoring":
@@ -172,7 +174,8 @@ def main(argv=None) -> int:
         else:
             results.append({"name": name, "status": "missing", "rows": [], "error": f"bench/{name}.py not written"})
     meta = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(), "cpus": os.cpu_count(),
-            "mode": "quick" if args.quick else "full", "python": platform.python_version()}
+            "mode": "quick" if args.quick else "full", "python": platform.python_version(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "load_average_at_start": load_at_start}
     perfkit.RESULTS.mkdir(parents=True, exist_ok=True)
     (perfkit.RESULTS / "summary.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
     (perfkit.RESULTS / "summary.md").write_text(markdown(results, meta))
