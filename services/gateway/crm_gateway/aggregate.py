@@ -195,7 +195,9 @@ async def dashboard(request: Request) -> dict[str, Any]:
     runtime = runtime_of(request)
     local = {"tier_movements": readmodels.tier_movement_report, "notifications": readmodels.notification_report}
     for name, report in local.items():
-        if name not in settings.dashboard_sources:
+        failure = failures.get(name)
+        if name not in settings.dashboard_sources or (isinstance(failure, Problem) and failure.status == 404):
+            failures.pop(name, None)  # the service has no such report: the gateway's read model answers
             try:
                 async with runtime.db.sessions() as session:
                     data[name] = await report(session, settings.dashboard_window_days)

@@ -62,7 +62,8 @@ class GatewaySettings(ServiceSettings):
         "pareto": "scoring:/reports/pareto",
         "scores": "scoring:/scores?limit=500",  # the RFM grid and tier counts are derived from it
         "complaints": "complaints:/reports/complaints",
-        # tier_movements and notifications come from the gateway's own read models unless a source is named here
+        "notifications": "notifications:/reports/notifications",
+        # tier_movements (and notifications when the service has no report) come from the gateway's own read models
     })
     dashboard_window_days: int = 90
     shipments_read_model: bool = True  # consume logistics.orders for the 360's recent shipments

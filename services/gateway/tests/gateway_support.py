@@ -209,6 +209,12 @@ def fake_notifications(recorder: Recorder) -> FastAPI:
     async def put_preferences(contact_id: str, request: Request):
         return {"contact_id": contact_id, **(await request.json())}
 
+    @app.get("/reports/notifications")
+    async def report(days: int = 30):  # the notifications service's report shape
+        return {"days": days, "total": 75, "by_status": {"sent": 40, "delivered": 25, "failed": 7, "suppressed": 3},
+                "by_channel": {"email": {"sent": 40, "failed": 2, "suppressed": 3}, "sms": {"delivered": 25, "failed": 5}},
+                "by_rule": {}, "suppressed_by_reason": {"quiet_hours": 3}, "backlog": 0}
+
     @app.get("/deliveries")
     async def deliveries(customer_id: str):
         # ignores customer_id on purpose: the gateway must filter by itself

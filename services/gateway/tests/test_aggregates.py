@@ -102,9 +102,27 @@ async def test_dashboard_gathers_reports_and_tolerates_a_missing_one(fakes, make
     # the gateway's own read models, fed from crm.scoring and crm.notifications (the 200-day-old move is outside the window)
     assert body["sections"]["tier_movements"]["movements"] == [
         {"from": "ordinary", "to": "key_account", "count": 2}, {"from": "key_account", "to": "at_risk", "count": 1}]
+    assert body["sections"]["notifications"]["by_channel"]["sms"] == {"delivered": 25, "failed": 5}  # the service's own report
+    assert body["unavailable"] == []
+
+
+async def test_dashboard_falls_back_to_the_read_model_when_the_service_has_no_report(fakes, make_gateway):
+    import httpx
+
+    notifications = fakes.transports()["notifications"]
+
+    class NoReport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            if request.url.path == "/reports/notifications":
+                return httpx.Response(404, json={"title": "Not Found"})
+            return await notifications.handle_async_request(request)
+
+    client, settings, app = await make_gateway(fakes.transports(notifications=NoReport()))
+    await feed_read_models(app.state.runtime, dashboard_events())
+    body = (await client.get("/api/v1/dashboard", headers=role_headers(settings, "admin"))).json()
     assert body["sections"]["notifications"]["by_channel"] == [
         {"channel": "email", "sent": 5, "failed": 0, "delivery_rate": 1.0}, {"channel": "sms", "sent": 3, "failed": 1, "delivery_rate": 0.75}]
-    assert body["unavailable"] == []
+    assert body["warnings"] == [] and body["unavailable"] == []
 
 
 async def test_dashboard_read_models_ignore_redelivered_events(make_gateway):

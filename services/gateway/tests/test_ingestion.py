@@ -157,7 +157,8 @@ async def test_gateway_consumer_feeds_the_dashboard_from_kafka(database_factory,
 
     url = await database_factory.create("sqlite", "gwdash")
     await migrate(url)
-    settings = GatewaySettings(database_url=url, kafka=kafka_settings)
+    sources = {"pareto": "scoring:/reports/pareto"}  # notifications and tier movements from the read models only
+    settings = GatewaySettings(database_url=url, kafka=kafka_settings, dashboard_sources=sources)
     app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
     runtime = app.state.runtime
     assert [c.handler.name for c in runtime.consumers] == ["gateway-dashboard"]

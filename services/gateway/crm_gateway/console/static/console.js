@@ -329,8 +329,13 @@
     }), Array.isArray(c.by_category) ? [t("chart.count"), t("chart.sla")] : [t("chart.count")], labels);
     if (c.sla) caption($("chart-complaints"), `${t("chart.sla")}: first response ${pct(pick(c.sla, "first_response.rate"))} · resolution ${pct(pick(c.sla, "resolution.rate"))}`);
     Charts.line($("chart-complaint-trend"), entries(c.by_period || c.by_week || c.by_month || c.trend, "period"), labels);
-    Charts.bars($("chart-notifications"), listOf(s.notifications && (s.notifications.by_channel || s.notifications.channels), "by_channel").map((n) => ({
-      label: display(n.channel), values: [Number(n.sent || n.delivered || 0), Number(n.failed || 0)] })), [t("chart.sent"), t("chart.failed")], labels);
+    const n = s.notifications || {};
+    const perChannel = Array.isArray(n.by_channel) ? n.by_channel
+      : Object.entries(n.by_channel || {}).map(([channel, st]) => Object.assign({ channel }, st));  // {email: {sent: 3, failed: 1}}
+    Charts.bars($("chart-notifications"), perChannel.map((c) => ({
+      label: display(c.channel), values: [Number(c.sent || 0) + Number(c.delivered || 0), Number(c.failed || 0) + Number(c.bounced || 0)] })),
+      [t("chart.sent"), t("chart.failed")], labels);
+    if (n.suppressed_by_reason) caption($("chart-notifications"), Object.entries(n.suppressed_by_reason).map(([r, k]) => `${r}: ${k}`).join(" · "));
   }
 
   // ------------------------------------------------------------------ wiring
