@@ -77,6 +77,14 @@ async def main(kind: str, n_events: int) -> None:
                                      run_scans=False, cap_per_day=10_000, cap_per_week=10_000, dispatcher_batch_size=500)
     runtime = NotificationsRuntime(settings, clock=clock, channels=channels)
     await runtime.seed_defaults()
+    statements = [0]
+
+    from sqlalchemy import event as sa_event
+
+    @sa_event.listens_for(runtime.db.engine.sync_engine, "before_cursor_execute")
+    def _count(*_args):
+        statements[0] += 1
+
     processor = InboxProcessor(runtime.db, runtime.handler, NoDLQ())
     customers = max(1, n_events // 10)
     registrations = [
@@ -99,10 +107,13 @@ async def main(kind: str, n_events: int) -> None:
         for i in range(n_events - len(complaints))
     ]
     events = [e for pair in zip(complaints, delays) for e in pair] + complaints[len(delays):] + delays[len(complaints):]
+    statements[0] = 0
     started = time.perf_counter()
     for start in range(0, len(events), 500):
         await processor.process(deliveries(events[start:start + 500], 10_000_000 + start))
     ingest = time.perf_counter() - started
+    ingest_statements = statements[0]
+    statements[0] = 0
 
     clock.advance(seconds=901)  # close every digest window
     started = time.perf_counter()
@@ -113,10 +124,14 @@ async def main(kind: str, n_events: int) -> None:
             break
         sent += handled
     dispatch = time.perf_counter() - started
+    dispatch_statements = statements[0]
     print(f"[{kind}] {len(events)} events ({len(complaints)} ComplaintFiled, {len(delays)} ShipmentDelayed over {customers} customers)")
-    print(f"[{kind}] ingest  : {ingest:.2f} s  -> {len(events) / ingest:,.0f} events/s (inbox + rules + notification rows + queue)")
+    print(f"[{kind}] ingest  : {ingest:.2f} s  -> {len(events) / ingest:,.0f} events/s (inbox + rules + notification rows + queue), "
+          f"{ingest_statements / len(events):.1f} SQL statements/event")
     print(f"[{kind}] dispatch: {dispatch:.2f} s  -> {sent / dispatch:,.0f} messages/s ({sent} messages: {len(complaints)} acks + "
-          f"{sent - len(complaints)} digests; policy + render + null channel + log + outbox)")
+          f"{sent - len(complaints)} digests; policy + render + null channel + log + outbox), "
+          f"{dispatch_statements / max(sent, 1):.1f} SQL statements/message")
+    print(f"[{kind}] load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     await runtime.stop()
     if drop:
         await drop()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
@@ -55,8 +56,14 @@ class RenderError(RuntimeError):
     pass
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str):
+    """Template versions are immutable, so a compiled template can be reused for every message."""
+    return _env.from_string(source)
+
+
 def render(source: str, context: dict[str, Any]) -> str:
     try:
-        return _env.from_string(source).render(**context)
+        return _compiled(source).render(**context)
     except (SecurityError, Exception) as exc:  # StrictUndefined, sandbox violations, filters on bad data
         raise RenderError(f"{type(exc).__name__}: {exc}") from exc
