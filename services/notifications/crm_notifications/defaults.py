@@ -137,9 +137,9 @@ TEMPLATES: dict[str, tuple[list[str], dict[str, tuple[str, str]]]] = {
 
 RULES: list[dict] = [
     dict(name="complaint-filed-ack", event_type="ComplaintFiled", template_key="complaint_ack", audience="event_contact",
-         channel="email", category="complaint_updates"),
+         channel="preferred", category="complaint_updates"),
     dict(name="complaint-resolved", event_type="ComplaintResolved", template_key="complaint_resolved", audience="event_contact",
-         channel="email", category="complaint_updates"),
+         channel="preferred", category="complaint_updates"),
     dict(name="complaint-escalated-alert", event_type="ComplaintEscalated", template_key="complaint_escalated_alert",
          audience="escalation_owner", channel="inbox", category="internal_alerts", urgency="critical"),
     dict(name="shipment-delayed-notice", event_type="ShipmentDelayed", template_key="shipment_delayed", audience="customer_contacts",
@@ -157,7 +157,7 @@ RULES: list[dict] = [
     dict(name="churn-risk-retention", event_type="ChurnRiskRaised", template_key="retention_offer", audience="customer_contacts",
          channel="email", category="retention"),
     dict(name="payment-overdue-reminder", event_type="PaymentOverdue", template_key="payment_reminder", audience="customer_contacts",
-         channel="email", category="payment_reminders"),
+         channel="preferred", category="payment_reminders"),
     dict(name="contract-renewal-reminder", event_type="ContractRenewalDue", template_key="contract_renewal", audience="customer_contacts",
          channel="email", category="contract_renewal"),
     dict(name="win-back", event_type="CustomerWinBack", template_key="win_back", audience="customer_contacts", channel="email",

@@ -202,3 +202,19 @@ async def test_contacts_dropped_from_the_profile_are_no_longer_addressed(nf, pro
     await feeder.feed(event(ShipmentLost(order_id="O-1", customer_id="cr", reported_at=T0)))
     await nf.dispatcher.run_once()
     assert [r["to"] for r in provider.received] == ["+8613800138012"]
+
+
+async def test_complaint_ack_follows_the_contacts_own_channel(nf, provider, smtp):
+    from crm_common.events.complaints import ComplaintFiled
+
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("pc", [{"contact_id": "kp1", "phone": "+8613800138021", "email": "p1@example.com",
+                                                  "preferred_channel": "sms", "language": "en"},
+                                                 {"contact_id": "kp2", "phone": "+8613800138022"}]))
+    for contact in ("kp1", "kp2"):
+        await feeder.feed(event(ComplaintFiled(complaint_id=f"q-{contact}", complaint_number=f"CP-{contact}", customer_id="pc",
+                                               category="delay", priority="P3", channel="web", contact_id=contact, filed_at=T0)))
+    await nf.dispatcher.run_once()
+    # kp1 prefers SMS although it has an email; kp2 has only a phone
+    assert sorted(r["to"] for r in provider.received) == ["+8613800138021", "+8613800138022"]
+    assert smtp.messages == []
