@@ -224,3 +224,17 @@ async def test_the_newest_template_version_is_used_and_recorded(nf_sqlite, smtp)
     assert [m["Subject"] for m in smtp.messages] == ["Ticket CP-V2 received"]
     [message] = await _messages(nf)
     assert message.template_version == 2
+
+
+async def test_erasing_a_whole_customer_covers_reporter_messages_too(nf, smtp):
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("ce", [{"contact_id": "ke1", "email": "e1@example.com"}]))
+    await feeder.feed(event(ComplaintFiled(complaint_id="qe", complaint_number="CP-E", customer_id="ce", category="delay", priority="P3",
+                                           channel="hotline", reporter_name="Reporter", reporter_phone="+8613800138099",
+                                           reporter_email="reporter@example.com", filed_at=T0)))
+    await feeder.feed(event(CustomerErased(customer_id="ce", erased_at=T0)))
+    await feeder.feed(complaint_filed("ce", "ke1", "CP-AFTER"))
+    await nf.dispatcher.run_once()
+    assert smtp.messages == []
+    [message] = await _messages(nf)
+    assert (message.status, message.reason, message.address, message.recipient_key) == ("suppressed", "contact erased", None, "[erased]")
