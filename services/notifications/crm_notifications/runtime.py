@@ -82,4 +82,11 @@ class NotificationsRuntime(ServiceRuntime):
         if self._own_tasks:
             await asyncio.gather(*self._own_tasks, return_exceptions=True)
         self._own_tasks.clear()
+        for channel in self.channels.values():
+            close = getattr(channel, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    log.warning("closing channel %s failed", getattr(channel, "name", "?"), exc_info=True)
         await super().stop()

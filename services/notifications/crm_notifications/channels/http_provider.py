@@ -20,6 +20,17 @@ class HttpProviderChannel:
         self.timeout_s = timeout_s
         self._client = client
 
+    def client(self) -> httpx.AsyncClient:
+        """One pooled client per channel: building a client (TLS context) per message costs more than the send."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s, limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
     async def send(self, message: OutgoingMessage) -> ChannelResult:
         headers = {"Idempotency-Key": message.message_id}
         if self.token:
@@ -27,11 +38,7 @@ class HttpProviderChannel:
         body = {"channel": self.name, "to": message.address, "title": message.subject, "text": message.body,
                 "language": message.language, "reference": message.message_id}
         try:
-            if self._client is not None:
-                response = await self._client.post(f"{self.base_url}/v1/messages", json=body, headers=headers, timeout=self.timeout_s)
-            else:
-                async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                    response = await client.post(f"{self.base_url}/v1/messages", json=body, headers=headers)
+            response = await self.client().post(f"{self.base_url}/v1/messages", json=body, headers=headers, timeout=self.timeout_s)
         except httpx.HTTPError as exc:
             raise ChannelError(f"{self.name} provider unreachable: {type(exc).__name__}: {exc}", transient=True) from exc
         if response.status_code >= 500 or response.status_code == 429:

@@ -50,6 +50,7 @@ class WebhookChannel:
     name = "webhook"
 
     def __init__(self, master_secret: str, *, timeout_s: float = 10.0, clock=time.time):
+        self._client: httpx.AsyncClient | None = None
         self.master_secret = master_secret
         self.timeout_s = timeout_s
         self.clock = clock
@@ -80,11 +81,17 @@ class WebhookChannel:
         }
         return body, headers
 
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
     async def send(self, message: OutgoingMessage) -> ChannelResult:
         body, headers = self.request(message)
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                response = await client.post(message.address, content=body, headers=headers)
+            response = await self._client.post(message.address, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise ChannelError(f"webhook unreachable: {type(exc).__name__}: {exc}", transient=True) from exc
         if response.status_code >= 500 or response.status_code in (408, 429):
