@@ -10,18 +10,27 @@ import structlog
 from crm_common.context import correlation_id_var
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"(?<!\d)(\+?\d[\d -]{5,}\d)(?!\d)")
+_PHONE = re.compile(r"(?<![\w:.-])(\+?\d[\d -]{5,}\d)(?![\w:.-])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NOT_PII_KEYS = frozenset({"timestamp", "level", "logger", "service", "correlation_id"})
+
+
+def _mask_phone(match: re.Match) -> str:
+    candidate = match.group(1)
+    if _DATE.fullmatch(candidate):  # a date, not a phone number
+        return candidate
+    return "*" * max(0, len(candidate) - 4) + candidate[-4:]
 
 
 def mask_pii(text: str) -> str:
     """Keep enough to recognise a value in a log, not enough to contact the person."""
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(lambda m: "*" * max(0, len(m.group(1)) - 4) + m.group(1)[-4:], text)
+    return _PHONE.sub(_mask_phone, text)
 
 
 def _mask_processor(_logger, _name, event_dict):
     for key, value in list(event_dict.items()):
-        if isinstance(value, str):
+        if isinstance(value, str) and key not in _NOT_PII_KEYS:
             event_dict[key] = mask_pii(value)
     return event_dict
 
