@@ -36,7 +36,7 @@ test-faults: install
 ## Headless Chromium for the console test (Debian package; skipped with a message where it cannot be installed).
 browser:
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
-	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) \
 	    || echo "WARNING: could not install chromium; the browser test will be skipped" >&2; }
 
 bench: install

@@ -66,7 +66,6 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
         "GATEWAY_SCORING_URL": SERVICES[1].url,
         "GATEWAY_COMPLAINTS_URL": SERVICES[2].url,
         "GATEWAY_NOTIFICATIONS_URL": SERVICES[3].url,
-        "GATEWAY_DEV_MODE": "true",
     }
     return env
 
