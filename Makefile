@@ -35,7 +35,7 @@ test-faults: install
 
 ## Headless Chromium for the console test (Debian package; skipped with a message where it cannot be installed).
 browser:
-	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
+	@{ [ -x /usr/bin/chromium ] && dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; } || \
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) \
 	    || echo "WARNING: could not install chromium; the browser test will be skipped" >&2; }
 
