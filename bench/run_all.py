@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -109,20 +108,25 @@ def run_scaleout(quick: bool, timeout_s: float) -> dict:
     return _run("scaleout", command, timeout_s, parse=_parse_scaleout)
 
 
-SCALEOUT_LINE = re.compile(r"^(\w+)\s+(\d+)\s+(\S+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\S+)\s+(.*)$")
-
-
 def _parse_scaleout(name: str, stdout: str) -> dict:
+    """The table scaleout.py prints: columns found by the header line (target, replicas, ..., events/s, ..., dlq, state)."""
     rows = []
+    header: list[str] | None = None
     base = None
     for line in stdout.splitlines():
-        match = SCALEOUT_LINE.match(line.strip())
-        if not match or match.group(1) == "target":
+        tokens = line.split()
+        if tokens[:2] == ["target", "replicas"]:
+            header = tokens
             continue
-        target, replicas, eps, speedup, dlq, same = match.group(1), int(match.group(2)), float(match.group(6)), float(match.group(7)), int(match.group(8)), match.group(10)
+        if header is None or len(tokens) < len(header) or not tokens[1].isdigit():
+            continue
+        cells = dict(zip(header[:-1], tokens[: len(header) - 1]))
+        state = " ".join(tokens[len(header) - 1 :])
+        eps = float(cells["events/s"])
         base = base if base is not None else eps
-        rows.append(perfkit.row(f"{target} consumer, {replicas} replica(s)", eps, baseline=base, unit="events/s",
-                                target="state equal to 1 replica, no DLQ", met=dlq == 0 and "DIFFERS" not in same))
+        dlq = int(cells.get("dlq", "0"))
+        rows.append(perfkit.row(f"{cells['target']} consumer, {cells['replicas']} replica(s), partitions {cells.get('partitions/replica', '?')}", eps,
+                                baseline=base, unit="events/s", target="state equal to 1 replica, no DLQ", met=dlq == 0 and "DIFFERS" not in state))
     if not rows:
         raise ValueError("no scale-out table in the output")
     return perfkit.result("scaleout", rows)
