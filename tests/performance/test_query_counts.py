@@ -57,7 +57,6 @@ async def profile_app(database_factory):
         await fill(url, "addresses", n, start=start, id="md5('a' || g)::uuid::text", customer_id=f"'{customer}'", kind="'shipping'",
                    line1="'Road ' || g", country="'CN'", created_at="now()", version="1")
         await fill(url, "customer_tags", n, start=start, customer_id=f"'{customer}'", tag="'tag' || g")
-    from crm_profile.main import create_app as _  # noqa: F401  (import check before building)
     return create_app(ProfileSettings(database_url=url), start_background=False)
 
 
