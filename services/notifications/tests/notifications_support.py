@@ -7,11 +7,13 @@ import datetime as dt
 import email
 import email.policy
 import json
+import re
 import socket
 import uuid
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
+from sqlalchemy import MetaData, select
 
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.events import encode_envelope, make_event
@@ -169,3 +171,30 @@ def customer_registered(customer_id: str, contacts: list[dict], **fields) -> obj
 
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+async def find_person(db, *, name: str, email: str, phone: str) -> list[str]:
+    """Every "table.column: kind" of the database whose text holds the person's name or email (case-insensitive)
+    or phone (compared by digits, so any formatting matches; `phone` is the national number)."""
+    needles = {"name": name.lower(), "email": email.lower(), "phone": digits(phone)}
+    metadata = MetaData()
+    hits: set[str] = set()
+    async with db.engine.connect() as connection:
+        await connection.run_sync(metadata.reflect)
+        for table in metadata.sorted_tables:
+            columns = [c for c in table.columns if re.search(r"CHAR|TEXT|JSON|CLOB", str(c.type).upper())]
+            if not columns:
+                continue
+            for row in (await connection.execute(select(*columns))).all():
+                for column, value in zip(columns, row):
+                    if value is None:
+                        continue
+                    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                    for kind, needle in needles.items():
+                        if (needle in digits(text)) if kind == "phone" else (needle in text.lower()):
+                            hits.add(f"{table.name}.{column.name}: {kind}")
+    return sorted(hits)

@@ -237,4 +237,4 @@ async def test_erasing_a_whole_customer_covers_reporter_messages_too(nf, smtp):
     await nf.dispatcher.run_once()
     assert smtp.messages == []
     [message] = await _messages(nf)
-    assert (message.status, message.reason, message.address, message.recipient_key) == ("suppressed", "contact erased", None, "[erased]")
+    assert (message.status, message.reason, message.address, message.recipient_key) == ("suppressed", "contact erased", None, "erased:ce")

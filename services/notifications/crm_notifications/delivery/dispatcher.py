@@ -26,6 +26,7 @@ from crm_notifications.delivery.models import (
     DEFERRED, DELIVERED, DUE_STATUSES, FAILED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification,
 )
 from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_categories, unsubscribe_token
+from crm_notifications.directory import erasure
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord
 from crm_notifications.metrics import MESSAGE_TRANSITIONS, SEND_LATENCY
@@ -196,8 +197,9 @@ class Dispatcher:
             if row is not None:
                 return await directory.contact_view(session, row, erased_customer)
             return None
+        erased = erased_customer or await erasure.is_erased_address(session, message.address)
         return ContactView(None, language=message.language, addresses={message.channel: message.address} if message.address else {},
-                           erased=erased_customer)
+                           erased=erased)
 
     async def _sent_counts(self, session, message: Message, now: dt.datetime) -> tuple[int, int]:
         if catalog.category_kind(message.category) not in ("service", "marketing"):
@@ -273,6 +275,12 @@ class Dispatcher:
         now = self.clock.now()
         async with self.db.transaction() as session:
             message = await session.get(Message, message_id)
+            if message.status == SUPPRESSED and message.reason == erasure.ERASED_REASON:
+                # the person was erased while this send was in flight: no retry, and the error (it may quote the
+                # address) is not kept
+                session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=attempt, status=SUPPRESSED,
+                                    detail=f"attempt {attempt} failed after the contact was erased; not retried", at=now))
+                return
             message.last_error = str(error)[:2000]
             policy = self.policy(message.channel)
             if error.transient and attempt < policy.max_attempts:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_notifications import catalog
 from crm_notifications.delivery.models import COLLECTING, DEFERRED, QUEUED, SUPPRESSED, Attempt, Message, Notification
+from crm_notifications.directory import erasure
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord, CustomerRecord
 from crm_notifications.preferences.policy import ContactView, choose_channel
@@ -103,6 +104,8 @@ async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, custom
             addresses["email"] = payload["reporter_email"]
         if payload.get("reporter_phone"):
             addresses["sms"] = payload["reporter_phone"]
+        if erasure.ERASED_TEXT in (payload.get("reporter_email"), payload.get("reporter_phone")):
+            return []  # the reporter is a person who was erased (see process_trigger): never contacted again
         if addresses:
             key = "reporter:" + (addresses.get("email") or addresses["sms"]).lower()
             view = ContactView(None, language=payload.get("language") or "zh-CN", addresses=addresses,
@@ -207,6 +210,9 @@ async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datet
     if customer is not None and customer.erased:
         log.info("customer %s is erased; %s not notified", trigger.customer_id, trigger.event_type)
         return []
+    forgotten = await erasure.forget_erased_reporter(session, trigger.payload)
+    if forgotten is not trigger.payload:  # an event still in flight names an erased person: their details go nowhere
+        trigger = Trigger(trigger.event_id, trigger.event_type, trigger.customer_id, forgotten)
     context = dict(trigger.payload)
     context["customer"] = {
         "tier": customer.tier if customer else None,

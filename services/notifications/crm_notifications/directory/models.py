@@ -46,3 +46,13 @@ class ContactRecord(Base):
     erased: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # false once the profile drops the contact
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ErasedAddress(Base):
+    """Addresses of erased people, as salted hashes only: a late event naming one (a complaint reporter's email or
+    phone, after the contact was erased) is never sent. The address itself is not kept."""
+
+    __tablename__ = "nf_erased_addresses"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

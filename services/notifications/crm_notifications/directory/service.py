@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, select, true, update
+from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerSnapshot
 from crm_common.events.scoring import CustomerScored, CustomerTierChanged
-from crm_notifications.delivery.models import DUE_STATUSES, SENDING, SUPPRESSED, Attempt, Message, Notification
+from crm_notifications.directory import erasure
+from crm_notifications.directory.erasure import ERASED_TEXT  # noqa: F401  (re-exported)
 from crm_notifications.directory.models import ContactRecord, CustomerRecord
 from crm_notifications.preferences.models import ContactAddress, Preference
 from crm_notifications.preferences.policy import ContactView, PreferenceView, parse_hhmm
-
-ERASED_TEXT = "[erased]"
 
 
 async def customer(session: AsyncSession, customer_id: str) -> CustomerRecord | None:
@@ -105,51 +104,8 @@ async def apply_merged(session: AsyncSession, merged: CustomerMerged, now: dt.da
 
 
 async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.datetime) -> int:
-    """Never contact them again and anonymise what we logged. Returns the number of messages anonymised."""
-    if erased.contact_id:
-        contact_ids = [erased.contact_id]
-        row = await session.get(ContactRecord, erased.contact_id)
-        if row is None:
-            session.add(ContactRecord(contact_id=erased.contact_id, customer_id=erased.customer_id, erased=True, updated_at=now))
-    else:
-        record = await _customer_row(session, erased.customer_id, now)
-        record.erased = True
-        record.name = None
-        record.account_manager = None
-        record.updated_at = now
-        contact_ids = list((await session.scalars(select(ContactRecord.contact_id).where(ContactRecord.customer_id == erased.customer_id))).all())
-    await session.execute(
-        update(ContactRecord)
-        .where(ContactRecord.contact_id.in_(contact_ids))
-        .values(erased=True, name=None, role=None, email=None, phone=None, quiet_hours_start=None, quiet_hours_end=None,
-                marketing_consent=False, updated_at=now)
-    )
-    await session.execute(delete(ContactAddress).where(ContactAddress.contact_id.in_(contact_ids)))
-    await session.execute(delete(Preference).where(Preference.contact_id.in_(contact_ids)))
-
-    messages = select(Message.id).where(Message.contact_id.in_(contact_ids))
-    if not erased.contact_id:  # the whole customer: also reporter-addressed messages with no contact id
-        messages = select(Message.id).where((Message.customer_id == erased.customer_id) | Message.contact_id.in_(contact_ids))
-    message_ids = list((await session.scalars(messages)).all())
-    if not message_ids:
-        await session.flush()
-        return 0
-    await session.execute(
-        update(Message)
-        .where(Message.id.in_(message_ids), Message.status.in_(DUE_STATUSES + (SENDING,)))
-        .values(status=SUPPRESSED, reason="contact erased", updated_at=now)
-    )
-    await session.execute(
-        update(Message)
-        .where(Message.id.in_(message_ids))
-        .values(address=None, subject=ERASED_TEXT, body=None, recipient_key=ERASED_TEXT, last_error=None, updated_at=now)
-    )
-    await session.execute(update(Notification).where(Notification.message_id.in_(message_ids)).values(variables={}, recipient_key=Notification.id))
-    await session.execute(update(Attempt).where(Attempt.message_id.in_(message_ids)).values(detail=None))
-    for message_id in message_ids:
-        session.add(Attempt(message_id=message_id, customer_id=erased.customer_id, attempt=0, status=SUPPRESSED, detail="contact erased; log anonymised", at=now))
-    await session.flush()
-    return len(message_ids)
+    """Never contact them again and anonymise what we logged (see `directory.erasure`)."""
+    return await erasure.apply_erased(session, erased, now)
 
 
 async def contact_view(session: AsyncSession, contact: ContactRecord, erased_customer: bool = False) -> ContactView:
