@@ -43,9 +43,10 @@ class KafkaSettings(BaseSettings):
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_plain_username
             options["sasl_plain_password"] = self.sasl_plain_password
-        if self.ssl_cafile:
+        if self.security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
 
+            # Without a CA file, the system trust store: what managed Kafka services need.
             options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
         return options
 

@@ -65,3 +65,13 @@ def test_event_id_is_a_uuid():
     envelope = make_event(_order(), key="c1", producer="tms")
     assert isinstance(envelope.event_id, uuid.UUID)
     assert issubclass(type(envelope.parsed()), EventPayload)
+
+
+def test_managed_kafka_over_tls_gets_a_context_even_without_a_ca_file():
+    import ssl
+
+    from crm_common.settings import KafkaSettings
+
+    options = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="u", sasl_plain_password="p").client_options()
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+    assert "ssl_context" not in KafkaSettings().client_options()
