@@ -423,14 +423,15 @@ def tms_items(events: int, customers: int, seed: int = 11, run: str | None = Non
 
 # ----------------------------------------------------------------------------- profiles
 class Profiler:
-    """`py-spy record` attached to a server process for the duration of a load (SVG flame graph + collapsed stacks)."""
+    """`py-spy record` attached to a server process for the duration of a load: collapsed stacks (<out>.txt, read by
+    top_frames) and an SVG flame graph (<out>.svg), two samplers side by side."""
 
     def __init__(self, pid: int, out: Path, seconds: float, rate: int = 100):
         self.out = out
         spy = Path(PYTHON).parent / "py-spy"
         self.commands = [
             [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate), "--nonblocking", "--format", fmt, "--output", str(path)]
-            for fmt, path in (("raw", out.with_suffix(".txt")),)
+            for fmt, path in (("raw", out.with_suffix(".txt")), ("flamegraph", out.with_suffix(".svg")))
         ]
         self.processes: list[subprocess.Popen] = []
 
