@@ -2,11 +2,10 @@
 (messages, notifications, attempts, inbox tasks, outbox, directory, preferences), the delivery log keeps its
 ids, statuses, timestamps and counts, the idempotency keys still hold, and nothing is sent to them again,
 not even a send that was in flight when the erasure arrived. On SQLite and PostgreSQL."""
-import datetime as dt
 import json
 
 from notifications_support import T0, EventFeeder, customer_registered, event, find_person, new_id
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crm_common.events.complaints import ComplaintFiled
 from crm_common.events.customers import CustomerErased
