@@ -158,4 +158,14 @@ population_model = Table(
     Column("params", JSON, nullable=False),
 )
 
+# customers whose facts changed since they were last scored: the consumer marks (seq + 1 per batch),
+# the rescoring task scores them and deletes the mark only if its seq is still the one it read
+rescore_queue = Table(
+    "rescore_queue",
+    metadata,
+    Column("customer_id", ID, primary_key=True),
+    Column("seq", Integer, nullable=False, server_default="1"),
+    Column("marked_at", UTCDateTime, nullable=False),
+)
+
 SCORE_COLUMNS = [c.name for c in customer_scores.columns if c.name not in ("customer_id", "emitted")]

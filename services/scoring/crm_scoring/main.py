@@ -4,15 +4,36 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from crm_common.runtime import ServiceRuntime, create_service_app
-from crm_scoring.scoring.consumer import ScoringHandler
+from crm_scoring.scoring.consumer import RescoreLoop, ScoringHandler
 from crm_scoring.settings import ScoringSettings
 
 
-def build_runtime(settings: ScoringSettings, *, clock=None) -> ServiceRuntime:
+class ScoringRuntime(ServiceRuntime):
+    """The shared runtime plus the rescoring task, which runs wherever the consumers run."""
+
+    def __init__(self, settings: ScoringSettings, handler: ScoringHandler):
+        super().__init__(settings, handlers=[handler])
+        self.handler = handler
+        self.clock = handler.clock
+        self.rescorer = RescoreLoop(self, handler, settings.rescore_interval_s)
+
+    async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
+        await super().start(relay=relay, consumers=consumers)
+        if self.settings.run_consumers if consumers is None else consumers:
+            self.rescorer.start()
+
+    async def stop(self) -> None:
+        await self.rescorer.stop()
+        await super().stop()
+
+    async def rescore_dirty(self) -> int:
+        """Score the marked customers now (what the rescoring task does every `rescore_interval_s`)."""
+        return await self.handler.rescore_dirty(self)
+
+
+def build_runtime(settings: ScoringSettings, *, clock=None) -> ScoringRuntime:
     handler = ScoringHandler(settings) if clock is None else ScoringHandler(settings, clock=clock)
-    runtime = ServiceRuntime(settings, handlers=[handler])
-    runtime.clock = handler.clock
-    return runtime
+    return ScoringRuntime(settings, handler)
 
 
 def create_app(settings: ScoringSettings | None = None, *, start_background: bool = True, clock=None) -> FastAPI:

@@ -86,6 +86,10 @@ class ScoringSettings(ServiceSettings):
     score_step: float = Field(5.0, gt=0, description="CustomerScored only when a 0-100 score moves at least this much.")
     recompute_interval_s: float = Field(86400.0, gt=0, description="Nightly population recompute interval.")
     run_scheduler: bool = True
+    # incremental scoring: the consumer only ingests facts and marks customers; a task rescores the marked ones
+    consumer_batch_size: int = Field(2000, ge=1, description="Events per consumer batch (one transaction).")
+    rescore_interval_s: float = Field(0.5, gt=0, description="Pause between passes of the rescoring task over the marked customers.")
+    rescore_batch_size: int = Field(2000, ge=1, description="Marked customers rescored per transaction.")
 
     @field_validator("loyalty_weights")
     @classmethod

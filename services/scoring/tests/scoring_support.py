@@ -77,12 +77,14 @@ def deliveries(envelopes, start_offset: int = 0) -> list[Delivery]:
 
 
 async def feed(proc: InboxProcessor, envelopes, batch_sizes=(50,), rng: random.Random | None = None) -> None:
+    """Process the events in batches, then run the rescoring step (as the service's rescoring task would)."""
     items = deliveries(envelopes)
     i = 0
     while i < len(items):
         size = rng.choice(batch_sizes) if rng else batch_sizes[0]
         await proc.process(items[i : i + size])
         i += size
+    await proc.handler.rescore_dirty(proc.db)
 
 
 def history(seed: int = 5, n_customers: int = 24) -> list:

@@ -103,11 +103,61 @@ async def test_unknown_customer_gets_a_stub_and_foreign_currency_is_dead_lettere
         bad_delivery = type(bad_delivery)(bad_delivery.topic, 0, 99, bad_delivery.key, bad_delivery.value.replace(b'"amount":"10"', b'"amount":"-10"'))
         await proc.process([bad_delivery])
         assert len(dead.sent) == 2 and b"amount" in dead.sent[1][3]["dlq.error"]
+        await proc.handler.rescore_dirty(db)
         async with db.sessions() as session:
             stub = (await session.execute(select(customers).where(customers.c.customer_id == "new-one"))).one()
             assert stub.is_stub == 1 and stub.name is None
             assert await session.scalar(select(func.count()).select_from(orders)) == 1
             score = (await session.execute(select(customer_scores).where(customer_scores.c.customer_id == "new-one"))).one()
             assert score.orders_12m == 1 and score.tier == "small"
+    finally:
+        await db.dispose()
+
+
+async def test_consumer_marks_customers_and_rescoring_catches_up(database_factory, db_kind, monkeypatch):
+    """The consumer stores facts and marks customers; rescoring scores the marked ones. A customer whose
+    events commit while a rescoring pass is under way stays marked and is scored again by the next pass."""
+    from crm_scoring.db import rescore_queue
+    from crm_scoring.scoring import service
+
+    db = await scoring_db(database_factory, db_kind, "queue")
+    try:
+        proc, dead = processor(db)
+
+        def order(cid, n, amount):
+            return event(OrderCreated(order_id=f"{cid}-{n}", customer_id=cid, order_date=AS_OF.replace(month=n, day=10), amount=amount), cid)
+
+        async def queue():
+            async with db.sessions() as session:
+                return dict((await session.execute(select(rescore_queue.c.customer_id, rescore_queue.c.seq))).all())
+
+        async def scores():
+            async with db.sessions() as session:
+                return {r.customer_id: r for r in (await session.execute(select(customer_scores))).all()}
+
+        await proc.process(deliveries([order("a", 1, 100), order("a", 2, 200), order("b", 1, 50)]))
+        assert await queue() == {"a": 1, "b": 1}
+        assert await scores() == {}  # ingestion alone scores nobody
+        await proc.process(deliveries([order("a", 3, 300)], start_offset=3))
+        assert await queue() == {"a": 2, "b": 1}
+
+        real_rescore = service.rescore
+        late = [order("b", 2, 70)]
+
+        async def rescore_while_an_event_commits(session, ids, *args, **kwargs):
+            if late:  # another transaction commits a new fact for b after the pass read the marks
+                await proc.process(deliveries([late.pop()], start_offset=10))
+            return await real_rescore(session, ids, *args, **kwargs)
+
+        monkeypatch.setattr(service, "rescore", rescore_while_an_event_commits)
+        assert await proc.handler.rescore_dirty(db) == 2
+        assert set(await queue()) == {"b"}  # its seq moved on: still marked
+        first = await scores()
+        assert first["a"].orders_12m == 3 and first["a"].revenue_12m == pytest.approx(600)
+        assert await proc.handler.rescore_dirty(db) == 1
+        assert await queue() == {}
+        second = await scores()
+        assert second["b"].orders_12m == 2 and second["b"].revenue_12m == pytest.approx(120)
+        assert dead.sent == []
     finally:
         await db.dispose()

@@ -121,6 +121,7 @@ async def test_through_the_real_broker_shuffled_and_twice(database_factory, kafk
         await wait_until(applied, timeout_s=60, interval_s=0.5)
     finally:
         await runtime.stop()
+    await runtime.handler.rescore_dirty(db)  # whatever the rescoring task had not reached yet
     assert await fact_snapshot(db) == await fact_snapshot(reference)
     assert await score_snapshot(db) == await score_snapshot(reference)
     await reference.dispose()

@@ -25,7 +25,7 @@ from crm_common.events.logistics import (
     ShipmentDelayed,
     ShipmentLost,
 )
-from crm_scoring.db import FACT_TABLES, complaints, customer_aliases, customer_scores, customers, erased_customers, invoices, orders, score_history, surveys
+from crm_scoring.db import FACT_TABLES, complaints, customer_aliases, customer_scores, customers, erased_customers, invoices, orders, rescore_queue, score_history, surveys
 from crm_scoring.scoring.upsert import insert_ignore, merge_rows, upsert
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -142,13 +142,14 @@ async def merge_customer(session: AsyncSession, merged_id: str, survivor_id: str
         await session.execute(update(table).where(table.c.customer_id == merged_id).values(customer_id=survivor_id))
     await session.execute(delete(customer_scores).where(customer_scores.c.customer_id == merged_id))
     await session.execute(delete(score_history).where(score_history.c.customer_id == merged_id))
+    await session.execute(delete(rescore_queue).where(rescore_queue.c.customer_id == merged_id))
     await session.execute(delete(customers).where(customers.c.customer_id == merged_id))
 
 
 async def erase_customer(session: AsyncSession, customer_id: str, at: dt.datetime) -> None:
     """Forget the customer's history; a tombstone makes late events for it be dropped too."""
     await insert_ignore(session, erased_customers, [{"customer_id": customer_id, "erased_at": at}], "customer_id")
-    for table in (*FACT_TABLES, customer_scores, score_history, customers):
+    for table in (*FACT_TABLES, customer_scores, score_history, rescore_queue, customers):
         await session.execute(delete(table).where(table.c.customer_id == customer_id))
 
 
@@ -211,6 +212,20 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
     if profile_rows:
         await _upsert_profiles(session, [row for _, row in profile_rows.values()])
     return touched
+
+
+async def mark_dirty(session: AsyncSession, customer_ids: set[str], now: dt.datetime | None = None) -> None:
+    """Queue customers for rescoring: insert a mark, or bump its seq so a rescoring pass that read the old
+    seq (and maybe the old facts) leaves the mark in place."""
+    if not customer_ids:
+        return
+    now = now or utcnow()
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(rescore_queue)
+    stmt = stmt.on_conflict_do_update(index_elements=["customer_id"], set_={"seq": rescore_queue.c.seq + 1, "marked_at": stmt.excluded.marked_at})
+    rows = [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in sorted(customer_ids)]  # sorted: the same lock order in every transaction
+    for start in range(0, len(rows), 2000):
+        await session.execute(stmt, rows[start : start + 2000])
 
 
 async def ensure_stubs(session: AsyncSession, ids: set[str], now: dt.datetime) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import and_, case, func, insert, select
+from sqlalchemy import JSON, String, Text, and_, any_, bindparam, case, cast, delete, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.context import current_correlation_id
@@ -18,7 +20,7 @@ from crm_common.db import utcnow
 from crm_common.events.envelope import make_event
 from crm_common.events.scoring import ChurnRiskRaised, CustomerScored, CustomerTierChanged
 from crm_common.outbox import add_to_outbox
-from crm_scoring.db import SCORE_COLUMNS, complaints, customer_scores, customers, invoices, orders, population_model, score_history, surveys
+from crm_scoring.db import SCORE_COLUMNS, complaints, customer_scores, customers, invoices, orders, population_model, rescore_queue, score_history, surveys
 from crm_scoring.model import engine
 from crm_scoring.model.features import Facts, compute_features
 from crm_scoring.model.scores import RISK_ORDER
@@ -29,18 +31,29 @@ from crm_scoring.settings import ScoringSettings
 log = logging.getLogger(__name__)
 
 PRODUCER = "scoring"
+RESCORE_LOCK_KEY = 0x5C0E2
 CATEGORICAL = ("abc_class", "rfm_segment", "credit_grade", "tier")
 
 
 # ---------------------------------------------------------------- loading facts
 
 
+def _id_chunks(session: AsyncSession, column, ids: list[str]):
+    """WHERE clauses selecting these ids: one `= ANY(array)` parameter on PostgreSQL (one statement, no
+    per-id bind rendering), IN lists of 500 on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        yield column == any_(bindparam("ids", ids, type_=ARRAY(String)))
+        return
+    for start in range(0, len(ids), 500):
+        yield column.in_(ids[start : start + 500])
+
+
 async def _rows(session: AsyncSession, stmt, column, ids: list[str] | None) -> list:
     if ids is None:
         return [tuple(r) for r in (await session.execute(stmt)).all()]
     out: list = []
-    for start in range(0, len(ids), 500):
-        out.extend(tuple(r) for r in (await session.execute(stmt.where(column.in_(ids[start : start + 500])))).all())
+    for where in _id_chunks(session, column, ids):
+        out.extend(tuple(r) for r in (await session.execute(stmt.where(where))).all())
     return out
 
 
@@ -130,10 +143,50 @@ async def rescore(session: AsyncSession, customer_ids: Iterable[str], settings: 
     model = model if model is not None else await load_model(session)
     facts = await load_facts(session, settings, ids)
     as_of_day = day_number(as_of)
-    features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
-    records = engine.score_features(features, model, settings, as_of_day)
+
+    def compute():
+        features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
+        return engine.score_features(features, model, settings, as_of_day)
+
+    records = await _cpu(compute, size=len(ids))
     await store_scores(session, records, settings, as_of, emit=emit)
     return records
+
+
+async def rescore_dirty(unit_of_work, settings: ScoringSettings, as_of: dt.datetime | Callable[[], dt.datetime], *, batch_size: int | None = None, max_batches: int | None = None) -> int:
+    """Rescore the customers the consumer marked dirty, `batch_size` of them per transaction, until none are left.
+
+    `unit_of_work` is anything with `transaction()` (a Database or the ServiceRuntime, which also wakes the relay).
+    Each transaction reads a batch of marks (customer id, seq), rescores those customers from their facts with the
+    stored population model, stages the announcements in the outbox and deletes the marks whose seq is unchanged:
+    a customer whose events were committed meanwhile stays marked and is rescored again. On PostgreSQL an
+    advisory lock lets one replica rescore at a time (the others return 0). Returns the customers rescored.
+    """
+    size = batch_size or settings.rescore_batch_size
+    done = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        async with unit_of_work.transaction() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RESCORE_LOCK_KEY}):
+                    return done
+            marks = (await session.execute(select(rescore_queue.c.customer_id, rescore_queue.c.seq).order_by(rescore_queue.c.customer_id).limit(size))).all()
+            if not marks:
+                return done
+            await rescore(session, [m.customer_id for m in marks], settings, as_of() if callable(as_of) else as_of)
+            await session.execute(
+                delete(rescore_queue).where(rescore_queue.c.customer_id == bindparam("cid"), rescore_queue.c.seq == bindparam("s")),
+                [{"cid": m.customer_id, "s": m.seq} for m in marks],
+            )
+        done += len(marks)
+        batches += 1
+        if len(marks) < size:
+            return done
+    return done
+
+
+async def pending_rescores(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(rescore_queue)))
 
 
 async def recompute_population(session: AsyncSession, settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True) -> dict[str, Any]:
@@ -155,8 +208,8 @@ async def recompute_population(session: AsyncSession, settings: ScoringSettings,
 async def _previous(session: AsyncSession, ids: list[str]) -> dict[str, dict]:
     previous: dict[str, dict] = {}
     cols = [customer_scores.c.customer_id, customer_scores.c.tier, customer_scores.c.churn_risk, customer_scores.c.emitted]
-    for start in range(0, len(ids), 500):
-        for row in (await session.execute(select(*cols).where(customer_scores.c.customer_id.in_(ids[start : start + 500])))).all():
+    for where in _id_chunks(session, customer_scores.c.customer_id, ids):
+        for row in (await session.execute(select(*cols).where(where))).all():
             previous[row.customer_id] = {"tier": row.tier, "churn_risk": row.churn_risk, "emitted": row.emitted}
     return previous
 
@@ -179,18 +232,24 @@ def moved_past_step(before: dict | None, after: dict, step: float) -> bool:
     return False
 
 
-async def store_scores(session: AsyncSession, records: Sequence[dict], settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True) -> dict[str, int]:
-    """Upsert score rows; stage CustomerScored / CustomerTierChanged / ChurnRiskRaised in the outbox."""
-    if not records:
-        return {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
-    ids = [r["customer_id"] for r in records]
-    previous = await _previous(session, ids)
-    now = utcnow()
+OFFLOAD_MIN = 100  # from this many customers the CPU work runs in a worker thread, so consumers and HTTP keep answering
+
+
+async def _cpu(fn, *args, size: int):
+    return await asyncio.to_thread(fn, *args) if size >= OFFLOAD_MIN else fn(*args)
+
+
+def _json_text(value) -> str:
+    """JSON text (numpy numbers as Python numbers, NaN as null), serialised once with orjson."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def plan_scores(records: Sequence[dict], previous: dict[str, dict], settings: ScoringSettings, as_of: dt.datetime, emit: bool, now: dt.datetime, correlation) -> tuple[list, list, list, dict]:
+    """Pure: score rows (JSON columns as text), history rows, announcement envelopes and their counts."""
     as_of_day = day_number(as_of)
     envelopes = []
     history = []
     counts = {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
-    correlation = current_correlation_id()
     rows = []
     for record in records:
         cid = record["customer_id"]
@@ -198,13 +257,14 @@ async def store_scores(session: AsyncSession, records: Sequence[dict], settings:
         state = _jsonable(announced_state(record))
         emitted = before["emitted"] if before else None
         row = {c: record.get(c) for c in SCORE_COLUMNS if c in record}
-        row.update(customer_id=cid, computed_at=now, as_of_day=as_of_day, detail=_jsonable(record["detail"]), emitted=emitted)
+        row.update(customer_id=cid, computed_at=now, as_of_day=as_of_day, detail=_json_text(record["detail"]))
         if emit and moved_past_step(emitted, state, settings.score_step):
-            row["emitted"] = state
+            emitted = state
             envelopes.append(make_event(CustomerScored(customer_id=cid, scores=state["scores"], abc_class=record["abc_class"], rfm_segment=record["rfm_segment"],
                                                        credit_grade=record["credit_grade"], tier=record["tier"], scored_at=now), key=cid, producer=PRODUCER, correlation_id=correlation))
             history.append({"customer_id": cid, "scored_at": now, "scores": state | {"churn_risk": record["churn_risk"]}})
             counts["CustomerScored"] += 1
+        row["emitted"] = _json_text(emitted)
         old_tier = before["tier"] if before else None
         if emit and record["tier"] != old_tier and not (old_tier is None and record["tier"] in ("small", "ordinary")):
             envelopes.append(make_event(CustomerTierChanged(customer_id=cid, old_tier=old_tier, new_tier=record["tier"], reason=record["detail"]["tier"]["explanation"], changed_at=now),
@@ -217,8 +277,39 @@ async def store_scores(session: AsyncSession, records: Sequence[dict], settings:
                                         key=cid, producer=PRODUCER, correlation_id=correlation))
             counts["ChurnRiskRaised"] += 1
         rows.append(row)
-    rules = {c: "replace" for c in rows[0] if c != "customer_id"}
-    await upsert(session, customer_scores, rows, "customer_id", rules)
+    return rows, history, envelopes, counts
+
+
+JSON_COLUMNS = ("detail", "emitted")
+
+
+async def _upsert_score_rows(session: AsyncSession, rows: list[dict]) -> None:
+    """INSERT ... ON CONFLICT replace, the JSON columns bound as ready-made JSON text (cast to json on PostgreSQL)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    columns = list(rows[0])
+    ins = (postgresql.insert if postgres else sqlite.insert)(customer_scores)
+    values = {}
+    for c in columns:
+        if c in JSON_COLUMNS:
+            param = bindparam("p_" + c, type_=Text())
+            values[c] = cast(param, JSON) if postgres else param
+        else:
+            values[c] = bindparam("p_" + c, type_=customer_scores.c[c].type)
+    stmt = ins.values(values)
+    stmt = stmt.on_conflict_do_update(index_elements=["customer_id"], set_={c: stmt.excluded[c] for c in columns if c != "customer_id"})
+    params = [{"p_" + k: v for k, v in row.items()} for row in rows]
+    for start in range(0, len(params), 2000):
+        await session.execute(stmt, params[start : start + 2000])
+
+
+async def store_scores(session: AsyncSession, records: Sequence[dict], settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True) -> dict[str, int]:
+    """Upsert score rows; stage CustomerScored / CustomerTierChanged / ChurnRiskRaised in the outbox."""
+    if not records:
+        return {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
+    ids = [r["customer_id"] for r in records]
+    previous = await _previous(session, ids)
+    rows, history, envelopes, counts = await _cpu(plan_scores, records, previous, settings, as_of, emit, utcnow(), current_correlation_id(), size=len(records))
+    await _upsert_score_rows(session, rows)
     if history:
         for start in range(0, len(history), 2000):
             await session.execute(insert(score_history), history[start : start + 2000])
