@@ -45,6 +45,7 @@ class NotificationsSettings(ServiceSettings):
     public_base_url: str = "http://localhost:8000/api/v1/notifications"
     survey_base_url: str = "http://localhost:8000/survey"
     unsubscribe_secret: str = "dev-unsubscribe-secret-change-me"
+    erasure_secret: str = "dev-erasure-secret-change-me"  # keys the hashes of erased addresses; never rotate it
 
     # pipeline
     run_dispatcher: bool = True

@@ -137,7 +137,8 @@ async def test_erasing_a_contact_leaves_no_trace_and_keeps_the_log_meaningful(nf
     # the same events again past the inbox: the idempotency keys still hold, nothing new
     async with nf.transaction() as session:
         for envelope in (first, second, third):
-            assert await pipeline.process_trigger(session, pipeline.trigger_from_event(envelope, envelope.parsed()), clock.now()) == []
+            assert await pipeline.process_trigger(session, pipeline.trigger_from_event(envelope, envelope.parsed()), clock.now(),
+                                                  erasure_secret=nf.settings.erasure_secret) == []
     # events still in flight that name the person (as a contact or as a reporter, any formatting) produce nothing
     await feeder.feed(
         reported_by_gone("CP-4", reporter_email=GONE["email"].upper()),
@@ -198,9 +199,13 @@ async def test_a_send_in_flight_when_the_contact_is_erased_is_never_retried(nf, 
 
 
 def test_addresses_match_in_any_formatting_and_text_is_scrubbed():
-    assert address_hash("+86 139-8765-4321") == address_hash("13987654321") == address_hash("0086 139 8765 4321")
-    assert address_hash("Ouyang.XM@Erase-Me.example ") == address_hash("ouyang.xm@erase-me.example")
-    assert address_hash("13987654321") != address_hash("13987654322") and address_hash(None) is None
+    def h(address, secret="k"):
+        return address_hash(address, secret)
+
+    assert h("+86 139-8765-4321") == h("13987654321") == h("0086 139 8765 4321")
+    assert h("Ouyang.XM@Erase-Me.example ") == h("ouyang.xm@erase-me.example")
+    assert h("13987654321") != h("13987654322") and h(None) is None
+    assert h("13987654321") != h("13987654321", "other secret")  # keyed: not a plain hash anyone can recompute
     scrub = Scrubber([GONE["name"]], [GONE["email"]], [GONE["phone"]])
     text = "Call OUYANG Xiaoming on (139) 8765-4321 or +86 13987654321, mail Ouyang.XM@erase-me.example; ticket 2026-000321"
     assert scrub.text(text) == "Call [erased] on [erased] or [erased], mail [erased]; ticket 2026-000321"

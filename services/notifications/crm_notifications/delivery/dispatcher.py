@@ -197,7 +197,7 @@ class Dispatcher:
             if row is not None:
                 return await directory.contact_view(session, row, erased_customer)
             return None
-        erased = erased_customer or await erasure.is_erased_address(session, message.address)
+        erased = erased_customer or await erasure.is_erased_address(session, self.settings.erasure_secret, message.address)
         return ContactView(None, language=message.language, addresses={message.channel: message.address} if message.address else {},
                            erased=erased)
 

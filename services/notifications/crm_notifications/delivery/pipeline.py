@@ -202,15 +202,18 @@ async def enqueue(
 
 
 async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datetime, *, survey_base_url: str = "",
-                          unresolved_retry_s: float = 30.0) -> list[Message]:
-    """Run every matching rule for the trigger; returns the messages created or joined."""
+                          unresolved_retry_s: float = 30.0, erasure_secret: str | None = None) -> list[Message]:
+    """Run every matching rule for the trigger; returns the messages created or joined.
+
+    Event callers pass `erasure_secret` (settings) so reporters who were erased are recognised by address.
+    """
     customer = await directory.customer(session, trigger.customer_id)
     if customer is not None and customer.customer_id != trigger.customer_id:
         trigger = Trigger(trigger.event_id, trigger.event_type, customer.customer_id, trigger.payload)
     if customer is not None and customer.erased:
         log.info("customer %s is erased; %s not notified", trigger.customer_id, trigger.event_type)
         return []
-    forgotten = await erasure.forget_erased_reporter(session, trigger.payload)
+    forgotten = await erasure.forget_erased_reporter(session, trigger.payload, erasure_secret)
     if forgotten is not trigger.payload:  # an event still in flight names an erased person: their details go nowhere
         trigger = Trigger(trigger.event_id, trigger.event_type, trigger.customer_id, forgotten)
     context = dict(trigger.payload)

@@ -10,13 +10,15 @@ Other rows of the same customer (a colleague's notification about the person's c
 manager's inbox task, attempt details, our not-yet-relayed and relayed outbox events) keep existing but
 the person's name, email and phone are cut out of their text.
 
-The person's addresses are remembered only as salted SHA-256 hashes (`nf_erased_addresses`), so an event
-still in flight that names them as a reporter produces nothing and a queued message to them is suppressed.
+The person's addresses are remembered only as keyed hashes (`nf_erased_addresses`, HMAC-SHA256 with
+NOTIFICATIONS_ERASURE_SECRET), so an event still in flight that names them as a reporter produces nothing and a
+queued message to them is suppressed.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import re
 from typing import Any, Iterable
 
@@ -32,7 +34,6 @@ from crm_notifications.preferences.models import ContactAddress, Preference
 
 ERASED_TEXT = "[erased]"
 ERASED_REASON = "contact erased"
-_HASH_SALT = "crm-notifications:erased-address:v1|"
 
 
 # --- addresses -------------------------------------------------------------------------------------------------
@@ -54,13 +55,17 @@ def normalize_address(address: str | None) -> str | None:
     return text
 
 
-def address_hash(address: str | None) -> str | None:
+def address_hash(address: str | None, secret: str) -> str | None:
+    """HMAC-SHA256 of the normalised address, keyed with NOTIFICATIONS_ERASURE_SECRET (a plain hash of an email or
+    phone number could be reversed by trying candidates)."""
     normalized = normalize_address(address)
-    return hashlib.sha256((_HASH_SALT + normalized).encode()).hexdigest() if normalized else None
+    if not normalized:
+        return None
+    return hmac.new(secret.encode(), b"erased-address|" + normalized.encode(), hashlib.sha256).hexdigest()
 
 
-async def is_erased_address(session: AsyncSession, *addresses: str | None) -> bool:
-    hashes = [h for h in (address_hash(a) for a in addresses) if h]
+async def is_erased_address(session: AsyncSession, secret: str, *addresses: str | None) -> bool:
+    hashes = [h for h in (address_hash(a, secret) for a in addresses) if h]
     if not hashes:
         return False
     return await session.scalar(select(func.count()).where(ErasedAddress.address_hash.in_(hashes))) > 0
@@ -69,12 +74,13 @@ async def is_erased_address(session: AsyncSession, *addresses: str | None) -> bo
 REPORTER_FIELDS = ("reporter_name", "reporter_email", "reporter_phone")
 
 
-async def forget_erased_reporter(session: AsyncSession, payload: dict[str, Any]) -> dict[str, Any]:
+async def forget_erased_reporter(session: AsyncSession, payload: dict[str, Any], secret: str | None) -> dict[str, Any]:
     """The payload with the reporter's details replaced by ERASED_TEXT when the reporter is an erased person
-    (their email or phone is a remembered hash, or the event names an erased contact); else the same object."""
+    (their email or phone is a remembered hash, or the event names an erased contact); else the same object.
+    Without `secret` (internal triggers: scans, segment sends, which carry no reporter) only the contact id is checked."""
     if not any(payload.get(name) for name in REPORTER_FIELDS):
         return payload
-    erased = await is_erased_address(session, payload.get("reporter_email"), payload.get("reporter_phone"))
+    erased = secret is not None and await is_erased_address(session, secret, payload.get("reporter_email"), payload.get("reporter_phone"))
     if not erased and payload.get("contact_id"):
         contact = await session.get(ContactRecord, payload["contact_id"])
         erased = bool(contact is not None and contact.erased)
@@ -83,8 +89,8 @@ async def forget_erased_reporter(session: AsyncSession, payload: dict[str, Any])
     return payload | {name: ERASED_TEXT for name in REPORTER_FIELDS if payload.get(name)}
 
 
-async def _remember(session: AsyncSession, addresses: Iterable[str], now: dt.datetime) -> None:
-    hashes = sorted({h for h in (address_hash(a) for a in addresses) if h})
+async def _remember(session: AsyncSession, addresses: Iterable[str], now: dt.datetime, secret: str) -> None:
+    hashes = sorted({h for h in (address_hash(a, secret) for a in addresses) if h})
     if not hashes:
         return
     module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
@@ -152,7 +158,7 @@ async def _related_customers(session: AsyncSession, customer_id: str) -> list[st
     return sorted(ids)
 
 
-async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.datetime) -> int:
+async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.datetime, *, secret: str) -> int:
     """Never contact them again and anonymise what we logged. Returns the number of messages anonymised."""
     customer_ids = await _related_customers(session, erased.customer_id)
     names: list[str | None] = []
@@ -190,10 +196,10 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
     )
     await session.execute(ContactAddress.__table__.delete().where(ContactAddress.contact_id.in_(contact_ids)))
     await session.execute(Preference.__table__.delete().where(Preference.contact_id.in_(contact_ids)))
-    await _remember(session, addresses, now)
+    await _remember(session, addresses, now, secret)
 
     # the person's own messages: to their contact id, to their address as a reporter, or (whole customer) all of them
-    erased_hashes = {address_hash(a) for a in addresses} - {None}
+    erased_hashes = {address_hash(a, secret) for a in addresses} - {None}
     tombstone = f"erased:{erased.contact_id or erased.customer_id}"
     owned: dict[str, Message] = {}
     candidates = select(Message).where(Message.customer_id.in_(customer_ids))
@@ -202,7 +208,8 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
     for message in (await session.scalars(candidates)).all():
         if erased.contact_id is None or message.contact_id in contact_ids or (
             message.contact_id is None and message.recipient_key.startswith("reporter:")
-            and (address_hash(message.recipient_key[len("reporter:"):]) in erased_hashes or address_hash(message.address) in erased_hashes)
+            and (address_hash(message.recipient_key[len("reporter:"):], secret) in erased_hashes
+                 or address_hash(message.address, secret) in erased_hashes)
         ):
             owned[message.id] = message
     for message in owned.values():

@@ -103,9 +103,9 @@ async def apply_merged(session: AsyncSession, merged: CustomerMerged, now: dt.da
     await session.flush()
 
 
-async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.datetime) -> int:
+async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.datetime, *, secret: str) -> int:
     """Never contact them again and anonymise what we logged (see `directory.erasure`)."""
-    return await erasure.apply_erased(session, erased, now)
+    return await erasure.apply_erased(session, erased, now, secret=secret)
 
 
 async def contact_view(session: AsyncSession, contact: ContactRecord, erased_customer: bool = False) -> ContactView:
