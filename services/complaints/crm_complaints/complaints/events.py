@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.consumer import Event
-from crm_complaints.complaints import directory, service
+from crm_complaints.complaints import directory, erasure, service
 from crm_complaints.settings import ComplaintsSettings
 
 
@@ -40,7 +40,7 @@ class CustomerDirectoryHandler:
         elif kind == "CustomerMerged":
             await directory.apply_merged(session, payload.survivor_id, payload.merged_id)
         elif kind == "CustomerErased":
-            await directory.apply_erased(session, payload.customer_id, payload.contact_id)
+            await erasure.erase_person(session, payload.customer_id, payload.contact_id, erased_at=payload.erased_at)
         elif kind == "CustomerTierChanged":
             await directory.apply_tier(session, payload.customer_id, tier=payload.new_tier)
             await service.reprioritize_open(session, payload.customer_id, settings=self.settings)

@@ -1,0 +1,151 @@
+"""CustomerErased: forget the person in every complaint of the customer.
+
+What identifies the person is what this service knew before the event: the directory contact (name, phone,
+email), and the reporter details of the complaints it reported. When `contact_id` is None the whole
+(individual) customer is the person: every contact, the customer's name and every complaint's reporter.
+
+- complaints reported by the person (same contact id, or a reporter phone / email / name equal to the
+  contact's) lose their reporter details and contact id;
+- the person's name, phone (however written) and email are replaced by `[erased]` in the free text of
+  every complaint of the customer (description, desired outcome, outcome, survey comment, attachment
+  names, timeline bodies and data, stored idempotent responses) and in the outbox rows of the customer;
+- ids, numbers, categories, references, clocks and timestamps stay, so reports stay right;
+- each changed complaint gets an internal timeline entry `person_erased` (no personal data in it).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.db import utcnow
+from crm_common.privacy import Person, scrub_outbox
+from crm_complaints.complaints import directory
+from crm_complaints.complaints.models import Complaint, DirectoryContact, DirectoryCustomer, IdempotencyKey, TimelineEntry
+from crm_complaints.complaints.service import SYSTEM, add_timeline, follow_merges, normalize_email, normalize_phone
+
+REPORTER_FIELDS = ("reporter_name", "reporter_phone", "reporter_email")
+_FREE_TEXT = ("description", "desired_outcome", "outcome", "survey_comment")
+
+
+def _same_name(a: str | None, b: str | None) -> bool:
+    return bool(a and b and " ".join(a.split()).casefold() == " ".join(b.split()).casefold())
+
+
+def _reported_by(complaint: Complaint, contact_id: str, contact: DirectoryContact | None) -> bool:
+    if complaint.contact_id == contact_id:
+        return True
+    if contact is None:
+        return False
+    return bool((contact.phone and complaint.reporter_phone and normalize_phone(complaint.reporter_phone) == contact.phone)
+                or (contact.email and complaint.reporter_email and normalize_email(complaint.reporter_email) == contact.email)
+                or _same_name(complaint.reporter_name, contact.name))
+
+
+async def _customer_ids(session: AsyncSession, customer_id: str) -> set[str]:
+    """The customer, the survivor it was merged into, and every customer merged into either."""
+    ids = {customer_id}
+    survivor = await follow_merges(session, customer_id)
+    if survivor is not None:
+        ids.add(survivor.id)
+    while True:
+        more = set((await session.scalars(select(DirectoryCustomer.id).where(DirectoryCustomer.merged_into.in_(ids)))).all()) - ids
+        if not more:
+            return ids
+        ids |= more
+
+
+async def erase_person(session: AsyncSession, customer_id: str, contact_id: str | None, *, erased_at: dt.datetime | None = None) -> dict:
+    now = erased_at or utcnow()
+    customer_ids = await _customer_ids(session, customer_id)
+    complaints = list((await session.scalars(
+        select(Complaint).where(or_(Complaint.customer_id.in_(customer_ids), *([Complaint.contact_id == contact_id] if contact_id else [])))
+        .order_by(Complaint.filed_at).with_for_update(key_share=True)
+    )).all())
+
+    if contact_id:
+        contact = await session.get(DirectoryContact, contact_id)
+        reported = [c for c in complaints if _reported_by(c, contact_id, contact)]
+        person = Person.of(names=[contact.name if contact else None], phones=[contact.phone if contact else None],
+                           emails=[contact.email if contact else None])
+    else:
+        contacts = (await session.scalars(select(DirectoryContact).where(DirectoryContact.customer_id.in_(customer_ids)))).all()
+        customer = await session.get(DirectoryCustomer, customer_id)
+        reported = complaints
+        person = Person.of(names=[c.name for c in contacts] + [customer.name if customer else None],
+                           phones=[c.phone for c in contacts], emails=[c.email for c in contacts])
+    # what the person gave when reporting is theirs too (a number they called from, a second address)
+    person = person.merged(Person.of(names=[c.reporter_name for c in reported], phones=[c.reporter_phone for c in reported],
+                                     emails=[c.reporter_email for c in reported]))
+
+    await directory.apply_erased(session, customer_id, contact_id)  # directory rows (and the customer, when whole)
+
+    reported_ids = {c.id for c in reported}
+    changed: set[str] = set()
+    for complaint in complaints:
+        touched = False
+        if complaint.id in reported_ids and (complaint.contact_id is not None or any(getattr(complaint, f) for f in REPORTER_FIELDS)):
+            for name in REPORTER_FIELDS:
+                setattr(complaint, name, None)
+            complaint.contact_id = None
+            touched = True
+        for name in _FREE_TEXT:
+            value = getattr(complaint, name)
+            cleaned = person.scrub(value)
+            if cleaned != value:
+                setattr(complaint, name, cleaned)
+                touched = True
+        attachments = person.scrub_json(complaint.attachments or [])
+        if attachments != (complaint.attachments or []):
+            complaint.attachments = attachments
+            touched = True
+        if touched:
+            changed.add(complaint.id)
+
+    complaint_ids = [c.id for c in complaints]
+    if complaint_ids and person:
+        entries = (await session.scalars(select(TimelineEntry).where(TimelineEntry.complaint_id.in_(complaint_ids)))).all()
+        for entry in entries:
+            body = person.scrub(entry.body)
+            data = person.scrub_json(entry.data or {})
+            if body != entry.body or data != (entry.data or {}):
+                entry.body, entry.data = body, data
+                changed.add(entry.complaint_id)
+    if complaint_ids:
+        stored = (await session.scalars(select(IdempotencyKey).where(IdempotencyKey.complaint_id.in_(complaint_ids)))).all()
+        for row in stored:
+            response = orjson.loads(row.response_body)
+            if row.complaint_id in reported_ids and isinstance(response, dict):
+                _clear_reporter(response)
+            cleaned = person.scrub_json(response)
+            if cleaned != orjson.loads(row.response_body):
+                row.response_body = orjson.dumps(cleaned).decode()
+
+    def rewrite(envelope: dict) -> dict:
+        payload = envelope.get("payload")
+        if isinstance(payload, dict) and payload.get("complaint_id") in reported_ids:
+            _clear_reporter(payload)
+        return envelope
+
+    outbox_rows = await scrub_outbox(session, person, keys=customer_ids | {c.customer_id for c in complaints}, rewrite=rewrite)
+
+    by_id = {c.id: c for c in complaints}
+    for complaint_id in sorted(changed):
+        complaint = by_id[complaint_id]
+        complaint.version += 1
+        await add_timeline(session, complaint, "person_erased", at=now, actor=SYSTEM, visibility="internal",
+                           body="Personal data of an erased person removed", data={"reporter": complaint_id in reported_ids})
+    await session.flush()
+    return {"complaints": len(changed), "reported": len(reported_ids), "outbox_rows": outbox_rows}
+
+
+def _clear_reporter(value: dict) -> None:
+    for name in REPORTER_FIELDS:
+        if name in value:
+            value[name] = None
+    if isinstance(value.get("reporter"), dict):
+        value["reporter"] = {k: None for k in value["reporter"]}
+    if "contact_id" in value:
+        value["contact_id"] = None
