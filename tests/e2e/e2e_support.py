@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
 import time
 import uuid
@@ -291,6 +292,8 @@ async def inject_faults(platform: Platform, broker, rng: random.Random, stop: as
                         every_s: tuple[float, float], restartable=("scoring", "complaints", "notifications", "gateway")) -> None:
     """Random faults until `stop`: broker pause, a consumer killed and restarted, a service restarted."""
     kinds = ["pause", "consumer", "restart"] if broker is not None else ["consumer", "restart"]
+    if os.environ.get("E2E_FAULTS"):  # e.g. E2E_FAULTS=pause,consumer to look at one kind of fault
+        kinds = [k for k in os.environ["E2E_FAULTS"].split(",") if k in kinds]
     i = 0
     while not stop.is_set():
         try:
@@ -406,7 +409,6 @@ async def wait_for_oracle(platform: Platform, inputs: Inputs, timeout_s: float) 
 async def diagnostics(platform: Platform) -> str:
     """When the oracle is not met: each consumer task's state, the groups' committed offsets and the topics' ends."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
 
     lines = []
     for name in SERVICES:
@@ -414,27 +416,29 @@ async def diagnostics(platform: Platform) -> str:
         for task in runtime._tasks:
             state = "running" if not task.done() else f"done ({task.exception()!r})" if not task.cancelled() else "cancelled"
             lines.append(f"{name} task {task.get_name()}: {state}")
+    for name in (*SERVICES, "gateway"):
+        if platform.db(name).dialect == "postgresql":
+            rows = await scalar_rows(platform.db(name), "SELECT state, wait_event_type, wait_event, now() - xact_start, left(query, 120) "
+                                     "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            for row in rows:
+                if row[0] != "idle":
+                    lines.append(f"{name} db session: {row}")
     kafka = platform.kafka
-    admin = AIOKafkaAdminClient(**kafka.client_options())
-    reader = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False)
-    await admin.start()
-    await reader.start()
-    try:
-        for name in SERVICES:
-            for consumer in platform.apps[name].state.runtime.consumers:
-                try:
-                    committed = await admin.list_consumer_group_offsets(consumer.group_id)
-                except Exception as exc:  # pragma: no cover - diagnostics only
-                    lines.append(f"group {consumer.group_id}: {exc!r}")
-                    continue
+    for name in SERVICES:
+        for consumer in platform.apps[name].state.runtime.consumers:
+            reader = AIOKafkaConsumer(**kafka.client_options(), group_id=consumer.group_id, enable_auto_commit=False)
+            await reader.start()
+            try:
                 for topic in consumer.handler.topics:
                     physical = kafka.physical(topic)
                     partitions = [TopicPartition(physical, p) for p in sorted(reader.partitions_for_topic(physical) or [])]
                     ends = await reader.end_offsets(partitions) if partitions else {}
                     for tp in partitions:
-                        meta = committed.get(tp)
-                        lines.append(f"group {consumer.group_id} {topic}[{tp.partition}]: committed {meta.offset if meta else None}, end {ends.get(tp)}")
-    finally:
-        await reader.stop()
-        await admin.close()
+                        committed = await reader.committed(tp)
+                        if committed != ends.get(tp):
+                            lines.append(f"group {consumer.group_id} {topic}[{tp.partition}]: committed {committed}, end {ends.get(tp)}")
+            except Exception as exc:  # diagnostics only
+                lines.append(f"group {consumer.group_id}: {exc!r}")
+            finally:
+                await reader.stop()
     return "\n".join(lines)

@@ -65,7 +65,8 @@ async def acceptance_run(database_factory, kafka_settings, local_broker, *, cust
         OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
         (OUTPUT_DIR / f"acceptance-{label}.txt").write_text(text + "\n" + "\n".join(problems) + "\n")
         kinds = {kind.split()[0] for kind in platform.faults}
-        assert kinds >= ({"broker", "kill", "restart"} if local_broker is not None else {"kill", "restart"}), platform.faults
+        if not os.environ.get("E2E_FAULTS"):
+            assert kinds >= ({"broker", "kill", "restart"} if local_broker is not None else {"kill", "restart"}), platform.faults
         assert not problems, "\n".join(problems)
     finally:
         await platform.stop()
@@ -76,7 +77,8 @@ async def test_acceptance_run_small(database_factory, kafka_settings, local_brok
     if not postgres_available:
         pytest.skip("PostgreSQL not reachable")
     await acceptance_run(database_factory, kafka_settings, local_broker, customers=6, events=240, complaints=12,
-                         duration_s=15, pause_s=(1.0, 2.0), every_s=(1.0, 2.5), drain_timeout_s=120, label="small")
+                         duration_s=15, pause_s=(1.0, 2.0), every_s=(1.0, 2.5),
+                         drain_timeout_s=float(os.environ.get("E2E_DRAIN_S", 120)), label="small")
 
 
 @pytest.mark.slow
