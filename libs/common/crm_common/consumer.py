@@ -252,7 +252,11 @@ class InboxConsumer:
             session_timeout_ms=self.kafka.consumer_session_timeout_ms,
             heartbeat_interval_ms=self.kafka.consumer_heartbeat_interval_ms,
         )
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:  # cancelled or failed while joining: leave the group, or it keeps our partitions
+            await asyncio.shield(consumer.stop())
+            raise
         return consumer
 
     async def run(self) -> None:
