@@ -160,6 +160,13 @@ class Platform:
             broker.resume()
         self.faults["broker pause"] += 1
 
+    async def settled(self, extra_s: float, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        consumers = [c for name in SERVICES for c in self.apps[name].state.runtime.consumers]
+        while not all(c.started.is_set() for c in consumers) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(extra_s)
+
     async def stop(self) -> None:
         for app in [*self.apps.values()]:
             try:
@@ -289,8 +296,11 @@ async def file_complaints(platform: Platform, inputs: Inputs, count: int, rng: r
 
 
 async def inject_faults(platform: Platform, broker, rng: random.Random, stop: asyncio.Event, *, pause_s: tuple[float, float],
-                        every_s: tuple[float, float], restartable=("scoring", "complaints", "notifications", "gateway")) -> None:
-    """Random faults until `stop`: broker pause, a consumer killed and restarted, a service restarted."""
+                        every_s: tuple[float, float], settle_s: float = 0.0,
+                        restartable=("scoring", "complaints", "notifications", "gateway")) -> None:
+    """Random faults until `stop`: broker pause, a consumer killed and restarted, a service restarted.
+    After each fault, the next one waits until every consumer has (re)joined its group and `settle_s`
+    more (a session timeout): one failure at a time, the way an SLO counts them."""
     kinds = ["pause", "consumer", "restart"] if broker is not None else ["consumer", "restart"]
     if os.environ.get("E2E_FAULTS"):  # e.g. E2E_FAULTS=pause,consumer to look at one kind of fault
         kinds = [k for k in os.environ["E2E_FAULTS"].split(",") if k in kinds]
@@ -309,6 +319,7 @@ async def inject_faults(platform: Platform, broker, rng: random.Random, stop: as
             await platform.kill_consumer(rng)
         else:
             await platform.restart(rng.choice(restartable))
+        await platform.settled(settle_s)
 
 
 # -------------------------------------------------------------------- reading the state back
@@ -388,7 +399,7 @@ def report(inputs: Inputs, seen: dict[str, Any], platform: Platform, inbox_dupli
         f"{sum(n for n, _ in seen['scoring_orders'].values())} orders in scoring's facts",
         f"  duplicates absorbed: {inputs.gateway_duplicates} by the gateway (re-sent events), {inputs.complaint_replays} complaint "
         f"re-sends answered from the idempotency key, {inbox_duplicates} redeliveries by the consumers' inboxes",
-        f"  lost: {lost}",
+        f"  lost (accepted but not applied at the end): {lost}",
     ]
     return "\n".join(lines)
 

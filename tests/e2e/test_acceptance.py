@@ -33,7 +33,7 @@ from crm_common.testing import OUTPUT_DIR, wait_until
 
 async def acceptance_run(database_factory, kafka_settings, local_broker, *, customers: int, events: int, complaints: int,
                          duration_s: float, pause_s: tuple[float, float], every_s: tuple[float, float], drain_timeout_s: float,
-                         label: str) -> None:
+                         label: str, settle_s: float = 4.0) -> None:
     seed = int(os.environ.get("E2E_SEED", random.randrange(10**6)))
     generator, chaos = random.Random(seed), random.Random(seed + 1)
     started = time.monotonic()
@@ -49,7 +49,8 @@ async def acceptance_run(database_factory, kafka_settings, local_broker, *, cust
 
         await wait_until(directories_know_everyone, timeout_s=60, interval_s=0.2)
         stop = asyncio.Event()
-        faults = asyncio.create_task(inject_faults(platform, local_broker, chaos, stop, pause_s=pause_s, every_s=every_s))
+        faults = asyncio.create_task(inject_faults(platform, local_broker, chaos, stop, pause_s=pause_s, every_s=every_s,
+                                                   settle_s=float(os.environ.get("E2E_SETTLE_S", settle_s))))
         try:
             await asyncio.gather(send_orders(platform, inputs, events, generator, duration_s=duration_s),
                                  file_complaints(platform, inputs, complaints, generator, duration_s=duration_s))
@@ -77,7 +78,7 @@ async def test_acceptance_run_small(database_factory, kafka_settings, local_brok
     if not postgres_available:
         pytest.skip("PostgreSQL not reachable")
     await acceptance_run(database_factory, kafka_settings, local_broker, customers=6, events=240, complaints=12,
-                         duration_s=15, pause_s=(1.0, 2.0), every_s=(1.0, 2.5),
+                         duration_s=24, pause_s=(1.0, 2.0), every_s=(0.5, 1.5),
                          drain_timeout_s=float(os.environ.get("E2E_DRAIN_S", 120)), label="small")
 
 
