@@ -19,7 +19,7 @@ from functools import cached_property
 
 import orjson
 import phonenumbers
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.outbox import outbox_table
@@ -115,10 +115,21 @@ class Person:
         return Person.of(self.names + other.names, self.phones + other.phones, self.emails + other.emails)
 
 
-async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[str] | None = None, rewrite=None) -> int:
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def mentions(column, needles: Iterable[str]):
+    """SQL: the column contains one of the strings (case-insensitive); a cheap pre-filter before `Person.scrub`."""
+    return or_(*[column.ilike(f"%{escape_like(n)}%", escape="\\") for n in needles])
+
+
+async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[str] | None = None, rewrite=None,
+                       mentioning: Iterable[str] | None = None) -> int:
     """Rewrite the bodies of outbox rows (of the given message keys, or all) that mention the person.
 
     `rewrite(envelope: dict) -> dict`, when given, runs before the text scrub (e.g. to clear known fields).
+    `mentioning` (strings) limits the rows read to those containing one of them (SQL pre-filter).
     Rows still pending leave scrubbed; published rows are only kept for the retention period, but they
     are scrubbed as well so that the database holds nothing on the person. Returns the rows changed.
     """
@@ -127,6 +138,11 @@ async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[
     query = select(outbox_table.c.id, outbox_table.c.body)
     if keys is not None:
         query = query.where(outbox_table.c.key.in_(list(set(keys))))
+    if mentioning is not None:
+        needles = [n for n in mentioning if n]
+        if not needles:
+            return 0
+        query = query.where(mentions(outbox_table.c.body, needles))
     changed = 0
     for row in (await session.execute(query.order_by(outbox_table.c.id))).all():
         envelope = orjson.loads(row.body)

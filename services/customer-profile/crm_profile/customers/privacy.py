@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import re
 
-import orjson
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
-from crm_common.outbox import outbox_table
+from crm_common.privacy import Person, mentions, scrub_outbox
 from crm_profile.customers import events
 from crm_profile.customers.models import TOMBSTONE, Address, Contact, Interaction
-from crm_profile.customers.normalize import escape_like, phone_variants
+from crm_profile.customers.normalize import phone_variants
 from crm_profile.customers.schemas import ContactOut, InteractionOut
 from crm_profile.customers.service import _emit, _touch, check_if_match, get_contact, get_customer
 
@@ -43,24 +42,15 @@ def scrub_text(text: str | None, needles: list[str]) -> str | None:
     return pattern.sub(TOMBSTONE, text)
 
 
-def _scrub_json(value, needles: list[str]):
-    if isinstance(value, str):
-        return scrub_text(value, needles)
-    if isinstance(value, list):
-        return [_scrub_json(v, needles) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub_json(v, needles) for k, v in value.items()}
-    return value
-
-
-def _mentions(column, needles: list[str]):
-    return or_(*[column.ilike(f"%{escape_like(n)}%", escape="\\") for n in needles])
+def person_of(contact: Contact) -> Person:
+    """The shared matcher (crm_common.privacy): the name however spaced, the phone however written, the email."""
+    return Person.of(names=[contact.name], phones=[contact.phone], emails=[contact.email])
 
 
 async def _interactions_about(session: AsyncSession, contact: Contact, needles: list[str]) -> list[Interaction]:
     condition = Interaction.contact_id == contact.id
     if needles:
-        condition = or_(condition, _mentions(Interaction.summary, needles))
+        condition = or_(condition, mentions(Interaction.summary, needles))
     return list((await session.scalars(select(Interaction).where(condition).order_by(Interaction.occurred_at))).all())
 
 
@@ -93,24 +83,25 @@ async def erase_contact(session: AsyncSession, contact_id: str, if_match: str | 
         return {"contact_id": contact.id, "customer_id": contact.customer_id, "erased_at": contact.erased_at, "scrubbed_interactions": 0}
     customer = await get_customer(session, contact.customer_id)
     needles = person_needles(contact)
+    person = person_of(contact)
     now = utcnow()
 
     scrubbed = 0
     for interaction in await _interactions_about(session, contact, needles):
-        cleaned = scrub_text(interaction.summary, needles)
+        cleaned = person.scrub(interaction.summary)
         if cleaned != interaction.summary:
             interaction.summary = cleaned
             scrubbed += 1
 
     for address in (await session.scalars(select(Address).where(Address.customer_id == customer.id))).all():
         for name in ("label", "line1", "line2"):
-            cleaned = scrub_text(getattr(address, name), needles)
+            cleaned = person.scrub(getattr(address, name))
             if cleaned != getattr(address, name):
                 setattr(address, name, cleaned)
 
     for name in ("name", "short_name", "registered_address"):  # an individual customer is the person
         value = getattr(customer, name)
-        cleaned = scrub_text(value, needles)
+        cleaned = person.scrub(value)
         if cleaned != value:
             setattr(customer, name, cleaned if name != "name" else (cleaned or TOMBSTONE))
 
@@ -129,18 +120,9 @@ async def erase_contact(session: AsyncSession, contact_id: str, if_match: str | 
     _touch(customer, now)
     await session.flush()
 
-    await _scrub_outbox(session, needles)
+    # events already staged still carry the person: rewrite their bodies (pending ones leave scrubbed; the erase event follows them)
+    await scrub_outbox(session, person, mentioning=needles)
     await _emit(session, events.erased(customer.id, contact.id, now), customer.id)
     await _emit(session, events.updated(customer, ["contacts"]), customer.id)
     return {"contact_id": contact.id, "customer_id": customer.id, "erased_at": now, "scrubbed_interactions": scrubbed}
 
-
-async def _scrub_outbox(session: AsyncSession, needles: list[str]) -> None:
-    """Events already staged still carry the person: rewrite their bodies (published ones are only
-    kept for the retention period, pending ones leave scrubbed; the erase event follows them)."""
-    if not needles:
-        return
-    rows = (await session.execute(select(outbox_table.c.id, outbox_table.c.body).where(_mentions(outbox_table.c.body, needles)))).all()
-    for row in rows:
-        body = orjson.dumps(_scrub_json(orjson.loads(row.body), needles)).decode()
-        await session.execute(update(outbox_table).where(outbox_table.c.id == row.id).values(body=body))
