@@ -147,8 +147,13 @@ async def test_erasing_a_contact_forgets_the_person_and_keeps_the_rest(env):
     kept_payload = next(b["payload"] for b in filed_bodies if b["payload"]["complaint_id"] == colleague["id"])
     assert kept_payload["reporter_email"] == KEPT["email"]
 
-    read = (await env.client.get(f"/complaints/{mine['id']}", headers=STAFF)).text
-    for text in (read, (await env.client.get(f"/complaints/{mine['id']}/timeline", headers=STAFF)).text):
+    reads = [await env.client.get(f"/complaints/{mine['id']}", headers=STAFF),
+             await env.client.get(f"/complaints/{mine['id']}/timeline", headers=STAFF),
+             await env.client.get(f"/complaints/{mine['id']}", headers={"X-Actor-Id": "E1", "X-Actor-Role": "customer"},
+                                  params={"view": "customer"})]
+    assert [r.status_code for r in reads] == [200, 200, 200], [r.text[:300] for r in reads]
+    assert reads[0].json()["number"] == mine["number"] and reads[0].json()["reporter"]["email"] is None
+    for text in (r.text for r in reads):
         assert ERASED["email"] not in text and ERASED["name"].lower() not in text.lower() and "13987654321" not in digits(text)
 
     await feed.resend(erased)  # redelivered: the inbox absorbs it, no second timeline entry
