@@ -104,7 +104,8 @@ async def notifications_app(database_factory):
 
 FACTORIES = {"profile": profile_app, "scoring": scoring_app, "complaints": complaints_app, "notifications": notifications_app}
 KNOWN_N_PLUS_ONE = {
-    "complaints": "complaints lookup builds each result with 3 queries (references, clocks, timeline); requested from the complaints owner",
+    "complaints": "complaints builds each complaint of a page with its own queries (references and clocks, plus the timeline in "
+                  "lookup); requested from the complaints owner",
 }
 
 
