@@ -6,7 +6,8 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import String, any_, bindparam, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -121,35 +122,47 @@ async def resolve_ids(session: AsyncSession, ids: set[str]) -> tuple[dict[str, s
     """(alias map merged -> survivor, erased ids) for the given customer ids."""
     aliases: dict[str, str] = {}
     erased: set[str] = set()
-    id_list = list(ids)
-    for start in range(0, len(id_list), 500):
-        chunk = id_list[start : start + 500]
-        aliases.update((await session.execute(select(customer_aliases.c.merged_id, customer_aliases.c.survivor_id).where(customer_aliases.c.merged_id.in_(chunk)))).all())
-        erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_customers.c.customer_id.in_(chunk)))).scalars())
+    id_list = sorted(ids)
+    for merged_in, erased_in in zip(id_filters(session, customer_aliases.c.merged_id, id_list), id_filters(session, erased_customers.c.customer_id, id_list)):
+        aliases.update((await session.execute(select(customer_aliases.c.merged_id, customer_aliases.c.survivor_id).where(merged_in))).all())
+        erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_in))).scalars())
     more = set(aliases.values()) - ids
     if more:
         erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_customers.c.customer_id.in_(list(more))))).scalars())
     return aliases, erased
 
 
+def id_filters(session: AsyncSession, column, ids: list[str]):
+    """WHERE clauses selecting these ids: one `= ANY(array)` parameter on PostgreSQL (one statement, no
+    per-id bind rendering), IN lists of 500 on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        yield column == any_(bindparam("ids", ids, type_=ARRAY(String)))
+        return
+    for start in range(0, len(ids), 500):
+        yield column.in_(ids[start : start + 500])
+
+
 async def merge_customer(session: AsyncSession, merged_id: str, survivor_id: str, at: dt.datetime) -> None:
     """Move every fact of merged_id to survivor_id and remember the alias for events still on their way."""
     if merged_id == survivor_id:
         return
+    # the mark first: a rescoring pass that locked it (FOR UPDATE) commits before the merged id's scores go
+    await session.execute(delete(rescore_queue).where(rescore_queue.c.customer_id == merged_id))
     await insert_ignore(session, customer_aliases, [{"merged_id": merged_id, "survivor_id": survivor_id, "merged_at": at}], "merged_id")
     await session.execute(update(customer_aliases).where(customer_aliases.c.survivor_id == merged_id).values(survivor_id=survivor_id))
     for table in FACT_TABLES:
         await session.execute(update(table).where(table.c.customer_id == merged_id).values(customer_id=survivor_id))
     await session.execute(delete(customer_scores).where(customer_scores.c.customer_id == merged_id))
     await session.execute(delete(score_history).where(score_history.c.customer_id == merged_id))
-    await session.execute(delete(rescore_queue).where(rescore_queue.c.customer_id == merged_id))
     await session.execute(delete(customers).where(customers.c.customer_id == merged_id))
 
 
 async def erase_customer(session: AsyncSession, customer_id: str, at: dt.datetime) -> None:
     """Forget the customer's history; a tombstone makes late events for it be dropped too."""
+    # the mark first: a rescoring pass that locked it (FOR UPDATE) commits before the scores are deleted
+    await session.execute(delete(rescore_queue).where(rescore_queue.c.customer_id == customer_id))
     await insert_ignore(session, erased_customers, [{"customer_id": customer_id, "erased_at": at}], "customer_id")
-    for table in (*FACT_TABLES, customer_scores, score_history, rescore_queue, customers):
+    for table in (*FACT_TABLES, customer_scores, score_history, customers):
         await session.execute(delete(table).where(table.c.customer_id == customer_id))
 
 
@@ -216,16 +229,24 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
 
 async def mark_dirty(session: AsyncSession, customer_ids: set[str], now: dt.datetime | None = None) -> None:
     """Queue customers for rescoring: insert a mark, or bump its seq so a rescoring pass that read the old
-    seq (and maybe the old facts) leaves the mark in place."""
+    seq (and maybe the old facts) leaves the mark in place.
+
+    Insert-or-nothing (RETURNING what was inserted), then an UPDATE of the marks that already existed, also
+    those inserted meanwhile by another transaction."""
     if not customer_ids:
         return
     now = now or utcnow()
+    ids = sorted(customer_ids)  # the same lock order in every transaction
     dialect = session.get_bind().dialect.name
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(rescore_queue)
-    stmt = stmt.on_conflict_do_update(index_elements=["customer_id"], set_={"seq": rescore_queue.c.seq + 1, "marked_at": stmt.excluded.marked_at})
-    rows = [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in sorted(customer_ids)]  # sorted: the same lock order in every transaction
-    for start in range(0, len(rows), 2000):
-        await session.execute(stmt, rows[start : start + 2000])
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(rescore_queue).on_conflict_do_nothing(index_elements=["customer_id"])
+    inserted: set[str] = set()
+    for start in range(0, len(ids), 2000):
+        rows = [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in ids[start : start + 2000]]
+        inserted.update((await session.execute(stmt.returning(rescore_queue.c.customer_id), rows)).scalars())
+    existing = [cid for cid in ids if cid not in inserted]
+    if existing:
+        for where in id_filters(session, rescore_queue.c.customer_id, existing):
+            await session.execute(update(rescore_queue).where(where).values(seq=rescore_queue.c.seq + 1, marked_at=now))
 
 
 async def ensure_stubs(session: AsyncSession, ids: set[str], now: dt.datetime) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import JSON, String, Text, and_, any_, bindparam, case, cast, delete, func, insert, select, text
+from sqlalchemy import JSON, String, Text, and_, any_, bindparam, case, cast, delete, false, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +24,7 @@ from crm_scoring.db import SCORE_COLUMNS, complaints, customer_scores, customers
 from crm_scoring.model import engine
 from crm_scoring.model.features import Facts, compute_features
 from crm_scoring.model.scores import RISK_ORDER
-from crm_scoring.scoring.ingest import EPOCH, day_number
+from crm_scoring.scoring.ingest import EPOCH, day_number, id_filters
 from crm_scoring.scoring.upsert import upsert
 from crm_scoring.settings import ScoringSettings
 
@@ -38,21 +38,11 @@ CATEGORICAL = ("abc_class", "rfm_segment", "credit_grade", "tier")
 # ---------------------------------------------------------------- loading facts
 
 
-def _id_chunks(session: AsyncSession, column, ids: list[str]):
-    """WHERE clauses selecting these ids: one `= ANY(array)` parameter on PostgreSQL (one statement, no
-    per-id bind rendering), IN lists of 500 on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        yield column == any_(bindparam("ids", ids, type_=ARRAY(String)))
-        return
-    for start in range(0, len(ids), 500):
-        yield column.in_(ids[start : start + 500])
-
-
 async def _rows(session: AsyncSession, stmt, column, ids: list[str] | None) -> list:
     if ids is None:
         return [tuple(r) for r in (await session.execute(stmt)).all()]
     out: list = []
-    for where in _id_chunks(session, column, ids):
+    for where in id_filters(session, column, ids):
         out.extend(tuple(r) for r in (await session.execute(stmt.where(where))).all())
     return out
 
@@ -135,8 +125,10 @@ def _jsonable(value):
 # ---------------------------------------------------------------- scoring and announcing
 
 
-async def rescore(session: AsyncSession, customer_ids: Iterable[str], settings: ScoringSettings, as_of: dt.datetime, *, model: engine.PopulationModel | None = None, emit: bool = True) -> list[dict]:
-    """Recompute the scores of these customers from their facts, store them, announce changes."""
+async def rescore(session: AsyncSession, customer_ids: Iterable[str], settings: ScoringSettings, as_of: dt.datetime, *, model: engine.PopulationModel | None = None, emit: bool = True,
+                  keep=None) -> list[dict]:
+    """Recompute the scores of these customers from their facts, store them, announce changes.
+    `keep(session, ids)`, when given, returns the customers whose scores may still be written."""
     ids = sorted(set(customer_ids))
     if not ids:
         return []
@@ -149,6 +141,9 @@ async def rescore(session: AsyncSession, customer_ids: Iterable[str], settings: 
         return engine.score_features(features, model, settings, as_of_day)
 
     records = await _cpu(compute, size=len(ids))
+    if keep is not None:
+        kept = await keep(session, ids)
+        records = [r for r in records if r["customer_id"] in kept]
     await store_scores(session, records, settings, as_of, emit=emit)
     return records
 
@@ -167,13 +162,17 @@ async def rescore_dirty(unit_of_work, settings: ScoringSettings, as_of: dt.datet
     batches = 0
     while max_batches is None or batches < max_batches:
         async with unit_of_work.transaction() as session:
+            take = select(rescore_queue.c.customer_id, rescore_queue.c.seq).order_by(rescore_queue.c.customer_id).limit(size)
             if session.get_bind().dialect.name == "postgresql":
                 if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RESCORE_LOCK_KEY}):
                     return done
-            marks = (await session.execute(select(rescore_queue.c.customer_id, rescore_queue.c.seq).order_by(rescore_queue.c.customer_id).limit(size))).all()
+            else:
+                # SQLite: take the write lock now, so nothing commits between reading the facts and writing the scores
+                await session.execute(delete(rescore_queue).where(false()))
+            marks = (await session.execute(take)).all()
             if not marks:
                 return done
-            await rescore(session, [m.customer_id for m in marks], settings, as_of() if callable(as_of) else as_of)
+            await rescore(session, [m.customer_id for m in marks], settings, as_of() if callable(as_of) else as_of, keep=_still_marked)
             await session.execute(
                 delete(rescore_queue).where(rescore_queue.c.customer_id == bindparam("cid"), rescore_queue.c.seq == bindparam("s")),
                 [{"cid": m.customer_id, "s": m.seq} for m in marks],
@@ -183,6 +182,18 @@ async def rescore_dirty(unit_of_work, settings: ScoringSettings, as_of: dt.datet
         if len(marks) < size:
             return done
     return done
+
+
+async def _still_marked(session: AsyncSession, ids: list[str]) -> set[str]:
+    """Lock the marks of these customers before their scores are written; a mark that is gone was deleted by a
+    merge or an erasure meanwhile (both delete the mark first), and that customer's scores must not come back.
+    A merge or erasure that comes later waits for this transaction and then deletes the scores written here."""
+    if session.get_bind().dialect.name != "postgresql":
+        return set(ids)  # SQLite: the pass holds the write lock from its start, nothing committed meanwhile
+    present: set[str] = set()
+    for where in id_filters(session, rescore_queue.c.customer_id, ids):
+        present.update((await session.execute(select(rescore_queue.c.customer_id).where(where).order_by(rescore_queue.c.customer_id).with_for_update())).scalars())
+    return present
 
 
 async def pending_rescores(session: AsyncSession) -> int:
@@ -208,7 +219,7 @@ async def recompute_population(session: AsyncSession, settings: ScoringSettings,
 async def _previous(session: AsyncSession, ids: list[str]) -> dict[str, dict]:
     previous: dict[str, dict] = {}
     cols = [customer_scores.c.customer_id, customer_scores.c.tier, customer_scores.c.churn_risk, customer_scores.c.emitted]
-    for where in _id_chunks(session, customer_scores.c.customer_id, ids):
+    for where in id_filters(session, customer_scores.c.customer_id, ids):
         for row in (await session.execute(select(*cols).where(where))).all():
             previous[row.customer_id] = {"tier": row.tier, "churn_risk": row.churn_risk, "emitted": row.emitted}
     return previous
