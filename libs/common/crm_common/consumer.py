@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, delete, insert, select
+from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.context import correlation_id_var
@@ -113,7 +115,7 @@ class InboxProcessor:
 
     async def _apply(self, events: list[Event]) -> None:
         async with self.db.transaction() as session:
-            fresh = await self._unseen(session, events)
+            fresh = await self._claim(session, events, "applied")
             if fresh:
                 handle_batch = getattr(self.handler, "handle_batch", None)
                 if handle_batch is not None:
@@ -125,57 +127,46 @@ class InboxProcessor:
                             await self.handler.handle(session, event)
                         finally:
                             correlation_id_var.reset(token)
-                await self._record(session, fresh, "applied")
         EVENTS_CONSUMED.labels(self.handler.name, "applied").inc(len(fresh))
         EVENTS_CONSUMED.labels(self.handler.name, "duplicate").inc(len(events) - len(fresh))
 
-    async def _unseen(self, session: AsyncSession, events: list[Event]) -> list[Event]:
-        """Events not yet in the inbox. A dead letter replayed on purpose (header dlq.replay) is retried."""
-        ids = list({str(e.envelope.event_id) for e in events})
-        outcomes: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = await session.execute(
-                select(inbox_table.c.event_id, inbox_table.c.outcome).where(
-                    inbox_table.c.consumer == self.handler.name, inbox_table.c.event_id.in_(chunk)
-                )
-            )
-            outcomes.update((row.event_id, row.outcome) for row in rows)
-        replayed = [
-            event_id
-            for event_id, outcome in outcomes.items()
-            if outcome == "dead_letter" and any(is_replay(e.delivery) for e in events if str(e.envelope.event_id) == event_id)
-        ]
-        if replayed:
-            await session.execute(
-                delete(inbox_table).where(inbox_table.c.consumer == self.handler.name, inbox_table.c.event_id.in_(replayed))
-            )
-            for event_id in replayed:
-                del outcomes[event_id]
-        fresh: list[Event] = []
-        seen = set(outcomes)
+    async def _claim(self, session: AsyncSession, events: list[Event], outcome: str) -> list[Event]:
+        """Record the events in the inbox; return, in order, those that were not there yet.
+
+        One INSERT ... ON CONFLICT DO NOTHING RETURNING: the rows it returns are the fresh events.
+        It commits or rolls back with the caller's transaction, so a failed apply claims nothing.
+        """
+        await self._release_replayed_dead_letters(session, events)
+        now = utcnow()
+        rows: dict[str, dict] = {}
         for event in events:
             event_id = str(event.envelope.event_id)
-            if event_id not in seen:
-                seen.add(event_id)
+            rows.setdefault(
+                event_id,
+                {"consumer": self.handler.name, "event_id": event_id, "event_type": event.envelope.type, "outcome": outcome, "processed_at": now},
+            )
+        insert_for_dialect = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        statement = insert_for_dialect(inbox_table).on_conflict_do_nothing().returning(inbox_table.c.event_id)
+        claimed = set((await session.execute(statement, list(rows.values()))).scalars())
+        fresh: list[Event] = []
+        for event in events:
+            event_id = str(event.envelope.event_id)
+            if event_id in claimed:
+                claimed.discard(event_id)
                 fresh.append(event)
         return fresh
 
-    async def _record(self, session: AsyncSession, events: list[Event], outcome: str) -> None:
-        now = utcnow()
-        await session.execute(
-            insert(inbox_table),
-            [
-                {
-                    "consumer": self.handler.name,
-                    "event_id": str(e.envelope.event_id),
-                    "event_type": e.envelope.type,
-                    "outcome": outcome,
-                    "processed_at": now,
-                }
-                for e in events
-            ],
-        )
+    async def _release_replayed_dead_letters(self, session: AsyncSession, events: list[Event]) -> None:
+        """A dead letter replayed on purpose (header dlq.replay) gets another chance."""
+        replayed = list({str(e.envelope.event_id) for e in events if is_replay(e.delivery)})
+        if replayed:
+            await session.execute(
+                delete(inbox_table).where(
+                    inbox_table.c.consumer == self.handler.name,
+                    inbox_table.c.event_id.in_(replayed),
+                    inbox_table.c.outcome == "dead_letter",
+                )
+            )
 
     async def _apply_with_retries(self, event: Event) -> None:
         error: Exception | None = None
@@ -208,7 +199,7 @@ class InboxProcessor:
         log.error("dead-lettered %s[%d]@%d after %d attempt(s): %s", topic, delivery.partition, delivery.offset, attempts, error)
         if event is not None:
             async with self.db.transaction() as session:
-                await self._record(session, await self._unseen(session, [event]), "dead_letter")
+                await self._claim(session, [event], "dead_letter")
 
 
 class InboxConsumer:
