@@ -92,7 +92,7 @@ def test_fuzz_operation_no_5xx_no_schema_violation(running, target, method, path
 @pytest.mark.slow
 @pytest.mark.parametrize("target,method,path", _params([*sorted(BUILDERS), "gateway"]))
 def test_fuzz_operation_on_postgres_bigger_run(running, target, method, path):
-    running(target, "postgres").fuzz(SPECS[target], method, path, max_examples=100 if target != "gateway" else 50, negative_examples=50)
+    running(target, "postgres").fuzz(SPECS[target], method, path, max_examples=50 if target != "gateway" else 30, negative_examples=25)
 
 
 def test_every_documented_operation_is_fuzzed():
