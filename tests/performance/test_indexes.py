@@ -66,8 +66,6 @@ async def test_complaint_lookup_by_number_uses_the_unique_index(complaints_db):
     await assert_indexed(complaints_db, statement, parameters, "complaints")
 
 
-@pytest.mark.xfail(strict=True, reason="complaints.reporter_phone has no index: the phone lookup scans the table "
-                                        "(requested from the complaints owner, see docs/performance.md)")
 async def test_complaint_lookup_by_phone_uses_an_index(complaints_db):
     found, log = await _complaints_lookup(complaints_db, phone="+86 137 0000 0042")
     assert [c.id for c in found] == ["cmp-42"]

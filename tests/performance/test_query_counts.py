@@ -103,10 +103,7 @@ async def notifications_app(database_factory):
 
 
 FACTORIES = {"profile": profile_app, "scoring": scoring_app, "complaints": complaints_app, "notifications": notifications_app}
-KNOWN_N_PLUS_ONE = {
-    "complaints": "complaints builds each complaint of a page with its own queries (references and clocks, plus the timeline in "
-                  "lookup); requested from the complaints owner",
-}
+KNOWN_N_PLUS_ONE: dict[str, str] = {}
 
 
 def customer360_sources() -> list[tuple[str, str, str]]:
@@ -141,7 +138,7 @@ async def test_customer360_upstream_calls_send_a_constant_number_of_statements(d
 LISTS = [
     ("profile", "/customers?limit={n}", None),
     ("scoring", "/scores?limit={n}", None),
-    pytest.param("complaints", "/complaints?limit={n}", STAFF, marks=pytest.mark.xfail(strict=True, reason=KNOWN_N_PLUS_ONE["complaints"])),
+    ("complaints", "/complaints?limit={n}", STAFF),
 ]
 
 

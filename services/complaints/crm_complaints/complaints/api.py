@@ -59,9 +59,12 @@ def no_nul(**params) -> None:
                       errors=[{"loc": ["query", name], "msg": "NUL characters are not allowed", "type": "value_error"} for name in bad])
 
 
-async def complaint_out(session, complaint: Complaint) -> ComplaintOut:
-    orders, tracking = await service.references(session, complaint.id)
-    clocks = await service.clocks_of(session, complaint.id)
+async def complaint_out(session, complaint: Complaint, *, refs: tuple[list[str], list[str]] | None = None,
+                        clocks: list | None = None) -> ComplaintOut:
+    """refs and clocks may be preloaded for a whole page (service.references_of / clocks_of_many): no query per complaint."""
+    orders, tracking = refs if refs is not None else await service.references(session, complaint.id)
+    if clocks is None:
+        clocks = await service.clocks_of(session, complaint.id)
     return ComplaintOut(
         id=complaint.id, number=complaint.number, customer_id=complaint.customer_id, category=complaint.category,
         priority=complaint.priority, channel=complaint.channel, status=complaint.status, status_text=dict(CUSTOMER_STATUS[complaint.status]),
@@ -77,8 +80,9 @@ async def complaint_out(session, complaint: Complaint) -> ComplaintOut:
     )
 
 
-async def customer_out(session, complaint: Complaint, language: str | None = None) -> CustomerComplaintOut:
-    orders, tracking = await service.references(session, complaint.id)
+async def customer_out(session, complaint: Complaint, language: str | None = None, *,
+                       refs: tuple[list[str], list[str]] | None = None) -> CustomerComplaintOut:
+    orders, tracking = refs if refs is not None else await service.references(session, complaint.id)
     return CustomerComplaintOut(
         id=complaint.id, number=complaint.number, category=complaint.category, status=complaint.status,
         status_text=customer_status(complaint.status, language or complaint.language), filed_at=complaint.filed_at,
@@ -155,7 +159,10 @@ async def list_complaints(request: Request, status: str | None = None, team_id: 
         if agent_id:
             query = query.where(Complaint.agent_id == agent_id)
         rows = (await session.scalars(query.order_by(Complaint.priority, Complaint.filed_at).limit(limit))).all()
-        return [await complaint_out(session, c) for c in rows]
+        ids = [c.id for c in rows]
+        refs = await service.references_of(session, ids)
+        clocks = await service.clocks_of_many(session, ids)
+        return [await complaint_out(session, c, refs=refs[c.id], clocks=clocks[c.id]) for c in rows]
 
 
 class LookupResult(BaseModel):
@@ -174,12 +181,18 @@ async def lookup(request: Request, number: str | None = None, customer_id: str |
         customer_id = actor.id
     async with runtime_of(request).db.sessions() as session:
         found = await service.lookup(session, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
-        results = []
         for complaint in found:
             _check_owner(actor, complaint)
-            entries = await service.timeline(session, complaint.id, customer_view=customer_view)
-            body = await (customer_out(session, complaint) if customer_view else complaint_out(session, complaint))
-            results.append({"complaint": body.model_dump(mode="json"), "timeline": [_entry(e, customer_view) for e in entries]})
+        # one query per related table for the whole page, not per complaint
+        ids = [c.id for c in found]
+        entries = await service.timelines(session, ids, customer_view=customer_view)
+        refs = await service.references_of(session, ids)
+        clocks = {} if customer_view else await service.clocks_of_many(session, ids)
+        results = []
+        for complaint in found:
+            body = (await customer_out(session, complaint, refs=refs[complaint.id]) if customer_view
+                    else await complaint_out(session, complaint, refs=refs[complaint.id], clocks=clocks[complaint.id]))
+            results.append({"complaint": body.model_dump(mode="json"), "timeline": [_entry(e, customer_view) for e in entries[complaint.id]]})
         return results
 
 

@@ -102,7 +102,7 @@ class Complaint(Base):
     claimed_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     attachments: Mapped[list] = mapped_column(JSON, default=list)
     reporter_name: Mapped[str | None] = mapped_column(String(200))
-    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    reporter_phone: Mapped[str | None] = mapped_column(String(32), index=True)
     reporter_email: Mapped[str | None] = mapped_column(String(254))
     language: Mapped[str] = mapped_column(String(10), default="zh-CN")
     tier_at_filing: Mapped[str | None] = mapped_column(String(20))

@@ -156,6 +156,36 @@ async def clocks_of(session: AsyncSession, complaint_id: str) -> list[SlaClockRo
     )).all())
 
 
+async def references_of(session: AsyncSession, complaint_ids: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """references() for a page of complaints in one query: {complaint_id: (order_ids, tracking_numbers)}."""
+    out: dict[str, tuple[list[str], list[str]]] = {cid: ([], []) for cid in complaint_ids}
+    if not complaint_ids:
+        return out
+    rows = (await session.execute(
+        select(ComplaintReference.complaint_id, ComplaintReference.kind, ComplaintReference.value)
+        .where(ComplaintReference.complaint_id.in_(set(complaint_ids))).order_by(ComplaintReference.id)
+    )).all()
+    for cid, kind, value in rows:
+        orders, tracking = out[cid]
+        if kind == "order":
+            orders.append(value)
+        elif kind == "tracking":
+            tracking.append(value)
+    return out
+
+
+async def clocks_of_many(session: AsyncSession, complaint_ids: list[str]) -> dict[str, list[SlaClockRow]]:
+    """clocks_of() for a page of complaints in one query."""
+    out: dict[str, list[SlaClockRow]] = {cid: [] for cid in complaint_ids}
+    if not complaint_ids:
+        return out
+    for row in (await session.scalars(
+        select(SlaClockRow).where(SlaClockRow.complaint_id.in_(set(complaint_ids))).order_by(SlaClockRow.kind, SlaClockRow.id)
+    )).all():
+        out[row.complaint_id].append(row)
+    return out
+
+
 # ---- customers -------------------------------------------------------------------------------
 
 async def follow_merges(session: AsyncSession, customer_id: str) -> DirectoryCustomer | None:
@@ -377,6 +407,19 @@ async def timeline(session: AsyncSession, complaint_id: str, *, customer_view: b
     if customer_view:
         query = query.where(TimelineEntry.visibility == "customer")
     return list((await session.scalars(query.order_by(TimelineEntry.at, TimelineEntry.id))).all())
+
+
+async def timelines(session: AsyncSession, complaint_ids: list[str], *, customer_view: bool) -> dict[str, list[TimelineEntry]]:
+    """timeline() for a page of complaints in one query."""
+    out: dict[str, list[TimelineEntry]] = {cid: [] for cid in complaint_ids}
+    if not complaint_ids:
+        return out
+    query = select(TimelineEntry).where(TimelineEntry.complaint_id.in_(set(complaint_ids)))
+    if customer_view:
+        query = query.where(TimelineEntry.visibility == "customer")
+    for entry in (await session.scalars(query.order_by(TimelineEntry.at, TimelineEntry.id))).all():
+        out[entry.complaint_id].append(entry)
+    return out
 
 
 async def lookup(session: AsyncSession, *, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
