@@ -73,7 +73,10 @@ async def test_consumer_restarted_during_a_stream_applies_every_event_once(datab
             await wait_until(all_applied, timeout_s=60, interval_s=0.5)
         finally:
             applied_total, distinct = await _counts(db)
-            print(f"{how}: {restarts} restarts, {distinct}/{total} events applied, {applied_total - distinct} applied twice")
+            live = consumer._consumer
+            assignment = sorted((tp.topic, tp.partition) for tp in live.assignment()) if live is not None else None
+            print(f"{how}: {restarts} restarts, {distinct}/{total} events applied, {applied_total - distinct} applied twice; "
+                  f"the last consumer's assignment: {assignment}")
         assert applied_total == distinct, "an event was applied twice"
     finally:
         consumer.stop()
