@@ -273,3 +273,35 @@ async def test_nul_characters_are_bad_input_not_server_errors(env):
     assert (await env.client.get("/complaints/%00", headers=STAFF)).status_code == 404
     assert (await env.client.post("/complaints/%00/notes", json={"body": "x"}, headers=STAFF)).status_code == 404
     assert await count(env, Complaint) == 0
+
+
+async def test_lookup_and_list_pages_match_the_single_complaint_endpoints(env):
+    """The page endpoints load references, clocks and timeline for all rows at once (one statement in lookup):
+    each row must be exactly what GET /complaints/{id} and /complaints/{id}/timeline give, in both views."""
+    await setup_basic(env)
+    ids = []
+    for i, category in enumerate(("delay", "damage", "loss")):
+        filed = (await env.client.post("/complaints", json=complaint_body(
+            category=category, tracking_numbers=[f"SF9{i}1", f"SF9{i}2"], order_ids=[f"O-{i}a", f"O-{i}b", f"O-{i}c"]))).json()
+        ids.append(filed["id"])
+        assert filed["agent_id"], filed
+        me = agent_headers(filed["agent_id"], filed["team_id"])
+        await env.client.post(f"/complaints/{filed['id']}/notes", json={"body": f"INTERNAL {i}"}, headers=me)
+        await env.client.post(f"/complaints/{filed['id']}/replies", json={"body": f"reply {i}"}, headers=me)
+    as_customer = {"X-Actor-Id": "cust-1", "X-Actor-Role": "customer"}
+    for headers, params in ((STAFF, {}), (as_customer, {"view": "customer"})):
+        page = (await env.client.get("/complaints/lookup", params={"customer_id": "cust-1"}, headers=headers)).json()
+        assert sorted(r["complaint"]["id"] for r in page) == sorted(ids)
+        for row in page:
+            cid = row["complaint"]["id"]
+            single = (await env.client.get(f"/complaints/{cid}", params=params, headers=headers)).json()
+            timeline = (await env.client.get(f"/complaints/{cid}/timeline", params=params, headers=headers)).json()
+            assert row["complaint"] == single
+            assert row["timeline"] == timeline and len(timeline) >= 2
+            assert len(single["order_ids"]) == 3 and len(single["tracking_numbers"]) == 2
+            if headers is STAFF:
+                assert single["clocks"] and any("INTERNAL" in (e["body"] or "") for e in timeline)
+    listed = (await env.client.get("/complaints", headers=STAFF)).json()
+    assert sorted(c["id"] for c in listed) == sorted(ids)
+    for row in listed:
+        assert row == (await env.client.get(f"/complaints/{row['id']}", headers=STAFF)).json()

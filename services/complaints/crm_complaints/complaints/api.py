@@ -183,11 +183,9 @@ async def lookup(request: Request, number: str | None = None, customer_id: str |
         found = await service.lookup(session, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
         for complaint in found:
             _check_owner(actor, complaint)
-        # one query per related table for the whole page, not per complaint
-        ids = [c.id for c in found]
-        entries = await service.timelines(session, ids, customer_view=customer_view)
-        refs = await service.references_of(session, ids)
-        clocks = {} if customer_view else await service.clocks_of_many(session, ids)
+        # references, clocks and timeline of the whole page in one statement, not per complaint
+        refs, clocks, entries = await service.page_details(session, [c.id for c in found], customer_view=customer_view,
+                                                           with_clocks=not customer_view)
         results = []
         for complaint in found:
             body = (await customer_out(session, complaint, refs=refs[complaint.id]) if customer_view

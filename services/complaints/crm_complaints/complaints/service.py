@@ -6,12 +6,13 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from types import SimpleNamespace
 
 import phonenumbers
-from sqlalchemy import func, select
+from sqlalchemy import JSON, Boolean, Integer, String, Text, cast, func, literal_column, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import utcnow
+from crm_common.db import UTCDateTime, utcnow
 from crm_common.events.complaints import (
     ComplaintAssigned,
     ComplaintClosed,
@@ -420,6 +421,58 @@ async def timelines(session: AsyncSession, complaint_ids: list[str], *, customer
     for entry in (await session.scalars(query.order_by(TimelineEntry.at, TimelineEntry.id))).all():
         out[entry.complaint_id].append(entry)
     return out
+
+
+def _null(type_):
+    return cast(null(), type_)
+
+
+async def page_details(session: AsyncSession, complaint_ids: list[str], *, customer_view: bool, with_clocks: bool = True) -> tuple[
+        dict[str, tuple[list[str], list[str]]], dict[str, list[SimpleNamespace]], dict[str, list[SimpleNamespace]]]:
+    """References, SLA clocks and timeline of a page of complaints in ONE statement (UNION ALL of the three tables):
+    the status lookup is the call-center hot path, so one round trip instead of three. Same content and order as
+    references_of / clocks_of_many / timelines: references by id, clocks by kind, timeline by (at, id)."""
+    refs: dict[str, tuple[list[str], list[str]]] = {cid: ([], []) for cid in complaint_ids}
+    clocks: dict[str, list[SimpleNamespace]] = {cid: [] for cid in complaint_ids}
+    entries: dict[str, list[SimpleNamespace]] = {cid: [] for cid in complaint_ids}
+    if not complaint_ids:
+        return refs, clocks, entries
+    ids = set(complaint_ids)
+    r, c, t = ComplaintReference, SlaClockRow, TimelineEntry
+    parts = [select(  # the first SELECT gives the result column types
+        r.complaint_id.label("cid"), literal_column("'r'", String).label("src"), r.id.label("rid"), r.kind.label("kind"),
+        r.value.label("value"), _null(String(10)).label("visibility"), _null(String(100)).label("actor_id"), _null(Text).label("body"),
+        _null(JSON).label("data"), _null(UTCDateTime).label("at"), _null(Integer).label("target_minutes"),
+        _null(UTCDateTime).label("deadline_at"), _null(UTCDateTime).label("stopped_at"), _null(Boolean).label("paused"),
+        _null(Integer).label("escalation_level"), _null(UTCDateTime).label("breached_at"),
+    ).where(r.complaint_id.in_(ids))]
+    timeline_part = select(
+        t.complaint_id, literal_column("'t'", String), t.id, t.kind, _null(Text), t.visibility, t.actor_id, t.body, t.data, t.at,
+        _null(Integer), _null(UTCDateTime), _null(UTCDateTime), _null(Boolean), _null(Integer), _null(UTCDateTime),
+    ).where(t.complaint_id.in_(ids))
+    if customer_view:
+        timeline_part = timeline_part.where(t.visibility == "customer")
+    parts.append(timeline_part)
+    if with_clocks:
+        parts.append(select(
+            c.complaint_id, literal_column("'c'", String), c.id, c.kind, _null(Text), _null(String(10)), _null(String(100)), _null(Text),
+            _null(JSON), _null(UTCDateTime), c.target_minutes, c.deadline_at, c.stopped_at, c.paused, c.escalation_level, c.breached_at,
+        ).where(c.complaint_id.in_(ids)))
+    rows = (await session.execute(union_all(*parts))).all()
+    for row in sorted((x for x in rows if x.src == "r"), key=lambda x: x.rid):
+        orders, tracking = refs[row.cid]
+        if row.kind == "order":
+            orders.append(row.value)
+        elif row.kind == "tracking":
+            tracking.append(row.value)
+    for row in sorted((x for x in rows if x.src == "c"), key=lambda x: (x.kind, x.rid)):
+        clocks[row.cid].append(SimpleNamespace(kind=row.kind, target_minutes=row.target_minutes, deadline_at=row.deadline_at,
+                                               stopped_at=row.stopped_at, paused=row.paused, escalation_level=row.escalation_level,
+                                               breached_at=row.breached_at))
+    for row in sorted((x for x in rows if x.src == "t"), key=lambda x: (x.at, x.rid)):
+        entries[row.cid].append(SimpleNamespace(at=row.at, kind=row.kind, visibility=row.visibility, actor_id=row.actor_id,
+                                                body=row.body, data=row.data))
+    return refs, clocks, entries
 
 
 async def lookup(session: AsyncSession, *, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
