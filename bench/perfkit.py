@@ -466,3 +466,11 @@ def top_frames(collapsed: Path, limit: int = 25) -> list[tuple[str, float, float
         for frame in set(frames):
             inclusive[frame] += n
     return [(frame, own[frame] / total, inclusive[frame] / total) for frame, _ in inclusive.most_common(limit)] if total else []
+
+
+def main(doc: str, add_arguments, run, argv=None) -> int:
+    """The command line of every benchmark: its flags, run it, print its figures and RESULT line."""
+    parser = base_parser(doc.splitlines()[0])
+    add_arguments(parser)
+    emit(run(parser.parse_args(argv)))
+    return 0

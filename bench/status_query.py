@@ -95,10 +95,7 @@ def add_arguments(parser) -> None:
 
 
 def main(argv=None) -> int:
-    parser = perfkit.base_parser(__doc__.splitlines()[0])
-    add_arguments(parser)
-    perfkit.emit(run(parser.parse_args(argv)))
-    return 0
+    return perfkit.main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
