@@ -130,6 +130,9 @@ class Platform:
         old = self.apps[name]
         new = build_app(name, self.urls[name], self.kafka, transports=self.transports if name == "gateway" else None)
         await new.state.runtime.start()
+        # Like a readiness-gated rolling update: the old runtime leaves once the new consumers have joined.
+        # Leaving while they are still joining stalls the group on Tansu (test_consumer_restart.py[replace]).
+        await asyncio.wait_for(asyncio.gather(*(c.started.wait() for c in new.state.runtime.consumers)), 60)
         self.apps[name] = new
         self.transports[name].app = new
         await asyncio.sleep(0.2)  # requests already inside the old app finish (or fail and are retried)
