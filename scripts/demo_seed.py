@@ -137,5 +137,5 @@ async def seed(urls: dict[str, str], bootstrap: str) -> dict:
         await _recompute_when_consumed(urls["scoring"], customers[0]["id"])
     return {
         "text": f"{len(customers)} customers, {published} logistics events, {complaints} complaints",
-        "login": "agent / demo (dev mode)",
+        "login": "choose agent (call center) or admin (dashboard) on the login page; development mode, no password",
     }
