@@ -12,44 +12,21 @@ Inputs are DataFrames with these columns (extra columns are ignored):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 
-RECENT_DAYS = 90
-ALL_SERVICE_TYPES = ("warehousing", "trunk", "distribution", "express", "cold_chain")
-
-ORDER_COLUMNS = ["customer_id", "order_day", "amount", "margin", "service_type", "cancelled", "shipped", "on_time", "damaged", "lost", "loss"]
-COMPLAINT_COLUMNS = ["customer_id", "filed_day", "resolved_day", "within_sla", "priority", "compensation", "sla_days"]
-SURVEY_COLUMNS = ["customer_id", "score", "answered_day"]
-INVOICE_COLUMNS = ["customer_id", "amount", "due_day", "paid_day", "days_overdue"]
-CUSTOMER_COLUMNS = ["customer_id", "credit_limit", "share_of_wallet"]
-
-
-@dataclass
-class Facts:
-    orders: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ORDER_COLUMNS))
-    complaints: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COMPLAINT_COLUMNS))
-    surveys: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SURVEY_COLUMNS))
-    invoices: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=INVOICE_COLUMNS))
-    customers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CUSTOMER_COLUMNS))
-
-
-def _frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    df = df.copy()
-    for column in columns:
-        if column not in df.columns:
-            df[column] = np.nan
-    return df
-
-
-def customer_index(facts: Facts) -> pd.Index:
-    ids = pd.concat(
-        [facts.customers["customer_id"], facts.orders["customer_id"], facts.complaints["customer_id"], facts.surveys["customer_id"], facts.invoices["customer_id"]],
-        ignore_index=True,
-    ).astype(str)
-    return pd.Index(np.sort(ids.unique().astype(object)), name="customer_id")
+# The input schema is shared with the service; only the computation below is independent of it.
+from crm_scoring.model.features import (
+    COMPLAINT_COLUMNS,
+    CUSTOMER_COLUMNS,
+    INVOICE_COLUMNS,
+    ORDER_COLUMNS,
+    RECENT_DAYS,
+    SURVEY_COLUMNS,
+    Facts,
+    _frame,
+    customer_index,
+)
 
 
 def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, default_days: int = 90) -> pd.DataFrame:
