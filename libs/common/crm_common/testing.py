@@ -262,3 +262,23 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+class CollectingDeadLetters:
+    """Stands in for the Kafka producer of an InboxProcessor: keeps dead letters with their headers."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, str, bytes, dict]] = []
+
+    async def send(self, topic, key, value, headers=None):
+        self.sent.append((topic, key, value, dict(headers or [])))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+class RefusingDeadLetters:
+    """For tests where any dead letter is a failure: it raises at once, naming the topic and headers."""
+
+    async def send(self, topic, key, value, headers=None):
+        raise AssertionError(f"unexpected dead letter on {topic}: {list(headers or [])}")

@@ -9,7 +9,7 @@ from crm_common.bus import KafkaPublisher
 from crm_common.consumer import Delivery, InboxConsumer, InboxProcessor
 from crm_common.events import encode_envelope
 from crm_common.outbox import OutboxRelay, add_to_outbox, outbox_table
-from crm_common.testing import read_events, read_raw, wait_until
+from crm_common.testing import CollectingDeadLetters, read_events, read_raw, wait_until
 
 
 async def _pending(db):
@@ -82,23 +82,12 @@ async def _is_zero(awaitable):
     return (await awaitable) == 0
 
 
-class _CollectingDeadLetters:
-    def __init__(self):
-        self.sent = []
-
-    async def send(self, topic, key, value, headers=None):
-        self.sent.append((topic, key, value, dict(headers or [])))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
 def _delivery(envelope, offset):
     return Delivery("logistics.orders", 0, offset, envelope.key.encode(), encode_envelope(envelope))
 
 
 async def test_same_event_twice_changes_state_once(messaging_db):
-    processor = InboxProcessor(messaging_db, RecordingHandler(), _CollectingDeadLetters())
+    processor = InboxProcessor(messaging_db, RecordingHandler(), CollectingDeadLetters())
     event = order_event("dup")
     await processor.process([_delivery(event, 0), _delivery(event, 1)])  # twice in one batch
     await processor.process([_delivery(event, 2)])  # and again later
@@ -107,7 +96,7 @@ async def test_same_event_twice_changes_state_once(messaging_db):
 
 async def test_failing_event_goes_to_dlq_after_k_attempts_and_others_flow(messaging_db):
     handler = RecordingHandler(fail_order_ids={"bad"})
-    dead = _CollectingDeadLetters()
+    dead = CollectingDeadLetters()
     processor = InboxProcessor(messaging_db, handler, dead, max_attempts=3, retry_delay_s=0)
     good1, bad, good2 = order_event("g1"), order_event("bad"), order_event("g2")
     await processor.process([_delivery(good1, 0), _delivery(bad, 1), _delivery(good2, 2)])
@@ -123,7 +112,7 @@ async def test_failing_event_goes_to_dlq_after_k_attempts_and_others_flow(messag
 
 async def test_schema_invalid_message_goes_to_dlq_at_once(messaging_db):
     handler = RecordingHandler()
-    dead = _CollectingDeadLetters()
+    dead = CollectingDeadLetters()
     processor = InboxProcessor(messaging_db, handler, dead, max_attempts=5)
     good = order_event("g")
     poison = Delivery("logistics.orders", 0, 0, b"c1", b'{"type": "OrderCreated", "payload": "oops"}')

@@ -7,6 +7,7 @@ from complaints_support import ALL_WEEK, close_env, make_env, seed_team
 from sqlalchemy import func, select
 
 from crm_common.bus import KafkaPublisher
+from crm_common.testing import RefusingDeadLetters
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.events import encode_envelope, make_event
 from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegistered
@@ -17,11 +18,6 @@ from crm_complaints.complaints.events import CustomerDirectoryHandler, ShipmentI
 from crm_complaints.complaints.models import Complaint, ComplaintReference, DirectoryContact, DirectoryCustomer, TimelineEntry
 
 NOW = dt.datetime(2026, 9, 21, 2, 0, tzinfo=dt.timezone.utc)
-
-
-class NoDeadLetters:
-    async def send(self, *args, **kwargs):
-        raise AssertionError(f"unexpected dead letter {args[:1]}")
 
 
 def delivery(envelope, topic, offset):
@@ -36,7 +32,7 @@ async def complaints(env):
 async def test_shipment_incidents_open_or_attach_and_redelivery_changes_nothing(env):
     await seed_team(env.db, "claims", {"c1": ALL_WEEK})
     await seed_team(env.db, "transport", {"t1": ALL_WEEK})
-    processor = InboxProcessor(env.db, ShipmentIncidentHandler(env.settings), NoDeadLetters())
+    processor = InboxProcessor(env.db, ShipmentIncidentHandler(env.settings), RefusingDeadLetters())
     damaged = make_event(ShipmentDamaged(order_id="O-1", customer_id="shipper-7", tracking_number="SF1", description="crushed carton",
                                          estimated_loss=Decimal("15000"), reported_at=NOW), key="shipper-7", producer="tms")
     await processor.process([delivery(damaged, "logistics.orders", 0)])
@@ -66,7 +62,7 @@ async def test_shipment_incidents_open_or_attach_and_redelivery_changes_nothing(
 
 async def test_directory_events_resolve_customers_and_merges(env):
     await seed_team(env.db, "transport", {"t1": ALL_WEEK})
-    processor = InboxProcessor(env.db, CustomerDirectoryHandler(env.settings), NoDeadLetters())
+    processor = InboxProcessor(env.db, CustomerDirectoryHandler(env.settings), RefusingDeadLetters())
     events = [
         make_event(CustomerRegistered(customer_id="A", name="Alpha", region="East",
                                       contacts=[ContactSnapshot(contact_id="ca", phone="13800000001", email="a@x.cn", language="en")]),
@@ -164,7 +160,7 @@ async def test_tier_upgrade_raises_open_complaints_and_tightens_their_clocks(env
     async with env.runtime.transaction() as session:  # the second one is already answered
         await service.reply(session, ids[1], "on it", actor=Actor("t1", "agent", "transport"), settings=env.settings,
                             now=shanghai(2026, 9, 21, 9, 30))
-    processor = InboxProcessor(env.db, CustomerDirectoryHandler(env.settings), NoDeadLetters())
+    processor = InboxProcessor(env.db, CustomerDirectoryHandler(env.settings), RefusingDeadLetters())
     upgrade = make_event(CustomerTierChanged(customer_id="grower", old_tier="ordinary", new_tier="key_account", reason="growth",
                                              changed_at=NOW), key="grower", producer="scoring")
     await processor.process([delivery(upgrade, "crm.scoring", 0)])

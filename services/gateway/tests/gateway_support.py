@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI, HTTPException, Request
 
 from crm_common.auth import mint_token
+from crm_common.testing import RefusingDeadLetters
 from crm_common.migrations import upgrade
 
 GATEWAY_DIR = Path(__file__).resolve().parents[1]
@@ -313,18 +314,13 @@ def new_event(event_type: str = "OrderCreated", customer_id: str = "C1", **paylo
     return {"event_id": str(uuid.uuid4()), "type": event_type, "payload": base}
 
 
-class _NoDeadLetters:
-    async def send(self, topic, key, value, headers=None):
-        raise AssertionError(f"unexpected dead letter on {topic}")
-
-
 async def feed_read_models(runtime, payloads) -> None:
     """Apply scoring/notification events to the gateway's dashboard read models, as its consumer does."""
     from crm_common.consumer import Delivery, InboxProcessor
     from crm_common.events import encode_envelope, make_event, topic_for
     from crm_gateway.readmodels import DashboardReadModel
 
-    processor = InboxProcessor(runtime.db, DashboardReadModel(), _NoDeadLetters())
+    processor = InboxProcessor(runtime.db, DashboardReadModel(), RefusingDeadLetters())
     deliveries = []
     for offset, payload in enumerate(payloads):
         envelope = make_event(payload, key=payload.customer_id, producer="test")

@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import MetaData, select
 
 from crm_common.consumer import Delivery, InboxProcessor
+from crm_common.testing import RefusingDeadLetters
 from crm_common.events import encode_envelope, make_event
 from crm_common.events.customers import ContactSnapshot, CustomerRegistered
 from crm_common.migrations import upgrade
@@ -143,7 +144,7 @@ class EventFeeder:
     """Feeds envelopes through the real inbox processor (the consumer without a broker)."""
 
     def __init__(self, runtime: NotificationsRuntime):
-        self.processor = InboxProcessor(runtime.db, runtime.handler, _NoDeadLetters(), max_attempts=1)
+        self.processor = InboxProcessor(runtime.db, runtime.handler, RefusingDeadLetters(), max_attempts=1)
         self.offset = 0
 
     async def feed(self, *envelopes) -> None:
@@ -152,11 +153,6 @@ class EventFeeder:
             self.offset += 1
             deliveries.append(Delivery("t", 0, self.offset, envelope.key.encode(), encode_envelope(envelope)))
         await self.processor.process(deliveries)
-
-
-class _NoDeadLetters:
-    async def send(self, topic, key, value, headers=None):
-        raise AssertionError(f"unexpected dead letter on {topic}: {[h for h in headers or []]}")
 
 
 def event(payload, key: str | None = None, occurred_at: dt.datetime | None = None):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.db import Database
+from crm_common.testing import CollectingDeadLetters
 from crm_common.events import encode_envelope, make_event, topic_for
 from crm_common.events.complaints import ComplaintFiled, ComplaintResolved, SurveyAnswered
 from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerRegistered
@@ -37,19 +38,6 @@ SERVICES = ["warehousing", "trunk", "distribution", "express", "cold_chain"]
 
 def clock():
     return AS_OF
-
-
-class CollectingDeadLetters:
-    """Stands in for the Kafka producer: keeps dead letters with their headers."""
-
-    def __init__(self):
-        self.sent = []
-
-    async def send(self, topic, key, value, headers=None):
-        self.sent.append((topic, key, value, dict(headers or [])))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
 
 
 async def scoring_db(database_factory, kind: str, label: str = "scoring") -> Database:
