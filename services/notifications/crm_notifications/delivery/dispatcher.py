@@ -8,19 +8,23 @@ Idempotency-Key, inbox unique key), so a restart can duplicate at the channel at
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from crm_common.db import Database
 from crm_common.events.notifications import NotificationFailed, NotificationSent
-from crm_common.outbox import emit
+from crm_common.context import current_correlation_id
+from crm_common.events.envelope import EventEnvelope, make_event
+from crm_common.outbox import add_to_outbox
 from crm_notifications import SERVICE_NAME, catalog
-from crm_notifications.channels.base import Channel, ChannelError, OutgoingMessage
+from crm_notifications.channels.base import Channel, ChannelError, ChannelResult, OutgoingMessage
 from crm_notifications.clock import Clock
 from crm_notifications.delivery.models import (
     DEFERRED, DELIVERED, DUE_STATUSES, FAILED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification,
@@ -28,7 +32,7 @@ from crm_notifications.delivery.models import (
 from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_categories, unsubscribe_token
 from crm_notifications.directory import erasure
 from crm_notifications.directory import service as directory
-from crm_notifications.directory.models import ContactRecord
+from crm_notifications.directory.models import CustomerRecord, ErasedAddress
 from crm_notifications.metrics import MESSAGE_TRANSITIONS, SEND_LATENCY
 from crm_notifications.preferences.policy import DEFER, SUPPRESS, ContactView, choose_channel, decide
 from crm_notifications.settings import NotificationsSettings, RetryPolicy
@@ -53,6 +57,7 @@ class Dispatcher:
         self.on_commit = on_commit or (lambda: None)  # wakes the outbox relay
         self._stopping = False
         self._wake = asyncio.Event()
+        self._limits: dict[str, asyncio.Semaphore] = {}
 
     def policy(self, channel: str) -> RetryPolicy:
         return self.settings.retry.get(channel) or RetryPolicy()
@@ -81,77 +86,117 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Handle every message due now; returns how many were handled.
 
-        Different recipients are served concurrently (a slow provider does not hold up the rest);
-        one recipient's messages go one after the other, so frequency caps count exactly.
+        The due messages go in batches: one transaction claims, decides and renders a batch, the sends run
+        concurrently (bounded per channel), one transaction per channel records the outcomes. A recipient
+        appears at most once per batch (their second due message goes in the next round), so frequency caps
+        count exactly what was sent before.
         """
-        groups: dict[str, list[str]] = defaultdict(list)
+        rounds: list[list[str]] = []
+        seen: dict[str, int] = defaultdict(int)
         for message_id, recipient in await self.due(self.clock.now()):
-            groups[recipient].append(message_id)
-        limit = asyncio.Semaphore(max(1, self.settings.dispatcher_concurrency))
+            position = seen[recipient]
+            seen[recipient] += 1
+            if position == len(rounds):
+                rounds.append([])
+            rounds[position].append(message_id)
+        handled = 0
+        for ids in rounds:
+            handled += await self._process_batch_safely(ids)
+        return handled
 
-        async def serve(ids: list[str]) -> int:
-            handled = 0
-            async with limit:
-                for message_id in ids:
-                    handled += await self._process_safely(message_id)
-            return handled
+    async def process(self, message_id: str) -> bool:
+        """Claim, decide, send and record one message (False when another dispatcher has it)."""
+        return bool(await self.process_batch([message_id]))
 
-        return sum(await asyncio.gather(*(serve(ids) for ids in groups.values())))
-
-    async def _process_safely(self, message_id: str) -> int:
+    async def _process_batch_safely(self, ids: list[str]) -> int:
         try:
-            return int(await self.process(message_id))
+            return await self.process_batch(ids)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug or the database: keep the message, try again later, do not spin on it
-            log.exception("dispatching %s failed", message_id)
+        except Exception as exc:  # a bug or the database: keep the messages, try again later, do not spin on them
+            log.exception("dispatching a batch of %d failed", len(ids))
             try:
                 now = self.clock.now()
                 async with self.db.transaction() as session:
                     await session.execute(
-                        update(Message).where(Message.id == message_id)
+                        update(Message).where(Message.id.in_(ids), Message.status == SENDING)
                         .values(status=DEFERRED, lease_until=None, reason=f"internal error: {type(exc).__name__}"[:500],
                                 next_attempt_at=now + dt.timedelta(seconds=60), updated_at=now)
+                        .execution_options(synchronize_session=False)
                     )
             except Exception:
-                log.exception("could not park %s", message_id)
+                log.exception("could not park %d messages", len(ids))
             return 0
 
-    async def process(self, message_id: str) -> bool:
-        now = self.clock.now()
-        async with self.db.transaction() as session:
-            claimed = await session.execute(
-                update(Message).where(Message.id == message_id, self._due(now))
-                .values(status=SENDING, lease_until=now + dt.timedelta(seconds=self.settings.send_lease_s), updated_at=now)
-            )
-            if not claimed.rowcount:
-                return False  # another dispatcher took it
-            message = await session.get(Message, message_id)
-            outgoing = await self._prepare(session, message, now)
-            if outgoing is None:
-                return True
-            message.attempts += 1
-            attempt = message.attempts
-        channel = self.channels.get(outgoing.channel)
-        started = time.perf_counter()
-        try:
-            if channel is None:
-                raise ChannelError(f"channel {outgoing.channel} is not configured", transient=False)
-            result = await channel.send(outgoing)
-        except ChannelError as exc:
-            SEND_LATENCY.labels(outgoing.channel, "error").observe(time.perf_counter() - started)
-            await self._failed(message_id, attempt, exc)
-        except Exception as exc:  # a bug in an adapter: treat as transient, keep the message
-            log.exception("channel %s crashed", outgoing.channel)
-            await self._failed(message_id, attempt, ChannelError(f"{type(exc).__name__}: {exc}", transient=True))
-        else:
-            SEND_LATENCY.labels(outgoing.channel, "ok").observe(time.perf_counter() - started)
-            await self._succeeded(message_id, attempt, result.status, result.provider_id)
-        return True
+    async def process_batch(self, ids: list[str]) -> int:
+        """One round: the messages are of different recipients. Returns how many were handled."""
+        prepared, handled = await self._claim_and_prepare(ids)
+        by_channel: dict[str, list[tuple[OutgoingMessage, int]]] = defaultdict(list)
+        for outgoing, attempt in prepared:
+            by_channel[outgoing.channel].append((outgoing, attempt))
+        # one channel's slow provider does not hold up the recording of another channel's sends
+        await asyncio.gather(*(self._send_and_record(group) for group in by_channel.values()))
+        return handled
 
-    async def _prepare(self, session, message: Message, now: dt.datetime) -> OutgoingMessage | None:
+    async def _claim_and_prepare(self, ids: list[str]) -> tuple[list[tuple[OutgoingMessage, int]], int]:
+        now = self.clock.now()
+        prepared: list[tuple[OutgoingMessage, int]] = []
+        async with self.db.transaction() as session:
+            claimed = set((await session.execute(
+                update(Message).where(Message.id.in_(ids), self._due(now))
+                .values(status=SENDING, lease_until=now + dt.timedelta(seconds=self.settings.send_lease_s), updated_at=now)
+                .returning(Message.id).execution_options(synchronize_session=False)
+            )).scalars())
+            if not claimed:
+                return [], 0  # another dispatcher took them
+            loaded = {m.id: m for m in (await session.scalars(select(Message).where(Message.id.in_(claimed)))).all()}
+            messages = [loaded[message_id] for message_id in ids if message_id in loaded]
+            facts = await self._facts(session, messages, now)
+            for message in messages:
+                try:
+                    outgoing = await self._prepare(session, message, facts, now)
+                except Exception as exc:  # a bug on one message parks that message, not the batch
+                    log.exception("preparing %s failed", message.id)
+                    message.status, message.lease_until, message.updated_at = DEFERRED, None, now
+                    message.reason = f"internal error: {type(exc).__name__}"[:500]
+                    message.next_attempt_at = now + dt.timedelta(seconds=60)
+                    continue
+                if outgoing is not None:
+                    message.attempts += 1
+                    prepared.append((outgoing, message.attempts))
+            if facts.events:
+                await add_to_outbox(session, facts.events)
+        if facts.events:
+            self.on_commit()
+        return prepared, len(messages)
+
+    async def _facts(self, session, messages: list[Message], now: dt.datetime) -> "BatchFacts":
+        """Everything the decisions and the rendering of a batch need, in a handful of queries."""
+        customers = await directory.customers(session, {m.customer_id for m in messages})
+        contacts = await directory.contacts_by_id(session, {m.contact_id for m in messages if m.contact_id})
+        views = await directory.contact_views(session, contacts.values())
+        erased_addresses = await self._erased_addresses(session, [m for m in messages if not m.contact_id])
+        sent = await self._sent_counts(session, [m for m in messages if catalog.category_kind(m.category) in ("service", "marketing")], now)
+        items: dict[str, list[dict]] = defaultdict(list)
+        for ids in directory.chunks([m.id for m in messages]):
+            rows = await session.execute(select(Notification.message_id, Notification.variables)
+                                         .where(Notification.message_id.in_(ids)).order_by(Notification.created_at))
+            for row in rows:
+                items[row.message_id].append(row.variables)
+        return BatchFacts(customers, views, erased_addresses, sent, items, {}, [])
+
+    async def _erased_addresses(self, session, messages: list[Message]) -> set[str]:
+        """Ids of the messages (to reporters, no contact id) whose address belongs to an erased person."""
+        hashes = {m.id: erasure.address_hash(m.address, self.settings.erasure_secret) for m in messages}
+        wanted = {h for h in hashes.values() if h}
+        if not wanted:
+            return set()
+        known = set((await session.scalars(select(ErasedAddress.address_hash).where(ErasedAddress.address_hash.in_(wanted)))).all())
+        return {message_id for message_id, h in hashes.items() if h in known}
+
+    async def _prepare(self, session, message: Message, facts: "BatchFacts", now: dt.datetime) -> OutgoingMessage | None:
         """Decide and render inside the claim transaction; None when the message was suppressed or deferred."""
-        view = await self._recipient(session, message)
+        view = self._recipient(message, facts)
         if view is None:  # a contact id we still know nothing about
             if now - message.created_at < dt.timedelta(seconds=self.settings.unknown_contact_give_up_s):
                 self._set(session, message, DEFERRED, now, reason=WAITING_FOR_CONTACT,
@@ -160,7 +205,7 @@ class Dispatcher:
                 self._set(session, message, SUPPRESSED, now, reason="unknown contact")
             return None
         internal = message.channel == "inbox"
-        sent_day, sent_week = await self._sent_counts(session, message, now)
+        sent_day, sent_week = facts.sent.get(message.recipient_key, (0, 0))
         decision = decide(
             view, category=message.category, urgency=message.urgency, now=now, sent_last_day=sent_day, sent_last_week=sent_week,
             per_day=self.settings.cap_per_day, per_week=self.settings.cap_per_week, internal=internal,
@@ -178,10 +223,10 @@ class Dispatcher:
                 return None
             message.channel, message.address, message.language = channel, view.addresses[channel], view.language
         try:
-            subject, body, version, extra = await self._render(session, message, view)
+            subject, body, version, extra = await self._render(session, message, view, facts)
         except RenderError as exc:
             self._set(session, message, FAILED, now, reason=f"render failed: {exc}")
-            await self._emit_failed(session, message, str(exc), now)
+            facts.events.append(self._failed_event(message, str(exc), now))
             return None
         message.subject, message.body, message.template_version = subject, body, version
         session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=message.attempts + 1, status=SENDING,
@@ -189,38 +234,44 @@ class Dispatcher:
         return OutgoingMessage(message.id, message.channel, message.address, subject, body, message.language, message.customer_id,
                                message.category, metadata=extra, contact_id=message.contact_id)
 
-    async def _recipient(self, session, message: Message) -> ContactView | None:
-        customer = await directory.customer(session, message.customer_id)
+    @staticmethod
+    def _recipient(message: Message, facts: "BatchFacts") -> ContactView | None:
+        customer = facts.customers.get(message.customer_id)
         erased_customer = bool(customer and customer.erased)
         if message.contact_id:
-            row = await session.get(ContactRecord, message.contact_id)
-            if row is not None:
-                return await directory.contact_view(session, row, erased_customer)
-            return None
-        erased = erased_customer or await erasure.is_erased_address(session, self.settings.erasure_secret, message.address)
+            view = facts.views.get(message.contact_id)
+            if view is not None and erased_customer and not view.erased:
+                view = dataclasses.replace(view, erased=True)
+            return view
+        erased = erased_customer or message.id in facts.erased_addresses
         return ContactView(None, language=message.language, addresses={message.channel: message.address} if message.address else {},
                            erased=erased)
 
-    async def _sent_counts(self, session, message: Message, now: dt.datetime) -> tuple[int, int]:
-        if catalog.category_kind(message.category) not in ("service", "marketing"):
-            return 0, 0
-        base = select(func.count()).where(
-            Message.recipient_key == message.recipient_key,
-            Message.status.in_((SENT, DELIVERED)),
-            Message.category.in_(capped_categories()),
-            Message.id != message.id,
-        )
-        day = await session.scalar(base.where(Message.sent_at >= now - dt.timedelta(days=1)))
-        week = await session.scalar(base.where(Message.sent_at >= now - dt.timedelta(days=7)))
-        return int(day or 0), int(week or 0)
+    async def _sent_counts(self, session, messages: list[Message], now: dt.datetime) -> dict[str, tuple[int, int]]:
+        """recipient key -> (sent in the last day, in the last week) of capped categories, for the batch at once.
 
-    async def _render(self, session, message: Message, view: ContactView) -> tuple[str, str, int, dict[str, Any]]:
-        template = await templates.current(session, message.template_key, message.language)
+        A message being handled is `sending`, so it never counts itself."""
+        counts: dict[str, tuple[int, int]] = {}
+        day_ago, week_ago = now - dt.timedelta(days=1), now - dt.timedelta(days=7)
+        for keys in directory.chunks({m.recipient_key for m in messages}):
+            rows = await session.execute(
+                select(Message.recipient_key, func.count(case((Message.sent_at >= day_ago, 1))), func.count())
+                .where(Message.recipient_key.in_(keys), Message.status.in_((SENT, DELIVERED)), Message.category.in_(capped_categories()),
+                       Message.sent_at >= week_ago)
+                .group_by(Message.recipient_key)
+            )
+            for key, day, week in rows:
+                counts[key] = (int(day or 0), int(week or 0))
+        return counts
+
+    async def _render(self, session, message: Message, view: ContactView, facts: "BatchFacts") -> tuple[str, str, int, dict[str, Any]]:
+        template_key = (message.template_key, message.language)
+        if template_key not in facts.templates:
+            facts.templates[template_key] = await templates.current(session, message.template_key, message.language)
+        template = facts.templates[template_key]
         if template is None:
             raise RenderError(f"template {message.template_key!r} does not exist")
-        items = list(
-            (await session.scalars(select(Notification.variables).where(Notification.message_id == message.id).order_by(Notification.created_at))).all()
-        )
+        items = facts.items.get(message.id) or []
         if not items:
             raise RenderError("message has no notifications")
         context = dict(items[0])
@@ -255,52 +306,87 @@ class Dispatcher:
         session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=message.attempts, status=status,
                             detail=detail or reason, at=now))
 
-    async def _succeeded(self, message_id: str, attempt: int, status: str, provider_id: str | None) -> None:
-        now = self.clock.now()
-        async with self.db.transaction() as session:
-            message = await session.get(Message, message_id)
-            message.sent_at = now
-            message.provider_id = provider_id
-            message.last_error = None
-            self._set(session, message, DELIVERED if status == DELIVERED else SENT, now, detail=f"{message.channel} accepted (attempt {attempt})")
-            await emit(
-                session,
-                NotificationSent(notification_id=message.id, customer_id=message.customer_id, contact_id=message.contact_id,
-                                 channel=message.channel, template=message.template_key, rule=message.rule_name, sent_at=now),
-                key=message.customer_id, producer=SERVICE_NAME,
-            )
-        self.on_commit()
+    def _limit(self, channel: str) -> asyncio.Semaphore:
+        """Sends in flight per channel: a provider is not flooded, and one channel does not starve another."""
+        if channel not in self._limits:
+            self._limits[channel] = asyncio.Semaphore(max(1, self.settings.dispatcher_concurrency))
+        return self._limits[channel]
 
-    async def _failed(self, message_id: str, attempt: int, error: ChannelError) -> None:
-        now = self.clock.now()
-        async with self.db.transaction() as session:
-            message = await session.get(Message, message_id)
-            if message.status == SUPPRESSED and message.reason == erasure.ERASED_REASON:
-                # the person was erased while this send was in flight: no retry, and the error (it may quote the
-                # address) is not kept
-                session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=attempt, status=SUPPRESSED,
-                                    detail=f"attempt {attempt} failed after the contact was erased; not retried", at=now))
-                return
-            message.last_error = str(error)[:2000]
-            policy = self.policy(message.channel)
-            if error.transient and attempt < policy.max_attempts:
-                retry_at = now + backoff(policy, attempt)
-                self._set(session, message, DEFERRED, now, reason=f"retry {attempt}/{policy.max_attempts}: {error}"[:500],
-                          next_attempt_at=retry_at, detail=f"attempt {attempt} failed: {error}; next at {retry_at.isoformat()}")
-                log.warning("message %s attempt %d failed, retry at %s: %s", message_id, attempt, retry_at, error)
-                return
-            self._set(session, message, FAILED, now, reason=str(error)[:500], detail=f"attempt {attempt} failed for good: {error}")
-            await self._emit_failed(session, message, str(error), now)
-        self.on_commit()
+    async def _send(self, outgoing: OutgoingMessage) -> ChannelResult | ChannelError:
+        channel = self.channels.get(outgoing.channel)
+        async with self._limit(outgoing.channel):
+            started = time.perf_counter()
+            try:
+                if channel is None:
+                    raise ChannelError(f"channel {outgoing.channel} is not configured", transient=False)
+                result = await channel.send(outgoing)
+            except ChannelError as exc:
+                SEND_LATENCY.labels(outgoing.channel, "error").observe(time.perf_counter() - started)
+                return exc
+            except Exception as exc:  # a bug in an adapter: treat as transient, keep the message
+                log.exception("channel %s crashed", outgoing.channel)
+                return ChannelError(f"{type(exc).__name__}: {exc}", transient=True)
+            SEND_LATENCY.labels(outgoing.channel, "ok").observe(time.perf_counter() - started)
+            return result
 
-    async def _emit_failed(self, session, message: Message, error: str, now: dt.datetime) -> None:
-        await emit(
-            session,
-            NotificationFailed(notification_id=message.id, customer_id=message.customer_id, contact_id=message.contact_id,
-                               channel=message.channel, template=message.template_key, rule=message.rule_name, error=error[:2000],
-                               attempts=message.attempts, failed_at=now),
-            key=message.customer_id, producer=SERVICE_NAME,
-        )
+    async def _send_and_record(self, group: list[tuple[OutgoingMessage, int]]) -> None:
+        outcomes = await asyncio.gather(*(self._send(outgoing) for outgoing, _attempt in group))
+        await self._record([(outgoing.message_id, attempt, outcome) for (outgoing, attempt), outcome in zip(group, outcomes)])
+
+    async def _record(self, outcomes: list[tuple[str, int, ChannelResult | ChannelError]]) -> None:
+        """The outcomes of sends, in one transaction: sent/delivered, retry with backoff, or failed for good."""
+        now = self.clock.now()
+        events: list[EventEnvelope] = []
+        async with self.db.transaction() as session:
+            messages = {}
+            for ids in directory.chunks([message_id for message_id, _attempt, _outcome in outcomes]):
+                messages.update({m.id: m for m in (await session.scalars(select(Message).where(Message.id.in_(ids)))).all()})
+            for message_id, attempt, outcome in outcomes:
+                message = messages[message_id]
+                if isinstance(outcome, ChannelError):
+                    event = self._failed(session, message, attempt, outcome, now)
+                else:
+                    event = self._succeeded(session, message, attempt, outcome, now)
+                if event is not None:
+                    events.append(event)
+            await add_to_outbox(session, events)
+        if events:
+            self.on_commit()
+
+    def _succeeded(self, session, message: Message, attempt: int, result: ChannelResult, now: dt.datetime) -> EventEnvelope:
+        message.sent_at = now
+        message.provider_id = result.provider_id
+        message.last_error = None
+        self._set(session, message, DELIVERED if result.status == DELIVERED else SENT, now,
+                  detail=f"{message.channel} accepted (attempt {attempt})")
+        return _event(NotificationSent(notification_id=message.id, customer_id=message.customer_id, contact_id=message.contact_id,
+                                       channel=message.channel, template=message.template_key, rule=message.rule_name, sent_at=now),
+                      message.customer_id)
+
+    def _failed(self, session, message: Message, attempt: int, error: ChannelError, now: dt.datetime) -> EventEnvelope | None:
+        if message.status == SUPPRESSED and message.reason == erasure.ERASED_REASON:
+            # the person was erased while this send was in flight: no retry, and the error (it may quote the
+            # address) is not kept
+            session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=attempt, status=SUPPRESSED,
+                                detail=f"attempt {attempt} failed after the contact was erased; not retried", at=now))
+            return None
+        message.last_error = str(error)[:2000]
+        policy = self.policy(message.channel)
+        if error.transient and attempt < policy.max_attempts:
+            retry_at = now + backoff(policy, attempt)
+            self._set(session, message, DEFERRED, now, reason=f"retry {attempt}/{policy.max_attempts}: {error}"[:500],
+                      next_attempt_at=retry_at, detail=f"attempt {attempt} failed: {error}; next at {retry_at.isoformat()}")
+            log.warning("message %s attempt %d failed, retry at %s: %s", message.id, attempt, retry_at, error)
+            return None
+        self._set(session, message, FAILED, now, reason=str(error)[:500], detail=f"attempt {attempt} failed for good: {error}")
+        return self._failed_event(message, str(error), now)
+
+    @staticmethod
+    def _failed_event(message: Message, error: str, now: dt.datetime) -> EventEnvelope:
+        return _event(NotificationFailed(notification_id=message.id, customer_id=message.customer_id, contact_id=message.contact_id,
+                                         channel=message.channel, template=message.template_key, rule=message.rule_name,
+                                         error=error[:2000], attempts=message.attempts, failed_at=now),
+                      message.customer_id)
 
     # background loop
     def wake(self) -> None:
@@ -325,3 +411,19 @@ class Dispatcher:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.settings.dispatcher_poll_interval_s)
                 except asyncio.TimeoutError:
                     pass
+
+
+def _event(payload, customer_id: str) -> EventEnvelope:
+    """What `crm_common.outbox.emit` stages, built here so a batch goes to the outbox in one insert."""
+    return make_event(payload, key=customer_id, producer=SERVICE_NAME, correlation_id=current_correlation_id())
+
+
+@dataclass
+class BatchFacts:
+    customers: dict[str, CustomerRecord]
+    views: dict[str, ContactView]  # contact id -> view (customer erasure not applied)
+    erased_addresses: set[str]  # ids of messages without a contact whose address is an erased person's
+    sent: dict[str, tuple[int, int]]  # recipient key -> sent in the last day / week (capped categories)
+    items: dict[str, list[dict]]  # message id -> the variables of its notifications, oldest first
+    templates: dict[tuple[str, str], Any]  # (key, language) -> current version, filled on first use
+    events: list[EventEnvelope]  # NotificationFailed of messages that could not be rendered

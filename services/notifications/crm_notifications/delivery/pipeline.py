@@ -5,6 +5,7 @@ NOTHING, so a redelivered event, a replayed scan or a restart finds it already t
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -115,11 +116,11 @@ async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, custom
             # events on different topics are not ordered: wait for the contact's details instead of dropping it
             return [Recipient(contact_id, ContactView(contact_id, language=payload.get("language") or "zh-CN"), unresolved=True)]
         # nobody named: fall through to the customer's contacts
-    result = []
-    for row in await directory.contacts_of(session, trigger.customer_id):
-        if not row.erased:
-            result.append(Recipient(row.contact_id, await directory.contact_view(session, row, bool(customer and customer.erased)), row.name))
-    return result
+    rows = [row for row in await directory.contacts_of(session, trigger.customer_id) if not row.erased]
+    views = await directory.contact_views(session, rows)
+    erased_customer = bool(customer and customer.erased)
+    return [Recipient(row.contact_id, dataclasses.replace(views[row.contact_id], erased=True) if erased_customer else views[row.contact_id],
+                      row.name) for row in rows]
 
 
 def variables(trigger: Trigger, customer: CustomerRecord | None, recipient: Recipient, *, survey_base_url: str) -> dict[str, Any]:

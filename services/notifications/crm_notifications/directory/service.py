@@ -1,7 +1,9 @@
 """Keeps the local copy of customers and contacts current from customer-profile and scoring events."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,17 +111,43 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
 
 
 async def contact_view(session: AsyncSession, contact: ContactRecord, erased_customer: bool = False) -> ContactView:
-    addresses: dict[str, str] = {}
-    if contact.email:
-        addresses["email"] = contact.email
-    if contact.phone:
-        addresses["sms"] = contact.phone
-    for row in (await session.scalars(select(ContactAddress).where(ContactAddress.contact_id == contact.contact_id))).all():
-        addresses[row.channel] = row.address
-    preferences = {
-        row.category: PreferenceView(opted_in=row.opted_in, channel=row.channel)
-        for row in (await session.scalars(select(Preference).where(Preference.contact_id == contact.contact_id))).all()
-    }
+    views = await contact_views(session, [contact])
+    view = views[contact.contact_id]
+    return dataclasses.replace(view, erased=True) if erased_customer and not view.erased else view
+
+
+# IN lists stay well under SQLite's bound-parameter limit and keep PostgreSQL plans simple
+CHUNK = 500
+
+
+def chunks(values: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+async def contact_views(session: AsyncSession, contacts: Iterable[ContactRecord]) -> dict[str, ContactView]:
+    """Views of many contacts with one query for their addresses and one for their preferences (per chunk),
+    instead of two per contact. The customer's erasure is the caller's to apply."""
+    contacts = list(contacts)
+    addresses: dict[str, dict[str, str]] = {c.contact_id: {} for c in contacts}
+    preferences: dict[str, dict[str, PreferenceView]] = {c.contact_id: {} for c in contacts}
+    for contact in contacts:
+        if contact.email:
+            addresses[contact.contact_id]["email"] = contact.email
+        if contact.phone:
+            addresses[contact.contact_id]["sms"] = contact.phone
+    for ids in chunks(addresses):
+        for row in (await session.execute(select(ContactAddress.contact_id, ContactAddress.channel, ContactAddress.address)
+                                          .where(ContactAddress.contact_id.in_(ids)))).all():
+            addresses[row.contact_id][row.channel] = row.address
+        for row in (await session.execute(select(Preference.contact_id, Preference.category, Preference.opted_in, Preference.channel)
+                                          .where(Preference.contact_id.in_(ids)))).all():
+            preferences[row.contact_id][row.category] = PreferenceView(opted_in=row.opted_in, channel=row.channel)
+    return {contact.contact_id: _view(contact, addresses[contact.contact_id], preferences[contact.contact_id]) for contact in contacts}
+
+
+def _view(contact: ContactRecord, addresses: dict[str, str], preferences: dict[str, PreferenceView]) -> ContactView:
     return ContactView(
         contact_id=contact.contact_id,
         language=contact.language or "zh-CN",
@@ -127,7 +155,7 @@ async def contact_view(session: AsyncSession, contact: ContactRecord, erased_cus
         quiet_hours_start=parse_hhmm(contact.quiet_hours_start),
         quiet_hours_end=parse_hhmm(contact.quiet_hours_end),
         marketing_consent=bool(contact.marketing_consent),
-        erased=bool(contact.erased) or erased_customer,
+        erased=bool(contact.erased),
         preferred_channel=contact.preferred_channel,
         addresses=addresses,
         preferences=preferences,
@@ -138,3 +166,33 @@ async def contacts_of(session: AsyncSession, customer_id: str) -> list[ContactRe
     """The customer's current contacts (erased ones included, callers skip them)."""
     query = select(ContactRecord).where(ContactRecord.customer_id == customer_id, ContactRecord.active.is_(True))
     return list((await session.scalars(query.order_by(ContactRecord.contact_id))).all())
+
+
+async def contacts_of_many(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, list[ContactRecord]]:
+    """`contacts_of` for many customers: one query per chunk of customers."""
+    result: dict[str, list[ContactRecord]] = {}
+    for ids in chunks(customer_ids):
+        query = select(ContactRecord).where(ContactRecord.customer_id.in_(ids), ContactRecord.active.is_(True))
+        for row in (await session.scalars(query.order_by(ContactRecord.customer_id, ContactRecord.contact_id))).all():
+            result.setdefault(row.customer_id, []).append(row)
+    return result
+
+
+async def contacts_by_id(session: AsyncSession, contact_ids: Iterable[str]) -> dict[str, ContactRecord]:
+    result: dict[str, ContactRecord] = {}
+    for ids in chunks(contact_ids):
+        for row in (await session.scalars(select(ContactRecord).where(ContactRecord.contact_id.in_(ids)))).all():
+            result[row.contact_id] = row
+    return result
+
+
+async def customers(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+    """`customer` for many ids (following merges): asked id -> record; unknown ids are left out."""
+    result: dict[str, CustomerRecord] = {}
+    for ids in chunks(customer_ids):
+        for row in (await session.scalars(select(CustomerRecord).where(CustomerRecord.customer_id.in_(ids)))).all():
+            result[row.customer_id] = row
+    for asked, record in list(result.items()):
+        if record.merged_into:  # rare: follow the chain one by one
+            result[asked] = await customer(session, asked)
+    return result
