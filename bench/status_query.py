@@ -1,31 +1,89 @@
 """Call-center status query under load: GET /api/v1/complaints/lookup?tracking_number=... through the gateway
 (agent JWT, authorization table) to the complaints service, with 100k complaints in PostgreSQL.
 
-    .venv/bin/python bench/status_query.py [--quick] [--complaints 100000] [--connections 16] [--duration 15]
+    .venv/bin/python bench/status_query.py [--quick] [--complaints 100000] [--levels 1,4,16] [--connections 16] [--duration 15] [--profile]
 
 Gateway and complaints run as uvicorn subprocesses (uvloop, httptools, one worker each); complaints are
 bulk-loaded into the complaints database (bench/complaints_seed.py); the load comes from a second process on
 loopback (wrk when installed, else bench/loadgen.py), each request a random tracking number among 5,000.
 The gateway's rate limiter is switched off (one agent token would otherwise be held to 30 requests/s).
+
+Every target is measured at each concurrency level of --levels (keep-alive connections of the load generator),
+so that latency is read with its load: at 1 connection p99 is the cost of one request, at 16 it includes queueing.
+Per level: the baseline, the query through the gateway, the complaints service alone, and the ceiling (the same
+gateway proxying to a constant upstream that returns a captured lookup answer: the gateway hop without the
+database). CPU per request of each server process comes from /proc/<pid>/stat before and after each load.
 Baseline (same run, same load generator and settings): bench/baseline_app.py, a FastAPI endpoint
-returning a constant. Target: p99 < 25 ms and >= 30% of the baseline's requests/s.
+returning a constant. Target: p99 < 25 ms and >= 30% of the baseline's requests/s (headline: --connections).
+--profile: an extra load at --connections with py-spy on the gateway and the complaints service (not counted).
 """
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import complaints_seed  # noqa: E402
 import perfkit  # noqa: E402
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+AGENT_HEADERS_DIRECT = {"X-Actor-Id": "bench-agent", "X-Actor-Role": "agent"}
 
-def baseline(log_dir: Path, connections: int, duration: float) -> dict:
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by one process (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def measured_load(url: str, paths: list[str], *, headers: dict | None, connections: int, duration: float, processes: dict[str, perfkit.Server]) -> dict:
+    """One wrk load after a short warm-up, with the CPU milliseconds each named server process spent per request."""
+    perfkit.http_load(url, paths, headers=headers, connections=connections, duration_s=1)
+    before = {name: cpu_seconds(server.process.pid) for name, server in processes.items()}
+    load = perfkit.http_load(url, paths, headers=headers, connections=connections, duration_s=duration)
+    for name, server in processes.items():
+        used = cpu_seconds(server.process.pid) - before[name]
+        load[f"cpu_ms_per_request_{name}"] = 1000 * used / load["requests"] if load["requests"] else float("nan")
+    return load
+
+
+def sweep(label: str, url: str, paths: list[str], *, headers: dict | None, levels: list[int], duration: float,
+          processes: dict[str, perfkit.Server]) -> dict[int, dict]:
+    out = {}
+    for connections in levels:
+        load = out[connections] = measured_load(url, paths, headers=headers, connections=connections, duration=duration, processes=processes)
+        cpu = ", ".join(f"{name} {load[f'cpu_ms_per_request_{name}']:.2f}" for name in processes)
+        print(f"[status_query] {label} c={connections}: {load['rps']:,.0f} req/s p50 {load['p50_ms']:.1f} ms p99 {load['p99_ms']:.1f} ms, "
+              f"errors {load['errors']}, CPU ms/request: {cpu} ({load['tool']})", flush=True)
+    return out
+
+
+def profiled_load(url: str, paths: list[str], headers: dict, connections: int, duration: float, targets: dict[str, perfkit.Server], log_dir: Path) -> None:
+    profilers = [perfkit.Profiler(server.process.pid, log_dir / f"profile-{name}", duration) for name, server in targets.items()]
+    for profiler in profilers:
+        profiler.__enter__()
+    perfkit.http_load(url, paths, headers=headers, connections=connections, duration_s=duration)
+    for profiler in profilers:
+        profiler.__exit__(None, None, None)
+    for name in targets:
+        collapsed = log_dir / f"profile-{name}.txt"
+        if not collapsed.exists():
+            print(f"  profile {name}: no samples ({collapsed})", flush=True)
+            continue
+        print(f"  profile {name} ({log_dir / f'profile-{name}.svg'}):", flush=True)
+        for frame, own, incl in perfkit.top_frames(collapsed, limit=40):
+            print(f"    {incl:6.1%} incl {own:6.1%} self  {frame}", flush=True)
+
+
+def baseline(log_dir: Path, levels: list[int], duration: float) -> dict[int, dict]:
     server = perfkit.Server("baseline", "baseline_app:app", {}, log_dir=log_dir, extra_path=[perfkit.BENCH])
     with perfkit.servers(server):
-        perfkit.http_load(server.url, ["/constant"], connections=connections, duration_s=2)
-        return perfkit.http_load(server.url, ["/constant"], connections=connections, duration_s=duration)
+        perfkit.http_load(server.url, ["/constant"], connections=max(levels), duration_s=2)
+        return sweep("baseline (constant endpoint)", server.url, ["/constant"], headers=None, levels=levels, duration=duration,
+                     processes={"baseline": server})
 
 
 async def prepare(count: int) -> tuple:
@@ -35,63 +93,107 @@ async def prepare(count: int) -> tuple:
     return cm, urls, sample
 
 
+def gateway_server(name: str, urls: dict, bootstrap: str, complaints_url: str, log_dir: Path) -> perfkit.Server:
+    return perfkit.Server(name, perfkit.APPS["gateway"], perfkit.service_env(
+        "gateway", urls["gateway"], bootstrap, complaints_url=complaints_url, rate_limit_enabled="false"), log_dir=log_dir)
+
+
+def probe(url: str, path: str, headers: dict) -> bytes:
+    import httpx
+
+    response = httpx.get(url + path, headers=headers, timeout=10)
+    if response.status_code != 200 or len(response.json()) != 1:
+        raise RuntimeError(f"lookup probe failed: {response.status_code} {response.text[:500]}")
+    return response.content
+
+
+def level_rows(label: str, loads: dict[int, dict], base: dict[int, dict], *, targets: bool) -> list[dict]:
+    rows = []
+    for connections, load in loads.items():
+        b = base[connections]
+        rows.append(perfkit.row(f"{label} req/s, {connections} conn", load["rps"], baseline=b["rps"], unit="req/s",
+                                target=">= 30% of baseline" if targets else "", met=(load["rps"] >= 0.3 * b["rps"] and load["errors"] == 0) if targets else None))
+        rows.append(perfkit.row(f"{label} p50, {connections} conn", load["p50_ms"], baseline=b["p50_ms"], unit="ms"))
+        rows.append(perfkit.row(f"{label} p99, {connections} conn", load["p99_ms"], baseline=b["p99_ms"], unit="ms",
+                                target="< 25 ms" if targets else "", met=load["p99_ms"] < 25 if targets else None))
+    return rows
+
+
+def cpu_rows(label: str, loads: dict[int, dict], name: str, base: dict[int, dict]) -> list[dict]:
+    connections = max(loads)
+    return [perfkit.row(f"{label}, CPU per request, {name}, {connections} conn", loads[connections][f"cpu_ms_per_request_{name}"],
+                        baseline=base[connections]["cpu_ms_per_request_baseline"], unit="ms")]
+
+
 def run(args) -> dict:
     count = args.complaints or (20_000 if args.quick else 100_000)
     duration = args.duration or (5 if args.quick else 15)
+    levels = sorted({int(x) for x in args.levels.split(",") if x.strip()} | {args.connections})
     log_dir = perfkit.log_dir_for("status_query")
-    base = baseline(log_dir, args.connections, duration)
-    print(f"[status_query] baseline: {base['rps']:,.0f} req/s p99 {base['p99_ms']:.1f} ms ({base['tool']})", flush=True)
+    base = baseline(log_dir, levels, duration)
     loop = asyncio.new_event_loop()
     cm, urls, sample = loop.run_until_complete(prepare(count))
+    headers = {"Authorization": "Bearer " + perfkit.agent_token()}
+    paths = [f"/api/v1/complaints/lookup?tracking_number={t}" for t in sample["tracking"]]
+    direct_paths = [p[len("/api/v1"):] for p in paths]
+    body_file = Path(tempfile.mkstemp(prefix="lookup-body-", suffix=".json")[1])
     try:
         with perfkit.local_broker(log_dir) as broker:
-            complaints = perfkit.Server("complaints", perfkit.APPS["complaints"], perfkit.service_env("complaints", urls["complaints"], broker.bootstrap),
-                                        log_dir=log_dir)
-            gateway = perfkit.Server("gateway", perfkit.APPS["gateway"], perfkit.service_env(
-                "gateway", urls["gateway"], broker.bootstrap, complaints_url=complaints.url, rate_limit_enabled="false"), log_dir=log_dir)
+            complaints = perfkit.Server("complaints", perfkit.APPS["complaints"],
+                                        perfkit.service_env("complaints", urls["complaints"], broker.bootstrap), log_dir=log_dir)
+            gateway = gateway_server("gateway", urls, broker.bootstrap, complaints.url, log_dir)
             with perfkit.servers(complaints, gateway):
-                headers = {"Authorization": "Bearer " + perfkit.agent_token()}
-                paths = [f"/api/v1/complaints/lookup?tracking_number={t}" for t in sample["tracking"]]
-                import httpx
-
-                probe = httpx.get(gateway.url + paths[0], headers=headers, timeout=10)
-                if probe.status_code != 200 or len(probe.json()) != 1:
-                    raise RuntimeError(f"lookup probe failed: {probe.status_code} {probe.text[:500]}")
+                body_file.write_bytes(probe(gateway.url, paths[0], headers))
                 perfkit.http_load(gateway.url, paths, headers=headers, connections=args.connections, duration_s=2)  # warm-up
-                load = perfkit.http_load(gateway.url, paths, headers=headers, connections=args.connections, duration_s=duration)
-                # the complaints service alone (same query, no gateway), to split the cost
-                direct_headers = {"X-Actor-Id": "bench-agent", "X-Actor-Role": "agent"}
-                profile = perfkit.Profiler(complaints.process.pid, log_dir / "profile-complaints", duration) if args.profile else None
-                if profile:
-                    profile.__enter__()
-                direct = perfkit.http_load(complaints.url, [p[len("/api/v1"):] for p in paths], headers=direct_headers,
-                                           connections=args.connections, duration_s=duration)
-                if profile:
-                    profile.__exit__(None, None, None)
-                    for frame, own, incl in perfkit.top_frames(log_dir / "profile-complaints.txt"):
-                        print(f"  profile complaints: {incl:6.1%} incl {own:6.1%} self  {frame}", flush=True)
+                hops = {"gateway": gateway, "complaints": complaints}
+                through = sweep("through the gateway", gateway.url, paths, headers=headers, levels=levels, duration=duration, processes=hops)
+                direct = sweep("complaints service alone", complaints.url, direct_paths, headers=AGENT_HEADERS_DIRECT, levels=levels,
+                               duration=duration, processes={"complaints": complaints})
+                if args.profile:
+                    profiled_load(gateway.url, paths, headers, args.connections, duration, hops, log_dir)
+            # the ceiling: the same gateway, its complaints upstream a constant answer of the same bytes (no database)
+            constant = perfkit.Server("constant-upstream", "baseline_app:app", {"BASELINE_LOOKUP_BODY": str(body_file)}, log_dir=log_dir,
+                                      extra_path=[perfkit.BENCH])
+            ceiling_gateway = gateway_server("gateway-ceiling", urls, broker.bootstrap, constant.url, log_dir)
+            with perfkit.servers(constant, ceiling_gateway):
+                probe(ceiling_gateway.url, paths[0], headers)
+                perfkit.http_load(ceiling_gateway.url, paths, headers=headers, connections=args.connections, duration_s=2)  # warm-up
+                ceiling = sweep("ceiling: gateway -> constant upstream", ceiling_gateway.url, paths, headers=headers, levels=levels,
+                                duration=duration, processes={"gateway": ceiling_gateway, "upstream": constant})
+                if args.profile:
+                    profiled_load(ceiling_gateway.url, paths, headers, args.connections, duration, {"gateway-ceiling": ceiling_gateway}, log_dir)
     finally:
+        body_file.unlink(missing_ok=True)
         loop.run_until_complete(cm.__aexit__(None, None, None))
         loop.close()
-    print(f"[status_query] through the gateway: {load['rps']:,.0f} req/s p50 {load['p50_ms']:.1f} ms p99 {load['p99_ms']:.1f} ms, errors {load['errors']}", flush=True)
-    print(f"[status_query] complaints service alone: {direct['rps']:,.0f} req/s p99 {direct['p99_ms']:.1f} ms", flush=True)
+
+    head, head_base = through[args.connections], base[args.connections]
+    all_p99_met = all(load["p99_ms"] < 25 for load in through.values())
     rows = [
-        perfkit.row("status query req/s (gateway)", load["rps"], baseline=base["rps"], unit="req/s", target=">= 30% of baseline",
-                    met=load["rps"] >= 0.3 * base["rps"] and load["errors"] == 0),
-        perfkit.row("status query p50 (gateway)", load["p50_ms"], baseline=base["p50_ms"], unit="ms"),
-        perfkit.row("status query p99 (gateway)", load["p99_ms"], baseline=base["p99_ms"], unit="ms", target="< 25 ms", met=load["p99_ms"] < 25),
-        perfkit.row("status query req/s (complaints alone)", direct["rps"], baseline=base["rps"], unit="req/s"),
-        perfkit.row("status query p99 (complaints alone)", direct["p99_ms"], baseline=base["p99_ms"], unit="ms"),
+        perfkit.row("status query req/s (gateway)", head["rps"], baseline=head_base["rps"], unit="req/s", target=">= 30% of baseline",
+                    met=head["rps"] >= 0.3 * head_base["rps"] and head["errors"] == 0),
+        perfkit.row("status query p50 (gateway)", head["p50_ms"], baseline=head_base["p50_ms"], unit="ms"),
+        perfkit.row("status query p99 (gateway)", head["p99_ms"], baseline=head_base["p99_ms"], unit="ms",
+                    target=f"< 25 ms at every level ({','.join(map(str, levels))} conn)", met=all_p99_met),
+        perfkit.row("status query req/s (complaints alone)", direct[args.connections]["rps"], baseline=head_base["rps"], unit="req/s"),
+        perfkit.row("status query p99 (complaints alone)", direct[args.connections]["p99_ms"], baseline=head_base["p99_ms"], unit="ms"),
+        *level_rows("status query (gateway)", through, base, targets=True),
+        *level_rows("status query (complaints alone)", direct, base, targets=False),
+        *level_rows("ceiling: gateway -> constant upstream", ceiling, base, targets=False),
+        *cpu_rows("status query (gateway)", through, "gateway", base),
+        *cpu_rows("status query (gateway)", through, "complaints", base),
+        *cpu_rows("ceiling", ceiling, "gateway", base),
     ]
-    return perfkit.result("status_query", rows, figures={"complaints": count, "connections": args.connections, "duration_s": duration,
-                                                         "gateway": load, "complaints_alone": direct, "baseline": base})
+    return perfkit.result("status_query", rows, figures={"complaints": count, "levels": levels, "connections": args.connections, "duration_s": duration,
+                                                         "gateway": through, "complaints_alone": direct, "ceiling": ceiling, "baseline": base})
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--complaints", type=int, default=0)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=16, help="the headline level (the rows without a level in their name)")
+    parser.add_argument("--levels", default="1,4,16", help="concurrency levels, comma-separated; every one is reported")
     parser.add_argument("--duration", type=float, default=0)
-    parser.add_argument("--profile", action="store_true", help="py-spy the complaints service during its direct load")
+    parser.add_argument("--profile", action="store_true", help="an extra load with py-spy on the gateway and complaints (and the ceiling gateway)")
 
 
 def main(argv=None) -> int:
