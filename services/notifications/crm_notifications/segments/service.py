@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.problems import Problem
 from crm_notifications import catalog
-from crm_notifications.delivery.pipeline import Recipient, Spec, Trigger, enqueue, variables
+from crm_notifications.delivery.pipeline import Recipient, Spec, Trigger, enqueue_many, variables
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import CustomerRecord
 from crm_notifications.preferences.policy import SEND, choose_channel, consent_decision
@@ -75,11 +75,13 @@ async def _audience(session: AsyncSession, data: SegmentSendIn):
     customers = (await session.scalars(query.order_by(CustomerRecord.customer_id))).all()
     eligible: list[tuple[CustomerRecord, Recipient]] = []
     suppressed: dict[str, int] = {}
+    contacts = await directory.contacts_of_many(session, [customer.customer_id for customer in customers])
+    views = await directory.contact_views(session, [row for rows in contacts.values() for row in rows if not row.erased])
     for customer in customers:
-        for row in await directory.contacts_of(session, customer.customer_id):
+        for row in contacts.get(customer.customer_id, []):
             if row.erased:
                 continue
-            view = await directory.contact_view(session, row)
+            view = views[row.contact_id]
             decision = consent_decision(view, data.category)
             reason = decision.reason if decision.action != SEND else None
             if reason is None and choose_channel(view, data.channel, data.category) is None:
@@ -103,10 +105,11 @@ async def segment_send(session: AsyncSession, data: SegmentSendIn, now: dt.datet
     session.add(SegmentSend(id=send_id, segment=data.segment.model_dump(exclude_none=True), template_key=data.template_key,
                             channel=data.channel, category=data.category, recipients=len(eligible), created_at=now))
     spec = Spec(send_id, "segment-send", data.template_key, "customer_contacts", data.channel, data.category)
-    queued = 0
+    segment = data.segment.model_dump(exclude_none=True)
+    entries = []
     for customer, recipient in eligible:
         trigger = Trigger(send_id, "SegmentSend", customer.customer_id,
-                          {"customer_id": customer.customer_id, "segment_send_id": send_id, "segment": data.segment.model_dump(exclude_none=True)})
-        if await enqueue(session, spec, trigger, recipient, variables(trigger, customer, recipient, survey_base_url=""), now):
-            queued += 1
+                          {"customer_id": customer.customer_id, "segment_send_id": send_id, "segment": segment})
+        entries.append((trigger, recipient, variables(trigger, customer, recipient, survey_base_url="")))
+    queued = await enqueue_many(session, spec, entries, now)
     return SegmentSendOut(id=send_id, dry_run=False, customers=len(customers), recipients=len(eligible), suppressed=suppressed, queued=queued)
