@@ -53,6 +53,9 @@ def registered_events() -> dict[tuple[str, int], type[EventPayload]]:
     return dict(_REGISTRY)
 
 
+_PARSED = "_parsed_payload"  # EventEnvelope.__dict__ key of the validated payload
+
+
 class EventEnvelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -66,12 +69,21 @@ class EventEnvelope(BaseModel):
     payload: dict[str, Any]
 
     def parsed(self) -> EventPayload:
-        """The payload as its registered model; raises InvalidEvent when it fails the schema."""
+        """The payload as its registered model; raises InvalidEvent when it fails the schema.
+
+        Validated once per envelope: the result is kept beside the fields (not a field: equality, dumps and
+        the schema ignore it) together with what it was validated from, so a copy with another payload, type
+        or version is validated again."""
+        cached = self.__dict__.get(_PARSED)
+        if cached is not None and cached[0] is self.payload and cached[1] == self.type and cached[2] == self.version:
+            return cached[3]
         model = payload_model(self.type, self.version)
         try:
-            return model.model_validate(self.payload)
+            payload = model.model_validate(self.payload)
         except ValidationError as exc:
             raise InvalidEvent(f"{self.type} v{self.version} payload invalid: {exc.errors(include_url=False)}") from exc
+        self.__dict__[_PARSED] = (self.payload, self.type, self.version, payload)
+        return payload
 
 
 def make_event(
@@ -100,10 +112,13 @@ def encode_envelope(envelope: EventEnvelope) -> bytes:
 
 
 def decode_envelope(raw: bytes | str) -> EventEnvelope:
-    """Parse the envelope and validate its payload against the registered schema."""
+    """Parse the envelope and validate its payload against the registered schema.
+
+    One pass from the bytes (pydantic's own JSON parser, no intermediate Python objects for the envelope
+    fields); the validated payload stays with the envelope, so `parsed()` afterwards costs nothing."""
     try:
-        envelope = EventEnvelope.model_validate(orjson.loads(raw))
-    except (orjson.JSONDecodeError, ValidationError, TypeError) as exc:
+        envelope = EventEnvelope.model_validate_json(raw)
+    except (ValidationError, TypeError) as exc:
         raise InvalidEvent(f"not a valid event envelope: {exc}") from exc
     envelope.parsed()
     return envelope
