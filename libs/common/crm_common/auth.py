@@ -6,7 +6,9 @@ Only the mechanism lives here; which role may call which route is the gateway's 
   `KeySet` is bound to ONE algorithm and the token's header must name exactly that algorithm, so
   `alg: none` and HS/RS confusion (an RSA public key used as an HMAC secret) are refused. Keys
   rotate by `kid`: publish the new key next to the old one, switch the signer, drop the old key
-  after the longest token lifetime.
+  after the longest token lifetime. A verified token is remembered (bounded LRU keyed by the whole token
+  string, signature included) until its `exp` plus the leeway, and only while the key that verified it is
+  still in the key set, so that a repeated bearer token is not re-checked on every request.
 * API keys: `crm_<key id>_<secret>`; only the SHA-256 of the whole key is stored (keys are 256-bit
   random values, so a fast hash is enough: there is nothing to brute-force).
 * `mint_token` builds development/test tokens; the gateway exposes it as the `crm-token` command.
@@ -18,8 +20,10 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,6 +210,8 @@ class JWTVerifier:
         allowed_algorithms: Iterable[str] = DEFAULT_ALLOWED_ALGORITHMS,
         leeway_s: float = 30.0,
         max_lifetime: dt.timedelta | None = dt.timedelta(hours=24),
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
     ):
         self.keys = keys
         self.issuer = issuer
@@ -213,8 +219,29 @@ class JWTVerifier:
         self.allowed_algorithms = frozenset(a for a in allowed_algorithms if a != "none")
         self.leeway_s = leeway_s
         self.max_lifetime = max_lifetime
+        self.cache_size = cache_size
+        self.clock = clock
+        # token -> (principal, the key that verified it, the wall-clock second from which pyjwt would call it expired)
+        self._verified: OrderedDict[str, tuple[Principal, VerificationKey, float]] = OrderedDict()
 
     def verify(self, token: str) -> Principal:
+        """The principal of a valid token; AuthError otherwise. Successes are cached, failures never are."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, key, expires_at = cached
+            if self.clock() < expires_at and self.keys.get(key.kid) is key:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]  # expired or its key was replaced: the full check below gives the reason
+        principal, key = self._verify_signed(token)
+        if self.cache_size > 0:
+            # pyjwt refuses a token once exp <= now - leeway; nbf has already passed and stays passed
+            self._verified[token] = (principal, key, float(principal.claims["exp"]) + self.leeway_s)
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
+        return principal
+
+    def _verify_signed(self, token: str) -> tuple[Principal, VerificationKey]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -255,7 +282,7 @@ class JWTVerifier:
         if self.max_lifetime is not None and "iat" in claims:
             if float(claims["exp"]) - float(claims["iat"]) > self.max_lifetime.total_seconds():
                 raise AuthError("token lifetime too long")
-        return _principal_from_claims(claims, "jwt")
+        return _principal_from_claims(claims, "jwt"), key
 
 
 def mint_token(
