@@ -7,7 +7,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 
 from crm_common.runtime import ServiceRuntime
-from crm_notifications import defaults
+from crm_notifications import configuration, defaults
 from crm_notifications.channels.base import Channel
 from crm_notifications.channels.registry import build_channels
 from crm_notifications.clock import Clock
@@ -31,6 +31,7 @@ class NotificationsRuntime(ServiceRuntime):
         self.channels = channels or build_channels(settings, self.db)
         self.dispatcher = Dispatcher(self.db, self.channels, settings, self.clock, on_commit=self.relay.wake)
         self._own_tasks: list[asyncio.Task] = []
+        configuration.cache_for(self.db.engine).refresh_s = settings.config_refresh_s
 
     def _wake_dispatcher(self) -> None:
         dispatcher = getattr(self, "dispatcher", None)

@@ -63,6 +63,7 @@ class NotificationsSettings(ServiceSettings):
     renewal_days_before: int = 30
     winback_after_days: int = 90
     seed_defaults: bool = True
+    config_refresh_s: float = 2.0  # how stale another replica's edit of rules/templates may be here (this process's own: never)
 
     @field_validator("retry", mode="before")
     @classmethod

@@ -267,7 +267,7 @@ class Dispatcher:
     async def _render(self, session, message: Message, view: ContactView, facts: "BatchFacts") -> tuple[str, str, int, dict[str, Any]]:
         template_key = (message.template_key, message.language)
         if template_key not in facts.templates:
-            facts.templates[template_key] = await templates.current(session, message.template_key, message.language)
+            facts.templates[template_key] = await templates.current_cached(session, message.template_key, message.language)
         template = facts.templates[template_key]
         if template is None:
             raise RenderError(f"template {message.template_key!r} does not exist")

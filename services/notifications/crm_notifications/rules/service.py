@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
 from crm_common.problems import Problem
-from crm_notifications import catalog
+from crm_notifications import catalog, configuration
 from crm_notifications.rules.conditions import OPS
 from crm_notifications.rules.models import Rule
 from crm_notifications.rules.schemas import RuleIn
@@ -69,6 +69,7 @@ async def create(session: AsyncSession, data: RuleIn) -> Rule:
     rule = Rule(id=str(uuid.uuid4()), version=1, created_at=now, updated_at=now, **_fields(data))
     session.add(rule)
     await session.flush()
+    await configuration.mark_changed(session)
     return rule
 
 
@@ -82,11 +83,13 @@ async def update(session: AsyncSession, rule_id: str, data: RuleIn, *, if_versio
     rule.version += 1
     rule.updated_at = utcnow()
     await session.flush()
+    await configuration.mark_changed(session)
     return rule
 
 
 async def delete(session: AsyncSession, rule_id: str) -> None:
     await session.delete(await get(session, rule_id))
+    await configuration.mark_changed(session)
 
 
 async def get(session: AsyncSession, rule_id: str) -> Rule:
@@ -105,8 +108,9 @@ async def list_rules(session: AsyncSession, event_type: str | None = None) -> li
     return list((await session.scalars(query)).all())
 
 
-async def matching(session: AsyncSession, event_type: str) -> list[Rule]:
-    return list((await session.scalars(select(Rule).where(Rule.event_type == event_type, Rule.enabled.is_(True)).order_by(Rule.name))).all())
+async def matching(session: AsyncSession, event_type: str) -> list[configuration.RuleSnapshot]:
+    """The enabled rules for the event type, by name, from the process's cache (see `configuration`)."""
+    return (await configuration.current(session)).rules_for(event_type)
 
 
 def _fields(data: RuleIn) -> dict:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
 from crm_common.problems import Problem
+from crm_notifications import configuration
 from crm_notifications.templates.models import TemplateVersion
 from crm_notifications.templates.rendering import RenderError, TemplateInvalid, render, validate_template
 
@@ -46,6 +47,7 @@ async def save_version(
     )
     session.add(row)
     await session.flush()
+    await configuration.mark_changed(session)
     return row
 
 
@@ -64,6 +66,11 @@ async def current(session: AsyncSession, key: str, language: str | None = None, 
             if row.language == preferred:
                 return row
     return rows[0] if rows else None
+
+
+async def current_cached(session: AsyncSession, key: str, language: str | None = None) -> configuration.TemplateSnapshot | None:
+    """`current` from the process's cache (see `configuration`): what the dispatcher renders with."""
+    return (await configuration.current(session)).template(key, language)
 
 
 async def get_current_or_404(session: AsyncSession, key: str, language: str) -> TemplateVersion:
@@ -115,6 +122,7 @@ async def delete(session: AsyncSession, key: str, language: str | None = None) -
     result = await session.execute(query.values(deleted=True))
     if not result.rowcount:
         raise Problem(404, "Template not found", f"No template {key!r}.")
+    await configuration.mark_changed(session)
     return result.rowcount
 
 
