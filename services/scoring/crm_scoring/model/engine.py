@@ -2,15 +2,13 @@
 the scoring of feature rows with it. Pure: DataFrames in, dicts out."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from crm_scoring.model import abc, bgnbd, gamma_gamma, rfm
-from crm_scoring.model import scores as sc
+from crm_scoring.model import abc, batch, bgnbd, gamma_gamma, rfm
 from crm_scoring.model.features import RECENT_DAYS
 
 DEFAULT_NORMS = {"revenue": 1_000_000.0, "margin": 150_000.0, "order_size": 10_000.0, "clv": 150_000.0}
@@ -131,110 +129,177 @@ def _clv(features: pd.DataFrame, model: PopulationModel | None, settings) -> tup
     return pd.Series(clv, index=idx), pd.Series(short, index=idx), pd.Series(alive, index=idx), pd.Series(margin_per_order, index=idx)
 
 
-def _none(value):
-    if value is None:
-        return None
-    try:
-        if isinstance(value, float) and math.isnan(value):
-            return None
-    except TypeError:
-        pass
-    return value
+@dataclass
+class ScoreBatch:
+    """The scores of many customers as arrays (one pass of each formula over all of them); `records(start, stop)`
+    renders the stored records, explanations included, for a slice of them."""
+
+    customer_ids: list[str]
+    columns: dict[str, np.ndarray]  # the record's scalar fields, NaN / None where a record has None
+    current: batch.CurrentValue
+    potential: batch.PotentialValue
+    satisfaction: batch.Satisfaction
+    loyalty: batch.Loyalty
+    credit: batch.Credit
+    signals: dict[str, np.ndarray]
+    risk_with_model: np.ndarray  # False: a customer without orders and without signals ("low: no orders yet.")
+    recency_days: np.ndarray
+    margin_per_order: np.ndarray
+    model: PopulationModel | None
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+    def records(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+        """The records of customers start..stop: every score, the matrices, the tier and a `detail` of explanations."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        if start >= stop:
+            return []
+        sl = slice(start, stop)
+        col = {k: v[sl].tolist() for k, v in self.columns.items()}
+        model = self.model
+        signals = batch.signal_lists(self.signals, start, stop)
+        risks = batch.risk_explanations(col["churn_risk"], _nan_none(self.columns["p_alive_raw"][sl]), _nan_none(self.columns["expected_raw"][sl]), signals,
+                                        self.risk_with_model[sl].tolist())
+        tiers = batch.tier_explanations(col["tier"], col["abc_class"], col["churn_risk"], col["orders_12m"])
+        explained = zip(self.current.explain(start, stop), self.potential.explain(start, stop), self.loyalty.explain(start, stop),
+                        self.satisfaction.explain(start, stop), self.credit.explain(start, stop), risks, tiers)
+        recency = self.recency_days[sl].tolist()
+        margin_per_order = batch.python_round(self.margin_per_order[sl], 2)
+        clv_model = "bgnbd+gamma_gamma" if model is not None and model.bgnbd is not None else "run_rate"
+        thresholds = model.abc.as_dict() if model is not None else None
+        out = []
+        for i, (cid, (cv, pv, loy, sat, credit, risk, tier)) in enumerate(zip(self.customer_ids[sl], explained)):
+            record: dict[str, Any] = {"customer_id": cid}
+            for key in RECORD_FIELDS:
+                record[key] = col[key][i]
+            abc_text = None
+            if model is not None:
+                abc_text = {"value": record["abc_class"], "inputs": {"basis": model.abc_basis, "contribution_12m": record["contribution"], "thresholds": dict(thresholds)},
+                            "explanation": f"Class {record['abc_class']}: {model.abc_basis} over 12 months {record['contribution']:,.0f} against the thresholds "
+                                           f"A>={model.abc.a}, B>={model.abc.b}, C>={model.abc.c}."}
+            r = record["rfm_r"]
+            record["detail"] = {
+                "current_value": cv,
+                "potential_value": pv,
+                "abc_class": abc_text,
+                "rfm": None if r is None else {"value": {"r": r, "f": record["rfm_f"], "m": record["rfm_m"], "segment": record["rfm_segment"]},
+                                                "inputs": {"recency_days": recency[i], "orders_12m": record["orders_12m"], "revenue_12m": record["revenue_12m"]},
+                                                "explanation": batch.describe_rfm(r, record["rfm_f"], record["rfm_m"], record["rfm_segment"])},
+                "loyalty": loy,
+                "satisfaction": sat,
+                "credit_grade": credit,
+                "churn_risk": risk,
+                "lifetime_value": {"value": record["clv_12m"], "inputs": {"expected_margin_per_order": margin_per_order[i], "model": clv_model}, "explanation": CLV_EXPLANATION},
+                "tier": tier,
+                "matrices": {"value_loyalty": record["value_loyalty"], "credit_loyalty": record["credit_loyalty"], "current_potential": record["value_matrix"]},
+            }
+            out.append(record)
+        return out
+
+
+RECORD_FIELDS = ("tier", "abc_class", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "credit_grade", "churn_risk", "current_value", "potential_value", "loyalty",
+                 "satisfaction", "p_alive", "expected_orders_90d", "clv_12m", "revenue_12m", "margin_12m", "orders_12m", "contribution", "value_loyalty",
+                 "credit_loyalty", "value_matrix")
+CLV_EXPLANATION = "Expected orders in 12 months x expected margin per order, less the historical cost to serve (damage, loss, compensation) per order."
+
+
+def _nan_none(values: np.ndarray) -> list:
+    return batch.none_if(values.tolist(), np.isnan(values))
+
+
+def _column(features: pd.DataFrame, name: str) -> np.ndarray:
+    return features[name].to_numpy()
+
+
+def _optional(values: np.ndarray, known: np.ndarray, digits: int | None = None) -> np.ndarray:
+    """An object array: the (Python-rounded) value where known, None elsewhere."""
+    out = np.full(values.size, None, dtype=object)
+    picked = values[known]
+    out[known] = batch.python_round(picked, digits) if digits is not None else picked.tolist()
+    return out
+
+
+def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings, as_of_day: int) -> ScoreBatch:
+    """Every score of every customer of `features`, one numpy pass per formula (crm_scoring.model.batch)."""
+    n = len(features)
+    f = {name: _column(features, name) for name in features.columns}
+    norms = model.norms if model is not None else DEFAULT_NORMS
+    clv, expected90, alive, margin_per_order = (s.to_numpy(dtype=float) for s in _clv(features, model, settings))
+    contrib = contribution(features, model.abc_basis if model is not None else settings.abc_basis).to_numpy(dtype=float)
+    has_orders = f["orders_total"] > 0
+    sow = f["share_of_wallet"].astype(float)
+
+    current = batch.current_value(f["revenue_window"], f["margin_window"], f["avg_order_window"], f["months_active"], norms, settings.current_value_weights)
+    potential = batch.potential_value(f["growth_rate"].astype(float), f["services_used"], sow, clv, norms, settings.potential_value_weights)
+    sat = batch.satisfaction(f["shipments"], f["on_time_known"], f["on_time_count"], f["incidents"], f["complaints"], f["complaints_within_sla"],
+                             f["survey_mean"].astype(float), settings.satisfaction_weights)
+    recent_known = (f["shipments_recent"] != 0) | (f["complaints_recent"] != 0)
+    sat_recent = batch.satisfaction_value(f["shipments_recent"], f["on_time_known_recent"], f["on_time_count_recent"], f["incidents_recent"], f["complaints_recent"],
+                                          np.zeros(n), f["survey_mean_recent"].astype(float), {**settings.satisfaction_weights, "resolution": 0.0})
+    sat_recent = np.where(recent_known, sat_recent, np.nan)
+    first_day = f["first_order_day"].astype(float)
+    tenure = np.where(has_orders, as_of_day - first_day, 0.0)
+    loy = batch.loyalty(f["orders_total"], tenure, f["gap_cv"].astype(float), sow, sat.value, settings.loyalty_weights, settings.tenure_full_days)
+    credit = batch.credit_grade(f["invoices"], f["invoices_paid"], f["invoices_paid_on_time"], f["max_open_days_overdue"].astype(float), f["defaults"],
+                                f["outstanding"].astype(float), f["credit_limit"].astype(float), settings.default_days)
+    history_days = (as_of_day - RECENT_DAYS) - first_day
+    history_days = np.where(has_orders & (history_days > 0.0), history_days, 0.0)
+    signals = batch.churn_signals(f["order_days_recent"], f["order_days_before"], history_days, f["open_past_sla"], sat.value, sat_recent,
+                                  drop_ratio=settings.frequency_drop_ratio, satisfaction_drop=settings.satisfaction_drop_points)
+    signal_count = sum(s.astype(int) for s in signals.values())
+    p_alive = np.where(has_orders, alive, np.nan)
+    expected = np.where(has_orders, expected90, np.nan)
+    risk = batch.risk_level(p_alive, signal_count, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk)
+    risk = np.where(has_orders | (signal_count > 0), risk, "low").astype(object)
+
+    if model is not None:
+        abc_class = abc.classify_many(contrib, model.abc)
+        recency = as_of_day - f["last_order_day"].astype(float)
+        r = rfm.score_many(recency, model.rfm["r"])
+        fq = rfm.score_many(f["orders_window"].astype(float), model.rfm["f"])
+        m = rfm.score_many(f["revenue_window"].astype(float), model.rfm["m"])
+        segment = np.where(has_orders, batch.segments(r, fq, m), None)
+        rfm_r, rfm_f, rfm_m = (_optional(s, has_orders) for s in (r, fq, m))
+    else:
+        abc_class = np.full(n, None, dtype=object)
+        segment = rfm_r = rfm_f = rfm_m = np.full(n, None, dtype=object)
+    orders_window = f["orders_window"]
+    tier = batch.tiers(abc_class, risk, orders_window)
+    threshold = settings.matrix_threshold
+    columns = {
+        "tier": tier,
+        "abc_class": abc_class,
+        "rfm_r": rfm_r,
+        "rfm_f": rfm_f,
+        "rfm_m": rfm_m,
+        "rfm_segment": segment,
+        "credit_grade": credit.grade,
+        "churn_risk": risk,
+        "current_value": current.value,
+        "potential_value": potential.value,
+        "loyalty": loy.value,
+        "satisfaction": _optional(sat.value, sat.w.has_score()),
+        "p_alive": _optional(p_alive, ~np.isnan(p_alive), 6),
+        "expected_orders_90d": _optional(expected, ~np.isnan(expected), 4),
+        "clv_12m": batch.rounded_array(clv, 2),
+        "revenue_12m": batch.rounded_array(f["revenue_window"].astype(float), 2),
+        "margin_12m": batch.rounded_array(f["margin_window"].astype(float), 2),
+        "orders_12m": orders_window.astype(np.int64),
+        "contribution": batch.rounded_array(contrib, 2),
+        "value_loyalty": batch.value_loyalty_cells(current.value, loy.value, threshold),
+        "credit_loyalty": batch.credit_loyalty_cells(credit.grade, loy.value, threshold),
+        "value_matrix": batch.value_matrix_cells(current.value, potential.value, threshold),
+        "p_alive_raw": p_alive,
+        "expected_raw": expected,
+    }
+    recency_days = np.where(has_orders, as_of_day - np.nan_to_num(f["last_order_day"].astype(float)), 0).astype(np.int64)
+    return ScoreBatch(list(features.index), columns, current, potential, sat, loy, credit, signals, has_orders | (signal_count > 0), recency_days, margin_per_order, model)
 
 
 def score_features(features: pd.DataFrame, model: PopulationModel | None, settings, as_of_day: int) -> list[dict[str, Any]]:
     """One record per customer: every score, the matrices, the tier and a `detail` of explanations."""
-    if features.empty:
-        return []
-    norms = model.norms if model is not None else DEFAULT_NORMS
-    clv, expected90, alive, margin_per_order = _clv(features, model, settings)
-    contrib = contribution(features, model.abc_basis if model is not None else settings.abc_basis).to_numpy(dtype=float)
-    clv, expected90, alive, margin_per_order = (s.to_numpy(dtype=float) for s in (clv, expected90, alive, margin_per_order))
-    records = []
-    for i, (cid, row) in enumerate(zip(features.index, features.itertuples(index=False))):
-        has_orders = row.orders_total > 0
-        sow = _none(row.share_of_wallet)
-        cv = sc.current_value(row.revenue_window, row.margin_window, row.avg_order_window, row.months_active, norms, settings.current_value_weights)
-        pv = sc.potential_value(_none(row.growth_rate), row.services_used, sow, float(clv[i]), norms, settings.potential_value_weights)
-        sat = sc.satisfaction(row.shipments, row.on_time_known, row.on_time_count, row.incidents, row.complaints, row.complaints_within_sla, _none(row.survey_mean), settings.satisfaction_weights)
-        sat_recent = sc.satisfaction(row.shipments_recent, row.on_time_known_recent, row.on_time_count_recent, row.incidents_recent, row.complaints_recent, 0.0 if row.complaints_recent else 0.0,
-                                     _none(row.survey_mean_recent), {**settings.satisfaction_weights, "resolution": 0.0}) if (row.shipments_recent or row.complaints_recent) else sc.Explained(None)
-        tenure = (as_of_day - row.first_order_day) if has_orders else 0.0
-        loy = sc.loyalty(row.orders_total, tenure, _none(row.gap_cv), sow, sat.value, settings.loyalty_weights, settings.tenure_full_days)
-        credit = sc.credit_grade(row.invoices, row.invoices_paid, row.invoices_paid_on_time, float(row.max_open_days_overdue), int(row.defaults), float(row.outstanding), _none(row.credit_limit), settings.default_days)
-        history_days = max(0.0, (as_of_day - RECENT_DAYS) - row.first_order_day) if has_orders else 0.0
-        signals = sc.churn_signals(int(row.order_days_recent), int(row.order_days_before), history_days, int(row.open_past_sla), sat.value, sat_recent.value,
-                                   drop_ratio=settings.frequency_drop_ratio, satisfaction_drop=settings.satisfaction_drop_points)
-        p_alive = _none(float(alive[i])) if has_orders else None
-        exp90 = _none(float(expected90[i])) if has_orders else None
-        risk = sc.churn_risk(p_alive, exp90, signals, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk) if has_orders else sc.Explained("low", {"signals": signals}, "low: no orders yet.")
-        if not has_orders and signals:
-            risk = sc.churn_risk(None, None, signals, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk)
-        record: dict[str, Any] = {"customer_id": cid}
-        if model is not None:
-            abc_class = abc.classify(float(contrib[i]), model.abc)
-            if has_orders:
-                r = rfm.score(float(as_of_day - row.last_order_day), model.rfm["r"])
-                f = rfm.score(float(row.orders_window), model.rfm["f"])
-                m = rfm.score(float(row.revenue_window), model.rfm["m"])
-                segment = rfm.segment(r, f, m)
-            else:
-                r = f = m = None
-                segment = None
-        else:
-            abc_class, r, f, m, segment = None, None, None, None, None
-        tier = sc.tier(abc_class, risk.value, row.orders_window)
-        loyalty_score = loy.value
-        record.update(
-            tier=tier.value,
-            abc_class=abc_class,
-            rfm_r=r,
-            rfm_f=f,
-            rfm_m=m,
-            rfm_segment=segment,
-            credit_grade=credit.value,
-            churn_risk=risk.value,
-            current_value=cv.value,
-            potential_value=pv.value,
-            loyalty=loyalty_score,
-            satisfaction=sat.value,
-            p_alive=None if p_alive is None else round(p_alive, 6),
-            expected_orders_90d=None if exp90 is None else round(exp90, 4),
-            clv_12m=round(float(clv[i]), 2),
-            revenue_12m=round(float(row.revenue_window), 2),
-            margin_12m=round(float(row.margin_window), 2),
-            orders_12m=int(row.orders_window),
-            contribution=round(float(contrib[i]), 2),
-            value_loyalty=sc.value_loyalty_cell(cv.value, loyalty_score, settings.matrix_threshold),
-            credit_loyalty=sc.credit_loyalty_cell(credit.value, loyalty_score, settings.matrix_threshold),
-            value_matrix=sc.value_matrix_cell(cv.value, pv.value, settings.matrix_threshold),
-        )
-        abc_text = None
-        if model is not None:
-            abc_text = sc.Explained(
-                abc_class,
-                {"basis": model.abc_basis, "contribution_12m": record["contribution"], "thresholds": model.abc.as_dict()},
-                f"Class {abc_class}: {model.abc_basis} over 12 months {record['contribution']:,.0f} against the thresholds A>={model.abc.a}, B>={model.abc.b}, C>={model.abc.c}.",
-            ).as_dict()
-        record["detail"] = {
-            "current_value": cv.as_dict(),
-            "potential_value": pv.as_dict(),
-            "abc_class": abc_text,
-            "rfm": None if r is None else {"value": {"r": r, "f": f, "m": m, "segment": segment},
-                                            "inputs": {"recency_days": int(as_of_day - row.last_order_day), "orders_12m": int(row.orders_window), "revenue_12m": record["revenue_12m"]},
-                                            "explanation": rfm.describe(r, f, m)},
-            "loyalty": loy.as_dict(),
-            "satisfaction": sat.as_dict(),
-            "credit_grade": credit.as_dict(),
-            "churn_risk": risk.as_dict(),
-            "lifetime_value": {"value": record["clv_12m"], "inputs": {"expected_margin_per_order": round(float(margin_per_order[i]), 2),
-                                                                      "model": "bgnbd+gamma_gamma" if model is not None and model.bgnbd is not None else "run_rate"},
-                               "explanation": "Expected orders in 12 months x expected margin per order, less the historical cost to serve (damage, loss, compensation) per order."},
-            "tier": tier.as_dict(),
-            "matrices": {"value_loyalty": record["value_loyalty"], "credit_loyalty": record["credit_loyalty"], "current_potential": record["value_matrix"]},
-        }
-        records.append(record)
-    return records
+    return score_batch(features, model, settings, as_of_day).records()
 
 
 def numeric_scores(record: dict[str, Any]) -> dict[str, float]:

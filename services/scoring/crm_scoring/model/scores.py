@@ -129,15 +129,15 @@ def credit_grade(invoices: int, paid: int, paid_on_time: int, max_open_days_over
     if max_open_days_overdue >= default_days or defaults >= 2:
         return Explained("D", inputs, f"D (serious default): an invoice {max_open_days_overdue:.0f} days overdue or {defaults} defaults (>= {default_days} days late).")
     if (on_time_rate is not None and on_time_rate < 0.7) or max_open_days_overdue > 30 or defaults >= 1 or (limit_use is not None and limit_use > 1.0):
-        return Explained("C", inputs, "C (low): " + _credit_reasons(on_time_rate, max_open_days_overdue, defaults, limit_use))
+        return Explained("C", inputs, "C (low): " + credit_reasons(on_time_rate, max_open_days_overdue, defaults, limit_use))
     if paid >= 3 and on_time_rate is not None and on_time_rate >= 0.95 and max_open_days_overdue == 0 and (limit_use is None or limit_use <= 0.8):
         return Explained("A", inputs, f"A (high): {paid} invoices paid, {on_time_rate:.0%} on time, nothing overdue.")
     if invoices == 0:
         return Explained("B", inputs, "B (ordinary): no invoices yet.")
-    return Explained("B", inputs, "B (ordinary): " + _credit_reasons(on_time_rate, max_open_days_overdue, defaults, limit_use))
+    return Explained("B", inputs, "B (ordinary): " + credit_reasons(on_time_rate, max_open_days_overdue, defaults, limit_use))
 
 
-def _credit_reasons(on_time_rate, overdue, defaults, limit_use) -> str:
+def credit_reasons(on_time_rate, overdue, defaults, limit_use) -> str:
     parts = ["on-time payment rate unknown" if on_time_rate is None else f"{on_time_rate:.0%} paid on time"]
     parts.append(f"longest open overdue {overdue:.0f} days")
     if defaults:
