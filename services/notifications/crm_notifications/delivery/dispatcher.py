@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 
 from crm_common.db import Database
 from crm_common.events.notifications import NotificationFailed, NotificationSent
@@ -101,8 +101,21 @@ class Dispatcher:
             rounds[position].append(message_id)
         handled = 0
         for ids in rounds:
-            handled += await self._process_batch_safely(ids)
+            handled += await self._process_round(ids)
         return handled
+
+    async def _process_round(self, ids: list[str]) -> int:
+        """A round in chunks, several in flight on PostgreSQL so one chunk's sends overlap the next one's database work.
+        SQLite takes one writer at a time, so there the chunks go one after the other."""
+        size = max(1, self.settings.dispatcher_chunk_size)
+        chunks = [ids[start:start + size] for start in range(0, len(ids), size)]
+        in_flight = asyncio.Semaphore(1 if self.db.dialect == "sqlite" else max(1, self.settings.dispatcher_chunks_in_flight))
+
+        async def one(chunk: list[str]) -> int:
+            async with in_flight:
+                return await self._process_batch_safely(chunk)
+
+        return sum(await asyncio.gather(*(one(chunk) for chunk in chunks)))
 
     async def process(self, message_id: str) -> bool:
         """Claim, decide, send and record one message (False when another dispatcher has it)."""
@@ -164,6 +177,7 @@ class Dispatcher:
                 if outgoing is not None:
                     message.attempts += 1
                     prepared.append((outgoing, message.attempts))
+            await _write_logs(session)
             if facts.events:
                 await add_to_outbox(session, facts.events)
         if facts.events:
@@ -229,8 +243,8 @@ class Dispatcher:
             facts.events.append(self._failed_event(message, str(exc), now))
             return None
         message.subject, message.body, message.template_version = subject, body, version
-        session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=message.attempts + 1, status=SENDING,
-                            detail=f"{message.channel} attempt {message.attempts + 1}", at=now))
+        _log(session, message_id=message.id, customer_id=message.customer_id, attempt=message.attempts + 1, status=SENDING,
+             detail=f"{message.channel} attempt {message.attempts + 1}", at=now)
         return OutgoingMessage(message.id, message.channel, message.address, subject, body, message.language, message.customer_id,
                                message.category, metadata=extra, contact_id=message.contact_id)
 
@@ -303,8 +317,8 @@ class Dispatcher:
         message.updated_at = now
         if next_attempt_at is not None:
             message.next_attempt_at = next_attempt_at
-        session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=message.attempts, status=status,
-                            detail=detail or reason, at=now))
+        _log(session, message_id=message.id, customer_id=message.customer_id, attempt=message.attempts, status=status,
+             detail=detail or reason, at=now)
 
     def _limit(self, channel: str) -> asyncio.Semaphore:
         """Sends in flight per channel: a provider is not flooded, and one channel does not starve another."""
@@ -349,6 +363,7 @@ class Dispatcher:
                     event = self._succeeded(session, message, attempt, outcome, now)
                 if event is not None:
                     events.append(event)
+            await _write_logs(session)
             await add_to_outbox(session, events)
         if events:
             self.on_commit()
@@ -367,8 +382,8 @@ class Dispatcher:
         if message.status == SUPPRESSED and message.reason == erasure.ERASED_REASON:
             # the person was erased while this send was in flight: no retry, and the error (it may quote the
             # address) is not kept
-            session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=attempt, status=SUPPRESSED,
-                                detail=f"attempt {attempt} failed after the contact was erased; not retried", at=now))
+            _log(session, message_id=message.id, customer_id=message.customer_id, attempt=attempt, status=SUPPRESSED,
+                 detail=f"attempt {attempt} failed after the contact was erased; not retried", at=now)
             return None
         message.last_error = str(error)[:2000]
         policy = self.policy(message.channel)
@@ -411,6 +426,20 @@ class Dispatcher:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.settings.dispatcher_poll_interval_s)
                 except asyncio.TimeoutError:
                     pass
+
+
+_LOGS = "nf_attempt_rows"  # session.info key: delivery-log rows of this transaction, inserted together
+
+
+def _log(session, **row) -> None:
+    session.info.setdefault(_LOGS, []).append(row)
+
+
+async def _write_logs(session) -> None:
+    rows = session.info.pop(_LOGS, None)
+    if rows:
+        await session.flush()  # the messages' new states first (the log follows them)
+        await session.execute(insert(Attempt.__table__), rows)
 
 
 def _event(payload, customer_id: str) -> EventEnvelope:
