@@ -1,5 +1,6 @@
-"""The complaints status lookup's database path alone, in one process (no HTTP): service.lookup + timeline +
-complaint_out for each found complaint, as GET /complaints/lookup does, with and without the pool pre-ping.
+"""The complaints status lookup's database path alone, in one process (no HTTP): what GET /complaints/lookup does
+per request (api.lookup_page on an autocommit connection: lookup, page details, JSON encoding), with and without
+the pool pre-ping.
 
     .venv/bin/python bench/lookup_db_path.py [--complaints 20000]
 
@@ -20,9 +21,9 @@ import perfkit  # noqa: E402
 
 async def measure(count: int) -> dict:
     from crm_common.db import Database
-    from crm_complaints.complaints import service
-    from crm_complaints.complaints.api import complaint_out
+    from crm_complaints.complaints import api, service
 
+    agent = service.Actor(id="bench-agent", role="agent")
     out = {}
     async with perfkit.fresh_databases("complaints") as urls:
         sample = await complaints_seed.seed(perfkit.asyncpg_dsn(urls["complaints"]), count)
@@ -30,10 +31,11 @@ async def measure(count: int) -> dict:
             db = Database(urls["complaints"], pre_ping=pre_ping)
 
             async def one(tracking: str) -> None:
-                async with db.sessions() as session:
-                    for complaint in await service.lookup(session, tracking_number=tracking):
-                        await service.timeline(session, complaint.id, customer_view=False)
-                        await complaint_out(session, complaint)
+                async with db.engine.connect() as connection:  # as the route does
+                    await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    page = await api.lookup_page(connection, agent, tracking_number=tracking)
+                assert len(page) == 1
+                api.json_response(page)
 
             for t in sample["tracking"][:50]:  # warm-up
                 await one(t)

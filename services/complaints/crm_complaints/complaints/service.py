@@ -9,8 +9,8 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import phonenumbers
-from sqlalchemy import JSON, Boolean, Integer, String, Text, cast, func, literal_column, null, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import JSON, Boolean, Integer, Row, String, Text, bindparam, cast, func, literal_column, null, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm_common.db import UTCDateTime, utcnow
 from crm_common.events.complaints import (
@@ -427,18 +427,11 @@ def _null(type_):
     return cast(null(), type_)
 
 
-async def page_details(session: AsyncSession, complaint_ids: list[str], *, customer_view: bool, with_clocks: bool = True) -> tuple[
-        dict[str, tuple[list[str], list[str]]], dict[str, list[SimpleNamespace]], dict[str, list[SimpleNamespace]]]:
-    """References, SLA clocks and timeline of a page of complaints in ONE statement (UNION ALL of the three tables):
-    the status lookup is the call-center hot path, so one round trip instead of three. Same content and order as
-    references_of / clocks_of_many / timelines: references by id, clocks by kind, timeline by (at, id)."""
-    refs: dict[str, tuple[list[str], list[str]]] = {cid: ([], []) for cid in complaint_ids}
-    clocks: dict[str, list[SimpleNamespace]] = {cid: [] for cid in complaint_ids}
-    entries: dict[str, list[SimpleNamespace]] = {cid: [] for cid in complaint_ids}
-    if not complaint_ids:
-        return refs, clocks, entries
-    ids = set(complaint_ids)
+def _page_details_statement(*, customer_view: bool, with_clocks: bool):
+    """The UNION ALL of references, timeline and (staff) clocks for the complaint ids in the expanding parameter `ids`.
+    Built once per variant: the hot path then neither rebuilds the statement nor recomputes its cache key."""
     r, c, t = ComplaintReference, SlaClockRow, TimelineEntry
+    ids = bindparam("ids", expanding=True)
     parts = [select(  # the first SELECT gives the result column types
         r.complaint_id.label("cid"), literal_column("'r'", String).label("src"), r.id.label("rid"), r.kind.label("kind"),
         r.value.label("value"), _null(String(10)).label("visibility"), _null(String(100)).label("actor_id"), _null(Text).label("body"),
@@ -458,7 +451,25 @@ async def page_details(session: AsyncSession, complaint_ids: list[str], *, custo
             c.complaint_id, literal_column("'c'", String), c.id, c.kind, _null(Text), _null(String(10)), _null(String(100)), _null(Text),
             _null(JSON), _null(UTCDateTime), c.target_minutes, c.deadline_at, c.stopped_at, c.paused, c.escalation_level, c.breached_at,
         ).where(c.complaint_id.in_(ids)))
-    rows = (await session.execute(union_all(*parts))).all()
+    return union_all(*parts)
+
+
+_PAGE_DETAILS = {(view, clocks): _page_details_statement(customer_view=view, with_clocks=clocks) for view in (False, True) for clocks in (False, True)}
+
+
+async def page_details(db: AsyncSession | AsyncConnection, complaint_ids: list[str], *, customer_view: bool, with_clocks: bool = True) -> tuple[
+        dict[str, tuple[list[str], list[str]]], dict[str, list[SimpleNamespace]], dict[str, list[SimpleNamespace]]]:
+    """References, SLA clocks and timeline of a page of complaints in ONE statement (UNION ALL of the three tables):
+    the status lookup is the call-center hot path, so one round trip instead of three. Same content and order as
+    references_of / clocks_of_many / timelines: references by id, clocks by kind, timeline by (at, id).
+    `db` is a session or a plain connection (the lookup reads on a connection, see lookup())."""
+    refs: dict[str, tuple[list[str], list[str]]] = {cid: ([], []) for cid in complaint_ids}
+    clocks: dict[str, list[SimpleNamespace]] = {cid: [] for cid in complaint_ids}
+    entries: dict[str, list[SimpleNamespace]] = {cid: [] for cid in complaint_ids}
+    if not complaint_ids:
+        return refs, clocks, entries
+    statement = _PAGE_DETAILS[(customer_view, with_clocks)]
+    rows = (await db.execute(statement, {"ids": list(set(complaint_ids))})).all()
     for row in sorted((x for x in rows if x.src == "r"), key=lambda x: x.rid):
         orders, tracking = refs[row.cid]
         if row.kind == "order":
@@ -475,28 +486,55 @@ async def page_details(session: AsyncSession, complaint_ids: list[str], *, custo
     return refs, clocks, entries
 
 
-async def lookup(session: AsyncSession, *, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
-                 tracking_number: str | None = None, limit: int = 50) -> list[Complaint]:
+# what a lookup page shows of a complaint (ComplaintOut / CustomerComplaintOut): plain rows, no ORM objects
+LOOKUP_COLUMNS = tuple(Complaint.__table__.c[name] for name in (
+    "id", "number", "customer_id", "category", "priority", "channel", "status", "team_id", "agent_id", "description",
+    "desired_outcome", "claimed_amount", "attachments", "reporter_name", "reporter_phone", "reporter_email", "language",
+    "duplicate_of", "merged_into", "filed_at", "first_response_at", "resolved_at", "closed_at", "outcome",
+    "compensation_amount", "reopen_count", "survey_score",
+))
+_DIRECTORY = DirectoryCustomer.__table__.c
+_CUSTOMER_MERGE = select(_DIRECTORY.id, _DIRECTORY.merged_into).where(_DIRECTORY.id == bindparam("customer_id"))
+_MERGED_INTO = select(_DIRECTORY.id).where(_DIRECTORY.merged_into.in_(bindparam("ids", expanding=True)))
+
+
+async def _merge_survivor(db: AsyncSession | AsyncConnection, customer_id: str) -> str | None:
+    """follow_merges() on plain rows: the id of the customer this one ends in after its merges (None: not in the directory)."""
+    seen: set[str] = set()
+    customer = (await db.execute(_CUSTOMER_MERGE, {"customer_id": customer_id})).first()
+    while customer is not None and customer.merged_into and customer.id not in seen:
+        seen.add(customer.id)
+        customer = (await db.execute(_CUSTOMER_MERGE, {"customer_id": customer.merged_into})).first()
+    return customer.id if customer is not None else None
+
+
+async def lookup(db: AsyncSession | AsyncConnection, *, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
+                 tracking_number: str | None = None, limit: int = 50) -> list[Row]:
+    """Complaints by number, customer (following merges), phone (reporter or a contact's customer) or tracking number/order
+    id, newest first: rows of LOOKUP_COLUMNS. `db` is a session or a plain connection (the API reads on an autocommit
+    connection: no ORM objects, no BEGIN/ROLLBACK round trips for a read)."""
     if not any((number, customer_id, phone, tracking_number)):
         raise Problem(422, "Lookup needs a key", "Give number, customer_id, phone or tracking_number.",
                       errors=[{"loc": ["query"], "msg": "one of number, customer_id, phone, tracking_number is required", "type": "missing"}])
-    query = select(Complaint)
+    c = Complaint.__table__.c
+    query = select(*LOOKUP_COLUMNS)
     if number:
-        query = query.where(Complaint.number == number.strip().upper())
+        query = query.where(c.number == number.strip().upper())
     if customer_id:
-        survivor = await follow_merges(session, customer_id)
-        ids = {customer_id} | ({survivor.id} if survivor is not None else set())
-        merged = (await session.scalars(select(DirectoryCustomer.id).where(DirectoryCustomer.merged_into.in_(ids)))).all()
-        query = query.where(Complaint.customer_id.in_(ids | set(merged)))
+        survivor = await _merge_survivor(db, customer_id)
+        ids = {customer_id} | ({survivor} if survivor is not None else set())
+        merged = (await db.execute(_MERGED_INTO, {"ids": list(ids)})).scalars().all()
+        query = query.where(c.customer_id.in_(ids | set(merged)))
     if phone:
         normalized = normalize_phone(phone)
-        owners = (await session.scalars(select(DirectoryContact.customer_id).where(DirectoryContact.phone == normalized))).all()
-        query = query.where((Complaint.reporter_phone == normalized) | Complaint.customer_id.in_(set(owners)))
+        contacts = DirectoryContact.__table__.c
+        owners = (await db.execute(select(contacts.customer_id).where(contacts.phone == normalized))).scalars().all()
+        query = query.where((c.reporter_phone == normalized) | c.customer_id.in_(set(owners)))
     if tracking_number:
-        query = query.where(Complaint.id.in_(
-            select(ComplaintReference.complaint_id).where(ComplaintReference.kind.in_(("tracking", "order")),
-                                                          ComplaintReference.value == tracking_number.strip())))
-    return list((await session.scalars(query.order_by(Complaint.filed_at.desc()).limit(limit))).all())
+        references = ComplaintReference.__table__.c
+        query = query.where(c.id.in_(
+            select(references.complaint_id).where(references.kind.in_(("tracking", "order")), references.value == tracking_number.strip())))
+    return list((await db.execute(query.order_by(c.filed_at.desc()).limit(limit))).all())
 
 
 # ---- agent actions ---------------------------------------------------------------------------
