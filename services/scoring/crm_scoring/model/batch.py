@@ -2,10 +2,9 @@
 
 The values are those of the per-customer functions to the last bit: the same operations in the same order
 (a component that is unknown adds an exact 0.0), `math.log1p` / `math.tanh` instead of numpy's SIMD versions
-(which differ from them in the last bit), Python's correctly rounded `round` instead of `np.round`.
-Explanations (inputs and sentences) are rendered from the same arrays only when asked, for a slice of the
-customers at a time (`explain(start, stop)`), so a whole population is held as arrays, not as dicts.
-A test compares every record, explanations included, with the per-customer functions.
+(which differ from them in the last bit), rounding as Python's correctly rounded `round` does (`np.round` does not).
+The explanations are rendered from the same arrays by render.py. A test compares every record, explanations
+included, with the per-customer functions.
 """
 from __future__ import annotations
 
@@ -13,8 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from crm_scoring.model.scores import credit_reasons
 
 # ---------------------------------------------------------------- exact elementwise helpers
 
@@ -25,13 +22,28 @@ def clip01(values: np.ndarray) -> np.ndarray:
     return np.where(low < 1.0, low, 1.0)
 
 
-def python_round(values: np.ndarray, digits: int) -> list:
-    """Python's round() of each value (correctly rounded; np.round is not), as a list of floats."""
-    return [round(v, digits) for v in np.asarray(values, dtype=float).tolist()]
+def rounded_array(values, digits: int) -> np.ndarray:
+    """Python's round(v, digits) of each value, vectorised.
+
+    round() is the double nearest to M / 10^digits, M the exact value x 10^digits rounded half-even. IEEE division
+    of the integer M by 10^digits is that nearest double, so only M can differ: the product x * 10^digits is itself
+    rounded, and may land on the other side of a .5 boundary than the exact one. Values whose product lies within
+    a few ulps of a boundary (and non-finite or huge ones) go through round() itself."""
+    x = np.asarray(values, dtype=float)
+    scale = 10.0**digits
+    with np.errstate(invalid="ignore", over="ignore"):
+        product = x * scale
+        out = np.rint(product) / scale
+        near_half = np.abs(product - np.floor(product) - 0.5) <= 4 * np.spacing(np.abs(product))
+        unsure = ~np.isfinite(product) | (np.abs(product) >= 2.0**52) | near_half
+    if unsure.any():
+        out[unsure] = [round(v, digits) for v in x[unsure].tolist()]
+    return out
 
 
-def rounded_array(values: np.ndarray, digits: int) -> np.ndarray:
-    return np.array(python_round(values, digits), dtype=float)
+def python_round(values, digits: int) -> list:
+    """Python's round() of each value, as a list of floats."""
+    return rounded_array(values, digits).tolist()
 
 
 def _math(fn, values: np.ndarray) -> np.ndarray:
@@ -49,11 +61,6 @@ def log_scaled(values: np.ndarray, reference: float) -> np.ndarray:
     return out
 
 
-def none_if(values: list, unknown) -> list:
-    """Python values with None where `unknown` is true."""
-    return [None if u else v for v, u in zip(values, np.asarray(unknown, dtype=bool).tolist())]
-
-
 # ---------------------------------------------------------------- weighted means
 
 
@@ -68,24 +75,6 @@ class Weighted:
 
     def has_score(self) -> np.ndarray:
         return ~np.isnan(self.score)
-
-    def component_dicts(self, start: int, stop: int) -> list[dict]:
-        """{name: round(component, 4) or None} per customer, in the order of the components."""
-        columns = [none_if(python_round(v[start:stop], 4), ~self.known[k][start:stop]) for k, v in self.components.items()]
-        names = list(self.components)
-        return [dict(zip(names, values)) for values in zip(*columns)] if columns else [{} for _ in range(stop - start)]
-
-    def weight_dicts(self, start: int, stop: int) -> list[dict]:
-        """{name: round(weight, 4)} of the components actually used, per customer."""
-        names = [k for k in self.used]
-        columns = [python_round(self.used[k][start:stop], 4) for k in names]
-        usable = [~np.isnan(self.used[k][start:stop]) for k in names]
-        flags = [u.tolist() for u in usable]
-        out = []
-        for values, used in zip(zip(*columns), zip(*flags)):
-            out.append({k: v for k, v, u in zip(names, values, used) if u})
-        return out if names else [{} for _ in range(stop - start)]
-
 
 def weighted(components: dict[str, np.ndarray], known: dict[str, np.ndarray], weights: dict[str, float], n: int) -> Weighted:
     """Weighted mean of the known components (each clipped to 0..1), unknown ones giving their weight to the others.
@@ -118,10 +107,6 @@ def _always(n: int) -> np.ndarray:
     return np.ones(n, dtype=bool)
 
 
-def _fmt(spec: str, values) -> list[str]:
-    return [format(v, spec) for v in values]
-
-
 # ---------------------------------------------------------------- value
 
 
@@ -136,20 +121,6 @@ class CurrentValue:
     @property
     def value(self) -> np.ndarray:
         return np.nan_to_num(self.w.score, nan=0.0)  # `score or 0.0`
-
-    def explain(self, start: int, stop: int) -> list[dict]:
-        score = self.value[start:stop].tolist()
-        revenue, margin, avg = (a[start:stop].tolist() for a in (self.revenue, self.margin, self.avg_order))
-        months = self.months_active[start:stop].tolist()
-        out = []
-        for s, r, m, a, mo, comps, used in zip(score, revenue, margin, avg, months, self.w.component_dicts(start, stop), self.w.weight_dicts(start, stop)):
-            out.append({
-                "value": s,
-                "inputs": {"revenue_12m": round(r, 2), "margin_12m": round(m, 2), "avg_order": round(a, 2), "months_with_orders": mo, "components": comps, "weights": used},
-                "explanation": f"{s:.0f}/100: revenue {r:,.0f} and margin {m:,.0f} over 12 months, average order {a:,.0f}, orders in {mo} of the last 12 months.",
-            })
-        return out
-
 
 def current_value(revenue, margin, avg_order, months_active, norms: dict, weights: dict) -> CurrentValue:
     n = len(revenue)
@@ -175,26 +146,6 @@ class PotentialValue:
     @property
     def value(self) -> np.ndarray:
         return np.nan_to_num(self.w.score, nan=0.0)
-
-    def explain(self, start: int, stop: int) -> list[dict]:
-        score = self.value[start:stop].tolist()
-        growth_known = self.w.known["growth"][start:stop].tolist()
-        growth = self.growth_rate[start:stop].tolist()
-        services = self.services_used[start:stop].tolist()
-        sow = none_if(self.share_of_wallet[start:stop].tolist(), np.isnan(self.share_of_wallet[start:stop]))
-        clv = self.clv[start:stop].tolist()
-        types = self.service_types
-        out = []
-        for s, gk, g, su, w, c, comps, used in zip(score, growth_known, growth, services, sow, clv, self.w.component_dicts(start, stop), self.w.weight_dicts(start, stop)):
-            trend = f"monthly revenue trend {g:+.0%} a year" if gk else "no revenue trend yet"
-            wallet = "share of wallet unknown" if w is None else f"declared share of wallet {w:.0%}"
-            out.append({
-                "value": s,
-                "inputs": {"growth_rate": round(g, 4) if gk else None, "services_used": su, "share_of_wallet": w, "clv_12m": round(c, 2), "components": comps, "weights": used},
-                "explanation": f"{s:.0f}/100: {trend}, {su} of {types} service types used, {wallet}, expected 12-month margin {c:,.0f}.",
-            })
-        return out
-
 
 def potential_value(growth_rate, services_used, share_of_wallet, clv, norms: dict, weights: dict, service_types: int = 5) -> PotentialValue:
     n = len(growth_rate)
@@ -231,35 +182,6 @@ class Satisfaction:
         """The score, NaN where nothing is known (None in a record)."""
         return self.w.score
 
-    def explain(self, start: int, stop: int) -> list[dict]:
-        sl = slice(start, stop)
-        score = self.w.score[sl].tolist()
-        known = self.w.has_score()[sl].tolist()
-        shipments, otk, on_time, incidents, complaints, resolved = (a[sl].tolist() for a in (self.shipments, self.on_time_known, self.on_time, self.incidents, self.complaints, self.resolved_within_sla))
-        on_time_rate = self.w.components["on_time"][sl].tolist()
-        on_time_rate_known = self.w.known["on_time"][sl].tolist()
-        survey_known = self.w.known["survey"][sl].tolist()
-        survey = self.survey_mean[sl].tolist()
-        out = []
-        rows = zip(score, known, shipments, otk, on_time, incidents, complaints, resolved, on_time_rate, on_time_rate_known, survey, survey_known,
-                   self.w.component_dicts(start, stop), self.w.weight_dicts(start, stop))
-        for s, k, sh, ok, ot, inc, co, res, rate, rate_known, sv, sv_known, comps, used in rows:
-            inputs = {"shipments": sh, "on_time_known": ok, "on_time": ot, "damaged_or_lost": inc, "complaints": co, "resolved_within_sla": res,
-                      "survey_mean": round(sv, 3) if sv_known else None, "components": comps, "weights": used}
-            if not k:
-                out.append({"value": None, "inputs": inputs, "explanation": "No deliveries, complaints or surveys yet."})
-                continue
-            per100 = 100 * co / sh if sh else 0.0
-            out.append({
-                "value": s,
-                "inputs": inputs,
-                "explanation": f"{s:.0f}/100: " + (f"{rate:.0%} on time" if rate_known else "on-time rate unknown")
-                + f", {inc} damaged or lost of {sh} shipments, {per100:.1f} complaints per 100 shipments"
-                + ("" if not sv_known else f", survey average {sv:.1f}/5") + ".",
-            })
-        return out
-
-
 def satisfaction(shipments, on_time_known, on_time, incidents, complaints, resolved_within_sla, survey_mean, weights: dict) -> Satisfaction:
     n = len(shipments)
     shipped = shipments != 0
@@ -291,33 +213,6 @@ class Loyalty:
     @property
     def value(self) -> np.ndarray:
         return np.where(self.orders > 0, np.nan_to_num(self.w.score, nan=0.0), 0.0)
-
-    def explain(self, start: int, stop: int) -> list[dict]:
-        sl = slice(start, stop)
-        score = self.value[sl].tolist()
-        orders, tenure, gap_cv = self.orders[sl].tolist(), self.tenure_days[sl].tolist(), self.gap_cv[sl].tolist()
-        sow = none_if(self.share_of_wallet[sl].tolist(), np.isnan(self.share_of_wallet[sl]))
-        sat = none_if(self.satisfaction[sl].tolist(), np.isnan(self.satisfaction[sl]))
-        repeat = self.w.components["repeat_rate"][sl].tolist()
-        regularity = self.w.components["regularity"][sl].tolist()
-        regular_known = self.w.known["regularity"][sl].tolist()
-        out = []
-        rows = zip(score, orders, tenure, gap_cv, sow, sat, repeat, regularity, regular_known, self.w.component_dicts(start, stop), self.w.weight_dicts(start, stop))
-        for s, o, t, cv, w, st, rep, reg, reg_known, comps, used in rows:
-            if o <= 0:
-                out.append({"value": 0.0, "inputs": {"orders": 0}, "explanation": "0/100: no orders yet."})
-                continue
-            out.append({
-                "value": s,
-                "inputs": {"orders": o, "tenure_days": round(t, 1), "gap_cv": round(cv, 4) if reg_known else None, "share_of_wallet": w, "satisfaction": st,
-                           "components": comps, "weights": used},
-                "explanation": f"{s:.0f}/100: {o} orders ({rep:.0%} repeat), customer for {t:.0f} days, "
-                + (f"regularity {reg:.2f}" if reg_known else "ordering regularity unknown")
-                + ("" if st is None else f", satisfaction {st:.0f}")
-                + ". Unknown parts are left out and their weight shared by the others.",
-            })
-        return out
-
 
 def loyalty(orders, tenure_days, gap_cv, share_of_wallet, satisfaction_score, weights: dict, tenure_full_days: int = 730) -> Loyalty:
     n = len(orders)
@@ -352,32 +247,6 @@ class Credit:
     limit_use: np.ndarray  # NaN without a credit limit
     default_days: int
 
-    def explain(self, start: int, stop: int) -> list[dict]:
-        sl = slice(start, stop)
-        grades = self.grade[sl].tolist()
-        invoices, paid, on_time, overdue, defaults, outstanding = (a[sl].tolist() for a in (self.invoices, self.paid, self.paid_on_time, self.max_open_days_overdue, self.defaults, self.outstanding))
-        limit = none_if(self.credit_limit[sl].tolist(), np.isnan(self.credit_limit[sl]))
-        rate = none_if(self.on_time_rate[sl].tolist(), np.isnan(self.on_time_rate[sl]))
-        use = none_if(self.limit_use[sl].tolist(), np.isnan(self.limit_use[sl]))
-        days = self.default_days
-        out = []
-        for g, inv, p, pot, od, d, outst, lim, r, u in zip(grades, invoices, paid, on_time, overdue, defaults, outstanding, limit, rate, use):
-            inputs = {"invoices": inv, "paid": p, "paid_on_time": pot, "on_time_rate": None if r is None else round(r, 4), "max_open_days_overdue": od, "defaults": d,
-                      "outstanding": round(outst, 2), "credit_limit": lim, "limit_use": None if u is None else round(u, 4)}
-            if g == "D":
-                text = f"D (serious default): an invoice {od:.0f} days overdue or {d} defaults (>= {days} days late)."
-            elif g == "C":
-                text = "C (low): " + credit_reasons(r, od, d, u)
-            elif g == "A":
-                text = f"A (high): {p} invoices paid, {r:.0%} on time, nothing overdue."
-            elif inv == 0:
-                text = "B (ordinary): no invoices yet."
-            else:
-                text = "B (ordinary): " + credit_reasons(r, od, d, u)
-            out.append({"value": g, "inputs": inputs, "explanation": text})
-        return out
-
-
 def credit_grade(invoices, paid, paid_on_time, max_open_days_overdue, defaults, outstanding, credit_limit, default_days: int = 90) -> Credit:
     """The rules of scores.credit_grade, first match wins: D, C, A, else B."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -407,33 +276,12 @@ def churn_signals(order_days_recent, order_days_before, history_days, open_past_
     return {"ordering_frequency_dropped": dropped, "open_complaint_past_sla": open_past_sla > 0, "satisfaction_falling": falling}
 
 
-def signal_lists(signals: dict[str, np.ndarray], start: int, stop: int) -> list[list[str]]:
-    flags = [signals[name][start:stop].tolist() for name in SIGNALS]
-    return [[name for name, on in zip(SIGNALS, row) if on] for row in zip(*flags)]
-
-
 def risk_level(p_alive, signal_count, *, high: float, medium: float) -> np.ndarray:
     """scores.churn_risk's level; p_alive NaN = unknown."""
     known = ~np.isnan(p_alive)
     is_high = (known & (p_alive < high)) | (signal_count >= 2)
     is_medium = (known & (p_alive < medium)) | (signal_count >= 1)
     return np.select([is_high, is_medium], ["high", "medium"], default="low").astype(object)
-
-
-def risk_explanations(levels: list, p_alive: list, expected: list, signals: list[list[str]], with_model: list) -> list[dict]:
-    """scores.churn_risk's inputs and sentence (with_model False: the no-orders form without a risk model)."""
-    out = []
-    for level, p, e, sig, full in zip(levels, p_alive, expected, signals, with_model):
-        if not full:
-            out.append({"value": level, "inputs": {"signals": sig}, "explanation": "low: no orders yet."})
-            continue
-        model = "no population model yet" if p is None else f"P(alive) {p:.2f}, {e:.1f} orders expected in 90 days"
-        out.append({
-            "value": level,
-            "inputs": {"p_alive": None if p is None else round(p, 4), "expected_orders_90d": None if e is None else round(e, 3), "signals": sig},
-            "explanation": f"{level}: {model}" + (f"; signals: {', '.join(s.replace('_', ' ') for s in sig)}" if sig else "; no rule signals") + ".",
-        })
-    return out
 
 
 # ---------------------------------------------------------------- RFM, matrices and tier
@@ -445,10 +293,6 @@ def segments(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
     rules = [(r >= 4) & (fm >= 4), (r <= 2) & (fm >= 4.5), (r <= 2) & (fm >= 3), (r >= 3) & (fm >= 3), r >= 4, r == 3, r == 2]
     names = ["champions", "cant_lose", "at_risk", "loyal", "potential_loyalist", "need_attention", "hibernating"]
     return np.select(rules, names, default="lost").astype(object)
-
-
-def describe_rfm(r: int, f: int, m: int, segment: str) -> str:
-    return f"R{r} F{f} M{m} ({segment.replace('_', ' ')})"
 
 
 def _high(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -479,10 +323,3 @@ def tiers(abc_class: np.ndarray, risk: np.ndarray, orders_window: np.ndarray) ->
     small = np.array([c is None or c == "D" for c in abc_class.tolist()], dtype=bool) | (orders_window == 0)
     return np.select([is_a, risk == "high", small], ["key_account", "at_risk", "small"], default="ordinary").astype(object)
 
-
-def tier_explanations(tier_values: list, abc_class: list, risk: list, orders_window: list) -> list[dict]:
-    texts = {"key_account": "Key account: in class A, the top contributors.", "at_risk": "At risk: high churn risk.", "small": "Small: class D or no orders in the last 12 months."}
-    out = []
-    for t, c, r, o in zip(tier_values, abc_class, risk, orders_window):
-        out.append({"value": t, "inputs": {"abc_class": c, "churn_risk": r, "orders_12m": o}, "explanation": texts.get(t) or f"Ordinary: class {c}."})
-    return out

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm_scoring.model import abc, batch, bgnbd, gamma_gamma, rfm
+from crm_scoring.model import abc, batch, bgnbd, gamma_gamma, render, rfm
 from crm_scoring.model.features import RECENT_DAYS
 
 DEFAULT_NORMS = {"revenue": 1_000_000.0, "margin": 150_000.0, "order_size": 10_000.0, "clv": 150_000.0}
@@ -151,61 +151,37 @@ class ScoreBatch:
         return len(self.customer_ids)
 
     def records(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
-        """The records of customers start..stop: every score, the matrices, the tier and a `detail` of explanations."""
+        """The records of customers start..stop: every score, the matrices and the tier, `detail_json` (the explanations
+        as the stored JSON text), `tier_reason` and `signals` (what the announcements carry)."""
         stop = len(self) if stop is None else min(stop, len(self))
         if start >= stop:
             return []
         sl = slice(start, stop)
-        col = {k: v[sl].tolist() for k, v in self.columns.items()}
-        model = self.model
-        signals = batch.signal_lists(self.signals, start, stop)
-        risks = batch.risk_explanations(col["churn_risk"], _nan_none(self.columns["p_alive_raw"][sl]), _nan_none(self.columns["expected_raw"][sl]), signals,
-                                        self.risk_with_model[sl].tolist())
-        tiers = batch.tier_explanations(col["tier"], col["abc_class"], col["churn_risk"], col["orders_12m"])
-        explained = zip(self.current.explain(start, stop), self.potential.explain(start, stop), self.loyalty.explain(start, stop),
-                        self.satisfaction.explain(start, stop), self.credit.explain(start, stop), risks, tiers)
-        recency = self.recency_days[sl].tolist()
-        margin_per_order = batch.python_round(self.margin_per_order[sl], 2)
-        clv_model = "bgnbd+gamma_gamma" if model is not None and model.bgnbd is not None else "run_rate"
-        thresholds = model.abc.as_dict() if model is not None else None
-        out = []
-        for i, (cid, (cv, pv, loy, sat, credit, risk, tier)) in enumerate(zip(self.customer_ids[sl], explained)):
-            record: dict[str, Any] = {"customer_id": cid}
-            for key in RECORD_FIELDS:
-                record[key] = col[key][i]
-            abc_text = None
-            if model is not None:
-                abc_text = {"value": record["abc_class"], "inputs": {"basis": model.abc_basis, "contribution_12m": record["contribution"], "thresholds": dict(thresholds)},
-                            "explanation": f"Class {record['abc_class']}: {model.abc_basis} over 12 months {record['contribution']:,.0f} against the thresholds "
-                                           f"A>={model.abc.a}, B>={model.abc.b}, C>={model.abc.c}."}
-            r = record["rfm_r"]
-            record["detail"] = {
-                "current_value": cv,
-                "potential_value": pv,
-                "abc_class": abc_text,
-                "rfm": None if r is None else {"value": {"r": r, "f": record["rfm_f"], "m": record["rfm_m"], "segment": record["rfm_segment"]},
-                                                "inputs": {"recency_days": recency[i], "orders_12m": record["orders_12m"], "revenue_12m": record["revenue_12m"]},
-                                                "explanation": batch.describe_rfm(r, record["rfm_f"], record["rfm_m"], record["rfm_segment"])},
-                "loyalty": loy,
-                "satisfaction": sat,
-                "credit_grade": credit,
-                "churn_risk": risk,
-                "lifetime_value": {"value": record["clv_12m"], "inputs": {"expected_margin_per_order": margin_per_order[i], "model": clv_model}, "explanation": CLV_EXPLANATION},
-                "tier": tier,
-                "matrices": {"value_loyalty": record["value_loyalty"], "credit_loyalty": record["credit_loyalty"], "current_potential": record["value_matrix"]},
-            }
-            out.append(record)
-        return out
+        col = {k: self.columns[k][sl].tolist() for k in RECORD_FIELDS}
+        signals = render.signal_lists(self.signals, sl)
+        tier_json, tier_reasons = render.tier(col["tier"], col["abc_class"], col["churn_risk"], col["orders_12m"])
+        revenue_json, orders_json, clv_json = (render.json_values(col[k]) for k in ("revenue_12m", "orders_12m", "clv_12m"))
+        details = render.fill(
+            render.DETAIL,
+            render.current_value(self.current, sl),
+            render.potential_value(self.potential, sl),
+            render.abc_class(col["abc_class"], col["contribution"], render.json_values(col["contribution"]), self.model),
+            render.rfm(col["rfm_r"], col["rfm_f"], col["rfm_m"], col["rfm_segment"], self.recency_days[sl].tolist(), orders_json, revenue_json),
+            render.loyalty(self.loyalty, sl),
+            render.satisfaction(self.satisfaction, sl),
+            render.credit(self.credit, sl),
+            render.churn_risk(self.columns["churn_risk"], self.columns["p_alive_raw"], self.columns["expected_raw"], signals, self.risk_with_model, sl),
+            render.lifetime_value(clv_json, self.margin_per_order[sl], "bgnbd+gamma_gamma" if self.model is not None and self.model.bgnbd is not None else "run_rate"),
+            tier_json,
+            render.matrices(col["value_loyalty"], col["credit_loyalty"], col["value_matrix"]),
+        )
+        keys = ("customer_id", *RECORD_FIELDS, "detail_json", "tier_reason", "signals")
+        return [dict(zip(keys, row)) for row in zip(self.customer_ids[sl], *(col[k] for k in RECORD_FIELDS), details, tier_reasons, signals)]
 
 
 RECORD_FIELDS = ("tier", "abc_class", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "credit_grade", "churn_risk", "current_value", "potential_value", "loyalty",
                  "satisfaction", "p_alive", "expected_orders_90d", "clv_12m", "revenue_12m", "margin_12m", "orders_12m", "contribution", "value_loyalty",
                  "credit_loyalty", "value_matrix")
-CLV_EXPLANATION = "Expected orders in 12 months x expected margin per order, less the historical cost to serve (damage, loss, compensation) per order."
-
-
-def _nan_none(values: np.ndarray) -> list:
-    return batch.none_if(values.tolist(), np.isnan(values))
 
 
 def _column(features: pd.DataFrame, name: str) -> np.ndarray:
@@ -298,7 +274,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
 
 
 def score_features(features: pd.DataFrame, model: PopulationModel | None, settings, as_of_day: int) -> list[dict[str, Any]]:
-    """One record per customer: every score, the matrices, the tier and a `detail` of explanations."""
+    """One record per customer (ScoreBatch.records)."""
     return score_batch(features, model, settings, as_of_day).records()
 
 

@@ -136,9 +136,9 @@ async def rescore(session: AsyncSession, customer_ids: Iterable[str], settings: 
     facts = await load_facts(session, settings, ids)
     as_of_day = day_number(as_of)
 
-    def compute():
+    def compute():  # the touched customers are one batch: every formula runs once over all of them
         features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
-        return engine.score_features(features, model, settings, as_of_day)
+        return engine.score_batch(features, model, settings, as_of_day).records()
 
     records = await _cpu(compute, size=len(ids))
     if keep is not None:
@@ -208,12 +208,21 @@ async def recompute_population(session: AsyncSession, settings: ScoringSettings,
     def compute():  # CPU-bound and pure: off the event loop, so HTTP and consumers keep answering
         features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
         model = engine.fit_population(features, settings, as_of_day)
-        return model, engine.score_features(features, model, settings, as_of_day)
+        return model, engine.score_batch(features, model, settings, as_of_day)
 
-    model, records = await asyncio.to_thread(compute)
+    model, scored = await asyncio.to_thread(compute)
+    del facts
     await save_model(session, model)
-    changes = await store_scores(session, records, settings, as_of, emit=emit)
-    return {"customers": len(records), "model": _jsonable(model.as_dict()), "events": changes}
+    changes = {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
+    # the scores are held as arrays; records (with their explanation text) exist for one slice at a time
+    for start in range(0, len(scored), RECOMPUTE_SLICE):
+        records = await asyncio.to_thread(scored.records, start, start + RECOMPUTE_SLICE)
+        for kind, count in (await store_scores(session, records, settings, as_of, emit=emit)).items():
+            changes[kind] += count
+    return {"customers": len(scored), "model": _jsonable(model.as_dict()), "events": changes}
+
+
+RECOMPUTE_SLICE = 5000  # customers rendered, planned and written at a time by the population recompute
 
 
 async def _previous(session: AsyncSession, ids: list[str]) -> dict[str, dict]:
@@ -268,7 +277,7 @@ def plan_scores(records: Sequence[dict], previous: dict[str, dict], settings: Sc
         state = _jsonable(announced_state(record))
         emitted = before["emitted"] if before else None
         row = {c: record.get(c) for c in SCORE_COLUMNS if c in record}
-        row.update(customer_id=cid, computed_at=now, as_of_day=as_of_day, detail=_json_text(record["detail"]))
+        row.update(customer_id=cid, computed_at=now, as_of_day=as_of_day, detail=record["detail_json"])
         if emit and moved_past_step(emitted, state, settings.score_step):
             emitted = state
             envelopes.append(make_event(CustomerScored(customer_id=cid, scores=state["scores"], abc_class=record["abc_class"], rfm_segment=record["rfm_segment"],
@@ -278,13 +287,12 @@ def plan_scores(records: Sequence[dict], previous: dict[str, dict], settings: Sc
         row["emitted"] = _json_text(emitted)
         old_tier = before["tier"] if before else None
         if emit and record["tier"] != old_tier and not (old_tier is None and record["tier"] in ("small", "ordinary")):
-            envelopes.append(make_event(CustomerTierChanged(customer_id=cid, old_tier=old_tier, new_tier=record["tier"], reason=record["detail"]["tier"]["explanation"], changed_at=now),
+            envelopes.append(make_event(CustomerTierChanged(customer_id=cid, old_tier=old_tier, new_tier=record["tier"], reason=record["tier_reason"], changed_at=now),
                                         key=cid, producer=PRODUCER, correlation_id=correlation))
             counts["CustomerTierChanged"] += 1
         old_risk = before["churn_risk"] if before else "low"
         if emit and RISK_ORDER[record["churn_risk"]] > RISK_ORDER.get(old_risk, 0):
-            churn = record["detail"]["churn_risk"]["inputs"]
-            envelopes.append(make_event(ChurnRiskRaised(customer_id=cid, p_alive=record["p_alive"], risk_level=record["churn_risk"], signals=churn.get("signals", []), raised_at=now),
+            envelopes.append(make_event(ChurnRiskRaised(customer_id=cid, p_alive=record["p_alive"], risk_level=record["churn_risk"], signals=record["signals"], raised_at=now),
                                         key=cid, producer=PRODUCER, correlation_id=correlation))
             counts["ChurnRiskRaised"] += 1
         rows.append(row)
