@@ -76,17 +76,18 @@ def check_currency(payloads: Sequence[EventPayload], currency: str) -> None:
             raise CurrencyMismatch(f"currency mismatch: {kind} is in {p.currency}, this installation scores in {currency}")
 
 
-def _order_row(p: EventPayload) -> dict:
-    row = dict.fromkeys(ORDER_COLUMNS)
-    row["order_id"] = p.order_id
-    row["customer_id"] = p.customer_id
+# Fact rows carry only the columns their event knows: the upsert fills the others with NULL, which every merge
+# rule treats as "unknown" (the stored value stays), so a sparse row merges exactly like a row of NULLs.
+def _order_row(p: EventPayload, customer_id: str) -> dict:
+    row = {"order_id": p.order_id, "customer_id": customer_id}
     if isinstance(p, OrderCreated):
         row.update(order_date=p.order_date, order_day=day_number(p.order_date), amount=_f(p.amount), currency=p.currency.upper(), cost=_f(p.cost),
                    margin=_f(p.margin), service_type=p.service_type, lane=p.lane, promised_delivery_at=p.promised_delivery_at)
     elif isinstance(p, OrderShipped):
         row["shipped_at"] = p.shipped_at
     elif isinstance(p, OrderDelivered):
-        row.update(delivered_at=p.delivered_at, promised_at=p.promised_at)
+        row["delivered_at"] = p.delivered_at
+        row["promised_at"] = p.promised_at
     elif isinstance(p, OrderCancelled):
         row["cancelled_at"] = p.cancelled_at
     elif isinstance(p, ShipmentDelayed):
@@ -98,19 +99,18 @@ def _order_row(p: EventPayload) -> dict:
     return row
 
 
-def _invoice_row(p: PaymentReceived | PaymentOverdue) -> dict:
-    row = {"invoice_id": p.invoice_id, "customer_id": p.customer_id, "amount": float(p.amount), "currency": p.currency.upper(),
-           "due_day": day_number(p.due_date), "paid_at": None, "paid_day": None, "days_overdue": None}
+def _invoice_row(p: PaymentReceived | PaymentOverdue, customer_id: str) -> dict:
+    row = {"invoice_id": p.invoice_id, "customer_id": customer_id, "amount": float(p.amount), "currency": p.currency.upper(), "due_day": day_number(p.due_date)}
     if isinstance(p, PaymentReceived):
-        row.update(paid_at=p.paid_at, paid_day=day_number(p.paid_at))
+        row["paid_at"] = p.paid_at
+        row["paid_day"] = day_number(p.paid_at)
     else:
         row["days_overdue"] = p.days_overdue
     return row
 
 
-def _complaint_row(p: ComplaintFiled | ComplaintResolved) -> dict:
-    row = dict.fromkeys(COMPLAINT_RULES)
-    row.update(complaint_id=p.complaint_id, customer_id=p.customer_id)
+def _complaint_row(p: ComplaintFiled | ComplaintResolved, customer_id: str) -> dict:
+    row = {"complaint_id": p.complaint_id, "customer_id": customer_id}
     if isinstance(p, ComplaintFiled):
         row.update(priority=p.priority, category=p.category[:100], filed_at=p.filed_at)
     else:
@@ -123,12 +123,34 @@ async def resolve_ids(session: AsyncSession, ids: set[str]) -> tuple[dict[str, s
     aliases: dict[str, str] = {}
     erased: set[str] = set()
     id_list = sorted(ids)
-    for merged_in, erased_in in zip(id_filters(session, customer_aliases.c.merged_id, id_list), id_filters(session, erased_customers.c.customer_id, id_list)):
-        aliases.update((await session.execute(select(customer_aliases.c.merged_id, customer_aliases.c.survivor_id).where(merged_in))).all())
-        erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_in))).scalars())
+    if session.get_bind().dialect.name == "postgresql":
+        aliases, erased = await _aliases_and_erased_postgresql(session, id_list)
+    else:
+        for merged_in, erased_in in zip(id_filters(session, customer_aliases.c.merged_id, id_list), id_filters(session, erased_customers.c.customer_id, id_list)):
+            aliases.update((await session.execute(select(customer_aliases.c.merged_id, customer_aliases.c.survivor_id).where(merged_in))).all())
+            erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_in))).scalars())
     more = set(aliases.values()) - ids
     if more:
         erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_customers.c.customer_id.in_(list(more))))).scalars())
+    return aliases, erased
+
+
+_ALIASES_AND_ERASED = (
+    "SELECT merged_id, survivor_id FROM customer_aliases WHERE merged_id = ANY($1::varchar[]) "
+    "UNION ALL SELECT customer_id, NULL FROM erased_customers WHERE customer_id = ANY($1::varchar[])"
+)
+
+
+async def _aliases_and_erased_postgresql(session: AsyncSession, ids: list[str]) -> tuple[dict[str, str], set[str]]:
+    """Both look-ups in one round trip: alias rows carry their survivor, tombstones none."""
+    connection = await session.connection()
+    aliases: dict[str, str] = {}
+    erased: set[str] = set()
+    for customer_id, survivor_id in (await connection.exec_driver_sql(_ALIASES_AND_ERASED, (ids,))).all():
+        if survivor_id is None:
+            erased.add(customer_id)
+        else:
+            aliases[customer_id] = survivor_id
     return aliases, erased
 
 
@@ -206,13 +228,13 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
         if customer_id in erased or p.customer_id in erased:
             continue
         if isinstance(p, (PaymentReceived, PaymentOverdue)):
-            rows["invoices"].append({**_invoice_row(p), "customer_id": customer_id})
+            rows["invoices"].append(_invoice_row(p, customer_id))
         elif isinstance(p, (ComplaintFiled, ComplaintResolved)):
-            rows["complaints"].append({**_complaint_row(p), "customer_id": customer_id})
+            rows["complaints"].append(_complaint_row(p, customer_id))
         elif isinstance(p, SurveyAnswered):
             rows["surveys"].append({"complaint_id": p.complaint_id, "customer_id": customer_id, "score": p.score, "answered_at": p.answered_at})
         elif hasattr(p, "order_id"):
-            rows["orders"].append({**_order_row(p), "customer_id": customer_id})
+            rows["orders"].append(_order_row(p, customer_id))
         else:
             continue
         touched.add(customer_id)
@@ -237,12 +259,8 @@ async def mark_dirty(session: AsyncSession, customer_ids: set[str], now: dt.date
         return
     now = now or utcnow()
     ids = sorted(customer_ids)  # the same lock order in every transaction
-    dialect = session.get_bind().dialect.name
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(rescore_queue).on_conflict_do_nothing(index_elements=["customer_id"])
-    inserted: set[str] = set()
-    for start in range(0, len(ids), 2000):
-        rows = [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in ids[start : start + 2000]]
-        inserted.update((await session.execute(stmt.returning(rescore_queue.c.customer_id), rows)).scalars())
+    inserted = await insert_ignore(session, rescore_queue, [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in ids], "customer_id",
+                                   returning="customer_id")
     existing = [cid for cid in ids if cid not in inserted]
     if existing:
         for where in id_filters(session, rescore_queue.c.customer_id, existing):
