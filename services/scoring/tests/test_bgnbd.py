@@ -66,3 +66,17 @@ def test_bad_inputs_are_refused():
         bgnbd.p_alive(BgNbdParams(1, 1, 1, 1), [1], [5.0], [3.0])
     with pytest.raises(ValueError):
         bgnbd.fit([], [], [])
+
+
+def test_the_fits_likelihood_is_the_per_customer_likelihood_to_the_last_bit():
+    # the fit evaluates the special functions on the distinct x, t_x, T only; its sums must be exactly those of equation 6
+    rng = np.random.default_rng(4)
+    T = rng.integers(1, 700, 5000) / 7.0
+    t_x = np.floor(T * rng.random(5000) * 7) / 7.0
+    x = np.where(t_x > 0, rng.integers(1, 300, 5000), 0).astype(float)
+    ux, ut, uT, w = bgnbd._compress(x, t_x, T)
+    likelihood = bgnbd._Likelihood(ux, ut, uT, w)
+    for _ in range(20):
+        params = BgNbdParams(*np.exp(rng.normal(0, 2, 4)))
+        assert np.array_equal(likelihood.individual(params), bgnbd.individual_log_likelihood(params, ux, ut, uT))
+        assert likelihood.total(params) == bgnbd.log_likelihood(params, ux, ut, uT, w)

@@ -29,3 +29,13 @@ def test_expected_value_shrinks_towards_the_population_mean():
     assert population_mean < one < many < 100.0
     # the closed form: p (gamma + x m) / (p x + q - 1)
     assert one == pytest.approx(6 * (15 + 100) / (6 + 3))
+
+
+def test_the_fits_likelihood_is_the_per_customer_likelihood_to_the_last_bit():
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 200, 5000).astype(float)
+    m = rng.lognormal(4, 1, 5000)
+    likelihood = gg._Likelihood(x, m)
+    for _ in range(20):
+        params = GammaGammaParams(*np.exp(rng.normal(0, 2, 3)))
+        assert likelihood.total(params) == float(np.sum(gg.individual_log_likelihood(params, x, m)))

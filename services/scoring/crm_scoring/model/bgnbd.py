@@ -76,6 +76,44 @@ def _compress(x, t_x, T):
     return unique[:, 0], unique[:, 1], unique[:, 2], counts.astype(float)
 
 
+class _Distinct:
+    """An array as its distinct values and an index back: a function of the array is computed on the few distinct
+    values (x, t_x and T take a few hundred each over 100k customers) and gathered, with identical results."""
+
+    def __init__(self, values: np.ndarray):
+        self.values, self.index = np.unique(values, return_inverse=True)
+
+    def map(self, fn) -> np.ndarray:
+        return fn(self.values)[self.index]
+
+
+class _Likelihood:
+    """individual_log_likelihood for fixed data and many parameter sets (the optimiser's calls): the same
+    expression, term by term, with the special functions and logarithms evaluated on the distinct values only."""
+
+    def __init__(self, x, t_x, T, weights):
+        self.x, self.t_x, self.T, self.weights = x, t_x, T, weights
+        self.dx, self.dt_x, self.dT = _Distinct(x), _Distinct(t_x), _Distinct(T)
+        self.repeat = x > 0
+
+    def individual(self, params: BgNbdParams) -> np.ndarray:
+        x = self.x
+        r, alpha, a, b = params.r, params.alpha, params.a, params.b
+        a1 = self.dx.map(lambda v: gammaln(r + v)) - gammaln(r) + r * np.log(alpha)
+        a2 = self.dx.map(lambda v: betaln(a, b + v)) - betaln(a, b)
+        a3 = -(r + x) * self.dT.map(lambda v: np.log(alpha + v))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a4 = np.where(
+                self.repeat,
+                np.log(a) - self.dx.map(lambda v: np.log(np.maximum(b + v - 1, 1e-300))) - (r + x) * self.dt_x.map(lambda v: np.log(alpha + v)),
+                -np.inf,
+            )
+        return a1 + a2 + np.logaddexp(a3, a4)
+
+    def total(self, params: BgNbdParams) -> float:
+        return float(np.sum(self.individual(params) * self.weights))
+
+
 def fit(x, t_x, T, *, initial: BgNbdParams | None = None, penalizer: float = 0.0) -> BgNbdFit:
     """Maximum-likelihood estimates of (r, alpha, a, b) with scipy.optimize on log-parameters."""
     x, t_x, T = _arrays(x, t_x, T)
@@ -85,11 +123,12 @@ def fit(x, t_x, T, *, initial: BgNbdParams | None = None, penalizer: float = 0.0
     n = w.sum()
     start = initial or BgNbdParams(r=1.0, alpha=max(float(np.mean(T)), 1e-3), a=1.0, b=1.0)
     theta0 = np.log([start.r, start.alpha, start.a, start.b])
+    likelihood = _Likelihood(ux, ut, uT, w)
 
     def negative(theta):
         theta = np.clip(theta, -30, 30)
         p = BgNbdParams(*np.exp(theta))
-        value = -log_likelihood(p, ux, ut, uT, w) / n
+        value = -likelihood.total(p) / n
         if penalizer:
             value += penalizer * float(np.sum(np.exp(theta) ** 2))
         return value if np.isfinite(value) else 1e300

@@ -48,6 +48,33 @@ def individual_log_likelihood(params: GammaGammaParams, x, m_x) -> np.ndarray:
     )
 
 
+class _Likelihood:
+    """individual_log_likelihood for fixed data and many parameter sets (the optimiser's calls): the same expression,
+    term by term, with the logarithms of the data computed once and gammaln on the few distinct x only."""
+
+    def __init__(self, x: np.ndarray, m_x: np.ndarray):
+        self.x = x
+        self.distinct_x, self.index = np.unique(x, return_inverse=True)
+        self.log_m_x = np.log(m_x)
+        self.log_x = np.log(x)
+        self.spend = m_x * x
+
+    def total(self, params: GammaGammaParams) -> float:
+        x = self.x
+        p, q, g = params.p, params.q, params.gamma
+        px = p * x
+        values = (
+            gammaln(p * self.distinct_x + q)[self.index]
+            - gammaln(p * self.distinct_x)[self.index]
+            - gammaln(q)
+            + q * np.log(g)
+            + (px - 1) * self.log_m_x
+            + px * self.log_x
+            - (px + q) * np.log(g + self.spend)
+        )
+        return float(np.sum(values))
+
+
 def fit(x, m_x) -> GammaGammaFit:
     """MLE of (p, q, gamma) on customers with x >= 1 transactions and a positive average value."""
     x = np.asarray(x, dtype=float)
@@ -58,10 +85,11 @@ def fit(x, m_x) -> GammaGammaFit:
         raise ValueError("need at least 3 customers with positive spend")
     mean = float(np.mean(m_x))
     theta0 = np.log([2.0, 3.0, mean])
+    likelihood = _Likelihood(x, m_x)
 
     def negative(theta):
         params = GammaGammaParams(*np.exp(np.clip(theta, -30, 30)))
-        value = -float(np.sum(individual_log_likelihood(params, x, m_x))) / x.size
+        value = -likelihood.total(params) / x.size
         return value if np.isfinite(value) else 1e300
 
     result = optimize.minimize(negative, theta0, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-7, "fatol": 1e-10})
