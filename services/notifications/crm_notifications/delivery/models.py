@@ -60,6 +60,7 @@ class Message(Base):
         Index("ix_nf_messages_customer", "customer_id", "created_at"),
         Index("ix_nf_messages_contact_sent", "contact_id", "sent_at"),
         Index("ix_nf_messages_digest", "digest_group", "status"),
+        Index("ix_nf_messages_recipient_sent", "recipient_key", "sent_at"),  # frequency caps: sent to this recipient lately
     )
 
 
