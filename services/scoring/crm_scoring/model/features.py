@@ -37,11 +37,9 @@ class Facts:
 
 
 def _frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    df = df.copy()
-    for column in columns:
-        if column not in df.columns:
-            df[column] = np.nan
-    return df
+    """The frame with every expected column (missing ones all NaN); not copied when nothing is missing (it is only read)."""
+    missing = [column for column in columns if column not in df.columns]
+    return df.assign(**{column: np.nan for column in missing}) if missing else df
 
 
 def customer_index(facts: Facts) -> pd.Index:
@@ -50,6 +48,28 @@ def customer_index(facts: Facts) -> pd.Index:
         ignore_index=True,
     ).astype(str)
     return pd.Index(np.sort(ids.unique().astype(object)), name="customer_id")
+
+
+FRAMES = ("customers", "orders", "complaints", "surveys", "invoices")
+
+
+def customer_codes(facts: Facts) -> tuple[pd.Index, dict[str, np.ndarray]]:
+    """customer_index(facts) and each frame's integer codes into it. Each frame's ids are hashed once
+    (factorize); only the distinct ids are converted to str, sorted and looked up."""
+    local: dict[str, tuple[np.ndarray, pd.Index]] = {}
+    for name in FRAMES:
+        df = getattr(facts, name)
+        if len(df):
+            codes, uniques = pd.factorize(df["customer_id"].to_numpy(dtype=object), use_na_sentinel=False)
+            local[name] = (codes, pd.Index(uniques).astype(str))
+    if not local:
+        return customer_index(facts), {name: np.zeros(0, dtype=np.int64) for name in FRAMES}
+    distinct = pd.unique(np.concatenate([uniques.to_numpy(dtype=object) for _, uniques in local.values()]))
+    ids = pd.Index(np.sort(distinct.astype(object)), name="customer_id")
+    out = {name: np.zeros(0, dtype=np.int64) for name in FRAMES}
+    for name, (codes, uniques) in local.items():
+        out[name] = ids.get_indexer(uniques)[codes]
+    return ids, out
 
 
 class _Agg:
@@ -77,6 +97,23 @@ class _Agg:
         np.minimum.at(out, codes, values)
         return np.where(np.isposinf(out), fill, out)
 
+    def distinct_count(self, codes, values, kinds: int) -> np.ndarray:
+        """Number of distinct values per code, for values 0..kinds-1 (a code x value table when it is small)."""
+        if self.n * kinds > 50_000_000:
+            return self.count(self.distinct(codes, values)[0])
+        table = np.bincount(codes.astype(np.int64) * kinds + values, minlength=self.n * kinds)[: self.n * kinds]
+        return (table.reshape(self.n, kinds) > 0).sum(axis=1).astype(np.int64)
+
+    def first_last(self, codes, values) -> tuple[np.ndarray, np.ndarray]:
+        """The first and last value of each code in arrays sorted by code (NaN for an absent code)."""
+        first, last = np.full(self.n, np.nan), np.full(self.n, np.nan)
+        if codes.size:
+            starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+            ends = np.concatenate((starts[1:] - 1, [codes.size - 1]))
+            first[codes[starts]] = values[starts]
+            last[codes[ends]] = values[ends]
+        return first, last
+
     def distinct(self, codes, values) -> tuple[np.ndarray, np.ndarray]:
         """Distinct (code, value) pairs of non-negative integer values, sorted by code then value."""
         if codes.size == 0:
@@ -94,41 +131,38 @@ def _num(series, fill=np.nan) -> np.ndarray:
 def _flag(series) -> np.ndarray:
     if not len(series):
         return np.zeros(0, dtype=bool)
+    if getattr(series, "dtype", None) == bool:
+        return series.to_numpy()
     return pd.Series(series).fillna(False).astype(bool).to_numpy()
 
 
 def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, default_days: int = 90) -> pd.DataFrame:
     """One row per customer (index: customer_id)."""
-    ids = customer_index(facts)
+    ids, codes = customer_codes(facts)
     agg = _Agg(len(ids))
     out: dict[str, np.ndarray] = {}
-    _order_features(out, agg, _frame(facts.orders, ORDER_COLUMNS), ids, as_of_day, window_days)
-    _complaint_features(out, agg, _frame(facts.complaints, COMPLAINT_COLUMNS), _frame(facts.surveys, SURVEY_COLUMNS), ids, as_of_day)
-    _invoice_features(out, agg, _frame(facts.invoices, INVOICE_COLUMNS), ids, as_of_day, default_days)
-    customers = _frame(facts.customers, CUSTOMER_COLUMNS).drop_duplicates("customer_id")
-    codes = ids.get_indexer(customers["customer_id"].astype(str))
+    _order_features(out, agg, _frame(facts.orders, ORDER_COLUMNS), codes["orders"], as_of_day, window_days)
+    _complaint_features(out, agg, _frame(facts.complaints, COMPLAINT_COLUMNS), codes["complaints"], _frame(facts.surveys, SURVEY_COLUMNS), codes["surveys"], as_of_day)
+    _invoice_features(out, agg, _frame(facts.invoices, INVOICE_COLUMNS), codes["invoices"], as_of_day, default_days)
+    customers = _frame(facts.customers, CUSTOMER_COLUMNS)
+    first = ~customers["customer_id"].duplicated().to_numpy()  # the first row of each customer id, as drop_duplicates
     for column in ("credit_limit", "share_of_wallet"):
         values = np.full(len(ids), np.nan)
-        values[codes] = _num(customers[column])
+        values[codes["customers"][first]] = _num(customers[column])[first]
         out[column] = values
     return pd.DataFrame(out, index=ids)
 
 
-def _codes(df: pd.DataFrame, ids: pd.Index) -> np.ndarray:
-    return ids.get_indexer(df["customer_id"].astype(str)) if len(df) else np.zeros(0, dtype=np.int64)
-
-
-def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, ids: pd.Index, as_of: int, window: int) -> None:
+def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, codes: np.ndarray, as_of: int, window: int) -> None:
     n = agg.n
     day_all = _num(orders["order_day"])
     keep = ~np.isnan(day_all)
-    orders = orders[keep]
-    code = _codes(orders, ids)
     day = day_all[keep].astype(np.int64)
-    amount = _num(orders["amount"], 0.0)
-    margin = _num(orders["margin"], 0.0)
-    live = (~_flag(orders["cancelled"])) & (day <= as_of)
-    code, day, amount, margin = code[live], day[live], amount[live], margin[live]
+    live_kept = (~_flag(orders["cancelled"])[keep]) & (day <= as_of)
+    live = np.flatnonzero(keep)[live_kept]  # rows of `orders` that count
+    code, day = codes[live], day[live_kept]
+    amount = _num(orders["amount"], 0.0)[live]
+    margin = _num(orders["margin"], 0.0)[live]
     services = orders["service_type"].to_numpy(dtype=object)[live] if len(orders) else np.zeros(0, dtype=object)
     shipped = _flag(orders["shipped"])[live]
     on_time = _num(orders["on_time"])[live]
@@ -137,22 +171,20 @@ def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, ids: pd.Index, a
 
     orders_total = agg.count(code)
     out["orders_total"] = orders_total
-    out["first_order_day"] = agg.min(code, day)
-    out["last_order_day"] = agg.max(code, day)
-    out["revenue_total"] = agg.sum(code, amount)
-    out["margin_total"] = agg.sum(code, margin)
-    known_service = pd.notna(services)
-    if known_service.any():
-        service_codes, _ = pd.factorize(services[known_service])
-        sc, _ = agg.distinct(code[known_service], service_codes)
-        out["services_used"] = agg.count(sc)
-    else:
-        out["services_used"] = np.zeros(n, dtype=np.int64)
-
-    # distinct order days: the "transactions" of BG/NBD and the gaps of regularity
+    # distinct order days: the "transactions" of BG/NBD and the gaps of regularity; sorted, they also give first and last
     dc, dd = agg.distinct(code, day - (day.min() if day.size else 0))
     if day.size:
         dd = dd + day.min()
+    out["first_order_day"], out["last_order_day"] = agg.first_last(dc, dd)
+    out["revenue_total"] = agg.sum(code, amount)
+    out["margin_total"] = agg.sum(code, margin)
+    service_codes, kinds = pd.factorize(services)  # a missing service type (None / NaN) is -1
+    known_service = service_codes >= 0
+    if known_service.any():
+        out["services_used"] = agg.distinct_count(code[known_service], service_codes[known_service], len(kinds))
+    else:
+        out["services_used"] = np.zeros(n, dtype=np.int64)
+
     order_days = agg.count(dc)
     out["order_days"] = order_days
     same = dc[1:] == dc[:-1]
@@ -175,8 +207,7 @@ def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, ids: pd.Index, a
     # continuity and growth over 12 monthly buckets (30-day months ending at as_of)
     month = (as_of - day) // 30
     recent12 = month < 12
-    mc, _ = agg.distinct(code[recent12], month[recent12])
-    out["months_active"] = agg.count(mc)
+    out["months_active"] = agg.distinct_count(code[recent12], month[recent12], 12)
     monthly = np.bincount(code[recent12] * 12 + month[recent12], weights=amount[recent12], minlength=n * 12)[: n * 12].reshape(n, 12)
     t = 11 - np.arange(12, dtype=float)  # column m is m months ago
     tc = t - t.mean()
@@ -216,12 +247,12 @@ def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, ids: pd.Index, a
         out["gg_mean"] = np.where(gg_x > 0, agg.sum(code, margin, positive) / gg_x, np.nan)
 
 
-def _complaint_features(out: dict, agg: _Agg, complaints: pd.DataFrame, surveys: pd.DataFrame, ids: pd.Index, as_of: int) -> None:
+def _complaint_features(out: dict, agg: _Agg, complaints: pd.DataFrame, codes: np.ndarray, surveys: pd.DataFrame, s_code: np.ndarray, as_of: int) -> None:
     filed = _num(complaints["filed_day"])
     keep = np.isnan(filed) | (filed <= as_of)
     complaints = complaints[keep]
     filed = filed[keep]
-    code = _codes(complaints, ids)
+    code = codes[keep]
     resolved_day = _num(complaints["resolved_day"])
     is_resolved = ~np.isnan(resolved_day)
     out["complaints"] = agg.count(code)
@@ -236,7 +267,6 @@ def _complaint_features(out: dict, agg: _Agg, complaints: pd.DataFrame, surveys:
     out["complaints_recent"] = agg.count(code, recent)
     out["compensation"] = agg.sum(code, _num(complaints["compensation"], 0.0))
 
-    s_code = _codes(surveys, ids)
     score = _num(surveys["score"])
     has = ~np.isnan(score)
     answered = _num(surveys["answered_day"])
@@ -250,8 +280,7 @@ def _complaint_features(out: dict, agg: _Agg, complaints: pd.DataFrame, surveys:
         out["survey_mean_recent"] = np.where(n_recent > 0, agg.sum(s_code, np.nan_to_num(score), recent_s) / n_recent, np.nan)
 
 
-def _invoice_features(out: dict, agg: _Agg, invoices: pd.DataFrame, ids: pd.Index, as_of: int, default_days: int) -> None:
-    code = _codes(invoices, ids)
+def _invoice_features(out: dict, agg: _Agg, invoices: pd.DataFrame, code: np.ndarray, as_of: int, default_days: int) -> None:
     amount = _num(invoices["amount"], 0.0)
     due = _num(invoices["due_day"])
     paid_day = _num(invoices["paid_day"])
