@@ -12,7 +12,8 @@ Every target is measured at each concurrency level of --levels (keep-alive conne
 so that latency is read with its load: at 1 connection p99 is the cost of one request, at 16 it includes queueing.
 Per level: the baseline, the query through the gateway, the complaints service alone, and the ceiling (the same
 gateway proxying to a constant upstream that returns a captured lookup answer: the gateway hop without the
-database). CPU per request of each server process comes from /proc/<pid>/stat before and after each load.
+database). CPU per request of each server process comes from /proc/<pid>/stat before and after each load, less
+its idle CPU (measured for 2 s before each series).
 Baseline (same run, same load generator and settings): bench/baseline_app.py, a FastAPI endpoint
 returning a constant. Target: p99 < 25 ms and >= 30% of the baseline's requests/s (headline: --connections).
 --profile: an extra load at --connections with py-spy on the gateway and the complaints service (not counted).
@@ -23,6 +24,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,13 +41,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def measured_load(url: str, paths: list[str], *, headers: dict | None, connections: int, duration: float, processes: dict[str, perfkit.Server]) -> dict:
-    """One wrk load after a short warm-up, with the CPU milliseconds each named server process spent per request."""
+def idle_cpu_per_s(processes: dict[str, perfkit.Server], seconds: float = 2.0) -> dict[str, float]:
+    """CPU seconds per second each process spends with no request (outbox relay, consumers, scheduler polling)."""
+    before = {name: cpu_seconds(server.process.pid) for name, server in processes.items()}
+    time.sleep(seconds)
+    return {name: (cpu_seconds(server.process.pid) - before[name]) / seconds for name, server in processes.items()}
+
+
+def measured_load(url: str, paths: list[str], *, headers: dict | None, connections: int, duration: float, processes: dict[str, perfkit.Server],
+                  idle: dict[str, float]) -> dict:
+    """One wrk load after a short warm-up, with the CPU milliseconds each named server process spent per request,
+    its background (idle) CPU over the same seconds taken out."""
     perfkit.http_load(url, paths, headers=headers, connections=connections, duration_s=1)
     before = {name: cpu_seconds(server.process.pid) for name, server in processes.items()}
     load = perfkit.http_load(url, paths, headers=headers, connections=connections, duration_s=duration)
     for name, server in processes.items():
-        used = cpu_seconds(server.process.pid) - before[name]
+        used = cpu_seconds(server.process.pid) - before[name] - idle[name] * load["seconds"]
         load[f"cpu_ms_per_request_{name}"] = 1000 * used / load["requests"] if load["requests"] else float("nan")
     return load
 
@@ -53,8 +64,11 @@ def measured_load(url: str, paths: list[str], *, headers: dict | None, connectio
 def sweep(label: str, url: str, paths: list[str], *, headers: dict | None, levels: list[int], duration: float,
           processes: dict[str, perfkit.Server]) -> dict[int, dict]:
     out = {}
+    idle = idle_cpu_per_s(processes)
+    print(f"[status_query] {label}: idle CPU " + ", ".join(f"{name} {1000 * v:.0f} ms/s" for name, v in idle.items()), flush=True)
     for connections in levels:
-        load = out[connections] = measured_load(url, paths, headers=headers, connections=connections, duration=duration, processes=processes)
+        load = out[connections] = measured_load(url, paths, headers=headers, connections=connections, duration=duration, processes=processes,
+                                                idle=idle)
         cpu = ", ".join(f"{name} {load[f'cpu_ms_per_request_{name}']:.2f}" for name in processes)
         print(f"[status_query] {label} c={connections}: {load['rps']:,.0f} req/s p50 {load['p50_ms']:.1f} ms p99 {load['p99_ms']:.1f} ms, "
               f"errors {load['errors']}, CPU ms/request: {cpu} ({load['tool']})", flush=True)
