@@ -178,13 +178,15 @@ async def measure(args, log_dir: Path) -> dict:
                     if profile:
                         profile.__exit__(None, None, None)
                 _, last = await ingest_e2e.inbox_rows(dsn)
+                per_transaction = await ingest_e2e.events_per_transaction(dsn, since=started)
+                print(f"[ingest_direct] scoring consumer: {per_transaction:,.0f} events per transaction (batch size {ceiling['batch_size']})", flush=True)
                 watcher = ingest_e2e.ScoreWatcher(dsn)  # then until every marked customer is rescored
                 deadline = time.monotonic() + 600
                 while await watcher.queue_length() > 0 and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
                 scored = time.time()
     return {"events": events, "customers": customers, "eps": events / (last - started), "scored_eps": events / (scored - started),
-            "rescore_queue": watcher.has_queue, "raw": raw, "ceiling": ceiling}
+            "events_per_transaction": per_transaction, "rescore_queue": watcher.has_queue, "raw": raw, "ceiling": ceiling}
 
 
 def run(args) -> dict:

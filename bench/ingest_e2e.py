@@ -39,6 +39,22 @@ async def inbox_rows(dsn: str, consumer: str = "scoring") -> tuple[int, float | 
         await connection.close()
 
 
+async def events_per_transaction(dsn: str, consumer: str = "scoring", since: float | None = None) -> float:
+    """Mean events per consumer transaction: the rows of one claim share its processed_at."""
+    import datetime as dt
+
+    import asyncpg
+
+    after = dt.datetime.fromtimestamp(since or 0, dt.timezone.utc)
+    connection = await asyncpg.connect(dsn)
+    try:
+        row = await connection.fetchrow("SELECT count(*) AS n, count(DISTINCT processed_at) AS transactions FROM inbox WHERE consumer = $1 AND processed_at >= $2",
+                                        consumer, after)
+        return row["n"] / row["transactions"] if row["transactions"] else float("nan")
+    finally:
+        await connection.close()
+
+
 async def commit_times(dsn: str, consumer: str = "scoring") -> dict[str, float]:
     import asyncpg
 
