@@ -101,3 +101,35 @@ async def test_lookup_by_customer_follows_merges(env):
     other = {"X-Actor-Id": "cust-2", "X-Actor-Role": "customer"}
     assert (await env.client.get("/complaints/lookup", params={"tracking_number": "SF-NEW"}, headers=other)).json() == []
     assert (await env.client.get("/complaints/lookup", params={"customer_id": "cust-1"}, headers=other)).json() == []
+
+
+async def test_lookup_survives_dropped_database_connections_without_pre_ping(database_factory, postgres_available):
+    """With the pool's pre-ping off, a pooled connection that the database dropped fails on first use; the lookup
+    runs again on a fresh connection instead of answering 500."""
+    import pytest
+    from complaints_support import close_env, make_env, migrated_url
+    from sqlalchemy.engine import make_url
+
+    from crm_common.testing import TcpProxy
+
+    if not postgres_available:
+        pytest.skip("needs PostgreSQL")
+    url = await migrated_url(database_factory, "postgres", "lookup_drop")
+    target = make_url(url)
+    proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+    env = await make_env(database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+                         db_pool_pre_ping=False)
+    try:
+        await seed_customer(env.db, "cust-1")
+        await seed_team(env.db, "transport", {"agent-t1": ALL_WEEK})
+        await seed_team(env.db, "claims", {"agent-c1": ALL_WEEK})
+        await seed_team(env.db, "customer_service", {})
+        filed = (await env.client.post("/complaints", json=complaint_body(tracking_numbers=["SF-DROP"]))).json()
+        assert (await env.client.get("/complaints/lookup", params={"tracking_number": "SF-DROP"}, headers=STAFF)).status_code == 200
+        proxy.drop_connections()  # every pooled connection is now dead
+        again = await env.client.get("/complaints/lookup", params={"tracking_number": "SF-DROP"}, headers=STAFF)
+        assert again.status_code == 200, again.text
+        assert [r["complaint"]["id"] for r in again.json()] == [filed["id"]]
+    finally:
+        await close_env(env)
+        await proxy.stop()

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from crm_common.problems import Problem
 from crm_common.runtime import runtime_of
@@ -247,12 +247,21 @@ def json_response(content) -> Response:
 async def lookup(request: Request, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
                  tracking_number: str | None = None, view: View = "agent", limit: int = Query(default=20, ge=1, le=200)):
     """Call-center status query by complaint number, customer, phone or tracking number, each with its timeline."""
-    # a read: an autocommit connection sends no BEGIN and no ROLLBACK (each statement reads committed data either way)
-    async with runtime_of(request).db.engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        page = await lookup_page(connection, actor_of(request), number=number, customer_id=customer_id, phone=phone,
-                                 tracking_number=tracking_number, view=view, limit=limit)
-    return json_response(page)
+    actor = actor_of(request)
+    engine = runtime_of(request).db.engine
+    for attempt in (1, 2):
+        try:
+            # a read: an autocommit connection sends no BEGIN and no ROLLBACK (each statement reads committed data either way)
+            async with engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                page = await lookup_page(connection, actor, number=number, customer_id=customer_id, phone=phone,
+                                         tracking_number=tracking_number, view=view, limit=limit)
+            return json_response(page)
+        except DBAPIError as exc:
+            # a pooled connection the database dropped (restart, failover) fails once and is discarded; a read can
+            # simply run again on a fresh one, so the lookup does not depend on the pool's pre-ping for this
+            if not exc.connection_invalidated or attempt == 2:
+                raise
 
 
 def _entry(entry, customer_view: bool) -> dict:
