@@ -153,17 +153,26 @@ def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, defau
     return pd.DataFrame(out, index=ids)
 
 
+def _distinct_services(agg: _Agg, code: np.ndarray, services: np.ndarray) -> np.ndarray:
+    service_codes, kinds = pd.factorize(services)  # a missing service type (None / NaN) is -1
+    known = service_codes >= 0
+    if not known.any():
+        return np.zeros(agg.n, dtype=np.int64)
+    return agg.distinct_count(code[known], service_codes[known], len(kinds))
+
+
 def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, codes: np.ndarray, as_of: int, window: int) -> None:
     n = agg.n
     day_all = _num(orders["order_day"])
     keep = ~np.isnan(day_all)
     day = day_all[keep].astype(np.int64)
     live_kept = (~_flag(orders["cancelled"])[keep]) & (day <= as_of)
-    live = np.flatnonzero(keep)[live_kept]  # rows of `orders` that count
+    # rows of `orders` that count; all of them (no copies, views) in the usual case
+    live = slice(None) if live_kept.all() and keep.all() else np.flatnonzero(keep)[live_kept]
     code, day = codes[live], day[live_kept]
+    services_used = _distinct_services(agg, code, orders["service_type"].to_numpy(dtype=object)[live] if len(orders) else np.zeros(0, dtype=object))
     amount = _num(orders["amount"], 0.0)[live]
     margin = _num(orders["margin"], 0.0)[live]
-    services = orders["service_type"].to_numpy(dtype=object)[live] if len(orders) else np.zeros(0, dtype=object)
     shipped = _flag(orders["shipped"])[live]
     on_time = _num(orders["on_time"])[live]
     incident = (_flag(orders["damaged"]) | _flag(orders["lost"]))[live]
@@ -178,12 +187,7 @@ def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, codes: np.ndarra
     out["first_order_day"], out["last_order_day"] = agg.first_last(dc, dd)
     out["revenue_total"] = agg.sum(code, amount)
     out["margin_total"] = agg.sum(code, margin)
-    service_codes, kinds = pd.factorize(services)  # a missing service type (None / NaN) is -1
-    known_service = service_codes >= 0
-    if known_service.any():
-        out["services_used"] = agg.distinct_count(code[known_service], service_codes[known_service], len(kinds))
-    else:
-        out["services_used"] = np.zeros(n, dtype=np.int64)
+    out["services_used"] = services_used
 
     order_days = agg.count(dc)
     out["order_days"] = order_days
