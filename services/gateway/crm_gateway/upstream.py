@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import re
 import select
 import sys
 from collections.abc import Mapping
@@ -42,6 +43,25 @@ try:  # uvicorn[standard] brings it; without it the upstreams use httpx's own tr
     import httptools
 except ImportError:  # pragma: no cover - depends on the installation
     httptools = None
+
+
+HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+REQUEST_TARGET = re.compile(rb"/[\x21-\x7e]*")
+
+
+def request_head(method: str, target: bytes, headers) -> bytes:
+    """The request line and header block. A name or value with CR, LF or another control character is refused
+    (LocalProtocolError, as h11 did): identity headers carry token claims, which must never add a header line."""
+    if not REQUEST_TARGET.fullmatch(target):
+        raise httpx.LocalProtocolError("invalid request target")
+    lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        if not HEADER_NAME.fullmatch(name) or not HEADER_VALUE.fullmatch(value):
+            raise httpx.LocalProtocolError(f"invalid header {name[:40]!r}")
+        lines += [name, b": ", value, b"\r\n"]
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
 class _UpstreamConnection(asyncio.Protocol):
@@ -160,19 +180,22 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "HEAD" or not isinstance(request.stream, httpx.ByteStream) or request.url.scheme != "http":
             return await self._fallback.handle_async_request(request)
-        timeouts = request.extensions.get("timeout", {})
         body = await request.aread()
-        head = b"".join([request.method.encode(), b" ", request.url.raw_path, b" HTTP/1.1\r\n",
-                         *(name + b": " + value + b"\r\n" for name, value in request.headers.raw), b"\r\n"])
-        connection = await self._acquire(request.url.host, request.url.port or 80, timeouts.get("connect"), timeouts.get("pool"))
+        head = request_head(request.method, request.url.raw_path, request.headers.raw)
+        status, headers, content = await self.send(request.url.host, request.url.port or 80, head, body, request.extensions.get("timeout", {}))
+        return httpx.Response(status_code=status, headers=headers, stream=httpx.ByteStream(content), extensions={"http_version": b"HTTP/1.1"})
+
+    async def send(self, host: str, port: int, head: bytes, body: bytes, timeouts: Mapping[str, float | None]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One request (its head from request_head()) on a pooled connection: (status, raw headers, body)."""
+        connection = await self._acquire(host, port, timeouts.get("connect"), timeouts.get("pool"))
         try:
-            status, headers, content = await connection.exchange(head, body, timeouts.get("read"))
+            answer = await connection.exchange(head, body, timeouts.get("read"))
         except BaseException:
             connection.close()
             self._release(connection)
             raise
         self._release(connection)
-        return httpx.Response(status_code=status, headers=headers, stream=httpx.ByteStream(content), extensions={"http_version": b"HTTP/1.1"})
+        return answer
 
     async def _acquire(self, host: str, port: int, connect_timeout: float | None, pool_timeout: float | None) -> _UpstreamConnection:
         while True:
@@ -240,6 +263,9 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
 
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# paths sent as they are on the direct path: already percent-encoded, no query, nothing httpx would rewrite
+DIRECT_PATH = re.compile(r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+DEFAULT_USER_AGENT = f"python-httpx/{httpx.__version__}".encode()
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 
@@ -260,8 +286,15 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.retries = settings.upstream_retries
         self.backoff_s = settings.upstream_retry_backoff_s
+        self.timeout_s, self.connect_timeout_s = settings.upstream_timeout_s, settings.upstream_connect_timeout_s
         if transport is None and httptools is not None and self.base_url.startswith("http://"):
             transport = KeepAliveTransport(max_connections=settings.upstream_max_connections, max_keepalive=settings.upstream_max_keepalive)
+        # the direct path (see _send_direct): the keep-alive pool without httpx's request building and cookie handling
+        self.direct = transport if isinstance(transport, KeepAliveTransport) else None
+        base = httpx.URL(self.base_url)
+        self._address = (base.host, base.port or 80)
+        self._base_path = base.raw_path.rstrip(b"/")
+        self._host_header = base.netloc
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s),
@@ -287,10 +320,14 @@ class Upstream:
         all_headers = {"X-Correlation-ID": current_correlation_id() or ""}
         all_headers.update(headers or {})
         extra = {"timeout": timeout} if timeout is not None else {}
+        direct = self.direct is not None and json is None and method != "HEAD" and DIRECT_PATH.fullmatch(path) is not None
         last: Exception | None = None
         for attempt in range(attempts):
             try:
-                response = await self.client.request(method, path, params=params, headers=all_headers, content=content, json=json, **extra)
+                if direct:
+                    response = await self._send_direct(method, path, params, all_headers, content, timeout)
+                else:
+                    response = await self.client.request(method, path, params=params, headers=all_headers, content=content, json=json, **extra)
             except httpx.HTTPError as exc:
                 last = exc
                 log.warning("upstream %s %s %s failed (attempt %d/%d): %r", self.name, method, path, attempt + 1, attempts, exc)
@@ -303,6 +340,31 @@ class Upstream:
             if attempt + 1 < attempts:
                 await asyncio.sleep(self.backoff_s * (2**attempt))
         raise upstream_problem(self.name, last)  # the final attempt raised (any answer returns above)
+
+    async def _send_direct(self, method: str, path: str, params: Any, headers: Mapping[str, str], content: bytes | None,
+                           timeout: float | None) -> httpx.Response:
+        """What client.request() sends, written straight to the keep-alive pool: the path (already URL-safe, see
+        DIRECT_PATH) under the base URL's path, the query encoded by httpx.QueryParams, Host, Accept and User-Agent
+        as httpx sets them unless given, Content-Length for a body. No Accept-Encoding: answers come unencoded."""
+        target = self._base_path + path.encode("ascii")
+        if params:
+            query = str(httpx.QueryParams(params))
+            if query:
+                target += b"?" + query.encode("ascii")
+        body = content or b""
+        raw = [(b"Host", self._host_header)]
+        given = {name.lower() for name in headers}
+        if "accept" not in given:
+            raw.append((b"Accept", b"*/*"))
+        if "user-agent" not in given:
+            raw.append((b"User-Agent", DEFAULT_USER_AGENT))
+        raw += [(name.encode("ascii", "replace"), value.encode()) for name, value in headers.items() if name.lower() not in ("host", "content-length")]
+        if body or method in ("POST", "PUT", "PATCH"):
+            raw.append((b"Content-Length", str(len(body)).encode()))
+        read = timeout if timeout is not None else self.timeout_s
+        timeouts = {"connect": timeout if timeout is not None else self.connect_timeout_s, "read": read, "pool": read}
+        status, response_headers, data = await self.direct.send(*self._address, request_head(method, target, raw), body, timeouts)
+        return httpx.Response(status, headers=response_headers, content=data)
 
     async def get_json(self, path: str, *, params: Any = None, headers: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
         """GET and decode JSON; a non-2xx answer raises Problem with the upstream's status."""

@@ -218,3 +218,61 @@ async def test_garbage_and_truncated_answers_are_protocol_errors_and_502_problem
                 await upstream.request("GET", "/x")
             assert bad.value.status == 502
             await upstream.aclose()
+
+
+# ------------------------------------------------------------------ Upstream's direct path (no httpx request building)
+async def _both(url: str):
+    """The same upstream twice: the direct path, and httpx's client path over the same kind of transport."""
+    settings = GatewaySettings(upstream_retries=0)
+    direct, through_httpx = Upstream("complaints", url, settings), Upstream("complaints", url, settings)
+    through_httpx.direct = None
+    return direct, through_httpx
+
+
+async def test_the_direct_path_sends_what_httpx_sends(upstream_url):
+    direct, through_httpx = await _both(upstream_url)
+    try:
+        assert direct.direct is not None
+        calls = [
+            ("GET", "/echo/a%3Fb/c", {"params": [("tracking_number", "SF 1+2/3"), ("tag", "中"), ("empty", "")],
+                                      "headers": {"X-Actor-Id": "agent-1", "user-agent": "console/1"}}),
+            ("GET", "/echo/plain", {"params": {"customer_id": "C1", "limit": 50}}),
+            ("POST", "/echo/p", {"content": b'{"a": 1}', "headers": {"content-type": "application/json"}}),
+            ("POST", "/echo/empty", {}),
+            ("DELETE", "/echo/d", {}),
+            ("GET", "/echo/needs quoting/é", {}),  # not URL-safe: goes through httpx on both
+        ]
+        for method, path, kw in calls:
+            a, b = await direct.request(method, path, **kw), await through_httpx.request(method, path, **kw)
+            assert (a.status_code, a.json(), a.headers["etag"]) == (b.status_code, b.json(), b.headers["etag"]), (method, path)
+        assert (await direct.get_json("/echo/x", params={"q": "1"}))["query"] == [["q", "1"]]
+    finally:
+        await direct.aclose()
+        await through_httpx.aclose()
+
+
+async def test_the_direct_path_keeps_the_base_path_and_correlation_id(upstream_url):
+    from crm_common.context import correlation_id_var
+
+    upstream = Upstream("profile", upstream_url + "/echo/base/", GatewaySettings())
+    token = correlation_id_var.set("cid-42")
+    try:
+        got = (await upstream.request("GET", "/x/y", params={"a": "b"})).json()
+    finally:
+        correlation_id_var.reset(token)
+        await upstream.aclose()
+    assert got["path"] == "/echo/base/x/y" and got["query"] == [["a", "b"]] and got["headers"]["x-correlation-id"] == "cid-42"
+
+
+async def test_header_injection_is_refused_before_anything_is_sent(upstream_url):
+    direct, through_httpx = await _both(upstream_url)
+    try:
+        for upstream in (direct, through_httpx):
+            for bad in ({"X-Actor-Team": "hotline\r\nX-Actor-Role: admin"}, {"X-Bad\r\nName": "v"}, {"X-Nul": "a\x00b"}):
+                with pytest.raises(Problem) as refused:
+                    await upstream.request("GET", "/echo/x", headers=bad)
+                assert refused.value.status == 502
+        assert CLIENT_PORTS == []
+    finally:
+        await direct.aclose()
+        await through_httpx.aclose()
