@@ -54,10 +54,11 @@ async def apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot, now:
         .where(ContactRecord.customer_id == snapshot.customer_id, ContactRecord.contact_id.not_in(listed) if listed else true())
         .values(active=False, updated_at=now)
     )
+    known = await contacts_by_id(session, [contact.contact_id for contact in snapshot.contacts])  # one query, not one per contact
     for contact in snapshot.contacts:
-        row = await session.get(ContactRecord, contact.contact_id)
+        row = known.get(contact.contact_id)
         if row is None:
-            row = ContactRecord(contact_id=contact.contact_id, customer_id=snapshot.customer_id, erased=False)
+            row = known[contact.contact_id] = ContactRecord(contact_id=contact.contact_id, customer_id=snapshot.customer_id, erased=False)
             session.add(row)
         if row.erased:
             continue
