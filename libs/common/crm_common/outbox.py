@@ -74,10 +74,26 @@ def outbox_row(envelope: EventEnvelope, topic: str | None = None) -> dict:
     }
 
 
+_OUTBOX_COLUMNS = ("event_id", "topic", "key", "event_type", "body", "created_at")
+# PostgreSQL, several rows: each column as one array, one statement whatever the count (prepared once per
+# connection); ORDER BY the array position so the ids (the publication order) follow the given order.
+_OUTBOX_INSERT_POSTGRESQL = (
+    "INSERT INTO outbox (event_id, topic, key, event_type, body, created_at) "
+    "SELECT e, t, k, y, b, c FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::text[], $6::timestamptz[]) "
+    "WITH ORDINALITY AS u(e, t, k, y, b, c, n) ORDER BY n"
+)
+
+
 async def add_to_outbox(session: AsyncSession, envelopes: Sequence[EventEnvelope], topic: str | None = None) -> None:
     """Stage events in the caller's transaction; they exist only if it commits."""
-    if envelopes:
-        await session.execute(insert(outbox_table), [outbox_row(e, topic) for e in envelopes])
+    if not envelopes:
+        return
+    rows = [outbox_row(e, topic) for e in envelopes]
+    if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+        arrays = tuple([row[column] for row in rows] for column in _OUTBOX_COLUMNS)
+        await (await session.connection()).exec_driver_sql(_OUTBOX_INSERT_POSTGRESQL, arrays)
+        return
+    await session.execute(insert(outbox_table), rows)
 
 
 async def emit(

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.auth import Principal
 from crm_common.context import current_correlation_id
@@ -109,46 +111,61 @@ def _insert_ignoring_duplicates(dialect: str):
     return sa_insert(ingested_events)
 
 
-async def ingest(runtime: ServiceRuntime, items: list[Any], principal: Principal) -> IngestResult:
+# PostgreSQL: the batch's ids as arrays, one statement whatever the batch size (prepared once per connection)
+_RECORD_NEW_IDS_POSTGRESQL = (
+    "INSERT INTO ingested_events (event_id, event_type, customer_id, producer, received_at) "
+    "SELECT e, t, c, p, $5 FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]) AS u(e, t, c, p) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+
+
+async def record_new_ids(session: AsyncSession, dialect: str, envelopes: dict[str, EventEnvelope], now: dt.datetime) -> set[str]:
+    """Remember the event ids; returns those not seen before (the others are duplicates)."""
+    if dialect == "postgresql":
+        arrays = ([eid for eid in envelopes], [env.type for env in envelopes.values()], [env.key for env in envelopes.values()],
+                  [env.producer for env in envelopes.values()])
+        result = await (await session.connection()).exec_driver_sql(_RECORD_NEW_IDS_POSTGRESQL, (*arrays, now))
+        return set(result.scalars().all())
+    rows = [{"event_id": eid, "event_type": env.type, "customer_id": env.key, "producer": env.producer, "received_at": now} for eid, env in envelopes.items()]
+    statement = _insert_ignoring_duplicates(dialect).returning(ingested_events.c.event_id)
+    return set((await session.execute(statement, rows)).scalars().all())
+
+
+def _item_result(index: int, event_id: str | None, event_type: str | None, status: Status, *, topic: str | None = None, reason: str | None = None) -> dict:
+    """One entry of IngestResult.results, as plain data (a batch answers hundreds of them)."""
+    return {"index": index, "event_id": event_id, "type": event_type, "status": status, "topic": topic, "reason": reason}
+
+
+async def ingest(runtime: ServiceRuntime, items: list[Any], principal: Principal) -> dict:
+    """Validate, drop duplicates, stage the rest in the outbox: the IngestResult of the batch, as plain data."""
     producer = (principal.name or principal.subject)[:100]
     correlation_id = current_correlation_id()
-    results: list[ItemResult] = []
+    results: list[dict] = []
     candidates: dict[str, tuple[int, EventEnvelope]] = {}
     for index, item in enumerate(items):
-        raw_id = item.get("event_id") if isinstance(item, dict) else None
-        raw_type = item.get("type") if isinstance(item, dict) else None
         try:
             envelope = build_envelope(item, producer=producer, correlation_id=correlation_id)
         except ValueError as exc:
-            results.append(ItemResult(index=index, event_id=str(raw_id) if raw_id is not None else None, type=raw_type, status="rejected", reason=str(exc)))
+            raw_id = item.get("event_id") if isinstance(item, dict) else None
+            raw_type = item.get("type") if isinstance(item, dict) else None
+            results.append(_item_result(index, str(raw_id) if raw_id is not None else None, raw_type, "rejected", reason=str(exc)))
             continue
         event_id = str(envelope.event_id)
         if event_id in candidates:
-            results.append(ItemResult(index=index, event_id=event_id, type=envelope.type, status="duplicate", reason="repeated in this batch"))
+            results.append(_item_result(index, event_id, envelope.type, "duplicate", reason="repeated in this batch"))
             continue
         candidates[event_id] = (index, envelope)
-        results.append(ItemResult(index=index, event_id=event_id, type=envelope.type, status="accepted", topic=topic_for(envelope.type)))
+        results.append(_item_result(index, event_id, envelope.type, "accepted", topic=topic_for(envelope.type)))
 
     if candidates:
-        now = utcnow()
-        rows = [
-            {"event_id": eid, "event_type": env.type, "customer_id": env.key, "producer": env.producer, "received_at": now}
-            for eid, (_, env) in candidates.items()
-        ]
         async with runtime.transaction() as session:
-            statement = _insert_ignoring_duplicates(runtime.db.dialect).returning(ingested_events.c.event_id)
-            new_ids = set((await session.execute(statement, rows)).scalars().all()) if rows else set()
-            fresh = [env for eid, (_, env) in candidates.items() if eid in new_ids]
-            await add_to_outbox(session, fresh)
+            new_ids = await record_new_ids(session, runtime.db.dialect, {eid: env for eid, (_, env) in candidates.items()}, utcnow())
+            await add_to_outbox(session, [env for eid, (_, env) in candidates.items() if eid in new_ids])
         for eid, (index, _) in candidates.items():
             if eid not in new_ids:
-                results[index] = ItemResult(index=index, event_id=eid, type=results[index].type, status="duplicate", reason="event_id seen before")
-    return IngestResult(
-        accepted=sum(r.status == "accepted" for r in results),
-        duplicates=sum(r.status == "duplicate" for r in results),
-        rejected=sum(r.status == "rejected" for r in results),
-        results=results,
-    )
+                results[index] = _item_result(index, eid, results[index]["type"], "duplicate", reason="event_id seen before")
+    counts = Counter(r["status"] for r in results)
+    return {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "rejected": counts["rejected"], "results": results}
 
 
 async def purge_ingested(runtime: ServiceRuntime, older_than: dt.timedelta) -> int:
@@ -195,7 +212,7 @@ def _items_of(body: Any) -> list[Any]:
     responses={207: {"model": IngestResult, "description": "At least one event was rejected; see `results`."}},
     summary="Ingest logistics events from TMS/WMS/billing (one, a list, or {events: [...]})",
 )
-async def post_events(request: Request) -> JSONResponse:
+async def post_events(request: Request) -> Response:
     """200 when every event was accepted or was a duplicate; 207 when at least one was rejected.
     Each result says `accepted`, `duplicate` (event_id seen before) or `rejected` with the reason."""
     gateway = gateway_of(request)
@@ -216,4 +233,4 @@ async def post_events(request: Request) -> JSONResponse:
     if len(items) > settings.ingest_max_batch:
         raise Problem(413, "Payload Too Large", f"At most {settings.ingest_max_batch} events per request.", max_batch=settings.ingest_max_batch)
     result = await ingest(runtime_of(request), items, request.state.principal)
-    return JSONResponse(result.model_dump(mode="json"), status_code=207 if result.rejected else 200)
+    return Response(orjson.dumps(result), status_code=207 if result["rejected"] else 200, media_type="application/json")

@@ -9,7 +9,6 @@ import datetime as dt
 import uuid
 from typing import Any, ClassVar
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _REGISTRY: dict[tuple[str, int], type["EventPayload"]] = {}
@@ -108,7 +107,8 @@ def make_event(
 
 
 def encode_envelope(envelope: EventEnvelope) -> bytes:
-    return orjson.dumps(envelope.model_dump(mode="json"))
+    """The envelope as compact JSON (UTF-8), serialised by pydantic-core in one step."""
+    return envelope.model_dump_json().encode()
 
 
 def decode_envelope(raw: bytes | str) -> EventEnvelope:
