@@ -147,8 +147,11 @@ class Dispatcher:
         by_channel: dict[str, list[tuple[OutgoingMessage, int]]] = defaultdict(list)
         for outgoing, attempt in prepared:
             by_channel[outgoing.channel].append((outgoing, attempt))
-        # one channel's slow provider does not hold up the recording of another channel's sends
-        await asyncio.gather(*(self._send_and_record(group) for group in by_channel.values()))
+        # one channel's slow provider does not hold up the recording of another channel's sends; a failure in one
+        # group is raised only once every group has finished, so the batch is parked after, not during, their recording
+        for outcome in await asyncio.gather(*(self._send_and_record(group) for group in by_channel.values()), return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
         return handled
 
     async def _claim_and_prepare(self, ids: list[str]) -> tuple[list[tuple[OutgoingMessage, int]], int]:
