@@ -133,3 +133,16 @@ async def test_lookup_survives_dropped_database_connections_without_pre_ping(dat
     finally:
         await close_env(env)
         await proxy.stop()
+
+
+async def test_a_phone_without_digits_finds_nothing(env):
+    """It normalises to no number at all: the lookup must not turn that into 'reporter_phone IS NULL' (every complaint
+    filed without a phone), as the ORM comparison with None did before the statements were prebuilt."""
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "transport", {"agent-t1": ALL_WEEK})
+    await seed_team(env.db, "claims", {"agent-c1": ALL_WEEK})
+    await seed_team(env.db, "customer_service", {})
+    filed = await env.client.post("/complaints", json=complaint_body(reporter=None, tracking_numbers=["SF-NOPHONE"]))
+    assert filed.status_code == 201 and filed.json()["reporter"]["phone"] is None
+    assert (await env.client.get("/complaints/lookup", params={"phone": "call me"}, headers=STAFF)).json() == []
+    assert len((await env.client.get("/complaints/lookup", params={"tracking_number": "SF-NOPHONE"}, headers=STAFF)).json()) == 1

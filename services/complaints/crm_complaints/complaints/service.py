@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -496,6 +497,7 @@ LOOKUP_COLUMNS = tuple(Complaint.__table__.c[name] for name in (
 _DIRECTORY = DirectoryCustomer.__table__.c
 _CUSTOMER_MERGE = select(_DIRECTORY.id, _DIRECTORY.merged_into).where(_DIRECTORY.id == bindparam("customer_id"))
 _MERGED_INTO = select(_DIRECTORY.id).where(_DIRECTORY.merged_into.in_(bindparam("ids", expanding=True)))
+_PHONE_OWNERS = select(DirectoryContact.__table__.c.customer_id).where(DirectoryContact.__table__.c.phone == bindparam("phone"))
 
 
 async def _merge_survivor(db: AsyncSession | AsyncConnection, customer_id: str) -> str | None:
@@ -508,6 +510,24 @@ async def _merge_survivor(db: AsyncSession | AsyncConnection, customer_id: str) 
     return customer.id if customer is not None else None
 
 
+@functools.cache
+def _lookup_statement(by_number: bool, by_customers: bool, by_phone: bool, by_tracking: bool):
+    """The lookup SELECT for one combination of keys, values as bound parameters: built (and its cache key
+    computed) once per combination instead of per request."""
+    c, references = Complaint.__table__.c, ComplaintReference.__table__.c
+    query = select(*LOOKUP_COLUMNS)
+    if by_number:
+        query = query.where(c.number == bindparam("number"))
+    if by_customers:
+        query = query.where(c.customer_id.in_(bindparam("customer_ids", expanding=True)))
+    if by_phone:
+        query = query.where((c.reporter_phone == bindparam("phone")) | c.customer_id.in_(bindparam("phone_owners", expanding=True)))
+    if by_tracking:
+        query = query.where(c.id.in_(select(references.complaint_id).where(references.kind.in_(("tracking", "order")),
+                                                                          references.value == bindparam("tracking"))))
+    return query.order_by(c.filed_at.desc()).limit(bindparam("limit", type_=Integer))
+
+
 async def lookup(db: AsyncSession | AsyncConnection, *, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
                  tracking_number: str | None = None, limit: int = 50) -> list[Row]:
     """Complaints by number, customer (following merges), phone (reporter or a contact's customer) or tracking number/order
@@ -516,25 +536,21 @@ async def lookup(db: AsyncSession | AsyncConnection, *, number: str | None = Non
     if not any((number, customer_id, phone, tracking_number)):
         raise Problem(422, "Lookup needs a key", "Give number, customer_id, phone or tracking_number.",
                       errors=[{"loc": ["query"], "msg": "one of number, customer_id, phone, tracking_number is required", "type": "missing"}])
-    c = Complaint.__table__.c
-    query = select(*LOOKUP_COLUMNS)
+    values: dict = {"limit": limit}
     if number:
-        query = query.where(c.number == number.strip().upper())
+        values["number"] = number.strip().upper()
     if customer_id:
         survivor = await _merge_survivor(db, customer_id)
         ids = {customer_id} | ({survivor} if survivor is not None else set())
         merged = (await db.execute(_MERGED_INTO, {"ids": list(ids)})).scalars().all()
-        query = query.where(c.customer_id.in_(ids | set(merged)))
+        values["customer_ids"] = sorted(ids | set(merged))
     if phone:
-        normalized = normalize_phone(phone)
-        contacts = DirectoryContact.__table__.c
-        owners = (await db.execute(select(contacts.customer_id).where(contacts.phone == normalized))).scalars().all()
-        query = query.where((c.reporter_phone == normalized) | c.customer_id.in_(set(owners)))
+        values["phone"] = normalized = normalize_phone(phone)
+        values["phone_owners"] = sorted(set((await db.execute(_PHONE_OWNERS, {"phone": normalized})).scalars().all()))
     if tracking_number:
-        references = ComplaintReference.__table__.c
-        query = query.where(c.id.in_(
-            select(references.complaint_id).where(references.kind.in_(("tracking", "order")), references.value == tracking_number.strip())))
-    return list((await db.execute(query.order_by(c.filed_at.desc()).limit(limit))).all())
+        values["tracking"] = tracking_number.strip()
+    statement = _lookup_statement(bool(number), bool(customer_id), bool(phone), bool(tracking_number))
+    return list((await db.execute(statement, values)).all())
 
 
 # ---- agent actions ---------------------------------------------------------------------------
