@@ -158,7 +158,8 @@ class ScoreBatch:
             return []
         sl = slice(start, stop)
         col = {k: self.columns[k][sl].tolist() for k in RECORD_FIELDS}
-        signals = render.signal_lists(self.signals, sl)
+        signal_code = render.signal_codes(self.signals, sl)
+        signals = render.signal_lists(signal_code)
         tier_json, tier_reasons = render.tier(col["tier"], col["abc_class"], col["churn_risk"], col["orders_12m"])
         revenue_json, orders_json, clv_json = (render.json_values(col[k]) for k in ("revenue_12m", "orders_12m", "clv_12m"))
         details = render.fill(
@@ -170,7 +171,7 @@ class ScoreBatch:
             render.loyalty(self.loyalty, sl),
             render.satisfaction(self.satisfaction, sl),
             render.credit(self.credit, sl),
-            render.churn_risk(self.columns["churn_risk"], self.columns["p_alive_raw"], self.columns["expected_raw"], signals, self.risk_with_model, sl),
+            render.churn_risk(self.columns["churn_risk"], self.columns["p_alive_raw"], self.columns["expected_raw"], signal_code, self.risk_with_model, sl),
             render.lifetime_value(clv_json, self.margin_per_order[sl], "bgnbd+gamma_gamma" if self.model is not None and self.model.bgnbd is not None else "run_rate"),
             tier_json,
             render.matrices(col["value_loyalty"], col["credit_loyalty"], col["value_matrix"]),

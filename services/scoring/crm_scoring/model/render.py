@@ -178,26 +178,38 @@ def credit(s: batch.Credit, sl: slice) -> list[str]:
                 json_numbers(s.limit_use[sl], use_known, 4), json_strings(texts))
 
 
-def signal_lists(signals: dict[str, np.ndarray], sl: slice) -> list[list[str]]:
-    flags = [signals[name][sl].tolist() for name in batch.SIGNALS]
-    return [[name for name, on in zip(batch.SIGNALS, row) if on] for row in zip(*flags)]
+def signal_codes(signals: dict[str, np.ndarray], sl: slice) -> list[int]:
+    """Each customer's signals as a bit set (bit i = batch.SIGNALS[i])."""
+    code = np.zeros(sl.stop - sl.start, dtype=np.int64)
+    for bit, name in enumerate(batch.SIGNALS):
+        code |= signals[name][sl].astype(np.int64) << bit
+    return code.tolist()
+
+
+SIGNAL_SETS = [[name for bit, name in enumerate(batch.SIGNALS) if code >> bit & 1] for code in range(2 ** len(batch.SIGNALS))]
+SIGNAL_JSON = [orjson.dumps(names).decode() for names in SIGNAL_SETS]
+
+
+def signal_lists(codes: list[int]) -> list[list[str]]:
+    return [list(SIGNAL_SETS[c]) for c in codes]
 
 
 NO_ORDERS_RISK = '{"value":"low","inputs":{"signals":[]},"explanation":"low: no orders yet."}'
 
 
-def churn_risk(levels: np.ndarray, p_alive: np.ndarray, expected: np.ndarray, signals: list[list[str]], with_model: np.ndarray, sl: slice) -> list[str]:
+def churn_risk(levels: np.ndarray, p_alive: np.ndarray, expected: np.ndarray, signal_code: list[int], with_model: np.ndarray, sl: slice) -> list[str]:
     """scores.churn_risk's explanation; without a risk model (a customer with neither orders nor signals) the short form."""
     level = levels[sl].tolist()
-    p, p_known = nullable(p_alive[sl])
+    p, _ = nullable(p_alive[sl])
     e, _ = nullable(expected[sl])
     texts = []
-    for lv, pa, ex, sig in zip(level, p, e, signals):
+    for lv, pa, ex, code in zip(level, p, e, signal_code):
+        sig = SIGNAL_SETS[code]
         model = "no population model yet" if pa is None else f"P(alive) {pa:.2f}, {ex:.1f} orders expected in 90 days"
         texts.append(f"{lv}: {model}" + (f"; signals: {', '.join(x.replace('_', ' ') for x in sig)}" if sig else "; no rule signals") + ".")
     rendered = fill('{"value":%s,"inputs":{"p_alive":%s,"expected_orders_90d":%s,"signals":%s},"explanation":%s}',
                     json_strings(level), json_numbers(p_alive[sl], ~np.isnan(p_alive[sl]), 4), json_numbers(expected[sl], ~np.isnan(expected[sl]), 3),
-                    [orjson.dumps(sig).decode() for sig in signals], json_strings(texts))
+                    [SIGNAL_JSON[code] for code in signal_code], json_strings(texts))
     return [text if full else NO_ORDERS_RISK for text, full in zip(rendered, with_model[sl].tolist())]
 
 
