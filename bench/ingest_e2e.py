@@ -1,7 +1,7 @@
 """Event ingestion end to end: TMS batches -> gateway (POST /api/v1/events, tms API key) -> outbox -> Kafka
 -> scoring consumer -> facts and scores committed in PostgreSQL.
 
-    .venv/bin/python bench/ingest_e2e.py [--quick] [--events 100000] [--customers 5000] [--batch 500] [--concurrency 4]
+    .venv/bin/python bench/ingest_e2e.py [--quick] [--events 100000] [--customers 5000] [--batch 500] [--concurrency 4] [--profile 15]
 
 Gateway and scoring run as uvicorn subprocesses (uvloop, httptools) on fresh PostgreSQL databases, against a
 private Tansu broker; the TMS is a second process (bench/ingest_poster.py). An event's facts are committed at
@@ -173,6 +173,10 @@ async def measure(args, log_dir: Path) -> dict:
                 watcher = ScoreWatcher(scoring_dsn)
                 watch_task = asyncio.create_task(watcher.run())
                 print(f"[ingest_e2e] posting {events} events ({customers} customers) in batches of {args.batch}, {args.concurrency} connections", flush=True)
+                profiles = [perfkit.Profiler(server.process.pid, log_dir / f"profile-{server.name}", args.profile) for server in (gateway, scoring)] \
+                    if args.profile else []
+                for profile in profiles:
+                    profile.__enter__()
                 batches = post(gateway.url, api_key, items, batch=args.batch, concurrency=args.concurrency, work=log_dir)
                 accepted = sum(b["accepted"] for b in batches)
                 bad = [b for b in batches if b["status"] != 200]
@@ -183,6 +187,8 @@ async def measure(args, log_dir: Path) -> dict:
                 await wait_for_inbox(scoring_dsn, base_count + accepted,
                                      progress=lambda n: None)
                 committed = await commit_times(scoring_dsn)
+                per_transaction = await events_per_transaction(scoring_dsn, since=min(b["sent_at"] for b in batches))
+                print(f"[ingest_e2e] scoring consumer: {per_transaction:,.0f} events per transaction", flush=True)
                 # then every marked customer rescored (debounced rescoring), and one more poll of the scores
                 deadline = time.monotonic() + 600
                 while await watcher.queue_length() > 0 and time.monotonic() < deadline:
@@ -190,6 +196,8 @@ async def measure(args, log_dir: Path) -> dict:
                 await asyncio.sleep(0.5)
                 watcher.stop()
                 await watch_task
+                for profile in profiles:
+                    profile.__exit__(None, None, None)
     sent_at: dict[str, tuple[float, str]] = {}
     for b in batches:
         for item in items[b["first"] : b["first"] + b["n"]]:
@@ -214,7 +222,7 @@ async def measure(args, log_dir: Path) -> dict:
         "lag_p50_s": perfkit.percentile(score_lags, 0.5), "lag_p99_s": perfkit.percentile(score_lags, 0.99),
         "lag_max_s": max(score_lags) if score_lags else float("nan"),
         "facts_lag_p50_s": perfkit.percentile(fact_lags, 0.5), "facts_lag_p99_s": perfkit.percentile(fact_lags, 0.99),
-        "events_without_score_seen": missing, "rescore_queue": watcher.has_queue, "raw": raw,
+        "events_without_score_seen": missing, "rescore_queue": watcher.has_queue, "raw": raw, "events_per_transaction": per_transaction,
     }
 
 
@@ -242,6 +250,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--profile", type=float, default=0, help="py-spy the gateway and scoring for this many seconds from the first post")
 
 
 def main(argv=None) -> int:
