@@ -124,22 +124,27 @@ class Platform:
 
     # ---------------------------------------------------------------- faults
 
-    async def restart(self, name: str) -> None:
+    async def restart(self, name: str, *, wait_for_join: bool = True) -> None:
         """A new app and runtime on the same database take over; the old runtime is stopped (its relay may
-        have published without marking: duplicates, absorbed by the inboxes)."""
+        have published without marking: duplicates, absorbed by the inboxes).
+
+        wait_for_join: like a rolling update gated on the consumers, the old runtime leaves once the new
+        consumers have joined; otherwise it leaves while they are still joining (a plain rolling update),
+        which on Tansu can leave the group waiting for a departed leader until the join watchdog repairs it."""
         old = self.apps[name]
         new = build_app(name, self.urls[name], self.kafka, transports=self.transports if name == "gateway" else None)
         await new.state.runtime.start()
-        # Like a readiness-gated rolling update: the old runtime leaves once the new consumers have joined.
-        # Leaving while they are still joining stalls the group on Tansu (test_consumer_restart.py[replace]).
-        await asyncio.wait_for(asyncio.gather(*(c.started.wait() for c in new.state.runtime.consumers)), 60)
+        if wait_for_join:
+            await asyncio.wait_for(asyncio.gather(*(c.started.wait() for c in new.state.runtime.consumers)), 60)
+        else:
+            await asyncio.sleep(0.2)
         self.apps[name] = new
         self.transports[name].app = new
         await asyncio.sleep(0.2)  # requests already inside the old app finish (or fail and are retried)
         await old.state.runtime.stop()
         if name == "gateway":
             await old.state.gateway.aclose()
-        self.faults[f"restart {name}"] += 1
+        self.faults[f"restart {name}" + ("" if wait_for_join else " (old leaves while the new joins)")] += 1
 
     async def kill_consumer(self, rng: random.Random) -> None:
         """Cancel one consumer task mid-whatever (uncommitted offsets are read again) and start it again."""
@@ -321,7 +326,7 @@ async def inject_faults(platform: Platform, broker, rng: random.Random, stop: as
         elif kind == "consumer":
             await platform.kill_consumer(rng)
         else:
-            await platform.restart(rng.choice(restartable))
+            await platform.restart(rng.choice(restartable), wait_for_join=rng.random() < 0.5)
         await platform.settled(settle_s)
 
 

@@ -29,18 +29,7 @@ async def _counts(db: Database) -> tuple[int, int]:
     return int(total), int(distinct)
 
 
-TANSU_ROLLING_RESTART = pytest.mark.xfail(
-    reason=(
-        "Tansu (the development broker) keeps a member that left during the sync phase as the leader of the "
-        "pending generation: the remaining member's SyncGroup gets REBALANCE_IN_PROGRESS and every re-join is "
-        "answered with the same generation and the departed leader, so the rebalance never completes. Apache "
-        "Kafka starts a new generation when the leader leaves. Open; see docs/reliability.md."
-    ),
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("how", ["kill", pytest.param("replace", marks=TANSU_ROLLING_RESTART)])
+@pytest.mark.parametrize("how", ["kill", "replace"])
 async def test_consumer_restarted_during_a_stream_applies_every_event_once(database_factory, kafka_settings, postgres_available, how):
     if not postgres_available:
         pytest.skip("PostgreSQL not reachable")
@@ -51,8 +40,11 @@ async def test_consumer_restarted_during_a_stream_applies_every_event_once(datab
     publisher = KafkaPublisher(kafka_settings, client_id="e2e-restart")
     handler = RecordingHandler()
 
+    consumers: list[InboxConsumer] = []
+
     def new_consumer() -> InboxConsumer:
-        return InboxConsumer(db, kafka_settings, handler, publisher, batch_size=20)
+        consumers.append(InboxConsumer(db, kafka_settings, handler, publisher, batch_size=20))
+        return consumers[-1]
 
     consumer = new_consumer()
     task = asyncio.create_task(consumer.run())
@@ -86,8 +78,9 @@ async def test_consumer_restarted_during_a_stream_applies_every_event_once(datab
             applied_total, distinct = await _counts(db)
             live = consumer._consumer
             assignment = sorted((tp.topic, tp.partition) for tp in live.assignment()) if live is not None else None
-            print(f"{how}: {restarts} restarts, {distinct}/{total} events applied, {applied_total - distinct} applied twice; "
-                  f"the last consumer's assignment: {assignment}")
+            watchdog_rejoins = sum(c.join_restarts for c in consumers)
+            print(f"{how}: {restarts} restarts, {distinct}/{total} events applied, {applied_total - distinct} applied twice, "
+                  f"{watchdog_rejoins} watchdog rejoins; the last consumer's assignment: {assignment}")
         assert applied_total == distinct, "an event was applied twice"
     finally:
         consumer.stop()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +24,7 @@ from crm_common.context import correlation_id_var
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, InvalidEvent, decode_envelope
 from crm_common.events.topics import dlq_topic
+from crm_common.group_repair import release_departed_leader
 from crm_common.metrics import CONSUMER_LAG, DLQ_MESSAGES, EVENTS_CONSUMED
 from crm_common.outbox import messaging_metadata
 from crm_common.settings import KafkaSettings
@@ -202,6 +205,47 @@ class InboxProcessor:
                 await self._claim(session, [event], "dead_letter")
 
 
+class GroupJoinStalled(RuntimeError):
+    """The consumer's group join did not complete within the watchdog's limit."""
+
+
+def group_join_complete(consumer: AIOKafkaConsumer) -> bool:
+    """True while the member holds a completed generation: aiokafka heartbeats only then.
+
+    Reads aiokafka internals (pinned version; tests/e2e/test_consumer_restart.py breaks if they move).
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    return coordinator is not None and getattr(coordinator, "_heartbeat_task", None) is not None
+
+
+class JoinWatchdog:
+    """Notices a group join that never completes, so the consumer can leave and join again.
+
+    Why: on Tansu, when the leader of a generation being formed leaves during the sync phase (a rolling
+    restart), the remaining members are answered with that generation and the departed leader forever
+    (docs/reliability.md). Joining again with a new member id ends it. On Apache Kafka a join taking this
+    long is already broken, so a rejoin costs at most one more rebalance. An idle replica (more replicas
+    than partitions) holds a completed generation with no partitions and is left alone.
+    """
+
+    def __init__(self, limit_s: float, clock: Callable[[], float] = time.monotonic):
+        self.limit_s = limit_s
+        self.clock = clock
+        self._rejoining_since: float | None = None
+
+    def observe(self, joined: bool) -> None:
+        """Call between polls; raises GroupJoinStalled once the join has been pending longer than the limit."""
+        if joined or self.limit_s <= 0:
+            self._rejoining_since = None
+            return
+        now = self.clock()
+        if self._rejoining_since is None:
+            self._rejoining_since = now
+        elif now - self._rejoining_since > self.limit_s:
+            self._rejoining_since = None
+            raise GroupJoinStalled(f"group join pending for more than {self.limit_s:.0f}s")
+
+
 class InboxConsumer:
     """Runs an InboxProcessor against a Kafka consumer group."""
 
@@ -227,6 +271,7 @@ class InboxConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = False
         self.started = asyncio.Event()
+        self.join_restarts = 0  # times the JoinWatchdog made this consumer leave and join again
 
     def stop(self) -> None:
         self._stopping = True
@@ -244,7 +289,14 @@ class InboxConsumer:
             heartbeat_interval_ms=self.kafka.consumer_heartbeat_interval_ms,
         )
         try:
-            await consumer.start()
+            join_limit_s = self.kafka.consumer_join_watchdog_s
+            if join_limit_s > 0:
+                await asyncio.wait_for(consumer.start(), join_limit_s)
+            else:
+                await consumer.start()
+        except TimeoutError:
+            await asyncio.shield(consumer.stop())
+            raise GroupJoinStalled(f"first group join took more than {join_limit_s:.0f}s") from None
         except BaseException:  # cancelled or failed while joining: leave the group, or it keeps our partitions
             await asyncio.shield(consumer.stop())
             raise
@@ -260,21 +312,38 @@ class InboxConsumer:
                 await self._poll_loop(self._consumer)
             except asyncio.CancelledError:
                 raise
+            except GroupJoinStalled as stalled:
+                self.join_restarts += 1
+                log.warning("consumer %s: %s; leaving the group, releasing a departed leader, joining again", self.handler.name, stalled)
+                await self._close_consumer()
+                await self._release_departed_leader()
             except Exception:
                 log.exception("consumer %s failed; restarting in %.1fs", self.handler.name, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
             finally:
-                if self._consumer is not None:
-                    consumer, self._consumer = self._consumer, None
-                    try:
-                        await consumer.stop()
-                    except Exception:
-                        log.warning("consumer stop failed", exc_info=True)
+                await self._close_consumer()
+
+    async def _close_consumer(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            try:
+                await consumer.stop()
+            except Exception:
+                log.warning("consumer stop failed", exc_info=True)
+
+    async def _release_departed_leader(self) -> None:
+        topics = [self.kafka.physical(t) for t in self.handler.topics]
+        try:
+            await asyncio.wait_for(release_departed_leader(self.kafka, self.group_id, topics), timeout=30)
+        except Exception:
+            log.warning("consumer %s: releasing a departed leader failed", self.handler.name, exc_info=True)
 
     async def _poll_loop(self, consumer: AIOKafkaConsumer) -> None:
+        watchdog = JoinWatchdog(self.kafka.consumer_join_watchdog_s)
         while not self._stopping:
             batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
+            watchdog.observe(bool(batches) or group_join_complete(consumer))
             for tp, records in batches.items():
                 deliveries = [
                     Delivery(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ())) for r in records

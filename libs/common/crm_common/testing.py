@@ -110,6 +110,7 @@ async def kafka_settings(kafka_bootstrap) -> KafkaSettings:
         topic_partitions=3,
         consumer_session_timeout_ms=3000,
         consumer_heartbeat_interval_ms=500,
+        consumer_join_watchdog_s=10.0,
     )
     await ensure_topics(settings, ALL_TOPICS)
     return settings
