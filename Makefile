@@ -8,7 +8,7 @@ SERVICE_DIRS := $(patsubst %/pyproject.toml,%,$(SERVICE_PROJECTS))
 TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_POSTGRES_URL
 
-.PHONY: install run test test-faults bench bench-scoring scaleout browser clean
+.PHONY: install run test test-faults bench bench-scoring scaleout browser loadgen clean
 
 install: $(STAMP)
 
@@ -39,7 +39,13 @@ browser:
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) \
 	    || echo "WARNING: could not install chromium; the browser test will be skipped" >&2; }
 
-bench: install
+## wrk drives the HTTP benchmarks from a second process; without it bench/loadgen.py (httpx) is the bottleneck.
+loadgen:
+	@command -v wrk >/dev/null 2>&1 || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+	    || echo "WARNING: could not install wrk; HTTP benchmarks fall back to bench/loadgen.py" >&2; }
+
+bench: install loadgen
 	$(BIN)/python bench/run_all.py
 
 bench-scoring: install
