@@ -11,11 +11,9 @@ socket attribute lookup and a poll) on every request, a third of the gateway's C
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import re
 import select
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,18 +24,6 @@ from crm_common.problems import Problem
 from crm_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-
-def remember_missing_sniffio() -> None:
-    """httpcore imports `sniffio` in every lock and event it sets up (several per proxied request). anyio 4 no
-    longer brings sniffio, and a failed import is not cached: each one walked sys.path again, a quarter of the
-    gateway's CPU under py-spy. A None entry in sys.modules makes that import fail at once with the same
-    ModuleNotFoundError, which httpcore, httpx and anyio already handle (they then assume asyncio). Nothing
-    changes when sniffio is installed."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None
-
-
-remember_missing_sniffio()
 
 try:  # uvicorn[standard] brings it; without it the upstreams use httpx's own transport
     import httptools
