@@ -72,9 +72,17 @@ class Weighted:
     components: dict[str, np.ndarray]
     known: dict[str, np.ndarray]
     used: dict[str, np.ndarray]  # NaN where the component is not used
+    weights: dict[str, float]
+    pattern: np.ndarray  # which weighted components are used, bit i = i-th key of `used`
 
     def has_score(self) -> np.ndarray:
         return ~np.isnan(self.score)
+
+    def used_weights(self, pattern: int) -> dict[str, float]:
+        """The weights actually used for one pattern, as explain.weighted computes and rounds them."""
+        names = [k for i, k in enumerate(self.used) if pattern >> i & 1]
+        total = sum(self.weights[k] for k in names)
+        return {k: round(self.weights[k] / total, 4) for k in names}
 
 def weighted(components: dict[str, np.ndarray], known: dict[str, np.ndarray], weights: dict[str, float], n: int) -> Weighted:
     """Weighted mean of the known components (each clipped to 0..1), unknown ones giving their weight to the others.
@@ -92,15 +100,17 @@ def weighted(components: dict[str, np.ndarray], known: dict[str, np.ndarray], we
         any_known |= mask
     valid = any_known & (total > 0)
     used: dict[str, np.ndarray] = {}
+    pattern = np.zeros(n, dtype=np.int64)
     acc = np.zeros(n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for k, mask in active.items():
+        for bit, (k, mask) in enumerate(active.items()):
             use = mask & valid
             share = np.where(use, weights[k] / total, np.nan)
             used[k] = share
+            pattern |= use.astype(np.int64) << bit
             acc = acc + np.where(use, clip01(components[k]) * np.where(use, share, 0.0), 0.0)
     score = np.where(valid, rounded_array(100.0 * acc, 2), np.nan)
-    return Weighted(score, components, known, used)
+    return Weighted(score, components, known, used, dict(weights), pattern)
 
 
 def _always(n: int) -> np.ndarray:

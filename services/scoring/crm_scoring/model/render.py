@@ -66,15 +66,10 @@ def components_json(w: batch.Weighted, sl: slice) -> list[str]:
 
 
 def weights_json(w: batch.Weighted, sl: slice) -> list[str]:
-    """{"name": round(weight, 4), ...} of the components actually used."""
-    columns = []
-    for k, used in w.used.items():
-        share = used[sl]
-        prefix = f',"{k}":'
-        columns.append([prefix + text if on else "" for text, on in zip(json_numbers(share, None, 4), (~np.isnan(share)).tolist())])
-    if not columns:
-        return ["{}"] * (sl.stop - sl.start)
-    return ["{" + "".join(parts)[1:] + "}" for parts in zip(*columns)]
+    """{"name": round(weight, 4), ...} of the components actually used: one text per pattern of known components."""
+    patterns = w.pattern[sl].tolist()
+    texts = {p: orjson.dumps(w.used_weights(p)).decode() for p in set(patterns)}
+    return [texts[p] for p in patterns]
 
 
 # ---------------------------------------------------------------- one renderer per score
