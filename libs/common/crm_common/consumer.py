@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, delete
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +39,12 @@ inbox_table = Table(
     Column("outcome", String(20), nullable=False),
     Column("processed_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+)
+
+
+_CLAIM_POSTGRESQL = (
+    "INSERT INTO inbox (consumer, event_id, event_type, outcome, processed_at) "
+    "SELECT $1, e, t, $4, $5 FROM unnest($2::varchar[], $3::varchar[]) AS u(e, t) ON CONFLICT DO NOTHING RETURNING event_id"
 )
 
 
@@ -95,7 +100,7 @@ class InboxProcessor:
         self.logical_topic = lambda topic: topic
 
     async def process(self, deliveries: list[Delivery]) -> None:
-        """Apply a batch of one partition. Raises only when a dead letter could not be written."""
+        """Apply a batch (one poll, one or more partitions). Raises only when a dead letter could not be written."""
         events: list[Event] = []
         for delivery in deliveries:
             try:
@@ -148,9 +153,13 @@ class InboxProcessor:
                 event_id,
                 {"consumer": self.handler.name, "event_id": event_id, "event_type": event.envelope.type, "outcome": outcome, "processed_at": now},
             )
-        insert_for_dialect = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        statement = insert_for_dialect(inbox_table).on_conflict_do_nothing().returning(inbox_table.c.event_id)
-        claimed = set((await session.execute(statement, list(rows.values()))).scalars())
+        if session.bind.dialect.name == "postgresql":  # ids and types as two arrays: one statement text for every batch size
+            arrays = ([r["event_id"] for r in rows.values()], [r["event_type"] for r in rows.values()])
+            result = await (await session.connection()).exec_driver_sql(_CLAIM_POSTGRESQL, (self.handler.name, *arrays, outcome, now))
+            claimed = set(result.scalars())
+        else:
+            statement = sqlite_insert(inbox_table).on_conflict_do_nothing().returning(inbox_table.c.event_id)
+            claimed = set((await session.execute(statement, list(rows.values()))).scalars())
         fresh: list[Event] = []
         for event in events:
             event_id = str(event.envelope.event_id)
@@ -344,16 +353,21 @@ class InboxConsumer:
         while not self._stopping:
             batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
             watchdog.observe(bool(batches) or group_join_complete(consumer))
-            for tp, records in batches.items():
-                deliveries = [
-                    Delivery(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ())) for r in records
-                ]
-                try:
-                    await self.processor.process(deliveries)
-                except Exception:
+            if not batches:
+                continue
+            # every partition of the poll in one transaction: fewer, bigger claims and upserts; each partition's
+            # records stay in offset order, and the handler's merge does not depend on the order across partitions
+            deliveries = [
+                Delivery(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ())) for records in batches.values() for r in records
+            ]
+            try:
+                await self.processor.process(deliveries)
+            except Exception:
+                for tp, records in batches.items():
                     consumer.seek(tp, records[0].offset)  # nothing committed: read the batch again
-                    raise
-                await consumer.commit({tp: records[-1].offset + 1})
+                raise
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+            for tp, records in batches.items():
                 self._record_lag(consumer, tp, records[-1].offset + 1)
 
     def _record_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, position: int) -> None:
