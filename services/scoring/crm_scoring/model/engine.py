@@ -199,7 +199,6 @@ def _optional(values: np.ndarray, known: np.ndarray, digits: int | None = None) 
 
 def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings, as_of_day: int) -> ScoreBatch:
     """Every score of every customer of `features`, one numpy pass per formula (crm_scoring.model.batch)."""
-    n = len(features)
     f = {name: _column(features, name) for name in features.columns}
     norms = model.norms if model is not None else DEFAULT_NORMS
     clv, expected90, alive, margin_per_order = (s.to_numpy(dtype=float) for s in _clv(features, model, settings))
@@ -211,10 +210,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
     potential = batch.potential_value(f["growth_rate"].astype(float), f["services_used"], sow, clv, norms, settings.potential_value_weights)
     sat = batch.satisfaction(f["shipments"], f["on_time_known"], f["on_time_count"], f["incidents"], f["complaints"], f["complaints_within_sla"],
                              f["survey_mean"].astype(float), settings.satisfaction_weights)
-    recent_known = (f["shipments_recent"] != 0) | (f["complaints_recent"] != 0)
-    sat_recent = batch.satisfaction_value(f["shipments_recent"], f["on_time_known_recent"], f["on_time_count_recent"], f["incidents_recent"], f["complaints_recent"],
-                                          np.zeros(n), f["survey_mean_recent"].astype(float), {**settings.satisfaction_weights, "resolution": 0.0})
-    sat_recent = np.where(recent_known, sat_recent, np.nan)
+    sat_recent = _recent_satisfaction(f, settings)
     first_day = f["first_order_day"].astype(float)
     tenure = np.where(has_orders, as_of_day - first_day, 0.0)
     loy = batch.loyalty(f["orders_total"], tenure, f["gap_cv"].astype(float), sow, sat.value, settings.loyalty_weights, settings.tenure_full_days)
@@ -227,20 +223,9 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
     signal_count = sum(s.astype(int) for s in signals.values())
     p_alive = np.where(has_orders, alive, np.nan)
     expected = np.where(has_orders, expected90, np.nan)
-    risk = batch.risk_level(p_alive, signal_count, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk)
-    risk = np.where(has_orders | (signal_count > 0), risk, "low").astype(object)
-
-    if model is not None:
-        abc_class = abc.classify_many(contrib, model.abc)
-        recency = as_of_day - f["last_order_day"].astype(float)
-        r = rfm.score_many(recency, model.rfm["r"])
-        fq = rfm.score_many(f["orders_window"].astype(float), model.rfm["f"])
-        m = rfm.score_many(f["revenue_window"].astype(float), model.rfm["m"])
-        segment = np.where(has_orders, batch.segments(r, fq, m), None)
-        rfm_r, rfm_f, rfm_m = (_optional(s, has_orders) for s in (r, fq, m))
-    else:
-        abc_class = np.full(n, None, dtype=object)
-        segment = rfm_r = rfm_f = rfm_m = np.full(n, None, dtype=object)
+    with_risk_model = has_orders | (signal_count > 0)  # else "low: no orders yet."
+    risk = np.where(with_risk_model, batch.risk_level(p_alive, signal_count, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk), "low").astype(object)
+    abc_class, rfm_r, rfm_f, rfm_m, segment = _abc_and_rfm(f, contrib, model, has_orders, as_of_day)
     orders_window = f["orders_window"]
     tier = batch.tiers(abc_class, risk, orders_window)
     threshold = settings.matrix_threshold
@@ -271,7 +256,28 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
         "expected_raw": expected,
     }
     recency_days = np.where(has_orders, as_of_day - np.nan_to_num(f["last_order_day"].astype(float)), 0).astype(np.int64)
-    return ScoreBatch(list(features.index), columns, current, potential, sat, loy, credit, signals, has_orders | (signal_count > 0), recency_days, margin_per_order, model)
+    return ScoreBatch(list(features.index), columns, current, potential, sat, loy, credit, signals, with_risk_model, recency_days, margin_per_order, model)
+
+
+def _recent_satisfaction(f: dict[str, np.ndarray], settings) -> np.ndarray:
+    """Satisfaction over the last 90 days (no resolution component), NaN without recent shipments or complaints."""
+    recent_known = (f["shipments_recent"] != 0) | (f["complaints_recent"] != 0)
+    value = batch.satisfaction_value(f["shipments_recent"], f["on_time_known_recent"], f["on_time_count_recent"], f["incidents_recent"], f["complaints_recent"],
+                                     np.zeros(len(recent_known)), f["survey_mean_recent"].astype(float), {**settings.satisfaction_weights, "resolution": 0.0})
+    return np.where(recent_known, value, np.nan)
+
+
+def _abc_and_rfm(f: dict[str, np.ndarray], contrib: np.ndarray, model: PopulationModel | None, has_orders: np.ndarray, as_of_day: int) -> tuple[np.ndarray, ...]:
+    """ABC class, R, F, M and segment (None without a population model; RFM None for customers without orders)."""
+    if model is None:
+        nothing = np.full(len(contrib), None, dtype=object)
+        return nothing, nothing, nothing, nothing, nothing
+    abc_class = abc.classify_many(contrib, model.abc)
+    r = rfm.score_many(as_of_day - f["last_order_day"].astype(float), model.rfm["r"])
+    fq = rfm.score_many(f["orders_window"].astype(float), model.rfm["f"])
+    m = rfm.score_many(f["revenue_window"].astype(float), model.rfm["m"])
+    segment = np.where(has_orders, batch.segments(r, fq, m), None)
+    return (abc_class, *(_optional(s, has_orders) for s in (r, fq, m)), segment)
 
 
 def score_features(features: pd.DataFrame, model: PopulationModel | None, settings, as_of_day: int) -> list[dict[str, Any]]:
