@@ -146,3 +146,43 @@ async def test_a_phone_without_digits_finds_nothing(env):
     assert filed.status_code == 201 and filed.json()["reporter"]["phone"] is None
     assert (await env.client.get("/complaints/lookup", params={"phone": "call me"}, headers=STAFF)).json() == []
     assert len((await env.client.get("/complaints/lookup", params={"tracking_number": "SF-NOPHONE"}, headers=STAFF)).json()) == 1
+
+
+async def test_a_write_after_dropped_connections_fails_once_with_503_then_succeeds(database_factory, postgres_available):
+    """The service runs without the pool's pre-ping by default: the first statement on a connection the database
+    dropped fails. That request gets a 503 problem and writes nothing; the pool is invalidated, so the retry works."""
+    import pytest
+    from complaints_support import close_env, make_env, migrated_url
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from crm_common.testing import TcpProxy
+
+    if not postgres_available:
+        pytest.skip("needs PostgreSQL")
+    url = await migrated_url(database_factory, "postgres", "write_drop")
+    target = make_url(url)
+    proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+    env = await make_env(database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    try:
+        assert env.settings.db_pool_pre_ping is False
+        await seed_customer(env.db, "cust-1")
+        await seed_team(env.db, "transport", {"agent-t1": ALL_WEEK})
+        await seed_team(env.db, "claims", {"agent-c1": ALL_WEEK})
+        await seed_team(env.db, "customer_service", {})
+        assert (await env.client.post("/complaints", json=complaint_body(tracking_numbers=["SF-W1"]))).status_code == 201
+        proxy.drop_connections()
+        statuses = []
+        for _ in range(3):
+            response = await env.client.post("/complaints", json=complaint_body(tracking_numbers=["SF-W2"]))
+            statuses.append(response.status_code)
+            if response.status_code == 201:
+                break
+            assert response.status_code == 503 and response.json()["status"] == 503, response.text
+        assert statuses == [503, 201], statuses  # the dead pooled connection fails once, then the pool reconnects
+        async with env.db.sessions() as session:
+            filed = await session.scalar(text("SELECT COUNT(*) FROM complaint_references WHERE value = 'SF-W2'"))
+        assert filed == 1  # the failed attempt left nothing behind
+    finally:
+        await close_env(env)
+        await proxy.stop()
