@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
@@ -46,6 +46,16 @@ class ServiceRuntime:
             for handler in handlers
         ]
         self._tasks: list[asyncio.Task] = []
+        self._own_loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+
+    def add_background_loop(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """A loop of the service's own (a scheduler, a purge): started with the relay and consumers, cancelled on stop."""
+        self._own_loops.append((name, run))
+
+    def add_shutdown_hook(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Called on stop, after the background tasks ended and before the database is closed."""
+        self._shutdown_hooks.append(close)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -60,6 +70,8 @@ class ServiceRuntime:
         if self.settings.run_consumers if consumers is None else consumers:
             for consumer in self.consumers:
                 self._tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.handler.name}"))
+        for name, run in self._own_loops:
+            self._tasks.append(asyncio.create_task(run(), name=f"{self.settings.service_name}-{name}"))
 
     async def stop(self) -> None:
         self.relay.stop()
@@ -70,6 +82,11 @@ class ServiceRuntime:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for close in self._shutdown_hooks:
+            try:
+                await close()
+            except Exception:
+                log.warning("shutdown hook %r failed", close, exc_info=True)
         await self.publisher.stop()
         await self.db.dispose()
 

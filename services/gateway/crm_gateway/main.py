@@ -1,10 +1,8 @@
 """ASGI entry point: `uvicorn crm_gateway.main:app` (or `create_app(settings)` in tests)."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Mapping
-from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -42,25 +40,13 @@ def create_app(
     app.user_middleware.append(Middleware(GatewayAuthMiddleware, state=gateway))
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
-    inner_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI):
-        async with inner_lifespan(app_) as state:
-            purge = None
-            if start_background:
-                retention = dt.timedelta(days=settings.ingest_dedup_retention_days)
-                purge = asyncio.create_task(ingestion.purge_loop(
-                    runtime, retention, settings.ingest_purge_interval_s, dt.timedelta(days=settings.shipments_retention_days)))
-            try:
-                yield state
-            finally:
-                if purge is not None:
-                    purge.cancel()
-                    await asyncio.gather(purge, return_exceptions=True)
-                await gateway.aclose()
-
-    app.router.lifespan_context = lifespan
+    if start_background:
+        retention = dt.timedelta(days=settings.ingest_dedup_retention_days)
+        shipments_retention = dt.timedelta(days=settings.shipments_retention_days)
+        runtime.add_background_loop(
+            "ingest-purge", lambda: ingestion.purge_loop(runtime, retention, settings.ingest_purge_interval_s, shipments_retention)
+        )
+    runtime.add_shutdown_hook(gateway.aclose)
     return app
 
 

@@ -50,21 +50,7 @@ def create_app(settings: ScoringSettings | None = None, *, start_background: boo
         start_background=start_background,
     )
     if start_background and settings.run_scheduler:
-        scheduler = RecomputeScheduler(runtime, settings.recompute_interval_s)
-        inner = app.router.lifespan_context
-
-        from contextlib import asynccontextmanager
-
-        @asynccontextmanager
-        async def lifespan(a):
-            async with inner(a) as state:
-                scheduler.start()
-                try:
-                    yield state
-                finally:
-                    await scheduler.stop()
-
-        app.router.lifespan_context = lifespan
+        runtime.add_background_loop("recompute", RecomputeScheduler(runtime, settings.recompute_interval_s).run)
     return app
 
 

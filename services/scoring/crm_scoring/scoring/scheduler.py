@@ -1,4 +1,4 @@
-"""The nightly population recompute: an asyncio task in the app's lifespan.
+"""The nightly population recompute: a background loop of the API process's runtime.
 
 With several replicas each runs it; on PostgreSQL an advisory lock lets only one do the work at a time.
 """
@@ -19,17 +19,7 @@ class RecomputeScheduler:
     def __init__(self, runtime, interval_s: float):
         self.runtime = runtime
         self.interval_s = interval_s
-        self._task: asyncio.Task | None = None
         self.runs = 0
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="scoring-recompute")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def run_once(self) -> dict | None:
         runtime = self.runtime
@@ -42,7 +32,7 @@ class RecomputeScheduler:
         log.info("population recompute: %d customers, events %s", result["customers"], result["events"])
         return result
 
-    async def _loop(self) -> None:
+    async def run(self) -> None:
         # a fresh installation gets its first model at once; afterwards every interval
         try:
             async with self.runtime.db.sessions() as session:
