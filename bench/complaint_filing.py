@@ -81,7 +81,7 @@ async def load_with_samples(gateway_url: str, dsn: str, headers: dict, body_list
 def run(args) -> dict:
     duration = args.duration or (6 if args.quick else 20)
     log_dir = perfkit.log_dir_for("complaint_filing")
-    base = status_query.baseline(log_dir, args.connections, duration)
+    base = status_query.baseline(log_dir, [args.connections], duration)[args.connections]
     print(f"[complaint_filing] baseline: {base['rps']:,.0f} req/s p99 {base['p99_ms']:.1f} ms ({base['tool']})", flush=True)
 
     async def main() -> dict:
