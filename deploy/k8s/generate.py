@@ -40,7 +40,8 @@ SERVICES = [
         "api": {"cpu": ("100m", "1"), "memory": ("256Mi", "512Mi")},
         "workerres": {"cpu": ("100m", "1"), "memory": ("192Mi", "384Mi")},
         "config": {"COMPLAINTS_LOG_LEVEL": "INFO", "COMPLAINTS_LOG_JSON": "true"},
-        "api_env": {}, "worker_env": {},
+        # the call-center lookup API: a pool as large as its concurrent load, no overflow churn (docs/performance.md)
+        "api_env": {"COMPLAINTS_DB_POOL_SIZE": "20"}, "worker_env": {},
     },
     {
         "name": "notifications", "prefix": "NOTIFICATIONS_", "worker": True,
