@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -283,3 +284,28 @@ class RefusingDeadLetters:
 
     async def send(self, topic, key, value, headers=None):
         raise AssertionError(f"unexpected dead letter on {topic}: {list(headers or [])}")
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def served_on_loopback(app) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port, for clients that need a real socket; yields its URL."""
+    import uvicorn
+
+    port = free_loopback_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

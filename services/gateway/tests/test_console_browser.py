@@ -2,17 +2,15 @@
 uvicorn in-process with fake upstream services. Leaves screenshots under TEST_OUTPUT_DIR."""
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-import uvicorn
 
+from crm_common.testing import served_on_loopback
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
 from gateway_support import FakeUpstreams, dashboard_events, feed_read_models, shipment_events
@@ -32,10 +30,6 @@ def _chromium() -> str:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -43,16 +37,8 @@ async def console_url(gateway_db):
     settings = GatewaySettings(database_url=gateway_db)
     app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
     await feed_read_models(app.state.runtime, dashboard_events() + shipment_events("C2"))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served_on_loopback(app) as url:
+        yield url
     await app.state.gateway.aclose()
     await app.state.runtime.db.dispose()
 
@@ -159,17 +145,6 @@ async def test_console_is_not_for_agents_dashboard(console_url, page):
     assert await page.locator("#tab-dashboard").is_hidden()
 
 
-async def _serve(app):
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, task
-
-
 async def test_call_center_against_the_real_services(database_factory, page):
     for module in ("crm_profile", "crm_complaints", "crm_scoring"):
         pytest.importorskip(module, reason=f"{module} not installed")
@@ -177,31 +152,29 @@ async def test_call_center_against_the_real_services(database_factory, page):
     from real_stack import build_real_stack, register_in_complaints
 
     stack = await build_real_stack(database_factory)
-    url, server, task = await _serve(stack.app)
     try:
-        admin, agent = role_headers(stack.settings, "admin"), role_headers(stack.settings, "agent")
-        created = await stack.client.post("/api/v1/customers", headers=admin, json={"name": "Hangzhou Fresh Logistics", "industry": "food",
-                                                                                     "contact": {"name": "Mr Zhao", "phone": "+8613700137003"}})
-        customer_id = created.json()["id"]
-        await register_in_complaints(stack.complaints_db, customer_id, "+8613700137003")
-        filed = await stack.client.post("/api/v1/complaints", headers=agent, json={
-            "customer_id": customer_id, "category": "delay", "description": "Cold-chain pallet arrived 6 hours late", "channel": "call_center",
-            "tracking_numbers": ["SF7000001"]})
-        number = filed.json()["number"]
+        async with served_on_loopback(stack.app) as url:
+            admin, agent = role_headers(stack.settings, "admin"), role_headers(stack.settings, "agent")
+            created = await stack.client.post("/api/v1/customers", headers=admin, json={"name": "Hangzhou Fresh Logistics", "industry": "food",
+                                                                                         "contact": {"name": "Mr Zhao", "phone": "+8613700137003"}})
+            customer_id = created.json()["id"]
+            await register_in_complaints(stack.complaints_db, customer_id, "+8613700137003")
+            filed = await stack.client.post("/api/v1/complaints", headers=agent, json={
+                "customer_id": customer_id, "category": "delay", "description": "Cold-chain pallet arrived 6 hours late", "channel": "call_center",
+                "tracking_numbers": ["SF7000001"]})
+            number = filed.json()["number"]
 
-        await _login(page, url, "agent")
-        await page.click("#lang-toggle")
-        await page.fill("#search-input", "13700137003")
-        await page.click("#search-btn")
-        await page.wait_for_selector(f".result-customer[data-id='{customer_id}']")
-        await page.wait_for_function("document.getElementById('c360-name').textContent === 'Hangzhou Fresh Logistics'")
-        await page.click(f".c360-complaint[data-id='{filed.json()['id']}']")
-        await page.wait_for_selector("#timeline li.timeline-entry")
-        assert await page.inner_text("#complaint-number") == number
-        assert "resolution" in await page.inner_text("#sla-clock") or "first_response" in await page.inner_text("#sla-clock")
-        OUTPUT.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(OUTPUT / "console-call-center-real-services.png"), full_page=True)
+            await _login(page, url, "agent")
+            await page.click("#lang-toggle")
+            await page.fill("#search-input", "13700137003")
+            await page.click("#search-btn")
+            await page.wait_for_selector(f".result-customer[data-id='{customer_id}']")
+            await page.wait_for_function("document.getElementById('c360-name').textContent === 'Hangzhou Fresh Logistics'")
+            await page.click(f".c360-complaint[data-id='{filed.json()['id']}']")
+            await page.wait_for_selector("#timeline li.timeline-entry")
+            assert await page.inner_text("#complaint-number") == number
+            assert "resolution" in await page.inner_text("#sla-clock") or "first_response" in await page.inner_text("#sla-clock")
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(OUTPUT / "console-call-center-real-services.png"), full_page=True)
     finally:
-        server.should_exit = True
-        await task
         await stack.close()

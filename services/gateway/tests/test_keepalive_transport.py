@@ -3,27 +3,20 @@ bounded connections, and every failure as the httpx error that Upstream turns in
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from crm_common.problems import Problem
+from crm_common.testing import free_loopback_port, served_on_loopback
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.upstream import KeepAliveTransport, Upstream
 
 pytest.importorskip("httptools")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ------------------------------------------------------------------ a real uvicorn upstream
@@ -57,17 +50,9 @@ UPSTREAM = Starlette(routes=[Route("/echo/{rest:path}", echo, methods=["GET", "P
 
 @pytest.fixture
 async def upstream_url():
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(UPSTREAM, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    CLIENT_PORTS.clear()
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served_on_loopback(UPSTREAM) as url:
+        CLIENT_PORTS.clear()
+        yield url
 
 
 def _client(url: str, transport: KeepAliveTransport, **kw) -> httpx.AsyncClient:
@@ -131,7 +116,7 @@ async def test_read_timeout_and_a_cancelled_request_free_their_connection(upstre
 
 
 async def test_connection_refused_is_a_connect_error_and_a_503_problem():
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_loopback_port()}"
     transport = KeepAliveTransport()
     async with _client(url, transport) as client:
         with pytest.raises(httpx.ConnectError):
