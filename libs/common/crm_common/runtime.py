@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -102,6 +103,12 @@ class ServiceRuntime:
         return checks
 
 
+def configure_process(settings: ServiceSettings) -> None:
+    """What a service process sets up once: logging and the collector's thresholds."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    gc.set_threshold(*settings.gc_thresholds)
+
+
 def runtime_of(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
@@ -119,7 +126,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        configure_logging(settings.service_name, settings.log_level, settings.log_json)
+        configure_process(settings)
         if start_background:
             await runtime.start()
         try:
@@ -142,10 +149,8 @@ def run_worker(runtime: ServiceRuntime) -> None:
     """Run a service's relay and consumers without HTTP until SIGTERM/SIGINT (scale-out replicas)."""
     import signal
 
-    from crm_common.logging import configure_logging
-
     async def main() -> None:
-        configure_logging(runtime.settings.service_name, runtime.settings.log_level, runtime.settings.log_json)
+        configure_process(runtime.settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -72,4 +72,8 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 500
     log_level: str = "INFO"
     log_json: bool = True
+    # Collector thresholds for the service process (Python's default is 700, 10, 10). The consumers allocate
+    # many short-lived containers per event; fewer young collections gave scoring 7-59% more facts/s and
+    # 8-36% more scores/s in alternating bench/ingest_direct.py runs (docs/performance.md). Negligible memory.
+    gc_thresholds: tuple[int, int, int] = (20000, 20, 20)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
