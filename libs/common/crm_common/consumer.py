@@ -297,12 +297,9 @@ class InboxConsumer:
             session_timeout_ms=self.kafka.consumer_session_timeout_ms,
             heartbeat_interval_ms=self.kafka.consumer_heartbeat_interval_ms,
         )
+        join_limit_s = self.kafka.consumer_join_watchdog_s
         try:
-            join_limit_s = self.kafka.consumer_join_watchdog_s
-            if join_limit_s > 0:
-                await asyncio.wait_for(consumer.start(), join_limit_s)
-            else:
-                await consumer.start()
+            await asyncio.wait_for(consumer.start(), join_limit_s if join_limit_s > 0 else None)
         except TimeoutError:
             await asyncio.shield(consumer.stop())
             raise GroupJoinStalled(f"first group join took more than {join_limit_s:.0f}s") from None

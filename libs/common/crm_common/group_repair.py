@@ -42,7 +42,7 @@ class JoinAnswer:
     generation_id: int
     member_id: str
     leader_id: str
-    member_ids: tuple[str, ...] = ()
+    member_ids: tuple[str, ...]
 
 
 class GroupRepair:

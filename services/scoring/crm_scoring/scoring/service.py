@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import JSON, String, Text, and_, any_, bindparam, case, cast, delete, false, func, insert, select, text
+from sqlalchemy import JSON, Text, and_, bindparam, case, cast, delete, false, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.context import current_correlation_id
