@@ -1,6 +1,7 @@
 """The complaints status lookup's database path alone, in one process (no HTTP): what GET /complaints/lookup does
-per request (api.lookup_page on an autocommit connection: lookup, page details, JSON encoding), with and without
-the pool pre-ping.
+per request (api.lookup_page: lookup, page details, JSON encoding), three ways in the same run: through
+Database.read() (what the service does: asyncpg straight, a pool of its own, array parameters), and through
+SQLAlchemy on an autocommit connection of the engine's pool, with and without the pool pre-ping (before 2026-11-26 PM).
 
     .venv/bin/python bench/lookup_db_path.py [--complaints 20000]
 
@@ -20,20 +21,25 @@ import perfkit  # noqa: E402
 
 
 async def measure(count: int) -> dict:
-    from crm_common.db import Database
+    from crm_common.db import Database, SessionReader
     from crm_complaints.complaints import api, service
 
     agent = service.Actor(id="bench-agent", role="agent")
     out = {}
     async with perfkit.fresh_databases("complaints") as urls:
         sample = await complaints_seed.seed(perfkit.asyncpg_dsn(urls["complaints"]), count)
-        for pre_ping in (True, False):
-            db = Database(urls["complaints"], pre_ping=pre_ping)
+        for variant in ("Database.read (asyncpg)", "SQLAlchemy, pre-ping", "SQLAlchemy, no pre-ping"):
+            db = Database(urls["complaints"], pre_ping=variant == "SQLAlchemy, pre-ping")
+
+            async def page_of(tracking: str) -> list:
+                if variant.startswith("Database.read"):
+                    return await db.read(lambda reader: api.lookup_page(reader, agent, tracking_number=tracking))
+                async with db.engine.connect() as connection:
+                    await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    return await api.lookup_page(SessionReader(connection), agent, tracking_number=tracking)
 
             async def one(tracking: str) -> None:
-                async with db.engine.connect() as connection:  # as the route does
-                    await connection.execution_options(isolation_level="AUTOCOMMIT")
-                    page = await api.lookup_page(connection, agent, tracking_number=tracking)
+                page = await page_of(tracking)
                 assert len(page) == 1
                 api.json_response(page)
 
@@ -54,7 +60,7 @@ async def measure(count: int) -> dict:
             await asyncio.gather(*(limited(t) for t in sample["tracking"][:1000]))
             rate = 1000 / (time.perf_counter() - started)
             await db.dispose()
-            out["pre-ping" if pre_ping else "no pre-ping"] = {"wall_ms": wall_ms, "cpu_ms": cpu_ms, "concurrent_per_s": rate}
+            out[variant] = {"wall_ms": wall_ms, "cpu_ms": cpu_ms, "concurrent_per_s": rate}
     return out
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 
+from crm_common.db import AsyncpgReader, asyncpg_sql
+
 INDEX_SCANS = frozenset({"Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
 
 
@@ -75,21 +77,33 @@ async def fill(dsn: str, table: str, n: int, *, start: int = 1, **exprs: str) ->
 
 
 class StatementLog:
-    """Records every statement an (async) engine sends while active."""
+    """Records every statement an (async) engine sends while active, and those of the asyncpg read path
+    (crm_common.db.AsyncpgReader, which bypasses the engine: Database.read() on PostgreSQL)."""
 
     def __init__(self, engine):
         self.sync_engine = getattr(engine, "sync_engine", engine)
         self.statements: list[tuple[str, Any]] = []
+        self._reader_rows = None
 
     def _record(self, conn, cursor, statement, parameters, context, executemany):
         self.statements.append((statement, parameters))
 
     def __enter__(self) -> "StatementLog":
         event.listen(self.sync_engine, "before_cursor_execute", self._record)
+        self._reader_rows = original = AsyncpgReader.rows
+        log = self
+
+        async def recorded_rows(reader, statement, params=None):
+            sql, names, fixed = asyncpg_sql(statement)
+            log.statements.append((sql, [(params or {}).get(name, fixed.get(name)) for name in names]))
+            return await original(reader, statement, params)
+
+        AsyncpgReader.rows = recorded_rows
         return self
 
     def __exit__(self, *exc) -> None:
         event.remove(self.sync_engine, "before_cursor_execute", self._record)
+        AsyncpgReader.rows = self._reader_rows
 
     @property
     def count(self) -> int:

@@ -39,21 +39,21 @@ async def complaints_db(database_factory):
 
 
 async def _complaints_lookup(url: str, **keys):
+    """The lookup as the API runs it: Database.read(), asyncpg with array parameters on PostgreSQL."""
     from crm_complaints.complaints import service
 
     db = Database(url)
     try:
         with counting(db.engine) as log:
-            async with db.sessions() as session:
-                found = await service.lookup(session, **keys)
+            found = await db.read(lambda reader: service.lookup(reader, **keys))
     finally:
         await db.dispose()
-    return found, log
+    return [row["id"] for row in found], log
 
 
 async def test_complaint_lookup_by_tracking_number_uses_the_reference_index(complaints_db):
     found, log = await _complaints_lookup(complaints_db, tracking_number="SF0000000042")
-    assert [c.id for c in found] == ["cmp-21"]
+    assert found == ["cmp-21"]
     statement, parameters = log.selects(touching="complaint_references")[-1]
     await assert_indexed(complaints_db, statement, parameters, "complaint_references", indexes={"ix_complaint_references_value"})
     await assert_indexed(complaints_db, statement, parameters, "complaints", indexes={"complaints_pkey"})
@@ -61,14 +61,14 @@ async def test_complaint_lookup_by_tracking_number_uses_the_reference_index(comp
 
 async def test_complaint_lookup_by_number_uses_the_unique_index(complaints_db):
     found, log = await _complaints_lookup(complaints_db, number="c000000042")
-    assert [c.id for c in found] == ["cmp-42"]
+    assert found == ["cmp-42"]
     statement, parameters = log.selects(touching="FROM complaints")[-1]
     await assert_indexed(complaints_db, statement, parameters, "complaints")
 
 
 async def test_complaint_lookup_by_phone_uses_an_index(complaints_db):
     found, log = await _complaints_lookup(complaints_db, phone="+86 137 0000 0042")
-    assert [c.id for c in found] == ["cmp-42"]
+    assert found == ["cmp-42"]
     statement, parameters = log.selects(touching="FROM complaints")[-1]
     await assert_indexed(complaints_db, statement, parameters, "complaints")
 

@@ -63,6 +63,9 @@ class ServiceSettings(BaseSettings):
     database_url: str = "sqlite:///var/service.db"
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Connections of Database.read() (hot read paths straight through asyncpg on PostgreSQL), opened on demand
+    # besides the SQLAlchemy pool.
+    db_read_pool_size: int = 10
     db_pool_pre_ping: bool = True  # a ping (BEGIN; SELECT; ROLLBACK) per checkout: safer after a database restart, costs 3 round trips
     run_outbox_relay: bool = True
     run_consumers: bool = True

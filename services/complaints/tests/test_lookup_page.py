@@ -71,9 +71,9 @@ async def test_lookup_json_encodes_like_pydantic():
     clock = SimpleNamespace(kind="resolution", target_minutes=60, deadline_at=at, stopped_at=None, paused=True, escalation_level=2,
                             breached_at=at)
     entry = SimpleNamespace(at=at, kind="note", visibility="internal", actor_id=None, body=None, data=None)
-    mine = orjson.loads(api.json_response([api.complaint_json(row, (["o"], ["t"]), [clock]), api.customer_complaint_json(row, ([], [])),
+    mine = orjson.loads(api.json_response([api.complaint_json(vars(row), (["o"], ["t"]), [clock]), api.customer_complaint_json(vars(row), ([], [])),
                                            api.timeline_json(entry, False), api.timeline_json(entry, True)]).body)
-    # the model path the single-complaint endpoints take (refs and clocks given: no session needed)
+    # (lookup rows are mappings); the model path the single-complaint endpoints take (refs and clocks given: no session needed)
     models = [
         (await api.complaint_out(None, row, refs=(["o"], ["t"]), clocks=[clock])).model_dump(mode="json"),
         (await api.customer_out(None, row, refs=([], []))).model_dump(mode="json"),

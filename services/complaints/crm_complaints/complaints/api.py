@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Literal
 
@@ -12,8 +13,9 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
+from crm_common.db import RowReader
 from crm_common.problems import Problem
 from crm_common.runtime import runtime_of
 from crm_complaints.complaints import directory, reports, service
@@ -184,31 +186,33 @@ def _decimal_as_text(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def complaint_json(row, refs: tuple[list[str], list[str]], clocks: list) -> dict:
+def complaint_json(row: Mapping, refs: tuple[list[str], list[str]], clocks: list) -> dict:
     """ComplaintOut(...).model_dump(mode="json") of a lookup row, without building the model."""
     orders, tracking = refs
     return {
-        "id": row.id, "number": row.number, "customer_id": row.customer_id, "category": row.category, "priority": row.priority,
-        "channel": row.channel, "status": row.status, "status_text": dict(CUSTOMER_STATUS[row.status]), "team_id": row.team_id,
-        "agent_id": row.agent_id, "description": row.description, "desired_outcome": row.desired_outcome,
-        "claimed_amount": row.claimed_amount, "attachments": row.attachments or [],
-        "reporter": {"name": row.reporter_name, "phone": row.reporter_phone, "email": row.reporter_email},
-        "language": row.language, "order_ids": orders, "tracking_numbers": tracking, "duplicate_of": row.duplicate_of,
-        "merged_into": row.merged_into, "filed_at": row.filed_at, "first_response_at": row.first_response_at,
-        "resolved_at": row.resolved_at, "closed_at": row.closed_at, "outcome": row.outcome,
-        "compensation_amount": row.compensation_amount, "reopen_count": row.reopen_count, "survey_score": row.survey_score,
+        "id": row["id"], "number": row["number"], "customer_id": row["customer_id"], "category": row["category"],
+        "priority": row["priority"], "channel": row["channel"], "status": row["status"],
+        "status_text": dict(CUSTOMER_STATUS[row["status"]]), "team_id": row["team_id"], "agent_id": row["agent_id"],
+        "description": row["description"], "desired_outcome": row["desired_outcome"], "claimed_amount": row["claimed_amount"],
+        "attachments": row["attachments"] or [],
+        "reporter": {"name": row["reporter_name"], "phone": row["reporter_phone"], "email": row["reporter_email"]},
+        "language": row["language"], "order_ids": orders, "tracking_numbers": tracking, "duplicate_of": row["duplicate_of"],
+        "merged_into": row["merged_into"], "filed_at": row["filed_at"], "first_response_at": row["first_response_at"],
+        "resolved_at": row["resolved_at"], "closed_at": row["closed_at"], "outcome": row["outcome"],
+        "compensation_amount": row["compensation_amount"], "reopen_count": row["reopen_count"], "survey_score": row["survey_score"],
         "clocks": [{"kind": c.kind, "target_minutes": c.target_minutes, "deadline_at": c.deadline_at, "stopped_at": c.stopped_at,
                     "paused": c.paused, "escalation_level": c.escalation_level, "breached_at": c.breached_at} for c in clocks],
     }
 
 
-def customer_complaint_json(row, refs: tuple[list[str], list[str]]) -> dict:
+def customer_complaint_json(row: Mapping, refs: tuple[list[str], list[str]]) -> dict:
     """CustomerComplaintOut(...).model_dump(mode="json") of a lookup row (status text in the complaint's language)."""
     orders, tracking = refs
     return {
-        "id": row.id, "number": row.number, "category": row.category, "status": row.status,
-        "status_text": customer_status(row.status, row.language), "filed_at": row.filed_at, "resolved_at": row.resolved_at,
-        "outcome": row.outcome, "compensation_amount": row.compensation_amount, "order_ids": orders, "tracking_numbers": tracking,
+        "id": row["id"], "number": row["number"], "category": row["category"], "status": row["status"],
+        "status_text": customer_status(row["status"], row["language"]), "filed_at": row["filed_at"],
+        "resolved_at": row["resolved_at"], "outcome": row["outcome"], "compensation_amount": row["compensation_amount"],
+        "order_ids": orders, "tracking_numbers": tracking,
     }
 
 
@@ -220,7 +224,7 @@ def timeline_json(entry, customer_view: bool) -> dict:
             "data": entry.data or {}}
 
 
-async def lookup_page(db, actor: service.Actor | None, *, number: str | None = None, customer_id: str | None = None,
+async def lookup_page(reader: RowReader, actor: service.Actor | None, *, number: str | None = None, customer_id: str | None = None,
                       phone: str | None = None, tracking_number: str | None = None, view: str = "agent", limit: int = 20) -> list[dict]:
     """The lookup's answer: each complaint found (the customer view for customers) with its timeline. A customer
     finds only its own complaints (the key is replaced by its id, and every row is checked)."""
@@ -228,14 +232,16 @@ async def lookup_page(db, actor: service.Actor | None, *, number: str | None = N
     customer_view = _customer_view(actor, view)
     if actor is not None and actor.role == "customer":
         customer_id = actor.id
-    found = await service.lookup(db, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
-    for complaint in found:
-        _check_owner(actor, complaint)
+    found = await service.lookup(reader, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
+    for row in found:
+        if actor is not None and actor.role == "customer" and actor.id != row["customer_id"]:
+            raise Problem(404, "Complaint not found", f"No complaint with id {row['id']}.")
     # references, clocks and timeline of the whole page in one statement, not per complaint
-    refs, clocks, entries = await service.page_details(db, [c.id for c in found], customer_view=customer_view, with_clocks=not customer_view)
+    refs, clocks, entries = await service.page_details(reader, [c["id"] for c in found], customer_view=customer_view,
+                                                       with_clocks=not customer_view)
     return [{
-        "complaint": customer_complaint_json(c, refs[c.id]) if customer_view else complaint_json(c, refs[c.id], clocks[c.id]),
-        "timeline": [timeline_json(e, customer_view) for e in entries[c.id]],
+        "complaint": customer_complaint_json(c, refs[c["id"]]) if customer_view else complaint_json(c, refs[c["id"]], clocks[c["id"]]),
+        "timeline": [timeline_json(e, customer_view) for e in entries[c["id"]]],
     } for c in found]
 
 
@@ -248,20 +254,9 @@ async def lookup(request: Request, number: str | None = None, customer_id: str |
                  tracking_number: str | None = None, view: View = "agent", limit: int = Query(default=20, ge=1, le=200)):
     """Call-center status query by complaint number, customer, phone or tracking number, each with its timeline."""
     actor = actor_of(request)
-    engine = runtime_of(request).db.engine
-    for attempt in (1, 2):
-        try:
-            # a read: an autocommit connection sends no BEGIN and no ROLLBACK (each statement reads committed data either way)
-            async with engine.connect() as connection:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                page = await lookup_page(connection, actor, number=number, customer_id=customer_id, phone=phone,
-                                         tracking_number=tracking_number, view=view, limit=limit)
-            return json_response(page)
-        except DBAPIError as exc:
-            # a pooled connection the database dropped (restart, failover) fails once and is discarded; a read can
-            # simply run again on a fresh one, so the lookup does not depend on the pool's pre-ping for this
-            if not exc.connection_invalidated or attempt == 2:
-                raise
+    page = await runtime_of(request).db.read(lambda reader: lookup_page(
+        reader, actor, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, view=view, limit=limit))
+    return json_response(page)
 
 
 def _entry(entry, customer_view: bool) -> dict:

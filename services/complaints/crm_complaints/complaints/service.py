@@ -7,13 +7,16 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
+from typing import Any
 
 import phonenumbers
-from sqlalchemy import JSON, Boolean, Integer, Row, String, Text, bindparam, cast, func, literal_column, null, select, union_all
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import JSON, Boolean, Integer, String, Text, any_, bindparam, cast, func, literal, literal_column, null, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import UTCDateTime, utcnow
+from crm_common.db import RowReader, UTCDateTime, utcnow
 from crm_common.events.complaints import (
     ComplaintAssigned,
     ComplaintClosed,
@@ -428,22 +431,30 @@ def _null(type_):
     return cast(null(), type_)
 
 
-def _page_details_statement(*, customer_view: bool, with_clocks: bool):
-    """The UNION ALL of references, timeline and (staff) clocks for the complaint ids in the expanding parameter `ids`.
+def _member_of(column, name: str, arrays: bool):
+    """`column` in the list parameter `name`: one array parameter on asyncpg (`= ANY`, one prepared statement whatever
+    the list's length), SQLAlchemy's expanding IN otherwise (see crm_common.db.RowReader)."""
+    if arrays:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@functools.cache
+def _page_details_statement(*, customer_view: bool, with_clocks: bool, arrays: bool):
+    """The UNION ALL of references, timeline and (staff) clocks for the complaint ids in the list parameter `ids`.
     Built once per variant: the hot path then neither rebuilds the statement nor recomputes its cache key."""
     r, c, t = ComplaintReference, SlaClockRow, TimelineEntry
-    ids = bindparam("ids", expanding=True)
     parts = [select(  # the first SELECT gives the result column types
         r.complaint_id.label("cid"), literal_column("'r'", String).label("src"), r.id.label("rid"), r.kind.label("kind"),
         r.value.label("value"), _null(String(10)).label("visibility"), _null(String(100)).label("actor_id"), _null(Text).label("body"),
         _null(JSON).label("data"), _null(UTCDateTime).label("at"), _null(Integer).label("target_minutes"),
         _null(UTCDateTime).label("deadline_at"), _null(UTCDateTime).label("stopped_at"), _null(Boolean).label("paused"),
         _null(Integer).label("escalation_level"), _null(UTCDateTime).label("breached_at"),
-    ).where(r.complaint_id.in_(ids))]
+    ).where(_member_of(r.complaint_id, "ids", arrays))]
     timeline_part = select(
         t.complaint_id, literal_column("'t'", String), t.id, t.kind, _null(Text), t.visibility, t.actor_id, t.body, t.data, t.at,
         _null(Integer), _null(UTCDateTime), _null(UTCDateTime), _null(Boolean), _null(Integer), _null(UTCDateTime),
-    ).where(t.complaint_id.in_(ids))
+    ).where(_member_of(t.complaint_id, "ids", arrays))
     if customer_view:
         timeline_part = timeline_part.where(t.visibility == "customer")
     parts.append(timeline_part)
@@ -451,39 +462,35 @@ def _page_details_statement(*, customer_view: bool, with_clocks: bool):
         parts.append(select(
             c.complaint_id, literal_column("'c'", String), c.id, c.kind, _null(Text), _null(String(10)), _null(String(100)), _null(Text),
             _null(JSON), _null(UTCDateTime), c.target_minutes, c.deadline_at, c.stopped_at, c.paused, c.escalation_level, c.breached_at,
-        ).where(c.complaint_id.in_(ids)))
+        ).where(_member_of(c.complaint_id, "ids", arrays)))
     return union_all(*parts)
 
 
-_PAGE_DETAILS = {(view, clocks): _page_details_statement(customer_view=view, with_clocks=clocks) for view in (False, True) for clocks in (False, True)}
-
-
-async def page_details(db: AsyncSession | AsyncConnection, complaint_ids: list[str], *, customer_view: bool, with_clocks: bool = True) -> tuple[
+async def page_details(reader: RowReader, complaint_ids: list[str], *, customer_view: bool, with_clocks: bool = True) -> tuple[
         dict[str, tuple[list[str], list[str]]], dict[str, list[SimpleNamespace]], dict[str, list[SimpleNamespace]]]:
     """References, SLA clocks and timeline of a page of complaints in ONE statement (UNION ALL of the three tables):
     the status lookup is the call-center hot path, so one round trip instead of three. Same content and order as
-    references_of / clocks_of_many / timelines: references by id, clocks by kind, timeline by (at, id).
-    `db` is a session or a plain connection (the lookup reads on a connection, see lookup())."""
+    references_of / clocks_of_many / timelines: references by id, clocks by kind, timeline by (at, id)."""
     refs: dict[str, tuple[list[str], list[str]]] = {cid: ([], []) for cid in complaint_ids}
     clocks: dict[str, list[SimpleNamespace]] = {cid: [] for cid in complaint_ids}
     entries: dict[str, list[SimpleNamespace]] = {cid: [] for cid in complaint_ids}
     if not complaint_ids:
         return refs, clocks, entries
-    statement = _PAGE_DETAILS[(customer_view, with_clocks)]
-    rows = (await db.execute(statement, {"ids": list(set(complaint_ids))})).all()
-    for row in sorted((x for x in rows if x.src == "r"), key=lambda x: x.rid):
-        orders, tracking = refs[row.cid]
-        if row.kind == "order":
-            orders.append(row.value)
-        elif row.kind == "tracking":
-            tracking.append(row.value)
-    for row in sorted((x for x in rows if x.src == "c"), key=lambda x: (x.kind, x.rid)):
-        clocks[row.cid].append(SimpleNamespace(kind=row.kind, target_minutes=row.target_minutes, deadline_at=row.deadline_at,
-                                               stopped_at=row.stopped_at, paused=row.paused, escalation_level=row.escalation_level,
-                                               breached_at=row.breached_at))
-    for row in sorted((x for x in rows if x.src == "t"), key=lambda x: (x.at, x.rid)):
-        entries[row.cid].append(SimpleNamespace(at=row.at, kind=row.kind, visibility=row.visibility, actor_id=row.actor_id,
-                                                body=row.body, data=row.data))
+    statement = _page_details_statement(customer_view=customer_view, with_clocks=with_clocks, arrays=reader.arrays)
+    rows = await reader.rows(statement, {"ids": list(set(complaint_ids))})
+    for row in sorted((x for x in rows if x["src"] == "r"), key=lambda x: x["rid"]):
+        orders, tracking = refs[row["cid"]]
+        if row["kind"] == "order":
+            orders.append(row["value"])
+        elif row["kind"] == "tracking":
+            tracking.append(row["value"])
+    for row in sorted((x for x in rows if x["src"] == "c"), key=lambda x: (x["kind"], x["rid"])):
+        clocks[row["cid"]].append(SimpleNamespace(kind=row["kind"], target_minutes=row["target_minutes"], deadline_at=row["deadline_at"],
+                                                  stopped_at=row["stopped_at"], paused=row["paused"],
+                                                  escalation_level=row["escalation_level"], breached_at=row["breached_at"]))
+    for row in sorted((x for x in rows if x["src"] == "t"), key=lambda x: (x["at"], x["rid"])):
+        entries[row["cid"]].append(SimpleNamespace(at=row["at"], kind=row["kind"], visibility=row["visibility"],
+                                                   actor_id=row["actor_id"], body=row["body"], data=row["data"]))
     return refs, clocks, entries
 
 
@@ -496,22 +503,30 @@ LOOKUP_COLUMNS = tuple(Complaint.__table__.c[name] for name in (
 ))
 _DIRECTORY = DirectoryCustomer.__table__.c
 _CUSTOMER_MERGE = select(_DIRECTORY.id, _DIRECTORY.merged_into).where(_DIRECTORY.id == bindparam("customer_id"))
-_MERGED_INTO = select(_DIRECTORY.id).where(_DIRECTORY.merged_into.in_(bindparam("ids", expanding=True)))
-_PHONE_OWNERS = select(DirectoryContact.__table__.c.customer_id).where(DirectoryContact.__table__.c.phone == bindparam("phone"))
-
-
-async def _merge_survivor(db: AsyncSession | AsyncConnection, customer_id: str) -> str | None:
-    """follow_merges() on plain rows: the id of the customer this one ends in after its merges (None: not in the directory)."""
-    seen: set[str] = set()
-    customer = (await db.execute(_CUSTOMER_MERGE, {"customer_id": customer_id})).first()
-    while customer is not None and customer.merged_into and customer.id not in seen:
-        seen.add(customer.id)
-        customer = (await db.execute(_CUSTOMER_MERGE, {"customer_id": customer.merged_into})).first()
-    return customer.id if customer is not None else None
+_PHONE_OWNERS = select(DirectoryContact.__table__.c.customer_id.label("id")).where(DirectoryContact.__table__.c.phone == bindparam("phone"))
 
 
 @functools.cache
-def _lookup_statement(by_number: bool, by_customers: bool, by_phone: bool, by_tracking: bool):
+def _merged_into_statement(arrays: bool):
+    return select(_DIRECTORY.id).where(_member_of(_DIRECTORY.merged_into, "ids", arrays))
+
+
+async def _merge_survivor(reader: RowReader, customer_id: str) -> str | None:
+    """follow_merges() on plain rows: the id of the customer this one ends in after its merges (None: not in the directory)."""
+    seen: set[str] = set()
+    customer = _first(await reader.rows(_CUSTOMER_MERGE, {"customer_id": customer_id}))
+    while customer is not None and customer["merged_into"] and customer["id"] not in seen:
+        seen.add(customer["id"])
+        customer = _first(await reader.rows(_CUSTOMER_MERGE, {"customer_id": customer["merged_into"]}))
+    return customer["id"] if customer is not None else None
+
+
+def _first(rows):
+    return rows[0] if rows else None
+
+
+@functools.cache
+def _lookup_statement(by_number: bool, by_customers: bool, by_phone: bool, by_tracking: bool, arrays: bool):
     """The lookup SELECT for one combination of keys, values as bound parameters: built (and its cache key
     computed) once per combination instead of per request."""
     c, references = Complaint.__table__.c, ComplaintReference.__table__.c
@@ -519,20 +534,21 @@ def _lookup_statement(by_number: bool, by_customers: bool, by_phone: bool, by_tr
     if by_number:
         query = query.where(c.number == bindparam("number"))
     if by_customers:
-        query = query.where(c.customer_id.in_(bindparam("customer_ids", expanding=True)))
+        query = query.where(_member_of(c.customer_id, "customer_ids", arrays))
     if by_phone:
-        query = query.where((c.reporter_phone == bindparam("phone")) | c.customer_id.in_(bindparam("phone_owners", expanding=True)))
+        query = query.where((c.reporter_phone == bindparam("phone")) | _member_of(c.customer_id, "phone_owners", arrays))
     if by_tracking:
-        query = query.where(c.id.in_(select(references.complaint_id).where(references.kind.in_(("tracking", "order")),
+        # the kinds as bound values, not a literal IN list (SQLAlchemy renders that only at execution: see asyncpg_sql)
+        query = query.where(c.id.in_(select(references.complaint_id).where(references.kind.in_([literal("tracking"), literal("order")]),
                                                                           references.value == bindparam("tracking"))))
     return query.order_by(c.filed_at.desc()).limit(bindparam("limit", type_=Integer))
 
 
-async def lookup(db: AsyncSession | AsyncConnection, *, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
-                 tracking_number: str | None = None, limit: int = 50) -> list[Row]:
+async def lookup(reader: RowReader, *, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
+                 tracking_number: str | None = None, limit: int = 50) -> Sequence[Mapping[str, Any]]:
     """Complaints by number, customer (following merges), phone (reporter or a contact's customer) or tracking number/order
-    id, newest first: rows of LOOKUP_COLUMNS. `db` is a session or a plain connection (the API reads on an autocommit
-    connection: no ORM objects, no BEGIN/ROLLBACK round trips for a read)."""
+    id, newest first: rows of LOOKUP_COLUMNS as mappings. `reader` comes from Database.read() (the API: no ORM objects,
+    no transaction) or wraps a session (SessionReader)."""
     if not any((number, customer_id, phone, tracking_number)):
         raise Problem(422, "Lookup needs a key", "Give number, customer_id, phone or tracking_number.",
                       errors=[{"loc": ["query"], "msg": "one of number, customer_id, phone, tracking_number is required", "type": "missing"}])
@@ -540,17 +556,17 @@ async def lookup(db: AsyncSession | AsyncConnection, *, number: str | None = Non
     if number:
         values["number"] = number.strip().upper()
     if customer_id:
-        survivor = await _merge_survivor(db, customer_id)
+        survivor = await _merge_survivor(reader, customer_id)
         ids = {customer_id} | ({survivor} if survivor is not None else set())
-        merged = (await db.execute(_MERGED_INTO, {"ids": list(ids)})).scalars().all()
+        merged = [row["id"] for row in await reader.rows(_merged_into_statement(reader.arrays), {"ids": list(ids)})]
         values["customer_ids"] = sorted(ids | set(merged))
     if phone:
         values["phone"] = normalized = normalize_phone(phone)
-        values["phone_owners"] = sorted(set((await db.execute(_PHONE_OWNERS, {"phone": normalized})).scalars().all()))
+        values["phone_owners"] = sorted({row["id"] for row in await reader.rows(_PHONE_OWNERS, {"phone": normalized})})
     if tracking_number:
         values["tracking"] = tracking_number.strip()
-    statement = _lookup_statement(bool(number), bool(customer_id), bool(phone), bool(tracking_number))
-    return list((await db.execute(statement, values)).all())
+    statement = _lookup_statement(bool(number), bool(customer_id), bool(phone), bool(tracking_number), reader.arrays)
+    return await reader.rows(statement, values)
 
 
 # ---- agent actions ---------------------------------------------------------------------------
