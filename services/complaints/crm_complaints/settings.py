@@ -18,6 +18,9 @@ class ComplaintsSettings(ServiceSettings):
     # and reopening them under load (a PostgreSQL backend each) made 16 concurrent lookups slower than 4.
     db_pool_size: int = 20
     db_max_overflow: int = 0
+    # The status lookup reads through Database.read(): asyncpg connections of their own, opened on demand up to this
+    # many (the call-center load of one API process; bench/status_query.py runs 16 concurrent requests).
+    db_read_pool_size: int = 16
     # SLA scheduler (stored deadlines scanned periodically)
     run_scheduler: bool = True
     scheduler_interval_s: float = 30.0
