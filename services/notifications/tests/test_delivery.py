@@ -126,6 +126,24 @@ async def test_restart_mid_send_sends_once_after_the_lease(nf, smtp, clock, db_u
         await restarted.stop()
 
 
+async def test_two_dispatchers_claiming_the_same_messages_send_each_once(nf, smtp, clock, db_url, provider):
+    feeder = EventFeeder(nf)
+    for i in range(3):
+        await feeder.feed(customer_registered(f"r{i}", [{"contact_id": f"r{i}k", "email": f"r{i}@example.com", "language": "en"}]))
+        await feeder.feed(complaint_filed(f"r{i}", f"r{i}k", f"CP-2026-00010{i}"))
+    other = await make_runtime(settings_for(db_url, smtp_port=smtp.port, provider_url=provider.url), clock, seed=False)
+    try:
+        ids = await nf.dispatcher.due_ids(clock.now())
+        assert len(ids) == 3
+        handled = await asyncio.gather(nf.dispatcher.process_batch(ids), other.dispatcher.process_batch(list(reversed(ids))))
+        assert sum(handled) == 3  # each message was claimed by one of them
+        assert sorted(m["Message-ID"] for m in smtp.messages) == sorted(f"<{i}@crm-notifications>" for i in ids)
+        assert [m.status for m in await _messages(nf)] == ["sent"] * 3
+        assert await other.dispatcher.run_once() == 0
+    finally:
+        await other.stop()
+
+
 async def test_opt_out_suppresses_marketing_but_not_complaint_updates(nf_sqlite, smtp):
     nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)

@@ -27,7 +27,7 @@ from crm_notifications import SERVICE_NAME, catalog
 from crm_notifications.channels.base import Channel, ChannelError, ChannelResult, OutgoingMessage
 from crm_notifications.clock import Clock
 from crm_notifications.delivery.models import (
-    DEFERRED, DELIVERED, DUE_STATUSES, FAILED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification,
+    CAPPED_STATUSES, DEFERRED, DELIVERED, DUE_STATUSES, FAILED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification, status_in,
 )
 from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_categories, unsubscribe_token
 from crm_notifications.directory import erasure
@@ -63,25 +63,34 @@ class Dispatcher:
         return self.settings.retry.get(channel) or RetryPolicy()
 
     async def due(self, now: dt.datetime) -> list[tuple[str, str]]:
-        """(message id, recipient key) of messages due now, oldest first."""
+        """(message id, recipient key) of messages due now, oldest first.
+
+        Waiting messages and lapsed leases are asked for apart, each in the order of its own partial index, and merged
+        here: one query with OR sorted every due message of the queue to return a batch."""
+        limit = self.settings.dispatcher_batch_size
+        columns = (Message.id, Message.recipient_key, Message.next_attempt_at)
         async with self.db.sessions() as session:
-            rows = await session.execute(
-                select(Message.id, Message.recipient_key)
-                .where(self._due(now))
-                .order_by(Message.next_attempt_at, Message.id)
-                .limit(self.settings.dispatcher_batch_size)
-            )
-            return [(row.id, row.recipient_key) for row in rows]
+            waiting = (await session.execute(
+                select(*columns).where(self._waiting(now)).order_by(Message.next_attempt_at, Message.id).limit(limit))).all()
+            lapsed = (await session.execute(
+                select(*columns).where(self._lapsed(now)).order_by(Message.next_attempt_at, Message.id).limit(limit))).all()
+        rows = sorted([*waiting, *lapsed], key=lambda row: (row.next_attempt_at, row.id))[:limit]
+        return [(row.id, row.recipient_key) for row in rows]
 
     async def due_ids(self, now: dt.datetime) -> list[str]:
         return [message_id for message_id, _ in await self.due(now)]
 
     @staticmethod
-    def _due(now: dt.datetime):
-        return or_(
-            and_(Message.status.in_(DUE_STATUSES), Message.next_attempt_at <= now),
-            and_(Message.status == SENDING, Message.lease_until < now),
-        )
+    def _waiting(now: dt.datetime):
+        return and_(status_in(Message.status, DUE_STATUSES), Message.next_attempt_at <= now)
+
+    @staticmethod
+    def _lapsed(now: dt.datetime):
+        return and_(status_in(Message.status, (SENDING,)), Message.lease_until < now)
+
+    @classmethod
+    def _due(cls, now: dt.datetime):
+        return or_(cls._waiting(now), cls._lapsed(now))
 
     async def run_once(self) -> int:
         """Handle every message due now; returns how many were handled.
@@ -158,11 +167,7 @@ class Dispatcher:
         now = self.clock.now()
         prepared: list[tuple[OutgoingMessage, int]] = []
         async with self.db.transaction() as session:
-            claimed = set((await session.execute(
-                update(Message).where(Message.id.in_(ids), self._due(now))
-                .values(status=SENDING, lease_until=now + dt.timedelta(seconds=self.settings.send_lease_s), updated_at=now)
-                .returning(Message.id).execution_options(synchronize_session=False)
-            )).scalars())
+            claimed = await self._claim(session, ids, now)
             if not claimed:
                 return [], 0  # another dispatcher took them
             loaded = {m.id: m for m in (await session.scalars(select(Message).where(Message.id.in_(claimed)))).all()}
@@ -186,6 +191,35 @@ class Dispatcher:
         if facts.events:
             self.on_commit()
         return prepared, len(messages)
+
+    async def _claim(self, session, ids: list[str], now: dt.datetime) -> set[str]:
+        """Lease the messages of `ids` that are still due; the others went to another dispatcher.
+
+        PostgreSQL: the rows are locked by primary key and the due test is made here. `UPDATE ... WHERE id IN (..)
+        AND <due>` let the planner, with statistics older than a segment send, read the whole queue through a
+        status index for every chunk. SQLite has one writer at a time and finds rows by key anyway: one UPDATE."""
+        lease = dict(status=SENDING, lease_until=now + dt.timedelta(seconds=self.settings.send_lease_s), updated_at=now)
+        if self.db.dialect == "sqlite":
+            return set((await session.execute(
+                update(Message).where(Message.id.in_(ids), self._due(now)).values(**lease)
+                .returning(Message.id).execution_options(synchronize_session=False)
+            )).scalars())
+        locked = (await session.execute(
+            select(Message.id, Message.status, Message.next_attempt_at, Message.lease_until)
+            .where(Message.id.in_(ids)).order_by(Message.id).with_for_update()  # one lock order: dispatchers never deadlock
+        )).all()
+        claimable = [row.id for row in locked if self._is_due(row, now)]
+        if claimable:
+            await session.execute(update(Message).where(Message.id.in_(claimable)).values(**lease)
+                                  .execution_options(synchronize_session=False))
+        return set(claimable)
+
+    @staticmethod
+    def _is_due(row, now: dt.datetime) -> bool:
+        """`_due` for a loaded row."""
+        if row.status in DUE_STATUSES:
+            return row.next_attempt_at <= now
+        return row.status == SENDING and row.lease_until is not None and row.lease_until < now
 
     async def _facts(self, session, messages: list[Message], now: dt.datetime) -> "BatchFacts":
         """Everything the decisions and the rendering of a batch need, in a handful of queries."""
@@ -273,7 +307,7 @@ class Dispatcher:
         for keys in directory.chunks({m.recipient_key for m in messages}):
             rows = await session.execute(
                 select(Message.recipient_key, func.count(case((Message.sent_at >= day_ago, 1))), func.count())
-                .where(Message.recipient_key.in_(keys), Message.status.in_((SENT, DELIVERED)), Message.category.in_(capped_categories()),
+                .where(Message.recipient_key.in_(keys), status_in(Message.status, CAPPED_STATUSES), Message.category.in_(capped_categories()),
                        Message.sent_at >= week_ago)
                 .group_by(Message.recipient_key)
             )
