@@ -5,6 +5,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -77,6 +78,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeoutError)
     @app.exception_handler(ConnectionError)
     @app.exception_handler(OSError)
+    # the same conditions met straight through asyncpg (crm_common.db.Database.read)
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.exceptions.CannotConnectNowError)
+    @app.exception_handler(asyncpg.exceptions.AdminShutdownError)
+    @app.exception_handler(asyncpg.exceptions.CrashShutdownError)
+    @app.exception_handler(asyncpg.exceptions.TooManyConnectionsError)
     async def _database(request: Request, exc: Exception):
         if isinstance(exc, IntegrityError):
             log.warning("integrity conflict: %s", exc.orig)

@@ -186,3 +186,30 @@ async def test_a_write_after_dropped_connections_fails_once_with_503_then_succee
     finally:
         await close_env(env)
         await proxy.stop()
+
+
+async def test_lookup_while_the_database_is_unreachable_is_a_503_problem(database_factory, postgres_available):
+    """The lookup reads straight through asyncpg: a database that refuses connections is 'unavailable, retry'
+    (503 problem with Retry-After), as on the SQLAlchemy paths, not an unexpected 500."""
+    import pytest
+    from complaints_support import close_env, make_env, migrated_url
+    from sqlalchemy.engine import make_url
+
+    from crm_common.testing import TcpProxy
+
+    if not postgres_available:
+        pytest.skip("needs PostgreSQL")
+    url = await migrated_url(database_factory, "postgres", "lookup_down")
+    target = make_url(url)
+    proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+    env = await make_env(database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    try:
+        assert (await env.client.get("/complaints/lookup", params={"tracking_number": "SF-NONE"}, headers=STAFF)).json() == []
+        proxy.drop_connections()
+        await proxy.stop()  # nothing listens there any more
+        down = await env.client.get("/complaints/lookup", params={"tracking_number": "SF-NONE"}, headers=STAFF)
+        assert down.status_code == 503, down.text
+        assert down.json()["type"] == "urn:crm:problem:database-unavailable" and down.headers["retry-after"] == "2"
+    finally:
+        await close_env(env)
+        await proxy.stop()
