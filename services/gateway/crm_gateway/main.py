@@ -37,7 +37,7 @@ def create_app(
     )
     app.state.gateway = gateway
     # inside the correlation/metrics middleware, so refusals carry a correlation id and are counted
-    app.user_middleware.append(Middleware(GatewayAuthMiddleware, state=gateway))
+    app.user_middleware.append(Middleware(GatewayAuthMiddleware, state=gateway, forward=proxy.forward, exception_handlers=app.exception_handlers))
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
     if start_background:

@@ -52,6 +52,12 @@ async def _check_complaint(gateway: GatewayState, request: Request, principal: P
 
 @router.api_route(API_PREFIX + "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def proxy(path: str, request: Request) -> Response:
+    """The route, for apps built without the middleware's direct forwarding; both run forward()."""
+    return await forward(request)
+
+
+async def forward(request: Request) -> Response:
+    """Forward the request to the upstream of its matched rule (request.state.match), with the object-level checks."""
     gateway = gateway_of(request)
     found: Match = request.state.match
     principal: Principal | None = request.state.principal  # None only on PUBLIC rules

@@ -126,3 +126,30 @@ async def test_rate_limit_per_client_and_role_gives_429_with_retry_after(make_ga
     other_customer = auth(settings, "customer", "portal-c2", customer_id="C2")
     assert (await client.get("/api/v1/customers/C2", headers=other_customer)).status_code == 200
     assert (await client.get("/api/v1/customers/C1", headers=role_headers(settings, "agent"))).status_code == 200
+
+
+def _requests_counted(route: str, status: str) -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"service": "gateway", "method": "GET", "route": route, "status": status}
+    return REGISTRY.get_sample_value("crm_http_requests_total", labels) or 0.0
+
+
+async def test_forwarded_requests_are_counted_under_their_rule(gw):
+    """Forwarded requests skip the framework's router (the middleware sends them straight to the proxy handler);
+    the metrics still name the route, by the rule that matched rather than one catch-all."""
+    client, settings = gw
+    before = _requests_counted("/api/v1/customers/{customer_id}", "200")
+    assert (await client.get("/api/v1/customers/C2", headers=role_headers(settings, "agent"))).status_code == 200
+    assert _requests_counted("/api/v1/customers/{customer_id}", "200") == before + 1
+
+
+async def test_an_unexpected_error_while_forwarding_is_a_500_problem(fakes, make_gateway):
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("a bug, not an upstream failure")
+
+    _, settings, app = await make_gateway(fakes.transports(profile=httpx.MockTransport(broken)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gateway") as client:
+        response = await client.get("/api/v1/customers/C2", headers=role_headers(settings, "agent"))
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json") and response.json()["status"] == 500
