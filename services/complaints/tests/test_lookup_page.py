@@ -3,13 +3,37 @@ what the response models give (GET /complaints/{id}, /timeline, built with pydan
 amounts, attachments, clocks and the customer view, by every key, and after customer merges. Both databases."""
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import orjson
+import pytest
 from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team
 
 from crm_complaints.complaints import api, directory
 from crm_complaints.complaints.schemas import ComplaintOut, CustomerComplaintOut, CustomerTimelineEntryOut, TimelineEntryOut
 
 AS_CUSTOMER = {"X-Actor-Id": "cust-1", "X-Actor-Role": "customer"}
+
+
+@asynccontextmanager
+async def env_behind_a_proxy(database_factory, postgres_available, label: str, **overrides):
+    """A complaints env on PostgreSQL reached through a TCP proxy the test can cut: (env, proxy)."""
+    from complaints_support import close_env, make_env, migrated_url
+    from sqlalchemy.engine import make_url
+
+    from crm_common.testing import TcpProxy
+
+    if not postgres_available:
+        pytest.skip("needs PostgreSQL")
+    target = make_url(await migrated_url(database_factory, "postgres", label))
+    proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+    env = await make_env(database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+                         **overrides)
+    try:
+        yield env, proxy
+    finally:
+        await close_env(env)
+        await proxy.stop()
 
 
 async def _file_resolved(env) -> dict:
@@ -106,20 +130,7 @@ async def test_lookup_by_customer_follows_merges(env):
 async def test_lookup_survives_dropped_database_connections_without_pre_ping(database_factory, postgres_available):
     """With the pool's pre-ping off, a pooled connection that the database dropped fails on first use; the lookup
     runs again on a fresh connection instead of answering 500."""
-    import pytest
-    from complaints_support import close_env, make_env, migrated_url
-    from sqlalchemy.engine import make_url
-
-    from crm_common.testing import TcpProxy
-
-    if not postgres_available:
-        pytest.skip("needs PostgreSQL")
-    url = await migrated_url(database_factory, "postgres", "lookup_drop")
-    target = make_url(url)
-    proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
-    env = await make_env(database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-                         db_pool_pre_ping=False)
-    try:
+    async with env_behind_a_proxy(database_factory, postgres_available, "lookup_drop", db_pool_pre_ping=False) as (env, proxy):
         await seed_customer(env.db, "cust-1")
         await seed_team(env.db, "transport", {"agent-t1": ALL_WEEK})
         await seed_team(env.db, "claims", {"agent-c1": ALL_WEEK})
@@ -130,9 +141,6 @@ async def test_lookup_survives_dropped_database_connections_without_pre_ping(dat
         again = await env.client.get("/complaints/lookup", params={"tracking_number": "SF-DROP"}, headers=STAFF)
         assert again.status_code == 200, again.text
         assert [r["complaint"]["id"] for r in again.json()] == [filed["id"]]
-    finally:
-        await close_env(env)
-        await proxy.stop()
 
 
 async def test_a_phone_without_digits_finds_nothing(env):
@@ -151,20 +159,9 @@ async def test_a_phone_without_digits_finds_nothing(env):
 async def test_a_write_after_dropped_connections_fails_once_with_503_then_succeeds(database_factory, postgres_available):
     """The service runs without the pool's pre-ping by default: the first statement on a connection the database
     dropped fails. That request gets a 503 problem and writes nothing; the pool is invalidated, so the retry works."""
-    import pytest
-    from complaints_support import close_env, make_env, migrated_url
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
 
-    from crm_common.testing import TcpProxy
-
-    if not postgres_available:
-        pytest.skip("needs PostgreSQL")
-    url = await migrated_url(database_factory, "postgres", "write_drop")
-    target = make_url(url)
-    proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
-    env = await make_env(database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
-    try:
+    async with env_behind_a_proxy(database_factory, postgres_available, "write_drop") as (env, proxy):
         assert env.settings.db_pool_pre_ping is False
         await seed_customer(env.db, "cust-1")
         await seed_team(env.db, "transport", {"agent-t1": ALL_WEEK})
@@ -183,33 +180,15 @@ async def test_a_write_after_dropped_connections_fails_once_with_503_then_succee
         async with env.db.sessions() as session:
             filed = await session.scalar(text("SELECT COUNT(*) FROM complaint_references WHERE value = 'SF-W2'"))
         assert filed == 1  # the failed attempt left nothing behind
-    finally:
-        await close_env(env)
-        await proxy.stop()
 
 
 async def test_lookup_while_the_database_is_unreachable_is_a_503_problem(database_factory, postgres_available):
     """The lookup reads straight through asyncpg: a database that refuses connections is 'unavailable, retry'
     (503 problem with Retry-After), as on the SQLAlchemy paths, not an unexpected 500."""
-    import pytest
-    from complaints_support import close_env, make_env, migrated_url
-    from sqlalchemy.engine import make_url
-
-    from crm_common.testing import TcpProxy
-
-    if not postgres_available:
-        pytest.skip("needs PostgreSQL")
-    url = await migrated_url(database_factory, "postgres", "lookup_down")
-    target = make_url(url)
-    proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
-    env = await make_env(database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
-    try:
+    async with env_behind_a_proxy(database_factory, postgres_available, "lookup_down") as (env, proxy):
         assert (await env.client.get("/complaints/lookup", params={"tracking_number": "SF-NONE"}, headers=STAFF)).json() == []
         proxy.drop_connections()
         await proxy.stop()  # nothing listens there any more
         down = await env.client.get("/complaints/lookup", params={"tracking_number": "SF-NONE"}, headers=STAFF)
         assert down.status_code == 503, down.text
         assert down.json()["type"] == "urn:crm:problem:database-unavailable" and down.headers["retry-after"] == "2"
-    finally:
-        await close_env(env)
-        await proxy.stop()
