@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, case, false, func, insert, or_, select, update
 
 from crm_common.db import Database
 from crm_common.events.notifications import NotificationFailed, NotificationSent
@@ -193,33 +193,22 @@ class Dispatcher:
         return prepared, len(messages)
 
     async def _claim(self, session, ids: list[str], now: dt.datetime) -> set[str]:
-        """Lease the messages of `ids` that are still due; the others went to another dispatcher.
-
-        PostgreSQL: the rows are locked by primary key and the due test is made here. `UPDATE ... WHERE id IN (..)
-        AND <due>` let the planner, with statistics older than a segment send, read the whole queue through a
-        status index for every chunk. SQLite has one writer at a time and finds rows by key anyway: one UPDATE."""
-        lease = dict(status=SENDING, lease_until=now + dt.timedelta(seconds=self.settings.send_lease_s), updated_at=now)
-        if self.db.dialect == "sqlite":
-            return set((await session.execute(
-                update(Message).where(Message.id.in_(ids), self._due(now)).values(**lease)
-                .returning(Message.id).execution_options(synchronize_session=False)
-            )).scalars())
-        locked = (await session.execute(
-            select(Message.id, Message.status, Message.next_attempt_at, Message.lease_until)
-            .where(Message.id.in_(ids)).order_by(Message.id).with_for_update()  # one lock order: dispatchers never deadlock
-        )).all()
-        claimable = [row.id for row in locked if self._is_due(row, now)]
-        if claimable:
-            await session.execute(update(Message).where(Message.id.in_(claimable)).values(**lease)
-                                  .execution_options(synchronize_session=False))
-        return set(claimable)
+        """Lease the messages of `ids` that are still due; the others went to another dispatcher."""
+        return set((await session.execute(
+            update(Message).where(Message.id.in_(ids), self._still_due(now))
+            .values(status=SENDING, lease_until=now + dt.timedelta(seconds=self.settings.send_lease_s), updated_at=now)
+            .returning(Message.id).execution_options(synchronize_session=False)
+        )).scalars())
 
     @staticmethod
-    def _is_due(row, now: dt.datetime) -> bool:
-        """`_due` for a loaded row."""
-        if row.status in DUE_STATUSES:
-            return row.next_attempt_at <= now
-        return row.status == SENDING and row.lease_until is not None and row.lease_until < now
+    def _still_due(now: dt.datetime):
+        """`_due` as one CASE, which no index matches, so a claim finds its rows by key. With `id IN (..) AND <due>`
+        the planner, on statistics older than a segment send, read the whole queue through a status index per chunk."""
+        return case(
+            (status_in(Message.status, DUE_STATUSES), Message.next_attempt_at <= now),
+            (status_in(Message.status, (SENDING,)), Message.lease_until < now),
+            else_=false(),
+        )
 
     async def _facts(self, session, messages: list[Message], now: dt.datetime) -> "BatchFacts":
         """Everything the decisions and the rendering of a batch need, in a handful of queries."""
