@@ -77,7 +77,7 @@ class Message(Base):
               **_where_status((SENDING,))),
         Index("ix_nf_messages_customer", "customer_id", "created_at"),
         Index("ix_nf_messages_contact_sent", "contact_id", "sent_at"),
-        Index("ix_nf_messages_digest", "digest_group", "status"),
+        Index("ix_nf_messages_digest_open", "digest_group", **_where_status((COLLECTING,))),  # the open digest of a group
         Index("ix_nf_messages_capped_sent", "recipient_key", "sent_at",  # frequency caps: sent to this recipient lately
               **_where_status(CAPPED_STATUSES)),
     )

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_notifications import catalog
-from crm_notifications.delivery.models import COLLECTING, DEFERRED, QUEUED, SUPPRESSED, Attempt, Message, Notification
+from crm_notifications.delivery.models import COLLECTING, DEFERRED, QUEUED, SUPPRESSED, Attempt, Message, Notification, status_in
 from crm_notifications.directory import erasure
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord, CustomerRecord
@@ -164,7 +164,7 @@ async def enqueue(
     if digest:
         group_value = lookup(trigger.payload | {"customer_id": trigger.customer_id}, spec.digest_key or "customer_id")
         group = f"{spec.rule_id}|{recipient.key}|{group_value}"
-        open_id = await session.scalar(select(Message.id).where(Message.digest_group == group, Message.status == COLLECTING))
+        open_id = await session.scalar(select(Message.id).where(Message.digest_group == group, status_in(Message.status, (COLLECTING,))))
         if open_id is not None:
             joined = await session.execute(
                 update(Message).where(Message.id == open_id, Message.status == COLLECTING)
