@@ -122,22 +122,82 @@ async def migrate(service: str, url: str) -> None:
 
 @asynccontextmanager
 async def fresh_databases(*services: str):
-    """{service: url} of fresh, migrated PostgreSQL databases; dropped afterwards."""
+    """{service: url} of fresh, migrated PostgreSQL databases; dropped afterwards. Where the server runs without
+    autovacuum, an analyzer thread stands in for its ANALYZE (see StandInAnalyzer)."""
     created: list[str] = []
     urls: dict[str, str] = {}
+    analyzer = None
     try:
         for service in services:
             name, url = await create_database(service)
             created.append(name)
             await migrate(service, url)
             urls[service] = url
+        if not await autovacuum_on():
+            analyzer = StandInAnalyzer([asyncpg_dsn(url) for url in urls.values()]).start()
         yield urls
     finally:
+        if analyzer is not None:
+            analyzer.stop()
         for name in created:
             try:
                 await drop_database(name)
             except Exception as exc:  # pragma: no cover - cleanup only
                 print(f"could not drop {name}: {exc}", file=sys.stderr)
+
+
+async def autovacuum_on() -> bool:
+    import asyncpg
+
+    connection = await asyncpg.connect(postgres_admin_url())
+    try:
+        return (await connection.fetchval("SHOW autovacuum")) == "on"
+    finally:
+        await connection.close()
+
+
+class StandInAnalyzer:
+    """ANALYZE of the benchmark's databases every `interval_s`, in a thread of its own (the benchmarks' event loops
+    block on their load generators). Production PostgreSQL runs autovacuum, whose daemon analyzes a table once a
+    tenth of it has changed (checked every minute); this machine's server has it off, and tables filled from empty
+    in a run were never analyzed: the planner kept estimating a handful of rows and chose plans (sequential scans,
+    the wrong index) that grew with the table, so every figure at a large size fell with the size."""
+
+    def __init__(self, dsns: list[str], interval_s: float = 15.0):
+        import threading
+
+        self.dsns = dsns
+        self.interval_s = interval_s
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stand-in-analyzer", daemon=True)
+
+    def start(self) -> "StandInAnalyzer":
+        print(f"[perfkit] the server's autovacuum is off: ANALYZE every {self.interval_s:.0f} s stands in for it", flush=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                asyncio.run(self._analyze_all())
+                self.runs += 1
+            except Exception as exc:  # a database dropped under us at the end of a run, a restart: try next time
+                print(f"[perfkit] stand-in ANALYZE failed: {exc}", file=sys.stderr, flush=True)
+
+    async def _analyze_all(self) -> None:
+        import asyncpg
+
+        for dsn in self.dsns:
+            connection = await asyncpg.connect(dsn)
+            try:
+                await connection.execute("ANALYZE")
+            finally:
+                await connection.close()
 
 
 def asyncpg_dsn(url: str) -> str:
