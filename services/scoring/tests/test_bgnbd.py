@@ -80,3 +80,24 @@ def test_the_fits_likelihood_is_the_per_customer_likelihood_to_the_last_bit():
         params = BgNbdParams(*np.exp(rng.normal(0, 2, 4)))
         assert np.array_equal(likelihood.individual(params), bgnbd.individual_log_likelihood(params, ux, ut, uT))
         assert likelihood.total(params) == bgnbd.log_likelihood(params, ux, ut, uT, w)
+
+
+def test_expected_purchases_stay_finite_near_the_no_dropout_limit():
+    """A fit on perfectly regular buyers (every customer orders every 75 days) ran to r, alpha -> infinity and
+    a, b -> 0; the closed form then overflowed to NaN, and the churn explanation failed to render. The expectation
+    must be the gamma-Poisson limit there: (r + x) / (alpha + T) per week, times P(alive)."""
+    params = BgNbdParams(r=226908927.625371, alpha=2597555632.736632, a=9.357622968840175e-14, b=2.3386299989867495e-06)
+    x, t_x, T = np.array([7.0, 7.0]), np.array([75.0, 75.0]), np.array([75.0, 80.14285714])
+    horizon = 90 / 7
+    expected = bgnbd.conditional_expected_purchases(params, horizon, x, t_x, T)
+    assert np.isfinite(expected).all()
+    limit = (params.r + x) / (params.alpha + T) * horizon * bgnbd.p_alive(params, x, t_x, T)
+    assert np.allclose(expected, limit) and 1.0 < expected[0] < 1.3  # one order per 75 days: about 1.2 in 90 days
+
+
+def test_ordinary_parameters_keep_the_closed_form():
+    params = BgNbdParams(r=0.24, alpha=4.41, a=0.79, b=2.43)
+    x, t_x, T = np.array([2.0, 0.0]), np.array([30.43, 0.0]), np.array([38.86, 38.86])
+    expected = bgnbd.conditional_expected_purchases(params, 39.0, x, t_x, T)
+    poisson_limit = (params.r + x) / (params.alpha + T) * 39.0 * bgnbd.p_alive(params, x, t_x, T)
+    assert np.isfinite(expected).all() and not np.allclose(expected, poisson_limit)

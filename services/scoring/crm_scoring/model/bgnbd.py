@@ -178,7 +178,15 @@ def conditional_expected_purchases(params: BgNbdParams, t, x, t_x, T) -> np.ndar
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_ratio = np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
         odds = np.where(x > 0, np.exp(np.minimum(log_ratio, 700)), 0.0)
-    return np.maximum(head * body / (1 + odds), 0.0)
+        expected = np.maximum(head * body / (1 + odds), 0.0)
+    failed = ~np.isfinite(expected)
+    if failed.any():
+        # Near the no-dropout limit (a, b -> 0 with r, alpha -> infinity, as a fit on perfectly regular buyers gives)
+        # the closed form overflows (hyp2f1 of huge arguments). There a customer still alive buys at the gamma-Poisson
+        # posterior rate (r + x) / (alpha + T); dropout in the horizon is negligible by the same parameters.
+        limit = (r + x) / (alpha + T) * t * p_alive(params, x, t_x, T)
+        expected = np.where(failed, limit, expected)
+    return expected
 
 
 def simulate(params: BgNbdParams, T, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

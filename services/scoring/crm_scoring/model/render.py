@@ -200,7 +200,7 @@ def churn_risk(levels: np.ndarray, p_alive: np.ndarray, expected: np.ndarray, si
     texts = []
     for lv, pa, ex, code in zip(level, p, e, signal_code):
         sig = SIGNAL_SETS[code]
-        model = "no population model yet" if pa is None else f"P(alive) {pa:.2f}, {ex:.1f} orders expected in 90 days"
+        model = "no population model yet" if pa is None else f"P(alive) {pa:.2f}" + (f", {ex:.1f} orders expected in 90 days" if ex is not None else "")
         texts.append(f"{lv}: {model}" + (f"; signals: {', '.join(x.replace('_', ' ') for x in sig)}" if sig else "; no rule signals") + ".")
     rendered = fill('{"value":%s,"inputs":{"p_alive":%s,"expected_orders_90d":%s,"signals":%s},"explanation":%s}',
                     json_strings(level), json_numbers(p_alive[sl], ~np.isnan(p_alive[sl]), 4), json_numbers(expected[sl], ~np.isnan(expected[sl]), 3),

@@ -174,7 +174,8 @@ def churn_risk(p_alive: float | None, expected_orders: float | None, signals: li
         level = "medium"
     else:
         level = "low"
-    model = "no population model yet" if p_alive is None else f"P(alive) {p_alive:.2f}, {expected_orders:.1f} orders expected in 90 days"
+    model = "no population model yet" if p_alive is None else (
+        f"P(alive) {p_alive:.2f}" + (f", {expected_orders:.1f} orders expected in 90 days" if expected_orders is not None else ""))
     return Explained(
         level,
         {"p_alive": None if p_alive is None else round(p_alive, 4), "expected_orders_90d": None if expected_orders is None else round(expected_orders, 3), "signals": signals},
