@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, insert, or_, select, update
+from sqlalchemy import and_, case, false, func, insert, select, update
 
 from crm_common.db import Database
 from crm_common.events.notifications import NotificationFailed, NotificationSent
@@ -87,10 +87,6 @@ class Dispatcher:
     @staticmethod
     def _lapsed(now: dt.datetime):
         return and_(status_in(Message.status, (SENDING,)), Message.lease_until < now)
-
-    @classmethod
-    def _due(cls, now: dt.datetime):
-        return or_(cls._waiting(now), cls._lapsed(now))
 
     async def run_once(self) -> int:
         """Handle every message due now; returns how many were handled.
