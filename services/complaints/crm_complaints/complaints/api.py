@@ -99,8 +99,13 @@ def _customer_view(actor: service.Actor | None, view: str) -> bool:
 
 
 def _check_owner(actor: service.Actor | None, complaint: Complaint) -> None:
-    if actor is not None and actor.role == "customer" and actor.id != complaint.customer_id:
-        raise Problem(404, "Complaint not found", f"No complaint with id {complaint.id}.")
+    _check_owner_of(actor, complaint.id, complaint.customer_id)
+
+
+def _check_owner_of(actor: service.Actor | None, complaint_id: str, customer_id: str) -> None:
+    """A customer sees only its own complaints: another's is 'not found', not 'forbidden'."""
+    if actor is not None and actor.role == "customer" and actor.id != customer_id:
+        raise Problem(404, "Complaint not found", f"No complaint with id {complaint_id}.")
 
 
 def _request_hash(data: ComplaintCreate) -> str:
@@ -234,8 +239,7 @@ async def lookup_page(reader: RowReader, actor: service.Actor | None, *, number:
         customer_id = actor.id
     found = await service.lookup(reader, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
     for row in found:
-        if actor is not None and actor.role == "customer" and actor.id != row["customer_id"]:
-            raise Problem(404, "Complaint not found", f"No complaint with id {row['id']}.")
+        _check_owner_of(actor, row["id"], row["customer_id"])
     # references, clocks and timeline of the whole page in one statement, not per complaint
     refs, clocks, entries = await service.page_details(reader, [c["id"] for c in found], customer_view=customer_view,
                                                        with_clocks=not customer_view)

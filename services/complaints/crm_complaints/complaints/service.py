@@ -5,9 +5,9 @@ import datetime as dt
 import functools
 import secrets
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
