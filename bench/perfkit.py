@@ -168,7 +168,6 @@ class StandInAnalyzer:
 
         self.dsns = dsns
         self.interval_s = interval_s
-        self.runs = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stand-in-analyzer", daemon=True)
 
@@ -185,7 +184,6 @@ class StandInAnalyzer:
         while not self._stop.wait(self.interval_s):
             try:
                 asyncio.run(self._analyze_all())
-                self.runs += 1
             except Exception as exc:  # a database dropped under us at the end of a run, a restart: try next time
                 print(f"[perfkit] stand-in ANALYZE failed: {exc}", file=sys.stderr, flush=True)
 
