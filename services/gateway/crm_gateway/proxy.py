@@ -52,7 +52,8 @@ async def _check_complaint(gateway: GatewayState, request: Request, principal: P
 
 @router.api_route(API_PREFIX + "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def proxy(path: str, request: Request) -> Response:
-    """The route, for apps built without the middleware's direct forwarding; both run forward()."""
+    """What the app's router still reaches under /api/v1: a gateway-local rule whose handler is not mounted (forward()
+    answers 404). Rules that name an upstream are sent to forward() by GatewayAuthMiddleware without the router."""
     return await forward(request)
 
 
