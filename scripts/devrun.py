@@ -1,6 +1,8 @@
 """`make run`: the broker, every service on SQLite under var/, migrations, demo data, URLs.
 
-Ctrl-C stops everything this script started. Ports are fixed (see docs/architecture.md) unless taken.
+Ctrl-C stops everything this script started. Ports are fixed (see docs/architecture.md); CRM_PORT_BASE
+moves the five service ports together (gateway on the base, the others on base+1..base+4), so two
+checkouts can run side by side.
 """
 from __future__ import annotations
 
@@ -38,12 +40,13 @@ class Service:
         return importlib.util.find_spec(self.package) is not None
 
 
+PORT_BASE = int(os.environ.get("CRM_PORT_BASE", "8000"))
 SERVICES = [
-    Service("customer-profile", "crm_profile", "PROFILE_", 8001),
-    Service("scoring", "crm_scoring", "SCORING_", 8002),
-    Service("complaints", "crm_complaints", "COMPLAINTS_", 8003),
-    Service("notifications", "crm_notifications", "NOTIFICATIONS_", 8004),
-    Service("gateway", "crm_gateway", "GATEWAY_", 8000),
+    Service("customer-profile", "crm_profile", "PROFILE_", PORT_BASE + 1),
+    Service("scoring", "crm_scoring", "SCORING_", PORT_BASE + 2),
+    Service("complaints", "crm_complaints", "COMPLAINTS_", PORT_BASE + 3),
+    Service("notifications", "crm_notifications", "NOTIFICATIONS_", PORT_BASE + 4),
+    Service("gateway", "crm_gateway", "GATEWAY_", PORT_BASE),
 ]
 
 
@@ -101,7 +104,7 @@ def main() -> int:
     from crm_common.settings import KafkaSettings
 
     VAR.mkdir(exist_ok=True)
-    broker = LocalBroker(port=9092 if port_free(9092) else None, log_path=VAR / "tansu.log").start()
+    broker = LocalBroker(port=9092 if PORT_BASE == 8000 and port_free(9092) else None, log_path=VAR / "tansu.log").start()
     asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap), ALL_TOPICS, 6))
     print(f"broker (Tansu, in memory) on {broker.bootstrap}", flush=True)
     processes: list[subprocess.Popen] = []
