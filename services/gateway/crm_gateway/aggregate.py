@@ -204,39 +204,8 @@ async def dashboard(request: Request) -> dict[str, Any]:
             except Exception as exc:  # the gateway's own database is away: a warning like any source
                 failures[name] = Problem(503, "Read model unavailable", f"{name}: {type(exc).__name__}")
                 data[name] = None
-    scores = data.pop("scores", None)
-    if scores is not None:
-        data["rfm"] = rfm_grid(items_of(scores))
-        data["tiers"] = tier_counts(items_of(scores))
     warnings, unavailable = split_failures(failures)
     return {"sections": data, "warnings": warnings, "unavailable": unavailable, "partial": bool(warnings)}
-
-
-def rfm_grid(scores: list[dict]) -> dict[str, Any]:
-    """Customers per (R, F) score cell and per RFM segment, from the scoring service's summaries."""
-    cells: dict[tuple[int, int], int] = {}
-    segments: dict[str, int] = {}
-    for row in scores:
-        r, f = row.get("rfm_r"), row.get("rfm_f")
-        if isinstance(r, int) and isinstance(f, int):
-            cells[(r, f)] = cells.get((r, f), 0) + 1
-        if row.get("rfm_segment"):
-            segments[row["rfm_segment"]] = segments.get(row["rfm_segment"], 0) + 1
-    return {
-        "customers": len(scores),
-        "cells": [{"r": r, "f": f, "count": n} for (r, f), n in sorted(cells.items())],
-        "segments": [{"segment": s, "count": n} for s, n in sorted(segments.items(), key=lambda kv: -kv[1])],
-    }
-
-
-def tier_counts(scores: list[dict]) -> list[dict[str, Any]]:
-    counts: dict[str, int] = {}
-    for row in scores:
-        tier = row.get("tier")
-        tier = tier.get("value") if isinstance(tier, dict) else tier
-        if tier:
-            counts[str(tier)] = counts.get(str(tier), 0) + 1
-    return [{"tier": t, "count": n} for t, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
 __all__ = ["router", "GATEWAY_IDENTITY"]

@@ -60,7 +60,8 @@ class GatewaySettings(ServiceSettings):
     })
     dashboard_sources: dict[str, str] = Field(default_factory=lambda: {
         "pareto": "scoring:/reports/pareto",
-        "scores": "scoring:/scores?limit=500",  # the RFM grid and tier counts are derived from it
+        "rfm": "scoring:/reports/rfm",  # RFM grid and segment counts over the whole base
+        "tiers": "scoring:/reports/tiers",
         "complaints": "complaints:/reports/complaints",
         "notifications": "notifications:/reports/notifications",
         # tier_movements (and notifications when the service has no report) come from the gateway's own read models

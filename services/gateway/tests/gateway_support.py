@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,19 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
         if customer_id not in CUSTOMERS:
             raise HTTPException(404, "Scores not found")
         return {**score(customer_id), "explanations": {}, "history": []}
+
+    @app.get("/reports/rfm")
+    async def rfm():
+        rows = [score(c) for c in CUSTOMERS]
+        cells = Counter((r["rfm_r"], r["rfm_f"]) for r in rows)
+        segments = Counter(r["rfm_segment"] for r in rows)
+        return {"customers": len(rows), "cells": [{"r": r, "f": f, "count": n} for (r, f), n in sorted(cells.items())],
+                "segments": [{"segment": s, "count": n} for s, n in segments.most_common()]}
+
+    @app.get("/reports/tiers")
+    async def tiers():
+        counts = Counter(score(c)["tier"] for c in CUSTOMERS)
+        return {"customers": len(CUSTOMERS), "tiers": [{"tier": t, "count": n} for t, n in counts.most_common()]}
 
     @app.get("/reports/pareto")
     async def pareto():

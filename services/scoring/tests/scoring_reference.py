@@ -57,8 +57,9 @@ def score_features_one_by_one(features: pd.DataFrame, model: PopulationModel | N
             abc_class = abc.classify(float(contrib[i]), model.abc)
             if has_orders:
                 r = rfm.score(float(as_of_day - row.last_order_day), model.rfm["r"])
-                f = rfm.score(float(row.orders_window), model.rfm["f"])
-                m = rfm.score(float(row.revenue_window), model.rfm["m"])
+                active = row.orders_window > 0
+                f = rfm.score(float(rfm.frequency_key(row.orders_window, row.revenue_window)), model.rfm["f"]) if active else 0
+                m = rfm.score(float(row.revenue_window), model.rfm["m"]) if active else 0
                 segment = rfm.segment(r, f, m)
             else:
                 r = f = m = None

@@ -89,8 +89,56 @@ def test_rfm_breakpoints_reproduce_the_definition(values, higher):
 
 @pytest.mark.parametrize(
     "r,f,m,name",
-    [(5, 5, 5, "champions"), (1, 5, 5, "cant_lose"), (2, 3, 4, "at_risk"), (3, 3, 3, "loyal"), (5, 1, 2, "potential_loyalist"),
-     (3, 1, 2, "need_attention"), (2, 1, 1, "hibernating"), (1, 1, 2, "lost")],
+    [(4, 5, 5, "champions"), (5, 4, 5, "loyal"), (4, 3, 2, "potential_loyalist"), (5, 1, 1, "new"), (4, 1, 2, "promising"),
+     (3, 3, 3, "need_attention"), (3, 1, 1, "about_to_sleep"), (2, 3, 4, "at_risk"), (1, 5, 4, "cant_lose"), (2, 1, 1, "hibernating"),
+     (1, 1, 2, "lost"), (4, 0, 0, "hibernating"), (1, 0, 0, "lost")],
 )
 def test_rfm_segments(r, f, m, name):
     assert rfm.segment(r, f, m) == name
+
+
+def test_segment_map_covers_every_score_combination_and_the_vector_form_agrees():
+    r, f, m = (a.ravel() for a in np.meshgrid(*[np.arange(1, 6)] * 3, indexing="ij"))
+    r, f, m = np.concatenate([r, np.arange(1, 6)]), np.concatenate([f, np.zeros(5, int)]), np.concatenate([m, np.zeros(5, int)])
+    names = [rfm.segment(int(a), int(b), int(c)) for a, b, c in zip(r, f, m)]
+    assert list(rfm.segment_many(r, f, m)) == names
+    assert set(names) == set(rfm.SEGMENTS)  # every documented name is reachable, nothing else is produced
+    assert [rfm.segment(r_, 0, 0) for r_ in (5, 4, 3, 2, 1)] == ["hibernating"] * 4 + ["lost"]
+
+
+def _mostly_dormant_base(n: int, dormant_share: float, seed: int):
+    """A base like a 3PL's: most shippers have not ordered for over a year, the rest order at skewed rates."""
+    rng = np.random.default_rng(seed)
+    dormant = rng.random(n) < dormant_share
+    recency = np.where(dormant, rng.integers(366, 1500, n), rng.integers(0, 365, n)).astype(float)
+    rate = rng.gamma(0.8, 6.0, n)  # orders per year of the active ones
+    orders = np.where(dormant, 0, 1 + rng.poisson(rate)).astype(float)
+    revenue = np.where(dormant, 0.0, orders * rng.lognormal(7, 1, n))
+    return recency, orders, revenue, ~dormant
+
+
+def test_active_customers_spread_over_f_and_m_when_most_of_the_base_is_dormant():
+    recency, orders, revenue, active = _mostly_dormant_base(20_000, 0.65, seed=25)
+    r = rfm.score_many(recency, rfm.breakpoints(recency, higher_is_better=False))
+    key = rfm.frequency_key(orders, revenue)
+    f = rfm.active_scores(key, active, rfm.breakpoints(key[active]))
+    m = rfm.active_scores(revenue, active, rfm.breakpoints(revenue[active]))
+    assert (f[~active] == 0).all() and (m[~active] == 0).all()
+    for scores in (f[active], m[active]):
+        shares = np.bincount(scores, minlength=6)[1:] / active.sum()
+        assert ((shares >= 0.15) & (shares <= 0.25)).all(), shares
+    segments = rfm.segment_many(r, f, m)
+    assert (segments[active] == "champions").mean() <= 0.25
+    assert set(segments[~active]) <= {"hibernating", "lost"}
+    # with 65% dormant the active customers all have R 4 or 5; they spread over every segment of those two rows
+    assert set(segments[active]) == {"champions", "loyal", "potential_loyalist", "new", "promising"}
+
+
+def test_all_active_base_keeps_plain_quintiles():
+    recency, orders, revenue, active = _mostly_dormant_base(5_000, 0.0, seed=3)
+    assert active.all()
+    key = rfm.frequency_key(orders, revenue)
+    f = rfm.active_scores(key, active, rfm.breakpoints(key))
+    assert list(f) == list(rfm.quintile_scores(key))
+    # the tie-break only orders customers with the same number of orders
+    assert (np.diff(f[np.lexsort((revenue, orders))]) >= 0).all()

@@ -1,5 +1,7 @@
 """The HTTP API in-process (ASGI): scores with explanations and history, lists with cursors, reports, recompute."""
 
+from collections import Counter
+
 import httpx
 import pytest
 import pytest_asyncio
@@ -61,6 +63,15 @@ async def test_recompute_then_scores_lists_and_reports(scored_app):
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
     png = await client.get("/reports/pareto.png")
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the dashboard's counts, over the whole base, agree with the stored scores
+    items = (await client.get("/scores", params={"limit": 500})).json()["items"]
+    rfm = (await client.get("/reports/rfm")).json()
+    cells = Counter((i["rfm_r"], i["rfm_f"]) for i in items if i["rfm_r"] is not None)
+    assert {(c["r"], c["f"]): c["count"] for c in rfm["cells"]} == cells and rfm["customers"] == sum(cells.values())
+    assert {s["segment"]: s["count"] for s in rfm["segments"]} == Counter(i["rfm_segment"] for i in items if i["rfm_segment"])
+    tiers = (await client.get("/reports/tiers")).json()
+    assert {t["tier"]: t["count"] for t in tiers["tiers"]} == Counter(i["tier"] for i in items) and tiers["customers"] == 38
 
     model = await client.get("/reports/model", params={"calibration_end": "2025-12-31"})
     assert model.status_code == 200, model.text

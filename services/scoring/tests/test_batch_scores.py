@@ -116,13 +116,6 @@ def test_batch_scores_equal_the_per_customer_scores_on_random_facts(seed):
         assert_same_records(features, None, settings, as_of)
 
 
-def test_segments_of_every_score_combination_match_the_rules():
-    from crm_scoring.model import batch, rfm
-
-    r, f, m = (a.ravel() for a in np.meshgrid(*[np.arange(1, 6)] * 3, indexing="ij"))
-    assert list(batch.segments(r, f, m)) == [rfm.segment(int(a), int(b), int(c)) for a, b, c in zip(r, f, m)]
-
-
 def test_vectorised_rounding_is_pythons_round():
     from crm_scoring.model.batch import rounded_array
 

@@ -297,14 +297,6 @@ def risk_level(p_alive, signal_count, *, high: float, medium: float) -> np.ndarr
 # ---------------------------------------------------------------- RFM, matrices and tier
 
 
-def segments(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """rfm.segment for arrays of scores: first matching rule wins."""
-    fm = (f + m) / 2
-    rules = [(r >= 4) & (fm >= 4), (r <= 2) & (fm >= 4.5), (r <= 2) & (fm >= 3), (r >= 3) & (fm >= 3), r >= 4, r == 3, r == 2]
-    names = ["champions", "cant_lose", "at_risk", "loyal", "potential_loyalist", "need_attention", "hibernating"]
-    return np.select(rules, names, default="lost").astype(object)
-
-
 def _high(scores: np.ndarray, threshold: float) -> np.ndarray:
     return ~np.isnan(scores) & (scores >= threshold)
 

@@ -66,6 +66,7 @@ def _p95(series: pd.Series, default: float) -> float:
 
 def fit_population(features: pd.DataFrame, settings, as_of_day: int, *, fit_models: bool = True) -> PopulationModel:
     buyers = features[features["orders_total"] > 0]
+    active = buyers[buyers["orders_window"] > 0]  # F and M are ranked among the customers active in the window
     recency = as_of_day - buyers["last_order_day"]
     cut = settings.abc_cutoffs
     model = PopulationModel(
@@ -74,8 +75,8 @@ def fit_population(features: pd.DataFrame, settings, as_of_day: int, *, fit_mode
         abc=abc.thresholds(contribution(features, settings.abc_basis), cut.a, cut.b, cut.c),
         rfm={
             "r": rfm.breakpoints(recency, higher_is_better=False),
-            "f": rfm.breakpoints(buyers["orders_window"]),
-            "m": rfm.breakpoints(buyers["revenue_window"]),
+            "f": rfm.breakpoints(rfm.frequency_key(active["orders_window"], active["revenue_window"])),
+            "m": rfm.breakpoints(active["revenue_window"]),
         },
         customers=int(len(buyers)),
     )
@@ -268,15 +269,17 @@ def _recent_satisfaction(f: dict[str, np.ndarray], settings) -> np.ndarray:
 
 
 def _abc_and_rfm(f: dict[str, np.ndarray], contrib: np.ndarray, model: PopulationModel | None, has_orders: np.ndarray, as_of_day: int) -> tuple[np.ndarray, ...]:
-    """ABC class, R, F, M and segment (None without a population model; RFM None for customers without orders)."""
+    """ABC class, R, F, M and segment (None without a population model; RFM None for customers without orders; F = M = 0
+    for customers without an order in the window)."""
     if model is None:
         nothing = np.full(len(contrib), None, dtype=object)
         return nothing, nothing, nothing, nothing, nothing
     abc_class = abc.classify_many(contrib, model.abc)
     r = rfm.score_many(as_of_day - f["last_order_day"].astype(float), model.rfm["r"])
-    fq = rfm.score_many(f["orders_window"].astype(float), model.rfm["f"])
-    m = rfm.score_many(f["revenue_window"].astype(float), model.rfm["m"])
-    segment = np.where(has_orders, batch.segments(r, fq, m), None)
+    active = f["orders_window"] > 0
+    fq = rfm.active_scores(rfm.frequency_key(f["orders_window"], f["revenue_window"]), active, model.rfm["f"])
+    m = rfm.active_scores(f["revenue_window"].astype(float), active, model.rfm["m"])
+    segment = np.where(has_orders, rfm.segment_many(r, fq, m), None)
     return (abc_class, *(_optional(s, has_orders) for s in (r, fq, m)), segment)
 
 

@@ -52,16 +52,18 @@
     target.replaceChildren(s);
   }
 
-  /* Heat grid: cells {x, y, value} with x/y in 1..n. */
+  /* Heat grid: cells {x, y, value} with x/y in lo..n (lo = 0 when a cell has a 0 score, as F for dormant customers). */
   function heatGrid(target, cells, labels) {
     if (!cells.length) return noData(target, labels.nodata);
     const n = Math.max(...cells.map((c) => Math.max(c.x, c.y)), 5);
-    const W = 360, H = 300, L = 40, T = 10, size = Math.min((W - L - 10) / n, (H - T - 40) / n);
+    const lo = Math.min(1, ...cells.map((c) => Math.min(c.x, c.y)));
+    const k = n - lo + 1;
+    const W = 360, H = 300, L = 40, T = 10, size = Math.min((W - L - 10) / k, (H - T - 40) / k);
     const s = svg(W, H);
     const max = Math.max(...cells.map((c) => c.value)) || 1;
-    for (let gx = 1; gx <= n; gx++) for (let gy = 1; gy <= n; gy++) node(s, "rect", { x: L + (gx - 1) * size, y: T + (n - gy) * size, width: size - 2, height: size - 2, fill: "#eef1f6" });
+    for (let gx = lo; gx <= n; gx++) for (let gy = lo; gy <= n; gy++) node(s, "rect", { x: L + (gx - lo) * size, y: T + (n - gy) * size, width: size - 2, height: size - 2, fill: "#eef1f6" });
     cells.forEach((c) => {
-      const x = L + (c.x - 1) * size, y = T + (n - c.y) * size;
+      const x = L + (c.x - lo) * size, y = T + (n - c.y) * size;
       const rect = node(s, "rect", { x, y, width: size - 2, height: size - 2, fill: COLORS[0], "fill-opacity": 0.1 + 0.9 * (c.value / max), class: "cell" });
       node(rect, "title", {}, `${c.label || ""} R${c.x} F${c.y}: ${c.value}`);
       node(s, "text", { x: x + size / 2 - 1, y: y + size / 2 + 4, "font-size": 11, "text-anchor": "middle", fill: c.value / max > 0.55 ? "#fff" : "#222" }, c.value);

@@ -315,11 +315,12 @@
     if (cells.length) Charts.heatGrid($("chart-rfm"), cells, { nodata: labels.nodata, x: t("chart.recency"), y: t("chart.frequency") });
     else Charts.bars($("chart-rfm"), entries(s.rfm && s.rfm.segments, "segment").map((g) => ({ label: g.label, values: [g.value] })), [t("chart.count")], labels);
     if (s.rfm && Array.isArray(s.rfm.segments) && cells.length) caption($("chart-rfm"), s.rfm.segments.map((g) => `${g.segment}: ${g.count}`).join(" · "));
+    const tiers = listOf(s.tiers, "tiers");
     const moves = listOf(s.tier_movements, "movements", "changes");
     if (moves.length) {
       Charts.bars($("chart-tiers"), moves.map((m) => ({ label: `${display(m.from || m.old_tier)} → ${display(m.to || m.new_tier)}`, values: [Number(m.count || 0)] })), ["#"], labels);
-      caption($("chart-tiers"), entries(s.tiers, "tier").map((g) => `${g.label}: ${g.value}`).join(" · "));
-    } else Charts.bars($("chart-tiers"), entries(s.tiers, "tier").map((g) => ({ label: g.label, values: [g.value] })), [t("kpi.tier")], labels);
+      caption($("chart-tiers"), entries(tiers, "tier").map((g) => `${g.label}: ${g.value}`).join(" · "));
+    } else Charts.bars($("chart-tiers"), entries(tiers, "tier").map((g) => ({ label: g.label, values: [g.value] })), [t("kpi.tier")], labels);
     const c = s.complaints || {};
     const cats = entries(c.by_category, "category").sort((a, b) => b.value - a.value);
     Charts.bars($("chart-complaints"), cats.map((g) => {
