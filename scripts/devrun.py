@@ -118,7 +118,8 @@ def main() -> int:
             log = open(VAR / f"{service.name}.log", "ab")
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", f"{service.package}.main:app", "--host", "127.0.0.1", "--port", str(service.port)],
+                    [sys.executable, "-m", "uvicorn", f"{service.package}.main:app", "--host", "127.0.0.1", "--port", str(service.port),
+                     "--no-proxy-headers"],  # as in the image: only the gateway reads X-Forwarded-For, from GATEWAY_TRUSTED_PROXIES
                     env=env,
                     cwd=ROOT,
                     stdout=log,

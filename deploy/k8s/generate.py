@@ -64,6 +64,9 @@ SERVICES = [
             "GATEWAY_LOG_LEVEL": "INFO",
             "GATEWAY_LOG_JSON": "true",
             "GATEWAY_ENVIRONMENT": "production",
+            # X-Forwarded-For is honoured only from these peers: the ingress controller's pod addresses (JSON list
+            # of IPs/CIDRs, docs/operations.md); none until the cluster's are known
+            "GATEWAY_TRUSTED_PROXIES": "[]",
             "GATEWAY_PROFILE_URL": "http://crm-customer-profile",
             "GATEWAY_SCORING_URL": "http://crm-scoring",
             "GATEWAY_COMPLAINTS_URL": "http://crm-complaints",

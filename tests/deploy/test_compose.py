@@ -167,3 +167,11 @@ def test_init_env_makes_consistent_random_secrets(tmp_path):
     assert f":{postgres['CRM_DB_PASSWORD_SCORING']}@" in scoring["SCORING_DATABASE_URL"]
     assert postgres["CRM_DB_PASSWORD_SCORING"] != postgres["CRM_DB_PASSWORD_PROFILE"]
     assert len(postgres["CRM_DB_PASSWORD_SCORING"]) >= 32
+
+
+def test_the_gateway_names_its_trusted_proxies_explicitly(compose):
+    """X-Forwarded-For counts only from the proxies listed; the setting is explicit, and it parses."""
+    from crm_gateway.settings import GatewaySettings
+
+    value = env_of(compose["services"]["gateway"])["GATEWAY_TRUSTED_PROXIES"]
+    GatewaySettings.model_validate_json('{"trusted_proxies": %s}' % value)

@@ -210,3 +210,12 @@ def test_env_names_are_known_to_the_settings_classes(rendered):
         assert unknown_env_vars(names, service) == [], workload["metadata"]["name"]
         checked += 1
     assert checked
+
+
+def test_the_gateway_names_its_trusted_proxies_explicitly(rendered):
+    """X-Forwarded-For counts only from the proxies listed (docs/operations.md); the setting is explicit, and it parses."""
+    from crm_gateway.settings import GatewaySettings
+
+    _overlay, docs = rendered
+    config = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "crm-gateway-config")
+    GatewaySettings.model_validate_json('{"trusted_proxies": %s}' % config["data"]["GATEWAY_TRUSTED_PROXIES"])

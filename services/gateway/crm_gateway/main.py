@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware import Middleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_gateway import aggregate, auth_api, ingestion, openapi_merge, proxy
@@ -38,6 +39,9 @@ def create_app(
     app.state.gateway = gateway
     # inside the correlation/metrics middleware, so refusals carry a correlation id and are counted
     app.user_middleware.append(Middleware(GatewayAuthMiddleware, state=gateway, forward=proxy.forward, exception_handlers=app.exception_handlers))
+    # outermost: the client address (rate limits, logs, X-Forwarded-For upstream) is the peer's unless the peer is a
+    # trusted proxy; the server's own proxy-header handling is off (deploy/docker/entrypoint.sh, scripts/devrun.py)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
     if start_background:

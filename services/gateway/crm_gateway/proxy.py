@@ -25,8 +25,8 @@ def upstream_headers(request: Request, principal: Principal | None) -> dict[str,
     headers = {name: request.headers[name] for name in FORWARD_REQUEST_HEADERS if name in request.headers}
     if principal is not None:
         headers.update(principal.identity_headers())
-    client = request.client.host if request.client else ""
-    headers["X-Forwarded-For"] = ", ".join(filter(None, [request.headers.get("x-forwarded-for"), client]))
+    if request.client:  # the address the gateway resolved (GATEWAY_TRUSTED_PROXIES), not what the client claims
+        headers["X-Forwarded-For"] = request.client.host
     headers["X-Forwarded-Prefix"] = API_PREFIX
     return headers
 

@@ -1,9 +1,10 @@
 """Gateway settings (env prefix GATEWAY_); complex values are JSON in the environment."""
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.auth import ApiKeyStore, JWTVerifier, KeySet, SigningKey, signing_key_from_config
@@ -80,6 +81,9 @@ class GatewaySettings(ServiceSettings):
     token_ttl_s: int = 8 * 3600
     api_keys: list[dict[str, Any]] = Field(default_factory=list)
 
+    # client addresses: X-Forwarded-For is honoured only from these peers (IPs or CIDRs); none by default
+    trusted_proxies: list[str] = Field(default_factory=list)
+
     # rate limits: role -> [tokens per second, burst]
     rate_limits: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     rate_limit_enabled: bool = True
@@ -94,6 +98,18 @@ class GatewaySettings(ServiceSettings):
     demo_login: bool = True
     demo_users: list[dict[str, Any]] = Field(default_factory=lambda: [dict(u) for u in DEMO_USERS])
     demo_customer_id: str | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        """Each entry an IP address or network: a typo must fail at start-up, and "*" would let any caller
+        pick the address its anonymous rate limit is counted by."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or network") from None
+        return value
 
     def upstream_urls(self) -> dict[str, str]:
         return {
