@@ -129,33 +129,3 @@ def shanghai(*args) -> dt.datetime:
 
 def now() -> dt.datetime:
     return utcnow()
-
-
-# ---- a minute-by-minute oracle for business time, written independently of crm_complaints.complaints.sla ----
-
-def oracle_is_business(cal_data, minute_utc: dt.datetime) -> bool:
-    """cal_data = (zone name, weekdays set, [(start_min, end_min)], holidays set, make-up workdays set)."""
-    from zoneinfo import ZoneInfo
-
-    zone, weekdays, periods, holidays, workdays = cal_data
-    local = minute_utc.astimezone(ZoneInfo(zone))
-    day = local.date()
-    working = day in workdays or (day.weekday() in weekdays and day not in holidays)
-    if not working:
-        return False
-    m = local.hour * 60 + local.minute
-    return any(s <= m < e for s, e in periods)
-
-
-def oracle_deadline(cal_data, start: dt.datetime, minutes: int, excluded=None, limit_days: int = 40):
-    """The end of the `minutes`-th business minute from `start`, skipping minutes in [excluded[0], excluded[1])."""
-    t, counted = start, 0
-    end = start + dt.timedelta(days=limit_days)
-    while t < end:
-        skip = excluded is not None and excluded[0] <= t < excluded[1]
-        if not skip and oracle_is_business(cal_data, t):
-            counted += 1
-            if counted == minutes:
-                return t + dt.timedelta(minutes=1)
-        t += dt.timedelta(minutes=1)
-    return None

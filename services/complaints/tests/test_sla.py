@@ -3,26 +3,17 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from complaints_support import oracle_deadline, oracle_is_business
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from sla_oracle import oracle_between, oracle_clock_used_up, oracle_deadline  # written independently of sla.py
 
-from crm_complaints.complaints.sla import BusinessCalendar, CalendarError, SlaClock
+from crm_complaints.complaints.sla import BusinessCalendar, CalendarError, SlaClock, Stretch
 
 UTC = dt.timezone.utc
 ZONES = ["UTC", "Asia/Shanghai", "America/New_York", "Europe/Berlin", "Australia/Sydney", "Asia/Kolkata"]
 # dates near DST transitions so they are hit often
 SPECIAL_DAYS = [dt.date(2026, 3, 8), dt.date(2026, 3, 29), dt.date(2026, 4, 5), dt.date(2026, 10, 4),
                 dt.date(2026, 10, 25), dt.date(2026, 11, 1), dt.date(2026, 2, 16), dt.date(2026, 10, 1)]
-
-
-# ---- the oracle (complaints_support): written independently of the implementation ------------
-def oracle_between(cal_data, a, b) -> int:
-    count, t = 0, a
-    while t < b:
-        count += oracle_is_business(cal_data, t)
-        t += dt.timedelta(minutes=1)
-    return count
 
 
 @st.composite
@@ -180,3 +171,108 @@ def test_deadline_used_up_before_a_pause_stays_put():
     clock.resume(sh(2026, 9, 22, 9, 0))
     assert clock.deadline(SHANGHAI) == sh(2026, 9, 21, 10, 0).astimezone(UTC)
     assert clock.escalation_due(SHANGHAI, 3) == sh(2026, 9, 22, 9, 0).astimezone(UTC)  # past due: due on resume
+
+
+# ---- a target changed on a clock that has paused (issue 27) ------------------------------------
+@st.composite
+def clock_histories(draw, base):
+    """A start, then up to six steps: pause or resume (toggling), or a new target; ends with a new target."""
+    start = draw(instants(base))
+    steps, at, running = [], start, True
+    for _ in range(draw(st.integers(0, 6))):
+        at += dt.timedelta(minutes=draw(st.integers(0, 2 * 24 * 60)))
+        if draw(st.booleans()):
+            steps.append((at, "pause" if running else "resume", None))
+            running = not running
+        else:
+            steps.append((at, "retarget", draw(st.integers(1, 900))))
+    at += dt.timedelta(minutes=draw(st.integers(0, 24 * 60)))
+    steps.append((at, "retarget", draw(st.integers(1, 900))))
+    return start, draw(st.integers(1, 900)), steps
+
+
+@HYPO
+@given(data=st.data())
+def test_deadline_and_breach_after_a_target_change_match_the_minute_walk(data):
+    calendar, cal_data, base = data.draw(calendars())
+    start, first_target, steps = data.draw(clock_histories(base))
+    clock = SlaClock.start("resolution", first_target, start)
+    for at, action, target in steps:
+        if action == "pause":
+            clock.pause(calendar, at)
+        elif action == "resume":
+            clock.resume(at)
+        else:
+            clock.retarget(target, calendar, at)
+    now, _, final_target = steps[-1]
+    switches = [at for at, action, _ in steps if action in ("pause", "resume")]
+    used_up = oracle_clock_used_up(cal_data, start, switches, final_target, limit_days=60)
+    assume(used_up is not None or not clock.running)  # a calendar too sparse for the oracle's window
+
+    assert clock.deadline(calendar) == (used_up if clock.running else None)
+    assert clock.breached_at == (used_up if used_up is not None and used_up <= now else None)
+
+
+SHANGHAI_LONG_LUNCH = BusinessCalendar(timezone="Asia/Shanghai", periods=((9 * 60, 12 * 60), (13 * 60 + 30, 18 * 60)))
+
+
+def test_new_target_already_used_before_a_pause_is_the_instant_it_was_used_up():
+    clock = SlaClock.start("first_response", 480, sh(2026, 6, 1, 9, 0))  # P4
+    clock.pause(SHANGHAI_LONG_LUNCH, sh(2026, 6, 1, 17, 0))  # 180 + 210 = 390 minutes used
+    clock.resume(sh(2026, 6, 2, 10, 0))
+    clock.retarget(240, SHANGHAI_LONG_LUNCH, sh(2026, 6, 2, 10, 0))  # P3
+    assert clock.deadline(SHANGHAI_LONG_LUNCH) == sh(2026, 6, 1, 14, 30).astimezone(UTC)  # 180 in the morning + 60
+    assert clock.breached_at == sh(2026, 6, 1, 14, 30).astimezone(UTC)
+
+
+def test_old_target_ran_out_then_a_lower_target_moves_the_breach_back():
+    clock = SlaClock.start("resolution", 2400, sh(2026, 6, 1, 9, 0))
+    clock.pause(SHANGHAI_LONG_LUNCH, sh(2026, 6, 8, 12, 0))
+    assert clock.breached_at == sh(2026, 6, 8, 11, 30).astimezone(UTC)  # 5 x 450 + 150
+    clock.resume(sh(2026, 6, 9, 9, 0))
+    clock.retarget(960, SHANGHAI_LONG_LUNCH, sh(2026, 6, 9, 9, 0))
+    assert clock.deadline(SHANGHAI_LONG_LUNCH) == sh(2026, 6, 3, 10, 0).astimezone(UTC)  # 2 x 450 + 60
+    assert clock.breached_at == sh(2026, 6, 3, 10, 0).astimezone(UTC)
+
+
+def test_a_higher_target_clears_the_breach_and_counts_on_from_the_resume():
+    clock = SlaClock.start("resolution", 240, sh(2026, 6, 1, 9, 0))
+    clock.pause(SHANGHAI_LONG_LUNCH, sh(2026, 6, 1, 17, 0))  # 390 used: breached at 14:30
+    clock.resume(sh(2026, 6, 2, 10, 0))
+    clock.retarget(480, SHANGHAI_LONG_LUNCH, sh(2026, 6, 2, 10, 0))
+    assert clock.breached_at is None
+    assert clock.deadline(SHANGHAI_LONG_LUNCH) == sh(2026, 6, 2, 11, 30).astimezone(UTC)  # 90 more from 10:00
+
+
+def test_stretches_round_trip_through_their_data_form():
+    clock = SlaClock.start("resolution", 2400, sh(2026, 6, 1, 9, 0))
+    clock.pause(SHANGHAI_LONG_LUNCH, sh(2026, 6, 1, 17, 0))
+    (stretch,) = clock.history
+    assert Stretch.from_dict(stretch.to_dict()) == stretch
+    assert stretch.counted == dt.timedelta(minutes=390)
+
+
+# ---- calendar periods are times of day, HH:MM --------------------------------------------------
+@pytest.mark.parametrize("start, end, message", [
+    ("12:75", "13:00", "12:75 is not a time of day"),
+    ("09:00", "24:30", "24:30 is not a time of day"),
+    ("25:00", "26:00", "25:00 is not a time of day"),
+    ("9:00", "12:00", "'9:00' is not a time of day written HH:MM"),
+    ("noon", "13:00", "'noon' is not a time of day written HH:MM"),
+    ("22:00", "06:00", "period 22:00-06:00 crosses midnight"),
+    ("10:00", "10:00", "period 10:00-10:00 is empty"),
+])
+def test_periods_are_validated_as_times_of_day_and_errors_name_them_so(start, end, message):
+    with pytest.raises(CalendarError, match=message) as caught:
+        BusinessCalendar.from_dict({"periods": [["08:00", "08:30"], [start, end]]})
+    assert caught.value.loc[:2] == ("periods", 1)
+
+
+def test_overlapping_periods_are_named_by_their_times():
+    with pytest.raises(CalendarError, match="periods 09:00-12:00 and 11:30-13:00 overlap"):
+        BusinessCalendar.from_dict({"periods": [["11:30", "13:00"], ["09:00", "12:00"]]})
+
+
+def test_a_period_may_end_at_24_00():
+    calendar = BusinessCalendar.from_dict({"periods": [["00:00", "24:00"]]})
+    assert calendar.periods == ((0, 1440),) and calendar.to_dict()["periods"] == [["00:00", "24:00"]]

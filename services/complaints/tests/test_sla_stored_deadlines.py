@@ -2,9 +2,10 @@
 import asyncio
 import datetime as dt
 
-from complaints_support import ALL_WEEK, complaint_body, oracle_deadline, seed_customer, seed_team, shanghai
+from complaints_support import ALL_WEEK, complaint_body, seed_customer, seed_team, shanghai
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from sla_oracle import oracle_deadline
 from sqlalchemy import select
 
 from crm_common.db import Database

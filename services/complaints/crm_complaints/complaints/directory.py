@@ -98,7 +98,8 @@ async def put_team(session: AsyncSession, team_id: str, *, name: str | None = No
     try:
         cal = BusinessCalendar.from_dict(calendar or {})
     except (CalendarError, ValueError, KeyError) as exc:
-        raise Problem(422, "Invalid calendar", str(exc), errors=[{"loc": ["body", "calendar"], "msg": str(exc), "type": "value_error"}]) from exc
+        where = ["body", "calendar", *getattr(exc, "loc", ())]
+        raise Problem(422, "Invalid calendar", str(exc), errors=[{"loc": where, "msg": str(exc), "type": "value_error"}]) from exc
     team = await session.get(Team, team_id)
     if team is None:
         team = Team(id=team_id)

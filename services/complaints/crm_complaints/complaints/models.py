@@ -171,6 +171,8 @@ class SlaClockRow(Base):
     next_escalation_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     breached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # finished stretches of counting (sla.Stretch data form); NULL: stored before stretches were kept
+    stretches: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (UniqueConstraint("complaint_id", "kind", name="uq_sla_clock"),)
 

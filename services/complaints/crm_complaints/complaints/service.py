@@ -43,7 +43,7 @@ from crm_complaints.complaints.models import (
 )
 from crm_complaints.complaints.priority import CATEGORIES, compute_priority
 from crm_complaints.complaints.schemas import ComplaintCreate
-from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar, SlaClock
+from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar, SlaClock, Stretch
 from crm_complaints.complaints.states import OPEN_STATES, check_reopen, check_transition
 from crm_complaints.settings import ComplaintsSettings
 
@@ -108,6 +108,7 @@ def _clock_from_row(row: SlaClockRow) -> SlaClock:
         stopped_at=row.stopped_at,
         restartable=row.kind == "resolution",
         breached_at=row.breached_at,
+        history=None if row.stretches is None else tuple(Stretch.from_dict(stretch) for stretch in row.stretches),
     )
 
 
@@ -117,7 +118,8 @@ def _store_clock(row: SlaClockRow, clock: SlaClock, calendar: BusinessCalendar) 
     row.running_since = clock.running_since
     row.paused = clock.paused
     row.stopped_at = clock.stopped_at
-    row.breached_at = clock.breached_at or row.breached_at
+    row.breached_at = clock.breached_at
+    row.stretches = None if clock.history is None else [stretch.to_dict() for stretch in clock.history]
     row.deadline_at = clock.deadline(calendar)
     row.next_escalation_at = clock.escalation_due(calendar, row.escalation_level + 1)
 
@@ -958,7 +960,7 @@ async def reprioritize_open(session: AsyncSession, customer_id: str, *, settings
         for row in await clocks_of(session, complaint.id):
             clock = _clock_from_row(row)
             if clock.stopped_at is None:
-                clock.target_minutes = targets[row.kind]
+                clock.retarget(targets[row.kind], calendar, now)
                 _store_clock(row, clock, calendar)
         await add_timeline(session, complaint, "reprioritized", at=now, actor=SYSTEM, visibility="internal",
                            body=f"Priority {old} -> {new} (tier {customer.tier}, credit {customer.credit_grade})",

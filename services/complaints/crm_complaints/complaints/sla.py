@@ -14,10 +14,11 @@ All datetimes here are aware; results are UTC.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Iterable, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = dt.timezone.utc
 MINUTES_PER_DAY = 24 * 60
@@ -25,7 +26,33 @@ _MAX_SEARCH_DAYS = 3 * 366
 
 
 class CalendarError(ValueError):
-    """A calendar that cannot be used (bad periods, or no business time at all)."""
+    """A calendar that cannot be used (bad periods, or no business time at all).
+
+    `loc` is where in the calendar's data form the fault is, e.g. ("periods", 1, 0).
+    """
+
+    def __init__(self, message: str, loc: tuple = ()):
+        super().__init__(message)
+        self.loc = loc
+
+
+_TIME_OF_DAY = re.compile(r"(\d{2}):(\d{2})")
+
+
+def time_text(minute: int) -> str:
+    """A minute of the day as HH:MM (1440 is 24:00, the end of the day)."""
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def minute_of_day(text: str, loc: tuple = ()) -> int:
+    """HH:MM (hours 00-24, minutes 00-59; 24:00 is the end of the day) as minutes after midnight."""
+    match = _TIME_OF_DAY.fullmatch(str(text))
+    if match is None:
+        raise CalendarError(f"{text!r} is not a time of day written HH:MM", loc)
+    hours, minutes = int(match[1]), int(match[2])
+    if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+        raise CalendarError(f"{text} is not a time of day: hours are 00-24, minutes 00-59, and 24:00 is the latest", loc)
+    return hours * 60 + minutes
 
 
 @dataclass(frozen=True)
@@ -37,17 +64,20 @@ class BusinessCalendar:
     workdays: frozenset[dt.date] = frozenset()  # make-up working days (调休), even on a weekend
 
     def __post_init__(self) -> None:
-        ZoneInfo(self.timezone)  # raises for an unknown zone
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise CalendarError(f"unknown time zone {self.timezone!r}; give an IANA name such as Asia/Shanghai", ("timezone",)) from exc
         if any(d not in range(7) for d in self.weekdays):
-            raise CalendarError("weekdays are 0 (Monday) .. 6 (Sunday)")
-        ordered = tuple(sorted((int(s), int(e)) for s, e in self.periods))
-        previous_end = 0
-        for start, end in ordered:
-            if not (0 <= start < end <= MINUTES_PER_DAY):
-                raise CalendarError(f"period {start}-{end} must satisfy 0 <= start < end <= 1440")
-            if start < previous_end:
-                raise CalendarError("periods overlap")
-            previous_end = end
+            raise CalendarError("weekdays are 0 (Monday) .. 6 (Sunday)", ("weekdays",))
+        periods = tuple((int(s), int(e)) for s, e in self.periods)
+        for index, (start, end) in enumerate(periods):
+            _check_period(start, end, ("periods", index))
+        ordered = tuple(sorted(periods))
+        for (start, end), (next_start, next_end) in zip(ordered, ordered[1:]):
+            if next_start < end:
+                raise CalendarError(f"periods {time_text(start)}-{time_text(end)} and {time_text(next_start)}-{time_text(next_end)} "
+                                    "overlap", ("periods",))
         object.__setattr__(self, "periods", ordered)
         object.__setattr__(self, "weekdays", frozenset(self.weekdays))
         object.__setattr__(self, "holidays", frozenset(self.holidays))
@@ -56,27 +86,19 @@ class BusinessCalendar:
     # ---- data form (stored per team as JSON) -------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict) -> "BusinessCalendar":
-        def minutes(text: str) -> int:
-            hours, _, mins = str(text).partition(":")
-            value = int(hours) * 60 + int(mins or 0)
-            return value
-
         return cls(
             timezone=data.get("timezone", "Asia/Shanghai"),
             weekdays=frozenset(int(d) for d in data.get("weekdays", [0, 1, 2, 3, 4])),
-            periods=tuple((minutes(p[0]), minutes(p[1])) for p in data.get("periods", [["09:00", "12:00"], ["13:00", "18:00"]])),
+            periods=_periods_from_data(data.get("periods", [["09:00", "12:00"], ["13:00", "18:00"]])),
             holidays=frozenset(dt.date.fromisoformat(d) for d in data.get("holidays", [])),
             workdays=frozenset(dt.date.fromisoformat(d) for d in data.get("workdays", [])),
         )
 
     def to_dict(self) -> dict:
-        def text(m: int) -> str:
-            return f"{m // 60:02d}:{m % 60:02d}"
-
         return {
             "timezone": self.timezone,
             "weekdays": sorted(self.weekdays),
-            "periods": [[text(s), text(e)] for s, e in self.periods],
+            "periods": [[time_text(s), time_text(e)] for s, e in self.periods],
             "holidays": sorted(d.isoformat() for d in self.holidays),
             "workdays": sorted(d.isoformat() for d in self.workdays),
         }
@@ -154,6 +176,27 @@ class BusinessCalendar:
     def business_minutes_between(self, a: dt.datetime, b: dt.datetime) -> int:
         """Whole business minutes in [a, b) (floor)."""
         return int(self.business_time_between(a, b).total_seconds() // 60)
+
+
+def _periods_from_data(data) -> tuple[tuple[int, int], ...]:
+    if not isinstance(data, (list, tuple)):
+        raise CalendarError("periods are a list of [start, end] pairs written HH:MM", ("periods",))
+    periods = []
+    for index, period in enumerate(data):
+        if not isinstance(period, (list, tuple)) or len(period) != 2:
+            raise CalendarError(f"period {period!r} is not a [start, end] pair written HH:MM", ("periods", index))
+        periods.append((minute_of_day(period[0], ("periods", index, 0)), minute_of_day(period[1], ("periods", index, 1))))
+    return tuple(periods)
+
+
+def _check_period(start: int, end: int, loc: tuple) -> None:
+    if not (0 <= start <= MINUTES_PER_DAY and 0 <= end <= MINUTES_PER_DAY):
+        raise CalendarError(f"period {start}-{end} (minutes of the day) lies outside 00:00-24:00", loc)
+    if end == start:
+        raise CalendarError(f"period {time_text(start)}-{time_text(end)} is empty", loc)
+    if end < start:
+        raise CalendarError(f"period {time_text(start)}-{time_text(end)} crosses midnight; a period lies within one day: "
+                            f"split it into {time_text(start)}-24:00 and 00:00-{time_text(end)}", loc)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -234,12 +277,33 @@ ESCALATION_THRESHOLDS: dict[int, float] = {1: 0.8, 2: 1.0, 3: 1.5}
 ESCALATION_TARGETS: dict[int, str] = {1: "team_lead", 2: "manager", 3: "head_of_service"}
 
 
+@dataclass(frozen=True)
+class Stretch:
+    """A finished stretch of counting: [began, ended) counted `counted` business time in `calendar`."""
+
+    began: dt.datetime
+    ended: dt.datetime
+    counted: dt.timedelta
+    calendar: BusinessCalendar
+
+    def to_dict(self) -> dict:
+        return {"began": self.began.isoformat(), "ended": self.ended.isoformat(),
+                "counted_us": self.counted // dt.timedelta(microseconds=1), "calendar": self.calendar.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Stretch":
+        return cls(began=dt.datetime.fromisoformat(data["began"]), ended=dt.datetime.fromisoformat(data["ended"]),
+                   counted=dt.timedelta(microseconds=data["counted_us"]), calendar=BusinessCalendar.from_dict(data["calendar"]))
+
+
 @dataclass
 class SlaClock:
     """A countdown of business time. Pure state; the storage layer persists these fields.
 
     running_since: when it last (re)started counting; None while paused or stopped.
     consumed: business time counted before running_since.
+    history: the finished stretches that make up `consumed`, so that the instant any target was used up can be
+        found again after the target changes; None for a clock stored before stretches were kept (unknown).
     """
 
     kind: ClockKind
@@ -250,6 +314,7 @@ class SlaClock:
     stopped_at: dt.datetime | None = None
     restartable: bool = True
     breached_at: dt.datetime | None = None  # when the target was used up, once known
+    history: tuple[Stretch, ...] | None = ()
 
     @classmethod
     def start(cls, kind: ClockKind, target_minutes: int, at: dt.datetime) -> "SlaClock":
@@ -260,6 +325,10 @@ class SlaClock:
     def running(self) -> bool:
         return self.running_since is not None
 
+    @property
+    def target(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.target_minutes)
+
     def elapsed(self, calendar: BusinessCalendar, now: dt.datetime) -> dt.timedelta:
         if self.running_since is None:
             return self.consumed
@@ -267,12 +336,40 @@ class SlaClock:
 
     def _fold(self, calendar: BusinessCalendar, now: dt.datetime) -> None:
         if self.running_since is not None:
-            before = self.consumed
-            self.consumed += calendar.business_time_between(self.running_since, now)
-            target = dt.timedelta(minutes=self.target_minutes)
-            if self.breached_at is None and before < target <= self.consumed:
-                self.breached_at = calendar.add_business_time(self.running_since, target - before)
+            now = _aware(now).astimezone(UTC)
+            counted = calendar.business_time_between(self.running_since, now)
+            if self.history is None:
+                self._fold_without_history(calendar, counted)
+            elif counted:
+                self.history += (Stretch(self.running_since, now, counted, calendar),)
+            self.consumed += counted
             self.running_since = None
+            if self.breached_at is None:
+                self.breached_at = self._used_up_before_running()
+
+    def _fold_without_history(self, calendar: BusinessCalendar, counted: dt.timedelta) -> None:
+        # the one instant an unknown history still allows: the target crossed inside this stretch
+        if self.breached_at is None and self.consumed < self.target <= self.consumed + counted:
+            self.breached_at = calendar.add_business_time(self.running_since, self.target - self.consumed)
+
+    def _used_up_before_running(self) -> dt.datetime | None:
+        """When the target was used up in the finished stretches; None if it was not (or the history is unknown)."""
+        if self.history is None:
+            return self.breached_at if self.consumed >= self.target else None
+        left = self.target
+        for stretch in self.history:
+            if left <= stretch.counted:
+                return stretch.calendar.add_business_time(stretch.began, left)
+            left -= stretch.counted
+        return None
+
+    def used_up_at(self, calendar: BusinessCalendar) -> dt.datetime | None:
+        """When the target is (or was) used up, counting business time only while running; None if that is not
+        known yet (paused or stopped short of the target)."""
+        before = self._used_up_before_running()
+        if before is not None or self.running_since is None:
+            return before
+        return calendar.add_business_time(self.running_since, max(self.target - self.consumed, dt.timedelta(0)))
 
     def pause(self, calendar: BusinessCalendar, now: dt.datetime) -> None:
         if self.running_since is not None:
@@ -299,6 +396,13 @@ class SlaClock:
         self.running_since = _aware(now).astimezone(UTC)
         return True
 
+    def retarget(self, target_minutes: int, calendar: BusinessCalendar, now: dt.datetime) -> None:
+        """Take a new target (a priority change), keeping the time already used. The breach instant is found again
+        for the new target: set, moved or cleared."""
+        self.target_minutes = target_minutes
+        used_up = self.used_up_at(calendar)
+        self.breached_at = used_up if used_up is not None and used_up <= _aware(now) else None
+
     def due_at(self, calendar: BusinessCalendar, fraction: float = 1.0) -> dt.datetime | None:
         """When `fraction` of the target will have elapsed, if the clock keeps running; None unless running."""
         if self.running_since is None:
@@ -310,12 +414,10 @@ class SlaClock:
 
     def deadline(self, calendar: BusinessCalendar) -> dt.datetime | None:
         """When the target is (or was) used up, while the clock runs; None while paused or stopped."""
-        if self.running_since is not None and self.breached_at is not None:
-            return self.breached_at  # used up in an earlier running stretch
-        return self.due_at(calendar, 1.0)
+        return self.used_up_at(calendar) if self.running_since is not None else None
 
     def within_target(self, calendar: BusinessCalendar, now: dt.datetime) -> bool:
-        return self.elapsed(calendar, now) <= dt.timedelta(minutes=self.target_minutes)
+        return self.elapsed(calendar, now) <= self.target
 
     def escalation_due(self, calendar: BusinessCalendar, level: int) -> dt.datetime | None:
         """When escalation `level` (1..3) falls due; None when paused/stopped or beyond level 3."""

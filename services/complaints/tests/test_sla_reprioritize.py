@@ -1,0 +1,130 @@
+"""A priority change on a clock that has paused (issue 27): the stored deadline and breach, the API read and the
+scheduler's due scan all use the new target's instants. Calendar periods through the API: HH:MM or a clear 422."""
+import datetime as dt
+
+from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, seed_team, shanghai
+from sqlalchemy import select
+
+from crm_complaints.complaints import directory, service
+from crm_complaints.complaints.models import SlaClockRow, Team
+from crm_complaints.complaints.schemas import ComplaintCreate
+from crm_complaints.complaints.scheduler import SlaScheduler
+from crm_complaints.complaints.service import Actor
+
+LONG_LUNCH = {"timezone": "Asia/Shanghai", "periods": [["09:00", "12:00"], ["13:30", "18:00"]]}
+AGENT = Actor("t1", "agent", "customer_service")  # where information complaints go
+MONDAY_9AM = shanghai(2026, 6, 1, 9, 0)
+
+
+async def file_p4(env, now):
+    await seed_customer(env.db, "cust-1")
+    await seed_team(env.db, "customer_service", {"t1": ALL_WEEK}, calendar=LONG_LUNCH)
+    body = complaint_body(category="information", description="Where is the invoice for May", claimed_amount=None)
+    async with env.runtime.transaction() as session:
+        complaint = await service.file_complaint(session, ComplaintCreate(**body), settings=env.settings, now=now)
+    assert (complaint.agent_id, complaint.priority) == ("t1", "P4")  # first response 480, resolution 2400 business minutes
+    return complaint.id
+
+
+async def wait_on_customer(env, cid, paused_at, resumed_at):
+    async with env.runtime.transaction() as session:
+        await service.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings,
+                                    now=paused_at)
+    async with env.runtime.transaction() as session:
+        await service.change_status(session, cid, "in_progress", reason=None, actor=AGENT, settings=env.settings, now=resumed_at)
+
+
+async def become_key_account(env, now):
+    """The tier event raises P4 to P3: first response 240, resolution 960."""
+    async with env.runtime.transaction() as session:
+        await directory.apply_tier(session, "cust-1", tier="key_account")
+        raised = await service.reprioritize_open(session, "cust-1", settings=env.settings, now=now)
+    assert [c.priority for c in raised] == ["P3"]
+
+
+async def stored_clocks(env, cid) -> dict[str, SlaClockRow]:
+    async with env.db.sessions() as session:
+        return {r.kind: r for r in (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == cid))).all()}
+
+
+async def test_new_target_used_before_the_pause_is_stored_as_deadline_and_breach(env):
+    cid = await file_p4(env, MONDAY_9AM)
+    resumed = shanghai(2026, 6, 2, 10, 0)
+    await wait_on_customer(env, cid, shanghai(2026, 6, 1, 17, 0), resumed)  # 390 minutes used
+    await become_key_account(env, resumed)
+
+    first, resolution = (await stored_clocks(env, cid)).values()
+    assert first.kind == "first_response" and first.target_minutes == 240
+    assert first.deadline_at == first.breached_at == shanghai(2026, 6, 1, 14, 30)
+    assert first.next_escalation_at == resumed  # every level of the new target is past due
+    assert resolution.target_minutes == 960 and resolution.breached_at is None
+    # 960 - 390 = 570 from Tuesday 10:00: 120 + 270 on Tuesday, 180 on Wednesday morning
+    assert resolution.deadline_at == shanghai(2026, 6, 3, 12, 0)
+    level_1 = shanghai(2026, 6, 2, 17, 48)  # 768 - 390 = 378 minutes after Tuesday 10:00
+    assert resolution.next_escalation_at == level_1
+
+    read = (await env.client.get(f"/complaints/{cid}", headers=STAFF)).json()
+    shown = {c["kind"]: c for c in read["clocks"]}
+    assert shown["first_response"]["deadline_at"] == "2026-06-01T06:30:00Z"
+    assert shown["first_response"]["breached_at"] == "2026-06-01T06:30:00Z"
+
+    scheduler = SlaScheduler(env.db, env.settings)
+    assert await scheduler.scan_once(level_1 - dt.timedelta(minutes=1)) == 3  # the first-response clock's three levels
+    assert await scheduler.scan_once(level_1) == 1
+    first, _ = (await stored_clocks(env, cid)).values()
+    assert first.escalation_level == 3 and first.breached_at == shanghai(2026, 6, 1, 14, 30)  # the scan keeps the instant
+
+
+async def test_old_target_ran_out_then_a_lower_one_moves_the_stored_breach_back(env):
+    cid = await file_p4(env, MONDAY_9AM)
+    paused = shanghai(2026, 6, 8, 12, 0)
+    async with env.runtime.transaction() as session:
+        await service.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings,
+                                    now=paused)
+    resolution = (await stored_clocks(env, cid))["resolution"]
+    assert resolution.breached_at == shanghai(2026, 6, 8, 11, 30)  # the 2400-minute target ran out before the pause
+    resumed = shanghai(2026, 6, 9, 9, 0)
+    async with env.runtime.transaction() as session:
+        await service.change_status(session, cid, "in_progress", reason=None, actor=AGENT, settings=env.settings, now=resumed)
+    await become_key_account(env, resumed)
+
+    resolution = (await stored_clocks(env, cid))["resolution"]
+    assert resolution.deadline_at == resolution.breached_at == shanghai(2026, 6, 3, 10, 0)
+    assert resolution.next_escalation_at == resumed
+    listed = (await env.client.get("/complaints", params={"open_only": "true"}, headers=STAFF)).json()
+    assert {c["kind"]: c["deadline_at"] for c in listed[0]["clocks"]}["resolution"] == "2026-06-03T02:00:00Z"
+
+
+async def test_clocks_stored_before_stretches_were_kept_fall_back_to_what_they_know(env):
+    cid = await file_p4(env, MONDAY_9AM)
+    await wait_on_customer(env, cid, shanghai(2026, 6, 1, 17, 0), shanghai(2026, 6, 2, 10, 0))
+    async with env.runtime.transaction() as session:  # as migration 0004 leaves a clock that had counted time
+        for row in (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == cid))).all():
+            row.stretches = None
+    await become_key_account(env, shanghai(2026, 6, 2, 10, 0))
+    first = (await stored_clocks(env, cid))["first_response"]
+    assert first.stretches is None
+    assert first.deadline_at == shanghai(2026, 6, 2, 10, 0)  # used up at some unknown instant: due on resume
+
+
+async def test_calendar_periods_must_be_times_of_day(env):
+    def team(*periods):
+        return {"name": "Transport", "calendar": {"timezone": "Asia/Shanghai", "periods": [list(p) for p in periods]}}
+
+    bad_minutes = await env.client.put("/teams/transport", json=team(("09:00", "12:00"), ("12:75", "18:00")), headers=STAFF)
+    assert bad_minutes.status_code == 422
+    assert bad_minutes.headers["content-type"].startswith("application/problem+json")
+    problem = bad_minutes.json()
+    assert problem["title"] == "Invalid calendar"
+    assert "12:75 is not a time of day" in problem["detail"] and "minutes 00-59" in problem["detail"]
+    assert problem["errors"][0]["loc"] == ["body", "calendar", "periods", 1, 0]
+
+    overnight = await env.client.put("/teams/transport", json=team(("22:00", "06:00")), headers=STAFF)
+    assert overnight.status_code == 422
+    assert "period 22:00-06:00 crosses midnight" in overnight.json()["detail"]
+    assert "22:00-24:00 and 00:00-06:00" in overnight.json()["detail"]
+
+    async with env.db.sessions() as session:
+        assert await session.get(Team, "transport") is None  # nothing written
+    good = await env.client.put("/teams/transport", json=team(("22:00", "24:00"), ("00:00", "06:00")), headers=STAFF)
+    assert good.status_code == 200 and good.json()["calendar"]["periods"] == [["00:00", "06:00"], ["22:00", "24:00"]]
