@@ -5,7 +5,7 @@ import datetime as dt
 from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, seed_team, shanghai
 from sqlalchemy import select
 
-from crm_complaints.complaints import directory, service
+from crm_complaints.complaints import clock_history, directory, service
 from crm_complaints.complaints.models import SlaClockRow, Team
 from crm_complaints.complaints.schemas import ComplaintCreate
 from crm_complaints.complaints.scheduler import SlaScheduler
@@ -95,16 +95,75 @@ async def test_old_target_ran_out_then_a_lower_one_moves_the_stored_breach_back(
     assert {c["kind"]: c["deadline_at"] for c in listed[0]["clocks"]}["resolution"] == "2026-06-03T02:00:00Z"
 
 
-async def test_clocks_stored_before_stretches_were_kept_fall_back_to_what_they_know(env):
-    cid = await file_p4(env, MONDAY_9AM)
-    await wait_on_customer(env, cid, shanghai(2026, 6, 1, 17, 0), shanghai(2026, 6, 2, 10, 0))
-    async with env.runtime.transaction() as session:  # as migration 0004 leaves a clock that had counted time
+async def forget_stretches(env, cid):
+    """As migration 0004 leaves a clock that had already counted time."""
+    async with env.runtime.transaction() as session:
         for row in (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == cid))).all():
             row.stretches = None
-    await become_key_account(env, shanghai(2026, 6, 2, 10, 0))
+
+
+async def test_clocks_stored_before_stretches_were_kept_are_healed_from_the_timeline(env):
+    cid = await file_p4(env, MONDAY_9AM)
+    resumed = shanghai(2026, 6, 2, 10, 0)
+    await wait_on_customer(env, cid, shanghai(2026, 6, 1, 17, 0), resumed)
+    await forget_stretches(env, cid)
+    await become_key_account(env, resumed)
     first = (await stored_clocks(env, cid))["first_response"]
     assert first.stretches is None
-    assert first.deadline_at == shanghai(2026, 6, 2, 10, 0)  # used up at some unknown instant: due on resume
+    assert first.deadline_at == resumed  # without its history: used up at an unknown instant, due on resume
+
+    report = await clock_history.rebuild_stretches(env.db, env.settings, now=resumed)
+    assert (report.rebuilt, report.not_reproduced) == (2, [])
+    first, resolution = (await stored_clocks(env, cid)).values()
+    assert first.deadline_at == first.breached_at == shanghai(2026, 6, 1, 14, 30)
+    assert len(first.stretches) == 1 and resolution.deadline_at == shanghai(2026, 6, 3, 12, 0)
+    assert (await clock_history.rebuild_stretches(env.db, env.settings)).rebuilt == 0  # once is enough
+
+
+async def test_the_timeline_replay_reproduces_every_clock_move_of_the_service(env):
+    cid = await file_p4(env, MONDAY_9AM)
+    await seed_team(env.db, "claims", {"c1": ALL_WEEK}, calendar={"timezone": "Europe/Berlin", "weekdays": [0, 1, 2, 3, 4, 5, 6],
+                                                                 "periods": [["06:00", "23:00"]]})
+    supervisor = Actor("sup-1", "supervisor")
+    steps = [
+        lambda s, at: service.change_status(s, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings, now=at),
+        lambda s, at: service.assign(s, cid, team_id="claims", agent_id=None, reason="a claim", actor=supervisor,
+                                     settings=env.settings, now=at),  # paused: moves without a stretch
+        lambda s, at: service.customer_message(s, cid, "here they are", actor=supervisor, settings=env.settings, now=at),
+        lambda s, at: service.assign(s, cid, team_id="customer_service", agent_id=None, reason="back", actor=supervisor,
+                                     settings=env.settings, now=at),  # running: the stretch ends in the claims calendar
+        lambda s, at: service.reply(s, cid, "on it", actor=supervisor, settings=env.settings, now=at),
+        lambda s, at: service.change_status(s, cid, "waiting_on_customer", reason="more", actor=supervisor, settings=env.settings,
+                                            now=at),
+        lambda s, at: service.resolve(s, cid, outcome="refund", compensation_amount=None, message=None, actor=supervisor,
+                                      settings=env.settings, now=at),  # from waiting
+        lambda s, at: service.reopen(s, cid, reason="not refunded", actor=supervisor, settings=env.settings, now=at),
+        lambda s, at: service.resolve(s, cid, outcome="refunded", compensation_amount=None, message="done", actor=supervisor,
+                                      settings=env.settings, now=at),
+        lambda s, at: service.close(s, cid, actor=supervisor, settings=env.settings, now=at),
+    ]
+    at = MONDAY_9AM
+    for step in steps:
+        at += dt.timedelta(hours=3, minutes=13, seconds=5)
+        async with env.runtime.transaction() as session:
+            await step(session, at)
+    kept = {kind: row.stretches for kind, row in (await stored_clocks(env, cid)).items()}
+    assert len(kept["first_response"]) == 2 and len(kept["resolution"]) == 3  # one in each calendar, one after the reopen
+    await forget_stretches(env, cid)
+    report = await clock_history.rebuild_stretches(env.db, env.settings)
+    assert (report.rebuilt, report.not_reproduced) == (2, [])
+    assert {kind: row.stretches for kind, row in (await stored_clocks(env, cid)).items()} == kept
+
+
+async def test_a_timeline_that_does_not_reproduce_the_clock_leaves_it_unknown(env):
+    cid = await file_p4(env, MONDAY_9AM)
+    await wait_on_customer(env, cid, shanghai(2026, 6, 1, 17, 0), shanghai(2026, 6, 2, 10, 0))
+    await forget_stretches(env, cid)
+    async with env.runtime.transaction() as session:  # the team's hours changed since: the replay counts other time
+        await directory.put_team(session, "customer_service", calendar={"timezone": "Asia/Shanghai"})
+    report = await clock_history.rebuild_stretches(env.db, env.settings)
+    assert report.rebuilt == 0 and len(report.not_reproduced) == 2
+    assert all(row.stretches is None for row in (await stored_clocks(env, cid)).values())
 
 
 async def test_calendar_periods_must_be_times_of_day(env):
