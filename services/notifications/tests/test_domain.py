@@ -102,6 +102,43 @@ def test_subscriptions_follow_their_default_until_chosen():
     assert consent_decision(subscribed, "delivery_confirmations").action == SEND
 
 
+ON, OFF = PreferenceView(opted_in=True), PreferenceView(opted_in=False)
+
+
+@pytest.mark.parametrize("category, everything, expected", [
+    ("bills", OFF, SUPPRESS),  # service, default on
+    ("delivery_confirmations", ON, SEND),  # service, default off
+    ("retention", OFF, SUPPRESS),  # marketing
+    ("win_back", ON, SEND),
+    ("complaint_updates", OFF, SEND),  # transactional ignores opt-out, `*` included
+])
+def test_star_is_the_choice_for_every_category_without_its_own_entry(category, everything, expected):
+    assert consent_decision(view(marketing_consent=True, preferences={"*": everything}), category).action == expected
+
+
+@pytest.mark.parametrize("category, everything, own, expected", [
+    ("bills", OFF, ON, SEND),
+    ("shipment_status", ON, OFF, SUPPRESS),
+    ("delivery_confirmations", ON, OFF, SUPPRESS),
+    ("retention", OFF, ON, SEND),
+    ("marketing", ON, OFF, SUPPRESS),
+    ("bills", OFF, PreferenceView(channel="sms"), SUPPRESS),  # an entry that only picks a channel leaves opt-in to `*`
+])
+def test_a_category_entry_wins_over_star(category, everything, own, expected):
+    contact = view(marketing_consent=True, preferences={"*": everything, category: own})
+    assert consent_decision(contact, category).action == expected
+
+
+def test_star_never_gives_marketing_consent():
+    assert consent_decision(view(marketing_consent=False, preferences={"*": ON, "retention": ON}), "retention").reason == "no marketing consent"
+
+
+def test_channel_choice_of_a_category_wins_over_star():
+    contact = view(preferences={"*": PreferenceView(channel="sms"), "bills": PreferenceView(channel="email")})
+    assert choose_channel(contact, "email", "bills") == "email"
+    assert choose_channel(contact, "email", "shipment_status") == "sms"
+
+
 def test_channel_choice_overrides_the_rule_channel_even_for_transactional():
     chose_sms = view(preferences={"complaint_updates": PreferenceView(channel="sms")})
     assert choose_channel(chose_sms, "email", "complaint_updates") == "sms"

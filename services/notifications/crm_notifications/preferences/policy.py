@@ -3,6 +3,7 @@ dispatcher gather the facts, these decide."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -54,50 +55,94 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo("Asia/Shanghai")
 
 
-def quiet_hours_end(now: dt.datetime, timezone: str, start: dt.time | None, end: dt.time | None) -> dt.datetime | None:
-    """If `now` falls in the contact's quiet hours (local time), the UTC instant they end; else None.
-
-    Windows may cross midnight (22:00-08:00). start == end means no quiet hours.
-    """
+def in_quiet_hours(local_time: dt.time, start: dt.time | None, end: dt.time | None) -> bool:
+    """Whether a local wall-clock time falls in the window [start, end), which may cross midnight.
+    start == end (or either missing) means no quiet hours."""
     if start is None or end is None or start == end:
-        return None
-    local = now.astimezone(_zone(timezone))
-    t = local.time().replace(tzinfo=None)
+        return False
     if start < end:
-        inside = start <= t < end
-        end_day = local.date()
-    else:  # crosses midnight
-        inside = t >= start or t < end
-        end_day = local.date() + dt.timedelta(days=1) if t >= start else local.date()
-    if not inside:
+        return start <= local_time < end
+    return local_time >= start or local_time < end
+
+
+def quiet_hours_end(now: dt.datetime, timezone: str, start: dt.time | None, end: dt.time | None) -> dt.datetime | None:
+    """If `now` falls in the contact's quiet hours (local time), the first instant after it at which the local clock
+    is out of them again; else None. Never an instant before `now`, so a message is deferred once per quiet period.
+
+    The clock usually leaves the window by reaching `end`. On a clock-change night it may instead jump: forward over
+    the end (the skipped hour: the jump is the end) or back before the start (the repeated hour: the jump is the end);
+    a jump that stays inside the window (01:10 EDT back to 01:10 EST) continues the quiet period to the next `end`.
+    """
+    zone = _zone(timezone)
+    instant = now.astimezone(zone)
+    if not in_quiet_hours(_wall_time(instant), start, end):
         return None
-    local_end = dt.datetime.combine(end_day, end, tzinfo=local.tzinfo)
-    return local_end.astimezone(dt.timezone.utc)
+    for _ in range(4):  # each pass either finds the end or crosses one clock change; a quiet window spans at most two
+        local = instant.replace(tzinfo=None)
+        reach_end = dt.datetime.combine(local.date(), end)
+        if reach_end <= local:
+            reach_end += dt.timedelta(days=1)
+        # when the clock reads `end` if its offset stays as it is now (in UTC: aware arithmetic in a zone is wall-clock)
+        candidate = instant.astimezone(dt.timezone.utc) + (reach_end - local)
+        change = _next_offset_change(instant, candidate.astimezone(zone))
+        if change is None:
+            return candidate
+        instant = change
+        if not in_quiet_hours(_wall_time(instant), start, end):
+            return instant.astimezone(dt.timezone.utc)
+    return instant.astimezone(dt.timezone.utc)
+
+
+def _wall_time(local: dt.datetime) -> dt.time:
+    return local.time().replace(tzinfo=None, fold=0)
+
+
+def _next_offset_change(after: dt.datetime, until: dt.datetime) -> dt.datetime | None:
+    """The first instant in (after, until] at which the zone's UTC offset differs from its offset at `after`, to the
+    second (time zone transitions fall on whole seconds); None when the offset at `until` is the same."""
+    zone = after.tzinfo
+    offset = after.utcoffset()
+    if until.utcoffset() == offset:
+        return None
+    low = math.floor(after.timestamp())  # offset as at `after`
+    high = math.ceil(until.timestamp())  # offset changed
+    while high - low > 1:
+        middle = (low + high) // 2
+        if dt.datetime.fromtimestamp(middle, zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return dt.datetime.fromtimestamp(high, zone)
+
+
+EVERY_CATEGORY = "*"
 
 
 def preference_for(contact: ContactView, category: str) -> PreferenceView:
-    return contact.preferences.get(category) or PreferenceView()
+    """The contact's choice for a category, field by field: the category's own entry where it says something, else
+    their `*` entry (the default for every category without its own), else nothing (the category's default)."""
+    own = contact.preferences.get(category) or PreferenceView()
+    general = contact.preferences.get(EVERY_CATEGORY) or PreferenceView()
+    return PreferenceView(
+        opted_in=own.opted_in if own.opted_in is not None else general.opted_in,
+        channel=own.channel or general.channel,
+    )
 
 
 def consent_decision(contact: ContactView, category: str) -> Decision:
-    """Opt-in/opt-out by category kind. Transactional ignores opt-out; marketing needs consent."""
+    """Opt-in/opt-out by category kind. Transactional and internal ignore opt-out; marketing also needs consent;
+    service and marketing follow the contact's choice (`preference_for`), else the category's default."""
     kind, default_in = catalog.CATEGORIES[category]
     if kind in ("transactional", "internal"):
         return Decision(SEND)
+    if kind == "marketing" and not contact.marketing_consent:
+        return Decision(SUPPRESS, "no marketing consent")
     choice = preference_for(contact, category).opted_in
-    everything = contact.preferences.get("*")
-    if kind == "marketing":
-        if not contact.marketing_consent:
-            return Decision(SUPPRESS, "no marketing consent")
-        if choice is False or (everything is not None and everything.opted_in is False):
-            return Decision(SUPPRESS, f"opted out of {category}")
-        return Decision(SEND)
-    # service information the contact subscribes to
     if choice is None:
         choice = default_in
-    if not choice:
-        return Decision(SUPPRESS, f"not subscribed to {category}")
-    return Decision(SEND)
+    if choice:
+        return Decision(SEND)
+    return Decision(SUPPRESS, f"opted out of {category}" if kind == "marketing" else f"not subscribed to {category}")
 
 
 def choose_channel(contact: ContactView, rule_channel: str, category: str) -> str | None:
@@ -107,7 +152,7 @@ def choose_channel(contact: ContactView, rule_channel: str, category: str) -> st
     """
     if rule_channel == "inbox":
         return "inbox"
-    chosen = preference_for(contact, category).channel or (contact.preferences.get("*") or PreferenceView()).channel
+    chosen = preference_for(contact, category).channel
     candidates: list[str] = []
     if chosen:
         candidates.append(chosen)

@@ -14,7 +14,7 @@ from crm_notifications.channels.webhook import endpoint_secret
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord
 from crm_notifications.preferences.models import ContactAddress, Preference
-from crm_notifications.preferences.policy import consent_decision
+from crm_notifications.preferences.policy import EVERY_CATEGORY, consent_decision
 from crm_notifications.preferences.schemas import CategoryState, PreferencesIn, PreferencesOut
 from crm_notifications.templates.service import invalid
 
@@ -54,7 +54,7 @@ async def update(session: AsyncSession, contact_id: str, data: PreferencesIn, *,
     contact = await contact_or_404(session, contact_id)
     errors = []
     for category, choice in data.categories.items():
-        if category != "*" and category not in catalog.CATEGORIES:
+        if category != EVERY_CATEGORY and category not in catalog.CATEGORIES:
             errors.append({"loc": ["body", "categories", category], "msg": f"unknown category {category!r}", "type": "unknown_category"})
         if choice.channel is not None and choice.channel not in CONTACT_CHANNELS:
             errors.append({"loc": ["body", "categories", category, "channel"], "msg": f"unknown channel {choice.channel!r}", "type": "unknown_channel"})
