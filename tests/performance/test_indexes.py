@@ -15,7 +15,7 @@ import pytest
 
 from crm_common.db import Database
 from crm_common.testing import migrated_database
-from perf_support import assert_indexed, counting, fill
+from perf_support import assert_indexed, counting, describe, fill
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = REPO / "services"
@@ -190,3 +190,64 @@ async def test_inbox_lookup_uses_its_primary_key(database_factory):
     assert not log.selects(touching="inbox"), "the inbox is claimed with one INSERT ... ON CONFLICT, not looked up"
     claims = [s for s, _ in log.statements if s.lstrip().upper().startswith("INSERT") and "inbox" in s]
     assert len(claims) == 1 and "ON CONFLICT" in claims[0].upper()  # the primary key is the only unique index: it decides
+
+
+# ----------------------------------------------------------------------------- notifications dispatcher and digests
+@pytest.fixture
+async def notifications_queue(database_factory):
+    """A send queue that is mostly history: 20,000 sent messages, 400 waiting, 400 open digests."""
+    url = await _migrated(database_factory, "notifications", "perfn")
+    await fill(url, "nf_messages", 20_800, id="'msg-' || g", recipient_key="'k' || (g % 2000)", category="'shipment_status'",
+               channel="'email'", urgency="'normal'", priority="1 + (g % 7 = 0)::int * -1",
+               status="CASE WHEN g % 52 = 0 THEN 'queued' WHEN g % 52 = 1 THEN 'collecting' ELSE 'sent' END",
+               digest_group="CASE WHEN g % 52 = 1 THEN 'r|k' || g || '|c' END",
+               next_attempt_at="now() - (g % 600) * interval '1 second'", occurred_at="now() - g * interval '1 second'",
+               sent_at="CASE WHEN g % 52 > 1 THEN now() - g * interval '1 minute' END")
+    return url
+
+
+async def test_dispatcher_due_scan_and_cap_count_use_their_partial_indexes(notifications_queue):
+    import datetime as dt
+
+    from crm_notifications.clock import ManualClock
+    from crm_notifications.delivery.dispatcher import Dispatcher
+    from crm_notifications.settings import NotificationsSettings
+
+    url = notifications_queue
+    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=20)
+    db = Database(url)
+    try:
+        dispatcher = Dispatcher(db, {}, NotificationsSettings(database_url=url, dispatcher_batch_size=50), ManualClock(now))
+        with counting(db.engine) as log:
+            assert await dispatcher.run_once() == 50
+    finally:
+        await db.dispose()
+    [waiting] = [(s, p) for s, p in log.selects(touching="nf_messages") if "'collecting', 'queued', 'deferred'" in s and "LIMIT" in s]
+    tree = await assert_indexed(url, *waiting, "nf_messages", indexes={"ix_nf_messages_waiting"})
+    assert "Sort" not in describe(tree), f"the due scan sorts instead of reading the index in order:\n{describe(tree)}"
+    [lapsed] = [(s, p) for s, p in log.selects(touching="nf_messages") if "'sending'" in s and "LIMIT" in s]
+    await assert_indexed(url, *lapsed, "nf_messages", indexes={"ix_nf_messages_leased"})
+    [capped] = log.selects(touching="count(")
+    await assert_indexed(url, *capped, "nf_messages", indexes={"ix_nf_messages_capped_sent"})
+
+
+async def test_open_digest_lookup_uses_its_partial_index(notifications_queue):
+    import datetime as dt
+
+    from crm_notifications.delivery import pipeline
+    from crm_notifications.preferences.policy import ContactView
+
+    url = notifications_queue
+    spec = pipeline.Spec("r", "r", "shipment_delayed", "customer_contacts", "email", "shipment_status", digest_window_s=900,
+                         digest_key="customer_id")
+    db = Database(url)
+    try:
+        with counting(db.engine) as log:
+            async with db.transaction() as session:
+                await pipeline.enqueue(session, spec, pipeline.Trigger("e1", "ShipmentDelayed", "c", {}),
+                                       pipeline.Recipient("k53", ContactView("k53", addresses={"email": "a@example.com"})), {},
+                                       dt.datetime.now(dt.timezone.utc))
+    finally:
+        await db.dispose()
+    [lookup] = log.selects(touching="digest_group =")
+    await assert_indexed(url, *lookup, "nf_messages", indexes={"ix_nf_messages_digest_open"})

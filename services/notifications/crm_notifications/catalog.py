@@ -41,6 +41,9 @@ CATEGORIES: dict[str, tuple[str, bool]] = {
 }
 
 URGENCIES = ("normal", "critical")
+# messages due at the same instant go lowest first (then by when their event occurred, then by id), so which of them
+# a frequency cap suppresses is decided, not left to chance
+PRIORITY = {"critical": 0, "normal": 1}
 
 # triggers produced inside this service by periodic scans or by a manual segment send
 INTERNAL_TRIGGERS: dict[str, tuple[str, ...]] = {

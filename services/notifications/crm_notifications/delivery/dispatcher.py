@@ -27,7 +27,7 @@ from crm_notifications import SERVICE_NAME, catalog
 from crm_notifications.channels.base import Channel, ChannelError, ChannelResult, OutgoingMessage
 from crm_notifications.clock import Clock
 from crm_notifications.delivery.models import (
-    CAPPED_STATUSES, DEFERRED, DELIVERED, DUE_STATUSES, FAILED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification, status_in,
+    CAPPED_STATUSES, DEFERRED, DELIVERED, DUE_ORDER, DUE_STATUSES, FAILED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification, status_in,
 )
 from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_categories, unsubscribe_token
 from crm_notifications.directory import erasure
@@ -63,18 +63,18 @@ class Dispatcher:
         return self.settings.retry.get(channel) or RetryPolicy()
 
     async def due(self, now: dt.datetime) -> list[tuple[str, str]]:
-        """(message id, recipient key) of messages due now, oldest first.
+        """(message id, recipient key) of messages due now, in DUE_ORDER: the earliest due first and, among those due
+        at the same instant, by priority, then when their event occurred, then id.
 
-        Waiting messages and lapsed leases are asked for apart, each in the order of its own partial index, and merged
-        here: one query with OR sorted every due message of the queue to return a batch."""
+        Waiting messages and lapsed leases are asked for apart, each in that order (the waiting ones along their partial
+        index), and merged here: one query with OR sorted every due message of the queue to return a batch."""
         limit = self.settings.dispatcher_batch_size
-        columns = (Message.id, Message.recipient_key, Message.next_attempt_at)
+        order = [getattr(Message, name) for name in DUE_ORDER]
+        columns = (Message.recipient_key, *order)
         async with self.db.sessions() as session:
-            waiting = (await session.execute(
-                select(*columns).where(self._waiting(now)).order_by(Message.next_attempt_at, Message.id).limit(limit))).all()
-            lapsed = (await session.execute(
-                select(*columns).where(self._lapsed(now)).order_by(Message.next_attempt_at, Message.id).limit(limit))).all()
-        rows = sorted([*waiting, *lapsed], key=lambda row: (row.next_attempt_at, row.id))[:limit]
+            waiting = (await session.execute(select(*columns).where(self._waiting(now)).order_by(*order).limit(limit))).all()
+            lapsed = (await session.execute(select(*columns).where(self._lapsed(now)).order_by(*order).limit(limit))).all()
+        rows = sorted([*waiting, *lapsed], key=lambda row: tuple(getattr(row, name) for name in DUE_ORDER))[:limit]
         return [(row.id, row.recipient_key) for row in rows]
 
     async def due_ids(self, now: dt.datetime) -> list[str]:
@@ -286,14 +286,15 @@ class Dispatcher:
     async def _sent_counts(self, session, messages: list[Message], now: dt.datetime) -> dict[str, tuple[int, int]]:
         """recipient key -> (sent in the last day, in the last week) of capped categories, for the batch at once.
 
-        A message being handled is `sending`, so it never counts itself."""
+        The windows are (now - 24 h, now] and (now - 7 days, now] by `sent_at`: one sent exactly 24 h ago no longer
+        counts for the day. A message being handled is `sending`, so it never counts itself."""
         counts: dict[str, tuple[int, int]] = {}
         day_ago, week_ago = now - dt.timedelta(days=1), now - dt.timedelta(days=7)
         for keys in directory.chunks({m.recipient_key for m in messages}):
             rows = await session.execute(
-                select(Message.recipient_key, func.count(case((Message.sent_at >= day_ago, 1))), func.count())
+                select(Message.recipient_key, func.count(case((Message.sent_at > day_ago, 1))), func.count())
                 .where(Message.recipient_key.in_(keys), status_in(Message.status, CAPPED_STATUSES), Message.category.in_(capped_categories()),
-                       Message.sent_at >= week_ago)
+                       Message.sent_at > week_ago, Message.sent_at <= now)
                 .group_by(Message.recipient_key)
             )
             for key, day, week in rows:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, literal_column, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, literal_column, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_common.db import UTCDateTime, utcnow
@@ -21,6 +21,10 @@ SUPPRESSED = "suppressed"
 DUE_STATUSES = (COLLECTING, QUEUED, DEFERRED)
 FINAL_STATUSES = (SENT, DELIVERED, FAILED, SUPPRESSED)
 CAPPED_STATUSES = (SENT, DELIVERED)  # what the frequency caps count
+
+
+# the order in which due messages are handled: when due, then priority, then when their event occurred, then id
+DUE_ORDER = ("next_attempt_at", "priority", "occurred_at", "id")
 
 
 def status_in(column, statuses: tuple[str, ...]):
@@ -52,6 +56,8 @@ class Message(Base):
     language: Mapped[str] = mapped_column(String(10))
     category: Mapped[str] = mapped_column(String(50))
     urgency: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[int] = mapped_column(SmallInteger)  # catalog.PRIORITY of the urgency: lower goes first
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # when its event occurred (a digest: its earliest)
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(500))
     subject: Mapped[str | None] = mapped_column(Text)
@@ -71,7 +77,7 @@ class Message(Base):
     # segment send (or with statistics from before it) the planner took a status-leading index for "few rows" and
     # read every queued or every sent message per chunk. These hold only the rows their query can want.
     __table_args__ = (
-        Index("ix_nf_messages_waiting", "next_attempt_at", "id",  # due scan, in its order
+        Index("ix_nf_messages_waiting", *DUE_ORDER,  # due scan, in its order
               **_where_status(DUE_STATUSES)),
         Index("ix_nf_messages_leased", "lease_until",  # leases that ran out
               **_where_status((SENDING,))),

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, case, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,6 +68,10 @@ class Trigger:
     event_type: str
     customer_id: str
     payload: dict[str, Any]
+    occurred_at: dt.datetime | None = None  # the event's time; scans and segment sends happen when they run
+
+    def occurred(self, now: dt.datetime) -> dt.datetime:
+        return self.occurred_at or now
 
 
 def unsubscribe_token(secret: str, contact_id: str, category: str) -> str:
@@ -164,11 +168,13 @@ async def enqueue(
     if digest:
         group_value = lookup(trigger.payload | {"customer_id": trigger.customer_id}, spec.digest_key or "customer_id")
         group = f"{spec.rule_id}|{recipient.key}|{group_value}"
-        open_id = await session.scalar(select(Message.id).where(Message.digest_group == group, status_in(Message.status, (COLLECTING,))))
+        open_id = await session.scalar(select(Message.id).where(Message.digest_group == group, _digest_open(now)))
         if open_id is not None:
+            occurred = trigger.occurred(now)
             joined = await session.execute(
-                update(Message).where(Message.id == open_id, Message.status == COLLECTING)
-                .values(item_count=Message.item_count + 1, updated_at=now)
+                update(Message).where(Message.id == open_id, _digest_open(now))
+                .values(item_count=Message.item_count + 1, updated_at=now,
+                        occurred_at=case((Message.occurred_at > occurred, occurred), else_=Message.occurred_at))
             )
             if joined.rowcount:
                 await session.execute(update(Notification).where(Notification.id == notification_id).values(message_id=open_id))
@@ -179,7 +185,8 @@ async def enqueue(
     message = Message(
         id=message_id, customer_id=trigger.customer_id, contact_id=recipient.view.contact_id, recipient_key=recipient.key,
         rule_id=spec.rule_id, rule_name=spec.rule_name, template_key=spec.template_key, channel=channel or spec.channel,
-        address=address, language=recipient.view.language, category=spec.category, urgency=spec.urgency, status=status,
+        address=address, language=recipient.view.language, category=spec.category, urgency=spec.urgency,
+        priority=catalog.PRIORITY[spec.urgency], occurred_at=trigger.occurred(now), status=status,
         reason=reason, digest_group=group, item_count=1, attempts=0,
         next_attempt_at=next_attempt_at,
         created_at=now, updated_at=now,
@@ -190,6 +197,12 @@ async def enqueue(
                         detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}", at=now))
     await session.flush()
     return message
+
+
+def _digest_open(now: dt.datetime):
+    """A digest takes events during its window [opened, opened + digest_window_s) (the close is its next_attempt_at),
+    however late the dispatcher comes for it: a later event opens the next digest of the group."""
+    return and_(status_in(Message.status, (COLLECTING,)), Message.next_attempt_at > now)
 
 
 def _initial_state(spec: Spec, recipient: Recipient, digest: bool, now: dt.datetime, unresolved_retry_s: float):
@@ -240,8 +253,8 @@ async def enqueue_many(session: AsyncSession, spec: Spec, entries: list[tuple[Tr
             messages.append(dict(
                 id=message_id, customer_id=trigger.customer_id, contact_id=recipient.view.contact_id, recipient_key=recipient.key,
                 rule_id=spec.rule_id, rule_name=spec.rule_name, template_key=spec.template_key, template_version=None, channel=channel,
-                address=address, language=recipient.view.language, category=spec.category, urgency=spec.urgency, status=status,
-                reason=reason, subject=None, body=None, digest_group=None, item_count=1, attempts=0, next_attempt_at=next_attempt_at,
+                address=address, language=recipient.view.language, category=spec.category, urgency=spec.urgency,
+                priority=catalog.PRIORITY[spec.urgency], occurred_at=trigger.occurred(now), status=status, reason=reason, subject=None, body=None, digest_group=None, item_count=1, attempts=0, next_attempt_at=next_attempt_at,
                 lease_until=None, last_error=None, provider_id=None, created_at=now, updated_at=now, sent_at=None,
             ))
             logs.append(dict(message_id=message_id, customer_id=trigger.customer_id, attempt=0, status=status,
@@ -260,13 +273,13 @@ async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datet
     """
     customer = await directory.customer(session, trigger.customer_id)
     if customer is not None and customer.customer_id != trigger.customer_id:
-        trigger = Trigger(trigger.event_id, trigger.event_type, customer.customer_id, trigger.payload)
+        trigger = dataclasses.replace(trigger, customer_id=customer.customer_id)
     if customer is not None and customer.erased:
         log.info("customer %s is erased; %s not notified", trigger.customer_id, trigger.event_type)
         return []
     forgotten = await erasure.forget_erased_reporter(session, trigger.payload, erasure_secret)
     if forgotten is not trigger.payload:  # an event still in flight names an erased person: their details go nowhere
-        trigger = Trigger(trigger.event_id, trigger.event_type, trigger.customer_id, forgotten)
+        trigger = dataclasses.replace(trigger, payload=forgotten)
     context = dict(trigger.payload)
     context["customer"] = {
         "tier": customer.tier if customer else None,
@@ -290,7 +303,10 @@ async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datet
 def trigger_from_event(envelope, payload) -> Trigger:
     data = payload.model_dump(mode="json")
     customer_id = data.get("customer_id") or data.get("survivor_id") or envelope.key
-    return Trigger(str(envelope.event_id), envelope.type, customer_id, data)
+    occurred = envelope.occurred_at
+    if occurred.tzinfo is None:  # the envelope does not insist on an offset: read a naive time as UTC
+        occurred = occurred.replace(tzinfo=dt.timezone.utc)
+    return Trigger(str(envelope.event_id), envelope.type, customer_id, data, occurred)
 
 
 def capped_categories() -> list[str]:
