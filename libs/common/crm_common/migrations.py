@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command
@@ -28,14 +29,16 @@ def upgrade(alembic_ini: Path, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(alembic_ini, url), revision)
 
 
-def run_env(context, target_metadata: MetaData, url_env: str) -> None:
-    """The body of every service's alembic/env.py."""
+def run_env(context, target_metadata: MetaData | Sequence[MetaData], url_env: str) -> None:
+    """The body of every service's alembic/env.py; `target_metadata` is the service's own, plus e.g.
+    crm_common.idempotency's when the service keeps idempotency records."""
     config = context.config
     url = config.attributes.get("database_url") or os.environ.get(url_env) or config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError(f"no database URL: set {url_env}")
     url = async_url(url)
-    metadata = [target_metadata, messaging_metadata]
+    own = [target_metadata] if isinstance(target_metadata, MetaData) else list(target_metadata)
+    metadata = [*own, messaging_metadata]
 
     def do_run(connection):
         context.configure(

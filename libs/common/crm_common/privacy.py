@@ -1,4 +1,5 @@
-"""Forgetting a person: find and scrub their name, phone and email in free text, JSON and outbox bodies.
+"""Forgetting a person: find and scrub their name, phone and email in free text, JSON, outbox bodies and the
+answers kept for Idempotency-Key retries.
 
 Used by the services that handle CustomerErased. A `Person` is built from what a service knew about the
 contact before erasure; `Person.scrub` replaces every occurrence with `TOMBSTONE`:
@@ -22,6 +23,7 @@ import phonenumbers
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.idempotency import idempotency_table
 from crm_common.outbox import outbox_table
 
 TOMBSTONE = "[erased]"
@@ -133,22 +135,38 @@ async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[
     Rows still pending leave scrubbed; published rows are only kept for the retention period, but they
     are scrubbed as well so that the database holds nothing on the person. Returns the rows changed.
     """
+    return await _scrub_json_bodies(session, person, outbox_table, outbox_table.c.body, outbox_table.c.key, keys=keys,
+                                    rewrite=rewrite, mentioning=mentioning)
+
+
+async def scrub_idempotency_records(session: AsyncSession, person: Person, *, subjects: Iterable[str] | None = None, rewrite=None,
+                                    mentioning: Iterable[str] | None = None) -> int:
+    """The same for the answers kept for Idempotency-Key retries (crm_common.idempotency) about the given customers
+    (`subjects`), or all: a retry after the erasure is answered without the person."""
+    table = idempotency_table
+    return await _scrub_json_bodies(session, person, table, table.c.response_body, table.c.subject, keys=subjects,
+                                    rewrite=rewrite, mentioning=mentioning)
+
+
+async def _scrub_json_bodies(session: AsyncSession, person: Person, table, body_column, key_column, *, keys, rewrite, mentioning) -> int:
     if not person and rewrite is None:
         return 0
-    query = select(outbox_table.c.id, outbox_table.c.body)
+    row_key = list(table.primary_key.columns)
+    query = select(*row_key, body_column.label("body")).where(body_column.is_not(None))
     if keys is not None:
-        query = query.where(outbox_table.c.key.in_(list(set(keys))))
+        query = query.where(key_column.in_(list(set(keys))))
     if mentioning is not None:
         needles = [n for n in mentioning if n]
         if not needles:
             return 0
-        query = query.where(mentions(outbox_table.c.body, needles))
+        query = query.where(mentions(body_column, needles))
     changed = 0
-    for row in (await session.execute(query.order_by(outbox_table.c.id))).all():
-        envelope = orjson.loads(row.body)
-        cleaned = person.scrub_json(rewrite(envelope) if rewrite is not None else envelope)
+    for row in (await session.execute(query.order_by(*row_key))).all():
+        original = orjson.loads(row.body)
+        cleaned = person.scrub_json(rewrite(original) if rewrite is not None else original)
         body = orjson.dumps(cleaned).decode()
         if body != row.body and cleaned != orjson.loads(row.body):
-            await session.execute(update(outbox_table).where(outbox_table.c.id == row.id).values(body=body))
+            match = [column == row._mapping[column.name] for column in row_key]
+            await session.execute(update(table).where(*match).values({body_column.name: body}))
             changed += 1
     return changed

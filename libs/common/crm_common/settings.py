@@ -79,4 +79,6 @@ class ServiceSettings(BaseSettings):
     # many short-lived containers per event; fewer young collections gave scoring 7-59% more facts/s and
     # 8-36% more scores/s in alternating bench/ingest_direct.py runs (docs/performance.md). Negligible memory.
     gc_thresholds: tuple[int, int, int] = (20000, 20, 20)
+    # How long an Idempotency-Key answers its first result (crm_common.idempotency); expired records are purged.
+    idempotency_retention_hours: float = Field(default=24.0, gt=0)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

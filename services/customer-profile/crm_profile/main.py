@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from sqlalchemy.orm.exc import StaleDataError
 
+from crm_common.idempotency import keep_idempotency_records
 from crm_common.problems import Problem, problem_response
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_profile.customers.api import contacts_router
@@ -12,8 +13,11 @@ from crm_profile.settings import ProfileSettings
 
 
 def build_runtime(settings: ProfileSettings | None = None) -> ServiceRuntime:
-    """The profile service consumes no events: the runtime is the database, the outbox and its relay."""
-    return ServiceRuntime(settings or ProfileSettings())
+    """The profile service consumes no events: the runtime is the database, the outbox and its relay, and the
+    purge of expired idempotency records."""
+    runtime = ServiceRuntime(settings or ProfileSettings())
+    keep_idempotency_records(runtime)
+    return runtime
 
 
 def create_app(settings: ProfileSettings | None = None, *, start_background: bool = True) -> FastAPI:

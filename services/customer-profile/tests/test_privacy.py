@@ -11,7 +11,7 @@ async def _person(profile):
     body = full_body(customer_type="individual", name=name, short_name=f"{name}", registered_address=f"c/o {name}, 9 Binjiang Road, Guangzhou")
     body["contacts"] = [{"name": name, "phone": phone, "email": email.upper(), "marketing_consent": True, "marketing_consent_source": "app"}, {"name": f"Colleague {t}", "phone": unique_phone()}]
     body["addresses"] = [{"kind": "delivery", "label": f"home of {name}", "line1": "9 Binjiang Road", "city": "Guangzhou"}]
-    customer = (await profile.client.post("/customers", json=body)).json()
+    customer = (await profile.client.post("/customers", json=body, headers={"Idempotency-Key": f"person-{t}"})).json()
     contact = customer["contacts"][0]
     national = contact["phone"][3:]
     notes = [
@@ -20,7 +20,8 @@ async def _person(profile):
         "Renewal discussed with purchasing; nobody named.",
     ]
     for i, summary in enumerate(notes):
-        response = await profile.client.post(f"/customers/{customer['id']}/interactions", json={"kind": "call", "channel": "phone", "author": "am-he", "summary": summary, "contact_id": contact["id"] if i == 0 else None})
+        response = await profile.client.post(f"/customers/{customer['id']}/interactions", json={"kind": "call", "channel": "phone", "author": "am-he", "summary": summary, "contact_id": contact["id"] if i == 0 else None},
+                                             headers={"Idempotency-Key": f"note-{t}-{i}"})
         assert response.status_code == 201
     return customer, contact, name, email, national
 
@@ -61,7 +62,7 @@ async def test_erase_leaves_no_trace_of_the_person_in_any_table(profile):
     customer, contact, name, email, national = await _person(profile)
     needles = [name, email, national, "+86" + national]
     before = await _columns_holding(profile.db, needles)
-    assert {t for t, _, _ in before} >= {"contacts", "interactions", "outbox", "customers", "addresses"}  # the scan sees them
+    assert {t for t, _, _ in before} >= {"contacts", "interactions", "outbox", "customers", "addresses", "idempotency_records"}  # the scan sees them
 
     response = await profile.client.post(f"/contacts/{contact['id']}/erase")
     assert response.status_code == 200, response.text

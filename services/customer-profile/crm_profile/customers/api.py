@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from crm_common.idempotency import Answer, Idempotent
 from crm_common.runtime import runtime_of
 from crm_profile.customers import privacy, service
 from crm_profile.customers.schemas import (
@@ -41,17 +42,22 @@ def _with_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = service.etag(version)
 
 
+def _created(body: CustomerOut | ContactOut | AddressOut, customer_id: str, *, location: str | None = None) -> Answer:
+    """201 with the new record's ETag (and Location when it has a path of its own); the record belongs to customer_id."""
+    headers = {"ETag": service.etag(body.version)} | ({"Location": location} if location else {})
+    return Answer(body, 201, headers, subject=customer_id)
+
+
 # --- customers --------------------------------------------------------------------------------
 
 
 @router.post("", status_code=201, response_model=CustomerOut)
-async def create_customer(data: CustomerCreate, request: Request, response: Response):
-    async with runtime_of(request).transaction() as session:
-        customer = await service.create_customer(session, data)
-        body = CustomerOut.model_validate(customer)
-    _with_etag(response, body.version)
-    response.headers["Location"] = f"/customers/{body.id}"
-    return body
+async def create_customer(data: CustomerCreate, once: Idempotent):
+    async def create(session) -> Answer:
+        body = CustomerOut.model_validate(await service.create_customer(session, data))
+        return _created(body, body.id, location=f"/customers/{body.id}")
+
+    return await once(data, create)
 
 
 @router.get("", response_model=CustomerPage)
@@ -107,13 +113,14 @@ async def patch_customer(customer_id: str, patch: CustomerPatch, request: Reques
 
 
 @router.post("/{survivor_id}/merge", response_model=MergeOut)
-async def merge_customers(survivor_id: str, data: MergeIn, request: Request, response: Response, if_match: IfMatch = None):
+async def merge_customers(survivor_id: str, data: MergeIn, once: Idempotent, if_match: IfMatch = None):
     """Fold `merged_id` into this customer. If-Match (the survivor's ETag) is checked when sent."""
-    async with runtime_of(request).transaction() as session:
+    async def merge(session) -> Answer:
         result = await service.merge_customers(session, survivor_id, data.merged_id, if_match)
         body = MergeOut(**(result | {"survivor": CustomerOut.model_validate(result["survivor"])}))
-    _with_etag(response, body.survivor.version)
-    return body
+        return Answer(body, 200, {"ETag": service.etag(body.survivor.version)}, subject=survivor_id)
+
+    return await once(data, merge)
 
 
 # --- contacts ---------------------------------------------------------------------------------
@@ -127,11 +134,12 @@ async def list_contacts(customer_id: str, request: Request):
 
 
 @router.post("/{customer_id}/contacts", status_code=201, response_model=ContactOut)
-async def add_contact(customer_id: str, data: ContactIn, request: Request, response: Response):
-    async with runtime_of(request).transaction() as session:
+async def add_contact(customer_id: str, data: ContactIn, once: Idempotent):
+    async def create(session) -> Answer:
         body = ContactOut.model_validate(await service.add_contact(session, customer_id, data))
-    _with_etag(response, body.version)
-    return body
+        return _created(body, customer_id, location=f"/customers/{customer_id}/contacts/{body.id}")
+
+    return await once(data, create)
 
 
 @router.get("/{customer_id}/contacts/{contact_id}", response_model=ContactOut)
@@ -169,11 +177,12 @@ async def list_addresses(customer_id: str, request: Request):
 
 
 @router.post("/{customer_id}/addresses", status_code=201, response_model=AddressOut)
-async def add_address(customer_id: str, data: AddressIn, request: Request, response: Response):
-    async with runtime_of(request).transaction() as session:
+async def add_address(customer_id: str, data: AddressIn, once: Idempotent):
+    async def create(session) -> Answer:
         body = AddressOut.model_validate(await service.add_address(session, customer_id, data))
-    _with_etag(response, body.version)
-    return body
+        return _created(body, customer_id, location=f"/customers/{customer_id}/addresses/{body.id}")
+
+    return await once(data, create)
 
 
 @router.get("/{customer_id}/addresses/{address_id}", response_model=AddressOut)
@@ -210,9 +219,12 @@ async def list_interactions(customer_id: str, request: Request, limit: Limit = s
 
 
 @router.post("/{customer_id}/interactions", status_code=201, response_model=InteractionOut)
-async def add_interaction(customer_id: str, data: InteractionIn, request: Request):
-    async with runtime_of(request).transaction() as session:
-        return InteractionOut.model_validate(await service.add_interaction(session, customer_id, data))
+async def add_interaction(customer_id: str, data: InteractionIn, once: Idempotent):
+    async def create(session) -> Answer:
+        body = InteractionOut.model_validate(await service.add_interaction(session, customer_id, data))
+        return Answer(body, 201, subject=customer_id)
+
+    return await once(data, create)
 
 
 # --- privacy ----------------------------------------------------------------------------------

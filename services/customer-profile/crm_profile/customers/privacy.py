@@ -2,8 +2,8 @@
 
 Erasure replaces the contact's personal data with a tombstone, scrubs the person's name, phone (in the
 ways people write it) and email out of free text (interactions, addresses, the customer record of an
-individual) and out of event bodies still held in the outbox, then emits CustomerErased so that every
-other service forgets the person too.
+individual), out of event bodies still held in the outbox and out of the answers kept for Idempotency-Key
+retries, then emits CustomerErased so that every other service forgets the person too.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
-from crm_common.privacy import Person, mentions, scrub_outbox
+from crm_common.privacy import Person, mentions, scrub_idempotency_records, scrub_outbox
 from crm_profile.customers import events
 from crm_profile.customers.models import TOMBSTONE, Address, Contact, Interaction
 from crm_profile.customers.normalize import phone_variants
@@ -122,6 +122,7 @@ async def erase_contact(session: AsyncSession, contact_id: str, if_match: str | 
 
     # events already staged still carry the person: rewrite their bodies (pending ones leave scrubbed; the erase event follows them)
     await scrub_outbox(session, person, mentioning=needles)
+    await scrub_idempotency_records(session, person, subjects=[customer.id])
     await _emit(session, events.erased(customer.id, contact.id, now), customer.id)
     await _emit(session, events.updated(customer, ["contacts"]), customer.id)
     return {"contact_id": contact.id, "customer_id": customer.id, "erased_at": now, "scrubbed_interactions": scrubbed}
