@@ -1,8 +1,10 @@
-"""The complaints runtime: the shared ServiceRuntime plus the SLA scheduler and this service's consumers."""
+"""The complaints runtime: the shared ServiceRuntime plus the SLA scheduler, this service's consumers and the purge of expired
+idempotency records."""
 from __future__ import annotations
 
 import asyncio
 
+from crm_common.idempotency import keep_idempotency_records
 from crm_common.runtime import ServiceRuntime
 from crm_complaints.settings import ComplaintsSettings
 
@@ -14,6 +16,7 @@ class ComplaintsRuntime(ServiceRuntime):
 
             handlers = default_handlers(settings)
         super().__init__(settings, handlers=handlers)
+        keep_idempotency_records(self)
         self.scheduler = None
 
     async def start(self, *, relay: bool | None = None, consumers: bool | None = None, scheduler: bool | None = None) -> None:

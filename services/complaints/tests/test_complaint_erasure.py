@@ -111,7 +111,7 @@ async def test_erasing_a_contact_forgets_the_person_and_keeps_the_rest(env):
         before = await session.get(Complaint, mine["id"])
         kept_fields = (before.number, before.category, before.priority, before.customer_id, before.filed_at, before.team_id)
     assert {"complaints.reporter_name: name", "complaints.reporter_phone: phone", "complaints.description: phone",
-            "timeline_entries.body: phone", "outbox.body: email", "idempotency_keys.response_body: email",
+            "timeline_entries.body: phone", "outbox.body: email", "idempotency_records.response_body: email",
             "directory_contacts.email: email"} <= set(await find_person(env.db, ERASED))
 
     erased = await feed.send(CustomerErased(customer_id="E1", contact_id=ERASED["id"], erased_at=NOW), "E1")

@@ -6,7 +6,8 @@ from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, s
 from sqlalchemy import func, select
 
 from crm_common.outbox import outbox_table
-from crm_complaints.complaints.models import Complaint, IdempotencyKey, TimelineEntry
+from crm_common.idempotency import idempotency_table
+from crm_complaints.complaints.models import Complaint, TimelineEntry
 
 
 async def outbox_events(env, event_type=None):
@@ -59,13 +60,37 @@ async def test_retry_with_same_idempotency_key_returns_the_first_complaint(env):
     first = await env.client.post("/complaints", json=complaint_body(channel="mobile"), headers=headers)
     second = await env.client.post("/complaints", json=complaint_body(channel="mobile"), headers=headers)
     assert first.status_code == second.status_code == 201
-    assert first.json() == second.json()
+    assert second.content == first.content and second.headers["idempotent-replayed"] == "true"
+    assert second.headers["location"] == first.headers["location"] == f"/complaints/{first.json()['id']}"
     assert await count(env, Complaint) == 1
     assert len(await outbox_events(env, "ComplaintFiled")) == 1
     other = await env.client.post("/complaints", json=complaint_body(channel="mobile", description="something else"), headers=headers)
     assert other.status_code == 422
-    assert other.json()["complaint_id"] == first.json()["id"]
+    assert other.json()["type"] == "urn:crm:problem:idempotency-key-reused"
     assert await count(env, Complaint) == 1
+    by_another_caller = await env.client.post("/complaints", json=complaint_body(channel="mobile"), headers=headers | STAFF)
+    assert by_another_caller.status_code == 201 and by_another_caller.json()["id"] != first.json()["id"]
+
+
+async def test_a_retried_reply_note_or_customer_message_is_added_once(env):
+    await setup_basic(env)
+    body = (await env.client.post("/complaints", json=complaint_body())).json()
+    cid = body["id"]
+    me = agent_headers(body["agent_id"], "transport")
+    customer = {"X-Actor-Id": "cust-1", "X-Actor-Role": "customer", "X-Customer-Id": "cust-1"}
+    for path, text, who in (("replies", "We are checking with the driver.", me), ("notes", "driver blames the weather", me),
+                            ("customer-messages", "The parcel is still missing.", customer)):
+        headers = who | {"Idempotency-Key": f"retry-{path}"}
+        first = await env.client.post(f"/complaints/{cid}/{path}", json={"body": text}, headers=headers)
+        again = await env.client.post(f"/complaints/{cid}/{path}", json={"body": text}, headers=headers)
+        assert first.status_code == again.status_code == 200, first.text
+        assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+        changed = await env.client.post(f"/complaints/{cid}/{path}", json={"body": text + "!"}, headers=headers)
+        assert changed.status_code == 422 and changed.json()["type"] == "urn:crm:problem:idempotency-key-reused"
+    async with env.db.sessions() as session:
+        bodies = (await session.scalars(select(TimelineEntry.body).where(TimelineEntry.complaint_id == cid))).all()
+    for text in ("We are checking with the driver.", "driver blames the weather", "The parcel is still missing."):
+        assert bodies.count(text) == 1, (text, bodies)
 
 
 async def test_concurrent_retries_file_once(env):
@@ -75,7 +100,7 @@ async def test_concurrent_retries_file_once(env):
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
     assert await count(env, Complaint) == 1
-    assert await count(env, IdempotencyKey) == 1
+    assert await count(env, idempotency_table) == 1
 
 
 async def test_customer_by_phone_or_email_and_bad_input_never_half_writes(env):

@@ -2,24 +2,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Literal
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from crm_common.db import RowReader
+from crm_common.idempotency import Answer, Idempotent, IdempotentRequest
 from crm_common.problems import Problem
 from crm_common.runtime import runtime_of
 from crm_complaints.complaints import directory, reports, service
-from crm_complaints.complaints.models import Complaint, IdempotencyKey
+from crm_complaints.complaints.models import Complaint
 from crm_complaints.complaints.schemas import (
     AssignIn,
     ClockOut,
@@ -108,45 +106,15 @@ def _check_owner_of(actor: service.Actor | None, complaint_id: str, customer_id:
         raise Problem(404, "Complaint not found", f"No complaint with id {complaint_id}.")
 
 
-def _request_hash(data: ComplaintCreate) -> str:
-    return hashlib.sha256(orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
 @router.post("/complaints", status_code=201, response_model=ComplaintOut)
-async def file_complaint(data: ComplaintCreate, request: Request,
-                         idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=200)):
+async def file_complaint(data: ComplaintCreate, request: Request, once: Idempotent):
     runtime = runtime_of(request)
-    actor = actor_of(request)
-    request_hash = _request_hash(data)
 
-    async def replay() -> JSONResponse | None:
-        async with runtime.db.sessions() as session:
-            stored = await session.get(IdempotencyKey, idempotency_key)
-        if stored is None:
-            return None
-        if stored.request_hash != request_hash:
-            raise Problem(422, "Idempotency key reused", "This Idempotency-Key was used with a different request body.",
-                          type_="urn:crm:problem:idempotency-key-reused", complaint_id=stored.complaint_id)
-        return JSONResponse(json.loads(stored.response_body), status_code=stored.status_code, headers={"Idempotent-Replay": "true"})
+    async def file(session) -> Answer:
+        complaint = await service.file_complaint(session, data, settings=runtime.settings, actor=actor_of(request))
+        return Answer(await complaint_out(session, complaint), 201, {"Location": f"/complaints/{complaint.id}"}, subject=complaint.customer_id)
 
-    if idempotency_key:
-        replayed = await replay()
-        if replayed is not None:
-            return replayed
-    try:
-        async with runtime.transaction() as session:
-            complaint = await service.file_complaint(session, data, settings=runtime.settings, actor=actor)
-            body = (await complaint_out(session, complaint)).model_dump(mode="json")
-            if idempotency_key:
-                session.add(IdempotencyKey(key=idempotency_key, request_hash=request_hash, complaint_id=complaint.id,
-                                           status_code=201, response_body=json.dumps(body)))
-    except IntegrityError:
-        if idempotency_key:  # a concurrent request with the same key won the race
-            replayed = await replay()
-            if replayed is not None:
-                return replayed
-        raise
-    return JSONResponse(body, status_code=201, headers={"Location": f"/complaints/{body['id']}"})
+    return await once(data, file)
 
 
 @router.get("/complaints", response_model=list[ComplaintOut])
@@ -291,77 +259,84 @@ async def get_timeline(complaint_id: str, request: Request, view: View = "agent"
         return [_entry(e, customer_view) for e in await service.timeline(session, complaint_id, customer_view=customer_view)]
 
 
-async def _act(request: Request, action) -> dict:
+async def _act(request: Request, once: IdempotentRequest, data: BaseModel, action, *, view=complaint_out) -> Response:
+    """One action on a complaint in one transaction; the answer is the complaint as `view` shows it."""
     runtime = runtime_of(request)
-    async with runtime.transaction() as session:
+
+    async def act(session) -> Answer:
         complaint = await action(session, actor_of(request), runtime.settings)
-        return (await complaint_out(session, complaint)).model_dump(mode="json")
+        return Answer(await view(session, complaint), subject=complaint.customer_id)
+
+    return await once(data, act)
 
 
 @router.post("/complaints/{complaint_id}/assign")
-async def assign(complaint_id: str, data: AssignIn, request: Request):
-    return await _act(request, lambda s, a, st: service.assign(s, complaint_id, team_id=data.team_id, agent_id=data.agent_id,
-                                                               reason=data.reason, actor=a, settings=st))
+async def assign(complaint_id: str, data: AssignIn, request: Request, once: Idempotent):
+    return await _act(request, once, data, lambda s, a, st: service.assign(s, complaint_id, team_id=data.team_id, agent_id=data.agent_id,
+                                                                           reason=data.reason, actor=a, settings=st))
 
 
 @router.post("/complaints/{complaint_id}/replies")
-async def reply(complaint_id: str, data: MessageIn, request: Request):
-    return await _act(request, lambda s, a, st: service.reply(s, complaint_id, data.body, actor=a, settings=st))
+async def reply(complaint_id: str, data: MessageIn, request: Request, once: Idempotent):
+    return await _act(request, once, data, lambda s, a, st: service.reply(s, complaint_id, data.body, actor=a, settings=st))
 
 
 @router.post("/complaints/{complaint_id}/customer-messages")
-async def customer_message(complaint_id: str, data: MessageIn, request: Request):
+async def customer_message(complaint_id: str, data: MessageIn, request: Request, once: Idempotent):
     """Information from the customer (role customer, or staff recording a call); resumes a complaint waiting on the customer."""
-    runtime = runtime_of(request)
     actor = actor_of(request)
-    async with runtime.transaction() as session:
-        complaint = await service.customer_message(session, complaint_id, data.body, actor=actor, settings=runtime.settings)
-        if actor is not None and actor.role == "customer":
-            return (await customer_out(session, complaint)).model_dump(mode="json")
-        return (await complaint_out(session, complaint)).model_dump(mode="json")
+    view = customer_out if actor is not None and actor.role == "customer" else complaint_out
+    return await _act(request, once, data, lambda s, a, st: service.customer_message(s, complaint_id, data.body, actor=a, settings=st),
+                      view=view)
 
 
 @router.post("/complaints/{complaint_id}/notes")
-async def note(complaint_id: str, data: MessageIn, request: Request):
-    return await _act(request, lambda s, a, st: service.note(s, complaint_id, data.body, actor=a))
+async def note(complaint_id: str, data: MessageIn, request: Request, once: Idempotent):
+    return await _act(request, once, data, lambda s, a, st: service.note(s, complaint_id, data.body, actor=a))
 
 
 @router.post("/complaints/{complaint_id}/status")
-async def change_status(complaint_id: str, data: StatusIn, request: Request):
-    return await _act(request, lambda s, a, st: service.change_status(s, complaint_id, data.status, reason=data.reason, actor=a, settings=st))
+async def change_status(complaint_id: str, data: StatusIn, request: Request, once: Idempotent):
+    return await _act(request, once, data, lambda s, a, st: service.change_status(s, complaint_id, data.status, reason=data.reason,
+                                                                                  actor=a, settings=st))
 
 
 @router.post("/complaints/{complaint_id}/resolve")
-async def resolve(complaint_id: str, data: ResolveIn, request: Request):
-    return await _act(request, lambda s, a, st: service.resolve(s, complaint_id, outcome=data.outcome, compensation_amount=data.compensation_amount,
-                                                                message=data.message, actor=a, settings=st))
+async def resolve(complaint_id: str, data: ResolveIn, request: Request, once: Idempotent):
+    return await _act(request, once, data, lambda s, a, st: service.resolve(s, complaint_id, outcome=data.outcome,
+                                                                            compensation_amount=data.compensation_amount,
+                                                                            message=data.message, actor=a, settings=st))
 
 
 @router.post("/complaints/{complaint_id}/reopen")
-async def reopen(complaint_id: str, data: ReasonIn, request: Request):
+async def reopen(complaint_id: str, data: ReasonIn, request: Request, once: Idempotent):
     actor = actor_of(request)
     customer_id = actor.id if actor is not None and actor.role == "customer" else None
-    return await _act(request, lambda s, a, st: service.reopen(s, complaint_id, reason=data.reason, actor=a, settings=st, customer_id=customer_id))
+    return await _act(request, once, data, lambda s, a, st: service.reopen(s, complaint_id, reason=data.reason, actor=a, settings=st,
+                                                                           customer_id=customer_id))
 
 
 @router.post("/complaints/{complaint_id}/close")
-async def close(complaint_id: str, data: ReasonIn, request: Request):
-    return await _act(request, lambda s, a, st: service.close(s, complaint_id, actor=a, settings=st, reason=data.reason))
+async def close(complaint_id: str, data: ReasonIn, request: Request, once: Idempotent):
+    return await _act(request, once, data, lambda s, a, st: service.close(s, complaint_id, actor=a, settings=st, reason=data.reason))
 
 
 @router.post("/complaints/{complaint_id}/merge")
-async def merge(complaint_id: str, data: MergeIn, request: Request):
+async def merge(complaint_id: str, data: MergeIn, request: Request, once: Idempotent):
     """Merge this complaint (a duplicate) into `into`; returns the surviving complaint."""
-    return await _act(request, lambda s, a, st: service.merge(s, complaint_id, data.into, reason=data.reason, actor=a, settings=st))
+    return await _act(request, once, data, lambda s, a, st: service.merge(s, complaint_id, data.into, reason=data.reason, actor=a,
+                                                                          settings=st))
 
 
 @router.post("/complaints/{complaint_id}/survey")
-async def survey(complaint_id: str, data: SurveyIn, request: Request):
-    runtime = runtime_of(request)
-    async with runtime.transaction() as session:
+async def survey(complaint_id: str, data: SurveyIn, request: Request, once: Idempotent):
+    async def answer(session) -> Answer:
         complaint = await service.answer_survey(session, complaint_id, score=data.score, comment=data.comment, token=data.token,
                                                 actor=actor_of(request))
-        return {"complaint_id": complaint.id, "score": complaint.survey_score, "answered_at": complaint.survey_answered_at.isoformat()}
+        return Answer({"complaint_id": complaint.id, "score": complaint.survey_score, "answered_at": complaint.survey_answered_at.isoformat()},
+                      subject=complaint.customer_id)
+
+    return await once(data, answer)
 
 
 @router.get("/reports/complaints")

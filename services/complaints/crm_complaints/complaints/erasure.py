@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
-from crm_common.privacy import Person, scrub_outbox
+from crm_common.privacy import Person, scrub_idempotency_records, scrub_outbox
 from crm_complaints.complaints import directory
-from crm_complaints.complaints.models import Complaint, DirectoryContact, DirectoryCustomer, IdempotencyKey, TimelineEntry
+from crm_complaints.complaints.models import Complaint, DirectoryContact, DirectoryCustomer, TimelineEntry
 from crm_complaints.complaints.service import SYSTEM, add_timeline, follow_merges, normalize_email, normalize_phone
 
 REPORTER_FIELDS = ("reporter_name", "reporter_phone", "reporter_email")
@@ -113,15 +112,6 @@ async def erase_person(session: AsyncSession, customer_id: str, contact_id: str 
             if body != entry.body or data != (entry.data or {}):
                 entry.body, entry.data = body, data
                 changed.add(entry.complaint_id)
-    if complaint_ids:
-        stored = (await session.scalars(select(IdempotencyKey).where(IdempotencyKey.complaint_id.in_(complaint_ids)))).all()
-        for row in stored:
-            response = orjson.loads(row.response_body)
-            if row.complaint_id in reported_ids and isinstance(response, dict):
-                _clear_reporter(response)
-            cleaned = person.scrub_json(response)
-            if cleaned != orjson.loads(row.response_body):
-                row.response_body = orjson.dumps(cleaned).decode()
 
     def rewrite(envelope: dict) -> dict:
         payload = envelope.get("payload")
@@ -129,7 +119,14 @@ async def erase_person(session: AsyncSession, customer_id: str, contact_id: str 
             _clear_reporter(payload)
         return envelope
 
-    outbox_rows = await scrub_outbox(session, person, keys=customer_ids | {c.customer_id for c in complaints}, rewrite=rewrite)
+    def clear_reported(answer):  # a kept answer of a complaint the person reported: its reporter goes as in the complaint
+        if isinstance(answer, dict) and answer.get("id") in reported_ids:
+            _clear_reporter(answer)
+        return answer
+
+    keys = customer_ids | {c.customer_id for c in complaints}
+    outbox_rows = await scrub_outbox(session, person, keys=keys, rewrite=rewrite)
+    await scrub_idempotency_records(session, person, subjects=keys, rewrite=clear_reported)
 
     by_id = {c.id: c for c in complaints}
     for complaint_id in sorted(changed):

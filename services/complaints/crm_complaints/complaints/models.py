@@ -175,14 +175,3 @@ class SlaClockRow(Base):
     stretches: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (UniqueConstraint("complaint_id", "kind", name="uq_sla_clock"),)
-
-
-class IdempotencyKey(Base):
-    __tablename__ = "idempotency_keys"
-
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(64))
-    complaint_id: Mapped[str] = mapped_column(String(36))
-    status_code: Mapped[int] = mapped_column(Integer)
-    response_body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
