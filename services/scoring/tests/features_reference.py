@@ -135,9 +135,9 @@ def _order_features(out: pd.DataFrame, orders: pd.DataFrame, as_of: int, window:
     out["bg_t_x"] = ((out["last_order_day"] - first) / 7.0).fillna(0.0)
     out["bg_T"] = ((as_of - first) / 7.0).fillna(0.0)
     out["orders_per_day"] = (out["orders_total"] / out["order_days"].replace(0, np.nan)).fillna(1.0)
-    positive = live[live["margin"] > 0]
-    out["gg_x"] = positive.groupby("customer_id").size().reindex(index, fill_value=0)
-    out["gg_mean"] = positive.groupby("customer_id")["margin"].mean().reindex(index)
+    repeat = live[live["order_day"] > live["customer_id"].map(first)]
+    out["gg_x"] = out["bg_x"]
+    out["gg_mean"] = (repeat.groupby("customer_id")["margin"].sum().reindex(index) / out["bg_x"].replace(0, np.nan))
 
 
 def _complaint_features(out: pd.DataFrame, complaints: pd.DataFrame, surveys: pd.DataFrame, as_of: int) -> None:

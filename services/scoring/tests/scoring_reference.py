@@ -29,9 +29,9 @@ def score_features_one_by_one(features: pd.DataFrame, model: PopulationModel | N
     if features.empty:
         return []
     norms = model.norms if model is not None else DEFAULT_NORMS
-    clv, expected90, alive, margin_per_order = _clv(features, model, settings)
+    clv, expected90, alive, margin_per_order_day = _clv(features, model, settings)
     contrib = contribution(features, model.abc_basis if model is not None else settings.abc_basis).to_numpy(dtype=float)
-    clv, expected90, alive, margin_per_order = (s.to_numpy(dtype=float) for s in (clv, expected90, alive, margin_per_order))
+    clv, expected90, alive, margin_per_order_day = (s.to_numpy(dtype=float) for s in (clv, expected90, alive, margin_per_order_day))
     records = []
     for i, (cid, row) in enumerate(zip(features.index, features.itertuples(index=False))):
         has_orders = row.orders_total > 0
@@ -110,9 +110,9 @@ def score_features_one_by_one(features: pd.DataFrame, model: PopulationModel | N
             "satisfaction": sat.as_dict(),
             "credit_grade": credit.as_dict(),
             "churn_risk": risk.as_dict(),
-            "lifetime_value": {"value": record["clv_12m"], "inputs": {"expected_margin_per_order": round(float(margin_per_order[i]), 2),
+            "lifetime_value": {"value": record["clv_12m"], "inputs": {"expected_margin_per_order_day": round(float(margin_per_order_day[i]), 2),
                                                                       "model": "bgnbd+gamma_gamma" if model is not None and model.bgnbd is not None else "run_rate"},
-                               "explanation": "Expected orders in 12 months x expected margin per order, less the historical cost to serve (damage, loss, compensation) per order."},
+                               "explanation": "Expected order days in 12 months x expected margin per order day (Gamma-Gamma), less the historical cost to serve (damage, loss, compensation) per order day."},
             "tier": tier.as_dict(),
             "matrices": {"value_loyalty": record["value_loyalty"], "credit_loyalty": record["credit_loyalty"], "current_potential": record["value_matrix"]},
         }

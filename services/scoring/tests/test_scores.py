@@ -67,8 +67,8 @@ def test_matrices_and_tier():
     assert sc.credit_loyalty_cell("C", 70) == "to_watch"
     assert sc.credit_loyalty_cell("D", 10) == "to_drop"
     assert sc.value_matrix_cell(70, 70) == "important"
-    assert sc.value_matrix_cell(70, 10) == "big"
-    assert sc.value_matrix_cell(10, 70) == "medium"
+    assert sc.value_matrix_cell(70, 10) == "medium"  # current high, potential low
+    assert sc.value_matrix_cell(10, 70) == "big"  # current low, potential high
     assert sc.value_matrix_cell(10, 10) == "small"
     assert sc.tier("A", "high", 5).value == "key_account"
     assert sc.tier("B", "high", 5).value == "at_risk"
@@ -91,3 +91,14 @@ def test_weights_from_the_environment_are_checked_at_start_up(monkeypatch):
         ScoringSettings()
     monkeypatch.setenv("SCORING_CURRENT_VALUE_WEIGHTS", '{"revenue": 0.25, "margin": 0.25, "order_size": 0.25, "continuity": 0.25}')
     assert ScoringSettings().current_value_weights["revenue"] == 0.25
+
+
+def test_current_potential_matrix_uses_the_seeds_labels():
+    import numpy as np
+
+    from crm_scoring.model import batch, scores
+
+    current, potential = np.array([80.0, 20.0, 80.0, 20.0]), np.array([80.0, 80.0, 20.0, 20.0])
+    expected = ["important", "big", "medium", "small"]  # both high; current low, potential high; current high, potential low; both low
+    assert [scores.value_matrix_cell(c, p) for c, p in zip(current, potential)] == expected
+    assert list(batch.value_matrix_cells(current, potential)) == expected

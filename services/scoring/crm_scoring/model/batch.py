@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crm_scoring.model.scores import VALUE_MATRIX_CELLS
+
 # ---------------------------------------------------------------- exact elementwise helpers
 
 
@@ -316,7 +318,7 @@ def credit_loyalty_cells(grades, loyalty_score, threshold: float = 50) -> np.nda
 
 
 def value_matrix_cells(current, potential, threshold: float = 50) -> np.ndarray:
-    return _cells(_high(current, threshold), _high(potential, threshold), ("important", "big", "medium", "small"))
+    return _cells(_high(current, threshold), _high(potential, threshold), VALUE_MATRIX_CELLS)
 
 
 def tiers(abc_class: np.ndarray, risk: np.ndarray, orders_window: np.ndarray) -> np.ndarray:

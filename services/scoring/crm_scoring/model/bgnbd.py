@@ -157,34 +157,54 @@ def p_alive(params: BgNbdParams, x, t_x, T) -> np.ndarray:
     return 1.0 / (1.0 + odds)
 
 
+NEAR_ONE = 1e-4  # |a - 1| below this: the removable singularity of the closed form at a = 1
+
+
+def _alive_expectation_closed_form(r, alpha, a: float, b, t) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        head = (a + b - 1) / (a - 1)
+        body = 1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t))
+        return head * body
+
+
+def alive_expectation(r, alpha, a: float, b, t) -> np.ndarray:
+    """E[(1 - (alpha / (alpha + p t))^r) / p] for p ~ Beta(a, b): the purchases expected in the next t of a customer
+    who is alive now and whose rate is Gamma(r, alpha) (each purchase followed by dropout with probability p).
+
+    Closed form (a + b - 1) / (a - 1) [1 - (alpha / (alpha + t))^r 2F1(r, b; a + b - 1; t / (alpha + t))], valid
+    for every a other than 1: for a < 1 both factors are negative. At a = 1 both vanish and the function is
+    analytic in a, so within NEAR_ONE of 1 it is interpolated linearly between a = 1 -/+ NEAR_ONE (error of the
+    order NEAR_ONE^2, far below the closed form's own rounding there)."""
+    if abs(a - 1) >= NEAR_ONE:
+        return _alive_expectation_closed_form(r, alpha, a, b, t)
+    below = _alive_expectation_closed_form(r, alpha, 1 - NEAR_ONE, b, t)
+    above = _alive_expectation_closed_form(r, alpha, 1 + NEAR_ONE, b, t)
+    return below + (above - below) * ((a - (1 - NEAR_ONE)) / (2 * NEAR_ONE))
+
+
 def expected_purchases(params: BgNbdParams, t) -> np.ndarray:
-    """E[X(t)] for a customer just acquired (equation 9)."""
+    """E[X(t)] for a customer just acquired (equation 9 of the paper; at a = 1 its limit)."""
     t = np.asarray(t, dtype=float)
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    z = t / (alpha + t)
-    return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+    return alive_expectation(params.r, params.alpha, params.a, params.b, t)
 
 
 def conditional_expected_purchases(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:
-    """E[Y(t) | x, t_x, T]: expected purchases in the next t time units (equation 10)."""
+    """E[Y(t) | x, t_x, T]: expected purchases in the next t time units (equation 10 of the paper).
+
+    Equation 10 is P(alive | x, t_x, T) times the expectation of a customer alive now, whose posterior is
+    lambda ~ Gamma(r + x, alpha + T) and p ~ Beta(a, b + x): alive_expectation(r + x, alpha + T, a, b + x, t)."""
     x, t_x, T = _arrays(x, t_x, T)
     t = np.asarray(t, dtype=float)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    if a <= 1:
-        a = 1.0 + 1e-6  # the closed form needs a > 1; the limit is finite for any finite horizon
-    z = t / (alpha + T + t)
-    head = (a + b + x - 1) / (a - 1)
-    body = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_ratio = np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
-        odds = np.where(x > 0, np.exp(np.minimum(log_ratio, 700)), 0.0)
-        expected = np.maximum(head * body / (1 + odds), 0.0)
+    alive = p_alive(params, x, t_x, T)
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = np.maximum(alive_expectation(r + x, alpha + T, a, b + x, t) * alive, 0.0)
     failed = ~np.isfinite(expected)
     if failed.any():
         # Near the no-dropout limit (a, b -> 0 with r, alpha -> infinity, as a fit on perfectly regular buyers gives)
         # the closed form overflows (hyp2f1 of huge arguments). There a customer still alive buys at the gamma-Poisson
         # posterior rate (r + x) / (alpha + T); dropout in the horizon is negligible by the same parameters.
-        limit = (r + x) / (alpha + T) * t * p_alive(params, x, t_x, T)
+        limit = (r + x) / (alpha + T) * t * alive
         expected = np.where(failed, limit, expected)
     return expected
 

@@ -86,7 +86,7 @@ def fit_population(features: pd.DataFrame, settings, as_of_day: int, *, fit_mode
         bg_params = fitted.params
         model.bgnbd = fitted.params
         model.bgnbd_log_likelihood = fitted.log_likelihood
-        spenders = buyers[buyers["gg_x"] > 0]
+        spenders = buyers[(buyers["gg_x"] > 0) & (buyers["gg_mean"] > 0)]
         if len(spenders) >= 20:
             try:
                 model.gamma_gamma = gamma_gamma.fit(spenders["gg_x"], spenders["gg_mean"]).params
@@ -103,31 +103,37 @@ def fit_population(features: pd.DataFrame, settings, as_of_day: int, *, fit_mode
 
 
 def _clv(features: pd.DataFrame, model: PopulationModel | None, settings) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
-    """(clv, expected orders in the churn horizon, P(alive), expected margin per order) per customer."""
+    """(clv, expected orders in the churn horizon, P(alive), expected margin per transaction) per customer.
+
+    A transaction is an order day (BG/NBD's unit). CLV = E[transactions in the CLV horizon] x (E[margin per transaction]
+    - cost to serve per transaction); Gamma-Gamma gives the expected margin from the repeat transactions (x >= 1 with a
+    positive mean), the population mean for customers without repeat transactions, and a customer whose repeat
+    transactions lost money keeps that own mean."""
     orders_total = features["orders_total"].to_numpy(dtype=float)
+    order_days = features["order_days"].to_numpy(dtype=float)
     has = orders_total > 0
     per_day = features["orders_per_day"].to_numpy(dtype=float)
-    own_margin = np.where(has, features["margin_total"].to_numpy(dtype=float) / np.maximum(orders_total, 1), 0.0)
-    cost_per_order = np.where(has, (features["incident_loss"].to_numpy(dtype=float) + features["compensation"].to_numpy(dtype=float)) / np.maximum(orders_total, 1), 0.0)
+    own_margin = np.where(has, features["margin_total"].to_numpy(dtype=float) / np.maximum(order_days, 1), 0.0)
+    cost_per_day = np.where(has, (features["incident_loss"].to_numpy(dtype=float) + features["compensation"].to_numpy(dtype=float)) / np.maximum(order_days, 1), 0.0)
     if model is not None and model.bgnbd is not None:
         x, t_x, T = (features[c].to_numpy(dtype=float) for c in ("bg_x", "bg_t_x", "bg_T"))
         alive = np.where(has, bgnbd.p_alive(model.bgnbd, x, t_x, T), np.nan)
-        horizon = np.where(has, bgnbd.conditional_expected_purchases(model.bgnbd, settings.clv_horizon_days / 7, x, t_x, T) * per_day, 0.0)
+        horizon = np.where(has, bgnbd.conditional_expected_purchases(model.bgnbd, settings.clv_horizon_days / 7, x, t_x, T), 0.0)
         short = np.where(has, bgnbd.conditional_expected_purchases(model.bgnbd, settings.churn_horizon_days / 7, x, t_x, T) * per_day, np.nan)
     else:
-        rate = features["orders_window"].to_numpy(dtype=float) / settings.window_days
+        rate = features["orders_window"].to_numpy(dtype=float) / settings.window_days  # orders a day, run rate
         alive = np.full(len(features), np.nan)
-        horizon = rate * settings.clv_horizon_days
+        horizon = rate * settings.clv_horizon_days / per_day  # in transactions (order days)
         short = np.where(has, rate * settings.churn_horizon_days, np.nan)
+    margin_per_day = own_margin
     if model is not None and model.gamma_gamma is not None:
         gx = features["gg_x"].to_numpy(dtype=float)
-        gm = features["gg_mean"].fillna(0.0).to_numpy(dtype=float)
-        margin_per_order = np.where(gx > 0, gamma_gamma.expected_average_value(model.gamma_gamma, gx, gm), own_margin)
-    else:
-        margin_per_order = own_margin
-    clv = horizon * (margin_per_order - cost_per_order)
+        gm = features["gg_mean"].to_numpy(dtype=float)
+        modelled = has & ((gx == 0) | (gm > 0))
+        margin_per_day = np.where(modelled, gamma_gamma.expected_average_value(model.gamma_gamma, gx, np.where(gx > 0, gm, 0.0)), own_margin)
+    clv = horizon * (margin_per_day - cost_per_day)
     idx = features.index
-    return pd.Series(clv, index=idx), pd.Series(short, index=idx), pd.Series(alive, index=idx), pd.Series(margin_per_order, index=idx)
+    return pd.Series(clv, index=idx), pd.Series(short, index=idx), pd.Series(alive, index=idx), pd.Series(margin_per_day, index=idx)
 
 
 @dataclass
@@ -145,7 +151,7 @@ class ScoreBatch:
     signals: dict[str, np.ndarray]
     risk_with_model: np.ndarray  # False: a customer without orders and without signals ("low: no orders yet.")
     recency_days: np.ndarray
-    margin_per_order: np.ndarray
+    margin_per_order_day: np.ndarray
     model: PopulationModel | None
 
     def __len__(self) -> int:
@@ -173,7 +179,7 @@ class ScoreBatch:
             render.satisfaction(self.satisfaction, sl),
             render.credit(self.credit, sl),
             render.churn_risk(self.columns["churn_risk"], self.columns["p_alive_raw"], self.columns["expected_raw"], signal_code, self.risk_with_model, sl),
-            render.lifetime_value(clv_json, self.margin_per_order[sl], "bgnbd+gamma_gamma" if self.model is not None and self.model.bgnbd is not None else "run_rate"),
+            render.lifetime_value(clv_json, self.margin_per_order_day[sl], "bgnbd+gamma_gamma" if self.model is not None and self.model.bgnbd is not None else "run_rate"),
             tier_json,
             render.matrices(col["value_loyalty"], col["credit_loyalty"], col["value_matrix"]),
         )
@@ -202,7 +208,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
     """Every score of every customer of `features`, one numpy pass per formula (crm_scoring.model.batch)."""
     f = {name: _column(features, name) for name in features.columns}
     norms = model.norms if model is not None else DEFAULT_NORMS
-    clv, expected90, alive, margin_per_order = (s.to_numpy(dtype=float) for s in _clv(features, model, settings))
+    clv, expected90, alive, margin_per_order_day = (s.to_numpy(dtype=float) for s in _clv(features, model, settings))
     contrib = contribution(features, model.abc_basis if model is not None else settings.abc_basis).to_numpy(dtype=float)
     has_orders = f["orders_total"] > 0
     sow = f["share_of_wallet"].astype(float)
@@ -257,7 +263,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
         "expected_raw": expected,
     }
     recency_days = np.where(has_orders, as_of_day - np.nan_to_num(f["last_order_day"].astype(float)), 0).astype(np.int64)
-    return ScoreBatch(list(features.index), columns, current, potential, sat, loy, credit, signals, with_risk_model, recency_days, margin_per_order, model)
+    return ScoreBatch(list(features.index), columns, current, potential, sat, loy, credit, signals, with_risk_model, recency_days, margin_per_order_day, model)
 
 
 def _recent_satisfaction(f: dict[str, np.ndarray], settings) -> np.ndarray:

@@ -244,11 +244,11 @@ def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, codes: np.ndarra
     out["bg_T"] = np.nan_to_num((as_of - first) / 7.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["orders_per_day"] = np.where(order_days > 0, orders_total / order_days, 1.0)
-    positive = margin > 0
-    gg_x = agg.count(code, positive)
-    out["gg_x"] = gg_x
+    # Gamma-Gamma as in the paper: the mean value of the repeat transactions (order days after the first)
+    repeat = day > (first[code] if code.size else np.zeros(0))
+    out["gg_x"] = out["bg_x"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["gg_mean"] = np.where(gg_x > 0, agg.sum(code, margin, positive) / gg_x, np.nan)
+        out["gg_mean"] = np.where(out["bg_x"] > 0, agg.sum(code, margin, repeat) / out["bg_x"], np.nan)
 
 
 def _complaint_features(out: dict, agg: _Agg, complaints: pd.DataFrame, codes: np.ndarray, surveys: pd.DataFrame, s_code: np.ndarray, as_of: int) -> None:

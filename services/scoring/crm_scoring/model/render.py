@@ -236,12 +236,12 @@ def rfm(r: list, f: list, m: list, segment: list, recency_days: list, orders_jso
     return [text if a is not None else "null" for text, a in zip(rendered, r)]
 
 
-CLV_EXPLANATION = "Expected orders in 12 months x expected margin per order, less the historical cost to serve (damage, loss, compensation) per order."
+CLV_EXPLANATION = "Expected order days in 12 months x expected margin per order day (Gamma-Gamma), less the historical cost to serve (damage, loss, compensation) per order day."
 
 
-def lifetime_value(clv_json: list[str], margin_per_order: np.ndarray, model_name: str) -> list[str]:
-    template = '{"value":%s,"inputs":{"expected_margin_per_order":%s,"model":' + orjson.dumps(model_name).decode() + '},"explanation":' + orjson.dumps(CLV_EXPLANATION).decode() + "}"
-    return fill(template, clv_json, json_numbers(margin_per_order, None, 2))
+def lifetime_value(clv_json: list[str], margin_per_order_day: np.ndarray, model_name: str) -> list[str]:
+    template = '{"value":%s,"inputs":{"expected_margin_per_order_day":%s,"model":' + orjson.dumps(model_name).decode() + '},"explanation":' + orjson.dumps(CLV_EXPLANATION).decode() + "}"
+    return fill(template, clv_json, json_numbers(margin_per_order_day, None, 2))
 
 
 def matrices(value_loyalty: list, credit_loyalty: list, value_matrix: list) -> list[str]:

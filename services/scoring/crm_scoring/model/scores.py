@@ -202,10 +202,15 @@ def credit_loyalty_cell(grade: str, loyalty_score: float, threshold: float = 50)
     return {(True, True): "gold", (True, False): "to_develop", (False, True): "to_watch", (False, False): "to_drop"}[(good, loyal)]
 
 
+# current x potential value (../shared/domain.md): both high important (重要), current low and potential high big (大),
+# current high and potential low medium (中等), both low small (小); in the order (high, high), (high, low), (low, high), (low, low)
+VALUE_MATRIX_CELLS = ("important", "medium", "big", "small")
+
+
 def value_matrix_cell(current: float, potential: float, threshold: float = 50) -> str:
-    """current x potential value: important (both high), big (current high), medium (potential high), small."""
+    """current x potential value: important (both high), medium (current high only), big (potential high only), small."""
     hc, hp = _high(current, threshold), _high(potential, threshold)
-    return {(True, True): "important", (True, False): "big", (False, True): "medium", (False, False): "small"}[(hc, hp)]
+    return VALUE_MATRIX_CELLS[2 * (not hc) + (not hp)]
 
 
 def tier(abc_class: str | None, risk_level: str, orders_window: int) -> Explained:

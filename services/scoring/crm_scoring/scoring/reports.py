@@ -15,6 +15,8 @@ from crm_scoring.db import customer_scores, orders
 from crm_scoring.model import abc, bgnbd
 from crm_scoring.scoring.ingest import day_number
 from crm_scoring.scoring.service import load_model
+
+EPOCH_DATE = dt.date(1970, 1, 1)
 from crm_scoring.settings import ScoringSettings
 
 
@@ -85,26 +87,36 @@ async def order_days(session: AsyncSession) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=["customer_id", "order_day"])
 
 
-def model_report_from_days(days: pd.DataFrame, calibration_end: dt.date, holdout_end: dt.date) -> dict[str, Any]:
-    """Fit BG/NBD on the order days up to calibration_end; compare predicted with actual repeat order days after it."""
-    cal_day = day_number(calibration_end) + 1  # the calibration period includes its last day
-    end_day = day_number(holdout_end) + 1
+def calibration_summary(days: pd.DataFrame, calibration_end: dt.date, holdout_end: dt.date) -> pd.DataFrame:
+    """Per customer who ordered by calibration_end (index customer_id): x = repeat order days, t_x = last - first order
+    day and T = calibration_end - first order day, in weeks (days / 7), as in Fader, Hardie and Lee (2005) and the
+    common libraries; `holdout` = order days in (calibration_end, holdout_end]; `first_day` = the first order day."""
+    cal_day, end_day = day_number(calibration_end), day_number(holdout_end)
     if end_day <= cal_day:
         raise ValueError("the holdout period is empty: calibration_end must be before the last order date")
     days = days.drop_duplicates()
-    calibration = days[days["order_day"] < cal_day]
-    holdout = days[(days["order_day"] >= cal_day) & (days["order_day"] < end_day)]
+    calibration = days[days["order_day"] <= cal_day]
+    holdout = days[(days["order_day"] > cal_day) & (days["order_day"] <= end_day)]
     g = calibration.groupby("customer_id")["order_day"]
     first, last, count = g.min(), g.max(), g.size()
-    x = (count - 1).to_numpy(dtype=float)
-    t_x = ((last - first) / 7.0).to_numpy(dtype=float)
-    T = ((cal_day - first) / 7.0).to_numpy(dtype=float)
-    if len(x) < 20:
-        raise ValueError(f"only {len(x)} customers ordered before {calibration_end}: too few to fit")
+    return pd.DataFrame({
+        "x": (count - 1).astype(float),
+        "t_x": (last - first) / 7.0,
+        "T": (cal_day - first) / 7.0,
+        "holdout": holdout.groupby("customer_id").size().reindex(count.index, fill_value=0).astype(float),
+        "first_day": first,
+    })
+
+
+def model_report_from_days(days: pd.DataFrame, calibration_end: dt.date, holdout_end: dt.date) -> dict[str, Any]:
+    """Fit BG/NBD on the order days up to calibration_end; compare predicted with actual repeat order days after it."""
+    summary = calibration_summary(days, calibration_end, holdout_end)
+    if len(summary) < 20:
+        raise ValueError(f"only {len(summary)} customers ordered by {calibration_end}: too few to fit")
+    x, t_x, T, actual = (summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T", "holdout"))
     fit = bgnbd.fit(x, t_x, T)
-    horizon = (end_day - cal_day) / 7.0
+    horizon = (day_number(holdout_end) - day_number(calibration_end)) / 7.0
     predicted = bgnbd.conditional_expected_purchases(fit.params, horizon, x, t_x, T)
-    actual = holdout.groupby("customer_id").size().reindex(count.index, fill_value=0).to_numpy(dtype=float)
     frame = pd.DataFrame({"x": x, "predicted": predicted, "actual": actual})
     frame["group"] = np.where(frame["x"] >= 7, "7+", frame["x"].astype(int).astype(str))
     groups = []
@@ -118,6 +130,7 @@ def model_report_from_days(days: pd.DataFrame, calibration_end: dt.date, holdout
         "customers": fit.customers,
         "transaction_unit": "distinct order days (repeat = after the first)",
         "time_unit": "week",
+        "time_convention": "T = calibration_end - first order day, t_x = last - first order day, in days / 7",
         "parameters": {k: round(v, 6) for k, v in fit.params.as_dict().items()},
         "log_likelihood": round(fit.log_likelihood, 4),
         "converged": fit.converged,
@@ -126,8 +139,25 @@ def model_report_from_days(days: pd.DataFrame, calibration_end: dt.date, holdout
             "actual_total": float(actual.sum()),
             "by_calibration_orders": groups,
         },
+        "weekly_cumulative": weekly_cumulative(days, summary, fit.params, calibration_end, holdout_end),
         "note": "Customers first seen after calibration_end are not in the check.",
     }
+
+
+def weekly_cumulative(days: pd.DataFrame, summary: pd.DataFrame, params: bgnbd.BgNbdParams, calibration_end: dt.date, holdout_end: dt.date) -> list[dict[str, Any]]:
+    """Cumulative repeat order days of the calibration cohort, actual and predicted (sum over customers of E[X(age)]), at
+    the end of each week from the cohort's first order day through the holdout (the last point is holdout_end)."""
+    start, cal_day, end_day = int(summary["first_day"].min()), day_number(calibration_end), day_number(holdout_end)
+    ends = np.unique(np.append(np.arange(start + 7, end_day, 7), end_day))
+    cohort = days.drop_duplicates()
+    cohort = cohort[cohort["customer_id"].isin(summary.index)]
+    repeat_days = np.sort(cohort["order_day"].to_numpy()[cohort["order_day"].to_numpy() > summary["first_day"].reindex(cohort["customer_id"]).to_numpy()])
+    actual = np.searchsorted(repeat_days, ends, side="right")
+    first_days, cohort_sizes = np.unique(summary["first_day"].to_numpy(), return_counts=True)
+    ages = np.maximum(ends[:, None] - first_days[None, :], 0) / 7.0
+    predicted = (bgnbd.expected_purchases(params, ages) * cohort_sizes[None, :]).sum(axis=1)
+    return [{"week_ending": (EPOCH_DATE + dt.timedelta(days=int(day))).isoformat(), "holdout": bool(day > cal_day), "actual": int(a), "predicted": round(float(p), 3)}
+            for day, a, p in zip(ends, actual, predicted)]
 
 
 async def model_report(session: AsyncSession, calibration_end: dt.date, holdout_end: dt.date | None = None) -> dict[str, Any]:
