@@ -50,13 +50,65 @@ async def test_import_orders_backfills_and_is_idempotent(database_factory, tmp_p
     await db.dispose()
 
 
-def test_import_rejects_bad_rows(tmp_path):
+def test_prepare_refuses_bad_lines_with_their_numbers_and_keeps_the_others():
     import pandas as pd
 
-    with pytest.raises(cli.ImportError_, match="line 3"):
-        cli.prepare(pd.DataFrame({"customer_id": ["a", "b"], "order_date": ["2025-01-01", "2025-01-02"], "amount": [1.0, -5.0]}), 2, "CNY")
-    with pytest.raises(cli.ImportError_, match="missing columns: amount"):
-        cli.prepare(pd.DataFrame({"customer_id": ["a"], "order_date": ["2025-01-01"]}), 2, "CNY")
+    chunk = pd.DataFrame({"customer_id": ["a", "b", "", "d", "e"], "order_date": ["2025-01-01", "2025-01-02", "2025-01-03", "someday", "2025-01-05"],
+                          "amount": ["1.0", "-5", "3", "4", "1e400"]})
+    rows, refused = cli.prepare(chunk, 2, "CNY")
+    assert [r["customer_id"] for r in rows] == ["a"]
+    assert refused == [{"line": 3, "reason": "amount is negative"}, {"line": 4, "reason": "no customer_id"}, {"line": 5, "reason": "order_date is not a date"},
+                       {"line": 6, "reason": "amount is not a number"}]
+
+
+def test_import_command_errors_are_one_line_and_exit_2(database_factory, tmp_path, capsys):
+    import asyncio
+
+    migrated = asyncio.run(scoring_db(database_factory, "sqlite", "cli-errors"))
+    asyncio.run(migrated.dispose())
+    good = tmp_path / "orders.csv"
+    write_orders(good, n_customers=3, weeks=4)
+    wrong_header = tmp_path / "wrong.csv"
+    wrong_header.write_text("client,date,value\nx,2025-01-01,3\n")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81garbage")
+    empty_db = f"sqlite:///{tmp_path / 'fresh.db'}"
+    cases = [
+        ([str(tmp_path / "missing.csv"), "--database-url", migrated.url], "no such file"),
+        ([str(tmp_path), "--database-url", migrated.url], "is a directory"),
+        ([str(wrong_header), "--database-url", migrated.url], "missing customer_id, order_date, amount"),
+        ([str(binary), "--database-url", migrated.url], "cannot be read"),
+        ([str(good), "--database-url", empty_db], "has no scoring tables: run `crm-scoring migrate"),
+    ]
+    for args, message in cases:
+        assert cli.main(["import-orders", *args]) == 2, args
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and err.startswith("error: ") and message in err and "Traceback" not in err, err
+
+
+def test_import_command_summary_lists_refused_lines_and_exits_1(database_factory, tmp_path, capsys):
+    import asyncio
+
+    db = asyncio.run(scoring_db(database_factory, "sqlite", "cli-summary"))
+    asyncio.run(db.dispose())
+    path = tmp_path / "orders.csv"
+    n = write_orders(path, n_customers=25, weeks=30)
+    with path.open("a") as handle:
+        handle.write("late,2025-13-40,10\n\nneg,2025-02-01,-3\n")
+    assert cli.main(["import-orders", str(path), "--database-url", db.url, "--no-events"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == n + 3 and summary["imported"] == n and summary["customers"] == 25 and summary["refused"] == 3
+    assert summary["refused_lines"] == [{"line": n + 2, "reason": "order_date is not a date"}, {"line": n + 3, "reason": "no customer_id"},
+                                        {"line": n + 4, "reason": "amount is negative"}]
+    assert summary["events"] == {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}  # --no-events
+
+
+def test_every_argument_has_help():
+    parser = cli.build_parser()
+    for command in parser._subparsers._group_actions[0].choices.values():
+        for action in command._actions:
+            if action.dest != "help":
+                assert action.help, (command.prog, action.dest)
 
 
 def test_model_report_command(database_factory, tmp_path, capsys):
