@@ -40,7 +40,7 @@ def run(args) -> dict:
         async with perfkit.fresh_databases("complaints") as urls:
             sample = await complaints_seed.seed(perfkit.asyncpg_dsn(urls["complaints"]), count)
             paths = [f"/complaints/lookup?tracking_number={t}" for t in sample["tracking"]]
-            headers = {"X-Actor-Id": "bench-agent", "X-Actor-Role": "agent"}
+            headers = perfkit.direct_headers("complaints", {"X-Actor-Id": "bench-agent", "X-Actor-Role": "agent"})
             with perfkit.local_broker(log_dir) as broker:
                 await perfkit.prepare_topics(broker.bootstrap)
                 servers = {

@@ -304,10 +304,15 @@ def servers(*items: Server):
             server.stop()
 
 
+# A load run against a service's own port outlasts the default 60 s edge token: the benchmark's services accept
+# (and its gateway signs) tokens of this lifetime, so one signed header serves a whole run.
+BENCH_EDGE_TOKEN_TTL_S = 3600
+
+
 def service_env(service: str, url: str, bootstrap: str | None, **settings: Any) -> dict[str, str]:
-    """Environment of one service: its database, the broker, JSON logs at WARNING."""
+    """Environment of one service: its database, the broker, JSON logs at WARNING, the benchmark's edge-token lifetime."""
     prefix = ENV_PREFIX[service]
-    env = {f"{prefix}DATABASE_URL": url, f"{prefix}LOG_LEVEL": "WARNING"}
+    env = {f"{prefix}DATABASE_URL": url, f"{prefix}LOG_LEVEL": "WARNING", "CRM_EDGE_TOKEN_TTL_S": str(BENCH_EDGE_TOKEN_TTL_S)}
     if bootstrap:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     for key, value in settings.items():
@@ -338,6 +343,15 @@ def agent_token(role: str = "agent", subject: str = "bench-agent", **claims: Any
         signing_key_from_config(DEV_KEY), subject=subject, role=role, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
         ttl=dt.timedelta(hours=2), **claims,
     )
+
+
+def direct_headers(service_name: str, identity: dict[str, str]) -> dict[str, str]:
+    """`identity` plus the edge token a direct call to the service `service_name` needs, as the gateway signs it."""
+    from crm_common.edge import EdgeTokenSigner
+    from crm_common.settings import EdgeTokenSettings
+
+    signer = EdgeTokenSigner(EdgeTokenSettings(edge_token_ttl_s=BENCH_EDGE_TOKEN_TTL_S), issuer="bench")
+    return {**identity, **signer.headers(service_name, identity)}
 
 
 def tms_api_key() -> tuple[str, dict]:

@@ -161,7 +161,7 @@ def run(args) -> dict:
                 perfkit.http_load(gateway.url, paths, headers=headers, connections=args.connections, duration_s=2)  # warm-up
                 hops = {"gateway": gateway, "complaints": complaints}
                 through = sweep("through the gateway", gateway.url, paths, headers=headers, levels=levels, duration=duration, processes=hops)
-                direct = sweep("complaints service alone", complaints.url, direct_paths, headers=AGENT_HEADERS_DIRECT, levels=levels,
+                direct = sweep("complaints service alone", complaints.url, direct_paths, headers=perfkit.direct_headers("complaints", AGENT_HEADERS_DIRECT), levels=levels,
                                duration=duration, processes={"complaints": complaints})
                 if args.profile:
                     profiled_load(gateway.url, paths, headers, args.connections, duration, hops, log_dir)

@@ -1,7 +1,8 @@
 """Demo data for `make run`: customers, 18 months of orders, payments, complaints.
 
 Customers go through the customer-profile API; logistics events go straight onto Kafka as a
-TMS that speaks Kafka would publish them; complaints go through the complaints API.
+TMS that speaks Kafka would publish them; complaints go through the complaints API. The services' APIs are
+called directly, with the seeder's own edge token (crm_common.edge, the key from CRM_EDGE_TOKEN_KEY).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from decimal import Decimal
 import httpx
 
 from crm_common.bus import KafkaPublisher
+from crm_common.edge import caller_auth
 from crm_common.events import encode_envelope, make_event
 from crm_common.events.logistics import OrderCreated, OrderDelivered, PaymentOverdue, PaymentReceived, ShipmentDelayed
 from crm_common.settings import KafkaSettings
@@ -24,7 +26,7 @@ async def _customers(urls: dict[str, str]) -> list[dict]:
     base = urls.get("customer-profile")
     if base is None:
         return []
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=10, auth=caller_auth("customer-profile", caller="demo-seed")) as client:
         existing = await client.get("/customers", params={"limit": 200})
         if existing.status_code == 200:
             body = existing.json()
@@ -90,7 +92,7 @@ async def _complaints(urls: dict[str, str], customers: list[dict], rng: random.R
         return 0
     filed = 0
     categories = ["delay", "damage", "billing", "staff_attitude", "pickup", "information"]
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=10, auth=caller_auth("complaints", caller="demo-seed")) as client:
         for i, customer in enumerate(customers[:12]):
             response = await client.post(
                 "/complaints",
@@ -111,7 +113,7 @@ async def _recompute_when_consumed(base: str, first_customer: str, timeout_s: fl
     """The population model (ABC, RFM quintiles, BG/NBD) is batch work: run it once the stream is in."""
     import asyncio
 
-    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=120, auth=caller_auth("scoring", caller="demo-seed")) as client:
         deadline = asyncio.get_running_loop().time() + timeout_s
         previous = None
         while asyncio.get_running_loop().time() < deadline:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,23 +14,18 @@ import httpx
 import pytest
 
 from crm_common.migrations import upgrade
+from crm_common.testing import free_loopback_port
 from deploy_support import REPO
 
 ENTRYPOINT = REPO / "deploy" / "docker" / "entrypoint.sh"
 ANONYMOUS_ROUTE = "/api/v1/auth/demo-users"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve_gateway(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
     database = f"sqlite:///{tmp_path / 'gateway.db'}"
     if not (tmp_path / "gateway.db").exists():
         upgrade(REPO / "services" / "gateway" / "alembic.ini", database)
-    port = free_port()
+    port = free_loopback_port()
     environment = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

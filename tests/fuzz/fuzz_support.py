@@ -25,6 +25,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from crm_common.migrations import upgrade
+from crm_common.testing import edge_auth
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 
@@ -64,7 +65,7 @@ class AppUnderTest:
 
 
 def client_for(app: Any, base_url: str = "http://fuzz") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url=base_url, timeout=30)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url=base_url, auth=edge_auth(app), timeout=30)
 
 
 async def migrated(database_factory, alembic_ini, kind: str, label: str) -> str:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from crm_common.db import Database
-from crm_common.testing import migrated_database
+from crm_common.testing import edge_auth, migrated_database
 from perf_support import assert_indexed, counting, describe, fill
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ async def scoring_app(database_factory):
 async def test_scoring_list_by_class_or_tier_uses_its_index(scoring_app, query, index):
     url, app = scoring_app
     with counting(app.state.runtime.db.engine) as log:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", auth=edge_auth(app)) as client:
             response = await client.get(f"/scores?{query}&limit=20")
     assert response.status_code == 200, response.text
     assert len(response.json()["items"]) == 20

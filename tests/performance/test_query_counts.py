@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crm_common.testing import migrated_database
+from crm_common.testing import edge_auth, migrated_database
 from perf_support import counting, fill
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -29,7 +29,7 @@ async def _db(database_factory, folder: str, label: str) -> str:
 
 async def _count(app, path: str, headers: dict | None = None) -> tuple[int, httpx.Response]:
     with counting(app.state.runtime.db.engine) as log:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", auth=edge_auth(app)) as client:
             response = await client.get(path, headers=headers or {})
     return log.count, response
 

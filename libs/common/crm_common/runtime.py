@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.bus import KafkaPublisher
 from crm_common.consumer import EventHandler, InboxConsumer
 from crm_common.db import Database
+from crm_common.edge import EdgeAuthMiddleware, EdgeTokenVerifier
 from crm_common.http import CorrelationAndMetricsMiddleware, health_router
 from crm_common.limits import RequestBodyLimitMiddleware, max_request_body_bytes
 from crm_common.logging import configure_logging
@@ -122,7 +123,9 @@ def create_service_app(
     routers: Iterable[APIRouter] = (),
     description: str = "",
     start_background: bool = True,
+    edge_auth: bool = True,
 ) -> FastAPI:
+    """`edge_auth`: requests need the gateway's proof (crm_common.edge); only the gateway itself, the edge, turns it off."""
     settings = runtime.settings
 
     @asynccontextmanager
@@ -137,6 +140,8 @@ def create_service_app(
 
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    if edge_auth:
+        app.add_middleware(EdgeAuthMiddleware, verifier=EdgeTokenVerifier(settings.edge, audience=settings.service_name))
     app.add_middleware(RequestBodyLimitMiddleware, max_bytes=max_request_body_bytes(settings))  # inside the correlation id
     app.add_middleware(CorrelationAndMetricsMiddleware, service=settings.service_name)
     install_problem_handlers(app)

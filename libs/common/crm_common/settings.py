@@ -1,7 +1,7 @@
-"""Settings: one env prefix per service (PROFILE_, SCORING_...), Kafka settings shared (KAFKA_)."""
+"""Settings: one env prefix per service (PROFILE_, SCORING_...); Kafka (KAFKA_) and edge-token (CRM_) settings shared."""
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,27 @@ class KafkaSettings(BaseSettings):
         return options
 
 
+DEV_EDGE_TOKEN_KEY = "dev-only-insecure-edge-token-key-change-me"
+
+
+class EdgeTokenSettings(BaseSettings):
+    """The proof the gateway (and any other caller of a service's API) signs per request: crm_common.edge.
+    The same values go to every service and to the gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
+
+    edge_token_key: SecretStr = SecretStr(DEV_EDGE_TOKEN_KEY)  # HMAC-SHA256 key, at least 32 bytes
+    edge_token_ttl_s: float = 60.0  # lifetime of a token; longer-lived tokens are refused
+    edge_token_leeway_s: float = 5.0  # clock skew allowed between the signer and the service
+
+    @field_validator("edge_token_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("CRM_EDGE_TOKEN_KEY must be at least 32 bytes")
+        return value
+
+
 class ServiceSettings(BaseSettings):
     """Base of every service's settings; subclasses set env_prefix and defaults."""
 
@@ -82,3 +103,4 @@ class ServiceSettings(BaseSettings):
     # How long an Idempotency-Key answers its first result (crm_common.idempotency); expired records are purged.
     idempotency_retention_hours: float = Field(default=24.0, gt=0)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    edge: EdgeTokenSettings = Field(default_factory=EdgeTokenSettings)

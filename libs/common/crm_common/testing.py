@@ -196,14 +196,23 @@ async def wait_until(condition, timeout_s: float = 20.0, interval_s: float = 0.1
         await asyncio.sleep(interval_s)
 
 
+def edge_auth(app, *, caller: str = "test"):
+    """httpx auth that does what the gateway does for a request sent straight to a service app: a valid edge token
+    (crm_common.edge) for that service, signing the request's own X-Actor-* / X-Customer-Id headers."""
+    from crm_common.edge import EdgeTokenAuth, EdgeTokenSigner
+
+    settings = app.state.runtime.settings
+    return EdgeTokenAuth(EdgeTokenSigner(settings.edge, issuer=caller), settings.service_name)
+
+
 @asynccontextmanager
 async def app_client(app, base_url: str = "http://test"):
-    """An httpx client on the ASGI app with its lifespan running (relay and consumers started)."""
+    """An httpx client on the ASGI app with its lifespan running (relay and consumers started), as the gateway calls it."""
     import httpx
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a 500 is a response, as on a server
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+        async with httpx.AsyncClient(transport=transport, base_url=base_url, auth=edge_auth(app)) as client:
             yield client
 
 

@@ -10,6 +10,7 @@ import httpx
 from crm_common.db import utcnow
 from crm_common.events.customers import ContactSnapshot, CustomerRegistered
 from crm_common.migrations import upgrade
+from crm_common.testing import edge_auth
 from crm_complaints import ALEMBIC_INI
 from crm_complaints.complaints import directory
 from crm_complaints.main import create_app
@@ -73,7 +74,7 @@ async def make_env(database_factory, kind: str, kafka=None, url: str | None = No
         values["kafka"] = kafka
     settings = ComplaintsSettings(**values)
     app = create_app(settings, start_background=False)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://complaints")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://complaints", auth=edge_auth(app))
     return Env(url, settings, app, app.state.runtime, client)
 
 

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 
 from crm_common.migrations import upgrade
+from crm_common.testing import edge_auth
 from crm_profile import ALEMBIC_INI
 from crm_profile.main import create_app
 from crm_profile.settings import ProfileSettings
@@ -65,7 +66,7 @@ async def run(kind: str, customers: int) -> None:
     app = create_app(ProfileSettings(database_url=url, run_outbox_relay=False), start_background=False)
     run_id = uuid.uuid4().hex[:6]
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", auth=edge_auth(app)) as client:
             start = time.perf_counter()
             for i in range(customers):
                 (await client.post("/customers", json=body(i, run_id))).raise_for_status()

@@ -14,6 +14,9 @@ import json
 
 import httpx
 
+from crm_common.edge import caller_auth
+from crm_profile.settings import ProfileSettings
+
 AMS = ["am-zhang", "am-li", "am-wang", "am-chen"]
 
 # name, short name, type, industry, size band, region, status, services, tags, contract days left (None: no
@@ -226,7 +229,7 @@ async def _create(client: httpx.AsyncClient, body: dict) -> tuple[dict, bool]:
 async def seed(base_url: str, *, client: httpx.AsyncClient | None = None, today: dt.date | None = None) -> list[dict]:
     """Create the demo customers through the API (idempotent); returns them as the API shows them."""
     own = client is None
-    client = client or httpx.AsyncClient(base_url=base_url, timeout=10.0)
+    client = client or httpx.AsyncClient(base_url=base_url, timeout=10.0, auth=caller_auth(ProfileSettings().service_name, caller="demo-seed"))
     try:
         customers = []
         for index, body in enumerate(demo_bodies(today)):

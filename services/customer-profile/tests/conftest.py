@@ -8,6 +8,7 @@ from profile_support import migrated_database
 
 from crm_common.runtime import ServiceRuntime
 from crm_common.settings import KafkaSettings
+from crm_common.testing import edge_auth
 from crm_profile.main import create_app
 from crm_profile.settings import ProfileSettings
 
@@ -42,7 +43,7 @@ async def _profile(url: str, kafka: KafkaSettings, *, start_relay: bool):
     runtime = app.state.runtime
     if start_relay:
         await runtime.start(relay=True, consumers=False)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profile")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profile", auth=edge_auth(app))
     try:
         yield Profile(client, runtime, url)
     finally:

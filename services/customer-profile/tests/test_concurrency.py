@@ -55,6 +55,7 @@ async def test_concurrent_creates_of_the_same_person_give_one_customer(profile):
 async def test_a_lost_race_detected_by_the_version_column_is_a_412_problem(profile):
     from sqlalchemy.orm.exc import StaleDataError
 
+    from crm_common.testing import edge_auth
     from crm_profile.main import create_app
     from crm_profile.settings import ProfileSettings
     import httpx
@@ -65,7 +66,7 @@ async def test_a_lost_race_detected_by_the_version_column_is_a_412_problem(profi
         raise StaleDataError("UPDATE statement on table 'customers' expected to update 1 row(s); 0 were matched.")
 
     app.add_api_route("/lost-race", lost_race, methods=["PATCH"])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profile") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profile", auth=edge_auth(app)) as client:
         response = await client.patch("/lost-race")
     await app.state.runtime.stop()
     assert response.status_code == 412 and response.headers["content-type"].startswith("application/problem+json")

@@ -35,6 +35,7 @@ def create_app(
         description="One entry point: /api/v1 routed to the services with auth and roles, customer 360, TMS/WMS event ingestion, the console.",
         routers=[auth_api.router, ingestion.router, aggregate.router, openapi_merge.router, console_router, proxy.router],
         start_background=start_background,
+        edge_auth=False,  # the gateway is the edge: it authenticates callers itself and signs what it forwards
     )
     app.state.gateway = gateway
     # inside the correlation/metrics middleware, so refusals carry a correlation id and are counted

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.exceptions import ExceptionMiddleware
 
 from crm_common.auth import AuthError, Principal
+from crm_common.edge import IDENTITY_HEADER_BYTES
 from crm_common.problems import PROBLEM_JSON, Problem
 from crm_gateway.authz import PUBLIC, MethodNotAllowed, NoRoute, match
 from crm_gateway.ratelimit import retry_after_header
@@ -26,7 +27,6 @@ from crm_gateway.state import GatewayState
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-IDENTITY_HEADERS = frozenset({b"x-actor-id", b"x-actor-subject", b"x-actor-role", b"x-actor-team", b"x-customer-id"})
 
 
 def unsafe_path(path: str, raw_path: bytes | None) -> bool:
@@ -127,7 +127,7 @@ class GatewayAuthMiddleware:
             problem = Problem(403, "Forbidden", f"Role {principal.role} may not {method} {API_PREFIX}{found.rule.pattern}.")
             return await _problem(problem, path)(scope, receive, send)
 
-        scope["headers"] = [(k, v) for k, v in scope.get("headers") or () if k not in IDENTITY_HEADERS]
+        scope["headers"] = [(k, v) for k, v in scope.get("headers") or () if k not in IDENTITY_HEADER_BYTES]
         scope.setdefault("state", {})
         scope["state"]["principal"] = principal
         scope["state"]["match"] = found

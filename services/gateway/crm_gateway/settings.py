@@ -13,6 +13,8 @@ from crm_common.settings import ServiceSettings
 DEV_SECRET = "dev-only-insecure-secret-change-me"
 DEV_KEY = {"kid": "dev-1", "alg": "HS256", "secret": DEV_SECRET}
 
+UPSTREAM_AUDIENCES = {"profile": "customer-profile", "scoring": "scoring", "complaints": "complaints", "notifications": "notifications"}
+
 # role -> (tokens per second, burst)
 DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
     "anonymous": (1.0, 10.0),
@@ -110,6 +112,10 @@ class GatewaySettings(ServiceSettings):
             except ValueError:
                 raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or network") from None
         return value
+
+    def upstream_audiences(self) -> dict[str, str]:
+        """The service_name of each upstream: the audience of the edge tokens the gateway signs for it."""
+        return dict(UPSTREAM_AUDIENCES)
 
     def upstream_urls(self) -> dict[str, str]:
         return {

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from crm_common.context import current_correlation_id
+from crm_common.edge import EdgeTokenSigner
 from crm_common.problems import Problem
 from crm_gateway.settings import GatewaySettings
 
@@ -267,8 +268,11 @@ def upstream_problem(name: str, exc: Exception) -> Problem:
 
 
 class Upstream:
-    def __init__(self, name: str, base_url: str, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, name: str, base_url: str, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None,
+                 signer: EdgeTokenSigner | None = None):
         self.name = name
+        self.audience = settings.upstream_audiences()[name]
+        self.signer = signer or EdgeTokenSigner(settings.edge, issuer=settings.service_name)
         self.base_url = base_url.rstrip("/")
         self.retries = settings.upstream_retries
         self.backoff_s = settings.upstream_retry_backoff_s
@@ -305,6 +309,7 @@ class Upstream:
         attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
         all_headers = {"X-Correlation-ID": current_correlation_id() or ""}
         all_headers.update(headers or {})
+        all_headers.update(self.signer.headers(self.audience, all_headers))  # the proof of this request and its identity
         extra = {"timeout": timeout} if timeout is not None else {}
         direct = self.direct is not None and json is None and method != "HEAD" and DIRECT_PATH.fullmatch(path) is not None
         last: Exception | None = None
@@ -369,7 +374,8 @@ class Upstream:
 class Upstreams:
     def __init__(self, settings: GatewaySettings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None):
         transports = transports or {}
-        self.by_name = {name: Upstream(name, url, settings, transports.get(name)) for name, url in settings.upstream_urls().items()}
+        signer = EdgeTokenSigner(settings.edge, issuer=settings.service_name)
+        self.by_name = {name: Upstream(name, url, settings, transports.get(name), signer) for name, url in settings.upstream_urls().items()}
 
     def __getitem__(self, name: str) -> Upstream:
         return self.by_name[name]

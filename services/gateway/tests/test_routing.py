@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from crm_common.auth import AuthError
+from crm_common.edge import EdgeTokenVerifier
 from gateway_support import auth, down_transport, role_headers, slow_transport
 
 
@@ -26,6 +29,21 @@ async def test_routes_to_each_upstream_with_identity_and_correlation(gw, fakes):
         assert seen_headers["x-correlation-id"] == "corr-123"
         assert "authorization" not in seen_headers
         assert response.headers["x-correlation-id"] == "corr-123"
+
+
+async def test_every_upstream_request_carries_a_proof_for_that_service_with_the_callers_identity(gw, fakes):
+    client, settings = gw
+    headers = auth(settings, "customer", "portal-c1", customer_id="C1")
+    cases = [("/api/v1/customers/C1", "profile", "customer-profile"), ("/api/v1/scores/C1", "scoring", "scoring"),
+             ("/api/v1/complaints/K1", "complaints", "complaints"), ("/api/v1/deliveries?customer_id=C1", "notifications", "notifications")]
+    for path, upstream, audience in cases:
+        assert (await client.get(path, headers={**headers, "X-Actor-Role": "admin"})).status_code == 200, path
+        seen = fakes.recorders[upstream].last()[3]
+        identity = EdgeTokenVerifier(settings.edge, audience=audience).verify(seen["x-edge-token"])
+        assert identity == {"x-actor-id": "C1", "x-actor-subject": "portal-c1", "x-actor-role": "customer", "x-customer-id": "C1"}
+        other = "scoring" if audience != "scoring" else "complaints"
+        with pytest.raises(AuthError, match="another service"):
+            EdgeTokenVerifier(settings.edge, audience=other).verify(seen["x-edge-token"])
 
 
 async def test_client_cannot_spoof_identity_headers(gw, fakes):

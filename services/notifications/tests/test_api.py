@@ -6,6 +6,7 @@ from notifications_support import T0, EventFeeder, customer_registered, event, s
 
 from crm_common.events.complaints import ComplaintFiled
 from crm_common.events.scoring import CustomerScored
+from crm_common.testing import edge_auth
 from crm_notifications.main import create_app
 
 
@@ -13,7 +14,7 @@ async def _client(url, smtp, provider, clock):
     app = create_app(settings_for(url, smtp_port=smtp.port, provider_url=provider.url), start_background=False, clock=clock)
     runtime = app.state.runtime
     await runtime.seed_defaults()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nf")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nf", auth=edge_auth(app))
     client.runtime = runtime
     return client
 

@@ -7,6 +7,7 @@ import pytest
 import pytest_asyncio
 from scoring_support import AS_OF, clock, feed, history, processor, scoring_db, settings_for
 
+from crm_common.testing import edge_auth
 from crm_scoring.main import create_app
 
 
@@ -17,7 +18,7 @@ async def scored_app(database_factory):
     await feed(proc, history(seed=9, n_customers=40), batch_sizes=(100,))
     await db.dispose()
     app = create_app(settings_for(db.url), start_background=False, clock=clock)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring", auth=edge_auth(app)) as client:
         yield client
     await app.state.runtime.stop()
 
