@@ -103,13 +103,20 @@ def kafka_env_names() -> set[str]:
     return env_names(KafkaSettings)[0]
 
 
+def shared_env_names() -> set[str]:
+    """What every service reads besides its own prefix: KafkaSettings (KAFKA_) and EdgeTokenSettings (CRM_)."""
+    from crm_common.settings import EdgeTokenSettings
+
+    return kafka_env_names() | env_names(EdgeTokenSettings)[0]
+
+
 def unknown_env_vars(names, service: ServiceInfo) -> list[str]:
-    """Names a container of `service` is given that neither its settings nor KafkaSettings read."""
+    """Names a container of `service` is given that neither its settings nor the shared settings read."""
     exact, nested = env_names(settings_class(service))
-    kafka = kafka_env_names()
+    shared = shared_env_names()
     unknown = []
     for name in names:
-        if name in OTHER_KNOWN_ENV or name in kafka or name in exact:
+        if name in OTHER_KNOWN_ENV or name in shared or name in exact:
             continue
         if any(name.startswith(p) for p in nested):
             continue

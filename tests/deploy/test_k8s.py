@@ -219,3 +219,42 @@ def test_the_gateway_names_its_trusted_proxies_explicitly(rendered):
     _overlay, docs = rendered
     config = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "crm-gateway-config")
     GatewaySettings.model_validate_json('{"trusted_proxies": %s}' % config["data"]["GATEWAY_TRUSTED_PROXIES"])
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    assert not selector.get("matchExpressions"), "the test reads matchLabels only"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def test_service_apis_accept_connections_only_from_the_gateway(rendered):
+    """Every service API pod is isolated by a NetworkPolicy whose only in-namespace peers are the gateway's pods
+    (no worker calls a service's API today); Prometheus in `monitoring` may scrape /metrics."""
+    _overlay, docs = rendered
+    policies = [p for p in by_kind(docs, "NetworkPolicy") if "Ingress" in p["spec"]["policyTypes"]]
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in by_kind(docs, "Deployment") + by_kind(docs, "Job")}
+    for service in SERVICES:
+        if service.folder == "gateway":
+            continue
+        api = pods[f"crm-{service.folder}"]
+        selecting = [p for p in policies if _selects(p["spec"]["podSelector"], api)]
+        assert selecting, f"no NetworkPolicy isolates the {service.folder} API"
+        rules = [rule for p in selecting for rule in p["spec"].get("ingress", [])]
+        assert rules and all(rule.get("from") for rule in rules), f"{service.folder}: a rule open to every source"
+        assert all(rule.get("ports") == [{"protocol": "TCP", "port": "http"}] for rule in rules)
+        peers = [peer for rule in rules for peer in rule["from"]]
+        pod_peers = [peer["podSelector"] for peer in peers if set(peer) == {"podSelector"}]
+        assert [peer for peer in peers if set(peer) != {"podSelector"}] == [MONITORING], service.folder
+        reaching = {name for name, labels in pods.items() if any(_selects(peer, labels) for peer in pod_peers)}
+        assert reaching == {"crm-gateway"}, f"{service.folder} API reachable from {reaching}"
+
+
+def test_the_gateway_and_every_api_get_the_edge_token_key(rendered):
+    _overlay, docs = rendered
+    apis = [d for d in by_kind(docs, "Deployment") if d["spec"]["template"]["spec"]["containers"][0]["args"] == ["api"]]
+    assert len(apis) == len(SERVICES)
+    for deployment in apis:
+        sources = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert {"secretRef": {"name": "crm-edge-token"}} in sources, deployment["metadata"]["name"]
