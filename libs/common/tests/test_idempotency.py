@@ -15,6 +15,7 @@ from crm_common.db import utcnow
 from crm_common.idempotency import Answer, Idempotent, idempotency_metadata, idempotency_table, purge_expired
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_common.settings import KafkaSettings, ServiceSettings
+from crm_common.testing import edge_auth
 
 things_metadata = MetaData()
 things = Table("things", things_metadata, Column("id", String(36), primary_key=True), Column("name", String(100)))
@@ -76,7 +77,7 @@ async def app_env(database_factory, db_kind):
         await connection.run_sync(things_metadata.create_all)
     gate = Gate()
     app = create_service_app(runtime, title="things", routers=[thing_router(gate)], start_background=False)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://things")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://things", auth=edge_auth(app))
     try:
         yield client, runtime, gate
     finally:
