@@ -50,7 +50,7 @@ def create_app(settings: ScoringSettings | None = None, *, start_background: boo
         start_background=start_background,
     )
     if start_background and settings.run_scheduler:
-        runtime.add_background_loop("recompute", RecomputeScheduler(runtime, settings.recompute_interval_s).run)
+        runtime.add_background_loop("recompute", RecomputeScheduler(runtime, settings.recompute_cron, settings.time_zone).run)
     return app
 
 

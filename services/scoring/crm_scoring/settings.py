@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -84,7 +87,8 @@ class ScoringSettings(ServiceSettings):
     complaint_sla_hours: dict[str, float] = Field(default_factory=lambda: {"P1": 24, "P2": 48, "P3": 72, "P4": 120})
     # outputs
     score_step: float = Field(5.0, gt=0, description="CustomerScored only when a 0-100 score moves at least this much.")
-    recompute_interval_s: float = Field(86400.0, gt=0, description="Nightly population recompute interval.")
+    recompute_cron: str = Field("0 2 * * *", description="When the population recompute runs (cron expression, in time_zone).")
+    time_zone: str = Field("Asia/Shanghai", description="Time zone of recompute_cron (IANA name).")
     run_scheduler: bool = True
     # incremental scoring: the consumer only ingests facts and marks customers; a task rescores the marked ones
     consumer_batch_size: int = Field(2000, ge=1, description="Events per consumer batch (one transaction).")
@@ -110,6 +114,22 @@ class ScoringSettings(ServiceSettings):
     @classmethod
     def _potential(cls, v):
         return _check_weights("potential_value_weights", v, POTENTIAL_VALUE_KEYS)
+
+    @field_validator("recompute_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if not croniter.is_valid(v):
+            raise ValueError(f"recompute_cron: {v!r} is not a cron expression (minute hour day month weekday)")
+        return v
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone: {v!r} is not an IANA time zone") from None
+        return v
 
     @field_validator("currency")
     @classmethod

@@ -1,4 +1,5 @@
 """Back-fill command, model report command, the step rule of CustomerScored and the recompute scheduler."""
+import asyncio
 import datetime as dt
 import json
 
@@ -163,7 +164,7 @@ async def test_scheduler_recomputes_a_fresh_installation_at_start(database_facto
     db = await scoring_db(database_factory, "sqlite", "scheduler")
     proc, _ = processor(db)
     await feed(proc, [event(OrderCreated(order_id=f"o{i}", customer_id=f"c{i % 25}", order_date=AS_OF - dt.timedelta(days=3 * i), amount=10 + i), f"c{i % 25}") for i in range(200)])
-    settings = settings_for(db.url, run_scheduler=True, run_outbox_relay=False, run_consumers=False, recompute_interval_s=3600)
+    settings = settings_for(db.url, run_scheduler=True, run_outbox_relay=False, run_consumers=False)
     app = create_app(settings, clock=clock)
 
     async def model_row():
@@ -175,4 +176,53 @@ async def test_scheduler_recomputes_a_fresh_installation_at_start(database_facto
     async with db.sessions() as session:
         classes = set((await session.execute(select(customer_scores.c.abc_class))).scalars())
     assert "A" in classes
+    await db.dispose()
+
+
+def test_schedule_is_wall_clock_in_the_configured_zone():
+    from crm_scoring.scoring import scheduler as sch
+
+    utc = dt.timezone.utc
+    # 02:00 in Shanghai is 18:00 UTC the day before
+    now = dt.datetime(2026, 12, 7, 9, 0, tzinfo=utc)  # 17:00 in Shanghai
+    assert sch.last_scheduled("0 2 * * *", "Asia/Shanghai", now) == dt.datetime(2026, 12, 6, 18, 0, tzinfo=utc)
+    assert sch.next_scheduled("0 2 * * *", "Asia/Shanghai", now) == dt.datetime(2026, 12, 7, 18, 0, tzinfo=utc)
+    assert sch.last_scheduled("0 2 * * *", "Asia/Shanghai", dt.datetime(2026, 12, 6, 18, 0, tzinfo=utc)) == dt.datetime(2026, 12, 6, 18, 0, tzinfo=utc)
+    assert sch.is_due("0 2 * * *", "Asia/Shanghai", None, now)  # never ran
+    assert sch.is_due("0 2 * * *", "Asia/Shanghai", dt.datetime(2026, 12, 5, 18, 30, tzinfo=utc), now)  # last night's run was missed
+    assert not sch.is_due("0 2 * * *", "Asia/Shanghai", dt.datetime(2026, 12, 6, 18, 5, tzinfo=utc), now)  # ran at 02:05 today
+    # with daylight saving the run stays at 02:00 local time: 00:00 UTC in summer (CEST), 01:00 UTC in winter (CET)
+    assert sch.next_scheduled("0 2 * * *", "Europe/Berlin", dt.datetime(2026, 7, 1, 12, 0, tzinfo=utc)) == dt.datetime(2026, 7, 2, 0, 0, tzinfo=utc)
+    assert sch.next_scheduled("0 2 * * *", "Europe/Berlin", dt.datetime(2026, 12, 1, 12, 0, tzinfo=utc)) == dt.datetime(2026, 12, 2, 1, 0, tzinfo=utc)
+    with pytest.raises(ValueError, match="cron"):
+        settings_for("sqlite://", recompute_cron="every night")
+    with pytest.raises(ValueError, match="time zone"):
+        settings_for("sqlite://", time_zone="Mars/Olympus")
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"])
+async def test_a_missed_run_is_caught_up_at_start_and_one_replica_does_it(database_factory, db_kind):
+    from crm_scoring.main import build_runtime
+    from crm_scoring.scoring.scheduler import RecomputeScheduler, last_scheduled
+
+    db = await scoring_db(database_factory, db_kind, "catch-up")
+    proc, _ = processor(db)
+    await feed(proc, [event(OrderCreated(order_id=f"o{i}", customer_id=f"c{i % 25}", order_date=AS_OF - dt.timedelta(days=3 * i), amount=10 + i), f"c{i % 25}") for i in range(200)])
+    settings = settings_for(db.url, run_outbox_relay=False, run_consumers=False)
+    now = dt.datetime.now(dt.timezone.utc)  # the recompute stamps the real time
+    two_nights_ago = last_scheduled(settings.recompute_cron, settings.time_zone, now) - dt.timedelta(days=1)
+    async with db.transaction() as session:  # the last run was two nights ago: last night's was missed while down
+        await session.execute(population_model.insert().values(id=1, computed_at=two_nights_ago + dt.timedelta(minutes=5), as_of_day=0, params={}))
+    replicas = [RecomputeScheduler(build_runtime(settings, clock=clock), settings.recompute_cron, settings.time_zone, now=lambda: now) for _ in range(2)]
+    for replica in replicas:
+        await replica.runtime.start(relay=False, consumers=False)
+    try:
+        results = await asyncio.gather(*(r.run_if_due() for r in replicas))
+        assert sum(r is not None for r in results) == 1  # one replica recomputed, the other found it done (or locked)
+        assert [await r.run_if_due() for r in replicas] == [None, None]  # not due again until 02:00 tomorrow
+    finally:
+        for replica in replicas:
+            await replica.runtime.stop()
+    async with db.sessions() as session:
+        assert await session.scalar(select(population_model.c.computed_at)) > now - dt.timedelta(hours=1)
     await db.dispose()
