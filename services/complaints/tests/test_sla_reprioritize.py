@@ -6,7 +6,7 @@ from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, s
 from sqlalchemy import select
 
 from crm_complaints.complaints import clock_history, directory, service
-from crm_complaints.complaints.models import SlaClockRow, Team
+from crm_complaints.complaints.models import Agent, SlaClockRow, Team
 from crm_complaints.complaints.schemas import ComplaintCreate
 from crm_complaints.complaints.scheduler import SlaScheduler
 from crm_complaints.complaints.service import Actor
@@ -187,3 +187,15 @@ async def test_calendar_periods_must_be_times_of_day(env):
         assert await session.get(Team, "transport") is None  # nothing written
     good = await env.client.put("/teams/transport", json=team(("22:00", "24:00"), ("00:00", "06:00")), headers=STAFF)
     assert good.status_code == 200 and good.json()["calendar"]["periods"] == [["00:00", "06:00"], ["22:00", "24:00"]]
+
+
+async def test_agent_shift_times_follow_the_same_rule(env):
+    await seed_team(env.db, "transport")
+    bad = await env.client.put("/agents/a1", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "08:00", "end": "12:75"}]},
+                               headers=STAFF)
+    assert bad.status_code == 422 and "12:75 is not a time of day" in bad.text
+    async with env.db.sessions() as session:
+        assert await session.get(Agent, "a1") is None
+    night = await env.client.put("/agents/a1", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "22:00", "end": "06:00"}]},
+                                 headers=STAFF)
+    assert night.status_code == 200  # a shift, unlike a calendar period, may run overnight

@@ -9,7 +9,7 @@ from typing import Literal
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
 from crm_common.db import RowReader
@@ -36,6 +36,7 @@ from crm_complaints.complaints.schemas import (
     TimelineEntryOut,
     _has_nul,
 )
+from crm_complaints.complaints.sla import minute_of_day
 from crm_complaints.complaints.states import CUSTOMER_STATUS, OPEN_STATES, customer_status
 
 router = APIRouter(tags=["complaints"])
@@ -364,6 +365,12 @@ class ShiftIn(Input):
     start: str = Field(pattern=r"^\d{2}:\d{2}$")
     end: str = Field(pattern=r"^\d{2}:\d{2}$")
 
+    @field_validator("start", "end")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        minute_of_day(value)  # the calendar's HH:MM rule: "12:75" is a 422 naming it
+        return value
+
 
 class AgentIn(Input):
     team_id: str
@@ -388,11 +395,6 @@ def _require_admin(request: Request, **path) -> None:
         raise Problem(403, "Forbidden", "Changing teams, agents and routing needs the supervisor role.")
 
 
-def _minutes(text: str) -> int:
-    hours, minutes = text.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
 @router.put("/teams/{team_id}")
 async def put_team(team_id: str, data: TeamIn, request: Request):
     _require_admin(request, team_id=team_id)
@@ -408,7 +410,7 @@ async def put_agent(agent_id: str, data: AgentIn, request: Request):
     _require_admin(request, agent_id=agent_id)
     async with runtime_of(request).transaction() as session:
         agent = await directory.put_agent(session, agent_id, team_id=data.team_id, name=data.name, role=data.role, active=data.active,
-                                          shifts=[(s.weekday, _minutes(s.start), _minutes(s.end)) for s in data.shifts])
+                                          shifts=[(s.weekday, minute_of_day(s.start), minute_of_day(s.end)) for s in data.shifts])
         return {"id": agent.id, "team_id": agent.team_id, "role": agent.role, "active": agent.active}
 
 
