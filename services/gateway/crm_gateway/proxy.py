@@ -18,7 +18,8 @@ from crm_gateway.state import GatewayState, gateway_of
 router = APIRouter()
 
 FORWARD_REQUEST_HEADERS = ("content-type", "accept", "accept-language", "if-match", "if-none-match", "idempotency-key", "user-agent")
-RETURN_RESPONSE_HEADERS = ("content-type", "etag", "location", "retry-after", "cache-control", "content-disposition", "last-modified", "link")
+RETURN_RESPONSE_HEADERS = ("content-type", "etag", "location", "retry-after", "cache-control", "content-disposition", "last-modified", "link",
+                           "idempotent-replayed")
 
 
 def upstream_headers(request: Request, principal: Principal | None) -> dict[str, str]:

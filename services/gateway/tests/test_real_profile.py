@@ -58,3 +58,38 @@ async def test_gateway_routes_to_the_real_profile_service_with_object_checks(dat
         await app.state.gateway.aclose()
         await app.state.runtime.db.dispose()
         await profile_app.state.runtime.db.dispose()
+
+
+async def test_idempotency_key_through_the_gateway_creates_one_customer(database_factory, gateway_db, db_kind):
+    """The issue's reproduction: POST /api/v1/customers twice with one Idempotency-Key made two customers. The gateway
+    forwards the key and the replay marker; the caller's identity scopes the key."""
+    from crm_profile.main import create_app as create_profile_app
+    from crm_profile.settings import ProfileSettings
+
+    profile_url = await database_factory.create(db_kind, "gwprofile")
+    await asyncio.to_thread(upgrade, crm_profile.ALEMBIC_INI, profile_url)
+    profile_app = create_profile_app(ProfileSettings(database_url=profile_url, run_consumers=False), start_background=False)
+    transports = FakeUpstreams().transports(profile=httpx.ASGITransport(app=profile_app))
+    settings = GatewaySettings(database_url=gateway_db)
+    app = create_app(settings, start_background=False, transports=transports)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    try:
+        admin = role_headers(settings, "admin") | {"Idempotency-Key": "gw-retry-1"}
+        body = {"name": "Gateway Retry Freight"}
+        first = await client.post("/api/v1/customers", json=body, headers=admin)
+        again = await client.post("/api/v1/customers", json=body, headers=admin)
+        assert first.status_code == again.status_code == 201, first.text
+        assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+        assert again.headers["location"] == first.headers["location"] == f"/api/v1/customers/{first.json()['id']}"
+        reused = await client.post("/api/v1/customers", json=body | {"region": "North China"}, headers=admin)
+        assert reused.status_code == 422 and reused.json()["type"] == "urn:crm:problem:idempotency-key-reused"
+        another_admin = auth(settings, "admin", "admin-2") | {"Idempotency-Key": "gw-retry-1"}
+        theirs = await client.post("/api/v1/customers", json=body, headers=another_admin)
+        assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+        found = await client.get("/api/v1/customers/search", params={"name": "Gateway Retry Freight"}, headers=role_headers(settings, "agent"))
+        assert sorted(c["id"] for c in found.json()["items"]) == sorted([first.json()["id"], theirs.json()["id"]])
+    finally:
+        await client.aclose()
+        await app.state.gateway.aclose()
+        await app.state.runtime.db.dispose()
+        await profile_app.state.runtime.db.dispose()

@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 
+from crm_common.idempotency import keep_idempotency_records
 from crm_common.runtime import ServiceRuntime
 from crm_notifications import configuration, defaults
 from crm_notifications.channels.base import Channel
@@ -28,6 +29,7 @@ class NotificationsRuntime(ServiceRuntime):
                                             erasure_secret=settings.erasure_secret,
                                             unresolved_retry_s=settings.unknown_contact_retry_s)
         super().__init__(settings, handlers=[self.handler])
+        keep_idempotency_records(self)
         self.channels = channels or build_channels(settings, self.db)
         self.dispatcher = Dispatcher(self.db, self.channels, settings, self.clock, on_commit=self.relay.wake)
         self._own_tasks: list[asyncio.Task] = []

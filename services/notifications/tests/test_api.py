@@ -171,6 +171,42 @@ async def test_segment_send_dry_run_then_send(api_both, smtp):
     assert bad.status_code == 422
 
 
+async def test_retried_creates_with_an_idempotency_key_happen_once(api_both, smtp):
+    """Templates, rules and segment sends: the same key and body answer the first result; another body is 422."""
+    api = api_both
+    feeder = EventFeeder(api.runtime)
+    await feeder.feed(customer_registered("ik1", [{"contact_id": "kik1", "email": "ik1@example.com", "language": "en", "marketing_consent": True}]))
+    await feeder.feed(event(CustomerScored(customer_id="ik1", abc_class="A", scored_at=T0)))
+    template = {"key": "retry_news", "language": "en", "subject": "News for {{ customer_name }}", "body": "Dear {{ contact_name }}.",
+                "variables": ["customer_name", "contact_name"]}
+    rule = {"name": "retry-rule", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
+            "channel": "email", "category": "complaint_updates", "conditions": []}
+    for path, body in (("/templates", template), ("/rules", rule)):
+        headers = {"Idempotency-Key": f"create{path}"}
+        first = await api.post(path, json=body, headers=headers)
+        again = await api.post(path, json=body, headers=headers)
+        assert first.status_code == again.status_code == 201, first.text
+        assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+        assert again.headers["location"] == first.headers["location"]
+        assert (await api.get(first.headers["location"])).json()["id"] == first.json()["id"]
+        other = await api.post(path, json=body | {"language": "zh-CN"} if path == "/templates" else body | {"channel": "sms"}, headers=headers)
+        assert other.status_code == 422 and other.json()["type"] == "urn:crm:problem:idempotency-key-reused"
+    assert [v["version"] for v in (await api.get("/templates/retry_news/versions")).json()] == [1]
+    assert [r["id"] for r in (await api.get("/rules")).json() if r["name"] == "retry-rule"] == [first.json()["id"]]
+
+    send = {"segment": {"abc_class": "A"}, "template_key": "retry_news", "channel": "email", "category": "marketing", "dry_run": False,
+            "expected_recipients": 1}
+    headers = {"Idempotency-Key": "segment-send-1"}
+    sent = await api.post("/segment-sends", json=send, headers=headers)
+    again = await api.post("/segment-sends", json=send, headers=headers)
+    assert sent.status_code == again.status_code == 200, sent.text
+    assert sent.json()["queued"] == 1 and again.content == sent.content
+    await api.runtime.dispatcher.run_once()
+    assert [m["To"] for m in smtp.messages] == ["ik1@example.com"]
+    other = await api.post("/segment-sends", json=send | {"category": "service"}, headers=headers)
+    assert other.status_code == 422
+
+
 async def test_provider_receipts_and_inbox_tasks(api, provider, smtp):
     api.runtime.settings.provider_token = "prov-token"
     feeder = EventFeeder(api.runtime)

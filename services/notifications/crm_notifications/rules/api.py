@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Header, Request, Response
 
+from crm_common.idempotency import Answer, Idempotent
 from crm_common.runtime import runtime_of
 from crm_notifications.rules import service
 from crm_notifications.rules.schemas import RuleIn, RuleOut
@@ -14,9 +15,12 @@ async def list_rules(request: Request, event_type: str | None = None):
 
 
 @router.post("", status_code=201, response_model=RuleOut)
-async def create_rule(data: RuleIn, request: Request):
-    async with runtime_of(request).transaction() as session:
-        return await service.create(session, data)
+async def create_rule(data: RuleIn, once: Idempotent):
+    async def create(session) -> Answer:
+        rule = RuleOut.model_validate(await service.create(session, data))
+        return Answer(rule, 201, {"Location": f"/rules/{rule.id}"})
+
+    return await once(data, create)
 
 
 @router.get("/{rule_id}", response_model=RuleOut)

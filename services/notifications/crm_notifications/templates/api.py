@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Request, Response
 
+from crm_common.idempotency import Answer, Idempotent
 from crm_common.runtime import runtime_of
 from crm_notifications.templates import service
 from crm_notifications.templates.schemas import PreviewIn, PreviewOut, TemplateCreate, TemplateIn, TemplateOut
@@ -14,9 +15,12 @@ async def list_templates(request: Request):
 
 
 @router.post("", status_code=201, response_model=TemplateOut)
-async def create_template(data: TemplateCreate, request: Request):
-    async with runtime_of(request).transaction() as session:
-        return await service.save_version(session, **data.model_dump())
+async def create_template(data: TemplateCreate, once: Idempotent):
+    async def create(session) -> Answer:
+        template = TemplateOut.model_validate(await service.save_version(session, **data.model_dump()))
+        return Answer(template, 201, {"Location": f"/templates/{template.key}/{template.language}"})
+
+    return await once(data, create)
 
 
 @router.get("/{key}/versions", response_model=list[TemplateOut])
