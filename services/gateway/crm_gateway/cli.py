@@ -5,8 +5,9 @@ import argparse
 import datetime as dt
 import sys
 
-from crm_common.auth import ROLES, generate_api_key, mint_token, record_as_config
-from crm_gateway.settings import GatewaySettings
+from crm_common.auth import ROLES, Principal, generate_api_key, mint_token, record_as_config
+from crm_common.edge import EdgeTokenSigner, identity_of
+from crm_gateway.settings import UPSTREAM_AUDIENCES, GatewaySettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name")
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     parser.add_argument("--api-key", action="store_true", help="make an API key instead: prints the key and the GATEWAY_API_KEYS entry")
+    parser.add_argument("--edge", metavar="SERVICE", choices=sorted(UPSTREAM_AUDIENCES.values()),
+                        help="make the edge token (X-Edge-Token, CRM_EDGE_TOKEN_KEY, 60 s) the gateway would send SERVICE for this caller")
     args = parser.parse_args(argv)
     settings = GatewaySettings()
+    if args.edge:
+        principal = Principal(subject=args.sub or f"{args.role}-dev", role=args.role, team=args.team, customer_id=args.customer_id)
+        print(EdgeTokenSigner(settings.edge, issuer="crm-token").token(args.edge, identity_of(principal.identity_headers())))
+        return 0
     if args.api_key:
         plaintext, record = generate_api_key(args.name or args.sub or f"{args.role}-client", args.role, customer_id=args.customer_id, team=args.team)
         print(plaintext)

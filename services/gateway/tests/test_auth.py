@@ -177,3 +177,15 @@ def test_crm_token_cli_mints_a_token_the_gateway_accepts(tmp_path):
     assert (principal.subject, principal.role, principal.customer_id) == ("portal-1", "customer", "C9")
     bad = subprocess.run([sys.executable, "-m", "crm_gateway.cli", "--role", "customer"], capture_output=True, text=True)
     assert bad.returncode == 2
+
+
+def test_crm_token_cli_mints_the_edge_token_the_gateway_would_send_a_service(tmp_path):
+    from crm_common.edge import EdgeTokenVerifier
+    from crm_gateway.settings import GatewaySettings
+
+    out = subprocess.run(
+        [sys.executable, "-m", "crm_gateway.cli", "--role", "customer", "--customer-id", "C9", "--sub", "portal-1", "--edge", "complaints"],
+        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path,
+    )
+    identity = EdgeTokenVerifier(GatewaySettings().edge, audience="complaints").verify(out.stdout.strip())
+    assert identity == {"x-actor-id": "C9", "x-actor-subject": "portal-1", "x-actor-role": "customer", "x-customer-id": "C9"}
