@@ -1,7 +1,8 @@
-"""The gateway in front of the real customer-profile service (in-process, SQLite)."""
+"""The gateway in front of the real customer-profile service (in-process)."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -14,11 +15,13 @@ from crm_gateway.settings import GatewaySettings  # noqa: E402
 from gateway_support import FakeUpstreams, auth, role_headers  # noqa: E402
 
 
-async def test_gateway_routes_to_the_real_profile_service_with_object_checks(database_factory, gateway_db):
+@asynccontextmanager
+async def gateway_before_real_profile(database_factory, gateway_db: str, db_kind: str):
+    """A client of the gateway whose profile upstream is the real service (in-process, on a fresh migrated database)."""
     from crm_profile.main import create_app as create_profile_app
     from crm_profile.settings import ProfileSettings
 
-    profile_url = await database_factory.create("sqlite", "gwprofile")
+    profile_url = await database_factory.create(db_kind, "gwprofile")
     await asyncio.to_thread(upgrade, crm_profile.ALEMBIC_INI, profile_url)
     profile_app = create_profile_app(ProfileSettings(database_url=profile_url, run_consumers=False), start_background=False)
     transports = FakeUpstreams().transports(profile=httpx.ASGITransport(app=profile_app))
@@ -26,6 +29,16 @@ async def test_gateway_routes_to_the_real_profile_service_with_object_checks(dat
     app = create_app(settings, start_background=False, transports=transports)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
     try:
+        yield client, settings
+    finally:
+        await client.aclose()
+        await app.state.gateway.aclose()
+        await app.state.runtime.db.dispose()
+        await profile_app.state.runtime.db.dispose()
+
+
+async def test_gateway_routes_to_the_real_profile_service_with_object_checks(database_factory, gateway_db):
+    async with gateway_before_real_profile(database_factory, gateway_db, "sqlite") as (client, settings):
         admin = role_headers(settings, "admin")
         created = []
         for name, phone in (("Real Acme Logistics", "13800138000"), ("Real Other Co", "13900139000")):
@@ -53,27 +66,12 @@ async def test_gateway_routes_to_the_real_profile_service_with_object_checks(dat
         for item in spec["paths"].values():  # every $ref of the merged document resolves
             for ref in __import__("re").findall(r'"\$ref": "#/components/schemas/([^"]+)"', __import__("json").dumps(item)):
                 assert ref in spec["components"]["schemas"], ref
-    finally:
-        await client.aclose()
-        await app.state.gateway.aclose()
-        await app.state.runtime.db.dispose()
-        await profile_app.state.runtime.db.dispose()
 
 
 async def test_idempotency_key_through_the_gateway_creates_one_customer(database_factory, gateway_db, db_kind):
     """The issue's reproduction: POST /api/v1/customers twice with one Idempotency-Key made two customers. The gateway
     forwards the key and the replay marker; the caller's identity scopes the key."""
-    from crm_profile.main import create_app as create_profile_app
-    from crm_profile.settings import ProfileSettings
-
-    profile_url = await database_factory.create(db_kind, "gwprofile")
-    await asyncio.to_thread(upgrade, crm_profile.ALEMBIC_INI, profile_url)
-    profile_app = create_profile_app(ProfileSettings(database_url=profile_url, run_consumers=False), start_background=False)
-    transports = FakeUpstreams().transports(profile=httpx.ASGITransport(app=profile_app))
-    settings = GatewaySettings(database_url=gateway_db)
-    app = create_app(settings, start_background=False, transports=transports)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
-    try:
+    async with gateway_before_real_profile(database_factory, gateway_db, db_kind) as (client, settings):
         admin = role_headers(settings, "admin") | {"Idempotency-Key": "gw-retry-1"}
         body = {"name": "Gateway Retry Freight"}
         first = await client.post("/api/v1/customers", json=body, headers=admin)
@@ -88,8 +86,3 @@ async def test_idempotency_key_through_the_gateway_creates_one_customer(database
         assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
         found = await client.get("/api/v1/customers/search", params={"name": "Gateway Retry Freight"}, headers=role_headers(settings, "agent"))
         assert sorted(c["id"] for c in found.json()["items"]) == sorted([first.json()["id"], theirs.json()["id"]])
-    finally:
-        await client.aclose()
-        await app.state.gateway.aclose()
-        await app.state.runtime.db.dispose()
-        await profile_app.state.runtime.db.dispose()
