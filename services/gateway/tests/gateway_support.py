@@ -136,6 +136,12 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
         counts = Counter(score(c)["tier"] for c in CUSTOMERS)
         return {"customers": len(CUSTOMERS), "tiers": [{"tier": t, "count": n} for t, n in counts.most_common()]}
 
+    @app.get("/reports/model.svg")
+    async def model_chart(calibration_end: str):
+        from fastapi.responses import Response
+
+        return Response('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><title>BG/NBD</title></svg>', media_type="image/svg+xml")
+
     @app.get("/reports/pareto")
     async def pareto():
         return {"customers": 3, "total_contribution": 1000.0, "top_1pct_share": 0.8, "top_20pct_share": 0.8,

@@ -126,11 +126,12 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert "80%" in await page.inner_text("#chart-pareto")
     assert await page.locator("#chart-rfm rect.cell").count() == 3
     assert await page.locator("#chart-tiers rect.bar").count() == 2  # ordinary -> key_account, key_account -> at_risk
-    assert "ordinary: 2" in await page.inner_text("#chart-tiers")  # tier counts from /scores
+    assert "ordinary: 2" in await page.inner_text("#chart-tiers")  # tier counts from /reports/tiers
     assert await page.locator("#chart-complaints rect.bar").count() == 2
     assert "76%" in await page.inner_text("#chart-complaints")  # resolution SLA compliance
     assert await page.locator("#chart-notifications rect.bar").count() == 4
     assert await page.locator("#chart-complaint-trend circle.point").count() == 2
+    await page.wait_for_selector("#chart-model img.model-chart")  # the scoring service's model chart, fetched with the token
     await page.evaluate("localStorage.setItem('crm.lang', 'en')")
     before = await page.inner_text("#tab-dashboard")
     await page.click("#lang-toggle")

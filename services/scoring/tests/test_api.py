@@ -81,5 +81,12 @@ async def test_recompute_then_scores_lists_and_reports(scored_app):
     holdout = report["holdout"]
     assert sum(g["customers"] for g in holdout["by_calibration_orders"]) == report["customers"]
     assert holdout["actual_total"] > 0 and holdout["predicted_total"] > 0
-    too_late = await client.get("/reports/model", params={"calibration_end": "2030-01-01"})
-    assert too_late.status_code == 422
+    weekly = report["weekly_cumulative"]
+    assert [p["actual"] for p in weekly] == sorted(p["actual"] for p in weekly) and weekly[-1]["holdout"] and not weekly[0]["holdout"]
+    model_svg = await client.get("/reports/model.svg", params={"calibration_end": "2025-12-31"})
+    assert model_svg.status_code == 200 and model_svg.headers["content-type"].startswith("image/svg+xml") and b"Weekly cumulative repeat transactions" in model_svg.content
+    model_png = await client.get("/reports/model.png", params={"calibration_end": "2025-12-31"})
+    assert model_png.status_code == 200 and model_png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    for path in ("/reports/model", "/reports/model.svg"):
+        too_late = await client.get(path, params={"calibration_end": "2030-01-01"})
+        assert too_late.status_code == 422 and too_late.headers["content-type"].startswith("application/problem+json")

@@ -10,7 +10,7 @@ from scipy import integrate, special
 from crm_scoring.model import bgnbd
 from crm_scoring.model.bgnbd import BgNbdParams
 from crm_scoring.scoring.ingest import day_number
-from crm_scoring.scoring.reports import calibration_summary
+from crm_scoring.scoring.reports import calibration_summary, weekly_cumulative
 
 lifetimes = pytest.importorskip("lifetimes")
 
@@ -142,3 +142,18 @@ def test_same_log_gives_the_same_summaries_and_parameters_as_lifetimes():
     oracle = lifetimes.BetaGeoFitter().fit(reference["frequency_cal"], reference["recency_cal"], reference["T_cal"])
     for name in ("r", "alpha", "a", "b"):
         assert getattr(fitted, name) == pytest.approx(oracle.params_[name], rel=5e-4), name  # 4 significant digits
+
+
+def test_weekly_cumulative_repeat_transactions_hand_checked():
+    # A: first order day 0, repeats on days 3 and 10; B: first on day 5, a repeat on day 20 (and two orders on day 20 count once)
+    base = day_number(dt.date(2026, 1, 1))
+    days = pd.DataFrame({"customer_id": ["A", "A", "A", "B", "B", "B"], "order_day": [base + d for d in (0, 3, 10, 5, 20, 20)]})
+    calibration_end, holdout_end = dt.date(2026, 1, 13), dt.date(2026, 1, 26)  # days 12 and 25
+    summary = calibration_summary(days, calibration_end, holdout_end)
+    assert summary.loc["A", ["x", "t_x", "T", "holdout"]].tolist() == [2.0, 10 / 7, 12 / 7, 0.0]
+    assert summary.loc["B", ["x", "t_x", "T", "holdout"]].tolist() == [0.0, 0.0, 7 / 7, 1.0]
+    params = BgNbdParams(r=0.5, alpha=2.0, a=0.8, b=2.0)
+    points = weekly_cumulative(days, summary, params, calibration_end, holdout_end)
+    assert [p["week_ending"] for p in points] == ["2026-01-08", "2026-01-15", "2026-01-22", "2026-01-26"]
+    assert [p["actual"] for p in points] == [1, 2, 3, 3] and [p["holdout"] for p in points] == [False, True, True, True]
+    assert points[-1]["predicted"] == pytest.approx(float(bgnbd.expected_purchases(params, 25 / 7) + bgnbd.expected_purchases(params, 20 / 7)), abs=1e-3)

@@ -1,6 +1,7 @@
 """Thin routers: scores, lists, reports, admin recompute."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 from typing import Literal
@@ -19,6 +20,7 @@ scores_router = APIRouter(prefix="/scores", tags=["scores"])
 reports_router = APIRouter(prefix="/reports", tags=["reports"])
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
+CHART_MEDIA = {"svg": "image/svg+xml", "png": "image/png"}
 SUMMARY_COLUMNS = [customer_scores.c[name] for name in ScoreSummary.model_fields]
 
 
@@ -95,17 +97,26 @@ async def pareto_chart(fmt: Literal["svg", "png"], request: Request):
     runtime = runtime_of(request)
     async with runtime.db.sessions() as session:
         report = await reports.pareto(session, runtime.settings)
-    media = "image/svg+xml" if fmt == "svg" else "image/png"
-    return Response(reports.pareto_chart(report, fmt), media_type=media)
+    return Response(reports.pareto_chart(report, fmt), media_type=CHART_MEDIA[fmt])
 
 
-@reports_router.get("/model")
-async def model_report(request: Request, calibration_end: dt.date, holdout_end: dt.date | None = None):
+async def _model_report(request: Request, calibration_end: dt.date, holdout_end: dt.date | None) -> dict:
     async with runtime_of(request).db.sessions() as session:
         try:
             return await reports.model_report(session, calibration_end, holdout_end)
         except ValueError as exc:
             raise Problem(422, "Cannot fit the model", str(exc)) from None
+
+
+@reports_router.get("/model")
+async def model_report(request: Request, calibration_end: dt.date, holdout_end: dt.date | None = None):
+    return await _model_report(request, calibration_end, holdout_end)
+
+
+@reports_router.get("/model.{fmt}")
+async def model_chart(fmt: Literal["svg", "png"], request: Request, calibration_end: dt.date, holdout_end: dt.date | None = None):
+    report = await _model_report(request, calibration_end, holdout_end)
+    return Response(await asyncio.to_thread(reports.model_chart, report, fmt), media_type=CHART_MEDIA[fmt])
 
 
 @admin_router.post("/recompute", response_model=RecomputeResult)

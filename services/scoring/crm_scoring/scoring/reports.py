@@ -53,13 +53,23 @@ async def tier_report(session: AsyncSession) -> dict[str, Any]:
     return {"customers": sum(n for _, n in tiers), "tiers": [{"tier": t, "count": n} for t, n in sorted(tiers, key=lambda row: (-row[1], row[0]))]}
 
 
-def pareto_chart(report: dict[str, Any], fmt: str) -> bytes:
+def _figure(size: tuple[float, float]):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4.5), dpi=100)
+    return Figure(figsize=size, dpi=100)
+
+
+def _render(figure, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def pareto_chart(report: dict[str, Any], fmt: str) -> bytes:
+    figure = _figure((7, 4.5))
     ax = figure.subplots()
     xs = [100 * p["customer_share"] for p in report["curve"]]
     ys = [100 * p["contribution_share"] for p in report["curve"]]
@@ -77,9 +87,37 @@ def pareto_chart(report: dict[str, Any], fmt: str) -> bytes:
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.legend(loc="lower right", fontsize=8)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt)
-    return buffer.getvalue()
+    return _render(figure, fmt)
+
+
+def model_chart(report: dict[str, Any], fmt: str) -> bytes:
+    """The two standard BG/NBD checks: mean holdout repeat order days per calibration-frequency group (0..6, 7+), actual
+    and predicted; and the cohort's weekly cumulative repeat order days, actual and predicted, through calibration and holdout."""
+    figure = _figure((12, 4.6))
+    by_group, weekly = figure.subplots(1, 2)
+    groups = report["holdout"]["by_calibration_orders"]
+    labels = [g["calibration_repeat_orders"] for g in groups]
+    by_group.plot(labels, [g["actual_mean"] for g in groups], marker="o", color="#1f77b4", label="actual")
+    by_group.plot(labels, [g["predicted_mean"] for g in groups], marker="s", linestyle="--", color="#d62728", label="predicted (BG/NBD)")
+    by_group.set_xlabel("repeat order days in calibration")
+    by_group.set_ylabel(f"mean repeat order days in the {report['holdout_weeks']:.0f}-week holdout")
+    by_group.set_title("Holdout by calibration frequency")
+    by_group.legend(loc="upper left", fontsize=8)
+    points = report["weekly_cumulative"]
+    weeks = list(range(1, len(points) + 1))
+    weekly.plot(weeks, [p["actual"] for p in points], color="#1f77b4", label="actual")
+    weekly.plot(weeks, [p["predicted"] for p in points], linestyle="--", color="#d62728", label="predicted (BG/NBD)")
+    calibration_weeks = sum(1 for p in points if not p["holdout"])
+    weekly.axvline(calibration_weeks + 0.5, color="grey", linewidth=0.8, linestyle=":")
+    weekly.text(calibration_weeks + 0.5, 0, f" calibration end {report['calibration_end']}", color="grey", fontsize=8, va="bottom")
+    weekly.set_xlabel("week")
+    weekly.set_ylabel("cumulative repeat order days")
+    weekly.set_title("Weekly cumulative repeat transactions")
+    weekly.legend(loc="upper left", fontsize=8)
+    p = report["parameters"]
+    figure.suptitle(f"BG/NBD r={p['r']:.3g} alpha={p['alpha']:.3g} a={p['a']:.3g} b={p['b']:.3g}, {report['customers']} customers", fontsize=10)
+    figure.tight_layout()
+    return _render(figure, fmt)
 
 
 async def order_days(session: AsyncSession) -> pd.DataFrame:

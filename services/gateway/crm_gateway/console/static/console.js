@@ -269,11 +269,26 @@
 
   // ------------------------------------------------------------------ dashboard
   async function loadDashboard() {
+    loadModelChart();
     try {
       state.dashboard = await api("/api/v1/dashboard");
       renderDashboard(state.dashboard);
     } catch (e) {
       toast(e.message);
+    }
+  }
+  async function loadModelChart(ev) {
+    /* the scoring service draws the chart (SVG); fetched with the token, shown as an image from a blob URL */
+    if (ev) ev.preventDefault();
+    const input = $("model-calibration-end");
+    if (!input.value) input.value = new Date(Date.now() - 182 * 86400000).toISOString().slice(0, 10);
+    try {
+      const svgText = await api("/api/v1/reports/model.svg?calibration_end=" + encodeURIComponent(input.value));
+      if (state.modelChartUrl) URL.revokeObjectURL(state.modelChartUrl);
+      state.modelChartUrl = URL.createObjectURL(new Blob([svgText], { type: "image/svg+xml" }));
+      $("chart-model").replaceChildren(el("img", { src: state.modelChartUrl, alt: t("dash.model"), class: "model-chart" }));
+    } catch (e) {
+      Charts.noData($("chart-model"), e.message);
     }
   }
   function entries(obj, keyName) {
@@ -349,6 +364,7 @@
     $("search-form").addEventListener("submit", search);
     $("new-complaint-btn").addEventListener("click", startNewComplaint);
     $("complaint-form").addEventListener("submit", fileComplaint);
+    $("model-form").addEventListener("submit", loadModelChart);
     applyLang();
     await loadDemoUsers();
     if (state.token) await useToken(state.token);

@@ -21,6 +21,7 @@ window.I18N = {
     "dash.pareto": "ABC Pareto (revenue)", "dash.rfm": "RFM segments", "dash.tiers": "Tiers and tier movements",
     "dash.complaints": "Complaints by category and SLA compliance", "dash.complaint_trend": "Complaint trend",
     "dash.notifications": "Notification delivery", "dash.nodata": "No data",
+    "dash.model": "Churn model check (BG/NBD): holdout by calibration frequency, weekly cumulative repeat orders", "dash.model_calibration_end": "Calibration end", "dash.model_draw": "Draw",
     "chart.revenue": "Revenue", "chart.cumulative": "Cumulative share", "chart.recency": "Recency (R)", "chart.frequency": "Frequency (F)",
     "chart.count": "Complaints", "chart.sla": "Within SLA", "chart.sent": "Sent", "chart.failed": "Failed",
     "warning.partial": "Partial data: {s} unavailable", "yes": "yes", "no": "no", "error.http": "Request failed ({s})"
@@ -45,6 +46,7 @@ window.I18N = {
     "dash.pareto": "ABC 帕累托（收入）", "dash.rfm": "RFM 分群", "dash.tiers": "客户等级与变动",
     "dash.complaints": "投诉类别与 SLA 达成率", "dash.complaint_trend": "投诉趋势",
     "dash.notifications": "通知送达统计", "dash.nodata": "暂无数据",
+    "dash.model": "流失模型检验（BG/NBD）：按校准期频次的验证期购买、每周累计复购", "dash.model_calibration_end": "校准期截止", "dash.model_draw": "绘制",
     "chart.revenue": "收入", "chart.cumulative": "累计占比", "chart.recency": "最近度 (R)", "chart.frequency": "频度 (F)",
     "chart.count": "投诉数", "chart.sla": "SLA 内", "chart.sent": "已发送", "chart.failed": "失败",
     "warning.partial": "部分数据不可用：{s}", "yes": "是", "no": "否", "error.http": "请求失败（{s}）"
