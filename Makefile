@@ -8,7 +8,7 @@ SERVICE_DIRS := $(patsubst %/pyproject.toml,%,$(SERVICE_PROJECTS))
 TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_POSTGRES_URL
 
-.PHONY: install run test test-faults bench bench-scoring scaleout browser loadgen clean
+.PHONY: install run demo test test-faults bench bench-scoring scaleout browser loadgen clean
 
 install: $(STAMP)
 
@@ -18,9 +18,14 @@ $(STAMP): requirements/dev.lock libs/common/pyproject.toml $(SERVICE_PROJECTS)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e libs/common $(addprefix -e ,$(SERVICE_DIRS))
 	@touch $(STAMP)
 
-## make run: broker + every service on SQLite under var/, migrations, demo data, URLs. Ctrl-C stops all.
+## make run: broker + every service and worker under supervisord (a process that exits is restarted), SQLite under
+## var/ (or PROFILE_DATABASE_URL=... per service), migrations, demo data into an empty installation, URLs. Ctrl-C stops all gracefully.
 run: install
 	$(BIN)/python scripts/devrun.py
+
+## make demo: add the demo data to the installation that `make run` is running (demo customers only).
+demo: install
+	$(BIN)/python scripts/demo_seed.py
 
 ## make test: its own broker and databases; PostgreSQL is required in CI and used whenever reachable.
 test: install browser

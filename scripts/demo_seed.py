@@ -1,38 +1,56 @@
-"""Demo data for `make run`: customers, 18 months of orders, payments, complaints.
+"""Demo data: customers, 18 months of orders, payments, complaints.
 
-Customers go through the customer-profile API; logistics events go straight onto Kafka as a
-TMS that speaks Kafka would publish them; complaints go through the complaints API. The services' APIs are
+`make run` adds it to an installation without customers; `make demo` (this script's main) adds it to the
+running installation on purpose. Only the demo customers get demo events, never a customer someone created.
+Customers go through the customer-profile API (an existing demo customer is read back, not created again);
+logistics events go straight onto Kafka as a TMS that speaks Kafka would publish them, each with an event id
+derived from what it reports, so seeding again re-sends the same events and the consumers' inboxes drop them;
+complaints go through the complaints API with an idempotency key per customer. The services' APIs are
 called directly, with the seeder's own edge token (crm_common.edge, the key from CRM_EDGE_TOKEN_KEY).
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib.util
+import json
+import os
 import random
+import sys
+import uuid
+import zlib
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 
 from crm_common.bus import KafkaPublisher
 from crm_common.edge import caller_auth
-from crm_common.events import encode_envelope, make_event
+from crm_common.events import encode_envelope, make_event, topic_for
 from crm_common.events.logistics import OrderCreated, OrderDelivered, PaymentOverdue, PaymentReceived, ShipmentDelayed
 from crm_common.settings import KafkaSettings
 
 SERVICE_TYPES = ["warehousing", "trunk", "distribution", "express", "cold_chain"]
+DEMO_EVENT_NAMESPACE = uuid.UUID("5d1c0a4e-3b7f-4c52-9a0e-6f2d8e1b7c30")
+
+
+async def installation_is_empty(urls: dict[str, str]) -> bool:
+    """No customer in customer-profile: nothing anyone entered that demo data could mix with."""
+    base = urls.get("customer-profile")
+    if base is None:
+        return False
+    async with httpx.AsyncClient(base_url=base, timeout=10, auth=caller_auth("customer-profile", caller="demo-seed")) as client:
+        response = await client.get("/customers", params={"limit": 1})
+        response.raise_for_status()
+        body = response.json()
+    return not (body.get("items", body) if isinstance(body, dict) else body)
 
 
 async def _customers(urls: dict[str, str]) -> list[dict]:
+    """The demo customers only (created, or read back when they exist already)."""
     base = urls.get("customer-profile")
     if base is None:
         return []
-    async with httpx.AsyncClient(base_url=base, timeout=10, auth=caller_auth("customer-profile", caller="demo-seed")) as client:
-        existing = await client.get("/customers", params={"limit": 200})
-        if existing.status_code == 200:
-            body = existing.json()
-            items = body.get("items", body) if isinstance(body, dict) else body
-            if items:
-                return items
     if importlib.util.find_spec("crm_profile.demo") is not None:
         from crm_profile.demo import seed
 
@@ -57,7 +75,7 @@ def _order_events(customers: list[dict], rng: random.Random, now: dt.datetime):
                 service = SERVICE_TYPES[(rank + n) % (1 + rank % 5)]
                 yield cid, OrderCreated(order_id=order_id, customer_id=cid, order_date=day, amount=amount,
                                         margin=(amount * Decimal("0.18")).quantize(Decimal("0.01")), service_type=service,
-                                        tracking_number=f"SF{abs(hash(order_id)) % 10**10:010d}", lane="SHA-PEK")
+                                        tracking_number=f"SF{zlib.crc32(order_id.encode()):010d}", lane="SHA-PEK")
                 promised = day + dt.timedelta(days=2)
                 late = rng.random() < 0.08
                 yield cid, OrderDelivered(order_id=order_id, customer_id=cid, delivered_at=promised + dt.timedelta(hours=30 if late else -3), promised_at=promised)
@@ -70,14 +88,18 @@ def _order_events(customers: list[dict], rng: random.Random, now: dt.datetime):
                 yield cid, PaymentReceived(invoice_id=f"INV-{cid[:8]}-{month}", customer_id=cid, amount=Decimal("5000"), due_date=due, paid_at=dt.datetime.combine(due, dt.time(10), tzinfo=dt.timezone.utc))
 
 
+def demo_event_id(payload) -> uuid.UUID:
+    """The same reported fact gets the same id every time the demo is seeded."""
+    subject = getattr(payload, "order_id", None) or getattr(payload, "invoice_id")
+    return uuid.uuid5(DEMO_EVENT_NAMESPACE, f"{payload.event_type}:{subject}")
+
+
 async def _publish(bootstrap: str, events) -> int:
     publisher = KafkaPublisher(KafkaSettings(bootstrap_servers=bootstrap), client_id="demo-tms")
     futures = []
     try:
         for key, payload in events:
-            envelope = make_event(payload, key=key, producer="demo-tms")
-            from crm_common.events import topic_for
-
+            envelope = make_event(payload, key=key, producer="demo-tms", event_id=demo_event_id(payload))
             futures.append(await publisher.send(topic_for(envelope.type), key, encode_envelope(envelope)))
         for future in futures:
             await future
@@ -141,3 +163,20 @@ async def seed(urls: dict[str, str], bootstrap: str) -> dict:
         "text": f"{len(customers)} customers, {published} logistics events, {complaints} complaints",
         "login": "choose agent (call center) or admin (dashboard) on the login page; development mode, no password",
     }
+
+
+def main() -> int:
+    """`make demo`: add the demo data to the installation `make run` is running (its state file names the URLs)."""
+    var = Path(os.environ.get("CRM_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+    try:
+        state = json.loads((var / "devrun.json").read_text())
+    except FileNotFoundError:
+        print(f"no running installation found ({var / 'devrun.json'}); start `make run` first", file=sys.stderr)
+        return 2
+    summary = asyncio.run(seed(state["urls"], state["bootstrap"]))
+    print(f"demo data: {summary['text']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

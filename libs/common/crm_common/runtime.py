@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.bus import KafkaPublisher
@@ -17,7 +18,7 @@ from crm_common.edge import EdgeAuthMiddleware, EdgeTokenVerifier
 from crm_common.http import CorrelationAndMetricsMiddleware, health_router
 from crm_common.limits import RequestBodyLimitMiddleware, max_request_body_bytes
 from crm_common.logging import configure_logging
-from crm_common.outbox import OutboxRelay
+from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay
 from crm_common.problems import install_problem_handlers
 from crm_common.settings import ServiceSettings
 
@@ -49,6 +50,7 @@ class ServiceRuntime:
             for handler in handlers
         ]
         self._tasks: list[asyncio.Task] = []
+        self._loop_tasks: set[asyncio.Task] = set()
         self._own_loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
 
@@ -74,17 +76,37 @@ class ServiceRuntime:
             for consumer in self.consumers:
                 self._tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.handler.name}"))
         for name, run in self._own_loops:
-            self._tasks.append(asyncio.create_task(run(), name=f"{self.settings.service_name}-{name}"))
+            task = asyncio.create_task(run(), name=f"{self.settings.service_name}-{name}")
+            self._loop_tasks.add(task)
+            self._tasks.append(task)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Graceful stop (SIGTERM/SIGINT): each consumer finishes and commits the batch in hand, the relay publishes
+        what is still pending, then everything closes. Whatever outlasts `grace_s` (shutdown_grace_s) is cancelled:
+        an uncommitted batch is read again on the next start and unpublished rows wait in the outbox, so nothing is lost."""
+        grace_s = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        deadline = asyncio.get_running_loop().time() + grace_s
+        relay_ran = any(t.get_name().endswith("-relay") for t in self._tasks)
         self.relay.stop()
         for consumer in self.consumers:
             consumer.stop()
-        for task in self._tasks:
-            task.cancel()
+        for task in self._loop_tasks:
+            task.cancel()  # a scheduler's pass is one transaction: cancelled, it rolls back and runs again next start
+        for consumer in self.consumers:
+            if not consumer.started.is_set():  # still joining its group: it holds no batch, nothing to finish
+                for task in self._tasks:
+                    if task.get_name() == f"consumer-{consumer.handler.name}":
+                        task.cancel()
         if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in late:
+                log.warning("%s still running after %.0fs of graceful stop: cancelled", task.get_name(), grace_s)
+                task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._loop_tasks.clear()
+        if relay_ran:
+            await self._flush_outbox(max(1.0, deadline - asyncio.get_running_loop().time()))
         for close in self._shutdown_hooks:
             try:
                 await close()
@@ -92,6 +114,23 @@ class ServiceRuntime:
                 log.warning("shutdown hook %r failed", close, exc_info=True)
         await self.publisher.stop()
         await self.db.dispose()
+
+    async def _flush_outbox(self, timeout_s: float) -> None:
+        """Publish the rows committed since the relay's last pass (the consumers' last batches staged some).
+        On PostgreSQL only while holding the relay's lock: a replica that is the leader publishes them anyway."""
+        try:
+            if self.db.dialect != "postgresql":
+                await asyncio.wait_for(self.relay.drain(timeout_s), timeout_s)
+                return
+            async with self.db.engine.connect() as lock_connection:
+                if not await lock_connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": RELAY_LOCK_KEY}):
+                    return
+                try:
+                    await asyncio.wait_for(self.relay.drain(timeout_s), timeout_s)
+                finally:
+                    await lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RELAY_LOCK_KEY})
+        except Exception as exc:  # broker or database away: the rows stay pending and go on the next start
+            log.warning("outbox not flushed on stop (%s); pending rows are published on the next start", exc)
 
     async def readiness(self) -> dict[str, str]:
         """Database down: not ready. Broker down: degraded, still ready, because writes go to the outbox."""

@@ -94,6 +94,9 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     consumer_max_attempts: int = 5
     consumer_batch_size: int = 500
+    # Graceful stop: how long the consumers may take to finish their batch and the relay to flush (make run's
+    # supervisor waits longer before it kills).
+    shutdown_grace_s: float = 20.0
     log_level: str = "INFO"
     log_json: bool = True
     # Collector thresholds for the service process (Python's default is 700, 10, 10). The consumers allocate

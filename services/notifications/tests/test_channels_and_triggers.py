@@ -105,6 +105,24 @@ async def test_payment_overdue_reminder(nf, smtp):
     assert mail["Subject"] == "付款提醒：发票 INV-42" and "1250.50 CNY" in mail.get_content() and "逾期 10 天" in mail.get_content()
 
 
+async def test_payment_overdue_reminder_goes_once_per_invoice_whatever_its_event_ids(nf, smtp):
+    """The same overdue invoice reported again under new event ids (a re-run billing export, the demo seeded again
+    after a restart) is the same occasion: one reminder. Another invoice, or the same invoice with a new due date, is not."""
+    feeder = EventFeeder(nf)
+    await feeder.feed(customer_registered("f2", [{"contact_id": "kf2", "name": "Wu", "email": "ap2@example.cn"}]))
+
+    def overdue(invoice_id, due, days):
+        return event(PaymentOverdue(invoice_id=invoice_id, customer_id="f2", amount="900", due_date=due, days_overdue=days, reported_at=T0))
+
+    for days in (10, 11, 12):
+        await feeder.feed(overdue("INV-7", dt.date(2026, 2, 20), days))
+    await feeder.feed(overdue("INV-8", dt.date(2026, 2, 20), 10))
+    await feeder.feed(overdue("INV-7", dt.date(2026, 3, 20), 1))  # rescheduled, overdue again: a new occasion
+    await nf.dispatcher.run_once()
+    sent = sorted(m["Subject"] for m in smtp.messages)
+    assert sent == ["付款提醒：发票 INV-7", "付款提醒：发票 INV-7", "付款提醒：发票 INV-8"]
+
+
 async def test_renewal_and_win_back_scans_run_once_per_occasion(nf, smtp, clock):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("s1", [{"contact_id": "ks1", "email": "s1@example.com", "language": "en"}],
