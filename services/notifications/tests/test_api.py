@@ -128,6 +128,22 @@ async def test_preferences_and_invalid_addresses(api):
     assert (await api.get("/preferences/contacts/nobody")).status_code == 404
 
 
+async def test_the_star_entry_is_shown_and_is_the_default_of_every_category_without_its_own(api):
+    await EventFeeder(api.runtime).feed(customer_registered("c1", [{"contact_id": "k1", "email": "a@example.com", "language": "en",
+                                                                     "marketing_consent": True}]))
+    assert (await api.get("/preferences/contacts/k1")).json()["every_category"] is None
+    response = await api.put("/preferences/contacts/k1", json={"categories": {"*": {"opted_in": False, "channel": "sms"},
+                                                                             "retention": {"opted_in": True}}})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["every_category"] == {"opted_in": False, "channel": "sms"}
+    states = {c["category"]: c["effective"] for c in body["categories"]}
+    assert states["bills"] == "not subscribed to bills"  # service
+    assert states["marketing"] == "opted out of marketing"  # marketing
+    assert states["retention"] == "send"  # its own entry wins
+    assert states["complaint_updates"] == "send"  # transactional
+
+
 async def test_delivery_log_per_customer(api_both, smtp):
     api = api_both
     feeder = EventFeeder(api.runtime)

@@ -33,4 +33,6 @@ class PreferencesOut(BaseModel):
     marketing_consent: bool
     addresses: dict[str, str]
     webhook_secret: str | None = None  # give it to the customer's IT: they verify our signatures with it
+    every_category: CategoryChoice | None = Field(
+        default=None, description='the "*" entry: the choice for every category without its own entry (None: not set)')
     categories: list[CategoryState]

@@ -15,7 +15,7 @@ from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord
 from crm_notifications.preferences.models import ContactAddress, Preference
 from crm_notifications.preferences.policy import EVERY_CATEGORY, consent_decision
-from crm_notifications.preferences.schemas import CategoryState, PreferencesIn, PreferencesOut
+from crm_notifications.preferences.schemas import CategoryChoice, CategoryState, PreferencesIn, PreferencesOut
 from crm_notifications.templates.service import invalid
 
 CONTACT_CHANNELS = ("email", "sms", "push", "webhook")
@@ -104,5 +104,8 @@ async def show(session: AsyncSession, contact_id: str, *, webhook_master_secret:
     secret = None
     if webhook_master_secret and "webhook" in view.addresses:
         secret = endpoint_secret(webhook_master_secret, contact.contact_id)
+    general = stored.get(EVERY_CATEGORY)
     return PreferencesOut(contact_id=contact.contact_id, customer_id=contact.customer_id, language=view.language, timezone=view.timezone,
-                          marketing_consent=view.marketing_consent, addresses=view.addresses, webhook_secret=secret, categories=states)
+                          marketing_consent=view.marketing_consent, addresses=view.addresses, webhook_secret=secret,
+                          every_category=CategoryChoice(opted_in=general.opted_in, channel=general.channel) if general else None,
+                          categories=states)
