@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.auth import Principal
 from crm_common.context import current_correlation_id
 from crm_common.db import utcnow
-from crm_common.events import EventEnvelope, UnknownEventType, payload_model, topic_for
+from crm_common.events import EventEnvelope, UnknownEventType, payload_model, registered_events, topic_for
 from crm_common.events.logistics import LOGISTICS_EVENT_TYPES
 from crm_common.outbox import add_to_outbox
 from crm_common.problems import Problem
@@ -60,7 +60,10 @@ def _short_errors(exc: ValidationError) -> str:
 
 
 def build_envelope(item: Any, *, producer: str, correlation_id: str | None) -> EventEnvelope:
-    """The TMS's event as a full envelope, or ValueError with the reason it is refused."""
+    """The TMS's event as a full envelope, or ValueError with the reason it is refused.
+
+    Validated with the very models the consumers decode with (crm_common.events), so what is accepted here
+    is what they apply."""
     if not isinstance(item, dict):
         raise ValueError("an event must be a JSON object")
     event_type = item.get("type")
@@ -73,10 +76,13 @@ def build_envelope(item: Any, *, producer: str, correlation_id: str | None) -> E
     except ValueError:
         raise ValueError("event_id must be a UUID") from None
     version = item.get("version", 1)
+    if type(version) is not int:  # noqa: E721 - 1.5, "1" and true are not versions
+        raise ValueError(f"version must be an integer; got {version!r}")
     try:
-        model = payload_model(event_type, int(version))
-    except (UnknownEventType, TypeError, ValueError):
-        raise ValueError(f"unknown version {version!r} of {event_type}") from None
+        model = payload_model(event_type, version)
+    except UnknownEventType:
+        known = sorted(v for t, v in registered_events() if t == event_type)
+        raise ValueError(f"unknown version {version} of {event_type}; known: {', '.join(map(str, known))}") from None
     payload = item.get("payload")
     if not isinstance(payload, dict):
         raise ValueError("payload must be a JSON object")
@@ -92,7 +98,7 @@ def build_envelope(item: Any, *, producer: str, correlation_id: str | None) -> E
         return EventEnvelope(
             event_id=event_id,
             type=event_type,
-            version=int(version),
+            version=version,
             occurred_at=item.get("occurred_at") or dt.datetime.now(dt.timezone.utc),
             producer=item.get("producer") or producer,
             key=customer_id,

@@ -9,6 +9,7 @@ from croniter import croniter
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from crm_common.events.bounds import accepted_currencies
 from crm_common.settings import ServiceSettings
 
 _TOLERANCE = 1e-6
@@ -135,6 +136,15 @@ class ScoringSettings(ServiceSettings):
     @classmethod
     def _upper(cls, v: str) -> str:
         return v.upper()
+
+    @model_validator(mode="after")
+    def _scores_every_accepted_currency(self) -> "ScoringSettings":
+        # amounts are not converted: a currency the edge accepts but scoring cannot sum would be dead-lettered
+        others = set(accepted_currencies()) - {self.currency}
+        if others:
+            raise ValueError(f"CRM_CURRENCIES accepts {sorted(others)} but scoring sums amounts in {self.currency} only; "
+                             "accept only the scoring currency")
+        return self
 
     @model_validator(mode="after")
     def _risk_order(self) -> "ScoringSettings":

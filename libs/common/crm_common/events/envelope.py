@@ -9,7 +9,9 @@ import datetime as dt
 import uuid
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from crm_common.events.bounds import NO_CONTROL_PATTERN, FactDateTime
 
 _REGISTRY: dict[tuple[str, int], type["EventPayload"]] = {}
 
@@ -59,12 +61,12 @@ class EventEnvelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event_id: uuid.UUID
-    type: str = Field(min_length=1, max_length=100)
-    version: int = Field(ge=1)
-    occurred_at: dt.datetime
-    producer: str = Field(min_length=1, max_length=100)
-    key: str = Field(min_length=1, max_length=200, description="The customer id; the Kafka message key.")
-    correlation_id: str | None = Field(default=None, max_length=200)
+    type: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN)
+    version: StrictInt = Field(ge=1, description="The payload schema's version: an integer this build knows for `type`.")
+    occurred_at: FactDateTime
+    producer: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN)
+    key: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN, description="The customer id; the Kafka message key.")
+    correlation_id: str | None = Field(default=None, max_length=200, pattern=NO_CONTROL_PATTERN)
     payload: dict[str, Any]
 
     def parsed(self) -> EventPayload:

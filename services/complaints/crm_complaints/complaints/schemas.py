@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from crm_common.events.bounds import HttpUrl
+
 IntakeChannel = Literal["web", "mobile", "call_center", "email"]
 
 
@@ -37,7 +39,7 @@ class Attachment(Input):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=100)
     size_bytes: int | None = Field(default=None, ge=0)
-    url: str | None = Field(default=None, max_length=2000)
+    url: HttpUrl | None = None
 
 
 class Reporter(Input):

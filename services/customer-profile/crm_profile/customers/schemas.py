@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crm_common.events.bounds import ContractDate, FactDate
 from crm_profile.customers.normalize import has_control_characters, normalize_email, normalize_phone, normalize_tax_id
 
 CustomerType = Literal["enterprise", "individual"]
@@ -245,10 +246,10 @@ class CustomerFields(Input):
     status: CustomerStatus | None = None
     account_manager: str | None = Field(default=None, max_length=100)
     source_channel: str | None = Field(default=None, max_length=50)
-    first_order_date: dt.date | None = None
+    first_order_date: FactDate | None = None
     contract_number: str | None = Field(default=None, max_length=64)
-    contract_start: dt.date | None = None
-    contract_end: dt.date | None = None
+    contract_start: ContractDate | None = None
+    contract_end: ContractDate | None = None
     service_types: list[ServiceType] | None = Field(default=None, max_length=10)
     credit_limit: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
     payment_days: int | None = Field(default=None, ge=0, le=365)

@@ -33,7 +33,7 @@ class ScoringHandler:
         await self.handle_batch(session, [event])
 
     async def handle_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        touched = await apply_events(session, [e.envelope for e in events], [e.payload for e in events], currency=self.settings.currency)
+        touched = await apply_events(session, [e.envelope for e in events], [e.payload for e in events])
         await mark_dirty(session, touched)
 
     async def rescore_dirty(self, unit_of_work) -> int:

@@ -51,10 +51,6 @@ SOURCE_EVENT_TYPES = frozenset(
 )
 
 
-class CurrencyMismatch(ValueError):
-    """An amount in a currency other than the configured one: not convertible here, so dead-lettered."""
-
-
 def day_number(value: dt.datetime | dt.date | None) -> int | None:
     if value is None:
         return None
@@ -69,19 +65,12 @@ def _f(value) -> float | None:
     return None if value is None else float(value)
 
 
-def check_currency(payloads: Sequence[EventPayload], currency: str) -> None:
-    for p in payloads:
-        if isinstance(p, (OrderCreated, PaymentReceived, PaymentOverdue)) and p.currency.upper() != currency:
-            kind = "order " + p.order_id if isinstance(p, OrderCreated) else "invoice " + p.invoice_id
-            raise CurrencyMismatch(f"currency mismatch: {kind} is in {p.currency}, this installation scores in {currency}")
-
-
 # Fact rows carry only the columns their event knows: the upsert fills the others with NULL, which every merge
 # rule treats as "unknown" (the stored value stays), so a sparse row merges exactly like a row of NULLs.
 def _order_row(p: EventPayload, customer_id: str) -> dict:
     row = {"order_id": p.order_id, "customer_id": customer_id}
     if isinstance(p, OrderCreated):
-        row.update(order_date=p.order_date, order_day=day_number(p.order_date), amount=_f(p.amount), currency=p.currency.upper(), cost=_f(p.cost),
+        row.update(order_date=p.order_date, order_day=day_number(p.order_date), amount=_f(p.amount), currency=p.currency, cost=_f(p.cost),
                    margin=_f(p.margin), service_type=p.service_type, lane=p.lane, promised_delivery_at=p.promised_delivery_at)
     elif isinstance(p, OrderShipped):
         row["shipped_at"] = p.shipped_at
@@ -100,7 +89,7 @@ def _order_row(p: EventPayload, customer_id: str) -> dict:
 
 
 def _invoice_row(p: PaymentReceived | PaymentOverdue, customer_id: str) -> dict:
-    row = {"invoice_id": p.invoice_id, "customer_id": customer_id, "amount": float(p.amount), "currency": p.currency.upper(), "due_day": day_number(p.due_date)}
+    row = {"invoice_id": p.invoice_id, "customer_id": customer_id, "amount": float(p.amount), "currency": p.currency, "due_day": day_number(p.due_date)}
     if isinstance(p, PaymentReceived):
         row["paid_at"] = p.paid_at
         row["paid_day"] = day_number(p.paid_at)
@@ -188,9 +177,11 @@ async def erase_customer(session: AsyncSession, customer_id: str, at: dt.datetim
         await session.execute(delete(table).where(table.c.customer_id == customer_id))
 
 
-async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope], payloads: Sequence[EventPayload], *, currency: str) -> set[str]:
-    """Apply a batch of events to the fact tables. Returns the (surviving, not erased) customers touched."""
-    check_currency(payloads, currency)
+async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope], payloads: Sequence[EventPayload]) -> set[str]:
+    """Apply a batch of events to the fact tables. Returns the (surviving, not erased) customers touched.
+
+    Amounts are summed as they come: the event schema accepts only the configured currencies, and the
+    scoring settings refuse to start unless that is the scoring currency alone."""
     now = utcnow()
     touched: set[str] = set()
 
