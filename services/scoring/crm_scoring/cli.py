@@ -20,6 +20,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_common.db import Database, utcnow
+from crm_common.events.bounds import EARLIEST, FACT_HORIZON, MAX_MONEY
 from crm_scoring.db import orders
 from crm_scoring.migrate import migrate
 from crm_scoring.scoring import reports, service
@@ -69,11 +70,14 @@ def prepare(chunk: pd.DataFrame, first_line: int, currency: str) -> tuple[list[d
     chunk["customer_id"] = chunk["customer_id"].fillna("").astype(str).str.strip()
     dates = pd.to_datetime(chunk["order_date"], utc=True, errors="coerce", format="mixed")
     amount = pd.to_numeric(chunk["amount"], errors="coerce")
+    earliest, latest = pd.Timestamp(EARLIEST, tz="UTC"), pd.Timestamp(utcnow().date() + FACT_HORIZON + dt.timedelta(days=1), tz="UTC")
     reasons = [
         (chunk["customer_id"] == "", "no customer_id"),
         (dates.isna(), "order_date is not a date"),
+        ((dates < earliest) | (dates >= latest), f"order_date is not between {EARLIEST} and today + {FACT_HORIZON.days} days"),
         (~np.isfinite(amount.fillna(np.nan)), "amount is not a number"),
         (amount < 0, "amount is negative"),
+        (amount > float(MAX_MONEY), f"amount is over {MAX_MONEY}"),
     ]
     bad = np.zeros(len(chunk), dtype=bool)
     why = np.full(len(chunk), None, dtype=object)

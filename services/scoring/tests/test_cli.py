@@ -60,6 +60,11 @@ def test_prepare_refuses_bad_lines_with_their_numbers_and_keeps_the_others():
     assert [r["customer_id"] for r in rows] == ["a"]
     assert refused == [{"line": 3, "reason": "amount is negative"}, {"line": 4, "reason": "no customer_id"}, {"line": 5, "reason": "order_date is not a date"},
                        {"line": 6, "reason": "amount is not a number"}]
+    outside = pd.DataFrame({"customer_id": ["a"] * 4, "order_date": ["2025-01-01", "2025-01-01", "1999-12-31", "2200-01-01"], "amount": ["inf", "1e30", "1", "1"]})
+    rows, refused = cli.prepare(outside, 2, "CNY")
+    assert rows == [] and [r["reason"] for r in refused] == [
+        "amount is not a number", "amount is over 999999999.99", "order_date is not between 2000-01-01 and today + 366 days",
+        "order_date is not between 2000-01-01 and today + 366 days"]
 
 
 def test_import_command_errors_are_one_line_and_exit_2(database_factory, tmp_path, capsys):
