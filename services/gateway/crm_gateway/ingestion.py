@@ -240,3 +240,50 @@ async def post_events(request: Request) -> Response:
         raise Problem(413, "Payload Too Large", f"At most {settings.ingest_max_batch} events per request.", max_batch=settings.ingest_max_batch)
     result = await ingest(runtime_of(request), items, request.state.principal)
     return Response(orjson.dumps(result), status_code=207 if result["rejected"] else 200, media_type="application/json")
+
+
+def _ingest_event_schemas() -> dict[str, dict]:
+    """JSON Schemas of one ingested event per (type, version), built from the models the gateway validates with."""
+    envelope = EventEnvelope.model_json_schema()
+    common = {k: v for k, v in envelope["properties"].items() if k not in ("type", "version", "payload")}
+    schemas: dict[str, dict] = {}
+    for (event_type, version), model in sorted(registered_events().items()):
+        if event_type not in LOGISTICS_EVENT_TYPES:
+            continue
+        payload = model.model_json_schema()
+        name = f"Ingest{event_type}" + ("" if version == 1 else f"V{version}")
+        schemas[name] = {
+            "title": f"{event_type} v{version}",
+            "type": "object",
+            "required": ["event_id", "type", "payload"],
+            "properties": {
+                **common,
+                "type": {"const": event_type},
+                "version": {"type": "integer", "const": version, **({"default": 1} if version == 1 else {})},
+                "payload": payload,
+                "key": {**common["key"], "description": "Optional; if given, the payload's customer_id."},
+            },
+        }
+    return schemas
+
+
+def add_request_schema(openapi: dict) -> dict:
+    """Put the request body of POST /api/v1/events, with every bound, into the gateway's OpenAPI document."""
+    schemas = _ingest_event_schemas()
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    components.update(schemas)
+    components["IngestEvent"] = {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in schemas],
+                                 "discriminator": {"propertyName": "type", "mapping": {
+                                     schema["properties"]["type"]["const"]: f"#/components/schemas/{name}" for name, schema in schemas.items()
+                                     if schema["properties"]["version"]["const"] == 1}}}
+    event = {"$ref": "#/components/schemas/IngestEvent"}
+    body = {"anyOf": [event, {"type": "array", "items": event, "minItems": 1},
+                      {"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": event, "minItems": 1}}}]}
+    operation = openapi["paths"]["/api/v1/events"]["post"]
+    operation["requestBody"] = {
+        "required": True,
+        "description": "One event, an array of events or {\"events\": [...]}; at most GATEWAY_INGEST_MAX_BATCH events and "
+                       "GATEWAY_INGEST_MAX_BODY_BYTES per request. Each event is validated on its own; bounds: docs/events.md.",
+        "content": {"application/json": {"schema": body}},
+    }
+    return openapi

@@ -38,6 +38,7 @@ def create_app(
         edge_auth=False,  # the gateway is the edge: it authenticates callers itself and signs what it forwards
     )
     app.state.gateway = gateway
+    _with_ingest_request_schema(app)
     # inside the correlation/metrics middleware, so refusals carry a correlation id and are counted
     app.user_middleware.append(Middleware(GatewayAuthMiddleware, state=gateway, forward=proxy.forward, exception_handlers=app.exception_handlers))
     # outermost: the client address (rate limits, logs, X-Forwarded-For upstream) is the peer's unless the peer is a
@@ -53,6 +54,19 @@ def create_app(
         )
     runtime.add_shutdown_hook(gateway.aclose)
     return app
+
+
+def _with_ingest_request_schema(app: FastAPI) -> None:
+    """POST /api/v1/events reads its body itself (each event is judged on its own), so FastAPI cannot see its
+    schema: it is added to the generated document once."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = ingestion.add_request_schema(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def __getattr__(name: str):

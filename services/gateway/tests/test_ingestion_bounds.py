@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("crm_scoring", reason="scoring service not installed")
 
 from ingest_downstream import build_downstream  # noqa: E402
-from gateway_support import new_event  # noqa: E402
+from gateway_support import new_event, role_headers  # noqa: E402
 
 from crm_common.events.bounds import MAX_DAYS_OVERDUE, MAX_MONEY  # noqa: E402
 
@@ -95,5 +95,28 @@ async def test_the_reasons_say_what_to_fix(database_factory):
         assert "between 2000-01-01 and" in reasons[1]
         assert "currency USD is not accepted here; accepted: CNY" in reasons[2]
         assert reasons[3] == "version must be an integer; got 1.5"
+    finally:
+        await downstream.close()
+
+
+async def test_the_openapi_document_shows_the_request_schema_and_its_bounds(database_factory):
+    downstream = await build_downstream(database_factory)
+    try:
+        response = await downstream.client.get("/api/v1/openapi.json", headers=role_headers(downstream.settings, "admin"))
+        assert response.status_code == 200
+        document = response.json()
+        body = document["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert {"$ref": "#/components/schemas/IngestEvent"} in body["anyOf"]
+        schemas = document["components"]["schemas"]
+        assert len(schemas["IngestEvent"]["oneOf"]) == 9
+        order = schemas["IngestOrderCreated"]["properties"]
+        amount = order["payload"]["properties"]["amount"]
+        assert {"minimum": 0.0, "maximum": float(MAX_MONEY), "type": "number"} in amount["anyOf"] and amount["x-decimal-places"] == 2
+        assert order["payload"]["properties"]["order_date"]["x-earliest"] == "2000-01-01"
+        assert "offset" in order["occurred_at"]["description"]
+        assert order["payload"]["properties"]["order_id"]["pattern"].startswith("^[^\\x00")
+        assert order["payload"]["properties"]["currency"]["maxLength"] == 3
+        overdue = schemas["IngestPaymentOverdue"]["properties"]["payload"]["properties"]["days_overdue"]
+        assert overdue["maximum"] == MAX_DAYS_OVERDUE
     finally:
         await downstream.close()

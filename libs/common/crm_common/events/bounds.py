@@ -123,10 +123,11 @@ FactDateTime = Annotated[dt.datetime, AfterValidator(_fact_datetime), Field(
     description=f"ISO 8601 date-time with an offset (Z or +08:00; without one it is refused), {_WINDOW.format(days=FACT_HORIZON.days)}.",
     json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": FACT_HORIZON.days})]
 _CENTS = f"kept with {MONEY_PLACES} decimal places (more are rounded half-to-even)"
-Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False,
+_MONEY_SCHEMA = {"x-decimal-places": MONEY_PLACES}
+Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False, json_schema_extra=_MONEY_SCHEMA,
                                  description=f"Decimal (a JSON string or number), 0 to {MAX_MONEY}, {_CENTS}."),
                   AfterValidator(_money)]
-SignedMoney = Annotated[Decimal, Field(ge=-MAX_MONEY, le=MAX_MONEY, allow_inf_nan=False,
+SignedMoney = Annotated[Decimal, Field(ge=-MAX_MONEY, le=MAX_MONEY, allow_inf_nan=False, json_schema_extra=_MONEY_SCHEMA,
                                        description=f"Decimal, -{MAX_MONEY} to {MAX_MONEY} (a loss is negative), {_CENTS}."),
                         AfterValidator(_money)]
 Currency = Annotated[str, AfterValidator(_currency), Field(

@@ -36,7 +36,7 @@ class OrderCreated(_OrderEvent):
     event_version = 1
 
     order_date: FactDateTime
-    amount: Money = Field(description="Revenue of the order.")
+    amount: Money  # revenue of the order
     currency: Currency = "CNY"
     cost: Money | None = None
     margin: SignedMoney | None = None
