@@ -123,8 +123,14 @@ async def test_customer_by_phone_or_email_and_bad_input_never_half_writes(env):
     assert channel.status_code == 422
     negative = await env.client.post("/complaints", json=complaint_body(claimed_amount="-5"))
     assert negative.status_code == 422
+    for url in ("javascript:alert(1)", "data:text/html,<b>x</b>", "file:///etc/passwd", "https://"):
+        script = await env.client.post("/complaints", json=complaint_body(attachments=[{"filename": "x.png", "url": url}]))
+        assert script.status_code == 422 and "url" in script.text, url
+
     after = (await count(env, Complaint), await count(env, TimelineEntry), len(await outbox_events(env)))
     assert after == before
+    linked = await env.client.post("/complaints", json=complaint_body(order_ids=["L"], attachments=[{"filename": "x.png", "url": "https://files.example/x.png"}]))
+    assert linked.status_code == 201 and linked.json()["attachments"][0]["url"] == "https://files.example/x.png"
 
 
 async def test_likely_duplicates_are_linked_and_can_be_merged(env):

@@ -75,6 +75,11 @@ async def test_create_rejects_bad_fields_with_422_naming_them(profile):
         (full_body(addresses=[{"kind": "moon", "line1": "x"}]), ["body", "addresses", "0", "kind"]),
         (slice_body(name=""), ["body", "name"]),
         (slice_body(favourite_colour="red"), ["body", "favourite_colour"]),
+        # issue 16: dates outside the plausible window (crm_common.events.bounds)
+        (full_body(contract_start="0001-01-01"), ["body", "contract_start"]),
+        (full_body(contract_end="9999-12-31"), ["body", "contract_end"]),
+        (full_body(first_order_date="9999-01-01"), ["body", "first_order_date"]),
+        (full_body(first_order_date="1999-12-31"), ["body", "first_order_date"]),
     ]
     for body, loc in cases:
         response = await profile.client.post("/customers", json=body)
