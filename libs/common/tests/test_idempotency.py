@@ -12,10 +12,10 @@ from pydantic import BaseModel
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select, update
 
 from crm_common.db import utcnow
-from crm_common.idempotency import Answer, Idempotent, idempotency_metadata, idempotency_table, purge_expired
+from crm_common.idempotency import Answer, Idempotent, idempotency_metadata, idempotency_table, keep_idempotency_records, purge_expired
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_common.settings import KafkaSettings, ServiceSettings
-from crm_common.testing import edge_auth
+from crm_common.testing import edge_auth, wait_until
 
 things_metadata = MetaData()
 things = Table("things", things_metadata, Column("id", String(36), primary_key=True), Column("name", String(100)))
@@ -203,3 +203,21 @@ async def test_expired_keys_count_as_new_and_are_purged(app_env):
     assert await purge_expired(runtime.db) == 1
     assert await count(runtime, idempotency_table) == 1
     assert (await client.post("/things", json={"name": "g"}, headers=other_key)).content == other.content
+
+
+async def test_the_service_purge_loop_deletes_expired_keys(app_env):
+    client, runtime, _ = app_env
+    expired, live = key(), key()
+    await client.post("/things", json={"name": "h"}, headers=expired)
+    await client.post("/things", json={"name": "i"}, headers=live)
+    async with runtime.db.transaction() as session:
+        await session.execute(update(idempotency_table).where(idempotency_table.c.key == expired["Idempotency-Key"])
+                              .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+    keep_idempotency_records(runtime)
+    await runtime.start(relay=False, consumers=False)
+
+    async def only_the_live_key_left():
+        async with runtime.db.sessions() as session:
+            return (await session.scalars(select(idempotency_table.c.key))).all() == [live["Idempotency-Key"]]
+
+    await wait_until(only_the_live_key_left)
