@@ -41,8 +41,8 @@ import orjson
 import sqlalchemy as sa
 import pydantic_core
 from fastapi import Depends, Header, Request, Response
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, and_, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database, UTCDateTime, utcnow
@@ -135,7 +135,11 @@ class _Stored:
 
 
 class _KeyTaken(Exception):
-    """The claim lost to a committed record: answer that record instead."""
+    """The key has a committed record: leave the transaction (nothing written) and answer from the record."""
+
+    def __init__(self, stored: _Stored):
+        super().__init__("idempotency key taken")
+        self.stored = stored
 
 
 def request_fingerprint(payload: Any) -> str:
@@ -178,15 +182,10 @@ class IdempotentRequest:
                 answer = await work(session)
             return _response(answer.status_code, answer.headers, answer.content())
         request_hash = request_fingerprint(payload)
-        stored = await self._stored()
-        if stored is None:
-            try:
-                return await self._first(request_hash, work)
-            except _KeyTaken:
-                stored = await self._stored()
-                if stored is None:  # taken, then expired and purged in between: vanishingly rare, say so rather than guess
-                    raise Problem(409, "Idempotency key in progress", "A request with this Idempotency-Key is being processed; retry.",
-                                  type_="urn:crm:problem:idempotency-key-in-progress", headers={"Retry-After": "1"}) from None
+        try:
+            return await self._first(request_hash, work)
+        except _KeyTaken as taken:
+            stored = taken.stored
         if stored.request_hash != request_hash:
             raise Problem(422, "Idempotency key reused", f"This {HEADER} was used with a different request body; use a new key.",
                           type_="urn:crm:problem:idempotency-key-reused")
@@ -194,17 +193,6 @@ class IdempotentRequest:
 
     def _this_key(self):
         return and_(idempotency_table.c.scope == self.scope, idempotency_table.c.key == self.key)
-
-    async def _stored(self) -> _Stored | None:
-        async with self.runtime.db.sessions() as session:
-            row = (await session.execute(
-                select(idempotency_table.c.request_hash, idempotency_table.c.status_code, idempotency_table.c.response_headers,
-                       idempotency_table.c.response_body)
-                .where(self._this_key(), idempotency_table.c.expires_at > utcnow())
-            )).first()
-        if row is None or row.status_code is None:
-            return None
-        return _Stored(row.request_hash, row.status_code, orjson.loads(row.response_headers), row.response_body.encode())
 
     async def _first(self, request_hash: str, work: Callable[[AsyncSession], Awaitable[Answer]]) -> Response:
         async with self.runtime.transaction() as session:
@@ -218,15 +206,30 @@ class IdempotentRequest:
         return _response(answer.status_code, answer.headers, content)
 
     async def _claim(self, session: AsyncSession, request_hash: str) -> None:
-        """The first statement of the transaction is a write, so SQLite takes its write lock before any read."""
+        """Insert the record, or raise _KeyTaken with the committed one. The insert is the transaction's first statement:
+        SQLite takes its write lock before any read, and PostgreSQL makes it wait while another transaction holds an
+        uncommitted claim of the same key, then skip it if that one committed. An expired record is replaced."""
         now = utcnow()
-        await session.execute(delete(idempotency_table).where(self._this_key(), idempotency_table.c.expires_at <= now))
-        try:  # a concurrent claim of the same key makes this wait until that transaction ends
-            await session.execute(insert(idempotency_table).values(
-                scope=self.scope, key=self.key, route=self.route, request_hash=request_hash,
-                created_at=now, expires_at=now + self.retention))
-        except IntegrityError:  # the transaction is rolled back as _KeyTaken leaves it
-            raise _KeyTaken() from None
+        claim = {"scope": self.scope, "key": self.key, "route": self.route, "request_hash": request_hash,
+                 "created_at": now, "expires_at": now + self.retention}
+        for _ in range(2):
+            statement = _dialect_insert(session).values(**claim).on_conflict_do_nothing().returning(idempotency_table.c.key)
+            if (await session.execute(statement)).first() is not None:
+                return
+            row = (await session.execute(
+                select(idempotency_table.c.request_hash, idempotency_table.c.status_code, idempotency_table.c.response_headers,
+                       idempotency_table.c.response_body, idempotency_table.c.expires_at).where(self._this_key())
+            )).first()
+            if row is not None and row.expires_at > now:
+                raise _KeyTaken(_Stored(row.request_hash, row.status_code, orjson.loads(row.response_headers), row.response_body.encode()))
+            await session.execute(delete(idempotency_table).where(self._this_key(), idempotency_table.c.expires_at <= now))
+        raise Problem(409, "Idempotency key in progress", "A request with this Idempotency-Key is being processed; retry.",
+                      type_="urn:crm:problem:idempotency-key-in-progress", headers={"Retry-After": "1"})
+
+
+def _dialect_insert(session: AsyncSession):
+    dialect = session.bind.dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(idempotency_table)
 
 
 async def idempotent_request(request: Request, key: IdempotencyKey = None) -> IdempotentRequest:
