@@ -70,7 +70,7 @@ SERVICES = [
         "config": {
             "GATEWAY_LOG_LEVEL": "INFO",
             "GATEWAY_LOG_JSON": "true",
-            "GATEWAY_ENVIRONMENT": "production",
+            "GATEWAY_DEMO_LOGIN": "false",  # refused in production (crm_common.production)
             # X-Forwarded-For is honoured only from these peers: the ingress controller's pod addresses (JSON list
             # of IPs/CIDRs, docs/operations.md); none until the cluster's are known
             "GATEWAY_TRUSTED_PROXIES": "[]",
@@ -94,6 +94,10 @@ KAFKA_CONFIG = {
 
 EDGE_TOKEN_SECRET = "crm-edge-token"
 
+# The production switch every process reads (crm_common.production): with it, a process refuses to start with a
+# development or empty secret, demo login, or PostgreSQL/Kafka without TLS. The dev overlay sets development.
+DEPLOYMENT_CONFIG = {"CRM_ENVIRONMENT": "production"}
+
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 
@@ -111,6 +115,7 @@ def resources(spec: dict) -> dict:
 
 def env_from(name: str, *, edge_key: bool = False) -> list[dict]:
     sources = [
+        {"configMapRef": {"name": "crm-deployment"}},
         {"configMapRef": {"name": "crm-kafka"}},
         {"configMapRef": {"name": f"crm-{name}-config"}},
         {"secretRef": {"name": f"crm-{name}-secrets"}},
@@ -278,6 +283,7 @@ def ingress() -> dict:
 def render() -> dict[str, str]:
     files: dict[str, list[dict]] = {}
     files["kafka-config.yaml"] = [config_map("crm-kafka", KAFKA_CONFIG, "kafka")]
+    files["deployment-config.yaml"] = [config_map("crm-deployment", DEPLOYMENT_CONFIG, "deployment")]
     topics = job(SERVICES[0], "crm-topics", ["topics", "--retention-days", "30", "--dlq-retention-days", "90"], "topics")
     topics["metadata"]["labels"]["app.kubernetes.io/name"] = "crm"
     topics["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "crm"

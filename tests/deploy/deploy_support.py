@@ -104,10 +104,12 @@ def kafka_env_names() -> set[str]:
 
 
 def shared_env_names() -> set[str]:
-    """What every service reads besides its own prefix: KafkaSettings (KAFKA_) and EdgeTokenSettings (CRM_)."""
+    """What every service reads besides its own prefix: KafkaSettings (KAFKA_), EdgeTokenSettings and
+    DeploymentSettings (CRM_)."""
+    from crm_common.production import DeploymentSettings
     from crm_common.settings import EdgeTokenSettings
 
-    return kafka_env_names() | env_names(EdgeTokenSettings)[0]
+    return kafka_env_names() | env_names(EdgeTokenSettings)[0] | env_names(DeploymentSettings)[0]
 
 
 def unknown_env_vars(names, service: ServiceInfo) -> list[str]:

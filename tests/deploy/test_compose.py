@@ -1,6 +1,7 @@
 """deploy/compose/docker-compose.yml: structure, images built from our Dockerfile, env names the code reads."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -175,3 +176,56 @@ def test_the_gateway_names_its_trusted_proxies_explicitly(compose):
 
     value = env_of(compose["services"]["gateway"])["GATEWAY_TRUSTED_PROXIES"]
     GatewaySettings.model_validate_json('{"trusted_proxies": %s}' % value)
+
+
+def _generated_env_files(tmp_path):
+    """env/*.env as init-env.sh makes them from the committed examples (random secrets)."""
+    import shutil
+
+    work = tmp_path / "compose"
+    shutil.copytree(COMPOSE_FILE.parent / "env", work / "env", ignore=shutil.ignore_patterns("*.env"))
+    shutil.copy(COMPOSE_FILE.parent / "init-env.sh", work / "init-env.sh")
+    subprocess.run(["sh", str(work / "init-env.sh")], check=True, capture_output=True)
+    return work
+
+
+def _production_problems_of(spec: dict, service, env_dir, monkeypatch) -> list[str]:
+    """What crm_common.production says of a container started with its env files (from `env_dir`) and environment."""
+    from crm_common.production import production_problems
+
+    values: dict[str, str] = {}
+    for env_file in spec.get("env_file", []):
+        path = env_file["path"] if isinstance(env_file, dict) else env_file
+        values.update(read_env_file(env_dir / path))
+    values.update({k: str(v) for k, v in (spec.get("environment") or {}).items()})
+    for name in list(os.environ):
+        if name.startswith(("CRM_", "KAFKA_", service.prefix)):
+            monkeypatch.delenv(name)
+    for name, value in values.items():  # compose strips one pair of quotes around an env-file value
+        monkeypatch.setenv(name, value[1:-1] if len(value) > 1 and value[0] == value[-1] == "'" else value)
+    return production_problems(settings_class(service)(), serves_api=spec.get("command") != ["worker"])
+
+
+def test_every_api_and_worker_runs_in_production_and_starts_with_the_generated_secrets(compose, tmp_path, monkeypatch):
+    """CRM_ENVIRONMENT=production everywhere; with init-env.sh's secrets nothing is refused (plain text on the private
+    network is allowed explicitly), and with the committed placeholders every secret is."""
+    generated = _generated_env_files(tmp_path)
+    checked = 0
+    for name, spec in compose["services"].items():
+        folder = built_service(spec)
+        if folder is None or spec.get("command") in (["migrate"], ["topics", "--retention-days", "30", "--dlq-retention-days", "90"]):
+            continue
+        assert spec["environment"]["CRM_ENVIRONMENT"] == "production", name
+        assert spec["environment"]["CRM_ALLOW_PLAINTEXT"] == "true", name
+        service = SERVICE_BY_FOLDER[folder]
+        assert _production_problems_of(spec, service, generated, monkeypatch) == [], name
+        placeholders = {**spec, "env_file": [f + ".example" for f in spec["env_file"]]}
+        refused = " ".join(_production_problems_of(placeholders, service, COMPOSE_FILE.parent, monkeypatch))
+        assert "CRM_EDGE_TOKEN_KEY" in refused or spec.get("command") == ["worker"], name
+        if folder == "notifications":
+            for secret in ("WEBHOOK_SECRET", "UNSUBSCRIBE_SECRET", "ERASURE_SECRET", "PROVIDER_TOKEN", "SMTP_PASSWORD"):
+                assert f"NOTIFICATIONS_{secret}" in refused, name
+        if folder == "gateway":
+            assert "GATEWAY_JWT_KEYS" in refused and "GATEWAY_JWT_SIGNING_KEY" in refused
+        checked += 1
+    assert checked == 8  # five APIs and three workers

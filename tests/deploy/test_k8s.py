@@ -2,6 +2,9 @@
 kustomizations reference existing files, and the operational rules hold in the rendered overlays."""
 from __future__ import annotations
 
+import os
+import re
+import secrets
 import subprocess
 import sys
 
@@ -13,6 +16,7 @@ from deploy_support import (
     K8S_VERSION,
     REPO,
     SERVICES,
+    SERVICE_BY_FOLDER,
     SERVICE_BY_PREFIX,
     kubectl,
     kustomize_build,
@@ -258,3 +262,67 @@ def test_the_gateway_and_every_api_get_the_edge_token_key(rendered):
     for deployment in apis:
         sources = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
         assert {"secretRef": {"name": "crm-edge-token"}} in sources, deployment["metadata"]["name"]
+
+
+def _config_of(docs) -> dict[str, dict]:
+    return {d["metadata"]["name"]: dict(d.get("data") or {}) for d in by_kind(docs, "ConfigMap")}
+
+
+def test_every_process_reads_the_production_switch_and_no_config_map_holds_a_secret(rendered):
+    """CRM_ENVIRONMENT (crm_common.production) reaches every API and worker: production in the prod overlay, development
+    in the dev overlay (its example secrets); secrets come only from Secrets."""
+    overlay, docs = rendered
+    config = _config_of(docs)
+    assert config["crm-deployment"]["CRM_ENVIRONMENT"] == ("production" if overlay == "prod" else "development")
+    for workload in by_kind(docs, "Deployment"):
+        sources = workload["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert {"configMapRef": {"name": "crm-deployment"}} in sources, workload["metadata"]["name"]
+    for name, data in config.items():
+        for key, value in data.items():
+            assert not re.search(r"PASSWORD|SECRET|JWT_KEYS|SIGNING_KEY|TOKEN|DATABASE_URL", key), f"{name}: {key} in a ConfigMap"
+            assert "@" not in value or "://" not in value, f"{name}: credentials in {key}"
+
+
+def test_the_prod_overlay_passes_the_production_checks_given_its_secrets(rendered, monkeypatch):
+    """Each API and worker with the prod overlay's ConfigMaps, and its Secrets filled with real-looking values and a
+    PostgreSQL URL with TLS, starts: the ConfigMaps turn nothing unsafe on (plain-text Kafka, demo login)."""
+    from crm_common.production import production_problems
+
+    overlay, docs = rendered
+    if overlay != "prod":
+        pytest.skip("the dev overlay runs in development")
+    config = _config_of(docs)
+    for workload in by_kind(docs, "Deployment"):
+        container = workload["spec"]["template"]["spec"]["containers"][0]
+        service = SERVICE_BY_FOLDER[workload["metadata"]["labels"]["app.kubernetes.io/name"]]
+        for name in list(os.environ):
+            if name.startswith(("CRM_", "KAFKA_", service.prefix)):
+                monkeypatch.delenv(name)
+        for source in container["envFrom"]:
+            for key, value in config.get(source.get("configMapRef", {}).get("name"), {}).items():
+                monkeypatch.setenv(key, value)
+        for item in container.get("env", []):
+            monkeypatch.setenv(item["name"], item["value"])
+        secret_names = {s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s}
+        monkeypatch.setenv(f"{service.prefix}DATABASE_URL", "postgresql://crm:pw@db.internal:5432/crm?ssl=verify-full")
+        monkeypatch.setenv("KAFKA_SASL_PLAIN_PASSWORD", secrets.token_hex(16))
+        if "crm-edge-token" in secret_names:
+            monkeypatch.setenv("CRM_EDGE_TOKEN_KEY", secrets.token_hex(32))
+        settings = settings_class(service)()
+        filled = {name: secrets.token_hex(16) for name in settings.production_secrets()}
+        problems = production_problems(settings.model_copy(update=_fields_for(settings, filled)), serves_api=container["args"] == ["api"])
+        assert problems == [], workload["metadata"]["name"]
+
+
+def _fields_for(settings, filled: dict[str, str]) -> dict:
+    """Settings fields holding the secrets named (by environment variable) in `filled`, set to those values."""
+    from pydantic import SecretStr
+
+    update = {}
+    for field in type(settings).model_fields:
+        if settings.env_name(field) in filled:
+            update[field] = SecretStr(filled[settings.env_name(field)])
+    if any(name.startswith("GATEWAY_JWT") for name in filled):
+        key = {"kid": "prod-1", "alg": "HS256", "secret": SecretStr(secrets.token_hex(32))}
+        update |= {"jwt_keys": [key], "jwt_signing_key": key}
+    return update

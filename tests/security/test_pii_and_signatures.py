@@ -171,7 +171,7 @@ async def test_unsubscribe_links_are_checked_in_constant_time_and_forgeries_refu
 
     target = await build_notifications(database_factory, "sqlite")
     try:
-        secret = target.app.state.runtime.settings.unsubscribe_secret
+        secret = target.app.state.runtime.settings.unsubscribe_secret.get_secret_value()
         await target.client.put("/preferences/contacts/c-unsub", json={}, headers={"X-Actor-Role": "admin", "X-Actor-Id": "a"})
         good = unsubscribe_token(secret, "c-unsub", "marketing")
         contact, category, mac = good.rsplit(".", 2)

@@ -19,6 +19,7 @@ from crm_common.http import CorrelationAndMetricsMiddleware, health_router
 from crm_common.limits import RequestBodyLimitMiddleware, max_request_body_bytes
 from crm_common.logging import configure_logging
 from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay
+from crm_common.production import exit_if_refused, refuse_unsafe_production
 from crm_common.problems import install_problem_handlers
 from crm_common.settings import ServiceSettings
 
@@ -164,8 +165,10 @@ def create_service_app(
     start_background: bool = True,
     edge_auth: bool = True,
 ) -> FastAPI:
-    """`edge_auth`: requests need the gateway's proof (crm_common.edge); only the gateway itself, the edge, turns it off."""
+    """`edge_auth`: requests need the gateway's proof (crm_common.edge); only the gateway itself, the edge, turns it off.
+    In production, unsafe settings raise `UnsafeProductionSettings` here, before anything starts."""
     settings = runtime.settings
+    refuse_unsafe_production(settings, serves_api=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -191,8 +194,11 @@ def create_service_app(
 
 
 def run_worker(runtime: ServiceRuntime) -> None:
-    """Run a service's relay and consumers without HTTP until SIGTERM/SIGINT (scale-out replicas)."""
+    """Run a service's relay and consumers without HTTP until SIGTERM/SIGINT (scale-out replicas). In production,
+    unsafe settings end the process at once with one line on stderr (status 2)."""
     import signal
+
+    exit_if_refused(lambda: refuse_unsafe_production(runtime.settings, serves_api=False))
 
     async def main() -> None:
         configure_process(runtime.settings)

@@ -1,20 +1,25 @@
-"""Settings: one env prefix per service (PROFILE_, SCORING_...); Kafka (KAFKA_) and edge-token (CRM_) settings shared."""
+"""Settings: one env prefix per service (PROFILE_, SCORING_...); Kafka (KAFKA_), edge-token and deployment (CRM_)
+settings shared."""
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_common.production import DeploymentSettings
 
 
 class KafkaSettings(BaseSettings):
     """Connection to any Kafka-protocol cluster. Everything managed-Kafka needs passes through."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore", hide_input_in_errors=True)
 
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_plain_username: str | None = None
-    sasl_plain_password: str | None = None
+    sasl_plain_password: SecretStr | None = None
     ssl_cafile: str | None = None
     topic_partitions: int = 6
     topic_replication_factor: int = 1
@@ -45,7 +50,7 @@ class KafkaSettings(BaseSettings):
         if self.sasl_mechanism:
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_plain_username
-            options["sasl_plain_password"] = self.sasl_plain_password
+            options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value() if self.sasl_plain_password else None
         if self.security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
 
@@ -61,7 +66,7 @@ class EdgeTokenSettings(BaseSettings):
     """The proof the gateway (and any other caller of a service's API) signs per request: crm_common.edge.
     The same values go to every service and to the gateway."""
 
-    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", hide_input_in_errors=True)
 
     edge_token_key: SecretStr = SecretStr(DEV_EDGE_TOKEN_KEY)  # HMAC-SHA256 key, at least 32 bytes
     edge_token_ttl_s: float = 60.0  # lifetime of a token; longer-lived tokens are refused
@@ -78,7 +83,8 @@ class EdgeTokenSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """Base of every service's settings; subclasses set env_prefix and defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+    # a refused value may be a secret: validation errors name the setting, never the value (subclasses inherit this)
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore", hide_input_in_errors=True)
 
     service_name: str = "service"
     database_url: str = "sqlite:///var/service.db"
@@ -107,3 +113,16 @@ class ServiceSettings(BaseSettings):
     idempotency_retention_hours: float = Field(default=24.0, gt=0)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     edge: EdgeTokenSettings = Field(default_factory=EdgeTokenSettings)
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
+
+    def env_name(self, field: str) -> str:
+        """The environment variable a field is read from (`database_url` -> `PROFILE_DATABASE_URL`)."""
+        return (self.model_config.get("env_prefix") or "").upper() + field.upper()
+
+    def production_secrets(self) -> Mapping[str, SecretStr | str | None]:
+        """The service's own secrets by environment variable (crm_common.production refuses defaults and empties)."""
+        return {}
+
+    def production_flags(self) -> list[str]:
+        """Development-only switches that are on (one sentence each, naming the setting): refused in production."""
+        return []

@@ -318,3 +318,44 @@ async def served_on_loopback(app) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+# ---- production mode (crm_common.production) ------------------------------------------------------------------------
+
+def production_settings(**overrides) -> dict:
+    """Keyword arguments for any service's settings class that production accepts (TLS everywhere, no default
+    secret), with `overrides` on top: a service adds its own secrets, a test one unsafe value."""
+    from pydantic import SecretStr
+
+    from crm_common.production import DeploymentSettings
+    from crm_common.settings import EdgeTokenSettings
+
+    return {
+        "deployment": DeploymentSettings(environment="production"),
+        "edge": EdgeTokenSettings(edge_token_key=SecretStr("edge-" + uuid.uuid4().hex * 2)),
+        "database_url": "postgresql://crm:pw-" + uuid.uuid4().hex + "@db.internal:5432/crm?ssl=verify-full",
+        "kafka": KafkaSettings(bootstrap_servers="kafka.internal:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                               sasl_plain_username="crm", sasl_plain_password="kafka-" + uuid.uuid4().hex),
+        **overrides,
+    }
+
+
+def common_unsafe_production(prefix: str, *, serves_api: bool = True) -> list:
+    """(setting named in the refusal, the override that makes it unsafe): what every service refuses; `prefix`: the
+    service's env prefix; a worker (`serves_api=False`) holds no edge key."""
+    from crm_common.production import DeploymentSettings
+    from crm_common.settings import EdgeTokenSettings
+
+    database = prefix + "DATABASE_URL"
+    plain = KafkaSettings(bootstrap_servers="kafka.internal:9092", security_protocol="PLAINTEXT")
+    edge = [pytest.param("CRM_EDGE_TOKEN_KEY", {"edge": EdgeTokenSettings()}, id="edge-key-default")] if serves_api else []
+    return edge + [
+        pytest.param(database, {"database_url": "sqlite:///var/service.db"}, id="sqlite"),
+        pytest.param(database, {"database_url": "postgresql://crm:pw@db.internal:5432/crm"}, id="postgres-without-tls"),
+        pytest.param(database, {"database_url": "postgresql://crm:pw@db.internal:5432/crm?ssl=prefer"}, id="postgres-tls-optional"),
+        pytest.param(database, {"deployment": DeploymentSettings(environment="production", allow_plaintext=True),
+                                "database_url": "sqlite:///var/service.db"}, id="sqlite-despite-allow-plaintext"),
+        pytest.param("KAFKA_SECURITY_PROTOCOL", {"kafka": plain}, id="kafka-without-tls"),
+        pytest.param("KAFKA_SASL_PLAIN_PASSWORD", {"kafka": KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="crm")},
+                     id="kafka-password-empty"),
+    ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from crm_common.production import exit_if_refused
 from crm_common.runtime import create_service_app
 from crm_complaints.complaints.api import router as complaints_router
 from crm_complaints.runtime import ComplaintsRuntime
@@ -23,5 +24,5 @@ def create_app(settings: ComplaintsSettings | None = None, *, start_background: 
 
 def __getattr__(name: str):
     if name == "app":  # built on first use so that importing the module reads no settings
-        return create_app()
+        return exit_if_refused(create_app)
     raise AttributeError(name)

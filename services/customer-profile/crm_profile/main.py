@@ -6,6 +6,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crm_common.idempotency import keep_idempotency_records
 from crm_common.problems import Problem, problem_response
+from crm_common.production import exit_if_refused
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_profile.customers.api import contacts_router
 from crm_profile.customers.api import router as customers_router
@@ -42,5 +43,5 @@ def create_app(settings: ProfileSettings | None = None, *, start_background: boo
 
 def __getattr__(name: str):
     if name == "app":  # built on first use so that importing the module reads no settings
-        return create_app()
+        return exit_if_refused(create_app)
     raise AttributeError(name)

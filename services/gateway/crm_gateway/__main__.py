@@ -5,6 +5,7 @@ import argparse
 
 import uvicorn
 
+from crm_common.production import exit_if_refused
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
 
@@ -24,8 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
     settings = GatewaySettings()
+    app = exit_if_refused(lambda: create_app(settings))
     print(banner(settings, args.host, args.port), flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level.lower())
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
 
 
 if __name__ == "__main__":

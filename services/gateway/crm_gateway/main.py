@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware import Middleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from crm_common.production import exit_if_refused
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_gateway import aggregate, auth_api, ingestion, openapi_merge, proxy
 from crm_gateway.console import STATIC, router as console_router
@@ -71,5 +72,5 @@ def _with_ingest_request_schema(app: FastAPI) -> None:
 
 def __getattr__(name: str):
     if name == "app":  # built on first use so that importing the module reads no settings
-        return create_app()
+        return exit_if_refused(create_app)
     raise AttributeError(name)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.auth import ApiKeyStore, JWTVerifier, KeySet, SigningKey, signing_key_from_config
@@ -38,7 +39,6 @@ class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     database_url: str = "sqlite:///var/gateway.db"
     run_consumers: bool = True  # the dashboard read models (crm_gateway.readmodels)
-    environment: Literal["development", "production"] = "development"
 
     # upstreams
     profile_url: str = "http://127.0.0.1:8001"
@@ -76,8 +76,8 @@ class GatewaySettings(ServiceSettings):
     # authentication
     jwt_issuer: str = "crm-dev"
     jwt_audience: str = "crm-gateway"
-    jwt_keys: list[dict[str, Any]] = Field(default_factory=lambda: [dict(DEV_KEY)])
-    jwt_signing_key: dict[str, Any] | None = Field(default_factory=lambda: dict(DEV_KEY))
+    jwt_keys: list[dict[str, Any]] = Field(default_factory=lambda: [_hidden(DEV_KEY)])
+    jwt_signing_key: dict[str, Any] | None = Field(default_factory=lambda: _hidden(DEV_KEY))
     jwt_allowed_algorithms: list[str] = Field(default_factory=lambda: ["HS256", "RS256", "ES256", "EdDSA"])
     jwt_leeway_s: float = 30.0
     token_ttl_s: int = 8 * 3600
@@ -100,6 +100,16 @@ class GatewaySettings(ServiceSettings):
     demo_login: bool = True
     demo_users: list[dict[str, Any]] = Field(default_factory=lambda: [dict(u) for u in DEMO_USERS])
     demo_customer_id: str | None = None
+
+    @field_validator("jwt_keys", mode="after")
+    @classmethod
+    def _hide_key_secrets(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [_hidden(entry) for entry in value]
+
+    @field_validator("jwt_signing_key", mode="after")
+    @classmethod
+    def _hide_signing_secret(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _hidden(value) if value is not None else None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -126,11 +136,9 @@ class GatewaySettings(ServiceSettings):
         }
 
     def key_set(self) -> KeySet:
-        return KeySet.from_config(self.jwt_keys)
+        return KeySet.from_config(_revealed(entry) for entry in self.jwt_keys)
 
     def verifier(self) -> JWTVerifier:
-        if self.environment == "production" and any(k.get("secret") == DEV_SECRET for k in self.jwt_keys):
-            raise RuntimeError("the development JWT secret must not be used in production (set GATEWAY_JWT_KEYS)")
         return JWTVerifier(
             self.key_set(),
             issuer=self.jwt_issuer,
@@ -140,11 +148,34 @@ class GatewaySettings(ServiceSettings):
         )
 
     def signing_key(self) -> SigningKey | None:
-        return signing_key_from_config(self.jwt_signing_key) if self.jwt_signing_key else None
+        return signing_key_from_config(_revealed(self.jwt_signing_key)) if self.jwt_signing_key else None
 
     def api_key_store(self) -> ApiKeyStore:
         return ApiKeyStore.from_config(self.api_keys)
 
     @property
     def demo_login_enabled(self) -> bool:
-        return self.environment == "development" and self.demo_login
+        return not self.deployment.production and self.demo_login
+
+    def production_secrets(self) -> dict[str, SecretStr | str | None]:
+        """The HMAC secrets and the private signing key (public keys are no secret)."""
+        secrets = {f"GATEWAY_JWT_KEYS (kid {entry.get('kid')})": entry["secret"] for entry in self.jwt_keys if "secret" in entry}
+        if self.jwt_signing_key:
+            material = self.jwt_signing_key.get("secret", self.jwt_signing_key.get("private_key"))
+            secrets[f"GATEWAY_JWT_SIGNING_KEY (kid {self.jwt_signing_key.get('kid')})"] = material
+        return secrets
+
+    def production_flags(self) -> list[str]:
+        return ["GATEWAY_DEMO_LOGIN is on (development only: set it to false)"] if self.demo_login else []
+
+
+_SECRET_KEY_FIELDS = ("secret", "private_key")
+
+
+def _hidden(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A key entry with its secret material as SecretStr: settings can be printed or logged without it."""
+    return {name: SecretStr(value) if name in _SECRET_KEY_FIELDS and isinstance(value, str) else value for name, value in entry.items()}
+
+
+def _revealed(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value.get_secret_value() if isinstance(value, SecretStr) else value for name, value in entry.items()}

@@ -1,9 +1,5 @@
-"""Console serving, demo login (development only), production safety, ops routes."""
+"""Console serving, demo login (development only), ops routes. Production refusals: test_production_mode.py."""
 from __future__ import annotations
-
-import pytest
-
-from crm_gateway.settings import DEV_KEY, GatewaySettings
 
 
 async def test_console_is_served_without_cdn(gw):
@@ -36,16 +32,10 @@ async def test_demo_customer_user_when_configured(make_gateway):
     assert me["role"] == "customer" and me["customer_id"] == "C1"
 
 
-async def test_no_demo_login_in_production(make_gateway):
-    keys = [{"kid": "prod-1", "alg": "HS256", "secret": "a-production-secret-that-is-long-enough"}]
-    client, _, _ = await make_gateway(environment="production", jwt_keys=keys, jwt_signing_key=None)
+async def test_no_demo_login_when_it_is_off(make_gateway):
+    client, _, _ = await make_gateway(demo_login=False)
     assert (await client.post("/api/v1/auth/demo-login", json={"username": "admin"})).status_code == 404
     assert (await client.get("/api/v1/auth/demo-users")).status_code == 404
-
-
-def test_production_refuses_the_development_secret():
-    with pytest.raises(RuntimeError, match="development JWT secret"):
-        GatewaySettings(environment="production", jwt_keys=[dict(DEV_KEY)]).verifier()
 
 
 async def test_anonymous_callers_are_rate_limited_by_address(make_gateway):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from crm_common.production import exit_if_refused
 from crm_common.runtime import create_service_app
 from crm_notifications.channels.base import Channel
 from crm_notifications.clock import Clock
@@ -30,5 +31,5 @@ def create_app(settings: NotificationsSettings | None = None, *, start_backgroun
 
 def __getattr__(name: str):
     if name == "app":  # built on first use so that importing the module reads no settings
-        return create_app()
+        return exit_if_refused(create_app)
     raise AttributeError(name)

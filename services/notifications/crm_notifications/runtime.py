@@ -26,7 +26,7 @@ class NotificationsRuntime(ServiceRuntime):
     def __init__(self, settings: NotificationsSettings, *, clock: Clock | None = None, channels: dict[str, Channel] | None = None):
         self.clock = clock or Clock()
         self.handler = NotificationsHandler(self.clock, survey_base_url=settings.survey_base_url, on_enqueued=self._wake_dispatcher,
-                                            erasure_secret=settings.erasure_secret,
+                                            erasure_secret=settings.erasure_secret.get_secret_value(),
                                             unresolved_retry_s=settings.unknown_contact_retry_s)
         super().__init__(settings, handlers=[self.handler])
         keep_idempotency_records(self)

@@ -1,4 +1,4 @@
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
@@ -32,20 +32,20 @@ class NotificationsSettings(ServiceSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None
-    smtp_password: str | None = None
+    smtp_password: SecretStr | None = None
     smtp_use_tls: bool = False
     smtp_timeout_s: float = 10.0
     mail_from: str = "CRM <no-reply@crm.local>"
     sms_provider_url: str = "http://127.0.0.1:9300"
     push_provider_url: str = "http://127.0.0.1:9300"
-    provider_token: str | None = None
+    provider_token: SecretStr | None = None
     provider_timeout_s: float = 10.0
-    webhook_secret: str = "dev-webhook-secret-change-me"
+    webhook_secret: SecretStr = SecretStr("dev-webhook-secret-change-me")
     webhook_timeout_s: float = 10.0
     public_base_url: str = "http://localhost:8000/api/v1/notifications"
     survey_base_url: str = "http://localhost:8000/survey"
-    unsubscribe_secret: str = "dev-unsubscribe-secret-change-me"
-    erasure_secret: str = "dev-erasure-secret-change-me"  # keys the hashes of erased addresses; never rotate it
+    unsubscribe_secret: SecretStr = SecretStr("dev-unsubscribe-secret-change-me")
+    erasure_secret: SecretStr = SecretStr("dev-erasure-secret-change-me")  # keys the hashes of erased addresses; never rotate it
 
     # pipeline
     run_dispatcher: bool = True
@@ -66,6 +66,14 @@ class NotificationsSettings(ServiceSettings):
     winback_after_days: int = 90
     seed_defaults: bool = True
     config_refresh_s: float = 2.0  # how stale another replica's edit of rules/templates may be here (this process's own: never)
+
+    def production_secrets(self) -> dict[str, SecretStr | None]:
+        secrets = {name: getattr(self, field) for name, field in (
+            ("NOTIFICATIONS_WEBHOOK_SECRET", "webhook_secret"), ("NOTIFICATIONS_UNSUBSCRIBE_SECRET", "unsubscribe_secret"),
+            ("NOTIFICATIONS_ERASURE_SECRET", "erasure_secret"), ("NOTIFICATIONS_PROVIDER_TOKEN", "provider_token"))}
+        if self.smtp_username:  # an SMTP relay without authentication needs no password
+            secrets["NOTIFICATIONS_SMTP_PASSWORD"] = self.smtp_password
+        return secrets
 
     @field_validator("retry", mode="before")
     @classmethod

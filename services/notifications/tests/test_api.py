@@ -2,6 +2,7 @@
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from notifications_support import T0, EventFeeder, customer_registered, event, settings_for
 
 from crm_common.events.complaints import ComplaintFiled
@@ -224,7 +225,7 @@ async def test_retried_creates_with_an_idempotency_key_happen_once(api_both, smt
 
 
 async def test_provider_receipts_and_inbox_tasks(api, provider, smtp):
-    api.runtime.settings.provider_token = "prov-token"
+    api.runtime.settings.provider_token = SecretStr("prov-token")
     feeder = EventFeeder(api.runtime)
     await feeder.feed(customer_registered("c9", [{"contact_id": "k9", "email": "k9@example.com", "language": "en"}], account_manager="am.x"))
     await feeder.feed(event(ComplaintFiled(complaint_id="x9", complaint_number="CP-9", customer_id="c9", category="delay", priority="P3",

@@ -38,11 +38,11 @@ async def test_signed_webhook_to_a_customer_system_verifies(nf, provider):
     [(path, headers, body)] = provider.requests
     assert path == "/hooks/crm"
     async with nf.db.sessions() as session:  # the secret the customer's IT gets from us
-        secret = (await preferences.show(session, "kw", webhook_master_secret=nf.settings.webhook_secret)).webhook_secret
-    assert secret and secret != nf.settings.webhook_secret
+        secret = (await preferences.show(session, "kw", webhook_master_secret=nf.settings.webhook_secret.get_secret_value())).webhook_secret
+    assert secret and secret != nf.settings.webhook_secret.get_secret_value()
     assert verify_signature(secret, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
-    assert not verify_signature(nf.settings.webhook_secret, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
-    other_endpoint = endpoint_secret(nf.settings.webhook_secret, "another-contact")
+    assert not verify_signature(nf.settings.webhook_secret.get_secret_value(), body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
+    other_endpoint = endpoint_secret(nf.settings.webhook_secret.get_secret_value(), "another-contact")
     assert not verify_signature(other_endpoint, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
     payload = json.loads(body)
     assert payload["customer_id"] == "w1" and payload["data"]["order_id"] == "O-77"

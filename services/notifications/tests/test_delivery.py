@@ -175,8 +175,8 @@ async def test_marketing_message_carries_an_unsubscribe_link_that_works(nf_sqlit
     assert link in mail.get_content() and "/preferences/unsubscribe?token=" in link
     from crm_notifications.delivery.pipeline import check_unsubscribe_token
 
-    assert check_unsubscribe_token(nf.settings.unsubscribe_secret, link.split("token=")[1]) == ("k5", "retention")
-    assert check_unsubscribe_token(nf.settings.unsubscribe_secret, "k5.retention.0000") is None
+    assert check_unsubscribe_token(nf.settings.unsubscribe_secret.get_secret_value(), link.split("token=")[1]) == ("k5", "retention")
+    assert check_unsubscribe_token(nf.settings.unsubscribe_secret.get_secret_value(), "k5.retention.0000") is None
 
 
 async def test_tier_up_welcomes_and_tier_down_does_not(nf_sqlite, smtp):

@@ -138,7 +138,7 @@ async def test_erasing_a_contact_leaves_no_trace_and_keeps_the_log_meaningful(nf
     async with nf.transaction() as session:
         for envelope in (first, second, third):
             assert await pipeline.process_trigger(session, pipeline.trigger_from_event(envelope, envelope.parsed()), clock.now(),
-                                                  erasure_secret=nf.settings.erasure_secret) == []
+                                                  erasure_secret=nf.settings.erasure_secret.get_secret_value()) == []
     # events still in flight that name the person (as a contact or as a reporter, any formatting) produce nothing
     await feeder.feed(
         reported_by_gone("CP-4", reporter_email=GONE["email"].upper()),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from crm_common.production import exit_if_refused
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_scoring.scoring.consumer import RescoreLoop, ScoringHandler
 from crm_scoring.settings import ScoringSettings
@@ -56,5 +57,5 @@ def create_app(settings: ScoringSettings | None = None, *, start_background: boo
 
 def __getattr__(name: str):
     if name == "app":  # built on first use so that importing the module reads no settings
-        return create_app()
+        return exit_if_refused(create_app)
     raise AttributeError(name)

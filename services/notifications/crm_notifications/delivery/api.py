@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
 
 from crm_common.problems import Problem
+from crm_common.production import revealed
 from crm_common.runtime import runtime_of
 from crm_notifications.delivery.models import DUE_STATUSES, SENDING, Attempt, InboxTask, Message, status_in
 from crm_notifications.delivery.receipts import apply_receipt
@@ -105,7 +106,7 @@ class ReceiptIn(BaseModel):
 async def receipt(message_id: str, data: ReceiptIn, request: Request, authorization: str | None = Header(default=None)):
     """Provider callback (delivery report or bounce). Authenticated with NOTIFICATIONS_PROVIDER_TOKEN as a bearer token."""
     runtime = runtime_of(request)
-    token = runtime.settings.provider_token
+    token = revealed(runtime.settings.provider_token)
     given = (authorization or "").removeprefix("Bearer ").strip()
     if not token or not hmac.compare_digest(given.encode(), token.encode()):
         raise Problem(403, "Forbidden", "A valid provider token is required.")

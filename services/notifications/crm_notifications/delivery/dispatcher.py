@@ -223,7 +223,7 @@ class Dispatcher:
 
     async def _erased_addresses(self, session, messages: list[Message]) -> set[str]:
         """Ids of the messages (to reporters, no contact id) whose address belongs to an erased person."""
-        hashes = {m.id: erasure.address_hash(m.address, self.settings.erasure_secret) for m in messages}
+        hashes = {m.id: erasure.address_hash(m.address, self.settings.erasure_secret.get_secret_value()) for m in messages}
         wanted = {h for h in hashes.values() if h}
         if not wanted:
             return set()
@@ -318,7 +318,7 @@ class Dispatcher:
         kind = catalog.category_kind(message.category)
         unsubscribe = None
         if view.contact_id and kind in ("marketing", "service"):
-            token = unsubscribe_token(self.settings.unsubscribe_secret, view.contact_id, message.category)
+            token = unsubscribe_token(self.settings.unsubscribe_secret.get_secret_value(), view.contact_id, message.category)
             unsubscribe = f"{self.settings.public_base_url.rstrip('/')}/preferences/unsubscribe?token={token}"
         context["unsubscribe_url"] = unsubscribe or ""
         subject, body = templates.render_version(template, context)

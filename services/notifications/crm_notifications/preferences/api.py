@@ -13,7 +13,7 @@ router = APIRouter(prefix="/preferences", tags=["preferences"])
 async def get_preferences(contact_id: str, request: Request):
     runtime = runtime_of(request)
     async with runtime.db.sessions() as session:
-        return await service.show(session, contact_id, webhook_master_secret=runtime.settings.webhook_secret)
+        return await service.show(session, contact_id, webhook_master_secret=runtime.settings.webhook_secret.get_secret_value())
 
 
 @router.put("/contacts/{contact_id}", response_model=PreferencesOut)
@@ -21,7 +21,7 @@ async def put_preferences(contact_id: str, data: PreferencesIn, request: Request
     runtime = runtime_of(request)
     async with runtime.transaction() as session:
         await service.update(session, contact_id, data)
-        return await service.show(session, contact_id, webhook_master_secret=runtime.settings.webhook_secret)
+        return await service.show(session, contact_id, webhook_master_secret=runtime.settings.webhook_secret.get_secret_value())
 
 
 @router.get("/unsubscribe")
@@ -33,7 +33,7 @@ async def unsubscribe_link(token: str, request: Request):
 @router.post("/unsubscribe")
 async def unsubscribe(token: str, request: Request):
     runtime = runtime_of(request)
-    parsed = check_unsubscribe_token(runtime.settings.unsubscribe_secret, token)
+    parsed = check_unsubscribe_token(runtime.settings.unsubscribe_secret.get_secret_value(), token)
     if parsed is None:
         raise Problem(400, "Invalid unsubscribe link", "The link is not valid.")
     contact_id, category = parsed
