@@ -2,7 +2,7 @@
 
 `Downstream.post(batch)` posts to `POST /api/v1/events`, then hands the gateway's new outbox rows (exactly the
 bytes its relay would publish) to the real inbox processors of scoring, complaints, notifications and the
-gateway's own read model, each on its own SQLite database. Their dead letters are collected, so a test can
+gateway's own read model, each on its own database (SQLite or PostgreSQL). Their dead letters are collected, so a test can
 check that what the gateway accepted was applied and nothing was dead-lettered."""
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class Downstream:
                 await consumer.db.dispose()
 
 
-async def build_downstream(database_factory) -> Downstream:
+async def build_downstream(database_factory, kind: str = "sqlite") -> Downstream:
     import crm_complaints
     import crm_notifications
     from crm_complaints.complaints.events import ShipmentIncidentHandler
@@ -109,9 +109,9 @@ async def build_downstream(database_factory) -> Downstream:
 
     urls = {}
     for name, ini in (("scoring", SCORING_INI), ("complaints", crm_complaints.ALEMBIC_INI), ("notifications", crm_notifications.ALEMBIC_INI)):
-        urls[name] = await database_factory.create("sqlite", f"down{name}")
+        urls[name] = await database_factory.create(kind, f"down{name}")
         await asyncio.to_thread(upgrade, ini, urls[name])
-    gateway_url = await database_factory.create("sqlite", "downgw")
+    gateway_url = await database_factory.create(kind, "downgw")
     await migrate(gateway_url)
     settings = GatewaySettings(database_url=gateway_url)
     app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())

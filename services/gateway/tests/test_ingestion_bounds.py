@@ -55,8 +55,8 @@ ACCEPTED = [
 ]
 
 
-async def test_issue_16_values_are_refused_at_the_edge_and_the_rest_is_applied(database_factory):
-    downstream = await build_downstream(database_factory)
+async def test_issue_16_values_are_refused_at_the_edge_and_the_rest_is_applied(database_factory, db_kind):
+    downstream = await build_downstream(database_factory, db_kind)
     try:
         batch = ACCEPTED[:2] + [event for _, event, _ in REFUSED] + ACCEPTED[2:]
         response = await downstream.post(batch)
@@ -90,11 +90,13 @@ async def test_the_reasons_say_what_to_fix(database_factory):
         far = _bad("OrderCreated", order_date="9999-12-31T00:00:00Z")
         usd = _bad("OrderCreated", currency="USD")
         half = _bad("OrderShipped", envelope={"version": 1.5})
-        reasons = [r["reason"] for r in (await downstream.post([naive, far, usd, half])).json()["results"]]
+        nul = _bad("OrderShipped", order_id="O-\x00-1")
+        reasons = [r["reason"] for r in (await downstream.post([naive, far, usd, half, nul])).json()["results"]]
         assert "needs an offset" in reasons[0]
         assert "between 2000-01-01 and" in reasons[1]
         assert "currency USD is not accepted here; accepted: CNY" in reasons[2]
         assert reasons[3] == "version must be an integer; got 1.5"
+        assert reasons[4] == "payload invalid: order_id: must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
     finally:
         await downstream.close()
 

@@ -135,6 +135,7 @@ batches = st.lists(st.one_of(valid_events().map(lambda e: (e, None)), broken_eve
 
 
 def test_accepted_events_are_applied_and_refused_ones_carry_a_reason(database_factory):
+    # SQLite only, to stay quick; test_ingestion_bounds runs the cases through the same consumers on both databases
     loop = asyncio.new_event_loop()
     downstream = loop.run_until_complete(build_downstream(database_factory))
 

@@ -134,14 +134,29 @@ Currency = Annotated[str, AfterValidator(_currency), Field(
     min_length=3, max_length=3, description="ISO 4217 code from the configured list (CRM_CURRENCIES, default CNY).")]
 
 
+def _no_control(value: str) -> str:
+    if _CONTROL_RE.search(value):
+        raise PydanticCustomError("control_character", "must not contain control characters (U+0000-U+001F, U+007F-U+009F)")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain NUL (U+0000)")
+    return value
+
+
+NoControl = Annotated[str, AfterValidator(_no_control), Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN})]
+
+
 def identifier(max_length: int = 100) -> type[str]:
     """A business id (order, invoice, customer...): 1 to max_length characters, no control characters."""
-    return Annotated[str, StringConstraints(min_length=1, max_length=max_length, pattern=NO_CONTROL_PATTERN)]
+    return Annotated[NoControl, StringConstraints(min_length=1, max_length=max_length)]
 
 
 def free_text(max_length: int) -> type[str]:
     """Text a person wrote (a reason, a description): anything but NUL, which PostgreSQL cannot store."""
-    return Annotated[str, StringConstraints(max_length=max_length, pattern=r"^[^\x00]*$")]
+    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(_no_nul), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
 
 
 Identifier = identifier()

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from crm_common.events.bounds import NO_CONTROL_PATTERN, FactDateTime
+from crm_common.events.bounds import FactDateTime, NoControl
 
 _REGISTRY: dict[tuple[str, int], type["EventPayload"]] = {}
 
@@ -61,12 +61,12 @@ class EventEnvelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event_id: uuid.UUID
-    type: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN)
+    type: NoControl = Field(min_length=1, max_length=100)
     version: StrictInt = Field(ge=1, description="The payload schema's version: an integer this build knows for `type`.")
     occurred_at: FactDateTime
-    producer: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN)
-    key: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN, description="The customer id; the Kafka message key.")
-    correlation_id: str | None = Field(default=None, max_length=200, pattern=NO_CONTROL_PATTERN)
+    producer: NoControl = Field(min_length=1, max_length=100)
+    key: NoControl = Field(min_length=1, max_length=200, description="The customer id; the Kafka message key.")
+    correlation_id: NoControl | None = Field(default=None, max_length=200)
     payload: dict[str, Any]
 
     def parsed(self) -> EventPayload:
