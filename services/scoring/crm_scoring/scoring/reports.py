@@ -121,8 +121,11 @@ def model_chart(report: dict[str, Any], fmt: str) -> bytes:
 
 
 async def order_days(session: AsyncSession) -> pd.DataFrame:
-    rows = (await session.execute(select(orders.c.customer_id, orders.c.order_day).where(orders.c.order_day.is_not(None), orders.c.cancelled_at.is_(None)).distinct())).all()
-    return pd.DataFrame.from_records(rows, columns=["customer_id", "order_day"])
+    """(customer_id, order_day) of every order that counts, duplicates included (the report drops them: cheaper in pandas
+    than DISTINCT in SQLite), built column by column (from_records on 10^5 rows is slow)."""
+    stmt = select(orders.c.customer_id, orders.c.order_day).where(orders.c.order_day.is_not(None), orders.c.cancelled_at.is_(None))
+    rows = (await session.execute(stmt)).all()
+    return pd.DataFrame({"customer_id": [r[0] for r in rows], "order_day": np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))})
 
 
 def calibration_summary(days: pd.DataFrame, calibration_end: dt.date, holdout_end: dt.date) -> pd.DataFrame:
