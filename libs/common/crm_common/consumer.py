@@ -2,8 +2,15 @@
 
 Offsets are committed only after that transaction commits: at-least-once delivery,
 exactly-once effect. A message whose handler keeps failing goes, after `max_attempts`,
-to `<topic>.dlq` with its error and origin; a schema-invalid one goes there at once.
-The partition keeps flowing either way.
+to `<topic>.dlq` with its error and origin, and into the service's `dead_letters` table in the
+transaction that records the give-up in the inbox; a schema-invalid one goes there at once.
+The partition keeps flowing either way. `InboxProcessor.replay_dead_letter` puts a stored dead
+letter back through the handler (crm_common.dlq: `crm-dlq`, the admin endpoints).
+
+A broker that forgot what it held must not make a consumer skip: a group whose committed offset is
+beyond a partition's end starts that partition from the earliest offset, and a consumer that sees
+another cluster id than before reads every partition it gets on the new cluster from the start
+(the inbox drops what was applied).
 """
 from __future__ import annotations
 
@@ -14,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, delete
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, PrimaryKeyConstraint, String, Table, Text, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +31,7 @@ from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, InvalidEvent, decode_envelope
 from crm_common.events.topics import dlq_topic
 from crm_common.group_repair import release_departed_leader
-from crm_common.metrics import CONSUMER_LAG, DLQ_MESSAGES, EVENTS_CONSUMED
+from crm_common.metrics import BROKER_LOSSES, CONSUMER_LAG, DLQ_MESSAGES, EVENTS_CONSUMED
 from crm_common.outbox import messaging_metadata
 from crm_common.settings import KafkaSettings
 
@@ -39,6 +46,28 @@ inbox_table = Table(
     Column("outcome", String(20), nullable=False),
     Column("processed_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+)
+
+
+# The durable copy of every dead letter (the `.dlq` topic is the other): survives a broker that forgets,
+# listed and replayed with `crm-dlq` or the admin endpoints.
+dead_letters_table = Table(
+    "dead_letters",
+    messaging_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("consumer", String(100), nullable=False),
+    Column("topic", String(200), nullable=False),  # the original (logical) topic
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("event_id", String(36), nullable=True),  # None when the message was not a valid envelope
+    Column("event_type", String(100), nullable=True),
+    Column("body", LargeBinary, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("error_type", String(200), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("replayed_at", UTCDateTime, nullable=True),
 )
 
 
@@ -58,13 +87,6 @@ class Delivery:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
-
-
-REPLAY_HEADER = "dlq.replay"
-
-
-def is_replay(delivery: Delivery) -> bool:
-    return any(name == REPLAY_HEADER for name, _ in delivery.headers)
 
 
 @dataclass(frozen=True)
@@ -123,20 +145,25 @@ class InboxProcessor:
 
     async def _apply(self, events: list[Event]) -> None:
         async with self.db.transaction() as session:
-            fresh = await self._claim(session, events, "applied")
-            if fresh:
-                handle_batch = getattr(self.handler, "handle_batch", None)
-                if handle_batch is not None:
-                    await handle_batch(session, fresh)
-                else:
-                    for event in fresh:
-                        token = correlation_id_var.set(event.envelope.correlation_id)
-                        try:
-                            await self.handler.handle(session, event)
-                        finally:
-                            correlation_id_var.reset(token)
+            await self._apply_in(session, events)
+
+    async def _apply_in(self, session: AsyncSession, events: list[Event]) -> int:
+        """Claim the events in the inbox and hand the fresh ones to the handler, in the caller's transaction."""
+        fresh = await self._claim(session, events, "applied")
+        if fresh:
+            handle_batch = getattr(self.handler, "handle_batch", None)
+            if handle_batch is not None:
+                await handle_batch(session, fresh)
+            else:
+                for event in fresh:
+                    token = correlation_id_var.set(event.envelope.correlation_id)
+                    try:
+                        await self.handler.handle(session, event)
+                    finally:
+                        correlation_id_var.reset(token)
         EVENTS_CONSUMED.labels(self.handler.name, "applied").inc(len(fresh))
         EVENTS_CONSUMED.labels(self.handler.name, "duplicate").inc(len(events) - len(fresh))
+        return len(fresh)
 
     async def _claim(self, session: AsyncSession, events: list[Event], outcome: str) -> list[Event]:
         """Record the events in the inbox; return, in order, those that were not there yet.
@@ -144,7 +171,6 @@ class InboxProcessor:
         One INSERT ... ON CONFLICT DO NOTHING RETURNING: the rows it returns are the fresh events.
         It commits or rolls back with the caller's transaction, so a failed apply claims nothing.
         """
-        await self._release_replayed_dead_letters(session, events)
         now = utcnow()
         rows: dict[str, dict] = {}
         for event in events:
@@ -167,18 +193,6 @@ class InboxProcessor:
                 claimed.discard(event_id)
                 fresh.append(event)
         return fresh
-
-    async def _release_replayed_dead_letters(self, session: AsyncSession, events: list[Event]) -> None:
-        """A dead letter replayed on purpose (header dlq.replay) gets another chance."""
-        replayed = list({str(e.envelope.event_id) for e in events if is_replay(e.delivery)})
-        if replayed:
-            await session.execute(
-                delete(inbox_table).where(
-                    inbox_table.c.consumer == self.handler.name,
-                    inbox_table.c.event_id.in_(replayed),
-                    inbox_table.c.outcome == "dead_letter",
-                )
-            )
 
     async def _apply_with_retries(self, event: Event) -> None:
         error: Exception | None = None
@@ -207,11 +221,95 @@ class InboxProcessor:
         key = delivery.key.decode(errors="replace") if delivery.key else ""
         future = await self.dead_letters.send(dlq_topic(topic), key, delivery.value, headers)
         await future
+        async with self.db.transaction() as session:
+            await session.execute(
+                insert(dead_letters_table).values(
+                    consumer=self.handler.name, topic=topic, partition=delivery.partition, offset=delivery.offset, key=key,
+                    event_id=str(event.envelope.event_id) if event else None, event_type=event.envelope.type if event else None,
+                    body=delivery.value, error=str(error)[:4000], error_type=type(error).__name__, attempts=attempts, created_at=utcnow(),
+                )
+            )
+            if event is not None:
+                await self._claim(session, [event], "dead_letter")
         DLQ_MESSAGES.labels(self.handler.name, topic).inc()
         log.error("dead-lettered %s[%d]@%d after %d attempt(s): %s", topic, delivery.partition, delivery.offset, attempts, error)
-        if event is not None:
-            async with self.db.transaction() as session:
-                await self._claim(session, [event], "dead_letter")
+
+    async def replay_dead_letter(self, dead_letter_id: int) -> bool:
+        """Put a stored dead letter of this consumer back through the handler and mark it replayed, in one
+        transaction. True when the handler applied it, False when the inbox shows it was applied since.
+
+        Raises InvalidEvent when the body is still not a valid event, LookupError when there is no such
+        unreplayed dead letter of this consumer, and whatever the handler raises (nothing is changed then).
+        """
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(dead_letters_table).where(
+                        dead_letters_table.c.id == dead_letter_id,
+                        dead_letters_table.c.consumer == self.handler.name,
+                        dead_letters_table.c.replayed_at.is_(None),
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                raise LookupError(f"no dead letter {dead_letter_id} of {self.handler.name} waiting for a replay")
+            envelope = decode_envelope(row.body)
+            event = Event(envelope, envelope.parsed(), Delivery(row.topic, row.partition, row.offset, row.key.encode(), row.body))
+            await session.execute(
+                delete(inbox_table).where(
+                    inbox_table.c.consumer == self.handler.name,
+                    inbox_table.c.event_id == str(envelope.event_id),
+                    inbox_table.c.outcome == "dead_letter",
+                )
+            )
+            applied = await self._apply_in(session, [event]) == 1
+            await session.execute(update(dead_letters_table).where(dead_letters_table.c.id == dead_letter_id).values(replayed_at=utcnow()))
+        return applied
+
+
+class BrokerReplaced(RuntimeError):
+    """The broker answers with another cluster id than the one this consumer read from."""
+
+
+class RewindLostPartitions(ConsumerRebalanceListener):
+    """On assignment, starts from the earliest offset every partition whose position the broker no longer backs.
+
+    That is a partition whose committed offset is beyond its end (the broker lost records: unclean
+    leader election, a topic deleted and created again), and, after the consumer saw the cluster id
+    change, every partition the first time it is assigned on the new cluster: offsets committed there
+    before the change was noticed may come from positions on the old one. Re-reading is safe, the
+    inbox drops what was applied; skipping is not.
+    """
+
+    def __init__(self, owner: "InboxConsumer"):
+        self.owner = owner
+        self.consumer: AIOKafkaConsumer | None = None
+        self.rewind_unseen = False  # set when the cluster changed: rewind partitions not yet positioned on the new one
+        self.positioned: set[TopicPartition] = set()
+
+    def cluster_changed(self) -> None:
+        self.rewind_unseen = True
+        self.positioned.clear()
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        if not assigned or self.consumer is None:
+            return
+        consumer, partitions = self.consumer, sorted(assigned)
+        rewind = [tp for tp in partitions if self.rewind_unseen and tp not in self.positioned]
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            committed = await consumer.committed(tp)
+            if tp not in rewind and committed is not None and committed > ends.get(tp, 0):
+                log.warning("consumer %s: committed offset %d of %s[%d] is beyond its end %d: reading it from the start",
+                            self.owner.handler.name, committed, tp.topic, tp.partition, ends.get(tp, 0))
+                rewind.append(tp)
+        if rewind:
+            for tp, offset in (await consumer.beginning_offsets(rewind)).items():
+                consumer.seek(tp, offset)
+        self.positioned.update(partitions)
 
 
 class GroupJoinStalled(RuntimeError):
@@ -269,6 +367,7 @@ class InboxConsumer:
         max_attempts: int = 5,
         batch_size: int = 500,
         poll_timeout_ms: int = 200,
+        broker_check_interval_s: float = 10.0,
     ):
         self.kafka = kafka
         self.handler = handler
@@ -281,13 +380,16 @@ class InboxConsumer:
         self._stopping = False
         self.started = asyncio.Event()
         self.join_restarts = 0  # times the JoinWatchdog made this consumer leave and join again
+        self.broker_check_interval_s = broker_check_interval_s
+        self.cluster_id: str | None = None  # the cluster this consumer reads from, as of its last check
+        self._next_check = 0.0
+        self._rewinder = RewindLostPartitions(self)
 
     def stop(self) -> None:
         self._stopping = True
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
-            *[self.kafka.physical(t) for t in self.handler.topics],
             **self.kafka.client_options(),
             group_id=self.group_id,
             client_id=f"{self.kafka.client_id_prefix}-{self.handler.name}",
@@ -297,6 +399,8 @@ class InboxConsumer:
             session_timeout_ms=self.kafka.consumer_session_timeout_ms,
             heartbeat_interval_ms=self.kafka.consumer_heartbeat_interval_ms,
         )
+        consumer.subscribe([self.kafka.physical(t) for t in self.handler.topics], listener=self._rewinder)
+        self._rewinder.consumer = consumer
         join_limit_s = self.kafka.consumer_join_watchdog_s
         try:
             await asyncio.wait_for(consumer.start(), join_limit_s if join_limit_s > 0 else None)
@@ -318,6 +422,8 @@ class InboxConsumer:
                 await self._poll_loop(self._consumer)
             except asyncio.CancelledError:
                 raise
+            except BrokerReplaced as replaced:
+                log.warning("consumer %s: %s; joining the new cluster's group and reading its partitions from the start", self.handler.name, replaced)
             except GroupJoinStalled as stalled:
                 self.join_restarts += 1
                 log.warning("consumer %s: %s; leaving the group, releasing a departed leader, joining again", self.handler.name, stalled)
@@ -348,6 +454,7 @@ class InboxConsumer:
     async def _poll_loop(self, consumer: AIOKafkaConsumer) -> None:
         watchdog = JoinWatchdog(self.kafka.consumer_join_watchdog_s)
         while not self._stopping:
+            await self._check_broker()
             batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
             watchdog.observe(bool(batches) or group_join_complete(consumer))
             if not batches:
@@ -366,6 +473,28 @@ class InboxConsumer:
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
             for tp, records in batches.items():
                 self._record_lag(consumer, tp, records[-1].offset + 1)
+
+    async def _check_broker(self) -> None:
+        """Every `broker_check_interval_s`: raise BrokerReplaced when the cluster id changed since the last check.
+
+        A broker that cannot be asked now is asked again next time: the poll loop has its own error handling.
+        """
+        if time.monotonic() < self._next_check:
+            return
+        from crm_common.bus import BrokerProbe
+
+        self._next_check = time.monotonic() + self.broker_check_interval_s
+        try:
+            async with BrokerProbe(self.kafka) as probe:
+                cluster_id = await probe.cluster_id()
+        except Exception as exc:
+            log.debug("consumer %s: broker check failed: %s", self.handler.name, exc)
+            return
+        previous, self.cluster_id = self.cluster_id, cluster_id
+        if previous is not None and cluster_id != previous:
+            BROKER_LOSSES.labels(self.handler.name, "consumer").inc()
+            self._rewinder.cluster_changed()
+            raise BrokerReplaced(f"cluster id {previous} became {cluster_id}")
 
     def _record_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, position: int) -> None:
         highwater = consumer.highwater(tp)

@@ -12,6 +12,8 @@ HTTP_LATENCY = Histogram(
 )
 OUTBOX_BACKLOG = Gauge("crm_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("crm_outbox_published_total", "Outbox rows published", ["service"])
+OUTBOX_REQUEUED = Counter("crm_outbox_requeued_total", "Published outbox rows put back to pending because the broker lost them", ["service"])
+BROKER_LOSSES = Counter("crm_broker_losses_total", "Times a relay or consumer found that the broker lost what it held", ["service", "side"])
 EVENTS_CONSUMED = Counter("crm_events_consumed_total", "Events applied by a consumer", ["consumer", "outcome"])
 CONSUMER_LAG = Gauge("crm_consumer_lag", "Messages behind the partition's high watermark", ["consumer", "topic", "partition"])
 DLQ_MESSAGES = Counter("crm_dlq_messages_total", "Messages sent to a dead-letter topic", ["consumer", "topic"])

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData
@@ -68,6 +69,26 @@ def create_messaging_tables(op) -> None:
     """Outbox and inbox tables, created in a service's first migration."""
     bind = op.get_bind()
     messaging_metadata.create_all(bind)
+
+
+def add_missing_messaging_schema(op) -> None:
+    """Create the messaging tables and indexes a database lacks: a later migration's way to bring an existing
+    database up to crm_common's messaging schema (a fresh one got everything from create_messaging_tables)."""
+    bind = op.get_bind()
+    messaging_metadata.create_all(bind)  # checkfirst: only the missing tables
+    inspector = sa.inspect(bind)
+    for table in messaging_metadata.sorted_tables:
+        existing = {index["name"] for index in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in existing:
+                index.create(bind)
+
+
+def drop_durable_log_schema(op) -> None:
+    """Downgrade of the migration that added the durable log: dead letters, relay marks, the outbox's time index."""
+    op.drop_table("dead_letters")
+    op.drop_table("relay_marks")
+    op.drop_index("ix_outbox_created_at", table_name="outbox")
 
 
 def drop_messaging_tables(op) -> None:

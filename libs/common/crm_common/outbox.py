@@ -3,13 +3,21 @@
 Publication order is the outbox id order, so one key's events leave in the order they were written.
 Only one relay per database publishes at a time (PostgreSQL advisory lock), which keeps that order
 when a service runs several replicas.
+
+The outbox is also the durable log: published rows are kept for a retention period (`purge_published`
+removes older ones), and the relay remembers, per partition, the end of what the broker acknowledged
+(`relay_marks`). When the broker no longer holds it (another cluster id, or an end offset below the
+mark), the relay puts the retained rows of the affected topics back to pending and publishes them
+again in id order; consumers' inboxes drop what they had applied.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
@@ -17,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     Column,
     Index,
+    PrimaryKeyConstraint,
     Integer,
     MetaData,
     String,
@@ -30,13 +39,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.context import current_correlation_id
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, encode_envelope, make_event
 from crm_common.events.topics import topic_for
-from crm_common.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from crm_common.metrics import BROKER_LOSSES, OUTBOX_BACKLOG, OUTBOX_PUBLISHED, OUTBOX_REQUEUED
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,22 @@ Index(
     sqlite_where=outbox_table.c.published_at.is_(None),
 )
 
+Index("ix_outbox_created_at", outbox_table.c.created_at)  # retention purge and replay by time range
+
+# Per partition the relay published to: the offset after the last record the broker acknowledged, and the
+# cluster it was acknowledged by. Only ever raised while the cluster stays the same.
+relay_marks_table = Table(
+    "relay_marks",
+    messaging_metadata,
+    Column("topic", String(200), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("cluster_id", String(200), nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("topic", "partition", name="pk_relay_marks"),
+)
+
+DEFAULT_RETENTION = dt.timedelta(days=7)
 RELAY_LOCK_KEY = 0x0C2A0B0C  # advisory lock id; one per database, so one constant is enough
 
 
@@ -126,11 +153,67 @@ def _id_in(session: AsyncSession, ids: list[int]):
     return outbox_table.c.id.in_(ids)
 
 
+@dataclass(frozen=True)
+class Published:
+    """One outbox row the broker acknowledged, and where it put it."""
+
+    id: int
+    topic: str
+    partition: int | None
+    offset: int | None
+
+
+async def publish_in_order(publisher, rows) -> tuple[list[Published], Exception | None]:
+    """Send every row (id, topic, key, body), then keep only the prefix acknowledged without a gap.
+
+    Rows after the first failure are not counted as sent and go again (a duplicate at worst),
+    so no key ever sees a later event without the earlier one.
+    """
+    futures = []
+    error: Exception | None = None
+    for row in rows:
+        try:
+            futures.append(await publisher.send(row.topic, row.key, row.body.encode()))
+        except Exception as exc:  # broker gone before the send was even queued
+            error = exc
+            break
+    sent: list[Published] = []
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for row, result in zip(rows, results):
+        if isinstance(result, Exception):
+            error = error or result
+            break
+        sent.append(Published(row.id, row.topic, getattr(result, "partition", None), getattr(result, "offset", None)))
+    return sent, error
+
+
+def _marks_upsert(session: AsyncSession, cluster_id: str, sent: list[Published]):
+    """Raise each partition's mark to the end of what was just acknowledged (never lower it)."""
+    ends: dict[tuple[str, int], int] = {}
+    for record in sent:
+        if record.partition is not None and record.offset is not None:
+            key = (record.topic, record.partition)
+            ends[key] = max(ends.get(key, 0), record.offset + 1)
+    if not ends:
+        return None
+    now = utcnow()
+    rows = [{"topic": t, "partition": p, "cluster_id": cluster_id, "next_offset": end, "updated_at": now} for (t, p), end in sorted(ends.items())]
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    statement = (postgresql_insert if postgresql else sqlite_insert)(relay_marks_table).values(rows)
+    higher = (func.greatest if postgresql else func.max)(relay_marks_table.c.next_offset, statement.excluded.next_offset)
+    return statement.on_conflict_do_update(
+        index_elements=[relay_marks_table.c.topic, relay_marks_table.c.partition],
+        set_={"next_offset": higher, "updated_at": statement.excluded.updated_at},
+    )
+
+
 class OutboxRelay:
     """Publishes pending outbox rows in id order, marks them sent, backs off while the broker is away.
 
     A crash between publish and mark gives a duplicate on the next run, never a loss;
-    consumers absorb duplicates through their inbox.
+    consumers absorb duplicates through their inbox. Before its first publish, then every
+    `broker_check_interval_s` and after every failed pass, it checks that the broker still holds what
+    it acknowledged (`check_broker`).
     """
 
     def __init__(
@@ -142,7 +225,8 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 0.2,
         max_backoff_s: float = 5.0,
-        retention: dt.timedelta = dt.timedelta(hours=24),
+        retention: dt.timedelta = DEFAULT_RETENTION,
+        broker_check_interval_s: float = 10.0,
     ):
         self.db = db
         self.publisher = publisher
@@ -151,6 +235,9 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.max_backoff_s = max_backoff_s
         self.retention = retention
+        self.broker_check_interval_s = broker_check_interval_s
+        self.cluster_id: str | None = None  # of the last check; None: check before publishing
+        self._checked_at = 0.0
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -163,18 +250,60 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """One pass: publish up to batch_size rows. Returns how many were published."""
+        """One pass: check the broker when due, publish up to batch_size rows. Returns how many were published."""
+        if self.cluster_id is None or time.monotonic() - self._checked_at >= self.broker_check_interval_s:
+            await self.check_broker()
         rows = await self._fetch_pending()
         if not rows:
             OUTBOX_BACKLOG.labels(self.service).set(0)
             return 0
-        sent_ids, error = await self._publish_in_order(rows)
-        failed_id = rows[len(sent_ids)].id if error is not None else None
-        await self._mark(sent_ids, failed_id, error)
-        OUTBOX_PUBLISHED.labels(self.service).inc(len(sent_ids))
+        sent, error = await publish_in_order(self.publisher, rows)
+        failed_id = rows[len(sent)].id if error is not None else None
+        await self._mark(sent, failed_id, error)
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))
         if error is not None:
+            self.cluster_id = None  # the broker may come back as another one: check before the next publish
             raise error
-        return len(sent_ids)
+        return len(sent)
+
+    async def check_broker(self) -> int:
+        """Compare the marks with what the broker holds; put the retained rows of lost topics back to pending.
+
+        A topic counts as lost when a mark's cluster id is not the broker's, or a partition's end offset
+        is below its mark (or the partition is gone). Returns how many rows were put back.
+        """
+        from crm_common.bus import BrokerProbe
+
+        async with self.db.sessions() as session:
+            marks = (await session.execute(select(relay_marks_table))).all()
+        async with BrokerProbe(self.publisher.kafka) as probe:
+            cluster_id = await probe.cluster_id() or "unknown"
+            same_cluster = [m for m in marks if m.cluster_id == cluster_id]
+            ends = await probe.end_offsets((m.topic, m.partition) for m in same_cluster)
+            short = {(m.topic, m.partition): m.next_offset - 1 for m in same_cluster if ends.get((m.topic, m.partition), -1) < m.next_offset}
+            held = await probe.holds(short) if short else set()
+        lost = {m.topic for m in marks if m.cluster_id != cluster_id} | {topic for topic, partition in set(short) - held}
+        requeued = await self._requeue(sorted(lost)) if lost else 0
+        if lost:
+            BROKER_LOSSES.labels(self.service, "relay").inc()
+            OUTBOX_REQUEUED.labels(self.service).inc(requeued)
+            log.warning(
+                "broker %s no longer holds what this relay published to %s: %d retained row(s) go again",
+                cluster_id, ", ".join(sorted(lost)), requeued,
+            )
+        self.cluster_id = cluster_id
+        self._checked_at = time.monotonic()
+        return requeued
+
+    async def _requeue(self, topics: list[str]) -> int:
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(outbox_table)
+                .where(outbox_table.c.topic.in_(topics), outbox_table.c.published_at.is_not(None))
+                .values(published_at=None)
+            )
+            await session.execute(delete(relay_marks_table).where(relay_marks_table.c.topic.in_(topics)))
+            return result.rowcount or 0
 
     async def _fetch_pending(self):
         async with self.db.sessions() as session:
@@ -187,50 +316,20 @@ class OutboxRelay:
                 )
             ).all()
 
-    async def _mark(self, sent_ids: list[int], failed_id: int | None, error: Exception | None) -> None:
-        """Record what the broker acknowledged. A crash before this only causes a re-send."""
+    async def _mark(self, sent: list[Published], failed_id: int | None, error: Exception | None) -> None:
+        """Record what the broker acknowledged and where. A crash before this only causes a re-send."""
         async with self.db.transaction() as session:
-            if sent_ids:
-                await session.execute(update(outbox_table).where(_id_in(session, sent_ids)).values(published_at=utcnow()))
+            if sent:
+                await session.execute(update(outbox_table).where(_id_in(session, [r.id for r in sent])).values(published_at=utcnow()))
+                marks = _marks_upsert(session, self.cluster_id or "unknown", sent)
+                if marks is not None:
+                    await session.execute(marks)
             if failed_id is not None:
                 await session.execute(
                     update(outbox_table)
                     .where(outbox_table.c.id == failed_id)
                     .values(attempts=outbox_table.c.attempts + 1, last_error=str(error)[:2000])
                 )
-
-    async def _publish_in_order(self, rows) -> tuple[list[int], Exception | None]:
-        """Send every row, then keep only the prefix acknowledged without a gap.
-
-        Rows after the first failure stay pending and go again (a duplicate at worst),
-        so no key ever sees a later event without the earlier one.
-        """
-        futures = []
-        error: Exception | None = None
-        for row in rows:
-            try:
-                futures.append(await self.publisher.send(row.topic, row.key, row.body.encode()))
-            except Exception as exc:  # broker gone before the send was even queued
-                error = exc
-                break
-        sent_ids: list[int] = []
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for row, result in zip(rows, results):
-            if isinstance(result, Exception):
-                error = error or result
-                break
-            sent_ids.append(row.id)
-        return sent_ids, error
-
-    async def purge_published(self) -> int:
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                delete(outbox_table).where(
-                    outbox_table.c.published_at.is_not(None),
-                    outbox_table.c.published_at < utcnow() - self.retention,
-                )
-            )
-            return result.rowcount or 0
 
     async def update_backlog_metric(self) -> int:
         async with self.db.sessions() as session:
@@ -259,6 +358,7 @@ class OutboxRelay:
                 await self._sleep(max(1.0, self.poll_interval_s))
                 return
             try:
+                self.cluster_id = None  # another leader may have published meanwhile: check first
                 await self._relay_loop(lock_connection)
             finally:
                 await lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RELAY_LOCK_KEY})
@@ -281,7 +381,6 @@ class OutboxRelay:
                 continue
             passes += 1
             if passes % 300 == 0:
-                await self.purge_published()
                 await self.update_backlog_metric()
                 if lock_connection is not None:
                     await lock_connection.execute(text("SELECT 1"))
@@ -307,3 +406,35 @@ class OutboxRelay:
                 await asyncio.sleep(0.2)
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("outbox did not drain in time")
+
+
+async def purge_published(db: Database, retention: dt.timedelta = DEFAULT_RETENTION, *, chunk: int = 5000) -> int:
+    """Delete published rows written longer than `retention` ago, a chunk per transaction. Returns how many."""
+    removed = 0
+    while True:
+        async with db.transaction() as session:
+            old = (
+                select(outbox_table.c.id)
+                .where(outbox_table.c.created_at < utcnow() - retention, outbox_table.c.published_at.is_not(None))
+                .order_by(outbox_table.c.created_at)
+                .limit(chunk)
+            )
+            result = await session.execute(delete(outbox_table).where(outbox_table.c.id.in_(old)))
+            count = result.rowcount or 0
+        removed += count
+        if count < chunk:
+            return removed
+
+
+async def purge_loop(db: Database, retention: dt.timedelta, interval_s: float) -> None:
+    """The runtime's background loop for the retention: purge, then wait `interval_s`."""
+    while True:
+        try:
+            removed = await purge_published(db, retention)
+            if removed:
+                log.info("outbox purge removed %d published row(s) older than %s", removed, retention)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("outbox purge failed; trying again in %.0fs", interval_s, exc_info=True)
+        await asyncio.sleep(interval_s)

@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.bus import KafkaPublisher
 from crm_common.consumer import EventHandler, InboxConsumer
 from crm_common.db import Database
+from crm_common.dlq import dead_letters_router
 from crm_common.edge import EdgeAuthMiddleware, EdgeTokenVerifier
 from crm_common.http import CorrelationAndMetricsMiddleware, health_router
 from crm_common.limits import RequestBodyLimitMiddleware, max_request_body_bytes
 from crm_common.logging import configure_logging
-from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay
+from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay, purge_loop
 from crm_common.production import exit_if_refused, refuse_unsafe_production
 from crm_common.problems import install_problem_handlers
 from crm_common.settings import ServiceSettings
@@ -38,6 +39,8 @@ class ServiceRuntime:
             service=settings.service_name,
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
+            retention=settings.outbox_retention,
+            broker_check_interval_s=settings.broker_check_interval_s,
         )
         self.consumers = [
             InboxConsumer(
@@ -47,6 +50,7 @@ class ServiceRuntime:
                 self.publisher,
                 max_attempts=settings.consumer_max_attempts,
                 batch_size=settings.consumer_batch_size,
+                broker_check_interval_s=settings.broker_check_interval_s,
             )
             for handler in handlers
         ]
@@ -54,6 +58,8 @@ class ServiceRuntime:
         self._loop_tasks: set[asyncio.Task] = set()
         self._own_loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        if settings.run_outbox_relay:
+            self.add_background_loop("outbox-purge", lambda: purge_loop(self.db, settings.outbox_retention, settings.outbox_purge_interval_s))
 
     def add_background_loop(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """A loop of the service's own (a scheduler, a purge): started with the relay and consumers, cancelled on stop."""
@@ -164,8 +170,10 @@ def create_service_app(
     description: str = "",
     start_background: bool = True,
     edge_auth: bool = True,
+    admin_prefix: str = "",
 ) -> FastAPI:
     """`edge_auth`: requests need the gateway's proof (crm_common.edge); only the gateway itself, the edge, turns it off.
+    `admin_prefix`: where the shared admin endpoints (dead letters) go, e.g. the gateway's /api/v1 behind its auth.
     In production, unsafe settings raise `UnsafeProductionSettings` here, before anything starts."""
     settings = runtime.settings
     refuse_unsafe_production(settings, serves_api=True)
@@ -188,9 +196,25 @@ def create_service_app(
     app.add_middleware(CorrelationAndMetricsMiddleware, service=settings.service_name)
     install_problem_handlers(app)
     app.include_router(health_router(runtime.readiness))
+    if runtime.consumers:  # before the service's routers: a catch-all of theirs (the gateway's proxy) must not shadow it
+        app.include_router(dead_letters_router(settings.service_name, admin_prefix))
     for router in routers:
         app.include_router(router)
     return app
+
+
+RUNTIME_ENTRY_POINTS = "crm.runtimes"
+
+
+def load_runtime(service: str) -> ServiceRuntime:
+    """The named service's runtime, built from its environment settings (not started): what operator
+    commands use. Each service registers a factory under the `crm.runtimes` entry points."""
+    from importlib.metadata import entry_points
+
+    factories = {entry.name: entry for entry in entry_points(group=RUNTIME_ENTRY_POINTS)}
+    if service not in factories:
+        raise SystemExit(f"unknown service {service!r}; installed: {', '.join(sorted(factories)) or 'none'}")
+    return factories[service].load()()
 
 
 def run_worker(runtime: ServiceRuntime) -> None:

@@ -2,6 +2,7 @@
 settings shared."""
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 from pydantic import Field, SecretStr, field_validator
@@ -98,6 +99,12 @@ class ServiceSettings(BaseSettings):
     run_consumers: bool = True
     outbox_poll_interval_s: float = 0.2
     outbox_batch_size: int = 500
+    # Published outbox rows are the durable log the relay republishes from after a broker lost data, and
+    # what `crm-outbox replay` reads: kept this long (ISO 8601 duration like P7D, or seconds), then purged.
+    outbox_retention: dt.timedelta = dt.timedelta(days=7)
+    outbox_purge_interval_s: float = 3600.0
+    # How often an idle relay and each consumer ask the broker whether it still holds what they saw.
+    broker_check_interval_s: float = 10.0
     consumer_max_attempts: int = 5
     consumer_batch_size: int = 500
     # Graceful stop: how long the consumers may take to finish their batch and the relay to flush (make run's

@@ -1,5 +1,6 @@
 """The outbox and the inbox against the real broker, on SQLite and PostgreSQL."""
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from common_support import RecordingHandler, applied_count, applied_rows, order_event
@@ -139,28 +140,41 @@ async def test_poison_message_on_the_real_broker_lands_in_dlq(messaging_db, kafk
     assert headers["dlq.original_topic"] == b"logistics.orders" and b"not a valid event envelope" in headers["dlq.error"]
 
 
-async def test_dead_letters_are_replayed_after_a_fix(messaging_db, kafka_settings):
-    from crm_common.dlq import replay, summarize
+async def test_dead_letters_are_kept_in_the_database_and_replayed_after_a_fix(messaging_db, kafka_settings):
+    from crm_common.dlq import get_dead_letter, list_dead_letters, replay_dead_letters
 
     handler = RecordingHandler(fail_order_ids={"needs-fix"})
     publisher = KafkaPublisher(kafka_settings, client_id="test")
-    await publisher.publish(order_event("needs-fix"))
+    broken = order_event("needs-fix")
+    await publisher.publish(broken)
     await publisher.publish(order_event("fine"))
     consumer = InboxConsumer(messaging_db, kafka_settings, handler, publisher, group_id="g-replay", max_attempts=2)
     consumer.processor.retry_delay_s = 0
     task = asyncio.create_task(consumer.run())
     try:
         await wait_until(lambda: applied_count(messaging_db), timeout_s=20)
-        assert (await summarize(kafka_settings, "logistics.orders", idle_s=1.0))["messages"] == 1
-        handler.fail_order_ids.clear()  # the fix is deployed
-        assert await replay(kafka_settings, "logistics.orders", idle_s=1.0) == 1
-        await wait_until(lambda: _count_is(messaging_db, 2), timeout_s=20)
-        assert await replay(kafka_settings, "logistics.orders", idle_s=1.0) == 0  # nothing replayed twice
+        await wait_until(lambda: list_dead_letters(messaging_db), timeout_s=20)
     finally:
         consumer.stop()
         await asyncio.wait_for(task, 15)
         await publisher.stop()
+    (waiting,) = await list_dead_letters(messaging_db)
+    assert waiting["event_id"] == str(broken.event_id) and waiting["consumer"] == "test-recorder" and waiting["attempts"] == 2
+    assert waiting["topic"] == "logistics.orders" and "cannot apply needs-fix" in waiting["error"]
+    assert (await get_dead_letter(messaging_db, waiting["id"]))["event"]["payload"]["order_id"] == "needs-fix"
+    on_topic = await read_raw(kafka_settings, "logistics.orders.dlq", count=1)
+    assert on_topic[0].value == encode_envelope(broken)
+
+    runtime = SimpleNamespace(db=messaging_db, consumers=[consumer])
+    (still_failing,) = await replay_dead_letters(runtime, [waiting["id"]])
+    assert still_failing.outcome == "failed" and await applied_count(messaging_db) == 1  # nothing changed, still waiting
+    handler.fail_order_ids.clear()  # the fix is deployed
+    (replayed,) = await replay_dead_letters(runtime, [waiting["id"]])
+    assert replayed.outcome == "applied"
+    (again,) = await replay_dead_letters(runtime, [waiting["id"]])
+    assert again.outcome == "not_found"  # a replayed row is not replayed twice
     assert sorted(r.order_id for r in await applied_rows(messaging_db)) == ["fine", "needs-fix"]
+    assert await list_dead_letters(messaging_db) == [] and len(await list_dead_letters(messaging_db, state="replayed")) == 1
 
 
 async def _count_is(db, n):

@@ -13,8 +13,13 @@ def build_runtime(settings: ComplaintsSettings | None = None) -> ComplaintsRunti
     return ComplaintsRuntime(settings or ComplaintsSettings())
 
 
+def runtime_from_environment() -> ComplaintsRuntime:
+    """The runtime as the environment configures it (the `crm.runtimes` entry point: crm-dlq, crm-outbox)."""
+    return build_runtime()
+
+
 def main() -> None:
-    run_worker(build_runtime())
+    run_worker(runtime_from_environment())
 
 
 if __name__ == "__main__":

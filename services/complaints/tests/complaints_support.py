@@ -46,7 +46,8 @@ async def migrated_url(database_factory, kind: str, label: str = "complaints") -
 
 # every table of the service, children first (for a reset between tests that share one migrated database)
 TABLES = ("timeline_entries", "complaint_references", "sla_clocks", "idempotency_records", "complaints", "agent_shifts", "agents",
-          "routing_rules", "teams", "directory_contacts", "directory_customers", "outbox", "inbox")
+          "routing_rules", "teams", "directory_contacts", "directory_customers", "outbox", "inbox", "relay_marks",
+          "dead_letters")
 
 
 async def reset_database(url: str) -> None:

@@ -14,7 +14,8 @@ from crm_complaints import ALEMBIC_INI
 from crm_complaints.db import metadata
 
 EXPECTED = {"complaints", "complaint_references", "timeline_entries", "teams", "agents", "agent_shifts", "routing_rules", "sla_clocks",
-            "idempotency_records", "directory_customers", "directory_contacts", "outbox", "inbox", "alembic_version"}
+            "idempotency_records", "directory_customers", "directory_contacts", "outbox", "inbox", "relay_marks",
+            "dead_letters", "alembic_version"}
 
 
 async def test_upgrade_matches_models_and_downgrade_empties(database_factory, db_kind):

@@ -2,13 +2,18 @@
 (one publishing leader per PostgreSQL database; the others wait on the advisory lock)."""
 from __future__ import annotations
 
-from crm_common.runtime import run_worker
+from crm_common.runtime import ServiceRuntime, run_worker
 from crm_profile.main import build_runtime
 from crm_profile.settings import ProfileSettings
 
 
+def runtime_from_environment() -> ServiceRuntime:
+    """The runtime as the environment configures it (the `crm.runtimes` entry point: crm-dlq, crm-outbox)."""
+    return build_runtime(ProfileSettings())
+
+
 def main() -> None:
-    run_worker(build_runtime(ProfileSettings()))
+    run_worker(runtime_from_environment())
 
 
 if __name__ == "__main__":

@@ -80,6 +80,11 @@ RULES: tuple[Rule, ...] = (
     R("/dashboard", READ, ADMIN, None),
     R("/search", READ, STAFF_AM, None, Scope.LIST),
     R("/customers/{customer_id}/360", READ, PEOPLE, None, Scope.PATH_CUSTOMER),
+    # --- every consumer's dead letters (crm_common.dlq), before scoring's /admin catch-all
+    R("/admin/dead-letters/gateway{rest:path}", ALL_METHODS, ADMIN, None),
+    R("/admin/dead-letters/scoring{rest:path}", ALL_METHODS, ADMIN, "scoring"),
+    R("/admin/dead-letters/complaints{rest:path}", ALL_METHODS, ADMIN, "complaints"),
+    R("/admin/dead-letters/notifications{rest:path}", ALL_METHODS, ADMIN, "notifications"),
     # --- customer-profile
     R("/customers", READ, STAFF_AM, "profile", Scope.LIST, item_id_field="id"),
     R("/customers", frozenset({"POST"}), ADMIN, "profile"),

@@ -7,9 +7,14 @@ from crm_gateway.readmodels import DashboardReadModel
 from crm_gateway.settings import GatewaySettings
 
 
-def main() -> None:
+def runtime_from_environment() -> ServiceRuntime:
+    """The runtime as the environment configures it (the `crm.runtimes` entry point: crm-dlq, crm-outbox)."""
     settings = GatewaySettings()
-    run_worker(ServiceRuntime(settings, handlers=[DashboardReadModel(shipments=settings.shipments_read_model)]))
+    return ServiceRuntime(settings, handlers=[DashboardReadModel(shipments=settings.shipments_read_model)])
+
+
+def main() -> None:
+    run_worker(runtime_from_environment())
 
 
 if __name__ == "__main__":

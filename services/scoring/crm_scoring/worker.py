@@ -5,12 +5,17 @@ Replicas share the consumer group `scoring`; Kafka spreads the partitions over t
 from __future__ import annotations
 
 from crm_common.runtime import run_worker
-from crm_scoring.main import build_runtime
+from crm_scoring.main import ScoringRuntime, build_runtime
 from crm_scoring.settings import ScoringSettings
 
 
+def runtime_from_environment() -> ScoringRuntime:
+    """The runtime as the environment configures it (the `crm.runtimes` entry point: crm-dlq, crm-outbox)."""
+    return build_runtime(ScoringSettings())
+
+
 def main() -> None:
-    run_worker(build_runtime(ScoringSettings()))
+    run_worker(runtime_from_environment())
 
 
 if __name__ == "__main__":
