@@ -1,16 +1,16 @@
 """durable log: dead_letters (kept in the database as well as on the .dlq topic), relay_marks (what the broker
 acknowledged, to notice a broker that lost it), an index on outbox.created_at (retention purge, replay by time)
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-07
 """
 from alembic import op
 
 from crm_common.migrations import add_missing_messaging_schema, drop_durable_log_schema
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
