@@ -72,14 +72,21 @@ def _deliveries(records):
     return [Delivery(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
 
 
+async def _scoring_is_read_only(self, session, events):
+    raise RuntimeError("injected fault: the scoring database is read-only for maintenance")
+
+
 async def test_dead_letters_outlive_the_broker_and_crm_dlq_replays_them_once(
     database_factory, db_kind, kafka_settings, local_broker, monkeypatch, capsys
 ):
+    from crm_scoring.scoring.consumer import ScoringHandler
+
+    monkeypatch.setattr(ScoringHandler, "handle_batch", _scoring_is_read_only)
     db = await scoring_db(database_factory, db_kind, "dlq")
     try:
         proc, dead = processor(db, max_attempts=1)
-        foreign = event(OrderCreated(order_id="usd-1", customer_id="importer", order_date=AS_OF, amount=10, currency="USD"), "importer")
-        await proc.process(deliveries([foreign]))
+        order = event(OrderCreated(order_id="o-41", customer_id="importer", order_date=AS_OF, amount=10), "importer")
+        await proc.process(deliveries([order]))
         assert len(dead.sent) == 1  # on its way to the .dlq topic, which a broker that forgets will lose
     finally:
         await db.dispose()
@@ -91,13 +98,14 @@ async def test_dead_letters_outlive_the_broker_and_crm_dlq_replays_them_once(
     _environment(monkeypatch, kafka_settings, SCORING=db.url)
     assert await asyncio.to_thread(dlq.main, ["list", "--service", "scoring"]) == 0
     (waiting,) = json.loads(capsys.readouterr().out)
-    assert waiting["consumer"] == "scoring" and waiting["error_type"] == "CurrencyMismatch" and waiting["event_id"] == str(foreign.event_id)
+    assert waiting["consumer"] == "scoring" and waiting["error_type"] == "RuntimeError" and waiting["event_id"] == str(order.event_id)
     assert await asyncio.to_thread(dlq.main, ["show", "--service", "scoring", str(waiting["id"])]) == 0
-    assert json.loads(capsys.readouterr().out)["event"]["payload"]["order_id"] == "usd-1"
+    assert json.loads(capsys.readouterr().out)["event"]["payload"]["order_id"] == "o-41"
 
     assert await asyncio.to_thread(dlq.main, ["replay", "--service", "scoring"]) == 1  # not fixed yet: still waiting
     assert json.loads(capsys.readouterr().out)["failed"][0]["outcome"] == "failed"
-    monkeypatch.setenv("SCORING_CURRENCY", "USD")  # the fix: this installation books in USD
+    monkeypatch.undo()  # the fix: the database is writable again
+    _environment(monkeypatch, kafka_settings, SCORING=db.url)
     assert await asyncio.to_thread(dlq.main, ["replay", "--service", "scoring"]) == 0
     assert json.loads(capsys.readouterr().out) == {"applied": 1, "already_applied": 0, "failed": []}
     assert await asyncio.to_thread(dlq.main, ["replay", "--service", "scoring", str(waiting["id"])]) == 1  # replayed already: nothing twice
@@ -106,6 +114,6 @@ async def test_dead_letters_outlive_the_broker_and_crm_dlq_replays_them_once(
     db = type(db)(db.url)
     try:
         async with db.sessions() as session:
-            assert await session.scalar(select(func.count()).select_from(scoring_orders).where(scoring_orders.c.order_id == "usd-1")) == 1
+            assert await session.scalar(select(func.count()).select_from(scoring_orders).where(scoring_orders.c.order_id == "o-41")) == 1
     finally:
         await db.dispose()

@@ -16,7 +16,11 @@ from crm_gateway.settings import GatewaySettings
 BASE = "/api/v1/admin/dead-letters"
 
 
-async def test_admin_lists_shows_and_replays_a_services_dead_letters_through_the_gateway(database_factory):
+async def _scoring_is_read_only(self, session, events):
+    raise RuntimeError("injected fault: the scoring database is read-only for maintenance")
+
+
+async def test_admin_lists_shows_and_replays_a_services_dead_letters_through_the_gateway(database_factory, monkeypatch):
     from crm_scoring.db import orders
     from crm_scoring.main import create_app as scoring_app
     from crm_scoring.migrate import ALEMBIC_INI
@@ -27,10 +31,10 @@ async def test_admin_lists_shows_and_replays_a_services_dead_letters_through_the
     scoring = scoring_app(ScoringSettings(database_url=scoring_url, run_scheduler=False, run_consumers=False, run_outbox_relay=False),
                           start_background=False)
     runtime = scoring.state.runtime
-    foreign = make_event(OrderCreated(order_id="usd-7", customer_id="C9", order_date="2026-11-02T08:00:00Z", amount=40, currency="USD"),
-                         key="C9", producer="test")
+    monkeypatch.setattr(type(runtime.consumers[0].handler), "handle_batch", _scoring_is_read_only)
+    order = make_event(OrderCreated(order_id="o-7", customer_id="C9", order_date="2026-11-02T08:00:00Z", amount=40), key="C9", producer="test")
     gives_up = InboxProcessor(runtime.db, runtime.consumers[0].handler, CollectingDeadLetters(), max_attempts=1)
-    await gives_up.process([Delivery("logistics.orders", 2, 41, b"C9", encode_envelope(foreign))])
+    await gives_up.process([Delivery("logistics.orders", 2, 41, b"C9", encode_envelope(order))])
 
     gateway_url = await database_factory.create("sqlite", "dlqgw")
     await migrate(gateway_url)
@@ -43,13 +47,13 @@ async def test_admin_lists_shows_and_replays_a_services_dead_letters_through_the
             listed = await client.get(f"{BASE}/scoring", headers=admin)
             assert listed.status_code == 200, listed.text
             (item,) = listed.json()["items"]
-            assert item["error_type"] == "CurrencyMismatch" and (item["topic"], item["partition"], item["offset"]) == ("logistics.orders", 2, 41)
+            assert item["error_type"] == "RuntimeError" and (item["topic"], item["partition"], item["offset"]) == ("logistics.orders", 2, 41)
             shown = (await client.get(f"{BASE}/scoring/{item['id']}", headers=admin)).json()
-            assert shown["event"]["payload"]["order_id"] == "usd-7"
+            assert shown["event"]["payload"]["order_id"] == "o-7"
 
             refused = await client.post(f"{BASE}/scoring/{item['id']}/replay", headers=admin)  # not fixed yet
             assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
-            runtime.settings.currency = "USD"  # the fix
+            monkeypatch.undo()  # the fix: the database is writable again
             replayed = await client.post(f"{BASE}/scoring/{item['id']}/replay", headers=admin)
             assert replayed.status_code == 200 and replayed.json()["outcome"] == "applied"
             assert (await client.post(f"{BASE}/scoring/{item['id']}/replay", headers=admin)).status_code == 404  # once
@@ -63,7 +67,7 @@ async def test_admin_lists_shows_and_replays_a_services_dead_letters_through_the
             assert (await client.post(f"{BASE}/gateway/replay", headers=admin)).json() == {"applied": 0, "already_applied": 0, "failed": []}
             assert (await client.get(f"{BASE}/gateway", headers=agent)).status_code == 403
         async with runtime.db.sessions() as session:
-            assert await session.scalar(select(func.count()).select_from(orders).where(orders.c.order_id == "usd-7")) == 1
+            assert await session.scalar(select(func.count()).select_from(orders).where(orders.c.order_id == "o-7")) == 1
     finally:
         await gateway.state.gateway.aclose()
         await gateway.state.runtime.db.dispose()
