@@ -157,3 +157,32 @@ def test_weekly_cumulative_repeat_transactions_hand_checked():
     assert [p["week_ending"] for p in points] == ["2026-01-08", "2026-01-15", "2026-01-22", "2026-01-26"]
     assert [p["actual"] for p in points] == [1, 2, 3, 3] and [p["holdout"] for p in points] == [False, True, True, True]
     assert points[-1]["predicted"] == pytest.approx(float(bgnbd.expected_purchases(params, 25 / 7) + bgnbd.expected_purchases(params, 20 / 7)), abs=1e-3)
+
+
+def test_gamma_gamma_over_repeat_transactions_equals_lifetimes():
+    """The features' Gamma-Gamma inputs are lifetimes' frequency and monetary_value (mean value of the repeat periods,
+    a day's orders summed), and the fit and the conditional expectation agree with its GammaGammaFitter."""
+    from crm_scoring.model import gamma_gamma
+    from crm_scoring.model.features import Facts, compute_features
+
+    log = _transaction_log(2000, seed=7)
+    rng = np.random.default_rng(8)
+    log = pd.concat([log, log.sample(400, random_state=1)], ignore_index=True)  # some days with two orders
+    log["margin"] = np.round(rng.gamma(4.0, 60.0, len(log)) * (1 + (log["customer_id"].str[1:].astype(int) % 5)), 2)
+    as_of = day_number(dt.date(2026, 12, 1))
+    orders = log.assign(order_id=[f"o{i}" for i in range(len(log))], amount=log["margin"] * 5, service_type="trunk", cancelled=False, shipped=False,
+                        on_time=np.nan, damaged=False, lost=False, loss=0.0)
+    features = compute_features(Facts(orders=orders), as_of)
+    reference = lifetimes.utils.summary_data_from_transaction_data(log.assign(date=pd.to_datetime(log["order_day"], unit="D")), "customer_id", "date",
+                                                                   monetary_value_col="margin", observation_period_end=pd.Timestamp(dt.date(2026, 12, 1)),
+                                                                   freq="D", freq_multiplier=7).reindex(features.index)
+    assert np.allclose(features["gg_x"], reference["frequency"]) and np.allclose(features["bg_T"], reference["T"])
+    repeat = features["gg_x"] > 0
+    assert np.allclose(features.loc[repeat, "gg_mean"], reference.loc[repeat, "monetary_value"])
+    ours = gamma_gamma.fit(features.loc[repeat, "gg_x"], features.loc[repeat, "gg_mean"]).params
+    oracle = lifetimes.GammaGammaFitter().fit(reference.loc[repeat, "frequency"], reference.loc[repeat, "monetary_value"])
+    for name, theirs in (("p", "p"), ("q", "q"), ("gamma", "v")):
+        assert getattr(ours, name) == pytest.approx(oracle.params_[theirs], rel=5e-4), name
+    oracle.params_ = pd.Series({"p": ours.p, "q": ours.q, "v": ours.gamma})
+    assert gamma_gamma.expected_average_value(ours, reference["frequency"], reference["monetary_value"]) == pytest.approx(
+        np.asarray(oracle.conditional_expected_average_profit(reference["frequency"], reference["monetary_value"])), rel=1e-6)
