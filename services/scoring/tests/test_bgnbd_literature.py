@@ -2,6 +2,8 @@
 and the `lifetimes` package (test-only, pinned in requirements/dev.lock) as an independent implementation."""
 import datetime as dt
 
+import lifetimes  # test-only oracle, pinned in requirements/dev.lock
+import lifetimes.utils
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +13,6 @@ from crm_scoring.model import bgnbd
 from crm_scoring.model.bgnbd import BgNbdParams
 from crm_scoring.scoring.ingest import day_number
 from crm_scoring.scoring.reports import calibration_summary, weekly_cumulative
-
-lifetimes = pytest.importorskip("lifetimes")
 
 PARAMETER_SETS = [BgNbdParams(r=0.6, alpha=5.0, a=a, b=b) for a, b in ((0.5, 1.5), (0.8, 2.5), (1.0, 2.0), (1.5, 3.0), (3.0, 6.0))]
 
