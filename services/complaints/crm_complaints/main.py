@@ -7,19 +7,23 @@ from crm_common.production import exit_if_refused
 from crm_common.runtime import create_service_app
 from crm_complaints.complaints.api import router as complaints_router
 from crm_complaints.runtime import ComplaintsRuntime
+from crm_complaints.setup.api import install_setup_problems
+from crm_complaints.setup.api import router as setup_router
 from crm_complaints.settings import ComplaintsSettings
 
 
 def create_app(settings: ComplaintsSettings | None = None, *, start_background: bool = True) -> FastAPI:
     settings = settings or ComplaintsSettings()
     runtime = ComplaintsRuntime(settings)
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Complaints",
         description="The one complaint center: intake, routing, SLA clocks, escalation, call-center status, callback survey.",
-        routers=[complaints_router],
+        routers=[complaints_router, setup_router],
         start_background=start_background,
     )
+    install_setup_problems(app)
+    return app
 
 
 def __getattr__(name: str):

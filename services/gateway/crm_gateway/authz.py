@@ -117,10 +117,20 @@ RULES: tuple[Rule, ...] = (
     R("/complaints/{complaint_id}", READ, PEOPLE, "complaints", Scope.COMPLAINT),
     R("/complaints/{complaint_id}/timeline", READ, PEOPLE, "complaints", Scope.COMPLAINT),
     R("/complaints/{complaint_id}/survey", frozenset({"POST"}), PEOPLE, "complaints", Scope.COMPLAINT),
+    # docs/complaints.md: the customer may add information and reopen their own complaint
+    R("/complaints/{complaint_id}/customer-messages", frozenset({"POST"}), PEOPLE, "complaints", Scope.COMPLAINT),
+    R("/complaints/{complaint_id}/reopen", frozenset({"POST"}), PEOPLE, "complaints", Scope.COMPLAINT),
     R("/complaints/{complaint_id}", frozenset({"PUT", "PATCH"}), STAFF_AM, "complaints", Scope.COMPLAINT),
     R("/complaints/{complaint_id}/{rest:path}", READ, STAFF_AM, "complaints", Scope.COMPLAINT),
     R("/complaints/{complaint_id}/{rest:path}", frozenset({"POST", "PUT", "PATCH"}), STAFF_AM, "complaints", Scope.COMPLAINT),
     R("/reports/complaints{rest:path}", READ, STAFF, "complaints"),
+    # setup: agents read teams and agents to assign; only admins change them
+    R("/teams{rest:path}", READ, STAFF, "complaints"),
+    R("/teams{rest:path}", frozenset({"PUT"}), ADMIN, "complaints"),
+    R("/agents{rest:path}", READ, STAFF, "complaints"),
+    R("/agents{rest:path}", frozenset({"PUT"}), ADMIN, "complaints"),
+    R("/routing-rules", READ, STAFF, "complaints"),
+    R("/routing-rules", frozenset({"PUT"}), ADMIN, "complaints"),
     # --- notifications
     # preferences are kept per contact; the link in each message unsubscribes with its own signed token
     R("/preferences/unsubscribe", READ | frozenset({"POST"}), PUBLIC, "notifications", Scope.PUBLIC),

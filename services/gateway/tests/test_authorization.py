@@ -80,6 +80,19 @@ EXPECTED = [
     ("customer", "POST", "/api/v1/events", False),
     ("admin", "GET", "/api/v1/dashboard", True),
     ("admin", "POST", "/api/v1/events", True),
+    # issue 19: setup through the gateway, and what docs/complaints.md lets a customer do
+    ("admin", "PUT", "/api/v1/teams/transport", True),
+    ("admin", "PUT", "/api/v1/agents/a1", True),
+    ("admin", "PUT", "/api/v1/routing-rules", True),
+    ("admin", "GET", "/api/v1/routing-rules", True),
+    ("agent", "GET", "/api/v1/agents", True),
+    ("agent", "GET", "/api/v1/teams", True),
+    ("agent", "PUT", "/api/v1/routing-rules", False),
+    ("agent", "PUT", "/api/v1/agents/a1", False),
+    ("account_manager", "PUT", "/api/v1/teams/transport", False),
+    ("customer", "GET", "/api/v1/agents", False),
+    ("customer", "POST", "/api/v1/complaints/K1/reopen", True),
+    ("customer", "POST", "/api/v1/complaints/K1/customer-messages", True),
 ]
 
 
@@ -110,6 +123,8 @@ def assert_no_other_customer(text: str):
     ("GET", "/api/v1/complaints/K2"),
     ("GET", "/api/v1/complaints/K2/timeline"),
     ("POST", "/api/v1/complaints/K2/survey"),
+    ("POST", "/api/v1/complaints/K2/reopen"),
+    ("POST", "/api/v1/complaints/K2/customer-messages"),
 ])
 async def test_customer_token_never_reads_another_customers_object(matrix_gateway, method, path):
     client, settings = matrix_gateway

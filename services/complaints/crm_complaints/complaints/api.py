@@ -9,14 +9,14 @@ from typing import Literal
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from crm_common.db import RowReader
 from crm_common.idempotency import Answer, Idempotent, IdempotentRequest
 from crm_common.problems import Problem
 from crm_common.runtime import runtime_of
-from crm_complaints.complaints import directory, reports, service
+from crm_complaints.complaints import reports, service
 from crm_complaints.complaints.models import Complaint
 from crm_complaints.complaints.schemas import (
     AssignIn,
@@ -25,7 +25,6 @@ from crm_complaints.complaints.schemas import (
     ComplaintOut,
     CustomerComplaintOut,
     CustomerTimelineEntryOut,
-    Input,
     MergeIn,
     MessageIn,
     ReasonIn,
@@ -36,7 +35,6 @@ from crm_complaints.complaints.schemas import (
     TimelineEntryOut,
     _has_nul,
 )
-from crm_complaints.complaints.sla import minute_of_day
 from crm_complaints.complaints.states import CUSTOMER_STATUS, OPEN_STATES, customer_status
 
 router = APIRouter(tags=["complaints"])
@@ -260,6 +258,11 @@ async def get_timeline(complaint_id: str, request: Request, view: View = "agent"
         return [_entry(e, customer_view) for e in await service.timeline(session, complaint_id, customer_view=customer_view)]
 
 
+def _view_for(actor: service.Actor | None):
+    """A customer acting on their complaint is answered in the customer view (no team, agent or clocks)."""
+    return customer_out if actor is not None and actor.role == "customer" else complaint_out
+
+
 async def _act(request: Request, once: IdempotentRequest, data: BaseModel, action, *, view=complaint_out) -> Response:
     """One action on a complaint in one transaction; the answer is the complaint as `view` shows it."""
     runtime = runtime_of(request)
@@ -285,10 +288,8 @@ async def reply(complaint_id: str, data: MessageIn, request: Request, once: Idem
 @router.post("/complaints/{complaint_id}/customer-messages")
 async def customer_message(complaint_id: str, data: MessageIn, request: Request, once: Idempotent):
     """Information from the customer (role customer, or staff recording a call); resumes a complaint waiting on the customer."""
-    actor = actor_of(request)
-    view = customer_out if actor is not None and actor.role == "customer" else complaint_out
     return await _act(request, once, data, lambda s, a, st: service.customer_message(s, complaint_id, data.body, actor=a, settings=st),
-                      view=view)
+                      view=_view_for(actor_of(request)))
 
 
 @router.post("/complaints/{complaint_id}/notes")
@@ -314,7 +315,7 @@ async def reopen(complaint_id: str, data: ReasonIn, request: Request, once: Idem
     actor = actor_of(request)
     customer_id = actor.id if actor is not None and actor.role == "customer" else None
     return await _act(request, once, data, lambda s, a, st: service.reopen(s, complaint_id, reason=data.reason, actor=a, settings=st,
-                                                                           customer_id=customer_id))
+                                                                           customer_id=customer_id), view=_view_for(actor))
 
 
 @router.post("/complaints/{complaint_id}/close")
@@ -348,82 +349,3 @@ async def complaint_report(request: Request, date_from: dt.date | None = Query(d
         raise Problem(403, "Forbidden", "Reports are for staff.")
     async with runtime_of(request).db.sessions() as session:
         return await reports.complaint_report(session, date_from=date_from, date_to=date_to, period=period)
-
-
-# ---- admin: teams, agents, routing rules ------------------------------------------------------
-
-class TeamIn(Input):
-    name: str | None = None
-    calendar: dict = Field(default_factory=dict)
-    strategy: Literal["least_load", "round_robin"] = "least_load"
-    team_lead: str | None = None
-    manager: str | None = None
-
-
-class ShiftIn(Input):
-    weekday: int = Field(ge=0, le=6)
-    start: str = Field(pattern=r"^\d{2}:\d{2}$")
-    end: str = Field(pattern=r"^\d{2}:\d{2}$")
-
-    @field_validator("start", "end")
-    @classmethod
-    def _time_of_day(cls, value: str) -> str:
-        minute_of_day(value)  # the calendar's HH:MM rule: "12:75" is a 422 naming it
-        return value
-
-
-class AgentIn(Input):
-    team_id: str
-    name: str | None = None
-    role: Literal["agent", "team_lead", "supervisor", "manager"] = "agent"
-    active: bool = True
-    shifts: list[ShiftIn] = Field(default_factory=list)
-
-
-class RuleIn(Input):
-    team: str
-    category: str | None = None
-    region: str | None = None
-    service_type: str | None = None
-    position: int | None = None
-
-
-def _require_admin(request: Request, **path) -> None:
-    no_nul(**path)
-    actor = actor_of(request)
-    if actor is None or actor.role not in ("supervisor", "manager", "admin"):
-        raise Problem(403, "Forbidden", "Changing teams, agents and routing needs the supervisor role.")
-
-
-@router.put("/teams/{team_id}")
-async def put_team(team_id: str, data: TeamIn, request: Request):
-    _require_admin(request, team_id=team_id)
-    async with runtime_of(request).transaction() as session:
-        team = await directory.put_team(session, team_id, name=data.name, calendar=data.calendar, strategy=data.strategy,
-                                        team_lead=data.team_lead, manager=data.manager)
-        return {"id": team.id, "name": team.name, "calendar": team.calendar, "strategy": team.strategy,
-                "team_lead": team.team_lead, "manager": team.manager}
-
-
-@router.put("/agents/{agent_id}")
-async def put_agent(agent_id: str, data: AgentIn, request: Request):
-    _require_admin(request, agent_id=agent_id)
-    async with runtime_of(request).transaction() as session:
-        agent = await directory.put_agent(session, agent_id, team_id=data.team_id, name=data.name, role=data.role, active=data.active,
-                                          shifts=[(s.weekday, minute_of_day(s.start), minute_of_day(s.end)) for s in data.shifts])
-        return {"id": agent.id, "team_id": agent.team_id, "role": agent.role, "active": agent.active}
-
-
-@router.put("/routing-rules")
-async def put_rules(rules: list[RuleIn], request: Request):
-    _require_admin(request)
-    async with runtime_of(request).transaction() as session:
-        rows = await directory.replace_rules(session, [r.model_dump(exclude_none=True) for r in rules])
-        return [{"team": r.team_id, "category": r.category, "region": r.region, "service_type": r.service_type, "position": r.position} for r in rows]
-
-
-@router.get("/routing-rules")
-async def get_rules(request: Request):
-    async with runtime_of(request).db.sessions() as session:
-        rows = await directory.list_rules(session)
-        return [{"team": r.team_id, "category": r.category, "region": r.region, "service_type": r.service_type, "position": r.position} for r in rows]

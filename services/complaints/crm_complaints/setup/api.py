@@ -1,0 +1,118 @@
+"""Setup resources: teams (with their business calendar), agents, routing rules.
+
+Anyone on the staff may read them (agents pick a colleague to assign to); only a supervisor, manager or admin
+changes them. Routes stay thin: the actor and the session come from dependencies, the work from
+`crm_complaints.complaints.directory` (writes) and `crm_complaints.setup.service` (reads).
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.problems import Problem, problem_response
+from crm_common.runtime import runtime_of
+from crm_complaints.complaints import directory, service as complaints_service
+from crm_complaints.complaints.api import actor_of, no_nul
+from crm_complaints.complaints.sla import minute_of_day
+from crm_complaints.setup import service
+from crm_complaints.setup.schemas import AgentIn, AgentOut, RuleIn, RuleOut, TeamIn, TeamOut
+
+router = APIRouter(tags=["setup"])
+
+
+def staff_actor(request: Request) -> complaints_service.Actor:
+    actor = actor_of(request)
+    if actor is None:
+        raise Problem(401, "Actor required", "X-Actor-Id and X-Actor-Role headers are required (set by the gateway).")
+    if not actor.is_staff:
+        raise Problem(403, "Forbidden", "The setup is for staff.")
+    return actor
+
+
+def setup_actor(actor: Annotated[complaints_service.Actor, Depends(staff_actor)]) -> complaints_service.Actor:
+    service.check_setup_role(actor.role)
+    return actor
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with runtime_of(request).db.sessions() as session:
+        yield session
+
+
+def runtime(request: Request):
+    return runtime_of(request)
+
+
+Staff = Annotated[complaints_service.Actor, Depends(staff_actor)]
+SetupActor = Annotated[complaints_service.Actor, Depends(setup_actor)]
+ReadSession = Annotated[AsyncSession, Depends(read_session)]
+# writes commit inside the route, before the answer is sent: the answer never reports an uncommitted change
+Runtime = Annotated[object, Depends(runtime)]
+
+
+@router.get("/teams", response_model=list[TeamOut])
+async def list_teams(_: Staff, session: ReadSession):
+    return await service.list_teams(session)
+
+
+@router.get("/teams/{team_id}", response_model=TeamOut)
+async def get_team(team_id: str, _: Staff, session: ReadSession):
+    no_nul(team_id=team_id)
+    return await service.get_team(session, team_id)
+
+
+@router.put("/teams/{team_id}", response_model=TeamOut)
+async def put_team(team_id: str, data: TeamIn, _: SetupActor, rt: Runtime):
+    no_nul(team_id=team_id)
+    async with rt.transaction() as session:
+        team = await directory.put_team(session, team_id, name=data.name, calendar=data.calendar, strategy=data.strategy,
+                                        team_lead=data.team_lead, manager=data.manager)
+        return service.team_out(team)
+
+
+@router.get("/agents", response_model=list[AgentOut])
+async def list_agents(_: Staff, session: ReadSession, team_id: Annotated[str | None, Query(max_length=50)] = None):
+    no_nul(team_id=team_id)
+    return await service.list_agents(session, team_id)
+
+
+@router.get("/agents/{agent_id}", response_model=AgentOut)
+async def get_agent(agent_id: str, _: Staff, session: ReadSession):
+    no_nul(agent_id=agent_id)
+    return await service.get_agent(session, agent_id)
+
+
+@router.put("/agents/{agent_id}", response_model=AgentOut)
+async def put_agent(agent_id: str, data: AgentIn, _: SetupActor, rt: Runtime):
+    no_nul(agent_id=agent_id)
+    async with rt.transaction() as session:
+        await directory.put_agent(session, agent_id, team_id=data.team_id, name=data.name, role=data.role, active=data.active,
+                                  shifts=[(s.weekday, minute_of_day(s.start), minute_of_day(s.end)) for s in data.shifts])
+        return await service.get_agent(session, agent_id)
+
+
+@router.get("/routing-rules", response_model=list[RuleOut])
+async def get_rules(_: Staff, session: ReadSession):
+    return await service.list_rules(session)
+
+
+@router.put("/routing-rules", response_model=list[RuleOut])
+async def put_rules(rules: list[RuleIn], _: SetupActor, rt: Runtime):
+    async with rt.transaction() as session:
+        rows = await directory.replace_rules(session, [r.model_dump(exclude_none=True) for r in rules])
+        return [service.rule_out(r) for r in rows]
+
+
+def install_setup_problems(app: FastAPI) -> None:
+    """The one place the setup's domain exceptions become problem details."""
+
+    @app.exception_handler(service.NotFound)
+    async def _not_found(request: Request, exc: service.NotFound):
+        return problem_response(Problem(404, f"{exc.kind.capitalize()} not found", str(exc)), request)
+
+    @app.exception_handler(service.SetupRoleRequired)
+    async def _setup_role(request: Request, exc: service.SetupRoleRequired):
+        return problem_response(Problem(403, "Forbidden", "Changing teams, agents and routing needs the supervisor role."), request)

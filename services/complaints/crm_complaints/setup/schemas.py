@@ -1,0 +1,78 @@
+"""Request and response bodies of the setup resources: teams (with their business calendar), agents, routing rules."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from crm_complaints.complaints.schemas import Input
+from crm_complaints.complaints.sla import minute_of_day
+
+
+class TeamIn(Input):
+    name: str | None = None
+    calendar: dict = Field(default_factory=dict)
+    strategy: Literal["least_load", "round_robin"] = "least_load"
+    team_lead: str | None = None
+    manager: str | None = None
+
+
+class TeamOut(BaseModel):
+    id: str
+    name: str
+    calendar: dict
+    strategy: str
+    team_lead: str | None
+    manager: str | None
+
+
+class ShiftIn(Input):
+    weekday: int = Field(ge=0, le=6)
+    start: str = Field(pattern=r"^\d{2}:\d{2}$")
+    end: str = Field(pattern=r"^\d{2}:\d{2}$")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        minute_of_day(value)  # the calendar's HH:MM rule: "12:75" is a 422 naming it
+        return value
+
+
+class AgentIn(Input):
+    team_id: str
+    name: str | None = None
+    role: Literal["agent", "team_lead", "supervisor", "manager"] = "agent"
+    active: bool = True
+    shifts: list[ShiftIn] = Field(default_factory=list)
+
+
+class ShiftOut(BaseModel):
+    weekday: int
+    start: str
+    end: str
+
+
+class AgentOut(BaseModel):
+    id: str
+    name: str | None
+    team_id: str
+    role: str
+    active: bool
+    open_complaints: int
+    shifts: list[ShiftOut]
+
+
+class RuleIn(Input):
+    team: str
+    category: str | None = None
+    region: str | None = None
+    service_type: str | None = None
+    position: int | None = None
+
+
+class RuleOut(BaseModel):
+    team: str
+    category: str | None
+    region: str | None
+    service_type: str | None
+    position: int

@@ -1,0 +1,108 @@
+"""Issue 19: a complaint worked end to end through the gateway in front of the real complaints service.
+
+The admin sets up teams, agents and routing through the gateway; assigning moves a queued complaint out of
+`new`; the agent replies, waits on the customer (the clocks pause), resolves; the customer adds a message
+and reopens their own complaint, as docs/complaints.md says.
+"""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytest.importorskip("crm_complaints", reason="complaints service not installed")
+complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
+
+from crm_gateway.main import create_app  # noqa: E402
+from crm_gateway.settings import GatewaySettings  # noqa: E402
+from gateway_support import FakeUpstreams, auth  # noqa: E402
+
+ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
+ALWAYS_OPEN = {"timezone": "Asia/Shanghai", "weekdays": list(range(7)), "periods": [["00:00", "24:00"]]}
+
+
+@pytest.fixture
+async def stack(database_factory, gateway_db, db_kind):
+    env = await complaints_support.make_env(database_factory, db_kind)
+    await complaints_support.seed_customer(env.db, "X1", phone="+8613800000011")
+    settings = GatewaySettings(database_url=gateway_db)
+    fakes = FakeUpstreams(extra_customers={"X1": {"id": "X1", "name": "Real X1", "account_manager": "am-9", "status": "active"}})
+    app = create_app(settings, start_background=False, transports=fakes.transports(complaints=httpx.ASGITransport(app=env.app)))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    try:
+        yield client, settings
+    finally:
+        await client.aclose()
+        await app.state.gateway.aclose()
+        await app.state.runtime.db.dispose()
+        await complaints_support.close_env(env)
+
+
+def ok(response: httpx.Response, status: int = 200) -> dict | list:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+async def test_admin_sets_up_teams_agents_and_routing_through_the_gateway(stack):
+    client, settings = stack
+    admin = auth(settings, "admin", "admin-1")
+    agent = auth(settings, "agent", "li-na", team="transport")
+    team = ok(await client.put("/api/v1/teams/transport", headers=admin, json={"name": "Transport", "calendar": ALWAYS_OPEN}))
+    assert team["calendar"]["timezone"] == "Asia/Shanghai"
+    ok(await client.put("/api/v1/agents/li-na", headers=admin, json={"team_id": "transport", "name": "Li Na", "shifts": ALL_WEEK}))
+    assert [a["id"] for a in ok(await client.get("/api/v1/agents", headers=agent, params={"team_id": "transport"}))] == ["li-na"]
+    assert ok(await client.get("/api/v1/agents/li-na", headers=agent))["shifts"][0] == {"weekday": 0, "start": "00:00", "end": "24:00"}
+    assert [t["id"] for t in ok(await client.get("/api/v1/teams", headers=agent))] == ["transport"]
+    rules = ok(await client.put("/api/v1/routing-rules", headers=admin, json=[{"category": "damage", "team": "transport"}]))
+    assert rules == ok(await client.get("/api/v1/routing-rules", headers=agent)) == [
+        {"team": "transport", "category": "damage", "region": None, "service_type": None, "position": 0}]
+
+    # bad input is a 4xx naming what is wrong, and changes nothing
+    bad_calendar = await client.put("/api/v1/teams/transport", headers=admin, json={"calendar": {"periods": [["12:75", "13:00"]]}})
+    assert bad_calendar.status_code == 422 and "12:75" in bad_calendar.text
+    unknown_team = await client.put("/api/v1/agents/wu", headers=admin, json={"team_id": "nowhere"})
+    assert unknown_team.status_code == 422 and unknown_team.json()["errors"][0]["loc"] == ["body", "team_id"]
+    assert (await client.get("/api/v1/agents/wu", headers=admin)).status_code == 404
+    assert (await client.put("/api/v1/routing-rules", headers=agent, json=[])).status_code == 403
+    assert ok(await client.get("/api/v1/teams/transport", headers=admin))["calendar"]["periods"] == [["00:00", "24:00"]]
+
+
+async def test_agent_works_a_complaint_and_the_customer_reopens_it(stack):
+    client, settings = stack
+    admin = auth(settings, "admin", "admin-1")
+    agent = auth(settings, "agent", "li-na", team="transport")
+    customer = auth(settings, "customer", "portal-x1", customer_id="X1")
+    filed = ok(await client.post("/api/v1/complaints", headers=customer, json={
+        "category": "delay", "description": "parcel two days late", "channel": "web", "tracking_numbers": ["SFW1"]}), 201)
+    complaint = f"/api/v1/complaints/{filed['id']}"
+    queued = ok(await client.get(complaint, headers=admin))
+    assert (queued["status"], queued["team_id"], queued["agent_id"]) == ("new", "transport", None)  # nobody on shift yet
+
+    ok(await client.put("/api/v1/teams/transport", headers=admin, json={"calendar": ALWAYS_OPEN}))
+    ok(await client.put("/api/v1/agents/li-na", headers=admin, json={"team_id": "transport", "shifts": ALL_WEEK}))
+    assigned = ok(await client.post(f"{complaint}/assign", headers=agent, json={}))
+    assert (assigned["status"], assigned["agent_id"]) == ("assigned", "li-na")
+
+    replied = ok(await client.post(f"{complaint}/replies", headers=agent, json={"body": "We are checking with the driver."}))
+    assert replied["status"] == "in_progress" and replied["first_response_at"] is not None
+    waiting = ok(await client.post(f"{complaint}/status", headers=agent, json={"status": "waiting_on_customer", "reason": "photo?"}))
+    resolution_clock = next(c for c in waiting["clocks"] if c["kind"] == "resolution")
+    assert waiting["status"] == "waiting_on_customer" and resolution_clock["paused"] and resolution_clock["deadline_at"] is None
+
+    answered = ok(await client.post(f"{complaint}/customer-messages", headers=customer, json={"body": "Photo of the box attached."}))
+    assert answered["status"] == "in_progress" and "clocks" not in answered  # the customer's own view
+    resumed = next(c for c in ok(await client.get(complaint, headers=agent))["clocks"] if c["kind"] == "resolution")
+    assert not resumed["paused"] and resumed["deadline_at"] is not None
+
+    resolved = ok(await client.post(f"{complaint}/resolve", headers=agent, json={"outcome": "redelivered", "message": "Delivered today."}))
+    assert resolved["status"] == "resolved"
+    reopened = ok(await client.post(f"{complaint}/reopen", headers=customer, json={"reason": "One box is still missing."}))
+    assert reopened["status"] == "in_progress" and "agent_id" not in reopened
+    ok(await client.post(f"{complaint}/resolve", headers=agent, json={"outcome": "refunded"}))
+    closed = ok(await client.post(f"{complaint}/close", headers=agent, json={"reason": "customer confirmed"}))
+    assert closed["status"] == "closed"
+    kinds = [e["kind"] for e in ok(await client.get(f"{complaint}/timeline", headers=customer))]
+    assert {"reply", "customer_message", "resolved", "reopened", "closed"} <= set(kinds)
+
+    other = auth(settings, "customer", "portal-x2", customer_id="X2")
+    assert (await client.post(f"{complaint}/reopen", headers=other, json={"reason": "x"})).status_code in (403, 404)
+    assert (await client.post(f"{complaint}/customer-messages", headers=other, json={"body": "x"})).status_code in (403, 404)
