@@ -22,6 +22,8 @@ customers = Table(
     Column("credit_limit", Float),
     Column("payment_days", Integer),
     Column("share_of_wallet", Float),
+    Column("potential_volume", Float),  # the customer's whole yearly logistics spend, declared on the profile
+    Column("size_band", String(20)),  # "key_account" is the profile's manual key-account flag
     Column("profile_at", UTCDateTime),
     Column("first_seen_at", UTCDateTime, nullable=False),
 )

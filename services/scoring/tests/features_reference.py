@@ -8,7 +8,8 @@ Inputs are DataFrames with these columns (extra columns are ignored):
 * complaints: customer_id, filed_day, resolved_day (NaN when open), within_sla (1/0/NaN), priority, compensation
 * surveys: customer_id, score, answered_day
 * invoices: customer_id, amount, due_day, paid_day (NaN when unpaid), days_overdue (largest reported)
-* customers: customer_id, credit_limit, share_of_wallet
+* customers: customer_id, credit_limit, share_of_wallet, potential_volume (share_of_wallet: the declared one, else
+  revenue_window / potential_volume capped at 1), size_band (key_account_flag: "key_account")
 """
 from __future__ import annotations
 
@@ -41,7 +42,11 @@ def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, defau
     _invoice_features(out, coded(facts.invoices, INVOICE_COLUMNS), as_of_day, default_days)
     customers = coded(facts.customers, CUSTOMER_COLUMNS).drop_duplicates("customer_id").set_index("customer_id")
     out["credit_limit"] = pd.to_numeric(customers["credit_limit"], errors="coerce").reindex(positions)
-    out["share_of_wallet"] = pd.to_numeric(customers["share_of_wallet"], errors="coerce").reindex(positions)
+    declared = pd.to_numeric(customers["share_of_wallet"], errors="coerce").reindex(positions)
+    potential = pd.to_numeric(customers["potential_volume"], errors="coerce").reindex(positions)
+    estimated = (out["revenue_window"] / potential.where(potential > 0)).clip(upper=1.0)
+    out["share_of_wallet"] = declared.fillna(estimated)
+    out["key_account_flag"] = (customers["size_band"] == "key_account").reindex(positions, fill_value=False).astype(bool)
     out.index = ids
     return out
 

@@ -66,7 +66,7 @@ def score_features_one_by_one(features: pd.DataFrame, model: PopulationModel | N
                 segment = None
         else:
             abc_class, r, f, m, segment = None, None, None, None, None
-        tier = sc.tier(abc_class, risk.value, row.orders_window)
+        tier = sc.tier(abc_class, risk.value, row.orders_window, bool(row.key_account_flag))
         loyalty_score = loy.value
         record.update(
             tier=tier.value,

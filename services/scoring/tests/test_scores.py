@@ -74,6 +74,9 @@ def test_matrices_and_tier():
     assert sc.tier("B", "high", 5).value == "at_risk"
     assert sc.tier("D", "low", 5).value == "small"
     assert sc.tier("C", "medium", 5).value == "ordinary"
+    flagged = sc.tier("D", "high", 0, flagged_key_account=True)  # flagged by hand: a key account whatever its class and risk
+    assert (flagged.value, flagged.explanation) == ("key_account", "Key account: flagged by hand on the profile.")
+    assert sc.tier("A", "low", 5, flagged_key_account=True).explanation.endswith("and flagged by hand on the profile.")
 
 
 def test_weights_that_do_not_add_up_are_refused():

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crm_common.events.bounds import Money
 from crm_common.events.envelope import EventPayload
 
 CustomerType = Literal["enterprise", "individual"]
@@ -63,6 +64,31 @@ class CustomerUpdated(CustomerSnapshot):
     event_version = 1
 
     changed_fields: list[str] = Field(default_factory=list)
+
+
+RelationshipLevel = Literal["transaction", "trust", "cooperation", "loyalty", "strategic_partner"]
+
+
+class CustomerSnapshotV2(CustomerSnapshot):
+    """Version 2 adds what the account manager declares about the relationship (issue 21). The same field
+    names as version 1 plus new ones, so a reader of version 1 reads a version 2 payload unchanged."""
+
+    potential_volume: Money | None = Field(
+        default=None, description="The customer's whole yearly logistics spend (ours and competitors'), in the scoring currency."
+    )
+    relationship_level: RelationshipLevel | None = Field(
+        default=None, description="交易 transaction, 信任 trust, 合作 cooperation, 忠诚 loyalty, 战略伙伴 strategic partner."
+    )
+
+
+class CustomerRegisteredV2(CustomerSnapshotV2, CustomerRegistered):
+    event_type = "CustomerRegistered"
+    event_version = 2
+
+
+class CustomerUpdatedV2(CustomerSnapshotV2, CustomerUpdated):
+    event_type = "CustomerUpdated"
+    event_version = 2
 
 
 class CustomerMerged(EventPayload):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegistered, CustomerUpdated
+from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegisteredV2, CustomerUpdatedV2
 from crm_profile.customers.models import Contact, Customer
 
 
@@ -30,6 +30,10 @@ def contact_snapshots(customer: Customer) -> list[ContactSnapshot]:
     return [contact_snapshot(c) for c in customer.live_contacts]
 
 
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
 def _snapshot_fields(customer: Customer) -> dict:
     return dict(
         customer_id=customer.id,
@@ -43,19 +47,22 @@ def _snapshot_fields(customer: Customer) -> dict:
         account_manager=customer.account_manager,
         contract_end=customer.contract_end,
         service_types=list(customer.service_types or []),
-        credit_limit=float(customer.credit_limit) if customer.credit_limit is not None else None,
+        credit_limit=_float(customer.credit_limit),
         payment_days=customer.payment_days,
+        share_of_wallet=_float(customer.share_of_wallet),
+        potential_volume=customer.potential_volume,
+        relationship_level=customer.relationship_level,
         tags=customer.tags,
         contacts=contact_snapshots(customer),
     )
 
 
-def registered(customer: Customer) -> CustomerRegistered:
-    return CustomerRegistered(**_snapshot_fields(customer))
+def registered(customer: Customer) -> CustomerRegisteredV2:
+    return CustomerRegisteredV2(**_snapshot_fields(customer))
 
 
-def updated(customer: Customer, changed_fields: list[str]) -> CustomerUpdated:
-    return CustomerUpdated(**_snapshot_fields(customer), changed_fields=sorted(set(changed_fields)))
+def updated(customer: Customer, changed_fields: list[str]) -> CustomerUpdatedV2:
+    return CustomerUpdatedV2(**_snapshot_fields(customer), changed_fields=sorted(set(changed_fields)))
 
 
 def merged(survivor_id: str, merged_id: str, merged_at: dt.datetime) -> CustomerMerged:

@@ -41,6 +41,9 @@ class Customer(Base):
     service_types: Mapped[list | None] = mapped_column(JSON, default=list)
     credit_limit: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     payment_days: Mapped[int | None] = mapped_column(Integer)
+    share_of_wallet: Mapped[Decimal | None] = mapped_column(Numeric(5, 4))  # declared by the account manager, 0..1
+    potential_volume: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))  # the customer's whole yearly logistics spend
+    relationship_level: Mapped[str | None] = mapped_column(String(20))
     merged_into: Mapped[str | None] = mapped_column(String(36))
     merged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crm_common.events.bounds import ContractDate, FactDate
+from crm_common.events.bounds import ContractDate, FactDate, Money
+from crm_common.events.customers import RelationshipLevel
 from crm_profile.customers.normalize import has_control_characters, normalize_email, normalize_phone, normalize_tax_id
 
 CustomerType = Literal["enterprise", "individual"]
@@ -253,6 +254,11 @@ class CustomerFields(Input):
     service_types: list[ServiceType] | None = Field(default=None, max_length=10)
     credit_limit: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
     payment_days: int | None = Field(default=None, ge=0, le=365)
+    share_of_wallet: Decimal | None = Field(
+        default=None, ge=0, le=1, max_digits=5, decimal_places=4, description="Our share of the customer's logistics spend, 0 to 1."
+    )
+    potential_volume: Money | None = Field(default=None, description="The customer's whole yearly logistics spend, ours and competitors'.")
+    relationship_level: RelationshipLevel | None = None
     tags: list[Tag] | None = Field(default=None, max_length=30)
 
     @model_validator(mode="after")
@@ -307,6 +313,9 @@ class CustomerOut(BaseModel):
     service_types: list[str]
     credit_limit: float | None
     payment_days: int | None
+    share_of_wallet: float | None
+    potential_volume: float | None
+    relationship_level: str | None
     tags: list[str]
     merged_into: str | None
     merged_at: dt.datetime | None

@@ -37,7 +37,7 @@ MAX_PAGE = 200
 CUSTOMER_SCALARS = (
     "name", "short_name", "customer_type", "industry", "size_band", "region", "registered_address", "tax_id",
     "status", "account_manager", "source_channel", "first_order_date", "contract_number", "contract_start",
-    "contract_end", "service_types", "credit_limit", "payment_days",
+    "contract_end", "service_types", "credit_limit", "payment_days", "share_of_wallet", "potential_volume", "relationship_level",
 )  # fmt: skip
 CONTACT_FIELDS = (
     "name", "role", "phone", "email", "preferred_channel", "language", "timezone", "quiet_hours_start",
@@ -557,7 +557,8 @@ async def list_interactions(session: AsyncSession, customer_id: str, *, limit: i
 
 FILLABLE = (
     "short_name", "industry", "size_band", "region", "registered_address", "tax_id", "account_manager", "source_channel",
-    "contract_number", "contract_start", "contract_end", "credit_limit", "payment_days",
+    "contract_number", "contract_start", "contract_end", "credit_limit", "payment_days", "share_of_wallet", "potential_volume",
+    "relationship_level",
 )  # fmt: skip
 
 

@@ -321,9 +321,9 @@ def value_matrix_cells(current, potential, threshold: float = 50) -> np.ndarray:
     return _cells(_high(current, threshold), _high(potential, threshold), VALUE_MATRIX_CELLS)
 
 
-def tiers(abc_class: np.ndarray, risk: np.ndarray, orders_window: np.ndarray) -> np.ndarray:
+def tiers(abc_class: np.ndarray, risk: np.ndarray, orders_window: np.ndarray, flagged_key_account: np.ndarray) -> np.ndarray:
     """scores.tier for arrays (abc_class None where there is no population model)."""
-    is_a = abc_class == "A"
+    is_a = (abc_class == "A") | flagged_key_account
     small = np.array([c is None or c == "D" for c in abc_class.tolist()], dtype=bool) | (orders_window == 0)
     return np.select([is_a, risk == "high", small], ["key_account", "at_risk", "small"], default="ordinary").astype(object)
 

@@ -167,7 +167,7 @@ class ScoreBatch:
         col = {k: self.columns[k][sl].tolist() for k in RECORD_FIELDS}
         signal_code = render.signal_codes(self.signals, sl)
         signals = render.signal_lists(signal_code)
-        tier_json, tier_reasons = render.tier(col["tier"], col["abc_class"], col["churn_risk"], col["orders_12m"])
+        tier_json, tier_reasons = render.tier(col["tier"], col["abc_class"], self.columns["key_account_flag"][sl].tolist(), col["churn_risk"], col["orders_12m"])
         revenue_json, orders_json, clv_json = (render.json_values(col[k]) for k in ("revenue_12m", "orders_12m", "clv_12m"))
         details = render.fill(
             render.DETAIL,
@@ -234,7 +234,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
     risk = np.where(with_risk_model, batch.risk_level(p_alive, signal_count, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk), "low").astype(object)
     abc_class, rfm_r, rfm_f, rfm_m, segment = _abc_and_rfm(f, contrib, model, has_orders, as_of_day)
     orders_window = f["orders_window"]
-    tier = batch.tiers(abc_class, risk, orders_window)
+    tier = batch.tiers(abc_class, risk, orders_window, f["key_account_flag"].astype(bool))
     threshold = settings.matrix_threshold
     columns = {
         "tier": tier,
@@ -259,6 +259,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
         "value_loyalty": batch.value_loyalty_cells(current.value, loy.value, threshold),
         "credit_loyalty": batch.credit_loyalty_cells(credit.grade, loy.value, threshold),
         "value_matrix": batch.value_matrix_cells(current.value, potential.value, threshold),
+        "key_account_flag": f["key_account_flag"].astype(bool),
         "p_alive_raw": p_alive,
         "expected_raw": expected,
     }

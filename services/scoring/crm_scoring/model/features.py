@@ -8,7 +8,9 @@ Inputs are DataFrames with these columns (extra columns are ignored):
 * complaints: customer_id, filed_day, resolved_day (NaN when open), within_sla (1/0/NaN), priority, compensation
 * surveys: customer_id, score, answered_day
 * invoices: customer_id, amount, due_day, paid_day (NaN when unpaid), days_overdue (largest reported)
-* customers: customer_id, credit_limit, share_of_wallet
+* customers: customer_id, credit_limit, share_of_wallet (declared), potential_volume (the customer's whole yearly
+  logistics spend, declared). The feature `share_of_wallet` is the declared share, else the window's revenue over the
+  potential volume (capped at 1), else NaN (unknown). size_band: `key_account_flag` is true for "key_account".
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ ORDER_COLUMNS = ["customer_id", "order_day", "amount", "margin", "service_type",
 COMPLAINT_COLUMNS = ["customer_id", "filed_day", "resolved_day", "within_sla", "priority", "compensation", "sla_days"]
 SURVEY_COLUMNS = ["customer_id", "score", "answered_day"]
 INVOICE_COLUMNS = ["customer_id", "amount", "due_day", "paid_day", "days_overdue"]
-CUSTOMER_COLUMNS = ["customer_id", "credit_limit", "share_of_wallet"]
+CUSTOMER_COLUMNS = ["customer_id", "credit_limit", "share_of_wallet", "potential_volume", "size_band"]
+KEY_ACCOUNT_BAND = "key_account"  # the profile's size band that flags a key account by hand
 
 
 @dataclass
@@ -146,11 +149,22 @@ def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, defau
     _invoice_features(out, agg, _frame(facts.invoices, INVOICE_COLUMNS), codes["invoices"], as_of_day, default_days)
     customers = _frame(facts.customers, CUSTOMER_COLUMNS)
     first = ~customers["customer_id"].duplicated().to_numpy()  # the first row of each customer id, as drop_duplicates
-    for column in ("credit_limit", "share_of_wallet"):
+    for column in ("credit_limit", "share_of_wallet", "potential_volume"):
         values = np.full(len(ids), np.nan)
         values[codes["customers"][first]] = _num(customers[column])[first]
         out[column] = values
+    flagged = np.zeros(len(ids), dtype=bool)
+    flagged[codes["customers"][first]] = (customers["size_band"].to_numpy(dtype=object) == KEY_ACCOUNT_BAND)[first]
+    out["key_account_flag"] = flagged
+    out["share_of_wallet"] = effective_share_of_wallet(out["share_of_wallet"], out["revenue_window"], out.pop("potential_volume"))
     return pd.DataFrame(out, index=ids)
+
+
+def effective_share_of_wallet(declared: np.ndarray, revenue_window: np.ndarray, potential_volume: np.ndarray) -> np.ndarray:
+    """The declared share where there is one; else what the window's revenue is of the declared potential volume."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimated = np.where(potential_volume > 0, np.minimum(revenue_window / potential_volume, 1.0), np.nan)
+    return np.where(np.isnan(declared), estimated, declared)
 
 
 def _distinct_services(agg: _Agg, code: np.ndarray, services: np.ndarray) -> np.ndarray:

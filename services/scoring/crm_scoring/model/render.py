@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from crm_scoring.model import batch
-from crm_scoring.model.scores import credit_reasons
+from crm_scoring.model.scores import KEY_ACCOUNT_TEXTS, credit_reasons
 
 # ---------------------------------------------------------------- JSON columns
 
@@ -93,7 +93,7 @@ def potential_value(s: batch.PotentialValue, sl: slice) -> list[str]:
     texts = []
     for v, known, g, used, w, c in zip(score, growth_known.tolist(), growth, services, wallet, clv):
         trend = f"monthly revenue trend {g:+.0%} a year" if known else "no revenue trend yet"
-        share = "share of wallet unknown" if w is None else f"declared share of wallet {w:.0%}"
+        share = "share of wallet unknown" if w is None else f"share of wallet {w:.0%}"
         texts.append(f"{v:.0f}/100: {trend}, {used} of {s.service_types} service types used, {share}, expected 12-month margin {c:,.0f}.")
     return fill('{"value":%s,"inputs":{"growth_rate":%s,"services_used":%s,"share_of_wallet":%s,"clv_12m":%s,"components":%s,"weights":%s},"explanation":%s}',
                 json_values(score), json_numbers(s.growth_rate[sl], growth_known, 4), json_values(services), json_values(wallet), json_numbers(s.clv[sl], None, 2),
@@ -208,14 +208,20 @@ def churn_risk(levels: np.ndarray, p_alive: np.ndarray, expected: np.ndarray, si
     return [text if full else NO_ORDERS_RISK for text, full in zip(rendered, with_model[sl].tolist())]
 
 
-TIER_TEXTS = {"key_account": "Key account: in class A, the top contributors.", "at_risk": "At risk: high churn risk.", "small": "Small: class D or no orders in the last 12 months."}
+TIER_TEXTS = {"at_risk": "At risk: high churn risk.", "small": "Small: class D or no orders in the last 12 months."}
 
 
-def tier(tiers: list, abc_class: list, risk: list, orders_window: list) -> tuple[list[str], list[str]]:
+def _tier_reason(tier: str, abc_class: str | None, flagged: bool) -> str:
+    if tier == "key_account":
+        return KEY_ACCOUNT_TEXTS[(abc_class == "A", flagged)]
+    return TIER_TEXTS.get(tier) or f"Ordinary: class {abc_class}."
+
+
+def tier(tiers: list, abc_class: list, flagged: list, risk: list, orders_window: list) -> tuple[list[str], list[str]]:
     """(JSON of scores.tier's explanation, its sentence) per customer."""
-    reasons = [TIER_TEXTS.get(t) or f"Ordinary: class {c}." for t, c in zip(tiers, abc_class)]
-    rendered = fill('{"value":%s,"inputs":{"abc_class":%s,"churn_risk":%s,"orders_12m":%s},"explanation":%s}',
-                    json_strings(tiers), json_values(abc_class), json_strings(risk), json_values(orders_window), json_strings(reasons))
+    reasons = [_tier_reason(t, c, f) for t, c, f in zip(tiers, abc_class, flagged)]
+    rendered = fill('{"value":%s,"inputs":{"abc_class":%s,"key_account_flag":%s,"churn_risk":%s,"orders_12m":%s},"explanation":%s}',
+                    json_strings(tiers), json_values(abc_class), json_values(flagged), json_strings(risk), json_values(orders_window), json_strings(reasons))
     return rendered, reasons
 
 

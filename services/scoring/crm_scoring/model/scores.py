@@ -53,7 +53,7 @@ def potential_value(growth_rate: float | None, services_used: int, share_of_wall
     parts = [f"{score:.0f}/100:"]
     parts.append("no revenue trend yet" if growth is None else f"monthly revenue trend {growth_rate:+.0%} a year")
     parts.append(f"{services_used} of {service_types} service types used")
-    parts.append("share of wallet unknown" if share_of_wallet is None else f"declared share of wallet {share_of_wallet:.0%}")
+    parts.append("share of wallet unknown" if share_of_wallet is None else f"share of wallet {share_of_wallet:.0%}")
     parts.append(f"expected 12-month margin {clv:,.0f}")
     return Explained(
         score,
@@ -213,11 +213,19 @@ def value_matrix_cell(current: float, potential: float, threshold: float = 50) -
     return VALUE_MATRIX_CELLS[2 * (not hc) + (not hp)]
 
 
-def tier(abc_class: str | None, risk_level: str, orders_window: int) -> Explained:
-    """key_account (class A), at_risk (high churn risk), small (class D or no orders in the window), ordinary."""
-    inputs = {"abc_class": abc_class, "churn_risk": risk_level, "orders_12m": orders_window}
-    if abc_class == "A":
-        return Explained("key_account", inputs, "Key account: in class A, the top contributors.")
+KEY_ACCOUNT_TEXTS = {  # (in class A, flagged by hand) -> why the customer is a key account
+    (True, False): "Key account: in class A, the top contributors.",
+    (False, True): "Key account: flagged by hand on the profile.",
+    (True, True): "Key account: in class A, the top contributors, and flagged by hand on the profile.",
+}
+
+
+def tier(abc_class: str | None, risk_level: str, orders_window: int, flagged_key_account: bool = False) -> Explained:
+    """key_account (class A or flagged by hand: the profile's size band key_account), at_risk (high churn risk),
+    small (class D or no orders in the window), ordinary."""
+    inputs = {"abc_class": abc_class, "key_account_flag": flagged_key_account, "churn_risk": risk_level, "orders_12m": orders_window}
+    if abc_class == "A" or flagged_key_account:
+        return Explained("key_account", inputs, KEY_ACCOUNT_TEXTS[(abc_class == "A", flagged_key_account)])
     if risk_level == "high":
         return Explained("at_risk", inputs, "At risk: high churn risk.")
     if abc_class in (None, "D") or orders_window == 0:

@@ -209,7 +209,8 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
             if p.customer_id in aliases or p.customer_id in erased:
                 continue  # a profile of a merged-away or erased customer is not news
             row = {"customer_id": p.customer_id, "name": p.name[:200], "is_stub": 0, "credit_limit": p.credit_limit, "payment_days": p.payment_days,
-                   "share_of_wallet": getattr(p, "share_of_wallet", None), "profile_at": envelope.occurred_at, "first_seen_at": now}
+                   "share_of_wallet": p.share_of_wallet, "potential_volume": _f(getattr(p, "potential_volume", None)), "size_band": p.size_band,
+                   "profile_at": envelope.occurred_at, "first_seen_at": now}
             rank = (envelope.occurred_at, str(envelope.event_id))
             if p.customer_id not in profile_rows or rank > profile_rows[p.customer_id][0]:
                 profile_rows[p.customer_id] = (rank, row)
@@ -270,7 +271,7 @@ async def _upsert_profiles(session: AsyncSession, rows: list[dict]) -> None:
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=["customer_id"],
-        set_={c: excluded[c] for c in ("name", "is_stub", "credit_limit", "payment_days", "share_of_wallet", "profile_at")},
+        set_={c: excluded[c] for c in ("name", "is_stub", "credit_limit", "payment_days", "share_of_wallet", "potential_volume", "size_band", "profile_at")},
         where=or_(customers.c.profile_at.is_(None), customers.c.profile_at <= excluded.profile_at),
     )
     await session.execute(stmt, rows)

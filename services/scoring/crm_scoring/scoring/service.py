@@ -21,7 +21,7 @@ from crm_common.events.scoring import ChurnRiskRaised, CustomerScored, CustomerT
 from crm_common.outbox import add_to_outbox
 from crm_scoring.db import SCORE_COLUMNS, complaints, customer_scores, customers, invoices, orders, population_model, rescore_queue, score_history, surveys
 from crm_scoring.model import engine
-from crm_scoring.model.features import Facts, compute_features
+from crm_scoring.model.features import CUSTOMER_COLUMNS, Facts, compute_features
 from crm_scoring.model.scores import RISK_ORDER
 from crm_scoring.scoring.ingest import EPOCH, day_number, id_filters
 from crm_scoring.scoring.upsert import upsert
@@ -94,8 +94,8 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
     survey_df = pd.DataFrame({"customer_id": [r[0] for r in s_rows], "score": [r[1] for r in s_rows], "answered_day": _days([r[2] for r in s_rows])})
     i_rows = await _rows(session, select(invoices.c.customer_id, invoices.c.amount, invoices.c.due_day, invoices.c.paid_day, invoices.c.days_overdue).order_by(invoices.c.invoice_id), invoices.c.customer_id, ids)
     invoice_df = pd.DataFrame.from_records(i_rows, columns=["customer_id", "amount", "due_day", "paid_day", "days_overdue"])
-    cu_rows = await _rows(session, select(customers.c.customer_id, customers.c.credit_limit, customers.c.share_of_wallet).order_by(customers.c.customer_id), customers.c.customer_id, ids)
-    customer_df = pd.DataFrame.from_records(cu_rows, columns=["customer_id", "credit_limit", "share_of_wallet"])
+    customer_stmt = select(*(customers.c[name] for name in CUSTOMER_COLUMNS)).order_by(customers.c.customer_id)
+    customer_df = pd.DataFrame.from_records(await _rows(session, customer_stmt, customers.c.customer_id, ids), columns=CUSTOMER_COLUMNS)
     return Facts(orders=order_df, complaints=complaint_df, surveys=survey_df, invoices=invoice_df, customers=customer_df)
 
 
