@@ -1,4 +1,4 @@
-"""Demo data: customers, 18 months of orders, payments, complaints.
+"""Demo data: customers, 18 months of orders, payments, complaint teams and agents, complaints.
 
 `make run` adds it to an installation without customers; `make demo` (this script's main) adds it to the
 running installation on purpose. Only the demo customers get demo events, never a customer someone created.
@@ -108,6 +108,33 @@ async def _publish(bootstrap: str, events) -> int:
     return len(futures)
 
 
+# Teams the built-in routing sends complaints to, with a Mainland office calendar; demo agents are on shift around
+# the clock so that a newcomer can assign at any hour (business hours still drive the SLA clocks).
+OFFICE_HOURS = {"timezone": "Asia/Shanghai", "weekdays": [0, 1, 2, 3, 4], "periods": [["09:00", "12:00"], ["13:00", "18:00"]]}
+DEMO_TEAMS = {"transport": "运输组 Transport", "claims": "理赔组 Claims", "warehouse": "仓储组 Warehouse", "billing": "账务组 Billing",
+              "customer_service": "客服组 Customer service"}
+# li-na is the console's demo agent (crm_gateway.settings.DEMO_USERS)
+DEMO_AGENTS = [("li-na", "transport", "李娜 Li Na"), ("zhou-tao", "transport", "周涛 Zhou Tao"), ("zhao-lei", "claims", "赵磊 Zhao Lei"),
+               ("sun-mei", "warehouse", "孙梅 Sun Mei"), ("qian-hao", "billing", "钱浩 Qian Hao"),
+               ("he-jing", "customer_service", "何静 He Jing")]
+AROUND_THE_CLOCK = [{"weekday": day, "start": "00:00", "end": "24:00"} for day in range(7)]
+SEEDER = {"X-Actor-Id": "demo-seed", "X-Actor-Role": "admin"}
+
+
+async def _teams_and_agents(urls: dict[str, str]) -> int:
+    """Teams and agents go in before the complaints, so that filed complaints are assigned at once."""
+    base = urls.get("complaints")
+    if base is None:
+        return 0
+    async with httpx.AsyncClient(base_url=base, timeout=10, auth=caller_auth("complaints", caller="demo-seed")) as client:
+        for team_id, name in DEMO_TEAMS.items():
+            (await client.put(f"/teams/{team_id}", headers=SEEDER, json={"name": name, "calendar": OFFICE_HOURS})).raise_for_status()
+        for agent_id, team_id, name in DEMO_AGENTS:
+            (await client.put(f"/agents/{agent_id}", headers=SEEDER,
+                              json={"team_id": team_id, "name": name, "shifts": AROUND_THE_CLOCK})).raise_for_status()
+    return len(DEMO_AGENTS)
+
+
 async def _complaints(urls: dict[str, str], customers: list[dict], rng: random.Random) -> int:
     base = urls.get("complaints")
     if base is None or not customers:
@@ -156,12 +183,13 @@ async def seed(urls: dict[str, str], bootstrap: str) -> dict:
     customers = await _customers(urls)
     now = dt.datetime.now(dt.timezone.utc)
     published = await _publish(bootstrap, _order_events(customers, rng, now)) if customers else 0
+    agents = await _teams_and_agents(urls)
     complaints = await _complaints(urls, customers, rng)
     if "scoring" in urls and customers:
         await _recompute_when_consumed(urls["scoring"], customers[0]["id"])
     return {
-        "text": f"{len(customers)} customers, {published} logistics events, {complaints} complaints",
-        "login": "choose agent (call center) or admin (dashboard) on the login page; development mode, no password",
+        "text": f"{len(customers)} customers, {published} logistics events, {len(DEMO_TEAMS)} teams, {agents} agents, {complaints} complaints",
+        "login": "choose agent, manager (account manager), customer or admin on the login page; development mode, no password",
     }
 
 

@@ -59,6 +59,10 @@ class Service:
 
 
 PORT_BASE = int(os.environ.get("CRM_PORT_BASE", "8000"))
+# scripts/dev_sink.py: the SMTP sink and the fake SMS/push provider, after the five service ports
+SMTP_SINK_PORT = PORT_BASE + 5
+PROVIDER_PORT = PORT_BASE + 6
+SENT_STORE = VAR / "sent.jsonl"
 SERVICES = [
     Service("customer-profile", "crm_profile", "PROFILE_", PORT_BASE + 1),
     Service("scoring", "crm_scoring", "SCORING_", PORT_BASE + 2, ("RUN_CONSUMERS", "RUN_SCHEDULER")),
@@ -79,7 +83,7 @@ class Program:
 
     @property
     def in_group(self) -> bool:
-        return self.name != "broker"
+        return self.name not in ("broker", "sink")  # these start at once; the group waits for the broker's topics
 
 
 def port_free(port: int) -> bool:
@@ -101,13 +105,20 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
         "GATEWAY_SCORING_URL": SERVICES[1].url,
         "GATEWAY_COMPLAINTS_URL": SERVICES[2].url,
         "GATEWAY_NOTIFICATIONS_URL": SERVICES[3].url,
+        "GATEWAY_DEV_SENT_STORE": str(SENT_STORE),
+        "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+        "NOTIFICATIONS_SMTP_PORT": str(SMTP_SINK_PORT),
+        "NOTIFICATIONS_SMS_PROVIDER_URL": f"http://127.0.0.1:{PROVIDER_PORT}",
+        "NOTIFICATIONS_PUSH_PROVIDER_URL": f"http://127.0.0.1:{PROVIDER_PORT}",
     }
 
 
 def programs(services: list[Service], broker_port: int) -> list[Program]:
     """The broker, each service's HTTP process and, where a service has one, its worker (consumers, schedulers)."""
     bootstrap = f"127.0.0.1:{broker_port}"
-    found = [Program("broker", [sys.executable, "-m", "crm_common.broker", "--port", str(broker_port), "--log", str(VAR / "tansu.log")], {}, 10)]
+    found = [Program("broker", [sys.executable, "-m", "crm_common.broker", "--port", str(broker_port), "--log", str(VAR / "tansu.log")], {}, 10),
+             Program("sink", [sys.executable, str(ROOT / "scripts" / "dev_sink.py"), "--store", str(SENT_STORE), "--smtp-port",
+                              str(SMTP_SINK_PORT), "--provider-port", str(PROVIDER_PORT)], {}, 20)]
     for service in services:
         env = service_env(service, bootstrap)
         http = [sys.executable, "-m", "uvicorn", f"{service.package}.main:app", "--host", "127.0.0.1", "--port", str(service.port),
@@ -231,7 +242,7 @@ def announce(running: list[Service], demo: str) -> None:
     for service in running:
         print(f"  {service.name:<17} {service.url}/docs")
     if any(s.name == "gateway" for s in running):
-        print(f"\n  console           {SERVICES[4].url}/console   (choose agent or admin on the login page; development mode, no password)")
+        print(f"\n  console           {SERVICES[4].url}/console   (sign in as agent, manager, customer or admin; development mode, no password)")
     print(f"\n  demo data: {demo}")
     print("\nA process that exits is restarted. Ctrl-C stops everything gracefully.", flush=True)
 
@@ -239,9 +250,9 @@ def announce(running: list[Service], demo: str) -> None:
 def main() -> int:
     VAR.mkdir(parents=True, exist_ok=True)
     running = [s for s in SERVICES if s.present]
-    for service in running:
-        if not port_free(service.port):
-            raise SystemExit(f"port {service.port} for {service.name} is taken; stop what uses it and retry")
+    for name, port in [(s.name, s.port) for s in running] + [("the SMTP sink", SMTP_SINK_PORT), ("the SMS/push provider", PROVIDER_PORT)]:
+        if not port_free(port):
+            raise SystemExit(f"port {port} for {name} is taken; stop what uses it and retry")
     for service in running:
         migrate(service)
     broker_port = choose_broker_port()

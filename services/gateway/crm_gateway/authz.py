@@ -78,6 +78,7 @@ RULES: tuple[Rule, ...] = (
     R("/openapi.json", READ, PUBLIC, None, Scope.PUBLIC),
     R("/events", frozenset({"POST"}), INGEST, None),
     R("/dashboard", READ, ADMIN, None),
+    R("/dev/sent", READ, STAFF, None),  # make run's message sink
     R("/search", READ, STAFF_AM, None, Scope.LIST),
     R("/customers/{customer_id}/360", READ, PEOPLE, None, Scope.PATH_CUSTOMER),
     # --- every consumer's dead letters (crm_common.dlq), before scoring's /admin catch-all

@@ -26,9 +26,13 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
     "admin": (50.0, 300.0),
 }
 
+# One sign-in per role for `make run`. `subject` is who the token names: the agent is the complaints service's
+# agent `li-na` (team transport, created by the demo seeder), the account manager manages the demo customers whose
+# account_manager is `am-wang`; the customer is the demo customer with that contact phone (looked up at sign-in).
 DEMO_USERS: list[dict[str, Any]] = [
-    {"username": "agent", "role": "agent", "name": "Li Na (call center)", "team": "hotline"},
-    {"username": "manager", "role": "account_manager", "name": "Wang Wei (account manager)", "team": "key-accounts"},
+    {"username": "agent", "subject": "li-na", "role": "agent", "name": "Li Na (transport team)", "team": "transport"},
+    {"username": "manager", "subject": "am-wang", "role": "account_manager", "name": "Wang Wei (account manager)", "team": "key-accounts"},
+    {"username": "customer", "subject": "chen-wei", "role": "customer", "name": "Chen Wei (Huaxin Electronics)", "customer_phone": "13800138001"},
     {"username": "admin", "role": "admin", "name": "Admin"},
 ]
 
@@ -100,6 +104,7 @@ class GatewaySettings(ServiceSettings):
     demo_login: bool = True
     demo_users: list[dict[str, Any]] = Field(default_factory=lambda: [dict(u) for u in DEMO_USERS])
     demo_customer_id: str | None = None
+    dev_sent_store: str | None = None  # make run's message sink (scripts/dev_sink.py) writes here; GET /api/v1/dev/sent reads it
 
     @field_validator("jwt_keys", mode="after")
     @classmethod

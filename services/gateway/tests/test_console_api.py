@@ -18,10 +18,11 @@ async def test_console_is_served_without_cdn(gw):
 async def test_demo_login_mints_a_working_token_in_development(gw):
     client, _ = gw
     users = (await client.get("/api/v1/auth/demo-users")).json()["users"]
-    assert {u["username"] for u in users} == {"agent", "manager", "admin"}
+    assert {(u["username"], u["role"]) for u in users} == {("agent", "agent"), ("manager", "account_manager"), ("customer", "customer"),
+                                                           ("admin", "admin")}
     token = (await client.post("/api/v1/auth/demo-login", json={"username": "agent"})).json()["access_token"]
     me = (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
-    assert me["role"] == "agent" and me["team"] == "hotline"
+    assert (me["subject"], me["role"], me["team"]) == ("li-na", "agent", "transport")  # the demo seeder's agent li-na
     assert (await client.post("/api/v1/auth/demo-login", json={"username": "root"})).status_code == 401
 
 
@@ -30,6 +31,17 @@ async def test_demo_customer_user_when_configured(make_gateway):
     token = (await client.post("/api/v1/auth/demo-login", json={"username": "customer"})).json()["access_token"]
     me = (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
     assert me["role"] == "customer" and me["customer_id"] == "C1"
+
+
+async def test_demo_customer_is_found_by_its_contact_phone(make_gateway):
+    users = [{"username": "customer", "role": "customer", "subject": "c-user", "customer_phone": "13900000002"},
+             {"username": "lost", "role": "customer", "customer_phone": "10000000000"}]
+    client, _, _ = await make_gateway(demo_users=users)
+    token = (await client.post("/api/v1/auth/demo-login", json={"username": "customer"})).json()["access_token"]
+    me = (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert (me["subject"], me["role"], me["customer_id"]) == ("c-user", "customer", "C2")
+    missing = await client.post("/api/v1/auth/demo-login", json={"username": "lost"})
+    assert missing.status_code == 409 and "make demo" in missing.json()["detail"]
 
 
 async def test_no_demo_login_when_it_is_off(make_gateway):
