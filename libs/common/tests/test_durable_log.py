@@ -204,3 +204,32 @@ def test_replay_moments_are_unambiguous():
         parse_moment("2026-12-07T08:00:00")
     with pytest.raises(ValueError, match="neither"):
         parse_moment("yesterday")
+
+
+async def test_a_group_whose_committed_offset_is_beyond_the_end_starts_from_the_earliest(messaging_db, kafka_settings):
+    """A broker that lost records but not the group's offsets (Kafka after an unclean election; Tansu answers a
+    fetch past the end with nothing at all, so without the rewind the consumer would wait there forever)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    publisher = KafkaPublisher(kafka_settings, client_id="test")
+    group = f"g-beyond-{kafka_settings.topic_prefix}"  # a group of its own: the broker refuses this commit into a live group
+    events = [order_event(f"o{i}", customer_id="c-beyond") for i in range(5)]
+    try:
+        acknowledged = [await publisher.publish(e) for e in events]
+        tp = TopicPartition(kafka_settings.physical("logistics.orders"), acknowledged[0].partition)
+        committer = AIOKafkaConsumer(**kafka_settings.client_options(), group_id=group, enable_auto_commit=False)
+        await committer.start()
+        try:
+            committer.assign([tp])
+            await committer.commit({tp: 100})  # what the group had reached before the broker lost the records
+        finally:
+            await committer.stop()
+        consumer = InboxConsumer(messaging_db, kafka_settings, RecordingHandler(), RefusingDeadLetters(), group_id=group)
+        task = asyncio.create_task(consumer.run())
+        try:
+            await wait_until(lambda: _applied_once_each(messaging_db, [e.event_id for e in events]), timeout_s=30)
+        finally:
+            consumer.stop()
+            await asyncio.wait_for(task, 15)
+    finally:
+        await publisher.stop()
