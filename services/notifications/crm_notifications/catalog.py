@@ -16,8 +16,10 @@ AUDIENCES = {
     "event_contact": "the contact named in the event (contact_id), else the reporter's address in the event, else all contacts",
     "account_manager": "the customer's named account manager (in-app inbox)",
     "escalation_owner": "the person or team the event escalated to (in-app inbox)",
+    "finance": "the finance team's shared in-app inbox (assignee `finance`)",
 }
-INTERNAL_AUDIENCES = ("account_manager", "escalation_owner")
+INTERNAL_AUDIENCES = ("account_manager", "escalation_owner", "finance")
+FINANCE_INBOX = "finance"
 
 # category -> (kind, default opt-in). Kinds:
 #   transactional: ignores opt-out (complaint updates, payment reminders); channel choice still applies

@@ -97,6 +97,40 @@ TEMPLATES: dict[str, tuple[list[str], dict[str, tuple[str, str]]]] = {
             "en": ("Churn risk ({{ risk_level }}): {{ customer_name }}", "Please contact {{ customer_name }} within two working days. Signals: {{ signals | join(', ') }}\n"),
         },
     ),
+    "credit_grade_falling": (
+        ["customer_name", "old_grade", "new_grade", "reason", "account_manager"],
+        {
+            "zh-CN": ("【信用下降】{{ customer_name }}：{{ old_grade }} → {{ new_grade }}",
+                      "{{ customer_name }} 的信用等级由 {{ old_grade }} 降为 {{ new_grade }}（{{ reason }}）。客户经理：{{ account_manager }}。请立即跟进。\n"),
+            "en": ("[Credit falling] {{ customer_name }}: {{ old_grade }} -> {{ new_grade }}",
+                   "The credit grade of {{ customer_name }} fell from {{ old_grade }} to {{ new_grade }} ({{ reason }}). "
+                   "Account manager: {{ account_manager }}. Please follow up now.\n"),
+        },
+    ),
+    "credit_grade_alert": (
+        ["customer_name", "new_grade", "reason"],
+        {
+            "zh-CN": ("信用等级 {{ new_grade }}：{{ customer_name }}", "{{ customer_name }} 的信用等级为 {{ new_grade }}（{{ reason }}）。\n"),
+            "en": ("Credit grade {{ new_grade }}: {{ customer_name }}", "{{ customer_name }} has credit grade {{ new_grade }} ({{ reason }}).\n"),
+        },
+    ),
+    "credit_payment_cycle": (
+        ["customer_name", "new_grade"],
+        {
+            "zh-CN": ("缩短付款周期：{{ customer_name }}", "{{ customer_name }} 的信用等级为 {{ new_grade }}：请与客户商定更短的付款周期，并提醒按期付款。\n"),
+            "en": ("Shorter payment cycle: {{ customer_name }}", "{{ customer_name }} has credit grade {{ new_grade }}: agree a shorter payment cycle "
+                   "with the customer and remind them to pay on time.\n"),
+        },
+    ),
+    "credit_review_task": (
+        ["customer_name", "new_grade", "reason", "review_every_days"],
+        {
+            "zh-CN": ("信用审查：{{ customer_name }}", "{{ customer_name }} 的信用等级为 {{ new_grade }}（{{ reason }}）。请立即进行信用审查；"
+                      "此后每 {{ review_every_days }} 天审查一次。\n"),
+            "en": ("Credit review: {{ customer_name }}", "{{ customer_name }} has credit grade {{ new_grade }} ({{ reason }}). Review the credit now, "
+                   "then every {{ review_every_days }} days.\n"),
+        },
+    ),
     "retention_offer": (
         ["contact_name", "account_manager", "unsubscribe_url"],
         {
@@ -154,6 +188,22 @@ RULES: list[dict] = [
          conditions=[{"field": "new_tier", "op": "eq", "value": "key_account"}, {"field": "new_tier", "op": "tier_up", "value": "old_tier"}]),
     dict(name="churn-risk-task", event_type="ChurnRiskRaised", template_key="churn_task", audience="account_manager", channel="inbox",
          category="internal_tasks"),
+    # credit actions per grade: scoring's SCORING_CREDIT_POLICY decides which grade calls for which action; these rules
+    # say who hears of it. A falling grade warns the account manager and finance at once (the other alerts then stay quiet).
+    dict(name="credit-falling-account-manager", event_type="CreditGradeChanged", template_key="credit_grade_falling", audience="account_manager",
+         channel="inbox", category="internal_alerts", urgency="critical", conditions=[{"field": "falling", "op": "eq", "value": True}]),
+    dict(name="credit-falling-finance", event_type="CreditGradeChanged", template_key="credit_grade_falling", audience="finance",
+         channel="inbox", category="internal_alerts", urgency="critical", conditions=[{"field": "falling", "op": "eq", "value": True}]),
+    dict(name="credit-alert-account-manager", event_type="CreditGradeChanged", template_key="credit_grade_alert", audience="account_manager",
+         channel="inbox", category="internal_alerts",
+         conditions=[{"field": "actions", "op": "contains", "value": "alert_account_manager"}, {"field": "falling", "op": "eq", "value": False}]),
+    dict(name="credit-alert-finance", event_type="CreditGradeChanged", template_key="credit_grade_alert", audience="finance",
+         channel="inbox", category="internal_alerts",
+         conditions=[{"field": "actions", "op": "contains", "value": "alert_finance"}, {"field": "falling", "op": "eq", "value": False}]),
+    dict(name="credit-payment-cycle-task", event_type="CreditGradeChanged", template_key="credit_payment_cycle", audience="account_manager",
+         channel="inbox", category="internal_tasks", conditions=[{"field": "actions", "op": "contains", "value": "payment_cycle_reminder"}]),
+    dict(name="credit-review-task", event_type="CreditGradeChanged", template_key="credit_review_task", audience="account_manager",
+         channel="inbox", category="internal_tasks", conditions=[{"field": "actions", "op": "contains", "value": "credit_review_task"}]),
     dict(name="churn-risk-retention", event_type="ChurnRiskRaised", template_key="retention_offer", audience="customer_contacts",
          channel="email", category="retention"),
     dict(name="payment-overdue-reminder", event_type="PaymentOverdue", template_key="payment_reminder", audience="customer_contacts",

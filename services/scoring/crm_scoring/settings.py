@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.events.bounds import accepted_currencies
+from crm_common.events.scoring import CreditAction
 from crm_common.settings import ServiceSettings
 
 _TOLERANCE = 1e-6
@@ -32,6 +33,24 @@ LOYALTY_KEYS = {"repeat_rate", "tenure", "regularity", "share_of_wallet", "satis
 SATISFACTION_KEYS = {"on_time", "damage_loss", "complaints", "resolution", "survey"}
 CURRENT_VALUE_KEYS = {"revenue", "margin", "order_size", "continuity"}
 POTENTIAL_VALUE_KEYS = {"growth", "cross_sell", "wallet_room", "lifetime_value"}
+
+
+class CreditPolicy(BaseModel):
+    """What one credit grade calls for: actions announced with CreditGradeChanged, and how often to review the credit."""
+
+    actions: list[CreditAction] = Field(default_factory=list)
+    review_every_days: int = Field(ge=1, le=3660)
+
+
+def _default_credit_policy() -> dict[str, CreditPolicy]:
+    # ../shared/domain.md: A fewer reviews and priority service; C shorter payment cycle, the account manager told;
+    # D frequent reviews, a credit review now, finance told
+    return {
+        "A": CreditPolicy(actions=["priority_service"], review_every_days=365),
+        "B": CreditPolicy(actions=[], review_every_days=180),
+        "C": CreditPolicy(actions=["payment_cycle_reminder", "alert_account_manager"], review_every_days=90),
+        "D": CreditPolicy(actions=["credit_review_task", "alert_finance"], review_every_days=30),
+    }
 
 
 class AbcCutoffs(BaseModel):
@@ -78,6 +97,9 @@ class ScoringSettings(ServiceSettings):
 
     # credit
     default_days: int = Field(90, ge=1, description="Days overdue that make an invoice a default.")
+    credit_policy: dict[Literal["A", "B", "C", "D"], CreditPolicy] = Field(
+        default_factory=_default_credit_policy, description="Per credit grade: the actions it calls for and the review interval."
+    )
     # churn
     churn_horizon_days: int = Field(90, ge=1)
     clv_horizon_days: int = Field(365, ge=1)
@@ -95,6 +117,14 @@ class ScoringSettings(ServiceSettings):
     consumer_batch_size: int = Field(2000, ge=1, description="Events per consumer batch (one transaction).")
     rescore_interval_s: float = Field(0.5, gt=0, description="Pause between passes of the rescoring task over the marked customers.")
     rescore_batch_size: int = Field(2000, ge=1, description="Marked customers rescored per transaction.")
+
+    @field_validator("credit_policy")
+    @classmethod
+    def _every_grade(cls, policy: dict) -> dict:
+        missing = {"A", "B", "C", "D"} - set(policy)
+        if missing:
+            raise ValueError(f"credit_policy: no policy for grade(s) {sorted(missing)}")
+        return policy
 
     @field_validator("loyalty_weights")
     @classmethod

@@ -106,7 +106,7 @@ def test_import_command_summary_lists_refused_lines_and_exits_1(database_factory
     assert summary["rows"] == n + 3 and summary["imported"] == n and summary["customers"] == 25 and summary["refused"] == 3
     assert summary["refused_lines"] == [{"line": n + 2, "reason": "order_date is not a date"}, {"line": n + 3, "reason": "no customer_id"},
                                         {"line": n + 4, "reason": "amount is negative"}]
-    assert summary["events"] == {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}  # --no-events
+    assert summary["events"] == {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0, "CreditGradeChanged": 0}  # --no-events
 
 
 def test_every_argument_has_help():

@@ -9,6 +9,15 @@ from pydantic import Field
 from crm_common.events.envelope import EventPayload
 
 Tier = Literal["key_account", "ordinary", "small", "at_risk"]
+CreditGrade = Literal["A", "B", "C", "D"]
+# what a credit grade calls for (../shared/domain.md); which grade calls for which is data: SCORING_CREDIT_POLICY
+CreditAction = Literal[
+    "priority_service",  # A: complaints first, fast lane
+    "payment_cycle_reminder",  # C: remind the account manager to agree a shorter payment cycle
+    "alert_account_manager",  # C: the account manager hears of the grade
+    "credit_review_task",  # D: a credit review to do now
+    "alert_finance",  # D: finance hears of the grade
+]
 
 
 class CustomerScored(EventPayload):
@@ -22,6 +31,16 @@ class CustomerScored(EventPayload):
     credit_grade: Literal["A", "B", "C", "D"] | None = None
     tier: Tier | None = None
     scored_at: dt.datetime
+
+
+class CustomerScoredV2(CustomerScored):
+    """Version 2 adds the churn risk level, so a reader (the account manager's portfolio) needs no second event to
+    know it; a version 1 reader reads it unchanged."""
+
+    event_type = "CustomerScored"
+    event_version = 2
+
+    churn_risk: Literal["low", "medium", "high"] | None = None
 
 
 class CustomerTierChanged(EventPayload):
@@ -44,3 +63,20 @@ class ChurnRiskRaised(EventPayload):
     risk_level: Literal["medium", "high"]
     signals: list[str] = Field(default_factory=list)
     raised_at: dt.datetime
+
+
+class CreditGradeChanged(EventPayload):
+    """The credit grade moved (or was first computed). `actions` and `review_every_days` are the credit policy of the
+    new grade; `falling` (a worse grade than before) asks to warn the account manager and finance at once."""
+
+    event_type = "CreditGradeChanged"
+    event_version = 1
+
+    customer_id: str
+    old_grade: CreditGrade | None = None
+    new_grade: CreditGrade
+    falling: bool
+    actions: list[CreditAction] = Field(default_factory=list)
+    review_every_days: int = Field(ge=1, le=3660, description="How often the customer's credit is to be reviewed at this grade.")
+    reason: str
+    changed_at: dt.datetime

@@ -22,7 +22,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
         "ComplaintClosed",
         "SurveyAnswered",
     ),
-    "crm.scoring": ("CustomerScored", "CustomerTierChanged", "ChurnRiskRaised"),
+    "crm.scoring": ("CustomerScored", "CustomerTierChanged", "ChurnRiskRaised", "CreditGradeChanged"),
     "crm.notifications": ("NotificationSent", "NotificationFailed"),
 }
 

@@ -93,6 +93,8 @@ async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, custom
     if spec.audience == "account_manager":
         manager = customer.account_manager if customer else None
         return [Recipient(f"staff:{manager}", ContactView(None, addresses={"inbox": manager}), manager, manager)] if manager else []
+    if spec.audience == "finance":
+        return [Recipient(f"staff:{catalog.FINANCE_INBOX}", ContactView(None, addresses={"inbox": catalog.FINANCE_INBOX}), "Finance", catalog.FINANCE_INBOX)]
     if spec.audience == "escalation_owner":
         owner = payload.get("escalated_to") or (customer.account_manager if customer else None)
         return [Recipient(f"staff:{owner}", ContactView(None, addresses={"inbox": owner}), owner, owner)] if owner else []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "not_exists", "tier_up")
+OPS = ("eq", "ne", "in", "not_in", "contains", "gt", "gte", "lt", "lte", "exists", "not_exists", "tier_up")
 
 _MISSING = object()
 
@@ -43,6 +43,8 @@ def holds(condition: dict[str, Any], context: dict[str, Any]) -> bool:
             return value in expected
         if op == "not_in":
             return value not in expected
+        if op == "contains":  # the field is a list (e.g. a credit grade's actions) holding the value
+            return isinstance(value, list) and expected in value
         if op == "gt":
             return value is not None and value > expected
         if op == "gte":

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.context import current_correlation_id
 from crm_common.db import utcnow
 from crm_common.events.envelope import make_event
-from crm_common.events.scoring import ChurnRiskRaised, CustomerScored, CustomerTierChanged
+from crm_common.events.scoring import ChurnRiskRaised, CreditGradeChanged, CustomerScoredV2, CustomerTierChanged
 from crm_common.outbox import add_to_outbox
 from crm_scoring.db import SCORE_COLUMNS, complaints, customer_scores, customers, invoices, orders, population_model, rescore_queue, score_history, surveys
 from crm_scoring.model import engine
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 PRODUCER = "scoring"
 RESCORE_LOCK_KEY = 0x5C0E2
-CATEGORICAL = ("abc_class", "rfm_segment", "credit_grade", "tier")
+CATEGORICAL = ("abc_class", "rfm_segment", "credit_grade", "tier", "churn_risk")
 
 
 # ---------------------------------------------------------------- loading facts
@@ -212,7 +212,7 @@ async def recompute_population(session: AsyncSession, settings: ScoringSettings,
     model, scored = await asyncio.to_thread(compute)
     del facts
     await save_model(session, model)
-    changes = {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
+    changes = dict.fromkeys(ANNOUNCEMENTS, 0)
     # the scores are held as arrays; records (with their explanation text) exist for one slice at a time
     for start in range(0, len(scored), RECOMPUTE_SLICE):
         records = await asyncio.to_thread(scored.records, start, start + RECOMPUTE_SLICE)
@@ -221,15 +221,17 @@ async def recompute_population(session: AsyncSession, settings: ScoringSettings,
     return {"customers": len(scored), "model": _jsonable(model.as_dict()), "events": changes}
 
 
+ANNOUNCEMENTS = ("CustomerScored", "CustomerTierChanged", "ChurnRiskRaised", "CreditGradeChanged")
+GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3}
 RECOMPUTE_SLICE = 5000  # customers rendered, planned and written at a time by the population recompute
 
 
 async def _previous(session: AsyncSession, ids: list[str]) -> dict[str, dict]:
     previous: dict[str, dict] = {}
-    cols = [customer_scores.c.customer_id, customer_scores.c.tier, customer_scores.c.churn_risk, customer_scores.c.emitted]
+    cols = [customer_scores.c.customer_id, customer_scores.c.tier, customer_scores.c.churn_risk, customer_scores.c.credit_grade, customer_scores.c.emitted]
     for where in id_filters(session, customer_scores.c.customer_id, ids):
         for row in (await session.execute(select(*cols).where(where))).all():
-            previous[row.customer_id] = {"tier": row.tier, "churn_risk": row.churn_risk, "emitted": row.emitted}
+            previous[row.customer_id] = {"tier": row.tier, "churn_risk": row.churn_risk, "credit_grade": row.credit_grade, "emitted": row.emitted}
     return previous
 
 
@@ -268,7 +270,7 @@ def plan_scores(records: Sequence[dict], previous: dict[str, dict], settings: Sc
     as_of_day = day_number(as_of)
     envelopes = []
     history = []
-    counts = {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
+    counts = dict.fromkeys(ANNOUNCEMENTS, 0)
     rows = []
     for record in records:
         cid = record["customer_id"]
@@ -279,9 +281,10 @@ def plan_scores(records: Sequence[dict], previous: dict[str, dict], settings: Sc
         row.update(customer_id=cid, computed_at=now, as_of_day=as_of_day, detail=record["detail_json"])
         if emit and moved_past_step(emitted, state, settings.score_step):
             emitted = state
-            envelopes.append(make_event(CustomerScored(customer_id=cid, scores=state["scores"], abc_class=record["abc_class"], rfm_segment=record["rfm_segment"],
-                                                       credit_grade=record["credit_grade"], tier=record["tier"], scored_at=now), key=cid, producer=PRODUCER, correlation_id=correlation))
-            history.append({"customer_id": cid, "scored_at": now, "scores": state | {"churn_risk": record["churn_risk"]}})
+            envelopes.append(make_event(CustomerScoredV2(customer_id=cid, scores=state["scores"], abc_class=record["abc_class"], rfm_segment=record["rfm_segment"],
+                                                         credit_grade=record["credit_grade"], tier=record["tier"], churn_risk=record["churn_risk"], scored_at=now),
+                                        key=cid, producer=PRODUCER, correlation_id=correlation))
+            history.append({"customer_id": cid, "scored_at": now, "scores": state})
             counts["CustomerScored"] += 1
         row["emitted"] = _json_text(emitted)
         old_tier = before["tier"] if before else None
@@ -294,8 +297,27 @@ def plan_scores(records: Sequence[dict], previous: dict[str, dict], settings: Sc
             envelopes.append(make_event(ChurnRiskRaised(customer_id=cid, p_alive=record["p_alive"], risk_level=record["churn_risk"], signals=record["signals"], raised_at=now),
                                         key=cid, producer=PRODUCER, correlation_id=correlation))
             counts["ChurnRiskRaised"] += 1
+        grade_change = credit_grade_change(record, before["credit_grade"] if before else None, settings, now) if emit else None
+        if grade_change is not None:
+            envelopes.append(make_event(grade_change, key=cid, producer=PRODUCER, correlation_id=correlation))
+            counts["CreditGradeChanged"] += 1
         rows.append(row)
     return rows, history, envelopes, counts
+
+
+def credit_grade_change(record: dict, old_grade: str | None, settings: ScoringSettings, now: dt.datetime) -> CreditGradeChanged | None:
+    """The announcement of a moved credit grade with the new grade's policy; a first grade is news only when its
+    policy calls for something."""
+    new_grade = record["credit_grade"]
+    if new_grade is None or new_grade == old_grade:
+        return None
+    policy = settings.credit_policy[new_grade]
+    if old_grade is None and not policy.actions:
+        return None
+    falling = old_grade is not None and GRADE_ORDER[new_grade] > GRADE_ORDER[old_grade]
+    reason = (orjson.loads(record["detail_json"]).get("credit_grade") or {}).get("explanation") or f"Credit grade {new_grade}."
+    return CreditGradeChanged(customer_id=record["customer_id"], old_grade=old_grade, new_grade=new_grade, falling=falling, actions=policy.actions,
+                              review_every_days=policy.review_every_days, reason=reason, changed_at=now)
 
 
 JSON_COLUMNS = ("detail", "emitted")
@@ -321,9 +343,9 @@ async def _upsert_score_rows(session: AsyncSession, rows: list[dict]) -> None:
 
 
 async def store_scores(session: AsyncSession, records: Sequence[dict], settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True) -> dict[str, int]:
-    """Upsert score rows; stage CustomerScored / CustomerTierChanged / ChurnRiskRaised in the outbox."""
+    """Upsert score rows; stage CustomerScored / CustomerTierChanged / ChurnRiskRaised / CreditGradeChanged in the outbox."""
     if not records:
-        return {"CustomerScored": 0, "CustomerTierChanged": 0, "ChurnRiskRaised": 0}
+        return dict.fromkeys(ANNOUNCEMENTS, 0)
     ids = [r["customer_id"] for r in records]
     previous = await _previous(session, ids)
     rows, history, envelopes, counts = await _cpu(plan_scores, records, previous, settings, as_of, emit, utcnow(), current_correlation_id(), size=len(records))
