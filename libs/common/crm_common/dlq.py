@@ -30,6 +30,7 @@ from crm_common.problems import Problem
 
 State = Literal["waiting", "replayed", "all"]
 MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist, and the drivers refuse to bind it
+NAME = r"^[^\x00-\x1f]*$"  # consumer and topic names have no control characters (PostgreSQL refuses a NUL in text)
 _SUMMARY_COLUMNS = [c for c in dead_letters_table.c if c.name != "body"]
 
 
@@ -111,8 +112,8 @@ async def waiting_ids(db: Database, *, consumer: str | None = None, topic: str |
 
 # ---------------------------------------------------------------------------------------------- admin endpoints
 class ReplayFilter(BaseModel):
-    consumer: str | None = Field(None, max_length=100)
-    topic: str | None = Field(None, max_length=200)
+    consumer: str | None = Field(None, max_length=100, pattern=NAME)
+    topic: str | None = Field(None, max_length=200, pattern=NAME)
 
 
 def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
@@ -125,8 +126,8 @@ def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
     @router.get("")
     async def list_(
         request: Request,
-        consumer: str | None = Query(None, max_length=100),
-        topic: str | None = Query(None, max_length=200),
+        consumer: str | None = Query(None, max_length=100, pattern=NAME),
+        topic: str | None = Query(None, max_length=200, pattern=NAME),
         state: State = "waiting",
         after_id: int = Query(0, ge=0, le=MAX_ID),
         limit: int = Query(100, ge=1, le=1000),

@@ -78,3 +78,12 @@ async def test_the_gateways_dead_letters_are_not_reachable_outside_its_authentic
     client, settings, _ = await make_gateway()
     assert (await client.get("/admin/dead-letters/gateway")).status_code == 404
     assert (await client.get(f"{BASE}/gateway")).status_code == 401
+
+
+async def test_filters_with_control_characters_are_refused_not_sent_to_the_database(make_gateway):
+    client, settings, _ = await make_gateway()
+    admin = role_headers(settings, "admin")
+    listed = await client.get(f"{BASE}/gateway", params={"consumer": "a\x00b"}, headers=admin)
+    assert listed.status_code == 422 and listed.json()["errors"][0]["loc"] == ["query", "consumer"]
+    replayed = await client.post(f"{BASE}/gateway/replay", json={"topic": "x\ny"}, headers=admin)
+    assert replayed.status_code == 422
