@@ -255,7 +255,7 @@ def _ingest_event_schemas() -> dict[str, dict]:
         schemas[name] = {
             "title": f"{event_type} v{version}",
             "type": "object",
-            "required": ["event_id", "type", "payload"],
+            "required": ["event_id", "type", "payload"] + ([] if version == 1 else ["version"]),
             "properties": {
                 **common,
                 "type": {"const": event_type},
@@ -272,10 +272,8 @@ def add_request_schema(openapi: dict) -> dict:
     schemas = _ingest_event_schemas()
     components = openapi.setdefault("components", {}).setdefault("schemas", {})
     components.update(schemas)
-    components["IngestEvent"] = {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in schemas],
-                                 "discriminator": {"propertyName": "type", "mapping": {
-                                     schema["properties"]["type"]["const"]: f"#/components/schemas/{name}" for name, schema in schemas.items()
-                                     if schema["properties"]["version"]["const"] == 1}}}
+    # no discriminator: a type may have several versions, told apart by `version` (required above v1, default 1)
+    components["IngestEvent"] = {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in schemas]}
     event = {"$ref": "#/components/schemas/IngestEvent"}
     body = {"anyOf": [event, {"type": "array", "items": event, "minItems": 1},
                       {"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": event, "minItems": 1}}}]}

@@ -317,7 +317,7 @@ async def migrate(url: str) -> None:
     await asyncio.to_thread(upgrade, ALEMBIC_INI, url)
 
 
-def new_event(event_type: str = "OrderCreated", customer_id: str = "C1", **payload: Any) -> dict[str, Any]:
+def new_event(event_type: str = "OrderCreated", customer_id: str = "C1", *, version: int | None = None, **payload: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"order_id": f"O-{uuid.uuid4().hex[:8]}", "customer_id": customer_id}
     if event_type == "OrderCreated":
         base.update(order_date=NOW.isoformat(), amount="1250.50", service_type="cold_chain")
@@ -330,8 +330,16 @@ def new_event(event_type: str = "OrderCreated", customer_id: str = "C1", **paylo
     elif event_type in ("PaymentReceived", "PaymentOverdue"):
         base = {"invoice_id": f"INV-{uuid.uuid4().hex[:6]}", "customer_id": customer_id, "amount": "300.00", "due_date": "2026-11-01"}
         base.update({"paid_at": NOW.isoformat()} if event_type == "PaymentReceived" else {"days_overdue": 19, "reported_at": NOW.isoformat()})
+    elif event_type == "ProofOfDeliveryReturned":
+        base.update(returned_at=NOW.isoformat())
+    elif event_type == "InvoiceCorrected":
+        base = {"correction_id": f"CN-{uuid.uuid4().hex[:6]}", "invoice_id": f"INV-{uuid.uuid4().hex[:6]}", "customer_id": customer_id,
+                "previous_amount": "300.00", "amount": "280.00", "corrected_at": NOW.isoformat()}
     base.update(payload)
-    return {"event_id": str(uuid.uuid4()), "type": event_type, "payload": base}
+    event = {"event_id": str(uuid.uuid4()), "type": event_type, "payload": base}
+    if version is not None:
+        event["version"] = version
+    return event
 
 
 async def feed_read_models(runtime, payloads) -> None:

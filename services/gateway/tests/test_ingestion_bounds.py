@@ -11,7 +11,7 @@ pytest.importorskip("crm_scoring", reason="scoring service not installed")
 from ingest_downstream import build_downstream  # noqa: E402
 from gateway_support import new_event, role_headers  # noqa: E402
 
-from crm_common.events.bounds import MAX_DAYS_OVERDUE, MAX_MONEY  # noqa: E402
+from crm_common.events.bounds import MAX_DAYS_OVERDUE, MAX_MONEY, MAX_QUANTITY  # noqa: E402
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -35,7 +35,7 @@ REFUSED = [
     ("occurred_at in 9999", _bad("OrderShipped", envelope={"occurred_at": "9999-01-01T00:00:00Z"}), "occurred_at"),
     ("version 1.5", _bad("OrderShipped", envelope={"version": 1.5}), "version"),
     ("version as a string", _bad("OrderShipped", envelope={"version": "1"}), "version"),
-    ("version 2 (unknown)", _bad("OrderShipped", envelope={"version": 2}), "version"),
+    ("version 3 (unknown)", _bad("OrderShipped", envelope={"version": 3}), "version"),
     ("NUL in order_id", _bad("OrderShipped", order_id="O-\x00-1"), "order_id"),
     ("control character in customer_id", _bad("OrderShipped", customer_id="C\x1b1"), "customer_id"),
     ("NUL in a free-text reason", _bad("OrderCancelled", cancelled_at=NOW.isoformat(), reason="late\x00"), "reason"),
@@ -45,6 +45,15 @@ REFUSED = [
     ("days_overdue over the bound", _bad("PaymentOverdue", days_overdue=MAX_DAYS_OVERDUE + 1), "days_overdue"),
     ("due date in year 0001", _bad("PaymentReceived", due_date="0001-01-01"), "due_date"),
     ("delay of 2^40 minutes", _bad("ShipmentDelayed", delay_minutes=2**40), "delay_minutes"),
+    # the service-level fields of issue 20 (second versions and new types) use the same bounds
+    ("negative quantity ordered", _bad("OrderCreated", envelope={"version": 2}, quantity_ordered=-1), "quantity_ordered"),
+    ("fractional quantity shipped", _bad("OrderShipped", envelope={"version": 2}, quantity_shipped=1.5), "quantity_shipped"),
+    ("quantity over the bound", _bad("OrderShipped", envelope={"version": 2}, quantity_shipped=MAX_QUANTITY + 1), "quantity_shipped"),
+    ("promised pickup without an offset", _bad("OrderCreated", envelope={"version": 2}, promised_pickup_at="2026-11-20T09:00:00"), "offset"),
+    ("urgent is not a flag", _bad("OrderCreated", envelope={"version": 2}, urgent="very"), "urgent"),
+    ("proof of delivery returned in 9999", _bad("ProofOfDeliveryReturned", returned_at="9999-01-01T00:00:00Z"), "returned_at"),
+    ("correction without its number", _bad("InvoiceCorrected", correction_id=None), "correction_id"),
+    ("correction of NaN", _bad("InvoiceCorrected", previous_amount="NaN"), "previous_amount"),
 ]
 
 ACCEPTED = [
@@ -52,6 +61,11 @@ ACCEPTED = [
     new_event("OrderCreated", "C-BOUNDS", amount=12.345, order_date="2000-01-01T00:00:00Z"),  # rounded to cents
     new_event("PaymentOverdue", "C-BOUNDS", days_overdue=MAX_DAYS_OVERDUE),
     new_event("ShipmentDelayed", "C-BOUNDS", delay_minutes=3000, reason="台风 (typhoon)\nroad closed"),
+    new_event("OrderCreated", "C-BOUNDS", version=2, quantity_ordered=MAX_QUANTITY, urgent=True, promised_pickup_at="2026-11-20T12:00:00+08:00"),
+    new_event("OrderShipped", "C-BOUNDS", version=2, quantity_shipped=0),
+    new_event("OrderDelivered", "C-BOUNDS", version=2, pod_due_at="2026-11-25T00:00:00Z"),
+    new_event("ProofOfDeliveryReturned", "C-BOUNDS"),
+    new_event("InvoiceCorrected", "C-BOUNDS", reason="weight re-measured"),
 ]
 
 
@@ -110,7 +124,10 @@ async def test_the_openapi_document_shows_the_request_schema_and_its_bounds(data
         body = document["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert {"$ref": "#/components/schemas/IngestEvent"} in body["anyOf"]
         schemas = document["components"]["schemas"]
-        assert len(schemas["IngestEvent"]["oneOf"]) == 9
+        assert len(schemas["IngestEvent"]["oneOf"]) == 14  # 9 types in v1, 3 of them in v2 (issue 20), 2 new types
+        order_v2 = schemas["IngestOrderCreatedV2"]
+        assert order_v2["properties"]["version"]["const"] == 2 and "version" in order_v2["required"]
+        assert order_v2["properties"]["payload"]["properties"]["quantity_ordered"]["anyOf"][0]["maximum"] == MAX_QUANTITY
         order = schemas["IngestOrderCreated"]["properties"]
         amount = order["payload"]["properties"]["amount"]
         assert {"minimum": 0.0, "maximum": float(MAX_MONEY), "type": "number"} in amount["anyOf"] and amount["x-decimal-places"] == 2

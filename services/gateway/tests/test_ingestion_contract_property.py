@@ -20,7 +20,8 @@ pytest.importorskip("crm_scoring", reason="scoring service not installed")
 from ingest_downstream import build_downstream  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from crm_common.events.bounds import EARLIEST, FACT_HORIZON, MAX_DAYS_OVERDUE, MAX_DELAY_MINUTES, MAX_MONEY  # noqa: E402
+from crm_common.events import registered_events, topic_for  # noqa: E402
+from crm_common.events.bounds import EARLIEST, FACT_HORIZON, MAX_DAYS_OVERDUE, MAX_DELAY_MINUTES, MAX_MONEY, MAX_QUANTITY  # noqa: E402
 from crm_common.events.logistics import LOGISTICS_EVENT_TYPES  # noqa: E402
 from crm_gateway.db import ingested_events  # noqa: E402
 
@@ -49,7 +50,17 @@ def _unique(prefix: str):
     return st.builds(lambda tail: f"{prefix}-{uuid.uuid4().hex[:10]}-{tail}", ids)
 
 
-def _payload_of(event_type: str):
+quantities = st.integers(0, MAX_QUANTITY)
+
+# what the second versions add (issue 20)
+V2_FIELDS = {
+    "OrderCreated": {"promised_pickup_at": st.none() | moments, "quantity_ordered": st.none() | quantities, "urgent": st.booleans()},
+    "OrderShipped": {"quantity_shipped": st.none() | quantities},
+    "OrderDelivered": {"pod_due_at": st.none() | moments},
+}
+
+
+def _payload_of(event_type: str, version: int = 1):
     order = {"order_id": _unique("O"), "customer_id": ids, "tracking_number": st.none() | ids}
     fields = {
         "OrderCreated": {"order_date": moments, "amount": money, "currency": st.sampled_from(["CNY", "cny"]), "cost": st.none() | money,
@@ -62,21 +73,28 @@ def _payload_of(event_type: str):
         "ShipmentLost": {"reported_at": moments, "declared_value": st.none() | money},
         "PaymentReceived": {"paid_at": moments},
         "PaymentOverdue": {"days_overdue": st.integers(0, MAX_DAYS_OVERDUE), "reported_at": moments},
+        "ProofOfDeliveryReturned": {"returned_at": moments, "due_at": st.none() | moments},
+        "InvoiceCorrected": {"correction_id": _unique("CN"), "previous_amount": money, "currency": st.sampled_from(["CNY", "cny"]),
+                             "reason": st.none() | texts, "corrected_at": moments},
     }[event_type]
     if event_type.startswith("Payment"):
         base = {"invoice_id": _unique("INV"), "customer_id": ids, "amount": money, "due_date": days}
+    elif event_type == "InvoiceCorrected":
+        base = {"invoice_id": _unique("INV"), "customer_id": ids, "amount": money}
     else:
         base = order
-    return st.fixed_dictionaries(base | fields)
+    return st.fixed_dictionaries(base | fields | (V2_FIELDS[event_type] if version == 2 else {}))
 
 
-EVENT_TYPES = list(LOGISTICS_EVENT_TYPES)
+TYPES_AND_VERSIONS = sorted((t, v) for t, v in registered_events() if t in LOGISTICS_EVENT_TYPES)
 
 
 @st.composite
 def valid_events(draw):
-    event_type = draw(st.sampled_from(EVENT_TYPES))
-    event = {"event_id": str(uuid.uuid4()), "type": event_type, "payload": draw(_payload_of(event_type))}
+    event_type, version = draw(st.sampled_from(TYPES_AND_VERSIONS))
+    event = {"event_id": str(uuid.uuid4()), "type": event_type, "payload": draw(_payload_of(event_type, version))}
+    if version != 1 or draw(st.booleans()):
+        event["version"] = version
     if draw(st.booleans()):
         event["occurred_at"] = draw(moments)
     return event
@@ -85,7 +103,7 @@ def valid_events(draw):
 # the date-time every event of the type carries
 WHEN = {"OrderCreated": "order_date", "OrderShipped": "shipped_at", "OrderDelivered": "delivered_at", "OrderCancelled": "cancelled_at",
         "ShipmentDelayed": "reported_at", "ShipmentDamaged": "reported_at", "ShipmentLost": "reported_at", "PaymentReceived": "paid_at",
-        "PaymentOverdue": "reported_at"}
+        "PaymentOverdue": "reported_at", "ProofOfDeliveryReturned": "returned_at", "InvoiceCorrected": "corrected_at"}
 
 
 BAD_NUMBERS = st.sampled_from(["1e400", 1e30, "NaN", "Infinity", "-1", -0.01, str(MAX_MONEY + Decimal("0.01")), True])
@@ -99,11 +117,12 @@ def broken_events(draw):
     """A valid event with exactly one field made invalid, and what the refusal must name."""
     event = draw(valid_events())
     payload = event["payload"]
-    money_field = next((k for k in ("amount", "cost", "estimated_loss", "declared_value") if k in payload), None)
+    money_field = next((k for k in ("amount", "cost", "estimated_loss", "declared_value", "previous_amount") if k in payload), None)
     choices = ["moment", "id", "occurred_at", "version"] + (["money"] if money_field else [])
-    if event["type"] in ("OrderCreated", "PaymentReceived", "PaymentOverdue"):
+    if event["type"] in ("OrderCreated", "PaymentReceived", "PaymentOverdue", "InvoiceCorrected"):
         choices.append("currency")
-    if event["type"] in ("PaymentOverdue", "ShipmentDelayed"):
+    count_field = next((k for k in ("days_overdue", "delay_minutes", "quantity_ordered", "quantity_shipped") if k in payload), None)
+    if count_field:
         choices.append("count")
     kind = draw(st.sampled_from(choices))
     if kind == "money":
@@ -121,14 +140,14 @@ def broken_events(draw):
         event["occurred_at"] = draw(BAD_MOMENTS.filter(lambda m: m != "not a date"))
         return event, "occurred_at"
     if kind == "version":
-        event["version"] = draw(st.sampled_from([1.5, "1", True, 0, 2, None, 2**63]))
+        event["version"] = draw(st.sampled_from([1.5, "1", True, 0, 99, None, 2**63]))
         return event, "version"
     if kind == "currency":
         payload["currency"] = draw(st.sampled_from(["USD", "EUR", "C\x00Y", "CN", "RMB"]))
         return event, "currency"
-    field = "days_overdue" if "days_overdue" in payload else "delay_minutes"
-    payload[field] = draw(st.sampled_from([-1, 2**63, 2**31, 1.5, "many", (MAX_DAYS_OVERDUE if field == "days_overdue" else MAX_DELAY_MINUTES) + 1]))
-    return event, field
+    most = {"days_overdue": MAX_DAYS_OVERDUE, "delay_minutes": MAX_DELAY_MINUTES}.get(count_field, MAX_QUANTITY)
+    payload[count_field] = draw(st.sampled_from([-1, 2**63, 2**31, 1.5, "many", most + 1]))
+    return event, count_field
 
 
 batches = st.lists(st.one_of(valid_events().map(lambda e: (e, None)), broken_events()), min_size=1, max_size=8)
@@ -166,7 +185,7 @@ def test_accepted_events_are_applied_and_refused_ones_carry_a_reason(database_fa
         for name, consumer in downstream.consumers.items():
             outcomes = await consumer.outcomes()
             for event_id, event in accepted.items():
-                topic = "finance.payments" if event["type"].startswith("Payment") else "logistics.orders"
+                topic = topic_for(event["type"])
                 if consumer.wants(topic, event["type"]):
                     assert outcomes.get(event_id) == "applied", (name, event)
             assert not refused & set(outcomes), name

@@ -33,6 +33,7 @@ MONEY_PLACES = 2
 MAX_DELAY_MINUTES = 366 * 24 * 60  # a year late is the most a delay report can say
 MAX_DAYS_OVERDUE = 10_000  # longer than the date window: an invoice due on EARLIEST is not that late yet
 MAX_ATTEMPTS = 1_000
+MAX_QUANTITY = 1_000_000_000  # units (pieces, pallets, cartons) of one order: far above any real order
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 NO_CONTROL_PATTERN = rf"^[^{_CONTROL}]*$"
@@ -161,3 +162,4 @@ def free_text(max_length: int) -> type[str]:
 
 Identifier = identifier()
 HttpUrl = Annotated[str, AfterValidator(_http_url), Field(max_length=2000, description="An http:// or https:// URL.")]
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY, description=f"Whole units (pieces, cartons, pallets), 0 to {MAX_QUANTITY}.")]

@@ -16,6 +16,7 @@ from crm_common.events.bounds import (
     FactDateTime,
     Identifier,
     Money,
+    Quantity,
     SignedMoney,
     free_text,
 )
@@ -45,11 +46,30 @@ class OrderCreated(_OrderEvent):
     promised_delivery_at: FactDateTime | None = None
 
 
+class OrderCreatedV2(OrderCreated):
+    """OrderCreated with what service levels are measured against: the promised pickup, the quantity ordered
+    and the urgent flag. A subclass of v1, so a reader of v1 reads v2 unchanged."""
+
+    event_version = 2
+
+    promised_pickup_at: FactDateTime | None = None
+    quantity_ordered: Quantity | None = None
+    urgent: bool = False
+
+
 class OrderShipped(_OrderEvent):
     event_type = "OrderShipped"
     event_version = 1
 
-    shipped_at: FactDateTime
+    shipped_at: FactDateTime  # the actual pickup
+
+
+class OrderShippedV2(OrderShipped):
+    """OrderShipped with the quantity that left (fill rate = shipped / ordered)."""
+
+    event_version = 2
+
+    quantity_shipped: Quantity | None = None
 
 
 class OrderDelivered(_OrderEvent):
@@ -58,6 +78,24 @@ class OrderDelivered(_OrderEvent):
 
     delivered_at: FactDateTime
     promised_at: FactDateTime | None = None
+
+
+class OrderDeliveredV2(OrderDelivered):
+    """OrderDelivered with the deadline of the signed proof-of-delivery document (返单)."""
+
+    event_version = 2
+
+    pod_due_at: FactDateTime | None = None
+
+
+class ProofOfDeliveryReturned(_OrderEvent):
+    """The signed proof-of-delivery document came back to the shipper (返单); on time when by its due time."""
+
+    event_type = "ProofOfDeliveryReturned"
+    event_version = 1
+
+    returned_at: FactDateTime
+    due_at: FactDateTime | None = None  # overrides OrderDelivered v2's pod_due_at when both are known
 
 
 class OrderCancelled(_OrderEvent):
@@ -116,6 +154,22 @@ class PaymentOverdue(_PaymentEvent):
 
     days_overdue: int = Field(ge=0, le=MAX_DAYS_OVERDUE)
     reported_at: FactDateTime
+
+
+class InvoiceCorrected(EventPayload):
+    """A billed invoice was corrected (a credit note or a re-issue): the measure of billing accuracy."""
+
+    event_type = "InvoiceCorrected"
+    event_version = 1
+
+    correction_id: Identifier  # the credit note or re-issue number: one correction, however often it is sent
+    invoice_id: Identifier
+    customer_id: Identifier
+    previous_amount: Money
+    amount: Money
+    currency: Currency = "CNY"
+    reason: free_text(1000) | None = None
+    corrected_at: FactDateTime
 
 
 # What TMS/WMS and billing systems publish: every type of their two topics.

@@ -11,8 +11,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
         "ShipmentDelayed",
         "ShipmentDamaged",
         "ShipmentLost",
+        "ProofOfDeliveryReturned",
     ),
-    "finance.payments": ("PaymentReceived", "PaymentOverdue"),
+    "finance.payments": ("PaymentReceived", "PaymentOverdue", "InvoiceCorrected"),
     "crm.complaints": (
         "ComplaintFiled",
         "ComplaintAssigned",
