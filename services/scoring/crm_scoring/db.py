@@ -66,6 +66,14 @@ orders = Table(
     Column("damage_loss", Float),
     Column("lost", Integer),
     Column("lost_value", Float),
+    # service-level facts (OrderCreated/OrderShipped/OrderDelivered v2, ProofOfDeliveryReturned)
+    Column("promised_pickup_at", UTCDateTime),
+    Column("quantity_ordered", BigInteger),
+    Column("quantity_shipped", BigInteger),
+    Column("urgent", Integer),
+    Column("pod_due_at", UTCDateTime),  # from OrderDelivered v2
+    Column("pod_return_due_at", UTCDateTime),  # from ProofOfDeliveryReturned (wins when both are known)
+    Column("pod_returned_at", UTCDateTime),
 )
 Index("ix_orders_customer", orders.c.customer_id, orders.c.order_day)
 
@@ -80,6 +88,17 @@ invoices = Table(
     Column("paid_at", UTCDateTime),
     Column("paid_day", Integer),
     Column("days_overdue", Integer),
+)
+
+invoice_corrections = Table(
+    "invoice_corrections",
+    metadata,
+    Column("correction_id", ID, primary_key=True),
+    Column("customer_id", ID, nullable=False, index=True),
+    Column("invoice_id", ID, nullable=False),
+    Column("previous_amount", Float),
+    Column("amount", Float),
+    Column("corrected_at", UTCDateTime),
 )
 
 complaints = Table(
@@ -105,7 +124,7 @@ surveys = Table(
     Column("answered_at", UTCDateTime),
 )
 
-FACT_TABLES = (orders, invoices, complaints, surveys)
+FACT_TABLES = (orders, invoices, invoice_corrections, complaints, surveys)
 
 customer_scores = Table(
     "customer_scores",

@@ -1,4 +1,5 @@
-"""The inbox handler: one transaction per batch, facts upserted in bulk, touched customers marked for rescoring.
+"""The inbox handler: one transaction per batch, facts upserted in bulk, touched customers marked for rescoring
+and their service-level records of the trailing months recomputed.
 
 The rescoring itself (the expensive part: features, scores, explanations, announcements) runs apart, in
 `RescoreLoop` below (a task of the service's runtime) or explicitly with `service.rescore_dirty`."""
@@ -15,6 +16,7 @@ from crm_common.consumer import Event
 from crm_common.db import utcnow
 from crm_scoring.scoring.ingest import SOURCE_EVENT_TYPES, apply_events, mark_dirty
 from crm_scoring.scoring.service import rescore_dirty
+from crm_scoring.service_levels.service import refresh_customers
 from crm_scoring.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class ScoringHandler:
     async def handle_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
         touched = await apply_events(session, [e.envelope for e in events], [e.payload for e in events])
         await mark_dirty(session, touched)
+        await refresh_customers(session, touched, self.clock())
 
     async def rescore_dirty(self, unit_of_work) -> int:
         """Score every marked customer now, with this handler's settings and clock (tests and the rescoring loop)."""

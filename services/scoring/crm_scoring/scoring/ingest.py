@@ -16,17 +16,36 @@ from crm_common.events.complaints import ComplaintFiled, ComplaintResolved, Surv
 from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerRegistered, CustomerUpdated
 from crm_common.events.envelope import EventEnvelope, EventPayload
 from crm_common.events.logistics import (
+    InvoiceCorrected,
     OrderCancelled,
     OrderCreated,
+    OrderCreatedV2,
     OrderDelivered,
+    OrderDeliveredV2,
     OrderShipped,
+    OrderShippedV2,
     PaymentOverdue,
     PaymentReceived,
+    ProofOfDeliveryReturned,
     ShipmentDamaged,
     ShipmentDelayed,
     ShipmentLost,
 )
-from crm_scoring.db import FACT_TABLES, complaints, customer_aliases, customer_scores, customers, erased_customers, invoices, orders, rescore_queue, score_history, surveys
+from crm_scoring.db import (
+    FACT_TABLES,
+    complaints,
+    customer_aliases,
+    customer_scores,
+    customers,
+    erased_customers,
+    invoice_corrections,
+    invoices,
+    orders,
+    rescore_queue,
+    score_history,
+    surveys,
+)
+from crm_scoring.service_levels.models import service_level_months
 from crm_scoring.scoring.upsert import insert_ignore, merge_rows, upsert
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -36,16 +55,19 @@ ORDER_RULES = {
     "service_type": "set", "lane": "set", "promised_delivery_at": "set", "promised_at": "set",
     "shipped_at": "min", "delivered_at": "min", "cancelled_at": "min",
     "delay_minutes": "max", "damaged": "max", "damage_loss": "max", "lost": "max", "lost_value": "max",
+    "promised_pickup_at": "set", "quantity_ordered": "set", "quantity_shipped": "max", "urgent": "max",
+    "pod_due_at": "set", "pod_return_due_at": "set", "pod_returned_at": "min",
 }
 ORDER_COLUMNS = list(ORDER_RULES)
 INVOICE_RULES = {"customer_id": "set", "amount": "set", "currency": "set", "due_day": "set", "paid_at": "min", "paid_day": "min", "days_overdue": "max"}
+CORRECTION_RULES = {"customer_id": "set", "invoice_id": "set", "previous_amount": "set", "amount": "set", "corrected_at": "set"}
 COMPLAINT_RULES = {"customer_id": "set", "priority": "set", "category": "set", "filed_at": "set", "resolved_at": "min", "within_sla": "min", "outcome": "set", "compensation": "max"}
 SURVEY_RULES = {"customer_id": "set", "score": "set", "answered_at": "set"}
 
 SOURCE_EVENT_TYPES = frozenset(
     {
         "OrderCreated", "OrderShipped", "OrderDelivered", "OrderCancelled", "ShipmentDelayed", "ShipmentDamaged", "ShipmentLost",
-        "PaymentReceived", "PaymentOverdue", "ComplaintFiled", "ComplaintResolved", "SurveyAnswered",
+        "ProofOfDeliveryReturned", "PaymentReceived", "PaymentOverdue", "InvoiceCorrected", "ComplaintFiled", "ComplaintResolved", "SurveyAnswered",
         "CustomerRegistered", "CustomerUpdated", "CustomerMerged", "CustomerErased",
     }
 )
@@ -72,11 +94,19 @@ def _order_row(p: EventPayload, customer_id: str) -> dict:
     if isinstance(p, OrderCreated):
         row.update(order_date=p.order_date, order_day=day_number(p.order_date), amount=_f(p.amount), currency=p.currency, cost=_f(p.cost),
                    margin=_f(p.margin), service_type=p.service_type, lane=p.lane, promised_delivery_at=p.promised_delivery_at)
+        if isinstance(p, OrderCreatedV2):
+            row.update(promised_pickup_at=p.promised_pickup_at, quantity_ordered=p.quantity_ordered, urgent=1 if p.urgent else 0)
     elif isinstance(p, OrderShipped):
         row["shipped_at"] = p.shipped_at
+        if isinstance(p, OrderShippedV2):
+            row["quantity_shipped"] = p.quantity_shipped
     elif isinstance(p, OrderDelivered):
         row["delivered_at"] = p.delivered_at
         row["promised_at"] = p.promised_at
+        if isinstance(p, OrderDeliveredV2):
+            row["pod_due_at"] = p.pod_due_at
+    elif isinstance(p, ProofOfDeliveryReturned):
+        row.update(pod_returned_at=p.returned_at, pod_return_due_at=p.due_at)
     elif isinstance(p, OrderCancelled):
         row["cancelled_at"] = p.cancelled_at
     elif isinstance(p, ShipmentDelayed):
@@ -164,6 +194,7 @@ async def merge_customer(session: AsyncSession, merged_id: str, survivor_id: str
     for table in FACT_TABLES:
         await session.execute(update(table).where(table.c.customer_id == merged_id).values(customer_id=survivor_id))
     await session.execute(delete(customer_scores).where(customer_scores.c.customer_id == merged_id))
+    await session.execute(delete(service_level_months).where(service_level_months.c.customer_id == merged_id))
     await session.execute(delete(score_history).where(score_history.c.customer_id == merged_id))
     await session.execute(delete(customers).where(customers.c.customer_id == merged_id))
 
@@ -173,7 +204,7 @@ async def erase_customer(session: AsyncSession, customer_id: str, at: dt.datetim
     # the mark first: a rescoring pass that locked it (FOR UPDATE) commits before the scores are deleted
     await session.execute(delete(rescore_queue).where(rescore_queue.c.customer_id == customer_id))
     await insert_ignore(session, erased_customers, [{"customer_id": customer_id, "erased_at": at}], "customer_id")
-    for table in (*FACT_TABLES, customer_scores, score_history, customers):
+    for table in (*FACT_TABLES, customer_scores, score_history, service_level_months, customers):
         await session.execute(delete(table).where(table.c.customer_id == customer_id))
 
 
@@ -223,6 +254,9 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
             rows["invoices"].append(_invoice_row(p, customer_id))
         elif isinstance(p, (ComplaintFiled, ComplaintResolved)):
             rows["complaints"].append(_complaint_row(p, customer_id))
+        elif isinstance(p, InvoiceCorrected):
+            rows["invoice_corrections"].append({"correction_id": p.correction_id, "customer_id": customer_id, "invoice_id": p.invoice_id,
+                                                "previous_amount": float(p.previous_amount), "amount": float(p.amount), "corrected_at": p.corrected_at})
         elif isinstance(p, SurveyAnswered):
             rows["surveys"].append({"complaint_id": p.complaint_id, "customer_id": customer_id, "score": p.score, "answered_at": p.answered_at})
         elif hasattr(p, "order_id"):
@@ -233,6 +267,7 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
 
     await upsert(session, orders, merge_rows(rows["orders"], "order_id", ORDER_RULES), "order_id", ORDER_RULES)
     await upsert(session, invoices, merge_rows(rows["invoices"], "invoice_id", INVOICE_RULES), "invoice_id", INVOICE_RULES)
+    await upsert(session, invoice_corrections, merge_rows(rows["invoice_corrections"], "correction_id", CORRECTION_RULES), "correction_id", CORRECTION_RULES)
     await upsert(session, complaints, merge_rows(rows["complaints"], "complaint_id", COMPLAINT_RULES), "complaint_id", COMPLAINT_RULES)
     await upsert(session, surveys, merge_rows(rows["surveys"], "complaint_id", SURVEY_RULES), "complaint_id", SURVEY_RULES)
     await ensure_stubs(session, touched - set(profile_rows), now)
