@@ -104,6 +104,7 @@ RULES: tuple[Rule, ...] = (
     R("/scores", READ, frozenset({"admin", "agent", "account_manager"}), "scoring", Scope.LIST),
     R("/scores/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
     R("/scores/{customer_id}/{rest:path}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
+    R("/service-levels/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
     R("/reports/pareto{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/rfm{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/tier-movements{rest:path}", READ, ADMIN, "scoring"),
