@@ -1,8 +1,8 @@
 """service levels: the orders' service-level facts (promised pickup, quantities, urgent flag, proof-of-delivery
 due and return times), invoice corrections, and the per-customer monthly record
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07
 """
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 from crm_common.db import UTCDateTime
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
