@@ -106,6 +106,7 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
         "GATEWAY_COMPLAINTS_URL": SERVICES[2].url,
         "GATEWAY_NOTIFICATIONS_URL": SERVICES[3].url,
         "GATEWAY_DEV_SENT_STORE": str(SENT_STORE),
+        "COMPLAINTS_SURVEY_BASE_URL": f"{SERVICES[4].url}/survey",  # the gateway's survey page
         "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
         "NOTIFICATIONS_SMTP_PORT": str(SMTP_SINK_PORT),
         "NOTIFICATIONS_SMS_PROVIDER_URL": f"http://127.0.0.1:{PROVIDER_PORT}",

@@ -9,6 +9,8 @@ from crm_complaints.complaints.api import router as complaints_router
 from crm_complaints.runtime import ComplaintsRuntime
 from crm_complaints.setup.api import install_setup_problems
 from crm_complaints.setup.api import router as setup_router
+from crm_complaints.survey.api import install_survey_problems
+from crm_complaints.survey.api import router as survey_router
 from crm_complaints.settings import ComplaintsSettings
 
 
@@ -19,10 +21,11 @@ def create_app(settings: ComplaintsSettings | None = None, *, start_background: 
         runtime,
         title="Complaints",
         description="The one complaint center: intake, routing, SLA clocks, escalation, call-center status, callback survey.",
-        routers=[complaints_router, setup_router],
+        routers=[complaints_router, setup_router, survey_router],
         start_background=start_background,
     )
     install_setup_problems(app)
+    install_survey_problems(app)
     return app
 
 

@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
@@ -33,3 +33,8 @@ class ComplaintsSettings(ServiceSettings):
     head_of_service: str = "head-of-service"
     sla_targets: dict[str, tuple[int, int]] = Field(default_factory=lambda: dict(DEFAULT_TARGETS))  # business minutes
     survey_base_url: str = "https://crm.example.com/survey"
+    survey_secret: SecretStr = SecretStr("dev-survey-secret-change-me")  # signs the survey links (crm_complaints.survey)
+    survey_valid_days: int = 30
+
+    def production_secrets(self) -> dict[str, SecretStr]:
+        return {"COMPLAINTS_SURVEY_SECRET": self.survey_secret}

@@ -1,7 +1,10 @@
 """Production mode: the complaints API and its worker refuse to start with each unsafe setting (crm_common.production)."""
 from __future__ import annotations
 
+import os
+
 import pytest
+from pydantic import SecretStr
 
 from crm_common.production import UnsafeProductionSettings
 from crm_common.runtime import run_worker
@@ -11,19 +14,30 @@ from crm_complaints.settings import ComplaintsSettings
 from crm_complaints.worker import build_runtime
 
 
+def safe(**overrides) -> dict:
+    return production_settings(**{"survey_secret": SecretStr(f"survey-{os.urandom(16).hex()}")} | overrides)
+
+
 def test_the_api_starts_in_production_with_safe_settings():
-    assert create_app(ComplaintsSettings(**production_settings()), start_background=False).state.runtime.settings.deployment.production
+    assert create_app(ComplaintsSettings(**safe()), start_background=False).state.runtime.settings.deployment.production
 
 
 @pytest.mark.parametrize("setting, unsafe", common_unsafe_production("COMPLAINTS_"))
 def test_the_api_refuses_each_unsafe_setting(setting, unsafe):
     with pytest.raises(UnsafeProductionSettings) as refusal:
-        create_app(ComplaintsSettings(**production_settings(**unsafe)), start_background=False)
+        create_app(ComplaintsSettings(**safe(**unsafe)), start_background=False)
     assert len(refusal.value.problems) == 1 and setting in str(refusal.value)
 
 
 @pytest.mark.parametrize("setting, unsafe", common_unsafe_production("COMPLAINTS_", serves_api=False))
 def test_the_worker_refuses_each_unsafe_setting(setting, unsafe, capsys):
     with pytest.raises(SystemExit) as stopped:
-        run_worker(build_runtime(ComplaintsSettings(**production_settings(**unsafe))))
+        run_worker(build_runtime(ComplaintsSettings(**safe(**unsafe))))
     assert stopped.value.code == 2 and setting in capsys.readouterr().err
+
+
+def test_the_default_survey_secret_is_refused():
+    """The survey links are signed with it: a known default would let anyone answer any survey."""
+    with pytest.raises(UnsafeProductionSettings) as refusal:
+        create_app(ComplaintsSettings(**production_settings()), start_background=False)
+    assert "COMPLAINTS_SURVEY_SECRET" in str(refusal.value)

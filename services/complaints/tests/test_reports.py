@@ -11,6 +11,7 @@ from crm_complaints.complaints import reports, service
 from crm_complaints.complaints.models import Complaint, DirectoryCustomer, SlaClockRow
 from crm_complaints.complaints.schemas import ComplaintCreate
 from crm_complaints.complaints.service import Actor
+from crm_complaints.survey import service as survey_links
 
 
 async def build_history(env, seed=7):
@@ -39,11 +40,11 @@ async def build_history(env, seed=7):
             async with env.runtime.transaction() as session:
                 complaint = await service.resolve(session, cid, outcome="ok", compensation_amount=None, message=None, actor=actor,
                                                   settings=env.settings, now=resolved_at)
-                token = complaint.survey_token
+                token = survey_links.link_token(complaint, env.settings)
             if rng.random() < 0.6:
                 async with env.runtime.transaction() as session:
                     await service.answer_survey(session, cid, score=rng.randint(1, 5), comment=None, token=token, actor=None,
-                                                now=resolved_at + dt.timedelta(hours=2))
+                                                settings=env.settings, now=resolved_at + dt.timedelta(hours=2))
             if rng.random() < 0.3:
                 async with env.runtime.transaction() as session:
                     await service.reopen(session, cid, reason="again", actor=actor, settings=env.settings,

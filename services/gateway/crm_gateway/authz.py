@@ -126,6 +126,8 @@ RULES: tuple[Rule, ...] = (
     R("/complaints/{complaint_id}/{rest:path}", READ, STAFF_AM, "complaints", Scope.COMPLAINT),
     R("/complaints/{complaint_id}/{rest:path}", frozenset({"POST", "PUT", "PATCH"}), STAFF_AM, "complaints", Scope.COMPLAINT),
     R("/reports/complaints{rest:path}", READ, STAFF, "complaints"),
+    # the customer's survey page: no sign-in, the signed single-use token in the link is the key
+    R("/survey/{complaint_id}", READ | frozenset({"POST"}), PUBLIC, "complaints", Scope.PUBLIC),
     # setup: agents read teams and agents to assign; only admins change them
     R("/teams{rest:path}", READ, STAFF, "complaints"),
     R("/teams{rest:path}", frozenset({"PUT"}), ADMIN, "complaints"),

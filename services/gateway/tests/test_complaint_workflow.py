@@ -6,8 +6,14 @@ and reopens their own complaint, as docs/complaints.md says.
 """
 from __future__ import annotations
 
+import urllib.parse
+
 import httpx
+import orjson
 import pytest
+from sqlalchemy import select
+
+from crm_common.outbox import outbox_table
 
 pytest.importorskip("crm_complaints", reason="complaints service not installed")
 complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
@@ -29,7 +35,7 @@ async def stack(database_factory, gateway_db, db_kind):
     app = create_app(settings, start_background=False, transports=fakes.transports(complaints=httpx.ASGITransport(app=env.app)))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
     try:
-        yield client, settings
+        yield client, settings, env
     finally:
         await client.aclose()
         await app.state.gateway.aclose()
@@ -43,7 +49,7 @@ def ok(response: httpx.Response, status: int = 200) -> dict | list:
 
 
 async def test_admin_sets_up_teams_agents_and_routing_through_the_gateway(stack):
-    client, settings = stack
+    client, settings, _ = stack
     admin = auth(settings, "admin", "admin-1")
     agent = auth(settings, "agent", "li-na", team="transport")
     team = ok(await client.put("/api/v1/teams/transport", headers=admin, json={"name": "Transport", "calendar": ALWAYS_OPEN}))
@@ -67,7 +73,7 @@ async def test_admin_sets_up_teams_agents_and_routing_through_the_gateway(stack)
 
 
 async def test_agent_works_a_complaint_and_the_customer_reopens_it(stack):
-    client, settings = stack
+    client, settings, _ = stack
     admin = auth(settings, "admin", "admin-1")
     agent = auth(settings, "agent", "li-na", team="transport")
     customer = auth(settings, "customer", "portal-x1", customer_id="X1")
@@ -106,3 +112,52 @@ async def test_agent_works_a_complaint_and_the_customer_reopens_it(stack):
     other = auth(settings, "customer", "portal-x2", customer_id="X2")
     assert (await client.post(f"{complaint}/reopen", headers=other, json={"reason": "x"})).status_code in (403, 404)
     assert (await client.post(f"{complaint}/customer-messages", headers=other, json={"body": "x"})).status_code in (403, 404)
+
+
+async def resolved_events(env) -> list[dict]:
+    async with env.db.sessions() as session:
+        rows = (await session.execute(select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintResolved")
+                                      .order_by(outbox_table.c.id))).all()
+    return [orjson.loads(r.body) for r in rows]
+
+
+async def test_customer_answers_the_survey_from_the_link_without_signing_in(stack):
+    from crm_complaints.complaints.models import Complaint
+    from crm_complaints.survey import service as survey_links
+
+    client, settings, env = stack
+    admin = auth(settings, "admin", "admin-1")
+    customer = auth(settings, "customer", "portal-x1", customer_id="X1")
+    ok(await client.put("/api/v1/teams/transport", headers=admin, json={"calendar": ALWAYS_OPEN}))
+    ok(await client.put("/api/v1/agents/li-na", headers=admin, json={"team_id": "transport", "shifts": ALL_WEEK}))
+    filed = ok(await client.post("/api/v1/complaints", headers=customer, json={"category": "delay", "description": "late", "channel": "web"}),
+               201)
+    ok(await client.post(f"/api/v1/complaints/{filed['id']}/resolve", headers=admin, json={"outcome": "redelivered"}))
+    link = urllib.parse.urlsplit((await resolved_events(env))[-1]["payload"]["survey_url"])
+    token = urllib.parse.parse_qs(link.query)["token"][0]
+    survey = f"/api/v1/survey/{filed['id']}"
+
+    page = await client.get(f"/survey/{filed['id']}", params={"token": token})
+    assert page.status_code == 200 and 'src="/console/static/survey.js"' in page.text and "<script>" not in page.text
+    shown = ok(await client.get(survey, params={"token": token}))  # no Authorization header at all
+    assert shown == {**shown, "complaint_number": filed["number"], "answered": False, "outcome": "redelivered"}
+    assert "customer_id" not in shown and "description" not in shown
+
+    expires, _, signature = token.partition(".")
+    forged = f"{int(expires) + 86400}.{signature}"  # a later expiry with the old signature
+    for bad in ("nonsense", forged, token[:-1] + ("0" if token[-1] != "0" else "1")):
+        assert (await client.post(survey, json={"token": bad, "score": 5})).status_code == 403
+    async with env.db.sessions() as session:
+        complaint = await session.get(Complaint, filed["id"])
+    expired = survey_links.link_token(complaint, env.settings.model_copy(update={"survey_valid_days": -1}))
+    assert (await client.get(survey, params={"token": expired})).status_code == 410
+    assert (await client.post(survey, json={"token": token, "score": 9})).status_code == 422
+
+    answered = ok(await client.post(survey, json={"token": token, "score": 4, "comment": "快"}))
+    assert answered["score"] == 4
+    assert (await client.post(survey, json={"token": token, "score": 5})).status_code == 409  # single use
+    assert ok(await client.get(survey, params={"token": token}))["answered"] is True
+
+    ok(await client.post(f"/api/v1/complaints/{filed['id']}/reopen", headers=customer, json={"reason": "missing box"}))
+    ok(await client.post(f"/api/v1/complaints/{filed['id']}/resolve", headers=admin, json={"outcome": "refunded"}))
+    assert (await client.get(survey, params={"token": token})).status_code == 403  # a new resolution voids the old link

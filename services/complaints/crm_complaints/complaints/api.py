@@ -334,7 +334,7 @@ async def merge(complaint_id: str, data: MergeIn, request: Request, once: Idempo
 async def survey(complaint_id: str, data: SurveyIn, request: Request, once: Idempotent):
     async def answer(session) -> Answer:
         complaint = await service.answer_survey(session, complaint_id, score=data.score, comment=data.comment, token=data.token,
-                                                actor=actor_of(request))
+                                                actor=actor_of(request), settings=runtime_of(request).settings)
         return Answer({"complaint_id": complaint.id, "score": complaint.survey_score, "answered_at": complaint.survey_answered_at.isoformat()},
                       subject=complaint.customer_id)
 

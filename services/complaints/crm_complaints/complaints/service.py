@@ -46,6 +46,7 @@ from crm_complaints.complaints.schemas import ComplaintCreate
 from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar, SlaClock, Stretch
 from crm_complaints.complaints.states import OPEN_STATES, check_reopen, check_transition
 from crm_complaints.settings import ComplaintsSettings
+from crm_complaints.survey import service as survey_links
 
 STAFF_ROLES = frozenset({"agent", "team_lead", "supervisor", "manager", "admin", "system", "account_manager"})
 # account managers follow their customers' complaints: they read, add notes and record what the customer said,
@@ -764,7 +765,7 @@ async def resolve(session: AsyncSession, complaint_id: str, *, outcome: str, com
 
 
 def survey_url(complaint: Complaint, settings: ComplaintsSettings) -> str:
-    return f"{settings.survey_base_url.rstrip('/')}/{complaint.id}?token={complaint.survey_token}"
+    return f"{settings.survey_base_url.rstrip('/')}/{complaint.id}?token={survey_links.link_token(complaint, settings)}"
 
 
 async def reopen(session: AsyncSession, complaint_id: str, *, reason: str | None, actor: Actor | None, settings: ComplaintsSettings,
@@ -845,12 +846,13 @@ async def merge(session: AsyncSession, source_id: str, target_id: str, *, reason
 
 
 async def answer_survey(session: AsyncSession, complaint_id: str, *, score: int, comment: str | None, token: str | None,
-                        actor: Actor | None, now: dt.datetime | None = None) -> Complaint:
+                        actor: Actor | None, settings: ComplaintsSettings, now: dt.datetime | None = None) -> Complaint:
+    """Staff recording a phone callback need no token; anyone else needs the signed link of this resolution."""
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)
     staff = actor is not None and actor.is_staff
-    if not staff and (token is None or token != complaint.survey_token):
-        raise Problem(403, "Invalid survey token", "The survey link is not valid for this complaint.")
+    if not staff:
+        survey_links.check_link_token(complaint, token, settings, now)  # InvalidSurveyLink 403, SurveyLinkExpired 410
     if complaint.status not in ("resolved", "closed") or complaint.resolved_at is None:
         raise Problem(409, "Not resolved", "The survey opens after the complaint is resolved.", current_status=complaint.status)
     if complaint.survey_answered_at is not None and complaint.survey_answered_at >= complaint.resolved_at:

@@ -21,6 +21,12 @@ async def console_slash() -> RedirectResponse:
     return RedirectResponse("/console")
 
 
+@router.get("/survey/{complaint_id}")
+async def survey_page(complaint_id: str) -> FileResponse:
+    """The customer's survey page behind the resolution link (no sign-in; survey.js asks /api/v1/survey with the token)."""
+    return FileResponse(STATIC / "survey.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/")
 async def root() -> RedirectResponse:
     return RedirectResponse("/console")
