@@ -7,7 +7,8 @@ services need them. Ctrl-C (or SIGTERM) stops the services and workers gracefull
 the batch in hand, relays flush), then the broker.
 
 Environment: CRM_PORT_BASE moves the five service ports together (gateway on the base, the others on
-base+1..base+4); CRM_VAR_DIR (default var/) holds the SQLite databases, logs and supervisord's files;
+base+1..base+4, the scoring, complaints and notifications workers' /healthz, /readyz and /metrics on base+7..base+9);
+CRM_VAR_DIR (default var/) holds the SQLite databases, logs and supervisord's files;
 PROFILE_DATABASE_URL, SCORING_DATABASE_URL... (a service's own prefix) put that service on another database,
 e.g. PostgreSQL; CRM_DEMO=0 never adds demo data (by default it goes only into an installation without customers;
 `make demo` adds it on purpose).
@@ -44,6 +45,11 @@ class Service:
     port: int
     # settings the worker process takes over from the HTTP process (as in deploy/compose): consumers, schedulers
     worker_runs: tuple[str, ...] = field(default=())
+    worker_port: int = 0  # the worker's /healthz, /readyz, /metrics
+
+    @property
+    def worker_url(self) -> str:
+        return f"http://127.0.0.1:{self.worker_port}"
 
     @property
     def url(self) -> str:
@@ -65,9 +71,9 @@ PROVIDER_PORT = PORT_BASE + 6
 SENT_STORE = VAR / "sent.jsonl"
 SERVICES = [
     Service("customer-profile", "crm_profile", "PROFILE_", PORT_BASE + 1),
-    Service("scoring", "crm_scoring", "SCORING_", PORT_BASE + 2, ("RUN_CONSUMERS", "RUN_SCHEDULER")),
-    Service("complaints", "crm_complaints", "COMPLAINTS_", PORT_BASE + 3, ("RUN_CONSUMERS", "RUN_SCHEDULER")),
-    Service("notifications", "crm_notifications", "NOTIFICATIONS_", PORT_BASE + 4, ("RUN_CONSUMERS", "RUN_DISPATCHER", "RUN_SCANS")),
+    Service("scoring", "crm_scoring", "SCORING_", PORT_BASE + 2, ("RUN_CONSUMERS", "RUN_SCHEDULER"), PORT_BASE + 7),
+    Service("complaints", "crm_complaints", "COMPLAINTS_", PORT_BASE + 3, ("RUN_CONSUMERS", "RUN_SCHEDULER"), PORT_BASE + 8),
+    Service("notifications", "crm_notifications", "NOTIFICATIONS_", PORT_BASE + 4, ("RUN_CONSUMERS", "RUN_DISPATCHER", "RUN_SCANS"), PORT_BASE + 9),
     Service("gateway", "crm_gateway", "GATEWAY_", PORT_BASE),
 ]
 
@@ -127,7 +133,11 @@ def programs(services: list[Service], broker_port: int) -> list[Program]:
                 "--no-proxy-headers"]  # as in the image: only the gateway reads X-Forwarded-For, from GATEWAY_TRUSTED_PROXIES
         found.append(Program(service.name, http, env | {service.prefix + flag: "false" for flag in service.worker_runs}, 100))
         if service.worker_runs:
-            worker_env = env | {service.prefix + flag: "true" for flag in service.worker_runs} | {f"{service.prefix}RUN_OUTBOX_RELAY": "false"}
+            worker_env = env | {service.prefix + flag: "true" for flag in service.worker_runs} | {
+                f"{service.prefix}RUN_OUTBOX_RELAY": "false",
+                f"{service.prefix}WORKER_HTTP_HOST": "127.0.0.1",
+                f"{service.prefix}WORKER_HTTP_PORT": str(service.worker_port),
+            }
             found.append(Program(f"{service.name}-worker", [sys.executable, "-m", f"{service.package}.worker"], worker_env, 100))
     return found
 
@@ -242,6 +252,10 @@ def announce(running: list[Service], demo: str) -> None:
     print("\nThe 3PL CRM is running under supervisord (logs in var/*.log; `.venv/bin/supervisorctl -c var/supervisord.conf status`):", flush=True)
     for service in running:
         print(f"  {service.name:<17} {service.url}/docs")
+    print("\n  /healthz, /readyz and /metrics on each of those, and on the workers:")
+    for service in running:
+        if service.worker_port:
+            print(f"  {service.name + '-worker':<24} {service.worker_url}/metrics")
     if any(s.name == "gateway" for s in running):
         print(f"\n  console           {SERVICES[4].url}/console   (sign in as agent, manager, customer or admin; development mode, no password)")
     print(f"\n  demo data: {demo}")
@@ -251,7 +265,8 @@ def announce(running: list[Service], demo: str) -> None:
 def main() -> int:
     VAR.mkdir(parents=True, exist_ok=True)
     running = [s for s in SERVICES if s.present]
-    for name, port in [(s.name, s.port) for s in running] + [("the SMTP sink", SMTP_SINK_PORT), ("the SMS/push provider", PROVIDER_PORT)]:
+    ports = [(s.name, s.port) for s in running] + [(s.name + " worker", s.worker_port) for s in running if s.worker_port]
+    for name, port in ports + [("the SMTP sink", SMTP_SINK_PORT), ("the SMS/push provider", PROVIDER_PORT)]:
         if not port_free(port):
             raise SystemExit(f"port {port} for {name} is taken; stop what uses it and retry")
     for service in running:

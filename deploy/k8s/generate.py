@@ -33,7 +33,7 @@ SERVICES = [
         "callers": GATEWAY_ONLY,
     },
     {
-        "name": "scoring", "prefix": "SCORING_", "worker": True,
+        "name": "scoring", "prefix": "SCORING_", "worker": True, "groups": ["scoring"],
         "api": {"cpu": ("200m", "1500m"), "memory": ("384Mi", "1Gi")},
         "workerres": {"cpu": ("200m", "1500m"), "memory": ("384Mi", "1Gi")},
         "config": {"SCORING_LOG_LEVEL": "INFO", "SCORING_LOG_JSON": "true", "MPLCONFIGDIR": "/tmp/matplotlib"},
@@ -42,6 +42,7 @@ SERVICES = [
     },
     {
         "name": "complaints", "prefix": "COMPLAINTS_", "worker": True,
+        "groups": ["complaints-shipment-incidents", "complaints-customer-directory"],
         "api": {"cpu": ("100m", "1"), "memory": ("256Mi", "512Mi")},
         "workerres": {"cpu": ("100m", "1"), "memory": ("192Mi", "384Mi")},
         "config": {"COMPLAINTS_LOG_LEVEL": "INFO", "COMPLAINTS_LOG_JSON": "true"},
@@ -50,7 +51,7 @@ SERVICES = [
         "callers": GATEWAY_ONLY,
     },
     {
-        "name": "notifications", "prefix": "NOTIFICATIONS_", "worker": True,
+        "name": "notifications", "prefix": "NOTIFICATIONS_", "worker": True, "groups": ["notifications"],
         "api": {"cpu": ("100m", "1"), "memory": ("256Mi", "512Mi")},
         "workerres": {"cpu": ("100m", "1"), "memory": ("192Mi", "384Mi")},
         "config": {
@@ -131,7 +132,16 @@ def env_list(values: dict) -> list[dict]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
-def pod_spec(svc: dict, *, command: list[str], res: dict, env: dict, probes: bool, restart: str | None = None) -> dict:
+API_PORT = 8000  # uvicorn in the image (entrypoint.sh)
+WORKER_PORT = 9000  # the worker's /healthz, /readyz, /metrics (<PREFIX>_WORKER_HTTP_PORT)
+
+
+def scrape_annotations(port: int) -> dict:
+    """Prometheus' kubernetes_sd pod role with the usual relabelling (docs/operations.md) scrapes what these name."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+
+
+def pod_spec(svc: dict, *, command: list[str], res: dict, env: dict, probe_port: int | None, restart: str | None = None) -> dict:
     container = {
         "name": svc["name"] if command == ["api"] else command[0],
         "image": f"crm/{svc['name']}",
@@ -143,8 +153,8 @@ def pod_spec(svc: dict, *, command: list[str], res: dict, env: dict, probes: boo
         "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "var", "mountPath": "/app/var"}],
     }
-    if probes:
-        container["ports"] = [{"name": "http", "containerPort": 8000}]
+    if probe_port:
+        container["ports"] = [{"name": "http", "containerPort": probe_port}]
         container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
         container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 3}
         container["startupProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 30}
@@ -164,7 +174,10 @@ def deployment(svc: dict, component: str) -> dict:
     api = component == "api"
     name = f"crm-{svc['name']}" + ("" if api else "-worker")
     env = {f"{svc['prefix']}RUN_CONSUMERS": "false" if api else "true", f"{svc['prefix']}DB_POOL_SIZE": "10" if api else "5"}
+    if not api:
+        env[f"{svc['prefix']}WORKER_HTTP_PORT"] = str(WORKER_PORT)
     env.update(svc["api_env"] if api else svc["worker_env"])
+    port = API_PORT if api else WORKER_PORT
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -175,25 +188,56 @@ def deployment(svc: dict, component: str) -> dict:
             "selector": {"matchLabels": labels(svc["name"], component)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": labels(svc["name"], component)},
-                "spec": pod_spec(svc, command=["api" if api else "worker"], res=svc["api" if api else "workerres"], env=env, probes=api),
+                "metadata": {"labels": labels(svc["name"], component), "annotations": scrape_annotations(port)},
+                "spec": pod_spec(svc, command=["api" if api else "worker"], res=svc["api" if api else "workerres"], env=env, probe_port=port),
             },
         },
     }
 
 
-def hpa(svc: dict, component: str) -> dict:
-    api = component == "api"
-    target = f"crm-{svc['name']}" + ("" if api else "-worker")
+LAG_PER_REPLICA = 1000  # messages behind per worker replica before KEDA adds one (docs/operations.md, "Scaling")
+
+
+def scaled_object(svc: dict) -> dict:
+    """Workers scale on their consumer groups' lag (KEDA's Kafka scaler reads it from the broker, so it works at any
+    replica count) and on CPU; KEDA runs the HPA itself. One trigger per consumer group: the largest wins."""
+    target = f"crm-{svc['name']}-worker"
+    lag = [
+        {"type": "kafka", "name": f"lag-{group}", "metadata": {
+            "bootstrapServersFromEnv": "KAFKA_BOOTSTRAP_SERVERS", "consumerGroup": group,
+            "lagThreshold": str(LAG_PER_REPLICA), "offsetResetPolicy": "earliest",
+            # a replica per partition at most: more would sit idle in the group
+            "allowIdleConsumers": "false",
+        }}
+        for group in svc["groups"]
+    ]
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": target, "labels": labels(svc["name"], "worker")},
+        "spec": {
+            "scaleTargetRef": {"name": target},
+            "minReplicaCount": 1,
+            "maxReplicaCount": PARTITIONS,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}}},
+            "triggers": lag + [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}],
+        },
+    }
+
+
+def api_hpa(svc: dict) -> dict:
+    """The APIs scale on CPU (the workers on lag: scaled_object)."""
+    target = f"crm-{svc['name']}"
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": target, "labels": labels(svc["name"], component)},
+        "metadata": {"name": target, "labels": labels(svc["name"], "api")},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-            "minReplicas": 2 if api else 1,
-            # consumers: more replicas than partitions would sit idle in the group
-            "maxReplicas": 10 if api else PARTITIONS,
+            "minReplicas": 2,
+            "maxReplicas": 10,
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
         },
@@ -252,7 +296,7 @@ def job(svc: dict, name: str, command: list[str], component: str) -> dict:
             "ttlSecondsAfterFinished": 3600,
             "template": {
                 "metadata": {"labels": labels(svc["name"], component)},
-                "spec": pod_spec(svc, command=command, res={"cpu": ("50m", "500m"), "memory": ("128Mi", "384Mi")}, env={}, probes=False, restart="OnFailure"),
+                "spec": pod_spec(svc, command=command, res={"cpu": ("50m", "500m"), "memory": ("128Mi", "384Mi")}, env={}, probe_port=None, restart="OnFailure"),
             },
         },
     }
@@ -296,9 +340,9 @@ def render() -> dict[str, str]:
     for svc in SERVICES:
         docs = [config_map(f"crm-{svc['name']}-config", svc["config"], "config", svc["name"])]
         docs += [job(svc, f"crm-{svc['name']}-migrate", ["migrate"], "migrate")]
-        docs += [deployment(svc, "api"), service(svc), hpa(svc, "api"), pdb(svc, "api")]
+        docs += [deployment(svc, "api"), service(svc), api_hpa(svc), pdb(svc, "api")]
         if svc["worker"]:
-            docs += [deployment(svc, "worker"), hpa(svc, "worker"), pdb(svc, "worker")]
+            docs += [deployment(svc, "worker"), scaled_object(svc), pdb(svc, "worker")]
         if svc["name"] == "gateway":
             docs.append(ingress())
         else:

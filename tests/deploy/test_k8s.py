@@ -2,6 +2,7 @@
 kustomizations reference existing files, and the operational rules hold in the rendered overlays."""
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import secrets
@@ -28,6 +29,15 @@ from deploy_support import (
 
 KUSTOMIZATIONS = sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
 OVERLAYS = ["dev", "prod"]
+
+
+# Custom resources the Kubernetes schema does not know: checked by their own tests (KEDA's ScaledObject below)
+CUSTOM_API_GROUPS = ("keda.sh/",)
+
+
+def validate_kubernetes(doc) -> None:
+    if not doc["apiVersion"].startswith(CUSTOM_API_GROUPS):
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
 def manifest_files():
@@ -68,7 +78,7 @@ def test_every_manifest_file_parses_and_validates(path):
     assert docs, f"{path} is empty"
     for doc in docs:
         assert {"apiVersion", "kind", "metadata"} <= set(doc), f"{path}: not a Kubernetes object"
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        validate_kubernetes(doc)
 
 
 def test_the_validator_rejects_a_broken_manifest():
@@ -95,7 +105,7 @@ def test_rendered_overlay_validates(rendered):
     overlay, docs = rendered
     assert len(docs) > 30
     for doc in docs:
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        validate_kubernetes(doc)
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"crm-dev" if overlay == "dev" else "crm"}
 
 
@@ -112,9 +122,15 @@ def test_deployments_have_probes_resources_and_run_as_non_root(rendered):
         for container in pod["containers"]:
             assert set(container["resources"]) == {"requests", "limits"}, deployment["metadata"]["name"]
             assert {"cpu", "memory"} <= set(container["resources"]["limits"])
-            if container["args"] == ["api"]:
-                assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-                assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            # the port the probes name is the one the process listens on: uvicorn's PORT, or <PREFIX>_WORKER_HTTP_PORT
+            [port] = container["ports"]
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            listens = int(next((v for k, v in env.items() if k.endswith("_WORKER_HTTP_PORT")), 8000))
+            assert port["containerPort"] == listens and container["readinessProbe"]["httpGet"]["port"] == port["name"]
+            annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(listens)
 
 
 def test_every_service_has_api_hpa_pdb_and_migration_job(rendered):
@@ -147,16 +163,42 @@ def test_consumer_replicas_are_bounded_by_partitions(rendered):
     assert partitions == 6
     workers = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-worker")]
     assert workers
-    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(docs, "HorizontalPodAutoscaler")}
+    scalers = {s["spec"]["scaleTargetRef"]["name"]: s for s in by_kind(docs, "ScaledObject")}
+    hpas = {h["spec"]["scaleTargetRef"]["name"] for h in by_kind(docs, "HorizontalPodAutoscaler")}
     for worker in workers:
         name = worker["metadata"]["name"]
         assert worker["spec"]["replicas"] <= partitions
-        assert hpas[name]["spec"]["maxReplicas"] <= partitions, f"{name} may scale past {partitions} partitions"
+        assert name not in hpas, f"{name}: KEDA runs the worker's HPA; a second one would fight it"
+        assert scalers[name]["spec"]["maxReplicaCount"] <= partitions, f"{name} may scale past {partitions} partitions"
         env = {e["name"]: e["value"] for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert any(k.endswith("RUN_CONSUMERS") and v == "true" for k, v in env.items())
     for api in [d for d in by_kind(docs, "Deployment") if not d["metadata"]["name"].endswith("-worker")]:
         env = {e["name"]: e["value"] for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert [v for k, v in env.items() if k.endswith("RUN_CONSUMERS")] == ["false"], "API pods must not join consumer groups"
+
+
+def test_workers_scale_on_the_lag_of_every_consumer_group_they_run(rendered):
+    """One Kafka trigger per consumer group of the worker's service (the handlers' names), reading the broker
+    address from the pod's own environment."""
+    overlay, docs = rendered
+    auths = {a["metadata"]["name"] for a in by_kind(docs, "TriggerAuthentication")}
+    assert by_kind(docs, "ScaledObject")
+    for scaler in by_kind(docs, "ScaledObject"):
+        folder = scaler["spec"]["scaleTargetRef"]["name"].removeprefix("crm-").removesuffix("-worker")
+        groups = {t["metadata"]["consumerGroup"] for t in scaler["spec"]["triggers"] if t["type"] == "kafka"}
+        assert groups == consumer_groups(folder), folder
+        for trigger in (t for t in scaler["spec"]["triggers"] if t["type"] == "kafka"):
+            assert trigger["metadata"]["bootstrapServersFromEnv"] == "KAFKA_BOOTSTRAP_SERVERS"
+            assert int(trigger["metadata"]["lagThreshold"]) > 0
+            if overlay == "prod":  # managed Kafka over SASL_SSL: the scaler needs the workers' credentials too
+                assert trigger["authenticationRef"]["name"] in auths and trigger["metadata"]["tls"] == "enable", trigger["name"]
+        assert scaler["spec"]["minReplicaCount"] >= 1
+
+
+def consumer_groups(folder: str) -> set[str]:
+    """The consumer groups the service's worker joins: its handlers' names, from its runtime."""
+    runtime = importlib.import_module(f"{SERVICE_BY_FOLDER[folder].package}.worker").runtime_from_environment()
+    return {consumer.group_id for consumer in runtime.consumers}
 
 
 def test_gateway_ingress_reaches_the_gateway_pods(rendered):

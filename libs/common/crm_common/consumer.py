@@ -31,11 +31,13 @@ from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, InvalidEvent, decode_envelope
 from crm_common.events.topics import dlq_topic
 from crm_common.group_repair import release_departed_leader
-from crm_common.metrics import BROKER_LOSSES, CONSUMER_LAG, DLQ_MESSAGES, EVENTS_CONSUMED
+from crm_common.metrics import BROKER_LOSSES, CONSUMER_LAG, CONSUMER_RUNNING, DLQ_MESSAGES, EVENTS_CONSUMED
 from crm_common.outbox import messaging_metadata
 from crm_common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+LAG_REPORT_INTERVAL_S = 5.0
 
 inbox_table = Table(
     "inbox",
@@ -292,7 +294,7 @@ class RewindLostPartitions(ConsumerRebalanceListener):
         self.positioned.clear()
 
     async def on_partitions_revoked(self, revoked) -> None:
-        pass
+        self.owner.forget_lag(revoked)  # another member reports them now
 
     async def on_partitions_assigned(self, assigned) -> None:
         if not assigned or self.consumer is None:
@@ -383,6 +385,7 @@ class InboxConsumer:
         self.broker_check_interval_s = broker_check_interval_s
         self.cluster_id: str | None = None  # the cluster this consumer reads from, as of its last check
         self._next_check = 0.0
+        self._next_lag_report = 0.0
         self._rewinder = RewindLostPartitions(self)
 
     def stop(self) -> None:
@@ -437,6 +440,7 @@ class InboxConsumer:
                 await self._close_consumer()
 
     async def _close_consumer(self) -> None:
+        CONSUMER_RUNNING.labels(self.handler.name).set(0)
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             try:
@@ -456,8 +460,11 @@ class InboxConsumer:
         while not self._stopping:
             await self._check_broker()
             batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
-            watchdog.observe(bool(batches) or group_join_complete(consumer))
+            joined = bool(batches) or group_join_complete(consumer)
+            CONSUMER_RUNNING.labels(self.handler.name).set(1 if joined else 0)
+            watchdog.observe(joined)
             if not batches:
+                await self._report_idle_lag(consumer)
                 continue
             # every partition of the poll in one transaction: fewer, bigger claims and upserts; each partition's
             # records stay in offset order, and the handler's merge does not depend on the order across partitions
@@ -495,6 +502,31 @@ class InboxConsumer:
             BROKER_LOSSES.labels(self.handler.name, "consumer").inc()
             self._rewinder.cluster_changed()
             raise BrokerReplaced(f"cluster id {previous} became {cluster_id}")
+
+    @property
+    def joined(self) -> bool:
+        """The loop runs and holds a completed group generation (an idle replica with no partitions counts)."""
+        return self._consumer is not None and group_join_complete(self._consumer)
+
+    async def _report_idle_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Between batches the lag is set where records were applied; a consumer that gets nothing (stuck behind
+        a slow fetch, or the partitions' writers stopped) reports its assigned partitions every few seconds."""
+        if time.monotonic() < self._next_lag_report:
+            return
+        self._next_lag_report = time.monotonic() + LAG_REPORT_INTERVAL_S
+        for tp in consumer.assignment():
+            try:
+                position = await consumer.position(tp)
+            except Exception:  # no position yet (being assigned): next time
+                continue
+            self._record_lag(consumer, tp, position)
+
+    def forget_lag(self, partitions) -> None:
+        for tp in partitions:
+            try:
+                CONSUMER_LAG.remove(self.handler.name, self.kafka.logical(tp.topic), str(tp.partition))
+            except KeyError:
+                pass
 
     def _record_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, position: int) -> None:
         highwater = consumer.highwater(tp)

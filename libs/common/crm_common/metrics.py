@@ -17,3 +17,6 @@ BROKER_LOSSES = Counter("crm_broker_losses_total", "Times a relay or consumer fo
 EVENTS_CONSUMED = Counter("crm_events_consumed_total", "Events applied by a consumer", ["consumer", "outcome"])
 CONSUMER_LAG = Gauge("crm_consumer_lag", "Messages behind the partition's high watermark", ["consumer", "topic", "partition"])
 DLQ_MESSAGES = Counter("crm_dlq_messages_total", "Messages sent to a dead-letter topic", ["consumer", "topic"])
+OUTBOX_OLDEST_AGE = Gauge("crm_outbox_oldest_pending_age_seconds", "Age of the oldest outbox row not yet published (0: none)", ["service"])
+DEAD_LETTERS_WAITING = Gauge("crm_dead_letters_waiting", "Dead letters stored and not yet replayed", ["service"])
+CONSUMER_RUNNING = Gauge("crm_consumer_up", "1 while a consumer's loop runs and holds a completed group join, else 0", ["consumer"])

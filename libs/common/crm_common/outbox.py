@@ -47,7 +47,7 @@ from crm_common.context import current_correlation_id
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, encode_envelope, make_event
 from crm_common.events.topics import topic_for
-from crm_common.metrics import BROKER_LOSSES, OUTBOX_BACKLOG, OUTBOX_PUBLISHED, OUTBOX_REQUEUED
+from crm_common.metrics import BROKER_LOSSES, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, OUTBOX_REQUEUED
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,12 @@ async def emit(
 
 async def outbox_backlog(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).where(outbox_table.c.published_at.is_(None))) or 0)
+
+
+async def oldest_pending_created_at(session: AsyncSession) -> dt.datetime | None:
+    """When the oldest row still waiting for the broker was written (None: nothing waits)."""
+    pending = outbox_table.c.published_at.is_(None)
+    return await session.scalar(select(outbox_table.c.created_at).where(pending).order_by(outbox_table.c.id).limit(1))
 
 
 def _id_in(session: AsyncSession, ids: list[int]):
@@ -256,6 +262,7 @@ class OutboxRelay:
         rows = await self._fetch_pending()
         if not rows:
             OUTBOX_BACKLOG.labels(self.service).set(0)
+            OUTBOX_OLDEST_AGE.labels(self.service).set(0)
             return 0
         sent, error = await publish_in_order(self.publisher, rows)
         failed_id = rows[len(sent)].id if error is not None else None
@@ -332,9 +339,12 @@ class OutboxRelay:
                 )
 
     async def update_backlog_metric(self) -> int:
+        """Backlog and the age of its oldest row (the runtime refreshes them every `metrics_refresh_s`)."""
         async with self.db.sessions() as session:
             backlog = await outbox_backlog(session)
+            oldest = await oldest_pending_created_at(session) if backlog else None
         OUTBOX_BACKLOG.labels(self.service).set(backlog)
+        OUTBOX_OLDEST_AGE.labels(self.service).set(max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
         return backlog
 
     async def run(self) -> None:
@@ -380,10 +390,8 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
             passes += 1
-            if passes % 300 == 0:
-                await self.update_backlog_metric()
-                if lock_connection is not None:
-                    await lock_connection.execute(text("SELECT 1"))
+            if passes % 300 == 0 and lock_connection is not None:
+                await lock_connection.execute(text("SELECT 1"))
             if published < self.batch_size:
                 await self._sleep(self.poll_interval_s)
 

@@ -5,20 +5,22 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+import contextlib
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.bus import KafkaPublisher
-from crm_common.consumer import EventHandler, InboxConsumer
+from crm_common.consumer import EventHandler, InboxConsumer, dead_letters_table
 from crm_common.db import Database
 from crm_common.dlq import dead_letters_router
 from crm_common.edge import EdgeAuthMiddleware, EdgeTokenVerifier
 from crm_common.http import CorrelationAndMetricsMiddleware, health_router
 from crm_common.limits import RequestBodyLimitMiddleware, max_request_body_bytes
 from crm_common.logging import configure_logging
+from crm_common.metrics import DEAD_LETTERS_WAITING
 from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay, purge_loop
 from crm_common.production import exit_if_refused, refuse_unsafe_production
 from crm_common.problems import install_problem_handlers
@@ -58,12 +60,39 @@ class ServiceRuntime:
         self._loop_tasks: set[asyncio.Task] = set()
         self._own_loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._gauges: list[Callable[[], Awaitable[None]]] = []
+        self._consumers_running = False
         if settings.run_outbox_relay:
             self.add_background_loop("outbox-purge", lambda: purge_loop(self.db, settings.outbox_retention, settings.outbox_purge_interval_s))
+            self.add_gauge_refresher(self.relay.update_backlog_metric)
+        if settings.run_consumers and self.consumers:
+            self.add_gauge_refresher(self._count_waiting_dead_letters)
+        self.add_background_loop("metrics", self._refresh_gauges)
 
     def add_background_loop(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """A loop of the service's own (a scheduler, a purge): started with the relay and consumers, cancelled on stop."""
         self._own_loops.append((name, run))
+
+    def add_gauge_refresher(self, refresh: Callable[[], Awaitable[object]]) -> None:
+        """A gauge read from the database (a queue's length, its oldest entry's age): refreshed every
+        `metrics_refresh_s` by the process that runs the work it measures, so /metrics stays a cheap read."""
+        self._gauges.append(refresh)
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            for refresh in self._gauges:
+                try:
+                    await refresh()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # database away: readiness says so; the gauges keep their last values
+                    log.debug("metrics refresh %r failed: %s", refresh, exc)
+            await asyncio.sleep(self.settings.metrics_refresh_s)
+
+    async def _count_waiting_dead_letters(self) -> None:
+        async with self.db.sessions() as session:
+            waiting = await session.scalar(select(func.count()).where(dead_letters_table.c.replayed_at.is_(None)))
+        DEAD_LETTERS_WAITING.labels(self.settings.service_name).set(waiting or 0)
 
     def add_shutdown_hook(self, close: Callable[[], Awaitable[None]]) -> None:
         """Called on stop, after the background tasks ended and before the database is closed."""
@@ -80,6 +109,7 @@ class ServiceRuntime:
         if self.settings.run_outbox_relay if relay is None else relay:
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.settings.service_name}-relay"))
         if self.settings.run_consumers if consumers is None else consumers:
+            self._consumers_running = bool(self.consumers)
             for consumer in self.consumers:
                 self._tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.handler.name}"))
         for name, run in self._own_loops:
@@ -112,6 +142,7 @@ class ServiceRuntime:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._loop_tasks.clear()
+        self._consumers_running = False
         if relay_ran:
             await self._flush_outbox(max(1.0, deadline - asyncio.get_running_loop().time()))
         for close in self._shutdown_hooks:
@@ -148,7 +179,17 @@ class ServiceRuntime:
         except Exception:
             checks["database"] = "unavailable"
         checks["broker"] = "ok" if await self.publisher.ready(2.0) else "degraded"
+        if self._consumers_running:
+            checks["consumers"] = self._consumers_state()
         return checks
+
+    def _consumers_state(self) -> str:
+        """failed: a consumer's loop ended (it restarts itself on errors, so only a bug ends it): not ready.
+        degraded: one is still joining its group (start, rebalance, broker away). ok: every one holds its group."""
+        tasks = {t.get_name(): t for t in self._tasks}
+        if any(tasks.get(f"consumer-{c.handler.name}") is None or tasks[f"consumer-{c.handler.name}"].done() for c in self.consumers):
+            return "failed"
+        return "ok" if all(c.joined for c in self.consumers) else "degraded"
 
 
 def configure_process(settings: ServiceSettings) -> None:
@@ -217,6 +258,35 @@ def load_runtime(service: str) -> ServiceRuntime:
     return factories[service].load()()
 
 
+def worker_ops_app(runtime: ServiceRuntime) -> FastAPI:
+    """What a worker serves over HTTP: `/healthz`, `/readyz` (database, broker, consumers) and `/metrics`."""
+    app = FastAPI(title=f"{runtime.settings.service_name} worker", openapi_url=None, docs_url=None, redoc_url=None)
+    app.include_router(health_router(runtime.readiness))
+    return app
+
+
+def worker_ops_server(runtime: ServiceRuntime):
+    """uvicorn serving `worker_ops_app` on `worker_http_host:worker_http_port` in the worker's event loop
+    (None when the port is 0). uvicorn's own signal handlers stay off: the worker's stop them both."""
+    import uvicorn
+
+    settings = runtime.settings
+    if not settings.worker_http_port:
+        return None
+    config = uvicorn.Config(worker_ops_app(runtime), host=settings.worker_http_host, port=settings.worker_http_port,
+                            lifespan="off", access_log=False, log_config=None, server_header=False)
+
+    class WorkerOpsServer(uvicorn.Server):
+        def install_signal_handlers(self) -> None:  # uvicorn < 0.29 API; newer ones use capture_signals
+            pass
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    return WorkerOpsServer(config)
+
+
 def run_worker(runtime: ServiceRuntime) -> None:
     """Run a service's relay and consumers without HTTP until SIGTERM/SIGINT (scale-out replicas). In production,
     unsafe settings end the process at once with one line on stderr (status 2)."""
@@ -230,10 +300,15 @@ def run_worker(runtime: ServiceRuntime) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        ops = worker_ops_server(runtime)
+        ops_task = asyncio.create_task(ops.serve(), name="worker-ops-http") if ops else None
         await runtime.start()
         try:
             await stop.wait()
         finally:
             await runtime.stop()
+            if ops_task is not None:
+                ops.should_exit = True
+                await ops_task
 
     asyncio.run(main())

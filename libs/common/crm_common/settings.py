@@ -110,6 +110,12 @@ class ServiceSettings(BaseSettings):
     # Graceful stop: how long the consumers may take to finish their batch and the relay to flush (make run's
     # supervisor waits longer before it kills).
     shutdown_grace_s: float = 20.0
+    # The worker process (`python -m crm_<pkg>.worker`) serves /healthz, /readyz and /metrics on this port (0: none);
+    # the API process serves them on its own port.
+    worker_http_host: str = "0.0.0.0"
+    worker_http_port: int = Field(default=9000, ge=0, le=65535)
+    # How often the gauges read from the database (outbox backlog and age, dead letters, a dispatcher's queue) refresh.
+    metrics_refresh_s: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
     # Collector thresholds for the service process (Python's default is 700, 10, 10). The consumers allocate

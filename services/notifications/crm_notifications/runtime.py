@@ -32,6 +32,8 @@ class NotificationsRuntime(ServiceRuntime):
         keep_idempotency_records(self)
         self.channels = channels or build_channels(settings, self.db)
         self.dispatcher = Dispatcher(self.db, self.channels, settings, self.clock, on_commit=self.relay.wake)
+        if settings.run_dispatcher:
+            self.add_gauge_refresher(self.dispatcher.update_queue_metrics)
         self._own_tasks: list[asyncio.Task] = []
         configuration.cache_for(self.db.engine).refresh_s = settings.config_refresh_s
 

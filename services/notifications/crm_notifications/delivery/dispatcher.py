@@ -33,7 +33,7 @@ from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_cate
 from crm_notifications.directory import erasure
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import CustomerRecord, ErasedAddress
-from crm_notifications.metrics import MESSAGE_TRANSITIONS, SEND_LATENCY
+from crm_notifications.metrics import DISPATCH_QUEUE_DUE, DISPATCH_QUEUE_OLDEST_DUE_AGE, MESSAGE_TRANSITIONS, SEND_LATENCY
 from crm_notifications.preferences.policy import DEFER, SUPPRESS, ContactView, choose_channel, decide
 from crm_notifications.settings import NotificationsSettings, RetryPolicy
 from crm_notifications.templates import service as templates
@@ -76,6 +76,17 @@ class Dispatcher:
             lapsed = (await session.execute(select(*columns).where(self._lapsed(now)).order_by(*order).limit(limit))).all()
         rows = sorted([*waiting, *lapsed], key=lambda row: tuple(getattr(row, name) for name in DUE_ORDER))[:limit]
         return [(row.id, row.recipient_key) for row in rows]
+
+    async def update_queue_metrics(self) -> int:
+        """The queue's gauges (refreshed by the runtime): how many messages are due now and since when the oldest is."""
+        now = self.clock.now()
+        async with self.db.sessions() as session:
+            waiting, waiting_since = (await session.execute(select(func.count(), func.min(Message.next_attempt_at)).where(self._waiting(now)))).one()
+            lapsed, lapsed_since = (await session.execute(select(func.count(), func.min(Message.lease_until)).where(self._lapsed(now)))).one()
+        oldest = min((since for since in (waiting_since, lapsed_since) if since is not None), default=None)
+        DISPATCH_QUEUE_DUE.set(waiting + lapsed)
+        DISPATCH_QUEUE_OLDEST_DUE_AGE.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        return waiting + lapsed
 
     async def due_ids(self, now: dt.datetime) -> list[str]:
         return [message_id for message_id, _ in await self.due(now)]
