@@ -14,6 +14,7 @@ from crm_common.production import exit_if_refused
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_gateway import aggregate, auth_api, ingestion, openapi_merge, proxy
 from crm_gateway.console import STATIC, router as console_router
+from crm_gateway.security_headers import SecurityHeadersMiddleware
 from crm_gateway.sent.api import router as sent_router
 from crm_gateway.middleware import API_PREFIX, GatewayAuthMiddleware
 from crm_gateway.readmodels import DashboardReadModel
@@ -47,6 +48,7 @@ def create_app(
     # outermost: the client address (rate limits, logs, X-Forwarded-For upstream) is the peer's unless the peer is a
     # trusted proxy; the server's own proxy-header handling is off (deploy/docker/entrypoint.sh, scripts/devrun.py)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
     if start_background:

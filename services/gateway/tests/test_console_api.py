@@ -61,3 +61,14 @@ async def test_health_and_readiness(gw):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = (await client.get("/readyz")).json()
     assert ready["checks"]["database"] == "ok"
+
+
+async def test_console_and_survey_pages_carry_a_strict_content_security_policy(gw):
+    client, settings = gw
+    for path in ("/console", "/console/static/console.js", "/survey/K1?token=x"):
+        response = await client.get(path)
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy, path
+        assert response.headers["referrer-policy"] == "no-referrer" and response.headers["x-content-type-options"] == "nosniff"
+    api = await client.get("/api/v1/auth/demo-users")
+    assert api.headers["referrer-policy"] == "no-referrer" and "content-security-policy" not in api.headers

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from playwright.async_api import expect
 
 from crm_common.testing import served_on_loopback
 from crm_gateway.main import create_app
@@ -106,7 +107,7 @@ async def test_call_center_find_customer_by_phone_open_complaint_see_timeline(co
     await page.fill("#f-tracking", "SF777")
     await page.fill("#f-description", "Carton crushed on arrival")
     await page.click("#f-submit")
-    await page.wait_for_function("document.getElementById('complaint-number').textContent === 'CMP-2026-0004'")
+    await expect(page.locator("#complaint-number")).to_have_text("CMP-2026-0004")  # no wait_for_function: the CSP forbids eval
     assert "Carton crushed" in await page.inner_text("#complaint-description")
 
     # search by complaint number and by tracking number
@@ -170,7 +171,7 @@ async def test_call_center_against_the_real_services(database_factory, page):
             await page.fill("#search-input", "13700137003")
             await page.click("#search-btn")
             await page.wait_for_selector(f".result-customer[data-id='{customer_id}']")
-            await page.wait_for_function("document.getElementById('c360-name').textContent === 'Hangzhou Fresh Logistics'")
+            await expect(page.locator("#c360-name")).to_have_text("Hangzhou Fresh Logistics")
             await page.click(f".c360-complaint[data-id='{filed.json()['id']}']")
             await page.wait_for_selector("#timeline li.timeline-entry")
             assert await page.inner_text("#complaint-number") == number

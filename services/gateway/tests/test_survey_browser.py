@@ -1,0 +1,83 @@
+"""The customer's survey page in real headless Chromium: the gateway (served by uvicorn) in front of the real
+complaints service; the link comes from the ComplaintResolved event the notifications service turns into the
+resolution message. Screenshots in zh-CN and en under TEST_OUTPUT_DIR."""
+from __future__ import annotations
+
+import urllib.parse
+
+import httpx
+import pytest
+
+pytest.importorskip("crm_complaints", reason="complaints service not installed")
+complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
+
+from crm_common.testing import served_on_loopback  # noqa: E402
+from crm_gateway.main import create_app  # noqa: E402
+from crm_gateway.settings import GatewaySettings  # noqa: E402
+from gateway_support import FakeUpstreams, auth  # noqa: E402
+from test_complaint_workflow import ALL_WEEK, ALWAYS_OPEN, ok, resolved_events  # noqa: E402
+from test_console_browser import OUTPUT, _chromium  # noqa: E402
+
+pytestmark = pytest.mark.browser
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+
+async def test_customer_answers_the_survey_page_in_chromium_in_both_languages(database_factory, gateway_db):
+    from playwright.async_api import async_playwright
+
+    executable = _chromium()
+    env = await complaints_support.make_env(database_factory, "sqlite")
+    await complaints_support.seed_customer(env.db, "X1", phone="+8613800000011")
+    settings = GatewaySettings(database_url=gateway_db)
+    fakes = FakeUpstreams(extra_customers={"X1": {"id": "X1", "name": "Real X1", "account_manager": "am-9", "status": "active"}})
+    app = create_app(settings, start_background=False, transports=fakes.transports(complaints=httpx.ASGITransport(app=env.app)))
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    try:
+        async with served_on_loopback(app) as url, httpx.AsyncClient(base_url=url) as client, async_playwright() as p:
+            admin = auth(settings, "admin", "admin-1")
+            customer = auth(settings, "customer", "portal-x1", customer_id="X1")
+            ok(await client.put("/api/v1/teams/transport", headers=admin, json={"calendar": ALWAYS_OPEN}))
+            ok(await client.put("/api/v1/agents/li-na", headers=admin, json={"team_id": "transport", "shifts": ALL_WEEK}))
+            links = []
+            for description in ("两箱货晚到三天", "second parcel late"):
+                filed = ok(await client.post("/api/v1/complaints", headers=customer,
+                                             json={"category": "delay", "description": description, "channel": "web"}), 201)
+                ok(await client.post(f"/api/v1/complaints/{filed['id']}/resolve", headers=admin, json={"outcome": "redelivered"}))
+                link = urllib.parse.urlsplit((await resolved_events(env))[-1]["payload"]["survey_url"])
+                links.append((filed, f"{url}{link.path}?{link.query}"))
+
+            browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+            try:
+                for (filed, link), (locale, lang, thanks) in zip(links, [("zh-CN", "zh-CN", "感谢您的评价！"),
+                                                                          ("en-US", "en", "Thank you for your rating!")]):
+                    context = await browser.new_context(locale=locale, viewport={"width": 900, "height": 700})
+                    page = await context.new_page()
+                    problems: list[str] = []
+                    page.on("pageerror", lambda exc: problems.append(str(exc)))
+                    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+                    await page.goto(f"{link}&lang={lang}")
+                    await page.wait_for_selector("#survey-form", state="visible")
+                    assert filed["number"] in await page.inner_text("#survey-intro")
+                    await page.check("#score-4")
+                    await page.fill("#survey-comment", "ok")
+                    await page.screenshot(path=str(OUTPUT / f"survey-{lang}.png"), full_page=True)
+                    await page.click("#survey-submit")
+                    await page.wait_for_selector("#survey-message:not(:empty)")  # the CSP forbids wait_for_function's eval
+                    assert await page.inner_text("#survey-message") == thanks
+                    await page.reload()  # single use: the page now says it was answered
+                    await page.wait_for_selector("#survey-message:not(:empty)")  # the CSP forbids wait_for_function's eval
+                    assert await page.is_hidden("#survey-form")
+                    await page.goto(link.replace("token=", "token=9"))
+                    await page.wait_for_selector("#survey-message:not(:empty)")  # the CSP forbids wait_for_function's eval
+                    assert await page.is_hidden("#survey-form")
+                    assert not problems, problems
+                    await context.close()
+            finally:
+                await browser.close()
+            for filed, _ in links:
+                assert ok(await client.get(f"/api/v1/complaints/{filed['id']}", headers=admin))["survey_score"] == 4
+    finally:
+        await app.state.gateway.aclose()
+        await app.state.runtime.db.dispose()
+        await complaints_support.close_env(env)
