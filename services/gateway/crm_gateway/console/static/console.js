@@ -20,6 +20,7 @@
     if (state.customer) render360(state.customer);
     if (state.complaint) renderComplaint(state.complaint.complaint, state.complaint.timeline);
     if (state.dashboard) renderDashboard(state.dashboard);
+    if (isWorker()) loadQueue();
   }
 
   // ------------------------------------------------------------------ helpers
@@ -66,6 +67,13 @@
     if (!body || typeof body !== "object") return [];
     for (const k of [...keys, "items", "results", "data", "rows"]) if (Array.isArray(body[k])) return body[k];
     return [];
+  }
+  // a data value in the reader's language: the key `<prefix>.<value>` when there is one, else the value itself
+  function tv(prefix, value) {
+    if (value === null || value === undefined || value === "") return value;
+    const key = prefix + "." + value;
+    const text = t(key);
+    return text === key ? value : text;
   }
   function statusText(c) {
     const st = c.status_text;
@@ -130,8 +138,10 @@
     $("tabs").hidden = false;
     $("tab-dashboard").hidden = state.me.role !== "admin";
     showTab("callcenter");
+    startWorkspace();
   }
   function logout() {
+    if (state.refreshTimer) clearInterval(state.refreshTimer);
     state.token = null;
     state.me = null;
     sessionStorage.removeItem("crm.token");
@@ -158,7 +168,7 @@
       const customers = body.customers.map((c) => el("li", { class: "result-customer", "data-id": c.id, onclick: () => open360(c.id) },
         el("strong", {}, c.name), el("span", { class: "badge" }, c.id), c.industry ? el("span", { class: "muted" }, " " + c.industry) : null));
       const complaints = body.complaints.map((c) => el("li", { class: "result-complaint", "data-id": c.id, onclick: () => openComplaint(c.id) },
-        el("strong", {}, c.number || c.id), el("span", { class: "badge" }, statusText(c)), " ", c.category || ""));
+        el("strong", {}, c.number || c.id), el("span", { class: "badge" }, statusText(c)), " ", tv("cat", c.category) || ""));
       $("result-customers").replaceChildren(...(customers.length ? customers : [el("li", { class: "empty" }, t("search.none"))]));
       $("result-complaints").replaceChildren(...(complaints.length ? complaints : [el("li", { class: "empty" }, t("search.none"))]));
       if (body.customers.length === 1) open360(body.customers[0].id);
@@ -195,13 +205,96 @@
     );
     const complaints = v.open_complaints || [];
     $("c360-complaints").replaceChildren(...(complaints.length ? complaints.map((c) => el("li", { class: "c360-complaint", "data-id": c.id, onclick: () => openComplaint(c.id) },
-      el("strong", {}, c.number || c.id), el("span", { class: "badge " + (c.priority || "") }, statusText(c)), " ", c.category || "")) : [el("li", { class: "empty" }, "–")]));
+      el("strong", {}, c.number || c.id), el("span", { class: "badge " + (c.priority || "") }, statusText(c)), " ", tv("cat", c.category) || "")) : [el("li", { class: "empty" }, "–")]));
     const ships = v.recent_shipments || [];
     $("c360-shipments").tBodies[0].replaceChildren(...ships.map((o) => el("tr", {},
       el("td", {}, o.order_id || "–"), el("td", {}, o.tracking_number || "–"), el("td", {}, display(o.status)),
       el("td", {}, o.on_time === undefined || o.on_time === null ? "–" : o.on_time ? t("yes") : t("no")))));
     const notes = v.last_notifications || [];
-    $("c360-notifications").replaceChildren(...notes.map((n) => el("li", {}, `${n.channel || ""} · ${n.template || n.template_key || n.kind || ""} · ${display(n.status)} ${n.sent_at ? fmtTime(n.sent_at) : ""}`)));
+    $("c360-notifications").replaceChildren(...notes.map((n) => el("li", {}, `${tv("channel", n.channel) || ""} · ${n.template || n.template_key || n.kind || ""} · ${display(n.status)} ${n.sent_at ? fmtTime(n.sent_at) : ""}`)));
+  }
+
+  // ------------------------------------------------------------------ agent workspace: queues and actions
+  const WORKERS = ["agent", "admin"];
+  const SOON_MS = 3600 * 1000;
+  state.queue = "mine";
+  function isWorker() { return state.me && WORKERS.includes(state.me.role); }
+  function slaDue(c) {
+    const running = (c.clocks || []).filter((k) => k.deadline_at && !k.stopped_at && !k.paused).map((k) => new Date(k.deadline_at).getTime());
+    return running.length ? Math.min(...running) : null;
+  }
+  function queuePath(queue) {
+    const team = state.me.role === "agent" && state.me.team ? "&team_id=" + encodeURIComponent(state.me.team) : "";
+    if (queue === "mine") return "/api/v1/complaints?open_only=true&limit=200&agent_id=" + encodeURIComponent(state.me.subject);
+    if (queue === "team") return "/api/v1/complaints?status=new&limit=200" + team;
+    return "/api/v1/complaints?open_only=true&limit=500" + team;
+  }
+  function inQueue(queue, c, now) {
+    const due = slaDue(c);
+    if (queue === "soon") return due !== null && due >= now && due - now <= SOON_MS;
+    if (queue === "breached") return (due !== null && due < now) || (c.clocks || []).some((k) => k.breached_at && !k.stopped_at);
+    return true;
+  }
+  async function loadQueue() {
+    if (!isWorker()) return;
+    const queue = state.queue;
+    try {
+      const now = Date.now();
+      const items = listOf(await api(queuePath(queue))).filter((c) => inQueue(queue, c, now));
+      items.sort((a, b) => (slaDue(a) ?? Infinity) - (slaDue(b) ?? Infinity));
+      if (queue !== state.queue) return;  // another queue was chosen meanwhile
+      $("queue-list").replaceChildren(...(items.length ? items.map((c) => {
+        const due = slaDue(c);
+        return el("li", { class: "queue-item" + (due !== null && due < now ? " breached" : ""), "data-id": c.id, onclick: () => openComplaint(c.id) },
+          el("strong", {}, c.number || c.id), el("span", { class: "badge " + (c.priority || "") }, statusText(c)), " ", tv("cat", c.category) || "",
+          due !== null ? el("span", { class: "muted" }, " · " + t("queue.due", { t: fmtTime(new Date(due).toISOString()) })) : null);
+      }) : [el("li", { class: "empty" }, t("queue.empty"))]));
+    } catch (e) {
+      toast(e.message);
+    }
+  }
+  function chooseQueue(name) {
+    state.queue = name;
+    document.querySelectorAll(".queue-tab").forEach((b) => b.classList.toggle("active", b.dataset.queue === name));
+    loadQueue();
+  }
+  function startWorkspace() {
+    $("queues").hidden = !isWorker();
+    if (!isWorker()) return;
+    chooseQueue(state.queue);
+    if (state.refreshTimer) clearInterval(state.refreshTimer);
+    // the timeline, the clocks and the queues follow what others do, without a reload
+    state.refreshTimer = setInterval(() => {
+      loadQueue();
+      if (state.complaint && !$("complaint-panel").hidden) openComplaint(state.complaint.complaint.id);
+    }, 15000);
+  }
+  async function act(action) {
+    const c = state.complaint && state.complaint.complaint;
+    if (!c) return;
+    const text = $("action-text").value.trim();
+    const needsText = { reply: true, note: true, resolve: true };
+    if (needsText[action] && !text) { toast(t("action.need_text")); return; }
+    const calls = {
+      claim: ["assign", { agent_id: state.me.subject, team_id: c.team_id || undefined, reason: c.agent_id && c.agent_id !== state.me.subject ? "claimed" : undefined }],
+      reply: ["replies", { body: text }],
+      note: ["notes", { body: text }],
+      waiting: ["status", { status: "waiting_on_customer", reason: text || undefined }],
+      resolve: ["resolve", { outcome: text }],
+      close: ["close", { reason: text || undefined }],
+      reopen: ["reopen", { reason: text || undefined }],
+    };
+    const [path, body] = calls[action];
+    try {
+      await api(`/api/v1/complaints/${encodeURIComponent(c.id)}/${path}`, { method: "POST", json: body,
+        headers: { "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) } });
+      $("action-text").value = "";
+      toast(t("action.done"));
+      await openComplaint(c.id);
+      loadQueue();
+    } catch (e) {
+      toast(e.message);
+    }
   }
 
   async function openComplaint(id) {
@@ -219,10 +312,12 @@
   function renderComplaint(c, timeline) {
     $("complaint-panel").hidden = false;
     $("complaint-number").textContent = c.number || c.id;
-    $("complaint-facts").replaceChildren(kpi(t("kpi.status"), statusText(c)), kpi(t("kpi.category"), c.category), kpi(t("kpi.priority"), c.priority),
-      kpi(t("kpi.channel"), c.channel), kpi(t("kpi.filed"), c.filed_at ? fmtTime(c.filed_at) : null));
+    $("complaint-facts").replaceChildren(kpi(t("kpi.status"), statusText(c)), kpi(t("kpi.category"), tv("cat", c.category)), kpi(t("kpi.priority"), c.priority),
+      kpi(t("kpi.channel"), tv("channel", c.channel)), kpi(t("kpi.filed"), c.filed_at ? fmtTime(c.filed_at) : null));
     $("complaint-description").textContent = c.description || "";
-    $("timeline").replaceChildren(...timeline.map((e) => el("li", { class: "timeline-entry" }, el("time", {}, fmtTime(e.at)), el("strong", {}, e.kind), e.body ? " — " + e.body : "")));
+    $("complaint-actions").hidden = !isWorker();
+    $("complaint-panel").dataset.status = c.status;
+    $("timeline").replaceChildren(...timeline.map((e) => el("li", { class: "timeline-entry" }, el("time", {}, fmtTime(e.at)), el("strong", { "data-kind": e.kind }, tv("kind", e.kind)), e.body ? " — " + e.body : "")));
     if (state.slaTimer) clearInterval(state.slaTimer);
     const tick = () => renderSla(c);
     tick();
@@ -233,12 +328,12 @@
     const clocks = Array.isArray(c.clocks) ? c.clocks : [];
     const clock = clocks.find((k) => !k.stopped_at) || clocks[0];
     box.className = "sla";
+    if (clock && clock.paused && !clock.stopped_at) { box.textContent = t("sla.paused"); box.classList.add("stopped"); return; }  // no deadline while paused
     if (!clock || !clock.deadline_at) { box.textContent = t("sla.none"); box.classList.add("stopped"); return; }
     if (clock.stopped_at) { box.textContent = t("sla.stopped"); box.classList.add("stopped"); return; }
-    if (clock.paused) { box.textContent = t("sla.paused"); box.classList.add("stopped"); return; }
     const left = new Date(clock.deadline_at).getTime() - Date.now();
-    if (left < 0 || clock.breached_at) { box.textContent = `${clock.kind}: ` + t("sla.breached", { t: duration(left) }); box.classList.add("breached"); return; }
-    box.textContent = `${clock.kind}: ` + t("sla.left", { t: duration(left) });
+    if (left < 0 || clock.breached_at) { box.textContent = `${tv("clock", clock.kind)}: ` + t("sla.breached", { t: duration(left) }); box.classList.add("breached"); return; }
+    box.textContent = `${tv("clock", clock.kind)}: ` + t("sla.left", { t: duration(left) });
     if (left < 3600 * 1000) box.classList.add("soon");
   }
 
@@ -364,6 +459,8 @@
     $("search-form").addEventListener("submit", search);
     $("new-complaint-btn").addEventListener("click", startNewComplaint);
     $("complaint-form").addEventListener("submit", fileComplaint);
+    document.querySelectorAll(".queue-tab").forEach((b) => b.addEventListener("click", () => chooseQueue(b.dataset.queue)));
+    for (const action of ["claim", "reply", "note", "waiting", "resolve", "close", "reopen"]) $("act-" + action).addEventListener("click", () => act(action));
     $("model-form").addEventListener("submit", loadModelChart);
     applyLang();
     await loadDemoUsers();
