@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from crm_common.audit import attach_audit_trail, audit_router
 from crm_common.production import exit_if_refused
 from crm_common.runtime import create_service_app
 from crm_complaints.complaints.api import router as complaints_router
@@ -17,11 +18,12 @@ from crm_complaints.settings import ComplaintsSettings
 def create_app(settings: ComplaintsSettings | None = None, *, start_background: bool = True) -> FastAPI:
     settings = settings or ComplaintsSettings()
     runtime = ComplaintsRuntime(settings)
+    attach_audit_trail(runtime)
     app = create_service_app(
         runtime,
         title="Complaints",
         description="The one complaint center: intake, routing, SLA clocks, escalation, call-center status, callback survey.",
-        routers=[complaints_router, setup_router, survey_router],
+        routers=[complaints_router, setup_router, survey_router, audit_router],
         start_background=start_background,
     )
     install_setup_problems(app)

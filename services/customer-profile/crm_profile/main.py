@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from sqlalchemy.orm.exc import StaleDataError
 
+from crm_common.audit import attach_audit_trail, audit_router
 from crm_common.idempotency import keep_idempotency_records
 from crm_common.problems import Problem, problem_response
 from crm_common.production import exit_if_refused
@@ -23,12 +24,13 @@ def build_runtime(settings: ProfileSettings | None = None) -> ServiceRuntime:
 
 def create_app(settings: ProfileSettings | None = None, *, start_background: bool = True) -> FastAPI:
     runtime = build_runtime(settings)
+    attach_audit_trail(runtime)
     app = create_service_app(
         runtime,
         title="Customer profile",
         description="The customer master record of the 3PL CRM: customers, contacts, addresses, interactions, "
         "duplicate detection and merge, privacy export and erasure.",
-        routers=[customers_router, contacts_router],
+        routers=[customers_router, contacts_router, audit_router],
         start_background=start_background,
     )
 

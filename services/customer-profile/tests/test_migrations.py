@@ -3,6 +3,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from crm_common.db import Database
+from crm_common.audit import audit_metadata
 from crm_common.idempotency import idempotency_metadata
 from crm_common.outbox import messaging_metadata
 from crm_profile.db import metadata
@@ -13,7 +14,7 @@ async def test_migrated_schema_matches_the_models(profile_url):
 
     def diff(connection):
         context = MigrationContext.configure(connection, opts={"compare_type": False})
-        return compare_metadata(context, [metadata, messaging_metadata, idempotency_metadata])
+        return compare_metadata(context, [metadata, messaging_metadata, idempotency_metadata, audit_metadata])
 
     try:
         async with db.engine.connect() as connection:

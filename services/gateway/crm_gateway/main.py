@@ -12,7 +12,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from crm_common.production import exit_if_refused
 from crm_common.runtime import ServiceRuntime, create_service_app
-from crm_gateway import aggregate, auth_api, ingestion, openapi_merge, proxy
+from crm_gateway import aggregate, audit_api, auth_api, ingestion, openapi_merge, proxy
 from crm_gateway.console import STATIC, router as console_router
 from crm_gateway.security_headers import SecurityHeadersMiddleware
 from crm_gateway.sent.api import router as sent_router
@@ -36,7 +36,7 @@ def create_app(
         runtime,
         title="3PL CRM gateway",
         description="One entry point: /api/v1 routed to the services with auth and roles, customer 360, TMS/WMS event ingestion, the console.",
-        routers=[auth_api.router, ingestion.router, aggregate.router, openapi_merge.router, console_router, sent_router, proxy.router],
+        routers=[auth_api.router, ingestion.router, aggregate.router, audit_api.router, openapi_merge.router, console_router, sent_router, proxy.router],
         start_background=start_background,
         edge_auth=False,  # the gateway is the edge: it authenticates callers itself and signs what it forwards
         admin_prefix=API_PREFIX,  # the gateway's own dead letters, behind its authentication like every /api/v1 route

@@ -20,6 +20,7 @@ class RealStack:
     client: httpx.AsyncClient
     complaints_db: object
     closers: list = field(default_factory=list)
+    apps: dict = field(default_factory=dict)  # the real services' apps by upstream name
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -58,6 +59,7 @@ async def build_real_stack(database_factory) -> RealStack:
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
     stack = RealStack(settings, app, client, apps["complaints"].state.runtime.db)
     stack.closers = [a.state.runtime.stop for a in apps.values()]
+    stack.apps = apps
     return stack
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from crm_common import audit
 from crm_common.db import RowReader
 from crm_common.idempotency import Answer, Idempotent, IdempotentRequest
 from crm_common.problems import Problem
@@ -105,12 +106,27 @@ def _check_owner_of(actor: service.Actor | None, complaint_id: str, customer_id:
         raise Problem(404, "Complaint not found", f"No complaint with id {complaint_id}.")
 
 
+async def _audited_read(request: Request, complaints: list[tuple[str, str | None]]) -> None:
+    """Queue a read record per (customer, reporter contact) shown with reporter details; the answer does not wait."""
+    trail = runtime_of(request).audit
+    for customer_id, contact_id in dict.fromkeys(complaints):
+        await trail.read(audit.entry_for(request.headers, "read", "complaint", customer_id=customer_id, contact_id=contact_id,
+                                         fields=ComplaintOut.model_fields))
+
+
+async def _audited_change(session, request: Request, action: str, data: BaseModel, complaint: Complaint) -> None:
+    """A change to a complaint, audited in its transaction (crm_common.audit)."""
+    await audit.append(session, [audit.entry_for(request.headers, action, "complaint", customer_id=complaint.customer_id,
+                                                 contact_id=complaint.contact_id, fields=data.model_fields_set)])
+
+
 @router.post("/complaints", status_code=201, response_model=ComplaintOut)
 async def file_complaint(data: ComplaintCreate, request: Request, once: Idempotent):
     runtime = runtime_of(request)
 
     async def file(session) -> Answer:
         complaint = await service.file_complaint(session, data, settings=runtime.settings, actor=actor_of(request))
+        await _audited_change(session, request, "create", data, complaint)
         return Answer(await complaint_out(session, complaint), 201, {"Location": f"/complaints/{complaint.id}"}, subject=complaint.customer_id)
 
     return await once(data, file)
@@ -197,9 +213,11 @@ def timeline_json(entry, customer_view: bool) -> dict:
 
 
 async def lookup_page(reader: RowReader, actor: service.Actor | None, *, number: str | None = None, customer_id: str | None = None,
-                      phone: str | None = None, tracking_number: str | None = None, view: str = "agent", limit: int = 20) -> list[dict]:
+                      phone: str | None = None, tracking_number: str | None = None, view: str = "agent", limit: int = 20,
+                      shown: list | None = None) -> list[dict]:
     """The lookup's answer: each complaint found (the customer view for customers) with its timeline. A customer
-    finds only its own complaints (the key is replaced by its id, and every row is checked)."""
+    finds only its own complaints (the key is replaced by its id, and every row is checked). `shown` receives the
+    (customer id, reporter contact id) of each complaint found (the audit trail's subjects)."""
     no_nul(number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number)
     customer_view = _customer_view(actor, view)
     if actor is not None and actor.role == "customer":
@@ -207,6 +225,8 @@ async def lookup_page(reader: RowReader, actor: service.Actor | None, *, number:
     found = await service.lookup(reader, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
     for row in found:
         _check_owner_of(actor, row["id"], row["customer_id"])
+    if shown is not None:
+        shown.extend((row["customer_id"], row["contact_id"]) for row in found)
     # references, clocks and timeline of the whole page in one statement, not per complaint
     refs, clocks, entries = await service.page_details(reader, [c["id"] for c in found], customer_view=customer_view,
                                                        with_clocks=not customer_view)
@@ -225,8 +245,12 @@ async def lookup(request: Request, number: str | None = None, customer_id: str |
                  tracking_number: str | None = None, view: View = "agent", limit: int = Query(default=20, ge=1, le=200)):
     """Call-center status query by complaint number, customer, phone or tracking number, each with its timeline."""
     actor = actor_of(request)
+    shown: list[tuple[str, str | None]] = []
     page = await runtime_of(request).db.read(lambda reader: lookup_page(
-        reader, actor, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, view=view, limit=limit))
+        reader, actor, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, view=view, limit=limit,
+        shown=shown))
+    if not _customer_view(actor, view):
+        await _audited_read(request, shown)
     return json_response(page)
 
 
@@ -245,7 +269,9 @@ async def get_complaint(complaint_id: str, request: Request, view: View = "agent
         _check_owner(actor, complaint)
         if _customer_view(actor, view):
             return (await customer_out(session, complaint, lang)).model_dump(mode="json")
-        return (await complaint_out(session, complaint)).model_dump(mode="json")
+        shown = (await complaint_out(session, complaint)).model_dump(mode="json")
+    await _audited_read(request, [(complaint.customer_id, complaint.contact_id)])
+    return shown
 
 
 @router.get("/complaints/{complaint_id}/timeline")
@@ -269,6 +295,7 @@ async def _act(request: Request, once: IdempotentRequest, data: BaseModel, actio
 
     async def act(session) -> Answer:
         complaint = await action(session, actor_of(request), runtime.settings)
+        await _audited_change(session, request, "update", data, complaint)
         return Answer(await view(session, complaint), subject=complaint.customer_id)
 
     return await once(data, act)

@@ -19,6 +19,7 @@ import datetime as dt
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common import audit
 from crm_common.db import utcnow
 from crm_common.privacy import Person, scrub_idempotency_records, scrub_outbox
 from crm_complaints.complaints import directory
@@ -134,6 +135,10 @@ async def erase_person(session: AsyncSession, customer_id: str, contact_id: str 
         complaint.version += 1
         await add_timeline(session, complaint, "person_erased", at=now, actor=SYSTEM, visibility="internal",
                            body="Personal data of an erased person removed", data={"reporter": complaint_id in reported_ids})
+    if contact_id:  # the audit trail keeps the person's rows, pseudonymised (crm_common.audit)
+        await audit.append(session, [audit.AuditEntry(SYSTEM.id, SYSTEM.role, "erase", "complaint-reporter", customer_id=customer_id,
+                                                      contact_id=contact_id, fields=sorted(REPORTER_FIELDS))])
+        await audit.pseudonymise_contact(session, contact_id)
     await session.flush()
     return {"complaints": len(changed), "reported": len(reported_ids), "outbox_rows": outbox_rows}
 

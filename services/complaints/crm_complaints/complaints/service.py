@@ -502,7 +502,7 @@ LOOKUP_COLUMNS = tuple(Complaint.__table__.c[name] for name in (
     "id", "number", "customer_id", "category", "priority", "channel", "status", "team_id", "agent_id", "description",
     "desired_outcome", "claimed_amount", "attachments", "reporter_name", "reporter_phone", "reporter_email", "language",
     "duplicate_of", "merged_into", "filed_at", "first_response_at", "resolved_at", "closed_at", "outcome",
-    "compensation_amount", "reopen_count", "survey_score",
+    "compensation_amount", "reopen_count", "survey_score", "contact_id",  # contact_id: the audit trail's subject
 ))
 _DIRECTORY = DirectoryCustomer.__table__.c
 _CUSTOMER_MERGE = select(_DIRECTORY.id, _DIRECTORY.merged_into).where(_DIRECTORY.id == bindparam("customer_id"))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from crm_common import audit
 from crm_common.idempotency import Answer, Idempotent
 from crm_common.runtime import runtime_of
 from crm_profile.customers import privacy, service
@@ -38,6 +39,18 @@ Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of
 Text = Annotated[str | None, Query(max_length=200)]
 
 
+async def _read(request: Request, resource: str, model, *, customer_id: str | None, contact_id: str | None = None,
+                action: str = "read") -> None:
+    """Audit a read of personal data: queued, so the answer does not wait for the audit write (crm_common.audit)."""
+    await runtime_of(request).audit.read(audit.entry_for(request.headers, action, resource, customer_id=customer_id, contact_id=contact_id,
+                                                         fields=model.model_fields))
+
+
+async def _changed(session, request: Request, action: str, resource: str, fields, *, customer_id: str | None, contact_id: str | None = None) -> None:
+    """Audit a change in its own transaction (the last statement before the commit)."""
+    await audit.append(session, [audit.entry_for(request.headers, action, resource, customer_id=customer_id, contact_id=contact_id, fields=fields)])
+
+
 def _with_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = service.etag(version)
 
@@ -52,9 +65,10 @@ def _created(body: CustomerOut | ContactOut | AddressOut, customer_id: str, *, l
 
 
 @router.post("", status_code=201, response_model=CustomerOut)
-async def create_customer(data: CustomerCreate, once: Idempotent):
+async def create_customer(data: CustomerCreate, once: Idempotent, request: Request):
     async def create(session) -> Answer:
         body = CustomerOut.model_validate(await service.create_customer(session, data))
+        await _changed(session, request, "create", "customer", data.model_fields_set, customer_id=body.id)
         return _created(body, body.id, location=f"/customers/{body.id}")
 
     return await once(data, create)
@@ -100,6 +114,7 @@ async def search_customers(
 async def get_customer(customer_id: str, request: Request, response: Response):
     async with runtime_of(request).db.sessions() as session:
         body = CustomerOut.model_validate(await service.get_customer(session, customer_id))
+    await _read(request, "customer", CustomerOut, customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 
@@ -108,15 +123,18 @@ async def get_customer(customer_id: str, request: Request, response: Response):
 async def patch_customer(customer_id: str, patch: CustomerPatch, request: Request, response: Response, if_match: IfMatch = None):
     async with runtime_of(request).transaction() as session:
         body = CustomerOut.model_validate(await service.update_customer(session, customer_id, patch, if_match))
+        await _changed(session, request, "update", "customer", patch.model_fields_set, customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 
 
 @router.post("/{survivor_id}/merge", response_model=MergeOut)
-async def merge_customers(survivor_id: str, data: MergeIn, once: Idempotent, if_match: IfMatch = None):
+async def merge_customers(survivor_id: str, data: MergeIn, once: Idempotent, request: Request, if_match: IfMatch = None):
     """Fold `merged_id` into this customer. If-Match (the survivor's ETag) is checked when sent."""
     async def merge(session) -> Answer:
         result = await service.merge_customers(session, survivor_id, data.merged_id, if_match)
+        await _changed(session, request, "update", "customer-merge", ["contacts", "addresses", "interactions"], customer_id=survivor_id)
+        await _changed(session, request, "delete", "customer-merge", ["merged_into"], customer_id=data.merged_id)
         body = MergeOut(**(result | {"survivor": CustomerOut.model_validate(result["survivor"])}))
         return Answer(body, 200, {"ETag": service.etag(body.survivor.version)}, subject=survivor_id)
 
@@ -130,13 +148,16 @@ async def merge_customers(survivor_id: str, data: MergeIn, once: Idempotent, if_
 async def list_contacts(customer_id: str, request: Request):
     async with runtime_of(request).db.sessions() as session:
         customer = await service.get_customer(session, customer_id)
-        return [ContactOut.model_validate(c) for c in customer.contacts]
+        contacts = [ContactOut.model_validate(c) for c in customer.contacts]
+    await _read(request, "contacts", ContactOut, customer_id=customer_id)
+    return contacts
 
 
 @router.post("/{customer_id}/contacts", status_code=201, response_model=ContactOut)
-async def add_contact(customer_id: str, data: ContactIn, once: Idempotent):
+async def add_contact(customer_id: str, data: ContactIn, once: Idempotent, request: Request):
     async def create(session) -> Answer:
         body = ContactOut.model_validate(await service.add_contact(session, customer_id, data))
+        await _changed(session, request, "create", "contact", data.model_fields_set, customer_id=customer_id, contact_id=body.id)
         return _created(body, customer_id, location=f"/customers/{customer_id}/contacts/{body.id}")
 
     return await once(data, create)
@@ -147,6 +168,7 @@ async def get_contact(customer_id: str, contact_id: str, request: Request, respo
     async with runtime_of(request).db.sessions() as session:
         await service.get_customer(session, customer_id)
         body = ContactOut.model_validate(await service.get_contact(session, contact_id, customer_id))
+    await _read(request, "contact", ContactOut, customer_id=customer_id, contact_id=contact_id)
     _with_etag(response, body.version)
     return body
 
@@ -155,6 +177,7 @@ async def get_contact(customer_id: str, contact_id: str, request: Request, respo
 async def patch_contact(customer_id: str, contact_id: str, patch: ContactPatch, request: Request, response: Response, if_match: IfMatch = None):
     async with runtime_of(request).transaction() as session:
         body = ContactOut.model_validate(await service.update_contact(session, customer_id, contact_id, patch, if_match))
+        await _changed(session, request, "update", "contact", patch.model_fields_set, customer_id=customer_id, contact_id=contact_id)
     _with_etag(response, body.version)
     return body
 
@@ -163,6 +186,7 @@ async def patch_contact(customer_id: str, contact_id: str, patch: ContactPatch, 
 async def delete_contact(customer_id: str, contact_id: str, request: Request, if_match: IfMatch = None):
     async with runtime_of(request).transaction() as session:
         await service.delete_contact(session, customer_id, contact_id, if_match)
+        await _changed(session, request, "delete", "contact", [], customer_id=customer_id, contact_id=contact_id)
     return Response(status_code=204)
 
 
@@ -173,13 +197,16 @@ async def delete_contact(customer_id: str, contact_id: str, request: Request, if
 async def list_addresses(customer_id: str, request: Request):
     async with runtime_of(request).db.sessions() as session:
         customer = await service.get_customer(session, customer_id)
-        return [AddressOut.model_validate(a) for a in customer.addresses]
+        addresses = [AddressOut.model_validate(a) for a in customer.addresses]
+    await _read(request, "addresses", AddressOut, customer_id=customer_id)
+    return addresses
 
 
 @router.post("/{customer_id}/addresses", status_code=201, response_model=AddressOut)
-async def add_address(customer_id: str, data: AddressIn, once: Idempotent):
+async def add_address(customer_id: str, data: AddressIn, once: Idempotent, request: Request):
     async def create(session) -> Answer:
         body = AddressOut.model_validate(await service.add_address(session, customer_id, data))
+        await _changed(session, request, "create", "address", data.model_fields_set, customer_id=customer_id)
         return _created(body, customer_id, location=f"/customers/{customer_id}/addresses/{body.id}")
 
     return await once(data, create)
@@ -189,6 +216,7 @@ async def add_address(customer_id: str, data: AddressIn, once: Idempotent):
 async def get_address(customer_id: str, address_id: str, request: Request, response: Response):
     async with runtime_of(request).db.sessions() as session:
         body = AddressOut.model_validate(await service.get_address(session, customer_id, address_id))
+    await _read(request, "address", AddressOut, customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 
@@ -197,6 +225,7 @@ async def get_address(customer_id: str, address_id: str, request: Request, respo
 async def patch_address(customer_id: str, address_id: str, patch: AddressPatch, request: Request, response: Response, if_match: IfMatch = None):
     async with runtime_of(request).transaction() as session:
         body = AddressOut.model_validate(await service.update_address(session, customer_id, address_id, patch, if_match))
+        await _changed(session, request, "update", "address", patch.model_fields_set, customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 
@@ -205,6 +234,7 @@ async def patch_address(customer_id: str, address_id: str, patch: AddressPatch, 
 async def delete_address(customer_id: str, address_id: str, request: Request, if_match: IfMatch = None):
     async with runtime_of(request).transaction() as session:
         await service.delete_address(session, customer_id, address_id, if_match)
+        await _changed(session, request, "delete", "address", [], customer_id=customer_id)
     return Response(status_code=204)
 
 
@@ -215,13 +245,16 @@ async def delete_address(customer_id: str, address_id: str, request: Request, if
 async def list_interactions(customer_id: str, request: Request, limit: Limit = service.DEFAULT_PAGE, cursor: Cursor = None):
     async with runtime_of(request).db.sessions() as session:
         rows, next_cursor = await service.list_interactions(session, customer_id, limit=limit, cursor=cursor)
-        return InteractionPage(items=[InteractionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+        page = InteractionPage(items=[InteractionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    await _read(request, "interactions", InteractionOut, customer_id=customer_id)
+    return page
 
 
 @router.post("/{customer_id}/interactions", status_code=201, response_model=InteractionOut)
-async def add_interaction(customer_id: str, data: InteractionIn, once: Idempotent):
+async def add_interaction(customer_id: str, data: InteractionIn, once: Idempotent, request: Request):
     async def create(session) -> Answer:
         body = InteractionOut.model_validate(await service.add_interaction(session, customer_id, data))
+        await _changed(session, request, "create", "interaction", data.model_fields_set, customer_id=customer_id)
         return Answer(body, 201, subject=customer_id)
 
     return await once(data, create)
@@ -235,6 +268,8 @@ async def export_contact(contact_id: str, request: Request):
     """Everything held on this person, as JSON."""
     async with runtime_of(request).db.sessions() as session:
         data = await privacy.export_contact(session, contact_id)
+    await runtime_of(request).audit.read(audit.entry_for(request.headers, "export", "contact-export", customer_id=data["customer"]["id"],
+                                                         contact_id=contact_id, fields=[name for name in data if name != "exported_at"]))
     return data
 
 
@@ -243,4 +278,7 @@ async def erase_contact(contact_id: str, request: Request, if_match: IfMatch = N
     """Replace the person's data by a tombstone everywhere in this service and emit CustomerErased.
     If-Match (the contact's ETag) is checked when sent."""
     async with runtime_of(request).transaction() as session:
-        return EraseOut(**await privacy.erase_contact(session, contact_id, if_match))
+        erased = EraseOut(**await privacy.erase_contact(session, contact_id, if_match))
+        await _changed(session, request, "erase", "contact", ContactOut.model_fields, customer_id=erased.customer_id, contact_id=contact_id)
+        await audit.pseudonymise_contact(session, contact_id)  # the person's rows stay, without the contact id
+    return erased

@@ -1,0 +1,82 @@
+"""The admins' view of the audit trail: the trails of the services that hold personal data (crm_common.audit),
+queried by customer, actor and period and merged in time order, as JSON or as a CSV export."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from crm_common.audit import CSV_COLUMNS, to_csv
+from crm_common.auth import Principal
+from crm_common.problems import Problem
+from crm_gateway.aggregate import _warning
+from crm_gateway.state import gateway_of
+
+router = APIRouter(prefix="/api/v1", tags=["audit"])
+
+AUDITED_UPSTREAMS = ("profile", "complaints")
+PAGE = 5000  # the services' largest page
+MAX_ROWS = 100_000  # per service and request: narrow the period beyond that
+
+
+class AuditQuery:
+    def __init__(
+        self,
+        customer_id: str | None = Query(default=None, max_length=200),
+        actor: str | None = Query(default=None, max_length=200, description="the user (token subject)"),
+        since: dt.datetime | None = Query(default=None, description="from (inclusive), ISO 8601 with offset"),
+        until: dt.datetime | None = Query(default=None, description="to (exclusive), ISO 8601 with offset"),
+    ):
+        for instant in (since, until):
+            if instant is not None and instant.tzinfo is None:
+                raise Problem(422, "Invalid period", "since and until need a UTC offset (e.g. 2026-12-01T00:00:00Z).")
+        if since and until and since >= until:
+            raise Problem(422, "Invalid period", "since must be before until.")
+        self.params = {k: v.isoformat() if isinstance(v, dt.datetime) else v
+                       for k, v in {"customer_id": customer_id, "actor": actor, "since": since, "until": until}.items() if v is not None}
+
+
+async def _rows_of(request: Request, upstream: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    gateway = gateway_of(request)
+    principal: Principal = request.state.principal
+    rows: list[dict[str, Any]] = []
+    after_id = 0
+    while len(rows) < MAX_ROWS:
+        page = await gateway.upstreams[upstream].get_json("/audit", params=params | {"after_id": after_id, "limit": PAGE},
+                                                          headers=principal.identity_headers())
+        rows += [row | {"service": gateway.settings.upstream_audiences()[upstream]} for row in page["items"]]
+        if page["next_after_id"] is None:
+            return rows
+        after_id = page["next_after_id"]
+    raise Problem(413, "Too many audit rows", f"More than {MAX_ROWS} rows in {upstream}: narrow the period or the filters.")
+
+
+async def merged_trail(request: Request, params: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    results = await asyncio.gather(*(_rows_of(request, name, params) for name in AUDITED_UPSTREAMS), return_exceptions=True)
+    rows, warnings = [], []
+    for name, result in zip(AUDITED_UPSTREAMS, results):
+        if isinstance(result, BaseException):
+            if isinstance(result, Problem) and result.status == 413:
+                raise result
+            warnings.append(_warning(name, result))
+        else:
+            rows += result
+    return sorted(rows, key=lambda row: (row["at"], row["service"], row["id"])), warnings
+
+
+@router.get("/audit", summary="Audit trail of personal data (admins): who read or changed which customer's data, when")
+async def audit_trail(request: Request, query: AuditQuery = Depends()) -> dict[str, Any]:
+    rows, warnings = await merged_trail(request, query.params)
+    return {"items": rows, "warnings": warnings, "partial": bool(warnings)}
+
+
+@router.get("/audit.csv", summary="The audit trail as CSV (admins); refused rather than incomplete when a service is down")
+async def audit_csv(request: Request, query: AuditQuery = Depends()) -> Response:
+    rows, warnings = await merged_trail(request, query.params)
+    if warnings:
+        raise Problem(503, "Audit trail incomplete", "Not every service answered; an export must be complete.",
+                      sources=[w["source"] for w in warnings], headers={"Retry-After": "10"})
+    return Response(to_csv(rows, ("service", *CSV_COLUMNS)), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="crm-audit.csv"'})
