@@ -16,18 +16,22 @@ from crm_gateway.settings import GatewaySettings  # noqa: E402
 from gateway_support import FakeUpstreams, auth  # noqa: E402
 from test_complaint_workflow import ALL_WEEK, ALWAYS_OPEN, ok  # noqa: E402
 from test_console_browser import OUTPUT, _chromium  # noqa: E402
+from test_dev_sink import dev_sink  # noqa: E402
 from test_survey_browser import CHROMIUM_FLAGS  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 
-async def test_agent_works_a_complaint_from_the_queue_to_closed(database_factory, gateway_db):
+async def test_agent_works_a_complaint_from_the_queue_to_closed(database_factory, gateway_db, tmp_path):
     from playwright.async_api import async_playwright
 
     executable = _chromium()
     env = await complaints_support.make_env(database_factory, "sqlite")
     await complaints_support.seed_customer(env.db, "X1", phone="+8613800000011")
-    settings = GatewaySettings(database_url=gateway_db)  # the default demo users: agent = li-na of team transport
+    sent = dev_sink.SentStore(tmp_path / "sent.jsonl")  # what make run's sink keeps; the console's Sent tab lists it
+    sent.add({"channel": "email", "to": ["chen.wei@example.cn"], "subject": "您的投诉已受理", "body": "我们已收到您的投诉"})
+    # the default demo users: agent = li-na of team transport
+    settings = GatewaySettings(database_url=gateway_db, dev_sent_store=str(sent.path))
     fakes = FakeUpstreams(extra_customers={"X1": {"id": "X1", "name": "Real X1", "account_manager": "am-9", "status": "active"}})
     app = create_app(settings, start_background=False, transports=fakes.transports(complaints=httpx.ASGITransport(app=env.app)))
     OUTPUT.mkdir(parents=True, exist_ok=True)
@@ -84,6 +88,9 @@ async def test_agent_works_a_complaint_from_the_queue_to_closed(database_factory
                 kinds = await page.locator("#timeline [data-kind]").evaluate_all("nodes => nodes.map(n => n.dataset.kind)")
                 assert {"reply", "note", "customer_message", "resolved", "closed"} <= set(kinds)
                 await expect(page.locator("#timeline")).to_contain_text("Internal note")  # the entry kinds in English now
+                await page.click("#tab-sent")
+                await expect(page.locator("#sent-table .sent-item")).to_contain_text("您的投诉已受理")
+                await expect(page.locator("#sent-table .sent-item")).to_contain_text("Email")
                 assert not errors, errors
                 await context.close()
             finally:

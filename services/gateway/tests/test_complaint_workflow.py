@@ -79,6 +79,7 @@ async def test_agent_works_a_complaint_and_the_customer_reopens_it(stack):
     customer = auth(settings, "customer", "portal-x1", customer_id="X1")
     filed = ok(await client.post("/api/v1/complaints", headers=customer, json={
         "category": "delay", "description": "parcel two days late", "channel": "web", "tracking_numbers": ["SFW1"]}), 201)
+    assert "agent_id" not in filed and "clocks" not in filed  # the customer is answered in the customer view
     complaint = f"/api/v1/complaints/{filed['id']}"
     queued = ok(await client.get(complaint, headers=admin))
     assert (queued["status"], queued["team_id"], queued["agent_id"]) == ("new", "transport", None)  # nobody on shift yet
@@ -161,3 +162,18 @@ async def test_customer_answers_the_survey_from_the_link_without_signing_in(stac
     ok(await client.post(f"/api/v1/complaints/{filed['id']}/reopen", headers=customer, json={"reason": "missing box"}))
     ok(await client.post(f"/api/v1/complaints/{filed['id']}/resolve", headers=admin, json={"outcome": "refunded"}))
     assert (await client.get(survey, params={"token": token})).status_code == 403  # a new resolution voids the old link
+
+
+async def test_admin_edits_a_routing_rule_and_the_next_complaint_follows_it(stack):
+    client, settings, _ = stack
+    admin = auth(settings, "admin", "admin-1")
+    agent = auth(settings, "agent", "li-na", team="transport")
+    for team in ("transport", "claims"):
+        ok(await client.put(f"/api/v1/teams/{team}", headers=admin, json={"calendar": ALWAYS_OPEN}))
+    ok(await client.put("/api/v1/agents/zhao", headers=admin, json={"team_id": "claims", "shifts": ALL_WEEK}))
+    body = {"customer_id": "X1", "category": "delay", "description": "late again", "channel": "call_center"}
+    before = ok(await client.post("/api/v1/complaints", headers=agent, json=body), 201)
+    assert before["team_id"] == "transport"  # the built-in rule for delays
+    ok(await client.put("/api/v1/routing-rules", headers=admin, json=[{"category": "delay", "team": "claims"}]))
+    after = ok(await client.post("/api/v1/complaints", headers=agent, json={**body, "description": "late a third time"}), 201)
+    assert (after["team_id"], after["agent_id"], after["status"]) == ("claims", "zhao", "assigned")

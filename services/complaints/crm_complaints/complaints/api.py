@@ -123,11 +123,13 @@ async def _audited_change(session, request: Request, action: str, data: BaseMode
 @router.post("/complaints", status_code=201, response_model=ComplaintOut)
 async def file_complaint(data: ComplaintCreate, request: Request, once: Idempotent):
     runtime = runtime_of(request)
+    actor = actor_of(request)
+    view = _view_for(actor)
 
     async def file(session) -> Answer:
-        complaint = await service.file_complaint(session, data, settings=runtime.settings, actor=actor_of(request))
+        complaint = await service.file_complaint(session, data, settings=runtime.settings, actor=actor)
         await _audited_change(session, request, "create", data, complaint)
-        return Answer(await complaint_out(session, complaint), 201, {"Location": f"/complaints/{complaint.id}"}, subject=complaint.customer_id)
+        return Answer(await view(session, complaint), 201, {"Location": f"/complaints/{complaint.id}"}, subject=complaint.customer_id)
 
     return await once(data, file)
 

@@ -137,6 +137,7 @@
     $("logout-btn").hidden = false;
     $("tabs").hidden = false;
     $("tab-dashboard").hidden = state.me.role !== "admin";
+    $("tab-sent").hidden = !isWorker();
     showTab("callcenter");
     startWorkspace();
   }
@@ -145,7 +146,7 @@
     state.token = null;
     state.me = null;
     sessionStorage.removeItem("crm.token");
-    for (const id of ["callcenter-view", "dashboard-view", "tabs", "logout-btn"]) $(id).hidden = true;
+    for (const id of ["callcenter-view", "dashboard-view", "sent-view", "tabs", "logout-btn"]) $(id).hidden = true;
     $("whoami").textContent = "";
     $("login-view").hidden = false;
   }
@@ -153,7 +154,9 @@
     document.querySelectorAll(".tab").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
     $("callcenter-view").hidden = name !== "callcenter";
     $("dashboard-view").hidden = name !== "dashboard";
+    $("sent-view").hidden = name !== "sent";
     if (name === "dashboard") loadDashboard();
+    else if (name === "sent") loadSent();
     else $("search-input").focus();
   }
 
@@ -212,6 +215,22 @@
       el("td", {}, o.on_time === undefined || o.on_time === null ? "–" : o.on_time ? t("yes") : t("no")))));
     const notes = v.last_notifications || [];
     $("c360-notifications").replaceChildren(...notes.map((n) => el("li", {}, `${tv("channel", n.channel) || ""} · ${n.template || n.template_key || n.kind || ""} · ${display(n.status)} ${n.sent_at ? fmtTime(n.sent_at) : ""}`)));
+  }
+
+  // ------------------------------------------------------------------ sent messages (make run's sink, as Mailpit lists them)
+  async function loadSent() {
+    $("sent-empty").hidden = true;
+    try {
+      const items = listOf(await api("/api/v1/dev/sent?limit=100"));
+      $("sent-table").tBodies[0].replaceChildren(...items.map((m) => el("tr", { class: "sent-item" },
+        el("td", {}, fmtTime(m.received_at)), el("td", {}, tv("channel", m.channel)), el("td", {}, (m.to || []).join(", ")),
+        el("td", {}, m.subject || "–"), el("td", { class: "pre" }, m.body || ""))));
+      if (!items.length) { $("sent-empty").textContent = t("sent.none"); $("sent-empty").hidden = false; }
+    } catch (e) {
+      $("sent-table").tBodies[0].replaceChildren();
+      $("sent-empty").textContent = e.status === 404 ? t("sent.no_sink") : e.message;
+      $("sent-empty").hidden = false;
+    }
   }
 
   // ------------------------------------------------------------------ agent workspace: queues and actions

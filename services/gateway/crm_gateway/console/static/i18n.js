@@ -2,6 +2,9 @@
 "use strict";
 window.I18N = {
   "en": {
+    "tab.sent": "Sent messages", "sent.title": "Sent messages (development sink)", "sent.at": "Received", "sent.channel": "Channel",
+    "sent.to": "To", "sent.subject": "Subject", "sent.body": "Text", "sent.none": "Nothing sent yet",
+    "sent.no_sink": "No message sink here: make run starts one",
     "queue.title": "My work", "queue.mine": "Mine", "queue.team": "My team's unassigned", "queue.soon": "Breaching within 1 h",
     "queue.breached": "Breached", "queue.empty": "Nothing here", "queue.due": "SLA due {t}",
     "action.text": "Message, note, outcome or reason", "action.claim": "Claim", "action.reply": "Reply to customer",
@@ -39,6 +42,8 @@ window.I18N = {
     "warning.partial": "Partial data: {s} unavailable", "yes": "yes", "no": "no", "error.http": "Request failed ({s})"
   },
   "zh-CN": {
+    "tab.sent": "已发消息", "sent.title": "已发消息（开发用收件箱）", "sent.at": "收到时间", "sent.channel": "渠道", "sent.to": "收件人",
+    "sent.subject": "主题", "sent.body": "内容", "sent.none": "还没有发出的消息", "sent.no_sink": "此处没有消息收件箱（make run 会启动一个）",
     "queue.title": "我的工作", "queue.mine": "我的", "queue.team": "本组待分配", "queue.soon": "1 小时内将超时", "queue.breached": "已超时",
     "queue.empty": "暂无", "queue.due": "SLA 截止 {t}",
     "action.text": "回复、备注、处理结果或原因", "action.claim": "认领", "action.reply": "回复客户", "action.note": "内部备注",
