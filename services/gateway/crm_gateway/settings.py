@@ -54,7 +54,6 @@ class GatewaySettings(ServiceSettings):
     upstream_retries: int = 2
     upstream_retry_backoff_s: float = 0.1
     upstream_max_connections: int = 100
-    upstream_max_keepalive: int = 20
     aggregate_timeout_s: float = 3.0
 
     # aggregated views: "<upstream>:<path>" with {customer_id} filled in
