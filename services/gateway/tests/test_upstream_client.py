@@ -205,3 +205,19 @@ async def test_header_injection_is_refused_before_anything_is_sent(upstream_url,
             await upstream.request("GET", "/echo/x", headers=bad)
         assert refused.value.status == 502, bad
     assert CLIENT_PORTS == []
+
+
+async def test_one_session_per_upstream_for_the_apps_lifetime_closed_when_it_stops(upstream_url, tmp_path):
+    from crm_gateway.main import create_app
+
+    settings = GatewaySettings(database_url=f"sqlite:///{tmp_path}/gateway.db", complaints_url=upstream_url, profile_url=upstream_url)
+    app = create_app(settings, start_background=False)
+    upstreams = app.state.gateway.upstreams
+    for _ in range(3):
+        await upstreams["complaints"].request("GET", "/echo/a")
+        await upstreams["profile"].request("GET", "/echo/b")
+    sessions = [upstreams["complaints"].session, upstreams["profile"].session]
+    assert None not in sessions and sessions[0] is not sessions[1] and not any(s.closed for s in sessions)
+    assert len(set(CLIENT_PORTS)) == 2  # each upstream kept its one connection across calls
+    await app.state.runtime.stop(grace_s=1.0)
+    assert all(s.closed for s in sessions)
