@@ -11,10 +11,8 @@ pytest.importorskip("crm_complaints", reason="complaints service not installed")
 complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
 
 from crm_common.testing import served_on_loopback  # noqa: E402
-from crm_gateway.main import create_app  # noqa: E402
-from crm_gateway.settings import GatewaySettings  # noqa: E402
-from gateway_support import FakeUpstreams, auth  # noqa: E402
-from test_complaint_workflow import ALL_WEEK, ALWAYS_OPEN, ok  # noqa: E402
+from gateway_support import auth  # noqa: E402
+from test_complaint_workflow import ALL_WEEK, ALWAYS_OPEN, gateway_before_real_complaints, ok  # noqa: E402
 from test_console_browser import OUTPUT, _chromium  # noqa: E402
 from test_dev_sink import dev_sink  # noqa: E402
 from test_survey_browser import CHROMIUM_FLAGS  # noqa: E402
@@ -26,16 +24,11 @@ async def test_agent_works_a_complaint_from_the_queue_to_closed(database_factory
     from playwright.async_api import async_playwright
 
     executable = _chromium()
-    env = await complaints_support.make_env(database_factory, "sqlite")
-    await complaints_support.seed_customer(env.db, "X1", phone="+8613800000011")
     sent = dev_sink.SentStore(tmp_path / "sent.jsonl")  # what make run's sink keeps; the console's Sent tab lists it
     sent.add({"channel": "email", "to": ["chen.wei@example.cn"], "subject": "您的投诉已受理", "body": "我们已收到您的投诉"})
-    # the default demo users: agent = li-na of team transport
-    settings = GatewaySettings(database_url=gateway_db, dev_sent_store=str(sent.path))
-    fakes = FakeUpstreams(extra_customers={"X1": {"id": "X1", "name": "Real X1", "account_manager": "am-9", "status": "active"}})
-    app = create_app(settings, start_background=False, transports=fakes.transports(complaints=httpx.ASGITransport(app=env.app)))
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    try:
+    # the default demo users: agent = li-na of team transport
+    async with gateway_before_real_complaints(database_factory, gateway_db, dev_sent_store=str(sent.path)) as (app, settings, env):
         async with served_on_loopback(app) as url, httpx.AsyncClient(base_url=url) as client, async_playwright() as p:
             admin = auth(settings, "admin", "admin-1")
             customer = auth(settings, "customer", "portal-x1", customer_id="X1")
@@ -97,7 +90,3 @@ async def test_agent_works_a_complaint_from_the_queue_to_closed(database_factory
                 await browser.close()
             final = ok(await client.get(f"/api/v1/complaints/{filed['id']}", headers=admin))
             assert (final["status"], final["agent_id"], final["outcome"]) == ("closed", "li-na", "redelivered")
-    finally:
-        await app.state.gateway.aclose()
-        await app.state.runtime.db.dispose()
-        await complaints_support.close_env(env)

@@ -6,6 +6,7 @@ and reopens their own complaint, as docs/complaints.md says.
 """
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 
 import httpx
@@ -26,21 +27,27 @@ ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
 ALWAYS_OPEN = {"timezone": "Asia/Shanghai", "weekdays": list(range(7)), "periods": [["00:00", "24:00"]]}
 
 
-@pytest.fixture
-async def stack(database_factory, gateway_db, db_kind):
+@contextlib.asynccontextmanager
+async def gateway_before_real_complaints(database_factory, gateway_db, db_kind: str = "sqlite", **settings_values):
+    """The gateway app in front of the real complaints service (in-process), customer X1 known to both; yields (app, settings, env)."""
     env = await complaints_support.make_env(database_factory, db_kind)
     await complaints_support.seed_customer(env.db, "X1", phone="+8613800000011")
-    settings = GatewaySettings(database_url=gateway_db)
+    settings = GatewaySettings(database_url=gateway_db, **settings_values)
     fakes = FakeUpstreams(extra_customers={"X1": {"id": "X1", "name": "Real X1", "account_manager": "am-9", "status": "active"}})
     app = create_app(settings, start_background=False, transports=fakes.transports(complaints=httpx.ASGITransport(app=env.app)))
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
     try:
-        yield client, settings, env
+        yield app, settings, env
     finally:
-        await client.aclose()
         await app.state.gateway.aclose()
         await app.state.runtime.db.dispose()
         await complaints_support.close_env(env)
+
+
+@pytest.fixture
+async def stack(database_factory, gateway_db, db_kind):
+    async with gateway_before_real_complaints(database_factory, gateway_db, db_kind) as (app, settings, env):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+            yield client, settings, env
 
 
 def ok(response: httpx.Response, status: int = 200) -> dict | list:

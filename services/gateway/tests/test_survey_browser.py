@@ -12,10 +12,8 @@ pytest.importorskip("crm_complaints", reason="complaints service not installed")
 complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
 
 from crm_common.testing import served_on_loopback  # noqa: E402
-from crm_gateway.main import create_app  # noqa: E402
-from crm_gateway.settings import GatewaySettings  # noqa: E402
-from gateway_support import FakeUpstreams, auth  # noqa: E402
-from test_complaint_workflow import ALL_WEEK, ALWAYS_OPEN, ok, resolved_events  # noqa: E402
+from gateway_support import auth  # noqa: E402
+from test_complaint_workflow import ALL_WEEK, ALWAYS_OPEN, gateway_before_real_complaints, ok, resolved_events  # noqa: E402
 from test_console_browser import OUTPUT, _chromium  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -27,13 +25,8 @@ async def test_customer_answers_the_survey_page_in_chromium_in_both_languages(da
     from playwright.async_api import async_playwright
 
     executable = _chromium()
-    env = await complaints_support.make_env(database_factory, "sqlite")
-    await complaints_support.seed_customer(env.db, "X1", phone="+8613800000011")
-    settings = GatewaySettings(database_url=gateway_db)
-    fakes = FakeUpstreams(extra_customers={"X1": {"id": "X1", "name": "Real X1", "account_manager": "am-9", "status": "active"}})
-    app = create_app(settings, start_background=False, transports=fakes.transports(complaints=httpx.ASGITransport(app=env.app)))
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    try:
+    async with gateway_before_real_complaints(database_factory, gateway_db) as (app, settings, env):
         async with served_on_loopback(app) as url, httpx.AsyncClient(base_url=url) as client, async_playwright() as p:
             admin = auth(settings, "admin", "admin-1")
             customer = auth(settings, "customer", "portal-x1", customer_id="X1")
@@ -77,7 +70,3 @@ async def test_customer_answers_the_survey_page_in_chromium_in_both_languages(da
                 await browser.close()
             for filed, _ in links:
                 assert ok(await client.get(f"/api/v1/complaints/{filed['id']}", headers=admin))["survey_score"] == 4
-    finally:
-        await app.state.gateway.aclose()
-        await app.state.runtime.db.dispose()
-        await complaints_support.close_env(env)
