@@ -70,7 +70,7 @@ SMTP_SINK_PORT = PORT_BASE + 5
 PROVIDER_PORT = PORT_BASE + 6
 SENT_STORE = VAR / "sent.jsonl"
 SERVICES = [
-    Service("customer-profile", "crm_profile", "PROFILE_", PORT_BASE + 1),
+    Service("customer-profile", "crm_profile", "PROFILE_", PORT_BASE + 1, ("RUN_CONSUMERS",), PORT_BASE + 10),
     Service("scoring", "crm_scoring", "SCORING_", PORT_BASE + 2, ("RUN_CONSUMERS", "RUN_SCHEDULER"), PORT_BASE + 7),
     Service("complaints", "crm_complaints", "COMPLAINTS_", PORT_BASE + 3, ("RUN_CONSUMERS", "RUN_SCHEDULER"), PORT_BASE + 8),
     Service("notifications", "crm_notifications", "NOTIFICATIONS_", PORT_BASE + 4, ("RUN_CONSUMERS", "RUN_DISPATCHER", "RUN_SCANS"), PORT_BASE + 9),

@@ -26,7 +26,7 @@ class ServiceInfo:
     folder: str  # services/<folder>
     package: str
     prefix: str
-    consumes: bool = True  # has Kafka consumers: needs worker replicas (profile and gateway only relay their outbox)
+    consumes: bool = True  # has Kafka consumers: needs worker replicas (the gateway only relays its outbox)
 
     @property
     def path(self) -> Path:
@@ -41,7 +41,7 @@ class ServiceInfo:
 
 
 SERVICES = (
-    ServiceInfo("customer-profile", "crm_profile", "PROFILE_", consumes=False),
+    ServiceInfo("customer-profile", "crm_profile", "PROFILE_"),
     ServiceInfo("scoring", "crm_scoring", "SCORING_"),
     ServiceInfo("complaints", "crm_complaints", "COMPLAINTS_"),
     ServiceInfo("notifications", "crm_notifications", "NOTIFICATIONS_"),

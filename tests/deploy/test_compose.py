@@ -228,4 +228,4 @@ def test_every_api_and_worker_runs_in_production_and_starts_with_the_generated_s
         if folder == "gateway":
             assert "GATEWAY_JWT_KEYS" in refused and "GATEWAY_JWT_SIGNING_KEY" in refused
         checked += 1
-    assert checked == 8  # five APIs and three workers
+    assert checked == 9  # five APIs and four workers

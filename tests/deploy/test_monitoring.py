@@ -79,7 +79,7 @@ def test_compose_prometheus_scrapes_every_api_and_worker():
         for name, spec in compose.items()
         if spec.get("build") and spec.get("command") in (None, ["worker"])
     }
-    assert len(processes) == 8
+    assert len(processes) == 9  # five APIs, four workers
     config = load_yaml(COMPOSE_FILE.parent / "prometheus.yml")
     targets = {t for job in config["scrape_configs"] for static in job["static_configs"] for t in static["targets"]}
     assert targets == processes

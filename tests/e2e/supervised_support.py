@@ -34,7 +34,7 @@ PREFIXES = {"customer-profile": "PROFILE_", "scoring": "SCORING_", "complaints":
 E2E_NAMES = {"profile": "customer-profile", "scoring": "scoring", "complaints": "complaints", "notifications": "notifications",
              "gateway": "gateway"}  # e2e_support's names -> make run's
 SERVICE_PROGRAMS = ("customer-profile", "scoring", "complaints", "notifications", "gateway")
-WORKER_PROGRAMS = ("scoring-worker", "complaints-worker", "notifications-worker")
+WORKER_PROGRAMS = ("customer-profile-worker", "scoring-worker", "complaints-worker", "notifications-worker")
 
 
 def broker_republishes_after_loss() -> bool:

@@ -7,4 +7,5 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 
+from crm_profile.accounts import models as _accounts  # noqa: E402,F401  (register tables)
 from crm_profile.customers import models  # noqa: E402,F401  (register tables)

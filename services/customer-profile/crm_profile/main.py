@@ -9,15 +9,18 @@ from crm_common.idempotency import keep_idempotency_records
 from crm_common.problems import Problem, problem_response
 from crm_common.production import exit_if_refused
 from crm_common.runtime import ServiceRuntime, create_service_app
+from crm_profile.accounts.api import install_workspace_problems
+from crm_profile.accounts.api import router as workspace_router
+from crm_profile.accounts.handlers import AccountScoresHandler
 from crm_profile.customers.api import contacts_router
 from crm_profile.customers.api import router as customers_router
 from crm_profile.settings import ProfileSettings
 
 
 def build_runtime(settings: ProfileSettings | None = None) -> ServiceRuntime:
-    """The profile service consumes no events: the runtime is the database, the outbox and its relay, and the
-    purge of expired idempotency records."""
-    runtime = ServiceRuntime(settings or ProfileSettings())
+    """The database, the outbox and its relay, the consumer of scoring's announcements (the account manager's
+    workspace) and the purge of expired idempotency records."""
+    runtime = ServiceRuntime(settings or ProfileSettings(), handlers=[AccountScoresHandler()])
     keep_idempotency_records(runtime)
     return runtime
 
@@ -30,9 +33,11 @@ def create_app(settings: ProfileSettings | None = None, *, start_background: boo
         title="Customer profile",
         description="The customer master record of the 3PL CRM: customers, contacts, addresses, interactions, "
         "duplicate detection and merge, privacy export and erasure.",
-        routers=[customers_router, contacts_router, audit_router],
+        routers=[customers_router, contacts_router, audit_router, workspace_router],
         start_background=start_background,
     )
+
+    install_workspace_problems(app)
 
     @app.exception_handler(StaleDataError)
     async def _stale(request: Request, exc: StaleDataError):  # a concurrent writer won between our read and write

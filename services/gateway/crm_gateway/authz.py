@@ -102,6 +102,12 @@ RULES: tuple[Rule, ...] = (
     R("/customers/{customer_id}/interactions{rest:path}", READ | frozenset({"POST"}), STAFF_AM, "profile", Scope.PATH_CUSTOMER),
     R("/customers/{customer_id}/{rest:path}", READ, PEOPLE, "profile", Scope.PATH_CUSTOMER),
     R("/customers/{customer_id}/{rest:path}", WRITE, AM_ADMIN, "profile", Scope.PATH_CUSTOMER),
+    # --- customer-profile: the account manager's workspace (the service scopes an account manager to their own
+    # portfolio; the LIST scope also filters the items by the token's `customers` claim)
+    R("/account-manager/portfolio", READ, STAFF_AM, "profile", Scope.LIST),
+    R("/account-manager/worklist", READ, STAFF_AM, "profile", Scope.LIST),
+    R("/account-manager/visit-quotas", READ, STAFF_AM, "profile", Scope.PUBLIC),  # not about a customer: no object check
+    R("/account-manager/visit-quotas", frozenset({"PUT"}), ADMIN, "profile"),
     # --- scoring
     R("/scores", READ, frozenset({"admin", "agent", "account_manager"}), "scoring", Scope.LIST),
     R("/scores/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),

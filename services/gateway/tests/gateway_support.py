@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections import Counter
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +289,32 @@ def sleepy_transport(app: FastAPI, seconds: float) -> httpx.AsyncBaseTransport:
             return await inner.handle_async_request(request)
 
     return Sleepy()
+
+
+@asynccontextmanager
+async def gateway_before_real_profile(database_factory, gateway_db: str, db_kind: str):
+    """A client of the gateway whose profile upstream is the real service (in-process, on a fresh migrated database)."""
+    import crm_profile
+    from crm_profile.main import create_app as create_profile_app
+    from crm_profile.settings import ProfileSettings
+
+    from crm_gateway.main import create_app
+    from crm_gateway.settings import GatewaySettings
+
+    profile_url = await database_factory.create(db_kind, "gwprofile")
+    await asyncio.to_thread(upgrade, crm_profile.ALEMBIC_INI, profile_url)
+    profile_app = create_profile_app(ProfileSettings(database_url=profile_url, run_consumers=False), start_background=False)
+    transports = FakeUpstreams().transports(profile=httpx.ASGITransport(app=profile_app))
+    settings = GatewaySettings(database_url=gateway_db)
+    app = create_app(settings, start_background=False, transports=transports)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    try:
+        yield client, settings
+    finally:
+        await client.aclose()
+        await app.state.gateway.aclose()
+        await app.state.runtime.db.dispose()
+        await profile_app.state.runtime.db.dispose()
 
 
 def token(settings, role: str, subject: str | None = None, **claims: Any) -> str:

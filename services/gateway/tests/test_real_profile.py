@@ -1,40 +1,11 @@
 """The gateway in front of the real customer-profile service (in-process)."""
 from __future__ import annotations
 
-import asyncio
-from contextlib import asynccontextmanager
-
-import httpx
 import pytest
 
-crm_profile = pytest.importorskip("crm_profile", reason="customer-profile service not installed")
+pytest.importorskip("crm_profile", reason="customer-profile service not installed")
 
-from crm_common.migrations import upgrade  # noqa: E402
-from crm_gateway.main import create_app  # noqa: E402
-from crm_gateway.settings import GatewaySettings  # noqa: E402
-from gateway_support import FakeUpstreams, auth, role_headers  # noqa: E402
-
-
-@asynccontextmanager
-async def gateway_before_real_profile(database_factory, gateway_db: str, db_kind: str):
-    """A client of the gateway whose profile upstream is the real service (in-process, on a fresh migrated database)."""
-    from crm_profile.main import create_app as create_profile_app
-    from crm_profile.settings import ProfileSettings
-
-    profile_url = await database_factory.create(db_kind, "gwprofile")
-    await asyncio.to_thread(upgrade, crm_profile.ALEMBIC_INI, profile_url)
-    profile_app = create_profile_app(ProfileSettings(database_url=profile_url, run_consumers=False), start_background=False)
-    transports = FakeUpstreams().transports(profile=httpx.ASGITransport(app=profile_app))
-    settings = GatewaySettings(database_url=gateway_db)
-    app = create_app(settings, start_background=False, transports=transports)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
-    try:
-        yield client, settings
-    finally:
-        await client.aclose()
-        await app.state.gateway.aclose()
-        await app.state.runtime.db.dispose()
-        await profile_app.state.runtime.db.dispose()
+from gateway_support import auth, gateway_before_real_profile, role_headers  # noqa: E402
 
 
 async def test_gateway_routes_to_the_real_profile_service_with_object_checks(database_factory, gateway_db):

@@ -164,16 +164,19 @@ class Interaction(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
     contact_id: Mapped[str | None] = mapped_column(ForeignKey("contacts.id"))
-    kind: Mapped[str] = mapped_column(String(20))  # visit / call / survey / care / other
+    kind: Mapped[str] = mapped_column(String(20))  # visit / call / survey / care / credit_review / other
     channel: Mapped[str] = mapped_column(String(20))  # in_person / phone / email / wechat / sms / video / other
     author: Mapped[str] = mapped_column(String(100))  # who (an account manager)
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     summary: Mapped[str] = mapped_column(Text)
     next_follow_up: Mapped[dt.date | None] = mapped_column(Date)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    next_step: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
         Index("ix_interactions_customer_occurred", "customer_id", "occurred_at", "id"),
+        Index("ix_interactions_customer_kind", "customer_id", "kind", "occurred_at"),
         Index("ix_interactions_contact_id", "contact_id"),
         Index("ix_interactions_next_follow_up", "next_follow_up"),
     )

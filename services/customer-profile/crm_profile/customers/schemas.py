@@ -21,7 +21,8 @@ ServiceType = Literal["warehousing", "trunk_transport", "distribution", "express
 Language = Literal["zh-CN", "en"]
 PreferredChannel = Literal["email", "sms", "push", "webhook", "phone"]
 AddressKind = Literal["pickup", "delivery", "billing"]
-InteractionKind = Literal["visit", "call", "survey", "care", "other"]
+InteractionKind = Literal["visit", "call", "survey", "care", "credit_review", "other"]
+InteractionOutcome = Literal["reached", "no_answer", "agreed", "declined", "needs_follow_up", "other"]
 InteractionChannel = Literal["in_person", "phone", "email", "wechat", "sms", "video", "other"]
 
 
@@ -201,7 +202,9 @@ class InteractionIn(Input):
     author: str = Field(min_length=1, max_length=100, description="Who: the account manager or agent.")
     occurred_at: dt.datetime | None = Field(default=None, description="When; defaults to now.")
     summary: str = Field(min_length=1, max_length=4000)
-    next_follow_up: dt.date | None = None
+    next_follow_up: dt.date | None = Field(default=None, description="When to follow up; the account manager's worklist shows it when due.")
+    outcome: InteractionOutcome | None = None
+    next_step: str | None = Field(default=None, min_length=1, max_length=500)
     contact_id: str | None = Field(default=None, max_length=36)
 
     @model_validator(mode="after")
@@ -223,6 +226,8 @@ class InteractionOut(BaseModel):
     occurred_at: dt.datetime
     summary: str
     next_follow_up: dt.date | None
+    outcome: str | None
+    next_step: str | None
     created_at: dt.datetime
 
 

@@ -1,0 +1,79 @@
+"""Bodies of the account manager's workspace."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ABC_CLASSES = ("A", "B", "C", "D")
+TIERS = ("key_account", "ordinary", "small", "at_risk")
+
+
+class PortfolioItem(BaseModel):
+    customer_id: str
+    name: str
+    status: str
+    account_manager: str | None
+    relationship_level: str | None
+    key_account: bool = Field(description="Class A or flagged by hand (size band key_account); `key_account_reasons` says which.")
+    key_account_reasons: list[str]
+    abc_class: str | None
+    tier: str | None
+    credit_grade: str | None
+    churn_risk: str | None
+    current_value: float | None
+    potential_value: float | None
+    p_alive: float | None
+    scored_at: dt.datetime | None
+    share_of_wallet: float | None
+    potential_volume: float | None
+    last_contact_at: dt.datetime | None
+    next_follow_up: dt.date | None
+    visits_done: int | None = Field(description="Visits in the current period of the applicable quota (null: no quota applies).")
+    visits_required: int | None
+    visit_period: str | None
+
+
+class PortfolioPage(BaseModel):
+    items: list[PortfolioItem]
+    next_cursor: str | None
+
+
+class WorkItem(BaseModel):
+    kind: Literal["follow_up", "visit", "credit_review"]
+    customer_id: str
+    customer_name: str
+    due: dt.date
+    overdue: bool
+    detail: str
+    interaction_id: str | None = None
+
+
+class Worklist(BaseModel):
+    items: list[WorkItem]
+
+
+class QuotaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    applies_to: Literal["abc_class", "tier"]
+    value: str = Field(min_length=1, max_length=20)
+    visits: int = Field(ge=1, le=100)
+    period: Literal["month", "quarter"]
+
+    @model_validator(mode="after")
+    def _known_value(self):
+        known = ABC_CLASSES if self.applies_to == "abc_class" else TIERS
+        if self.value not in known:
+            raise ValueError(f"value must be one of {', '.join(known)} for {self.applies_to}")
+        return self
+
+
+class QuotaOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    applies_to: str
+    value: str
+    visits: int
+    period: str

@@ -1,0 +1,66 @@
+"""The account manager's workspace through the gateway, with roles: an account manager sees only their portfolio
+(the profile's account_manager, narrowed further by the token's `customers` claim), staff see every portfolio,
+a customer none; quotas are read by the workspace's users and changed by an admin only."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("crm_profile", reason="customer-profile service not installed")
+
+from gateway_support import auth, gateway_before_real_profile, role_headers  # noqa: E402
+
+
+async def test_account_manager_sees_only_their_portfolio_and_worklist(database_factory, gateway_db, db_kind):
+    async with gateway_before_real_profile(database_factory, gateway_db, db_kind) as (client, settings):
+        admin = role_headers(settings, "admin")
+        ids = {}
+        for name, manager in (("Wu One Freight", "am-wu"), ("Wu Two Cold Chain", "am-wu"), ("Zhao Warehousing", "am-zhao")):
+            response = await client.post("/api/v1/customers", json={"name": name, "account_manager": manager}, headers=admin)
+            assert response.status_code == 201, response.text
+            ids[name] = response.json()["id"]
+        wu_one, wu_two, zhao = ids.values()
+        wu = auth(settings, "account_manager", "am-wu")
+
+        portfolio = await client.get("/api/v1/account-manager/portfolio", headers=wu)
+        assert portfolio.status_code == 200, portfolio.text
+        assert sorted(i["customer_id"] for i in portfolio.json()["items"]) == sorted([wu_one, wu_two])
+        narrowed = await client.get("/api/v1/account-manager/portfolio", headers=auth(settings, "account_manager", "am-wu", customers=[wu_one]))
+        assert [i["customer_id"] for i in narrowed.json()["items"]] == [wu_one]
+        other = await client.get("/api/v1/account-manager/portfolio", params={"account_manager": "am-zhao"}, headers=wu)
+        assert other.status_code == 403 and "Zhao" not in other.text
+        everyone = await client.get("/api/v1/account-manager/portfolio", headers=admin)
+        assert {wu_one, wu_two, zhao} <= {i["customer_id"] for i in everyone.json()["items"]}
+        zhao_only = await client.get("/api/v1/account-manager/portfolio", params={"account_manager": "am-zhao"}, headers=role_headers(settings, "agent"))
+        assert [i["customer_id"] for i in zhao_only.json()["items"]] == [zhao]
+        assert (await client.get("/api/v1/account-manager/portfolio", headers=role_headers(settings, "customer"))).status_code == 403
+        assert (await client.get("/api/v1/account-manager/portfolio")).status_code == 401
+
+        # the visit and call log feeds the worklist; the manager declares the relationship on their own customer only
+        call = {"kind": "call", "channel": "phone", "author": "am-wu", "summary": "asked about Q1 volumes", "outcome": "needs_follow_up",
+                "next_step": "send the Q1 rate card", "next_follow_up": "2026-01-05"}
+        logged = await client.post(f"/api/v1/customers/{wu_two}/interactions", json=call, headers=wu)
+        assert logged.status_code == 201, logged.text
+        assert (await client.post(f"/api/v1/customers/{zhao}/interactions", json=call, headers=wu)).status_code == 404
+        bad = await client.post(f"/api/v1/customers/{wu_two}/interactions", json=call | {"outcome": "maybe"}, headers=wu)
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        worklist = await client.get("/api/v1/account-manager/worklist", headers=wu)
+        assert [(i["kind"], i["customer_id"], i["detail"], i["overdue"]) for i in worklist.json()["items"]] == [
+            ("follow_up", wu_two, "send the Q1 rate card", True)]
+        assert (await client.get("/api/v1/account-manager/worklist", headers=auth(settings, "account_manager", "am-zhao"))).json()["items"] == []
+        declared = await client.patch(f"/api/v1/customers/{wu_one}", json={"share_of_wallet": 0.3, "relationship_level": "cooperation"},
+                                      headers=wu | {"If-Match": '"1"'})
+        assert declared.status_code == 200, declared.text
+        assert (await client.patch(f"/api/v1/customers/{zhao}", json={"share_of_wallet": 0.3}, headers=wu | {"If-Match": '"1"'})).status_code == 404
+
+
+async def test_visit_quotas_read_by_the_workspace_changed_by_an_admin(database_factory, gateway_db):
+    async with gateway_before_real_profile(database_factory, gateway_db, "sqlite") as (client, settings):
+        manager, admin = role_headers(settings, "account_manager"), role_headers(settings, "admin")
+        quotas = await client.get("/api/v1/account-manager/visit-quotas", headers=manager)
+        assert quotas.status_code == 200 and {"applies_to": "abc_class", "value": "A", "visits": 3, "period": "quarter"} in quotas.json()
+        change = [{"applies_to": "tier", "value": "key_account", "visits": 4, "period": "quarter"}]
+        assert (await client.put("/api/v1/account-manager/visit-quotas", json=change, headers=manager)).status_code == 403
+        bad = await client.put("/api/v1/account-manager/visit-quotas", json=[change[0] | {"visits": 0}], headers=admin)
+        assert bad.status_code == 422
+        saved = await client.put("/api/v1/account-manager/visit-quotas", json=change, headers=admin)
+        assert saved.status_code == 200 and saved.json() == change
