@@ -167,6 +167,15 @@ TEMPLATES: dict[str, tuple[list[str], dict[str, tuple[str, str]]]] = {
                    "and what would bring you back?\n\nUnsubscribe: {{ unsubscribe_url }}\n"),
         },
     ),
+    "service_level_breach": (
+        ["customer_name", "month", "summary"],
+        {
+            "zh-CN": ("服务水平未达标（{{ month }}）：{{ customer_name }}", "{{ customer_name }} 在 {{ month }} 未达到约定的服务水平：{{ summary }}。"
+                      "请与客户沟通并制定改进措施。\n"),
+            "en": ("Service level missed ({{ month }}): {{ customer_name }}", "{{ customer_name }} missed its agreed service levels in {{ month }}: "
+                   "{{ summary }}. Please talk to the customer and agree on corrective action.\n"),
+        },
+    ),
 }
 
 RULES: list[dict] = [
@@ -212,6 +221,8 @@ RULES: list[dict] = [
          channel="email", category="contract_renewal"),
     dict(name="win-back", event_type="CustomerWinBack", template_key="win_back", audience="customer_contacts", channel="email",
          category="win_back"),
+    dict(name="service-level-breach-account-manager", event_type="ServiceLevelBreached", template_key="service_level_breach",
+         audience="account_manager", channel="inbox", category="internal_tasks"),
 ]
 
 

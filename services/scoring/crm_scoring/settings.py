@@ -12,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 from crm_common.events.bounds import accepted_currencies
 from crm_common.events.scoring import CreditAction
 from crm_common.settings import ServiceSettings
+from crm_scoring.service_levels.targets import DEFAULT_TARGETS, check_targets
 
 _TOLERANCE = 1e-6
 
@@ -117,6 +118,14 @@ class ScoringSettings(ServiceSettings):
     consumer_batch_size: int = Field(2000, ge=1, description="Events per consumer batch (one transaction).")
     rescore_interval_s: float = Field(0.5, gt=0, description="Pause between passes of the rescoring task over the marked customers.")
     rescore_batch_size: int = Field(2000, ge=1, description="Marked customers rescored per transaction.")
+    service_level_targets: dict[Literal["key_account", "ordinary", "small", "at_risk"], dict[str, float]] = Field(
+        default_factory=lambda: {tier: dict(targets) for tier, targets in DEFAULT_TARGETS.items()},
+        description="Agreed service levels per tier (docs/scoring.md, 'Service levels'); a closed month that misses one emits ServiceLevelBreached.")
+
+    @field_validator("service_level_targets")
+    @classmethod
+    def _service_level_targets(cls, v):
+        return check_targets(v)
 
     @field_validator("credit_policy")
     @classmethod

@@ -26,11 +26,14 @@ from crm_common.events.logistics import (
     ShipmentDamaged,
     ShipmentLost,
 )
+from crm_common.events import decode_envelope
+from crm_common.outbox import outbox_table
 from crm_common.testing import edge_auth
 from crm_scoring.main import create_app
 from crm_scoring.service_levels import service
 from crm_scoring.service_levels.measures import monthly_records
-from crm_scoring.service_levels.models import service_level_months
+from crm_scoring.service_levels.models import service_level_breaches, service_level_months
+from crm_scoring.service_levels.targets import missed_targets
 
 UTC = dt.timezone.utc
 JUNE = dt.datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -153,7 +156,7 @@ async def test_events_to_stored_record_and_trend(database_factory, db_kind):
 
     # the monthly job recomputes the whole base's month from the facts: the same June records
     async with db.transaction() as session:
-        assert await service.compute_month(session, "2026-06", AS_OF) == 2
+        assert await service.compute_month(session, "2026-06", AS_OF, settings_for()) == 2
     async with db.sessions() as session:
         again = {k: v for k, v in (await session.execute(select(service_level_months).where(
             service_level_months.c.customer_id == "c1", service_level_months.c.month == "2026-06"))).mappings().one().items()}
@@ -191,3 +194,64 @@ async def test_trend_endpoint_and_bad_input(database_factory):
         refused = await client.post("/admin/service-levels/compute", json={"month": "2026-6"})
         assert refused.status_code == 422
     await app.state.runtime.stop()
+
+
+def test_missed_targets_floors_ceilings_and_unmeasured():
+    targets = {"on_time_delivery_pct": 95, "damage_rate_pct": 1, "fill_rate_pct": 98, "billing_corrections": 0}
+    record = {"on_time_delivery_pct": 94.9, "damage_rate_pct": 1.0, "fill_rate_pct": None, "billing_corrections": 1}
+    assert missed_targets(record, targets) == [
+        {"measure": "on_time_delivery_pct", "target": 95.0, "actual": 94.9},
+        {"measure": "billing_corrections", "target": 0.0, "actual": 1.0},
+    ]  # damage exactly at its ceiling is kept; an unmeasured fill rate misses nothing
+    assert missed_targets({"on_time_delivery_pct": 95.0}, targets) == []
+
+
+def test_targets_outside_the_measures_or_range_are_refused():
+    with pytest.raises(ValueError, match="unknown measures"):
+        settings_for(service_level_targets={"small": {"on_time": 90}})
+    with pytest.raises(ValueError, match="out of range"):
+        settings_for(service_level_targets={"small": {"on_time_delivery_pct": 101}})
+
+
+async def _breaches(db) -> list:
+    async with db.sessions() as session:
+        bodies = (await session.scalars(select(outbox_table.c.body).order_by(outbox_table.c.id))).all()
+    return [e.parsed() for e in map(decode_envelope, bodies) if e.type == "ServiceLevelBreached"]
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"], indirect=True)
+async def test_a_closed_month_that_misses_its_targets_is_announced_once(database_factory, db_kind):
+    db = await scoring_db(database_factory, db_kind, "service_level_breach")
+    # the same targets for every tier, so the test does not depend on the tier the scores give c1
+    settings = settings_for(db.url, service_level_targets={tier: {"on_time_delivery_pct": 90, "mean_resolution_hours": 24}
+                                                           for tier in ("key_account", "ordinary", "small", "at_risk")})
+    july = dt.datetime(2026, 7, 2, tzinfo=UTC)
+    in_june, _ = processor(db, settings)  # clock 30 June: June is still open, nothing is judged against the targets
+    await feed(in_june, june_history("c1"))
+    assert await _breaches(db) == []
+
+    proc, dead = processor(db, settings, clock=lambda: july)
+    await feed(proc, [event(OrderCreatedV2(order_id="c1-j1", customer_id="c1", order_date=july, amount=Decimal("10")), "c1")])
+    first = await _breaches(db)
+    assert [(b.customer_id, b.month) for b in first] == [("c1", "2026-06")]
+    assert [(m.measure, m.target, m.actual) for m in first[0].missed] == [("on_time_delivery_pct", 90.0, 50.0)]
+    assert first[0].summary == "on_time_delivery_pct 50 (target >= 90)"
+
+    # another July event of c1, and a late June complaint resolved in time: June misses the same target, nothing new
+    quick = ComplaintFiled(complaint_id="k-quick", complaint_number="CMP-2", customer_id="c1", category="delay", priority="P3",
+                           channel="web", filed_at=JUNE + 300 * H)
+    await feed(proc, [event(OrderShipped(order_id="c1-j1", customer_id="c1", shipped_at=july), "c1"), event(quick, "c1"),
+                      event(ComplaintResolved(complaint_id="k-quick", complaint_number="CMP-2", customer_id="c1", outcome="ok",
+                                              resolved_at=JUNE + 310 * H), "c1")])
+    assert len(await _breaches(db)) == 1
+    # a late June complaint that took 100 hours: the mean resolution time misses its target too, announced again
+    slow = ComplaintFiled(complaint_id="k-slow", complaint_number="CMP-3", customer_id="c1", category="delay", priority="P3",
+                          channel="web", filed_at=JUNE + 400 * H)
+    await feed(proc, [event(slow, "c1"), event(ComplaintResolved(complaint_id="k-slow", complaint_number="CMP-3", customer_id="c1",
+                                                                 outcome="ok", resolved_at=JUNE + 500 * H), "c1")])
+    again = await _breaches(db)
+    assert len(again) == 2 and [m.measure for m in again[1].missed] == ["on_time_delivery_pct", "mean_resolution_hours"]
+    async with db.sessions() as session:
+        assert (await session.execute(select(service_level_breaches.c.customer_id, service_level_breaches.c.month))).all() == [("c1", "2026-06")]
+    assert dead.sent == []
+    await db.dispose()

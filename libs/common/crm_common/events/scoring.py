@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from crm_common.events.envelope import EventPayload
 
@@ -80,3 +80,25 @@ class CreditGradeChanged(EventPayload):
     review_every_days: int = Field(ge=1, le=3660, description="How often the customer's credit is to be reviewed at this grade.")
     reason: str
     changed_at: dt.datetime
+
+
+class MissedTarget(BaseModel):
+    measure: str
+    target: float
+    actual: float
+
+
+class ServiceLevelBreached(EventPayload):
+    """A closed month of a customer's service levels missed at least one agreed target (issue 20).
+
+    Announced once per customer and month, and again only when the set of missed measures changes."""
+
+    event_type = "ServiceLevelBreached"
+    event_version = 1
+
+    customer_id: str
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    tier: Tier | None = None
+    missed: list[MissedTarget] = Field(min_length=1)
+    summary: str = Field(description="The missed targets in one line, for templates.")
+    detected_at: dt.datetime

@@ -23,7 +23,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
         "ComplaintClosed",
         "SurveyAnswered",
     ),
-    "crm.scoring": ("CustomerScored", "CustomerTierChanged", "ChurnRiskRaised", "CreditGradeChanged"),
+    "crm.scoring": ("CustomerScored", "CustomerTierChanged", "ChurnRiskRaised", "CreditGradeChanged", "ServiceLevelBreached"),
     "crm.notifications": ("NotificationSent", "NotificationFailed"),
 }
 

@@ -1,5 +1,5 @@
 """service levels: the orders' service-level facts (promised pickup, quantities, urgent flag, proof-of-delivery
-due and return times), invoice corrections, and the per-customer monthly record
+due and return times), invoice corrections, the per-customer monthly record and the breaches announced
 
 Revision ID: 0006
 Revises: 0005
@@ -62,9 +62,19 @@ def upgrade() -> None:
         sa.Column("computed_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_service_level_months_month", "service_level_months", ["month", "customer_id"])
+    op.create_table(
+        "service_level_breaches",
+        sa.Column("customer_id", sa.String(100), primary_key=True),
+        sa.Column("month", sa.String(7), primary_key=True),
+        sa.Column("tier", sa.String(20)),
+        sa.Column("missed", sa.JSON(), nullable=False),
+        sa.Column("announced_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_service_level_breaches_month", "service_level_breaches", ["month"])
 
 
 def downgrade() -> None:
+    op.drop_table("service_level_breaches")
     op.drop_table("service_level_months")
     op.drop_table("invoice_corrections")
     with op.batch_alter_table("orders") as batch:

@@ -45,7 +45,7 @@ from crm_scoring.db import (
     score_history,
     surveys,
 )
-from crm_scoring.service_levels.models import service_level_months
+from crm_scoring.service_levels.models import service_level_breaches, service_level_months
 from crm_scoring.scoring.upsert import insert_ignore, merge_rows, upsert
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -194,7 +194,8 @@ async def merge_customer(session: AsyncSession, merged_id: str, survivor_id: str
     for table in FACT_TABLES:
         await session.execute(update(table).where(table.c.customer_id == merged_id).values(customer_id=survivor_id))
     await session.execute(delete(customer_scores).where(customer_scores.c.customer_id == merged_id))
-    await session.execute(delete(service_level_months).where(service_level_months.c.customer_id == merged_id))
+    for table in (service_level_months, service_level_breaches):
+        await session.execute(delete(table).where(table.c.customer_id == merged_id))
     await session.execute(delete(score_history).where(score_history.c.customer_id == merged_id))
     await session.execute(delete(customers).where(customers.c.customer_id == merged_id))
 
@@ -204,7 +205,7 @@ async def erase_customer(session: AsyncSession, customer_id: str, at: dt.datetim
     # the mark first: a rescoring pass that locked it (FOR UPDATE) commits before the scores are deleted
     await session.execute(delete(rescore_queue).where(rescore_queue.c.customer_id == customer_id))
     await insert_ignore(session, erased_customers, [{"customer_id": customer_id, "erased_at": at}], "customer_id")
-    for table in (*FACT_TABLES, customer_scores, score_history, service_level_months, customers):
+    for table in (*FACT_TABLES, customer_scores, score_history, service_level_months, service_level_breaches, customers):
         await session.execute(delete(table).where(table.c.customer_id == customer_id))
 
 

@@ -24,5 +24,5 @@ async def customer_trend(customer_id: str, request: Request, months: int = Query
 async def compute_month(body: ComputeMonth, request: Request):
     runtime = runtime_of(request)
     async with runtime.transaction() as session:
-        records = await service.compute_month(session, body.month, runtime.clock())
+        records = await service.compute_month(session, body.month, runtime.clock(), runtime.settings)
     return ComputeResult(month=body.month, records=records)

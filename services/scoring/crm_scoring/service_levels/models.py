@@ -1,7 +1,7 @@
 """The stored service-level record: one row per customer and calendar month (UTC) of the orders it measures."""
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table
+from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table
 
 from crm_common.db import UTCDateTime
 from crm_scoring.db import ID, metadata
@@ -30,3 +30,15 @@ service_level_months = Table(
 Index("ix_service_level_months_month", service_level_months.c.month, service_level_months.c.customer_id)
 
 MEASURE_COLUMNS = [c.name for c in service_level_months.columns if c.name not in ("customer_id", "month", "computed_at")]
+
+# the missed targets last announced per customer and month (ServiceLevelBreached is sent again only when they change)
+service_level_breaches = Table(
+    "service_level_breaches",
+    metadata,
+    Column("customer_id", ID, primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("tier", String(20)),
+    Column("missed", JSON, nullable=False),
+    Column("announced_at", UTCDateTime, nullable=False),
+)
+Index("ix_service_level_breaches_month", service_level_breaches.c.month)

@@ -2,7 +2,9 @@
 
 Kept fresh two ways: the event handler recomputes the trailing `TRAILING_MONTHS` of the customers a batch
 touched (`refresh_customers`), and `compute_month` recomputes one month for the whole base (the monthly job,
-`POST /admin/service-levels/compute`; also what corrects a month older than the trailing window)."""
+`POST /admin/service-levels/compute`; also what corrects a month older than the trailing window).
+A closed month (before the month of `now`) that misses its tier's targets is announced with ServiceLevelBreached,
+in the same transaction, once, and again only when the set of missed measures changes."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,10 +13,17 @@ from collections.abc import Sequence
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_scoring.db import complaints, invoice_corrections, orders
+from crm_common.events import make_event
+from crm_common.events.scoring import ServiceLevelBreached
+from crm_common.outbox import add_to_outbox
+from crm_scoring.db import complaints, customer_scores, invoice_corrections, orders
 from crm_scoring.scoring.ingest import day_number, id_filters
-from crm_scoring.service_levels.measures import monthly_records
-from crm_scoring.service_levels.models import MEASURE_COLUMNS, service_level_months
+from crm_scoring.service_levels.measures import month_of, monthly_records
+from crm_scoring.service_levels.models import MEASURE_COLUMNS, service_level_breaches, service_level_months
+from crm_scoring.service_levels.targets import missed_targets, summary
+from crm_scoring.settings import ScoringSettings
+
+UNSCORED_TIER = "ordinary"  # a customer not scored yet is held to the ordinary targets
 
 TRAILING_MONTHS = 12
 CHUNK = 2000  # customers loaded and computed at a time when a whole month is recomputed
@@ -71,6 +80,53 @@ async def _load(session: AsyncSession, start: dt.datetime, end: dt.datetime, cus
     return loaded
 
 
+async def _tiers(session: AsyncSession, customer_ids: list[str]) -> dict[str, str]:
+    tiers: dict[str, str] = {}
+    for where in id_filters(session, customer_scores.c.customer_id, customer_ids):
+        tiers.update((await session.execute(select(customer_scores.c.customer_id, customer_scores.c.tier).where(where))).all())
+    return tiers
+
+
+async def announce_breaches(session: AsyncSession, records: dict[tuple[str, str], dict], now: dt.datetime, settings: ScoringSettings) -> int:
+    """Compare the closed months among `records` with their tier's targets; stage ServiceLevelBreached for each
+    month whose missed targets are new or changed. Returns the events staged."""
+    current = month_of(now)
+    closed = {key: record for key, record in records.items() if key[1] < current}
+    if not closed:
+        return 0
+    customer_ids = sorted({customer_id for customer_id, _ in closed})
+    months = sorted({month for _, month in closed})
+    tiers = await _tiers(session, customer_ids)
+    announced: dict[tuple[str, str], list] = {}
+    for where in id_filters(session, service_level_breaches.c.customer_id, customer_ids):
+        stmt = select(service_level_breaches.c.customer_id, service_level_breaches.c.month, service_level_breaches.c.missed).where(
+            where, service_level_breaches.c.month.in_(months))
+        announced.update({(c, m): missed for c, m, missed in (await session.execute(stmt)).all()})
+    envelopes, rows, cleared = [], [], []
+    for (customer_id, month), record in sorted(closed.items()):
+        tier = tiers.get(customer_id, UNSCORED_TIER)
+        missed = missed_targets(record, settings.service_level_targets.get(tier, {}))
+        before = announced.get((customer_id, month))
+        if not missed:
+            if before is not None:
+                cleared.append((customer_id, month))
+            continue
+        if before is not None and [m["measure"] for m in missed] == [m["measure"] for m in before]:
+            continue  # the same targets missed: the account manager already knows
+        if before is not None:
+            cleared.append((customer_id, month))
+        rows.append({"customer_id": customer_id, "month": month, "tier": tier, "missed": missed, "announced_at": now})
+        payload = ServiceLevelBreached(customer_id=customer_id, month=month, tier=tier, missed=missed, summary=summary(missed), detected_at=now)
+        envelopes.append(make_event(payload, key=customer_id, producer=settings.service_name, occurred_at=now))
+    for customer_id, month in cleared:
+        await session.execute(delete(service_level_breaches).where(
+            service_level_breaches.c.customer_id == customer_id, service_level_breaches.c.month == month))
+    if rows:
+        await session.execute(insert(service_level_breaches), rows)
+        await add_to_outbox(session, envelopes)
+    return len(envelopes)
+
+
 async def _insert(session: AsyncSession, records: dict[tuple[str, str], dict], now: dt.datetime) -> int:
     rows = [{"customer_id": customer_id, "month": month, "computed_at": now, **record} for (customer_id, month), record in records.items()]
     for start in range(0, len(rows), CHUNK):
@@ -78,7 +134,7 @@ async def _insert(session: AsyncSession, records: dict[tuple[str, str], dict], n
     return len(rows)
 
 
-async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: dt.datetime) -> int:
+async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: dt.datetime, settings: ScoringSettings) -> int:
     """Recompute the trailing months (up to the month of `now`) of these customers."""
     if not customer_ids:
         return 0
@@ -89,6 +145,7 @@ async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: 
     records = monthly_records(order_rows, complaint_rows, correction_rows, now, set(months))
     for where in id_filters(session, service_level_months.c.customer_id, ids):
         await session.execute(delete(service_level_months).where(and_(where, service_level_months.c.month.in_(months))))
+    await announce_breaches(session, records, now, settings)
     return await _insert(session, records, now)
 
 
@@ -103,7 +160,7 @@ async def _customers_of_month(session: AsyncSession, start: dt.datetime, end: dt
     return sorted(ids)
 
 
-async def compute_month(session: AsyncSession, month: str, now: dt.datetime) -> int:
+async def compute_month(session: AsyncSession, month: str, now: dt.datetime, settings: ScoringSettings) -> int:
     """Recompute one month for the whole base, CHUNK customers at a time. Returns the records stored."""
     months = [parse_month(month).strftime("%Y-%m")]
     start, end = _bounds(months)
@@ -113,7 +170,9 @@ async def compute_month(session: AsyncSession, month: str, now: dt.datetime) -> 
     for offset in range(0, len(customer_ids), CHUNK):
         chunk = customer_ids[offset:offset + CHUNK]
         order_rows, complaint_rows, correction_rows = await _load(session, start, end, chunk)
-        stored += await _insert(session, monthly_records(order_rows, complaint_rows, correction_rows, now, set(months)), now)
+        records = monthly_records(order_rows, complaint_rows, correction_rows, now, set(months))
+        await announce_breaches(session, records, now, settings)
+        stored += await _insert(session, records, now)
     return stored
 
 
