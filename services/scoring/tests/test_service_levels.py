@@ -237,10 +237,12 @@ async def test_a_closed_month_that_misses_its_targets_is_announced_once(database
     assert [(m.measure, m.target, m.actual) for m in first[0].missed] == [("on_time_delivery_pct", 90.0, 50.0)]
     assert first[0].summary == "on_time_delivery_pct 50 (target >= 90)"
 
-    # another July event of c1, and a late June complaint resolved in time: June misses the same target, nothing new
+    # another July event of c1, a May order that missed its promise (May is not the last closed month: not announced),
+    # and a late June complaint resolved in time (June misses the same target): nothing new
+    may = _order("c1-m1", "c1", dt.datetime(2026, 5, 20, tzinfo=UTC), deliver_by=dt.datetime(2026, 5, 22, tzinfo=UTC))
     quick = ComplaintFiled(complaint_id="k-quick", complaint_number="CMP-2", customer_id="c1", category="delay", priority="P3",
                            channel="web", filed_at=JUNE + 300 * H)
-    await feed(proc, [event(OrderShipped(order_id="c1-j1", customer_id="c1", shipped_at=july), "c1"), event(quick, "c1"),
+    await feed(proc, [event(OrderShipped(order_id="c1-j1", customer_id="c1", shipped_at=july), "c1"), event(may, "c1"), event(quick, "c1"),
                       event(ComplaintResolved(complaint_id="k-quick", complaint_number="CMP-2", customer_id="c1", outcome="ok",
                                               resolved_at=JUNE + 310 * H), "c1")])
     assert len(await _breaches(db)) == 1

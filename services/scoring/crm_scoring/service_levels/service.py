@@ -3,7 +3,7 @@
 Kept fresh two ways: the event handler recomputes the trailing `TRAILING_MONTHS` of the customers a batch
 touched (`refresh_customers`), and `compute_month` recomputes one month for the whole base (the monthly job,
 `POST /admin/service-levels/compute`; also what corrects a month older than the trailing window).
-A closed month (before the month of `now`) that misses its tier's targets is announced with ServiceLevelBreached,
+The last closed month (the one before the month of `now`) that misses its tier's targets is announced with ServiceLevelBreached,
 in the same transaction, once, and again only when the set of missed measures changes."""
 from __future__ import annotations
 
@@ -88,10 +88,12 @@ async def _tiers(session: AsyncSession, customer_ids: list[str]) -> dict[str, st
 
 
 async def announce_breaches(session: AsyncSession, records: dict[tuple[str, str], dict], now: dt.datetime, settings: ScoringSettings) -> int:
-    """Compare the closed months among `records` with their tier's targets; stage ServiceLevelBreached for each
-    month whose missed targets are new or changed. Returns the events staged."""
-    current = month_of(now)
-    closed = {key: record for key, record in records.items() if key[1] < current}
+    """Compare the last closed month among `records` with its tier's targets; stage ServiceLevelBreached for each
+    customer whose missed targets are new or a different set. Returns the events staged."""
+    # only the month that closed last: a task about a month long gone is noise (a replayed history would raise one per
+    # month); older months stay in the records and reports
+    last_closed = add_months(parse_month(month_of(now)), -1).strftime("%Y-%m")
+    closed = {key: record for key, record in records.items() if key[1] == last_closed}
     if not closed:
         return 0
     customer_ids = sorted({customer_id for customer_id, _ in closed})
