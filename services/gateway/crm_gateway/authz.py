@@ -117,6 +117,7 @@ RULES: tuple[Rule, ...] = (
     R("/reports/rfm{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/tier-movements{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/tiers", READ, ADMIN, "scoring"),
+    R("/reports/service-levels{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/model{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/scoring{rest:path}", READ, ADMIN, "scoring"),
     R("/admin/{rest:path}", ALL_METHODS, ADMIN, "scoring"),

@@ -257,3 +257,30 @@ async def test_a_closed_month_that_misses_its_targets_is_announced_once(database
         assert (await session.execute(select(service_level_breaches.c.customer_id, service_level_breaches.c.month))).all() == [("c1", "2026-06")]
     assert dead.sent == []
     await db.dispose()
+
+
+async def test_the_service_level_report_ranks_the_whole_month_and_weights_the_trend_by_orders(database_factory):
+    db = await scoring_db(database_factory, "sqlite", "service_levels_report")
+    proc, _ = processor(db)
+    await feed(proc, [*june_history("c1"), *june_history("c2")[:4]])
+    await db.dispose()
+    app = create_app(settings_for(db.url), start_background=False, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring", auth=edge_auth(app)) as client:
+        report = (await client.get("/reports/service-levels", params={"month": "2026-06", "trend_months": 2})).json()
+        assert report["customers"] == 2 and [r["customer_id"] for r in report["worst"]] == ["c1", "c2"]  # 50% before 100%
+        june = report["trend"][-1]
+        assert (june["month"], june["customers"], june["orders"]) == ("2026-06", 2, 5)
+        assert june["on_time_delivery_pct"] == pytest.approx((50 * 4 + 100 * 1) / 5)  # order-weighted
+        assert report["trend"][0] == {"month": "2026-05", "customers": 0, "orders": 0, "billing_corrections": 0, "complaints": 0,
+                                      **{m: None for m in june if m.endswith("_pct") or m in ("complaints_per_100_orders", "mean_resolution_hours")}}
+        damage = (await client.get("/reports/service-levels", params={"month": "2026-06", "measure": "damage_rate_pct", "worst": 1})).json()
+        assert [r["customer_id"] for r in damage["worst"]] == ["c1"] and damage["customers"] == 2  # a ceiling: the highest first
+        csv_answer = await client.get("/reports/service-levels.csv", params={"month": "2026-06"})
+        assert csv_answer.status_code == 200 and csv_answer.headers["content-type"].startswith("text/csv")
+        lines = csv_answer.text.strip().splitlines()
+        assert lines[0].startswith("customer_id,tier,month,orders,") and [line.split(",")[0] for line in lines[1:]] == ["c1", "c2"]
+        for params in ({"month": "2026-13"}, {}, {"month": "2026-06", "measure": "price"}, {"month": "2026-06", "tier": "gold"},
+                       {"month": "2026-06", "worst": 0}):
+            bad = await client.get("/reports/service-levels", params=params)
+            assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), params
+    await app.state.runtime.stop()
