@@ -1,8 +1,9 @@
 """Service-level records: loaded from the fact tables, computed by `measures`, stored per customer and month.
 
 Kept fresh two ways: the event handler recomputes the trailing `TRAILING_MONTHS` of the customers a batch
-touched (`refresh_customers`), and `compute_month` recomputes one month for the whole base (the monthly job,
-`POST /admin/service-levels/compute`; also what corrects a month older than the trailing window).
+touched (`refresh_customers`), and `compute_month` recomputes one month for the whole base
+(`POST /admin/service-levels/compute`, run by an operator or a cron job to close a month; also what corrects a
+month older than the trailing window).
 The last closed month (the one before the month of `now`) that misses its tier's targets is announced with ServiceLevelBreached,
 in the same transaction, once, and again only when the set of missed measures changes."""
 from __future__ import annotations
