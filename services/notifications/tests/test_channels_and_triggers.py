@@ -37,9 +37,14 @@ async def test_signed_webhook_to_a_customer_system_verifies(nf, provider):
     await nf.dispatcher.run_once()
     [(path, headers, body)] = provider.requests
     assert path == "/hooks/crm"
-    async with nf.db.sessions() as session:  # the secret the customer's IT gets from us
-        secret = (await preferences.show(session, "kw", webhook_master_secret=nf.settings.webhook_secret.get_secret_value())).webhook_secret
+    async with nf.db.sessions() as session:  # the secrets the customer's IT gets from us
+        shown = await preferences.show(session, "kw", webhook_master_secret=nf.settings.webhook_secret.get_secret_value())
+    secret = shown.webhook_secret
     assert secret and secret != nf.settings.webhook_secret.get_secret_value()
+    # the delivery as received verifies with an off-the-shelf Standard Webhooks library and the whsec_ secret
+    from standardwebhooks.webhooks import Webhook
+
+    assert Webhook(shown.webhook_signing_secret).verify(body, dict(headers))["customer_id"] == "w1"
     assert verify_signature(secret, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
     assert not verify_signature(nf.settings.webhook_secret.get_secret_value(), body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
     other_endpoint = endpoint_secret(nf.settings.webhook_secret.get_secret_value(), "another-contact")

@@ -1,5 +1,6 @@
 """Pure domain rules: templates, conditions, preferences, quiet hours, caps, webhook signatures."""
 import datetime as dt
+import time
 
 import pytest
 
@@ -240,3 +241,25 @@ def test_retry_policy_env_override_changes_one_field_only(monkeypatch):
     retry = NotificationsSettings().retry
     assert (retry["sms"].base_s, retry["sms"].max_attempts) == (20, 3)
     assert retry["email"].max_attempts == 10
+
+
+def test_a_delivery_verifies_with_the_standard_webhooks_library():
+    """What a customer's receiver does: the `standardwebhooks` package, the whsec_ secret staff hand out, and the
+    headers and body as sent. The legacy X-CRM-Signature still verifies for one version."""
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    from crm_notifications.channels.webhook import WEBHOOK_ID_HEADER, standard_secret
+
+    sent_at = int(time.time())
+    channel = WebhookChannel("s3cret", clock=lambda: sent_at)
+    message = OutgoingMessage("m-42", "webhook", "https://example.com/hook", "Subject", "Body 中文", "zh-CN", "c1", "shipment_status",
+                              contact_id="k7")
+    body, headers = channel.request(message)
+    secret = endpoint_secret("s3cret", "k7")
+    payload = Webhook(standard_secret(secret)).verify(body, headers)
+    assert payload["id"] == "m-42" and payload["text"] == "Body 中文" and headers[WEBHOOK_ID_HEADER] == "m-42"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(standard_secret(secret)).verify(body + b" ", headers)  # a changed body
+    with pytest.raises(WebhookVerificationError):
+        Webhook(standard_secret(endpoint_secret("s3cret", "k8"))).verify(body, headers)  # another endpoint's secret
+    assert verify_signature(secret, body, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], now=sent_at)

@@ -1,11 +1,16 @@
-"""Signed webhooks to customer systems.
+"""Signed webhooks to customer systems, per the Standard Webhooks specification (standardwebhooks.com).
 
-Signature: hex HMAC-SHA256 with the endpoint's secret over the bytes `f"{timestamp}.".encode() + body`,
-sent as `X-CRM-Signature: v1=<hex>` with `X-CRM-Timestamp: <unix seconds>`. Receivers verify with
-`verify_signature` (constant-time comparison, timestamp window against replay). See docs/notifications.md.
+Each delivery carries `webhook-id` (the message id: the same on every retry), `webhook-timestamp` (unix seconds)
+and `webhook-signature: v1,<base64 HMAC-SHA256 over "{id}.{timestamp}.{body}">`, keyed with the endpoint's
+signing secret `whsec_<base64 key>` (`standard_secret`): any Standard Webhooks library verifies it.
+
+For one version the old signature goes along: `X-CRM-Signature: v1=<hex HMAC-SHA256 over "{timestamp}." + body>`
+with `X-CRM-Timestamp`, keyed with the hex endpoint secret, checked by `verify_signature`; receivers move to the
+standard headers before it is dropped. See docs/notifications.md.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -15,8 +20,12 @@ import httpx
 
 from crm_notifications.channels.base import ChannelError, ChannelResult, OutgoingMessage
 
-TIMESTAMP_HEADER = "X-CRM-Timestamp"
-SIGNATURE_HEADER = "X-CRM-Signature"
+TIMESTAMP_HEADER = "X-CRM-Timestamp"  # legacy, kept for one version
+SIGNATURE_HEADER = "X-CRM-Signature"  # legacy, kept for one version
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+STANDARD_SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_S = 300
 
 
@@ -27,7 +36,20 @@ def endpoint_secret(master_secret: str, contact_id: str) -> str:
     return hmac.new(master_secret.encode(), f"webhook:{contact_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def standard_secret(endpoint_secret_hex: str) -> str:
+    """The same endpoint key in the Standard Webhooks form receivers' libraries take: `whsec_` + base64 of its bytes."""
+    return STANDARD_SECRET_PREFIX + base64.b64encode(bytes.fromhex(endpoint_secret_hex)).decode()
+
+
+def standard_signature(endpoint_secret_hex: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}` with the key's bytes."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(bytes.fromhex(endpoint_secret_hex), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
 def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The legacy `X-CRM-Signature` (kept for one version)."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"v1={digest}"
 
@@ -73,10 +95,14 @@ class WebhookChannel:
             separators=(",", ":"),
         ).encode()
         timestamp = int(self.clock())
+        secret = self.secret_for(message)
         headers = {
             "Content-Type": "application/json",
+            WEBHOOK_ID_HEADER: message.message_id,
+            WEBHOOK_TIMESTAMP_HEADER: str(timestamp),
+            WEBHOOK_SIGNATURE_HEADER: standard_signature(secret, message.message_id, timestamp, body),
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(self.secret_for(message), timestamp, body),
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
             "Idempotency-Key": message.message_id,
         }
         return body, headers

@@ -32,7 +32,9 @@ class PreferencesOut(BaseModel):
     timezone: str
     marketing_consent: bool
     addresses: dict[str, str]
-    webhook_secret: str | None = None  # give it to the customer's IT: they verify our signatures with it
+    # give it to the customer's IT: any Standard Webhooks library verifies the webhook-signature header with it
+    webhook_signing_secret: str | None = Field(default=None, description="whsec_...: verifies webhook-signature (Standard Webhooks)")
+    webhook_secret: str | None = Field(default=None, description="the same key in hex: verifies the legacy X-CRM-Signature (kept for one version)")
     every_category: CategoryChoice | None = Field(
         default=None, description='the "*" entry: the choice for every category without its own entry (None: not set)')
     categories: list[CategoryState]

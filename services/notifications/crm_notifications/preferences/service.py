@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.db import utcnow
 from crm_common.problems import Problem
 from crm_notifications import catalog
-from crm_notifications.channels.webhook import endpoint_secret
+from crm_notifications.channels.webhook import endpoint_secret, standard_secret
 from crm_notifications.directory import service as directory
 from crm_notifications.directory.models import ContactRecord
 from crm_notifications.preferences.models import ContactAddress, Preference
@@ -107,5 +107,6 @@ async def show(session: AsyncSession, contact_id: str, *, webhook_master_secret:
     general = stored.get(EVERY_CATEGORY)
     return PreferencesOut(contact_id=contact.contact_id, customer_id=contact.customer_id, language=view.language, timezone=view.timezone,
                           marketing_consent=view.marketing_consent, addresses=view.addresses, webhook_secret=secret,
+                          webhook_signing_secret=standard_secret(secret) if secret else None,
                           every_category=CategoryChoice(opted_in=general.opted_in, channel=general.channel) if general else None,
                           categories=states)
