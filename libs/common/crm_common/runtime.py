@@ -21,6 +21,7 @@ from crm_common.http import CorrelationAndMetricsMiddleware, health_router
 from crm_common.limits import RequestBodyLimitMiddleware, max_request_body_bytes
 from crm_common.logging import configure_logging
 from crm_common.metrics import DEAD_LETTERS_WAITING
+from crm_common.openapi import describe_problems, operation_id
 from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay, purge_loop
 from crm_common.production import exit_if_refused, refuse_unsafe_production
 from crm_common.problems import install_problem_handlers
@@ -229,7 +230,8 @@ def create_service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan, generate_unique_id_function=operation_id)
+    describe_problems(app, rate_limited=not edge_auth)  # the edge (the gateway) is where rate limits answer 429
     app.state.runtime = runtime
     if edge_auth:
         app.add_middleware(EdgeAuthMiddleware, verifier=EdgeTokenVerifier(settings.edge, audience=settings.service_name))

@@ -2,7 +2,8 @@
 
 Each upstream's /openapi.json is fetched, its paths kept only where the gateway routes them to that
 upstream (so /healthz and friends stay internal), prefixed with /api/v1; its schemas are renamed
-`<upstream>_<Name>` when another upstream has a different schema of the same name. A missing
+`<upstream>_<Name>` when another upstream has a different schema of the same name, its operationIds kept
+(`customers.create`) unless another upstream has the same one (then `<upstream>.<id>`). A missing
 upstream is listed under `x-unavailable` instead of failing the document.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from crm_common.openapi import add_problem_responses
 from crm_gateway.authz import RULES, PUBLIC
 from crm_gateway.middleware import API_PREFIX
 from crm_gateway.state import GatewayState, gateway_of
@@ -53,6 +55,7 @@ def merge_specs(own: dict[str, Any], upstream_specs: dict[str, dict[str, Any] | 
         "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     }
     merged["security"] = [{"bearer": []}, {"apiKey": []}]
+    taken = {op.get("operationId") for item in merged["paths"].values() for m, op in item.items() if m in METHODS}
     unavailable = []
     for name, spec in upstream_specs.items():
         if spec is None:
@@ -73,8 +76,9 @@ def merge_specs(own: dict[str, Any], upstream_specs: dict[str, dict[str, Any] | 
                 if not routed:
                     continue
                 operation = dict(operation)
-                if "operationId" in operation:
-                    operation["operationId"] = f"{name}_{operation['operationId']}"
+                if operation.get("operationId") in taken:  # resources are unique per service: only a clash is prefixed
+                    operation["operationId"] = f"{name}.{operation['operationId']}"
+                taken.add(operation.get("operationId"))
                 operation["x-upstream"] = name
                 operation["x-roles"] = sorted(rule.roles) if rule.roles != PUBLIC else ["public"]
                 kept[method] = operation
@@ -82,7 +86,8 @@ def merge_specs(own: dict[str, Any], upstream_specs: dict[str, dict[str, Any] | 
                 merged["paths"][API_PREFIX + path] = kept
     if unavailable:
         merged["x-unavailable"] = sorted(unavailable)
-    return merged
+    # behind the gateway every operation may also meet its authentication (401/403) and rate limits (429)
+    return add_problem_responses(merged, rate_limited=True)
 
 
 async def _fetch_spec(gateway: GatewayState, name: str) -> dict[str, Any] | None:
