@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from profile_support import full_body, migrated_database
+from profile_support import full_body, migrated_database, token
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -45,6 +45,36 @@ async def test_reads_and_changes_name_actor_role_customer_fields_and_request(pro
     assert rows[3]["contact_id"] == contact["id"]
     as_text = json.dumps(rows)
     assert contact["phone"] not in as_text and body["name"] not in as_text and "North China" not in as_text  # names, not values
+
+
+async def test_lists_and_searches_record_a_read_of_every_customer_on_the_page(profile):
+    """The auditor's question "who saw this customer's contacts" finds the list and the search that showed them."""
+    tag = f"audit-{token()}"
+    first, second = [(await profile.client.post("/customers", json=full_body(tags=[tag]), headers=AGENT)).json() for _ in range(2)]
+    listed = await profile.client.get("/customers", params={"tag": tag}, headers=AGENT | {"X-Correlation-Id": "req-list"})
+    assert {c["id"] for c in listed.json()["items"]} == {first["id"], second["id"]}
+    phone = first["contacts"][0]["phone"]
+    found = await profile.client.get("/customers/search", params={"phone": phone}, headers=AGENT | {"X-Correlation-Id": "req-search"})
+    assert [c["id"] for c in found.json()["items"]] == [first["id"]]
+    empty = await profile.client.get("/customers/search", params={"q": f"nobody {token()}"}, headers=AGENT)
+    assert empty.status_code == 200 and empty.json()["items"] == []
+
+    first_reads = [r for r in await trail_of(profile, first["id"]) if r["action"] == "read"]
+    assert [(r["resource"], r["request_id"], r["actor"]) for r in first_reads] == [
+        ("customer-list", "req-list", "agent-li"), ("customer-search", "req-search", "agent-li")]
+    assert "contacts" in first_reads[0]["fields"] and "name" in first_reads[0]["fields"]
+    assert phone not in json.dumps(first_reads)  # field names, never the searched value
+    second_reads = [r for r in await trail_of(profile, second["id"]) if r["action"] == "read"]
+    assert [(r["resource"], r["request_id"]) for r in second_reads] == [("customer-list", "req-list")]
+
+
+async def test_a_page_is_queued_and_written_in_one_flush(profile):
+    tag = f"audit-{token()}"
+    created = [(await profile.client.post("/customers", json=full_body(tags=[tag]), headers=AGENT)).json() for _ in range(3)]
+    await profile.runtime.audit.flush()
+    assert (await profile.client.get("/customers", params={"tag": tag}, headers=AGENT)).status_code == 200
+    assert profile.runtime.audit.queue.qsize() == len(created)  # answered before anything was written
+    assert await profile.runtime.audit.flush() == len(created)
 
 
 async def test_a_refused_change_leaves_no_audit_row(profile):

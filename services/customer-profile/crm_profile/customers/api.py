@@ -46,6 +46,14 @@ async def _read(request: Request, resource: str, model, *, customer_id: str | No
                                                          fields=model.model_fields))
 
 
+async def _read_page(request: Request, resource: str, page: CustomerPage) -> None:
+    """Audit a list or search: one row per customer on the page (same request id), so the trail of one customer
+    (`GET /audit?customer_id=`, indexed) shows who saw its contacts in a list too; queued like every read."""
+    trail = runtime_of(request).audit
+    for customer in page.items:
+        await trail.read(audit.entry_for(request.headers, "read", resource, customer_id=customer.id, fields=CustomerOut.model_fields))
+
+
 async def _changed(session, request: Request, action: str, resource: str, fields, *, customer_id: str | None, contact_id: str | None = None) -> None:
     """Audit a change in its own transaction (the last statement before the commit)."""
     await audit.append(session, [audit.entry_for(request.headers, action, resource, customer_id=customer_id, contact_id=contact_id, fields=fields)])
@@ -89,7 +97,9 @@ async def list_customers(
         rows, next_cursor = await service.list_customers(
             session, status=status, industry=industry, region=region, account_manager=account_manager, tag=tag, limit=limit, cursor=cursor
         )
-        return CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+        page = CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    await _read_page(request, "customer-list", page)
+    return page
 
 
 @router.get("/search", response_model=CustomerPage)
@@ -107,7 +117,9 @@ async def search_customers(
         rows, next_cursor = await service.search_customers(
             session, q=q, name=name, phone=phone, email=email, tax_id=tax_id, limit=limit, cursor=cursor
         )
-        return CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+        page = CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    await _read_page(request, "customer-search", page)
+    return page
 
 
 @router.get("/{customer_id}", response_model=CustomerOut)
