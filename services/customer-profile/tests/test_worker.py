@@ -25,6 +25,7 @@ async def test_worker_process_publishes_the_outbox_and_stops_on_sigterm(kind, da
         "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
         "PROFILE_LOG_JSON": "false",
+        "PROFILE_WORKER_HTTP_PORT": "0",  # the default 9000 may be another process's on a shared machine
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "crm_profile.worker", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
