@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Column, Integer, MetaData, Numeric, PrimaryKeyConstraint, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +40,7 @@ class ScaleoutSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SCALEOUT_", extra="ignore")
 
     service_name: str = "scaleout-recorder"
-    database_url: str = "sqlite:///var/scaleout.db"
+    database_url: SecretStr = SecretStr("sqlite:///var/scaleout.db")
 
 
 class Recorder:

@@ -101,7 +101,7 @@ def production_problems(settings: "ServiceSettings", *, serves_api: bool) -> lis
     return (
         secret_problems(secrets)
         + settings.production_flags()
-        + database_problems(settings.env_name("database_url"), settings.database_url, allow_plaintext=deployment.allow_plaintext)
+        + database_problems(settings.env_name("database_url"), settings.connection_url(), allow_plaintext=deployment.allow_plaintext)
         + kafka_problems(settings.kafka, allow_plaintext=deployment.allow_plaintext)
     )
 

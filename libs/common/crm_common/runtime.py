@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, handlers: Sequence[EventHandler] = ()):
         self.settings = settings
-        self.db = Database(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, pre_ping=settings.db_pool_pre_ping,
+        self.db = Database(settings.connection_url(), pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, pre_ping=settings.db_pool_pre_ping,
                            read_pool_size=settings.db_read_pool_size)
+        log.info("%s: database %s", settings.service_name, settings.shown_database_url())
         self.publisher = KafkaPublisher(settings.kafka, client_id=settings.service_name)
         self.relay = OutboxRelay(
             self.db,

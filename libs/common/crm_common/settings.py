@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from crm_common.production import DeploymentSettings
 
@@ -60,6 +62,14 @@ class KafkaSettings(BaseSettings):
         return options
 
 
+def masked_url(url: str) -> str:
+    """`url` with its password replaced by ***; a URL SQLAlchemy cannot parse is not shown at all."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
 DEV_EDGE_TOKEN_KEY = "dev-only-insecure-edge-token-key-change-me"
 
 
@@ -88,7 +98,8 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore", hide_input_in_errors=True)
 
     service_name: str = "service"
-    database_url: str = "sqlite:///var/service.db"
+    # may hold the database password: a secret, revealed only by connection_url() where the engine is built
+    database_url: SecretStr = SecretStr("sqlite:///var/service.db")
     db_pool_size: int = 10
     db_max_overflow: int = 10
     # Connections of Database.read() (hot read paths straight through asyncpg on PostgreSQL), opened on demand
@@ -131,6 +142,14 @@ class ServiceSettings(BaseSettings):
     def env_name(self, field: str) -> str:
         """The environment variable a field is read from (`database_url` -> `PROFILE_DATABASE_URL`)."""
         return (self.model_config.get("env_prefix") or "").upper() + field.upper()
+
+    def connection_url(self) -> str:
+        """The database URL with its password, for the engine (and migrations) only; display `shown_database_url()`."""
+        return self.database_url.get_secret_value()
+
+    def shown_database_url(self) -> str:
+        """The database URL as logs and messages may show it: the password masked."""
+        return masked_url(self.connection_url())
 
     def production_secrets(self) -> Mapping[str, SecretStr | str | None]:
         """The service's own secrets by environment variable (crm_common.production refuses defaults and empties)."""

@@ -9,7 +9,7 @@ class ComplaintsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COMPLAINTS_", extra="ignore")
 
     service_name: str = "complaints"
-    database_url: str = "sqlite:///var/complaints.db"
+    database_url: SecretStr = SecretStr("sqlite:///var/complaints.db")
     # The call-center lookup is the hot read (bench/status_query.py): the per-checkout ping cost it about
     # 0.5 ms CPU and 1.3 ms wall. Without it, the first statement on a connection the database dropped
     # fails (503, the pool is invalidated, the next request reconnects); the lookup retries that once itself.

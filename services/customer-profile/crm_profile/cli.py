@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         from crm_profile import ALEMBIC_INI
         from crm_profile.settings import ProfileSettings
 
-        upgrade(ALEMBIC_INI, ProfileSettings().database_url)
+        upgrade(ALEMBIC_INI, ProfileSettings().connection_url())
     elif args.command == "api":
         import uvicorn
 

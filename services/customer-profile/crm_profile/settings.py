@@ -1,3 +1,4 @@
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
@@ -7,4 +8,4 @@ class ProfileSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PROFILE_", extra="ignore")
 
     service_name: str = "customer-profile"
-    database_url: str = "sqlite:///var/customer-profile.db"
+    database_url: SecretStr = SecretStr("sqlite:///var/customer-profile.db")

@@ -41,7 +41,7 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     service_name: str = "gateway"
-    database_url: str = "sqlite:///var/gateway.db"
+    database_url: SecretStr = SecretStr("sqlite:///var/gateway.db")
     run_consumers: bool = True  # the dashboard read models (crm_gateway.readmodels)
 
     # upstreams

@@ -26,7 +26,7 @@ class NotificationsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore", env_nested_delimiter="__")
 
     service_name: str = "notifications"
-    database_url: str = "sqlite:///var/notifications.db"
+    database_url: SecretStr = SecretStr("sqlite:///var/notifications.db")
 
     # channels
     smtp_host: str = "127.0.0.1"

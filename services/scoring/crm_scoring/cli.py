@@ -241,12 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = ScoringSettings(**({"database_url": args.database_url} if args.database_url else {}))
     if args.command == "migrate":
-        migrate(settings.database_url)
-        print(json.dumps({"migrated": settings.database_url}))
+        migrate(settings.connection_url())
+        print(json.dumps({"migrated": settings.shown_database_url()}))
         return 0
 
     async def run() -> dict:
-        db = Database(settings.database_url)
+        db = Database(settings.connection_url())
         try:
             if args.command == "import-orders":
                 return await import_orders(db, settings, args.file, recompute=not args.no_recompute, emit=not args.no_events, progress=sys.stderr.isatty())

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.events.bounds import accepted_currencies
@@ -72,7 +72,7 @@ class ScoringSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore", env_nested_delimiter="__")
 
     service_name: str = "scoring"
-    database_url: str = "sqlite:///var/scoring.db"
+    database_url: SecretStr = SecretStr("sqlite:///var/scoring.db")
     port: int = 8002
 
     currency: str = Field("CNY", min_length=3, max_length=3)

@@ -115,7 +115,7 @@ async def rebuild_stretches(db: Database, settings: ComplaintsSettings, now: dt.
 
 async def _main() -> None:
     settings = ComplaintsSettings()
-    db = Database(settings.database_url)
+    db = Database(settings.connection_url())
     try:
         report = await rebuild_stretches(db, settings)
     finally:
