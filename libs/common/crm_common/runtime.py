@@ -35,7 +35,6 @@ class ServiceRuntime:
         self.settings = settings
         self.db = Database(settings.connection_url(), pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, pre_ping=settings.db_pool_pre_ping,
                            read_pool_size=settings.db_read_pool_size)
-        log.info("%s: database %s", settings.service_name, settings.shown_database_url())
         self.publisher = KafkaPublisher(settings.kafka, client_id=settings.service_name)
         self.relay = OutboxRelay(
             self.db,
@@ -108,6 +107,7 @@ class ServiceRuntime:
         self.relay.wake()
 
     async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
+        log.info("%s: database %s", self.settings.service_name, self.settings.shown_database_url())
         if self.settings.run_outbox_relay if relay is None else relay:
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.settings.service_name}-relay"))
         if self.settings.run_consumers if consumers is None else consumers:

@@ -34,10 +34,12 @@ def test_repr_and_dump_mask_the_url_and_the_engine_gets_it_whole(monkeypatch):
     assert settings.shown_database_url() == "postgresql://crm:***@db.internal:5432/crm?ssl=verify-full"
 
 
-def test_the_startup_log_names_the_database_without_its_password(caplog):
+async def test_the_startup_log_names_the_database_without_its_password(caplog):
     caplog.set_level(logging.INFO, logger="crm_common.runtime")
     runtime = ServiceRuntime(ServiceSettings(database_url=URL, service_name="probe"))  # the engine connects lazily
     assert runtime.db.url == URL
+    await runtime.start(relay=False, consumers=False)
+    await runtime.stop()
     logged = caplog.text
     assert "probe: database postgresql://crm:***@db.internal:5432/crm" in logged and PASSWORD not in logged
 
