@@ -284,3 +284,26 @@ async def test_the_service_level_report_ranks_the_whole_month_and_weights_the_tr
             bad = await client.get("/reports/service-levels", params=params)
             assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), params
     await app.state.runtime.stop()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"], indirect=True)
+async def test_a_month_outside_the_plausible_window_is_refused_naming_the_field(database_factory, db_kind):
+    db = await scoring_db(database_factory, db_kind, "service_levels_window")
+    await db.dispose()
+    app = create_app(settings_for(db.url), start_background=False, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring", auth=edge_auth(app)) as client:
+        too_late = f"{dt.date.today().year + 2}-01"
+        for month in ("0000-01", "1999-12", too_late, "9999-12"):
+            answers = {
+                "until": await client.get("/service-levels/c1", params={"until": month}),
+                "report": await client.get("/reports/service-levels", params={"month": month}),
+                "csv": await client.get("/reports/service-levels.csv", params={"month": month}),
+                "compute": await client.post("/admin/service-levels/compute", json={"month": month}),
+            }
+            for name, answer in answers.items():
+                assert answer.status_code == 422 and answer.headers["content-type"].startswith("application/problem+json"), (month, name)
+                field = "until" if name == "until" else "month"
+                assert any(e["loc"][-1] == field and e["type"] == "month_out_of_window" for e in answer.json()["errors"]), answer.json()
+        earliest = await client.get("/reports/service-levels", params={"month": "2000-01"})
+        assert earliest.status_code == 200 and earliest.json()["customers"] == 0
+    await app.state.runtime.stop()

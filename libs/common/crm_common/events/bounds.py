@@ -3,7 +3,7 @@
 One definition per kind of value, so the gateway, which refuses a bad event at the edge, and the consumers,
 which validate what they read from Kafka, apply the same contract (docs/events.md, "Bounds"):
 
-* dates: a plausible window, from EARLIEST to a horizon ahead of today: FACT_HORIZON for what happened or is
+* dates (and months, YYYY-MM): a plausible window, from EARLIEST to a horizon ahead of today: FACT_HORIZON for what happened or is
   planned (orders, shipments, payments, first orders, `occurred_at`), CONTRACT_HORIZON for contract dates,
   because contracts are signed for several years;
 * date-times need an offset: a time without one is refused, never read in a guessed zone;
@@ -80,6 +80,17 @@ def _contract_date(value: dt.date) -> dt.date:
     return value
 
 
+def _fact_month(value: str) -> str:
+    year, month = int(value[:4]), int(value[5:])
+    latest = _latest(FACT_HORIZON)
+    if not (EARLIEST.year, EARLIEST.month) <= (year, month) <= (latest.year, latest.month):
+        raise PydanticCustomError(
+            "month_out_of_window", "a month must be between {earliest} and {latest} (the month of today + {days} days)",
+            {"earliest": EARLIEST.strftime("%Y-%m"), "latest": latest.strftime("%Y-%m"), "days": FACT_HORIZON.days},
+        )
+    return value
+
+
 def _fact_datetime(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise PydanticCustomError(
@@ -120,6 +131,10 @@ FactDate = Annotated[dt.date, AfterValidator(_fact_date), Field(
 ContractDate = Annotated[dt.date, AfterValidator(_contract_date), Field(
     description=f"Contract date, {_WINDOW.format(days=CONTRACT_HORIZON.days)}.",
     json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": CONTRACT_HORIZON.days})]
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+FactMonth = Annotated[str, StringConstraints(pattern=MONTH_PATTERN), AfterValidator(_fact_month), Field(
+    description=f"Month YYYY-MM, between {EARLIEST.strftime('%Y-%m')} and the month of today + {FACT_HORIZON.days} days.",
+    json_schema_extra={"x-earliest": EARLIEST.strftime("%Y-%m"), "x-latest-days-ahead": FACT_HORIZON.days})]
 FactDateTime = Annotated[dt.datetime, AfterValidator(_fact_datetime), Field(
     description=f"ISO 8601 date-time with an offset (Z or +08:00; without one it is refused), {_WINDOW.format(days=FACT_HORIZON.days)}.",
     json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": FACT_HORIZON.days})]

@@ -1,14 +1,15 @@
 """Thin routers: a customer's service-level trend, and the whole-base recomputation of a month."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from crm_common.events.bounds import FactMonth
 from crm_common.runtime import runtime_of
 from crm_scoring.service_levels import reports, service
-from crm_scoring.service_levels.schemas import MONTH_PATTERN, ComputeMonth, ComputeResult, ServiceLevelTrend
+from crm_scoring.service_levels.schemas import ComputeMonth, ComputeResult, ServiceLevelTrend
 
 service_levels_router = APIRouter(prefix="/service-levels", tags=["service levels"])
 service_levels_admin_router = APIRouter(prefix="/admin/service-levels", tags=["service levels"])
@@ -16,13 +17,13 @@ service_levels_reports_router = APIRouter(prefix="/reports", tags=["service leve
 
 Measure = Literal[tuple(reports.MEASURES)]
 Tier = Literal["key_account", "ordinary", "small", "at_risk"]
-MonthQuery = Query(..., pattern=MONTH_PATTERN, description="YYYY-MM")
+MonthQuery = Annotated[FactMonth, Query(description="YYYY-MM")]
 MeasureQuery = Query("on_time_delivery_pct", description="The measure customers are ranked on, worst first.")
 
 
 @service_levels_router.get("/{customer_id}", response_model=ServiceLevelTrend)
 async def customer_trend(customer_id: str, request: Request, months: int = Query(12, ge=1, le=60),
-                         until: str | None = Query(None, pattern=MONTH_PATTERN, description="Last month of the window (YYYY-MM); default: this month.")):
+                         until: Annotated[FactMonth | None, Query(description="Last month of the window (YYYY-MM); default: this month.")] = None):
     runtime = runtime_of(request)
     last = service.parse_month(until) if until else runtime.clock().date()
     async with runtime.db.sessions() as session:
@@ -38,14 +39,14 @@ async def compute_month(body: ComputeMonth, request: Request):
 
 
 @service_levels_reports_router.get("/service-levels")
-async def service_level_report(request: Request, month: str = MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None,
+async def service_level_report(request: Request, month: MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None,
                                worst: int = Query(20, ge=1, le=1000), trend_months: int = Query(12, ge=1, le=60)):
     async with runtime_of(request).db.sessions() as session:
         return await reports.service_level_report(session, month, measure, worst, tier, trend_months)
 
 
 @service_levels_reports_router.get("/service-levels.csv")
-async def service_level_csv(request: Request, month: str = MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None):
+async def service_level_csv(request: Request, month: MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None):
     async with runtime_of(request).db.sessions() as session:
         text = await reports.service_level_csv(session, month, measure, tier)
     return Response(text, media_type="text/csv; charset=utf-8",

@@ -5,7 +5,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+from crm_common.events.bounds import FactMonth
 
 
 class ServiceLevelMonth(BaseModel):
@@ -33,7 +33,7 @@ class ServiceLevelTrend(BaseModel):
 
 
 class ComputeMonth(BaseModel):
-    month: str = Field(pattern=MONTH_PATTERN, description="YYYY-MM to recompute for the whole base.")
+    month: FactMonth = Field(description="YYYY-MM to recompute for the whole base.")
 
 
 class ComputeResult(BaseModel):
