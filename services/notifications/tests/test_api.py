@@ -1,4 +1,6 @@
 """The HTTP API in-process: templates, rules, preview, preferences, deliveries, segment sends."""
+import json
+
 import httpx
 import pytest
 import pytest_asyncio
@@ -111,6 +113,32 @@ async def test_bad_rules_are_422_with_the_reason(api, change, error_type):
     response = await api.post("/rules", json=rule)
     assert response.status_code == 422
     assert error_type in [e["type"] for e in response.json()["errors"]]
+
+
+LONE = "\ud800"  # half of a surrogate pair: JSON can escape it, UTF-8 (and so PostgreSQL) cannot store it
+
+
+@pytest.mark.parametrize(
+    "path, body, loc",
+    [
+        ("/rules", {"event_type": "ComplaintFiled" + LONE}, ["body", "event_type"]),
+        ("/rules", {"category": LONE}, ["body", "category"]),
+        ("/rules", {"digest_key": LONE}, ["body", "digest_key"]),
+        ("/rules", {"conditions": [{"field": "priority", "op": "in", "value": ["P1", LONE]}]}, ["body", "conditions", "0", "value"]),
+        ("/templates", {**TEMPLATE, "body": f"Dear {LONE}{{{{ contact_name }}}}"}, ["body", "body"]),
+    ],
+)
+async def test_text_that_cannot_be_stored_is_a_422_on_both_databases(api_both, path, body, loc):
+    rule = {"name": "lone", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
+            "channel": "email", "category": "complaint_updates"}
+    sent = body if path == "/templates" else {**rule, **body}
+    # json.dumps escapes the lone surrogate as \ud800, as a client would send it (it cannot be encoded as UTF-8 at all)
+    response = await api_both.post(path, content=json.dumps(sent), headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json"), response.text
+    # a length or pattern constraint already refuses it as string_unicode; a plain str or a free value as lone_surrogate
+    assert [e["type"] for e in response.json()["errors"] if e["loc"] == loc] in (["lone_surrogate"], ["string_unicode"]), response.text
+    assert not [r for r in (await api_both.get("/rules")).json() if r["name"] == "lone"]
+    assert (await api_both.post("/rules", json=rule)).status_code == 201  # the same body without it is stored
 
 
 async def test_preferences_and_invalid_addresses(api):

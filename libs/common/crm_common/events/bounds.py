@@ -9,7 +9,7 @@ which validate what they read from Kafka, apply the same contract (docs/events.m
 * date-times need an offset: a time without one is refused, never read in a guessed zone;
 * money: a finite Decimal, 0 to MAX_MONEY, kept with exactly two decimal places (sub-cent digits rounded);
 * currencies: the configured list (`CRM_CURRENCIES`, default ["CNY"]);
-* identifiers: no control characters; URLs: http(s) only.
+* identifiers: no control characters; free text: no NUL; neither a lone surrogate; URLs: http(s) only.
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or _CONTROL_RE.search(value):
         raise PydanticCustomError("url_scheme", "a URL must be http:// or https:// with a host")
-    return value
+    return _no_lone_surrogate(value)
 
 
 _WINDOW = f"between {EARLIEST.isoformat()} and today + {{days}} days"
@@ -153,13 +153,24 @@ Currency = Annotated[str, AfterValidator(_currency), Field(
 def _no_control(value: str) -> str:
     if _CONTROL_RE.search(value):
         raise PydanticCustomError("control_character", "must not contain control characters (U+0000-U+001F, U+007F-U+009F)")
+    return _no_lone_surrogate(value)
+
+
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # a valid pair is one code point in a str: whatever is left is lone
+
+
+def _no_lone_surrogate(value: str) -> str:
+    if _LONE_SURROGATE_RE.search(value):
+        raise PydanticCustomError(
+            "lone_surrogate", "must not contain a lone surrogate (U+D800-U+DFFF, e.g. a JSON \"\\ud800\" without its pair): it is no character and cannot be stored as UTF-8")
     return value
 
 
-def _no_nul(value: str) -> str:
+def storable_text(value: str) -> str:
+    """Text a database can hold: no NUL (PostgreSQL refuses it) and no lone surrogate (UTF-8 cannot encode it)."""
     if "\x00" in value:
         raise PydanticCustomError("nul_character", "must not contain NUL (U+0000)")
-    return value
+    return _no_lone_surrogate(value)
 
 
 NoControl = Annotated[str, AfterValidator(_no_control), Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN})]
@@ -171,8 +182,8 @@ def identifier(max_length: int = 100) -> type[str]:
 
 
 def free_text(max_length: int) -> type[str]:
-    """Text a person wrote (a reason, a description): anything but NUL, which PostgreSQL cannot store."""
-    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(_no_nul), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
+    """Text a person wrote (a reason, a description): anything a database can store (storable_text)."""
+    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(storable_text), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
 
 
 Identifier = identifier()

@@ -4,9 +4,10 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm_common.events.bounds import HttpUrl
+from crm_common.inputs import Input
 
 IntakeChannel = Literal["web", "mobile", "call_center", "email"]
 
@@ -21,17 +22,6 @@ def _has_nul(value) -> bool:
     return False
 
 
-class Input(BaseModel):
-    """Base of request bodies: no NUL characters anywhere (PostgreSQL cannot store them in text)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value):
-        if _has_nul(value):
-            raise ValueError("NUL characters are not allowed")
-        return value
 Language = Literal["zh-CN", "en"]
 
 

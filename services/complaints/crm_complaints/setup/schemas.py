@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from crm_complaints.complaints.schemas import Input
+from crm_common.inputs import Input
 from crm_complaints.complaints.sla import minute_of_day
 
 

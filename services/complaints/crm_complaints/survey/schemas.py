@@ -5,7 +5,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from crm_complaints.complaints.schemas import Input
+from crm_common.inputs import Input
 
 
 class PublicSurveyIn(Input):

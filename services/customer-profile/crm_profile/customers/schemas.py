@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from crm_common.events.bounds import ContractDate, FactDate, Money
 from crm_common.events.customers import RelationshipLevel
+from crm_common.inputs import Input as StorableInput
 from crm_profile.customers.normalize import has_control_characters, normalize_email, normalize_phone, normalize_tax_id
 
 CustomerType = Literal["enterprise", "individual"]
@@ -48,10 +49,8 @@ Timezone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
 Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_tag)]
 
 
-class Input(BaseModel):
-    """Base of request bodies: unknown fields and control characters (NUL...) are refused with a 422."""
-
-    model_config = ConfigDict(extra="forbid")
+class Input(StorableInput):
+    """Base of request bodies: also refuses control characters in text (StorableInput refuses NUL and lone surrogates)."""
 
     @field_validator("*", mode="before")
     @classmethod

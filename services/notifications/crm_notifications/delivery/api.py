@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
 
+from crm_common.inputs import Input
 from crm_common.problems import Problem
 from crm_common.production import revealed
 from crm_common.runtime import runtime_of
@@ -95,9 +96,7 @@ async def delivery(message_id: str, request: Request):
         return (await _with_log(session, [message]))[0]
 
 
-class ReceiptIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReceiptIn(Input):
     status: Literal["delivered", "failed"]
     detail: str | None = Field(default=None, max_length=1000)
 

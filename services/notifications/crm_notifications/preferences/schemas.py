@@ -1,18 +1,16 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from crm_common.inputs import Input
 
 
-class CategoryChoice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryChoice(Input):
     opted_in: bool | None = None
     channel: str | None = None
 
 
-class PreferencesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PreferencesIn(Input):
     categories: dict[str, CategoryChoice] = Field(default_factory=dict, description='category (or "*" for all) -> choice')
     addresses: dict[str, str] = Field(default_factory=dict, description="channel -> address (push token, webhook URL, overrides)")
 

@@ -5,18 +5,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crm_common.inputs import Input
 
-class Condition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
+class Condition(Input):
     field: str = Field(min_length=1, max_length=100)
     op: str
     value: Any = None
 
 
-class RuleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RuleIn(Input):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_.-]+$")
     event_type: str = Field(min_length=1, max_length=100)
     conditions: list[Condition] = Field(default_factory=list, max_length=20)

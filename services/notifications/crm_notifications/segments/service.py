@@ -6,10 +6,11 @@ import datetime as dt
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.inputs import Input
 from crm_common.problems import Problem
 from crm_notifications import catalog
 from crm_notifications.delivery.pipeline import Recipient, Spec, Trigger, enqueue_many, variables
@@ -21,17 +22,13 @@ from crm_notifications.templates import service as templates
 from crm_notifications.templates.service import invalid
 
 
-class Segment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Segment(Input):
     abc_class: Literal["A", "B", "C", "D"] | None = None
     tier: Literal["key_account", "ordinary", "small", "at_risk"] | None = None
     status: Literal["prospect", "active", "dormant", "lost"] | None = None
 
 
-class SegmentSendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SegmentSendIn(Input):
     segment: Segment
     template_key: str = Field(min_length=1, max_length=100)
     channel: str = "email"

@@ -5,12 +5,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crm_common.inputs import Input
+
 Language = Literal["zh-CN", "en"]
 
 
-class TemplateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TemplateIn(Input):
     subject: str = Field(min_length=1, max_length=1000)
     body: str = Field(min_length=1, max_length=50_000)
     variables: list[str] = Field(default_factory=list, max_length=100)
@@ -36,9 +36,7 @@ class TemplateOut(BaseModel):
     created_at: dt.datetime
 
 
-class PreviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PreviewIn(Input):
     language: Language | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     template: TemplateIn | None = Field(default=None, description="Preview an unsaved draft instead of the stored version.")
