@@ -110,10 +110,10 @@ async def test_kill_9_of_each_service_and_each_worker_mid_stream(installation):
 @pytest.mark.slow
 @NEEDS_REPUBLISH
 @pytest.mark.xfail(strict=False, reason=(
-    "known race in issue 17 point 2's broker-loss handling: 1 run of 3 on 2026-12-07 lost 48 orders (2 passed). Suspected: "
-    "a consumer commits its old position into the restarted broker (the gateway logged 'committed offset 21 of "
-    "crm.scoring[0] is beyond its end 1'); it re-reads from the start only while the end is below that offset, so when "
-    "new and republished records pass it first, the records before it are skipped"))
+    "known loss in issue 17 point 2's broker-loss handling, partly fixed: on 2026-12-07 1 run of 3 lost 112 orders because "
+    "reconnecting clients got the restarted Tansu to create the topics with 4 partitions and the relay's producer kept "
+    "sending keys to partitions 4 and 5 (crm-broker now creates such topics again); with that fix plus a consumer-side change "
+    "not landed, 2 of 4 runs still lost orders (152, 302), cause not yet found (logs under test-output/ when it fails)"))
 async def test_kill_9_of_the_broker_mid_stream_restarted_empty(installation):
     await _kill_9_mid_stream(installation, ("broker",), "kill-broker", customers=6, events=400, complaints=20, gap_s=8)
 
