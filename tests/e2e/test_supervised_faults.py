@@ -113,7 +113,7 @@ async def test_kill_9_of_each_service_and_each_worker_mid_stream(installation):
     "known loss in issue 17 point 2's broker-loss handling, partly fixed: on 2026-12-07 1 run of 3 lost 112 orders because "
     "reconnecting clients got the restarted Tansu to create the topics with 4 partitions and the relay's producer kept "
     "sending keys to partitions 4 and 5 (crm-broker now creates such topics again); with that fix plus a consumer-side change "
-    "not landed, 2 of 4 runs still lost orders (152, 302), cause not yet found (logs under test-output/ when it fails)"))
+    "not landed, 2 of 5 runs still lost orders (302, 152), cause not yet found (logs under test-output/ when it fails)"))
 async def test_kill_9_of_the_broker_mid_stream_restarted_empty(installation):
     await _kill_9_mid_stream(installation, ("broker",), "kill-broker", customers=6, events=400, complaints=20, gap_s=8)
 
