@@ -72,3 +72,11 @@ async def test_audit_rows_cannot_be_updated_or_deleted(env):
         with pytest.raises((DBAPIError, IntegrityError, OperationalError), match="append-only"):
             async with env.db.transaction() as session:
                 await session.execute(text(statement), {"c": customer})
+
+
+@pytest.mark.parametrize("params, field", [({"since": "0089-11-25T00:00:00Z"}, "since"), ({"until": "9999-12-31T00:00:00Z"}, "until"),
+                                           ({"after_id": 49626945771618}, "after_id")])
+async def test_an_audit_period_outside_the_window_or_an_id_beyond_the_column_is_a_422(env, params, field):
+    answer = await env.client.get("/audit", params=params, headers=ADMIN)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json") and field in answer.text

@@ -90,6 +90,13 @@ async def test_only_admins_read_the_trail_and_periods_need_an_offset(profile):
     assert naive.status_code == 422
 
 
+async def test_an_audit_period_outside_the_window_or_an_id_beyond_the_column_is_a_422(profile):
+    for params in ({"since": "0089-11-25T00:00:00Z"}, {"after_id": 49626945771618}):
+        answer = await profile.client.get("/audit", params=params, headers=ADMIN)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json") and next(iter(params)) in answer.text
+
+
 async def test_erasure_keeps_the_rows_with_the_person_pseudonymised(profile):
     customer = (await profile.client.post("/customers", json=full_body(), headers=AGENT)).json()
     contact = customer["contacts"][0]

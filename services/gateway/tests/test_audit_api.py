@@ -63,6 +63,8 @@ async def test_an_agents_reads_are_in_the_admins_audit_view_and_csv(database_fac
         assert (await client.get("/api/v1/audit", headers=agent)).status_code == 403
         assert (await client.get("/api/v1/audit.csv", headers=role_headers(settings, "account_manager"))).status_code == 403
         assert (await client.get("/api/v1/audit", params={"since": "2026-12-01T00:00:00"}, headers=admin)).status_code == 422
+        ancient = await client.get("/api/v1/audit", params={"since": "0089-11-25T00:00:00Z"}, headers=admin)
+        assert ancient.status_code == 422 and "since" in ancient.text, ancient.text
     finally:
         await stack.close()
 

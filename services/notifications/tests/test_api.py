@@ -286,3 +286,14 @@ async def test_provider_receipts_and_inbox_tasks(api, provider, smtp):
     assert done.status_code == 200 and done.json()["done_at"] is not None
     assert (await api.get("/inbox", params={"assignee": "am.x"})).json() == []
     assert len((await api.get("/inbox", params={"assignee": "am.x", "open_only": False})).json()) == 1
+
+
+async def test_a_segment_send_with_an_impossible_count_or_channel_is_a_422(api_both):
+    """A count beyond what the column holds, or a channel with control characters, is refused at the edge, never a 500."""
+    request = {"segment": {"abc_class": "A"}, "template_key": "a_class_news", "category": "marketing", "dry_run": True}
+    for body, field in ((request | {"channel": "email", "expected_recipients": 54735873268099110141952}, "expected_recipients"),
+                        (request | {"channel": "em\x1fail"}, "channel")):
+        answer = await api_both.post("/segment-sends", json=body, headers={"Idempotency-Key": f"impossible-{field}"})
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert field in answer.text

@@ -9,6 +9,7 @@ which validate what they read from Kafka, apply the same contract (docs/events.m
 * date-times need an offset: a time without one is refused, never read in a guessed zone;
 * money: a finite Decimal, 0 to MAX_MONEY, kept with exactly two decimal places (sub-cent digits rounded);
 * currencies: the configured list (`CRM_CURRENCIES`, default ["CNY"]);
+* whole numbers an API stores or looks up (ids, counts, positions): 0 to MAX_INT32, what an SQL INTEGER holds;
 * identifiers: no control characters; free text: no NUL; neither a lone surrogate; URLs: http(s) only.
 """
 from __future__ import annotations
@@ -34,6 +35,8 @@ MAX_DELAY_MINUTES = 366 * 24 * 60  # a year late is the most a delay report can 
 MAX_DAYS_OVERDUE = 10_000  # longer than the date window: an invoice due on EARLIEST is not that late yet
 MAX_ATTEMPTS = 1_000
 MAX_QUANTITY = 1_000_000_000  # units (pieces, pallets, cartons) of one order: far above any real order
+# an SQL INTEGER (PostgreSQL int4): a larger id, count or position fails only at the query (asyncpg), as a 5xx
+MAX_INT32 = 2**31 - 1
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 NO_CONTROL_PATTERN = rf"^[^{_CONTROL}]*$"
@@ -189,3 +192,5 @@ def free_text(max_length: int) -> type[str]:
 Identifier = identifier()
 HttpUrl = Annotated[str, AfterValidator(_http_url), Field(max_length=2000, description="An http:// or https:// URL.")]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY, description=f"Whole units (pieces, cartons, pallets), 0 to {MAX_QUANTITY}.")]
+# as a query parameter: `Annotated[NonNegativeInt32, Query(...)] = default` (a `= Query(...)` default drops these bounds)
+NonNegativeInt32 = Annotated[int, Field(ge=0, le=MAX_INT32, description=f"Whole number, 0 to {MAX_INT32} (what an SQL INTEGER holds).")]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_common.events.bounds import HttpUrl
+from crm_common.events.bounds import HttpUrl, NonNegativeInt32
 from crm_common.inputs import Input
 
 IntakeChannel = Literal["web", "mobile", "call_center", "email"]
@@ -28,7 +28,7 @@ Language = Literal["zh-CN", "en"]
 class Attachment(Input):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=100)
-    size_bytes: int | None = Field(default=None, ge=0)
+    size_bytes: NonNegativeInt32 | None = None
     url: HttpUrl | None = None
 
 

@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from crm_common.events.bounds import NonNegativeInt32
 from crm_common.inputs import Input
 from crm_complaints.complaints.sla import minute_of_day
 
@@ -67,7 +68,7 @@ class RuleIn(Input):
     category: str | None = None
     region: str | None = None
     service_type: str | None = None
-    position: int | None = None
+    position: NonNegativeInt32 | None = None
 
 
 class RuleOut(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.events.bounds import NonNegativeInt32
 from crm_common.inputs import Input
 from crm_common.problems import Problem
 from crm_notifications import catalog
@@ -31,10 +32,10 @@ class Segment(Input):
 class SegmentSendIn(Input):
     segment: Segment
     template_key: str = Field(min_length=1, max_length=100)
-    channel: str = "email"
+    channel: Literal["email", "sms", "push", "webhook", "preferred"] = "email"
     category: str = "marketing"
     dry_run: bool = True
-    expected_recipients: int | None = Field(default=None, ge=0, description="The dry run's count; required to send.")
+    expected_recipients: NonNegativeInt32 | None = Field(default=None, description="The dry run's count; required to send.")
 
 
 class SegmentSendOut(BaseModel):
@@ -50,8 +51,6 @@ async def _validate(session: AsyncSession, data: SegmentSendIn) -> None:
     errors = []
     if not any(data.segment.model_dump().values()):
         errors.append({"loc": ["body", "segment"], "msg": "a segment needs at least one criterion", "type": "empty_segment"})
-    if data.channel not in ("email", "sms", "push", "webhook", "preferred"):
-        errors.append({"loc": ["body", "channel"], "msg": f"unknown channel {data.channel!r}", "type": "unknown_channel"})
     if data.category not in catalog.CATEGORIES or catalog.category_kind(data.category) == "internal":
         errors.append({"loc": ["body", "category"], "msg": f"unknown category {data.category!r}", "type": "unknown_category"})
     if not await templates.exists(session, data.template_key):
