@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from crm_common.bus import KafkaPublisher
 from crm_common.edge import caller_auth
@@ -121,6 +122,19 @@ AROUND_THE_CLOCK = [{"weekday": day, "start": "00:00", "end": "24:00"} for day i
 SEEDER = {"X-Actor-Id": "demo-seed", "X-Actor-Role": "admin"}
 
 
+def _transient(exc: BaseException) -> bool:
+    """A conflict with a concurrent writer or a service still warming up: the same PUT succeeds a moment later."""
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (409, 503)
+
+
+async def _put(client: httpx.AsyncClient, path: str, body: dict) -> None:
+    """PUT creates or replaces, so repeating it is harmless."""
+    async for attempt in AsyncRetrying(retry=retry_if_exception(_transient), stop=stop_after_attempt(5),
+                                       wait=wait_exponential(multiplier=0.2, max=3), reraise=True):
+        with attempt:
+            (await client.put(path, headers=SEEDER, json=body)).raise_for_status()
+
+
 async def _teams_and_agents(urls: dict[str, str]) -> int:
     """Teams and agents go in before the complaints, so that filed complaints are assigned at once."""
     base = urls.get("complaints")
@@ -128,10 +142,9 @@ async def _teams_and_agents(urls: dict[str, str]) -> int:
         return 0
     async with httpx.AsyncClient(base_url=base, timeout=10, auth=caller_auth("complaints", caller="demo-seed")) as client:
         for team_id, name in DEMO_TEAMS.items():
-            (await client.put(f"/teams/{team_id}", headers=SEEDER, json={"name": name, "calendar": OFFICE_HOURS})).raise_for_status()
+            await _put(client, f"/teams/{team_id}", {"name": name, "calendar": OFFICE_HOURS})
         for agent_id, team_id, name in DEMO_AGENTS:
-            (await client.put(f"/agents/{agent_id}", headers=SEEDER,
-                              json={"team_id": team_id, "name": name, "shifts": AROUND_THE_CLOCK})).raise_for_status()
+            await _put(client, f"/agents/{agent_id}", {"team_id": team_id, "name": name, "shifts": AROUND_THE_CLOCK})
     return len(DEMO_AGENTS)
 
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import DateTime, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -30,6 +31,11 @@ def async_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return async_url(url).startswith("sqlite")
+
+
+def dialect_insert(session: AsyncSession, table: Any):
+    """INSERT of the session's dialect: PostgreSQL's and SQLite's both have ON CONFLICT DO NOTHING / DO UPDATE."""
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def utcnow() -> dt.datetime:

@@ -42,10 +42,9 @@ import sqlalchemy as sa
 import pydantic_core
 from fastapi import Depends, Header, Request, Response
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, and_, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import Database, UTCDateTime, utcnow
+from crm_common.db import Database, UTCDateTime, dialect_insert, utcnow
 from crm_common.problems import Problem
 from crm_common.runtime import ServiceRuntime, runtime_of
 
@@ -213,7 +212,7 @@ class IdempotentRequest:
         claim = {"scope": self.scope, "key": self.key, "route": self.route, "request_hash": request_hash,
                  "created_at": now, "expires_at": now + self.retention}
         for _ in range(2):
-            statement = _dialect_insert(session).values(**claim).on_conflict_do_nothing().returning(idempotency_table.c.key)
+            statement = dialect_insert(session, idempotency_table).values(**claim).on_conflict_do_nothing().returning(idempotency_table.c.key)
             if (await session.execute(statement)).first() is not None:
                 return
             row = (await session.execute(
@@ -225,11 +224,6 @@ class IdempotentRequest:
             await session.execute(delete(idempotency_table).where(self._this_key(), idempotency_table.c.expires_at <= now))
         raise Problem(409, "Idempotency key in progress", "A request with this Idempotency-Key is being processed; retry.",
                       type_="urn:crm:problem:idempotency-key-in-progress", headers={"Retry-After": "1"})
-
-
-def _dialect_insert(session: AsyncSession):
-    dialect = session.bind.dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(idempotency_table)
 
 
 async def idempotent_request(request: Request, key: IdempotencyKey = None) -> IdempotentRequest:

@@ -131,3 +131,25 @@ async def test_concurrent_filings_share_the_load_on_postgres(pg_env):
     for r in responses:
         by_agent[r.json()["agent_id"]] = by_agent.get(r.json()["agent_id"], 0) + 1
     assert by_agent == {"p1": 3, "p2": 3, "p3": 3, "q1": 3, "q2": 3}  # round-robin and least-load, even under concurrency
+
+
+async def test_concurrent_puts_and_filings_creating_the_same_team_or_agent_all_succeed(env):
+    """PUT /teams/{id} creates or replaces: a concurrent creator (another PUT, or a filing routed to the team, as the demo
+    seeder races the worker under `make run`) never turns it into a UNIQUE conflict (409)."""
+    import asyncio
+
+    await seed_customer(env.db, "cust-1")
+    puts = [env.client.put("/teams/transport", json={"name": f"Transport {n}", "calendar": {"timezone": "Asia/Shanghai"}}, headers=STAFF)
+            for n in range(6)]
+    filings = [file(env, MONDAY_10, customer_id="cust-1", category="delay") for _ in range(2)]
+    answers = await asyncio.gather(*puts, *filings, return_exceptions=True)
+    assert [getattr(a, "status_code", a) for a in answers[:6]] == [200] * 6
+    assert not [a for a in answers[6:] if isinstance(a, BaseException)]
+    team = (await env.client.get("/teams/transport", headers=STAFF)).json()
+    assert team["name"].startswith("Transport ") and team["calendar"]["timezone"] == "Asia/Shanghai"
+    agent_puts = [env.client.put("/agents/new-agent", json={"team_id": "transport", "name": f"Agent {n}",
+                                                            "shifts": [{"weekday": 0, "start": "09:00", "end": "18:00"}]}, headers=STAFF)
+                  for n in range(6)]
+    assert [a.status_code for a in await asyncio.gather(*agent_puts)] == [200] * 6
+    agent = (await env.client.get("/agents/new-agent", headers=STAFF)).json()
+    assert agent["team_id"] == "transport" and len(agent["shifts"]) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import utcnow
+from crm_common.db import dialect_insert, utcnow
 from crm_common.events.customers import CustomerSnapshot
 from crm_common.problems import Problem
 from crm_complaints.complaints.models import (
@@ -90,6 +90,14 @@ async def apply_tier(session: AsyncSession, customer_id: str, *, tier: str | Non
 
 # ---- teams, agents, routing rules (admin) -------------------------------------------------------
 
+async def _create_or_replace(session: AsyncSession, model, key: str, values: dict):
+    """One upsert, not read-then-insert: a concurrent creator of the same row (another PUT, a filing routed to a new team)
+    never turns a PUT into a UNIQUE conflict. Columns not in `values` (a team's round-robin cursor) keep what they hold."""
+    insert = dialect_insert(session, model).values(id=key, **values)
+    await session.execute(insert.on_conflict_do_update(index_elements=[model.id], set_=values))
+    return await session.get(model, key, populate_existing=True)
+
+
 async def put_team(session: AsyncSession, team_id: str, *, name: str | None = None, calendar: dict | None = None,
                    strategy: str = "least_load", team_lead: str | None = None, manager: str | None = None) -> Team:
     if strategy not in ("least_load", "round_robin"):
@@ -100,32 +108,15 @@ async def put_team(session: AsyncSession, team_id: str, *, name: str | None = No
     except (CalendarError, ValueError, KeyError) as exc:
         where = ["body", "calendar", *getattr(exc, "loc", ())]
         raise Problem(422, "Invalid calendar", str(exc), errors=[{"loc": where, "msg": str(exc), "type": "value_error"}]) from exc
-    team = await session.get(Team, team_id)
-    if team is None:
-        team = Team(id=team_id)
-        session.add(team)
-    team.name = name or team_id
-    team.calendar = cal.to_dict()
-    team.strategy = strategy
-    team.team_lead = team_lead
-    team.manager = manager
-    await session.flush()
-    return team
+    return await _create_or_replace(session, Team, team_id, {"name": name or team_id, "calendar": cal.to_dict(), "strategy": strategy,
+                                                            "team_lead": team_lead, "manager": manager})
 
 
 async def put_agent(session: AsyncSession, agent_id: str, *, team_id: str, name: str | None = None, role: str = "agent",
                     active: bool = True, shifts: list[tuple[int, int, int]] = ()) -> Agent:
     if await session.get(Team, team_id) is None:
         raise Problem(422, "Unknown team", f"No team {team_id!r}.", errors=[{"loc": ["body", "team_id"], "msg": "unknown team", "type": "not_found"}])
-    agent = await session.get(Agent, agent_id)
-    if agent is None:
-        agent = Agent(id=agent_id)
-        session.add(agent)
-    agent.team_id = team_id
-    agent.name = name
-    agent.role = role
-    agent.active = active
-    await session.flush()
+    agent = await _create_or_replace(session, Agent, agent_id, {"team_id": team_id, "name": name, "role": role, "active": active})
     await session.execute(delete(AgentShift).where(AgentShift.agent_id == agent_id))
     for weekday, start, end in shifts:
         if weekday not in range(7) or not (0 <= start < 1440) or not (0 < end <= 1440) or start == end:

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Boolean, Integer, String, Text, any_, bindparam, ca
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.db import RowReader, UTCDateTime, utcnow
+from crm_common.db import RowReader, UTCDateTime, dialect_insert, utcnow
 from crm_common.events.complaints import (
     ComplaintAssigned,
     ComplaintClosed,
@@ -134,11 +134,11 @@ async def team_calendar(session: AsyncSession, team_id: str | None, settings: Co
 
 async def get_or_create_team(session: AsyncSession, team_id: str, settings: ComplaintsSettings) -> Team:
     team = await session.get(Team, team_id)
-    if team is None:
-        team = Team(id=team_id, name=team_id.replace("_", " ").title(),
-                    calendar=BusinessCalendar(timezone=settings.default_timezone).to_dict(), strategy="least_load")
-        session.add(team)
-        await session.flush()
+    if team is None:  # insert unless a concurrent PUT or filing created it meanwhile (no UNIQUE conflict either way)
+        await session.execute(dialect_insert(session, Team).values(
+            id=team_id, name=team_id.replace("_", " ").title(), calendar=BusinessCalendar(timezone=settings.default_timezone).to_dict(),
+            strategy="least_load").on_conflict_do_nothing(index_elements=[Team.id]))
+        team = await session.get(Team, team_id)
     return team
 
 
