@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import socket
@@ -25,8 +24,6 @@ from pathlib import Path
 
 from crm_common.events.topics import ALL_TOPICS
 from crm_common.settings import KafkaSettings
-
-log = logging.getLogger(__name__)
 
 
 def tansu_binary() -> Path:
@@ -121,46 +118,16 @@ class LocalBroker:
         self.stop()
 
 
-async def create_topics_on_started_broker(kafka: KafkaSettings, topics=ALL_TOPICS, partitions: int | None = None, attempts: int = 5) -> None:
-    """Create the topics on a broker that just started, with `partitions` each, even if a client was quicker.
-
-    Why: clients of a broker restarted empty reconnect at once and ask for their topics' metadata; Tansu then
-    creates each missing topic with its default of 4 partitions, before this creates it with the configured 6. A
-    producer that still knows 6 partitions sends a key of partition 4 or 5 there: Tansu acknowledges it, but no
-    consumer is assigned that partition, and the relay's check finds it missing and republishes without end. So a
-    topic with another partition count is deleted and created again. Safe on a broker that just started: what it
-    holds is seconds old, and relays republish what a broker no longer holds (docs/reliability.md).
-    """
-    from aiokafka.admin import AIOKafkaAdminClient
-
+def main(argv: list[str] | None = None) -> int:
     from crm_common.bus import ensure_topics
 
-    wanted = partitions or kafka.topic_partitions
-    for _ in range(attempts):
-        await ensure_topics(kafka, topics, wanted)
-        admin = AIOKafkaAdminClient(**kafka.client_options(), client_id=f"{kafka.client_id_prefix}-admin")
-        await admin.start()
-        try:
-            described = await admin.describe_topics([kafka.physical(t) for t in topics])
-            wrong = [t["topic"] for t in described if len(t["partitions"]) != wanted]
-            if not wrong:
-                return
-            log.warning("topics %s were created with another partition count than %d (a client asked first): creating them again",
-                        ", ".join(wrong), wanted)
-            await admin.delete_topics(wrong)
-        finally:
-            await admin.close()
-    raise RuntimeError(f"topics keep another partition count than {wanted} after {attempts} attempts")
-
-
-def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a local Tansu broker with the platform's topics.")
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--log", type=Path, default=None)
     args = parser.parse_args(argv)
     broker = LocalBroker(port=args.port, log_path=args.log, die_with_parent=True).start()
-    asyncio.run(create_topics_on_started_broker(KafkaSettings(bootstrap_servers=broker.bootstrap), ALL_TOPICS, args.partitions))
+    asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap), ALL_TOPICS, args.partitions))
     print(f"broker ready on {broker.bootstrap} with {len(ALL_TOPICS)} topics (Tansu pid {broker.process.pid})", flush=True)
     stop = {"now": False}
 

@@ -9,8 +9,7 @@ import pytest
 from common_support import RecordingHandler, applied_rows, order_event
 from sqlalchemy import func, select, update
 
-from crm_common.broker import create_topics_on_started_broker
-from crm_common.bus import KafkaPublisher
+from crm_common.bus import KafkaPublisher, ensure_topics
 from crm_common.consumer import InboxConsumer
 from crm_common.db import utcnow
 from crm_common.events.topics import ALL_TOPICS
@@ -52,7 +51,7 @@ async def _restart_empty(local_broker, kafka_settings, *, kill: bool = False) ->
     else:
         local_broker.stop()
     local_broker.start()
-    await create_topics_on_started_broker(kafka_settings, ALL_TOPICS)
+    await ensure_topics(kafka_settings, ALL_TOPICS)
 
 
 class Running:
@@ -234,23 +233,3 @@ async def test_a_group_whose_committed_offset_is_beyond_the_end_starts_from_the_
             await asyncio.wait_for(task, 15)
     finally:
         await publisher.stop()
-
-
-async def test_topics_a_client_created_first_on_a_restarted_broker_get_the_configured_partitions(kafka_settings, local_broker):
-    """A reconnecting client asks for a topic before the broker's topics are created: Tansu creates it with its default
-    partition count, and a producer that still knows the configured count would send to partitions nobody consumes."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    _needs_own_broker(local_broker)
-    local_broker.stop()
-    local_broker.start()
-    topic = kafka_settings.physical("logistics.orders")
-    admin = AIOKafkaAdminClient(**kafka_settings.client_options())
-    await admin.start()
-    try:
-        await admin._get_cluster_metadata([topic])  # what a consumer subscribed to it asks first: the broker creates it
-        assert len((await admin.describe_topics([topic]))[0]["partitions"]) != kafka_settings.topic_partitions
-        await create_topics_on_started_broker(kafka_settings, ALL_TOPICS)
-        assert len((await admin.describe_topics([topic]))[0]["partitions"]) == kafka_settings.topic_partitions
-    finally:
-        await admin.close()
