@@ -154,6 +154,7 @@ async def ingest(runtime: ServiceRuntime, items: list[Any], principal: Principal
         except ValueError as exc:
             raw_id = item.get("event_id") if isinstance(item, dict) else None
             raw_type = item.get("type") if isinstance(item, dict) else None
+            raw_type = raw_type if isinstance(raw_type, str) else None  # echo a type only where it is one (the answer's schema says a string)
             results.append(_item_result(index, str(raw_id) if raw_id is not None else None, raw_type, "rejected", reason=str(exc)))
             continue
         event_id = str(envelope.event_id)

@@ -115,6 +115,18 @@ async def test_the_reasons_say_what_to_fix(database_factory):
         await downstream.close()
 
 
+async def test_a_type_that_is_not_a_string_is_refused_and_not_echoed(database_factory):
+    downstream = await build_downstream(database_factory)
+    try:
+        event = _bad("PaymentReceived")
+        event["type"] = []  # schemathesis found the answer echoing it, against the answer's own schema (type: string)
+        result = (await downstream.post([event])).json()["results"][0]
+        assert result["status"] == "rejected" and result["type"] is None
+        assert result["reason"].startswith("type must be one of")
+    finally:
+        await downstream.close()
+
+
 async def test_the_openapi_document_shows_the_request_schema_and_its_bounds(database_factory):
     downstream = await build_downstream(database_factory)
     try:
