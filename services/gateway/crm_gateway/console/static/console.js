@@ -21,6 +21,7 @@
     if (state.complaint) renderComplaint(state.complaint.complaint, state.complaint.timeline);
     if (state.dashboard) renderDashboard(state.dashboard);
     if (isWorker()) loadQueue();
+    if (state.me && !$("admin-view").hidden) window.Admin.render();
   }
 
   // ------------------------------------------------------------------ helpers
@@ -95,6 +96,7 @@
     if (!response.ok) {
       const err = new Error((body && body.detail) || (body && body.title) || t("error.http", { s: response.status }));
       err.status = response.status;
+      err.body = body;
       throw err;
     }
     return body;
@@ -138,6 +140,7 @@
     $("tabs").hidden = false;
     $("tab-dashboard").hidden = state.me.role !== "admin";
     $("tab-sent").hidden = !isWorker();
+    $("tab-admin").hidden = state.me.role !== "admin";
     showTab("callcenter");
     startWorkspace();
   }
@@ -146,7 +149,7 @@
     state.token = null;
     state.me = null;
     sessionStorage.removeItem("crm.token");
-    for (const id of ["callcenter-view", "dashboard-view", "sent-view", "tabs", "logout-btn"]) $(id).hidden = true;
+    for (const id of ["callcenter-view", "dashboard-view", "sent-view", "admin-view", "tabs", "logout-btn"]) $(id).hidden = true;
     $("whoami").textContent = "";
     $("login-view").hidden = false;
   }
@@ -155,8 +158,10 @@
     $("callcenter-view").hidden = name !== "callcenter";
     $("dashboard-view").hidden = name !== "dashboard";
     $("sent-view").hidden = name !== "sent";
+    $("admin-view").hidden = name !== "admin";
     if (name === "dashboard") loadDashboard();
     else if (name === "sent") loadSent();
+    else if (name === "admin") window.Admin.load();
     else $("search-input").focus();
   }
 
@@ -467,6 +472,9 @@
       [t("chart.sent"), t("chart.failed")], labels);
     if (n.suppressed_by_reason) caption($("chart-notifications"), Object.entries(n.suppressed_by_reason).map(([r, k]) => `${r}: ${k}`).join(" · "));
   }
+
+  // what the admin tab (admin.js) borrows
+  window.ConsoleKit = { api, t, tv, el, toast };
 
   // ------------------------------------------------------------------ wiring
   document.addEventListener("DOMContentLoaded", async () => {

@@ -1,0 +1,106 @@
+"""The console's admin tab in real headless Chromium, behind the real complaints service: the admin edits a team's
+business calendar, adds an agent with shifts and changes a routing rule; the setup API then holds what was typed
+and the next complaint follows the edited rule. Screenshots in zh-CN and en under TEST_OUTPUT_DIR."""
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.async_api import expect
+
+pytest.importorskip("crm_complaints", reason="complaints service not installed")
+complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
+
+from crm_common.testing import served_on_loopback  # noqa: E402
+from gateway_support import auth  # noqa: E402
+from test_complaint_workflow import ALWAYS_OPEN, gateway_before_real_complaints, ok  # noqa: E402
+from test_console_browser import OUTPUT, _chromium  # noqa: E402
+from test_survey_browser import CHROMIUM_FLAGS  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console(database_factory, gateway_db):
+    from playwright.async_api import async_playwright
+
+    executable = _chromium()
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    async with gateway_before_real_complaints(database_factory, gateway_db) as (app, settings, env):
+        async with served_on_loopback(app) as url, httpx.AsyncClient(base_url=url) as client, async_playwright() as p:
+            admin = auth(settings, "admin", "admin-1")
+            for team in ("transport", "claims"):
+                ok(await client.put(f"/api/v1/teams/{team}", headers=admin, json={"calendar": ALWAYS_OPEN}))
+            ok(await client.put("/api/v1/routing-rules", headers=admin, json=[{"category": "delay", "team": "transport", "position": 10}]))
+
+            browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+            try:
+                context = await browser.new_context(viewport={"width": 1400, "height": 1400}, locale="zh-CN")
+                page = await context.new_page()
+                problems: list[str] = []
+                page.on("pageerror", lambda exc: problems.append(str(exc)))
+                page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+                await page.goto(url + "/console")
+                await page.wait_for_selector("#login-user option[value='admin']", state="attached")
+                await page.select_option("#login-user", "admin")
+                await page.click("#login-btn")
+                await page.click("#tab-admin")
+
+                # the transport team's calendar: a holiday, a make-up working day, shorter hours, weekdays only
+                await page.click("#teams-table tr[data-id='transport']")
+                await expect(page.locator("#team-id")).to_have_value("transport")
+                await page.fill("#team-periods", "08:30-12:00, 13:00-17:30")
+                for weekday in (5, 6):
+                    await page.uncheck(f"#team-wd-{weekday}")
+                await page.fill("#team-holidays", "2027-10-01\n2027-10-02")
+                await page.fill("#team-workdays", "2027-10-09")
+                await page.click("#team-save")
+                await expect(page.locator("#teams-table tr[data-id='transport'] td").nth(6)).to_have_text("2")
+                # a bad time is refused with the service's words, nothing stored
+                await page.click("#teams-table tr[data-id='transport']")
+                await page.fill("#team-periods", "12:75-13:00")
+                await page.click("#team-save")
+                await expect(page.locator("#team-error")).to_contain_text("12:75")
+                await page.click("#team-cancel")
+
+                # a new agent of team claims, Monday to Wednesday 08:00-20:00
+                await page.click("#agent-new")
+                await page.fill("#agent-id", "zhao-lei")
+                await page.fill("#agent-name", "赵磊")
+                await page.select_option("#agent-team", "claims")
+                for weekday in (3, 4):
+                    await page.uncheck(f"#agent-wd-{weekday}")
+                await page.fill("#agent-start", "08:00")
+                await page.fill("#agent-end", "20:00")
+                await page.click("#agent-save")
+                await expect(page.locator("#agents-table tr[data-id='zhao-lei']")).to_contain_text("赵磊")
+
+                # the delay rule now sends East's delays to claims
+                row = page.locator("#rules-table .rule-row").first
+                await row.locator(".rule-region").fill("East")
+                await row.locator(".rule-team").select_option("claims")
+                await page.click("#rules-save")
+                await expect(page.locator("#toast")).to_have_text("已保存")
+                await page.screenshot(path=str(OUTPUT / "admin-zh-CN.png"), full_page=True)
+                await page.click("#lang-toggle")
+                await expect(page.locator("#rules-save")).to_have_text("Save rules")
+                await page.screenshot(path=str(OUTPUT / "admin-en.png"), full_page=True)
+                assert not problems, problems
+                await context.close()
+            finally:
+                await browser.close()
+
+            transport = ok(await client.get("/api/v1/teams/transport", headers=admin))
+            assert transport["calendar"]["periods"] == [["08:30", "12:00"], ["13:00", "17:30"]]
+            assert transport["calendar"]["weekdays"] == [0, 1, 2, 3, 4]
+            assert (transport["calendar"]["holidays"], transport["calendar"]["workdays"]) == (["2027-10-01", "2027-10-02"], ["2027-10-09"])
+            agent = ok(await client.get("/api/v1/agents/zhao-lei", headers=admin))
+            assert (agent["team_id"], agent["name"]) == ("claims", "赵磊")
+            assert agent["shifts"] == [{"weekday": d, "start": "08:00", "end": "20:00"} for d in (0, 1, 2)]
+            assert ok(await client.get("/api/v1/routing-rules", headers=admin)) == [
+                {"category": "delay", "region": "East", "service_type": None, "team": "claims", "position": 10}]
+            customer = auth(settings, "customer", "portal-x1", customer_id="X1")
+            east = ok(await client.post("/api/v1/complaints", headers=customer,
+                                        json={"category": "delay", "description": "晚到", "channel": "web", "region": "East"}), 201)
+            west = ok(await client.post("/api/v1/complaints", headers=customer,
+                                        json={"category": "delay", "description": "晚到", "channel": "web", "region": "West"}), 201)
+            assert ok(await client.get(f"/api/v1/complaints/{east['id']}", headers=admin))["team_id"] == "claims"
+            assert ok(await client.get(f"/api/v1/complaints/{west['id']}", headers=admin))["team_id"] == "customer_service"
