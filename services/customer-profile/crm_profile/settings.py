@@ -1,4 +1,4 @@
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
@@ -9,3 +9,7 @@ class ProfileSettings(ServiceSettings):
 
     service_name: str = "customer-profile"
     database_url: SecretStr = SecretStr("sqlite:///var/customer-profile.db")
+    # win-back (docs/customer-profile.md "Win-back"): a customer is lost when scoring announces P(alive) (0-100) under
+    # this and its last order seen is at least lost_after_days old
+    lost_after_days: int = Field(default=180, ge=1, le=3660)
+    lost_p_alive_below: float = Field(default=20.0, gt=0, le=100)

@@ -108,6 +108,14 @@ RULES: tuple[Rule, ...] = (
     R("/account-manager/worklist", READ, STAFF_AM, "profile", Scope.LIST),
     R("/account-manager/visit-quotas", READ, STAFF_AM, "profile", Scope.PUBLIC),  # not about a customer: no object check
     R("/account-manager/visit-quotas", frozenset({"PUT"}), ADMIN, "profile"),
+    # win-back: the service scopes an account manager to the cases of their customers (another's case is a 404);
+    # lists and a case are also filtered by the token's customers; the report and the reasons name no customer
+    R("/account-manager/win-back-cases", READ, STAFF_AM, "profile", Scope.LIST),
+    R("/account-manager/win-back-cases/{case_id}", READ, STAFF_AM, "profile", Scope.LIST),
+    R("/account-manager/win-back-cases/{case_id}/survey", frozenset({"POST"}), STAFF_AM, "profile", Scope.PUBLIC),
+    R("/account-manager/win-back-cases/{case_id}/outcome", frozenset({"POST"}), STAFF_AM, "profile", Scope.PUBLIC),
+    R("/account-manager/win-back-report{rest:path}", READ, STAFF_AM, "profile", Scope.PUBLIC),
+    R("/account-manager/win-back-reasons", READ, STAFF_AM, "profile", Scope.PUBLIC),
     # --- scoring
     R("/scores", READ, frozenset({"admin", "agent", "account_manager"}), "scoring", Scope.LIST),
     R("/scores/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),

@@ -64,3 +64,41 @@ async def test_visit_quotas_read_by_the_workspace_changed_by_an_admin(database_f
         assert bad.status_code == 422
         saved = await client.put("/api/v1/account-manager/visit-quotas", json=change, headers=admin)
         assert saved.status_code == 200 and saved.json() == change
+
+
+async def test_win_back_through_the_gateway_with_roles(database_factory, gateway_db, db_kind):
+    async with gateway_before_real_profile(database_factory, gateway_db, db_kind) as (client, settings):
+        admin = role_headers(settings, "admin")
+        created = await client.post("/api/v1/customers", json={"name": "Qian Lost Express", "account_manager": "am-qian", "status": "active"}, headers=admin)
+        assert created.status_code == 201, created.text
+        customer = created.json()["id"]
+        qian, sun = auth(settings, "account_manager", "am-qian"), auth(settings, "account_manager", "am-sun")
+        terminated = await client.patch(f"/api/v1/customers/{customer}", json={"status": "lost"}, headers=qian | {"If-Match": "*"})
+        assert terminated.status_code == 200, terminated.text
+
+        cases = await client.get("/api/v1/account-manager/win-back-cases", headers=qian)
+        assert cases.status_code == 200, cases.text
+        [case] = [c for c in cases.json()["items"] if c["customer_id"] == customer]
+        assert case["cause"] == "terminated" and case["status"] == "in_progress"
+        calls = (await client.get("/api/v1/account-manager/worklist", headers=qian)).json()["items"]
+        assert [(i["kind"], i["case_id"]) for i in calls if i["customer_id"] == customer] == [("win_back_call", case["id"])]
+        assert [c for c in (await client.get("/api/v1/account-manager/win-back-cases", headers=sun)).json()["items"] if c["customer_id"] == customer] == []
+        assert (await client.get(f"/api/v1/account-manager/win-back-cases/{case['id']}", headers=sun)).status_code == 404
+        refused = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/survey", json={"reasons": ["price"]}, headers=sun)
+        assert refused.status_code == 404 and refused.headers["content-type"].startswith("application/problem+json")
+        bad = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/survey", json={"reasons": ["nope"], "extra": 1}, headers=qian)
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        surveyed = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/survey",
+                                     json={"reasons": ["competitor_offer"], "would_return_if": "matched price"}, headers=qian)
+        assert surveyed.status_code == 200, surveyed.text
+        won = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/outcome", json={"outcome": "won_back"}, headers=qian)
+        assert won.status_code == 200 and (await client.get(f"/api/v1/customers/{customer}", headers=qian)).json()["status"] == "active"
+
+        month = case["lost_at"][:7]
+        mine = await client.get("/api/v1/account-manager/win-back-report", params={"since": month}, headers=qian)
+        assert mine.status_code == 200, mine.text
+        assert mine.json()["account_manager"] == "am-qian" and mine.json()["months"][0]["won_back"] == 1
+        assert (await client.get("/api/v1/account-manager/win-back-report", params={"since": month, "account_manager": "am-qian"}, headers=sun)).status_code == 403
+        everyone = await client.get("/api/v1/account-manager/win-back-report.csv", params={"since": month}, headers=admin)
+        assert everyone.status_code == 200 and everyone.headers["content-type"].startswith("text/csv") and "reason_competitor_offer" in everyone.text
+        assert (await client.get("/api/v1/account-manager/win-back-cases", headers=role_headers(settings, "customer"))).status_code == 403

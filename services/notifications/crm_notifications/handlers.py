@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from crm_common.consumer import Event
-from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerSnapshot
+from crm_common.events.customers import CustomerErased, CustomerLost, CustomerMerged, CustomerSnapshot
 from crm_common.events.scoring import CustomerScored, CustomerTierChanged
 from crm_notifications.clock import Clock
 from crm_notifications.delivery import pipeline
@@ -32,6 +32,8 @@ class NotificationsHandler:
             return  # nobody is told about an erasure
         if isinstance(payload, CustomerSnapshot):
             await directory.apply_snapshot(session, payload, now)
+        elif isinstance(payload, CustomerLost):
+            await directory.apply_lost(session, payload, now)
         elif isinstance(payload, CustomerMerged):
             await directory.apply_merged(session, payload, now)
         elif isinstance(payload, CustomerScored):

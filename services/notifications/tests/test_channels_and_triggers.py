@@ -7,7 +7,7 @@ from notifications_support import T0, EventFeeder, customer_registered, event
 from sqlalchemy import select
 
 from crm_common.events.complaints import ComplaintEscalated, ComplaintResolved
-from crm_common.events.customers import CustomerUpdated
+from crm_common.events.customers import CustomerLost, CustomerUpdated
 from crm_common.events.logistics import PaymentOverdue, ShipmentLost
 from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, endpoint_secret, verify_signature
 from crm_notifications.delivery.models import InboxTask, Message
@@ -146,6 +146,32 @@ async def test_renewal_and_win_back_scans_run_once_per_occasion(nf, smtp, clock)
     assert subjects == ["Contract renewal reminder", "好久不见，我们想念您"]
     renewal = next(m for m in smtp.messages if m["To"] == "s1@example.com")
     assert "2026-03-20" in renewal.get_content() and "in 18 days" in renewal.get_content()
+
+
+async def test_win_back_counts_from_the_lost_at_of_customer_profiles_case(nf, smtp, clock):
+    """The profile stages CustomerUpdated (status lost) then CustomerLost: the email's 90 days start at the case's lost_at,
+    and a customer won back (active again) gets nothing."""
+    feeder = EventFeeder(nf)
+    contacts = [{"contact_id": "kl", "email": "l1@example.com", "marketing_consent": True}]
+    await feeder.feed(customer_registered("l1", contacts))
+    lost_at = clock.now() - dt.timedelta(days=30)  # the case opened 30 days before this service read it
+    await feeder.feed(event(CustomerUpdated(customer_id="l1", name="Gone Co", status="lost", contacts=contacts)))
+    await feeder.feed(event(CustomerLost(customer_id="l1", case_id="c-1", cause="inactive", detail="no order", lost_at=lost_at)))
+    clock.advance(days=59)
+    assert await nf.run_scans() == 0  # 89 days after lost_at
+    clock.advance(days=1, seconds=1)
+    assert await nf.run_scans() == 1
+    await nf.dispatcher.run_once()
+    assert [m["To"] for m in smtp.messages] == ["l1@example.com"]
+
+    await feeder.feed(customer_registered("l2", [{"contact_id": "kl2", "email": "l2@example.com", "marketing_consent": True}]))
+    await feeder.feed(event(CustomerLost(customer_id="l2", case_id="c-2", cause="terminated", detail="status set", lost_at=clock.now())))
+    await feeder.feed(event(CustomerUpdated(customer_id="l2", name="Back Co", status="active",
+                                            contacts=[{"contact_id": "kl2", "email": "l2@example.com", "marketing_consent": True}])))
+    clock.advance(days=120)
+    await nf.run_scans()
+    await nf.dispatcher.run_once()
+    assert "l2@example.com" not in [m["To"] for m in smtp.messages]  # won back: no win-back email
 
 
 async def test_complaint_before_its_customer_snapshot_waits_for_the_contact(nf, smtp, clock):

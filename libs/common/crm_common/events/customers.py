@@ -111,3 +111,19 @@ class CustomerErased(EventPayload):
     customer_id: str
     contact_id: str | None = None
     erased_at: dt.datetime
+
+
+class CustomerLost(EventPayload):
+    """The customer is lost (流失客户): the account manager's win-back case `case_id` is open. `cause` says how:
+    `inactive` (no order for the configured days and P(alive) under the threshold, decided by customer-profile from
+    scoring's announcement and the orders it has seen) or `terminated` (someone set the status to lost)."""
+
+    event_type = "CustomerLost"
+    event_version = 1
+
+    customer_id: str
+    case_id: str
+    account_manager: str | None = None
+    cause: Literal["inactive", "terminated"]
+    detail: str = Field(max_length=500, description="Why, in one line (the last order and P(alive), or who set the status).")
+    lost_at: dt.datetime

@@ -1,10 +1,12 @@
-"""Events in: scoring's announcements feed the workspace's read model (a map from payload type to handler)."""
+"""Events in: scoring's announcements feed the workspace's read model (a map from payload type to handler), and may
+make a customer lost (win-back); the orders of logistics.orders feed the orders read model (last order, revenue)."""
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.consumer import Event
-from crm_profile.accounts import service
+from crm_profile.accounts import service, winback
+from crm_profile.settings import ProfileSettings
 
 HANDLERS = {
     "CustomerScored": service.apply_scored,
@@ -17,5 +19,27 @@ class AccountScoresHandler:
     topics = ("crm.scoring",)
     event_types = frozenset(HANDLERS)
 
+    def __init__(self, settings: ProfileSettings | None = None):
+        self.settings = settings or ProfileSettings()
+
     async def handle(self, session: AsyncSession, event: Event) -> None:
         await HANDLERS[event.envelope.type](session, event.payload)
+        if event.envelope.type == "CustomerScored":
+            scored = event.payload
+            await winback.check_inactive(session, scored.customer_id, scored.scores.get("p_alive"), scored.scored_at,
+                                         after_days=self.settings.lost_after_days, p_alive_below=self.settings.lost_p_alive_below)
+
+
+ORDER_HANDLERS = {
+    "OrderCreated": winback.apply_order_created,
+    "OrderCancelled": winback.apply_order_cancelled,
+}
+
+
+class AccountOrdersHandler:
+    name = "profile-account-orders"
+    topics = ("logistics.orders",)
+    event_types = frozenset(ORDER_HANDLERS)
+
+    async def handle(self, session: AsyncSession, event: Event) -> None:
+        await ORDER_HANDLERS[event.envelope.type](session, event.payload)

@@ -1,10 +1,13 @@
-"""Tables of the account manager's workspace: what scoring last announced about each customer (a read model fed by
-crm.scoring events, never scoring's tables) and the visit quotas (data)."""
+"""Tables of the account manager's workspace: what scoring last announced about each customer and the orders seen
+(read models fed by crm.scoring and logistics.orders events, never another service's tables), the visit quotas and
+win-back reasons (data), and the win-back cases."""
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Float, Integer, String, UniqueConstraint
+from decimal import Decimal
+
+from sqlalchemy import JSON, Float, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_common.db import UTCDateTime, utcnow
@@ -43,3 +46,55 @@ class VisitQuota(Base):
     period: Mapped[str] = mapped_column(String(10))  # month / quarter
 
     __table_args__ = (UniqueConstraint("applies_to", "value", name="uq_visit_quotas_target"),)
+
+
+class AccountOrder(Base):
+    """An order of a customer as logistics.orders announced it (OrderCreated; OrderCancelled sets `cancelled_at`)."""
+
+    __tablename__ = "account_orders"
+
+    order_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    order_date: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_account_orders_customer_date", "customer_id", "order_date"),)
+
+
+class WinBackReason(Base):
+    """One reason for leaving a lost-customer survey may record (a fixed list, as data)."""
+
+    __tablename__ = "winback_reasons"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    label_en: Mapped[str] = mapped_column(String(100))
+    label_zh: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class WinBackCase(Base):
+    """A lost customer's win-back case: opened when the customer became lost, the survey call's answers, the outcome."""
+
+    __tablename__ = "winback_cases"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    account_manager: Mapped[str | None] = mapped_column(String(100))  # the customer's manager when it was lost
+    cause: Mapped[str] = mapped_column(String(20))  # inactive / terminated
+    detail: Mapped[str] = mapped_column(String(500))
+    lost_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default="in_progress")  # in_progress / won_back / lost_for_good
+    reasons: Mapped[list] = mapped_column(JSON, default=list)
+    reason_text: Mapped[str | None] = mapped_column(String(2000))
+    would_return_if: Mapped[str | None] = mapped_column(String(2000))
+    surveyed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    surveyed_by: Mapped[str | None] = mapped_column(String(100))
+    outcome_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome_note: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (Index("ix_winback_cases_customer", "customer_id", "status"), Index("ix_winback_cases_manager_lost", "account_manager", "lost_at"))

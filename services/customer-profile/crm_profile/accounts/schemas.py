@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crm_common.events.bounds import free_text, identifier
+from crm_common.inputs import Input
+
 ABC_CLASSES = ("A", "B", "C", "D")
 TIERS = ("key_account", "ordinary", "small", "at_risk")
 
@@ -41,13 +44,14 @@ class PortfolioPage(BaseModel):
 
 
 class WorkItem(BaseModel):
-    kind: Literal["follow_up", "visit", "credit_review"]
+    kind: Literal["follow_up", "visit", "credit_review", "win_back_call"]
     customer_id: str
     customer_name: str
     due: dt.date
     overdue: bool
     detail: str
     interaction_id: str | None = None
+    case_id: str | None = Field(default=None, description="The win-back case of a win_back_call.")
 
 
 class Worklist(BaseModel):
@@ -77,3 +81,67 @@ class QuotaOut(BaseModel):
     value: str
     visits: int
     period: str
+
+
+class ReasonOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    label_en: str
+    label_zh: str
+
+
+class WinBackCaseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    customer_id: str
+    account_manager: str | None
+    cause: Literal["inactive", "terminated"]
+    detail: str
+    lost_at: dt.datetime
+    status: Literal["in_progress", "won_back", "lost_for_good"]
+    reasons: list[str]
+    reason_text: str | None
+    would_return_if: str | None
+    surveyed_at: dt.datetime | None
+    surveyed_by: str | None
+    outcome_at: dt.datetime | None
+    outcome_note: str | None
+
+
+class WinBackCasePage(BaseModel):
+    items: list[WinBackCaseOut]
+    next_cursor: str | None
+
+
+class SurveyIn(Input):
+    """The lost-customer survey call: why the customer left (codes of GET /account-manager/win-back-reasons, and in
+    its own words) and what would bring it back."""
+
+    reasons: list[identifier(40)] = Field(min_length=1, max_length=10)
+    reason_text: free_text(2000) | None = None
+    would_return_if: free_text(2000) | None = None
+
+
+class OutcomeIn(Input):
+    outcome: Literal["won_back", "lost_for_good"]
+    note: free_text(2000) | None = None
+
+
+class WinBackMonth(BaseModel):
+    month: str
+    opened: int
+    won_back: int
+    lost_for_good: int
+    in_progress: int
+    surveyed: int
+    win_back_rate: float | None = Field(description="won_back / opened of the customers lost that month (null: none lost).")
+    reasons: dict[str, int]
+
+
+class WinBackReport(BaseModel):
+    since: str
+    until: str
+    account_manager: str | None
+    months: list[WinBackMonth]

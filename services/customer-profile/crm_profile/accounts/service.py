@@ -5,6 +5,7 @@ Rules (docs/customer-profile.md, "Account manager's workspace"):
 * a follow-up is due when the customer's latest interaction names a `next_follow_up`; any later interaction
   (the follow-up itself) replaces it;
 * a visit quota is paced: with `visits` per period, the (n+1)-th visit is due by period start + (n+1) x period / visits;
+* a lost customer's survey call (win-back) is due the day the customer was lost, until the case records a survey;
 * a credit review is due `review_every_days` after the last `credit_review` interaction (or after the grade changed),
   and at once when the grade's policy asked for a review after the last one.
 """
@@ -20,7 +21,7 @@ from sqlalchemy.orm import aliased
 
 from crm_common.db import utcnow
 from crm_common.events.scoring import CreditGradeChanged, CustomerScored
-from crm_profile.accounts.models import AccountScore, VisitQuota
+from crm_profile.accounts.models import AccountScore, VisitQuota, WinBackCase
 from crm_profile.accounts.schemas import PortfolioItem, QuotaIn, WorkItem
 from crm_profile.customers.models import MERGED, Customer, Interaction
 
@@ -264,6 +265,7 @@ async def worklist(session: AsyncSession, owner: str | None, today: dt.date, *, 
     items = _follow_ups(await _latest_interactions(session, ids), names, today, horizon)
     items += _visits_due(rows, await list_quotas(session), await _recent_visits(session, ids, today), today, horizon)
     items += _credit_reviews(rows, await _last_credit_reviews(session, ids), today, horizon)
+    items += await _win_back_calls(session, owner, today)
     items.sort(key=lambda item: (item.due, item.kind, item.customer_id))
     return items[:limit]
 
@@ -308,3 +310,15 @@ def _credit_reviews(rows, last_reviews: dict[str, dt.datetime], today: dt.date, 
         if due <= horizon:
             items.append(_item("credit_review", customer_id, name, due, today, f"Credit review ({why})"))
     return items
+
+
+async def _win_back_calls(session: AsyncSession, owner: str | None, today: dt.date) -> list[WorkItem]:
+    """The survey call of each win-back case in progress that has none yet (the case's manager, as when it was lost)."""
+    query = (select(WinBackCase, Customer.name).join(Customer, Customer.id == WinBackCase.customer_id)
+             .where(WinBackCase.status == "in_progress", WinBackCase.surveyed_at.is_(None)))
+    query = query.where(WinBackCase.account_manager == owner) if owner is not None else query.where(WinBackCase.account_manager.is_not(None))
+    return [
+        _item("win_back_call", case.customer_id, name, case.lost_at.astimezone(BUSINESS_ZONE).date(), today,
+              f"Lost-customer survey call: why they left, what would bring them back ({case.detail})", case_id=case.id)
+        for case, name in (await session.execute(query)).all()
+    ]

@@ -17,6 +17,7 @@ from crm_common.db import utcnow
 from crm_common.outbox import emit
 from crm_common.problems import Problem
 from crm_profile import SERVICE_NAME
+from crm_profile.accounts import winback
 from crm_profile.customers import events
 from crm_profile.customers.models import MERGED, Address, Contact, Customer, CustomerTag, Interaction
 from crm_profile.customers.normalize import escape_like, has_control_characters, is_id, normalize_tax_id, try_normalize_phone
@@ -252,6 +253,7 @@ async def update_customer(session: AsyncSession, customer_id: str, patch: Custom
     if start and end and end < start:
         raise field_error(["body", "contract_end"], "contract_end is before contract_start")
     changed = []
+    old_status = customer.status
     for name in CUSTOMER_SCALARS:
         if name in values:
             value = values[name]
@@ -270,6 +272,8 @@ async def update_customer(session: AsyncSession, customer_id: str, patch: Custom
     _touch(customer)
     await session.flush()
     await _emit(session, events.updated(customer, changed), customer.id)
+    if "status" in changed:
+        await winback.status_changed(session, customer, old_status)
     return customer
 
 

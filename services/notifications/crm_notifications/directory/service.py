@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerSnapshot
+from crm_common.events.customers import CustomerErased, CustomerLost, CustomerMerged, CustomerSnapshot
 from crm_common.events.scoring import CustomerScored, CustomerTierChanged
 from crm_notifications.directory import erasure
 from crm_notifications.directory.erasure import ERASED_TEXT  # noqa: F401  (re-exported)
@@ -35,6 +35,16 @@ async def _customer_row(session: AsyncSession, customer_id: str, now: dt.datetim
         record = CustomerRecord(customer_id=customer_id, erased=False, updated_at=now)
         session.add(record)
     return record
+
+
+async def apply_lost(session: AsyncSession, lost: CustomerLost, now: dt.datetime) -> None:
+    """The win-back scan counts its days from the moment customer-profile's win-back case says the customer was lost
+    (the CustomerUpdated staged with it marked the status already, at the time this service read it)."""
+    record = await _customer_row(session, lost.customer_id, now)
+    if record.erased:
+        return
+    record.status, record.status_since, record.updated_at = "lost", lost.lost_at, now
+    await session.flush()
 
 
 async def apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot, now: dt.datetime) -> None:

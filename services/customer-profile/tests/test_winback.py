@@ -1,0 +1,145 @@
+"""Win-back on the profile service (both databases): a customer becoming lost (scoring's P(alive) and the last order
+seen, or a status set by hand) opens one case with CustomerLost; the survey call is in the worklist until recorded;
+the outcome sets the status; the report counts per month (JSON and CSV)."""
+import datetime as dt
+import uuid
+from decimal import Decimal
+from types import SimpleNamespace
+
+from profile_support import full_body, outbox_events
+
+from crm_common.events.logistics import OrderCancelled, OrderCreated
+from crm_common.events.scoring import CustomerScoredV2
+from crm_profile.accounts.api import today
+from crm_profile.accounts.handlers import AccountOrdersHandler, AccountScoresHandler
+from crm_profile.settings import ProfileSettings
+
+SCORED_AT = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.timezone.utc)
+TODAY = dt.date(2026, 11, 25)
+
+
+def as_actor(subject: str, role: str) -> dict:
+    return {"X-Actor-Id": subject, "X-Actor-Role": role}
+
+
+async def _customer(profile, manager: str, **fields) -> dict:
+    response = await profile.client.post("/customers", json=full_body(account_manager=manager, **fields))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _deliver(profile, handler, payload) -> None:
+    event = SimpleNamespace(envelope=SimpleNamespace(type=payload.event_type), payload=payload)
+    async with profile.runtime.transaction() as session:
+        await handler.handle(session, event)
+
+
+def _order(customer_id: str, day: str, amount: str = "1000.00") -> OrderCreated:
+    return OrderCreated(order_id=f"o-{uuid.uuid4().hex[:10]}", customer_id=customer_id, order_date=f"{day}T08:00:00+08:00", amount=Decimal(amount))
+
+
+def _scored(customer_id: str, p_alive: float) -> CustomerScoredV2:
+    return CustomerScoredV2(customer_id=customer_id, abc_class="C", tier="at_risk", credit_grade="B", churn_risk="high",
+                            scores={"current_value": 10.0, "p_alive": p_alive}, scored_at=SCORED_AT)
+
+
+async def test_an_inactive_customer_becomes_lost_once_and_its_manager_gets_the_survey_call(profile):
+    profile.client._transport.app.dependency_overrides[today] = lambda: TODAY
+    scores = AccountScoresHandler(ProfileSettings(lost_after_days=180, lost_p_alive_below=20))
+    orders = AccountOrdersHandler()
+    manager = f"am-{uuid.uuid4().hex[:8]}"
+    gone, recent, likely = [(await _customer(profile, manager))["id"] for _ in range(3)]
+    await _deliver(profile, orders, _order(gone, "2026-04-01"))
+    late = _order(gone, "2026-10-01")
+    await _deliver(profile, orders, late)
+    await _deliver(profile, orders, OrderCancelled(order_id=late.order_id, customer_id=gone, cancelled_at="2026-10-02T08:00:00+08:00"))
+    await _deliver(profile, orders, _order(recent, "2026-09-01"))  # 80 days: not lost, whatever P(alive) says
+    await _deliver(profile, orders, _order(likely, "2026-01-01"))
+
+    await _deliver(profile, scores, _scored(gone, 5.0))  # last (uncancelled) order 2026-04-01: 233 days
+    await _deliver(profile, scores, _scored(recent, 5.0))
+    await _deliver(profile, scores, _scored(likely, 60.0))  # old order, but likely alive
+    await _deliver(profile, scores, _scored(gone, 4.0))  # already lost: no second case
+
+    statuses = {cid: (await profile.client.get(f"/customers/{cid}")).json()["status"] for cid in (gone, recent, likely)}
+    assert statuses == {gone: "lost", recent: "active", likely: "active"}
+    lost = await outbox_events(profile.db, key=gone, type_="CustomerLost")
+    assert len(lost) == 1 and lost[0].payload["cause"] == "inactive" and lost[0].payload["account_manager"] == manager
+    assert "2026-04-01" in lost[0].payload["detail"]
+    updated = await outbox_events(profile.db, key=gone, type_="CustomerUpdated")
+    assert updated[-1].payload["status"] == "lost" and updated[-1].payload["changed_fields"] == ["status"]
+
+    worklist = (await profile.client.get("/account-manager/worklist", headers=as_actor(manager, "account_manager"))).json()["items"]
+    calls = [i for i in worklist if i["kind"] == "win_back_call"]
+    assert [(c["customer_id"], c["due"], c["overdue"], c["case_id"]) for c in calls] == [(gone, "2026-11-20", True, lost[0].payload["case_id"])]
+    other = (await profile.client.get("/account-manager/worklist", headers=as_actor("am-someone-else", "account_manager"))).json()["items"]
+    assert not [i for i in other if i["kind"] == "win_back_call" and i["customer_id"] == gone]
+
+
+async def test_survey_outcome_and_report(profile):
+    profile.client._transport.app.dependency_overrides[today] = lambda: TODAY
+    manager = f"am-{uuid.uuid4().hex[:8]}"
+    me = as_actor(manager, "account_manager")
+    first = await _customer(profile, manager)
+    second = await _customer(profile, manager)
+    for customer in (first, second):  # terminated by hand
+        response = await profile.client.patch(f"/customers/{customer['id']}", json={"status": "lost"}, headers={"If-Match": "*"})
+        assert response.status_code == 200, response.text
+    cases = (await profile.client.get("/account-manager/win-back-cases", headers=me)).json()["items"]
+    assert {c["customer_id"] for c in cases} == {first["id"], second["id"]} and {c["cause"] for c in cases} == {"terminated"}
+    case = next(c for c in cases if c["customer_id"] == first["id"])
+    other_case = next(c for c in cases if c["customer_id"] == second["id"])
+
+    reasons = (await profile.client.get("/account-manager/win-back-reasons", headers=me)).json()
+    assert {"price", "late_delivery", "other"} <= {r["code"] for r in reasons} and all(r["label_zh"] for r in reasons)
+    bad = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me, json={"reasons": ["cheaper"]})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "reasons"]
+    assert (await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me, json={"reasons": []})).status_code == 422
+    assert (await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=as_actor("am-x", "account_manager"),
+                                      json={"reasons": ["price"]})).status_code == 404  # another manager's case
+    surveyed = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me,
+                                         json={"reasons": ["price", "late_delivery"], "reason_text": "竞争对手便宜10%", "would_return_if": "a 5% discount"})
+    assert surveyed.status_code == 200, surveyed.text
+    assert surveyed.json()["reasons"] == ["price", "late_delivery"] and surveyed.json()["surveyed_by"] == manager
+    calls = [i for i in (await profile.client.get("/account-manager/worklist", headers=me)).json()["items"] if i["kind"] == "win_back_call"]
+    assert [c["customer_id"] for c in calls] == [second["id"]]  # the surveyed case's call is done
+
+    won = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/outcome", headers=me, json={"outcome": "won_back", "note": "signed"})
+    assert won.status_code == 200 and won.json()["status"] == "won_back"
+    assert (await profile.client.get(f"/customers/{first['id']}")).json()["status"] == "active"
+    again = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/outcome", headers=me, json={"outcome": "lost_for_good"})
+    assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
+    assert (await profile.client.post(f"/account-manager/win-back-cases/{other_case['id']}/outcome", headers=me,
+                                      json={"outcome": "maybe"})).status_code == 422
+    gone = await profile.client.post(f"/account-manager/win-back-cases/{other_case['id']}/outcome", headers=me, json={"outcome": "lost_for_good"})
+    assert gone.status_code == 200
+    assert (await profile.client.get(f"/customers/{second['id']}")).json()["status"] == "lost"
+
+    month = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    report = await profile.client.get("/account-manager/win-back-report", params={"since": month, "until": month}, headers=me)
+    assert report.status_code == 200, report.text
+    [row] = report.json()["months"]
+    assert (row["opened"], row["won_back"], row["lost_for_good"], row["in_progress"], row["surveyed"], row["win_back_rate"]) == (2, 1, 1, 0, 1, 0.5)
+    assert row["reasons"] == {"price": 1, "late_delivery": 1}
+    csv = await profile.client.get("/account-manager/win-back-report.csv", params={"since": month, "until": month}, headers=me)
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    header, line = csv.text.strip().splitlines()
+    assert header.startswith("month,opened,won_back,lost_for_good,in_progress,surveyed,win_back_rate,reason_price,reason_late_delivery")
+    assert line.startswith(f"{month},2,1,1,0,1,0.5000,1,1")
+
+    assert (await profile.client.get("/account-manager/win-back-report", params={"since": "2026-13"}, headers=me)).status_code == 422
+    assert (await profile.client.get("/account-manager/win-back-report", params={"since": "2026-11", "until": "2026-10"}, headers=me)).status_code == 422
+    assert (await profile.client.get("/account-manager/win-back-report", params={"since": month, "account_manager": "am-x"}, headers=me)).status_code == 403
+    assert (await profile.client.get("/account-manager/win-back-cases", headers=as_actor("c1", "customer"))).status_code == 403
+    assert (await profile.client.get("/account-manager/win-back-cases")).status_code == 401
+
+
+async def test_setting_a_lost_customer_active_by_hand_closes_its_case_as_won_back(profile):
+    manager = f"am-{uuid.uuid4().hex[:8]}"
+    customer = await _customer(profile, manager)
+    lost = await profile.client.patch(f"/customers/{customer['id']}", json={"status": "lost"}, headers={"If-Match": "*"})
+    assert lost.status_code == 200, lost.text
+    back = await profile.client.patch(f"/customers/{customer['id']}", json={"status": "active"}, headers={"If-Match": "*"})
+    assert back.status_code == 200, back.text
+    [case] = (await profile.client.get("/account-manager/win-back-cases", headers=as_actor(manager, "account_manager"))).json()["items"]
+    assert case["status"] == "won_back" and case["outcome_note"] == "status set to active"
