@@ -135,14 +135,34 @@ async def _put(client: httpx.AsyncClient, path: str, body: dict) -> None:
             (await client.put(path, headers=SEEDER, json=body)).raise_for_status()
 
 
+async def _with_mainland_holidays(client: httpx.AsyncClient, calendar: dict) -> dict:
+    """The calendar with this year's and next year's mainland holidays and make-up working days, those the complaints
+    service knows (chinesecalendar): a year not published yet is left out."""
+    holidays, workdays = [], []
+    this_year = dt.date.today().year
+    for year in (this_year, this_year + 1):
+        async for attempt in AsyncRetrying(retry=retry_if_exception(_transient), stop=stop_after_attempt(5),
+                                           wait=wait_exponential(multiplier=0.2, max=3), reraise=True):
+            with attempt:
+                response = await client.get(f"/calendars/mainland-china/{year}", headers=SEEDER)
+                if response.status_code != 404:
+                    response.raise_for_status()
+        if response.status_code == 404:
+            continue
+        holidays += response.json()["holidays"]
+        workdays += response.json()["workdays"]
+    return {**calendar, "holidays": holidays, "workdays": workdays}
+
+
 async def _teams_and_agents(urls: dict[str, str]) -> int:
     """Teams and agents go in before the complaints, so that filed complaints are assigned at once."""
     base = urls.get("complaints")
     if base is None:
         return 0
     async with httpx.AsyncClient(base_url=base, timeout=10, auth=caller_auth("complaints", caller="demo-seed")) as client:
+        calendar = await _with_mainland_holidays(client, OFFICE_HOURS)
         for team_id, name in DEMO_TEAMS.items():
-            await _put(client, f"/teams/{team_id}", {"name": name, "calendar": OFFICE_HOURS})
+            await _put(client, f"/teams/{team_id}", {"name": name, "calendar": calendar})
         for agent_id, team_id, name in DEMO_AGENTS:
             await _put(client, f"/agents/{agent_id}", {"team_id": team_id, "name": name, "shifts": AROUND_THE_CLOCK})
     return len(DEMO_AGENTS)

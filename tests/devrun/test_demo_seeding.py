@@ -46,3 +46,24 @@ def test_a_failed_seeding_is_one_line_and_not_an_exception(monkeypatch):
     monkeypatch.delenv("CRM_DEMO", raising=False)
     line = devrun.seed_demo_if_empty([], "127.0.0.1:1")
     assert line.startswith("seeding FAILED (ConnectError: connection refused)") and "\n" not in line
+
+
+async def test_demo_calendars_take_the_mainland_years_the_complaints_service_has():
+    """The real complaints app answers: this year's dates go in where chinesecalendar has them, a year it lacks is skipped."""
+    import datetime as dt
+
+    from crm_complaints.setup import holidays
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        year = int(request.url.path.rsplit("/", 1)[1])
+        try:
+            found = holidays.mainland_china(year)
+        except holidays.YearNotCovered:
+            return httpx.Response(404, json={})
+        return httpx.Response(200, json={"holidays": [d.isoformat() for d in found.holidays], "workdays": [d.isoformat() for d in found.workdays]})
+
+    async with httpx.AsyncClient(base_url="http://complaints", transport=httpx.MockTransport(handler)) as client:
+        calendar = await demo_seed._with_mainland_holidays(client, demo_seed.OFFICE_HOURS)
+    assert calendar["periods"] == demo_seed.OFFICE_HOURS["periods"]
+    expected = holidays.prefill(demo_seed.OFFICE_HOURS, dt.date.today())
+    assert (sorted(calendar["holidays"]), sorted(calendar["workdays"])) == (expected["holidays"], expected["workdays"])

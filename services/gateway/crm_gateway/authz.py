@@ -152,6 +152,7 @@ RULES: tuple[Rule, ...] = (
     R("/agents{rest:path}", frozenset({"PUT"}), ADMIN, "complaints"),
     R("/routing-rules", READ, STAFF, "complaints"),
     R("/routing-rules", frozenset({"PUT"}), ADMIN, "complaints"),
+    R("/calendars/{rest:path}", READ, STAFF, "complaints"),  # public holidays to prefill a team's calendar
     # --- notifications
     # preferences are kept per contact; the link in each message unsubscribes with its own signed token
     R("/preferences/unsubscribe", READ | frozenset({"POST"}), PUBLIC, "notifications", Scope.PUBLIC),

@@ -3,6 +3,8 @@ business calendar, adds an agent with shifts and changes a routing rule; the set
 and the next complaint follows the edited rule. Screenshots in zh-CN and en under TEST_OUTPUT_DIR."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import httpx
 import pytest
 from playwright.async_api import expect
@@ -19,10 +21,23 @@ from test_survey_browser import CHROMIUM_FLAGS  # noqa: E402
 pytestmark = pytest.mark.browser
 
 
+def _mainland_2026():
+    from crm_complaints.setup import holidays
+
+    found = holidays.mainland_china(2026)
+    return SimpleNamespace(holidays=[d.isoformat() for d in found.holidays], workdays=[d.isoformat() for d in found.workdays])
+
+
+CN_2026 = _mainland_2026()
+
+
 async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console(database_factory, gateway_db):
     from playwright.async_api import async_playwright
 
+    from crm_complaints.setup.holidays import covered_years
+
     executable = _chromium()
+    last_covered = covered_years()[1]
     OUTPUT.mkdir(parents=True, exist_ok=True)
     async with gateway_before_real_complaints(database_factory, gateway_db) as (app, settings, env):
         async with served_on_loopback(app) as url, httpx.AsyncClient(base_url=url) as client, async_playwright() as p:
@@ -52,8 +67,15 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
                     await page.uncheck(f"#team-wd-{weekday}")
                 await page.fill("#team-holidays", "2027-10-01\n2027-10-02")
                 await page.fill("#team-workdays", "2027-10-09")
+                # mainland China's 2026 dates from chinesecalendar join the ones typed; a year it lacks is said plainly
+                await page.fill("#team-holiday-year", str(last_covered + 1))
+                await page.click("#team-prefill")
+                await expect(page.locator("#team-error")).to_contain_text(f"not {last_covered + 1}")
+                await page.fill("#team-holiday-year", "2026")
+                await page.click("#team-prefill")
+                await expect(page.locator("#team-workdays")).to_have_value("\n".join(CN_2026.workdays + ["2027-10-09"]))
                 await page.click("#team-save")
-                await expect(page.locator("#teams-table tr[data-id='transport'] td").nth(6)).to_have_text("2")
+                await expect(page.locator("#teams-table tr[data-id='transport'] td").nth(6)).to_have_text(str(len(CN_2026.holidays) + 2))
                 # a bad time is refused with the service's words, nothing stored
                 await page.click("#teams-table tr[data-id='transport']")
                 await page.fill("#team-periods", "12:75-13:00")
@@ -91,7 +113,8 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
             transport = ok(await client.get("/api/v1/teams/transport", headers=admin))
             assert transport["calendar"]["periods"] == [["08:30", "12:00"], ["13:00", "17:30"]]
             assert transport["calendar"]["weekdays"] == [0, 1, 2, 3, 4]
-            assert (transport["calendar"]["holidays"], transport["calendar"]["workdays"]) == (["2027-10-01", "2027-10-02"], ["2027-10-09"])
+            assert (transport["calendar"]["holidays"], transport["calendar"]["workdays"]) == (
+                CN_2026.holidays + ["2027-10-01", "2027-10-02"], CN_2026.workdays + ["2027-10-09"])
             agent = ok(await client.get("/api/v1/agents/zhao-lei", headers=admin))
             assert (agent["team_id"], agent["name"]) == ("claims", "赵磊")
             assert agent["shifts"] == [{"weekday": d, "start": "08:00", "end": "20:00"} for d in (0, 1, 2)]

@@ -46,6 +46,7 @@ from crm_complaints.complaints.schemas import ComplaintCreate
 from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar, SlaClock, Stretch
 from crm_complaints.complaints.states import OPEN_STATES, check_reopen, check_transition
 from crm_complaints.settings import ComplaintsSettings
+from crm_complaints.setup import holidays as mainland_holidays
 from crm_complaints.survey import service as survey_links
 
 STAFF_ROLES = frozenset({"agent", "team_lead", "supervisor", "manager", "admin", "system", "account_manager"})
@@ -136,7 +137,8 @@ async def get_or_create_team(session: AsyncSession, team_id: str, settings: Comp
     team = await session.get(Team, team_id)
     if team is None:  # insert unless a concurrent PUT or filing created it meanwhile (no UNIQUE conflict either way)
         await session.execute(dialect_insert(session, Team).values(
-            id=team_id, name=team_id.replace("_", " ").title(), calendar=BusinessCalendar(timezone=settings.default_timezone).to_dict(),
+            id=team_id, name=team_id.replace("_", " ").title(),
+            calendar=mainland_holidays.prefill(BusinessCalendar(timezone=settings.default_timezone).to_dict(), utcnow().date()),
             strategy="least_load").on_conflict_do_nothing(index_elements=[Team.id]))
         team = await session.get(Team, team_id)
     return team

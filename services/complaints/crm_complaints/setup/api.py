@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.problems import Problem, problem_response
@@ -17,8 +17,8 @@ from crm_common.runtime import runtime_of
 from crm_complaints.complaints import directory, service as complaints_service
 from crm_complaints.complaints.api import actor_of, no_nul
 from crm_complaints.complaints.sla import minute_of_day
-from crm_complaints.setup import service
-from crm_complaints.setup.schemas import AgentIn, AgentOut, RuleIn, RuleOut, TeamIn, TeamOut
+from crm_complaints.setup import holidays, service
+from crm_complaints.setup.schemas import AgentIn, AgentOut, HolidaysOut, RuleIn, RuleOut, TeamIn, TeamOut
 
 router = APIRouter(tags=["setup"])
 
@@ -106,12 +106,25 @@ async def put_rules(rules: list[RuleIn], _: SetupActor, rt: Runtime):
         return [service.rule_out(r) for r in rows]
 
 
+@router.get("/calendars/mainland-china/{year}", response_model=HolidaysOut)
+async def mainland_china_holidays(year: Annotated[int, Path(ge=1900, le=2100)], _: Staff):
+    """Mainland China's holidays and make-up working days of a year, to prefill or extend a team's calendar."""
+    found = holidays.mainland_china(year)
+    return HolidaysOut(region="CN", year=year, holidays=[d.isoformat() for d in found.holidays],
+                       workdays=[d.isoformat() for d in found.workdays], source=holidays.SOURCE)
+
+
 def install_setup_problems(app: FastAPI) -> None:
     """The one place the setup's domain exceptions become problem details."""
 
     @app.exception_handler(service.NotFound)
     async def _not_found(request: Request, exc: service.NotFound):
         return problem_response(Problem(404, f"{exc.kind.capitalize()} not found", str(exc)), request)
+
+    @app.exception_handler(holidays.YearNotCovered)
+    async def _year_not_covered(request: Request, exc: holidays.YearNotCovered):
+        return problem_response(Problem(404, "Year not covered", str(exc), covered={"from": exc.first, "to": exc.last},
+                                        source=holidays.SOURCE), request)
 
     @app.exception_handler(service.SetupRoleRequired)
     async def _setup_role(request: Request, exc: service.SetupRoleRequired):

@@ -77,3 +77,11 @@ class RuleOut(BaseModel):
     region: str | None
     service_type: str | None
     position: int
+
+
+class HolidaysOut(BaseModel):
+    region: str
+    year: int
+    holidays: list[str]
+    workdays: list[str]
+    source: str

@@ -53,6 +53,21 @@ window.Admin = (function () {
     $("team-periods").value = periodsText(cal.periods);
     $("team-holidays").value = cal.holidays.join("\n");
     $("team-workdays").value = cal.workdays.join("\n");
+    $("team-holiday-year").value = String(new Date().getFullYear());
+  }
+  async function prefillHolidays() {
+    // merged into what the form holds: the admin reviews and may edit before saving the team
+    $("team-error").textContent = "";
+    const year = $("team-holiday-year").value;
+    try {
+      const found = await kit().api(`/api/v1/calendars/mainland-china/${encodeURIComponent(year)}`);
+      const merge = (id, more) => { $(id).value = [...new Set([...dates($(id).value), ...more])].sort().join("\n"); };
+      merge("team-holidays", found.holidays);
+      merge("team-workdays", found.workdays);
+      kit().toast(t("admin.prefilled", { y: found.year, h: found.holidays.length, w: found.workdays.length, s: found.source }));
+    } catch (e) {
+      showError("team-error", e);
+    }
   }
   async function saveTeam(ev) {
     ev.preventDefault();
@@ -172,6 +187,7 @@ window.Admin = (function () {
     $("team-new").addEventListener("click", () => editTeam(null));
     $("team-form").addEventListener("submit", saveTeam);
     $("team-cancel").addEventListener("click", () => { $("team-form").hidden = true; });
+    $("team-prefill").addEventListener("click", prefillHolidays);
     $("agent-new").addEventListener("click", () => editAgent(null));
     $("agent-form").addEventListener("submit", saveAgent);
     $("agent-cancel").addEventListener("click", () => { $("agent-form").hidden = true; });
