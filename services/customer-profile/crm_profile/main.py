@@ -11,7 +11,9 @@ from crm_common.production import exit_if_refused
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_profile.accounts.api import install_workspace_problems
 from crm_profile.accounts.api import router as workspace_router
-from crm_profile.accounts.handlers import AccountOrdersHandler, AccountScoresHandler
+from crm_profile.accounts.handlers import AccountComplaintsHandler, AccountOrdersHandler, AccountScoresHandler
+from crm_profile.accounts.kpis_api import install_kpi_problems
+from crm_profile.accounts.kpis_api import router as kpis_router
 from crm_profile.accounts.winback_api import install_winback_problems
 from crm_profile.accounts.winback_api import router as winback_router
 from crm_profile.customers.api import contacts_router
@@ -23,7 +25,7 @@ def build_runtime(settings: ProfileSettings | None = None) -> ServiceRuntime:
     """The database, the outbox and its relay, the consumers of scoring's announcements and of the orders (the account
     manager's workspace, win-back) and the purge of expired idempotency records."""
     settings = settings or ProfileSettings()
-    runtime = ServiceRuntime(settings, handlers=[AccountScoresHandler(settings), AccountOrdersHandler()])
+    runtime = ServiceRuntime(settings, handlers=[AccountScoresHandler(settings), AccountOrdersHandler(), AccountComplaintsHandler()])
     keep_idempotency_records(runtime)
     return runtime
 
@@ -36,12 +38,13 @@ def create_app(settings: ProfileSettings | None = None, *, start_background: boo
         title="Customer profile",
         description="The customer master record of the 3PL CRM: customers, contacts, addresses, interactions, "
         "duplicate detection and merge, privacy export and erasure.",
-        routers=[customers_router, contacts_router, audit_router, workspace_router, winback_router],
+        routers=[customers_router, contacts_router, audit_router, workspace_router, winback_router, kpis_router],
         start_background=start_background,
     )
 
     install_workspace_problems(app)
     install_winback_problems(app)
+    install_kpi_problems(app)
 
     @app.exception_handler(StaleDataError)
     async def _stale(request: Request, exc: StaleDataError):  # a concurrent writer won between our read and write

@@ -116,6 +116,9 @@ RULES: tuple[Rule, ...] = (
     R("/account-manager/win-back-cases/{case_id}/outcome", frozenset({"POST"}), STAFF_AM, "profile", Scope.PUBLIC),
     R("/account-manager/win-back-report{rest:path}", READ, STAFF_AM, "profile", Scope.PUBLIC),
     R("/account-manager/win-back-reasons", READ, STAFF_AM, "profile", Scope.PUBLIC),
+    # KPIs per account manager (docs/account-management.md): staff see every manager ranked, an account manager only
+    # their own row (the service decides; rows name managers, not customers)
+    R("/account-manager/kpis", READ, STAFF_AM, "profile", Scope.PUBLIC),
     # --- scoring
     R("/scores", READ, frozenset({"admin", "agent", "account_manager"}), "scoring", Scope.LIST),
     R("/scores/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),

@@ -9,6 +9,8 @@ pytest.importorskip("crm_profile", reason="customer-profile service not installe
 
 from gateway_support import auth, gateway_before_real_profile, role_headers  # noqa: E402
 
+from crm_common.db import utcnow  # noqa: E402
+
 
 async def test_account_manager_sees_only_their_portfolio_and_worklist(database_factory, gateway_db, db_kind):
     async with gateway_before_real_profile(database_factory, gateway_db, db_kind) as (client, settings):
@@ -102,3 +104,22 @@ async def test_win_back_through_the_gateway_with_roles(database_factory, gateway
         everyone = await client.get("/api/v1/account-manager/win-back-report.csv", params={"since": month}, headers=admin)
         assert everyone.status_code == 200 and everyone.headers["content-type"].startswith("text/csv") and "reason_competitor_offer" in everyone.text
         assert (await client.get("/api/v1/account-manager/win-back-cases", headers=role_headers(settings, "customer"))).status_code == 403
+
+
+async def test_kpis_through_the_gateway_a_manager_ranks_an_account_manager_sees_their_own(database_factory, gateway_db):
+    async with gateway_before_real_profile(database_factory, gateway_db, "sqlite") as (client, settings):
+        admin = role_headers(settings, "admin")
+        for name, manager in (("Li Kpi Freight", "am-li"), ("Ma Kpi Cold Chain", "am-ma")):
+            assert (await client.post("/api/v1/customers", json={"name": name, "account_manager": manager}, headers=admin)).status_code == 201
+        month = utcnow().strftime("%Y-%m")
+        ranked = await client.get("/api/v1/account-manager/kpis", params={"period": month, "sort": "churn_rate"}, headers=admin)
+        assert ranked.status_code == 200, ranked.text
+        assert {"am-li", "am-ma"} <= {row["account_manager"] for row in ranked.json()["items"]}
+        own = await client.get("/api/v1/account-manager/kpis", params={"period": month}, headers=auth(settings, "account_manager", "am-li"))
+        assert own.status_code == 200 and [row["account_manager"] for row in own.json()["items"]] == ["am-li"]
+        other = await client.get("/api/v1/account-manager/kpis", params={"period": month, "account_manager": "am-ma"},
+                                 headers=auth(settings, "account_manager", "am-li"))
+        assert other.status_code == 403
+        bad = await client.get("/api/v1/account-manager/kpis", params={"period": "2026-Q9"}, headers=admin)
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        assert (await client.get("/api/v1/account-manager/kpis", params={"period": month}, headers=role_headers(settings, "customer"))).status_code == 403

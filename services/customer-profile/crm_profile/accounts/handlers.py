@@ -1,16 +1,18 @@
 """Events in: scoring's announcements feed the workspace's read model (a map from payload type to handler), and may
-make a customer lost (win-back); the orders of logistics.orders feed the orders read model (last order, revenue)."""
+make a customer lost (win-back); the orders of logistics.orders feed the orders read model (last order, revenue); the
+complaints and service-level breaches feed the account managers' KPIs."""
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.consumer import Event
-from crm_profile.accounts import service, winback
+from crm_profile.accounts import kpis, service, winback
 from crm_profile.settings import ProfileSettings
 
 HANDLERS = {
     "CustomerScored": service.apply_scored,
     "CreditGradeChanged": service.apply_credit_grade_changed,
+    "ServiceLevelBreached": kpis.apply_service_level_breached,
 }
 
 
@@ -43,3 +45,20 @@ class AccountOrdersHandler:
 
     async def handle(self, session: AsyncSession, event: Event) -> None:
         await ORDER_HANDLERS[event.envelope.type](session, event.payload)
+
+
+COMPLAINT_HANDLERS = {
+    "ComplaintFiled": kpis.apply_complaint_filed,
+    "SurveyAnswered": kpis.apply_survey_answered,
+}
+
+
+class AccountComplaintsHandler:
+    """The complaints of each customer and their callback scores, for the account managers' KPIs."""
+
+    name = "profile-account-complaints"
+    topics = ("crm.complaints",)
+    event_types = frozenset(COMPLAINT_HANDLERS)
+
+    async def handle(self, session: AsyncSession, event: Event) -> None:
+        await COMPLAINT_HANDLERS[event.envelope.type](session, event.payload)

@@ -98,3 +98,28 @@ class WinBackCase(Base):
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (Index("ix_winback_cases_customer", "customer_id", "status"), Index("ix_winback_cases_manager_lost", "account_manager", "lost_at"))
+
+
+class AccountComplaint(Base):
+    """A complaint about a customer as crm.complaints announced it (ComplaintFiled; SurveyAnswered adds the callback)."""
+
+    __tablename__ = "account_complaints"
+
+    complaint_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    filed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # None: a survey arrived before its filing
+    survey_score: Mapped[int | None] = mapped_column(Integer)  # 1-5, the post-complaint callback
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_account_complaints_customer_filed", "customer_id", "filed_at"),)
+
+
+class AccountServiceBreach(Base):
+    """A customer's month whose service levels missed agreed targets (scoring's ServiceLevelBreached)."""
+
+    __tablename__ = "account_service_breaches"
+
+    customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    missed: Mapped[int] = mapped_column(Integer)  # how many measures missed their target
+    detected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -145,3 +145,43 @@ class WinBackReport(BaseModel):
     until: str
     account_manager: str | None
     months: list[WinBackMonth]
+
+
+class ManagerKpis(BaseModel):
+    """One account manager's KPIs for the period (definitions: docs/account-management.md)."""
+
+    rank: int | None = Field(description="Place on the ranking key among all managers (ties share it); null without a value.")
+    account_manager: str
+    customers: int
+    customers_at_start: int
+    active_customers: int
+    orders: int
+    revenue: float
+    revenue_previous: float
+    revenue_growth: float | None
+    customers_lost: int
+    churn_rate: float | None
+    retention_rate: float | None
+    win_backs: int
+    visits_done: int
+    visits_required: float
+    visit_attainment: float | None
+    follow_ups_due: int
+    follow_ups_on_time: int
+    follow_up_on_time_rate: float | None
+    complaints: int
+    complaint_rate: float | None
+    post_complaint_surveys: int
+    post_complaint_satisfaction: float | None
+    service_level_breaches: int
+    customers_with_breaches: int
+
+
+class KpiReport(BaseModel):
+    period: str
+    start: dt.date
+    end: dt.date = Field(description="The first day after the period.")
+    previous_period: str
+    revenue_currency: str
+    sort: str
+    items: list[ManagerKpis]
