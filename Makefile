@@ -12,10 +12,12 @@ export TEST_POSTGRES_URL
 
 install: $(STAMP)
 
-$(STAMP): requirements/dev.lock libs/common/pyproject.toml $(SERVICE_PROJECTS)
+$(STAMP): requirements/dev.lock libs/common/pyproject.toml libs/devbroker/pyproject.toml $(SERVICE_PROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e libs/common $(addprefix -e ,$(SERVICE_DIRS))
+	@# after crm-common: replacing an older crm-common that still declared `crm-broker` would delete its script
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e libs/devbroker
 	@touch $(STAMP)
 
 ## make run: broker + every service and worker under supervisord (a process that exits is restarted), SQLite under

@@ -112,7 +112,7 @@ async def ceilings(records: list[tuple[str, str, bytes]], partitions: int, batch
     """Events/s of the consumer's Python path without Kafka: decode only, + inbox claim, + the scoring facts."""
     from crm_common.consumer import InboxProcessor
     from crm_common.db import Database
-    from crm_common.testing import CollectingDeadLetters
+    from crm_devbroker.testing import CollectingDeadLetters
     from crm_scoring.scoring.consumer import ScoringHandler
     from crm_scoring.settings import ScoringSettings
 

@@ -205,7 +205,7 @@ def asyncpg_dsn(url: str) -> str:
 # ----------------------------------------------------------------------------- broker
 @contextmanager
 def local_broker(log_dir: Path | None = None):
-    from crm_common.broker import LocalBroker
+    from crm_devbroker.broker import LocalBroker
 
     log_path = (log_dir / "tansu.log") if log_dir else None
     broker = LocalBroker(log_path=log_path).start()
@@ -333,7 +333,7 @@ def agent_token(role: str = "agent", subject: str = "bench-agent", **claims: Any
     """A token signed with the gateway's development key (the benchmark gateway runs with the default keys)."""
     import datetime as dt
 
-    from crm_common.auth import mint_token, signing_key_from_config
+    from crm_gateway.auth import mint_token, signing_key_from_config
 
     sys.path.insert(0, str(SERVICE_FOLDERS["gateway"]))
     from crm_gateway.settings import DEV_KEY, GatewaySettings
@@ -358,7 +358,7 @@ def tms_api_key() -> tuple[str, dict]:
     """A fresh API key for role tms and the gateway config entry that accepts it."""
     import dataclasses
 
-    from crm_common.auth import generate_api_key
+    from crm_gateway.auth import generate_api_key
 
     key, record = generate_api_key("bench-tms", "tms")
     entry = {k: v for k, v in dataclasses.asdict(record).items() if v is not None}

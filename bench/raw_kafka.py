@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/raw_kafka.py [--quick] [--events 200000] [--size 400] [--partitions 6]
 
-A private Tansu broker (crm_common.broker.LocalBroker). The producer uses the platform publisher's settings
+A private Tansu broker (crm_devbroker.broker.LocalBroker). The producer uses the platform publisher's settings
 (acks=all, linger 5 ms, 256 KiB batches); the consumer reads the topic from the start with getmany() in batches
 of 500 like InboxConsumer, and commits offsets after each batch, but does nothing else with the records.
 The producer runs in a second process, as the TMS would. Figures: produce events/s, consume events/s, and the

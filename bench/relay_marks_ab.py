@@ -25,12 +25,12 @@ from common_support import order_event  # noqa: E402
 
 import crm_common.consumer  # noqa: E402,F401  (the inbox table, part of the messaging schema)
 import crm_common.outbox as ob  # noqa: E402
-from crm_common.broker import LocalBroker  # noqa: E402
 from crm_common.bus import KafkaPublisher, ensure_topics  # noqa: E402
 from crm_common.db import Database  # noqa: E402
 from crm_common.events.topics import ALL_TOPICS  # noqa: E402
 from crm_common.settings import KafkaSettings  # noqa: E402
-from crm_common.testing import postgres_admin_url  # noqa: E402
+from crm_devbroker.broker import LocalBroker  # noqa: E402
+from crm_devbroker.testing import postgres_admin_url  # noqa: E402
 
 async def main(N: int, rounds: int):
     broker = LocalBroker().start()

@@ -1,6 +1,6 @@
 """Scale-out on one machine: 1, 2, 3 replicas of a consumer service in ONE consumer group.
 
-For each replica count: a private Tansu broker (crm_common.broker.LocalBroker), a fresh topic set
+For each replica count: a private Tansu broker (crm_devbroker.broker.LocalBroker), a fresh topic set
 with 6 partitions (its own KAFKA_TOPIC_PREFIX, so each run's group starts from offset 0), a fresh
 PostgreSQL database migrated to head, R worker processes (`python -m <worker module>` wrapped by
 tests/scaleout/scaleout_probe.py, which records the partitions aiokafka assigns to each process),
@@ -49,7 +49,6 @@ from aiokafka import AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from crm_common.broker import LocalBroker  # noqa: E402
 from crm_common.bus import ensure_topics  # noqa: E402
 from crm_common.db import Database  # noqa: E402
 from crm_common.events.envelope import EventEnvelope, encode_envelope, make_event  # noqa: E402
@@ -64,6 +63,7 @@ from crm_common.events.logistics import (  # noqa: E402
 )
 from crm_common.events.topics import ALL_TOPICS, topic_for  # noqa: E402
 from crm_common.settings import KafkaSettings  # noqa: E402
+from crm_devbroker.broker import LocalBroker  # noqa: E402
 
 PARTITIONS = 6
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"

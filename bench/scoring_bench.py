@@ -364,7 +364,7 @@ async def section_broker(h: OrderHistory, count: int, settings: ScoringSettings,
     from aiokafka import AIOKafkaConsumer
     from sqlalchemy import func, select
 
-    from crm_common.broker import LocalBroker
+    from crm_devbroker.broker import LocalBroker
     from crm_common.bus import KafkaPublisher, ensure_topics
     from crm_common.consumer import inbox_table
     from crm_common.events import ALL_TOPICS, encode_envelope

@@ -123,7 +123,7 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
 def programs(services: list[Service], broker_port: int) -> list[Program]:
     """The broker, each service's HTTP process and, where a service has one, its worker (consumers, schedulers)."""
     bootstrap = f"127.0.0.1:{broker_port}"
-    found = [Program("broker", [sys.executable, "-m", "crm_common.broker", "--port", str(broker_port), "--log", str(VAR / "tansu.log")], {}, 10),
+    found = [Program("broker", [sys.executable, "-m", "crm_devbroker.broker", "--port", str(broker_port), "--log", str(VAR / "tansu.log")], {}, 10),
              Program("sink", [sys.executable, str(ROOT / "scripts" / "dev_sink.py"), "--store", str(SENT_STORE), "--smtp-port",
                               str(SMTP_SINK_PORT), "--provider-port", str(PROVIDER_PORT)], {}, 20)]
     for service in services:
@@ -232,7 +232,7 @@ def migrate(service: Service) -> None:
 
 
 def choose_broker_port() -> int:
-    from crm_common.broker import free_port
+    from crm_devbroker.broker import free_port
 
     return 9092 if PORT_BASE == 8000 and port_free(9092) else free_port()
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from crm_common.migrations import upgrade
-from crm_common.testing import free_loopback_port
+from crm_devbroker.testing import free_loopback_port
 from deploy_support import REPO
 
 ENTRYPOINT = REPO / "deploy" / "docker" / "entrypoint.sh"

@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, text
 
-from crm_common.auth import mint_token
 from crm_common.metrics import EVENTS_CONSUMED
 from crm_common.migrations import upgrade
 from crm_common.outbox import outbox_table
+from crm_gateway.auth import mint_token
 
 SERVICES = ("profile", "scoring", "complaints", "notifications")
 

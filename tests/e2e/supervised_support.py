@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 from e2e_support import Inputs, compare, observed, scalar_rows
 
-from crm_common.auth import mint_token
 from crm_common.db import Database
+from crm_gateway.auth import mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIXES = {"customer-profile": "PROFILE_", "scoring": "SCORING_", "complaints": "COMPLAINTS_", "notifications": "NOTIFICATIONS_",

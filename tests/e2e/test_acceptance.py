@@ -28,7 +28,7 @@ from e2e_support import (
     wait_for_oracle,
 )
 
-from crm_common.testing import OUTPUT_DIR, wait_until
+from crm_devbroker.testing import OUTPUT_DIR, wait_until
 
 
 async def acceptance_run(database_factory, kafka_settings, local_broker, *, customers: int, events: int, complaints: int,

@@ -19,7 +19,7 @@ from crm_common.bus import KafkaPublisher
 from crm_common.consumer import InboxConsumer
 from crm_common.db import Database
 from crm_common.outbox import messaging_metadata
-from crm_common.testing import wait_until
+from crm_devbroker.testing import wait_until
 
 
 async def _counts(db: Database) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import pytest
 from e2e_support import Inputs, file_complaints, register_customers, scalar_rows, send_orders
 from supervised_support import SERVICE_PROGRAMS, WORKER_PROGRAMS, SupervisedRun, broker_republishes_after_loss, report, settle
 
-from crm_common.testing import OUTPUT_DIR, wait_until
+from crm_devbroker.testing import OUTPUT_DIR, wait_until
 
 NEEDS_REPUBLISH = pytest.mark.skipif(
     not broker_republishes_after_loss(),

@@ -25,7 +25,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from crm_common.migrations import upgrade
-from crm_common.testing import edge_auth
+from crm_devbroker.testing import edge_auth
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 
@@ -219,7 +219,7 @@ BUILDERS = {
 
 async def build_gateway(database_factory, upstreams: dict[str, AppUnderTest], kind: str = "sqlite") -> AppUnderTest:
     """The gateway with the real services behind it (ASGITransport to each app), admin token."""
-    from crm_common.auth import mint_token
+    from crm_gateway.auth import mint_token
     from crm_gateway.main import create_app
     from crm_gateway.settings import GatewaySettings
 

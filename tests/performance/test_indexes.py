@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from crm_common.db import Database
-from crm_common.testing import edge_auth, migrated_database
+from crm_devbroker.testing import edge_auth, migrated_database
 from perf_support import assert_indexed, counting, describe, fill
 
 REPO = Path(__file__).resolve().parents[2]

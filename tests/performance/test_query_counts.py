@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crm_common.testing import edge_auth, migrated_database
+from crm_devbroker.testing import edge_auth, migrated_database
 from perf_support import counting, fill
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"

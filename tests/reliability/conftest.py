@@ -2,7 +2,7 @@ import pytest_asyncio
 from reliability_support import ALEMBIC_INI
 
 from crm_common.db import Database
-from crm_common.testing import migrated_database
+from crm_devbroker.testing import migrated_database
 
 
 @pytest_asyncio.fixture

@@ -16,7 +16,7 @@ from crm_common.db import utcnow
 from crm_common.events.logistics import OrderCreated
 from crm_common.events.topics import ALL_TOPICS
 from crm_common.outbox import outbox_table
-from crm_common.testing import app_client, read_raw
+from crm_devbroker.testing import app_client, read_raw
 from crm_scoring.db import customers as scoring_customers
 from crm_scoring.db import orders as scoring_orders
 

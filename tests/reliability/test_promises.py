@@ -11,7 +11,7 @@ from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.db import Database
 from crm_common.events import encode_envelope
 from crm_common.outbox import OutboxRelay
-from crm_common.testing import TcpProxy, app_client, migrated_database, read_events, read_raw, wait_until
+from crm_devbroker.testing import TcpProxy, app_client, migrated_database, read_events, read_raw, wait_until
 
 
 async def test_promise_1_fault_between_business_row_and_outbox_row_leaves_neither(profile_db_url, profile_db, kafka_settings, monkeypatch):
@@ -74,7 +74,7 @@ async def test_promise_3_relay_crash_after_publish_gives_a_duplicate_never_a_los
 async def test_promise_7_database_connection_loss_fails_fast_with_503_and_recovers(database_factory, kafka_settings, postgres_available):
     if not postgres_available:
         pytest.skip("needs PostgreSQL")
-    from crm_common.testing import postgres_admin_url
+    from crm_devbroker.testing import postgres_admin_url
     from reliability_support import ALEMBIC_INI
 
     direct_url = await migrated_database(database_factory, "postgres", ALEMBIC_INI, "proxy")

@@ -9,7 +9,7 @@ from crm_common.consumer import InboxConsumer
 from crm_common.db import Database
 from crm_common.events import encode_envelope
 from crm_common.outbox import messaging_metadata
-from crm_common.testing import wait_until
+from crm_devbroker.testing import wait_until
 
 EVENTS = 10_000
 

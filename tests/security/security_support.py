@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 from sqlalchemy import MetaData, select
 
-from crm_common.auth import mint_token
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.events import decode_envelope, topic_for
 from crm_common.outbox import outbox_table
+from crm_gateway.auth import mint_token
 from fuzz_support import BUILDERS, AppUnderTest, build_gateway
 
 

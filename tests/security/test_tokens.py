@@ -1,7 +1,7 @@
 """Bad credentials through the gateway's HTTP surface: every forged, stale or incomplete token is a
 401 problem+json with WWW-Authenticate, never echoes the token, and never reaches an upstream.
 
-crm_common.auth's verifier is unit-tested in services/gateway/tests/test_auth.py (it raises
+crm_gateway.auth's verifier is unit-tested in services/gateway/tests/test_auth.py (it raises
 AuthError); this checks the whole path a request takes (middleware, problem body, no forwarding).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jwt
 import pytest
 import pytest_asyncio
 
-from crm_common.auth import SigningKey, generate_api_key, mint_token
+from crm_gateway.auth import SigningKey, generate_api_key, mint_token
 from crm_gateway.main import create_app
 from crm_gateway.settings import DEV_SECRET, GatewaySettings
 from fuzz_support import migrated

@@ -20,7 +20,6 @@ import httpx
 import jwt
 from fastapi.responses import JSONResponse
 
-from crm_common.auth import AuthError
 from crm_common.problems import PROBLEM_JSON, Problem
 from crm_common.settings import EdgeTokenSettings
 
@@ -32,6 +31,15 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/do
 
 IDENTITY_HEADER_BYTES = frozenset(name.encode() for name in IDENTITY_HEADERS)
 _TOKEN_BYTES = EDGE_TOKEN_HEADER.lower().encode()
+
+
+class AuthError(Exception):
+    """Authentication failed: answered 401 with this reason (never the token). The gateway's own checks of a
+    caller's JWT or API key (crm_gateway.auth) raise it too."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
 
 
 def identity_of(headers: Mapping[str, str]) -> dict[str, str]:

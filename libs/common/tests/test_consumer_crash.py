@@ -10,7 +10,7 @@ from common_support import applied_count, applied_rows, order_event
 
 from crm_common.bus import KafkaPublisher
 from crm_common.events import encode_envelope
-from crm_common.testing import wait_until
+from crm_devbroker.testing import wait_until
 
 SCRIPT = Path(__file__).with_name("consumer_process.py")
 EVENTS = 3000

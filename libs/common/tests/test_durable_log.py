@@ -15,7 +15,7 @@ from crm_common.db import utcnow
 from crm_common.events.topics import ALL_TOPICS
 from crm_common.outbox import OutboxRelay, add_to_outbox, outbox_table, purge_published, relay_marks_table
 from crm_common.outbox_replay import parse_moment, replay_outbox
-from crm_common.testing import RefusingDeadLetters, read_events, wait_until
+from crm_devbroker.testing import RefusingDeadLetters, read_events, wait_until
 
 FAST = dict(poll_interval_s=0.05, max_backoff_s=0.5, broker_check_interval_s=0.5)
 

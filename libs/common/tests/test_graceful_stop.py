@@ -10,7 +10,7 @@ from crm_common.events import encode_envelope
 from crm_common.outbox import add_to_outbox, outbox_table
 from crm_common.runtime import ServiceRuntime
 from crm_common.settings import ServiceSettings
-from crm_common.testing import read_events
+from crm_devbroker.testing import read_events
 
 
 class SlowRecorder(RecordingHandler):

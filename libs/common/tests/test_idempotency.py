@@ -15,7 +15,7 @@ from crm_common.db import utcnow
 from crm_common.idempotency import Answer, Idempotent, idempotency_metadata, idempotency_table, keep_idempotency_records, purge_expired
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_common.settings import KafkaSettings, ServiceSettings
-from crm_common.testing import edge_auth, wait_until
+from crm_devbroker.testing import edge_auth, wait_until
 
 things_metadata = MetaData()
 things = Table("things", things_metadata, Column("id", String(36), primary_key=True), Column("name", String(100)))

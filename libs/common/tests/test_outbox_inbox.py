@@ -10,7 +10,7 @@ from crm_common.bus import KafkaPublisher
 from crm_common.consumer import Delivery, InboxConsumer, InboxProcessor
 from crm_common.events import encode_envelope
 from crm_common.outbox import OutboxRelay, add_to_outbox, outbox_table
-from crm_common.testing import CollectingDeadLetters, read_events, read_raw, wait_until
+from crm_devbroker.testing import CollectingDeadLetters, read_events, read_raw, wait_until
 
 
 async def _pending(db):

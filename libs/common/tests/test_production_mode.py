@@ -9,7 +9,7 @@ from crm_common.production import (
     refuse_unsafe_production,
 )
 from crm_common.settings import DEV_EDGE_TOKEN_KEY, EdgeTokenSettings, KafkaSettings, ServiceSettings
-from crm_common.testing import common_unsafe_production, production_settings
+from crm_devbroker.testing import common_unsafe_production, production_settings
 
 
 def test_development_accepts_every_default():

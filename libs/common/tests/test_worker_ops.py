@@ -6,13 +6,13 @@ import httpx
 from common_support import RecordingHandler, order_event
 from prometheus_client.parser import text_string_to_metric_families
 
-from crm_common.broker import free_port
 from crm_common.bus import KafkaPublisher
 from crm_common.events import encode_envelope
 from crm_common.outbox import add_to_outbox
 from crm_common.runtime import ServiceRuntime, worker_ops_server
 from crm_common.settings import ServiceSettings
-from crm_common.testing import wait_until
+from crm_devbroker.broker import free_port
+from crm_devbroker.testing import wait_until
 
 
 class OpsRecorder(RecordingHandler):

@@ -10,12 +10,12 @@ import httpx
 from crm_common.db import utcnow
 from crm_common.events.customers import ContactSnapshot, CustomerRegistered
 from crm_common.migrations import upgrade
-from crm_common.testing import edge_auth
 from crm_complaints import ALEMBIC_INI
 from crm_complaints.complaints import directory
 from crm_complaints.main import create_app
 from crm_complaints.runtime import ComplaintsRuntime
 from crm_complaints.settings import ComplaintsSettings
+from crm_devbroker.testing import edge_auth
 
 ALL_WEEK = [(d, 0, 1440) for d in range(7)]
 STAFF = {"X-Actor-Id": "sup-1", "X-Actor-Role": "supervisor"}

@@ -7,15 +7,15 @@ from complaints_support import ALL_WEEK, close_env, make_env, seed_team
 from sqlalchemy import func, select
 
 from crm_common.bus import KafkaPublisher
-from crm_common.testing import RefusingDeadLetters
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.events import encode_envelope, make_event
 from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegistered
 from crm_common.events.logistics import ShipmentDamaged, ShipmentDelayed, ShipmentLost
 from crm_common.events.scoring import CustomerScored, CustomerTierChanged
-from crm_common.testing import read_events, wait_until
 from crm_complaints.complaints.events import CustomerDirectoryHandler, ShipmentIncidentHandler
 from crm_complaints.complaints.models import Complaint, ComplaintReference, DirectoryContact, DirectoryCustomer, TimelineEntry
+from crm_devbroker.testing import RefusingDeadLetters
+from crm_devbroker.testing import read_events, wait_until
 
 NOW = dt.datetime(2026, 9, 21, 2, 0, tzinfo=dt.timezone.utc)
 

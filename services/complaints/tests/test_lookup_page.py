@@ -21,7 +21,7 @@ async def env_behind_a_proxy(database_factory, postgres_available, label: str, *
     from complaints_support import close_env, make_env, migrated_url
     from sqlalchemy.engine import make_url
 
-    from crm_common.testing import TcpProxy
+    from crm_devbroker.testing import TcpProxy
 
     if not postgres_available:
         pytest.skip("needs PostgreSQL")

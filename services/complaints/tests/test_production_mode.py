@@ -8,10 +8,10 @@ from pydantic import SecretStr
 
 from crm_common.production import UnsafeProductionSettings
 from crm_common.runtime import run_worker
-from crm_common.testing import common_unsafe_production, production_settings
 from crm_complaints.main import create_app
 from crm_complaints.settings import ComplaintsSettings
 from crm_complaints.worker import build_runtime
+from crm_devbroker.testing import common_unsafe_production, production_settings
 
 
 def safe(**overrides) -> dict:

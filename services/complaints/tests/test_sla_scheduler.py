@@ -140,7 +140,7 @@ async def test_worker_runtime_runs_the_scheduler_in_the_background(database_fact
     runtime = build_runtime(settings)
     await runtime.start()
     try:
-        from crm_common.testing import wait_until
+        from crm_devbroker.testing import wait_until
 
         async def all_levels():
             return len([e for e in await escalations(env.db) if e["complaint_id"] == cid]) == 6 or None

@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 
 from crm_common.migrations import upgrade
-from crm_common.testing import edge_auth
+from crm_devbroker.testing import edge_auth
 from crm_profile import ALEMBIC_INI
 from crm_profile.main import create_app
 from crm_profile.settings import ProfileSettings

@@ -55,7 +55,7 @@ async def test_concurrent_creates_of_the_same_person_give_one_customer(profile):
 async def test_a_lost_race_detected_by_the_version_column_is_a_412_problem(profile):
     from sqlalchemy.orm.exc import StaleDataError
 
-    from crm_common.testing import edge_auth
+    from crm_devbroker.testing import edge_auth
     from crm_profile.main import create_app
     from crm_profile.settings import ProfileSettings
     import httpx

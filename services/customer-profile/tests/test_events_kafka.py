@@ -6,7 +6,7 @@ from profile_support import full_body, outbox_events
 from sqlalchemy import func, select
 
 from crm_common.outbox import outbox_table
-from crm_common.testing import read_events, wait_until
+from crm_devbroker.testing import read_events, wait_until
 
 
 async def test_customer_registered_reaches_kafka(live_profile, kafka_settings):

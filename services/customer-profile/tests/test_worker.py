@@ -8,7 +8,7 @@ import pytest
 from profile_support import full_body, migrated_database
 
 from crm_common.db import Database
-from crm_common.testing import read_events
+from crm_devbroker.testing import read_events
 from crm_profile.customers import service
 from crm_profile.customers.schemas import CustomerCreate
 

@@ -12,10 +12,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Query, Request
 
-from crm_common.auth import Principal
 from crm_common.problems import Problem
 from crm_common.runtime import runtime_of
 from crm_gateway import readmodels
+from crm_gateway.auth import Principal
 from crm_gateway.objects import GATEWAY_IDENTITY, item_id, item_owner, items_of, restricted
 from crm_gateway.state import GatewayState, gateway_of
 

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from crm_common.audit import CSV_COLUMNS, to_csv
-from crm_common.auth import Principal
 from crm_common.events.bounds import FactDateTime
 from crm_common.problems import Problem
 from crm_gateway.aggregate import _warning
+from crm_gateway.auth import Principal
 from crm_gateway.state import gateway_of
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from crm_common.auth import mint_token
 from crm_common.problems import Problem
+from crm_gateway.auth import mint_token
 from crm_gateway.objects import GATEWAY_IDENTITY
 from crm_gateway.state import gateway_of
 

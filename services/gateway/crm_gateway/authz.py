@@ -15,7 +15,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-from crm_common.auth import ROLES
+from crm_gateway.auth import ROLES
 
 PUBLIC = frozenset({"*"})  # no authentication at all
 ALL_ROLES = frozenset(ROLES)

@@ -5,8 +5,8 @@ import argparse
 import datetime as dt
 import sys
 
-from crm_common.auth import ROLES, Principal, generate_api_key, mint_token, record_as_config
 from crm_common.edge import EdgeTokenSigner, identity_of
+from crm_gateway.auth import ROLES, Principal, generate_api_key, mint_token, record_as_config
 from crm_gateway.settings import UPSTREAM_AUDIENCES, GatewaySettings
 
 

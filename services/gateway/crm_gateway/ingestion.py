@@ -19,7 +19,6 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.auth import Principal
 from crm_common.context import current_correlation_id
 from crm_common.db import utcnow
 from crm_common.events import EventEnvelope, UnknownEventType, payload_model, registered_events, topic_for
@@ -27,6 +26,7 @@ from crm_common.events.logistics import LOGISTICS_EVENT_TYPES
 from crm_common.outbox import add_to_outbox
 from crm_common.problems import Problem
 from crm_common.runtime import ServiceRuntime, runtime_of
+from crm_gateway.auth import Principal
 from crm_gateway.db import ingested_events
 from crm_gateway.state import gateway_of
 

@@ -17,9 +17,9 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from starlette.middleware.exceptions import ExceptionMiddleware
 
-from crm_common.auth import AuthError, Principal
 from crm_common.edge import IDENTITY_HEADER_BYTES
 from crm_common.problems import PROBLEM_JSON, Problem
+from crm_gateway.auth import AuthError, Principal
 from crm_gateway.authz import PUBLIC, MethodNotAllowed, NoRoute, match
 from crm_gateway.ratelimit import retry_after_header
 from crm_gateway.state import GatewayState

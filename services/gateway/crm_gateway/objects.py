@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from crm_common.auth import Principal
 from crm_common.problems import Problem
+from crm_gateway.auth import Principal
 from crm_gateway.authz import RESTRICTED_ROLES
 from crm_gateway.upstream import Upstreams
 

@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
-from crm_common.auth import Principal
 from crm_common.problems import Problem
+from crm_gateway.auth import Principal
 from crm_gateway.authz import Match, Scope
 from crm_gateway.middleware import API_PREFIX
 from crm_gateway.objects import GATEWAY_IDENTITY, item_id, item_owner, items_of, not_found, restricted

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from crm_common.auth import ApiKeyStore, JWTVerifier, KeySet, SigningKey, signing_key_from_config
 from crm_common.settings import ServiceSettings
+from crm_gateway.auth import ApiKeyStore, JWTVerifier, KeySet, SigningKey, signing_key_from_config
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"
 DEV_KEY = {"kid": "dev-1", "alg": "HS256", "secret": DEV_SECRET}

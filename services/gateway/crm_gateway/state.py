@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import httpx
 from fastapi import Request
 
-from crm_common.auth import ApiKeyStore, JWTVerifier, SigningKey
+from crm_gateway.auth import ApiKeyStore, JWTVerifier, SigningKey
 from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.upstream import Upstreams

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, HTTPException, Request
 
-from crm_common.auth import mint_token
-from crm_common.testing import RefusingDeadLetters
 from crm_common.migrations import upgrade
+from crm_devbroker.testing import RefusingDeadLetters
+from crm_gateway.auth import mint_token
 
 GATEWAY_DIR = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = GATEWAY_DIR / "alembic.ini"

@@ -16,7 +16,7 @@ from crm_common.consumer import Delivery, InboxProcessor, inbox_table
 from crm_common.db import Database
 from crm_common.migrations import upgrade
 from crm_common.outbox import outbox_table
-from crm_common.testing import CollectingDeadLetters
+from crm_devbroker.testing import CollectingDeadLetters
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
 from gateway_support import FakeUpstreams, migrate, role_headers

@@ -1,4 +1,4 @@
-"""crm_common.auth: JWT verification (claims, algorithms, key rotation) and API keys."""
+"""crm_gateway.auth: JWT verification (claims, algorithms, key rotation) and API keys."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from crm_common.auth import (
+from crm_gateway.auth import (
     ApiKeyStore,
     AuthError,
     JWTVerifier,

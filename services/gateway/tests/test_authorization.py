@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from crm_common.auth import ROLES
+from crm_gateway.auth import ROLES
 from crm_gateway.authz import PUBLIC, RULES, match
 from gateway_support import auth, role_headers
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from crm_common.auth import mint_token
+from crm_gateway.auth import mint_token
 from crm_gateway.settings import GatewaySettings
 
 ANONYMOUS_ROUTE = "/api/v1/auth/demo-users"

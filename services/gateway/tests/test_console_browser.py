@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import expect
 
-from crm_common.testing import served_on_loopback
+from crm_devbroker.testing import served_on_loopback
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
 from gateway_support import FakeUpstreams, dashboard_events, feed_read_models, shipment_events

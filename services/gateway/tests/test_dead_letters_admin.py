@@ -9,7 +9,7 @@ from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.events import encode_envelope, make_event
 from crm_common.events.logistics import OrderCreated
 from crm_common.migrations import upgrade
-from crm_common.testing import CollectingDeadLetters
+from crm_devbroker.testing import CollectingDeadLetters
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
 

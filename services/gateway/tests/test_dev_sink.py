@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from crm_common.broker import free_port
-from crm_common.testing import wait_until
+from crm_devbroker.broker import free_port
+from crm_devbroker.testing import wait_until
 from gateway_support import role_headers
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "dev_sink.py"

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_common.outbox import outbox_table
-from crm_common.testing import read_events
+from crm_devbroker.testing import read_events
 from crm_gateway.db import ingested_events
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
@@ -152,7 +152,7 @@ async def test_old_event_ids_are_forgotten_after_the_retention(ingest_gateway):
 async def test_gateway_consumer_feeds_the_dashboard_from_kafka(database_factory, kafka_settings):
     from crm_common.bus import KafkaPublisher
     from crm_common.events import make_event
-    from crm_common.testing import wait_until
+    from crm_devbroker.testing import wait_until
     from gateway_support import dashboard_events
 
     url = await database_factory.create("sqlite", "gwdash")

@@ -11,7 +11,7 @@ import pytest
 crm_scoring = pytest.importorskip("crm_scoring", reason="scoring service not installed")
 
 from crm_common.migrations import upgrade  # noqa: E402
-from crm_common.testing import wait_until  # noqa: E402
+from crm_devbroker.testing import wait_until  # noqa: E402
 from crm_gateway.main import create_app  # noqa: E402
 from crm_gateway.settings import GatewaySettings  # noqa: E402
 from gateway_support import FakeUpstreams, migrate, new_event, role_headers  # noqa: E402

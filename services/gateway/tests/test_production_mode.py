@@ -8,7 +8,7 @@ import pytest
 
 from crm_common.production import UnsafeProductionSettings
 from crm_common.runtime import ServiceRuntime, run_worker
-from crm_common.testing import common_unsafe_production, production_settings
+from crm_devbroker.testing import common_unsafe_production, production_settings
 from crm_gateway.main import create_app
 from crm_gateway.settings import DEV_KEY, GatewaySettings
 

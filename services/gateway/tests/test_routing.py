@@ -4,8 +4,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from crm_common.auth import AuthError
 from crm_common.edge import EdgeTokenVerifier
+from crm_gateway.auth import AuthError
 from gateway_support import auth, down_transport, role_headers, slow_transport
 
 
@@ -124,7 +124,7 @@ async def test_no_or_bad_credentials_401(gw):
 
 
 async def test_api_key_client(fakes, make_gateway):
-    from crm_common.auth import generate_api_key
+    from crm_gateway.auth import generate_api_key
 
     plaintext, record = generate_api_key("tms-east", "tms")
     client, settings, _ = await make_gateway(api_keys=[{**record.__dict__}])

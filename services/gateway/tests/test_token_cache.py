@@ -1,4 +1,4 @@
-"""crm_common.auth.JWTVerifier remembers verified tokens: the signature is checked once per token, never past the
+"""crm_gateway.auth.JWTVerifier remembers verified tokens: the signature is checked once per token, never past the
 token's expiry, never after its key left the key set, and failures are never remembered."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-import crm_common.auth as auth
-from crm_common.auth import AuthError, JWTVerifier, KeySet, SigningKey, mint_token
+import crm_gateway.auth as auth
+from crm_gateway.auth import AuthError, JWTVerifier, KeySet, SigningKey, mint_token
 
 ISS, AUD = "crm-test", "crm-gateway"
 SECRET = "a-test-secret-of-enough-length-for-hs256"

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from crm_common.context import correlation_id_var
 from crm_common.edge import EDGE_TOKEN_HEADER, EdgeTokenVerifier
 from crm_common.problems import Problem
-from crm_common.testing import free_loopback_port, served_on_loopback
+from crm_devbroker.testing import free_loopback_port, served_on_loopback
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.upstream import Upstream
 

@@ -16,10 +16,10 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import MetaData, select
 
 from crm_common.consumer import Delivery, InboxProcessor
-from crm_common.testing import RefusingDeadLetters
 from crm_common.events import encode_envelope, make_event
 from crm_common.events.customers import ContactSnapshot, CustomerRegistered
 from crm_common.migrations import upgrade
+from crm_devbroker.testing import RefusingDeadLetters
 from crm_notifications import ALEMBIC_INI
 from crm_notifications.clock import ManualClock
 from crm_notifications.runtime import NotificationsRuntime

@@ -9,7 +9,7 @@ from notifications_support import T0, EventFeeder, customer_registered, event, s
 
 from crm_common.events.complaints import ComplaintFiled
 from crm_common.events.scoring import CustomerScored
-from crm_common.testing import edge_auth
+from crm_devbroker.testing import edge_auth
 from crm_notifications.main import create_app
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from crm_common.bus import KafkaPublisher
 from crm_common.events.complaints import ComplaintFiled
-from crm_common.testing import read_events, wait_until
+from crm_devbroker.testing import read_events, wait_until
 from crm_notifications.delivery.models import Message
 from crm_notifications.runtime import NotificationsRuntime
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from crm_common.production import UnsafeProductionSettings
 from crm_common.runtime import run_worker
-from crm_common.testing import common_unsafe_production, production_settings
+from crm_devbroker.testing import common_unsafe_production, production_settings
 from crm_notifications.main import create_app
 from crm_notifications.runtime import NotificationsRuntime
 from crm_notifications.settings import NotificationsSettings

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.db import Database
-from crm_common.testing import CollectingDeadLetters
 from crm_common.events import encode_envelope, make_event, topic_for
 from crm_common.events.complaints import ComplaintFiled, ComplaintResolved, SurveyAnswered
 from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerRegistered
@@ -26,6 +25,7 @@ from crm_common.events.logistics import (
     ShipmentDelayed,
     ShipmentLost,
 )
+from crm_devbroker.testing import CollectingDeadLetters
 from crm_scoring.db import customer_scores, customers, orders
 from crm_scoring.migrate import migrate
 from crm_scoring.scoring.consumer import ScoringHandler

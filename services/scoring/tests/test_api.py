@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 from scoring_support import AS_OF, clock, feed, history, processor, scoring_db, settings_for
 
-from crm_common.testing import edge_auth
+from crm_devbroker.testing import edge_auth
 from crm_scoring.main import create_app
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from crm_common.events.logistics import OrderCreated
 from crm_common.outbox import outbox_table
-from crm_common.testing import wait_until
+from crm_devbroker.testing import wait_until
 from crm_scoring import cli
 from crm_scoring.db import customer_scores, customers, orders, population_model, score_history
 from crm_scoring.main import create_app

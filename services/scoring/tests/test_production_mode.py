@@ -5,7 +5,7 @@ import pytest
 
 from crm_common.production import UnsafeProductionSettings
 from crm_common.runtime import run_worker
-from crm_common.testing import common_unsafe_production, production_settings
+from crm_devbroker.testing import common_unsafe_production, production_settings
 from crm_scoring.main import build_runtime, create_app
 from crm_scoring.settings import ScoringSettings
 

@@ -28,7 +28,7 @@ from crm_common.events.logistics import (
 )
 from crm_common.events import decode_envelope
 from crm_common.outbox import outbox_table
-from crm_common.testing import edge_auth
+from crm_devbroker.testing import edge_auth
 from crm_scoring.main import create_app
 from crm_scoring.service_levels import service
 from crm_scoring.service_levels.measures import monthly_records

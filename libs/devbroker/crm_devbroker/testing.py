@@ -1,6 +1,6 @@
 """Pytest plugin shared by every service's tests: a real broker, fresh databases, Kafka readers.
 
-Load with `pytest -p crm_common.testing` (the Makefile does). PostgreSQL comes from
+Load with `pytest -p crm_devbroker.testing` (pytest.ini does). PostgreSQL comes from
 TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres); with
 REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping its tests.
 """
@@ -19,11 +19,11 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from crm_common.broker import LocalBroker
 from crm_common.bus import ensure_topics
 from crm_common.events.envelope import EventEnvelope, decode_envelope
 from crm_common.events.topics import ALL_TOPICS
 from crm_common.settings import KafkaSettings
+from crm_devbroker.broker import LocalBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", "test-output"))

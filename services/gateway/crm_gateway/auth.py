@@ -1,4 +1,4 @@
-"""Authentication mechanism: signed JWTs (pyjwt) and API keys for machine clients.
+"""The gateway's authentication of callers: signed JWTs (pyjwt) and API keys for machine clients.
 
 Only the mechanism lives here; which role may call which route is the gateway's table.
 
@@ -30,19 +30,13 @@ from typing import Any
 import jwt
 from jwt.algorithms import get_default_algorithms
 
+from crm_common.edge import AuthError  # one failure type for the edge token and the user's credentials
+
 ROLES: tuple[str, ...] = ("tms", "agent", "account_manager", "customer", "admin")
 REQUIRED_CLAIMS: tuple[str, ...] = ("sub", "role", "exp")
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 DEFAULT_ALLOWED_ALGORITHMS = frozenset(HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS)
-
-
-class AuthError(Exception):
-    """Authentication failed: the gateway answers 401 with this reason (never the token)."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(reason)
 
 
 @dataclass(frozen=True)
