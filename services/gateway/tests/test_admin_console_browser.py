@@ -12,7 +12,7 @@ from playwright.async_api import expect
 pytest.importorskip("crm_complaints", reason="complaints service not installed")
 complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
 
-from crm_common.testing import served_on_loopback  # noqa: E402
+from crm_devbroker.testing import served_on_loopback  # noqa: E402
 from gateway_support import auth  # noqa: E402
 from test_complaint_workflow import ALWAYS_OPEN, gateway_before_real_complaints, ok  # noqa: E402
 from test_console_browser import OUTPUT, _chromium  # noqa: E402
