@@ -97,6 +97,7 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
 
                 # the delay rule now sends East's delays to claims
                 row = page.locator("#rules-table .rule-row").first
+                await row.locator(".rule-name").fill("华东延误归理赔")
                 await row.locator(".rule-region").fill("East")
                 await row.locator(".rule-team").select_option("claims")
                 await page.click("#rules-save")
@@ -105,6 +106,18 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
                 await page.click("#lang-toggle")
                 await expect(page.locator("#rules-save")).to_have_text("Save rules")
                 await page.screenshot(path=str(OUTPUT / "admin-en.png"), full_page=True)
+
+                # the next East delay follows the edited rule, and the complaint says which rule routed it
+                customer = auth(settings, "customer", "portal-x1", customer_id="X1")
+                east = ok(await client.post("/api/v1/complaints", headers=customer,
+                                            json={"category": "delay", "description": "晚到", "channel": "web", "region": "East"}), 201)
+                await page.click("#tab-callcenter")
+                await page.fill("#search-input", east["number"])
+                await page.click("#search-btn")
+                await page.click(f"#result-complaints li[data-id='{east['id']}']")
+                await expect(page.locator("#complaint-facts .rule")).to_contain_text("华东延误归理赔 → claims")
+                await expect(page.locator("#timeline")).to_contain_text("rule 华东延误归理赔 → claims, Least load →")
+                await page.screenshot(path=str(OUTPUT / "admin-rule-on-complaint-en.png"), full_page=True)
                 assert not problems, problems
                 await context.close()
             finally:
@@ -119,10 +132,7 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
             assert (agent["team_id"], agent["name"]) == ("claims", "赵磊")
             assert agent["shifts"] == [{"weekday": d, "start": "08:00", "end": "20:00"} for d in (0, 1, 2)]
             assert ok(await client.get("/api/v1/routing-rules", headers=admin)) == [
-                {"category": "delay", "region": "East", "service_type": None, "team": "claims", "position": 10}]
-            customer = auth(settings, "customer", "portal-x1", customer_id="X1")
-            east = ok(await client.post("/api/v1/complaints", headers=customer,
-                                        json={"category": "delay", "description": "晚到", "channel": "web", "region": "East"}), 201)
+                {"category": "delay", "region": "East", "service_type": None, "team": "claims", "position": 10, "name": "华东延误归理赔"}]
             west = ok(await client.post("/api/v1/complaints", headers=customer,
                                         json={"category": "delay", "description": "晚到", "channel": "web", "region": "West"}), 201)
             assert ok(await client.get(f"/api/v1/complaints/{east['id']}", headers=admin))["team_id"] == "claims"

@@ -67,7 +67,7 @@ async def test_admin_sets_up_teams_agents_and_routing_through_the_gateway(stack)
     assert [t["id"] for t in ok(await client.get("/api/v1/teams", headers=agent))] == ["transport"]
     rules = ok(await client.put("/api/v1/routing-rules", headers=admin, json=[{"category": "damage", "team": "transport"}]))
     assert rules == ok(await client.get("/api/v1/routing-rules", headers=agent)) == [
-        {"team": "transport", "category": "damage", "region": None, "service_type": None, "position": 0}]
+        {"team": "transport", "name": None, "category": "damage", "region": None, "service_type": None, "position": 0}]
 
     # bad input is a 4xx naming what is wrong, and changes nothing
     bad_calendar = await client.put("/api/v1/teams/transport", headers=admin, json={"calendar": {"periods": [["12:75", "13:00"]]}})

@@ -128,7 +128,7 @@ async def put_agent(session: AsyncSession, agent_id: str, *, team_id: str, name:
 
 
 async def replace_rules(session: AsyncSession, rules: list[dict]) -> list[RoutingRuleRow]:
-    """Replace the routing table: [{category?, region?, service_type?, team, position?}, ...]."""
+    """Replace the routing table: [{category?, region?, service_type?, team, position?, name?}, ...]."""
     rows = []
     for index, rule in enumerate(rules):
         category = rule.get("category")
@@ -139,7 +139,7 @@ async def replace_rules(session: AsyncSession, rules: list[dict]) -> list[Routin
             raise Problem(422, "Unknown team", f"{rule['team']!r} in rule {index}",
                           errors=[{"loc": ["body", str(index), "team"], "msg": "unknown team", "type": "not_found"}])
         rows.append(RoutingRuleRow(category=category, region=rule.get("region"), service_type=rule.get("service_type"),
-                                   team_id=rule["team"], position=int(rule.get("position", index))))
+                                   team_id=rule["team"], position=int(rule.get("position", index)), name=rule.get("name")))
     await session.execute(delete(RoutingRuleRow))
     session.add_all(rows)
     await session.flush()

@@ -52,6 +52,7 @@ class RoutingRuleRow(Base):
     service_type: Mapped[str | None] = mapped_column(String(50))
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"))
     position: Mapped[int] = mapped_column(Integer, default=100)
+    name: Mapped[str | None] = mapped_column(String(100))
 
 
 class DirectoryCustomer(Base):

@@ -25,6 +25,8 @@ class RoutingRule:
     region: str | None = None
     service_type: str | None = None
     position: int = 0
+    name: str | None = None
+    built_in: bool = False
 
     @property
     def specificity(self) -> int:
@@ -36,6 +38,15 @@ class RoutingRule:
             and (self.region is None or self.region == region)
             and (self.service_type is None or self.service_type == service_type)
         )
+
+
+def rule_record(rule: RoutingRule | None, team: str) -> dict:
+    """What an assignment keeps of the rule that chose its team: a copy, since the rule table is replaced as a whole
+    (a stored rule has no lasting id). `source` is stored (the admin's), built_in (no rules stored) or fallback (none matched)."""
+    if rule is None:
+        return {"source": "fallback", "team": team}
+    return {"source": "built_in" if rule.built_in else "stored", "name": rule.name, "category": rule.category, "region": rule.region,
+            "service_type": rule.service_type, "team": rule.team, "position": rule.position}
 
 
 def route(rules: Iterable[RoutingRule], category: str, region: str | None = None, service_type: str | None = None,
@@ -50,16 +61,16 @@ def route(rules: Iterable[RoutingRule], category: str, region: str | None = None
 
 # Built-in rules used when a deployment has not loaded its own.
 DEFAULT_RULES: tuple[RoutingRule, ...] = (
-    RoutingRule(team="transport", category="delay", position=10),
-    RoutingRule(team="transport", category="wrong_delivery", position=10),
-    RoutingRule(team="transport", category="pickup", position=10),
-    RoutingRule(team="claims", category="damage", position=10),
-    RoutingRule(team="claims", category="loss", position=10),
-    RoutingRule(team="warehouse", category="damage", service_type="warehousing", position=5),
-    RoutingRule(team="billing", category="billing", position=10),
-    RoutingRule(team="customer_service", category="staff_attitude", position=10),
-    RoutingRule(team="customer_service", category="information", position=10),
-    RoutingRule(team="customer_service", category="other", position=10),
+    RoutingRule(team="transport", category="delay", position=10, built_in=True),
+    RoutingRule(team="transport", category="wrong_delivery", position=10, built_in=True),
+    RoutingRule(team="transport", category="pickup", position=10, built_in=True),
+    RoutingRule(team="claims", category="damage", position=10, built_in=True),
+    RoutingRule(team="claims", category="loss", position=10, built_in=True),
+    RoutingRule(team="warehouse", category="damage", service_type="warehousing", position=5, built_in=True),
+    RoutingRule(team="billing", category="billing", position=10, built_in=True),
+    RoutingRule(team="customer_service", category="staff_attitude", position=10, built_in=True),
+    RoutingRule(team="customer_service", category="information", position=10, built_in=True),
+    RoutingRule(team="customer_service", category="other", position=10, built_in=True),
 )
 
 

@@ -251,8 +251,8 @@ async def load_rules(session: AsyncSession) -> list[routing.RoutingRule]:
     rows = (await session.scalars(select(RoutingRuleRow).order_by(RoutingRuleRow.position, RoutingRuleRow.id))).all()
     if not rows:
         return list(routing.DEFAULT_RULES)
-    return [routing.RoutingRule(team=r.team_id, category=r.category, region=r.region, service_type=r.service_type, position=r.position)
-            for r in rows]
+    return [routing.RoutingRule(team=r.team_id, category=r.category, region=r.region, service_type=r.service_type, position=r.position,
+                                name=r.name) for r in rows]
 
 
 async def agents_on_shift(session: AsyncSession, team: Team, now: dt.datetime) -> list[routing.AgentLoad]:
@@ -285,7 +285,8 @@ async def choose_agent(session: AsyncSession, team: Team, now: dt.datetime) -> s
 
 
 async def _assign(session: AsyncSession, complaint: Complaint, team: Team, agent_id: str | None, *, now: dt.datetime,
-                  actor: Actor, reason: str | None, settings: ComplaintsSettings) -> None:
+                  actor: Actor, reason: str | None, settings: ComplaintsSettings, rule: dict | None = None) -> None:
+    """`rule`: routing.rule_record of the rule that chose the team, kept on the assignment's timeline entry."""
     old_team = complaint.team_id
     if old_team is not None and old_team != team.id:
         await _rebase_clocks(session, complaint, now, old_team, team.id, settings)
@@ -302,7 +303,8 @@ async def _assign(session: AsyncSession, complaint: Complaint, team: Team, agent
         complaint.status = "new"  # waits in the team queue until an agent is on shift
     kind = "reassigned" if reason else "assigned"
     await add_timeline(session, complaint, kind, at=now, actor=actor, visibility="internal",
-                       body=reason, data={"team": team.id, "agent": agent_id, "queued": agent_id is None})
+                       body=reason, data={"team": team.id, "agent": agent_id, "queued": agent_id is None,
+                                          **({"rule": rule, "strategy": team.strategy} if rule is not None else {})})
     await emit(session, ComplaintAssigned(complaint_id=complaint.id, complaint_number=complaint.number, customer_id=complaint.customer_id,
                                           team=team.id, agent=agent_id, reason=reason or ("queued: no agent on shift" if agent_id is None else None),
                                           assigned_at=now), key=complaint.customer_id, producer=SERVICE_NAME, occurred_at=now)
@@ -334,7 +336,7 @@ async def file_complaint(session: AsyncSession, data: ComplaintCreate, *, settin
         contact = await session.get(DirectoryContact, contact_id)
         language = contact.language if contact is not None else None
     priority = compute_priority(data.category, data.description, data.claimed_amount, tier, credit)
-    team_id, _rule = routing.route(await load_rules(session), data.category, region, data.service_type)
+    team_id, rule = routing.route(await load_rules(session), data.category, region, data.service_type)
     team = await get_or_create_team(session, team_id, settings)
 
     complaint = Complaint(
@@ -376,7 +378,8 @@ async def file_complaint(session: AsyncSession, data: ComplaintCreate, *, settin
         await add_timeline(session, duplicate, "possible_duplicate", at=now, visibility="internal",
                            body=f"Likely duplicate filed: {complaint.number}", data={"complaint_id": complaint.id, "number": complaint.number})
     agent_id = await choose_agent(session, team, now)
-    await _assign(session, complaint, team, agent_id, now=now, actor=SYSTEM, reason=None, settings=settings)
+    await _assign(session, complaint, team, agent_id, now=now, actor=SYSTEM, reason=None, settings=settings,
+                  rule=routing.rule_record(rule, team_id))
     await session.flush()
     return complaint
 

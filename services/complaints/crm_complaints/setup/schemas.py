@@ -65,6 +65,7 @@ class AgentOut(BaseModel):
 
 class RuleIn(Input):
     team: str
+    name: str | None = Field(default=None, max_length=100)
     category: str | None = None
     region: str | None = None
     service_type: str | None = None
@@ -73,6 +74,7 @@ class RuleIn(Input):
 
 class RuleOut(BaseModel):
     team: str
+    name: str | None
     category: str | None
     region: str | None
     service_type: str | None

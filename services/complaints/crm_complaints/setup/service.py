@@ -38,7 +38,8 @@ def team_out(team: Team) -> TeamOut:
 
 
 def rule_out(row: RoutingRuleRow) -> RuleOut:
-    return RuleOut(team=row.team_id, category=row.category, region=row.region, service_type=row.service_type, position=row.position)
+    return RuleOut(team=row.team_id, name=row.name, category=row.category, region=row.region, service_type=row.service_type,
+                   position=row.position)
 
 
 def _hh_mm(minute: int) -> str:

@@ -139,6 +139,7 @@ window.Admin = (function () {
   function ruleRow(rule) {
     const any = ["", t("admin.any")];
     return el("tr", { class: "rule-row" },
+      el("td", {}, el("input", { class: "rule-name", value: rule.name || "", maxlength: "100" })),
       el("td", {}, select("rule-category", [any, ...CATEGORIES.map((c) => [c, kit().tv("cat", c)])], rule.category)),
       el("td", {}, el("input", { class: "rule-region", value: rule.region || "", placeholder: t("admin.any") })),
       el("td", {}, el("input", { class: "rule-service-type", value: rule.service_type || "", placeholder: t("admin.any") })),
@@ -155,7 +156,7 @@ window.Admin = (function () {
     const rules = [...document.querySelectorAll("#rules-table .rule-row")].map((row) => {
       const value = (cls) => row.querySelector("." + cls).value.trim();
       const rule = { team: value("rule-team") };
-      for (const [cls, key] of [["rule-category", "category"], ["rule-region", "region"], ["rule-service-type", "service_type"]]) if (value(cls)) rule[key] = value(cls);
+      for (const [cls, key] of [["rule-name", "name"], ["rule-category", "category"], ["rule-region", "region"], ["rule-service-type", "service_type"]]) if (value(cls)) rule[key] = value(cls);
       if (value("rule-position") !== "") rule.position = Number(value("rule-position"));
       return rule;
     });

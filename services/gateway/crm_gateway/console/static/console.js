@@ -333,15 +333,32 @@
       toast(e.message);
     }
   }
+  // the routing rule an assignment kept (complaints' routing.rule_record): its name, or what it matches, and the team
+  function ruleText(rule) {
+    if (!rule) return null;
+    if (rule.source === "fallback") return t("rule.fallback", { team: rule.team });
+    const matches = [rule.category && tv("cat", rule.category), rule.region, rule.service_type].filter(Boolean).join(" · ") || t("admin.any");
+    const label = rule.name || matches;
+    return (rule.source === "built_in" ? t("rule.built_in") + " " : "") + `${label} → ${rule.team}`;
+  }
+  function assignmentText(e) {
+    const d = e.data || {};
+    if (!d.rule) return e.body ? " — " + e.body : "";
+    const who = d.agent ? d.agent : t("rule.queued");
+    return " — " + t("rule.picked", { rule: ruleText(d.rule), strategy: t("strategy." + d.strategy), agent: who }) + (e.body ? " · " + e.body : "");
+  }
   function renderComplaint(c, timeline) {
     $("complaint-panel").hidden = false;
+    const routed = [...timeline].reverse().find((e) => e.data && e.data.rule);
     $("complaint-number").textContent = c.number || c.id;
-    $("complaint-facts").replaceChildren(kpi(t("kpi.status"), statusText(c)), kpi(t("kpi.category"), tv("cat", c.category)), kpi(t("kpi.priority"), c.priority),
-      kpi(t("kpi.channel"), tv("channel", c.channel)), kpi(t("kpi.filed"), c.filed_at ? fmtTime(c.filed_at) : null));
+    $("complaint-facts").replaceChildren(...[kpi(t("kpi.status"), statusText(c)), kpi(t("kpi.category"), tv("cat", c.category)), kpi(t("kpi.priority"), c.priority),
+      kpi(t("kpi.channel"), tv("channel", c.channel)), kpi(t("kpi.filed"), c.filed_at ? fmtTime(c.filed_at) : null),
+      routed ? kpi(t("kpi.rule"), ruleText(routed.data.rule), "rule") : null].filter(Boolean));
     $("complaint-description").textContent = c.description || "";
     $("complaint-actions").hidden = !isWorker();
     $("complaint-panel").dataset.status = c.status;
-    $("timeline").replaceChildren(...timeline.map((e) => el("li", { class: "timeline-entry" }, el("time", {}, fmtTime(e.at)), el("strong", { "data-kind": e.kind }, tv("kind", e.kind)), e.body ? " — " + e.body : "")));
+    $("timeline").replaceChildren(...timeline.map((e) => el("li", { class: "timeline-entry" }, el("time", {}, fmtTime(e.at)), el("strong", { "data-kind": e.kind }, tv("kind", e.kind)),
+      e.kind === "assigned" || e.kind === "reassigned" ? assignmentText(e) : e.body ? " — " + e.body : "")));
     if (state.slaTimer) clearInterval(state.slaTimer);
     const tick = () => renderSla(c);
     tick();
