@@ -8,7 +8,7 @@ SERVICE_DIRS := $(patsubst %/pyproject.toml,%,$(SERVICE_PROJECTS))
 TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_POSTGRES_URL
 
-.PHONY: install run demo test test-faults bench bench-scoring scaleout browser loadgen clean
+.PHONY: install run demo test test-faults bench bench-check bench-scoring scaleout browser loadgen clean
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ loadgen:
 
 bench: install loadgen
 	$(BIN)/python bench/run_all.py
+
+## make bench-check: the quick benchmarks compared with bench/results/baseline.json (committed); a figure 15% worse is flagged (exit 1).
+bench-check: install loadgen
+	$(BIN)/python bench/check.py
 
 bench-scoring: install
 	$(BIN)/python bench/scoring_bench.py

@@ -21,6 +21,7 @@ import perfkit  # noqa: E402
 import status_query  # noqa: E402
 
 CUSTOMERS = 1000
+FIXED_RATE = 50  # requests/s: the "p99 < 50 ms at 50 req/s"
 
 
 async def seed_directory(dsn: str) -> None:
@@ -81,7 +82,8 @@ async def load_with_samples(gateway_url: str, dsn: str, headers: dict, body_list
 def run(args) -> dict:
     duration = args.duration or (6 if args.quick else 20)
     log_dir = perfkit.log_dir_for("complaint_filing")
-    base = status_query.baseline(log_dir, [args.connections], duration)[args.connections]
+    base_levels, base_open = status_query.baseline(log_dir, [args.connections], duration)
+    base = base_levels[args.connections]
     print(f"[complaint_filing] baseline: {base['rps']:,.0f} req/s p99 {base['p99_ms']:.1f} ms ({base['tool']})", flush=True)
 
     async def main() -> dict:
@@ -110,7 +112,15 @@ def run(args) -> dict:
                     load, samples = await load_with_samples(gateway.url, dsn, headers, body_list, args.connections, duration)
                     if profile:
                         profile.__exit__(None, None, None)
-            return {"load": load, "samples": samples}
+                    open_load = {"bodies": bodies(int(args.bodies), "o"), "headers": headers, "method": "POST"}
+                    at_fixed = await asyncio.to_thread(perfkit.open_loop, gateway.url, ["/api/v1/complaints"], rate=FIXED_RATE,
+                                                       duration_s=duration, **open_load)
+                    print(f"[complaint_filing] open loop at {FIXED_RATE} req/s: p50 {at_fixed['p50_ms']:.1f} ms p99 {at_fixed['p99_ms']:.1f} ms "
+                          f"p99.9 {at_fixed['p999_ms']:.1f} ms, errors {at_fixed['errors']}, non-2xx {at_fixed['non_2xx']}", flush=True)
+                    open_load["bodies"] = bodies(int(args.bodies), "s")
+                    shares = await asyncio.to_thread(perfkit.open_loop_levels, "complaint_filing", gateway.url, ["/api/v1/complaints"],
+                                                     max_rps=load["rps"], duration_s=duration, **open_load)
+            return {"load": load, "samples": samples, "at_fixed": at_fixed, "shares": shares}
 
     out = asyncio.run(main())
     load, samples = out["load"], out["samples"]
@@ -120,14 +130,21 @@ def run(args) -> dict:
     drain_s = samples[-1][0] - duration
     print(f"[complaint_filing] {load['rps']:,.0f} req/s p50 {load['p50_ms']:.1f} ms p99 {load['p99_ms']:.1f} ms, errors {load['errors']}", flush=True)
     print("[complaint_filing] outbox backlog (s, pending, total): " + " ".join(f"{t}:{p}/{n}" for t, p, n in samples), flush=True)
+    at_fixed = out["at_fixed"]
     rows = [
+        perfkit.row("filing maximum req/s (gateway, closed loop)", load["rps"], baseline=base["rps"], unit="req/s", target=">= 300 req/s",
+                    met=load["rps"] >= 300 and load["errors"] == 0),
+        perfkit.row(f"filing p99 at {FIXED_RATE} req/s (gateway, open loop)", at_fixed["p99_ms"], unit="ms", target="< 50 ms",
+                    met=at_fixed["p99_ms"] < 50 and at_fixed["errors"] == 0 and at_fixed["non_2xx"] == 0),
+        perfkit.row(f"filing p99.9 at {FIXED_RATE} req/s (gateway, open loop)", at_fixed["p999_ms"], unit="ms"),
+        *perfkit.open_loop_rows("filing (gateway)", out["shares"], base_open),
         perfkit.row("filing req/s (gateway)", load["rps"], baseline=base["rps"], unit="req/s"),
         perfkit.row("filing p99 (gateway)", load["p99_ms"], baseline=base["p99_ms"], unit="ms"),
         perfkit.row("outbox backlog max during load", max_backlog, unit="rows", target="bounded, drained after", met=final_backlog == 0),
         perfkit.row("outbox drained after the load in", max(0.0, drain_s), unit="s"),
     ]
     return perfkit.result("complaint_filing", rows, figures={"load": load, "baseline": base, "backlog_samples": samples, "duration_s": duration,
-                                                             "errors": load["errors"]})
+                                                             "errors": load["errors"], "open_loop_fixed": at_fixed, "open_loop_shares": out["shares"]})
 
 
 def add_arguments(parser) -> None:

@@ -438,6 +438,77 @@ def http_load(base_url: str, paths: list[str], *, headers: dict[str, str] | None
         shutil.rmtree(work, ignore_errors=True)
 
 
+def open_loop(base_url: str, paths: list[str], *, rate: float, duration_s: float, headers: dict[str, str] | None = None,
+              method: str = "GET", bodies: list[str] | None = None, generators: int = 2, connections: int = 256) -> dict:
+    """Open-loop load at a fixed `rate` (requests/s) from `generators` processes (bench/openloop.py), latency from each
+    request's due time. Returns {"rate", "achieved_rps", "p50_ms", "p99_ms", "p999_ms", "max_ms", "errors", "non_2xx",
+    "send_lag_p99_ms", "requests"}."""
+    import array
+
+    work = Path(tempfile.mkdtemp(prefix="bench-openloop-"))
+    try:
+        (work / "paths.txt").write_text("\n".join(paths) + "\n")
+        if bodies:
+            (work / "bodies.txt").write_text("\n".join(bodies) + "\n")
+        env = dict(os.environ, BENCH_PATHS=str(work / "paths.txt"), BENCH_BODIES=str(work / "bodies.txt") if bodies else "")
+        processes = []
+        for index in range(generators):
+            spec = {"base_url": base_url, "headers": headers or {}, "method": method, "rate": rate / generators, "duration_s": duration_s,
+                    "phase_s": index / rate, "connections": max(1, connections // generators), "out": str(work / f"latencies-{index}.bin")}
+            (work / f"spec-{index}.json").write_text(json.dumps(spec))
+            processes.append(subprocess.Popen([PYTHON, str(BENCH / "openloop.py"), str(work / f"spec-{index}.json")], env=env,
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        reports = []
+        for process in processes:
+            out, err = process.communicate(timeout=duration_s + 120)
+            line = next((l for l in out.splitlines() if l.startswith("OPENLOOPJSON ")), None)
+            if line is None:
+                raise RuntimeError(f"openloop failed: {out}\n{err}")
+            reports.append(json.loads(line[len("OPENLOOPJSON "):]))
+        latencies = array.array("d")
+        for index in range(generators):
+            with open(work / f"latencies-{index}.bin", "rb") as stored:
+                latencies.frombytes(stored.read())
+        ordered = sorted(1000 * value for value in latencies)
+        completed = sum(r["ok"] + r["non_2xx"] for r in reports)
+        elapsed = max(r["elapsed_s"] for r in reports)
+        return {"tool": "openloop(aiohttp)", "rate": rate, "requests": len(ordered), "achieved_rps": completed / elapsed if elapsed else 0.0,
+                "p50_ms": percentile(ordered, 0.50), "p99_ms": percentile(ordered, 0.99), "p999_ms": percentile(ordered, 0.999),
+                "max_ms": ordered[-1] if ordered else float("nan"), "errors": sum(r["errors"] for r in reports),
+                "non_2xx": sum(r["non_2xx"] for r in reports), "send_lag_p99_ms": max(r["send_lag_p99_ms"] for r in reports)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+OPEN_LOOP_SHARES = (0.25, 0.50, 0.80)
+
+
+def open_loop_levels(label: str, base_url: str, paths: list[str], *, max_rps: float, duration_s: float, **load: Any) -> dict[float, dict]:
+    """Open-loop loads at 25%, 50% and 80% of `max_rps` (the rate a closed-loop load reached), printed as they run."""
+    out = {}
+    for share in OPEN_LOOP_SHARES:
+        measured = out[share] = open_loop(base_url, paths, rate=max(1.0, share * max_rps), duration_s=duration_s, **load)
+        print(f"[{label}] open loop at {share:.0%} of max ({measured['rate']:,.0f} req/s): achieved {measured['achieved_rps']:,.0f} req/s, "
+              f"p50 {measured['p50_ms']:.1f} ms p99 {measured['p99_ms']:.1f} ms p99.9 {measured['p999_ms']:.1f} ms, errors "
+              f"{measured['errors']}, non-2xx {measured['non_2xx']}, generator send lag p99 {measured['send_lag_p99_ms']:.1f} ms", flush=True)
+    return out
+
+
+def open_loop_rows(label: str, levels: dict[float, dict], base_levels: dict[float, dict] | None = None, *, targets: dict[float, float] | None = None) -> list[dict]:
+    """Rows p50/p99/p99.9 per share of the maximum; `targets` maps a share to a p99 limit in ms."""
+    rows = []
+    for share, load in levels.items():
+        base = (base_levels or {}).get(share)
+        limit = (targets or {}).get(share)
+        name = f"{label}, open loop {share:.0%} of max"
+        rows.append(row(f"{name}, offered rate", load["rate"], baseline=base and base["rate"], unit="req/s"))
+        rows.append(row(f"{name} p50", load["p50_ms"], baseline=base and base["p50_ms"], unit="ms"))
+        rows.append(row(f"{name} p99", load["p99_ms"], baseline=base and base["p99_ms"], unit="ms",
+                        target=f"< {limit:g} ms" if limit else "", met=(load["p99_ms"] < limit and load["errors"] == 0) if limit else None))
+        rows.append(row(f"{name} p99.9", load["p999_ms"], baseline=base and base["p999_ms"], unit="ms"))
+    return rows
+
+
 def base_parser(description: str):
     import argparse
 

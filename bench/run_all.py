@@ -26,6 +26,12 @@ OWN = ["raw_kafka", "ingest_e2e", "ingest_direct", "status_query", "lookup_db_pa
 EXTERNAL = ["scoring", "scaleout"]
 
 
+def git_revision() -> str:
+    completed = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=perfkit.REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=perfkit.REPO, capture_output=True, text=True).stdout.strip()
+    return completed.stdout.strip() + ("+changes" if dirty else "") if completed.returncode == 0 else "?"
+
+
 def run_own(name: str, quick: bool, timeout_s: float) -> dict:
     command = [perfkit.PYTHON, str(perfkit.BENCH / f"{name}.py")] + (["--quick"] if quick else [])
     return _run(name, command, timeout_s, parse=_parse_result_line)
@@ -180,7 +186,7 @@ def main(argv=None) -> int:
         else:
             results.append({"name": name, "status": "missing", "rows": [], "error": f"bench/{name}.py not written"})
     meta = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(), "cpus": os.cpu_count(),
-            "mode": "quick" if args.quick else "full", "python": platform.python_version(),
+            "mode": "quick" if args.quick else "full", "python": platform.python_version(), "git": git_revision(),
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "load_average_at_start": load_at_start}
     perfkit.RESULTS.mkdir(parents=True, exist_ok=True)
     (perfkit.RESULTS / "summary.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))

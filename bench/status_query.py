@@ -92,12 +92,19 @@ def profiled_load(url: str, paths: list[str], headers: dict, connections: int, d
             print(f"    {incl:6.1%} incl {own:6.1%} self  {frame}", flush=True)
 
 
-def baseline(log_dir: Path, levels: list[int], duration: float) -> dict[int, dict]:
+def max_rate(loads: dict[int, dict]) -> float:
+    return max(load["rps"] for load in loads.values())
+
+
+def baseline(log_dir: Path, levels: list[int], duration: float) -> tuple[dict[int, dict], dict[float, dict]]:
+    """The constant endpoint: closed-loop levels, then open loop at shares of its own maximum."""
     server = perfkit.Server("baseline", "baseline_app:app", {}, log_dir=log_dir, extra_path=[perfkit.BENCH])
     with perfkit.servers(server):
         perfkit.http_load(server.url, ["/constant"], connections=max(levels), duration_s=2)
-        return sweep("baseline (constant endpoint)", server.url, ["/constant"], headers=None, levels=levels, duration=duration,
-                     processes={"baseline": server})
+        closed = sweep("baseline (constant endpoint)", server.url, ["/constant"], headers=None, levels=levels, duration=duration,
+                       processes={"baseline": server})
+        opened = perfkit.open_loop_levels("status_query baseline", server.url, ["/constant"], max_rps=max_rate(closed), duration_s=duration)
+        return closed, opened
 
 
 async def prepare(count: int) -> tuple:
@@ -144,7 +151,7 @@ def run(args) -> dict:
     duration = args.duration or (5 if args.quick else 15)
     levels = sorted({int(x) for x in args.levels.split(",") if x.strip()} | {args.connections})
     log_dir = perfkit.log_dir_for("status_query")
-    base = baseline(log_dir, levels, duration)
+    base, base_open = baseline(log_dir, levels, duration)
     loop = asyncio.new_event_loop()
     cm, urls, sample = loop.run_until_complete(prepare(count))
     headers = {"Authorization": "Bearer " + perfkit.agent_token()}
@@ -161,6 +168,8 @@ def run(args) -> dict:
                 perfkit.http_load(gateway.url, paths, headers=headers, connections=args.connections, duration_s=2)  # warm-up
                 hops = {"gateway": gateway, "complaints": complaints}
                 through = sweep("through the gateway", gateway.url, paths, headers=headers, levels=levels, duration=duration, processes=hops)
+                through_open = perfkit.open_loop_levels("status_query gateway", gateway.url, paths, max_rps=max_rate(through),
+                                                        duration_s=duration, headers=headers)
                 direct = sweep("complaints service alone", complaints.url, direct_paths, headers=perfkit.direct_headers("complaints", AGENT_HEADERS_DIRECT), levels=levels,
                                duration=duration, processes={"complaints": complaints})
                 if args.profile:
@@ -184,6 +193,9 @@ def run(args) -> dict:
     head, head_base = through[args.connections], base[args.connections]
     all_p99_met = all(load["p99_ms"] < 25 for load in through.values())
     rows = [
+        perfkit.row("status query maximum req/s (gateway, closed loop)", max_rate(through), baseline=max_rate(base), unit="req/s",
+                    target=">= 1,500 req/s with 100,000 complaints" if count >= 100_000 else "", met=max_rate(through) >= 1500 if count >= 100_000 else None),
+        *perfkit.open_loop_rows("status query (gateway)", through_open, base_open, targets={0.50: 10.0}),
         perfkit.row("status query req/s (gateway)", head["rps"], baseline=head_base["rps"], unit="req/s", target=">= 30% of baseline",
                     met=head["rps"] >= 0.3 * head_base["rps"] and head["errors"] == 0),
         perfkit.row("status query p50 (gateway)", head["p50_ms"], baseline=head_base["p50_ms"], unit="ms"),
@@ -199,7 +211,8 @@ def run(args) -> dict:
         *cpu_rows("ceiling", ceiling, "gateway", base),
     ]
     return perfkit.result("status_query", rows, figures={"complaints": count, "levels": levels, "connections": args.connections, "duration_s": duration,
-                                                         "gateway": through, "complaints_alone": direct, "ceiling": ceiling, "baseline": base})
+                                                         "gateway": through, "complaints_alone": direct, "ceiling": ceiling, "baseline": base,
+                                                         "gateway_open_loop": through_open, "baseline_open_loop": base_open})
 
 
 def add_arguments(parser) -> None:
