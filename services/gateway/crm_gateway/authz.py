@@ -163,7 +163,10 @@ RULES: tuple[Rule, ...] = (
     R("/preferences/contacts/{contact_id}", frozenset({"PUT"}), STAFF, "notifications"),
     R("/deliveries", READ, PEOPLE, "notifications", Scope.LIST),
     R("/deliveries/{rest:path}", READ, STAFF, "notifications"),
-    R("/inbox", READ, STAFF, "notifications"),
+    # an account manager reads and closes only their own inbox (the service forces the assignee to the caller); the
+    # tasks are also filtered by the customers the manager may see
+    R("/inbox", READ, STAFF_AM, "notifications", Scope.LIST),
+    R("/inbox/{task_id}/done", frozenset({"POST"}), STAFF_AM, "notifications", Scope.PUBLIC),
     R("/templates{rest:path}", ALL_METHODS, ADMIN, "notifications"),
     R("/rules{rest:path}", ALL_METHODS, ADMIN, "notifications"),
     R("/segment-sends{rest:path}", ALL_METHODS, ADMIN, "notifications"),

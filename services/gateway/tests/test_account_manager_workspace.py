@@ -3,13 +3,19 @@
 a customer none; quotas are read by the workspace's users and changed by an admin only."""
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 
 pytest.importorskip("crm_profile", reason="customer-profile service not installed")
 
-from gateway_support import auth, gateway_before_real_profile, role_headers  # noqa: E402
+from gateway_support import FakeUpstreams, auth, gateway_before_real_profile, role_headers  # noqa: E402
 
 from crm_common.db import utcnow  # noqa: E402
+from crm_common.migrations import upgrade  # noqa: E402
+from crm_gateway.main import create_app  # noqa: E402
+from crm_gateway.settings import GatewaySettings  # noqa: E402
 
 
 async def test_account_manager_sees_only_their_portfolio_and_worklist(database_factory, gateway_db, db_kind):
@@ -123,3 +129,59 @@ async def test_kpis_through_the_gateway_a_manager_ranks_an_account_manager_sees_
         bad = await client.get("/api/v1/account-manager/kpis", params={"period": "2026-Q9"}, headers=admin)
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
         assert (await client.get("/api/v1/account-manager/kpis", params={"period": month}, headers=role_headers(settings, "customer"))).status_code == 403
+
+
+async def test_an_account_manager_reads_and_closes_only_their_own_inbox(database_factory, gateway_db):
+    """The real profile and notifications behind the gateway: /inbox is the caller's own for an account manager."""
+    pytest.importorskip("crm_notifications", reason="notifications service not installed")
+    import crm_notifications
+    import crm_profile
+    from crm_notifications.delivery.models import InboxTask
+    from crm_notifications.main import create_app as notifications_app
+    from crm_notifications.settings import NotificationsSettings
+    from crm_profile.main import create_app as profile_app
+    from crm_profile.settings import ProfileSettings
+
+    urls = {}
+    for name, ini in (("profile", crm_profile.ALEMBIC_INI), ("notifications", crm_notifications.ALEMBIC_INI)):
+        urls[name] = await database_factory.create("sqlite", f"inbox{name}")
+        await asyncio.to_thread(upgrade, ini, urls[name])
+    quiet = {"run_consumers": False, "run_outbox_relay": False}
+    profile = profile_app(ProfileSettings(database_url=urls["profile"], **quiet), start_background=False)
+    notifications = notifications_app(NotificationsSettings(database_url=urls["notifications"], run_dispatcher=False, run_scans=False, **quiet),
+                                      start_background=False)
+    settings = GatewaySettings(database_url=gateway_db)
+    gateway = create_app(settings, start_background=False, transports=FakeUpstreams().transports(
+        profile=httpx.ASGITransport(app=profile), notifications=httpx.ASGITransport(app=notifications)))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
+    try:
+        admin = role_headers(settings, "admin")
+        ids = {}
+        for name, manager in (("Feng Inbox Freight", "am-feng"), ("Yang Inbox Cold Chain", "am-yang")):
+            created = await client.post("/api/v1/customers", json={"name": name, "account_manager": manager}, headers=admin)
+            ids[manager] = created.json()["id"]
+        async with notifications.state.runtime.transaction() as session:
+            for n, (assignee, customer) in enumerate((("am-feng", ids["am-feng"]), ("am-yang", ids["am-yang"]), ("finance", ids["am-feng"]))):
+                session.add(InboxTask(id=f"t{n}", message_id=f"m{n}", assignee=assignee, customer_id=customer, title=f"task {n}", body="do it"))
+        feng = auth(settings, "account_manager", "am-feng")
+
+        mine = await client.get("/api/v1/inbox", headers=feng)
+        assert mine.status_code == 200, mine.text
+        assert [t["id"] for t in mine.json()] == ["t0"]  # not am-yang's, not finance's about the same customer
+        other = await client.get("/api/v1/inbox", params={"assignee": "finance"}, headers=feng)
+        assert other.status_code == 403 and other.headers["content-type"].startswith("application/problem+json")
+        assert (await client.post("/api/v1/inbox/t1/done", headers=feng)).status_code == 404  # another manager's task
+        done = await client.post("/api/v1/inbox/t0/done", headers=feng)
+        assert done.status_code == 200 and done.json()["done_at"]
+        assert (await client.get("/api/v1/inbox", headers=feng)).json() == []
+        staff = await client.get("/api/v1/inbox", params={"assignee": "finance"}, headers=role_headers(settings, "agent"))
+        assert [t["id"] for t in staff.json()] == ["t2"]
+        missing = await client.get("/api/v1/inbox", headers=admin)
+        assert missing.status_code == 422 and missing.json()["errors"][0]["loc"] == ["query", "assignee"]
+        assert (await client.get("/api/v1/inbox", headers=role_headers(settings, "customer"))).status_code == 403
+    finally:
+        await client.aclose()
+        await gateway.state.gateway.aclose()
+        await gateway.state.runtime.db.dispose()
+        for app in (profile, notifications):
+            await app.state.runtime.db.dispose()

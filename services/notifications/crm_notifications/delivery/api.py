@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 
 import hmac
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,12 +114,26 @@ async def receipt(message_id: str, data: ReceiptIn, request: Request, authorizat
         return (await _with_log(session, [message]))[0]
 
 
+def _own_inbox(request: Request) -> str | None:
+    """An account manager's inbox is their own (assignee = their subject, as the profile's account_manager names them);
+    staff read anyone's. Restricted callers never learn of another assignee's tasks."""
+    role, subject = request.headers.get("X-Actor-Role"), request.headers.get("X-Actor-Id")
+    if role == "account_manager":
+        if not subject:
+            raise Problem(401, "Actor required", "X-Actor-Id is required (set by the gateway).")
+        return subject
+    if role in ("customer", "tms"):
+        raise Problem(403, "Forbidden", "The inbox is for account managers and staff.")
+    return None
+
+
 @router.post("/inbox/{task_id}/done", response_model=InboxTaskOut)
 async def inbox_done(task_id: str, request: Request):
     runtime = runtime_of(request)
+    owner = _own_inbox(request)
     async with runtime.transaction() as session:
         task = await session.get(InboxTask, task_id)
-        if task is None:
+        if task is None or (owner is not None and task.assignee != owner):
             raise Problem(404, "Task not found", f"No inbox task {task_id}.")
         if task.done_at is None:
             task.done_at = runtime.clock.now()
@@ -127,7 +141,17 @@ async def inbox_done(task_id: str, request: Request):
 
 
 @router.get("/inbox", response_model=list[InboxTaskOut])
-async def inbox(request: Request, assignee: str = Query(min_length=1), open_only: bool = True):
+async def inbox(request: Request, assignee: Annotated[str | None, Query(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                                                         description="Whose tasks (staff); an account manager always gets their own.")] = None,
+                open_only: bool = True):
+    owner = _own_inbox(request)
+    if owner is not None:
+        if assignee not in (None, owner):
+            raise Problem(403, "Forbidden", "An account manager reads only their own inbox.")
+        assignee = owner
+    if assignee is None:
+        raise Problem(422, "Validation failed", "assignee is required.", type_="urn:crm:problem:validation",
+                      errors=[{"loc": ["query", "assignee"], "msg": "Field required", "type": "missing"}])
     async with runtime_of(request).db.sessions() as session:
         query = select(InboxTask).where(InboxTask.assignee == assignee)
         if open_only:
