@@ -1,14 +1,14 @@
-"""Reference implementation of the scoring of feature rows: the per-customer loop over scores.py that the service
-used before the batch path (crm_scoring.model.batch). A test checks that both give identical records."""
+"""The oracle of the scoring of feature rows: a per-customer loop over scoring_oracle.py (the population model, CLV and
+RFM/ABC classes from the service). A test checks that crm_scoring.model.engine gives identical records."""
 from __future__ import annotations
 
 import math
 from typing import Any
 
 import pandas as pd
+import scoring_oracle as sc
 
 from crm_scoring.model import abc, rfm
-from crm_scoring.model import scores as sc
 from crm_scoring.model.engine import DEFAULT_NORMS, PopulationModel, _clv, contribution
 from crm_scoring.model.features import RECENT_DAYS
 
@@ -105,7 +105,7 @@ def score_features_one_by_one(features: pd.DataFrame, model: PopulationModel | N
             "abc_class": abc_text,
             "rfm": None if r is None else {"value": {"r": r, "f": f, "m": m, "segment": segment},
                                             "inputs": {"recency_days": int(as_of_day - row.last_order_day), "orders_12m": int(row.orders_window), "revenue_12m": record["revenue_12m"]},
-                                            "explanation": rfm.describe(r, f, m)},
+                                            "explanation": sc.rfm_describe(r, f, m, segment)},
             "loyalty": loy.as_dict(),
             "satisfaction": sat.as_dict(),
             "credit_grade": credit.as_dict(),

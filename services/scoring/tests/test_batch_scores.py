@@ -1,4 +1,4 @@
-"""The batch scorer (numpy over all customers) gives exactly the records of the per-customer functions, explanations included."""
+"""The scorer (numpy over all customers) gives exactly the records of the per-customer oracle, explanations included."""
 import numpy as np
 import orjson
 import pandas as pd
@@ -117,7 +117,7 @@ def test_batch_scores_equal_the_per_customer_scores_on_random_facts(seed):
 
 
 def test_vectorised_rounding_is_pythons_round():
-    from crm_scoring.model.batch import rounded_array
+    from crm_scoring.model.exact import rounded_array
 
     rng = np.random.default_rng(7)
     values = np.concatenate([rng.lognormal(3, 5, 20_000) * rng.choice([-1, 1], 20_000), rng.integers(-10**6, 10**6, 20_000) / 1000,

@@ -1,8 +1,8 @@
-"""Per-customer scores, matrices, tier and the settings validation."""
+"""The scores by hand on the oracle (scoring_oracle.py, which test_score_formulas.py ties to the service's formulas), and the settings validation."""
 import pytest
+import scoring_oracle as sc
 from pydantic import ValidationError
 
-from crm_scoring.model import scores as sc
 from crm_scoring.settings import ScoringSettings
 
 W = ScoringSettings().loyalty_weights
@@ -99,9 +99,9 @@ def test_weights_from_the_environment_are_checked_at_start_up(monkeypatch):
 def test_current_potential_matrix_uses_the_seeds_labels():
     import numpy as np
 
-    from crm_scoring.model import batch, scores
+    from crm_scoring.model import scores
 
     current, potential = np.array([80.0, 20.0, 80.0, 20.0]), np.array([80.0, 80.0, 20.0, 20.0])
     expected = ["important", "big", "medium", "small"]  # both high; current low, potential high; current high, potential low; both low
-    assert [scores.value_matrix_cell(c, p) for c, p in zip(current, potential)] == expected
-    assert list(batch.value_matrix_cells(current, potential)) == expected
+    assert [sc.value_matrix_cell(c, p) for c, p in zip(current, potential)] == expected
+    assert list(scores.value_matrix_cells(current, potential)) == expected

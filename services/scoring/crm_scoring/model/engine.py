@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm_scoring.model import abc, batch, bgnbd, gamma_gamma, render, rfm
+from crm_scoring.model import abc, bgnbd, exact, gamma_gamma, rfm, scores
+from crm_scoring.model.render import fill, json_values
 from crm_scoring.model.features import RECENT_DAYS
 
 DEFAULT_NORMS = {"revenue": 1_000_000.0, "margin": 150_000.0, "order_size": 10_000.0, "clv": 150_000.0}
@@ -143,11 +144,11 @@ class ScoreBatch:
 
     customer_ids: list[str]
     columns: dict[str, np.ndarray]  # the record's scalar fields, NaN / None where a record has None
-    current: batch.CurrentValue
-    potential: batch.PotentialValue
-    satisfaction: batch.Satisfaction
-    loyalty: batch.Loyalty
-    credit: batch.Credit
+    current: scores.CurrentValue
+    potential: scores.PotentialValue
+    satisfaction: scores.Satisfaction
+    loyalty: scores.Loyalty
+    credit: scores.Credit
     signals: dict[str, np.ndarray]
     risk_with_model: np.ndarray  # False: a customer without orders and without signals ("low: no orders yet.")
     recency_days: np.ndarray
@@ -165,23 +166,25 @@ class ScoreBatch:
             return []
         sl = slice(start, stop)
         col = {k: self.columns[k][sl].tolist() for k in RECORD_FIELDS}
-        signal_code = render.signal_codes(self.signals, sl)
-        signals = render.signal_lists(signal_code)
-        tier_json, tier_reasons = render.tier(col["tier"], col["abc_class"], self.columns["key_account_flag"][sl].tolist(), col["churn_risk"], col["orders_12m"])
-        revenue_json, orders_json, clv_json = (render.json_values(col[k]) for k in ("revenue_12m", "orders_12m", "clv_12m"))
-        details = render.fill(
-            render.DETAIL,
-            render.current_value(self.current, sl),
-            render.potential_value(self.potential, sl),
-            render.abc_class(col["abc_class"], col["contribution"], render.json_values(col["contribution"]), self.model),
-            render.rfm(col["rfm_r"], col["rfm_f"], col["rfm_m"], col["rfm_segment"], self.recency_days[sl].tolist(), orders_json, revenue_json),
-            render.loyalty(self.loyalty, sl),
-            render.satisfaction(self.satisfaction, sl),
-            render.credit(self.credit, sl),
-            render.churn_risk(self.columns["churn_risk"], self.columns["p_alive_raw"], self.columns["expected_raw"], signal_code, self.risk_with_model, sl),
-            render.lifetime_value(clv_json, self.margin_per_order_day[sl], "bgnbd+gamma_gamma" if self.model is not None and self.model.bgnbd is not None else "run_rate"),
+        signal_code = scores.signal_codes(self.signals, sl)
+        signals = scores.signal_lists(signal_code)
+        tier_json, tier_reasons = scores.tier_explanations(col["tier"], col["abc_class"], self.columns["key_account_flag"][sl].tolist(), col["churn_risk"], col["orders_12m"])
+        revenue_json, orders_json, clv_json = (json_values(col[k]) for k in ("revenue_12m", "orders_12m", "clv_12m"))
+        clv_model = "bgnbd+gamma_gamma" if self.model is not None and self.model.bgnbd is not None else "run_rate"
+        details = fill(
+            scores.DETAIL,
+            self.current.explain(sl),
+            self.potential.explain(sl),
+            scores.abc_explanations(col["abc_class"], col["contribution"], json_values(col["contribution"]), self.model),
+            scores.rfm_explanations(col["rfm_r"], col["rfm_f"], col["rfm_m"], col["rfm_segment"], self.recency_days[sl].tolist(), orders_json, revenue_json),
+            self.loyalty.explain(sl),
+            self.satisfaction.explain(sl),
+            self.credit.explain(sl),
+            scores.churn_risk_explanations(self.columns["churn_risk"], self.columns["p_alive_raw"], self.columns["expected_raw"], signal_code,
+                                           self.risk_with_model, sl),
+            scores.lifetime_value_explanations(clv_json, self.margin_per_order_day[sl], clv_model),
             tier_json,
-            render.matrices(col["value_loyalty"], col["credit_loyalty"], col["value_matrix"]),
+            scores.matrices_explanations(col["value_loyalty"], col["credit_loyalty"], col["value_matrix"]),
         )
         keys = ("customer_id", *RECORD_FIELDS, "detail_json", "tier_reason", "signals")
         return [dict(zip(keys, row)) for row in zip(self.customer_ids[sl], *(col[k] for k in RECORD_FIELDS), details, tier_reasons, signals)]
@@ -200,12 +203,12 @@ def _optional(values: np.ndarray, known: np.ndarray, digits: int | None = None) 
     """An object array: the (Python-rounded) value where known, None elsewhere."""
     out = np.full(values.size, None, dtype=object)
     picked = values[known]
-    out[known] = batch.python_round(picked, digits) if digits is not None else picked.tolist()
+    out[known] = exact.python_round(picked, digits) if digits is not None else picked.tolist()
     return out
 
 
 def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings, as_of_day: int) -> ScoreBatch:
-    """Every score of every customer of `features`, one numpy pass per formula (crm_scoring.model.batch)."""
+    """Every score of every customer of `features`, one numpy pass per formula (crm_scoring.model.scores)."""
     f = {name: _column(features, name) for name in features.columns}
     norms = model.norms if model is not None else DEFAULT_NORMS
     clv, expected90, alive, margin_per_order_day = (s.to_numpy(dtype=float) for s in _clv(features, model, settings))
@@ -213,28 +216,28 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
     has_orders = f["orders_total"] > 0
     sow = f["share_of_wallet"].astype(float)
 
-    current = batch.current_value(f["revenue_window"], f["margin_window"], f["avg_order_window"], f["months_active"], norms, settings.current_value_weights)
-    potential = batch.potential_value(f["growth_rate"].astype(float), f["services_used"], sow, clv, norms, settings.potential_value_weights)
-    sat = batch.satisfaction(f["shipments"], f["on_time_known"], f["on_time_count"], f["incidents"], f["complaints"], f["complaints_within_sla"],
+    current = scores.current_value(f["revenue_window"], f["margin_window"], f["avg_order_window"], f["months_active"], norms, settings.current_value_weights)
+    potential = scores.potential_value(f["growth_rate"].astype(float), f["services_used"], sow, clv, norms, settings.potential_value_weights)
+    sat = scores.satisfaction(f["shipments"], f["on_time_known"], f["on_time_count"], f["incidents"], f["complaints"], f["complaints_within_sla"],
                              f["survey_mean"].astype(float), settings.satisfaction_weights)
     sat_recent = _recent_satisfaction(f, settings)
     first_day = f["first_order_day"].astype(float)
     tenure = np.where(has_orders, as_of_day - first_day, 0.0)
-    loy = batch.loyalty(f["orders_total"], tenure, f["gap_cv"].astype(float), sow, sat.value, settings.loyalty_weights, settings.tenure_full_days)
-    credit = batch.credit_grade(f["invoices"], f["invoices_paid"], f["invoices_paid_on_time"], f["max_open_days_overdue"].astype(float), f["defaults"],
+    loy = scores.loyalty(f["orders_total"], tenure, f["gap_cv"].astype(float), sow, sat.value, settings.loyalty_weights, settings.tenure_full_days)
+    credit = scores.credit_grade(f["invoices"], f["invoices_paid"], f["invoices_paid_on_time"], f["max_open_days_overdue"].astype(float), f["defaults"],
                                 f["outstanding"].astype(float), f["credit_limit"].astype(float), settings.default_days)
     history_days = (as_of_day - RECENT_DAYS) - first_day
     history_days = np.where(has_orders & (history_days > 0.0), history_days, 0.0)
-    signals = batch.churn_signals(f["order_days_recent"], f["order_days_before"], history_days, f["open_past_sla"], sat.value, sat_recent,
+    signals = scores.churn_signals(f["order_days_recent"], f["order_days_before"], history_days, f["open_past_sla"], sat.value, sat_recent,
                                   drop_ratio=settings.frequency_drop_ratio, satisfaction_drop=settings.satisfaction_drop_points)
     signal_count = sum(s.astype(int) for s in signals.values())
     p_alive = np.where(has_orders, alive, np.nan)
     expected = np.where(has_orders, expected90, np.nan)
     with_risk_model = has_orders | (signal_count > 0)  # else "low: no orders yet."
-    risk = np.where(with_risk_model, batch.risk_level(p_alive, signal_count, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk), "low").astype(object)
+    risk = np.where(with_risk_model, scores.risk_level(p_alive, signal_count, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk), "low").astype(object)
     abc_class, rfm_r, rfm_f, rfm_m, segment = _abc_and_rfm(f, contrib, model, has_orders, as_of_day)
     orders_window = f["orders_window"]
-    tier = batch.tiers(abc_class, risk, orders_window, f["key_account_flag"].astype(bool))
+    tier = scores.tiers(abc_class, risk, orders_window, f["key_account_flag"].astype(bool))
     threshold = settings.matrix_threshold
     columns = {
         "tier": tier,
@@ -251,14 +254,14 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
         "satisfaction": _optional(sat.value, sat.w.has_score()),
         "p_alive": _optional(p_alive, ~np.isnan(p_alive), 6),
         "expected_orders_90d": _optional(expected, ~np.isnan(expected), 4),
-        "clv_12m": batch.rounded_array(clv, 2),
-        "revenue_12m": batch.rounded_array(f["revenue_window"].astype(float), 2),
-        "margin_12m": batch.rounded_array(f["margin_window"].astype(float), 2),
+        "clv_12m": exact.rounded_array(clv, 2),
+        "revenue_12m": exact.rounded_array(f["revenue_window"].astype(float), 2),
+        "margin_12m": exact.rounded_array(f["margin_window"].astype(float), 2),
         "orders_12m": orders_window.astype(np.int64),
-        "contribution": batch.rounded_array(contrib, 2),
-        "value_loyalty": batch.value_loyalty_cells(current.value, loy.value, threshold),
-        "credit_loyalty": batch.credit_loyalty_cells(credit.grade, loy.value, threshold),
-        "value_matrix": batch.value_matrix_cells(current.value, potential.value, threshold),
+        "contribution": exact.rounded_array(contrib, 2),
+        "value_loyalty": scores.value_loyalty_cells(current.value, loy.value, threshold),
+        "credit_loyalty": scores.credit_loyalty_cells(credit.grade, loy.value, threshold),
+        "value_matrix": scores.value_matrix_cells(current.value, potential.value, threshold),
         "key_account_flag": f["key_account_flag"].astype(bool),
         "p_alive_raw": p_alive,
         "expected_raw": expected,
@@ -270,9 +273,9 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
 def _recent_satisfaction(f: dict[str, np.ndarray], settings) -> np.ndarray:
     """Satisfaction over the last 90 days (no resolution component), NaN without recent shipments or complaints."""
     recent_known = (f["shipments_recent"] != 0) | (f["complaints_recent"] != 0)
-    value = batch.satisfaction_value(f["shipments_recent"], f["on_time_known_recent"], f["on_time_count_recent"], f["incidents_recent"], f["complaints_recent"],
-                                     np.zeros(len(recent_known)), f["survey_mean_recent"].astype(float), {**settings.satisfaction_weights, "resolution": 0.0})
-    return np.where(recent_known, value, np.nan)
+    recent = scores.satisfaction(f["shipments_recent"], f["on_time_known_recent"], f["on_time_count_recent"], f["incidents_recent"], f["complaints_recent"],
+                                 np.zeros(len(recent_known)), f["survey_mean_recent"].astype(float), {**settings.satisfaction_weights, "resolution": 0.0})
+    return np.where(recent_known, recent.value, np.nan)
 
 
 def _abc_and_rfm(f: dict[str, np.ndarray], contrib: np.ndarray, model: PopulationModel | None, has_orders: np.ndarray, as_of_day: int) -> tuple[np.ndarray, ...]:

@@ -149,7 +149,3 @@ _TABLE = _lookup_table()
 def segment_many(r, f, m) -> np.ndarray:
     """segment() for arrays of scores."""
     return _TABLE[np.asarray(r, dtype=np.int64), np.asarray(f, dtype=np.int64), np.asarray(m, dtype=np.int64)]
-
-
-def describe(r: int, f: int, m: int) -> str:
-    return f"R{r} F{f} M{m} ({segment(r, f, m).replace('_', ' ')})"
