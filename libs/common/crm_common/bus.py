@@ -2,6 +2,13 @@
 
 Works with any Kafka-protocol broker. Idempotent and transactional producers are not used:
 reliability comes from the outbox (producer side) and the inbox (consumer side).
+
+No client of this platform gets a topic created by asking for it: topics are created on purpose, with their
+partition count (`ensure_topics`, the deploy topics job, `crm-broker`). aiokafka's Metadata requests ask the
+broker to auto-create every topic they name; a broker that allows it (Apache Kafka's default, Tansu always)
+then creates a missing topic with its own default partition count, and a producer that still knows the
+intended count sends keys to partitions that do not exist. This module's import makes aiokafka's requests
+say no (`allow_auto_topic_creation=False`); a client that cannot see its topic waits for it instead.
 """
 from __future__ import annotations
 
@@ -9,15 +16,38 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+import aiokafka.admin.client
+import aiokafka.client
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import OffsetOutOfRangeError, TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from crm_common.events.envelope import EventEnvelope, encode_envelope
 from crm_common.events.topics import ALL_TOPICS, topic_for
 from crm_common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+class ExplicitTopicsMetadataRequest(MetadataRequest):
+    """aiokafka's Metadata request with topic auto-creation off unless a caller asks for it."""
+
+    def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = False):
+        super().__init__(topics, allow_auto_topic_creation)
+
+
+def never_auto_create_topics() -> None:
+    """Every aiokafka client in this process (producers, consumers, admin) stops asking for topic auto-creation.
+
+    aiokafka (pinned in requirements/dev.lock) builds its Metadata requests from these two module names and has no
+    setting for it; libs/common/tests/test_topic_auto_creation.py breaks if that moves.
+    """
+    aiokafka.client.MetadataRequest = ExplicitTopicsMetadataRequest
+    aiokafka.admin.client.MetadataRequest = ExplicitTopicsMetadataRequest
+
+
+never_auto_create_topics()
 
 
 class KafkaPublisher:
@@ -97,6 +127,10 @@ async def ensure_topics(kafka: KafkaSettings, topics: Iterable[str] = ALL_TOPICS
         await admin.close()
 
 
+class TopicsMissing(RuntimeError):
+    """The broker does not have topics a client needs (yet): wait for whoever creates them, do not create them."""
+
+
 class BrokerProbe:
     """What the cluster holds now: its id and partitions' end offsets (Metadata and ListOffsets, any Kafka).
 
@@ -132,6 +166,15 @@ class BrokerProbe:
     async def cluster_id(self) -> str | None:
         """None from a broker too old to say (Metadata v2 and later carry it)."""
         return (await self._admin.describe_cluster()).get("cluster_id")
+
+    async def missing_topics(self, topics: Iterable[str]) -> set[str]:
+        """Which of these logical topics the broker does not have (yet): after it lost everything, until they are created."""
+        wanted = sorted(set(topics))
+        if not wanted:
+            return set()
+        described = await self._admin.describe_topics([self.kafka.physical(t) for t in wanted])
+        present = {self.kafka.logical(t["topic"]) for t in described if t["error_code"] == 0 and t["partitions"]}
+        return set(wanted) - present
 
     async def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """End offset of each (logical topic, partition) that exists; a missing topic or partition is left out."""

@@ -26,6 +26,7 @@ from sqlalchemy import BigInteger, Column, Integer, LargeBinary, PrimaryKeyConst
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.bus import BrokerProbe, TopicsMissing
 from crm_common.context import correlation_id_var
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, InvalidEvent, decode_envelope
@@ -392,6 +393,10 @@ class InboxConsumer:
         self._stopping = True
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
+        async with BrokerProbe(self.kafka) as probe:  # a subscription to a missing topic gets its partitions only
+            missing = await probe.missing_topics(self.handler.topics)  # at the next metadata refresh, minutes later
+        if missing:
+            raise TopicsMissing(f"the broker has no topic {', '.join(sorted(missing))} yet")
         consumer = AIOKafkaConsumer(
             **self.kafka.client_options(),
             group_id=self.group_id,
@@ -427,6 +432,9 @@ class InboxConsumer:
                 raise
             except BrokerReplaced as replaced:
                 log.warning("consumer %s: %s; joining the new cluster's group and reading its partitions from the start", self.handler.name, replaced)
+            except TopicsMissing as missing:
+                log.warning("consumer %s: %s; waiting for them", self.handler.name, missing)
+                await asyncio.sleep(1.0)
             except GroupJoinStalled as stalled:
                 self.join_restarts += 1
                 log.warning("consumer %s: %s; leaving the group, releasing a departed leader, joining again", self.handler.name, stalled)
@@ -488,8 +496,6 @@ class InboxConsumer:
         """
         if time.monotonic() < self._next_check:
             return
-        from crm_common.bus import BrokerProbe
-
         self._next_check = time.monotonic() + self.broker_check_interval_s
         try:
             async with BrokerProbe(self.kafka) as probe:

@@ -277,9 +277,11 @@ class OutboxRelay:
         """Compare the marks with what the broker holds; put the retained rows of lost topics back to pending.
 
         A topic counts as lost when a mark's cluster id is not the broker's, or a partition's end offset
-        is below its mark (or the partition is gone). Returns how many rows were put back.
+        is below its mark (or the partition is gone). Returns how many rows were put back. Raises TopicsMissing,
+        putting nothing back, while a lost topic does not exist again yet: a broker restarted empty
+        gets its topics from whoever creates them (`crm-broker`, the topics job) a moment later.
         """
-        from crm_common.bus import BrokerProbe
+        from crm_common.bus import BrokerProbe, TopicsMissing
 
         async with self.db.sessions() as session:
             marks = (await session.execute(select(relay_marks_table))).all()
@@ -289,7 +291,10 @@ class OutboxRelay:
             ends = await probe.end_offsets((m.topic, m.partition) for m in same_cluster)
             short = {(m.topic, m.partition): m.next_offset - 1 for m in same_cluster if ends.get((m.topic, m.partition), -1) < m.next_offset}
             held = await probe.holds(short) if short else set()
-        lost = {m.topic for m in marks if m.cluster_id != cluster_id} | {topic for topic, partition in set(short) - held}
+            lost = {m.topic for m in marks if m.cluster_id != cluster_id} | {topic for topic, partition in set(short) - held}
+            missing = await probe.missing_topics(lost) if lost else set()
+        if missing:  # republish only into topics created on purpose, with their partition count (crm_common.bus)
+            raise TopicsMissing(f"broker {cluster_id} lost what this relay published and has no topic {', '.join(sorted(missing))} yet")
         requeued = await self._requeue(sorted(lost)) if lost else 0
         if lost:
             BROKER_LOSSES.labels(self.service, "relay").inc()

@@ -1,0 +1,112 @@
+"""No client of the platform gets a topic created by asking for it (crm_common.bus): a broker restarted empty
+(Tansu always auto-creates, with 4 partitions) must get its topics from `ensure_topics`, with their partition
+count, or a producer that knew the intended count sends keys to partitions that do not exist."""
+import asyncio
+import uuid
+
+import pytest
+from common_support import RecordingHandler, applied_rows, order_event
+
+from sqlalchemy import func, insert, select, update
+
+from crm_common.bus import BrokerProbe, KafkaPublisher, TopicsMissing, ensure_topics
+from crm_common.consumer import InboxConsumer
+from crm_common.db import utcnow
+from crm_common.events.topics import ALL_TOPICS
+from crm_common.outbox import OutboxRelay, add_to_outbox, outbox_table, relay_marks_table
+from crm_common.testing import RefusingDeadLetters, wait_until
+
+
+def _uncreated(kafka_settings):
+    """The same broker, a topic prefix nobody created topics for."""
+    return kafka_settings.model_copy(update={"topic_prefix": f"u{uuid.uuid4().hex[:8]}."})
+
+
+async def _missing(kafka, topics=("logistics.orders",)) -> set[str]:
+    async with BrokerProbe(kafka) as probe:
+        return await probe.missing_topics(topics)
+
+
+def _started(consumer):
+    async def started() -> bool:
+        return consumer.started.is_set()
+
+    return started
+
+
+async def _partitions(kafka, topic: str) -> int:
+    async with BrokerProbe(kafka) as probe:
+        described = await probe._admin.describe_topics([kafka.physical(topic)])
+    return len(described[0]["partitions"])
+
+
+async def test_a_producer_waits_for_its_topic_instead_of_creating_it(kafka_settings):
+    kafka = _uncreated(kafka_settings)
+    publisher = KafkaPublisher(kafka, client_id="test", request_timeout_ms=2000)
+    try:
+        with pytest.raises(Exception):  # aiokafka's KafkaTimeoutError: no metadata for the topic
+            await publisher.publish(order_event("o1"))
+        assert await _missing(kafka) == {"logistics.orders"}
+
+        await ensure_topics(kafka, ALL_TOPICS, partitions=5)
+        delivered = await publisher.publish(order_event("o2"))
+        assert delivered.offset == 0
+        assert await _partitions(kafka, "logistics.orders") == 5
+    finally:
+        await publisher.stop()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+async def test_a_consumer_waits_for_its_topics_and_reads_them_once_created(messaging_db, kafka_settings):
+    kafka = _uncreated(kafka_settings)
+    consumer = InboxConsumer(messaging_db, kafka, RecordingHandler(), RefusingDeadLetters(), group_id="g-uncreated")
+    task = asyncio.create_task(consumer.run())
+    publisher = KafkaPublisher(kafka, client_id="test")
+    try:
+        await asyncio.sleep(2)
+        assert not consumer.started.is_set()
+        assert await _missing(kafka) == {"logistics.orders"}
+
+        await ensure_topics(kafka, ALL_TOPICS, partitions=2)
+        await wait_until(_started(consumer), timeout_s=30)
+        assert await _partitions(kafka, "logistics.orders") == 2
+        event = order_event("o1")
+        await publisher.publish(event)
+        await wait_until(lambda: _applied(messaging_db, event), timeout_s=60)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 30)
+        await publisher.stop()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+async def test_a_relay_puts_back_what_a_lost_broker_held_only_once_the_topics_exist_again(messaging_db, kafka_settings):
+    """Rows published to another cluster; this broker does not have their topic: nothing goes back until it does."""
+    kafka = _uncreated(kafka_settings)
+    publisher = KafkaPublisher(kafka, client_id="test")
+    relay = OutboxRelay(messaging_db, publisher, service="test")
+    async with messaging_db.transaction() as session:
+        await add_to_outbox(session, [order_event(f"o{i}") for i in range(3)])
+        await session.execute(update(outbox_table).values(published_at=utcnow()))
+        await session.execute(insert(relay_marks_table).values(topic="logistics.orders", partition=0, cluster_id="elsewhere",
+                                                               next_offset=3, updated_at=utcnow()))
+    try:
+        with pytest.raises(TopicsMissing):
+            await relay.check_broker()
+        assert await _pending(messaging_db) == 0
+        assert await _missing(kafka) == {"logistics.orders"}
+
+        await ensure_topics(kafka, ALL_TOPICS)
+        assert await relay.check_broker() == 3
+        assert await relay.publish_pending() == 3
+    finally:
+        await publisher.stop()
+
+
+async def _pending(db) -> int:
+    async with db.sessions() as session:
+        return await session.scalar(select(func.count()).where(outbox_table.c.published_at.is_(None)))
+
+
+async def _applied(db, event) -> bool:
+    return str(event.event_id) in {r.event_id for r in await applied_rows(db)}
