@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perfkit  # noqa: E402
 
-OWN = ["raw_kafka", "ingest_e2e", "ingest_direct", "status_query", "lookup_db_path", "db_pool_ab", "complaint_filing", "notification_fanout"]
+OWN = ["raw_kafka", "ingest_e2e", "ingest_direct", "status_query", "lookup_db_path", "db_pool_ab", "complaint_filing", "complaint_storm",
+       "notification_fanout"]
 EXTERNAL = ["scoring", "scaleout"]
 
 
