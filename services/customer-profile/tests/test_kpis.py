@@ -14,7 +14,6 @@ from crm_common.events.scoring import CustomerScoredV2, MissedTarget, ServiceLev
 from crm_profile.accounts.api import today
 from crm_profile.accounts.handlers import AccountComplaintsHandler, AccountOrdersHandler, AccountScoresHandler
 from crm_profile.accounts.models import WinBackCase
-from crm_profile.customers.models import Customer
 
 TODAY = dt.date(2026, 12, 20)
 LONG_AGO = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
@@ -29,14 +28,13 @@ async def _deliver(profile, handler, payload) -> None:
         await handler.handle(session, SimpleNamespace(envelope=SimpleNamespace(type=payload.event_type), payload=payload))
 
 
-async def _customers(profile, manager: str, n: int) -> list[str]:
+async def _customers(profile, manager: str, n: int, first_order_date: str | None = "2025-03-01", **fields) -> list[str]:
+    """Customers since their first order (a customer at a period's start when it ordered before it)."""
     ids = []
     for _ in range(n):
-        response = await profile.client.post("/customers", json=full_body(account_manager=manager))
+        response = await profile.client.post("/customers", json=full_body(account_manager=manager, first_order_date=first_order_date, **fields))
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
-    async with profile.runtime.transaction() as session:  # customers since June: in the portfolio at the period's start
-        await session.execute(update(Customer).where(Customer.id.in_(ids)).values(created_at=LONG_AGO))
     return ids
 
 
@@ -54,12 +52,14 @@ async def test_kpis_of_a_known_portfolio_and_the_ranking(profile):
     profile.client._transport.app.dependency_overrides[today] = lambda: TODAY
     a, b = f"am-a-{uuid.uuid4().hex[:6]}", f"am-b-{uuid.uuid4().hex[:6]}"
     c1, c2, c3 = await _customers(profile, a, 3)
+    [newcomer] = await _customers(profile, a, 1, first_order_date=None)  # its first order is in the period: not at the start
+    await _customers(profile, a, 1, status="lost")  # lost before win-back cases: not a customer at the start either
     [d1] = await _customers(profile, b, 1)
     orders, complaints = AccountOrdersHandler(), AccountComplaintsHandler()
     await _deliver(profile, AccountScoresHandler(), CustomerScoredV2(customer_id=c1, abc_class="A", tier="key_account", churn_risk="low",
                                                                      scores={"p_alive": 90.0}, scored_at=LONG_AGO))
     for payload in (_order(c1, "2026-12-03", "1000"), _order(c1, "2026-11-10", "500"), _order(c2, "2026-12-05", "2000"),
-                    _order(d1, "2026-12-02", "5000")):
+                    _order(d1, "2026-12-02", "5000"), _order(newcomer, "2026-12-01", "10")):
         await _deliver(profile, orders, payload)
     cancelled = _order(c2, "2026-12-06", "300")
     await _deliver(profile, orders, cancelled)
@@ -100,11 +100,11 @@ async def test_kpis_of_a_known_portfolio_and_the_ranking(profile):
     rows = {row["account_manager"]: row for row in body["items"]}
     mine = rows[a]
     assert {k: mine[k] for k in ("customers", "customers_at_start", "active_customers", "orders", "revenue", "revenue_previous", "revenue_growth")} == {
-        "customers": 3, "customers_at_start": 3, "active_customers": 2, "orders": 2, "revenue": 3000.0, "revenue_previous": 500.0, "revenue_growth": 5.0}
+        "customers": 5, "customers_at_start": 3, "active_customers": 3, "orders": 3, "revenue": 3010.0, "revenue_previous": 500.0, "revenue_growth": 5.02}
     assert (mine["customers_lost"], mine["churn_rate"], mine["retention_rate"], mine["win_backs"]) == (1, 0.3333, 0.6667, 1)
     assert (mine["visits_done"], mine["visits_required"], mine["visit_attainment"]) == (2, 1.0, 1.0)
     assert (mine["follow_ups_due"], mine["follow_ups_on_time"], mine["follow_up_on_time_rate"]) == (2, 1, 0.5)
-    assert (mine["complaints"], mine["complaint_rate"], mine["post_complaint_surveys"], mine["post_complaint_satisfaction"]) == (1, 0.5, 2, 3.0)
+    assert (mine["complaints"], mine["complaint_rate"], mine["post_complaint_surveys"], mine["post_complaint_satisfaction"]) == (1, 0.3333, 2, 3.0)
     assert (mine["service_level_breaches"], mine["customers_with_breaches"]) == (1, 1)
     assert rows[b]["revenue"] == 5000.0 and rows[b]["complaint_rate"] == 0.0 and rows[b]["churn_rate"] == 0.0
     assert rows[b]["rank"] < mine["rank"]  # revenue: more first
@@ -114,7 +114,7 @@ async def test_kpis_of_a_known_portfolio_and_the_ranking(profile):
     assert by_complaints[b] < by_complaints[a]  # fewer complaints per order first
     quarter = (await profile.client.get("/account-manager/kpis", params={"period": "2026-Q4", "account_manager": a}, headers=boss)).json()
     [q] = quarter["items"]
-    assert (q["revenue"], q["visits_required"], q["service_level_breaches"], quarter["previous_period"]) == (3500.0, 3.0, 2, "2026-Q3")
+    assert (q["revenue"], q["visits_required"], q["service_level_breaches"], quarter["previous_period"]) == (3510.0, 3.0, 2, "2026-Q3")
 
     own = await profile.client.get("/account-manager/kpis", params={"period": "2026-12"}, headers=as_actor(a, "account_manager"))
     assert [(r["account_manager"], r["rank"]) for r in own.json()["items"]] == [(a, mine["rank"])]  # their own row, their place

@@ -120,7 +120,7 @@ def _ratio(part, whole, places: int = 4) -> float | None:
 
 
 async def _portfolios(session: AsyncSession, owner: str | None):
-    query = (select(Customer.id, Customer.account_manager, Customer.created_at, AccountScore.abc_class, AccountScore.tier)
+    query = (select(Customer.id, Customer.account_manager, Customer.first_order_date, Customer.status, AccountScore.abc_class, AccountScore.tier)
              .outerjoin(AccountScore, AccountScore.customer_id == Customer.id).where(_portfolio_filter(owner)))
     return (await session.execute(query)).all()
 
@@ -131,6 +131,11 @@ async def _orders(session: AsyncSession, period: Period) -> dict[str, tuple[Deci
     revenue = func.sum(AccountOrder.amount).filter(AccountOrder.currency == revenue_currency())
     rows = await session.execute(select(AccountOrder.customer_id, revenue, func.count()).where(in_period).group_by(AccountOrder.customer_id))
     return {cid: (Decimal(amount or 0), count) for cid, amount, count in rows.all()}
+
+
+async def _ordered_before(session: AsyncSession, start: dt.datetime) -> set[str]:
+    rows = await session.scalars(select(AccountOrder.customer_id).where(AccountOrder.order_date < start).distinct())
+    return set(rows.all())
 
 
 async def _visits(session: AsyncSession, period: Period) -> dict[str, int]:
@@ -195,12 +200,16 @@ async def manager_kpis(session: AsyncSession, period: Period, today: dt.date, ow
     quotas = await list_quotas(session)
     start_at, end_at = period.start_at, period.end_at
     lost_before = {case.customer_id for case in cases if _lost_at_start(case, start_at)}
+    with_case = {case.customer_id for case in cases}
+    ordered_before = await _ordered_before(session, start_at)
 
     rows: dict[str, dict] = {}
-    for cid, manager, created_at, abc_class, tier in portfolio:
+    for cid, manager, first_order_date, status, abc_class, tier in portfolio:
         row = rows.setdefault(manager, _empty_row(manager))
         row["customers"] += 1
-        if created_at < start_at and cid not in lost_before:
+        was_customer = cid in ordered_before or (first_order_date is not None and first_order_date < period.start)
+        lost_untracked = status == "lost" and cid not in with_case  # lost before win-back cases existed: when is unknown
+        if was_customer and cid not in lost_before and not lost_untracked:
             row["customers_at_start"] += 1
         revenue, count = orders.get(cid, (Decimal(0), 0))
         row["revenue"] += revenue
