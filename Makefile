@@ -8,7 +8,7 @@ SERVICE_DIRS := $(patsubst %/pyproject.toml,%,$(SERVICE_PROJECTS))
 TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_POSTGRES_URL
 
-.PHONY: install run demo test test-faults bench bench-check bench-scoring scaleout browser loadgen clean
+.PHONY: install lock lint format run demo test test-faults bench bench-check bench-scoring scaleout browser loadgen clean
 
 install: $(STAMP)
 
@@ -19,6 +19,24 @@ $(STAMP): requirements/dev.lock libs/common/pyproject.toml libs/devbroker/pyproj
 	@# after crm-common: replacing an older crm-common that still declared `crm-broker` would delete its script
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e libs/devbroker
 	@touch $(STAMP)
+
+## make lock: requirements/dev.lock (every version pinned, with hashes) from requirements/dev.in and the pyproject.toml
+## files; versions already in the lock are kept (UPGRADE="--upgrade" or "--upgrade-package NAME" to move them).
+LOCAL_PACKAGES := crm-common crm-devbroker $(foreach d,$(SERVICE_DIRS),crm-$(notdir $(d)))
+lock: install
+	$(BIN)/uv pip compile requirements/dev.in --universal --python-version 3.11 --generate-hashes --quiet \
+	  $(addprefix --no-emit-package ,$(LOCAL_PACKAGES)) --custom-compile-command "make lock" \
+	  -o requirements/dev.lock $(UPGRADE)
+
+## make lint: formatting, lint rules and types (configuration in pyproject.toml); `make format` fixes what it can.
+lint: install
+	$(BIN)/ruff format --check --diff .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 ## make run: broker + every service and worker under supervisord (a process that exits is restarted), SQLite under
 ## var/ (or PROFILE_DATABASE_URL=... per service), migrations, demo data into an empty installation, URLs. Ctrl-C stops all gracefully.
