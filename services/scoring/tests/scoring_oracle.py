@@ -6,6 +6,7 @@ and explanations, byte for byte, with these. Imports nothing of the service.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,6 +263,34 @@ def tier(abc_class: str | None, risk_level: str, orders_window: int, flagged_key
     if abc_class in (None, "D") or orders_window == 0:
         return Explained("small", inputs, "Small: class D or no orders in the last 12 months.")
     return Explained("ordinary", inputs, f"Ordinary: class {abc_class}.")
+
+
+def abc_class(contribution: float | None, t) -> str:
+    """abc.classify_many for one contribution (t: abc.AbcThresholds)."""
+    if contribution is None or contribution <= 0:
+        return "D"
+    for label, threshold in (("A", t.a), ("B", t.b), ("C", t.c)):
+        if threshold is not None and contribution >= threshold:
+            return label
+    return "D"
+
+
+def rfm_score(value: float, bp) -> int:
+    """rfm.score_many for one value (bp: rfm.Breakpoints)."""
+    result = 1
+    for cut in bp.cuts:
+        if cut is None:
+            continue
+        if (value >= cut) if bp.higher_is_better else (value <= cut):
+            result += 1
+    return result
+
+
+def rfm_quintile_scores(values) -> list[int]:
+    """The RFM definition, one value at a time (higher is better): 1 + floor(5 k / n), k the values strictly worse."""
+    values = [float(v) for v in values]
+    ordered, n = sorted(values), len(values)
+    return [min(5, 1 + (5 * bisect.bisect_left(ordered, v)) // n) for v in values]
 
 
 def rfm_describe(r: int, f: int, m: int, segment: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import scoring_oracle as sc
 
-from crm_scoring.model import abc, rfm
+from crm_scoring.model import rfm
 from crm_scoring.model.engine import DEFAULT_NORMS, PopulationModel, _clv, contribution
 from crm_scoring.model.features import RECENT_DAYS
 
@@ -54,12 +54,12 @@ def score_features_one_by_one(features: pd.DataFrame, model: PopulationModel | N
             risk = sc.churn_risk(None, None, signals, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk)
         record: dict[str, Any] = {"customer_id": cid}
         if model is not None:
-            abc_class = abc.classify(float(contrib[i]), model.abc)
+            abc_class = sc.abc_class(float(contrib[i]), model.abc)
             if has_orders:
-                r = rfm.score(float(as_of_day - row.last_order_day), model.rfm["r"])
+                r = sc.rfm_score(float(as_of_day - row.last_order_day), model.rfm["r"])
                 active = row.orders_window > 0
-                f = rfm.score(float(rfm.frequency_key(row.orders_window, row.revenue_window)), model.rfm["f"]) if active else 0
-                m = rfm.score(float(row.revenue_window), model.rfm["m"]) if active else 0
+                f = sc.rfm_score(float(rfm.frequency_key(row.orders_window, row.revenue_window)), model.rfm["f"]) if active else 0
+                m = sc.rfm_score(float(row.revenue_window), model.rfm["m"]) if active else 0
                 segment = rfm.segment(r, f, m)
             else:
                 r = f = m = None

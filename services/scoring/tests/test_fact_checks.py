@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import math
 
+from scoring_oracle import abc_class
 from scoring_support import AS_OF, event, feed, history, processor, score_snapshot, settings_for
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -112,7 +113,7 @@ async def test_one_extreme_valid_order_moves_only_what_the_abc_rules_move(databa
         contributions = {c: s["contribution"] or 0.0 for c, s in before.items()} | {smallest: after[smallest]["contribution"]}
         cut = settings.abc_cutoffs
         thresholds = abc.thresholds(list(contributions.values()), cut.a, cut.b, cut.c)
-        expected = {c: abc.classify(v, thresholds) for c, v in contributions.items() if c != smallest}
+        expected = {c: abc_class(v, thresholds) for c, v in contributions.items() if c != smallest}
         assert {c: after[c]["abc_class"] for c in expected} == expected
         # ... which moves a customer at most one class down, and only one that was above the newcomer
         for c, cls in expected.items():

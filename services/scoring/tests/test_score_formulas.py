@@ -12,7 +12,7 @@ import scoring_oracle as oracle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_scoring.model import scores
+from crm_scoring.model import abc, rfm, scores
 from crm_scoring.settings import ScoringSettings
 
 DEFAULTS = ScoringSettings()
@@ -216,3 +216,21 @@ def test_a_slice_explains_its_own_customers():
 @pytest.mark.parametrize("reference", [0.0, -1.0])
 def test_log_scaled_without_a_reference_is_zero(reference):
     assert scores.log_scaled(np.array([0.0, 10.0, 1e9]), reference).tolist() == [0.0, 0.0, 0.0]
+
+
+POPULATION = st.lists(st.floats(-100, 1e6, allow_nan=False) | st.sampled_from([0.0, 5.0, 5.0, 100.0]), min_size=1, max_size=60)
+
+
+@FORMULA_SETTINGS
+@given(POPULATION, st.lists(maybe(st.floats(-100, 1e6)) | st.sampled_from([0.0, 5.0, 100.0]), min_size=1, max_size=30))
+def test_abc_classes(population, contributions):
+    thresholds = abc.thresholds(population)
+    values = np.array(contributions, dtype=float)
+    assert abc.classify_many(values, thresholds).tolist() == [oracle.abc_class(v, thresholds) for v in python(values)]
+
+
+@FORMULA_SETTINGS
+@given(POPULATION, st.lists(st.floats(-100, 1e6, allow_nan=False) | st.sampled_from([0.0, 5.0, 100.0]), min_size=1, max_size=30), st.booleans())
+def test_rfm_scores(population, values, higher_is_better):
+    bp = rfm.breakpoints(population, higher_is_better=higher_is_better)
+    assert rfm.score_many(values, bp).tolist() == [oracle.rfm_score(v, bp) for v in values]

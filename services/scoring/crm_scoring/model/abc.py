@@ -55,16 +55,8 @@ def thresholds(contributions, a: float = 0.01, b: float = 0.04, c: float = 0.15)
     return AbcThresholds(ta, tb if nab > na else None, tc if nabc > nab else None)
 
 
-def classify(contribution: float, t: AbcThresholds) -> str:
-    if contribution is None or contribution <= 0:
-        return "D"
-    for label, threshold in (("A", t.a), ("B", t.b), ("C", t.c)):
-        if threshold is not None and contribution >= threshold:
-            return label
-    return "D"
-
-
 def classify_many(contributions, t: AbcThresholds) -> np.ndarray:
+    """The class of each contribution: the best class whose threshold it reaches; D for nothing (or NaN) contributed."""
     values = np.nan_to_num(np.asarray(contributions, dtype=float), nan=0.0)
     out = np.full(values.size, "D", dtype=object)
     positive = values > 0

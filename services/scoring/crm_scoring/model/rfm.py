@@ -32,17 +32,6 @@ class Breakpoints:
         return cls(tuple(data["cuts"]), data["higher_is_better"])
 
 
-def quintile_scores(values) -> np.ndarray:
-    """The definition, computed directly (higher is better)."""
-    values = np.asarray(values, dtype=float)
-    n = values.size
-    if n == 0:
-        return np.zeros(0, dtype=int)
-    ordered = np.sort(values)
-    worse = np.searchsorted(ordered, values, side="left")
-    return np.minimum(5, 1 + (5 * worse) // n).astype(int)
-
-
 def breakpoints(values, *, higher_is_better: bool = True) -> Breakpoints:
     values = np.asarray(values, dtype=float)
     if values.size == 0:
@@ -64,17 +53,8 @@ def breakpoints(values, *, higher_is_better: bool = True) -> Breakpoints:
     return Breakpoints(tuple(cuts), higher_is_better)
 
 
-def score(value: float, bp: Breakpoints) -> int:
-    result = 1
-    for cut in bp.cuts:
-        if cut is None:
-            continue
-        if (value >= cut) if bp.higher_is_better else (value <= cut):
-            result += 1
-    return result
-
-
 def score_many(values, bp: Breakpoints) -> np.ndarray:
+    """1 + the number of cut points each value reaches."""
     values = np.asarray(values, dtype=float)
     result = np.ones(values.size, dtype=int)
     for cut in bp.cuts:
