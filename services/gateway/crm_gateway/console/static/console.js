@@ -141,7 +141,8 @@
     $("tab-dashboard").hidden = state.me.role !== "admin";
     $("tab-sent").hidden = !isWorker();
     $("tab-admin").hidden = state.me.role !== "admin";
-    showTab("callcenter");
+    $("tab-accounts").hidden = !["account_manager", "admin", "agent"].includes(state.me.role);
+    showTab(state.me.role === "account_manager" ? "accounts" : "callcenter");
     startWorkspace();
   }
   function logout() {
@@ -149,7 +150,7 @@
     state.token = null;
     state.me = null;
     sessionStorage.removeItem("crm.token");
-    for (const id of ["callcenter-view", "dashboard-view", "sent-view", "admin-view", "tabs", "logout-btn"]) $(id).hidden = true;
+    for (const id of ["callcenter-view", "dashboard-view", "sent-view", "admin-view", "accounts-view", "tabs", "logout-btn"]) $(id).hidden = true;
     $("whoami").textContent = "";
     $("login-view").hidden = false;
   }
@@ -159,9 +160,11 @@
     $("dashboard-view").hidden = name !== "dashboard";
     $("sent-view").hidden = name !== "sent";
     $("admin-view").hidden = name !== "admin";
+    $("accounts-view").hidden = name !== "accounts";
     if (name === "dashboard") loadDashboard();
     else if (name === "sent") loadSent();
     else if (name === "admin") window.Admin.load();
+    else if (name === "accounts") window.Accounts.load();
     else $("search-input").focus();
   }
 
@@ -491,7 +494,7 @@
   }
 
   // what the admin tab (admin.js) borrows
-  window.ConsoleKit = { api, t, tv, el, toast };
+  window.ConsoleKit = { api, t, tv, el, toast, lang: () => state.lang };
 
   // ------------------------------------------------------------------ wiring
   document.addEventListener("DOMContentLoaded", async () => {

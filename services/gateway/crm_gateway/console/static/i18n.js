@@ -2,6 +2,14 @@
 "use strict";
 window.I18N = {
   "en": {
+    "tab.accounts": "My accounts", "am.worklist": "Worklist", "am.portfolio": "Portfolio", "am.kpis": "KPIs", "am.customer": "Customer",
+    "am.status": "Status", "am.class": "Class", "am.tier": "Tier", "am.credit": "Credit", "am.churn": "Churn risk", "am.key": "Key account",
+    "am.visits": "Visits", "am.next_follow_up": "Next follow-up", "am.rank": "Rank", "am.manager": "Account manager", "am.revenue": "Revenue",
+    "am.growth": "Growth", "am.retention": "Retention", "am.win_backs": "Win-backs", "am.visit_attainment": "Visits vs quota",
+    "am.follow_ups": "Follow-ups on time", "am.complaint_rate": "Complaint rate", "am.breaches": "Service-level breaches",
+    "work.follow_up": "Follow-up", "work.visit": "Visit", "work.credit_review": "Credit review", "work.win_back_call": "Lost-customer call",
+    "wb.title": "Lost-customer survey", "wb.reason_text": "In the customer's words", "wb.would_return_if": "What would bring them back",
+    "wb.save": "Record the survey", "wb.saved": "Survey recorded", "wb.won_back": "Won back", "wb.lost_for_good": "Lost for good",
     "tab.admin": "Admin", "admin.teams": "Teams and business calendars", "admin.agents": "Agents", "admin.rules": "Routing rules",
     "admin.id": "Id", "admin.name": "Name", "admin.strategy": "Assignment", "admin.timezone": "Time zone", "admin.weekdays": "Working weekdays",
     "admin.periods": "Hours", "admin.holidays": "Holidays", "admin.workdays": "Make-up working days", "admin.team_new": "New team",
@@ -61,6 +69,14 @@ window.I18N = {
     "warning.partial": "Partial data: {s} unavailable", "yes": "yes", "no": "no", "error.http": "Request failed ({s})"
   },
   "zh-CN": {
+    "tab.accounts": "我的客户", "am.worklist": "待办", "am.portfolio": "客户组合", "am.kpis": "考核指标", "am.customer": "客户",
+    "am.status": "状态", "am.class": "等级", "am.tier": "层级", "am.credit": "信用", "am.churn": "流失风险", "am.key": "大客户",
+    "am.visits": "拜访", "am.next_follow_up": "下次跟进", "am.rank": "排名", "am.manager": "客户经理", "am.revenue": "收入",
+    "am.growth": "增长", "am.retention": "保留率", "am.win_backs": "挽回", "am.visit_attainment": "拜访达成率",
+    "am.follow_ups": "按时跟进率", "am.complaint_rate": "投诉率", "am.breaches": "服务水平未达标",
+    "work.follow_up": "跟进", "work.visit": "拜访", "work.credit_review": "信用复核", "work.win_back_call": "流失客户回访",
+    "wb.title": "流失客户调查", "wb.reason_text": "客户原话", "wb.would_return_if": "怎样才能挽回",
+    "wb.save": "记录调查", "wb.saved": "调查已记录", "wb.won_back": "已挽回", "wb.lost_for_good": "彻底流失",
     "tab.admin": "系统设置", "admin.teams": "团队与工作日历", "admin.agents": "坐席", "admin.rules": "分派规则",
     "admin.id": "编号", "admin.name": "名称", "admin.strategy": "分派方式", "admin.timezone": "时区", "admin.weekdays": "工作日",
     "admin.periods": "工作时段", "admin.holidays": "节假日", "admin.workdays": "调休上班日", "admin.team_new": "新建团队",
