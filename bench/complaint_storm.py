@@ -45,7 +45,7 @@ async def complaints_count(dsn: str) -> int:
         await connection.close()
 
 
-async def wait_for_complaints(dsn: str, expected: int, *, stall_s: float = 60.0) -> float:
+async def wait_for_complaints(dsn: str, expected: int, *, stall_s: float = 180.0) -> float:
     """Polls until `expected` complaints exist; returns the moment (epoch seconds) the count was first seen."""
     last, changed = -1, time.monotonic()
     while True:
@@ -80,12 +80,19 @@ async def measure(args, log_dir: Path) -> dict:
                 items = delayed_items(events, customers, uuid.uuid4().hex[:6])
                 print(f"[complaint_storm] posting {events} ShipmentDelayed events for {customers} customers", flush=True)
                 waiting = asyncio.create_task(wait_for_complaints(dsn, len(warm) + events))
+                profile = perfkit.Profiler(complaints.process.pid, log_dir / "profile-complaints", args.profile) if args.profile else None
+                if profile:
+                    profile.__enter__()
                 batches = await asyncio.to_thread(ingest_e2e.post, gateway.url, api_key, items, batch=args.batch, concurrency=args.concurrency,
                                                   work=log_dir)
                 refused = [b for b in batches if b["status"] != 200 or b["accepted"] != b["n"]]
                 if refused:
                     raise RuntimeError(f"{len(refused)} batches not fully accepted, e.g. {refused[0]}")
                 last_complaint = await waiting
+                if profile:
+                    profile.__exit__(None, None, None)
+                    for frame, own, incl in perfkit.top_frames(log_dir / "profile-complaints.txt", limit=30):
+                        print(f"    {incl:6.1%} incl {own:6.1%} self  {frame}", flush=True)
     first_post = min(b["sent_at"] for b in batches)
     accepted_at = max(b["done_at"] for b in batches)
     return {"events": events, "customers": customers, "storm_s": last_complaint - first_post, "accept_s": accepted_at - first_post, "raw": raw}
@@ -113,6 +120,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--profile", type=float, default=0, help="py-spy the complaints service for this many seconds from the first post")
 
 
 def main(argv=None) -> int:
