@@ -92,6 +92,10 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
                     await page.uncheck(f"#agent-wd-{weekday}")
                 await page.fill("#agent-start", "08:00")
                 await page.fill("#agent-end", "20:00")
+                await page.fill("#agent-capacity", "5")
+                await page.check("#agent-skills .agent-skill[value='damage']")
+                await page.check("#agent-skills .agent-skill[value='loss']")
+                await page.fill("#agent-languages", "zh-CN, en")
                 await page.click("#agent-save")
                 await expect(page.locator("#agents-table tr[data-id='zhao-lei']")).to_contain_text("赵磊")
 
@@ -131,6 +135,7 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
             agent = ok(await client.get("/api/v1/agents/zhao-lei", headers=admin))
             assert (agent["team_id"], agent["name"]) == ("claims", "赵磊")
             assert agent["shifts"] == [{"weekday": d, "start": "08:00", "end": "20:00"} for d in (0, 1, 2)]
+            assert (agent["capacity"], agent["skills"], agent["languages"]) == (5, ["damage", "loss"], ["zh-CN", "en"])
             assert ok(await client.get("/api/v1/routing-rules", headers=admin)) == [
                 {"category": "delay", "region": "East", "service_type": None, "team": "claims", "position": 10, "name": "华东延误归理赔"}]
             west = ok(await client.post("/api/v1/complaints", headers=customer,

@@ -113,10 +113,12 @@ async def put_team(session: AsyncSession, team_id: str, *, name: str | None = No
 
 
 async def put_agent(session: AsyncSession, agent_id: str, *, team_id: str, name: str | None = None, role: str = "agent",
-                    active: bool = True, shifts: list[tuple[int, int, int]] = ()) -> Agent:
+                    active: bool = True, shifts: list[tuple[int, int, int]] = (), capacity: int | None = None,
+                    skills: list[str] = (), languages: list[str] = ()) -> Agent:
     if await session.get(Team, team_id) is None:
         raise Problem(422, "Unknown team", f"No team {team_id!r}.", errors=[{"loc": ["body", "team_id"], "msg": "unknown team", "type": "not_found"}])
-    agent = await _create_or_replace(session, Agent, agent_id, {"team_id": team_id, "name": name, "role": role, "active": active})
+    agent = await _create_or_replace(session, Agent, agent_id, {"team_id": team_id, "name": name, "role": role, "active": active,
+                                                               "capacity": capacity, "skills": list(skills), "languages": list(languages)})
     await session.execute(delete(AgentShift).where(AgentShift.agent_id == agent_id))
     for weekday, start, end in shifts:
         if weekday not in range(7) or not (0 <= start < 1440) or not (0 < end <= 1440) or start == end:

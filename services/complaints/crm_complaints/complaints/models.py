@@ -31,6 +31,9 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(20), default="agent")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    capacity: Mapped[int | None] = mapped_column(Integer)  # most open complaints at once; None = no limit
+    skills: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")  # complaint categories handled best
+    languages: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")  # e.g. ["zh-CN", "en"]
 
 
 class AgentShift(Base):

@@ -102,6 +102,21 @@ class AgentLoad:
     agent_id: str
     open_count: int
     last_assigned_at: dt.datetime | None = None
+    capacity: int | None = None  # None: no limit
+    skills: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
+
+
+def eligible(candidates: Sequence[AgentLoad], category: str | None = None, language: str | None = None) -> list[AgentLoad]:
+    """The agents on shift who may take this complaint: below their capacity; among them those with the category as a
+    skill when any has it, then among those the ones speaking the complaint's language when any does. A skill or a
+    language narrows the choice but never empties it: nobody with the skill still means someone takes it."""
+    pool = [c for c in candidates if c.capacity is None or c.open_count < c.capacity]
+    for wanted, held in ((category, lambda c: c.skills), (language, lambda c: c.languages)):
+        if wanted is not None:
+            matching = [c for c in pool if wanted in held(c)]
+            pool = matching or pool
+    return pool
 
 
 def pick_agent(candidates: Sequence[AgentLoad], strategy: Strategy = "least_load", cursor: str | None = None) -> str | None:

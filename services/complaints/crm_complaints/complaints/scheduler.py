@@ -136,7 +136,7 @@ class SlaScheduler:
                 if complaint is None or complaint.status != "new" or complaint.agent_id is not None:
                     continue
                 team = await session.get(Team, team_id)
-                agent_id = await service.choose_agent(session, team, now)
+                agent_id = await service.choose_agent(session, team, now, complaint)
                 if agent_id is None:
                     continue
                 guarded = await session.execute(update(Complaint).where(Complaint.id == complaint_id, Complaint.agent_id.is_(None),

@@ -271,17 +271,21 @@ async def agents_on_shift(session: AsyncSession, team: Team, now: dt.datetime) -
         select(Complaint.agent_id, func.count()).where(Complaint.agent_id.in_([a.id for a in present]),
                                                       Complaint.status.in_(OPEN_STATES)).group_by(Complaint.agent_id)
     )).all())
-    return [routing.AgentLoad(a.id, int(loads.get(a.id, 0)), a.last_assigned_at) for a in present]
+    return [routing.AgentLoad(a.id, int(loads.get(a.id, 0)), a.last_assigned_at, a.capacity, frozenset(a.skills or ()),
+                              frozenset(a.languages or ())) for a in present]
 
 
-async def choose_agent(session: AsyncSession, team: Team, now: dt.datetime) -> str | None:
-    """Pick an agent on shift by the team's strategy. The team row is locked (PostgreSQL) so that concurrent
+async def choose_agent(session: AsyncSession, team: Team, now: dt.datetime, complaint: Complaint | None = None) -> str | None:
+    """Pick an agent on shift, below capacity, preferring the complaint's category as a skill and its language
+    (routing.eligible), by the team's strategy. The team row is locked (PostgreSQL) so that concurrent
     assignments in one team see each other's load and round-robin cursor."""
     # FOR NO KEY UPDATE: inserting a complaint takes KEY SHARE on its team, which this must not conflict with
     locked = await session.scalar(select(Team).where(Team.id == team.id).with_for_update(key_share=True)
                                   .execution_options(populate_existing=True))
     team = locked or team
-    return routing.pick_agent(await agents_on_shift(session, team, now), team.strategy, team.rr_cursor)  # type: ignore[arg-type]
+    candidates = routing.eligible(await agents_on_shift(session, team, now), complaint.category if complaint else None,
+                                  complaint.language if complaint else None)
+    return routing.pick_agent(candidates, team.strategy, team.rr_cursor)  # type: ignore[arg-type]
 
 
 async def _assign(session: AsyncSession, complaint: Complaint, team: Team, agent_id: str | None, *, now: dt.datetime,
@@ -377,7 +381,7 @@ async def file_complaint(session: AsyncSession, data: ComplaintCreate, *, settin
                            body=f"Likely duplicate of {duplicate.number}", data={"complaint_id": duplicate.id, "number": duplicate.number})
         await add_timeline(session, duplicate, "possible_duplicate", at=now, visibility="internal",
                            body=f"Likely duplicate filed: {complaint.number}", data={"complaint_id": complaint.id, "number": complaint.number})
-    agent_id = await choose_agent(session, team, now)
+    agent_id = await choose_agent(session, team, now, complaint)
     await _assign(session, complaint, team, agent_id, now=now, actor=SYSTEM, reason=None, settings=settings,
                   rule=routing.rule_record(rule, team_id))
     await session.flush()
@@ -655,7 +659,7 @@ async def assign(session: AsyncSession, complaint_id: str, *, team_id: str | Non
             raise Problem(422, "Agent not in team", f"Agent {agent_id!r} belongs to team {agent.team_id!r}, not {team.id!r}.",
                           errors=[{"loc": ["body", "agent_id"], "msg": "agent is not in the team", "type": "mismatch"}])
     else:
-        agent_id = await choose_agent(session, team, now)
+        agent_id = await choose_agent(session, team, now, complaint)
     await _assign(session, complaint, team, agent_id, now=now, actor=actor, reason=reason if reassignment else None, settings=settings)
     complaint.version += 1
     return complaint

@@ -90,7 +90,8 @@ async def put_agent(agent_id: str, data: AgentIn, _: SetupActor, rt: Runtime):
     no_nul(agent_id=agent_id)
     async with rt.transaction() as session:
         await directory.put_agent(session, agent_id, team_id=data.team_id, name=data.name, role=data.role, active=data.active,
-                                  shifts=[(s.weekday, minute_of_day(s.start), minute_of_day(s.end)) for s in data.shifts])
+                                  shifts=[(s.weekday, minute_of_day(s.start), minute_of_day(s.end)) for s in data.shifts],
+                                  capacity=data.capacity, skills=data.skills, languages=data.languages)
         return await service.get_agent(session, agent_id)
 
 

@@ -1,12 +1,13 @@
 """Request and response bodies of the setup resources: teams (with their business calendar), agents, routing rules."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from crm_common.events.bounds import NonNegativeInt32
 from crm_common.inputs import Input
+from crm_complaints.complaints.priority import CATEGORIES
 from crm_complaints.complaints.sla import minute_of_day
 
 
@@ -39,12 +40,26 @@ class ShiftIn(Input):
         return value
 
 
+Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=20)]
+
+
 class AgentIn(Input):
     team_id: str
     name: str | None = None
     role: Literal["agent", "team_lead", "supervisor", "manager"] = "agent"
     active: bool = True
     shifts: list[ShiftIn] = Field(default_factory=list)
+    capacity: Annotated[int, Field(ge=1, le=10_000)] | None = None  # most open complaints at once; none = no limit
+    skills: list[str] = Field(default_factory=list, max_length=len(CATEGORIES))  # complaint categories
+    languages: list[Language] = Field(default_factory=list, max_length=20)  # e.g. zh-CN, en
+
+    @field_validator("skills")
+    @classmethod
+    def _categories(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in CATEGORIES]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a complaint category (one of {', '.join(CATEGORIES)})")
+        return list(dict.fromkeys(value))
 
 
 class ShiftOut(BaseModel):
@@ -61,6 +76,9 @@ class AgentOut(BaseModel):
     active: bool
     open_complaints: int
     shifts: list[ShiftOut]
+    capacity: int | None
+    skills: list[str]
+    languages: list[str]
 
 
 class RuleIn(Input):

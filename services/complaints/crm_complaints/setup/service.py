@@ -75,7 +75,8 @@ async def list_agents(session: AsyncSession, team_id: str | None = None, agent_i
                                         .where(Complaint.agent_id.in_(ids), Complaint.status.in_(OPEN_STATES))
                                         .group_by(Complaint.agent_id))).all())
     return [AgentOut(id=a.id, name=a.name, team_id=a.team_id, role=a.role, active=a.active, open_complaints=int(loads.get(a.id, 0)),
-                     shifts=shifts.get(a.id, [])) for a in agents]
+                     shifts=shifts.get(a.id, []), capacity=a.capacity, skills=list(a.skills or []), languages=list(a.languages or []))
+            for a in agents]
 
 
 async def get_agent(session: AsyncSession, agent_id: str) -> AgentOut:

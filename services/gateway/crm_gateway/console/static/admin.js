@@ -23,7 +23,8 @@ window.Admin = (function () {
   }
   const checkedDays = (prefix) => WEEKDAYS.filter((d) => $(`${prefix}-${d}`).checked);
   function showError(target, e) {
-    const where = (e.body && e.body.errors || []).map((x) => (x.loc || []).slice(1).join(".") + ": " + x.msg).join("; ");
+    // where it went wrong (errors[].loc); the message itself only when the detail does not already say it
+    const where = (e.body && e.body.errors || []).map((x) => (x.loc || []).slice(1).join(".") + (x.msg === e.message ? "" : ": " + x.msg)).join("; ");
     $(target).textContent = e.message + (where ? " — " + where : "");
   }
   async function put(path, body) {
@@ -91,12 +92,18 @@ window.Admin = (function () {
 
   // ------------------------------------------------------------------ agents
   function shiftsText(shifts) {
-    return (shifts || []).map((s) => `${t("weekday." + s.weekday)} ${s.start}-${s.end}`).join(", ");
+    if (!shifts || !shifts.length) return "–";
+    const same = shifts.every((s) => s.start === shifts[0].start && s.end === shifts[0].end);
+    if (same) return shifts.map((s) => t("weekday." + s.weekday)).join(" ") + ` ${shifts[0].start}-${shifts[0].end}`;
+    return shifts.map((s) => `${t("weekday." + s.weekday)} ${s.start}-${s.end}`).join(", ");
   }
+  const list = (text) => [...new Set(text.split(/[\s,;，]+/).map((s) => s.trim()).filter(Boolean))];
   function renderAgents() {
     $("agents-table").tBodies[0].replaceChildren(...state.agents.map((a) => el("tr", { class: "agent-row", "data-id": a.id, onclick: () => editAgent(a) },
       el("td", {}, a.id), el("td", {}, a.name || "–"), el("td", {}, a.team_id), el("td", {}, t("role." + a.role)),
-      el("td", {}, a.active ? t("yes") : t("no")), el("td", {}, String(a.open_complaints)), el("td", { class: "shifts" }, shiftsText(a.shifts)))));
+      el("td", {}, a.active ? t("yes") : t("no")), el("td", {}, String(a.open_complaints) + " / " + (a.capacity === null ? "∞" : String(a.capacity))),
+      el("td", {}, a.skills.map((c) => kit().tv("cat", c)).join(" ") || "–"), el("td", {}, a.languages.join(" ") || "–"),
+      el("td", { class: "shifts" }, shiftsText(a.shifts)))));
   }
   function editAgent(agent) {
     $("agent-form").hidden = false;
@@ -107,6 +114,11 @@ window.Admin = (function () {
     $("agent-team").value = agent ? agent.team_id : (state.teams[0] || {}).id || "";
     $("agent-role").value = agent ? agent.role : "agent";
     $("agent-active").checked = agent ? agent.active : true;
+    $("agent-capacity").value = agent && agent.capacity !== null ? String(agent.capacity) : "";
+    const skills = agent ? agent.skills : [];
+    $("agent-skills").replaceChildren(...CATEGORIES.map((c) => el("label", { class: "inline" },
+      el("input", Object.assign({ type: "checkbox", class: "agent-skill", value: c }, skills.includes(c) ? { checked: "" } : {})), kit().tv("cat", c))));
+    $("agent-languages").value = agent ? agent.languages.join(", ") : "zh-CN";
     const shifts = agent ? agent.shifts : [];
     weekdayBoxes($("agent-weekdays"), "agent-wd", shifts.length ? shifts.map((s) => s.weekday) : [0, 1, 2, 3, 4]);
     $("agent-start").value = shifts.length ? shifts[0].start : "09:00";
@@ -120,7 +132,10 @@ window.Admin = (function () {
     const id = $("agent-id").value.trim();
     const start = $("agent-start").value, end = $("agent-end").value;
     const body = { team_id: $("agent-team").value, name: $("agent-name").value.trim() || null, role: $("agent-role").value,
-                   active: $("agent-active").checked, shifts: checkedDays("agent-wd").map((weekday) => ({ weekday, start, end })) };
+                   active: $("agent-active").checked, shifts: checkedDays("agent-wd").map((weekday) => ({ weekday, start, end })),
+                   capacity: $("agent-capacity").value === "" ? null : Number($("agent-capacity").value),
+                   skills: [...document.querySelectorAll("#agent-skills .agent-skill")].filter((b) => b.checked).map((b) => b.value),
+                   languages: list($("agent-languages").value) };
     try {
       await put(`/api/v1/agents/${encodeURIComponent(id)}`, body);
       kit().toast(t("admin.saved"));
