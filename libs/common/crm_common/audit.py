@@ -33,20 +33,22 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
+from alembic.operations import Operations
+from sqlalchemy import CursorResult, RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.context import current_correlation_id
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.bounds import FactDateTime, NonNegativeInt32
 from crm_common.problems import Problem
-from crm_common.runtime import runtime_of
+from crm_common.runtime import ServiceRuntime, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ SQLITE_APPEND_ONLY = [
 ]
 
 
-def create_audit_tables(op) -> None:
+def create_audit_tables(op: Operations) -> None:
     """The tables as first released, for a service's migration (spelled out: a later change is a new function)."""
     op.create_table(
         "audit_log",
@@ -149,7 +151,7 @@ def create_audit_tables(op) -> None:
         op.execute(sa.text(statement))
 
 
-def drop_audit_tables(op) -> None:
+def drop_audit_tables(op: Operations) -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(sa.text("DROP TABLE audit_log"))  # its triggers go with it
         op.execute(sa.text("DROP FUNCTION audit_log_append_only()"))
@@ -180,7 +182,7 @@ class AuditEntry:
         self.fields = sorted(set(self.fields))
 
 
-def entry_for(headers, action: str, resource: str, *, customer_id: str | None, fields: Iterable[str], contact_id: str | None = None) -> AuditEntry:
+def entry_for(headers: Mapping[str, str], action: str, resource: str, *, customer_id: str | None, fields: Iterable[str], contact_id: str | None = None) -> AuditEntry:
     """An entry for the caller of the current request: identity from the gateway's headers (verified by the edge
     token), request id from the correlation id."""
     return AuditEntry(
@@ -191,7 +193,7 @@ def entry_for(headers, action: str, resource: str, *, customer_id: str | None, f
     )
 
 
-def _row_hash(row: dict) -> str:
+def _row_hash(row: Mapping[str, Any]) -> str:
     content = [row["id"], row["at"].astimezone(dt.timezone.utc).isoformat(timespec="microseconds"), row["actor"], row["role"],
                row["customer_id"], row["contact_digest"], row["action"], row["resource"], row["fields"], row["request_id"], row["prev_hash"]]
     return hashlib.sha256(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
@@ -204,8 +206,8 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
         return
     await session.execute(update(audit_head_table).where(audit_head_table.c.id == 1).values(last_id=audit_head_table.c.last_id))
     last_id, last_hash = (await session.execute(select(audit_head_table.c.last_id, audit_head_table.c.last_hash).where(audit_head_table.c.id == 1))).one()
-    erased = await _erased_digests(session, {contact_digest(e.contact_id) for e in entries if e.contact_id})
-    rows = []
+    erased = await _erased_digests(session, {digest for e in entries if (digest := contact_digest(e.contact_id))})
+    rows: list[dict[str, Any]] = []
     for entry in entries:
         digest = contact_digest(entry.contact_id)
         row = {
@@ -232,7 +234,7 @@ async def _erased_digests(session: AsyncSession, digests: set[str]) -> set[str]:
 async def pseudonymise_contact(session: AsyncSession, contact_id: str) -> int:
     """Erasure: the person's rows keep everything but the contact id (their digest stays as the pseudonym)."""
     result = await session.execute(update(audit_table).where(audit_table.c.contact_id == contact_id).values(contact_id=None))
-    return result.rowcount or 0
+    return cast("CursorResult[Any]", result).rowcount or 0
 
 
 class AuditTrail:
@@ -284,10 +286,10 @@ class AuditTrail:
                 log.error("audit flush at stop failed: %d read records lost", self.queue.qsize(), exc_info=True)
 
 
-def attach_audit_trail(runtime, **options) -> AuditTrail:
+def attach_audit_trail(runtime: ServiceRuntime, **options: Any) -> AuditTrail:
     """An AuditTrail for a service runtime: its flush loop runs with the API (runtime.audit)."""
     trail = AuditTrail(runtime.db, **options)
-    runtime.audit = trail
+    runtime.audit = trail  # type: ignore[attr-defined]
     runtime.add_background_loop("audit-flush", trail.run)
     return trail
 
@@ -296,7 +298,7 @@ def attach_audit_trail(runtime, **options) -> AuditTrail:
 
 
 async def query(session: AsyncSession, *, customer_id: str | None = None, actor: str | None = None, contact_digest_: str | None = None,
-                since: dt.datetime | None = None, until: dt.datetime | None = None, after_id: int = 0, limit: int = 500) -> list[dict]:
+                since: dt.datetime | None = None, until: dt.datetime | None = None, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:
     """Rows in id order, filtered; `since` inclusive, `until` exclusive; page with `after_id` (the last id seen)."""
     statement = select(audit_table).where(audit_table.c.id > after_id).order_by(audit_table.c.id).limit(limit)
     if customer_id:
@@ -312,11 +314,11 @@ async def query(session: AsyncSession, *, customer_id: str | None = None, actor:
     return [_public(row) for row in (await session.execute(statement)).mappings()]
 
 
-def _public(row) -> dict:
+def _public(row: RowMapping) -> dict[str, Any]:
     return {name: (json.loads(row[name]) if name == "fields" else row[name]) for name in CSV_COLUMNS}
 
 
-def to_csv(rows: Iterable[dict], columns: Sequence[str] = CSV_COLUMNS) -> str:
+def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] = CSV_COLUMNS) -> str:
     """Rows as `query` returns them (or their JSON form); field names separated by spaces."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -326,7 +328,7 @@ def to_csv(rows: Iterable[dict], columns: Sequence[str] = CSV_COLUMNS) -> str:
     return out.getvalue()
 
 
-def _csv_value(value) -> str:
+def _csv_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
@@ -373,7 +375,7 @@ async def verify_chain(session: AsyncSession, *, anchor: tuple[int, str] | None 
             expected_id, expected_prev, last_id = row["id"] + 1, row["row_hash"], row["id"]
         if len(batch) < page:
             break
-    if not anchor_seen:
+    if anchor is not None and not anchor_seen:
         problems.append(f"anchor row {anchor[0]} is gone (rows deleted from the end)")
     return Verification(rows, last_id, expected_prev or GENESIS, problems)
 
@@ -429,7 +431,7 @@ async def list_audit(
     until: FactDateTime | None = Query(default=None, description="to this instant (exclusive)"),
     after_id: Annotated[NonNegativeInt32, Query(description="the last id of the previous page")] = 0,
     limit: int = Query(default=500, ge=1, le=5000),
-) -> dict:
+) -> dict[str, Any]:
     """Audit rows of this service, oldest first; admins only."""
     if request.headers.get("x-actor-role") != "admin":
         raise Problem(403, "Forbidden", "Only admins read the audit trail.")

@@ -7,12 +7,12 @@ import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -33,7 +33,7 @@ def is_sqlite(url: str) -> bool:
     return async_url(url).startswith("sqlite")
 
 
-def dialect_insert(session: AsyncSession, table: Any):
+def dialect_insert(session: AsyncSession, table: Any) -> postgresql.Insert | sqlite.Insert:
     """INSERT of the session's dialect: PostgreSQL's and SQLite's both have ON CONFLICT DO NOTHING / DO UPDATE."""
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
@@ -42,13 +42,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC datetimes on both databases (SQLite drops the offset otherwise)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -56,7 +56,7 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(dt.timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -66,7 +66,7 @@ class UTCDateTime(TypeDecorator):
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _pragmas(dbapi_connection, _record):  # pragma: no cover - exercised implicitly
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:  # pragma: no cover - exercised implicitly
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
@@ -114,10 +114,11 @@ class SessionReader:
         self.db = db
 
     async def rows(self, statement: Any, params: Mapping[str, Any] | None = None) -> Sequence[Mapping[str, Any]]:
-        return (await self.db.execute(statement, dict(params or {}))).mappings().all()
+        # RowMapping's keys are typed as str or column objects; callers index it by column name
+        return cast("Sequence[Mapping[str, Any]]", (await self.db.execute(statement, dict(params or {}))).mappings().all())
 
 
-_ASYNCPG = asyncpg_dialect.dialect()
+_ASYNCPG = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect classes are not annotated
 
 
 @functools.lru_cache(maxsize=256)
@@ -148,7 +149,8 @@ class AsyncpgReader:
     async def rows(self, statement: Any, params: Mapping[str, Any] | None = None) -> Sequence[Mapping[str, Any]]:
         sql, names, fixed = asyncpg_sql(statement)
         given = params or {}
-        return await self.connection.fetch(sql, *(given[name] if name in given else fixed[name] for name in names))
+        rows: Sequence[Mapping[str, Any]] = await self.connection.fetch(sql, *(given[name] if name in given else fixed[name] for name in names))
+        return rows
 
 
 async def _json_codecs(connection: Any) -> None:
@@ -182,7 +184,7 @@ def _is_closed(connection: Any) -> bool:
     import asyncpg
 
     try:
-        return connection.is_closed()
+        return bool(connection.is_closed())
     except asyncpg.InterfaceError:  # a held connection's proxy is detached only when the connection itself closed
         return True
 

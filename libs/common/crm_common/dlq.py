@@ -17,16 +17,19 @@ import asyncio
 import json
 import sys
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from crm_common.consumer import dead_letters_table
 from crm_common.db import Database
 from crm_common.events.envelope import InvalidEvent
 from crm_common.problems import Problem
+
+if TYPE_CHECKING:
+    from crm_common.runtime import ServiceRuntime
 
 State = Literal["waiting", "replayed", "all"]
 MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist, and the drivers refuse to bind it
@@ -34,7 +37,7 @@ NAME = r"^[^\x00-\x1f]*$"  # consumer and topic names have no control characters
 _SUMMARY_COLUMNS = [c for c in dead_letters_table.c if c.name != "body"]
 
 
-def _summary(row) -> dict:
+def _summary(row: Row[Any]) -> dict[str, Any]:
     item = {c.name: getattr(row, c.name) for c in _SUMMARY_COLUMNS}
     for moment in ("created_at", "replayed_at"):
         item[moment] = item[moment].isoformat() if item[moment] else None
@@ -43,7 +46,7 @@ def _summary(row) -> dict:
 
 async def list_dead_letters(
     db: Database, *, consumer: str | None = None, topic: str | None = None, state: State = "waiting", after_id: int = 0, limit: int = 100
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Dead letters in id order (oldest first), without their bodies; page with `after_id`."""
     query = select(*_SUMMARY_COLUMNS).where(dead_letters_table.c.id > after_id).order_by(dead_letters_table.c.id).limit(limit)
     if consumer:
@@ -57,7 +60,7 @@ async def list_dead_letters(
         return [_summary(row) for row in (await session.execute(query)).all()]
 
 
-async def get_dead_letter(db: Database, dead_letter_id: int) -> dict | None:
+async def get_dead_letter(db: Database, dead_letter_id: int) -> dict[str, Any] | None:
     """One dead letter with its message: `body` as text, and `event` parsed when it is JSON."""
     async with db.sessions() as session:
         row = (await session.execute(select(dead_letters_table).where(dead_letters_table.c.id == dead_letter_id))).one_or_none()
@@ -78,14 +81,15 @@ class ReplayResult:
     error: str | None = None
 
 
-async def replay_dead_letters(runtime, ids: list[int]) -> list[ReplayResult]:
+async def replay_dead_letters(runtime: ServiceRuntime, ids: list[int]) -> list[ReplayResult]:
     """Replay each dead letter through its consumer's handler (the runtime's consumers, found by name)."""
     processors = {consumer.handler.name: consumer.processor for consumer in runtime.consumers}
     async with runtime.db.sessions() as session:
-        owners = dict((await session.execute(select(dead_letters_table.c.id, dead_letters_table.c.consumer).where(dead_letters_table.c.id.in_(ids)))).all())
-    results = []
+        owners: dict[int, str] = dict((await session.execute(select(dead_letters_table.c.id, dead_letters_table.c.consumer).where(dead_letters_table.c.id.in_(ids)))).all())
+    results: list[ReplayResult] = []
     for dead_letter_id in ids:
-        processor = processors.get(owners.get(dead_letter_id))
+        owner = owners.get(dead_letter_id)
+        processor = processors.get(owner) if owner is not None else None
         if processor is None:
             results.append(ReplayResult(dead_letter_id, "not_found", None if dead_letter_id not in owners else f"this service has no consumer {owners[dead_letter_id]}"))
             continue
@@ -103,7 +107,8 @@ async def replay_dead_letters(runtime, ids: list[int]) -> list[ReplayResult]:
 
 
 async def waiting_ids(db: Database, *, consumer: str | None = None, topic: str | None = None) -> list[int]:
-    ids, after_id = [], 0
+    ids: list[int] = []
+    after_id = 0
     while page := await list_dead_letters(db, consumer=consumer, topic=topic, after_id=after_id, limit=1000):
         ids += [item["id"] for item in page]
         after_id = ids[-1]
@@ -118,8 +123,9 @@ class ReplayFilter(BaseModel):
 
 def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
     """`GET .../dead-letters/<service>`, `GET .../{id}`, `POST .../{id}/replay`, `POST .../replay` (every waiting one)."""
-    def runtime_of(request: Request):
-        return request.app.state.runtime
+    def runtime_of(request: Request) -> ServiceRuntime:
+        runtime: ServiceRuntime = request.app.state.runtime
+        return runtime
 
     router = APIRouter(prefix=f"{prefix}/admin/dead-letters/{service_name}", tags=["admin"])
 
@@ -131,19 +137,19 @@ def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
         state: State = "waiting",
         after_id: int = Query(0, ge=0, le=MAX_ID),
         limit: int = Query(100, ge=1, le=1000),
-    ) -> dict:
+    ) -> dict[str, Any]:
         items = await list_dead_letters(runtime_of(request).db, consumer=consumer, topic=topic, state=state, after_id=after_id, limit=limit)
         return {"items": items, "next_after_id": items[-1]["id"] if len(items) == limit else None}
 
     @router.get("/{dead_letter_id}")
-    async def show(request: Request, dead_letter_id: int = Path(ge=1, le=MAX_ID)) -> dict:
+    async def show(request: Request, dead_letter_id: int = Path(ge=1, le=MAX_ID)) -> dict[str, Any]:
         item = await get_dead_letter(runtime_of(request).db, dead_letter_id)
         if item is None:
             raise Problem(404, "Dead letter not found", f"No dead letter {dead_letter_id} in {service_name}.")
         return item
 
     @router.post("/{dead_letter_id}/replay")
-    async def replay_one(request: Request, dead_letter_id: int = Path(ge=1, le=MAX_ID)) -> dict:
+    async def replay_one(request: Request, dead_letter_id: int = Path(ge=1, le=MAX_ID)) -> dict[str, Any]:
         (result,) = await replay_dead_letters(runtime_of(request), [dead_letter_id])
         if result.outcome == "not_found":
             raise Problem(404, "Dead letter not waiting", f"No dead letter {dead_letter_id} waiting for a replay in {service_name}.")
@@ -154,7 +160,7 @@ def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
         return asdict(result)
 
     @router.post("/replay")
-    async def replay_waiting(request: Request, body: ReplayFilter | None = None) -> dict:
+    async def replay_waiting(request: Request, body: ReplayFilter | None = None) -> dict[str, Any]:
         runtime = runtime_of(request)
         body = body or ReplayFilter()
         results = await replay_dead_letters(runtime, await waiting_ids(runtime.db, consumer=body.consumer, topic=body.topic))
@@ -163,7 +169,7 @@ def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
     return router
 
 
-def _tally(results: list[ReplayResult]) -> dict:
+def _tally(results: list[ReplayResult]) -> dict[str, Any]:
     counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in ("applied", "already_applied")}
     return {**counts, "failed": [asdict(r) for r in results if r.outcome not in counts]}
 
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("ids", type=int, nargs="*", help="dead letter ids; none: every waiting one (with --consumer/--topic)")
     args = parser.parse_args(argv)
 
-    async def run() -> tuple[dict | list, bool]:
+    async def run() -> tuple[dict[str, Any] | list[dict[str, Any]], bool]:
         """The answer to print, and whether the command did what was asked."""
         runtime = load_runtime(args.service)
         try:

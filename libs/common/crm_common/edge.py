@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
 import httpx
 import jwt
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_common.problems import PROBLEM_JSON, Problem
 from crm_common.settings import EdgeTokenSettings
@@ -99,7 +100,7 @@ class EdgeTokenVerifier:
                 return cached[0]
             del self._verified[token]
         claims = self._decode(token)
-        identity = claims["identity"]
+        identity: dict[str, str] = claims["identity"]
         self._verified[token] = (identity, float(claims["exp"]) + self.leeway_s)
         if len(self._verified) > self.cache_size:
             self._verified.popitem(last=False)
@@ -136,12 +137,12 @@ class EdgeAuthMiddleware:
     """Pure ASGI: outside OPEN_PATHS a request needs a valid X-Edge-Token for this service (else 401 problem+json);
     the identity headers the service sees are exactly the token's."""
 
-    def __init__(self, app, verifier: EdgeTokenVerifier, open_paths: Iterable[str] = OPEN_PATHS):
+    def __init__(self, app: ASGIApp, verifier: EdgeTokenVerifier, open_paths: Iterable[str] = OPEN_PATHS):
         self.app = app
         self.verifier = verifier
         self.open_paths = frozenset(open_paths)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             return await self.app(scope, receive, send)
         headers = scope.get("headers") or ()
@@ -168,7 +169,7 @@ class EdgeTokenAuth(httpx.Auth):
         self.signer = signer
         self.audience = audience
 
-    def auth_flow(self, request: httpx.Request):
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers.update(self.signer.headers(self.audience, request.headers))
         yield request
 

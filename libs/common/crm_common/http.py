@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common.context import correlation_id_var, new_correlation_id
 from crm_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -17,27 +18,27 @@ CORRELATION_HEADER = "x-correlation-id"
 class CorrelationAndMetricsMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): reads or creates the correlation id, times the request."""
 
-    def __init__(self, app, service: str):
+    def __init__(self, app: ASGIApp, service: str):
         self.app = app
         self.service = service
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        correlation_id = None
+        correlation_id: str | None = None
         for name, value in scope.get("headers", ()):
             if name == CORRELATION_HEADER.encode():
                 correlation_id = value.decode(errors="replace")[:200]
                 break
-        correlation_id = correlation_id or new_correlation_id()
-        token = correlation_id_var.set(correlation_id)
+        request_id = correlation_id or new_correlation_id()
+        token = correlation_id_var.set(request_id)
         status = {"code": 500}
 
-        async def send_with_header(message):
+        async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(CORRELATION_HEADER.encode(), correlation_id.encode())]
+                message["headers"] = list(message["headers"]) + [(CORRELATION_HEADER.encode(), request_id.encode())]
             await send(message)
 
         started = time.perf_counter()
@@ -61,7 +62,7 @@ def health_router(readiness: Callable[[], Awaitable[dict[str, str]]]) -> APIRout
         return {"status": "ok"}
 
     @router.get("/readyz")
-    async def readyz(request: Request):
+    async def readyz(request: Request) -> JSONResponse:
         checks = await readiness()
         ready = all(v in ("ok", "degraded") for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)

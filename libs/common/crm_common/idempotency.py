@@ -35,13 +35,15 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import orjson
 import sqlalchemy as sa
 import pydantic_core
+from alembic.operations import Operations
 from fastapi import Depends, Header, Request, Response
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, and_, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database, UTCDateTime, dialect_insert, utcnow
@@ -86,7 +88,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-def create_idempotency_table(op) -> None:
+def create_idempotency_table(op: Operations) -> None:
     """The table as first released, for a service's migration. Spelled out rather than taken from
     `idempotency_table`, so that an old migration keeps building the old table: a later change to the table is a
     new function here, called by a new migration of every service that has the table."""
@@ -107,7 +109,7 @@ def create_idempotency_table(op) -> None:
     op.create_index("ix_idempotency_records_subject", "idempotency_records", ["subject"])
 
 
-def drop_idempotency_table(op) -> None:
+def drop_idempotency_table(op: Operations) -> None:
     op.drop_table("idempotency_records")
 
 
@@ -190,7 +192,7 @@ class IdempotentRequest:
                           type_="urn:crm:problem:idempotency-key-reused")
         return _response(stored.status_code, stored.headers, stored.body, replayed=True)
 
-    def _this_key(self):
+    def _this_key(self) -> ColumnElement[bool]:
         return and_(idempotency_table.c.scope == self.scope, idempotency_table.c.key == self.key)
 
     async def _first(self, request_hash: str, work: Callable[[AsyncSession], Awaitable[Answer]]) -> Response:
@@ -236,7 +238,7 @@ Idempotent = Annotated[IdempotentRequest, Depends(idempotent_request)]
 async def purge_expired(db: Database, *, now: dt.datetime | None = None) -> int:
     async with db.transaction() as session:
         result = await session.execute(delete(idempotency_table).where(idempotency_table.c.expires_at <= (now or utcnow())))
-        return result.rowcount or 0
+        return cast("CursorResult[Any]", result).rowcount or 0
 
 
 def keep_idempotency_records(runtime: ServiceRuntime, interval_s: float = PURGE_INTERVAL_S) -> None:

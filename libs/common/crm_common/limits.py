@@ -14,6 +14,8 @@ import json
 import os
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from crm_common.problems import PROBLEM_JSON
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -26,11 +28,11 @@ def max_request_body_bytes(settings: Any) -> int:
 
 
 class RequestBodyLimitMiddleware:
-    def __init__(self, app, max_bytes: int = DEFAULT_MAX_BODY_BYTES):
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES):
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, scope, send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
         body = json.dumps({
             "type": "urn:crm:problem:payload-too-large",
             "title": "Payload Too Large",
@@ -44,7 +46,7 @@ class RequestBodyLimitMiddleware:
         ]})
         await send({"type": "http.response.body", "body": body})
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers") or ():
@@ -73,7 +75,7 @@ class RequestBodyLimitMiddleware:
                 break
         replayed = False
 
-        async def replay():
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True

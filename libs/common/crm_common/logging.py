@@ -6,6 +6,7 @@ import re
 import sys
 
 import structlog
+from structlog.typing import EventDict, Processor
 
 from crm_common.context import correlation_id_var
 
@@ -15,8 +16,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _NOT_PII_KEYS = frozenset({"timestamp", "level", "logger", "service", "correlation_id"})
 
 
-def _mask_phone(match: re.Match) -> str:
-    candidate = match.group(1)
+def _mask_phone(match: re.Match[str]) -> str:
+    candidate: str = match.group(1)
     if _DATE.fullmatch(candidate):  # a date, not a phone number
         return candidate
     return "*" * max(0, len(candidate) - 4) + candidate[-4:]
@@ -28,14 +29,14 @@ def mask_pii(text: str) -> str:
     return _PHONE.sub(_mask_phone, text)
 
 
-def _mask_processor(_logger, _name, event_dict):
+def _mask_processor(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
     for key, value in list(event_dict.items()):
         if isinstance(value, str) and key not in _NOT_PII_KEYS:
             event_dict[key] = mask_pii(value)
     return event_dict
 
 
-def _add_correlation_id(_logger, _name, event_dict):
+def _add_correlation_id(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
     correlation_id = correlation_id_var.get()
     if correlation_id and "correlation_id" not in event_dict:
         event_dict["correlation_id"] = correlation_id
@@ -43,7 +44,7 @@ def _add_correlation_id(_logger, _name, event_dict):
 
 
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_correlation_id,
         structlog.stdlib.add_log_level,

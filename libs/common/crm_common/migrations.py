@@ -9,7 +9,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from alembic.operations import Operations
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import async_engine_from_config
 from sqlalchemy.pool import NullPool
 
@@ -30,7 +32,7 @@ def upgrade(alembic_ini: Path, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(alembic_ini, url), revision)
 
 
-def run_env(context, target_metadata: MetaData | Sequence[MetaData], url_env: str) -> None:
+def run_env(context: EnvironmentContext, target_metadata: MetaData | Sequence[MetaData], url_env: str) -> None:
     """The body of every service's alembic/env.py; `target_metadata` is the service's own, plus e.g.
     crm_common.idempotency's when the service keeps idempotency records."""
     config = context.config
@@ -41,7 +43,7 @@ def run_env(context, target_metadata: MetaData | Sequence[MetaData], url_env: st
     own = [target_metadata] if isinstance(target_metadata, MetaData) else list(target_metadata)
     metadata = [*own, messaging_metadata]
 
-    def do_run(connection):
+    def do_run(connection: Connection) -> None:
         context.configure(
             connection=connection,
             target_metadata=metadata,
@@ -51,7 +53,7 @@ def run_env(context, target_metadata: MetaData | Sequence[MetaData], url_env: st
         with context.begin_transaction():
             context.run_migrations()
 
-    async def run_async():
+    async def run_async() -> None:
         engine = async_engine_from_config({"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=NullPool)
         async with engine.connect() as connection:
             await connection.run_sync(do_run)
@@ -65,13 +67,13 @@ def run_env(context, target_metadata: MetaData | Sequence[MetaData], url_env: st
         asyncio.run(run_async())
 
 
-def create_messaging_tables(op) -> None:
+def create_messaging_tables(op: Operations) -> None:
     """Outbox and inbox tables, created in a service's first migration."""
     bind = op.get_bind()
     messaging_metadata.create_all(bind)
 
 
-def add_missing_messaging_schema(op) -> None:
+def add_missing_messaging_schema(op: Operations) -> None:
     """Create the messaging tables and indexes a database lacks: a later migration's way to bring an existing
     database up to crm_common's messaging schema (a fresh one got everything from create_messaging_tables)."""
     bind = op.get_bind()
@@ -84,12 +86,12 @@ def add_missing_messaging_schema(op) -> None:
                 index.create(bind)
 
 
-def drop_durable_log_schema(op) -> None:
+def drop_durable_log_schema(op: Operations) -> None:
     """Downgrade of the migration that added the durable log: dead letters, relay marks, the outbox's time index."""
     op.drop_table("dead_letters")
     op.drop_table("relay_marks")
     op.drop_index("ix_outbox_created_at", table_name="outbox")
 
 
-def drop_messaging_tables(op) -> None:
+def drop_messaging_tables(op: Operations) -> None:
     messaging_metadata.drop_all(op.get_bind())

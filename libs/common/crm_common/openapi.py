@@ -160,4 +160,4 @@ def describe_problems(app: FastAPI, *, authenticated: bool = True, rate_limited:
             app.openapi_schema = add_problem_responses(generate(), authenticated=authenticated, rate_limited=rate_limited)
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document

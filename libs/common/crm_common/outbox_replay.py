@@ -17,6 +17,7 @@ from collections import Counter
 
 from sqlalchemy import select
 
+from crm_common.bus import KafkaPublisher
 from crm_common.db import Database, utcnow
 from crm_common.outbox import outbox_table, publish_in_order
 
@@ -40,7 +41,7 @@ def parse_moment(text: str, now: dt.datetime | None = None) -> dt.datetime:
 
 async def replay_outbox(
     db: Database,
-    publisher,
+    publisher: KafkaPublisher,
     *,
     since: dt.datetime,
     until: dt.datetime | None = None,

@@ -14,17 +14,21 @@ contact before erasure; `Person.scrub` replaces every occurrence with `TOMBSTONE
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import orjson
 import phonenumbers
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.idempotency import idempotency_table
 from crm_common.outbox import outbox_table
+
+# Rewrites a stored JSON body (an envelope, an answer) before the text scrub, e.g. to clear known fields.
+Rewrite = Callable[[Any], Any]
 
 TOMBSTONE = "[erased]"
 MIN_NAME_LENGTH = 2  # a one-letter "name" would scrub half of every text
@@ -74,7 +78,7 @@ class Person:
 
     @classmethod
     def of(cls, names: Iterable[str | None] = (), phones: Iterable[str | None] = (), emails: Iterable[str | None] = ()) -> Person:
-        def clean(values, ok):
+        def clean(values: Iterable[str | None], ok: Callable[[str], bool]) -> tuple[str, ...]:
             return tuple(sorted({v.strip() for v in values if v and v.strip() and ok(v.strip())}, key=lambda v: (-len(v), v)))
 
         return cls(
@@ -87,7 +91,7 @@ class Person:
         return bool(self.names or self.phones or self.emails)
 
     @cached_property
-    def pattern(self) -> re.Pattern | None:
+    def pattern(self) -> re.Pattern[str] | None:
         parts = [re.escape(e) for e in self.emails]  # emails first: a name may be part of the address
         parts += [p for p in (phone_regex(p) for p in self.phones) if p]
         parts += [n for n in (_name_regex(n) for n in self.names) if n]
@@ -103,7 +107,7 @@ class Person:
         pattern = self.pattern
         return bool(text and pattern is not None and pattern.search(text))
 
-    def scrub_json(self, value):
+    def scrub_json(self, value: Any) -> Any:
         """Every string in a JSON-like value (keys are left alone)."""
         if isinstance(value, str):
             return self.scrub(value)
@@ -121,12 +125,12 @@ def escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def mentions(column, needles: Iterable[str]):
+def mentions(column: ColumnElement[str], needles: Iterable[str]) -> ColumnElement[bool]:
     """SQL: the column contains one of the strings (case-insensitive); a cheap pre-filter before `Person.scrub`."""
     return or_(*[column.ilike(f"%{escape_like(n)}%", escape="\\") for n in needles])
 
 
-async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[str] | None = None, rewrite=None,
+async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[str] | None = None, rewrite: Rewrite | None = None,
                        mentioning: Iterable[str] | None = None) -> int:
     """Rewrite the bodies of outbox rows (of the given message keys, or all) that mention the person.
 
@@ -139,7 +143,7 @@ async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[
                                     rewrite=rewrite, mentioning=mentioning)
 
 
-async def scrub_idempotency_records(session: AsyncSession, person: Person, *, subjects: Iterable[str] | None = None, rewrite=None,
+async def scrub_idempotency_records(session: AsyncSession, person: Person, *, subjects: Iterable[str] | None = None, rewrite: Rewrite | None = None,
                                     mentioning: Iterable[str] | None = None) -> int:
     """The same for the answers kept for Idempotency-Key retries (crm_common.idempotency) about the given customers
     (`subjects`), or all: a retry after the erasure is answered without the person."""
@@ -148,7 +152,8 @@ async def scrub_idempotency_records(session: AsyncSession, person: Person, *, su
                                     rewrite=rewrite, mentioning=mentioning)
 
 
-async def _scrub_json_bodies(session: AsyncSession, person: Person, table, body_column, key_column, *, keys, rewrite, mentioning) -> int:
+async def _scrub_json_bodies(session: AsyncSession, person: Person, table: Table, body_column: ColumnElement[str], key_column: ColumnElement[str], *,
+                             keys: Iterable[str] | None, rewrite: Rewrite | None, mentioning: Iterable[str] | None) -> int:
     if not person and rewrite is None:
         return 0
     row_key = list(table.primary_key.columns)

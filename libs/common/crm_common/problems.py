@@ -21,7 +21,7 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(Exception):
     """Raise from business code; becomes a problem+json response with any extra members."""
 
-    def __init__(self, status: int, title: str | None = None, detail: str | None = None, *, type_: str | None = None, headers: dict | None = None, **extra: Any):
+    def __init__(self, status: int, title: str | None = None, detail: str | None = None, *, type_: str | None = None, headers: dict[str, str] | None = None, **extra: Any):
         self.status = status
         self.title = title or HTTPStatus(status).phrase
         self.detail = detail
@@ -58,17 +58,18 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem):
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):
-        detail = exc.detail if isinstance(exc.detail, str) else None
-        extra = {} if isinstance(exc.detail, str) or exc.detail is None else {"errors": exc.detail}
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        given: Any = exc.detail  # typed str by Starlette; FastAPI's HTTPException takes any JSON value
+        detail = given if isinstance(given, str) else None
+        extra: dict[str, Any] = {} if isinstance(given, str) or given is None else {"errors": given}
         return problem_response(Problem(exc.status_code, detail=detail, headers=getattr(exc, "headers", None), **extra), request)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError):
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(
             Problem(422, "Validation failed", "The request has invalid fields.", type_="urn:crm:problem:validation", errors=_field_errors(exc)),
             request,
@@ -84,7 +85,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(asyncpg.exceptions.AdminShutdownError)
     @app.exception_handler(asyncpg.exceptions.CrashShutdownError)
     @app.exception_handler(asyncpg.exceptions.TooManyConnectionsError)
-    async def _database(request: Request, exc: Exception):
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, IntegrityError):
             log.warning("integrity conflict: %s", exc.orig)
             return problem_response(Problem(409, "Conflict", "The change conflicts with existing data."), request)
@@ -95,6 +96,6 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem_response(Problem(500, detail="An unexpected error occurred."), request)

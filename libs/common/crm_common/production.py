@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from crm_common.settings import ServiceSettings
+    from crm_common.settings import KafkaSettings, ServiceSettings
 
 T = TypeVar("T")
 
@@ -80,8 +80,8 @@ def database_problems(name: str, url: str, *, allow_plaintext: bool) -> list[str
     return []
 
 
-def kafka_problems(kafka, *, allow_plaintext: bool) -> list[str]:
-    problems = []
+def kafka_problems(kafka: KafkaSettings, *, allow_plaintext: bool) -> list[str]:
+    problems: list[str] = []
     if kafka.security_protocol.upper() not in TLS_KAFKA_PROTOCOLS and not allow_plaintext:
         problems.append("KAFKA_SECURITY_PROTOCOL has no TLS (use SSL or SASL_SSL, or set CRM_ALLOW_PLAINTEXT=true on a private network)")
     if kafka.sasl_mechanism:

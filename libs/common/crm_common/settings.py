@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,9 +45,9 @@ class KafkaSettings(BaseSettings):
             return physical_topic[len(self.topic_prefix):]
         return physical_topic
 
-    def client_options(self) -> dict:
+    def client_options(self) -> dict[str, Any]:
         """Keyword arguments accepted by every aiokafka client."""
-        options: dict = {
+        options: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": self.security_protocol,
         }

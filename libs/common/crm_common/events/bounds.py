@@ -18,7 +18,7 @@ import datetime as dt
 import functools
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -179,17 +179,26 @@ def storable_text(value: str) -> str:
 NoControl = Annotated[str, AfterValidator(_no_control), Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN})]
 
 
-def identifier(max_length: int = 100) -> type[str]:
-    """A business id (order, invoice, customer...): 1 to max_length characters, no control characters."""
+def identifier(max_length: int = 100) -> Any:
+    """A business id (order, invoice, customer...): 1 to max_length characters, no control characters.
+    For a pydantic field or TypeAdapter; a type checker reads an annotation, so use a named alias there (Identifier)."""
     return Annotated[NoControl, StringConstraints(min_length=1, max_length=max_length)]
 
 
-def free_text(max_length: int) -> type[str]:
-    """Text a person wrote (a reason, a description): anything a database can store (storable_text)."""
-    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(storable_text), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
+_NO_NUL_SCHEMA = Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
 
 
-Identifier = identifier()
+def free_text(max_length: int) -> Any:
+    """Text a person wrote (a reason, a description): anything a database can store (storable_text).
+    For a pydantic field or TypeAdapter; a type checker reads an annotation, so use a named alias there (ShortText...)."""
+    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(storable_text), _NO_NUL_SCHEMA]
+
+
+# The same as identifier() and free_text(n), written out so that mypy reads them as types.
+Identifier = Annotated[NoControl, StringConstraints(min_length=1, max_length=100)]
+ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(storable_text), _NO_NUL_SCHEMA]
+MediumText = Annotated[str, StringConstraints(max_length=1000), AfterValidator(storable_text), _NO_NUL_SCHEMA]
+LongText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(storable_text), _NO_NUL_SCHEMA]
 HttpUrl = Annotated[str, AfterValidator(_http_url), Field(max_length=2000, description="An http:// or https:// URL.")]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY, description=f"Whole units (pieces, cartons, pallets), 0 to {MAX_QUANTITY}.")]
 # as a query parameter: `Annotated[NonNegativeInt32, Query(...)] = default` (a `= Query(...)` default drops these bounds)

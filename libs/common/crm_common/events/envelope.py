@@ -77,7 +77,8 @@ class EventEnvelope(BaseModel):
         or version is validated again."""
         cached = self.__dict__.get(_PARSED)
         if cached is not None and cached[0] is self.payload and cached[1] == self.type and cached[2] == self.version:
-            return cached[3]
+            parsed: EventPayload = cached[3]
+            return parsed
         model = payload_model(self.type, self.version)
         try:
             payload = model.model_validate(self.payload)

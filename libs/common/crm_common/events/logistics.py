@@ -15,10 +15,12 @@ from crm_common.events.bounds import (
     FactDate,
     FactDateTime,
     Identifier,
+    LongText,
+    MediumText,
     Money,
     Quantity,
+    ShortText,
     SignedMoney,
-    free_text,
 )
 from crm_common.events.envelope import EventPayload
 from crm_common.events.topics import TOPICS
@@ -42,7 +44,7 @@ class OrderCreated(_OrderEvent):
     cost: Money | None = None
     margin: SignedMoney | None = None
     service_type: ServiceType | None = None
-    lane: free_text(200) | None = None
+    lane: ShortText | None = None
     promised_delivery_at: FactDateTime | None = None
 
 
@@ -103,7 +105,7 @@ class OrderCancelled(_OrderEvent):
     event_version = 1
 
     cancelled_at: FactDateTime
-    reason: free_text(1000) | None = None
+    reason: MediumText | None = None
 
 
 class ShipmentDelayed(_OrderEvent):
@@ -112,7 +114,7 @@ class ShipmentDelayed(_OrderEvent):
 
     delay_minutes: int = Field(ge=0, le=MAX_DELAY_MINUTES)
     new_eta: FactDateTime | None = None
-    reason: free_text(1000) | None = None
+    reason: MediumText | None = None
     reported_at: FactDateTime
 
 
@@ -120,7 +122,7 @@ class ShipmentDamaged(_OrderEvent):
     event_type = "ShipmentDamaged"
     event_version = 1
 
-    description: free_text(2000) | None = None
+    description: LongText | None = None
     estimated_loss: Money | None = None
     reported_at: FactDateTime
 
@@ -168,7 +170,7 @@ class InvoiceCorrected(EventPayload):
     previous_amount: Money
     amount: Money
     currency: Currency = "CNY"
-    reason: free_text(1000) | None = None
+    reason: MediumText | None = None
     corrected_at: FactDateTime
 
 
