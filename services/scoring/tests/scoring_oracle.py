@@ -4,6 +4,7 @@ returning an `Explained` (value, inputs, sentence), written the obvious way, one
 The service computes the scores for many customers at once (crm_scoring.model.scores); the tests compare its values
 and explanations, byte for byte, with these. Imports nothing of the service.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -61,8 +62,14 @@ def current_value(revenue: float, margin: float, avg_order: float, months_active
     score = score or 0.0
     return Explained(
         score,
-        {"revenue_12m": round(revenue, 2), "margin_12m": round(margin, 2), "avg_order": round(avg_order, 2), "months_with_orders": months_active,
-         "components": {k: round(v, 4) for k, v in components.items()}, "weights": used},
+        {
+            "revenue_12m": round(revenue, 2),
+            "margin_12m": round(margin, 2),
+            "avg_order": round(avg_order, 2),
+            "months_with_orders": months_active,
+            "components": {k: round(v, 4) for k, v in components.items()},
+            "weights": used,
+        },
         f"{score:.0f}/100: revenue {revenue:,.0f} and margin {margin:,.0f} over 12 months, average order {avg_order:,.0f}, "
         f"orders in {months_active} of the last 12 months.",
     )
@@ -75,7 +82,15 @@ def growth_component(growth_rate: float | None) -> float | None:
     return 0.5 + 0.5 * math.tanh(growth_rate)
 
 
-def potential_value(growth_rate: float | None, services_used: int, share_of_wallet: float | None, clv: float, norms: dict, weights: dict, service_types: int = 5) -> Explained:
+def potential_value(
+    growth_rate: float | None,
+    services_used: int,
+    share_of_wallet: float | None,
+    clv: float,
+    norms: dict,
+    weights: dict,
+    service_types: int = 5,
+) -> Explained:
     growth = growth_component(growth_rate)
     cross_sell = clip01((service_types - services_used) / service_types) if services_used > 0 else None
     wallet_room = None if share_of_wallet is None else clip01(1 - share_of_wallet)
@@ -89,8 +104,14 @@ def potential_value(growth_rate: float | None, services_used: int, share_of_wall
     parts.append(f"expected 12-month margin {clv:,.0f}")
     return Explained(
         score,
-        {"growth_rate": None if growth is None else round(growth_rate, 4), "services_used": services_used, "share_of_wallet": share_of_wallet,
-         "clv_12m": round(clv, 2), "components": {k: (None if v is None else round(v, 4)) for k, v in components.items()}, "weights": used},
+        {
+            "growth_rate": None if growth is None else round(growth_rate, 4),
+            "services_used": services_used,
+            "share_of_wallet": share_of_wallet,
+            "clv_12m": round(clv, 2),
+            "components": {k: (None if v is None else round(v, 4)) for k, v in components.items()},
+            "weights": used,
+        },
         " ".join(parts[:1]) + " " + ", ".join(parts[1:]) + ".",
     )
 
@@ -98,7 +119,15 @@ def potential_value(growth_rate: float | None, services_used: int, share_of_wall
 # ---------------------------------------------------------------- loyalty and satisfaction
 
 
-def loyalty(orders: int, tenure_days: float, gap_cv: float | None, share_of_wallet: float | None, satisfaction: float | None, weights: dict, tenure_full_days: int = 730) -> Explained:
+def loyalty(
+    orders: int,
+    tenure_days: float,
+    gap_cv: float | None,
+    share_of_wallet: float | None,
+    satisfaction: float | None,
+    weights: dict,
+    tenure_full_days: int = 730,
+) -> Explained:
     if orders <= 0:
         return Explained(0.0, {"orders": 0}, "0/100: no orders yet.")
     components = {
@@ -112,9 +141,15 @@ def loyalty(orders: int, tenure_days: float, gap_cv: float | None, share_of_wall
     score = score or 0.0
     return Explained(
         score,
-        {"orders": orders, "tenure_days": round(tenure_days, 1), "gap_cv": None if components["regularity"] is None else round(gap_cv, 4),
-         "share_of_wallet": share_of_wallet, "satisfaction": satisfaction,
-         "components": {k: (None if v is None else round(v, 4)) for k, v in components.items()}, "weights": used},
+        {
+            "orders": orders,
+            "tenure_days": round(tenure_days, 1),
+            "gap_cv": None if components["regularity"] is None else round(gap_cv, 4),
+            "share_of_wallet": share_of_wallet,
+            "satisfaction": satisfaction,
+            "components": {k: (None if v is None else round(v, 4)) for k, v in components.items()},
+            "weights": used,
+        },
         f"{score:.0f}/100: {orders} orders ({components['repeat_rate']:.0%} repeat), customer for {tenure_days:.0f} days, "
         + ("ordering regularity unknown" if components["regularity"] is None else f"regularity {components['regularity']:.2f}")
         + ("" if satisfaction is None else f", satisfaction {satisfaction:.0f}")
@@ -122,7 +157,16 @@ def loyalty(orders: int, tenure_days: float, gap_cv: float | None, share_of_wall
     )
 
 
-def satisfaction(shipments: int, on_time_known: int, on_time: float, incidents: int, complaints: int, resolved_within_sla: float, survey_mean: float | None, weights: dict) -> Explained:
+def satisfaction(
+    shipments: int,
+    on_time_known: int,
+    on_time: float,
+    incidents: int,
+    complaints: int,
+    resolved_within_sla: float,
+    survey_mean: float | None,
+    weights: dict,
+) -> Explained:
     components: dict[str, float | None] = {
         "on_time": on_time / on_time_known if on_time_known else None,
         "damage_loss": clip01(1 - 10 * incidents / shipments) if shipments else None,
@@ -131,9 +175,17 @@ def satisfaction(shipments: int, on_time_known: int, on_time: float, incidents: 
         "survey": None if survey_mean is None or math.isnan(survey_mean) else (survey_mean - 1) / 4,
     }
     score, used = weighted(components, weights)
-    inputs = {"shipments": shipments, "on_time_known": on_time_known, "on_time": on_time, "damaged_or_lost": incidents, "complaints": complaints,
-              "resolved_within_sla": resolved_within_sla, "survey_mean": None if components["survey"] is None else round(survey_mean, 3),
-              "components": {k: (None if v is None else round(v, 4)) for k, v in components.items()}, "weights": used}
+    inputs = {
+        "shipments": shipments,
+        "on_time_known": on_time_known,
+        "on_time": on_time,
+        "damaged_or_lost": incidents,
+        "complaints": complaints,
+        "resolved_within_sla": resolved_within_sla,
+        "survey_mean": None if components["survey"] is None else round(survey_mean, 3),
+        "components": {k: (None if v is None else round(v, 4)) for k, v in components.items()},
+        "weights": used,
+    }
     if score is None:
         return Explained(None, inputs, "No deliveries, complaints or surveys yet.")
     per100 = 100 * complaints / shipments if shipments else 0.0
@@ -151,18 +203,51 @@ def satisfaction(shipments: int, on_time_known: int, on_time: float, incidents: 
 # ---------------------------------------------------------------- credit
 
 
-def credit_grade(invoices: int, paid: int, paid_on_time: int, max_open_days_overdue: float, defaults: int, outstanding: float, credit_limit: float | None, default_days: int = 90) -> Explained:
+def credit_grade(
+    invoices: int,
+    paid: int,
+    paid_on_time: int,
+    max_open_days_overdue: float,
+    defaults: int,
+    outstanding: float,
+    credit_limit: float | None,
+    default_days: int = 90,
+) -> Explained:
     """A high, B ordinary, C low, D serious default. Rules in order; the first that applies decides."""
     on_time_rate = paid_on_time / paid if paid else None
     limit_use = outstanding / credit_limit if credit_limit else None
-    inputs = {"invoices": invoices, "paid": paid, "paid_on_time": paid_on_time, "on_time_rate": None if on_time_rate is None else round(on_time_rate, 4),
-              "max_open_days_overdue": max_open_days_overdue, "defaults": defaults, "outstanding": round(outstanding, 2), "credit_limit": credit_limit,
-              "limit_use": None if limit_use is None else round(limit_use, 4)}
+    inputs = {
+        "invoices": invoices,
+        "paid": paid,
+        "paid_on_time": paid_on_time,
+        "on_time_rate": None if on_time_rate is None else round(on_time_rate, 4),
+        "max_open_days_overdue": max_open_days_overdue,
+        "defaults": defaults,
+        "outstanding": round(outstanding, 2),
+        "credit_limit": credit_limit,
+        "limit_use": None if limit_use is None else round(limit_use, 4),
+    }
     if max_open_days_overdue >= default_days or defaults >= 2:
-        return Explained("D", inputs, f"D (serious default): an invoice {max_open_days_overdue:.0f} days overdue or {defaults} defaults (>= {default_days} days late).")
-    if (on_time_rate is not None and on_time_rate < 0.7) or max_open_days_overdue > 30 or defaults >= 1 or (limit_use is not None and limit_use > 1.0):
+        return Explained(
+            "D",
+            inputs,
+            f"D (serious default): an invoice {max_open_days_overdue:.0f} days overdue or {defaults} defaults "
+            f"(>= {default_days} days late).",
+        )
+    if (
+        (on_time_rate is not None and on_time_rate < 0.7)
+        or max_open_days_overdue > 30
+        or defaults >= 1
+        or (limit_use is not None and limit_use > 1.0)
+    ):
         return Explained("C", inputs, "C (low): " + credit_reasons(on_time_rate, max_open_days_overdue, defaults, limit_use))
-    if paid >= 3 and on_time_rate is not None and on_time_rate >= 0.95 and max_open_days_overdue == 0 and (limit_use is None or limit_use <= 0.8):
+    if (
+        paid >= 3
+        and on_time_rate is not None
+        and on_time_rate >= 0.95
+        and max_open_days_overdue == 0
+        and (limit_use is None or limit_use <= 0.8)
+    ):
         return Explained("A", inputs, f"A (high): {paid} invoices paid, {on_time_rate:.0%} on time, nothing overdue.")
     if invoices == 0:
         return Explained("B", inputs, "B (ordinary): no invoices yet.")
@@ -182,8 +267,18 @@ def credit_reasons(on_time_rate, overdue, defaults, limit_use) -> str:
 # ---------------------------------------------------------------- churn
 
 
-def churn_signals(order_days_recent: int, order_days_before: int, history_days: float, open_past_sla: int, satisfaction_all: float | None, satisfaction_recent: float | None,
-                  *, drop_ratio: float = 0.5, satisfaction_drop: float = 15.0, recent_days: int = 90) -> list[str]:
+def churn_signals(
+    order_days_recent: int,
+    order_days_before: int,
+    history_days: float,
+    open_past_sla: int,
+    satisfaction_all: float | None,
+    satisfaction_recent: float | None,
+    *,
+    drop_ratio: float = 0.5,
+    satisfaction_drop: float = 15.0,
+    recent_days: int = 90,
+) -> list[str]:
     signals = []
     if order_days_before >= 3 and history_days > 0:
         expected_recent = order_days_before / history_days * recent_days
@@ -199,18 +294,27 @@ def churn_signals(order_days_recent: int, order_days_before: int, history_days: 
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
-def churn_risk(p_alive: float | None, expected_orders: float | None, signals: list[str], *, high: float = 0.3, medium: float = 0.6) -> Explained:
+def churn_risk(
+    p_alive: float | None, expected_orders: float | None, signals: list[str], *, high: float = 0.3, medium: float = 0.6
+) -> Explained:
     if (p_alive is not None and p_alive < high) or len(signals) >= 2:
         level = "high"
     elif (p_alive is not None and p_alive < medium) or signals:
         level = "medium"
     else:
         level = "low"
-    model = "no population model yet" if p_alive is None else (
-        f"P(alive) {p_alive:.2f}" + (f", {expected_orders:.1f} orders expected in 90 days" if expected_orders is not None else ""))
+    model = (
+        "no population model yet"
+        if p_alive is None
+        else (f"P(alive) {p_alive:.2f}" + (f", {expected_orders:.1f} orders expected in 90 days" if expected_orders is not None else ""))
+    )
     return Explained(
         level,
-        {"p_alive": None if p_alive is None else round(p_alive, 4), "expected_orders_90d": None if expected_orders is None else round(expected_orders, 3), "signals": signals},
+        {
+            "p_alive": None if p_alive is None else round(p_alive, 4),
+            "expected_orders_90d": None if expected_orders is None else round(expected_orders, 3),
+            "signals": signals,
+        },
         f"{level}: {model}" + (f"; signals: {', '.join(s.replace('_', ' ') for s in signals)}" if signals else "; no rule signals") + ".",
     )
 

@@ -3,15 +3,16 @@
 
 The oracle gets each customer's inputs as the Python values of the arrays (NaN -> None), so ints stay ints and
 floats floats on both sides, as in the service."""
+
 import math
 
 import numpy as np
 import orjson
 import pytest
-import scoring_oracle as oracle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import scoring_oracle as oracle
 from crm_scoring.model import abc, rfm, scores
 from crm_scoring.settings import ScoringSettings
 
@@ -53,12 +54,20 @@ def assert_values(values: np.ndarray, expected: list[oracle.Explained]) -> None:
     assert python(values) == [e.value for e in expected]
 
 
-NORMS = st.fixed_dictionaries({k: st.sampled_from([0.0, 1.0, 5_000.0, 150_000.0, 1_000_000.0]) | st.floats(0.5, 1e7) for k in ("revenue", "margin", "order_size", "clv")})
+NORMS = st.fixed_dictionaries(
+    {
+        k: st.sampled_from([0.0, 1.0, 5_000.0, 150_000.0, 1_000_000.0]) | st.floats(0.5, 1e7)
+        for k in ("revenue", "margin", "order_size", "clv")
+    }
+)
 
 
 @FORMULA_SETTINGS
-@given(st.lists(st.tuples(money(), money(), money(0, 1e6), st.integers(0, 12)), min_size=1, max_size=25), NORMS,
-       weights_for(("revenue", "margin", "order_size", "continuity")))
+@given(
+    st.lists(st.tuples(money(), money(), money(0, 1e6), st.integers(0, 12)), min_size=1, max_size=25),
+    NORMS,
+    weights_for(("revenue", "margin", "order_size", "continuity")),
+)
 def test_current_value(rows, norms, weights):
     weights = weights or DEFAULTS.current_value_weights
     revenue, margin, avg, months = columns(rows, (float, float, float, np.int64))
@@ -69,8 +78,11 @@ def test_current_value(rows, norms, weights):
 
 
 @FORMULA_SETTINGS
-@given(st.lists(st.tuples(maybe(st.floats(-3, 3)), st.integers(0, 6), maybe(st.floats(0, 1)), money()), min_size=1, max_size=25), NORMS,
-       weights_for(("growth", "cross_sell", "wallet_room", "lifetime_value")))
+@given(
+    st.lists(st.tuples(maybe(st.floats(-3, 3)), st.integers(0, 6), maybe(st.floats(0, 1)), money()), min_size=1, max_size=25),
+    NORMS,
+    weights_for(("growth", "cross_sell", "wallet_room", "lifetime_value")),
+)
 def test_potential_value(rows, norms, weights):
     weights = weights or DEFAULTS.potential_value_weights
     growth, services, wallet, clv = columns(rows, (float, np.int64, float, float))
@@ -107,9 +119,17 @@ def test_satisfaction(rows, weights):
 
 
 @FORMULA_SETTINGS
-@given(st.lists(st.tuples(st.integers(0, 300) | st.just(0), st.floats(0, 2000), maybe(st.floats(0, 3)), maybe(st.floats(0, 1)), maybe(st.floats(0, 100))),
-                min_size=1, max_size=25),
-       weights_for(("repeat_rate", "tenure", "regularity", "share_of_wallet", "satisfaction")), st.sampled_from([365, 730]))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 300) | st.just(0), st.floats(0, 2000), maybe(st.floats(0, 3)), maybe(st.floats(0, 1)), maybe(st.floats(0, 100))
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    weights_for(("repeat_rate", "tenure", "regularity", "share_of_wallet", "satisfaction")),
+    st.sampled_from([365, 730]),
+)
 def test_loyalty(rows, weights, tenure_full_days):
     weights = weights or DEFAULTS.loyalty_weights
     cols = columns(rows, (np.int64, float, float, float, float))
@@ -121,7 +141,9 @@ def test_loyalty(rows, weights, tenure_full_days):
 
 @st.composite
 def invoices(draw):
-    boundary = draw(st.sampled_from([None, (10, 10, 7), (20, 20, 19), (3, 3, 3), (40, 40, 38), (10, 10, 6)]))  # on-time rates 0.7 and 0.95, 3 paid
+    boundary = draw(
+        st.sampled_from([None, (10, 10, 7), (20, 20, 19), (3, 3, 3), (40, 40, 38), (10, 10, 6)])
+    )  # on-time rates 0.7 and 0.95, 3 paid
     count = boundary[0] if boundary else draw(st.integers(0, 40))
     paid = boundary[1] if boundary else draw(st.integers(0, count))
     on_time = boundary[2] if boundary else draw(st.integers(0, paid))
@@ -154,7 +176,12 @@ def churn_inputs(draw):
 
 
 @FORMULA_SETTINGS
-@given(st.lists(churn_inputs(), min_size=1, max_size=25), st.sampled_from([(0.3, 0.6), (0.5, 0.8)]), st.sampled_from([0.5, 0.3]), st.sampled_from([15.0, 5.0]))
+@given(
+    st.lists(churn_inputs(), min_size=1, max_size=25),
+    st.sampled_from([(0.3, 0.6), (0.5, 0.8)]),
+    st.sampled_from([0.5, 0.3]),
+    st.sampled_from([15.0, 5.0]),
+)
 def test_churn_signals_and_risk(rows, thresholds, drop_ratio, satisfaction_drop):
     high, medium = thresholds
     cols = columns(rows, (np.int64, np.int64, float, np.int64, float, float, float, float))
@@ -162,7 +189,9 @@ def test_churn_signals_and_risk(rows, thresholds, drop_ratio, satisfaction_drop)
     count = sum(s.astype(int) for s in signals.values())
     levels = scores.risk_level(cols[6], count, high=high, medium=medium)
     n = len(rows)
-    texts = scores.churn_risk_explanations(levels, cols[6], cols[7], scores.signal_codes(signals, slice(0, n)), np.ones(n, dtype=bool), slice(0, n))
+    texts = scores.churn_risk_explanations(
+        levels, cols[6], cols[7], scores.signal_codes(signals, slice(0, n)), np.ones(n, dtype=bool), slice(0, n)
+    )
     want = []
     for *signal_args, p_alive, expected in zip(*map(python, cols)):
         found = oracle.churn_signals(*signal_args, drop_ratio=drop_ratio, satisfaction_drop=satisfaction_drop)
@@ -195,17 +224,30 @@ def test_tier(rows):
 def test_matrices(rows, threshold):
     current, potential, loyalty = (np.array([r[i] for r in rows]) for i in range(3))
     grades = np.array([r[3] for r in rows], dtype=object)
-    assert scores.value_loyalty_cells(current, loyalty, threshold).tolist() == [oracle.value_loyalty_cell(c, lo, threshold) for c, _, lo, _ in rows]
-    assert scores.credit_loyalty_cells(grades, loyalty, threshold).tolist() == [oracle.credit_loyalty_cell(g, lo, threshold) for _, _, lo, g in rows]
-    assert scores.value_matrix_cells(current, potential, threshold).tolist() == [oracle.value_matrix_cell(c, p, threshold) for c, p, _, _ in rows]
+    assert scores.value_loyalty_cells(current, loyalty, threshold).tolist() == [
+        oracle.value_loyalty_cell(c, lo, threshold) for c, _, lo, _ in rows
+    ]
+    assert scores.credit_loyalty_cells(grades, loyalty, threshold).tolist() == [
+        oracle.credit_loyalty_cell(g, lo, threshold) for _, _, lo, g in rows
+    ]
+    assert scores.value_matrix_cells(current, potential, threshold).tolist() == [
+        oracle.value_matrix_cell(c, p, threshold) for c, p, _, _ in rows
+    ]
 
 
 def test_a_slice_explains_its_own_customers():
     """explain(sl) of a slice is that part of the whole (the weights texts are looked up per pattern within the slice)."""
     rng = np.random.default_rng(5)
     n = 40
-    cols = [rng.integers(0, 50, n), rng.integers(0, 20, n), rng.integers(0, 20, n).astype(float), rng.integers(0, 3, n), rng.integers(0, 4, n),
-            rng.integers(0, 2, n).astype(float), np.where(rng.random(n) < 0.5, np.nan, 4.0)]
+    cols = [
+        rng.integers(0, 50, n),
+        rng.integers(0, 20, n),
+        rng.integers(0, 20, n).astype(float),
+        rng.integers(0, 3, n),
+        rng.integers(0, 4, n),
+        rng.integers(0, 2, n).astype(float),
+        np.where(rng.random(n) < 0.5, np.nan, 4.0),
+    ]
     cols[1] = np.minimum(cols[1], cols[0])
     got = scores.satisfaction(*cols, DEFAULTS.satisfaction_weights)
     whole = got.explain(slice(0, n))
@@ -230,7 +272,9 @@ def test_abc_classes(population, contributions):
 
 
 @FORMULA_SETTINGS
-@given(POPULATION, st.lists(st.floats(-100, 1e6, allow_nan=False) | st.sampled_from([0.0, 5.0, 100.0]), min_size=1, max_size=30), st.booleans())
+@given(
+    POPULATION, st.lists(st.floats(-100, 1e6, allow_nan=False) | st.sampled_from([0.0, 5.0, 100.0]), min_size=1, max_size=30), st.booleans()
+)
 def test_rfm_scores(population, values, higher_is_better):
     bp = rfm.breakpoints(population, higher_is_better=higher_is_better)
     assert rfm.score_many(values, bp).tolist() == [oracle.rfm_score(v, bp) for v in values]

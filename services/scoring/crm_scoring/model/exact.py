@@ -3,9 +3,12 @@
 numpy's SIMD `log1p` / `tanh` differ from `math`'s in the last bit and `np.round` is not Python's correctly rounded
 `round`; the stored scores and the numbers in the explanations are those of Python's, so the formulas use these.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +19,7 @@ def clip01(values: np.ndarray) -> np.ndarray:
     return np.where(low < 1.0, low, 1.0)
 
 
-def rounded_array(values, digits: int) -> np.ndarray:
+def rounded_array(values: Any, digits: int) -> np.ndarray:
     """Python's round(v, digits) of each value, vectorised.
 
     round() is the double nearest to M / 10^digits, M the exact value x 10^digits rounded half-even. IEEE division
@@ -35,12 +38,13 @@ def rounded_array(values, digits: int) -> np.ndarray:
     return out
 
 
-def python_round(values, digits: int) -> list:
+def python_round(values: Any, digits: int) -> list[float]:
     """Python's round() of each value, as a list of floats."""
-    return rounded_array(values, digits).tolist()
+    rounded: list[float] = rounded_array(values, digits).tolist()
+    return rounded
 
 
-def each(fn, values: np.ndarray) -> np.ndarray:
+def each(fn: Callable[[float], float], values: np.ndarray) -> np.ndarray:
     """fn (a `math` function) of each value: numpy's vectorised versions differ from `math`'s in the last bit."""
     return np.fromiter(map(fn, values.tolist()), dtype=float, count=values.size)
 

@@ -6,9 +6,11 @@ of the whole column (so they read exactly as orjson writes them inside the dict)
 `orjson.dumps` gives for the dict, at a fraction of the cost of building the dicts. The templates and sentences of
 each score are beside its formula, in crm_scoring.model.scores.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -16,7 +18,7 @@ import orjson
 from crm_scoring.model.exact import rounded_array
 
 
-def json_values(values: Sequence) -> list[str]:
+def json_values(values: Sequence[Any]) -> list[str]:
     """JSON text of each number / None / bool, as orjson writes it."""
     if not len(values):
         return []
@@ -46,7 +48,7 @@ def fill(template: str, *columns: Sequence[str]) -> list[str]:
     return [template % row for row in zip(*columns)]
 
 
-def nullable(values: np.ndarray) -> tuple[list, list[bool]]:
+def nullable(values: np.ndarray) -> tuple[list[Any], list[bool]]:
     """Python values (None for NaN) and whether each is known."""
     known = ~np.isnan(values)
     return [v if k else None for v, k in zip(values.tolist(), known.tolist())], known.tolist()

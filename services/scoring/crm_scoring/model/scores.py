@@ -9,10 +9,12 @@ a component that is unknown adds an exact 0.0); the tests keep such a per-custom
 Each score's `explain(sl)` gives the JSON text of {"value", "inputs", "explanation"} for the customers of a
 slice, as orjson writes that dict (crm_scoring.model.render fills it column by column).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -20,10 +22,13 @@ import orjson
 from crm_scoring.model import exact
 from crm_scoring.model.render import fill, json_numbers, json_strings, json_values, nullable
 
+if TYPE_CHECKING:
+    from crm_scoring.model.engine import PopulationModel
+
 # ---------------------------------------------------------------- weighted means
 
 
-def log_scaled(values, reference: float) -> np.ndarray:
+def log_scaled(values: np.ndarray, reference: float) -> np.ndarray:
     """0 at 0 (and below), 1 at the population's 95th percentile (or above), logarithmic in between."""
     values = np.asarray(values, dtype=float)
     out = np.zeros(values.size)
@@ -46,7 +51,8 @@ class Weighted:
     pattern: np.ndarray  # which weighted components are used, bit i = i-th key of `used`
 
     def has_score(self) -> np.ndarray:
-        return ~np.isnan(self.score)
+        known: np.ndarray = ~np.isnan(self.score)
+        return known
 
     def components_json(self, sl: slice) -> list[str]:
         """{"name": round(component, 4) or null, ...} in the order of the components."""
@@ -114,19 +120,38 @@ class CurrentValue:
 
     @property
     def value(self) -> np.ndarray:
-        return np.nan_to_num(self.w.score, nan=0.0)  # nothing known: 0
+        score: np.ndarray = np.nan_to_num(self.w.score, nan=0.0)  # nothing known: 0
+        return score
 
     def explain(self, sl: slice) -> list[str]:
         score = self.value[sl].tolist()
         revenue, margin, avg, months = (a[sl].tolist() for a in (self.revenue, self.margin, self.avg_order, self.months_active))
-        texts = [f"{v:.0f}/100: revenue {r:,.0f} and margin {m:,.0f} over 12 months, average order {a:,.0f}, orders in {mo} of the last 12 months."
-                 for v, r, m, a, mo in zip(score, revenue, margin, avg, months)]
-        return fill('{"value":%s,"inputs":{"revenue_12m":%s,"margin_12m":%s,"avg_order":%s,"months_with_orders":%s,"components":%s,"weights":%s},"explanation":%s}',
-                    json_values(score), json_numbers(self.revenue[sl], None, 2), json_numbers(self.margin[sl], None, 2), json_numbers(self.avg_order[sl], None, 2),
-                    json_values(months), self.w.components_json(sl), self.w.weights_json(sl), json_strings(texts))
+        texts = [
+            f"{v:.0f}/100: revenue {r:,.0f} and margin {m:,.0f} over 12 months, average order {a:,.0f}, "
+            f"orders in {mo} of the last 12 months."
+            for v, r, m, a, mo in zip(score, revenue, margin, avg, months)
+        ]
+        return fill(
+            '{"value":%s,"inputs":{"revenue_12m":%s,"margin_12m":%s,"avg_order":%s,"months_with_orders":%s,"components":%s,"weights":%s},"explanation":%s}',
+            json_values(score),
+            json_numbers(self.revenue[sl], None, 2),
+            json_numbers(self.margin[sl], None, 2),
+            json_numbers(self.avg_order[sl], None, 2),
+            json_values(months),
+            self.w.components_json(sl),
+            self.w.weights_json(sl),
+            json_strings(texts),
+        )
 
 
-def current_value(revenue, margin, avg_order, months_active, norms: dict, weights: dict) -> CurrentValue:
+def current_value(
+    revenue: np.ndarray,
+    margin: np.ndarray,
+    avg_order: np.ndarray,
+    months_active: np.ndarray,
+    norms: dict[str, float],
+    weights: dict[str, float],
+) -> CurrentValue:
     n = len(revenue)
     components = {
         "revenue": log_scaled(revenue, norms["revenue"]),
@@ -149,7 +174,8 @@ class PotentialValue:
 
     @property
     def value(self) -> np.ndarray:
-        return np.nan_to_num(self.w.score, nan=0.0)
+        score: np.ndarray = np.nan_to_num(self.w.score, nan=0.0)
+        return score
 
     def explain(self, sl: slice) -> list[str]:
         score = self.value[sl].tolist()
@@ -160,13 +186,31 @@ class PotentialValue:
         for v, known, g, used, w, c in zip(score, growth_known.tolist(), growth, services, wallet, clv):
             trend = f"monthly revenue trend {g:+.0%} a year" if known else "no revenue trend yet"
             share = "share of wallet unknown" if w is None else f"share of wallet {w:.0%}"
-            texts.append(f"{v:.0f}/100: {trend}, {used} of {self.service_types} service types used, {share}, expected 12-month margin {c:,.0f}.")
-        return fill('{"value":%s,"inputs":{"growth_rate":%s,"services_used":%s,"share_of_wallet":%s,"clv_12m":%s,"components":%s,"weights":%s},"explanation":%s}',
-                    json_values(score), json_numbers(self.growth_rate[sl], growth_known, 4), json_values(services), json_values(wallet),
-                    json_numbers(self.clv[sl], None, 2), self.w.components_json(sl), self.w.weights_json(sl), json_strings(texts))
+            texts.append(
+                f"{v:.0f}/100: {trend}, {used} of {self.service_types} service types used, {share}, expected 12-month margin {c:,.0f}."
+            )
+        return fill(
+            '{"value":%s,"inputs":{"growth_rate":%s,"services_used":%s,"share_of_wallet":%s,"clv_12m":%s,"components":%s,"weights":%s},"explanation":%s}',
+            json_values(score),
+            json_numbers(self.growth_rate[sl], growth_known, 4),
+            json_values(services),
+            json_values(wallet),
+            json_numbers(self.clv[sl], None, 2),
+            self.w.components_json(sl),
+            self.w.weights_json(sl),
+            json_strings(texts),
+        )
 
 
-def potential_value(growth_rate, services_used, share_of_wallet, clv, norms: dict, weights: dict, service_types: int = 5) -> PotentialValue:
+def potential_value(
+    growth_rate: np.ndarray,
+    services_used: np.ndarray,
+    share_of_wallet: np.ndarray,
+    clv: np.ndarray,
+    norms: dict[str, float],
+    weights: dict[str, float],
+    service_types: int = 5,
+) -> PotentialValue:
     """growth: the relative change of monthly revenue over a year mapped to 0..1 (0.5 = flat); cross_sell: the service
     types not used yet (unknown without orders); wallet_room: 1 - share of wallet."""
     n = len(growth_rate)
@@ -213,21 +257,49 @@ class Satisfaction:
         survey_known = self.w.known["survey"][sl]
         per100, survey = self.complaints_per_100[sl].tolist(), self.survey_mean[sl].tolist()
         texts = []
-        for v, k, sh, inc, p100, r, rk, sv, svk in zip(score, known, shipments, incidents, per100, rate, rate_known, survey, survey_known.tolist()):
+        for v, k, sh, inc, p100, r, rk, sv, svk in zip(
+            score, known, shipments, incidents, per100, rate, rate_known, survey, survey_known.tolist()
+        ):
             if not k:
                 texts.append(NO_SATISFACTION)
                 continue
-            texts.append(f"{v:.0f}/100: " + (f"{r:.0%} on time" if rk else "on-time rate unknown")
-                         + f", {inc} damaged or lost of {sh} shipments, {p100:.1f} complaints per 100 shipments"
-                         + ("" if not svk else f", survey average {sv:.1f}/5") + ".")
-        template = ('{"value":%s,"inputs":{"shipments":%s,"on_time_known":%s,"on_time":%s,"damaged_or_lost":%s,"complaints":%s,"resolved_within_sla":%s,'
-                    '"survey_mean":%s,"components":%s,"weights":%s},"explanation":%s}')
-        return fill(template, json_values(score), json_values(shipments), json_numbers(self.on_time_known[sl]), json_numbers(self.on_time[sl]),
-                    json_values(incidents), json_values(complaints), json_numbers(self.resolved_within_sla[sl]),
-                    json_numbers(self.survey_mean[sl], survey_known, 3), self.w.components_json(sl), self.w.weights_json(sl), json_strings(texts))
+            texts.append(
+                f"{v:.0f}/100: "
+                + (f"{r:.0%} on time" if rk else "on-time rate unknown")
+                + f", {inc} damaged or lost of {sh} shipments, {p100:.1f} complaints per 100 shipments"
+                + ("" if not svk else f", survey average {sv:.1f}/5")
+                + "."
+            )
+        template = (
+            '{"value":%s,"inputs":{"shipments":%s,"on_time_known":%s,"on_time":%s,"damaged_or_lost":%s,"complaints":%s,"resolved_within_sla":%s,'
+            '"survey_mean":%s,"components":%s,"weights":%s},"explanation":%s}'
+        )
+        return fill(
+            template,
+            json_values(score),
+            json_values(shipments),
+            json_numbers(self.on_time_known[sl]),
+            json_numbers(self.on_time[sl]),
+            json_values(incidents),
+            json_values(complaints),
+            json_numbers(self.resolved_within_sla[sl]),
+            json_numbers(self.survey_mean[sl], survey_known, 3),
+            self.w.components_json(sl),
+            self.w.weights_json(sl),
+            json_strings(texts),
+        )
 
 
-def satisfaction(shipments, on_time_known, on_time, incidents, complaints, resolved_within_sla, survey_mean, weights: dict) -> Satisfaction:
+def satisfaction(
+    shipments: np.ndarray,
+    on_time_known: np.ndarray,
+    on_time: np.ndarray,
+    incidents: np.ndarray,
+    complaints: np.ndarray,
+    resolved_within_sla: np.ndarray,
+    survey_mean: np.ndarray,
+    weights: dict[str, float],
+) -> Satisfaction:
     """on_time: share of the shipments with a promise delivered on time; damage_loss: 1 - 10 x incidents per shipment;
     complaints: 1 - complaints per 100 shipments / 10 (0 with complaints and no shipments); resolution: complaints
     resolved within SLA; survey: the 1-5 mean mapped to 0..1."""
@@ -242,10 +314,24 @@ def satisfaction(shipments, on_time_known, on_time, incidents, complaints, resol
             "resolution": resolved_within_sla / complaints,
             "survey": (survey_mean - 1) / 4,
         }
-    known = {"on_time": on_time_known != 0, "damage_loss": shipped, "complaints": shipped | (complaints != 0), "resolution": complaints != 0,
-             "survey": ~np.isnan(survey_mean)}
-    return Satisfaction(weighted(components, known, weights, n), shipments, on_time_known, on_time, incidents, complaints, per100, resolved_within_sla,
-                        survey_mean)
+    known = {
+        "on_time": on_time_known != 0,
+        "damage_loss": shipped,
+        "complaints": shipped | (complaints != 0),
+        "resolution": complaints != 0,
+        "survey": ~np.isnan(survey_mean),
+    }
+    return Satisfaction(
+        weighted(components, known, weights, n),
+        shipments,
+        on_time_known,
+        on_time,
+        incidents,
+        complaints,
+        per100,
+        resolved_within_sla,
+        survey_mean,
+    )
 
 
 NO_LOYALTY = '{"value":0.0,"inputs":{"orders":0},"explanation":"0/100: no orders yet."}'
@@ -275,18 +361,37 @@ class Loyalty:
             if o <= 0:
                 texts.append("")
                 continue
-            texts.append(f"{v:.0f}/100: {o} orders ({rep:.0%} repeat), customer for {t:.0f} days, "
-                         + (f"regularity {reg:.2f}" if rk else "ordering regularity unknown")
-                         + ("" if st is None else f", satisfaction {st:.0f}")
-                         + ". Unknown parts are left out and their weight shared by the others.")
-        rendered = fill('{"value":%s,"inputs":{"orders":%s,"tenure_days":%s,"gap_cv":%s,"share_of_wallet":%s,"satisfaction":%s,"components":%s,"weights":%s},'
-                        '"explanation":%s}',
-                        json_values(score), json_values(orders), json_numbers(self.tenure_days[sl], None, 1), json_numbers(self.gap_cv[sl], regular_known, 4),
-                        json_values(wallet), json_values(satisfaction_score), self.w.components_json(sl), self.w.weights_json(sl), json_strings(texts))
+            texts.append(
+                f"{v:.0f}/100: {o} orders ({rep:.0%} repeat), customer for {t:.0f} days, "
+                + (f"regularity {reg:.2f}" if rk else "ordering regularity unknown")
+                + ("" if st is None else f", satisfaction {st:.0f}")
+                + ". Unknown parts are left out and their weight shared by the others."
+            )
+        rendered = fill(
+            '{"value":%s,"inputs":{"orders":%s,"tenure_days":%s,"gap_cv":%s,"share_of_wallet":%s,"satisfaction":%s,"components":%s,"weights":%s},'
+            '"explanation":%s}',
+            json_values(score),
+            json_values(orders),
+            json_numbers(self.tenure_days[sl], None, 1),
+            json_numbers(self.gap_cv[sl], regular_known, 4),
+            json_values(wallet),
+            json_values(satisfaction_score),
+            self.w.components_json(sl),
+            self.w.weights_json(sl),
+            json_strings(texts),
+        )
         return [text if o > 0 else NO_LOYALTY for text, o in zip(rendered, orders)]
 
 
-def loyalty(orders, tenure_days, gap_cv, share_of_wallet, satisfaction_score, weights: dict, tenure_full_days: int = 730) -> Loyalty:
+def loyalty(
+    orders: np.ndarray,
+    tenure_days: np.ndarray,
+    gap_cv: np.ndarray,
+    share_of_wallet: np.ndarray,
+    satisfaction_score: np.ndarray,
+    weights: dict[str, float],
+    tenure_full_days: int = 730,
+) -> Loyalty:
     """repeat_rate: (orders - 1) / orders; tenure: days as a customer / tenure_full_days; regularity: 1 - the coefficient
     of variation of the gaps between orders; share of wallet; satisfaction / 100. 0 without orders."""
     n = len(orders)
@@ -299,8 +404,13 @@ def loyalty(orders, tenure_days, gap_cv, share_of_wallet, satisfaction_score, we
             "satisfaction": satisfaction_score / 100,
         }
     buyer = orders > 0
-    known = {"repeat_rate": buyer, "tenure": buyer, "regularity": buyer & ~np.isnan(gap_cv), "share_of_wallet": buyer & ~np.isnan(share_of_wallet),
-             "satisfaction": buyer & ~np.isnan(satisfaction_score)}
+    known = {
+        "repeat_rate": buyer,
+        "tenure": buyer,
+        "regularity": buyer & ~np.isnan(gap_cv),
+        "share_of_wallet": buyer & ~np.isnan(share_of_wallet),
+        "satisfaction": buyer & ~np.isnan(satisfaction_score),
+    }
     return Loyalty(weighted(components, known, weights, n), orders, tenure_days, gap_cv, share_of_wallet, satisfaction_score)
 
 
@@ -332,7 +442,9 @@ class Credit:
     default_days: int
 
     def explain(self, sl: slice) -> list[str]:
-        grades, invoices, paid, overdue, defaults = (a[sl].tolist() for a in (self.grade, self.invoices, self.paid, self.max_open_days_overdue, self.defaults))
+        grades, invoices, paid, overdue, defaults = (
+            a[sl].tolist() for a in (self.grade, self.invoices, self.paid, self.max_open_days_overdue, self.defaults)
+        )
         rate, _ = nullable(self.on_time_rate[sl])
         use, _ = nullable(self.limit_use[sl])
         texts = []
@@ -348,14 +460,36 @@ class Credit:
             else:
                 texts.append("B (ordinary): " + credit_reasons(r, od, d, u))
         rate_known, use_known = ~np.isnan(self.on_time_rate[sl]), ~np.isnan(self.limit_use[sl])
-        template = ('{"value":%s,"inputs":{"invoices":%s,"paid":%s,"paid_on_time":%s,"on_time_rate":%s,"max_open_days_overdue":%s,"defaults":%s,'
-                    '"outstanding":%s,"credit_limit":%s,"limit_use":%s},"explanation":%s}')
-        return fill(template, json_strings(grades), json_values(invoices), json_values(paid), json_numbers(self.paid_on_time[sl]),
-                    json_numbers(self.on_time_rate[sl], rate_known, 4), json_values(overdue), json_values(defaults), json_numbers(self.outstanding[sl], None, 2),
-                    json_values(nullable(self.credit_limit[sl])[0]), json_numbers(self.limit_use[sl], use_known, 4), json_strings(texts))
+        template = (
+            '{"value":%s,"inputs":{"invoices":%s,"paid":%s,"paid_on_time":%s,"on_time_rate":%s,"max_open_days_overdue":%s,"defaults":%s,'
+            '"outstanding":%s,"credit_limit":%s,"limit_use":%s},"explanation":%s}'
+        )
+        return fill(
+            template,
+            json_strings(grades),
+            json_values(invoices),
+            json_values(paid),
+            json_numbers(self.paid_on_time[sl]),
+            json_numbers(self.on_time_rate[sl], rate_known, 4),
+            json_values(overdue),
+            json_values(defaults),
+            json_numbers(self.outstanding[sl], None, 2),
+            json_values(nullable(self.credit_limit[sl])[0]),
+            json_numbers(self.limit_use[sl], use_known, 4),
+            json_strings(texts),
+        )
 
 
-def credit_grade(invoices, paid, paid_on_time, max_open_days_overdue, defaults, outstanding, credit_limit, default_days: int = 90) -> Credit:
+def credit_grade(
+    invoices: np.ndarray,
+    paid: np.ndarray,
+    paid_on_time: np.ndarray,
+    max_open_days_overdue: np.ndarray,
+    defaults: np.ndarray,
+    outstanding: np.ndarray,
+    credit_limit: np.ndarray,
+    default_days: int = 90,
+) -> Credit:
     """A high, B ordinary, C low, D serious default. Rules in order; the first that applies decides: D, C, A, else B."""
     with np.errstate(divide="ignore", invalid="ignore"):
         on_time_rate = np.where(paid != 0, paid_on_time / paid, np.nan)
@@ -366,7 +500,19 @@ def credit_grade(invoices, paid, paid_on_time, max_open_days_overdue, defaults, 
     low = (rate_known & (on_time_rate < 0.7)) | (max_open_days_overdue > 30) | (defaults >= 1) | (use_known & (limit_use > 1.0))
     high = (paid >= 3) & rate_known & (on_time_rate >= 0.95) & (max_open_days_overdue == 0) & (~use_known | (limit_use <= 0.8))
     grade = np.select([serious, low, high], ["D", "C", "A"], default="B").astype(object)
-    return Credit(grade, invoices, paid, paid_on_time, max_open_days_overdue, defaults, outstanding, credit_limit, on_time_rate, limit_use, default_days)
+    return Credit(
+        grade,
+        invoices,
+        paid,
+        paid_on_time,
+        max_open_days_overdue,
+        defaults,
+        outstanding,
+        credit_limit,
+        on_time_rate,
+        limit_use,
+        default_days,
+    )
 
 
 # ---------------------------------------------------------------- churn
@@ -375,19 +521,31 @@ SIGNALS = ("ordering_frequency_dropped", "open_complaint_past_sla", "satisfactio
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
-def churn_signals(order_days_recent, order_days_before, history_days, open_past_sla, satisfaction_all, satisfaction_recent, *,
-                  drop_ratio: float = 0.5, satisfaction_drop: float = 15.0, recent_days: int = 90) -> dict[str, np.ndarray]:
+def churn_signals(
+    order_days_recent: np.ndarray,
+    order_days_before: np.ndarray,
+    history_days: np.ndarray,
+    open_past_sla: np.ndarray,
+    satisfaction_all: np.ndarray,
+    satisfaction_recent: np.ndarray,
+    *,
+    drop_ratio: float = 0.5,
+    satisfaction_drop: float = 15.0,
+    recent_days: int = 90,
+) -> dict[str, np.ndarray]:
     """One boolean array per signal (in the order of SIGNALS): order days in the last `recent_days` below `drop_ratio`
     of what the customer's earlier rate (at least 3 order days) predicts; an open complaint past its SLA; recent
     satisfaction (NaN: unknown) `satisfaction_drop` points or more below the overall one."""
     with np.errstate(divide="ignore", invalid="ignore"):
         expected_recent = order_days_before / history_days * recent_days
         dropped = (order_days_before >= 3) & (history_days > 0) & (order_days_recent < drop_ratio * expected_recent)
-        falling = ~np.isnan(satisfaction_all) & ~np.isnan(satisfaction_recent) & (satisfaction_all - satisfaction_recent >= satisfaction_drop)
+        falling = (
+            ~np.isnan(satisfaction_all) & ~np.isnan(satisfaction_recent) & (satisfaction_all - satisfaction_recent >= satisfaction_drop)
+        )
     return {"ordering_frequency_dropped": dropped, "open_complaint_past_sla": open_past_sla > 0, "satisfaction_falling": falling}
 
 
-def risk_level(p_alive, signal_count, *, high: float, medium: float) -> np.ndarray:
+def risk_level(p_alive: np.ndarray, signal_count: np.ndarray, *, high: float, medium: float) -> np.ndarray:
     """high: P(alive) below `high` or two signals; medium: P(alive) below `medium` or one signal; else low. p_alive NaN = unknown."""
     known = ~np.isnan(p_alive)
     is_high = (known & (p_alive < high)) | (signal_count >= 2)
@@ -400,7 +558,8 @@ def signal_codes(signals: dict[str, np.ndarray], sl: slice) -> list[int]:
     code = np.zeros(sl.stop - sl.start, dtype=np.int64)
     for bit, name in enumerate(SIGNALS):
         code |= signals[name][sl].astype(np.int64) << bit
-    return code.tolist()
+    codes: list[int] = code.tolist()
+    return codes
 
 
 SIGNAL_SETS = [[name for bit, name in enumerate(SIGNALS) if code >> bit & 1] for code in range(2 ** len(SIGNALS))]
@@ -414,7 +573,9 @@ def signal_lists(codes: list[int]) -> list[list[str]]:
 NO_ORDERS_RISK = '{"value":"low","inputs":{"signals":[]},"explanation":"low: no orders yet."}'
 
 
-def churn_risk_explanations(levels: np.ndarray, p_alive: np.ndarray, expected: np.ndarray, signal_code: list[int], with_model: np.ndarray, sl: slice) -> list[str]:
+def churn_risk_explanations(
+    levels: np.ndarray, p_alive: np.ndarray, expected: np.ndarray, signal_code: list[int], with_model: np.ndarray, sl: slice
+) -> list[str]:
     """The churn risk's explanation; without a risk model (a customer with neither orders nor signals) the short form."""
     level = levels[sl].tolist()
     p, _ = nullable(p_alive[sl])
@@ -422,11 +583,20 @@ def churn_risk_explanations(levels: np.ndarray, p_alive: np.ndarray, expected: n
     texts = []
     for lv, pa, ex, code in zip(level, p, e, signal_code):
         sig = SIGNAL_SETS[code]
-        model = "no population model yet" if pa is None else f"P(alive) {pa:.2f}" + (f", {ex:.1f} orders expected in 90 days" if ex is not None else "")
+        model = (
+            "no population model yet"
+            if pa is None
+            else f"P(alive) {pa:.2f}" + (f", {ex:.1f} orders expected in 90 days" if ex is not None else "")
+        )
         texts.append(f"{lv}: {model}" + (f"; signals: {', '.join(x.replace('_', ' ') for x in sig)}" if sig else "; no rule signals") + ".")
-    rendered = fill('{"value":%s,"inputs":{"p_alive":%s,"expected_orders_90d":%s,"signals":%s},"explanation":%s}',
-                    json_strings(level), json_numbers(p_alive[sl], ~np.isnan(p_alive[sl]), 4), json_numbers(expected[sl], ~np.isnan(expected[sl]), 3),
-                    [SIGNAL_JSON[code] for code in signal_code], json_strings(texts))
+    rendered = fill(
+        '{"value":%s,"inputs":{"p_alive":%s,"expected_orders_90d":%s,"signals":%s},"explanation":%s}',
+        json_strings(level),
+        json_numbers(p_alive[sl], ~np.isnan(p_alive[sl]), 4),
+        json_numbers(expected[sl], ~np.isnan(expected[sl]), 3),
+        [SIGNAL_JSON[code] for code in signal_code],
+        json_strings(texts),
+    )
     return [text if full else NO_ORDERS_RISK for text, full in zip(rendered, with_model[sl].tolist())]
 
 
@@ -434,7 +604,8 @@ def churn_risk_explanations(levels: np.ndarray, p_alive: np.ndarray, expected: n
 
 
 def _high(scores: np.ndarray, threshold: float) -> np.ndarray:
-    return ~np.isnan(scores) & (scores >= threshold)
+    high: np.ndarray = ~np.isnan(scores) & (scores >= threshold)
+    return high
 
 
 def _cells(first: np.ndarray, second: np.ndarray, names: tuple[str, str, str, str]) -> np.ndarray:
@@ -442,12 +613,12 @@ def _cells(first: np.ndarray, second: np.ndarray, names: tuple[str, str, str, st
     return np.select([first & second, first & ~second, ~first & second], list(names[:3]), default=names[3]).astype(object)
 
 
-def value_loyalty_cells(value, loyalty_score, threshold: float = 50) -> np.ndarray:
+def value_loyalty_cells(value: np.ndarray, loyalty_score: np.ndarray, threshold: float = 50) -> np.ndarray:
     """value x loyalty: keep_close / win_loyalty / grow_value / low_priority."""
     return _cells(_high(value, threshold), _high(loyalty_score, threshold), ("keep_close", "win_loyalty", "grow_value", "low_priority"))
 
 
-def credit_loyalty_cells(grades, loyalty_score, threshold: float = 50) -> np.ndarray:
+def credit_loyalty_cells(grades: np.ndarray, loyalty_score: np.ndarray, threshold: float = 50) -> np.ndarray:
     """credit x loyalty: gold (good credit, loyal), to_develop (good credit, not yet loyal), to_watch (poor credit, loyal), to_drop."""
     good = np.isin(grades, ["A", "B"])
     return _cells(good, _high(loyalty_score, threshold), ("gold", "to_develop", "to_watch", "to_drop"))
@@ -458,13 +629,17 @@ def credit_loyalty_cells(grades, loyalty_score, threshold: float = 50) -> np.nda
 VALUE_MATRIX_CELLS = ("important", "medium", "big", "small")
 
 
-def value_matrix_cells(current, potential, threshold: float = 50) -> np.ndarray:
+def value_matrix_cells(current: np.ndarray, potential: np.ndarray, threshold: float = 50) -> np.ndarray:
     return _cells(_high(current, threshold), _high(potential, threshold), VALUE_MATRIX_CELLS)
 
 
-def matrices_explanations(value_loyalty: list, credit_loyalty: list, value_matrix: list) -> list[str]:
-    return fill('{"value_loyalty":%s,"credit_loyalty":%s,"current_potential":%s}', json_strings(value_loyalty), json_strings(credit_loyalty),
-                json_strings(value_matrix))
+def matrices_explanations(value_loyalty: list[str], credit_loyalty: list[str], value_matrix: list[str]) -> list[str]:
+    return fill(
+        '{"value_loyalty":%s,"credit_loyalty":%s,"current_potential":%s}',
+        json_strings(value_loyalty),
+        json_strings(credit_loyalty),
+        json_strings(value_matrix),
+    )
 
 
 KEY_ACCOUNT_TEXTS = {  # (in class A, flagged by hand) -> why the customer is a key account
@@ -489,45 +664,86 @@ def _tier_reason(tier: str, abc_class: str | None, flagged: bool) -> str:
     return TIER_TEXTS.get(tier) or f"Ordinary: class {abc_class}."
 
 
-def tier_explanations(tier: list, abc_class: list, flagged: list, risk: list, orders_window: list) -> tuple[list[str], list[str]]:
+def tier_explanations(
+    tier: list[str], abc_class: list[str | None], flagged: list[bool], risk: list[str], orders_window: list[int]
+) -> tuple[list[str], list[str]]:
     """(JSON of the tier's explanation, its sentence) per customer."""
     reasons = [_tier_reason(t, c, f) for t, c, f in zip(tier, abc_class, flagged)]
-    rendered = fill('{"value":%s,"inputs":{"abc_class":%s,"key_account_flag":%s,"churn_risk":%s,"orders_12m":%s},"explanation":%s}',
-                    json_strings(tier), json_values(abc_class), json_values(flagged), json_strings(risk), json_values(orders_window), json_strings(reasons))
+    rendered = fill(
+        '{"value":%s,"inputs":{"abc_class":%s,"key_account_flag":%s,"churn_risk":%s,"orders_12m":%s},"explanation":%s}',
+        json_strings(tier),
+        json_values(abc_class),
+        json_values(flagged),
+        json_strings(risk),
+        json_values(orders_window),
+        json_strings(reasons),
+    )
     return rendered, reasons
 
 
 # ---------------------------------------------------------------- the population model's scores (abc.py, rfm.py, engine._clv)
 
 
-def abc_explanations(classes: list, contribution: list, contribution_json: list[str], model) -> list[str]:
+def abc_explanations(
+    classes: list[str], contribution: list[float], contribution_json: list[str], model: PopulationModel | None
+) -> list[str]:
     if model is None:
         return ["null"] * len(classes)
     t = model.abc
-    head = ('{"value":%s,"inputs":{"basis":' + orjson.dumps(model.abc_basis).decode() + ',"contribution_12m":%s,"thresholds":'
-            + orjson.dumps(t.as_dict()).decode() + '},"explanation":%s}')
+    head = (
+        '{"value":%s,"inputs":{"basis":'
+        + orjson.dumps(model.abc_basis).decode()
+        + ',"contribution_12m":%s,"thresholds":'
+        + orjson.dumps(t.as_dict()).decode()
+        + '},"explanation":%s}'
+    )
     tail = f" against the thresholds A>={t.a}, B>={t.b}, C>={t.c}."
     texts = [f"Class {c}: {model.abc_basis} over 12 months {v:,.0f}{tail}" for c, v in zip(classes, contribution)]
     return fill(head, json_strings(classes), contribution_json, json_strings(texts))
 
 
-def rfm_explanations(r: list, f: list, m: list, segment: list, recency_days: list, orders_json: list[str], revenue_json: list[str]) -> list[str]:
-    texts = [f"R{a} F{b} M{c} ({s.replace('_', ' ')})" if a is not None else "" for a, b, c, s in zip(r, f, m, segment)]
-    rendered = fill('{"value":{"r":%s,"f":%s,"m":%s,"segment":%s},"inputs":{"recency_days":%s,"orders_12m":%s,"revenue_12m":%s},"explanation":%s}',
-                    json_values(r), json_values(f), json_values(m), json_values(segment), json_values(recency_days), orders_json, revenue_json,
-                    json_strings(texts))
+def rfm_explanations(
+    r: list[int | None],
+    f: list[int | None],
+    m: list[int | None],
+    segment: list[str | None],
+    recency_days: list[int],
+    orders_json: list[str],
+    revenue_json: list[str],
+) -> list[str]:
+    texts = [f"R{a} F{b} M{c} ({s.replace('_', ' ')})" if a is not None and s is not None else "" for a, b, c, s in zip(r, f, m, segment)]
+    rendered = fill(
+        '{"value":{"r":%s,"f":%s,"m":%s,"segment":%s},"inputs":{"recency_days":%s,"orders_12m":%s,"revenue_12m":%s},"explanation":%s}',
+        json_values(r),
+        json_values(f),
+        json_values(m),
+        json_values(segment),
+        json_values(recency_days),
+        orders_json,
+        revenue_json,
+        json_strings(texts),
+    )
     return [text if a is not None else "null" for text, a in zip(rendered, r)]
 
 
-CLV_EXPLANATION = ("Expected order days in 12 months x expected margin per order day (Gamma-Gamma), less the historical cost to serve "
-                   "(damage, loss, compensation) per order day.")
+CLV_EXPLANATION = (
+    "Expected order days in 12 months x expected margin per order day (Gamma-Gamma), less the historical cost to serve "
+    "(damage, loss, compensation) per order day."
+)
 
 
 def lifetime_value_explanations(clv_json: list[str], margin_per_order_day: np.ndarray, model_name: str) -> list[str]:
-    template = ('{"value":%s,"inputs":{"expected_margin_per_order_day":%s,"model":' + orjson.dumps(model_name).decode() + '},"explanation":'
-                + orjson.dumps(CLV_EXPLANATION).decode() + "}")
+    template = (
+        '{"value":%s,"inputs":{"expected_margin_per_order_day":%s,"model":'
+        + orjson.dumps(model_name).decode()
+        + '},"explanation":'
+        + orjson.dumps(CLV_EXPLANATION).decode()
+        + "}"
+    )
     return fill(template, clv_json, json_numbers(margin_per_order_day, None, 2))
 
 
-DETAIL = ('{"current_value":%s,"potential_value":%s,"abc_class":%s,"rfm":%s,"loyalty":%s,"satisfaction":%s,"credit_grade":%s,"churn_risk":%s,'
-          '"lifetime_value":%s,"tier":%s,"matrices":%s}')
+DETAIL = (
+    '{"current_value":%s,"potential_value":%s,"abc_class":%s,"rfm":%s,"loyalty":%s,"satisfaction":%s,"credit_grade":%s,"churn_risk":%s,'
+    '"lifetime_value":%s,"tier":%s,"matrices":%s}'
+)
