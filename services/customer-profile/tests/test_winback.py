@@ -6,12 +6,18 @@ import uuid
 from decimal import Decimal
 from types import SimpleNamespace
 
-from profile_support import full_body, outbox_events
+import httpx
+from profile_support import full_body, migrated_database, outbox_events
 
+from crm_common.bus import KafkaPublisher
+from crm_common.events import make_event
 from crm_common.events.logistics import OrderCancelled, OrderCreated
 from crm_common.events.scoring import CustomerScoredV2
+from crm_devbroker.testing import edge_auth, read_events, wait_until
+from crm_profile.accounts import winback
 from crm_profile.accounts.api import today
 from crm_profile.accounts.handlers import AccountOrdersHandler, AccountScoresHandler
+from crm_profile.main import create_app
 from crm_profile.settings import ProfileSettings
 
 SCORED_AT = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.timezone.utc)
@@ -143,3 +149,42 @@ async def test_setting_a_lost_customer_active_by_hand_closes_its_case_as_won_bac
     assert back.status_code == 200, back.text
     [case] = (await profile.client.get("/account-manager/win-back-cases", headers=as_actor(manager, "account_manager"))).json()["items"]
     assert case["status"] == "won_back" and case["outcome_note"] == "status set to active"
+
+
+async def test_the_running_consumers_make_an_inactive_customer_lost_and_customer_lost_reaches_kafka(db_kind, database_factory, kafka_settings):
+    """Through the real broker: an old order on logistics.orders and a low P(alive) on crm.scoring, read by the profile's
+    own consumers, make the customer lost; CustomerUpdated (status) then CustomerLost (the case) leave by the outbox."""
+    url = await migrated_database(database_factory, db_kind)
+    settings = ProfileSettings(database_url=url, kafka=kafka_settings, outbox_poll_interval_s=0.05, lost_after_days=30, lost_p_alive_below=20)
+    app = create_app(settings, start_background=False)
+    runtime = app.state.runtime
+    await runtime.start(relay=True, consumers=True)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profile", auth=edge_auth(app))
+    publisher = KafkaPublisher(kafka_settings, client_id="winback-test")
+    try:
+        manager = f"am-{uuid.uuid4().hex[:8]}"
+        created = await client.post("/customers", json=full_body(account_manager=manager))
+        assert created.status_code == 201, created.text
+        customer = created.json()["id"]
+        now = dt.datetime.now(dt.timezone.utc)
+        old_order = OrderCreated(order_id=f"o-{uuid.uuid4().hex[:10]}", customer_id=customer, order_date=now - dt.timedelta(days=45), amount=Decimal("800"))
+        await publisher.publish(make_event(old_order, key=customer, producer="tms"))
+
+        async def order_seen():
+            async with runtime.db.sessions() as session:
+                return await winback.last_order_at(session, customer)
+
+        await wait_until(order_seen, timeout_s=30)
+        scored = CustomerScoredV2(customer_id=customer, abc_class="C", tier="at_risk", churn_risk="high", scores={"p_alive": 3.0}, scored_at=now)
+        await publisher.publish(make_event(scored, key=customer, producer="scoring"))
+
+        events = await read_events(kafka_settings, "crm.customers", count=3, timeout_s=40, predicate=lambda e: e.key == customer)
+        assert [e.type for e in events] == ["CustomerRegistered", "CustomerUpdated", "CustomerLost"]
+        lost = events[2].parsed()
+        assert (lost.cause, lost.account_manager, events[1].parsed().status) == ("inactive", manager, "lost")
+        case = (await client.get(f"/account-manager/win-back-cases/{lost.case_id}", headers=as_actor(manager, "account_manager"))).json()
+        assert (case["customer_id"], case["status"]) == (customer, "in_progress")
+    finally:
+        await publisher.stop()
+        await client.aclose()
+        await runtime.stop()
