@@ -14,7 +14,7 @@ complaints_support = pytest.importorskip("complaints_support", reason="complaint
 
 from crm_devbroker.testing import served_on_loopback  # noqa: E402
 from gateway_support import auth  # noqa: E402
-from test_complaint_workflow import ALWAYS_OPEN, gateway_before_real_complaints, ok  # noqa: E402
+from test_complaint_workflow import ALL_WEEK, ALWAYS_OPEN, gateway_before_real_complaints, ok  # noqa: E402
 from test_console_browser import OUTPUT, _chromium  # noqa: E402
 from test_survey_browser import CHROMIUM_FLAGS  # noqa: E402
 
@@ -45,6 +45,7 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
             for team in ("transport", "claims"):
                 ok(await client.put(f"/api/v1/teams/{team}", headers=admin, json={"calendar": ALWAYS_OPEN}))
             ok(await client.put("/api/v1/routing-rules", headers=admin, json=[{"category": "delay", "team": "transport", "position": 10}]))
+            ok(await client.put("/api/v1/agents/li-na", headers=admin, json={"team_id": "transport", "shifts": ALL_WEEK}))
 
             browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
             try:
@@ -98,6 +99,18 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
                 await page.fill("#agent-languages", "zh-CN, en")
                 await page.click("#agent-save")
                 await expect(page.locator("#agents-table tr[data-id='zhao-lei']")).to_contain_text("赵磊")
+                # an agent on shift around the clock (00:00-24:00) keeps those hours when only the capacity changes
+                await page.click("#agents-table tr[data-id='li-na']")
+                await expect(page.locator("#agent-end")).to_have_value("24:00")
+                await page.fill("#agent-capacity", "2")
+                await page.click("#agent-save")
+                await expect(page.locator("#agents-table tr[data-id='li-na']")).to_contain_text("0 / 2")
+                # a language that is no tag is refused, naming the field
+                await page.click("#agents-table tr[data-id='li-na']")
+                await page.fill("#agent-languages", "中文")
+                await page.click("#agent-save")
+                await expect(page.locator("#agent-error")).to_contain_text("languages.0")
+                await page.click("#agent-cancel")
 
                 # the delay rule now sends East's delays to claims
                 row = page.locator("#rules-table .rule-row").first
@@ -136,6 +149,8 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
             assert (agent["team_id"], agent["name"]) == ("claims", "赵磊")
             assert agent["shifts"] == [{"weekday": d, "start": "08:00", "end": "20:00"} for d in (0, 1, 2)]
             assert (agent["capacity"], agent["skills"], agent["languages"]) == (5, ["damage", "loss"], ["zh-CN", "en"])
+            li_na = ok(await client.get("/api/v1/agents/li-na", headers=admin))
+            assert (li_na["capacity"], li_na["shifts"]) == (2, [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)])
             assert ok(await client.get("/api/v1/routing-rules", headers=admin)) == [
                 {"category": "delay", "region": "East", "service_type": None, "team": "claims", "position": 10, "name": "华东延误归理赔"}]
             west = ok(await client.post("/api/v1/complaints", headers=customer,
