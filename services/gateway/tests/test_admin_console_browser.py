@@ -71,7 +71,7 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
                 # mainland China's 2026 dates from chinesecalendar join the ones typed; a year it lacks is said plainly
                 await page.fill("#team-holiday-year", str(last_covered + 1))
                 await page.click("#team-prefill")
-                await expect(page.locator("#team-error")).to_contain_text(f"not {last_covered + 1}")
+                await expect(page.locator("#team-error")).to_contain_text(f"尚无 {last_covered + 1} 年的国务院放假安排")  # zh-CN
                 await page.fill("#team-holiday-year", "2026")
                 await page.click("#team-prefill")
                 await expect(page.locator("#team-workdays")).to_have_value("\n".join(CN_2026.workdays + ["2027-10-09"]))

@@ -67,7 +67,9 @@ window.Admin = (function () {
       merge("team-workdays", found.workdays);
       kit().toast(t("admin.prefilled", { y: found.year, h: found.holidays.length, w: found.workdays.length, s: found.source }));
     } catch (e) {
-      showError("team-error", e);
+      const covered = e.status === 404 && e.body && e.body.covered;  // said in the reader's language from the problem's fields
+      if (covered) $("team-error").textContent = t("admin.year_not_covered", { y: year, from: covered.from, to: covered.to, s: e.body.source });
+      else showError("team-error", e);
     }
   }
   async function saveTeam(ev) {
