@@ -1,26 +1,27 @@
 """Win-back on the profile service (both databases): a customer becoming lost (scoring's P(alive) and the last order
 seen, or a status set by hand) opens one case with CustomerLost; the survey call is in the worklist until recorded;
 the outcome sets the status; the report counts per month (JSON and CSV)."""
+
 import datetime as dt
 import uuid
 from decimal import Decimal
 from types import SimpleNamespace
 
 import httpx
-from profile_support import full_body, migrated_database, outbox_events
+from crm_devbroker.testing import edge_auth, read_events, wait_until
 
 from crm_common.bus import KafkaPublisher
 from crm_common.events import make_event
 from crm_common.events.logistics import OrderCancelled, OrderCreated
 from crm_common.events.scoring import CustomerScoredV2
-from crm_devbroker.testing import edge_auth, read_events, wait_until
 from crm_profile.accounts import winback
 from crm_profile.accounts.api import today
 from crm_profile.accounts.handlers import AccountOrdersHandler, AccountScoresHandler
 from crm_profile.main import create_app
 from crm_profile.settings import ProfileSettings
+from profile_support import full_body, migrated_database, outbox_events
 
-SCORED_AT = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.timezone.utc)
+SCORED_AT = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 11, 25)
 
 
@@ -41,12 +42,21 @@ async def _deliver(profile, handler, payload) -> None:
 
 
 def _order(customer_id: str, day: str, amount: str = "1000.00") -> OrderCreated:
-    return OrderCreated(order_id=f"o-{uuid.uuid4().hex[:10]}", customer_id=customer_id, order_date=f"{day}T08:00:00+08:00", amount=Decimal(amount))
+    return OrderCreated(
+        order_id=f"o-{uuid.uuid4().hex[:10]}", customer_id=customer_id, order_date=f"{day}T08:00:00+08:00", amount=Decimal(amount)
+    )
 
 
 def _scored(customer_id: str, p_alive: float) -> CustomerScoredV2:
-    return CustomerScoredV2(customer_id=customer_id, abc_class="C", tier="at_risk", credit_grade="B", churn_risk="high",
-                            scores={"current_value": 10.0, "p_alive": p_alive}, scored_at=SCORED_AT)
+    return CustomerScoredV2(
+        customer_id=customer_id,
+        abc_class="C",
+        tier="at_risk",
+        credit_grade="B",
+        churn_risk="high",
+        scores={"current_value": 10.0, "p_alive": p_alive},
+        scored_at=SCORED_AT,
+    )
 
 
 async def test_an_inactive_customer_becomes_lost_once_and_its_manager_gets_the_survey_call(profile):
@@ -77,7 +87,9 @@ async def test_an_inactive_customer_becomes_lost_once_and_its_manager_gets_the_s
 
     worklist = (await profile.client.get("/account-manager/worklist", headers=as_actor(manager, "account_manager"))).json()["items"]
     calls = [i for i in worklist if i["kind"] == "win_back_call"]
-    assert [(c["customer_id"], c["due"], c["overdue"], c["case_id"]) for c in calls] == [(gone, "2026-11-20", True, lost[0].payload["case_id"])]
+    assert [(c["customer_id"], c["due"], c["overdue"], c["case_id"]) for c in calls] == [
+        (gone, "2026-11-20", True, lost[0].payload["case_id"])
+    ]
     other = (await profile.client.get("/account-manager/worklist", headers=as_actor("am-someone-else", "account_manager"))).json()["items"]
     assert not [i for i in other if i["kind"] == "win_back_call" and i["customer_id"] == gone]
 
@@ -100,32 +112,54 @@ async def test_survey_outcome_and_report(profile):
     assert {"price", "late_delivery", "other"} <= {r["code"] for r in reasons} and all(r["label_zh"] for r in reasons)
     bad = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me, json={"reasons": ["cheaper"]})
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "reasons"]
-    assert (await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me, json={"reasons": []})).status_code == 422
-    assert (await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=as_actor("am-x", "account_manager"),
-                                      json={"reasons": ["price"]})).status_code == 404  # another manager's case
-    surveyed = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me,
-                                         json={"reasons": ["price", "late_delivery"], "reason_text": "竞争对手便宜10%", "would_return_if": "a 5% discount"})
+    assert (
+        await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me, json={"reasons": []})
+    ).status_code == 422
+    assert (
+        await profile.client.post(
+            f"/account-manager/win-back-cases/{case['id']}/survey", headers=as_actor("am-x", "account_manager"), json={"reasons": ["price"]}
+        )
+    ).status_code == 404  # another manager's case
+    surveyed = await profile.client.post(
+        f"/account-manager/win-back-cases/{case['id']}/survey",
+        headers=me,
+        json={"reasons": ["price", "late_delivery"], "reason_text": "竞争对手便宜10%", "would_return_if": "a 5% discount"},
+    )
     assert surveyed.status_code == 200, surveyed.text
     assert surveyed.json()["reasons"] == ["price", "late_delivery"] and surveyed.json()["surveyed_by"] == manager
     calls = [i for i in (await profile.client.get("/account-manager/worklist", headers=me)).json()["items"] if i["kind"] == "win_back_call"]
     assert [c["customer_id"] for c in calls] == [second["id"]]  # the surveyed case's call is done
 
-    won = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/outcome", headers=me, json={"outcome": "won_back", "note": "signed"})
+    won = await profile.client.post(
+        f"/account-manager/win-back-cases/{case['id']}/outcome", headers=me, json={"outcome": "won_back", "note": "signed"}
+    )
     assert won.status_code == 200 and won.json()["status"] == "won_back"
     assert (await profile.client.get(f"/customers/{first['id']}")).json()["status"] == "active"
-    again = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/outcome", headers=me, json={"outcome": "lost_for_good"})
+    again = await profile.client.post(
+        f"/account-manager/win-back-cases/{case['id']}/outcome", headers=me, json={"outcome": "lost_for_good"}
+    )
     assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
-    assert (await profile.client.post(f"/account-manager/win-back-cases/{other_case['id']}/outcome", headers=me,
-                                      json={"outcome": "maybe"})).status_code == 422
-    gone = await profile.client.post(f"/account-manager/win-back-cases/{other_case['id']}/outcome", headers=me, json={"outcome": "lost_for_good"})
+    assert (
+        await profile.client.post(f"/account-manager/win-back-cases/{other_case['id']}/outcome", headers=me, json={"outcome": "maybe"})
+    ).status_code == 422
+    gone = await profile.client.post(
+        f"/account-manager/win-back-cases/{other_case['id']}/outcome", headers=me, json={"outcome": "lost_for_good"}
+    )
     assert gone.status_code == 200
     assert (await profile.client.get(f"/customers/{second['id']}")).json()["status"] == "lost"
 
-    month = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
     report = await profile.client.get("/account-manager/win-back-report", params={"since": month, "until": month}, headers=me)
     assert report.status_code == 200, report.text
     [row] = report.json()["months"]
-    assert (row["opened"], row["won_back"], row["lost_for_good"], row["in_progress"], row["surveyed"], row["win_back_rate"]) == (2, 1, 1, 0, 1, 0.5)
+    assert (row["opened"], row["won_back"], row["lost_for_good"], row["in_progress"], row["surveyed"], row["win_back_rate"]) == (
+        2,
+        1,
+        1,
+        0,
+        1,
+        0.5,
+    )
     assert row["reasons"] == {"price": 1, "late_delivery": 1}
     csv = await profile.client.get("/account-manager/win-back-report.csv", params={"since": month, "until": month}, headers=me)
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
@@ -134,8 +168,12 @@ async def test_survey_outcome_and_report(profile):
     assert line.startswith(f"{month},2,1,1,0,1,0.5000,1,1")
 
     assert (await profile.client.get("/account-manager/win-back-report", params={"since": "2026-13"}, headers=me)).status_code == 422
-    assert (await profile.client.get("/account-manager/win-back-report", params={"since": "2026-11", "until": "2026-10"}, headers=me)).status_code == 422
-    assert (await profile.client.get("/account-manager/win-back-report", params={"since": month, "account_manager": "am-x"}, headers=me)).status_code == 403
+    assert (
+        await profile.client.get("/account-manager/win-back-report", params={"since": "2026-11", "until": "2026-10"}, headers=me)
+    ).status_code == 422
+    assert (
+        await profile.client.get("/account-manager/win-back-report", params={"since": month, "account_manager": "am-x"}, headers=me)
+    ).status_code == 403
     assert (await profile.client.get("/account-manager/win-back-cases", headers=as_actor("c1", "customer"))).status_code == 403
     assert (await profile.client.get("/account-manager/win-back-cases")).status_code == 401
 
@@ -151,11 +189,15 @@ async def test_setting_a_lost_customer_active_by_hand_closes_its_case_as_won_bac
     assert case["status"] == "won_back" and case["outcome_note"] == "status set to active"
 
 
-async def test_the_running_consumers_make_an_inactive_customer_lost_and_customer_lost_reaches_kafka(db_kind, database_factory, kafka_settings):
+async def test_the_running_consumers_make_an_inactive_customer_lost_and_customer_lost_reaches_kafka(
+    db_kind, database_factory, kafka_settings
+):
     """Through the real broker: an old order on logistics.orders and a low P(alive) on crm.scoring, read by the profile's
     own consumers, make the customer lost; CustomerUpdated (status) then CustomerLost (the case) leave by the outbox."""
     url = await migrated_database(database_factory, db_kind)
-    settings = ProfileSettings(database_url=url, kafka=kafka_settings, outbox_poll_interval_s=0.05, lost_after_days=30, lost_p_alive_below=20)
+    settings = ProfileSettings(
+        database_url=url, kafka=kafka_settings, outbox_poll_interval_s=0.05, lost_after_days=30, lost_p_alive_below=20
+    )
     app = create_app(settings, start_background=False)
     runtime = app.state.runtime
     await runtime.start(relay=True, consumers=True)
@@ -166,8 +208,10 @@ async def test_the_running_consumers_make_an_inactive_customer_lost_and_customer
         created = await client.post("/customers", json=full_body(account_manager=manager))
         assert created.status_code == 201, created.text
         customer = created.json()["id"]
-        now = dt.datetime.now(dt.timezone.utc)
-        old_order = OrderCreated(order_id=f"o-{uuid.uuid4().hex[:10]}", customer_id=customer, order_date=now - dt.timedelta(days=45), amount=Decimal("800"))
+        now = dt.datetime.now(dt.UTC)
+        old_order = OrderCreated(
+            order_id=f"o-{uuid.uuid4().hex[:10]}", customer_id=customer, order_date=now - dt.timedelta(days=45), amount=Decimal("800")
+        )
         await publisher.publish(make_event(old_order, key=customer, producer="tms"))
 
         async def order_seen():
@@ -175,7 +219,9 @@ async def test_the_running_consumers_make_an_inactive_customer_lost_and_customer
                 return await winback.last_order_at(session, customer)
 
         await wait_until(order_seen, timeout_s=30)
-        scored = CustomerScoredV2(customer_id=customer, abc_class="C", tier="at_risk", churn_risk="high", scores={"p_alive": 3.0}, scored_at=now)
+        scored = CustomerScoredV2(
+            customer_id=customer, abc_class="C", tier="at_risk", churn_risk="high", scores={"p_alive": 3.0}, scored_at=now
+        )
         await publisher.publish(make_event(scored, key=customer, producer="scoring"))
 
         events = await read_events(kafka_settings, "crm.customers", count=3, timeout_s=40, predicate=lambda e: e.key == customer)

@@ -2,6 +2,7 @@
 account manager signs in, sees their worklist with a lost customer's survey call, a survey without a reason is refused
 with the service's words, the survey is recorded (the call leaves the worklist) and the customer is won back (active
 again); their portfolio and their own KPI row are shown. Screenshot under TEST_OUTPUT_DIR."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,23 +14,24 @@ from playwright.async_api import expect
 pytest.importorskip("crm_profile", reason="customer-profile service not installed")
 
 from crm_devbroker.testing import served_on_loopback  # noqa: E402
-from gateway_support import FakeUpstreams, auth  # noqa: E402
-from test_console_browser import OUTPUT, _chromium  # noqa: E402
-from test_survey_browser import CHROMIUM_FLAGS  # noqa: E402
 
 from crm_common.migrations import upgrade  # noqa: E402
 from crm_gateway.main import create_app  # noqa: E402
 from crm_gateway.settings import GatewaySettings  # noqa: E402
+from gateway_support import FakeUpstreams, auth  # noqa: E402
+from test_console_browser import OUTPUT, _chromium  # noqa: E402
+from test_survey_browser import CHROMIUM_FLAGS  # noqa: E402
 
 pytestmark = pytest.mark.browser
 DEMO_MANAGER = "am-wang"  # the demo login "manager" (crm_gateway.settings)
 
 
 async def test_account_manager_works_a_lost_customer_in_the_console(database_factory, gateway_db):
+    from playwright.async_api import async_playwright
+
     import crm_profile
     from crm_profile.main import create_app as profile_app
     from crm_profile.settings import ProfileSettings
-    from playwright.async_api import async_playwright
 
     executable = _chromium()
     OUTPUT.mkdir(parents=True, exist_ok=True)
@@ -43,11 +45,15 @@ async def test_account_manager_works_a_lost_customer_in_the_console(database_fac
             admin = auth(settings, "admin", "admin-1")
             ids = {}
             for name in ("Lost Harbour Logistics", "Steady Cold Chain"):
-                created = await client.post("/api/v1/customers", headers=admin, json={"name": name, "account_manager": DEMO_MANAGER, "status": "active"})
+                created = await client.post(
+                    "/api/v1/customers", headers=admin, json={"name": name, "account_manager": DEMO_MANAGER, "status": "active"}
+                )
                 assert created.status_code == 201, created.text
                 ids[name] = created.json()["id"]
             lost = ids["Lost Harbour Logistics"]
-            assert (await client.patch(f"/api/v1/customers/{lost}", headers=admin | {"If-Match": "*"}, json={"status": "lost"})).status_code == 200
+            assert (
+                await client.patch(f"/api/v1/customers/{lost}", headers=admin | {"If-Match": "*"}, json={"status": "lost"})
+            ).status_code == 200
 
             browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
             try:
@@ -86,8 +92,11 @@ async def test_account_manager_works_a_lost_customer_in_the_console(database_fac
 
             manager = auth(settings, "account_manager", DEMO_MANAGER)
             [case] = (await client.get("/api/v1/account-manager/win-back-cases", headers=manager)).json()["items"]
-            assert (case["status"], case["reasons"], case["would_return_if"]) == ("won_back", ["late_delivery", "competitor_offer"],
-                                                                                 "guaranteed capacity in November")
+            assert (case["status"], case["reasons"], case["would_return_if"]) == (
+                "won_back",
+                ["late_delivery", "competitor_offer"],
+                "guaranteed capacity in November",
+            )
             assert (await client.get(f"/api/v1/customers/{lost}", headers=manager)).json()["status"] == "active"
     finally:
         await app.state.gateway.aclose()

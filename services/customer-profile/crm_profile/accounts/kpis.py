@@ -5,6 +5,7 @@ service-level breaches, scoring's view): never another service's tables. A perio
 or quarter (`2026-Q4`) in Asia/Shanghai. The portfolio is each manager's customers now (live, `account_manager` set);
 losses and win-backs count for the manager of the case (the customer's manager when it was lost).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,8 +27,15 @@ from crm_profile.customers.models import Customer, Interaction
 PERIOD_PATTERN = r"^(\d{4})-(0[1-9]|1[0-2]|Q[1-4])$"
 # how each ranking key orders managers: True = a higher value ranks first
 RANKINGS = {
-    "revenue": True, "revenue_growth": True, "retention_rate": True, "churn_rate": False, "win_backs": True,
-    "visit_attainment": True, "follow_up_on_time_rate": True, "complaint_rate": False, "post_complaint_satisfaction": True,
+    "revenue": True,
+    "revenue_growth": True,
+    "retention_rate": True,
+    "churn_rate": False,
+    "win_backs": True,
+    "visit_attainment": True,
+    "follow_up_on_time_rate": True,
+    "complaint_rate": False,
+    "post_complaint_satisfaction": True,
     "service_level_breaches": False,
 }
 
@@ -106,8 +114,11 @@ async def apply_survey_answered(session: AsyncSession, answered: SurveyAnswered)
 async def apply_service_level_breached(session: AsyncSession, breached: ServiceLevelBreached) -> None:
     row = await session.get(AccountServiceBreach, (breached.customer_id, breached.month))
     if row is None:
-        session.add(AccountServiceBreach(customer_id=breached.customer_id, month=breached.month, missed=len(breached.missed),
-                                         detected_at=breached.detected_at))
+        session.add(
+            AccountServiceBreach(
+                customer_id=breached.customer_id, month=breached.month, missed=len(breached.missed), detected_at=breached.detected_at
+            )
+        )
     elif breached.detected_at >= row.detected_at:  # the set of missed measures changed: the latest announcement wins
         row.missed, row.detected_at = len(breached.missed), breached.detected_at
 
@@ -120,16 +131,23 @@ def _ratio(part, whole, places: int = 4) -> float | None:
 
 
 async def _portfolios(session: AsyncSession, owner: str | None):
-    query = (select(Customer.id, Customer.account_manager, Customer.first_order_date, Customer.status, AccountScore.abc_class, AccountScore.tier)
-             .outerjoin(AccountScore, AccountScore.customer_id == Customer.id).where(_portfolio_filter(owner)))
+    query = (
+        select(Customer.id, Customer.account_manager, Customer.first_order_date, Customer.status, AccountScore.abc_class, AccountScore.tier)
+        .outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
+        .where(_portfolio_filter(owner))
+    )
     return (await session.execute(query)).all()
 
 
 async def _orders(session: AsyncSession, period: Period) -> dict[str, tuple[Decimal, int]]:
     """Per customer: revenue in revenue_currency() and the number of orders (any currency) dated in the period."""
-    in_period = and_(AccountOrder.order_date >= period.start_at, AccountOrder.order_date < period.end_at, AccountOrder.cancelled_at.is_(None))
+    in_period = and_(
+        AccountOrder.order_date >= period.start_at, AccountOrder.order_date < period.end_at, AccountOrder.cancelled_at.is_(None)
+    )
     revenue = func.sum(AccountOrder.amount).filter(AccountOrder.currency == revenue_currency())
-    rows = await session.execute(select(AccountOrder.customer_id, revenue, func.count()).where(in_period).group_by(AccountOrder.customer_id))
+    rows = await session.execute(
+        select(AccountOrder.customer_id, revenue, func.count()).where(in_period).group_by(AccountOrder.customer_id)
+    )
     return {cid: (Decimal(amount or 0), count) for cid, amount, count in rows.all()}
 
 
@@ -139,24 +157,34 @@ async def _ordered_before(session: AsyncSession, start: dt.datetime) -> set[str]
 
 
 async def _visits(session: AsyncSession, period: Period) -> dict[str, int]:
-    rows = await session.execute(select(Interaction.customer_id, func.count())
-                                 .where(Interaction.kind == "visit", Interaction.occurred_at >= period.start_at, Interaction.occurred_at < period.end_at)
-                                 .group_by(Interaction.customer_id))
+    rows = await session.execute(
+        select(Interaction.customer_id, func.count())
+        .where(Interaction.kind == "visit", Interaction.occurred_at >= period.start_at, Interaction.occurred_at < period.end_at)
+        .group_by(Interaction.customer_id)
+    )
     return dict(rows.all())
 
 
 async def _follow_ups(session: AsyncSession, period: Period, today: dt.date) -> dict[str, tuple[int, int]]:
     """Per customer: follow-ups due in the period (up to today) and those answered by a later interaction by their date."""
     last_due = min(period.end - dt.timedelta(days=1), today)
-    promised = (await session.execute(select(Interaction.customer_id, Interaction.occurred_at, Interaction.next_follow_up)
-                                      .where(Interaction.next_follow_up >= period.start, Interaction.next_follow_up <= last_due))).all()
+    promised = (
+        await session.execute(
+            select(Interaction.customer_id, Interaction.occurred_at, Interaction.next_follow_up).where(
+                Interaction.next_follow_up >= period.start, Interaction.next_follow_up <= last_due
+            )
+        )
+    ).all()
     if not promised:
         return {}
     customers = {cid for cid, _, _ in promised}
     earliest = min(at for _, at, _ in promised)
     later: dict[str, list[dt.datetime]] = defaultdict(list)
-    rows = await session.execute(select(Interaction.customer_id, Interaction.occurred_at)
-                                 .where(Interaction.customer_id.in_(customers), Interaction.occurred_at > earliest))
+    rows = await session.execute(
+        select(Interaction.customer_id, Interaction.occurred_at).where(
+            Interaction.customer_id.in_(customers), Interaction.occurred_at > earliest
+        )
+    )
     for cid, at in rows.all():
         later[cid].append(at)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -167,20 +195,28 @@ async def _follow_ups(session: AsyncSession, period: Period, today: dt.date) -> 
 
 
 async def _complaints(session: AsyncSession, period: Period) -> tuple[dict[str, int], dict[str, list[int]]]:
-    filed = await session.execute(select(AccountComplaint.customer_id, func.count())
-                                  .where(AccountComplaint.filed_at >= period.start_at, AccountComplaint.filed_at < period.end_at)
-                                  .group_by(AccountComplaint.customer_id))
+    filed = await session.execute(
+        select(AccountComplaint.customer_id, func.count())
+        .where(AccountComplaint.filed_at >= period.start_at, AccountComplaint.filed_at < period.end_at)
+        .group_by(AccountComplaint.customer_id)
+    )
     scores: dict[str, list[int]] = defaultdict(list)
-    answered = await session.execute(select(AccountComplaint.customer_id, AccountComplaint.survey_score)
-                                     .where(AccountComplaint.answered_at >= period.start_at, AccountComplaint.answered_at < period.end_at))
+    answered = await session.execute(
+        select(AccountComplaint.customer_id, AccountComplaint.survey_score).where(
+            AccountComplaint.answered_at >= period.start_at, AccountComplaint.answered_at < period.end_at
+        )
+    )
     for cid, score in answered.all():
         scores[cid].append(score)
     return dict(filed.all()), scores
 
 
 async def _breaches(session: AsyncSession, period: Period) -> dict[str, int]:
-    rows = await session.execute(select(AccountServiceBreach.customer_id, func.count())
-                                 .where(AccountServiceBreach.month.in_(period.month_labels())).group_by(AccountServiceBreach.customer_id))
+    rows = await session.execute(
+        select(AccountServiceBreach.customer_id, func.count())
+        .where(AccountServiceBreach.month.in_(period.month_labels()))
+        .group_by(AccountServiceBreach.customer_id)
+    )
     return dict(rows.all())
 
 
@@ -242,10 +278,26 @@ async def manager_kpis(session: AsyncSession, period: Period, today: dt.date, ow
 
 
 def _empty_row(manager: str) -> dict:
-    return {"account_manager": manager, "customers": 0, "customers_at_start": 0, "active_customers": 0, "revenue": Decimal(0),
-            "revenue_previous": Decimal(0), "orders": 0, "customers_lost": 0, "win_backs": 0, "visits_done": 0, "visits_required": 0.0,
-            "_visits_credited": 0.0, "follow_ups_due": 0, "follow_ups_on_time": 0, "complaints": 0, "_survey_scores": [],
-            "service_level_breaches": 0, "customers_with_breaches": 0}
+    return {
+        "account_manager": manager,
+        "customers": 0,
+        "customers_at_start": 0,
+        "active_customers": 0,
+        "revenue": Decimal(0),
+        "revenue_previous": Decimal(0),
+        "orders": 0,
+        "customers_lost": 0,
+        "win_backs": 0,
+        "visits_done": 0,
+        "visits_required": 0.0,
+        "_visits_credited": 0.0,
+        "follow_ups_due": 0,
+        "follow_ups_on_time": 0,
+        "complaints": 0,
+        "_survey_scores": [],
+        "service_level_breaches": 0,
+        "customers_with_breaches": 0,
+    }
 
 
 def _finish(row: dict) -> dict:
@@ -253,13 +305,17 @@ def _finish(row: dict) -> dict:
     credited = row.pop("_visits_credited")
     churn = _ratio(row["customers_lost"], row["customers_at_start"])
     return row | {
-        "revenue": float(row["revenue"]), "revenue_previous": float(row["revenue_previous"]),
+        "revenue": float(row["revenue"]),
+        "revenue_previous": float(row["revenue_previous"]),
         "revenue_growth": _ratio(row["revenue"] - row["revenue_previous"], row["revenue_previous"]),
-        "churn_rate": churn, "retention_rate": None if churn is None else round(1 - churn, 4),
-        "visits_required": round(row["visits_required"], 2), "visit_attainment": _ratio(credited, row["visits_required"]),
+        "churn_rate": churn,
+        "retention_rate": None if churn is None else round(1 - churn, 4),
+        "visits_required": round(row["visits_required"], 2),
+        "visit_attainment": _ratio(credited, row["visits_required"]),
         "follow_up_on_time_rate": _ratio(row["follow_ups_on_time"], row["follow_ups_due"]),
         "complaint_rate": _ratio(row["complaints"], row["orders"]),
-        "post_complaint_surveys": len(scores), "post_complaint_satisfaction": round(sum(scores) / len(scores), 2) if scores else None,
+        "post_complaint_surveys": len(scores),
+        "post_complaint_satisfaction": round(sum(scores) / len(scores), 2) if scores else None,
     }
 
 

@@ -1,5 +1,6 @@
 """KPIs per account manager: GET /account-manager/kpis?period=&sort=&account_manager= (staff: every manager, ranked;
 an account manager: their own row, with their place among all)."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -12,25 +13,55 @@ from crm_profile.accounts.api import Actor, Manager, ReadSession, Today
 from crm_profile.accounts.schemas import KpiReport
 
 router = APIRouter(prefix="/account-manager", tags=["account manager KPIs"])
-RankingKey = Literal["revenue", "revenue_growth", "retention_rate", "churn_rate", "win_backs", "visit_attainment",
-                     "follow_up_on_time_rate", "complaint_rate", "post_complaint_satisfaction", "service_level_breaches"]
+RankingKey = Literal[
+    "revenue",
+    "revenue_growth",
+    "retention_rate",
+    "churn_rate",
+    "win_backs",
+    "visit_attainment",
+    "follow_up_on_time_rate",
+    "complaint_rate",
+    "post_complaint_satisfaction",
+    "service_level_breaches",
+]
 
 
 @router.get("/kpis", response_model=KpiReport)
-async def get_kpis(who: Actor, session: ReadSession, day: Today,
-                   period: Annotated[str, Query(max_length=7, description="A month YYYY-MM or a quarter YYYY-Qn (Asia/Shanghai).")],
-                   sort: RankingKey = "revenue", account_manager: Manager = None):
+async def get_kpis(
+    who: Actor,
+    session: ReadSession,
+    day: Today,
+    period: Annotated[str, Query(max_length=7, description="A month YYYY-MM or a quarter YYYY-Qn (Asia/Shanghai).")],
+    sort: RankingKey = "revenue",
+    account_manager: Manager = None,
+):
     owner = service.portfolio_owner(who, account_manager)
     chosen = kpis.parse_period(period, day)
     rows = kpis.rank(await kpis.manager_kpis(session, chosen, day), sort)  # ranked among all, then narrowed
     if owner is not None:
         rows = [row for row in rows if row["account_manager"] == owner]
-    return KpiReport(period=chosen.label, start=chosen.start, end=chosen.end, previous_period=chosen.previous().label,
-                     revenue_currency=kpis.revenue_currency(), sort=sort, items=rows)
+    return KpiReport(
+        period=chosen.label,
+        start=chosen.start,
+        end=chosen.end,
+        previous_period=chosen.previous().label,
+        revenue_currency=kpis.revenue_currency(),
+        sort=sort,
+        items=rows,
+    )
 
 
 def install_kpi_problems(app: FastAPI) -> None:
     @app.exception_handler(kpis.BadPeriod)
     async def _period(request: Request, exc: kpis.BadPeriod):
-        return problem_response(Problem(422, "Validation failed", f"The period is not valid: {exc}.", type_="urn:crm:problem:validation",
-                                        errors=[{"loc": ["query", "period"], "msg": str(exc), "type": "value_error"}]), request)
+        return problem_response(
+            Problem(
+                422,
+                "Validation failed",
+                f"The period is not valid: {exc}.",
+                type_="urn:crm:problem:validation",
+                errors=[{"loc": ["query", "period"], "msg": str(exc), "type": "value_error"}],
+            ),
+            request,
+        )

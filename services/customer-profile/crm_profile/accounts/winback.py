@@ -9,6 +9,7 @@ Either way one case opens (never a second while one is in progress), and Custome
 CustomerLost (the case) are staged in the same transaction. Won back sets the status to `active` again; setting the
 status to `active` by hand closes a case in progress as won back, so the case and the status never disagree.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,8 +61,15 @@ class UnknownReasons(WorkspaceError):
 async def apply_order_created(session: AsyncSession, order: OrderCreated) -> None:
     row = await session.get(AccountOrder, order.order_id)
     if row is None:
-        session.add(AccountOrder(order_id=order.order_id, customer_id=order.customer_id, order_date=order.order_date,
-                                 amount=order.amount, currency=order.currency))
+        session.add(
+            AccountOrder(
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                order_date=order.order_date,
+                amount=order.amount,
+                currency=order.currency,
+            )
+        )
     else:  # a corrected announcement of the same order
         row.customer_id, row.order_date, row.amount, row.currency = order.customer_id, order.order_date, order.amount, order.currency
 
@@ -73,8 +81,9 @@ async def apply_order_cancelled(session: AsyncSession, cancelled: OrderCancelled
 
 
 async def last_order_at(session: AsyncSession, customer_id: str) -> dt.datetime | None:
-    return await session.scalar(select(func.max(AccountOrder.order_date))
-                                .where(AccountOrder.customer_id == customer_id, AccountOrder.cancelled_at.is_(None)))
+    return await session.scalar(
+        select(func.max(AccountOrder.order_date)).where(AccountOrder.customer_id == customer_id, AccountOrder.cancelled_at.is_(None))
+    )
 
 
 # --- becoming lost ----------------------------------------------------------------------------------
@@ -84,17 +93,33 @@ async def open_case(session: AsyncSession, customer: Customer, *, cause: str, de
     """The customer is lost: open its case and announce it (None when a case is already in progress)."""
     if await session.scalar(select(WinBackCase.id).where(WinBackCase.customer_id == customer.id, WinBackCase.status == IN_PROGRESS)):
         return None
-    case = WinBackCase(id=str(uuid.uuid4()), customer_id=customer.id, account_manager=customer.account_manager, cause=cause,
-                       detail=detail[:500], lost_at=at, status=IN_PROGRESS, reasons=[], created_at=at)
+    case = WinBackCase(
+        id=str(uuid.uuid4()),
+        customer_id=customer.id,
+        account_manager=customer.account_manager,
+        cause=cause,
+        detail=detail[:500],
+        lost_at=at,
+        status=IN_PROGRESS,
+        reasons=[],
+        created_at=at,
+    )
     session.add(case)
     await session.flush()
-    await emit(session, CustomerLost(customer_id=customer.id, case_id=case.id, account_manager=customer.account_manager, cause=cause,
-                                     detail=case.detail, lost_at=at), key=customer.id, producer=SERVICE_NAME)
+    await emit(
+        session,
+        CustomerLost(
+            customer_id=customer.id, case_id=case.id, account_manager=customer.account_manager, cause=cause, detail=case.detail, lost_at=at
+        ),
+        key=customer.id,
+        producer=SERVICE_NAME,
+    )
     return case
 
 
-async def check_inactive(session: AsyncSession, customer_id: str, p_alive: float | None, as_of: dt.datetime, *,
-                         after_days: int, p_alive_below: float) -> WinBackCase | None:
+async def check_inactive(
+    session: AsyncSession, customer_id: str, p_alive: float | None, as_of: dt.datetime, *, after_days: int, p_alive_below: float
+) -> WinBackCase | None:
     """Called with each CustomerScored: mark the customer lost when the announcement and its orders say so."""
     if p_alive is None or p_alive >= p_alive_below:
         return None
@@ -137,7 +162,9 @@ async def get_case(session: AsyncSession, case_id: str, owner: str | None) -> Wi
     return case
 
 
-async def list_cases(session: AsyncSession, owner: str | None, status: str | None, *, limit: int, after: str | None = None) -> list[WinBackCase]:
+async def list_cases(
+    session: AsyncSession, owner: str | None, status: str | None, *, limit: int, after: str | None = None
+) -> list[WinBackCase]:
     query = select(WinBackCase).order_by(WinBackCase.lost_at.desc(), WinBackCase.id).limit(limit)
     if owner is not None:
         query = query.where(WinBackCase.account_manager == owner)
@@ -146,12 +173,15 @@ async def list_cases(session: AsyncSession, owner: str | None, status: str | Non
     if after is not None:
         anchor = await session.get(WinBackCase, after)
         if anchor is not None:
-            query = query.where((WinBackCase.lost_at < anchor.lost_at) | ((WinBackCase.lost_at == anchor.lost_at) & (WinBackCase.id > anchor.id)))
+            query = query.where(
+                (WinBackCase.lost_at < anchor.lost_at) | ((WinBackCase.lost_at == anchor.lost_at) & (WinBackCase.id > anchor.id))
+            )
     return list((await session.scalars(query)).all())
 
 
-async def record_survey(session: AsyncSession, case: WinBackCase, *, reasons: list[str], reason_text: str | None,
-                        would_return_if: str | None, surveyed_by: str) -> WinBackCase:
+async def record_survey(
+    session: AsyncSession, case: WinBackCase, *, reasons: list[str], reason_text: str | None, would_return_if: str | None, surveyed_by: str
+) -> WinBackCase:
     if case.status != IN_PROGRESS:
         raise CaseClosed(f"The case ended {case.status}; its survey is kept as it was.")
     known = [reason.code for reason in await list_reasons(session)]
@@ -222,7 +252,9 @@ async def report(session: AsyncSession, owner: str | None, since: str, until: st
     while month <= until:
         months.append(month)
         month = next_month(month)
-    rows = {m: {"month": m, "opened": 0, WON_BACK: 0, LOST_FOR_GOOD: 0, IN_PROGRESS: 0, "surveyed": 0, "reasons": Counter()} for m in months}
+    rows = {
+        m: {"month": m, "opened": 0, WON_BACK: 0, LOST_FOR_GOOD: 0, IN_PROGRESS: 0, "surveyed": 0, "reasons": Counter()} for m in months
+    }
     for case in cases:
         row = rows[month_of(case.lost_at)]
         row["opened"] += 1
@@ -238,9 +270,21 @@ async def report(session: AsyncSession, owner: str | None, since: str, until: st
 def report_csv(rows: list[dict], reason_codes: list[str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["month", "opened", WON_BACK, LOST_FOR_GOOD, IN_PROGRESS, "surveyed", "win_back_rate", *(f"reason_{c}" for c in reason_codes)])
+    writer.writerow(
+        ["month", "opened", WON_BACK, LOST_FOR_GOOD, IN_PROGRESS, "surveyed", "win_back_rate", *(f"reason_{c}" for c in reason_codes)]
+    )
     for row in rows:
         rate = "" if row["win_back_rate"] is None else f"{row['win_back_rate']:.4f}"
-        writer.writerow([row["month"], row["opened"], row[WON_BACK], row[LOST_FOR_GOOD], row[IN_PROGRESS], row["surveyed"], rate,
-                         *(row["reasons"].get(c, 0) for c in reason_codes)])
+        writer.writerow(
+            [
+                row["month"],
+                row["opened"],
+                row[WON_BACK],
+                row[LOST_FOR_GOOD],
+                row[IN_PROGRESS],
+                row["surveyed"],
+                rate,
+                *(row["reasons"].get(c, 0) for c in reason_codes),
+            ]
+        )
     return out.getvalue()

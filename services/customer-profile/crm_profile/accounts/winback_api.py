@@ -1,6 +1,7 @@
 """Win-back: GET /account-manager/win-back-reasons, GET /account-manager/win-back-cases(/{id}), POST .../survey and
 .../outcome, GET /account-manager/win-back-report (+ .csv). The same actor rules as the portfolio: an account manager
 sees their own cases (another manager's case is a 404), staff any manager's."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -24,9 +25,14 @@ async def get_reasons(session: ReadSession):
 
 
 @router.get("/win-back-cases", response_model=WinBackCasePage)
-async def get_cases(who: Actor, session: ReadSession, account_manager: Manager = None,
-                    status: Literal["in_progress", "won_back", "lost_for_good"] | None = None,
-                    limit: Annotated[int, Query(ge=1, le=500)] = 100, cursor: Annotated[str | None, Query(max_length=36)] = None):
+async def get_cases(
+    who: Actor,
+    session: ReadSession,
+    account_manager: Manager = None,
+    status: Literal["in_progress", "won_back", "lost_for_good"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,
+):
     owner = service.portfolio_owner(who, account_manager)
     cases = await winback.list_cases(session, owner, status, limit=limit + 1, after=cursor)
     more = len(cases) > limit
@@ -44,8 +50,9 @@ async def post_survey(case_id: str, body: SurveyIn, who: Actor, request: Request
     owner = service.portfolio_owner(who, None)
     async with runtime_of(request).transaction() as session:
         case = await winback.get_case(session, case_id, owner)
-        case = await winback.record_survey(session, case, reasons=body.reasons, reason_text=body.reason_text,
-                                           would_return_if=body.would_return_if, surveyed_by=who.subject)
+        case = await winback.record_survey(
+            session, case, reasons=body.reasons, reason_text=body.reason_text, would_return_if=body.would_return_if, surveyed_by=who.subject
+        )
         return WinBackCaseOut.model_validate(case)
 
 
@@ -69,19 +76,34 @@ async def _report(who, session, account_manager, since: str, until: str | None, 
 
 
 @router.get("/win-back-report", response_model=WinBackReport)
-async def get_report(who: Actor, session: ReadSession, day: Today, since: Annotated[FactMonth, Query()],
-                     until: Annotated[FactMonth | None, Query()] = None, account_manager: Manager = None):
+async def get_report(
+    who: Actor,
+    session: ReadSession,
+    day: Today,
+    since: Annotated[FactMonth, Query()],
+    until: Annotated[FactMonth | None, Query()] = None,
+    account_manager: Manager = None,
+):
     owner, since, until, months = await _report(who, session, account_manager, since, until, day)
     return WinBackReport(since=since, until=until, account_manager=owner, months=months)
 
 
 @router.get("/win-back-report.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def get_report_csv(who: Actor, session: ReadSession, day: Today, since: Annotated[FactMonth, Query()],
-                         until: Annotated[FactMonth | None, Query()] = None, account_manager: Manager = None):
+async def get_report_csv(
+    who: Actor,
+    session: ReadSession,
+    day: Today,
+    since: Annotated[FactMonth, Query()],
+    until: Annotated[FactMonth | None, Query()] = None,
+    account_manager: Manager = None,
+):
     _, since, until, months = await _report(who, session, account_manager, since, until, day)
     codes = [reason.code for reason in await winback.list_reasons(session)]
-    return Response(winback.report_csv(months, codes), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="win-back-{since}-{until}.csv"'})
+    return Response(
+        winback.report_csv(months, codes),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="win-back-{since}-{until}.csv"'},
+    )
 
 
 def install_winback_problems(app: FastAPI) -> None:
@@ -95,11 +117,26 @@ def install_winback_problems(app: FastAPI) -> None:
 
     @app.exception_handler(winback.UnknownReasons)
     async def _reasons(request: Request, exc: winback.UnknownReasons):
-        return problem_response(Problem(422, "Validation failed", f"Unknown reasons; known: {', '.join(exc.known)}.", type_="urn:crm:problem:validation",
-                                        errors=[{"loc": ["body", "reasons"], "msg": f"unknown reason {code!r}", "type": "value_error"} for code in exc.codes]),
-                                request)
+        return problem_response(
+            Problem(
+                422,
+                "Validation failed",
+                f"Unknown reasons; known: {', '.join(exc.known)}.",
+                type_="urn:crm:problem:validation",
+                errors=[{"loc": ["body", "reasons"], "msg": f"unknown reason {code!r}", "type": "value_error"} for code in exc.codes],
+            ),
+            request,
+        )
 
     @app.exception_handler(winback.BadPeriod)
     async def _period(request: Request, exc: winback.BadPeriod):
-        return problem_response(Problem(422, "Validation failed", f"The period is not valid: {exc}.", type_="urn:crm:problem:validation",
-                                        errors=[{"loc": ["query", "until"], "msg": str(exc), "type": "value_error"}]), request)
+        return problem_response(
+            Problem(
+                422,
+                "Validation failed",
+                f"The period is not valid: {exc}.",
+                type_="urn:crm:problem:validation",
+                errors=[{"loc": ["query", "until"], "msg": str(exc), "type": "value_error"}],
+            ),
+            request,
+        )
