@@ -22,9 +22,9 @@ import perfkit  # noqa: E402
 
 async def measure(count: int) -> dict:
     from crm_common.db import Database, SessionReader
-    from crm_complaints.complaints import api, service
+    from crm_complaints.complaints import access, api
 
-    agent = service.Actor(id="bench-agent", role="agent")
+    agent = access.Actor(id="bench-agent", role="agent")
     out = {}
     async with perfkit.fresh_databases("complaints") as urls:
         sample = await complaints_seed.seed(perfkit.asyncpg_dsn(urls["complaints"]), count)

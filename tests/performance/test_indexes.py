@@ -40,12 +40,12 @@ async def complaints_db(database_factory):
 
 async def _complaints_lookup(url: str, **keys):
     """The lookup as the API runs it: Database.read(), asyncpg with array parameters on PostgreSQL."""
-    from crm_complaints.complaints import service
+    from crm_complaints.complaints import lookup
 
     db = Database(url)
     try:
         with counting(db.engine) as log:
-            found = await db.read(lambda reader: service.lookup(reader, **keys))
+            found = await db.read(lambda reader: lookup.lookup(reader, **keys))
     finally:
         await db.dispose()
     return [row["id"] for row in found], log

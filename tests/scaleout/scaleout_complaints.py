@@ -33,7 +33,7 @@ ORDER BY c.source_event_id, t.kind
 
 
 def _handlers():
-    from crm_complaints.complaints.events import default_handlers
+    from crm_complaints.complaints.handlers import default_handlers
     from crm_complaints.settings import ComplaintsSettings
 
     return default_handlers(ComplaintsSettings())

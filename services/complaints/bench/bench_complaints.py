@@ -27,7 +27,7 @@ from complaints_support import ALL_WEEK, complaint_body, seed_customer, seed_tea
 from crm_common.db import Database  # noqa: E402
 from crm_common.migrations import upgrade  # noqa: E402
 from crm_complaints import ALEMBIC_INI  # noqa: E402
-from crm_complaints.complaints import service  # noqa: E402
+from crm_complaints.complaints import intake  # noqa: E402
 from crm_complaints.complaints.scheduler import SlaScheduler  # noqa: E402
 from crm_complaints.complaints.schemas import ComplaintCreate  # noqa: E402
 from crm_complaints.complaints.sla import BusinessCalendar, _intervals_on  # noqa: E402
@@ -83,7 +83,7 @@ async def bench_storage(admin_url: str, count: int) -> None:
         for i in range(count):
             start = time.perf_counter()
             async with db.transaction() as session:
-                await service.file_complaint(session, ComplaintCreate(**complaint_body(order_ids=[f"o{i}"], tracking_numbers=[f"t{i}"])),
+                await intake.file_complaint(session, ComplaintCreate(**complaint_body(order_ids=[f"o{i}"], tracking_numbers=[f"t{i}"])),
                                              settings=settings, now=filed_at + dt.timedelta(minutes=i))
             latencies.append((time.perf_counter() - start) * 1000)
         elapsed = time.perf_counter() - t0
@@ -120,7 +120,7 @@ async def bench_storage(admin_url: str, count: int) -> None:
         await seed_team(db, "transport", {"t1": ALL_WEEK}, calendar=CALENDAR)
         for i in range(count):
             async with db.transaction() as session:
-                await service.file_complaint(session, ComplaintCreate(**complaint_body(order_ids=[f"o{i}"])), settings=settings,
+                await intake.file_complaint(session, ComplaintCreate(**complaint_body(order_ids=[f"o{i}"])), settings=settings,
                                              now=filed_at)
         replicas = [Database(url), Database(url)]
         try:

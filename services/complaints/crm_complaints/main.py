@@ -7,10 +7,10 @@ from crm_common.audit import attach_audit_trail, audit_router
 from crm_common.production import exit_if_refused
 from crm_common.runtime import create_service_app
 from crm_complaints.complaints.api import router as complaints_router
+from crm_complaints.problems import install_complaint_problems
 from crm_complaints.runtime import ComplaintsRuntime
 from crm_complaints.setup.api import install_setup_problems
 from crm_complaints.setup.api import router as setup_router
-from crm_complaints.survey.api import install_survey_problems
 from crm_complaints.survey.api import router as survey_router
 from crm_complaints.settings import ComplaintsSettings
 
@@ -26,8 +26,8 @@ def create_app(settings: ComplaintsSettings | None = None, *, start_background: 
         routers=[complaints_router, setup_router, survey_router, audit_router],
         start_background=start_background,
     )
+    install_complaint_problems(app)
     install_setup_problems(app)
-    install_survey_problems(app)
     return app
 
 

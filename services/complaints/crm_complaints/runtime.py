@@ -12,7 +12,7 @@ from crm_complaints.settings import ComplaintsSettings
 class ComplaintsRuntime(ServiceRuntime):
     def __init__(self, settings: ComplaintsSettings, handlers=None):
         if handlers is None:
-            from crm_complaints.complaints.events import default_handlers
+            from crm_complaints.complaints.handlers import default_handlers
 
             handlers = default_handlers(settings)
         super().__init__(settings, handlers=handlers)

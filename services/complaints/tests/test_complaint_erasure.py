@@ -14,7 +14,7 @@ from crm_common.events import encode_envelope, make_event
 from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerRegistered, CustomerUpdated
 from crm_common.outbox import outbox_table
 from crm_common.privacy import TOMBSTONE, Person
-from crm_complaints.complaints.events import CustomerDirectoryHandler
+from crm_complaints.complaints.handlers import CustomerDirectoryHandler
 from crm_complaints.complaints.models import Complaint, ComplaintReference, DirectoryContact, DirectoryCustomer, TimelineEntry
 
 NOW = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.timezone.utc)

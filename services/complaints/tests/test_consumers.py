@@ -12,7 +12,7 @@ from crm_common.events import encode_envelope, make_event
 from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegistered
 from crm_common.events.logistics import ShipmentDamaged, ShipmentDelayed, ShipmentLost
 from crm_common.events.scoring import CustomerScored, CustomerTierChanged
-from crm_complaints.complaints.events import CustomerDirectoryHandler, ShipmentIncidentHandler
+from crm_complaints.complaints.handlers import CustomerDirectoryHandler, ShipmentIncidentHandler
 from crm_complaints.complaints.models import Complaint, ComplaintReference, DirectoryContact, DirectoryCustomer, TimelineEntry
 from crm_devbroker.testing import RefusingDeadLetters
 from crm_devbroker.testing import read_events, wait_until
@@ -143,10 +143,10 @@ async def test_real_broker_directory_and_shipment_damaged_open_a_complaint_and_e
 async def test_tier_upgrade_raises_open_complaints_and_tightens_their_clocks(env):
     from complaints_support import seed_customer, shanghai
 
-    from crm_complaints.complaints import service
+    from crm_complaints.complaints import intake, lifecycle
     from crm_complaints.complaints.models import SlaClockRow
     from crm_complaints.complaints.schemas import ComplaintCreate
-    from crm_complaints.complaints.service import Actor
+    from crm_complaints.complaints.access import Actor
     from crm_complaints.complaints.sla import BusinessCalendar
 
     await seed_customer(env.db, "grower")
@@ -156,9 +156,9 @@ async def test_tier_upgrade_raises_open_complaints_and_tightens_their_clocks(env
     for order in ("a", "b"):
         async with env.runtime.transaction() as session:
             body = {"customer_id": "grower", "category": "delay", "description": "late", "channel": "web", "order_ids": [order]}
-            ids.append((await service.file_complaint(session, ComplaintCreate(**body), settings=env.settings, now=filed)).id)
+            ids.append((await intake.file_complaint(session, ComplaintCreate(**body), settings=env.settings, now=filed)).id)
     async with env.runtime.transaction() as session:  # the second one is already answered
-        await service.reply(session, ids[1], "on it", actor=Actor("t1", "agent", "transport"), settings=env.settings,
+        await lifecycle.reply(session, ids[1], "on it", actor=Actor("t1", "agent", "transport"), settings=env.settings,
                             now=shanghai(2026, 9, 21, 9, 30))
     processor = InboxProcessor(env.db, CustomerDirectoryHandler(env.settings), RefusingDeadLetters())
     upgrade = make_event(CustomerTierChanged(customer_id="grower", old_tier="ordinary", new_tier="key_account", reason="growth",

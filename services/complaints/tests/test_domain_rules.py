@@ -3,10 +3,11 @@ import datetime as dt
 
 import pytest
 
-from crm_common.problems import Problem
+from crm_complaints.complaints.errors import InvalidComplaintInput, ReopenWindowPassed, TransitionNotAllowed
 from crm_complaints.complaints.priority import compute_priority, queue_key
 from crm_complaints.complaints.routing import DEFAULT_RULES, AgentLoad, RoutingRule, Shift, on_shift, pick_agent, route
 from crm_complaints.complaints.states import TRANSITIONS, check_reopen, check_transition, customer_status
+from crm_complaints.problems import problem_of
 
 UTC = dt.timezone.utc
 
@@ -80,22 +81,22 @@ def test_state_machine():
     check_transition("new", "assigned")
     check_transition("waiting_on_customer", "in_progress")
     for current, target in [("new", "resolved"), ("closed", "closed"), ("resolved", "waiting_on_customer"), ("new", "in_progress")]:
-        with pytest.raises(Problem) as info:
+        with pytest.raises(TransitionNotAllowed) as info:
             check_transition(current, target)
-        assert info.value.status == 409
-        assert sorted(info.value.extra["allowed"]) == sorted(TRANSITIONS[current])
-    with pytest.raises(Problem) as info:
+        assert problem_of(info.value).status == 409
+        assert sorted(info.value.facts["allowed"]) == sorted(TRANSITIONS[current])
+    with pytest.raises(InvalidComplaintInput) as info:
         check_transition("new", "exploded")
-    assert info.value.status == 422
+    assert problem_of(info.value).status == 422
 
 
 def test_reopen_window():
     resolved = dt.datetime(2026, 1, 1, tzinfo=UTC)
     check_reopen("resolved", resolved, resolved + dt.timedelta(days=6), 7)
-    with pytest.raises(Problem) as info:
+    with pytest.raises(ReopenWindowPassed) as info:
         check_reopen("closed", resolved, resolved + dt.timedelta(days=8), 7)
-    assert info.value.status == 409
-    with pytest.raises(Problem):
+    assert problem_of(info.value).status == 409
+    with pytest.raises(TransitionNotAllowed):
         check_reopen("in_progress", resolved, resolved, 7)
 
 

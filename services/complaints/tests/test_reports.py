@@ -7,10 +7,10 @@ import statistics
 from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, seed_team, shanghai
 from sqlalchemy import select
 
-from crm_complaints.complaints import reports, service
+from crm_complaints.complaints import intake, lifecycle, reports
 from crm_complaints.complaints.models import Complaint, DirectoryCustomer, SlaClockRow
 from crm_complaints.complaints.schemas import ComplaintCreate
-from crm_complaints.complaints.service import Actor
+from crm_complaints.complaints.access import Actor
 from crm_complaints.survey import service as survey_links
 
 
@@ -29,25 +29,25 @@ async def build_history(env, seed=7):
                               channel=rng.choice(["web", "mobile", "call_center", "email"]), order_ids=[f"o{i}"],
                               claimed_amount=str(rng.choice([0, 500, 20000])))
         async with env.runtime.transaction() as session:
-            complaint = await service.file_complaint(session, ComplaintCreate(**body), settings=env.settings, now=filed)
+            complaint = await intake.file_complaint(session, ComplaintCreate(**body), settings=env.settings, now=filed)
             cid, team, agent = complaint.id, complaint.team_id, complaint.agent_id
         actor = Actor(agent or "sup", "agent" if agent else "supervisor", team)
         if rng.random() < 0.8:
             async with env.runtime.transaction() as session:
-                await service.reply(session, cid, "hello", actor=actor, settings=env.settings, now=filed + dt.timedelta(minutes=rng.randint(5, 600)))
+                await lifecycle.reply(session, cid, "hello", actor=actor, settings=env.settings, now=filed + dt.timedelta(minutes=rng.randint(5, 600)))
         if rng.random() < 0.7:
             resolved_at = filed + dt.timedelta(hours=rng.randint(11, 90))
             async with env.runtime.transaction() as session:
-                complaint = await service.resolve(session, cid, outcome="ok", compensation_amount=None, message=None, actor=actor,
+                complaint = await lifecycle.resolve(session, cid, outcome="ok", compensation_amount=None, message=None, actor=actor,
                                                   settings=env.settings, now=resolved_at)
                 token = survey_links.link_token(complaint, env.settings)
             if rng.random() < 0.6:
                 async with env.runtime.transaction() as session:
-                    await service.answer_survey(session, cid, score=rng.randint(1, 5), comment=None, token=token, actor=None,
+                    await lifecycle.answer_survey(session, cid, score=rng.randint(1, 5), comment=None, token=token, actor=None,
                                                 settings=env.settings, now=resolved_at + dt.timedelta(hours=2))
             if rng.random() < 0.3:
                 async with env.runtime.transaction() as session:
-                    await service.reopen(session, cid, reason="again", actor=actor, settings=env.settings,
+                    await lifecycle.reopen(session, cid, reason="again", actor=actor, settings=env.settings,
                                          now=resolved_at + dt.timedelta(days=1))
 
 

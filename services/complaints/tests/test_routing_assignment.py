@@ -2,10 +2,10 @@
 from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team, shanghai
 from sqlalchemy import select
 
-from crm_complaints.complaints import directory, service
+from crm_complaints.complaints import directory, intake, lifecycle
 from crm_complaints.complaints.models import Complaint, TimelineEntry
 from crm_complaints.complaints.schemas import ComplaintCreate
-from crm_complaints.complaints.service import Actor
+from crm_complaints.complaints.access import Actor
 
 MONDAY_10 = shanghai(2026, 9, 21, 10, 0)
 MONDAY_22 = shanghai(2026, 9, 21, 22, 0)
@@ -14,7 +14,7 @@ DAY_SHIFT = [(d, 9 * 60, 18 * 60) for d in range(5)]
 
 async def file(env, now, **overrides):
     async with env.runtime.transaction() as session:
-        complaint = await service.file_complaint(session, ComplaintCreate(**complaint_body(**overrides)), settings=env.settings, now=now)
+        complaint = await intake.file_complaint(session, ComplaintCreate(**complaint_body(**overrides)), settings=env.settings, now=now)
         return complaint.id, complaint.team_id, complaint.agent_id, complaint.status
 
 
@@ -50,10 +50,10 @@ async def test_no_agent_on_shift_queues_at_team_level_then_assign_picks_least_lo
     second = await file(env, MONDAY_10, order_ids=["o3"])
     assert {first[2], second[2]} == {"day-1", "day-2"}
     async with env.runtime.transaction() as session:
-        await service.resolve(session, first[0], outcome="done", compensation_amount=None, message=None,
+        await lifecycle.resolve(session, first[0], outcome="done", compensation_amount=None, message=None,
                               actor=Actor(first[2], "agent", "transport"), settings=env.settings, now=MONDAY_10)
     async with env.runtime.transaction() as session:
-        complaint = await service.assign(session, cid, team_id=None, agent_id=None, reason=None,
+        complaint = await lifecycle.assign(session, cid, team_id=None, agent_id=None, reason=None,
                                          actor=Actor("lead", "team_lead", "transport"), settings=env.settings, now=MONDAY_10)
         assert (complaint.agent_id, complaint.status) == (first[2], "assigned")
 
@@ -86,13 +86,13 @@ async def test_key_account_gets_higher_priority_from_tier_events(env):
     await seed_customer(env.db, "plain")
     await seed_team(env.db, "transport", {})
     async with env.runtime.transaction() as session:
-        vip = await service.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="vip")), settings=env.settings)
-        plain = await service.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="plain")), settings=env.settings)
+        vip = await intake.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="vip")), settings=env.settings)
+        plain = await intake.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="plain")), settings=env.settings)
         assert (vip.priority, plain.priority) == ("P2", "P3")
     async with env.runtime.transaction() as session:
         await directory.apply_tier(session, "plain", tier="key_account")
     async with env.runtime.transaction() as session:
-        again = await service.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="plain", order_ids=["z"])),
+        again = await intake.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="plain", order_ids=["z"])),
                                              settings=env.settings)
         assert again.priority == "P2"
         rows = (await session.scalars(select(Complaint.priority).order_by(Complaint.filed_at))).all()

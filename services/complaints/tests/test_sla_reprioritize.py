@@ -5,11 +5,11 @@ import datetime as dt
 from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, seed_team, shanghai
 from sqlalchemy import select
 
-from crm_complaints.complaints import clock_history, directory, service
+from crm_complaints.complaints import clock_history, clocks, directory, intake, lifecycle
 from crm_complaints.complaints.models import Agent, SlaClockRow, Team
 from crm_complaints.complaints.schemas import ComplaintCreate
 from crm_complaints.complaints.scheduler import SlaScheduler
-from crm_complaints.complaints.service import Actor
+from crm_complaints.complaints.access import Actor
 
 LONG_LUNCH = {"timezone": "Asia/Shanghai", "periods": [["09:00", "12:00"], ["13:30", "18:00"]]}
 AGENT = Actor("t1", "agent", "customer_service")  # where information complaints go
@@ -21,24 +21,24 @@ async def file_p4(env, now):
     await seed_team(env.db, "customer_service", {"t1": ALL_WEEK}, calendar=LONG_LUNCH)
     body = complaint_body(category="information", description="Where is the invoice for May", claimed_amount=None)
     async with env.runtime.transaction() as session:
-        complaint = await service.file_complaint(session, ComplaintCreate(**body), settings=env.settings, now=now)
+        complaint = await intake.file_complaint(session, ComplaintCreate(**body), settings=env.settings, now=now)
     assert (complaint.agent_id, complaint.priority) == ("t1", "P4")  # first response 480, resolution 2400 business minutes
     return complaint.id
 
 
 async def wait_on_customer(env, cid, paused_at, resumed_at):
     async with env.runtime.transaction() as session:
-        await service.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings,
+        await lifecycle.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings,
                                     now=paused_at)
     async with env.runtime.transaction() as session:
-        await service.change_status(session, cid, "in_progress", reason=None, actor=AGENT, settings=env.settings, now=resumed_at)
+        await lifecycle.change_status(session, cid, "in_progress", reason=None, actor=AGENT, settings=env.settings, now=resumed_at)
 
 
 async def become_key_account(env, now):
     """The tier event raises P4 to P3: first response 240, resolution 960."""
     async with env.runtime.transaction() as session:
         await directory.apply_tier(session, "cust-1", tier="key_account")
-        raised = await service.reprioritize_open(session, "cust-1", settings=env.settings, now=now)
+        raised = await clocks.reprioritize_open(session, "cust-1", settings=env.settings, now=now)
     assert [c.priority for c in raised] == ["P3"]
 
 
@@ -79,13 +79,13 @@ async def test_old_target_ran_out_then_a_lower_one_moves_the_stored_breach_back(
     cid = await file_p4(env, MONDAY_9AM)
     paused = shanghai(2026, 6, 8, 12, 0)
     async with env.runtime.transaction() as session:
-        await service.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings,
+        await lifecycle.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings,
                                     now=paused)
     resolution = (await stored_clocks(env, cid))["resolution"]
     assert resolution.breached_at == shanghai(2026, 6, 8, 11, 30)  # the 2400-minute target ran out before the pause
     resumed = shanghai(2026, 6, 9, 9, 0)
     async with env.runtime.transaction() as session:
-        await service.change_status(session, cid, "in_progress", reason=None, actor=AGENT, settings=env.settings, now=resumed)
+        await lifecycle.change_status(session, cid, "in_progress", reason=None, actor=AGENT, settings=env.settings, now=resumed)
     await become_key_account(env, resumed)
 
     resolution = (await stored_clocks(env, cid))["resolution"]
@@ -126,21 +126,21 @@ async def test_the_timeline_replay_reproduces_every_clock_move_of_the_service(en
                                                                  "periods": [["06:00", "23:00"]]})
     supervisor = Actor("sup-1", "supervisor")
     steps = [
-        lambda s, at: service.change_status(s, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings, now=at),
-        lambda s, at: service.assign(s, cid, team_id="claims", agent_id=None, reason="a claim", actor=supervisor,
+        lambda s, at: lifecycle.change_status(s, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings, now=at),
+        lambda s, at: lifecycle.assign(s, cid, team_id="claims", agent_id=None, reason="a claim", actor=supervisor,
                                      settings=env.settings, now=at),  # paused: moves without a stretch
-        lambda s, at: service.customer_message(s, cid, "here they are", actor=supervisor, settings=env.settings, now=at),
-        lambda s, at: service.assign(s, cid, team_id="customer_service", agent_id=None, reason="back", actor=supervisor,
+        lambda s, at: lifecycle.customer_message(s, cid, "here they are", actor=supervisor, settings=env.settings, now=at),
+        lambda s, at: lifecycle.assign(s, cid, team_id="customer_service", agent_id=None, reason="back", actor=supervisor,
                                      settings=env.settings, now=at),  # running: the stretch ends in the claims calendar
-        lambda s, at: service.reply(s, cid, "on it", actor=supervisor, settings=env.settings, now=at),
-        lambda s, at: service.change_status(s, cid, "waiting_on_customer", reason="more", actor=supervisor, settings=env.settings,
+        lambda s, at: lifecycle.reply(s, cid, "on it", actor=supervisor, settings=env.settings, now=at),
+        lambda s, at: lifecycle.change_status(s, cid, "waiting_on_customer", reason="more", actor=supervisor, settings=env.settings,
                                             now=at),
-        lambda s, at: service.resolve(s, cid, outcome="refund", compensation_amount=None, message=None, actor=supervisor,
+        lambda s, at: lifecycle.resolve(s, cid, outcome="refund", compensation_amount=None, message=None, actor=supervisor,
                                       settings=env.settings, now=at),  # from waiting
-        lambda s, at: service.reopen(s, cid, reason="not refunded", actor=supervisor, settings=env.settings, now=at),
-        lambda s, at: service.resolve(s, cid, outcome="refunded", compensation_amount=None, message="done", actor=supervisor,
+        lambda s, at: lifecycle.reopen(s, cid, reason="not refunded", actor=supervisor, settings=env.settings, now=at),
+        lambda s, at: lifecycle.resolve(s, cid, outcome="refunded", compensation_amount=None, message="done", actor=supervisor,
                                       settings=env.settings, now=at),
-        lambda s, at: service.close(s, cid, actor=supervisor, settings=env.settings, now=at),
+        lambda s, at: lifecycle.close(s, cid, actor=supervisor, settings=env.settings, now=at),
     ]
     at = MONDAY_9AM
     for step in steps:

@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from crm_common.db import Database
 from crm_common.outbox import outbox_table
-from crm_complaints.complaints import service
+from crm_complaints.complaints import intake, lifecycle, lookup
 from crm_complaints.complaints.models import SlaClockRow
 from crm_complaints.complaints.schemas import ComplaintCreate
-from crm_complaints.complaints.service import Actor
+from crm_complaints.complaints.access import Actor
 from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar
 from crm_complaints.complaints.scheduler import SlaScheduler
 
@@ -29,7 +29,7 @@ async def escalations(db):
 
 async def file(env, now, **overrides):
     async with env.runtime.transaction() as session:
-        complaint = await service.file_complaint(session, ComplaintCreate(**complaint_body(**overrides)), settings=env.settings, now=now)
+        complaint = await intake.file_complaint(session, ComplaintCreate(**complaint_body(**overrides)), settings=env.settings, now=now)
         return complaint.id
 
 
@@ -68,14 +68,14 @@ async def test_waiting_on_customer_pause_moves_the_deadline_and_nothing_escalate
     agent = Actor("t1", "agent", "transport")
     monday_9 = shanghai(2026, 9, 28, 9, 0)
     async with env.runtime.transaction() as session:
-        await service.reply(session, cid, "looking", actor=agent, settings=env.settings, now=FRIDAY_4PM + dt.timedelta(minutes=30))
-        await service.change_status(session, cid, "waiting_on_customer", reason="photos", actor=agent, settings=env.settings,
+        await lifecycle.reply(session, cid, "looking", actor=agent, settings=env.settings, now=FRIDAY_4PM + dt.timedelta(minutes=30))
+        await lifecycle.change_status(session, cid, "waiting_on_customer", reason="photos", actor=agent, settings=env.settings,
                                     now=monday_9)  # 120 business minutes used (Friday 16:00-18:00)
     scheduler = SlaScheduler(env.db, env.settings)
     assert await scheduler.scan_once(shanghai(2026, 10, 30, 9, 0)) == 0  # a month later, still paused
     resume = shanghai(2026, 9, 30, 17, 0)  # Wednesday 17:00; then 1-2 Oct are holidays
     async with env.runtime.transaction() as session:
-        await service.change_status(session, cid, "in_progress", reason=None, actor=agent, settings=env.settings, now=resume)
+        await lifecycle.change_status(session, cid, "in_progress", reason=None, actor=agent, settings=env.settings, now=resume)
     async with env.db.sessions() as session:
         clock = await session.scalar(select(SlaClockRow).where(SlaClockRow.complaint_id == cid, SlaClockRow.kind == "resolution"))
     # 960 - 120 = 840 left: Wed 60, Mon 5 Oct 480, Tue 6 Oct 300 -> 6 Oct 15:00 (09:00-12:00 = 180, 13:00-15:00 = 120)
@@ -91,11 +91,11 @@ async def test_resolution_clock_resumes_on_reopen_and_restart_keeps_escalation_l
     agent = Actor("t1", "agent", "transport")
     resolved_at = shanghai(2026, 9, 28, 12, 0)  # 120 + 180 = 300 minutes used
     async with env.runtime.transaction() as session:
-        await service.resolve(session, cid, outcome="fixed", compensation_amount=None, message="done", actor=agent,
+        await lifecycle.resolve(session, cid, outcome="fixed", compensation_amount=None, message="done", actor=agent,
                               settings=env.settings, now=resolved_at)
     reopened_at = shanghai(2026, 9, 29, 9, 0)
     async with env.runtime.transaction() as session:
-        await service.reopen(session, cid, reason="not fixed", actor=agent, settings=env.settings, now=reopened_at)
+        await lifecycle.reopen(session, cid, reason="not fixed", actor=agent, settings=env.settings, now=reopened_at)
     async with env.db.sessions() as session:
         clocks = {c.kind: c for c in (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == cid))).all()}
     assert clocks["resolution"].deadline_at == BusinessCalendar.from_dict(CALENDAR).add_business_minutes(reopened_at, 960 - 300)
@@ -184,7 +184,7 @@ async def test_scan_hands_team_queued_complaints_to_agents_coming_on_shift(env):
     assert await scheduler.assign_queued(shanghai(2026, 9, 29, 9, 0)) == 1
     assert await scheduler.assign_queued(shanghai(2026, 9, 29, 9, 5)) == 0
     async with env.db.sessions() as session:
-        complaint = await service.get_complaint(session, cid)
+        complaint = await lookup.get_complaint(session, cid)
         assert (complaint.status, complaint.agent_id) == ("assigned", "day")
         rows = (await session.execute(select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintAssigned")
                                       .order_by(outbox_table.c.id))).all()

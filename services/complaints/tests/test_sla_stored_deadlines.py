@@ -11,10 +11,10 @@ from sqlalchemy import select
 from crm_common.db import Database
 from crm_common.migrations import upgrade
 from crm_complaints import ALEMBIC_INI
-from crm_complaints.complaints import directory, service
+from crm_complaints.complaints import directory, intake, lifecycle
 from crm_complaints.complaints.models import SlaClockRow
 from crm_complaints.complaints.schemas import ComplaintCreate
-from crm_complaints.complaints.service import Actor
+from crm_complaints.complaints.access import Actor
 from crm_complaints.settings import ComplaintsSettings
 
 UTC = dt.timezone.utc
@@ -54,15 +54,15 @@ async def run_scenario(db, url, index, cal_data, filed, pause_after, pause_lengt
         await directory.replace_rules(session, [{"team": team}])
     async with db.transaction() as session:
         body = complaint_body(order_ids=[f"o{index}"], category="damage", claimed_amount="20000")  # P1: 30 / 240 minutes
-        complaint = await service.file_complaint(session, ComplaintCreate(**body), settings=settings_, now=filed)
+        complaint = await intake.file_complaint(session, ComplaintCreate(**body), settings=settings_, now=filed)
         cid = complaint.id
     agent = Actor(f"a{index}", "agent", team)
     pause_at = filed + dt.timedelta(minutes=pause_after)
     resume_at = pause_at + dt.timedelta(minutes=pause_length)
     async with db.transaction() as session:
-        await service.change_status(session, cid, "waiting_on_customer", reason=None, actor=agent, settings=settings_, now=pause_at)
+        await lifecycle.change_status(session, cid, "waiting_on_customer", reason=None, actor=agent, settings=settings_, now=pause_at)
     async with db.transaction() as session:
-        await service.change_status(session, cid, "in_progress", reason=None, actor=agent, settings=settings_, now=resume_at)
+        await lifecycle.change_status(session, cid, "in_progress", reason=None, actor=agent, settings=settings_, now=resume_at)
     async with db.sessions() as session:
         rows = {r.kind: r for r in (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == cid))).all()}
     return rows
@@ -106,11 +106,11 @@ async def test_reassignment_counts_old_calendar_then_new(env):
     await seed_team(env.db, "claims", {"c1": ALL_WEEK}, calendar={"timezone": "UTC", "weekdays": list(range(7)), "periods": [["00:00", "24:00"]]})
     filed = shanghai(2026, 9, 25, 16, 0)  # Friday
     async with env.runtime.transaction() as session:
-        complaint = await service.file_complaint(session, ComplaintCreate(**complaint_body()), settings=env.settings, now=filed)
+        complaint = await intake.file_complaint(session, ComplaintCreate(**complaint_body()), settings=env.settings, now=filed)
         cid = complaint.id
     moved_at = shanghai(2026, 9, 25, 17, 30)  # 90 business minutes used in the Shanghai calendar
     async with env.runtime.transaction() as session:
-        await service.assign(session, cid, team_id="claims", agent_id=None, reason="damage, not delay",
+        await lifecycle.assign(session, cid, team_id="claims", agent_id=None, reason="damage, not delay",
                              actor=Actor("t1", "agent", "transport"), settings=env.settings, now=moved_at)
     async with env.db.sessions() as session:
         rows = {r.kind: r for r in (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == cid))).all()}

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_profile.customers.normalize import normalize_email, normalize_phone, normalize_tax_id, phone_variants
+from crm_common.contacts import normalize_email, normalize_phone, phone_variants
+from crm_profile.customers.normalize import normalize_tax_id
 from crm_profile.customers.privacy import scrub_text
 
 mobile = st.builds(lambda prefix, rest: f"1{prefix}{rest:08d}", st.sampled_from(["30", "35", "38", "39", "58", "86", "89"]), st.integers(0, 10**8 - 1))

@@ -97,7 +97,7 @@ class Downstream:
 async def build_downstream(database_factory, kind: str = "sqlite") -> Downstream:
     import crm_complaints
     import crm_notifications
-    from crm_complaints.complaints.events import ShipmentIncidentHandler
+    from crm_complaints.complaints.handlers import ShipmentIncidentHandler
     from crm_complaints.settings import ComplaintsSettings
     from crm_gateway.readmodels import DashboardReadModel
     from crm_notifications.handlers import NotificationsHandler

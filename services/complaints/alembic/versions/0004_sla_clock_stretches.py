@@ -1,7 +1,7 @@
 """sla_clocks.stretches: the finished stretches of counting, so a changed target finds its breach instant again
 
 Clocks that have counted nothing yet get an empty history; the others keep NULL (history unknown) until
-`python -m crm_complaints.complaints.clock_history` rebuilds it from the timeline.
+`crm-complaints rebuild-clock-history` rebuilds it from the timeline.
 
 Revision ID: 0004
 Revises: 0003

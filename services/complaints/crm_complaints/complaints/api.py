@@ -1,4 +1,6 @@
-"""HTTP resources. Identity comes from the gateway's X-Actor-Id / X-Actor-Role / X-Actor-Team headers."""
+"""HTTP resources of complaints. Routes stay thin: the actor, sessions and settings come from crm_complaints.deps, the
+work from the use-case modules (intake, lifecycle, clocks, lookup), and their domain exceptions become problem
+details in crm_complaints.problems."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,9 +17,10 @@ from sqlalchemy import select
 from crm_common import audit
 from crm_common.db import RowReader
 from crm_common.idempotency import Answer, Idempotent, IdempotentRequest
-from crm_common.problems import Problem
-from crm_common.runtime import runtime_of
-from crm_complaints.complaints import reports, service
+from crm_complaints.complaints import intake, lifecycle, lookup as finding, reports
+from crm_complaints.complaints.clocks import clocks_of, clocks_of_many
+from crm_complaints.complaints.access import Actor, require_staff
+from crm_complaints.complaints.errors import ComplaintNotFound
 from crm_complaints.complaints.models import Complaint
 from crm_complaints.complaints.schemas import (
     AssignIn,
@@ -34,38 +37,21 @@ from crm_complaints.complaints.schemas import (
     StatusIn,
     SurveyIn,
     TimelineEntryOut,
-    _has_nul,
 )
 from crm_complaints.complaints.states import CUSTOMER_STATUS, OPEN_STATES, customer_status
+from crm_complaints.complaints.timeline import timeline as timeline_of
+from crm_complaints.deps import ActorDep, AuditDep, DatabaseDep, SessionDep, SettingsDep, no_nul
 
 router = APIRouter(tags=["complaints"])
 View = Literal["agent", "customer"]
 
 
-def actor_of(request: Request) -> service.Actor | None:
-    actor_id = request.headers.get("x-actor-id")
-    role = (request.headers.get("x-actor-role") or "").strip().lower()
-    if role == "customer":  # the gateway names the customer in X-Customer-Id (and X-Actor-Id)
-        actor_id = request.headers.get("x-customer-id") or actor_id
-    if not actor_id or not role:
-        return None
-    return service.Actor(id=actor_id, role=role, team=request.headers.get("x-actor-team") or None)
-
-
-def no_nul(**params) -> None:
-    """Query and path values with NUL characters are bad input (PostgreSQL cannot compare them)."""
-    bad = [name for name, value in params.items() if _has_nul(value)]
-    if bad:
-        raise Problem(422, "Validation failed", "NUL characters are not allowed.", type_="urn:crm:problem:validation",
-                      errors=[{"loc": ["query", name], "msg": "NUL characters are not allowed", "type": "value_error"} for name in bad])
-
-
 async def complaint_out(session, complaint: Complaint, *, refs: tuple[list[str], list[str]] | None = None,
                         clocks: list | None = None) -> ComplaintOut:
-    """refs and clocks may be preloaded for a whole page (service.references_of / clocks_of_many): no query per complaint."""
-    orders, tracking = refs if refs is not None else await service.references(session, complaint.id)
+    """refs and clocks may be preloaded for a whole page (lookup.references_of / clocks_of_many): no query per complaint."""
+    orders, tracking = refs if refs is not None else await finding.references(session, complaint.id)
     if clocks is None:
-        clocks = await service.clocks_of(session, complaint.id)
+        clocks = await clocks_of(session, complaint.id)
     return ComplaintOut(
         id=complaint.id, number=complaint.number, customer_id=complaint.customer_id, category=complaint.category,
         priority=complaint.priority, channel=complaint.channel, status=complaint.status, status_text=dict(CUSTOMER_STATUS[complaint.status]),
@@ -83,7 +69,7 @@ async def complaint_out(session, complaint: Complaint, *, refs: tuple[list[str],
 
 async def customer_out(session, complaint: Complaint, language: str | None = None, *,
                        refs: tuple[list[str], list[str]] | None = None) -> CustomerComplaintOut:
-    orders, tracking = refs if refs is not None else await service.references(session, complaint.id)
+    orders, tracking = refs if refs is not None else await finding.references(session, complaint.id)
     return CustomerComplaintOut(
         id=complaint.id, number=complaint.number, category=complaint.category, status=complaint.status,
         status_text=customer_status(complaint.status, language or complaint.language), filed_at=complaint.filed_at,
@@ -92,23 +78,22 @@ async def customer_out(session, complaint: Complaint, language: str | None = Non
     )
 
 
-def _customer_view(actor: service.Actor | None, view: str) -> bool:
+def _customer_view(actor: Actor | None, view: str) -> bool:
     return view == "customer" or (actor is not None and actor.role == "customer")
 
 
-def _check_owner(actor: service.Actor | None, complaint: Complaint) -> None:
+def _check_owner(actor: Actor | None, complaint: Complaint) -> None:
     _check_owner_of(actor, complaint.id, complaint.customer_id)
 
 
-def _check_owner_of(actor: service.Actor | None, complaint_id: str, customer_id: str) -> None:
+def _check_owner_of(actor: Actor | None, complaint_id: str, customer_id: str) -> None:
     """A customer sees only its own complaints: another's is 'not found', not 'forbidden'."""
     if actor is not None and actor.role == "customer" and actor.id != customer_id:
-        raise Problem(404, "Complaint not found", f"No complaint with id {complaint_id}.")
+        raise ComplaintNotFound(complaint_id)
 
 
-async def _audited_read(request: Request, complaints: list[tuple[str, str | None]]) -> None:
+async def _audited_read(request: Request, trail, complaints: list[tuple[str, str | None]]) -> None:
     """Queue a read record per (customer, reporter contact) shown with reporter details; the answer does not wait."""
-    trail = runtime_of(request).audit
     for customer_id, contact_id in dict.fromkeys(complaints):
         await trail.read(audit.entry_for(request.headers, "read", "complaint", customer_id=customer_id, contact_id=contact_id,
                                          fields=ComplaintOut.model_fields))
@@ -121,13 +106,11 @@ async def _audited_change(session, request: Request, action: str, data: BaseMode
 
 
 @router.post("/complaints", status_code=201, response_model=ComplaintOut)
-async def file_complaint(data: ComplaintCreate, request: Request, once: Idempotent):
-    runtime = runtime_of(request)
-    actor = actor_of(request)
+async def file_complaint(data: ComplaintCreate, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
     view = _view_for(actor)
 
     async def file(session) -> Answer:
-        complaint = await service.file_complaint(session, data, settings=runtime.settings, actor=actor)
+        complaint = await intake.file_complaint(session, data, settings=settings, actor=actor)
         await _audited_change(session, request, "create", data, complaint)
         return Answer(await view(session, complaint), 201, {"Location": f"/complaints/{complaint.id}"}, subject=complaint.customer_id)
 
@@ -135,27 +118,24 @@ async def file_complaint(data: ComplaintCreate, request: Request, once: Idempote
 
 
 @router.get("/complaints", response_model=list[ComplaintOut])
-async def list_complaints(request: Request, status: str | None = None, team_id: str | None = None, agent_id: str | None = None,
-                          open_only: bool = False, limit: int = Query(default=50, ge=1, le=500)):
-    actor = actor_of(request)
-    if actor is None or not actor.is_staff:
-        raise Problem(403, "Forbidden", "Listing complaints is for staff.")
+async def list_complaints(actor: ActorDep, session: SessionDep, status: str | None = None, team_id: str | None = None,
+                          agent_id: str | None = None, open_only: bool = False, limit: int = Query(default=50, ge=1, le=500)):
+    require_staff(actor, "Listing complaints")
     no_nul(status=status, team_id=team_id, agent_id=agent_id)
-    async with runtime_of(request).db.sessions() as session:
-        query = select(Complaint)
-        if status:
-            query = query.where(Complaint.status == status)
-        if open_only:
-            query = query.where(Complaint.status.in_(OPEN_STATES))
-        if team_id:
-            query = query.where(Complaint.team_id == team_id)
-        if agent_id:
-            query = query.where(Complaint.agent_id == agent_id)
-        rows = (await session.scalars(query.order_by(Complaint.priority, Complaint.filed_at).limit(limit))).all()
-        ids = [c.id for c in rows]
-        refs = await service.references_of(session, ids)
-        clocks = await service.clocks_of_many(session, ids)
-        return [await complaint_out(session, c, refs=refs[c.id], clocks=clocks[c.id]) for c in rows]
+    query = select(Complaint)
+    if status:
+        query = query.where(Complaint.status == status)
+    if open_only:
+        query = query.where(Complaint.status.in_(OPEN_STATES))
+    if team_id:
+        query = query.where(Complaint.team_id == team_id)
+    if agent_id:
+        query = query.where(Complaint.agent_id == agent_id)
+    rows = (await session.scalars(query.order_by(Complaint.priority, Complaint.filed_at).limit(limit))).all()
+    ids = [c.id for c in rows]
+    refs = await finding.references_of(session, ids)
+    page_clocks = await clocks_of_many(session, ids)
+    return [await complaint_out(session, c, refs=refs[c.id], clocks=page_clocks[c.id]) for c in rows]
 
 
 class LookupResult(BaseModel):
@@ -214,7 +194,7 @@ def timeline_json(entry, customer_view: bool) -> dict:
             "data": entry.data or {}}
 
 
-async def lookup_page(reader: RowReader, actor: service.Actor | None, *, number: str | None = None, customer_id: str | None = None,
+async def lookup_page(reader: RowReader, actor: Actor | None, *, number: str | None = None, customer_id: str | None = None,
                       phone: str | None = None, tracking_number: str | None = None, view: str = "agent", limit: int = 20,
                       shown: list | None = None) -> list[dict]:
     """The lookup's answer: each complaint found (the customer view for customers) with its timeline. A customer
@@ -224,16 +204,16 @@ async def lookup_page(reader: RowReader, actor: service.Actor | None, *, number:
     customer_view = _customer_view(actor, view)
     if actor is not None and actor.role == "customer":
         customer_id = actor.id
-    found = await service.lookup(reader, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
+    found = await finding.lookup(reader, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, limit=limit)
     for row in found:
         _check_owner_of(actor, row["id"], row["customer_id"])
     if shown is not None:
         shown.extend((row["customer_id"], row["contact_id"]) for row in found)
     # references, clocks and timeline of the whole page in one statement, not per complaint
-    refs, clocks, entries = await service.page_details(reader, [c["id"] for c in found], customer_view=customer_view,
-                                                       with_clocks=not customer_view)
+    refs, page_clocks, entries = await finding.page_details(reader, [c["id"] for c in found], customer_view=customer_view,
+                                                            with_clocks=not customer_view)
     return [{
-        "complaint": customer_complaint_json(c, refs[c["id"]]) if customer_view else complaint_json(c, refs[c["id"]], clocks[c["id"]]),
+        "complaint": customer_complaint_json(c, refs[c["id"]]) if customer_view else complaint_json(c, refs[c["id"]], page_clocks[c["id"]]),
         "timeline": [timeline_json(e, customer_view) for e in entries[c["id"]]],
     } for c in found]
 
@@ -243,16 +223,16 @@ def json_response(content) -> Response:
 
 
 @router.get("/complaints/lookup", response_model=list[LookupResult])
-async def lookup(request: Request, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
-                 tracking_number: str | None = None, view: View = "agent", limit: int = Query(default=20, ge=1, le=200)):
+async def lookup(request: Request, actor: ActorDep, db: DatabaseDep, trail: AuditDep, number: str | None = None,
+                 customer_id: str | None = None, phone: str | None = None, tracking_number: str | None = None, view: View = "agent",
+                 limit: int = Query(default=20, ge=1, le=200)):
     """Call-center status query by complaint number, customer, phone or tracking number, each with its timeline."""
-    actor = actor_of(request)
     shown: list[tuple[str, str | None]] = []
-    page = await runtime_of(request).db.read(lambda reader: lookup_page(
+    page = await db.read(lambda reader: lookup_page(
         reader, actor, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, view=view, limit=limit,
         shown=shown))
     if not _customer_view(actor, view):
-        await _audited_read(request, shown)
+        await _audited_read(request, trail, shown)
     return json_response(page)
 
 
@@ -264,39 +244,35 @@ def _entry(entry, customer_view: bool) -> dict:
 
 
 @router.get("/complaints/{complaint_id}")
-async def get_complaint(complaint_id: str, request: Request, view: View = "agent", lang: str | None = None):
-    actor = actor_of(request)
-    async with runtime_of(request).db.sessions() as session:
-        complaint = await service.get_complaint(session, complaint_id)
-        _check_owner(actor, complaint)
-        if _customer_view(actor, view):
-            return (await customer_out(session, complaint, lang)).model_dump(mode="json")
-        shown = (await complaint_out(session, complaint)).model_dump(mode="json")
-    await _audited_read(request, [(complaint.customer_id, complaint.contact_id)])
+async def get_complaint(complaint_id: str, request: Request, actor: ActorDep, session: SessionDep, trail: AuditDep,
+                        view: View = "agent", lang: str | None = None):
+    complaint = await finding.get_complaint(session, complaint_id)
+    _check_owner(actor, complaint)
+    if _customer_view(actor, view):
+        return (await customer_out(session, complaint, lang)).model_dump(mode="json")
+    shown = (await complaint_out(session, complaint)).model_dump(mode="json")
+    await _audited_read(request, trail, [(complaint.customer_id, complaint.contact_id)])
     return shown
 
 
 @router.get("/complaints/{complaint_id}/timeline")
-async def get_timeline(complaint_id: str, request: Request, view: View = "agent"):
-    actor = actor_of(request)
+async def get_timeline(complaint_id: str, actor: ActorDep, session: SessionDep, view: View = "agent"):
     customer_view = _customer_view(actor, view)
-    async with runtime_of(request).db.sessions() as session:
-        complaint = await service.get_complaint(session, complaint_id)
-        _check_owner(actor, complaint)
-        return [_entry(e, customer_view) for e in await service.timeline(session, complaint_id, customer_view=customer_view)]
+    complaint = await finding.get_complaint(session, complaint_id)
+    _check_owner(actor, complaint)
+    return [_entry(e, customer_view) for e in await timeline_of(session, complaint_id, customer_view=customer_view)]
 
 
-def _view_for(actor: service.Actor | None):
+def _view_for(actor: Actor | None):
     """A customer acting on their complaint is answered in the customer view (no team, agent or clocks)."""
     return customer_out if actor is not None and actor.role == "customer" else complaint_out
 
 
 async def _act(request: Request, once: IdempotentRequest, data: BaseModel, action, *, view=complaint_out) -> Response:
-    """One action on a complaint in one transaction; the answer is the complaint as `view` shows it."""
-    runtime = runtime_of(request)
+    """`action(session)` on a complaint in one transaction; the answer is the complaint as `view` shows it."""
 
     async def act(session) -> Answer:
-        complaint = await action(session, actor_of(request), runtime.settings)
+        complaint = await action(session)
         await _audited_change(session, request, "update", data, complaint)
         return Answer(await view(session, complaint), subject=complaint.customer_id)
 
@@ -304,66 +280,66 @@ async def _act(request: Request, once: IdempotentRequest, data: BaseModel, actio
 
 
 @router.post("/complaints/{complaint_id}/assign")
-async def assign(complaint_id: str, data: AssignIn, request: Request, once: Idempotent):
-    return await _act(request, once, data, lambda s, a, st: service.assign(s, complaint_id, team_id=data.team_id, agent_id=data.agent_id,
-                                                                           reason=data.reason, actor=a, settings=st))
+async def assign(complaint_id: str, data: AssignIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
+    return await _act(request, once, data, lambda s: lifecycle.assign(s, complaint_id, team_id=data.team_id, agent_id=data.agent_id,
+                                                                      reason=data.reason, actor=actor, settings=settings))
 
 
 @router.post("/complaints/{complaint_id}/replies")
-async def reply(complaint_id: str, data: MessageIn, request: Request, once: Idempotent):
-    return await _act(request, once, data, lambda s, a, st: service.reply(s, complaint_id, data.body, actor=a, settings=st))
+async def reply(complaint_id: str, data: MessageIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
+    return await _act(request, once, data, lambda s: lifecycle.reply(s, complaint_id, data.body, actor=actor, settings=settings))
 
 
 @router.post("/complaints/{complaint_id}/customer-messages")
-async def customer_message(complaint_id: str, data: MessageIn, request: Request, once: Idempotent):
+async def customer_message(complaint_id: str, data: MessageIn, request: Request, once: Idempotent, actor: ActorDep,
+                           settings: SettingsDep):
     """Information from the customer (role customer, or staff recording a call); resumes a complaint waiting on the customer."""
-    return await _act(request, once, data, lambda s, a, st: service.customer_message(s, complaint_id, data.body, actor=a, settings=st),
-                      view=_view_for(actor_of(request)))
+    return await _act(request, once, data, lambda s: lifecycle.customer_message(s, complaint_id, data.body, actor=actor, settings=settings),
+                      view=_view_for(actor))
 
 
 @router.post("/complaints/{complaint_id}/notes")
-async def note(complaint_id: str, data: MessageIn, request: Request, once: Idempotent):
-    return await _act(request, once, data, lambda s, a, st: service.note(s, complaint_id, data.body, actor=a))
+async def note(complaint_id: str, data: MessageIn, request: Request, once: Idempotent, actor: ActorDep):
+    return await _act(request, once, data, lambda s: lifecycle.note(s, complaint_id, data.body, actor=actor))
 
 
 @router.post("/complaints/{complaint_id}/status")
-async def change_status(complaint_id: str, data: StatusIn, request: Request, once: Idempotent):
-    return await _act(request, once, data, lambda s, a, st: service.change_status(s, complaint_id, data.status, reason=data.reason,
-                                                                                  actor=a, settings=st))
+async def change_status(complaint_id: str, data: StatusIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
+    return await _act(request, once, data, lambda s: lifecycle.change_status(s, complaint_id, data.status, reason=data.reason,
+                                                                             actor=actor, settings=settings))
 
 
 @router.post("/complaints/{complaint_id}/resolve")
-async def resolve(complaint_id: str, data: ResolveIn, request: Request, once: Idempotent):
-    return await _act(request, once, data, lambda s, a, st: service.resolve(s, complaint_id, outcome=data.outcome,
-                                                                            compensation_amount=data.compensation_amount,
-                                                                            message=data.message, actor=a, settings=st))
+async def resolve(complaint_id: str, data: ResolveIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
+    return await _act(request, once, data, lambda s: lifecycle.resolve(s, complaint_id, outcome=data.outcome,
+                                                                       compensation_amount=data.compensation_amount,
+                                                                       message=data.message, actor=actor, settings=settings))
 
 
 @router.post("/complaints/{complaint_id}/reopen")
-async def reopen(complaint_id: str, data: ReasonIn, request: Request, once: Idempotent):
-    actor = actor_of(request)
+async def reopen(complaint_id: str, data: ReasonIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
     customer_id = actor.id if actor is not None and actor.role == "customer" else None
-    return await _act(request, once, data, lambda s, a, st: service.reopen(s, complaint_id, reason=data.reason, actor=a, settings=st,
-                                                                           customer_id=customer_id), view=_view_for(actor))
+    return await _act(request, once, data, lambda s: lifecycle.reopen(s, complaint_id, reason=data.reason, actor=actor, settings=settings,
+                                                                      customer_id=customer_id), view=_view_for(actor))
 
 
 @router.post("/complaints/{complaint_id}/close")
-async def close(complaint_id: str, data: ReasonIn, request: Request, once: Idempotent):
-    return await _act(request, once, data, lambda s, a, st: service.close(s, complaint_id, actor=a, settings=st, reason=data.reason))
+async def close(complaint_id: str, data: ReasonIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
+    return await _act(request, once, data, lambda s: lifecycle.close(s, complaint_id, actor=actor, settings=settings, reason=data.reason))
 
 
 @router.post("/complaints/{complaint_id}/merge")
-async def merge(complaint_id: str, data: MergeIn, request: Request, once: Idempotent):
+async def merge(complaint_id: str, data: MergeIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
     """Merge this complaint (a duplicate) into `into`; returns the surviving complaint."""
-    return await _act(request, once, data, lambda s, a, st: service.merge(s, complaint_id, data.into, reason=data.reason, actor=a,
-                                                                          settings=st))
+    return await _act(request, once, data, lambda s: lifecycle.merge(s, complaint_id, data.into, reason=data.reason, actor=actor,
+                                                                     settings=settings))
 
 
 @router.post("/complaints/{complaint_id}/survey")
-async def survey(complaint_id: str, data: SurveyIn, request: Request, once: Idempotent):
+async def survey(complaint_id: str, data: SurveyIn, once: Idempotent, actor: ActorDep, settings: SettingsDep):
     async def answer(session) -> Answer:
-        complaint = await service.answer_survey(session, complaint_id, score=data.score, comment=data.comment, token=data.token,
-                                                actor=actor_of(request), settings=runtime_of(request).settings)
+        complaint = await lifecycle.answer_survey(session, complaint_id, score=data.score, comment=data.comment, token=data.token,
+                                                  actor=actor, settings=settings)
         return Answer({"complaint_id": complaint.id, "score": complaint.survey_score, "answered_at": complaint.survey_answered_at.isoformat()},
                       subject=complaint.customer_id)
 
@@ -371,10 +347,7 @@ async def survey(complaint_id: str, data: SurveyIn, request: Request, once: Idem
 
 
 @router.get("/reports/complaints")
-async def complaint_report(request: Request, date_from: dt.date | None = Query(default=None, alias="from"),
+async def complaint_report(actor: ActorDep, session: SessionDep, date_from: dt.date | None = Query(default=None, alias="from"),
                            date_to: dt.date | None = Query(default=None, alias="to"), period: Literal["day", "week", "month"] = "month"):
-    actor = actor_of(request)
-    if actor is None or not actor.is_staff:
-        raise Problem(403, "Forbidden", "Reports are for staff.")
-    async with runtime_of(request).db.sessions() as session:
-        return await reports.complaint_report(session, date_from=date_from, date_to=date_to, period=period)
+    require_staff(actor, "Reports")
+    return await reports.complaint_report(session, date_from=date_from, date_to=date_to, period=period)

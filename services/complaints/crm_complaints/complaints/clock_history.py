@@ -10,18 +10,17 @@ deadline, breach and next escalation are recomputed from it for the clock's targ
 NULL and is reported.
 
 Run once after `alembic upgrade` (any number of times is harmless):
-`COMPLAINTS_DATABASE_URL=... python -m crm_complaints.complaints.clock_history`
+`COMPLAINTS_DATABASE_URL=... crm-complaints rebuild-clock-history` (crm_complaints.cli)
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from crm_common.db import Database, utcnow
-from crm_complaints.complaints import service
+from crm_complaints.complaints.clocks import clock_from_row, clocks_of, store_clock, team_calendar
 from crm_complaints.complaints.models import Complaint, SlaClockRow, TimelineEntry
 from crm_complaints.complaints.sla import BusinessCalendar, SlaClock
 from crm_complaints.complaints.states import OPEN_STATES
@@ -85,19 +84,19 @@ async def rebuild_complaint(session, complaint_id: str, settings: ComplaintsSett
                                       .order_by(TimelineEntry.at, TimelineEntry.id))).all()
     calendars: dict[str | None, BusinessCalendar] = {}
     for team_id in {complaint.team_id, *((e.data or {}).get("team") for e in entries)}:
-        calendars[team_id] = await service.team_calendar(session, team_id, settings)
+        calendars[team_id] = await team_calendar(session, team_id, settings)
     replayed = replay_timeline(list(entries), calendars.__getitem__)
     current = calendars[complaint.team_id]
-    for row in await service.clocks_of(session, complaint_id):
+    for row in await clocks_of(session, complaint_id):
         if row.stretches is not None:
             continue
-        clock = service._clock_from_row(row)
+        clock = clock_from_row(row)
         if not _reproduces(replayed.get(row.kind), clock):
             report.not_reproduced.append(row.id)
             continue
         clock.history = replayed[row.kind].history
         clock.retarget(clock.target_minutes, current, now)
-        service._store_clock(row, clock, current)
+        store_clock(row, clock, current)
         report.rebuilt += 1
 
 
@@ -111,18 +110,3 @@ async def rebuild_stretches(db: Database, settings: ComplaintsSettings, now: dt.
         async with db.transaction() as session:
             await rebuild_complaint(session, complaint_id, settings, now, report)
     return report
-
-
-async def _main() -> None:
-    settings = ComplaintsSettings()
-    db = Database(settings.connection_url())
-    try:
-        report = await rebuild_stretches(db, settings)
-    finally:
-        await db.dispose()
-    print(f"clock histories rebuilt: {report.rebuilt}; not reproduced from the timeline (left unknown): "
-          f"{len(report.not_reproduced)} {report.not_reproduced or ''}".rstrip())
-
-
-if __name__ == "__main__":
-    asyncio.run(_main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.contacts import email_key, phone_key
 from crm_common.db import dialect_insert, utcnow
 from crm_common.events.customers import CustomerSnapshot
 from crm_common.problems import Problem
@@ -18,7 +19,6 @@ from crm_complaints.complaints.models import (
 )
 from crm_complaints.complaints.priority import CATEGORIES
 from crm_complaints.complaints.sla import BusinessCalendar, CalendarError
-from crm_complaints.complaints.service import normalize_email, normalize_phone
 
 
 async def apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot) -> None:
@@ -38,7 +38,7 @@ async def apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot) -> N
     for contact in snapshot.contacts:
         await session.execute(delete(DirectoryContact).where(DirectoryContact.contact_id == contact.contact_id))
         session.add(DirectoryContact(contact_id=contact.contact_id, customer_id=snapshot.customer_id, name=contact.name,
-                                     phone=normalize_phone(contact.phone), email=normalize_email(contact.email), language=contact.language))
+                                     phone=phone_key(contact.phone), email=email_key(contact.email), language=contact.language))
     await session.flush()
 
 

@@ -20,11 +20,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common import audit
+from crm_common.contacts import email_key, phone_key
 from crm_common.db import utcnow
 from crm_common.privacy import Person, scrub_idempotency_records, scrub_outbox
 from crm_complaints.complaints import directory
 from crm_complaints.complaints.models import Complaint, DirectoryContact, DirectoryCustomer, TimelineEntry
-from crm_complaints.complaints.service import SYSTEM, add_timeline, follow_merges, normalize_email, normalize_phone
+from crm_complaints.complaints.access import SYSTEM
+from crm_complaints.complaints.lookup import follow_merges
+from crm_complaints.complaints.timeline import add_timeline
 
 REPORTER_FIELDS = ("reporter_name", "reporter_phone", "reporter_email")
 _FREE_TEXT = ("description", "desired_outcome", "outcome", "survey_comment")
@@ -39,8 +42,8 @@ def _reported_by(complaint: Complaint, contact_id: str, contact: DirectoryContac
         return True
     if contact is None:
         return False
-    return bool((contact.phone and complaint.reporter_phone and normalize_phone(complaint.reporter_phone) == contact.phone)
-                or (contact.email and complaint.reporter_email and normalize_email(complaint.reporter_email) == contact.email)
+    return bool((contact.phone and complaint.reporter_phone and phone_key(complaint.reporter_phone) == contact.phone)
+                or (contact.email and complaint.reporter_email and email_key(complaint.reporter_email) == contact.email)
                 or _same_name(complaint.reporter_name, contact.name))
 
 

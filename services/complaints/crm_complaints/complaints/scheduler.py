@@ -16,12 +16,13 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 
 from crm_common.db import Database, utcnow
-from crm_common.events.complaints import ComplaintEscalated
-from crm_common.outbox import emit
-from crm_complaints import SERVICE_NAME
-from crm_complaints.complaints import routing, service
+from crm_complaints.complaints import publish, routing
+from crm_complaints.complaints.access import SYSTEM
+from crm_complaints.complaints.clocks import clock_from_row, team_calendar
+from crm_complaints.complaints.intake import assign_to, choose_agent
 from crm_complaints.complaints.models import Complaint, SlaClockRow, Team
 from crm_complaints.complaints.sla import ESCALATION_TARGETS
+from crm_complaints.complaints.timeline import add_timeline
 from crm_complaints.settings import ComplaintsSettings
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,8 @@ class SlaScheduler:
                 return 0
             complaint = await session.get(Complaint, row.complaint_id)
             team = await session.get(Team, complaint.team_id) if complaint.team_id else None
-            calendar = await service.team_calendar(session, complaint.team_id, self.settings)
-            clock = service._clock_from_row(row)
+            calendar = await team_calendar(session, complaint.team_id, self.settings)
+            clock = clock_from_row(row)
             level = row.escalation_level
             while level < MAX_LEVEL:
                 due = clock.escalation_due(calendar, level + 1)
@@ -96,14 +97,12 @@ class SlaScheduler:
                     return emitted  # another replica escalated this clock: its transaction owns the events
                 escalated_to = self._recipient(new_level, team)
                 reason = "near_breach" if new_level == 1 else "breach"
-                await emit(session, ComplaintEscalated(
-                    complaint_id=complaint.id, complaint_number=complaint.number, customer_id=complaint.customer_id, level=new_level,
-                    escalated_to=escalated_to, clock=row.kind, reason=reason, escalated_at=now),
-                    key=complaint.customer_id, producer=SERVICE_NAME, occurred_at=now)
-                await service.add_timeline(session, complaint, "escalated", at=now, actor=service.SYSTEM, visibility="internal",
-                                           body=f"{row.kind.replace('_', ' ')} {reason.replace('_', ' ')}: escalated to {escalated_to}",
-                                           data={"level": new_level, "clock": row.kind, "reason": reason, "to": escalated_to,
-                                                 "due_at": due.isoformat()})
+                await publish.escalated(session, complaint, level=new_level, escalated_to=escalated_to, clock=row.kind, reason=reason,
+                                        now=now)
+                await add_timeline(session, complaint, "escalated", at=now, actor=SYSTEM, visibility="internal",
+                                   body=f"{row.kind.replace('_', ' ')} {reason.replace('_', ' ')}: escalated to {escalated_to}",
+                                   data={"level": new_level, "clock": row.kind, "reason": reason, "to": escalated_to,
+                                         "due_at": due.isoformat()})
                 emitted += 1
                 level = new_level
             if level == row.escalation_level and emitted == 0:
@@ -136,7 +135,7 @@ class SlaScheduler:
                 if complaint is None or complaint.status != "new" or complaint.agent_id is not None:
                     continue
                 team = await session.get(Team, team_id)
-                agent_id = await service.choose_agent(session, team, now, complaint)
+                agent_id = await choose_agent(session, team, now, complaint)
                 if agent_id is None:
                     continue
                 guarded = await session.execute(update(Complaint).where(Complaint.id == complaint_id, Complaint.agent_id.is_(None),
@@ -145,7 +144,7 @@ class SlaScheduler:
                 if guarded.rowcount != 1:
                     continue
                 await session.refresh(complaint)
-                await service._assign(session, complaint, team, agent_id, now=now, actor=service.SYSTEM, reason=None, settings=self.settings)
+                await assign_to(session, complaint, team, agent_id, now=now, actor=SYSTEM, reason=None, settings=self.settings)
                 assigned += 1
         if assigned and self.on_commit is not None:
             self.on_commit()

@@ -113,13 +113,6 @@ class BusinessCalendar:
             return True
         return day.weekday() in self.weekdays and day not in self.holidays
 
-    def is_business_time(self, instant: dt.datetime) -> bool:
-        local = _aware(instant).astimezone(self.zone)
-        if not self.is_working_day(local.date()):
-            return False
-        minute = local.hour * 60 + local.minute + local.second / 60 + local.microsecond / 60e6
-        return any(start <= minute < end for start, end in self.periods)
-
     def intervals_on(self, day: dt.date) -> tuple[tuple[dt.datetime, dt.datetime], ...]:
         """The UTC intervals of business time whose local date is `day`, in order."""
         return _intervals_on(self, day)

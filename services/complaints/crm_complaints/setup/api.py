@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.problems import Problem, problem_response
 from crm_common.runtime import runtime_of
-from crm_complaints.complaints import directory, service as complaints_service
-from crm_complaints.complaints.api import actor_of, no_nul
+from crm_complaints.complaints import access as complaints_service, directory
+from crm_complaints.deps import actor_of, no_nul
 from crm_complaints.complaints.sla import minute_of_day
 from crm_complaints.setup import holidays, service
 from crm_complaints.setup.schemas import AgentIn, AgentOut, HolidaysOut, RuleIn, RuleOut, TeamIn, TeamOut

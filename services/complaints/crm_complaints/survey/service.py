@@ -3,7 +3,7 @@
 The link's token is `<expiry, unix seconds>.<HMAC-SHA256 of complaint id, the resolution's nonce and the expiry>`
 keyed with COMPLAINTS_SURVEY_SECRET. Nobody can forge one or move its expiry; the nonce (`survey_token` column) is
 new at every resolution, so a reopen and a new resolution void the old link; the survey is answered once per
-resolution (crm_complaints.complaints.service.answer_survey). Domain exceptions here; api.py maps them.
+resolution (crm_complaints.complaints.lifecycle.answer_survey). Domain exceptions here; crm_complaints.problems maps them.
 """
 from __future__ import annotations
 

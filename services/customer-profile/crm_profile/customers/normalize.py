@@ -1,62 +1,10 @@
-"""Normal forms used for storage, duplicate detection and search."""
+"""Normal forms used for storage, duplicate detection and search (phones and emails: crm_common.contacts)."""
 from __future__ import annotations
 
 import re
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
-DEFAULT_REGION = "CN"
 _TAX_ID_STRIP = re.compile(r"[\s\-./]")
 _TAX_ID_FORM = re.compile(r"^[0-9A-Z]{6,30}$")
-
-
-def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str:
-    """E.164 (`+8613800138000`); national numbers are read as Chinese. ValueError if not a real number."""
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {exc}") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def try_normalize_phone(raw: str) -> str | None:
-    try:
-        return normalize_phone(raw)
-    except ValueError:
-        return None
-
-
-def phone_variants(e164: str) -> list[str]:
-    """Ways a stored number may be written in free text (used when scrubbing an erased person)."""
-    variants = {e164}
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return [e164]
-    national = str(number.national_number)
-    variants.add(national)
-    variants.add(e164.lstrip("+"))
-    for fmt in (phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.INTERNATIONAL):
-        formatted = phonenumbers.format_number(number, fmt)
-        variants.add(formatted)
-        variants.add(formatted.replace(" ", ""))
-        variants.add(formatted.replace(" ", "-"))
-    if number.country_code == 86 and len(national) == 11:  # 138-0013-8000, 138 0013 8000
-        variants.add(f"{national[:3]}-{national[3:7]}-{national[7:]}")
-        variants.add(f"{national[:3]} {national[3:7]} {national[7:]}")
-    return sorted((v for v in variants if len(v) >= 5), key=len, reverse=True)
-
-
-def normalize_email(raw: str) -> str:
-    """Syntax-checked and lower-cased as a whole (`Li.Wei@Example.COM` -> `li.wei@example.com`)."""
-    try:
-        result = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValueError(f"not a valid email address: {exc}") from None
-    return result.normalized.lower()
 
 
 def normalize_tax_id(raw: str) -> str:

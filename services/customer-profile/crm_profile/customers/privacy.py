@@ -12,11 +12,11 @@ import re
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.contacts import phone_variants
 from crm_common.db import utcnow
 from crm_common.privacy import Person, mentions, scrub_idempotency_records, scrub_outbox
 from crm_profile.customers import events
 from crm_profile.customers.models import TOMBSTONE, Address, Contact, Interaction
-from crm_profile.customers.normalize import phone_variants
 from crm_profile.customers.schemas import ContactOut, InteractionOut
 from crm_profile.customers.service import _emit, _touch, check_if_match, get_contact, get_customer
 

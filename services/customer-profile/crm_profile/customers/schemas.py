@@ -9,10 +9,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crm_common.contacts import normalize_email, normalize_phone
 from crm_common.events.bounds import ContractDate, FactDate, Money
 from crm_common.events.customers import RelationshipLevel
 from crm_common.inputs import Input as StorableInput
-from crm_profile.customers.normalize import has_control_characters, normalize_email, normalize_phone, normalize_tax_id
+from crm_profile.customers.normalize import has_control_characters, normalize_tax_id
 
 CustomerType = Literal["enterprise", "individual"]
 CustomerStatus = Literal["prospect", "active", "dormant", "lost", "blacklisted"]

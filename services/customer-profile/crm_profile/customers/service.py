@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.contacts import try_normalize_phone
 from crm_common.db import utcnow
 from crm_common.outbox import emit
 from crm_common.problems import Problem
@@ -20,7 +21,7 @@ from crm_profile import SERVICE_NAME
 from crm_profile.accounts import winback
 from crm_profile.customers import events
 from crm_profile.customers.models import MERGED, Address, Contact, Customer, CustomerTag, Interaction
-from crm_profile.customers.normalize import escape_like, has_control_characters, is_id, normalize_tax_id, try_normalize_phone
+from crm_profile.customers.normalize import escape_like, has_control_characters, is_id, normalize_tax_id
 from crm_profile.customers.schemas import (
     AddressIn,
     AddressPatch,

@@ -26,6 +26,7 @@ from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.contacts import email_key, phone_key
 from crm_common.events.customers import CustomerErased
 from crm_common.outbox import outbox_table
 from crm_notifications.delivery.models import DUE_STATUSES, SENDING, SUPPRESSED, Attempt, InboxTask, Message, Notification
@@ -39,19 +40,17 @@ ERASED_REASON = "contact erased"
 # --- addresses -------------------------------------------------------------------------------------------------
 
 def normalize_address(address: str | None) -> str | None:
-    """Email lower-cased; a phone number as its national digits (+86 / 0086 dropped); anything else stripped."""
+    """The form an address is hashed in: an email as crm_common.contacts keys it; a phone number as the digits of its
+    contact key, a Chinese number without its country code (the form hashes were first stored in); anything else stripped."""
     if not address:
         return None
     text = address.strip()
     if "@" in text:
-        return text.lower()
+        return email_key(text)
     digits = re.sub(r"\D", "", text)
     if digits and len(digits) >= 6 and re.fullmatch(r"[\d\s\-+().]+", text):
-        for prefix in ("0086", "86"):
-            if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
-                digits = digits[len(prefix):]
-                break
-        return digits
+        key = phone_key(text) or digits
+        return key.removeprefix("+86") if key.startswith("+86") else key.lstrip("+")
     return text
 
 

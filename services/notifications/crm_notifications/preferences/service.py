@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import re
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.contacts import normalize_email, normalize_phone
 from crm_common.db import utcnow
 from crm_common.problems import Problem
 from crm_notifications import catalog
@@ -24,18 +23,12 @@ _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 def address_error(channel: str, address: str) -> str | None:
     """Why an address is unusable on a channel, or None when it is fine."""
-    if channel == "email":
+    if channel in ("email", "sms"):
         try:
-            validate_email(address, check_deliverability=False)
-        except EmailNotValidError as exc:
-            return f"invalid email address: {exc}"
+            (normalize_email if channel == "email" else normalize_phone)(address)
+        except ValueError as exc:
+            return str(exc)
         return None
-    if channel == "sms":
-        try:
-            number = phonenumbers.parse(address, "CN")
-        except phonenumbers.NumberParseException as exc:
-            return f"invalid phone number: {exc}"
-        return None if phonenumbers.is_valid_number(number) else "invalid phone number"
     if channel == "webhook":
         return None if _URL.match(address) and len(address) <= 1000 else "webhook address must be an http(s) URL"
     if channel == "push":
