@@ -12,6 +12,7 @@ Two strengths of the same rule:
   change when the library is updated); anything else keeps its digits. Whatever passes the strict check has the
   same key as its normal form, so keys match the normal forms other services store.
 """
+
 from __future__ import annotations
 
 import phonenumbers

@@ -1,12 +1,14 @@
 """crm_common.contacts: the strict normal forms and the keys that never refuse agree wherever both answer."""
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm_common.contacts import email_key, normalize_email, normalize_phone, phone_key, try_normalize_phone
 
-mobile = st.builds(lambda prefix, rest: f"1{prefix}{rest:08d}", st.sampled_from(["30", "35", "38", "39", "58", "86", "89"]),
-                   st.integers(0, 10**8 - 1))
+mobile = st.builds(
+    lambda prefix, rest: f"1{prefix}{rest:08d}", st.sampled_from(["30", "35", "38", "39", "58", "86", "89"]), st.integers(0, 10**8 - 1)
+)
 spellings = st.sampled_from(["{n}", "+86{n}", "+86 {a} {b} {c}", "0086-{a}-{b}-{c}", "{a}-{b}-{c}", "(+86) {a} {b} {c}", "+86 {n}"])
 
 

@@ -1,6 +1,7 @@
 """What a route of the complaint service takes as dependencies: the actor, a read session, a unit of work, the
 database (for the plain-row reads of the lookup), the settings and the audit trail. Routes never reach into the
 request's state themselves."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
@@ -35,8 +36,13 @@ def no_nul(**params) -> None:
     """Query and path values with NUL characters are bad input (PostgreSQL cannot compare them)."""
     bad = [name for name, value in params.items() if _has_nul(value)]
     if bad:
-        raise Problem(422, "Validation failed", "NUL characters are not allowed.", type_="urn:crm:problem:validation",
-                      errors=[{"loc": ["query", name], "msg": "NUL characters are not allowed", "type": "value_error"} for name in bad])
+        raise Problem(
+            422,
+            "Validation failed",
+            "NUL characters are not allowed.",
+            type_="urn:crm:problem:validation",
+            errors=[{"loc": ["query", name], "msg": "NUL characters are not allowed", "type": "value_error"} for name in bad],
+        )
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:

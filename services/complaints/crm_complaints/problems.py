@@ -3,6 +3,7 @@
 The status comes from the exception's family; the title (and through it the problem type), the detail and the
 machine-readable members come from the exception. Setup's exceptions are mapped in crm_complaints.setup.api.
 """
+
 from __future__ import annotations
 
 from fastapi import FastAPI, Request

@@ -338,3 +338,11 @@ async def test_lookup_and_list_pages_match_the_single_complaint_endpoints(env):
     assert sorted(c["id"] for c in listed) == sorted(ids)
     for row in listed:
         assert row == (await env.client.get(f"/complaints/{row['id']}", headers=STAFF)).json()
+
+
+async def test_a_phone_without_digits_matches_no_contact(env):
+    """It keys to no number at all: the customer search must not become 'phone IS NULL' (every contact known by email only)."""
+    await seed_customer(env.db, "email-only", email="only@example.com")
+    filed = await env.client.post("/complaints", json=complaint_body(customer_id=None, phone="call me", reporter=None))
+    assert filed.status_code == 422 and filed.json()["title"] == "Unknown customer"
+    assert filed.json()["tried"] == [{"by": "phone", "value": None}]

@@ -1,9 +1,9 @@
 """The use cases raise domain exceptions; crm_complaints.problems alone turns them into problem details, with the
 same status, type, title and members the API has always answered."""
+
 import inspect
 
 from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team
-
 from crm_complaints.complaints import errors
 from crm_complaints.problems import PROBLEM_STATUS, problem_of
 
@@ -15,11 +15,20 @@ def test_every_domain_exception_has_a_status_from_its_family():
 
 
 def test_the_mapping_keeps_title_detail_and_members():
-    problem = problem_of(errors.TransitionNotAllowed("A complaint in status 'new' cannot move to 'resolved'.", current_status="new",
-                                                     allowed=["assigned", "closed"]))
-    assert problem.body("/x") == {"type": "urn:crm:problem:invalid-transition", "title": "Invalid transition", "status": 409,
-                                  "detail": "A complaint in status 'new' cannot move to 'resolved'.", "instance": "/x",
-                                  "current_status": "new", "allowed": ["assigned", "closed"]}
+    problem = problem_of(
+        errors.TransitionNotAllowed(
+            "A complaint in status 'new' cannot move to 'resolved'.", current_status="new", allowed=["assigned", "closed"]
+        )
+    )
+    assert problem.body("/x") == {
+        "type": "urn:crm:problem:invalid-transition",
+        "title": "Invalid transition",
+        "status": 409,
+        "detail": "A complaint in status 'new' cannot move to 'resolved'.",
+        "instance": "/x",
+        "current_status": "new",
+        "allowed": ["assigned", "closed"],
+    }
     assert problem_of(errors.NotYourTeam("x", complaint_team="claims", actor_team="transport")).status == 403
     assert problem_of(errors.ComplaintNotFound("c-1")).body()["detail"] == "No complaint with id c-1."
     assert "detail" not in problem_of(errors.InvalidComplaintInput(title="Cannot merge into itself", errors=[])).body()
@@ -33,13 +42,22 @@ async def test_refusals_over_http_are_problem_json(env):
 
     missing = await env.client.post("/complaints/no-such-id/resolve", json={"outcome": "x"}, headers=STAFF)
     assert (missing.status_code, missing.headers["content-type"]) == (404, "application/problem+json")
-    assert missing.json() == {"type": "urn:crm:problem:complaint-not-found", "title": "Complaint not found", "status": 404,
-                              "detail": "No complaint with id no-such-id.", "instance": "/complaints/no-such-id/resolve"}
+    assert missing.json() == {
+        "type": "urn:crm:problem:complaint-not-found",
+        "title": "Complaint not found",
+        "status": 404,
+        "detail": "No complaint with id no-such-id.",
+        "instance": "/complaints/no-such-id/resolve",
+    }
 
     closing = await env.client.post(f"{path}/close", json={}, headers=STAFF)
     assert closing.status_code == 409 and closing.headers["content-type"] == "application/problem+json"
     assert {k: closing.json()[k] for k in ("type", "title", "current_status", "allowed")} == {
-        "type": "urn:crm:problem:invalid-transition", "title": "Invalid transition", "current_status": filed["status"], "allowed": ["resolved"]}
+        "type": "urn:crm:problem:invalid-transition",
+        "title": "Invalid transition",
+        "current_status": filed["status"],
+        "allowed": ["resolved"],
+    }
 
     resolved = await env.client.post(f"{path}/resolve", json={"outcome": "refund"}, headers=STAFF)
     assert resolved.status_code == 200, resolved.text

@@ -1,4 +1,5 @@
 """Who acts on complaints, and what their role lets them do."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,11 @@ def authorize(actor: Actor | None, complaint: Complaint, action: str = "handle")
             return actor
         raise NotAllowed("Account managers can add notes and customer messages; the handling team changes the complaint.")
     if complaint.team_id is not None and actor.team != complaint.team_id:
-        raise NotYourTeam(f"This complaint belongs to team {complaint.team_id!r}; acting on it needs the supervisor role.",
-                          complaint_team=complaint.team_id, actor_team=actor.team)
+        raise NotYourTeam(
+            f"This complaint belongs to team {complaint.team_id!r}; acting on it needs the supervisor role.",
+            complaint_team=complaint.team_id,
+            actor_team=actor.team,
+        )
     return actor
 
 

@@ -1,6 +1,7 @@
 """HTTP resources of complaints. Routes stay thin: the actor, sessions and settings come from crm_complaints.deps, the
 work from the use-case modules (intake, lifecycle, clocks, lookup), and their domain exceptions become problem
 details in crm_complaints.problems."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,9 +18,10 @@ from sqlalchemy import select
 from crm_common import audit
 from crm_common.db import RowReader
 from crm_common.idempotency import Answer, Idempotent, IdempotentRequest
-from crm_complaints.complaints import intake, lifecycle, lookup as finding, reports
-from crm_complaints.complaints.clocks import clocks_of, clocks_of_many
+from crm_complaints.complaints import intake, lifecycle, reports
+from crm_complaints.complaints import lookup as finding
 from crm_complaints.complaints.access import Actor, require_staff
+from crm_complaints.complaints.clocks import clocks_of, clocks_of_many
 from crm_complaints.complaints.errors import ComplaintNotFound
 from crm_complaints.complaints.models import Complaint
 from crm_complaints.complaints.schemas import (
@@ -46,35 +48,73 @@ router = APIRouter(tags=["complaints"])
 View = Literal["agent", "customer"]
 
 
-async def complaint_out(session, complaint: Complaint, *, refs: tuple[list[str], list[str]] | None = None,
-                        clocks: list | None = None) -> ComplaintOut:
+async def complaint_out(
+    session, complaint: Complaint, *, refs: tuple[list[str], list[str]] | None = None, clocks: list | None = None
+) -> ComplaintOut:
     """refs and clocks may be preloaded for a whole page (lookup.references_of / clocks_of_many): no query per complaint."""
     orders, tracking = refs if refs is not None else await finding.references(session, complaint.id)
     if clocks is None:
         clocks = await clocks_of(session, complaint.id)
     return ComplaintOut(
-        id=complaint.id, number=complaint.number, customer_id=complaint.customer_id, category=complaint.category,
-        priority=complaint.priority, channel=complaint.channel, status=complaint.status, status_text=dict(CUSTOMER_STATUS[complaint.status]),
-        team_id=complaint.team_id, agent_id=complaint.agent_id, description=complaint.description,
-        desired_outcome=complaint.desired_outcome, claimed_amount=complaint.claimed_amount, attachments=complaint.attachments or [],
+        id=complaint.id,
+        number=complaint.number,
+        customer_id=complaint.customer_id,
+        category=complaint.category,
+        priority=complaint.priority,
+        channel=complaint.channel,
+        status=complaint.status,
+        status_text=dict(CUSTOMER_STATUS[complaint.status]),
+        team_id=complaint.team_id,
+        agent_id=complaint.agent_id,
+        description=complaint.description,
+        desired_outcome=complaint.desired_outcome,
+        claimed_amount=complaint.claimed_amount,
+        attachments=complaint.attachments or [],
         reporter=Reporter(name=complaint.reporter_name, phone=complaint.reporter_phone, email=complaint.reporter_email),
-        language=complaint.language, order_ids=orders, tracking_numbers=tracking, duplicate_of=complaint.duplicate_of,
-        merged_into=complaint.merged_into, filed_at=complaint.filed_at, first_response_at=complaint.first_response_at,
-        resolved_at=complaint.resolved_at, closed_at=complaint.closed_at, outcome=complaint.outcome,
-        compensation_amount=complaint.compensation_amount, reopen_count=complaint.reopen_count, survey_score=complaint.survey_score,
-        clocks=[ClockOut(kind=c.kind, target_minutes=c.target_minutes, deadline_at=c.deadline_at, stopped_at=c.stopped_at, paused=c.paused,
-                         escalation_level=c.escalation_level, breached_at=c.breached_at) for c in clocks],
+        language=complaint.language,
+        order_ids=orders,
+        tracking_numbers=tracking,
+        duplicate_of=complaint.duplicate_of,
+        merged_into=complaint.merged_into,
+        filed_at=complaint.filed_at,
+        first_response_at=complaint.first_response_at,
+        resolved_at=complaint.resolved_at,
+        closed_at=complaint.closed_at,
+        outcome=complaint.outcome,
+        compensation_amount=complaint.compensation_amount,
+        reopen_count=complaint.reopen_count,
+        survey_score=complaint.survey_score,
+        clocks=[
+            ClockOut(
+                kind=c.kind,
+                target_minutes=c.target_minutes,
+                deadline_at=c.deadline_at,
+                stopped_at=c.stopped_at,
+                paused=c.paused,
+                escalation_level=c.escalation_level,
+                breached_at=c.breached_at,
+            )
+            for c in clocks
+        ],
     )
 
 
-async def customer_out(session, complaint: Complaint, language: str | None = None, *,
-                       refs: tuple[list[str], list[str]] | None = None) -> CustomerComplaintOut:
+async def customer_out(
+    session, complaint: Complaint, language: str | None = None, *, refs: tuple[list[str], list[str]] | None = None
+) -> CustomerComplaintOut:
     orders, tracking = refs if refs is not None else await finding.references(session, complaint.id)
     return CustomerComplaintOut(
-        id=complaint.id, number=complaint.number, category=complaint.category, status=complaint.status,
-        status_text=customer_status(complaint.status, language or complaint.language), filed_at=complaint.filed_at,
-        resolved_at=complaint.resolved_at, outcome=complaint.outcome, compensation_amount=complaint.compensation_amount,
-        order_ids=orders, tracking_numbers=tracking,
+        id=complaint.id,
+        number=complaint.number,
+        category=complaint.category,
+        status=complaint.status,
+        status_text=customer_status(complaint.status, language or complaint.language),
+        filed_at=complaint.filed_at,
+        resolved_at=complaint.resolved_at,
+        outcome=complaint.outcome,
+        compensation_amount=complaint.compensation_amount,
+        order_ids=orders,
+        tracking_numbers=tracking,
     )
 
 
@@ -95,14 +135,28 @@ def _check_owner_of(actor: Actor | None, complaint_id: str, customer_id: str) ->
 async def _audited_read(request: Request, trail, complaints: list[tuple[str, str | None]]) -> None:
     """Queue a read record per (customer, reporter contact) shown with reporter details; the answer does not wait."""
     for customer_id, contact_id in dict.fromkeys(complaints):
-        await trail.read(audit.entry_for(request.headers, "read", "complaint", customer_id=customer_id, contact_id=contact_id,
-                                         fields=ComplaintOut.model_fields))
+        await trail.read(
+            audit.entry_for(
+                request.headers, "read", "complaint", customer_id=customer_id, contact_id=contact_id, fields=ComplaintOut.model_fields
+            )
+        )
 
 
 async def _audited_change(session, request: Request, action: str, data: BaseModel, complaint: Complaint) -> None:
     """A change to a complaint, audited in its transaction (crm_common.audit)."""
-    await audit.append(session, [audit.entry_for(request.headers, action, "complaint", customer_id=complaint.customer_id,
-                                                 contact_id=complaint.contact_id, fields=data.model_fields_set)])
+    await audit.append(
+        session,
+        [
+            audit.entry_for(
+                request.headers,
+                action,
+                "complaint",
+                customer_id=complaint.customer_id,
+                contact_id=complaint.contact_id,
+                fields=data.model_fields_set,
+            )
+        ],
+    )
 
 
 @router.post("/complaints", status_code=201, response_model=ComplaintOut)
@@ -118,8 +172,15 @@ async def file_complaint(data: ComplaintCreate, request: Request, once: Idempote
 
 
 @router.get("/complaints", response_model=list[ComplaintOut])
-async def list_complaints(actor: ActorDep, session: SessionDep, status: str | None = None, team_id: str | None = None,
-                          agent_id: str | None = None, open_only: bool = False, limit: int = Query(default=50, ge=1, le=500)):
+async def list_complaints(
+    actor: ActorDep,
+    session: SessionDep,
+    status: str | None = None,
+    team_id: str | None = None,
+    agent_id: str | None = None,
+    open_only: bool = False,
+    limit: int = Query(default=50, ge=1, le=500),
+):
     require_staff(actor, "Listing complaints")
     no_nul(status=status, team_id=team_id, agent_id=agent_id)
     query = select(Complaint)
@@ -160,18 +221,46 @@ def complaint_json(row: Mapping, refs: tuple[list[str], list[str]], clocks: list
     """ComplaintOut(...).model_dump(mode="json") of a lookup row, without building the model."""
     orders, tracking = refs
     return {
-        "id": row["id"], "number": row["number"], "customer_id": row["customer_id"], "category": row["category"],
-        "priority": row["priority"], "channel": row["channel"], "status": row["status"],
-        "status_text": dict(CUSTOMER_STATUS[row["status"]]), "team_id": row["team_id"], "agent_id": row["agent_id"],
-        "description": row["description"], "desired_outcome": row["desired_outcome"], "claimed_amount": row["claimed_amount"],
+        "id": row["id"],
+        "number": row["number"],
+        "customer_id": row["customer_id"],
+        "category": row["category"],
+        "priority": row["priority"],
+        "channel": row["channel"],
+        "status": row["status"],
+        "status_text": dict(CUSTOMER_STATUS[row["status"]]),
+        "team_id": row["team_id"],
+        "agent_id": row["agent_id"],
+        "description": row["description"],
+        "desired_outcome": row["desired_outcome"],
+        "claimed_amount": row["claimed_amount"],
         "attachments": row["attachments"] or [],
         "reporter": {"name": row["reporter_name"], "phone": row["reporter_phone"], "email": row["reporter_email"]},
-        "language": row["language"], "order_ids": orders, "tracking_numbers": tracking, "duplicate_of": row["duplicate_of"],
-        "merged_into": row["merged_into"], "filed_at": row["filed_at"], "first_response_at": row["first_response_at"],
-        "resolved_at": row["resolved_at"], "closed_at": row["closed_at"], "outcome": row["outcome"],
-        "compensation_amount": row["compensation_amount"], "reopen_count": row["reopen_count"], "survey_score": row["survey_score"],
-        "clocks": [{"kind": c.kind, "target_minutes": c.target_minutes, "deadline_at": c.deadline_at, "stopped_at": c.stopped_at,
-                    "paused": c.paused, "escalation_level": c.escalation_level, "breached_at": c.breached_at} for c in clocks],
+        "language": row["language"],
+        "order_ids": orders,
+        "tracking_numbers": tracking,
+        "duplicate_of": row["duplicate_of"],
+        "merged_into": row["merged_into"],
+        "filed_at": row["filed_at"],
+        "first_response_at": row["first_response_at"],
+        "resolved_at": row["resolved_at"],
+        "closed_at": row["closed_at"],
+        "outcome": row["outcome"],
+        "compensation_amount": row["compensation_amount"],
+        "reopen_count": row["reopen_count"],
+        "survey_score": row["survey_score"],
+        "clocks": [
+            {
+                "kind": c.kind,
+                "target_minutes": c.target_minutes,
+                "deadline_at": c.deadline_at,
+                "stopped_at": c.stopped_at,
+                "paused": c.paused,
+                "escalation_level": c.escalation_level,
+                "breached_at": c.breached_at,
+            }
+            for c in clocks
+        ],
     }
 
 
@@ -179,10 +268,17 @@ def customer_complaint_json(row: Mapping, refs: tuple[list[str], list[str]]) -> 
     """CustomerComplaintOut(...).model_dump(mode="json") of a lookup row (status text in the complaint's language)."""
     orders, tracking = refs
     return {
-        "id": row["id"], "number": row["number"], "category": row["category"], "status": row["status"],
-        "status_text": customer_status(row["status"], row["language"]), "filed_at": row["filed_at"],
-        "resolved_at": row["resolved_at"], "outcome": row["outcome"], "compensation_amount": row["compensation_amount"],
-        "order_ids": orders, "tracking_numbers": tracking,
+        "id": row["id"],
+        "number": row["number"],
+        "category": row["category"],
+        "status": row["status"],
+        "status_text": customer_status(row["status"], row["language"]),
+        "filed_at": row["filed_at"],
+        "resolved_at": row["resolved_at"],
+        "outcome": row["outcome"],
+        "compensation_amount": row["compensation_amount"],
+        "order_ids": orders,
+        "tracking_numbers": tracking,
     }
 
 
@@ -190,13 +286,28 @@ def timeline_json(entry, customer_view: bool) -> dict:
     """_entry(entry, customer_view) without building the model."""
     if customer_view:
         return {"at": entry.at, "kind": entry.kind, "body": entry.body}
-    return {"at": entry.at, "kind": entry.kind, "visibility": entry.visibility, "actor_id": entry.actor_id, "body": entry.body,
-            "data": entry.data or {}}
+    return {
+        "at": entry.at,
+        "kind": entry.kind,
+        "visibility": entry.visibility,
+        "actor_id": entry.actor_id,
+        "body": entry.body,
+        "data": entry.data or {},
+    }
 
 
-async def lookup_page(reader: RowReader, actor: Actor | None, *, number: str | None = None, customer_id: str | None = None,
-                      phone: str | None = None, tracking_number: str | None = None, view: str = "agent", limit: int = 20,
-                      shown: list | None = None) -> list[dict]:
+async def lookup_page(
+    reader: RowReader,
+    actor: Actor | None,
+    *,
+    number: str | None = None,
+    customer_id: str | None = None,
+    phone: str | None = None,
+    tracking_number: str | None = None,
+    view: str = "agent",
+    limit: int = 20,
+    shown: list | None = None,
+) -> list[dict]:
     """The lookup's answer: each complaint found (the customer view for customers) with its timeline. A customer
     finds only its own complaints (the key is replaced by its id, and every row is checked). `shown` receives the
     (customer id, reporter contact id) of each complaint found (the audit trail's subjects)."""
@@ -210,12 +321,18 @@ async def lookup_page(reader: RowReader, actor: Actor | None, *, number: str | N
     if shown is not None:
         shown.extend((row["customer_id"], row["contact_id"]) for row in found)
     # references, clocks and timeline of the whole page in one statement, not per complaint
-    refs, page_clocks, entries = await finding.page_details(reader, [c["id"] for c in found], customer_view=customer_view,
-                                                            with_clocks=not customer_view)
-    return [{
-        "complaint": customer_complaint_json(c, refs[c["id"]]) if customer_view else complaint_json(c, refs[c["id"]], page_clocks[c["id"]]),
-        "timeline": [timeline_json(e, customer_view) for e in entries[c["id"]]],
-    } for c in found]
+    refs, page_clocks, entries = await finding.page_details(
+        reader, [c["id"] for c in found], customer_view=customer_view, with_clocks=not customer_view
+    )
+    return [
+        {
+            "complaint": customer_complaint_json(c, refs[c["id"]])
+            if customer_view
+            else complaint_json(c, refs[c["id"]], page_clocks[c["id"]]),
+            "timeline": [timeline_json(e, customer_view) for e in entries[c["id"]]],
+        }
+        for c in found
+    ]
 
 
 def json_response(content) -> Response:
@@ -223,14 +340,33 @@ def json_response(content) -> Response:
 
 
 @router.get("/complaints/lookup", response_model=list[LookupResult])
-async def lookup(request: Request, actor: ActorDep, db: DatabaseDep, trail: AuditDep, number: str | None = None,
-                 customer_id: str | None = None, phone: str | None = None, tracking_number: str | None = None, view: View = "agent",
-                 limit: int = Query(default=20, ge=1, le=200)):
+async def lookup(
+    request: Request,
+    actor: ActorDep,
+    db: DatabaseDep,
+    trail: AuditDep,
+    number: str | None = None,
+    customer_id: str | None = None,
+    phone: str | None = None,
+    tracking_number: str | None = None,
+    view: View = "agent",
+    limit: int = Query(default=20, ge=1, le=200),
+):
     """Call-center status query by complaint number, customer, phone or tracking number, each with its timeline."""
     shown: list[tuple[str, str | None]] = []
-    page = await db.read(lambda reader: lookup_page(
-        reader, actor, number=number, customer_id=customer_id, phone=phone, tracking_number=tracking_number, view=view, limit=limit,
-        shown=shown))
+    page = await db.read(
+        lambda reader: lookup_page(
+            reader,
+            actor,
+            number=number,
+            customer_id=customer_id,
+            phone=phone,
+            tracking_number=tracking_number,
+            view=view,
+            limit=limit,
+            shown=shown,
+        )
+    )
     if not _customer_view(actor, view):
         await _audited_read(request, trail, shown)
     return json_response(page)
@@ -239,13 +375,21 @@ async def lookup(request: Request, actor: ActorDep, db: DatabaseDep, trail: Audi
 def _entry(entry, customer_view: bool) -> dict:
     if customer_view:
         return CustomerTimelineEntryOut(at=entry.at, kind=entry.kind, body=entry.body).model_dump(mode="json")
-    return TimelineEntryOut(at=entry.at, kind=entry.kind, visibility=entry.visibility, actor_id=entry.actor_id, body=entry.body,
-                            data=entry.data or {}).model_dump(mode="json")
+    return TimelineEntryOut(
+        at=entry.at, kind=entry.kind, visibility=entry.visibility, actor_id=entry.actor_id, body=entry.body, data=entry.data or {}
+    ).model_dump(mode="json")
 
 
 @router.get("/complaints/{complaint_id}")
-async def get_complaint(complaint_id: str, request: Request, actor: ActorDep, session: SessionDep, trail: AuditDep,
-                        view: View = "agent", lang: str | None = None):
+async def get_complaint(
+    complaint_id: str,
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    trail: AuditDep,
+    view: View = "agent",
+    lang: str | None = None,
+):
     complaint = await finding.get_complaint(session, complaint_id)
     _check_owner(actor, complaint)
     if _customer_view(actor, view):
@@ -281,8 +425,14 @@ async def _act(request: Request, once: IdempotentRequest, data: BaseModel, actio
 
 @router.post("/complaints/{complaint_id}/assign")
 async def assign(complaint_id: str, data: AssignIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
-    return await _act(request, once, data, lambda s: lifecycle.assign(s, complaint_id, team_id=data.team_id, agent_id=data.agent_id,
-                                                                      reason=data.reason, actor=actor, settings=settings))
+    return await _act(
+        request,
+        once,
+        data,
+        lambda s: lifecycle.assign(
+            s, complaint_id, team_id=data.team_id, agent_id=data.agent_id, reason=data.reason, actor=actor, settings=settings
+        ),
+    )
 
 
 @router.post("/complaints/{complaint_id}/replies")
@@ -291,11 +441,15 @@ async def reply(complaint_id: str, data: MessageIn, request: Request, once: Idem
 
 
 @router.post("/complaints/{complaint_id}/customer-messages")
-async def customer_message(complaint_id: str, data: MessageIn, request: Request, once: Idempotent, actor: ActorDep,
-                           settings: SettingsDep):
+async def customer_message(complaint_id: str, data: MessageIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
     """Information from the customer (role customer, or staff recording a call); resumes a complaint waiting on the customer."""
-    return await _act(request, once, data, lambda s: lifecycle.customer_message(s, complaint_id, data.body, actor=actor, settings=settings),
-                      view=_view_for(actor))
+    return await _act(
+        request,
+        once,
+        data,
+        lambda s: lifecycle.customer_message(s, complaint_id, data.body, actor=actor, settings=settings),
+        view=_view_for(actor),
+    )
 
 
 @router.post("/complaints/{complaint_id}/notes")
@@ -305,22 +459,42 @@ async def note(complaint_id: str, data: MessageIn, request: Request, once: Idemp
 
 @router.post("/complaints/{complaint_id}/status")
 async def change_status(complaint_id: str, data: StatusIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
-    return await _act(request, once, data, lambda s: lifecycle.change_status(s, complaint_id, data.status, reason=data.reason,
-                                                                             actor=actor, settings=settings))
+    return await _act(
+        request,
+        once,
+        data,
+        lambda s: lifecycle.change_status(s, complaint_id, data.status, reason=data.reason, actor=actor, settings=settings),
+    )
 
 
 @router.post("/complaints/{complaint_id}/resolve")
 async def resolve(complaint_id: str, data: ResolveIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
-    return await _act(request, once, data, lambda s: lifecycle.resolve(s, complaint_id, outcome=data.outcome,
-                                                                       compensation_amount=data.compensation_amount,
-                                                                       message=data.message, actor=actor, settings=settings))
+    return await _act(
+        request,
+        once,
+        data,
+        lambda s: lifecycle.resolve(
+            s,
+            complaint_id,
+            outcome=data.outcome,
+            compensation_amount=data.compensation_amount,
+            message=data.message,
+            actor=actor,
+            settings=settings,
+        ),
+    )
 
 
 @router.post("/complaints/{complaint_id}/reopen")
 async def reopen(complaint_id: str, data: ReasonIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
     customer_id = actor.id if actor is not None and actor.role == "customer" else None
-    return await _act(request, once, data, lambda s: lifecycle.reopen(s, complaint_id, reason=data.reason, actor=actor, settings=settings,
-                                                                      customer_id=customer_id), view=_view_for(actor))
+    return await _act(
+        request,
+        once,
+        data,
+        lambda s: lifecycle.reopen(s, complaint_id, reason=data.reason, actor=actor, settings=settings, customer_id=customer_id),
+        view=_view_for(actor),
+    )
 
 
 @router.post("/complaints/{complaint_id}/close")
@@ -331,23 +505,32 @@ async def close(complaint_id: str, data: ReasonIn, request: Request, once: Idemp
 @router.post("/complaints/{complaint_id}/merge")
 async def merge(complaint_id: str, data: MergeIn, request: Request, once: Idempotent, actor: ActorDep, settings: SettingsDep):
     """Merge this complaint (a duplicate) into `into`; returns the surviving complaint."""
-    return await _act(request, once, data, lambda s: lifecycle.merge(s, complaint_id, data.into, reason=data.reason, actor=actor,
-                                                                     settings=settings))
+    return await _act(
+        request, once, data, lambda s: lifecycle.merge(s, complaint_id, data.into, reason=data.reason, actor=actor, settings=settings)
+    )
 
 
 @router.post("/complaints/{complaint_id}/survey")
 async def survey(complaint_id: str, data: SurveyIn, once: Idempotent, actor: ActorDep, settings: SettingsDep):
     async def answer(session) -> Answer:
-        complaint = await lifecycle.answer_survey(session, complaint_id, score=data.score, comment=data.comment, token=data.token,
-                                                  actor=actor, settings=settings)
-        return Answer({"complaint_id": complaint.id, "score": complaint.survey_score, "answered_at": complaint.survey_answered_at.isoformat()},
-                      subject=complaint.customer_id)
+        complaint = await lifecycle.answer_survey(
+            session, complaint_id, score=data.score, comment=data.comment, token=data.token, actor=actor, settings=settings
+        )
+        return Answer(
+            {"complaint_id": complaint.id, "score": complaint.survey_score, "answered_at": complaint.survey_answered_at.isoformat()},
+            subject=complaint.customer_id,
+        )
 
     return await once(data, answer)
 
 
 @router.get("/reports/complaints")
-async def complaint_report(actor: ActorDep, session: SessionDep, date_from: dt.date | None = Query(default=None, alias="from"),
-                           date_to: dt.date | None = Query(default=None, alias="to"), period: Literal["day", "week", "month"] = "month"):
+async def complaint_report(
+    actor: ActorDep,
+    session: SessionDep,
+    date_from: dt.date | None = Query(default=None, alias="from"),
+    date_to: dt.date | None = Query(default=None, alias="to"),
+    period: Literal["day", "week", "month"] = "month",
+):
     require_staff(actor, "Reports")
     return await reports.complaint_report(session, date_from=date_from, date_to=date_to, period=period)

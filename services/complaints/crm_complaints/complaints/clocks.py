@@ -1,5 +1,6 @@
 """SLA clocks of complaints: stored rows to `SlaClock` and back (with the deadline and next escalation the
 scheduler scans), in the calendar of the complaint's team; and the reprioritisation that retargets them."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -58,9 +59,9 @@ async def team_calendar(session: AsyncSession, team_id: str | None, settings: Co
 
 
 async def clocks_of(session: AsyncSession, complaint_id: str) -> list[SlaClockRow]:
-    return list((await session.scalars(
-        select(SlaClockRow).where(SlaClockRow.complaint_id == complaint_id).order_by(SlaClockRow.kind)
-    )).all())
+    return list(
+        (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == complaint_id).order_by(SlaClockRow.kind))).all()
+    )
 
 
 async def clocks_of_many(session: AsyncSession, complaint_ids: list[str]) -> dict[str, list[SlaClockRow]]:
@@ -68,15 +69,18 @@ async def clocks_of_many(session: AsyncSession, complaint_ids: list[str]) -> dic
     out: dict[str, list[SlaClockRow]] = {cid: [] for cid in complaint_ids}
     if not complaint_ids:
         return out
-    for row in (await session.scalars(
-        select(SlaClockRow).where(SlaClockRow.complaint_id.in_(set(complaint_ids))).order_by(SlaClockRow.kind, SlaClockRow.id)
-    )).all():
+    for row in (
+        await session.scalars(
+            select(SlaClockRow).where(SlaClockRow.complaint_id.in_(set(complaint_ids))).order_by(SlaClockRow.kind, SlaClockRow.id)
+        )
+    ).all():
         out[row.complaint_id].append(row)
     return out
 
 
-async def rebase_clocks(session: AsyncSession, complaint: Complaint, now: dt.datetime, old_team: str | None, new_team: str | None,
-                         settings: ComplaintsSettings) -> None:
+async def rebase_clocks(
+    session: AsyncSession, complaint: Complaint, now: dt.datetime, old_team: str | None, new_team: str | None, settings: ComplaintsSettings
+) -> None:
     """Count time up to now in the old team's calendar, then continue in the new team's."""
     old_calendar = await team_calendar(session, old_team, settings)
     new_calendar = await team_calendar(session, new_team, settings)
@@ -110,8 +114,9 @@ async def record_first_response(session: AsyncSession, complaint: Complaint, now
             store_clock(row, clock, calendar)
 
 
-async def reprioritize_open(session: AsyncSession, customer_id: str, *, settings: ComplaintsSettings,
-                            now: dt.datetime | None = None) -> list[Complaint]:
+async def reprioritize_open(
+    session: AsyncSession, customer_id: str, *, settings: ComplaintsSettings, now: dt.datetime | None = None
+) -> list[Complaint]:
     """After a tier or credit change, raise the priority of the customer's open complaints where the rules now say so.
 
     Priorities only go up (a downgrade never loosens a promise already made). Running and paused clocks take
@@ -122,10 +127,13 @@ async def reprioritize_open(session: AsyncSession, customer_id: str, *, settings
     if customer is None:
         return []
     raised: list[Complaint] = []
-    open_complaints = (await session.scalars(
-        select(Complaint).where(Complaint.customer_id == customer.id, Complaint.status.in_(OPEN_STATES), Complaint.merged_into.is_(None))
-        .with_for_update(key_share=True)
-    )).all()
+    open_complaints = (
+        await session.scalars(
+            select(Complaint)
+            .where(Complaint.customer_id == customer.id, Complaint.status.in_(OPEN_STATES), Complaint.merged_into.is_(None))
+            .with_for_update(key_share=True)
+        )
+    ).all()
     for complaint in open_complaints:
         new = compute_priority(complaint.category, complaint.description, complaint.claimed_amount, customer.tier, customer.credit_grade)
         if new >= complaint.priority:
@@ -140,8 +148,15 @@ async def reprioritize_open(session: AsyncSession, customer_id: str, *, settings
             if clock.stopped_at is None:
                 clock.retarget(targets[row.kind], calendar, now)
                 store_clock(row, clock, calendar)
-        await add_timeline(session, complaint, "reprioritized", at=now, actor=SYSTEM, visibility="internal",
-                           body=f"Priority {old} -> {new} (tier {customer.tier}, credit {customer.credit_grade})",
-                           data={"from": old, "to": new})
+        await add_timeline(
+            session,
+            complaint,
+            "reprioritized",
+            at=now,
+            actor=SYSTEM,
+            visibility="internal",
+            body=f"Priority {old} -> {new} (tier {customer.tier}, credit {customer.credit_grade})",
+            data={"from": old, "to": new},
+        )
         raised.append(complaint)
     return raised

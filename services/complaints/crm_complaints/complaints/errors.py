@@ -4,6 +4,7 @@ them into problem details (the HTTP status comes from the family: see PROBLEM_ST
 Each exception has a `title` (the problem's title, and through it its type) and a `detail` (its message); `facts`
 are machine-readable members of the answer (`current_status`, `allowed`, `errors`...).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,6 +22,7 @@ class ComplaintsError(Exception):
 
 
 # ---- who acts ------------------------------------------------------------------------------------
+
 
 class ActorRequired(ComplaintsError):
     """No identity reached the service (the gateway sets X-Actor-Id and X-Actor-Role)."""
@@ -45,6 +47,7 @@ class NotYourTeam(NotAllowed):
 
 # ---- which complaint ---------------------------------------------------------------------------------
 
+
 class ComplaintNotFound(ComplaintsError):
     """No such complaint, or (for a customer) not one of theirs."""
 
@@ -56,6 +59,7 @@ class ComplaintNotFound(ComplaintsError):
 
 
 # ---- the complaint's state does not allow it -----------------------------------------------------------
+
 
 class StateConflict(ComplaintsError):
     """The request is sound but the complaint's current state refuses it."""
@@ -96,6 +100,7 @@ class SurveyAlreadyAnswered(StateConflict):
 
 
 # ---- the request itself is wrong -----------------------------------------------------------------------
+
 
 class InvalidComplaintInput(ComplaintsError):
     """Bad input that only the service can judge (an unknown category, customer or agent...): `title` says which,

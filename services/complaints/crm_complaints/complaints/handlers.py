@@ -3,6 +3,7 @@ events feed the local directory (and raise the priority of open complaints after
 
 Both consumers run through crm_common.consumer.InboxConsumer, so a redelivered event changes nothing twice.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

@@ -1,6 +1,7 @@
 """The lifecycle of a filed complaint: assignment, replies and notes, status changes, resolution, reopening, closing,
 merging duplicates and the customer's survey answer. Each use case works inside the caller's transaction and
 raises a domain exception (crm_complaints.complaints.errors) that rolls it all back."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,8 +37,15 @@ from crm_complaints.settings import ComplaintsSettings
 from crm_complaints.survey import service as survey_links
 
 
-async def _set_status(session: AsyncSession, complaint: Complaint, target: str, now: dt.datetime, settings: ComplaintsSettings,
-                      actor: Actor, reason: str | None = None) -> None:
+async def _set_status(
+    session: AsyncSession,
+    complaint: Complaint,
+    target: str,
+    now: dt.datetime,
+    settings: ComplaintsSettings,
+    actor: Actor,
+    reason: str | None = None,
+) -> None:
     current = complaint.status
     check_transition(current, target)
     if current == target:
@@ -48,12 +56,22 @@ async def _set_status(session: AsyncSession, complaint: Complaint, target: str, 
         await update_clocks(session, complaint, now, settings, lambda row, clock, cal: clock.resume(now))
     complaint.status = target
     complaint.version += 1
-    await add_timeline(session, complaint, "status_changed", at=now, actor=actor, visibility="customer", body=reason,
-                       data={"from": current, "to": target})
+    await add_timeline(
+        session, complaint, "status_changed", at=now, actor=actor, visibility="customer", body=reason, data={"from": current, "to": target}
+    )
 
 
-async def assign(session: AsyncSession, complaint_id: str, *, team_id: str | None, agent_id: str | None, reason: str | None,
-                 actor: Actor | None, settings: ComplaintsSettings, now: dt.datetime | None = None) -> Complaint:
+async def assign(
+    session: AsyncSession,
+    complaint_id: str,
+    *,
+    team_id: str | None,
+    agent_id: str | None,
+    reason: str | None,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+) -> Complaint:
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)
     actor = authorize(actor, complaint)
@@ -61,17 +79,26 @@ async def assign(session: AsyncSession, complaint_id: str, *, team_id: str | Non
         raise TransitionNotAllowed(f"A {complaint.status} complaint cannot be assigned.", current_status=complaint.status)
     reassignment = complaint.agent_id is not None or (team_id is not None and team_id != complaint.team_id)
     if reassignment and not reason:
-        raise InvalidComplaintInput("A reassignment needs a reason.", title="Reason required",
-                                    errors=[field_error("body", "reason", msg="required when reassigning", type_="missing")])
+        raise InvalidComplaintInput(
+            "A reassignment needs a reason.",
+            title="Reason required",
+            errors=[field_error("body", "reason", msg="required when reassigning", type_="missing")],
+        )
     team = await get_or_create_team(session, team_id or complaint.team_id or routing.DEFAULT_TEAM, settings)
     if agent_id is not None:
         agent = await session.get(Agent, agent_id)
         if agent is None or not agent.active:
-            raise InvalidComplaintInput(f"No active agent {agent_id!r}.", title="Unknown agent",
-                                        errors=[field_error("body", "agent_id", msg="unknown or inactive agent", type_="not_found")])
+            raise InvalidComplaintInput(
+                f"No active agent {agent_id!r}.",
+                title="Unknown agent",
+                errors=[field_error("body", "agent_id", msg="unknown or inactive agent", type_="not_found")],
+            )
         if agent.team_id != team.id:
-            raise InvalidComplaintInput(f"Agent {agent_id!r} belongs to team {agent.team_id!r}, not {team.id!r}.", title="Agent not in team",
-                                        errors=[field_error("body", "agent_id", msg="agent is not in the team", type_="mismatch")])
+            raise InvalidComplaintInput(
+                f"Agent {agent_id!r} belongs to team {agent.team_id!r}, not {team.id!r}.",
+                title="Agent not in team",
+                errors=[field_error("body", "agent_id", msg="agent is not in the team", type_="mismatch")],
+            )
     else:
         agent_id = await choose_agent(session, team, now, complaint)
     await assign_to(session, complaint, team, agent_id, now=now, actor=actor, reason=reason if reassignment else None, settings=settings)
@@ -79,8 +106,15 @@ async def assign(session: AsyncSession, complaint_id: str, *, team_id: str | Non
     return complaint
 
 
-async def reply(session: AsyncSession, complaint_id: str, body: str, *, actor: Actor | None, settings: ComplaintsSettings,
-                now: dt.datetime | None = None) -> Complaint:
+async def reply(
+    session: AsyncSession,
+    complaint_id: str,
+    body: str,
+    *,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+) -> Complaint:
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)
     actor = authorize(actor, complaint)
@@ -101,8 +135,15 @@ async def note(session: AsyncSession, complaint_id: str, body: str, *, actor: Ac
     return complaint
 
 
-async def customer_message(session: AsyncSession, complaint_id: str, body: str, *, actor: Actor | None, settings: ComplaintsSettings,
-                           now: dt.datetime | None = None) -> Complaint:
+async def customer_message(
+    session: AsyncSession,
+    complaint_id: str,
+    body: str,
+    *,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+) -> Complaint:
     """The customer adds information. A complaint waiting on the customer goes back to work (clocks resume)."""
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)
@@ -118,24 +159,46 @@ async def customer_message(session: AsyncSession, complaint_id: str, body: str, 
     return complaint
 
 
-async def change_status(session: AsyncSession, complaint_id: str, target: str, *, reason: str | None, actor: Actor | None,
-                        settings: ComplaintsSettings, now: dt.datetime | None = None) -> Complaint:
+async def change_status(
+    session: AsyncSession,
+    complaint_id: str,
+    target: str,
+    *,
+    reason: str | None,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+) -> Complaint:
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)
     actor = authorize(actor, complaint)
     if target not in STATES:
-        raise InvalidComplaintInput(f"{target!r} is not a status.", title="Unknown status", allowed=list(STATES),
-                                    errors=[field_error("body", "status", msg="unknown status", type_="enum")])
+        raise InvalidComplaintInput(
+            f"{target!r} is not a status.",
+            title="Unknown status",
+            allowed=list(STATES),
+            errors=[field_error("body", "status", msg="unknown status", type_="enum")],
+        )
     if target not in MANUAL_TARGETS:
         check_transition(complaint.status, target)  # 409 when not allowed at all
-        raise UseActionEndpoint(f"Move to {target!r} through its own action (assign, resolve, close, reopen).",
-                                current_status=complaint.status)
+        raise UseActionEndpoint(
+            f"Move to {target!r} through its own action (assign, resolve, close, reopen).", current_status=complaint.status
+        )
     await _set_status(session, complaint, target, now, settings, actor, reason)
     return complaint
 
 
-async def resolve(session: AsyncSession, complaint_id: str, *, outcome: str, compensation_amount: Decimal | None, message: str | None,
-                  actor: Actor | None, settings: ComplaintsSettings, now: dt.datetime | None = None) -> Complaint:
+async def resolve(
+    session: AsyncSession,
+    complaint_id: str,
+    *,
+    outcome: str,
+    compensation_amount: Decimal | None,
+    message: str | None,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+) -> Complaint:
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)
     actor = authorize(actor, complaint)
@@ -162,11 +225,29 @@ async def resolve(session: AsyncSession, complaint_id: str, *, outcome: str, com
     complaint.resolution_within_sla = within
     complaint.survey_token = secrets.token_urlsafe(24)
     complaint.version += 1
-    await add_timeline(session, complaint, "resolved", at=now, actor=actor, visibility="customer", body=outcome,
-                       data={"from": previous, "compensation_amount": str(compensation_amount) if compensation_amount is not None else None,
-                             "within_sla": within})
-    await publish.resolved(session, complaint, outcome=outcome, compensation_amount=compensation_amount, within_sla=within,
-                           survey_url=survey_url(complaint, settings), now=now)
+    await add_timeline(
+        session,
+        complaint,
+        "resolved",
+        at=now,
+        actor=actor,
+        visibility="customer",
+        body=outcome,
+        data={
+            "from": previous,
+            "compensation_amount": str(compensation_amount) if compensation_amount is not None else None,
+            "within_sla": within,
+        },
+    )
+    await publish.resolved(
+        session,
+        complaint,
+        outcome=outcome,
+        compensation_amount=compensation_amount,
+        within_sla=within,
+        survey_url=survey_url(complaint, settings),
+        now=now,
+    )
     return complaint
 
 
@@ -174,8 +255,16 @@ def survey_url(complaint: Complaint, settings: ComplaintsSettings) -> str:
     return f"{settings.survey_base_url.rstrip('/')}/{complaint.id}?token={survey_links.link_token(complaint, settings)}"
 
 
-async def reopen(session: AsyncSession, complaint_id: str, *, reason: str | None, actor: Actor | None, settings: ComplaintsSettings,
-                 now: dt.datetime | None = None, customer_id: str | None = None) -> Complaint:
+async def reopen(
+    session: AsyncSession,
+    complaint_id: str,
+    *,
+    reason: str | None,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+    customer_id: str | None = None,
+) -> Complaint:
     """Reopen within the window. Staff, or the customer who owns it (customer_id from the gateway)."""
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)
@@ -192,26 +281,38 @@ async def reopen(session: AsyncSession, complaint_id: str, *, reason: str | None
     complaint.reopen_count += 1
     complaint.version += 1
     await update_clocks(session, complaint, now, settings, lambda row, clock, cal: clock.restart(now))
-    await add_timeline(session, complaint, "reopened", at=now, actor=actor, visibility="customer", body=reason,
-                       data={"from": previous, "to": target})
+    await add_timeline(
+        session, complaint, "reopened", at=now, actor=actor, visibility="customer", body=reason, data={"from": previous, "to": target}
+    )
     await publish.reopened(session, complaint, reason=reason, now=now)
     return complaint
 
 
-async def close(session: AsyncSession, complaint_id: str, *, actor: Actor | None, settings: ComplaintsSettings,
-                now: dt.datetime | None = None, reason: str | None = None) -> Complaint:
+async def close(
+    session: AsyncSession,
+    complaint_id: str,
+    *,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+    reason: str | None = None,
+) -> Complaint:
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)
     actor = authorize(actor, complaint)
     if complaint.status != "resolved":
-        raise TransitionNotAllowed(f"Only a resolved complaint can be closed (this one is {complaint.status!r}).",
-                                   current_status=complaint.status, allowed=["resolved"])
+        raise TransitionNotAllowed(
+            f"Only a resolved complaint can be closed (this one is {complaint.status!r}).",
+            current_status=complaint.status,
+            allowed=["resolved"],
+        )
     await _close(session, complaint, now, settings, actor, reason)
     return complaint
 
 
-async def _close(session: AsyncSession, complaint: Complaint, now: dt.datetime, settings: ComplaintsSettings, actor: Actor,
-                 reason: str | None) -> None:
+async def _close(
+    session: AsyncSession, complaint: Complaint, now: dt.datetime, settings: ComplaintsSettings, actor: Actor, reason: str | None
+) -> None:
     previous = complaint.status
     check_transition(previous, "closed")
     await update_clocks(session, complaint, now, settings, lambda row, clock, cal: clock.stop(cal, now))
@@ -222,12 +323,22 @@ async def _close(session: AsyncSession, complaint: Complaint, now: dt.datetime, 
     await publish.closed(session, complaint, now=now)
 
 
-async def merge(session: AsyncSession, source_id: str, target_id: str, *, reason: str | None, actor: Actor | None,
-                settings: ComplaintsSettings, now: dt.datetime | None = None) -> Complaint:
+async def merge(
+    session: AsyncSession,
+    source_id: str,
+    target_id: str,
+    *,
+    reason: str | None,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+) -> Complaint:
     """Fold a duplicate (source) into the surviving complaint (target); the source is closed."""
     now = now or utcnow()
     if source_id == target_id:
-        raise InvalidComplaintInput(title="Cannot merge into itself", errors=[field_error("body", "into", msg="same complaint", type_="value_error")])
+        raise InvalidComplaintInput(
+            title="Cannot merge into itself", errors=[field_error("body", "into", msg="same complaint", type_="value_error")]
+        )
     source = await get_complaint(session, source_id, for_update=True)
     target = await get_complaint(session, target_id, for_update=True)
     actor = authorize(actor, source)
@@ -236,21 +347,44 @@ async def merge(session: AsyncSession, source_id: str, target_id: str, *, reason
         raise DifferentCustomers("Only complaints of the same customer can be merged.")
     if source.status == "closed" or target.status == "closed":
         raise ComplaintClosed("Closed complaints cannot be merged.")
-    existing = set((await session.execute(select(ComplaintReference.kind, ComplaintReference.value)
-                                          .where(ComplaintReference.complaint_id == target.id))).all())
-    for kind, value in (await session.execute(select(ComplaintReference.kind, ComplaintReference.value)
-                                              .where(ComplaintReference.complaint_id == source.id))).all():
+    existing = set(
+        (
+            await session.execute(
+                select(ComplaintReference.kind, ComplaintReference.value).where(ComplaintReference.complaint_id == target.id)
+            )
+        ).all()
+    )
+    for kind, value in (
+        await session.execute(select(ComplaintReference.kind, ComplaintReference.value).where(ComplaintReference.complaint_id == source.id))
+    ).all():
         if (kind, value) not in existing:
             session.add(ComplaintReference(complaint_id=target.id, kind=kind, value=value))
     source.merged_into = target.id
-    await add_timeline(session, target, "merged", at=now, actor=actor, visibility="customer",
-                       body=f"Complaint {source.number} merged into this one", data={"merged": source.id, "reason": reason})
+    await add_timeline(
+        session,
+        target,
+        "merged",
+        at=now,
+        actor=actor,
+        visibility="customer",
+        body=f"Complaint {source.number} merged into this one",
+        data={"merged": source.id, "reason": reason},
+    )
     await _close(session, source, now, settings, actor, reason or f"merged into {target.number}")
     return target
 
 
-async def answer_survey(session: AsyncSession, complaint_id: str, *, score: int, comment: str | None, token: str | None,
-                        actor: Actor | None, settings: ComplaintsSettings, now: dt.datetime | None = None) -> Complaint:
+async def answer_survey(
+    session: AsyncSession,
+    complaint_id: str,
+    *,
+    score: int,
+    comment: str | None,
+    token: str | None,
+    actor: Actor | None,
+    settings: ComplaintsSettings,
+    now: dt.datetime | None = None,
+) -> Complaint:
     """Staff recording a phone callback need no token; anyone else needs the signed link of this resolution."""
     now = now or utcnow()
     complaint = await get_complaint(session, complaint_id, for_update=True)

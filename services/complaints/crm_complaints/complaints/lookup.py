@@ -1,5 +1,6 @@
 """Finding complaints: one by id, the call-center status lookup (by number, customer, phone or tracking number) and
 the details of a page of them (references, clocks, timeline) in one statement."""
+
 from __future__ import annotations
 
 import functools
@@ -40,10 +41,13 @@ async def follow_merges(session: AsyncSession, customer_id: str) -> DirectoryCus
 
 
 async def references(session: AsyncSession, complaint_id: str) -> tuple[list[str], list[str]]:
-    rows = (await session.execute(
-        select(ComplaintReference.kind, ComplaintReference.value)
-        .where(ComplaintReference.complaint_id == complaint_id).order_by(ComplaintReference.id)
-    )).all()
+    rows = (
+        await session.execute(
+            select(ComplaintReference.kind, ComplaintReference.value)
+            .where(ComplaintReference.complaint_id == complaint_id)
+            .order_by(ComplaintReference.id)
+        )
+    ).all()
     return [v for k, v in rows if k == "order"], [v for k, v in rows if k == "tracking"]
 
 
@@ -52,10 +56,13 @@ async def references_of(session: AsyncSession, complaint_ids: list[str]) -> dict
     out: dict[str, tuple[list[str], list[str]]] = {cid: ([], []) for cid in complaint_ids}
     if not complaint_ids:
         return out
-    rows = (await session.execute(
-        select(ComplaintReference.complaint_id, ComplaintReference.kind, ComplaintReference.value)
-        .where(ComplaintReference.complaint_id.in_(set(complaint_ids))).order_by(ComplaintReference.id)
-    )).all()
+    rows = (
+        await session.execute(
+            select(ComplaintReference.complaint_id, ComplaintReference.kind, ComplaintReference.value)
+            .where(ComplaintReference.complaint_id.in_(set(complaint_ids)))
+            .order_by(ComplaintReference.id)
+        )
+    ).all()
     for cid, kind, value in rows:
         orders, tracking = out[cid]
         if kind == "order":
@@ -82,30 +89,74 @@ def _page_details_statement(*, customer_view: bool, with_clocks: bool, arrays: b
     """The UNION ALL of references, timeline and (staff) clocks for the complaint ids in the list parameter `ids`.
     Built once per variant: the hot path then neither rebuilds the statement nor recomputes its cache key."""
     r, c, t = ComplaintReference, SlaClockRow, TimelineEntry
-    parts = [select(  # the first SELECT gives the result column types
-        r.complaint_id.label("cid"), literal_column("'r'", String).label("src"), r.id.label("rid"), r.kind.label("kind"),
-        r.value.label("value"), _null(String(10)).label("visibility"), _null(String(100)).label("actor_id"), _null(Text).label("body"),
-        _null(JSON).label("data"), _null(UTCDateTime).label("at"), _null(Integer).label("target_minutes"),
-        _null(UTCDateTime).label("deadline_at"), _null(UTCDateTime).label("stopped_at"), _null(Boolean).label("paused"),
-        _null(Integer).label("escalation_level"), _null(UTCDateTime).label("breached_at"),
-    ).where(_member_of(r.complaint_id, "ids", arrays))]
+    parts = [
+        select(  # the first SELECT gives the result column types
+            r.complaint_id.label("cid"),
+            literal_column("'r'", String).label("src"),
+            r.id.label("rid"),
+            r.kind.label("kind"),
+            r.value.label("value"),
+            _null(String(10)).label("visibility"),
+            _null(String(100)).label("actor_id"),
+            _null(Text).label("body"),
+            _null(JSON).label("data"),
+            _null(UTCDateTime).label("at"),
+            _null(Integer).label("target_minutes"),
+            _null(UTCDateTime).label("deadline_at"),
+            _null(UTCDateTime).label("stopped_at"),
+            _null(Boolean).label("paused"),
+            _null(Integer).label("escalation_level"),
+            _null(UTCDateTime).label("breached_at"),
+        ).where(_member_of(r.complaint_id, "ids", arrays))
+    ]
     timeline_part = select(
-        t.complaint_id, literal_column("'t'", String), t.id, t.kind, _null(Text), t.visibility, t.actor_id, t.body, t.data, t.at,
-        _null(Integer), _null(UTCDateTime), _null(UTCDateTime), _null(Boolean), _null(Integer), _null(UTCDateTime),
+        t.complaint_id,
+        literal_column("'t'", String),
+        t.id,
+        t.kind,
+        _null(Text),
+        t.visibility,
+        t.actor_id,
+        t.body,
+        t.data,
+        t.at,
+        _null(Integer),
+        _null(UTCDateTime),
+        _null(UTCDateTime),
+        _null(Boolean),
+        _null(Integer),
+        _null(UTCDateTime),
     ).where(_member_of(t.complaint_id, "ids", arrays))
     if customer_view:
         timeline_part = timeline_part.where(t.visibility == "customer")
     parts.append(timeline_part)
     if with_clocks:
-        parts.append(select(
-            c.complaint_id, literal_column("'c'", String), c.id, c.kind, _null(Text), _null(String(10)), _null(String(100)), _null(Text),
-            _null(JSON), _null(UTCDateTime), c.target_minutes, c.deadline_at, c.stopped_at, c.paused, c.escalation_level, c.breached_at,
-        ).where(_member_of(c.complaint_id, "ids", arrays)))
+        parts.append(
+            select(
+                c.complaint_id,
+                literal_column("'c'", String),
+                c.id,
+                c.kind,
+                _null(Text),
+                _null(String(10)),
+                _null(String(100)),
+                _null(Text),
+                _null(JSON),
+                _null(UTCDateTime),
+                c.target_minutes,
+                c.deadline_at,
+                c.stopped_at,
+                c.paused,
+                c.escalation_level,
+                c.breached_at,
+            ).where(_member_of(c.complaint_id, "ids", arrays))
+        )
     return union_all(*parts)
 
 
-async def page_details(reader: RowReader, complaint_ids: list[str], *, customer_view: bool, with_clocks: bool = True) -> tuple[
-        dict[str, tuple[list[str], list[str]]], dict[str, list[SimpleNamespace]], dict[str, list[SimpleNamespace]]]:
+async def page_details(
+    reader: RowReader, complaint_ids: list[str], *, customer_view: bool, with_clocks: bool = True
+) -> tuple[dict[str, tuple[list[str], list[str]]], dict[str, list[SimpleNamespace]], dict[str, list[SimpleNamespace]]]:
     """References, SLA clocks and timeline of a page of complaints in ONE statement (UNION ALL of the three tables):
     the status lookup is the call-center hot path, so one round trip instead of three. Same content and order as
     references_of / clocks_of_many / timelines: references by id, clocks by kind, timeline by (at, id)."""
@@ -123,22 +174,60 @@ async def page_details(reader: RowReader, complaint_ids: list[str], *, customer_
         elif row["kind"] == "tracking":
             tracking.append(row["value"])
     for row in sorted((x for x in rows if x["src"] == "c"), key=lambda x: (x["kind"], x["rid"])):
-        clocks[row["cid"]].append(SimpleNamespace(kind=row["kind"], target_minutes=row["target_minutes"], deadline_at=row["deadline_at"],
-                                                  stopped_at=row["stopped_at"], paused=row["paused"],
-                                                  escalation_level=row["escalation_level"], breached_at=row["breached_at"]))
+        clocks[row["cid"]].append(
+            SimpleNamespace(
+                kind=row["kind"],
+                target_minutes=row["target_minutes"],
+                deadline_at=row["deadline_at"],
+                stopped_at=row["stopped_at"],
+                paused=row["paused"],
+                escalation_level=row["escalation_level"],
+                breached_at=row["breached_at"],
+            )
+        )
     for row in sorted((x for x in rows if x["src"] == "t"), key=lambda x: (x["at"], x["rid"])):
-        entries[row["cid"]].append(SimpleNamespace(at=row["at"], kind=row["kind"], visibility=row["visibility"],
-                                                   actor_id=row["actor_id"], body=row["body"], data=row["data"]))
+        entries[row["cid"]].append(
+            SimpleNamespace(
+                at=row["at"], kind=row["kind"], visibility=row["visibility"], actor_id=row["actor_id"], body=row["body"], data=row["data"]
+            )
+        )
     return refs, clocks, entries
 
 
 # what a lookup page shows of a complaint (ComplaintOut / CustomerComplaintOut): plain rows, no ORM objects
-LOOKUP_COLUMNS = tuple(Complaint.__table__.c[name] for name in (
-    "id", "number", "customer_id", "category", "priority", "channel", "status", "team_id", "agent_id", "description",
-    "desired_outcome", "claimed_amount", "attachments", "reporter_name", "reporter_phone", "reporter_email", "language",
-    "duplicate_of", "merged_into", "filed_at", "first_response_at", "resolved_at", "closed_at", "outcome",
-    "compensation_amount", "reopen_count", "survey_score", "contact_id",  # contact_id: the audit trail's subject
-))
+LOOKUP_COLUMNS = tuple(
+    Complaint.__table__.c[name]
+    for name in (
+        "id",
+        "number",
+        "customer_id",
+        "category",
+        "priority",
+        "channel",
+        "status",
+        "team_id",
+        "agent_id",
+        "description",
+        "desired_outcome",
+        "claimed_amount",
+        "attachments",
+        "reporter_name",
+        "reporter_phone",
+        "reporter_email",
+        "language",
+        "duplicate_of",
+        "merged_into",
+        "filed_at",
+        "first_response_at",
+        "resolved_at",
+        "closed_at",
+        "outcome",
+        "compensation_amount",
+        "reopen_count",
+        "survey_score",
+        "contact_id",  # contact_id: the audit trail's subject
+    )
+)
 
 
 _DIRECTORY = DirectoryCustomer.__table__.c
@@ -183,20 +272,34 @@ def _lookup_statement(by_number: bool, by_customers: bool, by_phone: bool, by_tr
         query = query.where((c.reporter_phone == bindparam("phone")) | _member_of(c.customer_id, "phone_owners", arrays))
     if by_tracking:
         # the kinds as bound values, not a literal IN list (SQLAlchemy renders that only at execution: see asyncpg_sql)
-        query = query.where(c.id.in_(select(references.complaint_id).where(references.kind.in_([literal("tracking"), literal("order")]),
-                                                                          references.value == bindparam("tracking"))))
+        query = query.where(
+            c.id.in_(
+                select(references.complaint_id).where(
+                    references.kind.in_([literal("tracking"), literal("order")]), references.value == bindparam("tracking")
+                )
+            )
+        )
     return query.order_by(c.filed_at.desc()).limit(bindparam("limit", type_=Integer))
 
 
-async def lookup(reader: RowReader, *, number: str | None = None, customer_id: str | None = None, phone: str | None = None,
-                 tracking_number: str | None = None, limit: int = 50) -> Sequence[Mapping[str, Any]]:
+async def lookup(
+    reader: RowReader,
+    *,
+    number: str | None = None,
+    customer_id: str | None = None,
+    phone: str | None = None,
+    tracking_number: str | None = None,
+    limit: int = 50,
+) -> Sequence[Mapping[str, Any]]:
     """Complaints by number, customer (following merges), phone (reporter or a contact's customer) or tracking number/order
     id, newest first: rows of LOOKUP_COLUMNS as mappings. `reader` comes from Database.read() (the API: no ORM objects,
     no transaction) or wraps a session (SessionReader)."""
     if not any((number, customer_id, phone, tracking_number)):
-        raise InvalidComplaintInput("Give number, customer_id, phone or tracking_number.", title="Lookup needs a key",
-                                    errors=[field_error("query", msg="one of number, customer_id, phone, tracking_number is required",
-                                                        type_="missing")])
+        raise InvalidComplaintInput(
+            "Give number, customer_id, phone or tracking_number.",
+            title="Lookup needs a key",
+            errors=[field_error("query", msg="one of number, customer_id, phone, tracking_number is required", type_="missing")],
+        )
     values: dict = {"limit": limit}
     if number:
         values["number"] = number.strip().upper()

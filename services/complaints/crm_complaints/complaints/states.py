@@ -1,4 +1,5 @@
 """The complaint state machine. A move it does not allow raises TransitionNotAllowed (ReopenWindowPassed for a late reopen)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,16 +28,20 @@ def check_transition(current: str, target: str) -> None:
     if target not in STATES:
         raise InvalidComplaintInput(f"{target!r} is not a status.", title="Unknown status", allowed=list(STATES))
     if target not in TRANSITIONS[current]:
-        raise TransitionNotAllowed(f"A complaint in status {current!r} cannot move to {target!r}.", current_status=current,
-                                   allowed=sorted(TRANSITIONS[current]))
+        raise TransitionNotAllowed(
+            f"A complaint in status {current!r} cannot move to {target!r}.", current_status=current, allowed=sorted(TRANSITIONS[current])
+        )
 
 
 def check_reopen(current: str, resolved_at: dt.datetime | None, now: dt.datetime, window_days: int) -> None:
     if current not in ("resolved", "closed") or resolved_at is None:
         raise TransitionNotAllowed(f"A complaint in status {current!r} cannot be reopened.", current_status=current)
     if now - resolved_at > dt.timedelta(days=window_days):
-        raise ReopenWindowPassed(f"Complaints can be reopened within {window_days} days of resolution.", current_status=current,
-                                 resolved_at=resolved_at.isoformat())
+        raise ReopenWindowPassed(
+            f"Complaints can be reopened within {window_days} days of resolution.",
+            current_status=current,
+            resolved_at=resolved_at.isoformat(),
+        )
 
 
 CUSTOMER_STATUS: dict[str, dict[str, str]] = {

@@ -1,4 +1,5 @@
 """A complaint's timeline: what happened, in order (internal entries for staff, customer entries for everyone)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,10 +11,20 @@ from crm_complaints.complaints.access import Actor
 from crm_complaints.complaints.models import Complaint, TimelineEntry
 
 
-async def add_timeline(session: AsyncSession, complaint: Complaint, kind: str, *, at: dt.datetime, visibility: str = "internal",
-                       actor: Actor | None = None, body: str | None = None, data: dict | None = None) -> TimelineEntry:
-    entry = TimelineEntry(complaint_id=complaint.id, at=at, kind=kind, visibility=visibility,
-                          actor_id=actor.id if actor else None, body=body, data=data or {})
+async def add_timeline(
+    session: AsyncSession,
+    complaint: Complaint,
+    kind: str,
+    *,
+    at: dt.datetime,
+    visibility: str = "internal",
+    actor: Actor | None = None,
+    body: str | None = None,
+    data: dict | None = None,
+) -> TimelineEntry:
+    entry = TimelineEntry(
+        complaint_id=complaint.id, at=at, kind=kind, visibility=visibility, actor_id=actor.id if actor else None, body=body, data=data or {}
+    )
     session.add(entry)
     return entry
 

@@ -3,6 +3,7 @@
 The gateway forwards these without an identity (its rule is public); the token is the only key. The link's
 exceptions become problem details in crm_complaints.problems.
 """
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -32,6 +33,7 @@ async def survey_page(complaint_id: str, token: Token, session: SessionDep, sett
 async def answer(complaint_id: str, data: PublicSurveyIn, transaction: TransactionDep, settings: SettingsDep):
     no_nul(complaint_id=complaint_id)
     async with transaction() as session:
-        complaint = await answer_survey(session, complaint_id, score=data.score, comment=data.comment, token=data.token, actor=None,
-                                        settings=settings)
+        complaint = await answer_survey(
+            session, complaint_id, score=data.score, comment=data.comment, token=data.token, actor=None, settings=settings
+        )
         return SurveyAnsweredOut(complaint_number=complaint.number, score=complaint.survey_score, answered_at=complaint.survey_answered_at)
