@@ -315,6 +315,7 @@ def service_env(service: str, url: str, bootstrap: str | None, **settings: Any) 
     env = {f"{prefix}DATABASE_URL": url, f"{prefix}LOG_LEVEL": "WARNING", "CRM_EDGE_TOKEN_TTL_S": str(BENCH_EDGE_TOKEN_TTL_S)}
     if bootstrap:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        env["KAFKA_DEV_BROKER"] = "tansu"  # the benchmarks' broker is local_broker(): its consumers use the Tansu adapter
     for key, value in settings.items():
         env[prefix + key.upper()] = value if isinstance(value, str) else json.dumps(value)
     return env

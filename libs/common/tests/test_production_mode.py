@@ -37,7 +37,7 @@ def test_a_worker_holds_no_edge_key_so_its_default_is_not_refused():
 def test_allow_plaintext_lifts_the_tls_checks_only():
     plaintext = production_settings(
         deployment=DeploymentSettings(environment="production", allow_plaintext=True),
-        database_url="postgresql://crm:pw@postgres:5432/crm", kafka=KafkaSettings(security_protocol="PLAINTEXT"),
+        database_url="postgresql://crm:pw@postgres:5432/crm", kafka=KafkaSettings(security_protocol="PLAINTEXT", dev_broker=""),
     )
     assert production_problems(ServiceSettings(**plaintext), serves_api=True) == []
     problems = production_problems(ServiceSettings(**plaintext | {"edge": EdgeTokenSettings()}), serves_api=True)

@@ -2,7 +2,9 @@
 
 Load with `pytest -p crm_devbroker.testing` (pytest.ini does). PostgreSQL comes from
 TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres); with
-REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping its tests.
+REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping its tests. Unless TEST_KAFKA_BOOTSTRAP
+names another broker, the run's consumers (in this process and in the services it starts) use the Tansu adapter:
+KAFKA_DEV_BROKER=tansu, with a join watchdog of 10 s (KAFKA_DEV_BROKER_JOIN_WATCHDOG_S).
 """
 from __future__ import annotations
 
@@ -27,6 +29,12 @@ from crm_devbroker.broker import LocalBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", "test-output"))
+
+
+def pytest_configure(config) -> None:
+    if not os.environ.get("TEST_KAFKA_BOOTSTRAP"):
+        os.environ.setdefault("KAFKA_DEV_BROKER", "tansu")
+        os.environ.setdefault("KAFKA_DEV_BROKER_JOIN_WATCHDOG_S", "10")
 
 
 def postgres_admin_url() -> str:
@@ -111,7 +119,6 @@ async def kafka_settings(kafka_bootstrap) -> KafkaSettings:
         topic_partitions=3,
         consumer_session_timeout_ms=3000,
         consumer_heartbeat_interval_ms=500,
-        consumer_join_watchdog_s=10.0,
     )
     await ensure_topics(settings, ALL_TOPICS)
     return settings
@@ -335,7 +342,7 @@ def production_settings(**overrides) -> dict:
         "edge": EdgeTokenSettings(edge_token_key=SecretStr("edge-" + uuid.uuid4().hex * 2)),
         "database_url": "postgresql://crm:pw-" + uuid.uuid4().hex + "@db.internal:5432/crm?ssl=verify-full",
         "kafka": KafkaSettings(bootstrap_servers="kafka.internal:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-                               sasl_plain_username="crm", sasl_plain_password="kafka-" + uuid.uuid4().hex),
+                               sasl_plain_username="crm", sasl_plain_password="kafka-" + uuid.uuid4().hex, dev_broker=""),
         **overrides,
     }
 
@@ -347,7 +354,8 @@ def common_unsafe_production(prefix: str, *, serves_api: bool = True) -> list:
     from crm_common.settings import EdgeTokenSettings
 
     database = prefix + "DATABASE_URL"
-    plain = KafkaSettings(bootstrap_servers="kafka.internal:9092", security_protocol="PLAINTEXT")
+    plain = KafkaSettings(bootstrap_servers="kafka.internal:9092", security_protocol="PLAINTEXT", dev_broker="")
+    safe = production_settings()["kafka"]
     edge = [pytest.param("CRM_EDGE_TOKEN_KEY", {"edge": EdgeTokenSettings()}, id="edge-key-default")] if serves_api else []
     return edge + [
         pytest.param(database, {"database_url": "sqlite:///var/service.db"}, id="sqlite"),
@@ -356,6 +364,7 @@ def common_unsafe_production(prefix: str, *, serves_api: bool = True) -> list:
         pytest.param(database, {"deployment": DeploymentSettings(environment="production", allow_plaintext=True),
                                 "database_url": "sqlite:///var/service.db"}, id="sqlite-despite-allow-plaintext"),
         pytest.param("KAFKA_SECURITY_PROTOCOL", {"kafka": plain}, id="kafka-without-tls"),
-        pytest.param("KAFKA_SASL_PLAIN_PASSWORD", {"kafka": KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="crm")},
+        pytest.param("KAFKA_SASL_PLAIN_PASSWORD", {"kafka": KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="crm", dev_broker="")},
                      id="kafka-password-empty"),
+        pytest.param("KAFKA_DEV_BROKER", {"kafka": safe.model_copy(update={"dev_broker": "tansu"})}, id="dev-broker-workarounds"),
     ]

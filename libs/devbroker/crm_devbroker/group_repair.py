@@ -12,8 +12,8 @@ the pending generation with an empty assignment, and leaves under that id. The n
 live member makes that member the leader and the group forms normally.
 
 On Apache Kafka the situation does not arise, and the repair is refused harmlessly (a JoinGroup with a
-member id the coordinator did not issue is answered UNKNOWN_MEMBER_ID). It runs only when the
-InboxConsumer's JoinWatchdog has seen a join pending for longer than its limit.
+member id the coordinator did not issue is answered UNKNOWN_MEMBER_ID). It runs only under KAFKA_DEV_BROKER=tansu,
+when the adapter's JoinWatchdog (crm_devbroker.tansu) has seen a join pending for longer than its limit.
 """
 from __future__ import annotations
 

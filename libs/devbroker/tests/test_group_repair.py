@@ -1,4 +1,4 @@
-"""The join watchdog and the departed-leader repair (crm_common.consumer.JoinWatchdog, crm_common.group_repair).
+"""The Tansu adapter: its join watchdog and the departed-leader repair (crm_devbroker.tansu, crm_devbroker.group_repair).
 
 The broker case is built deterministically: a member joins an empty group, so the broker makes it the
 leader of the generation being formed, and leaves before its SyncGroup. On Tansu a consumer then never
@@ -13,8 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.client import AIOKafkaClient, CoordinationType
 
-from crm_common.consumer import GroupJoinStalled, JoinWatchdog
-from crm_common.group_repair import MEMBER_ID_REQUIRED, NO_ERROR, GroupRepair, release_departed_leader
+from crm_common.consumer import GroupJoinStalled, InboxConsumer, dev_broker_adapter
+from crm_devbroker.group_repair import MEMBER_ID_REQUIRED, NO_ERROR, GroupRepair, release_departed_leader
+from crm_devbroker.tansu import JoinWatchdog, TansuAdapter, TansuSettings
 
 
 class FakeClock:
@@ -54,6 +55,29 @@ def test_watchdog_limit_zero_turns_it_off():
     watchdog.observe(joined=False)
     clock.now = 1e6
     watchdog.observe(joined=False)
+
+
+def test_kafka_dev_broker_tansu_gives_consumers_the_adapter_and_empty_gives_none(kafka_settings):
+    assert isinstance(dev_broker_adapter(kafka_settings.model_copy(update={"dev_broker": "tansu"})), TansuAdapter)
+    assert dev_broker_adapter(kafka_settings.model_copy(update={"dev_broker": ""})) is None
+    with pytest.raises(RuntimeError, match="no such development broker"):
+        dev_broker_adapter(kafka_settings.model_copy(update={"dev_broker": "redpanda-someday"}))
+
+
+def test_a_consumer_against_kafka_has_no_watchdog_and_no_first_join_limit(kafka_settings):
+    class Handler:
+        name = "h"
+        topics = ("logistics.orders",)
+        event_types = None
+
+    consumer = InboxConsumer(None, kafka_settings.model_copy(update={"dev_broker": ""}), Handler(), None)
+    assert consumer.dev_broker is None
+    tansu = InboxConsumer(None, kafka_settings.model_copy(update={"dev_broker": "tansu"}), Handler(), None)
+    assert tansu.dev_broker.first_join_timeout_s == TansuSettings().join_watchdog_s  # the run's setting: 10 s in tests
+
+
+def test_the_watchdog_limit_zero_also_lifts_the_first_join_limit(kafka_settings):
+    assert TansuAdapter(kafka_settings, TansuSettings(join_watchdog_s=0)).first_join_timeout_s is None
 
 
 async def _leave_a_leader_behind(kafka_settings, group_id: str, topics: list[str]) -> str:
