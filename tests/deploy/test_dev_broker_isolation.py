@@ -1,6 +1,7 @@
 """The development broker stays out of production: crm_common and the services' packages never import crm_devbroker
 (or the Tansu wheel), they import and build their apps with it absent, and what a production image installs
 (crm-common + one service, resolved) contains neither. The image itself is checked in test_dockerfile.py."""
+
 from __future__ import annotations
 
 import ast
@@ -83,8 +84,14 @@ print(json.dumps({"imported": imported, "failed": failed, "leaked": leaked}))
 def test_every_production_module_imports_with_the_development_broker_absent(tmp_path):
     packages = [p.name for p in production_packages()]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}  # production: no KAFKA_DEV_BROKER
-    done = subprocess.run([sys.executable, "-c", IMPORT_ALL, ",".join(DEV_ONLY), *packages],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL, ",".join(DEV_ONLY), *packages],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["failed"] == {}
@@ -126,7 +133,9 @@ def test_what_the_production_image_installs_excludes_the_development_broker(serv
     pyproject = REPO / "services" / service / "pyproject.toml"
     if not pyproject.exists():
         pytest.skip(f"services/{service}/pyproject.toml does not exist yet")
-    installed = _closure(_declared(REPO / "libs/common/pyproject.toml") + [d for d in _declared(pyproject) if not d.startswith("crm-common")])
+    installed = _closure(
+        _declared(REPO / "libs/common/pyproject.toml") + [d for d in _declared(pyproject) if not d.startswith("crm-common")]
+    )
     assert "aiokafka" in installed and "uvicorn" in installed  # the resolution works
     assert installed & DEV_DISTRIBUTIONS == set()
 

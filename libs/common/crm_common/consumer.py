@@ -351,7 +351,8 @@ def _dev_broker_factory(name: str) -> Callable[[KafkaSettings], DevBrokerAdapter
     found = entry_points(group=DEV_BROKER_ENTRY_POINTS, name=name)
     if not found:
         raise RuntimeError(f"KAFKA_DEV_BROKER={name}: no such development broker installed (crm-devbroker provides 'tansu')")
-    return next(iter(found)).load()
+    factory: Callable[[KafkaSettings], DevBrokerAdapter] = next(iter(found)).load()
+    return factory
 
 
 def dev_broker_adapter(kafka: KafkaSettings) -> DevBrokerAdapter | None:

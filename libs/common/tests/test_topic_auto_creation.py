@@ -14,7 +14,7 @@ from crm_common.consumer import InboxConsumer
 from crm_common.db import utcnow
 from crm_common.events.topics import ALL_TOPICS
 from crm_common.outbox import OutboxRelay, add_to_outbox, outbox_table, relay_marks_table
-from crm_common.testing import RefusingDeadLetters, wait_until
+from crm_devbroker.testing import RefusingDeadLetters, wait_until
 
 
 def _uncreated(kafka_settings):

@@ -7,6 +7,7 @@ leave, `crm_devbroker.group_repair` releases the departed leader, and the consum
 id. crm_common.consumer finds this adapter through the entry point `crm.dev_brokers: tansu`; production sets no
 KAFKA_DEV_BROKER and never loads it.
 """
+
 from __future__ import annotations
 
 import time

@@ -4,6 +4,7 @@ The broker case is built deterministically: a member joins an empty group, so th
 leader of the generation being formed, and leaves before its SyncGroup. On Tansu a consumer then never
 completes its join; after the repair it does.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -139,6 +140,7 @@ async def test_the_repair_does_nothing_to_a_healthy_group(kafka_settings):
     try:
         await asyncio.wait_for(member.start(), timeout=10)
         assert await release_departed_leader(kafka_settings, group_id, topics) is None
+
         # The probe's join makes the live member rejoin once; it must end up with every partition again.
         async def owns_everything():
             await member.getmany(timeout_ms=200)
