@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 CLASSES = ("A", "B", "C", "D")
 
@@ -24,11 +26,11 @@ class AbcThresholds:
     b: float | None
     c: float | None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, float | None]:
         return {"A": self.a, "B": self.b, "C": self.c}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AbcThresholds":
+    def from_dict(cls, data: dict[str, Any]) -> "AbcThresholds":
         return cls(data.get("A"), data.get("B"), data.get("C"))
 
 
@@ -42,20 +44,23 @@ def class_counts(n: int, a: float, b: float, c: float) -> tuple[int, int, int]:
     )
 
 
-def thresholds(contributions, a: float = 0.01, b: float = 0.04, c: float = 0.15) -> AbcThresholds:
+def thresholds(contributions: npt.ArrayLike, a: float = 0.01, b: float = 0.04, c: float = 0.15) -> AbcThresholds:
     values = np.asarray(contributions, dtype=float)
     values = np.sort(values[values > 0])[::-1]
     n = values.size
     if n == 0:
         return AbcThresholds(None, None, None)
     na, nab, nabc = class_counts(n, a, b, c)
-    pick = lambda k: float(values[k - 1]) if k > 0 else None  # noqa: E731
+
+    def pick(k: int) -> float | None:
+        return float(values[k - 1]) if k > 0 else None
+
     ta, tb, tc = pick(na), pick(nab), pick(nabc)
     # an empty class (its cumulative count did not grow) has no threshold of its own
     return AbcThresholds(ta, tb if nab > na else None, tc if nabc > nab else None)
 
 
-def classify_many(contributions, t: AbcThresholds) -> np.ndarray:
+def classify_many(contributions: npt.ArrayLike, t: AbcThresholds) -> np.ndarray:
     """The class of each contribution: the best class whose threshold it reaches; D for nothing (or NaN) contributed."""
     values = np.nan_to_num(np.asarray(contributions, dtype=float), nan=0.0)
     out = np.full(values.size, "D", dtype=object)
@@ -66,13 +71,13 @@ def classify_many(contributions, t: AbcThresholds) -> np.ndarray:
     return out
 
 
-def pareto_report(contributions, classes, *, curve_points: int = 20) -> dict:
+def pareto_report(contributions: npt.ArrayLike, classes: npt.ArrayLike, *, curve_points: int = 20) -> dict[str, Any]:
     """Share of customers and share of contribution per class, and the cumulative (Pareto) curve."""
     values = np.nan_to_num(np.asarray(contributions, dtype=float), nan=0.0)
     classes = np.asarray(classes, dtype=object)
     n = values.size
     total = float(values[values > 0].sum())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label in CLASSES:
         mask = classes == label
         contribution = float(values[mask].clip(min=0).sum())

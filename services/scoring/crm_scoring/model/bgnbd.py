@@ -12,11 +12,16 @@ Everything here works on numpy arrays; time is in whatever unit the caller uses 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize
 from scipy.special import betaln, gammaln, hyp2f1
+
+# A parameter of the closed forms: one value, or one per customer.
+Number = float | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class BgNbdFit:
     iterations: int
 
 
-def _arrays(x, t_x, T):
+def _arrays(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=float)
     t_x = np.asarray(t_x, dtype=float)
     T = np.asarray(T, dtype=float)
@@ -48,7 +53,7 @@ def _arrays(x, t_x, T):
     return x, t_x, T
 
 
-def individual_log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
+def individual_log_likelihood(params: BgNbdParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> np.ndarray:
     """ln L(r, alpha, a, b | x, t_x, T) per customer (equation 6 of the paper)."""
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
@@ -64,12 +69,12 @@ def individual_log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
-def log_likelihood(params: BgNbdParams, x, t_x, T, weights=None) -> float:
+def log_likelihood(params: BgNbdParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> float:
     ll = individual_log_likelihood(params, x, t_x, T)
     return float(np.sum(ll if weights is None else ll * np.asarray(weights, dtype=float)))
 
 
-def _compress(x, t_x, T):
+def _compress(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Identical (x, t_x, T) rows share one likelihood term: fitting gets much faster on real data."""
     stacked = np.column_stack([x, t_x, T])
     unique, counts = np.unique(stacked, axis=0, return_counts=True)
@@ -83,7 +88,7 @@ class _Distinct:
     def __init__(self, values: np.ndarray):
         self.values, self.index = np.unique(values, return_inverse=True)
 
-    def map(self, fn) -> np.ndarray:
+    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         return fn(self.values)[self.index]
 
 
@@ -91,7 +96,7 @@ class _Likelihood:
     """individual_log_likelihood for fixed data and many parameter sets (the optimiser's calls): the same
     expression, term by term, with the special functions and logarithms evaluated on the distinct values only."""
 
-    def __init__(self, x, t_x, T, weights):
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray):
         self.x, self.t_x, self.T, self.weights = x, t_x, T, weights
         self.dx, self.dt_x, self.dT = _Distinct(x), _Distinct(t_x), _Distinct(T)
         self.repeat = x > 0
@@ -114,7 +119,7 @@ class _Likelihood:
         return float(np.sum(self.individual(params) * self.weights))
 
 
-def fit(x, t_x, T, *, initial: BgNbdParams | None = None, penalizer: float = 0.0) -> BgNbdFit:
+def fit(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, *, initial: BgNbdParams | None = None, penalizer: float = 0.0) -> BgNbdFit:
     """Maximum-likelihood estimates of (r, alpha, a, b) with scipy.optimize on log-parameters."""
     x, t_x, T = _arrays(x, t_x, T)
     if x.size == 0:
@@ -125,7 +130,7 @@ def fit(x, t_x, T, *, initial: BgNbdParams | None = None, penalizer: float = 0.0
     theta0 = np.log([start.r, start.alpha, start.a, start.b])
     likelihood = _Likelihood(ux, ut, uT, w)
 
-    def negative(theta):
+    def negative(theta: np.ndarray) -> float:
         theta = np.clip(theta, -30, 30)
         p = BgNbdParams(*np.exp(theta))
         value = -likelihood.total(p) / n
@@ -147,7 +152,7 @@ def fit(x, t_x, T, *, initial: BgNbdParams | None = None, penalizer: float = 0.0
     )
 
 
-def p_alive(params: BgNbdParams, x, t_x, T) -> np.ndarray:
+def p_alive(params: BgNbdParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> np.ndarray:
     """P(still active | x, t_x, T) = 1 / (1 + [x > 0] a / (b + x - 1) ((alpha + T) / (alpha + t_x))^(r + x))."""
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
@@ -160,14 +165,14 @@ def p_alive(params: BgNbdParams, x, t_x, T) -> np.ndarray:
 NEAR_ONE = 1e-4  # |a - 1| below this: the removable singularity of the closed form at a = 1
 
 
-def _alive_expectation_closed_form(r, alpha, a: float, b, t) -> np.ndarray:
+def _alive_expectation_closed_form(r: Number, alpha: Number, a: float, b: Number, t: Number) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         head = (a + b - 1) / (a - 1)
         body = 1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t))
         return head * body
 
 
-def alive_expectation(r, alpha, a: float, b, t) -> np.ndarray:
+def alive_expectation(r: Number, alpha: Number, a: float, b: Number, t: Number) -> np.ndarray:
     """E[(1 - (alpha / (alpha + p t))^r) / p] for p ~ Beta(a, b): the purchases expected in the next t of a customer
     who is alive now and whose rate is Gamma(r, alpha) (each purchase followed by dropout with probability p).
 
@@ -182,13 +187,13 @@ def alive_expectation(r, alpha, a: float, b, t) -> np.ndarray:
     return below + (above - below) * ((a - (1 - NEAR_ONE)) / (2 * NEAR_ONE))
 
 
-def expected_purchases(params: BgNbdParams, t) -> np.ndarray:
+def expected_purchases(params: BgNbdParams, t: npt.ArrayLike) -> np.ndarray:
     """E[X(t)] for a customer just acquired (equation 9 of the paper; at a = 1 its limit)."""
     t = np.asarray(t, dtype=float)
     return alive_expectation(params.r, params.alpha, params.a, params.b, t)
 
 
-def conditional_expected_purchases(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:
+def conditional_expected_purchases(params: BgNbdParams, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> np.ndarray:
     """E[Y(t) | x, t_x, T]: expected purchases in the next t time units (equation 10 of the paper).
 
     Equation 10 is P(alive | x, t_x, T) times the expectation of a customer alive now, whose posterior is
@@ -209,7 +214,7 @@ def conditional_expected_purchases(params: BgNbdParams, t, x, t_x, T) -> np.ndar
     return expected
 
 
-def simulate(params: BgNbdParams, T, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def simulate(params: BgNbdParams, T: npt.ArrayLike, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw (x, t_x) for customers observed for T time units each, from the model's own story."""
     T = np.asarray(T, dtype=float)
     n = T.size

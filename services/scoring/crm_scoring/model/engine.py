@@ -3,7 +3,7 @@ the scoring of feature rows with it. Pure: DataFrames in, dicts out."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,9 @@ import pandas as pd
 from crm_scoring.model import abc, bgnbd, exact, gamma_gamma, rfm, scores
 from crm_scoring.model.render import fill, json_values
 from crm_scoring.model.features import RECENT_DAYS
+
+if TYPE_CHECKING:
+    from crm_scoring.settings import ScoringSettings
 
 DEFAULT_NORMS = {"revenue": 1_000_000.0, "margin": 150_000.0, "order_size": 10_000.0, "clv": 150_000.0}
 SCORE_KEYS = ("current_value", "potential_value", "loyalty", "satisfaction", "churn_risk")
@@ -65,7 +68,7 @@ def _p95(series: pd.Series, default: float) -> float:
     return float(np.percentile(positive, 95)) if len(positive) else default
 
 
-def fit_population(features: pd.DataFrame, settings, as_of_day: int, *, fit_models: bool = True) -> PopulationModel:
+def fit_population(features: pd.DataFrame, settings: ScoringSettings, as_of_day: int, *, fit_models: bool = True) -> PopulationModel:
     buyers = features[features["orders_total"] > 0]
     active = buyers[buyers["orders_window"] > 0]  # F and M are ranked among the customers active in the window
     recency = as_of_day - buyers["last_order_day"]
@@ -103,7 +106,7 @@ def fit_population(features: pd.DataFrame, settings, as_of_day: int, *, fit_mode
     return model
 
 
-def _clv(features: pd.DataFrame, model: PopulationModel | None, settings) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+def _clv(features: pd.DataFrame, model: PopulationModel | None, settings: ScoringSettings) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
     """(clv, expected orders in the churn horizon, P(alive), expected margin per transaction) per customer.
 
     A transaction is an order day (BG/NBD's unit). CLV = E[transactions in the CLV horizon] x (E[margin per transaction]
@@ -207,7 +210,7 @@ def _optional(values: np.ndarray, known: np.ndarray, digits: int | None = None) 
     return out
 
 
-def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings, as_of_day: int) -> ScoreBatch:
+def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings: ScoringSettings, as_of_day: int) -> ScoreBatch:
     """Every score of every customer of `features`, one numpy pass per formula (crm_scoring.model.scores)."""
     f = {name: _column(features, name) for name in features.columns}
     norms = model.norms if model is not None else DEFAULT_NORMS
@@ -230,7 +233,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
     history_days = np.where(has_orders & (history_days > 0.0), history_days, 0.0)
     signals = scores.churn_signals(f["order_days_recent"], f["order_days_before"], history_days, f["open_past_sla"], sat.value, sat_recent,
                                   drop_ratio=settings.frequency_drop_ratio, satisfaction_drop=settings.satisfaction_drop_points)
-    signal_count = sum(s.astype(int) for s in signals.values())
+    signal_count = np.sum([s.astype(int) for s in signals.values()], axis=0)
     p_alive = np.where(has_orders, alive, np.nan)
     expected = np.where(has_orders, expected90, np.nan)
     with_risk_model = has_orders | (signal_count > 0)  # else "low: no orders yet."
@@ -270,7 +273,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings,
     return ScoreBatch(list(features.index), columns, current, potential, sat, loy, credit, signals, with_risk_model, recency_days, margin_per_order_day, model)
 
 
-def _recent_satisfaction(f: dict[str, np.ndarray], settings) -> np.ndarray:
+def _recent_satisfaction(f: dict[str, np.ndarray], settings: ScoringSettings) -> np.ndarray:
     """Satisfaction over the last 90 days (no resolution component), NaN without recent shipments or complaints."""
     recent_known = (f["shipments_recent"] != 0) | (f["complaints_recent"] != 0)
     recent = scores.satisfaction(f["shipments_recent"], f["on_time_known_recent"], f["on_time_count_recent"], f["incidents_recent"], f["complaints_recent"],
@@ -289,11 +292,11 @@ def _abc_and_rfm(f: dict[str, np.ndarray], contrib: np.ndarray, model: Populatio
     active = f["orders_window"] > 0
     fq = rfm.active_scores(rfm.frequency_key(f["orders_window"], f["revenue_window"]), active, model.rfm["f"])
     m = rfm.active_scores(f["revenue_window"].astype(float), active, model.rfm["m"])
-    segment = np.where(has_orders, rfm.segment_many(r, fq, m), None)
+    segment = np.where(has_orders, rfm.segment_many(r, fq, m), None)  # type: ignore[call-overload]  # None: an object array's scalar
     return (abc_class, *(_optional(s, has_orders) for s in (r, fq, m)), segment)
 
 
-def score_features(features: pd.DataFrame, model: PopulationModel | None, settings, as_of_day: int) -> list[dict[str, Any]]:
+def score_features(features: pd.DataFrame, model: PopulationModel | None, settings: ScoringSettings, as_of_day: int) -> list[dict[str, Any]]:
     """One record per customer (ScoreBatch.records)."""
     return score_batch(features, model, settings, as_of_day).records()
 

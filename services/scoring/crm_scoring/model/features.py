@@ -81,33 +81,33 @@ class _Agg:
     def __init__(self, n: int):
         self.n = n
 
-    def count(self, codes, mask=None) -> np.ndarray:
+    def count(self, codes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         c = codes if mask is None else codes[mask]
         return np.bincount(c, minlength=self.n)[: self.n]
 
-    def sum(self, codes, values, mask=None) -> np.ndarray:
+    def sum(self, codes: np.ndarray, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         if mask is not None:
             codes, values = codes[mask], values[mask]
         return np.bincount(codes, weights=values, minlength=self.n)[: self.n]
 
-    def max(self, codes, values, fill=np.nan) -> np.ndarray:
+    def max(self, codes: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         out = np.full(self.n, -np.inf)
         np.maximum.at(out, codes, values)
         return np.where(np.isneginf(out), fill, out)
 
-    def min(self, codes, values, fill=np.nan) -> np.ndarray:
+    def min(self, codes: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         out = np.full(self.n, np.inf)
         np.minimum.at(out, codes, values)
         return np.where(np.isposinf(out), fill, out)
 
-    def distinct_count(self, codes, values, kinds: int) -> np.ndarray:
+    def distinct_count(self, codes: np.ndarray, values: np.ndarray, kinds: int) -> np.ndarray:
         """Number of distinct values per code, for values 0..kinds-1 (a code x value table when it is small)."""
         if self.n * kinds > 50_000_000:
             return self.count(self.distinct(codes, values)[0])
         table = np.bincount(codes.astype(np.int64) * kinds + values, minlength=self.n * kinds)[: self.n * kinds]
         return (table.reshape(self.n, kinds) > 0).sum(axis=1).astype(np.int64)
 
-    def first_last(self, codes, values) -> tuple[np.ndarray, np.ndarray]:
+    def first_last(self, codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The first and last value of each code in arrays sorted by code (NaN for an absent code)."""
         first, last = np.full(self.n, np.nan), np.full(self.n, np.nan)
         if codes.size:
@@ -117,7 +117,7 @@ class _Agg:
             last[codes[ends]] = values[ends]
         return first, last
 
-    def distinct(self, codes, values) -> tuple[np.ndarray, np.ndarray]:
+    def distinct(self, codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distinct (code, value) pairs of non-negative integer values, sorted by code then value."""
         if codes.size == 0:
             return codes, values
@@ -127,11 +127,11 @@ class _Agg:
         return keys // span, keys % span
 
 
-def _num(series, fill=np.nan) -> np.ndarray:
+def _num(series: pd.Series, fill: float = np.nan) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=fill) if len(series) else np.zeros(0)
 
 
-def _flag(series) -> np.ndarray:
+def _flag(series: pd.Series) -> np.ndarray:
     if not len(series):
         return np.zeros(0, dtype=bool)
     if getattr(series, "dtype", None) == bool:
@@ -175,7 +175,7 @@ def _distinct_services(agg: _Agg, code: np.ndarray, services: np.ndarray) -> np.
     return agg.distinct_count(code[known], service_codes[known], len(kinds))
 
 
-def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, codes: np.ndarray, as_of: int, window: int) -> None:
+def _order_features(out: dict[str, np.ndarray], agg: _Agg, orders: pd.DataFrame, codes: np.ndarray, as_of: int, window: int) -> None:
     n = agg.n
     day_all = _num(orders["order_day"])
     keep = ~np.isnan(day_all)
@@ -265,7 +265,7 @@ def _order_features(out: dict, agg: _Agg, orders: pd.DataFrame, codes: np.ndarra
         out["gg_mean"] = np.where(out["bg_x"] > 0, agg.sum(code, margin, repeat) / out["bg_x"], np.nan)
 
 
-def _complaint_features(out: dict, agg: _Agg, complaints: pd.DataFrame, codes: np.ndarray, surveys: pd.DataFrame, s_code: np.ndarray, as_of: int) -> None:
+def _complaint_features(out: dict[str, np.ndarray], agg: _Agg, complaints: pd.DataFrame, codes: np.ndarray, surveys: pd.DataFrame, s_code: np.ndarray, as_of: int) -> None:
     filed = _num(complaints["filed_day"])
     keep = np.isnan(filed) | (filed <= as_of)
     complaints = complaints[keep]
@@ -298,7 +298,7 @@ def _complaint_features(out: dict, agg: _Agg, complaints: pd.DataFrame, codes: n
         out["survey_mean_recent"] = np.where(n_recent > 0, agg.sum(s_code, np.nan_to_num(score), recent_s) / n_recent, np.nan)
 
 
-def _invoice_features(out: dict, agg: _Agg, invoices: pd.DataFrame, code: np.ndarray, as_of: int, default_days: int) -> None:
+def _invoice_features(out: dict[str, np.ndarray], agg: _Agg, invoices: pd.DataFrame, code: np.ndarray, as_of: int, default_days: int) -> None:
     amount = _num(invoices["amount"], 0.0)
     due = _num(invoices["due_day"])
     paid_day = _num(invoices["paid_day"])

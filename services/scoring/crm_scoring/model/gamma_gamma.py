@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize
 from scipy.special import gammaln
 
@@ -32,7 +33,7 @@ class GammaGammaFit:
     converged: bool
 
 
-def individual_log_likelihood(params: GammaGammaParams, x, m_x) -> np.ndarray:
+def individual_log_likelihood(params: GammaGammaParams, x: npt.ArrayLike, m_x: npt.ArrayLike) -> np.ndarray:
     """ln f(m_x | x; p, q, gamma) of the average of x transactions (x >= 1, m_x > 0)."""
     x = np.asarray(x, dtype=float)
     m_x = np.asarray(m_x, dtype=float)
@@ -75,7 +76,7 @@ class _Likelihood:
         return float(np.sum(values))
 
 
-def fit(x, m_x) -> GammaGammaFit:
+def fit(x: npt.ArrayLike, m_x: npt.ArrayLike) -> GammaGammaFit:
     """MLE of (p, q, gamma) on customers with x >= 1 transactions and a positive average value."""
     x = np.asarray(x, dtype=float)
     m_x = np.asarray(m_x, dtype=float)
@@ -87,7 +88,7 @@ def fit(x, m_x) -> GammaGammaFit:
     theta0 = np.log([2.0, 3.0, mean])
     likelihood = _Likelihood(x, m_x)
 
-    def negative(theta):
+    def negative(theta: np.ndarray) -> float:
         params = GammaGammaParams(*np.exp(np.clip(theta, -30, 30)))
         value = -likelihood.total(params) / x.size
         return value if np.isfinite(value) else 1e300
@@ -99,7 +100,7 @@ def fit(x, m_x) -> GammaGammaFit:
     return GammaGammaFit(params, float(np.sum(individual_log_likelihood(params, x, m_x))), int(x.size), bool(result.success or refined.success))
 
 
-def expected_average_value(params: GammaGammaParams, x, m_x) -> np.ndarray:
+def expected_average_value(params: GammaGammaParams, x: npt.ArrayLike, m_x: npt.ArrayLike) -> np.ndarray:
     """E[M | x, m_x] = (p (gamma + x m_x)) / (p x + q - 1): the population mean shrunk towards the customer's own.
 
     A customer with no transactions gets the population mean p gamma / (q - 1).
@@ -111,7 +112,7 @@ def expected_average_value(params: GammaGammaParams, x, m_x) -> np.ndarray:
     return p * (g + x * m_x) / (p * x + q - 1)
 
 
-def simulate(params: GammaGammaParams, x, *, rng: np.random.Generator) -> np.ndarray:
+def simulate(params: GammaGammaParams, x: npt.ArrayLike, *, rng: np.random.Generator) -> np.ndarray:
     """Average transaction value of customers with x transactions each, from the model."""
     x = np.asarray(x, dtype=int)
     nu = rng.gamma(params.q, 1.0 / params.gamma, size=x.size)

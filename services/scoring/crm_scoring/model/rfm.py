@@ -13,8 +13,10 @@ customer would take F and M of 4 or 5. Customers with no order in the window get
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -24,15 +26,15 @@ class Breakpoints:
     cuts: tuple[float | None, float | None, float | None, float | None]
     higher_is_better: bool = True
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"cuts": list(self.cuts), "higher_is_better": self.higher_is_better}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Breakpoints":
+    def from_dict(cls, data: dict[str, Any]) -> "Breakpoints":
         return cls(tuple(data["cuts"]), data["higher_is_better"])
 
 
-def breakpoints(values, *, higher_is_better: bool = True) -> Breakpoints:
+def breakpoints(values: npt.ArrayLike, *, higher_is_better: bool = True) -> Breakpoints:
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         return Breakpoints((None, None, None, None), higher_is_better)
@@ -50,10 +52,11 @@ def breakpoints(values, *, higher_is_better: bool = True) -> Breakpoints:
         else:
             cut = float(reach[0])
             cuts.append(cut if higher_is_better else -cut)
-    return Breakpoints(tuple(cuts), higher_is_better)
+    two, three, four, five = cuts
+    return Breakpoints((two, three, four, five), higher_is_better)
 
 
-def score_many(values, bp: Breakpoints) -> np.ndarray:
+def score_many(values: npt.ArrayLike, bp: Breakpoints) -> np.ndarray:
     """1 + the number of cut points each value reaches."""
     values = np.asarray(values, dtype=float)
     result = np.ones(values.size, dtype=int)
@@ -77,7 +80,7 @@ SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
 # customers with no order in the window (F = M = 0) are segmented by recency alone
 DORMANT_SEGMENTS: dict[int, str] = {5: "hibernating", 4: "hibernating", 3: "hibernating", 2: "hibernating", 1: "lost"}
 
-def frequency_key(orders, revenue) -> np.ndarray:
+def frequency_key(orders: npt.ArrayLike, revenue: npt.ArrayLike) -> np.ndarray:
     """What F ranks: the orders in the window, ties broken by revenue (orders + L / (1 + L), L = ln(1 + revenue), which
     stays below the next whole order). Order counts tie a lot (many shippers order once or twice a year); without
     the tie-break one score would hold far more than a fifth of the active customers."""
@@ -85,7 +88,7 @@ def frequency_key(orders, revenue) -> np.ndarray:
     return np.asarray(orders, dtype=float) + spend / (1.0 + spend)
 
 
-def active_scores(values, active, bp: Breakpoints) -> np.ndarray:
+def active_scores(values: npt.ArrayLike, active: npt.ArrayLike, bp: Breakpoints) -> np.ndarray:
     """F or M: the quintile score among the active customers, 0 for the others."""
     return np.where(np.asarray(active, dtype=bool), score_many(values, bp), 0)
 
@@ -126,6 +129,6 @@ def _lookup_table() -> np.ndarray:
 _TABLE = _lookup_table()
 
 
-def segment_many(r, f, m) -> np.ndarray:
+def segment_many(r: npt.ArrayLike, f: npt.ArrayLike, m: npt.ArrayLike) -> np.ndarray:
     """segment() for arrays of scores."""
     return _TABLE[np.asarray(r, dtype=np.int64), np.asarray(f, dtype=np.int64), np.asarray(m, dtype=np.int64)]
