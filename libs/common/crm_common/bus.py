@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import aiokafka.admin.client
 import aiokafka.client
@@ -30,7 +31,7 @@ from crm_common.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
-class ExplicitTopicsMetadataRequest(MetadataRequest):
+class ExplicitTopicsMetadataRequest(MetadataRequest):  # type: ignore[misc]  # aiokafka ships no types
     """aiokafka's Metadata request with topic auto-creation off unless a caller asks for it."""
 
     def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = False):
@@ -82,11 +83,13 @@ class KafkaPublisher:
                     self._producer = producer
         return self._producer
 
-    async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None):
+    async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
+        """Queue the record; the future resolves to its RecordMetadata when the broker acknowledges it."""
         producer = await self.producer()
-        return await producer.send(self.kafka.physical(topic), value=value, key=key.encode(), headers=headers)
+        delivery: asyncio.Future[Any] = await producer.send(self.kafka.physical(topic), value=value, key=key.encode(), headers=headers)
+        return delivery
 
-    async def publish(self, envelope: EventEnvelope, topic: str | None = None):
+    async def publish(self, envelope: EventEnvelope, topic: str | None = None) -> Any:
         """Publish now and wait for the broker's acknowledgement (tools and tests; services use the outbox)."""
         future = await self.send(topic or topic_for(envelope.type), envelope.key, encode_envelope(envelope))
         return await future
@@ -157,22 +160,28 @@ class BrokerProbe:
             raise
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._offsets is not None:
             await self._offsets.stop()
         if self._admin is not None:
             await self._admin.close()
 
+    def _started_admin(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            raise RuntimeError("BrokerProbe is used inside `async with BrokerProbe(kafka) as probe:`")
+        return self._admin
+
     async def cluster_id(self) -> str | None:
         """None from a broker too old to say (Metadata v2 and later carry it)."""
-        return (await self._admin.describe_cluster()).get("cluster_id")
+        cluster_id: str | None = (await self._started_admin().describe_cluster()).get("cluster_id")
+        return cluster_id
 
     async def missing_topics(self, topics: Iterable[str]) -> set[str]:
         """Which of these logical topics the broker does not have (yet): after it lost everything, until they are created."""
         wanted = sorted(set(topics))
         if not wanted:
             return set()
-        described = await self._admin.describe_topics([self.kafka.physical(t) for t in wanted])
+        described = await self._started_admin().describe_topics([self.kafka.physical(t) for t in wanted])
         present = {self.kafka.logical(t["topic"]) for t in described if t["error_code"] == 0 and t["partitions"]}
         return set(wanted) - present
 
@@ -184,7 +193,7 @@ class BrokerProbe:
         physical = sorted({self.kafka.physical(topic) for topic, _ in wanted})
         existing = {
             (self.kafka.logical(t["topic"]), p["partition"])
-            for t in await self._admin.describe_topics(physical)
+            for t in await self._started_admin().describe_topics(physical)
             if t["error_code"] == 0
             for p in t["partitions"]
         }

@@ -18,9 +18,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Row,
     any_,
     bindparam,
     Column,
@@ -41,13 +46,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm_common.context import current_correlation_id
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, encode_envelope, make_event
 from crm_common.events.topics import topic_for
 from crm_common.metrics import BROKER_LOSSES, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, OUTBOX_REQUEUED
+
+if TYPE_CHECKING:
+    from crm_common.bus import KafkaPublisher  # imported where used: aiokafka is not needed to read the tables
+
+# id, topic, key, body: what the relay sends
+OutboxRow = Row[int, str, str, str]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +104,7 @@ DEFAULT_RETENTION = dt.timedelta(days=7)
 RELAY_LOCK_KEY = 0x0C2A0B0C  # advisory lock id; one per database, so one constant is enough
 
 
-def outbox_row(envelope: EventEnvelope, topic: str | None = None) -> dict:
+def outbox_row(envelope: EventEnvelope, topic: str | None = None) -> dict[str, Any]:
     return {
         "event_id": str(envelope.event_id),
         "topic": topic or topic_for(envelope.type),
@@ -152,7 +163,7 @@ async def oldest_pending_created_at(session: AsyncSession) -> dt.datetime | None
     return await session.scalar(select(outbox_table.c.created_at).where(pending).order_by(outbox_table.c.id).limit(1))
 
 
-def _id_in(session: AsyncSession, ids: list[int]):
+def _id_in(session: AsyncSession, ids: list[int]) -> ColumnElement[bool]:
     """`id = ANY(:ids)` on PostgreSQL (one array parameter: the same statement for every batch size), IN elsewhere."""
     if session.get_bind().dialect.name == "postgresql":
         return outbox_table.c.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
@@ -169,13 +180,13 @@ class Published:
     offset: int | None
 
 
-async def publish_in_order(publisher, rows) -> tuple[list[Published], Exception | None]:
+async def publish_in_order(publisher: KafkaPublisher, rows: Sequence[OutboxRow]) -> tuple[list[Published], Exception | None]:
     """Send every row (id, topic, key, body), then keep only the prefix acknowledged without a gap.
 
     Rows after the first failure are not counted as sent and go again (a duplicate at worst),
     so no key ever sees a later event without the earlier one.
     """
-    futures = []
+    futures: list[asyncio.Future[Any]] = []
     error: Exception | None = None
     for row in rows:
         try:
@@ -193,7 +204,7 @@ async def publish_in_order(publisher, rows) -> tuple[list[Published], Exception 
     return sent, error
 
 
-def _marks_upsert(session: AsyncSession, cluster_id: str, sent: list[Published]):
+def _marks_upsert(session: AsyncSession, cluster_id: str, sent: list[Published]) -> Executable | None:
     """Raise each partition's mark to the end of what was just acknowledged (never lower it)."""
     ends: dict[tuple[str, int], int] = {}
     for record in sent:
@@ -225,7 +236,7 @@ class OutboxRelay:
     def __init__(
         self,
         db: Database,
-        publisher,
+        publisher: KafkaPublisher,
         *,
         service: str,
         batch_size: int = 500,
@@ -315,9 +326,9 @@ class OutboxRelay:
                 .values(published_at=None)
             )
             await session.execute(delete(relay_marks_table).where(relay_marks_table.c.topic.in_(topics)))
-            return result.rowcount or 0
+            return cast("CursorResult[Any]", result).rowcount or 0
 
-    async def _fetch_pending(self):
+    async def _fetch_pending(self) -> Sequence[OutboxRow]:
         async with self.db.sessions() as session:
             return (
                 await session.execute(
@@ -379,7 +390,7 @@ class OutboxRelay:
                 await lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RELAY_LOCK_KEY})
                 await lock_connection.commit()
 
-    async def _relay_loop(self, lock_connection=None) -> None:
+    async def _relay_loop(self, lock_connection: AsyncConnection | None = None) -> None:
         backoff = self.poll_interval_s
         passes = 0
         while not self._stopping:
@@ -433,7 +444,7 @@ async def purge_published(db: Database, retention: dt.timedelta = DEFAULT_RETENT
                 .limit(chunk)
             )
             result = await session.execute(delete(outbox_table).where(outbox_table.c.id.in_(old)))
-            count = result.rowcount or 0
+            count = cast("CursorResult[Any]", result).rowcount or 0
         removed += count
         if count < chunk:
             return removed
