@@ -50,7 +50,7 @@ def run(args) -> dict:
                 }
                 results: dict[str, list[dict]] = {name: [] for name in servers}
                 with perfkit.servers(*servers.values()):
-                    for name, server in servers.items():  # warm-up
+                    for server in servers.values():  # warm-up
                         perfkit.http_load(server.url, paths, headers=headers, connections=args.connections, duration_s=2)
                     for round_ in range(rounds):
                         for name, server in servers.items():

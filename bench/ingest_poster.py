@@ -37,7 +37,7 @@ async def main(spec: dict) -> None:
         async def worker() -> None:
             while not queue.empty():
                 start = queue.get_nowait()
-                for attempt in range(20):
+                for _attempt in range(20):
                     sent_at = time.time()
                     response = await client.post("/api/v1/events", content=bodies[start])
                     if response.status_code == 429:  # the gateway's rate limit: wait as told

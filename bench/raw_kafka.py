@@ -76,11 +76,11 @@ async def consume(bootstrap: str, events: int, topic: str, group: str) -> float:
 
 def producer_process(bootstrap: str, events: int, size: int, topic: str) -> float:
     code = (
-        "import asyncio, sys; sys.path.insert(0, %r); import raw_kafka; "
-        "print('SECONDS', asyncio.run(raw_kafka.produce(%r, %d, %d, %r)))" % (str(perfkit.BENCH), bootstrap, events, size, topic)
+        f"import asyncio, sys; sys.path.insert(0, {str(perfkit.BENCH)!r}); import raw_kafka; "
+        f"print('SECONDS', asyncio.run(raw_kafka.produce({bootstrap!r}, {events:d}, {size:d}, {topic!r})))"
     )
     completed = subprocess.run([perfkit.PYTHON, "-c", code], capture_output=True, text=True, timeout=600)
-    line = next((l for l in completed.stdout.splitlines() if l.startswith("SECONDS ")), None)
+    line = next((out for out in completed.stdout.splitlines() if out.startswith("SECONDS ")), None)
     if line is None:
         raise RuntimeError(f"producer failed: {completed.stdout}\n{completed.stderr}")
     return float(line.split()[1])

@@ -39,7 +39,7 @@ def run_own(name: str, quick: bool, timeout_s: float) -> dict:
 
 
 def _parse_result_line(name: str, stdout: str) -> dict:
-    line = next((l for l in reversed(stdout.splitlines()) if l.startswith("RESULT ")), None)
+    line = next((out for out in reversed(stdout.splitlines()) if out.startswith("RESULT ")), None)
     if line is None:
         raise ValueError("no RESULT line")
     return json.loads(line[len("RESULT "):])

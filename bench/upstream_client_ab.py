@@ -147,7 +147,7 @@ async def main(args) -> None:
                 for kind, call in (("client", client_call), ("proxied", proxied_call)):
                     if kind == "proxied":
                         gateway.upstreams.by_name["complaints"] = impl
-                    cpu, rps = await cpu_per_request(lambda: call(impl), n, c)
+                    cpu, rps = await cpu_per_request(lambda call=call, impl=impl: call(impl), n, c)
                     figures.setdefault((name, kind), []).append((cpu, rps))
                     print(f"  round {round_ + 1} {name:<38} {kind:<8} {cpu:.3f} ms CPU/request  {rps:7.0f} req/s", flush=True)
 

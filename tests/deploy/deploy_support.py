@@ -89,7 +89,7 @@ def env_names(settings_cls) -> tuple[set[str], set[str]]:
     prefix = settings_cls.model_config.get("env_prefix", "")
     delimiter = settings_cls.model_config.get("env_nested_delimiter")
     exact, nested = set(), set()
-    for name, field in settings_cls.model_fields.items():
+    for name in settings_cls.model_fields:
         env = (prefix + name).upper()
         exact.add(env)
         if delimiter:

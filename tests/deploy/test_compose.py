@@ -175,7 +175,7 @@ def test_the_gateway_names_its_trusted_proxies_explicitly(compose):
     from crm_gateway.settings import GatewaySettings
 
     value = env_of(compose["services"]["gateway"])["GATEWAY_TRUSTED_PROXIES"]
-    GatewaySettings.model_validate_json('{"trusted_proxies": %s}' % value)
+    GatewaySettings.model_validate_json(f'{{"trusted_proxies": {value}}}')
 
 
 def _generated_env_files(tmp_path):

@@ -264,7 +264,7 @@ def test_the_gateway_names_its_trusted_proxies_explicitly(rendered):
 
     _overlay, docs = rendered
     config = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "crm-gateway-config")
-    GatewaySettings.model_validate_json('{"trusted_proxies": %s}' % config["data"]["GATEWAY_TRUSTED_PROXIES"])
+    GatewaySettings.model_validate_json(f'{{"trusted_proxies": {config["data"]["GATEWAY_TRUSTED_PROXIES"]}}}')
 
 
 def _selects(selector: dict, labels: dict) -> bool:

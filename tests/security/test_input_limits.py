@@ -213,7 +213,7 @@ async def test_template_syntax_in_data_is_rendered_literally(stack):
     check = await stack.client.post(f"/api/v1/templates/{templates[0]['key']}/preview", headers=admin, json={"template": draft, "data": {"contact_name": "x"}})
     if check.status_code != 200:  # the draft's variable is not in the catalog: use one the default template declares
         variable = templates[0]["variables"][0]
-        draft = {"subject": "Dear {{ %s }}" % variable, "body": "Hello {{ %s }}" % variable, "variables": [variable]}
+        draft = {"subject": "Dear {{ " + variable + " }}", "body": "Hello {{ " + variable + " }}", "variables": [variable]}
     else:
         variable = "contact_name"
     payload = "{{ 7*7 }} {% if True %}evaluated{% endif %} {{ ''.__class__ }}"

@@ -85,7 +85,7 @@ async def test_create_rejects_bad_fields_with_422_naming_them(profile):
         response = await profile.client.post("/customers", json=body)
         assert response.status_code == 422, (loc, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
-        assert any(l[: len(loc)] == loc for l in error_locs(response.json())), (loc, response.json())
+        assert any(found[: len(loc)] == loc for found in error_locs(response.json())), (loc, response.json())
     contract = await profile.client.post("/customers", json=full_body(contract_start="2026-01-01", contract_end="2025-01-01"))
     assert contract.status_code == 422 and "contract_end" in contract.text
 

@@ -47,8 +47,8 @@ async def test_customer_answers_the_survey_page_in_chromium_in_both_languages(da
                     context = await browser.new_context(locale=locale, viewport={"width": 900, "height": 700})
                     page = await context.new_page()
                     problems: list[str] = []
-                    page.on("pageerror", lambda exc: problems.append(str(exc)))
-                    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+                    page.on("pageerror", lambda exc, problems=problems: problems.append(str(exc)))
+                    page.on("console", lambda m, problems=problems: problems.append(m.text) if "Content Security Policy" in m.text else None)
                     await page.goto(f"{link}&lang={lang}")
                     await page.wait_for_selector("#survey-form", state="visible")
                     assert filed["number"] in await page.inner_text("#survey-intro")

@@ -110,7 +110,6 @@ def _order_features(out: pd.DataFrame, orders: pd.DataFrame, as_of: int, window:
     out["growth_rate"] = growth  # relative change of monthly revenue over a year
 
     # ordering frequency against the customer's own history
-    recent = live["order_day"] > as_of - RECENT_DAYS
     out["order_days_recent"] = days[days["order_day"] > as_of - RECENT_DAYS].groupby("customer_id").size().reindex(index, fill_value=0)
     before = days[days["order_day"] <= as_of - RECENT_DAYS]
     out["order_days_before"] = before.groupby("customer_id").size().reindex(index, fill_value=0)

@@ -134,7 +134,7 @@ def _num(series: pd.Series, fill: float = np.nan) -> np.ndarray:
 def _flag(series: pd.Series) -> np.ndarray:
     if not len(series):
         return np.zeros(0, dtype=bool)
-    if getattr(series, "dtype", None) == bool:
+    if getattr(series, "dtype", None) == np.dtype(bool):
         return series.to_numpy()
     return pd.Series(series).fillna(False).astype(bool).to_numpy()
 
