@@ -17,7 +17,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = dt.timezone.utc
@@ -31,10 +31,13 @@ class CalendarError(ValueError):
     `loc` is where in the calendar's data form the fault is, e.g. ("periods", 1, 0).
     """
 
-    def __init__(self, message: str, loc: tuple = ()):
+    def __init__(self, message: str, loc: Loc = ()):
         super().__init__(message)
         self.loc = loc
 
+
+# where in a calendar's data form a fault is, e.g. ("periods", 1, 0)
+Loc = tuple[str | int, ...]
 
 _TIME_OF_DAY = re.compile(r"(\d{2}):(\d{2})")
 
@@ -44,7 +47,7 @@ def time_text(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-def minute_of_day(text: str, loc: tuple = ()) -> int:
+def minute_of_day(text: str, loc: Loc = ()) -> int:
     """HH:MM (hours 00-24, minutes 00-59; 24:00 is the end of the day) as minutes after midnight."""
     match = _TIME_OF_DAY.fullmatch(str(text))
     if match is None:
@@ -85,7 +88,7 @@ class BusinessCalendar:
 
     # ---- data form (stored per team as JSON) -------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict) -> "BusinessCalendar":
+    def from_dict(cls, data: dict[str, Any]) -> "BusinessCalendar":
         return cls(
             timezone=data.get("timezone", "Asia/Shanghai"),
             weekdays=frozenset(int(d) for d in data.get("weekdays", [0, 1, 2, 3, 4])),
@@ -94,7 +97,7 @@ class BusinessCalendar:
             workdays=frozenset(dt.date.fromisoformat(d) for d in data.get("workdays", [])),
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "timezone": self.timezone,
             "weekdays": sorted(self.weekdays),
@@ -171,10 +174,10 @@ class BusinessCalendar:
         return int(self.business_time_between(a, b).total_seconds() // 60)
 
 
-def _periods_from_data(data) -> tuple[tuple[int, int], ...]:
+def _periods_from_data(data: object) -> tuple[tuple[int, int], ...]:
     if not isinstance(data, (list, tuple)):
         raise CalendarError("periods are a list of [start, end] pairs written HH:MM", ("periods",))
-    periods = []
+    periods: list[tuple[int, int]] = []
     for index, period in enumerate(data):
         if not isinstance(period, (list, tuple)) or len(period) != 2:
             raise CalendarError(f"period {period!r} is not a [start, end] pair written HH:MM", ("periods", index))
@@ -182,7 +185,7 @@ def _periods_from_data(data) -> tuple[tuple[int, int], ...]:
     return tuple(periods)
 
 
-def _check_period(start: int, end: int, loc: tuple) -> None:
+def _check_period(start: int, end: int, loc: Loc) -> None:
     if not (0 <= start <= MINUTES_PER_DAY and 0 <= end <= MINUTES_PER_DAY):
         raise CalendarError(f"period {start}-{end} (minutes of the day) lies outside 00:00-24:00", loc)
     if end == start:
@@ -198,8 +201,15 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value
 
 
+def _known_offset(moment: dt.datetime) -> dt.timedelta:
+    offset = moment.utcoffset()
+    if offset is None:
+        raise ValueError("naive datetime; give an aware one")
+    return offset
+
+
 def _offset(zone: ZoneInfo, instant: dt.datetime) -> dt.timedelta:
-    return instant.astimezone(zone).utcoffset()
+    return _known_offset(instant.astimezone(zone))
 
 
 def _transition(zone: ZoneInfo, a: dt.datetime, b: dt.datetime) -> dt.datetime:
@@ -226,7 +236,7 @@ def _intervals_on(calendar: BusinessCalendar, day: dt.date) -> tuple[tuple[dt.da
     midnight = dt.datetime.combine(day, dt.time())
     # every offset in force around this local day (at most one transition a day in real zones)
     offsets = {
-        dt.datetime.combine(day + dt.timedelta(days=delta), dt.time(hour), tzinfo=zone).utcoffset()
+        _known_offset(dt.datetime.combine(day + dt.timedelta(days=delta), dt.time(hour), tzinfo=zone))
         for delta in (-1, 0, 1)
         for hour in (0, 6, 12, 18)
     }
@@ -279,12 +289,12 @@ class Stretch:
     counted: dt.timedelta
     calendar: BusinessCalendar
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"began": self.began.isoformat(), "ended": self.ended.isoformat(),
                 "counted_us": self.counted // dt.timedelta(microseconds=1), "calendar": self.calendar.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Stretch":
+    def from_dict(cls, data: dict[str, Any]) -> "Stretch":
         return cls(began=dt.datetime.fromisoformat(data["began"]), ended=dt.datetime.fromisoformat(data["ended"]),
                    counted=dt.timedelta(microseconds=data["counted_us"]), calendar=BusinessCalendar.from_dict(data["calendar"]))
 
@@ -332,7 +342,7 @@ class SlaClock:
             now = _aware(now).astimezone(UTC)
             counted = calendar.business_time_between(self.running_since, now)
             if self.history is None:
-                self._fold_without_history(calendar, counted)
+                self._fold_without_history(calendar, self.running_since, counted)
             elif counted:
                 self.history += (Stretch(self.running_since, now, counted, calendar),)
             self.consumed += counted
@@ -340,10 +350,10 @@ class SlaClock:
             if self.breached_at is None:
                 self.breached_at = self._used_up_before_running()
 
-    def _fold_without_history(self, calendar: BusinessCalendar, counted: dt.timedelta) -> None:
+    def _fold_without_history(self, calendar: BusinessCalendar, began: dt.datetime, counted: dt.timedelta) -> None:
         # the one instant an unknown history still allows: the target crossed inside this stretch
         if self.breached_at is None and self.consumed < self.target <= self.consumed + counted:
-            self.breached_at = calendar.add_business_time(self.running_since, self.target - self.consumed)
+            self.breached_at = calendar.add_business_time(began, self.target - self.consumed)
 
     def _used_up_before_running(self) -> dt.datetime | None:
         """When the target was used up in the finished stretches; None if it was not (or the history is unknown)."""
