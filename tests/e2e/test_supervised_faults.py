@@ -109,12 +109,6 @@ async def test_kill_9_of_each_service_and_each_worker_mid_stream(installation):
 
 @pytest.mark.slow
 @NEEDS_REPUBLISH
-@pytest.mark.xfail(strict=False, reason=(
-    "known loss in issue 17 point 2's broker-loss handling: on 2026-12-07 1 run of 3 lost 112 orders; reconnecting clients "
-    "got the restarted Tansu to create topics with its default 4 partitions before crm-broker made them with 6, and the "
-    "relay's producer kept sending keys to partitions 4 and 5. A delete-and-recreate repair in crm-broker was tried and "
-    "reverted (it made the SQLite republish test in test_durable_log.py time out in 2 runs of 3); with it plus a "
-    "consumer-side change, 2 of 5 runs still lost orders (302, 152). Logs under test-output/ when it fails"))
 async def test_kill_9_of_the_broker_mid_stream_restarted_empty(installation):
     await _kill_9_mid_stream(installation, ("broker",), "kill-broker", customers=6, events=400, complaints=20, gap_s=8)
 
