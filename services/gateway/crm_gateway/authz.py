@@ -125,9 +125,15 @@ RULES: tuple[Rule, ...] = (
     R("/scores/{customer_id}/{rest:path}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
     R("/service-levels/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),
     R("/reports/pareto{rest:path}", READ, ADMIN, "scoring"),
-    R("/reports/rfm{rest:path}", READ, ADMIN, "scoring"),
+    # management reports over the whole base (crm_scoring.reports): counts per class, cell, grade and tier for account
+    # managers and admins; the customers of a matrix cell (they name customers across portfolios) for admins only
+    R("/reports/matrices/{matrix}/{cell}/customers{rest:path}", READ, ADMIN, "scoring"),
+    R("/reports/abc{rest:path}", READ, AM_ADMIN, "scoring", Scope.PUBLIC),
+    R("/reports/matrices{rest:path}", READ, AM_ADMIN, "scoring", Scope.PUBLIC),
+    R("/reports/credit-churn{rest:path}", READ, AM_ADMIN, "scoring", Scope.PUBLIC),
+    R("/reports/rfm{rest:path}", READ, AM_ADMIN, "scoring", Scope.PUBLIC),
     R("/reports/tier-movements{rest:path}", READ, ADMIN, "scoring"),
-    R("/reports/tiers", READ, ADMIN, "scoring"),
+    R("/reports/tiers{rest:path}", READ, AM_ADMIN, "scoring", Scope.PUBLIC),
     R("/reports/service-levels{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/model{rest:path}", READ, ADMIN, "scoring"),
     R("/reports/scoring{rest:path}", READ, ADMIN, "scoring"),

@@ -93,6 +93,15 @@ EXPECTED = [
     ("customer", "GET", "/api/v1/agents", False),
     ("customer", "POST", "/api/v1/complaints/K1/reopen", True),
     ("customer", "POST", "/api/v1/complaints/K1/customer-messages", True),
+    # issue 20: management reports for account managers and admins; the customers of a cell for admins only
+    ("account_manager", "GET", "/api/v1/reports/abc", True),
+    ("account_manager", "GET", "/api/v1/reports/matrices.csv", True),
+    ("account_manager", "GET", "/api/v1/reports/credit-churn", True),
+    ("account_manager", "GET", "/api/v1/reports/tiers.csv", True),
+    ("account_manager", "GET", "/api/v1/reports/matrices/current_potential/big/customers", False),
+    ("admin", "GET", "/api/v1/reports/matrices/current_potential/big/customers.csv", True),
+    ("agent", "GET", "/api/v1/reports/abc", False),
+    ("customer", "GET", "/api/v1/reports/rfm", False),
 ]
 
 

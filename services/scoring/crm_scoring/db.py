@@ -24,6 +24,9 @@ customers = Table(
     Column("share_of_wallet", Float),
     Column("potential_volume", Float),  # the customer's whole yearly logistics spend, declared on the profile
     Column("size_band", String(20)),  # "key_account" is the profile's manual key-account flag
+    Column("region", String(100)),  # region, industry and account manager: the management reports' filters
+    Column("industry", String(100)),
+    Column("account_manager", String(100)),
     Column("profile_at", UTCDateTime),
     Column("first_seen_at", UTCDateTime, nullable=False),
 )
@@ -76,6 +79,7 @@ orders = Table(
     Column("pod_returned_at", UTCDateTime),
 )
 Index("ix_orders_customer", orders.c.customer_id, orders.c.order_day)
+Index("ix_orders_service_type", orders.c.service_type, orders.c.customer_id)
 
 invoices = Table(
     "invoices",

@@ -38,6 +38,7 @@ def build_runtime(settings: ScoringSettings, *, clock=None) -> ScoringRuntime:
 
 
 def create_app(settings: ScoringSettings | None = None, *, start_background: bool = True, clock=None) -> FastAPI:
+    from crm_scoring.reports.api import management_reports_router
     from crm_scoring.scoring.api import admin_router, reports_router, scores_router
     from crm_scoring.scoring.scheduler import RecomputeScheduler
     from crm_scoring.service_levels.api import service_levels_admin_router, service_levels_reports_router, service_levels_router
@@ -48,7 +49,7 @@ def create_app(settings: ScoringSettings | None = None, *, start_background: boo
         runtime,
         title="Scoring",
         description="Customer value, ABC class, RFM, loyalty, satisfaction, credit, churn risk, lifetime value and service levels.",
-        routers=[scores_router, reports_router, admin_router, service_levels_router, service_levels_reports_router, service_levels_admin_router],
+        routers=[scores_router, reports_router, management_reports_router, admin_router, service_levels_router, service_levels_reports_router, service_levels_admin_router],
         start_background=start_background,
     )
     if start_background and settings.run_scheduler:

@@ -613,15 +613,19 @@ def _cells(first: np.ndarray, second: np.ndarray, names: tuple[str, str, str, st
     return np.select([first & second, first & ~second, ~first & second], list(names[:3]), default=names[3]).astype(object)
 
 
+VALUE_LOYALTY_CELLS = ("keep_close", "win_loyalty", "grow_value", "low_priority")
+CREDIT_LOYALTY_CELLS = ("gold", "to_develop", "to_watch", "to_drop")
+
+
 def value_loyalty_cells(value: np.ndarray, loyalty_score: np.ndarray, threshold: float = 50) -> np.ndarray:
     """value x loyalty: keep_close / win_loyalty / grow_value / low_priority."""
-    return _cells(_high(value, threshold), _high(loyalty_score, threshold), ("keep_close", "win_loyalty", "grow_value", "low_priority"))
+    return _cells(_high(value, threshold), _high(loyalty_score, threshold), VALUE_LOYALTY_CELLS)
 
 
 def credit_loyalty_cells(grades: np.ndarray, loyalty_score: np.ndarray, threshold: float = 50) -> np.ndarray:
     """credit x loyalty: gold (good credit, loyal), to_develop (good credit, not yet loyal), to_watch (poor credit, loyal), to_drop."""
     good = np.isin(grades, ["A", "B"])
-    return _cells(good, _high(loyalty_score, threshold), ("gold", "to_develop", "to_watch", "to_drop"))
+    return _cells(good, _high(loyalty_score, threshold), CREDIT_LOYALTY_CELLS)
 
 
 # current x potential value (../shared/domain.md): both high important (重要), current low and potential high big (大),

@@ -80,18 +80,6 @@ async def pareto_report(request: Request):
         return await reports.pareto(session, runtime.settings)
 
 
-@reports_router.get("/rfm")
-async def rfm_report(request: Request):
-    async with runtime_of(request).db.sessions() as session:
-        return await reports.rfm_report(session)
-
-
-@reports_router.get("/tiers")
-async def tier_report(request: Request):
-    async with runtime_of(request).db.sessions() as session:
-        return await reports.tier_report(session)
-
-
 @reports_router.get("/pareto.{fmt}")
 async def pareto_chart(fmt: Literal["svg", "png"], request: Request):
     runtime = runtime_of(request)

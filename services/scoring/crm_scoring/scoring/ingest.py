@@ -87,6 +87,10 @@ def _f(value) -> float | None:
     return None if value is None else float(value)
 
 
+def _text(value: str | None, size: int = 100) -> str | None:
+    return None if value is None else value[:size]
+
+
 # Fact rows carry only the columns their event knows: the upsert fills the others with NULL, which every merge
 # rule treats as "unknown" (the stored value stays), so a sparse row merges exactly like a row of NULLs.
 def _order_row(p: EventPayload, customer_id: str) -> dict:
@@ -242,6 +246,7 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
                 continue  # a profile of a merged-away or erased customer is not news
             row = {"customer_id": p.customer_id, "name": p.name[:200], "is_stub": 0, "credit_limit": p.credit_limit, "payment_days": p.payment_days,
                    "share_of_wallet": p.share_of_wallet, "potential_volume": _f(getattr(p, "potential_volume", None)), "size_band": p.size_band,
+                   "region": _text(p.region), "industry": _text(p.industry), "account_manager": _text(p.account_manager),
                    "profile_at": envelope.occurred_at, "first_seen_at": now}
             rank = (envelope.occurred_at, str(envelope.event_id))
             if p.customer_id not in profile_rows or rank > profile_rows[p.customer_id][0]:
@@ -307,7 +312,7 @@ async def _upsert_profiles(session: AsyncSession, rows: list[dict]) -> None:
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=["customer_id"],
-        set_={c: excluded[c] for c in ("name", "is_stub", "credit_limit", "payment_days", "share_of_wallet", "potential_volume", "size_band", "profile_at")},
+        set_={c: excluded[c] for c in ("name", "is_stub", "credit_limit", "payment_days", "share_of_wallet", "potential_volume", "size_band", "region", "industry", "account_manager", "profile_at")},
         where=or_(customers.c.profile_at.is_(None), customers.c.profile_at <= excluded.profile_at),
     )
     await session.execute(stmt, rows)

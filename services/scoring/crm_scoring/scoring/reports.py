@@ -1,4 +1,5 @@
-"""Reports: the Pareto report (JSON and chart) and the model report with its holdout check."""
+"""Reports: the Pareto report (JSON and chart) and the model report with its holdout check (the management reports:
+crm_scoring.reports)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_scoring.db import customer_scores, orders
@@ -32,25 +33,6 @@ async def pareto(session: AsyncSession, settings: ScoringSettings) -> dict[str, 
     report["thresholds"] = model.abc.as_dict() if model is not None else None
     report["model_as_of"] = None if model is None else (dt.date(1970, 1, 1) + dt.timedelta(days=model.as_of_day)).isoformat()
     return report
-
-
-async def rfm_report(session: AsyncSession) -> dict[str, Any]:
-    """Customers per (R, F) cell and per segment over the whole base (F = 0: no order in the window)."""
-    c = customer_scores.c
-    count = func.count().label("count")
-    cells = (await session.execute(select(c.rfm_r, c.rfm_f, count).where(c.rfm_r.is_not(None)).group_by(c.rfm_r, c.rfm_f).order_by(c.rfm_r, c.rfm_f))).all()
-    segments = (await session.execute(select(c.rfm_segment, count).where(c.rfm_segment.is_not(None)).group_by(c.rfm_segment))).all()
-    return {
-        "customers": sum(n for _, _, n in cells),
-        "cells": [{"r": r, "f": f, "count": n} for r, f, n in cells],
-        "segments": [{"segment": s, "count": n} for s, n in sorted(segments, key=lambda row: (-row[1], row[0]))],
-    }
-
-
-async def tier_report(session: AsyncSession) -> dict[str, Any]:
-    """Customers per tier over the whole base."""
-    tiers = (await session.execute(select(customer_scores.c.tier, func.count()).group_by(customer_scores.c.tier))).all()
-    return {"customers": sum(n for _, n in tiers), "tiers": [{"tier": t, "count": n} for t, n in sorted(tiers, key=lambda row: (-row[1], row[0]))]}
 
 
 def _figure(size: tuple[float, float]):
