@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -123,7 +123,7 @@ class InboxProcessor:
         self.dead_letters = dead_letters
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
-        self.logical_topic = lambda topic: topic
+        self.logical_topic: Callable[[str], str] = lambda topic: topic
 
     async def process(self, deliveries: list[Delivery]) -> None:
         """Apply a batch (one poll, one or more partitions). Raises only when a dead letter could not be written."""
@@ -176,14 +176,14 @@ class InboxProcessor:
         It commits or rolls back with the caller's transaction, so a failed apply claims nothing.
         """
         now = utcnow()
-        rows: dict[str, dict] = {}
+        rows: dict[str, dict[str, Any]] = {}
         for event in events:
             event_id = str(event.envelope.event_id)
             rows.setdefault(
                 event_id,
                 {"consumer": self.handler.name, "event_id": event_id, "event_type": event.envelope.type, "outcome": outcome, "processed_at": now},
             )
-        if session.bind.dialect.name == "postgresql":  # ids and types as two arrays: one statement text for every batch size
+        if session.get_bind().dialect.name == "postgresql":  # ids and types as two arrays: one statement text for every batch size
             arrays = ([r["event_id"] for r in rows.values()], [r["event_type"] for r in rows.values()])
             result = await (await session.connection()).exec_driver_sql(_CLAIM_POSTGRESQL, (self.handler.name, *arrays, outcome, now))
             claimed = set(result.scalars())
@@ -275,7 +275,7 @@ class BrokerReplaced(RuntimeError):
     """The broker answers with another cluster id than the one this consumer read from."""
 
 
-class RewindLostPartitions(ConsumerRebalanceListener):
+class RewindLostPartitions(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
     """On assignment, starts from the earliest offset every partition whose position the broker no longer backs.
 
     That is a partition whose committed offset is beyond its end (the broker lost records: unclean
@@ -298,11 +298,11 @@ class RewindLostPartitions(ConsumerRebalanceListener):
         self.rewind_unseen = True
         self.positioned.clear()
 
-    async def on_partitions_revoked(self, revoked) -> None:
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.holds_generation = False
         self.owner.forget_lag(revoked)  # another member reports them now
 
-    async def on_partitions_assigned(self, assigned) -> None:
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.holds_generation = True
         if not assigned or self.consumer is None:
             return
@@ -536,7 +536,7 @@ class InboxConsumer:
                 continue
             self._record_lag(consumer, tp, position)
 
-    def forget_lag(self, partitions) -> None:
+    def forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
             try:
                 CONSUMER_LAG.remove(self.handler.name, self.kafka.logical(tp.topic), str(tp.partition))
