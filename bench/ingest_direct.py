@@ -113,7 +113,7 @@ async def ceilings(records: list[tuple[str, str, bytes]], partitions: int, batch
     from crm_common.consumer import InboxProcessor
     from crm_common.db import Database
     from crm_devbroker.testing import CollectingDeadLetters
-    from crm_scoring.scoring.consumer import ScoringHandler
+    from crm_scoring.scoring.handlers import ScoringHandler
     from crm_scoring.settings import ScoringSettings
 
     class DecodeOnly(InboxProcessor):

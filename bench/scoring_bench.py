@@ -258,7 +258,7 @@ async def drop_postgres_db(name: str) -> None:
 
 async def fresh_db():
     from crm_common.db import Database
-    from crm_scoring.migrate import migrate
+    from crm_scoring.db import migrate
 
     url, name = await create_postgres_db()
     await asyncio.to_thread(migrate, url)
@@ -324,7 +324,7 @@ class NullDeadLetters:
 async def section_inbox(h: OrderHistory, count: int, settings: ScoringSettings, results: dict, batch: int = 500) -> None:
     from crm_common.consumer import Delivery, InboxProcessor
     from crm_common.events import encode_envelope
-    from crm_scoring.scoring.consumer import ScoringHandler
+    from crm_scoring.scoring.handlers import ScoringHandler
 
     envelopes = order_events(h, count)
     deliveries = [Delivery("logistics.orders", 0, i, e.key.encode(), encode_envelope(e)) for i, e in enumerate(envelopes)]
@@ -369,7 +369,7 @@ async def section_broker(h: OrderHistory, count: int, settings: ScoringSettings,
     from crm_common.consumer import inbox_table
     from crm_common.events import ALL_TOPICS, encode_envelope
     from crm_common.settings import KafkaSettings
-    from crm_scoring.main import build_runtime
+    from crm_scoring.runtime import build_runtime
 
     envelopes = order_events(h, count)
     log_dir = Path(tempfile.mkdtemp())

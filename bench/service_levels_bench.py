@@ -76,7 +76,7 @@ def order_rows(h, seed: int):
 async def load(db, h, seed: int) -> float:
     from sqlalchemy import insert
 
-    from crm_scoring.db import orders
+    from crm_scoring.scoring.models import orders
 
     started = time.perf_counter()
     for rows in order_rows(h, seed):
@@ -100,8 +100,8 @@ async def run(args) -> dict:
     from sqlalchemy import func, select
 
     from crm_common.db import Database
-    from crm_scoring.db import orders
-    from crm_scoring.migrate import migrate
+    from crm_scoring.scoring.models import orders
+    from crm_scoring.db import migrate
     from crm_scoring.service_levels import reports, service
     from crm_scoring.settings import ScoringSettings
 

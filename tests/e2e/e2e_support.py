@@ -47,7 +47,7 @@ def _alembic_ini(name: str) -> Path:
     import crm_gateway
     import crm_notifications
     import crm_profile
-    from crm_scoring.migrate import ALEMBIC_INI as scoring_ini
+    from crm_scoring.db import ALEMBIC_INI as scoring_ini
 
     return {
         "profile": crm_profile.ALEMBIC_INI, "scoring": scoring_ini, "complaints": crm_complaints.ALEMBIC_INI,

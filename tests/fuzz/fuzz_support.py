@@ -89,7 +89,7 @@ async def build_profile(database_factory, kind: str = "sqlite") -> AppUnderTest:
 
 async def build_scoring(database_factory, kind: str = "sqlite") -> AppUnderTest:
     from crm_scoring.main import create_app
-    from crm_scoring.migrate import ALEMBIC_INI
+    from crm_scoring.db import ALEMBIC_INI
     from crm_scoring.settings import ScoringSettings
 
     url = await migrated(database_factory, ALEMBIC_INI, kind, "fzscoring")
@@ -154,7 +154,7 @@ async def seed_scoring(target: AppUnderTest) -> dict[str, str]:
     from crm_common.events import encode_envelope, make_event, topic_for
     from crm_common.events.customers import CustomerRegistered
     from crm_common.events.logistics import OrderCreated
-    from crm_scoring.scoring.consumer import ScoringHandler
+    from crm_scoring.scoring.handlers import ScoringHandler
 
     runtime = target.app.state.runtime
 

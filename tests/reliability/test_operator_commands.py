@@ -17,8 +17,8 @@ from crm_common.events.logistics import OrderCreated
 from crm_common.events.topics import ALL_TOPICS
 from crm_common.outbox import outbox_table
 from crm_devbroker.testing import app_client, read_raw
-from crm_scoring.db import customers as scoring_customers
-from crm_scoring.db import orders as scoring_orders
+from crm_scoring.scoring.models import customers as scoring_customers
+from crm_scoring.scoring.models import orders as scoring_orders
 
 # The commands are synchronous programs (asyncio.run inside): the tests run them in a thread.
 HOURS_AGO = [30, 20, 10, 5, 1]  # when each customer was registered
@@ -79,7 +79,7 @@ async def _scoring_is_read_only(self, session, events):
 async def test_dead_letters_outlive_the_broker_and_crm_dlq_replays_them_once(
     database_factory, db_kind, kafka_settings, local_broker, monkeypatch, capsys
 ):
-    from crm_scoring.scoring.consumer import ScoringHandler
+    from crm_scoring.scoring.handlers import ScoringHandler
 
     monkeypatch.setattr(ScoringHandler, "handle_batch", _scoring_is_read_only)
     db = await scoring_db(database_factory, db_kind, "dlq")

@@ -40,7 +40,7 @@ CUSTOMERS_SQL = "SELECT customer_id, is_stub FROM customers ORDER BY customer_id
 
 
 def _handler():
-    from crm_scoring.scoring.consumer import ScoringHandler
+    from crm_scoring.scoring.handlers import ScoringHandler
 
     return ScoringHandler
 

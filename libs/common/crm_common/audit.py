@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
 from alembic.operations import Operations
 from sqlalchemy import CursorResult, RowMapping
@@ -48,7 +48,8 @@ from crm_common.context import current_correlation_id
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.bounds import FactDateTime, NonNegativeInt32
 from crm_common.problems import Problem
-from crm_common.runtime import ServiceRuntime, runtime_of
+from crm_common.deps import Actor, ActorDep, SessionDep
+from crm_common.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +183,14 @@ class AuditEntry:
         self.fields = sorted(set(self.fields))
 
 
-def entry_for(headers: Mapping[str, str], action: str, resource: str, *, customer_id: str | None, fields: Iterable[str], contact_id: str | None = None) -> AuditEntry:
-    """An entry for the caller of the current request: identity from the gateway's headers (verified by the edge
-    token), request id from the correlation id."""
+def entry_for(who: Actor | Mapping[str, str], action: str, resource: str, *, customer_id: str | None, fields: Iterable[str],
+              contact_id: str | None = None) -> AuditEntry:
+    """An entry for the caller of the current request: `who` is the route's actor (crm_common.deps.ActorDep) or the
+    request's headers (the gateway's identity, verified by the edge token); request id from the correlation id."""
+    actor = who if isinstance(who, Actor) else Actor.from_headers(who)
     return AuditEntry(
-        actor=headers.get("x-actor-subject") or headers.get("x-actor-id") or "anonymous",
-        role=headers.get("x-actor-role") or "unknown",
+        actor=actor.name or "anonymous",
+        role=actor.role or "unknown",
         action=action, resource=resource, customer_id=customer_id, contact_id=contact_id, fields=list(fields),
         request_id=current_correlation_id(),
     )
@@ -424,7 +427,8 @@ audit_router = APIRouter(tags=["audit"])
 
 @audit_router.get("/audit")
 async def list_audit(
-    request: Request,
+    caller: ActorDep,
+    session: SessionDep,
     customer_id: str | None = Query(default=None, max_length=200),
     actor: str | None = Query(default=None, max_length=200),
     since: FactDateTime | None = Query(default=None, description="from this instant (inclusive, ISO 8601 with offset)"),
@@ -433,8 +437,7 @@ async def list_audit(
     limit: int = Query(default=500, ge=1, le=5000),
 ) -> dict[str, Any]:
     """Audit rows of this service, oldest first; admins only."""
-    if request.headers.get("x-actor-role") != "admin":
+    if caller.role != "admin":
         raise Problem(403, "Forbidden", "Only admins read the audit trail.")
-    async with runtime_of(request).db.sessions() as session:
-        rows = await query(session, customer_id=customer_id, actor=actor, since=since, until=until, after_id=after_id, limit=limit)
+    rows = await query(session, customer_id=customer_id, actor=actor, since=since, until=until, after_id=after_id, limit=limit)
     return {"items": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None}

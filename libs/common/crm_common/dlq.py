@@ -19,12 +19,13 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Row, select
 
 from crm_common.consumer import dead_letters_table
 from crm_common.db import Database
+from crm_common.deps import RuntimeDep
 from crm_common.events.envelope import InvalidEvent
 from crm_common.problems import Problem
 
@@ -123,34 +124,29 @@ class ReplayFilter(BaseModel):
 
 def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
     """`GET .../dead-letters/<service>`, `GET .../{id}`, `POST .../{id}/replay`, `POST .../replay` (every waiting one)."""
-    def runtime_of(request: Request) -> ServiceRuntime:
-        runtime: ServiceRuntime = request.app.state.runtime
-        return runtime
-
     router = APIRouter(prefix=f"{prefix}/admin/dead-letters/{service_name}", tags=["admin"])
 
     @router.get("")
-    async def list_(
-        request: Request,
+    async def list_(runtime: RuntimeDep,
         consumer: str | None = Query(None, max_length=100, pattern=NAME),
         topic: str | None = Query(None, max_length=200, pattern=NAME),
         state: State = "waiting",
         after_id: int = Query(0, ge=0, le=MAX_ID),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
-        items = await list_dead_letters(runtime_of(request).db, consumer=consumer, topic=topic, state=state, after_id=after_id, limit=limit)
+        items = await list_dead_letters(runtime.db, consumer=consumer, topic=topic, state=state, after_id=after_id, limit=limit)
         return {"items": items, "next_after_id": items[-1]["id"] if len(items) == limit else None}
 
     @router.get("/{dead_letter_id}")
-    async def show(request: Request, dead_letter_id: int = Path(ge=1, le=MAX_ID)) -> dict[str, Any]:
-        item = await get_dead_letter(runtime_of(request).db, dead_letter_id)
+    async def show(runtime: RuntimeDep, dead_letter_id: int = Path(ge=1, le=MAX_ID)) -> dict[str, Any]:
+        item = await get_dead_letter(runtime.db, dead_letter_id)
         if item is None:
             raise Problem(404, "Dead letter not found", f"No dead letter {dead_letter_id} in {service_name}.")
         return item
 
     @router.post("/{dead_letter_id}/replay")
-    async def replay_one(request: Request, dead_letter_id: int = Path(ge=1, le=MAX_ID)) -> dict[str, Any]:
-        (result,) = await replay_dead_letters(runtime_of(request), [dead_letter_id])
+    async def replay_one(runtime: RuntimeDep, dead_letter_id: int = Path(ge=1, le=MAX_ID)) -> dict[str, Any]:
+        (result,) = await replay_dead_letters(runtime, [dead_letter_id])
         if result.outcome == "not_found":
             raise Problem(404, "Dead letter not waiting", f"No dead letter {dead_letter_id} waiting for a replay in {service_name}.")
         if result.outcome == "invalid":
@@ -160,8 +156,7 @@ def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
         return asdict(result)
 
     @router.post("/replay")
-    async def replay_waiting(request: Request, body: ReplayFilter | None = None) -> dict[str, Any]:
-        runtime = runtime_of(request)
+    async def replay_waiting(runtime: RuntimeDep, body: ReplayFilter | None = None) -> dict[str, Any]:
         body = body or ReplayFilter()
         results = await replay_dead_letters(runtime, await waiting_ids(runtime.db, consumer=body.consumer, topic=body.topic))
         return _tally(results)

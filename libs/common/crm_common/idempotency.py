@@ -48,7 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database, UTCDateTime, dialect_insert, utcnow
 from crm_common.problems import Problem
-from crm_common.runtime import ServiceRuntime, runtime_of
+from crm_common.deps import current_runtime
+from crm_common.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class IdempotentRequest:
 
 
 async def idempotent_request(request: Request, key: IdempotencyKey = None) -> IdempotentRequest:
-    return IdempotentRequest(runtime_of(request), key, caller_of(request), f"{request.method} {request.url.path}")
+    return IdempotentRequest(current_runtime(request), key, caller_of(request), f"{request.method} {request.url.path}")
 
 
 Idempotent = Annotated[IdempotentRequest, Depends(idempotent_request)]

@@ -103,10 +103,6 @@ class Person:
             return text
         return pattern.sub(TOMBSTONE, text)
 
-    def mentioned_in(self, text: str | None) -> bool:
-        pattern = self.pattern
-        return bool(text and pattern is not None and pattern.search(text))
-
     def scrub_json(self, value: Any) -> Any:
         """Every string in a JSON-like value (keys are left alone)."""
         if isinstance(value, str):

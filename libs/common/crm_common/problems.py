@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -47,6 +48,24 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
         media_type=PROBLEM_JSON,
         headers=problem.headers,
     )
+
+
+ProblemMapping = Mapping[type[Exception], Callable[[Any], Problem]]
+"""A service's one mapping from its domain exceptions (raised by its service layers, which know nothing of HTTP) to
+the problem details its API answers: `{CustomerNotFound: lambda exc: Problem(404, "Customer not found", str(exc))}`."""
+
+
+def install_domain_problems(app: FastAPI, mapping: ProblemMapping) -> None:
+    """Answer each mapped exception (and its subclasses, the most specific mapping first) with its problem."""
+    for exc_type, to_problem in mapping.items():
+        app.add_exception_handler(exc_type, _domain_handler(to_problem))
+
+
+def _domain_handler(to_problem: Callable[[Any], Problem]):
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(to_problem(exc), request)
+
+    return answer
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 import contextlib
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import func, select, text
@@ -15,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.bus import KafkaPublisher
 from crm_common.consumer import EventHandler, InboxConsumer, dead_letters_table
 from crm_common.db import Database
-from crm_common.dlq import dead_letters_router
 from crm_common.edge import EdgeAuthMiddleware, EdgeTokenVerifier
 from crm_common.http import CorrelationAndMetricsMiddleware, health_router
 from crm_common.limits import RequestBodyLimitMiddleware, max_request_body_bytes
@@ -24,10 +24,25 @@ from crm_common.metrics import DEAD_LETTERS_WAITING
 from crm_common.openapi import describe_problems, operation_id
 from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay, purge_loop
 from crm_common.production import exit_if_refused, refuse_unsafe_production
-from crm_common.problems import install_problem_handlers
+from crm_common.problems import ProblemMapping, install_domain_problems, install_problem_handlers
 from crm_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackgroundLoop:
+    """A named loop of a service (a scheduler, a dispatcher, a purge), started and stopped by the runtime, the same way in
+    the API's lifespan and in the worker.
+
+    `with_consumers`: runs only in a process that runs the consumers (work that follows what they stage).
+    `stop`: asks the loop to end after its current pass; the runtime then waits for it within the graceful stop's
+    grace. Without it the loop is cancelled at once (a pass that is one transaction rolls back and runs again)."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+    with_consumers: bool = False
+    stop: Callable[[], None] | None = None
 
 
 class ServiceRuntime:
@@ -58,8 +73,9 @@ class ServiceRuntime:
             for handler in handlers
         ]
         self._tasks: list[asyncio.Task] = []
-        self._loop_tasks: set[asyncio.Task] = set()
-        self._own_loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self._loop_tasks: dict[asyncio.Task, BackgroundLoop] = {}
+        self.background_loops: dict[str, BackgroundLoop] = {}
+        self._startup_hooks: list[Callable[[], Awaitable[object]]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         self._gauges: list[Callable[[], Awaitable[None]]] = []
         self._consumers_running = False
@@ -70,9 +86,17 @@ class ServiceRuntime:
             self.add_gauge_refresher(self._count_waiting_dead_letters)
         self.add_background_loop("metrics", self._refresh_gauges)
 
-    def add_background_loop(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        """A loop of the service's own (a scheduler, a purge): started with the relay and consumers, cancelled on stop."""
-        self._own_loops.append((name, run))
+    def add_background_loop(self, name: str, run: Callable[[], Awaitable[None]], *, with_consumers: bool = False,
+                            stop: Callable[[], None] | None = None) -> None:
+        """The one way a service starts a task of its own: `start` runs it after the relay and consumers, `stop` ends it
+        (see `BackgroundLoop`). Names are unique within a runtime; `start(skip_loops=...)` leaves named ones out."""
+        if name in self.background_loops:
+            raise ValueError(f"background loop {name!r} is already registered")
+        self.background_loops[name] = BackgroundLoop(name, run, with_consumers=with_consumers, stop=stop)
+
+    def add_startup_hook(self, prepare: Callable[[], Awaitable[object]]) -> None:
+        """Called by `start` before anything runs (seeding defaults); an exception stops the start."""
+        self._startup_hooks.append(prepare)
 
     def add_gauge_refresher(self, refresh: Callable[[], Awaitable[object]]) -> None:
         """A gauge read from the database (a queue's length, its oldest entry's age): refreshed every
@@ -106,17 +130,23 @@ class ServiceRuntime:
             yield session
         self.relay.wake()
 
-    async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
+    async def start(self, *, relay: bool | None = None, consumers: bool | None = None, skip_loops: Collection[str] = ()) -> None:
+        """Relay and consumers as the settings say (or as asked), then every background loop but `skip_loops`."""
         log.info("%s: database %s", self.settings.service_name, self.settings.shown_database_url())
+        for prepare in self._startup_hooks:
+            await prepare()
         if self.settings.run_outbox_relay if relay is None else relay:
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.settings.service_name}-relay"))
-        if self.settings.run_consumers if consumers is None else consumers:
+        run_consumers = self.settings.run_consumers if consumers is None else consumers
+        if run_consumers:
             self._consumers_running = bool(self.consumers)
             for consumer in self.consumers:
                 self._tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.handler.name}"))
-        for name, run in self._own_loops:
-            task = asyncio.create_task(run(), name=f"{self.settings.service_name}-{name}")
-            self._loop_tasks.add(task)
+        for loop in self.background_loops.values():
+            if loop.name in skip_loops or (loop.with_consumers and not run_consumers):
+                continue
+            task = asyncio.create_task(loop.run(), name=f"{self.settings.service_name}-{loop.name}")
+            self._loop_tasks[task] = loop
             self._tasks.append(task)
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -129,8 +159,11 @@ class ServiceRuntime:
         self.relay.stop()
         for consumer in self.consumers:
             consumer.stop()
-        for task in self._loop_tasks:
-            task.cancel()  # a scheduler's pass is one transaction: cancelled, it rolls back and runs again next start
+        for task, loop in self._loop_tasks.items():
+            if loop.stop is not None:
+                loop.stop()  # ends after its pass, awaited below within the grace
+            else:
+                task.cancel()  # a pass that is one transaction: cancelled, it rolls back and runs again next start
         for consumer in self.consumers:
             if not consumer.started.is_set():  # still joining its group: it holds no batch, nothing to finish
                 for task in self._tasks:
@@ -201,6 +234,8 @@ def configure_process(settings: ServiceSettings) -> None:
 
 
 def runtime_of(request: Request) -> ServiceRuntime:
+    """The app's runtime, for code that holds a request but is no route (a middleware); routes take
+    `crm_common.deps.RuntimeDep`."""
     return request.app.state.runtime
 
 
@@ -214,10 +249,14 @@ def create_service_app(
     start_background: bool = True,
     edge_auth: bool = True,
     admin_prefix: str = "",
+    problems: ProblemMapping | None = None,
 ) -> FastAPI:
-    """`edge_auth`: requests need the gateway's proof (crm_common.edge); only the gateway itself, the edge, turns it off.
+    """`problems`: the service's one mapping from its domain exceptions to problem details.
+    `edge_auth`: requests need the gateway's proof (crm_common.edge); only the gateway itself, the edge, turns it off.
     `admin_prefix`: where the shared admin endpoints (dead letters) go, e.g. the gateway's /api/v1 behind its auth.
     In production, unsafe settings raise `UnsafeProductionSettings` here, before anything starts."""
+    from crm_common.dlq import dead_letters_router  # its routes take crm_common.deps, which needs this module
+
     settings = runtime.settings
     refuse_unsafe_production(settings, serves_api=True)
 
@@ -239,6 +278,7 @@ def create_service_app(
     app.add_middleware(RequestBodyLimitMiddleware, max_bytes=max_request_body_bytes(settings))  # inside the correlation id
     app.add_middleware(CorrelationAndMetricsMiddleware, service=settings.service_name)
     install_problem_handlers(app)
+    install_domain_problems(app, problems or {})
     app.include_router(health_router(runtime.readiness))
     if runtime.consumers:  # before the service's routers: a catch-all of theirs (the gateway's proxy) must not shadow it
         app.include_router(dead_letters_router(settings.service_name, admin_prefix))

@@ -1,12 +1,15 @@
-"""The complaints runtime: the shared ServiceRuntime plus the SLA scheduler, this service's consumers and the purge of expired
-idempotency records."""
+"""The complaints runtime: the shared ServiceRuntime plus this service's consumers, the SLA scheduler (a background loop
+where `run_scheduler` says) and the purge of expired idempotency records."""
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
 from crm_common.idempotency import keep_idempotency_records
 from crm_common.runtime import ServiceRuntime
 from crm_complaints.settings import ComplaintsSettings
+
+if TYPE_CHECKING:
+    from crm_complaints.complaints.scheduler import SlaScheduler
 
 
 class ComplaintsRuntime(ServiceRuntime):
@@ -17,17 +20,13 @@ class ComplaintsRuntime(ServiceRuntime):
             handlers = default_handlers(settings)
         super().__init__(settings, handlers=handlers)
         keep_idempotency_records(self)
-        self.scheduler = None
+        self.scheduler: SlaScheduler | None = None
+        if settings.run_scheduler:
+            # a pass escalates in its own transactions: the loop ends after the pass in hand
+            self.add_background_loop("sla-scheduler", self._run_scheduler, stop=lambda: self.scheduler and self.scheduler.stop())
 
-    async def start(self, *, relay: bool | None = None, consumers: bool | None = None, scheduler: bool | None = None) -> None:
-        await super().start(relay=relay, consumers=consumers)
-        if self.settings.run_scheduler if scheduler is None else scheduler:
-            from crm_complaints.complaints.scheduler import SlaScheduler
+    def _run_scheduler(self):
+        from crm_complaints.complaints.scheduler import SlaScheduler
 
-            self.scheduler = SlaScheduler(self.db, self.settings, on_commit=self.relay.wake)
-            self._tasks.append(asyncio.create_task(self.scheduler.run(), name="complaints-sla-scheduler"))
-
-    async def stop(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.stop()
-        await super().stop()
+        self.scheduler = SlaScheduler(self.db, self.settings, on_commit=self.relay.wake)  # a new one per start: a stopped one stays stopped
+        return self.scheduler.run()

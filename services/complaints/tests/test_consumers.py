@@ -98,7 +98,7 @@ async def test_real_broker_directory_and_shipment_damaged_open_a_complaint_and_e
     env = await make_env(database_factory, "postgres", kafka=kafka_settings, run_consumers=True, run_outbox_relay=True)
     try:
         await seed_team(env.db, "claims", {"c1": ALL_WEEK})
-        await env.runtime.start(scheduler=False)
+        await env.runtime.start(skip_loops={"sla-scheduler"})
         publisher = KafkaPublisher(kafka_settings, client_id="tms-test")
         registered = make_event(CustomerRegistered(customer_id="shipper-k", name="K Logistics Buyer",
                                                    contacts=[ContactSnapshot(contact_id="ck", phone="13712345678")]),

@@ -4,7 +4,7 @@ advisory lock)."""
 from __future__ import annotations
 
 from crm_common.runtime import ServiceRuntime, run_worker
-from crm_profile.main import build_runtime
+from crm_profile.runtime import build_runtime
 from crm_profile.settings import ProfileSettings
 
 

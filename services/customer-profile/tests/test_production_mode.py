@@ -6,7 +6,8 @@ import pytest
 from crm_common.production import UnsafeProductionSettings
 from crm_common.runtime import run_worker
 from crm_devbroker.testing import common_unsafe_production, production_settings
-from crm_profile.main import build_runtime, create_app
+from crm_profile.main import create_app
+from crm_profile.runtime import build_runtime
 from crm_profile.settings import ProfileSettings
 
 

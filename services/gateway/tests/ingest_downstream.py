@@ -103,8 +103,8 @@ async def build_downstream(database_factory, kind: str = "sqlite") -> Downstream
     from crm_notifications.handlers import NotificationsHandler
     from crm_notifications.runtime import NotificationsRuntime
     from crm_notifications.settings import NotificationsSettings
-    from crm_scoring.migrate import ALEMBIC_INI as SCORING_INI
-    from crm_scoring.scoring.consumer import ScoringHandler
+    from crm_scoring.db import ALEMBIC_INI as SCORING_INI
+    from crm_scoring.scoring.handlers import ScoringHandler
     from crm_scoring.settings import ScoringSettings
 
     urls = {}

@@ -38,7 +38,7 @@ async def build_real_stack(database_factory) -> RealStack:
     from crm_profile.main import create_app as profile_app
     from crm_profile.settings import ProfileSettings
     from crm_scoring.main import create_app as scoring_app
-    from crm_scoring.migrate import ALEMBIC_INI as SCORING_INI
+    from crm_scoring.db import ALEMBIC_INI as SCORING_INI
     from crm_scoring.settings import ScoringSettings
 
     urls = {}

@@ -21,9 +21,9 @@ async def _scoring_is_read_only(self, session, events):
 
 
 async def test_admin_lists_shows_and_replays_a_services_dead_letters_through_the_gateway(database_factory, monkeypatch):
-    from crm_scoring.db import orders
+    from crm_scoring.scoring.models import orders
     from crm_scoring.main import create_app as scoring_app
-    from crm_scoring.migrate import ALEMBIC_INI
+    from crm_scoring.db import ALEMBIC_INI
     from crm_scoring.settings import ScoringSettings
 
     scoring_url = await database_factory.create("sqlite", "dlqscoring")

@@ -19,7 +19,7 @@ from gateway_support import FakeUpstreams, migrate, new_event, role_headers  # n
 
 async def test_ingested_events_reach_the_scoring_service(database_factory, kafka_settings):
     from crm_scoring.main import create_app as create_scoring_app
-    from crm_scoring.migrate import ALEMBIC_INI as SCORING_INI
+    from crm_scoring.db import ALEMBIC_INI as SCORING_INI
     from crm_scoring.settings import ScoringSettings
 
     scoring_url = await database_factory.create("sqlite", "gwscoring")

@@ -1,4 +1,6 @@
-"""The service runtime: the shared one (db, outbox relay, consumers) plus the dispatcher and the scans."""
+"""The service runtime: the shared one (db, outbox relay, consumers) plus the dispatcher and the scans, two background
+loops of the runtime (run where the settings say, in the API and the worker alike), and the default templates and
+rules seeded before they start."""
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +36,12 @@ class NotificationsRuntime(ServiceRuntime):
         self.dispatcher = Dispatcher(self.db, self.channels, settings, self.clock, on_commit=self.relay.wake)
         if settings.run_dispatcher:
             self.add_gauge_refresher(self.dispatcher.update_queue_metrics)
-        self._own_tasks: list[asyncio.Task] = []
+            self.add_background_loop("dispatcher", self.dispatcher.run)
+        if settings.run_scans:
+            self.add_background_loop("scans", self._scan_loop)
+        if settings.seed_defaults:
+            self.add_startup_hook(self.seed_defaults)
+        self.add_shutdown_hook(self._close_channels)
         configuration.cache_for(self.db.engine).refresh_s = settings.config_refresh_s
 
     def _wake_dispatcher(self) -> None:
@@ -71,23 +78,7 @@ class NotificationsRuntime(ServiceRuntime):
                 log.exception("periodic scan failed")
             await asyncio.sleep(self.settings.scan_interval_s)
 
-    async def start(self, *, relay: bool | None = None, consumers: bool | None = None, dispatcher: bool | None = None,
-                    scans_: bool | None = None) -> None:
-        if self.settings.seed_defaults:
-            await self.seed_defaults()
-        await super().start(relay=relay, consumers=consumers)
-        if self.settings.run_dispatcher if dispatcher is None else dispatcher:
-            self._own_tasks.append(asyncio.create_task(self.dispatcher.run(), name="notifications-dispatcher"))
-        if self.settings.run_scans if scans_ is None else scans_:
-            self._own_tasks.append(asyncio.create_task(self._scan_loop(), name="notifications-scans"))
-
-    async def stop(self) -> None:
-        self.dispatcher.stop()
-        for task in self._own_tasks:
-            task.cancel()
-        if self._own_tasks:
-            await asyncio.gather(*self._own_tasks, return_exceptions=True)
-        self._own_tasks.clear()
+    async def _close_channels(self) -> None:
         for channel in self.channels.values():
             close = getattr(channel, "aclose", None)
             if close is not None:
@@ -95,4 +86,3 @@ class NotificationsRuntime(ServiceRuntime):
                     await close()
                 except Exception:
                     log.warning("closing channel %s failed", getattr(channel, "name", "?"), exc_info=True)
-        await super().stop()

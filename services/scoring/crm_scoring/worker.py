@@ -1,11 +1,11 @@
-"""Relay and consumers without HTTP, for scale-out replicas: `python -m crm_scoring.worker`.
+"""Relay, consumer, rescoring and the scheduled recompute without HTTP, for scale-out replicas: `python -m crm_scoring.worker`.
 
 Replicas share the consumer group `scoring`; Kafka spreads the partitions over them.
 """
 from __future__ import annotations
 
 from crm_common.runtime import run_worker
-from crm_scoring.main import ScoringRuntime, build_runtime
+from crm_scoring.runtime import ScoringRuntime, build_runtime
 from crm_scoring.settings import ScoringSettings
 
 

@@ -26,9 +26,9 @@ from crm_common.events.logistics import (
     ShipmentLost,
 )
 from crm_devbroker.testing import CollectingDeadLetters
-from crm_scoring.db import customer_scores, customers, orders
-from crm_scoring.migrate import migrate
-from crm_scoring.scoring.consumer import ScoringHandler
+from crm_scoring.db import migrate
+from crm_scoring.scoring.models import customer_scores, customers, orders
+from crm_scoring.scoring.handlers import ScoringHandler
 from crm_scoring.settings import ScoringSettings
 
 UTC = dt.timezone.utc

@@ -11,7 +11,7 @@ from crm_common.events.logistics import OrderCreated
 from crm_common.outbox import outbox_table
 from crm_devbroker.testing import wait_until
 from crm_scoring import cli
-from crm_scoring.db import customer_scores, customers, orders, population_model, score_history
+from crm_scoring.scoring.models import customer_scores, customers, orders, population_model, score_history
 from crm_scoring.main import create_app
 from crm_scoring.scoring.service import moved_past_step
 
@@ -207,7 +207,7 @@ def test_schedule_is_wall_clock_in_the_configured_zone():
 
 @pytest.mark.parametrize("db_kind", ["sqlite", "postgres"])
 async def test_a_missed_run_is_caught_up_at_start_and_one_replica_does_it(database_factory, db_kind):
-    from crm_scoring.main import build_runtime
+    from crm_scoring.runtime import build_runtime
     from crm_scoring.scoring.scheduler import RecomputeScheduler, last_scheduled
 
     db = await scoring_db(database_factory, db_kind, "catch-up")

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from crm_common.events.customers import CustomerErased, CustomerMerged
 from crm_common.events.logistics import OrderCreated, OrderShipped
-from crm_scoring.db import customer_scores, customers, erased_customers, orders
+from crm_scoring.scoring.models import customer_scores, customers, erased_customers, orders
 from crm_scoring.scoring.service import recompute_population
 
 
@@ -123,7 +123,7 @@ async def test_unknown_customer_gets_a_stub_and_foreign_currency_is_dead_lettere
 async def test_consumer_marks_customers_and_rescoring_catches_up(database_factory, db_kind, monkeypatch):
     """The consumer stores facts and marks customers; rescoring scores the marked ones. A customer whose
     events commit while a rescoring pass is under way stays marked and is scored again by the next pass."""
-    from crm_scoring.db import rescore_queue
+    from crm_scoring.scoring.models import rescore_queue
     from crm_scoring.scoring import service
 
     db = await scoring_db(database_factory, db_kind, "queue")

@@ -13,7 +13,7 @@ from crm_common.consumer import inbox_table
 from crm_common.events.logistics import OrderCreated
 from crm_common.outbox import OutboxRelay
 from crm_devbroker.testing import read_events, wait_until
-from crm_scoring.main import build_runtime
+from crm_scoring.runtime import build_runtime
 from crm_scoring.scoring.service import recompute_population
 
 

@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from crm_common.db import Database
 from crm_common.events.bounds import MAX_MONEY
 from crm_common.events.logistics import OrderCreated
-from crm_scoring.db import invoices, orders, rescore_queue
-from crm_scoring.migrate import migrate
+from crm_scoring.scoring.models import invoices, orders, rescore_queue
+from crm_scoring.db import migrate
 from crm_scoring.model import abc
 from crm_scoring.scoring.reports import pareto
 from crm_scoring.scoring.service import recompute_population

@@ -10,7 +10,7 @@ from crm_common.outbox import outbox_table
 
 from crm_common.events.customers import CustomerRegistered, CustomerRegisteredV2, CustomerUpdatedV2
 from crm_common.events.logistics import OrderCreated
-from crm_scoring.db import customer_scores, customers
+from crm_scoring.scoring.models import customer_scores, customers
 from crm_scoring.model.features import Facts, compute_features
 from crm_scoring.scoring.ingest import day_number
 from crm_scoring.scoring.service import load_facts

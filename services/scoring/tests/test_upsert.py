@@ -6,7 +6,7 @@ import pytest
 from scoring_support import scoring_db
 from sqlalchemy import select
 
-from crm_scoring.db import orders, rescore_queue
+from crm_scoring.scoring.models import orders, rescore_queue
 from crm_scoring.scoring.ingest import ORDER_RULES, mark_dirty
 from crm_scoring.scoring.upsert import insert_ignore, merge_rows, upsert
 

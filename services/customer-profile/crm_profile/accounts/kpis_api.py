@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query
 
-from crm_common.problems import Problem, problem_response
+from crm_common.deps import SessionDep
+from crm_common.problems import Problem, ProblemMapping
 from crm_profile.accounts import kpis, service
-from crm_profile.accounts.api import Actor, Manager, ReadSession, Today
+from crm_profile.accounts.api import Actor, Manager, Today
 from crm_profile.accounts.schemas import KpiReport
 
 router = APIRouter(prefix="/account-manager", tags=["account manager KPIs"])
@@ -28,14 +29,9 @@ RankingKey = Literal[
 
 
 @router.get("/kpis", response_model=KpiReport)
-async def get_kpis(
-    who: Actor,
-    session: ReadSession,
-    day: Today,
-    period: Annotated[str, Query(max_length=7, description="A month YYYY-MM or a quarter YYYY-Qn (Asia/Shanghai).")],
-    sort: RankingKey = "revenue",
-    account_manager: Manager = None,
-):
+async def get_kpis(who: Actor, session: SessionDep, day: Today,
+                   period: Annotated[str, Query(max_length=7, description="A month YYYY-MM or a quarter YYYY-Qn (Asia/Shanghai).")],
+                   sort: RankingKey = "revenue", account_manager: Manager = None):
     owner = service.portfolio_owner(who, account_manager)
     chosen = kpis.parse_period(period, day)
     rows = kpis.rank(await kpis.manager_kpis(session, chosen, day), sort)  # ranked among all, then narrowed
@@ -52,16 +48,7 @@ async def get_kpis(
     )
 
 
-def install_kpi_problems(app: FastAPI) -> None:
-    @app.exception_handler(kpis.BadPeriod)
-    async def _period(request: Request, exc: kpis.BadPeriod):
-        return problem_response(
-            Problem(
-                422,
-                "Validation failed",
-                f"The period is not valid: {exc}.",
-                type_="urn:crm:problem:validation",
-                errors=[{"loc": ["query", "period"], "msg": str(exc), "type": "value_error"}],
-            ),
-            request,
-        )
+PROBLEMS: ProblemMapping = {
+    kpis.BadPeriod: lambda exc: Problem(422, "Validation failed", f"The period is not valid: {exc}.", type_="urn:crm:problem:validation",
+                                        errors=[{"loc": ["query", "period"], "msg": str(exc), "type": "value_error"}]),
+}

@@ -28,7 +28,7 @@ from crm_common.outbox import emit
 from crm_profile import SERVICE_NAME
 from crm_profile.accounts.models import AccountOrder, WinBackCase, WinBackReason
 from crm_profile.accounts.service import BUSINESS_ZONE, WorkspaceError
-from crm_profile.customers import events as customer_events
+from crm_profile.customers import publish as customer_events
 from crm_profile.customers.models import Customer
 
 IN_PROGRESS, WON_BACK, LOST_FOR_GOOD = "in_progress", "won_back", "lost_for_good"

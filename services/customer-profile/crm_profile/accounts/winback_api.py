@@ -6,33 +6,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from crm_common.events.bounds import FactMonth
-from crm_common.problems import Problem, problem_response
-from crm_common.runtime import runtime_of
+from crm_common.deps import RuntimeDep, SessionDep
+from crm_common.problems import Problem, ProblemMapping
 from crm_profile.accounts import service, winback
-from crm_profile.accounts.api import Actor, Manager, ReadSession, Today
+from crm_profile.accounts.api import Actor, Manager, Today
 from crm_profile.accounts.schemas import OutcomeIn, ReasonOut, SurveyIn, WinBackCaseOut, WinBackCasePage, WinBackReport
 
 router = APIRouter(prefix="/account-manager", tags=["win-back"])
 
 
 @router.get("/win-back-reasons", response_model=list[ReasonOut])
-async def get_reasons(session: ReadSession):
+async def get_reasons(session: SessionDep):
     return await winback.list_reasons(session)
 
 
 @router.get("/win-back-cases", response_model=WinBackCasePage)
-async def get_cases(
-    who: Actor,
-    session: ReadSession,
-    account_manager: Manager = None,
-    status: Literal["in_progress", "won_back", "lost_for_good"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=36)] = None,
-):
+async def get_cases(who: Actor, session: SessionDep, account_manager: Manager = None,
+                    status: Literal["in_progress", "won_back", "lost_for_good"] | None = None,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 100, cursor: Annotated[str | None, Query(max_length=36)] = None):
     owner = service.portfolio_owner(who, account_manager)
     cases = await winback.list_cases(session, owner, status, limit=limit + 1, after=cursor)
     more = len(cases) > limit
@@ -41,14 +36,14 @@ async def get_cases(
 
 
 @router.get("/win-back-cases/{case_id}", response_model=WinBackCaseOut)
-async def get_case(case_id: str, who: Actor, session: ReadSession):
+async def get_case(case_id: str, who: Actor, session: SessionDep):
     return await winback.get_case(session, case_id, service.portfolio_owner(who, None))
 
 
 @router.post("/win-back-cases/{case_id}/survey", response_model=WinBackCaseOut)
-async def post_survey(case_id: str, body: SurveyIn, who: Actor, request: Request):
+async def post_survey(case_id: str, body: SurveyIn, who: Actor, runtime: RuntimeDep):
     owner = service.portfolio_owner(who, None)
-    async with runtime_of(request).transaction() as session:
+    async with runtime.transaction() as session:
         case = await winback.get_case(session, case_id, owner)
         case = await winback.record_survey(
             session, case, reasons=body.reasons, reason_text=body.reason_text, would_return_if=body.would_return_if, surveyed_by=who.subject
@@ -57,9 +52,9 @@ async def post_survey(case_id: str, body: SurveyIn, who: Actor, request: Request
 
 
 @router.post("/win-back-cases/{case_id}/outcome", response_model=WinBackCaseOut)
-async def post_outcome(case_id: str, body: OutcomeIn, who: Actor, request: Request):
+async def post_outcome(case_id: str, body: OutcomeIn, who: Actor, runtime: RuntimeDep):
     owner = service.portfolio_owner(who, None)
-    async with runtime_of(request).transaction() as session:
+    async with runtime.transaction() as session:
         case = await winback.get_case(session, case_id, owner)
         case = await winback.record_outcome(session, case, outcome=body.outcome, note=body.note)
         return WinBackCaseOut.model_validate(case)
@@ -76,27 +71,15 @@ async def _report(who, session, account_manager, since: str, until: str | None, 
 
 
 @router.get("/win-back-report", response_model=WinBackReport)
-async def get_report(
-    who: Actor,
-    session: ReadSession,
-    day: Today,
-    since: Annotated[FactMonth, Query()],
-    until: Annotated[FactMonth | None, Query()] = None,
-    account_manager: Manager = None,
-):
+async def get_report(who: Actor, session: SessionDep, day: Today, since: Annotated[FactMonth, Query()],
+                     until: Annotated[FactMonth | None, Query()] = None, account_manager: Manager = None):
     owner, since, until, months = await _report(who, session, account_manager, since, until, day)
     return WinBackReport(since=since, until=until, account_manager=owner, months=months)
 
 
 @router.get("/win-back-report.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def get_report_csv(
-    who: Actor,
-    session: ReadSession,
-    day: Today,
-    since: Annotated[FactMonth, Query()],
-    until: Annotated[FactMonth | None, Query()] = None,
-    account_manager: Manager = None,
-):
+async def get_report_csv(who: Actor, session: SessionDep, day: Today, since: Annotated[FactMonth, Query()],
+                         until: Annotated[FactMonth | None, Query()] = None, account_manager: Manager = None):
     _, since, until, months = await _report(who, session, account_manager, since, until, day)
     codes = [reason.code for reason in await winback.list_reasons(session)]
     return Response(
@@ -106,37 +89,12 @@ async def get_report_csv(
     )
 
 
-def install_winback_problems(app: FastAPI) -> None:
-    @app.exception_handler(winback.CaseNotFound)
-    async def _missing(request: Request, exc: winback.CaseNotFound):
-        return problem_response(Problem(404, "Win-back case not found", f"No win-back case {exc} of yours."), request)
-
-    @app.exception_handler(winback.CaseClosed)
-    async def _closed(request: Request, exc: winback.CaseClosed):
-        return problem_response(Problem(409, "Win-back case closed", str(exc), type_="urn:crm:problem:win-back-case-closed"), request)
-
-    @app.exception_handler(winback.UnknownReasons)
-    async def _reasons(request: Request, exc: winback.UnknownReasons):
-        return problem_response(
-            Problem(
-                422,
-                "Validation failed",
-                f"Unknown reasons; known: {', '.join(exc.known)}.",
-                type_="urn:crm:problem:validation",
-                errors=[{"loc": ["body", "reasons"], "msg": f"unknown reason {code!r}", "type": "value_error"} for code in exc.codes],
-            ),
-            request,
-        )
-
-    @app.exception_handler(winback.BadPeriod)
-    async def _period(request: Request, exc: winback.BadPeriod):
-        return problem_response(
-            Problem(
-                422,
-                "Validation failed",
-                f"The period is not valid: {exc}.",
-                type_="urn:crm:problem:validation",
-                errors=[{"loc": ["query", "until"], "msg": str(exc), "type": "value_error"}],
-            ),
-            request,
-        )
+PROBLEMS: ProblemMapping = {
+    winback.CaseNotFound: lambda exc: Problem(404, "Win-back case not found", f"No win-back case {exc} of yours."),
+    winback.CaseClosed: lambda exc: Problem(409, "Win-back case closed", str(exc), type_="urn:crm:problem:win-back-case-closed"),
+    winback.UnknownReasons: lambda exc: Problem(
+        422, "Validation failed", f"Unknown reasons; known: {', '.join(exc.known)}.", type_="urn:crm:problem:validation",
+        errors=[{"loc": ["body", "reasons"], "msg": f"unknown reason {code!r}", "type": "value_error"} for code in exc.codes]),
+    winback.BadPeriod: lambda exc: Problem(422, "Validation failed", f"The period is not valid: {exc}.", type_="urn:crm:problem:validation",
+                                           errors=[{"loc": ["query", "until"], "msg": str(exc), "type": "value_error"}]),
+}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
+from sqlalchemy.orm.exc import StaleDataError
 
 from crm_common import audit
 from crm_common.idempotency import Answer, Idempotent
-from crm_common.runtime import runtime_of
+from crm_common.problems import Problem, ProblemMapping
+from crm_common.deps import ActorDep, RuntimeDep, SessionDep
 from crm_profile.customers import privacy, service
 from crm_profile.customers.schemas import (
     AddressIn,
@@ -39,24 +41,29 @@ Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of
 Text = Annotated[str | None, Query(max_length=200)]
 
 
-async def _read(request: Request, resource: str, model, *, customer_id: str | None, contact_id: str | None = None,
-                action: str = "read") -> None:
-    """Audit a read of personal data: queued, so the answer does not wait for the audit write (crm_common.audit)."""
-    await runtime_of(request).audit.read(audit.entry_for(request.headers, action, resource, customer_id=customer_id, contact_id=contact_id,
-                                                         fields=model.model_fields))
+class Trail:
+    """The audit trail of this request's caller (crm_common.audit): reads queued, so the answer does not wait for the
+    audit write; changes appended in their own transaction (the last statement before the commit)."""
+
+    def __init__(self, runtime: RuntimeDep, actor: ActorDep):
+        self.runtime, self.actor = runtime, actor
+
+    async def read(self, resource: str, model, *, customer_id: str | None, contact_id: str | None = None, action: str = "read",
+                   fields=None) -> None:
+        await self.runtime.audit.read(audit.entry_for(self.actor, action, resource, customer_id=customer_id, contact_id=contact_id,
+                                                      fields=model.model_fields if fields is None else fields))
+
+    async def read_page(self, resource: str, page: CustomerPage) -> None:
+        """A list or search: one row per customer on the page (same request id), so the trail of one customer
+        (`GET /audit?customer_id=`, indexed) shows who saw its contacts in a list too."""
+        for customer in page.items:
+            await self.read(resource, CustomerOut, customer_id=customer.id)
+
+    async def changed(self, session, action: str, resource: str, fields, *, customer_id: str | None, contact_id: str | None = None) -> None:
+        await audit.append(session, [audit.entry_for(self.actor, action, resource, customer_id=customer_id, contact_id=contact_id, fields=fields)])
 
 
-async def _read_page(request: Request, resource: str, page: CustomerPage) -> None:
-    """Audit a list or search: one row per customer on the page (same request id), so the trail of one customer
-    (`GET /audit?customer_id=`, indexed) shows who saw its contacts in a list too; queued like every read."""
-    trail = runtime_of(request).audit
-    for customer in page.items:
-        await trail.read(audit.entry_for(request.headers, "read", resource, customer_id=customer.id, fields=CustomerOut.model_fields))
-
-
-async def _changed(session, request: Request, action: str, resource: str, fields, *, customer_id: str | None, contact_id: str | None = None) -> None:
-    """Audit a change in its own transaction (the last statement before the commit)."""
-    await audit.append(session, [audit.entry_for(request.headers, action, resource, customer_id=customer_id, contact_id=contact_id, fields=fields)])
+AuditTrail = Annotated[Trail, Depends(Trail)]
 
 
 def _with_etag(response: Response, version: int) -> None:
@@ -73,10 +80,10 @@ def _created(body: CustomerOut | ContactOut | AddressOut, customer_id: str, *, l
 
 
 @router.post("", status_code=201, response_model=CustomerOut)
-async def create_customer(data: CustomerCreate, once: Idempotent, request: Request):
+async def create_customer(data: CustomerCreate, once: Idempotent, trail: AuditTrail):
     async def create(session) -> Answer:
         body = CustomerOut.model_validate(await service.create_customer(session, data))
-        await _changed(session, request, "create", "customer", data.model_fields_set, customer_id=body.id)
+        await trail.changed(session, "create", "customer", data.model_fields_set, customer_id=body.id)
         return _created(body, body.id, location=f"/customers/{body.id}")
 
     return await once(data, create)
@@ -84,69 +91,64 @@ async def create_customer(data: CustomerCreate, once: Idempotent, request: Reque
 
 @router.get("", response_model=CustomerPage)
 async def list_customers(
-    request: Request,
+    session: SessionDep, trail: AuditTrail,
     status: Annotated[ListedStatus | None, Query()] = None,
     industry: Text = None,
     region: Text = None,
     account_manager: Text = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     limit: Limit = service.DEFAULT_PAGE,
-    cursor: Cursor = None,
-):
-    async with runtime_of(request).db.sessions() as session:
-        rows, next_cursor = await service.list_customers(
-            session, status=status, industry=industry, region=region, account_manager=account_manager, tag=tag, limit=limit, cursor=cursor
-        )
-        page = CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
-    await _read_page(request, "customer-list", page)
+    cursor: Cursor = None,):
+    rows, next_cursor = await service.list_customers(
+        session, status=status, industry=industry, region=region, account_manager=account_manager, tag=tag, limit=limit, cursor=cursor
+    )
+    page = CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    await trail.read_page("customer-list", page)
     return page
 
 
 @router.get("/search", response_model=CustomerPage)
 async def search_customers(
-    request: Request,
+    session: SessionDep, trail: AuditTrail,
     q: Text = None,
     name: Text = None,
     phone: Annotated[str | None, Query(max_length=40)] = None,
     email: Annotated[str | None, Query(max_length=254)] = None,
     tax_id: Annotated[str | None, Query(max_length=40)] = None,
     limit: Limit = service.DEFAULT_PAGE,
-    cursor: Cursor = None,
-):
-    async with runtime_of(request).db.sessions() as session:
-        rows, next_cursor = await service.search_customers(
-            session, q=q, name=name, phone=phone, email=email, tax_id=tax_id, limit=limit, cursor=cursor
-        )
-        page = CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
-    await _read_page(request, "customer-search", page)
+    cursor: Cursor = None,):
+    rows, next_cursor = await service.search_customers(
+        session, q=q, name=name, phone=phone, email=email, tax_id=tax_id, limit=limit, cursor=cursor
+    )
+    page = CustomerPage(items=[CustomerOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    await trail.read_page("customer-search", page)
     return page
 
 
 @router.get("/{customer_id}", response_model=CustomerOut)
-async def get_customer(customer_id: str, request: Request, response: Response):
-    async with runtime_of(request).db.sessions() as session:
-        body = CustomerOut.model_validate(await service.get_customer(session, customer_id))
-    await _read(request, "customer", CustomerOut, customer_id=customer_id)
+async def get_customer(customer_id: str, session: SessionDep, trail: AuditTrail, response: Response):
+    body = CustomerOut.model_validate(await service.get_customer(session, customer_id))
+    await trail.read("customer", CustomerOut, customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 
 
 @router.patch("/{customer_id}", response_model=CustomerOut)
-async def patch_customer(customer_id: str, patch: CustomerPatch, request: Request, response: Response, if_match: IfMatch = None):
-    async with runtime_of(request).transaction() as session:
+async def patch_customer(customer_id: str, patch: CustomerPatch, runtime: RuntimeDep, trail: AuditTrail, response: Response, if_match: IfMatch = None):
+    async with runtime.transaction() as session:
         body = CustomerOut.model_validate(await service.update_customer(session, customer_id, patch, if_match))
-        await _changed(session, request, "update", "customer", patch.model_fields_set, customer_id=customer_id)
+        await trail.changed(session, "update", "customer", patch.model_fields_set, customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 
 
 @router.post("/{survivor_id}/merge", response_model=MergeOut)
-async def merge_customers(survivor_id: str, data: MergeIn, once: Idempotent, request: Request, if_match: IfMatch = None):
+async def merge_customers(survivor_id: str, data: MergeIn, once: Idempotent, trail: AuditTrail, if_match: IfMatch = None):
     """Fold `merged_id` into this customer. If-Match (the survivor's ETag) is checked when sent."""
     async def merge(session) -> Answer:
         result = await service.merge_customers(session, survivor_id, data.merged_id, if_match)
-        await _changed(session, request, "update", "customer-merge", ["contacts", "addresses", "interactions"], customer_id=survivor_id)
-        await _changed(session, request, "delete", "customer-merge", ["merged_into"], customer_id=data.merged_id)
+        await trail.changed(session, "update", "customer-merge", ["contacts", "addresses", "interactions"], customer_id=survivor_id)
+        await trail.changed(session, "delete", "customer-merge", ["merged_into"], customer_id=data.merged_id)
         body = MergeOut(**(result | {"survivor": CustomerOut.model_validate(result["survivor"])}))
         return Answer(body, 200, {"ETag": service.etag(body.survivor.version)}, subject=survivor_id)
 
@@ -157,48 +159,46 @@ async def merge_customers(survivor_id: str, data: MergeIn, once: Idempotent, req
 
 
 @router.get("/{customer_id}/contacts", response_model=list[ContactOut])
-async def list_contacts(customer_id: str, request: Request):
-    async with runtime_of(request).db.sessions() as session:
-        customer = await service.get_customer(session, customer_id)
-        contacts = [ContactOut.model_validate(c) for c in customer.contacts]
-    await _read(request, "contacts", ContactOut, customer_id=customer_id)
+async def list_contacts(customer_id: str, session: SessionDep, trail: AuditTrail):
+    customer = await service.get_customer(session, customer_id)
+    contacts = [ContactOut.model_validate(c) for c in customer.contacts]
+    await trail.read("contacts", ContactOut, customer_id=customer_id)
     return contacts
 
 
 @router.post("/{customer_id}/contacts", status_code=201, response_model=ContactOut)
-async def add_contact(customer_id: str, data: ContactIn, once: Idempotent, request: Request):
+async def add_contact(customer_id: str, data: ContactIn, once: Idempotent, trail: AuditTrail):
     async def create(session) -> Answer:
         body = ContactOut.model_validate(await service.add_contact(session, customer_id, data))
-        await _changed(session, request, "create", "contact", data.model_fields_set, customer_id=customer_id, contact_id=body.id)
+        await trail.changed(session, "create", "contact", data.model_fields_set, customer_id=customer_id, contact_id=body.id)
         return _created(body, customer_id, location=f"/customers/{customer_id}/contacts/{body.id}")
 
     return await once(data, create)
 
 
 @router.get("/{customer_id}/contacts/{contact_id}", response_model=ContactOut)
-async def get_contact(customer_id: str, contact_id: str, request: Request, response: Response):
-    async with runtime_of(request).db.sessions() as session:
-        await service.get_customer(session, customer_id)
-        body = ContactOut.model_validate(await service.get_contact(session, contact_id, customer_id))
-    await _read(request, "contact", ContactOut, customer_id=customer_id, contact_id=contact_id)
+async def get_contact(customer_id: str, contact_id: str, session: SessionDep, trail: AuditTrail, response: Response):
+    await service.get_customer(session, customer_id)
+    body = ContactOut.model_validate(await service.get_contact(session, contact_id, customer_id))
+    await trail.read("contact", ContactOut, customer_id=customer_id, contact_id=contact_id)
     _with_etag(response, body.version)
     return body
 
 
 @router.patch("/{customer_id}/contacts/{contact_id}", response_model=ContactOut)
-async def patch_contact(customer_id: str, contact_id: str, patch: ContactPatch, request: Request, response: Response, if_match: IfMatch = None):
-    async with runtime_of(request).transaction() as session:
+async def patch_contact(customer_id: str, contact_id: str, patch: ContactPatch, runtime: RuntimeDep, trail: AuditTrail, response: Response, if_match: IfMatch = None):
+    async with runtime.transaction() as session:
         body = ContactOut.model_validate(await service.update_contact(session, customer_id, contact_id, patch, if_match))
-        await _changed(session, request, "update", "contact", patch.model_fields_set, customer_id=customer_id, contact_id=contact_id)
+        await trail.changed(session, "update", "contact", patch.model_fields_set, customer_id=customer_id, contact_id=contact_id)
     _with_etag(response, body.version)
     return body
 
 
 @router.delete("/{customer_id}/contacts/{contact_id}", status_code=204)
-async def delete_contact(customer_id: str, contact_id: str, request: Request, if_match: IfMatch = None):
-    async with runtime_of(request).transaction() as session:
+async def delete_contact(customer_id: str, contact_id: str, runtime: RuntimeDep, trail: AuditTrail, if_match: IfMatch = None):
+    async with runtime.transaction() as session:
         await service.delete_contact(session, customer_id, contact_id, if_match)
-        await _changed(session, request, "delete", "contact", [], customer_id=customer_id, contact_id=contact_id)
+        await trail.changed(session, "delete", "contact", [], customer_id=customer_id, contact_id=contact_id)
     return Response(status_code=204)
 
 
@@ -206,47 +206,45 @@ async def delete_contact(customer_id: str, contact_id: str, request: Request, if
 
 
 @router.get("/{customer_id}/addresses", response_model=list[AddressOut])
-async def list_addresses(customer_id: str, request: Request):
-    async with runtime_of(request).db.sessions() as session:
-        customer = await service.get_customer(session, customer_id)
-        addresses = [AddressOut.model_validate(a) for a in customer.addresses]
-    await _read(request, "addresses", AddressOut, customer_id=customer_id)
+async def list_addresses(customer_id: str, session: SessionDep, trail: AuditTrail):
+    customer = await service.get_customer(session, customer_id)
+    addresses = [AddressOut.model_validate(a) for a in customer.addresses]
+    await trail.read("addresses", AddressOut, customer_id=customer_id)
     return addresses
 
 
 @router.post("/{customer_id}/addresses", status_code=201, response_model=AddressOut)
-async def add_address(customer_id: str, data: AddressIn, once: Idempotent, request: Request):
+async def add_address(customer_id: str, data: AddressIn, once: Idempotent, trail: AuditTrail):
     async def create(session) -> Answer:
         body = AddressOut.model_validate(await service.add_address(session, customer_id, data))
-        await _changed(session, request, "create", "address", data.model_fields_set, customer_id=customer_id)
+        await trail.changed(session, "create", "address", data.model_fields_set, customer_id=customer_id)
         return _created(body, customer_id, location=f"/customers/{customer_id}/addresses/{body.id}")
 
     return await once(data, create)
 
 
 @router.get("/{customer_id}/addresses/{address_id}", response_model=AddressOut)
-async def get_address(customer_id: str, address_id: str, request: Request, response: Response):
-    async with runtime_of(request).db.sessions() as session:
-        body = AddressOut.model_validate(await service.get_address(session, customer_id, address_id))
-    await _read(request, "address", AddressOut, customer_id=customer_id)
+async def get_address(customer_id: str, address_id: str, session: SessionDep, trail: AuditTrail, response: Response):
+    body = AddressOut.model_validate(await service.get_address(session, customer_id, address_id))
+    await trail.read("address", AddressOut, customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 
 
 @router.patch("/{customer_id}/addresses/{address_id}", response_model=AddressOut)
-async def patch_address(customer_id: str, address_id: str, patch: AddressPatch, request: Request, response: Response, if_match: IfMatch = None):
-    async with runtime_of(request).transaction() as session:
+async def patch_address(customer_id: str, address_id: str, patch: AddressPatch, runtime: RuntimeDep, trail: AuditTrail, response: Response, if_match: IfMatch = None):
+    async with runtime.transaction() as session:
         body = AddressOut.model_validate(await service.update_address(session, customer_id, address_id, patch, if_match))
-        await _changed(session, request, "update", "address", patch.model_fields_set, customer_id=customer_id)
+        await trail.changed(session, "update", "address", patch.model_fields_set, customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 
 
 @router.delete("/{customer_id}/addresses/{address_id}", status_code=204)
-async def delete_address(customer_id: str, address_id: str, request: Request, if_match: IfMatch = None):
-    async with runtime_of(request).transaction() as session:
+async def delete_address(customer_id: str, address_id: str, runtime: RuntimeDep, trail: AuditTrail, if_match: IfMatch = None):
+    async with runtime.transaction() as session:
         await service.delete_address(session, customer_id, address_id, if_match)
-        await _changed(session, request, "delete", "address", [], customer_id=customer_id)
+        await trail.changed(session, "delete", "address", [], customer_id=customer_id)
     return Response(status_code=204)
 
 
@@ -254,19 +252,18 @@ async def delete_address(customer_id: str, address_id: str, request: Request, if
 
 
 @router.get("/{customer_id}/interactions", response_model=InteractionPage)
-async def list_interactions(customer_id: str, request: Request, limit: Limit = service.DEFAULT_PAGE, cursor: Cursor = None):
-    async with runtime_of(request).db.sessions() as session:
-        rows, next_cursor = await service.list_interactions(session, customer_id, limit=limit, cursor=cursor)
-        page = InteractionPage(items=[InteractionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
-    await _read(request, "interactions", InteractionOut, customer_id=customer_id)
+async def list_interactions(customer_id: str, session: SessionDep, trail: AuditTrail, limit: Limit = service.DEFAULT_PAGE, cursor: Cursor = None):
+    rows, next_cursor = await service.list_interactions(session, customer_id, limit=limit, cursor=cursor)
+    page = InteractionPage(items=[InteractionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    await trail.read("interactions", InteractionOut, customer_id=customer_id)
     return page
 
 
 @router.post("/{customer_id}/interactions", status_code=201, response_model=InteractionOut)
-async def add_interaction(customer_id: str, data: InteractionIn, once: Idempotent, request: Request):
+async def add_interaction(customer_id: str, data: InteractionIn, once: Idempotent, trail: AuditTrail):
     async def create(session) -> Answer:
         body = InteractionOut.model_validate(await service.add_interaction(session, customer_id, data))
-        await _changed(session, request, "create", "interaction", data.model_fields_set, customer_id=customer_id)
+        await trail.changed(session, "create", "interaction", data.model_fields_set, customer_id=customer_id)
         return Answer(body, 201, subject=customer_id)
 
     return await once(data, create)
@@ -276,21 +273,49 @@ async def add_interaction(customer_id: str, data: InteractionIn, once: Idempoten
 
 
 @contacts_router.get("/{contact_id}/export")
-async def export_contact(contact_id: str, request: Request):
+async def export_contact(contact_id: str, session: SessionDep, trail: AuditTrail):
     """Everything held on this person, as JSON."""
-    async with runtime_of(request).db.sessions() as session:
-        data = await privacy.export_contact(session, contact_id)
-    await runtime_of(request).audit.read(audit.entry_for(request.headers, "export", "contact-export", customer_id=data["customer"]["id"],
-                                                         contact_id=contact_id, fields=[name for name in data if name != "exported_at"]))
+    data = await privacy.export_contact(session, contact_id)
+    await trail.read("contact-export", None, action="export", customer_id=data["customer"]["id"], contact_id=contact_id,
+                     fields=[name for name in data if name != "exported_at"])
     return data
 
 
 @contacts_router.post("/{contact_id}/erase", response_model=EraseOut)
-async def erase_contact(contact_id: str, request: Request, if_match: IfMatch = None):
+async def erase_contact(contact_id: str, runtime: RuntimeDep, trail: AuditTrail, if_match: IfMatch = None):
     """Replace the person's data by a tombstone everywhere in this service and emit CustomerErased.
     If-Match (the contact's ETag) is checked when sent."""
-    async with runtime_of(request).transaction() as session:
+    async with runtime.transaction() as session:
         erased = EraseOut(**await privacy.erase_contact(session, contact_id, if_match))
-        await _changed(session, request, "erase", "contact", ContactOut.model_fields, customer_id=erased.customer_id, contact_id=contact_id)
+        await trail.changed(session, "erase", "contact", ContactOut.model_fields, customer_id=erased.customer_id, contact_id=contact_id)
         await audit.pseudonymise_contact(session, contact_id)  # the person's rows stay, without the contact id
     return erased
+
+
+def _validation(exc: service.InvalidField) -> Problem:
+    return Problem(422, "Validation failed", exc.msg, type_="urn:crm:problem:validation",
+                   errors=[{"loc": exc.loc, "msg": exc.msg, "type": exc.type}])
+
+
+def _stale(exc: service.PreconditionFailed) -> Problem:
+    return Problem(412, "Precondition failed", str(exc), headers={"ETag": service.etag(exc.current_version)},
+                   current_version=exc.current_version)
+
+
+PROBLEMS: ProblemMapping = {
+    service.InvalidField: _validation,
+    service.NotFound: lambda exc: Problem(404, f"{exc.kind} not found", str(exc)),
+    service.PreconditionRequired: lambda exc: Problem(428, "Precondition required", str(exc)),
+    service.PreconditionFailed: _stale,
+    # a concurrent writer won between our read and write
+    StaleDataError: lambda exc: Problem(412, "Precondition failed", "The record changed while your update was applied; read it again."),
+    service.DuplicateCustomer: lambda exc: Problem(409, "Duplicate customer", str(exc), type_="urn:crm:problem:duplicate-customer",
+                                                   existing_customer_id=exc.existing_id, matched_on=exc.field),
+    service.DuplicateContact: lambda exc: Problem(409, "Duplicate contact", str(exc), existing_contact_id=exc.contact_id,
+                                                  existing_customer_id=exc.customer_id, matched_on=exc.field),
+    service.ContactErased: lambda exc: Problem(409, "Contact erased", str(exc)),
+    service.CustomerMerged: lambda exc: Problem(409, "Customer merged", str(exc), type_="urn:crm:problem:customer-merged",
+                                                merged_into=exc.merged_into),
+    service.AlreadyMerged: lambda exc: Problem(409, "Already merged", str(exc), merged_into=exc.merged_into),
+}
+"""What the customer master's refusals answer (installed by create_service_app)."""

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.contacts import phone_variants
 from crm_common.db import utcnow
 from crm_common.privacy import Person, mentions, scrub_idempotency_records, scrub_outbox
-from crm_profile.customers import events
+from crm_profile.customers import publish
 from crm_profile.customers.models import TOMBSTONE, Address, Contact, Interaction
 from crm_profile.customers.schemas import ContactOut, InteractionOut
 from crm_profile.customers.service import _emit, _touch, check_if_match, get_contact, get_customer
@@ -123,7 +123,7 @@ async def erase_contact(session: AsyncSession, contact_id: str, if_match: str | 
     # events already staged still carry the person: rewrite their bodies (pending ones leave scrubbed; the erase event follows them)
     await scrub_outbox(session, person, mentioning=needles)
     await scrub_idempotency_records(session, person, subjects=[customer.id])
-    await _emit(session, events.erased(customer.id, contact.id, now), customer.id)
-    await _emit(session, events.updated(customer, ["contacts"]), customer.id)
+    await _emit(session, publish.erased(customer.id, contact.id, now), customer.id)
+    await _emit(session, publish.updated(customer, ["contacts"]), customer.id)
     return {"contact_id": contact.id, "customer_id": customer.id, "erased_at": now, "scrubbed_interactions": scrubbed}
 

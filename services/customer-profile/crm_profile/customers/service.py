@@ -1,5 +1,6 @@
 """Business rules of the customer master. Plain async functions over a session; the caller owns the
-transaction (`async with runtime.transaction() as session`), so state and outbox rows commit together."""
+transaction (`async with runtime.transaction() as session`), so state and outbox rows commit together.
+A refusal is one of the domain exceptions below; the API maps them to problem details (customers.api.PROBLEMS)."""
 from __future__ import annotations
 
 import base64
@@ -16,10 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.contacts import try_normalize_phone
 from crm_common.db import utcnow
 from crm_common.outbox import emit
-from crm_common.problems import Problem
 from crm_profile import SERVICE_NAME
 from crm_profile.accounts import winback
-from crm_profile.customers import events
+from crm_profile.customers import publish
 from crm_profile.customers.models import MERGED, Address, Contact, Customer, CustomerTag, Interaction
 from crm_profile.customers.normalize import escape_like, has_control_characters, is_id, normalize_tax_id
 from crm_profile.customers.schemas import (
@@ -58,10 +58,62 @@ async def _emit(session: AsyncSession, payload, key: str) -> None:
     await emit(session, payload, key=key, producer=SERVICE_NAME)
 
 
-def field_error(loc: list[str], msg: str, type_: str = "value_error") -> Problem:
-    return Problem(
-        422, "Validation failed", msg, type_="urn:crm:problem:validation", errors=[{"loc": loc, "msg": msg, "type": type_}]
-    )
+class CustomerRefused(Exception):
+    """A request the customer master refuses; each subclass is one answer (customers.api.PROBLEMS)."""
+
+
+class InvalidField(CustomerRefused, ValueError):
+    def __init__(self, loc: list[str], msg: str, type_: str = "value_error"):
+        super().__init__(msg)
+        self.loc, self.msg, self.type = loc, msg, type_
+
+
+def field_error(loc: list[str], msg: str, type_: str = "value_error") -> InvalidField:
+    return InvalidField(loc, msg, type_)
+
+
+class NotFound(CustomerRefused, LookupError):
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind = kind  # Customer, Contact, Address
+
+
+class PreconditionRequired(CustomerRefused):
+    pass
+
+
+class PreconditionFailed(CustomerRefused):
+    def __init__(self, detail: str, current_version: int):
+        super().__init__(detail)
+        self.current_version = current_version
+
+
+class DuplicateCustomer(CustomerRefused):
+    def __init__(self, existing_id: str, field: str):
+        super().__init__(f"A customer with this {field.replace('_', ' ')} already exists: {existing_id}.")
+        self.existing_id, self.field = existing_id, field
+
+
+class DuplicateContact(CustomerRefused):
+    def __init__(self, contact: Contact, customer_id: str, field: str):
+        super().__init__(f"This customer already has a contact with this {field}.")
+        self.contact_id, self.customer_id, self.field = contact.id, customer_id, field
+
+
+class ContactErased(CustomerRefused):
+    pass
+
+
+class CustomerMerged(CustomerRefused):
+    def __init__(self, customer_id: str, merged_into: str):
+        super().__init__(f"Customer {customer_id} was merged into {merged_into}; change the survivor instead.")
+        self.merged_into = merged_into
+
+
+class AlreadyMerged(CustomerRefused):
+    def __init__(self, merged_id: str, merged_into: str):
+        super().__init__(f"Customer {merged_id} was already merged into {merged_into}.")
+        self.merged_into = merged_into
 
 
 # --- optimistic concurrency -------------------------------------------------------------------
@@ -74,7 +126,7 @@ def etag(version: int) -> str:
 def check_if_match(if_match: str | None, current_version: int, *, what: str = "customer") -> None:
     """428 without If-Match, 412 when none of the given ETags is the current version (`*` matches any)."""
     if if_match is None or not if_match.strip():
-        raise Problem(428, "Precondition required", f"Send If-Match with the ETag of your last read of the {what}.")
+        raise PreconditionRequired(f"Send If-Match with the ETag of your last read of the {what}.")
     if if_match.strip() == "*":
         return
     for tag in if_match.split(","):
@@ -84,13 +136,8 @@ def check_if_match(if_match: str | None, current_version: int, *, what: str = "c
         tag = tag.strip('"')
         if tag.isdigit() and int(tag) == current_version:
             return
-    raise Problem(
-        412,
-        "Precondition failed",
-        f"The {what} has changed since you read it (current ETag {etag(current_version)}); read it again.",
-        headers={"ETag": etag(current_version)},
-        current_version=current_version,
-    )
+    raise PreconditionFailed(f"The {what} has changed since you read it (current ETag {etag(current_version)}); read it again.",
+                             current_version)
 
 
 # --- duplicates -------------------------------------------------------------------------------
@@ -148,15 +195,8 @@ async def claim_identities(session: AsyncSession, *, tax_id: str | None = None, 
         await session.execute(text("UPDATE customers SET version = version WHERE 1 = 0"))
 
 
-def duplicate_problem(existing_id: str, field: str, value: str) -> Problem:
-    return Problem(
-        409,
-        "Duplicate customer",
-        f"A customer with this {field.replace('_', ' ')} already exists: {existing_id}.",
-        type_="urn:crm:problem:duplicate-customer",
-        existing_customer_id=existing_id,
-        matched_on=field,
-    )
+def duplicate_problem(existing_id: str, field: str, value: str) -> DuplicateCustomer:
+    return DuplicateCustomer(existing_id, field)
 
 
 def _contact_from(data: ContactIn, now: dt.datetime) -> Contact:
@@ -207,31 +247,25 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> Custom
     customer.set_tags(data.tags or [])
     session.add(customer)
     await session.flush()
-    await _emit(session, events.registered(customer), customer.id)
+    await _emit(session, publish.registered(customer), customer.id)
     return customer
 
 
 async def get_customer(session: AsyncSession, customer_id: str, *, fresh: bool = False) -> Customer:
     if not is_id(customer_id):
-        raise Problem(404, "Customer not found", f"No customer with id {customer_id!r}.")
+        raise NotFound("Customer", f"No customer with id {customer_id!r}.")
     query = select(Customer).where(Customer.id == customer_id)
     if fresh:
         query = query.execution_options(populate_existing=True)
     customer = await session.scalar(query)
     if customer is None:
-        raise Problem(404, "Customer not found", f"No customer with id {customer_id}.")
+        raise NotFound("Customer", f"No customer with id {customer_id}.")
     return customer
 
 
 def _ensure_live(customer: Customer) -> None:
     if customer.merged_into:
-        raise Problem(
-            409,
-            "Customer merged",
-            f"Customer {customer.id} was merged into {customer.merged_into}; change the survivor instead.",
-            type_="urn:crm:problem:customer-merged",
-            merged_into=customer.merged_into,
-        )
+        raise CustomerMerged(customer.id, customer.merged_into)
 
 
 def _touch(customer: Customer, now: dt.datetime | None = None) -> None:
@@ -272,7 +306,7 @@ async def update_customer(session: AsyncSession, customer_id: str, patch: Custom
         return customer  # nothing new: no version bump, no event
     _touch(customer)
     await session.flush()
-    await _emit(session, events.updated(customer, changed), customer.id)
+    await _emit(session, publish.updated(customer, changed), customer.id)
     if "status" in changed:
         await winback.status_changed(session, customer, old_status)
     return customer
@@ -414,7 +448,7 @@ async def search_customers(
 async def get_contact(session: AsyncSession, contact_id: str, customer_id: str | None = None) -> Contact:
     contact = await session.get(Contact, contact_id) if is_id(contact_id) else None
     if contact is None or (customer_id is not None and contact.customer_id != customer_id):
-        raise Problem(404, "Contact not found", f"No contact with id {contact_id}" + (f" on customer {customer_id}." if customer_id else "."))
+        raise NotFound("Contact", f"No contact with id {contact_id}" + (f" on customer {customer_id}." if customer_id else "."))
     return contact
 
 
@@ -424,9 +458,9 @@ async def _check_contact_duplicates(session: AsyncSession, customer: Customer, p
         if contact.id == skip:
             continue
         if phone and contact.phone == phone:
-            raise Problem(409, "Duplicate contact", "This customer already has a contact with this phone.", existing_contact_id=contact.id, existing_customer_id=customer.id, matched_on="phone")
+            raise DuplicateContact(contact, customer.id, "phone")
         if email and contact.email == email:
-            raise Problem(409, "Duplicate contact", "This customer already has a contact with this email.", existing_contact_id=contact.id, existing_customer_id=customer.id, matched_on="email")
+            raise DuplicateContact(contact, customer.id, "email")
     duplicate = await find_duplicate(session, phones=[phone] if phone else [], emails=[email] if email else [], exclude_customer_id=customer.id)
     if duplicate:
         raise duplicate_problem(*duplicate)
@@ -441,7 +475,7 @@ async def add_contact(session: AsyncSession, customer_id: str, data: ContactIn) 
     customer.contacts.append(contact)
     _touch(customer, now)
     await session.flush()
-    await _emit(session, events.updated(customer, ["contacts"]), customer.id)
+    await _emit(session, publish.updated(customer, ["contacts"]), customer.id)
     return contact
 
 
@@ -450,7 +484,7 @@ async def update_contact(session: AsyncSession, customer_id: str, contact_id: st
     contact = await get_contact(session, contact_id, customer_id)
     check_if_match(if_match, contact.version, what="contact")
     if contact.erased:
-        raise Problem(409, "Contact erased", "An erased contact cannot be changed.")
+        raise ContactErased("An erased contact cannot be changed.")
     values = patch.model_dump(exclude_unset=True)
     if not values:
         raise field_error(["body"], "nothing to change")
@@ -461,7 +495,7 @@ async def update_contact(session: AsyncSession, customer_id: str, contact_id: st
         contact.updated_at = now
         _touch(customer, now)
         await session.flush()
-        await _emit(session, events.updated(customer, ["contacts"]), customer.id)
+        await _emit(session, publish.updated(customer, ["contacts"]), customer.id)
     return contact
 
 
@@ -474,7 +508,7 @@ async def delete_contact(session: AsyncSession, customer_id: str, contact_id: st
     await session.delete(contact)
     _touch(customer)
     await session.flush()
-    await _emit(session, events.updated(customer, ["contacts"]), customer.id)
+    await _emit(session, publish.updated(customer, ["contacts"]), customer.id)
 
 
 # --- addresses --------------------------------------------------------------------------------
@@ -483,7 +517,7 @@ async def delete_contact(session: AsyncSession, customer_id: str, contact_id: st
 async def get_address(session: AsyncSession, customer_id: str, address_id: str) -> Address:
     address = await session.get(Address, address_id) if is_id(address_id) else None
     if address is None or address.customer_id != customer_id:
-        raise Problem(404, "Address not found", f"No address with id {address_id} on customer {customer_id}.")
+        raise NotFound("Address", f"No address with id {address_id} on customer {customer_id}.")
     return address
 
 
@@ -578,7 +612,7 @@ async def merge_customers(session: AsyncSession, survivor_id: str, merged_id: st
         check_if_match(if_match, survivor.version)
     _ensure_live(survivor)
     if merged.merged_into:
-        raise Problem(409, "Already merged", f"Customer {merged_id} was already merged into {merged.merged_into}.", merged_into=merged.merged_into)
+        raise AlreadyMerged(merged_id, merged.merged_into)
     now = utcnow()
     moved = {}
     for name, model in (("contacts", Contact), ("addresses", Address), ("interactions", Interaction)):
@@ -618,8 +652,8 @@ async def merge_customers(session: AsyncSession, survivor_id: str, merged_id: st
     _touch(survivor, now)
     await session.flush()
     await get_customer(session, merged_id, fresh=True)  # its collections are now empty
-    await _emit(session, events.merged(survivor.id, merged_id, now), merged_id)
-    await _emit(session, events.updated(survivor, changed + ["merged_from"]), survivor.id)
+    await _emit(session, publish.merged(survivor.id, merged_id, now), merged_id)
+    await _emit(session, publish.updated(survivor, changed + ["merged_from"]), survivor.id)
     return {
         "survivor": survivor,
         "merged_id": merged_id,

@@ -31,7 +31,7 @@ from crm_common.events.logistics import (
     ShipmentDelayed,
     ShipmentLost,
 )
-from crm_scoring.db import (
+from crm_scoring.scoring.models import (
     FACT_TABLES,
     complaints,
     customer_aliases,

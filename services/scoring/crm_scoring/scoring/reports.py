@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_scoring.db import customer_scores, orders
+from crm_scoring.scoring.models import customer_scores, orders
 from crm_scoring.model import abc, bgnbd
 from crm_scoring.scoring.ingest import day_number
 from crm_scoring.scoring.service import load_model
@@ -183,9 +183,16 @@ def weekly_cumulative(days: pd.DataFrame, summary: pd.DataFrame, params: bgnbd.B
             for day, a, p in zip(ends, actual, predicted)]
 
 
+class ModelCannotFit(ValueError):
+    """The model report's periods or data do not allow a fit (no orders, an empty holdout, too few customers)."""
+
+
 async def model_report(session: AsyncSession, calibration_end: dt.date, holdout_end: dt.date | None = None) -> dict[str, Any]:
     days = await order_days(session)
     if days.empty:
-        raise ValueError("no orders yet")
+        raise ModelCannotFit("no orders yet")
     last = dt.date(1970, 1, 1) + dt.timedelta(days=int(days["order_day"].max()))
-    return await asyncio.to_thread(model_report_from_days, days, calibration_end, holdout_end or last)
+    try:
+        return await asyncio.to_thread(model_report_from_days, days, calibration_end, holdout_end or last)
+    except ValueError as exc:  # the periods or the data refused by the fit
+        raise ModelCannotFit(str(exc)) from None

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from sqlalchemy import delete, false, select, text
 
-from crm_scoring.db import population_model, rescore_queue
+from crm_scoring.scoring.models import population_model, rescore_queue
 from crm_scoring.scoring.service import recompute_population
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -19,7 +20,7 @@ from crm_common.db import utcnow
 from crm_common.events.envelope import make_event
 from crm_common.events.scoring import ChurnRiskRaised, CreditGradeChanged, CustomerScoredV2, CustomerTierChanged
 from crm_common.outbox import add_to_outbox
-from crm_scoring.db import SCORE_COLUMNS, complaints, customer_scores, customers, invoices, orders, population_model, rescore_queue, score_history, surveys
+from crm_scoring.scoring.models import SCORE_COLUMNS, complaints, customer_scores, customers, invoices, orders, population_model, rescore_queue, score_history, surveys
 from crm_scoring.model import engine
 from crm_scoring.model.features import CUSTOMER_COLUMNS, Facts, compute_features
 from crm_scoring.model.scores import RISK_ORDER
@@ -32,6 +33,55 @@ log = logging.getLogger(__name__)
 PRODUCER = "scoring"
 RESCORE_LOCK_KEY = 0x5C0E2
 CATEGORICAL = ("abc_class", "rfm_segment", "credit_grade", "tier", "churn_risk")
+
+
+class ScoresNotFound(LookupError):
+    """No scores for this customer (never seen, or not scored yet)."""
+
+
+class InvalidCursor(ValueError):
+    """A page cursor this service did not issue."""
+
+
+# ---------------------------------------------------------------- reading scores
+
+
+def encode_cursor(customer_id: str) -> str:
+    return base64.urlsafe_b64encode(customer_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except Exception:
+        raise InvalidCursor("The cursor is not one this service issued.") from None
+
+
+async def score_page(session: AsyncSession, columns: Sequence[str], *, filters: dict[str, str | None], cursor: str | None,
+                     limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """`columns` of the customers' scores matching `filters` (column: value, None for any), by customer id from after
+    `cursor`; and the next page's cursor."""
+    stmt = select(*(customer_scores.c[name] for name in columns)).order_by(customer_scores.c.customer_id).limit(limit + 1)
+    for name, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(customer_scores.c[name] == value)
+    if cursor:
+        stmt = stmt.where(customer_scores.c.customer_id > decode_cursor(cursor))
+    rows = [dict(r) for r in (await session.execute(stmt)).mappings().all()]
+    items = rows[:limit]
+    return items, encode_cursor(items[-1]["customer_id"]) if len(rows) > limit else None
+
+
+async def customer_score_detail(session: AsyncSession, customer_id: str, history_limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The customer's current scores row and its latest `history_limit` history entries, newest first."""
+    row = (await session.execute(select(customer_scores).where(customer_scores.c.customer_id == customer_id))).mappings().first()
+    if row is None:
+        raise ScoresNotFound(f"No scores for customer {customer_id}.")
+    history = (await session.execute(
+        select(score_history.c.scored_at, score_history.c.scores).where(score_history.c.customer_id == customer_id)
+        .order_by(score_history.c.id.desc()).limit(history_limit)
+    )).mappings().all()
+    return dict(row), [dict(h) for h in history]
 
 
 # ---------------------------------------------------------------- loading facts

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from crm_common.events.bounds import FactMonth
-from crm_common.runtime import runtime_of
+from crm_common.deps import RuntimeDep, SessionDep
 from crm_scoring.service_levels import reports, service
 from crm_scoring.service_levels.schemas import ComputeMonth, ComputeResult, ServiceLevelTrend
 
@@ -22,32 +22,27 @@ MeasureQuery = Query("on_time_delivery_pct", description="The measure customers 
 
 
 @service_levels_router.get("/{customer_id}", response_model=ServiceLevelTrend)
-async def customer_trend(customer_id: str, request: Request, months: int = Query(12, ge=1, le=60),
+async def customer_trend(customer_id: str, runtime: RuntimeDep, session: SessionDep, months: int = Query(12, ge=1, le=60),
                          until: Annotated[FactMonth | None, Query(description="Last month of the window (YYYY-MM); default: this month.")] = None):
-    runtime = runtime_of(request)
     last = service.parse_month(until) if until else runtime.clock().date()
-    async with runtime.db.sessions() as session:
-        return ServiceLevelTrend(customer_id=customer_id, months=await service.trend(session, customer_id, last, months))
+    return ServiceLevelTrend(customer_id=customer_id, months=await service.trend(session, customer_id, last, months))
 
 
 @service_levels_admin_router.post("/compute", response_model=ComputeResult)
-async def compute_month(body: ComputeMonth, request: Request):
-    runtime = runtime_of(request)
+async def compute_month(body: ComputeMonth, runtime: RuntimeDep):
     async with runtime.transaction() as session:
         records = await service.compute_month(session, body.month, runtime.clock(), runtime.settings)
     return ComputeResult(month=body.month, records=records)
 
 
 @service_levels_reports_router.get("/service-levels")
-async def service_level_report(request: Request, month: MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None,
+async def service_level_report(session: SessionDep, month: MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None,
                                worst: int = Query(20, ge=1, le=1000), trend_months: int = Query(12, ge=1, le=60)):
-    async with runtime_of(request).db.sessions() as session:
-        return await reports.service_level_report(session, month, measure, worst, tier, trend_months)
+    return await reports.service_level_report(session, month, measure, worst, tier, trend_months)
 
 
 @service_levels_reports_router.get("/service-levels.csv")
-async def service_level_csv(request: Request, month: MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None):
-    async with runtime_of(request).db.sessions() as session:
-        text = await reports.service_level_csv(session, month, measure, tier)
+async def service_level_csv(session: SessionDep, month: MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None):
+    text = await reports.service_level_csv(session, month, measure, tier)
     return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="service-levels-{month}.csv"'})

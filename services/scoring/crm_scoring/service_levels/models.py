@@ -4,7 +4,8 @@ from __future__ import annotations
 from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table
 
 from crm_common.db import UTCDateTime
-from crm_scoring.db import ID, metadata
+from crm_scoring.db import metadata
+from crm_scoring.scoring.models import ID
 
 service_level_months = Table(
     "service_level_months",

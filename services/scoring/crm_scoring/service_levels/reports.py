@@ -10,7 +10,7 @@ import io
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_scoring.db import customer_scores
+from crm_scoring.scoring.models import customer_scores
 from crm_scoring.service_levels.models import MEASURE_COLUMNS, service_level_months
 from crm_scoring.service_levels.service import month_window
 from crm_scoring.service_levels.targets import FLOORS, MEASURES

@@ -2,7 +2,7 @@
 and their service-level records of the trailing months recomputed.
 
 The rescoring itself (the expensive part: features, scores, explanations, announcements) runs apart, in
-`RescoreLoop` below (a task of the service's runtime) or explicitly with `service.rescore_dirty`."""
+`rescore_loop` below (a background loop of the service's runtime) or explicitly with `service.rescore_dirty`."""
 from __future__ import annotations
 
 import asyncio
@@ -44,31 +44,14 @@ class ScoringHandler:
         return await rescore_dirty(unit_of_work, self.settings, self.clock)
 
 
-class RescoreLoop:
-    """Debounced rescoring: every `rescore_interval_s`, score the customers marked since the last pass."""
-
-    def __init__(self, unit_of_work, handler: ScoringHandler, interval_s: float):
-        self.unit_of_work = unit_of_work
-        self.handler = handler
-        self.interval_s = interval_s
-        self.rescored = 0
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="scoring-rescore")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                self.rescored += await self.handler.rescore_dirty(self.unit_of_work)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("rescoring of marked customers failed; retrying at the next pass")
+async def rescore_loop(unit_of_work, handler: ScoringHandler, interval_s: float) -> None:
+    """Debounced rescoring (a background loop of the runtime): every `interval_s`, score the customers marked since the
+    last pass."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await handler.rescore_dirty(unit_of_work)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("rescoring of marked customers failed; retrying at the next pass")

@@ -1,0 +1,16 @@
+"""The customer-profile runtime: the database, the outbox and its relay, the consumers of scoring's announcements and
+of the orders and complaints (the account manager's workspace, KPIs, win-back) and the purge of expired idempotency
+records (a background loop)."""
+from __future__ import annotations
+
+from crm_common.idempotency import keep_idempotency_records
+from crm_common.runtime import ServiceRuntime
+from crm_profile.accounts.handlers import AccountComplaintsHandler, AccountOrdersHandler, AccountScoresHandler
+from crm_profile.settings import ProfileSettings
+
+
+def build_runtime(settings: ProfileSettings | None = None) -> ServiceRuntime:
+    settings = settings or ProfileSettings()
+    runtime = ServiceRuntime(settings, handlers=[AccountScoresHandler(settings), AccountOrdersHandler(), AccountComplaintsHandler()])
+    keep_idempotency_records(runtime)
+    return runtime
