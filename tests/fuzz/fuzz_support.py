@@ -264,7 +264,7 @@ def service_specs() -> dict[str, dict[str, Any]]:
 def gateway_spec(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The gateway's merged document, as /api/v1/openapi.json builds it from the upstreams' documents."""
     from crm_gateway.main import create_app
-    from crm_gateway.openapi_merge import merge_specs
+    from crm_gateway.apidocs.api import merge_specs
     from crm_gateway.settings import GatewaySettings
 
     app = create_app(GatewaySettings(database_url="sqlite:///never-opened.db"), start_background=False)

@@ -23,7 +23,7 @@ ORDER BY n.event_id, r.name, n.recipient_key
 
 
 def _handler():
-    from crm_notifications.handlers import NotificationsHandler
+    from crm_notifications.delivery.handlers import NotificationsHandler
 
     return NotificationsHandler
 

@@ -1,6 +1,6 @@
 from alembic import context
 
 from crm_common.migrations import run_env
-from crm_gateway.db import metadata
+from crm_gateway.db import all_tables
 
-run_env(context, metadata, url_env="GATEWAY_DATABASE_URL")
+run_env(context, all_tables(), url_env="GATEWAY_DATABASE_URL")

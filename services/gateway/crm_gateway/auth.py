@@ -158,9 +158,6 @@ class KeySet:
     def get(self, kid: str) -> VerificationKey | None:
         return self._keys.get(kid)
 
-    def kids(self) -> list[str]:
-        return list(self._keys)
-
     def __len__(self) -> int:
         return len(self._keys)
 

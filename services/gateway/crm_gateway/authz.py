@@ -79,7 +79,7 @@ RULES: tuple[Rule, ...] = (
     R("/events", frozenset({"POST"}), INGEST, None),
     R("/dashboard", READ, ADMIN, None),
     R("/dev/sent", READ, STAFF, None),  # make run's message sink
-    R("/audit", READ, ADMIN, None),  # the services' audit trails merged (crm_gateway.audit_api)
+    R("/audit", READ, ADMIN, None),  # the services' audit trails merged (crm_gateway.audit.api)
     R("/audit.csv", READ, ADMIN, None),
     R("/search", READ, STAFF_AM, None, Scope.LIST),
     R("/customers/{customer_id}/360", READ, PEOPLE, None, Scope.PATH_CUSTOMER),

@@ -1,7 +1,6 @@
 """ASGI entry point: `uvicorn crm_gateway.main:app` (or `create_app(settings)` in tests)."""
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 
 import httpx
@@ -11,13 +10,18 @@ from starlette.middleware import Middleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from crm_common.production import exit_if_refused
-from crm_common.runtime import ServiceRuntime, create_service_app
-from crm_gateway import aggregate, audit_api, auth_api, ingestion, openapi_merge, proxy
+from crm_common.runtime import create_service_app
+from crm_gateway import proxy
+from crm_gateway.apidocs import api as apidocs
+from crm_gateway.audit import api as audit
+from crm_gateway.identity import api as identity
+from crm_gateway.views import api as views
 from crm_gateway.console import STATIC, router as console_router
 from crm_gateway.security_headers import SecurityHeadersMiddleware
-from crm_gateway.sent.api import router as sent_router
+from crm_gateway.sent import api as sent_api
 from crm_gateway.middleware import API_PREFIX, GatewayAuthMiddleware
-from crm_gateway.readmodels import DashboardReadModel
+from crm_gateway.ingestion import api as ingestion
+from crm_gateway.runtime import build_runtime
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.state import GatewayState
 
@@ -30,16 +34,17 @@ def create_app(
 ) -> FastAPI:
     """`transports` replaces the network for named upstreams (tests: httpx.ASGITransport of a fake app)."""
     settings = settings or GatewaySettings()
-    runtime = ServiceRuntime(settings, handlers=[DashboardReadModel(shipments=settings.shipments_read_model)])
+    runtime = build_runtime(settings)
     gateway = GatewayState(settings, transports)
     app = create_service_app(
         runtime,
         title="3PL CRM gateway",
         description="One entry point: /api/v1 routed to the services with auth and roles, customer 360, TMS/WMS event ingestion, the console.",
-        routers=[auth_api.router, ingestion.router, aggregate.router, audit_api.router, openapi_merge.router, console_router, sent_router, proxy.router],
+        routers=[identity.router, ingestion.router, views.router, audit.router, apidocs.router, console_router, sent_api.router, proxy.router],
         start_background=start_background,
         edge_auth=False,  # the gateway is the edge: it authenticates callers itself and signs what it forwards
         admin_prefix=API_PREFIX,  # the gateway's own dead letters, behind its authentication like every /api/v1 route
+        problems=sent_api.PROBLEMS,
     )
     app.state.gateway = gateway
     _with_ingest_request_schema(app)
@@ -51,12 +56,6 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
-    if start_background:
-        retention = dt.timedelta(days=settings.ingest_dedup_retention_days)
-        shipments_retention = dt.timedelta(days=settings.shipments_retention_days)
-        runtime.add_background_loop(
-            "ingest-purge", lambda: ingestion.purge_loop(runtime, retention, settings.ingest_purge_interval_s, shipments_retention)
-        )
     runtime.add_shutdown_hook(gateway.aclose)
     return app
 

@@ -42,7 +42,7 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     database_url: SecretStr = SecretStr("sqlite:///var/gateway.db")
-    run_consumers: bool = True  # the dashboard read models (crm_gateway.readmodels)
+    run_consumers: bool = True  # the dashboard read models (crm_gateway.dashboard.handlers)
 
     # upstreams
     profile_url: str = "http://127.0.0.1:8001"

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated
 
 import httpx
-from fastapi import Request
+from fastapi import Depends, Request
 
-from crm_gateway.auth import ApiKeyStore, JWTVerifier, SigningKey
+from crm_gateway.auth import ApiKeyStore, JWTVerifier, Principal, SigningKey
 from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.upstream import Upstreams
@@ -30,3 +31,12 @@ class GatewayState:
 
 def gateway_of(request: Request) -> GatewayState:
     return request.app.state.gateway
+
+
+def principal_of(request: Request) -> Principal:
+    """The caller the gateway's auth middleware authenticated (every /api/v1 route is behind it)."""
+    return request.state.principal
+
+
+GatewayDep = Annotated[GatewayState, Depends(gateway_of)]
+PrincipalDep = Annotated[Principal, Depends(principal_of)]

@@ -373,7 +373,7 @@ async def feed_read_models(runtime, payloads) -> None:
     """Apply scoring/notification events to the gateway's dashboard read models, as its consumer does."""
     from crm_common.consumer import Delivery, InboxProcessor
     from crm_common.events import encode_envelope, make_event, topic_for
-    from crm_gateway.readmodels import DashboardReadModel
+    from crm_gateway.dashboard.handlers import DashboardReadModel
 
     processor = InboxProcessor(runtime.db, DashboardReadModel(), RefusingDeadLetters())
     deliveries = []

@@ -99,8 +99,8 @@ async def build_downstream(database_factory, kind: str = "sqlite") -> Downstream
     import crm_notifications
     from crm_complaints.complaints.handlers import ShipmentIncidentHandler
     from crm_complaints.settings import ComplaintsSettings
-    from crm_gateway.readmodels import DashboardReadModel
-    from crm_notifications.handlers import NotificationsHandler
+    from crm_gateway.dashboard.handlers import DashboardReadModel
+    from crm_notifications.delivery.handlers import NotificationsHandler
     from crm_notifications.runtime import NotificationsRuntime
     from crm_notifications.settings import NotificationsSettings
     from crm_scoring.db import ALEMBIC_INI as SCORING_INI

@@ -131,7 +131,7 @@ async def test_dashboard_read_models_ignore_redelivered_events(make_gateway):
     await feed_read_models(app.state.runtime, events)
     from crm_common.consumer import Delivery, InboxProcessor
     from crm_common.events import encode_envelope, make_event
-    from crm_gateway.readmodels import DashboardReadModel
+    from crm_gateway.dashboard.handlers import DashboardReadModel
 
     # the same envelope twice (a redelivery) counts once
     envelope = make_event(events[0], key="C1", producer="test")

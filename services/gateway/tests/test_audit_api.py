@@ -1,4 +1,4 @@
-"""Admins read the audit trail through the gateway (crm_gateway.audit_api): the real profile and complaints services
+"""Admins read the audit trail through the gateway (crm_gateway.audit.api): the real profile and complaints services
 record an agent's reads (the customer, its 360 view) and changes; the gateway merges them by customer, actor and
 period, exports them as CSV, refuses everyone else, and refuses an incomplete export."""
 from __future__ import annotations

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from crm_common.outbox import outbox_table
 from crm_devbroker.testing import read_events
-from crm_gateway.db import ingested_events
+from crm_gateway.ingestion.models import ingested_events
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
 from gateway_support import FakeUpstreams, migrate, new_event, role_headers
@@ -135,7 +135,7 @@ async def test_old_event_ids_are_forgotten_after_the_retention(ingest_gateway):
 
     from sqlalchemy import update
 
-    from crm_gateway.ingestion import purge_ingested
+    from crm_gateway.ingestion.service import purge_ingested
 
     client, settings, runtime = ingest_gateway
     tms = role_headers(settings, "tms")

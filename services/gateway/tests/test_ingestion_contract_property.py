@@ -23,7 +23,7 @@ from sqlalchemy import select  # noqa: E402
 from crm_common.events import registered_events, topic_for  # noqa: E402
 from crm_common.events.bounds import EARLIEST, FACT_HORIZON, MAX_DAYS_OVERDUE, MAX_DELAY_MINUTES, MAX_MONEY, MAX_QUANTITY  # noqa: E402
 from crm_common.events.logistics import LOGISTICS_EVENT_TYPES  # noqa: E402
-from crm_gateway.db import ingested_events  # noqa: E402
+from crm_gateway.ingestion.models import ingested_events  # noqa: E402
 
 UTC = dt.timezone.utc
 TODAY = dt.datetime.now(UTC).date()

@@ -5,7 +5,7 @@ import datetime as dt
 from decimal import Decimal
 
 from crm_common.events.logistics import OrderCreated, OrderDelivered, OrderShipped
-from crm_gateway.readmodels import recent_shipments
+from crm_gateway.dashboard.service import recent_shipments
 from gateway_support import feed_read_models, shipment_events
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)

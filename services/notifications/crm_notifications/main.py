@@ -7,13 +7,15 @@ from crm_common.production import exit_if_refused
 from crm_common.runtime import create_service_app
 from crm_notifications.channels.base import Channel
 from crm_notifications.clock import Clock
-from crm_notifications.delivery.api import router as deliveries_router
-from crm_notifications.preferences.api import router as preferences_router
-from crm_notifications.rules.api import router as rules_router
+from crm_notifications.delivery import api as delivery_api
+from crm_notifications.preferences import api as preferences_api
+from crm_notifications.rules import api as rules_api
 from crm_notifications.runtime import NotificationsRuntime
-from crm_notifications.segments.api import router as segments_router
+from crm_notifications.segments import api as segments_api
 from crm_notifications.settings import NotificationsSettings
-from crm_notifications.templates.api import router as templates_router
+from crm_notifications.templates import api as templates_api
+
+DOMAINS = (templates_api, rules_api, preferences_api, delivery_api, segments_api)
 
 
 def create_app(settings: NotificationsSettings | None = None, *, start_background: bool = True, clock: Clock | None = None,
@@ -24,8 +26,9 @@ def create_app(settings: NotificationsSettings | None = None, *, start_backgroun
         runtime,
         title="Notifications",
         description="Event-driven outreach: rules, templates, preferences, quiet hours, digests, channels and a delivery log.",
-        routers=[templates_router, rules_router, preferences_router, deliveries_router, segments_router],
+        routers=[domain.router for domain in DOMAINS],
         start_background=start_background,
+        problems={exc: to_problem for domain in DOMAINS for exc, to_problem in domain.PROBLEMS.items()},
     )
 
 

@@ -16,7 +16,7 @@ from crm_notifications.channels.registry import build_channels
 from crm_notifications.clock import Clock
 from crm_notifications.delivery import scans
 from crm_notifications.delivery.dispatcher import Dispatcher
-from crm_notifications.handlers import NotificationsHandler
+from crm_notifications.delivery.handlers import NotificationsHandler
 from crm_notifications.settings import NotificationsSettings
 
 log = logging.getLogger(__name__)

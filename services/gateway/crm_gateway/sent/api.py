@@ -4,21 +4,22 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from crm_common.problems import Problem
+from crm_common.problems import Problem, ProblemMapping
 from crm_gateway.sent import service
-from crm_gateway.state import gateway_of
+from crm_gateway.state import GatewayDep
 
 router = APIRouter(prefix="/api/v1/dev", tags=["development"])
 
 
 @router.get("/sent", summary="Messages the development sink accepted (make run only)")
-async def sent(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+async def sent(gateway: GatewayDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                channel: Literal["email", "sms", "push"] | None = None, to: Annotated[str | None, Query(max_length=320)] = None):
-    store = gateway_of(request).settings.dev_sent_store
-    try:
-        items = await asyncio.to_thread(service.recent_messages, store, limit=limit, channel=channel, to=to)
-    except service.NoSink:
-        raise Problem(404, "Not Found", "No development message sink here (make run starts one).") from None
-    return {"items": items}
+    store = gateway.settings.dev_sent_store
+    return {"items": await asyncio.to_thread(service.recent_messages, store, limit=limit, channel=channel, to=to)}
+
+
+PROBLEMS: ProblemMapping = {
+    service.NoSink: lambda exc: Problem(404, "Not Found", "No development message sink here (make run starts one)."),
+}

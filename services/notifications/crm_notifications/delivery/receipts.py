@@ -7,23 +7,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.events.notifications import NotificationFailed
 from crm_common.outbox import emit
-from crm_common.problems import Problem
 from crm_notifications import SERVICE_NAME
 from crm_notifications.delivery.models import DELIVERED, FAILED, SENT, Attempt, Message
 from crm_notifications.metrics import MESSAGE_TRANSITIONS
+
+
+class DeliveryNotFound(LookupError):
+    pass
+
+
+class ReceiptDoesNotApply(ValueError):
+    """A receipt that contradicts the delivery's final state."""
+
+    def __init__(self, detail: str, status_now: str):
+        super().__init__(detail)
+        self.status_now = status_now
 
 
 async def apply_receipt(session: AsyncSession, message_id: str, status: str, detail: str | None, now: dt.datetime) -> Message:
     """Idempotent: the same receipt twice changes nothing; a receipt that contradicts a final state is a 409."""
     message = await session.get(Message, message_id)
     if message is None:
-        raise Problem(404, "Delivery not found", f"No delivery {message_id}.")
+        raise DeliveryNotFound(f"No delivery {message_id}.")
     if message.status == status:
         return message
     allowed = {DELIVERED: (SENT,), FAILED: (SENT, DELIVERED)}[status]
     if message.status not in allowed:
-        raise Problem(409, "Receipt does not apply", f"Delivery {message_id} is {message.status}; a {status} receipt cannot change it.",
-                      status_now=message.status)
+        raise ReceiptDoesNotApply(f"Delivery {message_id} is {message.status}; a {status} receipt cannot change it.", message.status)
     message.status = status
     message.updated_at = now
     if status == FAILED:

@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.contacts import normalize_email, normalize_phone
 from crm_common.db import utcnow
-from crm_common.problems import Problem
 from crm_notifications import catalog
 from crm_notifications.channels.webhook import endpoint_secret, standard_secret
 from crm_notifications.directory import service as directory
@@ -19,6 +18,10 @@ from crm_notifications.templates.service import invalid
 
 CONTACT_CHANNELS = ("email", "sms", "push", "webhook")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+class ContactNotFound(LookupError):
+    pass
 
 
 def address_error(channel: str, address: str) -> str | None:
@@ -39,7 +42,7 @@ def address_error(channel: str, address: str) -> str | None:
 async def contact_or_404(session: AsyncSession, contact_id: str) -> ContactRecord:
     contact = await session.get(ContactRecord, contact_id)
     if contact is None or contact.erased:
-        raise Problem(404, "Contact not found", f"No contact {contact_id!r}.")
+        raise ContactNotFound(f"No contact {contact_id!r}.")
     return contact
 
 

@@ -7,13 +7,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
-from crm_common.problems import Problem
 from crm_notifications import catalog, configuration
 from crm_notifications.rules.conditions import OPS
 from crm_notifications.rules.models import Rule
 from crm_notifications.rules.schemas import RuleIn
 from crm_notifications.templates import service as templates
 from crm_notifications.templates.service import invalid
+
+
+class RuleExists(ValueError):
+    pass
+
+
+class RuleVersionMismatch(ValueError):
+    """The rule changed since the version the caller read (If-Match)."""
+
+
+class RuleNotFound(LookupError):
+    pass
 
 
 async def validate(session: AsyncSession, data: RuleIn) -> None:
@@ -64,7 +75,7 @@ async def validate(session: AsyncSession, data: RuleIn) -> None:
 async def create(session: AsyncSession, data: RuleIn) -> Rule:
     await validate(session, data)
     if await session.scalar(select(Rule.id).where(Rule.name == data.name)):
-        raise Problem(409, "Rule exists", f"A rule named {data.name!r} already exists.")
+        raise RuleExists(f"A rule named {data.name!r} already exists.")
     now = utcnow()
     rule = Rule(id=str(uuid.uuid4()), version=1, created_at=now, updated_at=now, **_fields(data))
     session.add(rule)
@@ -76,7 +87,7 @@ async def create(session: AsyncSession, data: RuleIn) -> Rule:
 async def update(session: AsyncSession, rule_id: str, data: RuleIn, *, if_version: int | None = None) -> Rule:
     rule = await get(session, rule_id)
     if if_version is not None and rule.version != if_version:
-        raise Problem(412, "Precondition failed", f"Rule is at version {rule.version}, not {if_version}.")
+        raise RuleVersionMismatch(f"Rule is at version {rule.version}, not {if_version}.")
     await validate(session, data)
     for name, value in _fields(data).items():
         setattr(rule, name, value)
@@ -97,7 +108,7 @@ async def get(session: AsyncSession, rule_id: str) -> Rule:
     if rule is None:
         rule = await session.scalar(select(Rule).where(Rule.name == rule_id))
     if rule is None:
-        raise Problem(404, "Rule not found", f"No rule {rule_id!r}.")
+        raise RuleNotFound(f"No rule {rule_id!r}.")
     return rule
 
 

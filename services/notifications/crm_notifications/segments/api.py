@@ -1,7 +1,8 @@
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from crm_common.deps import RuntimeDep
 from crm_common.idempotency import Answer, Idempotent
-from crm_common.runtime import runtime_of
+from crm_common.problems import Problem, ProblemMapping
 from crm_notifications.segments import service
 from crm_notifications.segments.service import SegmentSendIn, SegmentSendOut
 
@@ -9,8 +10,7 @@ router = APIRouter(prefix="/segment-sends", tags=["segment sends"])
 
 
 @router.post("", response_model=SegmentSendOut)
-async def segment_send(data: SegmentSendIn, request: Request, once: Idempotent):
-    runtime = runtime_of(request)
+async def segment_send(data: SegmentSendIn, runtime: RuntimeDep, once: Idempotent):
 
     async def send(session) -> Answer:
         return Answer(await service.segment_send(session, data, runtime.clock.now()))
@@ -19,3 +19,9 @@ async def segment_send(data: SegmentSendIn, request: Request, once: Idempotent):
     if not data.dry_run:
         runtime.dispatcher.wake()
     return answer
+
+
+PROBLEMS: ProblemMapping = {
+    service.RecipientCountChanged: lambda exc: Problem(409, "Recipient count changed", str(exc), recipients=exc.recipients,
+                                                       expected_recipients=exc.expected),
+}

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.events.bounds import NonNegativeInt32
 from crm_common.inputs import Input
-from crm_common.problems import Problem
 from crm_notifications import catalog
 from crm_notifications.delivery.pipeline import Recipient, Spec, Trigger, enqueue_many, variables
 from crm_notifications.directory import service as directory
@@ -21,6 +20,14 @@ from crm_notifications.preferences.policy import SEND, choose_channel, consent_d
 from crm_notifications.segments.models import SegmentSend
 from crm_notifications.templates import service as templates
 from crm_notifications.templates.service import invalid
+
+
+class RecipientCountChanged(ValueError):
+    """A send whose expected_recipients is not the audience's count now (no dry run, or the audience changed)."""
+
+    def __init__(self, recipients: int, expected: int | None):
+        super().__init__("Run a dry run first and send with its count as expected_recipients.")
+        self.recipients, self.expected = recipients, expected
 
 
 class Segment(Input):
@@ -95,8 +102,7 @@ async def segment_send(session: AsyncSession, data: SegmentSendIn, now: dt.datet
     if data.dry_run:
         return SegmentSendOut(id=None, dry_run=True, customers=len(customers), recipients=len(eligible), suppressed=suppressed)
     if data.expected_recipients is None or data.expected_recipients != len(eligible):
-        raise Problem(409, "Recipient count changed", "Run a dry run first and send with its count as expected_recipients.",
-                      recipients=len(eligible), expected_recipients=data.expected_recipients)
+        raise RecipientCountChanged(len(eligible), data.expected_recipients)
     send_id = str(uuid.uuid4())
     session.add(SegmentSend(id=send_id, segment=data.segment.model_dump(exclude_none=True), template_key=data.template_key,
                             channel=data.channel, category=data.category, recipients=len(eligible), created_at=now))

@@ -8,14 +8,25 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
-from crm_common.problems import Problem
 from crm_notifications import configuration
 from crm_notifications.templates.models import TemplateVersion
 from crm_notifications.templates.rendering import RenderError, TemplateInvalid, render, validate_template
 
 
-def invalid(errors: list[dict[str, Any]], detail: str) -> Problem:
-    return Problem(422, "Validation failed", detail, type_="urn:crm:problem:validation", errors=errors)
+class InvalidInput(ValueError):
+    """Fields a template, rule, preference or segment send cannot have: `errors` as [{loc, msg, type}]."""
+
+    def __init__(self, errors: list[dict[str, Any]], detail: str):
+        super().__init__(detail)
+        self.errors = errors
+
+
+class TemplateNotFound(LookupError):
+    pass
+
+
+def invalid(errors: list[dict[str, Any]], detail: str) -> InvalidInput:
+    return InvalidInput(errors, detail)
 
 
 def check(subject: str, body: str, variables: list[str]) -> None:
@@ -76,7 +87,7 @@ async def current_cached(session: AsyncSession, key: str, language: str | None =
 async def get_current_or_404(session: AsyncSession, key: str, language: str) -> TemplateVersion:
     row = await current(session, key, language, fallback=False)
     if row is None:
-        raise Problem(404, "Template not found", f"No template {key!r} in {language}.")
+        raise TemplateNotFound(f"No template {key!r} in {language}.")
     return row
 
 
@@ -98,7 +109,7 @@ async def list_current(session: AsyncSession) -> list[TemplateVersion]:
 async def versions(session: AsyncSession, key: str) -> list[TemplateVersion]:
     rows = (await session.scalars(select(TemplateVersion).where(TemplateVersion.key == key).order_by(TemplateVersion.language, TemplateVersion.version))).all()
     if not rows:
-        raise Problem(404, "Template not found", f"No template {key!r}.")
+        raise TemplateNotFound(f"No template {key!r}.")
     return list(rows)
 
 
@@ -121,7 +132,7 @@ async def delete(session: AsyncSession, key: str, language: str | None = None) -
         query = query.where(TemplateVersion.language == language)
     result = await session.execute(query.values(deleted=True))
     if not result.rowcount:
-        raise Problem(404, "Template not found", f"No template {key!r}.")
+        raise TemplateNotFound(f"No template {key!r}.")
     await configuration.mark_changed(session)
     return result.rowcount
 

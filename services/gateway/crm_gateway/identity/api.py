@@ -4,13 +4,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from crm_common.problems import Problem
 from crm_gateway.auth import mint_token
 from crm_gateway.objects import GATEWAY_IDENTITY
-from crm_gateway.state import gateway_of
+from crm_gateway.settings import GatewaySettings
+from crm_gateway.state import GatewayDep, PrincipalDep
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -19,8 +20,7 @@ class DemoLogin(BaseModel):
     username: str = Field(min_length=1, max_length=100)
 
 
-def demo_users(request: Request) -> list[dict[str, Any]]:
-    settings = gateway_of(request).settings
+def demo_users(settings: GatewaySettings) -> list[dict[str, Any]]:
     users = [dict(u) for u in settings.demo_users]
     if settings.demo_customer_id:  # GATEWAY_DEMO_CUSTOMER_ID names the customer the demo customer signs in as
         for user in users:
@@ -32,20 +32,19 @@ def demo_users(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/demo-users", summary="Demo users (development only)")
-async def list_demo_users(request: Request) -> dict[str, Any]:
-    settings = gateway_of(request).settings
+async def list_demo_users(gateway: GatewayDep) -> dict[str, Any]:
+    settings = gateway.settings
     if not settings.demo_login_enabled:
         raise Problem(404, "Not Found", "Demo login is disabled.")
-    return {"users": [{"username": u["username"], "role": u["role"], "name": u.get("name")} for u in demo_users(request)]}
+    return {"users": [{"username": u["username"], "role": u["role"], "name": u.get("name")} for u in demo_users(settings)]}
 
 
 @router.post("/demo-login", summary="Mint a token for a demo user (development only)")
-async def demo_login(body: DemoLogin, request: Request) -> dict[str, Any]:
-    gateway = gateway_of(request)
+async def demo_login(body: DemoLogin, gateway: GatewayDep) -> dict[str, Any]:
     settings = gateway.settings
     if not settings.demo_login_enabled or gateway.signing_key is None:
         raise Problem(404, "Not Found", "Demo login is disabled.")
-    user = next((u for u in demo_users(request) if u["username"] == body.username), None)
+    user = next((u for u in demo_users(settings) if u["username"] == body.username), None)
     if user is None:
         raise Problem(401, "Unauthorized", "Unknown demo user.")
     customer_id = user.get("customer_id") or await _demo_customer_by_phone(gateway, user.get("customer_phone"))
@@ -80,6 +79,5 @@ async def _demo_customer_by_phone(gateway, phone: str | None) -> str | None:
 
 
 @router.get("/me", summary="The caller as the gateway sees it")
-async def me(request: Request) -> dict[str, Any]:
-    p = request.state.principal
+async def me(p: PrincipalDep) -> dict[str, Any]:
     return {"subject": p.subject, "role": p.role, "team": p.team, "customer_id": p.customer_id, "name": p.name, "method": p.method}

@@ -6,14 +6,14 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from crm_common.audit import CSV_COLUMNS, to_csv
 from crm_common.events.bounds import FactDateTime
 from crm_common.problems import Problem
-from crm_gateway.aggregate import _warning
+from crm_gateway.views.api import _warning
 from crm_gateway.auth import Principal
-from crm_gateway.state import gateway_of
+from crm_gateway.state import GatewayDep, GatewayState, PrincipalDep
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -36,9 +36,7 @@ class AuditQuery:
                        for k, v in {"customer_id": customer_id, "actor": actor, "since": since, "until": until}.items() if v is not None}
 
 
-async def _rows_of(request: Request, upstream: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    gateway = gateway_of(request)
-    principal: Principal = request.state.principal
+async def _rows_of(gateway: GatewayState, principal: Principal, upstream: str, params: dict[str, str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     after_id = 0
     while len(rows) < MAX_ROWS:
@@ -51,8 +49,8 @@ async def _rows_of(request: Request, upstream: str, params: dict[str, str]) -> l
     raise Problem(413, "Too many audit rows", f"More than {MAX_ROWS} rows in {upstream}: narrow the period or the filters.")
 
 
-async def merged_trail(request: Request, params: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    results = await asyncio.gather(*(_rows_of(request, name, params) for name in AUDITED_UPSTREAMS), return_exceptions=True)
+async def merged_trail(gateway: GatewayState, principal: Principal, params: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    results = await asyncio.gather(*(_rows_of(gateway, principal, name, params) for name in AUDITED_UPSTREAMS), return_exceptions=True)
     rows, warnings = [], []
     for name, result in zip(AUDITED_UPSTREAMS, results):
         if isinstance(result, BaseException):
@@ -65,14 +63,14 @@ async def merged_trail(request: Request, params: dict[str, str]) -> tuple[list[d
 
 
 @router.get("/audit", summary="Audit trail of personal data (admins): who read or changed which customer's data, when")
-async def audit_trail(request: Request, query: AuditQuery = Depends()) -> dict[str, Any]:
-    rows, warnings = await merged_trail(request, query.params)
+async def audit_trail(gateway: GatewayDep, principal: PrincipalDep, query: AuditQuery = Depends()) -> dict[str, Any]:
+    rows, warnings = await merged_trail(gateway, principal, query.params)
     return {"items": rows, "warnings": warnings, "partial": bool(warnings)}
 
 
 @router.get("/audit.csv", summary="The audit trail as CSV (admins); refused rather than incomplete when a service is down")
-async def audit_csv(request: Request, query: AuditQuery = Depends()) -> Response:
-    rows, warnings = await merged_trail(request, query.params)
+async def audit_csv(gateway: GatewayDep, principal: PrincipalDep, query: AuditQuery = Depends()) -> Response:
+    rows, warnings = await merged_trail(gateway, principal, query.params)
     if warnings:
         raise Problem(503, "Audit trail incomplete", "Not every service answered; an export must be complete.",
                       sources=[w["source"] for w in warnings], headers={"Retry-After": "10"})

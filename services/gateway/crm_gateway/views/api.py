@@ -10,14 +10,14 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from crm_common.problems import Problem
-from crm_common.runtime import runtime_of
-from crm_gateway import readmodels
+from crm_common.deps import RuntimeDep
 from crm_gateway.auth import Principal
+from crm_gateway.dashboard import service as readmodels
 from crm_gateway.objects import GATEWAY_IDENTITY, item_id, item_owner, items_of, restricted
-from crm_gateway.state import GatewayState, gateway_of
+from crm_gateway.state import GatewayDep, GatewayState, PrincipalDep
 
 router = APIRouter(prefix="/api/v1", tags=["aggregates"])
 
@@ -81,14 +81,12 @@ def _headers(principal: Principal) -> dict[str, str]:
 
 
 @router.get("/customers/{customer_id}/360", summary="Customer 360: profile, scores and tier, open complaints, shipments, notifications")
-async def customer_360(customer_id: str, request: Request) -> dict[str, Any]:
-    gateway = gateway_of(request)
-    principal: Principal = request.state.principal
+async def customer_360(customer_id: str, gateway: GatewayDep, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
     await gateway.ownership.check_customer(principal, customer_id)
     data, failures = await gather_sources(gateway, gateway.settings.customer360_sources, _headers(principal), customer_id=customer_id)
     if "shipments" not in gateway.settings.customer360_sources:
         try:
-            async with runtime_of(request).db.sessions() as session:
+            async with runtime.db.sessions() as session:  # a failure is a warning of the answer, as a source's
                 data["shipments"] = await readmodels.recent_shipments(session, customer_id)
         except Exception as exc:
             failures["shipments"] = Problem(503, "Read model unavailable", f"shipments: {type(exc).__name__}")
@@ -132,11 +130,9 @@ COMPLAINT_NUMBER_RE = re.compile(r"^(CP\d{6}[A-Z0-9]{4,}|CMP-[-A-Z0-9]{4,})$", r
 
 
 @router.get("/search", summary="Call-center search: phone, tracking number, complaint number or customer name")
-async def search(request: Request, q: str = Query(min_length=1, max_length=200)) -> dict[str, Any]:
+async def search(gateway: GatewayDep, principal: PrincipalDep, q: str = Query(min_length=1, max_length=200)) -> dict[str, Any]:
     """Asks the profile service (name, phone) and the complaints service (tracking number, complaint
     number, phone) at once; each result list is filtered to what the caller may see."""
-    gateway = gateway_of(request)
-    principal: Principal = request.state.principal
     q = q.strip()
     headers = _headers(principal)
     calls: dict[str, Any] = {}
@@ -185,14 +181,11 @@ async def search(request: Request, q: str = Query(min_length=1, max_length=200))
 
 
 @router.get("/dashboard", summary="Management dashboard data: Pareto, RFM grid, tier movements, complaint trends, notification stats")
-async def dashboard(request: Request) -> dict[str, Any]:
-    gateway = gateway_of(request)
-    principal: Principal = request.state.principal
+async def dashboard(gateway: GatewayDep, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
     if restricted(principal):  # the table already says admin only; belt and braces
         raise Problem(403, "Forbidden")
     settings = gateway.settings
     data, failures = await gather_sources(gateway, settings.dashboard_sources, _headers(principal))
-    runtime = runtime_of(request)
     local = {"tier_movements": readmodels.tier_movement_report, "notifications": readmodels.notification_report}
     for name, report in local.items():
         failure = failures.get(name)

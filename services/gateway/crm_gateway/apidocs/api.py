@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from crm_common.openapi import add_problem_responses
 from crm_gateway.authz import RULES, PUBLIC
 from crm_gateway.middleware import API_PREFIX
-from crm_gateway.state import GatewayState, gateway_of
+from crm_gateway.state import GatewayDep, GatewayState
 
 router = APIRouter()
 
@@ -99,8 +99,7 @@ async def _fetch_spec(gateway: GatewayState, name: str) -> dict[str, Any] | None
 
 
 @router.get(API_PREFIX + "/openapi.json", include_in_schema=False)
-async def aggregated_openapi(request: Request) -> dict[str, Any]:
-    gateway = gateway_of(request)
+async def aggregated_openapi(request: Request, gateway: GatewayDep) -> dict[str, Any]:
     names = [u.name for u in gateway.upstreams]
     specs = await asyncio.gather(*(_fetch_spec(gateway, n) for n in names))
     own = request.app.openapi()
