@@ -38,17 +38,16 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
 from alembic.operations import Operations
-from sqlalchemy import CursorResult, RowMapping
+from fastapi import APIRouter, Query
+from sqlalchemy import Column, CursorResult, Index, Integer, MetaData, RowMapping, String, Table, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.context import current_correlation_id
 from crm_common.db import Database, UTCDateTime, utcnow
+from crm_common.deps import Actor, ActorDep, SessionDep
 from crm_common.events.bounds import FactDateTime, NonNegativeInt32
 from crm_common.problems import Problem
-from crm_common.deps import Actor, ActorDep, SessionDep
 from crm_common.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)

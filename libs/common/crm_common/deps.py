@@ -34,7 +34,7 @@ class Actor:
     customer_id: str | None = None
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> "Actor":
+    def from_headers(cls, headers: Mapping[str, str]) -> Actor:
         return cls(id=headers.get("x-actor-id") or None, subject=headers.get("x-actor-subject") or None,
                    role=headers.get("x-actor-role") or None, team=headers.get("x-actor-team") or None,
                    customer_id=headers.get("x-customer-id") or None)
@@ -51,7 +51,8 @@ class Actor:
 
 
 def current_runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -38,17 +38,16 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 import orjson
-import sqlalchemy as sa
 import pydantic_core
+import sqlalchemy as sa
 from alembic.operations import Operations
 from fastapi import Depends, Header, Request, Response
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, and_, delete, select, update
-from sqlalchemy import ColumnElement, CursorResult
+from sqlalchemy import Column, ColumnElement, CursorResult, Index, Integer, MetaData, String, Table, Text, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database, UTCDateTime, dialect_insert, utcnow
-from crm_common.problems import Problem
 from crm_common.deps import current_runtime
+from crm_common.problems import Problem
 from crm_common.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)

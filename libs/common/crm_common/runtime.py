@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
-import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import func, select, text
@@ -23,8 +24,8 @@ from crm_common.logging import configure_logging
 from crm_common.metrics import DEAD_LETTERS_WAITING
 from crm_common.openapi import describe_problems, operation_id
 from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay, purge_loop
-from crm_common.production import exit_if_refused, refuse_unsafe_production
 from crm_common.problems import ProblemMapping, install_domain_problems, install_problem_handlers
+from crm_common.production import exit_if_refused, refuse_unsafe_production
 from crm_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class BackgroundLoop:
     grace. Without it the loop is cancelled at once (a pass that is one transaction rolls back and runs again)."""
 
     name: str
-    run: Callable[[], Awaitable[None]]
+    run: Callable[[], Coroutine[Any, Any, object]]
     with_consumers: bool = False
     stop: Callable[[], None] | None = None
 
@@ -73,7 +74,7 @@ class ServiceRuntime:
             for handler in handlers
         ]
         self._tasks: list[asyncio.Task] = []
-        self._loop_tasks: dict[asyncio.Task, BackgroundLoop] = {}
+        self._loop_tasks: dict[asyncio.Task[object], BackgroundLoop] = {}
         self.background_loops: dict[str, BackgroundLoop] = {}
         self._startup_hooks: list[Callable[[], Awaitable[object]]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -86,7 +87,7 @@ class ServiceRuntime:
             self.add_gauge_refresher(self._count_waiting_dead_letters)
         self.add_background_loop("metrics", self._refresh_gauges)
 
-    def add_background_loop(self, name: str, run: Callable[[], Awaitable[None]], *, with_consumers: bool = False,
+    def add_background_loop(self, name: str, run: Callable[[], Coroutine[Any, Any, object]], *, with_consumers: bool = False,
                             stop: Callable[[], None] | None = None) -> None:
         """The one way a service starts a task of its own: `start` runs it after the relay and consumers, `stop` ends it
         (see `BackgroundLoop`). Names are unique within a runtime; `start(skip_loops=...)` leaves named ones out."""

@@ -4,6 +4,7 @@ import asyncio
 
 import httpx
 import pytest
+from crm_devbroker.testing import edge_auth, wait_until
 from fastapi import APIRouter
 from sqlalchemy import text
 
@@ -11,7 +12,6 @@ from crm_common.deps import ActorDep, RuntimeDep, SessionDep
 from crm_common.problems import Problem
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_common.settings import ServiceSettings
-from crm_devbroker.testing import edge_auth, wait_until
 
 
 def quiet_runtime(url: str, **overrides) -> ServiceRuntime:

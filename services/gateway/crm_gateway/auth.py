@@ -162,7 +162,7 @@ class KeySet:
         return len(self._keys)
 
     @classmethod
-    def from_config(cls, entries: Iterable[Mapping[str, Any]]) -> "KeySet":
+    def from_config(cls, entries: Iterable[Mapping[str, Any]]) -> KeySet:
         """Entries `{"kid", "alg", "secret"}` (HS*), `{"kid", "alg", "public_key": PEM}` or JWKs (`kty`...)."""
         keyset = cls()
         for entry in entries:
@@ -365,7 +365,7 @@ class ApiKeyStore:
             self._by_id[record.key_id] = record
 
     @classmethod
-    def from_config(cls, entries: Iterable[Mapping[str, Any]]) -> "ApiKeyStore":
+    def from_config(cls, entries: Iterable[Mapping[str, Any]]) -> ApiKeyStore:
         return cls(
             ApiKeyRecord(
                 key_id=e["key_id"], name=e["name"], role=e["role"], sha256=e["sha256"].lower(),

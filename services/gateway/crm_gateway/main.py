@@ -14,16 +14,17 @@ from crm_common.runtime import create_service_app
 from crm_gateway import proxy
 from crm_gateway.apidocs import api as apidocs
 from crm_gateway.audit import api as audit
+from crm_gateway.console import STATIC
+from crm_gateway.console import router as console_router
 from crm_gateway.identity import api as identity
-from crm_gateway.views import api as views
-from crm_gateway.console import STATIC, router as console_router
+from crm_gateway.ingestion import api as ingestion
+from crm_gateway.middleware import API_PREFIX, GatewayAuthMiddleware
+from crm_gateway.runtime import build_runtime
 from crm_gateway.security_headers import SecurityHeadersMiddleware
 from crm_gateway.sent import api as sent_api
-from crm_gateway.middleware import API_PREFIX, GatewayAuthMiddleware
-from crm_gateway.ingestion import api as ingestion
-from crm_gateway.runtime import build_runtime
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.state import GatewayState
+from crm_gateway.views import api as views
 
 
 def create_app(

@@ -21,10 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crm_common.db import Database, utcnow
 from crm_common.events.bounds import EARLIEST, FACT_HORIZON, MAX_MONEY
-from crm_scoring.scoring.models import orders
 from crm_scoring.db import migrate
 from crm_scoring.scoring import reports, service
 from crm_scoring.scoring.ingest import EPOCH, ensure_stubs, resolve_ids
+from crm_scoring.scoring.models import orders
 from crm_scoring.scoring.upsert import insert_ignore
 from crm_scoring.settings import ScoringSettings
 

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from crm_common.events.bounds import FactMonth
 from crm_common.deps import RuntimeDep, SessionDep
+from crm_common.events.bounds import FactMonth
 from crm_common.problems import Problem, ProblemMapping
 from crm_profile.accounts import service, winback
 from crm_profile.accounts.api import Actor, Manager, Today

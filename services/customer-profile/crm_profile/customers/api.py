@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_common import audit
+from crm_common.deps import ActorDep, RuntimeDep, SessionDep
 from crm_common.idempotency import Answer, Idempotent
 from crm_common.problems import Problem, ProblemMapping
-from crm_common.deps import ActorDep, RuntimeDep, SessionDep
 from crm_profile.customers import privacy, service
 from crm_profile.customers.schemas import (
     AddressIn,

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from crm_common.openapi import add_problem_responses
-from crm_gateway.authz import RULES, PUBLIC
+from crm_gateway.authz import PUBLIC, RULES
 from crm_gateway.middleware import API_PREFIX
 from crm_gateway.state import GatewayDep, GatewayState
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Query, Response
 from crm_common.audit import CSV_COLUMNS, to_csv
 from crm_common.events.bounds import FactDateTime
 from crm_common.problems import Problem
-from crm_gateway.views.api import _warning
 from crm_gateway.auth import Principal
 from crm_gateway.state import GatewayDep, GatewayState, PrincipalDep
+from crm_gateway.views.api import _warning
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 

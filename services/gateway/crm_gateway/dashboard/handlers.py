@@ -13,7 +13,6 @@ from crm_common.consumer import Event
 from crm_common.db import utcnow
 from crm_gateway.dashboard.models import notification_outcomes, shipments, tier_movements
 
-
 SHIPMENT_EVENTS = frozenset({"OrderCreated", "OrderShipped", "OrderDelivered", "OrderCancelled", "ShipmentDelayed", "ShipmentDamaged", "ShipmentLost"})
 
 

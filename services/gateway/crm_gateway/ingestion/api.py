@@ -12,9 +12,9 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from crm_common.deps import RuntimeDep
 from crm_common.events import EventEnvelope, registered_events
 from crm_common.events.logistics import LOGISTICS_EVENT_TYPES
-from crm_common.deps import RuntimeDep
 from crm_common.problems import Problem
 from crm_gateway.ingestion.schemas import IngestResult
 from crm_gateway.ingestion.service import ingest

@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Query
 
-from crm_common.problems import Problem
 from crm_common.deps import RuntimeDep
+from crm_common.problems import Problem
 from crm_gateway.auth import Principal
 from crm_gateway.dashboard import service as readmodels
 from crm_gateway.objects import GATEWAY_IDENTITY, item_id, item_owner, items_of, restricted

@@ -7,8 +7,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import String, any_, bindparam, delete, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
@@ -45,8 +45,8 @@ from crm_scoring.scoring.models import (
     score_history,
     surveys,
 )
-from crm_scoring.service_levels.models import service_level_breaches, service_level_months
 from crm_scoring.scoring.upsert import insert_ignore, merge_rows, upsert
+from crm_scoring.service_levels.models import service_level_breaches, service_level_months
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 

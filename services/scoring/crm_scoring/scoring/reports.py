@@ -12,9 +12,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_scoring.scoring.models import customer_scores, orders
 from crm_scoring.model import abc, bgnbd
 from crm_scoring.scoring.ingest import day_number
+from crm_scoring.scoring.models import customer_scores, orders
 from crm_scoring.scoring.service import load_model
 
 EPOCH_DATE = dt.date(1970, 1, 1)

@@ -20,11 +20,22 @@ from crm_common.db import utcnow
 from crm_common.events.envelope import make_event
 from crm_common.events.scoring import ChurnRiskRaised, CreditGradeChanged, CustomerScoredV2, CustomerTierChanged
 from crm_common.outbox import add_to_outbox
-from crm_scoring.scoring.models import SCORE_COLUMNS, complaints, customer_scores, customers, invoices, orders, population_model, rescore_queue, score_history, surveys
 from crm_scoring.model import engine
 from crm_scoring.model.features import CUSTOMER_COLUMNS, Facts, compute_features
 from crm_scoring.model.scores import RISK_ORDER
 from crm_scoring.scoring.ingest import EPOCH, day_number, id_filters
+from crm_scoring.scoring.models import (
+    SCORE_COLUMNS,
+    complaints,
+    customer_scores,
+    customers,
+    invoices,
+    orders,
+    population_model,
+    rescore_queue,
+    score_history,
+    surveys,
+)
 from crm_scoring.scoring.upsert import upsert
 from crm_scoring.settings import ScoringSettings
 

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from crm_common.events.bounds import FactMonth
 from crm_common.deps import RuntimeDep, SessionDep
+from crm_common.events.bounds import FactMonth
 from crm_scoring.service_levels import reports, service
 from crm_scoring.service_levels.schemas import ComputeMonth, ComputeResult, ServiceLevelTrend
 

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.events import make_event
 from crm_common.events.scoring import ServiceLevelBreached
 from crm_common.outbox import add_to_outbox
-from crm_scoring.scoring.models import complaints, customer_scores, invoice_corrections, orders
 from crm_scoring.scoring.ingest import day_number, id_filters
+from crm_scoring.scoring.models import complaints, customer_scores, invoice_corrections, orders
 from crm_scoring.service_levels.measures import month_of, monthly_records
 from crm_scoring.service_levels.models import MEASURE_COLUMNS, service_level_breaches, service_level_months
 from crm_scoring.service_levels.targets import missed_targets, summary
