@@ -15,9 +15,9 @@ from sqlalchemy import insert, select
 
 from crm_common.events.customers import CustomerRegistered, CustomerUpdated
 from crm_devbroker.testing import edge_auth
-from crm_scoring.db import customer_scores, customers, orders, score_history
 from crm_scoring.main import create_app
 from crm_scoring.model.abc import class_counts
+from crm_scoring.scoring.models import customer_scores, customers, orders, score_history
 from scoring_support import AS_OF, clock, event, feed, processor, scoring_db, settings_for
 
 UTC = dt.UTC

@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 
 from crm_common.events.logistics import ServiceType
 from crm_common.problems import Problem
-from crm_scoring.db import customer_scores, customers, orders
 from crm_scoring.scoring.ingest import day_number
+from crm_scoring.scoring.models import customer_scores, customers, orders
 
 Tier = Literal["key_account", "ordinary", "small", "at_risk"]
 EARLIEST = dt.date(2000, 1, 1)

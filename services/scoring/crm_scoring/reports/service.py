@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_scoring.db import customer_scores, customers, score_history
 from crm_scoring.model.scores import CREDIT_LOYALTY_CELLS, RISK_ORDER, VALUE_LOYALTY_CELLS, VALUE_MATRIX_CELLS
 from crm_scoring.reports.filters import ReportFilters, period_revenue, scoped
+from crm_scoring.scoring.models import customer_scores, customers, score_history
 from crm_scoring.settings import ScoringSettings
 
 c = customer_scores.c
