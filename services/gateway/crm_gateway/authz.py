@@ -119,6 +119,11 @@ RULES: tuple[Rule, ...] = (
     # KPIs per account manager (docs/account-management.md): staff see every manager ranked, an account manager only
     # their own row (the service decides; rows name managers, not customers)
     R("/account-manager/kpis", READ, STAFF_AM, "profile", Scope.PUBLIC),
+    # key-account monthly service reports: a month's reports of a portfolio (the service narrows an account manager to
+    # their own; items are also filtered by the token's customers); running a month by hand is an operator's. A
+    # customer's own reports are under /customers/{customer_id}/key-account-reports (the customer only once opted in)
+    R("/account-manager/key-account-reports", READ, STAFF_AM, "profile", Scope.LIST),
+    R("/account-manager/key-account-reports/runs", READ | frozenset({"POST"}), ADMIN, "profile"),
     # --- scoring
     R("/scores", READ, frozenset({"admin", "agent", "account_manager"}), "scoring", Scope.LIST),
     R("/scores/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),

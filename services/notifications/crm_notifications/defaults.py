@@ -107,6 +107,28 @@ TEMPLATES: dict[str, tuple[list[str], dict[str, tuple[str, str]]]] = {
                    "Account manager: {{ account_manager }}. Please follow up now.\n"),
         },
     ),
+    "key_account_report_ready": (
+        ["customer_name", "month", "summary"],
+        {
+            "zh-CN": ("重点客户月度服务报告 {{ month }}：{{ customer_name }}",
+                      "{{ customer_name }} 的 {{ month }} 月度服务报告已生成：{{ summary }}。请在客户经理工作台查看或下载。\n"),
+            "en": ("Key-account service report {{ month }}: {{ customer_name }}",
+                   "The {{ month }} service report of {{ customer_name }} is ready: {{ summary }}. Read or download it in the "
+                   "account manager's workspace.\n"),
+        },
+    ),
+    "key_account_report_customer": (
+        ["contact_name", "customer_name", "month", "summary", "account_manager", "unsubscribe_url"],
+        {
+            "zh-CN": ("{{ customer_name }} {{ month }} 月度服务报告",
+                      "{{ contact_name }} 您好：\n\n贵司 {{ month }} 的月度服务报告已生成：{{ summary }}。您可以在客户门户查看和下载完整报告；"
+                      "如有问题请联系您的客户经理 {{ account_manager }}。\n\n退订：{{ unsubscribe_url }}\n"),
+            "en": ("{{ customer_name }}: your service report for {{ month }}",
+                   "Dear {{ contact_name }},\n\nYour service report for {{ month }} is ready: {{ summary }}. The full report can be read and "
+                   "downloaded in the customer portal; your account manager {{ account_manager }} is happy to go through it with you.\n\n"
+                   "Unsubscribe: {{ unsubscribe_url }}\n"),
+        },
+    ),
     "credit_grade_alert": (
         ["customer_name", "new_grade", "reason"],
         {
@@ -221,6 +243,13 @@ RULES: list[dict] = [
          channel="email", category="contract_renewal"),
     dict(name="win-back", event_type="CustomerWinBack", template_key="win_back", audience="customer_contacts", channel="email",
          category="win_back"),
+    # key-account monthly service reports (customer-profile): the account manager always; the customer's contacts when the
+    # customer asked for its reports (customer_opted_in) and the contact subscribes to monthly_service_report (default off)
+    dict(name="key-account-report-account-manager", event_type="KeyAccountReportReady", template_key="key_account_report_ready",
+         audience="account_manager", channel="inbox", category="internal_tasks"),
+    dict(name="key-account-report-customer", event_type="KeyAccountReportReady", template_key="key_account_report_customer",
+         audience="customer_contacts", channel="email", category="monthly_service_report",
+         conditions=[{"field": "customer_opted_in", "op": "eq", "value": True}]),
     dict(name="service-level-breach-account-manager", event_type="ServiceLevelBreached", template_key="service_level_breach",
          audience="account_manager", channel="inbox", category="internal_tasks"),
 ]

@@ -127,3 +127,21 @@ class CustomerLost(EventPayload):
     cause: Literal["inactive", "terminated"]
     detail: str = Field(max_length=500, description="Why, in one line (the last order and P(alive), or who set the status).")
     lost_at: dt.datetime
+
+
+class KeyAccountReportReady(EventPayload):
+    """A key account's monthly service report (重点客户服务报告) is stored: `month` (YYYY-MM, Asia/Shanghai) is the
+    month it covers. Its account manager reads it; the customer too when `customer_opted_in` (the customer asked for
+    the reports). customer-profile emits it once per customer and month, in the transaction that stores the report."""
+
+    event_type = "KeyAccountReportReady"
+    event_version = 1
+
+    report_id: str
+    customer_id: str
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    account_manager: str | None = None
+    customer_opted_in: bool = False
+    key_account_reasons: list[str] = Field(description="Why the customer is a key account: class A, flagged by hand.")
+    summary: str = Field(max_length=500, description="The month in one line (orders, revenue, breaches, complaints), for templates.")
+    generated_at: dt.datetime

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 TOPICS: dict[str, tuple[str, ...]] = {
-    "crm.customers": ("CustomerRegistered", "CustomerUpdated", "CustomerMerged", "CustomerErased", "CustomerLost"),
+    "crm.customers": ("CustomerRegistered", "CustomerUpdated", "CustomerMerged", "CustomerErased", "CustomerLost", "KeyAccountReportReady"),
     "logistics.orders": (
         "OrderCreated",
         "OrderShipped",

@@ -113,14 +113,16 @@ async def apply_survey_answered(session: AsyncSession, answered: SurveyAnswered)
 
 async def apply_service_level_breached(session: AsyncSession, breached: ServiceLevelBreached) -> None:
     row = await session.get(AccountServiceBreach, (breached.customer_id, breached.month))
+    targets = [target.model_dump() for target in breached.missed]
     if row is None:
         session.add(
             AccountServiceBreach(
-                customer_id=breached.customer_id, month=breached.month, missed=len(breached.missed), detected_at=breached.detected_at
+                customer_id=breached.customer_id, month=breached.month, missed=len(targets), missed_targets=targets,
+                detected_at=breached.detected_at,
             )
         )
     elif breached.detected_at >= row.detected_at:  # the set of missed measures changed: the latest announcement wins
-        row.missed, row.detected_at = len(breached.missed), breached.detected_at
+        row.missed, row.missed_targets, row.detected_at = len(targets), targets, breached.detected_at
 
 
 # --- the KPIs ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import datetime as dt
 
 from decimal import Decimal
 
-from sqlalchemy import JSON, Float, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_common.db import UTCDateTime, utcnow
@@ -122,4 +122,44 @@ class AccountServiceBreach(Base):
     customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     missed: Mapped[int] = mapped_column(Integer)  # how many measures missed their target
+    missed_targets: Mapped[list | None] = mapped_column(JSON)  # [{measure, target, actual}]; None: announced before it was kept
     detected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class KeyAccountReport(Base):
+    """A key account's monthly service report (reports.py): what the month held, frozen when it was generated."""
+
+    __tablename__ = "key_account_reports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, Asia/Shanghai
+    account_manager: Mapped[str | None] = mapped_column(String(100))
+    customer_opted_in: Mapped[bool] = mapped_column(Boolean, default=False)  # the customer may read it
+    content: Mapped[dict] = mapped_column(JSON)
+    generated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("customer_id", "month", name="uq_key_account_reports_customer_month"),
+                      Index("ix_key_account_reports_month_manager", "month", "account_manager"))
+
+
+class KeyAccountReportRun(Base):
+    """The monthly job's run for a month: committed with its reports, so a month is reported once across restarts."""
+
+    __tablename__ = "key_account_report_runs"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    reports: Mapped[int] = mapped_column(Integer)
+    started_by: Mapped[str] = mapped_column(String(100))  # scheduler, or the operator who asked
+    completed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class KeyAccountReportSubscription(Base):
+    """Whether the customer asked to receive its monthly service reports (absent: no)."""
+
+    __tablename__ = "key_account_report_subscriptions"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_opted_in: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    changed_by: Mapped[str] = mapped_column(String(100))

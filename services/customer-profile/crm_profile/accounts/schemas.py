@@ -185,3 +185,50 @@ class KpiReport(BaseModel):
     revenue_currency: str
     sort: str
     items: list[ManagerKpis]
+
+
+# --- key-account monthly service reports (reports.py) ---------------------------------------------------
+
+
+class KeyAccountReportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    customer_id: str
+    month: str
+    account_manager: str | None
+    customer_opted_in: bool = Field(description="The customer had asked for its reports when this one was generated.")
+    generated_at: dt.datetime
+    content: dict = Field(description="orders, service_levels, complaints, satisfaction, visits (docs/account-management.md).")
+
+
+class KeyAccountReportPage(BaseModel):
+    items: list[KeyAccountReportOut]
+    next_cursor: str | None = None
+
+
+class ReportRunIn(Input):
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A finished month YYYY-MM (Asia/Shanghai).")
+
+
+class ReportRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    month: str
+    reports: int
+    started_by: str
+    completed_at: dt.datetime
+    created: bool = Field(default=False, description="False: the month had been run already; nothing was written.")
+
+
+class ReportSubscriptionIn(Input):
+    customer_opted_in: bool = Field(description="The customer asked to receive its monthly service reports.")
+
+
+class ReportSubscriptionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    customer_id: str
+    customer_opted_in: bool
+    changed_at: dt.datetime | None
+    changed_by: str | None
