@@ -31,7 +31,7 @@ def _check_weights(name: str, weights: dict[str, float], expected: set[str]) -> 
 
 
 LOYALTY_KEYS = {"repeat_rate", "tenure", "regularity", "share_of_wallet", "satisfaction"}
-SATISFACTION_KEYS = {"on_time", "damage_loss", "complaints", "resolution", "survey"}
+SATISFACTION_KEYS = {"on_time", "damage_loss", "complaints", "resolution", "survey", "service_levels"}
 CURRENT_VALUE_KEYS = {"revenue", "margin", "order_size", "continuity"}
 POTENTIAL_VALUE_KEYS = {"growth", "cross_sell", "wallet_room", "lifetime_value"}
 
@@ -85,7 +85,7 @@ class ScoringSettings(ServiceSettings):
         default_factory=lambda: {"repeat_rate": 0.25, "tenure": 0.2, "regularity": 0.25, "share_of_wallet": 0.15, "satisfaction": 0.15}
     )
     satisfaction_weights: dict[str, float] = Field(
-        default_factory=lambda: {"on_time": 0.3, "damage_loss": 0.2, "complaints": 0.2, "resolution": 0.15, "survey": 0.15}
+        default_factory=lambda: {"on_time": 0.25, "damage_loss": 0.15, "complaints": 0.2, "resolution": 0.15, "survey": 0.15, "service_levels": 0.1}
     )
     current_value_weights: dict[str, float] = Field(
         default_factory=lambda: {"revenue": 0.4, "margin": 0.3, "order_size": 0.1, "continuity": 0.2}

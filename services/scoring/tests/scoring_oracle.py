@@ -165,6 +165,8 @@ def satisfaction(
     complaints: int,
     resolved_within_sla: float,
     survey_mean: float | None,
+    service_level_months: int,
+    service_level_breaches: int,
     weights: dict,
 ) -> Explained:
     components: dict[str, float | None] = {
@@ -173,6 +175,7 @@ def satisfaction(
         "complaints": (clip01(1 - (100 * complaints / shipments) / 10) if shipments else (0.0 if complaints else None)),
         "resolution": resolved_within_sla / complaints if complaints else None,
         "survey": None if survey_mean is None or math.isnan(survey_mean) else (survey_mean - 1) / 4,
+        "service_levels": 1 - service_level_breaches / service_level_months if service_level_months else None,
     }
     score, used = weighted(components, weights)
     inputs = {
@@ -183,6 +186,8 @@ def satisfaction(
         "complaints": complaints,
         "resolved_within_sla": resolved_within_sla,
         "survey_mean": None if components["survey"] is None else round(survey_mean, 3),
+        "service_level_months": service_level_months,
+        "service_level_breaches": service_level_breaches,
         "components": {k: (None if v is None else round(v, 4)) for k, v in components.items()},
         "weights": used,
     }
@@ -196,6 +201,7 @@ def satisfaction(
         + (f"{components['on_time']:.0%} on time" if components["on_time"] is not None else "on-time rate unknown")
         + f", {incidents} damaged or lost of {shipments} shipments, {per100:.1f} complaints per 100 shipments"
         + ("" if components["survey"] is None else f", survey average {survey_mean:.1f}/5")
+        + ("" if not service_level_months else f", {service_level_breaches} of {service_level_months} measured months missed a service-level target")
         + ".",
     )
 
@@ -274,6 +280,7 @@ def churn_signals(
     open_past_sla: int,
     satisfaction_all: float | None,
     satisfaction_recent: float | None,
+    recent_breaches: int,
     *,
     drop_ratio: float = 0.5,
     satisfaction_drop: float = 15.0,
@@ -288,6 +295,8 @@ def churn_signals(
         signals.append("open_complaint_past_sla")
     if satisfaction_all is not None and satisfaction_recent is not None and satisfaction_all - satisfaction_recent >= satisfaction_drop:
         signals.append("satisfaction_falling")
+    if recent_breaches > 0:
+        signals.append("service_level_breached")
     return signals
 
 

@@ -38,14 +38,17 @@ def score_features_one_by_one(features: pd.DataFrame, model: PopulationModel | N
         sow = _none(row.share_of_wallet)
         cv = sc.current_value(row.revenue_window, row.margin_window, row.avg_order_window, row.months_active, norms, settings.current_value_weights)
         pv = sc.potential_value(_none(row.growth_rate), row.services_used, sow, float(clv[i]), norms, settings.potential_value_weights)
-        sat = sc.satisfaction(row.shipments, row.on_time_known, row.on_time_count, row.incidents, row.complaints, row.complaints_within_sla, _none(row.survey_mean), settings.satisfaction_weights)
+        sat = sc.satisfaction(row.shipments, row.on_time_known, row.on_time_count, row.incidents, row.complaints, row.complaints_within_sla, _none(row.survey_mean),
+                              int(row.service_level_months), int(row.service_level_breaches), settings.satisfaction_weights)
         sat_recent = sc.satisfaction(row.shipments_recent, row.on_time_known_recent, row.on_time_count_recent, row.incidents_recent, row.complaints_recent, 0.0 if row.complaints_recent else 0.0,
-                                     _none(row.survey_mean_recent), {**settings.satisfaction_weights, "resolution": 0.0}) if (row.shipments_recent or row.complaints_recent) else sc.Explained(None)
+                                     _none(row.survey_mean_recent), int(row.service_level_months_recent), int(row.service_level_breaches_recent),
+                                     {**settings.satisfaction_weights, "resolution": 0.0}) if (row.shipments_recent or row.complaints_recent) else sc.Explained(None)
         tenure = (as_of_day - row.first_order_day) if has_orders else 0.0
         loy = sc.loyalty(row.orders_total, tenure, _none(row.gap_cv), sow, sat.value, settings.loyalty_weights, settings.tenure_full_days)
         credit = sc.credit_grade(row.invoices, row.invoices_paid, row.invoices_paid_on_time, float(row.max_open_days_overdue), int(row.defaults), float(row.outstanding), _none(row.credit_limit), settings.default_days)
         history_days = max(0.0, (as_of_day - RECENT_DAYS) - row.first_order_day) if has_orders else 0.0
         signals = sc.churn_signals(int(row.order_days_recent), int(row.order_days_before), history_days, int(row.open_past_sla), sat.value, sat_recent.value,
+                                   int(row.service_level_breaches_recent),
                                    drop_ratio=settings.frequency_drop_ratio, satisfaction_drop=settings.satisfaction_drop_points)
         p_alive = _none(float(alive[i])) if has_orders else None
         exp90 = _none(float(expected90[i])) if has_orders else None

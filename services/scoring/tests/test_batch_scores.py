@@ -91,7 +91,9 @@ def random_facts(rng: np.random.Generator, n: int, as_of: int) -> Facts:
         "credit_limit": rng.choice(np.array([np.nan, 0.0, 5_000.0, 100_000.0]), size=n),
         "share_of_wallet": rng.choice(np.array([np.nan, 0.0, 0.4, 1.0]), size=n),
     })
-    return Facts(orders=orders, complaints=complaints, surveys=surveys, invoices=invoices, customers=customers)
+    m = rng.integers(0, n, n)  # measured months, closed or not, in and out of the window, a third breached
+    service_levels = pd.DataFrame({"customer_id": ids[m], "end_day": as_of - rng.integers(-40, 500, m.size), "breached": rng.random(m.size) < 0.3})
+    return Facts(orders=orders, complaints=complaints, surveys=surveys, invoices=invoices, customers=customers, service_levels=service_levels)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -103,7 +105,7 @@ def test_batch_scores_equal_the_per_customer_scores_on_random_facts(seed):
         settings_for(),
         settings_for(abc_basis="margin", tenure_full_days=365, matrix_threshold=40.0, p_alive_high_risk=0.5, p_alive_medium_risk=0.8, satisfaction_drop_points=5.0,
                      loyalty_weights={"repeat_rate": 0.0, "tenure": 0.5, "regularity": 0.2, "share_of_wallet": 0.3, "satisfaction": 0.0},
-                     satisfaction_weights={"on_time": 0.0, "damage_loss": 0.0, "complaints": 0.5, "resolution": 0.5, "survey": 0.0},
+                     satisfaction_weights={"on_time": 0.0, "damage_loss": 0.0, "complaints": 0.4, "resolution": 0.4, "survey": 0.0, "service_levels": 0.2},
                      current_value_weights={"revenue": 0.0, "margin": 0.0, "order_size": 0.0, "continuity": 1.0},
                      potential_value_weights={"growth": 0.5, "cross_sell": 0.0, "wallet_room": 0.5, "lifetime_value": 0.0}),
     ]

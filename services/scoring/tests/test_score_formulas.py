@@ -101,14 +101,16 @@ def deliveries(draw):
     complaints = draw(st.integers(0, 40))
     within_sla = float(draw(st.integers(0, complaints)))
     survey = draw(maybe(st.floats(1, 5) | st.sampled_from([1.0, 3.0, 4.25, 5.0])))
-    return shipments, on_time_known, on_time, incidents, complaints, within_sla, survey
+    months = draw(st.integers(0, 12))
+    breaches = draw(st.integers(0, months))
+    return shipments, on_time_known, on_time, incidents, complaints, within_sla, survey, months, breaches
 
 
-SATISFACTION_TYPES = (np.int64, np.int64, float, np.int64, np.int64, float, float)
+SATISFACTION_TYPES = (np.int64, np.int64, float, np.int64, np.int64, float, float, np.int64, np.int64)
 
 
 @FORMULA_SETTINGS
-@given(st.lists(deliveries(), min_size=1, max_size=25), weights_for(("on_time", "damage_loss", "complaints", "resolution", "survey")))
+@given(st.lists(deliveries(), min_size=1, max_size=25), weights_for(("on_time", "damage_loss", "complaints", "resolution", "survey", "service_levels")))
 def test_satisfaction(rows, weights):
     weights = weights or DEFAULTS.satisfaction_weights
     cols = columns(rows, SATISFACTION_TYPES)
@@ -170,9 +172,10 @@ def churn_inputs(draw):
     history = float(draw(st.sampled_from([0, 1, 90, 400]) | st.integers(0, 1500)))
     past_sla = draw(st.integers(0, 2))
     satisfaction_all, satisfaction_recent = draw(maybe(st.floats(0, 100))), draw(maybe(st.floats(0, 100)))
+    breaches = draw(st.integers(0, 3))
     p_alive = draw(maybe(st.floats(0, 1) | st.sampled_from([0.3, 0.6])))
     expected = draw(maybe(st.floats(0, 50)))
-    return recent, before, history, past_sla, satisfaction_all, satisfaction_recent, p_alive, expected
+    return recent, before, history, past_sla, satisfaction_all, satisfaction_recent, breaches, p_alive, expected
 
 
 @FORMULA_SETTINGS
@@ -184,13 +187,13 @@ def churn_inputs(draw):
 )
 def test_churn_signals_and_risk(rows, thresholds, drop_ratio, satisfaction_drop):
     high, medium = thresholds
-    cols = columns(rows, (np.int64, np.int64, float, np.int64, float, float, float, float))
-    signals = scores.churn_signals(*cols[:6], drop_ratio=drop_ratio, satisfaction_drop=satisfaction_drop)
+    cols = columns(rows, (np.int64, np.int64, float, np.int64, float, float, np.int64, float, float))
+    signals = scores.churn_signals(*cols[:7], drop_ratio=drop_ratio, satisfaction_drop=satisfaction_drop)
     count = sum(s.astype(int) for s in signals.values())
-    levels = scores.risk_level(cols[6], count, high=high, medium=medium)
+    levels = scores.risk_level(cols[7], count, high=high, medium=medium)
     n = len(rows)
     texts = scores.churn_risk_explanations(
-        levels, cols[6], cols[7], scores.signal_codes(signals, slice(0, n)), np.ones(n, dtype=bool), slice(0, n)
+        levels, cols[7], cols[8], scores.signal_codes(signals, slice(0, n)), np.ones(n, dtype=bool), slice(0, n)
     )
     want = []
     for *signal_args, p_alive, expected in zip(*map(python, cols)):
@@ -247,8 +250,11 @@ def test_a_slice_explains_its_own_customers():
         rng.integers(0, 4, n),
         rng.integers(0, 2, n).astype(float),
         np.where(rng.random(n) < 0.5, np.nan, 4.0),
+        rng.integers(0, 4, n),
+        rng.integers(0, 2, n),
     ]
     cols[1] = np.minimum(cols[1], cols[0])
+    cols[8] = np.minimum(cols[8], cols[7])
     got = scores.satisfaction(*cols, DEFAULTS.satisfaction_weights)
     whole = got.explain(slice(0, n))
     assert got.explain(slice(0, 17)) + got.explain(slice(17, n)) == whole

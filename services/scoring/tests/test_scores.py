@@ -21,12 +21,18 @@ def test_loyalty_hand_computed_and_unknown_parts_left_out():
 
 def test_satisfaction_components():
     # 100 shipments, 80 with a promise of which 72 on time, 2 damaged, 3 complaints, 2 resolved within SLA, survey 4/5
-    result = sc.satisfaction(100, 80, 72, 2, 3, 2, 4.0, S)
+    # and 1 of its last 4 measured months missed an agreed service-level target (ServiceLevelBreached)
+    result = sc.satisfaction(100, 80, 72, 2, 3, 2, 4.0, 4, 1, S)
     c = result.inputs["components"]
-    assert c == {"on_time": 0.9, "damage_loss": 0.8, "complaints": 0.7, "resolution": pytest.approx(0.6667, abs=1e-4), "survey": 0.75}
-    expected = 100 * (0.3 * 0.9 + 0.2 * 0.8 + 0.2 * 0.7 + 0.15 * 2 / 3 + 0.15 * 0.75)
+    assert c == {"on_time": 0.9, "damage_loss": 0.8, "complaints": 0.7, "resolution": pytest.approx(0.6667, abs=1e-4), "survey": 0.75, "service_levels": 0.75}
+    expected = 100 * (0.25 * 0.9 + 0.15 * 0.8 + 0.2 * 0.7 + 0.15 * 2 / 3 + 0.15 * 0.75 + 0.1 * 0.75)
     assert result.value == pytest.approx(expected, abs=0.01)
-    assert sc.satisfaction(0, 0, 0, 0, 0, 0, None, S).value is None
+    assert "1 of 4 measured months missed a service-level target" in result.explanation
+    # without measured months the component is unknown and its weight goes to the others
+    unmeasured = sc.satisfaction(100, 80, 72, 2, 3, 2, 4.0, 0, 0, S)
+    assert unmeasured.inputs["components"]["service_levels"] is None
+    assert unmeasured.value == pytest.approx(100 * (0.25 * 0.9 + 0.15 * 0.8 + 0.2 * 0.7 + 0.15 * 2 / 3 + 0.15 * 0.75) / 0.9, abs=0.01)
+    assert sc.satisfaction(0, 0, 0, 0, 0, 0, None, 0, 0, S).value is None
 
 
 @pytest.mark.parametrize(
@@ -50,9 +56,9 @@ def test_credit_grade_rules(args, grade):
 
 def test_churn_signals_and_risk():
     # 40 order days over 400 days of history -> 9 expected in 90 days, 2 seen: the frequency dropped
-    signals = sc.churn_signals(2, 40, 400, 1, 80.0, 60.0)
-    assert signals == ["ordering_frequency_dropped", "open_complaint_past_sla", "satisfaction_falling"]
-    assert sc.churn_signals(9, 40, 400, 0, 80.0, 79.0) == []
+    signals = sc.churn_signals(2, 40, 400, 1, 80.0, 60.0, 1)
+    assert signals == ["ordering_frequency_dropped", "open_complaint_past_sla", "satisfaction_falling", "service_level_breached"]
+    assert sc.churn_signals(9, 40, 400, 0, 80.0, 79.0, 0) == []
     assert sc.churn_risk(0.2, 0.1, []).value == "high"
     assert sc.churn_risk(0.9, 3.0, signals[:1]).value == "medium"
     assert sc.churn_risk(0.9, 3.0, signals[:2]).value == "high"

@@ -29,6 +29,7 @@ from crm_common.events.logistics import (
 from crm_common.events import decode_envelope
 from crm_common.outbox import outbox_table
 from crm_devbroker.testing import edge_auth
+from crm_scoring.db import customer_scores
 from crm_scoring.main import create_app
 from crm_scoring.service_levels import service
 from crm_scoring.service_levels.measures import monthly_records
@@ -236,6 +237,13 @@ async def test_a_closed_month_that_misses_its_targets_is_announced_once(database
     assert [(b.customer_id, b.month) for b in first] == [("c1", "2026-06")]
     assert [(m.measure, m.target, m.actual) for m in first[0].missed] == [("on_time_delivery_pct", 90.0, 50.0)]
     assert first[0].summary == "on_time_delivery_pct 50 (target >= 90)"
+    # the breach feeds c1's satisfaction (the measured month missed a target) and is a churn signal
+    async with db.sessions() as session:
+        detail = (await session.execute(select(customer_scores.c.detail).where(customer_scores.c.customer_id == "c1"))).scalar_one()
+    assert detail["satisfaction"]["inputs"]["service_level_months"] == 1 and detail["satisfaction"]["inputs"]["service_level_breaches"] == 1
+    assert detail["satisfaction"]["inputs"]["components"]["service_levels"] == 0.0
+    assert "1 of 1 measured months missed a service-level target" in detail["satisfaction"]["explanation"]
+    assert "service_level_breached" in detail["churn_risk"]["inputs"]["signals"] and detail["churn_risk"]["value"] != "low"
 
     # another July event of c1, a May order that missed its promise (May is not the last closed month: not announced),
     # and a late June complaint resolved in time (June misses the same target): nothing new

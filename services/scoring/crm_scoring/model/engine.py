@@ -222,7 +222,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings:
     current = scores.current_value(f["revenue_window"], f["margin_window"], f["avg_order_window"], f["months_active"], norms, settings.current_value_weights)
     potential = scores.potential_value(f["growth_rate"].astype(float), f["services_used"], sow, clv, norms, settings.potential_value_weights)
     sat = scores.satisfaction(f["shipments"], f["on_time_known"], f["on_time_count"], f["incidents"], f["complaints"], f["complaints_within_sla"],
-                             f["survey_mean"].astype(float), settings.satisfaction_weights)
+                             f["survey_mean"].astype(float), f["service_level_months"], f["service_level_breaches"], settings.satisfaction_weights)
     sat_recent = _recent_satisfaction(f, settings)
     first_day = f["first_order_day"].astype(float)
     tenure = np.where(has_orders, as_of_day - first_day, 0.0)
@@ -232,6 +232,7 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings:
     history_days = (as_of_day - RECENT_DAYS) - first_day
     history_days = np.where(has_orders & (history_days > 0.0), history_days, 0.0)
     signals = scores.churn_signals(f["order_days_recent"], f["order_days_before"], history_days, f["open_past_sla"], sat.value, sat_recent,
+                                  f["service_level_breaches_recent"],
                                   drop_ratio=settings.frequency_drop_ratio, satisfaction_drop=settings.satisfaction_drop_points)
     signal_count = np.sum([s.astype(int) for s in signals.values()], axis=0)
     p_alive = np.where(has_orders, alive, np.nan)
@@ -277,7 +278,8 @@ def _recent_satisfaction(f: dict[str, np.ndarray], settings: ScoringSettings) ->
     """Satisfaction over the last 90 days (no resolution component), NaN without recent shipments or complaints."""
     recent_known = (f["shipments_recent"] != 0) | (f["complaints_recent"] != 0)
     recent = scores.satisfaction(f["shipments_recent"], f["on_time_known_recent"], f["on_time_count_recent"], f["incidents_recent"], f["complaints_recent"],
-                                 np.zeros(len(recent_known)), f["survey_mean_recent"].astype(float), {**settings.satisfaction_weights, "resolution": 0.0})
+                                 np.zeros(len(recent_known)), f["survey_mean_recent"].astype(float), f["service_level_months_recent"],
+                                 f["service_level_breaches_recent"], {**settings.satisfaction_weights, "resolution": 0.0})
     return np.where(recent_known, recent.value, np.nan)
 
 

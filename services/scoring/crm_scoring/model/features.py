@@ -8,6 +8,8 @@ Inputs are DataFrames with these columns (extra columns are ignored):
 * complaints: customer_id, filed_day, resolved_day (NaN when open), within_sla (1/0/NaN), priority, compensation
 * surveys: customer_id, score, answered_day
 * invoices: customer_id, amount, due_day, paid_day (NaN when unpaid), days_overdue (largest reported)
+* service_levels: customer_id, end_day (the day after the measured month), breached (the month missed an agreed
+  target: ServiceLevelBreached)
 * customers: customer_id, credit_limit, share_of_wallet (declared), potential_volume (the customer's whole yearly
   logistics spend, declared). The feature `share_of_wallet` is the declared share, else the window's revenue over the
   potential volume (capped at 1), else NaN (unknown). size_band: `key_account_flag` is true for "key_account".
@@ -26,6 +28,7 @@ ORDER_COLUMNS = ["customer_id", "order_day", "amount", "margin", "service_type",
 COMPLAINT_COLUMNS = ["customer_id", "filed_day", "resolved_day", "within_sla", "priority", "compensation", "sla_days"]
 SURVEY_COLUMNS = ["customer_id", "score", "answered_day"]
 INVOICE_COLUMNS = ["customer_id", "amount", "due_day", "paid_day", "days_overdue"]
+SERVICE_LEVEL_COLUMNS = ["customer_id", "end_day", "breached"]
 CUSTOMER_COLUMNS = ["customer_id", "credit_limit", "share_of_wallet", "potential_volume", "size_band"]
 KEY_ACCOUNT_BAND = "key_account"  # the profile's size band that flags a key account by hand
 
@@ -37,6 +40,7 @@ class Facts:
     surveys: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SURVEY_COLUMNS))
     invoices: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=INVOICE_COLUMNS))
     customers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CUSTOMER_COLUMNS))
+    service_levels: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SERVICE_LEVEL_COLUMNS))
 
 
 def _frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -53,7 +57,7 @@ def customer_index(facts: Facts) -> pd.Index:
     return pd.Index(np.sort(ids.unique().astype(object)), name="customer_id")
 
 
-FRAMES = ("customers", "orders", "complaints", "surveys", "invoices")
+FRAMES = ("customers", "orders", "complaints", "surveys", "invoices", "service_levels")
 
 
 def customer_codes(facts: Facts) -> tuple[pd.Index, dict[str, np.ndarray]]:
@@ -147,6 +151,7 @@ def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, defau
     _order_features(out, agg, _frame(facts.orders, ORDER_COLUMNS), codes["orders"], as_of_day, window_days)
     _complaint_features(out, agg, _frame(facts.complaints, COMPLAINT_COLUMNS), codes["complaints"], _frame(facts.surveys, SURVEY_COLUMNS), codes["surveys"], as_of_day)
     _invoice_features(out, agg, _frame(facts.invoices, INVOICE_COLUMNS), codes["invoices"], as_of_day, default_days)
+    _service_level_features(out, agg, _frame(facts.service_levels, SERVICE_LEVEL_COLUMNS), codes["service_levels"], as_of_day, window_days)
     customers = _frame(facts.customers, CUSTOMER_COLUMNS)
     first = ~customers["customer_id"].duplicated().to_numpy()  # the first row of each customer id, as drop_duplicates
     for column in ("credit_limit", "share_of_wallet", "potential_volume"):
@@ -296,6 +301,18 @@ def _complaint_features(out: dict[str, np.ndarray], agg: _Agg, complaints: pd.Da
     with np.errstate(divide="ignore", invalid="ignore"):
         out["survey_mean"] = np.where(n_s > 0, agg.sum(s_code, np.nan_to_num(score), has) / n_s, np.nan)
         out["survey_mean_recent"] = np.where(n_recent > 0, agg.sum(s_code, np.nan_to_num(score), recent_s) / n_recent, np.nan)
+
+
+def _service_level_features(out: dict[str, np.ndarray], agg: _Agg, months: pd.DataFrame, code: np.ndarray, as_of: int, window_days: int) -> None:
+    """Measured months that ended by `as_of` and within the window (and within the last RECENT_DAYS), and how many of
+    them missed an agreed target."""
+    end = _num(months["end_day"])
+    breached = months["breached"].to_numpy(dtype=bool) if len(months) else np.zeros(0, dtype=bool)
+    closed = end <= as_of
+    for suffix, days in (("", window_days), ("_recent", RECENT_DAYS)):
+        counted = closed & (end > as_of - days)
+        out["service_level_months" + suffix] = agg.count(code, counted)
+        out["service_level_breaches" + suffix] = agg.count(code, counted & breached)
 
 
 def _invoice_features(out: dict[str, np.ndarray], agg: _Agg, invoices: pd.DataFrame, code: np.ndarray, as_of: int, default_days: int) -> None:

@@ -244,6 +244,8 @@ class Satisfaction:
     complaints_per_100: np.ndarray  # 0 without shipments
     resolved_within_sla: np.ndarray
     survey_mean: np.ndarray
+    service_level_months: np.ndarray
+    service_level_breaches: np.ndarray
 
     @property
     def value(self) -> np.ndarray:
@@ -256,9 +258,10 @@ class Satisfaction:
         rate, rate_known = self.w.components["on_time"][sl].tolist(), self.w.known["on_time"][sl].tolist()
         survey_known = self.w.known["survey"][sl]
         per100, survey = self.complaints_per_100[sl].tolist(), self.survey_mean[sl].tolist()
+        months, breaches = self.service_level_months[sl].tolist(), self.service_level_breaches[sl].tolist()
         texts = []
-        for v, k, sh, inc, p100, r, rk, sv, svk in zip(
-            score, known, shipments, incidents, per100, rate, rate_known, survey, survey_known.tolist()
+        for v, k, sh, inc, p100, r, rk, sv, svk, mo, br in zip(
+            score, known, shipments, incidents, per100, rate, rate_known, survey, survey_known.tolist(), months, breaches
         ):
             if not k:
                 texts.append(NO_SATISFACTION)
@@ -268,11 +271,12 @@ class Satisfaction:
                 + (f"{r:.0%} on time" if rk else "on-time rate unknown")
                 + f", {inc} damaged or lost of {sh} shipments, {p100:.1f} complaints per 100 shipments"
                 + ("" if not svk else f", survey average {sv:.1f}/5")
+                + ("" if not mo else f", {br} of {mo} measured months missed a service-level target")
                 + "."
             )
         template = (
             '{"value":%s,"inputs":{"shipments":%s,"on_time_known":%s,"on_time":%s,"damaged_or_lost":%s,"complaints":%s,"resolved_within_sla":%s,'
-            '"survey_mean":%s,"components":%s,"weights":%s},"explanation":%s}'
+            '"survey_mean":%s,"service_level_months":%s,"service_level_breaches":%s,"components":%s,"weights":%s},"explanation":%s}'
         )
         return fill(
             template,
@@ -284,6 +288,8 @@ class Satisfaction:
             json_values(complaints),
             json_numbers(self.resolved_within_sla[sl]),
             json_numbers(self.survey_mean[sl], survey_known, 3),
+            json_values(months),
+            json_values(breaches),
             self.w.components_json(sl),
             self.w.weights_json(sl),
             json_strings(texts),
@@ -298,11 +304,14 @@ def satisfaction(
     complaints: np.ndarray,
     resolved_within_sla: np.ndarray,
     survey_mean: np.ndarray,
+    service_level_months: np.ndarray,
+    service_level_breaches: np.ndarray,
     weights: dict[str, float],
 ) -> Satisfaction:
     """on_time: share of the shipments with a promise delivered on time; damage_loss: 1 - 10 x incidents per shipment;
     complaints: 1 - complaints per 100 shipments / 10 (0 with complaints and no shipments); resolution: complaints
-    resolved within SLA; survey: the 1-5 mean mapped to 0..1."""
+    resolved within SLA; survey: the 1-5 mean mapped to 0..1; service_levels: the share of the measured months
+    (service_level_months) that met every agreed target (ServiceLevelBreached for the others)."""
     n = len(shipments)
     shipped = shipments != 0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -313,6 +322,7 @@ def satisfaction(
             "complaints": np.where(shipped, exact.clip01(1 - per100 / 10), 0.0),
             "resolution": resolved_within_sla / complaints,
             "survey": (survey_mean - 1) / 4,
+            "service_levels": 1 - service_level_breaches / service_level_months,
         }
     known = {
         "on_time": on_time_known != 0,
@@ -320,6 +330,7 @@ def satisfaction(
         "complaints": shipped | (complaints != 0),
         "resolution": complaints != 0,
         "survey": ~np.isnan(survey_mean),
+        "service_levels": service_level_months != 0,
     }
     return Satisfaction(
         weighted(components, known, weights, n),
@@ -331,6 +342,8 @@ def satisfaction(
         per100,
         resolved_within_sla,
         survey_mean,
+        service_level_months,
+        service_level_breaches,
     )
 
 
@@ -517,7 +530,7 @@ def credit_grade(
 
 # ---------------------------------------------------------------- churn
 
-SIGNALS = ("ordering_frequency_dropped", "open_complaint_past_sla", "satisfaction_falling")
+SIGNALS = ("ordering_frequency_dropped", "open_complaint_past_sla", "satisfaction_falling", "service_level_breached")
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
@@ -528,6 +541,7 @@ def churn_signals(
     open_past_sla: np.ndarray,
     satisfaction_all: np.ndarray,
     satisfaction_recent: np.ndarray,
+    recent_breaches: np.ndarray,
     *,
     drop_ratio: float = 0.5,
     satisfaction_drop: float = 15.0,
@@ -535,14 +549,20 @@ def churn_signals(
 ) -> dict[str, np.ndarray]:
     """One boolean array per signal (in the order of SIGNALS): order days in the last `recent_days` below `drop_ratio`
     of what the customer's earlier rate (at least 3 order days) predicts; an open complaint past its SLA; recent
-    satisfaction (NaN: unknown) `satisfaction_drop` points or more below the overall one."""
+    satisfaction (NaN: unknown) `satisfaction_drop` points or more below the overall one; a month that ended in the
+    last `recent_days` missed an agreed service-level target (the gap between promised and received service)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         expected_recent = order_days_before / history_days * recent_days
         dropped = (order_days_before >= 3) & (history_days > 0) & (order_days_recent < drop_ratio * expected_recent)
         falling = (
             ~np.isnan(satisfaction_all) & ~np.isnan(satisfaction_recent) & (satisfaction_all - satisfaction_recent >= satisfaction_drop)
         )
-    return {"ordering_frequency_dropped": dropped, "open_complaint_past_sla": open_past_sla > 0, "satisfaction_falling": falling}
+    return {
+        "ordering_frequency_dropped": dropped,
+        "open_complaint_past_sla": open_past_sla > 0,
+        "satisfaction_falling": falling,
+        "service_level_breached": recent_breaches > 0,
+    }
 
 
 def risk_level(p_alive: np.ndarray, signal_count: np.ndarray, *, high: float, medium: float) -> np.ndarray:

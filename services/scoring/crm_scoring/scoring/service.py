@@ -37,6 +37,7 @@ from crm_scoring.scoring.models import (
     surveys,
 )
 from crm_scoring.scoring.upsert import upsert
+from crm_scoring.service_levels.models import service_level_breaches, service_level_months
 from crm_scoring.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,21 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
     invoice_df = pd.DataFrame.from_records(i_rows, columns=["customer_id", "amount", "due_day", "paid_day", "days_overdue"])
     customer_stmt = select(*(customers.c[name] for name in CUSTOMER_COLUMNS)).order_by(customers.c.customer_id)
     customer_df = pd.DataFrame.from_records(await _rows(session, customer_stmt, customers.c.customer_id, ids), columns=CUSTOMER_COLUMNS)
-    return Facts(orders=order_df, complaints=complaint_df, surveys=survey_df, invoices=invoice_df, customers=customer_df)
+    return Facts(orders=order_df, complaints=complaint_df, surveys=survey_df, invoices=invoice_df, customers=customer_df,
+                 service_levels=await _service_level_facts(session, ids))
+
+
+async def _service_level_facts(session: AsyncSession, ids: list[str] | None) -> pd.DataFrame:
+    """Each stored monthly record as (customer_id, end_day: the day after the month, breached: announced with missed
+    targets); the satisfaction score and the churn signals read them."""
+    m, b = service_level_months.c, service_level_breaches.c
+    stmt = (select(m.customer_id, m.month, b.missed)
+            .select_from(service_level_months.outerjoin(service_level_breaches, and_(b.customer_id == m.customer_id, b.month == m.month)))
+            .order_by(m.customer_id, m.month))
+    rows = await _rows(session, stmt, m.customer_id, ids)
+    months = pd.PeriodIndex([r[1] for r in rows], freq="M")
+    end_day = ((months + 1).to_timestamp() - pd.Timestamp(0)).days.to_numpy() if rows else np.zeros(0, dtype=np.int64)
+    return pd.DataFrame({"customer_id": [r[0] for r in rows], "end_day": end_day, "breached": [bool(r[2]) for r in rows]})
 
 
 def or_shipped():
