@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from scoring_support import AS_OF, clock, event, feed, processor, scoring_db, settings_for
 from sqlalchemy import select
 
+from crm_common.events import decode_envelope
 from crm_common.events.complaints import ComplaintFiled, ComplaintResolved
 from crm_common.events.customers import CustomerErased, CustomerMerged
 from crm_common.events.logistics import (
@@ -26,15 +26,15 @@ from crm_common.events.logistics import (
     ShipmentDamaged,
     ShipmentLost,
 )
-from crm_common.events import decode_envelope
 from crm_common.outbox import outbox_table
 from crm_devbroker.testing import edge_auth
-from crm_scoring.db import customer_scores
 from crm_scoring.main import create_app
+from crm_scoring.scoring.models import customer_scores
 from crm_scoring.service_levels import service
 from crm_scoring.service_levels.measures import monthly_records
 from crm_scoring.service_levels.models import service_level_breaches, service_level_months
 from crm_scoring.service_levels.targets import missed_targets
+from scoring_support import AS_OF, clock, event, feed, processor, scoring_db, settings_for
 
 UTC = dt.timezone.utc
 JUNE = dt.datetime(2026, 6, 1, 8, 0, tzinfo=UTC)

@@ -78,6 +78,7 @@ orders = Table(
     Column("pod_returned_at", UTCDateTime),
 )
 Index("ix_orders_customer", orders.c.customer_id, orders.c.order_day)
+Index("ix_orders_service_type", orders.c.service_type, orders.c.customer_id)  # the reports' service-type filter (migration 0007)
 
 invoices = Table(
     "invoices",
