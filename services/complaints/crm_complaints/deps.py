@@ -1,10 +1,10 @@
-"""What a route of the complaint service takes as dependencies: the actor, a read session, a unit of work, the
-database (for the plain-row reads of the lookup), the settings and the audit trail. Routes never reach into the
-request's state themselves."""
+"""What a route of the complaint service takes as dependencies: the actor (complaints' own, with its rules of who may
+do what), a unit of work, the database (for the plain-row reads of the lookup), the settings and the audit trail; the
+read session is crm_common.deps' (re-exported). Routes never reach into the request's state themselves."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.audit import AuditTrail
 from crm_common.db import Database
+from crm_common.deps import SessionDep, current_runtime, read_session
 from crm_common.problems import Problem
-from crm_common.runtime import runtime_of
 from crm_complaints.complaints.access import Actor
 from crm_complaints.complaints.schemas import _has_nul
 from crm_complaints.settings import ComplaintsSettings
+
+__all__ = ["ActorDep", "AuditDep", "DatabaseDep", "SessionDep", "SettingsDep", "TransactionDep", "actor_of", "no_nul", "read_session"]
 
 
 def actor_of(request: Request) -> Actor | None:
@@ -45,30 +47,24 @@ def no_nul(**params) -> None:
         )
 
 
-async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with runtime_of(request).db.sessions() as session:
-        yield session
-
-
 def unit_of_work(request: Request) -> Callable[[], AbstractAsyncContextManager[AsyncSession]]:
     """`async with transaction() as session:` inside the route: the change commits before the answer is built."""
-    return runtime_of(request).transaction
+    return current_runtime(request).transaction
 
 
 def database(request: Request) -> Database:
-    return runtime_of(request).db
+    return current_runtime(request).db
 
 
 def settings(request: Request) -> ComplaintsSettings:
-    return runtime_of(request).settings
+    return current_runtime(request).settings
 
 
 def audit_trail(request: Request) -> AuditTrail:
-    return runtime_of(request).audit
+    return current_runtime(request).audit
 
 
 ActorDep = Annotated[Actor | None, Depends(actor_of)]
-SessionDep = Annotated[AsyncSession, Depends(read_session)]
 TransactionDep = Annotated[Callable[[], AbstractAsyncContextManager[AsyncSession]], Depends(unit_of_work)]
 DatabaseDep = Annotated[Database, Depends(database)]
 SettingsDep = Annotated[ComplaintsSettings, Depends(settings)]
