@@ -68,6 +68,7 @@ class GatewaySettings(ServiceSettings):
         "pareto": "scoring:/reports/pareto",
         "rfm": "scoring:/reports/rfm",  # RFM grid and segment counts over the whole base
         "tiers": "scoring:/reports/tiers",
+        "matrices": "scoring:/reports/matrices",  # customers and revenue per cell of the three matrices, whole base
         "complaints": "complaints:/reports/complaints",
         "notifications": "notifications:/reports/notifications",
         # tier_movements (and notifications when the service has no report) come from the gateway's own read models

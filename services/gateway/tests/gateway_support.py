@@ -137,6 +137,12 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
         counts = Counter(score(c)["tier"] for c in CUSTOMERS)
         return {"customers": len(CUSTOMERS), "tiers": [{"tier": t, "count": n} for t, n in counts.most_common()]}
 
+    @app.get("/reports/matrices")
+    async def matrices():
+        cells = [("important", 1, 0.7), ("medium", 1, 0.2), ("big", 1, 0.1), ("small", 0, 0.0)]
+        current_potential = {"customers": 3, "cells": [{"cell": c, "customers": n, "revenue_share": share} for c, n, share in cells]}
+        return {"filters": {}, "matrices": {"current_potential": current_potential}}
+
     @app.get("/reports/model.svg")
     async def model_chart(calibration_end: str):
         from fastapi.responses import Response

@@ -128,6 +128,9 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert await page.locator("#chart-rfm rect.cell").count() == 3
     assert await page.locator("#chart-tiers rect.bar").count() == 2  # ordinary -> key_account, key_account -> at_risk
     assert "ordinary: 2" in await page.inner_text("#chart-tiers")  # tier counts from /reports/tiers
+    assert await page.locator("#chart-value-matrix rect.bar").count() == 4  # one bar per cell of current x potential value
+    matrix_text = await page.inner_text("#chart-value-matrix")
+    assert "重要" in matrix_text and "70%" in matrix_text  # zh-CN by default; the cell's share of revenue
     assert await page.locator("#chart-complaints rect.bar").count() == 2
     assert "76%" in await page.inner_text("#chart-complaints")  # resolution SLA compliance
     assert await page.locator("#chart-notifications rect.bar").count() == 4

@@ -475,6 +475,9 @@
       Charts.bars($("chart-tiers"), moves.map((m) => ({ label: `${display(m.from || m.old_tier)} → ${display(m.to || m.new_tier)}`, values: [Number(m.count || 0)] })), ["#"], labels);
       caption($("chart-tiers"), entries(tiers, "tier").map((g) => `${g.label}: ${g.value}`).join(" · "));
     } else Charts.bars($("chart-tiers"), entries(tiers, "tier").map((g) => ({ label: g.label, values: [g.value] })), [t("kpi.tier")], labels);
+    const valueMatrix = s.matrices && s.matrices.matrices && s.matrices.matrices.current_potential;
+    Charts.bars($("chart-value-matrix"), (valueMatrix ? valueMatrix.cells : []).map((cell) => ({
+      label: t("matrix." + cell.cell), values: [Number(cell.customers || 0)], notes: [pct(cell.revenue_share)] })), [t("chart.customers")], labels);
     const c = s.complaints || {};
     const cats = entries(c.by_category, "category").sort((a, b) => b.value - a.value);
     Charts.bars($("chart-complaints"), cats.map((g) => {
