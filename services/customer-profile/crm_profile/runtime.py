@@ -15,5 +15,6 @@ def build_runtime(settings: ProfileSettings | None = None) -> ServiceRuntime:
     runtime = ServiceRuntime(settings, handlers=[AccountScoresHandler(settings), AccountOrdersHandler(), AccountComplaintsHandler()])
     keep_idempotency_records(runtime)
     if settings.key_account_reports_scheduler:  # the 1st's key-account reports (accounts/reports.py)
-        runtime.add_background_loop("key-account-reports", lambda: key_account_report_loop(runtime, settings.key_account_reports_check_s))
+        runtime.add_background_loop("key-account-reports", lambda: key_account_report_loop(runtime, settings.key_account_reports_check_s),
+                                     with_consumers=True)
     return runtime

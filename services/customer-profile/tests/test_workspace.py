@@ -93,16 +93,17 @@ async def test_worklist_follow_ups_paced_visits_and_credit_reviews(profile):
     assert response.status_code == 200, response.text
     items = [(i["kind"], i["customer_id"], i["due"], i["overdue"]) for i in response.json()["items"]]
     assert items == [
+        ("satisfaction_survey", top, "2026-10-31", True),  # the class A customer's survey of the quarter, due in its first month
         ("credit_review", payer, "2026-11-17", True),
         ("follow_up", payer, "2026-11-18", True),
         ("visit", top, "2026-11-30", False),
     ]
-    follow_up = response.json()["items"][1]
+    follow_up = response.json()["items"][2]
     assert follow_up["detail"] == "call back about the invoice" and follow_up["interaction_id"]
     # the review is done: the next one is due 30 days later (outside the week ahead); the follow-up is answered
     await _log(profile, payer, "credit_review", "2026-11-19T03:00:00+00:00", outcome="agreed", next_step="weekly payment plan")
     after = await profile.client.get("/account-manager/worklist", headers=as_actor(manager, "account_manager"))
-    assert [(i["kind"], i["customer_id"]) for i in after.json()["items"]] == [("visit", top)]
+    assert [(i["kind"], i["customer_id"]) for i in after.json()["items"]] == [("satisfaction_survey", top), ("visit", top)]
 
 
 async def test_visit_quotas_are_data_admin_only_and_checked(profile):

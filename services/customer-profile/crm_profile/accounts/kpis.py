@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.events.bounds import accepted_currencies
 from crm_common.events.complaints import ComplaintFiled, SurveyAnswered
 from crm_common.events.scoring import ServiceLevelBreached
+from crm_profile.accounts import surveys as satisfaction_surveys
 from crm_profile.accounts.models import AccountComplaint, AccountOrder, AccountScore, AccountServiceBreach, WinBackCase
 from crm_profile.accounts.service import BUSINESS_ZONE, WorkspaceError, _portfolio_filter, applicable_quota, list_quotas
 from crm_profile.customers.models import Customer, Interaction
@@ -36,6 +37,7 @@ RANKINGS = {
     "follow_up_on_time_rate": True,
     "complaint_rate": False,
     "post_complaint_satisfaction": True,
+    "satisfaction": True,
     "service_level_breaches": False,
 }
 
@@ -235,6 +237,7 @@ async def manager_kpis(session: AsyncSession, period: Period, today: dt.date, ow
     visits, follow_ups = await _visits(session, period), await _follow_ups(session, period, today)
     complaints, surveys = await _complaints(session, period)
     breaches = await _breaches(session, period)
+    satisfaction = await satisfaction_surveys.scores_between(session, period.start_at, period.end_at)
     quotas = await list_quotas(session)
     start_at, end_at = period.start_at, period.end_at
     lost_before = {case.customer_id for case in cases if _lost_at_start(case, start_at)}
@@ -266,6 +269,7 @@ async def manager_kpis(session: AsyncSession, period: Period, today: dt.date, ow
         row["follow_ups_on_time"] += on_time
         row["complaints"] += complaints.get(cid, 0)
         row["_survey_scores"] += surveys.get(cid, [])
+        row["_satisfaction_scores"] += satisfaction.get(cid, [])
         row["service_level_breaches"] += breaches.get(cid, 0)
         row["customers_with_breaches"] += cid in breaches
     for case in cases:
@@ -297,6 +301,7 @@ def _empty_row(manager: str) -> dict:
         "follow_ups_on_time": 0,
         "complaints": 0,
         "_survey_scores": [],
+        "_satisfaction_scores": [],
         "service_level_breaches": 0,
         "customers_with_breaches": 0,
     }
@@ -304,6 +309,7 @@ def _empty_row(manager: str) -> dict:
 
 def _finish(row: dict) -> dict:
     scores = row.pop("_survey_scores")
+    periodic = row.pop("_satisfaction_scores")
     credited = row.pop("_visits_credited")
     churn = _ratio(row["customers_lost"], row["customers_at_start"])
     return row | {
@@ -318,6 +324,8 @@ def _finish(row: dict) -> dict:
         "complaint_rate": _ratio(row["complaints"], row["orders"]),
         "post_complaint_surveys": len(scores),
         "post_complaint_satisfaction": round(sum(scores) / len(scores), 2) if scores else None,
+        "satisfaction_surveys": len(periodic),
+        "satisfaction": round(sum(periodic) / len(periodic), 2) if periodic else None,
     }
 
 

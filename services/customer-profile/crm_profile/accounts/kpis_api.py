@@ -24,6 +24,7 @@ RankingKey = Literal[
     "follow_up_on_time_rate",
     "complaint_rate",
     "post_complaint_satisfaction",
+    "satisfaction",
     "service_level_breaches",
 ]
 

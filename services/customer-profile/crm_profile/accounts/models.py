@@ -163,3 +163,22 @@ class KeyAccountReportSubscription(Base):
     customer_opted_in: Mapped[bool] = mapped_column(Boolean)
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     changed_by: Mapped[str] = mapped_column(String(100))
+
+
+class SatisfactionSurvey(Base):
+    """A key account's quarterly satisfaction survey (surveys.py): the overall score, the factors asked, a comment."""
+
+    __tablename__ = "satisfaction_surveys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    quarter: Mapped[str] = mapped_column(String(7))  # YYYY-Qn, Asia/Shanghai, of answered_at
+    score: Mapped[int] = mapped_column(Integer)  # overall, 1-5
+    factors: Mapped[dict] = mapped_column(JSON, default=dict)  # factor -> 1-5 (surveys.FACTORS), those asked
+    comment: Mapped[str | None] = mapped_column(String(2000))
+    account_manager: Mapped[str | None] = mapped_column(String(100))  # the customer's manager when it answered
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    answered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("customer_id", "quarter", name="uq_satisfaction_surveys_customer_quarter"),
+                      Index("ix_satisfaction_surveys_answered", "answered_at"))

@@ -26,7 +26,7 @@ from crm_common.db import utcnow
 from crm_common.events.customers import KeyAccountReportReady
 from crm_common.outbox import emit
 from crm_profile import SERVICE_NAME
-from crm_profile.accounts import kpis
+from crm_profile.accounts import kpis, surveys
 from crm_profile.accounts.models import (
     AccountScore,
     AccountServiceBreach,
@@ -173,6 +173,7 @@ class MonthFacts:
         self.complaints, self.post_complaint_scores = await kpis._complaints(session, period)
         self.breaches = await _missed_targets(session, period.label)
         self.quotas = await list_quotas(session)
+        self.survey_scores = await surveys.scores_between(session, period.start_at, period.end_at)
         return self
 
 
@@ -185,6 +186,7 @@ def report_content(customer: Customer, score: AccountScore | None, facts: MonthF
     breach = facts.breaches.get(cid)
     complaints = facts.complaints.get(cid, 0)
     scores = facts.post_complaint_scores.get(cid, [])
+    periodic = facts.survey_scores.get(cid, [])
     return {
         "month": period.label,
         "start": period.start.isoformat(),
@@ -215,6 +217,8 @@ def report_content(customer: Customer, score: AccountScore | None, facts: MonthF
         "satisfaction": {
             "post_complaint_surveys": len(scores),
             "post_complaint_average": round(sum(scores) / len(scores), 2) if scores else None,
+            "periodic_surveys": len(periodic),
+            "periodic_average": round(sum(periodic) / len(periodic), 2) if periodic else None,
         },
         "visits": {
             "done": facts.visits.get(cid, 0),

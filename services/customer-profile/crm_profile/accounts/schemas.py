@@ -44,7 +44,7 @@ class PortfolioPage(BaseModel):
 
 
 class WorkItem(BaseModel):
-    kind: Literal["follow_up", "visit", "credit_review", "win_back_call"]
+    kind: Literal["follow_up", "visit", "credit_review", "win_back_call", "satisfaction_survey"]
     customer_id: str
     customer_name: str
     due: dt.date
@@ -173,6 +173,8 @@ class ManagerKpis(BaseModel):
     complaint_rate: float | None
     post_complaint_surveys: int
     post_complaint_satisfaction: float | None
+    satisfaction_surveys: int
+    satisfaction: float | None
     service_level_breaches: int
     customers_with_breaches: int
 
@@ -232,3 +234,36 @@ class ReportSubscriptionOut(BaseModel):
     customer_opted_in: bool
     changed_at: dt.datetime | None
     changed_by: str | None
+
+
+# --- quarterly satisfaction surveys (surveys.py) -------------------------------------------------------
+
+SurveyFactor = Literal["on_time", "damage", "price", "staff", "complaint_handling"]
+
+
+class SatisfactionSurveyIn(Input):
+    """The key account's answer to the quarter's survey: overall 1-5, the factors asked (1-5 each), a comment."""
+
+    score: int = Field(ge=1, le=5)
+    factors: dict[SurveyFactor, int] = Field(default_factory=dict)
+    comment: free_text(2000) | None = None
+
+    @model_validator(mode="after")
+    def _factor_scores(self):
+        if any(not 1 <= value <= 5 for value in self.factors.values()):
+            raise ValueError("each factor's score is 1-5")
+        return self
+
+
+class SatisfactionSurveyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    customer_id: str
+    quarter: str
+    score: int
+    factors: dict[str, int]
+    comment: str | None
+    account_manager: str | None
+    recorded_by: str
+    answered_at: dt.datetime

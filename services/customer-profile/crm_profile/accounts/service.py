@@ -266,6 +266,7 @@ async def worklist(session: AsyncSession, owner: str | None, today: dt.date, *, 
     items += _visits_due(rows, await list_quotas(session), await _recent_visits(session, ids, today), today, horizon)
     items += _credit_reviews(rows, await _last_credit_reviews(session, ids), today, horizon)
     items += await _win_back_calls(session, owner, today)
+    items += await _satisfaction_surveys(session, owner, today, horizon)
     items.sort(key=lambda item: (item.due, item.kind, item.customer_id))
     return items[:limit]
 
@@ -322,3 +323,20 @@ async def _win_back_calls(session: AsyncSession, owner: str | None, today: dt.da
               f"Lost-customer survey call: why they left, what would bring them back ({case.detail})", case_id=case.id)
         for case, name in (await session.execute(query)).all()
     ]
+
+
+async def _satisfaction_surveys(session: AsyncSession, owner: str | None, today: dt.date, horizon: dt.date) -> list[WorkItem]:
+    """The quarter's satisfaction survey of each key account (class A or flagged by hand) that has not answered it."""
+    from crm_profile.accounts import surveys  # surveys.py builds on this module
+
+    due = surveys.survey_due(today)
+    if due > horizon:
+        return []
+    rows = (await session.execute(
+        select(Customer.id, Customer.name).outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
+        .where(_portfolio_filter(owner), or_(AccountScore.abc_class == "A", Customer.size_band == KEY_ACCOUNT_BAND))
+    )).all()
+    answered = await surveys.surveyed_this_quarter(session, [cid for cid, _ in rows], today)
+    quarter = surveys.quarter_label(today)
+    return [_item("satisfaction_survey", cid, name, due, today, f"Satisfaction survey {quarter}: overall score, factors and comment")
+            for cid, name in rows if cid not in answered]
