@@ -26,10 +26,12 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, PrimaryKeyConstraint, String, Table, Text, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from opentelemetry.context import Context as OtelContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.bus import BrokerProbe, TopicsMissing
 from crm_common.context import correlation_id_var
+from crm_common.tracing import consumer_span, context_of, traceparent_header
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, InvalidEvent, decode_envelope
 from crm_common.events.topics import dlq_topic
@@ -114,6 +116,11 @@ class DeadLetterWriter(Protocol):
     async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any: ...
 
 
+def _staged_context(event: Event) -> OtelContext | None:
+    """The trace context the event was published in: the relay's Kafka header, else the envelope's own."""
+    return context_of(traceparent_header(event.delivery.headers) or event.envelope.traceparent)
+
+
 class InboxProcessor:
     """The broker-independent core: turns deliveries into applied events, inbox rows and dead letters."""
 
@@ -124,6 +131,8 @@ class InboxProcessor:
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
         self.logical_topic: Callable[[str], str] = lambda topic: topic
+        # crm_common.runtime.configure_tracing: the service whose spans each batch is applied in, in the events' trace
+        self.traced_as: str | None = None
 
     async def process(self, deliveries: list[Delivery]) -> None:
         """Apply a batch (one poll, one or more partitions). Raises only when a dead letter could not be written."""
@@ -140,6 +149,19 @@ class InboxProcessor:
             events.append(Event(envelope, envelope.parsed(), delivery))
         if not events:
             return
+        if self.traced_as is None:
+            await self._apply_batch(events)
+            return
+        parents = [ctx for ctx in map(_staged_context, events) if ctx is not None]
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.consumer.group.name": self.handler.name,
+            "messaging.batch.message_count": len(events),
+        }
+        with consumer_span(self.traced_as, f"{events[0].delivery.topic} process", parents, attributes):
+            await self._apply_batch(events)
+
+    async def _apply_batch(self, events: list[Event]) -> None:
         try:
             await self._apply(events)
         except Exception:

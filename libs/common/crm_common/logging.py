@@ -6,6 +6,7 @@ import re
 import sys
 
 import structlog
+from opentelemetry import trace
 from structlog.typing import EventDict, Processor
 
 from crm_common.context import correlation_id_var
@@ -13,7 +14,7 @@ from crm_common.context import correlation_id_var
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _PHONE = re.compile(r"(?<![\w:.-])(\+?\d[\d -]{5,}\d)(?![\w:.-])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_NOT_PII_KEYS = frozenset({"timestamp", "level", "logger", "service", "correlation_id"})
+_NOT_PII_KEYS = frozenset({"timestamp", "level", "logger", "service", "correlation_id", "trace_id", "span_id"})
 
 
 def _mask_phone(match: re.Match[str]) -> str:
@@ -43,10 +44,20 @@ def _add_correlation_id(_logger: object, _name: str, event_dict: EventDict) -> E
     return event_dict
 
 
+def _add_trace_ids(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
+    """The current span's ids, as OTLP backends print them (hex), so a log line leads to its trace."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict["trace_id"] = format(span_context.trace_id, "032x")
+        event_dict["span_id"] = format(span_context.span_id, "016x")
+    return event_dict
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_correlation_id,
+        _add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

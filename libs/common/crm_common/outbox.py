@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+import orjson
+
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -53,6 +55,7 @@ from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, encode_envelope, make_event
 from crm_common.events.topics import topic_for
 from crm_common.metrics import BROKER_LOSSES, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, OUTBOX_REQUEUED
+from crm_common.tracing import TRACEPARENT, context_of, current_traceparent, producer_span
 
 if TYPE_CHECKING:
     from crm_common.bus import KafkaPublisher  # imported where used: aiokafka is not needed to read the tables
@@ -129,6 +132,9 @@ async def add_to_outbox(session: AsyncSession, envelopes: Sequence[EventEnvelope
     """Stage events in the caller's transaction; they exist only if it commits."""
     if not envelopes:
         return
+    traceparent = current_traceparent()
+    if traceparent is not None:  # the event carries the request's trace to the relay and the consumers
+        envelopes = [e if e.traceparent else e.model_copy(update={"traceparent": traceparent}) for e in envelopes]
     rows = [outbox_row(e, topic) for e in envelopes]
     if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
         arrays = tuple([row[column] for row in rows] for column in _OUTBOX_COLUMNS)
@@ -180,7 +186,17 @@ class Published:
     offset: int | None
 
 
-async def publish_in_order(publisher: KafkaPublisher, rows: Sequence[OutboxRow]) -> tuple[list[Published], Exception | None]:
+def _trace_headers(service: str, row: OutboxRow) -> list[tuple[str, bytes]] | None:
+    """A publish span in the trace of the request that staged the row; its traceparent as the Kafka header."""
+    staged_by = context_of(orjson.loads(row.body).get(TRACEPARENT))
+    with producer_span(service, f"{row.topic} publish", staged_by, {"messaging.system": "kafka", "messaging.destination.name": row.topic}):
+        traceparent = current_traceparent()
+    return [(TRACEPARENT, traceparent.encode())] if traceparent else None
+
+
+async def publish_in_order(
+    publisher: KafkaPublisher, rows: Sequence[OutboxRow], *, traced_as: str | None = None
+) -> tuple[list[Published], Exception | None]:
     """Send every row (id, topic, key, body), then keep only the prefix acknowledged without a gap.
 
     Rows after the first failure are not counted as sent and go again (a duplicate at worst),
@@ -190,7 +206,8 @@ async def publish_in_order(publisher: KafkaPublisher, rows: Sequence[OutboxRow])
     error: Exception | None = None
     for row in rows:
         try:
-            futures.append(await publisher.send(row.topic, row.key, row.body.encode()))
+            headers = _trace_headers(traced_as, row) if traced_as is not None else None
+            futures.append(await publisher.send(row.topic, row.key, row.body.encode(), headers))
         except Exception as exc:  # broker gone before the send was even queued
             error = exc
             break
@@ -257,6 +274,7 @@ class OutboxRelay:
         self._checked_at = 0.0
         self._wake = asyncio.Event()
         self._stopping = False
+        self.traced = False  # crm_common.runtime.configure_tracing: a publish span and a traceparent header per row
 
     def wake(self) -> None:
         """Called after a commit that staged events, so they leave without waiting for the poll."""
@@ -275,7 +293,7 @@ class OutboxRelay:
             OUTBOX_BACKLOG.labels(self.service).set(0)
             OUTBOX_OLDEST_AGE.labels(self.service).set(0)
             return 0
-        sent, error = await publish_in_order(self.publisher, rows)
+        sent, error = await publish_in_order(self.publisher, rows, traced_as=self.service if self.traced else None)
         failed_id = rows[len(sent)].id if error is not None else None
         await self._mark(sent, failed_id, error)
         OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))

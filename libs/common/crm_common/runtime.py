@@ -27,6 +27,7 @@ from crm_common.outbox import RELAY_LOCK_KEY, OutboxRelay, purge_loop
 from crm_common.problems import ProblemMapping, install_domain_problems, install_problem_handlers
 from crm_common.production import exit_if_refused, refuse_unsafe_production
 from crm_common.settings import ServiceSettings
+from crm_common.tracing import instrument_app, instrument_engine, tracer_provider
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,21 @@ class ServiceRuntime:
         return "ok" if all(c.joined for c in self.consumers) else "degraded"
 
 
+def configure_tracing(runtime: ServiceRuntime) -> None:
+    """Traces for the runtime's SQL, relay and consumers when the `OTEL_*` variables ask for them (crm_common.tracing).
+    Once per runtime, where its process is set up: the app factory and the worker."""
+    if getattr(runtime, "_tracing_configured", False):
+        return
+    runtime._tracing_configured = True  # type: ignore[attr-defined]
+    service = runtime.settings.service_name
+    if tracer_provider(service) is None:
+        return
+    instrument_engine(runtime.db.engine, service)
+    runtime.relay.traced = True
+    for consumer in runtime.consumers:
+        consumer.processor.traced_as = service
+
+
 def configure_process(settings: ServiceSettings) -> None:
     """What a service process sets up once: logging and the collector's thresholds."""
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
@@ -272,6 +288,8 @@ def create_service_app(
             await runtime.stop()
 
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan, generate_unique_id_function=operation_id)
+    configure_tracing(runtime)
+    instrument_app(app, settings.service_name)
     describe_problems(app, rate_limited=not edge_auth)  # the edge (the gateway) is where rate limits answer 429
     app.state.runtime = runtime
     if edge_auth:
@@ -337,6 +355,7 @@ def run_worker(runtime: ServiceRuntime) -> None:
     import signal
 
     exit_if_refused(lambda: refuse_unsafe_production(runtime.settings, serves_api=False))
+    configure_tracing(runtime)
 
     async def main() -> None:
         configure_process(runtime.settings)

@@ -67,6 +67,9 @@ class EventEnvelope(BaseModel):
     producer: NoControl = Field(min_length=1, max_length=100)
     key: NoControl = Field(min_length=1, max_length=200, description="The customer id; the Kafka message key.")
     correlation_id: NoControl | None = Field(default=None, max_length=200)
+    traceparent: NoControl | None = Field(
+        default=None, max_length=200, description="W3C trace context of the request that staged the event (tracing on)."
+    )
     payload: dict[str, Any]
 
     def parsed(self) -> EventPayload:
@@ -109,9 +112,13 @@ def make_event(
     )
 
 
+_NO_TRACE = {"traceparent"}
+
+
 def encode_envelope(envelope: EventEnvelope) -> bytes:
     """The envelope as compact JSON (UTF-8), serialised by pydantic-core in one step."""
-    return envelope.model_dump_json().encode()
+    # without a trace the bytes stay what they were before the field existed
+    return envelope.model_dump_json(exclude=None if envelope.traceparent else _NO_TRACE).encode()
 
 
 def decode_envelope(raw: bytes | str) -> EventEnvelope:
