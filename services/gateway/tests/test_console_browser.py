@@ -3,6 +3,7 @@ uvicorn in-process with fake upstream services. Leaves screenshots under TEST_OU
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -86,7 +87,7 @@ async def test_call_center_find_customer_by_phone_open_complaint_see_timeline(co
     await page.wait_for_selector("#c360:not([hidden])")
     assert await page.inner_text("#c360-name") == "Beta Electronics"
     kpis = await page.inner_text("#c360-kpis")
-    assert "ordinary" in kpis and "loyal" in kpis and "88" in kpis
+    assert "Ordinary" in kpis and "Loyal" in kpis and "88" in kpis  # data values through the message tables
     assert await page.locator("#c360-shipments tbody tr").count() == 3
     assert "SFC21" in await page.inner_text("#c360-shipments")
 
@@ -127,7 +128,8 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert "80%" in await page.inner_text("#chart-pareto")
     assert await page.locator("#chart-rfm rect.cell").count() == 3
     assert await page.locator("#chart-tiers rect.bar").count() == 2  # ordinary -> key_account, key_account -> at_risk
-    assert "ordinary: 2" in await page.inner_text("#chart-tiers")  # tier counts from /reports/tiers
+    tiers_text = await page.inner_text("#chart-tiers")
+    assert "普通客户: 2" in tiers_text and "ordinary" not in tiers_text  # tier counts from /reports/tiers, in zh-CN
     assert await page.locator("#chart-value-matrix rect.bar").count() == 4  # one bar per cell of current x potential value
     matrix_text = await page.inner_text("#chart-value-matrix")
     assert "重要" in matrix_text and "70%" in matrix_text  # zh-CN by default; the cell's share of revenue
@@ -143,6 +145,34 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert {before, after} == {"Dashboard", "管理看板"}
     OUTPUT.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(OUTPUT / "console-dashboard.png"), full_page=True)
+
+
+async def test_data_values_dates_and_numbers_follow_the_chosen_language(console_url, page):
+    await _login(page, console_url, "agent")
+    await page.click("#lang-toggle")  # en first: the raw values the services send are shown as English words
+    await page.fill("#search-input", "13900000002")
+    await page.click("#search-btn")
+    await page.wait_for_selector("#c360:not([hidden])")
+    en_kpis = await page.inner_text("#c360-kpis")
+    assert "Ordinary" in en_kpis and "Loyal" in en_kpis and "Low" in en_kpis
+    await page.click(".c360-complaint[data-id='K2']")
+    await page.wait_for_selector("#timeline li.timeline-entry")
+    en_date = await page.inner_text("#timeline time >> nth=0")
+    assert re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s?[AP]M", en_date), en_date
+
+    await page.click("#lang-toggle")  # zh-CN: the same page re-rendered
+    await expect(page.locator("#search-btn")).to_have_text("查询")
+    zh_kpis = await page.inner_text("#c360-kpis")
+    for raw in ("ordinary", "loyal", "low"):
+        assert raw not in zh_kpis, zh_kpis
+    assert "普通客户" in zh_kpis and "忠诚客户" in zh_kpis
+    facts = await page.inner_text("#complaint-facts")
+    assert "call_center" not in facts and "呼叫中心" in facts and "普通" in facts  # channel and priority
+    zh_date = await page.inner_text("#timeline time >> nth=0")
+    assert re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}", zh_date), zh_date
+    assert await page.get_attribute("#timeline time >> nth=0", "datetime")  # machine-readable instant kept beside the text
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(OUTPUT / "console-call-center-zh-CN.png"), full_page=True)
 
 
 async def test_console_is_not_for_agents_dashboard(console_url, page):

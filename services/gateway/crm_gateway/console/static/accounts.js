@@ -26,8 +26,8 @@ window.Accounts = (function () {
   }
   function renderPortfolio(items) {
     $("am-portfolio").tBodies[0].replaceChildren(...items.map((c) => el("tr", { "data-id": c.customer_id },
-      el("td", {}, c.name), el("td", {}, kit().tv("status", c.status)), el("td", {}, c.abc_class || "–"), el("td", {}, c.tier || "–"),
-      el("td", {}, c.credit_grade || "–"), el("td", {}, c.churn_risk || "–"), el("td", {}, c.key_account_reasons.join(", ") || "–"),
+      el("td", {}, c.name), el("td", {}, kit().tv("status", c.status)), el("td", {}, c.abc_class || "–"), el("td", {}, kit().tv("tier", c.tier) || "–"),
+      el("td", {}, c.credit_grade || "–"), el("td", {}, kit().tv("risk", c.churn_risk) || "–"), el("td", {}, c.key_account_reasons.join(", ") || "–"),
       el("td", {}, c.visits_required ? `${c.visits_done}/${c.visits_required}` : "–"), el("td", {}, c.next_follow_up || "–"))));
   }
   function renderKpis(report) {

@@ -41,7 +41,10 @@
     box.classList.add("show");
     setTimeout(() => box.classList.remove("show"), 3000);
   }
-  const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString(state.lang) : "–");
+  // dates and numbers in the reader's locale (zh-CN: 2026年3月5日 14:30; en: Mar 5, 2026, 2:30 PM)
+  const fmtTime = (iso) => (iso ? new Intl.DateTimeFormat(state.lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso)) : "–");
+  const fmtNumber = (n, digits) => new Intl.NumberFormat(state.lang, { maximumFractionDigits: digits === undefined ? 2 : digits }).format(n);
+  const pct = (v) => (v === undefined || v === null ? "–" : new Intl.NumberFormat(state.lang, { style: "percent", maximumFractionDigits: 0 }).format(Number(v)));
   function duration(ms) {
     const m = Math.floor(Math.abs(ms) / 60000), d = Math.floor(m / 1440), h = Math.floor((m % 1440) / 60), mm = m % 60;
     return (d ? d + "d " : "") + (d || h ? h + "h " : "") + mm + "m";
@@ -52,7 +55,7 @@
       for (const k of ["value", "label", "level", "grade", "segment", "tier", "score", state.lang, "en"]) if (v[k] !== undefined && v[k] !== null) return display(v[k]);
       return "–";
     }
-    if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(2);
+    if (typeof v === "number") return fmtNumber(v);
     return String(v);
   }
   function pick(obj, ...keys) {
@@ -76,10 +79,12 @@
     const text = t(key);
     return text === key ? value : text;
   }
+  // a data value that may arrive as an object ({level: "high"}) or a number: display() first, then tv()
+  const tvd = (prefix, value) => tv(prefix, display(value));
   function statusText(c) {
     const st = c.status_text;
     if (st && typeof st === "object") return st[state.lang] || st.en || c.status;
-    return st || c.status;
+    return st || tv("status", c.status);
   }
 
   async function api(path, options) {
@@ -205,13 +210,13 @@
     $("c360-name").textContent = p.name || v.customer_id;
     showWarnings($("c360-warnings"), v.warnings);
     $("c360-kpis").replaceChildren(
-      kpi(t("kpi.tier"), v.tier),
+      kpi(t("kpi.tier"), tvd("tier", v.tier)),
       kpi(t("kpi.abc"), pick(s, "abc_class", "abc.class", "abc")),
       kpi(t("kpi.value"), pick(s, "current_value", "value_score", "value.score", "customer_value")),
       kpi(t("kpi.loyalty"), pick(s, "loyalty.score", "loyalty_score", "loyalty")),
       kpi(t("kpi.credit"), pick(s, "credit_grade", "credit.grade", "credit")),
-      kpi(t("kpi.churn"), pick(s, "churn_risk.level", "churn.level", "churn_risk", "churn")),
-      kpi(t("kpi.rfm"), pick(s, "rfm_segment", "rfm.segment", "rfm")),
+      kpi(t("kpi.churn"), tvd("risk", pick(s, "churn_risk.level", "churn.level", "churn_risk", "churn"))),
+      kpi(t("kpi.rfm"), tvd("rfm", pick(s, "rfm_segment", "rfm.segment", "rfm"))),
       kpi(t("kpi.manager"), p.account_manager),
     );
     const complaints = v.open_complaints || [];
@@ -219,10 +224,10 @@
       el("strong", {}, c.number || c.id), el("span", { class: "badge " + (c.priority || "") }, statusText(c)), " ", tv("cat", c.category) || "")) : [el("li", { class: "empty" }, "–")]));
     const ships = v.recent_shipments || [];
     $("c360-shipments").tBodies[0].replaceChildren(...ships.map((o) => el("tr", {},
-      el("td", {}, o.order_id || "–"), el("td", {}, o.tracking_number || "–"), el("td", {}, display(o.status)),
+      el("td", {}, o.order_id || "–"), el("td", {}, o.tracking_number || "–"), el("td", {}, tvd("status", o.status)),
       el("td", {}, o.on_time === undefined || o.on_time === null ? "–" : o.on_time ? t("yes") : t("no")))));
     const notes = v.last_notifications || [];
-    $("c360-notifications").replaceChildren(...notes.map((n) => el("li", {}, `${tv("channel", n.channel) || ""} · ${n.template || n.template_key || n.kind || ""} · ${display(n.status)} ${n.sent_at ? fmtTime(n.sent_at) : ""}`)));
+    $("c360-notifications").replaceChildren(...notes.map((n) => el("li", {}, `${tv("channel", n.channel) || ""} · ${n.template || n.template_key || n.kind || ""} · ${tvd("status", n.status)} ${n.sent_at ? fmtTime(n.sent_at) : ""}`)));
   }
 
   // ------------------------------------------------------------------ sent messages (make run's sink, as Mailpit lists them)
@@ -354,13 +359,13 @@
     $("complaint-panel").hidden = false;
     const routed = [...timeline].reverse().find((e) => e.data && e.data.rule);
     $("complaint-number").textContent = c.number || c.id;
-    $("complaint-facts").replaceChildren(...[kpi(t("kpi.status"), statusText(c)), kpi(t("kpi.category"), tv("cat", c.category)), kpi(t("kpi.priority"), c.priority),
+    $("complaint-facts").replaceChildren(...[kpi(t("kpi.status"), statusText(c)), kpi(t("kpi.category"), tv("cat", c.category)), kpi(t("kpi.priority"), tv("priority", c.priority)),
       kpi(t("kpi.channel"), tv("channel", c.channel)), kpi(t("kpi.filed"), c.filed_at ? fmtTime(c.filed_at) : null),
       routed ? kpi(t("kpi.rule"), ruleText(routed.data.rule), "rule") : null].filter(Boolean));
     $("complaint-description").textContent = c.description || "";
     $("complaint-actions").hidden = !isWorker();
     $("complaint-panel").dataset.status = c.status;
-    $("timeline").replaceChildren(...timeline.map((e) => el("li", { class: "timeline-entry" }, el("time", {}, fmtTime(e.at)), el("strong", { "data-kind": e.kind }, tv("kind", e.kind)),
+    $("timeline").replaceChildren(...timeline.map((e) => el("li", { class: "timeline-entry" }, el("time", { datetime: e.at }, fmtTime(e.at)), el("strong", { "data-kind": e.kind }, tv("kind", e.kind)),
       e.kind === "assigned" || e.kind === "reassigned" ? assignmentText(e) : e.body ? " — " + e.body : "")));
     if (state.slaTimer) clearInterval(state.slaTimer);
     const tick = () => renderSla(c);
@@ -458,23 +463,22 @@
   function caption(target, text) {
     if (text) target.append(el("div", { class: "muted caption" }, text));
   }
-  const pct = (v) => (v === undefined || v === null ? "–" : Math.round(Number(v) * 100) + "%");
   function renderDashboard(d) {
     const s = d.sections || {}, labels = { nodata: t("dash.nodata"), revenue: t("chart.revenue"), cumulative: t("chart.cumulative") };
     showWarnings($("dashboard-warnings"), d.warnings);
     Charts.pareto($("chart-pareto"), paretoRows(s.pareto), labels);
-    if (s.pareto && s.pareto.top_20pct_share !== undefined) caption($("chart-pareto"), `Top 20% → ${pct(s.pareto.top_20pct_share)} · Top 1% → ${pct(s.pareto.top_1pct_share)}`);
+    if (s.pareto && s.pareto.top_20pct_share !== undefined) caption($("chart-pareto"), [t("dash.top_share", { p: pct(0.2), s: pct(s.pareto.top_20pct_share) }), t("dash.top_share", { p: pct(0.01), s: pct(s.pareto.top_1pct_share) })].join(" · "));
     const cells = listOf(s.rfm, "cells", "grid").filter((c) => pick(c, "r", "recency_score", "x") !== undefined).map((c) => ({
-      x: Number(pick(c, "r", "recency_score", "x")), y: Number(pick(c, "f", "frequency_score", "y")), value: Number(pick(c, "count", "customers", "value") || 0), label: c.segment }));
+      x: Number(pick(c, "r", "recency_score", "x")), y: Number(pick(c, "f", "frequency_score", "y")), value: Number(pick(c, "count", "customers", "value") || 0), label: tv("rfm", c.segment) }));
     if (cells.length) Charts.heatGrid($("chart-rfm"), cells, { nodata: labels.nodata, x: t("chart.recency"), y: t("chart.frequency") });
-    else Charts.bars($("chart-rfm"), entries(s.rfm && s.rfm.segments, "segment").map((g) => ({ label: g.label, values: [g.value] })), [t("chart.count")], labels);
-    if (s.rfm && Array.isArray(s.rfm.segments) && cells.length) caption($("chart-rfm"), s.rfm.segments.map((g) => `${g.segment}: ${g.count}`).join(" · "));
+    else Charts.bars($("chart-rfm"), entries(s.rfm && s.rfm.segments, "segment").map((g) => ({ label: tv("rfm", g.label), values: [g.value] })), [t("chart.count")], labels);
+    if (s.rfm && Array.isArray(s.rfm.segments) && cells.length) caption($("chart-rfm"), s.rfm.segments.map((g) => `${tv("rfm", g.segment)}: ${fmtNumber(g.count)}`).join(" · "));
     const tiers = listOf(s.tiers, "tiers");
     const moves = listOf(s.tier_movements, "movements", "changes");
     if (moves.length) {
-      Charts.bars($("chart-tiers"), moves.map((m) => ({ label: `${display(m.from || m.old_tier)} → ${display(m.to || m.new_tier)}`, values: [Number(m.count || 0)] })), ["#"], labels);
-      caption($("chart-tiers"), entries(tiers, "tier").map((g) => `${g.label}: ${g.value}`).join(" · "));
-    } else Charts.bars($("chart-tiers"), entries(tiers, "tier").map((g) => ({ label: g.label, values: [g.value] })), [t("kpi.tier")], labels);
+      Charts.bars($("chart-tiers"), moves.map((m) => ({ label: `${tvd("tier", m.from || m.old_tier)} → ${tvd("tier", m.to || m.new_tier)}`, values: [Number(m.count || 0)] })), ["#"], labels);
+      caption($("chart-tiers"), entries(tiers, "tier").map((g) => `${tv("tier", g.label)}: ${fmtNumber(g.value)}`).join(" · "));
+    } else Charts.bars($("chart-tiers"), entries(tiers, "tier").map((g) => ({ label: tv("tier", g.label), values: [g.value] })), [t("kpi.tier")], labels);
     const valueMatrix = s.matrices && s.matrices.matrices && s.matrices.matrices.current_potential;
     Charts.bars($("chart-value-matrix"), (valueMatrix ? valueMatrix.cells : []).map((cell) => ({
       label: t("matrix." + cell.cell), values: [Number(cell.customers || 0)], notes: [pct(cell.revenue_share)] })), [t("chart.customers")], labels);
@@ -483,21 +487,22 @@
     Charts.bars($("chart-complaints"), cats.map((g) => {
       const row = Array.isArray(c.by_category) ? c.by_category.find((r) => display(r.category) === g.label) : null;
       const within = row ? pick(row, "within_sla", "sla_met") : undefined;
-      return within === undefined ? { label: g.label, values: [g.value] } : { label: g.label, values: [g.value, Number(within)] };
+      const label = tv("cat", g.label);
+      return within === undefined ? { label, values: [g.value] } : { label, values: [g.value, Number(within)] };
     }), Array.isArray(c.by_category) ? [t("chart.count"), t("chart.sla")] : [t("chart.count")], labels);
-    if (c.sla) caption($("chart-complaints"), `${t("chart.sla")}: first response ${pct(pick(c.sla, "first_response.rate"))} · resolution ${pct(pick(c.sla, "resolution.rate"))}`);
+    if (c.sla) caption($("chart-complaints"), `${t("chart.sla")}: ${t("clock.first_response")} ${pct(pick(c.sla, "first_response.rate"))} · ${t("clock.resolution")} ${pct(pick(c.sla, "resolution.rate"))}`);
     Charts.line($("chart-complaint-trend"), entries(c.by_period || c.by_week || c.by_month || c.trend, "period"), labels);
     const n = s.notifications || {};
     const perChannel = Array.isArray(n.by_channel) ? n.by_channel
       : Object.entries(n.by_channel || {}).map(([channel, st]) => Object.assign({ channel }, st));  // {email: {sent: 3, failed: 1}}
     Charts.bars($("chart-notifications"), perChannel.map((c) => ({
-      label: display(c.channel), values: [Number(c.sent || 0) + Number(c.delivered || 0), Number(c.failed || 0) + Number(c.bounced || 0)] })),
+      label: tvd("channel", c.channel), values: [Number(c.sent || 0) + Number(c.delivered || 0), Number(c.failed || 0) + Number(c.bounced || 0)] })),
       [t("chart.sent"), t("chart.failed")], labels);
     if (n.suppressed_by_reason) caption($("chart-notifications"), Object.entries(n.suppressed_by_reason).map(([r, k]) => `${r}: ${k}`).join(" · "));
   }
 
   // what the admin tab (admin.js) borrows
-  window.ConsoleKit = { api, t, tv, el, toast, lang: () => state.lang };
+  window.ConsoleKit = { api, t, tv, el, toast, fmtTime, fmtNumber, pct, lang: () => state.lang };
 
   // ------------------------------------------------------------------ wiring
   document.addEventListener("DOMContentLoaded", async () => {
