@@ -10,7 +10,7 @@ window.Accounts = (function () {
   const el = (...args) => kit().el(...args);
   const state = { reasons: [], caseId: null };
 
-  const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(1) + "%");
+  const pct = (v) => (v === null || v === undefined ? "–" : new Intl.NumberFormat(kit().lang(), { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(v));
   const money = (v) => Number(v || 0).toLocaleString(kit().lang(), { maximumFractionDigits: 0 });
   const thisMonth = () => new Date().toLocaleDateString("sv-SE", { timeZone: "Asia/Shanghai" }).slice(0, 7);
   function showError(target, e) {
@@ -22,13 +22,13 @@ window.Accounts = (function () {
     $("am-worklist").replaceChildren(...(items.length ? items.map((item) => el("li", {
       class: "work-item" + (item.overdue ? " overdue" : ""), "data-kind": item.kind, "data-customer": item.customer_id,
       onclick: item.kind === "win_back_call" ? () => openCase(item) : undefined,
-    }, el("strong", {}, item.due), " · ", t("work." + item.kind), " · ", item.customer_name, " — ", item.detail)) : [el("li", { class: "muted" }, t("queue.empty"))]));
+    }, el("strong", { "data-due": item.due }, kit().fmtDate(item.due)), " · ", t("work." + item.kind), " · ", item.customer_name, " — ", item.detail)) : [el("li", { class: "muted" }, t("queue.empty"))]));
   }
   function renderPortfolio(items) {
     $("am-portfolio").tBodies[0].replaceChildren(...items.map((c) => el("tr", { "data-id": c.customer_id },
       el("td", {}, c.name), el("td", {}, kit().tv("status", c.status)), el("td", {}, c.abc_class || "–"), el("td", {}, kit().tv("tier", c.tier) || "–"),
       el("td", {}, c.credit_grade || "–"), el("td", {}, kit().tv("risk", c.churn_risk) || "–"), el("td", {}, c.key_account_reasons.join(", ") || "–"),
-      el("td", {}, c.visits_required ? `${c.visits_done}/${c.visits_required}` : "–"), el("td", {}, c.next_follow_up || "–"))));
+      el("td", {}, c.visits_required ? `${c.visits_done}/${c.visits_required}` : "–"), el("td", {}, kit().fmtDate(c.next_follow_up)))));
   }
   function renderKpis(report) {
     $("am-kpi-period").textContent = report.period;

@@ -43,6 +43,8 @@
   }
   // dates and numbers in the reader's locale (zh-CN: 2026年3月5日 14:30; en: Mar 5, 2026, 2:30 PM)
   const fmtTime = (iso) => (iso ? new Intl.DateTimeFormat(state.lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso)) : "–");
+  // a calendar day ("2026-03-05"): formatted in UTC so the day never shifts with the browser's time zone
+  const fmtDate = (day) => (day ? new Intl.DateTimeFormat(state.lang, { dateStyle: "medium", timeZone: "UTC" }).format(new Date(day.slice(0, 10) + "T00:00:00Z")) : "–");
   const fmtNumber = (n, digits) => new Intl.NumberFormat(state.lang, { maximumFractionDigits: digits === undefined ? 2 : digits }).format(n);
   const pct = (v) => (v === undefined || v === null ? "–" : new Intl.NumberFormat(state.lang, { style: "percent", maximumFractionDigits: 0 }).format(Number(v)));
   function duration(ms) {
@@ -502,7 +504,7 @@
   }
 
   // what the admin tab (admin.js) borrows
-  window.ConsoleKit = { api, t, tv, el, toast, fmtTime, fmtNumber, pct, lang: () => state.lang };
+  window.ConsoleKit = { api, t, tv, el, toast, fmtTime, fmtDate, fmtNumber, pct, lang: () => state.lang };
 
   // ------------------------------------------------------------------ wiring
   document.addEventListener("DOMContentLoaded", async () => {
