@@ -72,6 +72,8 @@ async def test_one_trace_from_the_gateway_through_kafka_to_the_consumers(spans, 
         publish = [s for s in in_trace if s.kind is SpanKind.PRODUCER]
         assert publish and {_service(s) for s in publish} == {"gateway"}, [(s.name, _service(s)) for s in publish]
         assert any(s.attributes.get("db.system") for s in in_trace if _service(s) == "gateway"), "no SQL span of the gateway"
+        statements = [s for s in spans.get_finished_spans() if s.attributes.get("db.system")]
+        assert all(s.parent is not None for s in statements), "a statement outside any request or batch (a poll) made a trace"
         by_id = {s.context.span_id: s for s in in_trace}
         for consumed in (s for s in in_trace if s.kind is SpanKind.CONSUMER):
             assert consumed.parent is not None and by_id[consumed.parent.span_id] in publish  # a child of the relay's publish

@@ -140,7 +140,21 @@ def instrument_engine(engine: AsyncEngine, service: str) -> None:
     from opentelemetry.metrics import get_meter
 
     connections = get_meter(scope).create_up_down_counter("db.client.connections.usage", unit="connections")
-    EngineTracer(provider.get_tracer(scope), engine.sync_engine, connections, False, {}, False)  # type: ignore[no-untyped-call]
+    statements = _ChildSpansOnly(provider.get_tracer(scope))
+    EngineTracer(statements, engine.sync_engine, connections, False, {}, False)  # type: ignore[no-untyped-call]
+
+
+class _ChildSpansOnly:
+    """A tracer that records a statement only inside a span: the relay's and the gauges' polls run outside any
+    request or batch, and a root trace per polling SELECT would bury the traces that matter."""
+
+    def __init__(self, tracer: Tracer):
+        self._tracer = tracer
+
+    def start_span(self, name: str, context: OtelContext | None = None, **kwargs: Any) -> Span:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self._tracer.start_span(name, context, **kwargs)
 
 
 def current_traceparent() -> str | None:
