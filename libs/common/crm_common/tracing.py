@@ -52,10 +52,15 @@ def tracing_requested(environ: os._Environ[str] | dict[str, str] | None = None) 
 def use_exporter(exporter: SpanExporter | None) -> None:
     """Tests: send every span of this process to `exporter` (synchronously), whatever the variables say.
     None restores the variables' choice for services set up afterwards."""
-    global _exporter_override
+    global _exporter_override, _aiohttp_instrumented
     _exporter_override = exporter
     _providers.clear()
     _span_processors.clear()
+    if _aiohttp_instrumented:  # it patched aiohttp for the whole process, with the previous exporter's provider
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+        AioHttpClientInstrumentor().uninstrument()
+        _aiohttp_instrumented = False
 
 
 def _exporters_from_environment() -> list[Any]:
