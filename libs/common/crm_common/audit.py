@@ -291,7 +291,7 @@ class AuditTrail:
 def attach_audit_trail(runtime: ServiceRuntime, **options: Any) -> AuditTrail:
     """An AuditTrail for a service runtime: its flush loop runs with the API (runtime.audit)."""
     trail = AuditTrail(runtime.db, **options)
-    runtime.audit = trail  # type: ignore[attr-defined]
+    runtime.audit = trail
     runtime.add_background_loop("audit-flush", trail.run)
     return trail
 

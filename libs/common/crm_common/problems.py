@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -61,7 +61,7 @@ def install_domain_problems(app: FastAPI, mapping: ProblemMapping) -> None:
         app.add_exception_handler(exc_type, _domain_handler(to_problem))
 
 
-def _domain_handler(to_problem: Callable[[Any], Problem]):
+def _domain_handler(to_problem: Callable[[Any], Problem]) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def answer(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(to_problem(exc), request)
 

@@ -5,10 +5,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import func, select, text
@@ -28,6 +28,11 @@ from crm_common.problems import ProblemMapping, install_domain_problems, install
 from crm_common.production import exit_if_refused, refuse_unsafe_production
 from crm_common.settings import ServiceSettings
 from crm_common.tracing import instrument_app, instrument_engine, tracer_provider
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from crm_common.audit import AuditTrail
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +79,13 @@ class ServiceRuntime:
             )
             for handler in handlers
         ]
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self._loop_tasks: dict[asyncio.Task[object], BackgroundLoop] = {}
         self.background_loops: dict[str, BackgroundLoop] = {}
         self._startup_hooks: list[Callable[[], Awaitable[object]]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
-        self._gauges: list[Callable[[], Awaitable[None]]] = []
+        self._gauges: list[Callable[[], Awaitable[object]]] = []
+        self.audit: AuditTrail | None = None  # the read records' trail, when crm_common.audit.attach_audit_trail gave it one
         self._consumers_running = False
         if settings.run_outbox_relay:
             self.add_background_loop("outbox-purge", lambda: purge_loop(self.db, settings.outbox_retention, settings.outbox_purge_interval_s))
@@ -253,7 +259,8 @@ def configure_process(settings: ServiceSettings) -> None:
 def runtime_of(request: Request) -> ServiceRuntime:
     """The app's runtime, for code that holds a request but is no route (a middleware); routes take
     `crm_common.deps.RuntimeDep`."""
-    return request.app.state.runtime
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
 
 
 def create_service_app(
@@ -278,7 +285,7 @@ def create_service_app(
     refuse_unsafe_production(settings, serves_api=True)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_process(settings)
         if start_background:
             await runtime.start()
@@ -317,7 +324,8 @@ def load_runtime(service: str) -> ServiceRuntime:
     factories = {entry.name: entry for entry in entry_points(group=RUNTIME_ENTRY_POINTS)}
     if service not in factories:
         raise SystemExit(f"unknown service {service!r}; installed: {', '.join(sorted(factories)) or 'none'}")
-    return factories[service].load()()
+    runtime: ServiceRuntime = factories[service].load()()
+    return runtime
 
 
 def worker_ops_app(runtime: ServiceRuntime) -> FastAPI:
@@ -327,7 +335,7 @@ def worker_ops_app(runtime: ServiceRuntime) -> FastAPI:
     return app
 
 
-def worker_ops_server(runtime: ServiceRuntime):
+def worker_ops_server(runtime: ServiceRuntime) -> uvicorn.Server | None:
     """uvicorn serving `worker_ops_app` on `worker_http_host:worker_http_port` in the worker's event loop
     (None when the port is 0). uvicorn's own signal handlers stay off: the worker's stop them both."""
     import uvicorn
@@ -343,7 +351,7 @@ def worker_ops_server(runtime: ServiceRuntime):
             pass
 
         @contextlib.contextmanager
-        def capture_signals(self):
+        def capture_signals(self) -> Iterator[None]:
             yield
 
     return WorkerOpsServer(config)
@@ -370,7 +378,7 @@ def run_worker(runtime: ServiceRuntime) -> None:
             await stop.wait()
         finally:
             await runtime.stop()
-            if ops_task is not None:
+            if ops is not None and ops_task is not None:
                 ops.should_exit = True
                 await ops_task
 
