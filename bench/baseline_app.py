@@ -6,6 +6,7 @@ gateway proxies `GET /complaints/lookup` to it, and it answers with a constant b
 real lookup answer captured in the same run (file named by $BASELINE_LOOKUP_BODY), so that the ceiling moves
 the same number of bytes as the real query but touches no database.
 """
+
 import os
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from fastapi import FastAPI, Response
 app = FastAPI()
 
 _body_file = os.environ.get("BASELINE_LOOKUP_BODY")
-LOOKUP_BODY = Path(_body_file).read_bytes() if _body_file else b'[{"complaint":{"status":"in_progress","number":"C000000001"},"timeline":[]}]'
+LOOKUP_BODY = (
+    Path(_body_file).read_bytes() if _body_file else b'[{"complaint":{"status":"in_progress","number":"C000000001"},"timeline":[]}]'
+)
 
 
 @app.get("/healthz")

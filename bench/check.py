@@ -9,6 +9,7 @@ a busier or quieter machine moves both), else by its value. Rates (…/s) are be
 are better lower. A figure more than --tolerance (15%) worse than in bench/results/baseline.json is flagged and
 the exit status is 1. Figures only in one of the two are listed, not flagged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ def comparable(row: dict) -> tuple[str, float] | None:
 
 
 def figures(summary: dict) -> dict[tuple[str, str], dict]:
-    return {(result["name"], row["figure"]): row for result in summary["results"] if result.get("status", "ok") == "ok"
-            for row in result.get("rows", [])}
+    return {
+        (result["name"], row["figure"]): row
+        for result in summary["results"]
+        if result.get("status", "ok") == "ok"
+        for row in result.get("rows", [])
+    }
 
 
 def compare(baseline: dict, current: dict, tolerance: float) -> tuple[list[str], list[str]]:
@@ -80,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(command, check=False)  # a failed benchmark is reported in the summary; compare the rest
     baseline, current = json.loads(BASELINE.read_text()), json.loads(SUMMARY.read_text())
     lines, flagged = compare(baseline, current, args.tolerance)
-    print(f"baseline: {baseline['meta'].get('when', '?')} ({baseline['meta'].get('git', '?')}); this run: {current['meta'].get('when', '?')} ({current['meta'].get('git', '?')})")
+    print(
+        f"baseline: {baseline['meta'].get('when', '?')} ({baseline['meta'].get('git', '?')}); this run: "
+        f"{current['meta'].get('when', '?')} ({current['meta'].get('git', '?')})"
+    )
     print("\n".join(lines))
     print(f"\n{len(flagged)} figure(s) worse by more than {args.tolerance:.0%}" + (":\n" + "\n".join(flagged) if flagged else ""))
     return 1 if flagged else 0

@@ -10,6 +10,7 @@ Figures: seconds from the first post to the last complaint, complaints opened pe
 acceptance time. Baseline (same run, same broker): raw aiokafka produce+consume of the same number of records.
 Target (issue 24): 10,000 complaints opened from ShipmentDelayed events in under 60 s.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,10 +30,24 @@ DELAY_MINUTES = 36 * 60  # past the default threshold (24 h), so every event ope
 
 def delayed_items(events: int, customers: int, run: str) -> list[dict]:
     """One ShipmentDelayed per order, orders spread over the customers."""
-    reported = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    return [{"event_id": str(uuid.uuid4()), "type": "ShipmentDelayed", "version": 1, "occurred_at": reported.isoformat(), "payload": {
-        "order_id": f"S{run}-{i:07d}", "customer_id": f"storm-{i % customers:05d}", "tracking_number": f"SF{run}{i:08d}",
-        "delay_minutes": DELAY_MINUTES, "reason": "typhoon: roads closed", "reported_at": reported.isoformat()}} for i in range(events)]
+    reported = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return [
+        {
+            "event_id": str(uuid.uuid4()),
+            "type": "ShipmentDelayed",
+            "version": 1,
+            "occurred_at": reported.isoformat(),
+            "payload": {
+                "order_id": f"S{run}-{i:07d}",
+                "customer_id": f"storm-{i % customers:05d}",
+                "tracking_number": f"SF{run}{i:08d}",
+                "delay_minutes": DELAY_MINUTES,
+                "reason": "typhoon: roads closed",
+                "reported_at": reported.isoformat(),
+            },
+        }
+        for i in range(events)
+    ]
 
 
 async def complaints_count(dsn: str) -> int:
@@ -68,10 +83,18 @@ async def measure(args, log_dir: Path) -> dict:
         print(f"[complaint_storm] raw baseline: {raw['produce_consume_eps']:,.0f} events/s produce+consume", flush=True)
         api_key, key_entry = perfkit.tms_api_key()
         async with perfkit.fresh_databases("gateway", "complaints") as urls:
-            gateway = perfkit.Server("gateway", perfkit.APPS["gateway"], perfkit.service_env(
-                "gateway", urls["gateway"], broker.bootstrap, api_keys=[key_entry], db_pool_size="10"), log_dir=log_dir)
-            complaints = perfkit.Server("complaints", perfkit.APPS["complaints"], perfkit.service_env("complaints", urls["complaints"], broker.bootstrap),
-                                        log_dir=log_dir)
+            gateway = perfkit.Server(
+                "gateway",
+                perfkit.APPS["gateway"],
+                perfkit.service_env("gateway", urls["gateway"], broker.bootstrap, api_keys=[key_entry], db_pool_size="10"),
+                log_dir=log_dir,
+            )
+            complaints = perfkit.Server(
+                "complaints",
+                perfkit.APPS["complaints"],
+                perfkit.service_env("complaints", urls["complaints"], broker.bootstrap),
+                log_dir=log_dir,
+            )
             with perfkit.servers(gateway, complaints):
                 dsn = perfkit.asyncpg_dsn(urls["complaints"])
                 warm = delayed_items(50, 10, "warm")
@@ -83,8 +106,9 @@ async def measure(args, log_dir: Path) -> dict:
                 profile = perfkit.Profiler(complaints.process.pid, log_dir / "profile-complaints", args.profile) if args.profile else None
                 if profile:
                     profile.__enter__()
-                batches = await asyncio.to_thread(ingest_e2e.post, gateway.url, api_key, items, batch=args.batch, concurrency=args.concurrency,
-                                                  work=log_dir)
+                batches = await asyncio.to_thread(
+                    ingest_e2e.post, gateway.url, api_key, items, batch=args.batch, concurrency=args.concurrency, work=log_dir
+                )
                 refused = [b for b in batches if b["status"] != 200 or b["accepted"] != b["n"]]
                 if refused:
                     raise RuntimeError(f"{len(refused)} batches not fully accepted, e.g. {refused[0]}")
@@ -95,7 +119,13 @@ async def measure(args, log_dir: Path) -> dict:
                         print(f"    {incl:6.1%} incl {own:6.1%} self  {frame}", flush=True)
     first_post = min(b["sent_at"] for b in batches)
     accepted_at = max(b["done_at"] for b in batches)
-    return {"events": events, "customers": customers, "storm_s": last_complaint - first_post, "accept_s": accepted_at - first_post, "raw": raw}
+    return {
+        "events": events,
+        "customers": customers,
+        "storm_s": last_complaint - first_post,
+        "accept_s": accepted_at - first_post,
+        "raw": raw,
+    }
 
 
 def run(args) -> dict:
@@ -103,11 +133,19 @@ def run(args) -> dict:
     raw_eps = figures["raw"]["produce_consume_eps"]
     rate = figures["events"] / figures["storm_s"]
     full = figures["events"] >= 10_000
-    print(f"[complaint_storm] {figures['events']} complaints in {figures['storm_s']:.1f} s ({rate:,.0f}/s); accepted in {figures['accept_s']:.1f} s",
-          flush=True)
+    print(
+        f"[complaint_storm] {figures['events']} complaints in {figures['storm_s']:.1f} s ({rate:,.0f}/s); accepted in "
+        f"{figures['accept_s']:.1f} s",
+        flush=True,
+    )
     rows = [
-        perfkit.row(f"{figures['events']:,} ShipmentDelayed -> complaints opened", figures["storm_s"], unit="s",
-                    target="< 60 s for 10,000" if full else "", met=figures["storm_s"] < 60 if full else None),
+        perfkit.row(
+            f"{figures['events']:,} ShipmentDelayed -> complaints opened",
+            figures["storm_s"],
+            unit="s",
+            target="< 60 s for 10,000" if full else "",
+            met=figures["storm_s"] < 60 if full else None,
+        ),
         perfkit.row("complaints opened per second", rate, baseline=raw_eps, unit="events/s"),
         perfkit.row("gateway accepted the storm in", figures["accept_s"], unit="s"),
     ]

@@ -11,6 +11,7 @@ uvloop, httptools), the same wrk load against each in turn, several rounds (so t
 the machine hits every variant alike). Printed: median req/s and p99 per variant, and the ratio to the
 first variant (the defaults). Variants are environment settings of crm_common.settings.ServiceSettings.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,12 @@ def run(args) -> dict:
             with perfkit.local_broker(log_dir) as broker:
                 await perfkit.prepare_topics(broker.bootstrap)
                 servers = {
-                    name: perfkit.Server(f"complaints-{i}", perfkit.APPS["complaints"],
-                                         perfkit.service_env("complaints", urls["complaints"], broker.bootstrap, run_scheduler="false", **env), log_dir=log_dir)
+                    name: perfkit.Server(
+                        f"complaints-{i}",
+                        perfkit.APPS["complaints"],
+                        perfkit.service_env("complaints", urls["complaints"], broker.bootstrap, run_scheduler="false", **env),
+                        log_dir=log_dir,
+                    )
                     for i, (name, env) in enumerate(VARIANTS.items())
                 }
                 results: dict[str, list[dict]] = {name: [] for name in servers}
@@ -54,10 +59,13 @@ def run(args) -> dict:
                         perfkit.http_load(server.url, paths, headers=headers, connections=args.connections, duration_s=2)
                     for round_ in range(rounds):
                         for name, server in servers.items():
-                            load = await asyncio.to_thread(perfkit.http_load, server.url, paths, headers=headers, connections=args.connections,
-                                                           duration_s=duration)
+                            load = await asyncio.to_thread(
+                                perfkit.http_load, server.url, paths, headers=headers, connections=args.connections, duration_s=duration
+                            )
                             results[name].append(load)
-                            print(f"[db_pool_ab] round {round_ + 1} {name}: {load['rps']:,.0f} req/s p99 {load['p99_ms']:.1f} ms", flush=True)
+                            print(
+                                f"[db_pool_ab] round {round_ + 1} {name}: {load['rps']:,.0f} req/s p99 {load['p99_ms']:.1f} ms", flush=True
+                            )
             return results
 
     results = asyncio.run(main())

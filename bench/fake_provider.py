@@ -1,5 +1,6 @@
 """A fake SMS/push provider on loopback for bench/notification_fanout.py (the contract of
 crm_notifications.channels.http_provider): POST /v1/messages -> {"id", "status": "sent"}; GET /count."""
+
 import itertools
 
 from fastapi import FastAPI, Request

@@ -10,6 +10,7 @@ difference between rows is the gateway's cost, the absolute figures depend on th
 Last, an A/B in alternating rounds: the agent call with the middleware forwarding straight to the proxy handler
 (what the gateway does) and through the framework's router (forwarding switched off), CPU ms per request.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,12 @@ async def main(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/gateway.db"
         await migrate(url)
-        settings = GatewaySettings(database_url=url, rate_limit_enabled=True, rate_limits={r: (1e6, 1e6) for r in ("agent", "customer", "anonymous")},
-                                   log_level="WARNING")
+        settings = GatewaySettings(
+            database_url=url,
+            rate_limit_enabled=True,
+            rate_limits={r: (1e6, 1e6) for r in ("agent", "customer", "anonymous")},
+            log_level="WARNING",
+        )
         app = create_app(settings, start_background=False, transports=fakes.transports())
         gateway = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
         direct = httpx.AsyncClient(transport=httpx.ASGITransport(app=fakes.apps["profile"]), base_url="http://profile")

@@ -20,6 +20,7 @@ Records are grouped per (topic, partition) with Kafka's default partitioner and 
 consumer's batch size, as the service's InboxConsumer would see them with a backlog.
 (bench/scoring_bench.py, the scoring engineer's, measures the recompute and the BG/NBD fit, not this path.)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,8 +48,13 @@ def encode_items(items: list[dict]) -> list[tuple[str, str, bytes]]:
     for item in items:
         model = payload_model(item["type"], 1)
         payload = model.model_validate(item["payload"])
-        envelope = make_event(payload, key=payload.customer_id, producer="bench-tms", occurred_at=dt.datetime.fromisoformat(item["occurred_at"]),
-                              event_id=uuid.UUID(item["event_id"]))
+        envelope = make_event(
+            payload,
+            key=payload.customer_id,
+            producer="bench-tms",
+            occurred_at=dt.datetime.fromisoformat(item["occurred_at"]),
+            event_id=uuid.UUID(item["event_id"]),
+        )
         out.append((topic_for(item["type"]), payload.customer_id, encode_envelope(envelope)))
     return out
 
@@ -84,7 +90,9 @@ def consumer_batches(records: list[tuple[str, str, bytes]], partitions: int, bat
         partition = partitioner(key.encode(), all_partitions, all_partitions)
         deliveries = per_partition[(topic, partition)]
         deliveries.append(Delivery(topic, partition, len(deliveries), key.encode(), value))
-    return [deliveries[start : start + batch_size] for deliveries in per_partition.values() for start in range(0, len(deliveries), batch_size)]
+    return [
+        deliveries[start : start + batch_size] for deliveries in per_partition.values() for start in range(0, len(deliveries), batch_size)
+    ]
 
 
 class _NoopHandler:
@@ -154,12 +162,22 @@ async def measure(args, log_dir: Path) -> dict:
         raw = await raw_kafka.measure(broker.bootstrap, events, 450, args.partitions)
         print(f"[ingest_direct] raw baseline: consume {raw['consume_eps']:,.0f} events/s", flush=True)
         ceiling = await ceilings(records, args.partitions, args.batch_size)
-        for label, figure in (("decode only", "decode_eps"), ("decode + inbox claim", "claim_eps"), ("decode + claim + facts", "facts_eps")):
-            print(f"[ingest_direct] ceiling, {label}: {ceiling[figure]:,.0f} events/s = {ceiling[figure] / raw['consume_eps']:.2f} of raw consume", flush=True)
+        for label, figure in (
+            ("decode only", "decode_eps"),
+            ("decode + inbox claim", "claim_eps"),
+            ("decode + claim + facts", "facts_eps"),
+        ):
+            print(
+                f"[ingest_direct] ceiling, {label}: {ceiling[figure]:,.0f} events/s = {ceiling[figure] / raw['consume_eps']:.2f} of raw "
+                "consume",
+                flush=True,
+            )
         if args.ceilings_only:
             return {"events": events, "customers": customers, "raw": raw, "ceiling": ceiling}
         async with perfkit.fresh_databases("scoring") as urls:
-            scoring = perfkit.Server("scoring", perfkit.APPS["scoring"], perfkit.service_env("scoring", urls["scoring"], broker.bootstrap), log_dir=log_dir)
+            scoring = perfkit.Server(
+                "scoring", perfkit.APPS["scoring"], perfkit.service_env("scoring", urls["scoring"], broker.bootstrap), log_dir=log_dir
+            )
             with perfkit.servers(scoring):
                 dsn = perfkit.asyncpg_dsn(urls["scoring"])
                 warm = encode_items(perfkit.tms_items(200, 50, seed=3, run="warm"))
@@ -167,10 +185,16 @@ async def measure(args, log_dir: Path) -> dict:
                     path = log_dir / f"records-{name}.pickle"
                     path.write_bytes(pickle.dumps(chunk))
                     before, _ = await ingest_e2e.inbox_rows(dsn)
-                    profile = perfkit.Profiler(scoring.process.pid, log_dir / "profile-scoring", args.profile) if args.profile and name == "main" else None
+                    profile = (
+                        perfkit.Profiler(scoring.process.pid, log_dir / "profile-scoring", args.profile)
+                        if args.profile and name == "main"
+                        else None
+                    )
                     if profile:
                         profile.__enter__()
-                    completed = subprocess.run([perfkit.PYTHON, "-c", PUBLISHER, broker.bootstrap, str(path)], capture_output=True, text=True, timeout=900)
+                    completed = subprocess.run(
+                        [perfkit.PYTHON, "-c", PUBLISHER, broker.bootstrap, str(path)], capture_output=True, text=True, timeout=900
+                    )
                     if completed.returncode != 0:
                         raise RuntimeError(completed.stderr)
                     started = float(completed.stdout.split()[1])
@@ -179,14 +203,25 @@ async def measure(args, log_dir: Path) -> dict:
                         profile.__exit__(None, None, None)
                 _, last = await ingest_e2e.inbox_rows(dsn)
                 per_transaction = await ingest_e2e.events_per_transaction(dsn, since=started)
-                print(f"[ingest_direct] scoring consumer: {per_transaction:,.0f} events per transaction (batch size {ceiling['batch_size']})", flush=True)
+                print(
+                    f"[ingest_direct] scoring consumer: {per_transaction:,.0f} events per transaction (batch size {ceiling['batch_size']})",
+                    flush=True,
+                )
                 watcher = ingest_e2e.ScoreWatcher(dsn)  # then until every marked customer is rescored
                 deadline = time.monotonic() + 600
                 while await watcher.queue_length() > 0 and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
                 scored = time.time()
-    return {"events": events, "customers": customers, "eps": events / (last - started), "scored_eps": events / (scored - started),
-            "events_per_transaction": per_transaction, "rescore_queue": watcher.has_queue, "raw": raw, "ceiling": ceiling}
+    return {
+        "events": events,
+        "customers": customers,
+        "eps": events / (last - started),
+        "scored_eps": events / (scored - started),
+        "events_per_transaction": per_transaction,
+        "rescore_queue": watcher.has_queue,
+        "raw": raw,
+        "ceiling": ceiling,
+    }
 
 
 def run(args) -> dict:
@@ -199,9 +234,18 @@ def run(args) -> dict:
     ]
     if "eps" not in figures:
         return perfkit.result("ingest_direct", ceiling_rows, figures=figures)
-    rows = [perfkit.row("direct Kafka -> scoring facts committed", figures["eps"], baseline=raw, unit="events/s", target=">= 50% of raw consume",
-                        met=figures["eps"] >= 0.5 * raw),
-            perfkit.row("direct Kafka -> every score committed", figures["scored_eps"], baseline=raw, unit="events/s"), *ceiling_rows]
+    rows = [
+        perfkit.row(
+            "direct Kafka -> scoring facts committed",
+            figures["eps"],
+            baseline=raw,
+            unit="events/s",
+            target=">= 50% of raw consume",
+            met=figures["eps"] >= 0.5 * raw,
+        ),
+        perfkit.row("direct Kafka -> every score committed", figures["scored_eps"], baseline=raw, unit="events/s"),
+        *ceiling_rows,
+    ]
     return perfkit.result("ingest_direct", rows, figures=figures)
 
 

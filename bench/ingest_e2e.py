@@ -10,9 +10,11 @@ after that (customer_scores.computed_at, polled every 0.2 s; scoring rescores ma
 the inbox transaction). The run ends when every event is in the inbox and the rescore queue is empty.
 
 Figures: end-to-end events/s (events / (last score commit - first post)), gateway acceptance rate, facts rate,
-p50/p99 lag from post to committed score (and to committed facts). Baseline (same run, same broker): raw aiokafka produce+consume rate (bench/raw_kafka.py).
+p50/p99 lag from post to committed score (and to committed facts). Baseline (same run, same broker): raw aiokafka
+produce+consume rate (bench/raw_kafka.py).
 Target: >= 10,000 events/s and >= 25% of the raw rate.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,15 +43,17 @@ async def inbox_rows(dsn: str, consumer: str = "scoring") -> tuple[int, float | 
 
 async def events_per_transaction(dsn: str, consumer: str = "scoring", since: float | None = None) -> float:
     """Mean events per consumer transaction: the rows of one claim share its processed_at."""
-    import datetime as dt
 
     import asyncpg
 
-    after = dt.datetime.fromtimestamp(since or 0, dt.timezone.utc)
+    after = dt.datetime.fromtimestamp(since or 0, dt.UTC)
     connection = await asyncpg.connect(dsn)
     try:
-        row = await connection.fetchrow("SELECT count(*) AS n, count(DISTINCT processed_at) AS transactions FROM inbox WHERE consumer = $1 AND processed_at >= $2",
-                                        consumer, after)
+        row = await connection.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT processed_at) AS transactions FROM inbox WHERE consumer = $1 AND processed_at >= $2",
+            consumer,
+            after,
+        )
         return row["n"] / row["transactions"] if row["transactions"] else float("nan")
     finally:
         await connection.close()
@@ -91,7 +95,7 @@ class ScoreWatcher:
                         times.append(t)
                 try:
                     await asyncio.wait_for(self._stop.wait(), 0.2)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             await connection.close()
@@ -140,9 +144,21 @@ async def wait_for_inbox(dsn: str, expected: int, *, stall_s: float = 60.0, time
 def post(base_url: str, api_key: str, items: list[dict], *, batch: int, concurrency: int, work: Path) -> list[dict]:
     items_file, out_file, spec_file = work / "items.json", work / "batches.jsonl", work / "spec.json"
     items_file.write_text(json.dumps(items))
-    spec_file.write_text(json.dumps({"base_url": base_url, "api_key": api_key, "items_file": str(items_file), "batch": batch,
-                                     "concurrency": concurrency, "out_file": str(out_file)}))
-    completed = subprocess.run([perfkit.PYTHON, str(perfkit.BENCH / "ingest_poster.py"), str(spec_file)], capture_output=True, text=True, timeout=3600)
+    spec_file.write_text(
+        json.dumps(
+            {
+                "base_url": base_url,
+                "api_key": api_key,
+                "items_file": str(items_file),
+                "batch": batch,
+                "concurrency": concurrency,
+                "out_file": str(out_file),
+            }
+        )
+    )
+    completed = subprocess.run(
+        [perfkit.PYTHON, str(perfkit.BENCH / "ingest_poster.py"), str(spec_file)], capture_output=True, text=True, timeout=3600
+    )
     if completed.returncode != 0:
         raise RuntimeError(f"poster failed: {completed.stdout}\n{completed.stderr}")
     return [json.loads(line) for line in out_file.read_text().splitlines() if line]
@@ -158,9 +174,15 @@ async def measure(args, log_dir: Path) -> dict:
         print(f"[ingest_e2e] raw baseline: {raw['produce_consume_eps']:,.0f} events/s produce+consume", flush=True)
         api_key, key_entry = perfkit.tms_api_key()
         async with perfkit.fresh_databases("gateway", "scoring") as urls:
-            gateway = perfkit.Server("gateway", perfkit.APPS["gateway"], perfkit.service_env(
-                "gateway", urls["gateway"], broker.bootstrap, api_keys=[key_entry], db_pool_size="10"), log_dir=log_dir)
-            scoring = perfkit.Server("scoring", perfkit.APPS["scoring"], perfkit.service_env("scoring", urls["scoring"], broker.bootstrap), log_dir=log_dir)
+            gateway = perfkit.Server(
+                "gateway",
+                perfkit.APPS["gateway"],
+                perfkit.service_env("gateway", urls["gateway"], broker.bootstrap, api_keys=[key_entry], db_pool_size="10"),
+                log_dir=log_dir,
+            )
+            scoring = perfkit.Server(
+                "scoring", perfkit.APPS["scoring"], perfkit.service_env("scoring", urls["scoring"], broker.bootstrap), log_dir=log_dir
+            )
             with perfkit.servers(gateway, scoring):
                 scoring_dsn = perfkit.asyncpg_dsn(urls["scoring"])
                 # warm-up: the consumer joins its group and every code path is loaded
@@ -172,9 +194,19 @@ async def measure(args, log_dir: Path) -> dict:
                 items = perfkit.tms_items(events, customers, seed=args.seed)
                 watcher = ScoreWatcher(scoring_dsn)
                 watch_task = asyncio.create_task(watcher.run())
-                print(f"[ingest_e2e] posting {events} events ({customers} customers) in batches of {args.batch}, {args.concurrency} connections", flush=True)
-                profiles = [perfkit.Profiler(server.process.pid, log_dir / f"profile-{server.name}", args.profile) for server in (gateway, scoring)] \
-                    if args.profile else []
+                print(
+                    f"[ingest_e2e] posting {events} events ({customers} customers) in batches of {args.batch}, {args.concurrency} "
+                    "connections",
+                    flush=True,
+                )
+                profiles = (
+                    [
+                        perfkit.Profiler(server.process.pid, log_dir / f"profile-{server.name}", args.profile)
+                        for server in (gateway, scoring)
+                    ]
+                    if args.profile
+                    else []
+                )
                 for profile in profiles:
                     profile.__enter__()
                 batches = post(gateway.url, api_key, items, batch=args.batch, concurrency=args.concurrency, work=log_dir)
@@ -184,8 +216,7 @@ async def measure(args, log_dir: Path) -> dict:
                     raise RuntimeError(f"{len(bad)} batches refused, e.g. {bad[0]}")
                 first_post = min(b["sent_at"] for b in batches)
                 last_answer = max(b["done_at"] for b in batches)
-                await wait_for_inbox(scoring_dsn, base_count + accepted,
-                                     progress=lambda n: None)
+                await wait_for_inbox(scoring_dsn, base_count + accepted, progress=lambda n: None)
                 committed = await commit_times(scoring_dsn)
                 per_transaction = await events_per_transaction(scoring_dsn, since=min(b["sent_at"] for b in batches))
                 print(f"[ingest_e2e] scoring consumer: {per_transaction:,.0f} events per transaction", flush=True)
@@ -216,13 +247,23 @@ async def measure(args, log_dir: Path) -> dict:
     last_fact = max(committed[eid] for eid in sent_at if eid in committed)
     last_score = max(score_times) if score_times else float("nan")
     return {
-        "events": events, "customers": customers, "batch": args.batch, "concurrency": args.concurrency, "accepted": accepted,
+        "events": events,
+        "customers": customers,
+        "batch": args.batch,
+        "concurrency": args.concurrency,
+        "accepted": accepted,
         "e2e_eps": len(score_lags) / (last_score - first_post) if score_lags else 0.0,
-        "facts_eps": len(fact_lags) / (last_fact - first_post), "gateway_accept_eps": accepted / (last_answer - first_post),
-        "lag_p50_s": perfkit.percentile(score_lags, 0.5), "lag_p99_s": perfkit.percentile(score_lags, 0.99),
+        "facts_eps": len(fact_lags) / (last_fact - first_post),
+        "gateway_accept_eps": accepted / (last_answer - first_post),
+        "lag_p50_s": perfkit.percentile(score_lags, 0.5),
+        "lag_p99_s": perfkit.percentile(score_lags, 0.99),
         "lag_max_s": max(score_lags) if score_lags else float("nan"),
-        "facts_lag_p50_s": perfkit.percentile(fact_lags, 0.5), "facts_lag_p99_s": perfkit.percentile(fact_lags, 0.99),
-        "events_without_score_seen": missing, "rescore_queue": watcher.has_queue, "raw": raw, "events_per_transaction": per_transaction,
+        "facts_lag_p50_s": perfkit.percentile(fact_lags, 0.5),
+        "facts_lag_p99_s": perfkit.percentile(fact_lags, 0.99),
+        "events_without_score_seen": missing,
+        "rescore_queue": watcher.has_queue,
+        "raw": raw,
+        "events_per_transaction": per_transaction,
     }
 
 
@@ -232,8 +273,14 @@ def run(args) -> dict:
     raw_eps = figures["raw"]["produce_consume_eps"]
     e2e = figures["e2e_eps"]
     rows = [
-        perfkit.row("end-to-end rate", e2e, baseline=raw_eps, unit="events/s", target=">= 10,000 and >= 25% of raw",
-                    met=e2e >= 10_000 and e2e >= 0.25 * raw_eps),
+        perfkit.row(
+            "end-to-end rate",
+            e2e,
+            baseline=raw_eps,
+            unit="events/s",
+            target=">= 10,000 and >= 25% of raw",
+            met=e2e >= 10_000 and e2e >= 0.25 * raw_eps,
+        ),
         perfkit.row("gateway acceptance rate", figures["gateway_accept_eps"], baseline=raw_eps, unit="events/s"),
         perfkit.row("facts committed (scoring inbox) rate", figures["facts_eps"], baseline=raw_eps, unit="events/s"),
         perfkit.row("lag post -> committed score p50", figures["lag_p50_s"] * 1000, unit="ms"),

@@ -5,6 +5,7 @@
 Writes out_file: one JSON line per batch {"sent_at": epoch seconds, "done_at", "status", "accepted", "duplicates",
 "rejected", "first": index of its first item, "n"}.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,9 +46,18 @@ async def main(spec: dict) -> None:
                         continue
                     break
                 body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-                out.append({"sent_at": sent_at, "done_at": time.time(), "status": response.status_code, "accepted": body.get("accepted", 0),
-                            "duplicates": body.get("duplicates", 0), "rejected": body.get("rejected", 0), "first": start,
-                            "n": min(batch, len(items) - start)})
+                out.append(
+                    {
+                        "sent_at": sent_at,
+                        "done_at": time.time(),
+                        "status": response.status_code,
+                        "accepted": body.get("accepted", 0),
+                        "duplicates": body.get("duplicates", 0),
+                        "rejected": body.get("rejected", 0),
+                        "first": start,
+                        "n": min(batch, len(items) - start),
+                    }
+                )
 
         await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
     with open(spec["out_file"], "w") as handle:

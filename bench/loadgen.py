@@ -6,6 +6,7 @@
 Runs in its own process so the load does not share an event loop (or a core) with the server.
 Prints `LOADJSON {...}` with requests, rps, p50/p90/p99 in ms and errors.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,8 +57,17 @@ async def main(spec: dict) -> dict:
         seconds = time.perf_counter() - started
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")  # noqa: E731
-    return {"requests": len(latencies), "seconds": seconds, "rps": len(latencies) / seconds, "p50_ms": pick(0.5), "p90_ms": pick(0.9),
-            "p99_ms": pick(0.99), "max_ms": latencies[-1] * 1000 if latencies else float("nan"), "errors": errors + non_2xx, "non_2xx": non_2xx}
+    return {
+        "requests": len(latencies),
+        "seconds": seconds,
+        "rps": len(latencies) / seconds,
+        "p50_ms": pick(0.5),
+        "p90_ms": pick(0.9),
+        "p99_ms": pick(0.99),
+        "max_ms": latencies[-1] * 1000 if latencies else float("nan"),
+        "errors": errors + non_2xx,
+        "non_2xx": non_2xx,
+    }
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ SQLAlchemy on an autocommit connection of the engine's pool, with and without th
 Printed: wall and CPU milliseconds per lookup (500 sequential), lookups/s with 16 concurrent (1,000).
 It tells how much of a status query is the service's own database code, before HTTP and the gateway.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,7 +32,7 @@ async def measure(count: int) -> dict:
         for variant in ("Database.read (asyncpg)", "SQLAlchemy, pre-ping", "SQLAlchemy, no pre-ping"):
             db = Database(urls["complaints"], pre_ping=variant == "SQLAlchemy, pre-ping")
 
-            async def page_of(tracking: str) -> list:
+            async def page_of(tracking: str, variant: str = variant, db: Database = db) -> list:
                 if variant.startswith("Database.read"):
                     return await db.read(lambda reader: api.lookup_page(reader, agent, tracking_number=tracking))
                 async with db.engine.connect() as connection:
@@ -52,7 +53,7 @@ async def measure(count: int) -> dict:
             cpu_ms = (time.process_time() - cpu) / 500 * 1000
             limit = asyncio.Semaphore(16)
 
-            async def limited(t: str) -> None:
+            async def limited(t: str, limit: asyncio.Semaphore = limit) -> None:
                 async with limit:
                     await one(t)
 

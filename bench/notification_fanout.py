@@ -12,6 +12,7 @@ Figures: segment selection + queueing (messages/s), dispatch (messages/s into th
 by the provider). Baseline (same run): the same number of POSTs to the fake provider from one httpx
 client with 8 concurrent requests, i.e. what the provider and loopback take without the pipeline.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perfkit  # noqa: E402
 
-T0 = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.timezone.utc)  # 10:00 in Asia/Shanghai
+T0 = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # 10:00 in Asia/Shanghai
 
 
 class NoDLQ:
@@ -42,8 +43,11 @@ async def provider_baseline(url: str, n: int, concurrency: int = 8) -> float:
         async def worker() -> None:
             while not queue.empty():
                 i = queue.get_nowait()
-                response = await client.post("/v1/messages", json={"channel": "sms", "to": f"+86137{i:08d}", "text": "x" * 120, "reference": str(i)},
-                                             headers={"Idempotency-Key": f"b{i}"})
+                response = await client.post(
+                    "/v1/messages",
+                    json={"channel": "sms", "to": f"+86137{i:08d}", "text": "x" * 120, "reference": str(i)},
+                    headers={"Idempotency-Key": f"b{i}"},
+                )
                 response.raise_for_status()
 
         started = time.perf_counter()
@@ -72,8 +76,15 @@ async def measure(args, log_dir: Path) -> dict:
             baseline_n = min(contacts, 1000 if args.quick else 20000)
             baseline = await provider_baseline(provider.url, baseline_n)
             print(f"[notification_fanout] baseline: {baseline:,.0f} provider POSTs/s", flush=True)
-            settings = NotificationsSettings(database_url=urls["notifications"], run_consumers=False, run_outbox_relay=False, run_dispatcher=False,
-                                             run_scans=False, sms_provider_url=provider.url, dispatcher_batch_size=args.batch)
+            settings = NotificationsSettings(
+                database_url=urls["notifications"],
+                run_consumers=False,
+                run_outbox_relay=False,
+                run_dispatcher=False,
+                run_scans=False,
+                sms_provider_url=provider.url,
+                dispatcher_batch_size=args.batch,
+            )
             runtime = NotificationsRuntime(settings, clock=ManualClock(T0))
             try:
                 await runtime.seed_defaults()
@@ -86,23 +97,43 @@ async def measure(args, log_dir: Path) -> dict:
                     for k in range(2):
                         i = 2 * c + k
                         quiet = i % 10 == 3
-                        people.append(ContactSnapshot(
-                            contact_id=f"k{i}", name=f"Contact {i}", phone=f"+86137{i:08d}", email=f"k{i}@example.com",
-                            language="en" if i % 3 == 0 else "zh-CN", marketing_consent=i % 20 >= 3,  # 15% without consent
-                            quiet_hours_start=dt.time(9, 0) if quiet else None, quiet_hours_end=dt.time(11, 0) if quiet else None))
-                    batch.append(make_event(CustomerRegistered(customer_id=f"c{c}", name=f"Shipper {c}", status="active", contacts=people),
-                                            key=f"c{c}", producer="bench"))
+                        people.append(
+                            ContactSnapshot(
+                                contact_id=f"k{i}",
+                                name=f"Contact {i}",
+                                phone=f"+86137{i:08d}",
+                                email=f"k{i}@example.com",
+                                language="en" if i % 3 == 0 else "zh-CN",
+                                marketing_consent=i % 20 >= 3,  # 15% without consent
+                                quiet_hours_start=dt.time(9, 0) if quiet else None,
+                                quiet_hours_end=dt.time(11, 0) if quiet else None,
+                            )
+                        )
+                    batch.append(
+                        make_event(
+                            CustomerRegistered(customer_id=f"c{c}", name=f"Shipper {c}", status="active", contacts=people),
+                            key=f"c{c}",
+                            producer="bench",
+                        )
+                    )
                     if len(batch) == 500 or c == customers - 1:
-                        await processor.process([Delivery("bench", 0, offset + j, e.key.encode(), encode_envelope(e)) for j, e in enumerate(batch)])
+                        await processor.process(
+                            [Delivery("bench", 0, offset + j, e.key.encode(), encode_envelope(e)) for j, e in enumerate(batch)]
+                        )
                         offset += len(batch)
                         batch = []
                 directory_s = time.perf_counter() - started
                 print(f"[notification_fanout] directory: {contacts:,} contacts in {directory_s:.1f} s", flush=True)
                 async with runtime.transaction() as session:
                     for language in ("zh-CN", "en"):
-                        await templates.save_version(session, key="bench_news", language=language, subject="News for {{ customer_name }}",
-                                                     body="Dear {{ contact_name }}, our new cold-chain lanes are open.",
-                                                     variables=["customer_name", "contact_name"])
+                        await templates.save_version(
+                            session,
+                            key="bench_news",
+                            language=language,
+                            subject="News for {{ customer_name }}",
+                            body="Dear {{ contact_name }}, our new cold-chain lanes are open.",
+                            variables=["customer_name", "contact_name"],
+                        )
                 request = dict(segment={"status": "active"}, template_key="bench_news", channel="sms", category="marketing")
                 started = time.perf_counter()
                 async with runtime.transaction() as session:
@@ -112,8 +143,11 @@ async def measure(args, log_dir: Path) -> dict:
                 async with runtime.transaction() as session:
                     sent = await segment_send(session, SegmentSendIn(**request, dry_run=False, expected_recipients=dry.recipients), T0)
                 queue_s = time.perf_counter() - started
-                print(f"[notification_fanout] segment: dry run {dry_s:.1f} s, send {queue_s:.1f} s: {sent.recipients:,} recipients, "
-                      f"{sent.queued:,} queued, suppressed {sent.suppressed}", flush=True)
+                print(
+                    f"[notification_fanout] segment: dry run {dry_s:.1f} s, send {queue_s:.1f} s: {sent.recipients:,} recipients, "
+                    f"{sent.queued:,} queued, suppressed {sent.suppressed}",
+                    flush=True,
+                )
                 started = time.perf_counter()
                 handled = 0
                 import os
@@ -132,23 +166,45 @@ async def measure(args, log_dir: Path) -> dict:
                 received = httpx.get(provider.url + "/count").json()["n"] - baseline_n
             finally:
                 await runtime.stop()
-    return {"contacts": contacts, "customers": customers, "recipients": sent.recipients, "queued": sent.queued, "suppressed": sent.suppressed,
-            "handled": handled, "delivered_to_provider": received, "directory_s": directory_s, "dry_run_s": dry_s, "queue_s": queue_s,
-            "dispatch_s": dispatch_s, "queue_mps": sent.queued / queue_s if queue_s else 0.0,
-            "dispatch_mps": received / dispatch_s if dispatch_s else 0.0, "baseline_mps": baseline}
+    return {
+        "contacts": contacts,
+        "customers": customers,
+        "recipients": sent.recipients,
+        "queued": sent.queued,
+        "suppressed": sent.suppressed,
+        "handled": handled,
+        "delivered_to_provider": received,
+        "directory_s": directory_s,
+        "dry_run_s": dry_s,
+        "queue_s": queue_s,
+        "dispatch_s": dispatch_s,
+        "queue_mps": sent.queued / queue_s if queue_s else 0.0,
+        "dispatch_mps": received / dispatch_s if dispatch_s else 0.0,
+        "baseline_mps": baseline,
+    }
 
 
 def run(args) -> dict:
     figures = asyncio.run(measure(args, perfkit.log_dir_for("notification_fanout")))
     deferred = figures["handled"] - figures["delivered_to_provider"]
-    print(f"[notification_fanout] dispatch: {figures['delivered_to_provider']:,} messages to the provider in {figures['dispatch_s']:.1f} s "
-          f"({deferred:,} handled without a send: quiet hours / caps)", flush=True)
+    print(
+        f"[notification_fanout] dispatch: {figures['delivered_to_provider']:,} messages to the provider in {figures['dispatch_s']:.1f} s "
+        f"({deferred:,} handled without a send: quiet hours / caps)",
+        flush=True,
+    )
     end_to_end = figures["delivered_to_provider"] / (figures["queue_s"] + figures["dispatch_s"])
     rows = [
         perfkit.row("segment selection + queueing", figures["queue_mps"], unit="messages/s"),
-        perfkit.row("dispatch into the channel adapter", figures["dispatch_mps"], baseline=figures["baseline_mps"], unit="messages/s",
-                    target="baseline: provider POSTs without the pipeline"),
-        perfkit.row(f"segment send to {figures['contacts']:,} contacts, end to end", end_to_end, baseline=figures["baseline_mps"], unit="messages/s"),
+        perfkit.row(
+            "dispatch into the channel adapter",
+            figures["dispatch_mps"],
+            baseline=figures["baseline_mps"],
+            unit="messages/s",
+            target="baseline: provider POSTs without the pipeline",
+        ),
+        perfkit.row(
+            f"segment send to {figures['contacts']:,} contacts, end to end", end_to_end, baseline=figures["baseline_mps"], unit="messages/s"
+        ),
     ]
     return perfkit.result("notification_fanout", rows, figures=figures)
 

@@ -12,6 +12,7 @@ server's figures. perfkit.open_loop runs several of these processes with the rat
 their latencies. The client is aiohttp with a bounded keep-alive pool: a request waiting for a free connection is
 queueing, and that wait is part of its latency.
 """
+
 from __future__ import annotations
 
 import array
@@ -48,7 +49,7 @@ async def run(spec: dict) -> dict:
                 async with session.request(method, paths[index % len(paths)], data=body) as response:
                     await response.read()
                     outcome["ok" if response.status < 300 else "non_2xx"] += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 outcome["errors"] += 1
             latencies.append(time.perf_counter() - due)
 
@@ -64,8 +65,12 @@ async def run(spec: dict) -> dict:
         elapsed = time.perf_counter() - start
     with open(spec["out"], "wb") as out:
         latencies.tofile(out)
-    return {"scheduled": total, "elapsed_s": elapsed, **outcome,
-            "send_lag_p99_ms": 1000 * sorted(send_lags)[int(0.99 * (len(send_lags) - 1))] if send_lags else 0.0}
+    return {
+        "scheduled": total,
+        "elapsed_s": elapsed,
+        **outcome,
+        "send_lag_p99_ms": 1000 * sorted(send_lags)[int(0.99 * (len(send_lags) - 1))] if send_lags else 0.0,
+    }
 
 
 def main() -> int:

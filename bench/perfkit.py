@@ -7,6 +7,7 @@ JSON on the last line (what bench/run_all.py reads). A result is
 
 Baselines are always measured in the same run, on the same machine: nothing here is a hard-coded figure.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,7 +45,13 @@ APPS = {
     "complaints": "crm_complaints.main:app",
     "notifications": "crm_notifications.main:app",
 }
-ENV_PREFIX = {"gateway": "GATEWAY_", "profile": "PROFILE_", "scoring": "SCORING_", "complaints": "COMPLAINTS_", "notifications": "NOTIFICATIONS_"}
+ENV_PREFIX = {
+    "gateway": "GATEWAY_",
+    "profile": "PROFILE_",
+    "scoring": "SCORING_",
+    "complaints": "COMPLAINTS_",
+    "notifications": "NOTIFICATIONS_",
+}
 
 
 # ----------------------------------------------------------------------------- figures
@@ -171,7 +178,7 @@ class StandInAnalyzer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stand-in-analyzer", daemon=True)
 
-    def start(self) -> "StandInAnalyzer":
+    def start(self) -> StandInAnalyzer:
         print(f"[perfkit] the server's autovacuum is off: ANALYZE every {self.interval_s:.0f} s stands in for it", flush=True)
         self._thread.start()
         return self
@@ -215,7 +222,7 @@ def local_broker(log_dir: Path | None = None):
         broker.stop()
 
 
-async def prepare_topics(bootstrap: str, partitions: int = 6, prefix: str = "") -> "Any":
+async def prepare_topics(bootstrap: str, partitions: int = 6, prefix: str = "") -> Any:
     from crm_common.bus import ensure_topics
     from crm_common.events.topics import ALL_TOPICS
     from crm_common.settings import KafkaSettings
@@ -235,7 +242,17 @@ def free_port() -> int:
 class Server:
     """`uvicorn <app>` in a subprocess with uvloop + httptools, access log off, one worker."""
 
-    def __init__(self, name: str, app: str, env: dict[str, str], *, port: int | None = None, log_dir: Path, cwd: Path = REPO, extra_path: list[Path] = ()):
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        env: dict[str, str],
+        *,
+        port: int | None = None,
+        log_dir: Path,
+        cwd: Path = REPO,
+        extra_path: list[Path] = (),
+    ):
         self.name = name
         self.app = app
         self.port = port or free_port()
@@ -251,13 +268,34 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop", "--http", "httptools",
-             "--no-access-log", "--log-level", "warning", "--workers", "1"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd, start_new_session=True,
+            [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                self.app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--workers",
+                "1",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.cwd,
+            start_new_session=True,
         )
         log.close()
         return self
@@ -268,7 +306,9 @@ class Server:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(self.url + path, timeout=1.0).status_code < 500:
                     return
@@ -341,8 +381,13 @@ def agent_token(role: str = "agent", subject: str = "bench-agent", **claims: Any
 
     settings = GatewaySettings()
     return mint_token(
-        signing_key_from_config(DEV_KEY), subject=subject, role=role, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-        ttl=dt.timedelta(hours=2), **claims,
+        signing_key_from_config(DEV_KEY),
+        subject=subject,
+        role=role,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=dt.timedelta(hours=2),
+        **claims,
     )
 
 
@@ -390,15 +435,24 @@ function done(summary, latency, requests)
     summary.requests, summary.duration, summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status, summary.errors.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
 end
-"""
+"""  # noqa: E501 (a Lua script for wrk)
 
 
 def have_wrk() -> bool:
     return shutil.which("wrk") is not None and os.environ.get("BENCH_NO_WRK") != "1"
 
 
-def http_load(base_url: str, paths: list[str], *, headers: dict[str, str] | None = None, method: str = "GET", bodies: list[str] | None = None,
-              connections: int = 32, duration_s: float = 10.0, threads: int = 1) -> dict:
+def http_load(
+    base_url: str,
+    paths: list[str],
+    *,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    bodies: list[str] | None = None,
+    connections: int = 32,
+    duration_s: float = 10.0,
+    threads: int = 1,
+) -> dict:
     """Load from a SECOND process on loopback: wrk when installed, else bench/loadgen.py (asyncio + httpx).
 
     Returns {"requests", "rps", "p50_ms", "p90_ms", "p99_ms", "errors", "tool"}.
@@ -408,39 +462,71 @@ def http_load(base_url: str, paths: list[str], *, headers: dict[str, str] | None
         (work / "paths.txt").write_text("\n".join(paths) + "\n")
         if bodies:
             (work / "bodies.txt").write_text("\n".join(bodies) + "\n")
-        env = dict(os.environ, BENCH_PATHS=str(work / "paths.txt"), BENCH_METHOD=method, BENCH_BODIES=str(work / "bodies.txt") if bodies else "")
+        env = dict(
+            os.environ, BENCH_PATHS=str(work / "paths.txt"), BENCH_METHOD=method, BENCH_BODIES=str(work / "bodies.txt") if bodies else ""
+        )
         if have_wrk():
             (work / "script.lua").write_text(WRK_SCRIPT)
-            command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration_s:.0f}s", "--timeout", "10s", "-s", str(work / "script.lua")]
+            command = [
+                "wrk",
+                "-t",
+                str(threads),
+                "-c",
+                str(connections),
+                "-d",
+                f"{duration_s:.0f}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(work / "script.lua"),
+            ]
             for name, value in (headers or {}).items():
                 command += ["-H", f"{name}: {value}"]
             command.append(base_url)
             completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration_s + 60)
-            line = next((l for l in completed.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+            line = next((out for out in completed.stdout.splitlines() if out.startswith("WRKJSON ")), None)
             if line is None:
                 raise RuntimeError(f"wrk failed: {completed.stdout}\n{completed.stderr}")
-            raw = json.loads(line[len("WRKJSON "):])
+            raw = json.loads(line[len("WRKJSON ") :])
             seconds = raw["duration_us"] / 1e6
             errors = raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["status_errors"] + raw["timeouts"]
             return {
-                "tool": "wrk", "requests": raw["requests"], "seconds": seconds, "rps": raw["requests"] / seconds if seconds else 0.0,
-                "p50_ms": raw["p50_us"] / 1000, "p90_ms": raw["p90_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "max_ms": raw["max_us"] / 1000,
-                "errors": errors, "non_2xx": raw["status_errors"],
+                "tool": "wrk",
+                "requests": raw["requests"],
+                "seconds": seconds,
+                "rps": raw["requests"] / seconds if seconds else 0.0,
+                "p50_ms": raw["p50_us"] / 1000,
+                "p90_ms": raw["p90_us"] / 1000,
+                "p99_ms": raw["p99_us"] / 1000,
+                "max_ms": raw["max_us"] / 1000,
+                "errors": errors,
+                "non_2xx": raw["status_errors"],
             }
         spec = {"base_url": base_url, "headers": headers or {}, "method": method, "connections": connections, "duration_s": duration_s}
         (work / "spec.json").write_text(json.dumps(spec))
-        completed = subprocess.run([PYTHON, str(BENCH / "loadgen.py"), str(work / "spec.json")], env=env, capture_output=True, text=True,
-                                   timeout=duration_s + 60)
-        line = next((l for l in completed.stdout.splitlines() if l.startswith("LOADJSON ")), None)
+        completed = subprocess.run(
+            [PYTHON, str(BENCH / "loadgen.py"), str(work / "spec.json")], env=env, capture_output=True, text=True, timeout=duration_s + 60
+        )
+        line = next((text for text in completed.stdout.splitlines() if text.startswith("LOADJSON ")), None)
         if line is None:
             raise RuntimeError(f"loadgen failed: {completed.stdout}\n{completed.stderr}")
-        return json.loads(line[len("LOADJSON "):]) | {"tool": "loadgen(httpx)"}
+        return json.loads(line[len("LOADJSON ") :]) | {"tool": "loadgen(httpx)"}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def open_loop(base_url: str, paths: list[str], *, rate: float, duration_s: float, headers: dict[str, str] | None = None,
-              method: str = "GET", bodies: list[str] | None = None, generators: int = 2, connections: int = 256) -> dict:
+def open_loop(
+    base_url: str,
+    paths: list[str],
+    *,
+    rate: float,
+    duration_s: float,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    bodies: list[str] | None = None,
+    generators: int = 2,
+    connections: int = 256,
+) -> dict:
     """Open-loop load at a fixed `rate` (requests/s) from `generators` processes (bench/openloop.py), latency from each
     request's due time. Returns {"rate", "achieved_rps", "p50_ms", "p99_ms", "p999_ms", "max_ms", "errors", "non_2xx",
     "send_lag_p99_ms", "requests"}."""
@@ -454,18 +540,33 @@ def open_loop(base_url: str, paths: list[str], *, rate: float, duration_s: float
         env = dict(os.environ, BENCH_PATHS=str(work / "paths.txt"), BENCH_BODIES=str(work / "bodies.txt") if bodies else "")
         processes = []
         for index in range(generators):
-            spec = {"base_url": base_url, "headers": headers or {}, "method": method, "rate": rate / generators, "duration_s": duration_s,
-                    "phase_s": index / rate, "connections": max(1, connections // generators), "out": str(work / f"latencies-{index}.bin")}
+            spec = {
+                "base_url": base_url,
+                "headers": headers or {},
+                "method": method,
+                "rate": rate / generators,
+                "duration_s": duration_s,
+                "phase_s": index / rate,
+                "connections": max(1, connections // generators),
+                "out": str(work / f"latencies-{index}.bin"),
+            }
             (work / f"spec-{index}.json").write_text(json.dumps(spec))
-            processes.append(subprocess.Popen([PYTHON, str(BENCH / "openloop.py"), str(work / f"spec-{index}.json")], env=env,
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            processes.append(
+                subprocess.Popen(
+                    [PYTHON, str(BENCH / "openloop.py"), str(work / f"spec-{index}.json")],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
         reports = []
         for process in processes:
             out, err = process.communicate(timeout=duration_s + 120)
-            line = next((l for l in out.splitlines() if l.startswith("OPENLOOPJSON ")), None)
+            line = next((text for text in out.splitlines() if text.startswith("OPENLOOPJSON ")), None)
             if line is None:
                 raise RuntimeError(f"openloop failed: {out}\n{err}")
-            reports.append(json.loads(line[len("OPENLOOPJSON "):]))
+            reports.append(json.loads(line[len("OPENLOOPJSON ") :]))
         latencies = array.array("d")
         for index in range(generators):
             with open(work / f"latencies-{index}.bin", "rb") as stored:
@@ -473,10 +574,19 @@ def open_loop(base_url: str, paths: list[str], *, rate: float, duration_s: float
         ordered = sorted(1000 * value for value in latencies)
         completed = sum(r["ok"] + r["non_2xx"] for r in reports)
         elapsed = max(r["elapsed_s"] for r in reports)
-        return {"tool": "openloop(aiohttp)", "rate": rate, "requests": len(ordered), "achieved_rps": completed / elapsed if elapsed else 0.0,
-                "p50_ms": percentile(ordered, 0.50), "p99_ms": percentile(ordered, 0.99), "p999_ms": percentile(ordered, 0.999),
-                "max_ms": ordered[-1] if ordered else float("nan"), "errors": sum(r["errors"] for r in reports),
-                "non_2xx": sum(r["non_2xx"] for r in reports), "send_lag_p99_ms": max(r["send_lag_p99_ms"] for r in reports)}
+        return {
+            "tool": "openloop(aiohttp)",
+            "rate": rate,
+            "requests": len(ordered),
+            "achieved_rps": completed / elapsed if elapsed else 0.0,
+            "p50_ms": percentile(ordered, 0.50),
+            "p99_ms": percentile(ordered, 0.99),
+            "p999_ms": percentile(ordered, 0.999),
+            "max_ms": ordered[-1] if ordered else float("nan"),
+            "errors": sum(r["errors"] for r in reports),
+            "non_2xx": sum(r["non_2xx"] for r in reports),
+            "send_lag_p99_ms": max(r["send_lag_p99_ms"] for r in reports),
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -489,13 +599,18 @@ def open_loop_levels(label: str, base_url: str, paths: list[str], *, max_rps: fl
     out = {}
     for share in OPEN_LOOP_SHARES:
         measured = out[share] = open_loop(base_url, paths, rate=max(1.0, share * max_rps), duration_s=duration_s, **load)
-        print(f"[{label}] open loop at {share:.0%} of max ({measured['rate']:,.0f} req/s): achieved {measured['achieved_rps']:,.0f} req/s, "
-              f"p50 {measured['p50_ms']:.1f} ms p99 {measured['p99_ms']:.1f} ms p99.9 {measured['p999_ms']:.1f} ms, errors "
-              f"{measured['errors']}, non-2xx {measured['non_2xx']}, generator send lag p99 {measured['send_lag_p99_ms']:.1f} ms", flush=True)
+        print(
+            f"[{label}] open loop at {share:.0%} of max ({measured['rate']:,.0f} req/s): achieved {measured['achieved_rps']:,.0f} req/s, "
+            f"p50 {measured['p50_ms']:.1f} ms p99 {measured['p99_ms']:.1f} ms p99.9 {measured['p999_ms']:.1f} ms, errors "
+            f"{measured['errors']}, non-2xx {measured['non_2xx']}, generator send lag p99 {measured['send_lag_p99_ms']:.1f} ms",
+            flush=True,
+        )
     return out
 
 
-def open_loop_rows(label: str, levels: dict[float, dict], base_levels: dict[float, dict] | None = None, *, targets: dict[float, float] | None = None) -> list[dict]:
+def open_loop_rows(
+    label: str, levels: dict[float, dict], base_levels: dict[float, dict] | None = None, *, targets: dict[float, float] | None = None
+) -> list[dict]:
     """Rows p50/p99/p99.9 per share of the maximum; `targets` maps a share to a p99 limit in ms."""
     rows = []
     for share, load in levels.items():
@@ -504,8 +619,16 @@ def open_loop_rows(label: str, levels: dict[float, dict], base_levels: dict[floa
         name = f"{label}, open loop {share:.0%} of max"
         rows.append(row(f"{name}, offered rate", load["rate"], baseline=base and base["rate"], unit="req/s"))
         rows.append(row(f"{name} p50", load["p50_ms"], baseline=base and base["p50_ms"], unit="ms"))
-        rows.append(row(f"{name} p99", load["p99_ms"], baseline=base and base["p99_ms"], unit="ms",
-                        target=f"< {limit:g} ms" if limit else "", met=(load["p99_ms"] < limit and load["errors"] == 0) if limit else None))
+        rows.append(
+            row(
+                f"{name} p99",
+                load["p99_ms"],
+                baseline=base and base["p99_ms"],
+                unit="ms",
+                target=f"< {limit:g} ms" if limit else "",
+                met=(load["p99_ms"] < limit and load["errors"] == 0) if limit else None,
+            )
+        )
         rows.append(row(f"{name} p99.9", load["p999_ms"], baseline=base and base["p999_ms"], unit="ms"))
     return rows
 
@@ -530,7 +653,7 @@ def tms_items(events: int, customers: int, seed: int = 11, run: str | None = Non
     run = run or uuid.uuid4().hex[:6]
     ids = [f"B{run}-{i:06d}" for i in range(customers)]
     cumulative = list(itertools.accumulate(1.0 / (rank + 1) ** 0.7 for rank in range(customers)))
-    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     open_orders: dict[str, list] = {}
     clock: dict[str, dt.datetime] = {}
     items: list[dict] = []
@@ -544,24 +667,56 @@ def tms_items(events: int, customers: int, seed: int = 11, run: str | None = Non
         if pending and rng.random() < 0.6:
             order = pending[0]
             if order[1] == "created":
-                kind, payload = "OrderShipped", {"order_id": order[0], "customer_id": customer, "shipped_at": stamp, "tracking_number": "T" + order[0]}
+                kind, payload = (
+                    "OrderShipped",
+                    {"order_id": order[0], "customer_id": customer, "shipped_at": stamp, "tracking_number": "T" + order[0]},
+                )
                 order[1] = "shipped"
             elif order[1] == "shipped":
                 promised = (now + dt.timedelta(hours=rng.choice([-12, 6, 24]))).isoformat()
-                kind, payload = "OrderDelivered", {"order_id": order[0], "customer_id": customer, "delivered_at": stamp, "promised_at": promised}
+                kind, payload = (
+                    "OrderDelivered",
+                    {"order_id": order[0], "customer_id": customer, "delivered_at": stamp, "promised_at": promised},
+                )
                 order[1] = "delivered"
             else:
-                kind, payload = "PaymentReceived", {"invoice_id": "INV-" + order[0], "customer_id": customer, "amount": order[2],
-                                                    "due_date": (now + dt.timedelta(days=30)).date().isoformat(), "paid_at": stamp}
+                kind, payload = (
+                    "PaymentReceived",
+                    {
+                        "invoice_id": "INV-" + order[0],
+                        "customer_id": customer,
+                        "amount": order[2],
+                        "due_date": (now + dt.timedelta(days=30)).date().isoformat(),
+                        "paid_at": stamp,
+                    },
+                )
                 pending.pop(0)
         else:
             counter += 1
             order_id = f"O{run}-{counter:08d}"
             amount = f"{rng.randint(200, 200_000) / 100:.2f}"
-            kind, payload = "OrderCreated", {"order_id": order_id, "customer_id": customer, "order_date": stamp, "amount": amount,
-                                             "cost": f"{float(amount) * 0.8:.2f}", "service_type": rng.choice(services), "lane": "SHA-PEK"}
+            kind, payload = (
+                "OrderCreated",
+                {
+                    "order_id": order_id,
+                    "customer_id": customer,
+                    "order_date": stamp,
+                    "amount": amount,
+                    "cost": f"{float(amount) * 0.8:.2f}",
+                    "service_type": rng.choice(services),
+                    "lane": "SHA-PEK",
+                },
+            )
             pending.append([order_id, "created", amount])
-        items.append({"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": kind, "version": 1, "occurred_at": stamp, "payload": payload})
+        items.append(
+            {
+                "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "type": kind,
+                "version": 1,
+                "occurred_at": stamp,
+                "payload": payload,
+            }
+        )
     return items
 
 
@@ -574,12 +729,26 @@ class Profiler:
         self.out = out
         spy = Path(PYTHON).parent / "py-spy"
         self.commands = [
-            [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate), "--nonblocking", "--format", fmt, "--output", str(path)]
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                str(rate),
+                "--nonblocking",
+                "--format",
+                fmt,
+                "--output",
+                str(path),
+            ]
             for fmt, path in (("raw", out.with_suffix(".txt")), ("flamegraph", out.with_suffix(".svg")))
         ]
         self.processes: list[subprocess.Popen] = []
 
-    def __enter__(self) -> "Profiler":
+    def __enter__(self) -> Profiler:
         for command in self.commands:
             self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         return self

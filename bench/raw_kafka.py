@@ -8,6 +8,7 @@ of 500 like InboxConsumer, and commits offsets after each batch, but does nothin
 The producer runs in a second process, as the TMS would. Figures: produce events/s, consume events/s, and the
 combined produce+consume rate (events / (produce time + consume time)).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,8 +54,16 @@ async def produce(bootstrap: str, events: int, size: int, topic: str) -> float:
 async def consume(bootstrap: str, events: int, topic: str, group: str) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_poll_records=500, session_timeout_ms=10000, heartbeat_interval_ms=3000)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=3000,
+    )
     await consumer.start()
     try:
         seen = 0
@@ -101,9 +110,14 @@ async def measure(bootstrap: str, events: int, size: int, partitions: int) -> di
     produce_s = await asyncio.to_thread(producer_process, bootstrap, events, size, topic)
     consume_s = await consume(bootstrap, events, topic, f"raw-{topic}")
     return {
-        "events": events, "size_bytes": size, "partitions": partitions,
-        "produce_eps": events / produce_s, "consume_eps": events / consume_s, "produce_consume_eps": events / (produce_s + consume_s),
-        "produce_s": produce_s, "consume_s": consume_s,
+        "events": events,
+        "size_bytes": size,
+        "partitions": partitions,
+        "produce_eps": events / produce_s,
+        "consume_eps": events / consume_s,
+        "produce_consume_eps": events / (produce_s + consume_s),
+        "produce_s": produce_s,
+        "consume_s": consume_s,
     }
 
 

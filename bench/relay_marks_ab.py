@@ -7,6 +7,7 @@ broker acknowledged (one INSERT .. ON CONFLICT of at most topics x partitions ro
 transaction). Alternating rounds, each on a fresh database and fresh topics of a private Tansu; prints the
 rows/s of every round and the median per variant.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,6 +32,7 @@ from crm_common.events.topics import ALL_TOPICS  # noqa: E402
 from crm_common.settings import KafkaSettings  # noqa: E402
 from crm_devbroker.broker import LocalBroker  # noqa: E402
 from crm_devbroker.testing import postgres_admin_url  # noqa: E402
+
 
 async def main(N: int, rounds: int):
     broker = LocalBroker().start()

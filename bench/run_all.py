@@ -7,6 +7,7 @@ Each benchmark runs in its own process (python bench/<name>.py ...) and prints i
 bench/scaleout.py are called as they are and their printed figures are parsed. Baselines are measured by
 each benchmark in the same run, on this machine. A failing benchmark is reported as failed; the others run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,14 +23,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perfkit  # noqa: E402
 
-OWN = ["raw_kafka", "ingest_e2e", "ingest_direct", "status_query", "lookup_db_path", "db_pool_ab", "complaint_filing", "complaint_storm",
-       "notification_fanout"]
+OWN = [
+    "raw_kafka",
+    "ingest_e2e",
+    "ingest_direct",
+    "status_query",
+    "lookup_db_path",
+    "db_pool_ab",
+    "complaint_filing",
+    "complaint_storm",
+    "notification_fanout",
+]
 EXTERNAL = ["scoring", "scaleout"]
 
 
 def git_revision() -> str:
     completed = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=perfkit.REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=perfkit.REPO, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=perfkit.REPO, capture_output=True, text=True
+    ).stdout.strip()
     return completed.stdout.strip() + ("+changes" if dirty else "") if completed.returncode == 0 else "?"
 
 
@@ -42,7 +54,7 @@ def _parse_result_line(name: str, stdout: str) -> dict:
     line = next((out for out in reversed(stdout.splitlines()) if out.startswith("RESULT ")), None)
     if line is None:
         raise ValueError("no RESULT line")
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def _run(name: str, command: list[str], timeout_s: float, parse) -> dict:
@@ -90,11 +102,28 @@ def _parse_scoring(name: str, stdout: str) -> dict:
     rec = data.get("recompute")
     if rec:
         label = f"full recompute {rec['customers']:,} customers / {rec['orders']:,} orders"
-        rows.append(perfkit.row(label + " (s)", rec["recompute_s"], baseline=rec["baseline_numpy_s"], unit="s", target="baseline: plain numpy pass"))
-        rows.append(perfkit.row(label + " vs pandas (s)", rec["recompute_s"], baseline=rec["baseline_pandas_s"], unit="s", target="second reference: pandas groupby"))
+        rows.append(
+            perfkit.row(label + " (s)", rec["recompute_s"], baseline=rec["baseline_numpy_s"], unit="s", target="baseline: plain numpy pass")
+        )
+        rows.append(
+            perfkit.row(
+                label + " vs pandas (s)",
+                rec["recompute_s"],
+                baseline=rec["baseline_pandas_s"],
+                unit="s",
+                target="second reference: pandas groupby",
+            )
+        )
         if rec.get("recompute_peak_mb"):
-            rows.append(perfkit.row("recompute peak traced memory", rec["recompute_peak_mb"], baseline=rec.get("baseline_numpy_peak_mb"), unit="MB",
-                                    target="baseline: plain numpy pass"))
+            rows.append(
+                perfkit.row(
+                    "recompute peak traced memory",
+                    rec["recompute_peak_mb"],
+                    baseline=rec.get("baseline_numpy_peak_mb"),
+                    unit="MB",
+                    target="baseline: plain numpy pass",
+                )
+            )
     fit = data.get("bgnbd_fit")
     if fit:
         rows.append(perfkit.row(f"BG/NBD fit on {fit['customers']:,} customers", fit["seconds"], unit="s"))
@@ -103,8 +132,15 @@ def _parse_scoring(name: str, stdout: str) -> dict:
         rows.append(perfkit.row("CSV import into PostgreSQL", imp["rows_per_second"], unit="rows/s"))
     inbox = data.get("inbox")
     if inbox:
-        rows.append(perfkit.row("scoring inbox (facts + rescoring)", inbox["scoring_events_per_s"], baseline=inbox["noop_inbox_events_per_s"],
-                                unit="events/s", target="baseline: same inbox, no-op handler"))
+        rows.append(
+            perfkit.row(
+                "scoring inbox (facts + rescoring)",
+                inbox["scoring_events_per_s"],
+                baseline=inbox["noop_inbox_events_per_s"],
+                unit="events/s",
+                target="baseline: same inbox, no-op handler",
+            )
+        )
     if not rows:
         raise ValueError("no figures in bench/results/scoring.json")
     return perfkit.result("scoring", rows, figures=data)
@@ -112,8 +148,20 @@ def _parse_scoring(name: str, stdout: str) -> dict:
 
 def run_scaleout(quick: bool, timeout_s: float) -> dict:
     events, customers = ("3000", "300") if quick else ("20000", "2000")
-    command = [perfkit.PYTHON, str(perfkit.BENCH / "scaleout.py"), "--target", "scoring", "--events", events, "--customers", customers,
-               "--replicas", "1", "2", "4"]
+    command = [
+        perfkit.PYTHON,
+        str(perfkit.BENCH / "scaleout.py"),
+        "--target",
+        "scoring",
+        "--events",
+        events,
+        "--customers",
+        customers,
+        "--replicas",
+        "1",
+        "2",
+        "4",
+    ]
     return _run("scaleout", command, timeout_s, parse=_parse_scaleout)
 
 
@@ -134,8 +182,16 @@ def _parse_scaleout(name: str, stdout: str) -> dict:
         eps = float(cells["events/s"])
         base = base if base is not None else eps
         dlq = int(cells.get("dlq", "0"))
-        rows.append(perfkit.row(f"{cells['target']} consumer, {cells['replicas']} replica(s), partitions {cells.get('partitions/replica', '?')}", eps,
-                                baseline=base, unit="events/s", target="state equal to 1 replica, no DLQ", met=dlq == 0 and "DIFFERS" not in state))
+        rows.append(
+            perfkit.row(
+                f"{cells['target']} consumer, {cells['replicas']} replica(s), partitions {cells.get('partitions/replica', '?')}",
+                eps,
+                baseline=base,
+                unit="events/s",
+                target="state equal to 1 replica, no DLQ",
+                met=dlq == 0 and "DIFFERS" not in state,
+            )
+        )
     if not rows:
         raise ValueError("no scale-out table in the output")
     return perfkit.result("scaleout", rows)
@@ -145,7 +201,8 @@ def markdown(results: list[dict], meta: dict) -> str:
     lines = [
         "# Benchmark summary",
         "",
-        f"{meta['when']} on {meta['host']} ({meta['cpus']} CPUs), mode {meta['mode']}, load average {meta.get('load_average_at_start')} at the start, "
+        f"{meta['when']} on {meta['host']} ({meta['cpus']} CPUs), mode {meta['mode']}, load average {meta.get('load_average_at_start')} "
+        "at the start, "
         f"{meta.get('load_average_at_end')} at the end. Baselines measured in the same run. "
         "Figures on a shared 2-core machine move with whatever else runs; compare ratios, not absolutes.",
         "",
@@ -161,8 +218,13 @@ def markdown(results: list[dict], meta: dict) -> str:
             met = "" if r.get("met") is None else ("yes" if r["met"] else "**no**")
             ratio = "" if r.get("ratio") is None else f"{r['ratio']:.3f}"
             base = "" if r.get("baseline") is None else f"{perfkit.fmt(r['baseline'])} {r.get('unit', '')}"
-            lines.append(f"| {res['name']} | {r['figure']} | {perfkit.fmt(r['value'])} {r.get('unit', '')} | {base} | {ratio} | {r.get('target', '')} | {met} |")
-    lines += ["", "Commands:", ""] + [f"- `{res['name']}`: `python {res.get('command', '')}` ({res.get('seconds', '?')} s, {res.get('status')})" for res in results]
+            lines.append(
+                f"| {res['name']} | {r['figure']} | {perfkit.fmt(r['value'])} {r.get('unit', '')} | {base} | {ratio} | "
+                f"{r.get('target', '')} | {met} |"
+            )
+    lines += ["", "Commands:", ""] + [
+        f"- `{res['name']}`: `python {res.get('command', '')}` ({res.get('seconds', '?')} s, {res.get('status')})" for res in results
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -186,9 +248,16 @@ def main(argv=None) -> int:
             results.append(run_own(name, args.quick, timeout_s))
         else:
             results.append({"name": name, "status": "missing", "rows": [], "error": f"bench/{name}.py not written"})
-    meta = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(), "cpus": os.cpu_count(),
-            "mode": "quick" if args.quick else "full", "python": platform.python_version(), "git": git_revision(),
-            "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "load_average_at_start": load_at_start}
+    meta = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "mode": "quick" if args.quick else "full",
+        "python": platform.python_version(),
+        "git": git_revision(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_start": load_at_start,
+    }
     perfkit.RESULTS.mkdir(parents=True, exist_ok=True)
     (perfkit.RESULTS / "summary.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
     (perfkit.RESULTS / "summary.md").write_text(markdown(results, meta))

@@ -17,6 +17,7 @@ worker that exists (`scoring`: crm_scoring.worker). Needs PostgreSQL (TEST_POSTG
 postgresql://postgres@127.0.0.1:5432/postgres). Throughput on a 2-core machine is bounded by the
 CPU shared by broker, database and replicas: the figures show scaling, not capacity.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,10 +35,10 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Awaitable, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 SCALEOUT_TESTS = REPO / "tests" / "scaleout"  # the recorder worker, the assignment probe, per-service fingerprints
@@ -77,7 +78,7 @@ def make_stream(events: int, customers: int, seed: int = 7) -> list[EventEnvelop
     rng = random.Random(seed)
     ids = [f"C{index:06d}" for index in range(customers)]
     weights = [1.0 / (rank + 1) ** 0.7 for rank in range(customers)]
-    clock = {c: dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=i) for i, c in enumerate(ids)}
+    clock = {c: dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=i) for i, c in enumerate(ids)}
     pipeline: dict[str, list[list]] = defaultdict(list)  # customer -> [[order_id, stage, amount, due]]
     out: list[EventEnvelope] = []
     counter = 0
@@ -96,11 +97,21 @@ def make_stream(events: int, customers: int, seed: int = 7) -> list[EventEnvelop
                 # a TMS incident on the way: delays (some below the complaint threshold), damage, loss
                 incident = rng.random()
                 if incident < 0.6:
-                    payload = ShipmentDelayed(order_id=order_id, customer_id=customer, delay_minutes=rng.choice([90, 600, 1500, 2900]),
-                                              reason="weather", reported_at=now)
+                    payload = ShipmentDelayed(
+                        order_id=order_id,
+                        customer_id=customer,
+                        delay_minutes=rng.choice([90, 600, 1500, 2900]),
+                        reason="weather",
+                        reported_at=now,
+                    )
                 elif incident < 0.9:
-                    payload = ShipmentDamaged(order_id=order_id, customer_id=customer, description="crushed carton",
-                                              estimated_loss=(amount / 4).quantize(Decimal("0.01")), reported_at=now)
+                    payload = ShipmentDamaged(
+                        order_id=order_id,
+                        customer_id=customer,
+                        description="crushed carton",
+                        estimated_loss=(amount / 4).quantize(Decimal("0.01")),
+                        reported_at=now,
+                    )
                 else:
                     payload = ShipmentLost(order_id=order_id, customer_id=customer, declared_value=amount, reported_at=now)
                     open_orders.pop(0)
@@ -110,7 +121,11 @@ def make_stream(events: int, customers: int, seed: int = 7) -> list[EventEnvelop
                 order[1] = "delivered"
             else:
                 payload = PaymentReceived(
-                    invoice_id=f"INV-{order_id}", customer_id=customer, amount=amount, due_date=(now + dt.timedelta(days=30)).date(), paid_at=now
+                    invoice_id=f"INV-{order_id}",
+                    customer_id=customer,
+                    amount=amount,
+                    due_date=(now + dt.timedelta(days=30)).date(),
+                    paid_at=now,
                 )
                 open_orders.pop(0)
         else:
@@ -118,7 +133,10 @@ def make_stream(events: int, customers: int, seed: int = 7) -> list[EventEnvelop
             order_id = f"O{counter:08d}"
             amount = Decimal(rng.randint(200, 200_000)) / 100
             payload = OrderCreated(
-                order_id=order_id, customer_id=customer, order_date=now, amount=amount,
+                order_id=order_id,
+                customer_id=customer,
+                order_date=now,
+                amount=amount,
                 cost=(amount * Decimal("0.8")).quantize(Decimal("0.01")),
                 service_type=rng.choice(["warehousing", "trunk", "distribution", "express", "cold_chain"]),
                 lane=rng.choice(["SHA-PEK", "SZX-CTU", "CAN-WUH", "NKG-XIY"]),
@@ -126,7 +144,10 @@ def make_stream(events: int, customers: int, seed: int = 7) -> list[EventEnvelop
             open_orders.append([order_id, "created", amount])
         out.append(
             make_event(
-                payload, key=customer, producer="scaleout-bench", occurred_at=now,
+                payload,
+                key=customer,
+                producer="scaleout-bench",
+                occurred_at=now,
                 event_id=uuid.UUID(int=rng.getrandbits(128), version=4),
             )
         )
@@ -143,19 +164,33 @@ def make_directory(customers: int, seed: int = 7) -> list[EventEnvelope]:
     for index in range(customers):
         customer = f"C{index:06d}"
         contact = ContactSnapshot(
-            contact_id=f"{customer}-1", name=f"Contact {index}", role="logistics manager",
-            phone=f"+86138{index:08d}", email=f"ops{index}@shipper{index}.example.cn",
-            preferred_channel=rng.choice(["email", "sms"]), language=rng.choice(["zh-CN", "en"]),
+            contact_id=f"{customer}-1",
+            name=f"Contact {index}",
+            role="logistics manager",
+            phone=f"+86138{index:08d}",
+            email=f"ops{index}@shipper{index}.example.cn",
+            preferred_channel=rng.choice(["email", "sms"]),
+            language=rng.choice(["zh-CN", "en"]),
         )
         payload = CustomerRegistered(
-            customer_id=customer, name=f"Shipper {index} Co., Ltd.", region=rng.choice(["East", "North", "South", "West"]),
-            status="active", account_manager=f"am-{index % 7}", service_types=["trunk", "warehousing"],
-            credit_limit=float(rng.choice([50_000, 200_000, 1_000_000])), payment_days=rng.choice([30, 45, 60]),
+            customer_id=customer,
+            name=f"Shipper {index} Co., Ltd.",
+            region=rng.choice(["East", "North", "South", "West"]),
+            status="active",
+            account_manager=f"am-{index % 7}",
+            service_types=["trunk", "warehousing"],
+            credit_limit=float(rng.choice([50_000, 200_000, 1_000_000])),
+            payment_days=rng.choice([30, 45, 60]),
             contacts=[contact],
         )
         out.append(
-            make_event(payload, key=customer, producer="scaleout-bench", occurred_at=dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc),
-                       event_id=uuid.UUID(int=rng.getrandbits(128), version=4))
+            make_event(
+                payload,
+                key=customer,
+                producer="scaleout-bench",
+                occurred_at=dt.datetime(2025, 12, 1, tzinfo=dt.UTC),
+                event_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+            )
         )
     return out
 
@@ -193,7 +228,9 @@ def recorder_target() -> Target:
     import scaleout_worker
 
     async def fingerprint(url: str) -> dict:
-        rows = await _rows(url, "SELECT customer_id, topic, events, amount, chain FROM scaleout_customer_topic_totals ORDER BY customer_id, topic")
+        rows = await _rows(
+            url, "SELECT customer_id, topic, events, amount, chain FROM scaleout_customer_topic_totals ORDER BY customer_id, topic"
+        )
         return {"digest": _digest(rows), "rows": len(rows), "events": sum(r[2] for r in rows)}
 
     return Target(
@@ -291,7 +328,7 @@ class RunResult:
 
     def split(self) -> str:
         parts = []
-        for group, owners in sorted(self.assignment.items()):
+        for _group, owners in sorted(self.assignment.items()):
             counts = sorted((len(p) for p in owners.values()), reverse=True)
             parts.append("+".join(str(c) for c in counts))
         return " ".join(sorted(set(parts)))
@@ -406,13 +443,14 @@ async def inbox_progress(url: str) -> tuple[int, int, int, dt.datetime | None]:
     """(inbox rows, distinct events, dead letters, last processed_at)."""
     rows = await _rows(
         url,
-        "SELECT count(*), count(DISTINCT event_id), coalesce(sum(CASE WHEN outcome = 'dead_letter' THEN 1 ELSE 0 END), 0), max(processed_at) FROM inbox",
+        "SELECT count(*), count(DISTINCT event_id), coalesce(sum(CASE WHEN outcome = 'dead_letter' THEN 1 ELSE 0 END), 0), "
+        "max(processed_at) FROM inbox",
     )
     count, distinct, dead, last = rows[0]
     if isinstance(last, str):
         last = dt.datetime.fromisoformat(last)
     if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=dt.timezone.utc)
+        last = last.replace(tzinfo=dt.UTC)
     return int(count), int(distinct), int(dead or 0), last
 
 
@@ -420,9 +458,7 @@ async def publish(bootstrap: str, kafka: KafkaSettings, stream: list[EventEnvelo
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024, acks="all")
     await producer.start()
     try:
-        futures = [
-            await producer.send(kafka.physical(topic_for(e.type)), encode_envelope(e), key=e.key.encode()) for e in stream
-        ]
+        futures = [await producer.send(kafka.physical(topic_for(e.type)), encode_envelope(e), key=e.key.encode()) for e in stream]
         await producer.flush()
         for future in futures:
             await future
@@ -437,7 +473,11 @@ def start_workers(target: Target, replicas: int, env: dict[str, str], log_dir: P
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "scaleout_probe", target.module],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=REPO,
             )
         )
         log.close()
@@ -458,9 +498,17 @@ def stop_workers(processes: list[subprocess.Popen], timeout_s: float = 15) -> No
 
 
 async def run_once(
-    target: Target, replicas: int, stream: list[EventEnvelope], broker: LocalBroker, log_dir: Path,
+    target: Target,
+    replicas: int,
+    stream: list[EventEnvelope],
+    broker: LocalBroker,
+    log_dir: Path,
     directory: list[EventEnvelope] = (),
-    *, settle_s: float = 1.0, timeout_s: float = 600, stall_s: float = 45, join_timeout_s: float = 60,
+    *,
+    settle_s: float = 1.0,
+    timeout_s: float = 600,
+    stall_s: float = 45,
+    join_timeout_s: float = 60,
 ) -> RunResult:
     token = uuid.uuid4().hex[:8]
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix=f"so{token}.")
@@ -523,8 +571,10 @@ async def run_once(
                 if any(p.poll() is not None for p in processes):
                     raise RuntimeError(f"a worker died during the run; see {log_dir}")
                 if time.monotonic() > deadline or time.monotonic() - last_change > stall_s:
-                    raise TimeoutError(f"only {distinct}/{expected} events applied ({dead_letters} dead letters); "
-                                       f"no progress for {time.monotonic() - last_change:.0f}s; see {log_dir}")
+                    raise TimeoutError(
+                        f"only {distinct}/{expected} events applied ({dead_letters} dead letters); "
+                        f"no progress for {time.monotonic() - last_change:.0f}s; see {log_dir}"
+                    )
                 await asyncio.sleep(0.2)
 
         # phase 1: the customer directory (not timed); phase 2: the business stream (timed)
@@ -532,7 +582,7 @@ async def run_once(
         await publish(broker.bootstrap, kafka, directory)
         await wait_applied(expected_directory)
         expected = expected_directory + sum(1 for e in stream if target.accepts(e))
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         started_epoch = time.time()
         await publish(broker.bootstrap, kafka, stream)
         count, distinct, dead_letters, last_at = await wait_applied(expected)
@@ -549,13 +599,28 @@ async def run_once(
         await drop_database(db_name)
     seconds = (last_at - started).total_seconds()
     return RunResult(
-        target.name, replicas, len(stream), seconds, final_assignment, fingerprint, dead_letters, count,
-        rebalances_during_run=rebalances, events_per_replica=load, join_seconds=join_seconds,
+        target.name,
+        replicas,
+        len(stream),
+        seconds,
+        final_assignment,
+        fingerprint,
+        dead_letters,
+        count,
+        rebalances_during_run=rebalances,
+        events_per_replica=load,
+        join_seconds=join_seconds,
     )
 
 
 async def run_scaleout(
-    target: Target, replica_counts=(1, 2, 3), *, events: int, customers: int, log_dir: Path, seed: int = 7,
+    target: Target,
+    replica_counts=(1, 2, 3),
+    *,
+    events: int,
+    customers: int,
+    log_dir: Path,
+    seed: int = 7,
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[RunResult]:
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -566,8 +631,7 @@ async def run_scaleout(
         # a fresh broker per run: no group state (members, generations, offsets) carried over
         with LocalBroker(log_path=log_dir / f"tansu-{target.name}-r{replicas}.log") as broker:
             result = await run_once(target, replicas, stream, broker, log_dir, directory)
-        progress(f"  {target.name}: {replicas} replica(s): group settled in {result.join_seconds:.1f}s, "
-                 f"{result.throughput:,.0f} events/s")
+        progress(f"  {target.name}: {replicas} replica(s): group settled in {result.join_seconds:.1f}s, {result.throughput:,.0f} events/s")
         results.append(result)
     return results
 
@@ -585,8 +649,10 @@ def table(results: list[RunResult]) -> str:
             f"{r.throughput / base.throughput:8.2f} {r.rebalances_during_run:6d} {r.dead_letters:4d}  {r.fingerprint['digest'][:12]} {same}"
         )
     summary = {k: v for k, v in base.fingerprint.items() if k != "digest"}
-    lines.append(f"events = the whole stream read by the group; applied = events this service's handlers take "
-                 f"({sum(base.events_per_replica)}); partitions/replica per consumer group")
+    lines.append(
+        f"events = the whole stream read by the group; applied = events this service's handlers take "
+        f"({sum(base.events_per_replica)}); partitions/replica per consumer group"
+    )
     lines.append(f"state of the 1-replica run: {summary}")
     return "\n".join(lines)
 
@@ -598,9 +664,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=1, help="run the whole 1..N sequence this many times (figures vary on a shared machine)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the whole 1..N sequence this many times (figures vary on a shared machine)"
+    )
     parser.add_argument("--log-dir", type=Path, default=REPO / "bench" / "results" / "scaleout")
     args = parser.parse_args(argv)
+
     def _terminate(*_):  # let the finally blocks stop the workers and drop the databases
         raise KeyboardInterrupt
 
@@ -612,8 +681,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in chosen if t not in targets]
     if unknown:
         parser.error(f"unavailable target(s) {unknown}; available: {sorted(targets)}")
-    print(f"scale-out: {args.events} events, {args.customers} customers, {PARTITIONS} partitions, replicas {args.replicas}, "
-          f"{os.cpu_count()} CPUs; logs in {args.log_dir}", flush=True)
+    print(
+        f"scale-out: {args.events} events, {args.customers} customers, {PARTITIONS} partitions, replicas {args.replicas}, "
+        f"{os.cpu_count()} CPUs; logs in {args.log_dir}",
+        flush=True,
+    )
     failed = False
     for name in chosen:
         results = []
@@ -621,15 +693,25 @@ def main(argv: list[str] | None = None) -> int:
             if args.repeat > 1:
                 print(f"round {round_ + 1}/{args.repeat}", flush=True)
             results += asyncio.run(
-                run_scaleout(targets[name], args.replicas, events=args.events, customers=args.customers, log_dir=args.log_dir,
-                             seed=args.seed, progress=lambda line: print(line, flush=True))
+                run_scaleout(
+                    targets[name],
+                    args.replicas,
+                    events=args.events,
+                    customers=args.customers,
+                    log_dir=args.log_dir,
+                    seed=args.seed,
+                    progress=lambda line: print(line, flush=True),
+                )
             )
         print(table(results), flush=True)
         if args.repeat > 1:
             for replicas in args.replicas:
                 figures = sorted(r.throughput for r in results if r.replicas == replicas)
-                print(f"{name}: {replicas} replica(s): median {figures[len(figures) // 2]:,.0f} events/s over {len(figures)} runs "
-                      f"(min {figures[0]:,.0f}, max {figures[-1]:,.0f})", flush=True)
+                print(
+                    f"{name}: {replicas} replica(s): median {figures[len(figures) // 2]:,.0f} events/s over {len(figures)} runs "
+                    f"(min {figures[0]:,.0f}, max {figures[-1]:,.0f})",
+                    flush=True,
+                )
         if any(r.fingerprint != results[0].fingerprint or r.dead_letters for r in results):
             failed = True
             print(f"!! {name}: final state differs between replica counts or events were dead-lettered", flush=True)

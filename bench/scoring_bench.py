@@ -15,6 +15,7 @@ Sections (each against a baseline measured in the same run):
   inbox       incremental scoring through InboxProcessor on PostgreSQL (events/s) vs the same inbox with a no-op handler
   broker      the same through the real broker (Tansu) and the service's consumer vs the raw consume rate of that broker
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,11 +40,10 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from scoring_data import SERVICE_TYPES, OrderHistory, generate, write_csv  # noqa: E402
-
 from crm_scoring.model import bgnbd, engine  # noqa: E402
 from crm_scoring.model.features import Facts, compute_features  # noqa: E402
 from crm_scoring.settings import ScoringSettings  # noqa: E402
+from scoring_data import SERVICE_TYPES, OrderHistory, generate, write_csv  # noqa: E402
 
 RESULTS = HERE / "results" / "scoring.json"
 
@@ -118,7 +118,13 @@ def baseline_pass(frame: pd.DataFrame, as_of: int) -> pd.DataFrame:
     """What a hand-written pandas analysis would do: one groupby for counts, sums, first/last, 12-month sums."""
     window = frame[frame["order_day"] > as_of - 365]
     g = frame.groupby("customer_id")
-    out = g.agg(orders=("amount", "size"), revenue=("amount", "sum"), margin=("margin", "sum"), first=("order_day", "min"), last=("order_day", "max"))
+    out = g.agg(
+        orders=("amount", "size"),
+        revenue=("amount", "sum"),
+        margin=("margin", "sum"),
+        first=("order_day", "min"),
+        last=("order_day", "max"),
+    )
     w = window.groupby("customer_id").agg(revenue_12m=("amount", "sum"), orders_12m=("amount", "size"))
     out = out.join(w)
     out["recency"] = as_of - out["last"]
@@ -151,7 +157,9 @@ def full_recompute(frame: pd.DataFrame, as_of: int, settings: ScoringSettings, t
     return features, model, summary
 
 
-def section_recompute(h: OrderHistory, settings: ScoringSettings, results: dict, memory: bool) -> tuple[pd.DataFrame, engine.PopulationModel, pd.DataFrame]:
+def section_recompute(
+    h: OrderHistory, settings: ScoringSettings, results: dict, memory: bool
+) -> tuple[pd.DataFrame, engine.PopulationModel, pd.DataFrame]:
     frame = orders_frame(h)
     as_of = h.last_day
     numpy_cpu, pandas_cpu, full_cpu = {}, {}, {}
@@ -167,8 +175,13 @@ def section_recompute(h: OrderHistory, settings: ScoringSettings, results: dict,
         "recompute_s": round(full_s, 3),
         "ratio_recompute_over_numpy": round(full_s / numpy_s, 1),
         "ratio_recompute_over_pandas": round(full_s / pandas_s, 1),
-        "cpu_s": {"baseline_numpy": round(numpy_cpu["s"], 3), "baseline_pandas": round(pandas_cpu["s"], 3), "recompute": round(full_cpu["s"], 3),
-                  "ratio_recompute_over_numpy": round(full_cpu["s"] / numpy_cpu["s"], 1), "ratio_recompute_over_pandas": round(full_cpu["s"] / pandas_cpu["s"], 1)},
+        "cpu_s": {
+            "baseline_numpy": round(numpy_cpu["s"], 3),
+            "baseline_pandas": round(pandas_cpu["s"], 3),
+            "recompute": round(full_cpu["s"], 3),
+            "ratio_recompute_over_numpy": round(full_cpu["s"] / numpy_cpu["s"], 1),
+            "ratio_recompute_over_pandas": round(full_cpu["s"] / pandas_cpu["s"], 1),
+        },
         "breakdown_s": {k: round(v, 3) for k, v in timings.items()},
         "explanation_bytes_per_customer": round(summary["explanation_bytes"] / max(1, h.n_customers)),
         "classes": summary["classes"],
@@ -178,23 +191,42 @@ def section_recompute(h: OrderHistory, settings: ScoringSettings, results: dict,
     print(f"[recompute] {h.n_customers:,} customers / {h.customer.size:,} orders")
     print(f"  baseline: plain numpy pass          {numpy_s:8.2f} s wall {numpy_cpu['s']:8.2f} s CPU")
     print(f"  reference: pandas groupby pass      {pandas_s:8.2f} s wall {pandas_cpu['s']:8.2f} s CPU")
-    print(f"  full recompute (all scores + text)  {full_s:8.2f} s wall {full_cpu['s']:8.2f} s CPU"
-          f"   = {full_s / numpy_s:.1f}x numpy, {full_s / pandas_s:.1f}x pandas (CPU: {full_cpu['s'] / numpy_cpu['s']:.1f}x, {full_cpu['s'] / pandas_cpu['s']:.1f}x)")
+    print(
+        f"  full recompute (all scores + text)  {full_s:8.2f} s wall {full_cpu['s']:8.2f} s CPU"
+        f"   = {full_s / numpy_s:.1f}x numpy, {full_s / pandas_s:.1f}x pandas (CPU: {full_cpu['s'] / numpy_cpu['s']:.1f}x, "
+        f"{full_cpu['s'] / pandas_cpu['s']:.1f}x)"
+    )
     print("    " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if memory:
         _, _, numpy_peak = measure(lambda: baseline_numpy(frame, as_of), trace=True)
         _, _, pandas_peak = measure(lambda: baseline_pass(frame, as_of), trace=True)
         _, _, full_peak = measure(lambda: full_recompute(frame, as_of, settings, {}), trace=True)
-        out.update(baseline_numpy_peak_mb=round(numpy_peak / 2**20, 1), baseline_pandas_peak_mb=round(pandas_peak / 2**20, 1), recompute_peak_mb=round(full_peak / 2**20, 1),
-                   baseline_peak_mb=round(pandas_peak / 2**20, 1),  # the key bench/run_all.py reads (pandas)
-                   ratio_memory_over_numpy=round(full_peak / numpy_peak, 1), ratio_memory_over_pandas=round(full_peak / pandas_peak, 1))
-        print(f"  peak traced memory: numpy {numpy_peak / 2**20:8.1f} MB, pandas {pandas_peak / 2**20:8.1f} MB, recompute {full_peak / 2**20:8.1f} MB "
-              f"= {full_peak / numpy_peak:.1f}x numpy, {full_peak / pandas_peak:.1f}x pandas")
+        out.update(
+            baseline_numpy_peak_mb=round(numpy_peak / 2**20, 1),
+            baseline_pandas_peak_mb=round(pandas_peak / 2**20, 1),
+            recompute_peak_mb=round(full_peak / 2**20, 1),
+            baseline_peak_mb=round(pandas_peak / 2**20, 1),  # the key bench/run_all.py reads (pandas)
+            ratio_memory_over_numpy=round(full_peak / numpy_peak, 1),
+            ratio_memory_over_pandas=round(full_peak / pandas_peak, 1),
+        )
+        print(
+            f"  peak traced memory: numpy {numpy_peak / 2**20:8.1f} MB, pandas {pandas_peak / 2**20:8.1f} MB, recompute "
+            f"{full_peak / 2**20:8.1f} MB "
+            f"= {full_peak / numpy_peak:.1f}x numpy, {full_peak / pandas_peak:.1f}x pandas"
+        )
     results["recompute"] = out
     return features, model, frame
 
 
-def section_rescore(h: OrderHistory, frame: pd.DataFrame, model: engine.PopulationModel, settings: ScoringSettings, results: dict, batch: int, batches: int = 5) -> None:
+def section_rescore(
+    h: OrderHistory,
+    frame: pd.DataFrame,
+    model: engine.PopulationModel,
+    settings: ScoringSettings,
+    results: dict,
+    batch: int,
+    batches: int = 5,
+) -> None:
     """The rescoring task's CPU work for a batch of touched customers: their facts -> features -> scores -> records.
     (Loading the facts and writing the rows are database work, measured by the inbox section.)"""
     rng = np.random.default_rng(11)
@@ -205,7 +237,7 @@ def section_rescore(h: OrderHistory, frame: pd.DataFrame, model: engine.Populati
     customers = 0
     for _ in range(batches):
         picked = np.sort(rng.choice(h.n_customers, size=min(batch, h.n_customers), replace=False))
-        rows = np.concatenate([ordered[bounds[c]:bounds[c + 1]] for c in picked])
+        rows = np.concatenate([ordered[bounds[c] : bounds[c + 1]] for c in picked])
         facts = Facts(orders=frame.iloc[rows])
         started, started_cpu = time.perf_counter(), time.process_time()
         features = compute_features(facts, as_of, settings.window_days, settings.default_days)
@@ -214,10 +246,19 @@ def section_rescore(h: OrderHistory, frame: pd.DataFrame, model: engine.Populati
         cpu += time.process_time() - started_cpu
         customers += len(records)
     per_customer_ms = 1000 * elapsed / customers
-    results["rescore"] = {"batch": batch, "batches": batches, "customers": customers, "seconds": round(elapsed, 3), "ms_per_customer": round(per_customer_ms, 4),
-                          "cpu_ms_per_customer": round(1000 * cpu / customers, 4)}
-    print(f"[rescore] {batches} batches of {batch:,} touched customers (features, scores, explanation text): {per_customer_ms:.3f} ms per customer wall, "
-          f"{1000 * cpu / customers:.3f} ms CPU")
+    results["rescore"] = {
+        "batch": batch,
+        "batches": batches,
+        "customers": customers,
+        "seconds": round(elapsed, 3),
+        "ms_per_customer": round(per_customer_ms, 4),
+        "cpu_ms_per_customer": round(1000 * cpu / customers, 4),
+    }
+    print(
+        f"[rescore] {batches} batches of {batch:,} touched customers (features, scores, explanation text): {per_customer_ms:.3f} ms per "
+        "customer wall, "
+        f"{1000 * cpu / customers:.3f} ms CPU"
+    )
 
 
 def section_bgnbd(features: pd.DataFrame, results: dict) -> None:
@@ -225,7 +266,14 @@ def section_bgnbd(features: pd.DataFrame, results: dict) -> None:
     started, started_cpu = time.perf_counter(), time.process_time()
     fit = bgnbd.fit(buyers["bg_x"], buyers["bg_t_x"], buyers["bg_T"])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-    results["bgnbd_fit"] = {"customers": int(len(buyers)), "seconds": round(elapsed, 3), "cpu_s": round(cpu, 3), "log_likelihood": round(fit.log_likelihood, 2), "params": fit.params.as_dict(), "converged": fit.converged}
+    results["bgnbd_fit"] = {
+        "customers": int(len(buyers)),
+        "seconds": round(elapsed, 3),
+        "cpu_s": round(cpu, 3),
+        "log_likelihood": round(fit.log_likelihood, 2),
+        "params": fit.params.as_dict(),
+        "converged": fit.converged,
+    }
     print(f"[bgnbd] fit on {len(buyers):,} customers: {elapsed:.2f} s wall, {cpu:.2f} s CPU (LL {fit.log_likelihood:,.0f}, {fit.params})")
 
 
@@ -274,13 +322,15 @@ async def section_import(h: OrderHistory, rows: int, settings: ScoringSettings, 
             path = Path(tmp) / "orders.csv"
             # a whole-customer subset: the first `rows` orders belong to the lowest customer indexes
             written = write_csv(h, path, limit=rows)
-            as_of = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=h.last_day)
+            as_of = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=h.last_day)
             started = time.perf_counter()
             summary = await import_orders(db, settings.model_copy(update={"database_url": db.url}), path, as_of=as_of)
             total = time.perf_counter() - started
         results["import"] = {"rows": written, **summary, "total_s": round(total, 3)}
-        print(f"[import] {written:,} CSV rows into PostgreSQL: load {summary['load_seconds']:.2f} s ({summary['rows_per_second']:,} rows/s), "
-              f"recompute from the database {summary['recompute_seconds']:.2f} s for {summary['customers']:,} customers")
+        print(
+            f"[import] {written:,} CSV rows into PostgreSQL: load {summary['load_seconds']:.2f} s ({summary['rows_per_second']:,} rows/s), "
+            f"recompute from the database {summary['recompute_seconds']:.2f} s for {summary['customers']:,} customers"
+        )
     finally:
         await db.dispose()
         await drop_postgres_db(name)
@@ -296,9 +346,21 @@ def order_events(h: OrderHistory, count: int):
     envelopes = []
     for i in pick:
         cid = str(ids[i])
-        when = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=int(h.order_day[i]), hours=10)
-        envelopes.append(make_event(OrderCreated(order_id=f"o{i}", customer_id=cid, order_date=when, amount=Decimal(str(h.amount[i])), margin=Decimal(str(h.margin[i])),
-                                                 service_type=str(SERVICE_TYPES[h.service[i]])), key=cid, producer="bench"))
+        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=int(h.order_day[i]), hours=10)
+        envelopes.append(
+            make_event(
+                OrderCreated(
+                    order_id=f"o{i}",
+                    customer_id=cid,
+                    order_date=when,
+                    amount=Decimal(str(h.amount[i])),
+                    margin=Decimal(str(h.margin[i])),
+                    service_type=str(SERVICE_TYPES[h.service[i]]),
+                ),
+                key=cid,
+                producer="bench",
+            )
+        )
     rng = np.random.default_rng(6)
     rng.shuffle(envelopes)  # events of many customers interleaved, as on a real topic
     return envelopes
@@ -328,9 +390,12 @@ async def section_inbox(h: OrderHistory, count: int, settings: ScoringSettings, 
 
     envelopes = order_events(h, count)
     deliveries = [Delivery("logistics.orders", 0, i, e.key.encode(), encode_envelope(e)) for i, e in enumerate(envelopes)]
-    as_of = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=h.last_day)
+    as_of = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=h.last_day)
     rates = {}
-    for label, make_handler in (("noop_inbox", lambda url: NoopHandler()), ("scoring", lambda url: ScoringHandler(settings.model_copy(update={"database_url": url}), clock=lambda: as_of))):
+    for label, make_handler in (
+        ("noop_inbox", lambda url: NoopHandler()),
+        ("scoring", lambda url: ScoringHandler(settings.model_copy(update={"database_url": url}), clock=lambda: as_of)),
+    ):
         db, name = await fresh_db()
         try:
             handler = make_handler(db.url)
@@ -349,41 +414,60 @@ async def section_inbox(h: OrderHistory, count: int, settings: ScoringSettings, 
         finally:
             await db.dispose()
             await drop_postgres_db(name)
-    results["inbox"] = {"events": len(deliveries), "batch": batch, "noop_inbox_events_per_s": round(rates["noop_inbox"]), "scoring_events_per_s": round(rates["scoring"]),
-                        "ratio_scoring_over_noop": round(rates["scoring"] / rates["noop_inbox"], 3),
-                        "scoring_with_rescoring_events_per_s": round(rates["scoring_with_rescoring"]), "rescored_customers": rates["rescored_customers"],
-                        "rescore_s": round(rates["rescore_s"], 3)}
+    results["inbox"] = {
+        "events": len(deliveries),
+        "batch": batch,
+        "noop_inbox_events_per_s": round(rates["noop_inbox"]),
+        "scoring_events_per_s": round(rates["scoring"]),
+        "ratio_scoring_over_noop": round(rates["scoring"] / rates["noop_inbox"], 3),
+        "scoring_with_rescoring_events_per_s": round(rates["scoring_with_rescoring"]),
+        "rescored_customers": rates["rescored_customers"],
+        "rescore_s": round(rates["rescore_s"], 3),
+    }
     print(f"[inbox] {len(deliveries):,} OrderCreated events, batches of {batch}, PostgreSQL:")
     print(f"  inbox with a no-op handler   {rates['noop_inbox']:10,.0f} events/s")
-    print(f"  scoring (facts + marks)      {rates['scoring']:10,.0f} events/s   = {rates['scoring'] / rates['noop_inbox']:.2f}x the no-op inbox")
-    print(f"  ... then rescoring the {rates['rescored_customers']:,} marked customers: {rates['rescore_s']:.2f} s; "
-          f"events to scores {rates['scoring_with_rescoring']:,.0f} events/s = {rates['scoring_with_rescoring'] / rates['noop_inbox']:.2f}x")
+    print(
+        f"  scoring (facts + marks)      {rates['scoring']:10,.0f} events/s   = {rates['scoring'] / rates['noop_inbox']:.2f}x the no-op "
+        "inbox"
+    )
+    print(
+        f"  ... then rescoring the {rates['rescored_customers']:,} marked customers: {rates['rescore_s']:.2f} s; "
+        f"events to scores {rates['scoring_with_rescoring']:,.0f} events/s = {rates['scoring_with_rescoring'] / rates['noop_inbox']:.2f}x"
+    )
 
 
 async def section_broker(h: OrderHistory, count: int, settings: ScoringSettings, results: dict) -> None:
     from aiokafka import AIOKafkaConsumer
     from sqlalchemy import func, select
 
-    from crm_devbroker.broker import LocalBroker
     from crm_common.bus import KafkaPublisher, ensure_topics
     from crm_common.consumer import inbox_table
     from crm_common.events import ALL_TOPICS, encode_envelope
     from crm_common.settings import KafkaSettings
+    from crm_devbroker.broker import LocalBroker
     from crm_scoring.runtime import build_runtime
 
     envelopes = order_events(h, count)
     log_dir = Path(tempfile.mkdtemp())
     broker = LocalBroker(log_path=log_dir / "tansu.log").start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:6]}.", topic_partitions=6, dev_broker="tansu")
+        kafka = KafkaSettings(
+            bootstrap_servers=broker.bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:6]}.", topic_partitions=6, dev_broker="tansu"
+        )
         await ensure_topics(kafka, ALL_TOPICS)
         publisher = KafkaPublisher(kafka, client_id="bench")
         futures = [await publisher.send("logistics.orders", e.key, encode_envelope(e)) for e in envelopes]
         await asyncio.gather(*futures)
         await publisher.stop()
 
-        consumer = AIOKafkaConsumer(kafka.physical("logistics.orders"), **kafka.client_options(), group_id=f"raw-{uuid.uuid4().hex[:6]}",
-                                    auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=500)
+        consumer = AIOKafkaConsumer(
+            kafka.physical("logistics.orders"),
+            **kafka.client_options(),
+            group_id=f"raw-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            max_poll_records=500,
+        )
         await consumer.start()
         seen, started = 0, time.perf_counter()
         try:
@@ -396,7 +480,7 @@ async def section_broker(h: OrderHistory, count: int, settings: ScoringSettings,
 
         db, name = await fresh_db()
         await db.dispose()
-        as_of = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=h.last_day)
+        as_of = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=h.last_day)
         from crm_scoring.scoring.service import pending_rescores
 
         runtime = build_runtime(settings.model_copy(update={"database_url": db.url, "kafka": kafka}), clock=lambda: as_of)
@@ -419,11 +503,20 @@ async def section_broker(h: OrderHistory, count: int, settings: ScoringSettings,
             await drop_postgres_db(name)
         rate = done / elapsed
         facts_rate = done / (facts_s or elapsed)
-        results["broker"] = {"events": len(envelopes), "partitions": 6, "raw_consume_events_per_s": round(raw_rate), "scoring_consumer_events_per_s": round(rate),
-                             "ratio_scoring_over_raw": round(rate / raw_rate, 3), "facts_applied_events_per_s": round(facts_rate),
-                             "batch": runtime.settings.consumer_batch_size,
-                             "note": "one scoring replica; includes the consumer group join; scoring rate = until every marked customer is rescored"}
-        print(f"[broker] {len(envelopes):,} events on 6 partitions of a local Tansu broker (consumer batches of {runtime.settings.consumer_batch_size}):")
+        results["broker"] = {
+            "events": len(envelopes),
+            "partitions": 6,
+            "raw_consume_events_per_s": round(raw_rate),
+            "scoring_consumer_events_per_s": round(rate),
+            "ratio_scoring_over_raw": round(rate / raw_rate, 3),
+            "facts_applied_events_per_s": round(facts_rate),
+            "batch": runtime.settings.consumer_batch_size,
+            "note": "one scoring replica; includes the consumer group join; scoring rate = until every marked customer is rescored",
+        }
+        print(
+            f"[broker] {len(envelopes):,} events on 6 partitions of a local Tansu broker (consumer batches of "
+            f"{runtime.settings.consumer_batch_size}):"
+        )
         print(f"  raw consume (getmany, no work)       {raw_rate:10,.0f} events/s")
         print(f"  facts applied (inbox complete)       {facts_rate:10,.0f} events/s   = {facts_rate / raw_rate:.3f}x raw")
         print(f"  scored (and every mark rescored)     {rate:10,.0f} events/s   = {rate / raw_rate:.3f}x raw (includes the group join)")
@@ -438,9 +531,11 @@ def save(results: dict) -> None:
 
 
 async def database_sections(args, h: OrderHistory, settings: ScoringSettings, results: dict) -> None:
-    sections = [("import", args.no_import, lambda: section_import(h, args.import_rows, settings, results)),
-                ("inbox", args.no_inbox, lambda: section_inbox(h, args.events, settings, results)),
-                ("broker", args.no_broker, lambda: section_broker(h, args.events, settings, results))]
+    sections = [
+        ("import", args.no_import, lambda: section_import(h, args.import_rows, settings, results)),
+        ("inbox", args.no_inbox, lambda: section_inbox(h, args.events, settings, results)),
+        ("broker", args.no_broker, lambda: section_broker(h, args.events, settings, results)),
+    ]
     for name, skip, run in sections:
         if skip:
             continue
@@ -463,19 +558,23 @@ def main() -> None:
     parser.add_argument("--no-inbox", action="store_true")
     parser.add_argument("--no-broker", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rescore-batch", type=int, default=2000, help="customers per incremental rescoring batch (SCORING_RESCORE_BATCH_SIZE)")
+    parser.add_argument(
+        "--rescore-batch", type=int, default=2000, help="customers per incremental rescoring batch (SCORING_RESCORE_BATCH_SIZE)"
+    )
     args = parser.parse_args()
 
     settings = ScoringSettings(run_scheduler=False)
     results: dict = {
-        "run_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "args": vars(args),
     }
     started = time.perf_counter()
     h = generate(args.customers, args.orders, seed=args.seed)
-    print(f"[data] {h.n_customers:,} customers, {h.customer.size:,} orders generated in {time.perf_counter() - started:.1f} s "
-          f"(top 1% of customers bring {top_share(h, 0.01):.0%} of revenue, top 20% bring {top_share(h, 0.2):.0%})")
+    print(
+        f"[data] {h.n_customers:,} customers, {h.customer.size:,} orders generated in {time.perf_counter() - started:.1f} s "
+        f"(top 1% of customers bring {top_share(h, 0.01):.0%} of revenue, top 20% bring {top_share(h, 0.2):.0%})"
+    )
     features, model, frame = section_recompute(h, settings, results, memory=not args.no_memory)
     save(results)
     section_rescore(h, frame, model, settings, results, args.rescore_batch)

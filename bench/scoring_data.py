@@ -3,6 +3,7 @@
 A few shippers order every day and spend a lot, most order now and then; some stop ordering (churn).
 Everything is generated with numpy in one pass, deterministic for a seed.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -15,6 +15,7 @@ bulk-inserted into a migrated scoring database. Measured for the last full month
   median and p99.
 Results go to bench/results/service_levels.json. On the shared 2-core machine wall times include the others' work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scoring_data import generate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "service_levels.json"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 20_000
 
@@ -62,14 +63,27 @@ def order_rows(h, seed: int):
             promised_delivery = created + dt.timedelta(hours=48)
             delivered = promised_delivery + dt.timedelta(hours=6 if delivery_late[i] else -3)
             pod_due = delivered + dt.timedelta(hours=72)
-            rows.append({
-                "order_id": f"o-{i:09d}", "customer_id": str(ids[i]), "order_date": created, "order_day": int(h.order_day[i]),
-                "amount": float(h.amount[i]), "currency": "CNY", "promised_pickup_at": promised_pickup,
-                "promised_delivery_at": promised_delivery, "shipped_at": promised_pickup + dt.timedelta(hours=2 if pickup_late[i] else -1),
-                "delivered_at": None if lost[i] else delivered, "quantity_ordered": int(ordered[i]), "quantity_shipped": int(shipped[i]),
-                "urgent": int(urgent[i]), "damaged": int(damaged[i]), "lost": int(lost[i]), "pod_due_at": pod_due,
-                "pod_returned_at": None if lost[i] else pod_due + dt.timedelta(hours=10 if pod_late[i] else -20),
-            })
+            rows.append(
+                {
+                    "order_id": f"o-{i:09d}",
+                    "customer_id": str(ids[i]),
+                    "order_date": created,
+                    "order_day": int(h.order_day[i]),
+                    "amount": float(h.amount[i]),
+                    "currency": "CNY",
+                    "promised_pickup_at": promised_pickup,
+                    "promised_delivery_at": promised_delivery,
+                    "shipped_at": promised_pickup + dt.timedelta(hours=2 if pickup_late[i] else -1),
+                    "delivered_at": None if lost[i] else delivered,
+                    "quantity_ordered": int(ordered[i]),
+                    "quantity_shipped": int(shipped[i]),
+                    "urgent": int(urgent[i]),
+                    "damaged": int(damaged[i]),
+                    "lost": int(lost[i]),
+                    "pod_due_at": pod_due,
+                    "pod_returned_at": None if lost[i] else pod_due + dt.timedelta(hours=10 if pod_late[i] else -20),
+                }
+            )
         yield rows
 
 
@@ -100,8 +114,8 @@ async def run(args) -> dict:
     from sqlalchemy import func, select
 
     from crm_common.db import Database
-    from crm_scoring.scoring.models import orders
     from crm_scoring.db import migrate
+    from crm_scoring.scoring.models import orders
     from crm_scoring.service_levels import reports, service
     from crm_scoring.settings import ScoringSettings
 
@@ -110,8 +124,13 @@ async def run(args) -> dict:
     month_first = service.add_months(last.replace(day=1), -1)  # the last full month
     month = month_first.strftime("%Y-%m")
     now = dt.datetime.combine(service.add_months(month_first, 1), dt.time(), UTC) + dt.timedelta(days=3)
-    results: dict = {"run_at": dt.datetime.now(UTC).isoformat(timespec="seconds"), "args": vars(args), "month": month,
-                     "customers": h.n_customers, "orders": int(h.customer.size)}
+    results: dict = {
+        "run_at": dt.datetime.now(UTC).isoformat(timespec="seconds"),
+        "args": vars(args),
+        "month": month,
+        "customers": h.n_customers,
+        "orders": int(h.customer.size),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         if args.sqlite:
             url, drop = f"sqlite:///{tmp}/service_levels.db", None
@@ -126,8 +145,11 @@ async def run(args) -> dict:
         try:
             results["load_s"] = round(await load(db, h, args.seed), 2)
             day_from, day_to = (month_first - dt.date(1970, 1, 1)).days, (service.add_months(month_first, 1) - dt.date(1970, 1, 1)).days
-            baseline_stmt = select(orders.c.customer_id, func.count()).where(orders.c.order_day >= day_from, orders.c.order_day < day_to).group_by(
-                orders.c.customer_id)
+            baseline_stmt = (
+                select(orders.c.customer_id, func.count())
+                .where(orders.c.order_day >= day_from, orders.c.order_day < day_to)
+                .group_by(orders.c.customer_id)
+            )
 
             async def baseline():
                 async with db.sessions() as session:
@@ -141,19 +163,26 @@ async def run(args) -> dict:
             records, compute_s, compute_cpu = await timed(compute)
             results["baseline_group_by"] = {"customers": customers_in_month, "wall_s": round(base_s, 3), "cpu_s": round(base_cpu, 3)}
             results["compute_month"] = {"records": records, "wall_s": round(compute_s, 3), "cpu_s": round(compute_cpu, 3)}
-            print(f"[month {month}] baseline GROUP BY: {customers_in_month:,} customers in {base_s:.2f} s; "
-                  f"compute_month: {records:,} records in {compute_s:.2f} s (CPU {compute_cpu:.2f} s)")
+            print(
+                f"[month {month}] baseline GROUP BY: {customers_in_month:,} customers in {base_s:.2f} s; "
+                f"compute_month: {records:,} records in {compute_s:.2f} s (CPU {compute_cpu:.2f} s)"
+            )
 
-            for name, call in (("report", lambda s: reports.service_level_report(s, month, "on_time_delivery_pct", 20, None, 12)),
-                               ("csv", lambda s: reports.service_level_csv(s, month, "on_time_delivery_pct", None))):
+            for name, call in (
+                ("report", lambda s: reports.service_level_report(s, month, "on_time_delivery_pct", 20, None, 12)),
+                ("csv", lambda s: reports.service_level_csv(s, month, "on_time_delivery_pct", None)),
+            ):
                 times = []
                 for _ in range(args.repeat):
                     async with db.sessions() as session:
                         started = time.perf_counter()
                         await call(session)
                         times.append(time.perf_counter() - started)
-                results[name] = {"runs": len(times), "median_ms": round(statistics.median(times) * 1000, 1),
-                                 "p99_ms": round(percentile(times, 0.99) * 1000, 1)}
+                results[name] = {
+                    "runs": len(times),
+                    "median_ms": round(statistics.median(times) * 1000, 1),
+                    "p99_ms": round(percentile(times, 0.99) * 1000, 1),
+                }
                 print(f"[{name}] {len(times)} runs: median {results[name]['median_ms']} ms, p99 {results[name]['p99_ms']} ms")
         finally:
             await db.dispose()

@@ -18,6 +18,7 @@ Baseline (same run, same load generator and settings): bench/baseline_app.py, a 
 returning a constant. Target: p99 < 25 ms and >= 30% of the baseline's requests/s (headline: --connections).
 --profile: an extra load at --connections with py-spy on the gateway and the complaints service (not counted).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,8 +49,16 @@ def idle_cpu_per_s(processes: dict[str, perfkit.Server], seconds: float = 2.0) -
     return {name: (cpu_seconds(server.process.pid) - before[name]) / seconds for name, server in processes.items()}
 
 
-def measured_load(url: str, paths: list[str], *, headers: dict | None, connections: int, duration: float, processes: dict[str, perfkit.Server],
-                  idle: dict[str, float]) -> dict:
+def measured_load(
+    url: str,
+    paths: list[str],
+    *,
+    headers: dict | None,
+    connections: int,
+    duration: float,
+    processes: dict[str, perfkit.Server],
+    idle: dict[str, float],
+) -> dict:
     """One wrk load after a short warm-up, with the CPU milliseconds each named server process spent per request,
     its background (idle) CPU over the same seconds taken out."""
     perfkit.http_load(url, paths, headers=headers, connections=connections, duration_s=1)
@@ -61,21 +70,35 @@ def measured_load(url: str, paths: list[str], *, headers: dict | None, connectio
     return load
 
 
-def sweep(label: str, url: str, paths: list[str], *, headers: dict | None, levels: list[int], duration: float,
-          processes: dict[str, perfkit.Server]) -> dict[int, dict]:
+def sweep(
+    label: str,
+    url: str,
+    paths: list[str],
+    *,
+    headers: dict | None,
+    levels: list[int],
+    duration: float,
+    processes: dict[str, perfkit.Server],
+) -> dict[int, dict]:
     out = {}
     idle = idle_cpu_per_s(processes)
     print(f"[status_query] {label}: idle CPU " + ", ".join(f"{name} {1000 * v:.0f} ms/s" for name, v in idle.items()), flush=True)
     for connections in levels:
-        load = out[connections] = measured_load(url, paths, headers=headers, connections=connections, duration=duration, processes=processes,
-                                                idle=idle)
+        load = out[connections] = measured_load(
+            url, paths, headers=headers, connections=connections, duration=duration, processes=processes, idle=idle
+        )
         cpu = ", ".join(f"{name} {load[f'cpu_ms_per_request_{name}']:.2f}" for name in processes)
-        print(f"[status_query] {label} c={connections}: {load['rps']:,.0f} req/s p50 {load['p50_ms']:.1f} ms p99 {load['p99_ms']:.1f} ms, "
-              f"errors {load['errors']}, CPU ms/request: {cpu} ({load['tool']})", flush=True)
+        print(
+            f"[status_query] {label} c={connections}: {load['rps']:,.0f} req/s p50 {load['p50_ms']:.1f} ms p99 {load['p99_ms']:.1f} ms, "
+            f"errors {load['errors']}, CPU ms/request: {cpu} ({load['tool']})",
+            flush=True,
+        )
     return out
 
 
-def profiled_load(url: str, paths: list[str], headers: dict, connections: int, duration: float, targets: dict[str, perfkit.Server], log_dir: Path) -> None:
+def profiled_load(
+    url: str, paths: list[str], headers: dict, connections: int, duration: float, targets: dict[str, perfkit.Server], log_dir: Path
+) -> None:
     profilers = [perfkit.Profiler(server.process.pid, log_dir / f"profile-{name}", duration) for name, server in targets.items()]
     for profiler in profilers:
         profiler.__enter__()
@@ -101,8 +124,15 @@ def baseline(log_dir: Path, levels: list[int], duration: float) -> tuple[dict[in
     server = perfkit.Server("baseline", "baseline_app:app", {}, log_dir=log_dir, extra_path=[perfkit.BENCH])
     with perfkit.servers(server):
         perfkit.http_load(server.url, ["/constant"], connections=max(levels), duration_s=2)
-        closed = sweep("baseline (constant endpoint)", server.url, ["/constant"], headers=None, levels=levels, duration=duration,
-                       processes={"baseline": server})
+        closed = sweep(
+            "baseline (constant endpoint)",
+            server.url,
+            ["/constant"],
+            headers=None,
+            levels=levels,
+            duration=duration,
+            processes={"baseline": server},
+        )
         opened = perfkit.open_loop_levels("status_query baseline", server.url, ["/constant"], max_rps=max_rate(closed), duration_s=duration)
         return closed, opened
 
@@ -115,8 +145,12 @@ async def prepare(count: int) -> tuple:
 
 
 def gateway_server(name: str, urls: dict, bootstrap: str, complaints_url: str, log_dir: Path) -> perfkit.Server:
-    return perfkit.Server(name, perfkit.APPS["gateway"], perfkit.service_env(
-        "gateway", urls["gateway"], bootstrap, complaints_url=complaints_url, rate_limit_enabled="false"), log_dir=log_dir)
+    return perfkit.Server(
+        name,
+        perfkit.APPS["gateway"],
+        perfkit.service_env("gateway", urls["gateway"], bootstrap, complaints_url=complaints_url, rate_limit_enabled="false"),
+        log_dir=log_dir,
+    )
 
 
 def probe(url: str, path: str, headers: dict) -> bytes:
@@ -132,18 +166,40 @@ def level_rows(label: str, loads: dict[int, dict], base: dict[int, dict], *, tar
     rows = []
     for connections, load in loads.items():
         b = base[connections]
-        rows.append(perfkit.row(f"{label} req/s, {connections} conn", load["rps"], baseline=b["rps"], unit="req/s",
-                                target=">= 30% of baseline" if targets else "", met=(load["rps"] >= 0.3 * b["rps"] and load["errors"] == 0) if targets else None))
+        rows.append(
+            perfkit.row(
+                f"{label} req/s, {connections} conn",
+                load["rps"],
+                baseline=b["rps"],
+                unit="req/s",
+                target=">= 30% of baseline" if targets else "",
+                met=(load["rps"] >= 0.3 * b["rps"] and load["errors"] == 0) if targets else None,
+            )
+        )
         rows.append(perfkit.row(f"{label} p50, {connections} conn", load["p50_ms"], baseline=b["p50_ms"], unit="ms"))
-        rows.append(perfkit.row(f"{label} p99, {connections} conn", load["p99_ms"], baseline=b["p99_ms"], unit="ms",
-                                target="< 25 ms" if targets else "", met=load["p99_ms"] < 25 if targets else None))
+        rows.append(
+            perfkit.row(
+                f"{label} p99, {connections} conn",
+                load["p99_ms"],
+                baseline=b["p99_ms"],
+                unit="ms",
+                target="< 25 ms" if targets else "",
+                met=load["p99_ms"] < 25 if targets else None,
+            )
+        )
     return rows
 
 
 def cpu_rows(label: str, loads: dict[int, dict], name: str, base: dict[int, dict]) -> list[dict]:
     connections = max(loads)
-    return [perfkit.row(f"{label}, CPU per request, {name}, {connections} conn", loads[connections][f"cpu_ms_per_request_{name}"],
-                        baseline=base[connections]["cpu_ms_per_request_baseline"], unit="ms")]
+    return [
+        perfkit.row(
+            f"{label}, CPU per request, {name}, {connections} conn",
+            loads[connections][f"cpu_ms_per_request_{name}"],
+            baseline=base[connections]["cpu_ms_per_request_baseline"],
+            unit="ms",
+        )
+    ]
 
 
 def run(args) -> dict:
@@ -156,35 +212,63 @@ def run(args) -> dict:
     cm, urls, sample = loop.run_until_complete(prepare(count))
     headers = {"Authorization": "Bearer " + perfkit.agent_token()}
     paths = [f"/api/v1/complaints/lookup?tracking_number={t}" for t in sample["tracking"]]
-    direct_paths = [p[len("/api/v1"):] for p in paths]
+    direct_paths = [p[len("/api/v1") :] for p in paths]
     body_file = Path(tempfile.mkstemp(prefix="lookup-body-", suffix=".json")[1])
     try:
         with perfkit.local_broker(log_dir) as broker:
-            complaints = perfkit.Server("complaints", perfkit.APPS["complaints"],
-                                        perfkit.service_env("complaints", urls["complaints"], broker.bootstrap), log_dir=log_dir)
+            complaints = perfkit.Server(
+                "complaints",
+                perfkit.APPS["complaints"],
+                perfkit.service_env("complaints", urls["complaints"], broker.bootstrap),
+                log_dir=log_dir,
+            )
             gateway = gateway_server("gateway", urls, broker.bootstrap, complaints.url, log_dir)
             with perfkit.servers(complaints, gateway):
                 body_file.write_bytes(probe(gateway.url, paths[0], headers))
                 perfkit.http_load(gateway.url, paths, headers=headers, connections=args.connections, duration_s=2)  # warm-up
                 hops = {"gateway": gateway, "complaints": complaints}
-                through = sweep("through the gateway", gateway.url, paths, headers=headers, levels=levels, duration=duration, processes=hops)
-                through_open = perfkit.open_loop_levels("status_query gateway", gateway.url, paths, max_rps=max_rate(through),
-                                                        duration_s=duration, headers=headers)
-                direct = sweep("complaints service alone", complaints.url, direct_paths, headers=perfkit.direct_headers("complaints", AGENT_HEADERS_DIRECT), levels=levels,
-                               duration=duration, processes={"complaints": complaints})
+                through = sweep(
+                    "through the gateway", gateway.url, paths, headers=headers, levels=levels, duration=duration, processes=hops
+                )
+                through_open = perfkit.open_loop_levels(
+                    "status_query gateway", gateway.url, paths, max_rps=max_rate(through), duration_s=duration, headers=headers
+                )
+                direct = sweep(
+                    "complaints service alone",
+                    complaints.url,
+                    direct_paths,
+                    headers=perfkit.direct_headers("complaints", AGENT_HEADERS_DIRECT),
+                    levels=levels,
+                    duration=duration,
+                    processes={"complaints": complaints},
+                )
                 if args.profile:
                     profiled_load(gateway.url, paths, headers, args.connections, duration, hops, log_dir)
             # the ceiling: the same gateway, its complaints upstream a constant answer of the same bytes (no database)
-            constant = perfkit.Server("constant-upstream", "baseline_app:app", {"BASELINE_LOOKUP_BODY": str(body_file)}, log_dir=log_dir,
-                                      extra_path=[perfkit.BENCH])
+            constant = perfkit.Server(
+                "constant-upstream",
+                "baseline_app:app",
+                {"BASELINE_LOOKUP_BODY": str(body_file)},
+                log_dir=log_dir,
+                extra_path=[perfkit.BENCH],
+            )
             ceiling_gateway = gateway_server("gateway-ceiling", urls, broker.bootstrap, constant.url, log_dir)
             with perfkit.servers(constant, ceiling_gateway):
                 probe(ceiling_gateway.url, paths[0], headers)
                 perfkit.http_load(ceiling_gateway.url, paths, headers=headers, connections=args.connections, duration_s=2)  # warm-up
-                ceiling = sweep("ceiling: gateway -> constant upstream", ceiling_gateway.url, paths, headers=headers, levels=levels,
-                                duration=duration, processes={"gateway": ceiling_gateway, "upstream": constant})
+                ceiling = sweep(
+                    "ceiling: gateway -> constant upstream",
+                    ceiling_gateway.url,
+                    paths,
+                    headers=headers,
+                    levels=levels,
+                    duration=duration,
+                    processes={"gateway": ceiling_gateway, "upstream": constant},
+                )
                 if args.profile:
-                    profiled_load(ceiling_gateway.url, paths, headers, args.connections, duration, {"gateway-ceiling": ceiling_gateway}, log_dir)
+                    profiled_load(
+                        ceiling_gateway.url, paths, headers, args.connections, duration, {"gateway-ceiling": ceiling_gateway}, log_dir
+                    )
     finally:
         body_file.unlink(missing_ok=True)
         loop.run_until_complete(cm.__aexit__(None, None, None))
@@ -193,14 +277,32 @@ def run(args) -> dict:
     head, head_base = through[args.connections], base[args.connections]
     all_p99_met = all(load["p99_ms"] < 25 for load in through.values())
     rows = [
-        perfkit.row("status query maximum req/s (gateway, closed loop)", max_rate(through), baseline=max_rate(base), unit="req/s",
-                    target=">= 1,500 req/s with 100,000 complaints" if count >= 100_000 else "", met=max_rate(through) >= 1500 if count >= 100_000 else None),
+        perfkit.row(
+            "status query maximum req/s (gateway, closed loop)",
+            max_rate(through),
+            baseline=max_rate(base),
+            unit="req/s",
+            target=">= 1,500 req/s with 100,000 complaints" if count >= 100_000 else "",
+            met=max_rate(through) >= 1500 if count >= 100_000 else None,
+        ),
         *perfkit.open_loop_rows("status query (gateway)", through_open, base_open, targets={0.50: 10.0}),
-        perfkit.row("status query req/s (gateway)", head["rps"], baseline=head_base["rps"], unit="req/s", target=">= 30% of baseline",
-                    met=head["rps"] >= 0.3 * head_base["rps"] and head["errors"] == 0),
+        perfkit.row(
+            "status query req/s (gateway)",
+            head["rps"],
+            baseline=head_base["rps"],
+            unit="req/s",
+            target=">= 30% of baseline",
+            met=head["rps"] >= 0.3 * head_base["rps"] and head["errors"] == 0,
+        ),
         perfkit.row("status query p50 (gateway)", head["p50_ms"], baseline=head_base["p50_ms"], unit="ms"),
-        perfkit.row("status query p99 (gateway)", head["p99_ms"], baseline=head_base["p99_ms"], unit="ms",
-                    target=f"< 25 ms at every level ({','.join(map(str, levels))} conn)", met=all_p99_met),
+        perfkit.row(
+            "status query p99 (gateway)",
+            head["p99_ms"],
+            baseline=head_base["p99_ms"],
+            unit="ms",
+            target=f"< 25 ms at every level ({','.join(map(str, levels))} conn)",
+            met=all_p99_met,
+        ),
         perfkit.row("status query req/s (complaints alone)", direct[args.connections]["rps"], baseline=head_base["rps"], unit="req/s"),
         perfkit.row("status query p99 (complaints alone)", direct[args.connections]["p99_ms"], baseline=head_base["p99_ms"], unit="ms"),
         *level_rows("status query (gateway)", through, base, targets=True),
@@ -210,9 +312,22 @@ def run(args) -> dict:
         *cpu_rows("status query (gateway)", through, "complaints", base),
         *cpu_rows("ceiling", ceiling, "gateway", base),
     ]
-    return perfkit.result("status_query", rows, figures={"complaints": count, "levels": levels, "connections": args.connections, "duration_s": duration,
-                                                         "gateway": through, "complaints_alone": direct, "ceiling": ceiling, "baseline": base,
-                                                         "gateway_open_loop": through_open, "baseline_open_loop": base_open})
+    return perfkit.result(
+        "status_query",
+        rows,
+        figures={
+            "complaints": count,
+            "levels": levels,
+            "connections": args.connections,
+            "duration_s": duration,
+            "gateway": through,
+            "complaints_alone": direct,
+            "ceiling": ceiling,
+            "baseline": base,
+            "gateway_open_loop": through_open,
+            "baseline_open_loop": base_open,
+        },
+    )
 
 
 def add_arguments(parser) -> None:
@@ -220,7 +335,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--connections", type=int, default=16, help="the headline level (the rows without a level in their name)")
     parser.add_argument("--levels", default="1,4,16", help="concurrency levels, comma-separated; every one is reported")
     parser.add_argument("--duration", type=float, default=0)
-    parser.add_argument("--profile", action="store_true", help="an extra load with py-spy on the gateway and complaints (and the ceiling gateway)")
+    parser.add_argument(
+        "--profile", action="store_true", help="an extra load with py-spy on the gateway and complaints (and the ceiling gateway)"
+    )
 
 
 def main(argv=None) -> int:

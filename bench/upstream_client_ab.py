@@ -16,6 +16,7 @@ rounds (the order rotates every round):
     front: the same for every implementation), the complaints upstream swapped for the implementation measured.
 Ratios are against (a). (a) needs git and httptools (uvicorn[standard]).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ PARAMS = {"tracking_number": "SF1"}
 
 
 def homemade_module(commit: str):
-    source = subprocess.run(["git", "show", f"{commit}:services/gateway/crm_gateway/upstream.py"], cwd=perfkit.REPO, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{commit}:services/gateway/crm_gateway/upstream.py"], cwd=perfkit.REPO, check=True, capture_output=True, text=True
+    ).stdout
     spec = importlib.util.spec_from_loader("homemade_upstream", loader=None)
     module = importlib.util.module_from_spec(spec)
     exec(compile(source, f"{commit}:upstream.py", "exec"), module.__dict__)
@@ -73,7 +75,11 @@ def httpx_client(settings, url: str, tuned: bool):
         return httpx.AsyncClient(base_url=url, timeout=timeout)
     limits = httpx.Limits(max_connections=settings.upstream_max_connections, max_keepalive_connections=20)
     return httpx.AsyncClient(
-        base_url=url, timeout=timeout, follow_redirects=False, trust_env=False, headers={"Accept-Encoding": "identity"},
+        base_url=url,
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"Accept-Encoding": "identity"},
         transport=httpx.AsyncHTTPTransport(limits=limits, http1=True, http2=False, retries=0, trust_env=False),
         cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
     )
@@ -86,7 +92,10 @@ def implementations(settings, url: str) -> dict[str, Any]:
     signer = EdgeTokenSigner(settings.edge, issuer=settings.service_name)
     homemade = homemade_module(HOMEMADE_COMMIT).Upstream("complaints", url, FormerSettings(settings), None, signer)
     assert homemade.direct is not None, "the home-made transport is not in use (httptools missing?)"
-    impls = {"(a) home-made (asyncio + httptools)": homemade, "(b) aiohttp (the gateway's)": Upstream("complaints", url, settings, signer=signer)}
+    impls = {
+        "(a) home-made (asyncio + httptools)": homemade,
+        "(b) aiohttp (the gateway's)": Upstream("complaints", url, settings, signer=signer),
+    }
     for name, tuned in (("(c) httpx, tuned pool", True), ("httpx, defaults (reference)", False)):
         impls[name] = Upstream("complaints", url, settings, signer=signer)
         impls[name].test_client = httpx_client(settings, url, tuned)  # the Upstream's httpx path, on the network
@@ -139,9 +148,11 @@ async def main(args) -> None:
         names = list(impls)
         for impl in impls.values():  # warm-up: connections open, code paths taken
             await cpu_per_request(lambda impl=impl: client_call(impl), 200, c)
-        print(f"{n} requests per figure, concurrency {c}, {args.rounds} alternating rounds; upstream {upstream.url} (baseline_app, uvicorn)")
+        print(
+            f"{n} requests per figure, concurrency {c}, {args.rounds} alternating rounds; upstream {upstream.url} (baseline_app, uvicorn)"
+        )
         for round_ in range(args.rounds):
-            order = names[round_ % len(names):] + names[:round_ % len(names)]
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for name in order:
                 impl = impls[name]
                 for kind, call in (("client", client_call), ("proxied", proxied_call)):
@@ -152,7 +163,9 @@ async def main(args) -> None:
                     print(f"  round {round_ + 1} {name:<38} {kind:<8} {cpu:.3f} ms CPU/request  {rps:7.0f} req/s", flush=True)
 
         print()
-        print(f"{'implementation':<38} {'client CPU ms/req':>18} {'ratio':>6} {'proxied CPU ms/req':>19} {'ratio':>6} {'proxied req/s':>14}")
+        print(
+            f"{'implementation':<38} {'client CPU ms/req':>18} {'ratio':>6} {'proxied CPU ms/req':>19} {'ratio':>6} {'proxied req/s':>14}"
+        )
         base = {kind: statistics.median(cpu for cpu, _ in figures[(names[0], kind)]) for kind in ("client", "proxied")}
         result = {}
         for name in names:

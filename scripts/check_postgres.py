@@ -1,4 +1,5 @@
 """Exit 0 when the test PostgreSQL server answers, 1 otherwise (used by `make test`)."""
+
 import asyncio
 import os
 import sys

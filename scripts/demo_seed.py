@@ -8,6 +8,7 @@ derived from what it reports, so seeding again re-sends the same events and the 
 complaints go through the complaints API with an idempotency key per customer. The services' APIs are
 called directly, with the seeder's own edge token (crm_common.edge, the key from CRM_EDGE_TOKEN_KEY).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -74,24 +75,61 @@ def _order_events(customers: list[dict], rng: random.Random, now: dt.datetime):
                 order_id = f"D-{cid[:8]}-{month}-{n}"
                 amount = Decimal(str(round(rng.lognormvariate(7 + 2 * size, 0.6), 2)))
                 service = SERVICE_TYPES[(rank + n) % (1 + rank % 5)]
-                yield cid, OrderCreated(order_id=order_id, customer_id=cid, order_date=day, amount=amount,
-                                        margin=(amount * Decimal("0.18")).quantize(Decimal("0.01")), service_type=service,
-                                        tracking_number=f"SF{zlib.crc32(order_id.encode()):010d}", lane="SHA-PEK")
+                yield (
+                    cid,
+                    OrderCreated(
+                        order_id=order_id,
+                        customer_id=cid,
+                        order_date=day,
+                        amount=amount,
+                        margin=(amount * Decimal("0.18")).quantize(Decimal("0.01")),
+                        service_type=service,
+                        tracking_number=f"SF{zlib.crc32(order_id.encode()):010d}",
+                        lane="SHA-PEK",
+                    ),
+                )
                 promised = day + dt.timedelta(days=2)
                 late = rng.random() < 0.08
-                yield cid, OrderDelivered(order_id=order_id, customer_id=cid, delivered_at=promised + dt.timedelta(hours=30 if late else -3), promised_at=promised)
+                yield (
+                    cid,
+                    OrderDelivered(
+                        order_id=order_id,
+                        customer_id=cid,
+                        delivered_at=promised + dt.timedelta(hours=30 if late else -3),
+                        promised_at=promised,
+                    ),
+                )
                 if late and month == 17:
                     yield cid, ShipmentDelayed(order_id=order_id, customer_id=cid, delay_minutes=1800, reported_at=promised)
             due = (now - dt.timedelta(days=30 * (17 - month))).date()
             if rank % 9 == 4 and month > 14:
-                yield cid, PaymentOverdue(invoice_id=f"INV-{cid[:8]}-{month}", customer_id=cid, amount=Decimal("5000"), due_date=due, days_overdue=20, reported_at=now)
+                yield (
+                    cid,
+                    PaymentOverdue(
+                        invoice_id=f"INV-{cid[:8]}-{month}",
+                        customer_id=cid,
+                        amount=Decimal("5000"),
+                        due_date=due,
+                        days_overdue=20,
+                        reported_at=now,
+                    ),
+                )
             else:
-                yield cid, PaymentReceived(invoice_id=f"INV-{cid[:8]}-{month}", customer_id=cid, amount=Decimal("5000"), due_date=due, paid_at=dt.datetime.combine(due, dt.time(10), tzinfo=dt.timezone.utc))
+                yield (
+                    cid,
+                    PaymentReceived(
+                        invoice_id=f"INV-{cid[:8]}-{month}",
+                        customer_id=cid,
+                        amount=Decimal("5000"),
+                        due_date=due,
+                        paid_at=dt.datetime.combine(due, dt.time(10), tzinfo=dt.UTC),
+                    ),
+                )
 
 
 def demo_event_id(payload) -> uuid.UUID:
     """The same reported fact gets the same id every time the demo is seeded."""
-    subject = getattr(payload, "order_id", None) or getattr(payload, "invoice_id")
+    subject = getattr(payload, "order_id", None) or payload.invoice_id
     return uuid.uuid5(DEMO_EVENT_NAMESPACE, f"{payload.event_type}:{subject}")
 
 
@@ -112,12 +150,22 @@ async def _publish(bootstrap: str, events) -> int:
 # Teams the built-in routing sends complaints to, with a Mainland office calendar; demo agents are on shift around
 # the clock so that a newcomer can assign at any hour (business hours still drive the SLA clocks).
 OFFICE_HOURS = {"timezone": "Asia/Shanghai", "weekdays": [0, 1, 2, 3, 4], "periods": [["09:00", "12:00"], ["13:00", "18:00"]]}
-DEMO_TEAMS = {"transport": "运输组 Transport", "claims": "理赔组 Claims", "warehouse": "仓储组 Warehouse", "billing": "账务组 Billing",
-              "customer_service": "客服组 Customer service"}
+DEMO_TEAMS = {
+    "transport": "运输组 Transport",
+    "claims": "理赔组 Claims",
+    "warehouse": "仓储组 Warehouse",
+    "billing": "账务组 Billing",
+    "customer_service": "客服组 Customer service",
+}
 # li-na is the console's demo agent (crm_gateway.settings.DEMO_USERS)
-DEMO_AGENTS = [("li-na", "transport", "李娜 Li Na"), ("zhou-tao", "transport", "周涛 Zhou Tao"), ("zhao-lei", "claims", "赵磊 Zhao Lei"),
-               ("sun-mei", "warehouse", "孙梅 Sun Mei"), ("qian-hao", "billing", "钱浩 Qian Hao"),
-               ("he-jing", "customer_service", "何静 He Jing")]
+DEMO_AGENTS = [
+    ("li-na", "transport", "李娜 Li Na"),
+    ("zhou-tao", "transport", "周涛 Zhou Tao"),
+    ("zhao-lei", "claims", "赵磊 Zhao Lei"),
+    ("sun-mei", "warehouse", "孙梅 Sun Mei"),
+    ("qian-hao", "billing", "钱浩 Qian Hao"),
+    ("he-jing", "customer_service", "何静 He Jing"),
+]
 AROUND_THE_CLOCK = [{"weekday": day, "start": "00:00", "end": "24:00"} for day in range(7)]
 SEEDER = {"X-Actor-Id": "demo-seed", "X-Actor-Role": "admin"}
 
@@ -129,8 +177,9 @@ def _transient(exc: BaseException) -> bool:
 
 async def _put(client: httpx.AsyncClient, path: str, body: dict) -> None:
     """PUT creates or replaces, so repeating it is harmless."""
-    async for attempt in AsyncRetrying(retry=retry_if_exception(_transient), stop=stop_after_attempt(5),
-                                       wait=wait_exponential(multiplier=0.2, max=3), reraise=True):
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(_transient), stop=stop_after_attempt(5), wait=wait_exponential(multiplier=0.2, max=3), reraise=True
+    ):
         with attempt:
             (await client.put(path, headers=SEEDER, json=body)).raise_for_status()
 
@@ -141,8 +190,9 @@ async def _with_mainland_holidays(client: httpx.AsyncClient, calendar: dict) -> 
     holidays, workdays = [], []
     this_year = dt.date.today().year
     for year in (this_year, this_year + 1):
-        async for attempt in AsyncRetrying(retry=retry_if_exception(_transient), stop=stop_after_attempt(5),
-                                           wait=wait_exponential(multiplier=0.2, max=3), reraise=True):
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_transient), stop=stop_after_attempt(5), wait=wait_exponential(multiplier=0.2, max=3), reraise=True
+        ):
             with attempt:
                 response = await client.get(f"/calendars/mainland-china/{year}", headers=SEEDER)
                 if response.status_code != 404:
@@ -214,14 +264,15 @@ async def _recompute_when_consumed(base: str, first_customer: str, timeout_s: fl
 async def seed(urls: dict[str, str], bootstrap: str) -> dict:
     rng = random.Random(42)
     customers = await _customers(urls)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     published = await _publish(bootstrap, _order_events(customers, rng, now)) if customers else 0
     agents = await _teams_and_agents(urls)
     complaints = await _complaints(urls, customers, rng)
     if "scoring" in urls and customers:
         await _recompute_when_consumed(urls["scoring"], customers[0]["id"])
     return {
-        "text": f"{len(customers)} customers, {published} logistics events, {len(DEMO_TEAMS)} teams, {agents} agents, {complaints} complaints",
+        "text": f"{len(customers)} customers, {published} logistics events, {len(DEMO_TEAMS)} teams, {agents} agents, {complaints} "
+        "complaints",
         "login": "choose agent, manager (account manager), customer or admin on the login page; development mode, no password",
     }
 

@@ -5,6 +5,7 @@ What the notifications service sends is accepted and kept, one JSON line per mes
 side is aiosmtpd; the provider side answers the contract of crm_notifications.channels.http_provider
 (`POST /v1/messages` -> {"id", "status": "sent"}). Development only: nothing leaves the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ class SentStore:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def add(self, record: dict) -> dict:
-        record = {"id": uuid.uuid4().hex, "received_at": dt.datetime.now(dt.timezone.utc).isoformat(), **record}
+        record = {"id": uuid.uuid4().hex, "received_at": dt.datetime.now(dt.UTC).isoformat(), **record}
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         return record
@@ -39,8 +40,14 @@ class SentStore:
 def email_record(envelope_from: str, recipients: list[str], raw: bytes) -> dict:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     text = message.get_body(preferencelist=("plain", "html"))
-    return {"channel": "email", "from": envelope_from, "to": recipients, "subject": str(message.get("subject") or ""),
-            "language": str(message.get("content-language") or "") or None, "body": text.get_content() if text else ""}
+    return {
+        "channel": "email",
+        "from": envelope_from,
+        "to": recipients,
+        "subject": str(message.get("subject") or ""),
+        "language": str(message.get("content-language") or "") or None,
+        "body": text.get_content() if text else "",
+    }
 
 
 class SmtpHandler:
@@ -63,8 +70,16 @@ def provider_app(store: SentStore) -> FastAPI:
     @app.post("/v1/messages")
     async def messages(request: Request) -> dict:
         body = await request.json()
-        store.add({"channel": body.get("channel") or "sms", "to": [str(body.get("to") or "")], "subject": body.get("title"),
-                   "body": body.get("text") or "", "language": body.get("language"), "reference": body.get("reference")})
+        store.add(
+            {
+                "channel": body.get("channel") or "sms",
+                "to": [str(body.get("to") or "")],
+                "subject": body.get("title"),
+                "body": body.get("text") or "",
+                "language": body.get("language"),
+                "reference": body.get("reference"),
+            }
+        )
         return {"id": next(ids), "status": "sent"}
 
     return app

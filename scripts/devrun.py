@@ -13,6 +13,7 @@ PROFILE_DATABASE_URL, SCORING_DATABASE_URL... (a service's own prefix) put that 
 e.g. PostgreSQL; CRM_DEMO=0 never adds demo data (by default it goes only into an installation without customers;
 `make demo` adds it on purpose).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -73,7 +74,14 @@ SERVICES = [
     Service("customer-profile", "crm_profile", "PROFILE_", PORT_BASE + 1, ("RUN_CONSUMERS",), PORT_BASE + 10),
     Service("scoring", "crm_scoring", "SCORING_", PORT_BASE + 2, ("RUN_CONSUMERS", "RUN_SCHEDULER"), PORT_BASE + 7),
     Service("complaints", "crm_complaints", "COMPLAINTS_", PORT_BASE + 3, ("RUN_CONSUMERS", "RUN_SCHEDULER"), PORT_BASE + 8),
-    Service("notifications", "crm_notifications", "NOTIFICATIONS_", PORT_BASE + 4, ("RUN_CONSUMERS", "RUN_DISPATCHER", "RUN_SCANS"), PORT_BASE + 9),
+    Service(
+        "notifications",
+        "crm_notifications",
+        "NOTIFICATIONS_",
+        PORT_BASE + 4,
+        ("RUN_CONSUMERS", "RUN_DISPATCHER", "RUN_SCANS"),
+        PORT_BASE + 9,
+    ),
     Service("gateway", "crm_gateway", "GATEWAY_", PORT_BASE),
 ]
 
@@ -124,21 +132,52 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
 def programs(services: list[Service], broker_port: int) -> list[Program]:
     """The broker, each service's HTTP process and, where a service has one, its worker (consumers, schedulers)."""
     bootstrap = f"127.0.0.1:{broker_port}"
-    found = [Program("broker", [sys.executable, "-m", "crm_devbroker.broker", "--port", str(broker_port), "--log", str(VAR / "tansu.log")], {}, 10),
-             Program("sink", [sys.executable, str(ROOT / "scripts" / "dev_sink.py"), "--store", str(SENT_STORE), "--smtp-port",
-                              str(SMTP_SINK_PORT), "--provider-port", str(PROVIDER_PORT)], {}, 20)]
+    found = [
+        Program(
+            "broker", [sys.executable, "-m", "crm_devbroker.broker", "--port", str(broker_port), "--log", str(VAR / "tansu.log")], {}, 10
+        ),
+        Program(
+            "sink",
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "dev_sink.py"),
+                "--store",
+                str(SENT_STORE),
+                "--smtp-port",
+                str(SMTP_SINK_PORT),
+                "--provider-port",
+                str(PROVIDER_PORT),
+            ],
+            {},
+            20,
+        ),
+    ]
     for service in services:
         env = service_env(service, bootstrap)
-        http = [sys.executable, "-m", "uvicorn", f"{service.package}.main:app", "--host", "127.0.0.1", "--port", str(service.port),
-                "--timeout-graceful-shutdown", "10",
-                "--no-proxy-headers"]  # as in the image: only the gateway reads X-Forwarded-For, from GATEWAY_TRUSTED_PROXIES
+        http = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"{service.package}.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(service.port),
+            "--timeout-graceful-shutdown",
+            "10",
+            "--no-proxy-headers",
+        ]  # as in the image: only the gateway reads X-Forwarded-For, from GATEWAY_TRUSTED_PROXIES
         found.append(Program(service.name, http, env | {service.prefix + flag: "false" for flag in service.worker_runs}, 100))
         if service.worker_runs:
-            worker_env = env | {service.prefix + flag: "true" for flag in service.worker_runs} | {
-                f"{service.prefix}RUN_OUTBOX_RELAY": "false",
-                f"{service.prefix}WORKER_HTTP_HOST": "127.0.0.1",
-                f"{service.prefix}WORKER_HTTP_PORT": str(service.worker_port),
-            }
+            worker_env = (
+                env
+                | {service.prefix + flag: "true" for flag in service.worker_runs}
+                | {
+                    f"{service.prefix}RUN_OUTBOX_RELAY": "false",
+                    f"{service.prefix}WORKER_HTTP_HOST": "127.0.0.1",
+                    f"{service.prefix}WORKER_HTTP_PORT": str(service.worker_port),
+                }
+            )
             found.append(Program(f"{service.name}-worker", [sys.executable, "-m", f"{service.package}.worker"], worker_env, 100))
     return found
 
@@ -151,17 +190,34 @@ def _ini_value(value: str) -> str:
 def supervisord_conf(found: list[Program]) -> str:
     socket_path = VAR / "supervisor.sock"
     lines = [
-        "[supervisord]", "nodaemon=true", f"logfile={VAR / 'supervisord.log'}", "logfile_maxbytes=10MB", "logfile_backups=2",
-        f"pidfile={VAR / 'supervisord.pid'}", f"childlogdir={VAR}", "loglevel=info",
+        "[supervisord]",
+        "nodaemon=true",
+        f"logfile={VAR / 'supervisord.log'}",
+        "logfile_maxbytes=10MB",
+        "logfile_backups=2",
+        f"pidfile={VAR / 'supervisord.pid'}",
+        f"childlogdir={VAR}",
+        "loglevel=info",
         *([f"user={os.environ.get('USER') or 'root'}"] if os.geteuid() == 0 else []),  # root: say so, or it logs CRIT
-        "", "[unix_http_server]", f"file={socket_path}", "chmod=0700",
-        "", "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
-        "", "[supervisorctl]", f"serverurl=unix://{socket_path}",
-        "", f"[group:{GROUP}]", "programs=" + ",".join(p.name for p in found if p.in_group), "priority=100",
+        "",
+        "[unix_http_server]",
+        f"file={socket_path}",
+        "chmod=0700",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{socket_path}",
+        "",
+        f"[group:{GROUP}]",
+        "programs=" + ",".join(p.name for p in found if p.in_group),
+        "priority=100",
     ]
     for program in found:
         lines += [
-            "", f"[program:{program.name}]",
+            "",
+            f"[program:{program.name}]",
             "command=" + " ".join(program.command),
             f"directory={ROOT}",
             f"priority={program.priority}",
@@ -171,8 +227,11 @@ def supervisord_conf(found: list[Program]) -> str:
             "startretries=30",
             "stopsignal=TERM",
             "stopwaitsecs=40",  # more than a runtime's shutdown_grace_s
-            "stopasgroup=true", "killasgroup=true",
-            f"stdout_logfile={VAR / (program.name + '.log')}", "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=2",
+            "stopasgroup=true",
+            "killasgroup=true",
+            f"stdout_logfile={VAR / (program.name + '.log')}",
+            "stdout_logfile_maxbytes=20MB",
+            "stdout_logfile_backups=2",
             "redirect_stderr=true",
         ]
         if program.environment:
@@ -192,7 +251,9 @@ def wait_until(check, what: str, timeout_s: float, supervisord: subprocess.Popen
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if supervisord.poll() is not None:
-            raise SystemExit(f"supervisord exited (status {supervisord.returncode}) while waiting for {what}; see {VAR / 'supervisord.log'}")
+            raise SystemExit(
+                f"supervisord exited (status {supervisord.returncode}) while waiting for {what}; see {VAR / 'supervisord.log'}"
+            )
         try:
             if check():
                 return
@@ -228,8 +289,12 @@ def healthy(service: Service) -> bool:
 def migrate(service: Service) -> None:
     module = importlib.import_module(service.package)
     alembic_ini = getattr(module, "ALEMBIC_INI", ROOT / "services" / service.name / "alembic.ini")
-    subprocess.run([sys.executable, "-m", "alembic", "-c", str(alembic_ini), "upgrade", "head"],
-                   env={**os.environ, f"{service.prefix}DATABASE_URL": service.database_url}, check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(alembic_ini), "upgrade", "head"],
+        env={**os.environ, f"{service.prefix}DATABASE_URL": service.database_url},
+        check=True,
+        cwd=ROOT,
+    )
 
 
 def choose_broker_port() -> int:
@@ -249,11 +314,15 @@ def seed_demo_if_empty(running: list[Service], bootstrap: str) -> str:
             return "none added: this installation has customers already (`make demo` adds the demo data on purpose)"
         return asyncio.run(demo_seed.seed(urls, bootstrap))["text"]
     except Exception as exc:  # the services run on without demo data: seeding is a convenience, never a reason to stop
-        return f"seeding FAILED ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); the services keep running, `make demo` retries"
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        return f"seeding FAILED ({type(exc).__name__}: {first_line}); the services keep running, `make demo` retries"
 
 
 def announce(running: list[Service], demo: str) -> None:
-    print("\nThe 3PL CRM is running under supervisord (logs in var/*.log; `.venv/bin/supervisorctl -c var/supervisord.conf status`):", flush=True)
+    print(
+        "\nThe 3PL CRM is running under supervisord (logs in var/*.log; `.venv/bin/supervisorctl -c var/supervisord.conf status`):",
+        flush=True,
+    )
     for service in running:
         print(f"  {service.name:<17} {service.url}/docs")
     print("\n  /healthz, /readyz and /metrics on each of those, and on the workers:")
@@ -261,7 +330,10 @@ def announce(running: list[Service], demo: str) -> None:
         if service.worker_port:
             print(f"  {service.name + '-worker':<24} {service.worker_url}/metrics")
     if any(s.name == "gateway" for s in running):
-        print(f"\n  console           {SERVICES[4].url}/console   (sign in as agent, manager, customer or admin; development mode, no password)")
+        print(
+            f"\n  console           {SERVICES[4].url}/console   (sign in as agent, manager, customer or admin; development mode, no "
+            "password)"
+        )
     print(f"\n  demo data: {demo}")
     print("\nA process that exits is restarted. Ctrl-C stops everything gracefully.", flush=True)
 
@@ -294,9 +366,17 @@ def main() -> int:
         rpc = supervisor_rpc()
         rpc.startProcessGroup(GROUP, False)
         for service in running:
-            wait_until(lambda: healthy(service), service.name, 120, supervisord)
-        (VAR / STATE_FILE).write_text(json.dumps({"bootstrap": bootstrap, "urls": {s.name: s.url for s in running},
-                                                   "supervisord_pid": supervisord.pid, "socket": str(VAR / "supervisor.sock")}))
+            wait_until(lambda service=service: healthy(service), service.name, 120, supervisord)
+        (VAR / STATE_FILE).write_text(
+            json.dumps(
+                {
+                    "bootstrap": bootstrap,
+                    "urls": {s.name: s.url for s in running},
+                    "supervisord_pid": supervisord.pid,
+                    "socket": str(VAR / "supervisor.sock"),
+                }
+            )
+        )
         announce(running, seed_demo_if_empty(running, bootstrap))
         supervisord.wait()
         print(f"supervisord exited (status {supervisord.returncode}); see {VAR / 'supervisord.log'}", file=sys.stderr)

@@ -6,6 +6,7 @@
 The manifests are plain YAML so that kustomize, kubectl and reviewers read them directly; this
 script only keeps the five services' manifests identical in shape.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,34 +26,47 @@ GATEWAY_ONLY = [("gateway", "api")]
 SERVICES = [
     {
         # the worker consumes scores, orders and complaints for the account manager's workspace, win-back and KPIs
-        "name": "customer-profile", "prefix": "PROFILE_", "worker": True,
+        "name": "customer-profile",
+        "prefix": "PROFILE_",
+        "worker": True,
         "groups": ["profile-account-scores", "profile-account-orders", "profile-account-complaints"],
         "api": {"cpu": ("100m", "1"), "memory": ("256Mi", "512Mi")},
         "workerres": {"cpu": ("100m", "500m"), "memory": ("192Mi", "384Mi")},
         "config": {"PROFILE_LOG_LEVEL": "INFO", "PROFILE_LOG_JSON": "true"},
-        "api_env": {}, "worker_env": {},
+        "api_env": {},
+        "worker_env": {},
         "callers": GATEWAY_ONLY,
     },
     {
-        "name": "scoring", "prefix": "SCORING_", "worker": True, "groups": ["scoring"],
+        "name": "scoring",
+        "prefix": "SCORING_",
+        "worker": True,
+        "groups": ["scoring"],
         "api": {"cpu": ("200m", "1500m"), "memory": ("384Mi", "1Gi")},
         "workerres": {"cpu": ("200m", "1500m"), "memory": ("384Mi", "1Gi")},
         "config": {"SCORING_LOG_LEVEL": "INFO", "SCORING_LOG_JSON": "true", "MPLCONFIGDIR": "/tmp/matplotlib"},
-        "api_env": {"SCORING_RUN_SCHEDULER": "false"}, "worker_env": {"SCORING_RUN_SCHEDULER": "true"},
+        "api_env": {"SCORING_RUN_SCHEDULER": "false"},
+        "worker_env": {"SCORING_RUN_SCHEDULER": "true"},
         "callers": GATEWAY_ONLY,
     },
     {
-        "name": "complaints", "prefix": "COMPLAINTS_", "worker": True,
+        "name": "complaints",
+        "prefix": "COMPLAINTS_",
+        "worker": True,
         "groups": ["complaints-shipment-incidents", "complaints-customer-directory"],
         "api": {"cpu": ("100m", "1"), "memory": ("256Mi", "512Mi")},
         "workerres": {"cpu": ("100m", "1"), "memory": ("192Mi", "384Mi")},
         "config": {"COMPLAINTS_LOG_LEVEL": "INFO", "COMPLAINTS_LOG_JSON": "true"},
         # the call-center lookup API: a pool as large as its concurrent load, no overflow churn (docs/performance.md)
-        "api_env": {"COMPLAINTS_DB_POOL_SIZE": "20"}, "worker_env": {},
+        "api_env": {"COMPLAINTS_DB_POOL_SIZE": "20"},
+        "worker_env": {},
         "callers": GATEWAY_ONLY,
     },
     {
-        "name": "notifications", "prefix": "NOTIFICATIONS_", "worker": True, "groups": ["notifications"],
+        "name": "notifications",
+        "prefix": "NOTIFICATIONS_",
+        "worker": True,
+        "groups": ["notifications"],
         "api": {"cpu": ("100m", "1"), "memory": ("256Mi", "512Mi")},
         "workerres": {"cpu": ("100m", "1"), "memory": ("192Mi", "384Mi")},
         "config": {
@@ -66,7 +80,9 @@ SERVICES = [
         "callers": GATEWAY_ONLY,
     },
     {
-        "name": "gateway", "prefix": "GATEWAY_", "worker": False,
+        "name": "gateway",
+        "prefix": "GATEWAY_",
+        "worker": False,
         "api": {"cpu": ("200m", "2"), "memory": ("256Mi", "512Mi")},
         "workerres": None,
         "config": {
@@ -81,7 +97,8 @@ SERVICES = [
             "GATEWAY_COMPLAINTS_URL": "http://crm-complaints",
             "GATEWAY_NOTIFICATIONS_URL": "http://crm-notifications",
         },
-        "api_env": {}, "worker_env": {},
+        "api_env": {},
+        "worker_env": {},
     },
 ]
 
@@ -100,7 +117,13 @@ EDGE_TOKEN_SECRET = "crm-edge-token"
 # development or empty secret, demo login, or PostgreSQL/Kafka without TLS. The dev overlay sets development.
 DEPLOYMENT_CONFIG = {"CRM_ENVIRONMENT": "production"}
 
-POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 
 
@@ -156,8 +179,18 @@ def pod_spec(svc: dict, *, command: list[str], res: dict, env: dict, probe_port:
     }
     if probe_port:
         container["ports"] = [{"name": "http", "containerPort": probe_port}]
-        container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
-        container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 3}
+        container["readinessProbe"] = {
+            "httpGet": {"path": "/readyz", "port": "http"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        }
+        container["livenessProbe"] = {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 20,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        }
         container["startupProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 30}
     spec = {
         "securityContext": POD_SECURITY,
@@ -190,7 +223,9 @@ def deployment(svc: dict, component: str) -> dict:
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {"labels": labels(svc["name"], component), "annotations": scrape_annotations(port)},
-                "spec": pod_spec(svc, command=["api" if api else "worker"], res=svc["api" if api else "workerres"], env=env, probe_port=port),
+                "spec": pod_spec(
+                    svc, command=["api" if api else "worker"], res=svc["api" if api else "workerres"], env=env, probe_port=port
+                ),
             },
         },
     }
@@ -204,12 +239,18 @@ def scaled_object(svc: dict) -> dict:
     replica count) and on CPU; KEDA runs the HPA itself. One trigger per consumer group: the largest wins."""
     target = f"crm-{svc['name']}-worker"
     lag = [
-        {"type": "kafka", "name": f"lag-{group}", "metadata": {
-            "bootstrapServersFromEnv": "KAFKA_BOOTSTRAP_SERVERS", "consumerGroup": group,
-            "lagThreshold": str(LAG_PER_REPLICA), "offsetResetPolicy": "earliest",
-            # a replica per partition at most: more would sit idle in the group
-            "allowIdleConsumers": "false",
-        }}
+        {
+            "type": "kafka",
+            "name": f"lag-{group}",
+            "metadata": {
+                "bootstrapServersFromEnv": "KAFKA_BOOTSTRAP_SERVERS",
+                "consumerGroup": group,
+                "lagThreshold": str(LAG_PER_REPLICA),
+                "offsetResetPolicy": "earliest",
+                # a replica per partition at most: more would sit idle in the group
+                "allowIdleConsumers": "false",
+            },
+        }
         for group in svc["groups"]
     ]
     return {
@@ -297,7 +338,14 @@ def job(svc: dict, name: str, command: list[str], component: str) -> dict:
             "ttlSecondsAfterFinished": 3600,
             "template": {
                 "metadata": {"labels": labels(svc["name"], component)},
-                "spec": pod_spec(svc, command=command, res={"cpu": ("50m", "500m"), "memory": ("128Mi", "384Mi")}, env={}, probe_port=None, restart="OnFailure"),
+                "spec": pod_spec(
+                    svc,
+                    command=command,
+                    res={"cpu": ("50m", "500m"), "memory": ("128Mi", "384Mi")},
+                    env={},
+                    probe_port=None,
+                    restart="OnFailure",
+                ),
             },
         },
     }
@@ -318,7 +366,11 @@ def ingress() -> dict:
             "rules": [
                 {
                     "host": "crm.example.com",
-                    "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "crm-gateway", "port": {"name": "http"}}}}]},
+                    "http": {
+                        "paths": [
+                            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "crm-gateway", "port": {"name": "http"}}}}
+                        ]
+                    },
                 }
             ],
         },

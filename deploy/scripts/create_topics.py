@@ -9,6 +9,7 @@ are grown; this moves keys to other partitions, so only do it with consumers dra
 Business topics keep events `--retention-days` (default 30); dead-letter topics keep them
 `--dlq-retention-days` (default 90) so that an operator has time to replay them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     defaults = KafkaSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partitions", type=int, default=defaults.topic_partitions, help="default: KAFKA_TOPIC_PARTITIONS")
-    parser.add_argument("--replication-factor", type=int, default=defaults.topic_replication_factor, help="default: KAFKA_TOPIC_REPLICATION_FACTOR")
+    parser.add_argument(
+        "--replication-factor", type=int, default=defaults.topic_replication_factor, help="default: KAFKA_TOPIC_REPLICATION_FACTOR"
+    )
     parser.add_argument("--retention-days", type=float, default=30)
     parser.add_argument("--dlq-retention-days", type=float, default=90)
     parser.add_argument("--no-topic-config", action="store_true", help="do not send retention configs (brokers that reject them)")

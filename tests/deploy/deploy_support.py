@@ -1,12 +1,13 @@
 """Helpers of the deployment validation tests (tests/deploy): repo paths, settings env names, YAML."""
+
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 import inspect
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 

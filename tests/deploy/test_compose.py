@@ -1,4 +1,5 @@
 """deploy/compose/docker-compose.yml: structure, images built from our Dockerfile, env names the code reads."""
+
 from __future__ import annotations
 
 import os
@@ -104,14 +105,10 @@ def test_secrets_come_from_untracked_env_files(compose):
         for key, value in (spec.get("environment") or {}).items():
             assert not re.search(r"PASSWORD|SECRET|JWT_KEYS|TOKEN", key) or value is None, f"{name}: {key} inline in compose"
             assert "://" not in str(value) or "@" not in str(value), f"{name}: credentials inline in {key}"
-    tracked = subprocess.run(
-        ["git", "ls-files", "deploy/compose/env"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
+    tracked = subprocess.run(["git", "ls-files", "deploy/compose/env"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     assert tracked, "env examples not committed"
     assert all(p.endswith(".env.example") or p.endswith(".gitignore") for p in tracked), tracked
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", "deploy/compose/env/scoring.env"], cwd=REPO
-    )
+    ignored = subprocess.run(["git", "check-ignore", "-q", "deploy/compose/env/scoring.env"], cwd=REPO)
     assert ignored.returncode == 0, "deploy/compose/env/*.env must be git-ignored"
 
 

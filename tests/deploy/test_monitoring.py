@@ -1,5 +1,6 @@
 """deploy/monitoring: the Prometheus alert rules and the Grafana dashboard name only metrics the code exports, the
 rules pass promtool (and fire when they should), and compose's Prometheus scrapes every API and worker."""
+
 from __future__ import annotations
 
 import importlib
@@ -107,26 +108,49 @@ def test_the_dead_letter_and_outbox_alerts_fire_on_their_series(tmp_path):
     tests = {
         "rule_files": [str(ALERTS)],
         "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": [
-                {"series": 'crm_dlq_messages_total{consumer="scoring",topic="logistics.orders"}', "values": "0 0 1 1 1"},
-                {"series": 'crm_outbox_oldest_pending_age_seconds{service="scoring"}', "values": "0+60x20"},
-                {"series": 'crm_outbox_backlog{service="complaints"}', "values": "3x20"},
-            ],
-            "alert_rule_test": [
-                {"eval_time": "1m", "alertname": "CrmDeadLetters", "exp_alerts": []},
-                {"eval_time": "3m", "alertname": "CrmDeadLetters", "exp_alerts": [{"exp_labels": {
-                    "severity": "warning", "consumer": "scoring", "topic": "logistics.orders"}, "exp_annotations": {
-                    "summary": "scoring dead-lettered messages of logistics.orders",
-                    "description": "A handler gave up on events (or they were not valid). List and replay them with `crm-dlq list --service S` once the cause is fixed (docs/operations.md)."}}]},
-                {"eval_time": "7m", "alertname": "CrmOutboxStuck", "exp_alerts": []},
-                {"eval_time": "12m", "alertname": "CrmOutboxStuck", "exp_alerts": [{"exp_labels": {"severity": "critical", "service": "scoring"},
-                    "exp_annotations": {"summary": "scoring: an outbox row has waited 12m 0s for the broker",
-                                        "description": "Accepted writes are safe in the outbox but do not reach the other services: is Kafka reachable, does a relay run?"}}]},
-                {"eval_time": "20m", "alertname": "CrmOutboxBacklog", "exp_alerts": []},
-            ],
-        }],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'crm_dlq_messages_total{consumer="scoring",topic="logistics.orders"}', "values": "0 0 1 1 1"},
+                    {"series": 'crm_outbox_oldest_pending_age_seconds{service="scoring"}', "values": "0+60x20"},
+                    {"series": 'crm_outbox_backlog{service="complaints"}', "values": "3x20"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "1m", "alertname": "CrmDeadLetters", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "CrmDeadLetters",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning", "consumer": "scoring", "topic": "logistics.orders"},
+                                "exp_annotations": {
+                                    "summary": "scoring dead-lettered messages of logistics.orders",
+                                    "description": "A handler gave up on events (or they were not valid). List and replay them with "
+                                    "`crm-dlq list --service S` once the cause is fixed (docs/operations.md).",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "7m", "alertname": "CrmOutboxStuck", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "CrmOutboxStuck",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "critical", "service": "scoring"},
+                                "exp_annotations": {
+                                    "summary": "scoring: an outbox row has waited 12m 0s for the broker",
+                                    "description": "Accepted writes are safe in the outbox but do not reach the other services: is Kafka "
+                                    "reachable, does a relay run?",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "20m", "alertname": "CrmOutboxBacklog", "exp_alerts": []},
+                ],
+            }
+        ],
     }
     path = tmp_path / "alerts_test.yml"
     path.write_text(json.dumps(tests))

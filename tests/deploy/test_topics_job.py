@@ -1,4 +1,5 @@
 """The topic-creation job (deploy/scripts/create_topics.py) against the real broker of the test session."""
+
 from __future__ import annotations
 
 import importlib.util

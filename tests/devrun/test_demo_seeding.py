@@ -1,7 +1,9 @@
 """`make run` seeds demo data into a fresh installation: a transient refusal is retried, a failure never stops the services."""
+
+import httpx
+
 import demo_seed
 import devrun
-import httpx
 
 
 async def test_a_put_answered_409_or_503_is_retried_until_it_succeeds():
@@ -60,7 +62,9 @@ async def test_demo_calendars_take_the_mainland_years_the_complaints_service_has
             found = holidays.mainland_china(year)
         except holidays.YearNotCovered:
             return httpx.Response(404, json={})
-        return httpx.Response(200, json={"holidays": [d.isoformat() for d in found.holidays], "workdays": [d.isoformat() for d in found.workdays]})
+        return httpx.Response(
+            200, json={"holidays": [d.isoformat() for d in found.holidays], "workdays": [d.isoformat() for d in found.workdays]}
+        )
 
     async with httpx.AsyncClient(base_url="http://complaints", transport=httpx.MockTransport(handler)) as client:
         calendar = await demo_seed._with_mainland_holidays(client, demo_seed.OFFICE_HOURS)

@@ -7,6 +7,7 @@ gateway reaches the services, and the generator reaches the gateway, through `Sw
 an httpx transport whose app can be replaced, so that a service can be restarted (a new app and
 runtime on the same database) while traffic flows.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,11 @@ def _alembic_ini(name: str) -> Path:
     from crm_scoring.db import ALEMBIC_INI as scoring_ini
 
     return {
-        "profile": crm_profile.ALEMBIC_INI, "scoring": scoring_ini, "complaints": crm_complaints.ALEMBIC_INI,
-        "notifications": crm_notifications.ALEMBIC_INI, "gateway": Path(crm_gateway.__file__).resolve().parents[1] / "alembic.ini",
+        "profile": crm_profile.ALEMBIC_INI,
+        "scoring": scoring_ini,
+        "complaints": crm_complaints.ALEMBIC_INI,
+        "notifications": crm_notifications.ALEMBIC_INI,
+        "gateway": Path(crm_gateway.__file__).resolve().parents[1] / "alembic.ini",
     }[name]
 
 
@@ -97,7 +101,7 @@ class Platform:
     faults: Counter = field(default_factory=Counter)
 
     @classmethod
-    async def start(cls, database_factory, kafka, kind: str = "postgres") -> "Platform":
+    async def start(cls, database_factory, kafka, kind: str = "postgres") -> Platform:
         urls = {}
         for name in (*SERVICES, "gateway"):
             urls[name] = await database_factory.create(kind, f"e2e{name[:5]}")
@@ -118,8 +122,14 @@ class Platform:
 
     def headers(self, role: str, subject: str | None = None, **claims: Any) -> dict[str, str]:
         settings = self.apps["gateway"].state.gateway.settings
-        token = mint_token(settings.signing_key(), subject=subject or f"{role}-e2e", role=role, issuer=settings.jwt_issuer,
-                           audience=settings.jwt_audience, **claims)
+        token = mint_token(
+            settings.signing_key(),
+            subject=subject or f"{role}-e2e",
+            role=role,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            **claims,
+        )
         return {"Authorization": f"Bearer {token}"}
 
     # ---------------------------------------------------------------- faults
@@ -229,7 +239,9 @@ async def _send(client: httpx.AsyncClient, inputs: Inputs, method: str, path: st
             return response
         inputs.retries += 1
         await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
-    raise AssertionError(f"{method} {path} still failing after {attempts} attempts: {response and response.status_code} {response and response.text[:300]}")
+    raise AssertionError(
+        f"{method} {path} still failing after {attempts} attempts: {response and response.status_code} {response and response.text[:300]}"
+    )
 
 
 async def register_customers(platform: Platform, inputs: Inputs, count: int, rng: random.Random) -> None:
@@ -237,19 +249,30 @@ async def register_customers(platform: Platform, inputs: Inputs, count: int, rng
     async with platform.client() as client:
         for i in range(count):
             phone = f"+86139{rng.randrange(10**8):08d}"
-            response = await _send(client, inputs, "POST", "/api/v1/customers", headers=admin, json={
-                "name": f"E2E Shipper {i} {uuid.uuid4().hex[:6]}", "status": "active", "industry": "retail",
-                "contacts": [{"name": f"Contact {i}", "phone": phone, "email": f"c{i}.{uuid.uuid4().hex[:6]}@e2e.example"}]})
+            response = await _send(
+                client,
+                inputs,
+                "POST",
+                "/api/v1/customers",
+                headers=admin,
+                json={
+                    "name": f"E2E Shipper {i} {uuid.uuid4().hex[:6]}",
+                    "status": "active",
+                    "industry": "retail",
+                    "contacts": [{"name": f"Contact {i}", "phone": phone, "email": f"c{i}.{uuid.uuid4().hex[:6]}@e2e.example"}],
+                },
+            )
             assert response.status_code == 201, response.text
             inputs.customers.append(response.json()["id"])
 
 
-async def send_orders(platform: Platform, inputs: Inputs, count: int, rng: random.Random, *, duration_s: float,
-                      resend_rate: float = 0.1) -> None:
+async def send_orders(
+    platform: Platform, inputs: Inputs, count: int, rng: random.Random, *, duration_s: float, resend_rate: float = 0.1
+) -> None:
     """`count` OrderCreated events in batches of 1-40, spread over about `duration_s`; the first batch
     and about `resend_rate` of the others are sent twice (a client that did not see the answer)."""
     tms = platform.headers("tms")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     pause = duration_s / max(1, count / 20.5)
     async with platform.client() as client:
         remaining = count
@@ -261,9 +284,19 @@ async def send_orders(platform: Platform, inputs: Inputs, count: int, rng: rando
                 event_id, customer = str(uuid.uuid4()), rng.choice(inputs.customers)
                 amount = Decimal(rng.randrange(1000, 500_000)) / 100
                 inputs.orders[event_id] = (customer, amount)
-                batch.append({"event_id": event_id, "type": "OrderCreated", "payload": {
-                    "order_id": f"O-{event_id[:13]}", "customer_id": customer, "amount": str(amount), "service_type": "express",
-                    "order_date": (now - dt.timedelta(days=rng.randint(1, 60), minutes=rng.randint(0, 1440))).isoformat()}})
+                batch.append(
+                    {
+                        "event_id": event_id,
+                        "type": "OrderCreated",
+                        "payload": {
+                            "order_id": f"O-{event_id[:13]}",
+                            "customer_id": customer,
+                            "amount": str(amount),
+                            "service_type": "express",
+                            "order_date": (now - dt.timedelta(days=rng.randint(1, 60), minutes=rng.randint(0, 1440))).isoformat(),
+                        },
+                    }
+                )
             for repeat in range(2 if first or rng.random() < resend_rate else 1):
                 response = await _send(client, inputs, "POST", "/api/v1/events", headers=tms, json=batch)
                 assert response.status_code == 200, response.text
@@ -279,8 +312,9 @@ async def send_orders(platform: Platform, inputs: Inputs, count: int, rng: rando
             await asyncio.sleep(rng.uniform(0, 2 * pause))
 
 
-async def file_complaints(platform: Platform, inputs: Inputs, count: int, rng: random.Random, *, duration_s: float,
-                          resend_rate: float = 0.1) -> None:
+async def file_complaints(
+    platform: Platform, inputs: Inputs, count: int, rng: random.Random, *, duration_s: float, resend_rate: float = 0.1
+) -> None:
     """`count` complaints with their own Idempotency-Key, spread over about `duration_s`; the first and
     about `resend_rate` of the others are sent twice with the same key."""
     agent = platform.headers("agent", team="hotline")
@@ -288,8 +322,13 @@ async def file_complaints(platform: Platform, inputs: Inputs, count: int, rng: r
         for i in range(count):
             key, customer = f"e2e-{uuid.uuid4()}", rng.choice(inputs.customers)
             inputs.complaints[key] = customer
-            body = {"customer_id": customer, "category": rng.choice(["delay", "damage", "billing"]), "channel": "call_center",
-                    "tracking_numbers": [f"SFE2E{uuid.uuid4().hex[:10].upper()}"], "description": f"e2e complaint {i}"}
+            body = {
+                "customer_id": customer,
+                "category": rng.choice(["delay", "damage", "billing"]),
+                "channel": "call_center",
+                "tracking_numbers": [f"SFE2E{uuid.uuid4().hex[:10].upper()}"],
+                "description": f"e2e complaint {i}",
+            }
             for repeat in range(2 if i == 0 or rng.random() < resend_rate else 1):
                 response = await _send(client, inputs, "POST", "/api/v1/complaints", headers={**agent, "Idempotency-Key": key}, json=body)
                 assert response.status_code == 201, response.text
@@ -301,9 +340,17 @@ async def file_complaints(platform: Platform, inputs: Inputs, count: int, rng: r
             await asyncio.sleep(rng.uniform(0, 2 * duration_s / max(1, count)))
 
 
-async def inject_faults(platform: Platform, broker, rng: random.Random, stop: asyncio.Event, *, pause_s: tuple[float, float],
-                        every_s: tuple[float, float], settle_s: float = 0.0,
-                        restartable=("scoring", "complaints", "notifications", "gateway")) -> None:
+async def inject_faults(
+    platform: Platform,
+    broker,
+    rng: random.Random,
+    stop: asyncio.Event,
+    *,
+    pause_s: tuple[float, float],
+    every_s: tuple[float, float],
+    settle_s: float = 0.0,
+    restartable=("scoring", "complaints", "notifications", "gateway"),
+) -> None:
     """Random faults until `stop`: broker pause, a consumer killed and restarted, a service restarted.
     After each fault, the next one waits until every consumer has (re)joined its group and `settle_s`
     more (a session timeout): one failure at a time, the way an SLO counts them."""
@@ -315,7 +362,7 @@ async def inject_faults(platform: Platform, broker, rng: random.Random, stop: as
         try:
             await asyncio.wait_for(stop.wait(), rng.uniform(*every_s))
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         kind = kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds)  # each kind at least once
         i += 1
@@ -358,8 +405,11 @@ def compare(inputs: Inputs, seen: dict[str, Any]) -> list[str]:
     problems = []
     expected_orders = {c: (n, total.quantize(Decimal("0.01"))) for c, (n, total) in inputs.orders_by_customer().items()}
     if seen["scoring_orders"] != expected_orders:
-        diff = {c: (expected_orders.get(c), seen["scoring_orders"].get(c)) for c in set(expected_orders) | set(seen["scoring_orders"])
-                if expected_orders.get(c) != seen["scoring_orders"].get(c)}
+        diff = {
+            c: (expected_orders.get(c), seen["scoring_orders"].get(c))
+            for c in set(expected_orders) | set(seen["scoring_orders"])
+            if expected_orders.get(c) != seen["scoring_orders"].get(c)
+        }
         problems.append(f"scoring orders per customer (expected, seen): {dict(list(diff.items())[:5])}")
     expected_complaints = dict(inputs.complaints_by_customer())
     if seen["complaints"] != expected_complaints:
@@ -377,8 +427,11 @@ def compare(inputs: Inputs, seen: dict[str, Any]) -> list[str]:
     filed = Counter(kind for consumer, kind, _ in seen["inbox"]["notifications"] if kind == "ComplaintFiled")
     if filed["ComplaintFiled"] != len(inputs.complaints):
         problems.append(f"notifications consumed {filed['ComplaintFiled']} ComplaintFiled, expected {len(inputs.complaints)}")
-    registered = {consumer: n for (consumer, kind), n in Counter((c, k) for name in SERVICES for c, k, _ in seen["inbox"][name]).items()
-                  if kind == "CustomerRegistered"}
+    registered = {
+        consumer: n
+        for (consumer, kind), n in Counter((c, k) for name in SERVICES for c, k, _ in seen["inbox"][name]).items()
+        if kind == "CustomerRegistered"
+    }
     for consumer in ("scoring", "complaints-customer-directory", "notifications"):
         if registered.get(consumer) != len(inputs.customers):
             problems.append(f"{consumer} consumed {registered.get(consumer)} CustomerRegistered, expected {len(inputs.customers)}")
@@ -435,8 +488,11 @@ async def diagnostics(platform: Platform) -> str:
             lines.append(f"{name} task {task.get_name()}: {state}")
     for name in (*SERVICES, "gateway"):
         if platform.db(name).dialect == "postgresql":
-            rows = await scalar_rows(platform.db(name), "SELECT state, wait_event_type, wait_event, now() - xact_start, left(query, 120) "
-                                     "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            rows = await scalar_rows(
+                platform.db(name),
+                "SELECT state, wait_event_type, wait_event, now() - xact_start, left(query, 120) "
+                "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
             for row in rows:
                 if row[0] != "idle":
                     lines.append(f"{name} db session: {row}")

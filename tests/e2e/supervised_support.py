@@ -6,6 +6,7 @@ What counts is business state, read from the services' databases at the end: ord
 (complaints' rows) and messages (notifications' acknowledgements of the complaints), each as sent, applied, lost and
 applied twice; e2e_support.compare adds the oracle of the acceptance run (every consumer's inbox, the gateway's log).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,16 +24,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from e2e_support import Inputs, compare, observed, scalar_rows
 
 from crm_common.db import Database
 from crm_gateway.auth import mint_token
+from e2e_support import Inputs, compare, observed, scalar_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-PREFIXES = {"customer-profile": "PROFILE_", "scoring": "SCORING_", "complaints": "COMPLAINTS_", "notifications": "NOTIFICATIONS_",
-            "gateway": "GATEWAY_"}
-E2E_NAMES = {"profile": "customer-profile", "scoring": "scoring", "complaints": "complaints", "notifications": "notifications",
-             "gateway": "gateway"}  # e2e_support's names -> make run's
+PREFIXES = {
+    "customer-profile": "PROFILE_",
+    "scoring": "SCORING_",
+    "complaints": "COMPLAINTS_",
+    "notifications": "NOTIFICATIONS_",
+    "gateway": "GATEWAY_",
+}
+E2E_NAMES = {
+    "profile": "customer-profile",
+    "scoring": "scoring",
+    "complaints": "complaints",
+    "notifications": "notifications",
+    "gateway": "gateway",
+}  # e2e_support's names -> make run's
 SERVICE_PROGRAMS = ("customer-profile", "scoring", "complaints", "notifications", "gateway")
 WORKER_PROGRAMS = ("customer-profile-worker", "scoring-worker", "complaints-worker", "notifications-worker")
 
@@ -89,7 +100,7 @@ class SupervisedRun:
     runs: int = 0
 
     @classmethod
-    async def create(cls, database_factory, tmp_path: Path) -> "SupervisedRun":
+    async def create(cls, database_factory, tmp_path: Path) -> SupervisedRun:
         urls = {name: await database_factory.create("postgres", f"sv{name[:6]}") for name in PREFIXES}
         return cls(tmp_path / "var", urls)
 
@@ -107,8 +118,14 @@ class SupervisedRun:
         (self.var / "devrun.json").unlink(missing_ok=True)
         self.runs += 1
         output = open(self.var / f"make-run-{self.runs}.out", "wb")
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "devrun.py")], env=self.env(), cwd=ROOT,
-                                        stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "devrun.py")],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout_s
         while not (self.var / "devrun.json").exists():
             if self.process.poll() is not None:
@@ -199,8 +216,14 @@ class SupervisedRun:
         from crm_gateway.settings import GatewaySettings
 
         settings = GatewaySettings()  # the gateway under make run has the development defaults
-        token = mint_token(settings.signing_key(), subject=subject or f"{role}-faults", role=role, issuer=settings.jwt_issuer,
-                           audience=settings.jwt_audience, **claims)
+        token = mint_token(
+            settings.signing_key(),
+            subject=subject or f"{role}-faults",
+            role=role,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            **claims,
+        )
         return {"Authorization": f"Bearer {token}"}
 
     def db(self, e2e_name: str) -> Database:
@@ -238,23 +261,39 @@ async def tally(run: SupervisedRun, inputs: Inputs) -> dict[str, Tally]:
     """Orders in scoring's facts, complaints in complaints' rows, acknowledgement messages in notifications."""
     sent_orders = {f"O-{event_id[:13]}" for event_id in inputs.orders}
     order_rows = [r[0] for r in await scalar_rows(run.db("scoring"), "SELECT order_id FROM orders")]
-    applied_order_events = [r[0] for r in await scalar_rows(run.db("scoring"), "SELECT event_id FROM inbox WHERE event_type = 'OrderCreated'")]
-    orders = Tally(len(sent_orders), len(sent_orders & set(order_rows)), len(sent_orders - set(order_rows)),
-                   # an order applied under an event id never sent (a copy with a new id), or a row of its own twice
-                   len(set(applied_order_events) - set(inputs.orders)) + len(order_rows) - len(set(order_rows)))
+    applied_order_events = [
+        r[0] for r in await scalar_rows(run.db("scoring"), "SELECT event_id FROM inbox WHERE event_type = 'OrderCreated'")
+    ]
+    orders = Tally(
+        len(sent_orders),
+        len(sent_orders & set(order_rows)),
+        len(sent_orders - set(order_rows)),
+        # an order applied under an event id never sent (a copy with a new id), or a row of its own twice
+        len(set(applied_order_events) - set(inputs.orders)) + len(order_rows) - len(set(order_rows)),
+    )
 
     descriptions = Counter(r[0] for r in await scalar_rows(run.db("complaints"), "SELECT description FROM complaints"))
     sent_complaints = {f"e2e complaint {i}" for i in range(len(inputs.complaints))}
-    complaints = Tally(len(sent_complaints), len(sent_complaints & set(descriptions)), len(sent_complaints - set(descriptions)),
-                       sum(n - 1 for n in descriptions.values() if n > 1))
+    complaints = Tally(
+        len(sent_complaints),
+        len(sent_complaints & set(descriptions)),
+        len(sent_complaints - set(descriptions)),
+        sum(n - 1 for n in descriptions.values() if n > 1),
+    )
 
     acknowledged: Counter = Counter()
-    for (variables,) in await scalar_rows(run.db("notifications"), "SELECT variables FROM nf_notifications WHERE event_type = 'ComplaintFiled'"):
+    for (variables,) in await scalar_rows(
+        run.db("notifications"), "SELECT variables FROM nf_notifications WHERE event_type = 'ComplaintFiled'"
+    ):
         values = json.loads(variables) if isinstance(variables, str) else variables
         acknowledged[values.get("complaint_id")] += 1
     complaint_ids = set(inputs.complaint_ids.values())
-    messages = Tally(len(complaint_ids), len(complaint_ids & set(acknowledged)), len(complaint_ids - set(acknowledged)),
-                     sum(n - 1 for n in acknowledged.values() if n > 1))
+    messages = Tally(
+        len(complaint_ids),
+        len(complaint_ids & set(acknowledged)),
+        len(complaint_ids - set(acknowledged)),
+        sum(n - 1 for n in acknowledged.values() if n > 1),
+    )
     return {"orders": orders, "complaints": complaints, "messages": messages}
 
 

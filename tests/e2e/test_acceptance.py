@@ -6,6 +6,7 @@ and restarted, a service runtime replaced by a new one). At the end every servic
 equal an oracle computed from the generator's inputs alone; the run prints events sent, applied,
 duplicates absorbed and lost (must be 0).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,6 +15,8 @@ import random
 import time
 
 import pytest
+
+from crm_devbroker.testing import OUTPUT_DIR, wait_until
 from e2e_support import (
     Inputs,
     Platform,
@@ -28,12 +31,22 @@ from e2e_support import (
     wait_for_oracle,
 )
 
-from crm_devbroker.testing import OUTPUT_DIR, wait_until
 
-
-async def acceptance_run(database_factory, kafka_settings, local_broker, *, customers: int, events: int, complaints: int,
-                         duration_s: float, pause_s: tuple[float, float], every_s: tuple[float, float], drain_timeout_s: float,
-                         label: str, settle_s: float = 4.0) -> None:
+async def acceptance_run(
+    database_factory,
+    kafka_settings,
+    local_broker,
+    *,
+    customers: int,
+    events: int,
+    complaints: int,
+    duration_s: float,
+    pause_s: tuple[float, float],
+    every_s: tuple[float, float],
+    drain_timeout_s: float,
+    label: str,
+    settle_s: float = 4.0,
+) -> None:
     seed = int(os.environ.get("E2E_SEED", random.randrange(10**6)))
     generator, chaos = random.Random(seed), random.Random(seed + 1)
     started = time.monotonic()
@@ -49,11 +62,22 @@ async def acceptance_run(database_factory, kafka_settings, local_broker, *, cust
 
         await wait_until(directories_know_everyone, timeout_s=60, interval_s=0.2)
         stop = asyncio.Event()
-        faults = asyncio.create_task(inject_faults(platform, local_broker, chaos, stop, pause_s=pause_s, every_s=every_s,
-                                                   settle_s=float(os.environ.get("E2E_SETTLE_S", settle_s))))
+        faults = asyncio.create_task(
+            inject_faults(
+                platform,
+                local_broker,
+                chaos,
+                stop,
+                pause_s=pause_s,
+                every_s=every_s,
+                settle_s=float(os.environ.get("E2E_SETTLE_S", settle_s)),
+            )
+        )
         try:
-            await asyncio.gather(send_orders(platform, inputs, events, generator, duration_s=duration_s),
-                                 file_complaints(platform, inputs, complaints, generator, duration_s=duration_s))
+            await asyncio.gather(
+                send_orders(platform, inputs, events, generator, duration_s=duration_s),
+                file_complaints(platform, inputs, complaints, generator, duration_s=duration_s),
+            )
         finally:
             stop.set()
             await faults
@@ -77,14 +101,35 @@ async def test_acceptance_run_small(database_factory, kafka_settings, local_brok
     """The same run, small enough for `make test` (about a minute)."""
     if not postgres_available:
         pytest.skip("PostgreSQL not reachable")
-    await acceptance_run(database_factory, kafka_settings, local_broker, customers=6, events=240, complaints=12,
-                         duration_s=24, pause_s=(1.0, 2.0), every_s=(0.5, 1.5),
-                         drain_timeout_s=float(os.environ.get("E2E_DRAIN_S", 120)), label="small")
+    await acceptance_run(
+        database_factory,
+        kafka_settings,
+        local_broker,
+        customers=6,
+        events=240,
+        complaints=12,
+        duration_s=24,
+        pause_s=(1.0, 2.0),
+        every_s=(0.5, 1.5),
+        drain_timeout_s=float(os.environ.get("E2E_DRAIN_S", 120)),
+        label="small",
+    )
 
 
 @pytest.mark.slow
 async def test_acceptance_run_full(database_factory, kafka_settings, local_broker, postgres_available):
     if not postgres_available:
         pytest.skip("PostgreSQL not reachable")
-    await acceptance_run(database_factory, kafka_settings, local_broker, customers=30, events=3000, complaints=150,
-                         duration_s=90, pause_s=(3.0, 8.0), every_s=(2.0, 5.0), drain_timeout_s=300, label="full")
+    await acceptance_run(
+        database_factory,
+        kafka_settings,
+        local_broker,
+        customers=30,
+        events=3000,
+        complaints=150,
+        duration_s=90,
+        pause_s=(3.0, 8.0),
+        every_s=(2.0, 5.0),
+        drain_timeout_s=300,
+        label="full",
+    )

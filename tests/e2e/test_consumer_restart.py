@@ -6,6 +6,7 @@ exactly once, in reasonable time.
 Found by the acceptance run: after such restarts some partitions were no longer consumed by anyone
 in the group, while a paused broker alone did no harm.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -79,8 +80,10 @@ async def test_consumer_restarted_during_a_stream_applies_every_event_once(datab
             live = consumer._consumer
             assignment = sorted((tp.topic, tp.partition) for tp in live.assignment()) if live is not None else None
             watchdog_rejoins = sum(c.join_restarts for c in consumers)
-            print(f"{how}: {restarts} restarts, {distinct}/{total} events applied, {applied_total - distinct} applied twice, "
-                  f"{watchdog_rejoins} watchdog rejoins; the last consumer's assignment: {assignment}")
+            print(
+                f"{how}: {restarts} restarts, {distinct}/{total} events applied, {applied_total - distinct} applied twice, "
+                f"{watchdog_rejoins} watchdog rejoins; the last consumer's assignment: {assignment}"
+            )
         assert applied_total == distinct, "an event was applied twice"
     finally:
         consumer.stop()

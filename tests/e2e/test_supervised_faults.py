@@ -8,6 +8,7 @@ asserts 0 lost and 0 applied twice (and the acceptance run's oracle: every consu
 - kill -9 of the broker mid-stream: supervisord starts an empty one;
 - Ctrl-C mid-stream, then `make run` again (the broker starts empty then too).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,10 +18,10 @@ import shutil
 import time
 
 import pytest
-from e2e_support import Inputs, file_complaints, register_customers, scalar_rows, send_orders
-from supervised_support import SERVICE_PROGRAMS, WORKER_PROGRAMS, SupervisedRun, broker_republishes_after_loss, report, settle
 
 from crm_devbroker.testing import OUTPUT_DIR, wait_until
+from e2e_support import Inputs, file_complaints, register_customers, scalar_rows, send_orders
+from supervised_support import SERVICE_PROGRAMS, WORKER_PROGRAMS, SupervisedRun, broker_republishes_after_loss, report, settle
 
 NEEDS_REPUBLISH = pytest.mark.skipif(
     not broker_republishes_after_loss(),
@@ -53,11 +54,13 @@ async def _registered(run: SupervisedRun, inputs: Inputs, customers: int, rng: r
     await wait_until(directories_know_everyone, timeout_s=120, interval_s=0.5)
 
 
-async def _stream_with_faults(run: SupervisedRun, inputs: Inputs, rng: random.Random, faults, *, events: int, complaints: int,
-                              duration_s: float) -> None:
+async def _stream_with_faults(
+    run: SupervisedRun, inputs: Inputs, rng: random.Random, faults, *, events: int, complaints: int, duration_s: float
+) -> None:
     """The generator runs for about `duration_s`; `faults` (a coroutine) runs beside it, mid-stream."""
-    stream = asyncio.gather(send_orders(run, inputs, events, rng, duration_s=duration_s),
-                            file_complaints(run, inputs, complaints, rng, duration_s=duration_s))
+    stream = asyncio.gather(
+        send_orders(run, inputs, events, rng, duration_s=duration_s), file_complaints(run, inputs, complaints, rng, duration_s=duration_s)
+    )
     await asyncio.gather(stream, faults)
 
 
@@ -81,30 +84,34 @@ async def _kill_each(run: SupervisedRun, programs: tuple[str, ...], *, gap_s: fl
         await run.kill_9(program)
 
 
-async def _kill_9_mid_stream(run: SupervisedRun, programs: tuple[str, ...], label: str, *, customers: int, events: int,
-                             complaints: int, gap_s: float) -> None:
+async def _kill_9_mid_stream(
+    run: SupervisedRun, programs: tuple[str, ...], label: str, *, customers: int, events: int, complaints: int, gap_s: float
+) -> None:
     started = time.monotonic()
     rng = random.Random(int(os.environ.get("E2E_SEED", random.randrange(10**6))))
     inputs = Inputs()
     await run.start()
     await _registered(run, inputs, customers, rng)
     duration_s = (len(programs) + 1) * (gap_s + 6)  # the stream outlasts the faults
-    await _stream_with_faults(run, inputs, rng, _kill_each(run, programs, gap_s=gap_s), events=events, complaints=complaints,
-                              duration_s=duration_s)
+    await _stream_with_faults(
+        run, inputs, rng, _kill_each(run, programs, gap_s=gap_s), events=events, complaints=complaints, duration_s=duration_s
+    )
     assert set(run.faults) == {f"kill -9 {p}" for p in programs}
     await _check(run, inputs, label, started)
 
 
 async def test_kill_9_of_a_worker_and_a_service_mid_stream(installation):
     """The cheapest: scoring's worker (consumers) and the gateway (ingestion) killed once each."""
-    await _kill_9_mid_stream(installation, ("scoring-worker", "gateway"), "kill-worker-and-service",
-                             customers=4, events=160, complaints=8, gap_s=3)
+    await _kill_9_mid_stream(
+        installation, ("scoring-worker", "gateway"), "kill-worker-and-service", customers=4, events=160, complaints=8, gap_s=3
+    )
 
 
 @pytest.mark.slow
 async def test_kill_9_of_each_service_and_each_worker_mid_stream(installation):
-    await _kill_9_mid_stream(installation, (*WORKER_PROGRAMS, *SERVICE_PROGRAMS), "kill-each-process",
-                             customers=8, events=900, complaints=40, gap_s=4)
+    await _kill_9_mid_stream(
+        installation, (*WORKER_PROGRAMS, *SERVICE_PROGRAMS), "kill-each-process", customers=8, events=900, complaints=40, gap_s=4
+    )
 
 
 @pytest.mark.slow

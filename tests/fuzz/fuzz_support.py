@@ -7,6 +7,7 @@ in a background thread) and the synchronous hypothesis test sends each case thro
 httpx response (`case.validate_response`) with the checks `not_a_server_error` and
 `response_schema_conformance`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +19,9 @@ from typing import Any
 
 import httpx
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -65,7 +66,9 @@ class AppUnderTest:
 
 
 def client_for(app: Any, base_url: str = "http://fuzz") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url=base_url, auth=edge_auth(app), timeout=30)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url=base_url, auth=edge_auth(app), timeout=30
+    )
 
 
 async def migrated(database_factory, alembic_ini, kind: str, label: str) -> str:
@@ -88,8 +91,8 @@ async def build_profile(database_factory, kind: str = "sqlite") -> AppUnderTest:
 
 
 async def build_scoring(database_factory, kind: str = "sqlite") -> AppUnderTest:
-    from crm_scoring.main import create_app
     from crm_scoring.db import ALEMBIC_INI
+    from crm_scoring.main import create_app
     from crm_scoring.settings import ScoringSettings
 
     url = await migrated(database_factory, ALEMBIC_INI, kind, "fzscoring")
@@ -116,7 +119,11 @@ async def build_notifications(database_factory, kind: str = "sqlite") -> AppUnde
 
     url = await migrated(database_factory, crm_notifications.ALEMBIC_INI, kind, "fznotif")
     settings = NotificationsSettings(
-        database_url=url, run_consumers=False, run_outbox_relay=False, run_dispatcher=False, run_scans=False,
+        database_url=url,
+        run_consumers=False,
+        run_outbox_relay=False,
+        run_dispatcher=False,
+        run_scans=False,
     )
     app = create_app(settings, start_background=False)
     await app.state.runtime.seed_defaults()  # the default templates and rules, as a started service has them
@@ -135,7 +142,10 @@ async def _ok(response: httpx.Response) -> Any:
 
 async def seed_profile(target: AppUnderTest) -> dict[str, str]:
     body = {
-        "name": "Fuzz Seed Logistics Co., Ltd.", "customer_type": "enterprise", "industry": "retail", "region": "East China",
+        "name": "Fuzz Seed Logistics Co., Ltd.",
+        "customer_type": "enterprise",
+        "industry": "retail",
+        "region": "East China",
         "contacts": [{"name": "Zhao Min", "phone": "139 1234 5678", "email": "zhao.min@fuzz-seed.example"}],
         "addresses": [{"kind": "pickup", "line1": "1 Seed Road", "city": "Shanghai", "province": "Shanghai"}],
     }
@@ -162,15 +172,22 @@ async def seed_scoring(target: AppUnderTest) -> dict[str, str]:
         async def send(self, *args, **kwargs):
             raise AssertionError(f"seeding produced a dead letter: {args[:2]}")
 
-    start = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     envelopes = []
     for c in range(5):
         cid = f"fz-{c}"
         envelopes.append(make_event(CustomerRegistered(customer_id=cid, name=f"Fuzz {c}"), key=cid, producer="fuzz"))
         for n in range(3 + c):
             at = start + dt.timedelta(days=20 * n + c)
-            envelopes.append(make_event(OrderCreated(order_id=f"{cid}-o{n}", customer_id=cid, order_date=at,
-                                                     amount=Decimal(100 * (c + 1) + n), service_type="express"), key=cid, producer="fuzz"))
+            envelopes.append(
+                make_event(
+                    OrderCreated(
+                        order_id=f"{cid}-o{n}", customer_id=cid, order_date=at, amount=Decimal(100 * (c + 1) + n), service_type="express"
+                    ),
+                    key=cid,
+                    producer="fuzz",
+                )
+            )
     processor = InboxProcessor(runtime.db, ScoringHandler(runtime.settings), NoDeadLetters(), max_attempts=1, retry_delay_s=0)
     await processor.process([Delivery(topic_for(e.type), 0, i, e.key.encode(), encode_envelope(e)) for i, e in enumerate(envelopes)])
     await _ok(await target.client.post("/admin/recompute", headers=STAFF))
@@ -182,13 +199,22 @@ async def seed_complaints(target: AppUnderTest) -> dict[str, str]:
     from crm_complaints.complaints import directory
 
     async with target.app.state.runtime.db.transaction() as session:  # as the customer-directory consumer would
-        await directory.apply_snapshot(session, CustomerRegistered(
-            customer_id="fz-cust-1", name="Fuzz Seed Customer", status="active",
-            contacts=[ContactSnapshot(contact_id="fz-c1", name="Li Lei", phone="+86 138 0013 8000", email="li@fuzz-seed.example")],
-        ))
+        await directory.apply_snapshot(
+            session,
+            CustomerRegistered(
+                customer_id="fz-cust-1",
+                name="Fuzz Seed Customer",
+                status="active",
+                contacts=[ContactSnapshot(contact_id="fz-c1", name="Li Lei", phone="+86 138 0013 8000", email="li@fuzz-seed.example")],
+            ),
+        )
     body = {
-        "customer_id": "fz-cust-1", "order_ids": ["ORD-FZ-1"], "tracking_numbers": ["SF900100200"], "category": "delay",
-        "description": "Parcel two days late", "channel": "web",
+        "customer_id": "fz-cust-1",
+        "order_ids": ["ORD-FZ-1"],
+        "tracking_numbers": ["SF900100200"],
+        "category": "delay",
+        "description": "Parcel two days late",
+        "channel": "web",
         "reporter": {"name": "Li Lei", "phone": "+86 138 0013 8000", "email": "li@fuzz-seed.example"},
     }
     complaint = await _ok(await target.client.post("/complaints", json=body, headers=STAFF))
@@ -228,7 +254,9 @@ async def build_gateway(database_factory, upstreams: dict[str, AppUnderTest], ki
     settings = GatewaySettings(database_url=url, rate_limit_enabled=False, upstream_retries=0)
     transports = {name: httpx.ASGITransport(app=u.app, raise_app_exceptions=False) for name, u in upstreams.items()}
     app = create_app(settings, start_background=False, transports=transports)
-    token = mint_token(settings.signing_key(), subject="fuzz-admin", role="admin", issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    token = mint_token(
+        settings.signing_key(), subject="fuzz-admin", role="admin", issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
 
     async def close() -> None:
         await app.state.gateway.aclose()
@@ -263,8 +291,8 @@ def service_specs() -> dict[str, dict[str, Any]]:
 
 def gateway_spec(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The gateway's merged document, as /api/v1/openapi.json builds it from the upstreams' documents."""
-    from crm_gateway.main import create_app
     from crm_gateway.apidocs.api import merge_specs
+    from crm_gateway.main import create_app
     from crm_gateway.settings import GatewaySettings
 
     app = create_app(GatewaySettings(database_url="sqlite:///never-opened.db"), start_background=False)

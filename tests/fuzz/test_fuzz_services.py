@@ -10,9 +10,11 @@ second pass aimed at them; operations with a JSON body get a third pass with sch
 (schemathesis' negative mode: a 4xx, never a 5xx). Bounded: max_examples per operation, no deadline; the bigger run on
 PostgreSQL is marked slow.
 """
+
 from __future__ import annotations
 
 import pytest
+
 from fuzz_support import BUILDERS, SEEDERS, STAFF, LoopThread, build_gateway, fuzz_schema, gateway_spec, operations_of, service_specs
 
 SPECS = service_specs()
@@ -54,8 +56,16 @@ class Running:
             self.headers, self.known = STAFF, self.loop.run(SEEDERS[target](self.app))
 
     def fuzz(self, spec, method: str, path: str, max_examples: int, negative_examples: int = 0):
-        report = fuzz_schema(self.loop, self.app, spec, max_examples=max_examples, extra_headers=self.headers,
-                             known_ids=self.known, only=(method, path), negative_examples=negative_examples)
+        report = fuzz_schema(
+            self.loop,
+            self.app,
+            spec,
+            max_examples=max_examples,
+            extra_headers=self.headers,
+            known_ids=self.known,
+            only=(method, path),
+            negative_examples=negative_examples,
+        )
         print(report.summary())
         assert report.operations == 1 and report.cases > 0, report.summary()
         assert not report.failures, "\n\n".join(report.failures)
@@ -85,8 +95,9 @@ def running(database_factory):
 
 @pytest.mark.parametrize("target,method,path", _params([*sorted(BUILDERS), "gateway"]))
 def test_fuzz_operation_no_5xx_no_schema_violation(running, target, method, path):
-    running(target, "sqlite").fuzz(SPECS[target], method, path, max_examples=20 if target != "gateway" else 12,
-                                    negative_examples=10 if target != "gateway" else 0)
+    running(target, "sqlite").fuzz(
+        SPECS[target], method, path, max_examples=20 if target != "gateway" else 12, negative_examples=10 if target != "gateway" else 0
+    )
 
 
 @pytest.mark.slow

@@ -2,14 +2,16 @@
 `<resource>.<action>` and unique, every operation declares the problem+json answers that apply to it, and 422 is
 the problem+json validation body (FastAPI's HTTPValidationError appears nowhere). Schemathesis then holds the
 services to these documents (test_fuzz_services.py: response_schema_conformance)."""
+
 from __future__ import annotations
 
 import json
 import re
 
 import pytest
-from fuzz_support import BUILDERS, gateway_spec, service_specs
 from openapi_spec_validator import validate
+
+from fuzz_support import BUILDERS, gateway_spec, service_specs
 
 SPECS = service_specs()
 SPECS["gateway"] = gateway_spec({name: SPECS[name] for name in BUILDERS})

@@ -7,6 +7,7 @@
 * `plan(dsn, statement, parameters)`: EXPLAIN (FORMAT JSON) of a captured statement with its parameters;
   `scans(plan)`: [(node type, relation, index)] of every scan node.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,7 +89,7 @@ class StatementLog:
     def _record(self, conn, cursor, statement, parameters, context, executemany):
         self.statements.append((statement, parameters))
 
-    def __enter__(self) -> "StatementLog":
+    def __enter__(self) -> StatementLog:
         event.listen(self.sync_engine, "before_cursor_execute", self._record)
         self._reader_rows = original = AsyncpgReader.rows
         log = self
@@ -154,8 +155,12 @@ def bitmap_indexes(node: dict) -> list[str]:
 
 
 def describe(node: dict, depth: int = 0) -> str:
-    line = "  " * depth + node["Node Type"] + (f" on {node['Relation Name']}" if "Relation Name" in node else "") + (
-        f" using {node['Index Name']}" if "Index Name" in node else "")
+    line = (
+        "  " * depth
+        + node["Node Type"]
+        + (f" on {node['Relation Name']}" if "Relation Name" in node else "")
+        + (f" using {node['Index Name']}" if "Index Name" in node else "")
+    )
     return "\n".join([line] + [describe(child, depth + 1) for child in node.get("Plans", []) or []])
 
 

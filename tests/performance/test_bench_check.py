@@ -1,4 +1,5 @@
 """bench/check.py (`make bench-check`) flags a figure that got worse by more than the tolerance, in the right direction."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,8 +16,16 @@ def load_check():
 
 
 def summary(**rows: tuple[float, float | None, str]) -> dict:
-    return {"meta": {}, "results": [{"name": "b", "status": "ok", "rows": [
-        {"figure": figure, "value": value, "ratio": ratio, "unit": unit} for figure, (value, ratio, unit) in rows.items()]}]}
+    return {
+        "meta": {},
+        "results": [
+            {
+                "name": "b",
+                "status": "ok",
+                "rows": [{"figure": figure, "value": value, "ratio": ratio, "unit": unit} for figure, (value, ratio, unit) in rows.items()],
+            }
+        ],
+    }
 
 
 def test_a_rate_that_dropped_and_a_latency_that_grew_are_flagged_and_improvements_are_not():

@@ -5,6 +5,7 @@ cheapest choice), runs the service's own function or endpoint while recording th
 EXPLAINs the recorded statement with its parameters. The planner is left alone (no enable_seqscan = off):
 a failing test means the planner would really scan the table.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -30,11 +31,30 @@ async def _migrated(database_factory, folder: str, label: str) -> str:
 @pytest.fixture
 async def complaints_db(database_factory):
     url = await _migrated(database_factory, "complaints", "perfc")
-    await fill(url, "complaints", ROWS, id="'cmp-' || g", number="'C' || lpad(g::text, 9, '0')", status="'new'", priority="'P2'",
-               channel="'web'", language="'zh-CN'", category="'delay'", customer_id="'cust-' || (g % 500)",
-               reporter_phone="'+86137' || lpad(g::text, 8, '0')", attachments="'[]'::json", filed_at="now() - g * interval '1 minute'")
-    await fill(url, "complaint_references", 2 * ROWS, complaint_id="'cmp-' || ((g - 1) / 2 + 1)",
-               kind="CASE WHEN g % 2 = 0 THEN 'tracking' ELSE 'order' END", value="'SF' || lpad(g::text, 10, '0')")
+    await fill(
+        url,
+        "complaints",
+        ROWS,
+        id="'cmp-' || g",
+        number="'C' || lpad(g::text, 9, '0')",
+        status="'new'",
+        priority="'P2'",
+        channel="'web'",
+        language="'zh-CN'",
+        category="'delay'",
+        customer_id="'cust-' || (g % 500)",
+        reporter_phone="'+86137' || lpad(g::text, 8, '0')",
+        attachments="'[]'::json",
+        filed_at="now() - g * interval '1 minute'",
+    )
+    await fill(
+        url,
+        "complaint_references",
+        2 * ROWS,
+        complaint_id="'cmp-' || ((g - 1) / 2 + 1)",
+        kind="CASE WHEN g % 2 = 0 THEN 'tracking' ELSE 'order' END",
+        value="'SF' || lpad(g::text, 10, '0')",
+    )
     return url
 
 
@@ -77,10 +97,28 @@ async def test_complaint_lookup_by_phone_uses_an_index(complaints_db):
 @pytest.fixture
 async def profile_db(database_factory):
     url = await _migrated(database_factory, "customer-profile", "perfp")
-    await fill(url, "customers", ROWS, id="'cus-' || g", name="'Shipper ' || g", customer_type="'company'", status="'active'",
-               created_at="now() - g * interval '1 minute'", version="1")
-    await fill(url, "contacts", 2 * ROWS, id="'con-' || g", customer_id="'cus-' || ((g - 1) / 2 + 1)",
-               phone="'+86137' || lpad(g::text, 8, '0')", email="'p' || g || '@example.com'", created_at="now()", version="1")
+    await fill(
+        url,
+        "customers",
+        ROWS,
+        id="'cus-' || g",
+        name="'Shipper ' || g",
+        customer_type="'company'",
+        status="'active'",
+        created_at="now() - g * interval '1 minute'",
+        version="1",
+    )
+    await fill(
+        url,
+        "contacts",
+        2 * ROWS,
+        id="'con-' || g",
+        customer_id="'cus-' || ((g - 1) / 2 + 1)",
+        phone="'+86137' || lpad(g::text, 8, '0')",
+        email="'p' || g || '@example.com'",
+        created_at="now()",
+        version="1",
+    )
     return url
 
 
@@ -97,11 +135,14 @@ async def _profile_search(url: str, **keys):
     return found, log
 
 
-@pytest.mark.parametrize("keys, column, index", [
-    ({"phone": "+86 137 0000 0042"}, "contacts.phone", "ix_contacts_phone"),
-    ({"email": "P42@Example.com"}, "contacts.email", "ix_contacts_email"),
-    ({"q": "13700000042"}, "contacts.phone", "ix_contacts_phone"),
-])
+@pytest.mark.parametrize(
+    "keys, column, index",
+    [
+        ({"phone": "+86 137 0000 0042"}, "contacts.phone", "ix_contacts_phone"),
+        ({"email": "P42@Example.com"}, "contacts.email", "ix_contacts_email"),
+        ({"q": "13700000042"}, "contacts.phone", "ix_contacts_phone"),
+    ],
+)
 async def test_customer_search_by_normalised_phone_or_email_uses_the_contact_index(profile_db, keys, column, index):
     (rows, _cursor), log = await _profile_search(profile_db, **keys)
     assert [c.id for c in rows] == ["cus-21"]
@@ -116,11 +157,18 @@ async def scoring_app(database_factory):
     from crm_scoring.settings import ScoringSettings
 
     url = await _migrated(database_factory, "scoring", "perfs")
-    await fill(url, "customer_scores", ROWS, customer_id="'cus-' || lpad(g::text, 6, '0')",
-               # the shares the default ABC cut-offs give (A 1%, B 4%, C 15%, D 80%) and a few at-risk customers
-               abc_class="CASE WHEN g % 100 = 0 THEN 'A' WHEN g % 100 < 5 THEN 'B' WHEN g % 100 < 20 THEN 'C' ELSE 'D' END",
-               tier="CASE WHEN g % 50 = 7 THEN 'at_risk' WHEN g % 100 = 0 THEN 'key_account' WHEN g % 3 = 0 THEN 'small' ELSE 'ordinary' END",
-               rfm_segment="'champions'", churn_risk="'low'", credit_grade="'B'")
+    await fill(
+        url,
+        "customer_scores",
+        ROWS,
+        customer_id="'cus-' || lpad(g::text, 6, '0')",
+        # the shares the default ABC cut-offs give (A 1%, B 4%, C 15%, D 80%) and a few at-risk customers
+        abc_class="CASE WHEN g % 100 = 0 THEN 'A' WHEN g % 100 < 5 THEN 'B' WHEN g % 100 < 20 THEN 'C' ELSE 'D' END",
+        tier="CASE WHEN g % 50 = 7 THEN 'at_risk' WHEN g % 100 = 0 THEN 'key_account' WHEN g % 3 = 0 THEN 'small' ELSE 'ordinary' END",
+        rfm_segment="'champions'",
+        churn_risk="'low'",
+        credit_grade="'B'",
+    )
     app = create_app(ScoringSettings(database_url=url, run_scheduler=False), start_background=False)
     yield url, app
     await app.state.runtime.db.dispose()
@@ -143,8 +191,18 @@ async def test_outbox_pending_scan_uses_the_partial_index(database_factory):
     from crm_common.outbox import OutboxRelay
 
     url = await _migrated(database_factory, "scoring", "perfo")
-    await fill(url, "outbox", 20_000, event_id="'e-' || g", topic="'t'", key="'k'", event_type="'X'", body="'{}'",
-               created_at="now()", published_at="CASE WHEN g > 19990 THEN NULL ELSE now() END")
+    await fill(
+        url,
+        "outbox",
+        20_000,
+        event_id="'e-' || g",
+        topic="'t'",
+        key="'k'",
+        event_type="'X'",
+        body="'{}'",
+        created_at="now()",
+        published_at="CASE WHEN g > 19990 THEN NULL ELSE now() END",
+    )
     db = Database(url)
     try:
         relay = OutboxRelay(db, publisher=None, service="perf")
@@ -163,8 +221,16 @@ async def test_inbox_lookup_uses_its_primary_key(database_factory):
     from crm_common.events.logistics import OrderShipped
 
     url = await _migrated(database_factory, "scoring", "perfi")
-    await fill(url, "inbox", 20_000, consumer="CASE WHEN g % 2 = 0 THEN 'scoring' ELSE 'other' END",
-               event_id="md5(g::text)::uuid::text", event_type="'OrderShipped'", outcome="'applied'", processed_at="now()")
+    await fill(
+        url,
+        "inbox",
+        20_000,
+        consumer="CASE WHEN g % 2 = 0 THEN 'scoring' ELSE 'other' END",
+        event_id="md5(g::text)::uuid::text",
+        event_type="'OrderShipped'",
+        outcome="'applied'",
+        processed_at="now()",
+    )
 
     class Handler:
         name = "scoring"
@@ -173,8 +239,12 @@ async def test_inbox_lookup_uses_its_primary_key(database_factory):
 
     events = []
     for i in range(20):
-        envelope = make_event(OrderShipped(order_id=f"o{i}", customer_id="c1", shipped_at="2026-01-01T00:00:00Z"), key="c1", producer="t",
-                              event_id=uuid.uuid4())
+        envelope = make_event(
+            OrderShipped(order_id=f"o{i}", customer_id="c1", shipped_at="2026-01-01T00:00:00Z"),
+            key="c1",
+            producer="t",
+            event_id=uuid.uuid4(),
+        )
         events.append(Event(envelope, envelope.parsed(), Delivery("logistics.orders", 0, i, b"c1", encode_envelope(envelope))))
     db = Database(url)
     processor = InboxProcessor(db, Handler(), dead_letters=None)
@@ -197,12 +267,22 @@ async def test_inbox_lookup_uses_its_primary_key(database_factory):
 async def notifications_queue(database_factory):
     """A send queue that is mostly history: 20,000 sent messages, 400 waiting, 400 open digests."""
     url = await _migrated(database_factory, "notifications", "perfn")
-    await fill(url, "nf_messages", 20_800, id="'msg-' || g", recipient_key="'k' || (g % 2000)", category="'shipment_status'",
-               channel="'email'", urgency="'normal'", priority="1 + (g % 7 = 0)::int * -1",
-               status="CASE WHEN g % 52 = 0 THEN 'queued' WHEN g % 52 = 1 THEN 'collecting' ELSE 'sent' END",
-               digest_group="CASE WHEN g % 52 = 1 THEN 'r|k' || g || '|c' END",
-               next_attempt_at="now() - (g % 600) * interval '1 second'", occurred_at="now() - g * interval '1 second'",
-               sent_at="CASE WHEN g % 52 > 1 THEN now() - g * interval '1 minute' END")
+    await fill(
+        url,
+        "nf_messages",
+        20_800,
+        id="'msg-' || g",
+        recipient_key="'k' || (g % 2000)",
+        category="'shipment_status'",
+        channel="'email'",
+        urgency="'normal'",
+        priority="1 + (g % 7 = 0)::int * -1",
+        status="CASE WHEN g % 52 = 0 THEN 'queued' WHEN g % 52 = 1 THEN 'collecting' ELSE 'sent' END",
+        digest_group="CASE WHEN g % 52 = 1 THEN 'r|k' || g || '|c' END",
+        next_attempt_at="now() - (g % 600) * interval '1 second'",
+        occurred_at="now() - g * interval '1 second'",
+        sent_at="CASE WHEN g % 52 > 1 THEN now() - g * interval '1 minute' END",
+    )
     return url
 
 
@@ -214,7 +294,7 @@ async def test_dispatcher_due_scan_and_cap_count_use_their_partial_indexes(notif
     from crm_notifications.settings import NotificationsSettings
 
     url = notifications_queue
-    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=20)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)
     db = Database(url)
     try:
         dispatcher = Dispatcher(db, {}, NotificationsSettings(database_url=url, dispatcher_batch_size=50), ManualClock(now))
@@ -238,15 +318,21 @@ async def test_open_digest_lookup_uses_its_partial_index(notifications_queue):
     from crm_notifications.preferences.policy import ContactView
 
     url = notifications_queue
-    spec = pipeline.Spec("r", "r", "shipment_delayed", "customer_contacts", "email", "shipment_status", digest_window_s=900,
-                         digest_key="customer_id")
+    spec = pipeline.Spec(
+        "r", "r", "shipment_delayed", "customer_contacts", "email", "shipment_status", digest_window_s=900, digest_key="customer_id"
+    )
     db = Database(url)
     try:
         with counting(db.engine) as log:
             async with db.transaction() as session:
-                await pipeline.enqueue(session, spec, pipeline.Trigger("e1", "ShipmentDelayed", "c", {}),
-                                       pipeline.Recipient("k53", ContactView("k53", addresses={"email": "a@example.com"})), {},
-                                       dt.datetime.now(dt.timezone.utc))
+                await pipeline.enqueue(
+                    session,
+                    spec,
+                    pipeline.Trigger("e1", "ShipmentDelayed", "c", {}),
+                    pipeline.Recipient("k53", ContactView("k53", addresses={"email": "a@example.com"})),
+                    {},
+                    dt.datetime.now(dt.UTC),
+                )
     finally:
         await db.dispose()
     [lookup] = log.selects(touching="digest_group =")

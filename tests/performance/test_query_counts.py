@@ -6,6 +6,7 @@ for a customer with few related rows and for one with many (or with a small and 
 must be equal. The customer 360 sources are read from the gateway's own settings (customer360_sources), so
 the test follows the upstream calls the 360 view really makes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,15 +48,55 @@ async def profile_app(database_factory):
     from crm_profile.settings import ProfileSettings
 
     url = await _db(database_factory, "customer-profile", "qcp")
-    await fill(url, "customers", 30, id="md5('c' || g)::uuid::text", name="'Shipper ' || g", customer_type="'company'", status="'active'",
-               created_at="now() - g * interval '1 minute'", version="1")
+    await fill(
+        url,
+        "customers",
+        30,
+        id="md5('c' || g)::uuid::text",
+        name="'Shipper ' || g",
+        customer_type="'company'",
+        status="'active'",
+        created_at="now() - g * interval '1 minute'",
+        version="1",
+    )
     for customer, n, start in ((SMALL, FEW, 1), (BIG, MANY, 100)):
-        await fill(url, "customers", 1, start=start, id=f"'{customer}'", name="'Shipper X' || g", customer_type="'company'", status="'active'",
-                   created_at="now()", version="1")
-        await fill(url, "contacts", n, start=start, id="md5('k' || g)::uuid::text", customer_id=f"'{customer}'",
-                   phone="'+86137' || lpad(g::text, 8, '0')", email="'p' || g || '@example.com'", created_at="now()", version="1")
-        await fill(url, "addresses", n, start=start, id="md5('a' || g)::uuid::text", customer_id=f"'{customer}'", kind="'shipping'",
-                   line1="'Road ' || g", country="'CN'", created_at="now()", version="1")
+        await fill(
+            url,
+            "customers",
+            1,
+            start=start,
+            id=f"'{customer}'",
+            name="'Shipper X' || g",
+            customer_type="'company'",
+            status="'active'",
+            created_at="now()",
+            version="1",
+        )
+        await fill(
+            url,
+            "contacts",
+            n,
+            start=start,
+            id="md5('k' || g)::uuid::text",
+            customer_id=f"'{customer}'",
+            phone="'+86137' || lpad(g::text, 8, '0')",
+            email="'p' || g || '@example.com'",
+            created_at="now()",
+            version="1",
+        )
+        await fill(
+            url,
+            "addresses",
+            n,
+            start=start,
+            id="md5('a' || g)::uuid::text",
+            customer_id=f"'{customer}'",
+            kind="'shipping'",
+            line1="'Road ' || g",
+            country="'CN'",
+            created_at="now()",
+            version="1",
+        )
         await fill(url, "customer_tags", n, start=start, customer_id=f"'{customer}'", tag="'tag' || g")
     return create_app(ProfileSettings(database_url=url), start_background=False)
 
@@ -78,14 +119,46 @@ async def complaints_app(database_factory):
 
     url = await _db(database_factory, "complaints", "qcc")
     for customer, n, start in ((SMALL, FEW, 1), (BIG, MANY, 100)):
-        await fill(url, "complaints", n, start=start, id="'cmp-' || g", number="'C' || lpad(g::text, 9, '0')", status="'new'", priority="'P2'",
-                   channel="'web'", language="'zh-CN'", category="'delay'", customer_id=f"'{customer}'", attachments="'[]'::json",
-                   filed_at="now() - g * interval '1 minute'")
+        await fill(
+            url,
+            "complaints",
+            n,
+            start=start,
+            id="'cmp-' || g",
+            number="'C' || lpad(g::text, 9, '0')",
+            status="'new'",
+            priority="'P2'",
+            channel="'web'",
+            language="'zh-CN'",
+            category="'delay'",
+            customer_id=f"'{customer}'",
+            attachments="'[]'::json",
+            filed_at="now() - g * interval '1 minute'",
+        )
         await fill(url, "complaint_references", n, start=start, complaint_id="'cmp-' || g", kind="'tracking'", value="'SF' || g")
-        await fill(url, "timeline_entries", 2 * n, start=2 * start, complaint_id="'cmp-' || (g / 2)", at="now()", kind="'filed'",
-                   visibility="'customer'", data="'{}'::json")
-        await fill(url, "sla_clocks", n, start=start, complaint_id="'cmp-' || g", kind="'resolution'", target_minutes="2880",
-                   consumed_us="0", paused="false", escalation_level="0")
+        await fill(
+            url,
+            "timeline_entries",
+            2 * n,
+            start=2 * start,
+            complaint_id="'cmp-' || (g / 2)",
+            at="now()",
+            kind="'filed'",
+            visibility="'customer'",
+            data="'{}'::json",
+        )
+        await fill(
+            url,
+            "sla_clocks",
+            n,
+            start=start,
+            complaint_id="'cmp-' || g",
+            kind="'resolution'",
+            target_minutes="2880",
+            consumed_us="0",
+            paused="false",
+            escalation_level="0",
+        )
     return create_app(ComplaintsSettings(database_url=url, run_scheduler=False), start_background=False)
 
 
@@ -95,9 +168,24 @@ async def notifications_app(database_factory):
 
     url = await _db(database_factory, "notifications", "qcn")
     for customer, n, start in ((SMALL, FEW, 1), (BIG, MANY, 100)):
-        await fill(url, "nf_messages", n, start=start, id="'msg-' || g", customer_id=f"'{customer}'", channel="'email'", language="'zh-CN'",
-                   status="'sent'", urgency="'normal'", category="'service'", item_count="1", attempts="1", next_attempt_at="now()",
-                   created_at="now() - g * interval '1 minute'", updated_at="now()")
+        await fill(
+            url,
+            "nf_messages",
+            n,
+            start=start,
+            id="'msg-' || g",
+            customer_id=f"'{customer}'",
+            channel="'email'",
+            language="'zh-CN'",
+            status="'sent'",
+            urgency="'normal'",
+            category="'service'",
+            item_count="1",
+            attempts="1",
+            next_attempt_at="now()",
+            created_at="now() - g * interval '1 minute'",
+            updated_at="now()",
+        )
         await fill(url, "nf_attempts", 2 * n, start=2 * start, message_id="'msg-' || (g / 2)", customer_id=f"'{customer}'")
     return create_app(NotificationsSettings(database_url=url), start_background=False)
 
@@ -116,10 +204,13 @@ def customer360_sources() -> list[tuple[str, str, str]]:
     return out
 
 
-@pytest.mark.parametrize("name, upstream, path", [
-    pytest.param(n, u, p, id=n, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_N_PLUS_ONE[u])] if u in KNOWN_N_PLUS_ONE else [])
-    for n, u, p in customer360_sources()
-])
+@pytest.mark.parametrize(
+    "name, upstream, path",
+    [
+        pytest.param(n, u, p, id=n, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_N_PLUS_ONE[u])] if u in KNOWN_N_PLUS_ONE else [])
+        for n, u, p in customer360_sources()
+    ],
+)
 async def test_customer360_upstream_calls_send_a_constant_number_of_statements(database_factory, name, upstream, path):
     app = await FACTORIES[upstream](database_factory)
     try:

@@ -1,8 +1,8 @@
 import pytest_asyncio
-from reliability_support import ALEMBIC_INI
 
 from crm_common.db import Database
 from crm_devbroker.testing import migrated_database
+from reliability_support import ALEMBIC_INI
 
 
 @pytest_asyncio.fixture

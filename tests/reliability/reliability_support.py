@@ -1,4 +1,5 @@
 """Helpers for the reliability tests: a customer-profile app on a chosen database and broker."""
+
 from __future__ import annotations
 
 import itertools

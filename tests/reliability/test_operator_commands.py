@@ -1,12 +1,11 @@
 """The operator commands on real services' databases and the real broker: `crm-outbox replay` over a time
 range, `crm-dlq list|show|replay` on dead letters that outlive the broker. Business state is counted."""
+
 import asyncio
 import datetime as dt
 import json
 import uuid
 
-from reliability_support import new_customer_body, profile_app
-from scoring_support import AS_OF, deliveries, event, processor, scoring_db
 from sqlalchemy import func, select, update
 
 from crm_common import dlq, outbox_replay
@@ -19,6 +18,8 @@ from crm_common.outbox import outbox_table
 from crm_devbroker.testing import app_client, read_raw
 from crm_scoring.scoring.models import customers as scoring_customers
 from crm_scoring.scoring.models import orders as scoring_orders
+from reliability_support import new_customer_body, profile_app
+from scoring_support import AS_OF, deliveries, event, processor, scoring_db
 
 # The commands are synchronous programs (asyncio.run inside): the tests run them in a thread.
 HOURS_AGO = [30, 20, 10, 5, 1]  # when each customer was registered
@@ -45,13 +46,20 @@ async def test_crm_outbox_replay_feeds_a_time_range_to_a_new_read_model(
         await app.state.runtime.relay.drain()
     async with profile_db.transaction() as session:  # backdate: customer i was written HOURS_AGO[i] hours ago
         for customer_id, hours in zip(ids, HOURS_AGO):
-            await session.execute(update(outbox_table).where(outbox_table.c.key == customer_id).values(created_at=utcnow() - dt.timedelta(hours=hours)))
+            await session.execute(
+                update(outbox_table).where(outbox_table.c.key == customer_id).values(created_at=utcnow() - dt.timedelta(hours=hours))
+            )
 
     # the new read model listens on a cluster (here: a topic prefix) that never saw these events
     new_cluster = kafka_settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
     await ensure_topics(new_cluster, ALL_TOPICS)
     _environment(monkeypatch, new_cluster, PROFILE=profile_db_url)
-    assert await asyncio.to_thread(outbox_replay.main, ["replay", "--service", "customer-profile", "--since", "25h", "--until", "3h", "--topic", "crm.customers"]) == 0
+    assert (
+        await asyncio.to_thread(
+            outbox_replay.main, ["replay", "--service", "customer-profile", "--since", "25h", "--until", "3h", "--topic", "crm.customers"]
+        )
+        == 0
+    )
     assert "replayed 3 event(s) to crm.customers" in capsys.readouterr().out  # registered 20, 10 and 5 hours ago
 
     records = await read_raw(new_cluster, "crm.customers", count=4, timeout_s=5)

@@ -1,17 +1,17 @@
 """The promises of docs/reliability.md, each proven against the real broker and both databases."""
+
 import asyncio
 import time
 
 import pytest
-from reliability_support import count_rows, new_customer_body, outbox_state, profile_app
 
 import crm_common.outbox as outbox_module
 from crm_common.bus import KafkaPublisher
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.db import Database
-from crm_common.events import encode_envelope
 from crm_common.outbox import OutboxRelay
 from crm_devbroker.testing import TcpProxy, app_client, migrated_database, read_events, read_raw, wait_until
+from reliability_support import count_rows, new_customer_body, outbox_state, profile_app
 
 
 async def test_promise_1_fault_between_business_row_and_outbox_row_leaves_neither(profile_db_url, profile_db, kafka_settings, monkeypatch):

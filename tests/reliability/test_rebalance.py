@@ -1,4 +1,5 @@
 """Promise 5: two replicas in one group, one stopped and restarted mid-stream: same state as one consumer."""
+
 import asyncio
 
 import pytest

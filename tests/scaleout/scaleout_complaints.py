@@ -8,6 +8,7 @@ generated ids and numbers (allocated in commit order across partitions), timesta
 the wall clock (filed_at, SLA deadlines) and the assigned agent (least-load routing depends on
 which complaints of other customers were open at that moment).
 """
+
 from __future__ import annotations
 
 from crm_common.events.envelope import EventEnvelope
@@ -40,9 +41,7 @@ def _handlers():
 
 
 def accepts(envelope: EventEnvelope) -> bool:
-    return any(
-        topic_for(envelope.type) in h.topics and (h.event_types is None or envelope.type in h.event_types) for h in _handlers()
-    )
+    return any(topic_for(envelope.type) in h.topics and (h.event_types is None or envelope.type in h.event_types) for h in _handlers())
 
 
 async def fingerprint(url: str, rows, digest) -> dict:

@@ -8,6 +8,7 @@ directory of customers and contacts. Left out: rule ids (random per database), t
 the messages/digests, which the dispatcher groups by time windows (the dispatcher and the scans
 are not Kafka consumers and are switched off for the run).
 """
+
 from __future__ import annotations
 
 from crm_common.events.envelope import EventEnvelope
@@ -35,10 +36,15 @@ def accepts(envelope: EventEnvelope) -> bool:
 
 async def fingerprint(url: str, rows, digest) -> dict:
     notifications = await rows(url, NOTIFICATIONS_SQL)
-    customers = await rows(url, "SELECT customer_id, name, status, account_manager, tier, abc_class, erased, merged_into "
-                                "FROM nf_customers ORDER BY customer_id")
-    contacts = await rows(url, "SELECT contact_id, customer_id, name, role, email, phone, preferred_channel, language, "
-                               "marketing_consent, erased FROM nf_contacts ORDER BY contact_id")
+    customers = await rows(
+        url,
+        "SELECT customer_id, name, status, account_manager, tier, abc_class, erased, merged_into FROM nf_customers ORDER BY customer_id",
+    )
+    contacts = await rows(
+        url,
+        "SELECT contact_id, customer_id, name, role, email, phone, preferred_channel, language, "
+        "marketing_consent, erased FROM nf_contacts ORDER BY contact_id",
+    )
     by_rule: dict[str, int] = {}
     for row in notifications:
         by_rule[str(row[2])] = by_rule.get(str(row[2]), 0) + 1

@@ -8,6 +8,7 @@ added here). Each assignment becomes a JSON line in $CRM_SCALEOUT_ASSIGNMENTS:
 {"pid": ..., "group": ..., "partitions": [[topic, partition], ...], "at": ...}. Nothing else in
 the worker changes: the module then runs as `python -m <module>` would.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ delivered, on time, paid invoices and amount). Columns stamped with the wall clo
 and the score rows are left out: scores are recomputed against the population at the moment a
 batch commits and carry computed_at, so they legitimately differ between two runs of any size.
 """
+
 from __future__ import annotations
 
 from crm_common.events.envelope import EventEnvelope
@@ -20,7 +21,8 @@ SELECT o.customer_id,
        round(CAST(sum(coalesce(o.margin, 0)) AS numeric), 2) AS margin,
        count(o.shipped_at) AS shipped,
        count(o.delivered_at) AS delivered,
-       sum(CASE WHEN o.delivered_at IS NOT NULL AND o.promised_at IS NOT NULL AND o.delivered_at <= o.promised_at THEN 1 ELSE 0 END) AS on_time,
+       sum(CASE WHEN o.delivered_at IS NOT NULL AND o.promised_at IS NOT NULL AND o.delivered_at <= o.promised_at
+                THEN 1 ELSE 0 END) AS on_time,
        (SELECT count(i.paid_at) FROM invoices i WHERE i.customer_id = o.customer_id) AS paid_invoices,
        (SELECT round(CAST(coalesce(sum(i.amount), 0) AS numeric), 2) FROM invoices i WHERE i.customer_id = o.customer_id) AS paid_amount
 FROM orders o
@@ -35,7 +37,9 @@ SELECT order_id, customer_id, order_date, amount, currency, cost, margin, servic
 FROM orders ORDER BY order_id
 """
 
-INVOICES_SQL = "SELECT invoice_id, customer_id, amount, currency, due_day, paid_at, paid_day, days_overdue FROM invoices ORDER BY invoice_id"
+INVOICES_SQL = (
+    "SELECT invoice_id, customer_id, amount, currency, due_day, paid_at, paid_day, days_overdue FROM invoices ORDER BY invoice_id"
+)
 CUSTOMERS_SQL = "SELECT customer_id, is_stub FROM customers ORDER BY customer_id"
 
 
@@ -56,7 +60,14 @@ async def fingerprint(url: str, rows, digest) -> dict:
     invoices = await rows(url, INVOICES_SQL)
     customers = await rows(url, CUSTOMERS_SQL)
     return {
-        "digest": digest([("aggregates", digest(aggregates)), ("orders", digest(orders)), ("invoices", digest(invoices)), ("customers", digest(customers))]),
+        "digest": digest(
+            [
+                ("aggregates", digest(aggregates)),
+                ("orders", digest(orders)),
+                ("invoices", digest(invoices)),
+                ("customers", digest(customers)),
+            ]
+        ),
         "customers": len(customers),
         "orders": len(orders),
         "invoices": len(invoices),

@@ -6,6 +6,7 @@ Besides counts and sums, each row keeps a hash chain over the event ids in the o
 applied, so two runs have the same state only if every key's events were applied in the same order.
 A row is written by exactly one partition (key = customer, one topic), hence by one replica.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,9 +56,7 @@ class Recorder:
         key = (envelope.key, topic)
         row = (
             await session.execute(
-                select(customer_topic_totals).where(
-                    customer_topic_totals.c.customer_id == key[0], customer_topic_totals.c.topic == key[1]
-                )
+                select(customer_topic_totals).where(customer_topic_totals.c.customer_id == key[0], customer_topic_totals.c.topic == key[1])
             )
         ).first()
         previous = row.chain if row else ""

@@ -4,6 +4,7 @@ group over 6 partitions split the partitions between them and end in the same st
 The harness is bench/scaleout.py (`make scaleout` runs it bigger and prints the table); here a small
 stream keeps the test short. Each run has its own broker, topics and PostgreSQL database.
 """
+
 from __future__ import annotations
 
 import importlib.util

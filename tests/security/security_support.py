@@ -4,6 +4,7 @@ real service apps, and an in-memory bus (`Stack.pump`) that moves every service'
 every consumer handler of every service through crm_common.consumer.InboxProcessor (the same code
 path as Kafka delivery, minus the broker). Relays, consumers and schedulers are off.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,7 +58,9 @@ class Stack:
 
     def headers(self, role: str, subject: str | None = None, **claims: Any) -> dict[str, str]:
         s = self.settings
-        token = mint_token(s.signing_key(), subject=subject or f"{role}-sec", role=role, issuer=s.jwt_issuer, audience=s.jwt_audience, **claims)
+        token = mint_token(
+            s.signing_key(), subject=subject or f"{role}-sec", role=role, issuer=s.jwt_issuer, audience=s.jwt_audience, **claims
+        )
         return {"Authorization": f"Bearer {token}"}
 
     async def pump(self, rounds: int = 10) -> int:

@@ -1,6 +1,7 @@
 """A service's API answers only the gateway (or another holder of the edge key), proven per request
 (crm_common.edge): a direct call without a valid proof is 401 problem+json and changes nothing, whatever identity
 headers it sends; through the gateway the same request works."""
+
 from __future__ import annotations
 
 import time
@@ -14,7 +15,13 @@ from crm_common.settings import EdgeTokenSettings
 from fuzz_support import BUILDERS, STAFF
 
 CUSTOMER = {"name": "Direct Call Logistics Co., Ltd.", "customer_type": "enterprise", "industry": "retail", "region": "East China"}
-COMPLAINT = {"customer_id": "C-direct", "tracking_numbers": ["SF900100201"], "category": "delay", "description": "Parcel late", "channel": "web"}
+COMPLAINT = {
+    "customer_id": "C-direct",
+    "tracking_numbers": ["SF900100201"],
+    "category": "delay",
+    "description": "Parcel late",
+    "channel": "web",
+}
 # a write and a listing of what it would have created, per service
 WRITES = {
     "profile": ("/customers", CUSTOMER, "/customers"),

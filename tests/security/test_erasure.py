@@ -3,10 +3,12 @@ the events of each service delivered to every other service's consumer handlers 
 then every table and text column of every database is searched for the person's name, phone and
 email. A second contact of the same customer must still be found (the search sees the data, and
 erasure is targeted)."""
+
 from __future__ import annotations
 
 import pytest
 import pytest_asyncio
+
 from security_support import build_stack, digits, find_person
 
 ERASED = {"name": "Ouyang Xiaoming", "phone": "139 8765 4321", "email": "ouyang.xm@erase-me.example"}
@@ -41,31 +43,83 @@ async def _scenario(stack) -> dict:
     client = stack.client
     admin, agent, tms = stack.headers("admin"), stack.headers("agent", team="hotline"), stack.headers("tms")
 
-    customer = await _ok(await client.post("/api/v1/customers", headers=admin, json={
-        "name": "Erasure Test Trading Co., Ltd.", "customer_type": "enterprise", "industry": "retail", "region": "East China",
-        "status": "active",
-        "contacts": [
-            {"name": ERASED["name"], "phone": ERASED["phone"], "email": ERASED["email"], "language": "en", "preferred_channel": "email"},
-            {"name": KEPT["name"], "phone": KEPT["phone"], "email": KEPT["email"]},
-        ],
-    }))
+    customer = await _ok(
+        await client.post(
+            "/api/v1/customers",
+            headers=admin,
+            json={
+                "name": "Erasure Test Trading Co., Ltd.",
+                "customer_type": "enterprise",
+                "industry": "retail",
+                "region": "East China",
+                "status": "active",
+                "contacts": [
+                    {
+                        "name": ERASED["name"],
+                        "phone": ERASED["phone"],
+                        "email": ERASED["email"],
+                        "language": "en",
+                        "preferred_channel": "email",
+                    },
+                    {"name": KEPT["name"], "phone": KEPT["phone"], "email": KEPT["email"]},
+                ],
+            },
+        )
+    )
     cid = customer["id"]
     contacts = await _ok(await client.get(f"/api/v1/customers/{cid}/contacts", headers=admin))
     person = next(c for c in contacts if c["name"] == ERASED["name"])
-    await _ok(await client.post(f"/api/v1/customers/{cid}/interactions", headers=admin, json={
-        "kind": "call", "channel": "phone", "author": "am-1", "contact_id": person["id"], "summary": f"{ERASED['name']} called from {ERASED['phone']} about invoices"}), (201,))
+    await _ok(
+        await client.post(
+            f"/api/v1/customers/{cid}/interactions",
+            headers=admin,
+            json={
+                "kind": "call",
+                "channel": "phone",
+                "author": "am-1",
+                "contact_id": person["id"],
+                "summary": f"{ERASED['name']} called from {ERASED['phone']} about invoices",
+            },
+        ),
+        (201,),
+    )
     await stack.pump()
 
     # the person files a complaint by phone: reporter details and a call-back number in the text
-    complaint = await _ok(await client.post("/api/v1/complaints", headers=agent, json={
-        "customer_id": cid, "category": "delay", "channel": "call_center", "tracking_numbers": ["SF7700112233"],
-        "description": f"Parcel late. Call back {ERASED['name']} on {ERASED['phone']}",
-        "reporter": {"name": ERASED["name"], "phone": ERASED["phone"], "email": ERASED["email"]},
-    }), (201,))
-    await _ok(await client.post("/api/v1/events", headers=tms, json=[{
-        "event_id": "6f1c2f8e-0000-4000-8000-00000000e001", "type": "OrderCreated",
-        "payload": {"order_id": "O-ERASE-1", "customer_id": cid, "order_date": "2026-11-20T09:00:00Z", "amount": "1250.50", "service_type": "express"},
-    }]))
+    complaint = await _ok(
+        await client.post(
+            "/api/v1/complaints",
+            headers=agent,
+            json={
+                "customer_id": cid,
+                "category": "delay",
+                "channel": "call_center",
+                "tracking_numbers": ["SF7700112233"],
+                "description": f"Parcel late. Call back {ERASED['name']} on {ERASED['phone']}",
+                "reporter": {"name": ERASED["name"], "phone": ERASED["phone"], "email": ERASED["email"]},
+            },
+        ),
+        (201,),
+    )
+    await _ok(
+        await client.post(
+            "/api/v1/events",
+            headers=tms,
+            json=[
+                {
+                    "event_id": "6f1c2f8e-0000-4000-8000-00000000e001",
+                    "type": "OrderCreated",
+                    "payload": {
+                        "order_id": "O-ERASE-1",
+                        "customer_id": cid,
+                        "order_date": "2026-11-20T09:00:00Z",
+                        "amount": "1250.50",
+                        "service_type": "express",
+                    },
+                }
+            ],
+        )
+    )
     await stack.pump()
     assert not stack.dead.sent, stack.dead.sent
 
@@ -96,9 +150,9 @@ async def test_erasure_scenario_reached_the_services_and_is_targeted(erasure):
 
 
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize("service", [
-    pytest.param(s, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[s])] if s in KNOWN_BUGS else []) for s in SERVICES
-])
+@pytest.mark.parametrize(
+    "service", [pytest.param(s, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[s])] if s in KNOWN_BUGS else []) for s in SERVICES]
+)
 async def test_no_pii_of_the_erased_contact_in_any_table(erasure, service):
     assert erasure["after"][service] == [], f"{service}: PII left after erasure in {erasure['after'][service]}"
 

@@ -6,20 +6,34 @@ The role table itself (every route x every role) is the gateway's test
 (services/gateway/tests/test_authorization.py, against fake upstreams); this one checks that the
 object checks hold with the services' real answers, ids and list shapes.
 """
+
 from __future__ import annotations
 
 import uuid
 
 import pytest
 import pytest_asyncio
+
 from security_support import build_stack, digits
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-A = {"name": "Alpha Cold Chain Shared Co.", "contact": "Qian Alpha", "phone": "139 0000 1111", "email": "qian@alpha.example",
-     "tracking": "SFA1000000001", "am": "am-alpha"}
-B = {"name": "Bravo Electronics Shared Co.", "contact": "Sun Bravo", "phone": "137 0000 2222", "email": "sun@bravo.example",
-     "tracking": "SFB2000000002", "am": "am-bravo"}
+A = {
+    "name": "Alpha Cold Chain Shared Co.",
+    "contact": "Qian Alpha",
+    "phone": "139 0000 1111",
+    "email": "qian@alpha.example",
+    "tracking": "SFA1000000001",
+    "am": "am-alpha",
+}
+B = {
+    "name": "Bravo Electronics Shared Co.",
+    "contact": "Sun Bravo",
+    "phone": "137 0000 2222",
+    "email": "sun@bravo.example",
+    "tracking": "SFB2000000002",
+    "am": "am-bravo",
+}
 
 
 async def _ok(response, status=(200, 201, 204)):
@@ -36,11 +50,21 @@ async def world(database_factory):
     ids = {}
     try:
         for key, c in (("A", A), ("B", B)):
-            customer = await _ok(await client.post("/api/v1/customers", headers=admin, json={
-                "name": c["name"], "customer_type": "enterprise", "industry": "retail", "status": "active", "account_manager": c["am"],
-                "contacts": [{"name": c["contact"], "phone": c["phone"], "email": c["email"], "language": "en"}],
-                "addresses": [{"kind": "pickup", "line1": f"{c['contact']} warehouse", "city": "Shanghai", "province": "Shanghai"}],
-            }))
+            customer = await _ok(
+                await client.post(
+                    "/api/v1/customers",
+                    headers=admin,
+                    json={
+                        "name": c["name"],
+                        "customer_type": "enterprise",
+                        "industry": "retail",
+                        "status": "active",
+                        "account_manager": c["am"],
+                        "contacts": [{"name": c["contact"], "phone": c["phone"], "email": c["email"], "language": "en"}],
+                        "addresses": [{"kind": "pickup", "line1": f"{c['contact']} warehouse", "city": "Shanghai", "province": "Shanghai"}],
+                    },
+                )
+            )
             cid = customer["id"]
             contact = (await _ok(await client.get(f"/api/v1/customers/{cid}/contacts", headers=admin)))[0]
             address = (await _ok(await client.get(f"/api/v1/customers/{cid}/addresses", headers=admin)))[0]
@@ -49,15 +73,36 @@ async def world(database_factory):
         events = []
         for key in ("A", "B"):
             for n in range(3):
-                events.append({"event_id": str(uuid.uuid4()), "type": "OrderCreated", "payload": {
-                    "order_id": f"O-{key}-{n}", "customer_id": ids[key]["customer"], "order_date": f"2026-10-0{n + 1}T09:00:00Z",
-                    "amount": "900.00", "service_type": "express"}})
+                events.append(
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "type": "OrderCreated",
+                        "payload": {
+                            "order_id": f"O-{key}-{n}",
+                            "customer_id": ids[key]["customer"],
+                            "order_date": f"2026-10-0{n + 1}T09:00:00Z",
+                            "amount": "900.00",
+                            "service_type": "express",
+                        },
+                    }
+                )
         await _ok(await client.post("/api/v1/events", headers=tms, json=events))
         for key, c in (("A", A), ("B", B)):
-            complaint = await _ok(await client.post("/api/v1/complaints", headers=agent, json={
-                "customer_id": ids[key]["customer"], "category": "delay", "channel": "call_center", "tracking_numbers": [c["tracking"]],
-                "description": "Parcel late", "reporter": {"name": c["contact"], "phone": c["phone"], "email": c["email"]},
-            }), (201,))
+            complaint = await _ok(
+                await client.post(
+                    "/api/v1/complaints",
+                    headers=agent,
+                    json={
+                        "customer_id": ids[key]["customer"],
+                        "category": "delay",
+                        "channel": "call_center",
+                        "tracking_numbers": [c["tracking"]],
+                        "description": "Parcel late",
+                        "reporter": {"name": c["contact"], "phone": c["phone"], "email": c["email"]},
+                    },
+                ),
+                (201,),
+            )
             ids[key].update(complaint=complaint["id"], number=complaint["number"])
         await stack.pump()
         await _ok(await client.post("/api/v1/admin/recompute", headers=admin))
@@ -100,7 +145,12 @@ def attacks(ids) -> list[tuple[str, str, dict | None, dict | None]]:
         ("POST", f"/api/v1/customers/{b['customer']}/contacts", None, {"name": "Mallory", "email": "mallory@evil.example"}),
         ("PATCH", f"/api/v1/customers/{b['customer']}/contacts/{b['contact']}", None, {"email": "mallory@evil.example"}),
         ("DELETE", f"/api/v1/customers/{b['customer']}/contacts/{b['contact']}", None, None),
-        ("POST", f"/api/v1/customers/{b['customer']}/interactions", None, {"kind": "call", "channel": "phone", "author": "x", "summary": "x"}),
+        (
+            "POST",
+            f"/api/v1/customers/{b['customer']}/interactions",
+            None,
+            {"kind": "call", "channel": "phone", "author": "x", "summary": "x"},
+        ),
         ("GET", f"/api/v1/contacts/{b['contact']}/export", None, None),
         ("POST", f"/api/v1/contacts/{b['contact']}/erase", None, None),
         ("GET", f"/api/v1/scores/{b['customer']}", None, None),
@@ -163,8 +213,14 @@ async def test_own_objects_are_readable_so_refusals_are_about_ownership(world):
     stack, ids = world
     a = ids["A"]
     customer = stack.headers("customer", "portal-alpha", customer_id=a["customer"])
-    for path in (f"/api/v1/customers/{a['customer']}", f"/api/v1/customers/{a['customer']}/contacts", f"/api/v1/customers/{a['customer']}/360",
-                 f"/api/v1/scores/{a['customer']}", f"/api/v1/complaints/{a['complaint']}", f"/api/v1/complaints/{a['complaint']}/timeline"):
+    for path in (
+        f"/api/v1/customers/{a['customer']}",
+        f"/api/v1/customers/{a['customer']}/contacts",
+        f"/api/v1/customers/{a['customer']}/360",
+        f"/api/v1/scores/{a['customer']}",
+        f"/api/v1/complaints/{a['complaint']}",
+        f"/api/v1/complaints/{a['complaint']}/timeline",
+    ):
         response = await stack.client.get(path, headers=customer)
         assert response.status_code == 200, f"{path}: {response.status_code} {response.text[:300]}"
     own = await _ok(await stack.client.get("/api/v1/complaints/lookup", headers=customer))

@@ -1,5 +1,6 @@
 """PII never reaches the logs in clear; webhook signatures and unsubscribe links are verified with a
 constant-time comparison, and webhook signatures only inside a timestamp window (replay)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,8 +48,11 @@ async def test_a_failing_request_carrying_a_phone_and_email_logs_them_masked(dat
     try:
         async with target.app.state.runtime.db.transaction() as session:  # make the INSERT fail at the database
             await session.execute(text("DROP TABLE contacts"))
-        response = await target.client.post("/customers", headers={"X-Correlation-ID": "pii-check-1"}, json={
-            "name": "Log Leak Check Co.", "contacts": [{"name": "Ouyang", "phone": PHONE, "email": EMAIL}]})
+        response = await target.client.post(
+            "/customers",
+            headers={"X-Correlation-ID": "pii-check-1"},
+            json={"name": "Log Leak Check Co.", "contacts": [{"name": "Ouyang", "phone": PHONE, "email": EMAIL}]},
+        )
         assert response.status_code in (500, 503), response.text
         structlog.get_logger("security-test").info("contact reached", phone=PHONE, email=EMAIL, note=f"call {PHONE} or mail {EMAIL}")
     finally:
@@ -97,7 +101,7 @@ class Receiver:
     def __init__(self):
         self.requests: list[tuple[dict[str, str], bytes]] = []
 
-    async def start(self) -> "Receiver":
+    async def start(self) -> Receiver:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/hooks/crm"
         return self
@@ -126,13 +130,23 @@ async def test_webhook_signature_verifies_and_refuses_tampering_replay_and_wrong
     receiver = await Receiver().start()
     try:
         channel = WebhookChannel(master, timeout_s=5)
-        message = OutgoingMessage(message_id="m-1", channel="webhook", address=receiver.url, subject="Delayed", body="SF1 is late",
-                                  language="en", customer_id="C1", category="service", metadata={"data": {"tracking": "SF1"}}, contact_id="P1")
+        message = OutgoingMessage(
+            message_id="m-1",
+            channel="webhook",
+            address=receiver.url,
+            subject="Delayed",
+            body="SF1 is late",
+            language="en",
+            customer_id="C1",
+            category="service",
+            metadata={"data": {"tracking": "SF1"}},
+            contact_id="P1",
+        )
         result = await channel.send(message)
         assert result.status == "delivered"
     finally:
         await receiver.stop()
-    (headers, body), = receiver.requests
+    ((headers, body),) = receiver.requests
     timestamp, signature = headers["x-crm-timestamp"], headers["x-crm-signature"]
     now = int(timestamp)
     # the receiver's secret: its own endpoint secret when the service derives one per endpoint

@@ -4,6 +4,7 @@
 crm_gateway.auth's verifier is unit-tested in services/gateway/tests/test_auth.py (it raises
 AuthError); this checks the whole path a request takes (middleware, problem body, no forwarding).
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,7 +21,7 @@ from crm_gateway.main import create_app
 from crm_gateway.settings import DEV_SECRET, GatewaySettings
 from fuzz_support import migrated
 
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 def b64(data: dict | bytes) -> str:
@@ -30,8 +31,9 @@ def b64(data: dict | bytes) -> str:
 
 @pytest_asyncio.fixture
 async def gateway(database_factory):
-    import crm_gateway
     from pathlib import Path
+
+    import crm_gateway
 
     seen: list[httpx.Request] = []
 
@@ -52,8 +54,14 @@ async def gateway(database_factory):
 
 
 def claims(settings, **overrides) -> dict:
-    base = {"iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": "agent-x", "role": "agent",
-            "iat": int(NOW.timestamp()), "exp": int((NOW + dt.timedelta(hours=1)).timestamp())}
+    base = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": "agent-x",
+        "role": "agent",
+        "iat": int(NOW.timestamp()),
+        "exp": int((NOW + dt.timedelta(hours=1)).timestamp()),
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -123,14 +131,18 @@ async def test_valid_token_and_api_key_pass_so_the_refusals_are_about_the_token(
     assert me.status_code == 200 and me.json()["role"] == "tms"
 
 
-@pytest.mark.parametrize("headers", [
-    {"Authorization": "Bearer "},
-    {"Authorization": "Basic YWRtaW46YWRtaW4="},
-    {"Authorization": "ApiKey crm_deadbeef_notthekey"},
-    {"X-API-Key": "crm_deadbeef_notthekey"},
-    {"X-API-Key": "garbage"},
-    {},
-], ids=["empty-bearer", "basic", "wrong-api-key", "wrong-x-api-key", "malformed-api-key", "none"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic YWRtaW46YWRtaW4="},
+        {"Authorization": "ApiKey crm_deadbeef_notthekey"},
+        {"X-API-Key": "crm_deadbeef_notthekey"},
+        {"X-API-Key": "garbage"},
+        {},
+    ],
+    ids=["empty-bearer", "basic", "wrong-api-key", "wrong-x-api-key", "malformed-api-key", "none"],
+)
 async def test_missing_or_wrong_credentials_are_401(gateway, headers):
     client, _, seen, plaintext = gateway
     response = await client.get("/api/v1/customers/C1", headers=headers)
@@ -142,9 +154,13 @@ async def test_identity_headers_sent_by_a_client_are_dropped(gateway):
     """A caller cannot claim to be the gateway: X-Actor-* / X-Customer-Id from outside never reach a service."""
     client, settings, seen, _ = gateway
     key = SigningKey("dev-1", "HS256", DEV_SECRET.encode())
-    token = mint_token(key, subject="portal-c1", role="customer", customer_id="C1", issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    response = await client.get("/api/v1/customers/C1", headers={
-        "Authorization": f"Bearer {token}", "X-Actor-Role": "admin", "X-Actor-Id": "admin-1", "X-Customer-Id": "C2"})
+    token = mint_token(
+        key, subject="portal-c1", role="customer", customer_id="C1", issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+    response = await client.get(
+        "/api/v1/customers/C1",
+        headers={"Authorization": f"Bearer {token}", "X-Actor-Role": "admin", "X-Actor-Id": "admin-1", "X-Customer-Id": "C2"},
+    )
     assert response.status_code == 200
     forwarded = seen[-1].headers
     assert forwarded["x-actor-role"] == "customer" and forwarded["x-customer-id"] == "C1" and forwarded["x-actor-id"] == "C1"

@@ -21,6 +21,7 @@ previous `verify` printed (`--anchor ID:HASH`).
 * Append-only for the application's role: triggers (PostgreSQL and SQLite) refuse every UPDATE and DELETE of
   `audit_log` except that one pseudonymising UPDATE. Retention (docs/operations.md) is the database owner's job.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,20 @@ log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 ACTIONS = ("read", "create", "update", "delete", "export", "erase")
-CSV_COLUMNS = ("id", "at", "actor", "role", "customer_id", "contact_id", "contact_digest", "action", "resource", "fields", "request_id", "row_hash")
+CSV_COLUMNS = (
+    "id",
+    "at",
+    "actor",
+    "role",
+    "customer_id",
+    "contact_id",
+    "contact_digest",
+    "action",
+    "resource",
+    "fields",
+    "request_id",
+    "row_hash",
+)
 
 audit_metadata = MetaData()
 
@@ -90,8 +104,21 @@ audit_head_table = Table(
 
 # The only UPDATE allowed: contact_id set to NULL, nothing else changed (pseudonymisation on erasure).
 _SAME_EXCEPT_CONTACT = " AND ".join(
-    f"NEW.{c} IS OLD.{c}" for c in ("id", "at", "actor", "role", "customer_id", "contact_digest", "action", "resource", "fields",
-                                    "request_id", "prev_hash", "row_hash")
+    f"NEW.{c} IS OLD.{c}"
+    for c in (
+        "id",
+        "at",
+        "actor",
+        "role",
+        "customer_id",
+        "contact_digest",
+        "action",
+        "resource",
+        "fields",
+        "request_id",
+        "prev_hash",
+        "row_hash",
+    )
 )
 _PG_SAME_EXCEPT_CONTACT = _SAME_EXCEPT_CONTACT.replace(" IS ", " IS NOT DISTINCT FROM ")
 
@@ -114,7 +141,8 @@ SQLITE_APPEND_ONLY = [
     WHEN NOT (NEW.contact_id IS NULL AND {_SAME_EXCEPT_CONTACT})
     BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (UPDATE refused)'); END
     """,
-    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (DELETE refused)'); END",
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (DELETE "
+    "refused)'); END",
 ]
 
 
@@ -182,22 +210,44 @@ class AuditEntry:
         self.fields = sorted(set(self.fields))
 
 
-def entry_for(who: Actor | Mapping[str, str], action: str, resource: str, *, customer_id: str | None, fields: Iterable[str],
-              contact_id: str | None = None) -> AuditEntry:
+def entry_for(
+    who: Actor | Mapping[str, str],
+    action: str,
+    resource: str,
+    *,
+    customer_id: str | None,
+    fields: Iterable[str],
+    contact_id: str | None = None,
+) -> AuditEntry:
     """An entry for the caller of the current request: `who` is the route's actor (crm_common.deps.ActorDep) or the
     request's headers (the gateway's identity, verified by the edge token); request id from the correlation id."""
     actor = who if isinstance(who, Actor) else Actor.from_headers(who)
     return AuditEntry(
         actor=actor.name or "anonymous",
         role=actor.role or "unknown",
-        action=action, resource=resource, customer_id=customer_id, contact_id=contact_id, fields=list(fields),
+        action=action,
+        resource=resource,
+        customer_id=customer_id,
+        contact_id=contact_id,
+        fields=list(fields),
         request_id=current_correlation_id(),
     )
 
 
 def _row_hash(row: Mapping[str, Any]) -> str:
-    content = [row["id"], row["at"].astimezone(dt.timezone.utc).isoformat(timespec="microseconds"), row["actor"], row["role"],
-               row["customer_id"], row["contact_digest"], row["action"], row["resource"], row["fields"], row["request_id"], row["prev_hash"]]
+    content = [
+        row["id"],
+        row["at"].astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        row["actor"],
+        row["role"],
+        row["customer_id"],
+        row["contact_digest"],
+        row["action"],
+        row["resource"],
+        row["fields"],
+        row["request_id"],
+        row["prev_hash"],
+    ]
     return hashlib.sha256(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
 
@@ -207,15 +257,26 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
     if not entries:
         return
     await session.execute(update(audit_head_table).where(audit_head_table.c.id == 1).values(last_id=audit_head_table.c.last_id))
-    last_id, last_hash = (await session.execute(select(audit_head_table.c.last_id, audit_head_table.c.last_hash).where(audit_head_table.c.id == 1))).one()
+    last_id, last_hash = (
+        await session.execute(select(audit_head_table.c.last_id, audit_head_table.c.last_hash).where(audit_head_table.c.id == 1))
+    ).one()
     erased = await _erased_digests(session, {digest for e in entries if (digest := contact_digest(e.contact_id))})
     rows: list[dict[str, Any]] = []
     for entry in entries:
         digest = contact_digest(entry.contact_id)
         row = {
-            "id": last_id + 1, "at": entry.at, "actor": entry.actor[:200], "role": entry.role[:50], "customer_id": entry.customer_id,
-            "contact_id": None if digest in erased else entry.contact_id, "contact_digest": digest, "action": entry.action,
-            "resource": entry.resource, "fields": json.dumps(list(entry.fields)), "request_id": entry.request_id, "prev_hash": last_hash,
+            "id": last_id + 1,
+            "at": entry.at,
+            "actor": entry.actor[:200],
+            "role": entry.role[:50],
+            "customer_id": entry.customer_id,
+            "contact_id": None if digest in erased else entry.contact_id,
+            "contact_digest": digest,
+            "action": entry.action,
+            "resource": entry.resource,
+            "fields": json.dumps(list(entry.fields)),
+            "request_id": entry.request_id,
+            "prev_hash": last_hash,
         }
         row["row_hash"] = last_hash = _row_hash(row)
         last_id += 1
@@ -229,7 +290,9 @@ async def _erased_digests(session: AsyncSession, digests: set[str]) -> set[str]:
     bring the contact id back (the erase row is committed before any later append takes the head lock)."""
     if not digests:
         return set()
-    statement = select(audit_table.c.contact_digest).where(audit_table.c.action == "erase", audit_table.c.contact_digest.in_(digests)).distinct()
+    statement = (
+        select(audit_table.c.contact_digest).where(audit_table.c.action == "erase", audit_table.c.contact_digest.in_(digests)).distinct()
+    )
     return set((await session.scalars(statement)).all())
 
 
@@ -299,8 +362,17 @@ def attach_audit_trail(runtime: ServiceRuntime, **options: Any) -> AuditTrail:
 # ---- reading the trail --------------------------------------------------------------------------------------------
 
 
-async def query(session: AsyncSession, *, customer_id: str | None = None, actor: str | None = None, contact_digest_: str | None = None,
-                since: dt.datetime | None = None, until: dt.datetime | None = None, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+async def query(
+    session: AsyncSession,
+    *,
+    customer_id: str | None = None,
+    actor: str | None = None,
+    contact_digest_: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    after_id: int = 0,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
     """Rows in id order, filtered; `since` inclusive, `until` exclusive; page with `after_id` (the last id seen)."""
     statement = select(audit_table).where(audit_table.c.id > after_id).order_by(audit_table.c.id).limit(limit)
     if customer_id:
@@ -357,7 +429,11 @@ async def verify_chain(session: AsyncSession, *, anchor: tuple[int, str] | None 
     expected_id, expected_prev, rows, last_id = None, None, 0, 0
     anchor_seen = anchor is None
     while True:
-        batch = (await session.execute(select(audit_table).where(audit_table.c.id > last_id).order_by(audit_table.c.id).limit(page))).mappings().all()
+        batch = (
+            (await session.execute(select(audit_table).where(audit_table.c.id > last_id).order_by(audit_table.c.id).limit(page)))
+            .mappings()
+            .all()
+        )
         if not batch:
             break
         for row in batch:
@@ -388,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("verify", help="recompute the hash chain; exit 1 when a row was edited or deleted")
     check.add_argument("--database-url", help="the service's database URL (default: the variable named by --url-env)")
-    check.add_argument("--url-env", default="PROFILE_DATABASE_URL", help="environment variable holding the URL (e.g. COMPLAINTS_DATABASE_URL)")
+    check.add_argument(
+        "--url-env", default="PROFILE_DATABASE_URL", help="environment variable holding the URL (e.g. COMPLAINTS_DATABASE_URL)"
+    )
     check.add_argument("--anchor", help="ID:HASH printed by an earlier verify: also detects rows deleted from the end")
     args = parser.parse_args(argv)
     url = args.database_url or os.environ.get(args.url_env)

@@ -10,6 +10,7 @@ then creates a missing topic with its own default partition count, and a produce
 intended count sends keys to partitions that do not exist. This module's import makes aiokafka's requests
 say no (`allow_auto_topic_creation=False`); a client that cannot see its topic waits for it instead.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -149,7 +150,7 @@ class BrokerProbe:
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None
 
-    async def __aenter__(self) -> "BrokerProbe":
+    async def __aenter__(self) -> BrokerProbe:
         self._admin = AIOKafkaAdminClient(
             **self.kafka.client_options(), client_id=f"{self.kafka.client_id_prefix}-probe", request_timeout_ms=self.request_timeout_ms
         )
@@ -237,8 +238,12 @@ class BrokerProbe:
     async def _reader(self) -> AIOKafkaConsumer:
         if self._offsets is None:
             self._offsets = AIOKafkaConsumer(
-                **self.kafka.client_options(), client_id=f"{self.kafka.client_id_prefix}-probe", enable_auto_commit=False,
-                auto_offset_reset="none", request_timeout_ms=self.request_timeout_ms, max_partition_fetch_bytes=64 * 1024,
+                **self.kafka.client_options(),
+                client_id=f"{self.kafka.client_id_prefix}-probe",
+                enable_auto_commit=False,
+                auto_offset_reset="none",
+                request_timeout_ms=self.request_timeout_ms,
+                max_partition_fetch_bytes=64 * 1024,
             )
             await self._offsets.start()
         return self._offsets

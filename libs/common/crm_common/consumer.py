@@ -12,6 +12,7 @@ beyond a partition's end starts that partition from the earliest offset, and a c
 another cluster id than before reads every partition it gets on the new cluster from the start
 (the inbox drops what was applied).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,25 +20,25 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from importlib.metadata import entry_points
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from opentelemetry.context import Context as OtelContext
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, PrimaryKeyConstraint, String, Table, Text, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from opentelemetry.context import Context as OtelContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.bus import BrokerProbe, TopicsMissing
 from crm_common.context import correlation_id_var
-from crm_common.tracing import consumer_span, context_of, traceparent_header
 from crm_common.db import Database, UTCDateTime, utcnow
 from crm_common.events.envelope import EventEnvelope, EventPayload, InvalidEvent, decode_envelope
 from crm_common.events.topics import dlq_topic
 from crm_common.metrics import BROKER_LOSSES, CONSUMER_LAG, CONSUMER_RUNNING, DLQ_MESSAGES, EVENTS_CONSUMED
 from crm_common.outbox import messaging_metadata
 from crm_common.settings import KafkaSettings
+from crm_common.tracing import consumer_span, context_of, traceparent_header
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,9 @@ def _staged_context(event: Event) -> OtelContext | None:
 class InboxProcessor:
     """The broker-independent core: turns deliveries into applied events, inbox rows and dead letters."""
 
-    def __init__(self, db: Database, handler: EventHandler, dead_letters: DeadLetterWriter, *, max_attempts: int = 5, retry_delay_s: float = 0.1):
+    def __init__(
+        self, db: Database, handler: EventHandler, dead_letters: DeadLetterWriter, *, max_attempts: int = 5, retry_delay_s: float = 0.1
+    ):
         self.db = db
         self.handler = handler
         self.dead_letters = dead_letters
@@ -203,7 +206,13 @@ class InboxProcessor:
             event_id = str(event.envelope.event_id)
             rows.setdefault(
                 event_id,
-                {"consumer": self.handler.name, "event_id": event_id, "event_type": event.envelope.type, "outcome": outcome, "processed_at": now},
+                {
+                    "consumer": self.handler.name,
+                    "event_id": event_id,
+                    "event_type": event.envelope.type,
+                    "outcome": outcome,
+                    "processed_at": now,
+                },
             )
         if session.get_bind().dialect.name == "postgresql":  # ids and types as two arrays: one statement text for every batch size
             arrays = ([r["event_id"] for r in rows.values()], [r["event_type"] for r in rows.values()])
@@ -228,7 +237,14 @@ class InboxProcessor:
                 return
             except Exception as exc:
                 error = exc
-                log.warning("handler %s failed on %s (attempt %d/%d): %s", self.handler.name, event.envelope.event_id, attempt, self.max_attempts, exc)
+                log.warning(
+                    "handler %s failed on %s (attempt %d/%d): %s",
+                    self.handler.name,
+                    event.envelope.event_id,
+                    attempt,
+                    self.max_attempts,
+                    exc,
+                )
                 if attempt < self.max_attempts:
                     await asyncio.sleep(self.retry_delay_s * attempt)
         await self._dead_letter(event.delivery, error, attempts=self.max_attempts, event=event)
@@ -250,9 +266,18 @@ class InboxProcessor:
         async with self.db.transaction() as session:
             await session.execute(
                 insert(dead_letters_table).values(
-                    consumer=self.handler.name, topic=topic, partition=delivery.partition, offset=delivery.offset, key=key,
-                    event_id=str(event.envelope.event_id) if event else None, event_type=event.envelope.type if event else None,
-                    body=delivery.value, error=str(error)[:4000], error_type=type(error).__name__, attempts=attempts, created_at=utcnow(),
+                    consumer=self.handler.name,
+                    topic=topic,
+                    partition=delivery.partition,
+                    offset=delivery.offset,
+                    key=key,
+                    event_id=str(event.envelope.event_id) if event else None,
+                    event_type=event.envelope.type if event else None,
+                    body=delivery.value,
+                    error=str(error)[:4000],
+                    error_type=type(error).__name__,
+                    attempts=attempts,
+                    created_at=utcnow(),
                 )
             )
             if event is not None:
@@ -307,7 +332,7 @@ class RewindLostPartitions(ConsumerRebalanceListener):  # type: ignore[misc]  # 
     inbox drops what was applied; skipping is not.
     """
 
-    def __init__(self, owner: "InboxConsumer"):
+    def __init__(self, owner: InboxConsumer):
         self.owner = owner
         self.consumer: AIOKafkaConsumer | None = None
         self.rewind_unseen = False  # set when the cluster changed: rewind partitions not yet positioned on the new one
@@ -334,8 +359,14 @@ class RewindLostPartitions(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         for tp in partitions:
             committed = await consumer.committed(tp)
             if tp not in rewind and committed is not None and committed > ends.get(tp, 0):
-                log.warning("consumer %s: committed offset %d of %s[%d] is beyond its end %d: reading it from the start",
-                            self.owner.handler.name, committed, tp.topic, tp.partition, ends.get(tp, 0))
+                log.warning(
+                    "consumer %s: committed offset %d of %s[%d] is beyond its end %d: reading it from the start",
+                    self.owner.handler.name,
+                    committed,
+                    tp.topic,
+                    tp.partition,
+                    ends.get(tp, 0),
+                )
                 rewind.append(tp)
         if rewind:
             for tp, offset in (await consumer.beginning_offsets(rewind)).items():
@@ -459,7 +490,11 @@ class InboxConsumer:
             except asyncio.CancelledError:
                 raise
             except BrokerReplaced as replaced:
-                log.warning("consumer %s: %s; joining the new cluster's group and reading its partitions from the start", self.handler.name, replaced)
+                log.warning(
+                    "consumer %s: %s; joining the new cluster's group and reading its partitions from the start",
+                    self.handler.name,
+                    replaced,
+                )
             except TopicsMissing as missing:
                 log.warning("consumer %s: %s; waiting for them", self.handler.name, missing)
                 await asyncio.sleep(1.0)
@@ -508,7 +543,9 @@ class InboxConsumer:
             # every partition of the poll in one transaction: fewer, bigger claims and upserts; each partition's
             # records stay in offset order, and the handler's merge does not depend on the order across partitions
             deliveries = [
-                Delivery(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ())) for records in batches.values() for r in records
+                Delivery(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                for records in batches.values()
+                for r in records
             ]
             try:
                 await self.processor.process(deliveries)

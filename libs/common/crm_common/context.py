@@ -1,4 +1,5 @@
 """Request-scoped context that travels from HTTP into the events a request causes."""
+
 from __future__ import annotations
 
 import uuid

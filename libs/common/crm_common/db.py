@@ -1,4 +1,5 @@
 """Async SQLAlchemy helpers that behave the same on PostgreSQL (asyncpg) and SQLite (aiosqlite)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,7 @@ def dialect_insert(session: AsyncSession, table: Any) -> postgresql.Insert | sql
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -53,15 +54,15 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTCDateTime column")
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -93,6 +94,7 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, echo
 
 
 # ---- hot reads: Core statements run without a transaction, on PostgreSQL straight through asyncpg -------------
+
 
 class RowReader(Protocol):
     """Runs read-only Core statements and gives their rows as mappings (row["column"]).
@@ -149,7 +151,9 @@ class AsyncpgReader:
     async def rows(self, statement: Any, params: Mapping[str, Any] | None = None) -> Sequence[Mapping[str, Any]]:
         sql, names, fixed = asyncpg_sql(statement)
         given = params or {}
-        rows: Sequence[Mapping[str, Any]] = await self.connection.fetch(sql, *(given[name] if name in given else fixed[name] for name in names))
+        rows: Sequence[Mapping[str, Any]] = await self.connection.fetch(
+            sql, *(given[name] if name in given else fixed[name] for name in names)
+        )
         return rows
 
 
@@ -173,8 +177,15 @@ def _connection_lost(exc: BaseException, connection: Any = None) -> bool:
         return bool(exc.connection_invalidated)
     if isinstance(exc, TimeoutError):  # an OSError too, but a slow database is not a dropped connection
         return False
-    dropped = (asyncpg.PostgresConnectionError, asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
-               asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.IdleSessionTimeoutError, ConnectionError, OSError)
+    dropped = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CrashShutdownError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.IdleSessionTimeoutError,
+        ConnectionError,
+        OSError,
+    )
     if isinstance(exc, dropped):
         return True
     return connection is not None and _is_closed(connection)
@@ -192,8 +203,9 @@ def _is_closed(connection: Any) -> bool:
 class Database:
     """An engine and its session factory. `transaction()` is the unit of work; `read()` runs hot read-only paths."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False, pre_ping: bool = True,
-                 read_pool_size: int = 10):
+    def __init__(
+        self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False, pre_ping: bool = True, read_pool_size: int = 10
+    ):
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, echo=echo, pre_ping=pre_ping)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -235,8 +247,13 @@ class Database:
 
                     dsn = make_url(async_url(self.url)).set(drivername="postgresql").render_as_string(hide_password=False)
                     self._read_pool = await asyncpg.create_pool(
-                        dsn, min_size=1, max_size=self.read_pool_size, init=_json_codecs, reset=_rollback_if_in_transaction,
-                        timeout=5, command_timeout=30,
+                        dsn,
+                        min_size=1,
+                        max_size=self.read_pool_size,
+                        init=_json_codecs,
+                        reset=_rollback_if_in_transaction,
+                        timeout=5,
+                        command_timeout=30,
                     )
         return self._read_pool
 

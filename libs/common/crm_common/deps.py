@@ -10,6 +10,7 @@ caller (the identity the gateway signed, crm_common.edge). Routes stay thin:
             ...
 
 None of them adds a parameter to the OpenAPI document: they read the app's state and the request's headers."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
@@ -35,9 +36,13 @@ class Actor:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> Actor:
-        return cls(id=headers.get("x-actor-id") or None, subject=headers.get("x-actor-subject") or None,
-                   role=headers.get("x-actor-role") or None, team=headers.get("x-actor-team") or None,
-                   customer_id=headers.get("x-customer-id") or None)
+        return cls(
+            id=headers.get("x-actor-id") or None,
+            subject=headers.get("x-actor-subject") or None,
+            role=headers.get("x-actor-role") or None,
+            team=headers.get("x-actor-team") or None,
+            customer_id=headers.get("x-customer-id") or None,
+        )
 
     @property
     def known(self) -> bool:

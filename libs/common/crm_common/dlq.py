@@ -10,6 +10,7 @@ delivery applied since is only marked.
 the same operations are the admin endpoints `/admin/dead-letters/<service>` (`dead_letters_router`),
 reached through the gateway as `/api/v1/admin/dead-letters/<service>` with the admin role.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,13 +87,25 @@ async def replay_dead_letters(runtime: ServiceRuntime, ids: list[int]) -> list[R
     """Replay each dead letter through its consumer's handler (the runtime's consumers, found by name)."""
     processors = {consumer.handler.name: consumer.processor for consumer in runtime.consumers}
     async with runtime.db.sessions() as session:
-        owners: dict[int, str] = dict((await session.execute(select(dead_letters_table.c.id, dead_letters_table.c.consumer).where(dead_letters_table.c.id.in_(ids)))).all())
+        owners: dict[int, str] = dict(
+            (
+                await session.execute(
+                    select(dead_letters_table.c.id, dead_letters_table.c.consumer).where(dead_letters_table.c.id.in_(ids))
+                )
+            ).all()
+        )
     results: list[ReplayResult] = []
     for dead_letter_id in ids:
         owner = owners.get(dead_letter_id)
         processor = processors.get(owner) if owner is not None else None
         if processor is None:
-            results.append(ReplayResult(dead_letter_id, "not_found", None if dead_letter_id not in owners else f"this service has no consumer {owners[dead_letter_id]}"))
+            results.append(
+                ReplayResult(
+                    dead_letter_id,
+                    "not_found",
+                    None if dead_letter_id not in owners else f"this service has no consumer {owners[dead_letter_id]}",
+                )
+            )
             continue
         try:
             applied = await processor.replay_dead_letter(dead_letter_id)
@@ -127,7 +140,8 @@ def dead_letters_router(service_name: str, prefix: str = "") -> APIRouter:
     router = APIRouter(prefix=f"{prefix}/admin/dead-letters/{service_name}", tags=["admin"])
 
     @router.get("")
-    async def list_(runtime: RuntimeDep,
+    async def list_(
+        runtime: RuntimeDep,
         consumer: str | None = Query(None, max_length=100, pattern=NAME),
         topic: str | None = Query(None, max_length=200, pattern=NAME),
         state: State = "waiting",
@@ -194,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         runtime = load_runtime(args.service)
         try:
             if args.command == "list":
-                return await list_dead_letters(runtime.db, consumer=args.consumer, topic=args.topic, state=args.state, limit=args.limit), True
+                return await list_dead_letters(
+                    runtime.db, consumer=args.consumer, topic=args.topic, state=args.state, limit=args.limit
+                ), True
             if args.command == "show":
                 item = await get_dead_letter(runtime.db, args.id)
                 return item or {"not_found": args.id}, item is not None

@@ -9,6 +9,7 @@ sends on a user's behalf (empty for its own requests). `EdgeAuthMiddleware` answ
 a valid token and replaces whatever identity headers arrived with the token's, so the services' code reads
 identity from the headers as before. Why HMAC and not Ed25519 or mTLS: docs/gateway.md.
 """
+
 from __future__ import annotations
 
 import time
@@ -109,7 +110,10 @@ class EdgeTokenVerifier:
     def _decode(self, token: str) -> dict[str, Any]:
         try:  # times are checked below against self.clock, the one the cache uses
             claims = jwt.decode(
-                token, self._key, algorithms=[ALGORITHM], audience=self.audience,
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
                 options={"require": ["iss", "aud", "iat", "exp", "identity"], "verify_exp": False, "verify_iat": False},
             )
         except jwt.InvalidAudienceError:
@@ -152,8 +156,13 @@ class EdgeAuthMiddleware:
                 raise AuthError(f"{EDGE_TOKEN_HEADER} required: call this service through the gateway")
             identity = self.verifier.verify(token.decode("latin-1"))
         except AuthError as exc:
-            problem = Problem(401, "Unauthorized", f"Service authentication failed: {exc.reason}.",
-                              type_="urn:crm:problem:edge-token", headers={"WWW-Authenticate": 'Bearer realm="crm-edge"'})
+            problem = Problem(
+                401,
+                "Unauthorized",
+                f"Service authentication failed: {exc.reason}.",
+                type_="urn:crm:problem:edge-token",
+                headers={"WWW-Authenticate": 'Bearer realm="crm-edge"'},
+            )
             response = JSONResponse(problem.body(scope["path"]), status_code=401, media_type=PROBLEM_JSON, headers=problem.headers)
             return await response(scope, receive, send)
         scope["headers"] = [(n, v) for n, v in headers if n not in IDENTITY_HEADER_BYTES] + [

@@ -1,4 +1,5 @@
 """ASGI middleware for correlation ids and HTTP metrics, and the health/metrics routes."""
+
 from __future__ import annotations
 
 import time

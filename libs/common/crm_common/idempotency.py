@@ -27,6 +27,7 @@ Without the header the work simply runs in `runtime.transaction()`. With it:
 * records expire after `idempotency_retention_hours` (ServiceSettings, 24 h); an expired key counts as new, and
   `purge_expired` (a background loop of every service that stores records) deletes them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -81,7 +82,10 @@ Index("ix_idempotency_records_subject", idempotency_table.c.subject)
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias=HEADER, min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[\x20-\x7e]+$",
+        alias=HEADER,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        pattern=r"^[\x20-\x7e]+$",
         description="A client-chosen unique value (a UUID) per operation. Retrying with the same key and body answers the "
         "first result again and creates nothing twice; the same key with another body is 422. Keys are kept 24 h.",
     ),
@@ -188,8 +192,12 @@ class IdempotentRequest:
         except _KeyTaken as taken:
             stored = taken.stored
         if stored.request_hash != request_hash:
-            raise Problem(422, "Idempotency key reused", f"This {HEADER} was used with a different request body; use a new key.",
-                          type_="urn:crm:problem:idempotency-key-reused")
+            raise Problem(
+                422,
+                "Idempotency key reused",
+                f"This {HEADER} was used with a different request body; use a new key.",
+                type_="urn:crm:problem:idempotency-key-reused",
+            )
         return _response(stored.status_code, stored.headers, stored.body, replayed=True)
 
     def _this_key(self) -> ColumnElement[bool]:
@@ -201,9 +209,16 @@ class IdempotentRequest:
             answer = await work(session)
             content = answer.content()
             headers = {name: value for name, value in answer.headers.items() if name.lower() in STORED_HEADERS}
-            await session.execute(update(idempotency_table).where(self._this_key()).values(
-                status_code=answer.status_code, response_headers=orjson.dumps(headers).decode(),
-                response_body=content.decode(), subject=answer.subject))
+            await session.execute(
+                update(idempotency_table)
+                .where(self._this_key())
+                .values(
+                    status_code=answer.status_code,
+                    response_headers=orjson.dumps(headers).decode(),
+                    response_body=content.decode(),
+                    subject=answer.subject,
+                )
+            )
         return _response(answer.status_code, answer.headers, content)
 
     async def _claim(self, session: AsyncSession, request_hash: str) -> None:
@@ -211,21 +226,41 @@ class IdempotentRequest:
         SQLite takes its write lock before any read, and PostgreSQL makes it wait while another transaction holds an
         uncommitted claim of the same key, then skip it if that one committed. An expired record is replaced."""
         now = utcnow()
-        claim = {"scope": self.scope, "key": self.key, "route": self.route, "request_hash": request_hash,
-                 "created_at": now, "expires_at": now + self.retention}
+        claim = {
+            "scope": self.scope,
+            "key": self.key,
+            "route": self.route,
+            "request_hash": request_hash,
+            "created_at": now,
+            "expires_at": now + self.retention,
+        }
         for _ in range(2):
-            statement = dialect_insert(session, idempotency_table).values(**claim).on_conflict_do_nothing().returning(idempotency_table.c.key)
+            statement = (
+                dialect_insert(session, idempotency_table).values(**claim).on_conflict_do_nothing().returning(idempotency_table.c.key)
+            )
             if (await session.execute(statement)).first() is not None:
                 return
-            row = (await session.execute(
-                select(idempotency_table.c.request_hash, idempotency_table.c.status_code, idempotency_table.c.response_headers,
-                       idempotency_table.c.response_body, idempotency_table.c.expires_at).where(self._this_key())
-            )).first()
+            row = (
+                await session.execute(
+                    select(
+                        idempotency_table.c.request_hash,
+                        idempotency_table.c.status_code,
+                        idempotency_table.c.response_headers,
+                        idempotency_table.c.response_body,
+                        idempotency_table.c.expires_at,
+                    ).where(self._this_key())
+                )
+            ).first()
             if row is not None and row.expires_at > now:
                 raise _KeyTaken(_Stored(row.request_hash, row.status_code, orjson.loads(row.response_headers), row.response_body.encode()))
             await session.execute(delete(idempotency_table).where(self._this_key(), idempotency_table.c.expires_at <= now))
-        raise Problem(409, "Idempotency key in progress", "A request with this Idempotency-Key is being processed; retry.",
-                      type_="urn:crm:problem:idempotency-key-in-progress", headers={"Retry-After": "1"})
+        raise Problem(
+            409,
+            "Idempotency key in progress",
+            "A request with this Idempotency-Key is being processed; retry.",
+            type_="urn:crm:problem:idempotency-key-in-progress",
+            headers={"Retry-After": "1"},
+        )
 
 
 async def idempotent_request(request: Request, key: IdempotencyKey = None) -> IdempotentRequest:

@@ -5,6 +5,7 @@ UTF-8 cannot encode); either would fail only at the INSERT, as a 500. Checking e
 objects and their keys included, so free-form values such as a rule condition's are covered too) answers
 422 naming the field instead, on every database alike.
 """
+
 from __future__ import annotations
 
 from typing import Any

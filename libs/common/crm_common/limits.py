@@ -8,6 +8,7 @@ The limit: the settings' `max_request_body_bytes` when a service defines it, els
 variable CRM_MAX_REQUEST_BODY_BYTES, else 1 MiB; never below a service's own larger documented
 limit (the gateway's `ingest_max_body_bytes` for event batches).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,17 +34,27 @@ class RequestBodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = json.dumps({
-            "type": "urn:crm:problem:payload-too-large",
-            "title": "Payload Too Large",
-            "status": 413,
-            "detail": f"The request body is larger than {self.max_bytes} bytes.",
-            "instance": scope.get("path", ""),
-            "max_bytes": self.max_bytes,
-        }).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()), (b"connection", b"close"),
-        ]})
+        body = json.dumps(
+            {
+                "type": "urn:crm:problem:payload-too-large",
+                "title": "Payload Too Large",
+                "status": 413,
+                "detail": f"The request body is larger than {self.max_bytes} bytes.",
+                "instance": scope.get("path", ""),
+                "max_bytes": self.max_bytes,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

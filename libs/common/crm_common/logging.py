@@ -1,4 +1,5 @@
 """Structured JSON logs with the correlation id, and phone numbers and emails masked."""
+
 from __future__ import annotations
 
 import logging

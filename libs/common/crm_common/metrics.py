@@ -1,4 +1,5 @@
 """Prometheus metrics every service exports. Defined once here so that several services can share a process."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -12,7 +13,9 @@ HTTP_LATENCY = Histogram(
 )
 OUTBOX_BACKLOG = Gauge("crm_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("crm_outbox_published_total", "Outbox rows published", ["service"])
-OUTBOX_REQUEUED = Counter("crm_outbox_requeued_total", "Published outbox rows put back to pending because the broker lost them", ["service"])
+OUTBOX_REQUEUED = Counter(
+    "crm_outbox_requeued_total", "Published outbox rows put back to pending because the broker lost them", ["service"]
+)
 BROKER_LOSSES = Counter("crm_broker_losses_total", "Times a relay or consumer found that the broker lost what it held", ["service", "side"])
 EVENTS_CONSUMED = Counter("crm_events_consumed_total", "Events applied by a consumer", ["consumer", "outcome"])
 CONSUMER_LAG = Gauge("crm_consumer_lag", "Messages behind the partition's high watermark", ["consumer", "topic", "partition"])

@@ -1,4 +1,5 @@
 """Alembic glue: each service keeps its own history; this runs it the same way on both databases."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.environment import EnvironmentContext
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import async_engine_from_config
 from sqlalchemy.pool import NullPool
 
 import crm_common.consumer  # noqa: F401  (defines the inbox table on messaging_metadata; without it a fresh process migrates no inbox)
+from alembic import command
 from crm_common.db import async_url
 from crm_common.outbox import messaging_metadata
 

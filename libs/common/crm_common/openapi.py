@@ -7,6 +7,7 @@ RFC 9457 answers the shared mechanisms can give on it (crm_common.problems, .edg
 A route's own `responses={...}` declaration wins over these defaults, except that a 422 is always the
 problem+json validation body the services send (never FastAPI's HTTPValidationError).
 """
+
 from __future__ import annotations
 
 import re
@@ -41,7 +42,7 @@ PROBLEM_SCHEMAS: dict[str, Any] = {
     "ValidationProblem": {
         "title": "ValidationProblem",
         "description": "422: the request has invalid fields, each named in `errors` (urn:crm:problem:validation), or "
-                       "breaks a rule of its own (e.g. urn:crm:problem:idempotency-key-reused, without `errors`).",
+        "breaks a rule of its own (e.g. urn:crm:problem:idempotency-key-reused, without `errors`).",
         "allOf": [
             {"$ref": "#/components/schemas/Problem"},
             {

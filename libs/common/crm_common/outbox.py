@@ -10,6 +10,7 @@ removes older ones), and the relay remembers, per partition, the end of what the
 mark), the relay puts the retained rows of the affected topics back to pending and publishes them
 again in id order; consumers' inboxes drop what they had applied.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,23 +22,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-
 from sqlalchemy import (
     BigInteger,
+    Column,
     ColumnElement,
     CursorResult,
     Executable,
-    Row,
-    any_,
-    bindparam,
-    Column,
     Index,
-    PrimaryKeyConstraint,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
+    Row,
     String,
     Table,
     Text,
+    any_,
+    bindparam,
     delete,
     func,
     insert,
@@ -152,9 +152,7 @@ async def emit(
     occurred_at: dt.datetime | None = None,
 ) -> EventEnvelope:
     """Build the envelope (carrying the request's correlation id) and stage it in the outbox."""
-    envelope = make_event(
-        payload, key=key, producer=producer, correlation_id=current_correlation_id(), occurred_at=occurred_at
-    )
+    envelope = make_event(payload, key=key, producer=producer, correlation_id=current_correlation_id(), occurred_at=occurred_at)
     await add_to_outbox(session, [envelope])
     return envelope
 
@@ -231,7 +229,10 @@ def _marks_upsert(session: AsyncSession, cluster_id: str, sent: list[Published])
     if not ends:
         return None
     now = utcnow()
-    rows = [{"topic": t, "partition": p, "cluster_id": cluster_id, "next_offset": end, "updated_at": now} for (t, p), end in sorted(ends.items())]
+    rows = [
+        {"topic": t, "partition": p, "cluster_id": cluster_id, "next_offset": end, "updated_at": now}
+        for (t, p), end in sorted(ends.items())
+    ]
     postgresql = session.get_bind().dialect.name == "postgresql"
     statement = (postgresql_insert if postgresql else sqlite_insert)(relay_marks_table).values(rows)
     higher = (func.greatest if postgresql else func.max)(relay_marks_table.c.next_offset, statement.excluded.next_offset)
@@ -318,7 +319,9 @@ class OutboxRelay:
             cluster_id = await probe.cluster_id() or "unknown"
             same_cluster = [m for m in marks if m.cluster_id == cluster_id]
             ends = await probe.end_offsets((m.topic, m.partition) for m in same_cluster)
-            short = {(m.topic, m.partition): m.next_offset - 1 for m in same_cluster if ends.get((m.topic, m.partition), -1) < m.next_offset}
+            short = {
+                (m.topic, m.partition): m.next_offset - 1 for m in same_cluster if ends.get((m.topic, m.partition), -1) < m.next_offset
+            }
             held = await probe.holds(short) if short else set()
             lost = {m.topic for m in marks if m.cluster_id != cluster_id} | {topic for topic, partition in set(short) - held}
             missing = await probe.missing_topics(lost) if lost else set()
@@ -330,7 +333,9 @@ class OutboxRelay:
             OUTBOX_REQUEUED.labels(self.service).inc(requeued)
             log.warning(
                 "broker %s no longer holds what this relay published to %s: %d retained row(s) go again",
-                cluster_id, ", ".join(sorted(lost)), requeued,
+                cluster_id,
+                ", ".join(sorted(lost)),
+                requeued,
             )
         self.cluster_id = cluster_id
         self._checked_at = time.monotonic()
@@ -432,7 +437,7 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def drain(self, timeout_s: float = 30.0) -> None:

@@ -6,6 +6,7 @@ order; they carry their original event ids, so consumers that applied them skip 
 Only published rows are replayed (pending ones leave with the relay anyway), and only those still
 retained (`<PREFIX>OUTBOX_RETENTION`, 7 days by default).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def parse_moment(text: str, now: dt.datetime | None = None) -> dt.datetime:
         raise ValueError(f"{text!r} is neither an ISO 8601 date-time nor a time ago like 6h or 2d") from None
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset: add one (e.g. Z or +08:00) so the range is unambiguous")
-    return moment.astimezone(dt.timezone.utc)
+    return moment.astimezone(dt.UTC)
 
 
 async def replay_outbox(
@@ -104,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     verb = "would replay" if args.dry_run else "replayed"
     for topic, count in sorted(counts.items()):
         print(f"{verb} {count} event(s) to {topic}")
-    print(f"{verb} {sum(counts.values())} event(s) of {args.service} written from {since.isoformat()} to {until.isoformat() if until else 'now'}")
+    print(
+        f"{verb} {sum(counts.values())} event(s) of {args.service} written from {since.isoformat()} to "
+        f"{until.isoformat() if until else 'now'}"
+    )
     return 0
 
 

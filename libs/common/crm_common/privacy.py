@@ -11,6 +11,7 @@ contact before erasure; `Person.scrub` replaces every occurrence with `TOMBSTONE
   digits (`139 8765 4321`, `139-8765-4321`), but never inside a longer run of digits (a tracking number
   is not scrubbed because it happens to contain the number).
 """
+
 from __future__ import annotations
 
 import re
@@ -126,8 +127,14 @@ def mentions(column: ColumnElement[str], needles: Iterable[str]) -> ColumnElemen
     return or_(*[column.ilike(f"%{escape_like(n)}%", escape="\\") for n in needles])
 
 
-async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[str] | None = None, rewrite: Rewrite | None = None,
-                       mentioning: Iterable[str] | None = None) -> int:
+async def scrub_outbox(
+    session: AsyncSession,
+    person: Person,
+    *,
+    keys: Iterable[str] | None = None,
+    rewrite: Rewrite | None = None,
+    mentioning: Iterable[str] | None = None,
+) -> int:
     """Rewrite the bodies of outbox rows (of the given message keys, or all) that mention the person.
 
     `rewrite(envelope: dict) -> dict`, when given, runs before the text scrub (e.g. to clear known fields).
@@ -135,21 +142,38 @@ async def scrub_outbox(session: AsyncSession, person: Person, *, keys: Iterable[
     Rows still pending leave scrubbed; published rows are only kept for the retention period, but they
     are scrubbed as well so that the database holds nothing on the person. Returns the rows changed.
     """
-    return await _scrub_json_bodies(session, person, outbox_table, outbox_table.c.body, outbox_table.c.key, keys=keys,
-                                    rewrite=rewrite, mentioning=mentioning)
+    return await _scrub_json_bodies(
+        session, person, outbox_table, outbox_table.c.body, outbox_table.c.key, keys=keys, rewrite=rewrite, mentioning=mentioning
+    )
 
 
-async def scrub_idempotency_records(session: AsyncSession, person: Person, *, subjects: Iterable[str] | None = None, rewrite: Rewrite | None = None,
-                                    mentioning: Iterable[str] | None = None) -> int:
+async def scrub_idempotency_records(
+    session: AsyncSession,
+    person: Person,
+    *,
+    subjects: Iterable[str] | None = None,
+    rewrite: Rewrite | None = None,
+    mentioning: Iterable[str] | None = None,
+) -> int:
     """The same for the answers kept for Idempotency-Key retries (crm_common.idempotency) about the given customers
     (`subjects`), or all: a retry after the erasure is answered without the person."""
     table = idempotency_table
-    return await _scrub_json_bodies(session, person, table, table.c.response_body, table.c.subject, keys=subjects,
-                                    rewrite=rewrite, mentioning=mentioning)
+    return await _scrub_json_bodies(
+        session, person, table, table.c.response_body, table.c.subject, keys=subjects, rewrite=rewrite, mentioning=mentioning
+    )
 
 
-async def _scrub_json_bodies(session: AsyncSession, person: Person, table: Table, body_column: ColumnElement[str], key_column: ColumnElement[str], *,
-                             keys: Iterable[str] | None, rewrite: Rewrite | None, mentioning: Iterable[str] | None) -> int:
+async def _scrub_json_bodies(
+    session: AsyncSession,
+    person: Person,
+    table: Table,
+    body_column: ColumnElement[str],
+    key_column: ColumnElement[str],
+    *,
+    keys: Iterable[str] | None,
+    rewrite: Rewrite | None,
+    mentioning: Iterable[str] | None,
+) -> int:
     if not person and rewrite is None:
         return 0
     row_key = list(table.primary_key.columns)

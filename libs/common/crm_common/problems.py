@@ -1,4 +1,5 @@
 """One JSON error shape for every 4xx/5xx: RFC 9457 problem details."""
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,16 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(Exception):
     """Raise from business code; becomes a problem+json response with any extra members."""
 
-    def __init__(self, status: int, title: str | None = None, detail: str | None = None, *, type_: str | None = None, headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        title: str | None = None,
+        detail: str | None = None,
+        *,
+        type_: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         self.status = status
         self.title = title or HTTPStatus(status).phrase
         self.detail = detail
@@ -90,7 +100,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(
-            Problem(422, "Validation failed", "The request has invalid fields.", type_="urn:crm:problem:validation", errors=_field_errors(exc)),
+            Problem(
+                422, "Validation failed", "The request has invalid fields.", type_="urn:crm:problem:validation", errors=_field_errors(exc)
+            ),
             request,
         )
 
@@ -110,7 +122,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(Problem(409, "Conflict", "The change conflicts with existing data."), request)
         log.error("database unavailable: %s", exc)
         return problem_response(
-            Problem(503, "Database unavailable", "Try again shortly.", type_="urn:crm:problem:database-unavailable", headers={"Retry-After": "2"}),
+            Problem(
+                503,
+                "Database unavailable",
+                "Try again shortly.",
+                type_="urn:crm:problem:database-unavailable",
+                headers={"Retry-After": "2"},
+            ),
             request,
         )
 

@@ -6,6 +6,7 @@ one explicit exception, for PostgreSQL and Kafka on a private network (the compo
 checks only. A process calls `refuse_unsafe_production` before it opens anything; its entry points turn the
 refusal into one line on stderr and exit status 2 (`exit_if_refused`).
 """
+
 from __future__ import annotations
 
 import sys
@@ -63,8 +64,11 @@ def is_development_secret(secret: SecretStr | str | None) -> bool:
 
 def secret_problems(secrets: Mapping[str, SecretStr | str | None]) -> list[str]:
     """`secrets`: environment variable name -> its value."""
-    return [f"{name} is empty or a development default (set it from a secret)" for name, value in secrets.items()
-            if is_development_secret(value)]
+    return [
+        f"{name} is empty or a development default (set it from a secret)"
+        for name, value in secrets.items()
+        if is_development_secret(value)
+    ]
 
 
 def database_problems(name: str, url: str, *, allow_plaintext: bool) -> list[str]:
@@ -87,11 +91,14 @@ def kafka_problems(kafka: KafkaSettings, *, allow_plaintext: bool) -> list[str]:
     if kafka.sasl_mechanism:
         problems += secret_problems({"KAFKA_SASL_PLAIN_PASSWORD": kafka.sasl_plain_password})
     if kafka.dev_broker:
-        problems.append(f"KAFKA_DEV_BROKER={kafka.dev_broker} names a development broker whose workarounds have no place against a Kafka cluster (leave it empty)")
+        problems.append(
+            f"KAFKA_DEV_BROKER={kafka.dev_broker} names a development broker whose workarounds have no place against a Kafka cluster "
+            "(leave it empty)"
+        )
     return problems
 
 
-def production_problems(settings: "ServiceSettings", *, serves_api: bool) -> list[str]:
+def production_problems(settings: ServiceSettings, *, serves_api: bool) -> list[str]:
     """Everything that makes `settings` unfit for production; [] outside production. `serves_api`: the process
     verifies (or signs) edge tokens, so it holds CRM_EDGE_TOKEN_KEY (workers do not)."""
     deployment = settings.deployment
@@ -108,7 +115,7 @@ def production_problems(settings: "ServiceSettings", *, serves_api: bool) -> lis
     )
 
 
-def refuse_unsafe_production(settings: "ServiceSettings", *, serves_api: bool) -> None:
+def refuse_unsafe_production(settings: ServiceSettings, *, serves_api: bool) -> None:
     problems = production_problems(settings, serves_api=serves_api)
     if problems:
         raise UnsafeProductionSettings(problems)

@@ -1,4 +1,5 @@
 """What a running service owns: database, publisher, outbox relay, consumers; and its FastAPI app."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,8 +56,13 @@ class BackgroundLoop:
 class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, handlers: Sequence[EventHandler] = ()):
         self.settings = settings
-        self.db = Database(settings.connection_url(), pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, pre_ping=settings.db_pool_pre_ping,
-                           read_pool_size=settings.db_read_pool_size)
+        self.db = Database(
+            settings.connection_url(),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pre_ping=settings.db_pool_pre_ping,
+            read_pool_size=settings.db_read_pool_size,
+        )
         self.publisher = KafkaPublisher(settings.kafka, client_id=settings.service_name)
         self.relay = OutboxRelay(
             self.db,
@@ -88,14 +94,22 @@ class ServiceRuntime:
         self.audit: AuditTrail | None = None  # the read records' trail, when crm_common.audit.attach_audit_trail gave it one
         self._consumers_running = False
         if settings.run_outbox_relay:
-            self.add_background_loop("outbox-purge", lambda: purge_loop(self.db, settings.outbox_retention, settings.outbox_purge_interval_s))
+            self.add_background_loop(
+                "outbox-purge", lambda: purge_loop(self.db, settings.outbox_retention, settings.outbox_purge_interval_s)
+            )
             self.add_gauge_refresher(self.relay.update_backlog_metric)
         if settings.run_consumers and self.consumers:
             self.add_gauge_refresher(self._count_waiting_dead_letters)
         self.add_background_loop("metrics", self._refresh_gauges)
 
-    def add_background_loop(self, name: str, run: Callable[[], Coroutine[Any, Any, object]], *, with_consumers: bool = False,
-                            stop: Callable[[], None] | None = None) -> None:
+    def add_background_loop(
+        self,
+        name: str,
+        run: Callable[[], Coroutine[Any, Any, object]],
+        *,
+        with_consumers: bool = False,
+        stop: Callable[[], None] | None = None,
+    ) -> None:
         """The one way a service starts a task of its own: `start` runs it after the relay and consumers, `stop` ends it
         (see `BackgroundLoop`). Names are unique within a runtime; `start(skip_loops=...)` leaves named ones out."""
         if name in self.background_loops:
@@ -343,8 +357,15 @@ def worker_ops_server(runtime: ServiceRuntime) -> uvicorn.Server | None:
     settings = runtime.settings
     if not settings.worker_http_port:
         return None
-    config = uvicorn.Config(worker_ops_app(runtime), host=settings.worker_http_host, port=settings.worker_http_port,
-                            lifespan="off", access_log=False, log_config=None, server_header=False)
+    config = uvicorn.Config(
+        worker_ops_app(runtime),
+        host=settings.worker_http_host,
+        port=settings.worker_http_port,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
 
     class WorkerOpsServer(uvicorn.Server):
         def install_signal_handlers(self) -> None:  # uvicorn < 0.29 API; newer ones use capture_signals

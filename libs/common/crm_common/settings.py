@@ -1,5 +1,6 @@
 """Settings: one env prefix per service (PROFILE_, SCORING_...); Kafka (KAFKA_), edge-token and deployment (CRM_)
 settings shared."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,7 +43,7 @@ class KafkaSettings(BaseSettings):
 
     def logical(self, physical_topic: str) -> str:
         if self.topic_prefix and physical_topic.startswith(self.topic_prefix):
-            return physical_topic[len(self.topic_prefix):]
+            return physical_topic[len(self.topic_prefix) :]
         return physical_topic
 
     def client_options(self) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Helpers: a tiny service made only of the shared mechanisms: a table of applied events and a handler."""
+
 import datetime as dt
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from crm_common.db import Database
-from crm_common.outbox import messaging_metadata
 
 applied_metadata = MetaData()
 applied = Table(
@@ -51,7 +51,5 @@ def order_event(order_id: str, customer_id: str = "c1"):
     from crm_common.events import make_event
     from crm_common.events.logistics import OrderCreated
 
-    payload = OrderCreated(order_id=order_id, customer_id=customer_id, order_date=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc), amount=10)
+    payload = OrderCreated(order_id=order_id, customer_id=customer_id, order_date=dt.datetime(2026, 3, 1, tzinfo=dt.UTC), amount=10)
     return make_event(payload, key=customer_id, producer="test")
-
-

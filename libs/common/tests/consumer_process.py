@@ -1,4 +1,5 @@
 """A consumer replica in its own process, for kill -9 tests: `python consumer_process.py DB_URL BOOTSTRAP PREFIX GROUP`."""
+
 import asyncio
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ class SlowRecordingHandler(RecordingHandler):
 
 
 async def main(db_url: str, bootstrap: str, prefix: str, group: str) -> None:
-    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, consumer_session_timeout_ms=3000, consumer_heartbeat_interval_ms=500)
+    kafka = KafkaSettings(
+        bootstrap_servers=bootstrap, topic_prefix=prefix, consumer_session_timeout_ms=3000, consumer_heartbeat_interval_ms=500
+    )
     db = Database(db_url)
     publisher = KafkaPublisher(kafka, client_id="killable")
     consumer = InboxConsumer(db, kafka, SlowRecordingHandler(), publisher, group_id=group, batch_size=200)

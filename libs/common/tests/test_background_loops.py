@@ -1,10 +1,10 @@
 """The one way a service runs tasks of its own (ServiceRuntime.add_background_loop) and the dependencies routes take
 (crm_common.deps), with the domain-exception mapping of create_service_app."""
+
 import asyncio
 
 import httpx
 import pytest
-from crm_devbroker.testing import edge_auth, wait_until
 from fastapi import APIRouter
 from sqlalchemy import text
 
@@ -12,11 +12,13 @@ from crm_common.deps import ActorDep, RuntimeDep, SessionDep
 from crm_common.problems import Problem
 from crm_common.runtime import ServiceRuntime, create_service_app
 from crm_common.settings import ServiceSettings
+from crm_devbroker.testing import edge_auth, wait_until
 
 
 def quiet_runtime(url: str, **overrides) -> ServiceRuntime:
-    settings = ServiceSettings(service_name="loops-test", database_url=url, run_outbox_relay=False, run_consumers=False,
-                               metrics_refresh_s=3600, **overrides)
+    settings = ServiceSettings(
+        service_name="loops-test", database_url=url, run_outbox_relay=False, run_consumers=False, metrics_refresh_s=3600, **overrides
+    )
     return ServiceRuntime(settings)
 
 
@@ -60,6 +62,7 @@ async def test_loops_start_with_the_runtime_and_end_with_it(tmp_path):
 
     runtime.add_startup_hook(prepare)
     await runtime.start(skip_loops={"skipped"})
+
     async def both_ran():
         return cancelled.passes > 1 and stopped.passes > 1
 
@@ -91,11 +94,15 @@ async def test_routes_take_runtime_session_and_actor_and_domain_errors_become_pr
         assert rt is runtime
         if widget_id == "missing":
             raise WidgetMissing(f"No widget {widget_id}.")
-        return {"one": await session.scalar(text("SELECT 1")), "actor": actor.name, "role": actor.role,
-                "known": actor.known}
+        return {"one": await session.scalar(text("SELECT 1")), "actor": actor.name, "role": actor.role, "known": actor.known}
 
-    app = create_service_app(runtime, title="deps", routers=[router], start_background=False,
-                             problems={WidgetMissing: lambda exc: Problem(404, "Widget not found", str(exc))})
+    app = create_service_app(
+        runtime,
+        title="deps",
+        routers=[router],
+        start_background=False,
+        problems={WidgetMissing: lambda exc: Problem(404, "Widget not found", str(exc))},
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://deps", auth=edge_auth(app)) as client:
         found = await client.get("/widgets/w1", headers={"X-Actor-Id": "u1", "X-Actor-Subject": "alice", "X-Actor-Role": "agent"})

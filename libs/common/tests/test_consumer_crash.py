@@ -1,4 +1,5 @@
 """A consumer killed with SIGKILL mid-batch and restarted loses nothing and applies nothing twice."""
+
 import asyncio
 import os
 import signal

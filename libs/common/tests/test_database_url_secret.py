@@ -1,5 +1,6 @@
 """A database URL may carry the password: settings hold it as a secret, and neither a settings error, the settings'
 repr nor the startup log shows it (crm_common.settings.ServiceSettings.connection_url is the one place it is read)."""
+
 from __future__ import annotations
 
 import logging

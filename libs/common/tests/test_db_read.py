@@ -3,6 +3,7 @@
 The asyncpg rows must equal what SQLAlchemy gives for the same statement (types included), lists travel as one
 array parameter, and a connection the database dropped costs one retry, never an error; a failing statement is
 not retried."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,21 +11,38 @@ from decimal import Decimal
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Numeric, String, Table, any_, bindparam, func, insert, literal, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from crm_common.db import Database, SessionReader, asyncpg_sql
 
 metadata = MetaData()
 parcels = Table(
-    "read_parcels", metadata,
+    "read_parcels",
+    metadata,
     Column("id", String(20), primary_key=True),
     Column("kind", String(10)),
     Column("weight", Numeric(10, 2)),
     Column("tags", JSON),
     Column("seen_at", DateTime(timezone=True)),
 )
-AT = dt.datetime(2026, 3, 1, 8, 30, 0, 1230, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 3, 1, 8, 30, 0, 1230, tzinfo=dt.UTC)
 BY_IDS = select(parcels).where(parcels.c.id == any_(bindparam("ids", type_=ARRAY(String)))).order_by(parcels.c.id)
 BY_KIND = select(parcels.c.id).where(parcels.c.kind.in_([literal("box"), literal("pallet")]), parcels.c.weight > bindparam("min"))
 
@@ -36,11 +54,14 @@ async def postgres_db(database_factory, postgres_available):
     db = Database(await database_factory.create("postgres", "read"), read_pool_size=2)
     async with db.engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
-        await connection.execute(insert(parcels), [
-            {"id": "p1", "kind": "box", "weight": Decimal("1.50"), "tags": {"fragile": True, "zh": "易碎"}, "seen_at": AT},
-            {"id": "p2", "kind": "pallet", "weight": Decimal("300.00"), "tags": None, "seen_at": None},
-            {"id": "p3", "kind": "letter", "weight": Decimal("0.05"), "tags": ["a"], "seen_at": AT},
-        ])
+        await connection.execute(
+            insert(parcels),
+            [
+                {"id": "p1", "kind": "box", "weight": Decimal("1.50"), "tags": {"fragile": True, "zh": "易碎"}, "seen_at": AT},
+                {"id": "p2", "kind": "pallet", "weight": Decimal("300.00"), "tags": None, "seen_at": None},
+                {"id": "p3", "kind": "letter", "weight": Decimal("0.05"), "tags": ["a"], "seen_at": AT},
+            ],
+        )
     yield db
     await db.dispose()
 

@@ -1,5 +1,6 @@
 """The outbox as the durable log: a broker that comes back empty is refilled from it, consumers apply each
 event once; the retention purge; the replay of a time range. Against the real broker, on both databases."""
+
 import asyncio
 import datetime as dt
 import os
@@ -60,8 +61,9 @@ class Running:
     def __init__(self, db, kafka_settings):
         self.publisher = KafkaPublisher(kafka_settings, client_id="test", request_timeout_ms=5000)
         self.relay = OutboxRelay(db, self.publisher, service="test", **FAST)
-        self.consumer = InboxConsumer(db, kafka_settings, RecordingHandler(), RefusingDeadLetters(), group_id="g-durable",
-                                      broker_check_interval_s=0.5)
+        self.consumer = InboxConsumer(
+            db, kafka_settings, RecordingHandler(), RefusingDeadLetters(), group_id="g-durable", broker_check_interval_s=0.5
+        )
         self.tasks = [asyncio.create_task(self.relay.run()), asyncio.create_task(self.consumer.run())]
 
     async def stop(self):
@@ -101,7 +103,9 @@ async def test_relay_republishes_to_a_broker_restarted_empty_and_each_event_is_a
 
 
 @pytest.mark.slow
-async def test_broker_killed_mid_stream_and_restarted_empty_loses_nothing_and_applies_nothing_twice(messaging_db, kafka_settings, local_broker):
+async def test_broker_killed_mid_stream_and_restarted_empty_loses_nothing_and_applies_nothing_twice(
+    messaging_db, kafka_settings, local_broker
+):
     _needs_own_broker(local_broker)
     written = []
     running = Running(messaging_db, kafka_settings)
@@ -119,8 +123,10 @@ async def test_broker_killed_mid_stream_and_restarted_empty_loses_nothing_and_ap
     finally:
         await running.stop()
     rows = await applied_rows(messaging_db)
-    print(f"sent {len(written)}, applied {len(rows)}, lost {len(set(map(str, written)) - {r.event_id for r in rows})}, "
-          f"applied twice {len(rows) - len({r.event_id for r in rows})}")
+    print(
+        f"sent {len(written)}, applied {len(rows)}, lost {len(set(map(str, written)) - {r.event_id for r in rows})}, "
+        f"applied twice {len(rows) - len({r.event_id for r in rows})}"
+    )
 
 
 async def _zero(awaitable):
@@ -183,8 +189,9 @@ async def test_replay_publishes_the_rows_of_a_time_range_and_topic_again_in_orde
         await OutboxRelay(messaging_db, publisher, service="test").drain()
         first = await read_events(kafka_settings, "logistics.orders", count=10)
         assert len(first) == 10
-        counts = await replay_outbox(messaging_db, publisher, since=parse_moment("510m"), until=utcnow() - dt.timedelta(hours=3.5),
-                                     topic="logistics.orders")
+        counts = await replay_outbox(
+            messaging_db, publisher, since=parse_moment("510m"), until=utcnow() - dt.timedelta(hours=3.5), topic="logistics.orders"
+        )
         assert await replay_outbox(messaging_db, publisher, since=parse_moment("1d"), topic="crm.customers") == {}
     finally:
         await publisher.stop()
@@ -197,9 +204,9 @@ async def test_replay_publishes_the_rows_of_a_time_range_and_topic_again_in_orde
 
 
 def test_replay_moments_are_unambiguous():
-    now = dt.datetime(2026, 12, 7, 12, tzinfo=dt.timezone.utc)
-    assert parse_moment("6h", now) == dt.datetime(2026, 12, 7, 6, tzinfo=dt.timezone.utc)
-    assert parse_moment("2026-12-07T08:00:00+08:00") == dt.datetime(2026, 12, 7, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+    assert parse_moment("6h", now) == dt.datetime(2026, 12, 7, 6, tzinfo=dt.UTC)
+    assert parse_moment("2026-12-07T08:00:00+08:00") == dt.datetime(2026, 12, 7, 0, tzinfo=dt.UTC)
     with pytest.raises(ValueError, match="no UTC offset"):
         parse_moment("2026-12-07T08:00:00")
     with pytest.raises(ValueError, match="neither"):

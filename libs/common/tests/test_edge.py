@@ -1,5 +1,6 @@
 """crm_common.edge: a service answers only requests that carry a valid edge token for it, and sees exactly the
 identity the token carries."""
+
 from __future__ import annotations
 
 import httpx
@@ -70,12 +71,20 @@ async def test_a_request_without_a_valid_token_is_401_problem_json(case):
     identity = {"x-actor-id": "agent-1", "x-actor-role": "admin"}
     headers = {
         "missing": {},
-        "expired": {EDGE_TOKEN_HEADER: EdgeTokenSigner(SETTINGS, issuer="gateway", clock=Clock(clock.now - 120)).token("complaints", identity)},
+        "expired": {
+            EDGE_TOKEN_HEADER: EdgeTokenSigner(SETTINGS, issuer="gateway", clock=Clock(clock.now - 120)).token("complaints", identity)
+        },
         "another service": {EDGE_TOKEN_HEADER: signer.token("scoring", identity)},
-        "forged signature": {EDGE_TOKEN_HEADER: EdgeTokenSigner(forged_settings(), issuer="gateway", clock=clock).token("complaints", identity)},
-        "too long-lived": {EDGE_TOKEN_HEADER: jwt.encode(
-            {"iss": "gateway", "aud": "complaints", "iat": int(clock.now), "exp": int(clock.now) + 3600, "identity": identity},
-            SETTINGS.edge_token_key.get_secret_value(), algorithm="HS256")},
+        "forged signature": {
+            EDGE_TOKEN_HEADER: EdgeTokenSigner(forged_settings(), issuer="gateway", clock=clock).token("complaints", identity)
+        },
+        "too long-lived": {
+            EDGE_TOKEN_HEADER: jwt.encode(
+                {"iss": "gateway", "aud": "complaints", "iat": int(clock.now), "exp": int(clock.now) + 3600, "identity": identity},
+                SETTINGS.edge_token_key.get_secret_value(),
+                algorithm="HS256",
+            )
+        },
         "garbage": {EDGE_TOKEN_HEADER: "not.a.token"},
     }[case]
     async with client(app) as http:

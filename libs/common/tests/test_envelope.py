@@ -10,7 +10,7 @@ from crm_common.events.topics import TOPICS
 
 
 def _order(**overrides):
-    fields = dict(order_id="o1", customer_id="c1", order_date=dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc), amount="120.50")
+    fields = dict(order_id="o1", customer_id="c1", order_date=dt.datetime(2026, 1, 5, tzinfo=dt.UTC), amount="120.50")
     fields.update(overrides)
     return OrderCreated(**fields)
 
@@ -77,6 +77,8 @@ def test_managed_kafka_over_tls_gets_a_context_even_without_a_ca_file():
 
     from crm_common.settings import KafkaSettings
 
-    options = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="u", sasl_plain_password="p").client_options()
+    options = KafkaSettings(
+        security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="u", sasl_plain_password="p"
+    ).client_options()
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     assert "ssl_context" not in KafkaSettings().client_options()

@@ -1,5 +1,6 @@
 """ServiceRuntime.stop (what SIGTERM/SIGINT runs through uvicorn's lifespan or run_worker): the consumer finishes and
 commits the batch in hand, the relay publishes what was committed since its last pass, then everything closes."""
+
 import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition

@@ -1,6 +1,7 @@
 """crm_common.idempotency on a tiny app of its own, on both databases: replay, 422 on another body, one record and
 one row per key under concurrency (the loser waits and answers the winner's result), nothing kept when the work
 fails half-way, keys scoped by caller and route, expiry and purge."""
+
 import asyncio
 import datetime as dt
 import uuid
@@ -77,7 +78,9 @@ async def app_env(database_factory, db_kind):
         await connection.run_sync(things_metadata.create_all)
     gate = Gate()
     app = create_service_app(runtime, title="things", routers=[thing_router(gate)], start_background=False)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://things", auth=edge_auth(app))
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://things", auth=edge_auth(app)
+    )
     try:
         yield client, runtime, gate
     finally:
@@ -198,8 +201,11 @@ async def test_expired_keys_count_as_new_and_are_purged(app_env):
     other_key = key()
     other = await client.post("/things", json={"name": "g"}, headers=other_key)
     async with runtime.db.transaction() as session:
-        await session.execute(update(idempotency_table).where(idempotency_table.c.key == headers["Idempotency-Key"])
-                              .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+        await session.execute(
+            update(idempotency_table)
+            .where(idempotency_table.c.key == headers["Idempotency-Key"])
+            .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+        )
     assert await purge_expired(runtime.db) == 1
     assert await count(runtime, idempotency_table) == 1
     assert (await client.post("/things", json={"name": "g"}, headers=other_key)).content == other.content
@@ -211,8 +217,11 @@ async def test_the_service_purge_loop_deletes_expired_keys(app_env):
     await client.post("/things", json={"name": "h"}, headers=expired)
     await client.post("/things", json={"name": "i"}, headers=live)
     async with runtime.db.transaction() as session:
-        await session.execute(update(idempotency_table).where(idempotency_table.c.key == expired["Idempotency-Key"])
-                              .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+        await session.execute(
+            update(idempotency_table)
+            .where(idempotency_table.c.key == expired["Idempotency-Key"])
+            .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+        )
     keep_idempotency_records(runtime)
     await runtime.start(relay=False, consumers=False)
 

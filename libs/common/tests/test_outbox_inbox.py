@@ -1,4 +1,5 @@
 """The outbox and the inbox against the real broker, on SQLite and PostgreSQL."""
+
 import asyncio
 from types import SimpleNamespace
 

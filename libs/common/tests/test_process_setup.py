@@ -1,4 +1,5 @@
 """What a service process sets up once (crm_common.runtime.configure_process)."""
+
 import gc
 
 import pytest

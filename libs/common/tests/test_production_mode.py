@@ -1,11 +1,16 @@
 """The production switch's mechanism (crm_common.production); each service's own refusals are in its tests."""
+
 from __future__ import annotations
 
 import pytest
 from pydantic import SecretStr
 
 from crm_common.production import (
-    DeploymentSettings, UnsafeProductionSettings, database_problems, exit_if_refused, production_problems,
+    DeploymentSettings,
+    UnsafeProductionSettings,
+    database_problems,
+    exit_if_refused,
+    production_problems,
     refuse_unsafe_production,
 )
 from crm_common.settings import DEV_EDGE_TOKEN_KEY, EdgeTokenSettings, KafkaSettings, ServiceSettings
@@ -37,7 +42,8 @@ def test_a_worker_holds_no_edge_key_so_its_default_is_not_refused():
 def test_allow_plaintext_lifts_the_tls_checks_only():
     plaintext = production_settings(
         deployment=DeploymentSettings(environment="production", allow_plaintext=True),
-        database_url="postgresql://crm:pw@postgres:5432/crm", kafka=KafkaSettings(security_protocol="PLAINTEXT", dev_broker=""),
+        database_url="postgresql://crm:pw@postgres:5432/crm",
+        kafka=KafkaSettings(security_protocol="PLAINTEXT", dev_broker=""),
     )
     assert production_problems(ServiceSettings(**plaintext), serves_api=True) == []
     problems = production_problems(ServiceSettings(**plaintext | {"edge": EdgeTokenSettings()}), serves_api=True)
@@ -53,18 +59,27 @@ def test_the_switch_and_the_exception_are_read_from_the_environment(monkeypatch)
         DeploymentSettings()
 
 
-@pytest.mark.parametrize("url, ok", [
-    ("postgresql://u:p@h/db?ssl=require", True), ("postgresql://u:p@h/db?ssl=verify-full", True),
-    ("postgresql://u:p@h/db?ssl=disable", False), ("postgresql://u:p@h/db", False), ("postgresql+asyncpg://u:p@h/db?ssl=verify-ca", True),
-])
+@pytest.mark.parametrize(
+    "url, ok",
+    [
+        ("postgresql://u:p@h/db?ssl=require", True),
+        ("postgresql://u:p@h/db?ssl=verify-full", True),
+        ("postgresql://u:p@h/db?ssl=disable", False),
+        ("postgresql://u:p@h/db", False),
+        ("postgresql+asyncpg://u:p@h/db?ssl=verify-ca", True),
+    ],
+)
 def test_database_tls_is_read_from_the_url(url, ok):
     assert (database_problems("X_DATABASE_URL", url, allow_plaintext=False) == []) is ok
 
 
 def test_refusals_name_settings_never_values(capsys):
     secret = "dev-only-but-unique-" + "7" * 20
-    settings = ServiceSettings(**production_settings(edge=EdgeTokenSettings(edge_token_key=SecretStr(secret + "-change-me")),
-                                                     database_url="postgresql://crm:hunter2-pw@db/crm"))
+    settings = ServiceSettings(
+        **production_settings(
+            edge=EdgeTokenSettings(edge_token_key=SecretStr(secret + "-change-me")), database_url="postgresql://crm:hunter2-pw@db/crm"
+        )
+    )
     with pytest.raises(SystemExit) as stopped:
         exit_if_refused(lambda: refuse_unsafe_production(settings, serves_api=True))
     assert stopped.value.code == 2

@@ -1,5 +1,6 @@
 """A worker (run_worker: relay and consumers without the API) serves /healthz, /readyz and /metrics on its own port:
 consumer lag, whether each consumer holds its group, the dead letters it wrote, the outbox backlog and its age."""
+
 import asyncio
 
 import httpx
@@ -33,8 +34,16 @@ async def test_a_worker_serves_health_readiness_and_its_messaging_metrics(messag
     handler = OpsRecorder(fail_order_ids={"poison"})
     handler.name = f"ops-recorder-{db_kind}"  # the registry is per process: labels of this test only
     port = free_port()
-    settings = ServiceSettings(service_name=service, database_url=messaging_db.url, kafka=kafka_settings, consumer_max_attempts=1,
-                               run_outbox_relay=False, worker_http_host="127.0.0.1", worker_http_port=port, metrics_refresh_s=0.2)
+    settings = ServiceSettings(
+        service_name=service,
+        database_url=messaging_db.url,
+        kafka=kafka_settings,
+        consumer_max_attempts=1,
+        run_outbox_relay=False,
+        worker_http_host="127.0.0.1",
+        worker_http_port=port,
+        metrics_refresh_s=0.2,
+    )
     runtime = ServiceRuntime(settings, handlers=[handler])
     server = worker_ops_server(runtime)
     serving = asyncio.create_task(server.serve())

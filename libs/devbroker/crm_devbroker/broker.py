@@ -9,6 +9,7 @@ relays and consumers notice it (crm_common.bus.BrokerProbe), as they would a reb
 `crm-broker` (main) is what `make run` supervises: it starts Tansu, creates the topics, and exits non-zero
 when Tansu dies, so the supervisor starts both again on the same port with the topics recreated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,7 +78,7 @@ class LocalBroker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> "LocalBroker":
+    def start(self) -> LocalBroker:
         url = f"tcp://{self.host}:{self.port}"
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.cluster_id = f"tansu-{uuid.uuid4().hex[:12]}"
@@ -111,7 +112,7 @@ class LocalBroker:
             self.process.wait()
         self.process = None
 
-    def __enter__(self) -> "LocalBroker":
+    def __enter__(self) -> LocalBroker:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -15,6 +15,7 @@ On Apache Kafka the situation does not arise, and the repair is refused harmless
 member id the coordinator did not issue is answered UNKNOWN_MEMBER_ID). It runs only under KAFKA_DEV_BROKER=tansu,
 when the adapter's JoinWatchdog (crm_devbroker.tansu) has seen a join pending for longer than its limit.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,9 +24,9 @@ from dataclasses import dataclass
 from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.protocol.admin import DescribeGroupsRequest
 from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from crm_common.settings import KafkaSettings
 

@@ -6,6 +6,7 @@ REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping its t
 names another broker, the run's consumers (in this process and in the services it starts) use the Tansu adapter:
 KAFKA_DEV_BROKER=tansu, with a join watchdog of 10 s (KAFKA_DEV_BROKER_JOIN_WATCHDOG_S).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -172,9 +173,7 @@ async def read_raw(kafka: KafkaSettings, topic: str, *, count: int, timeout_s: f
     return found
 
 
-async def read_events(
-    kafka: KafkaSettings, topic: str, *, count: int, timeout_s: float = 20.0, predicate=None
-) -> list[EventEnvelope]:
+async def read_events(kafka: KafkaSettings, topic: str, *, count: int, timeout_s: float = 20.0, predicate=None) -> list[EventEnvelope]:
     """Read `count` matching events from the start of a logical topic (per-partition order kept)."""
     consumer = await _partition_reader(kafka, topic)
     found: list[EventEnvelope] = []
@@ -223,7 +222,7 @@ async def app_client(app, base_url: str = "http://test"):
             yield client
 
 
-async def migrated_database(database_factory: "DatabaseFactory", kind: str, alembic_ini, label: str) -> str:
+async def migrated_database(database_factory: DatabaseFactory, kind: str, alembic_ini, label: str) -> str:
     """A fresh database of `kind` with a service's whole Alembic history applied."""
     from crm_common.migrations import upgrade
 
@@ -242,7 +241,7 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self.refusing = False
 
-    async def start(self) -> "TcpProxy":
+    async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -329,6 +328,7 @@ async def served_on_loopback(app) -> AsyncIterator[str]:
 
 # ---- production mode (crm_common.production) ------------------------------------------------------------------------
 
+
 def production_settings(**overrides) -> dict:
     """Keyword arguments for any service's settings class that production accepts (TLS everywhere, no default
     secret), with `overrides` on top: a service adds its own secrets, a test one unsafe value."""
@@ -341,8 +341,14 @@ def production_settings(**overrides) -> dict:
         "deployment": DeploymentSettings(environment="production"),
         "edge": EdgeTokenSettings(edge_token_key=SecretStr("edge-" + uuid.uuid4().hex * 2)),
         "database_url": "postgresql://crm:pw-" + uuid.uuid4().hex + "@db.internal:5432/crm?ssl=verify-full",
-        "kafka": KafkaSettings(bootstrap_servers="kafka.internal:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-                               sasl_plain_username="crm", sasl_plain_password="kafka-" + uuid.uuid4().hex, dev_broker=""),
+        "kafka": KafkaSettings(
+            bootstrap_servers="kafka.internal:9093",
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username="crm",
+            sasl_plain_password="kafka-" + uuid.uuid4().hex,
+            dev_broker="",
+        ),
         **overrides,
     }
 
@@ -361,10 +367,16 @@ def common_unsafe_production(prefix: str, *, serves_api: bool = True) -> list:
         pytest.param(database, {"database_url": "sqlite:///var/service.db"}, id="sqlite"),
         pytest.param(database, {"database_url": "postgresql://crm:pw@db.internal:5432/crm"}, id="postgres-without-tls"),
         pytest.param(database, {"database_url": "postgresql://crm:pw@db.internal:5432/crm?ssl=prefer"}, id="postgres-tls-optional"),
-        pytest.param(database, {"deployment": DeploymentSettings(environment="production", allow_plaintext=True),
-                                "database_url": "sqlite:///var/service.db"}, id="sqlite-despite-allow-plaintext"),
+        pytest.param(
+            database,
+            {"deployment": DeploymentSettings(environment="production", allow_plaintext=True), "database_url": "sqlite:///var/service.db"},
+            id="sqlite-despite-allow-plaintext",
+        ),
         pytest.param("KAFKA_SECURITY_PROTOCOL", {"kafka": plain}, id="kafka-without-tls"),
-        pytest.param("KAFKA_SASL_PLAIN_PASSWORD", {"kafka": KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="crm", dev_broker="")},
-                     id="kafka-password-empty"),
+        pytest.param(
+            "KAFKA_SASL_PLAIN_PASSWORD",
+            {"kafka": KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="crm", dev_broker="")},
+            id="kafka-password-empty",
+        ),
         pytest.param("KAFKA_DEV_BROKER", {"kafka": safe.model_copy(update={"dev_broker": "tansu"})}, id="dev-broker-workarounds"),
     ]

@@ -7,6 +7,7 @@
 2. filing complaints through the service layer on PostgreSQL (routing, priority, clocks, outbox);
 3. SLA scheduler: one scan escalating every due clock, one replica and then two racing replicas.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from complaints_support import ALL_WEEK, complaint_body, seed_customer, seed_team  # noqa: E402
-
 from crm_common.db import Database  # noqa: E402
 from crm_common.migrations import upgrade  # noqa: E402
 from crm_complaints import ALEMBIC_INI  # noqa: E402
@@ -33,9 +33,13 @@ from crm_complaints.complaints.schemas import ComplaintCreate  # noqa: E402
 from crm_complaints.complaints.sla import BusinessCalendar, _intervals_on  # noqa: E402
 from crm_complaints.settings import ComplaintsSettings  # noqa: E402
 
-UTC = dt.timezone.utc
-CALENDAR = {"timezone": "Asia/Shanghai", "periods": [["09:00", "12:00"], ["13:00", "18:00"]],
-            "holidays": [f"2026-10-0{d}" for d in range(1, 8)], "workdays": ["2026-09-27", "2026-10-10"]}
+UTC = dt.UTC
+CALENDAR = {
+    "timezone": "Asia/Shanghai",
+    "periods": [["09:00", "12:00"], ["13:00", "18:00"]],
+    "holidays": [f"2026-10-0{d}" for d in range(1, 8)],
+    "workdays": ["2026-09-27", "2026-10-10"],
+}
 
 
 def bench_arithmetic(n: int = 20000) -> None:
@@ -83,13 +87,19 @@ async def bench_storage(admin_url: str, count: int) -> None:
         for i in range(count):
             start = time.perf_counter()
             async with db.transaction() as session:
-                await intake.file_complaint(session, ComplaintCreate(**complaint_body(order_ids=[f"o{i}"], tracking_numbers=[f"t{i}"])),
-                                             settings=settings, now=filed_at + dt.timedelta(minutes=i))
+                await intake.file_complaint(
+                    session,
+                    ComplaintCreate(**complaint_body(order_ids=[f"o{i}"], tracking_numbers=[f"t{i}"])),
+                    settings=settings,
+                    now=filed_at + dt.timedelta(minutes=i),
+                )
             latencies.append((time.perf_counter() - start) * 1000)
         elapsed = time.perf_counter() - t0
         latencies.sort()
-        print(f"filing on PostgreSQL: {count / elapsed:,.0f} complaints/s sequential; latency p50 {statistics.median(latencies):.1f} ms, "
-              f"p95 {latencies[int(0.95 * len(latencies)) - 1]:.1f} ms")
+        print(
+            f"filing on PostgreSQL: {count / elapsed:,.0f} complaints/s sequential; latency p50 {statistics.median(latencies):.1f} ms, "
+            f"p95 {latencies[int(0.95 * len(latencies)) - 1]:.1f} ms"
+        )
 
         far = filed_at + dt.timedelta(days=90)
         replicas = [Database(url), Database(url)]
@@ -102,8 +112,10 @@ async def bench_storage(admin_url: str, count: int) -> None:
                 emitted += done
                 if not done:
                     break
-            print(f"scheduler, one replica: {emitted} escalations ({count} complaints x 2 clocks x 3 levels) "
-                  f"in {time.perf_counter() - t0:.2f} s")
+            print(
+                f"scheduler, one replica: {emitted} escalations ({count} complaints x 2 clocks x 3 levels) "
+                f"in {time.perf_counter() - t0:.2f} s"
+            )
         finally:
             for r in replicas:
                 await r.dispose()
@@ -120,8 +132,9 @@ async def bench_storage(admin_url: str, count: int) -> None:
         await seed_team(db, "transport", {"t1": ALL_WEEK}, calendar=CALENDAR)
         for i in range(count):
             async with db.transaction() as session:
-                await intake.file_complaint(session, ComplaintCreate(**complaint_body(order_ids=[f"o{i}"])), settings=settings,
-                                             now=filed_at)
+                await intake.file_complaint(
+                    session, ComplaintCreate(**complaint_body(order_ids=[f"o{i}"])), settings=settings, now=filed_at
+                )
         replicas = [Database(url), Database(url)]
         try:
             schedulers = [SlaScheduler(r, settings) for r in replicas]
@@ -132,8 +145,10 @@ async def bench_storage(admin_url: str, count: int) -> None:
                 totals = [a + b for a, b in zip(totals, results)]
                 if not any(results):
                     break
-            print(f"scheduler, two racing replicas: {sum(totals)} escalations (split {totals}, lost races "
-                  f"{[s.lost_races for s in schedulers]}) in {time.perf_counter() - t0:.2f} s")
+            print(
+                f"scheduler, two racing replicas: {sum(totals)} escalations (split {totals}, lost races "
+                f"{[s.lost_races for s in schedulers]}) in {time.perf_counter() - t0:.2f} s"
+            )
         finally:
             for r in replicas:
                 await r.dispose()

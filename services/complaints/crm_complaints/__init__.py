@@ -1,4 +1,5 @@
 """Complaints service: the one complaint center."""
+
 from pathlib import Path
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"

@@ -1,4 +1,5 @@
 """ASGI entry point: `uvicorn crm_complaints.main:app` (or `create_app(settings)` in tests)."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -9,10 +10,10 @@ from crm_common.runtime import create_service_app
 from crm_complaints.complaints.api import router as complaints_router
 from crm_complaints.problems import install_complaint_problems
 from crm_complaints.runtime import ComplaintsRuntime
+from crm_complaints.settings import ComplaintsSettings
 from crm_complaints.setup.api import install_setup_problems
 from crm_complaints.setup.api import router as setup_router
 from crm_complaints.survey.api import router as survey_router
-from crm_complaints.settings import ComplaintsSettings
 
 
 def create_app(settings: ComplaintsSettings | None = None, *, start_background: bool = True) -> FastAPI:

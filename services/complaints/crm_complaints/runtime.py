@@ -1,5 +1,6 @@
 """The complaints runtime: the shared ServiceRuntime plus this service's consumers, the SLA scheduler (a background loop
 where `run_scheduler` says) and the purge of expired idempotency records."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -2,6 +2,7 @@
 leader per PostgreSQL database), the consumers (TMS incidents, customer directory, tiers) and the SLA
 scheduler. Any number of replicas may run: escalations are claimed with a conditional UPDATE, so a
 breach escalates exactly once."""
+
 from __future__ import annotations
 
 from crm_common.runtime import run_worker

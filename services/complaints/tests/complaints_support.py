@@ -1,4 +1,5 @@
 """Shared helpers for the complaints tests (imported by module name; listed under pythonpath in pytest.ini)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,9 +46,23 @@ async def migrated_url(database_factory, kind: str, label: str = "complaints") -
 
 
 # every table of the service, children first (for a reset between tests that share one migrated database)
-TABLES = ("timeline_entries", "complaint_references", "sla_clocks", "idempotency_records", "complaints", "agent_shifts", "agents",
-          "routing_rules", "teams", "directory_contacts", "directory_customers", "outbox", "inbox", "relay_marks",
-          "dead_letters")
+TABLES = (
+    "timeline_entries",
+    "complaint_references",
+    "sla_clocks",
+    "idempotency_records",
+    "complaints",
+    "agent_shifts",
+    "agents",
+    "routing_rules",
+    "teams",
+    "directory_contacts",
+    "directory_customers",
+    "outbox",
+    "inbox",
+    "relay_marks",
+    "dead_letters",
+)
 
 
 async def reset_database(url: str) -> None:
@@ -84,26 +99,59 @@ async def close_env(env: Env) -> None:
     await env.runtime.stop()
 
 
-async def seed_customer(db, customer_id: str, *, phone: str | None = None, email: str | None = None, region: str | None = None,
-                        tier: str | None = None, credit_grade: str | None = None, contact_id: str | None = None,
-                        language: str = "zh-CN", account_manager: str | None = None) -> None:
+async def seed_customer(
+    db,
+    customer_id: str,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+    region: str | None = None,
+    tier: str | None = None,
+    credit_grade: str | None = None,
+    contact_id: str | None = None,
+    language: str = "zh-CN",
+    account_manager: str | None = None,
+) -> None:
     contacts = []
     if phone or email:
-        contacts.append(ContactSnapshot(contact_id=contact_id or f"{customer_id}-c1", name="Contact", phone=phone, email=email,
-                                        language=language))
+        contacts.append(
+            ContactSnapshot(contact_id=contact_id or f"{customer_id}-c1", name="Contact", phone=phone, email=email, language=language)
+        )
     async with db.transaction() as session:
-        await directory.apply_snapshot(session, CustomerRegistered(customer_id=customer_id, name=f"Customer {customer_id}",
-                                                                   region=region, status="active", contacts=contacts,
-                                                                   account_manager=account_manager))
+        await directory.apply_snapshot(
+            session,
+            CustomerRegistered(
+                customer_id=customer_id,
+                name=f"Customer {customer_id}",
+                region=region,
+                status="active",
+                contacts=contacts,
+                account_manager=account_manager,
+            ),
+        )
         if tier or credit_grade:
             await directory.apply_tier(session, customer_id, tier=tier, credit_grade=credit_grade)
 
 
-async def seed_team(db, team_id: str, agents: dict[str, list[tuple[int, int, int]]] | None = None, *, calendar: dict | None = None,
-                    strategy: str = "least_load", team_lead: str | None = None, manager: str | None = None) -> None:
+async def seed_team(
+    db,
+    team_id: str,
+    agents: dict[str, list[tuple[int, int, int]]] | None = None,
+    *,
+    calendar: dict | None = None,
+    strategy: str = "least_load",
+    team_lead: str | None = None,
+    manager: str | None = None,
+) -> None:
     async with db.transaction() as session:
-        await directory.put_team(session, team_id, calendar=calendar or {"timezone": "Asia/Shanghai"}, strategy=strategy,
-                                 team_lead=team_lead or f"{team_id}-lead", manager=manager or f"{team_id}-manager")
+        await directory.put_team(
+            session,
+            team_id,
+            calendar=calendar or {"timezone": "Asia/Shanghai"},
+            strategy=strategy,
+            team_lead=team_lead or f"{team_id}-lead",
+            manager=manager or f"{team_id}-manager",
+        )
         for agent_id, shifts in (agents or {}).items():
             await directory.put_agent(session, agent_id, team_id=team_id, shifts=shifts)
 
@@ -126,7 +174,7 @@ def complaint_body(**overrides) -> dict:
 
 
 def shanghai(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone(dt.timedelta(hours=8))).astimezone(dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=dt.timezone(dt.timedelta(hours=8))).astimezone(dt.UTC)
 
 
 def now() -> dt.datetime:

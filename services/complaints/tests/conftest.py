@@ -1,5 +1,6 @@
 import pytest
 import pytest_asyncio
+
 from complaints_support import close_env, make_env, migrated_url, reset_database
 
 

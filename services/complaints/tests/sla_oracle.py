@@ -4,6 +4,7 @@ A calendar here is plain data: (IANA zone name, working weekdays, [(start_min, e
 A minute [t, t + 1 min) is business time when its local date (in the zone) is a working day and its local wall
 time lies in one of the periods. The walks below step through UTC minutes and count those.
 """
+
 from __future__ import annotations
 
 import datetime as dt

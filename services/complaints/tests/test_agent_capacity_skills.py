@@ -1,6 +1,6 @@
 """An agent's capacity, skills and languages: who may take a complaint among those on shift."""
-from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, seed_team, shanghai
 
+from complaints_support import STAFF, complaint_body, seed_customer, seed_team, shanghai
 from crm_complaints.complaints.routing import AgentLoad, eligible, pick_agent
 
 MONDAY_10 = shanghai(2026, 9, 21, 10, 0)
@@ -20,8 +20,11 @@ def test_capacity_excludes_a_full_agent_and_skill_then_language_narrow_without_e
 
 
 async def put_agent(env, agent_id: str, **body) -> dict:
-    answer = await env.client.put(f"/agents/{agent_id}", json={"team_id": "claims", "shifts": [
-        {"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)], **body}, headers=STAFF)
+    answer = await env.client.put(
+        f"/agents/{agent_id}",
+        json={"team_id": "claims", "shifts": [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)], **body},
+        headers=STAFF,
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 

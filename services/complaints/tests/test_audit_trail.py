@@ -1,16 +1,17 @@
 """The audit trail in complaints (crm_common.audit): reading a complaint with its reporter details (the complaint
 and the call-center lookup) and every change are recorded with actor, role, customer, reporter contact, field names
 and request id; the reporter is pseudonymised when erased; the table is append-only. Both databases."""
+
 from __future__ import annotations
 
 import json
 import uuid
 
 import pytest
-from complaints_support import ALL_WEEK, agent_headers, complaint_body, seed_customer, seed_team
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from complaints_support import ALL_WEEK, agent_headers, complaint_body, seed_customer, seed_team
 from crm_common import audit
 from crm_complaints.complaints.erasure import erase_person
 
@@ -57,7 +58,9 @@ async def test_customers_reading_their_own_complaint_are_not_audited_as_staff_re
     customer = f"cust-{uuid.uuid4().hex[:8]}"
     await seed_customer(env.db, customer)
     await seed_team(env.db, "transport", {"ag-1": ALL_WEEK})
-    filed = (await env.client.post("/complaints", json=complaint_body(customer_id=customer), headers=agent_headers("ag-1", "transport"))).json()
+    filed = (
+        await env.client.post("/complaints", json=complaint_body(customer_id=customer), headers=agent_headers("ag-1", "transport"))
+    ).json()
     mine = {"X-Actor-Id": customer, "X-Actor-Role": "customer", "X-Customer-Id": customer}
     assert (await env.client.get(f"/complaints/{filed['id']}", headers=mine)).status_code == 200
     assert [r["action"] for r in await trail_of(env, customer)] == ["create"]
@@ -74,8 +77,14 @@ async def test_audit_rows_cannot_be_updated_or_deleted(env):
                 await session.execute(text(statement), {"c": customer})
 
 
-@pytest.mark.parametrize("params, field", [({"since": "0089-11-25T00:00:00Z"}, "since"), ({"until": "9999-12-31T00:00:00Z"}, "until"),
-                                           ({"after_id": 49626945771618}, "after_id")])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"since": "0089-11-25T00:00:00Z"}, "since"),
+        ({"until": "9999-12-31T00:00:00Z"}, "until"),
+        ({"after_id": 49626945771618}, "after_id"),
+    ],
+)
 async def test_an_audit_period_outside_the_window_or_an_id_beyond_the_column_is_a_422(env, params, field):
     answer = await env.client.get("/audit", params=params, headers=ADMIN)
     assert answer.status_code == 422, answer.text

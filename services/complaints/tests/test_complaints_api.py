@@ -1,12 +1,13 @@
 """Intake, idempotency, customers, duplicates, agent actions, lookup, survey: through the ASGI app on both databases."""
+
 import asyncio
 
 import orjson
-from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team
 from sqlalchemy import func, select
 
-from crm_common.outbox import outbox_table
+from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team
 from crm_common.idempotency import idempotency_table
+from crm_common.outbox import outbox_table
 from crm_complaints.complaints.models import Complaint, TimelineEntry
 
 
@@ -78,8 +79,11 @@ async def test_a_retried_reply_note_or_customer_message_is_added_once(env):
     cid = body["id"]
     me = agent_headers(body["agent_id"], "transport")
     customer = {"X-Actor-Id": "cust-1", "X-Actor-Role": "customer", "X-Customer-Id": "cust-1"}
-    for path, text, who in (("replies", "We are checking with the driver.", me), ("notes", "driver blames the weather", me),
-                            ("customer-messages", "The parcel is still missing.", customer)):
+    for path, text, who in (
+        ("replies", "We are checking with the driver.", me),
+        ("notes", "driver blames the weather", me),
+        ("customer-messages", "The parcel is still missing.", customer),
+    ):
         headers = who | {"Idempotency-Key": f"retry-{path}"}
         first = await env.client.post(f"/complaints/{cid}/{path}", json={"body": text}, headers=headers)
         again = await env.client.post(f"/complaints/{cid}/{path}", json={"body": text}, headers=headers)
@@ -129,19 +133,25 @@ async def test_customer_by_phone_or_email_and_bad_input_never_half_writes(env):
 
     after = (await count(env, Complaint), await count(env, TimelineEntry), len(await outbox_events(env)))
     assert after == before
-    linked = await env.client.post("/complaints", json=complaint_body(order_ids=["L"], attachments=[{"filename": "x.png", "url": "https://files.example/x.png"}]))
+    linked = await env.client.post(
+        "/complaints", json=complaint_body(order_ids=["L"], attachments=[{"filename": "x.png", "url": "https://files.example/x.png"}])
+    )
     assert linked.status_code == 201 and linked.json()["attachments"][0]["url"] == "https://files.example/x.png"
 
 
 async def test_likely_duplicates_are_linked_and_can_be_merged(env):
     await setup_basic(env)
     first = (await env.client.post("/complaints", json=complaint_body(order_ids=["ORD-9"], tracking_numbers=["T1"]))).json()
-    second = (await env.client.post("/complaints", json=complaint_body(order_ids=["ORD-9"], tracking_numbers=["T2"], channel="email"))).json()
+    second = (
+        await env.client.post("/complaints", json=complaint_body(order_ids=["ORD-9"], tracking_numbers=["T2"], channel="email"))
+    ).json()
     other_category = (await env.client.post("/complaints", json=complaint_body(order_ids=["ORD-9"], category="billing"))).json()
     assert second["duplicate_of"] == first["id"]
     assert first["duplicate_of"] is None and other_category["duplicate_of"] is None
 
-    merged = await env.client.post(f"/complaints/{second['id']}/merge", json={"into": first["id"], "reason": "same shipment"}, headers=STAFF)
+    merged = await env.client.post(
+        f"/complaints/{second['id']}/merge", json={"into": first["id"], "reason": "same shipment"}, headers=STAFF
+    )
     assert merged.status_code == 200, merged.text
     assert merged.json()["id"] == first["id"]
     assert sorted(merged.json()["tracking_numbers"]) == ["T1", "T2"]
@@ -161,8 +171,9 @@ async def test_agent_workflow_reply_note_wait_resolve_survey_close_reopen(env):
 
     # no identity -> 401, customer role -> 403, another team's agent -> 403
     assert (await env.client.post(f"/complaints/{cid}/notes", json={"body": "x"})).status_code == 401
-    assert (await env.client.post(f"/complaints/{cid}/notes", json={"body": "x"},
-                                  headers={"X-Actor-Id": "cust-1", "X-Actor-Role": "customer"})).status_code == 403
+    assert (
+        await env.client.post(f"/complaints/{cid}/notes", json={"body": "x"}, headers={"X-Actor-Id": "cust-1", "X-Actor-Role": "customer"})
+    ).status_code == 403
     foreign = await env.client.post(f"/complaints/{cid}/replies", json={"body": "hi"}, headers=agent_headers("agent-c1", "claims"))
     assert foreign.status_code == 403
     assert foreign.json()["complaint_team"] == "transport"
@@ -174,7 +185,9 @@ async def test_agent_workflow_reply_note_wait_resolve_survey_close_reopen(env):
     assert first_clock["stopped_at"] and first_clock["deadline_at"] is None
     assert (await env.client.post(f"/complaints/{cid}/notes", json={"body": "driver blames the weather"}, headers=me)).status_code == 200
 
-    waiting = await env.client.post(f"/complaints/{cid}/status", json={"status": "waiting_on_customer", "reason": "need photos"}, headers=me)
+    waiting = await env.client.post(
+        f"/complaints/{cid}/status", json={"status": "waiting_on_customer", "reason": "need photos"}, headers=me
+    )
     assert waiting.status_code == 200
     resolution_clock = next(c for c in waiting.json()["clocks"] if c["kind"] == "resolution")
     assert resolution_clock["paused"] and resolution_clock["deadline_at"] is None
@@ -186,9 +199,11 @@ async def test_agent_workflow_reply_note_wait_resolve_survey_close_reopen(env):
     bad_status = await env.client.post(f"/complaints/{cid}/status", json={"status": "new"}, headers=me)
     assert bad_status.status_code == 409
 
-    resolved = await env.client.post(f"/complaints/{cid}/resolve",
-                                     json={"outcome": "refund express fee", "compensation_amount": "25.50", "message": "Refunded."},
-                                     headers=me)
+    resolved = await env.client.post(
+        f"/complaints/{cid}/resolve",
+        json={"outcome": "refund express fee", "compensation_amount": "25.50", "message": "Refunded."},
+        headers=me,
+    )
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
     event = (await outbox_events(env, "ComplaintResolved"))[0]["payload"]
     assert event["compensation_amount"] == "25.50" and event["within_sla"] is True
@@ -206,8 +221,9 @@ async def test_agent_workflow_reply_note_wait_resolve_survey_close_reopen(env):
 
     closed = await env.client.post(f"/complaints/{cid}/close", json={}, headers=me)
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
-    reopened = await env.client.post(f"/complaints/{cid}/reopen", json={"reason": "refund never arrived"},
-                                     headers={"X-Actor-Id": "cust-1", "X-Actor-Role": "customer"})
+    reopened = await env.client.post(
+        f"/complaints/{cid}/reopen", json={"reason": "refund never arrived"}, headers={"X-Actor-Id": "cust-1", "X-Actor-Role": "customer"}
+    )
     assert reopened.status_code == 200, reopened.text
     assert reopened.json()["status"] == "in_progress" and "clocks" not in reopened.json()  # the customer is answered in their view
     staff_view = (await env.client.get(f"/complaints/{cid}", headers=me)).json()
@@ -217,8 +233,11 @@ async def test_agent_workflow_reply_note_wait_resolve_survey_close_reopen(env):
     assert clocks["first_response"]["stopped_at"] and clocks["first_response"]["deadline_at"] is None  # never restarts
     types = [e["type"] for e in await outbox_events(env)]
     assert types == ["ComplaintFiled", "ComplaintAssigned", "ComplaintResolved", "SurveyAnswered", "ComplaintClosed", "ComplaintReopened"]
-    supervisor = await env.client.post(f"/complaints/{cid}/notes", json={"body": "watching"},
-                                       headers={"X-Actor-Id": "sup", "X-Actor-Role": "supervisor", "X-Actor-Team": "claims"})
+    supervisor = await env.client.post(
+        f"/complaints/{cid}/notes",
+        json={"body": "watching"},
+        headers={"X-Actor-Id": "sup", "X-Actor-Role": "supervisor", "X-Actor-Team": "claims"},
+    )
     assert supervisor.status_code == 200
 
 
@@ -226,8 +245,12 @@ async def test_lookup_by_tracking_number_and_phone_with_timeline_and_customer_vi
     await setup_basic(env)
     await seed_customer(env.db, "cust-2", phone="13911112222")
     mine = (await env.client.post("/complaints", json=complaint_body(tracking_numbers=["SF999"], order_ids=["O-77"]))).json()
-    (await env.client.post("/complaints", json=complaint_body(customer_id="cust-2", tracking_numbers=["SF000"], order_ids=["O-1"],
-                                                              reporter={"phone": "13911112222"})))
+    (
+        await env.client.post(
+            "/complaints",
+            json=complaint_body(customer_id="cust-2", tracking_numbers=["SF000"], order_ids=["O-1"], reporter={"phone": "13911112222"}),
+        )
+    )
     me = agent_headers(mine["agent_id"], "transport")
     await env.client.post(f"/complaints/{mine['id']}/notes", json={"body": "INTERNAL: customer is difficult"}, headers=me)
     await env.client.post(f"/complaints/{mine['id']}/replies", json={"body": "We found your parcel."}, headers=me)
@@ -314,8 +337,14 @@ async def test_lookup_and_list_pages_match_the_single_complaint_endpoints(env):
     await setup_basic(env)
     ids = []
     for i, category in enumerate(("delay", "damage", "loss")):
-        filed = (await env.client.post("/complaints", json=complaint_body(
-            category=category, tracking_numbers=[f"SF9{i}1", f"SF9{i}2"], order_ids=[f"O-{i}a", f"O-{i}b", f"O-{i}c"]))).json()
+        filed = (
+            await env.client.post(
+                "/complaints",
+                json=complaint_body(
+                    category=category, tracking_numbers=[f"SF9{i}1", f"SF9{i}2"], order_ids=[f"O-{i}a", f"O-{i}b", f"O-{i}c"]
+                ),
+            )
+        ).json()
         ids.append(filed["id"])
         assert filed["agent_id"], filed
         me = agent_headers(filed["agent_id"], filed["team_id"])

@@ -1,4 +1,5 @@
 """Routing, assignment, priority and state-machine rules (pure functions)."""
+
 import datetime as dt
 
 import pytest
@@ -9,7 +10,7 @@ from crm_complaints.complaints.routing import DEFAULT_RULES, AgentLoad, RoutingR
 from crm_complaints.complaints.states import TRANSITIONS, check_reopen, check_transition, customer_status
 from crm_complaints.problems import problem_of
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def test_most_specific_rule_wins_and_default_applies():
@@ -72,8 +73,10 @@ def test_priority_rules():
     assert compute_priority("delay", credit_grade="A") == "P2"
     assert compute_priority("loss", "urgent", 500000, "key_account") == "P1"
     t = dt.datetime(2026, 1, 1, tzinfo=UTC)
-    ordered = sorted([("x", "P2", "ordinary", t), ("k", "P2", "key_account", t + dt.timedelta(hours=1)), ("p1", "P1", None, t)],
-                     key=lambda r: queue_key(r[1], r[2], r[3]))
+    ordered = sorted(
+        [("x", "P2", "ordinary", t), ("k", "P2", "key_account", t + dt.timedelta(hours=1)), ("p1", "P1", None, t)],
+        key=lambda r: queue_key(r[1], r[2], r[3]),
+    )
     assert [r[0] for r in ordered] == ["p1", "k", "x"]
 
 

@@ -1,14 +1,15 @@
 """The status lookup writes its JSON straight from rows (no response models on the hot path): every field must be
 what the response models give (GET /complaints/{id}, /timeline, built with pydantic), for resolved complaints with
 amounts, attachments, clocks and the customer view, by every key, and after customer merges. Both databases."""
+
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
 import orjson
 import pytest
-from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team
 
+from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team
 from crm_complaints.complaints import api, directory
 from crm_complaints.complaints.schemas import ComplaintOut, CustomerComplaintOut, CustomerTimelineEntryOut, TimelineEntryOut
 
@@ -18,17 +19,18 @@ AS_CUSTOMER = {"X-Actor-Id": "cust-1", "X-Actor-Role": "customer"}
 @asynccontextmanager
 async def env_behind_a_proxy(database_factory, postgres_available, label: str, **overrides):
     """A complaints env on PostgreSQL reached through a TCP proxy the test can cut: (env, proxy)."""
-    from complaints_support import close_env, make_env, migrated_url
     from sqlalchemy.engine import make_url
 
+    from complaints_support import close_env, make_env, migrated_url
     from crm_devbroker.testing import TcpProxy
 
     if not postgres_available:
         pytest.skip("needs PostgreSQL")
     target = make_url(await migrated_url(database_factory, "postgres", label))
     proxy = await TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
-    env = await make_env(database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-                         **overrides)
+    env = await make_env(
+        database_factory, "postgres", url=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), **overrides
+    )
     try:
         yield env, proxy
     finally:
@@ -41,12 +43,18 @@ async def _file_resolved(env) -> dict:
     await seed_team(env.db, "transport", {"agent-t1": ALL_WEEK})
     await seed_team(env.db, "claims", {"agent-c1": ALL_WEEK})
     await seed_team(env.db, "customer_service", {})
-    filed = (await env.client.post("/complaints", json=complaint_body(tracking_numbers=["SF-RES-1"], order_ids=["O-R1", "O-R2"],
-                                                                      claimed_amount="1234.50"))).json()
+    filed = (
+        await env.client.post(
+            "/complaints", json=complaint_body(tracking_numbers=["SF-RES-1"], order_ids=["O-R1", "O-R2"], claimed_amount="1234.50")
+        )
+    ).json()
     me = agent_headers(filed["agent_id"], filed["team_id"])
     await env.client.post(f"/complaints/{filed['id']}/notes", json={"body": "INTERNAL: check the scan"}, headers=me)
-    resolved = await env.client.post(f"/complaints/{filed['id']}/resolve",
-                                     json={"outcome": "refund 退款", "compensation_amount": "25.50", "message": "Refunded."}, headers=me)
+    resolved = await env.client.post(
+        f"/complaints/{filed['id']}/resolve",
+        json={"outcome": "refund 退款", "compensation_amount": "25.50", "message": "Refunded."},
+        headers=me,
+    )
     assert resolved.status_code == 200, resolved.text
     return resolved.json()
 
@@ -63,8 +71,13 @@ async def test_lookup_rows_equal_the_response_models_in_both_views(env):
     assert resolved["compensation_amount"] == "25.50" and resolved["claimed_amount"] == "1234.50" and resolved["resolved_at"]
     for headers, params in ((STAFF, {}), (AS_CUSTOMER, {"view": "customer"}), (STAFF, {"view": "customer"})):
         complaint, timeline = await _single(env, cid, headers, params)
-        for key in ({"tracking_number": "SF-RES-1"}, {"tracking_number": "O-R2"}, {"number": resolved["number"]},
-                    {"customer_id": "cust-1"}, {"phone": "+86 138 0013 8000"}):
+        for key in (
+            {"tracking_number": "SF-RES-1"},
+            {"tracking_number": "O-R2"},
+            {"number": resolved["number"]},
+            {"customer_id": "cust-1"},
+            {"phone": "+86 138 0013 8000"},
+        ):
             response = await env.client.get("/complaints/lookup", params={**key, **params}, headers=headers)
             assert response.status_code == 200 and response.headers["content-type"] == "application/json"
             page = response.json()
@@ -86,17 +99,50 @@ async def test_lookup_json_encodes_like_pydantic():
     from decimal import Decimal
     from types import SimpleNamespace
 
-    at = dt.datetime(2026, 3, 1, 8, 30, 0, 1230, tzinfo=dt.timezone.utc)
-    row = SimpleNamespace(id="c1", number="C1", customer_id="cust", category="delay", priority="P1", channel="web", status="resolved",
-                          team_id=None, agent_id="a", description="d 描述", desired_outcome=None, claimed_amount=Decimal("1E+2"),
-                          attachments=None, reporter_name=None, reporter_phone="+86", reporter_email=None, language="en",
-                          duplicate_of=None, merged_into=None, filed_at=at, first_response_at=None, resolved_at=at, closed_at=None,
-                          outcome="o", compensation_amount=Decimal("0.10"), reopen_count=1, survey_score=None)
-    clock = SimpleNamespace(kind="resolution", target_minutes=60, deadline_at=at, stopped_at=None, paused=True, escalation_level=2,
-                            breached_at=at)
+    at = dt.datetime(2026, 3, 1, 8, 30, 0, 1230, tzinfo=dt.UTC)
+    row = SimpleNamespace(
+        id="c1",
+        number="C1",
+        customer_id="cust",
+        category="delay",
+        priority="P1",
+        channel="web",
+        status="resolved",
+        team_id=None,
+        agent_id="a",
+        description="d 描述",
+        desired_outcome=None,
+        claimed_amount=Decimal("1E+2"),
+        attachments=None,
+        reporter_name=None,
+        reporter_phone="+86",
+        reporter_email=None,
+        language="en",
+        duplicate_of=None,
+        merged_into=None,
+        filed_at=at,
+        first_response_at=None,
+        resolved_at=at,
+        closed_at=None,
+        outcome="o",
+        compensation_amount=Decimal("0.10"),
+        reopen_count=1,
+        survey_score=None,
+    )
+    clock = SimpleNamespace(
+        kind="resolution", target_minutes=60, deadline_at=at, stopped_at=None, paused=True, escalation_level=2, breached_at=at
+    )
     entry = SimpleNamespace(at=at, kind="note", visibility="internal", actor_id=None, body=None, data=None)
-    mine = orjson.loads(api.json_response([api.complaint_json(vars(row), (["o"], ["t"]), [clock]), api.customer_complaint_json(vars(row), ([], [])),
-                                           api.timeline_json(entry, False), api.timeline_json(entry, True)]).body)
+    mine = orjson.loads(
+        api.json_response(
+            [
+                api.complaint_json(vars(row), (["o"], ["t"]), [clock]),
+                api.customer_complaint_json(vars(row), ([], [])),
+                api.timeline_json(entry, False),
+                api.timeline_json(entry, True),
+            ]
+        ).body
+    )
     # (lookup rows are mappings); the model path the single-complaint endpoints take (refs and clocks given: no session needed)
     models = [
         (await api.complaint_out(None, row, refs=(["o"], ["t"]), clocks=[clock])).model_dump(mode="json"),

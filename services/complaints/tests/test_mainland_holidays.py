@@ -1,10 +1,11 @@
 """Mainland China's holidays and make-up working days from chinesecalendar: the setup endpoint, the prefill of a team
 created on the fly, and SLA time counted around them."""
+
 import datetime as dt
 
 import pytest
-from complaints_support import STAFF, agent_headers, complaint_body, seed_customer, shanghai
 
+from complaints_support import STAFF, agent_headers, complaint_body, seed_customer, shanghai
 from crm_common.db import utcnow
 from crm_complaints.complaints import intake
 from crm_complaints.complaints.models import Team
@@ -71,8 +72,9 @@ async def test_the_endpoint_answers_staff_and_refuses_an_uncovered_year(env):
 async def test_a_team_created_by_a_filing_gets_the_mainland_dates(env):
     await seed_customer(env.db, "cust-1")
     async with env.runtime.transaction() as session:
-        complaint = await intake.file_complaint(session, ComplaintCreate(**complaint_body()), settings=env.settings,
-                                                 now=shanghai(2026, 9, 21, 10, 0))
+        complaint = await intake.file_complaint(
+            session, ComplaintCreate(**complaint_body()), settings=env.settings, now=shanghai(2026, 9, 21, 10, 0)
+        )
     async with env.db.sessions() as session:
         team = await session.get(Team, complaint.team_id)
     assert team.calendar == holidays.prefill(OFFICE, utcnow().date())

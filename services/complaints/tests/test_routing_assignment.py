@@ -1,11 +1,12 @@
 """Routing rules from the database, assignment by load / round-robin, the team queue, reassignment."""
-from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team, shanghai
+
 from sqlalchemy import select
 
+from complaints_support import ALL_WEEK, STAFF, agent_headers, complaint_body, seed_customer, seed_team, shanghai
 from crm_complaints.complaints import directory, intake, lifecycle
+from crm_complaints.complaints.access import Actor
 from crm_complaints.complaints.models import Complaint, TimelineEntry
 from crm_complaints.complaints.schemas import ComplaintCreate
-from crm_complaints.complaints.access import Actor
 
 MONDAY_10 = shanghai(2026, 9, 21, 10, 0)
 MONDAY_22 = shanghai(2026, 9, 21, 22, 0)
@@ -22,10 +23,12 @@ async def test_rules_are_data_and_the_most_specific_match_wins(env):
     await seed_customer(env.db, "cust-1", region="East")
     for team in ("transport", "warehouse", "claims", "billing", "customer_service"):
         await seed_team(env.db, team, {})
-    rules = [{"team": "claims", "category": "damage"},
-             {"team": "warehouse", "category": "damage", "service_type": "warehousing"},
-             {"team": "transport", "category": "damage", "region": "East", "service_type": "trunk"},
-             {"team": "billing", "region": "West"}]
+    rules = [
+        {"team": "claims", "category": "damage"},
+        {"team": "warehouse", "category": "damage", "service_type": "warehousing"},
+        {"team": "transport", "category": "damage", "region": "East", "service_type": "trunk"},
+        {"team": "billing", "region": "West"},
+    ]
     put = await env.client.put("/routing-rules", json=rules, headers=STAFF)
     assert put.status_code == 200
     assert (await env.client.put("/routing-rules", json=rules, headers=agent_headers("a", "claims"))).status_code == 403
@@ -50,11 +53,27 @@ async def test_no_agent_on_shift_queues_at_team_level_then_assign_picks_least_lo
     second = await file(env, MONDAY_10, order_ids=["o3"])
     assert {first[2], second[2]} == {"day-1", "day-2"}
     async with env.runtime.transaction() as session:
-        await lifecycle.resolve(session, first[0], outcome="done", compensation_amount=None, message=None,
-                              actor=Actor(first[2], "agent", "transport"), settings=env.settings, now=MONDAY_10)
+        await lifecycle.resolve(
+            session,
+            first[0],
+            outcome="done",
+            compensation_amount=None,
+            message=None,
+            actor=Actor(first[2], "agent", "transport"),
+            settings=env.settings,
+            now=MONDAY_10,
+        )
     async with env.runtime.transaction() as session:
-        complaint = await lifecycle.assign(session, cid, team_id=None, agent_id=None, reason=None,
-                                         actor=Actor("lead", "team_lead", "transport"), settings=env.settings, now=MONDAY_10)
+        complaint = await lifecycle.assign(
+            session,
+            cid,
+            team_id=None,
+            agent_id=None,
+            reason=None,
+            actor=Actor("lead", "team_lead", "transport"),
+            settings=env.settings,
+            now=MONDAY_10,
+        )
         assert (complaint.agent_id, complaint.status) == (first[2], "assigned")
 
 
@@ -71,7 +90,9 @@ async def test_round_robin_and_manual_reassignment_with_reason(env):
     assert no_reason.status_code == 422
     wrong_team = await env.client.post(f"/complaints/{body['id']}/assign", json={"agent_id": "claims-1", "reason": "x"}, headers=me)
     assert wrong_team.status_code == 422
-    moved = await env.client.post(f"/complaints/{body['id']}/assign", json={"team_id": "claims", "reason": "it is a damage claim"}, headers=me)
+    moved = await env.client.post(
+        f"/complaints/{body['id']}/assign", json={"team_id": "claims", "reason": "it is a damage claim"}, headers=me
+    )
     assert moved.status_code == 200, moved.text
     assert (moved.json()["team_id"], moved.json()["agent_id"], moved.json()["status"]) == ("claims", "claims-1", "assigned")
     timeline = (await env.client.get(f"/complaints/{body['id']}/timeline", headers=STAFF)).json()
@@ -92,8 +113,9 @@ async def test_key_account_gets_higher_priority_from_tier_events(env):
     async with env.runtime.transaction() as session:
         await directory.apply_tier(session, "plain", tier="key_account")
     async with env.runtime.transaction() as session:
-        again = await intake.file_complaint(session, ComplaintCreate(**complaint_body(customer_id="plain", order_ids=["z"])),
-                                             settings=env.settings)
+        again = await intake.file_complaint(
+            session, ComplaintCreate(**complaint_body(customer_id="plain", order_ids=["z"])), settings=env.settings
+        )
         assert again.priority == "P2"
         rows = (await session.scalars(select(Complaint.priority).order_by(Complaint.filed_at))).all()
         assert list(rows) == ["P2", "P3", "P2"]
@@ -104,11 +126,20 @@ async def test_team_and_agent_setup_over_http(env):
     bad = await env.client.put("/teams/transport", json={"calendar": {"periods": [["18:00", "09:00"]]}}, headers=STAFF)
     assert bad.status_code == 422
     assert (await env.client.put("/teams/transport", json={}, headers=agent_headers("a", "transport"))).status_code == 403
-    team = await env.client.put("/teams/transport", json={"name": "Transport", "strategy": "round_robin", "team_lead": "lead-1",
-                                                          "calendar": {"timezone": "Asia/Shanghai", "holidays": ["2026-10-01"]}}, headers=STAFF)
+    team = await env.client.put(
+        "/teams/transport",
+        json={
+            "name": "Transport",
+            "strategy": "round_robin",
+            "team_lead": "lead-1",
+            "calendar": {"timezone": "Asia/Shanghai", "holidays": ["2026-10-01"]},
+        },
+        headers=STAFF,
+    )
     assert team.status_code == 200 and team.json()["calendar"]["holidays"] == ["2026-10-01"]
-    agent = await env.client.put("/agents/night-owl", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "20:00", "end": "08:00"}]},
-                                 headers=STAFF)
+    agent = await env.client.put(
+        "/agents/night-owl", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "20:00", "end": "08:00"}]}, headers=STAFF
+    )
     assert agent.status_code == 200
     assert (await env.client.put("/agents/x", json={"team_id": "nope"}, headers=STAFF)).status_code == 422
     assert (await file(env, MONDAY_22))[2] == "night-owl"  # Monday 22:00 is inside the overnight shift
@@ -123,8 +154,9 @@ async def test_concurrent_filings_share_the_load_on_postgres(pg_env):
     import asyncio
 
     delays = [env.client.post("/complaints", json=complaint_body(order_ids=[f"d{i}"], tracking_numbers=[])) for i in range(9)]
-    damages = [env.client.post("/complaints", json=complaint_body(category="damage", order_ids=[f"x{i}"], tracking_numbers=[]))
-               for i in range(6)]
+    damages = [
+        env.client.post("/complaints", json=complaint_body(category="damage", order_ids=[f"x{i}"], tracking_numbers=[])) for i in range(6)
+    ]
     responses = await asyncio.gather(*delays, *damages)
     assert {r.status_code for r in responses} == {201}
     by_agent = {}
@@ -139,17 +171,24 @@ async def test_concurrent_puts_and_filings_creating_the_same_team_or_agent_all_s
     import asyncio
 
     await seed_customer(env.db, "cust-1")
-    puts = [env.client.put("/teams/transport", json={"name": f"Transport {n}", "calendar": {"timezone": "Asia/Shanghai"}}, headers=STAFF)
-            for n in range(6)]
+    puts = [
+        env.client.put("/teams/transport", json={"name": f"Transport {n}", "calendar": {"timezone": "Asia/Shanghai"}}, headers=STAFF)
+        for n in range(6)
+    ]
     filings = [file(env, MONDAY_10, customer_id="cust-1", category="delay") for _ in range(2)]
     answers = await asyncio.gather(*puts, *filings, return_exceptions=True)
     assert [getattr(a, "status_code", a) for a in answers[:6]] == [200] * 6
     assert not [a for a in answers[6:] if isinstance(a, BaseException)]
     team = (await env.client.get("/teams/transport", headers=STAFF)).json()
     assert team["name"].startswith("Transport ") and team["calendar"]["timezone"] == "Asia/Shanghai"
-    agent_puts = [env.client.put("/agents/new-agent", json={"team_id": "transport", "name": f"Agent {n}",
-                                                            "shifts": [{"weekday": 0, "start": "09:00", "end": "18:00"}]}, headers=STAFF)
-                  for n in range(6)]
+    agent_puts = [
+        env.client.put(
+            "/agents/new-agent",
+            json={"team_id": "transport", "name": f"Agent {n}", "shifts": [{"weekday": 0, "start": "09:00", "end": "18:00"}]},
+            headers=STAFF,
+        )
+        for n in range(6)
+    ]
     assert [a.status_code for a in await asyncio.gather(*agent_puts)] == [200] * 6
     agent = (await env.client.get("/agents/new-agent", headers=STAFF)).json()
     assert agent["team_id"] == "transport" and len(agent["shifts"]) == 1

@@ -1,19 +1,28 @@
 """Business-hours arithmetic against a minute-by-minute oracle, over random calendars."""
+
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sla_oracle import oracle_between, oracle_clock_used_up, oracle_deadline  # written independently of sla.py
 
 from crm_complaints.complaints.sla import BusinessCalendar, CalendarError, SlaClock, Stretch
+from sla_oracle import oracle_between, oracle_clock_used_up, oracle_deadline  # written independently of sla.py
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ZONES = ["UTC", "Asia/Shanghai", "America/New_York", "Europe/Berlin", "Australia/Sydney", "Asia/Kolkata"]
 # dates near DST transitions so they are hit often
-SPECIAL_DAYS = [dt.date(2026, 3, 8), dt.date(2026, 3, 29), dt.date(2026, 4, 5), dt.date(2026, 10, 4),
-                dt.date(2026, 10, 25), dt.date(2026, 11, 1), dt.date(2026, 2, 16), dt.date(2026, 10, 1)]
+SPECIAL_DAYS = [
+    dt.date(2026, 3, 8),
+    dt.date(2026, 3, 29),
+    dt.date(2026, 4, 5),
+    dt.date(2026, 10, 4),
+    dt.date(2026, 10, 25),
+    dt.date(2026, 11, 1),
+    dt.date(2026, 2, 16),
+    dt.date(2026, 10, 1),
+]
 
 
 @st.composite
@@ -253,15 +262,18 @@ def test_stretches_round_trip_through_their_data_form():
 
 
 # ---- calendar periods are times of day, HH:MM --------------------------------------------------
-@pytest.mark.parametrize("start, end, message", [
-    ("12:75", "13:00", "12:75 is not a time of day"),
-    ("09:00", "24:30", "24:30 is not a time of day"),
-    ("25:00", "26:00", "25:00 is not a time of day"),
-    ("9:00", "12:00", "'9:00' is not a time of day written HH:MM"),
-    ("noon", "13:00", "'noon' is not a time of day written HH:MM"),
-    ("22:00", "06:00", "period 22:00-06:00 crosses midnight"),
-    ("10:00", "10:00", "period 10:00-10:00 is empty"),
-])
+@pytest.mark.parametrize(
+    "start, end, message",
+    [
+        ("12:75", "13:00", "12:75 is not a time of day"),
+        ("09:00", "24:30", "24:30 is not a time of day"),
+        ("25:00", "26:00", "25:00 is not a time of day"),
+        ("9:00", "12:00", "'9:00' is not a time of day written HH:MM"),
+        ("noon", "13:00", "'noon' is not a time of day written HH:MM"),
+        ("22:00", "06:00", "period 22:00-06:00 crosses midnight"),
+        ("10:00", "10:00", "period 10:00-10:00 is empty"),
+    ],
+)
 def test_periods_are_validated_as_times_of_day_and_errors_name_them_so(start, end, message):
     with pytest.raises(CalendarError, match=message) as caught:
         BusinessCalendar.from_dict({"periods": [["08:00", "08:30"], [start, end]]})

@@ -1,15 +1,16 @@
 """A priority change on a clock that has paused (issue 27): the stored deadline and breach, the API read and the
 scheduler's due scan all use the new target's instants. Calendar periods through the API: HH:MM or a clear 422."""
+
 import datetime as dt
 
-from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, seed_team, shanghai
 from sqlalchemy import select
 
+from complaints_support import ALL_WEEK, STAFF, complaint_body, seed_customer, seed_team, shanghai
 from crm_complaints.complaints import clock_history, clocks, directory, intake, lifecycle
-from crm_complaints.complaints.models import Agent, SlaClockRow, Team
-from crm_complaints.complaints.schemas import ComplaintCreate
-from crm_complaints.complaints.scheduler import SlaScheduler
 from crm_complaints.complaints.access import Actor
+from crm_complaints.complaints.models import Agent, SlaClockRow, Team
+from crm_complaints.complaints.scheduler import SlaScheduler
+from crm_complaints.complaints.schemas import ComplaintCreate
 
 LONG_LUNCH = {"timezone": "Asia/Shanghai", "periods": [["09:00", "12:00"], ["13:30", "18:00"]]}
 AGENT = Actor("t1", "agent", "customer_service")  # where information complaints go
@@ -28,8 +29,9 @@ async def file_p4(env, now):
 
 async def wait_on_customer(env, cid, paused_at, resumed_at):
     async with env.runtime.transaction() as session:
-        await lifecycle.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings,
-                                    now=paused_at)
+        await lifecycle.change_status(
+            session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings, now=paused_at
+        )
     async with env.runtime.transaction() as session:
         await lifecycle.change_status(session, cid, "in_progress", reason=None, actor=AGENT, settings=env.settings, now=resumed_at)
 
@@ -79,8 +81,7 @@ async def test_old_target_ran_out_then_a_lower_one_moves_the_stored_breach_back(
     cid = await file_p4(env, MONDAY_9AM)
     paused = shanghai(2026, 6, 8, 12, 0)
     async with env.runtime.transaction() as session:
-        await lifecycle.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings,
-                                    now=paused)
+        await lifecycle.change_status(session, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings, now=paused)
     resolution = (await stored_clocks(env, cid))["resolution"]
     assert resolution.breached_at == shanghai(2026, 6, 8, 11, 30)  # the 2400-minute target ran out before the pause
     resumed = shanghai(2026, 6, 9, 9, 0)
@@ -122,24 +123,33 @@ async def test_clocks_stored_before_stretches_were_kept_are_healed_from_the_time
 
 async def test_the_timeline_replay_reproduces_every_clock_move_of_the_service(env):
     cid = await file_p4(env, MONDAY_9AM)
-    await seed_team(env.db, "claims", {"c1": ALL_WEEK}, calendar={"timezone": "Europe/Berlin", "weekdays": [0, 1, 2, 3, 4, 5, 6],
-                                                                 "periods": [["06:00", "23:00"]]})
+    await seed_team(
+        env.db,
+        "claims",
+        {"c1": ALL_WEEK},
+        calendar={"timezone": "Europe/Berlin", "weekdays": [0, 1, 2, 3, 4, 5, 6], "periods": [["06:00", "23:00"]]},
+    )
     supervisor = Actor("sup-1", "supervisor")
     steps = [
         lambda s, at: lifecycle.change_status(s, cid, "waiting_on_customer", reason="photos", actor=AGENT, settings=env.settings, now=at),
-        lambda s, at: lifecycle.assign(s, cid, team_id="claims", agent_id=None, reason="a claim", actor=supervisor,
-                                     settings=env.settings, now=at),  # paused: moves without a stretch
+        lambda s, at: lifecycle.assign(
+            s, cid, team_id="claims", agent_id=None, reason="a claim", actor=supervisor, settings=env.settings, now=at
+        ),  # paused: moves without a stretch
         lambda s, at: lifecycle.customer_message(s, cid, "here they are", actor=supervisor, settings=env.settings, now=at),
-        lambda s, at: lifecycle.assign(s, cid, team_id="customer_service", agent_id=None, reason="back", actor=supervisor,
-                                     settings=env.settings, now=at),  # running: the stretch ends in the claims calendar
+        lambda s, at: lifecycle.assign(
+            s, cid, team_id="customer_service", agent_id=None, reason="back", actor=supervisor, settings=env.settings, now=at
+        ),  # running: the stretch ends in the claims calendar
         lambda s, at: lifecycle.reply(s, cid, "on it", actor=supervisor, settings=env.settings, now=at),
-        lambda s, at: lifecycle.change_status(s, cid, "waiting_on_customer", reason="more", actor=supervisor, settings=env.settings,
-                                            now=at),
-        lambda s, at: lifecycle.resolve(s, cid, outcome="refund", compensation_amount=None, message=None, actor=supervisor,
-                                      settings=env.settings, now=at),  # from waiting
+        lambda s, at: lifecycle.change_status(
+            s, cid, "waiting_on_customer", reason="more", actor=supervisor, settings=env.settings, now=at
+        ),
+        lambda s, at: lifecycle.resolve(
+            s, cid, outcome="refund", compensation_amount=None, message=None, actor=supervisor, settings=env.settings, now=at
+        ),  # from waiting
         lambda s, at: lifecycle.reopen(s, cid, reason="not refunded", actor=supervisor, settings=env.settings, now=at),
-        lambda s, at: lifecycle.resolve(s, cid, outcome="refunded", compensation_amount=None, message="done", actor=supervisor,
-                                      settings=env.settings, now=at),
+        lambda s, at: lifecycle.resolve(
+            s, cid, outcome="refunded", compensation_amount=None, message="done", actor=supervisor, settings=env.settings, now=at
+        ),
         lambda s, at: lifecycle.close(s, cid, actor=supervisor, settings=env.settings, now=at),
     ]
     at = MONDAY_9AM
@@ -191,11 +201,13 @@ async def test_calendar_periods_must_be_times_of_day(env):
 
 async def test_agent_shift_times_follow_the_same_rule(env):
     await seed_team(env.db, "transport")
-    bad = await env.client.put("/agents/a1", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "08:00", "end": "12:75"}]},
-                               headers=STAFF)
+    bad = await env.client.put(
+        "/agents/a1", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "08:00", "end": "12:75"}]}, headers=STAFF
+    )
     assert bad.status_code == 422 and "12:75 is not a time of day" in bad.text
     async with env.db.sessions() as session:
         assert await session.get(Agent, "a1") is None
-    night = await env.client.put("/agents/a1", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "22:00", "end": "06:00"}]},
-                                 headers=STAFF)
+    night = await env.client.put(
+        "/agents/a1", json={"team_id": "transport", "shifts": [{"weekday": 0, "start": "22:00", "end": "06:00"}]}, headers=STAFF
+    )
     assert night.status_code == 200  # a shift, unlike a calendar period, may run overnight

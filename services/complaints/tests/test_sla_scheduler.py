@@ -1,20 +1,21 @@
 """Stored deadlines, escalation tiers exactly once, pauses, restarts, and two schedulers racing on PostgreSQL."""
+
 import asyncio
 import collections
 import datetime as dt
 
 import orjson
-from complaints_support import ALL_WEEK, complaint_body, seed_customer, seed_team, shanghai
 from sqlalchemy import select
 
+from complaints_support import ALL_WEEK, complaint_body, seed_customer, seed_team, shanghai
 from crm_common.db import Database
 from crm_common.outbox import outbox_table
 from crm_complaints.complaints import intake, lifecycle, lookup
-from crm_complaints.complaints.models import SlaClockRow
-from crm_complaints.complaints.schemas import ComplaintCreate
 from crm_complaints.complaints.access import Actor
-from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar
+from crm_complaints.complaints.models import SlaClockRow
 from crm_complaints.complaints.scheduler import SlaScheduler
+from crm_complaints.complaints.schemas import ComplaintCreate
+from crm_complaints.complaints.sla import DEFAULT_TARGETS, BusinessCalendar
 
 CALENDAR = {"timezone": "Asia/Shanghai", "periods": [["09:00", "12:00"], ["13:00", "18:00"]], "holidays": ["2026-10-01", "2026-10-02"]}
 FRIDAY_4PM = shanghai(2026, 9, 25, 16, 0)
@@ -22,8 +23,11 @@ FRIDAY_4PM = shanghai(2026, 9, 25, 16, 0)
 
 async def escalations(db):
     async with db.sessions() as session:
-        rows = (await session.execute(select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintEscalated")
-                                      .order_by(outbox_table.c.id))).all()
+        rows = (
+            await session.execute(
+                select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintEscalated").order_by(outbox_table.c.id)
+            )
+        ).all()
     return [orjson.loads(r.body)["payload"] for r in rows]
 
 
@@ -54,8 +58,11 @@ async def test_tiers_fire_once_each_at_business_hour_deadlines(env):
     assert await scheduler.scan_once(due[3] + dt.timedelta(hours=1)) == 2  # levels 2 and 3 were both due
     assert await scheduler.scan_once(due[3] + dt.timedelta(days=30)) >= 0
     found = [(e["clock"], e["level"], e["reason"], e["escalated_to"]) for e in await escalations(env.db) if e["clock"] == "first_response"]
-    assert found == [("first_response", 1, "near_breach", "lead-li"), ("first_response", 2, "breach", "mgr-wang"),
-                     ("first_response", 3, "breach", "head-of-service")]
+    assert found == [
+        ("first_response", 1, "near_breach", "lead-li"),
+        ("first_response", 2, "breach", "mgr-wang"),
+        ("first_response", 3, "breach", "head-of-service"),
+    ]
     async with env.db.sessions() as session:
         stored = await session.scalar(select(SlaClockRow).where(SlaClockRow.complaint_id == cid, SlaClockRow.kind == "first_response"))
         assert stored.escalation_level == 3 and stored.breached_at == due[2] and stored.next_escalation_at is None
@@ -69,8 +76,9 @@ async def test_waiting_on_customer_pause_moves_the_deadline_and_nothing_escalate
     monday_9 = shanghai(2026, 9, 28, 9, 0)
     async with env.runtime.transaction() as session:
         await lifecycle.reply(session, cid, "looking", actor=agent, settings=env.settings, now=FRIDAY_4PM + dt.timedelta(minutes=30))
-        await lifecycle.change_status(session, cid, "waiting_on_customer", reason="photos", actor=agent, settings=env.settings,
-                                    now=monday_9)  # 120 business minutes used (Friday 16:00-18:00)
+        await lifecycle.change_status(
+            session, cid, "waiting_on_customer", reason="photos", actor=agent, settings=env.settings, now=monday_9
+        )  # 120 business minutes used (Friday 16:00-18:00)
     scheduler = SlaScheduler(env.db, env.settings)
     assert await scheduler.scan_once(shanghai(2026, 10, 30, 9, 0)) == 0  # a month later, still paused
     resume = shanghai(2026, 9, 30, 17, 0)  # Wednesday 17:00; then 1-2 Oct are holidays
@@ -91,8 +99,9 @@ async def test_resolution_clock_resumes_on_reopen_and_restart_keeps_escalation_l
     agent = Actor("t1", "agent", "transport")
     resolved_at = shanghai(2026, 9, 28, 12, 0)  # 120 + 180 = 300 minutes used
     async with env.runtime.transaction() as session:
-        await lifecycle.resolve(session, cid, outcome="fixed", compensation_amount=None, message="done", actor=agent,
-                              settings=env.settings, now=resolved_at)
+        await lifecycle.resolve(
+            session, cid, outcome="fixed", compensation_amount=None, message="done", actor=agent, settings=env.settings, now=resolved_at
+        )
     reopened_at = shanghai(2026, 9, 29, 9, 0)
     async with env.runtime.transaction() as session:
         await lifecycle.reopen(session, cid, reason="not fixed", actor=agent, settings=env.settings, now=reopened_at)
@@ -123,20 +132,22 @@ async def test_two_scheduler_replicas_never_escalate_twice(pg_env):
     assert len(per_key) == len(ids) * 2 * 3  # every complaint, both clocks, three levels
     assert set(per_key.values()) == {1}
     assert sum(totals) == len(found)
-    print('emitted per replica', totals, 'lost races', [s.lost_races for s in schedulers])
+    print("emitted per replica", totals, "lost races", [s.lost_races for s in schedulers])
 
 
 async def test_worker_runtime_runs_the_scheduler_in_the_background(database_factory, kafka_settings):
     from complaints_support import close_env, make_env
-
     from crm_complaints.worker import build_runtime
 
     env = await make_env(database_factory, "sqlite", kafka=kafka_settings)
-    settings = env.settings.model_copy(update={"run_scheduler": True, "scheduler_interval_s": 0.1, "run_consumers": False,
-                                               "run_outbox_relay": False})
+    settings = env.settings.model_copy(
+        update={"run_scheduler": True, "scheduler_interval_s": 0.1, "run_consumers": False, "run_outbox_relay": False}
+    )
     await seed_customer(env.db, "cust-1")
-    await seed_team(env.db, "transport", {}, calendar={"timezone": "UTC", "weekdays": [0, 1, 2, 3, 4, 5, 6], "periods": [["00:00", "24:00"]]})
-    cid = await file(env, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10))  # long overdue
+    await seed_team(
+        env.db, "transport", {}, calendar={"timezone": "UTC", "weekdays": [0, 1, 2, 3, 4, 5, 6], "periods": [["00:00", "24:00"]]}
+    )
+    cid = await file(env, dt.datetime.now(dt.UTC) - dt.timedelta(days=10))  # long overdue
     runtime = build_runtime(settings)
     await runtime.start()
     try:
@@ -186,6 +197,9 @@ async def test_scan_hands_team_queued_complaints_to_agents_coming_on_shift(env):
     async with env.db.sessions() as session:
         complaint = await lookup.get_complaint(session, cid)
         assert (complaint.status, complaint.agent_id) == ("assigned", "day")
-        rows = (await session.execute(select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintAssigned")
-                                      .order_by(outbox_table.c.id))).all()
+        rows = (
+            await session.execute(
+                select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintAssigned").order_by(outbox_table.c.id)
+            )
+        ).all()
     assert [orjson.loads(r.body)["payload"]["agent"] for r in rows] == [None, "day"]

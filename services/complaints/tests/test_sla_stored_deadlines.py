@@ -1,23 +1,24 @@
 """Stored deadlines through the whole service (filing, waiting_on_customer, reassignment), against the oracle."""
+
 import asyncio
 import datetime as dt
 
-from complaints_support import ALL_WEEK, complaint_body, seed_customer, seed_team, shanghai
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sla_oracle import oracle_deadline
 from sqlalchemy import select
 
+from complaints_support import ALL_WEEK, complaint_body, seed_customer, seed_team, shanghai
 from crm_common.db import Database
 from crm_common.migrations import upgrade
 from crm_complaints import ALEMBIC_INI
 from crm_complaints.complaints import directory, intake, lifecycle
+from crm_complaints.complaints.access import Actor
 from crm_complaints.complaints.models import SlaClockRow
 from crm_complaints.complaints.schemas import ComplaintCreate
-from crm_complaints.complaints.access import Actor
 from crm_complaints.settings import ComplaintsSettings
+from sla_oracle import oracle_deadline
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def minutes_text(m):
@@ -47,9 +48,17 @@ async def run_scenario(db, url, index, cal_data, filed, pause_after, pause_lengt
     settings_ = ComplaintsSettings(database_url=url)
     team = f"team{index}"
     async with db.transaction() as session:
-        await directory.put_team(session, team, calendar={
-            "timezone": zone, "weekdays": sorted(weekdays), "periods": [[minutes_text(s), minutes_text(e)] for s, e in periods],
-            "holidays": [d.isoformat() for d in holidays], "workdays": [d.isoformat() for d in workdays]})
+        await directory.put_team(
+            session,
+            team,
+            calendar={
+                "timezone": zone,
+                "weekdays": sorted(weekdays),
+                "periods": [[minutes_text(s), minutes_text(e)] for s, e in periods],
+                "holidays": [d.isoformat() for d in holidays],
+                "workdays": [d.isoformat() for d in workdays],
+            },
+        )
         await directory.put_agent(session, f"a{index}", team_id=team, shifts=ALL_WEEK)
         await directory.replace_rules(session, [{"team": team}])
     async with db.transaction() as session:
@@ -103,15 +112,25 @@ def test_stored_deadlines_with_a_pause_match_the_oracle(database_factory, tmp_pa
 async def test_reassignment_counts_old_calendar_then_new(env):
     await seed_customer(env.db, "cust-1")
     await seed_team(env.db, "transport", {"t1": ALL_WEEK}, calendar={"timezone": "Asia/Shanghai"})
-    await seed_team(env.db, "claims", {"c1": ALL_WEEK}, calendar={"timezone": "UTC", "weekdays": list(range(7)), "periods": [["00:00", "24:00"]]})
+    await seed_team(
+        env.db, "claims", {"c1": ALL_WEEK}, calendar={"timezone": "UTC", "weekdays": list(range(7)), "periods": [["00:00", "24:00"]]}
+    )
     filed = shanghai(2026, 9, 25, 16, 0)  # Friday
     async with env.runtime.transaction() as session:
         complaint = await intake.file_complaint(session, ComplaintCreate(**complaint_body()), settings=env.settings, now=filed)
         cid = complaint.id
     moved_at = shanghai(2026, 9, 25, 17, 30)  # 90 business minutes used in the Shanghai calendar
     async with env.runtime.transaction() as session:
-        await lifecycle.assign(session, cid, team_id="claims", agent_id=None, reason="damage, not delay",
-                             actor=Actor("t1", "agent", "transport"), settings=env.settings, now=moved_at)
+        await lifecycle.assign(
+            session,
+            cid,
+            team_id="claims",
+            agent_id=None,
+            reason="damage, not delay",
+            actor=Actor("t1", "agent", "transport"),
+            settings=env.settings,
+            now=moved_at,
+        )
     async with env.db.sessions() as session:
         rows = {r.kind: r for r in (await session.scalars(select(SlaClockRow).where(SlaClockRow.complaint_id == cid))).all()}
     # the claims team works around the clock: what is left runs in wall-clock minutes

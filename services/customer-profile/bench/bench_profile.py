@@ -4,6 +4,7 @@
 
 Prints figures; asserts nothing. PostgreSQL comes from TEST_POSTGRES_URL (default local trust auth).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ def body(i: int, run: str) -> dict:
         "account_manager": f"am-{i % 20}",
         "tax_id": f"91{run.upper()}{i:08d}",
         "tags": [f"t{i % 10}"],
-        "contacts": [{"name": f"Person {i}", "phone": f"+86 137 {i // 10000:04d} {i % 10000:04d}", "email": f"p{i}.{run}@bench.example.com"}],
+        "contacts": [
+            {"name": f"Person {i}", "phone": f"+86 137 {i // 10000:04d} {i % 10000:04d}", "email": f"p{i}.{run}@bench.example.com"}
+        ],
     }
 
 

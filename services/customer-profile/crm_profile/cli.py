@@ -1,4 +1,5 @@
 """`crm-profile migrate | api | worker | seed`: the service's operational commands."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """ASGI entry point: `uvicorn crm_profile.main:app` (or `create_app(settings)` in tests)."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -21,10 +22,25 @@ def create_app(settings: ProfileSettings | None = None, *, start_background: boo
         title="Customer profile",
         description="The customer master record of the 3PL CRM: customers, contacts, addresses, interactions, "
         "duplicate detection and merge, privacy export and erasure.",
-        routers=[customers_api.router, customers_api.contacts_router, audit_router, accounts_api.router, winback_api.router,
-                 kpis_api.router, reports_api.router, surveys_api.router],
+        routers=[
+            customers_api.router,
+            customers_api.contacts_router,
+            audit_router,
+            accounts_api.router,
+            winback_api.router,
+            kpis_api.router,
+            reports_api.router,
+            surveys_api.router,
+        ],
         start_background=start_background,
-        problems={**customers_api.PROBLEMS, **accounts_api.PROBLEMS, **winback_api.PROBLEMS, **kpis_api.PROBLEMS, **reports_api.PROBLEMS, **surveys_api.PROBLEMS},
+        problems={
+            **customers_api.PROBLEMS,
+            **accounts_api.PROBLEMS,
+            **winback_api.PROBLEMS,
+            **kpis_api.PROBLEMS,
+            **reports_api.PROBLEMS,
+            **surveys_api.PROBLEMS,
+        },
     )
 
 

@@ -1,6 +1,7 @@
 """Replica without HTTP: `python -m crm_profile.worker` runs the consumer of scoring's announcements (the account
 manager's workspace) and the outbox relay (one publishing leader per PostgreSQL database; the others wait on the
 advisory lock)."""
+
 from __future__ import annotations
 
 from crm_common.runtime import ServiceRuntime, run_worker

@@ -4,13 +4,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from profile_support import migrated_database
-
 from crm_common.runtime import ServiceRuntime
 from crm_common.settings import KafkaSettings
 from crm_devbroker.testing import edge_auth
 from crm_profile.main import create_app
 from crm_profile.settings import ProfileSettings
+from profile_support import migrated_database
 
 
 @dataclass

@@ -1,4 +1,5 @@
 """Shared helpers of the customer-profile tests (imported by name: the folder is on pytest's pythonpath)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -74,7 +75,14 @@ def full_body(**overrides) -> dict:
             }
         ],
         "addresses": [
-            {"kind": "pickup", "line1": "Warehouse 3, 1200 Jinqiao Road", "city": "Shanghai", "province": "Shanghai", "latitude": 31.26, "longitude": 121.6}
+            {
+                "kind": "pickup",
+                "line1": "Warehouse 3, 1200 Jinqiao Road",
+                "city": "Shanghai",
+                "province": "Shanghai",
+                "latitude": 31.26,
+                "longitude": 121.6,
+            }
         ],
     }
     body.update(overrides)

@@ -1,18 +1,19 @@
 """The audit trail of personal data (crm_common.audit) in the profile service: reads and changes with actor, role,
 customer, field names and request id; changes in their own transaction; erasure pseudonymises; the table is
 append-only for the application; `crm-audit verify` finds an edited or deleted row. Both databases."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 
 import pytest
-from profile_support import full_body, migrated_database, token
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from crm_common import audit
 from crm_common.db import Database
+from profile_support import full_body, migrated_database, token
 
 AGENT = {"X-Actor-Id": "agent-li", "X-Actor-Subject": "agent-li", "X-Actor-Role": "agent", "X-Correlation-Id": "req-audit-1"}
 ADMIN = {"X-Actor-Id": "admin-1", "X-Actor-Subject": "admin-1", "X-Actor-Role": "admin"}
@@ -33,12 +34,19 @@ async def test_reads_and_changes_name_actor_role_customer_fields_and_request(pro
     assert (await profile.client.get(f"/customers/{customer['id']}", headers=AGENT)).status_code == 200
     assert (await profile.client.get(f"/customers/{customer['id']}/contacts", headers=AGENT)).status_code == 200
     assert (await profile.client.get(f"/contacts/{contact['id']}/export", headers=AGENT)).status_code == 200
-    patched = await profile.client.patch(f"/customers/{customer['id']}", json={"region": "North China"}, headers=AGENT | {"If-Match": f'"{customer["version"]}"'})
+    patched = await profile.client.patch(
+        f"/customers/{customer['id']}", json={"region": "North China"}, headers=AGENT | {"If-Match": f'"{customer["version"]}"'}
+    )
     assert patched.status_code == 200, patched.text
 
     rows = await trail_of(profile, customer["id"])
     assert [(r["action"], r["resource"]) for r in rows] == [
-        ("create", "customer"), ("read", "customer"), ("read", "contacts"), ("export", "contact-export"), ("update", "customer")]
+        ("create", "customer"),
+        ("read", "customer"),
+        ("read", "contacts"),
+        ("export", "contact-export"),
+        ("update", "customer"),
+    ]
     assert {(r["actor"], r["role"]) for r in rows} == {("agent-li", "agent")}
     assert all(r["request_id"] == "req-audit-1" for r in rows)
     assert rows[-1]["fields"] == ["region"] and "contacts" in rows[0]["fields"] and "phone" in rows[2]["fields"]
@@ -61,7 +69,9 @@ async def test_lists_and_searches_record_a_read_of_every_customer_on_the_page(pr
 
     first_reads = [r for r in await trail_of(profile, first["id"]) if r["action"] == "read"]
     assert [(r["resource"], r["request_id"], r["actor"]) for r in first_reads] == [
-        ("customer-list", "req-list", "agent-li"), ("customer-search", "req-search", "agent-li")]
+        ("customer-list", "req-list", "agent-li"),
+        ("customer-search", "req-search", "agent-li"),
+    ]
     assert "contacts" in first_reads[0]["fields"] and "name" in first_reads[0]["fields"]
     assert phone not in json.dumps(first_reads)  # field names, never the searched value
     second_reads = [r for r in await trail_of(profile, second["id"]) if r["action"] == "read"]
@@ -143,19 +153,27 @@ async def _tamper(db: Database, statement: str) -> None:
             await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
 
 
-@pytest.mark.parametrize("statement, finding", [
-    ("UPDATE audit_log SET fields = '[]' WHERE id = 2", "row 2: content does not match its hash"),
-    ("UPDATE audit_log SET actor = 'nobody', row_hash = 'x' WHERE id = 2", "row 3: its prev_hash does not match"),
-    ("UPDATE audit_log SET contact_id = 'another-person' WHERE id = 2", "row 2: contact_id does not match its digest"),
-    ("DELETE FROM audit_log WHERE id = 2", "rows 2..2 are missing"),
-])
+@pytest.mark.parametrize(
+    "statement, finding",
+    [
+        ("UPDATE audit_log SET fields = '[]' WHERE id = 2", "row 2: content does not match its hash"),
+        ("UPDATE audit_log SET actor = 'nobody', row_hash = 'x' WHERE id = 2", "row 3: its prev_hash does not match"),
+        ("UPDATE audit_log SET contact_id = 'another-person' WHERE id = 2", "row 2: contact_id does not match its digest"),
+        ("DELETE FROM audit_log WHERE id = 2", "rows 2..2 are missing"),
+    ],
+)
 async def test_crm_audit_verify_finds_an_edited_or_deleted_row(db_kind, database_factory, statement, finding, capsys):
     url = await migrated_database(database_factory, db_kind)
     db = Database(url)
     try:
         async with db.transaction() as session:
-            await audit.append(session, [audit.AuditEntry("a", "agent", "read", "contact", customer_id="C1", contact_id=f"P{i}", fields=["phone"])
-                                         for i in range(4)])
+            await audit.append(
+                session,
+                [
+                    audit.AuditEntry("a", "agent", "read", "contact", customer_id="C1", contact_id=f"P{i}", fields=["phone"])
+                    for i in range(4)
+                ],
+            )
         assert await asyncio.to_thread(audit.main, ["verify", "--database-url", url]) == 0
         head = capsys.readouterr().out.split("head ")[1].strip()
         await _tamper(db, statement)

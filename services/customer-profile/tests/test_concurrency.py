@@ -1,4 +1,5 @@
 """Two writers holding the same ETag: exactly one wins, the other gets 412 (not a lost update)."""
+
 import asyncio
 
 from profile_support import full_body
@@ -53,12 +54,12 @@ async def test_concurrent_creates_of_the_same_person_give_one_customer(profile):
 
 
 async def test_a_lost_race_detected_by_the_version_column_is_a_412_problem(profile):
+    import httpx
     from sqlalchemy.orm.exc import StaleDataError
 
     from crm_devbroker.testing import edge_auth
     from crm_profile.main import create_app
     from crm_profile.settings import ProfileSettings
-    import httpx
 
     app = create_app(ProfileSettings(database_url=profile.url), start_background=False)
 

@@ -1,6 +1,8 @@
 """Create, read and PATCH a customer through the API, on SQLite and PostgreSQL."""
-from profile_support import error_locs, full_body, outbox_events, slice_body, token
+
 from sqlalchemy import text
+
+from profile_support import error_locs, full_body, outbox_events, slice_body, token
 
 
 async def test_create_with_the_slice_body_still_works(profile):
@@ -40,7 +42,13 @@ async def test_create_full_record_and_read_it_back(profile):
 
 async def test_normalised_phone_and_email_are_what_the_indexed_columns_hold(profile):
     t = token()
-    body = slice_body(contact={"name": "x", "phone": "+86 (139) 1234-" + t[:4].translate(str.maketrans("abcdef", "012345")), "email": f"MiXeD.{t}@Example.ORG"})
+    body = slice_body(
+        contact={
+            "name": "x",
+            "phone": "+86 (139) 1234-" + t[:4].translate(str.maketrans("abcdef", "012345")),
+            "email": f"MiXeD.{t}@Example.ORG",
+        }
+    )
     created = (await profile.client.post("/customers", json=body)).json()
     async with profile.db.sessions() as session:
         row = (await session.execute(text("SELECT phone, email FROM contacts WHERE customer_id = :c"), {"c": created["id"]})).one()

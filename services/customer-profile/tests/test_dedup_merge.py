@@ -1,8 +1,9 @@
 """Duplicate detection on create (409 with the existing id) and the explicit merge."""
-from profile_support import full_body, outbox_events, slice_body, token, unique_phone
+
 from sqlalchemy import func, select
 
 from crm_profile.customers.models import Address, Contact, Interaction
+from profile_support import full_body, outbox_events, slice_body, token, unique_phone
 
 
 async def _create(profile, body) -> dict:
@@ -35,14 +36,21 @@ async def test_duplicate_tax_id_phone_or_email_is_409_with_the_existing_id(profi
 
 async def test_merge_moves_contacts_addresses_and_interactions_to_the_survivor(profile):
     t = token()
-    survivor = await _create(profile, full_body(tags=["key-account"], service_types=["warehousing"], industry=None, first_order_date="2025-06-01"))
+    survivor = await _create(
+        profile, full_body(tags=["key-account"], service_types=["warehousing"], industry=None, first_order_date="2025-06-01")
+    )
     merged_body = full_body(tags=["cold", f"m-{t}"], service_types=["cold_chain"], industry="food", first_order_date="2024-02-01")
     merged_body["contacts"].append({"name": f"Second {t}", "phone": unique_phone()})
     merged = await _create(profile, merged_body)
-    interaction = await profile.client.post(f"/customers/{merged['id']}/interactions", json={"kind": "visit", "channel": "in_person", "author": "am-wu", "summary": "site visit"})
+    interaction = await profile.client.post(
+        f"/customers/{merged['id']}/interactions",
+        json={"kind": "visit", "channel": "in_person", "author": "am-wu", "summary": "site visit"},
+    )
     assert interaction.status_code == 201
 
-    response = await profile.client.post(f"/customers/{survivor['id']}/merge", json={"merged_id": merged["id"]}, headers={"If-Match": '"1"'})
+    response = await profile.client.post(
+        f"/customers/{survivor['id']}/merge", json={"merged_id": merged["id"]}, headers={"If-Match": '"1"'}
+    )
     assert response.status_code == 200, response.text
     result = response.json()
     assert (result["moved_contacts"], result["moved_addresses"], result["moved_interactions"]) == (2, 1, 1)

@@ -1,12 +1,13 @@
 """Events leave through the outbox to the real broker, also when the broker was away at write time."""
+
 import asyncio
 
 import pytest
-from profile_support import full_body, outbox_events
 from sqlalchemy import func, select
 
 from crm_common.outbox import outbox_table
 from crm_devbroker.testing import read_events, wait_until
+from profile_support import full_body, outbox_events
 
 
 async def test_customer_registered_reaches_kafka(live_profile, kafka_settings):

@@ -1,13 +1,14 @@
 """Idempotency-Key on the profile's creating POSTs (customers, contacts, addresses, interactions, merge), both databases:
 a retry answers the first result and creates nothing twice; the same key with another body is 422."""
+
 import asyncio
 import uuid
 
-from profile_support import outbox_events, slice_body, token, unique_phone
 from sqlalchemy import func, select
 
 from crm_common.idempotency import idempotency_table
 from crm_profile.customers.models import Customer
+from profile_support import outbox_events, slice_body, token, unique_phone
 
 
 def key() -> dict:
@@ -63,7 +64,10 @@ async def test_sub_resources_are_created_once_per_key(profile):
     creates = {
         "contacts": ({"name": f"Wang Fang {token()}", "phone": unique_phone()}, {"role": "buyer"}),
         "addresses": ({"kind": "pickup", "line1": "18 Harbour Road", "city": "Ningbo"}, {"label": "east gate"}),
-        "interactions": ({"kind": "call", "channel": "phone", "author": "am-he", "summary": "asked for a quote"}, {"summary": "asked twice"}),
+        "interactions": (
+            {"kind": "call", "channel": "phone", "author": "am-he", "summary": "asked for a quote"},
+            {"summary": "asked twice"},
+        ),
     }
     for resource, (body, change) in creates.items():
         headers = key()
@@ -97,13 +101,18 @@ async def test_a_refused_request_keeps_no_key_and_can_be_corrected(profile):
     customer = (await profile.client.post("/customers", json=slice_body())).json()
     taken_phone = customer["contacts"][0]["phone"]
     headers = key()
-    refused = await profile.client.post(f"/customers/{customer['id']}/contacts", json={"name": "Zhao Min", "phone": taken_phone},
-                                        headers=headers)
+    refused = await profile.client.post(
+        f"/customers/{customer['id']}/contacts", json={"name": "Zhao Min", "phone": taken_phone}, headers=headers
+    )
     assert refused.status_code == 409
-    corrected = await profile.client.post(f"/customers/{customer['id']}/contacts", json={"name": "Zhao Min", "phone": unique_phone()},
-                                          headers=headers)
+    corrected = await profile.client.post(
+        f"/customers/{customer['id']}/contacts", json={"name": "Zhao Min", "phone": unique_phone()}, headers=headers
+    )
     assert corrected.status_code == 201
     async with profile.db.sessions() as session:
-        stored = (await session.execute(select(idempotency_table.c.route, idempotency_table.c.subject)
-                                        .where(idempotency_table.c.key == headers["Idempotency-Key"]))).all()
+        stored = (
+            await session.execute(
+                select(idempotency_table.c.route, idempotency_table.c.subject).where(idempotency_table.c.key == headers["Idempotency-Key"])
+            )
+        ).all()
     assert [tuple(s) for s in stored] == [(f"POST /customers/{customer['id']}/contacts", customer["id"])]

@@ -112,7 +112,12 @@ async def test_a_month_of_key_accounts_is_reported_once_with_its_facts(profile):
     assert content["service_levels"]["targets_met"] is False
     assert content["service_levels"]["missed_targets"] == [{"measure": "on_time_delivery", "target": 0.95, "actual": 0.9}]
     assert content["complaints"] == {"filed": 1, "complaint_rate": 0.5}
-    assert content["satisfaction"] == {"post_complaint_surveys": 1, "post_complaint_average": 4.0, "periodic_surveys": 0, "periodic_average": None}
+    assert content["satisfaction"] == {
+        "post_complaint_surveys": 1,
+        "post_complaint_average": 4.0,
+        "periodic_surveys": 0,
+        "periodic_average": None,
+    }
     assert content["visits"]["done"] == 1
     flagged_content = by_customer[flagged]["content"]
     assert flagged_content["orders"]["count"] == 0 and flagged_content["service_levels"]["targets_met"] is True

@@ -1,4 +1,5 @@
 """List with filters and search, both with keyset cursors that stay correct while rows are inserted."""
+
 from profile_support import error_locs, full_body, slice_body, token, unique_phone
 
 

@@ -1,9 +1,10 @@
 """The Alembic history (0001 slice + 0002...) builds exactly the schema the models describe."""
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from crm_common.db import Database
 from crm_common.audit import audit_metadata
+from crm_common.db import Database
 from crm_common.idempotency import idempotency_metadata
 from crm_common.outbox import messaging_metadata
 from crm_profile.db import metadata

@@ -1,4 +1,5 @@
 """Normal forms (no database): every way of writing one number or address gives one stored value."""
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -7,7 +8,9 @@ from crm_common.contacts import normalize_email, normalize_phone, phone_variants
 from crm_profile.customers.normalize import normalize_tax_id
 from crm_profile.customers.privacy import scrub_text
 
-mobile = st.builds(lambda prefix, rest: f"1{prefix}{rest:08d}", st.sampled_from(["30", "35", "38", "39", "58", "86", "89"]), st.integers(0, 10**8 - 1))
+mobile = st.builds(
+    lambda prefix, rest: f"1{prefix}{rest:08d}", st.sampled_from(["30", "35", "38", "39", "58", "86", "89"]), st.integers(0, 10**8 - 1)
+)
 
 
 @st.composite
@@ -46,7 +49,10 @@ def test_landlines_and_foreign_numbers():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.from_regex(r"[a-z][a-z0-9.]{0,15}[a-z0-9]", fullmatch=True).filter(lambda s: ".." not in s), st.sampled_from(["example.com", "jade-example.cn"]))
+@given(
+    st.from_regex(r"[a-z][a-z0-9.]{0,15}[a-z0-9]", fullmatch=True).filter(lambda s: ".." not in s),
+    st.sampled_from(["example.com", "jade-example.cn"]),
+)
 def test_emails_are_compared_lower_case(local, domain):
     assert normalize_email(f"{local.upper()}@{domain.upper()}") == f"{local}@{domain}"
 

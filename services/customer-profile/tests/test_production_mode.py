@@ -1,4 +1,5 @@
 """Production mode: the profile API and its worker refuse to start with each unsafe setting (crm_common.production)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Contacts, addresses and interactions of a customer: happy paths and 404 / 409 / 412 / 422 / 428."""
+
 import datetime as dt
 
 from profile_support import error_locs, full_body, outbox_events, slice_body, token, unique_phone
@@ -14,7 +15,16 @@ async def test_contact_lifecycle_bumps_the_customer_and_emits_updates(profile):
     customer = await _customer(profile)
     base = f"/customers/{customer['id']}/contacts"
     t = token()
-    added = await profile.client.post(base, json={"name": f"Chen Jie {t}", "phone": unique_phone(), "email": f"CHEN.{t}@example.com", "language": "en", "timezone": "Europe/London"})
+    added = await profile.client.post(
+        base,
+        json={
+            "name": f"Chen Jie {t}",
+            "phone": unique_phone(),
+            "email": f"CHEN.{t}@example.com",
+            "language": "en",
+            "timezone": "Europe/London",
+        },
+    )
     assert added.status_code == 201, added.text
     contact = added.json()
     assert contact["email"] == f"chen.{t}@example.com" and contact["marketing_consent"] is False
@@ -23,7 +33,11 @@ async def test_contact_lifecycle_bumps_the_customer_and_emits_updates(profile):
 
     got = await profile.client.get(f"{base}/{contact['id']}")
     assert got.status_code == 200 and got.headers["ETag"] == '"1"'
-    patched = await profile.client.patch(f"{base}/{contact['id']}", json={"marketing_consent": True, "marketing_consent_source": "web form", "role": "CFO"}, headers={"If-Match": '"1"'})
+    patched = await profile.client.patch(
+        f"{base}/{contact['id']}",
+        json={"marketing_consent": True, "marketing_consent_source": "web form", "role": "CFO"},
+        headers={"If-Match": '"1"'},
+    )
     assert patched.status_code == 200, patched.text
     assert patched.headers["ETag"] == '"2"'
     assert patched.json()["marketing_consent"] is True and patched.json()["marketing_consent_source"] == "web form"
@@ -72,7 +86,19 @@ async def test_contact_bad_inputs(profile):
 async def test_address_lifecycle_and_bad_inputs(profile):
     customer = await _customer(profile, addresses=[])
     base = f"/customers/{customer['id']}/addresses"
-    added = await profile.client.post(base, json={"kind": "delivery", "label": "DC Wuxi", "line1": "5 Xinhua Road", "city": "Wuxi", "province": "Jiangsu", "postal_code": "214000", "latitude": 31.49, "longitude": 120.31})
+    added = await profile.client.post(
+        base,
+        json={
+            "kind": "delivery",
+            "label": "DC Wuxi",
+            "line1": "5 Xinhua Road",
+            "city": "Wuxi",
+            "province": "Jiangsu",
+            "postal_code": "214000",
+            "latitude": 31.49,
+            "longitude": 120.31,
+        },
+    )
     assert added.status_code == 201, added.text
     address = added.json()
     assert address["country"] == "CN" and added.headers["ETag"] == '"1"'
@@ -101,11 +127,19 @@ async def test_address_lifecycle_and_bad_inputs(profile):
 async def test_interaction_log_newest_first_with_cursor(profile):
     customer = await _customer(profile)
     base = f"/customers/{customer['id']}/interactions"
-    start = dt.datetime(2026, 5, 1, 9, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 5, 1, 9, tzinfo=dt.UTC)
     contact_id = customer["contacts"][0]["id"]
     made = []
     for i, kind in enumerate(["visit", "call", "survey", "care", "call"]):
-        body = {"kind": kind, "channel": "phone" if kind == "call" else "in_person", "author": "am-zhang", "occurred_at": (start + dt.timedelta(days=i)).isoformat(), "summary": f"{kind} #{i}", "next_follow_up": "2026-06-01", "contact_id": contact_id if i % 2 else None}
+        body = {
+            "kind": kind,
+            "channel": "phone" if kind == "call" else "in_person",
+            "author": "am-zhang",
+            "occurred_at": (start + dt.timedelta(days=i)).isoformat(),
+            "summary": f"{kind} #{i}",
+            "next_follow_up": "2026-06-01",
+            "contact_id": contact_id if i % 2 else None,
+        }
         response = await profile.client.post(base, json=body)
         assert response.status_code == 201, response.text
         made.append(response.json()["id"])

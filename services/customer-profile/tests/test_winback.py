@@ -8,12 +8,12 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import httpx
-from crm_devbroker.testing import edge_auth, read_events, wait_until
 
 from crm_common.bus import KafkaPublisher
 from crm_common.events import make_event
 from crm_common.events.logistics import OrderCancelled, OrderCreated
 from crm_common.events.scoring import CustomerScoredV2
+from crm_devbroker.testing import edge_auth, read_events, wait_until
 from crm_profile.accounts import winback
 from crm_profile.accounts.api import today
 from crm_profile.accounts.handlers import AccountOrdersHandler, AccountScoresHandler

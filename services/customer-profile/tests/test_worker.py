@@ -1,16 +1,17 @@
 """`python -m crm_profile.worker`: a replica without HTTP that publishes what the API wrote."""
+
 import asyncio
 import os
 import signal
 import sys
 
 import pytest
-from profile_support import full_body, migrated_database
 
 from crm_common.db import Database
 from crm_devbroker.testing import read_events
 from crm_profile.customers import service
 from crm_profile.customers.schemas import CustomerCreate
+from profile_support import full_body, migrated_database
 
 
 @pytest.mark.parametrize("kind", ["postgres"])  # the leader path (advisory lock); the relay itself is tested on both

@@ -1,4 +1,5 @@
 """`python -m crm_gateway [--host H] [--port P]`: run the gateway and print the console URL and demo login."""
+
 from __future__ import annotations
 
 import argparse

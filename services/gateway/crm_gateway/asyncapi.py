@@ -1,8 +1,9 @@
 """Builds docs/asyncapi.yaml from the pydantic event models, so the document cannot drift from the code.
 
-    python -m crm_gateway.asyncapi            # rewrite docs/asyncapi.yaml
-    python -m crm_gateway.asyncapi --check    # exit 1 when the committed file is stale
+python -m crm_gateway.asyncapi            # rewrite docs/asyncapi.yaml
+python -m crm_gateway.asyncapi --check    # exit 1 when the committed file is stale
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ def build() -> dict[str, Any]:
             "title": f"{event_type} v{version}",
             "summary": (model.__doc__ or "").strip().split("\n")[0] or f"{event_type} event",
             "contentType": "application/json",
-            "bindings": {"kafka": {"key": {"type": "string", "description": "The customer id (partitioning key)."}, "bindingVersion": "0.4.0"}},
+            "bindings": {
+                "kafka": {"key": {"type": "string", "description": "The customer id (partitioning key)."}, "bindingVersion": "0.4.0"}
+            },
             "payload": {
                 "allOf": [
                     {"$ref": "#/components/schemas/EventEnvelope"},
@@ -77,7 +80,11 @@ def build() -> dict[str, Any]:
         channel: dict[str, Any] = {
             "description": TOPIC_DESCRIPTIONS.get(topic, topic) + f" Dead letters: `{topic}.dlq`.",
             "bindings": {"kafka": {"topic": topic, "bindingVersion": "0.4.0"}},
-            "subscribe": {"operationId": f"receive_{topic.replace('.', '_')}", "summary": f"Events on {topic}", "message": copy.deepcopy(message)},
+            "subscribe": {
+                "operationId": f"receive_{topic.replace('.', '_')}",
+                "summary": f"Events on {topic}",
+                "message": copy.deepcopy(message),
+            },
         }
         if any(t in LOGISTICS_EVENT_TYPES for t in types):
             channel["publish"] = {

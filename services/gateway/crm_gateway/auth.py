@@ -13,6 +13,7 @@ Only the mechanism lives here; which role may call which route is the gateway's 
   random values, so a fast hash is enough: there is nothing to brute-force).
 * `mint_token` builds development/test tokens; the gateway exposes it as the `crm-token` command.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -296,7 +297,7 @@ def mint_token(
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     if role == "customer" and not customer_id:
         raise ValueError("a customer token needs customer_id")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     claims: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
@@ -368,8 +369,12 @@ class ApiKeyStore:
     def from_config(cls, entries: Iterable[Mapping[str, Any]]) -> ApiKeyStore:
         return cls(
             ApiKeyRecord(
-                key_id=e["key_id"], name=e["name"], role=e["role"], sha256=e["sha256"].lower(),
-                customer_id=e.get("customer_id"), team=e.get("team"),
+                key_id=e["key_id"],
+                name=e["name"],
+                role=e["role"],
+                sha256=e["sha256"].lower(),
+                customer_id=e.get("customer_id"),
+                team=e.get("team"),
             )
             for e in entries
         )

@@ -9,6 +9,7 @@ rules whose `scope` says how the customer behind the request is found, so the ob
 (crm_gateway.objects) can refuse or filter. A rule whose scope is NONE is for unrestricted roles
 (agent, admin, tms) only; `validate_table()` enforces this at import time.
 """
+
 from __future__ import annotations
 
 import enum
@@ -62,7 +63,7 @@ class Rule:
 def compile_pattern(pattern: str) -> re.Pattern:
     out, pos = [], 0
     for match in re.finditer(r"\{(\w+)(:path)?\}", pattern):
-        out.append(re.escape(pattern[pos:match.start()]))
+        out.append(re.escape(pattern[pos : match.start()]))
         out.append(f"(?P<{match.group(1)}>.*)" if match.group(2) else f"(?P<{match.group(1)}>[^/]+)")
         pos = match.end()
     out.append(re.escape(pattern[pos:]))

@@ -1,4 +1,5 @@
 """`crm-token`: mint a development token (or an API key) with the gateway's configured signing key."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name")
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     parser.add_argument("--api-key", action="store_true", help="make an API key instead: prints the key and the GATEWAY_API_KEYS entry")
-    parser.add_argument("--edge", metavar="SERVICE", choices=sorted(UPSTREAM_AUDIENCES.values()),
-                        help="make the edge token (X-Edge-Token, CRM_EDGE_TOKEN_KEY, 60 s) the gateway would send SERVICE for this caller")
+    parser.add_argument(
+        "--edge",
+        metavar="SERVICE",
+        choices=sorted(UPSTREAM_AUDIENCES.values()),
+        help="make the edge token (X-Edge-Token, CRM_EDGE_TOKEN_KEY, 60 s) the gateway would send SERVICE for this caller",
+    )
     args = parser.parse_args(argv)
     settings = GatewaySettings()
     if args.edge:
@@ -29,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         print(EdgeTokenSigner(settings.edge, issuer="crm-token").token(args.edge, identity_of(principal.identity_headers())))
         return 0
     if args.api_key:
-        plaintext, record = generate_api_key(args.name or args.sub or f"{args.role}-client", args.role, customer_id=args.customer_id, team=args.team)
+        plaintext, record = generate_api_key(
+            args.name or args.sub or f"{args.role}-client", args.role, customer_id=args.customer_id, team=args.team
+        )
         print(plaintext)
         print(record_as_config(record), file=sys.stderr)
         return 0

@@ -1,5 +1,6 @@
 """The gateway's own small database: the metadata its domains' tables join (ingestion/models.py,
 dashboard/models.py; the target of alembic/env.py), with the shared outbox/inbox tables."""
+
 from __future__ import annotations
 
 from sqlalchemy import MetaData

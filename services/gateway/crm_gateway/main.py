@@ -1,4 +1,5 @@
 """ASGI entry point: `uvicorn crm_gateway.main:app` (or `create_app(settings)` in tests)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -40,8 +41,18 @@ def create_app(
     app = create_service_app(
         runtime,
         title="3PL CRM gateway",
-        description="One entry point: /api/v1 routed to the services with auth and roles, customer 360, TMS/WMS event ingestion, the console.",
-        routers=[identity.router, ingestion.router, views.router, audit.router, apidocs.router, console_router, sent_api.router, proxy.router],
+        description="One entry point: /api/v1 routed to the services with auth and roles, customer 360, TMS/WMS event ingestion, "
+        "the console.",
+        routers=[
+            identity.router,
+            ingestion.router,
+            views.router,
+            audit.router,
+            apidocs.router,
+            console_router,
+            sent_api.router,
+            proxy.router,
+        ],
         start_background=start_background,
         edge_auth=False,  # the gateway is the edge: it authenticates callers itself and signs what it forwards
         admin_prefix=API_PREFIX,  # the gateway's own dead letters, behind its authentication like every /api/v1 route
@@ -50,7 +61,9 @@ def create_app(
     app.state.gateway = gateway
     _with_ingest_request_schema(app)
     # inside the correlation/metrics middleware, so refusals carry a correlation id and are counted
-    app.user_middleware.append(Middleware(GatewayAuthMiddleware, state=gateway, forward=proxy.forward, exception_handlers=app.exception_handlers))
+    app.user_middleware.append(
+        Middleware(GatewayAuthMiddleware, state=gateway, forward=proxy.forward, exception_handlers=app.exception_handlers)
+    )
     # outermost: the client address (rate limits, logs, X-Forwarded-For upstream) is the peer's unless the peer is a
     # trusted proxy; the server's own proxy-header handling is off (deploy/docker/entrypoint.sh, scripts/devrun.py)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

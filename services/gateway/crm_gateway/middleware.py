@@ -6,6 +6,7 @@ rule names an upstream goes straight to the proxy handler (`forward`) behind the
 handlers: the rule already says where it goes, so the framework's routing (a quarter of the gateway's
 CPU per proxied request, bench/status_query.py) is skipped; gateway-local rules go through the app.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,8 +60,13 @@ def authenticate(state: GatewayState, headers: dict[bytes, bytes]) -> Principal 
 
 
 class GatewayAuthMiddleware:
-    def __init__(self, app, state: GatewayState, forward: Callable[[Request], Awaitable[Response]] | None = None,
-                 exception_handlers: Mapping[Any, Any] | None = None):
+    def __init__(
+        self,
+        app,
+        state: GatewayState,
+        forward: Callable[[Request], Awaitable[Response]] | None = None,
+        exception_handlers: Mapping[Any, Any] | None = None,
+    ):
         self.app = app
         self.state = state
         self.forward = forward
@@ -84,11 +90,13 @@ class GatewayAuthMiddleware:
         if scope["type"] != "http" or not (scope["path"] == API_PREFIX or scope["path"].startswith(API_PREFIX + "/")):
             return await self.app(scope, receive, send)
         path = scope["path"]
-        sub_path = path[len(API_PREFIX):] or "/"
+        sub_path = path[len(API_PREFIX) :] or "/"
         method = scope["method"]
         if unsafe_path(path, scope.get("raw_path")):
             # "/customers/C1/../C2" would be checked as C1 and read as C2 once normalised downstream
-            return await _problem(Problem(400, "Bad Request", "Dot segments and encoded slashes are not allowed in paths."), path)(scope, receive, send)
+            return await _problem(Problem(400, "Bad Request", "Dot segments and encoded slashes are not allowed in paths."), path)(
+                scope, receive, send
+            )
         try:
             found = match(sub_path, "GET" if method == "HEAD" else method)
         except NoRoute:
@@ -102,7 +110,9 @@ class GatewayAuthMiddleware:
             principal = authenticate(self.state, headers)
         except AuthError as exc:
             log.info("authentication failed: %s", exc.reason)
-            problem = Problem(401, "Unauthorized", f"Authentication failed: {exc.reason}.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            problem = Problem(
+                401, "Unauthorized", f"Authentication failed: {exc.reason}.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
             return await _problem(problem, path)(scope, receive, send)
         public = found.rule.roles == PUBLIC
         if principal is None and not public:
@@ -118,8 +128,11 @@ class GatewayAuthMiddleware:
             wait = self.state.limiter.check(client_key, role)
             if wait is not None:
                 problem = Problem(
-                    429, "Too Many Requests", f"Rate limit for role {role} exceeded.",
-                    headers={"Retry-After": retry_after_header(wait)}, retry_after_s=round(wait, 3),
+                    429,
+                    "Too Many Requests",
+                    f"Rate limit for role {role} exceeded.",
+                    headers={"Retry-After": retry_after_header(wait)},
+                    retry_after_s=round(wait, 3),
                 )
                 return await _problem(problem, path)(scope, receive, send)
 

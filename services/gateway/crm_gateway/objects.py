@@ -4,6 +4,7 @@ manager only the customers it manages (claim `customers`, else the profile's `ac
 Refusals never reveal whether another customer's object exists: ids give 404, bodies give 403,
 lists are filtered item by item, and a list whose shape the gateway does not understand gives 403.
 """
+
 from __future__ import annotations
 
 import time
@@ -50,9 +51,7 @@ class Ownership:
         cached = self._cache.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        response = await self.upstreams["profile"].request(
-            "GET", f"/customers/{customer_id}", headers=GATEWAY_IDENTITY
-        )
+        response = await self.upstreams["profile"].request("GET", f"/customers/{customer_id}", headers=GATEWAY_IDENTITY)
         if response.status_code == 404:
             owned = False
         elif response.status_code >= 400:

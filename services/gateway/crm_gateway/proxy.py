@@ -1,5 +1,6 @@
 """The catch-all /api/v1 route: forwards to the upstream named by the matched rule, with the
 caller's identity in X-Actor-* headers and the object-level checks of crm_gateway.objects."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,17 @@ from crm_gateway.state import GatewayState, gateway_of
 router = APIRouter()
 
 FORWARD_REQUEST_HEADERS = ("content-type", "accept", "accept-language", "if-match", "if-none-match", "idempotency-key", "user-agent")
-RETURN_RESPONSE_HEADERS = ("content-type", "etag", "location", "retry-after", "cache-control", "content-disposition", "last-modified", "link",
-                           "idempotent-replayed")
+RETURN_RESPONSE_HEADERS = (
+    "content-type",
+    "etag",
+    "location",
+    "retry-after",
+    "cache-control",
+    "content-disposition",
+    "last-modified",
+    "link",
+    "idempotent-replayed",
+)
 
 
 def upstream_headers(request: Request, principal: Principal | None) -> dict[str, str]:
@@ -69,7 +79,7 @@ async def forward(request: Request) -> Response:
         raise Problem(404, "Not Found", "No such API route.")
     upstream = gateway.upstreams[rule.upstream]
     # re-encode the decoded path, so a "%3F" or "%23" in an id stays part of the path upstream
-    upstream_path = quote(request.scope["path"][len(API_PREFIX):], safe="/:@!$&'()*+,;=-._~")
+    upstream_path = quote(request.scope["path"][len(API_PREFIX) :], safe="/:@!$&'()*+,;=-._~")
     params = list(request.query_params.multi_items())
     content = await request.body()
 
@@ -96,7 +106,9 @@ async def forward(request: Request) -> Response:
         else:  # validate_table() makes this unreachable; refuse rather than leak
             raise Problem(403, "Forbidden")
 
-    response = await upstream.request(request.method, upstream_path, params=params, headers=upstream_headers(request, principal), content=content or None)
+    response = await upstream.request(
+        request.method, upstream_path, params=params, headers=upstream_headers(request, principal), content=content or None
+    )
     body_bytes = response.content
     if checked and response.status_code < 300 and rule.scope is Scope.LIST:
         data = _json_or_none(body_bytes)

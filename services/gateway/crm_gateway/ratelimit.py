@@ -3,6 +3,7 @@
 Each replica limits on its own (N replicas allow N times the rate); that is acceptable for
 protecting the services from a runaway client, which is the goal here.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,9 @@ class Bucket:
 
 
 class RateLimiter:
-    def __init__(self, limits: Mapping[str, tuple[float, float]], *, clock: Callable[[], float] = time.monotonic, max_clients: int = 100_000):
+    def __init__(
+        self, limits: Mapping[str, tuple[float, float]], *, clock: Callable[[], float] = time.monotonic, max_clients: int = 100_000
+    ):
         self.limits = dict(limits)
         self.clock = clock
         self.max_clients = max_clients

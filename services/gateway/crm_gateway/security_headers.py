@@ -2,13 +2,16 @@
 origin's scripts, styles and requests (no inline script: the bearer token sits in sessionStorage, so injected
 script must not run) and may not be framed; every answer says nosniff and sends no referrer (survey and
 unsubscribe links carry their token in the URL). /docs (Swagger UI from a CDN) keeps working: no CSP there."""
+
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-               "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 EVERY_ANSWER = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 PAGES = {"Content-Security-Policy": PAGE_POLICY, "X-Frame-Options": "DENY"}
 PAGE_PREFIXES = ("/console", "/survey/")

@@ -1,4 +1,5 @@
 """Gateway settings (env prefix GATEWAY_); complex values are JSON in the environment."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -32,7 +33,13 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
 DEMO_USERS: list[dict[str, Any]] = [
     {"username": "agent", "subject": "li-na", "role": "agent", "name": "Li Na (transport team)", "team": "transport"},
     {"username": "manager", "subject": "am-wang", "role": "account_manager", "name": "Wang Wei (account manager)", "team": "key-accounts"},
-    {"username": "customer", "subject": "chen-wei", "role": "customer", "name": "Chen Wei (Huaxin Electronics)", "customer_phone": "13800138001"},
+    {
+        "username": "customer",
+        "subject": "chen-wei",
+        "role": "customer",
+        "name": "Chen Wei (Huaxin Electronics)",
+        "customer_phone": "13800138001",
+    },
     {"username": "admin", "role": "admin", "name": "Admin"},
 ]
 
@@ -57,22 +64,26 @@ class GatewaySettings(ServiceSettings):
     aggregate_timeout_s: float = 3.0
 
     # aggregated views: "<upstream>:<path>" with {customer_id} filled in
-    customer360_sources: dict[str, str] = Field(default_factory=lambda: {
-        "profile": "profile:/customers/{customer_id}",
-        "scores": "scoring:/scores/{customer_id}",
-        "complaints": "complaints:/complaints/lookup?customer_id={customer_id}&limit=50",
-        # "shipments" comes from the gateway's own read model of logistics.orders unless named here
-        "notifications": "notifications:/deliveries?customer_id={customer_id}&limit=10",
-    })
-    dashboard_sources: dict[str, str] = Field(default_factory=lambda: {
-        "pareto": "scoring:/reports/pareto",
-        "rfm": "scoring:/reports/rfm",  # RFM grid and segment counts over the whole base
-        "tiers": "scoring:/reports/tiers",
-        "matrices": "scoring:/reports/matrices",  # customers and revenue per cell of the three matrices, whole base
-        "complaints": "complaints:/reports/complaints",
-        "notifications": "notifications:/reports/notifications",
-        # tier_movements (and notifications when the service has no report) come from the gateway's own read models
-    })
+    customer360_sources: dict[str, str] = Field(
+        default_factory=lambda: {
+            "profile": "profile:/customers/{customer_id}",
+            "scores": "scoring:/scores/{customer_id}",
+            "complaints": "complaints:/complaints/lookup?customer_id={customer_id}&limit=50",
+            # "shipments" comes from the gateway's own read model of logistics.orders unless named here
+            "notifications": "notifications:/deliveries?customer_id={customer_id}&limit=10",
+        }
+    )
+    dashboard_sources: dict[str, str] = Field(
+        default_factory=lambda: {
+            "pareto": "scoring:/reports/pareto",
+            "rfm": "scoring:/reports/rfm",  # RFM grid and segment counts over the whole base
+            "tiers": "scoring:/reports/tiers",
+            "matrices": "scoring:/reports/matrices",  # customers and revenue per cell of the three matrices, whole base
+            "complaints": "complaints:/reports/complaints",
+            "notifications": "notifications:/reports/notifications",
+            # tier_movements (and notifications when the service has no report) come from the gateway's own read models
+        }
+    )
     dashboard_window_days: int = 90
     shipments_read_model: bool = True  # consume logistics.orders for the 360's recent shipments
     shipments_retention_days: int = 180

@@ -1,4 +1,5 @@
 """What the gateway holds for its lifetime: settings, upstream clients, verifiers, limiter, ownership cache."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -8,6 +8,7 @@ app, a mock): `transport` switches one Upstream to an httpx.AsyncClient on it. A
 Failures become problem+json: 503 when the service cannot be reached (connection refused, DNS,
 pool exhausted), 504 when it is too slow, 502 when it answers with something that is not HTTP.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,15 @@ from typing import Any
 
 import aiohttp
 import httpx
-from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception_type, retry_if_not_exception_type, retry_if_result, stop_after_attempt,
-                      wait_exponential)
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 from yarl import URL
 
 from crm_common.context import current_correlation_id
@@ -40,11 +48,17 @@ TOO_SLOW = (TimeoutError, httpx.TimeoutException)
 def upstream_problem(name: str, exc: BaseException | None) -> Problem:
     if isinstance(exc, UNREACHABLE):
         return Problem(
-            503, "Upstream unavailable", f"The {name} service cannot be reached.",
-            type_="urn:crm:problem:upstream-unavailable", upstream=name, headers={"Retry-After": "2"},
+            503,
+            "Upstream unavailable",
+            f"The {name} service cannot be reached.",
+            type_="urn:crm:problem:upstream-unavailable",
+            upstream=name,
+            headers={"Retry-After": "2"},
         )
     if isinstance(exc, TOO_SLOW):
-        return Problem(504, "Upstream timeout", f"The {name} service did not answer in time.", type_="urn:crm:problem:upstream-timeout", upstream=name)
+        return Problem(
+            504, "Upstream timeout", f"The {name} service did not answer in time.", type_="urn:crm:problem:upstream-timeout", upstream=name
+        )
     return Problem(502, "Bad gateway", f"The {name} service gave an invalid response.", type_="urn:crm:problem:bad-gateway", upstream=name)
 
 
@@ -68,17 +82,29 @@ def timeouts(read_s: float, connect_s: float) -> aiohttp.ClientTimeout:
 
 
 class Upstream:
-    def __init__(self, name: str, base_url: str, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None,
-                 signer: EdgeTokenSigner | None = None):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        settings: GatewaySettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        signer: EdgeTokenSigner | None = None,
+    ):
         self.name = name
         self.audience = settings.upstream_audiences()[name]
         self.signer = signer or EdgeTokenSigner(settings.edge, issuer=settings.service_name)
         self.base_url = base_url.rstrip("/")
         self.settings = settings
         self.session: aiohttp.ClientSession | None = None  # made on first use, inside the running loop
-        self.test_client = None if transport is None else httpx.AsyncClient(
-            base_url=self.base_url, transport=transport, follow_redirects=False,
-            timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s),
+        self.test_client = (
+            None
+            if transport is None
+            else httpx.AsyncClient(
+                base_url=self.base_url,
+                transport=transport,
+                follow_redirects=False,
+                timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s),
+            )
         )
         self._idempotent = self._retrying(1 + settings.upstream_retries, settings.upstream_retry_backoff_s)
         self._once = self._retrying(1, 0.0)
@@ -124,8 +150,9 @@ class Upstream:
             log.warning("upstream %s %s %s failed: %r", self.name, method, path, exc)
             raise upstream_problem(self.name, exc) from exc
 
-    async def send(self, method: str, path: str, params: Any, headers: Mapping[str, str], content: bytes | None, json: Any,
-                   timeout: float | None) -> httpx.Response:
+    async def send(
+        self, method: str, path: str, params: Any, headers: Mapping[str, str], content: bytes | None, json: Any, timeout: float | None
+    ) -> httpx.Response:
         """One attempt, its whole answer read."""
         if self.test_client is not None:
             extra = {"timeout": timeout} if timeout is not None else {}
@@ -133,12 +160,15 @@ class Upstream:
         if self.session is None:
             self.session = upstream_session(self.settings)
         extra = {"timeout": timeouts(timeout, timeout)} if timeout is not None else {}
-        async with self.session.request(method, URL(self.base_url + path), params=params, headers=headers, data=content, json=json,
-                                        allow_redirects=False, **extra) as response:
+        async with self.session.request(
+            method, URL(self.base_url + path), params=params, headers=headers, data=content, json=json, allow_redirects=False, **extra
+        ) as response:
             body = await response.read()
         return httpx.Response(response.status, headers=response.raw_headers, content=body)
 
-    async def get_json(self, path: str, *, params: Any = None, headers: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
+    async def get_json(
+        self, path: str, *, params: Any = None, headers: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> Any:
         """GET and decode JSON; a non-2xx answer raises Problem with the upstream's status."""
         response = await self.request("GET", path, params=params, headers=headers, timeout=timeout)
         if response.status_code >= 400:

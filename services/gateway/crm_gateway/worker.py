@@ -1,5 +1,6 @@
 """`python -m crm_gateway.worker`: the gateway's outbox relay (publishes ingested events), its dashboard read-model
 consumer and the purge of old ingested ids, without HTTP."""
+
 from __future__ import annotations
 
 from crm_common.runtime import ServiceRuntime, run_worker

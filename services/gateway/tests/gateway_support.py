@@ -4,6 +4,7 @@ The fakes follow the HTTP contract in docs/architecture.md. Some of them deliber
 `customer_id` filter and answer with a customer view that has no customer_id, so the tests prove
 that the gateway's own object-level checks hold whatever the upstream does.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,17 +25,58 @@ from crm_gateway.auth import mint_token
 GATEWAY_DIR = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = GATEWAY_DIR / "alembic.ini"
 
-NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 
 CUSTOMERS = {
-    "C1": {"id": "C1", "name": "Acme Cold Chain", "phone": "13800000001", "account_manager": "am-1", "status": "active", "industry": "food"},
-    "C2": {"id": "C2", "name": "Beta Electronics", "phone": "13900000002", "account_manager": "am-2", "status": "active", "industry": "electronics"},
+    "C1": {
+        "id": "C1",
+        "name": "Acme Cold Chain",
+        "phone": "13800000001",
+        "account_manager": "am-1",
+        "status": "active",
+        "industry": "food",
+    },
+    "C2": {
+        "id": "C2",
+        "name": "Beta Electronics",
+        "phone": "13900000002",
+        "account_manager": "am-2",
+        "status": "active",
+        "industry": "electronics",
+    },
     "C3": {"id": "C3", "name": "Gamma Retail", "phone": "13700000003", "account_manager": "am-1", "status": "active", "industry": "retail"},
 }
 COMPLAINTS = {
-    "K1": {"id": "K1", "number": "CMP-2026-0001", "customer_id": "C1", "category": "delay", "status": "in_progress", "priority": "high", "tracking_numbers": ["SF100", "773012345678"], "description": "late"},
-    "K2": {"id": "K2", "number": "CMP-2026-0002", "customer_id": "C2", "category": "damage", "status": "new", "priority": "normal", "tracking_numbers": ["SF200"], "description": "broken"},
-    "K3": {"id": "K3", "number": "CMP-2026-0003", "customer_id": "C1", "category": "billing", "status": "closed", "priority": "low", "tracking_numbers": [], "description": "invoice"},
+    "K1": {
+        "id": "K1",
+        "number": "CMP-2026-0001",
+        "customer_id": "C1",
+        "category": "delay",
+        "status": "in_progress",
+        "priority": "high",
+        "tracking_numbers": ["SF100", "773012345678"],
+        "description": "late",
+    },
+    "K2": {
+        "id": "K2",
+        "number": "CMP-2026-0002",
+        "customer_id": "C2",
+        "category": "damage",
+        "status": "new",
+        "priority": "normal",
+        "tracking_numbers": ["SF200"],
+        "description": "broken",
+    },
+    "K3": {
+        "id": "K3",
+        "number": "CMP-2026-0003",
+        "customer_id": "C1",
+        "category": "billing",
+        "status": "closed",
+        "priority": "low",
+        "tracking_numbers": [],
+        "description": "invoice",
+    },
 }
 
 
@@ -109,10 +151,23 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
 
     def score(cid: str) -> dict:
         n = int(cid[1:])
-        return {"customer_id": cid, "tier": "key_account" if n == 1 else "ordinary", "abc_class": "ABC"[n - 1], "rfm_r": 6 - n, "rfm_f": 6 - n,
-                "rfm_m": 5, "rfm_segment": "champions" if n == 1 else "loyal", "credit_grade": "A" if n < 3 else "C", "churn_risk": "low" if n < 3 else "high",
-                "current_value": 90.0 - n, "potential_value": 50.0, "loyalty": 0.8, "satisfaction": 0.7, "revenue_12m": 1000.0 * (4 - n),
-                "computed_at": NOW.isoformat()}
+        return {
+            "customer_id": cid,
+            "tier": "key_account" if n == 1 else "ordinary",
+            "abc_class": "ABC"[n - 1],
+            "rfm_r": 6 - n,
+            "rfm_f": 6 - n,
+            "rfm_m": 5,
+            "rfm_segment": "champions" if n == 1 else "loyal",
+            "credit_grade": "A" if n < 3 else "C",
+            "churn_risk": "low" if n < 3 else "high",
+            "current_value": 90.0 - n,
+            "potential_value": 50.0,
+            "loyalty": 0.8,
+            "satisfaction": 0.7,
+            "revenue_12m": 1000.0 * (4 - n),
+            "computed_at": NOW.isoformat(),
+        }
 
     @app.get("/scores")
     async def scores(limit: int = 50):
@@ -129,8 +184,11 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
         rows = [score(c) for c in CUSTOMERS]
         cells = Counter((r["rfm_r"], r["rfm_f"]) for r in rows)
         segments = Counter(r["rfm_segment"] for r in rows)
-        return {"customers": len(rows), "cells": [{"r": r, "f": f, "count": n} for (r, f), n in sorted(cells.items())],
-                "segments": [{"segment": s, "count": n} for s, n in segments.most_common()]}
+        return {
+            "customers": len(rows),
+            "cells": [{"r": r, "f": f, "count": n} for (r, f), n in sorted(cells.items())],
+            "segments": [{"segment": s, "count": n} for s, n in segments.most_common()],
+        }
 
     @app.get("/reports/tiers")
     async def tiers():
@@ -147,17 +205,30 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
     async def model_chart(calibration_end: str):
         from fastapi.responses import Response
 
-        return Response('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><title>BG/NBD</title></svg>', media_type="image/svg+xml")
+        return Response(
+            '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><title>BG/NBD</title></svg>', media_type="image/svg+xml"
+        )
 
     @app.get("/reports/pareto")
     async def pareto():
-        return {"customers": 3, "total_contribution": 1000.0, "top_1pct_share": 0.8, "top_20pct_share": 0.8,
-                "classes": [{"class": "A", "customers": 1, "customer_share": 0.333333, "contribution": 800.0, "contribution_share": 0.8},
-                            {"class": "B", "customers": 1, "customer_share": 0.333333, "contribution": 150.0, "contribution_share": 0.15},
-                            {"class": "C", "customers": 1, "customer_share": 0.333333, "contribution": 50.0, "contribution_share": 0.05},
-                            {"class": "D", "customers": 0, "customer_share": 0.0, "contribution": 0.0, "contribution_share": 0.0}],
-                "curve": [{"customer_share": 0.0, "contribution_share": 0.0}, {"customer_share": 0.333333, "contribution_share": 0.8},
-                          {"customer_share": 0.666667, "contribution_share": 0.95}, {"customer_share": 1.0, "contribution_share": 1.0}]}
+        return {
+            "customers": 3,
+            "total_contribution": 1000.0,
+            "top_1pct_share": 0.8,
+            "top_20pct_share": 0.8,
+            "classes": [
+                {"class": "A", "customers": 1, "customer_share": 0.333333, "contribution": 800.0, "contribution_share": 0.8},
+                {"class": "B", "customers": 1, "customer_share": 0.333333, "contribution": 150.0, "contribution_share": 0.15},
+                {"class": "C", "customers": 1, "customer_share": 0.333333, "contribution": 50.0, "contribution_share": 0.05},
+                {"class": "D", "customers": 0, "customer_share": 0.0, "contribution": 0.0, "contribution_share": 0.0},
+            ],
+            "curve": [
+                {"customer_share": 0.0, "contribution_share": 0.0},
+                {"customer_share": 0.333333, "contribution_share": 0.8},
+                {"customer_share": 0.666667, "contribution_share": 0.95},
+                {"customer_share": 1.0, "contribution_share": 1.0},
+            ],
+        }
 
     return app
 
@@ -178,40 +249,81 @@ def fake_complaints(recorder: Recorder) -> FastAPI:
     async def file(request: Request):
         body = await request.json()
         cid = f"K{len(complaints) + 1}"
-        complaints[cid] = {"id": cid, "number": f"CMP-2026-{len(complaints) + 1:04d}", "status": "new", "priority": "normal",
-                           "tracking_numbers": body.get("tracking_numbers", []), **body}
+        complaints[cid] = {
+            "id": cid,
+            "number": f"CMP-2026-{len(complaints) + 1:04d}",
+            "status": "new",
+            "priority": "normal",
+            "tracking_numbers": body.get("tracking_numbers", []),
+            **body,
+        }
         from fastapi.responses import JSONResponse
 
         return JSONResponse(view(request, complaints[cid]), status_code=201, headers={"Location": f"/complaints/{cid}"})
 
     @app.get("/complaints/lookup")
-    async def lookup(request: Request, phone: str | None = None, tracking_number: str | None = None, number: str | None = None, customer_id: str | None = None):
+    async def lookup(
+        request: Request,
+        phone: str | None = None,
+        tracking_number: str | None = None,
+        number: str | None = None,
+        customer_id: str | None = None,
+    ):
         # like the real service: [{complaint, timeline}], a customer view for customers; but with NO owner check
-        found = [c for c in complaints.values() if (tracking_number and tracking_number in c.get("tracking_numbers", []))
-                 or (number and c["number"] == number) or (phone and CUSTOMERS[c["customer_id"]]["phone"] == phone)
-                 or (customer_id and c["customer_id"] == customer_id)]
-        return [{"complaint": view(request, c), "timeline": [{"at": NOW.isoformat(), "kind": "filed", "body": "Complaint filed"}]} for c in found]
+        found = [
+            c
+            for c in complaints.values()
+            if (tracking_number and tracking_number in c.get("tracking_numbers", []))
+            or (number and c["number"] == number)
+            or (phone and CUSTOMERS[c["customer_id"]]["phone"] == phone)
+            or (customer_id and c["customer_id"] == customer_id)
+        ]
+        return [
+            {"complaint": view(request, c), "timeline": [{"at": NOW.isoformat(), "kind": "filed", "body": "Complaint filed"}]}
+            for c in found
+        ]
 
     @app.get("/complaints/{complaint_id}")
     async def get_complaint(complaint_id: str, request: Request):
         if complaint_id not in complaints:
             raise HTTPException(404, "Complaint not found")
-        now = dt.datetime.now(dt.timezone.utc)
-        full = {"channel": "call_center", "filed_at": (now - dt.timedelta(hours=2)).isoformat(),
-                "status_text": {"en": complaints[complaint_id]["status"].replace("_", " "), "zh-CN": "处理中"},
-                "clocks": [{"kind": "first_response", "target_minutes": 120, "deadline_at": now.isoformat(), "stopped_at": now.isoformat(),
-                            "paused": False, "escalation_level": 0, "breached_at": None},
-                           {"kind": "resolution", "target_minutes": 1440, "deadline_at": (now + dt.timedelta(hours=5)).isoformat(),
-                            "stopped_at": None, "paused": False, "escalation_level": 0, "breached_at": None}],
-                **complaints[complaint_id]}
+        now = dt.datetime.now(dt.UTC)
+        full = {
+            "channel": "call_center",
+            "filed_at": (now - dt.timedelta(hours=2)).isoformat(),
+            "status_text": {"en": complaints[complaint_id]["status"].replace("_", " "), "zh-CN": "处理中"},
+            "clocks": [
+                {
+                    "kind": "first_response",
+                    "target_minutes": 120,
+                    "deadline_at": now.isoformat(),
+                    "stopped_at": now.isoformat(),
+                    "paused": False,
+                    "escalation_level": 0,
+                    "breached_at": None,
+                },
+                {
+                    "kind": "resolution",
+                    "target_minutes": 1440,
+                    "deadline_at": (now + dt.timedelta(hours=5)).isoformat(),
+                    "stopped_at": None,
+                    "paused": False,
+                    "escalation_level": 0,
+                    "breached_at": None,
+                },
+            ],
+            **complaints[complaint_id],
+        }
         return view(request, full)
 
     @app.get("/complaints/{complaint_id}/timeline")
     async def timeline(complaint_id: str):
         if complaint_id not in complaints:
             raise HTTPException(404, "Complaint not found")
-        return [{"at": NOW.isoformat(), "kind": "filed", "body": "Complaint filed"},
-                {"at": (NOW + dt.timedelta(hours=1)).isoformat(), "kind": "assigned", "body": "Assigned to the delay team"}]
+        return [
+            {"at": NOW.isoformat(), "kind": "filed", "body": "Complaint filed"},
+            {"at": (NOW + dt.timedelta(hours=1)).isoformat(), "kind": "assigned", "body": "Assigned to the delay team"},
+        ]
 
     @app.post("/complaints/{complaint_id}/resolve")
     async def resolve(complaint_id: str):
@@ -220,8 +332,13 @@ def fake_complaints(recorder: Recorder) -> FastAPI:
 
     @app.get("/reports/complaints")
     async def report():  # the complaints service's report shape
-        return {"total": 17, "by_category": {"damage": 5, "delay": 12}, "by_channel": {"call_center": 17}, "by_period": {"2026-10": 7, "2026-11": 10},
-                "sla": {"first_response": {"met": 15, "missed": 2, "rate": 0.8824}, "resolution": {"met": 13, "missed": 4, "rate": 0.7647}}}
+        return {
+            "total": 17,
+            "by_category": {"damage": 5, "delay": 12},
+            "by_channel": {"call_center": 17},
+            "by_period": {"2026-10": 7, "2026-11": 10},
+            "sla": {"first_response": {"met": 15, "missed": 2, "rate": 0.8824}, "resolution": {"met": 13, "missed": 4, "rate": 0.7647}},
+        }
 
     return app
 
@@ -239,14 +356,22 @@ def fake_notifications(recorder: Recorder) -> FastAPI:
 
     @app.get("/reports/notifications")
     async def report(days: int = 30):  # the notifications service's report shape
-        return {"days": days, "total": 75, "by_status": {"sent": 40, "delivered": 25, "failed": 7, "suppressed": 3},
-                "by_channel": {"email": {"sent": 40, "failed": 2, "suppressed": 3}, "sms": {"delivered": 25, "failed": 5}},
-                "by_rule": {}, "suppressed_by_reason": {"quiet_hours": 3}, "backlog": 0}
+        return {
+            "days": days,
+            "total": 75,
+            "by_status": {"sent": 40, "delivered": 25, "failed": 7, "suppressed": 3},
+            "by_channel": {"email": {"sent": 40, "failed": 2, "suppressed": 3}, "sms": {"delivered": 25, "failed": 5}},
+            "by_rule": {},
+            "suppressed_by_reason": {"quiet_hours": 3},
+            "backlog": 0,
+        }
 
     @app.get("/deliveries")
     async def deliveries(customer_id: str):
         # ignores customer_id on purpose: the gateway must filter by itself
-        return [{"id": f"D{c}", "customer_id": c, "channel": "email", "status": "sent", "template_key": "shipment_delayed"} for c in CUSTOMERS]
+        return [
+            {"id": f"D{c}", "customer_id": c, "channel": "email", "status": "sent", "template_key": "shipment_delayed"} for c in CUSTOMERS
+        ]
 
     return app
 
@@ -262,7 +387,9 @@ class FakeUpstreams:
             self.apps["profile"] = fake_profile(self.recorders["profile"], extra_customers)
 
     def transports(self, **overrides: httpx.AsyncBaseTransport) -> dict[str, httpx.AsyncBaseTransport]:
-        out: dict[str, httpx.AsyncBaseTransport] = {name: httpx.ASGITransport(app=app, raise_app_exceptions=False) for name, app in self.apps.items()}
+        out: dict[str, httpx.AsyncBaseTransport] = {
+            name: httpx.ASGITransport(app=app, raise_app_exceptions=False) for name, app in self.apps.items()
+        }
         out.update(overrides)
         return out
 
@@ -301,11 +428,10 @@ def sleepy_transport(app: FastAPI, seconds: float) -> httpx.AsyncBaseTransport:
 async def gateway_before_real_profile(database_factory, gateway_db: str, db_kind: str):
     """A client of the gateway whose profile upstream is the real service (in-process, on a fresh migrated database)."""
     import crm_profile
-    from crm_profile.main import create_app as create_profile_app
-    from crm_profile.settings import ProfileSettings
-
     from crm_gateway.main import create_app
     from crm_gateway.settings import GatewaySettings
+    from crm_profile.main import create_app as create_profile_app
+    from crm_profile.settings import ProfileSettings
 
     profile_url = await database_factory.create(db_kind, "gwprofile")
     await asyncio.to_thread(upgrade, crm_profile.ALEMBIC_INI, profile_url)
@@ -324,7 +450,14 @@ async def gateway_before_real_profile(database_factory, gateway_db: str, db_kind
 
 
 def token(settings, role: str, subject: str | None = None, **claims: Any) -> str:
-    return mint_token(settings.signing_key(), subject=subject or f"{role}-1", role=role, issuer=settings.jwt_issuer, audience=settings.jwt_audience, **claims)
+    return mint_token(
+        settings.signing_key(),
+        subject=subject or f"{role}-1",
+        role=role,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        **claims,
+    )
 
 
 def auth(settings, role: str, subject: str | None = None, **claims: Any) -> dict[str, str]:
@@ -362,12 +495,20 @@ def new_event(event_type: str = "OrderCreated", customer_id: str = "C1", *, vers
         base.update(delay_minutes=90, reported_at=NOW.isoformat())
     elif event_type in ("PaymentReceived", "PaymentOverdue"):
         base = {"invoice_id": f"INV-{uuid.uuid4().hex[:6]}", "customer_id": customer_id, "amount": "300.00", "due_date": "2026-11-01"}
-        base.update({"paid_at": NOW.isoformat()} if event_type == "PaymentReceived" else {"days_overdue": 19, "reported_at": NOW.isoformat()})
+        base.update(
+            {"paid_at": NOW.isoformat()} if event_type == "PaymentReceived" else {"days_overdue": 19, "reported_at": NOW.isoformat()}
+        )
     elif event_type == "ProofOfDeliveryReturned":
         base.update(returned_at=NOW.isoformat())
     elif event_type == "InvoiceCorrected":
-        base = {"correction_id": f"CN-{uuid.uuid4().hex[:6]}", "invoice_id": f"INV-{uuid.uuid4().hex[:6]}", "customer_id": customer_id,
-                "previous_amount": "300.00", "amount": "280.00", "corrected_at": NOW.isoformat()}
+        base = {
+            "correction_id": f"CN-{uuid.uuid4().hex[:6]}",
+            "invoice_id": f"INV-{uuid.uuid4().hex[:6]}",
+            "customer_id": customer_id,
+            "previous_amount": "300.00",
+            "amount": "280.00",
+            "corrected_at": NOW.isoformat(),
+        }
     base.update(payload)
     event = {"event_id": str(uuid.uuid4()), "type": event_type, "payload": base}
     if version is not None:
@@ -393,11 +534,13 @@ def dashboard_events(now: dt.datetime | None = None) -> list:
     from crm_common.events.notifications import NotificationFailed, NotificationSent
     from crm_common.events.scoring import CustomerTierChanged
 
-    now = now or dt.datetime.now(dt.timezone.utc)
-    events = [CustomerTierChanged(customer_id="C1", old_tier="ordinary", new_tier="key_account", reason="A class", changed_at=now),
-              CustomerTierChanged(customer_id="C2", old_tier="ordinary", new_tier="key_account", reason="A class", changed_at=now),
-              CustomerTierChanged(customer_id="C3", old_tier="key_account", new_tier="at_risk", reason="churn", changed_at=now),
-              CustomerTierChanged(customer_id="C3", old_tier="small", new_tier="ordinary", reason="old", changed_at=now - dt.timedelta(days=200))]
+    now = now or dt.datetime.now(dt.UTC)
+    events = [
+        CustomerTierChanged(customer_id="C1", old_tier="ordinary", new_tier="key_account", reason="A class", changed_at=now),
+        CustomerTierChanged(customer_id="C2", old_tier="ordinary", new_tier="key_account", reason="A class", changed_at=now),
+        CustomerTierChanged(customer_id="C3", old_tier="key_account", new_tier="at_risk", reason="churn", changed_at=now),
+        CustomerTierChanged(customer_id="C3", old_tier="small", new_tier="ordinary", reason="old", changed_at=now - dt.timedelta(days=200)),
+    ]
     for i in range(5):
         events.append(NotificationSent(notification_id=f"N{i}", customer_id="C1", channel="email", sent_at=now))
     for i in range(3):
@@ -412,16 +555,29 @@ def shipment_events(customer_id: str = "C2", now: dt.datetime | None = None) -> 
 
     from crm_common.events.logistics import OrderCreated, OrderDelivered, OrderShipped, ShipmentDelayed
 
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     events = []
     for i, (late, delivered) in enumerate(((False, True), (True, True), (False, False))):
         order_id, tracking = f"O-{customer_id}-{i}", f"SF{customer_id}{i}"
         ordered = now - dt.timedelta(days=10 - i)
-        events.append(OrderCreated(order_id=order_id, customer_id=customer_id, tracking_number=tracking, order_date=ordered,
-                                   amount=Decimal("1000.00") + i, service_type="cold_chain", promised_delivery_at=ordered + dt.timedelta(days=2)))
+        events.append(
+            OrderCreated(
+                order_id=order_id,
+                customer_id=customer_id,
+                tracking_number=tracking,
+                order_date=ordered,
+                amount=Decimal("1000.00") + i,
+                service_type="cold_chain",
+                promised_delivery_at=ordered + dt.timedelta(days=2),
+            )
+        )
         events.append(OrderShipped(order_id=order_id, customer_id=customer_id, shipped_at=ordered + dt.timedelta(hours=6)))
         if delivered:
-            events.append(OrderDelivered(order_id=order_id, customer_id=customer_id, delivered_at=ordered + dt.timedelta(days=3 if late else 1)))
+            events.append(
+                OrderDelivered(order_id=order_id, customer_id=customer_id, delivered_at=ordered + dt.timedelta(days=3 if late else 1))
+            )
         else:
-            events.append(ShipmentDelayed(order_id=order_id, customer_id=customer_id, delay_minutes=240, reported_at=ordered + dt.timedelta(days=1)))
+            events.append(
+                ShipmentDelayed(order_id=order_id, customer_id=customer_id, delay_minutes=240, reported_at=ordered + dt.timedelta(days=1))
+            )
     return events

@@ -4,6 +4,7 @@
 bytes its relay would publish) to the real inbox processors of scoring, complaints, notifications and the
 gateway's own read model, each on its own database (SQLite or PostgreSQL). Their dead letters are collected, so a test can
 check that what the gateway accepted was applied and nothing was dead-lettered."""
+
 from __future__ import annotations
 
 import asyncio
@@ -64,7 +65,11 @@ class Downstream:
 
     async def deliver_new_outbox_rows(self) -> list[dict]:
         async with self.gateway_db.sessions() as session:
-            rows = (await session.execute(select(outbox_table).where(outbox_table.c.id > self.last_outbox_id).order_by(outbox_table.c.id))).mappings().all()
+            rows = (
+                (await session.execute(select(outbox_table).where(outbox_table.c.id > self.last_outbox_id).order_by(outbox_table.c.id)))
+                .mappings()
+                .all()
+            )
         if not rows:
             return []
         self.last_outbox_id = rows[-1]["id"]
@@ -108,7 +113,11 @@ async def build_downstream(database_factory, kind: str = "sqlite") -> Downstream
     from crm_scoring.settings import ScoringSettings
 
     urls = {}
-    for name, ini in (("scoring", SCORING_INI), ("complaints", crm_complaints.ALEMBIC_INI), ("notifications", crm_notifications.ALEMBIC_INI)):
+    for name, ini in (
+        ("scoring", SCORING_INI),
+        ("complaints", crm_complaints.ALEMBIC_INI),
+        ("notifications", crm_notifications.ALEMBIC_INI),
+    ):
         urls[name] = await database_factory.create(kind, f"down{name}")
         await asyncio.to_thread(upgrade, ini, urls[name])
     gateway_url = await database_factory.create(kind, "downgw")
@@ -117,8 +126,11 @@ async def build_downstream(database_factory, kind: str = "sqlite") -> Downstream
     app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
 
-    notifications = NotificationsRuntime(NotificationsSettings(database_url=urls["notifications"], run_consumers=False, run_outbox_relay=False,
-                                                               run_dispatcher=False, run_scans=False))
+    notifications = NotificationsRuntime(
+        NotificationsSettings(
+            database_url=urls["notifications"], run_consumers=False, run_outbox_relay=False, run_dispatcher=False, run_scans=False
+        )
+    )
     await notifications.seed_defaults()
 
     def consumer(db: Database, handler) -> Consumer:
@@ -132,4 +144,3 @@ async def build_downstream(database_factory, kind: str = "sqlite") -> Downstream
         "gateway": consumer(app.state.runtime.db, DashboardReadModel()),
     }
     return Downstream(client, settings, app, consumers)
-

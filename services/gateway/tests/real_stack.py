@@ -1,5 +1,6 @@
 """The real customer-profile, complaints and scoring apps in-process (SQLite) behind the gateway;
 notifications stays a fake. For tests that want the services' real contracts end to end."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,8 @@ async def build_real_stack(database_factory) -> RealStack:
     from crm_complaints.settings import ComplaintsSettings
     from crm_profile.main import create_app as profile_app
     from crm_profile.settings import ProfileSettings
-    from crm_scoring.main import create_app as scoring_app
     from crm_scoring.db import ALEMBIC_INI as SCORING_INI
+    from crm_scoring.main import create_app as scoring_app
     from crm_scoring.settings import ScoringSettings
 
     urls = {}
@@ -48,7 +49,9 @@ async def build_real_stack(database_factory) -> RealStack:
     quiet = {"run_consumers": False, "run_outbox_relay": False}
     apps = {
         "profile": profile_app(ProfileSettings(database_url=urls["profile"], **quiet), start_background=False),
-        "complaints": complaints_app(ComplaintsSettings(database_url=urls["complaints"], run_scheduler=False, **quiet), start_background=False),
+        "complaints": complaints_app(
+            ComplaintsSettings(database_url=urls["complaints"], run_scheduler=False, **quiet), start_background=False
+        ),
         "scoring": scoring_app(ScoringSettings(database_url=urls["scoring"], run_scheduler=False, **quiet), start_background=False),
     }
     gateway_url = await database_factory.create("sqlite", "realgw")
@@ -69,5 +72,12 @@ async def register_in_complaints(db, customer_id: str, phone: str) -> None:
     from crm_complaints.complaints import directory
 
     async with db.transaction() as session:
-        await directory.apply_snapshot(session, CustomerRegistered(
-            customer_id=customer_id, name="x", status="active", contacts=[ContactSnapshot(contact_id=f"{customer_id}-c", name="Li", phone=phone)]))
+        await directory.apply_snapshot(
+            session,
+            CustomerRegistered(
+                customer_id=customer_id,
+                name="x",
+                status="active",
+                contacts=[ContactSnapshot(contact_id=f"{customer_id}-c", name="Li", phone=phone)],
+            ),
+        )

@@ -14,9 +14,8 @@ from playwright.async_api import expect
 
 pytest.importorskip("crm_profile", reason="customer-profile service not installed")
 
-from crm_devbroker.testing import served_on_loopback  # noqa: E402
-
 from crm_common.migrations import upgrade  # noqa: E402
+from crm_devbroker.testing import served_on_loopback  # noqa: E402
 from crm_gateway.main import create_app  # noqa: E402
 from crm_gateway.settings import GatewaySettings  # noqa: E402
 from gateway_support import FakeUpstreams, auth  # noqa: E402

@@ -1,6 +1,7 @@
 """The account manager's workspace through the gateway, with roles: an account manager sees only their portfolio
 (the profile's account_manager, narrowed further by the token's `customers` claim), staff see every portfolio,
 a customer none; quotas are read by the workspace's users and changed by an admin only."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,12 +11,11 @@ import pytest
 
 pytest.importorskip("crm_profile", reason="customer-profile service not installed")
 
-from gateway_support import FakeUpstreams, auth, gateway_before_real_profile, role_headers  # noqa: E402
-
 from crm_common.db import utcnow  # noqa: E402
 from crm_common.migrations import upgrade  # noqa: E402
 from crm_gateway.main import create_app  # noqa: E402
 from crm_gateway.settings import GatewaySettings  # noqa: E402
+from gateway_support import FakeUpstreams, auth, gateway_before_real_profile, role_headers  # noqa: E402
 
 
 async def test_account_manager_sees_only_their_portfolio_and_worklist(database_factory, gateway_db, db_kind):
@@ -32,20 +32,31 @@ async def test_account_manager_sees_only_their_portfolio_and_worklist(database_f
         portfolio = await client.get("/api/v1/account-manager/portfolio", headers=wu)
         assert portfolio.status_code == 200, portfolio.text
         assert sorted(i["customer_id"] for i in portfolio.json()["items"]) == sorted([wu_one, wu_two])
-        narrowed = await client.get("/api/v1/account-manager/portfolio", headers=auth(settings, "account_manager", "am-wu", customers=[wu_one]))
+        narrowed = await client.get(
+            "/api/v1/account-manager/portfolio", headers=auth(settings, "account_manager", "am-wu", customers=[wu_one])
+        )
         assert [i["customer_id"] for i in narrowed.json()["items"]] == [wu_one]
         other = await client.get("/api/v1/account-manager/portfolio", params={"account_manager": "am-zhao"}, headers=wu)
         assert other.status_code == 403 and "Zhao" not in other.text
         everyone = await client.get("/api/v1/account-manager/portfolio", headers=admin)
         assert {wu_one, wu_two, zhao} <= {i["customer_id"] for i in everyone.json()["items"]}
-        zhao_only = await client.get("/api/v1/account-manager/portfolio", params={"account_manager": "am-zhao"}, headers=role_headers(settings, "agent"))
+        zhao_only = await client.get(
+            "/api/v1/account-manager/portfolio", params={"account_manager": "am-zhao"}, headers=role_headers(settings, "agent")
+        )
         assert [i["customer_id"] for i in zhao_only.json()["items"]] == [zhao]
         assert (await client.get("/api/v1/account-manager/portfolio", headers=role_headers(settings, "customer"))).status_code == 403
         assert (await client.get("/api/v1/account-manager/portfolio")).status_code == 401
 
         # the visit and call log feeds the worklist; the manager declares the relationship on their own customer only
-        call = {"kind": "call", "channel": "phone", "author": "am-wu", "summary": "asked about Q1 volumes", "outcome": "needs_follow_up",
-                "next_step": "send the Q1 rate card", "next_follow_up": "2026-01-05"}
+        call = {
+            "kind": "call",
+            "channel": "phone",
+            "author": "am-wu",
+            "summary": "asked about Q1 volumes",
+            "outcome": "needs_follow_up",
+            "next_step": "send the Q1 rate card",
+            "next_follow_up": "2026-01-05",
+        }
         logged = await client.post(f"/api/v1/customers/{wu_two}/interactions", json=call, headers=wu)
         assert logged.status_code == 201, logged.text
         assert (await client.post(f"/api/v1/customers/{zhao}/interactions", json=call, headers=wu)).status_code == 404
@@ -53,12 +64,20 @@ async def test_account_manager_sees_only_their_portfolio_and_worklist(database_f
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
         worklist = await client.get("/api/v1/account-manager/worklist", headers=wu)
         assert [(i["kind"], i["customer_id"], i["detail"], i["overdue"]) for i in worklist.json()["items"]] == [
-            ("follow_up", wu_two, "send the Q1 rate card", True)]
-        assert (await client.get("/api/v1/account-manager/worklist", headers=auth(settings, "account_manager", "am-zhao"))).json()["items"] == []
-        declared = await client.patch(f"/api/v1/customers/{wu_one}", json={"share_of_wallet": 0.3, "relationship_level": "cooperation"},
-                                      headers=wu | {"If-Match": '"1"'})
+            ("follow_up", wu_two, "send the Q1 rate card", True)
+        ]
+        assert (await client.get("/api/v1/account-manager/worklist", headers=auth(settings, "account_manager", "am-zhao"))).json()[
+            "items"
+        ] == []
+        declared = await client.patch(
+            f"/api/v1/customers/{wu_one}",
+            json={"share_of_wallet": 0.3, "relationship_level": "cooperation"},
+            headers=wu | {"If-Match": '"1"'},
+        )
         assert declared.status_code == 200, declared.text
-        assert (await client.patch(f"/api/v1/customers/{zhao}", json={"share_of_wallet": 0.3}, headers=wu | {"If-Match": '"1"'})).status_code == 404
+        assert (
+            await client.patch(f"/api/v1/customers/{zhao}", json={"share_of_wallet": 0.3}, headers=wu | {"If-Match": '"1"'})
+        ).status_code == 404
 
 
 async def test_visit_quotas_read_by_the_workspace_changed_by_an_admin(database_factory, gateway_db):
@@ -77,7 +96,9 @@ async def test_visit_quotas_read_by_the_workspace_changed_by_an_admin(database_f
 async def test_win_back_through_the_gateway_with_roles(database_factory, gateway_db, db_kind):
     async with gateway_before_real_profile(database_factory, gateway_db, db_kind) as (client, settings):
         admin = role_headers(settings, "admin")
-        created = await client.post("/api/v1/customers", json={"name": "Qian Lost Express", "account_manager": "am-qian", "status": "active"}, headers=admin)
+        created = await client.post(
+            "/api/v1/customers", json={"name": "Qian Lost Express", "account_manager": "am-qian", "status": "active"}, headers=admin
+        )
         assert created.status_code == 201, created.text
         customer = created.json()["id"]
         qian, sun = auth(settings, "account_manager", "am-qian"), auth(settings, "account_manager", "am-sun")
@@ -90,14 +111,23 @@ async def test_win_back_through_the_gateway_with_roles(database_factory, gateway
         assert case["cause"] == "terminated" and case["status"] == "in_progress"
         calls = (await client.get("/api/v1/account-manager/worklist", headers=qian)).json()["items"]
         assert [(i["kind"], i["case_id"]) for i in calls if i["customer_id"] == customer] == [("win_back_call", case["id"])]
-        assert [c for c in (await client.get("/api/v1/account-manager/win-back-cases", headers=sun)).json()["items"] if c["customer_id"] == customer] == []
+        assert [
+            c
+            for c in (await client.get("/api/v1/account-manager/win-back-cases", headers=sun)).json()["items"]
+            if c["customer_id"] == customer
+        ] == []
         assert (await client.get(f"/api/v1/account-manager/win-back-cases/{case['id']}", headers=sun)).status_code == 404
         refused = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/survey", json={"reasons": ["price"]}, headers=sun)
         assert refused.status_code == 404 and refused.headers["content-type"].startswith("application/problem+json")
-        bad = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/survey", json={"reasons": ["nope"], "extra": 1}, headers=qian)
+        bad = await client.post(
+            f"/api/v1/account-manager/win-back-cases/{case['id']}/survey", json={"reasons": ["nope"], "extra": 1}, headers=qian
+        )
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
-        surveyed = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/survey",
-                                     json={"reasons": ["competitor_offer"], "would_return_if": "matched price"}, headers=qian)
+        surveyed = await client.post(
+            f"/api/v1/account-manager/win-back-cases/{case['id']}/survey",
+            json={"reasons": ["competitor_offer"], "would_return_if": "matched price"},
+            headers=qian,
+        )
         assert surveyed.status_code == 200, surveyed.text
         won = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/outcome", json={"outcome": "won_back"}, headers=qian)
         assert won.status_code == 200 and (await client.get(f"/api/v1/customers/{customer}", headers=qian)).json()["status"] == "active"
@@ -106,9 +136,15 @@ async def test_win_back_through_the_gateway_with_roles(database_factory, gateway
         mine = await client.get("/api/v1/account-manager/win-back-report", params={"since": month}, headers=qian)
         assert mine.status_code == 200, mine.text
         assert mine.json()["account_manager"] == "am-qian" and mine.json()["months"][0]["won_back"] == 1
-        assert (await client.get("/api/v1/account-manager/win-back-report", params={"since": month, "account_manager": "am-qian"}, headers=sun)).status_code == 403
+        assert (
+            await client.get("/api/v1/account-manager/win-back-report", params={"since": month, "account_manager": "am-qian"}, headers=sun)
+        ).status_code == 403
         everyone = await client.get("/api/v1/account-manager/win-back-report.csv", params={"since": month}, headers=admin)
-        assert everyone.status_code == 200 and everyone.headers["content-type"].startswith("text/csv") and "reason_competitor_offer" in everyone.text
+        assert (
+            everyone.status_code == 200
+            and everyone.headers["content-type"].startswith("text/csv")
+            and "reason_competitor_offer" in everyone.text
+        )
         assert (await client.get("/api/v1/account-manager/win-back-cases", headers=role_headers(settings, "customer"))).status_code == 403
 
 
@@ -116,19 +152,26 @@ async def test_kpis_through_the_gateway_a_manager_ranks_an_account_manager_sees_
     async with gateway_before_real_profile(database_factory, gateway_db, "sqlite") as (client, settings):
         admin = role_headers(settings, "admin")
         for name, manager in (("Li Kpi Freight", "am-li"), ("Ma Kpi Cold Chain", "am-ma")):
-            assert (await client.post("/api/v1/customers", json={"name": name, "account_manager": manager}, headers=admin)).status_code == 201
+            assert (
+                await client.post("/api/v1/customers", json={"name": name, "account_manager": manager}, headers=admin)
+            ).status_code == 201
         month = utcnow().strftime("%Y-%m")
         ranked = await client.get("/api/v1/account-manager/kpis", params={"period": month, "sort": "churn_rate"}, headers=admin)
         assert ranked.status_code == 200, ranked.text
         assert {"am-li", "am-ma"} <= {row["account_manager"] for row in ranked.json()["items"]}
         own = await client.get("/api/v1/account-manager/kpis", params={"period": month}, headers=auth(settings, "account_manager", "am-li"))
         assert own.status_code == 200 and [row["account_manager"] for row in own.json()["items"]] == ["am-li"]
-        other = await client.get("/api/v1/account-manager/kpis", params={"period": month, "account_manager": "am-ma"},
-                                 headers=auth(settings, "account_manager", "am-li"))
+        other = await client.get(
+            "/api/v1/account-manager/kpis",
+            params={"period": month, "account_manager": "am-ma"},
+            headers=auth(settings, "account_manager", "am-li"),
+        )
         assert other.status_code == 403
         bad = await client.get("/api/v1/account-manager/kpis", params={"period": "2026-Q9"}, headers=admin)
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
-        assert (await client.get("/api/v1/account-manager/kpis", params={"period": month}, headers=role_headers(settings, "customer"))).status_code == 403
+        assert (
+            await client.get("/api/v1/account-manager/kpis", params={"period": month}, headers=role_headers(settings, "customer"))
+        ).status_code == 403
 
 
 async def test_an_account_manager_reads_and_closes_only_their_own_inbox(database_factory, gateway_db):
@@ -148,11 +191,17 @@ async def test_an_account_manager_reads_and_closes_only_their_own_inbox(database
         await asyncio.to_thread(upgrade, ini, urls[name])
     quiet = {"run_consumers": False, "run_outbox_relay": False}
     profile = profile_app(ProfileSettings(database_url=urls["profile"], **quiet), start_background=False)
-    notifications = notifications_app(NotificationsSettings(database_url=urls["notifications"], run_dispatcher=False, run_scans=False, **quiet),
-                                      start_background=False)
+    notifications = notifications_app(
+        NotificationsSettings(database_url=urls["notifications"], run_dispatcher=False, run_scans=False, **quiet), start_background=False
+    )
     settings = GatewaySettings(database_url=gateway_db)
-    gateway = create_app(settings, start_background=False, transports=FakeUpstreams().transports(
-        profile=httpx.ASGITransport(app=profile), notifications=httpx.ASGITransport(app=notifications)))
+    gateway = create_app(
+        settings,
+        start_background=False,
+        transports=FakeUpstreams().transports(
+            profile=httpx.ASGITransport(app=profile), notifications=httpx.ASGITransport(app=notifications)
+        ),
+    )
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
     try:
         admin = role_headers(settings, "admin")
@@ -161,8 +210,12 @@ async def test_an_account_manager_reads_and_closes_only_their_own_inbox(database
             created = await client.post("/api/v1/customers", json={"name": name, "account_manager": manager}, headers=admin)
             ids[manager] = created.json()["id"]
         async with notifications.state.runtime.transaction() as session:
-            for n, (assignee, customer) in enumerate((("am-feng", ids["am-feng"]), ("am-yang", ids["am-yang"]), ("finance", ids["am-feng"]))):
-                session.add(InboxTask(id=f"t{n}", message_id=f"m{n}", assignee=assignee, customer_id=customer, title=f"task {n}", body="do it"))
+            for n, (assignee, customer) in enumerate(
+                (("am-feng", ids["am-feng"]), ("am-yang", ids["am-yang"]), ("finance", ids["am-feng"]))
+            ):
+                session.add(
+                    InboxTask(id=f"t{n}", message_id=f"m{n}", assignee=assignee, customer_id=customer, title=f"task {n}", body="do it")
+                )
         feng = auth(settings, "account_manager", "am-feng")
 
         mine = await client.get("/api/v1/inbox", headers=feng)

@@ -1,6 +1,7 @@
 """The console's admin tab in real headless Chromium, behind the real complaints service: the admin edits a team's
 business calendar, adds an agent with shifts and changes a routing rule; the setup API then holds what was typed
 and the next complaint follows the edited rule. Screenshots in zh-CN and en under TEST_OUTPUT_DIR."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -126,8 +127,14 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
 
                 # the next East delay follows the edited rule, and the complaint says which rule routed it
                 customer = auth(settings, "customer", "portal-x1", customer_id="X1")
-                east = ok(await client.post("/api/v1/complaints", headers=customer,
-                                            json={"category": "delay", "description": "晚到", "channel": "web", "region": "East"}), 201)
+                east = ok(
+                    await client.post(
+                        "/api/v1/complaints",
+                        headers=customer,
+                        json={"category": "delay", "description": "晚到", "channel": "web", "region": "East"},
+                    ),
+                    201,
+                )
                 await page.click("#tab-callcenter")
                 await page.fill("#search-input", east["number"])
                 await page.click("#search-btn")
@@ -144,7 +151,9 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
             assert transport["calendar"]["periods"] == [["08:30", "12:00"], ["13:00", "17:30"]]
             assert transport["calendar"]["weekdays"] == [0, 1, 2, 3, 4]
             assert (transport["calendar"]["holidays"], transport["calendar"]["workdays"]) == (
-                CN_2026.holidays + ["2027-10-01", "2027-10-02"], CN_2026.workdays + ["2027-10-09"])
+                CN_2026.holidays + ["2027-10-01", "2027-10-02"],
+                CN_2026.workdays + ["2027-10-09"],
+            )
             agent = ok(await client.get("/api/v1/agents/zhao-lei", headers=admin))
             assert (agent["team_id"], agent["name"]) == ("claims", "赵磊")
             assert agent["shifts"] == [{"weekday": d, "start": "08:00", "end": "20:00"} for d in (0, 1, 2)]
@@ -152,8 +161,15 @@ async def test_admin_edits_a_calendar_an_agent_and_a_routing_rule_in_the_console
             li_na = ok(await client.get("/api/v1/agents/li-na", headers=admin))
             assert (li_na["capacity"], li_na["shifts"]) == (2, [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)])
             assert ok(await client.get("/api/v1/routing-rules", headers=admin)) == [
-                {"category": "delay", "region": "East", "service_type": None, "team": "claims", "position": 10, "name": "华东延误归理赔"}]
-            west = ok(await client.post("/api/v1/complaints", headers=customer,
-                                        json={"category": "delay", "description": "晚到", "channel": "web", "region": "West"}), 201)
+                {"category": "delay", "region": "East", "service_type": None, "team": "claims", "position": 10, "name": "华东延误归理赔"}
+            ]
+            west = ok(
+                await client.post(
+                    "/api/v1/complaints",
+                    headers=customer,
+                    json={"category": "delay", "description": "晚到", "channel": "web", "region": "West"},
+                ),
+                201,
+            )
             assert ok(await client.get(f"/api/v1/complaints/{east['id']}", headers=admin))["team_id"] == "claims"
             assert ok(await client.get(f"/api/v1/complaints/{west['id']}", headers=admin))["team_id"] == "customer_service"

@@ -1,6 +1,7 @@
 """The agent workspace in real headless Chromium, behind the real complaints service: the agent finds a queued
 complaint in "my team's unassigned", claims it, replies, waits on the customer, resolves and closes it; the
 queues and the complaint follow. Screenshots in zh-CN and en under TEST_OUTPUT_DIR."""
+
 from __future__ import annotations
 
 import httpx
@@ -32,8 +33,12 @@ async def test_agent_works_a_complaint_from_the_queue_to_closed(database_factory
         async with served_on_loopback(app) as url, httpx.AsyncClient(base_url=url) as client, async_playwright() as p:
             admin = auth(settings, "admin", "admin-1")
             customer = auth(settings, "customer", "portal-x1", customer_id="X1")
-            filed = ok(await client.post("/api/v1/complaints", headers=customer,
-                                         json={"category": "delay", "description": "两箱货晚到三天", "channel": "web"}), 201)
+            filed = ok(
+                await client.post(
+                    "/api/v1/complaints", headers=customer, json={"category": "delay", "description": "两箱货晚到三天", "channel": "web"}
+                ),
+                201,
+            )
             assert filed["status"] == "new"  # nobody in team transport yet: queued
             ok(await client.put("/api/v1/teams/transport", headers=admin, json={"calendar": ALWAYS_OPEN}))
             ok(await client.put("/api/v1/agents/li-na", headers=admin, json={"team_id": "transport", "shifts": ALL_WEEK}))

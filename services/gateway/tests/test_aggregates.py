@@ -1,4 +1,5 @@
 """Customer 360 (parallel, partial results with warnings), unified search, dashboard, merged OpenAPI."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,10 @@ async def test_customer_360_combines_every_service(make_gateway):
     assert [c["id"] for c in body["open_complaints"]] == ["K1"]  # K3 is closed, K2 is another customer's
     shipments = body["recent_shipments"]  # the gateway's read model of logistics.orders, newest first
     assert [(s["order_id"], s["status"], s["on_time"]) for s in shipments] == [
-        ("O-C1-2", "delayed", None), ("O-C1-1", "delivered", False), ("O-C1-0", "delivered", True)]
+        ("O-C1-2", "delayed", None),
+        ("O-C1-1", "delivered", False),
+        ("O-C1-0", "delivered", True),
+    ]
     assert shipments[0]["tracking_number"] == "SFC12" and shipments[0]["delay_minutes"] == 240 and shipments[2]["amount"] == "1000.00"
     assert [n["customer_id"] for n in body["last_notifications"]] == ["C1"]
     assert body["warnings"] == [] and body["partial"] is False
@@ -50,7 +54,9 @@ async def test_customer_360_sources_run_in_parallel_within_a_time_budget(fakes, 
     assert (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()["partial"] is False
     assert time.perf_counter() - started < 1.0  # five calls of 0.3 s each, at once
 
-    client, settings, _ = await make_gateway(fakes.transports(notifications=sleepy_transport(fakes.apps["notifications"], 2.0)), aggregate_timeout_s=0.3)
+    client, settings, _ = await make_gateway(
+        fakes.transports(notifications=sleepy_transport(fakes.apps["notifications"], 2.0)), aggregate_timeout_s=0.3
+    )
     body = (await client.get("/api/v1/customers/C1/360", headers=role_headers(settings, "agent"))).json()
     assert body["warnings"][0]["source"] == "notifications" and body["warnings"][0]["status"] == 504
     assert body["profile"]["id"] == "C1" and body["recent_shipments"] == []
@@ -101,7 +107,9 @@ async def test_dashboard_gathers_reports_and_tolerates_a_missing_one(fakes, make
     assert [w["source"] for w in body["warnings"]] == ["complaints"]
     # the gateway's own read models, fed from crm.scoring and crm.notifications (the 200-day-old move is outside the window)
     assert body["sections"]["tier_movements"]["movements"] == [
-        {"from": "ordinary", "to": "key_account", "count": 2}, {"from": "key_account", "to": "at_risk", "count": 1}]
+        {"from": "ordinary", "to": "key_account", "count": 2},
+        {"from": "key_account", "to": "at_risk", "count": 1},
+    ]
     assert body["sections"]["notifications"]["by_channel"]["sms"] == {"delivered": 25, "failed": 5}  # the service's own report
     assert body["unavailable"] == []
 
@@ -121,7 +129,9 @@ async def test_dashboard_falls_back_to_the_read_model_when_the_service_has_no_re
     await feed_read_models(app.state.runtime, dashboard_events())
     body = (await client.get("/api/v1/dashboard", headers=role_headers(settings, "admin"))).json()
     assert body["sections"]["notifications"]["by_channel"] == [
-        {"channel": "email", "sent": 5, "failed": 0, "delivery_rate": 1.0}, {"channel": "sms", "sent": 3, "failed": 1, "delivery_rate": 0.75}]
+        {"channel": "email", "sent": 5, "failed": 0, "delivery_rate": 1.0},
+        {"channel": "sms", "sent": 3, "failed": 1, "delivery_rate": 0.75},
+    ]
     assert body["warnings"] == [] and body["unavailable"] == []
 
 

@@ -1,4 +1,5 @@
 """docs/asyncapi.yaml is generated from the event models and must be up to date."""
+
 from __future__ import annotations
 
 import yaml

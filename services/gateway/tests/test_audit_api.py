@@ -1,6 +1,7 @@
 """Admins read the audit trail through the gateway (crm_gateway.audit.api): the real profile and complaints services
 record an agent's reads (the customer, its 360 view) and changes; the gateway merges them by customer, actor and
 period, exports them as CSV, refuses everyone else, and refuses an incomplete export."""
+
 from __future__ import annotations
 
 import csv
@@ -8,9 +9,9 @@ import datetime as dt
 import io
 
 import pytest
-from gateway_support import role_headers
 
 from crm_common.db import Database
+from gateway_support import role_headers
 from real_stack import build_real_stack, register_in_complaints
 
 pytest.importorskip("crm_profile", reason="customer-profile service not installed")
@@ -29,12 +30,13 @@ async def test_an_agents_reads_are_in_the_admins_audit_view_and_csv(database_fac
     try:
         client, settings = stack.client, stack.settings
         admin, agent = role_headers(settings, "admin"), role_headers(settings, "agent")
-        created = await client.post("/api/v1/customers", json={"name": "Audited Freight", "contact": {"name": "Ms Li", "phone": "13800138111"}},
-                                    headers=admin)
+        created = await client.post(
+            "/api/v1/customers", json={"name": "Audited Freight", "contact": {"name": "Ms Li", "phone": "13800138111"}}, headers=admin
+        )
         assert created.status_code == 201, created.text
         customer = created.json()["id"]
         await register_in_complaints(stack.complaints_db, customer, "13800138111")
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         assert (await client.get(f"/api/v1/customers/{customer}", headers=agent)).status_code == 200
         assert (await client.get(f"/api/v1/customers/{customer}/360", headers=agent)).status_code == 200
         await flush_trails(stack)
@@ -44,13 +46,17 @@ async def test_an_agents_reads_are_in_the_admins_audit_view_and_csv(database_fac
         body = trail.json()
         assert body["partial"] is False
         rows = body["items"]
-        assert ("customer-profile", "admin-1", "create", "customer") in {(r["service"], r["actor"], r["action"], r["resource"]) for r in rows}
+        assert ("customer-profile", "admin-1", "create", "customer") in {
+            (r["service"], r["actor"], r["action"], r["resource"]) for r in rows
+        }
         agent_reads = [(r["service"], r["resource"]) for r in rows if r["actor"] == "agent-1"]
         assert agent_reads.count(("customer-profile", "customer")) == 2  # the profile, then the 360's profile section
         assert all(r["role"] == "agent" and r["request_id"] for r in rows if r["actor"] == "agent-1")
         assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
 
-        by_actor = (await client.get("/api/v1/audit", params={"actor": "agent-1", "since": started.isoformat()}, headers=admin)).json()["items"]
+        by_actor = (await client.get("/api/v1/audit", params={"actor": "agent-1", "since": started.isoformat()}, headers=admin)).json()[
+            "items"
+        ]
         assert by_actor and {r["actor"] for r in by_actor} == {"agent-1"} and {r["customer_id"] for r in by_actor} == {customer}
         later = (started + dt.timedelta(hours=1)).isoformat()
         assert (await client.get("/api/v1/audit", params={"customer_id": customer, "since": later}, headers=admin)).json()["items"] == []

@@ -1,4 +1,5 @@
 """crm_gateway.auth: JWT verification (claims, algorithms, key rotation) and API keys."""
+
 from __future__ import annotations
 
 import base64
@@ -66,7 +67,7 @@ def test_valid_hs_and_rs_tokens_give_the_principal(verifier, rsa_pair):
 
 
 def test_expired_token_refused(verifier):
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     token = _token(SigningKey("hs-1", "HS256", SECRET.encode()), now=past, ttl=dt.timedelta(hours=1))
     with pytest.raises(AuthError, match="expired"):
         verifier.verify(token)
@@ -89,7 +90,7 @@ def test_wrong_signature_refused(verifier):
 
 
 def test_alg_none_refused(verifier):
-    now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+    now = int(dt.datetime.now(dt.UTC).timestamp())
     claims = {"sub": "u1", "role": "admin", "iss": ISS, "aud": AUD, "exp": now + 600}
     for alg in ("none", "None", "NONE"):
         token = f"{_b64({'alg': alg, 'kid': 'hs-1', 'typ': 'JWT'})}.{_b64(claims)}."
@@ -102,7 +103,7 @@ def test_hs_rs_confusion_refused(verifier, rsa_pair):
     import hashlib
     import hmac
 
-    now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+    now = int(dt.datetime.now(dt.UTC).timestamp())
     header = _b64({"alg": "HS256", "kid": "rs-1", "typ": "JWT"})
     body = _b64({"sub": "u1", "role": "admin", "iss": ISS, "aud": AUD, "exp": now + 600})
     signature = hmac.new(rsa_pair[1], f"{header}.{body}".encode(), hashlib.sha256).digest()
@@ -116,7 +117,7 @@ def test_hs_rs_confusion_refused(verifier, rsa_pair):
 
 def test_missing_claims_refused(verifier):
     key = SECRET.encode()
-    now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+    now = int(dt.datetime.now(dt.UTC).timestamp())
     full = {"sub": "u1", "role": "agent", "iss": ISS, "aud": AUD, "exp": now + 600}
     for missing in ("sub", "role", "exp"):
         claims = {k: v for k, v in full.items() if k != missing}
@@ -171,7 +172,11 @@ def test_crm_token_cli_mints_a_token_the_gateway_accepts(tmp_path):
 
     out = subprocess.run(
         [sys.executable, "-m", "crm_gateway.cli", "--role", "customer", "--customer-id", "C9", "--sub", "portal-1"],
-        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
     )
     principal = GatewaySettings().verifier().verify(out.stdout.strip())
     assert (principal.subject, principal.role, principal.customer_id) == ("portal-1", "customer", "C9")
@@ -185,7 +190,11 @@ def test_crm_token_cli_mints_the_edge_token_the_gateway_would_send_a_service(tmp
 
     out = subprocess.run(
         [sys.executable, "-m", "crm_gateway.cli", "--role", "customer", "--customer-id", "C9", "--sub", "portal-1", "--edge", "complaints"],
-        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
     )
     identity = EdgeTokenVerifier(GatewaySettings().edge, audience="complaints").verify(out.stdout.strip())
     assert identity == {"x-actor-id": "C9", "x-actor-subject": "portal-1", "x-actor-role": "customer", "x-customer-id": "C9"}

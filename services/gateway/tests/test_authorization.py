@@ -1,4 +1,5 @@
 """The authorization matrix (every route x every role) and the object-level checks."""
+
 from __future__ import annotations
 
 import re
@@ -121,20 +122,23 @@ def assert_no_other_customer(text: str):
         assert marker not in text, f"{marker!r} leaked: {text[:300]}"
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/v1/customers/C2"),
-    ("GET", "/api/v1/customers/C2/contacts"),
-    ("GET", "/api/v1/customers/C2/360"),
-    ("GET", "/api/v1/scores/C2"),
-    ("GET", "/api/v1/scores/C2/shipments"),
-    ("GET", "/api/v1/preferences/contacts/P2"),
-    ("PUT", "/api/v1/preferences/contacts/P2"),
-    ("GET", "/api/v1/complaints/K2"),
-    ("GET", "/api/v1/complaints/K2/timeline"),
-    ("POST", "/api/v1/complaints/K2/survey"),
-    ("POST", "/api/v1/complaints/K2/reopen"),
-    ("POST", "/api/v1/complaints/K2/customer-messages"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/v1/customers/C2"),
+        ("GET", "/api/v1/customers/C2/contacts"),
+        ("GET", "/api/v1/customers/C2/360"),
+        ("GET", "/api/v1/scores/C2"),
+        ("GET", "/api/v1/scores/C2/shipments"),
+        ("GET", "/api/v1/preferences/contacts/P2"),
+        ("PUT", "/api/v1/preferences/contacts/P2"),
+        ("GET", "/api/v1/complaints/K2"),
+        ("GET", "/api/v1/complaints/K2/timeline"),
+        ("POST", "/api/v1/complaints/K2/survey"),
+        ("POST", "/api/v1/complaints/K2/reopen"),
+        ("POST", "/api/v1/complaints/K2/customer-messages"),
+    ],
+)
 async def test_customer_token_never_reads_another_customers_object(matrix_gateway, method, path):
     client, settings = matrix_gateway
     kwargs = {"json": {"score": 5}} if method in ("POST", "PUT") else {}
@@ -204,13 +208,16 @@ async def test_account_manager_without_claim_is_checked_against_the_profile(matr
     assert (await client.get("/api/v1/complaints/K2/timeline", headers=am2)).status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/customers/C1/%2e%2e/C2",
-    "/api/v1/customers/C1%2F..%2FC2",
-    "/api/v1/customers/C1/%2E%2E%2FC2",
-    "/api/v1/scores/C1/..%2fC2",
-    "/api/v1/customers/C1/contacts/%2e%2e/%2e%2e/C2",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/customers/C1/%2e%2e/C2",
+        "/api/v1/customers/C1%2F..%2FC2",
+        "/api/v1/customers/C1/%2E%2E%2FC2",
+        "/api/v1/scores/C1/..%2fC2",
+        "/api/v1/customers/C1/contacts/%2e%2e/%2e%2e/C2",
+    ],
+)
 async def test_path_traversal_cannot_escape_the_object_check(matrix_gateway, fakes, path):
     client, settings = matrix_gateway
     before = len(fakes.recorders["profile"].requests) + len(fakes.recorders["scoring"].requests)

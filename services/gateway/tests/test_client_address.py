@@ -1,5 +1,6 @@
 """The client address (anonymous rate limits, X-Forwarded-For upstream) comes from X-Forwarded-For only when the
 peer is a configured proxy (GATEWAY_TRUSTED_PROXIES, none by default)."""
+
 from __future__ import annotations
 
 import httpx
@@ -18,9 +19,7 @@ def client_from(app, peer: str) -> httpx.AsyncClient:
 
 async def test_rotating_x_forwarded_for_does_not_escape_the_anonymous_limit(make_gateway):
     client, _, _ = await make_gateway(rate_limits={"anonymous": (0.01, 3)})
-    statuses = [
-        (await client.get(ANONYMOUS_ROUTE, headers={"X-Forwarded-For": f"203.0.113.{n}"})).status_code for n in range(6)
-    ]
+    statuses = [(await client.get(ANONYMOUS_ROUTE, headers={"X-Forwarded-For": f"203.0.113.{n}"})).status_code for n in range(6)]
     assert statuses == [200, 200, 200, 429, 429, 429]
 
 

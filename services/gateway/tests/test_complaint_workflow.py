@@ -4,6 +4,7 @@ The admin sets up teams, agents and routing through the gateway; assigning moves
 `new`; the agent replies, waits on the customer (the clocks pause), resolves; the customer adds a message
 and reopens their own complaint, as docs/complaints.md says.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +67,11 @@ async def test_admin_sets_up_teams_agents_and_routing_through_the_gateway(stack)
     assert ok(await client.get("/api/v1/agents/li-na", headers=agent))["shifts"][0] == {"weekday": 0, "start": "00:00", "end": "24:00"}
     assert [t["id"] for t in ok(await client.get("/api/v1/teams", headers=agent))] == ["transport"]
     rules = ok(await client.put("/api/v1/routing-rules", headers=admin, json=[{"category": "damage", "team": "transport"}]))
-    assert rules == ok(await client.get("/api/v1/routing-rules", headers=agent)) == [
-        {"team": "transport", "name": None, "category": "damage", "region": None, "service_type": None, "position": 0}]
+    assert (
+        rules
+        == ok(await client.get("/api/v1/routing-rules", headers=agent))
+        == [{"team": "transport", "name": None, "category": "damage", "region": None, "service_type": None, "position": 0}]
+    )
 
     # bad input is a 4xx naming what is wrong, and changes nothing
     bad_calendar = await client.put("/api/v1/teams/transport", headers=admin, json={"calendar": {"periods": [["12:75", "13:00"]]}})
@@ -84,8 +88,14 @@ async def test_agent_works_a_complaint_and_the_customer_reopens_it(stack):
     admin = auth(settings, "admin", "admin-1")
     agent = auth(settings, "agent", "li-na", team="transport")
     customer = auth(settings, "customer", "portal-x1", customer_id="X1")
-    filed = ok(await client.post("/api/v1/complaints", headers=customer, json={
-        "category": "delay", "description": "parcel two days late", "channel": "web", "tracking_numbers": ["SFW1"]}), 201)
+    filed = ok(
+        await client.post(
+            "/api/v1/complaints",
+            headers=customer,
+            json={"category": "delay", "description": "parcel two days late", "channel": "web", "tracking_numbers": ["SFW1"]},
+        ),
+        201,
+    )
     assert "agent_id" not in filed and "clocks" not in filed  # the customer is answered in the customer view
     complaint = f"/api/v1/complaints/{filed['id']}"
     queued = ok(await client.get(complaint, headers=admin))
@@ -124,8 +134,11 @@ async def test_agent_works_a_complaint_and_the_customer_reopens_it(stack):
 
 async def resolved_events(env) -> list[dict]:
     async with env.db.sessions() as session:
-        rows = (await session.execute(select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintResolved")
-                                      .order_by(outbox_table.c.id))).all()
+        rows = (
+            await session.execute(
+                select(outbox_table.c.body).where(outbox_table.c.event_type == "ComplaintResolved").order_by(outbox_table.c.id)
+            )
+        ).all()
     return [orjson.loads(r.body) for r in rows]
 
 
@@ -138,8 +151,9 @@ async def test_customer_answers_the_survey_from_the_link_without_signing_in(stac
     customer = auth(settings, "customer", "portal-x1", customer_id="X1")
     ok(await client.put("/api/v1/teams/transport", headers=admin, json={"calendar": ALWAYS_OPEN}))
     ok(await client.put("/api/v1/agents/li-na", headers=admin, json={"team_id": "transport", "shifts": ALL_WEEK}))
-    filed = ok(await client.post("/api/v1/complaints", headers=customer, json={"category": "delay", "description": "late", "channel": "web"}),
-               201)
+    filed = ok(
+        await client.post("/api/v1/complaints", headers=customer, json={"category": "delay", "description": "late", "channel": "web"}), 201
+    )
     ok(await client.post(f"/api/v1/complaints/{filed['id']}/resolve", headers=admin, json={"outcome": "redelivered"}))
     link = urllib.parse.urlsplit((await resolved_events(env))[-1]["payload"]["survey_url"])
     token = urllib.parse.parse_qs(link.query)["token"][0]

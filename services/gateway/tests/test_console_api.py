@@ -1,4 +1,5 @@
 """Console serving, demo login (development only), ops routes. Production refusals: test_production_mode.py."""
+
 from __future__ import annotations
 
 
@@ -18,8 +19,12 @@ async def test_console_is_served_without_cdn(gw):
 async def test_demo_login_mints_a_working_token_in_development(gw):
     client, _ = gw
     users = (await client.get("/api/v1/auth/demo-users")).json()["users"]
-    assert {(u["username"], u["role"]) for u in users} == {("agent", "agent"), ("manager", "account_manager"), ("customer", "customer"),
-                                                           ("admin", "admin")}
+    assert {(u["username"], u["role"]) for u in users} == {
+        ("agent", "agent"),
+        ("manager", "account_manager"),
+        ("customer", "customer"),
+        ("admin", "admin"),
+    }
     token = (await client.post("/api/v1/auth/demo-login", json={"username": "agent"})).json()["access_token"]
     me = (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
     assert (me["subject"], me["role"], me["team"]) == ("li-na", "agent", "transport")  # the demo seeder's agent li-na
@@ -34,8 +39,10 @@ async def test_demo_customer_user_when_configured(make_gateway):
 
 
 async def test_demo_customer_is_found_by_its_contact_phone(make_gateway):
-    users = [{"username": "customer", "role": "customer", "subject": "c-user", "customer_phone": "13900000002"},
-             {"username": "lost", "role": "customer", "customer_phone": "10000000000"}]
+    users = [
+        {"username": "customer", "role": "customer", "subject": "c-user", "customer_phone": "13900000002"},
+        {"username": "lost", "role": "customer", "customer_phone": "10000000000"},
+    ]
     client, _, _ = await make_gateway(demo_users=users)
     token = (await client.post("/api/v1/auth/demo-login", json={"username": "customer"})).json()["access_token"]
     me = (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).json()

@@ -1,5 +1,6 @@
 """The console in real headless Chromium (Playwright for Python), against the gateway served by
 uvicorn in-process with fake upstream services. Leaves screenshots under TEST_OUTPUT_DIR."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,6 @@ def _chromium() -> str:
     return CHROMIUM
 
 
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def console_url(gateway_db):
     settings = GatewaySettings(database_url=gateway_db)
@@ -51,7 +50,9 @@ async def browser():
 
     executable = _chromium()
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = await p.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
         yield browser
         await browser.close()
 
@@ -190,13 +191,24 @@ async def test_call_center_against_the_real_services(database_factory, page):
     try:
         async with served_on_loopback(stack.app) as url:
             admin, agent = role_headers(stack.settings, "admin"), role_headers(stack.settings, "agent")
-            created = await stack.client.post("/api/v1/customers", headers=admin, json={"name": "Hangzhou Fresh Logistics", "industry": "food",
-                                                                                         "contact": {"name": "Mr Zhao", "phone": "+8613700137003"}})
+            created = await stack.client.post(
+                "/api/v1/customers",
+                headers=admin,
+                json={"name": "Hangzhou Fresh Logistics", "industry": "food", "contact": {"name": "Mr Zhao", "phone": "+8613700137003"}},
+            )
             customer_id = created.json()["id"]
             await register_in_complaints(stack.complaints_db, customer_id, "+8613700137003")
-            filed = await stack.client.post("/api/v1/complaints", headers=agent, json={
-                "customer_id": customer_id, "category": "delay", "description": "Cold-chain pallet arrived 6 hours late", "channel": "call_center",
-                "tracking_numbers": ["SF7000001"]})
+            filed = await stack.client.post(
+                "/api/v1/complaints",
+                headers=agent,
+                json={
+                    "customer_id": customer_id,
+                    "category": "delay",
+                    "description": "Cold-chain pallet arrived 6 hours late",
+                    "channel": "call_center",
+                    "tracking_numbers": ["SF7000001"],
+                },
+            )
             number = filed.json()["number"]
 
             await _login(page, url, "agent")

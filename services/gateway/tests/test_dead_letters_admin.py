@@ -1,8 +1,8 @@
 """The dead-letter admin endpoints through the gateway: the real scoring app behind it, admin role only."""
+
 import asyncio
 
 import httpx
-from gateway_support import FakeUpstreams, migrate, role_headers
 from sqlalchemy import func, select
 
 from crm_common.consumer import Delivery, InboxProcessor
@@ -12,6 +12,7 @@ from crm_common.migrations import upgrade
 from crm_devbroker.testing import CollectingDeadLetters
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
+from gateway_support import FakeUpstreams, migrate, role_headers
 
 BASE = "/api/v1/admin/dead-letters"
 
@@ -21,18 +22,21 @@ async def _scoring_is_read_only(self, session, events):
 
 
 async def test_admin_lists_shows_and_replays_a_services_dead_letters_through_the_gateway(database_factory, monkeypatch):
-    from crm_scoring.scoring.models import orders
-    from crm_scoring.main import create_app as scoring_app
     from crm_scoring.db import ALEMBIC_INI
+    from crm_scoring.main import create_app as scoring_app
+    from crm_scoring.scoring.models import orders
     from crm_scoring.settings import ScoringSettings
 
     scoring_url = await database_factory.create("sqlite", "dlqscoring")
     await asyncio.to_thread(upgrade, ALEMBIC_INI, scoring_url)
-    scoring = scoring_app(ScoringSettings(database_url=scoring_url, run_scheduler=False, run_consumers=False, run_outbox_relay=False),
-                          start_background=False)
+    scoring = scoring_app(
+        ScoringSettings(database_url=scoring_url, run_scheduler=False, run_consumers=False, run_outbox_relay=False), start_background=False
+    )
     runtime = scoring.state.runtime
     monkeypatch.setattr(type(runtime.consumers[0].handler), "handle_batch", _scoring_is_read_only)
-    order = make_event(OrderCreated(order_id="o-7", customer_id="C9", order_date="2026-11-02T08:00:00Z", amount=40), key="C9", producer="test")
+    order = make_event(
+        OrderCreated(order_id="o-7", customer_id="C9", order_date="2026-11-02T08:00:00Z", amount=40), key="C9", producer="test"
+    )
     gives_up = InboxProcessor(runtime.db, runtime.consumers[0].handler, CollectingDeadLetters(), max_attempts=1)
     await gives_up.process([Delivery("logistics.orders", 2, 41, b"C9", encode_envelope(order))])
 
@@ -47,7 +51,11 @@ async def test_admin_lists_shows_and_replays_a_services_dead_letters_through_the
             listed = await client.get(f"{BASE}/scoring", headers=admin)
             assert listed.status_code == 200, listed.text
             (item,) = listed.json()["items"]
-            assert item["error_type"] == "RuntimeError" and (item["topic"], item["partition"], item["offset"]) == ("logistics.orders", 2, 41)
+            assert item["error_type"] == "RuntimeError" and (item["topic"], item["partition"], item["offset"]) == (
+                "logistics.orders",
+                2,
+                41,
+            )
             shown = (await client.get(f"{BASE}/scoring/{item['id']}", headers=admin)).json()
             assert shown["event"]["payload"]["order_id"] == "o-7"
 

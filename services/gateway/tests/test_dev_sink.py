@@ -1,4 +1,5 @@
 """make run's message sink (scripts/dev_sink.py) keeps what notifications would send, and GET /api/v1/dev/sent lists it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,6 +35,7 @@ async def test_sink_keeps_email_and_sms_and_the_gateway_lists_them_newest_first(
     task = asyncio.create_task(dev_sink.serve(dev_sink.SentStore(store), smtp_port, provider_port))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{provider_port}") as provider:
+
             async def up() -> bool:
                 try:
                     return (await provider.get("/healthz")).status_code == 200
@@ -42,8 +44,10 @@ async def test_sink_keeps_email_and_sms_and_the_gateway_lists_them_newest_first(
 
             await wait_until(up, timeout_s=30)
             await asyncio.to_thread(send_email, smtp_port)
-            answer = await provider.post("/v1/messages", json={"channel": "sms", "to": "+8613800138001", "text": "投诉已受理",
-                                                               "language": "zh-CN", "reference": "m-1"})
+            answer = await provider.post(
+                "/v1/messages",
+                json={"channel": "sms", "to": "+8613800138001", "text": "投诉已受理", "language": "zh-CN", "reference": "m-1"},
+            )
             assert answer.status_code == 200 and answer.json()["status"] == "sent"
     finally:
         task.cancel()

@@ -1,4 +1,5 @@
 """POST /api/v1/events: per-event results, duplicates, the outbox, and publication to Kafka."""
+
 from __future__ import annotations
 
 import httpx
@@ -120,7 +121,8 @@ async def test_accepted_events_survive_a_missing_relay_and_reach_kafka_keyed_by_
         orders = await read_events(kafka_settings, "logistics.orders", count=2, timeout_s=20)
         payments = await read_events(kafka_settings, "finance.payments", count=1, timeout_s=20)
         assert sorted((str(e.event_id), e.type, e.key) for e in orders) == sorted(
-            (e["event_id"], e["type"], e["payload"]["customer_id"]) for e in events[:2])
+            (e["event_id"], e["type"], e["payload"]["customer_id"]) for e in events[:2]
+        )
         assert [(str(e.event_id), e.key) for e in payments] == [(events[2]["event_id"], "C1")]
         assert orders[0].parsed().customer_id == orders[0].key
         assert str(bad["event_id"]) not in {str(e.event_id) for e in orders}
@@ -142,8 +144,11 @@ async def test_old_event_ids_are_forgotten_after_the_retention(ingest_gateway):
     old, recent = new_event("OrderCreated", "C1"), new_event("OrderCreated", "C2")
     assert (await client.post("/api/v1/events", json=[old, recent], headers=tms)).json()["accepted"] == 2
     async with runtime.db.transaction() as session:
-        await session.execute(update(ingested_events).where(ingested_events.c.event_id == old["event_id"])
-                              .values(received_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)))
+        await session.execute(
+            update(ingested_events)
+            .where(ingested_events.c.event_id == old["event_id"])
+            .values(received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=31))
+        )
     assert await purge_ingested(runtime, dt.timedelta(days=30)) == 1
     again = await client.post("/api/v1/events", json=[recent], headers=tms)
     assert again.json()["results"][0]["status"] == "duplicate"

@@ -1,5 +1,6 @@
 """The bad events of issue 16, posted through the gateway: each is refused at the edge with its reason, the
 batch's other events are accepted, and every accepted event is applied by every consumer (none dead-lettered)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -8,12 +9,11 @@ import pytest
 
 pytest.importorskip("crm_scoring", reason="scoring service not installed")
 
-from ingest_downstream import build_downstream  # noqa: E402
-from gateway_support import new_event, role_headers  # noqa: E402
-
 from crm_common.events.bounds import MAX_DAYS_OVERDUE, MAX_MONEY, MAX_QUANTITY  # noqa: E402
+from gateway_support import new_event, role_headers  # noqa: E402
+from ingest_downstream import build_downstream  # noqa: E402
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _bad(event_type: str, *, envelope: dict | None = None, **payload) -> dict:
@@ -49,7 +49,11 @@ REFUSED = [
     ("negative quantity ordered", _bad("OrderCreated", envelope={"version": 2}, quantity_ordered=-1), "quantity_ordered"),
     ("fractional quantity shipped", _bad("OrderShipped", envelope={"version": 2}, quantity_shipped=1.5), "quantity_shipped"),
     ("quantity over the bound", _bad("OrderShipped", envelope={"version": 2}, quantity_shipped=MAX_QUANTITY + 1), "quantity_shipped"),
-    ("promised pickup without an offset", _bad("OrderCreated", envelope={"version": 2}, promised_pickup_at="2026-11-20T09:00:00"), "offset"),
+    (
+        "promised pickup without an offset",
+        _bad("OrderCreated", envelope={"version": 2}, promised_pickup_at="2026-11-20T09:00:00"),
+        "offset",
+    ),
     ("urgent is not a flag", _bad("OrderCreated", envelope={"version": 2}, urgent="very"), "urgent"),
     ("proof of delivery returned in 9999", _bad("ProofOfDeliveryReturned", returned_at="9999-01-01T00:00:00Z"), "returned_at"),
     ("correction without its number", _bad("InvoiceCorrected", correction_id=None), "correction_id"),
@@ -61,7 +65,9 @@ ACCEPTED = [
     new_event("OrderCreated", "C-BOUNDS", amount=12.345, order_date="2000-01-01T00:00:00Z"),  # rounded to cents
     new_event("PaymentOverdue", "C-BOUNDS", days_overdue=MAX_DAYS_OVERDUE),
     new_event("ShipmentDelayed", "C-BOUNDS", delay_minutes=3000, reason="台风 (typhoon)\nroad closed"),
-    new_event("OrderCreated", "C-BOUNDS", version=2, quantity_ordered=MAX_QUANTITY, urgent=True, promised_pickup_at="2026-11-20T12:00:00+08:00"),
+    new_event(
+        "OrderCreated", "C-BOUNDS", version=2, quantity_ordered=MAX_QUANTITY, urgent=True, promised_pickup_at="2026-11-20T12:00:00+08:00"
+    ),
     new_event("OrderShipped", "C-BOUNDS", version=2, quantity_shipped=0),
     new_event("OrderDelivered", "C-BOUNDS", version=2, pod_due_at="2026-11-25T00:00:00Z"),
     new_event("ProofOfDeliveryReturned", "C-BOUNDS"),
@@ -89,8 +95,7 @@ async def test_issue_16_values_are_refused_at_the_edge_and_the_rest_is_applied(d
         assert downstream.dead_letters() == []
         for name, consumer in downstream.consumers.items():
             outcomes = await consumer.outcomes()
-            wanted = {r["event_id"] for r, e in zip(results, batch) if r["status"] == "accepted"
-                      and consumer.wants(r["topic"], e["type"])}
+            wanted = {r["event_id"] for r, e in zip(results, batch) if r["status"] == "accepted" and consumer.wants(r["topic"], e["type"])}
             assert {eid: outcomes.get(eid) for eid in wanted} == {eid: "applied" for eid in wanted}, name
             assert not set(outcomes) - accepted_ids, name
     finally:

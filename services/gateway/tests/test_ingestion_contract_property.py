@@ -4,6 +4,7 @@ Hypothesis generates batches of logistics events: valid ones anywhere inside the
 valid ones with one field broken (out of bounds, non-finite, naive, foreign currency, control characters,
 a non-integer version...). Each batch goes through `POST /api/v1/events`; the gateway's outbox rows are fed
 to the real consumers (scoring, complaints, notifications, the gateway read model; see ingest_downstream)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,22 +18,25 @@ from hypothesis import strategies as st
 
 pytest.importorskip("crm_scoring", reason="scoring service not installed")
 
-from ingest_downstream import build_downstream  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from crm_common.events import registered_events, topic_for  # noqa: E402
 from crm_common.events.bounds import EARLIEST, FACT_HORIZON, MAX_DAYS_OVERDUE, MAX_DELAY_MINUTES, MAX_MONEY, MAX_QUANTITY  # noqa: E402
 from crm_common.events.logistics import LOGISTICS_EVENT_TYPES  # noqa: E402
 from crm_gateway.ingestion.models import ingested_events  # noqa: E402
+from ingest_downstream import build_downstream  # noqa: E402
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TODAY = dt.datetime.now(UTC).date()
 ZONES = [UTC, dt.timezone(dt.timedelta(hours=8)), dt.timezone(dt.timedelta(hours=-5, minutes=-30))]
 
 # the first and last instants whose UTC date is inside the window, shown in any offset
 moments = st.builds(
     lambda at, zone: at.replace(tzinfo=UTC).astimezone(zone).isoformat(),
-    st.datetimes(min_value=dt.datetime.combine(EARLIEST, dt.time()), max_value=dt.datetime.combine(TODAY + FACT_HORIZON - dt.timedelta(days=1), dt.time(23, 59))),
+    st.datetimes(
+        min_value=dt.datetime.combine(EARLIEST, dt.time()),
+        max_value=dt.datetime.combine(TODAY + FACT_HORIZON - dt.timedelta(days=1), dt.time(23, 59)),
+    ),
     st.sampled_from(ZONES),
 )
 days = st.dates(min_value=EARLIEST, max_value=TODAY + FACT_HORIZON - dt.timedelta(days=1)).map(dt.date.isoformat)
@@ -63,8 +67,14 @@ V2_FIELDS = {
 def _payload_of(event_type: str, version: int = 1):
     order = {"order_id": _unique("O"), "customer_id": ids, "tracking_number": st.none() | ids}
     fields = {
-        "OrderCreated": {"order_date": moments, "amount": money, "currency": st.sampled_from(["CNY", "cny"]), "cost": st.none() | money,
-                         "lane": st.none() | texts, "promised_delivery_at": st.none() | moments},
+        "OrderCreated": {
+            "order_date": moments,
+            "amount": money,
+            "currency": st.sampled_from(["CNY", "cny"]),
+            "cost": st.none() | money,
+            "lane": st.none() | texts,
+            "promised_delivery_at": st.none() | moments,
+        },
         "OrderShipped": {"shipped_at": moments},
         "OrderDelivered": {"delivered_at": moments, "promised_at": st.none() | moments},
         "OrderCancelled": {"cancelled_at": moments, "reason": st.none() | texts},
@@ -74,8 +84,13 @@ def _payload_of(event_type: str, version: int = 1):
         "PaymentReceived": {"paid_at": moments},
         "PaymentOverdue": {"days_overdue": st.integers(0, MAX_DAYS_OVERDUE), "reported_at": moments},
         "ProofOfDeliveryReturned": {"returned_at": moments, "due_at": st.none() | moments},
-        "InvoiceCorrected": {"correction_id": _unique("CN"), "previous_amount": money, "currency": st.sampled_from(["CNY", "cny"]),
-                             "reason": st.none() | texts, "corrected_at": moments},
+        "InvoiceCorrected": {
+            "correction_id": _unique("CN"),
+            "previous_amount": money,
+            "currency": st.sampled_from(["CNY", "cny"]),
+            "reason": st.none() | texts,
+            "corrected_at": moments,
+        },
     }[event_type]
     if event_type.startswith("Payment"):
         base = {"invoice_id": _unique("INV"), "customer_id": ids, "amount": money, "due_date": days}
@@ -101,14 +116,32 @@ def valid_events(draw):
 
 
 # the date-time every event of the type carries
-WHEN = {"OrderCreated": "order_date", "OrderShipped": "shipped_at", "OrderDelivered": "delivered_at", "OrderCancelled": "cancelled_at",
-        "ShipmentDelayed": "reported_at", "ShipmentDamaged": "reported_at", "ShipmentLost": "reported_at", "PaymentReceived": "paid_at",
-        "PaymentOverdue": "reported_at", "ProofOfDeliveryReturned": "returned_at", "InvoiceCorrected": "corrected_at"}
+WHEN = {
+    "OrderCreated": "order_date",
+    "OrderShipped": "shipped_at",
+    "OrderDelivered": "delivered_at",
+    "OrderCancelled": "cancelled_at",
+    "ShipmentDelayed": "reported_at",
+    "ShipmentDamaged": "reported_at",
+    "ShipmentLost": "reported_at",
+    "PaymentReceived": "paid_at",
+    "PaymentOverdue": "reported_at",
+    "ProofOfDeliveryReturned": "returned_at",
+    "InvoiceCorrected": "corrected_at",
+}
 
 
 BAD_NUMBERS = st.sampled_from(["1e400", 1e30, "NaN", "Infinity", "-1", -0.01, str(MAX_MONEY + Decimal("0.01")), True])
-BAD_MOMENTS = st.sampled_from(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1999-12-31T23:59:59Z", "2026-11-20T09:00:00",
-                               (TODAY + dt.timedelta(days=800)).isoformat() + "T00:00:00Z", "not a date"])
+BAD_MOMENTS = st.sampled_from(
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "1999-12-31T23:59:59Z",
+        "2026-11-20T09:00:00",
+        (TODAY + dt.timedelta(days=800)).isoformat() + "T00:00:00Z",
+        "not a date",
+    ]
+)
 BAD_IDS = st.sampled_from(["", "O-\x00", "a\x1fb", "tab\tid", "x" * 101, "\x7f", "\x85"])
 
 
@@ -177,8 +210,13 @@ def test_accepted_events_are_applied_and_refused_ones_carry_a_reason(database_fa
         # nothing else changes: only the accepted events reached the outbox and the seen ids
         assert await downstream.outbox_count() == outbox_before + len(accepted)
         async with downstream.gateway_db.sessions() as session:
-            seen = set((await session.execute(select(ingested_events.c.event_id).where(
-                ingested_events.c.event_id.in_(list(accepted) + list(refused))))).scalars())
+            seen = set(
+                (
+                    await session.execute(
+                        select(ingested_events.c.event_id).where(ingested_events.c.event_id.in_(list(accepted) + list(refused)))
+                    )
+                ).scalars()
+            )
         assert seen == set(accepted)
         # every accepted event is applied by each consumer that reads it; nothing is dead-lettered
         assert downstream.dead_letters() == []

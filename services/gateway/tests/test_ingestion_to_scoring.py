@@ -1,5 +1,6 @@
 """End to end: TMS events posted to the gateway reach the real scoring service through Kafka,
 and its scores come back through the gateway."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,13 +19,15 @@ from gateway_support import FakeUpstreams, migrate, new_event, role_headers  # n
 
 
 async def test_ingested_events_reach_the_scoring_service(database_factory, kafka_settings):
-    from crm_scoring.main import create_app as create_scoring_app
     from crm_scoring.db import ALEMBIC_INI as SCORING_INI
+    from crm_scoring.main import create_app as create_scoring_app
     from crm_scoring.settings import ScoringSettings
 
     scoring_url = await database_factory.create("sqlite", "gwscoring")
     await asyncio.to_thread(upgrade, SCORING_INI, scoring_url)
-    scoring_app = create_scoring_app(ScoringSettings(database_url=scoring_url, kafka=kafka_settings, run_scheduler=False), start_background=False)
+    scoring_app = create_scoring_app(
+        ScoringSettings(database_url=scoring_url, kafka=kafka_settings, run_scheduler=False), start_background=False
+    )
     scoring_runtime = scoring_app.state.runtime
     gateway_url = await database_factory.create("sqlite", "gwe2e")
     await migrate(gateway_url)
@@ -36,8 +39,12 @@ async def test_ingested_events_reach_the_scoring_service(database_factory, kafka
         await scoring_runtime.start(relay=False, consumers=True)
         await app.state.runtime.start(relay=True, consumers=False)
         bad = new_event("OrderCreated", customer, amount="-3")
-        batch = [new_event("OrderCreated", customer, amount="800.00"), bad, new_event("OrderCreated", customer, amount="200.00"),
-                 new_event("PaymentReceived", customer)]
+        batch = [
+            new_event("OrderCreated", customer, amount="800.00"),
+            bad,
+            new_event("OrderCreated", customer, amount="200.00"),
+            new_event("PaymentReceived", customer),
+        ]
         response = await client.post("/api/v1/events", json=batch, headers=role_headers(settings, "tms"))
         assert response.status_code == 207
         assert [r["status"] for r in response.json()["results"]] == ["accepted", "rejected", "accepted", "accepted"]

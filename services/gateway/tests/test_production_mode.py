@@ -1,5 +1,6 @@
 """Production mode: the gateway and its read-model worker refuse to start with each unsafe setting (crm_common.production):
 the development JWT keys and demo login besides what every service refuses."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The gateway's read models: shipments folded per order across batches and out of order."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +9,7 @@ from crm_common.events.logistics import OrderCreated, OrderDelivered, OrderShipp
 from crm_gateway.dashboard.service import recent_shipments
 from gateway_support import feed_read_models, shipment_events
 
-NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
 
 async def _rows(runtime, customer_id):
@@ -35,7 +36,8 @@ async def test_events_arriving_out_of_order_never_move_the_status_back(make_gate
     promised = NOW + dt.timedelta(days=2)
     await feed_read_models(runtime, [OrderDelivered(order_id="X", customer_id="C9", delivered_at=NOW + dt.timedelta(days=1))])
     await feed_read_models(runtime, [OrderShipped(order_id="X", customer_id="C9", shipped_at=NOW, tracking_number="SF9")])
-    await feed_read_models(runtime, [OrderCreated(order_id="X", customer_id="C9", order_date=NOW, amount=Decimal("10.50"),
-                                                  promised_delivery_at=promised)])
+    await feed_read_models(
+        runtime, [OrderCreated(order_id="X", customer_id="C9", order_date=NOW, amount=Decimal("10.50"), promised_delivery_at=promised)]
+    )
     [row] = await _rows(runtime, "C9")
     assert (row["status"], row["on_time"], row["amount"], row["tracking_number"]) == ("delivered", True, "10.50", "SF9")

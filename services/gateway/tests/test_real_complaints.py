@@ -1,5 +1,6 @@
 """The gateway in front of the real complaints service (in-process, SQLite): a customer token never
 sees another customer's complaint, whatever id, number, phone or tracking number it asks for."""
+
 from __future__ import annotations
 
 import httpx
@@ -18,16 +19,26 @@ async def test_customer_tokens_against_the_real_complaints_service(database_fact
     await complaints_support.seed_customer(env.db, "X1", phone="+8613800000011")
     await complaints_support.seed_customer(env.db, "X2", phone="+8613900000022")
     settings = GatewaySettings(database_url=gateway_db)
-    fakes = FakeUpstreams(extra_customers={c: {"id": c, "name": f"Real {c}", "account_manager": "am-9", "status": "active"} for c in ("X1", "X2")})
+    fakes = FakeUpstreams(
+        extra_customers={c: {"id": c, "name": f"Real {c}", "account_manager": "am-9", "status": "active"} for c in ("X1", "X2")}
+    )
     app = create_app(settings, start_background=False, transports=fakes.transports(complaints=httpx.ASGITransport(app=env.app)))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
     try:
         agent = role_headers(settings, "agent")
         filed = {}
         for customer, tracking in (("X1", "SFX100"), ("X2", "SFX200")):
-            response = await client.post("/api/v1/complaints", headers=agent, json={
-                "customer_id": customer, "category": "delay", "description": f"late parcel {tracking}", "channel": "call_center",
-                "tracking_numbers": [tracking]})
+            response = await client.post(
+                "/api/v1/complaints",
+                headers=agent,
+                json={
+                    "customer_id": customer,
+                    "category": "delay",
+                    "description": f"late parcel {tracking}",
+                    "channel": "call_center",
+                    "tracking_numbers": [tracking],
+                },
+            )
             assert response.status_code == 201, response.text
             filed[customer] = response.json()
         x1 = auth(settings, "customer", "portal-x1", customer_id="X1")
@@ -51,9 +62,13 @@ async def test_customer_tokens_against_the_real_complaints_service(database_fact
         view = await client.get("/api/v1/customers/X1/360", headers=x1)
         assert [c["number"] for c in view.json()["open_complaints"]] == [filed["X1"]["number"]]
         assert (await client.get("/api/v1/customers/X2/360", headers=x1)).status_code == 404
-        refused = await client.post("/api/v1/complaints", headers=x1, json={"customer_id": "X2", "category": "delay", "description": "x", "channel": "web"})
+        refused = await client.post(
+            "/api/v1/complaints", headers=x1, json={"customer_id": "X2", "category": "delay", "description": "x", "channel": "web"}
+        )
         assert refused.status_code == 403
-        own_filed = await client.post("/api/v1/complaints", headers=x1, json={"category": "damage", "description": "box crushed", "channel": "web"})
+        own_filed = await client.post(
+            "/api/v1/complaints", headers=x1, json={"category": "damage", "description": "box crushed", "channel": "web"}
+        )
         assert own_filed.status_code == 201
         assert (await client.get(own_filed.headers["location"], headers=x1)).status_code == 200
     finally:

@@ -1,4 +1,5 @@
 """The gateway in front of the real customer-profile service (in-process)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,9 @@ async def test_gateway_routes_to_the_real_profile_service_with_object_checks(dat
         admin = role_headers(settings, "admin")
         created = []
         for name, phone in (("Real Acme Logistics", "13800138000"), ("Real Other Co", "13900139000")):
-            response = await client.post("/api/v1/customers", json={"name": name, "contact": {"name": "Ms Li", "phone": phone}}, headers=admin)
+            response = await client.post(
+                "/api/v1/customers", json={"name": name, "contact": {"name": "Ms Li", "phone": phone}}, headers=admin
+            )
             assert response.status_code == 201, response.text
             assert response.headers["location"] == f"/api/v1/customers/{response.json()['id']}"
             created.append(response.json()["id"])
@@ -33,7 +36,9 @@ async def test_gateway_routes_to_the_real_profile_service_with_object_checks(dat
         spec = (await client.get("/api/v1/openapi.json")).json()
         assert spec["paths"]["/api/v1/customers/search"]["get"]["x-upstream"] == "profile"
         assert "/api/v1/customers/{customer_id}/contacts" in spec["paths"]
-        assert not any(p.startswith("/api/v1/") and p.endswith(("/healthz", "/readyz")) for p in spec["paths"])  # upstream ops stay internal
+        assert not any(
+            p.startswith("/api/v1/") and p.endswith(("/healthz", "/readyz")) for p in spec["paths"]
+        )  # upstream ops stay internal
         for item in spec["paths"].values():  # every $ref of the merged document resolves
             for ref in __import__("re").findall(r'"\$ref": "#/components/schemas/([^"]+)"', __import__("json").dumps(item)):
                 assert ref in spec["components"]["schemas"], ref
@@ -55,5 +60,7 @@ async def test_idempotency_key_through_the_gateway_creates_one_customer(database
         another_admin = auth(settings, "admin", "admin-2") | {"Idempotency-Key": "gw-retry-1"}
         theirs = await client.post("/api/v1/customers", json=body, headers=another_admin)
         assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
-        found = await client.get("/api/v1/customers/search", params={"name": "Gateway Retry Freight"}, headers=role_headers(settings, "agent"))
+        found = await client.get(
+            "/api/v1/customers/search", params={"name": "Gateway Retry Freight"}, headers=role_headers(settings, "agent")
+        )
         assert sorted(c["id"] for c in found.json()["items"]) == sorted([first.json()["id"], theirs.json()["id"]])

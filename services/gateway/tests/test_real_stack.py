@@ -1,4 +1,5 @@
 """Search, customer 360 and complaints through the gateway with the real services behind it."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,12 +28,30 @@ async def test_call_center_flow_against_the_real_services(stack):
         ids[name] = created.json()["id"]
         await register_in_complaints(stack.complaints_db, ids[name], phone)
     mine, other = ids["Shanghai Cold Chain Foods"], ids["Beijing Parts Trading"]
-    filed = await client.post("/api/v1/complaints", headers=agent, json={
-        "customer_id": mine, "category": "delay", "description": "two days late", "channel": "call_center", "tracking_numbers": ["SF5550001"]})
+    filed = await client.post(
+        "/api/v1/complaints",
+        headers=agent,
+        json={
+            "customer_id": mine,
+            "category": "delay",
+            "description": "two days late",
+            "channel": "call_center",
+            "tracking_numbers": ["SF5550001"],
+        },
+    )
     assert filed.status_code == 201, filed.text
     number = filed.json()["number"]
-    await client.post("/api/v1/complaints", headers=agent, json={
-        "customer_id": other, "category": "damage", "description": "broken", "channel": "call_center", "tracking_numbers": ["SF5550002"]})
+    await client.post(
+        "/api/v1/complaints",
+        headers=agent,
+        json={
+            "customer_id": other,
+            "category": "damage",
+            "description": "broken",
+            "channel": "call_center",
+            "tracking_numbers": ["SF5550002"],
+        },
+    )
 
     by_phone = (await client.get("/api/v1/search", params={"q": "13800138001"}, headers=agent)).json()
     assert [c["id"] for c in by_phone["customers"]] == [mine]

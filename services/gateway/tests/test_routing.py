@@ -1,4 +1,5 @@
 """Routing to upstreams, identity headers, upstream failures, rate limits."""
+
 from __future__ import annotations
 
 import httpx
@@ -34,8 +35,12 @@ async def test_routes_to_each_upstream_with_identity_and_correlation(gw, fakes):
 async def test_every_upstream_request_carries_a_proof_for_that_service_with_the_callers_identity(gw, fakes):
     client, settings = gw
     headers = auth(settings, "customer", "portal-c1", customer_id="C1")
-    cases = [("/api/v1/customers/C1", "profile", "customer-profile"), ("/api/v1/scores/C1", "scoring", "scoring"),
-             ("/api/v1/complaints/K1", "complaints", "complaints"), ("/api/v1/deliveries?customer_id=C1", "notifications", "notifications")]
+    cases = [
+        ("/api/v1/customers/C1", "profile", "customer-profile"),
+        ("/api/v1/scores/C1", "scoring", "scoring"),
+        ("/api/v1/complaints/K1", "complaints", "complaints"),
+        ("/api/v1/deliveries?customer_id=C1", "notifications", "notifications"),
+    ]
     for path, upstream, audience in cases:
         assert (await client.get(path, headers={**headers, "X-Actor-Role": "admin"})).status_code == 200, path
         seen = fakes.recorders[upstream].last()[3]
@@ -48,17 +53,28 @@ async def test_every_upstream_request_carries_a_proof_for_that_service_with_the_
 
 async def test_client_cannot_spoof_identity_headers(gw, fakes):
     client, settings = gw
-    spoofed = {**auth(settings, "customer", "portal-c1", customer_id="C1"), "X-Actor-Role": "admin", "X-Customer-Id": "C2", "X-Actor-Id": "root"}
+    spoofed = {
+        **auth(settings, "customer", "portal-c1", customer_id="C1"),
+        "X-Actor-Role": "admin",
+        "X-Customer-Id": "C2",
+        "X-Actor-Id": "root",
+    }
     response = await client.get("/api/v1/customers/C1", headers=spoofed)
     assert response.status_code == 200
     _, _, _, seen = fakes.recorders["profile"].last("/customers/C1")
-    assert (seen["x-actor-role"], seen["x-customer-id"], seen["x-actor-id"], seen["x-actor-subject"]) == ("customer", "C1", "C1", "portal-c1")
+    assert (seen["x-actor-role"], seen["x-customer-id"], seen["x-actor-id"], seen["x-actor-subject"]) == (
+        "customer",
+        "C1",
+        "C1",
+        "portal-c1",
+    )
 
 
 async def test_query_body_and_location_are_passed_through(gw, fakes):
     client, settings = gw
     response = await client.post(
-        "/api/v1/complaints", json={"customer_id": "C2", "category": "delay", "description": "late", "channel": "call_center"},
+        "/api/v1/complaints",
+        json={"customer_id": "C2", "category": "delay", "description": "late", "channel": "call_center"},
         headers=role_headers(settings, "agent"),
     )
     assert response.status_code == 201
@@ -71,7 +87,9 @@ async def test_query_body_and_location_are_passed_through(gw, fakes):
 
 async def test_upstream_down_gives_503_problem_and_retries_only_idempotent(fakes, make_gateway):
     calls: list[str] = []
-    client, settings, _ = await make_gateway(fakes.transports(complaints=down_transport(calls)), upstream_retries=2, upstream_retry_backoff_s=0.0)
+    client, settings, _ = await make_gateway(
+        fakes.transports(complaints=down_transport(calls)), upstream_retries=2, upstream_retry_backoff_s=0.0
+    )
     response = await client.get("/api/v1/complaints/K1", headers=role_headers(settings, "agent"))
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -79,8 +97,11 @@ async def test_upstream_down_gives_503_problem_and_retries_only_idempotent(fakes
     assert body["upstream"] == "complaints" and body["status"] == 503 and "retry-after" in response.headers
     assert calls == ["GET", "GET", "GET"]  # one try + two retries
     calls.clear()
-    response = await client.post("/api/v1/complaints", json={"customer_id": "C1", "category": "x", "description": "y", "channel": "web"},
-                                 headers=role_headers(settings, "agent"))
+    response = await client.post(
+        "/api/v1/complaints",
+        json={"customer_id": "C1", "category": "x", "description": "y", "channel": "web"},
+        headers=role_headers(settings, "agent"),
+    )
     assert response.status_code == 503
     assert calls == ["POST"]  # never retried
 
@@ -103,7 +124,9 @@ async def test_upstream_garbage_gives_502(fakes, make_gateway):
 
 async def test_retry_recovers_from_one_503(fakes, make_gateway):
     answers = iter([httpx.Response(503), httpx.Response(200, json={"customer_id": "C1", "tier": "vip"})])
-    client, settings, _ = await make_gateway(fakes.transports(scoring=httpx.MockTransport(lambda r: next(answers))), upstream_retry_backoff_s=0.0)
+    client, settings, _ = await make_gateway(
+        fakes.transports(scoring=httpx.MockTransport(lambda r: next(answers))), upstream_retry_backoff_s=0.0
+    )
     response = await client.get("/api/v1/scores/C1", headers=role_headers(settings, "agent"))
     assert response.status_code == 200 and response.json()["tier"] == "vip"
 

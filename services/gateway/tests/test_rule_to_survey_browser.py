@@ -4,6 +4,7 @@ admin resolves it, the notifications service emails the resolution through SMTP 
 survey link found in the sink's copy of that email (`/api/v1/dev/sent`) and answers it, then the admin reopens the
 complaint and the old link is refused. Kafka is the one thing left out: the complaints outbox is handed to the
 notifications inbox processor as the consumer would. Screenshots under TEST_OUTPUT_DIR."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,8 +46,13 @@ class OutboxToNotifications:
 
     async def hand_over(self) -> list[str]:
         async with self.complaints_db.sessions() as session:
-            rows = (await session.execute(select(outbox_table.c.id, outbox_table.c.key, outbox_table.c.body, outbox_table.c.event_type)
-                                          .where(outbox_table.c.id > self.after).order_by(outbox_table.c.id))).all()
+            rows = (
+                await session.execute(
+                    select(outbox_table.c.id, outbox_table.c.key, outbox_table.c.body, outbox_table.c.event_type)
+                    .where(outbox_table.c.id > self.after)
+                    .order_by(outbox_table.c.id)
+                )
+            ).all()
         if rows:
             await self.processor.process([Delivery("crm.complaints", 0, r.id, r.key.encode(), r.body.encode()) for r in rows])
             self.after = rows[-1].id
@@ -66,9 +72,11 @@ async def test_rule_edit_then_resolution_email_survey_from_the_sink_and_reopen(d
     # the clock of a Monday 10:00 in Shanghai: outside quiet hours whenever the test runs
     notifications = await notifications_support.make_runtime(
         notifications_support.settings_for(nf_url, smtp_port=smtp_port, provider_url=f"http://127.0.0.1:{provider_port}"),
-        ManualClock(notifications_support.T0))
+        ManualClock(notifications_support.T0),
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{provider_port}") as probe:
+
             async def sink_up() -> bool:
                 try:
                     return (await probe.get("/healthz")).status_code == 200
@@ -76,16 +84,27 @@ async def test_rule_edit_then_resolution_email_survey_from_the_sink_and_reopen(d
                     return False
 
             await wait_until(sink_up, timeout_s=30)
-        await notifications_support.EventFeeder(notifications).feed(notifications_support.customer_registered(
-            "X1", [{"contact_id": "X1-c1", "name": "陈伟", "email": CUSTOMER_EMAIL, "phone": "+8613800000011", "language": "zh-CN"}]))
+        await notifications_support.EventFeeder(notifications).feed(
+            notifications_support.customer_registered(
+                "X1", [{"contact_id": "X1-c1", "name": "陈伟", "email": CUSTOMER_EMAIL, "phone": "+8613800000011", "language": "zh-CN"}]
+            )
+        )
         async with gateway_before_real_complaints(database_factory, gateway_db, dev_sent_store=str(store.path)) as (app, settings, env):
             outbox = OutboxToNotifications(env, notifications)
             async with served_on_loopback(app) as url, httpx.AsyncClient(base_url=url) as client, async_playwright() as p:
                 admin = auth(settings, "admin", "admin-1")
                 for team in ("transport", "claims"):
                     ok(await client.put(f"/api/v1/teams/{team}", headers=admin, json={"calendar": ALWAYS_OPEN}))
-                ok(await client.put("/api/v1/agents/zhao-lei", headers=admin, json={"team_id": "claims", "name": "赵磊", "shifts": ALL_WEEK}))
-                ok(await client.put("/api/v1/routing-rules", headers=admin, json=[{"category": "delay", "team": "transport", "name": "延误"}]))
+                ok(
+                    await client.put(
+                        "/api/v1/agents/zhao-lei", headers=admin, json={"team_id": "claims", "name": "赵磊", "shifts": ALL_WEEK}
+                    )
+                )
+                ok(
+                    await client.put(
+                        "/api/v1/routing-rules", headers=admin, json=[{"category": "delay", "team": "transport", "name": "延误"}]
+                    )
+                )
 
                 browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
                 try:
@@ -110,8 +129,19 @@ async def test_rule_edit_then_resolution_email_survey_from_the_sink_and_reopen(d
                     await expect(row.locator(".rule-team")).to_have_value("claims")
 
                     # 2. the next delay is filed (by phone: the contact is known) and follows the rule
-                    filed = ok(await client.post("/api/v1/complaints", headers=admin, json={
-                        "phone": "+8613800000011", "category": "delay", "description": "两箱货晚到三天", "channel": "call_center"}), 201)
+                    filed = ok(
+                        await client.post(
+                            "/api/v1/complaints",
+                            headers=admin,
+                            json={
+                                "phone": "+8613800000011",
+                                "category": "delay",
+                                "description": "两箱货晚到三天",
+                                "channel": "call_center",
+                            },
+                        ),
+                        201,
+                    )
                     assert (filed["team_id"], filed["agent_id"]) == ("claims", "zhao-lei")
                     await page.click("#tab-callcenter")
                     await page.fill("#search-input", filed["number"])

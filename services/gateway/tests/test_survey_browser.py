@@ -1,6 +1,7 @@
 """The customer's survey page in real headless Chromium: the gateway (served by uvicorn) in front of the real
 complaints service; the link comes from the ComplaintResolved event the notifications service turns into the
 resolution message. Screenshots in zh-CN and en under TEST_OUTPUT_DIR."""
+
 from __future__ import annotations
 
 import urllib.parse
@@ -17,8 +18,14 @@ from test_complaint_workflow import ALL_WEEK, ALWAYS_OPEN, gateway_before_real_c
 from test_console_browser import OUTPUT, _chromium  # noqa: E402
 
 pytestmark = pytest.mark.browser
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 async def test_customer_answers_the_survey_page_in_chromium_in_both_languages(database_factory, gateway_db):
@@ -34,21 +41,28 @@ async def test_customer_answers_the_survey_page_in_chromium_in_both_languages(da
             ok(await client.put("/api/v1/agents/li-na", headers=admin, json={"team_id": "transport", "shifts": ALL_WEEK}))
             links = []
             for description in ("两箱货晚到三天", "second parcel late"):
-                filed = ok(await client.post("/api/v1/complaints", headers=customer,
-                                             json={"category": "delay", "description": description, "channel": "web"}), 201)
+                filed = ok(
+                    await client.post(
+                        "/api/v1/complaints", headers=customer, json={"category": "delay", "description": description, "channel": "web"}
+                    ),
+                    201,
+                )
                 ok(await client.post(f"/api/v1/complaints/{filed['id']}/resolve", headers=admin, json={"outcome": "redelivered"}))
                 link = urllib.parse.urlsplit((await resolved_events(env))[-1]["payload"]["survey_url"])
                 links.append((filed, f"{url}{link.path}?{link.query}"))
 
             browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
             try:
-                for (filed, link), (locale, lang, thanks) in zip(links, [("zh-CN", "zh-CN", "感谢您的评价！"),
-                                                                          ("en-US", "en", "Thank you for your rating!")]):
+                for (filed, link), (locale, lang, thanks) in zip(
+                    links, [("zh-CN", "zh-CN", "感谢您的评价！"), ("en-US", "en", "Thank you for your rating!")]
+                ):
                     context = await browser.new_context(locale=locale, viewport={"width": 900, "height": 700})
                     page = await context.new_page()
                     problems: list[str] = []
                     page.on("pageerror", lambda exc, problems=problems: problems.append(str(exc)))
-                    page.on("console", lambda m, problems=problems: problems.append(m.text) if "Content Security Policy" in m.text else None)
+                    page.on(
+                        "console", lambda m, problems=problems: problems.append(m.text) if "Content Security Policy" in m.text else None
+                    )
                     await page.goto(f"{link}&lang={lang}")
                     await page.wait_for_selector("#survey-form", state="visible")
                     assert filed["number"] in await page.inner_text("#survey-intro")

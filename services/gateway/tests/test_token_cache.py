@@ -1,5 +1,6 @@
 """crm_gateway.auth.JWTVerifier remembers verified tokens: the signature is checked once per token, never past the
 token's expiry, never after its key left the key set, and failures are never remembered."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -73,7 +74,7 @@ def test_the_cache_never_outlives_the_token(decodes):
 
 def test_an_expired_token_is_refused_even_after_it_was_cached():
     verifier = JWTVerifier(keys(), issuer=ISS, audience=AUD, leeway_s=0)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     t = token(ttl=dt.timedelta(seconds=1), now=now)  # exp is the next whole second at most
     verifier.verify(t)
     time.sleep(max(0.0, int(now.timestamp()) + 1 - time.time()) + 0.05)

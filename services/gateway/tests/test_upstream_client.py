@@ -1,6 +1,7 @@
 """crm_gateway.upstream.Upstream on real loopback sockets (aiohttp, what production uses): what reaches the upstream,
 keep-alive reuse, bounded connections, no cookies kept, retries for idempotent methods only, and every failure as the
 502/503/504 problem the gateway answers with."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,15 +28,23 @@ async def echo(request: Request) -> Response:
     body = await request.body()
     if request.query_params.get("slow"):
         await asyncio.sleep(float(request.query_params["slow"]))
-    return JSONResponse({"method": request.method, "path": request.scope["path"], "query": list(request.query_params.multi_items()),
-                         "headers": {k: v for k, v in request.headers.items() if k.startswith("x-") or k in ("cookie", "accept-encoding")},
-                         "body_len": len(body)}, headers={"ETag": '"e1"', "Set-Cookie": "session=upstream-secret; Path=/"})
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.scope["path"],
+            "query": list(request.query_params.multi_items()),
+            "headers": {k: v for k, v in request.headers.items() if k.startswith("x-") or k in ("cookie", "accept-encoding")},
+            "body_len": len(body),
+        },
+        headers={"ETag": '"e1"', "Set-Cookie": "session=upstream-secret; Path=/"},
+    )
 
 
 async def chunked(request: Request) -> Response:
     async def parts():
         for i in range(3):
             yield f"part{i};".encode()
+
     return StreamingResponse(parts(), media_type="text/plain")
 
 
@@ -48,8 +57,14 @@ async def redirect(request: Request) -> Response:
     return Response(status_code=302, headers={"Location": "/echo/elsewhere"})
 
 
-UPSTREAM = Starlette(routes=[Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
-                             Route("/chunked", chunked), Route("/flaky", flaky, methods=["GET", "POST"]), Route("/redirect", redirect)])
+UPSTREAM = Starlette(
+    routes=[
+        Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
+        Route("/chunked", chunked),
+        Route("/flaky", flaky, methods=["GET", "POST"]),
+        Route("/redirect", redirect),
+    ]
+)
 
 
 @pytest.fixture
@@ -77,8 +92,12 @@ async def test_requests_arrive_whole_signed_and_on_one_kept_alive_connection(ups
     upstream = make_upstream(upstream_url)
     token = correlation_id_var.set("cid-1")
     try:
-        got = await upstream.request("GET", "/echo/a%3Fb/c", params=[("tracking_number", "SF 1+2/3"), ("tag", "x"), ("tag", "中")],
-                                     headers={"X-Actor-Id": "agent-1", "X-Forwarded-For": "203.0.113.9"})
+        got = await upstream.request(
+            "GET",
+            "/echo/a%3Fb/c",
+            params=[("tracking_number", "SF 1+2/3"), ("tag", "x"), ("tag", "中")],
+            headers={"X-Actor-Id": "agent-1", "X-Forwarded-For": "203.0.113.9"},
+        )
     finally:
         correlation_id_var.reset(token)
     body = got.json()
@@ -200,7 +219,11 @@ async def test_an_upstream_that_closes_kept_alive_connections_gets_new_ones(make
 
 async def test_header_injection_is_refused_before_anything_is_sent(upstream_url, make_upstream):
     upstream = make_upstream(upstream_url)
-    for bad in ({"X-Actor-Team": "hotline\r\nX-Actor-Role: admin"}, {"X-Actor-Team": "hotline\nX-Actor-Role: admin"}, {"X-Bad\r\nName": "v"}):
+    for bad in (
+        {"X-Actor-Team": "hotline\r\nX-Actor-Role: admin"},
+        {"X-Actor-Team": "hotline\nX-Actor-Role: admin"},
+        {"X-Bad\r\nName": "v"},
+    ):
         with pytest.raises(Problem) as refused:
             await upstream.request("GET", "/echo/x", headers=bad)
         assert refused.value.status == 502, bad

@@ -1,8 +1,9 @@
 """The fixed vocabulary rules and templates are checked against: channels, audiences, categories,
 urgencies, trigger types and the variables each trigger provides to a template."""
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from crm_common.events import registered_events
 
@@ -77,7 +78,7 @@ def known_trigger(event_type: str) -> bool:
     return event_type in registered_types() or event_type in INTERNAL_TRIGGERS
 
 
-@lru_cache(maxsize=None)
+@cache
 def _payload_fields(event_type: str) -> frozenset[str]:
     if event_type in INTERNAL_TRIGGERS:
         return frozenset(INTERNAL_TRIGGERS[event_type])

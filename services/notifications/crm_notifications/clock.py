@@ -1,5 +1,6 @@
 """Time as a dependency: the pipeline and the dispatcher never call datetime.now() themselves,
 so tests can move through quiet hours, digest windows and retry backoff without sleeping."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -6,6 +6,7 @@ the API is seen at once here; other replicas compare the counter at most every `
 (NOTIFICATIONS_CONFIG_REFRESH_S), so they see it within that bound. Between checks, an event costs no
 statement for its rules and a message none for its template.
 """
+
 from __future__ import annotations
 
 import time
@@ -82,14 +83,27 @@ async def load(session: AsyncSession) -> Config:
 
     rules: dict[str, list[RuleSnapshot]] = {}
     for rule in (await session.scalars(select(Rule).where(Rule.enabled.is_(True)).order_by(Rule.event_type, Rule.name))).all():
-        rules.setdefault(rule.event_type, []).append(RuleSnapshot(
-            rule.id, rule.name, rule.event_type, list(rule.conditions or []), rule.template_key, rule.audience, rule.channel,
-            rule.category, rule.urgency, rule.digest_window_s, rule.digest_key))
+        rules.setdefault(rule.event_type, []).append(
+            RuleSnapshot(
+                rule.id,
+                rule.name,
+                rule.event_type,
+                list(rule.conditions or []),
+                rule.template_key,
+                rule.audience,
+                rule.channel,
+                rule.category,
+                rule.urgency,
+                rule.digest_window_s,
+                rule.digest_key,
+            )
+        )
     templates: dict[str, list[TemplateSnapshot]] = {}
     query = select(TemplateVersion).where(TemplateVersion.deleted.is_(False)).order_by(TemplateVersion.key, TemplateVersion.version.desc())
     for row in (await session.scalars(query)).all():
-        templates.setdefault(row.key, []).append(TemplateSnapshot(row.key, row.language, row.version, row.subject, row.body,
-                                                                  list(row.variables or [])))
+        templates.setdefault(row.key, []).append(
+            TemplateSnapshot(row.key, row.language, row.version, row.subject, row.body, list(row.variables or []))
+        )
     return Config(rules, templates)
 
 
@@ -120,7 +134,7 @@ class ConfigCache:
         return config
 
 
-_caches: "weakref.WeakKeyDictionary[Any, ConfigCache]" = weakref.WeakKeyDictionary()
+_caches: weakref.WeakKeyDictionary[Any, ConfigCache] = weakref.WeakKeyDictionary()
 
 
 def cache_for(bind: Any) -> ConfigCache:
@@ -137,8 +151,12 @@ async def current(session: AsyncSession) -> Config:
 
 async def mark_changed(session: AsyncSession) -> None:
     """Call in every transaction that changes rules or templates."""
-    bumped = await session.execute(update(ConfigChanges).where(ConfigChanges.id == 1).values(counter=ConfigChanges.counter + 1)
-                                   .execution_options(synchronize_session=False))
+    bumped = await session.execute(
+        update(ConfigChanges)
+        .where(ConfigChanges.id == 1)
+        .values(counter=ConfigChanges.counter + 1)
+        .execution_options(synchronize_session=False)
+    )
     if not bumped.rowcount:  # the row went missing (restored by hand?): start it again
         session.add(ConfigChanges(id=1, counter=1))
         await session.flush()

@@ -1,4 +1,5 @@
 """ASGI entry point: `uvicorn crm_notifications.main:app` (or `create_app(settings)` in tests)."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -18,8 +19,13 @@ from crm_notifications.templates import api as templates_api
 DOMAINS = (templates_api, rules_api, preferences_api, delivery_api, segments_api)
 
 
-def create_app(settings: NotificationsSettings | None = None, *, start_background: bool = True, clock: Clock | None = None,
-               channels: dict[str, Channel] | None = None) -> FastAPI:
+def create_app(
+    settings: NotificationsSettings | None = None,
+    *,
+    start_background: bool = True,
+    clock: Clock | None = None,
+    channels: dict[str, Channel] | None = None,
+) -> FastAPI:
     settings = settings or NotificationsSettings()
     runtime = NotificationsRuntime(settings, clock=clock, channels=channels)
     return create_service_app(

@@ -1,6 +1,7 @@
 """The service runtime: the shared one (db, outbox relay, consumers) plus the dispatcher and the scans, two background
 loops of the runtime (run where the settings say, in the API and the worker alike), and the default templates and
 rules seeded before they start."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,9 +28,13 @@ class NotificationsRuntime(ServiceRuntime):
 
     def __init__(self, settings: NotificationsSettings, *, clock: Clock | None = None, channels: dict[str, Channel] | None = None):
         self.clock = clock or Clock()
-        self.handler = NotificationsHandler(self.clock, survey_base_url=settings.survey_base_url, on_enqueued=self._wake_dispatcher,
-                                            erasure_secret=settings.erasure_secret.get_secret_value(),
-                                            unresolved_retry_s=settings.unknown_contact_retry_s)
+        self.handler = NotificationsHandler(
+            self.clock,
+            survey_base_url=settings.survey_base_url,
+            on_enqueued=self._wake_dispatcher,
+            erasure_secret=settings.erasure_secret.get_secret_value(),
+            unresolved_retry_s=settings.unknown_contact_retry_s,
+        )
         super().__init__(settings, handlers=[self.handler])
         keep_idempotency_records(self)
         self.channels = channels or build_channels(settings, self.db)
@@ -60,10 +65,12 @@ class NotificationsRuntime(ServiceRuntime):
         """One pass of the periodic triggers; returns the number of messages created."""
         now = self.clock.now()
         async with self.transaction() as session:
-            produced = await scans.renewal_scan(session, now, days_before=self.settings.renewal_days_before,
-                                                survey_base_url=self.settings.survey_base_url)
-            produced += await scans.winback_scan(session, now, after_days=self.settings.winback_after_days,
-                                                 survey_base_url=self.settings.survey_base_url)
+            produced = await scans.renewal_scan(
+                session, now, days_before=self.settings.renewal_days_before, survey_base_url=self.settings.survey_base_url
+            )
+            produced += await scans.winback_scan(
+                session, now, after_days=self.settings.winback_after_days, survey_base_url=self.settings.survey_base_url
+            )
         if produced:
             self.dispatcher.wake()
         return len(produced)

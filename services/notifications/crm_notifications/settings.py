@@ -68,9 +68,15 @@ class NotificationsSettings(ServiceSettings):
     config_refresh_s: float = 2.0  # how stale another replica's edit of rules/templates may be here (this process's own: never)
 
     def production_secrets(self) -> dict[str, SecretStr | None]:
-        secrets = {name: getattr(self, field) for name, field in (
-            ("NOTIFICATIONS_WEBHOOK_SECRET", "webhook_secret"), ("NOTIFICATIONS_UNSUBSCRIBE_SECRET", "unsubscribe_secret"),
-            ("NOTIFICATIONS_ERASURE_SECRET", "erasure_secret"), ("NOTIFICATIONS_PROVIDER_TOKEN", "provider_token"))}
+        secrets = {
+            name: getattr(self, field)
+            for name, field in (
+                ("NOTIFICATIONS_WEBHOOK_SECRET", "webhook_secret"),
+                ("NOTIFICATIONS_UNSUBSCRIBE_SECRET", "unsubscribe_secret"),
+                ("NOTIFICATIONS_ERASURE_SECRET", "erasure_secret"),
+                ("NOTIFICATIONS_PROVIDER_TOKEN", "provider_token"),
+            )
+        }
         if self.smtp_username:  # an SMTP relay without authentication needs no password
             secrets["NOTIFICATIONS_SMTP_PASSWORD"] = self.smtp_password
         return secrets

@@ -1,4 +1,5 @@
 """`python -m crm_notifications.worker`: consumers, outbox relay, dispatcher and scans without HTTP."""
+
 from __future__ import annotations
 
 from crm_common.runtime import run_worker

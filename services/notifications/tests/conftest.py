@@ -3,9 +3,9 @@ import shutil
 
 import pytest
 import pytest_asyncio
-from notifications_support import T0, FakeProvider, SmtpServer, make_runtime, migrated, settings_for
 
 from crm_notifications.clock import ManualClock
+from notifications_support import T0, FakeProvider, SmtpServer, make_runtime, migrated, settings_for
 
 
 @pytest_asyncio.fixture

@@ -1,5 +1,6 @@
 """Test helpers for the notifications service: a real SMTP server, a fake SMS/push provider,
 a runtime on a fresh database with a manual clock, and event builders."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,7 @@ from crm_notifications.runtime import NotificationsRuntime
 from crm_notifications.settings import NotificationsSettings
 
 # a Monday, 10:00 in Shanghai
-T0 = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
 
 
 def free_port() -> int:
@@ -56,7 +57,7 @@ class SmtpServer:
     def messages(self):
         return self.collector.messages
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         self.controller.start()
         return self
 
@@ -79,7 +80,7 @@ class FakeProvider:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> "FakeProvider":
+    async def start(self) -> FakeProvider:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
         return self
 
@@ -114,7 +115,11 @@ class FakeProvider:
                 reply, status_line = b'{"ok":true}', "200 OK"
             else:
                 reply, status_line = b'{"error":"not found"}', "404 Not Found"
-            writer.write(f"HTTP/1.1 {status_line}\r\nContent-Type: application/json\r\nContent-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode() + reply)
+            writer.write(
+                f"HTTP/1.1 {status_line}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode()
+                + reply
+            )
             await writer.drain()
         finally:
             writer.close()
@@ -122,8 +127,16 @@ class FakeProvider:
 
 def settings_for(url: str, *, smtp_port: int = 1, provider_url: str = "http://127.0.0.1:1", **overrides) -> NotificationsSettings:
     values = dict(
-        database_url=url, smtp_port=smtp_port, sms_provider_url=provider_url, push_provider_url=provider_url,
-        run_consumers=False, run_outbox_relay=False, run_dispatcher=False, run_scans=False, smtp_timeout_s=3, provider_timeout_s=3,
+        database_url=url,
+        smtp_port=smtp_port,
+        sms_provider_url=provider_url,
+        push_provider_url=provider_url,
+        run_consumers=False,
+        run_outbox_relay=False,
+        run_dispatcher=False,
+        run_scans=False,
+        smtp_timeout_s=3,
+        provider_timeout_s=3,
     )
     values.update(overrides)
     return NotificationsSettings(**values)
@@ -160,8 +173,13 @@ def event(payload, key: str | None = None, occurred_at: dt.datetime | None = Non
 
 
 def customer_registered(customer_id: str, contacts: list[dict], **fields) -> object:
-    snapshot = CustomerRegistered(customer_id=customer_id, name=fields.pop("name", f"Customer {customer_id}"), status=fields.pop("status", "active"),
-                                  contacts=[ContactSnapshot(**c) for c in contacts], **fields)
+    snapshot = CustomerRegistered(
+        customer_id=customer_id,
+        name=fields.pop("name", f"Customer {customer_id}"),
+        status=fields.pop("status", "active"),
+        contacts=[ContactSnapshot(**c) for c in contacts],
+        **fields,
+    )
     return event(snapshot)
 
 

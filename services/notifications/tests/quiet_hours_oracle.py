@@ -3,6 +3,7 @@
 Shares nothing with `crm_notifications.preferences.policy`: it reads the local wall clock of each UTC minute and
 answers with the first one outside the window [start, end). Quiet hours and the offsets of the zones the tests use
 are whole minutes, so the end of a quiet period always falls on a whole UTC minute."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,7 +29,7 @@ def walked_quiet_end(now: dt.datetime, timezone: str, start: dt.time, end: dt.ti
     """None when `now` is not quiet; else the first whole UTC minute after `now` that is not."""
     if not quiet_at(now, timezone, start, end):
         return None
-    instant = now.astimezone(dt.timezone.utc).replace(second=0, microsecond=0) + MINUTE
+    instant = now.astimezone(dt.UTC).replace(second=0, microsecond=0) + MINUTE
     for _ in range(horizon_days * 24 * 60):
         if not quiet_at(instant, timezone, start, end):
             return instant

@@ -1,16 +1,17 @@
 """The HTTP API in-process: templates, rules, preview, preferences, deliveries, segment sends."""
+
 import json
 
 import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
-from notifications_support import T0, EventFeeder, customer_registered, event, settings_for
 
 from crm_common.events.complaints import ComplaintFiled
 from crm_common.events.scoring import CustomerScored
 from crm_devbroker.testing import edge_auth
 from crm_notifications.main import create_app
+from notifications_support import T0, EventFeeder, customer_registered, event, settings_for
 
 
 async def _client(url, smtp, provider, clock):
@@ -40,14 +41,21 @@ async def api(sqlite_url, smtp, provider, clock):
     await client.runtime.stop()
 
 
-TEMPLATE = {"key": "monthly_report", "language": "en", "subject": "Your report for {{ customer_name }}",
-            "body": "Dear {{ contact_name }}, see the attached report.", "variables": ["customer_name", "contact_name"]}
+TEMPLATE = {
+    "key": "monthly_report",
+    "language": "en",
+    "subject": "Your report for {{ customer_name }}",
+    "body": "Dear {{ contact_name }}, see the attached report.",
+    "variables": ["customer_name", "contact_name"],
+}
 
 
 async def test_template_crud_and_versions(api):
     created = await api.post("/templates", json=TEMPLATE)
     assert created.status_code == 201 and created.json()["version"] == 1
-    updated = await api.put("/templates/monthly_report/en", json={**{k: TEMPLATE[k] for k in ("subject", "variables")}, "body": "Hello {{ contact_name }}"})
+    updated = await api.put(
+        "/templates/monthly_report/en", json={**{k: TEMPLATE[k] for k in ("subject", "variables")}, "body": "Hello {{ contact_name }}"}
+    )
     assert updated.status_code == 200 and updated.json()["version"] == 2
     current = await api.get("/templates/monthly_report/en")
     assert current.json()["body"] == "Hello {{ contact_name }}"
@@ -71,7 +79,9 @@ async def test_unknown_template_variable_is_a_422_at_save(api):
 
 
 async def test_preview_with_sample_data(api):
-    response = await api.post("/templates/complaint_ack/preview", json={"language": "en", "data": {"complaint_number": "CP-1", "contact_name": "Ann"}})
+    response = await api.post(
+        "/templates/complaint_ack/preview", json={"language": "en", "data": {"complaint_number": "CP-1", "contact_name": "Ann"}}
+    )
     assert response.status_code == 200
     assert response.json()["subject"] == "We received your complaint CP-1"
     assert "Dear Ann" in response.json()["body"] and "<category>" in response.json()["body"]
@@ -80,8 +90,15 @@ async def test_preview_with_sample_data(api):
 
 
 async def test_rule_crud_and_validation(api):
-    rule = {"name": "complaint-filed-sms", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
-            "channel": "sms", "category": "complaint_updates", "conditions": [{"field": "priority", "op": "in", "value": ["P1"]}]}
+    rule = {
+        "name": "complaint-filed-sms",
+        "event_type": "ComplaintFiled",
+        "template_key": "complaint_ack",
+        "audience": "event_contact",
+        "channel": "sms",
+        "category": "complaint_updates",
+        "conditions": [{"field": "priority", "op": "in", "value": ["P1"]}],
+    }
     created = await api.post("/rules", json=rule)
     assert created.status_code == 201, created.text
     rule_id = created.json()["id"]
@@ -108,8 +125,15 @@ async def test_rule_crud_and_validation(api):
     ],
 )
 async def test_bad_rules_are_422_with_the_reason(api, change, error_type):
-    rule = {"name": "bad", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
-            "channel": "email", "category": "complaint_updates", **change}
+    rule = {
+        "name": "bad",
+        "event_type": "ComplaintFiled",
+        "template_key": "complaint_ack",
+        "audience": "event_contact",
+        "channel": "email",
+        "category": "complaint_updates",
+        **change,
+    }
     response = await api.post("/rules", json=rule)
     assert response.status_code == 422
     assert error_type in [e["type"] for e in response.json()["errors"]]
@@ -129,8 +153,14 @@ LONE = "\ud800"  # half of a surrogate pair: JSON can escape it, UTF-8 (and so P
     ],
 )
 async def test_text_that_cannot_be_stored_is_a_422_on_both_databases(api_both, path, body, loc):
-    rule = {"name": "lone", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
-            "channel": "email", "category": "complaint_updates"}
+    rule = {
+        "name": "lone",
+        "event_type": "ComplaintFiled",
+        "template_key": "complaint_ack",
+        "audience": "event_contact",
+        "channel": "email",
+        "category": "complaint_updates",
+    }
     sent = body if path == "/templates" else {**rule, **body}
     # json.dumps escapes the lone surrogate as \ud800, as a client would send it (it cannot be encoded as UTF-8 at all)
     response = await api_both.post(path, content=json.dumps(sent), headers={"content-type": "application/json"})
@@ -145,9 +175,18 @@ async def test_preferences_and_invalid_addresses(api):
     await EventFeeder(api.runtime).feed(customer_registered("c1", [{"contact_id": "k1", "email": "a@example.com", "language": "en"}]))
     bad = await api.put("/preferences/contacts/k1", json={"addresses": {"email": "not-an-email", "sms": "12", "webhook": "ftp://x"}})
     assert bad.status_code == 422
-    assert {tuple(e["loc"]) for e in bad.json()["errors"]} == {("body", "addresses", "email"), ("body", "addresses", "sms"), ("body", "addresses", "webhook")}
-    good = await api.put("/preferences/contacts/k1", json={"addresses": {"sms": "+8613800138000"},
-                                                           "categories": {"shipment_status": {"opted_in": False}, "complaint_updates": {"opted_in": False}}})
+    assert {tuple(e["loc"]) for e in bad.json()["errors"]} == {
+        ("body", "addresses", "email"),
+        ("body", "addresses", "sms"),
+        ("body", "addresses", "webhook"),
+    }
+    good = await api.put(
+        "/preferences/contacts/k1",
+        json={
+            "addresses": {"sms": "+8613800138000"},
+            "categories": {"shipment_status": {"opted_in": False}, "complaint_updates": {"opted_in": False}},
+        },
+    )
     assert good.status_code == 200
     states = {c["category"]: c["effective"] for c in good.json()["categories"]}
     assert states["shipment_status"] == "not subscribed to shipment_status"
@@ -158,11 +197,13 @@ async def test_preferences_and_invalid_addresses(api):
 
 
 async def test_the_star_entry_is_shown_and_is_the_default_of_every_category_without_its_own(api):
-    await EventFeeder(api.runtime).feed(customer_registered("c1", [{"contact_id": "k1", "email": "a@example.com", "language": "en",
-                                                                     "marketing_consent": True}]))
+    await EventFeeder(api.runtime).feed(
+        customer_registered("c1", [{"contact_id": "k1", "email": "a@example.com", "language": "en", "marketing_consent": True}])
+    )
     assert (await api.get("/preferences/contacts/k1")).json()["every_category"] is None
-    response = await api.put("/preferences/contacts/k1", json={"categories": {"*": {"opted_in": False, "channel": "sms"},
-                                                                             "retention": {"opted_in": True}}})
+    response = await api.put(
+        "/preferences/contacts/k1", json={"categories": {"*": {"opted_in": False, "channel": "sms"}, "retention": {"opted_in": True}}}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["every_category"] == {"opted_in": False, "channel": "sms"}
@@ -177,8 +218,20 @@ async def test_delivery_log_per_customer(api_both, smtp):
     api = api_both
     feeder = EventFeeder(api.runtime)
     await feeder.feed(customer_registered("c2", [{"contact_id": "k2", "email": "b@example.com", "language": "en"}]))
-    await feeder.feed(event(ComplaintFiled(complaint_id="x", complaint_number="CP-7", customer_id="c2", category="delay", priority="P3",
-                                           channel="web", contact_id="k2", filed_at=T0)))
+    await feeder.feed(
+        event(
+            ComplaintFiled(
+                complaint_id="x",
+                complaint_number="CP-7",
+                customer_id="c2",
+                category="delay",
+                priority="P3",
+                channel="web",
+                contact_id="k2",
+                filed_at=T0,
+            )
+        )
+    )
     await api.runtime.dispatcher.run_once()
     log = (await api.get("/deliveries", params={"customer_id": "c2"})).json()
     assert len(log) == 1 and log[0]["status"] == "sent" and log[0]["subject"] == "We received your complaint CP-7"
@@ -195,15 +248,33 @@ async def test_segment_send_dry_run_then_send(api_both, smtp):
     api = api_both
     feeder = EventFeeder(api.runtime)
     for i, abc in enumerate(["A", "A", "B"]):
-        await feeder.feed(customer_registered(f"s{i}", [{"contact_id": f"ks{i}", "email": f"s{i}@example.com", "language": "en",
-                                                        "marketing_consent": i != 1}]))
+        await feeder.feed(
+            customer_registered(
+                f"s{i}", [{"contact_id": f"ks{i}", "email": f"s{i}@example.com", "language": "en", "marketing_consent": i != 1}]
+            )
+        )
         await feeder.feed(event(CustomerScored(customer_id=f"s{i}", abc_class=abc, scored_at=T0)))
-    await api.post("/templates", json={"key": "a_class_news", "language": "en", "subject": "News for {{ customer_name }}",
-                                       "body": "Dear {{ contact_name }}, thank you.", "variables": ["customer_name", "contact_name"]})
+    await api.post(
+        "/templates",
+        json={
+            "key": "a_class_news",
+            "language": "en",
+            "subject": "News for {{ customer_name }}",
+            "body": "Dear {{ contact_name }}, thank you.",
+            "variables": ["customer_name", "contact_name"],
+        },
+    )
     request = {"segment": {"abc_class": "A"}, "template_key": "a_class_news", "channel": "email", "category": "marketing"}
     dry = await api.post("/segment-sends", json=request)
     assert dry.status_code == 200
-    assert dry.json() == {"id": None, "dry_run": True, "customers": 2, "recipients": 1, "suppressed": {"no marketing consent": 1}, "queued": 0}
+    assert dry.json() == {
+        "id": None,
+        "dry_run": True,
+        "customers": 2,
+        "recipients": 1,
+        "suppressed": {"no marketing consent": 1},
+        "queued": 0,
+    }
     assert len(smtp.messages) == 0
     unconfirmed = await api.post("/segment-sends", json={**request, "dry_run": False})
     assert unconfirmed.status_code == 409
@@ -220,12 +291,26 @@ async def test_retried_creates_with_an_idempotency_key_happen_once(api_both, smt
     """Templates, rules and segment sends: the same key and body answer the first result; another body is 422."""
     api = api_both
     feeder = EventFeeder(api.runtime)
-    await feeder.feed(customer_registered("ik1", [{"contact_id": "kik1", "email": "ik1@example.com", "language": "en", "marketing_consent": True}]))
+    await feeder.feed(
+        customer_registered("ik1", [{"contact_id": "kik1", "email": "ik1@example.com", "language": "en", "marketing_consent": True}])
+    )
     await feeder.feed(event(CustomerScored(customer_id="ik1", abc_class="A", scored_at=T0)))
-    template = {"key": "retry_news", "language": "en", "subject": "News for {{ customer_name }}", "body": "Dear {{ contact_name }}.",
-                "variables": ["customer_name", "contact_name"]}
-    rule = {"name": "retry-rule", "event_type": "ComplaintFiled", "template_key": "complaint_ack", "audience": "event_contact",
-            "channel": "email", "category": "complaint_updates", "conditions": []}
+    template = {
+        "key": "retry_news",
+        "language": "en",
+        "subject": "News for {{ customer_name }}",
+        "body": "Dear {{ contact_name }}.",
+        "variables": ["customer_name", "contact_name"],
+    }
+    rule = {
+        "name": "retry-rule",
+        "event_type": "ComplaintFiled",
+        "template_key": "complaint_ack",
+        "audience": "event_contact",
+        "channel": "email",
+        "category": "complaint_updates",
+        "conditions": [],
+    }
     for path, body in (("/templates", template), ("/rules", rule)):
         headers = {"Idempotency-Key": f"create{path}"}
         first = await api.post(path, json=body, headers=headers)
@@ -234,13 +319,21 @@ async def test_retried_creates_with_an_idempotency_key_happen_once(api_both, smt
         assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
         assert again.headers["location"] == first.headers["location"]
         assert (await api.get(first.headers["location"])).json()["id"] == first.json()["id"]
-        other = await api.post(path, json=body | {"language": "zh-CN"} if path == "/templates" else body | {"channel": "sms"}, headers=headers)
+        other = await api.post(
+            path, json=body | {"language": "zh-CN"} if path == "/templates" else body | {"channel": "sms"}, headers=headers
+        )
         assert other.status_code == 422 and other.json()["type"] == "urn:crm:problem:idempotency-key-reused"
     assert [v["version"] for v in (await api.get("/templates/retry_news/versions")).json()] == [1]
     assert [r["id"] for r in (await api.get("/rules")).json() if r["name"] == "retry-rule"] == [first.json()["id"]]
 
-    send = {"segment": {"abc_class": "A"}, "template_key": "retry_news", "channel": "email", "category": "marketing", "dry_run": False,
-            "expected_recipients": 1}
+    send = {
+        "segment": {"abc_class": "A"},
+        "template_key": "retry_news",
+        "channel": "email",
+        "category": "marketing",
+        "dry_run": False,
+        "expected_recipients": 1,
+    }
     headers = {"Idempotency-Key": "segment-send-1"}
     sent = await api.post("/segment-sends", json=send, headers=headers)
     again = await api.post("/segment-sends", json=send, headers=headers)
@@ -255,9 +348,23 @@ async def test_retried_creates_with_an_idempotency_key_happen_once(api_both, smt
 async def test_provider_receipts_and_inbox_tasks(api, provider, smtp):
     api.runtime.settings.provider_token = SecretStr("prov-token")
     feeder = EventFeeder(api.runtime)
-    await feeder.feed(customer_registered("c9", [{"contact_id": "k9", "email": "k9@example.com", "language": "en"}], account_manager="am.x"))
-    await feeder.feed(event(ComplaintFiled(complaint_id="x9", complaint_number="CP-9", customer_id="c9", category="delay", priority="P3",
-                                           channel="web", contact_id="k9", filed_at=T0)))
+    await feeder.feed(
+        customer_registered("c9", [{"contact_id": "k9", "email": "k9@example.com", "language": "en"}], account_manager="am.x")
+    )
+    await feeder.feed(
+        event(
+            ComplaintFiled(
+                complaint_id="x9",
+                complaint_number="CP-9",
+                customer_id="c9",
+                category="delay",
+                priority="P3",
+                channel="web",
+                contact_id="k9",
+                filed_at=T0,
+            )
+        )
+    )
     from crm_common.events.scoring import ChurnRiskRaised
 
     await feeder.feed(event(ChurnRiskRaised(customer_id="c9", risk_level="high", raised_at=T0)))
@@ -291,8 +398,10 @@ async def test_provider_receipts_and_inbox_tasks(api, provider, smtp):
 async def test_a_segment_send_with_an_impossible_count_or_channel_is_a_422(api_both):
     """A count beyond what the column holds, or a channel with control characters, is refused at the edge, never a 500."""
     request = {"segment": {"abc_class": "A"}, "template_key": "a_class_news", "category": "marketing", "dry_run": True}
-    for body, field in ((request | {"channel": "email", "expected_recipients": 54735873268099110141952}, "expected_recipients"),
-                        (request | {"channel": "em\x1fail"}, "channel")):
+    for body, field in (
+        (request | {"channel": "email", "expected_recipients": 54735873268099110141952}, "expected_recipients"),
+        (request | {"channel": "em\x1fail"}, "channel"),
+    ):
         answer = await api_both.post("/segment-sends", json=body, headers={"Idempotency-Key": f"impossible-{field}"})
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")

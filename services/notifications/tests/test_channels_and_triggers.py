@@ -1,9 +1,9 @@
 """Webhooks, push, the in-app inbox, escalations, reminders and the periodic scans."""
+
 import datetime as dt
 import json
 
 import pytest_asyncio
-from notifications_support import T0, EventFeeder, customer_registered, event
 from sqlalchemy import select
 
 from crm_common.events.complaints import ComplaintEscalated, ComplaintResolved
@@ -13,7 +13,7 @@ from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADE
 from crm_notifications.delivery.models import InboxTask, Message
 from crm_notifications.preferences import service as preferences
 from crm_notifications.preferences.schemas import PreferencesIn
-
+from notifications_support import T0, EventFeeder, customer_registered, event
 
 
 @pytest_asyncio.fixture
@@ -31,8 +31,11 @@ async def test_signed_webhook_to_a_customer_system_verifies(nf, provider):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("w1", [{"contact_id": "kw", "email": "ops@shipper.example"}]))
     async with nf.transaction() as session:
-        await preferences.update(session, "kw", PreferencesIn(addresses={"webhook": f"{provider.url}/hooks/crm"},
-                                                              categories={"shipment_status": {"channel": "webhook"}}))
+        await preferences.update(
+            session,
+            "kw",
+            PreferencesIn(addresses={"webhook": f"{provider.url}/hooks/crm"}, categories={"shipment_status": {"channel": "webhook"}}),
+        )
     await feeder.feed(event(ShipmentLost(order_id="O-77", customer_id="w1", tracking_number="SF77", reported_at=T0)))
     await nf.dispatcher.run_once()
     [(path, headers, body)] = provider.requests
@@ -46,7 +49,9 @@ async def test_signed_webhook_to_a_customer_system_verifies(nf, provider):
 
     assert Webhook(shown.webhook_signing_secret).verify(body, dict(headers))["customer_id"] == "w1"
     assert verify_signature(secret, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
-    assert not verify_signature(nf.settings.webhook_secret.get_secret_value(), body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
+    assert not verify_signature(
+        nf.settings.webhook_secret.get_secret_value(), body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()]
+    )
     other_endpoint = endpoint_secret(nf.settings.webhook_secret.get_secret_value(), "another-contact")
     assert not verify_signature(other_endpoint, body, headers[TIMESTAMP_HEADER.lower()], headers[SIGNATURE_HEADER.lower()])
     payload = json.loads(body)
@@ -60,7 +65,9 @@ async def test_webhook_refused_with_4xx_fails_without_retry(nf, provider):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("w2", [{"contact_id": "kw2"}]))
     async with nf.transaction() as session:
-        await preferences.update(session, "kw2", PreferencesIn(addresses={"webhook": f"{provider.url}/hooks/gone"}, categories={"*": {"channel": "webhook"}}))
+        await preferences.update(
+            session, "kw2", PreferencesIn(addresses={"webhook": f"{provider.url}/hooks/gone"}, categories={"*": {"channel": "webhook"}})
+        )
     await feeder.feed(event(ShipmentLost(order_id="O-78", customer_id="w2", reported_at=T0)))
     await nf.dispatcher.run_once()
     [message] = await _messages(nf)
@@ -71,7 +78,9 @@ async def test_push_through_the_http_provider(nf, provider):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("p1", [{"contact_id": "kp", "language": "en"}]))
     async with nf.transaction() as session:
-        await preferences.update(session, "kp", PreferencesIn(addresses={"push": "device-token-123456"}, categories={"*": {"channel": "push"}}))
+        await preferences.update(
+            session, "kp", PreferencesIn(addresses={"push": "device-token-123456"}, categories={"*": {"channel": "push"}})
+        )
     await feeder.feed(event(ShipmentLost(order_id="O-79", customer_id="p1", reported_at=T0)))
     await nf.dispatcher.run_once()
     [sent] = provider.received
@@ -81,9 +90,21 @@ async def test_push_through_the_http_provider(nf, provider):
 async def test_escalation_alerts_the_owner_in_the_inbox_even_in_quiet_hours(nf, clock):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("e1", [{"contact_id": "ke", "email": "e@example.com"}], name="华东冷链"))
-    clock.set(dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.timezone.utc))  # midnight in Shanghai
-    await feeder.feed(event(ComplaintEscalated(complaint_id="x", complaint_number="CP-9", customer_id="e1", level=2, escalated_to="ops-director",
-                                               clock="resolution", reason="breach", escalated_at=T0)))
+    clock.set(dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.UTC))  # midnight in Shanghai
+    await feeder.feed(
+        event(
+            ComplaintEscalated(
+                complaint_id="x",
+                complaint_number="CP-9",
+                customer_id="e1",
+                level=2,
+                escalated_to="ops-director",
+                clock="resolution",
+                reason="breach",
+                escalated_at=T0,
+            )
+        )
+    )
     await nf.dispatcher.run_once()
     async with nf.db.sessions() as session:
         [task] = (await session.scalars(select(InboxTask))).all()
@@ -93,8 +114,19 @@ async def test_escalation_alerts_the_owner_in_the_inbox_even_in_quiet_hours(nf, 
 async def test_resolution_carries_the_survey_link(nf, smtp):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("r1", [{"contact_id": "kr", "name": "Hu", "email": "hu@example.com", "language": "en"}]))
-    await feeder.feed(event(ComplaintResolved(complaint_id="cmp-1", complaint_number="CP-5", customer_id="r1", outcome="refund issued",
-                                              contact_id="kr", survey_url="https://survey.example/cmp-1", resolved_at=T0)))
+    await feeder.feed(
+        event(
+            ComplaintResolved(
+                complaint_id="cmp-1",
+                complaint_number="CP-5",
+                customer_id="r1",
+                outcome="refund issued",
+                contact_id="kr",
+                survey_url="https://survey.example/cmp-1",
+                resolved_at=T0,
+            )
+        )
+    )
     await nf.dispatcher.run_once()
     [mail] = smtp.messages
     assert "https://survey.example/cmp-1" in mail.get_content() and "refund issued" in mail.get_content()
@@ -103,8 +135,13 @@ async def test_resolution_carries_the_survey_link(nf, smtp):
 async def test_payment_overdue_reminder(nf, smtp):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("f1", [{"contact_id": "kf", "name": "Wu", "email": "ap@example.cn"}]))
-    await feeder.feed(event(PaymentOverdue(invoice_id="INV-42", customer_id="f1", amount="1250.50", due_date=dt.date(2026, 2, 20),
-                                           days_overdue=10, reported_at=T0)))
+    await feeder.feed(
+        event(
+            PaymentOverdue(
+                invoice_id="INV-42", customer_id="f1", amount="1250.50", due_date=dt.date(2026, 2, 20), days_overdue=10, reported_at=T0
+            )
+        )
+    )
     await nf.dispatcher.run_once()
     [mail] = smtp.messages
     assert mail["Subject"] == "付款提醒：发票 INV-42" and "1250.50 CNY" in mail.get_content() and "逾期 10 天" in mail.get_content()
@@ -130,12 +167,29 @@ async def test_payment_overdue_reminder_goes_once_per_invoice_whatever_its_event
 
 async def test_renewal_and_win_back_scans_run_once_per_occasion(nf, smtp, clock):
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("s1", [{"contact_id": "ks1", "email": "s1@example.com", "language": "en"}],
-                                          contract_end=dt.date(2026, 3, 20), account_manager="Gao"))
-    await feeder.feed(customer_registered("s2", [{"contact_id": "ks2", "email": "s2@example.com", "marketing_consent": True}],
-                                          contract_end=dt.date(2026, 9, 1)))
-    await feeder.feed(event(CustomerUpdated(customer_id="s2", name="Lost Co", status="lost",
-                                            contacts=[{"contact_id": "ks2", "email": "s2@example.com", "marketing_consent": True}])))
+    await feeder.feed(
+        customer_registered(
+            "s1",
+            [{"contact_id": "ks1", "email": "s1@example.com", "language": "en"}],
+            contract_end=dt.date(2026, 3, 20),
+            account_manager="Gao",
+        )
+    )
+    await feeder.feed(
+        customer_registered(
+            "s2", [{"contact_id": "ks2", "email": "s2@example.com", "marketing_consent": True}], contract_end=dt.date(2026, 9, 1)
+        )
+    )
+    await feeder.feed(
+        event(
+            CustomerUpdated(
+                customer_id="s2",
+                name="Lost Co",
+                status="lost",
+                contacts=[{"contact_id": "ks2", "email": "s2@example.com", "marketing_consent": True}],
+            )
+        )
+    )
     assert await nf.run_scans() == 1  # renewal for s1 (18 days ahead); s2 lost only today
     assert await nf.run_scans() == 0  # same occasion: nothing new
     clock.advance(days=91)  # s1's contract has ended by now; s2 has been lost for 91 days
@@ -166,8 +220,16 @@ async def test_win_back_counts_from_the_lost_at_of_customer_profiles_case(nf, sm
 
     await feeder.feed(customer_registered("l2", [{"contact_id": "kl2", "email": "l2@example.com", "marketing_consent": True}]))
     await feeder.feed(event(CustomerLost(customer_id="l2", case_id="c-2", cause="terminated", detail="status set", lost_at=clock.now())))
-    await feeder.feed(event(CustomerUpdated(customer_id="l2", name="Back Co", status="active",
-                                            contacts=[{"contact_id": "kl2", "email": "l2@example.com", "marketing_consent": True}])))
+    await feeder.feed(
+        event(
+            CustomerUpdated(
+                customer_id="l2",
+                name="Back Co",
+                status="active",
+                contacts=[{"contact_id": "kl2", "email": "l2@example.com", "marketing_consent": True}],
+            )
+        )
+    )
     clock.advance(days=120)
     await nf.run_scans()
     await nf.dispatcher.run_once()
@@ -178,8 +240,20 @@ async def test_complaint_before_its_customer_snapshot_waits_for_the_contact(nf, 
     from crm_common.events.complaints import ComplaintFiled
 
     feeder = EventFeeder(nf)
-    await feeder.feed(event(ComplaintFiled(complaint_id="q", complaint_number="CP-EARLY", customer_id="o1", category="delay", priority="P3",
-                                           channel="web", contact_id="ko", filed_at=T0)))
+    await feeder.feed(
+        event(
+            ComplaintFiled(
+                complaint_id="q",
+                complaint_number="CP-EARLY",
+                customer_id="o1",
+                category="delay",
+                priority="P3",
+                channel="web",
+                contact_id="ko",
+                filed_at=T0,
+            )
+        )
+    )
     await nf.dispatcher.run_once()
     [message] = await _messages(nf)
     assert (message.status, message.reason) == ("deferred", "waiting for contact details")
@@ -193,8 +267,20 @@ async def test_complaint_before_its_customer_snapshot_waits_for_the_contact(nf, 
 async def test_contact_never_known_is_given_up_after_a_day(nf, clock):
     from crm_common.events.complaints import ComplaintFiled
 
-    await EventFeeder(nf).feed(event(ComplaintFiled(complaint_id="q", complaint_number="CP-X", customer_id="o2", category="delay",
-                                                    priority="P3", channel="web", contact_id="ghost", filed_at=T0)))
+    await EventFeeder(nf).feed(
+        event(
+            ComplaintFiled(
+                complaint_id="q",
+                complaint_number="CP-X",
+                customer_id="o2",
+                category="delay",
+                priority="P3",
+                channel="web",
+                contact_id="ghost",
+                filed_at=T0,
+            )
+        )
+    )
     clock.advance(days=1, seconds=30)
     await nf.dispatcher.run_once()
     [message] = await _messages(nf)
@@ -232,8 +318,13 @@ async def test_events_for_a_merged_customer_reach_the_survivor(nf, smtp):
     await feeder.feed(customer_registered("m-old", [{"contact_id": "km", "email": "m@example.com", "language": "en"}]))
     await feeder.feed(customer_registered("m-new", []))
     await feeder.feed(event(CustomerMerged(survivor_id="m-new", merged_id="m-old", merged_at=T0), key="m-new"))
-    await feeder.feed(event(PaymentOverdue(invoice_id="INV-M", customer_id="m-old", amount="10", due_date=dt.date(2026, 2, 1),
-                                           days_overdue=29, reported_at=T0)))
+    await feeder.feed(
+        event(
+            PaymentOverdue(
+                invoice_id="INV-M", customer_id="m-old", amount="10", due_date=dt.date(2026, 2, 1), days_overdue=29, reported_at=T0
+            )
+        )
+    )
     await nf.dispatcher.run_once()
     [message] = await _messages(nf)
     assert message.customer_id == "m-new" and message.status == "sent"
@@ -242,8 +333,10 @@ async def test_events_for_a_merged_customer_reach_the_survivor(nf, smtp):
 
 async def test_contacts_dropped_from_the_profile_are_no_longer_addressed(nf, provider):
     feeder = EventFeeder(nf)
-    both = [{"contact_id": "ka", "phone": "+8613800138011", "preferred_channel": "sms"},
-            {"contact_id": "kb", "phone": "+8613800138012", "preferred_channel": "sms"}]
+    both = [
+        {"contact_id": "ka", "phone": "+8613800138011", "preferred_channel": "sms"},
+        {"contact_id": "kb", "phone": "+8613800138012", "preferred_channel": "sms"},
+    ]
     await feeder.feed(customer_registered("cr", both))
     from crm_common.events.customers import ContactSnapshot
 
@@ -257,12 +350,30 @@ async def test_complaint_ack_follows_the_contacts_own_channel(nf, provider, smtp
     from crm_common.events.complaints import ComplaintFiled
 
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("pc", [{"contact_id": "kp1", "phone": "+8613800138021", "email": "p1@example.com",
-                                                  "preferred_channel": "sms", "language": "en"},
-                                                 {"contact_id": "kp2", "phone": "+8613800138022"}]))
+    await feeder.feed(
+        customer_registered(
+            "pc",
+            [
+                {"contact_id": "kp1", "phone": "+8613800138021", "email": "p1@example.com", "preferred_channel": "sms", "language": "en"},
+                {"contact_id": "kp2", "phone": "+8613800138022"},
+            ],
+        )
+    )
     for contact in ("kp1", "kp2"):
-        await feeder.feed(event(ComplaintFiled(complaint_id=f"q-{contact}", complaint_number=f"CP-{contact}", customer_id="pc",
-                                               category="delay", priority="P3", channel="web", contact_id=contact, filed_at=T0)))
+        await feeder.feed(
+            event(
+                ComplaintFiled(
+                    complaint_id=f"q-{contact}",
+                    complaint_number=f"CP-{contact}",
+                    customer_id="pc",
+                    category="delay",
+                    priority="P3",
+                    channel="web",
+                    contact_id=contact,
+                    filed_at=T0,
+                )
+            )
+        )
     await nf.dispatcher.run_once()
     # kp1 prefers SMS although it has an email; kp2 has only a phone
     assert sorted(r["to"] for r in provider.received) == ["+8613800138021", "+8613800138022"]

@@ -1,12 +1,12 @@
 """Rules and templates are cached per process (crm_notifications.configuration): an edit is seen at once by the
 process that made it, and by another replica once its refresh interval has passed. On SQLite and PostgreSQL."""
-from notifications_support import EventFeeder, customer_registered, make_runtime, settings_for
-from test_pipeline import _messages, complaint_filed
 
 from crm_notifications import configuration
 from crm_notifications.rules import service as rules
 from crm_notifications.rules.schemas import RuleIn
 from crm_notifications.templates import service as templates
+from notifications_support import EventFeeder, customer_registered, make_runtime, settings_for
+from test_pipeline import _messages, complaint_filed
 
 
 async def _disable(runtime, rule_name: str) -> None:
@@ -22,8 +22,14 @@ async def test_an_edit_is_seen_at_once_by_the_process_that_made_it(nf, smtp):
     await feeder.feed(customer_registered("c1", [{"contact_id": "k1", "email": "k1@example.com", "language": "en"}]))
     await feeder.feed(complaint_filed("c1", "k1", number="CP-1"))  # rules and templates are now cached
     async with nf.transaction() as session:
-        await templates.save_version(session, key="complaint_ack", language="en", subject="Got it: {{ complaint_number }}",
-                                     body="Dear {{ contact_name }}, thanks.", variables=["complaint_number", "contact_name"])
+        await templates.save_version(
+            session,
+            key="complaint_ack",
+            language="en",
+            subject="Got it: {{ complaint_number }}",
+            body="Dear {{ contact_name }}, thanks.",
+            variables=["complaint_number", "contact_name"],
+        )
     assert await nf.dispatcher.run_once() == 1
     assert smtp.messages[-1]["Subject"] == "Got it: CP-1"
     await _disable(nf, "complaint-filed-ack")

@@ -1,16 +1,27 @@
 """Credit actions per grade, as rules (data): a falling grade warns the account manager and finance at once; grade C
 asks the account manager for a shorter payment cycle; grade D a credit review; nothing for a rising grade B."""
-from notifications_support import T0, EventFeeder, customer_registered, event
+
 from sqlalchemy import select
 
 from crm_common.events.scoring import CreditGradeChanged
 from crm_notifications.delivery.models import InboxTask
 from crm_notifications.rules.conditions import holds
+from notifications_support import T0, EventFeeder, customer_registered, event
 
 
 def grade_changed(customer_id: str, old: str | None, new: str, actions: list[str], *, falling: bool) -> object:
-    return event(CreditGradeChanged(customer_id=customer_id, old_grade=old, new_grade=new, falling=falling, actions=actions,
-                                    review_every_days=30, reason=f"{new} (reason)", changed_at=T0))
+    return event(
+        CreditGradeChanged(
+            customer_id=customer_id,
+            old_grade=old,
+            new_grade=new,
+            falling=falling,
+            actions=actions,
+            review_every_days=30,
+            reason=f"{new} (reason)",
+            changed_at=T0,
+        )
+    )
 
 
 async def _tasks(nf, customer_id: str) -> list[tuple[str, str]]:
@@ -22,8 +33,11 @@ async def _tasks(nf, customer_id: str) -> list[tuple[str, str]]:
 async def test_a_fall_to_d_warns_the_account_manager_and_finance_and_asks_for_a_review(nf_sqlite):
     nf = nf_sqlite
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("cr1", [{"contact_id": "kcr1", "name": "Qian", "email": "qian@example.com", "language": "en"}],
-                                          account_manager="am.zhou"))
+    await feeder.feed(
+        customer_registered(
+            "cr1", [{"contact_id": "kcr1", "name": "Qian", "email": "qian@example.com", "language": "en"}], account_manager="am.zhou"
+        )
+    )
     await feeder.feed(grade_changed("cr1", "B", "D", ["credit_review_task", "alert_finance"], falling=True))
     await nf.dispatcher.run_once()
     assert await _tasks(nf, "cr1") == [
@@ -36,8 +50,11 @@ async def test_a_fall_to_d_warns_the_account_manager_and_finance_and_asks_for_a_
 async def test_grade_c_first_seen_alerts_the_account_manager_and_asks_for_a_shorter_cycle(nf_sqlite, smtp):
     nf = nf_sqlite
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("cr2", [{"contact_id": "kcr2", "name": "Lu", "email": "lu@example.com", "language": "en"}],
-                                          account_manager="am.he"))
+    await feeder.feed(
+        customer_registered(
+            "cr2", [{"contact_id": "kcr2", "name": "Lu", "email": "lu@example.com", "language": "en"}], account_manager="am.he"
+        )
+    )
     await feeder.feed(grade_changed("cr2", None, "C", ["payment_cycle_reminder", "alert_account_manager"], falling=False))
     await feeder.feed(grade_changed("cr2", "C", "B", [], falling=False))  # rising to B calls for nothing
     await nf.dispatcher.run_once()

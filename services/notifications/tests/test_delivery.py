@@ -1,8 +1,8 @@
 """Channels, retries, outages, restarts, preferences and erasure, on SQLite and PostgreSQL."""
+
 import asyncio
 import datetime as dt
 
-from notifications_support import T0, EventFeeder, customer_registered, event, make_runtime, new_id, settings_for
 from sqlalchemy import select
 
 from crm_common.events.complaints import ComplaintFiled
@@ -14,6 +14,7 @@ from crm_notifications.channels.base import ChannelResult
 from crm_notifications.delivery.models import Attempt, InboxTask, Message, Notification
 from crm_notifications.preferences import service as preferences
 from crm_notifications.preferences.schemas import PreferencesIn
+from notifications_support import T0, EventFeeder, customer_registered, event, make_runtime, new_id, settings_for
 
 
 async def _messages(runtime):
@@ -27,8 +28,18 @@ async def _outbox(runtime):
 
 
 def complaint_filed(customer_id, contact_id, number="CP-2026-000321"):
-    return event(ComplaintFiled(complaint_id=new_id(), complaint_number=number, customer_id=customer_id, category="damage",
-                                priority="P2", channel="hotline", contact_id=contact_id, filed_at=T0))
+    return event(
+        ComplaintFiled(
+            complaint_id=new_id(),
+            complaint_number=number,
+            customer_id=customer_id,
+            category="damage",
+            priority="P2",
+            channel="hotline",
+            contact_id=contact_id,
+            filed_at=T0,
+        )
+    )
 
 
 async def _set_prefs(runtime, contact_id, **data):
@@ -38,7 +49,9 @@ async def _set_prefs(runtime, contact_id, **data):
 
 async def test_provider_outage_retries_with_backoff_and_survives_a_restart(nf, provider, clock, db_url, smtp):
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("c1", [{"contact_id": "k1", "name": "Zhao", "email": "zhao@example.cn", "phone": "+8613800138001"}]))
+    await feeder.feed(
+        customer_registered("c1", [{"contact_id": "k1", "name": "Zhao", "email": "zhao@example.cn", "phone": "+8613800138001"}])
+    )
     await _set_prefs(nf, "k1", categories={"complaint_updates": {"channel": "sms"}})  # transactional, but the channel choice holds
     await provider.stop()  # the SMS provider is down
     await feeder.feed(complaint_filed("c1", "k1", "CP-2026-000999"))
@@ -147,10 +160,17 @@ async def test_two_dispatchers_claiming_the_same_messages_send_each_once(nf, smt
 async def test_opt_out_suppresses_marketing_but_not_complaint_updates(nf_sqlite, smtp):
     nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("c4", [{"contact_id": "k4", "name": "Sun", "email": "sun@example.com", "language": "en",
-                                                  "marketing_consent": True}], account_manager="am.wu"))
+    await feeder.feed(
+        customer_registered(
+            "c4",
+            [{"contact_id": "k4", "name": "Sun", "email": "sun@example.com", "language": "en", "marketing_consent": True}],
+            account_manager="am.wu",
+        )
+    )
     await _set_prefs(nf, "k4", categories={"*": {"opted_in": False}})
-    await feeder.feed(event(ChurnRiskRaised(customer_id="c4", risk_level="high", signals=["orders falling", "late payments"], raised_at=T0)))
+    await feeder.feed(
+        event(ChurnRiskRaised(customer_id="c4", risk_level="high", signals=["orders falling", "late payments"], raised_at=T0))
+    )
     await feeder.feed(complaint_filed("c4", "k4", "CP-2026-000444"))
     await nf.dispatcher.run_once()
     by_rule = {m.rule_name: m for m in await _messages(nf)}
@@ -166,8 +186,13 @@ async def test_opt_out_suppresses_marketing_but_not_complaint_updates(nf_sqlite,
 async def test_marketing_message_carries_an_unsubscribe_link_that_works(nf_sqlite, smtp, clock):
     nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("c5", [{"contact_id": "k5", "name": "Ma", "email": "ma@example.com", "language": "en",
-                                                  "marketing_consent": True}], account_manager="am.li"))
+    await feeder.feed(
+        customer_registered(
+            "c5",
+            [{"contact_id": "k5", "name": "Ma", "email": "ma@example.com", "language": "en", "marketing_consent": True}],
+            account_manager="am.li",
+        )
+    )
     await feeder.feed(event(ChurnRiskRaised(customer_id="c5", risk_level="medium", raised_at=T0)))
     await nf.dispatcher.run_once()
     [mail] = smtp.messages
@@ -182,7 +207,9 @@ async def test_marketing_message_carries_an_unsubscribe_link_that_works(nf_sqlit
 async def test_tier_up_welcomes_and_tier_down_does_not(nf_sqlite, smtp):
     nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("c6", [{"contact_id": "k6", "name": "Qian", "email": "qian@example.cn"}], account_manager="刘经理"))
+    await feeder.feed(
+        customer_registered("c6", [{"contact_id": "k6", "name": "Qian", "email": "qian@example.cn"}], account_manager="刘经理")
+    )
     await feeder.feed(event(CustomerTierChanged(customer_id="c6", old_tier="key_account", new_tier="ordinary", reason="r", changed_at=T0)))
     await feeder.feed(event(CustomerTierChanged(customer_id="c6", old_tier="ordinary", new_tier="key_account", reason="r", changed_at=T0)))
     await nf.dispatcher.run_once()
@@ -219,8 +246,13 @@ async def test_two_dispatchers_never_send_the_same_message_twice(nf, smtp, provi
     feeder = EventFeeder(nf)
     contacts = [{"contact_id": f"kk{i}", "email": f"kk{i}@example.com", "language": "en"} for i in range(12)]
     await feeder.feed(customer_registered("cc", contacts))
-    await feeder.feed(event(PaymentOverdueEvent(invoice_id="INV-1", customer_id="cc", amount="5", due_date=dt.date(2026, 2, 1),
-                                                days_overdue=3, reported_at=T0)))
+    await feeder.feed(
+        event(
+            PaymentOverdueEvent(
+                invoice_id="INV-1", customer_id="cc", amount="5", due_date=dt.date(2026, 2, 1), days_overdue=3, reported_at=T0
+            )
+        )
+    )
     other = Dispatcher(nf.db, nf.channels, nf.settings, clock)
     handled = await asyncio.gather(nf.dispatcher.run_once(), other.run_once())
     assert sum(handled) == 12
@@ -233,8 +265,14 @@ async def test_the_newest_template_version_is_used_and_recorded(nf_sqlite, smtp)
     from crm_notifications.templates import service as templates
 
     async with nf.transaction() as session:
-        await templates.save_version(session, key="complaint_ack", language="en", subject="Ticket {{ complaint_number }} received",
-                                     body="Hello {{ contact_name }}", variables=["complaint_number", "contact_name"])
+        await templates.save_version(
+            session,
+            key="complaint_ack",
+            language="en",
+            subject="Ticket {{ complaint_number }} received",
+            body="Hello {{ contact_name }}",
+            variables=["complaint_number", "contact_name"],
+        )
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("cv", [{"contact_id": "kv", "name": "Vera", "email": "v@example.com", "language": "en"}]))
     await feeder.feed(complaint_filed("cv", "kv", "CP-V2"))
@@ -247,9 +285,22 @@ async def test_the_newest_template_version_is_used_and_recorded(nf_sqlite, smtp)
 async def test_erasing_a_whole_customer_covers_reporter_messages_too(nf, smtp):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("ce", [{"contact_id": "ke1", "email": "e1@example.com"}]))
-    await feeder.feed(event(ComplaintFiled(complaint_id="qe", complaint_number="CP-E", customer_id="ce", category="delay", priority="P3",
-                                           channel="hotline", reporter_name="Reporter", reporter_phone="+8613800138099",
-                                           reporter_email="reporter@example.com", filed_at=T0)))
+    await feeder.feed(
+        event(
+            ComplaintFiled(
+                complaint_id="qe",
+                complaint_number="CP-E",
+                customer_id="ce",
+                category="delay",
+                priority="P3",
+                channel="hotline",
+                reporter_name="Reporter",
+                reporter_phone="+8613800138099",
+                reporter_email="reporter@example.com",
+                filed_at=T0,
+            )
+        )
+    )
     await feeder.feed(event(CustomerErased(customer_id="ce", erased_at=T0)))
     await feeder.feed(complaint_filed("ce", "ke1", "CP-AFTER"))
     await nf.dispatcher.run_once()

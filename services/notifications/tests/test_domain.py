@@ -1,24 +1,35 @@
 """Pure domain rules: templates, conditions, preferences, quiet hours, caps, webhook signatures."""
+
 import datetime as dt
 import time
 
 import pytest
 
 from crm_notifications import catalog
-from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, endpoint_secret, sign, verify_signature
 from crm_notifications.channels.base import OutgoingMessage
+from crm_notifications.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, endpoint_secret, sign, verify_signature
 from crm_notifications.delivery.dispatcher import backoff
 from crm_notifications.preferences.policy import (
-    DEFER, SEND, SUPPRESS, ContactView, PreferenceView, cap_decision, choose_channel, consent_decision, decide, quiet_hours_end,
+    DEFER,
+    SEND,
+    SUPPRESS,
+    ContactView,
+    PreferenceView,
+    cap_decision,
+    choose_channel,
+    consent_decision,
+    decide,
+    quiet_hours_end,
 )
 from crm_notifications.rules.conditions import matches
 from crm_notifications.settings import RetryPolicy
 from crm_notifications.templates.rendering import RenderError, TemplateInvalid, render, validate_template
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 # templates ---------------------------------------------------------------
+
 
 def test_template_with_declared_known_variables_is_valid():
     validate_template("Complaint {{ complaint_number }}", "Dear {{ contact_name }}", ["complaint_number", "contact_name"])
@@ -54,10 +65,16 @@ def test_sandbox_blocks_access_to_python_internals():
 
 # conditions ----------------------------------------------------------------
 
+
 def test_conditions_all_must_hold():
     context = {"new_tier": "key_account", "old_tier": "ordinary", "customer": {"abc_class": "A"}}
-    assert matches([{"field": "new_tier", "op": "eq", "value": "key_account"}, {"field": "customer.abc_class", "op": "in", "value": ["A", "B"]}], context)
-    assert not matches([{"field": "new_tier", "op": "eq", "value": "key_account"}, {"field": "customer.abc_class", "op": "eq", "value": "C"}], context)
+    assert matches(
+        [{"field": "new_tier", "op": "eq", "value": "key_account"}, {"field": "customer.abc_class", "op": "in", "value": ["A", "B"]}],
+        context,
+    )
+    assert not matches(
+        [{"field": "new_tier", "op": "eq", "value": "key_account"}, {"field": "customer.abc_class", "op": "eq", "value": "C"}], context
+    )
 
 
 def test_tier_up_condition():
@@ -76,6 +93,7 @@ def test_missing_field_never_matches_comparisons():
 
 # preferences -----------------------------------------------------------------
 
+
 def view(**kw):
     base = dict(contact_id="k1", addresses={"email": "a@example.com", "sms": "+8613800138000"})
     base.update(kw)
@@ -86,7 +104,7 @@ def test_marketing_needs_consent_and_respects_opt_out():
     assert consent_decision(view(marketing_consent=False), "win_back").action == SUPPRESS
     assert consent_decision(view(marketing_consent=True), "win_back").action == SEND
     opted_out = view(marketing_consent=True, preferences={"win_back": PreferenceView(opted_in=False)})
-    assert consent_decision(opted_out, "win_back") .reason == "opted out of win_back"
+    assert consent_decision(opted_out, "win_back").reason == "opted out of win_back"
     all_out = view(marketing_consent=True, preferences={"*": PreferenceView(opted_in=False)})
     assert consent_decision(all_out, "retention").action == SUPPRESS
 
@@ -106,32 +124,41 @@ def test_subscriptions_follow_their_default_until_chosen():
 ON, OFF = PreferenceView(opted_in=True), PreferenceView(opted_in=False)
 
 
-@pytest.mark.parametrize("category, everything, expected", [
-    ("bills", OFF, SUPPRESS),  # service, default on
-    ("delivery_confirmations", ON, SEND),  # service, default off
-    ("retention", OFF, SUPPRESS),  # marketing
-    ("win_back", ON, SEND),
-    ("complaint_updates", OFF, SEND),  # transactional ignores opt-out, `*` included
-])
+@pytest.mark.parametrize(
+    "category, everything, expected",
+    [
+        ("bills", OFF, SUPPRESS),  # service, default on
+        ("delivery_confirmations", ON, SEND),  # service, default off
+        ("retention", OFF, SUPPRESS),  # marketing
+        ("win_back", ON, SEND),
+        ("complaint_updates", OFF, SEND),  # transactional ignores opt-out, `*` included
+    ],
+)
 def test_star_is_the_choice_for_every_category_without_its_own_entry(category, everything, expected):
     assert consent_decision(view(marketing_consent=True, preferences={"*": everything}), category).action == expected
 
 
-@pytest.mark.parametrize("category, everything, own, expected", [
-    ("bills", OFF, ON, SEND),
-    ("shipment_status", ON, OFF, SUPPRESS),
-    ("delivery_confirmations", ON, OFF, SUPPRESS),
-    ("retention", OFF, ON, SEND),
-    ("marketing", ON, OFF, SUPPRESS),
-    ("bills", OFF, PreferenceView(channel="sms"), SUPPRESS),  # an entry that only picks a channel leaves opt-in to `*`
-])
+@pytest.mark.parametrize(
+    "category, everything, own, expected",
+    [
+        ("bills", OFF, ON, SEND),
+        ("shipment_status", ON, OFF, SUPPRESS),
+        ("delivery_confirmations", ON, OFF, SUPPRESS),
+        ("retention", OFF, ON, SEND),
+        ("marketing", ON, OFF, SUPPRESS),
+        ("bills", OFF, PreferenceView(channel="sms"), SUPPRESS),  # an entry that only picks a channel leaves opt-in to `*`
+    ],
+)
 def test_a_category_entry_wins_over_star(category, everything, own, expected):
     contact = view(marketing_consent=True, preferences={"*": everything, category: own})
     assert consent_decision(contact, category).action == expected
 
 
 def test_star_never_gives_marketing_consent():
-    assert consent_decision(view(marketing_consent=False, preferences={"*": ON, "retention": ON}), "retention").reason == "no marketing consent"
+    assert (
+        consent_decision(view(marketing_consent=False, preferences={"*": ON, "retention": ON}), "retention").reason
+        == "no marketing consent"
+    )
 
 
 def test_channel_choice_of_a_category_wins_over_star():
@@ -150,12 +177,17 @@ def test_channel_choice_overrides_the_rule_channel_even_for_transactional():
 
 # quiet hours -------------------------------------------------------------------
 
+
 def test_quiet_hours_across_midnight_in_the_contact_timezone():
     start, end = dt.time(22, 0), dt.time(8, 0)
     # 23:30 in Shanghai is 15:30 UTC; quiet until 08:00 Shanghai next day = 00:00 UTC
-    assert quiet_hours_end(dt.datetime(2026, 3, 2, 15, 30, tzinfo=UTC), "Asia/Shanghai", start, end) == dt.datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    assert quiet_hours_end(dt.datetime(2026, 3, 2, 15, 30, tzinfo=UTC), "Asia/Shanghai", start, end) == dt.datetime(
+        2026, 3, 3, 0, 0, tzinfo=UTC
+    )
     # 03:00 Shanghai (19:00 UTC the day before): ends the same local morning
-    assert quiet_hours_end(dt.datetime(2026, 3, 2, 19, 0, tzinfo=UTC), "Asia/Shanghai", start, end) == dt.datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    assert quiet_hours_end(dt.datetime(2026, 3, 2, 19, 0, tzinfo=UTC), "Asia/Shanghai", start, end) == dt.datetime(
+        2026, 3, 3, 0, 0, tzinfo=UTC
+    )
     # 10:00 Shanghai: not quiet
     assert quiet_hours_end(dt.datetime(2026, 3, 2, 2, 0, tzinfo=UTC), "Asia/Shanghai", start, end) is None
 
@@ -168,8 +200,16 @@ def test_quiet_hours_depend_on_the_timezone():
 
 
 def _decide(contact, category="shipment_status", urgency="normal", now=None, day=0, week=0):
-    return decide(contact, category=category, urgency=urgency, now=now or dt.datetime(2026, 3, 2, 15, 30, tzinfo=UTC),
-                  sent_last_day=day, sent_last_week=week, per_day=3, per_week=10)
+    return decide(
+        contact,
+        category=category,
+        urgency=urgency,
+        now=now or dt.datetime(2026, 3, 2, 15, 30, tzinfo=UTC),
+        sent_last_day=day,
+        sent_last_week=week,
+        per_day=3,
+        per_week=10,
+    )
 
 
 def test_decide_defers_in_quiet_hours_and_critical_bypasses():
@@ -193,12 +233,14 @@ def test_erased_contact_is_never_contacted_even_for_critical():
 
 # retries ------------------------------------------------------------------------
 
+
 def test_backoff_is_exponential_and_capped():
     policy = RetryPolicy(base_s=10, max_s=60, max_attempts=5)
     assert [backoff(policy, n).total_seconds() for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
 
 
 # webhook signatures -----------------------------------------------------------------
+
 
 def test_webhook_signature_verifies_and_rejects_tampering_and_replay():
     channel = WebhookChannel("s3cret", clock=lambda: 1_700_000_000)
@@ -225,8 +267,17 @@ def test_documented_algorithm_by_hand():
 
 
 def test_catalog_knows_the_issue_triggers():
-    for event_type in ("ShipmentDelayed", "ComplaintFiled", "ComplaintResolved", "ComplaintEscalated", "CustomerTierChanged",
-                       "ChurnRiskRaised", "PaymentOverdue", "ContractRenewalDue", "CustomerWinBack"):
+    for event_type in (
+        "ShipmentDelayed",
+        "ComplaintFiled",
+        "ComplaintResolved",
+        "ComplaintEscalated",
+        "CustomerTierChanged",
+        "ChurnRiskRaised",
+        "PaymentOverdue",
+        "ContractRenewalDue",
+        "CustomerWinBack",
+    ):
         assert catalog.known_trigger(event_type)
     assert not catalog.known_trigger("ParcelTeleported")
     assert "complaint_number" in catalog.trigger_variables("ComplaintFiled")
@@ -252,8 +303,9 @@ def test_a_delivery_verifies_with_the_standard_webhooks_library():
 
     sent_at = int(time.time())
     channel = WebhookChannel("s3cret", clock=lambda: sent_at)
-    message = OutgoingMessage("m-42", "webhook", "https://example.com/hook", "Subject", "Body 中文", "zh-CN", "c1", "shipment_status",
-                              contact_id="k7")
+    message = OutgoingMessage(
+        "m-42", "webhook", "https://example.com/hook", "Subject", "Body 中文", "zh-CN", "c1", "shipment_status", contact_id="k7"
+    )
     body, headers = channel.request(message)
     secret = endpoint_secret("s3cret", "k7")
     payload = Webhook(standard_secret(secret)).verify(body, headers)

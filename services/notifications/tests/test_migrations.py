@@ -1,8 +1,8 @@
 """The Alembic history matches the models and runs both ways on both databases."""
+
 import asyncio
 
 from alembic import command
-
 from crm_common.migrations import alembic_config
 from crm_notifications import ALEMBIC_INI
 

@@ -2,9 +2,9 @@
 (messages, notifications, attempts, inbox tasks, outbox, directory, preferences), the delivery log keeps its
 ids, statuses, timestamps and counts, the idempotency keys still hold, and nothing is sent to them again,
 not even a send that was in flight when the erasure arrived. On SQLite and PostgreSQL."""
+
 import json
 
-from notifications_support import T0, EventFeeder, customer_registered, event, find_person, new_id
 from sqlalchemy import select
 
 from crm_common.events.complaints import ComplaintFiled
@@ -20,8 +20,15 @@ from crm_notifications.preferences.schemas import PreferencesIn
 from crm_notifications.rules import service as rules
 from crm_notifications.rules.schemas import RuleIn
 from crm_notifications.templates import service as templates
+from notifications_support import T0, EventFeeder, customer_registered, event, find_person, new_id
 
-GONE = {"contact_id": "k-gone", "name": "Ouyang Xiaoming", "email": "ouyang.xm@erase-me.example", "phone": "+86 139 8765 4321", "language": "en"}
+GONE = {
+    "contact_id": "k-gone",
+    "name": "Ouyang Xiaoming",
+    "email": "ouyang.xm@erase-me.example",
+    "phone": "+86 139 8765 4321",
+    "language": "en",
+}
 KEPT = {"contact_id": "k-kept", "name": "Situ Jianguo", "email": "situ.jg@keep-me.example", "phone": "13711223344", "language": "en"}
 WEBHOOK = "https://hooks.erase-me.example/inbound"
 
@@ -33,8 +40,19 @@ def needles(person):
 def reported_by_gone(number, **reporter):
     """A complaint filed by phone: no contact id, the person's details as the reporter (formatted differently)."""
     fields = {"reporter_name": GONE["name"], "reporter_phone": "139-8765-4321", "reporter_email": GONE["email"]} | reporter
-    return event(ComplaintFiled(complaint_id=new_id(), complaint_number=number, customer_id="cx", category="delay", priority="P3",
-                                channel="call_center", language="en", filed_at=T0, **fields))
+    return event(
+        ComplaintFiled(
+            complaint_id=new_id(),
+            complaint_number=number,
+            customer_id="cx",
+            category="delay",
+            priority="P3",
+            channel="call_center",
+            language="en",
+            filed_at=T0,
+            **fields,
+        )
+    )
 
 
 class RefusingEmail:
@@ -47,19 +65,44 @@ class RefusingEmail:
 async def _setup(nf):
     async with nf.transaction() as session:
         await templates.save_version(
-            session, key="reporter_note", language="en", subject="Complaint {{ complaint_number }} filed by {{ reporter_name }}",
+            session,
+            key="reporter_note",
+            language="en",
+            subject="Complaint {{ complaint_number }} filed by {{ reporter_name }}",
             body="{{ reporter_name }} ({{ reporter_phone }}, {{ reporter_email }}) filed {{ complaint_number }}.",
-            variables=["complaint_number", "reporter_name", "reporter_phone", "reporter_email"])
+            variables=["complaint_number", "reporter_name", "reporter_phone", "reporter_email"],
+        )
         # the colleagues hear about it by email, the account manager gets an inbox task: both quote the reporter
-        await rules.create(session, RuleIn(name="colleague-note", event_type="ComplaintFiled", template_key="reporter_note",
-                                           audience="customer_contacts", channel="email", category="account_service"))
-        await rules.create(session, RuleIn(name="am-note", event_type="ComplaintFiled", template_key="reporter_note",
-                                           audience="account_manager", channel="inbox", category="internal_tasks"))
+        await rules.create(
+            session,
+            RuleIn(
+                name="colleague-note",
+                event_type="ComplaintFiled",
+                template_key="reporter_note",
+                audience="customer_contacts",
+                channel="email",
+                category="account_service",
+            ),
+        )
+        await rules.create(
+            session,
+            RuleIn(
+                name="am-note",
+                event_type="ComplaintFiled",
+                template_key="reporter_note",
+                audience="account_manager",
+                channel="inbox",
+                category="internal_tasks",
+            ),
+        )
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("cx", [GONE, KEPT], account_manager="am-1"))
     async with nf.transaction() as session:
-        await preferences.update(session, GONE["contact_id"], PreferencesIn.model_validate(
-            {"categories": {"marketing": {"opted_in": False}}, "addresses": {"webhook": WEBHOOK}}))
+        await preferences.update(
+            session,
+            GONE["contact_id"],
+            PreferencesIn.model_validate({"categories": {"marketing": {"opted_in": False}}, "addresses": {"webhook": WEBHOOK}}),
+        )
     return feeder
 
 
@@ -83,9 +126,18 @@ async def test_erasing_a_contact_leaves_no_trace_and_keeps_the_log_meaningful(nf
     await feeder.feed(third)  # queued, not sent yet
 
     before = await find_person(nf.db, **needles(GONE))
-    for place in ("nf_contacts.email: email", "nf_messages.address: email", "nf_messages.recipient_key: email", "nf_messages.body: phone",
-                  "nf_messages.last_error: email", "nf_notifications.recipient_key: email", "nf_notifications.variables: name",
-                  "nf_notifications.variables: phone", "nf_inbox_tasks.body: name", "outbox.body: email"):
+    for place in (
+        "nf_contacts.email: email",
+        "nf_messages.address: email",
+        "nf_messages.recipient_key: email",
+        "nf_messages.body: phone",
+        "nf_messages.last_error: email",
+        "nf_notifications.recipient_key: email",
+        "nf_notifications.variables: name",
+        "nf_notifications.variables: phone",
+        "nf_inbox_tasks.body: name",
+        "outbox.body: email",
+    ):
         assert place in before, (place, before)  # the data really reached every place searched below
     webhook = {"name": "hooks.erase-me.example", "email": "hooks.erase-me.example", "phone": "0" * 11}
     assert "nf_contact_addresses.address: email" in await find_person(nf.db, **webhook)
@@ -93,8 +145,11 @@ async def test_erasing_a_contact_leaves_no_trace_and_keeps_the_log_meaningful(nf
     notifications_before = {n.id: n for n in await _rows(nf, Notification, Notification.id)}
     outbox_before = await _outbox(nf)
     assert any(r.event_type == "NotificationFailed" and GONE["email"] in r.body for r in outbox_before)
-    queued_for_gone = {m.id for m in messages_before.values() if m.status == "queued" and m.channel != "inbox"
-                       and m.contact_id in (GONE["contact_id"], None)}
+    queued_for_gone = {
+        m.id
+        for m in messages_before.values()
+        if m.status == "queued" and m.channel != "inbox" and m.contact_id in (GONE["contact_id"], None)
+    }
     queued_for_kept = {m.id for m in messages_before.values() if m.status == "queued" and m.contact_id == KEPT["contact_id"]}
     assert len(queued_for_gone) == 2 and len(queued_for_kept) == 1  # CP-3: acknowledgement + note to the person, note to the colleague
 
@@ -111,8 +166,13 @@ async def test_erasing_a_contact_leaves_no_trace_and_keeps_the_log_meaningful(nf
     assert messages.keys() == messages_before.keys()
     for message_id, message in messages.items():
         old = messages_before[message_id]
-        assert (message.created_at, message.attempts, message.item_count, message.channel, message.sent_at) == \
-            (old.created_at, old.attempts, old.item_count, old.channel, old.sent_at)
+        assert (message.created_at, message.attempts, message.item_count, message.channel, message.sent_at) == (
+            old.created_at,
+            old.attempts,
+            old.item_count,
+            old.channel,
+            old.sent_at,
+        )
         if message_id in queued_for_gone:
             assert (message.status, message.reason) == ("suppressed", "contact erased")
         elif old.contact_id == GONE["contact_id"] or old.contact_id is None and old.channel != "inbox":
@@ -137,14 +197,31 @@ async def test_erasing_a_contact_leaves_no_trace_and_keeps_the_log_meaningful(nf
     # the same events again past the inbox: the idempotency keys still hold, nothing new
     async with nf.transaction() as session:
         for envelope in (first, second, third):
-            assert await pipeline.process_trigger(session, pipeline.trigger_from_event(envelope, envelope.parsed()), clock.now(),
-                                                  erasure_secret=nf.settings.erasure_secret.get_secret_value()) == []
+            assert (
+                await pipeline.process_trigger(
+                    session,
+                    pipeline.trigger_from_event(envelope, envelope.parsed()),
+                    clock.now(),
+                    erasure_secret=nf.settings.erasure_secret.get_secret_value(),
+                )
+                == []
+            )
     # events still in flight that name the person (as a contact or as a reporter, any formatting) produce nothing
     await feeder.feed(
         reported_by_gone("CP-4", reporter_email=GONE["email"].upper()),
         reported_by_gone("CP-5", reporter_email=None, reporter_phone="13987654321"),
-        event(ComplaintFiled(complaint_id=new_id(), complaint_number="CP-6", customer_id="cx", category="delay", priority="P3",
-                             channel="hotline", contact_id=GONE["contact_id"], filed_at=T0)),
+        event(
+            ComplaintFiled(
+                complaint_id=new_id(),
+                complaint_number="CP-6",
+                customer_id="cx",
+                category="delay",
+                priority="P3",
+                channel="hotline",
+                contact_id=GONE["contact_id"],
+                filed_at=T0,
+            )
+        ),
     )
     async with nf.db.sessions() as session:
         new = (await session.scalars(select(Message).where(Message.id.not_in(list(messages))))).all()
@@ -161,8 +238,11 @@ async def test_erasing_a_contact_leaves_no_trace_and_keeps_the_log_meaningful(nf
 
 async def _outbox(nf):
     async with nf.db.sessions() as session:
-        return (await session.execute(select(outbox_table.c.event_id, outbox_table.c.event_type, outbox_table.c.body)
-                                      .order_by(outbox_table.c.id))).all()
+        return (
+            await session.execute(
+                select(outbox_table.c.event_id, outbox_table.c.event_type, outbox_table.c.body).order_by(outbox_table.c.id)
+            )
+        ).all()
 
 
 class ErasedWhileSending:
@@ -186,8 +266,20 @@ class _Event:
 async def test_a_send_in_flight_when_the_contact_is_erased_is_never_retried(nf, clock):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("cx", [GONE]))
-    await feeder.feed(event(ComplaintFiled(complaint_id=new_id(), complaint_number="CP-9", customer_id="cx", category="delay",
-                                           priority="P3", channel="hotline", contact_id=GONE["contact_id"], filed_at=T0)))
+    await feeder.feed(
+        event(
+            ComplaintFiled(
+                complaint_id=new_id(),
+                complaint_number="CP-9",
+                customer_id="cx",
+                category="delay",
+                priority="P3",
+                channel="hotline",
+                contact_id=GONE["contact_id"],
+                filed_at=T0,
+            )
+        )
+    )
     channel = ErasedWhileSending(nf, clock)
     dispatcher = Dispatcher(nf.db, {"email": channel}, nf.settings, clock)
     assert await dispatcher.run_once() == 1 and channel.calls == 1

@@ -1,7 +1,7 @@
 """Events in, messages out: the done-means scenarios on SQLite and PostgreSQL."""
+
 import datetime as dt
 
-from notifications_support import T0, EventFeeder, customer_registered, event, new_id
 from sqlalchemy import func, select
 
 from crm_common.events.complaints import ComplaintFiled
@@ -9,6 +9,7 @@ from crm_common.events.logistics import ShipmentDelayed, ShipmentLost
 from crm_common.outbox import outbox_table
 from crm_notifications.delivery import pipeline
 from crm_notifications.delivery.models import Attempt, Message, Notification
+from notifications_support import T0, EventFeeder, customer_registered, event, new_id
 
 
 async def _messages(nf, **where):
@@ -25,13 +26,26 @@ async def _outbox_types(nf):
 
 
 def complaint_filed(customer_id, contact_id=None, **kw):
-    return event(ComplaintFiled(complaint_id=new_id(), complaint_number=kw.pop("number", "CP-2026-000123"), customer_id=customer_id,
-                                category="delay", priority="P2", channel="web", contact_id=contact_id, filed_at=T0, **kw))
+    return event(
+        ComplaintFiled(
+            complaint_id=new_id(),
+            complaint_number=kw.pop("number", "CP-2026-000123"),
+            customer_id=customer_id,
+            category="delay",
+            priority="P2",
+            channel="web",
+            contact_id=contact_id,
+            filed_at=T0,
+            **kw,
+        )
+    )
 
 
 async def test_complaint_filed_sends_one_acknowledgement_in_the_contact_language(nf, smtp):
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("c1", [{"contact_id": "k-en", "name": "Alice Chen", "email": "alice@example.com", "language": "en"}]))
+    await feeder.feed(
+        customer_registered("c1", [{"contact_id": "k-en", "name": "Alice Chen", "email": "alice@example.com", "language": "en"}])
+    )
     filed = complaint_filed("c1", "k-en", number="CP-2026-000777")
     await feeder.feed(filed)
     await feeder.feed(filed)  # the broker delivers it again
@@ -53,7 +67,11 @@ async def test_complaint_filed_sends_one_acknowledgement_in_the_contact_language
 async def test_complaint_acknowledgement_in_chinese_to_the_reporter(nf_sqlite, smtp):
     nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
-    await feeder.feed(complaint_filed("c-unknown", None, number="CP-2026-000888", reporter_name="王先生", reporter_email="wang@example.cn", language="zh-CN"))
+    await feeder.feed(
+        complaint_filed(
+            "c-unknown", None, number="CP-2026-000888", reporter_name="王先生", reporter_email="wang@example.cn", language="zh-CN"
+        )
+    )
     await nf.dispatcher.run_once()
     [mail] = smtp.messages
     assert mail["To"] == "wang@example.cn"
@@ -64,18 +82,32 @@ async def test_complaint_acknowledgement_in_chinese_to_the_reporter(nf_sqlite, s
 async def test_quiet_hours_defer_then_send(nf_sqlite, smtp, clock):
     nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("c2", [{"contact_id": "k2", "name": "Li", "email": "li@example.cn", "language": "zh-CN",
-                                                  "timezone": "Asia/Shanghai", "quiet_hours_start": "22:00", "quiet_hours_end": "08:00"}]))
-    clock.set(dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.timezone.utc))  # 23:30 in Shanghai
+    await feeder.feed(
+        customer_registered(
+            "c2",
+            [
+                {
+                    "contact_id": "k2",
+                    "name": "Li",
+                    "email": "li@example.cn",
+                    "language": "zh-CN",
+                    "timezone": "Asia/Shanghai",
+                    "quiet_hours_start": "22:00",
+                    "quiet_hours_end": "08:00",
+                }
+            ],
+        )
+    )
+    clock.set(dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC))  # 23:30 in Shanghai
     await feeder.feed(complaint_filed("c2", "k2"))
     await nf.dispatcher.run_once()
     [message] = await _messages(nf)
     assert message.status == "deferred" and message.reason == "quiet hours"
-    assert message.next_attempt_at == dt.datetime(2026, 3, 3, 0, 0, tzinfo=dt.timezone.utc)  # 08:00 Shanghai
+    assert message.next_attempt_at == dt.datetime(2026, 3, 3, 0, 0, tzinfo=dt.UTC)  # 08:00 Shanghai
     assert smtp.messages == []
-    clock.set(dt.datetime(2026, 3, 2, 23, 59, tzinfo=dt.timezone.utc))
+    clock.set(dt.datetime(2026, 3, 2, 23, 59, tzinfo=dt.UTC))
     assert await nf.dispatcher.run_once() == 0
-    clock.set(dt.datetime(2026, 3, 3, 0, 0, tzinfo=dt.timezone.utc))
+    clock.set(dt.datetime(2026, 3, 3, 0, 0, tzinfo=dt.UTC))
     assert await nf.dispatcher.run_once() == 1
     assert len(smtp.messages) == 1
     [message] = await _messages(nf)
@@ -88,9 +120,21 @@ async def test_quiet_hours_defer_then_send(nf_sqlite, smtp, clock):
 async def test_critical_bypasses_quiet_hours(nf_sqlite, provider, clock):
     nf = nf_sqlite  # policy, not storage: SQLite is enough
     feeder = EventFeeder(nf)
-    await feeder.feed(customer_registered("c3", [{"contact_id": "k3", "phone": "+8613800138000", "preferred_channel": "sms",
-                                                  "quiet_hours_start": "22:00", "quiet_hours_end": "08:00"}]))
-    clock.set(dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.timezone.utc))
+    await feeder.feed(
+        customer_registered(
+            "c3",
+            [
+                {
+                    "contact_id": "k3",
+                    "phone": "+8613800138000",
+                    "preferred_channel": "sms",
+                    "quiet_hours_start": "22:00",
+                    "quiet_hours_end": "08:00",
+                }
+            ],
+        )
+    )
+    clock.set(dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC))
     await feeder.feed(event(ShipmentLost(order_id="o1", customer_id="c3", tracking_number="SF1", reported_at=T0)))
     await nf.dispatcher.run_once()
     [message] = await _messages(nf)
@@ -102,8 +146,18 @@ async def test_a_burst_of_delays_becomes_one_digest(nf, smtp, clock):
     feeder = EventFeeder(nf)
     await feeder.feed(customer_registered("c4", [{"contact_id": "k4", "name": "Zhang", "email": "zhang@example.cn", "language": "zh-CN"}]))
     for i in range(40):
-        await feeder.feed(event(ShipmentDelayed(order_id=f"ORD-{i:03d}", customer_id="c4", tracking_number=f"SF{i:05d}", delay_minutes=90,
-                                                new_eta=T0 + dt.timedelta(hours=5), reported_at=T0)))
+        await feeder.feed(
+            event(
+                ShipmentDelayed(
+                    order_id=f"ORD-{i:03d}",
+                    customer_id="c4",
+                    tracking_number=f"SF{i:05d}",
+                    delay_minutes=90,
+                    new_eta=T0 + dt.timedelta(hours=5),
+                    reported_at=T0,
+                )
+            )
+        )
         clock.advance(seconds=5)
     assert await nf.dispatcher.run_once() == 0  # the window (15 min from the first) is still open
     clock.set(T0 + dt.timedelta(seconds=900))

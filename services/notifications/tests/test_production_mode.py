@@ -1,5 +1,6 @@
 """Production mode: the notifications API and its worker refuse to start with each unsafe setting, the signing secrets
 included (crm_common.production); one real process start shows the operator's one line and the exit status."""
+
 from __future__ import annotations
 
 import os
@@ -26,10 +27,14 @@ def safe(**overrides) -> dict:
 
 def own_unsafe() -> list:
     defaults = NotificationsSettings.model_fields
-    cases = [pytest.param(f"NOTIFICATIONS_{name.upper()}", {name: defaults[name].default}, id=f"{name}-default") for name in SIGNING_SECRETS]
+    cases = [
+        pytest.param(f"NOTIFICATIONS_{name.upper()}", {name: defaults[name].default}, id=f"{name}-default") for name in SIGNING_SECRETS
+    ]
     return cases + [
         pytest.param("NOTIFICATIONS_WEBHOOK_SECRET", {"webhook_secret": SecretStr(" ")}, id="webhook-secret-blank"),
-        pytest.param("NOTIFICATIONS_UNSUBSCRIBE_SECRET", {"unsubscribe_secret": SecretStr("change-me-unsubscribe")}, id="compose-placeholder"),
+        pytest.param(
+            "NOTIFICATIONS_UNSUBSCRIBE_SECRET", {"unsubscribe_secret": SecretStr("change-me-unsubscribe")}, id="compose-placeholder"
+        ),
         pytest.param("NOTIFICATIONS_SMTP_PASSWORD", {"smtp_username": "crm-mailer"}, id="smtp-password-empty"),
     ]
 
@@ -67,14 +72,20 @@ def production_environment() -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(["-m", "uvicorn", "crm_notifications.main:app", "--port", "0"], id="api"),
-    pytest.param(["-m", "crm_notifications.worker"], id="worker"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["-m", "uvicorn", "crm_notifications.main:app", "--port", "0"], id="api"),
+        pytest.param(["-m", "crm_notifications.worker"], id="worker"),
+    ],
+)
 def test_a_real_process_refuses_with_one_line_and_a_non_zero_exit(command, tmp_path):
-    done = subprocess.run([sys.executable, *command], env=production_environment(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, *command], env=production_environment(), cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
-        "refusing to start with CRM_ENVIRONMENT=production: NOTIFICATIONS_WEBHOOK_SECRET is empty or a development default (set it from a secret)"
+        "refusing to start with CRM_ENVIRONMENT=production: NOTIFICATIONS_WEBHOOK_SECRET is empty or a development default (set it from a "
+        "secret)"
     ]
     assert "dev-webhook-secret" not in done.stderr + done.stdout

@@ -1,10 +1,11 @@
 """The dispatcher's queue gauges: how many messages are due now, and how long the oldest has been due."""
-from notifications_support import T0, EventFeeder, customer_registered, event, new_id
+
 from prometheus_client import REGISTRY
 
 from crm_common.events.complaints import ComplaintFiled
 from crm_notifications.preferences import service as preferences
 from crm_notifications.preferences.schemas import PreferencesIn
+from notifications_support import T0, EventFeeder, customer_registered, event, new_id
 
 
 def gauge(name: str) -> float:
@@ -17,8 +18,20 @@ async def test_the_queue_gauges_count_due_messages_and_age_the_oldest(nf, provid
     async with nf.transaction() as session:
         await preferences.update(session, "qk1", PreferencesIn.model_validate({"categories": {"complaint_updates": {"channel": "sms"}}}))
     await provider.stop()  # the SMS provider is down: the message is deferred 20 s after its first try
-    await feeder.feed(event(ComplaintFiled(complaint_id=new_id(), complaint_number="CP-2026-000777", customer_id="q1", category="damage",
-                                           priority="P2", channel="hotline", contact_id="qk1", filed_at=T0)))
+    await feeder.feed(
+        event(
+            ComplaintFiled(
+                complaint_id=new_id(),
+                complaint_number="CP-2026-000777",
+                customer_id="q1",
+                category="damage",
+                priority="P2",
+                channel="hotline",
+                contact_id="qk1",
+                filed_at=T0,
+            )
+        )
+    )
     assert await nf.dispatcher.update_queue_metrics() == 1  # queued, due at once
     assert gauge("crm_notifications_dispatch_queue_due") == 1
     assert await nf.dispatcher.run_once() == 1

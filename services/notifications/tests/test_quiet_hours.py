@@ -1,16 +1,17 @@
 """Quiet hours across the 2026 clock changes: the two cases of issue 28 to the instant, and a property test against a
 minute-walk oracle (quiet_hours_oracle) in three zones."""
+
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from quiet_hours_oracle import walked_quiet_end
 
 from crm_notifications.preferences.policy import quiet_hours_end
+from quiet_hours_oracle import walked_quiet_end
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def utc(*args) -> dt.datetime:

@@ -1,9 +1,9 @@
 """The timing table of docs/notifications.md ("Timing rules and their boundaries"), one test per row, through the real
 pipeline and dispatcher with a manual clock."""
+
 import datetime as dt
 import uuid
 
-from notifications_support import T0, EventFeeder, customer_registered, event, new_id
 from sqlalchemy import select
 
 from crm_common.events.complaints import ComplaintFiled
@@ -13,8 +13,9 @@ from crm_notifications.delivery import pipeline
 from crm_notifications.delivery.models import Attempt, Message, Notification
 from crm_notifications.directory import service as directory
 from crm_notifications.preferences.policy import quiet_hours_end
+from notifications_support import T0, EventFeeder, customer_registered, event, new_id
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = dt.timedelta(days=1)
 SECOND = dt.timedelta(seconds=1)
 
@@ -27,8 +28,9 @@ async def register(nf, **contact) -> None:
 async def queue(nf, *, urgency: str = "normal", category: str = "shipment_status", occurred: dt.datetime | None = None) -> str:
     """One message to contact k1 through the real pipeline (`enqueue`), as a rule of that category and urgency would."""
     spec = pipeline.Spec(f"timing-{urgency}-{category}", "timing", "shipment_lost", "customer_contacts", "email", category, urgency)
-    trigger = pipeline.Trigger(str(uuid.uuid4()), "ShipmentLost", "c1", {"customer_id": "c1", "order_id": new_id(), "tracking_number": "SF1"},
-                               occurred)
+    trigger = pipeline.Trigger(
+        str(uuid.uuid4()), "ShipmentLost", "c1", {"customer_id": "c1", "order_id": new_id(), "tracking_number": "SF1"}, occurred
+    )
     async with nf.transaction() as session:
         customer = await directory.customer(session, "c1")
         [recipient] = await pipeline.recipients(session, spec, trigger, customer)
@@ -55,6 +57,7 @@ def cap_reason(count: int, cap: int, per: str) -> tuple[str, str]:
 
 # quiet hours ------------------------------------------------------------------------------------------------------------
 
+
 def test_quiet_hours_include_their_start_and_exclude_their_end():
     quiet = dict(timezone="Asia/Shanghai", start=dt.time(22, 0), end=dt.time(8, 0))
     assert quiet_hours_end(dt.datetime(2026, 3, 2, 13, 59, 59, tzinfo=UTC), **quiet) is None  # 21:59:59
@@ -66,8 +69,20 @@ def test_quiet_hours_include_their_start_and_exclude_their_end():
 async def test_a_message_in_the_repeated_hour_is_deferred_once_and_goes_when_the_clock_reads_the_end(nf, smtp, clock):
     await register(nf, timezone="America/New_York", quiet_hours_start="22:00", quiet_hours_end="01:30")
     clock.set(dt.datetime(2026, 11, 1, 6, 10, tzinfo=UTC))  # 01:10 EST, the second 01:10 of the night
-    await EventFeeder(nf).feed(event(ComplaintFiled(complaint_id=new_id(), complaint_number="CP-1", customer_id="c1", category="delay",
-                                                    priority="P2", channel="web", contact_id="k1", filed_at=T0)))
+    await EventFeeder(nf).feed(
+        event(
+            ComplaintFiled(
+                complaint_id=new_id(),
+                complaint_number="CP-1",
+                customer_id="c1",
+                category="delay",
+                priority="P2",
+                channel="web",
+                contact_id="k1",
+                filed_at=T0,
+            )
+        )
+    )
     assert [await nf.dispatcher.run_once() for _ in range(5)] == [1, 0, 0, 0, 0]  # five passes at the same instant
     async with nf.db.sessions() as session:
         [message] = (await session.scalars(select(Message))).all()
@@ -83,6 +98,7 @@ async def test_a_message_in_the_repeated_hour_is_deferred_once_and_goes_when_the
 
 
 # digests --------------------------------------------------------------------------------------------------------------
+
 
 async def test_a_digest_takes_the_events_of_its_half_open_window_however_late_the_dispatcher(nf, smtp, clock):
     await register(nf)
@@ -100,9 +116,13 @@ async def test_a_digest_takes_the_events_of_its_half_open_window_however_late_th
     clock.set(T0 + dt.timedelta(hours=1))
     await nf.dispatcher.run_once()
     async with nf.db.sessions() as session:
-        rows = (await session.execute(select(Message.id, Message.status, Notification.variables)
-                                      .join(Notification, Notification.message_id == Message.id)
-                                      .order_by(Message.created_at, Notification.created_at))).all()
+        rows = (
+            await session.execute(
+                select(Message.id, Message.status, Notification.variables)
+                .join(Notification, Notification.message_id == Message.id)
+                .order_by(Message.created_at, Notification.created_at)
+            )
+        ).all()
     digests: dict[str, list[str]] = {}
     for row in rows:
         assert row.status == "sent"
@@ -112,6 +132,7 @@ async def test_a_digest_takes_the_events_of_its_half_open_window_however_late_th
 
 
 # frequency caps -------------------------------------------------------------------------------------------------------
+
 
 async def test_the_daily_cap_counts_sends_of_the_24_hours_before_exactly(nf, clock):
     await register(nf)
@@ -180,21 +201,35 @@ async def test_only_service_and_marketing_sends_count_and_a_digest_counts_once(n
     await register(nf)
     nf.settings.cap_per_day = 2
     feeder = EventFeeder(nf)
-    await feeder.feed(event(ComplaintFiled(complaint_id=new_id(), complaint_number="CP-2", customer_id="c1", category="delay",
-                                           priority="P2", channel="web", contact_id="k1", filed_at=T0)))
+    await feeder.feed(
+        event(
+            ComplaintFiled(
+                complaint_id=new_id(),
+                complaint_number="CP-2",
+                customer_id="c1",
+                category="delay",
+                priority="P2",
+                channel="web",
+                contact_id="k1",
+                filed_at=T0,
+            )
+        )
+    )
     for i in range(3):
         await feeder.feed(event(ShipmentDelayed(order_id=f"ORD-{i}", customer_id="c1", delay_minutes=60, reported_at=T0)))
     clock.advance(seconds=900)
     await nf.dispatcher.run_once()
     async with nf.db.sessions() as session:
-        sent = (await session.execute(select(Message.category, Message.item_count).where(Message.status == "sent")
-                                      .order_by(Message.category))).all()
+        sent = (
+            await session.execute(select(Message.category, Message.item_count).where(Message.status == "sent").order_by(Message.category))
+        ).all()
     assert [tuple(row) for row in sent] == [("complaint_updates", 1), ("shipment_status", 3)]
     assert await queue_and_dispatch(nf) == ("sent", None)  # the acknowledgement did not count, the digest counted once
     assert await queue_and_dispatch(nf) == cap_reason(2, 2, "day")
 
 
 # the order of messages due at the same instant -----------------------------------------------------------------------
+
 
 async def test_messages_due_at_the_same_instant_go_by_priority_then_occurrence_then_id(nf, clock):
     await register(nf)
@@ -209,7 +244,11 @@ async def test_messages_due_at_the_same_instant_go_by_priority_then_occurrence_t
     nf.settings.dispatcher_batch_size = 100
     await nf.dispatcher.run_once()
     assert [await state(nf, m) for m in (critical, first, second, late)] == [
-        ("sent", None), ("sent", None), cap_reason(2, 2, "day"), cap_reason(2, 2, "day")]
+        ("sent", None),
+        ("sent", None),
+        cap_reason(2, 2, "day"),
+        cap_reason(2, 2, "day"),
+    ]
 
 
 def test_an_event_time_without_an_offset_is_read_as_utc():

@@ -1,4 +1,5 @@
 """`crm-scoring import-orders FILE.csv` (back-fill), `crm-scoring model-report --calibration-end DATE`, `crm-scoring migrate`."""
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,10 @@ def check_header(path: Path) -> list[str]:
     columns = [c.strip() for c in header]
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise UsageError(f"{path}: line 1 must be a header with {', '.join(REQUIRED)}[, {', '.join(OPTIONAL)}]; missing {', '.join(missing)} "
-                         f"(found: {', '.join(columns) or 'nothing'})")
+        raise UsageError(
+            f"{path}: line 1 must be a header with {', '.join(REQUIRED)}[, {', '.join(OPTIONAL)}]; missing {', '.join(missing)} "
+            f"(found: {', '.join(columns) or 'nothing'})"
+        )
     return columns
 
 
@@ -89,15 +92,27 @@ def prepare(chunk: pd.DataFrame, first_line: int, currency: str) -> tuple[list[d
     keep = ~bad
     chunk, dates, amount, lines = chunk[keep], dates[keep], amount[keep], lines[keep]
     margin = pd.to_numeric(chunk["margin"], errors="coerce") if "margin" in chunk.columns else pd.Series(np.nan, index=chunk.index)
-    service_type = chunk["service_type"].where(chunk["service_type"].isin(SERVICE_TYPES)) if "service_type" in chunk.columns else pd.Series(None, index=chunk.index)
+    service_type = (
+        chunk["service_type"].where(chunk["service_type"].isin(SERVICE_TYPES))
+        if "service_type" in chunk.columns
+        else pd.Series(None, index=chunk.index)
+    )
     ids = _order_ids(chunk.assign(amount=amount), lines)
     seconds = (dates - pd.Timestamp(EPOCH)).dt.total_seconds().to_numpy()
     out = []
     for oid, cid, when, sec, amt, mar, st in zip(ids, chunk["customer_id"], dates, seconds, amount, margin, service_type):
-        out.append({
-            "order_id": oid, "customer_id": cid, "order_date": when.to_pydatetime(), "order_day": int(sec // 86400), "amount": float(amt),
-            "currency": currency, "margin": None if pd.isna(mar) else float(mar), "service_type": None if pd.isna(st) else st,
-        })
+        out.append(
+            {
+                "order_id": oid,
+                "customer_id": cid,
+                "order_date": when.to_pydatetime(),
+                "order_day": int(sec // 86400),
+                "amount": float(amt),
+                "currency": currency,
+                "margin": None if pd.isna(mar) else float(mar),
+                "service_type": None if pd.isna(st) else st,
+            }
+        )
     return out, refused
 
 
@@ -152,14 +167,30 @@ class _RowsPerSecond(ProgressColumn):
 
 def progress_bar(enabled: bool) -> Progress:
     """Rows done of the total, rows/s and time left, on stderr; silent (disabled) when stderr is not a terminal."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=not enabled)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RowsPerSecond(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
 
 
-async def import_orders(db: Database, settings: ScoringSettings, path: Path, *, chunk_rows: int = 50_000, recompute: bool = True,
-                        as_of: dt.datetime | None = None, emit: bool = True, progress: bool = False) -> dict:
+async def import_orders(
+    db: Database,
+    settings: ScoringSettings,
+    path: Path,
+    *,
+    chunk_rows: int = 50_000,
+    recompute: bool = True,
+    as_of: dt.datetime | None = None,
+    emit: bool = True,
+    progress: bool = False,
+) -> dict:
     """Load the file (refusing bad lines, importing the rest), then recompute the population. Returns the summary."""
-    columns = check_header(path)
+    check_header(path)
     await check_database(db)
     started = time.perf_counter()
     total, imported = 0, 0
@@ -169,8 +200,14 @@ async def import_orders(db: Database, settings: ScoringSettings, path: Path, *, 
     with progress_bar(progress) as bar:
         task = bar.add_task("importing", total=count_lines(path) if progress else None)
         try:
-            reader = pd.read_csv(path, chunksize=chunk_rows, dtype=str, usecols=lambda c: c.strip() in (*REQUIRED, *OPTIONAL),
-                                 skip_blank_lines=False, encoding="utf-8-sig")
+            reader = pd.read_csv(
+                path,
+                chunksize=chunk_rows,
+                dtype=str,
+                usecols=lambda c: c.strip() in (*REQUIRED, *OPTIONAL),
+                skip_blank_lines=False,
+                encoding="utf-8-sig",
+            )
             for chunk in reader:
                 chunk.columns = [c.strip() for c in chunk.columns]
                 rows, bad = prepare(chunk, line, settings.currency)
@@ -181,11 +218,19 @@ async def import_orders(db: Database, settings: ScoringSettings, path: Path, *, 
                 imported += len(rows)
                 bar.advance(task, len(chunk))
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{path}: {str(exc).strip().splitlines()[-1]} (the lines before line {line} are imported; importing the file again "
-                             "adds none of them twice)") from None
+            raise UsageError(
+                f"{path}: {str(exc).strip().splitlines()[-1]} (the lines before line {line} are imported; importing the file again "
+                "adds none of them twice)"
+            ) from None
         loaded_s = time.perf_counter() - started
-        result = {"rows": total, "imported": imported, "refused": len(refused), "customers": len(seen_customers), "load_seconds": round(loaded_s, 3),
-                  "rows_per_second": round(total / loaded_s) if loaded_s else None}
+        result = {
+            "rows": total,
+            "imported": imported,
+            "refused": len(refused),
+            "customers": len(seen_customers),
+            "load_seconds": round(loaded_s, 3),
+            "rows_per_second": round(total / loaded_s) if loaded_s else None,
+        }
         if recompute:
             bar.add_task("recomputing every customer's scores", total=None)
             async with db.transaction() as session:
@@ -217,20 +262,37 @@ async def _store(db: Database, rows: list[dict], seen_customers: set[str]) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crm-scoring", description="Scoring service commands: back-fill an order history, report on the model, migrate the database.")
+    parser = argparse.ArgumentParser(
+        prog="crm-scoring", description="Scoring service commands: back-fill an order history, report on the model, migrate the database."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     url_help = "database URL (default: SCORING_DATABASE_URL, else sqlite:///var/scoring.db)"
-    imp = sub.add_parser("import-orders", help="load an order history CSV (customer_id, order_date, amount[, margin, service_type])",
-                         description="Load an order history CSV, one order per line, refusing bad lines and importing the rest, then recompute every "
-                                     "customer's scores. Prints a JSON summary (rows, customers, refused lines with their numbers). Exit code 0: every "
-                                     "line imported; 1: some lines refused; 2: the file or the database cannot be used (one line on stderr).")
-    imp.add_argument("file", type=Path, help="CSV with a header line: customer_id, order_date (ISO date or date-time), amount (>= 0)[, margin, service_type]")
+    imp = sub.add_parser(
+        "import-orders",
+        help="load an order history CSV (customer_id, order_date, amount[, margin, service_type])",
+        description="Load an order history CSV, one order per line, refusing bad lines and importing the rest, then recompute every "
+        "customer's scores. Prints a JSON summary (rows, customers, refused lines with their numbers). Exit code 0: every "
+        "line imported; 1: some lines refused; 2: the file or the database cannot be used (one line on stderr).",
+    )
+    imp.add_argument(
+        "file",
+        type=Path,
+        help="CSV with a header line: customer_id, order_date (ISO date or date-time), amount (>= 0)[, margin, service_type]",
+    )
     imp.add_argument("--database-url", default=None, help=url_help)
     imp.add_argument("--no-recompute", action="store_true", help="load only; the nightly recompute scores later")
-    imp.add_argument("--no-events", action="store_true", help="recompute without announcing score events (CustomerScored, CustomerTierChanged, ChurnRiskRaised)")
+    imp.add_argument(
+        "--no-events",
+        action="store_true",
+        help="recompute without announcing score events (CustomerScored, CustomerTierChanged, ChurnRiskRaised)",
+    )
     rep = sub.add_parser("model-report", help="fit BG/NBD as of a calibration end date and check it on the holdout period")
-    rep.add_argument("--calibration-end", required=True, type=dt.date.fromisoformat, help="last day of the calibration period (YYYY-MM-DD, included)")
-    rep.add_argument("--holdout-end", type=dt.date.fromisoformat, default=None, help="last day of the holdout period (default: the last order date)")
+    rep.add_argument(
+        "--calibration-end", required=True, type=dt.date.fromisoformat, help="last day of the calibration period (YYYY-MM-DD, included)"
+    )
+    rep.add_argument(
+        "--holdout-end", type=dt.date.fromisoformat, default=None, help="last day of the holdout period (default: the last order date)"
+    )
     rep.add_argument("--database-url", default=None, help=url_help)
     mig = sub.add_parser("migrate", help="create or upgrade the scoring tables (alembic upgrade head)")
     mig.add_argument("--database-url", default=None, help=url_help)
@@ -249,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         db = Database(settings.connection_url())
         try:
             if args.command == "import-orders":
-                return await import_orders(db, settings, args.file, recompute=not args.no_recompute, emit=not args.no_events, progress=sys.stderr.isatty())
+                return await import_orders(
+                    db, settings, args.file, recompute=not args.no_recompute, emit=not args.no_events, progress=sys.stderr.isatty()
+                )
             async with db.sessions() as session:
                 return await reports.model_report(session, args.calibration_end, args.holdout_end)
         finally:

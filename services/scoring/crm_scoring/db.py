@@ -1,6 +1,7 @@
 """The scoring database: the metadata that every domain's tables join (`scoring.models`, `service_levels.models`; the
 target of Alembic's env.py), and the migration history (`migrate`; sync, from async code use asyncio.to_thread).
 Engine and sessions are crm_common.db.Database's."""
+
 from __future__ import annotations
 
 from pathlib import Path

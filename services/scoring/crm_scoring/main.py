@@ -1,4 +1,5 @@
 """ASGI entry point: `uvicorn crm_scoring.main:app --port 8002` (or `create_app(settings)` in tests)."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -20,7 +21,15 @@ def create_app(settings: ScoringSettings | None = None, *, start_background: boo
         runtime,
         title="Scoring",
         description="Customer value, ABC class, RFM, loyalty, satisfaction, credit, churn risk, lifetime value and service levels.",
-        routers=[scores_router, reports_router, management_reports_router, admin_router, service_levels_router, service_levels_reports_router, service_levels_admin_router],
+        routers=[
+            scores_router,
+            reports_router,
+            management_reports_router,
+            admin_router,
+            service_levels_router,
+            service_levels_reports_router,
+            service_levels_admin_router,
+        ],
         start_background=start_background,
         problems=PROBLEMS,
     )

@@ -1,6 +1,7 @@
 """The scoring runtime: the shared one (db, outbox relay, the `scoring` consumer) plus two background loops, the
 debounced rescoring of marked customers (where the consumer runs) and the population recompute on its schedule
 (`run_scheduler`; every replica may run it, one does the work under a lock)."""
+
 from __future__ import annotations
 
 from crm_common.runtime import ServiceRuntime

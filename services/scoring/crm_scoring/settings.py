@@ -1,11 +1,11 @@
 """Scoring settings (env prefix SCORING_). Weights that do not add up to 1 are refused at start-up."""
+
 from __future__ import annotations
 
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -62,7 +62,7 @@ class AbcCutoffs(BaseModel):
     c: float = Field(0.15, ge=0, lt=1)
 
     @model_validator(mode="after")
-    def _fits(self) -> "AbcCutoffs":
+    def _fits(self) -> AbcCutoffs:
         if self.a + self.b + self.c >= 1:
             raise ValueError("ABC cut-offs: A + B + C must leave room for D (sum < 1)")
         return self
@@ -85,7 +85,14 @@ class ScoringSettings(ServiceSettings):
         default_factory=lambda: {"repeat_rate": 0.25, "tenure": 0.2, "regularity": 0.25, "share_of_wallet": 0.15, "satisfaction": 0.15}
     )
     satisfaction_weights: dict[str, float] = Field(
-        default_factory=lambda: {"on_time": 0.25, "damage_loss": 0.15, "complaints": 0.2, "resolution": 0.15, "survey": 0.15, "service_levels": 0.1}
+        default_factory=lambda: {
+            "on_time": 0.25,
+            "damage_loss": 0.15,
+            "complaints": 0.2,
+            "resolution": 0.15,
+            "survey": 0.15,
+            "service_levels": 0.1,
+        }
     )
     current_value_weights: dict[str, float] = Field(
         default_factory=lambda: {"revenue": 0.4, "margin": 0.3, "order_size": 0.1, "continuity": 0.2}
@@ -106,7 +113,9 @@ class ScoringSettings(ServiceSettings):
     clv_horizon_days: int = Field(365, ge=1)
     p_alive_high_risk: float = Field(0.3, ge=0, le=1)
     p_alive_medium_risk: float = Field(0.6, ge=0, le=1)
-    frequency_drop_ratio: float = Field(0.5, gt=0, lt=1, description="Recent order rate below this share of the customer's own rate is a signal.")
+    frequency_drop_ratio: float = Field(
+        0.5, gt=0, lt=1, description="Recent order rate below this share of the customer's own rate is a signal."
+    )
     satisfaction_drop_points: float = Field(15.0, ge=0)
     complaint_sla_hours: dict[str, float] = Field(default_factory=lambda: {"P1": 24, "P2": 48, "P3": 72, "P4": 120})
     # outputs
@@ -120,7 +129,9 @@ class ScoringSettings(ServiceSettings):
     rescore_batch_size: int = Field(2000, ge=1, description="Marked customers rescored per transaction.")
     service_level_targets: dict[Literal["key_account", "ordinary", "small", "at_risk"], dict[str, float]] = Field(
         default_factory=lambda: {tier: dict(targets) for tier, targets in DEFAULT_TARGETS.items()},
-        description="Agreed service levels per tier (docs/scoring.md, 'Service levels'); a closed month that misses one emits ServiceLevelBreached.")
+        description="Agreed service levels per tier (docs/scoring.md, 'Service levels'); "
+        "a closed month that misses one emits ServiceLevelBreached.",
+    )
 
     @field_validator("service_level_targets")
     @classmethod
@@ -177,16 +188,18 @@ class ScoringSettings(ServiceSettings):
         return v.upper()
 
     @model_validator(mode="after")
-    def _scores_every_accepted_currency(self) -> "ScoringSettings":
+    def _scores_every_accepted_currency(self) -> ScoringSettings:
         # amounts are not converted: a currency the edge accepts but scoring cannot sum would be dead-lettered
         others = set(accepted_currencies()) - {self.currency}
         if others:
-            raise ValueError(f"CRM_CURRENCIES accepts {sorted(others)} but scoring sums amounts in {self.currency} only; "
-                             "accept only the scoring currency")
+            raise ValueError(
+                f"CRM_CURRENCIES accepts {sorted(others)} but scoring sums amounts in {self.currency} only; "
+                "accept only the scoring currency"
+            )
         return self
 
     @model_validator(mode="after")
-    def _risk_order(self) -> "ScoringSettings":
+    def _risk_order(self) -> ScoringSettings:
         if self.p_alive_high_risk > self.p_alive_medium_risk:
             raise ValueError("p_alive_high_risk must be <= p_alive_medium_risk")
         return self

@@ -2,6 +2,7 @@
 
 Replicas share the consumer group `scoring`; Kafka spreads the partitions over them.
 """
+
 from __future__ import annotations
 
 from crm_common.runtime import run_worker

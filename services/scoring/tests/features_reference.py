@@ -11,6 +11,7 @@ Inputs are DataFrames with these columns (extra columns are ignored):
 * customers: customer_id, credit_limit, share_of_wallet, potential_volume (share_of_wallet: the declared one, else
   revenue_window / potential_volume capped at 1), size_band (key_account_flag: "key_account")
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -123,7 +124,9 @@ def _order_features(out: pd.DataFrame, orders: pd.DataFrame, as_of: int, window:
     out["on_time_count"] = known.groupby("customer_id")["on_time"].sum().reindex(index, fill_value=0.0)
     incident = shipped["damaged"].fillna(False).astype(bool) | shipped["lost"].fillna(False).astype(bool)
     out["incidents"] = incident.groupby(shipped["customer_id"]).sum().reindex(index, fill_value=0)
-    out["incident_loss"] = pd.to_numeric(shipped["loss"], errors="coerce").fillna(0.0).groupby(shipped["customer_id"]).sum().reindex(index, fill_value=0.0)
+    out["incident_loss"] = (
+        pd.to_numeric(shipped["loss"], errors="coerce").fillna(0.0).groupby(shipped["customer_id"]).sum().reindex(index, fill_value=0.0)
+    )
     recent_shipped = shipped[shipped["order_day"] > as_of - RECENT_DAYS]
     out["shipments_recent"] = recent_shipped.groupby("customer_id").size().reindex(index, fill_value=0)
     rk = recent_shipped.assign(on_time=pd.to_numeric(recent_shipped["on_time"], errors="coerce"))
@@ -141,7 +144,7 @@ def _order_features(out: pd.DataFrame, orders: pd.DataFrame, as_of: int, window:
     out["orders_per_day"] = (out["orders_total"] / out["order_days"].replace(0, np.nan)).fillna(1.0)
     repeat = live[live["order_day"] > live["customer_id"].map(first)]
     out["gg_x"] = out["bg_x"]
-    out["gg_mean"] = (repeat.groupby("customer_id")["margin"].sum().reindex(index) / out["bg_x"].replace(0, np.nan))
+    out["gg_mean"] = repeat.groupby("customer_id")["margin"].sum().reindex(index) / out["bg_x"].replace(0, np.nan)
 
 
 def _complaint_features(out: pd.DataFrame, complaints: pd.DataFrame, surveys: pd.DataFrame, as_of: int) -> None:
@@ -161,7 +164,13 @@ def _complaint_features(out: pd.DataFrame, complaints: pd.DataFrame, surveys: pd
     out["open_past_sla"] = overdue_open.groupby(complaints["customer_id"]).sum().reindex(index, fill_value=0)
     recent = complaints["filed_day"] > as_of - RECENT_DAYS
     out["complaints_recent"] = recent.groupby(complaints["customer_id"]).sum().reindex(index, fill_value=0)
-    out["compensation"] = pd.to_numeric(complaints["compensation"], errors="coerce").fillna(0.0).groupby(complaints["customer_id"]).sum().reindex(index, fill_value=0.0)
+    out["compensation"] = (
+        pd.to_numeric(complaints["compensation"], errors="coerce")
+        .fillna(0.0)
+        .groupby(complaints["customer_id"])
+        .sum()
+        .reindex(index, fill_value=0.0)
+    )
 
     surveys = surveys.assign(score=pd.to_numeric(surveys["score"], errors="coerce"))
     out["surveys"] = surveys.groupby("customer_id").size().reindex(index, fill_value=0)
@@ -183,7 +192,12 @@ def _invoice_features(out: pd.DataFrame, invoices: pd.DataFrame, as_of: int, def
     late_at_payment = (inv["paid_day"] - inv["due_day"]).clip(lower=0).where(paid, 0.0).fillna(0.0)
     open_overdue = (as_of - inv["due_day"]).clip(lower=0).where(~paid, 0.0).fillna(0.0)
     worst = pd.concat([late_at_payment, open_overdue, inv["days_overdue"]], axis=1).max(axis=1)
-    inv = inv.assign(paid=paid, on_time=paid & (late_at_payment <= 0), open_days=np.maximum(open_overdue, inv["days_overdue"].where(~paid, 0.0)), worst=worst)
+    inv = inv.assign(
+        paid=paid,
+        on_time=paid & (late_at_payment <= 0),
+        open_days=np.maximum(open_overdue, inv["days_overdue"].where(~paid, 0.0)),
+        worst=worst,
+    )
     g = inv.groupby("customer_id")
     out["invoices"] = g.size().reindex(index, fill_value=0)
     out["invoices_paid"] = g["paid"].sum().reindex(index, fill_value=0)

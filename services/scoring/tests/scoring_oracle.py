@@ -201,7 +201,11 @@ def satisfaction(
         + (f"{components['on_time']:.0%} on time" if components["on_time"] is not None else "on-time rate unknown")
         + f", {incidents} damaged or lost of {shipments} shipments, {per100:.1f} complaints per 100 shipments"
         + ("" if components["survey"] is None else f", survey average {survey_mean:.1f}/5")
-        + ("" if not service_level_months else f", {service_level_breaches} of {service_level_months} measured months missed a service-level target")
+        + (
+            ""
+            if not service_level_months
+            else f", {service_level_breaches} of {service_level_months} measured months missed a service-level target"
+        )
         + ".",
     )
 

@@ -1,11 +1,12 @@
 """ABC cut-offs, RFM quintiles and the Pareto report on small data sets checked by hand."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scoring_oracle import rfm_quintile_scores
 
 from crm_scoring.model import abc, rfm
+from scoring_oracle import rfm_quintile_scores
 
 
 def test_abc_on_one_hundred_customers():
@@ -90,9 +91,21 @@ def test_rfm_breakpoints_reproduce_the_definition(values, higher):
 
 @pytest.mark.parametrize(
     "r,f,m,name",
-    [(4, 5, 5, "champions"), (5, 4, 5, "loyal"), (4, 3, 2, "potential_loyalist"), (5, 1, 1, "new"), (4, 1, 2, "promising"),
-     (3, 3, 3, "need_attention"), (3, 1, 1, "about_to_sleep"), (2, 3, 4, "at_risk"), (1, 5, 4, "cant_lose"), (2, 1, 1, "hibernating"),
-     (1, 1, 2, "lost"), (4, 0, 0, "hibernating"), (1, 0, 0, "lost")],
+    [
+        (4, 5, 5, "champions"),
+        (5, 4, 5, "loyal"),
+        (4, 3, 2, "potential_loyalist"),
+        (5, 1, 1, "new"),
+        (4, 1, 2, "promising"),
+        (3, 3, 3, "need_attention"),
+        (3, 1, 1, "about_to_sleep"),
+        (2, 3, 4, "at_risk"),
+        (1, 5, 4, "cant_lose"),
+        (2, 1, 1, "hibernating"),
+        (1, 1, 2, "lost"),
+        (4, 0, 0, "hibernating"),
+        (1, 0, 0, "lost"),
+    ],
 )
 def test_rfm_segments(r, f, m, name):
     assert rfm.segment(r, f, m) == name

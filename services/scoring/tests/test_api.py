@@ -5,10 +5,10 @@ from collections import Counter
 import httpx
 import pytest
 import pytest_asyncio
-from scoring_support import AS_OF, clock, feed, history, processor, scoring_db, settings_for
 
 from crm_devbroker.testing import edge_auth
 from crm_scoring.main import create_app
+from scoring_support import AS_OF, clock, feed, history, processor, scoring_db, settings_for
 
 
 @pytest_asyncio.fixture
@@ -45,7 +45,18 @@ async def test_recompute_then_scores_lists_and_reports(scored_app):
     assert all(i["churn_risk"] == "high" for i in risky)
 
     one = (await client.get(f"/scores/{a_class[0]['customer_id']}")).json()
-    for key in ("current_value", "potential_value", "loyalty", "satisfaction", "credit_grade", "churn_risk", "rfm", "abc_class", "tier", "lifetime_value"):
+    for key in (
+        "current_value",
+        "potential_value",
+        "loyalty",
+        "satisfaction",
+        "credit_grade",
+        "churn_risk",
+        "rfm",
+        "abc_class",
+        "tier",
+        "lifetime_value",
+    ):
         assert key in one["explanations"], key
     assert one["explanations"]["abc_class"]["value"] == "A"
     assert one["explanations"]["rfm"]["explanation"].startswith("R")
@@ -84,7 +95,11 @@ async def test_recompute_then_scores_lists_and_reports(scored_app):
     weekly = report["weekly_cumulative"]
     assert [p["actual"] for p in weekly] == sorted(p["actual"] for p in weekly) and weekly[-1]["holdout"] and not weekly[0]["holdout"]
     model_svg = await client.get("/reports/model.svg", params={"calibration_end": "2025-12-31"})
-    assert model_svg.status_code == 200 and model_svg.headers["content-type"].startswith("image/svg+xml") and b"Weekly cumulative repeat transactions" in model_svg.content
+    assert (
+        model_svg.status_code == 200
+        and model_svg.headers["content-type"].startswith("image/svg+xml")
+        and b"Weekly cumulative repeat transactions" in model_svg.content
+    )
     model_png = await client.get("/reports/model.png", params={"calibration_end": "2025-12-31"})
     assert model_png.status_code == 200 and model_png.content[:8] == b"\x89PNG\r\n\x1a\n"
     for path in ("/reports/model", "/reports/model.svg"):

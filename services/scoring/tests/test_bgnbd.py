@@ -1,4 +1,5 @@
 """BG/NBD: closed forms on hand-computed cases, and parameter recovery from simulated data."""
+
 import math
 
 import numpy as np
@@ -49,7 +50,9 @@ def test_expected_purchases_agree_with_simulation():
     assert x.mean() == pytest.approx(float(bgnbd.expected_purchases(params, 30.0)), rel=0.03)
 
 
-@pytest.mark.parametrize("true, seed", [(BgNbdParams(r=0.8, alpha=6.0, a=0.9, b=3.0), 0), (BgNbdParams(r=0.24, alpha=4.41, a=0.79, b=2.43), 1)])
+@pytest.mark.parametrize(
+    "true, seed", [(BgNbdParams(r=0.8, alpha=6.0, a=0.9, b=3.0), 0), (BgNbdParams(r=0.24, alpha=4.41, a=0.79, b=2.43), 1)]
+)
 def test_fit_recovers_known_parameters_within_ten_percent(true, seed):
     rng = np.random.default_rng(seed)
     T = rng.uniform(30, 80, 20_000)

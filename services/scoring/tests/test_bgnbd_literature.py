@@ -1,5 +1,6 @@
 """BG/NBD against the literature: a Monte Carlo simulation of the process, numerical integration of the definition,
 and the `lifetimes` package (test-only, pinned in requirements/dev.lock) as an independent implementation."""
+
 import datetime as dt
 
 import lifetimes  # test-only oracle, pinned in requirements/dev.lock
@@ -53,14 +54,20 @@ def test_holdout_purchases_per_calibration_group_agree_with_simulation(params):
         if members.sum() < 200:
             continue
         error = actual[members].std(ddof=1) / np.sqrt(members.sum())
-        assert abs(predicted[members].mean() - actual[members].mean()) <= 4 * error + 1e-3, (g, predicted[members].mean(), actual[members].mean())
+        assert abs(predicted[members].mean() - actual[members].mean()) <= 4 * error + 1e-3, (
+            g,
+            predicted[members].mean(),
+            actual[members].mean(),
+        )
     assert abs(predicted.sum() - actual.sum()) <= 4 * actual.std(ddof=1) * np.sqrt(actual.size)
 
 
 def alive_expectation_by_integration(r, alpha, a, b, t) -> float:
     """E[(1 - (alpha / (alpha + p t))^r) / p] for p ~ Beta(a, b), by quadrature of the definition (no closed form)."""
+
     def f(p):
         return -np.expm1(-r * np.log1p(p * t / alpha)) / p if p > 0 else r * t / alpha
+
     value, _ = integrate.quad(f, 0, 1, weight="alg", wvar=(a - 1, b - 1), epsabs=0, epsrel=1e-12, limit=200)
     return value / special.beta(a, b)
 
@@ -101,8 +108,11 @@ def test_expectations_equal_lifetimes(a):
     reference = _lifetimes_model(params)
     for t in (13.0, 52.0):
         assert bgnbd.conditional_expected_purchases(params, t, x, t_x, T) == pytest.approx(
-            np.asarray(reference.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T)), rel=1e-6)
-        assert float(bgnbd.expected_purchases(params, t)) == pytest.approx(float(reference.expected_number_of_purchases_up_to_time(t)), rel=1e-6)
+            np.asarray(reference.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T)), rel=1e-6
+        )
+        assert float(bgnbd.expected_purchases(params, t)) == pytest.approx(
+            float(reference.expected_number_of_purchases_up_to_time(t)), rel=1e-6
+        )
     assert bgnbd.p_alive(params, x, t_x, T) == pytest.approx(np.asarray(reference.conditional_probability_alive(x, t_x, T)), rel=1e-6)
 
 
@@ -132,9 +142,16 @@ def test_same_log_gives_the_same_summaries_and_parameters_as_lifetimes():
     calibration_end, holdout_end = dt.date(2025, 12, 31), dt.date(2026, 9, 30)
     ours = calibration_summary(log, calibration_end, holdout_end)
     dated = log.assign(date=pd.to_datetime(log["order_day"], unit="D"), value=1.0)  # (lifetimes needs a value column under pandas 3)
-    reference = lifetimes.utils.calibration_and_holdout_data(dated, "customer_id", "date", calibration_period_end=pd.Timestamp(calibration_end),
-                                                             observation_period_end=pd.Timestamp(holdout_end), freq="D", freq_multiplier=7,
-                                                             monetary_value_col="value")
+    reference = lifetimes.utils.calibration_and_holdout_data(
+        dated,
+        "customer_id",
+        "date",
+        calibration_period_end=pd.Timestamp(calibration_end),
+        observation_period_end=pd.Timestamp(holdout_end),
+        freq="D",
+        freq_multiplier=7,
+        monetary_value_col="value",
+    )
     reference = reference.reindex(ours.index)
     assert np.allclose(ours["x"], reference["frequency_cal"]) and np.allclose(ours["t_x"], reference["recency_cal"])
     assert np.allclose(ours["T"], reference["T_cal"]) and np.allclose(ours["holdout"], reference["frequency_holdout"])
@@ -156,7 +173,9 @@ def test_weekly_cumulative_repeat_transactions_hand_checked():
     points = weekly_cumulative(days, summary, params, calibration_end, holdout_end)
     assert [p["week_ending"] for p in points] == ["2026-01-08", "2026-01-15", "2026-01-22", "2026-01-26"]
     assert [p["actual"] for p in points] == [1, 2, 3, 3] and [p["holdout"] for p in points] == [False, True, True, True]
-    assert points[-1]["predicted"] == pytest.approx(float(bgnbd.expected_purchases(params, 25 / 7) + bgnbd.expected_purchases(params, 20 / 7)), abs=1e-3)
+    assert points[-1]["predicted"] == pytest.approx(
+        float(bgnbd.expected_purchases(params, 25 / 7) + bgnbd.expected_purchases(params, 20 / 7)), abs=1e-3
+    )
 
 
 def test_gamma_gamma_over_repeat_transactions_equals_lifetimes():
@@ -170,12 +189,27 @@ def test_gamma_gamma_over_repeat_transactions_equals_lifetimes():
     log = pd.concat([log, log.sample(400, random_state=1)], ignore_index=True)  # some days with two orders
     log["margin"] = np.round(rng.gamma(4.0, 60.0, len(log)) * (1 + (log["customer_id"].str[1:].astype(int) % 5)), 2)
     as_of = day_number(dt.date(2026, 12, 1))
-    orders = log.assign(order_id=[f"o{i}" for i in range(len(log))], amount=log["margin"] * 5, service_type="trunk", cancelled=False, shipped=False,
-                        on_time=np.nan, damaged=False, lost=False, loss=0.0)
+    orders = log.assign(
+        order_id=[f"o{i}" for i in range(len(log))],
+        amount=log["margin"] * 5,
+        service_type="trunk",
+        cancelled=False,
+        shipped=False,
+        on_time=np.nan,
+        damaged=False,
+        lost=False,
+        loss=0.0,
+    )
     features = compute_features(Facts(orders=orders), as_of)
-    reference = lifetimes.utils.summary_data_from_transaction_data(log.assign(date=pd.to_datetime(log["order_day"], unit="D")), "customer_id", "date",
-                                                                   monetary_value_col="margin", observation_period_end=pd.Timestamp(dt.date(2026, 12, 1)),
-                                                                   freq="D", freq_multiplier=7).reindex(features.index)
+    reference = lifetimes.utils.summary_data_from_transaction_data(
+        log.assign(date=pd.to_datetime(log["order_day"], unit="D")),
+        "customer_id",
+        "date",
+        monetary_value_col="margin",
+        observation_period_end=pd.Timestamp(dt.date(2026, 12, 1)),
+        freq="D",
+        freq_multiplier=7,
+    ).reindex(features.index)
     assert np.allclose(features["gg_x"], reference["frequency"]) and np.allclose(features["bg_T"], reference["T"])
     repeat = features["gg_x"] > 0
     assert np.allclose(features.loc[repeat, "gg_mean"], reference.loc[repeat, "monetary_value"])
@@ -185,4 +219,5 @@ def test_gamma_gamma_over_repeat_transactions_equals_lifetimes():
         assert getattr(ours, name) == pytest.approx(oracle.params_[theirs], rel=5e-4), name
     oracle.params_ = pd.Series({"p": ours.p, "q": ours.q, "v": ours.gamma})
     assert gamma_gamma.expected_average_value(ours, reference["frequency"], reference["monetary_value"]) == pytest.approx(
-        np.asarray(oracle.conditional_expected_average_profit(reference["frequency"], reference["monetary_value"])), rel=1e-6)
+        np.asarray(oracle.conditional_expected_average_profit(reference["frequency"], reference["monetary_value"])), rel=1e-6
+    )

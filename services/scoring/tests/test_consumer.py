@@ -1,7 +1,14 @@
 """The inbox handler: any arrival order and duplicates give the in-order scores; bad input; merge; erase."""
+
 import random
 
 import pytest
+from sqlalchemy import func, select
+
+from crm_common.events.customers import CustomerErased, CustomerMerged
+from crm_common.events.logistics import OrderCreated, OrderShipped
+from crm_scoring.scoring.models import customer_scores, customers, erased_customers, orders
+from crm_scoring.scoring.service import recompute_population
 from scoring_support import (
     AS_OF,
     deliveries,
@@ -14,12 +21,6 @@ from scoring_support import (
     scoring_db,
     settings_for,
 )
-from sqlalchemy import func, select
-
-from crm_common.events.customers import CustomerErased, CustomerMerged
-from crm_common.events.logistics import OrderCreated, OrderShipped
-from crm_scoring.scoring.models import customer_scores, customers, erased_customers, orders
-from crm_scoring.scoring.service import recompute_population
 
 
 async def test_shuffled_and_duplicated_events_give_the_in_order_scores(database_factory, db_kind):
@@ -63,13 +64,24 @@ async def test_merge_moves_history_and_erase_removes_it(database_factory, db_kin
         ev = []
         for cid, n in (("keep", 3), ("gone", 2), ("forget", 2)):
             for i in range(n):
-                ev.append(event(OrderCreated(order_id=f"{cid}-{i}", customer_id=cid, order_date=AS_OF.replace(month=i + 1, day=15), amount=100 * (i + 1)), cid))
+                ev.append(
+                    event(
+                        OrderCreated(
+                            order_id=f"{cid}-{i}", customer_id=cid, order_date=AS_OF.replace(month=i + 1, day=15), amount=100 * (i + 1)
+                        ),
+                        cid,
+                    )
+                )
         await feed(proc, ev)
         merge = event(CustomerMerged(survivor_id="keep", merged_id="gone", merged_at=AS_OF), "keep")
         erase = event(CustomerErased(customer_id="forget", erased_at=AS_OF), "forget")
         late = event(OrderShipped(order_id="gone-9", customer_id="gone", shipped_at=AS_OF), "gone")  # arrives after the merge
-        late_created = event(OrderCreated(order_id="gone-9", customer_id="gone", order_date=AS_OF.replace(month=5, day=15), amount=50), "gone")
-        late_erased = event(OrderCreated(order_id="forget-9", customer_id="forget", order_date=AS_OF.replace(month=5, day=15), amount=50), "forget")
+        late_created = event(
+            OrderCreated(order_id="gone-9", customer_id="gone", order_date=AS_OF.replace(month=5, day=15), amount=50), "gone"
+        )
+        late_erased = event(
+            OrderCreated(order_id="forget-9", customer_id="forget", order_date=AS_OF.replace(month=5, day=15), amount=50), "forget"
+        )
         await feed(proc, [merge, erase, late, late_created, late_erased])
         assert dead.sent == []
         async with db.sessions() as session:
@@ -97,8 +109,12 @@ async def test_unknown_customer_gets_a_stub_and_foreign_currency_is_dead_lettere
     try:
         proc, dead = processor(db, max_attempts=1)
         good = event(OrderCreated(order_id="o1", customer_id="new-one", order_date=AS_OF, amount=10), "new-one")
-        foreign = _tampered(event(OrderCreated(order_id="o2", customer_id="new-one", order_date=AS_OF, amount=10), "new-one"),
-                            b'"currency":"CNY"', b'"currency":"USD"', 1)
+        foreign = _tampered(
+            event(OrderCreated(order_id="o2", customer_id="new-one", order_date=AS_OF, amount=10), "new-one"),
+            b'"currency":"CNY"',
+            b'"currency":"USD"',
+            1,
+        )
         await proc.process(deliveries([good]) + [foreign])
         assert len(dead.sent) == 1
         topic, key, _, headers = dead.sent[0]
@@ -123,15 +139,17 @@ async def test_unknown_customer_gets_a_stub_and_foreign_currency_is_dead_lettere
 async def test_consumer_marks_customers_and_rescoring_catches_up(database_factory, db_kind, monkeypatch):
     """The consumer stores facts and marks customers; rescoring scores the marked ones. A customer whose
     events commit while a rescoring pass is under way stays marked and is scored again by the next pass."""
-    from crm_scoring.scoring.models import rescore_queue
     from crm_scoring.scoring import service
+    from crm_scoring.scoring.models import rescore_queue
 
     db = await scoring_db(database_factory, db_kind, "queue")
     try:
         proc, dead = processor(db)
 
         def order(cid, n, amount):
-            return event(OrderCreated(order_id=f"{cid}-{n}", customer_id=cid, order_date=AS_OF.replace(month=n, day=10), amount=amount), cid)
+            return event(
+                OrderCreated(order_id=f"{cid}-{n}", customer_id=cid, order_date=AS_OF.replace(month=n, day=10), amount=amount), cid
+            )
 
         async def queue():
             async with db.sessions() as session:

@@ -1,11 +1,11 @@
 """Outputs on Kafka through the outbox: CustomerTierChanged when a customer crosses into A,
 ChurnRiskRaised when a customer's orders stop; and the whole consumer path through the real broker."""
+
 import asyncio
 import datetime as dt
 import random
 from decimal import Decimal
 
-from scoring_support import AS_OF, event, feed, fact_snapshot, history, processor, score_snapshot, scoring_db, settings_for
 from sqlalchemy import func, select
 
 from crm_common.bus import KafkaPublisher
@@ -15,6 +15,7 @@ from crm_common.outbox import OutboxRelay
 from crm_devbroker.testing import read_events, wait_until
 from crm_scoring.runtime import build_runtime
 from crm_scoring.scoring.service import recompute_population
+from scoring_support import AS_OF, event, fact_snapshot, feed, history, processor, score_snapshot, scoring_db, settings_for
 
 
 def regular_orders(cid: str, size: float, start: dt.datetime, end: dt.datetime, every_days: float, rng: random.Random):
@@ -22,7 +23,14 @@ def regular_orders(cid: str, size: float, start: dt.datetime, end: dt.datetime, 
     while start + dt.timedelta(days=day) < end:
         n += 1
         t = start + dt.timedelta(days=day)
-        out.append(event(OrderCreated(order_id=f"{cid}-{n}", customer_id=cid, order_date=t, amount=Decimal(str(round(size * rng.uniform(0.8, 1.2), 2)))), cid))
+        out.append(
+            event(
+                OrderCreated(
+                    order_id=f"{cid}-{n}", customer_id=cid, order_date=t, amount=Decimal(str(round(size * rng.uniform(0.8, 1.2), 2)))
+                ),
+                cid,
+            )
+        )
         day += every_days * rng.uniform(0.6, 1.4)
     return out
 
@@ -59,7 +67,10 @@ async def test_tier_change_and_churn_risk_land_on_kafka(database_factory, kafka_
         await recompute_population(session, settings, AS_OF)
 
     # the rising customer places one very large order: incremental scoring puts it into class A
-    big = event(OrderCreated(order_id="rising-big", customer_id="rising", order_date=AS_OF - dt.timedelta(hours=1), amount=Decimal("5000000")), "rising")
+    big = event(
+        OrderCreated(order_id="rising-big", customer_id="rising", order_date=AS_OF - dt.timedelta(hours=1), amount=Decimal("5000000")),
+        "rising",
+    )
     await feed(proc, [big])
     # 120 days later: everyone kept ordering except the stopper
     later = AS_OF + dt.timedelta(days=120)
@@ -81,17 +92,25 @@ async def test_tier_change_and_churn_risk_land_on_kafka(database_factory, kafka_
         await OutboxRelay(db, publisher, service="scoring").drain()
     finally:
         await publisher.stop()
-    tier = await read_events(kafka_settings, "crm.scoring", count=1, predicate=lambda e: e.type == "CustomerTierChanged" and e.key == "rising")
+    tier = await read_events(
+        kafka_settings, "crm.scoring", count=1, predicate=lambda e: e.type == "CustomerTierChanged" and e.key == "rising"
+    )
     assert tier and tier[0].payload["new_tier"] == "key_account" and tier[0].payload["old_tier"] in ("ordinary", "small")
     assert "class A" in tier[0].payload["reason"]
-    churn = await read_events(kafka_settings, "crm.scoring", count=1, predicate=lambda e: e.type == "ChurnRiskRaised" and e.key == "stopper")
+    churn = await read_events(
+        kafka_settings, "crm.scoring", count=1, predicate=lambda e: e.type == "ChurnRiskRaised" and e.key == "stopper"
+    )
     assert churn and churn[0].payload["risk_level"] == "high"
     assert churn[0].payload["p_alive"] < 0.3 and "ordering_frequency_dropped" in churn[0].payload["signals"]
-    scored = await read_events(kafka_settings, "crm.scoring", count=1, predicate=lambda e: e.type == "CustomerScored" and e.key == "stopper")
+    scored = await read_events(
+        kafka_settings, "crm.scoring", count=1, predicate=lambda e: e.type == "CustomerScored" and e.key == "stopper"
+    )
     assert scored and "loyalty" in scored[0].payload["scores"]
     # steady customers raised no churn alarm
     raised = await read_events(kafka_settings, "crm.scoring", count=100, timeout_s=3, predicate=lambda e: e.type == "ChurnRiskRaised")
-    assert {e.key for e in raised} <= {"stopper", "rising"} | {f"c{c:02d}" for c in range(3)}, [(e.key, e.payload, e.occurred_at) for e in raised]
+    assert {e.key for e in raised} <= {"stopper", "rising"} | {f"c{c:02d}" for c in range(3)}, [
+        (e.key, e.payload, e.occurred_at) for e in raised
+    ]
     await db.dispose()
 
 
@@ -117,6 +136,7 @@ async def test_through_the_real_broker_shuffled_and_twice(database_factory, kafk
     runtime = build_runtime(settings, clock=lambda: AS_OF)
     await runtime.start(relay=False, consumers=True)
     try:
+
         async def applied():
             async with runtime.db.sessions() as session:
                 return await session.scalar(select(func.count()).select_from(inbox_table)) == len({e.event_id for e in events})

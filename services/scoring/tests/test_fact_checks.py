@@ -1,30 +1,38 @@
 """The fact tables refuse what validation missed (migration 0003), and one extreme but valid order moves
 only what the ABC rules say it moves."""
+
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import math
 
-from scoring_oracle import abc_class
-from scoring_support import AS_OF, event, feed, history, processor, score_snapshot, settings_for
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from crm_common.db import Database
 from crm_common.events.bounds import MAX_MONEY
 from crm_common.events.logistics import OrderCreated
-from crm_scoring.scoring.models import invoices, orders, rescore_queue
 from crm_scoring.db import migrate
 from crm_scoring.model import abc
+from crm_scoring.scoring.models import invoices, orders, rescore_queue
 from crm_scoring.scoring.reports import pareto
 from crm_scoring.scoring.service import recompute_population
+from scoring_oracle import abc_class
+from scoring_support import AS_OF, event, feed, history, processor, score_snapshot, settings_for
 
-WHEN = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+WHEN = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
 def _order(order_id: str, **values) -> dict:
-    return {"order_id": order_id, "customer_id": "c-" + order_id, "order_date": WHEN, "order_day": 20605, "amount": 10.0, "currency": "CNY"} | values
+    return {
+        "order_id": order_id,
+        "customer_id": "c-" + order_id,
+        "order_date": WHEN,
+        "order_day": 20605,
+        "amount": 10.0,
+        "currency": "CNY",
+    } | values
 
 
 REFUSED_ORDERS = [
@@ -32,8 +40,8 @@ REFUSED_ORDERS = [
     ("negative amount", {"amount": -0.01}),
     ("amount over the bound", {"amount": 1e30}),
     ("negative margin beyond the bound", {"margin": -1e30}),
-    ("order date in year 1", {"order_date": dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc)}),
-    ("order date in 9999", {"order_date": dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)}),
+    ("order date in year 1", {"order_date": dt.datetime(1, 1, 1, tzinfo=dt.UTC)}),
+    ("order date in 9999", {"order_date": dt.datetime(9999, 1, 1, tzinfo=dt.UTC)}),
     ("order day in 9999", {"order_day": 2932532}),
     ("negative delay", {"delay_minutes": -5}),
 ]
@@ -60,9 +68,20 @@ async def test_fact_tables_refuse_impossible_values(database_factory, db_kind):
         assert await _refused(db, invoices, {"invoice_id": "i1", "customer_id": "c", "amount": 5.0, "days_overdue": 2**31 - 1})
         assert await _refused(db, invoices, {"invoice_id": "i2", "customer_id": "c", "amount": 5.0, "due_day": -719162})
         # the extremes that are valid are stored
-        assert not await _refused(db, orders, _order("max", amount=float(MAX_MONEY), margin=-float(MAX_MONEY), order_day=10957,
-                                                      order_date=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)))
-        assert not await _refused(db, orders, _order("sparse", customer_id="c", order_date=None, order_day=None, amount=None, currency=None))
+        assert not await _refused(
+            db,
+            orders,
+            _order(
+                "max",
+                amount=float(MAX_MONEY),
+                margin=-float(MAX_MONEY),
+                order_day=10957,
+                order_date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+            ),
+        )
+        assert not await _refused(
+            db, orders, _order("sparse", customer_id="c", order_date=None, order_day=None, amount=None, currency=None)
+        )
     finally:
         await db.dispose()
 
@@ -73,8 +92,13 @@ async def test_the_migration_removes_stored_impossible_facts_and_queues_their_cu
     db = Database(url)
     try:
         async with db.transaction() as session:
-            await session.execute(insert(orders), [_order("good"), _order("inf", amount=math.inf), _order("old", order_date=dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc))])
-            await session.execute(insert(invoices), [{"invoice_id": "late", "customer_id": "c-late", "amount": 1.0, "days_overdue": 2**31 - 1}])
+            await session.execute(
+                insert(orders),
+                [_order("good"), _order("inf", amount=math.inf), _order("old", order_date=dt.datetime(1, 1, 1, tzinfo=dt.UTC))],
+            )
+            await session.execute(
+                insert(invoices), [{"invoice_id": "late", "customer_id": "c-late", "amount": 1.0, "days_overdue": 2**31 - 1}]
+            )
         await db.dispose()
         await asyncio.to_thread(migrate, url)
         async with db.sessions() as session:

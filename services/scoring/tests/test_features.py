@@ -2,12 +2,12 @@
 
 import numpy as np
 import pandas as pd
-from features_reference import compute_features as reference_features
-from scoring_support import AS_OF, feed, history, processor, scoring_db, settings_for
 
 from crm_scoring.model.features import Facts, compute_features
 from crm_scoring.scoring.ingest import day_number
 from crm_scoring.scoring.service import load_facts
+from features_reference import compute_features as reference_features
+from scoring_support import AS_OF, feed, history, processor, scoring_db, settings_for
 
 
 async def test_numpy_features_match_the_pandas_reference(database_factory):
@@ -37,10 +37,12 @@ def test_empty_facts_give_no_rows():
 def test_customer_codes_index_every_frame_into_the_sorted_customer_index():
     from crm_scoring.model.features import FRAMES, customer_codes, customer_index
 
-    facts = Facts(orders=pd.DataFrame({"customer_id": ["b", "a", "b", "c"], "order_day": [1, 2, 3, 4]}),
-                  complaints=pd.DataFrame({"customer_id": ["z", "a"]}),
-                  invoices=pd.DataFrame({"customer_id": [7, "7", "b"]}),  # a number and its text are one customer, as in customer_index
-                  customers=pd.DataFrame({"customer_id": ["c", "c", "y"], "credit_limit": [1.0, 2.0, 3.0], "share_of_wallet": [None, None, 0.5]}))
+    facts = Facts(
+        orders=pd.DataFrame({"customer_id": ["b", "a", "b", "c"], "order_day": [1, 2, 3, 4]}),
+        complaints=pd.DataFrame({"customer_id": ["z", "a"]}),
+        invoices=pd.DataFrame({"customer_id": [7, "7", "b"]}),  # a number and its text are one customer, as in customer_index
+        customers=pd.DataFrame({"customer_id": ["c", "c", "y"], "credit_limit": [1.0, 2.0, 3.0], "share_of_wallet": [None, None, 0.5]}),
+    )
     ids, codes = customer_codes(facts)
     assert list(ids) == list(customer_index(facts)) == ["7", "a", "b", "c", "y", "z"]
     for name in FRAMES:

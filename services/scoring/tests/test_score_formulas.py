@@ -110,7 +110,10 @@ SATISFACTION_TYPES = (np.int64, np.int64, float, np.int64, np.int64, float, floa
 
 
 @FORMULA_SETTINGS
-@given(st.lists(deliveries(), min_size=1, max_size=25), weights_for(("on_time", "damage_loss", "complaints", "resolution", "survey", "service_levels")))
+@given(
+    st.lists(deliveries(), min_size=1, max_size=25),
+    weights_for(("on_time", "damage_loss", "complaints", "resolution", "survey", "service_levels")),
+)
 def test_satisfaction(rows, weights):
     weights = weights or DEFAULTS.satisfaction_weights
     cols = columns(rows, SATISFACTION_TYPES)

@@ -1,8 +1,10 @@
-"""The scores by hand on the oracle (scoring_oracle.py, which test_score_formulas.py ties to the service's formulas), and the settings validation."""
+"""The scores by hand on the oracle (scoring_oracle.py, which test_score_formulas.py ties to the service's formulas),
+and the settings validation."""
+
 import pytest
-import scoring_oracle as sc
 from pydantic import ValidationError
 
+import scoring_oracle as sc
 from crm_scoring.settings import ScoringSettings
 
 W = ScoringSettings().loyalty_weights
@@ -24,7 +26,14 @@ def test_satisfaction_components():
     # and 1 of its last 4 measured months missed an agreed service-level target (ServiceLevelBreached)
     result = sc.satisfaction(100, 80, 72, 2, 3, 2, 4.0, 4, 1, S)
     c = result.inputs["components"]
-    assert c == {"on_time": 0.9, "damage_loss": 0.8, "complaints": 0.7, "resolution": pytest.approx(0.6667, abs=1e-4), "survey": 0.75, "service_levels": 0.75}
+    assert c == {
+        "on_time": 0.9,
+        "damage_loss": 0.8,
+        "complaints": 0.7,
+        "resolution": pytest.approx(0.6667, abs=1e-4),
+        "survey": 0.75,
+        "service_levels": 0.75,
+    }
     expected = 100 * (0.25 * 0.9 + 0.15 * 0.8 + 0.2 * 0.7 + 0.15 * 2 / 3 + 0.15 * 0.75 + 0.1 * 0.75)
     assert result.value == pytest.approx(expected, abs=0.01)
     assert "1 of 4 measured months missed a service-level target" in result.explanation
@@ -87,7 +96,9 @@ def test_matrices_and_tier():
 
 def test_weights_that_do_not_add_up_are_refused():
     with pytest.raises(ValidationError, match="add up"):
-        ScoringSettings(loyalty_weights={"repeat_rate": 0.5, "tenure": 0.2, "regularity": 0.25, "share_of_wallet": 0.15, "satisfaction": 0.15})
+        ScoringSettings(
+            loyalty_weights={"repeat_rate": 0.5, "tenure": 0.2, "regularity": 0.25, "share_of_wallet": 0.15, "satisfaction": 0.15}
+        )
     with pytest.raises(ValidationError, match="missing"):
         ScoringSettings(satisfaction_weights={"on_time": 1.0})
     with pytest.raises(ValidationError, match="room for D"):

@@ -1,9 +1,9 @@
 """Service levels (issue 20): the v2 order events, invoice corrections and proof-of-delivery returns reach the
 fact tables; the monthly record per customer is computed from them, stored and served as a trend."""
+
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from decimal import Decimal
 
 import httpx
@@ -36,14 +36,23 @@ from crm_scoring.service_levels.models import service_level_breaches, service_le
 from crm_scoring.service_levels.targets import missed_targets
 from scoring_support import AS_OF, clock, event, feed, processor, scoring_db, settings_for
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 JUNE = dt.datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 H = dt.timedelta(hours=1)
 
 
 def _order(order_id: str, customer: str, at: dt.datetime, *, urgent=False, ordered=10, pickup_by=None, deliver_by=None):
-    return OrderCreatedV2(order_id=order_id, customer_id=customer, order_date=at, amount=Decimal("100"), service_type="trunk",
-                          promised_pickup_at=pickup_by, promised_delivery_at=deliver_by, quantity_ordered=ordered, urgent=urgent)
+    return OrderCreatedV2(
+        order_id=order_id,
+        customer_id=customer,
+        order_date=at,
+        amount=Decimal("100"),
+        service_type="trunk",
+        promised_pickup_at=pickup_by,
+        promised_delivery_at=deliver_by,
+        quantity_ordered=ordered,
+        urgent=urgent,
+    )
 
 
 def june_history(customer: str = "c1") -> list:
@@ -71,12 +80,26 @@ def june_history(customer: str = "c1") -> list:
         # o5: cancelled: not measured
         _order(f"{customer}-o5", customer, t + 4 * H, ordered=3, pickup_by=t + 5 * H),
         OrderCancelled(order_id=f"{customer}-o5", customer_id=customer, cancelled_at=t + 4.5 * H),
-        ComplaintFiled(complaint_id=f"k-{customer}", complaint_number="CMP-1", customer_id=customer, category="damage", priority="P2",
-                       channel="web", filed_at=t + 31 * H),
-        ComplaintResolved(complaint_id=f"k-{customer}", complaint_number="CMP-1", customer_id=customer, resolved_at=t + 41 * H,
-                          outcome="refund"),
-        InvoiceCorrected(correction_id=f"cn-{customer}", invoice_id=f"inv-{customer}", customer_id=customer, previous_amount=Decimal("100"),
-                         amount=Decimal("90"), corrected_at=t + 60 * H),
+        ComplaintFiled(
+            complaint_id=f"k-{customer}",
+            complaint_number="CMP-1",
+            customer_id=customer,
+            category="damage",
+            priority="P2",
+            channel="web",
+            filed_at=t + 31 * H,
+        ),
+        ComplaintResolved(
+            complaint_id=f"k-{customer}", complaint_number="CMP-1", customer_id=customer, resolved_at=t + 41 * H, outcome="refund"
+        ),
+        InvoiceCorrected(
+            correction_id=f"cn-{customer}",
+            invoice_id=f"inv-{customer}",
+            customer_id=customer,
+            previous_amount=Decimal("100"),
+            amount=Decimal("90"),
+            corrected_at=t + 60 * H,
+        ),
     ]
     return [event(p, customer, at=t) for p in payloads]
 
@@ -131,8 +154,14 @@ def test_measures_of_a_known_month():
 
 
 def test_a_promise_still_ahead_is_not_judged():
-    order = {"customer_id": "c", "order_date": JUNE, "promised_pickup_at": JUNE + 5 * H, "promised_delivery_at": JUNE + 50 * H,
-             "urgent": 1, "quantity_ordered": 4}
+    order = {
+        "customer_id": "c",
+        "order_date": JUNE,
+        "promised_pickup_at": JUNE + 5 * H,
+        "promised_delivery_at": JUNE + 50 * H,
+        "urgent": 1,
+        "quantity_ordered": 4,
+    }
     record = monthly_records([order], [], [], JUNE + H)[("c", "2026-06")]
     assert record["on_time_pickup_pct"] is None and record["on_time_delivery_pct"] is None
     assert record["urgent_completion_pct"] == 0.0 and record["fill_rate_pct"] is None  # not delivered yet; nothing shipped yet
@@ -159,8 +188,19 @@ async def test_events_to_stored_record_and_trend(database_factory, db_kind):
     async with db.transaction() as session:
         assert await service.compute_month(session, "2026-06", AS_OF, settings_for()) == 2
     async with db.sessions() as session:
-        again = {k: v for k, v in (await session.execute(select(service_level_months).where(
-            service_level_months.c.customer_id == "c1", service_level_months.c.month == "2026-06"))).mappings().one().items()}
+        again = {
+            k: v
+            for k, v in (
+                await session.execute(
+                    select(service_level_months).where(
+                        service_level_months.c.customer_id == "c1", service_level_months.c.month == "2026-06"
+                    )
+                )
+            )
+            .mappings()
+            .one()
+            .items()
+        }
     assert {k: again[k] for k in EXPECTED_JUNE} == EXPECTED_JUNE
 
     # merging c2 into c1 moves its June order into c1's record; erasing c1 forgets its records
@@ -182,8 +222,10 @@ async def test_trend_endpoint_and_bad_input(database_factory):
     app = create_app(settings_for(db.url), start_background=False, clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring", auth=edge_auth(app)) as client:
         body = (await client.get("/service-levels/c1")).json()
-        assert [m["month"] for m in body["months"]] == [f"{y}-{m:02d}" for y, m in [(2025, 7), (2025, 8), (2025, 9), (2025, 10), (2025, 11), (2025, 12)]
-                                                      + [(2026, m) for m in range(1, 7)]]
+        assert [m["month"] for m in body["months"]] == [
+            f"{y}-{m:02d}"
+            for y, m in [(2025, 7), (2025, 8), (2025, 9), (2025, 10), (2025, 11), (2025, 12)] + [(2026, m) for m in range(1, 7)]
+        ]
         assert body["months"][-1]["on_time_delivery_pct"] == 50.0 and body["months"][0]["orders"] == 0
         short = (await client.get("/service-levels/c1", params={"months": 2, "until": "2026-07"})).json()["months"]
         assert [m["month"] for m in short] == ["2026-06", "2026-07"]
@@ -224,8 +266,12 @@ async def _breaches(db) -> list:
 async def test_a_closed_month_that_misses_its_targets_is_announced_once(database_factory, db_kind):
     db = await scoring_db(database_factory, db_kind, "service_level_breach")
     # the same targets for every tier, so the test does not depend on the tier the scores give c1
-    settings = settings_for(db.url, service_level_targets={tier: {"on_time_delivery_pct": 90, "mean_resolution_hours": 24}
-                                                           for tier in ("key_account", "ordinary", "small", "at_risk")})
+    settings = settings_for(
+        db.url,
+        service_level_targets={
+            tier: {"on_time_delivery_pct": 90, "mean_resolution_hours": 24} for tier in ("key_account", "ordinary", "small", "at_risk")
+        },
+    )
     july = dt.datetime(2026, 7, 2, tzinfo=UTC)
     in_june, _ = processor(db, settings)  # clock 30 June: June is still open, nothing is judged against the targets
     await feed(in_june, june_history("c1"))
@@ -248,21 +294,58 @@ async def test_a_closed_month_that_misses_its_targets_is_announced_once(database
     # another July event of c1, a May order that missed its promise (May is not the last closed month: not announced),
     # and a late June complaint resolved in time (June misses the same target): nothing new
     may = _order("c1-m1", "c1", dt.datetime(2026, 5, 20, tzinfo=UTC), deliver_by=dt.datetime(2026, 5, 22, tzinfo=UTC))
-    quick = ComplaintFiled(complaint_id="k-quick", complaint_number="CMP-2", customer_id="c1", category="delay", priority="P3",
-                           channel="web", filed_at=JUNE + 300 * H)
-    await feed(proc, [event(OrderShipped(order_id="c1-j1", customer_id="c1", shipped_at=july), "c1"), event(may, "c1"), event(quick, "c1"),
-                      event(ComplaintResolved(complaint_id="k-quick", complaint_number="CMP-2", customer_id="c1", outcome="ok",
-                                              resolved_at=JUNE + 310 * H), "c1")])
+    quick = ComplaintFiled(
+        complaint_id="k-quick",
+        complaint_number="CMP-2",
+        customer_id="c1",
+        category="delay",
+        priority="P3",
+        channel="web",
+        filed_at=JUNE + 300 * H,
+    )
+    await feed(
+        proc,
+        [
+            event(OrderShipped(order_id="c1-j1", customer_id="c1", shipped_at=july), "c1"),
+            event(may, "c1"),
+            event(quick, "c1"),
+            event(
+                ComplaintResolved(
+                    complaint_id="k-quick", complaint_number="CMP-2", customer_id="c1", outcome="ok", resolved_at=JUNE + 310 * H
+                ),
+                "c1",
+            ),
+        ],
+    )
     assert len(await _breaches(db)) == 1
     # a late June complaint that took 100 hours: the mean resolution time misses its target too, announced again
-    slow = ComplaintFiled(complaint_id="k-slow", complaint_number="CMP-3", customer_id="c1", category="delay", priority="P3",
-                          channel="web", filed_at=JUNE + 400 * H)
-    await feed(proc, [event(slow, "c1"), event(ComplaintResolved(complaint_id="k-slow", complaint_number="CMP-3", customer_id="c1",
-                                                                 outcome="ok", resolved_at=JUNE + 500 * H), "c1")])
+    slow = ComplaintFiled(
+        complaint_id="k-slow",
+        complaint_number="CMP-3",
+        customer_id="c1",
+        category="delay",
+        priority="P3",
+        channel="web",
+        filed_at=JUNE + 400 * H,
+    )
+    await feed(
+        proc,
+        [
+            event(slow, "c1"),
+            event(
+                ComplaintResolved(
+                    complaint_id="k-slow", complaint_number="CMP-3", customer_id="c1", outcome="ok", resolved_at=JUNE + 500 * H
+                ),
+                "c1",
+            ),
+        ],
+    )
     again = await _breaches(db)
     assert len(again) == 2 and [m.measure for m in again[1].missed] == ["on_time_delivery_pct", "mean_resolution_hours"]
     async with db.sessions() as session:
-        assert (await session.execute(select(service_level_breaches.c.customer_id, service_level_breaches.c.month))).all() == [("c1", "2026-06")]
+        assert (await session.execute(select(service_level_breaches.c.customer_id, service_level_breaches.c.month))).all() == [
+            ("c1", "2026-06")
+        ]
     assert dead.sent == []
     await db.dispose()
 
@@ -279,16 +362,27 @@ async def test_the_service_level_report_ranks_the_whole_month_and_weights_the_tr
         june = report["trend"][-1]
         assert (june["month"], june["customers"], june["orders"]) == ("2026-06", 2, 5)
         assert june["on_time_delivery_pct"] == pytest.approx((50 * 4 + 100 * 1) / 5)  # order-weighted
-        assert report["trend"][0] == {"month": "2026-05", "customers": 0, "orders": 0, "billing_corrections": 0, "complaints": 0,
-                                      **{m: None for m in june if m.endswith("_pct") or m in ("complaints_per_100_orders", "mean_resolution_hours")}}
+        assert report["trend"][0] == {
+            "month": "2026-05",
+            "customers": 0,
+            "orders": 0,
+            "billing_corrections": 0,
+            "complaints": 0,
+            **{m: None for m in june if m.endswith("_pct") or m in ("complaints_per_100_orders", "mean_resolution_hours")},
+        }
         damage = (await client.get("/reports/service-levels", params={"month": "2026-06", "measure": "damage_rate_pct", "worst": 1})).json()
         assert [r["customer_id"] for r in damage["worst"]] == ["c1"] and damage["customers"] == 2  # a ceiling: the highest first
         csv_answer = await client.get("/reports/service-levels.csv", params={"month": "2026-06"})
         assert csv_answer.status_code == 200 and csv_answer.headers["content-type"].startswith("text/csv")
         lines = csv_answer.text.strip().splitlines()
         assert lines[0].startswith("customer_id,tier,month,orders,") and [line.split(",")[0] for line in lines[1:]] == ["c1", "c2"]
-        for params in ({"month": "2026-13"}, {}, {"month": "2026-06", "measure": "price"}, {"month": "2026-06", "tier": "gold"},
-                       {"month": "2026-06", "worst": 0}):
+        for params in (
+            {"month": "2026-13"},
+            {},
+            {"month": "2026-06", "measure": "price"},
+            {"month": "2026-06", "tier": "gold"},
+            {"month": "2026-06", "worst": 0},
+        ):
             bad = await client.get("/reports/service-levels", params=params)
             assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), params
     await app.state.runtime.stop()

@@ -1,26 +1,32 @@
 """What the profile declares reaches the scores: share of wallet (declared, or estimated from the declared potential
 volume) and the manual key-account flag (size band key_account), honoured beside class A with the reason shown."""
+
 import numpy as np
 import pandas as pd
-from scoring_support import AS_OF, event, feed, processor, scoring_db, settings_for
 from sqlalchemy import select
 
 from crm_common.events import decode_envelope
-from crm_common.outbox import outbox_table
-
 from crm_common.events.customers import CustomerRegistered, CustomerRegisteredV2, CustomerUpdatedV2
 from crm_common.events.logistics import OrderCreated
-from crm_scoring.scoring.models import customer_scores, customers
+from crm_common.outbox import outbox_table
 from crm_scoring.model.features import Facts, compute_features
 from crm_scoring.scoring.ingest import day_number
+from crm_scoring.scoring.models import customer_scores, customers
 from crm_scoring.scoring.service import load_facts
+from scoring_support import AS_OF, event, feed, processor, scoring_db, settings_for
 
 
 def test_declared_share_wins_else_revenue_over_potential_volume_capped_at_one():
     facts = Facts(
         orders=pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "order_day": [100] * 4, "amount": [300.0, 300.0, 5000.0, 300.0]}),
-        customers=pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "credit_limit": [None] * 4,
-                                "share_of_wallet": [0.2, None, None, None], "potential_volume": [1000.0, 1000.0, 1000.0, 0.0]}),
+        customers=pd.DataFrame(
+            {
+                "customer_id": ["a", "b", "c", "d"],
+                "credit_limit": [None] * 4,
+                "share_of_wallet": [0.2, None, None, None],
+                "potential_volume": [1000.0, 1000.0, 1000.0, 0.0],
+            }
+        ),
     )
     share = compute_features(facts, 120)["share_of_wallet"]
     assert share["a"] == 0.2  # declared
@@ -36,8 +42,13 @@ async def test_profile_versions_1_and_2_fill_the_loyalty_and_potential_inputs(da
         history = [
             event(CustomerRegisteredV2(customer_id="v2", name="Two", potential_volume="10000", size_band="key_account"), "v2", AS_OF),
             event(CustomerRegistered(customer_id="v1", name="One"), "v1", AS_OF),
-            event(CustomerUpdatedV2(customer_id="sow", name="Declared", share_of_wallet=0.6, changed_fields=["share_of_wallet"]), "sow", AS_OF),
-        ] + [event(OrderCreated(order_id=f"{cid}-o", customer_id=cid, order_date=AS_OF, amount=2500), cid, AS_OF) for cid in ("v2", "v1", "sow")]
+            event(
+                CustomerUpdatedV2(customer_id="sow", name="Declared", share_of_wallet=0.6, changed_fields=["share_of_wallet"]), "sow", AS_OF
+            ),
+        ] + [
+            event(OrderCreated(order_id=f"{cid}-o", customer_id=cid, order_date=AS_OF, amount=2500), cid, AS_OF)
+            for cid in ("v2", "v1", "sow")
+        ]
         await feed(proc, history)
         assert dead.sent == []
         async with db.sessions() as session:

@@ -2,6 +2,8 @@
 
 Importing this package registers every payload model, so `parse_payload` knows them all.
 """
+
+from crm_common.events import complaints, customers, logistics, notifications, scoring  # noqa: F401  (registration)
 from crm_common.events.envelope import (
     EventEnvelope,
     EventPayload,
@@ -13,7 +15,6 @@ from crm_common.events.envelope import (
     payload_model,
     registered_events,
 )
-from crm_common.events import complaints, customers, logistics, notifications, scoring  # noqa: F401  (registration)
 from crm_common.events.topics import ALL_TOPICS, TOPICS, dlq_topic, topic_for
 
 __all__ = [

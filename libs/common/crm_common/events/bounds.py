@@ -12,6 +12,7 @@ which validate what they read from Kafka, apply the same contract (docs/events.m
 * whole numbers an API stores or looks up (ids, counts, positions): 0 to MAX_INT32, what an SQL INTEGER holds;
 * identifiers: no control characters; free text: no NUL; neither a lone surrogate; URLs: http(s) only.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -61,14 +62,15 @@ def accepted_currencies() -> tuple[str, ...]:
 
 
 def _latest(horizon: dt.timedelta) -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date() + horizon
+    return dt.datetime.now(dt.UTC).date() + horizon
 
 
 def _check_day(day: dt.date, horizon: dt.timedelta, what: str) -> None:
     latest = _latest(horizon)
     if not EARLIEST <= day <= latest:
         raise PydanticCustomError(
-            "date_out_of_window", "{what} must be between {earliest} and {latest} (today + {days} days)",
+            "date_out_of_window",
+            "{what} must be between {earliest} and {latest} (today + {days} days)",
             {"what": what, "earliest": EARLIEST.isoformat(), "latest": latest.isoformat(), "days": horizon.days},
         )
 
@@ -88,7 +90,8 @@ def _fact_month(value: str) -> str:
     latest = _latest(FACT_HORIZON)
     if not (EARLIEST.year, EARLIEST.month) <= (year, month) <= (latest.year, latest.month):
         raise PydanticCustomError(
-            "month_out_of_window", "a month must be between {earliest} and {latest} (the month of today + {days} days)",
+            "month_out_of_window",
+            "a month must be between {earliest} and {latest} (the month of today + {days} days)",
             {"earliest": EARLIEST.strftime("%Y-%m"), "latest": latest.strftime("%Y-%m"), "days": FACT_HORIZON.days},
         )
     return value
@@ -97,8 +100,9 @@ def _fact_month(value: str) -> str:
 def _fact_datetime(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise PydanticCustomError(
-            "timezone_required", "a date-time needs an offset (Z or +08:00): a time without one is refused, not guessed")
-    _check_day(value.astimezone(dt.timezone.utc).date(), FACT_HORIZON, "a date-time")
+            "timezone_required", "a date-time needs an offset (Z or +08:00): a time without one is refused, not guessed"
+        )
+    _check_day(value.astimezone(dt.UTC).date(), FACT_HORIZON, "a date-time")
     return value
 
 
@@ -114,8 +118,11 @@ def _currency(value: str) -> str:
     code = value.upper()
     accepted = accepted_currencies()
     if code not in accepted:
-        raise PydanticCustomError("currency_not_accepted", "currency {code} is not accepted here; accepted: {accepted}",
-                                  {"code": code, "accepted": ", ".join(accepted)})
+        raise PydanticCustomError(
+            "currency_not_accepted",
+            "currency {code} is not accepted here; accepted: {accepted}",
+            {"code": code, "accepted": ", ".join(accepted)},
+        )
     return code
 
 
@@ -128,29 +135,70 @@ def _http_url(value: str) -> str:
 
 _WINDOW = f"between {EARLIEST.isoformat()} and today + {{days}} days"
 
-FactDate = Annotated[dt.date, AfterValidator(_fact_date), Field(
-    description=f"Date, {_WINDOW.format(days=FACT_HORIZON.days)}.",
-    json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": FACT_HORIZON.days})]
-ContractDate = Annotated[dt.date, AfterValidator(_contract_date), Field(
-    description=f"Contract date, {_WINDOW.format(days=CONTRACT_HORIZON.days)}.",
-    json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": CONTRACT_HORIZON.days})]
+FactDate = Annotated[
+    dt.date,
+    AfterValidator(_fact_date),
+    Field(
+        description=f"Date, {_WINDOW.format(days=FACT_HORIZON.days)}.",
+        json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": FACT_HORIZON.days},
+    ),
+]
+ContractDate = Annotated[
+    dt.date,
+    AfterValidator(_contract_date),
+    Field(
+        description=f"Contract date, {_WINDOW.format(days=CONTRACT_HORIZON.days)}.",
+        json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": CONTRACT_HORIZON.days},
+    ),
+]
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
-FactMonth = Annotated[str, StringConstraints(pattern=MONTH_PATTERN), AfterValidator(_fact_month), Field(
-    description=f"Month YYYY-MM, between {EARLIEST.strftime('%Y-%m')} and the month of today + {FACT_HORIZON.days} days.",
-    json_schema_extra={"x-earliest": EARLIEST.strftime("%Y-%m"), "x-latest-days-ahead": FACT_HORIZON.days})]
-FactDateTime = Annotated[dt.datetime, AfterValidator(_fact_datetime), Field(
-    description=f"ISO 8601 date-time with an offset (Z or +08:00; without one it is refused), {_WINDOW.format(days=FACT_HORIZON.days)}.",
-    json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": FACT_HORIZON.days})]
+FactMonth = Annotated[
+    str,
+    StringConstraints(pattern=MONTH_PATTERN),
+    AfterValidator(_fact_month),
+    Field(
+        description=f"Month YYYY-MM, between {EARLIEST.strftime('%Y-%m')} and the month of today + {FACT_HORIZON.days} days.",
+        json_schema_extra={"x-earliest": EARLIEST.strftime("%Y-%m"), "x-latest-days-ahead": FACT_HORIZON.days},
+    ),
+]
+FactDateTime = Annotated[
+    dt.datetime,
+    AfterValidator(_fact_datetime),
+    Field(
+        description="ISO 8601 date-time with an offset (Z or +08:00; without one it is refused), "
+        f"{_WINDOW.format(days=FACT_HORIZON.days)}.",
+        json_schema_extra={"x-earliest": EARLIEST.isoformat(), "x-latest-days-ahead": FACT_HORIZON.days},
+    ),
+]
 _CENTS = f"kept with {MONEY_PLACES} decimal places (more are rounded half-to-even)"
 _MONEY_SCHEMA = {"x-decimal-places": MONEY_PLACES}
-Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False, json_schema_extra=_MONEY_SCHEMA,
-                                 description=f"Decimal (a JSON string or number), 0 to {MAX_MONEY}, {_CENTS}."),
-                  AfterValidator(_money)]
-SignedMoney = Annotated[Decimal, Field(ge=-MAX_MONEY, le=MAX_MONEY, allow_inf_nan=False, json_schema_extra=_MONEY_SCHEMA,
-                                       description=f"Decimal, -{MAX_MONEY} to {MAX_MONEY} (a loss is negative), {_CENTS}."),
-                        AfterValidator(_money)]
-Currency = Annotated[str, AfterValidator(_currency), Field(
-    min_length=3, max_length=3, description="ISO 4217 code from the configured list (CRM_CURRENCIES, default CNY).")]
+Money = Annotated[
+    Decimal,
+    Field(
+        ge=0,
+        le=MAX_MONEY,
+        allow_inf_nan=False,
+        json_schema_extra=_MONEY_SCHEMA,
+        description=f"Decimal (a JSON string or number), 0 to {MAX_MONEY}, {_CENTS}.",
+    ),
+    AfterValidator(_money),
+]
+SignedMoney = Annotated[
+    Decimal,
+    Field(
+        ge=-MAX_MONEY,
+        le=MAX_MONEY,
+        allow_inf_nan=False,
+        json_schema_extra=_MONEY_SCHEMA,
+        description=f"Decimal, -{MAX_MONEY} to {MAX_MONEY} (a loss is negative), {_CENTS}.",
+    ),
+    AfterValidator(_money),
+]
+Currency = Annotated[
+    str,
+    AfterValidator(_currency),
+    Field(min_length=3, max_length=3, description="ISO 4217 code from the configured list (CRM_CURRENCIES, default CNY)."),
+]
 
 
 def _no_control(value: str) -> str:
@@ -165,7 +213,10 @@ _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # a valid pair is one code p
 def _no_lone_surrogate(value: str) -> str:
     if _LONE_SURROGATE_RE.search(value):
         raise PydanticCustomError(
-            "lone_surrogate", "must not contain a lone surrogate (U+D800-U+DFFF, e.g. a JSON \"\\ud800\" without its pair): it is no character and cannot be stored as UTF-8")
+            "lone_surrogate",
+            'must not contain a lone surrogate (U+D800-U+DFFF, e.g. a JSON "\\ud800" without its pair): it is no character and cannot be '
+            "stored as UTF-8",
+        )
     return value
 
 

@@ -1,4 +1,5 @@
 """Events of the complaints context (topic crm.complaints)."""
+
 from __future__ import annotations
 
 import datetime as dt

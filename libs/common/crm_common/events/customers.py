@@ -1,4 +1,5 @@
 """Events of the customer-profile context (topic crm.customers)."""
+
 from __future__ import annotations
 
 import datetime as dt

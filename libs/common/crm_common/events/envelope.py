@@ -3,6 +3,7 @@
 Changing an event means adding a payload class with a higher `event_version`;
 readers keep their old versions registered, so nothing breaks.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from crm_common.events.bounds import FactDateTime, NoControl
 
-_REGISTRY: dict[tuple[str, int], type["EventPayload"]] = {}
+_REGISTRY: dict[tuple[str, int], type[EventPayload]] = {}
 
 
 class InvalidEvent(ValueError):
@@ -104,7 +105,7 @@ def make_event(
         event_id=event_id or uuid.uuid4(),
         type=payload.event_type,
         version=payload.event_version,
-        occurred_at=occurred_at or dt.datetime.now(dt.timezone.utc),
+        occurred_at=occurred_at or dt.datetime.now(dt.UTC),
         producer=producer,
         key=str(key),
         correlation_id=correlation_id,

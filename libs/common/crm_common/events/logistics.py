@@ -2,6 +2,7 @@
 
 Every field is bounded (crm_common.events.bounds): the gateway refuses at the edge what a consumer would
 refuse, so an accepted event is applied."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,5 @@
 """Events of the notifications context (topic crm.notifications)."""
+
 from __future__ import annotations
 
 import datetime as dt

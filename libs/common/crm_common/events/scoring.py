@@ -1,4 +1,5 @@
 """Events of the scoring context (topic crm.scoring)."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Topic naming: `<domain>.<context>`; dead letters go to `<topic>.dlq`. See docs/events.md."""
+
 from __future__ import annotations
 
 TOPICS: dict[str, tuple[str, ...]] = {

@@ -8,9 +8,10 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-07
 """
-import sqlalchemy as sa
-from alembic import op
 
+import sqlalchemy as sa
+
+from alembic import op
 from crm_common.db import UTCDateTime
 from crm_common.idempotency import create_idempotency_table, drop_idempotency_table
 

@@ -5,8 +5,8 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-07
 """
-from alembic import op
 
+from alembic import op
 from crm_common.migrations import add_missing_messaging_schema, drop_durable_log_schema
 
 revision = "0006"

@@ -4,8 +4,8 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-07
 """
-from alembic import op
 
+from alembic import op
 from crm_common.audit import create_audit_tables, drop_audit_tables
 
 revision = "0007"

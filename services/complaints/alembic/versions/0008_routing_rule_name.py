@@ -4,7 +4,9 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07
 """
+
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0008"

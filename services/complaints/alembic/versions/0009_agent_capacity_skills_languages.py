@@ -4,7 +4,9 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-07
 """
+
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0009"

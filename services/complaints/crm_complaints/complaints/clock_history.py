@@ -12,6 +12,7 @@ NULL and is reported.
 Run once after `alembic upgrade` (any number of times is harmless):
 `COMPLAINTS_DATABASE_URL=... crm-complaints rebuild-clock-history` (crm_complaints.cli)
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -75,13 +76,19 @@ def replay_timeline(entries: list[TimelineEntry], calendar_of) -> dict[str, SlaC
 
 def _reproduces(replayed: SlaClock | None, stored: SlaClock) -> bool:
     return replayed is not None and (replayed.consumed, replayed.running_since, replayed.stopped_at) == (
-        stored.consumed, stored.running_since, stored.stopped_at)
+        stored.consumed,
+        stored.running_since,
+        stored.stopped_at,
+    )
 
 
 async def rebuild_complaint(session, complaint_id: str, settings: ComplaintsSettings, now: dt.datetime, report: RebuildReport) -> None:
     complaint = await session.scalar(select(Complaint).where(Complaint.id == complaint_id).with_for_update())
-    entries = (await session.scalars(select(TimelineEntry).where(TimelineEntry.complaint_id == complaint_id)
-                                      .order_by(TimelineEntry.at, TimelineEntry.id))).all()
+    entries = (
+        await session.scalars(
+            select(TimelineEntry).where(TimelineEntry.complaint_id == complaint_id).order_by(TimelineEntry.at, TimelineEntry.id)
+        )
+    ).all()
     calendars: dict[str | None, BusinessCalendar] = {}
     for team_id in {complaint.team_id, *((e.data or {}).get("team") for e in entries)}:
         calendars[team_id] = await team_calendar(session, team_id, settings)
@@ -104,8 +111,7 @@ async def rebuild_stretches(db: Database, settings: ComplaintsSettings, now: dt.
     now = now or utcnow()
     report = RebuildReport()
     async with db.sessions() as session:
-        complaint_ids = (await session.scalars(select(SlaClockRow.complaint_id).where(SlaClockRow.stretches.is_(None))
-                                               .distinct())).all()
+        complaint_ids = (await session.scalars(select(SlaClockRow.complaint_id).where(SlaClockRow.stretches.is_(None)).distinct())).all()
     for complaint_id in complaint_ids:
         async with db.transaction() as session:
             await rebuild_complaint(session, complaint_id, settings, now, report)

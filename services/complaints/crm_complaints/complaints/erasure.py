@@ -12,6 +12,7 @@ email), and the reporter details of the complaints it reported. When `contact_id
 - ids, numbers, categories, references, clocks and timestamps stay, so reports stay right;
 - each changed complaint gets an internal timeline entry `person_erased` (no personal data in it).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,9 +25,9 @@ from crm_common.contacts import email_key, phone_key
 from crm_common.db import utcnow
 from crm_common.privacy import Person, scrub_idempotency_records, scrub_outbox
 from crm_complaints.complaints import directory
-from crm_complaints.complaints.models import Complaint, DirectoryContact, DirectoryCustomer, TimelineEntry
 from crm_complaints.complaints.access import SYSTEM
 from crm_complaints.complaints.lookup import follow_merges
+from crm_complaints.complaints.models import Complaint, DirectoryContact, DirectoryCustomer, TimelineEntry
 from crm_complaints.complaints.timeline import add_timeline
 
 REPORTER_FIELDS = ("reporter_name", "reporter_phone", "reporter_email")
@@ -42,9 +43,11 @@ def _reported_by(complaint: Complaint, contact_id: str, contact: DirectoryContac
         return True
     if contact is None:
         return False
-    return bool((contact.phone and complaint.reporter_phone and phone_key(complaint.reporter_phone) == contact.phone)
-                or (contact.email and complaint.reporter_email and email_key(complaint.reporter_email) == contact.email)
-                or _same_name(complaint.reporter_name, contact.name))
+    return bool(
+        (contact.phone and complaint.reporter_phone and phone_key(complaint.reporter_phone) == contact.phone)
+        or (contact.email and complaint.reporter_email and email_key(complaint.reporter_email) == contact.email)
+        or _same_name(complaint.reporter_name, contact.name)
+    )
 
 
 async def _customer_ids(session: AsyncSession, customer_id: str) -> set[str]:
@@ -63,25 +66,42 @@ async def _customer_ids(session: AsyncSession, customer_id: str) -> set[str]:
 async def erase_person(session: AsyncSession, customer_id: str, contact_id: str | None, *, erased_at: dt.datetime | None = None) -> dict:
     now = erased_at or utcnow()
     customer_ids = await _customer_ids(session, customer_id)
-    complaints = list((await session.scalars(
-        select(Complaint).where(or_(Complaint.customer_id.in_(customer_ids), *([Complaint.contact_id == contact_id] if contact_id else [])))
-        .order_by(Complaint.filed_at).with_for_update(key_share=True)
-    )).all())
+    complaints = list(
+        (
+            await session.scalars(
+                select(Complaint)
+                .where(or_(Complaint.customer_id.in_(customer_ids), *([Complaint.contact_id == contact_id] if contact_id else [])))
+                .order_by(Complaint.filed_at)
+                .with_for_update(key_share=True)
+            )
+        ).all()
+    )
 
     if contact_id:
         contact = await session.get(DirectoryContact, contact_id)
         reported = [c for c in complaints if _reported_by(c, contact_id, contact)]
-        person = Person.of(names=[contact.name if contact else None], phones=[contact.phone if contact else None],
-                           emails=[contact.email if contact else None])
+        person = Person.of(
+            names=[contact.name if contact else None],
+            phones=[contact.phone if contact else None],
+            emails=[contact.email if contact else None],
+        )
     else:
         contacts = (await session.scalars(select(DirectoryContact).where(DirectoryContact.customer_id.in_(customer_ids)))).all()
         customer = await session.get(DirectoryCustomer, customer_id)
         reported = complaints
-        person = Person.of(names=[c.name for c in contacts] + [customer.name if customer else None],
-                           phones=[c.phone for c in contacts], emails=[c.email for c in contacts])
+        person = Person.of(
+            names=[c.name for c in contacts] + [customer.name if customer else None],
+            phones=[c.phone for c in contacts],
+            emails=[c.email for c in contacts],
+        )
     # what the person gave when reporting is theirs too (a number they called from, a second address)
-    person = person.merged(Person.of(names=[c.reporter_name for c in reported], phones=[c.reporter_phone for c in reported],
-                                     emails=[c.reporter_email for c in reported]))
+    person = person.merged(
+        Person.of(
+            names=[c.reporter_name for c in reported],
+            phones=[c.reporter_phone for c in reported],
+            emails=[c.reporter_email for c in reported],
+        )
+    )
 
     await directory.apply_erased(session, customer_id, contact_id)  # directory rows (and the customer, when whole)
 
@@ -136,11 +156,31 @@ async def erase_person(session: AsyncSession, customer_id: str, contact_id: str 
     for complaint_id in sorted(changed):
         complaint = by_id[complaint_id]
         complaint.version += 1
-        await add_timeline(session, complaint, "person_erased", at=now, actor=SYSTEM, visibility="internal",
-                           body="Personal data of an erased person removed", data={"reporter": complaint_id in reported_ids})
+        await add_timeline(
+            session,
+            complaint,
+            "person_erased",
+            at=now,
+            actor=SYSTEM,
+            visibility="internal",
+            body="Personal data of an erased person removed",
+            data={"reporter": complaint_id in reported_ids},
+        )
     if contact_id:  # the audit trail keeps the person's rows, pseudonymised (crm_common.audit)
-        await audit.append(session, [audit.AuditEntry(SYSTEM.id, SYSTEM.role, "erase", "complaint-reporter", customer_id=customer_id,
-                                                      contact_id=contact_id, fields=sorted(REPORTER_FIELDS))])
+        await audit.append(
+            session,
+            [
+                audit.AuditEntry(
+                    SYSTEM.id,
+                    SYSTEM.role,
+                    "erase",
+                    "complaint-reporter",
+                    customer_id=customer_id,
+                    contact_id=contact_id,
+                    fields=sorted(REPORTER_FIELDS),
+                )
+            ],
+        )
         await audit.pseudonymise_contact(session, contact_id)
     await session.flush()
     return {"complaints": len(changed), "reported": len(reported_ids), "outbox_rows": outbox_rows}

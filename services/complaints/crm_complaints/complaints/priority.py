@@ -1,4 +1,5 @@
 """Priority from category, severity words, claimed amount and the customer's tier and credit grade."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -30,9 +31,39 @@ BASE_PRIORITY: dict[str, int] = {  # 1 = P1 (most urgent) .. 4 = P4
 }
 
 SEVERITY_WORDS = (
-    "urgent", "emergency", "lawyer", "legal", "lawsuit", "court", "media", "journalist", "injury", "injured",
-    "dangerous", "hazard", "spoiled", "perished", "again", "third time", "cancel contract",
-    "紧急", "加急", "律师", "起诉", "法院", "媒体", "记者", "曝光", "受伤", "危险", "腐烂", "变质", "再次", "多次", "解约", "12315",
+    "urgent",
+    "emergency",
+    "lawyer",
+    "legal",
+    "lawsuit",
+    "court",
+    "media",
+    "journalist",
+    "injury",
+    "injured",
+    "dangerous",
+    "hazard",
+    "spoiled",
+    "perished",
+    "again",
+    "third time",
+    "cancel contract",
+    "紧急",
+    "加急",
+    "律师",
+    "起诉",
+    "法院",
+    "媒体",
+    "记者",
+    "曝光",
+    "受伤",
+    "危险",
+    "腐烂",
+    "变质",
+    "再次",
+    "多次",
+    "解约",
+    "12315",
 )
 
 AMOUNT_STEPS = (Decimal("10000"), Decimal("100000"))  # each threshold reached raises the priority by one

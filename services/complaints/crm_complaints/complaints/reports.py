@@ -6,6 +6,7 @@ Percentiles use the nearest-rank method. CSAT is the mean survey score (1-5) by 
 who resolved the complaint and by the customer's account manager (from the directory), with the
 share of scores >= 4.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -40,13 +41,14 @@ def _rate(good: int, total: int) -> float | None:
     return round(good / total, 4) if total else None
 
 
-async def complaint_report(session: AsyncSession, *, date_from: dt.date | None = None, date_to: dt.date | None = None,
-                           period: str = "month") -> dict:
+async def complaint_report(
+    session: AsyncSession, *, date_from: dt.date | None = None, date_to: dt.date | None = None, period: str = "month"
+) -> dict:
     conditions = [Complaint.merged_into.is_(None)]
     if date_from is not None:
-        conditions.append(Complaint.filed_at >= dt.datetime.combine(date_from, dt.time(), tzinfo=dt.timezone.utc))
+        conditions.append(Complaint.filed_at >= dt.datetime.combine(date_from, dt.time(), tzinfo=dt.UTC))
     if date_to is not None:
-        conditions.append(Complaint.filed_at < dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc))
+        conditions.append(Complaint.filed_at < dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
     scope = and_(*conditions)
 
     async def grouped(column) -> dict[str, int]:
@@ -66,11 +68,18 @@ async def complaint_report(session: AsyncSession, *, date_from: dt.date | None =
         return {"met": met, "missed": missed, "rate": _rate(met, met + missed)}
 
     async def minutes(kind: str) -> list[float]:
-        rows = (await session.execute(
-            select(SlaClockRow.consumed_us).join(Complaint, Complaint.id == SlaClockRow.complaint_id)
-            .where(scope, SlaClockRow.kind == kind, SlaClockRow.stopped_at.is_not(None),
-                   Complaint.resolved_at.is_not(None) if kind == "resolution" else Complaint.first_response_at.is_not(None))
-        )).all()
+        rows = (
+            await session.execute(
+                select(SlaClockRow.consumed_us)
+                .join(Complaint, Complaint.id == SlaClockRow.complaint_id)
+                .where(
+                    scope,
+                    SlaClockRow.kind == kind,
+                    SlaClockRow.stopped_at.is_not(None),
+                    Complaint.resolved_at.is_not(None) if kind == "resolution" else Complaint.first_response_at.is_not(None),
+                )
+            )
+        ).all()
         return [int(us) / 60_000_000 for (us,) in rows]
 
     first_minutes = await minutes("first_response")
@@ -79,16 +88,23 @@ async def complaint_report(session: AsyncSession, *, date_from: dt.date | None =
     reopened = int(await session.scalar(select(func.count()).select_from(Complaint).where(scope, Complaint.reopen_count > 0)) or 0)
 
     async def csat(column) -> dict[str, dict]:
-        query = select(column, func.count(), func.avg(Complaint.survey_score),
-                       func.sum(func.cast(Complaint.survey_score >= 4, type_=Complaint.survey_score.type)))
+        query = select(
+            column,
+            func.count(),
+            func.avg(Complaint.survey_score),
+            func.sum(func.cast(Complaint.survey_score >= 4, type_=Complaint.survey_score.type)),
+        )
         if column.class_ is DirectoryCustomer:
             query = query.select_from(Complaint).outerjoin(DirectoryCustomer, DirectoryCustomer.id == Complaint.customer_id)
-        rows = (await session.execute(
-            query.where(scope, Complaint.survey_score.is_not(None)).group_by(column).order_by(column)
-        )).all()
-        return {str(key) if key is not None else "unassigned": {"responses": int(n), "mean_score": round(float(avg), 4),
-                                                                 "satisfied_rate": _rate(int(good or 0), int(n))}
-                for key, n, avg, good in rows}
+        rows = (await session.execute(query.where(scope, Complaint.survey_score.is_not(None)).group_by(column).order_by(column))).all()
+        return {
+            str(key) if key is not None else "unassigned": {
+                "responses": int(n),
+                "mean_score": round(float(avg), 4),
+                "satisfied_rate": _rate(int(good or 0), int(n)),
+            }
+            for key, n, avg, good in rows
+        }
 
     return {
         "scope": {"from": date_from.isoformat() if date_from else None, "to": date_to.isoformat() if date_to else None, "period": period},
@@ -97,13 +113,19 @@ async def complaint_report(session: AsyncSession, *, date_from: dt.date | None =
         "by_channel": await grouped(Complaint.channel),
         "by_team": await grouped(Complaint.team_id),
         "by_period": dict(sorted(by_period.items())),
-        "sla": {"first_response": await compliance(Complaint.first_response_within_sla),
-                "resolution": await compliance(Complaint.resolution_within_sla)},
+        "sla": {
+            "first_response": await compliance(Complaint.first_response_within_sla),
+            "resolution": await compliance(Complaint.resolution_within_sla),
+        },
         "first_response_minutes": {f"p{p}": _round(nearest_rank(first_minutes, p)) for p in PERCENTILES} | {"count": len(first_minutes)},
-        "resolution_minutes": {f"p{p}": _round(nearest_rank(resolution_minutes, p)) for p in PERCENTILES} | {"count": len(resolution_minutes)},
+        "resolution_minutes": {f"p{p}": _round(nearest_rank(resolution_minutes, p)) for p in PERCENTILES}
+        | {"count": len(resolution_minutes)},
         "reopen": {"resolved": resolved, "reopened": reopened, "rate": _rate(reopened, resolved)},
-        "csat": {"by_team": await csat(Complaint.team_id), "by_agent": await csat(Complaint.resolved_by),
-                 "by_account_manager": await csat(DirectoryCustomer.account_manager)},
+        "csat": {
+            "by_team": await csat(Complaint.team_id),
+            "by_agent": await csat(Complaint.resolved_by),
+            "by_account_manager": await csat(DirectoryCustomer.account_manager),
+        },
     }
 
 

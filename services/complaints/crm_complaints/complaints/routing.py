@@ -5,6 +5,7 @@ equals the complaint's; among matching rules the most specific (most fields set)
 the lower `position`. Within the team, an agent on shift is picked by least open load or
 round-robin; with nobody on shift the complaint waits in the team queue.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -45,12 +46,20 @@ def rule_record(rule: RoutingRule | None, team: str) -> dict:
     (a stored rule has no lasting id). `source` is stored (the admin's), built_in (no rules stored) or fallback (none matched)."""
     if rule is None:
         return {"source": "fallback", "team": team}
-    return {"source": "built_in" if rule.built_in else "stored", "name": rule.name, "category": rule.category, "region": rule.region,
-            "service_type": rule.service_type, "team": rule.team, "position": rule.position}
+    return {
+        "source": "built_in" if rule.built_in else "stored",
+        "name": rule.name,
+        "category": rule.category,
+        "region": rule.region,
+        "service_type": rule.service_type,
+        "team": rule.team,
+        "position": rule.position,
+    }
 
 
-def route(rules: Iterable[RoutingRule], category: str, region: str | None = None, service_type: str | None = None,
-          default: str = DEFAULT_TEAM) -> tuple[str, RoutingRule | None]:
+def route(
+    rules: Iterable[RoutingRule], category: str, region: str | None = None, service_type: str | None = None, default: str = DEFAULT_TEAM
+) -> tuple[str, RoutingRule | None]:
     """The team for a complaint and the rule that chose it (None when the default applied)."""
     matching = [r for r in rules if r.matches(category, region, service_type)]
     if not matching:
@@ -133,6 +142,6 @@ def pick_agent(candidates: Sequence[AgentLoad], strategy: Strategy = "least_load
             return ids[0]
         later = [agent for agent in ids if agent > cursor]
         return later[0] if later else ids[0]
-    epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     best = min(candidates, key=lambda c: (c.open_count, c.last_assigned_at or epoch, c.agent_id))
     return best.agent_id

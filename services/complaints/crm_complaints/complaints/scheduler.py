@@ -6,6 +6,7 @@ a conditional UPDATE ... WHERE escalation_level = <the level it read>; only the 
 matched emits ComplaintEscalated (in the same transaction, through the outbox). A replica that lost
 the race sees rowcount 0 and moves on. Restarts lose nothing: the deadlines are in the database.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,14 @@ MAX_LEVEL = 3
 
 
 class SlaScheduler:
-    def __init__(self, db: Database, settings: ComplaintsSettings, *, on_commit: Callable[[], None] | None = None,
-                 clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(
+        self,
+        db: Database,
+        settings: ComplaintsSettings,
+        *,
+        on_commit: Callable[[], None] | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ):
         self.db = db
         self.settings = settings
         self.on_commit = on_commit
@@ -46,13 +53,20 @@ class SlaScheduler:
 
     async def due_clock_ids(self, now: dt.datetime) -> list[int]:
         async with self.db.sessions() as session:
-            return list((await session.scalars(
-                select(SlaClockRow.id)
-                .where(SlaClockRow.next_escalation_at <= now, SlaClockRow.running_since.is_not(None),
-                       SlaClockRow.escalation_level < MAX_LEVEL)
-                .order_by(SlaClockRow.next_escalation_at, SlaClockRow.id)
-                .limit(self.settings.scheduler_batch_size)
-            )).all())
+            return list(
+                (
+                    await session.scalars(
+                        select(SlaClockRow.id)
+                        .where(
+                            SlaClockRow.next_escalation_at <= now,
+                            SlaClockRow.running_since.is_not(None),
+                            SlaClockRow.escalation_level < MAX_LEVEL,
+                        )
+                        .order_by(SlaClockRow.next_escalation_at, SlaClockRow.id)
+                        .limit(self.settings.scheduler_batch_size)
+                    )
+                ).all()
+            )
 
     async def scan_once(self, now: dt.datetime | None = None) -> int:
         """One pass over due deadlines; returns how many escalations this replica emitted."""
@@ -89,7 +103,9 @@ class SlaScheduler:
                 if new_level >= 2 and row.breached_at is None:
                     values["breached_at"] = clock.deadline(calendar)
                 result = await session.execute(
-                    update(SlaClockRow).where(SlaClockRow.id == clock_id, SlaClockRow.escalation_level == level).values(**values)
+                    update(SlaClockRow)
+                    .where(SlaClockRow.id == clock_id, SlaClockRow.escalation_level == level)
+                    .values(**values)
                     .execution_options(synchronize_session=False)
                 )
                 if result.rowcount != 1:
@@ -97,19 +113,29 @@ class SlaScheduler:
                     return emitted  # another replica escalated this clock: its transaction owns the events
                 escalated_to = self._recipient(new_level, team)
                 reason = "near_breach" if new_level == 1 else "breach"
-                await publish.escalated(session, complaint, level=new_level, escalated_to=escalated_to, clock=row.kind, reason=reason,
-                                        now=now)
-                await add_timeline(session, complaint, "escalated", at=now, actor=SYSTEM, visibility="internal",
-                                   body=f"{row.kind.replace('_', ' ')} {reason.replace('_', ' ')}: escalated to {escalated_to}",
-                                   data={"level": new_level, "clock": row.kind, "reason": reason, "to": escalated_to,
-                                         "due_at": due.isoformat()})
+                await publish.escalated(
+                    session, complaint, level=new_level, escalated_to=escalated_to, clock=row.kind, reason=reason, now=now
+                )
+                await add_timeline(
+                    session,
+                    complaint,
+                    "escalated",
+                    at=now,
+                    actor=SYSTEM,
+                    visibility="internal",
+                    body=f"{row.kind.replace('_', ' ')} {reason.replace('_', ' ')}: escalated to {escalated_to}",
+                    data={"level": new_level, "clock": row.kind, "reason": reason, "to": escalated_to, "due_at": due.isoformat()},
+                )
                 emitted += 1
                 level = new_level
             if level == row.escalation_level and emitted == 0:
                 # stale schedule (calendar or clock changed): store the right next time
-                await session.execute(update(SlaClockRow).where(SlaClockRow.id == clock_id, SlaClockRow.escalation_level == level)
-                                      .values(next_escalation_at=clock.escalation_due(calendar, level + 1))
-                                      .execution_options(synchronize_session=False))
+                await session.execute(
+                    update(SlaClockRow)
+                    .where(SlaClockRow.id == clock_id, SlaClockRow.escalation_level == level)
+                    .values(next_escalation_at=clock.escalation_due(calendar, level + 1))
+                    .execution_options(synchronize_session=False)
+                )
         return emitted
 
     def _recipient(self, level: int, team: Team | None) -> str:
@@ -124,11 +150,14 @@ class SlaScheduler:
         """Complaints waiting in a team queue get an agent as soon as one is on shift (highest priority first)."""
         assigned = 0
         async with self.db.sessions() as session:
-            queued = (await session.execute(
-                select(Complaint.id, Complaint.team_id).where(Complaint.status == "new", Complaint.agent_id.is_(None),
-                                                              Complaint.team_id.is_not(None))
-                .order_by(Complaint.priority, Complaint.filed_at).limit(self.settings.scheduler_batch_size)
-            )).all()
+            queued = (
+                await session.execute(
+                    select(Complaint.id, Complaint.team_id)
+                    .where(Complaint.status == "new", Complaint.agent_id.is_(None), Complaint.team_id.is_not(None))
+                    .order_by(Complaint.priority, Complaint.filed_at)
+                    .limit(self.settings.scheduler_batch_size)
+                )
+            ).all()
         for complaint_id, team_id in queued:
             async with self.db.transaction() as session:
                 complaint = await session.scalar(select(Complaint).where(Complaint.id == complaint_id).with_for_update())
@@ -138,9 +167,12 @@ class SlaScheduler:
                 agent_id = await choose_agent(session, team, now, complaint)
                 if agent_id is None:
                     continue
-                guarded = await session.execute(update(Complaint).where(Complaint.id == complaint_id, Complaint.agent_id.is_(None),
-                                                                        Complaint.version == complaint.version)
-                                                .values(version=complaint.version + 1).execution_options(synchronize_session=False))
+                guarded = await session.execute(
+                    update(Complaint)
+                    .where(Complaint.id == complaint_id, Complaint.agent_id.is_(None), Complaint.version == complaint.version)
+                    .values(version=complaint.version + 1)
+                    .execution_options(synchronize_session=False)
+                )
                 if guarded.rowcount != 1:
                     continue
                 await session.refresh(complaint)
@@ -160,5 +192,5 @@ class SlaScheduler:
                 log.exception("SLA scan failed")
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.scheduler_interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

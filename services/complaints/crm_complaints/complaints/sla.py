@@ -11,16 +11,18 @@ fall-back overlap is longer.
 Clocks count business time from a start, can be paused (waiting on the customer) and stopped.
 All datetimes here are aware; results are UTC.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MINUTES_PER_DAY = 24 * 60
 _MAX_SEARCH_DAYS = 3 * 366
 
@@ -79,8 +81,9 @@ class BusinessCalendar:
         ordered = tuple(sorted(periods))
         for (start, end), (next_start, next_end) in zip(ordered, ordered[1:]):
             if next_start < end:
-                raise CalendarError(f"periods {time_text(start)}-{time_text(end)} and {time_text(next_start)}-{time_text(next_end)} "
-                                    "overlap", ("periods",))
+                raise CalendarError(
+                    f"periods {time_text(start)}-{time_text(end)} and {time_text(next_start)}-{time_text(next_end)} overlap", ("periods",)
+                )
         object.__setattr__(self, "periods", ordered)
         object.__setattr__(self, "weekdays", frozenset(self.weekdays))
         object.__setattr__(self, "holidays", frozenset(self.holidays))
@@ -88,7 +91,7 @@ class BusinessCalendar:
 
     # ---- data form (stored per team as JSON) -------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BusinessCalendar":
+    def from_dict(cls, data: dict[str, Any]) -> BusinessCalendar:
         return cls(
             timezone=data.get("timezone", "Asia/Shanghai"),
             weekdays=frozenset(int(d) for d in data.get("weekdays", [0, 1, 2, 3, 4])),
@@ -191,8 +194,11 @@ def _check_period(start: int, end: int, loc: Loc) -> None:
     if end == start:
         raise CalendarError(f"period {time_text(start)}-{time_text(end)} is empty", loc)
     if end < start:
-        raise CalendarError(f"period {time_text(start)}-{time_text(end)} crosses midnight; a period lies within one day: "
-                            f"split it into {time_text(start)}-24:00 and 00:00-{time_text(end)}", loc)
+        raise CalendarError(
+            f"period {time_text(start)}-{time_text(end)} crosses midnight; a period lies within one day: "
+            f"split it into {time_text(start)}-24:00 and 00:00-{time_text(end)}",
+            loc,
+        )
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -290,13 +296,21 @@ class Stretch:
     calendar: BusinessCalendar
 
     def to_dict(self) -> dict[str, Any]:
-        return {"began": self.began.isoformat(), "ended": self.ended.isoformat(),
-                "counted_us": self.counted // dt.timedelta(microseconds=1), "calendar": self.calendar.to_dict()}
+        return {
+            "began": self.began.isoformat(),
+            "ended": self.ended.isoformat(),
+            "counted_us": self.counted // dt.timedelta(microseconds=1),
+            "calendar": self.calendar.to_dict(),
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Stretch":
-        return cls(began=dt.datetime.fromisoformat(data["began"]), ended=dt.datetime.fromisoformat(data["ended"]),
-                   counted=dt.timedelta(microseconds=data["counted_us"]), calendar=BusinessCalendar.from_dict(data["calendar"]))
+    def from_dict(cls, data: dict[str, Any]) -> Stretch:
+        return cls(
+            began=dt.datetime.fromisoformat(data["began"]),
+            ended=dt.datetime.fromisoformat(data["ended"]),
+            counted=dt.timedelta(microseconds=data["counted_us"]),
+            calendar=BusinessCalendar.from_dict(data["calendar"]),
+        )
 
 
 @dataclass
@@ -320,9 +334,8 @@ class SlaClock:
     history: tuple[Stretch, ...] | None = ()
 
     @classmethod
-    def start(cls, kind: ClockKind, target_minutes: int, at: dt.datetime) -> "SlaClock":
-        return cls(kind=kind, target_minutes=target_minutes, running_since=_aware(at).astimezone(UTC),
-                   restartable=kind == "resolution")
+    def start(cls, kind: ClockKind, target_minutes: int, at: dt.datetime) -> SlaClock:
+        return cls(kind=kind, target_minutes=target_minutes, running_since=_aware(at).astimezone(UTC), restartable=kind == "resolution")
 
     @property
     def running(self) -> bool:
@@ -428,7 +441,7 @@ class SlaClock:
             return None
         return self.due_at(calendar, ESCALATION_THRESHOLDS[level])
 
-    def copy(self) -> "SlaClock":
+    def copy(self) -> SlaClock:
         return replace(self)
 
 

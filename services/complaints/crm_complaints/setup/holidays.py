@@ -5,6 +5,7 @@ the published years and raises for the others, so a year it does not have is sai
 guessed. Teams get these dates prefilled (a team created on the fly, the console's prefill button, the demo seeder)
 and each team may edit its own copy: the calendar stored on the team is what the SLA clocks count in.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,8 +21,10 @@ MAINLAND_ZONES = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking",
 
 class YearNotCovered(LookupError):
     def __init__(self, year: int, first: int, last: int):
-        super().__init__(f"{SOURCE} has mainland China's holidays for {first}-{last}, not {year}: the State Council's arrangement "
-                         f"for {year} is not in it (a newer chinesecalendar release brings it); enter the dates by hand meanwhile.")
+        super().__init__(
+            f"{SOURCE} has mainland China's holidays for {first}-{last}, not {year}: the State Council's arrangement "
+            f"for {year} is not in it (a newer chinesecalendar release brings it); enter the dates by hand meanwhile."
+        )
         self.year, self.first, self.last = year, first, last
 
 

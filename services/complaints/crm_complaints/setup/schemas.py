@@ -1,4 +1,5 @@
 """Request and response bodies of the setup resources: teams (with their business calendar), agents, routing rules."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal

@@ -3,6 +3,7 @@
 Changing it is `crm_complaints.complaints.directory` (put_team, put_agent, replace_rules). This layer raises
 domain exceptions; `crm_complaints.setup.api` turns them into problem details.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -33,13 +34,15 @@ def check_setup_role(role: str | None) -> None:
 
 
 def team_out(team: Team) -> TeamOut:
-    return TeamOut(id=team.id, name=team.name, calendar=team.calendar, strategy=team.strategy, team_lead=team.team_lead,
-                   manager=team.manager)
+    return TeamOut(
+        id=team.id, name=team.name, calendar=team.calendar, strategy=team.strategy, team_lead=team.team_lead, manager=team.manager
+    )
 
 
 def rule_out(row: RoutingRuleRow) -> RuleOut:
-    return RuleOut(team=row.team_id, name=row.name, category=row.category, region=row.region, service_type=row.service_type,
-                   position=row.position)
+    return RuleOut(
+        team=row.team_id, name=row.name, category=row.category, region=row.region, service_type=row.service_type, position=row.position
+    )
 
 
 def _hh_mm(minute: int) -> str:
@@ -68,15 +71,34 @@ async def list_agents(session: AsyncSession, team_id: str | None = None, agent_i
     if not ids:
         return []
     shifts: dict[str, list[ShiftOut]] = {}
-    for s in (await session.scalars(select(AgentShift).where(AgentShift.agent_id.in_(ids))
-                                    .order_by(AgentShift.weekday, AgentShift.start_minute))).all():
+    for s in (
+        await session.scalars(select(AgentShift).where(AgentShift.agent_id.in_(ids)).order_by(AgentShift.weekday, AgentShift.start_minute))
+    ).all():
         shifts.setdefault(s.agent_id, []).append(ShiftOut(weekday=s.weekday, start=_hh_mm(s.start_minute), end=_hh_mm(s.end_minute)))
-    loads = dict((await session.execute(select(Complaint.agent_id, func.count())
-                                        .where(Complaint.agent_id.in_(ids), Complaint.status.in_(OPEN_STATES))
-                                        .group_by(Complaint.agent_id))).all())
-    return [AgentOut(id=a.id, name=a.name, team_id=a.team_id, role=a.role, active=a.active, open_complaints=int(loads.get(a.id, 0)),
-                     shifts=shifts.get(a.id, []), capacity=a.capacity, skills=list(a.skills or []), languages=list(a.languages or []))
-            for a in agents]
+    loads = dict(
+        (
+            await session.execute(
+                select(Complaint.agent_id, func.count())
+                .where(Complaint.agent_id.in_(ids), Complaint.status.in_(OPEN_STATES))
+                .group_by(Complaint.agent_id)
+            )
+        ).all()
+    )
+    return [
+        AgentOut(
+            id=a.id,
+            name=a.name,
+            team_id=a.team_id,
+            role=a.role,
+            active=a.active,
+            open_complaints=int(loads.get(a.id, 0)),
+            shifts=shifts.get(a.id, []),
+            capacity=a.capacity,
+            skills=list(a.skills or []),
+            languages=list(a.languages or []),
+        )
+        for a in agents
+    ]
 
 
 async def get_agent(session: AsyncSession, agent_id: str) -> AgentOut:

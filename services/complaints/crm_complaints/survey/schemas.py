@@ -1,4 +1,5 @@
 """Bodies of the public survey resource (the page behind the link in the resolution message)."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -5,6 +5,7 @@ keyed with COMPLAINTS_SURVEY_SECRET. Nobody can forge one or move its expiry; th
 new at every resolution, so a reopen and a new resolution void the old link; the survey is answered once per
 resolution (crm_complaints.complaints.lifecycle.answer_survey). Domain exceptions here; crm_complaints.problems maps them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,7 +32,7 @@ def _signature(complaint_id: str, nonce: str, expires: int, settings: Complaints
 
 def link_token(complaint: Complaint, settings: ComplaintsSettings) -> str:
     """Valid for `survey_valid_days` after the resolution."""
-    resolved_at = complaint.resolved_at or dt.datetime.now(dt.timezone.utc)
+    resolved_at = complaint.resolved_at or dt.datetime.now(dt.UTC)
     expires = int((resolved_at + dt.timedelta(days=settings.survey_valid_days)).timestamp())
     return f"{expires}.{_signature(complaint.id, complaint.survey_token or '', expires, settings)}"
 
@@ -59,7 +60,15 @@ class SurveyPage:
 
 
 def survey_page(complaint: Complaint) -> SurveyPage:
-    answered = complaint.survey_answered_at is not None and complaint.resolved_at is not None \
+    answered = (
+        complaint.survey_answered_at is not None
+        and complaint.resolved_at is not None
         and complaint.survey_answered_at >= complaint.resolved_at
-    return SurveyPage(complaint_number=complaint.number, language=complaint.language or "zh-CN", outcome=complaint.outcome,
-                      resolved_at=complaint.resolved_at, answered=answered)
+    )
+    return SurveyPage(
+        complaint_number=complaint.number,
+        language=complaint.language or "zh-CN",
+        outcome=complaint.outcome,
+        resolved_at=complaint.resolved_at,
+        answered=answered,
+    )

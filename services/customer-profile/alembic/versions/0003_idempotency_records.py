@@ -4,8 +4,8 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-07
 """
-from alembic import op
 
+from alembic import op
 from crm_common.idempotency import create_idempotency_table, drop_idempotency_table
 
 revision = "0003"

@@ -5,9 +5,10 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-07
 """
-import sqlalchemy as sa
-from alembic import op
 
+import sqlalchemy as sa
+
+from alembic import op
 from crm_common.db import UTCDateTime
 
 revision = "0007"
@@ -43,10 +44,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("applies_to", "value", name="uq_visit_quotas_target"),
     )
     # ../shared/domain.md: "the top grades at least three visits a quarter"
-    op.bulk_insert(quotas, [
-        {"applies_to": "abc_class", "value": "A", "visits": 3, "period": "quarter"},
-        {"applies_to": "tier", "value": "key_account", "visits": 3, "period": "quarter"},
-    ])
+    op.bulk_insert(
+        quotas,
+        [
+            {"applies_to": "abc_class", "value": "A", "visits": 3, "period": "quarter"},
+            {"applies_to": "tier", "value": "key_account", "visits": 3, "period": "quarter"},
+        ],
+    )
     with op.batch_alter_table("interactions") as batch:
         batch.add_column(sa.Column("outcome", sa.String(20)))
         batch.add_column(sa.Column("next_step", sa.String(500)))

@@ -1,6 +1,7 @@
 """The account manager's workspace: GET /account-manager/portfolio, /account-manager/worklist,
 GET/PUT /account-manager/visit-quotas. Thin: the actor and the session come from dependencies, the work from
 service.py, whose domain errors become problem details in one place (PROBLEMS)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,13 +28,25 @@ def today() -> dt.date:
 
 Actor = Annotated[service.Actor | None, Depends(actor)]
 Today = Annotated[dt.date, Depends(today)]
-Manager = Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$",
-                                      description="Whose portfolio (staff only; an account manager always gets their own).")]
+Manager = Annotated[
+    str | None,
+    Query(
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="Whose portfolio (staff only; an account manager always gets their own).",
+    ),
+]
 
 
 @router.get("/portfolio", response_model=PortfolioPage)
-async def get_portfolio(who: Actor, session: SessionDep, day: Today, account_manager: Manager = None,
-                        limit: Annotated[int, Query(ge=1, le=500)] = 200, cursor: Annotated[str | None, Query(max_length=100)] = None):
+async def get_portfolio(
+    who: Actor,
+    session: SessionDep,
+    day: Today,
+    account_manager: Manager = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+):
     owner = service.portfolio_owner(who, account_manager)
     items = await service.portfolio(session, owner, day, limit=limit + 1, after=cursor)
     more = len(items) > limit
@@ -42,8 +55,9 @@ async def get_portfolio(who: Actor, session: SessionDep, day: Today, account_man
 
 
 @router.get("/worklist", response_model=Worklist)
-async def get_worklist(who: Actor, session: SessionDep, day: Today, account_manager: Manager = None,
-                       limit: Annotated[int, Query(ge=1, le=1000)] = 500):
+async def get_worklist(
+    who: Actor, session: SessionDep, day: Today, account_manager: Manager = None, limit: Annotated[int, Query(ge=1, le=1000)] = 500
+):
     owner = service.portfolio_owner(who, account_manager)
     return Worklist(items=await service.worklist(session, owner, day, limit=limit))
 
@@ -61,9 +75,12 @@ async def put_quotas(quotas: list[QuotaIn], who: Actor, runtime: RuntimeDep):
 
 
 PROBLEMS: ProblemMapping = {
-    service.ActorRequired: lambda exc: Problem(401, "Actor required", "X-Actor-Id and X-Actor-Role headers are required (set by the gateway)."),
+    service.ActorRequired: lambda exc: Problem(
+        401, "Actor required", "X-Actor-Id and X-Actor-Role headers are required (set by the gateway)."
+    ),
     service.Forbidden: lambda exc: Problem(403, "Forbidden", str(exc)),
-    service.InvalidQuotas: lambda exc: Problem(422, "Validation failed", "The visit quotas are not valid.", type_="urn:crm:problem:validation",
-                                               errors=exc.errors),
+    service.InvalidQuotas: lambda exc: Problem(
+        422, "Validation failed", "The visit quotas are not valid.", type_="urn:crm:problem:validation", errors=exc.errors
+    ),
 }
 """What the workspace's domain errors answer (installed by create_service_app)."""

@@ -1,6 +1,7 @@
 """Events in: scoring's announcements feed the workspace's read model (a map from payload type to handler), and may
 make a customer lost (win-back); the orders of logistics.orders feed the orders read model (last order, revenue); the
 complaints and service-level breaches feed the account managers' KPIs."""
+
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,8 +29,14 @@ class AccountScoresHandler:
         await HANDLERS[event.envelope.type](session, event.payload)
         if event.envelope.type == "CustomerScored":
             scored = event.payload
-            await winback.check_inactive(session, scored.customer_id, scored.scores.get("p_alive"), scored.scored_at,
-                                         after_days=self.settings.lost_after_days, p_alive_below=self.settings.lost_p_alive_below)
+            await winback.check_inactive(
+                session,
+                scored.customer_id,
+                scored.scores.get("p_alive"),
+                scored.scored_at,
+                after_days=self.settings.lost_after_days,
+                p_alive_below=self.settings.lost_p_alive_below,
+            )
 
 
 ORDER_HANDLERS = {

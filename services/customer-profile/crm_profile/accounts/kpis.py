@@ -119,7 +119,10 @@ async def apply_service_level_breached(session: AsyncSession, breached: ServiceL
     if row is None:
         session.add(
             AccountServiceBreach(
-                customer_id=breached.customer_id, month=breached.month, missed=len(targets), missed_targets=targets,
+                customer_id=breached.customer_id,
+                month=breached.month,
+                missed=len(targets),
+                missed_targets=targets,
                 detected_at=breached.detected_at,
             )
         )

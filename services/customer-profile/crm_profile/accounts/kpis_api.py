@@ -30,9 +30,14 @@ RankingKey = Literal[
 
 
 @router.get("/kpis", response_model=KpiReport)
-async def get_kpis(who: Actor, session: SessionDep, day: Today,
-                   period: Annotated[str, Query(max_length=7, description="A month YYYY-MM or a quarter YYYY-Qn (Asia/Shanghai).")],
-                   sort: RankingKey = "revenue", account_manager: Manager = None):
+async def get_kpis(
+    who: Actor,
+    session: SessionDep,
+    day: Today,
+    period: Annotated[str, Query(max_length=7, description="A month YYYY-MM or a quarter YYYY-Qn (Asia/Shanghai).")],
+    sort: RankingKey = "revenue",
+    account_manager: Manager = None,
+):
     owner = service.portfolio_owner(who, account_manager)
     chosen = kpis.parse_period(period, day)
     rows = kpis.rank(await kpis.manager_kpis(session, chosen, day), sort)  # ranked among all, then narrowed
@@ -50,6 +55,11 @@ async def get_kpis(who: Actor, session: SessionDep, day: Today,
 
 
 PROBLEMS: ProblemMapping = {
-    kpis.BadPeriod: lambda exc: Problem(422, "Validation failed", f"The period is not valid: {exc}.", type_="urn:crm:problem:validation",
-                                        errors=[{"loc": ["query", "period"], "msg": str(exc), "type": "value_error"}]),
+    kpis.BadPeriod: lambda exc: Problem(
+        422,
+        "Validation failed",
+        f"The period is not valid: {exc}.",
+        type_="urn:crm:problem:validation",
+        errors=[{"loc": ["query", "period"], "msg": str(exc), "type": "value_error"}],
+    ),
 }

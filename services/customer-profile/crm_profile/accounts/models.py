@@ -1,10 +1,10 @@
 """Tables of the account manager's workspace: what scoring last announced about each customer and the orders seen
 (read models fed by crm.scoring and logistics.orders events, never another service's tables), the visit quotas and
 win-back reasons (data), and the win-back cases."""
+
 from __future__ import annotations
 
 import datetime as dt
-
 from decimal import Decimal
 
 from sqlalchemy import JSON, Boolean, Float, Index, Integer, Numeric, String, UniqueConstraint
@@ -97,7 +97,10 @@ class WinBackCase(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
-    __table_args__ = (Index("ix_winback_cases_customer", "customer_id", "status"), Index("ix_winback_cases_manager_lost", "account_manager", "lost_at"))
+    __table_args__ = (
+        Index("ix_winback_cases_customer", "customer_id", "status"),
+        Index("ix_winback_cases_manager_lost", "account_manager", "lost_at"),
+    )
 
 
 class AccountComplaint(Base):
@@ -139,8 +142,10 @@ class KeyAccountReport(Base):
     content: Mapped[dict] = mapped_column(JSON)
     generated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (UniqueConstraint("customer_id", "month", name="uq_key_account_reports_customer_month"),
-                      Index("ix_key_account_reports_month_manager", "month", "account_manager"))
+    __table_args__ = (
+        UniqueConstraint("customer_id", "month", name="uq_key_account_reports_customer_month"),
+        Index("ix_key_account_reports_month_manager", "month", "account_manager"),
+    )
 
 
 class KeyAccountReportRun(Base):
@@ -180,5 +185,7 @@ class SatisfactionSurvey(Base):
     recorded_by: Mapped[str] = mapped_column(String(100))
     answered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (UniqueConstraint("customer_id", "quarter", name="uq_satisfaction_surveys_customer_quarter"),
-                      Index("ix_satisfaction_surveys_answered", "answered_at"))
+    __table_args__ = (
+        UniqueConstraint("customer_id", "quarter", name="uq_satisfaction_surveys_customer_quarter"),
+        Index("ix_satisfaction_surveys_answered", "answered_at"),
+    )

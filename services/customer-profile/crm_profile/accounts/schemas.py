@@ -1,4 +1,5 @@
 """Bodies of the account manager's workspace."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -9,6 +9,7 @@ Rules (docs/customer-profile.md, "Account manager's workspace"):
 * a credit review is due `review_every_days` after the last `credit_review` interaction (or after the grade changed),
   and at once when the grade's policy asked for a review after the last one.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -125,7 +126,9 @@ async def replace_quotas(session: AsyncSession, quotas: list[QuotaIn]) -> list[V
     for i, quota in enumerate(quotas):
         target = (quota.applies_to, quota.value)
         if target in seen:
-            errors.append({"loc": ["body", i, "value"], "msg": f"a second quota for {quota.applies_to} {quota.value}", "type": "value_error"})
+            errors.append(
+                {"loc": ["body", i, "value"], "msg": f"a second quota for {quota.applies_to} {quota.value}", "type": "value_error"}
+            )
         seen.add(target)
     if errors:
         raise InvalidQuotas(errors)
@@ -183,8 +186,9 @@ async def _recent_visits(session: AsyncSession, customer_ids: list[str], today: 
     quarter_start, _ = period_bounds("quarter", today)
     since = dt.datetime.combine(quarter_start, dt.time(), BUSINESS_ZONE)
     rows = await session.execute(
-        select(Interaction.customer_id, Interaction.occurred_at)
-        .where(Interaction.customer_id.in_(customer_ids), Interaction.kind == "visit", Interaction.occurred_at >= since)
+        select(Interaction.customer_id, Interaction.occurred_at).where(
+            Interaction.customer_id.in_(customer_ids), Interaction.kind == "visit", Interaction.occurred_at >= since
+        )
     )
     visits: dict[str, list[dt.datetime]] = {}
     for customer_id, at in rows.all():
@@ -197,8 +201,10 @@ async def _latest_interactions(session: AsyncSession, customer_ids: list[str]) -
     if not customer_ids:
         return {}
     later = aliased(Interaction)
-    newer = exists().where(later.customer_id == Interaction.customer_id,
-                           or_(later.occurred_at > Interaction.occurred_at, and_(later.occurred_at == Interaction.occurred_at, later.id > Interaction.id)))
+    newer = exists().where(
+        later.customer_id == Interaction.customer_id,
+        or_(later.occurred_at > Interaction.occurred_at, and_(later.occurred_at == Interaction.occurred_at, later.id > Interaction.id)),
+    )
     rows = await session.scalars(select(Interaction).where(Interaction.customer_id.in_(customer_ids), ~newer))
     return {row.customer_id: row for row in rows}
 
@@ -208,20 +214,28 @@ async def _last_credit_reviews(session: AsyncSession, customer_ids: list[str]) -
         return {}
     rows = await session.execute(
         select(Interaction.customer_id, func.max(Interaction.occurred_at))
-        .where(Interaction.customer_id.in_(customer_ids), Interaction.kind == "credit_review").group_by(Interaction.customer_id)
+        .where(Interaction.customer_id.in_(customer_ids), Interaction.kind == "credit_review")
+        .group_by(Interaction.customer_id)
     )
     return dict(rows.all())
 
 
 async def _portfolio_rows(session: AsyncSession, owner: str | None, limit: int, after: str | None):
-    query = (select(Customer, AccountScore).outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
-             .where(_portfolio_filter(owner)).order_by(Customer.id).limit(limit))
+    query = (
+        select(Customer, AccountScore)
+        .outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
+        .where(_portfolio_filter(owner))
+        .order_by(Customer.id)
+        .limit(limit)
+    )
     if after:
         query = query.where(Customer.id > after)
     return (await session.execute(query)).all()
 
 
-async def portfolio(session: AsyncSession, owner: str | None, today: dt.date, *, limit: int, after: str | None = None) -> list[PortfolioItem]:
+async def portfolio(
+    session: AsyncSession, owner: str | None, today: dt.date, *, limit: int, after: str | None = None
+) -> list[PortfolioItem]:
     rows = await _portfolio_rows(session, owner, limit, after)
     ids = [customer.id for customer, _ in rows]
     quotas = await list_quotas(session)
@@ -234,15 +248,32 @@ async def portfolio(session: AsyncSession, owner: str | None, today: dt.date, *,
         done = _visits_in_period(visits.get(customer.id, []), quota, today) if quota else None
         last = latest.get(customer.id)
         reasons = key_account_reasons(score.abc_class, customer.size_band)
-        items.append(PortfolioItem(
-            customer_id=customer.id, name=customer.name, status=customer.status, account_manager=customer.account_manager,
-            relationship_level=customer.relationship_level, key_account=bool(reasons), key_account_reasons=reasons,
-            abc_class=score.abc_class, tier=score.tier, credit_grade=score.credit_grade, churn_risk=score.churn_risk,
-            current_value=score.current_value, potential_value=score.potential_value, p_alive=score.p_alive, scored_at=score.scored_at,
-            share_of_wallet=_float(customer.share_of_wallet), potential_volume=_float(customer.potential_volume),
-            last_contact_at=last.occurred_at if last else None, next_follow_up=last.next_follow_up if last else None,
-            visits_done=done, visits_required=quota.visits if quota else None, visit_period=quota.period if quota else None,
-        ))
+        items.append(
+            PortfolioItem(
+                customer_id=customer.id,
+                name=customer.name,
+                status=customer.status,
+                account_manager=customer.account_manager,
+                relationship_level=customer.relationship_level,
+                key_account=bool(reasons),
+                key_account_reasons=reasons,
+                abc_class=score.abc_class,
+                tier=score.tier,
+                credit_grade=score.credit_grade,
+                churn_risk=score.churn_risk,
+                current_value=score.current_value,
+                potential_value=score.potential_value,
+                p_alive=score.p_alive,
+                scored_at=score.scored_at,
+                share_of_wallet=_float(customer.share_of_wallet),
+                potential_volume=_float(customer.potential_volume),
+                last_contact_at=last.occurred_at if last else None,
+                next_follow_up=last.next_follow_up if last else None,
+                visits_done=done,
+                visits_required=quota.visits if quota else None,
+                visit_period=quota.period if quota else None,
+            )
+        )
     return items
 
 
@@ -258,8 +289,13 @@ def _float(value) -> float | None:
 async def worklist(session: AsyncSession, owner: str | None, today: dt.date, *, limit: int) -> list[WorkItem]:
     """Everything due within FOLLOW_UP_LOOKAHEAD_DAYS (and everything overdue), earliest first."""
     horizon = today + dt.timedelta(days=FOLLOW_UP_LOOKAHEAD_DAYS)
-    rows = (await session.execute(select(Customer.id, Customer.name, AccountScore).outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
-                                  .where(_portfolio_filter(owner)))).all()
+    rows = (
+        await session.execute(
+            select(Customer.id, Customer.name, AccountScore)
+            .outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
+            .where(_portfolio_filter(owner))
+        )
+    ).all()
     ids = [customer_id for customer_id, _, _ in rows]
     names = {customer_id: name for customer_id, name, _ in rows}
     items = _follow_ups(await _latest_interactions(session, ids), names, today, horizon)
@@ -277,9 +313,17 @@ def _item(kind: str, customer_id: str, name: str, due: dt.date, today: dt.date, 
 
 def _follow_ups(latest: dict[str, Interaction], names: dict[str, str], today: dt.date, horizon: dt.date) -> list[WorkItem]:
     return [
-        _item("follow_up", cid, names[cid], row.next_follow_up, today, row.next_step or f"Follow up on the {row.kind} of {row.occurred_at.date()}",
-              interaction_id=row.id)
-        for cid, row in latest.items() if row.next_follow_up is not None and row.next_follow_up <= horizon
+        _item(
+            "follow_up",
+            cid,
+            names[cid],
+            row.next_follow_up,
+            today,
+            row.next_step or f"Follow up on the {row.kind} of {row.occurred_at.date()}",
+            interaction_id=row.id,
+        )
+        for cid, row in latest.items()
+        if row.next_follow_up is not None and row.next_follow_up <= horizon
     ]
 
 
@@ -307,7 +351,10 @@ def _credit_reviews(rows, last_reviews: dict[str, dt.datetime], today: dt.date, 
             due, why = requested.date(), f"grade {score.credit_grade}: review now"
         else:
             base = last or score.credit_changed_at
-            due, why = base.date() + dt.timedelta(days=score.credit_review_every_days), f"grade {score.credit_grade}: every {score.credit_review_every_days} days"
+            due, why = (
+                base.date() + dt.timedelta(days=score.credit_review_every_days),
+                f"grade {score.credit_grade}: every {score.credit_review_every_days} days",
+            )
         if due <= horizon:
             items.append(_item("credit_review", customer_id, name, due, today, f"Credit review ({why})"))
     return items
@@ -315,12 +362,24 @@ def _credit_reviews(rows, last_reviews: dict[str, dt.datetime], today: dt.date, 
 
 async def _win_back_calls(session: AsyncSession, owner: str | None, today: dt.date) -> list[WorkItem]:
     """The survey call of each win-back case in progress that has none yet (the case's manager, as when it was lost)."""
-    query = (select(WinBackCase, Customer.name).join(Customer, Customer.id == WinBackCase.customer_id)
-             .where(WinBackCase.status == "in_progress", WinBackCase.surveyed_at.is_(None)))
-    query = query.where(WinBackCase.account_manager == owner) if owner is not None else query.where(WinBackCase.account_manager.is_not(None))
+    query = (
+        select(WinBackCase, Customer.name)
+        .join(Customer, Customer.id == WinBackCase.customer_id)
+        .where(WinBackCase.status == "in_progress", WinBackCase.surveyed_at.is_(None))
+    )
+    query = (
+        query.where(WinBackCase.account_manager == owner) if owner is not None else query.where(WinBackCase.account_manager.is_not(None))
+    )
     return [
-        _item("win_back_call", case.customer_id, name, case.lost_at.astimezone(BUSINESS_ZONE).date(), today,
-              f"Lost-customer survey call: why they left, what would bring them back ({case.detail})", case_id=case.id)
+        _item(
+            "win_back_call",
+            case.customer_id,
+            name,
+            case.lost_at.astimezone(BUSINESS_ZONE).date(),
+            today,
+            f"Lost-customer survey call: why they left, what would bring them back ({case.detail})",
+            case_id=case.id,
+        )
         for case, name in (await session.execute(query)).all()
     ]
 
@@ -332,11 +391,17 @@ async def _satisfaction_surveys(session: AsyncSession, owner: str | None, today:
     due = surveys.survey_due(today)
     if due > horizon:
         return []
-    rows = (await session.execute(
-        select(Customer.id, Customer.name).outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
-        .where(_portfolio_filter(owner), or_(AccountScore.abc_class == "A", Customer.size_band == KEY_ACCOUNT_BAND))
-    )).all()
+    rows = (
+        await session.execute(
+            select(Customer.id, Customer.name)
+            .outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
+            .where(_portfolio_filter(owner), or_(AccountScore.abc_class == "A", Customer.size_band == KEY_ACCOUNT_BAND))
+        )
+    ).all()
     answered = await surveys.surveyed_this_quarter(session, [cid for cid, _ in rows], today)
     quarter = surveys.quarter_label(today)
-    return [_item("satisfaction_survey", cid, name, due, today, f"Satisfaction survey {quarter}: overall score, factors and comment")
-            for cid, name in rows if cid not in answered]
+    return [
+        _item("satisfaction_survey", cid, name, due, today, f"Satisfaction survey {quarter}: overall score, factors and comment")
+        for cid, name in rows
+        if cid not in answered
+    ]

@@ -25,9 +25,14 @@ async def get_reasons(session: SessionDep):
 
 
 @router.get("/win-back-cases", response_model=WinBackCasePage)
-async def get_cases(who: Actor, session: SessionDep, account_manager: Manager = None,
-                    status: Literal["in_progress", "won_back", "lost_for_good"] | None = None,
-                    limit: Annotated[int, Query(ge=1, le=500)] = 100, cursor: Annotated[str | None, Query(max_length=36)] = None):
+async def get_cases(
+    who: Actor,
+    session: SessionDep,
+    account_manager: Manager = None,
+    status: Literal["in_progress", "won_back", "lost_for_good"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,
+):
     owner = service.portfolio_owner(who, account_manager)
     cases = await winback.list_cases(session, owner, status, limit=limit + 1, after=cursor)
     more = len(cases) > limit
@@ -71,15 +76,27 @@ async def _report(who, session, account_manager, since: str, until: str | None, 
 
 
 @router.get("/win-back-report", response_model=WinBackReport)
-async def get_report(who: Actor, session: SessionDep, day: Today, since: Annotated[FactMonth, Query()],
-                     until: Annotated[FactMonth | None, Query()] = None, account_manager: Manager = None):
+async def get_report(
+    who: Actor,
+    session: SessionDep,
+    day: Today,
+    since: Annotated[FactMonth, Query()],
+    until: Annotated[FactMonth | None, Query()] = None,
+    account_manager: Manager = None,
+):
     owner, since, until, months = await _report(who, session, account_manager, since, until, day)
     return WinBackReport(since=since, until=until, account_manager=owner, months=months)
 
 
 @router.get("/win-back-report.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def get_report_csv(who: Actor, session: SessionDep, day: Today, since: Annotated[FactMonth, Query()],
-                         until: Annotated[FactMonth | None, Query()] = None, account_manager: Manager = None):
+async def get_report_csv(
+    who: Actor,
+    session: SessionDep,
+    day: Today,
+    since: Annotated[FactMonth, Query()],
+    until: Annotated[FactMonth | None, Query()] = None,
+    account_manager: Manager = None,
+):
     _, since, until, months = await _report(who, session, account_manager, since, until, day)
     codes = [reason.code for reason in await winback.list_reasons(session)]
     return Response(
@@ -93,8 +110,17 @@ PROBLEMS: ProblemMapping = {
     winback.CaseNotFound: lambda exc: Problem(404, "Win-back case not found", f"No win-back case {exc} of yours."),
     winback.CaseClosed: lambda exc: Problem(409, "Win-back case closed", str(exc), type_="urn:crm:problem:win-back-case-closed"),
     winback.UnknownReasons: lambda exc: Problem(
-        422, "Validation failed", f"Unknown reasons; known: {', '.join(exc.known)}.", type_="urn:crm:problem:validation",
-        errors=[{"loc": ["body", "reasons"], "msg": f"unknown reason {code!r}", "type": "value_error"} for code in exc.codes]),
-    winback.BadPeriod: lambda exc: Problem(422, "Validation failed", f"The period is not valid: {exc}.", type_="urn:crm:problem:validation",
-                                           errors=[{"loc": ["query", "until"], "msg": str(exc), "type": "value_error"}]),
+        422,
+        "Validation failed",
+        f"Unknown reasons; known: {', '.join(exc.known)}.",
+        type_="urn:crm:problem:validation",
+        errors=[{"loc": ["body", "reasons"], "msg": f"unknown reason {code!r}", "type": "value_error"} for code in exc.codes],
+    ),
+    winback.BadPeriod: lambda exc: Problem(
+        422,
+        "Validation failed",
+        f"The period is not valid: {exc}.",
+        type_="urn:crm:problem:validation",
+        errors=[{"loc": ["query", "until"], "msg": str(exc), "type": "value_error"}],
+    ),
 }

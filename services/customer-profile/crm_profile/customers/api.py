@@ -1,5 +1,6 @@
 """HTTP resources: thin wrappers over `service` and `privacy`. Reads carry an ETag (the version);
 PATCH and DELETE need If-Match (missing -> 428, stale -> 412)."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -48,10 +49,19 @@ class Trail:
     def __init__(self, runtime: RuntimeDep, actor: ActorDep):
         self.runtime, self.actor = runtime, actor
 
-    async def read(self, resource: str, model, *, customer_id: str | None, contact_id: str | None = None, action: str = "read",
-                   fields=None) -> None:
-        await self.runtime.audit.read(audit.entry_for(self.actor, action, resource, customer_id=customer_id, contact_id=contact_id,
-                                                      fields=model.model_fields if fields is None else fields))
+    async def read(
+        self, resource: str, model, *, customer_id: str | None, contact_id: str | None = None, action: str = "read", fields=None
+    ) -> None:
+        await self.runtime.audit.read(
+            audit.entry_for(
+                self.actor,
+                action,
+                resource,
+                customer_id=customer_id,
+                contact_id=contact_id,
+                fields=model.model_fields if fields is None else fields,
+            )
+        )
 
     async def read_page(self, resource: str, page: CustomerPage) -> None:
         """A list or search: one row per customer on the page (same request id), so the trail of one customer
@@ -60,7 +70,9 @@ class Trail:
             await self.read(resource, CustomerOut, customer_id=customer.id)
 
     async def changed(self, session, action: str, resource: str, fields, *, customer_id: str | None, contact_id: str | None = None) -> None:
-        await audit.append(session, [audit.entry_for(self.actor, action, resource, customer_id=customer_id, contact_id=contact_id, fields=fields)])
+        await audit.append(
+            session, [audit.entry_for(self.actor, action, resource, customer_id=customer_id, contact_id=contact_id, fields=fields)]
+        )
 
 
 AuditTrail = Annotated[Trail, Depends(Trail)]
@@ -91,14 +103,16 @@ async def create_customer(data: CustomerCreate, once: Idempotent, trail: AuditTr
 
 @router.get("", response_model=CustomerPage)
 async def list_customers(
-    session: SessionDep, trail: AuditTrail,
+    session: SessionDep,
+    trail: AuditTrail,
     status: Annotated[ListedStatus | None, Query()] = None,
     industry: Text = None,
     region: Text = None,
     account_manager: Text = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     limit: Limit = service.DEFAULT_PAGE,
-    cursor: Cursor = None,):
+    cursor: Cursor = None,
+):
     rows, next_cursor = await service.list_customers(
         session, status=status, industry=industry, region=region, account_manager=account_manager, tag=tag, limit=limit, cursor=cursor
     )
@@ -109,14 +123,16 @@ async def list_customers(
 
 @router.get("/search", response_model=CustomerPage)
 async def search_customers(
-    session: SessionDep, trail: AuditTrail,
+    session: SessionDep,
+    trail: AuditTrail,
     q: Text = None,
     name: Text = None,
     phone: Annotated[str | None, Query(max_length=40)] = None,
     email: Annotated[str | None, Query(max_length=254)] = None,
     tax_id: Annotated[str | None, Query(max_length=40)] = None,
     limit: Limit = service.DEFAULT_PAGE,
-    cursor: Cursor = None,):
+    cursor: Cursor = None,
+):
     rows, next_cursor = await service.search_customers(
         session, q=q, name=name, phone=phone, email=email, tax_id=tax_id, limit=limit, cursor=cursor
     )
@@ -134,7 +150,9 @@ async def get_customer(customer_id: str, session: SessionDep, trail: AuditTrail,
 
 
 @router.patch("/{customer_id}", response_model=CustomerOut)
-async def patch_customer(customer_id: str, patch: CustomerPatch, runtime: RuntimeDep, trail: AuditTrail, response: Response, if_match: IfMatch = None):
+async def patch_customer(
+    customer_id: str, patch: CustomerPatch, runtime: RuntimeDep, trail: AuditTrail, response: Response, if_match: IfMatch = None
+):
     async with runtime.transaction() as session:
         body = CustomerOut.model_validate(await service.update_customer(session, customer_id, patch, if_match))
         await trail.changed(session, "update", "customer", patch.model_fields_set, customer_id=customer_id)
@@ -145,6 +163,7 @@ async def patch_customer(customer_id: str, patch: CustomerPatch, runtime: Runtim
 @router.post("/{survivor_id}/merge", response_model=MergeOut)
 async def merge_customers(survivor_id: str, data: MergeIn, once: Idempotent, trail: AuditTrail, if_match: IfMatch = None):
     """Fold `merged_id` into this customer. If-Match (the survivor's ETag) is checked when sent."""
+
     async def merge(session) -> Answer:
         result = await service.merge_customers(session, survivor_id, data.merged_id, if_match)
         await trail.changed(session, "update", "customer-merge", ["contacts", "addresses", "interactions"], customer_id=survivor_id)
@@ -186,7 +205,15 @@ async def get_contact(customer_id: str, contact_id: str, session: SessionDep, tr
 
 
 @router.patch("/{customer_id}/contacts/{contact_id}", response_model=ContactOut)
-async def patch_contact(customer_id: str, contact_id: str, patch: ContactPatch, runtime: RuntimeDep, trail: AuditTrail, response: Response, if_match: IfMatch = None):
+async def patch_contact(
+    customer_id: str,
+    contact_id: str,
+    patch: ContactPatch,
+    runtime: RuntimeDep,
+    trail: AuditTrail,
+    response: Response,
+    if_match: IfMatch = None,
+):
     async with runtime.transaction() as session:
         body = ContactOut.model_validate(await service.update_contact(session, customer_id, contact_id, patch, if_match))
         await trail.changed(session, "update", "contact", patch.model_fields_set, customer_id=customer_id, contact_id=contact_id)
@@ -232,7 +259,15 @@ async def get_address(customer_id: str, address_id: str, session: SessionDep, tr
 
 
 @router.patch("/{customer_id}/addresses/{address_id}", response_model=AddressOut)
-async def patch_address(customer_id: str, address_id: str, patch: AddressPatch, runtime: RuntimeDep, trail: AuditTrail, response: Response, if_match: IfMatch = None):
+async def patch_address(
+    customer_id: str,
+    address_id: str,
+    patch: AddressPatch,
+    runtime: RuntimeDep,
+    trail: AuditTrail,
+    response: Response,
+    if_match: IfMatch = None,
+):
     async with runtime.transaction() as session:
         body = AddressOut.model_validate(await service.update_address(session, customer_id, address_id, patch, if_match))
         await trail.changed(session, "update", "address", patch.model_fields_set, customer_id=customer_id)
@@ -252,7 +287,9 @@ async def delete_address(customer_id: str, address_id: str, runtime: RuntimeDep,
 
 
 @router.get("/{customer_id}/interactions", response_model=InteractionPage)
-async def list_interactions(customer_id: str, session: SessionDep, trail: AuditTrail, limit: Limit = service.DEFAULT_PAGE, cursor: Cursor = None):
+async def list_interactions(
+    customer_id: str, session: SessionDep, trail: AuditTrail, limit: Limit = service.DEFAULT_PAGE, cursor: Cursor = None
+):
     rows, next_cursor = await service.list_interactions(session, customer_id, limit=limit, cursor=cursor)
     page = InteractionPage(items=[InteractionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
     await trail.read("interactions", InteractionOut, customer_id=customer_id)
@@ -276,8 +313,14 @@ async def add_interaction(customer_id: str, data: InteractionIn, once: Idempoten
 async def export_contact(contact_id: str, session: SessionDep, trail: AuditTrail):
     """Everything held on this person, as JSON."""
     data = await privacy.export_contact(session, contact_id)
-    await trail.read("contact-export", None, action="export", customer_id=data["customer"]["id"], contact_id=contact_id,
-                     fields=[name for name in data if name != "exported_at"])
+    await trail.read(
+        "contact-export",
+        None,
+        action="export",
+        customer_id=data["customer"]["id"],
+        contact_id=contact_id,
+        fields=[name for name in data if name != "exported_at"],
+    )
     return data
 
 
@@ -293,13 +336,15 @@ async def erase_contact(contact_id: str, runtime: RuntimeDep, trail: AuditTrail,
 
 
 def _validation(exc: service.InvalidField) -> Problem:
-    return Problem(422, "Validation failed", exc.msg, type_="urn:crm:problem:validation",
-                   errors=[{"loc": exc.loc, "msg": exc.msg, "type": exc.type}])
+    return Problem(
+        422, "Validation failed", exc.msg, type_="urn:crm:problem:validation", errors=[{"loc": exc.loc, "msg": exc.msg, "type": exc.type}]
+    )
 
 
 def _stale(exc: service.PreconditionFailed) -> Problem:
-    return Problem(412, "Precondition failed", str(exc), headers={"ETag": service.etag(exc.current_version)},
-                   current_version=exc.current_version)
+    return Problem(
+        412, "Precondition failed", str(exc), headers={"ETag": service.etag(exc.current_version)}, current_version=exc.current_version
+    )
 
 
 PROBLEMS: ProblemMapping = {
@@ -309,13 +354,21 @@ PROBLEMS: ProblemMapping = {
     service.PreconditionFailed: _stale,
     # a concurrent writer won between our read and write
     StaleDataError: lambda exc: Problem(412, "Precondition failed", "The record changed while your update was applied; read it again."),
-    service.DuplicateCustomer: lambda exc: Problem(409, "Duplicate customer", str(exc), type_="urn:crm:problem:duplicate-customer",
-                                                   existing_customer_id=exc.existing_id, matched_on=exc.field),
-    service.DuplicateContact: lambda exc: Problem(409, "Duplicate contact", str(exc), existing_contact_id=exc.contact_id,
-                                                  existing_customer_id=exc.customer_id, matched_on=exc.field),
+    service.DuplicateCustomer: lambda exc: Problem(
+        409,
+        "Duplicate customer",
+        str(exc),
+        type_="urn:crm:problem:duplicate-customer",
+        existing_customer_id=exc.existing_id,
+        matched_on=exc.field,
+    ),
+    service.DuplicateContact: lambda exc: Problem(
+        409, "Duplicate contact", str(exc), existing_contact_id=exc.contact_id, existing_customer_id=exc.customer_id, matched_on=exc.field
+    ),
     service.ContactErased: lambda exc: Problem(409, "Contact erased", str(exc)),
-    service.CustomerMerged: lambda exc: Problem(409, "Customer merged", str(exc), type_="urn:crm:problem:customer-merged",
-                                                merged_into=exc.merged_into),
+    service.CustomerMerged: lambda exc: Problem(
+        409, "Customer merged", str(exc), type_="urn:crm:problem:customer-merged", merged_into=exc.merged_into
+    ),
     service.AlreadyMerged: lambda exc: Problem(409, "Already merged", str(exc), merged_into=exc.merged_into),
 }
 """What the customer master's refusals answer (installed by create_service_app)."""

@@ -4,6 +4,7 @@ Phones are stored normalised (E.164) and emails lower-cased, in indexed columns,
 detection and search compare like with like. `version` columns are SQLAlchemy version counters:
 every UPDATE carries `WHERE version = <loaded>`, so a concurrent writer loses with a 412, never silently.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -54,9 +55,7 @@ class Customer(Base):
         back_populates="customer", lazy="selectin", order_by=lambda: [Contact.created_at, Contact.id]
     )
     addresses: Mapped[list[Address]] = relationship(lazy="selectin", order_by=lambda: [Address.created_at, Address.id])
-    tag_rows: Mapped[list[CustomerTag]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", order_by="CustomerTag.tag"
-    )
+    tag_rows: Mapped[list[CustomerTag]] = relationship(lazy="selectin", cascade="all, delete-orphan", order_by="CustomerTag.tag")
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (

@@ -1,4 +1,5 @@
 """Normal forms used for storage, duplicate detection and search (phones and emails: crm_common.contacts)."""
+
 from __future__ import annotations
 
 import re

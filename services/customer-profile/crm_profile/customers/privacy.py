@@ -5,6 +5,7 @@ ways people write it) and email out of free text (interactions, addresses, the c
 individual), out of event bodies still held in the outbox and out of the answers kept for Idempotency-Key
 retries, then emits CustomerErased so that every other service forgets the person too.
 """
+
 from __future__ import annotations
 
 import re
@@ -126,4 +127,3 @@ async def erase_contact(session: AsyncSession, contact_id: str, if_match: str | 
     await _emit(session, publish.erased(customer.id, contact.id, now), customer.id)
     await _emit(session, publish.updated(customer, ["contacts"]), customer.id)
     return {"contact_id": contact.id, "customer_id": customer.id, "erased_at": now, "scrubbed_interactions": scrubbed}
-

@@ -1,4 +1,5 @@
 """How a customer row becomes the events other services read (always built from the full record)."""
+
 from __future__ import annotations
 
 import datetime as dt

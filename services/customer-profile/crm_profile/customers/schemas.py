@@ -1,5 +1,6 @@
 """Request and response bodies. Normalisation (phones to E.164, emails lower-case, tax ids upper-case)
 happens here, so a bad value is a 422 naming its field."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -72,7 +73,6 @@ def _not_null(model: BaseModel, fields: tuple[str, ...]) -> None:
 
 
 class ContactFields(Input):
-
     name: str | None = Field(default=None, min_length=1, max_length=200)
     role: str | None = Field(default=None, max_length=100)
     phone: Phone | None = None
@@ -139,7 +139,6 @@ class ContactOut(BaseModel):
 
 
 class AddressFields(Input):
-
     kind: AddressKind | None = None
     label: str | None = Field(default=None, max_length=100)
     line1: str | None = Field(default=None, min_length=1, max_length=300)
@@ -196,7 +195,6 @@ class AddressOut(BaseModel):
 
 
 class InteractionIn(Input):
-
     kind: InteractionKind
     channel: InteractionChannel
     author: str = Field(min_length=1, max_length=100, description="Who: the account manager or agent.")
@@ -240,7 +238,6 @@ class InteractionPage(BaseModel):
 
 
 class CustomerFields(Input):
-
     name: str | None = Field(default=None, min_length=1, max_length=200, description="Legal name.")
     short_name: str | None = Field(default=None, max_length=100)
     customer_type: CustomerType | None = None
@@ -345,7 +342,6 @@ class CustomerPage(BaseModel):
 
 
 class MergeIn(Input):
-
     merged_id: str = Field(min_length=1, max_length=36)
 
 

@@ -1,6 +1,7 @@
 """Business rules of the customer master. Plain async functions over a session; the caller owns the
 transaction (`async with runtime.transaction() as session`), so state and outbox rows commit together.
 A refusal is one of the domain exceptions below; the API maps them to problem details (customers.api.PROBLEMS)."""
+
 from __future__ import annotations
 
 import base64
@@ -136,8 +137,9 @@ def check_if_match(if_match: str | None, current_version: int, *, what: str = "c
         tag = tag.strip('"')
         if tag.isdigit() and int(tag) == current_version:
             return
-    raise PreconditionFailed(f"The {what} has changed since you read it (current ETag {etag(current_version)}); read it again.",
-                             current_version)
+    raise PreconditionFailed(
+        f"The {what} has changed since you read it (current ETag {etag(current_version)}); read it again.", current_version
+    )
 
 
 # --- duplicates -------------------------------------------------------------------------------
@@ -177,7 +179,9 @@ async def find_duplicate(
     return None
 
 
-async def claim_identities(session: AsyncSession, *, tax_id: str | None = None, phones: Iterable[str | None] = (), emails: Iterable[str | None] = ()) -> None:
+async def claim_identities(
+    session: AsyncSession, *, tax_id: str | None = None, phones: Iterable[str | None] = (), emails: Iterable[str | None] = ()
+) -> None:
     """Serialise writers that claim the same tax id, phone or email until this transaction ends, so two
     concurrent creates cannot both pass the duplicate check. PostgreSQL: transaction-scoped advisory locks
     per identity; SQLite: take the database write lock now instead of at the first insert."""
@@ -316,7 +320,7 @@ async def update_customer(session: AsyncSession, customer_id: str, patch: Custom
 
 
 def encode_cursor(at: dt.datetime, row_id: str) -> str:
-    raw = orjson.dumps({"t": at.astimezone(dt.timezone.utc).isoformat(), "i": row_id})
+    raw = orjson.dumps({"t": at.astimezone(dt.UTC).isoformat(), "i": row_id})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -452,7 +456,9 @@ async def get_contact(session: AsyncSession, contact_id: str, customer_id: str |
     return contact
 
 
-async def _check_contact_duplicates(session: AsyncSession, customer: Customer, phone: str | None, email: str | None, skip: str | None = None) -> None:
+async def _check_contact_duplicates(
+    session: AsyncSession, customer: Customer, phone: str | None, email: str | None, skip: str | None = None
+) -> None:
     await claim_identities(session, phones=[phone], emails=[email])
     for contact in customer.live_contacts:  # the same person twice on one customer
         if contact.id == skip:
@@ -461,7 +467,9 @@ async def _check_contact_duplicates(session: AsyncSession, customer: Customer, p
             raise DuplicateContact(contact, customer.id, "phone")
         if email and contact.email == email:
             raise DuplicateContact(contact, customer.id, "email")
-    duplicate = await find_duplicate(session, phones=[phone] if phone else [], emails=[email] if email else [], exclude_customer_id=customer.id)
+    duplicate = await find_duplicate(
+        session, phones=[phone] if phone else [], emails=[email] if email else [], exclude_customer_id=customer.id
+    )
     if duplicate:
         raise duplicate_problem(*duplicate)
 
@@ -538,7 +546,9 @@ async def update_address(session: AsyncSession, customer_id: str, address_id: st
     values = patch.model_dump(exclude_unset=True)
     if not values:
         raise field_error(["body"], "nothing to change")
-    merged = {"latitude": address.latitude, "longitude": address.longitude} | {k: v for k, v in values.items() if k in ("latitude", "longitude")}
+    merged = {"latitude": address.latitude, "longitude": address.longitude} | {
+        k: v for k, v in values.items() if k in ("latitude", "longitude")
+    }
     if (merged["latitude"] is None) != (merged["longitude"] is None):
         raise field_error(["body", "longitude"], "latitude and longitude go together")
     changed = False
@@ -570,7 +580,13 @@ async def add_interaction(session: AsyncSession, customer_id: str, data: Interac
     if data.contact_id is not None and not any(c.id == data.contact_id for c in customer.contacts):
         raise field_error(["body", "contact_id"], "not a contact of this customer")
     now = utcnow()
-    interaction = Interaction(id=new_id(), customer_id=customer.id, created_at=now, **data.model_dump(exclude={"occurred_at"}), occurred_at=data.occurred_at or now)
+    interaction = Interaction(
+        id=new_id(),
+        customer_id=customer.id,
+        created_at=now,
+        **data.model_dump(exclude={"occurred_at"}),
+        occurred_at=data.occurred_at or now,
+    )
     session.add(interaction)
     await session.flush()
     return interaction
@@ -622,7 +638,10 @@ async def merge_customers(session: AsyncSession, survivor_id: str, merged_id: st
         moved[name] = result.rowcount or 0
     # customers merged earlier into the one that disappears now follow it to the survivor
     await session.execute(
-        update(Customer).where(Customer.merged_into == merged.id).values(merged_into=survivor.id).execution_options(synchronize_session=False)
+        update(Customer)
+        .where(Customer.merged_into == merged.id)
+        .values(merged_into=survivor.id)
+        .execution_options(synchronize_session=False)
     )
     fills = {name: getattr(merged, name) for name in FILLABLE if getattr(survivor, name) is None and getattr(merged, name) is not None}
     tags = list(dict.fromkeys(survivor.tags + merged.tags))

@@ -6,6 +6,7 @@ upstream (so /healthz and friends stay internal), prefixed with /api/v1; its sch
 (`customers.create`) unless another upstream has the same one (then `<upstream>.<id>`). A missing
 upstream is listed under `x-unavailable` instead of failing the document.
 """
+
 from __future__ import annotations
 
 import asyncio

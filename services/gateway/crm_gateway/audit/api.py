@@ -1,5 +1,6 @@
 """The admins' view of the audit trail: the trails of the services that hold personal data (crm_common.audit),
 queried by customer, actor and period and merged in time order, as JSON or as a CSV export."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,16 +33,20 @@ class AuditQuery:
     ):
         if since and until and since >= until:
             raise Problem(422, "Invalid period", "since must be before until.")
-        self.params = {k: v.isoformat() if isinstance(v, dt.datetime) else v
-                       for k, v in {"customer_id": customer_id, "actor": actor, "since": since, "until": until}.items() if v is not None}
+        self.params = {
+            k: v.isoformat() if isinstance(v, dt.datetime) else v
+            for k, v in {"customer_id": customer_id, "actor": actor, "since": since, "until": until}.items()
+            if v is not None
+        }
 
 
 async def _rows_of(gateway: GatewayState, principal: Principal, upstream: str, params: dict[str, str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     after_id = 0
     while len(rows) < MAX_ROWS:
-        page = await gateway.upstreams[upstream].get_json("/audit", params=params | {"after_id": after_id, "limit": PAGE},
-                                                          headers=principal.identity_headers())
+        page = await gateway.upstreams[upstream].get_json(
+            "/audit", params=params | {"after_id": after_id, "limit": PAGE}, headers=principal.identity_headers()
+        )
         rows += [row | {"service": gateway.settings.upstream_audiences()[upstream]} for row in page["items"]]
         if page["next_after_id"] is None:
             return rows
@@ -49,7 +54,9 @@ async def _rows_of(gateway: GatewayState, principal: Principal, upstream: str, p
     raise Problem(413, "Too many audit rows", f"More than {MAX_ROWS} rows in {upstream}: narrow the period or the filters.")
 
 
-async def merged_trail(gateway: GatewayState, principal: Principal, params: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def merged_trail(
+    gateway: GatewayState, principal: Principal, params: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     results = await asyncio.gather(*(_rows_of(gateway, principal, name, params) for name in AUDITED_UPSTREAMS), return_exceptions=True)
     rows, warnings = [], []
     for name, result in zip(AUDITED_UPSTREAMS, results):
@@ -72,7 +79,15 @@ async def audit_trail(gateway: GatewayDep, principal: PrincipalDep, query: Audit
 async def audit_csv(gateway: GatewayDep, principal: PrincipalDep, query: AuditQuery = Depends()) -> Response:
     rows, warnings = await merged_trail(gateway, principal, query.params)
     if warnings:
-        raise Problem(503, "Audit trail incomplete", "Not every service answered; an export must be complete.",
-                      sources=[w["source"] for w in warnings], headers={"Retry-After": "10"})
-    return Response(to_csv(rows, ("service", *CSV_COLUMNS)), media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="crm-audit.csv"'})
+        raise Problem(
+            503,
+            "Audit trail incomplete",
+            "Not every service answered; an export must be complete.",
+            sources=[w["source"] for w in warnings],
+            headers={"Retry-After": "10"},
+        )
+    return Response(
+        to_csv(rows, ("service", *CSV_COLUMNS)),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="crm-audit.csv"'},
+    )

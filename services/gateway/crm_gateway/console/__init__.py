@@ -1,4 +1,5 @@
 """The browser console: static HTML + vanilla JS served at /console (no build step, no CDN)."""
+
 from __future__ import annotations
 
 from pathlib import Path

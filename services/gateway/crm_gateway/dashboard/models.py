@@ -1,5 +1,6 @@
 """The gateway's own read models: tier movements and notification outcomes for the dashboard, recent shipments per
 customer for the customer 360 (fed by dashboard/handlers.py)."""
+
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Index, Integer, Numeric, String, Table

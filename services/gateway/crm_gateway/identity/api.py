@@ -1,4 +1,5 @@
 """/api/v1/auth: who am I, and (development only) a demo login for the console."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -62,15 +63,22 @@ async def demo_login(body: DemoLogin, gateway: GatewayDep) -> dict[str, Any]:
         team=user.get("team"),
         name=user.get("name"),
     )
-    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_s, "role": user["role"], "name": user.get("name")}
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": settings.token_ttl_s,
+        "role": user["role"],
+        "name": user.get("name"),
+    }
 
 
 async def _demo_customer_by_phone(gateway, phone: str | None) -> str | None:
     """The demo customer's id is made by customer-profile when the demo is seeded: find it by its contact phone."""
     if not phone:
         return None
-    response = await gateway.upstreams["profile"].request("GET", "/customers/search", params={"phone": phone, "limit": 1},
-                                                          headers=GATEWAY_IDENTITY)
+    response = await gateway.upstreams["profile"].request(
+        "GET", "/customers/search", params={"phone": phone, "limit": 1}, headers=GATEWAY_IDENTITY
+    )
     if response.status_code != 200:
         return None
     body = response.json()

@@ -4,6 +4,7 @@ Accepted events are committed to the gateway's own database (outbox rows + `inge
 before the answer is sent, so nothing accepted is lost while the broker is away; the outbox relay
 publishes them to their topic (`logistics.orders`, `finance.payments`) keyed by customer id.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,9 @@ def _items_of(body: Any) -> list[Any]:
         return body["events"]
     if isinstance(body, dict):
         return [body]
-    raise Problem(422, "Validation failed", "Send one event object, a JSON array of events or {\"events\": [...]}.", type_="urn:crm:problem:validation")
+    raise Problem(
+        422, "Validation failed", 'Send one event object, a JSON array of events or {"events": [...]}.', type_="urn:crm:problem:validation"
+    )
 
 
 @router.post(
@@ -57,7 +60,9 @@ async def post_events(request: Request, runtime: RuntimeDep, gateway: GatewayDep
     if not items:
         raise Problem(422, "Validation failed", "The batch is empty.", type_="urn:crm:problem:validation")
     if len(items) > settings.ingest_max_batch:
-        raise Problem(413, "Payload Too Large", f"At most {settings.ingest_max_batch} events per request.", max_batch=settings.ingest_max_batch)
+        raise Problem(
+            413, "Payload Too Large", f"At most {settings.ingest_max_batch} events per request.", max_batch=settings.ingest_max_batch
+        )
     result = await ingest(runtime, items, principal)
     return Response(orjson.dumps(result), status_code=207 if result["rejected"] else 200, media_type="application/json")
 
@@ -95,13 +100,18 @@ def add_request_schema(openapi: dict) -> dict:
     # no discriminator: a type may have several versions, told apart by `version` (required above v1, default 1)
     components["IngestEvent"] = {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in schemas]}
     event = {"$ref": "#/components/schemas/IngestEvent"}
-    body = {"anyOf": [event, {"type": "array", "items": event, "minItems": 1},
-                      {"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": event, "minItems": 1}}}]}
+    body = {
+        "anyOf": [
+            event,
+            {"type": "array", "items": event, "minItems": 1},
+            {"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": event, "minItems": 1}}},
+        ]
+    }
     operation = openapi["paths"]["/api/v1/events"]["post"]
     operation["requestBody"] = {
         "required": True,
-        "description": "One event, an array of events or {\"events\": [...]}; at most GATEWAY_INGEST_MAX_BATCH events and "
-                       "GATEWAY_INGEST_MAX_BODY_BYTES per request. Each event is validated on its own; bounds: docs/events.md.",
+        "description": 'One event, an array of events or {"events": [...]}; at most GATEWAY_INGEST_MAX_BATCH events and '
+        "GATEWAY_INGEST_MAX_BODY_BYTES per request. Each event is validated on its own; bounds: docs/events.md.",
         "content": {"application/json": {"schema": body}},
     }
     return openapi

@@ -1,4 +1,5 @@
 """The ids of ingested events (duplicates are answered `duplicate` until the id is forgotten)."""
+
 from __future__ import annotations
 
 from sqlalchemy import Column, String, Table

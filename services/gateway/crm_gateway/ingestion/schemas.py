@@ -1,4 +1,5 @@
 """The answer to an ingested batch: one result per event."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,5 +1,6 @@
 """Ingestion of TMS/WMS/billing events: validate each event with the models the consumers decode with, drop the ids
 seen before, stage the rest in the outbox (the relay publishes them); forget old ids."""
+
 from __future__ import annotations
 
 import asyncio
@@ -77,7 +78,7 @@ def build_envelope(item: Any, *, producer: str, correlation_id: str | None) -> E
             event_id=event_id,
             type=event_type,
             version=version,
-            occurred_at=item.get("occurred_at") or dt.datetime.now(dt.timezone.utc),
+            occurred_at=item.get("occurred_at") or dt.datetime.now(dt.UTC),
             producer=item.get("producer") or producer,
             key=customer_id,
             correlation_id=item.get("correlation_id") or correlation_id,
@@ -106,16 +107,25 @@ _RECORD_NEW_IDS_POSTGRESQL = (
 async def record_new_ids(session: AsyncSession, dialect: str, envelopes: dict[str, EventEnvelope], now: dt.datetime) -> set[str]:
     """Remember the event ids; returns those not seen before (the others are duplicates)."""
     if dialect == "postgresql":
-        arrays = ([eid for eid in envelopes], [env.type for env in envelopes.values()], [env.key for env in envelopes.values()],
-                  [env.producer for env in envelopes.values()])
+        arrays = (
+            [eid for eid in envelopes],
+            [env.type for env in envelopes.values()],
+            [env.key for env in envelopes.values()],
+            [env.producer for env in envelopes.values()],
+        )
         result = await (await session.connection()).exec_driver_sql(_RECORD_NEW_IDS_POSTGRESQL, (*arrays, now))
         return set(result.scalars().all())
-    rows = [{"event_id": eid, "event_type": env.type, "customer_id": env.key, "producer": env.producer, "received_at": now} for eid, env in envelopes.items()]
+    rows = [
+        {"event_id": eid, "event_type": env.type, "customer_id": env.key, "producer": env.producer, "received_at": now}
+        for eid, env in envelopes.items()
+    ]
     statement = _insert_ignoring_duplicates(dialect).returning(ingested_events.c.event_id)
     return set((await session.execute(statement, rows)).scalars().all())
 
 
-def _item_result(index: int, event_id: str | None, event_type: str | None, status: Status, *, topic: str | None = None, reason: str | None = None) -> dict:
+def _item_result(
+    index: int, event_id: str | None, event_type: str | None, status: Status, *, topic: str | None = None, reason: str | None = None
+) -> dict:
     """One entry of IngestResult.results, as plain data (a batch answers hundreds of them)."""
     return {"index": index, "event_id": event_id, "type": event_type, "status": status, "topic": topic, "reason": reason}
 
@@ -132,7 +142,9 @@ async def ingest(runtime: ServiceRuntime, items: list[Any], principal: Principal
         except ValueError as exc:
             raw_id = item.get("event_id") if isinstance(item, dict) else None
             raw_type = item.get("type") if isinstance(item, dict) else None
-            raw_type = raw_type if isinstance(raw_type, str) else None  # echo a type only where it is one (the answer's schema says a string)
+            raw_type = (
+                raw_type if isinstance(raw_type, str) else None
+            )  # echo a type only where it is one (the answer's schema says a string)
             results.append(_item_result(index, str(raw_id) if raw_id is not None else None, raw_type, "rejected", reason=str(exc)))
             continue
         event_id = str(envelope.event_id)
@@ -160,7 +172,9 @@ async def purge_ingested(runtime: ServiceRuntime, older_than: dt.timedelta) -> i
         return result.rowcount or 0
 
 
-async def purge_loop(runtime: ServiceRuntime, older_than: dt.timedelta, interval_s: float, shipments_older_than: dt.timedelta | None = None) -> None:
+async def purge_loop(
+    runtime: ServiceRuntime, older_than: dt.timedelta, interval_s: float, shipments_older_than: dt.timedelta | None = None
+) -> None:
     while True:
         try:
             await purge_ingested(runtime, older_than)

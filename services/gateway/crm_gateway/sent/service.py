@@ -1,4 +1,5 @@
 """What `make run`'s message sink (scripts/dev_sink.py) accepted: one JSON line per email, SMS or push message."""
+
 from __future__ import annotations
 
 import json

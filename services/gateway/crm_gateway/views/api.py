@@ -3,6 +3,7 @@
 Each source has its own time budget; a failed source leaves its section null and adds a warning,
 so one service being down never takes the page down.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -100,8 +101,14 @@ async def customer_360(customer_id: str, gateway: GatewayDep, principal: Princip
     if complaints is not None:
         items = [flatten_complaint(c) for c in items_of(complaints) if isinstance(c, dict)]
         if any("customer_id" not in c for c in items):  # a customer view: learn the owners from the staff view
-            owners = {item_id(c): item_owner(c) for c in items_of(await _fetch(
-                gateway, "complaints", gateway.settings.customer360_sources["complaints"], GATEWAY_IDENTITY, customer_id=customer_id))}
+            owners = {
+                item_id(c): item_owner(c)
+                for c in items_of(
+                    await _fetch(
+                        gateway, "complaints", gateway.settings.customer360_sources["complaints"], GATEWAY_IDENTITY, customer_id=customer_id
+                    )
+                )
+            }
             items = [dict(c, customer_id=owners.get(item_id(c))) if "customer_id" not in c else c for c in items]
         # never show another customer's complaint, whatever the upstream answered
         items = [c for c in items if c.get("customer_id") == customer_id]
@@ -167,6 +174,7 @@ async def search(gateway: GatewayDep, principal: PrincipalDep, q: str = Query(mi
         if name == "customers":
             out["customers"] = await gateway.ownership.filter_items(principal, items_of(result), "id")
         else:
+
             async def staff_view(query=calls_params[name]) -> dict[str, str]:
                 staff = await gateway.upstreams["complaints"].get_json("/complaints/lookup", params=query, headers=GATEWAY_IDENTITY)
                 return {item_id(i): item_owner(i) for i in items_of(staff) if isinstance(i, dict)}

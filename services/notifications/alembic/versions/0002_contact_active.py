@@ -4,7 +4,9 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-26
 """
+
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0002"

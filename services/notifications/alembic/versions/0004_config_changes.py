@@ -4,7 +4,9 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26
 """
+
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0004"

@@ -7,7 +7,9 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-26
 """
+
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0006"

@@ -7,7 +7,9 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-26
 """
+
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0007"
@@ -19,8 +21,13 @@ COLLECTING = "status IN ('collecting')"
 
 
 def upgrade() -> None:
-    op.create_index("ix_nf_messages_digest_open", "nf_messages", ["digest_group"],
-                    postgresql_where=sa.text(COLLECTING), sqlite_where=sa.text(COLLECTING))
+    op.create_index(
+        "ix_nf_messages_digest_open",
+        "nf_messages",
+        ["digest_group"],
+        postgresql_where=sa.text(COLLECTING),
+        sqlite_where=sa.text(COLLECTING),
+    )
     op.drop_index("ix_nf_messages_digest", table_name="nf_messages")
 
 

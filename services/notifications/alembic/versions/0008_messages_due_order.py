@@ -8,9 +8,10 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07
 """
-import sqlalchemy as sa
-from alembic import op
 
+import sqlalchemy as sa
+
+from alembic import op
 from crm_common.db import UTCDateTime
 
 revision = "0008"

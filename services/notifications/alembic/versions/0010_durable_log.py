@@ -5,8 +5,8 @@ Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-07
 """
-from alembic import op
 
+from alembic import op
 from crm_common.migrations import add_missing_messaging_schema, drop_durable_log_schema
 
 revision = "0010"

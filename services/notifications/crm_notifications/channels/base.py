@@ -1,5 +1,6 @@
 """One interface for every channel. A channel either returns a result or raises ChannelError,
 which says whether trying again later can help (provider down) or not (address refused)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Email over SMTP with aiosmtplib."""
+
 from __future__ import annotations
 
 import email.utils
@@ -12,8 +13,17 @@ from crm_notifications.channels.base import ChannelError, ChannelResult, Outgoin
 class EmailChannel:
     name = "email"
 
-    def __init__(self, host: str, port: int, *, sender: str, username: str | None = None, password: str | None = None,
-                 use_tls: bool = False, timeout_s: float = 10.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        sender: str,
+        username: str | None = None,
+        password: str | None = None,
+        use_tls: bool = False,
+        timeout_s: float = 10.0,
+    ):
         self.host = host
         self.port = port
         self.sender = sender

@@ -4,6 +4,7 @@ Contract (what our fake provider in the tests implements, and what an adapter fo
 provider must map to): 2xx with {"id": ..., "status": "sent"|"delivered"}; 5xx, 429 or no
 connection = try later; other 4xx = permanent failure.
 """
+
 from __future__ import annotations
 
 import httpx
@@ -12,8 +13,9 @@ from crm_notifications.channels.base import ChannelError, ChannelResult, Outgoin
 
 
 class HttpProviderChannel:
-    def __init__(self, name: str, base_url: str, *, token: str | None = None, timeout_s: float = 10.0,
-                 client: httpx.AsyncClient | None = None):
+    def __init__(
+        self, name: str, base_url: str, *, token: str | None = None, timeout_s: float = 10.0, client: httpx.AsyncClient | None = None
+    ):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.token = token
@@ -35,8 +37,14 @@ class HttpProviderChannel:
         headers = {"Idempotency-Key": message.message_id}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        body = {"channel": self.name, "to": message.address, "title": message.subject, "text": message.body,
-                "language": message.language, "reference": message.message_id}
+        body = {
+            "channel": self.name,
+            "to": message.address,
+            "title": message.subject,
+            "text": message.body,
+            "language": message.language,
+            "reference": message.message_id,
+        }
         try:
             response = await self.client().post(f"{self.base_url}/v1/messages", json=body, headers=headers, timeout=self.timeout_s)
         except httpx.HTTPError as exc:

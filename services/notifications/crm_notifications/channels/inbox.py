@@ -1,4 +1,5 @@
 """The in-app inbox for account managers: a task row in our own database."""
+
 from __future__ import annotations
 
 import uuid
@@ -20,7 +21,15 @@ class InboxChannel:
         async with self.db.transaction() as session:
             existing = await session.scalar(select(InboxTask).where(InboxTask.message_id == message.message_id))
             if existing is None:  # a retried send after a crash must not create a second task
-                session.add(InboxTask(id=str(uuid.uuid4()), message_id=message.message_id, assignee=message.address,
-                                      customer_id=message.customer_id, title=message.subject, body=message.body,
-                                      created_at=utcnow()))
+                session.add(
+                    InboxTask(
+                        id=str(uuid.uuid4()),
+                        message_id=message.message_id,
+                        assignee=message.address,
+                        customer_id=message.customer_id,
+                        title=message.subject,
+                        body=message.body,
+                        created_at=utcnow(),
+                    )
+                )
         return ChannelResult("delivered", provider_id=message.message_id)

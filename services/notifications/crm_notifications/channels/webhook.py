@@ -8,6 +8,7 @@ For one version the old signature goes along: `X-CRM-Signature: v1=<hex HMAC-SHA
 with `X-CRM-Timestamp`, keyed with the hex endpoint secret, checked by `verify_signature`; receivers move to the
 standard headers before it is dropped. See docs/notifications.md.
 """
+
 from __future__ import annotations
 
 import base64
@@ -54,8 +55,15 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"v1={digest}"
 
 
-def verify_signature(secret: str, body: bytes, timestamp_header: str, signature_header: str, *,
-                     now: float | None = None, tolerance_s: int = DEFAULT_TOLERANCE_S) -> bool:
+def verify_signature(
+    secret: str,
+    body: bytes,
+    timestamp_header: str,
+    signature_header: str,
+    *,
+    now: float | None = None,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+) -> bool:
     """True only if the signature matches and the timestamp is within `tolerance_s` of now."""
     try:
         timestamp = int(timestamp_header)

@@ -1,5 +1,6 @@
 """The delivery log, provider receipts, the in-app inbox and the notification statistics: thin routes over
 service.py and receipts.py, whose refusals become problem details in one place (PROBLEMS)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,8 +19,9 @@ router = APIRouter(tags=["deliveries"])
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut])
-async def deliveries(session: SessionDep, customer_id: str = Query(min_length=1), status: str | None = None,
-                     limit: int = Query(default=100, ge=1, le=1000)):
+async def deliveries(
+    session: SessionDep, customer_id: str = Query(min_length=1), status: str | None = None, limit: int = Query(default=100, ge=1, le=1000)
+):
     """Every message to the customer's contacts, newest first, with its full attempt log."""
     return await service.deliveries_of(session, customer_id, status, limit)
 
@@ -49,10 +51,20 @@ async def inbox_done(task_id: str, runtime: RuntimeDep, actor: ActorDep):
 
 
 @router.get("/inbox", response_model=list[InboxTaskOut])
-async def inbox(session: SessionDep, actor: ActorDep,
-                assignee: Annotated[str | None, Query(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$",
-                                                      description="Whose tasks (staff); an account manager always gets their own.")] = None,
-                open_only: bool = True):
+async def inbox(
+    session: SessionDep,
+    actor: ActorDep,
+    assignee: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=300,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="Whose tasks (staff); an account manager always gets their own.",
+        ),
+    ] = None,
+    open_only: bool = True,
+):
     return await service.inbox_tasks(session, service.inbox_assignee(service.inbox_owner(actor), assignee), open_only)
 
 
@@ -69,6 +81,11 @@ PROBLEMS: ProblemMapping = {
     service.TaskNotFound: lambda exc: Problem(404, "Task not found", str(exc)),
     service.ActorRequired: lambda exc: Problem(401, "Actor required", "X-Actor-Id is required (set by the gateway)."),
     service.InboxForbidden: lambda exc: Problem(403, "Forbidden", str(exc)),
-    service.AssigneeRequired: lambda exc: Problem(422, "Validation failed", "assignee is required.", type_="urn:crm:problem:validation",
-                                                  errors=[{"loc": ["query", "assignee"], "msg": "Field required", "type": "missing"}]),
+    service.AssigneeRequired: lambda exc: Problem(
+        422,
+        "Validation failed",
+        "assignee is required.",
+        type_="urn:crm:problem:validation",
+        errors=[{"loc": ["query", "assignee"], "msg": "Field required", "type": "missing"}],
+    ),
 }

@@ -5,6 +5,7 @@ A claim is a lease (status `sending` until `lease_until`). If the process dies m
 runs out and the next dispatcher sends again with the same message id (SMTP Message-ID, provider
 Idempotency-Key, inbox unique key), so a restart can duplicate at the channel at worst, never lose.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,16 +19,28 @@ from typing import Any
 
 from sqlalchemy import and_, case, false, func, insert, select, update
 
-from crm_common.db import Database
-from crm_common.events.notifications import NotificationFailed, NotificationSent
 from crm_common.context import current_correlation_id
+from crm_common.db import Database
 from crm_common.events.envelope import EventEnvelope, make_event
+from crm_common.events.notifications import NotificationFailed, NotificationSent
 from crm_common.outbox import add_to_outbox
 from crm_notifications import SERVICE_NAME, catalog
 from crm_notifications.channels.base import Channel, ChannelError, ChannelResult, OutgoingMessage
 from crm_notifications.clock import Clock
 from crm_notifications.delivery.models import (
-    CAPPED_STATUSES, DEFERRED, DELIVERED, DUE_ORDER, DUE_STATUSES, FAILED, SENDING, SENT, SUPPRESSED, Attempt, Message, Notification, status_in,
+    CAPPED_STATUSES,
+    DEFERRED,
+    DELIVERED,
+    DUE_ORDER,
+    DUE_STATUSES,
+    FAILED,
+    SENDING,
+    SENT,
+    SUPPRESSED,
+    Attempt,
+    Message,
+    Notification,
+    status_in,
 )
 from crm_notifications.delivery.pipeline import WAITING_FOR_CONTACT, capped_categories, unsubscribe_token
 from crm_notifications.directory import erasure
@@ -48,8 +61,9 @@ def backoff(policy: RetryPolicy, attempt: int) -> dt.timedelta:
 
 
 class Dispatcher:
-    def __init__(self, db: Database, channels: dict[str, Channel], settings: NotificationsSettings, clock: Clock | None = None,
-                 *, on_commit=None):
+    def __init__(
+        self, db: Database, channels: dict[str, Channel], settings: NotificationsSettings, clock: Clock | None = None, *, on_commit=None
+    ):
         self.db = db
         self.channels = channels
         self.settings = settings
@@ -81,8 +95,12 @@ class Dispatcher:
         """The queue's gauges (refreshed by the runtime): how many messages are due now and since when the oldest is."""
         now = self.clock.now()
         async with self.db.sessions() as session:
-            waiting, waiting_since = (await session.execute(select(func.count(), func.min(Message.next_attempt_at)).where(self._waiting(now)))).one()
-            lapsed, lapsed_since = (await session.execute(select(func.count(), func.min(Message.lease_until)).where(self._lapsed(now)))).one()
+            waiting, waiting_since = (
+                await session.execute(select(func.count(), func.min(Message.next_attempt_at)).where(self._waiting(now)))
+            ).one()
+            lapsed, lapsed_since = (
+                await session.execute(select(func.count(), func.min(Message.lease_until)).where(self._lapsed(now)))
+            ).one()
         oldest = min((since for since in (waiting_since, lapsed_since) if since is not None), default=None)
         DISPATCH_QUEUE_DUE.set(waiting + lapsed)
         DISPATCH_QUEUE_OLDEST_DUE_AGE.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
@@ -124,7 +142,7 @@ class Dispatcher:
         """A round in chunks, several in flight on PostgreSQL so one chunk's sends overlap the next one's database work.
         SQLite takes one writer at a time, so there the chunks go one after the other."""
         size = max(1, self.settings.dispatcher_chunk_size)
-        chunks = [ids[start:start + size] for start in range(0, len(ids), size)]
+        chunks = [ids[start : start + size] for start in range(0, len(ids), size)]
         in_flight = asyncio.Semaphore(1 if self.db.dialect == "sqlite" else max(1, self.settings.dispatcher_chunks_in_flight))
 
         async def one(chunk: list[str]) -> int:
@@ -148,9 +166,15 @@ class Dispatcher:
                 now = self.clock.now()
                 async with self.db.transaction() as session:
                     await session.execute(
-                        update(Message).where(Message.id.in_(ids), Message.status == SENDING)
-                        .values(status=DEFERRED, lease_until=None, reason=f"internal error: {type(exc).__name__}"[:500],
-                                next_attempt_at=now + dt.timedelta(seconds=60), updated_at=now)
+                        update(Message)
+                        .where(Message.id.in_(ids), Message.status == SENDING)
+                        .values(
+                            status=DEFERRED,
+                            lease_until=None,
+                            reason=f"internal error: {type(exc).__name__}"[:500],
+                            next_attempt_at=now + dt.timedelta(seconds=60),
+                            updated_at=now,
+                        )
                         .execution_options(synchronize_session=False)
                     )
             except Exception:
@@ -201,11 +225,17 @@ class Dispatcher:
 
     async def _claim(self, session, ids: list[str], now: dt.datetime) -> set[str]:
         """Lease the messages of `ids` that are still due; the others went to another dispatcher."""
-        return set((await session.execute(
-            update(Message).where(Message.id.in_(ids), self._still_due(now))
-            .values(status=SENDING, lease_until=now + dt.timedelta(seconds=self.settings.send_lease_s), updated_at=now)
-            .returning(Message.id).execution_options(synchronize_session=False)
-        )).scalars())
+        return set(
+            (
+                await session.execute(
+                    update(Message)
+                    .where(Message.id.in_(ids), self._still_due(now))
+                    .values(status=SENDING, lease_until=now + dt.timedelta(seconds=self.settings.send_lease_s), updated_at=now)
+                    .returning(Message.id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).scalars()
+        )
 
     @staticmethod
     def _still_due(now: dt.datetime):
@@ -217,7 +247,7 @@ class Dispatcher:
             else_=false(),
         )
 
-    async def _facts(self, session, messages: list[Message], now: dt.datetime) -> "BatchFacts":
+    async def _facts(self, session, messages: list[Message], now: dt.datetime) -> BatchFacts:
         """Everything the decisions and the rendering of a batch need, in a handful of queries."""
         customers = await directory.customers(session, {m.customer_id for m in messages})
         contacts = await directory.contacts_by_id(session, {m.contact_id for m in messages if m.contact_id})
@@ -226,8 +256,11 @@ class Dispatcher:
         sent = await self._sent_counts(session, [m for m in messages if catalog.category_kind(m.category) in ("service", "marketing")], now)
         items: dict[str, list[dict]] = defaultdict(list)
         for ids in directory.chunks([m.id for m in messages]):
-            rows = await session.execute(select(Notification.message_id, Notification.variables)
-                                         .where(Notification.message_id.in_(ids)).order_by(Notification.created_at))
+            rows = await session.execute(
+                select(Notification.message_id, Notification.variables)
+                .where(Notification.message_id.in_(ids))
+                .order_by(Notification.created_at)
+            )
             for row in rows:
                 items[row.message_id].append(row.variables)
         return BatchFacts(customers, views, erased_addresses, sent, items, {}, [])
@@ -241,21 +274,34 @@ class Dispatcher:
         known = set((await session.scalars(select(ErasedAddress.address_hash).where(ErasedAddress.address_hash.in_(wanted)))).all())
         return {message_id for message_id, h in hashes.items() if h in known}
 
-    async def _prepare(self, session, message: Message, facts: "BatchFacts", now: dt.datetime) -> OutgoingMessage | None:
+    async def _prepare(self, session, message: Message, facts: BatchFacts, now: dt.datetime) -> OutgoingMessage | None:
         """Decide and render inside the claim transaction; None when the message was suppressed or deferred."""
         view = self._recipient(message, facts)
         if view is None:  # a contact id we still know nothing about
             if now - message.created_at < dt.timedelta(seconds=self.settings.unknown_contact_give_up_s):
-                self._set(session, message, DEFERRED, now, reason=WAITING_FOR_CONTACT,
-                          next_attempt_at=now + dt.timedelta(seconds=self.settings.unknown_contact_retry_s))
+                self._set(
+                    session,
+                    message,
+                    DEFERRED,
+                    now,
+                    reason=WAITING_FOR_CONTACT,
+                    next_attempt_at=now + dt.timedelta(seconds=self.settings.unknown_contact_retry_s),
+                )
             else:
                 self._set(session, message, SUPPRESSED, now, reason="unknown contact")
             return None
         internal = message.channel == "inbox"
         sent_day, sent_week = facts.sent.get(message.recipient_key, (0, 0))
         decision = decide(
-            view, category=message.category, urgency=message.urgency, now=now, sent_last_day=sent_day, sent_last_week=sent_week,
-            per_day=self.settings.cap_per_day, per_week=self.settings.cap_per_week, internal=internal,
+            view,
+            category=message.category,
+            urgency=message.urgency,
+            now=now,
+            sent_last_day=sent_day,
+            sent_last_week=sent_week,
+            per_day=self.settings.cap_per_day,
+            per_week=self.settings.cap_per_week,
+            internal=internal,
         )
         if decision.action == SUPPRESS:
             self._set(session, message, SUPPRESSED, now, reason=decision.reason)
@@ -276,13 +322,30 @@ class Dispatcher:
             facts.events.append(self._failed_event(message, str(exc), now))
             return None
         message.subject, message.body, message.template_version = subject, body, version
-        _log(session, message_id=message.id, customer_id=message.customer_id, attempt=message.attempts + 1, status=SENDING,
-             detail=f"{message.channel} attempt {message.attempts + 1}", at=now)
-        return OutgoingMessage(message.id, message.channel, message.address, subject, body, message.language, message.customer_id,
-                               message.category, metadata=extra, contact_id=message.contact_id)
+        _log(
+            session,
+            message_id=message.id,
+            customer_id=message.customer_id,
+            attempt=message.attempts + 1,
+            status=SENDING,
+            detail=f"{message.channel} attempt {message.attempts + 1}",
+            at=now,
+        )
+        return OutgoingMessage(
+            message.id,
+            message.channel,
+            message.address,
+            subject,
+            body,
+            message.language,
+            message.customer_id,
+            message.category,
+            metadata=extra,
+            contact_id=message.contact_id,
+        )
 
     @staticmethod
-    def _recipient(message: Message, facts: "BatchFacts") -> ContactView | None:
+    def _recipient(message: Message, facts: BatchFacts) -> ContactView | None:
         customer = facts.customers.get(message.customer_id)
         erased_customer = bool(customer and customer.erased)
         if message.contact_id:
@@ -291,8 +354,9 @@ class Dispatcher:
                 view = dataclasses.replace(view, erased=True)
             return view
         erased = erased_customer or message.id in facts.erased_addresses
-        return ContactView(None, language=message.language, addresses={message.channel: message.address} if message.address else {},
-                           erased=erased)
+        return ContactView(
+            None, language=message.language, addresses={message.channel: message.address} if message.address else {}, erased=erased
+        )
 
     async def _sent_counts(self, session, messages: list[Message], now: dt.datetime) -> dict[str, tuple[int, int]]:
         """recipient key -> (sent in the last day, in the last week) of capped categories, for the batch at once.
@@ -304,15 +368,20 @@ class Dispatcher:
         for keys in directory.chunks({m.recipient_key for m in messages}):
             rows = await session.execute(
                 select(Message.recipient_key, func.count(case((Message.sent_at > day_ago, 1))), func.count())
-                .where(Message.recipient_key.in_(keys), status_in(Message.status, CAPPED_STATUSES), Message.category.in_(capped_categories()),
-                       Message.sent_at > week_ago, Message.sent_at <= now)
+                .where(
+                    Message.recipient_key.in_(keys),
+                    status_in(Message.status, CAPPED_STATUSES),
+                    Message.category.in_(capped_categories()),
+                    Message.sent_at > week_ago,
+                    Message.sent_at <= now,
+                )
                 .group_by(Message.recipient_key)
             )
             for key, day, week in rows:
                 counts[key] = (int(day or 0), int(week or 0))
         return counts
 
-    async def _render(self, session, message: Message, view: ContactView, facts: "BatchFacts") -> tuple[str, str, int, dict[str, Any]]:
+    async def _render(self, session, message: Message, view: ContactView, facts: BatchFacts) -> tuple[str, str, int, dict[str, Any]]:
         template_key = (message.template_key, message.language)
         if template_key not in facts.templates:
             facts.templates[template_key] = await templates.current_cached(session, message.template_key, message.language)
@@ -342,8 +411,17 @@ class Dispatcher:
             extra["unsubscribe_url"] = unsubscribe
         return subject, body, template.version, extra
 
-    def _set(self, session, message: Message, status: str, now: dt.datetime, *, reason: str | None = None,
-             next_attempt_at: dt.datetime | None = None, detail: str | None = None) -> None:
+    def _set(
+        self,
+        session,
+        message: Message,
+        status: str,
+        now: dt.datetime,
+        *,
+        reason: str | None = None,
+        next_attempt_at: dt.datetime | None = None,
+        detail: str | None = None,
+    ) -> None:
         message.status = status
         message.reason = reason
         message.lease_until = None
@@ -351,8 +429,15 @@ class Dispatcher:
         message.updated_at = now
         if next_attempt_at is not None:
             message.next_attempt_at = next_attempt_at
-        _log(session, message_id=message.id, customer_id=message.customer_id, attempt=message.attempts, status=status,
-             detail=detail or reason, at=now)
+        _log(
+            session,
+            message_id=message.id,
+            customer_id=message.customer_id,
+            attempt=message.attempts,
+            status=status,
+            detail=detail or reason,
+            at=now,
+        )
 
     def _limit(self, channel: str) -> asyncio.Semaphore:
         """Sends in flight per channel: a provider is not flooded, and one channel does not starve another."""
@@ -406,25 +491,53 @@ class Dispatcher:
         message.sent_at = now
         message.provider_id = result.provider_id
         message.last_error = None
-        self._set(session, message, DELIVERED if result.status == DELIVERED else SENT, now,
-                  detail=f"{message.channel} accepted (attempt {attempt})")
-        return _event(NotificationSent(notification_id=message.id, customer_id=message.customer_id, contact_id=message.contact_id,
-                                       channel=message.channel, template=message.template_key, rule=message.rule_name, sent_at=now),
-                      message.customer_id)
+        self._set(
+            session,
+            message,
+            DELIVERED if result.status == DELIVERED else SENT,
+            now,
+            detail=f"{message.channel} accepted (attempt {attempt})",
+        )
+        return _event(
+            NotificationSent(
+                notification_id=message.id,
+                customer_id=message.customer_id,
+                contact_id=message.contact_id,
+                channel=message.channel,
+                template=message.template_key,
+                rule=message.rule_name,
+                sent_at=now,
+            ),
+            message.customer_id,
+        )
 
     def _failed(self, session, message: Message, attempt: int, error: ChannelError, now: dt.datetime) -> EventEnvelope | None:
         if message.status == SUPPRESSED and message.reason == erasure.ERASED_REASON:
             # the person was erased while this send was in flight: no retry, and the error (it may quote the
             # address) is not kept
-            _log(session, message_id=message.id, customer_id=message.customer_id, attempt=attempt, status=SUPPRESSED,
-                 detail=f"attempt {attempt} failed after the contact was erased; not retried", at=now)
+            _log(
+                session,
+                message_id=message.id,
+                customer_id=message.customer_id,
+                attempt=attempt,
+                status=SUPPRESSED,
+                detail=f"attempt {attempt} failed after the contact was erased; not retried",
+                at=now,
+            )
             return None
         message.last_error = str(error)[:2000]
         policy = self.policy(message.channel)
         if error.transient and attempt < policy.max_attempts:
             retry_at = now + backoff(policy, attempt)
-            self._set(session, message, DEFERRED, now, reason=f"retry {attempt}/{policy.max_attempts}: {error}"[:500],
-                      next_attempt_at=retry_at, detail=f"attempt {attempt} failed: {error}; next at {retry_at.isoformat()}")
+            self._set(
+                session,
+                message,
+                DEFERRED,
+                now,
+                reason=f"retry {attempt}/{policy.max_attempts}: {error}"[:500],
+                next_attempt_at=retry_at,
+                detail=f"attempt {attempt} failed: {error}; next at {retry_at.isoformat()}",
+            )
             log.warning("message %s attempt %d failed, retry at %s: %s", message.id, attempt, retry_at, error)
             return None
         self._set(session, message, FAILED, now, reason=str(error)[:500], detail=f"attempt {attempt} failed for good: {error}")
@@ -432,10 +545,20 @@ class Dispatcher:
 
     @staticmethod
     def _failed_event(message: Message, error: str, now: dt.datetime) -> EventEnvelope:
-        return _event(NotificationFailed(notification_id=message.id, customer_id=message.customer_id, contact_id=message.contact_id,
-                                         channel=message.channel, template=message.template_key, rule=message.rule_name,
-                                         error=error[:2000], attempts=message.attempts, failed_at=now),
-                      message.customer_id)
+        return _event(
+            NotificationFailed(
+                notification_id=message.id,
+                customer_id=message.customer_id,
+                contact_id=message.contact_id,
+                channel=message.channel,
+                template=message.template_key,
+                rule=message.rule_name,
+                error=error[:2000],
+                attempts=message.attempts,
+                failed_at=now,
+            ),
+            message.customer_id,
+        )
 
     # background loop
     def wake(self) -> None:
@@ -458,7 +581,7 @@ class Dispatcher:
             if handled < self.settings.dispatcher_batch_size:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.settings.dispatcher_poll_interval_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
 

@@ -1,6 +1,7 @@
 """Events in: the one consumer of this service. Each event first updates the contact directory where its payload
 type says so (a map from payload type to handler), then goes through the pipeline, whose rules decide whether
 anybody is told."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -39,8 +40,15 @@ class NotificationsHandler:
     topics = TOPICS
     event_types = None  # every type on these topics: rules decide which ones matter
 
-    def __init__(self, clock: Clock | None = None, *, survey_base_url: str = "", on_enqueued=None, unresolved_retry_s: float = 30.0,
-                 erasure_secret: str = "dev-erasure-secret-change-me"):
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        survey_base_url: str = "",
+        on_enqueued=None,
+        unresolved_retry_s: float = 30.0,
+        erasure_secret: str = "dev-erasure-secret-change-me",
+    ):
         self.clock = clock or Clock()
         self.survey_base_url = survey_base_url
         self.unresolved_retry_s = unresolved_retry_s
@@ -56,8 +64,13 @@ class NotificationsHandler:
         update = directory_update(payload)
         if update is not None:
             await update(session, payload, now)
-        produced = await pipeline.process_trigger(session, pipeline.trigger_from_event(event.envelope, payload), now,
-                                                  survey_base_url=self.survey_base_url, unresolved_retry_s=self.unresolved_retry_s,
-                                                  erasure_secret=self.erasure_secret)
+        produced = await pipeline.process_trigger(
+            session,
+            pipeline.trigger_from_event(event.envelope, payload),
+            now,
+            survey_base_url=self.survey_base_url,
+            unresolved_retry_s=self.unresolved_retry_s,
+            erasure_secret=self.erasure_secret,
+        )
         if produced:
             self.on_enqueued()

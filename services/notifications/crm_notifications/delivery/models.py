@@ -1,4 +1,5 @@
 """The logical notifications, the durable send queue (messages) and the attempt log."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -77,15 +78,25 @@ class Message(Base):
     # segment send (or with statistics from before it) the planner took a status-leading index for "few rows" and
     # read every queued or every sent message per chunk. These hold only the rows their query can want.
     __table_args__ = (
-        Index("ix_nf_messages_waiting", *DUE_ORDER,  # due scan, in its order
-              **_where_status(DUE_STATUSES)),
-        Index("ix_nf_messages_leased", "lease_until",  # leases that ran out
-              **_where_status((SENDING,))),
+        Index(
+            "ix_nf_messages_waiting",
+            *DUE_ORDER,  # due scan, in its order
+            **_where_status(DUE_STATUSES),
+        ),
+        Index(
+            "ix_nf_messages_leased",
+            "lease_until",  # leases that ran out
+            **_where_status((SENDING,)),
+        ),
         Index("ix_nf_messages_customer", "customer_id", "created_at"),
         Index("ix_nf_messages_contact_sent", "contact_id", "sent_at"),
         Index("ix_nf_messages_digest_open", "digest_group", **_where_status((COLLECTING,))),  # the open digest of a group
-        Index("ix_nf_messages_capped_sent", "recipient_key", "sent_at",  # frequency caps: sent to this recipient lately
-              **_where_status(CAPPED_STATUSES)),
+        Index(
+            "ix_nf_messages_capped_sent",
+            "recipient_key",
+            "sent_at",  # frequency caps: sent to this recipient lately
+            **_where_status(CAPPED_STATUSES),
+        ),
     )
 
 

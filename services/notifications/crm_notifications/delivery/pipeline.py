@@ -3,6 +3,7 @@
 One logical notification per (event id, rule, recipient): the row is inserted with ON CONFLICT DO
 NOTHING, so a redelivered event, a replayed scan or a restart finds it already there and adds nothing.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,9 +49,18 @@ class Spec:
     digest_key: str | None = None
 
     @classmethod
-    def of(cls, rule: Rule) -> "Spec":
-        return cls(rule.id, rule.name, rule.template_key, rule.audience, rule.channel, rule.category, rule.urgency,
-                   rule.digest_window_s, rule.digest_key)
+    def of(cls, rule: Rule) -> Spec:
+        return cls(
+            rule.id,
+            rule.name,
+            rule.template_key,
+            rule.audience,
+            rule.channel,
+            rule.category,
+            rule.urgency,
+            rule.digest_window_s,
+            rule.digest_key,
+        )
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,14 @@ async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, custom
         manager = customer.account_manager if customer else None
         return [Recipient(f"staff:{manager}", ContactView(None, addresses={"inbox": manager}), manager, manager)] if manager else []
     if spec.audience == "finance":
-        return [Recipient(f"staff:{catalog.FINANCE_INBOX}", ContactView(None, addresses={"inbox": catalog.FINANCE_INBOX}), "Finance", catalog.FINANCE_INBOX)]
+        return [
+            Recipient(
+                f"staff:{catalog.FINANCE_INBOX}",
+                ContactView(None, addresses={"inbox": catalog.FINANCE_INBOX}),
+                "Finance",
+                catalog.FINANCE_INBOX,
+            )
+        ]
     if spec.audience == "escalation_owner":
         owner = payload.get("escalated_to") or (customer.account_manager if customer else None)
         return [Recipient(f"staff:{owner}", ContactView(None, addresses={"inbox": owner}), owner, owner)] if owner else []
@@ -115,8 +132,9 @@ async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, custom
             return []  # the reporter is a person who was erased (see process_trigger): never contacted again
         if addresses:
             key = "reporter:" + (addresses.get("email") or addresses["sms"]).lower()
-            view = ContactView(None, language=payload.get("language") or "zh-CN", addresses=addresses,
-                               erased=bool(customer and customer.erased))
+            view = ContactView(
+                None, language=payload.get("language") or "zh-CN", addresses=addresses, erased=bool(customer and customer.erased)
+            )
             return [Recipient(key, view, payload.get("reporter_name"))]
         if contact_id:
             # events on different topics are not ordered: wait for the contact's details instead of dropping it
@@ -125,8 +143,12 @@ async def recipients(session: AsyncSession, spec: Spec, trigger: Trigger, custom
     rows = [row for row in await directory.contacts_of(session, trigger.customer_id) if not row.erased]
     views = await directory.contact_views(session, rows)
     erased_customer = bool(customer and customer.erased)
-    return [Recipient(row.contact_id, dataclasses.replace(views[row.contact_id], erased=True) if erased_customer else views[row.contact_id],
-                      row.name) for row in rows]
+    return [
+        Recipient(
+            row.contact_id, dataclasses.replace(views[row.contact_id], erased=True) if erased_customer else views[row.contact_id], row.name
+        )
+        for row in rows
+    ]
 
 
 def variables(trigger: Trigger, customer: CustomerRecord | None, recipient: Recipient, *, survey_base_url: str) -> dict[str, Any]:
@@ -152,16 +174,34 @@ def _insert_ignore(session: AsyncSession, values: dict):
 
 
 async def enqueue(
-    session: AsyncSession, spec: Spec, trigger: Trigger, recipient: Recipient, values: dict[str, Any], now: dt.datetime,
-    *, unresolved_retry_s: float = 30.0,
+    session: AsyncSession,
+    spec: Spec,
+    trigger: Trigger,
+    recipient: Recipient,
+    values: dict[str, Any],
+    now: dt.datetime,
+    *,
+    unresolved_retry_s: float = 30.0,
 ) -> Message | None:
     """Record the notification (once) and put it on a message: a new one, or the open digest."""
     message_id = str(uuid.uuid4())
     notification_id = str(uuid.uuid4())
     result = await session.execute(
-        _insert_ignore(session, dict(id=notification_id, event_id=trigger.event_id, event_type=trigger.event_type, rule_id=spec.rule_id,
-                                     recipient_key=recipient.key, customer_id=trigger.customer_id, contact_id=recipient.view.contact_id,
-                                     variables=values, message_id=message_id, created_at=now))
+        _insert_ignore(
+            session,
+            dict(
+                id=notification_id,
+                event_id=trigger.event_id,
+                event_type=trigger.event_type,
+                rule_id=spec.rule_id,
+                recipient_key=recipient.key,
+                customer_id=trigger.customer_id,
+                contact_id=recipient.view.contact_id,
+                variables=values,
+                message_id=message_id,
+                created_at=now,
+            ),
+        )
     )
     if result.rowcount == 0:
         return None  # this event already produced this notification
@@ -174,29 +214,62 @@ async def enqueue(
         if open_id is not None:
             occurred = trigger.occurred(now)
             joined = await session.execute(
-                update(Message).where(Message.id == open_id, _digest_open(now))
-                .values(item_count=Message.item_count + 1, updated_at=now,
-                        occurred_at=case((Message.occurred_at > occurred, occurred), else_=Message.occurred_at))
+                update(Message)
+                .where(Message.id == open_id, _digest_open(now))
+                .values(
+                    item_count=Message.item_count + 1,
+                    updated_at=now,
+                    occurred_at=case((Message.occurred_at > occurred, occurred), else_=Message.occurred_at),
+                )
             )
             if joined.rowcount:
                 await session.execute(update(Notification).where(Notification.id == notification_id).values(message_id=open_id))
-                session.add(Attempt(message_id=open_id, customer_id=trigger.customer_id, status=COLLECTING,
-                                    detail=f"{trigger.event_type} {trigger.event_id} joined the digest", at=now))
+                session.add(
+                    Attempt(
+                        message_id=open_id,
+                        customer_id=trigger.customer_id,
+                        status=COLLECTING,
+                        detail=f"{trigger.event_type} {trigger.event_id} joined the digest",
+                        at=now,
+                    )
+                )
                 return await session.get(Message, open_id)
     channel, address, status, reason, next_attempt_at = _initial_state(spec, recipient, digest, now, unresolved_retry_s)
     message = Message(
-        id=message_id, customer_id=trigger.customer_id, contact_id=recipient.view.contact_id, recipient_key=recipient.key,
-        rule_id=spec.rule_id, rule_name=spec.rule_name, template_key=spec.template_key, channel=channel or spec.channel,
-        address=address, language=recipient.view.language, category=spec.category, urgency=spec.urgency,
-        priority=catalog.PRIORITY[spec.urgency], occurred_at=trigger.occurred(now), status=status,
-        reason=reason, digest_group=group, item_count=1, attempts=0,
+        id=message_id,
+        customer_id=trigger.customer_id,
+        contact_id=recipient.view.contact_id,
+        recipient_key=recipient.key,
+        rule_id=spec.rule_id,
+        rule_name=spec.rule_name,
+        template_key=spec.template_key,
+        channel=channel or spec.channel,
+        address=address,
+        language=recipient.view.language,
+        category=spec.category,
+        urgency=spec.urgency,
+        priority=catalog.PRIORITY[spec.urgency],
+        occurred_at=trigger.occurred(now),
+        status=status,
+        reason=reason,
+        digest_group=group,
+        item_count=1,
+        attempts=0,
         next_attempt_at=next_attempt_at,
-        created_at=now, updated_at=now,
+        created_at=now,
+        updated_at=now,
     )
     session.add(message)
     await session.flush()  # the message row first: the log references it
-    session.add(Attempt(message_id=message_id, customer_id=trigger.customer_id, status=status,
-                        detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}", at=now))
+    session.add(
+        Attempt(
+            message_id=message_id,
+            customer_id=trigger.customer_id,
+            status=status,
+            detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}",
+            at=now,
+        )
+    )
     await session.flush()
     return message
 
@@ -223,8 +296,15 @@ def _initial_state(spec: Spec, recipient: Recipient, digest: bool, now: dt.datet
     return channel or spec.channel, address, status, reason, next_attempt_at
 
 
-async def enqueue_many(session: AsyncSession, spec: Spec, entries: list[tuple[Trigger, Recipient, dict[str, Any]]], now: dt.datetime,
-                       *, unresolved_retry_s: float = 30.0, chunk: int = 500) -> int:
+async def enqueue_many(
+    session: AsyncSession,
+    spec: Spec,
+    entries: list[tuple[Trigger, Recipient, dict[str, Any]]],
+    now: dt.datetime,
+    *,
+    unresolved_retry_s: float = 30.0,
+    chunk: int = 500,
+) -> int:
     """`enqueue` for many recipients of one spec in three multi-row inserts per chunk (notifications, messages, logs)
     instead of three statements each. Same guarantees: a notification that exists already adds nothing. Returns how
     many messages were created. Digests join open messages one by one, so they take the single path."""
@@ -235,40 +315,100 @@ async def enqueue_many(session: AsyncSession, spec: Spec, entries: list[tuple[Tr
     for start in range(0, len(entries), chunk):
         planned = {}
         notifications = []
-        for trigger, recipient, values in entries[start:start + chunk]:
+        for trigger, recipient, values in entries[start : start + chunk]:
             message_id = str(uuid.uuid4())
             planned[message_id] = (trigger, recipient)
-            notifications.append(dict(id=str(uuid.uuid4()), event_id=trigger.event_id, event_type=trigger.event_type, rule_id=spec.rule_id,
-                                      recipient_key=recipient.key, customer_id=trigger.customer_id, contact_id=recipient.view.contact_id,
-                                      variables=values, message_id=message_id, created_at=now))
+            notifications.append(
+                dict(
+                    id=str(uuid.uuid4()),
+                    event_id=trigger.event_id,
+                    event_type=trigger.event_type,
+                    rule_id=spec.rule_id,
+                    recipient_key=recipient.key,
+                    customer_id=trigger.customer_id,
+                    contact_id=recipient.view.contact_id,
+                    variables=values,
+                    message_id=message_id,
+                    created_at=now,
+                )
+            )
         table = Notification.__table__
-        inserted = (await session.execute(
-            module.insert(table).values(notifications).on_conflict_do_nothing(index_elements=["event_id", "rule_id", "recipient_key"])
-            .returning(table.c.message_id)
-        )).scalars().all()
+        inserted = (
+            (
+                await session.execute(
+                    module.insert(table)
+                    .values(notifications)
+                    .on_conflict_do_nothing(index_elements=["event_id", "rule_id", "recipient_key"])
+                    .returning(table.c.message_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         if not inserted:
             continue
         messages, logs = [], []
         for message_id in inserted:
             trigger, recipient = planned[message_id]
             channel, address, status, reason, next_attempt_at = _initial_state(spec, recipient, False, now, unresolved_retry_s)
-            messages.append(dict(
-                id=message_id, customer_id=trigger.customer_id, contact_id=recipient.view.contact_id, recipient_key=recipient.key,
-                rule_id=spec.rule_id, rule_name=spec.rule_name, template_key=spec.template_key, template_version=None, channel=channel,
-                address=address, language=recipient.view.language, category=spec.category, urgency=spec.urgency,
-                priority=catalog.PRIORITY[spec.urgency], occurred_at=trigger.occurred(now), status=status, reason=reason, subject=None, body=None, digest_group=None, item_count=1, attempts=0, next_attempt_at=next_attempt_at,
-                lease_until=None, last_error=None, provider_id=None, created_at=now, updated_at=now, sent_at=None,
-            ))
-            logs.append(dict(message_id=message_id, customer_id=trigger.customer_id, attempt=0, status=status,
-                             detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}", at=now))
+            messages.append(
+                dict(
+                    id=message_id,
+                    customer_id=trigger.customer_id,
+                    contact_id=recipient.view.contact_id,
+                    recipient_key=recipient.key,
+                    rule_id=spec.rule_id,
+                    rule_name=spec.rule_name,
+                    template_key=spec.template_key,
+                    template_version=None,
+                    channel=channel,
+                    address=address,
+                    language=recipient.view.language,
+                    category=spec.category,
+                    urgency=spec.urgency,
+                    priority=catalog.PRIORITY[spec.urgency],
+                    occurred_at=trigger.occurred(now),
+                    status=status,
+                    reason=reason,
+                    subject=None,
+                    body=None,
+                    digest_group=None,
+                    item_count=1,
+                    attempts=0,
+                    next_attempt_at=next_attempt_at,
+                    lease_until=None,
+                    last_error=None,
+                    provider_id=None,
+                    created_at=now,
+                    updated_at=now,
+                    sent_at=None,
+                )
+            )
+            logs.append(
+                dict(
+                    message_id=message_id,
+                    customer_id=trigger.customer_id,
+                    attempt=0,
+                    status=status,
+                    detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}",
+                    at=now,
+                )
+            )
         await session.execute(insert(Message.__table__), messages)
         await session.execute(insert(Attempt.__table__), logs)
         created += len(messages)
     return created
 
 
-async def process_trigger(session: AsyncSession, trigger: Trigger, now: dt.datetime, *, survey_base_url: str = "",
-                          unresolved_retry_s: float = 30.0, erasure_secret: str | None = None) -> list[Message]:
+async def process_trigger(
+    session: AsyncSession,
+    trigger: Trigger,
+    now: dt.datetime,
+    *,
+    survey_base_url: str = "",
+    unresolved_retry_s: float = 30.0,
+    erasure_secret: str | None = None,
+) -> list[Message]:
     """Run every matching rule for the trigger; returns the messages created or joined.
 
     Event callers pass `erasure_secret` (settings) so reporters who were erased are recognised by address.
@@ -322,7 +462,7 @@ def trigger_from_event(envelope, payload) -> Trigger:
     customer_id = data.get("customer_id") or data.get("survivor_id") or envelope.key
     occurred = envelope.occurred_at
     if occurred.tzinfo is None:  # the envelope does not insist on an offset: read a naive time as UTC
-        occurred = occurred.replace(tzinfo=dt.timezone.utc)
+        occurred = occurred.replace(tzinfo=dt.UTC)
     return Trigger(trigger_id(envelope, data), envelope.type, customer_id, data, occurred)
 
 

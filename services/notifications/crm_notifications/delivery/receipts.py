@@ -1,4 +1,5 @@
 """Delivery receipts from SMS/push providers and bounces: `sent` becomes `delivered` or `failed`."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -40,13 +41,30 @@ async def apply_receipt(session: AsyncSession, message_id: str, status: str, det
         message.reason = (f"provider receipt: {detail}" if detail else "provider receipt: failed")[:500]
         await emit(
             session,
-            NotificationFailed(notification_id=message.id, customer_id=message.customer_id, contact_id=message.contact_id,
-                               channel=message.channel, template=message.template_key, rule=message.rule_name,
-                               error=message.reason, attempts=message.attempts, failed_at=now),
-            key=message.customer_id, producer=SERVICE_NAME,
+            NotificationFailed(
+                notification_id=message.id,
+                customer_id=message.customer_id,
+                contact_id=message.contact_id,
+                channel=message.channel,
+                template=message.template_key,
+                rule=message.rule_name,
+                error=message.reason,
+                attempts=message.attempts,
+                failed_at=now,
+            ),
+            key=message.customer_id,
+            producer=SERVICE_NAME,
         )
-    session.add(Attempt(message_id=message.id, customer_id=message.customer_id, attempt=message.attempts, status=status,
-                        detail=f"provider receipt{': ' + detail if detail else ''}"[:2000], at=now))
+    session.add(
+        Attempt(
+            message_id=message.id,
+            customer_id=message.customer_id,
+            attempt=message.attempts,
+            status=status,
+            detail=f"provider receipt{': ' + detail if detail else ''}"[:2000],
+            at=now,
+        )
+    )
     MESSAGE_TRANSITIONS.labels(message.channel, status).inc()
     await session.flush()
     return message

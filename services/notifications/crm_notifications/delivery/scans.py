@@ -3,6 +3,7 @@
 Each scan derives a deterministic trigger id (customer + contract end / lost date), so running the
 scan again, or on two replicas, adds nothing: the (event id, rule, contact) key already exists.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,17 +22,25 @@ async def renewal_scan(session: AsyncSession, now: dt.datetime, *, days_before: 
     customers = (
         await session.scalars(
             select(CustomerRecord).where(
-                CustomerRecord.contract_end.is_not(None), CustomerRecord.contract_end >= today, CustomerRecord.contract_end <= horizon,
-                CustomerRecord.erased.is_(False), CustomerRecord.merged_into.is_(None),
+                CustomerRecord.contract_end.is_not(None),
+                CustomerRecord.contract_end >= today,
+                CustomerRecord.contract_end <= horizon,
+                CustomerRecord.erased.is_(False),
+                CustomerRecord.merged_into.is_(None),
             )
         )
     ).all()
     produced: list[Message] = []
     for customer in customers:
         trigger = Trigger(
-            f"renewal:{customer.customer_id}:{customer.contract_end.isoformat()}", "ContractRenewalDue", customer.customer_id,
-            {"customer_id": customer.customer_id, "contract_end": customer.contract_end.isoformat(),
-             "days_to_contract_end": (customer.contract_end - today).days},
+            f"renewal:{customer.customer_id}:{customer.contract_end.isoformat()}",
+            "ContractRenewalDue",
+            customer.customer_id,
+            {
+                "customer_id": customer.customer_id,
+                "contract_end": customer.contract_end.isoformat(),
+                "days_to_contract_end": (customer.contract_end - today).days,
+            },
         )
         produced += await process_trigger(session, trigger, now, survey_base_url=survey_base_url)
     return produced
@@ -42,17 +51,25 @@ async def winback_scan(session: AsyncSession, now: dt.datetime, *, after_days: i
     customers = (
         await session.scalars(
             select(CustomerRecord).where(
-                CustomerRecord.status == "lost", CustomerRecord.status_since.is_not(None), CustomerRecord.status_since <= cutoff,
-                CustomerRecord.erased.is_(False), CustomerRecord.merged_into.is_(None),
+                CustomerRecord.status == "lost",
+                CustomerRecord.status_since.is_not(None),
+                CustomerRecord.status_since <= cutoff,
+                CustomerRecord.erased.is_(False),
+                CustomerRecord.merged_into.is_(None),
             )
         )
     ).all()
     produced: list[Message] = []
     for customer in customers:
         trigger = Trigger(
-            f"winback:{customer.customer_id}:{customer.status_since.date().isoformat()}", "CustomerWinBack", customer.customer_id,
-            {"customer_id": customer.customer_id, "lost_since": customer.status_since.date().isoformat(),
-             "lost_days": (now - customer.status_since).days},
+            f"winback:{customer.customer_id}:{customer.status_since.date().isoformat()}",
+            "CustomerWinBack",
+            customer.customer_id,
+            {
+                "customer_id": customer.customer_id,
+                "lost_since": customer.status_since.date().isoformat(),
+                "lost_days": (now - customer.status_since).days,
+            },
         )
         produced += await process_trigger(session, trigger, now, survey_base_url=survey_base_url)
     return produced

@@ -1,4 +1,5 @@
 """Bodies of the delivery log, the in-app inbox and provider receipts."""
+
 from __future__ import annotations
 
 import datetime as dt

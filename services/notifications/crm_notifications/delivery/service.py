@@ -1,5 +1,6 @@
 """The delivery log, the in-app inbox and the notification statistics: reads and the inbox's one change.
 Sending is the dispatcher's (dispatcher.py), turning events into messages the pipeline's (pipeline.py)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -118,7 +119,14 @@ async def statistics(session: AsyncSession, since: dt.datetime) -> dict[str, Any
         ).all()
     }
     # written as the two partial indexes' predicates, so the count reads them rather than the table
-    backlog = await session.scalar(select(func.count()).where(
-        or_(status_in(Message.status, DUE_STATUSES), status_in(Message.status, (SENDING,)))))
-    return {"total": sum(by_status.values()), "by_status": by_status, "by_channel": by_channel, "by_rule": by_rule,
-            "suppressed_by_reason": suppressed, "backlog": int(backlog or 0)}
+    backlog = await session.scalar(
+        select(func.count()).where(or_(status_in(Message.status, DUE_STATUSES), status_in(Message.status, (SENDING,))))
+    )
+    return {
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "by_channel": by_channel,
+        "by_rule": by_rule,
+        "suppressed_by_reason": suppressed,
+        "backlog": int(backlog or 0),
+    }

@@ -14,13 +14,15 @@ The person's addresses are remembered only as keyed hashes (`nf_erased_addresses
 NOTIFICATIONS_ERASURE_SECRET), so an event still in flight that names them as a reporter produces nothing and a
 queued message to them is suppressed.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +40,7 @@ ERASED_REASON = "contact erased"
 
 
 # --- addresses -------------------------------------------------------------------------------------------------
+
 
 def normalize_address(address: str | None) -> str | None:
     """The form an address is hashed in: an email as crm_common.contacts keys it; a phone number as the digits of its
@@ -94,18 +97,21 @@ async def _remember(session: AsyncSession, addresses: Iterable[str], now: dt.dat
         return
     module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     await session.execute(
-        module.insert(ErasedAddress).values([{"address_hash": h, "erased_at": now} for h in hashes])
+        module.insert(ErasedAddress)
+        .values([{"address_hash": h, "erased_at": now} for h in hashes])
         .on_conflict_do_nothing(index_elements=["address_hash"])
     )
 
 
 # --- scrubbing text ---------------------------------------------------------------------------------------------
 
+
 class Scrubber:
     """Cuts a person's identifiers out of text: names and emails case-insensitively, phones in any formatting."""
 
-    def __init__(self, names: Iterable[str | None], emails: Iterable[str | None], phones: Iterable[str | None],
-                 others: Iterable[str | None] = ()):
+    def __init__(
+        self, names: Iterable[str | None], emails: Iterable[str | None], phones: Iterable[str | None], others: Iterable[str | None] = ()
+    ):
         patterns: list[str] = []
         self.needles: list[str] = []  # lower-case literals for a cheap SQL pre-filter
         for value in [*names, *emails, *others]:
@@ -145,6 +151,7 @@ class Scrubber:
 
 
 # --- the erasure ------------------------------------------------------------------------------------------------
+
 
 async def _related_customers(session: AsyncSession, customer_id: str) -> list[str]:
     """The customer and every customer merged into it (their messages kept their old customer id)."""
@@ -190,8 +197,17 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
     await session.execute(
         update(ContactRecord)
         .where(ContactRecord.contact_id.in_(contact_ids))
-        .values(erased=True, name=None, role=None, email=None, phone=None, quiet_hours_start=None, quiet_hours_end=None,
-                marketing_consent=False, updated_at=now)
+        .values(
+            erased=True,
+            name=None,
+            role=None,
+            email=None,
+            phone=None,
+            quiet_hours_start=None,
+            quiet_hours_end=None,
+            marketing_consent=False,
+            updated_at=now,
+        )
     )
     await session.execute(ContactAddress.__table__.delete().where(ContactAddress.contact_id.in_(contact_ids)))
     await session.execute(Preference.__table__.delete().where(Preference.contact_id.in_(contact_ids)))
@@ -205,10 +221,17 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
     if contact_ids:
         candidates = select(Message).where(Message.customer_id.in_(customer_ids) | Message.contact_id.in_(contact_ids))
     for message in (await session.scalars(candidates)).all():
-        if erased.contact_id is None or message.contact_id in contact_ids or (
-            message.contact_id is None and message.recipient_key.startswith("reporter:")
-            and (address_hash(message.recipient_key[len("reporter:"):], secret) in erased_hashes
-                 or address_hash(message.address, secret) in erased_hashes)
+        if (
+            erased.contact_id is None
+            or message.contact_id in contact_ids
+            or (
+                message.contact_id is None
+                and message.recipient_key.startswith("reporter:")
+                and (
+                    address_hash(message.recipient_key[len("reporter:") :], secret) in erased_hashes
+                    or address_hash(message.address, secret) in erased_hashes
+                )
+            )
         ):
             owned[message.id] = message
     for message in owned.values():
@@ -233,8 +256,16 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
                 notification.recipient_key = tombstone
         await session.execute(update(Attempt).where(Attempt.message_id.in_(ids)).values(detail=None))
         for message_id in ids:
-            session.add(Attempt(message_id=message_id, customer_id=owned[message_id].customer_id, attempt=0, status=SUPPRESSED,
-                                detail="contact erased; log anonymised", at=now))
+            session.add(
+                Attempt(
+                    message_id=message_id,
+                    customer_id=owned[message_id].customer_id,
+                    attempt=0,
+                    status=SUPPRESSED,
+                    detail="contact erased; log anonymised",
+                    at=now,
+                )
+            )
         await session.flush()
 
     if scrub:
@@ -245,11 +276,21 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
 
 async def _scrub_others(session: AsyncSession, scrub: Scrubber, customer_ids: list[str], owned: set[str]) -> None:
     """The person's identifiers inside other rows: colleagues' notifications, staff inbox tasks, logs, our outbox."""
-    for message in (await session.scalars(select(Message).where(
-        Message.customer_id.in_(customer_ids), Message.id.not_in(owned) if owned else true(),
-        or_(scrub.maybe_in(Message.subject), scrub.maybe_in(Message.body), scrub.maybe_in(Message.last_error),
-            scrub.maybe_in(Message.reason), scrub.maybe_in(Message.digest_group)),
-    ))).all():
+    for message in (
+        await session.scalars(
+            select(Message).where(
+                Message.customer_id.in_(customer_ids),
+                Message.id.not_in(owned) if owned else true(),
+                or_(
+                    scrub.maybe_in(Message.subject),
+                    scrub.maybe_in(Message.body),
+                    scrub.maybe_in(Message.last_error),
+                    scrub.maybe_in(Message.reason),
+                    scrub.maybe_in(Message.digest_group),
+                ),
+            )
+        )
+    ).all():
         message.subject, message.body = scrub.text(message.subject), scrub.text(message.body)
         message.last_error, message.reason = scrub.text(message.last_error), scrub.text(message.reason)
         message.digest_group = scrub.text(message.digest_group)
@@ -258,11 +299,18 @@ async def _scrub_others(session: AsyncSession, scrub: Scrubber, customer_ids: li
         cleaned = scrub.data(notification.variables)
         if cleaned != notification.variables:
             notification.variables = cleaned
-    for attempt in (await session.scalars(select(Attempt).where(Attempt.customer_id.in_(customer_ids), scrub.maybe_in(Attempt.detail)))).all():
+    for attempt in (
+        await session.scalars(select(Attempt).where(Attempt.customer_id.in_(customer_ids), scrub.maybe_in(Attempt.detail)))
+    ).all():
         attempt.detail = scrub.text(attempt.detail)
-    for task in (await session.scalars(select(InboxTask).where(
-        InboxTask.customer_id.in_(customer_ids), or_(scrub.maybe_in(InboxTask.title), scrub.maybe_in(InboxTask.body)),
-    ))).all():
+    for task in (
+        await session.scalars(
+            select(InboxTask).where(
+                InboxTask.customer_id.in_(customer_ids),
+                or_(scrub.maybe_in(InboxTask.title), scrub.maybe_in(InboxTask.body)),
+            )
+        )
+    ).all():
         task.title, task.body = scrub.text(task.title), scrub.text(task.body)
     # our own events (NotificationSent/Failed: error texts): pending ones before the relay publishes them, and the
     # published copies kept for the retention period

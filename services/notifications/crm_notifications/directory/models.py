@@ -1,4 +1,5 @@
 """What this service knows about customers and contacts, kept current from crm.customers / crm.scoring."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Keeps the local copy of customers and contacts current from customer-profile and scoring events."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -134,7 +135,7 @@ CHUNK = 500
 def chunks(values: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
     values = list(values)
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 async def contact_views(session: AsyncSession, contacts: Iterable[ContactRecord]) -> dict[str, ContactView]:
@@ -149,11 +150,19 @@ async def contact_views(session: AsyncSession, contacts: Iterable[ContactRecord]
         if contact.phone:
             addresses[contact.contact_id]["sms"] = contact.phone
     for ids in chunks(addresses):
-        for row in (await session.execute(select(ContactAddress.contact_id, ContactAddress.channel, ContactAddress.address)
-                                          .where(ContactAddress.contact_id.in_(ids)))).all():
+        for row in (
+            await session.execute(
+                select(ContactAddress.contact_id, ContactAddress.channel, ContactAddress.address).where(ContactAddress.contact_id.in_(ids))
+            )
+        ).all():
             addresses[row.contact_id][row.channel] = row.address
-        for row in (await session.execute(select(Preference.contact_id, Preference.category, Preference.opted_in, Preference.channel)
-                                          .where(Preference.contact_id.in_(ids)))).all():
+        for row in (
+            await session.execute(
+                select(Preference.contact_id, Preference.category, Preference.opted_in, Preference.channel).where(
+                    Preference.contact_id.in_(ids)
+                )
+            )
+        ).all():
             preferences[row.contact_id][row.category] = PreferenceView(opted_in=row.opted_in, channel=row.channel)
     return {contact.contact_id: _view(contact, addresses[contact.contact_id], preferences[contact.contact_id]) for contact in contacts}
 

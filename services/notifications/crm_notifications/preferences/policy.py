@@ -1,5 +1,6 @@
 """Whether, when and on which channel a contact may be reached. Pure functions: the pipeline and the
 dispatcher gather the facts, these decide."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -83,14 +84,14 @@ def quiet_hours_end(now: dt.datetime, timezone: str, start: dt.time | None, end:
         if reach_end <= local:
             reach_end += dt.timedelta(days=1)
         # when the clock reads `end` if its offset stays as it is now (in UTC: aware arithmetic in a zone is wall-clock)
-        candidate = instant.astimezone(dt.timezone.utc) + (reach_end - local)
+        candidate = instant.astimezone(dt.UTC) + (reach_end - local)
         change = _next_offset_change(instant, candidate.astimezone(zone))
         if change is None:
             return candidate
         instant = change
         if not in_quiet_hours(_wall_time(instant), start, end):
-            return instant.astimezone(dt.timezone.utc)
-    return instant.astimezone(dt.timezone.utc)
+            return instant.astimezone(dt.UTC)
+    return instant.astimezone(dt.UTC)
 
 
 def _wall_time(local: dt.datetime) -> dt.time:

@@ -32,7 +32,10 @@ class PreferencesOut(BaseModel):
     addresses: dict[str, str]
     # give it to the customer's IT: any Standard Webhooks library verifies the webhook-signature header with it
     webhook_signing_secret: str | None = Field(default=None, description="whsec_...: verifies webhook-signature (Standard Webhooks)")
-    webhook_secret: str | None = Field(default=None, description="the same key in hex: verifies the legacy X-CRM-Signature (kept for one version)")
+    webhook_secret: str | None = Field(
+        default=None, description="the same key in hex: verifies the legacy X-CRM-Signature (kept for one version)"
+    )
     every_category: CategoryChoice | None = Field(
-        default=None, description='the "*" entry: the choice for every category without its own entry (None: not set)')
+        default=None, description='the "*" entry: the choice for every category without its own entry (None: not set)'
+    )
     categories: list[CategoryState]

@@ -35,7 +35,11 @@ def address_error(channel: str, address: str) -> str | None:
     if channel == "webhook":
         return None if _URL.match(address) and len(address) <= 1000 else "webhook address must be an http(s) URL"
     if channel == "push":
-        return None if 8 <= len(address) <= 500 and not any(c.isspace() for c in address) else "push token must be 8-500 characters without spaces"
+        return (
+            None
+            if 8 <= len(address) <= 500 and not any(c.isspace() for c in address)
+            else "push token must be 8-500 characters without spaces"
+        )
     return f"unknown channel {channel!r}"
 
 
@@ -53,7 +57,13 @@ async def update(session: AsyncSession, contact_id: str, data: PreferencesIn, *,
         if category != EVERY_CATEGORY and category not in catalog.CATEGORIES:
             errors.append({"loc": ["body", "categories", category], "msg": f"unknown category {category!r}", "type": "unknown_category"})
         if choice.channel is not None and choice.channel not in CONTACT_CHANNELS:
-            errors.append({"loc": ["body", "categories", category, "channel"], "msg": f"unknown channel {choice.channel!r}", "type": "unknown_channel"})
+            errors.append(
+                {
+                    "loc": ["body", "categories", category, "channel"],
+                    "msg": f"unknown channel {choice.channel!r}",
+                    "type": "unknown_channel",
+                }
+            )
     for channel, address in data.addresses.items():
         problem = address_error(channel, address) if channel in CONTACT_CHANNELS else f"unknown channel {channel!r}"
         if problem:
@@ -95,14 +105,28 @@ async def show(session: AsyncSession, contact_id: str, *, webhook_master_secret:
             continue
         decision = consent_decision(view, category)
         row = stored.get(category)
-        states.append(CategoryState(category=category, kind=kind, opted_in=row.opted_in if row else None,
-                                    channel=row.channel if row else None, effective=decision.reason or "send"))
+        states.append(
+            CategoryState(
+                category=category,
+                kind=kind,
+                opted_in=row.opted_in if row else None,
+                channel=row.channel if row else None,
+                effective=decision.reason or "send",
+            )
+        )
     secret = None
     if webhook_master_secret and "webhook" in view.addresses:
         secret = endpoint_secret(webhook_master_secret, contact.contact_id)
     general = stored.get(EVERY_CATEGORY)
-    return PreferencesOut(contact_id=contact.contact_id, customer_id=contact.customer_id, language=view.language, timezone=view.timezone,
-                          marketing_consent=view.marketing_consent, addresses=view.addresses, webhook_secret=secret,
-                          webhook_signing_secret=standard_secret(secret) if secret else None,
-                          every_category=CategoryChoice(opted_in=general.opted_in, channel=general.channel) if general else None,
-                          categories=states)
+    return PreferencesOut(
+        contact_id=contact.contact_id,
+        customer_id=contact.customer_id,
+        language=view.language,
+        timezone=view.timezone,
+        marketing_consent=view.marketing_consent,
+        addresses=view.addresses,
+        webhook_secret=secret,
+        webhook_signing_secret=standard_secret(secret) if secret else None,
+        every_category=CategoryChoice(opted_in=general.opted_in, channel=general.channel) if general else None,
+        categories=states,
+    )

@@ -1,4 +1,5 @@
 """Rule conditions as data: [{"field": "new_tier", "op": "eq", "value": "key_account"}, ...], all must hold."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Rules CRUD with validation against the event registry, the catalog and the stored templates."""
+
 from __future__ import annotations
 
 import uuid
@@ -56,16 +57,28 @@ async def validate(session: AsyncSession, data: RuleIn) -> None:
         fields = catalog.condition_fields(data.event_type)
         for i, condition in enumerate(data.conditions):
             if condition.op not in OPS:
-                errors.append({"loc": ["body", "conditions", str(i), "op"], "msg": f"unknown operator {condition.op!r}", "type": "unknown_operator"})
+                errors.append(
+                    {"loc": ["body", "conditions", str(i), "op"], "msg": f"unknown operator {condition.op!r}", "type": "unknown_operator"}
+                )
             if condition.field not in fields:
-                errors.append({"loc": ["body", "conditions", str(i), "field"], "msg": f"{data.event_type} has no field {condition.field!r}", "type": "unknown_field"})
+                errors.append(
+                    {
+                        "loc": ["body", "conditions", str(i), "field"],
+                        "msg": f"{data.event_type} has no field {condition.field!r}",
+                        "type": "unknown_field",
+                    }
+                )
         if data.digest_key is not None and data.digest_key not in fields:
             err("digest_key", f"{data.event_type} has no field {data.digest_key!r}", "unknown_field")
         if await templates.exists(session, data.template_key):
             available = catalog.trigger_variables(data.event_type, digest=data.digest_window_s is not None)
             missing = sorted(await templates.declared_variables(session, data.template_key) - available)
             if missing:
-                err("template_key", f"template {data.template_key!r} needs {missing}, which {data.event_type} does not provide", "template_variables")
+                err(
+                    "template_key",
+                    f"template {data.template_key!r} needs {missing}, which {data.event_type} does not provide",
+                    "template_variables",
+                )
         else:
             err("template_key", f"no template {data.template_key!r}", "unknown_template")
     if errors:

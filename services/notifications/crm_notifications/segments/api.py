@@ -22,6 +22,7 @@ async def segment_send(data: SegmentSendIn, runtime: RuntimeDep, once: Idempoten
 
 
 PROBLEMS: ProblemMapping = {
-    service.RecipientCountChanged: lambda exc: Problem(409, "Recipient count changed", str(exc), recipients=exc.recipients,
-                                                       expected_recipients=exc.expected),
+    service.RecipientCountChanged: lambda exc: Problem(
+        409, "Recipient count changed", str(exc), recipients=exc.recipients, expected_recipients=exc.expected
+    ),
 }

@@ -1,5 +1,6 @@
 """Manual sends to a segment (e.g. every A-class customer): a dry run counts, the real send must
 quote that count, so nobody mails a thousand customers by accident."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -65,7 +66,9 @@ async def _validate(session: AsyncSession, data: SegmentSendIn) -> None:
     else:
         missing = sorted(await templates.declared_variables(session, data.template_key) - catalog.trigger_variables("SegmentSend"))
         if missing:
-            errors.append({"loc": ["body", "template_key"], "msg": f"a segment send cannot provide {missing}", "type": "template_variables"})
+            errors.append(
+                {"loc": ["body", "template_key"], "msg": f"a segment send cannot provide {missing}", "type": "template_variables"}
+            )
     if errors:
         raise invalid(errors, "; ".join(e["msg"] for e in errors))
 
@@ -104,14 +107,29 @@ async def segment_send(session: AsyncSession, data: SegmentSendIn, now: dt.datet
     if data.expected_recipients is None or data.expected_recipients != len(eligible):
         raise RecipientCountChanged(len(eligible), data.expected_recipients)
     send_id = str(uuid.uuid4())
-    session.add(SegmentSend(id=send_id, segment=data.segment.model_dump(exclude_none=True), template_key=data.template_key,
-                            channel=data.channel, category=data.category, recipients=len(eligible), created_at=now))
+    session.add(
+        SegmentSend(
+            id=send_id,
+            segment=data.segment.model_dump(exclude_none=True),
+            template_key=data.template_key,
+            channel=data.channel,
+            category=data.category,
+            recipients=len(eligible),
+            created_at=now,
+        )
+    )
     spec = Spec(send_id, "segment-send", data.template_key, "customer_contacts", data.channel, data.category)
     segment = data.segment.model_dump(exclude_none=True)
     entries = []
     for customer, recipient in eligible:
-        trigger = Trigger(send_id, "SegmentSend", customer.customer_id,
-                          {"customer_id": customer.customer_id, "segment_send_id": send_id, "segment": segment})
+        trigger = Trigger(
+            send_id,
+            "SegmentSend",
+            customer.customer_id,
+            {"customer_id": customer.customer_id, "segment_send_id": send_id, "segment": segment},
+        )
         entries.append((trigger, recipient, variables(trigger, customer, recipient, survey_base_url="")))
     queued = await enqueue_many(session, spec, entries, now)
-    return SegmentSendOut(id=send_id, dry_run=False, customers=len(customers), recipients=len(eligible), suppressed=suppressed, queued=queued)
+    return SegmentSendOut(
+        id=send_id, dry_run=False, customers=len(customers), recipients=len(eligible), suppressed=suppressed, queued=queued
+    )

@@ -37,7 +37,12 @@ async def get_template(key: str, language: str, session: SessionDep):
 async def update_template(key: str, language: str, data: TemplateIn, runtime: RuntimeDep):
     """Saves a new version; earlier versions stay for the record."""
     if language not in ("zh-CN", "en"):
-        raise Problem(422, "Validation failed", "language must be zh-CN or en", errors=[{"loc": ["path", "language"], "msg": "zh-CN or en", "type": "enum"}])
+        raise Problem(
+            422,
+            "Validation failed",
+            "language must be zh-CN or en",
+            errors=[{"loc": ["path", "language"], "msg": "zh-CN or en", "type": "enum"}],
+        )
     async with runtime.transaction() as session:
         return await service.save_version(session, key=key, language=language, **data.model_dump())
 

@@ -1,4 +1,5 @@
 """Jinja2 in a sandbox. Templates declare their variables; anything else is refused at save time."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,9 +46,7 @@ def validate_template(subject: str, body: str, variables: list[str]) -> None:
             errors.append(FieldError(["body", part], f"template syntax error on line {exc.lineno}: {exc.message}", "template_syntax"))
             continue
         for name in sorted(used - declared):
-            errors.append(
-                FieldError(["body", part], f"variable {name!r} is used but not declared in 'variables'", "undeclared_variable")
-            )
+            errors.append(FieldError(["body", part], f"variable {name!r} is used but not declared in 'variables'", "undeclared_variable"))
     if errors:
         raise TemplateInvalid(errors)
 

@@ -1,4 +1,5 @@
 """Templates: versioned per (key, language); saving validates variables; the newest version is used."""
+
 from __future__ import annotations
 
 import uuid
@@ -94,7 +95,9 @@ async def get_current_or_404(session: AsyncSession, key: str, language: str) -> 
 async def list_current(session: AsyncSession) -> list[TemplateVersion]:
     rows = (
         await session.scalars(
-            select(TemplateVersion).where(TemplateVersion.deleted.is_(False)).order_by(TemplateVersion.key, TemplateVersion.language, TemplateVersion.version.desc())
+            select(TemplateVersion)
+            .where(TemplateVersion.deleted.is_(False))
+            .order_by(TemplateVersion.key, TemplateVersion.language, TemplateVersion.version.desc())
         )
     ).all()
     seen: set[tuple[str, str]] = set()
@@ -107,7 +110,11 @@ async def list_current(session: AsyncSession) -> list[TemplateVersion]:
 
 
 async def versions(session: AsyncSession, key: str) -> list[TemplateVersion]:
-    rows = (await session.scalars(select(TemplateVersion).where(TemplateVersion.key == key).order_by(TemplateVersion.language, TemplateVersion.version))).all()
+    rows = (
+        await session.scalars(
+            select(TemplateVersion).where(TemplateVersion.key == key).order_by(TemplateVersion.language, TemplateVersion.version)
+        )
+    ).all()
     if not rows:
         raise TemplateNotFound(f"No template {key!r}.")
     return list(rows)

@@ -4,9 +4,10 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
 """
-import sqlalchemy as sa
-from alembic import op
 
+import sqlalchemy as sa
+
+from alembic import op
 from crm_common.db import UTCDateTime
 from crm_common.migrations import create_messaging_tables, drop_messaging_tables
 
@@ -151,5 +152,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_messaging_tables(op)
-    for table in ("population_model", "score_history", "customer_scores", "surveys", "complaints", "invoices", "orders", "erased_customers", "customer_aliases", "customers"):
+    for table in (
+        "population_model",
+        "score_history",
+        "customer_scores",
+        "surveys",
+        "complaints",
+        "invoices",
+        "orders",
+        "erased_customers",
+        "customer_aliases",
+        "customers",
+    ):
         op.drop_table(table)

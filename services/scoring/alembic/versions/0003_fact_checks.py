@@ -11,7 +11,9 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-07
 """
+
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0003"
@@ -67,9 +69,12 @@ CHECKS = {
 def upgrade() -> None:
     for table, checks in CHECKS.items():
         broken = " OR ".join(f"NOT ({condition})" for condition in checks.values())
-        op.execute(sa.text(
-            f"INSERT INTO rescore_queue (customer_id, seq, marked_at) SELECT DISTINCT customer_id, 1, CURRENT_TIMESTAMP FROM {table} "
-            f"WHERE {broken} ON CONFLICT (customer_id) DO NOTHING"))
+        op.execute(
+            sa.text(
+                f"INSERT INTO rescore_queue (customer_id, seq, marked_at) SELECT DISTINCT customer_id, 1, CURRENT_TIMESTAMP FROM {table} "
+                f"WHERE {broken} ON CONFLICT (customer_id) DO NOTHING"
+            )
+        )
         op.execute(sa.text(f"DELETE FROM {table} WHERE {broken}"))
         with op.batch_alter_table(table) as batch:
             for name, condition in checks.items():

@@ -5,9 +5,10 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-07
 """
-import sqlalchemy as sa
-from alembic import op
 
+import sqlalchemy as sa
+
+from alembic import op
 from crm_common.db import UTCDateTime
 
 revision = "0006"
@@ -26,7 +27,10 @@ ORDER_COLUMNS = (
     sa.Column("pod_return_due_at", UTCDateTime()),
     sa.Column("pod_returned_at", UTCDateTime()),
 )
-QUANTITY_CHECKS = {f"ck_orders_{name}": f"{name} IS NULL OR ({name} >= 0 AND {name} <= {MAX_QUANTITY})" for name in ("quantity_ordered", "quantity_shipped")}
+QUANTITY_CHECKS = {
+    f"ck_orders_{name}": f"{name} IS NULL OR ({name} >= 0 AND {name} <= {MAX_QUANTITY})"
+    for name in ("quantity_ordered", "quantity_shipped")
+}
 
 
 def upgrade() -> None:
@@ -50,8 +54,17 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(100), primary_key=True),
         sa.Column("month", sa.String(7), primary_key=True),
         sa.Column("orders", sa.Integer(), nullable=False),
-        *(sa.Column(name, sa.Float()) for name in ("on_time_pickup_pct", "on_time_delivery_pct", "order_completion_pct", "damage_rate_pct",
-                                                    "loss_rate_pct", "fill_rate_pct")),
+        *(
+            sa.Column(name, sa.Float())
+            for name in (
+                "on_time_pickup_pct",
+                "on_time_delivery_pct",
+                "order_completion_pct",
+                "damage_rate_pct",
+                "loss_rate_pct",
+                "fill_rate_pct",
+            )
+        ),
         sa.Column("urgent_orders", sa.Integer(), nullable=False),
         sa.Column("urgent_completion_pct", sa.Float()),
         sa.Column("documents_on_time_pct", sa.Float()),

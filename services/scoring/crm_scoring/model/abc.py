@@ -6,6 +6,7 @@ are B, up to ceil(n * (a + b + c)) are C, the rest D. The cut-offs are stored as
 thresholds, so a single customer can be classed between population recomputes and ties always share
 the better class. Customers that contribute nothing are D.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ class AbcThresholds:
         return {"A": self.a, "B": self.b, "C": self.c}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AbcThresholds":
+    def from_dict(cls, data: dict[str, Any]) -> AbcThresholds:
         return cls(data.get("A"), data.get("B"), data.get("C"))
 
 

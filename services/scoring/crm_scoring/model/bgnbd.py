@@ -10,6 +10,7 @@ Pareto/NBD Model", Marketing Science 24(2), 275-284. Notation of the paper:
 
 Everything here works on numpy arrays; time is in whatever unit the caller uses (the service uses weeks).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -69,7 +70,9 @@ def individual_log_likelihood(params: BgNbdParams, x: npt.ArrayLike, t_x: npt.Ar
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
-def log_likelihood(params: BgNbdParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> float:
+def log_likelihood(
+    params: BgNbdParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> float:
     ll = individual_log_likelihood(params, x, t_x, T)
     return float(np.sum(ll if weights is None else ll * np.asarray(weights, dtype=float)))
 
@@ -110,7 +113,9 @@ class _Likelihood:
         with np.errstate(divide="ignore", invalid="ignore"):
             a4 = np.where(
                 self.repeat,
-                np.log(a) - self.dx.map(lambda v: np.log(np.maximum(b + v - 1, 1e-300))) - (r + x) * self.dt_x.map(lambda v: np.log(alpha + v)),
+                np.log(a)
+                - self.dx.map(lambda v: np.log(np.maximum(b + v - 1, 1e-300)))
+                - (r + x) * self.dt_x.map(lambda v: np.log(alpha + v)),
                 -np.inf,
             )
         return a1 + a2 + np.logaddexp(a3, a4)
@@ -193,7 +198,9 @@ def expected_purchases(params: BgNbdParams, t: npt.ArrayLike) -> np.ndarray:
     return alive_expectation(params.r, params.alpha, params.a, params.b, t)
 
 
-def conditional_expected_purchases(params: BgNbdParams, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> np.ndarray:
+def conditional_expected_purchases(
+    params: BgNbdParams, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
     """E[Y(t) | x, t_x, T]: expected purchases in the next t time units (equation 10 of the paper).
 
     Equation 10 is P(alive | x, t_x, T) times the expectation of a customer alive now, whose posterior is

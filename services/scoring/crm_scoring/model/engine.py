@@ -1,5 +1,6 @@
 """Population model (quintiles, ABC thresholds, BG/NBD and Gamma-Gamma parameters, normalisers) and
 the scoring of feature rows with it. Pure: DataFrames in, dicts out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from crm_scoring.model import abc, bgnbd, exact, gamma_gamma, rfm, scores
-from crm_scoring.model.render import fill, json_values
 from crm_scoring.model.features import RECENT_DAYS
+from crm_scoring.model.render import fill, json_values
 
 if TYPE_CHECKING:
     from crm_scoring.settings import ScoringSettings
@@ -45,7 +46,7 @@ class PopulationModel:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PopulationModel":
+    def from_dict(cls, d: dict[str, Any]) -> PopulationModel:
         return cls(
             as_of_day=d["as_of_day"],
             abc_basis=d["abc_basis"],
@@ -106,7 +107,9 @@ def fit_population(features: pd.DataFrame, settings: ScoringSettings, as_of_day:
     return model
 
 
-def _clv(features: pd.DataFrame, model: PopulationModel | None, settings: ScoringSettings) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+def _clv(
+    features: pd.DataFrame, model: PopulationModel | None, settings: ScoringSettings
+) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
     """(clv, expected orders in the churn horizon, P(alive), expected margin per transaction) per customer.
 
     A transaction is an order day (BG/NBD's unit). CLV = E[transactions in the CLV horizon] x (E[margin per transaction]
@@ -118,12 +121,18 @@ def _clv(features: pd.DataFrame, model: PopulationModel | None, settings: Scorin
     has = orders_total > 0
     per_day = features["orders_per_day"].to_numpy(dtype=float)
     own_margin = np.where(has, features["margin_total"].to_numpy(dtype=float) / np.maximum(order_days, 1), 0.0)
-    cost_per_day = np.where(has, (features["incident_loss"].to_numpy(dtype=float) + features["compensation"].to_numpy(dtype=float)) / np.maximum(order_days, 1), 0.0)
+    cost_per_day = np.where(
+        has,
+        (features["incident_loss"].to_numpy(dtype=float) + features["compensation"].to_numpy(dtype=float)) / np.maximum(order_days, 1),
+        0.0,
+    )
     if model is not None and model.bgnbd is not None:
         x, t_x, T = (features[c].to_numpy(dtype=float) for c in ("bg_x", "bg_t_x", "bg_T"))
         alive = np.where(has, bgnbd.p_alive(model.bgnbd, x, t_x, T), np.nan)
         horizon = np.where(has, bgnbd.conditional_expected_purchases(model.bgnbd, settings.clv_horizon_days / 7, x, t_x, T), 0.0)
-        short = np.where(has, bgnbd.conditional_expected_purchases(model.bgnbd, settings.churn_horizon_days / 7, x, t_x, T) * per_day, np.nan)
+        short = np.where(
+            has, bgnbd.conditional_expected_purchases(model.bgnbd, settings.churn_horizon_days / 7, x, t_x, T) * per_day, np.nan
+        )
     else:
         rate = features["orders_window"].to_numpy(dtype=float) / settings.window_days  # orders a day, run rate
         alive = np.full(len(features), np.nan)
@@ -134,7 +143,9 @@ def _clv(features: pd.DataFrame, model: PopulationModel | None, settings: Scorin
         gx = features["gg_x"].to_numpy(dtype=float)
         gm = features["gg_mean"].to_numpy(dtype=float)
         modelled = has & ((gx == 0) | (gm > 0))
-        margin_per_day = np.where(modelled, gamma_gamma.expected_average_value(model.gamma_gamma, gx, np.where(gx > 0, gm, 0.0)), own_margin)
+        margin_per_day = np.where(
+            modelled, gamma_gamma.expected_average_value(model.gamma_gamma, gx, np.where(gx > 0, gm, 0.0)), own_margin
+        )
     clv = horizon * (margin_per_day - cost_per_day)
     idx = features.index
     return pd.Series(clv, index=idx), pd.Series(short, index=idx), pd.Series(alive, index=idx), pd.Series(margin_per_day, index=idx)
@@ -171,7 +182,9 @@ class ScoreBatch:
         col = {k: self.columns[k][sl].tolist() for k in RECORD_FIELDS}
         signal_code = scores.signal_codes(self.signals, sl)
         signals = scores.signal_lists(signal_code)
-        tier_json, tier_reasons = scores.tier_explanations(col["tier"], col["abc_class"], self.columns["key_account_flag"][sl].tolist(), col["churn_risk"], col["orders_12m"])
+        tier_json, tier_reasons = scores.tier_explanations(
+            col["tier"], col["abc_class"], self.columns["key_account_flag"][sl].tolist(), col["churn_risk"], col["orders_12m"]
+        )
         revenue_json, orders_json, clv_json = (json_values(col[k]) for k in ("revenue_12m", "orders_12m", "clv_12m"))
         clv_model = "bgnbd+gamma_gamma" if self.model is not None and self.model.bgnbd is not None else "run_rate"
         details = fill(
@@ -179,23 +192,49 @@ class ScoreBatch:
             self.current.explain(sl),
             self.potential.explain(sl),
             scores.abc_explanations(col["abc_class"], col["contribution"], json_values(col["contribution"]), self.model),
-            scores.rfm_explanations(col["rfm_r"], col["rfm_f"], col["rfm_m"], col["rfm_segment"], self.recency_days[sl].tolist(), orders_json, revenue_json),
+            scores.rfm_explanations(
+                col["rfm_r"], col["rfm_f"], col["rfm_m"], col["rfm_segment"], self.recency_days[sl].tolist(), orders_json, revenue_json
+            ),
             self.loyalty.explain(sl),
             self.satisfaction.explain(sl),
             self.credit.explain(sl),
-            scores.churn_risk_explanations(self.columns["churn_risk"], self.columns["p_alive_raw"], self.columns["expected_raw"], signal_code,
-                                           self.risk_with_model, sl),
+            scores.churn_risk_explanations(
+                self.columns["churn_risk"], self.columns["p_alive_raw"], self.columns["expected_raw"], signal_code, self.risk_with_model, sl
+            ),
             scores.lifetime_value_explanations(clv_json, self.margin_per_order_day[sl], clv_model),
             tier_json,
             scores.matrices_explanations(col["value_loyalty"], col["credit_loyalty"], col["value_matrix"]),
         )
         keys = ("customer_id", *RECORD_FIELDS, "detail_json", "tier_reason", "signals")
-        return [dict(zip(keys, row)) for row in zip(self.customer_ids[sl], *(col[k] for k in RECORD_FIELDS), details, tier_reasons, signals)]
+        return [
+            dict(zip(keys, row)) for row in zip(self.customer_ids[sl], *(col[k] for k in RECORD_FIELDS), details, tier_reasons, signals)
+        ]
 
 
-RECORD_FIELDS = ("tier", "abc_class", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "credit_grade", "churn_risk", "current_value", "potential_value", "loyalty",
-                 "satisfaction", "p_alive", "expected_orders_90d", "clv_12m", "revenue_12m", "margin_12m", "orders_12m", "contribution", "value_loyalty",
-                 "credit_loyalty", "value_matrix")
+RECORD_FIELDS = (
+    "tier",
+    "abc_class",
+    "rfm_r",
+    "rfm_f",
+    "rfm_m",
+    "rfm_segment",
+    "credit_grade",
+    "churn_risk",
+    "current_value",
+    "potential_value",
+    "loyalty",
+    "satisfaction",
+    "p_alive",
+    "expected_orders_90d",
+    "clv_12m",
+    "revenue_12m",
+    "margin_12m",
+    "orders_12m",
+    "contribution",
+    "value_loyalty",
+    "credit_loyalty",
+    "value_matrix",
+)
 
 
 def _column(features: pd.DataFrame, name: str) -> np.ndarray:
@@ -219,26 +258,62 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings:
     has_orders = f["orders_total"] > 0
     sow = f["share_of_wallet"].astype(float)
 
-    current = scores.current_value(f["revenue_window"], f["margin_window"], f["avg_order_window"], f["months_active"], norms, settings.current_value_weights)
-    potential = scores.potential_value(f["growth_rate"].astype(float), f["services_used"], sow, clv, norms, settings.potential_value_weights)
-    sat = scores.satisfaction(f["shipments"], f["on_time_known"], f["on_time_count"], f["incidents"], f["complaints"], f["complaints_within_sla"],
-                             f["survey_mean"].astype(float), f["service_level_months"], f["service_level_breaches"], settings.satisfaction_weights)
+    current = scores.current_value(
+        f["revenue_window"], f["margin_window"], f["avg_order_window"], f["months_active"], norms, settings.current_value_weights
+    )
+    potential = scores.potential_value(
+        f["growth_rate"].astype(float), f["services_used"], sow, clv, norms, settings.potential_value_weights
+    )
+    sat = scores.satisfaction(
+        f["shipments"],
+        f["on_time_known"],
+        f["on_time_count"],
+        f["incidents"],
+        f["complaints"],
+        f["complaints_within_sla"],
+        f["survey_mean"].astype(float),
+        f["service_level_months"],
+        f["service_level_breaches"],
+        settings.satisfaction_weights,
+    )
     sat_recent = _recent_satisfaction(f, settings)
     first_day = f["first_order_day"].astype(float)
     tenure = np.where(has_orders, as_of_day - first_day, 0.0)
-    loy = scores.loyalty(f["orders_total"], tenure, f["gap_cv"].astype(float), sow, sat.value, settings.loyalty_weights, settings.tenure_full_days)
-    credit = scores.credit_grade(f["invoices"], f["invoices_paid"], f["invoices_paid_on_time"], f["max_open_days_overdue"].astype(float), f["defaults"],
-                                f["outstanding"].astype(float), f["credit_limit"].astype(float), settings.default_days)
+    loy = scores.loyalty(
+        f["orders_total"], tenure, f["gap_cv"].astype(float), sow, sat.value, settings.loyalty_weights, settings.tenure_full_days
+    )
+    credit = scores.credit_grade(
+        f["invoices"],
+        f["invoices_paid"],
+        f["invoices_paid_on_time"],
+        f["max_open_days_overdue"].astype(float),
+        f["defaults"],
+        f["outstanding"].astype(float),
+        f["credit_limit"].astype(float),
+        settings.default_days,
+    )
     history_days = (as_of_day - RECENT_DAYS) - first_day
     history_days = np.where(has_orders & (history_days > 0.0), history_days, 0.0)
-    signals = scores.churn_signals(f["order_days_recent"], f["order_days_before"], history_days, f["open_past_sla"], sat.value, sat_recent,
-                                  f["service_level_breaches_recent"],
-                                  drop_ratio=settings.frequency_drop_ratio, satisfaction_drop=settings.satisfaction_drop_points)
+    signals = scores.churn_signals(
+        f["order_days_recent"],
+        f["order_days_before"],
+        history_days,
+        f["open_past_sla"],
+        sat.value,
+        sat_recent,
+        f["service_level_breaches_recent"],
+        drop_ratio=settings.frequency_drop_ratio,
+        satisfaction_drop=settings.satisfaction_drop_points,
+    )
     signal_count = np.sum([s.astype(int) for s in signals.values()], axis=0)
     p_alive = np.where(has_orders, alive, np.nan)
     expected = np.where(has_orders, expected90, np.nan)
     with_risk_model = has_orders | (signal_count > 0)  # else "low: no orders yet."
-    risk = np.where(with_risk_model, scores.risk_level(p_alive, signal_count, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk), "low").astype(object)
+    risk = np.where(
+        with_risk_model,
+        scores.risk_level(p_alive, signal_count, high=settings.p_alive_high_risk, medium=settings.p_alive_medium_risk),
+        "low",
+    ).astype(object)
     abc_class, rfm_r, rfm_f, rfm_m, segment = _abc_and_rfm(f, contrib, model, has_orders, as_of_day)
     orders_window = f["orders_window"]
     tier = scores.tiers(abc_class, risk, orders_window, f["key_account_flag"].astype(bool))
@@ -271,19 +346,43 @@ def score_batch(features: pd.DataFrame, model: PopulationModel | None, settings:
         "expected_raw": expected,
     }
     recency_days = np.where(has_orders, as_of_day - np.nan_to_num(f["last_order_day"].astype(float)), 0).astype(np.int64)
-    return ScoreBatch(list(features.index), columns, current, potential, sat, loy, credit, signals, with_risk_model, recency_days, margin_per_order_day, model)
+    return ScoreBatch(
+        list(features.index),
+        columns,
+        current,
+        potential,
+        sat,
+        loy,
+        credit,
+        signals,
+        with_risk_model,
+        recency_days,
+        margin_per_order_day,
+        model,
+    )
 
 
 def _recent_satisfaction(f: dict[str, np.ndarray], settings: ScoringSettings) -> np.ndarray:
     """Satisfaction over the last 90 days (no resolution component), NaN without recent shipments or complaints."""
     recent_known = (f["shipments_recent"] != 0) | (f["complaints_recent"] != 0)
-    recent = scores.satisfaction(f["shipments_recent"], f["on_time_known_recent"], f["on_time_count_recent"], f["incidents_recent"], f["complaints_recent"],
-                                 np.zeros(len(recent_known)), f["survey_mean_recent"].astype(float), f["service_level_months_recent"],
-                                 f["service_level_breaches_recent"], {**settings.satisfaction_weights, "resolution": 0.0})
+    recent = scores.satisfaction(
+        f["shipments_recent"],
+        f["on_time_known_recent"],
+        f["on_time_count_recent"],
+        f["incidents_recent"],
+        f["complaints_recent"],
+        np.zeros(len(recent_known)),
+        f["survey_mean_recent"].astype(float),
+        f["service_level_months_recent"],
+        f["service_level_breaches_recent"],
+        {**settings.satisfaction_weights, "resolution": 0.0},
+    )
     return np.where(recent_known, recent.value, np.nan)
 
 
-def _abc_and_rfm(f: dict[str, np.ndarray], contrib: np.ndarray, model: PopulationModel | None, has_orders: np.ndarray, as_of_day: int) -> tuple[np.ndarray, ...]:
+def _abc_and_rfm(
+    f: dict[str, np.ndarray], contrib: np.ndarray, model: PopulationModel | None, has_orders: np.ndarray, as_of_day: int
+) -> tuple[np.ndarray, ...]:
     """ABC class, R, F, M and segment (None without a population model; RFM None for customers without orders; F = M = 0
     for customers without an order in the window)."""
     if model is None:
@@ -298,7 +397,9 @@ def _abc_and_rfm(f: dict[str, np.ndarray], contrib: np.ndarray, model: Populatio
     return (abc_class, *(_optional(s, has_orders) for s in (r, fq, m)), segment)
 
 
-def score_features(features: pd.DataFrame, model: PopulationModel | None, settings: ScoringSettings, as_of_day: int) -> list[dict[str, Any]]:
+def score_features(
+    features: pd.DataFrame, model: PopulationModel | None, settings: ScoringSettings, as_of_day: int
+) -> list[dict[str, Any]]:
     """One record per customer (ScoreBatch.records)."""
     return score_batch(features, model, settings, as_of_day).records()
 

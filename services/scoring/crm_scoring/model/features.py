@@ -14,6 +14,7 @@ Inputs are DataFrames with these columns (extra columns are ignored):
   logistics spend, declared). The feature `share_of_wallet` is the declared share, else the window's revenue over the
   potential volume (capped at 1), else NaN (unknown). size_band: `key_account_flag` is true for "key_account".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,7 +25,19 @@ import pandas as pd
 RECENT_DAYS = 90
 ALL_SERVICE_TYPES = ("warehousing", "trunk", "distribution", "express", "cold_chain")
 
-ORDER_COLUMNS = ["customer_id", "order_day", "amount", "margin", "service_type", "cancelled", "shipped", "on_time", "damaged", "lost", "loss"]
+ORDER_COLUMNS = [
+    "customer_id",
+    "order_day",
+    "amount",
+    "margin",
+    "service_type",
+    "cancelled",
+    "shipped",
+    "on_time",
+    "damaged",
+    "lost",
+    "loss",
+]
 COMPLAINT_COLUMNS = ["customer_id", "filed_day", "resolved_day", "within_sla", "priority", "compensation", "sla_days"]
 SURVEY_COLUMNS = ["customer_id", "score", "answered_day"]
 INVOICE_COLUMNS = ["customer_id", "amount", "due_day", "paid_day", "days_overdue"]
@@ -51,7 +64,13 @@ def _frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def customer_index(facts: Facts) -> pd.Index:
     ids = pd.concat(
-        [facts.customers["customer_id"], facts.orders["customer_id"], facts.complaints["customer_id"], facts.surveys["customer_id"], facts.invoices["customer_id"]],
+        [
+            facts.customers["customer_id"],
+            facts.orders["customer_id"],
+            facts.complaints["customer_id"],
+            facts.surveys["customer_id"],
+            facts.invoices["customer_id"],
+        ],
         ignore_index=True,
     ).astype(str)
     return pd.Index(np.sort(ids.unique().astype(object)), name="customer_id")
@@ -149,7 +168,15 @@ def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, defau
     agg = _Agg(len(ids))
     out: dict[str, np.ndarray] = {}
     _order_features(out, agg, _frame(facts.orders, ORDER_COLUMNS), codes["orders"], as_of_day, window_days)
-    _complaint_features(out, agg, _frame(facts.complaints, COMPLAINT_COLUMNS), codes["complaints"], _frame(facts.surveys, SURVEY_COLUMNS), codes["surveys"], as_of_day)
+    _complaint_features(
+        out,
+        agg,
+        _frame(facts.complaints, COMPLAINT_COLUMNS),
+        codes["complaints"],
+        _frame(facts.surveys, SURVEY_COLUMNS),
+        codes["surveys"],
+        as_of_day,
+    )
     _invoice_features(out, agg, _frame(facts.invoices, INVOICE_COLUMNS), codes["invoices"], as_of_day, default_days)
     _service_level_features(out, agg, _frame(facts.service_levels, SERVICE_LEVEL_COLUMNS), codes["service_levels"], as_of_day, window_days)
     customers = _frame(facts.customers, CUSTOMER_COLUMNS)
@@ -189,7 +216,9 @@ def _order_features(out: dict[str, np.ndarray], agg: _Agg, orders: pd.DataFrame,
     # rows of `orders` that count; all of them (no copies, views) in the usual case
     live = slice(None) if live_kept.all() and keep.all() else np.flatnonzero(keep)[live_kept]
     code, day = codes[live], day[live_kept]
-    services_used = _distinct_services(agg, code, orders["service_type"].to_numpy(dtype=object)[live] if len(orders) else np.zeros(0, dtype=object))
+    services_used = _distinct_services(
+        agg, code, orders["service_type"].to_numpy(dtype=object)[live] if len(orders) else np.zeros(0, dtype=object)
+    )
     amount = _num(orders["amount"], 0.0)[live]
     margin = _num(orders["margin"], 0.0)[live]
     shipped = _flag(orders["shipped"])[live]
@@ -270,7 +299,15 @@ def _order_features(out: dict[str, np.ndarray], agg: _Agg, orders: pd.DataFrame,
         out["gg_mean"] = np.where(out["bg_x"] > 0, agg.sum(code, margin, repeat) / out["bg_x"], np.nan)
 
 
-def _complaint_features(out: dict[str, np.ndarray], agg: _Agg, complaints: pd.DataFrame, codes: np.ndarray, surveys: pd.DataFrame, s_code: np.ndarray, as_of: int) -> None:
+def _complaint_features(
+    out: dict[str, np.ndarray],
+    agg: _Agg,
+    complaints: pd.DataFrame,
+    codes: np.ndarray,
+    surveys: pd.DataFrame,
+    s_code: np.ndarray,
+    as_of: int,
+) -> None:
     filed = _num(complaints["filed_day"])
     keep = np.isnan(filed) | (filed <= as_of)
     complaints = complaints[keep]
@@ -303,7 +340,9 @@ def _complaint_features(out: dict[str, np.ndarray], agg: _Agg, complaints: pd.Da
         out["survey_mean_recent"] = np.where(n_recent > 0, agg.sum(s_code, np.nan_to_num(score), recent_s) / n_recent, np.nan)
 
 
-def _service_level_features(out: dict[str, np.ndarray], agg: _Agg, months: pd.DataFrame, code: np.ndarray, as_of: int, window_days: int) -> None:
+def _service_level_features(
+    out: dict[str, np.ndarray], agg: _Agg, months: pd.DataFrame, code: np.ndarray, as_of: int, window_days: int
+) -> None:
     """Measured months that ended by `as_of` and within the window (and within the last RECENT_DAYS), and how many of
     them missed an agreed target."""
     end = _num(months["end_day"])
@@ -315,7 +354,9 @@ def _service_level_features(out: dict[str, np.ndarray], agg: _Agg, months: pd.Da
         out["service_level_breaches" + suffix] = agg.count(code, counted & breached)
 
 
-def _invoice_features(out: dict[str, np.ndarray], agg: _Agg, invoices: pd.DataFrame, code: np.ndarray, as_of: int, default_days: int) -> None:
+def _invoice_features(
+    out: dict[str, np.ndarray], agg: _Agg, invoices: pd.DataFrame, code: np.ndarray, as_of: int, default_days: int
+) -> None:
     amount = _num(invoices["amount"], 0.0)
     due = _num(invoices["due_day"])
     paid_day = _num(invoices["paid_day"])

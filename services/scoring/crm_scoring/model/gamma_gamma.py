@@ -5,6 +5,7 @@ Journal of Marketing Research 42(4), 415-430; and Fader and Hardie, "The Gamma-G
 Monetary Value" (2013 note). Per customer: x transactions with mean value m_x; a transaction's value
 is Gamma(p, nu) with nu ~ Gamma(q, gamma) across customers. Assumes spend independent of frequency.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -97,7 +98,9 @@ def fit(x: npt.ArrayLike, m_x: npt.ArrayLike) -> GammaGammaFit:
     refined = optimize.minimize(negative, result.x, method="L-BFGS-B")
     best = refined if refined.fun <= result.fun else result
     params = GammaGammaParams(*np.exp(np.clip(best.x, -30, 30)))
-    return GammaGammaFit(params, float(np.sum(individual_log_likelihood(params, x, m_x))), int(x.size), bool(result.success or refined.success))
+    return GammaGammaFit(
+        params, float(np.sum(individual_log_likelihood(params, x, m_x))), int(x.size), bool(result.success or refined.success)
+    )
 
 
 def expected_average_value(params: GammaGammaParams, x: npt.ArrayLike, m_x: npt.ArrayLike) -> np.ndarray:

@@ -10,6 +10,7 @@ R is ranked over everyone who ever ordered; F and M only over the customers acti
 least one order), because a 3PL's base is mostly dormant shippers: ranked over everyone, every active
 customer would take F and M of 4 or 5. Customers with no order in the window get F = M = 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ class Breakpoints:
         return {"cuts": list(self.cuts), "higher_is_better": self.higher_is_better}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Breakpoints":
+    def from_dict(cls, data: dict[str, Any]) -> Breakpoints:
         return cls(tuple(data["cuts"]), data["higher_is_better"])
 
 
@@ -71,14 +72,15 @@ def score_many(values: npt.ArrayLike, bp: Breakpoints) -> np.ndarray:
 # usual RFM segment table; "champions" needs F = M = 5, so they are at most the best fifth of the active customers.
 SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
     #     FM = 1            FM = 2                FM = 3                FM = 4      FM = 5
-    5: ("new",            "potential_loyalist", "potential_loyalist", "loyal",    "champions"),
-    4: ("promising",      "potential_loyalist", "potential_loyalist", "loyal",    "champions"),
-    3: ("about_to_sleep", "need_attention",     "need_attention",     "loyal",    "loyal"),
-    2: ("hibernating",    "about_to_sleep",     "at_risk",            "at_risk",  "cant_lose"),
-    1: ("lost",           "hibernating",        "at_risk",            "cant_lose", "cant_lose"),
+    5: ("new", "potential_loyalist", "potential_loyalist", "loyal", "champions"),
+    4: ("promising", "potential_loyalist", "potential_loyalist", "loyal", "champions"),
+    3: ("about_to_sleep", "need_attention", "need_attention", "loyal", "loyal"),
+    2: ("hibernating", "about_to_sleep", "at_risk", "at_risk", "cant_lose"),
+    1: ("lost", "hibernating", "at_risk", "cant_lose", "cant_lose"),
 }
 # customers with no order in the window (F = M = 0) are segmented by recency alone
 DORMANT_SEGMENTS: dict[int, str] = {5: "hibernating", 4: "hibernating", 3: "hibernating", 2: "hibernating", 1: "lost"}
+
 
 def frequency_key(orders: npt.ArrayLike, revenue: npt.ArrayLike) -> np.ndarray:
     """What F ranks: the orders in the window, ties broken by revenue (orders + L / (1 + L), L = ln(1 + revenue), which

@@ -1,5 +1,6 @@
 """Thin routers: scores, lists, reports, admin recompute. The work is in service.py and reports.py, whose refusals
 become problem details in one place (PROBLEMS)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -75,8 +76,13 @@ async def recompute(runtime: RuntimeDep):
 
 PROBLEMS: ProblemMapping = {
     service.ScoresNotFound: lambda exc: Problem(404, "Scores not found", str(exc)),
-    service.InvalidCursor: lambda exc: Problem(422, "Validation failed", str(exc), type_="urn:crm:problem:validation",
-                                               errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]),
+    service.InvalidCursor: lambda exc: Problem(
+        422,
+        "Validation failed",
+        str(exc),
+        type_="urn:crm:problem:validation",
+        errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
+    ),
     reports.ModelCannotFit: lambda exc: Problem(422, "Cannot fit the model", str(exc)),
 }
 """What scoring's refusals answer (installed by create_service_app)."""

@@ -3,6 +3,7 @@ and their service-level records of the trailing months recomputed.
 
 The rescoring itself (the expensive part: features, scores, explanations, announcements) runs apart, in
 `rescore_loop` below (a background loop of the service's runtime) or explicitly with `service.rescore_dirty`."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """Events -> fact rows. Every fact is keyed by its business id and merged commutatively, so the result of
 a set of events does not depend on the order (or the number of times) they arrive."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -48,27 +49,79 @@ from crm_scoring.scoring.models import (
 from crm_scoring.scoring.upsert import insert_ignore, merge_rows, upsert
 from crm_scoring.service_levels.models import service_level_breaches, service_level_months
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 ORDER_RULES = {
-    "customer_id": "set", "order_date": "set", "order_day": "set", "amount": "set", "currency": "set", "cost": "set", "margin": "set",
-    "service_type": "set", "lane": "set", "promised_delivery_at": "set", "promised_at": "set",
-    "shipped_at": "min", "delivered_at": "min", "cancelled_at": "min",
-    "delay_minutes": "max", "damaged": "max", "damage_loss": "max", "lost": "max", "lost_value": "max",
-    "promised_pickup_at": "set", "quantity_ordered": "set", "quantity_shipped": "max", "urgent": "max",
-    "pod_due_at": "set", "pod_return_due_at": "set", "pod_returned_at": "min",
+    "customer_id": "set",
+    "order_date": "set",
+    "order_day": "set",
+    "amount": "set",
+    "currency": "set",
+    "cost": "set",
+    "margin": "set",
+    "service_type": "set",
+    "lane": "set",
+    "promised_delivery_at": "set",
+    "promised_at": "set",
+    "shipped_at": "min",
+    "delivered_at": "min",
+    "cancelled_at": "min",
+    "delay_minutes": "max",
+    "damaged": "max",
+    "damage_loss": "max",
+    "lost": "max",
+    "lost_value": "max",
+    "promised_pickup_at": "set",
+    "quantity_ordered": "set",
+    "quantity_shipped": "max",
+    "urgent": "max",
+    "pod_due_at": "set",
+    "pod_return_due_at": "set",
+    "pod_returned_at": "min",
 }
 ORDER_COLUMNS = list(ORDER_RULES)
-INVOICE_RULES = {"customer_id": "set", "amount": "set", "currency": "set", "due_day": "set", "paid_at": "min", "paid_day": "min", "days_overdue": "max"}
+INVOICE_RULES = {
+    "customer_id": "set",
+    "amount": "set",
+    "currency": "set",
+    "due_day": "set",
+    "paid_at": "min",
+    "paid_day": "min",
+    "days_overdue": "max",
+}
 CORRECTION_RULES = {"customer_id": "set", "invoice_id": "set", "previous_amount": "set", "amount": "set", "corrected_at": "set"}
-COMPLAINT_RULES = {"customer_id": "set", "priority": "set", "category": "set", "filed_at": "set", "resolved_at": "min", "within_sla": "min", "outcome": "set", "compensation": "max"}
+COMPLAINT_RULES = {
+    "customer_id": "set",
+    "priority": "set",
+    "category": "set",
+    "filed_at": "set",
+    "resolved_at": "min",
+    "within_sla": "min",
+    "outcome": "set",
+    "compensation": "max",
+}
 SURVEY_RULES = {"customer_id": "set", "score": "set", "answered_at": "set"}
 
 SOURCE_EVENT_TYPES = frozenset(
     {
-        "OrderCreated", "OrderShipped", "OrderDelivered", "OrderCancelled", "ShipmentDelayed", "ShipmentDamaged", "ShipmentLost",
-        "ProofOfDeliveryReturned", "PaymentReceived", "PaymentOverdue", "InvoiceCorrected", "ComplaintFiled", "ComplaintResolved", "SurveyAnswered",
-        "CustomerRegistered", "CustomerUpdated", "CustomerMerged", "CustomerErased",
+        "OrderCreated",
+        "OrderShipped",
+        "OrderDelivered",
+        "OrderCancelled",
+        "ShipmentDelayed",
+        "ShipmentDamaged",
+        "ShipmentLost",
+        "ProofOfDeliveryReturned",
+        "PaymentReceived",
+        "PaymentOverdue",
+        "InvoiceCorrected",
+        "ComplaintFiled",
+        "ComplaintResolved",
+        "SurveyAnswered",
+        "CustomerRegistered",
+        "CustomerUpdated",
+        "CustomerMerged",
+        "CustomerErased",
     }
 )
 
@@ -78,7 +131,7 @@ def day_number(value: dt.datetime | dt.date | None) -> int | None:
         return None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return int((value - EPOCH).total_seconds() // 86400)
     return (value - EPOCH.date()).days
 
@@ -96,8 +149,17 @@ def _text(value: str | None, size: int = 100) -> str | None:
 def _order_row(p: EventPayload, customer_id: str) -> dict:
     row = {"order_id": p.order_id, "customer_id": customer_id}
     if isinstance(p, OrderCreated):
-        row.update(order_date=p.order_date, order_day=day_number(p.order_date), amount=_f(p.amount), currency=p.currency, cost=_f(p.cost),
-                   margin=_f(p.margin), service_type=p.service_type, lane=p.lane, promised_delivery_at=p.promised_delivery_at)
+        row.update(
+            order_date=p.order_date,
+            order_day=day_number(p.order_date),
+            amount=_f(p.amount),
+            currency=p.currency,
+            cost=_f(p.cost),
+            margin=_f(p.margin),
+            service_type=p.service_type,
+            lane=p.lane,
+            promised_delivery_at=p.promised_delivery_at,
+        )
         if isinstance(p, OrderCreatedV2):
             row.update(promised_pickup_at=p.promised_pickup_at, quantity_ordered=p.quantity_ordered, urgent=1 if p.urgent else 0)
     elif isinstance(p, OrderShipped):
@@ -123,7 +185,13 @@ def _order_row(p: EventPayload, customer_id: str) -> dict:
 
 
 def _invoice_row(p: PaymentReceived | PaymentOverdue, customer_id: str) -> dict:
-    row = {"invoice_id": p.invoice_id, "customer_id": customer_id, "amount": float(p.amount), "currency": p.currency, "due_day": day_number(p.due_date)}
+    row = {
+        "invoice_id": p.invoice_id,
+        "customer_id": customer_id,
+        "amount": float(p.amount),
+        "currency": p.currency,
+        "due_day": day_number(p.due_date),
+    }
     if isinstance(p, PaymentReceived):
         row["paid_at"] = p.paid_at
         row["paid_day"] = day_number(p.paid_at)
@@ -137,7 +205,12 @@ def _complaint_row(p: ComplaintFiled | ComplaintResolved, customer_id: str) -> d
     if isinstance(p, ComplaintFiled):
         row.update(priority=p.priority, category=p.category[:100], filed_at=p.filed_at)
     else:
-        row.update(resolved_at=p.resolved_at, within_sla=1 if p.within_sla else 0, outcome=p.outcome[:200], compensation=_f(p.compensation_amount) or 0.0)
+        row.update(
+            resolved_at=p.resolved_at,
+            within_sla=1 if p.within_sla else 0,
+            outcome=p.outcome[:200],
+            compensation=_f(p.compensation_amount) or 0.0,
+        )
     return row
 
 
@@ -149,12 +222,18 @@ async def resolve_ids(session: AsyncSession, ids: set[str]) -> tuple[dict[str, s
     if session.get_bind().dialect.name == "postgresql":
         aliases, erased = await _aliases_and_erased_postgresql(session, id_list)
     else:
-        for merged_in, erased_in in zip(id_filters(session, customer_aliases.c.merged_id, id_list), id_filters(session, erased_customers.c.customer_id, id_list)):
-            aliases.update((await session.execute(select(customer_aliases.c.merged_id, customer_aliases.c.survivor_id).where(merged_in))).all())
+        for merged_in, erased_in in zip(
+            id_filters(session, customer_aliases.c.merged_id, id_list), id_filters(session, erased_customers.c.customer_id, id_list)
+        ):
+            aliases.update(
+                (await session.execute(select(customer_aliases.c.merged_id, customer_aliases.c.survivor_id).where(merged_in))).all()
+            )
             erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_in))).scalars())
     more = set(aliases.values()) - ids
     if more:
-        erased.update((await session.execute(select(erased_customers.c.customer_id).where(erased_customers.c.customer_id.in_(list(more))))).scalars())
+        erased.update(
+            (await session.execute(select(erased_customers.c.customer_id).where(erased_customers.c.customer_id.in_(list(more))))).scalars()
+        )
     return aliases, erased
 
 
@@ -244,10 +323,21 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
         if isinstance(p, (CustomerRegistered, CustomerUpdated)):
             if p.customer_id in aliases or p.customer_id in erased:
                 continue  # a profile of a merged-away or erased customer is not news
-            row = {"customer_id": p.customer_id, "name": p.name[:200], "is_stub": 0, "credit_limit": p.credit_limit, "payment_days": p.payment_days,
-                   "share_of_wallet": p.share_of_wallet, "potential_volume": _f(getattr(p, "potential_volume", None)), "size_band": p.size_band,
-                   "region": _text(p.region), "industry": _text(p.industry), "account_manager": _text(p.account_manager),
-                   "profile_at": envelope.occurred_at, "first_seen_at": now}
+            row = {
+                "customer_id": p.customer_id,
+                "name": p.name[:200],
+                "is_stub": 0,
+                "credit_limit": p.credit_limit,
+                "payment_days": p.payment_days,
+                "share_of_wallet": p.share_of_wallet,
+                "potential_volume": _f(getattr(p, "potential_volume", None)),
+                "size_band": p.size_band,
+                "region": _text(p.region),
+                "industry": _text(p.industry),
+                "account_manager": _text(p.account_manager),
+                "profile_at": envelope.occurred_at,
+                "first_seen_at": now,
+            }
             rank = (envelope.occurred_at, str(envelope.event_id))
             if p.customer_id not in profile_rows or rank > profile_rows[p.customer_id][0]:
                 profile_rows[p.customer_id] = (rank, row)
@@ -261,10 +351,20 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
         elif isinstance(p, (ComplaintFiled, ComplaintResolved)):
             rows["complaints"].append(_complaint_row(p, customer_id))
         elif isinstance(p, InvoiceCorrected):
-            rows["invoice_corrections"].append({"correction_id": p.correction_id, "customer_id": customer_id, "invoice_id": p.invoice_id,
-                                                "previous_amount": float(p.previous_amount), "amount": float(p.amount), "corrected_at": p.corrected_at})
+            rows["invoice_corrections"].append(
+                {
+                    "correction_id": p.correction_id,
+                    "customer_id": customer_id,
+                    "invoice_id": p.invoice_id,
+                    "previous_amount": float(p.previous_amount),
+                    "amount": float(p.amount),
+                    "corrected_at": p.corrected_at,
+                }
+            )
         elif isinstance(p, SurveyAnswered):
-            rows["surveys"].append({"complaint_id": p.complaint_id, "customer_id": customer_id, "score": p.score, "answered_at": p.answered_at})
+            rows["surveys"].append(
+                {"complaint_id": p.complaint_id, "customer_id": customer_id, "score": p.score, "answered_at": p.answered_at}
+            )
         elif hasattr(p, "order_id"):
             rows["orders"].append(_order_row(p, customer_id))
         else:
@@ -273,7 +373,13 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
 
     await upsert(session, orders, merge_rows(rows["orders"], "order_id", ORDER_RULES), "order_id", ORDER_RULES)
     await upsert(session, invoices, merge_rows(rows["invoices"], "invoice_id", INVOICE_RULES), "invoice_id", INVOICE_RULES)
-    await upsert(session, invoice_corrections, merge_rows(rows["invoice_corrections"], "correction_id", CORRECTION_RULES), "correction_id", CORRECTION_RULES)
+    await upsert(
+        session,
+        invoice_corrections,
+        merge_rows(rows["invoice_corrections"], "correction_id", CORRECTION_RULES),
+        "correction_id",
+        CORRECTION_RULES,
+    )
     await upsert(session, complaints, merge_rows(rows["complaints"], "complaint_id", COMPLAINT_RULES), "complaint_id", COMPLAINT_RULES)
     await upsert(session, surveys, merge_rows(rows["surveys"], "complaint_id", SURVEY_RULES), "complaint_id", SURVEY_RULES)
     await ensure_stubs(session, touched - set(profile_rows), now)
@@ -292,8 +398,9 @@ async def mark_dirty(session: AsyncSession, customer_ids: set[str], now: dt.date
         return
     now = now or utcnow()
     ids = sorted(customer_ids)  # the same lock order in every transaction
-    inserted = await insert_ignore(session, rescore_queue, [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in ids], "customer_id",
-                                   returning="customer_id")
+    inserted = await insert_ignore(
+        session, rescore_queue, [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in ids], "customer_id", returning="customer_id"
+    )
     existing = [cid for cid in ids if cid not in inserted]
     if existing:
         for where in id_filters(session, rescore_queue.c.customer_id, existing):
@@ -302,7 +409,9 @@ async def mark_dirty(session: AsyncSession, customer_ids: set[str], now: dt.date
 
 async def ensure_stubs(session: AsyncSession, ids: set[str], now: dt.datetime) -> None:
     """Unknown customers get a stub on first event; the profile fills it when it arrives."""
-    await insert_ignore(session, customers, [{"customer_id": cid, "is_stub": 1, "first_seen_at": now} for cid in sorted(ids)], "customer_id")
+    await insert_ignore(
+        session, customers, [{"customer_id": cid, "is_stub": 1, "first_seen_at": now} for cid in sorted(ids)], "customer_id"
+    )
 
 
 async def _upsert_profiles(session: AsyncSession, rows: list[dict]) -> None:
@@ -312,7 +421,22 @@ async def _upsert_profiles(session: AsyncSession, rows: list[dict]) -> None:
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=["customer_id"],
-        set_={c: excluded[c] for c in ("name", "is_stub", "credit_limit", "payment_days", "share_of_wallet", "potential_volume", "size_band", "region", "industry", "account_manager", "profile_at")},
+        set_={
+            c: excluded[c]
+            for c in (
+                "name",
+                "is_stub",
+                "credit_limit",
+                "payment_days",
+                "share_of_wallet",
+                "potential_volume",
+                "size_band",
+                "region",
+                "industry",
+                "account_manager",
+                "profile_at",
+            )
+        },
         where=or_(customers.c.profile_at.is_(None), customers.c.profile_at <= excluded.profile_at),
     )
     await session.execute(stmt, rows)

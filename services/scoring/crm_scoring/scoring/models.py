@@ -3,6 +3,7 @@
 Fact rows are keyed by the business id carried in every event (order_id, invoice_id, complaint_id),
 and each event fills only its own columns with a commutative rule, so arrival order never matters.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Table

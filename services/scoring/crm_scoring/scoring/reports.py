@@ -1,5 +1,6 @@
 """Reports: the Pareto report (JSON and chart) and the model report with its holdout check (the management reports:
 crm_scoring.reports)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,9 +17,9 @@ from crm_scoring.model import abc, bgnbd
 from crm_scoring.scoring.ingest import day_number
 from crm_scoring.scoring.models import customer_scores, orders
 from crm_scoring.scoring.service import load_model
+from crm_scoring.settings import ScoringSettings
 
 EPOCH_DATE = dt.date(1970, 1, 1)
-from crm_scoring.settings import ScoringSettings
 
 
 async def pareto(session: AsyncSession, settings: ScoringSettings) -> dict[str, Any]:
@@ -97,7 +98,9 @@ def model_chart(report: dict[str, Any], fmt: str) -> bytes:
     weekly.set_title("Weekly cumulative repeat transactions")
     weekly.legend(loc="upper left", fontsize=8)
     p = report["parameters"]
-    figure.suptitle(f"BG/NBD r={p['r']:.3g} alpha={p['alpha']:.3g} a={p['a']:.3g} b={p['b']:.3g}, {report['customers']} customers", fontsize=10)
+    figure.suptitle(
+        f"BG/NBD r={p['r']:.3g} alpha={p['alpha']:.3g} a={p['a']:.3g} b={p['b']:.3g}, {report['customers']} customers", fontsize=10
+    )
     figure.tight_layout()
     return _render(figure, fmt)
 
@@ -107,7 +110,9 @@ async def order_days(session: AsyncSession) -> pd.DataFrame:
     than DISTINCT in SQLite), built column by column (from_records on 10^5 rows is slow)."""
     stmt = select(orders.c.customer_id, orders.c.order_day).where(orders.c.order_day.is_not(None), orders.c.cancelled_at.is_(None))
     rows = (await session.execute(stmt)).all()
-    return pd.DataFrame({"customer_id": [r[0] for r in rows], "order_day": np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))})
+    return pd.DataFrame(
+        {"customer_id": [r[0] for r in rows], "order_day": np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))}
+    )
 
 
 def calibration_summary(days: pd.DataFrame, calibration_end: dt.date, holdout_end: dt.date) -> pd.DataFrame:
@@ -122,13 +127,15 @@ def calibration_summary(days: pd.DataFrame, calibration_end: dt.date, holdout_en
     holdout = days[(days["order_day"] > cal_day) & (days["order_day"] <= end_day)]
     g = calibration.groupby("customer_id")["order_day"]
     first, last, count = g.min(), g.max(), g.size()
-    return pd.DataFrame({
-        "x": (count - 1).astype(float),
-        "t_x": (last - first) / 7.0,
-        "T": (cal_day - first) / 7.0,
-        "holdout": holdout.groupby("customer_id").size().reindex(count.index, fill_value=0).astype(float),
-        "first_day": first,
-    })
+    return pd.DataFrame(
+        {
+            "x": (count - 1).astype(float),
+            "t_x": (last - first) / 7.0,
+            "T": (cal_day - first) / 7.0,
+            "holdout": holdout.groupby("customer_id").size().reindex(count.index, fill_value=0).astype(float),
+            "first_day": first,
+        }
+    )
 
 
 def model_report_from_days(days: pd.DataFrame, calibration_end: dt.date, holdout_end: dt.date) -> dict[str, Any]:
@@ -144,7 +151,14 @@ def model_report_from_days(days: pd.DataFrame, calibration_end: dt.date, holdout
     frame["group"] = np.where(frame["x"] >= 7, "7+", frame["x"].astype(int).astype(str))
     groups = []
     for label, part in frame.groupby("group", sort=False):
-        groups.append({"calibration_repeat_orders": label, "customers": int(len(part)), "predicted_mean": round(float(part["predicted"].mean()), 4), "actual_mean": round(float(part["actual"].mean()), 4)})
+        groups.append(
+            {
+                "calibration_repeat_orders": label,
+                "customers": int(len(part)),
+                "predicted_mean": round(float(part["predicted"].mean()), 4),
+                "actual_mean": round(float(part["actual"].mean()), 4),
+            }
+        )
     groups.sort(key=lambda g: (g["calibration_repeat_orders"] == "7+", g["calibration_repeat_orders"]))
     return {
         "calibration_end": calibration_end.isoformat(),
@@ -167,20 +181,31 @@ def model_report_from_days(days: pd.DataFrame, calibration_end: dt.date, holdout
     }
 
 
-def weekly_cumulative(days: pd.DataFrame, summary: pd.DataFrame, params: bgnbd.BgNbdParams, calibration_end: dt.date, holdout_end: dt.date) -> list[dict[str, Any]]:
+def weekly_cumulative(
+    days: pd.DataFrame, summary: pd.DataFrame, params: bgnbd.BgNbdParams, calibration_end: dt.date, holdout_end: dt.date
+) -> list[dict[str, Any]]:
     """Cumulative repeat order days of the calibration cohort, actual and predicted (sum over customers of E[X(age)]), at
     the end of each week from the cohort's first order day through the holdout (the last point is holdout_end)."""
     start, cal_day, end_day = int(summary["first_day"].min()), day_number(calibration_end), day_number(holdout_end)
     ends = np.unique(np.append(np.arange(start + 7, end_day, 7), end_day))
     cohort = days.drop_duplicates()
     cohort = cohort[cohort["customer_id"].isin(summary.index)]
-    repeat_days = np.sort(cohort["order_day"].to_numpy()[cohort["order_day"].to_numpy() > summary["first_day"].reindex(cohort["customer_id"]).to_numpy()])
+    repeat_days = np.sort(
+        cohort["order_day"].to_numpy()[cohort["order_day"].to_numpy() > summary["first_day"].reindex(cohort["customer_id"]).to_numpy()]
+    )
     actual = np.searchsorted(repeat_days, ends, side="right")
     first_days, cohort_sizes = np.unique(summary["first_day"].to_numpy(), return_counts=True)
     ages = np.maximum(ends[:, None] - first_days[None, :], 0) / 7.0
     predicted = (bgnbd.expected_purchases(params, ages) * cohort_sizes[None, :]).sum(axis=1)
-    return [{"week_ending": (EPOCH_DATE + dt.timedelta(days=int(day))).isoformat(), "holdout": bool(day > cal_day), "actual": int(a), "predicted": round(float(p), 3)}
-            for day, a, p in zip(ends, actual, predicted)]
+    return [
+        {
+            "week_ending": (EPOCH_DATE + dt.timedelta(days=int(day))).isoformat(),
+            "holdout": bool(day > cal_day),
+            "actual": int(a),
+            "predicted": round(float(p), 3),
+        }
+        for day, a, p in zip(ends, actual, predicted)
+    ]
 
 
 class ModelCannotFit(ValueError):

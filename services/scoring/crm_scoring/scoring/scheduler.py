@@ -4,6 +4,7 @@ so a run missed while every replica was down is due at once when one starts, and
 start. Every replica runs the loop; the run itself is under a lock (PostgreSQL advisory lock; SQLite's write lock) and
 checks again, under it, that the run is still due, so one replica does the work and the others skip.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,12 +27,12 @@ MAX_SLEEP_S = 300.0  # wake up at least this often, so a changed wall clock (or 
 def last_scheduled(cron: str, zone: str, now: dt.datetime) -> dt.datetime:
     """The latest scheduled time at or before `now` (aware, UTC)."""
     local = now.astimezone(ZoneInfo(zone))
-    return croniter(cron, local + dt.timedelta(microseconds=1)).get_prev(dt.datetime).astimezone(dt.timezone.utc)
+    return croniter(cron, local + dt.timedelta(microseconds=1)).get_prev(dt.datetime).astimezone(dt.UTC)
 
 
 def next_scheduled(cron: str, zone: str, now: dt.datetime) -> dt.datetime:
     """The first scheduled time after `now` (aware, UTC)."""
-    return croniter(cron, now.astimezone(ZoneInfo(zone))).get_next(dt.datetime).astimezone(dt.timezone.utc)
+    return croniter(cron, now.astimezone(ZoneInfo(zone))).get_next(dt.datetime).astimezone(dt.UTC)
 
 
 def is_due(cron: str, zone: str, last_run: dt.datetime | None, now: dt.datetime) -> bool:
@@ -40,7 +41,7 @@ def is_due(cron: str, zone: str, last_run: dt.datetime | None, now: dt.datetime)
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class RecomputeScheduler:

@@ -1,4 +1,5 @@
 """Scoring use cases: rescore touched customers, recompute the population, announce what changed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -69,8 +70,9 @@ def decode_cursor(cursor: str) -> str:
         raise InvalidCursor("The cursor is not one this service issued.") from None
 
 
-async def score_page(session: AsyncSession, columns: Sequence[str], *, filters: dict[str, str | None], cursor: str | None,
-                     limit: int) -> tuple[list[dict[str, Any]], str | None]:
+async def score_page(
+    session: AsyncSession, columns: Sequence[str], *, filters: dict[str, str | None], cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     """`columns` of the customers' scores matching `filters` (column: value, None for any), by customer id from after
     `cursor`; and the next page's cursor."""
     stmt = select(*(customer_scores.c[name] for name in columns)).order_by(customer_scores.c.customer_id).limit(limit + 1)
@@ -89,10 +91,18 @@ async def customer_score_detail(session: AsyncSession, customer_id: str, history
     row = (await session.execute(select(customer_scores).where(customer_scores.c.customer_id == customer_id))).mappings().first()
     if row is None:
         raise ScoresNotFound(f"No scores for customer {customer_id}.")
-    history = (await session.execute(
-        select(score_history.c.scored_at, score_history.c.scores).where(score_history.c.customer_id == customer_id)
-        .order_by(score_history.c.id.desc()).limit(history_limit)
-    )).mappings().all()
+    history = (
+        (
+            await session.execute(
+                select(score_history.c.scored_at, score_history.c.scores)
+                .where(score_history.c.customer_id == customer_id)
+                .order_by(score_history.c.id.desc())
+                .limit(history_limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
     return dict(row), [dict(h) for h in history]
 
 
@@ -117,21 +127,46 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
     """Facts of the given customers (all customers when None) as the DataFrames the feature code reads."""
     ids = None if customer_ids is None else sorted(set(customer_ids))
     promised = func.coalesce(orders.c.promised_at, orders.c.promised_delivery_at)
-    order_stmt = select(
-        orders.c.customer_id,
-        orders.c.order_day,
-        orders.c.amount,
-        func.coalesce(orders.c.margin, orders.c.amount - orders.c.cost, orders.c.amount * settings.default_margin_rate).label("margin"),
-        orders.c.service_type,
-        case((orders.c.cancelled_at.is_not(None), 1), else_=0).label("cancelled"),
-        case((or_shipped(), 1), else_=0).label("shipped"),
-        case((and_(orders.c.delivered_at.is_not(None), promised.is_not(None)), case((orders.c.delivered_at <= promised, 1.0), else_=0.0)), else_=None).label("on_time"),
-        func.coalesce(orders.c.damaged, 0).label("damaged"),
-        func.coalesce(orders.c.lost, 0).label("lost"),
-        (func.coalesce(orders.c.damage_loss, 0.0) + func.coalesce(orders.c.lost_value, 0.0)).label("loss"),
-    ).where(orders.c.order_day.is_not(None)).order_by(orders.c.order_id)
+    order_stmt = (
+        select(
+            orders.c.customer_id,
+            orders.c.order_day,
+            orders.c.amount,
+            func.coalesce(orders.c.margin, orders.c.amount - orders.c.cost, orders.c.amount * settings.default_margin_rate).label("margin"),
+            orders.c.service_type,
+            case((orders.c.cancelled_at.is_not(None), 1), else_=0).label("cancelled"),
+            case((or_shipped(), 1), else_=0).label("shipped"),
+            case(
+                (
+                    and_(orders.c.delivered_at.is_not(None), promised.is_not(None)),
+                    case((orders.c.delivered_at <= promised, 1.0), else_=0.0),
+                ),
+                else_=None,
+            ).label("on_time"),
+            func.coalesce(orders.c.damaged, 0).label("damaged"),
+            func.coalesce(orders.c.lost, 0).label("lost"),
+            (func.coalesce(orders.c.damage_loss, 0.0) + func.coalesce(orders.c.lost_value, 0.0)).label("loss"),
+        )
+        .where(orders.c.order_day.is_not(None))
+        .order_by(orders.c.order_id)
+    )
     order_rows = await _rows(session, order_stmt, orders.c.customer_id, ids)
-    order_df = pd.DataFrame.from_records(order_rows, columns=["customer_id", "order_day", "amount", "margin", "service_type", "cancelled", "shipped", "on_time", "damaged", "lost", "loss"])
+    order_df = pd.DataFrame.from_records(
+        order_rows,
+        columns=[
+            "customer_id",
+            "order_day",
+            "amount",
+            "margin",
+            "service_type",
+            "cancelled",
+            "shipped",
+            "on_time",
+            "damaged",
+            "lost",
+            "loss",
+        ],
+    )
     if not order_df.empty:
         order_df["cancelled"] = order_df["cancelled"].astype(bool)
         order_df["shipped"] = order_df["shipped"].astype(bool)
@@ -139,7 +174,19 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
         order_df["lost"] = order_df["lost"].astype(bool)
         order_df["on_time"] = pd.to_numeric(order_df["on_time"], errors="coerce")
 
-    c_rows = await _rows(session, select(complaints.c.customer_id, complaints.c.filed_at, complaints.c.resolved_at, complaints.c.within_sla, complaints.c.priority, complaints.c.compensation).order_by(complaints.c.complaint_id), complaints.c.customer_id, ids)
+    c_rows = await _rows(
+        session,
+        select(
+            complaints.c.customer_id,
+            complaints.c.filed_at,
+            complaints.c.resolved_at,
+            complaints.c.within_sla,
+            complaints.c.priority,
+            complaints.c.compensation,
+        ).order_by(complaints.c.complaint_id),
+        complaints.c.customer_id,
+        ids,
+    )
     sla_days = {k: v / 24 for k, v in settings.complaint_sla_hours.items()}
     complaint_df = pd.DataFrame(
         {
@@ -152,23 +199,45 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
             "sla_days": [sla_days.get(r[4] or "", 3.0) for r in c_rows],
         }
     )
-    s_rows = await _rows(session, select(surveys.c.customer_id, surveys.c.score, surveys.c.answered_at).order_by(surveys.c.complaint_id), surveys.c.customer_id, ids)
-    survey_df = pd.DataFrame({"customer_id": [r[0] for r in s_rows], "score": [r[1] for r in s_rows], "answered_day": _days([r[2] for r in s_rows])})
-    i_rows = await _rows(session, select(invoices.c.customer_id, invoices.c.amount, invoices.c.due_day, invoices.c.paid_day, invoices.c.days_overdue).order_by(invoices.c.invoice_id), invoices.c.customer_id, ids)
+    s_rows = await _rows(
+        session,
+        select(surveys.c.customer_id, surveys.c.score, surveys.c.answered_at).order_by(surveys.c.complaint_id),
+        surveys.c.customer_id,
+        ids,
+    )
+    survey_df = pd.DataFrame(
+        {"customer_id": [r[0] for r in s_rows], "score": [r[1] for r in s_rows], "answered_day": _days([r[2] for r in s_rows])}
+    )
+    i_rows = await _rows(
+        session,
+        select(invoices.c.customer_id, invoices.c.amount, invoices.c.due_day, invoices.c.paid_day, invoices.c.days_overdue).order_by(
+            invoices.c.invoice_id
+        ),
+        invoices.c.customer_id,
+        ids,
+    )
     invoice_df = pd.DataFrame.from_records(i_rows, columns=["customer_id", "amount", "due_day", "paid_day", "days_overdue"])
     customer_stmt = select(*(customers.c[name] for name in CUSTOMER_COLUMNS)).order_by(customers.c.customer_id)
     customer_df = pd.DataFrame.from_records(await _rows(session, customer_stmt, customers.c.customer_id, ids), columns=CUSTOMER_COLUMNS)
-    return Facts(orders=order_df, complaints=complaint_df, surveys=survey_df, invoices=invoice_df, customers=customer_df,
-                 service_levels=await _service_level_facts(session, ids))
+    return Facts(
+        orders=order_df,
+        complaints=complaint_df,
+        surveys=survey_df,
+        invoices=invoice_df,
+        customers=customer_df,
+        service_levels=await _service_level_facts(session, ids),
+    )
 
 
 async def _service_level_facts(session: AsyncSession, ids: list[str] | None) -> pd.DataFrame:
     """Each stored monthly record as (customer_id, end_day: the day after the month, breached: announced with missed
     targets); the satisfaction score and the churn signals read them."""
     m, b = service_level_months.c, service_level_breaches.c
-    stmt = (select(m.customer_id, m.month, b.missed)
-            .select_from(service_level_months.outerjoin(service_level_breaches, and_(b.customer_id == m.customer_id, b.month == m.month)))
-            .order_by(m.customer_id, m.month))
+    stmt = (
+        select(m.customer_id, m.month, b.missed)
+        .select_from(service_level_months.outerjoin(service_level_breaches, and_(b.customer_id == m.customer_id, b.month == m.month)))
+        .order_by(m.customer_id, m.month)
+    )
     rows = await _rows(session, stmt, m.customer_id, ids)
     months = pd.PeriodIndex([r[1] for r in rows], freq="M")
     end_day = ((months + 1).to_timestamp() - pd.Timestamp(0)).days.to_numpy() if rows else np.zeros(0, dtype=np.int64)
@@ -200,8 +269,16 @@ def _jsonable(value):
 # ---------------------------------------------------------------- scoring and announcing
 
 
-async def rescore(session: AsyncSession, customer_ids: Iterable[str], settings: ScoringSettings, as_of: dt.datetime, *, model: engine.PopulationModel | None = None, emit: bool = True,
-                  keep=None) -> list[dict]:
+async def rescore(
+    session: AsyncSession,
+    customer_ids: Iterable[str],
+    settings: ScoringSettings,
+    as_of: dt.datetime,
+    *,
+    model: engine.PopulationModel | None = None,
+    emit: bool = True,
+    keep=None,
+) -> list[dict]:
     """Recompute the scores of these customers from their facts, store them, announce changes.
     `keep(session, ids)`, when given, returns the customers whose scores may still be written."""
     ids = sorted(set(customer_ids))
@@ -223,7 +300,14 @@ async def rescore(session: AsyncSession, customer_ids: Iterable[str], settings: 
     return records
 
 
-async def rescore_dirty(unit_of_work, settings: ScoringSettings, as_of: dt.datetime | Callable[[], dt.datetime], *, batch_size: int | None = None, max_batches: int | None = None) -> int:
+async def rescore_dirty(
+    unit_of_work,
+    settings: ScoringSettings,
+    as_of: dt.datetime | Callable[[], dt.datetime],
+    *,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+) -> int:
     """Rescore the customers the consumer marked dirty, `batch_size` of them per transaction, until none are left.
 
     `unit_of_work` is anything with `transaction()` (a Database or the ServiceRuntime, which also wakes the relay).
@@ -267,7 +351,13 @@ async def _still_marked(session: AsyncSession, ids: list[str]) -> set[str]:
         return set(ids)  # SQLite: the pass holds the write lock from its start, nothing committed meanwhile
     present: set[str] = set()
     for where in id_filters(session, rescore_queue.c.customer_id, ids):
-        present.update((await session.execute(select(rescore_queue.c.customer_id).where(where).order_by(rescore_queue.c.customer_id).with_for_update())).scalars())
+        present.update(
+            (
+                await session.execute(
+                    select(rescore_queue.c.customer_id).where(where).order_by(rescore_queue.c.customer_id).with_for_update()
+                )
+            ).scalars()
+        )
     return present
 
 
@@ -275,17 +365,19 @@ async def pending_rescores(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(rescore_queue)))
 
 
-async def recompute_population(session: AsyncSession, settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True) -> dict[str, Any]:
+async def recompute_population(
+    session: AsyncSession, settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True
+) -> dict[str, Any]:
     """Refit quintiles, ABC cut-offs, BG/NBD and Gamma-Gamma on everyone, then rescore everyone."""
     as_of_day = day_number(as_of)
     facts = await load_facts(session, settings)
 
-    def compute():  # CPU-bound and pure: off the event loop, so HTTP and consumers keep answering
+    def compute(facts):  # CPU-bound and pure: off the event loop, so HTTP and consumers keep answering
         features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
         model = engine.fit_population(features, settings, as_of_day)
         return model, engine.score_batch(features, model, settings, as_of_day)
 
-    model, scored = await asyncio.to_thread(compute)
+    model, scored = await asyncio.to_thread(compute, facts)
     del facts
     await save_model(session, model)
     changes = dict.fromkeys(ANNOUNCEMENTS, 0)
@@ -304,10 +396,21 @@ RECOMPUTE_SLICE = 5000  # customers rendered, planned and written at a time by t
 
 async def _previous(session: AsyncSession, ids: list[str]) -> dict[str, dict]:
     previous: dict[str, dict] = {}
-    cols = [customer_scores.c.customer_id, customer_scores.c.tier, customer_scores.c.churn_risk, customer_scores.c.credit_grade, customer_scores.c.emitted]
+    cols = [
+        customer_scores.c.customer_id,
+        customer_scores.c.tier,
+        customer_scores.c.churn_risk,
+        customer_scores.c.credit_grade,
+        customer_scores.c.emitted,
+    ]
     for where in id_filters(session, customer_scores.c.customer_id, ids):
         for row in (await session.execute(select(*cols).where(where))).all():
-            previous[row.customer_id] = {"tier": row.tier, "churn_risk": row.churn_risk, "credit_grade": row.credit_grade, "emitted": row.emitted}
+            previous[row.customer_id] = {
+                "tier": row.tier,
+                "churn_risk": row.churn_risk,
+                "credit_grade": row.credit_grade,
+                "emitted": row.emitted,
+            }
     return previous
 
 
@@ -341,7 +444,15 @@ def _json_text(value) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
-def plan_scores(records: Sequence[dict], previous: dict[str, dict], settings: ScoringSettings, as_of: dt.datetime, emit: bool, now: dt.datetime, correlation) -> tuple[list, list, list, dict]:
+def plan_scores(
+    records: Sequence[dict],
+    previous: dict[str, dict],
+    settings: ScoringSettings,
+    as_of: dt.datetime,
+    emit: bool,
+    now: dt.datetime,
+    correlation,
+) -> tuple[list, list, list, dict]:
     """Pure: score rows (JSON columns as text), history rows, announcement envelopes and their counts."""
     as_of_day = day_number(as_of)
     envelopes = []
@@ -357,21 +468,55 @@ def plan_scores(records: Sequence[dict], previous: dict[str, dict], settings: Sc
         row.update(customer_id=cid, computed_at=now, as_of_day=as_of_day, detail=record["detail_json"])
         if emit and moved_past_step(emitted, state, settings.score_step):
             emitted = state
-            envelopes.append(make_event(CustomerScoredV2(customer_id=cid, scores=state["scores"], abc_class=record["abc_class"], rfm_segment=record["rfm_segment"],
-                                                         credit_grade=record["credit_grade"], tier=record["tier"], churn_risk=record["churn_risk"], scored_at=now),
-                                        key=cid, producer=PRODUCER, correlation_id=correlation))
+            envelopes.append(
+                make_event(
+                    CustomerScoredV2(
+                        customer_id=cid,
+                        scores=state["scores"],
+                        abc_class=record["abc_class"],
+                        rfm_segment=record["rfm_segment"],
+                        credit_grade=record["credit_grade"],
+                        tier=record["tier"],
+                        churn_risk=record["churn_risk"],
+                        scored_at=now,
+                    ),
+                    key=cid,
+                    producer=PRODUCER,
+                    correlation_id=correlation,
+                )
+            )
             history.append({"customer_id": cid, "scored_at": now, "scores": state})
             counts["CustomerScored"] += 1
         row["emitted"] = _json_text(emitted)
         old_tier = before["tier"] if before else None
         if emit and record["tier"] != old_tier and not (old_tier is None and record["tier"] in ("small", "ordinary")):
-            envelopes.append(make_event(CustomerTierChanged(customer_id=cid, old_tier=old_tier, new_tier=record["tier"], reason=record["tier_reason"], changed_at=now),
-                                        key=cid, producer=PRODUCER, correlation_id=correlation))
+            envelopes.append(
+                make_event(
+                    CustomerTierChanged(
+                        customer_id=cid, old_tier=old_tier, new_tier=record["tier"], reason=record["tier_reason"], changed_at=now
+                    ),
+                    key=cid,
+                    producer=PRODUCER,
+                    correlation_id=correlation,
+                )
+            )
             counts["CustomerTierChanged"] += 1
         old_risk = before["churn_risk"] if before else "low"
         if emit and RISK_ORDER[record["churn_risk"]] > RISK_ORDER.get(old_risk, 0):
-            envelopes.append(make_event(ChurnRiskRaised(customer_id=cid, p_alive=record["p_alive"], risk_level=record["churn_risk"], signals=record["signals"], raised_at=now),
-                                        key=cid, producer=PRODUCER, correlation_id=correlation))
+            envelopes.append(
+                make_event(
+                    ChurnRiskRaised(
+                        customer_id=cid,
+                        p_alive=record["p_alive"],
+                        risk_level=record["churn_risk"],
+                        signals=record["signals"],
+                        raised_at=now,
+                    ),
+                    key=cid,
+                    producer=PRODUCER,
+                    correlation_id=correlation,
+                )
+            )
             counts["ChurnRiskRaised"] += 1
         grade_change = credit_grade_change(record, before["credit_grade"] if before else None, settings, now) if emit else None
         if grade_change is not None:
@@ -392,8 +537,16 @@ def credit_grade_change(record: dict, old_grade: str | None, settings: ScoringSe
         return None
     falling = old_grade is not None and GRADE_ORDER[new_grade] > GRADE_ORDER[old_grade]
     reason = (orjson.loads(record["detail_json"]).get("credit_grade") or {}).get("explanation") or f"Credit grade {new_grade}."
-    return CreditGradeChanged(customer_id=record["customer_id"], old_grade=old_grade, new_grade=new_grade, falling=falling, actions=policy.actions,
-                              review_every_days=policy.review_every_days, reason=reason, changed_at=now)
+    return CreditGradeChanged(
+        customer_id=record["customer_id"],
+        old_grade=old_grade,
+        new_grade=new_grade,
+        falling=falling,
+        actions=policy.actions,
+        review_every_days=policy.review_every_days,
+        reason=reason,
+        changed_at=now,
+    )
 
 
 JSON_COLUMNS = ("detail", "emitted")
@@ -418,13 +571,17 @@ async def _upsert_score_rows(session: AsyncSession, rows: list[dict]) -> None:
         await session.execute(stmt, params[start : start + 2000])
 
 
-async def store_scores(session: AsyncSession, records: Sequence[dict], settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True) -> dict[str, int]:
+async def store_scores(
+    session: AsyncSession, records: Sequence[dict], settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True
+) -> dict[str, int]:
     """Upsert score rows; stage CustomerScored / CustomerTierChanged / ChurnRiskRaised / CreditGradeChanged in the outbox."""
     if not records:
         return dict.fromkeys(ANNOUNCEMENTS, 0)
     ids = [r["customer_id"] for r in records]
     previous = await _previous(session, ids)
-    rows, history, envelopes, counts = await _cpu(plan_scores, records, previous, settings, as_of, emit, utcnow(), current_correlation_id(), size=len(records))
+    rows, history, envelopes, counts = await _cpu(
+        plan_scores, records, previous, settings, as_of, emit, utcnow(), current_correlation_id(), size=len(records)
+    )
     await _upsert_score_rows(session, rows)
     if history:
         for start in range(0, len(history), 2000):
@@ -432,4 +589,3 @@ async def store_scores(session: AsyncSession, records: Sequence[dict], settings:
     for start in range(0, len(envelopes), 2000):
         await add_to_outbox(session, envelopes[start : start + 2000])
     return counts
-

@@ -9,6 +9,7 @@ On PostgreSQL a batch is one statement whatever its size: each column travels as
 batch (prepared once per connection) and the cost per row is that of building the arrays. SQLite gets the
 portable multi-row statement.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -75,14 +76,21 @@ _MERGE_SQL = {
 
 
 @lru_cache(maxsize=256)
-def unnest_insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...], key: str, on_conflict: tuple[tuple[str, str], ...] | None,
-                      returning: str | None = None) -> str:
+def unnest_insert_sql(
+    dialect: Dialect,
+    table: Table,
+    columns: tuple[str, ...],
+    key: str,
+    on_conflict: tuple[tuple[str, str], ...] | None,
+    returning: str | None = None,
+) -> str:
     """`INSERT INTO table (columns) SELECT * FROM unnest($1::type[], ...) ON CONFLICT (key) ...`.
 
     on_conflict: (column, rule) pairs merged on a key conflict; None or empty: DO NOTHING."""
     quote = dialect.identifier_preparer.quote
     arrays = ", ".join(f"${i + 1}::{table.c[c].type.compile(dialect=dialect)}[]" for i, c in enumerate(columns))
-    sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) SELECT * FROM unnest({arrays}) ON CONFLICT ({quote(key)}) "
+    names = ", ".join(quote(c) for c in columns)
+    sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT ({quote(key)}) "
     if on_conflict:
         for _, rule in on_conflict:
             if rule not in _MERGE_SQL:
@@ -116,8 +124,9 @@ async def execute_unnest(session: AsyncSession, sql: str, arrays: list[list]):
     return await connection.exec_driver_sql(sql, tuple(arrays))
 
 
-async def _upsert_postgresql(session: AsyncSession, table: Table, rows: list[dict], key: str, rules: dict[str, str] | None,
-                             returning: str | None = None):
+async def _upsert_postgresql(
+    session: AsyncSession, table: Table, rows: list[dict], key: str, rules: dict[str, str] | None, returning: str | None = None
+):
     dialect = session.get_bind().dialect
     columns = row_columns(rows, key, rules)
     on_conflict = tuple((c, rules.get(c, "set")) for c in columns if c != key) if rules is not None else None

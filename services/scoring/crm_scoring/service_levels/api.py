@@ -1,4 +1,5 @@
 """Thin routers: a customer's service-level trend, and the whole-base recomputation of a month."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -22,8 +23,13 @@ MeasureQuery = Query("on_time_delivery_pct", description="The measure customers 
 
 
 @service_levels_router.get("/{customer_id}", response_model=ServiceLevelTrend)
-async def customer_trend(customer_id: str, runtime: RuntimeDep, session: SessionDep, months: int = Query(12, ge=1, le=60),
-                         until: Annotated[FactMonth | None, Query(description="Last month of the window (YYYY-MM); default: this month.")] = None):
+async def customer_trend(
+    customer_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    months: int = Query(12, ge=1, le=60),
+    until: Annotated[FactMonth | None, Query(description="Last month of the window (YYYY-MM); default: this month.")] = None,
+):
     last = service.parse_month(until) if until else runtime.clock().date()
     return ServiceLevelTrend(customer_id=customer_id, months=await service.trend(session, customer_id, last, months))
 
@@ -36,13 +42,20 @@ async def compute_month(body: ComputeMonth, runtime: RuntimeDep):
 
 
 @service_levels_reports_router.get("/service-levels")
-async def service_level_report(session: SessionDep, month: MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None,
-                               worst: int = Query(20, ge=1, le=1000), trend_months: int = Query(12, ge=1, le=60)):
+async def service_level_report(
+    session: SessionDep,
+    month: MonthQuery,
+    measure: Measure = MeasureQuery,
+    tier: Tier | None = None,
+    worst: int = Query(20, ge=1, le=1000),
+    trend_months: int = Query(12, ge=1, le=60),
+):
     return await reports.service_level_report(session, month, measure, worst, tier, trend_months)
 
 
 @service_levels_reports_router.get("/service-levels.csv")
 async def service_level_csv(session: SessionDep, month: MonthQuery, measure: Measure = MeasureQuery, tier: Tier | None = None):
     text = await reports.service_level_csv(session, month, measure, tier)
-    return Response(text, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="service-levels-{month}.csv"'})
+    return Response(
+        text, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="service-levels-{month}.csv"'}
+    )

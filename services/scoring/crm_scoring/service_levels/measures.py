@@ -3,6 +3,7 @@
 An order belongs to the month (UTC) of its order date and counts unless cancelled. A promise that is past
 with nothing done counts as missed, a promise still ahead is not judged yet. Percentages are 0-100 and None
 when nothing could be measured (no promise, no quantity...): "unknown" is not "perfect"."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 
 def month_of(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m")
 
 
 def _pct(hits: int, out_of: int) -> float | None:
@@ -99,8 +100,9 @@ class _Month:
         }
 
 
-def monthly_records(orders: Iterable[dict], complaints: Iterable[dict], corrections: Iterable[dict], now: dt.datetime,
-                    months: set[str] | None = None) -> dict[tuple[str, str], dict]:
+def monthly_records(
+    orders: Iterable[dict], complaints: Iterable[dict], corrections: Iterable[dict], now: dt.datetime, months: set[str] | None = None
+) -> dict[tuple[str, str], dict]:
     """{(customer_id, "YYYY-MM"): record} for every customer-month with an order, a complaint or a correction
     (only the given months when `months` is set)."""
     cells: dict[tuple[str, str], _Month] = defaultdict(_Month)

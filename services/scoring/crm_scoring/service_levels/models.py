@@ -1,4 +1,5 @@
 """The stored service-level record: one row per customer and calendar month (UTC) of the orders it measures."""
+
 from __future__ import annotations
 
 from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table

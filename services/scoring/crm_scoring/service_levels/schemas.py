@@ -1,4 +1,5 @@
 """API shapes of the service-level records."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +12,9 @@ from crm_common.events.bounds import FactMonth
 class ServiceLevelMonth(BaseModel):
     month: str = Field(description="YYYY-MM (UTC) of the orders measured.")
     orders: int = Field(description="Orders created in the month and not cancelled.")
-    on_time_pickup_pct: float | None = Field(description="Picked up by the promised pickup time, of the orders whose promise could be judged.")
+    on_time_pickup_pct: float | None = Field(
+        description="Picked up by the promised pickup time, of the orders whose promise could be judged."
+    )
     on_time_delivery_pct: float | None = Field(description="Delivered by the promised time (到货及时率).")
     order_completion_pct: float | None = Field(description="Delivered, of the month's orders (订单完成率).")
     damage_rate_pct: float | None = Field(description="Orders with a damage report (货物破损).")

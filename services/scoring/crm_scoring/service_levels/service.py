@@ -6,6 +6,7 @@ touched (`refresh_customers`), and `compute_month` recomputes one month for the 
 month older than the trailing window).
 The last closed month (the one before the month of `now`) that misses its tier's targets is announced with ServiceLevelBreached,
 in the same transaction, once, and again only when the set of missed measures changes."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,9 +30,24 @@ UNSCORED_TIER = "ordinary"  # a customer not scored yet is held to the ordinary 
 TRAILING_MONTHS = 12
 CHUNK = 2000  # customers loaded and computed at a time when a whole month is recomputed
 
-ORDER_FIELDS = ("customer_id", "order_date", "cancelled_at", "shipped_at", "delivered_at", "promised_pickup_at", "promised_at",
-                "promised_delivery_at", "damaged", "lost", "urgent", "quantity_ordered", "quantity_shipped", "pod_due_at",
-                "pod_return_due_at", "pod_returned_at")
+ORDER_FIELDS = (
+    "customer_id",
+    "order_date",
+    "cancelled_at",
+    "shipped_at",
+    "delivered_at",
+    "promised_pickup_at",
+    "promised_at",
+    "promised_delivery_at",
+    "damaged",
+    "lost",
+    "urgent",
+    "quantity_ordered",
+    "quantity_shipped",
+    "pod_due_at",
+    "pod_return_due_at",
+    "pod_returned_at",
+)
 
 
 class InvalidMonth(ValueError):
@@ -60,20 +76,26 @@ def month_window(last: dt.date, count: int) -> list[str]:
 def _bounds(months: Sequence[str]) -> tuple[dt.datetime, dt.datetime]:
     start = parse_month(min(months))
     end = add_months(parse_month(max(months)), 1)
-    utc = dt.timezone.utc
+    utc = dt.UTC
     return dt.datetime.combine(start, dt.time(), utc), dt.datetime.combine(end, dt.time(), utc)
 
 
 async def _load(session: AsyncSession, start: dt.datetime, end: dt.datetime, customer_ids: list[str]):
     order_stmt = select(*(orders.c[name] for name in ORDER_FIELDS)).where(
-        orders.c.order_day >= day_number(start), orders.c.order_day < day_number(end))
+        orders.c.order_day >= day_number(start), orders.c.order_day < day_number(end)
+    )
     complaint_stmt = select(complaints.c.customer_id, complaints.c.filed_at, complaints.c.resolved_at).where(
-        complaints.c.filed_at >= start, complaints.c.filed_at < end)
+        complaints.c.filed_at >= start, complaints.c.filed_at < end
+    )
     correction_stmt = select(invoice_corrections.c.customer_id, invoice_corrections.c.corrected_at).where(
-        invoice_corrections.c.corrected_at >= start, invoice_corrections.c.corrected_at < end)
+        invoice_corrections.c.corrected_at >= start, invoice_corrections.c.corrected_at < end
+    )
     loaded = []
-    for stmt, column in ((order_stmt, orders.c.customer_id), (complaint_stmt, complaints.c.customer_id),
-                         (correction_stmt, invoice_corrections.c.customer_id)):
+    for stmt, column in (
+        (order_stmt, orders.c.customer_id),
+        (complaint_stmt, complaints.c.customer_id),
+        (correction_stmt, invoice_corrections.c.customer_id),
+    ):
         rows: list[dict] = []
         for where in id_filters(session, column, customer_ids):
             rows.extend(dict(r) for r in (await session.execute(stmt.where(where))).mappings())
@@ -88,7 +110,9 @@ async def _tiers(session: AsyncSession, customer_ids: list[str]) -> dict[str, st
     return tiers
 
 
-async def announce_breaches(session: AsyncSession, records: dict[tuple[str, str], dict], now: dt.datetime, settings: ScoringSettings) -> int:
+async def announce_breaches(
+    session: AsyncSession, records: dict[tuple[str, str], dict], now: dt.datetime, settings: ScoringSettings
+) -> int:
     """Compare the last closed month among `records` with its tier's targets; stage ServiceLevelBreached for each
     customer whose missed targets are new or a different set. Returns the events staged."""
     # only the month that closed last: a task about a month long gone is noise (a replayed history would raise one per
@@ -103,7 +127,8 @@ async def announce_breaches(session: AsyncSession, records: dict[tuple[str, str]
     announced: dict[tuple[str, str], list] = {}
     for where in id_filters(session, service_level_breaches.c.customer_id, customer_ids):
         stmt = select(service_level_breaches.c.customer_id, service_level_breaches.c.month, service_level_breaches.c.missed).where(
-            where, service_level_breaches.c.month.in_(months))
+            where, service_level_breaches.c.month.in_(months)
+        )
         announced.update({(c, m): missed for c, m, missed in (await session.execute(stmt)).all()})
     envelopes, rows, cleared = [], [], []
     for (customer_id, month), record in sorted(closed.items()):
@@ -119,11 +144,16 @@ async def announce_breaches(session: AsyncSession, records: dict[tuple[str, str]
         if before is not None:
             cleared.append((customer_id, month))
         rows.append({"customer_id": customer_id, "month": month, "tier": tier, "missed": missed, "announced_at": now})
-        payload = ServiceLevelBreached(customer_id=customer_id, month=month, tier=tier, missed=missed, summary=summary(missed), detected_at=now)
+        payload = ServiceLevelBreached(
+            customer_id=customer_id, month=month, tier=tier, missed=missed, summary=summary(missed), detected_at=now
+        )
         envelopes.append(make_event(payload, key=customer_id, producer=settings.service_name, occurred_at=now))
     for customer_id, month in cleared:
-        await session.execute(delete(service_level_breaches).where(
-            service_level_breaches.c.customer_id == customer_id, service_level_breaches.c.month == month))
+        await session.execute(
+            delete(service_level_breaches).where(
+                service_level_breaches.c.customer_id == customer_id, service_level_breaches.c.month == month
+            )
+        )
     if rows:
         await session.execute(insert(service_level_breaches), rows)
         await add_to_outbox(session, envelopes)
@@ -133,7 +163,7 @@ async def announce_breaches(session: AsyncSession, records: dict[tuple[str, str]
 async def _insert(session: AsyncSession, records: dict[tuple[str, str], dict], now: dt.datetime) -> int:
     rows = [{"customer_id": customer_id, "month": month, "computed_at": now, **record} for (customer_id, month), record in records.items()]
     for start in range(0, len(rows), CHUNK):
-        await session.execute(insert(service_level_months), rows[start:start + CHUNK])
+        await session.execute(insert(service_level_months), rows[start : start + CHUNK])
     return len(rows)
 
 
@@ -154,12 +184,29 @@ async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: 
 
 async def _customers_of_month(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[str]:
     ids: set[str] = set()
-    ids.update((await session.execute(select(orders.c.customer_id).where(
-        orders.c.order_day >= day_number(start), orders.c.order_day < day_number(end)).distinct())).scalars())
-    ids.update((await session.execute(select(complaints.c.customer_id).where(
-        complaints.c.filed_at >= start, complaints.c.filed_at < end).distinct())).scalars())
-    ids.update((await session.execute(select(invoice_corrections.c.customer_id).where(
-        invoice_corrections.c.corrected_at >= start, invoice_corrections.c.corrected_at < end).distinct())).scalars())
+    ids.update(
+        (
+            await session.execute(
+                select(orders.c.customer_id).where(orders.c.order_day >= day_number(start), orders.c.order_day < day_number(end)).distinct()
+            )
+        ).scalars()
+    )
+    ids.update(
+        (
+            await session.execute(
+                select(complaints.c.customer_id).where(complaints.c.filed_at >= start, complaints.c.filed_at < end).distinct()
+            )
+        ).scalars()
+    )
+    ids.update(
+        (
+            await session.execute(
+                select(invoice_corrections.c.customer_id)
+                .where(invoice_corrections.c.corrected_at >= start, invoice_corrections.c.corrected_at < end)
+                .distinct()
+            )
+        ).scalars()
+    )
     return sorted(ids)
 
 
@@ -171,7 +218,7 @@ async def compute_month(session: AsyncSession, month: str, now: dt.datetime, set
     stored = 0
     customer_ids = await _customers_of_month(session, start, end)
     for offset in range(0, len(customer_ids), CHUNK):
-        chunk = customer_ids[offset:offset + CHUNK]
+        chunk = customer_ids[offset : offset + CHUNK]
         order_rows, complaint_rows, correction_rows = await _load(session, start, end, chunk)
         records = monthly_records(order_rows, complaint_rows, correction_rows, now, set(months))
         await announce_breaches(session, records, now, settings)
@@ -190,7 +237,12 @@ async def trend(session: AsyncSession, customer_id: str, last_month: dt.date, mo
     window = month_window(last_month, months)
     stored = {
         row["month"]: dict(row)
-        for row in (await session.execute(select(service_level_months).where(
-            service_level_months.c.customer_id == customer_id, service_level_months.c.month.in_(window)))).mappings()
+        for row in (
+            await session.execute(
+                select(service_level_months).where(
+                    service_level_months.c.customer_id == customer_id, service_level_months.c.month.in_(window)
+                )
+            )
+        ).mappings()
     }
     return [stored.get(month) or empty_record(customer_id, month) for month in window]

@@ -3,21 +3,48 @@
 A target is a floor for the shares that should be high (on-time, completion, fill rate...) and a ceiling for
 those that should be low (damage, loss, complaints, corrections, resolution time). A measure that could not be
 measured in the month (None) misses nothing: no promise, no judgement."""
+
 from __future__ import annotations
 
-FLOORS = ("on_time_pickup_pct", "on_time_delivery_pct", "order_completion_pct", "fill_rate_pct", "urgent_completion_pct",
-          "documents_on_time_pct")
+FLOORS = (
+    "on_time_pickup_pct",
+    "on_time_delivery_pct",
+    "order_completion_pct",
+    "fill_rate_pct",
+    "urgent_completion_pct",
+    "documents_on_time_pct",
+)
 CEILINGS = ("damage_rate_pct", "loss_rate_pct", "complaints_per_100_orders", "billing_corrections", "mean_resolution_hours")
 MEASURES = FLOORS + CEILINGS
 
 # The right level, not the highest (service costs money): key accounts are promised more than small customers.
 DEFAULT_TARGETS: dict[str, dict[str, float]] = {
-    "key_account": {"on_time_pickup_pct": 95, "on_time_delivery_pct": 95, "order_completion_pct": 90, "fill_rate_pct": 98,
-                    "urgent_completion_pct": 95, "documents_on_time_pct": 95, "damage_rate_pct": 0.5, "loss_rate_pct": 0.1,
-                    "complaints_per_100_orders": 2, "billing_corrections": 2, "mean_resolution_hours": 24},
-    "ordinary": {"on_time_pickup_pct": 90, "on_time_delivery_pct": 90, "order_completion_pct": 85, "fill_rate_pct": 95,
-                 "urgent_completion_pct": 90, "documents_on_time_pct": 90, "damage_rate_pct": 1, "loss_rate_pct": 0.2,
-                 "complaints_per_100_orders": 5, "billing_corrections": 5, "mean_resolution_hours": 48},
+    "key_account": {
+        "on_time_pickup_pct": 95,
+        "on_time_delivery_pct": 95,
+        "order_completion_pct": 90,
+        "fill_rate_pct": 98,
+        "urgent_completion_pct": 95,
+        "documents_on_time_pct": 95,
+        "damage_rate_pct": 0.5,
+        "loss_rate_pct": 0.1,
+        "complaints_per_100_orders": 2,
+        "billing_corrections": 2,
+        "mean_resolution_hours": 24,
+    },
+    "ordinary": {
+        "on_time_pickup_pct": 90,
+        "on_time_delivery_pct": 90,
+        "order_completion_pct": 85,
+        "fill_rate_pct": 95,
+        "urgent_completion_pct": 90,
+        "documents_on_time_pct": 90,
+        "damage_rate_pct": 1,
+        "loss_rate_pct": 0.2,
+        "complaints_per_100_orders": 5,
+        "billing_corrections": 5,
+        "mean_resolution_hours": 48,
+    },
     "small": {"on_time_delivery_pct": 85, "damage_rate_pct": 2, "loss_rate_pct": 0.5, "complaints_per_100_orders": 10},
     "at_risk": {"on_time_delivery_pct": 90, "damage_rate_pct": 1, "loss_rate_pct": 0.2, "complaints_per_100_orders": 5},
 }
