@@ -69,7 +69,8 @@ async def test_account_manager_works_a_lost_customer_in_the_console(database_fac
                 await expect(page.locator("#accounts-view")).to_be_visible()  # an account manager starts in their workspace
                 call = page.locator(f"#am-worklist li[data-kind='win_back_call'][data-customer='{lost}']")
                 await expect(call).to_contain_text("Lost Harbour Logistics")
-                await expect(call.locator("strong")).to_have_text(re.compile(r"^\d{4}年\d{1,2}月\d{1,2}日$"))  # due day in zh-CN (the default) format
+                # due day in zh-CN (the default) format
+                await expect(call.locator("strong")).to_have_text(re.compile(r"^\d{4}年\d{1,2}月\d{1,2}日$"))
                 await expect(page.locator("#am-portfolio tbody tr")).to_have_count(2)
                 await expect(page.locator("#am-kpis tbody tr")).to_have_count(1)
                 await expect(page.locator(f"#am-kpis tbody tr[data-manager='{DEMO_MANAGER}']")).to_be_visible()
