@@ -176,7 +176,7 @@ async def test_who_reads_a_report_and_the_downloads(profile):
 
 async def test_bad_input_is_a_problem(profile):
     profile.client._transport.app.dependency_overrides[today] = lambda: dt.date(2024, 7, 15)
-    for month in ("2024-13", "24-06", "2024-07", "2030-01", "1999-12", ""):
+    for month in ("2024-13", "24-06", "2024-07", "2030-01", "1999-12", "0000-01", ""):
         response = await profile.client.post("/account-manager/key-account-reports/runs", json={"month": month}, headers=BOSS)
         assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json"), (
             month,

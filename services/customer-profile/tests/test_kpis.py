@@ -188,7 +188,7 @@ async def test_kpis_of_a_known_portfolio_and_the_ranking(profile):
 async def test_kpis_refuse_bad_periods_and_sorts(profile):
     profile.client._transport.app.dependency_overrides[today] = lambda: TODAY
     boss = as_actor("boss", "admin")
-    for period in ("2026-13", "2026-Q5", "26-12", "2027-01", "1999-12", "2026-12\x00"):
+    for period in ("2026-13", "2026-Q5", "26-12", "2027-01", "1999-12", "0000-01", "0000-Q1", "2026-12\x00"):
         response = await profile.client.get("/account-manager/kpis", params={"period": period}, headers=boss)
         assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json"), period
     assert (

@@ -85,6 +85,8 @@ def parse_period(text: str, today: dt.date) -> Period:
     if not found:
         raise BadPeriod("period is a month YYYY-MM or a quarter YYYY-Qn")
     year, part = int(found.group(1)), found.group(2)
+    if year < 2000:  # checked before building the date: year 0 is no date at all
+        raise BadPeriod("the period starts between 2000 and today")
     if part.startswith("Q"):
         start, months = dt.date(year, 3 * (int(part[1]) - 1) + 1, 1), 3
     else:

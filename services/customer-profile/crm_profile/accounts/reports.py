@@ -82,9 +82,11 @@ def parse_month(text: str, today: dt.date) -> kpis.Period:
     """A finished month YYYY-MM since 2000 (a report covers a whole month, so the current one is refused)."""
     if not re.match(MONTH_PATTERN, text):
         raise BadMonth("month is YYYY-MM")
+    if int(text[:4]) < 2000:  # checked before building the date: year 0 is no date at all
+        raise BadMonth("the month is a finished month since 2000-01")
     start = dt.date(int(text[:4]), int(text[5:]), 1)
     period = kpis.Period(text, start, kpis._add_months(start, 1), 1)
-    if start.year < 2000 or period.end > today:
+    if period.end > today:
         raise BadMonth("the month is a finished month since 2000-01")
     return period
 
