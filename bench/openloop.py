@@ -21,6 +21,10 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import perfkit  # noqa: E402
 
 
 async def run(spec: dict) -> dict:
@@ -69,7 +73,7 @@ async def run(spec: dict) -> dict:
         "scheduled": total,
         "elapsed_s": elapsed,
         **outcome,
-        "send_lag_p99_ms": 1000 * sorted(send_lags)[int(0.99 * (len(send_lags) - 1))] if send_lags else 0.0,
+        "send_lag_p99_ms": 1000 * perfkit.percentile(list(send_lags), 0.99) if send_lags else 0.0,
     }
 
 
