@@ -127,10 +127,10 @@ class ScoringSettings(ServiceSettings):
     consumer_batch_size: int = Field(2000, ge=1, description="Events per consumer batch (one transaction).")
     rescore_interval_s: float = Field(0.5, gt=0, description="Pause between passes of the rescoring task over the marked customers.")
     rescore_batch_size: int = Field(2000, ge=1, description="Marked customers rescored per transaction.")
-    service_level_targets: dict[Literal["key_account", "ordinary", "small", "at_risk"], dict[str, float]] = Field(
+    service_level_targets: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {tier: dict(targets) for tier, targets in DEFAULT_TARGETS.items()},
-        description="Agreed service levels per tier (docs/scoring.md, 'Service levels'); "
-        "a closed month that misses one emits ServiceLevelBreached.",
+        description="Agreed service levels per commercial tier (key_account, ordinary, small; at_risk is refused) "
+        "(docs/scoring.md, 'Service levels'); a closed month that misses one emits ServiceLevelBreached.",
     )
 
     @field_validator("service_level_targets")

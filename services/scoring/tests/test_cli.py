@@ -189,7 +189,7 @@ def test_step_rule():
 async def test_small_moves_are_not_announced(database_factory):
     db = await scoring_db(database_factory, "sqlite", "step")
     # no service-level targets: the orders are never delivered, and a missed target would be a real move (satisfaction, churn signal)
-    no_targets = {tier: {} for tier in ("key_account", "ordinary", "small", "at_risk")}
+    no_targets = {tier: {} for tier in ("key_account", "ordinary", "small")}
     proc, _ = processor(db, settings_for(db.url, score_step=30.0, service_level_targets=no_targets))
     base = [
         event(OrderCreated(order_id=f"s{i}", customer_id="steady", order_date=AS_OF - dt.timedelta(days=7 * i), amount=1000), "steady")

@@ -52,7 +52,7 @@ async def test_tier_change_and_churn_risk_land_on_kafka(database_factory, kafka_
     now = {"t": AS_OF}
     # no service-level targets: these orders are never delivered, and each month's missed completion target would be a
     # churn signal of its own (a medium risk before the stopper's high one)
-    no_targets = {tier: {} for tier in ("key_account", "ordinary", "small", "at_risk")}
+    no_targets = {tier: {} for tier in ("key_account", "ordinary", "small")}
     settings = settings_for(db.url, kafka=kafka_settings, service_level_targets=no_targets)
     proc, dead = processor(db, settings, clock=lambda: now["t"])
     rng = random.Random(4)

@@ -269,7 +269,7 @@ async def test_a_closed_month_that_misses_its_targets_is_announced_once(database
     settings = settings_for(
         db.url,
         service_level_targets={
-            tier: {"on_time_delivery_pct": 90, "mean_resolution_hours": 24} for tier in ("key_account", "ordinary", "small", "at_risk")
+            tier: {"on_time_delivery_pct": 90, "mean_resolution_hours": 24} for tier in ("key_account", "ordinary", "small")
         },
     )
     july = dt.datetime(2026, 7, 2, tzinfo=UTC)

@@ -380,6 +380,23 @@ def _recent_satisfaction(f: dict[str, np.ndarray], settings: ScoringSettings) ->
     return np.where(recent_known, recent.value, np.nan)
 
 
+def _abc_classes(contrib: np.ndarray, model: PopulationModel | None) -> np.ndarray:
+    """ABC class per customer (None without a population model)."""
+    if model is None:
+        return np.full(len(contrib), None, dtype=object)
+    classes: np.ndarray = abc.classify_many(contrib, model.abc)
+    return classes
+
+
+def agreed_tiers(features: pd.DataFrame, model: PopulationModel | None, settings: ScoringSettings) -> np.ndarray:
+    """Each customer's commercial tier (scores.commercial_tiers: the tier without churn risk), the tier whose
+    service-level targets the customer agreed; the same class and order count the scores' tier is built from."""
+    contrib = contribution(features, model.abc_basis if model is not None else settings.abc_basis).to_numpy(dtype=float)
+    return scores.commercial_tiers(
+        _abc_classes(contrib, model), features["orders_window"].to_numpy(), features["key_account_flag"].to_numpy(dtype=bool)
+    )
+
+
 def _abc_and_rfm(
     f: dict[str, np.ndarray], contrib: np.ndarray, model: PopulationModel | None, has_orders: np.ndarray, as_of_day: int
 ) -> tuple[np.ndarray, ...]:
@@ -388,7 +405,7 @@ def _abc_and_rfm(
     if model is None:
         nothing = np.full(len(contrib), None, dtype=object)
         return nothing, nothing, nothing, nothing, nothing
-    abc_class = abc.classify_many(contrib, model.abc)
+    abc_class = _abc_classes(contrib, model)
     r = rfm.score_many(as_of_day - f["last_order_day"].astype(float), model.rfm["r"])
     active = f["orders_window"] > 0
     fq = rfm.active_scores(rfm.frequency_key(f["orders_window"], f["revenue_window"]), active, model.rfm["f"])

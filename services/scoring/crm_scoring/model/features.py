@@ -192,6 +192,17 @@ def compute_features(facts: Facts, as_of_day: int, window_days: int = 365, defau
     return pd.DataFrame(out, index=ids)
 
 
+def with_service_levels(features: pd.DataFrame, months: pd.DataFrame, as_of_day: int, window_days: int = 365) -> pd.DataFrame:
+    """The features with their service-level columns computed again from `months` (the same records, judged since):
+    the rest of the features is not recomputed. A record of a customer outside the features' index is ignored."""
+    months = _frame(months, SERVICE_LEVEL_COLUMNS)
+    code = features.index.get_indexer(months["customer_id"].astype(str)) if len(months) else np.zeros(0, dtype=np.int64)
+    known = code >= 0
+    out: dict[str, np.ndarray] = {}
+    _service_level_features(out, _Agg(len(features)), months[known], code[known], as_of_day, window_days)
+    return features.assign(**out)
+
+
 def effective_share_of_wallet(declared: np.ndarray, revenue_window: np.ndarray, potential_volume: np.ndarray) -> np.ndarray:
     """The declared share where there is one; else what the window's revenue is of the declared potential volume."""
     with np.errstate(divide="ignore", invalid="ignore"):

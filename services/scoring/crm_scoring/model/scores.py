@@ -674,12 +674,22 @@ KEY_ACCOUNT_TEXTS = {  # (in class A, flagged by hand) -> why the customer is a 
 TIER_TEXTS = {"at_risk": "At risk: high churn risk.", "small": "Small: class D or no orders in the last 12 months."}
 
 
-def tiers(abc_class: np.ndarray, risk: np.ndarray, orders_window: np.ndarray, flagged_key_account: np.ndarray) -> np.ndarray:
-    """key_account (class A or flagged by hand: the profile's size band key_account), at_risk (high churn risk),
-    small (class D, no class, or no orders in the window), ordinary."""
+AGREED_TIERS = ("key_account", "ordinary", "small")  # the commercial tiers: what a customer agrees service levels for
+
+
+def commercial_tiers(abc_class: np.ndarray, orders_window: np.ndarray, flagged_key_account: np.ndarray) -> np.ndarray:
+    """The tier without its churn branch: key_account (class A or flagged by hand: the profile's size band key_account),
+    small (class D, no class, or no orders in the window), ordinary. It never depends on churn risk, so the service-level
+    targets agreed for it (judged into breaches, which feed churn risk) cannot depend on themselves."""
     is_a = (abc_class == "A") | flagged_key_account
     small = np.array([c is None or c == "D" for c in abc_class.tolist()], dtype=bool) | (orders_window == 0)
-    return np.select([is_a, risk == "high", small], ["key_account", "at_risk", "small"], default="ordinary").astype(object)
+    return np.select([is_a, small], ["key_account", "small"], default="ordinary").astype(object)
+
+
+def tiers(abc_class: np.ndarray, risk: np.ndarray, orders_window: np.ndarray, flagged_key_account: np.ndarray) -> np.ndarray:
+    """The commercial tier, except at_risk (high churn risk) for a customer who is not a key account."""
+    commercial = commercial_tiers(abc_class, orders_window, flagged_key_account)
+    return np.where((commercial != "key_account") & (risk == "high"), "at_risk", commercial).astype(object)
 
 
 def _tier_reason(tier: str, abc_class: str | None, flagged: bool) -> str:

@@ -38,7 +38,7 @@ class ScoringHandler:
     async def handle_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
         touched = await apply_events(session, [e.envelope for e in events], [e.payload for e in events])
         await mark_dirty(session, touched)
-        await refresh_customers(session, touched, self.clock(), self.settings)
+        await refresh_customers(session, touched, self.clock())
 
     async def rescore_dirty(self, unit_of_work) -> int:
         """Score every marked customer now, with this handler's settings and clock (tests and the rescoring loop)."""

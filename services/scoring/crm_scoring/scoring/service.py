@@ -22,7 +22,7 @@ from crm_common.events.envelope import make_event
 from crm_common.events.scoring import ChurnRiskRaised, CreditGradeChanged, CustomerScoredV2, CustomerTierChanged
 from crm_common.outbox import add_to_outbox
 from crm_scoring.model import engine
-from crm_scoring.model.features import CUSTOMER_COLUMNS, Facts, compute_features
+from crm_scoring.model.features import CUSTOMER_COLUMNS, Facts, compute_features, with_service_levels
 from crm_scoring.model.scores import RISK_ORDER
 from crm_scoring.scoring.ingest import EPOCH, day_number, id_filters
 from crm_scoring.scoring.models import (
@@ -38,6 +38,7 @@ from crm_scoring.scoring.models import (
     surveys,
 )
 from crm_scoring.scoring.upsert import upsert
+from crm_scoring.service_levels import judgement
 from crm_scoring.service_levels.models import service_level_breaches, service_level_months
 from crm_scoring.settings import ScoringSettings
 
@@ -230,8 +231,8 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
 
 
 async def _service_level_facts(session: AsyncSession, ids: list[str] | None) -> pd.DataFrame:
-    """Each stored monthly record as (customer_id, end_day: the day after the month, breached: announced with missed
-    targets); the satisfaction score and the churn signals read them."""
+    """Each stored monthly record as (customer_id, month, end_day: the day after the month, breached: a stored judgement
+    with missed targets); the satisfaction score and the churn signals read them."""
     m, b = service_level_months.c, service_level_breaches.c
     stmt = (
         select(m.customer_id, m.month, b.missed)
@@ -241,7 +242,9 @@ async def _service_level_facts(session: AsyncSession, ids: list[str] | None) -> 
     rows = await _rows(session, stmt, m.customer_id, ids)
     months = pd.PeriodIndex([r[1] for r in rows], freq="M")
     end_day = ((months + 1).to_timestamp() - pd.Timestamp(0)).days.to_numpy() if rows else np.zeros(0, dtype=np.int64)
-    return pd.DataFrame({"customer_id": [r[0] for r in rows], "end_day": end_day, "breached": [bool(r[2]) for r in rows]})
+    return pd.DataFrame(
+        {"customer_id": [r[0] for r in rows], "month": [r[1] for r in rows], "end_day": end_day, "breached": [bool(r[2]) for r in rows]}
+    )
 
 
 def or_shipped():
@@ -286,18 +289,41 @@ async def rescore(
         return []
     model = model if model is not None else await load_model(session)
     facts = await load_facts(session, settings, ids)
+    pending = await judgement.load(session, ids, as_of)
     as_of_day = day_number(as_of)
 
     def compute():  # the touched customers are one batch: every formula runs once over all of them
         features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
-        return engine.score_batch(features, model, settings, as_of_day).records()
+        features, verdicts = judged_features(features, facts, pending, model, settings, as_of_day)
+        return engine.score_batch(features, model, settings, as_of_day).records(), verdicts
 
-    records = await _cpu(compute, size=len(ids))
+    records, verdicts = await _cpu(compute, size=len(ids))
     if keep is not None:
         kept = await keep(session, ids)
         records = [r for r in records if r["customer_id"] in kept]
+        verdicts = {cid: verdict for cid, verdict in verdicts.items() if cid in kept}
+    await judgement.store(session, pending.month, verdicts, pending.before, as_of, settings, announce=emit)
     await store_scores(session, records, settings, as_of, emit=emit)
     return records
+
+
+def judged_features(
+    features: pd.DataFrame,
+    facts: Facts,
+    pending: judgement.Pending,
+    model: engine.PopulationModel | None,
+    settings: ScoringSettings,
+    as_of_day: int,
+) -> tuple[pd.DataFrame, dict[str, judgement.Verdict]]:
+    """Pure: judge the last closed month against each customer's agreed tier (computed from these features and
+    model), then the features' service-level columns again with those verdicts, so satisfaction and churn risk read
+    the judgement made now and not the one stored earlier (under another tier, or with fewer facts)."""
+    agreed = dict(zip(features.index.tolist(), engine.agreed_tiers(features, model, settings).tolist()))
+    verdicts = judgement.judge(pending, agreed, settings)
+    if not verdicts:
+        return features, verdicts
+    months = judgement.with_verdicts(facts.service_levels, pending.month, verdicts)
+    return with_service_levels(features, months, as_of_day, settings.window_days), verdicts
 
 
 async def rescore_dirty(
@@ -371,15 +397,18 @@ async def recompute_population(
     """Refit quintiles, ABC cut-offs, BG/NBD and Gamma-Gamma on everyone, then rescore everyone."""
     as_of_day = day_number(as_of)
     facts = await load_facts(session, settings)
+    pending = await judgement.load(session, None, as_of)
 
     def compute(facts):  # CPU-bound and pure: off the event loop, so HTTP and consumers keep answering
         features = compute_features(facts, as_of_day, settings.window_days, settings.default_days)
         model = engine.fit_population(features, settings, as_of_day)
-        return model, engine.score_batch(features, model, settings, as_of_day)
+        features, verdicts = judged_features(features, facts, pending, model, settings, as_of_day)
+        return model, engine.score_batch(features, model, settings, as_of_day), verdicts
 
-    model, scored = await asyncio.to_thread(compute, facts)
+    model, scored, verdicts = await asyncio.to_thread(compute, facts)
     del facts
     await save_model(session, model)
+    await judgement.store(session, pending.month, verdicts, pending.before, as_of, settings, announce=emit)
     changes = dict.fromkeys(ANNOUNCEMENTS, 0)
     # the scores are held as arrays; records (with their explanation text) exist for one slice at a time
     for start in range(0, len(scored), RECOMPUTE_SLICE):

@@ -4,8 +4,9 @@ Kept fresh two ways: the event handler recomputes the trailing `TRAILING_MONTHS`
 touched (`refresh_customers`), and `compute_month` recomputes one month for the whole base
 (`POST /admin/service-levels/compute`, run by an operator or a cron job to close a month; also what corrects a
 month older than the trailing window).
-The last closed month (the one before the month of `now`) that misses its tier's targets is announced with ServiceLevelBreached,
-in the same transaction, once, and again only when the set of missed measures changes."""
+Both mark the customers for rescoring (the handler through the batch, `compute_month` itself): the rescoring judges
+the last closed month against the customer's agreed targets (`judgement`), so the judgement always reads the
+records stored here."""
 
 from __future__ import annotations
 
@@ -15,17 +16,11 @@ from collections.abc import Sequence
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.events import make_event
-from crm_common.events.scoring import ServiceLevelBreached
-from crm_common.outbox import add_to_outbox
-from crm_scoring.scoring.ingest import day_number, id_filters
-from crm_scoring.scoring.models import complaints, customer_scores, invoice_corrections, orders
-from crm_scoring.service_levels.measures import month_of, monthly_records
+from crm_scoring.scoring.ingest import day_number, id_filters, mark_dirty
+from crm_scoring.scoring.models import complaints, invoice_corrections, orders
+from crm_scoring.service_levels.measures import monthly_records
 from crm_scoring.service_levels.models import MEASURE_COLUMNS, service_level_breaches, service_level_months
-from crm_scoring.service_levels.targets import missed_targets, summary
 from crm_scoring.settings import ScoringSettings
-
-UNSCORED_TIER = "ordinary"  # a customer not scored yet is held to the ordinary targets
 
 TRAILING_MONTHS = 12
 CHUNK = 2000  # customers loaded and computed at a time when a whole month is recomputed
@@ -103,63 +98,6 @@ async def _load(session: AsyncSession, start: dt.datetime, end: dt.datetime, cus
     return loaded
 
 
-async def _tiers(session: AsyncSession, customer_ids: list[str]) -> dict[str, str]:
-    tiers: dict[str, str] = {}
-    for where in id_filters(session, customer_scores.c.customer_id, customer_ids):
-        tiers.update((await session.execute(select(customer_scores.c.customer_id, customer_scores.c.tier).where(where))).all())
-    return tiers
-
-
-async def announce_breaches(
-    session: AsyncSession, records: dict[tuple[str, str], dict], now: dt.datetime, settings: ScoringSettings
-) -> int:
-    """Compare the last closed month among `records` with its tier's targets; stage ServiceLevelBreached for each
-    customer whose missed targets are new or a different set. Returns the events staged."""
-    # only the month that closed last: a task about a month long gone is noise (a replayed history would raise one per
-    # month); older months stay in the records and reports
-    last_closed = add_months(parse_month(month_of(now)), -1).strftime("%Y-%m")
-    closed = {key: record for key, record in records.items() if key[1] == last_closed}
-    if not closed:
-        return 0
-    customer_ids = sorted({customer_id for customer_id, _ in closed})
-    months = sorted({month for _, month in closed})
-    tiers = await _tiers(session, customer_ids)
-    announced: dict[tuple[str, str], list] = {}
-    for where in id_filters(session, service_level_breaches.c.customer_id, customer_ids):
-        stmt = select(service_level_breaches.c.customer_id, service_level_breaches.c.month, service_level_breaches.c.missed).where(
-            where, service_level_breaches.c.month.in_(months)
-        )
-        announced.update({(c, m): missed for c, m, missed in (await session.execute(stmt)).all()})
-    envelopes, rows, cleared = [], [], []
-    for (customer_id, month), record in sorted(closed.items()):
-        tier = tiers.get(customer_id, UNSCORED_TIER)
-        missed = missed_targets(record, settings.service_level_targets.get(tier, {}))
-        before = announced.get((customer_id, month))
-        if not missed:
-            if before is not None:
-                cleared.append((customer_id, month))
-            continue
-        if before is not None and [m["measure"] for m in missed] == [m["measure"] for m in before]:
-            continue  # the same targets missed: the account manager already knows
-        if before is not None:
-            cleared.append((customer_id, month))
-        rows.append({"customer_id": customer_id, "month": month, "tier": tier, "missed": missed, "announced_at": now})
-        payload = ServiceLevelBreached(
-            customer_id=customer_id, month=month, tier=tier, missed=missed, summary=summary(missed), detected_at=now
-        )
-        envelopes.append(make_event(payload, key=customer_id, producer=settings.service_name, occurred_at=now))
-    for customer_id, month in cleared:
-        await session.execute(
-            delete(service_level_breaches).where(
-                service_level_breaches.c.customer_id == customer_id, service_level_breaches.c.month == month
-            )
-        )
-    if rows:
-        await session.execute(insert(service_level_breaches), rows)
-        await add_to_outbox(session, envelopes)
-    return len(envelopes)
-
-
 async def _insert(session: AsyncSession, records: dict[tuple[str, str], dict], now: dt.datetime) -> int:
     rows = [{"customer_id": customer_id, "month": month, "computed_at": now, **record} for (customer_id, month), record in records.items()]
     for start in range(0, len(rows), CHUNK):
@@ -167,7 +105,7 @@ async def _insert(session: AsyncSession, records: dict[tuple[str, str], dict], n
     return len(rows)
 
 
-async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: dt.datetime, settings: ScoringSettings) -> int:
+async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: dt.datetime) -> int:
     """Recompute the trailing months (up to the month of `now`) of these customers."""
     if not customer_ids:
         return 0
@@ -178,7 +116,6 @@ async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: 
     records = monthly_records(order_rows, complaint_rows, correction_rows, now, set(months))
     for where in id_filters(session, service_level_months.c.customer_id, ids):
         await session.execute(delete(service_level_months).where(and_(where, service_level_months.c.month.in_(months))))
-    await announce_breaches(session, records, now, settings)
     return await _insert(session, records, now)
 
 
@@ -211,7 +148,8 @@ async def _customers_of_month(session: AsyncSession, start: dt.datetime, end: dt
 
 
 async def compute_month(session: AsyncSession, month: str, now: dt.datetime, settings: ScoringSettings) -> int:
-    """Recompute one month for the whole base, CHUNK customers at a time. Returns the records stored."""
+    """Recompute one month for the whole base, CHUNK customers at a time, and mark its customers for rescoring.
+    Returns the records stored. (`settings` is unused since the rescoring judges; kept for the callers.)"""
     months = [parse_month(month).strftime("%Y-%m")]
     start, end = _bounds(months)
     await session.execute(delete(service_level_months).where(service_level_months.c.month == months[0]))
@@ -221,8 +159,11 @@ async def compute_month(session: AsyncSession, month: str, now: dt.datetime, set
         chunk = customer_ids[offset : offset + CHUNK]
         order_rows, complaint_rows, correction_rows = await _load(session, start, end, chunk)
         records = monthly_records(order_rows, complaint_rows, correction_rows, now, set(months))
-        await announce_breaches(session, records, now, settings)
         stored += await _insert(session, records, now)
+    # their satisfaction reads the month, and the rescoring judges it when it is the last closed one (a customer judged
+    # before whose month is now empty included: its breach is cleared there)
+    judged = select(service_level_breaches.c.customer_id).where(service_level_breaches.c.month == months[0])
+    await mark_dirty(session, set(customer_ids) | set((await session.execute(judged)).scalars()), now)
     return stored
 
 

@@ -6,6 +6,8 @@ measured in the month (None) misses nothing: no promise, no judgement."""
 
 from __future__ import annotations
 
+from crm_scoring.model.scores import AGREED_TIERS
+
 FLOORS = (
     "on_time_pickup_pct",
     "on_time_delivery_pct",
@@ -46,12 +48,23 @@ DEFAULT_TARGETS: dict[str, dict[str, float]] = {
         "mean_resolution_hours": 48,
     },
     "small": {"on_time_delivery_pct": 85, "damage_rate_pct": 2, "loss_rate_pct": 0.5, "complaints_per_100_orders": 10},
-    "at_risk": {"on_time_delivery_pct": 90, "damage_rate_pct": 1, "loss_rate_pct": 0.2, "complaints_per_100_orders": 5},
 }
+
+AT_RISK_REFUSED = (
+    "service-level targets of at_risk are no longer used: a month is judged against the targets of the customer's "
+    "agreed (commercial) tier, key_account, ordinary or small, never against at_risk, which follows churn risk and so "
+    "the breaches themselves (the judgement depended on the order events arrived in); remove at_risk and put its "
+    "figures in the tiers it should apply to (docs/scoring.md, 'Service levels')"
+)
 
 
 def check_targets(targets: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Settings validation: known measures, percentages within 0-100, nothing negative."""
+    """Settings validation: agreed tiers only, known measures, percentages within 0-100, nothing negative."""
+    if "at_risk" in targets:
+        raise ValueError(AT_RISK_REFUSED)
+    unknown_tiers = set(targets) - set(AGREED_TIERS)
+    if unknown_tiers:
+        raise ValueError(f"service-level targets for unknown tiers {sorted(unknown_tiers)}; agreed tiers: {', '.join(AGREED_TIERS)}")
     for tier, per_measure in targets.items():
         unknown = set(per_measure) - set(MEASURES)
         if unknown:

@@ -1,0 +1,151 @@
+"""The judgement of the last closed month against each customer's agreed targets, part of every rescoring.
+
+A customer agrees targets for its commercial tier (key_account, ordinary, small: `scores.commercial_tiers`, the tier
+without its churn branch), never for at_risk: a breach feeds churn risk, so targets chosen by churn risk made two
+stable states and the one stored depended on the order events arrived in. The rescoring judges the customers it
+scores (and the population recompute everyone) with the tier it computes from the same facts, before their
+satisfaction and churn risk are computed, so the breach and the scores are a function of the facts, whatever the
+arrival order, and a late event that changes the class corrects the breach in the same transaction.
+
+Only the last closed month (the one before the month of the scoring clock) is judged: a task about a month long gone
+is noise (a replayed history would raise one per month); older judgements stay as they were. The stored row is the
+current judgement (the agreed tier, every missed target with its actual value); ServiceLevelBreached is announced
+when the set of missed measures is new or changed, and a month that no longer misses anything forgets its breach
+without an event."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import delete, insert, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.events import make_event
+from crm_common.events.scoring import ServiceLevelBreached
+from crm_common.outbox import add_to_outbox
+from crm_scoring.scoring.ingest import id_filters
+from crm_scoring.service_levels.measures import month_of
+from crm_scoring.service_levels.models import service_level_breaches, service_level_months
+from crm_scoring.service_levels.targets import missed_targets, summary
+from crm_scoring.settings import ScoringSettings
+
+
+def last_closed_month(now: dt.datetime) -> str:
+    first = dt.datetime.strptime(month_of(now), "%Y-%m").date()
+    return (first - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    tier: str
+    missed: list[dict]
+
+
+@dataclass
+class Pending:
+    """What a judgement reads: the month, its stored records and the judgements stored before, per customer."""
+
+    month: str
+    records: dict[str, dict]
+    before: dict[str, Verdict]
+
+
+async def load(session: AsyncSession, customer_ids: list[str] | None, now: dt.datetime) -> Pending:
+    """The last closed month's records and stored judgements of these customers (everyone's when None)."""
+    month = last_closed_month(now)
+    m, b = service_level_months.c, service_level_breaches.c
+    records: dict[str, dict] = {}
+    before: dict[str, Verdict] = {}
+    record_stmt = select(service_level_months).where(m.month == month)
+    breach_stmt = select(b.customer_id, b.tier, b.missed).where(b.month == month)
+    for where_m, where_b in _filters(session, customer_ids):
+        records.update((r["customer_id"], dict(r)) for r in (await session.execute(record_stmt.where(where_m))).mappings())
+        before.update((c, Verdict(t, missed)) for c, t, missed in (await session.execute(breach_stmt.where(where_b))).all())
+    return Pending(month, records, before)
+
+
+def _filters(session: AsyncSession, customer_ids: list[str] | None) -> Iterable[tuple]:
+    if customer_ids is None:
+        return [(true(), true())]
+    return zip(
+        id_filters(session, service_level_months.c.customer_id, customer_ids),
+        id_filters(session, service_level_breaches.c.customer_id, customer_ids),
+    )
+
+
+def judge(pending: Pending, agreed: dict[str, str], settings: ScoringSettings) -> dict[str, Verdict]:
+    """Pure: each customer's verdict on the month, against the targets of its agreed tier. A customer with a stored
+    judgement but no record any more (its orders cancelled or merged away) met everything."""
+    verdicts = {}
+    for customer_id in sorted(set(pending.records) | set(pending.before)):
+        tier = agreed.get(customer_id)
+        if tier is None:
+            continue  # not among the customers scored now
+        record = pending.records.get(customer_id, {})
+        verdicts[customer_id] = Verdict(tier, missed_targets(record, settings.service_level_targets.get(tier, {})))
+    return verdicts
+
+
+def with_verdicts(months: pd.DataFrame, month: str, verdicts: dict[str, Verdict]) -> pd.DataFrame:
+    """The service-level facts (customer_id, month, end_day, breached) with the judged month's `breached` replaced."""
+    if not len(months) or not verdicts:
+        return months
+    out = months.copy()
+    judged = (out["month"] == month) & out["customer_id"].isin(list(verdicts))
+    out.loc[judged, "breached"] = [bool(verdicts[c].missed) for c in out.loc[judged, "customer_id"]]
+    return out
+
+
+async def store(
+    session: AsyncSession,
+    month: str,
+    verdicts: dict[str, Verdict],
+    before: dict[str, Verdict],
+    now: dt.datetime,
+    settings: ScoringSettings,
+    *,
+    announce: bool = True,
+) -> int:
+    """Write the verdicts that differ from the stored judgements; stage ServiceLevelBreached for a new or changed set
+    of missed measures (unless `announce` is false: the scoring's own `emit=False`, an import that announces nothing).
+    Returns the events staged."""
+    b = service_level_breaches.c
+    envelopes, rows, cleared, revised = [], [], [], []
+    for customer_id, verdict in sorted(verdicts.items()):
+        old = before.get(customer_id)
+        if not verdict.missed:
+            if old is not None:
+                cleared.append(customer_id)
+            continue
+        if old is not None and _measures(old.missed) == _measures(verdict.missed):
+            if old != verdict:  # the same measures, other figures or another tier: the row follows, no new task
+                revised.append({"cid": customer_id, "tier": verdict.tier, "missed": verdict.missed})
+            continue
+        if old is not None:
+            cleared.append(customer_id)
+        rows.append({"customer_id": customer_id, "month": month, "tier": verdict.tier, "missed": verdict.missed, "announced_at": now})
+        payload = ServiceLevelBreached(
+            customer_id=customer_id, month=month, tier=verdict.tier, missed=verdict.missed, summary=summary(verdict.missed), detected_at=now
+        )
+        envelopes.append(make_event(payload, key=customer_id, producer=settings.service_name, occurred_at=now))
+    for where in id_filters(session, b.customer_id, cleared) if cleared else ():
+        await session.execute(delete(service_level_breaches).where(where, b.month == month))
+    for change in revised:
+        await session.execute(
+            update(service_level_breaches)
+            .where(b.customer_id == change["cid"], b.month == month)
+            .values(tier=change["tier"], missed=change["missed"])
+        )
+    if rows:
+        await session.execute(insert(service_level_breaches), rows)
+    if envelopes and announce:
+        await add_to_outbox(session, envelopes)
+        return len(envelopes)
+    return 0
+
+
+def _measures(missed: list[dict]) -> list[str]:
+    return [m["measure"] for m in missed]
