@@ -1,26 +1,22 @@
-"""Events in, as maps from payload type to handler: TMS shipment incidents open complaints; customer and scoring
-events feed the local directory (and raise the priority of open complaints after a tier or credit change).
+"""Events in: TMS shipment incidents open complaints, a batch at a time; customer and scoring events feed the local
+directory (and raise the priority of open complaints after a tier or credit change), mapped from payload type to handler.
 
 Both consumers run through crm_common.consumer.InboxConsumer, so a redelivered event changes nothing twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.consumer import Event
 from crm_complaints.complaints import directory, erasure
 from crm_complaints.complaints.clocks import reprioritize_open
-from crm_complaints.complaints.intake import open_from_shipment_event
+from crm_complaints.complaints.incidents import Incident, open_from_shipment_events
 from crm_complaints.settings import ComplaintsSettings
 
 Handler = Callable[[AsyncSession, Event, ComplaintsSettings], Awaitable[None]]
-
-
-async def _shipment_incident(session: AsyncSession, event: Event, settings: ComplaintsSettings) -> None:
-    await open_from_shipment_event(session, event.payload, event_id=str(event.envelope.event_id), settings=settings)
 
 
 async def _customer_snapshot(session: AsyncSession, event: Event, settings: ComplaintsSettings) -> None:
@@ -47,11 +43,7 @@ async def _customer_scored(session: AsyncSession, event: Event, settings: Compla
     await reprioritize_open(session, payload.customer_id, settings=settings)
 
 
-SHIPMENT_HANDLERS: dict[str, Handler] = {
-    "ShipmentDamaged": _shipment_incident,
-    "ShipmentLost": _shipment_incident,
-    "ShipmentDelayed": _shipment_incident,
-}
+SHIPMENT_INCIDENTS = frozenset({"ShipmentDamaged", "ShipmentLost", "ShipmentDelayed"})
 
 DIRECTORY_HANDLERS: dict[str, Handler] = {
     "CustomerRegistered": _customer_snapshot,
@@ -78,11 +70,22 @@ class _MappedHandler:
         await self.handlers[event.envelope.type](session, event, self.settings)
 
 
-class ShipmentIncidentHandler(_MappedHandler):
+class ShipmentIncidentHandler:
+    """Opens (or attaches to) complaints a whole consumer batch at a time: incidents.open_from_shipment_events."""
+
     name = "complaints-shipment-incidents"
     topics = ("logistics.orders",)
-    handlers = SHIPMENT_HANDLERS
-    event_types = frozenset(SHIPMENT_HANDLERS)
+    event_types = SHIPMENT_INCIDENTS
+
+    def __init__(self, settings: ComplaintsSettings | None = None):
+        self.settings = settings or ComplaintsSettings()
+
+    async def handle(self, session: AsyncSession, event: Event) -> None:
+        await self.handle_batch(session, [event])
+
+    async def handle_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        batch = [Incident(e.payload, str(e.envelope.event_id), e.envelope.correlation_id) for e in events]  # type: ignore[arg-type]
+        await open_from_shipment_events(session, batch, settings=self.settings)
 
 
 class CustomerDirectoryHandler(_MappedHandler):

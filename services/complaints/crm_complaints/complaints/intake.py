@@ -1,18 +1,23 @@
-"""Intake: a complaint filed by a channel or opened from a TMS shipment incident. The customer is found in the local
-directory, the complaint prioritised, routed to a team, given its SLA clocks and assigned to an agent on shift
-(or queued in the team until one is)."""
+"""Intake: a complaint filed by a channel (file_complaint), and the steps every new complaint goes through, also one
+opened from a TMS shipment incident (incidents.py): the customer is found in the local directory, the complaint
+prioritised, routed to a team, given its SLA clocks, checked for a duplicate and assigned to an agent on shift (or
+queued in the team until one is). `Opener` reads what those steps need for many complaints at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.contacts import email_key, phone_key
 from crm_common.db import dialect_insert, utcnow
+from crm_common.events.complaints import ComplaintAssigned
+from crm_common.events.envelope import EventEnvelope
 from crm_complaints.complaints import publish, routing
 from crm_complaints.complaints.access import SYSTEM, Actor
 from crm_complaints.complaints.clocks import rebase_clocks, store_clock
@@ -114,18 +119,67 @@ async def load_rules(session: AsyncSession) -> list[routing.RoutingRule]:
     ]
 
 
-async def agents_on_shift(session: AsyncSession, team: Team, now: dt.datetime) -> list[routing.AgentLoad]:
-    agents = (await session.scalars(select(Agent).where(Agent.team_id == team.id, Agent.active.is_(True)))).all()
+class AgentPool:
+    """The agents on shift in some teams, with their open loads, read once (teams locked first): picks an agent for
+    one complaint after another the way reading the tables again after each assignment would, since `count` adds each
+    pick to the load it holds and the team's round-robin cursor is read from the (locked) team row each time."""
+
+    def __init__(self, teams: dict[str, Team], on_shift: dict[str, list[routing.AgentLoad]], agents: Sequence[Agent] = ()):
+        self.teams = teams
+        self.on_shift = on_shift
+        # held so that the session's (weak) identity map keeps them: record_assignment's session.get finds each one
+        # without a SELECT, which would first flush everything added so far
+        self.agents = {agent.id: agent for agent in agents}
+
+    def pick(self, team_id: str, complaint: Complaint | None) -> str | None:
+        """Pick an agent on shift, below capacity, preferring the complaint's category as a skill and its language
+        (routing.eligible), by the team's strategy."""
+        team = self.teams[team_id]
+        candidates = routing.eligible(
+            self.on_shift.get(team_id, []), complaint.category if complaint else None, complaint.language if complaint else None
+        )
+        return routing.pick_agent(candidates, team.strategy, team.rr_cursor)  # type: ignore[arg-type]
+
+    def count(self, team_id: str, agent_id: str | None, now: dt.datetime) -> None:
+        """The agent took one more open complaint now (what record_assignment wrote)."""
+        if agent_id is None:
+            return
+        self.on_shift[team_id] = [
+            dataclasses.replace(load, open_count=load.open_count + 1, last_assigned_at=now) if load.agent_id == agent_id else load
+            for load in self.on_shift.get(team_id, [])
+        ]
+
+
+async def lock_agent_pool(session: AsyncSession, team_ids: Iterable[str], now: dt.datetime) -> AgentPool:
+    """The AgentPool of the teams, their rows locked (PostgreSQL) so that concurrent assignments in a team see each
+    other's load and round-robin cursor. Four statements whatever the number of teams and agents."""
+    wanted = sorted(set(team_ids))  # one lock order for every caller
+    # FOR NO KEY UPDATE: inserting a complaint takes KEY SHARE on its team, which this must not conflict with
+    teams = {
+        team.id: team
+        for team in (
+            await session.scalars(
+                select(Team)
+                .where(Team.id.in_(wanted))
+                .order_by(Team.id)
+                .with_for_update(key_share=True)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    }
+    on_shift: dict[str, list[routing.AgentLoad]] = {team_id: [] for team_id in teams}
+    agents = (await session.scalars(select(Agent).where(Agent.team_id.in_(list(teams)), Agent.active.is_(True)))).all()
     if not agents:
-        return []
+        return AgentPool(teams, on_shift)
     shifts = (await session.scalars(select(AgentShift).where(AgentShift.agent_id.in_([a.id for a in agents])))).all()
     by_agent: dict[str, list[routing.Shift]] = {}
     for s in shifts:
         by_agent.setdefault(s.agent_id, []).append(routing.Shift(s.weekday, s.start_minute, s.end_minute))
-    timezone = team.calendar.get("timezone", "Asia/Shanghai")
-    present = [a for a in agents if routing.on_shift(by_agent.get(a.id, []), now, timezone)]
+    present = [
+        a for a in agents if routing.on_shift(by_agent.get(a.id, []), now, teams[a.team_id].calendar.get("timezone", "Asia/Shanghai"))
+    ]
     if not present:
-        return []
+        return AgentPool(teams, on_shift, agents)
     loads = dict(
         (
             await session.execute(
@@ -135,46 +189,41 @@ async def agents_on_shift(session: AsyncSession, team: Team, now: dt.datetime) -
             )
         ).all()
     )
-    return [
-        routing.AgentLoad(
-            a.id, int(loads.get(a.id, 0)), a.last_assigned_at, a.capacity, frozenset(a.skills or ()), frozenset(a.languages or ())
+    for a in present:
+        on_shift[a.team_id].append(
+            routing.AgentLoad(
+                a.id, int(loads.get(a.id, 0)), a.last_assigned_at, a.capacity, frozenset(a.skills or ()), frozenset(a.languages or ())
+            )
         )
-        for a in present
-    ]
+    return AgentPool(teams, on_shift, agents)
 
 
 async def choose_agent(session: AsyncSession, team: Team, now: dt.datetime, complaint: Complaint | None = None) -> str | None:
-    """Pick an agent on shift, below capacity, preferring the complaint's category as a skill and its language
-    (routing.eligible), by the team's strategy. The team row is locked (PostgreSQL) so that concurrent
-    assignments in one team see each other's load and round-robin cursor."""
-    # FOR NO KEY UPDATE: inserting a complaint takes KEY SHARE on its team, which this must not conflict with
-    locked = await session.scalar(
-        select(Team).where(Team.id == team.id).with_for_update(key_share=True).execution_options(populate_existing=True)
-    )
-    team = locked or team
-    candidates = routing.eligible(
-        await agents_on_shift(session, team, now), complaint.category if complaint else None, complaint.language if complaint else None
-    )
-    return routing.pick_agent(candidates, team.strategy, team.rr_cursor)  # type: ignore[arg-type]
+    """The agent for one complaint (AgentPool.pick), the team's row locked."""
+    pool = await lock_agent_pool(session, [team.id], now)
+    pool.teams.setdefault(team.id, team)  # deleted meanwhile: pick by the row the caller holds, as before the lock
+    return pool.pick(team.id, complaint)
 
 
 async def get_or_create_team(session: AsyncSession, team_id: str, settings: ComplaintsSettings) -> Team:
-    """The team a rule routes to; created with the default calendar (and this and next year's mainland holidays) when
-    nobody has set it up yet."""
-    team = await session.get(Team, team_id)
-    if team is None:  # insert unless a concurrent PUT or filing created it meanwhile (no UNIQUE conflict either way)
+    return (await get_or_create_teams(session, [team_id], settings))[team_id]
+
+
+async def get_or_create_teams(session: AsyncSession, team_ids: Iterable[str], settings: ComplaintsSettings) -> dict[str, Team]:
+    """The teams rules route to; those nobody has set up yet are created with the default calendar (and this and next
+    year's mainland holidays)."""
+    wanted = sorted(set(team_ids))
+    teams = {team.id: team for team in (await session.scalars(select(Team).where(Team.id.in_(wanted)))).all()}
+    missing = [team_id for team_id in wanted if team_id not in teams]
+    if missing:  # insert unless a concurrent PUT or filing created it meanwhile (no UNIQUE conflict either way)
+        calendar = mainland_holidays.prefill(BusinessCalendar(timezone=settings.default_timezone).to_dict(), utcnow().date())
         await session.execute(
             dialect_insert(session, Team)
-            .values(
-                id=team_id,
-                name=team_id.replace("_", " ").title(),
-                calendar=mainland_holidays.prefill(BusinessCalendar(timezone=settings.default_timezone).to_dict(), utcnow().date()),
-                strategy="least_load",
-            )
+            .values([{"id": t, "name": t.replace("_", " ").title(), "calendar": calendar, "strategy": "least_load"} for t in missing])
             .on_conflict_do_nothing(index_elements=[Team.id])
         )
-        team = await session.get(Team, team_id)
-    return team
+        teams.update((team.id, team) for team in (await session.scalars(select(Team).where(Team.id.in_(missing)))).all())
+    return teams
 
 
 async def assign_to(
@@ -195,6 +244,23 @@ async def assign_to(
     old_team = complaint.team_id
     if old_team is not None and old_team != team.id:
         await rebase_clocks(session, complaint, now, old_team, team.id, settings)
+    event = await record_assignment(session, complaint, team, agent_id, now=now, actor=actor, reason=reason, rule=rule)
+    await publish.stage(session, [publish.envelope(complaint, event, now)])
+
+
+async def record_assignment(
+    session: AsyncSession,
+    complaint: Complaint,
+    team: Team,
+    agent_id: str | None,
+    *,
+    now: dt.datetime,
+    actor: Actor,
+    reason: str | None,
+    rule: dict | None = None,
+) -> ComplaintAssigned:
+    """assign_to() without moving clocks or staging the event, which it returns (a new complaint's clocks start in its
+    team's calendar; intake stages its events together)."""
     complaint.team_id = team.id
     complaint.agent_id = agent_id
     if agent_id is not None:
@@ -222,7 +288,7 @@ async def assign_to(
             **({"rule": rule, "strategy": team.strategy} if rule is not None else {}),
         },
     )
-    await publish.assigned(session, complaint, team_id=team.id, agent_id=agent_id, reason=reason, now=now)
+    return publish.assigned_event(complaint, team_id=team.id, agent_id=agent_id, reason=reason, now=now)
 
 
 async def file_complaint(
@@ -233,11 +299,9 @@ async def file_complaint(
     actor: Actor | None = None,
     now: dt.datetime | None = None,
     channel: str | None = None,
-    allow_unknown_customer: bool = False,
-    source_event_id: str | None = None,
 ) -> Complaint:
+    """A complaint filed by a channel: the customer (and contact) resolved from what was given, then Opener.open."""
     now = now or utcnow()
-    actor = actor or SYSTEM
     if data.category not in CATEGORIES:
         raise InvalidComplaintInput(
             f"{data.category!r} is not a complaint category.",
@@ -246,230 +310,248 @@ async def file_complaint(
             errors=[field_error("body", "category", msg=f"must be one of {', '.join(CATEGORIES)}", type_="enum")],
         )
     reporter = data.reporter
-    if allow_unknown_customer and data.customer_id:
-        customer = await follow_merges(session, data.customer_id)
-        customer_id = customer.id if customer is not None else data.customer_id
-        contact_id = None
-    else:
-        customer, contact_id = await resolve_customer(
-            session,
-            customer_id=data.customer_id,
-            phone=data.phone,
-            email=data.email,
-            reporter_phone=reporter.phone if reporter else None,
-            reporter_email=reporter.email if reporter else None,
-        )
-        customer_id = customer.id
-    tier = customer.tier if customer is not None else None
-    credit = customer.credit_grade if customer is not None else None
-    region = data.region or (customer.region if customer is not None else None)
+    customer, contact_id = await resolve_customer(
+        session,
+        customer_id=data.customer_id,
+        phone=data.phone,
+        email=data.email,
+        reporter_phone=reporter.phone if reporter else None,
+        reporter_email=reporter.email if reporter else None,
+    )
     language = data.language
     if language is None and contact_id:
         contact = await session.get(DirectoryContact, contact_id)
         language = contact.language if contact is not None else None
-    priority = compute_priority(data.category, data.description, data.claimed_amount, tier, credit)
-    team_id, rule = routing.route(await load_rules(session), data.category, region, data.service_type)
-    team = await get_or_create_team(session, team_id, settings)
-
-    complaint = Complaint(
-        id=str(uuid.uuid4()),
-        number=new_number(now),
-        customer_id=customer_id,
-        contact_id=contact_id,
-        category=data.category,
-        priority=priority,
-        channel=channel or data.channel,
-        status="new",
-        team_id=team.id,
-        agent_id=None,
-        region=region,
-        service_type=data.service_type,
-        description=data.description,
-        desired_outcome=data.desired_outcome,
-        claimed_amount=data.claimed_amount,
-        attachments=[a.model_dump(mode="json") for a in data.attachments],
-        reporter_name=reporter.name if reporter else None,
-        reporter_phone=phone_key(reporter.phone) if reporter else None,
-        reporter_email=email_key(reporter.email) if reporter else None,
-        language=language or "zh-CN",
-        tier_at_filing=tier,
-        source_event_id=source_event_id,
-        filed_at=now,
-        reopen_count=0,
-        version=1,
+    opener = await Opener.load(
+        session, [Filing(data, customer.id, customer, contact_id, language)], rules=await load_rules(session), now=now, settings=settings
     )
-    session.add(complaint)
-    order_ids = list(dict.fromkeys(o.strip() for o in data.order_ids if o.strip()))
-    tracking = list(dict.fromkeys(t.strip() for t in data.tracking_numbers if t.strip()))
-    duplicate = await find_duplicate(session, customer_id, data.category, order_ids, now, settings, tracking)
-    await session.flush()
-    for kind, values in (("order", order_ids), ("tracking", tracking)):
-        for value in values:
-            session.add(ComplaintReference(complaint_id=complaint.id, kind=kind, value=value))
-
-    calendar = BusinessCalendar.from_dict(team.calendar)
-    first_target, resolution_target = settings.sla_targets.get(priority, DEFAULT_TARGETS[priority])
-    for kind, target in (("first_response", first_target), ("resolution", resolution_target)):
-        row = SlaClockRow(complaint_id=complaint.id, kind=kind, escalation_level=0)
-        store_clock(row, SlaClock.start(kind, target, now), calendar)
-        session.add(row)
-
-    await add_timeline(
-        session,
-        complaint,
-        "filed",
-        at=now,
-        actor=actor,
-        visibility="customer",
-        body=data.description,
-        data={"channel": complaint.channel, "priority": priority, "category": data.category},
-    )
-    await publish.filed(session, complaint, order_ids=order_ids, tracking_numbers=tracking, now=now)
-    if duplicate is not None:
-        complaint.duplicate_of = duplicate.id
-        await add_timeline(
-            session,
-            complaint,
-            "possible_duplicate",
-            at=now,
-            visibility="internal",
-            body=f"Likely duplicate of {duplicate.number}",
-            data={"complaint_id": duplicate.id, "number": duplicate.number},
-        )
-        await add_timeline(
-            session,
-            duplicate,
-            "possible_duplicate",
-            at=now,
-            visibility="internal",
-            body=f"Likely duplicate filed: {complaint.number}",
-            data={"complaint_id": complaint.id, "number": complaint.number},
-        )
-    agent_id = await choose_agent(session, team, now, complaint)
-    await assign_to(
-        session, complaint, team, agent_id, now=now, actor=SYSTEM, reason=None, settings=settings, rule=routing.rule_record(rule, team_id)
-    )
+    complaint, envelopes = await opener.open(session, opener.filings[0], actor=actor or SYSTEM, channel=channel)
+    await publish.stage(session, envelopes)
     await session.flush()
     return complaint
 
 
-async def find_duplicate(
-    session: AsyncSession,
-    customer_id: str,
-    category: str,
-    order_ids: list[str],
-    now: dt.datetime,
-    settings: ComplaintsSettings,
-    tracking_numbers: list[str] = (),
-) -> Complaint | None:
-    """An open complaint of the same customer and category sharing an order id or tracking number, filed within the window."""
-    if not order_ids and not tracking_numbers:
-        return None
-    since = now - dt.timedelta(hours=settings.duplicate_window_hours)
-    return await session.scalar(
-        select(Complaint)
-        .join(ComplaintReference, ComplaintReference.complaint_id == Complaint.id)
-        .where(
-            Complaint.customer_id == customer_id,
-            Complaint.category == category,
-            Complaint.filed_at >= since,
-            Complaint.merged_into.is_(None),
-            Complaint.status != "closed",
-            ((ComplaintReference.kind == "order") & ComplaintReference.value.in_(order_ids))
-            | ((ComplaintReference.kind == "tracking") & ComplaintReference.value.in_(list(tracking_numbers))),
+@dataclasses.dataclass(frozen=True)
+class Filing:
+    """A complaint to open: what was filed and the customer it belongs to (None: not in the directory, kept by id)."""
+
+    data: ComplaintCreate
+    customer_id: str
+    customer: DirectoryCustomer | None
+    contact_id: str | None = None
+    language: str | None = None
+    source_event_id: str | None = None
+
+    @property
+    def region(self) -> str | None:
+        return self.data.region or (self.customer.region if self.customer is not None else None)
+
+    def priority(self) -> str:
+        tier = self.customer.tier if self.customer is not None else None
+        credit = self.customer.credit_grade if self.customer is not None else None
+        return compute_priority(self.data.category, self.data.description, self.data.claimed_amount, tier, credit)
+
+    def references(self) -> tuple[list[str], list[str]]:
+        """Order ids and tracking numbers, trimmed, blanks and repeats dropped, in the given order."""
+        order_ids = list(dict.fromkeys(o.strip() for o in self.data.order_ids if o.strip()))
+        tracking = list(dict.fromkeys(t.strip() for t in self.data.tracking_numbers if t.strip()))
+        return order_ids, tracking
+
+
+class Opener:
+    """Opens complaints one after another with what it read for all of them at once (routing rules, teams, possible
+    duplicates, agents on shift): prioritised, routed, given SLA clocks, checked for a duplicate, assigned. One
+    filing or a consumer batch of shipment incidents go through the same steps; a batch reads the tables once."""
+
+    def __init__(
+        self,
+        filings: list[Filing],
+        rules: list[routing.RoutingRule],
+        pool: AgentPool,
+        duplicates: DuplicateCandidates,
+        now: dt.datetime,
+        settings: ComplaintsSettings,
+    ):
+        self.filings = filings
+        self.rules = rules
+        self.pool = pool
+        self.duplicates = duplicates
+        self.now = now
+        self.settings = settings
+        self._calendars: dict[str, BusinessCalendar] = {}
+
+    @classmethod
+    async def load(
+        cls,
+        session: AsyncSession,
+        filings: list[Filing],
+        *,
+        rules: list[routing.RoutingRule],
+        now: dt.datetime,
+        settings: ComplaintsSettings,
+    ) -> Opener:
+        """Reads what opening `filings` needs; the teams they route to are created if missing, then locked."""
+        teams = await get_or_create_teams(session, {cls.route(rules, f)[0] for f in filings}, settings)
+        duplicates = await DuplicateCandidates.load(session, [(f.customer_id, *f.references()) for f in filings], now, settings)
+        pool = await lock_agent_pool(session, teams, now)
+        return cls(filings, rules, pool, duplicates, now, settings)
+
+    @staticmethod
+    def route(rules: list[routing.RoutingRule], filing: Filing) -> tuple[str, routing.RoutingRule | None]:
+        return routing.route(rules, filing.data.category, filing.region, filing.data.service_type)
+
+    def calendar(self, team: Team) -> BusinessCalendar:
+        if team.id not in self._calendars:
+            self._calendars[team.id] = BusinessCalendar.from_dict(team.calendar)
+        return self._calendars[team.id]
+
+    async def open(
+        self, session: AsyncSession, filing: Filing, *, actor: Actor, channel: str | None = None
+    ) -> tuple[Complaint, list[EventEnvelope]]:
+        """Opens one complaint (added to the session, not flushed); returns it and its events, to be staged in order."""
+        data, now = filing.data, self.now
+        priority = filing.priority()
+        team_id, rule = self.route(self.rules, filing)
+        team = self.pool.teams[team_id]
+        reporter = data.reporter
+        complaint = Complaint(
+            id=str(uuid.uuid4()),
+            number=new_number(now),
+            customer_id=filing.customer_id,
+            contact_id=filing.contact_id,
+            category=data.category,
+            priority=priority,
+            channel=channel or data.channel,
+            status="new",
+            team_id=team.id,
+            agent_id=None,
+            region=filing.region,
+            service_type=data.service_type,
+            description=data.description,
+            desired_outcome=data.desired_outcome,
+            claimed_amount=data.claimed_amount,
+            attachments=[a.model_dump(mode="json") for a in data.attachments],
+            reporter_name=reporter.name if reporter else None,
+            reporter_phone=phone_key(reporter.phone) if reporter else None,
+            reporter_email=email_key(reporter.email) if reporter else None,
+            language=filing.language or "zh-CN",
+            tier_at_filing=filing.customer.tier if filing.customer is not None else None,
+            source_event_id=filing.source_event_id,
+            filed_at=now,
+            reopen_count=0,
+            version=1,
         )
-        .order_by(Complaint.filed_at)
-        .limit(1)
-    )
+        session.add(complaint)
+        order_ids, tracking = filing.references()
+        duplicate = self.duplicates.find(complaint, order_ids, tracking)
+        for kind, values in (("order", order_ids), ("tracking", tracking)):
+            for value in values:
+                session.add(ComplaintReference(complaint_id=complaint.id, kind=kind, value=value))
+        self.duplicates.add(complaint, [("order", o) for o in order_ids] + [("tracking", t) for t in tracking])
 
+        calendar = self.calendar(team)
+        first_target, resolution_target = self.settings.sla_targets.get(priority, DEFAULT_TARGETS[priority])
+        for kind, target in (("first_response", first_target), ("resolution", resolution_target)):
+            row = SlaClockRow(complaint_id=complaint.id, kind=kind, escalation_level=0)
+            store_clock(row, SlaClock.start(kind, target, now), calendar)
+            session.add(row)
 
-_SEVERITY_ORDER = {"delay": 1, "damage": 2, "loss": 3}
-
-
-async def open_from_shipment_event(
-    session: AsyncSession, payload, *, event_id: str, settings: ComplaintsSettings, now: dt.datetime | None = None
-) -> tuple[Complaint | None, str]:
-    """ShipmentDamaged / ShipmentLost / ShipmentDelayed (past the threshold) -> a complaint for that customer and order.
-
-    Returns (complaint, "filed" | "attached" | "ignored"). An open complaint of the same customer for the
-    same order gets the event on its timeline instead of a second complaint.
-    """
-    now = now or utcnow()
-    kind = payload.event_type
-    amount = None
-    if kind == "ShipmentDamaged":
-        category = "damage"
-        amount = payload.estimated_loss
-        text = payload.description or "Shipment reported damaged"
-        description = f"[TMS] Shipment damaged (order {payload.order_id}): {text}"
-    elif kind == "ShipmentLost":
-        category = "loss"
-        amount = payload.declared_value
-        description = f"[TMS] Shipment lost (order {payload.order_id})"
-    elif kind == "ShipmentDelayed":
-        if payload.delay_minutes < settings.delay_threshold_minutes:
-            return None, "ignored"
-        category = "delay"
-        description = f"[TMS] Shipment delayed {payload.delay_minutes} minutes (order {payload.order_id})" + (
-            f": {payload.reason}" if payload.reason else ""
-        )
-    else:
-        return None, "ignored"
-    survivor = await follow_merges(session, payload.customer_id)
-    customer_id = survivor.id if survivor is not None else payload.customer_id
-
-    existing = await session.scalar(
-        select(Complaint)
-        .join(ComplaintReference, ComplaintReference.complaint_id == Complaint.id)
-        .where(
-            Complaint.customer_id == customer_id,
-            Complaint.status.in_(OPEN_STATES),
-            Complaint.merged_into.is_(None),
-            ComplaintReference.kind == "order",
-            ComplaintReference.value == payload.order_id,
-        )
-        .order_by(Complaint.filed_at)
-        .limit(1)
-        .with_for_update()
-    )
-    if existing is not None:
-        if payload.tracking_number:
-            known = await session.scalar(
-                select(ComplaintReference.id).where(
-                    ComplaintReference.complaint_id == existing.id,
-                    ComplaintReference.kind == "tracking",
-                    ComplaintReference.value == payload.tracking_number,
-                )
-            )
-            if known is None:
-                session.add(ComplaintReference(complaint_id=existing.id, kind="tracking", value=payload.tracking_number))
-        if _SEVERITY_ORDER.get(category, 0) > _SEVERITY_ORDER.get(existing.category, 0):
-            raised = compute_priority(
-                category, description, amount, survivor.tier if survivor else None, survivor.credit_grade if survivor else None
-            )
-            existing.priority = min(existing.priority, raised)
         await add_timeline(
             session,
-            existing,
-            "shipment_event",
+            complaint,
+            "filed",
             at=now,
-            actor=SYSTEM,
-            visibility="internal",
-            body=description,
-            data={"event_type": kind, "event_id": event_id, "order_id": payload.order_id},
+            actor=actor,
+            visibility="customer",
+            body=data.description,
+            data={"channel": complaint.channel, "priority": priority, "category": data.category},
         )
-        existing.version += 1
-        return existing, "attached"
-    data = ComplaintCreate(
-        customer_id=customer_id,
-        order_ids=[payload.order_id],
-        tracking_numbers=[payload.tracking_number] if payload.tracking_number else [],
-        category=category,
-        description=description,
-        channel="web",
-        claimed_amount=amount,
-    )
-    complaint = await file_complaint(
-        session, data, settings=settings, now=now, channel="tms", allow_unknown_customer=True, source_event_id=event_id
-    )
-    return complaint, "filed"
+        envelopes = [
+            publish.envelope(complaint, publish.filed_event(complaint, order_ids=order_ids, tracking_numbers=tracking, now=now), now)
+        ]
+        if duplicate is not None:
+            complaint.duplicate_of = duplicate.id
+            await add_timeline(
+                session,
+                complaint,
+                "possible_duplicate",
+                at=now,
+                visibility="internal",
+                body=f"Likely duplicate of {duplicate.number}",
+                data={"complaint_id": duplicate.id, "number": duplicate.number},
+            )
+            await add_timeline(
+                session,
+                duplicate,
+                "possible_duplicate",
+                at=now,
+                visibility="internal",
+                body=f"Likely duplicate filed: {complaint.number}",
+                data={"complaint_id": complaint.id, "number": complaint.number},
+            )
+        agent_id = self.pool.pick(team.id, complaint)
+        assigned = await record_assignment(
+            session, complaint, team, agent_id, now=now, actor=SYSTEM, reason=None, rule=routing.rule_record(rule, team_id)
+        )
+        self.pool.count(team.id, agent_id, now)
+        envelopes.append(publish.envelope(complaint, assigned, now))
+        return complaint, envelopes
+
+
+class DuplicateCandidates:
+    """Complaints a new one may duplicate, read once for many new ones; `find` holds the rule: an open complaint (not
+    closed, not merged) of the same customer and category, sharing an order id or tracking number, filed within the
+    duplicate window; the earliest filed. Complaints opened (and references added) meanwhile are `add`ed."""
+
+    def __init__(self, since: dt.datetime):
+        self.since = since
+        self.by_customer: dict[str, dict[str, Complaint]] = {}
+        self.references: dict[str, set[tuple[str, str]]] = {}
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, wanted: list[tuple[str, list[str], list[str]]], now: dt.datetime, settings: ComplaintsSettings
+    ) -> DuplicateCandidates:
+        """`wanted`: (customer id, order ids, tracking numbers) of each new complaint."""
+        found = cls(now - dt.timedelta(hours=settings.duplicate_window_hours))
+        customers = {customer for customer, orders, tracking in wanted if orders or tracking}
+        if not customers:
+            return found
+        orders = sorted({o for _, values, _ in wanted for o in values})
+        tracking = sorted({t for _, _, values in wanted for t in values})
+        rows = await session.execute(
+            select(Complaint, ComplaintReference.kind, ComplaintReference.value)
+            .join(ComplaintReference, ComplaintReference.complaint_id == Complaint.id)
+            .where(
+                Complaint.customer_id.in_(sorted(customers)),
+                Complaint.filed_at >= found.since,
+                Complaint.merged_into.is_(None),
+                Complaint.status != "closed",
+                ((ComplaintReference.kind == "order") & ComplaintReference.value.in_(orders))
+                | ((ComplaintReference.kind == "tracking") & ComplaintReference.value.in_(tracking)),
+            )
+            .order_by(Complaint.filed_at)
+        )
+        for complaint, kind, value in rows.all():
+            found.add(complaint, [(kind, value)])
+        return found
+
+    def add(self, complaint: Complaint, references: list[tuple[str, str]]) -> None:
+        self.by_customer.setdefault(complaint.customer_id, {}).setdefault(complaint.id, complaint)
+        self.references.setdefault(complaint.id, set()).update(references)
+
+    def find(self, complaint: Complaint, order_ids: list[str], tracking_numbers: list[str]) -> Complaint | None:
+        wanted = {("order", o) for o in order_ids} | {("tracking", t) for t in tracking_numbers}
+        if not wanted:
+            return None
+        matching = [
+            other
+            for other in self.by_customer.get(complaint.customer_id, {}).values()
+            if other.id != complaint.id
+            and other.category == complaint.category
+            and other.filed_at >= self.since
+            and other.merged_into is None
+            and other.status != "closed"
+            and self.references[other.id] & wanted
+        ]
+        return min(matching, key=lambda other: other.filed_at, default=None)

@@ -4,7 +4,7 @@ the details of a page of them (references, clocks, timeline) in one statement.""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,11 +32,28 @@ async def get_complaint(session: AsyncSession, complaint_id: str, *, for_update:
 
 async def follow_merges(session: AsyncSession, customer_id: str) -> DirectoryCustomer | None:
     """The directory's customer this one ends in after its merges (None: not in the directory)."""
+    return (await follow_merges_many(session, [customer_id]))[customer_id]
+
+
+async def follow_merges_many(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, DirectoryCustomer | None]:
+    """follow_merges() for many customers: one query per step of the longest merge chain, not per customer."""
+    wanted = list(dict.fromkeys(customer_ids))
+    loaded: dict[str, DirectoryCustomer] = {}
+    missing = set(wanted)
+    while missing:
+        rows = (await session.scalars(select(DirectoryCustomer).where(DirectoryCustomer.id.in_(missing)))).all()
+        loaded.update((row.id, row) for row in rows)
+        # only ids not loaded yet: each round loads new rows or ends, so a cycle or an unknown id ends the walk
+        missing = {row.merged_into for row in rows if row.merged_into and row.merged_into not in loaded}
+    return {customer_id: _end_of_merges(loaded, customer_id) for customer_id in wanted}
+
+
+def _end_of_merges(loaded: Mapping[str, DirectoryCustomer], customer_id: str) -> DirectoryCustomer | None:
     seen: set[str] = set()
-    customer = await session.get(DirectoryCustomer, customer_id)
+    customer = loaded.get(customer_id)
     while customer is not None and customer.merged_into and customer.id not in seen:
         seen.add(customer.id)
-        customer = await session.get(DirectoryCustomer, customer.merged_into)
+        customer = loaded.get(customer.merged_into)
     return customer
 
 

@@ -4,11 +4,12 @@ keyed by the complaint's customer (one customer's events stay in order)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.context import current_correlation_id
 from crm_common.events.complaints import (
     ComplaintAssigned,
     ComplaintClosed,
@@ -18,59 +19,68 @@ from crm_common.events.complaints import (
     ComplaintResolved,
     SurveyAnswered,
 )
-from crm_common.outbox import emit
+from crm_common.events.envelope import EventEnvelope, EventPayload, make_event
+from crm_common.outbox import add_to_outbox
 from crm_complaints import SERVICE_NAME
 from crm_complaints.complaints.models import Complaint
 
 
-async def _publish(session: AsyncSession, complaint: Complaint, event: BaseModel, now: dt.datetime) -> None:
-    await emit(session, event, key=complaint.customer_id, producer=SERVICE_NAME, occurred_at=now)
+def envelope(complaint: Complaint, event: EventPayload, now: dt.datetime) -> EventEnvelope:
+    """The event as the outbox stores it, with the current correlation id: for callers that stage many at once (`stage`)."""
+    return make_event(event, key=complaint.customer_id, producer=SERVICE_NAME, correlation_id=current_correlation_id(), occurred_at=now)
+
+
+async def stage(session: AsyncSession, envelopes: Sequence[EventEnvelope]) -> None:
+    """Put envelopes built by `envelope` in the outbox, in their order, with one statement."""
+    await add_to_outbox(session, envelopes)
+
+
+async def _publish(session: AsyncSession, complaint: Complaint, event: EventPayload, now: dt.datetime) -> None:
+    await stage(session, [envelope(complaint, event, now)])
+
+
+def filed_event(complaint: Complaint, *, order_ids: list[str], tracking_numbers: list[str], now: dt.datetime) -> ComplaintFiled:
+    return ComplaintFiled(
+        complaint_id=complaint.id,
+        complaint_number=complaint.number,
+        customer_id=complaint.customer_id,
+        category=complaint.category,
+        priority=complaint.priority,
+        channel=complaint.channel,
+        team=complaint.team_id,
+        contact_id=complaint.contact_id,
+        reporter_name=complaint.reporter_name,
+        reporter_phone=complaint.reporter_phone,
+        reporter_email=complaint.reporter_email,
+        language=complaint.language,
+        order_ids=order_ids,
+        tracking_numbers=tracking_numbers,
+        filed_at=now,
+    )
 
 
 async def filed(
     session: AsyncSession, complaint: Complaint, *, order_ids: list[str], tracking_numbers: list[str], now: dt.datetime
 ) -> None:
-    await _publish(
-        session,
-        complaint,
-        ComplaintFiled(
-            complaint_id=complaint.id,
-            complaint_number=complaint.number,
-            customer_id=complaint.customer_id,
-            category=complaint.category,
-            priority=complaint.priority,
-            channel=complaint.channel,
-            team=complaint.team_id,
-            contact_id=complaint.contact_id,
-            reporter_name=complaint.reporter_name,
-            reporter_phone=complaint.reporter_phone,
-            reporter_email=complaint.reporter_email,
-            language=complaint.language,
-            order_ids=order_ids,
-            tracking_numbers=tracking_numbers,
-            filed_at=now,
-        ),
-        now,
+    await _publish(session, complaint, filed_event(complaint, order_ids=order_ids, tracking_numbers=tracking_numbers, now=now), now)
+
+
+def assigned_event(complaint: Complaint, *, team_id: str, agent_id: str | None, reason: str | None, now: dt.datetime) -> ComplaintAssigned:
+    return ComplaintAssigned(
+        complaint_id=complaint.id,
+        complaint_number=complaint.number,
+        customer_id=complaint.customer_id,
+        team=team_id,
+        agent=agent_id,
+        reason=reason or ("queued: no agent on shift" if agent_id is None else None),
+        assigned_at=now,
     )
 
 
 async def assigned(
     session: AsyncSession, complaint: Complaint, *, team_id: str, agent_id: str | None, reason: str | None, now: dt.datetime
 ) -> None:
-    await _publish(
-        session,
-        complaint,
-        ComplaintAssigned(
-            complaint_id=complaint.id,
-            complaint_number=complaint.number,
-            customer_id=complaint.customer_id,
-            team=team_id,
-            agent=agent_id,
-            reason=reason or ("queued: no agent on shift" if agent_id is None else None),
-            assigned_at=now,
-        ),
-        now,
-    )
+    await _publish(session, complaint, assigned_event(complaint, team_id=team_id, agent_id=agent_id, reason=reason, now=now), now)
 
 
 async def escalated(
