@@ -1,5 +1,5 @@
 """What the account manager declares about the relationship: share of wallet, potential volume, relationship level.
-Editable on the profile, sent in CustomerRegistered/CustomerUpdated version 2, bad values refused with a 422."""
+Editable on the profile, sent in CustomerRegistered/CustomerUpdated (version 2 on; version 3 today), bad values refused with a 422."""
 
 from profile_support import error_locs, full_body, outbox_events
 
@@ -17,7 +17,7 @@ async def test_declared_relationship_is_stored_and_sent_in_version_2(profile):
     assert patched.status_code == 200, patched.text
     assert (await profile.client.get(url)).json()["relationship_level"] == "strategic_partner"
     registered, updated = await outbox_events(profile.db, key=created["id"])
-    assert (registered.type, registered.version, updated.version) == ("CustomerRegistered", 2, 2)
+    assert (registered.type, registered.version, updated.version) == ("CustomerRegistered", 3, 3)
     first, second = registered.parsed(), updated.parsed()
     assert (first.share_of_wallet, str(first.potential_volume), first.relationship_level) == (0.35, "1200000.50", "trust")
     assert (second.share_of_wallet, second.relationship_level) == (0.5, "strategic_partner")

@@ -64,3 +64,29 @@ async def test_idempotency_key_through_the_gateway_creates_one_customer(database
             "/api/v1/customers/search", params={"name": "Gateway Retry Freight"}, headers=role_headers(settings, "agent")
         )
         assert sorted(c["id"] for c in found.json()["items"]) == sorted([first.json()["id"], theirs.json()["id"]])
+
+
+async def test_service_level_agreement_through_the_gateway(database_factory, gateway_db):
+    """Issue 20 point 3: account managers (their own customers) and admins set a customer's agreed targets; agents and
+    customers read them only; bad input is the profile's 422."""
+    async with gateway_before_real_profile(database_factory, gateway_db, "sqlite") as (client, settings):
+        admin = role_headers(settings, "admin")
+        created = await client.post("/api/v1/customers", json={"name": "SLA Freight"}, headers=admin)
+        cid = created.json()["id"]
+        url = f"/api/v1/customers/{cid}/service-level-agreement"
+        manager = auth(settings, "account_manager", "am-sla", customers=[cid])
+        stranger = auth(settings, "account_manager", "am-other", customers=["C-ELSEWHERE"])
+        body = {"targets": {"on_time_delivery_pct": 97, "complaints_per_100_orders": 1}}
+        put = await client.put(url, json=body, headers=manager | {"If-Match": '"1"'})
+        assert put.status_code == 200, put.text
+        assert put.json()["targets"] == {"on_time_delivery_pct": 97.0, "complaints_per_100_orders": 1.0}
+        assert put.headers["etag"] == '"2"'
+        for headers in (stranger, role_headers(settings, "agent"), auth(settings, "customer", "portal-sla", customer_id=cid)):
+            refused = await client.put(url, json={"targets": {}}, headers=headers | {"If-Match": '"2"'})
+            assert refused.status_code in (403, 404), refused.text
+        seen = await client.get(url, headers=auth(settings, "customer", "portal-sla", customer_id=cid))
+        assert seen.status_code == 200 and seen.json()["targets"]["on_time_delivery_pct"] == 97.0
+        for targets in ({"on_time": 1}, {"fill_rate_pct": 101}, {"loss_rate_pct": -0.1}):
+            bad = await client.put(url, json={"targets": targets}, headers=admin | {"If-Match": '"2"'})
+            assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), targets
+        assert (await client.get(url, headers=admin)).json()["version"] == 2

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from crm_common.events import decode_envelope
 from crm_common.events.complaints import ComplaintFiled
-from crm_common.events.customers import CustomerRegistered, CustomerUpdated
+from crm_common.events.customers import CustomerRegistered, CustomerRegisteredV3, CustomerUpdated, CustomerUpdatedV3
 from crm_common.events.logistics import OrderCreated, OrderDelivered
 from crm_common.outbox import outbox_table
 from crm_scoring.service_levels.models import service_level_breaches
@@ -154,3 +154,23 @@ def test_at_risk_targets_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="unknown tiers \\['gold'\\]"):
         settings_for(service_level_targets={"gold": {"on_time_delivery_pct": 90}})
     assert "at_risk" not in settings_for().service_level_targets
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"], indirect=True)
+async def test_the_customers_own_agreement_replaces_its_tiers_defaults(database_factory, db_kind):
+    db = await scoring_db(database_factory, db_kind, "agreement")
+    proc, dead = processor(db)
+
+    def agreed(targets: dict, cls=CustomerUpdatedV3):
+        return event(cls(customer_id="c", name="Customer c", service_level_agreement=targets), "c")
+
+    # small's default is 85% on time (met at 88%); c agreed 90% and a ceiling of 0 billing corrections
+    await feed(proc, [agreed({"on_time_delivery_pct": 90, "billing_corrections": 0}, CustomerRegisteredV3), *may_orders("c")])
+    announced = await _announced(db)
+    assert [(b.customer_id, b.month, b.tier) for b in announced] == [("c", "2026-05", "small")]
+    assert [(m.measure, m.target, m.actual) for m in announced[0].missed] == [("on_time_delivery_pct", 90.0, 88.0)]
+    # the agreement lowered to 80%: the month meets it, the breach is forgotten
+    await feed(proc, [agreed({"on_time_delivery_pct": 80})])
+    assert (await _state(db))[0] == [] and len(await _announced(db)) == 1
+    assert dead.sent == []
+    await db.dispose()

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_common.events.bounds import Money
 from crm_common.events.envelope import EventPayload
+from crm_common.events.service_levels import ServiceLevelTargets
 
 CustomerType = Literal["enterprise", "individual"]
 CustomerStatus = Literal["prospect", "active", "dormant", "lost", "blacklisted"]
@@ -90,6 +91,28 @@ class CustomerRegisteredV2(CustomerSnapshotV2, CustomerRegistered):
 class CustomerUpdatedV2(CustomerSnapshotV2, CustomerUpdated):
     event_type = "CustomerUpdated"
     event_version = 2
+
+
+class CustomerSnapshotV3(CustomerSnapshotV2):
+    """Version 3 adds the customer's service-level agreement (issue 20): the targets agreed with this customer where
+    they differ from the defaults of its tier. Version 2's fields unchanged, so older readers read it as before."""
+
+    service_level_agreement: ServiceLevelTargets = Field(
+        default_factory=dict,
+        description="Per measure, the agreed target that replaces the tier's default (scoring's SCORING_SERVICE_LEVEL_TARGETS): "
+        "a floor for the `_pct` shares that should be high, a ceiling for damage, loss, complaints, corrections and "
+        "resolution time. Empty: the tier's defaults.",
+    )
+
+
+class CustomerRegisteredV3(CustomerSnapshotV3, CustomerRegistered):
+    event_type = "CustomerRegistered"
+    event_version = 3
+
+
+class CustomerUpdatedV3(CustomerSnapshotV3, CustomerUpdated):
+    event_type = "CustomerUpdated"
+    event_version = 3
 
 
 class CustomerMerged(EventPayload):

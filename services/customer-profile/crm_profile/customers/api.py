@@ -31,6 +31,8 @@ from crm_profile.customers.schemas import (
     ListedStatus,
     MergeIn,
     MergeOut,
+    ServiceLevelAgreementIn,
+    ServiceLevelAgreementOut,
 )
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -156,6 +158,32 @@ async def patch_customer(
     async with runtime.transaction() as session:
         body = CustomerOut.model_validate(await service.update_customer(session, customer_id, patch, if_match))
         await trail.changed(session, "update", "customer", patch.model_fields_set, customer_id=customer_id)
+    _with_etag(response, body.version)
+    return body
+
+
+def _agreement(customer) -> ServiceLevelAgreementOut:
+    return ServiceLevelAgreementOut(
+        customer_id=customer.id, targets=customer.service_level_agreement or {}, version=customer.version, updated_at=customer.updated_at
+    )
+
+
+@router.get("/{customer_id}/service-level-agreement", response_model=ServiceLevelAgreementOut)
+async def get_service_level_agreement(customer_id: str, session: SessionDep, response: Response):
+    """The service-level targets agreed with this customer where they differ from its tier's defaults."""
+    body = _agreement(await service.get_customer(session, customer_id))
+    _with_etag(response, body.version)
+    return body
+
+
+@router.put("/{customer_id}/service-level-agreement", response_model=ServiceLevelAgreementOut)
+async def put_service_level_agreement(
+    customer_id: str, data: ServiceLevelAgreementIn, runtime: RuntimeDep, trail: AuditTrail, response: Response, if_match: IfMatch = None
+):
+    """Replace the agreed targets (If-Match: the customer's ETag). Scoring judges the last closed month against them."""
+    async with runtime.transaction() as session:
+        body = _agreement(await service.set_service_level_agreement(session, customer_id, data.targets, if_match))
+        await trail.changed(session, "update", "customer", ["service_level_agreement"], customer_id=customer_id)
     _with_etag(response, body.version)
     return body
 

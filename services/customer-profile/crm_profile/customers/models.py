@@ -45,6 +45,8 @@ class Customer(Base):
     share_of_wallet: Mapped[Decimal | None] = mapped_column(Numeric(5, 4))  # declared by the account manager, 0..1
     potential_volume: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))  # the customer's whole yearly logistics spend
     relationship_level: Mapped[str | None] = mapped_column(String(20))
+    # the agreed service-level targets that differ from the tier's defaults ({measure: target}; None/empty: the defaults)
+    service_level_agreement: Mapped[dict | None] = mapped_column(JSON)
     merged_into: Mapped[str | None] = mapped_column(String(36))
     merged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegisteredV2, CustomerUpdatedV2
+from crm_common.events.customers import ContactSnapshot, CustomerErased, CustomerMerged, CustomerRegisteredV3, CustomerUpdatedV3
 from crm_profile.customers.models import Contact, Customer
 
 
@@ -53,17 +53,18 @@ def _snapshot_fields(customer: Customer) -> dict:
         share_of_wallet=_float(customer.share_of_wallet),
         potential_volume=customer.potential_volume,
         relationship_level=customer.relationship_level,
+        service_level_agreement=customer.service_level_agreement or {},
         tags=customer.tags,
         contacts=contact_snapshots(customer),
     )
 
 
-def registered(customer: Customer) -> CustomerRegisteredV2:
-    return CustomerRegisteredV2(**_snapshot_fields(customer))
+def registered(customer: Customer) -> CustomerRegisteredV3:
+    return CustomerRegisteredV3(**_snapshot_fields(customer))
 
 
-def updated(customer: Customer, changed_fields: list[str]) -> CustomerUpdatedV2:
-    return CustomerUpdatedV2(**_snapshot_fields(customer), changed_fields=sorted(set(changed_fields)))
+def updated(customer: Customer, changed_fields: list[str]) -> CustomerUpdatedV3:
+    return CustomerUpdatedV3(**_snapshot_fields(customer), changed_fields=sorted(set(changed_fields)))
 
 
 def merged(survivor_id: str, merged_id: str, merged_at: dt.datetime) -> CustomerMerged:

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from crm_common.contacts import normalize_email, normalize_phone
 from crm_common.events.bounds import ContractDate, FactDate, Money
 from crm_common.events.customers import RelationshipLevel
+from crm_common.events.service_levels import ServiceLevelTargets
 from crm_common.inputs import Input as StorableInput
 from crm_profile.customers.normalize import has_control_characters, normalize_tax_id
 
@@ -318,6 +319,10 @@ class CustomerOut(BaseModel):
     share_of_wallet: float | None
     potential_volume: float | None
     relationship_level: str | None
+    service_level_agreement: dict[str, float] = Field(
+        default_factory=dict,
+        description="The agreed service-level targets that replace the tier's defaults (PUT .../service-level-agreement).",
+    )
     tags: list[str]
     merged_into: str | None
     merged_at: dt.datetime | None
@@ -334,6 +339,29 @@ class CustomerOut(BaseModel):
             # rows written by revision 0001 have no service types
             return {name: getattr(value, name) for name in cls.model_fields} | {"service_types": []}
         return value
+
+    @field_validator("service_level_agreement", mode="before")
+    @classmethod
+    def _no_agreement(cls, value):
+        return value or {}  # rows written before revision 0012, and customers without one
+
+
+class ServiceLevelAgreementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    targets: ServiceLevelTargets = Field(
+        description="Per measure, the agreed target (replaces the whole agreement; a measure left out takes the tier's default, "
+        "{} returns to the defaults). Floors: on_time_pickup_pct, on_time_delivery_pct, order_completion_pct, fill_rate_pct, "
+        "urgent_completion_pct, documents_on_time_pct; ceilings: damage_rate_pct, loss_rate_pct, complaints_per_100_orders, "
+        "billing_corrections, mean_resolution_hours. Not negative; a percentage at most 100."
+    )
+
+
+class ServiceLevelAgreementOut(BaseModel):
+    customer_id: str
+    targets: dict[str, float] = Field(description="The agreed targets that replace the tier's defaults; {}: the defaults only.")
+    version: int = Field(description="The customer's version (its ETag).")
+    updated_at: dt.datetime | None
 
 
 class CustomerPage(BaseModel):

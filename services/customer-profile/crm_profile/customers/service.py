@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.contacts import try_normalize_phone
 from crm_common.db import utcnow
+from crm_common.events.service_levels import MEASURES
 from crm_common.outbox import emit
 from crm_profile import SERVICE_NAME
 from crm_profile.accounts import winback
@@ -313,6 +314,22 @@ async def update_customer(session: AsyncSession, customer_id: str, patch: Custom
     await _emit(session, publish.updated(customer, changed), customer.id)
     if "status" in changed:
         await winback.status_changed(session, customer, old_status)
+    return customer
+
+
+async def set_service_level_agreement(session: AsyncSession, customer_id: str, targets: dict[str, float], if_match: str | None) -> Customer:
+    """Replace the customer's agreed targets (validated by the schema: known measures, in range); announced with
+    CustomerUpdated (version 3) when they change, so scoring judges the last closed month against them."""
+    customer = await get_customer(session, customer_id)
+    check_if_match(if_match, customer.version)
+    _ensure_live(customer)
+    agreed = {measure: float(targets[measure]) for measure in MEASURES if measure in targets}  # one order: equal agreements compare equal
+    if (customer.service_level_agreement or {}) == agreed:
+        return customer  # nothing new: no version bump, no event
+    customer.service_level_agreement = agreed
+    _touch(customer)
+    await session.flush()
+    await _emit(session, publish.updated(customer, ["service_level_agreement"]), customer.id)
     return customer
 
 

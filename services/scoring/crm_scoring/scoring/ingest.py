@@ -335,6 +335,7 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
                 "region": _text(p.region),
                 "industry": _text(p.industry),
                 "account_manager": _text(p.account_manager),
+                "service_level_agreement": getattr(p, "service_level_agreement", None) or None,  # v3 on; none: the defaults
                 "profile_at": envelope.occurred_at,
                 "first_seen_at": now,
             }
@@ -434,6 +435,7 @@ async def _upsert_profiles(session: AsyncSession, rows: list[dict]) -> None:
                 "region",
                 "industry",
                 "account_manager",
+                "service_level_agreement",
                 "profile_at",
             )
         },

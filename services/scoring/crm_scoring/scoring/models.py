@@ -27,6 +27,7 @@ customers = Table(
     Column("region", String(100)),  # region, industry and account manager: the management reports' filters
     Column("industry", String(100)),
     Column("account_manager", String(100)),
+    Column("service_level_agreement", JSON),  # {measure: target} agreed on the profile in place of the tier's defaults
     Column("profile_at", UTCDateTime),
     Column("first_seen_at", UTCDateTime, nullable=False),
 )

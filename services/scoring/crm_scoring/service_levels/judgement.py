@@ -1,7 +1,8 @@
 """The judgement of the last closed month against each customer's agreed targets, part of every rescoring.
 
-A customer agrees targets for its commercial tier (key_account, ordinary, small: `scores.commercial_tiers`, the tier
-without its churn branch), never for at_risk: a breach feeds churn risk, so targets chosen by churn risk made two
+A customer is held to the targets of its commercial tier (key_account, ordinary, small: `scores.commercial_tiers`, the
+tier without its churn branch), with the targets of its own agreement (the profile's `service_level_agreement`,
+CustomerUpdated v3) in their place; never to at_risk's: a breach feeds churn risk, so targets chosen by churn risk made two
 stable states and the one stored depended on the order events arrived in. The rescoring judges the customers it
 scores (and the population recompute everyone) with the tier it computes from the same facts, before their
 satisfaction and churn risk are computed, so the breach and the scores are a function of the facts, whatever the
@@ -27,9 +28,10 @@ from crm_common.events import make_event
 from crm_common.events.scoring import ServiceLevelBreached
 from crm_common.outbox import add_to_outbox
 from crm_scoring.scoring.ingest import id_filters
+from crm_scoring.scoring.models import customers
 from crm_scoring.service_levels.measures import month_of
 from crm_scoring.service_levels.models import service_level_breaches, service_level_months
-from crm_scoring.service_levels.targets import missed_targets, summary
+from crm_scoring.service_levels.targets import agreed_targets, missed_targets, summary
 from crm_scoring.settings import ScoringSettings
 
 
@@ -46,11 +48,13 @@ class Verdict:
 
 @dataclass
 class Pending:
-    """What a judgement reads: the month, its stored records and the judgements stored before, per customer."""
+    """What a judgement reads: the month, its stored records, the judgements stored before and the customers'
+    agreements (the profile's targets in place of the tier's defaults), per customer."""
 
     month: str
     records: dict[str, dict]
     before: dict[str, Verdict]
+    agreements: dict[str, dict[str, float]]
 
 
 async def load(session: AsyncSession, customer_ids: list[str] | None, now: dt.datetime) -> Pending:
@@ -61,23 +65,30 @@ async def load(session: AsyncSession, customer_ids: list[str] | None, now: dt.da
     before: dict[str, Verdict] = {}
     record_stmt = select(service_level_months).where(m.month == month)
     breach_stmt = select(b.customer_id, b.tier, b.missed).where(b.month == month)
-    for where_m, where_b in _filters(session, customer_ids):
+    agreements: dict[str, dict[str, float]] = {}
+    agreement_stmt = select(customers.c.customer_id, customers.c.service_level_agreement).where(
+        customers.c.service_level_agreement.is_not(None)
+    )
+    for where_m, where_b, where_c in _filters(session, customer_ids):
         records.update((r["customer_id"], dict(r)) for r in (await session.execute(record_stmt.where(where_m))).mappings())
         before.update((c, Verdict(t, missed)) for c, t, missed in (await session.execute(breach_stmt.where(where_b))).all())
-    return Pending(month, records, before)
+        agreements.update((c, a) for c, a in (await session.execute(agreement_stmt.where(where_c))).all() if a)
+    return Pending(month, records, before, agreements)
 
 
 def _filters(session: AsyncSession, customer_ids: list[str] | None) -> Iterable[tuple]:
     if customer_ids is None:
-        return [(true(), true())]
+        return [(true(), true(), true())]
     return zip(
         id_filters(session, service_level_months.c.customer_id, customer_ids),
         id_filters(session, service_level_breaches.c.customer_id, customer_ids),
+        id_filters(session, customers.c.customer_id, customer_ids),
     )
 
 
 def judge(pending: Pending, agreed: dict[str, str], settings: ScoringSettings) -> dict[str, Verdict]:
-    """Pure: each customer's verdict on the month, against the targets of its agreed tier. A customer with a stored
+    """Pure: each customer's verdict on the month, against its agreed targets (its tier's defaults, its agreement's
+    targets in their place: `targets.agreed_targets`). A customer with a stored
     judgement but no record any more (its orders cancelled or merged away) met everything."""
     verdicts = {}
     for customer_id in sorted(set(pending.records) | set(pending.before)):
@@ -85,7 +96,8 @@ def judge(pending: Pending, agreed: dict[str, str], settings: ScoringSettings) -
         if tier is None:
             continue  # not among the customers scored now
         record = pending.records.get(customer_id, {})
-        verdicts[customer_id] = Verdict(tier, missed_targets(record, settings.service_level_targets.get(tier, {})))
+        targets = agreed_targets(settings.service_level_targets, tier, pending.agreements.get(customer_id))
+        verdicts[customer_id] = Verdict(tier, missed_targets(record, targets))
     return verdicts
 
 

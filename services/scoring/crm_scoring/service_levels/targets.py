@@ -6,18 +6,10 @@ measured in the month (None) misses nothing: no promise, no judgement."""
 
 from __future__ import annotations
 
+from crm_common.events import service_levels
 from crm_scoring.model.scores import AGREED_TIERS
 
-FLOORS = (
-    "on_time_pickup_pct",
-    "on_time_delivery_pct",
-    "order_completion_pct",
-    "fill_rate_pct",
-    "urgent_completion_pct",
-    "documents_on_time_pct",
-)
-CEILINGS = ("damage_rate_pct", "loss_rate_pct", "complaints_per_100_orders", "billing_corrections", "mean_resolution_hours")
-MEASURES = FLOORS + CEILINGS
+FLOORS, CEILINGS, MEASURES = service_levels.FLOORS, service_levels.CEILINGS, service_levels.MEASURES  # the events' one list
 
 # The right level, not the highest (service costs money): key accounts are promised more than small customers.
 DEFAULT_TARGETS: dict[str, dict[str, float]] = {
@@ -70,9 +62,16 @@ def check_targets(targets: dict[str, dict[str, float]]) -> dict[str, dict[str, f
         if unknown:
             raise ValueError(f"service-level targets of {tier}: unknown measures {sorted(unknown)}; known: {', '.join(MEASURES)}")
         for measure, value in per_measure.items():
-            if value < 0 or (measure.endswith("_pct") and value > 100):
-                raise ValueError(f"service-level target {tier}.{measure} = {value} is out of range")
+            problem = service_levels.target_problem(measure, value)
+            if problem is not None:
+                raise ValueError(f"service-level target {tier}.{measure} = {value} is out of range: {problem}")
     return targets
+
+
+def agreed_targets(defaults: dict[str, dict[str, float]], tier: str, agreement: dict[str, float] | None) -> dict[str, float]:
+    """The targets a customer is held to: its tier's defaults, each measure of its agreement (the profile's) in place
+    of the default."""
+    return {**defaults.get(tier, {}), **(agreement or {})}
 
 
 def missed_targets(record: dict, targets: dict[str, float]) -> list[dict]:
