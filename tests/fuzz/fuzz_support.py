@@ -268,10 +268,12 @@ async def build_gateway(database_factory, upstreams: dict[str, AppUnderTest], ki
 # ------------------------------------------------------------------ the documents, known at collection time
 
 
-def service_specs() -> dict[str, dict[str, Any]]:
-    """Each service's OpenAPI document, from an app that never touches its (unused) database."""
+def service_apps() -> dict[str, Any]:
+    """Each service's app and the gateway's, built with a database that is never opened (nothing is started)."""
     from crm_complaints.main import create_app as complaints_app
     from crm_complaints.settings import ComplaintsSettings
+    from crm_gateway.main import create_app as gateway_app
+    from crm_gateway.settings import GatewaySettings
     from crm_notifications.main import create_app as notifications_app
     from crm_notifications.settings import NotificationsSettings
     from crm_profile.main import create_app as profile_app
@@ -280,23 +282,25 @@ def service_specs() -> dict[str, dict[str, Any]]:
     from crm_scoring.settings import ScoringSettings
 
     unused = "sqlite:///never-opened.db"
-    apps = {
+    return {
         "profile": profile_app(ProfileSettings(database_url=unused), start_background=False),
         "scoring": scoring_app(ScoringSettings(database_url=unused, run_scheduler=False), start_background=False),
         "complaints": complaints_app(ComplaintsSettings(database_url=unused), start_background=False),
         "notifications": notifications_app(NotificationsSettings(database_url=unused), start_background=False),
+        "gateway": gateway_app(GatewaySettings(database_url=unused), start_background=False),
     }
-    return {name: app.openapi() for name, app in apps.items()}
+
+
+def service_specs() -> dict[str, dict[str, Any]]:
+    """Each service's OpenAPI document, from an app that never touches its (unused) database."""
+    return {name: app.openapi() for name, app in service_apps().items() if name != "gateway"}
 
 
 def gateway_spec(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The gateway's merged document, as /api/v1/openapi.json builds it from the upstreams' documents."""
     from crm_gateway.apidocs.api import merge_specs
-    from crm_gateway.main import create_app
-    from crm_gateway.settings import GatewaySettings
 
-    app = create_app(GatewaySettings(database_url="sqlite:///never-opened.db"), start_background=False)
-    return merge_specs(app.openapi(), specs)
+    return merge_specs(service_apps()["gateway"].openapi(), specs)
 
 
 def operations_of(spec: dict[str, Any]) -> list[tuple[str, str]]:

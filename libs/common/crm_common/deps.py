@@ -9,7 +9,10 @@ caller (the identity the gateway signed, crm_common.edge). Routes stay thin:
         async with runtime.transaction() as session:  # the unit of work commits before the answer is sent
             ...
 
-None of them adds a parameter to the OpenAPI document: they read the app's state and the request's headers."""
+None of them adds a parameter to the OpenAPI document: they read the app's state and the request's headers.
+Every dependency of a route is an `async def`: FastAPI runs a plain `def` dependency in a worker thread, a thread
+hop per request and dependency (it cost the status lookup 47% more CPU per request; bench/status_query.py).
+tests/contract/test_async_dependencies.py holds every service to it."""
 
 from __future__ import annotations
 
@@ -56,8 +59,13 @@ class Actor:
 
 
 def current_runtime(request: Request) -> ServiceRuntime:
+    """The service's runtime, for code that holds the request (a dependency, a middleware)."""
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
+
+
+async def runtime_dependency(request: Request) -> ServiceRuntime:
+    return current_runtime(request)
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -67,10 +75,10 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def current_actor(request: Request) -> Actor:
+async def current_actor(request: Request) -> Actor:
     return Actor.from_headers(request.headers)
 
 
-RuntimeDep = Annotated[ServiceRuntime, Depends(current_runtime)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_dependency)]
 SessionDep = Annotated[AsyncSession, Depends(read_session)]
 ActorDep = Annotated[Actor, Depends(current_actor)]

@@ -51,7 +51,8 @@ def _die_with_parent() -> None:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
@@ -71,7 +72,7 @@ class LocalBroker:
         self.port = port or free_port()
         self.log_path = log_path
         self.die_with_parent = die_with_parent and sys.platform.startswith("linux")
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.cluster_id: str | None = None
 
     @property
@@ -115,7 +116,7 @@ class LocalBroker:
     def __enter__(self) -> LocalBroker:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -129,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     broker = LocalBroker(port=args.port, log_path=args.log, die_with_parent=True).start()
     asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap), ALL_TOPICS, args.partitions))
-    print(f"broker ready on {broker.bootstrap} with {len(ALL_TOPICS)} topics (Tansu pid {broker.process.pid})", flush=True)
+    pid = broker.process.pid if broker.process else None
+    print(f"broker ready on {broker.bootstrap} with {len(ALL_TOPICS)} topics (Tansu pid {pid})", flush=True)
     stop = {"now": False}
 
-    def _stop(*_):
+    def _stop(*_: object) -> None:
         stop["now"] = True
 
     signal.signal(signal.SIGTERM, _stop)

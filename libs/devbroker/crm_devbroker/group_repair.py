@@ -81,7 +81,8 @@ class GroupRepair:
         assignments = [(member, nothing) for member in member_ids]
         response = await self.client.send(self.coordinator_id, SyncGroupRequest(self.group_id, generation_id, member_id, None, assignments))
         log.debug("repair SyncGroup as %r in generation %d: %s", member_id, generation_id, response)
-        return response.error_code
+        error_code: int = response.error_code
+        return error_code
 
     async def leave(self, member_id: str) -> None:
         await self.client.send(self.coordinator_id, LeaveGroupRequest(self.group_id, member_id))

@@ -1,6 +1,7 @@
-"""What a route of the complaint service takes as dependencies: the actor (complaints' own, with its rules of who may
-do what), a unit of work, the database (for the plain-row reads of the lookup), the settings and the audit trail; the
-read session is crm_common.deps' (re-exported). Routes never reach into the request's state themselves."""
+"""What a route of the complaint service takes as dependencies: the actor (crm_common's caller, read from the
+gateway's headers, as complaints' Actor, which knows who is staff and who may do what), a unit of work, the database
+(for the plain-row reads of the lookup), the settings and the audit trail; the read session is crm_common.deps'
+(re-exported). Routes never reach into the request's state themselves; every dependency is async (crm_common.deps)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.audit import AuditTrail
 from crm_common.db import Database
+from crm_common.deps import Actor as Caller
 from crm_common.deps import SessionDep, current_runtime, read_session
 from crm_common.problems import Problem
 from crm_complaints.complaints.access import Actor
@@ -22,16 +24,22 @@ from crm_complaints.settings import ComplaintsSettings
 __all__ = ["ActorDep", "AuditDep", "DatabaseDep", "SessionDep", "SettingsDep", "TransactionDep", "actor_of", "no_nul", "read_session"]
 
 
-def actor_of(request: Request) -> Actor | None:
-    """Who acts, from the gateway's X-Actor-Id / X-Actor-Role / X-Actor-Team headers (a customer is named in X-Customer-Id);
-    None without them."""
-    actor_id = request.headers.get("x-actor-id")
-    role = (request.headers.get("x-actor-role") or "").strip().lower()
-    if role == "customer":
-        actor_id = request.headers.get("x-customer-id") or actor_id
+def actor_from(caller: Caller) -> Actor | None:
+    """The caller as complaints' Actor; a customer acts as the customer the gateway names (X-Customer-Id). None when
+    the gateway named no caller or no role."""
+    role = (caller.role or "").strip().lower()
+    actor_id = (caller.customer_id or caller.id) if role == "customer" else caller.id
     if not actor_id or not role:
         return None
-    return Actor(id=actor_id, role=role, team=request.headers.get("x-actor-team") or None)
+    return Actor(id=actor_id, role=role, team=caller.team)
+
+
+def actor_of(request: Request) -> Actor | None:
+    return actor_from(Caller.from_headers(request.headers))
+
+
+async def actor_dependency(request: Request) -> Actor | None:
+    return actor_of(request)
 
 
 def no_nul(**params) -> None:
@@ -47,24 +55,24 @@ def no_nul(**params) -> None:
         )
 
 
-def unit_of_work(request: Request) -> Callable[[], AbstractAsyncContextManager[AsyncSession]]:
+async def unit_of_work(request: Request) -> Callable[[], AbstractAsyncContextManager[AsyncSession]]:
     """`async with transaction() as session:` inside the route: the change commits before the answer is built."""
     return current_runtime(request).transaction
 
 
-def database(request: Request) -> Database:
+async def database(request: Request) -> Database:
     return current_runtime(request).db
 
 
-def settings(request: Request) -> ComplaintsSettings:
+async def settings(request: Request) -> ComplaintsSettings:
     return current_runtime(request).settings
 
 
-def audit_trail(request: Request) -> AuditTrail:
+async def audit_trail(request: Request) -> AuditTrail:
     return current_runtime(request).audit
 
 
-ActorDep = Annotated[Actor | None, Depends(actor_of)]
+ActorDep = Annotated[Actor | None, Depends(actor_dependency)]
 TransactionDep = Annotated[Callable[[], AbstractAsyncContextManager[AsyncSession]], Depends(unit_of_work)]
 DatabaseDep = Annotated[Database, Depends(database)]
 SettingsDep = Annotated[ComplaintsSettings, Depends(settings)]

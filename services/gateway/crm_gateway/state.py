@@ -39,5 +39,14 @@ def principal_of(request: Request) -> Principal:
     return request.state.principal
 
 
-GatewayDep = Annotated[GatewayState, Depends(gateway_of)]
-PrincipalDep = Annotated[Principal, Depends(principal_of)]
+async def gateway_dependency(request: Request) -> GatewayState:
+    return gateway_of(request)
+
+
+async def principal_dependency(request: Request) -> Principal:
+    return principal_of(request)
+
+
+# async: FastAPI runs a plain `def` dependency in a worker thread (crm_common.deps)
+GatewayDep = Annotated[GatewayState, Depends(gateway_dependency)]
+PrincipalDep = Annotated[Principal, Depends(principal_dependency)]

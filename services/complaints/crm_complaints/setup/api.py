@@ -23,7 +23,7 @@ from crm_complaints.setup.schemas import AgentIn, AgentOut, HolidaysOut, RuleIn,
 router = APIRouter(tags=["setup"])
 
 
-def staff_actor(request: Request) -> complaints_service.Actor:
+async def staff_actor(request: Request) -> complaints_service.Actor:
     actor = actor_of(request)
     if actor is None:
         raise Problem(401, "Actor required", "X-Actor-Id and X-Actor-Role headers are required (set by the gateway).")
@@ -32,7 +32,7 @@ def staff_actor(request: Request) -> complaints_service.Actor:
     return actor
 
 
-def setup_actor(actor: Annotated[complaints_service.Actor, Depends(staff_actor)]) -> complaints_service.Actor:
+async def setup_actor(actor: Annotated[complaints_service.Actor, Depends(staff_actor)]) -> complaints_service.Actor:
     service.check_setup_role(actor.role)
     return actor
 

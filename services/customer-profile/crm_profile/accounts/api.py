@@ -18,11 +18,11 @@ from crm_profile.accounts.schemas import PortfolioPage, QuotaIn, QuotaOut, Workl
 router = APIRouter(prefix="/account-manager", tags=["account manager"])
 
 
-def actor(caller: ActorDep) -> service.Actor | None:
+async def actor(caller: ActorDep) -> service.Actor | None:
     return service.Actor(caller.id, caller.role) if caller.known else None
 
 
-def today() -> dt.date:
+async def today() -> dt.date:
     return utcnow().astimezone(service.BUSINESS_ZONE).date()
 
 

@@ -77,7 +77,11 @@ class Trail:
         )
 
 
-AuditTrail = Annotated[Trail, Depends(Trail)]
+async def request_trail(runtime: RuntimeDep, actor: ActorDep) -> Trail:
+    return Trail(runtime, actor)
+
+
+AuditTrail = Annotated[Trail, Depends(request_trail)]
 
 
 def _with_etag(response: Response, version: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -23,21 +23,23 @@ PAGE = 5000  # the services' largest page
 MAX_ROWS = 100_000  # per service and request: narrow the period beyond that
 
 
-class AuditQuery:
-    def __init__(
-        self,
-        customer_id: str | None = Query(default=None, max_length=200),
-        actor: str | None = Query(default=None, max_length=200, description="the user (token subject)"),
-        since: FactDateTime | None = Query(default=None, description="from (inclusive), ISO 8601 with offset"),
-        until: FactDateTime | None = Query(default=None, description="to (exclusive), ISO 8601 with offset"),
-    ):
-        if since and until and since >= until:
-            raise Problem(422, "Invalid period", "since must be before until.")
-        self.params = {
-            k: v.isoformat() if isinstance(v, dt.datetime) else v
-            for k, v in {"customer_id": customer_id, "actor": actor, "since": since, "until": until}.items()
-            if v is not None
-        }
+async def audit_query(
+    customer_id: str | None = Query(default=None, max_length=200),
+    actor: str | None = Query(default=None, max_length=200, description="the user (token subject)"),
+    since: FactDateTime | None = Query(default=None, description="from (inclusive), ISO 8601 with offset"),
+    until: FactDateTime | None = Query(default=None, description="to (exclusive), ISO 8601 with offset"),
+) -> dict[str, str]:
+    """The trail's filters as the services' query parameters."""
+    if since and until and since >= until:
+        raise Problem(422, "Invalid period", "since must be before until.")
+    return {
+        k: v.isoformat() if isinstance(v, dt.datetime) else v
+        for k, v in {"customer_id": customer_id, "actor": actor, "since": since, "until": until}.items()
+        if v is not None
+    }
+
+
+AuditParams = Annotated[dict[str, str], Depends(audit_query)]
 
 
 async def _rows_of(gateway: GatewayState, principal: Principal, upstream: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -70,14 +72,14 @@ async def merged_trail(
 
 
 @router.get("/audit", summary="Audit trail of personal data (admins): who read or changed which customer's data, when")
-async def audit_trail(gateway: GatewayDep, principal: PrincipalDep, query: AuditQuery = Depends()) -> dict[str, Any]:
-    rows, warnings = await merged_trail(gateway, principal, query.params)
+async def audit_trail(gateway: GatewayDep, principal: PrincipalDep, params: AuditParams) -> dict[str, Any]:
+    rows, warnings = await merged_trail(gateway, principal, params)
     return {"items": rows, "warnings": warnings, "partial": bool(warnings)}
 
 
 @router.get("/audit.csv", summary="The audit trail as CSV (admins); refused rather than incomplete when a service is down")
-async def audit_csv(gateway: GatewayDep, principal: PrincipalDep, query: AuditQuery = Depends()) -> Response:
-    rows, warnings = await merged_trail(gateway, principal, query.params)
+async def audit_csv(gateway: GatewayDep, principal: PrincipalDep, params: AuditParams) -> Response:
+    rows, warnings = await merged_trail(gateway, principal, params)
     if warnings:
         raise Problem(
             503,

@@ -59,7 +59,7 @@ def _invalid_period(detail: str, field: str) -> Problem:
     )
 
 
-def report_filters(
+async def report_filters(
     region: FilterText = None,
     industry: FilterText = None,
     account_manager: FilterText = None,
