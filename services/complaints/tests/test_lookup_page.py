@@ -132,7 +132,16 @@ async def test_lookup_json_encodes_like_pydantic():
     clock = SimpleNamespace(
         kind="resolution", target_minutes=60, deadline_at=at, stopped_at=None, paused=True, escalation_level=2, breached_at=at
     )
-    entry = SimpleNamespace(at=at, kind="note", visibility="internal", actor_id=None, body=None, data=None)
+    entry = SimpleNamespace(
+        at=at,
+        kind="status_changed",
+        visibility="customer",
+        actor_id=None,
+        body="Status new → in progress",
+        data=None,
+        message_key="timeline.status_changed",
+        message_params={"status_from": "new", "status_to": "in_progress"},
+    )
     mine = orjson.loads(
         api.json_response(
             [

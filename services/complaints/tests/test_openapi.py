@@ -22,3 +22,11 @@ def test_contract_paths_are_in_openapi(tmp_path):
     assert {"phone", "tracking_number", "customer_id", "number"} <= lookup_params
     post_params = {p["name"] for p in paths["/complaints"]["post"]["parameters"]}
     assert "Idempotency-Key" in post_params
+
+
+def test_timeline_entries_document_their_message_key(tmp_path):
+    """Clients that translate find the key and parameters of the service's texts in the contract."""
+    app = create_app(ComplaintsSettings(database_url=f"sqlite:///{tmp_path / 'x.db'}"), start_background=False)
+    schemas = app.openapi()["components"]["schemas"]
+    for name in ("TimelineEntryOut", "CustomerTimelineEntryOut"):
+        assert {"body", "message_key", "message_params"} <= set(schemas[name]["properties"]), name

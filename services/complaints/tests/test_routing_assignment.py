@@ -97,7 +97,9 @@ async def test_round_robin_and_manual_reassignment_with_reason(env):
     assert (moved.json()["team_id"], moved.json()["agent_id"], moved.json()["status"]) == ("claims", "claims-1", "assigned")
     timeline = (await env.client.get(f"/complaints/{body['id']}/timeline", headers=STAFF)).json()
     reassigned = [e for e in timeline if e["kind"] == "reassigned"]
-    assert reassigned and reassigned[0]["body"] == "it is a damage claim" and reassigned[0]["actor_id"] == body["agent_id"]
+    assert reassigned and reassigned[0]["actor_id"] == body["agent_id"]
+    assert reassigned[0]["body"] == "Reassigned to claims-1 (team claims): it is a damage claim"  # the reason in the service's sentence
+    assert reassigned[0]["message_key"] == "timeline.reassigned" and reassigned[0]["message_params"]["reason"] == "it is a damage claim"
     # the old team's agent can no longer act on it
     assert (await env.client.post(f"/complaints/{body['id']}/notes", json={"body": "x"}, headers=me)).status_code == 403
 

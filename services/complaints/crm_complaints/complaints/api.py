@@ -201,7 +201,7 @@ async def list_complaints(
 
 class LookupResult(BaseModel):
     complaint: dict
-    timeline: list[dict]
+    timeline: list[TimelineEntryOut | CustomerTimelineEntryOut]
 
 
 # ---- the status lookup (call-center hot path) -----------------------------------------------------
@@ -284,8 +284,9 @@ def customer_complaint_json(row: Mapping, refs: tuple[list[str], list[str]]) -> 
 
 def timeline_json(entry, customer_view: bool) -> dict:
     """_entry(entry, customer_view) without building the model."""
+    message = {"message_key": entry.message_key, "message_params": entry.message_params}
     if customer_view:
-        return {"at": entry.at, "kind": entry.kind, "body": entry.body}
+        return {"at": entry.at, "kind": entry.kind, "body": entry.body, **message}
     return {
         "at": entry.at,
         "kind": entry.kind,
@@ -293,6 +294,7 @@ def timeline_json(entry, customer_view: bool) -> dict:
         "actor_id": entry.actor_id,
         "body": entry.body,
         "data": entry.data or {},
+        **message,
     }
 
 
@@ -373,10 +375,17 @@ async def lookup(
 
 
 def _entry(entry, customer_view: bool) -> dict:
+    message = {"message_key": entry.message_key, "message_params": entry.message_params}
     if customer_view:
-        return CustomerTimelineEntryOut(at=entry.at, kind=entry.kind, body=entry.body).model_dump(mode="json")
+        return CustomerTimelineEntryOut(at=entry.at, kind=entry.kind, body=entry.body, **message).model_dump(mode="json")
     return TimelineEntryOut(
-        at=entry.at, kind=entry.kind, visibility=entry.visibility, actor_id=entry.actor_id, body=entry.body, data=entry.data or {}
+        at=entry.at,
+        kind=entry.kind,
+        visibility=entry.visibility,
+        actor_id=entry.actor_id,
+        body=entry.body,
+        data=entry.data or {},
+        **message,
     ).model_dump(mode="json")
 
 
@@ -399,7 +408,8 @@ async def get_complaint(
     return shown
 
 
-@router.get("/complaints/{complaint_id}/timeline")
+# the schema is documented, not re-validated: _entry builds each entry through its model already
+@router.get("/complaints/{complaint_id}/timeline", responses={200: {"model": list[TimelineEntryOut | CustomerTimelineEntryOut]}})
 async def get_timeline(complaint_id: str, actor: ActorDep, session: SessionDep, view: View = "agent"):
     customer_view = _customer_view(actor, view)
     complaint = await finding.get_complaint(session, complaint_id)

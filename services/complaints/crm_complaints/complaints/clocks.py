@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
+from crm_complaints.complaints import messages
 from crm_complaints.complaints.access import SYSTEM
 from crm_complaints.complaints.lookup import follow_merges
 from crm_complaints.complaints.models import Complaint, SlaClockRow, Team
@@ -155,7 +156,9 @@ async def reprioritize_open(
             at=now,
             actor=SYSTEM,
             visibility="internal",
-            body=f"Priority {old} -> {new} (tier {customer.tier}, credit {customer.credit_grade})",
+            message=messages.Message(
+                "timeline.reprioritized", {"priority_from": old, "priority_to": new, "tier": customer.tier, "credit": customer.credit_grade}
+            ),
             data={"from": old, "to": new},
         )
         raised.append(complaint)

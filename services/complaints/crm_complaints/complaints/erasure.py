@@ -24,7 +24,7 @@ from crm_common import audit
 from crm_common.contacts import email_key, phone_key
 from crm_common.db import utcnow
 from crm_common.privacy import Person, scrub_idempotency_records, scrub_outbox
-from crm_complaints.complaints import directory
+from crm_complaints.complaints import directory, messages
 from crm_complaints.complaints.access import SYSTEM
 from crm_complaints.complaints.lookup import follow_merges
 from crm_complaints.complaints.models import Complaint, DirectoryContact, DirectoryCustomer, TimelineEntry
@@ -133,8 +133,9 @@ async def erase_person(session: AsyncSession, customer_id: str, contact_id: str 
         for entry in entries:
             body = person.scrub(entry.body)
             data = person.scrub_json(entry.data or {})
-            if body != entry.body or data != (entry.data or {}):
-                entry.body, entry.data = body, data
+            params = person.scrub_json(entry.message_params) if entry.message_params is not None else None  # a reason in their words
+            if body != entry.body or data != (entry.data or {}) or params != entry.message_params:
+                entry.body, entry.data, entry.message_params = body, data, params
                 changed.add(entry.complaint_id)
 
     def rewrite(envelope: dict) -> dict:
@@ -163,7 +164,7 @@ async def erase_person(session: AsyncSession, customer_id: str, contact_id: str 
             at=now,
             actor=SYSTEM,
             visibility="internal",
-            body="Personal data of an erased person removed",
+            message=messages.Message("timeline.person_erased"),
             data={"reporter": complaint_id in reported_ids},
         )
     if contact_id:  # the audit trail keeps the person's rows, pseudonymised (crm_common.audit)

@@ -18,7 +18,7 @@ from crm_common.contacts import email_key, phone_key
 from crm_common.db import dialect_insert, utcnow
 from crm_common.events.complaints import ComplaintAssigned
 from crm_common.events.envelope import EventEnvelope
-from crm_complaints.complaints import publish, routing
+from crm_complaints.complaints import messages, publish, routing
 from crm_complaints.complaints.access import SYSTEM, Actor
 from crm_complaints.complaints.clocks import rebase_clocks, store_clock
 from crm_complaints.complaints.errors import InvalidComplaintInput, field_error
@@ -237,14 +237,17 @@ async def assign_to(
     reason: str | None,
     settings: ComplaintsSettings,
     rule: dict | None = None,
+    by_scheduler: bool = False,
 ) -> None:
     """Give the complaint to `team` and `agent_id` (None: it waits in the team's queue); the clocks move to the new
     team's calendar. A `reason` makes it a reassignment. `rule`: routing.rule_record of the rule that chose the team,
-    kept on the assignment's timeline entry."""
+    kept on the assignment's timeline entry. `by_scheduler`: the scheduler hands a queued complaint to an agent."""
     old_team = complaint.team_id
     if old_team is not None and old_team != team.id:
         await rebase_clocks(session, complaint, now, old_team, team.id, settings)
-    event = await record_assignment(session, complaint, team, agent_id, now=now, actor=actor, reason=reason, rule=rule)
+    event = await record_assignment(
+        session, complaint, team, agent_id, now=now, actor=actor, reason=reason, rule=rule, by_scheduler=by_scheduler
+    )
     await publish.stage(session, [publish.envelope(complaint, event, now)])
 
 
@@ -258,6 +261,7 @@ async def record_assignment(
     actor: Actor,
     reason: str | None,
     rule: dict | None = None,
+    by_scheduler: bool = False,
 ) -> ComplaintAssigned:
     """assign_to() without moving clocks or staging the event, which it returns (a new complaint's clocks start in its
     team's calendar; intake stages its events together)."""
@@ -280,12 +284,16 @@ async def record_assignment(
         at=now,
         actor=actor,
         visibility="internal",
-        body=reason,
+        message=messages.assignment(
+            team=team.id, agent=agent_id, strategy=team.strategy, rule=rule, reason=reason, by_scheduler=by_scheduler
+        ),
         data={
             "team": team.id,
             "agent": agent_id,
             "queued": agent_id is None,
             **({"rule": rule, "strategy": team.strategy} if rule is not None else {}),
+            **({"by": "scheduler"} if by_scheduler else {}),
+            **({"reason": reason} if reason else {}),
         },
     )
     return publish.assigned_event(complaint, team_id=team.id, agent_id=agent_id, reason=reason, now=now)
@@ -477,7 +485,7 @@ class Opener:
                 "possible_duplicate",
                 at=now,
                 visibility="internal",
-                body=f"Likely duplicate of {duplicate.number}",
+                message=messages.Message("timeline.possible_duplicate_of", {"number": duplicate.number}),
                 data={"complaint_id": duplicate.id, "number": duplicate.number},
             )
             await add_timeline(
@@ -486,7 +494,7 @@ class Opener:
                 "possible_duplicate",
                 at=now,
                 visibility="internal",
-                body=f"Likely duplicate filed: {complaint.number}",
+                message=messages.Message("timeline.duplicate_filed", {"number": complaint.number}),
                 data={"complaint_id": complaint.id, "number": complaint.number},
             )
         agent_id = self.pool.pick(team.id, complaint)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
-from crm_complaints.complaints import publish, routing
+from crm_complaints.complaints import messages, publish, routing
 from crm_complaints.complaints.access import Actor, authorize
 from crm_complaints.complaints.clocks import clock_from_row, clocks_of, record_first_response, store_clock, team_calendar, update_clocks
 from crm_complaints.complaints.errors import (
@@ -45,6 +45,8 @@ async def _set_status(
     settings: ComplaintsSettings,
     actor: Actor,
     reason: str | None = None,
+    *,
+    customer_replied: bool = False,
 ) -> None:
     current = complaint.status
     check_transition(current, target)
@@ -57,7 +59,14 @@ async def _set_status(
     complaint.status = target
     complaint.version += 1
     await add_timeline(
-        session, complaint, "status_changed", at=now, actor=actor, visibility="customer", body=reason, data={"from": current, "to": target}
+        session,
+        complaint,
+        "status_changed",
+        at=now,
+        actor=actor,
+        visibility="customer",
+        message=messages.status_changed(current, target, reason, customer_replied=customer_replied),
+        data={"from": current, "to": target, **({"reason": reason} if reason else {})},
     )
 
 
@@ -155,7 +164,7 @@ async def customer_message(
         raise ComplaintNotOpen("Reopen the complaint to add to it.", current_status=complaint.status)
     await add_timeline(session, complaint, "customer_message", at=now, actor=actor, visibility="customer", body=body)
     if complaint.status == "waiting_on_customer":
-        await _set_status(session, complaint, "in_progress", now, settings, actor, "customer replied")
+        await _set_status(session, complaint, "in_progress", now, settings, actor, customer_replied=True)
     return complaint
 
 
@@ -311,15 +320,24 @@ async def close(
 
 
 async def _close(
-    session: AsyncSession, complaint: Complaint, now: dt.datetime, settings: ComplaintsSettings, actor: Actor, reason: str | None
+    session: AsyncSession,
+    complaint: Complaint,
+    now: dt.datetime,
+    settings: ComplaintsSettings,
+    actor: Actor,
+    reason: str | None,
+    message: messages.Message | None = None,
 ) -> None:
+    """`reason`: the closer's words; `message`: the service's own text instead (a merge without a reason)."""
     previous = complaint.status
     check_transition(previous, "closed")
     await update_clocks(session, complaint, now, settings, lambda row, clock, cal: clock.stop(cal, now))
     complaint.status = "closed"
     complaint.closed_at = now
     complaint.version += 1
-    await add_timeline(session, complaint, "closed", at=now, actor=actor, visibility="customer", body=reason, data={"from": previous})
+    await add_timeline(
+        session, complaint, "closed", at=now, actor=actor, visibility="customer", body=reason, message=message, data={"from": previous}
+    )
     await publish.closed(session, complaint, now=now)
 
 
@@ -367,10 +385,11 @@ async def merge(
         at=now,
         actor=actor,
         visibility="customer",
-        body=f"Complaint {source.number} merged into this one",
+        message=messages.Message("timeline.merged", {"number": source.number}),
         data={"merged": source.id, "reason": reason},
     )
-    await _close(session, source, now, settings, actor, reason or f"merged into {target.number}")
+    merged_into = None if reason else messages.Message("timeline.closed_merged_into", {"number": target.number})
+    await _close(session, source, now, settings, actor, reason, merged_into)
     return target
 
 

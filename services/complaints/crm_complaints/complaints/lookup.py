@@ -117,6 +117,8 @@ def _page_details_statement(*, customer_view: bool, with_clocks: bool, arrays: b
             _null(String(100)).label("actor_id"),
             _null(Text).label("body"),
             _null(JSON).label("data"),
+            _null(String(60)).label("message_key"),
+            _null(JSON).label("message_params"),
             _null(UTCDateTime).label("at"),
             _null(Integer).label("target_minutes"),
             _null(UTCDateTime).label("deadline_at"),
@@ -136,6 +138,8 @@ def _page_details_statement(*, customer_view: bool, with_clocks: bool, arrays: b
         t.actor_id,
         t.body,
         t.data,
+        t.message_key,
+        t.message_params,
         t.at,
         _null(Integer),
         _null(UTCDateTime),
@@ -158,6 +162,8 @@ def _page_details_statement(*, customer_view: bool, with_clocks: bool, arrays: b
                 _null(String(10)),
                 _null(String(100)),
                 _null(Text),
+                _null(JSON),
+                _null(String(60)),
                 _null(JSON),
                 _null(UTCDateTime),
                 c.target_minutes,
@@ -205,7 +211,14 @@ async def page_details(
     for row in sorted((x for x in rows if x["src"] == "t"), key=lambda x: (x["at"], x["rid"])):
         entries[row["cid"]].append(
             SimpleNamespace(
-                at=row["at"], kind=row["kind"], visibility=row["visibility"], actor_id=row["actor_id"], body=row["body"], data=row["data"]
+                at=row["at"],
+                kind=row["kind"],
+                visibility=row["visibility"],
+                actor_id=row["actor_id"],
+                body=row["body"],
+                data=row["data"],
+                message_key=row["message_key"],
+                message_params=row["message_params"],
             )
         )
     return refs, clocks, entries

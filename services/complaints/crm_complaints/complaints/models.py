@@ -158,6 +158,9 @@ class TimelineEntry(Base):
     actor_id: Mapped[str | None] = mapped_column(String(100))
     body: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict] = mapped_column(JSON, default=dict)
+    # a text of the service (messages.py): its key and parameters; NULL for someone's own words and for older rows
+    message_key: Mapped[str | None] = mapped_column(String(60))
+    message_params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
 
 class SlaClockRow(Base):

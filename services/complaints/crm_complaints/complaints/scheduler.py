@@ -17,13 +17,13 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 
 from crm_common.db import Database, utcnow
-from crm_complaints.complaints import publish, routing
+from crm_complaints.complaints import messages, publish, routing
 from crm_complaints.complaints.access import SYSTEM
 from crm_complaints.complaints.clocks import clock_from_row, team_calendar
 from crm_complaints.complaints.intake import assign_to, choose_agent
 from crm_complaints.complaints.models import Complaint, SlaClockRow, Team
 from crm_complaints.complaints.sla import ESCALATION_TARGETS
-from crm_complaints.complaints.timeline import add_timeline
+from crm_complaints.complaints.timeline import add_timeline, routing_rule_of
 from crm_complaints.settings import ComplaintsSettings
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class SlaScheduler:
                     at=now,
                     actor=SYSTEM,
                     visibility="internal",
-                    body=f"{row.kind.replace('_', ' ')} {reason.replace('_', ' ')}: escalated to {escalated_to}",
+                    message=messages.Message(f"timeline.escalated_{reason}", {"clock": row.kind, "to": escalated_to, "level": new_level}),
                     data={"level": new_level, "clock": row.kind, "reason": reason, "to": escalated_to, "due_at": due.isoformat()},
                 )
                 emitted += 1
@@ -176,7 +176,19 @@ class SlaScheduler:
                 if guarded.rowcount != 1:
                     continue
                 await session.refresh(complaint)
-                await assign_to(session, complaint, team, agent_id, now=now, actor=SYSTEM, reason=None, settings=self.settings)
+                rule = await routing_rule_of(session, complaint.id, team.id)  # the rule that queued it here, as the filing recorded it
+                await assign_to(
+                    session,
+                    complaint,
+                    team,
+                    agent_id,
+                    now=now,
+                    actor=SYSTEM,
+                    reason=None,
+                    settings=self.settings,
+                    rule=rule,
+                    by_scheduler=True,
+                )
                 assigned += 1
         if assigned and self.on_commit is not None:
             self.on_commit()

@@ -154,16 +154,28 @@ class CustomerComplaintOut(BaseModel):
     tracking_numbers: list[str]
 
 
+_BODY = "The text in English: the service's own text rendered from message_key, or someone's own words (a reply, a note)."
+_MESSAGE_KEY = (
+    "A text of the service as a stable message key (e.g. timeline.assigned) for the reader's own message tables; null for "
+    "someone's own words and for entries written before keys existed: show `body`."
+)
+_MESSAGE_PARAMS = "The message's parameters: codes (statuses, priorities, clock kinds, strategies), ids, a routing rule record, a reason."
+
+
 class TimelineEntryOut(BaseModel):
     at: dt.datetime
     kind: str
     visibility: str
     actor_id: str | None
-    body: str | None
+    body: str | None = Field(description=_BODY)
     data: dict
+    message_key: str | None = Field(None, description=_MESSAGE_KEY)
+    message_params: dict | None = Field(None, description=_MESSAGE_PARAMS)
 
 
 class CustomerTimelineEntryOut(BaseModel):
     at: dt.datetime
     kind: str
-    body: str | None
+    body: str | None = Field(description=_BODY)
+    message_key: str | None = Field(None, description=_MESSAGE_KEY)
+    message_params: dict | None = Field(None, description=_MESSAGE_PARAMS)

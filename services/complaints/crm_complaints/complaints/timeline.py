@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_complaints.complaints.access import Actor
+from crm_complaints.complaints.messages import Message
 from crm_complaints.complaints.models import Complaint, TimelineEntry
 
 
@@ -21,12 +22,38 @@ async def add_timeline(
     actor: Actor | None = None,
     body: str | None = None,
     data: dict | None = None,
+    message: Message | None = None,
 ) -> TimelineEntry:
+    """`message`: a text this service writes (messages.py): its key and parameters are stored and its English is the
+    body. `body` alone: someone's own words (a reply, a note, an outcome), shown as written."""
     entry = TimelineEntry(
-        complaint_id=complaint.id, at=at, kind=kind, visibility=visibility, actor_id=actor.id if actor else None, body=body, data=data or {}
+        complaint_id=complaint.id,
+        at=at,
+        kind=kind,
+        visibility=visibility,
+        actor_id=actor.id if actor else None,
+        body=message.english() if message is not None else body,
+        data=data or {},
+        message_key=message.key if message is not None else None,
+        message_params=message.params if message is not None else None,
     )
     session.add(entry)
     return entry
+
+
+async def routing_rule_of(session: AsyncSession, complaint_id: str, team_id: str) -> dict | None:
+    """The rule record (routing.rule_record) that routed the complaint to `team_id`: the latest assignment to that team
+    that kept one. None when the complaint came to the team by hand (an assignment without a rule)."""
+    entries = await session.scalars(
+        select(TimelineEntry)
+        .where(TimelineEntry.complaint_id == complaint_id, TimelineEntry.kind.in_(("assigned", "reassigned")))
+        .order_by(TimelineEntry.at.desc(), TimelineEntry.id.desc())
+    )
+    for entry in entries:
+        data = entry.data or {}
+        if data.get("team") == team_id:
+            return data.get("rule")
+    return None
 
 
 async def timeline(session: AsyncSession, complaint_id: str, *, customer_view: bool) -> list[TimelineEntry]:
