@@ -6,10 +6,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
+from sqlalchemy import update
 
 from crm_common.events.complaints import ComplaintFiled
 from crm_common.events.scoring import CustomerScored
 from crm_devbroker.testing import edge_auth
+from crm_notifications.delivery.models import Message
 from crm_notifications.main import create_app
 from notifications_support import T0, EventFeeder, customer_registered, event, settings_for
 
@@ -406,3 +408,53 @@ async def test_a_segment_send_with_an_impossible_count_or_channel_is_a_422(api_b
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert field in answer.text
+
+
+async def test_delivery_reasons_carry_a_message_key_with_parameters_beside_the_english_text(api_both, clock):
+    """Why a message is held back reaches the console as a key with parameters (its zh-CN and en tables write it); the
+    English text stays for readers that do not translate; a reason stored without a key is reported by its text."""
+    api = api_both
+    feeder = EventFeeder(api.runtime)
+    quiet = {"timezone": "Asia/Shanghai", "quiet_hours_start": "22:00", "quiet_hours_end": "08:00"}
+    await feeder.feed(
+        customer_registered(
+            "c5",
+            [{"contact_id": "k-none", "name": "No Address", "language": "en"}, {"contact_id": "k-quiet", "email": "q@example.cn", **quiet}],
+        )
+    )
+    clock.set(T0.replace(hour=15, minute=30))  # 23:30 in Shanghai: k-quiet's quiet hours
+    for number, contact in (("CP-51", "k-none"), ("CP-52", "k-quiet")):
+        filed = ComplaintFiled(
+            complaint_id=number,
+            complaint_number=number,
+            customer_id="c5",
+            category="delay",
+            priority="P3",
+            channel="web",
+            contact_id=contact,
+            filed_at=T0,
+        )
+        await feeder.feed(event(filed))
+    await api.runtime.dispatcher.run_once()
+    log = {d["contact_id"]: d for d in (await api.get("/deliveries", params={"customer_id": "c5"})).json()}
+
+    none = log["k-none"]
+    assert (none["status"], none["reason"]) == ("suppressed", "no address for channel preferred")
+    assert (none["reason_key"], none["reason_params"]) == ("delivery.no_address", {"channel": "preferred"})
+    assert [(e["detail"], e["detail_key"]) for e in none["log"]] == [("no address for channel preferred", "delivery.no_address")]
+    held = log["k-quiet"]
+    assert (held["status"], held["reason"], held["reason_key"], held["reason_params"]) == (
+        "deferred",
+        "quiet hours",
+        "delivery.quiet_hours",
+        {},
+    )
+    assert [e["detail_key"] for e in held["log"]] == [None, "delivery.quiet_hours"]  # queued by its rule, then held back
+
+    report = (await api.get("/reports/notifications")).json()
+    assert report["suppressed_by_reason_key"] == [{"key": "delivery.no_address", "text": "no address for channel preferred", "count": 1}]
+    async with api.runtime.db.transaction() as session:  # as a row stored before reason keys
+        await session.execute(update(Message).where(Message.id == none["id"]).values(reason_key=None, reason_params=None))
+    report = (await api.get("/reports/notifications")).json()
+    assert report["suppressed_by_reason_key"] == [{"key": None, "text": "no address for channel preferred", "count": 1}]
+    assert report["suppressed_by_reason"] == {"no address for channel preferred": 1}  # the old field, for old readers
