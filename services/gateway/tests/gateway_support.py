@@ -362,7 +362,11 @@ def fake_notifications(recorder: Recorder) -> FastAPI:
             "by_status": {"sent": 40, "delivered": 25, "failed": 7, "suppressed": 3},
             "by_channel": {"email": {"sent": 40, "failed": 2, "suppressed": 3}, "sms": {"delivered": 25, "failed": 5}},
             "by_rule": {},
-            "suppressed_by_reason": {"quiet_hours": 3},
+            "suppressed_by_reason": {"frequency cap: 3 of 3 per day already sent": 2, "no address for channel email": 1},
+            "suppressed_by_reason_key": [  # a row stored before reason keys has none
+                {"key": "delivery.cap_per_day", "text": "frequency cap: 3 of 3 per day already sent", "count": 2},
+                {"key": None, "text": "no address for channel email", "count": 1},
+            ],
             "backlog": 0,
         }
 

@@ -137,7 +137,7 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert await page.locator("#chart-complaints rect.bar").count() == 2
     assert "76%" in await page.inner_text("#chart-complaints")  # resolution SLA compliance
     assert await page.locator("#chart-notifications rect.bar").count() == 4
-    assert await page.locator("#chart-complaint-trend circle.point").count() == 2
+    assert await page.locator("#chart-complaint-trend circle.point").count() == 6  # 2026-10 and -11, four months before at 0
     await page.wait_for_selector("#chart-model img.model-chart")  # the scoring service's model chart, fetched with the token
     await page.evaluate("localStorage.setItem('crm.lang', 'en')")
     before = await page.inner_text("#tab-dashboard")
@@ -146,6 +146,47 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert {before, after} == {"Dashboard", "管理看板"}
     OUTPUT.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(OUTPUT / "console-dashboard.png"), full_page=True)
+
+
+async def test_dashboard_charts_have_readable_axes_and_whole_labels_in_both_languages(console_url, page):
+    """The complaint trend has a count axis with round ticks and a month axis in the reader's language; the tier
+    movements are labelled whole, inside the chart, at the console's two layouts (two chart columns, one below 900 px)."""
+    await _login(page, console_url, "admin")
+    await page.click("#tab-dashboard")
+    trend, tiers = page.locator("#chart-complaint-trend"), page.locator("#chart-tiers")
+    expected = {
+        "zh-CN": (
+            ["2026年6月", "2026年7月", "2026年8月", "2026年9月", "2026年10月", "2026年11月"],
+            {"普通客户 → 大客户", "大客户 → 风险客户"},
+        ),
+        "en": (
+            ["Jun 2026", "Jul 2026", "Aug 2026", "Sep 2026", "Oct 2026", "Nov 2026"],
+            {"Ordinary → Key account", "Key account → At risk"},
+        ),
+    }
+    suppressed = {  # notifications' reason keys through the message tables; a reason stored without a key as written
+        "zh-CN": "已屏蔽: 每日发送上限 2 · no address for channel email 1",
+        "en": "Suppressed: Daily frequency cap 2 · no address for channel email 1",
+    }
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    for width in (1400, 880):
+        await page.set_viewport_size({"width": width, "height": 1000})
+        for lang in ("zh-CN", "en"):
+            if await page.get_attribute("html", "lang") != lang:
+                await page.click("#lang-toggle")
+            await expect(page.locator("html")).to_have_attribute("lang", lang)
+            months, moves = expected[lang]
+            await expect(trend.locator("text.tick-y")).to_have_text(["0", "5", "10"])  # 7 and 10 complaints: 0, 5, 10
+            ticks = await trend.locator("text.tick-x").all_text_contents()
+            assert ticks and set(ticks) <= set(months) and ticks[-1] == months[-1], ticks  # every label that fits, the latest always
+            await expect(trend.locator("circle.point")).to_have_count(6)
+            labels = tiers.locator("text.bar-label")
+            shown = await labels.evaluate_all("nodes => nodes.map((n) => n.firstChild.nodeValue)")  # the text drawn, not its <title>
+            assert set(shown) == moves, shown  # whole, not cut with …
+            left_edges = await labels.evaluate_all("nodes => nodes.map((n) => n.getBBox().x)")
+            assert min(left_edges) >= 0, left_edges  # inside the chart, not cut at its left edge
+            await expect(page.locator("#chart-notifications .caption")).to_have_text(suppressed[lang])
+            await page.screenshot(path=str(OUTPUT / f"dashboard-charts-{lang}-{width}.png"), full_page=True)
 
 
 async def test_data_values_dates_and_numbers_follow_the_chosen_language(console_url, page):

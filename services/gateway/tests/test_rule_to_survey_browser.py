@@ -148,7 +148,9 @@ async def test_rule_edit_then_resolution_email_survey_from_the_sink_and_reopen(d
                     await page.click("#search-btn")
                     await page.click(f"#result-complaints li[data-id='{filed['id']}']")
                     await expect(page.locator("#complaint-facts .rule .v")).to_have_text("延误归理赔 → claims")  # the console's zh-CN
-                    await expect(page.locator("#timeline")).to_contain_text("规则 延误归理赔 → claims，最少负载 → zhao-lei")
+                    await expect(page.locator("#timeline")).to_contain_text(
+                        "按规则 延误归理赔 → claims（最少负载）分派给 zhao-lei（claims 组）"
+                    )
 
                     # 3. resolved in the console; the resolution email goes through notifications and SMTP into the sink
                     await page.fill("#action-text", "redelivered")

@@ -4,10 +4,12 @@ resolution message. Screenshots in zh-CN and en under TEST_OUTPUT_DIR."""
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 import httpx
 import pytest
+from playwright.async_api import expect
 
 pytest.importorskip("crm_complaints", reason="complaints service not installed")
 complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
@@ -53,9 +55,17 @@ async def test_customer_answers_the_survey_page_in_chromium_in_both_languages(da
 
             browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
             try:
-                for (filed, link), (locale, lang, thanks) in zip(
-                    links, [("zh-CN", "zh-CN", "感谢您的评价！"), ("en-US", "en", "Thank you for your rating!")]
-                ):
+                page_texts = {  # the page's own texts from the console's message tables: its facts table and the scale
+                    "zh-CN": ("感谢您的评价！", ["投诉单号", "解决时间", "处理结果"], "满意", r"\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}"),
+                    "en": (
+                        "Thank you for your rating!",
+                        ["Complaint", "Resolved", "Outcome"],
+                        "Satisfied",
+                        r"[A-Z][a-z]{2} \d{1,2}, \d{4}, .*[AP]M",
+                    ),
+                }
+                for (filed, link), (locale, lang) in zip(links, [("zh-CN", "zh-CN"), ("en-US", "en")]):
+                    thanks, headings, four, resolved_at = page_texts[lang]
                     context = await browser.new_context(locale=locale, viewport={"width": 900, "height": 700})
                     page = await context.new_page()
                     problems: list[str] = []
@@ -66,6 +76,11 @@ async def test_customer_answers_the_survey_page_in_chromium_in_both_languages(da
                     await page.goto(f"{link}&lang={lang}")
                     await page.wait_for_selector("#survey-form", state="visible")
                     assert filed["number"] in await page.inner_text("#survey-intro")
+                    await expect(page.locator("#survey-facts th")).to_have_text(headings)
+                    await expect(page.locator("#survey-number")).to_have_text(filed["number"])
+                    await expect(page.locator("#survey-outcome")).to_have_text("redelivered")  # the agent's words, as written
+                    await expect(page.locator("#survey-resolved")).to_have_text(re.compile(resolved_at))
+                    await expect(page.locator("#score-4-text")).to_have_text(four)
                     await page.check("#score-4")
                     await page.fill("#survey-comment", "ok")
                     await page.screenshot(path=str(OUTPUT / f"survey-{lang}.png"), full_page=True)

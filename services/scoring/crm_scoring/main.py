@@ -13,6 +13,7 @@ from crm_scoring.settings import ScoringSettings
 def create_app(settings: ScoringSettings | None = None, *, start_background: bool = True, clock=None) -> FastAPI:
     from crm_scoring.reports.api import management_reports_router
     from crm_scoring.scoring.api import PROBLEMS, admin_router, reports_router, scores_router
+    from crm_scoring.service_levels.api import PROBLEMS as SERVICE_LEVEL_PROBLEMS
     from crm_scoring.service_levels.api import service_levels_admin_router, service_levels_reports_router, service_levels_router
 
     settings = settings or ScoringSettings()
@@ -31,7 +32,7 @@ def create_app(settings: ScoringSettings | None = None, *, start_background: boo
             service_levels_admin_router,
         ],
         start_background=start_background,
-        problems=PROBLEMS,
+        problems={**PROBLEMS, **SERVICE_LEVEL_PROBLEMS},
     )
 
 

@@ -88,16 +88,27 @@ def counted_orders(f: ReportFilters) -> list[ColumnElement[bool]]:
     return where
 
 
-def scoped(stmt: Select, f: ReportFilters) -> Select:
-    """`stmt` (which selects from customer_scores) restricted to the filtered customers."""
+def customer_conditions(customer_id: ColumnElement, f: ReportFilters, *, tier: ColumnElement | None = None) -> list[ColumnElement[bool]]:
+    """The conditions that keep the filtered customers, on any table's `customer_id` column (`tier`: the stored tier's
+    column when the statement already selects from customer_scores)."""
+    where: list[ColumnElement[bool]] = []
     profile = [customers.c[name] == getattr(f, name) for name in ("region", "industry", "account_manager") if getattr(f, name) is not None]
     if profile:
-        stmt = stmt.where(customer_scores.c.customer_id.in_(select(customers.c.customer_id).where(and_(*profile))))
+        where.append(customer_id.in_(select(customers.c.customer_id).where(and_(*profile))))
     if f.tier is not None:
-        stmt = stmt.where(customer_scores.c.tier == f.tier)
+        if tier is not None:
+            where.append(tier == f.tier)
+        else:
+            where.append(customer_id.in_(select(customer_scores.c.customer_id).where(customer_scores.c.tier == f.tier)))
     if f.service_type is not None:
-        stmt = stmt.where(customer_scores.c.customer_id.in_(select(orders.c.customer_id).where(*counted_orders(f))))
-    return stmt
+        where.append(customer_id.in_(select(orders.c.customer_id).where(*counted_orders(f))))
+    return where
+
+
+def scoped(stmt: Select, f: ReportFilters) -> Select:
+    """`stmt` (which selects from customer_scores) restricted to the filtered customers."""
+    conditions = customer_conditions(customer_scores.c.customer_id, f, tier=customer_scores.c.tier)
+    return stmt.where(*conditions) if conditions else stmt
 
 
 def period_revenue(f: ReportFilters):

@@ -25,6 +25,27 @@
     target.appendChild(p);
   }
   const short = (s, n) => (String(s).length > n ? String(s).slice(0, n - 1) + "…" : String(s));
+  /* the width a label takes at `size` px: CJK characters are about square, Latin ones about 0.6 of the size (no
+     layout pass needed before the chart is drawn, so the label column can be sized from it) */
+  const textWidth = (s, size) => [...String(s)].reduce((w, ch) => w + (/[\u2E80-\u9FFF\uF900-\uFAFF\uFF00-\uFFEF]/.test(ch) ? size : size * 0.6), 0);
+  /* a label cut to `width` px at `size` (… at the end); the whole label stays in the element's <title> */
+  function fit(s, width, size) {
+    let out = String(s);
+    if (textWidth(out, size) <= width) return out;
+    while (out.length > 1 && textWidth(out + "…", size) > width) out = out.slice(0, -1);
+    return out + "…";
+  }
+  /* the chart's drawing width: the width its box has in the page, so 11 px text is 11 px on screen at every width */
+  const widthOf = (target, fallback) => Math.max(320, Math.round(target.clientWidth || fallback));
+  /* 0 and whole round steps (1, 2, 5 x 10^n) up to at least `max`: the ticks of a count axis */
+  function niceTicks(max, count) {
+    if (!(max > 0)) return [0, 1];
+    const raw = max / (count || 4), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw));
+    const ticks = [];
+    for (let v = 0; v < max + step * 0.999; v += step) ticks.push(Math.round(v * 1e6) / 1e6);
+    return ticks;
+  }
   const fmt = (v) => (Math.abs(v) >= 1e6 ? (v / 1e6).toFixed(1) + "M" : Math.abs(v) >= 1e3 ? (v / 1e3).toFixed(1) + "k" : String(Math.round(v * 100) / 100));
 
   /* Pareto: bars (value, descending) + cumulative share line; bars coloured by class (A/B/C/D). */
@@ -73,16 +94,19 @@
     target.replaceChildren(s);
   }
 
-  /* Grouped horizontal bars: rows {label, values: [..]} with series names. */
+  /* Grouped horizontal bars: rows {label, values: [..]} with series names. The label column is as wide as the longest
+     label (up to half the chart), so "大客户 → 普通客户" or "Key account → At risk" is read whole. */
   function bars(target, rows, series, labels, opts) {
     if (!rows.length) return noData(target, labels.nodata);
-    const W = 560, rowH = 18 * series.length + 10, L = 130, R = 60, T = 8;
+    const W = widthOf(target, 560), rowH = 18 * series.length + 10, R = 60, T = 8, size = 11;
+    const L = Math.min(W * 0.5, Math.max(60, ...rows.map((r) => textWidth(r.label, size))) + 12);
     const H = T + rows.length * rowH + 24;
     const s = svg(W, H);
     const max = Math.max(...rows.flatMap((r) => r.values)) || 1;
     rows.forEach((r, i) => {
       const y0 = T + i * rowH;
-      node(s, "text", { x: L - 6, y: y0 + rowH / 2, "font-size": 11, "text-anchor": "end" }, short(r.label, 20));
+      const label = node(s, "text", { x: L - 6, y: y0 + rowH / 2, "font-size": size, "text-anchor": "end", class: "bar-label" }, fit(r.label, L - 10, size));
+      node(label, "title", {}, r.label);
       r.values.forEach((v, j) => {
         const w = ((W - L - R) * v) / max;
         const rect = node(s, "rect", { x: L, y: y0 + j * 18, width: Math.max(1, w), height: 15, fill: COLORS[j % COLORS.length], class: "bar" });
@@ -94,27 +118,39 @@
     series.forEach((name, j) => {
       node(s, "rect", { x: lx, y: H - 14, width: 10, height: 10, fill: COLORS[j % COLORS.length] });
       node(s, "text", { x: lx + 14, y: H - 5, "font-size": 11 }, name);
-      lx += 20 + name.length * 8;
+      lx += 24 + textWidth(name, 11);
     });
     target.replaceChildren(s);
   }
 
-  /* Line chart: points {label, value}. */
+  /* Line chart: points {label, value}, in order. A value axis with round ticks from 0 and grid lines, a category
+     axis with every label that fits (every n-th when they would overlap), numbers by `labels.number`. */
   function line(target, points, labels) {
     if (!points.length) return noData(target, labels.nodata);
-    const W = 560, H = 220, L = 40, R = 20, T = 14, B = 40;
+    const number = labels.number || fmt, size = 11;
+    const ticks = niceTicks(Math.max(...points.map((p) => p.value)), 4);
+    const top = ticks[ticks.length - 1] || 1;
+    const L = 12 + Math.max(...ticks.map((v) => textWidth(number(v), size))), R = 24, T = 12, B = 30;
+    const W = widthOf(target, 560), H = 230;
     const s = svg(W, H);
-    const max = Math.max(...points.map((p) => p.value)) || 1;
-    const step = points.length > 1 ? (W - L - R) / (points.length - 1) : 0;
-    const xy = points.map((p, i) => [L + i * step, T + (H - T - B) * (1 - p.value / max)]);
-    node(s, "line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" });
-    node(s, "polyline", { points: xy.map((p) => p.join(",")).join(" "), fill: "none", stroke: COLORS[0], "stroke-width": 2 });
-    xy.forEach(([x, y], i) => {
-      const c = node(s, "circle", { cx: x, cy: y, r: 3, fill: COLORS[0], class: "point" });
-      node(c, "title", {}, `${points[i].label}: ${points[i].value}`);
-      if (points.length <= 16) node(s, "text", { x, y: H - B + 14, "font-size": 9, "text-anchor": "middle" }, short(points[i].label, 10));
+    const y = (v) => T + (H - T - B) * (1 - v / top);
+    ticks.forEach((v) => {
+      node(s, "line", { x1: L, y1: y(v), x2: W - R, y2: y(v), stroke: v === 0 ? "#999" : "#e3e7ef" });
+      node(s, "text", { x: L - 6, y: y(v) + 4, "font-size": size, "text-anchor": "end", class: "tick tick-y" }, number(v));
     });
-    node(s, "text", { x: 4, y: T + 8, "font-size": 10 }, fmt(max));
+    const slot = (W - L - R) / points.length;  // each point in the middle of its slot: one point is not on the axis
+    const xy = points.map((p, i) => [L + slot * (i + 0.5), y(p.value)]);
+    node(s, "polyline", { points: xy.map((p) => p.join(",")).join(" "), fill: "none", stroke: COLORS[0], "stroke-width": 2 });
+    const widest = Math.max(...points.map((p) => textWidth(p.label, size))) + 8;
+    const every = Math.max(1, Math.ceil(widest / slot));
+    xy.forEach(([x, py], i) => {
+      const c = node(s, "circle", { cx: x, cy: py, r: 3, fill: COLORS[0], class: "point" });
+      node(c, "title", {}, `${points[i].label}: ${number(points[i].value)}`);
+      if ((points.length - 1 - i) % every === 0) {  // the latest period always has its label
+        node(s, "line", { x1: x, y1: H - B, x2: x, y2: H - B + 4, stroke: "#999" });
+        node(s, "text", { x, y: H - B + 17, "font-size": size, "text-anchor": "middle", class: "tick tick-x" }, points[i].label);
+      }
+    });
     target.replaceChildren(s);
   }
 

@@ -310,7 +310,7 @@
     const needsText = { reply: true, note: true, resolve: true };
     if (needsText[action] && !text) { toast(t("action.need_text")); return; }
     const calls = {
-      claim: ["assign", { agent_id: state.me.subject, team_id: c.team_id || undefined, reason: c.agent_id && c.agent_id !== state.me.subject ? "claimed" : undefined }],
+      claim: ["assign", { agent_id: state.me.subject, team_id: c.team_id || undefined, reason: c.agent_id && c.agent_id !== state.me.subject ? t("action.claim") : undefined }],  // the agent's word, in their language
       reply: ["replies", { body: text }],
       note: ["notes", { body: text }],
       waiting: ["status", { status: "waiting_on_customer", reason: text || undefined }],
@@ -351,11 +351,18 @@
     const label = rule.name || matches;
     return (rule.source === "built_in" ? t("rule.built_in") + " " : "") + `${label} → ${rule.team}`;
   }
-  function assignmentText(e) {
-    const d = e.data || {};
-    if (!d.rule) return e.body ? " — " + e.body : "";
-    const who = d.agent ? d.agent : t("rule.queued");
-    return " — " + t("rule.picked", { rule: ruleText(d.rule), strategy: t("strategy." + d.strategy), agent: who }) + (e.body ? " · " + e.body : "");
+  // a text of a service (complaints' messages.py): its message key and parameters through the message tables, the
+  // parameters that are codes through their value tables; an entry without a key we know (someone's own words, a row
+  // written before keys existed) shows its body as the service wrote it
+  const PARAM_TABLES = { status_from: "status", status_to: "status", priority_from: "priority", priority_to: "priority", tier: "tier", clock: "clock", strategy: "strategy" };
+  function messageText(e) {
+    const key = e.message_key ? "msg." + e.message_key : null;
+    if (!key || window.I18N.en[key] === undefined) return e.body || "";
+    const params = {};
+    for (const [name, value] of Object.entries(e.message_params || {})) {
+      params[name] = name === "rule" ? ruleText(value) : PARAM_TABLES[name] ? display(tv(PARAM_TABLES[name], value)) : display(value);
+    }
+    return t(key, params);
   }
   function renderComplaint(c, timeline) {
     $("complaint-panel").hidden = false;
@@ -367,8 +374,11 @@
     $("complaint-description").textContent = c.description || "";
     $("complaint-actions").hidden = !isWorker();
     $("complaint-panel").dataset.status = c.status;
-    $("timeline").replaceChildren(...timeline.map((e) => el("li", { class: "timeline-entry" }, el("time", { datetime: e.at }, fmtTime(e.at)), el("strong", { "data-kind": e.kind }, tv("kind", e.kind)),
-      e.kind === "assigned" || e.kind === "reassigned" ? assignmentText(e) : e.body ? " — " + e.body : "")));
+    $("timeline").replaceChildren(...timeline.map((e) => {
+      const text = messageText(e);
+      return el("li", { class: "timeline-entry", "data-message": e.message_key || undefined }, el("time", { datetime: e.at }, fmtTime(e.at)),
+        el("strong", { "data-kind": e.kind }, tv("kind", e.kind)), text ? " — " + text : "");
+    }));
     if (state.slaTimer) clearInterval(state.slaTimer);
     const tick = () => renderSla(c);
     tick();
@@ -462,6 +472,29 @@
     rows.forEach((r) => { acc += r.value; if (r.cumulative === undefined) r.cumulative = acc / total; r.cumulative = Number(r.cumulative); });
     return rows;
   }
+  // the complaints report lists only the periods that had complaints (2026-11, or 2026-11-05 by day): the trend shows
+  // every month or day from the first to the latest, at least six, those without complaints at 0, labelled in the
+  // reader's language; other period keys (weeks) are shown as they come
+  function trendPoints(rows) {
+    const byKey = new Map(rows.map((r) => [r.label, r.value]));
+    const keys = [...byKey.keys()].sort();
+    const month = /^\d{4}-\d{2}$/, day = /^\d{4}-\d{2}-\d{2}$/;
+    if (!keys.length || !(keys.every((k) => month.test(k)) || keys.every((k) => day.test(k)))) return rows;
+    const monthly = month.test(keys[0]);
+    const start = (k) => new Date(Date.UTC(+k.slice(0, 4), +k.slice(5, 7) - 1, monthly ? 1 : +k.slice(8, 10)));
+    const next = (d) => (monthly ? new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)) : new Date(d.getTime() + 86400000));
+    const keyOf = (d) => d.toISOString().slice(0, monthly ? 7 : 10);
+    const last = start(keys[keys.length - 1]);
+    let first = start(keys[0]);
+    for (let back = 5; back > 0; back--) {  // at least six periods up to the latest
+      const d = monthly ? new Date(Date.UTC(last.getUTCFullYear(), last.getUTCMonth() - back, 1)) : new Date(last.getTime() - back * 86400000);
+      if (d < first) { first = d; break; }
+    }
+    const label = new Intl.DateTimeFormat(state.lang, monthly ? { year: "numeric", month: "short", timeZone: "UTC" } : { month: "short", day: "numeric", timeZone: "UTC" });
+    const points = [];
+    for (let d = first; d <= last; d = next(d)) points.push({ label: label.format(d), value: byKey.get(keyOf(d)) || 0, period: keyOf(d) });
+    return points;
+  }
   function caption(target, text) {
     if (text) target.append(el("div", { class: "muted caption" }, text));
   }
@@ -493,14 +526,17 @@
       return within === undefined ? { label, values: [g.value] } : { label, values: [g.value, Number(within)] };
     }), Array.isArray(c.by_category) ? [t("chart.count"), t("chart.sla")] : [t("chart.count")], labels);
     if (c.sla) caption($("chart-complaints"), `${t("chart.sla")}: ${t("clock.first_response")} ${pct(pick(c.sla, "first_response.rate"))} · ${t("clock.resolution")} ${pct(pick(c.sla, "resolution.rate"))}`);
-    Charts.line($("chart-complaint-trend"), entries(c.by_period || c.by_week || c.by_month || c.trend, "period"), labels);
+    Charts.line($("chart-complaint-trend"), trendPoints(entries(c.by_period || c.by_week || c.by_month || c.trend, "period")), Object.assign({ number: (v) => fmtNumber(v, 0) }, labels));
     const n = s.notifications || {};
     const perChannel = Array.isArray(n.by_channel) ? n.by_channel
       : Object.entries(n.by_channel || {}).map(([channel, st]) => Object.assign({ channel }, st));  // {email: {sent: 3, failed: 1}}
     Charts.bars($("chart-notifications"), perChannel.map((c) => ({
       label: tvd("channel", c.channel), values: [Number(c.sent || 0) + Number(c.delivered || 0), Number(c.failed || 0) + Number(c.bounced || 0)] })),
       [t("chart.sent"), t("chart.failed")], labels);
-    if (n.suppressed_by_reason) caption($("chart-notifications"), Object.entries(n.suppressed_by_reason).map(([r, k]) => `${r}: ${k}`).join(" · "));
+    // suppressions by reason key (notifications' reasons.py) in the reader's language; a reason without a key as written
+    const suppressed = Array.isArray(n.suppressed_by_reason_key) ? n.suppressed_by_reason_key.map((g) => [g.key ? tv("reason", g.key) : g.text || "–", g.count])
+      : Object.entries(n.suppressed_by_reason || {});
+    if (suppressed.length) caption($("chart-notifications"), t("chart.suppressed") + ": " + suppressed.map(([r, k]) => `${r} ${fmtNumber(k)}`).join(" · "));
   }
 
   // what the admin tab (admin.js) borrows
@@ -519,6 +555,8 @@
     document.querySelectorAll(".queue-tab").forEach((b) => b.addEventListener("click", () => chooseQueue(b.dataset.queue)));
     for (const action of ["claim", "reply", "note", "waiting", "resolve", "close", "reopen"]) $("act-" + action).addEventListener("click", () => act(action));
     $("model-form").addEventListener("submit", loadModelChart);
+    let resizing = null;  // the charts are drawn at their box's width: drawn again when the window's width changes
+    window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(() => { if (state.dashboard) renderDashboard(state.dashboard); }, 200); });
     applyLang();
     await loadDemoUsers();
     if (state.token) await useToken(state.token);

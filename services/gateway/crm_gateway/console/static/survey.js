@@ -1,20 +1,6 @@
 /* The public survey page behind the link in the resolution message: no sign-in, the signed token is the key. */
 "use strict";
 (function () {
-  const TEXT = {
-    "zh-CN": {
-      title: "满意度调查", intro: "投诉 {n} 已处理完毕（{o}）。请花一分钟评价我们的处理。", question: "您对处理结果的满意程度（1 = 很不满意，5 = 非常满意）",
-      comment: "意见（可选）", submit: "提交", thanks: "感谢您的评价！", answered: "您已评价过本次处理，谢谢。",
-      invalid: "此调查链接无效。", expired: "此调查链接已过期。", failed: "提交失败，请稍后再试。", other: "EN"
-    },
-    "en": {
-      title: "Satisfaction survey", intro: "Complaint {n} has been resolved ({o}). Please take a minute to rate how we handled it.",
-      question: "How satisfied are you with the outcome (1 = very dissatisfied, 5 = very satisfied)?", comment: "Comment (optional)",
-      submit: "Send", thanks: "Thank you for your rating!", answered: "You have already rated this resolution. Thank you.",
-      invalid: "This survey link is not valid.", expired: "This survey link has expired.", failed: "Sending failed; please try again later.",
-      other: "中文"
-    }
-  };
   const $ = (id) => document.getElementById(id);
   const complaintId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
   const params = new URLSearchParams(location.search);
@@ -24,7 +10,12 @@
   let state = "loading";
   const api = `/api/v1/survey/${encodeURIComponent(complaintId)}`;
 
-  function t(key) { return (TEXT[lang] || TEXT.en)[key]; }
+  // the console's message tables (i18n.js), survey.* keys; a key missing in one language falls back to English
+  function t(key) {
+    const table = window.I18N[lang] || window.I18N.en;
+    return table["survey." + key] !== undefined ? table["survey." + key] : window.I18N.en["survey." + key];
+  }
+  const fmtTime = (iso) => new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
 
   function render() {
     document.documentElement.lang = lang;
@@ -34,7 +25,17 @@
     $("survey-question").textContent = t("question");
     $("survey-comment-label").textContent = t("comment");
     $("survey-submit").textContent = t("submit");
-    $("survey-intro").textContent = page ? t("intro").replace("{n}", page.complaint_number).replace("{o}", page.outcome || "-") : "";
+    $("survey-intro").textContent = page ? t("intro").replace("{n}", page.complaint_number) : "";
+    $("survey-facts").hidden = !page;
+    $("survey-number-label").textContent = t("number");
+    $("survey-resolved-label").textContent = t("resolved_at");
+    $("survey-outcome-label").textContent = t("outcome");
+    if (page) {
+      $("survey-number").textContent = page.complaint_number;
+      $("survey-resolved").textContent = page.resolved_at ? fmtTime(page.resolved_at) : "–";
+      $("survey-outcome").textContent = page.outcome || "–";  // the agent's own words, as written
+    }
+    for (let score = 1; score <= 5; score++) $(`score-${score}-text`).textContent = t("score." + score);
     $("survey-form").hidden = state !== "open";
     $("survey-message").textContent = ["thanks", "answered", "invalid", "expired", "failed"].includes(state) ? t(state) : "";
   }
@@ -47,7 +48,9 @@
     label.className = "score";
     const input = document.createElement("input");
     Object.assign(input, { type: "radio", name: "score", value: String(score), id: `score-${score}`, required: true });
-    label.append(input, document.createTextNode(` ${score}`));
+    const words = document.createElement("span");
+    words.id = `score-${score}-text`;
+    label.append(input, document.createTextNode(` ${score} `), words);
     scores.append(label);
   }
 
