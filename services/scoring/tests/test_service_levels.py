@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from crm_common.events import decode_envelope
 from crm_common.events.complaints import ComplaintFiled, ComplaintResolved
-from crm_common.events.customers import CustomerErased, CustomerMerged
+from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerRegistered
 from crm_common.events.logistics import (
     InvoiceCorrected,
     OrderCancelled,
@@ -408,4 +408,54 @@ async def test_a_month_outside_the_plausible_window_is_refused_naming_the_field(
                 assert any(e["loc"][-1] == field and e["type"] == "month_out_of_window" for e in answer.json()["errors"]), answer.json()
         earliest = await client.get("/reports/service-levels", params={"month": "2000-01"})
         assert earliest.status_code == 200 and earliest.json()["customers"] == 0
+    await app.state.runtime.stop()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"], indirect=True)
+async def test_the_service_level_report_takes_the_management_reports_filters(database_factory, db_kind):
+    db = await scoring_db(database_factory, db_kind, "service_levels_filters")
+    proc, _ = processor(db)
+    profiles = [
+        event(CustomerRegistered(customer_id=c, name=c, region=region, industry=industry, account_manager=manager), c)
+        for c, region, industry, manager in (("c1", "North", "retail", "am-1"), ("c2", "South", "food", "am-2"))
+    ]
+    express = OrderCreatedV2(order_id="c2-x", customer_id="c2", order_date=JUNE, amount=Decimal("10"), service_type="express")
+    await feed(proc, [*profiles, *june_history("c1"), *june_history("c2")[:4], event(express, "c2")])
+    await db.dispose()
+    app = create_app(settings_for(db.url), start_background=False, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring", auth=edge_auth(app)) as client:
+
+        async def customers(**params) -> list[str]:
+            answer = await client.get("/reports/service-levels", params={"month": "2026-06", **params})
+            assert answer.status_code == 200, answer.text
+            return [r["customer_id"] for r in answer.json()["worst"]]
+
+        assert await customers() == ["c1", "c2"]  # c1 50% on time, c2 100%
+        assert await customers(region="North") == ["c1"]
+        assert await customers(industry="food") == ["c2"]
+        assert await customers(account_manager="am-1") == ["c1"]
+        assert await customers(service_type="express") == ["c2"]
+        assert await customers(service_type="cold_chain") == []
+        assert await customers(region="North", account_manager="am-2") == []
+        report = (await client.get("/reports/service-levels", params={"month": "2026-06", "region": "South"})).json()
+        assert report["filters"] == {"region": "South"} and report["trend"][-1]["customers"] == 1
+        period = (
+            await client.get(
+                "/reports/service-levels", params={"month": "2026-06", "period_start": "2026-04-10", "period_end": "2026-06-02"}
+            )
+        ).json()
+        assert [m["month"] for m in period["trend"]] == ["2026-04", "2026-05", "2026-06"]
+        csv_lines = (
+            (await client.get("/reports/service-levels.csv", params={"month": "2026-06", "industry": "retail"})).text.strip().splitlines()
+        )
+        assert [line.split(",")[0] for line in csv_lines[1:]] == ["c1"]
+        for params in (
+            {"period_start": "2026-01-01"},
+            {"period_start": "2026-06-01", "period_end": "2026-01-01"},
+            {"period_start": "2000-01-01", "period_end": "2026-06-30"},  # longer than the trend shows
+            {"region": ""},
+            {"service_type": "rocket"},
+        ):
+            bad = await client.get("/reports/service-levels", params={"month": "2026-06", **params})
+            assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), params
     await app.state.runtime.stop()

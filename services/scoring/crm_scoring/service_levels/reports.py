@@ -1,7 +1,7 @@
 """The service-level report over the whole base: the month's customers ranked worst first on one measure, and the
 base's monthly trend; filtered like the management reports (`reports.filters`: region, industry, account manager,
-service type, tier; a period gives the trend's months). Every stored record counts (no sample, no cap); the JSON answer lists the `worst` first
-customers, the CSV every customer of the month."""
+service type, tier; a period gives the trend's months). Every stored record of the filtered customers counts (no
+sample, no cap); the JSON answer lists the `worst` first customers, the CSV every filtered customer of the month."""
 
 from __future__ import annotations
 
