@@ -32,7 +32,11 @@ SERVICES = [
         "groups": ["profile-account-scores", "profile-account-orders", "profile-account-complaints"],
         "api": {"cpu": ("100m", "1"), "memory": ("256Mi", "512Mi")},
         "workerres": {"cpu": ("100m", "500m"), "memory": ("192Mi", "384Mi")},
-        "config": {"PROFILE_LOG_LEVEL": "INFO", "PROFILE_LOG_JSON": "true"},
+        "config": {
+            "PROFILE_LOG_LEVEL": "INFO",
+            "PROFILE_LOG_JSON": "true",
+            "PROFILE_SURVEY_BASE_URL": "https://crm.example.com/satisfaction-survey",
+        },
         "api_env": {},
         "worker_env": {},
         "callers": GATEWAY_ONLY,

@@ -8,7 +8,7 @@ from crm_common.audit import attach_audit_trail, audit_router
 from crm_common.production import exit_if_refused
 from crm_common.runtime import create_service_app
 from crm_profile.accounts import api as accounts_api
-from crm_profile.accounts import kpis_api, reports_api, surveys_api, winback_api
+from crm_profile.accounts import campaigns_api, kpis_api, reports_api, surveys_api, winback_api
 from crm_profile.customers import api as customers_api
 from crm_profile.runtime import build_runtime
 from crm_profile.settings import ProfileSettings
@@ -31,6 +31,7 @@ def create_app(settings: ProfileSettings | None = None, *, start_background: boo
             kpis_api.router,
             reports_api.router,
             surveys_api.router,
+            campaigns_api.router,
         ],
         start_background=start_background,
         problems={
@@ -40,6 +41,7 @@ def create_app(settings: ProfileSettings | None = None, *, start_background: boo
             **kpis_api.PROBLEMS,
             **reports_api.PROBLEMS,
             **surveys_api.PROBLEMS,
+            **campaigns_api.PROBLEMS,
         },
     )
 

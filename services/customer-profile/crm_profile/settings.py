@@ -17,3 +17,11 @@ class ProfileSettings(ServiceSettings):
     # month before today (Asia/Shanghai) has its reports yet, and stores them once
     key_account_reports_scheduler: bool = True
     key_account_reports_check_s: float = Field(default=300.0, gt=0)
+    # satisfaction survey campaigns (docs/account-management.md): the links a contact opens without signing in are signed
+    # with this secret (crm_common.links), valid survey_valid_days by default, and lead to the gateway's page
+    survey_secret: SecretStr = SecretStr("dev-satisfaction-survey-secret-change-me")
+    survey_valid_days: int = Field(default=30, ge=1, le=365)
+    survey_base_url: str = "http://localhost:8000/satisfaction-survey"
+
+    def production_secrets(self) -> dict[str, SecretStr]:
+        return {"PROFILE_SURVEY_SECRET": self.survey_secret}

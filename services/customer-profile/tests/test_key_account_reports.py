@@ -154,9 +154,11 @@ async def test_who_reads_a_report_and_the_downloads(profile):
     ).status_code == 404
     assert (
         await profile.client.put(
-            f"/customers/{key}/key-account-report-subscription", json={"customer_opted_in": True}, headers=as_actor(key, "customer")
+            f"/customers/{key}/key-account-report-subscription",
+            json={"customer_opted_in": True},
+            headers=as_actor("someone-else", "customer"),
         )
-    ).status_code == 403
+    ).status_code == 404  # another customer's choice is not shown to exist
     opted = await profile.client.put(
         f"/customers/{key}/key-account-report-subscription", json={"customer_opted_in": True}, headers=as_actor(am, "account_manager")
     )
@@ -172,6 +174,36 @@ async def test_who_reads_a_report_and_the_downloads(profile):
 
     assert (await profile.client.get(f"{path}/2024-05", headers=BOSS)).status_code == 404  # no report that month
     assert (await profile.client.get("/customers/nope/key-account-reports", headers=BOSS)).status_code == 404
+
+
+async def test_the_customer_sets_its_own_opt_in(profile):
+    """The choice is the customer's: it opts in and out itself (only its own), and reads its reports while opted in."""
+    profile.client._transport.app.dependency_overrides[today] = lambda: dt.date(2024, 7, 15)
+    am = f"am-{uuid.uuid4().hex[:6]}"
+    key, neighbour = await _customers(profile, am, 2)
+    await _class(profile, key, "A")
+    # a month no other test runs (the database is the session's): its run reports this key account
+    assert (
+        await profile.client.post("/account-manager/key-account-reports/runs", json={"month": "2023-02"}, headers=BOSS)
+    ).status_code == 201
+    choice, me = f"/customers/{key}/key-account-report-subscription", as_actor(key, "customer")
+    assert (await profile.client.get(choice, headers=me)).json()["customer_opted_in"] is False
+    for stranger in (as_actor(neighbour, "customer"), as_actor(f"am-{uuid.uuid4().hex[:6]}", "account_manager")):
+        assert (await profile.client.get(choice, headers=stranger)).status_code == 404
+        refused = await profile.client.put(choice, json={"customer_opted_in": True}, headers=stranger)
+        assert refused.status_code == 404 and refused.headers["content-type"].startswith("application/problem+json")
+    assert (await profile.client.put(choice, json={"customer_opted_in": "yes please"}, headers=me)).status_code == 422
+    assert (await profile.client.put(choice, json={}, headers=me)).status_code == 422
+    assert (await profile.client.get(choice, headers=BOSS)).json()["customer_opted_in"] is False  # refusals changed nothing
+
+    opted = await profile.client.put(choice, json={"customer_opted_in": True}, headers=me)
+    assert opted.status_code == 200 and (opted.json()["customer_opted_in"], opted.json()["changed_by"]) == (True, key)
+    assert (await profile.client.get(choice, headers=as_actor(am, "account_manager"))).json()["customer_opted_in"] is True
+    reports = await profile.client.get(f"/customers/{key}/key-account-reports", headers=me)
+    assert reports.status_code == 200 and [r["month"] for r in reports.json()] == ["2023-02"]
+    assert (await profile.client.put(choice, json={"customer_opted_in": False}, headers=me)).status_code == 200
+    assert (await profile.client.get(f"/customers/{key}/key-account-reports", headers=me)).status_code == 404  # opted out again
+    assert (await profile.client.get("/customers/nope/key-account-report-subscription", headers=BOSS)).status_code == 404
 
 
 async def test_bad_input_is_a_problem(profile):

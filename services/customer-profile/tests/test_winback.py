@@ -1,6 +1,7 @@
 """Win-back on the profile service (both databases): a customer becoming lost (scoring's P(alive) and the last order
-seen, or a status set by hand) opens one case with CustomerLost; the survey call is in the worklist until recorded;
-the outcome sets the status; the report counts per month (JSON and CSV)."""
+seen, or a status set by hand) opens one case with CustomerLost; the survey call goes to a neutral agent of the pool
+(never the customer's manager) and is in that agent's worklist until recorded; offers are sent from the case
+(WinBackOfferMade) and answered; the outcome sets the status; the report counts per month (JSON and CSV)."""
 
 import datetime as dt
 import uuid
@@ -27,6 +28,14 @@ TODAY = dt.date(2026, 11, 25)
 
 def as_actor(subject: str, role: str) -> dict:
     return {"X-Actor-Id": subject, "X-Actor-Role": role}
+
+
+ADMIN = as_actor("admin-1", "admin")
+
+
+async def _call_agents(profile, *agents: str) -> httpx.Response:
+    """The pool is one table of the session's shared database: each test sets its own agents first."""
+    return await profile.client.put("/account-manager/win-back-call-agents", json={"agents": list(agents)}, headers=ADMIN)
 
 
 async def _customer(profile, manager: str, **fields) -> dict:
@@ -59,8 +68,10 @@ def _scored(customer_id: str, p_alive: float) -> CustomerScoredV2:
     )
 
 
-async def test_an_inactive_customer_becomes_lost_once_and_its_manager_gets_the_survey_call(profile):
+async def test_an_inactive_customer_becomes_lost_once_and_a_neutral_agent_gets_the_survey_call(profile):
     profile.client._transport.app.dependency_overrides[today] = lambda: TODAY
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    assert (await _call_agents(profile, agent)).status_code == 200
     scores = AccountScoresHandler(ProfileSettings(lost_after_days=180, lost_p_alive_below=20))
     orders = AccountOrdersHandler()
     manager = f"am-{uuid.uuid4().hex[:8]}"
@@ -85,19 +96,25 @@ async def test_an_inactive_customer_becomes_lost_once_and_its_manager_gets_the_s
     updated = await outbox_events(profile.db, key=gone, type_="CustomerUpdated")
     assert updated[-1].payload["status"] == "lost" and updated[-1].payload["changed_fields"] == ["status"]
 
-    worklist = (await profile.client.get("/account-manager/worklist", headers=as_actor(manager, "account_manager"))).json()["items"]
-    calls = [i for i in worklist if i["kind"] == "win_back_call"]
-    assert [(c["customer_id"], c["due"], c["overdue"], c["case_id"]) for c in calls] == [
-        (gone, "2026-11-20", True, lost[0].payload["case_id"])
+    mine = (await profile.client.get("/account-manager/worklist", headers=as_actor(manager, "account_manager"))).json()["items"]
+    assert not [i for i in mine if i["kind"] == "win_back_call"]  # not the customer's own manager: someone neutral asks
+    worklist = (
+        await profile.client.get("/account-manager/worklist", params={"account_manager": agent}, headers=as_actor(agent, "agent"))
+    ).json()["items"]
+    calls = [i for i in worklist if i["kind"] == "win_back_call" and i["customer_id"] in (gone, recent, likely)]
+    assert [(c["customer_id"], c["due"], c["overdue"], c["case_id"], c["call_agent"]) for c in calls] == [
+        (gone, "2026-11-20", True, lost[0].payload["case_id"], agent)
     ]
-    other = (await profile.client.get("/account-manager/worklist", headers=as_actor("am-someone-else", "account_manager"))).json()["items"]
-    assert not [i for i in other if i["kind"] == "win_back_call" and i["customer_id"] == gone]
+    case = (await profile.client.get(f"/account-manager/win-back-cases/{calls[0]['case_id']}", headers=ADMIN)).json()
+    assert case["call_agent"] == agent and case["call_assigned_at"] is not None
 
 
-async def test_survey_outcome_and_report(profile):
+async def test_survey_by_the_neutral_agent_offer_outcome_and_report(profile):
     profile.client._transport.app.dependency_overrides[today] = lambda: TODAY
     manager = f"am-{uuid.uuid4().hex[:8]}"
     me = as_actor(manager, "account_manager")
+    zhou, zhao = f"agent-zhou-{uuid.uuid4().hex[:6]}", f"agent-zhao-{uuid.uuid4().hex[:6]}"
+    assert (await _call_agents(profile, zhou, zhao)).json() == {"agents": [zhou, zhao]}
     first = await _customer(profile, manager)
     second = await _customer(profile, manager)
     for customer in (first, second):  # terminated by hand
@@ -107,14 +124,23 @@ async def test_survey_outcome_and_report(profile):
     assert {c["customer_id"] for c in cases} == {first["id"], second["id"]} and {c["cause"] for c in cases} == {"terminated"}
     case = next(c for c in cases if c["customer_id"] == first["id"])
     other_case = next(c for c in cases if c["customer_id"] == second["id"])
+    # each to the agent with the fewest calls waiting (the pool also took the calls earlier tests left without one)
+    assert {case["call_agent"], other_case["call_agent"]} == {zhou, zhao}
+    assigned, unassigned = case["call_agent"], other_case["call_agent"]
+    caller = as_actor(assigned, "agent")
 
     reasons = (await profile.client.get("/account-manager/win-back-reasons", headers=me)).json()
     assert {"price", "late_delivery", "other"} <= {r["code"] for r in reasons} and all(r["label_zh"] for r in reasons)
-    bad = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me, json={"reasons": ["cheaper"]})
+    bad = await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=caller, json={"reasons": ["cheaper"]})
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "reasons"]
     assert (
-        await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=me, json={"reasons": []})
+        await profile.client.post(f"/account-manager/win-back-cases/{case['id']}/survey", headers=caller, json={"reasons": []})
     ).status_code == 422
+    for not_neutral in (me, as_actor(unassigned, "agent")):  # the customer's own manager; an agent the call was not given to
+        refused = await profile.client.post(
+            f"/account-manager/win-back-cases/{case['id']}/survey", headers=not_neutral, json={"reasons": ["price"]}
+        )
+        assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json"), refused.text
     assert (
         await profile.client.post(
             f"/account-manager/win-back-cases/{case['id']}/survey", headers=as_actor("am-x", "account_manager"), json={"reasons": ["price"]}
@@ -122,13 +148,47 @@ async def test_survey_outcome_and_report(profile):
     ).status_code == 404  # another manager's case
     surveyed = await profile.client.post(
         f"/account-manager/win-back-cases/{case['id']}/survey",
-        headers=me,
+        headers=caller,
         json={"reasons": ["price", "late_delivery"], "reason_text": "竞争对手便宜10%", "would_return_if": "a 5% discount"},
     )
     assert surveyed.status_code == 200, surveyed.text
-    assert surveyed.json()["reasons"] == ["price", "late_delivery"] and surveyed.json()["surveyed_by"] == manager
-    calls = [i for i in (await profile.client.get("/account-manager/worklist", headers=me)).json()["items"] if i["kind"] == "win_back_call"]
-    assert [c["customer_id"] for c in calls] == [second["id"]]  # the surveyed case's call is done
+    assert surveyed.json()["reasons"] == ["price", "late_delivery"] and surveyed.json()["surveyed_by"] == assigned
+    calls = [
+        i
+        for i in (await profile.client.get("/account-manager/worklist", headers=ADMIN)).json()["items"]
+        if i["kind"] == "win_back_call" and i["customer_id"] in (first["id"], second["id"])
+    ]
+    assert [(c["customer_id"], c["call_agent"]) for c in calls] == [(second["id"], unassigned)]  # the surveyed case's call is done
+
+    offers = f"/account-manager/win-back-cases/{case['id']}/offers"
+    offer_body = {"summary": "5% off and guaranteed capacity in November", "discount_percent": 5, "valid_until": "2026-12-31"}
+    for bad_offer in ({**offer_body, "valid_until": "2026-11-24"}, {**offer_body, "discount_percent": 95}, {**offer_body, "summary": ""}):
+        refused = await profile.client.post(offers, headers=me, json=bad_offer)
+        assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json"), refused.text
+    assert (await profile.client.post(offers, headers=caller, json=offer_body)).status_code == 403  # the agent only asks
+    assert (await profile.client.post(offers, headers=as_actor("am-x", "account_manager"), json=offer_body)).status_code == 404
+    assert await outbox_events(profile.db, key=first["id"], type_="WinBackOfferMade") == []  # refusals sent nothing
+    sent = await profile.client.post(offers, headers=me, json=offer_body)
+    assert sent.status_code == 201, sent.text
+    offer = sent.json()
+    [made] = await outbox_events(profile.db, key=first["id"], type_="WinBackOfferMade")
+    assert (made.payload["offer_id"], made.payload["case_id"], made.payload["discount_percent"], made.payload["valid_until"]) == (
+        offer["id"],
+        case["id"],
+        5,
+        "2026-12-31",
+    )
+    assert made.payload["account_manager"] == manager and made.payload["made_by"] == manager
+    answer = f"{offers}/{offer['id']}/response"
+    assert (await profile.client.post(answer, headers=me, json={"response": "maybe"})).status_code == 422
+    assert (await profile.client.post(f"{offers}/nope/response", headers=me, json={"response": "accepted"})).status_code == 404
+    accepted = await profile.client.post(answer, headers=me, json={"response": "accepted", "note": "signed for Q1"})
+    assert accepted.status_code == 200 and accepted.json()["response"] == "accepted"
+    assert (await profile.client.post(answer, headers=me, json={"response": "declined"})).status_code == 409
+    shown = (await profile.client.get(f"/account-manager/win-back-cases/{case['id']}", headers=me)).json()
+    assert [(o["summary"], o["response"], o["response_note"]) for o in shown["offers"]] == [
+        (offer_body["summary"], "accepted", "signed for Q1")
+    ]
 
     won = await profile.client.post(
         f"/account-manager/win-back-cases/{case['id']}/outcome", headers=me, json={"outcome": "won_back", "note": "signed"}
@@ -160,12 +220,14 @@ async def test_survey_outcome_and_report(profile):
         1,
         0.5,
     )
+    assert (row["offers_sent"], row["offers_accepted"]) == (1, 1)
     assert row["reasons"] == {"price": 1, "late_delivery": 1}
     csv = await profile.client.get("/account-manager/win-back-report.csv", params={"since": month, "until": month}, headers=me)
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     header, line = csv.text.strip().splitlines()
     assert header.startswith("month,opened,won_back,lost_for_good,in_progress,surveyed,win_back_rate,reason_price,reason_late_delivery")
-    assert line.startswith(f"{month},2,1,1,0,1,0.5000,1,1")
+    assert line.startswith(f"{month},2,1,1,0,1,0.5000,1,1") and line.endswith(",1,1")
+    assert (await profile.client.post(offers, headers=me, json=offer_body)).status_code == 409  # the case ended
 
     assert (await profile.client.get("/account-manager/win-back-report", params={"since": "2026-13"}, headers=me)).status_code == 422
     assert (
@@ -176,6 +238,34 @@ async def test_survey_outcome_and_report(profile):
     ).status_code == 403
     assert (await profile.client.get("/account-manager/win-back-cases", headers=as_actor("c1", "customer"))).status_code == 403
     assert (await profile.client.get("/account-manager/win-back-cases")).status_code == 401
+
+
+async def test_the_pool_of_call_agents_is_neutral_and_takes_the_calls_nobody_had(profile):
+    manager = f"am-{uuid.uuid4().hex[:8]}"
+    assert (await _call_agents(profile)).status_code == 200  # nobody in the pool
+    customer = await _customer(profile, manager)
+    assert (
+        await profile.client.patch(f"/customers/{customer['id']}", json={"status": "lost"}, headers={"If-Match": "*"})
+    ).status_code == 200
+    [case] = (await profile.client.get("/account-manager/win-back-cases", headers=as_actor(manager, "account_manager"))).json()["items"]
+    assert case["call_agent"] is None  # waits for the pool
+
+    bad = await _call_agents(profile, "agent-a", manager, "agent-a")
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    assert sorted(tuple(e["loc"]) for e in bad.json()["errors"]) == [("body", "agents", 1), ("body", "agents", 2)]
+    assert (await _call_agents(profile, "x" * 101)).status_code == 422
+    assert (await profile.client.get("/account-manager/win-back-call-agents", headers=ADMIN)).json() == {"agents": []}  # nothing kept
+    refused = await profile.client.put(
+        "/account-manager/win-back-call-agents", json={"agents": ["agent-a"]}, headers=as_actor(manager, "account_manager")
+    )
+    assert refused.status_code == 403
+
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    assert (await _call_agents(profile, agent)).json() == {"agents": [agent]}
+    shown = (await profile.client.get(f"/account-manager/win-back-cases/{case['id']}", headers=ADMIN)).json()
+    assert shown["call_agent"] == agent
+    mine = await profile.client.get("/account-manager/win-back-cases", params={"call_agent": agent}, headers=as_actor(agent, "agent"))
+    assert case["id"] in [c["id"] for c in mine.json()["items"]] and {c["call_agent"] for c in mine.json()["items"]} == {agent}
 
 
 async def test_setting_a_lost_customer_active_by_hand_closes_its_case_as_won_back(profile):

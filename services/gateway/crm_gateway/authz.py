@@ -101,6 +101,9 @@ RULES: tuple[Rule, ...] = (
     R("/customers/{customer_id}", frozenset({"PUT", "PATCH"}), AM_ADMIN, "profile", Scope.PATH_CUSTOMER),
     R("/customers/{customer_id}", frozenset({"DELETE"}), ADMIN, "profile"),
     R("/customers/{customer_id}/interactions{rest:path}", READ | frozenset({"POST"}), STAFF_AM, "profile", Scope.PATH_CUSTOMER),
+    # the customer's own choice to receive its key-account reports: the customer sets it itself (only its own: the path's
+    # customer is checked), as do its account manager and staff
+    R("/customers/{customer_id}/key-account-report-subscription", frozenset({"PUT"}), PEOPLE, "profile", Scope.PATH_CUSTOMER),
     R("/customers/{customer_id}/{rest:path}", READ, PEOPLE, "profile", Scope.PATH_CUSTOMER),
     R("/customers/{customer_id}/{rest:path}", WRITE, AM_ADMIN, "profile", Scope.PATH_CUSTOMER),
     # --- customer-profile: the account manager's workspace (the service scopes an account manager to their own
@@ -115,6 +118,11 @@ RULES: tuple[Rule, ...] = (
     R("/account-manager/win-back-cases/{case_id}", READ, STAFF_AM, "profile", Scope.LIST),
     R("/account-manager/win-back-cases/{case_id}/survey", frozenset({"POST"}), STAFF_AM, "profile", Scope.PUBLIC),
     R("/account-manager/win-back-cases/{case_id}/outcome", frozenset({"POST"}), STAFF_AM, "profile", Scope.PUBLIC),
+    # an offer is the case's account manager's (the service refuses another manager's case and an agent)
+    R("/account-manager/win-back-cases/{case_id}/offers{rest:path}", frozenset({"POST"}), STAFF_AM, "profile", Scope.PUBLIC),
+    # the pool of neutral agents who make the survey calls: data an admin sets
+    R("/account-manager/win-back-call-agents", READ, STAFF_AM, "profile", Scope.PUBLIC),
+    R("/account-manager/win-back-call-agents", frozenset({"PUT"}), ADMIN, "profile"),
     R("/account-manager/win-back-report{rest:path}", READ, STAFF_AM, "profile", Scope.PUBLIC),
     R("/account-manager/win-back-reasons", READ, STAFF_AM, "profile", Scope.PUBLIC),
     # KPIs per account manager (docs/account-management.md): staff see every manager ranked, an account manager only
@@ -125,6 +133,12 @@ RULES: tuple[Rule, ...] = (
     # customer's own reports are under /customers/{customer_id}/key-account-reports (the customer only once opted in)
     R("/account-manager/key-account-reports", READ, STAFF_AM, "profile", Scope.LIST),
     R("/account-manager/key-account-reports/runs", READ | frozenset({"POST"}), ADMIN, "profile"),
+    # satisfaction survey campaigns: an admin sends one to a segment; staff and account managers read the counts (no
+    # customer named). The page behind each contact's link: no sign-in, the signed single-use token is the key
+    R("/account-manager/survey-campaigns", READ, STAFF_AM, "profile", Scope.PUBLIC),
+    R("/account-manager/survey-campaigns", frozenset({"POST"}), ADMIN, "profile"),
+    R("/account-manager/survey-campaigns/{campaign_id}", READ, STAFF_AM, "profile", Scope.PUBLIC),
+    R("/satisfaction-survey-links/{invitation_id}", READ | frozenset({"POST"}), PUBLIC, "profile", Scope.PUBLIC),
     # --- scoring
     R("/scores", READ, frozenset({"admin", "agent", "account_manager"}), "scoring", Scope.LIST),
     R("/scores/{customer_id}", READ, PEOPLE, "scoring", Scope.PATH_CUSTOMER),

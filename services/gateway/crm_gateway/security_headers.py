@@ -14,7 +14,7 @@ PAGE_POLICY = (
 )
 EVERY_ANSWER = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 PAGES = {"Content-Security-Policy": PAGE_POLICY, "X-Frame-Options": "DENY"}
-PAGE_PREFIXES = ("/console", "/survey/")
+PAGE_PREFIXES = ("/console", "/survey/", "/satisfaction-survey/")
 
 
 class SecurityHeadersMiddleware:

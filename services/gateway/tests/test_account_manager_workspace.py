@@ -94,6 +94,8 @@ async def test_visit_quotas_read_by_the_workspace_changed_by_an_admin(database_f
 
 
 async def test_win_back_through_the_gateway_with_roles(database_factory, gateway_db, db_kind):
+    """The survey call goes to a neutral agent of the pool (not the account manager, who may not record it); the account
+    manager sends an offer from the case and records the answer; another manager sees nothing of it."""
     async with gateway_before_real_profile(database_factory, gateway_db, db_kind) as (client, settings):
         admin = role_headers(settings, "admin")
         created = await client.post(
@@ -102,40 +104,62 @@ async def test_win_back_through_the_gateway_with_roles(database_factory, gateway
         assert created.status_code == 201, created.text
         customer = created.json()["id"]
         qian, sun = auth(settings, "account_manager", "am-qian"), auth(settings, "account_manager", "am-sun")
+        zhou = auth(settings, "agent", "agent-zhou")
+        pool = "/api/v1/account-manager/win-back-call-agents"
+        not_neutral = await client.put(pool, json={"agents": ["agent-zhou", "am-qian"]}, headers=admin)
+        assert not_neutral.status_code == 422 and not_neutral.headers["content-type"].startswith("application/problem+json")
+        assert (await client.put(pool, json={"agents": ["agent-zhou"]}, headers=qian)).status_code == 403
+        assert (await client.put(pool, json={"agents": ["agent-zhou"]}, headers=admin)).json() == {"agents": ["agent-zhou"]}
         terminated = await client.patch(f"/api/v1/customers/{customer}", json={"status": "lost"}, headers=qian | {"If-Match": "*"})
         assert terminated.status_code == 200, terminated.text
 
         cases = await client.get("/api/v1/account-manager/win-back-cases", headers=qian)
         assert cases.status_code == 200, cases.text
         [case] = [c for c in cases.json()["items"] if c["customer_id"] == customer]
-        assert case["cause"] == "terminated" and case["status"] == "in_progress"
-        calls = (await client.get("/api/v1/account-manager/worklist", headers=qian)).json()["items"]
-        assert [(i["kind"], i["case_id"]) for i in calls if i["customer_id"] == customer] == [("win_back_call", case["id"])]
+        assert (case["cause"], case["status"], case["call_agent"]) == ("terminated", "in_progress", "agent-zhou")
+        mine = (await client.get("/api/v1/account-manager/worklist", headers=qian)).json()["items"]
+        assert [i for i in mine if i["kind"] == "win_back_call"] == []  # the manager does not ask why their customer left
+        calls = (await client.get("/api/v1/account-manager/worklist", params={"account_manager": "agent-zhou"}, headers=zhou)).json()[
+            "items"
+        ]
+        assert [(i["kind"], i["case_id"], i["call_agent"]) for i in calls if i["customer_id"] == customer] == [
+            ("win_back_call", case["id"], "agent-zhou")
+        ]
         assert [
             c
             for c in (await client.get("/api/v1/account-manager/win-back-cases", headers=sun)).json()["items"]
             if c["customer_id"] == customer
         ] == []
         assert (await client.get(f"/api/v1/account-manager/win-back-cases/{case['id']}", headers=sun)).status_code == 404
-        refused = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/survey", json={"reasons": ["price"]}, headers=sun)
+        survey = f"/api/v1/account-manager/win-back-cases/{case['id']}/survey"
+        refused = await client.post(survey, json={"reasons": ["price"]}, headers=sun)
         assert refused.status_code == 404 and refused.headers["content-type"].startswith("application/problem+json")
-        bad = await client.post(
-            f"/api/v1/account-manager/win-back-cases/{case['id']}/survey", json={"reasons": ["nope"], "extra": 1}, headers=qian
-        )
+        own_manager = await client.post(survey, json={"reasons": ["price"]}, headers=qian)
+        assert own_manager.status_code == 403 and "neutral" in own_manager.json()["detail"]
+        bad = await client.post(survey, json={"reasons": ["nope"], "extra": 1}, headers=zhou)
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
-        surveyed = await client.post(
-            f"/api/v1/account-manager/win-back-cases/{case['id']}/survey",
-            json={"reasons": ["competitor_offer"], "would_return_if": "matched price"},
-            headers=qian,
-        )
-        assert surveyed.status_code == 200, surveyed.text
+        surveyed = await client.post(survey, json={"reasons": ["competitor_offer"], "would_return_if": "matched price"}, headers=zhou)
+        assert surveyed.status_code == 200 and surveyed.json()["surveyed_by"] == "agent-zhou", surveyed.text
+
+        offers = f"/api/v1/account-manager/win-back-cases/{case['id']}/offers"
+        offer = {"summary": "matched price for six months", "discount_percent": 8, "valid_until": f"{utcnow().year + 1}-01-31"}
+        assert (await client.post(offers, json={**offer, "valid_until": "2020-01-01"}, headers=qian)).status_code == 422
+        assert (await client.post(offers, json=offer, headers=sun)).status_code == 404
+        assert (await client.post(offers, json=offer, headers=zhou)).status_code == 403
+        sent = await client.post(offers, json=offer, headers=qian)
+        assert sent.status_code == 201, sent.text
+        answered = await client.post(f"{offers}/{sent.json()['id']}/response", json={"response": "accepted"}, headers=qian)
+        assert answered.status_code == 200 and answered.json()["response"] == "accepted"
+        assert (await client.post(f"{offers}/{sent.json()['id']}/response", json={"response": "accepted"}, headers=sun)).status_code == 404
         won = await client.post(f"/api/v1/account-manager/win-back-cases/{case['id']}/outcome", json={"outcome": "won_back"}, headers=qian)
         assert won.status_code == 200 and (await client.get(f"/api/v1/customers/{customer}", headers=qian)).json()["status"] == "active"
+        assert [o["response"] for o in won.json()["offers"]] == ["accepted"]
 
         month = case["lost_at"][:7]
         mine = await client.get("/api/v1/account-manager/win-back-report", params={"since": month}, headers=qian)
         assert mine.status_code == 200, mine.text
-        assert mine.json()["account_manager"] == "am-qian" and mine.json()["months"][0]["won_back"] == 1
+        row = mine.json()["months"][0]
+        assert mine.json()["account_manager"] == "am-qian" and (row["won_back"], row["offers_sent"], row["offers_accepted"]) == (1, 1, 1)
         assert (
             await client.get("/api/v1/account-manager/win-back-report", params={"since": month, "account_manager": "am-qian"}, headers=sun)
         ).status_code == 403
@@ -145,7 +169,9 @@ async def test_win_back_through_the_gateway_with_roles(database_factory, gateway
             and everyone.headers["content-type"].startswith("text/csv")
             and "reason_competitor_offer" in everyone.text
         )
-        assert (await client.get("/api/v1/account-manager/win-back-cases", headers=role_headers(settings, "customer"))).status_code == 403
+        customer_token = role_headers(settings, "customer")
+        assert (await client.get("/api/v1/account-manager/win-back-cases", headers=customer_token)).status_code == 403
+        assert (await client.post(offers, json=offer, headers=customer_token)).status_code == 403
 
 
 async def test_kpis_through_the_gateway_a_manager_ranks_an_account_manager_sees_their_own(database_factory, gateway_db):
@@ -238,3 +264,45 @@ async def test_an_account_manager_reads_and_closes_only_their_own_inbox(database
         await gateway.state.runtime.db.dispose()
         for app in (profile, notifications):
             await app.state.runtime.db.dispose()
+
+
+async def test_key_account_reports_the_customer_opts_in_itself_and_reads_only_its_own(database_factory, gateway_db, db_kind):
+    async with gateway_before_real_profile(database_factory, gateway_db, db_kind) as (client, settings):
+        admin = role_headers(settings, "admin")
+        ids = []
+        for name in ("Huaxin Key Electronics", "Other Key Foods"):
+            created = await client.post(
+                "/api/v1/customers", json={"name": name, "account_manager": "am-he", "size_band": "key_account"}, headers=admin
+            )
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        mine, theirs = ids
+        run = await client.post("/api/v1/account-manager/key-account-reports/runs", json={"month": "2025-03"}, headers=admin)
+        assert run.status_code == 201 and run.json()["reports"] == 2, run.text
+        me = auth(settings, "customer", "portal-huaxin", customer_id=mine)
+        he = auth(settings, "account_manager", "am-he")
+
+        choice = f"/api/v1/customers/{mine}/key-account-report-subscription"
+        assert (await client.get(f"/api/v1/customers/{mine}/key-account-reports", headers=me)).status_code == 404  # not opted in
+        for body in ({"customer_opted_in": "sure"}, {"customer_opted_in": True, "also": 1}):
+            bad = await client.put(choice, json=body, headers=me)
+            assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), bad.text
+        other = await client.put(
+            f"/api/v1/customers/{theirs}/key-account-report-subscription", json={"customer_opted_in": True}, headers=me
+        )
+        assert other.status_code == 404 and other.headers["content-type"].startswith("application/problem+json")
+        assert (await client.get(f"/api/v1/customers/{theirs}/key-account-report-subscription", headers=admin)).json()[
+            "customer_opted_in"
+        ] is False
+
+        opted = await client.put(choice, json={"customer_opted_in": True}, headers=me)
+        assert opted.status_code == 200 and opted.json()["customer_opted_in"] is True, opted.text
+        assert (await client.get(choice, headers=he)).json()["customer_opted_in"] is True
+        reports = await client.get(f"/api/v1/customers/{mine}/key-account-reports", headers=me)
+        assert reports.status_code == 200 and [r["month"] for r in reports.json()] == ["2025-03"]
+        download = await client.get(f"/api/v1/customers/{mine}/key-account-reports/2025-03", params={"format": "csv"}, headers=me)
+        assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+        assert (await client.get(f"/api/v1/customers/{theirs}/key-account-reports/2025-03", headers=me)).status_code == 404
+        assert (await client.get("/api/v1/account-manager/key-account-reports", params={"month": "2025-03"}, headers=me)).status_code == 403
+        month = await client.get("/api/v1/account-manager/key-account-reports", params={"month": "2025-03"}, headers=he)
+        assert sorted(r["customer_id"] for r in month.json()["items"]) == sorted(ids)

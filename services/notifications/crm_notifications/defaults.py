@@ -154,6 +154,41 @@ TEMPLATES: dict[str, tuple[list[str], dict[str, tuple[str, str]]]] = {
             ),
         },
     ),
+    "win_back_offer": (
+        ["contact_name", "customer_name", "summary", "discount_percent", "valid_until", "account_manager", "unsubscribe_url"],
+        {
+            "zh-CN": (
+                "{{ customer_name }}：我们为您准备了一份专属方案",
+                "{{ contact_name }} 您好：\n\n感谢您告诉我们离开的原因。我们希望重新为您服务：{{ summary }}"
+                "{% if discount_percent %}（优惠 {{ discount_percent }}%）{% endif %}。本方案有效期至 {{ valid_until }}。\n"
+                "如有兴趣，请联系您的客户经理 {{ account_manager }}。\n\n退订：{{ unsubscribe_url }}\n",
+            ),
+            "en": (
+                "{{ customer_name }}: an offer for you",
+                "Dear {{ contact_name }},\n\nThank you for telling us why you left. We would like to serve you again: {{ summary }}"
+                "{% if discount_percent %} ({{ discount_percent }}% off){% endif %}. The offer holds until {{ valid_until }}.\n"
+                "If it interests you, please contact your account manager {{ account_manager }}.\n\nUnsubscribe: {{ unsubscribe_url }}\n",
+            ),
+        },
+    ),
+    "satisfaction_survey_invite": (
+        ["contact_name", "customer_name", "campaign_name", "survey_url", "expires_at", "unsubscribe_url"],
+        {
+            "zh-CN": (
+                "{{ campaign_name }}：请评价我们的服务",
+                "{{ contact_name }} 您好：\n\n感谢贵司（{{ customer_name }}）一直以来的支持。"
+                "请花两分钟告诉我们您对准时送达、货物完好、价格、服务人员和投诉处理的满意程度：{{ survey_url }}\n"
+                "此链接仅供您本人使用一次，有效期至 {{ expires_at }}。\n\n退订：{{ unsubscribe_url }}\n",
+            ),
+            "en": (
+                "{{ campaign_name }}: how are we doing?",
+                "Dear {{ contact_name }},\n\nThank you for working with us ({{ customer_name }}). "
+                "Please take two minutes to tell us how satisfied you are with our on-time delivery, "
+                "the condition of your goods, our prices, our staff and our complaint handling: "
+                "{{ survey_url }}\nThis link is yours, for one answer, until {{ expires_at }}.\n\nUnsubscribe: {{ unsubscribe_url }}\n",
+            ),
+        },
+    ),
     "key_account_report_ready": (
         ["customer_name", "month", "summary"],
         {
@@ -465,6 +500,24 @@ RULES: list[dict] = [
         name="win-back",
         event_type="CustomerWinBack",
         template_key="win_back",
+        audience="customer_contacts",
+        channel="email",
+        category="win_back",
+    ),
+    # a satisfaction survey campaign (customer-profile): each contact gets its own signed single-use link, in its language
+    dict(
+        name="satisfaction-survey-invite",
+        event_type="SatisfactionSurveyInvited",
+        template_key="satisfaction_survey_invite",
+        audience="event_contact",
+        channel="email",
+        category="account_service",
+    ),
+    # an offer sent from a win-back case (customer-profile): to the lost customer's contacts, each in their own language
+    dict(
+        name="win-back-offer",
+        event_type="WinBackOfferMade",
+        template_key="win_back_offer",
         audience="customer_contacts",
         channel="email",
         category="win_back",

@@ -153,6 +153,61 @@ class CustomerLost(EventPayload):
     lost_at: dt.datetime
 
 
+class WinBackOfferMade(EventPayload):
+    """An offer to win back a lost customer, sent from its win-back case `case_id` by `made_by` (its account manager or
+    an admin). Notifications word it to the customer's contacts, each in their own language (template win_back_offer);
+    the answer is recorded on the case in customer-profile."""
+
+    event_type = "WinBackOfferMade"
+    event_version = 1
+
+    customer_id: str
+    case_id: str
+    offer_id: str
+    account_manager: str | None = None
+    made_by: str
+    summary: str = Field(max_length=500, description="The offer in the words of whoever made it.")
+    discount_percent: int | None = Field(default=None, ge=1, le=90)
+    valid_until: dt.date
+    made_at: dt.datetime
+
+
+class SatisfactionSurveyInvited(EventPayload):
+    """A contact of the customer is asked to answer a satisfaction survey campaign (客户满意度调查) by a link: signed,
+    expiring, single use, no sign-in (crm_common.links). Notifications send `survey_url` to that contact
+    (audience event_contact) in `language`."""
+
+    event_type = "SatisfactionSurveyInvited"
+    event_version = 1
+
+    customer_id: str
+    contact_id: str
+    campaign_id: str
+    invitation_id: str
+    campaign_name: str = Field(max_length=200)
+    language: str = Field(description="The contact's language (zh-CN or en): the link's page opens in it.")
+    survey_url: str = Field(max_length=2000)
+    expires_at: dt.datetime
+
+
+class SatisfactionSurveyAnswered(EventPayload):
+    """A customer answered a satisfaction survey: the overall `score` 1-5 and the seeds' factors asked (1-5 each:
+    on_time, damage, price, staff, complaint_handling). `source` says which: `campaign` (a contact by link) or
+    `quarterly` (the key account's quarterly survey taken by its account manager). Scoring averages `score` into the
+    customer's satisfaction with the callback surveys after complaints."""
+
+    event_type = "SatisfactionSurveyAnswered"
+    event_version = 1
+
+    survey_id: str
+    customer_id: str
+    source: Literal["campaign", "quarterly"]
+    campaign_id: str | None = None
+    score: int = Field(ge=1, le=5)
+    factors: dict[str, int] = Field(default_factory=dict)
+    answered_at: dt.datetime
+
+
 class KeyAccountReportReady(EventPayload):
     """A key account's monthly service report (重点客户服务报告) is stored: `month` (YYYY-MM, Asia/Shanghai) is the
     month it covers. Its account manager reads it; the customer too when `customer_opted_in` (the customer asked for

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 TOPICS: dict[str, tuple[str, ...]] = {
-    "crm.customers": ("CustomerRegistered", "CustomerUpdated", "CustomerMerged", "CustomerErased", "CustomerLost", "KeyAccountReportReady"),
+    "crm.customers": (
+        "CustomerRegistered",
+        "CustomerUpdated",
+        "CustomerMerged",
+        "CustomerErased",
+        "CustomerLost",
+        "KeyAccountReportReady",
+        "WinBackOfferMade",
+        "SatisfactionSurveyInvited",
+        "SatisfactionSurveyAnswered",
+    ),
     "logistics.orders": (
         "OrderCreated",
         "OrderShipped",

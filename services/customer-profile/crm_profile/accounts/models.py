@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_common.db import UTCDateTime, utcnow
@@ -93,6 +93,9 @@ class WinBackCase(Base):
     surveyed_by: Mapped[str | None] = mapped_column(String(100))
     outcome_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome_note: Mapped[str | None] = mapped_column(String(2000))
+    # the neutral agent who makes the survey call (never the customer's own manager); None: nobody neutral in the pool yet
+    call_agent: Mapped[str | None] = mapped_column(String(100))
+    call_assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -100,7 +103,37 @@ class WinBackCase(Base):
     __table_args__ = (
         Index("ix_winback_cases_customer", "customer_id", "status"),
         Index("ix_winback_cases_manager_lost", "account_manager", "lost_at"),
+        Index("ix_winback_cases_call_agent", "call_agent", "status"),
     )
+
+
+class WinBackCallAgent(Base):
+    """One agent of the pool that makes lost-customer survey calls (data, set by an admin; `position` breaks ties)."""
+
+    __tablename__ = "winback_call_agents"
+
+    agent_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class WinBackOffer(Base):
+    """An offer sent to a lost customer from its case (notifications word it in each contact's language) and the answer."""
+
+    __tablename__ = "winback_offers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(36))
+    summary: Mapped[str] = mapped_column(String(500))
+    discount_percent: Mapped[int | None] = mapped_column(Integer)
+    valid_until: Mapped[dt.date] = mapped_column(Date)
+    made_by: Mapped[str] = mapped_column(String(100))
+    made_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    response: Mapped[str | None] = mapped_column(String(20))  # None: no answer yet / accepted / declined
+    response_note: Mapped[str | None] = mapped_column(String(2000))
+    responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_winback_offers_case", "case_id", "made_at"),)
 
 
 class AccountComplaint(Base):
@@ -188,4 +221,41 @@ class SatisfactionSurvey(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "quarter", name="uq_satisfaction_surveys_customer_quarter"),
         Index("ix_satisfaction_surveys_answered", "answered_at"),
+    )
+
+
+class SurveyCampaign(Base):
+    """A satisfaction survey campaign (campaigns.py): every contact of the segment's customers gets a link."""
+
+    __tablename__ = "survey_campaigns"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    segment: Mapped[dict] = mapped_column(JSON)  # abc_class, tier, region (lists), key_accounts_only
+    factors: Mapped[list] = mapped_column(JSON)  # the factors asked (surveys.FACTORS), overall always
+    valid_days: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SurveyInvitation(Base):
+    """One contact's link of a campaign and, once answered (single use), the answer."""
+
+    __tablename__ = "survey_invitations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(36))
+    contact_id: Mapped[str] = mapped_column(String(36))
+    language: Mapped[str] = mapped_column(String(10))
+    nonce: Mapped[str] = mapped_column(String(64))  # signed into the link (crm_common.links)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    score: Mapped[int | None] = mapped_column(Integer)  # overall, 1-5
+    factors: Mapped[dict | None] = mapped_column(JSON)
+    comment: Mapped[str | None] = mapped_column(String(2000))
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id", name="uq_survey_invitations_campaign_contact"),
+        Index("ix_survey_invitations_answered", "answered_at"),
     )

@@ -123,14 +123,23 @@ async def check_reader(session: AsyncSession, actor: Actor | None, customer: Cus
 def check_subscription_editor(actor: Actor | None) -> None:
     if actor is None:
         raise ActorRequired()
-    if actor.role not in STAFF_ROLES | {"account_manager"}:
-        raise Forbidden("The account manager or staff record the customer's choice.")
+    if actor.role not in STAFF_ROLES | {"account_manager", "customer"}:
+        raise Forbidden("The customer, its account manager or staff set the customer's choice.")
 
 
-async def set_subscription(session: AsyncSession, actor: Actor, customer_id: str, customer_opted_in: bool) -> KeyAccountReportSubscription:
+async def subscription_customer(session: AsyncSession, actor: Actor, customer_id: str) -> Customer:
+    """The customer whose choice `actor` may read or set: its own for a customer (the choice is the customer's), its
+    customers' for an account manager, any for staff. Anyone else's is a 404, like a customer that does not exist."""
     customer = await _customer(session, customer_id)
     if actor.role == "account_manager" and customer.account_manager != actor.subject:
         raise CustomerNotFound(customer_id)
+    if actor.role == "customer" and actor.subject != customer.id:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+async def set_subscription(session: AsyncSession, actor: Actor, customer_id: str, customer_opted_in: bool) -> KeyAccountReportSubscription:
+    await subscription_customer(session, actor, customer_id)
     row = await session.get(KeyAccountReportSubscription, customer_id)
     if row is None:
         row = KeyAccountReportSubscription(customer_id=customer_id)

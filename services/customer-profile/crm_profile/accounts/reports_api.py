@@ -53,6 +53,7 @@ async def get_customer_report(
 @router.get("/customers/{customer_id}/key-account-report-subscription", response_model=ReportSubscriptionOut)
 async def get_subscription(customer_id: CustomerId, who: Actor, session: SessionDep):
     reports.check_subscription_editor(who)
+    await reports.subscription_customer(session, who, customer_id)
     row = await session.get(KeyAccountReportSubscription, customer_id)
     return row or ReportSubscriptionOut(customer_id=customer_id, customer_opted_in=False, changed_at=None, changed_by=None)
 

@@ -53,6 +53,7 @@ class WorkItem(BaseModel):
     detail: str
     interaction_id: str | None = None
     case_id: str | None = Field(default=None, description="The win-back case of a win_back_call.")
+    call_agent: str | None = Field(default=None, description="The neutral agent who makes a win_back_call (null: not assigned yet).")
 
 
 class Worklist(BaseModel):
@@ -92,6 +93,20 @@ class ReasonOut(BaseModel):
     label_zh: str
 
 
+class WinBackOfferOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    summary: str
+    discount_percent: int | None
+    valid_until: dt.date
+    made_by: str
+    made_at: dt.datetime
+    response: Literal["accepted", "declined"] | None = Field(description="The customer's answer (null: none yet).")
+    response_note: str | None
+    responded_at: dt.datetime | None
+
+
 class WinBackCaseOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -109,6 +124,32 @@ class WinBackCaseOut(BaseModel):
     surveyed_by: str | None
     outcome_at: dt.datetime | None
     outcome_note: str | None
+    call_agent: str | None = Field(description="The neutral agent who makes the survey call (never the customer's manager).")
+    call_assigned_at: dt.datetime | None
+    offers: list[WinBackOfferOut] = Field(default_factory=list, description="Offers sent from the case, oldest first.")
+
+
+class WinBackOfferIn(Input):
+    """An offer to win the customer back: sent by notifications to its contacts, each in their own language."""
+
+    summary: free_text(500) = Field(min_length=1, description="The offer in your words, e.g. guaranteed capacity in November.")
+    discount_percent: int | None = Field(default=None, ge=1, le=90)
+    valid_until: dt.date = Field(description="The last day the offer holds (today to a year ahead, Asia/Shanghai).")
+
+
+class WinBackOfferResponseIn(Input):
+    response: Literal["accepted", "declined"]
+    note: free_text(2000) | None = None
+
+
+class CallAgentsIn(Input):
+    """The pool of neutral agents who make the lost-customer survey calls (gateway users of role agent, in order)."""
+
+    agents: list[identifier(100)] = Field(max_length=100)
+
+
+class CallAgentsOut(BaseModel):
+    agents: list[str]
 
 
 class WinBackCasePage(BaseModel):
@@ -137,6 +178,8 @@ class WinBackMonth(BaseModel):
     lost_for_good: int
     in_progress: int
     surveyed: int
+    offers_sent: int
+    offers_accepted: int
     win_back_rate: float | None = Field(description="won_back / opened of the customers lost that month (null: none lost).")
     reasons: dict[str, int]
 
@@ -267,4 +310,71 @@ class SatisfactionSurveyOut(BaseModel):
     comment: str | None
     account_manager: str | None
     recorded_by: str
+    answered_at: dt.datetime
+
+
+# --- satisfaction survey campaigns (campaigns.py) ------------------------------------------------------
+
+REGION = identifier(100)
+
+
+class CampaignSegment(Input):
+    """Which customers' contacts are asked (every criterion given must hold; none: every live customer)."""
+
+    abc_class: list[Literal["A", "B", "C", "D"]] = Field(default_factory=list, max_length=4)
+    tier: list[Literal["key_account", "ordinary", "small", "at_risk"]] = Field(default_factory=list, max_length=4)
+    region: list[REGION] = Field(default_factory=list, max_length=50)
+    key_accounts_only: bool = False
+
+
+class CampaignIn(Input):
+    name: free_text(200) = Field(min_length=1)
+    segment: CampaignSegment = Field(default_factory=CampaignSegment)
+    factors: list[SurveyFactor] = Field(
+        default_factory=lambda: ["on_time", "damage", "price", "staff", "complaint_handling"],
+        max_length=5,
+        description="The seeds' factors asked besides the overall score (default all five).",
+    )
+    valid_days: int | None = Field(default=None, ge=1, le=365, description="How long the links hold (default PROFILE_SURVEY_VALID_DAYS).")
+
+
+class CampaignOut(BaseModel):
+    id: str
+    name: str
+    segment: dict
+    factors: list[str]
+    valid_days: int
+    created_by: str
+    created_at: dt.datetime
+    invited: int = Field(description="Contacts sent a link.")
+    answered: int
+    average_score: float | None = Field(description="The answers' average overall score 1-5 (null: none yet).")
+
+
+class SurveyLinkPage(BaseModel):
+    """What the page behind the link shows: the campaign's name and factors, no customer or contact data."""
+
+    campaign_name: str
+    language: str
+    factors: list[str]
+    expires_at: dt.datetime
+    answered: bool
+
+
+class SurveyLinkAnswerIn(Input):
+    token: str = Field(min_length=1, max_length=200)
+    score: int = Field(ge=1, le=5, description="Overall satisfaction, 1-5.")
+    factors: dict[SurveyFactor, int] = Field(default_factory=dict)
+    comment: free_text(2000) | None = None
+
+    @model_validator(mode="after")
+    def _factor_scores(self):
+        if any(not 1 <= value <= 5 for value in self.factors.values()):
+            raise ValueError("each factor's score is 1-5")
+        return self
+
+
+class SurveyLinkAnsweredOut(BaseModel):
+    score: int
+    factors: dict[str, int]
     answered_at: dt.datetime

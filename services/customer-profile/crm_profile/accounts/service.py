@@ -5,7 +5,8 @@ Rules (docs/customer-profile.md, "Account manager's workspace"):
 * a follow-up is due when the customer's latest interaction names a `next_follow_up`; any later interaction
   (the follow-up itself) replaces it;
 * a visit quota is paced: with `visits` per period, the (n+1)-th visit is due by period start + (n+1) x period / visits;
-* a lost customer's survey call (win-back) is due the day the customer was lost, until the case records a survey;
+* a lost customer's survey call (win-back) is due the day the customer was lost, until the case records a survey; it is
+  in the worklist of the neutral agent the case gives it to, not the customer's manager's;
 * a credit review is due `review_every_days` after the last `credit_review` interaction (or after the grade changed),
   and at once when the grade's policy asked for a review after the last one.
 """
@@ -361,15 +362,15 @@ def _credit_reviews(rows, last_reviews: dict[str, dt.datetime], today: dt.date, 
 
 
 async def _win_back_calls(session: AsyncSession, owner: str | None, today: dt.date) -> list[WorkItem]:
-    """The survey call of each win-back case in progress that has none yet (the case's manager, as when it was lost)."""
+    """The survey call of each win-back case in progress that has none yet. It is the neutral agent's (the case's
+    `call_agent`, never the customer's manager): `owner` gets the calls given to them; staff's view shows every call."""
     query = (
         select(WinBackCase, Customer.name)
         .join(Customer, Customer.id == WinBackCase.customer_id)
         .where(WinBackCase.status == "in_progress", WinBackCase.surveyed_at.is_(None))
     )
-    query = (
-        query.where(WinBackCase.account_manager == owner) if owner is not None else query.where(WinBackCase.account_manager.is_not(None))
-    )
+    if owner is not None:
+        query = query.where(WinBackCase.call_agent == owner)
     return [
         _item(
             "win_back_call",
@@ -379,6 +380,7 @@ async def _win_back_calls(session: AsyncSession, owner: str | None, today: dt.da
             today,
             f"Lost-customer survey call: why they left, what would bring them back ({case.detail})",
             case_id=case.id,
+            call_agent=case.call_agent,
         )
         for case, name in (await session.execute(query)).all()
     ]

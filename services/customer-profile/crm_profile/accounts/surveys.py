@@ -3,7 +3,8 @@
 Once a quarter (Asia/Shanghai) the account manager asks each key account how satisfied it is: an overall score (1-5),
 optionally the seeds' factors (on-time, damage, price, staff, complaint handling) and a comment. The survey is a
 worklist task from the quarter's start, due by the end of its first month, until the quarter has an answer; the
-answers feed the KPI `satisfaction` and the key-account monthly reports. One answer per customer and quarter.
+answers feed the KPI `satisfaction` and the key-account monthly reports (with the answers of the survey campaigns,
+campaigns.py) and, by SatisfactionSurveyAnswered, scoring's satisfaction. One answer per customer and quarter.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.events.customers import SatisfactionSurveyAnswered
+from crm_common.outbox import emit
+from crm_profile import SERVICE_NAME
+from crm_profile.accounts import campaigns
 from crm_profile.accounts.models import SatisfactionSurvey
 from crm_profile.accounts.service import BUSINESS_ZONE, STAFF_ROLES, Actor, ActorRequired, Forbidden, WorkspaceError, period_bounds
 from crm_profile.customers.models import MERGED, Customer
@@ -90,6 +95,14 @@ async def record(
         await session.flush()
     except IntegrityError:  # a concurrent answer for the same quarter won: the transaction rolls back
         raise AlreadySurveyed(f"{customer_id} already answered the {quarter} survey") from None
+    await emit(
+        session,
+        SatisfactionSurveyAnswered(
+            survey_id=survey.id, customer_id=customer_id, source="quarterly", score=score, factors=factors, answered_at=answered_at
+        ),
+        key=customer_id,
+        producer=SERVICE_NAME,
+    )
     return survey
 
 
@@ -101,13 +114,14 @@ async def list_for(session: AsyncSession, customer_id: str) -> list[Satisfaction
 
 
 async def scores_between(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> dict[str, list[int]]:
-    """Per customer, the overall scores of the surveys answered in [start, end)."""
+    """Per customer, the overall scores of the surveys answered in [start, end): the quarterly surveys and the answers
+    to the survey campaigns (each contact's answer counts once)."""
     rows = await session.execute(
         select(SatisfactionSurvey.customer_id, SatisfactionSurvey.score).where(
             SatisfactionSurvey.answered_at >= start, SatisfactionSurvey.answered_at < end
         )
     )
     scores: dict[str, list[int]] = {}
-    for customer_id, score in rows.all():
+    for customer_id, score in [*rows.all(), *await campaigns.campaign_scores_between(session, start, end)]:
         scores.setdefault(customer_id, []).append(score)
     return scores

@@ -28,6 +28,13 @@ async def survey_page(complaint_id: str) -> FileResponse:
     return FileResponse(STATIC / "survey.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/satisfaction-survey/{invitation_id}")
+async def satisfaction_survey_page(invitation_id: str) -> FileResponse:
+    """A contact's page behind a survey campaign's link (no sign-in; satisfaction-survey.js asks
+    /api/v1/satisfaction-survey-links with the token)."""
+    return FileResponse(STATIC / "satisfaction-survey.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/")
 async def root() -> RedirectResponse:
     return RedirectResponse("/console")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import utcnow
 from crm_common.events.complaints import ComplaintFiled, ComplaintResolved, SurveyAnswered
-from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerRegistered, CustomerUpdated
+from crm_common.events.customers import CustomerErased, CustomerMerged, CustomerRegistered, CustomerUpdated, SatisfactionSurveyAnswered
 from crm_common.events.envelope import EventEnvelope, EventPayload
 from crm_common.events.logistics import (
     InvoiceCorrected,
@@ -101,6 +101,7 @@ COMPLAINT_RULES = {
     "compensation": "max",
 }
 SURVEY_RULES = {"customer_id": "set", "score": "set", "answered_at": "set"}
+SATISFACTION_SURVEY_KEY = "satisfaction:"  # the surveys table's key of a SatisfactionSurveyAnswered (not a complaint id)
 
 SOURCE_EVENT_TYPES = frozenset(
     {
@@ -118,6 +119,7 @@ SOURCE_EVENT_TYPES = frozenset(
         "ComplaintFiled",
         "ComplaintResolved",
         "SurveyAnswered",
+        "SatisfactionSurveyAnswered",
         "CustomerRegistered",
         "CustomerUpdated",
         "CustomerMerged",
@@ -365,6 +367,17 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
         elif isinstance(p, SurveyAnswered):
             rows["surveys"].append(
                 {"complaint_id": p.complaint_id, "customer_id": customer_id, "score": p.score, "answered_at": p.answered_at}
+            )
+        elif isinstance(p, SatisfactionSurveyAnswered):
+            # a satisfaction survey (customer-profile: a campaign's link or the quarterly survey) joins the callback surveys
+            # in the survey mean; the table's key is the answer's id, prefixed so it never meets a complaint's
+            rows["surveys"].append(
+                {
+                    "complaint_id": f"{SATISFACTION_SURVEY_KEY}{p.survey_id}",
+                    "customer_id": customer_id,
+                    "score": p.score,
+                    "answered_at": p.answered_at,
+                }
             )
         elif hasattr(p, "order_id"):
             rows["orders"].append(_order_row(p, customer_id))

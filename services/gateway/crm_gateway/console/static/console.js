@@ -148,7 +148,7 @@
     $("tab-dashboard").hidden = state.me.role !== "admin";
     $("tab-sent").hidden = !isWorker();
     $("tab-admin").hidden = state.me.role !== "admin";
-    $("tab-accounts").hidden = !["account_manager", "admin", "agent"].includes(state.me.role);
+    $("tab-accounts").hidden = !["account_manager", "admin", "agent", "customer"].includes(state.me.role);  // a customer: its reports
     showTab(state.me.role === "account_manager" ? "accounts" : "callcenter");
     startWorkspace();
   }
