@@ -79,6 +79,8 @@ class GatewaySettings(ServiceSettings):
             "rfm": "scoring:/reports/rfm",  # RFM grid and segment counts over the whole base
             "tiers": "scoring:/reports/tiers",
             "matrices": "scoring:/reports/matrices",  # customers and revenue per cell of the three matrices, whole base
+            "abc": "scoring:/reports/abc",  # the three-, four- and ten-way ABC splits, whole base
+            "credit_churn": "scoring:/reports/credit-churn",  # credit grades and churn risk with their movements, whole base
             "complaints": "complaints:/reports/complaints",
             "notifications": "notifications:/reports/notifications",
             # tier_movements (and notifications when the service has no report) come from the gateway's own read models

@@ -201,6 +201,34 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
         current_potential = {"customers": 3, "cells": [{"cell": c, "customers": n, "revenue_share": share} for c, n, share in cells]}
         return {"filters": {}, "matrices": {"current_potential": current_potential}}
 
+    @app.get("/reports/abc")
+    async def abc():
+        def split(classes: str) -> dict:  # C1 brings 3,000, C2 2,000, C3 1,000: one customer per class, then empty ones
+            values = {"A": 3000.0, "B": 2000.0, "C": 1000.0}
+            rows = [
+                {"class": k, "customers": int(k in values), "revenue": values.get(k, 0.0), "revenue_share": values.get(k, 0.0) / 6000}
+                for k in classes
+            ]
+            return {"classes": rows}
+
+        ten_way = [
+            {"class": d, "customers": int(d in (1, 4, 7)), "revenue_share": {1: 0.5, 4: 0.333333, 7: 0.166667}.get(d, 0.0)}
+            for d in range(1, 11)
+        ]
+        return {"customers": 3, "splits": {"three_way": split("ABC"), "four_way": split("ABCD"), "ten_way": {"classes": ten_way}}}
+
+    @app.get("/reports/credit-churn")
+    async def credit_churn():
+        rows = [score(c) for c in CUSTOMERS]
+        grades, risks = Counter(r["credit_grade"] for r in rows), Counter(r["churn_risk"] for r in rows)
+        moved = {"improved": 1, "worsened": 2, "transitions": []}
+        return {
+            "customers": len(rows),
+            "credit_grades": [{"value": g, "customers": grades[g], "share": grades[g] / len(rows)} for g in ("A", "B", "C", "D")],
+            "churn_risk": [{"value": r, "customers": risks[r], "share": risks[r] / len(rows)} for r in ("low", "medium", "high")],
+            "movements": {"period_start": "2026-08-23", "period_end": "2026-11-20", "credit_grade": moved, "churn_risk": moved},
+        }
+
     @app.get("/reports/model.svg")
     async def model_chart(calibration_end: str):
         from fastapi.responses import Response

@@ -102,6 +102,12 @@ async def test_dashboard_gathers_reports_and_tolerates_a_missing_one(fakes, make
     assert body["sections"]["rfm"]["cells"] == [{"r": 3, "f": 3, "count": 1}, {"r": 4, "f": 4, "count": 1}, {"r": 5, "f": 5, "count": 1}]
     assert body["sections"]["rfm"]["segments"] == [{"segment": "loyal", "count": 2}, {"segment": "champions", "count": 1}]
     assert body["sections"]["tiers"]["tiers"] == [{"tier": "ordinary", "count": 2}, {"tier": "key_account", "count": 1}]
+    assert [(k["class"], k["customers"]) for k in body["sections"]["abc"]["splits"]["three_way"]["classes"]] == [
+        ("A", 1),
+        ("B", 1),
+        ("C", 1),
+    ]
+    assert body["sections"]["credit_churn"]["churn_risk"][2] == {"value": "high", "customers": 1, "share": 1 / 3}
     assert "scores" not in body["sections"]
     assert body["sections"]["complaints"] is None
     assert [w["source"] for w in body["warnings"]] == ["complaints"]

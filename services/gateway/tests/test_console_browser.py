@@ -134,6 +134,12 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert await page.locator("#chart-value-matrix rect.bar").count() == 4  # one bar per cell of current x potential value
     matrix_text = await page.inner_text("#chart-value-matrix")
     assert "重要" in matrix_text and "70%" in matrix_text  # zh-CN by default; the cell's share of revenue
+    assert await page.locator("#chart-abc rect.bar").count() == 7  # three-way A, B, C and four-way A..D, from /reports/abc
+    abc_text = await page.inner_text("#chart-abc")
+    assert "三分法 A" in abc_text and "四分法 D" in abc_text and "50%" in abc_text  # deciles' revenue shares in the caption
+    assert await page.locator("#chart-credit-churn rect.bar").count() == 7  # grades A..D and risks low, medium, high
+    credit_text = await page.inner_text("#chart-credit-churn")
+    assert "信用 A" in credit_text and "流失风险: 高" in credit_text and "2 恶化" in credit_text
     assert await page.locator("#chart-complaints rect.bar").count() == 2
     assert "76%" in await page.inner_text("#chart-complaints")  # resolution SLA compliance
     assert await page.locator("#chart-notifications rect.bar").count() == 4

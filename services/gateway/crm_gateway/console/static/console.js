@@ -517,6 +517,8 @@
     const valueMatrix = s.matrices && s.matrices.matrices && s.matrices.matrices.current_potential;
     Charts.bars($("chart-value-matrix"), (valueMatrix ? valueMatrix.cells : []).map((cell) => ({
       label: t("matrix." + cell.cell), values: [Number(cell.customers || 0)], notes: [pct(cell.revenue_share)] })), [t("chart.customers")], labels);
+    renderAbc(s.abc, labels);
+    renderCreditChurn(s.credit_churn, labels);
     const c = s.complaints || {};
     const cats = entries(c.by_category, "category").sort((a, b) => b.value - a.value);
     Charts.bars($("chart-complaints"), cats.map((g) => {
@@ -537,6 +539,26 @@
     const suppressed = Array.isArray(n.suppressed_by_reason_key) ? n.suppressed_by_reason_key.map((g) => [g.key ? tv("reason", g.key) : g.text || "–", g.count])
       : Object.entries(n.suppressed_by_reason || {});
     if (suppressed.length) caption($("chart-notifications"), t("chart.suppressed") + ": " + suppressed.map(([r, k]) => `${r} ${fmtNumber(k)}`).join(" · "));
+  }
+
+  function renderAbc(abc, labels) {
+    /* scoring's /reports/abc: the three- and four-way classes as bars, the deciles' revenue shares as the caption */
+    const splits = (abc && abc.splits) || {};
+    const rows = ["three_way", "four_way"].flatMap((name) => ((splits[name] && splits[name].classes) || []).map((k) => ({
+      label: `${t("abc." + name)} ${k.class}`, values: [Number(k.customers || 0)], notes: [pct(k.revenue_share)] })));
+    Charts.bars($("chart-abc"), rows, [t("chart.customers")], labels);
+    const deciles = (splits.ten_way && splits.ten_way.classes) || [];
+    if (rows.length && deciles.length) caption($("chart-abc"), t("dash.deciles") + ": " + deciles.map((d) => `${d.class}: ${pct(d.revenue_share)}`).join(" · "));
+  }
+  function renderCreditChurn(report, labels) {
+    /* scoring's /reports/credit-churn: customers per credit grade and per churn risk, their movements as the caption */
+    const grades = ((report && report.credit_grades) || []).map((d) => ({
+      label: d.value === "unrated" ? t("matrix.unrated") : t("credit.grade", { g: d.value }), values: [Number(d.customers || 0)], notes: [pct(d.share)] }));
+    const risks = ((report && report.churn_risk) || []).map((d) => ({ label: `${t("kpi.churn")}: ${tv("risk", d.value)}`, values: [Number(d.customers || 0)], notes: [pct(d.share)] }));
+    Charts.bars($("chart-credit-churn"), grades.concat(risks), [t("chart.customers")], labels);
+    const m = report && report.movements;
+    if (m && grades.length) caption($("chart-credit-churn"), [["kpi.credit", m.credit_grade], ["kpi.churn", m.churn_risk]].map(([key, moved]) =>
+      t("dash.moved", { s: t(key), from: fmtDate(m.period_start), to: fmtDate(m.period_end), up: fmtNumber(moved.improved), down: fmtNumber(moved.worsened) })).join(" · "));
   }
 
   // what the admin tab (admin.js) borrows
