@@ -33,6 +33,7 @@ OWN = [
     "complaint_filing",
     "complaint_storm",
     "notification_fanout",
+    "service_levels_bench",
 ]
 EXTERNAL = ["scoring", "scaleout"]
 
