@@ -1,22 +1,33 @@
-"""One trace from the TMS request to the consumers (issue 23, point 1): the gateway's request span, its SQL, the
-relay's publish span and Kafka header, and the handling spans of scoring and notifications, which consume the
-event in other services, all under the trace id the gateway's request started."""
+"""One trace from the TMS request to the channel (issue 23, point 1): the gateway's request span, its SQL, the
+relay's publish span and Kafka header, the handling spans of scoring and notifications, scoring's rescoring and the
+CustomerScored it announces, the notifications dispatcher and the channel's send, all under the trace id the
+gateway's request started."""
 
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import json
 import logging
+import socket
 import uuid
 
 import httpx
+import orjson
 import pytest
+from aiosmtpd.controller import Controller
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
+from sqlalchemy import select
 
 from crm_common import tracing
+from crm_common.events.customers import ContactSnapshot, CustomerSnapshot
 from crm_common.logging import configure_logging
+from crm_common.outbox import outbox_table
 from crm_devbroker.testing import edge_auth, wait_until
+from crm_notifications.delivery.models import Message
+from crm_notifications.directory import service as directory
 from e2e_support import Platform
 
 
@@ -32,6 +43,33 @@ def spans():
 
 def _service(span) -> str:
     return span.resource.attributes["service.name"]
+
+
+class _Mailbox:
+    """An SMTP server on a free loopback port: the email channel's other end."""
+
+    def __init__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.messages: list[email.message.EmailMessage] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox(monkeypatch):
+    box = _Mailbox()
+    box.controller.start()
+    monkeypatch.setenv("NOTIFICATIONS_SMTP_HOST", "127.0.0.1")  # read by the notifications settings the platform builds
+    monkeypatch.setenv("NOTIFICATIONS_SMTP_PORT", str(box.port))
+    try:
+        yield box
+    finally:
+        box.controller.stop()
 
 
 async def test_one_trace_from_the_gateway_through_kafka_to_the_consumers(spans, database_factory, kafka_settings, local_broker):
@@ -91,6 +129,20 @@ def test_log_lines_carry_the_current_trace_and_span_ids(spans, capsys):
     assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
     assert "trace_id" not in outside and "span_id" not in outside
+
+
+def test_a_batch_for_two_traces_shows_its_work_in_both(spans):
+    """A batch (a consumer's, a rescoring pass, a dispatch) is a child of its first item's trace; the other trace gets a
+    span of its own, linked to the batch's, and what is done there for its item continues that span."""
+    first, second = (f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" for _ in range(2))
+    with tracing.batch_span("tracing-test", "work", [first, second, first, None]) as continued:
+        batch = tracing.current_traceparent()
+    own, other = (s for s in sorted(spans.get_finished_spans(), key=lambda s: s.context.trace_id != int(first.split("-")[1], 16)))
+    assert f"{own.context.trace_id:032x}" == first.split("-")[1] and f"{own.parent.span_id:016x}" == first.split("-")[2]
+    assert f"{other.context.trace_id:032x}" == second.split("-")[1] and f"{other.parent.span_id:016x}" == second.split("-")[2]
+    assert [link.context.span_id for link in other.links] == [own.context.span_id]
+    assert len(own.links) == 2 and (other.start_time, other.name) == (own.start_time, "work")
+    assert continued == {first: batch, second: f"00-{other.context.trace_id:032x}-{other.context.span_id:016x}-01"}
 
 
 def test_tracing_is_off_unless_the_otel_variables_ask_for_it():
@@ -172,3 +224,86 @@ def _order(customer: str) -> dict:
             "order_date": (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat(),
         },
     }
+
+
+async def test_one_tms_event_is_one_trace_from_the_gateway_to_the_channel(spans, mailbox, database_factory, kafka_settings, local_broker):
+    """A ShipmentLost through the gateway: scoring applies it and rescores the customer (scoring has never scored it,
+    so the rescoring announces CustomerScored), notifications consumes the loss and the score, queues the critical
+    email and the dispatcher sends it. Every step is a span of the trace the gateway's request started, although the
+    rescoring and the dispatch are batches of their own that run later."""
+    platform = await Platform.start(database_factory, kafka_settings, kind="sqlite")
+    try:
+        await platform.settled(extra_s=0.5)
+        customer, address = str(uuid.uuid4()), f"ops-{uuid.uuid4().hex[:8]}@example.com"
+        notifications = platform.apps["notifications"].state.runtime
+        async with notifications.transaction() as session:  # the contact as the profile's CustomerRegistered gives it
+            contact = ContactSnapshot(contact_id=str(uuid.uuid4()), email=address, preferred_channel="email", language="en")
+            snapshot = CustomerSnapshot(customer_id=customer, name="Trace Ltd", status="active", contacts=[contact])
+            await directory.apply_snapshot(session, snapshot, notifications.clock.now())
+        lost = {
+            "event_id": str(uuid.uuid4()),
+            "type": "ShipmentLost",
+            "payload": {
+                "order_id": f"O-{uuid.uuid4().hex[:10]}",
+                "customer_id": customer,
+                "reported_at": (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat(),
+            },
+        }
+        async with platform.client() as client:
+            response = await client.post("/api/v1/events", json=[lost], headers=platform.headers("tms"))
+        assert response.status_code == 200, response.text
+        trace_id = next(
+            s.context.trace_id
+            for s in spans.get_finished_spans()
+            if s.kind is SpanKind.SERVER and _service(s) == "gateway" and s.attributes.get("http.route", "").endswith("/events")
+        )
+
+        def in_trace() -> list:
+            return [s for s in spans.get_finished_spans() if s.context.trace_id == trace_id]
+
+        async def scored_and_queued() -> bool:
+            announced = {s.context.span_id for s in in_trace() if s.kind is SpanKind.PRODUCER and _service(s) == "scoring"}
+            consumed_score = any(  # a batch's span is a child of its first event's publish, linked to every event's
+                s.kind is SpanKind.CONSUMER and _service(s) == "notifications" and announced & {link.context.span_id for link in s.links}
+                for s in in_trace()
+            )
+            async with notifications.db.sessions() as session:
+                queued = await session.scalar(select(Message.id).where(Message.customer_id == customer))
+            return consumed_score and queued is not None
+
+        try:
+            await wait_until(scored_and_queued, timeout_s=60)
+        except AssertionError:  # what did arrive, and in which traces
+            for span in spans.get_finished_spans():
+                if span.kind is not SpanKind.INTERNAL or not span.attributes.get("db.system"):
+                    print(
+                        _service(span), span.kind, span.name, f"{span.context.trace_id:032x}", span.parent and f"{span.parent.span_id:016x}"
+                    )
+            raise
+        assert await notifications.dispatcher.run_once() >= 1
+        # the loss alert; complaints may have opened a complaint for the loss, and its acknowledgement go too
+        assert any(m["To"] == address and "lost" in m["Subject"] for m in mailbox.messages), [m["Subject"] for m in mailbox.messages]
+
+        steps = {(_service(s), s.kind, s.name) for s in in_trace()}
+        expected = {
+            ("gateway", SpanKind.PRODUCER, "logistics.orders publish"),
+            ("scoring", SpanKind.INTERNAL, "scoring rescore"),
+            ("scoring", SpanKind.PRODUCER, "crm.scoring publish"),
+            ("notifications", SpanKind.INTERNAL, "notifications dispatch"),
+            ("notifications", SpanKind.CLIENT, "email send"),
+        }
+        assert expected <= steps, sorted(steps, key=str)
+        consumed = {(_service(s), s.kind) for s in in_trace() if s.kind is SpanKind.CONSUMER}
+        assert {("scoring", SpanKind.CONSUMER), ("notifications", SpanKind.CONSUMER)} <= consumed
+        sends = [s for s in in_trace() if s.name == "email send"]
+        assert len(sends) == len(mailbox.messages) and all(s.status.status_code is not StatusCode.ERROR for s in sends)
+        async with platform.db("scoring").sessions() as session:  # the announcement itself carries the trace on
+            bodies = (
+                await session.execute(
+                    select(outbox_table.c.body).where(outbox_table.c.event_type == "CustomerScored", outbox_table.c.key == customer)
+                )
+            ).scalars()
+            scored = [orjson.loads(body) for body in bodies]
+        assert scored and all(body["traceparent"].split("-")[1] == f"{trace_id:032x}" for body in scored), scored
+    finally:
+        await platform.stop()

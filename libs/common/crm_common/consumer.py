@@ -20,12 +20,12 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from opentelemetry.context import Context as OtelContext
+from opentelemetry.trace import SpanKind
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, PrimaryKeyConstraint, String, Table, Text, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +38,7 @@ from crm_common.events.topics import dlq_topic
 from crm_common.metrics import BROKER_LOSSES, CONSUMER_LAG, CONSUMER_RUNNING, DLQ_MESSAGES, EVENTS_CONSUMED
 from crm_common.outbox import messaging_metadata
 from crm_common.settings import KafkaSettings
-from crm_common.tracing import consumer_span, context_of, traceparent_header
+from crm_common.tracing import batch_span, traceparent_header
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ class Event:
     envelope: EventEnvelope
     payload: EventPayload
     delivery: Delivery
+    # tracing on: the traceparent that what the handler does for this event continues (a queued message, a rescoring
+    # mark), in the event's own trace even when the batch's span is a child of another event's; None when off
+    traceparent: str | None = None
 
 
 class EventHandler(Protocol):
@@ -117,9 +120,9 @@ class DeadLetterWriter(Protocol):
     async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any: ...
 
 
-def _staged_context(event: Event) -> OtelContext | None:
+def _staged_traceparent(event: Event) -> str | bytes | None:
     """The trace context the event was published in: the relay's Kafka header, else the envelope's own."""
-    return context_of(traceparent_header(event.delivery.headers) or event.envelope.traceparent)
+    return traceparent_header(event.delivery.headers) or event.envelope.traceparent
 
 
 class InboxProcessor:
@@ -155,13 +158,15 @@ class InboxProcessor:
         if self.traced_as is None:
             await self._apply_batch(events)
             return
-        parents = [ctx for ctx in map(_staged_context, events) if ctx is not None]
+        staged = [_staged_traceparent(event) for event in events]
         attributes = {
             "messaging.system": "kafka",
             "messaging.consumer.group.name": self.handler.name,
             "messaging.batch.message_count": len(events),
         }
-        with consumer_span(self.traced_as, f"{events[0].delivery.topic} process", parents, attributes):
+        name = f"{events[0].delivery.topic} process"
+        with batch_span(self.traced_as, name, staged, kind=SpanKind.CONSUMER, attributes=attributes) as continued:
+            events = [replace(event, traceparent=continued.get(key) if key else None) for event, key in zip(events, staged)]
             await self._apply_batch(events)
 
     async def _apply_batch(self, events: list[Event]) -> None:

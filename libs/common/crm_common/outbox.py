@@ -17,7 +17,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -128,19 +128,28 @@ _OUTBOX_INSERT_POSTGRESQL = (
 )
 
 
-async def add_to_outbox(session: AsyncSession, envelopes: Sequence[EventEnvelope], topic: str | None = None) -> None:
-    """Stage events in the caller's transaction; they exist only if it commits."""
+async def add_to_outbox(
+    session: AsyncSession, envelopes: Sequence[EventEnvelope], topic: str | None = None, *, traces: Mapping[str, str | None] | None = None
+) -> None:
+    """Stage events in the caller's transaction; they exist only if it commits.
+
+    Each event carries the trace it was staged in to the relay and the consumers: `traces[key]` where a batch works
+    for several traces at once (scoring's rescoring pass, the dispatcher), else the current span's."""
     if not envelopes:
         return
     traceparent = current_traceparent()
-    if traceparent is not None:  # the event carries the request's trace to the relay and the consumers
-        envelopes = [e if e.traceparent else e.model_copy(update={"traceparent": traceparent}) for e in envelopes]
+    if traceparent is not None:
+        envelopes = [_traced(e, (traces or {}).get(e.key) or traceparent) for e in envelopes]
     rows = [outbox_row(e, topic) for e in envelopes]
     if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
         arrays = tuple([row[column] for row in rows] for column in _OUTBOX_COLUMNS)
         await (await session.connection()).exec_driver_sql(_OUTBOX_INSERT_POSTGRESQL, arrays)
         return
     await session.execute(insert(outbox_table), rows)
+
+
+def _traced(envelope: EventEnvelope, traceparent: str) -> EventEnvelope:
+    return envelope if envelope.traceparent else envelope.model_copy(update={"traceparent": traceparent})
 
 
 async def emit(
@@ -184,12 +193,25 @@ class Published:
     offset: int | None
 
 
-def _trace_headers(service: str, row: OutboxRow) -> list[tuple[str, bytes]] | None:
-    """A publish span in the trace of the request that staged the row; its traceparent as the Kafka header."""
-    staged_by = context_of(orjson.loads(row.body).get(TRACEPARENT))
-    with producer_span(service, f"{row.topic} publish", staged_by, {"messaging.system": "kafka", "messaging.destination.name": row.topic}):
-        traceparent = current_traceparent()
-    return [(TRACEPARENT, traceparent.encode())] if traceparent else None
+_TRACEPARENT_FIELD = f'"{TRACEPARENT}":"'  # as encode_envelope writes it (compact JSON)
+
+
+def _staged_traceparent(row: OutboxRow) -> str | None:
+    """The envelope's traceparent; the substring test spares parsing the rows of untraced events (their bytes have
+    no such field), which is every row while tracing is off."""
+    return orjson.loads(row.body).get(TRACEPARENT) if _TRACEPARENT_FIELD in row.body else None
+
+
+def _trace_headers(traced_as: str | None, row: OutboxRow) -> list[tuple[str, bytes]] | None:
+    """The row's trace as the Kafka header `traceparent`: traced, that of a publish span in the trace that staged the row;
+    untraced (`crm-outbox replay`, a relay of a process without tracing), the envelope's own, so whatever reads only the
+    header, a republished or replayed event among them, stays in the trace too."""
+    staged = _staged_traceparent(row)
+    if traced_as is not None:
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": row.topic}
+        with producer_span(traced_as, f"{row.topic} publish", context_of(staged), attributes):
+            staged = current_traceparent()
+    return [(TRACEPARENT, staged.encode())] if staged else None
 
 
 async def publish_in_order(
@@ -204,7 +226,7 @@ async def publish_in_order(
     error: Exception | None = None
     for row in rows:
         try:
-            headers = _trace_headers(traced_as, row) if traced_as is not None else None
+            headers = _trace_headers(traced_as, row)
             futures.append(await publisher.send(row.topic, row.key, row.body.encode(), headers))
         except Exception as exc:  # broker gone before the send was even queued
             error = exc

@@ -12,8 +12,8 @@ The trace context crosses Kafka as the W3C `traceparent`: staged with the event 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -187,12 +187,68 @@ def traceparent_header(headers: Iterable[tuple[str, bytes]]) -> bytes | None:
     return None
 
 
-def consumer_span(service: str, name: str, parents: Sequence[OtelContext], attributes: dict[str, Any]) -> AbstractContextManager[Span]:
-    """The span a consumer applies a batch in: a child of the first event's trace, linked to every event's."""
-    links = [Link(trace.get_current_span(ctx).get_span_context()) for ctx in parents]
-    return tracer(service).start_as_current_span(
-        name, context=parents[0] if parents else None, kind=SpanKind.CONSUMER, links=links, attributes=attributes
-    )
+def enabled(service: str) -> bool:
+    """Whether `service` records spans: code that reads or writes trace context only for them asks first."""
+    return tracer_provider(service) is not None
+
+
+def _traceparent_of(span: Span) -> str | None:
+    carrier: dict[str, str] = {}
+    inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get(TRACEPARENT)
+
+
+@contextmanager
+def batch_span(
+    service: str,
+    name: str,
+    traceparents: Iterable[str | bytes | None],
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: dict[str, Any] | None = None,
+) -> Iterator[dict[str | bytes, str | None]]:
+    """A span for work done at once for items of several traces (a consumer's batch, scoring's rescoring pass, the
+    dispatcher's batch): the current span, a child of the first item's trace and linked to every item's.
+
+    Each other trace gets a span of the same name over the same time, linked to that one, so that every item's trace
+    shows the work done for it. Yields, per item traceparent, the traceparent that the item's consequences (an event
+    staged, a message queued) continue: the current span's, or its sibling's in the item's own trace."""
+    contexts: dict[str | bytes, OtelContext] = {}
+    for traceparent in traceparents:
+        if traceparent and traceparent not in contexts and (ctx := context_of(traceparent)) is not None:
+            contexts[traceparent] = ctx
+    parents = {key: trace.get_current_span(ctx).get_span_context() for key, ctx in contexts.items()}
+    first = next(iter(contexts.values()), None)
+    spans = tracer(service)
+    links = [Link(parent) for parent in parents.values()]
+    with spans.start_as_current_span(name, context=first, kind=kind, links=links, attributes=attributes) as span:
+        own = span.get_span_context()
+        continued: dict[str | bytes, str | None] = {}
+        siblings: dict[int, Span] = {}
+        for key, parent in parents.items():
+            if parent.trace_id == own.trace_id:
+                continued[key] = _traceparent_of(span)
+                continue
+            if parent.trace_id not in siblings:
+                start = getattr(span, "start_time", None)  # an SDK span's; the API's non-recording span has none
+                siblings[parent.trace_id] = spans.start_span(
+                    name, context=contexts[key], kind=kind, links=[Link(own)], attributes=attributes, start_time=start
+                )
+            continued[key] = _traceparent_of(siblings[parent.trace_id])
+        try:
+            yield continued
+        finally:
+            for sibling in siblings.values():
+                sibling.end()
+
+
+def span_in(
+    service: str, name: str, traceparent: str | None, *, kind: SpanKind = SpanKind.INTERNAL, attributes: dict[str, Any] | None = None
+) -> AbstractContextManager[Span | None]:
+    """A span in the trace `traceparent` names (else in the current one); nothing at all when tracing is off."""
+    if not enabled(service):
+        return nullcontext()
+    return tracer(service).start_as_current_span(name, context=context_of(traceparent), kind=kind, attributes=attributes)
 
 
 def producer_span(service: str, name: str, parent: OtelContext | None, attributes: dict[str, Any]) -> AbstractContextManager[Span]:

@@ -5,7 +5,9 @@ import asyncio
 import datetime as dt
 import os
 import signal
+import uuid
 
+import orjson
 import pytest
 from common_support import RecordingHandler, applied_rows, order_event
 from sqlalchemy import func, select, update
@@ -16,7 +18,7 @@ from crm_common.db import utcnow
 from crm_common.events.topics import ALL_TOPICS
 from crm_common.outbox import OutboxRelay, add_to_outbox, outbox_table, purge_published, relay_marks_table
 from crm_common.outbox_replay import parse_moment, replay_outbox
-from crm_devbroker.testing import RefusingDeadLetters, read_events, wait_until
+from crm_devbroker.testing import RefusingDeadLetters, read_events, read_raw, wait_until
 
 FAST = dict(poll_interval_s=0.05, max_backoff_s=0.5, broker_check_interval_s=0.5)
 
@@ -208,6 +210,31 @@ async def test_replay_publishes_the_rows_of_a_time_range_and_topic_again_in_orde
     for event in events:
         seen.setdefault(event.key, []).append(event.payload["order_id"])
     assert seen == {"c0": ["o0", "o2", "o4", "o6", "o8", "o2", "o4", "o6"], "c1": ["o1", "o3", "o5", "o7", "o9", "o3", "o5"]}
+
+
+async def test_republished_and_replayed_events_carry_their_trace_as_the_kafka_header(messaging_db, kafka_settings):
+    """An event sent again, by the relay after the broker lost it or by `crm-outbox replay`, has the Kafka header
+    `traceparent` of the trace it was staged in (the envelope's), also from a process that does not trace itself, so a
+    reader of the header alone stays in that trace; an event staged without a trace goes without the header."""
+    staged_in = {f"t{i}": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" for i in range(3)}
+    traced = [order_event(order_id).model_copy(update={"traceparent": tp}) for order_id, tp in staged_in.items()]
+    publisher = KafkaPublisher(kafka_settings, client_id="test")
+    relay = OutboxRelay(messaging_db, publisher, service="test")  # tracing off here: no publish span of its own
+    try:
+        await _write(messaging_db, [*traced, order_event("untraced")])
+        await relay.drain()
+        async with messaging_db.transaction() as session:  # the broker lost what it acknowledged
+            await session.execute(update(relay_marks_table).values(next_offset=relay_marks_table.c.next_offset + 4))
+        assert await relay.check_broker() == 4
+        await relay.drain()
+        assert await replay_outbox(messaging_db, publisher, since=parse_moment("1h")) == {"logistics.orders": 4}
+    finally:
+        await publisher.stop()
+    records = await read_raw(kafka_settings, "logistics.orders", count=12)
+    sent: dict[str, list[bytes | None]] = {}
+    for record in records:
+        sent.setdefault(orjson.loads(record.value)["payload"]["order_id"], []).append(dict(record.headers or ()).get("traceparent"))
+    assert sent == {**{order_id: [tp.encode()] * 3 for order_id, tp in staged_in.items()}, "untraced": [None] * 3}
 
 
 def test_replay_moments_are_unambiguous():

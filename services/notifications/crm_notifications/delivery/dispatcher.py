@@ -17,8 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import and_, case, false, func, insert, select, update
 
+from crm_common import tracing
 from crm_common.context import current_correlation_id
 from crm_common.db import Database
 from crm_common.events.envelope import EventEnvelope, make_event
@@ -182,14 +184,34 @@ class Dispatcher:
             return 0
 
     async def process_batch(self, ids: list[str]) -> int:
-        """One round: the messages are of different recipients. Returns how many were handled."""
+        """One round: the messages are of different recipients. Returns how many were handled.
+
+        Tracing on, the batch runs in a `notifications dispatch` span in the trace of each message's event
+        (tracing.batch_span) and each send in a `<channel> send` span of its message's trace."""
+        service = self.settings.service_name
+        if not tracing.enabled(service):
+            return await self._dispatch(ids, {})
+        queued_in = await self._traceparents(ids)
+        attributes = {"crm.messages": len(ids)}
+        with tracing.batch_span(service, "notifications dispatch", queued_in.values(), attributes=attributes) as continued:
+            return await self._dispatch(ids, {message_id: continued.get(traceparent) for message_id, traceparent in queued_in.items()})
+
+    async def _traceparents(self, ids: list[str]) -> dict[str, str]:
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Message.id, Message.traceparent).where(Message.id.in_(ids), Message.traceparent.is_not(None))
+            )
+            return {row.id: row.traceparent for row in rows}
+
+    async def _dispatch(self, ids: list[str], traces: dict[str, str | None]) -> int:
         prepared, handled = await self._claim_and_prepare(ids)
         by_channel: dict[str, list[tuple[OutgoingMessage, int]]] = defaultdict(list)
         for outgoing, attempt in prepared:
             by_channel[outgoing.channel].append((outgoing, attempt))
         # one channel's slow provider does not hold up the recording of another channel's sends; a failure in one
         # group is raised only once every group has finished, so the batch is parked after, not during, their recording
-        for outcome in await asyncio.gather(*(self._send_and_record(group) for group in by_channel.values()), return_exceptions=True):
+        sends = (self._send_and_record(group, traces) for group in by_channel.values())
+        for outcome in await asyncio.gather(*sends, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome
         return handled
@@ -445,29 +467,39 @@ class Dispatcher:
             self._limits[channel] = asyncio.Semaphore(max(1, self.settings.dispatcher_concurrency))
         return self._limits[channel]
 
-    async def _send(self, outgoing: OutgoingMessage) -> ChannelResult | ChannelError:
-        channel = self.channels.get(outgoing.channel)
+    async def _send(self, outgoing: OutgoingMessage, traceparent: str | None = None) -> ChannelResult | ChannelError:
         async with self._limit(outgoing.channel):
-            started = time.perf_counter()
-            try:
-                if channel is None:
-                    raise ChannelError(f"channel {outgoing.channel} is not configured", transient=False)
-                result = await channel.send(outgoing)
-            except ChannelError as exc:
-                SEND_LATENCY.labels(outgoing.channel, "error").observe(time.perf_counter() - started)
-                return exc
-            except Exception as exc:  # a bug in an adapter: treat as transient, keep the message
-                log.exception("channel %s crashed", outgoing.channel)
-                return ChannelError(f"{type(exc).__name__}: {exc}", transient=True)
-            SEND_LATENCY.labels(outgoing.channel, "ok").observe(time.perf_counter() - started)
-            return result
+            attributes = {"crm.channel": outgoing.channel, "crm.message_id": outgoing.message_id}
+            name = f"{outgoing.channel} send"
+            with tracing.span_in(self.settings.service_name, name, traceparent, kind=SpanKind.CLIENT, attributes=attributes) as span:
+                outcome = await self._send_now(outgoing)
+                if span is not None and isinstance(outcome, ChannelError):
+                    span.set_status(StatusCode.ERROR, str(outcome))
+                return outcome
 
-    async def _send_and_record(self, group: list[tuple[OutgoingMessage, int]]) -> None:
-        outcomes = await asyncio.gather(*(self._send(outgoing) for outgoing, _attempt in group))
-        await self._record([(outgoing.message_id, attempt, outcome) for (outgoing, attempt), outcome in zip(group, outcomes)])
+    async def _send_now(self, outgoing: OutgoingMessage) -> ChannelResult | ChannelError:
+        channel = self.channels.get(outgoing.channel)
+        started = time.perf_counter()
+        try:
+            if channel is None:
+                raise ChannelError(f"channel {outgoing.channel} is not configured", transient=False)
+            result = await channel.send(outgoing)
+        except ChannelError as exc:
+            SEND_LATENCY.labels(outgoing.channel, "error").observe(time.perf_counter() - started)
+            return exc
+        except Exception as exc:  # a bug in an adapter: treat as transient, keep the message
+            log.exception("channel %s crashed", outgoing.channel)
+            return ChannelError(f"{type(exc).__name__}: {exc}", transient=True)
+        SEND_LATENCY.labels(outgoing.channel, "ok").observe(time.perf_counter() - started)
+        return result
 
-    async def _record(self, outcomes: list[tuple[str, int, ChannelResult | ChannelError]]) -> None:
-        """The outcomes of sends, in one transaction: sent/delivered, retry with backoff, or failed for good."""
+    async def _send_and_record(self, group: list[tuple[OutgoingMessage, int]], traces: dict[str, str | None]) -> None:
+        outcomes = await asyncio.gather(*(self._send(outgoing, traces.get(outgoing.message_id)) for outgoing, _attempt in group))
+        await self._record([(outgoing.message_id, attempt, outcome) for (outgoing, attempt), outcome in zip(group, outcomes)], traces)
+
+    async def _record(self, outcomes: list[tuple[str, int, ChannelResult | ChannelError]], traces: dict[str, str | None]) -> None:
+        """The outcomes of sends, in one transaction: sent/delivered, retry with backoff, or failed for good. Tracing on,
+        a NotificationSent or NotificationFailed carries its message's trace."""
         now = self.clock.now()
         events: list[EventEnvelope] = []
         async with self.db.transaction() as session:
@@ -483,7 +515,8 @@ class Dispatcher:
                 if event is not None:
                     events.append(event)
             await _write_logs(session)
-            await add_to_outbox(session, events)
+            by_customer = {messages[message_id].customer_id: traces.get(message_id) for message_id, _attempt, _outcome in outcomes}
+            await add_to_outbox(session, events, traces=by_customer)
         if events:
             self.on_commit()
 

@@ -66,7 +66,7 @@ class NotificationsHandler:
             await update(session, payload, now)
         produced = await pipeline.process_trigger(
             session,
-            pipeline.trigger_from_event(event.envelope, payload),
+            pipeline.trigger_from_event(event.envelope, payload, event.traceparent),
             now,
             survey_base_url=self.survey_base_url,
             unresolved_retry_s=self.unresolved_retry_s,

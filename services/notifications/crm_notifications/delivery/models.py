@@ -73,6 +73,8 @@ class Message(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # tracing on: the trace of the event (or request) that queued it, which the dispatch and the send continue
+    traceparent: Mapped[str | None] = mapped_column(String(200))
 
     # Partial indexes, not (status, ...): the queue and the delivery history live in one table, and right after a
     # segment send (or with statistics from before it) the planner took a status-leading index for "few rows" and

@@ -19,6 +19,7 @@ from sqlalchemy import and_, case, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.tracing import current_traceparent
 from crm_notifications import catalog
 from crm_notifications.delivery.models import COLLECTING, DEFERRED, QUEUED, SUPPRESSED, Attempt, Message, Notification, status_in
 from crm_notifications.directory import erasure
@@ -79,6 +80,7 @@ class Trigger:
     customer_id: str
     payload: dict[str, Any]
     occurred_at: dt.datetime | None = None  # the event's time; scans and segment sends happen when they run
+    traceparent: str | None = None  # tracing on: the event's trace (crm_common.consumer.Event.traceparent)
 
     def occurred(self, now: dt.datetime) -> dt.datetime:
         return self.occurred_at or now
@@ -258,6 +260,7 @@ async def enqueue(
         next_attempt_at=next_attempt_at,
         created_at=now,
         updated_at=now,
+        traceparent=trigger.traceparent or current_traceparent(),
     )
     session.add(message)
     await session.flush()  # the message row first: the log references it
@@ -312,6 +315,7 @@ async def enqueue_many(
         return sum([await enqueue(session, spec, t, r, v, now, unresolved_retry_s=unresolved_retry_s) is not None for t, r, v in entries])
     created = 0
     module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    traceparent = current_traceparent()  # a segment send's request, where tracing is on
     for start in range(0, len(entries), chunk):
         planned = {}
         notifications = []
@@ -382,6 +386,7 @@ async def enqueue_many(
                     created_at=now,
                     updated_at=now,
                     sent_at=None,
+                    traceparent=trigger.traceparent or traceparent,
                 )
             )
             logs.append(
@@ -457,13 +462,13 @@ def trigger_id(envelope, data: dict[str, Any]) -> str:
     return f"occasion:{uuid.uuid5(OCCASION_NAMESPACE, f'{envelope.type}|{occasion}')}"
 
 
-def trigger_from_event(envelope, payload) -> Trigger:
+def trigger_from_event(envelope, payload, traceparent: str | None = None) -> Trigger:
     data = payload.model_dump(mode="json")
     customer_id = data.get("customer_id") or data.get("survivor_id") or envelope.key
     occurred = envelope.occurred_at
     if occurred.tzinfo is None:  # the envelope does not insist on an offset: read a naive time as UTC
         occurred = occurred.replace(tzinfo=dt.UTC)
-    return Trigger(trigger_id(envelope, data), envelope.type, customer_id, data, occurred)
+    return Trigger(trigger_id(envelope, data), envelope.type, customer_id, data, occurred, traceparent)
 
 
 def capped_categories() -> list[str]:

@@ -37,12 +37,18 @@ class ScoringHandler:
 
     async def handle_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
         touched = await apply_events(session, [e.envelope for e in events], [e.payload for e in events])
-        await mark_dirty(session, touched)
+        await mark_dirty(session, touched, traces=_first_trace_per_customer(events))
         await refresh_customers(session, touched, self.clock())
 
     async def rescore_dirty(self, unit_of_work) -> int:
         """Score every marked customer now, with this handler's settings and clock (tests and the rescoring loop)."""
         return await rescore_dirty(unit_of_work, self.settings, self.clock)
+
+
+def _first_trace_per_customer(events: Sequence[Event]) -> dict[str, str | None] | None:
+    """Tracing on: the trace of each customer's (the key's) first event in the batch, the one that marks it."""
+    traces = {e.envelope.key: e.traceparent for e in reversed(events) if e.traceparent}
+    return traces or None
 
 
 async def rescore_loop(unit_of_work, handler: ScoringHandler, interval_s: float) -> None:

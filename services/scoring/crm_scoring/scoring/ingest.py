@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import String, any_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -402,19 +402,24 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[EventEnvelope]
     return touched
 
 
-async def mark_dirty(session: AsyncSession, customer_ids: set[str], now: dt.datetime | None = None) -> None:
+async def mark_dirty(
+    session: AsyncSession, customer_ids: set[str], now: dt.datetime | None = None, *, traces: Mapping[str, str | None] | None = None
+) -> None:
     """Queue customers for rescoring: insert a mark, or bump its seq so a rescoring pass that read the old
     seq (and maybe the old facts) leaves the mark in place.
 
     Insert-or-nothing (RETURNING what was inserted), then an UPDATE of the marks that already existed, also
-    those inserted meanwhile by another transaction."""
+    those inserted meanwhile by another transaction. `traces` (tracing on): a customer's mark keeps the trace of the
+    event that made it (the rescoring continues that one); a mark that exists keeps its own."""
     if not customer_ids:
         return
     now = now or utcnow()
     ids = sorted(customer_ids)  # the same lock order in every transaction
-    inserted = await insert_ignore(
-        session, rescore_queue, [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in ids], "customer_id", returning="customer_id"
-    )
+    marks = [{"customer_id": cid, "seq": 1, "marked_at": now} for cid in ids]
+    if traces:
+        for mark in marks:
+            mark["traceparent"] = traces.get(mark["customer_id"])
+    inserted = await insert_ignore(session, rescore_queue, marks, "customer_id", returning="customer_id")
     existing = [cid for cid in ids if cid not in inserted]
     if existing:
         for where in id_filters(session, rescore_queue.c.customer_id, existing):

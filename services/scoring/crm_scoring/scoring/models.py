@@ -192,6 +192,7 @@ rescore_queue = Table(
     Column("customer_id", ID, primary_key=True),
     Column("seq", Integer, nullable=False, server_default="1"),
     Column("marked_at", UTCDateTime, nullable=False),
+    Column("traceparent", String(200), nullable=True),  # tracing on: the marking event's trace, which the rescoring continues
 )
 
 SCORE_COLUMNS = [c.name for c in customer_scores.columns if c.name not in ("customer_id", "emitted")]

@@ -6,7 +6,8 @@ import asyncio
 import base64
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from sqlalchemy import JSON, Text, and_, bindparam, case, cast, delete, false, f
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common import tracing
 from crm_common.context import current_correlation_id
 from crm_common.db import utcnow
 from crm_common.events.envelope import make_event
@@ -281,9 +283,11 @@ async def rescore(
     model: engine.PopulationModel | None = None,
     emit: bool = True,
     keep=None,
+    traces: Mapping[str, str | None] | None = None,
 ) -> list[dict]:
     """Recompute the scores of these customers from their facts, store them, announce changes.
-    `keep(session, ids)`, when given, returns the customers whose scores may still be written."""
+    `keep(session, ids)`, when given, returns the customers whose scores may still be written; `traces`, the trace
+    each customer's announcements carry (`add_to_outbox`)."""
     ids = sorted(set(customer_ids))
     if not ids:
         return []
@@ -303,7 +307,7 @@ async def rescore(
         records = [r for r in records if r["customer_id"] in kept]
         verdicts = {cid: verdict for cid, verdict in verdicts.items() if cid in kept}
     await judgement.store(session, pending.month, verdicts, pending.before, as_of, settings, announce=emit)
-    await store_scores(session, records, settings, as_of, emit=emit)
+    await store_scores(session, records, settings, as_of, emit=emit, traces=traces)
     return records
 
 
@@ -343,11 +347,13 @@ async def rescore_dirty(
     advisory lock lets one replica rescore at a time (the others return 0). Returns the customers rescored.
     """
     size = batch_size or settings.rescore_batch_size
+    traced = tracing.enabled(settings.service_name)  # off: the marks' traceparent column is neither read nor written
+    mark_columns = [rescore_queue.c.customer_id, rescore_queue.c.seq, *([rescore_queue.c.traceparent] if traced else [])]
     done = 0
     batches = 0
     while max_batches is None or batches < max_batches:
         async with unit_of_work.transaction() as session:
-            take = select(rescore_queue.c.customer_id, rescore_queue.c.seq).order_by(rescore_queue.c.customer_id).limit(size)
+            take = select(*mark_columns).order_by(rescore_queue.c.customer_id).limit(size)
             if session.get_bind().dialect.name == "postgresql":
                 if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RESCORE_LOCK_KEY}):
                     return done
@@ -357,7 +363,9 @@ async def rescore_dirty(
             marks = (await session.execute(take)).all()
             if not marks:
                 return done
-            await rescore(session, [m.customer_id for m in marks], settings, as_of() if callable(as_of) else as_of, keep=_still_marked)
+            with _in_the_marks_traces(settings, marks) if traced else nullcontext({}) as traces:
+                moment = as_of() if callable(as_of) else as_of
+                await rescore(session, [m.customer_id for m in marks], settings, moment, keep=_still_marked, traces=traces)
             await session.execute(
                 delete(rescore_queue).where(rescore_queue.c.customer_id == bindparam("cid"), rescore_queue.c.seq == bindparam("s")),
                 [{"cid": m.customer_id, "s": m.seq} for m in marks],
@@ -367,6 +375,15 @@ async def rescore_dirty(
         if len(marks) < size:
             return done
     return done
+
+
+@contextmanager
+def _in_the_marks_traces(settings: ScoringSettings, marks: Sequence[Any]) -> Iterator[dict[str, str | None]]:
+    """A rescoring pass's span, in the trace of each mark's event (tracing.batch_span); yields the traceparent each
+    customer's announcements carry, so its CustomerScored continues the trace of the order that marked it."""
+    attributes = {"crm.customers": len(marks)}
+    with tracing.batch_span(settings.service_name, "scoring rescore", [m.traceparent for m in marks], attributes=attributes) as continued:
+        yield {m.customer_id: continued.get(m.traceparent) for m in marks if m.traceparent}
 
 
 async def _still_marked(session: AsyncSession, ids: list[str]) -> set[str]:
@@ -601,7 +618,13 @@ async def _upsert_score_rows(session: AsyncSession, rows: list[dict]) -> None:
 
 
 async def store_scores(
-    session: AsyncSession, records: Sequence[dict], settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True
+    session: AsyncSession,
+    records: Sequence[dict],
+    settings: ScoringSettings,
+    as_of: dt.datetime,
+    *,
+    emit: bool = True,
+    traces: Mapping[str, str | None] | None = None,
 ) -> dict[str, int]:
     """Upsert score rows; stage CustomerScored / CustomerTierChanged / ChurnRiskRaised / CreditGradeChanged in the outbox."""
     if not records:
@@ -616,5 +639,5 @@ async def store_scores(
         for start in range(0, len(history), 2000):
             await session.execute(insert(score_history), history[start : start + 2000])
     for start in range(0, len(envelopes), 2000):
-        await add_to_outbox(session, envelopes[start : start + 2000])
+        await add_to_outbox(session, envelopes[start : start + 2000], traces=traces)
     return counts
