@@ -141,7 +141,10 @@ async def wait_for_inbox(dsn: str, expected: int, *, stall_s: float = 60.0, time
         await asyncio.sleep(0.25)
 
 
-def post(base_url: str, api_key: str, items: list[dict], *, batch: int, concurrency: int, work: Path) -> list[dict]:
+def post(
+    base_url: str, api_key: str, items: list[dict], *, batch: int, concurrency: int, work: Path, rate: float | None = None
+) -> list[dict]:
+    """bench/ingest_poster.py in its own process: as fast as the gateway answers, or at `rate` events/s (open loop)."""
     items_file, out_file, spec_file = work / "items.json", work / "batches.jsonl", work / "spec.json"
     items_file.write_text(json.dumps(items))
     spec_file.write_text(
@@ -153,6 +156,7 @@ def post(base_url: str, api_key: str, items: list[dict], *, batch: int, concurre
                 "batch": batch,
                 "concurrency": concurrency,
                 "out_file": str(out_file),
+                "rate": rate,
             }
         )
     )

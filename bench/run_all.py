@@ -26,6 +26,7 @@ import perfkit  # noqa: E402
 OWN = [
     "raw_kafka",
     "ingest_e2e",
+    "ingest_sustained",
     "ingest_direct",
     "status_query",
     "lookup_db_path",
