@@ -34,13 +34,23 @@ _exporter_override: SpanExporter | None = None
 _providers: dict[str, TracerProvider] = {}
 _span_processors: list[Any] = []
 _aiohttp_instrumented = False
+_from_environment: bool | None = None  # the process environment's answer, once read
 
 
 def tracing_requested(environ: os._Environ[str] | dict[str, str] | None = None) -> bool:
-    """Whether the `OTEL_*` variables (or a test's exporter) ask for traces."""
-    env = os.environ if environ is None else environ
+    """Whether the `OTEL_*` variables (or a test's exporter) ask for traces. The process's own environment is read
+    once: code that asks per item (a send, a rescoring pass) pays a variable read, not four environment lookups."""
+    global _from_environment
     if _exporter_override is not None:
         return True
+    if environ is not None:
+        return _variables_ask(environ)
+    if _from_environment is None:
+        _from_environment = _variables_ask(os.environ)
+    return _from_environment
+
+
+def _variables_ask(env: os._Environ[str] | dict[str, str]) -> bool:
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
         return False
     exporters = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
@@ -52,8 +62,9 @@ def tracing_requested(environ: os._Environ[str] | dict[str, str] | None = None) 
 def use_exporter(exporter: SpanExporter | None) -> None:
     """Tests: send every span of this process to `exporter` (synchronously), whatever the variables say.
     None restores the variables' choice for services set up afterwards."""
-    global _exporter_override, _aiohttp_instrumented
+    global _exporter_override, _aiohttp_instrumented, _from_environment
     _exporter_override = exporter
+    _from_environment = None
     _providers.clear()
     _span_processors.clear()
     if _aiohttp_instrumented:  # it patched aiohttp for the whole process, with the previous exporter's provider
