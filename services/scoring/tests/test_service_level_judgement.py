@@ -65,6 +65,7 @@ async def _state(db) -> tuple[list, dict]:
                     service_level_breaches.c.customer_id,
                     service_level_breaches.c.month,
                     service_level_breaches.c.tier,
+                    service_level_breaches.c.verdict,
                     service_level_breaches.c.missed,
                 ).order_by(service_level_breaches.c.customer_id, service_level_breaches.c.month)
             )
@@ -104,7 +105,8 @@ async def test_the_same_facts_in_any_order_give_the_same_breaches_and_scores(dat
         shuffled = await _apply(database_factory, db_kind, f"shuffled{seed}", _shuffled_batches(random.Random(seed), events))
         assert shuffled == reference, seed
     breaches, scores = reference
-    assert breaches == []  # c (no population model: no class, the small tier) meets small's 85% on time
+    # c (no population model: no class, the small tier) meets small's 85% on time
+    assert breaches == [("c", "2026-05", "small", "met", []), ("d", "2026-05", "small", "met", [])]
     assert scores["c"]["tier"] == "small" and scores["c"]["churn_risk"] == "medium"
 
 
@@ -131,14 +133,14 @@ async def test_a_late_class_change_judges_the_month_again_against_the_new_agreed
     assert [(b.customer_id, b.month, b.tier) for b in announced] == [("c", "2026-05", "key_account")]
     assert [(m.measure, m.target, m.actual) for m in announced[0].missed] == [("on_time_delivery_pct", 95.0, 88.0)]
     flagged = await _state(db)
-    assert flagged[0] == [("c", "2026-05", "key_account", [{"measure": "on_time_delivery_pct", "target": 95.0, "actual": 88.0}])]
+    assert flagged[0] == [("c", "2026-05", "key_account", "missed", [{"measure": "on_time_delivery_pct", "target": 95.0, "actual": 88.0}])]
     assert "service_level_breached" in flagged[1]["c"]["detail"]["churn_risk"]["inputs"]["signals"]
     assert flagged[1]["c"]["tier"] == "key_account"  # a key account stays one whatever its churn risk
 
     # the flag removed again: the breach is forgotten (no event), and the scores no longer read it
     await feed(proc, [_flag("c", None)])
     unflagged = await _state(db)
-    assert unflagged[0] == [] and len(await _announced(db)) == 1
+    assert unflagged[0] == [("c", "2026-05", "small", "met", [])] and len(await _announced(db)) == 1
     assert "service_level_breached" not in unflagged[1]["c"]["detail"]["churn_risk"]["inputs"]["signals"]
     assert dead.sent == []
     await db.dispose()
@@ -171,6 +173,29 @@ async def test_the_customers_own_agreement_replaces_its_tiers_defaults(database_
     assert [(m.measure, m.target, m.actual) for m in announced[0].missed] == [("on_time_delivery_pct", 90.0, 88.0)]
     # the agreement lowered to 80%: the month meets it, the breach is forgotten
     await feed(proc, [agreed({"on_time_delivery_pct": 80})])
-    assert (await _state(db))[0] == [] and len(await _announced(db)) == 1
+    assert (await _state(db))[0] == [("c", "2026-05", "small", "met", [])] and len(await _announced(db)) == 1
+    assert dead.sent == []
+    await db.dispose()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"], indirect=True)
+async def test_months_never_judged_or_not_measured_do_not_count_as_met(database_factory, db_kind):
+    db = await scoring_db(database_factory, db_kind, "judged_months")
+    proc, dead = processor(db, settings_for(db.url, service_level_targets={"small": {"on_time_delivery_pct": 85}}))
+    april = [
+        event(OrderCreated(order_id=f"a-{n}", customer_id="c", order_date=MAY - dt.timedelta(days=20 + n), amount=Decimal("100")), "c")
+        for n in range(3)
+    ]
+    unpromised = [
+        event(OrderCreated(order_id=f"u-{n}", customer_id="u", order_date=MAY + dt.timedelta(days=n), amount=Decimal("100")), "u")
+        for n in range(3)
+    ]
+    await feed(proc, [*april, *may_orders("c"), *unpromised])
+    state, scores = await _state(db)
+    # c has April and May records; only May, the last closed month, was judged: April is not counted as met
+    # u's May has no promise to judge: not measured, counted neither as met nor as missed
+    assert state == [("c", "2026-05", "small", "met", []), ("u", "2026-05", "small", "not_measured", [])]
+    assert scores["c"]["detail"]["satisfaction"]["inputs"]["service_level_months"] == 1
+    assert scores["u"]["detail"]["satisfaction"]["inputs"]["service_level_months"] == 0
     assert dead.sent == []
     await db.dispose()

@@ -41,7 +41,7 @@ from crm_scoring.scoring.models import (
 )
 from crm_scoring.scoring.upsert import upsert
 from crm_scoring.service_levels import judgement
-from crm_scoring.service_levels.models import service_level_breaches, service_level_months
+from crm_scoring.service_levels.models import service_level_breaches
 from crm_scoring.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -233,19 +233,21 @@ async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_
 
 
 async def _service_level_facts(session: AsyncSession, ids: list[str] | None) -> pd.DataFrame:
-    """Each stored monthly record as (customer_id, month, end_day: the day after the month, breached: a stored judgement
-    with missed targets); the satisfaction score and the churn signals read them."""
-    m, b = service_level_months.c, service_level_breaches.c
-    stmt = (
-        select(m.customer_id, m.month, b.missed)
-        .select_from(service_level_months.outerjoin(service_level_breaches, and_(b.customer_id == m.customer_id, b.month == m.month)))
-        .order_by(m.customer_id, m.month)
-    )
-    rows = await _rows(session, stmt, m.customer_id, ids)
+    """Each judged month that was measured (judgement.py: met or missed; a month never judged, or judged "not
+    measured", is left out) as (customer_id, month, end_day: the day after the month, breached: missed a target); the
+    satisfaction score and the churn signals read them."""
+    b = service_level_breaches.c
+    stmt = select(b.customer_id, b.month, b.verdict).where(b.verdict != "not_measured").order_by(b.customer_id, b.month)
+    rows = await _rows(session, stmt, b.customer_id, ids)
     months = pd.PeriodIndex([r[1] for r in rows], freq="M")
     end_day = ((months + 1).to_timestamp() - pd.Timestamp(0)).days.to_numpy() if rows else np.zeros(0, dtype=np.int64)
     return pd.DataFrame(
-        {"customer_id": [r[0] for r in rows], "month": [r[1] for r in rows], "end_day": end_day, "breached": [bool(r[2]) for r in rows]}
+        {
+            "customer_id": [r[0] for r in rows],
+            "month": [r[1] for r in rows],
+            "end_day": end_day,
+            "breached": [r[2] == "missed" for r in rows],
+        }
     )
 
 

@@ -20,8 +20,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert, select, true, update
+from sqlalchemy import insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.events import make_event
@@ -44,6 +45,12 @@ def last_closed_month(now: dt.datetime) -> str:
 class Verdict:
     tier: str
     missed: list[dict]
+    measured: bool = True  # at least one of the customer's targets had a value in the month
+
+    @property
+    def kind(self) -> str:
+        """missed, met, or not_measured (no target could be judged: neither met nor missed)."""
+        return "missed" if self.missed else "met" if self.measured else "not_measured"
 
 
 @dataclass
@@ -64,14 +71,17 @@ async def load(session: AsyncSession, customer_ids: list[str] | None, now: dt.da
     records: dict[str, dict] = {}
     before: dict[str, Verdict] = {}
     record_stmt = select(service_level_months).where(m.month == month)
-    breach_stmt = select(b.customer_id, b.tier, b.missed).where(b.month == month)
+    breach_stmt = select(b.customer_id, b.tier, b.missed, b.verdict).where(b.month == month)
     agreements: dict[str, dict[str, float]] = {}
     agreement_stmt = select(customers.c.customer_id, customers.c.service_level_agreement).where(
         customers.c.service_level_agreement.is_not(None)
     )
     for where_m, where_b, where_c in _filters(session, customer_ids):
         records.update((r["customer_id"], dict(r)) for r in (await session.execute(record_stmt.where(where_m))).mappings())
-        before.update((c, Verdict(t, missed)) for c, t, missed in (await session.execute(breach_stmt.where(where_b))).all())
+        before.update(
+            (c, Verdict(t, missed, verdict != "not_measured"))
+            for c, t, missed, verdict in (await session.execute(breach_stmt.where(where_b))).all()
+        )
         agreements.update((c, a) for c, a in (await session.execute(agreement_stmt.where(where_c))).all() if a)
     return Pending(month, records, before, agreements)
 
@@ -88,8 +98,9 @@ def _filters(session: AsyncSession, customer_ids: list[str] | None) -> Iterable[
 
 def judge(pending: Pending, agreed: dict[str, str], settings: ScoringSettings) -> dict[str, Verdict]:
     """Pure: each customer's verdict on the month, against its agreed targets (its tier's defaults, its agreement's
-    targets in their place: `targets.agreed_targets`). A customer with a stored
-    judgement but no record any more (its orders cancelled or merged away) met everything."""
+    targets in their place: `targets.agreed_targets`). A month where none of its targets had a value (no promise to
+    judge...), or a customer with a stored judgement but no record any more (its orders cancelled or merged away), is
+    not measured: neither met nor missed."""
     verdicts = {}
     for customer_id in sorted(set(pending.records) | set(pending.before)):
         tier = agreed.get(customer_id)
@@ -97,18 +108,24 @@ def judge(pending: Pending, agreed: dict[str, str], settings: ScoringSettings) -
             continue  # not among the customers scored now
         record = pending.records.get(customer_id, {})
         targets = agreed_targets(settings.service_level_targets, tier, pending.agreements.get(customer_id))
-        verdicts[customer_id] = Verdict(tier, missed_targets(record, targets))
+        measured = any(record.get(measure) is not None for measure in targets)
+        verdicts[customer_id] = Verdict(tier, missed_targets(record, targets), measured)
     return verdicts
 
 
 def with_verdicts(months: pd.DataFrame, month: str, verdicts: dict[str, Verdict]) -> pd.DataFrame:
-    """The service-level facts (customer_id, month, end_day, breached) with the judged month's `breached` replaced."""
-    if not len(months) or not verdicts:
+    """The judged months (customer_id, month, end_day, breached) with the verdicts on `month` in place of the stored
+    ones; a month not measured is left out (it counts neither as met nor as missed)."""
+    if not verdicts:
         return months
-    out = months.copy()
-    judged = (out["month"] == month) & out["customer_id"].isin(list(verdicts))
-    out.loc[judged, "breached"] = [bool(verdicts[c].missed) for c in out.loc[judged, "customer_id"]]
-    return out
+    stale = (months["month"] == month) & months["customer_id"].isin(list(verdicts)) if len(months) else np.zeros(0, dtype=bool)
+    judged = [(customer_id, v.kind == "missed") for customer_id, v in sorted(verdicts.items()) if v.kind != "not_measured"]
+    end_day = ((pd.Period(month, freq="M") + 1).to_timestamp() - pd.Timestamp(0)).days
+    fresh = pd.DataFrame(
+        {"customer_id": [c for c, _ in judged], "month": month, "end_day": end_day, "breached": [b for _, b in judged]},
+        columns=["customer_id", "month", "end_day", "breached"],
+    )
+    return pd.concat([months[~stale], fresh], ignore_index=True) if len(months) else fresh
 
 
 async def store(
@@ -125,34 +142,31 @@ async def store(
     of missed measures (unless `announce` is false: the scoring's own `emit=False`, an import that announces nothing).
     Returns the events staged."""
     b = service_level_breaches.c
-    envelopes, rows, cleared, revised = [], [], [], []
+    envelopes, inserts, updates = [], [], []
     for customer_id, verdict in sorted(verdicts.items()):
         old = before.get(customer_id)
-        if not verdict.missed:
-            if old is not None:
-                cleared.append(customer_id)
+        if old == verdict:
             continue
-        if old is not None and _measures(old.missed) == _measures(verdict.missed):
-            if old != verdict:  # the same measures, other figures or another tier: the row follows, no new task
-                revised.append({"cid": customer_id, "tier": verdict.tier, "missed": verdict.missed})
-            continue
-        if old is not None:
-            cleared.append(customer_id)
-        rows.append({"customer_id": customer_id, "month": month, "tier": verdict.tier, "missed": verdict.missed, "announced_at": now})
-        payload = ServiceLevelBreached(
-            customer_id=customer_id, month=month, tier=verdict.tier, missed=verdict.missed, summary=summary(verdict.missed), detected_at=now
-        )
-        envelopes.append(make_event(payload, key=customer_id, producer=settings.service_name, occurred_at=now))
-    for where in id_filters(session, b.customer_id, cleared) if cleared else ():
-        await session.execute(delete(service_level_breaches).where(where, b.month == month))
-    for change in revised:
-        await session.execute(
-            update(service_level_breaches)
-            .where(b.customer_id == change["cid"], b.month == month)
-            .values(tier=change["tier"], missed=change["missed"])
-        )
-    if rows:
-        await session.execute(insert(service_level_breaches), rows)
+        news = bool(verdict.missed) and (old is None or _measures(old.missed) != _measures(verdict.missed))
+        row = {"tier": verdict.tier, "missed": verdict.missed, "verdict": verdict.kind}
+        if old is None:
+            inserts.append({"customer_id": customer_id, "month": month, **row, "announced_at": now})
+        else:  # the same measures missed with other figures, another tier, met or not measured now: no new task
+            updates.append((customer_id, row | ({"announced_at": now} if news else {})))
+        if news:
+            payload = ServiceLevelBreached(
+                customer_id=customer_id,
+                month=month,
+                tier=verdict.tier,
+                missed=verdict.missed,
+                summary=summary(verdict.missed),
+                detected_at=now,
+            )
+            envelopes.append(make_event(payload, key=customer_id, producer=settings.service_name, occurred_at=now))
+    for customer_id, values in updates:
+        await session.execute(update(service_level_breaches).where(b.customer_id == customer_id, b.month == month).values(**values))
+    if inserts:
+        await session.execute(insert(service_level_breaches), inserts)
     if envelopes and announce:
         await add_to_outbox(session, envelopes)
         return len(envelopes)

@@ -33,7 +33,9 @@ Index("ix_service_level_months_month", service_level_months.c.month, service_lev
 
 MEASURE_COLUMNS = [c.name for c in service_level_months.columns if c.name not in ("customer_id", "month", "computed_at")]
 
-# the missed targets last announced per customer and month (ServiceLevelBreached is sent again only when they change)
+# the current judgement of each judged customer-month (service_levels/judgement.py): its verdict, the agreed tier and
+# the missed targets (ServiceLevelBreached is sent again only when the set of missed measures changes)
+VERDICTS = ("missed", "met", "not_measured")  # not_measured: no target of the customer had a value that month
 service_level_breaches = Table(
     "service_level_breaches",
     metadata,
@@ -41,6 +43,7 @@ service_level_breaches = Table(
     Column("month", String(7), primary_key=True),
     Column("tier", String(20)),
     Column("missed", JSON, nullable=False),
-    Column("announced_at", UTCDateTime, nullable=False),
+    Column("announced_at", UTCDateTime, nullable=False),  # when judged (and announced, for a new set of missed measures)
+    Column("verdict", String(12), nullable=False, server_default="missed"),
 )
 Index("ix_service_level_breaches_month", service_level_breaches.c.month)
