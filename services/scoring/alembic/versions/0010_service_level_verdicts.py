@@ -1,8 +1,8 @@
 """service-level judgements: every judged month is kept with its verdict (missed, met, not_measured), so the
 satisfaction score counts judged months only (a month never judged no longer counts as met)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
