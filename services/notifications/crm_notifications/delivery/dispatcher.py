@@ -26,7 +26,7 @@ from crm_common.db import Database
 from crm_common.events.envelope import EventEnvelope, make_event
 from crm_common.events.notifications import NotificationFailed, NotificationSent
 from crm_common.outbox import add_to_outbox
-from crm_notifications import SERVICE_NAME, catalog
+from crm_notifications import SERVICE_NAME, catalog, reasons
 from crm_notifications.channels.base import Channel, ChannelError, ChannelResult, OutgoingMessage
 from crm_notifications.clock import Clock
 from crm_notifications.delivery.models import (
@@ -173,7 +173,7 @@ class Dispatcher:
                         .values(
                             status=DEFERRED,
                             lease_until=None,
-                            reason=f"internal error: {type(exc).__name__}"[:500],
+                            **_reason(reasons.Reason("delivery.internal_error", error=type(exc).__name__)),
                             next_attempt_at=now + dt.timedelta(seconds=60),
                             updated_at=now,
                         )
@@ -232,7 +232,7 @@ class Dispatcher:
                 except Exception as exc:  # a bug on one message parks that message, not the batch
                     log.exception("preparing %s failed", message.id)
                     message.status, message.lease_until, message.updated_at = DEFERRED, None, now
-                    message.reason = f"internal error: {type(exc).__name__}"[:500]
+                    _set_reason(message, reasons.Reason("delivery.internal_error", error=type(exc).__name__))
                     message.next_attempt_at = now + dt.timedelta(seconds=60)
                     continue
                 if outgoing is not None:
@@ -310,7 +310,7 @@ class Dispatcher:
                     next_attempt_at=now + dt.timedelta(seconds=self.settings.unknown_contact_retry_s),
                 )
             else:
-                self._set(session, message, SUPPRESSED, now, reason="unknown contact")
+                self._set(session, message, SUPPRESSED, now, reason=reasons.Reason("delivery.unknown_contact"))
             return None
         internal = message.channel == "inbox"
         sent_day, sent_week = facts.sent.get(message.recipient_key, (0, 0))
@@ -334,13 +334,13 @@ class Dispatcher:
         if not internal and view.contact_id is not None:  # addresses and channel choice may have changed since queueing
             channel = choose_channel(view, message.channel if message.channel else "preferred", message.category)
             if channel is None:
-                self._set(session, message, SUPPRESSED, now, reason=f"no address for channel {message.channel}")
+                self._set(session, message, SUPPRESSED, now, reason=reasons.Reason("delivery.no_address", channel=message.channel))
                 return None
             message.channel, message.address, message.language = channel, view.addresses[channel], view.language
         try:
             subject, body, version, extra = await self._render(session, message, view, facts)
         except RenderError as exc:
-            self._set(session, message, FAILED, now, reason=f"render failed: {exc}")
+            self._set(session, message, FAILED, now, reason=reasons.Reason("delivery.render_failed", error=str(exc)))
             facts.events.append(self._failed_event(message, str(exc), now))
             return None
         message.subject, message.body, message.template_version = subject, body, version
@@ -445,7 +445,7 @@ class Dispatcher:
         detail: str | None = None,
     ) -> None:
         message.status = status
-        message.reason = reason
+        _set_reason(message, reason)
         message.lease_until = None
         MESSAGE_TRANSITIONS.labels(message.channel, status).inc()
         message.updated_at = now
@@ -567,7 +567,7 @@ class Dispatcher:
                 message,
                 DEFERRED,
                 now,
-                reason=f"retry {attempt}/{policy.max_attempts}: {error}"[:500],
+                reason=reasons.Reason("delivery.retry", attempt=attempt, max_attempts=policy.max_attempts, error=str(error)),
                 next_attempt_at=retry_at,
                 detail=f"attempt {attempt} failed: {error}; next at {retry_at.isoformat()}",
             )
@@ -621,8 +621,19 @@ class Dispatcher:
 _LOGS = "nf_attempt_rows"  # session.info key: delivery-log rows of this transaction, inserted together
 
 
+def _reason(reason: str | None) -> dict:
+    """The reason columns of a message: the English text (reasons.MAX_TEXT at most), its key and parameters."""
+    return {"reason": reason[: reasons.MAX_TEXT] if reason is not None else None, **reasons.columns(reason)}
+
+
+def _set_reason(message: Message, reason: str | None) -> None:
+    for column, value in _reason(reason).items():
+        setattr(message, column, value)
+
+
 def _log(session, **row) -> None:
-    session.info.setdefault(_LOGS, []).append(row)
+    """A delivery-log row, written with the others at the end of the transaction (every row has the same columns)."""
+    session.info.setdefault(_LOGS, []).append({**row, **reasons.columns(row.get("detail"), "detail")})
 
 
 async def _write_logs(session) -> None:

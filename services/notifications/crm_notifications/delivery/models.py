@@ -61,6 +61,9 @@ class Message(Base):
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # when its event occurred (a digest: its earliest)
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(500))
+    # the reason as a message key with parameters (reasons.py); NULL for a provider's own text and for older rows
+    reason_key: Mapped[str | None] = mapped_column(String(60))
+    reason_params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     subject: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
     digest_group: Mapped[str | None] = mapped_column(String(500))
@@ -132,6 +135,8 @@ class Attempt(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text)
+    detail_key: Mapped[str | None] = mapped_column(String(60))  # as Message.reason_key
+    detail_params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.tracing import current_traceparent
-from crm_notifications import catalog
+from crm_notifications import catalog, reasons
 from crm_notifications.delivery.models import COLLECTING, DEFERRED, QUEUED, SUPPRESSED, Attempt, Message, Notification, status_in
 from crm_notifications.directory import erasure
 from crm_notifications.directory import service as directory
@@ -32,7 +32,7 @@ from crm_notifications.rules.models import Rule
 
 log = logging.getLogger(__name__)
 
-WAITING_FOR_CONTACT = "waiting for contact details"
+WAITING_FOR_CONTACT = reasons.WAITING_FOR_CONTACT
 
 
 @dataclass(frozen=True)
@@ -254,6 +254,7 @@ async def enqueue(
         occurred_at=trigger.occurred(now),
         status=status,
         reason=reason,
+        **reasons.columns(reason),
         digest_group=group,
         item_count=1,
         attempts=0,
@@ -264,15 +265,7 @@ async def enqueue(
     )
     session.add(message)
     await session.flush()  # the message row first: the log references it
-    session.add(
-        Attempt(
-            message_id=message_id,
-            customer_id=trigger.customer_id,
-            status=status,
-            detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}",
-            at=now,
-        )
-    )
+    session.add(Attempt(message_id=message_id, customer_id=trigger.customer_id, status=status, at=now, **_first_log(spec, trigger, reason)))
     await session.flush()
     return message
 
@@ -283,6 +276,11 @@ def _digest_open(now: dt.datetime):
     return and_(status_in(Message.status, (COLLECTING,)), Message.next_attempt_at > now)
 
 
+def _first_log(spec: Spec, trigger, reason: str | None) -> dict:
+    """The detail of a message's first log row: why it is held back, or which rule and event made it."""
+    return {"detail": reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}", **reasons.columns(reason, "detail")}
+
+
 def _initial_state(spec: Spec, recipient: Recipient, digest: bool, now: dt.datetime, unresolved_retry_s: float):
     """(channel, address, status, reason, next attempt) of a new message."""
     channel = "inbox" if recipient.internal_address else choose_channel(recipient.view, spec.channel, spec.category)
@@ -290,12 +288,12 @@ def _initial_state(spec: Spec, recipient: Recipient, digest: bool, now: dt.datet
     status, reason = (COLLECTING if digest else QUEUED), None
     next_attempt_at = now + dt.timedelta(seconds=spec.digest_window_s) if digest else now
     if recipient.view.erased:
-        status, reason = SUPPRESSED, "contact erased"
+        status, reason = SUPPRESSED, reasons.ERASED
     elif recipient.unresolved:
         status, reason, channel = DEFERRED, WAITING_FOR_CONTACT, spec.channel
         next_attempt_at = now + dt.timedelta(seconds=unresolved_retry_s)
     elif channel is None:
-        status, reason = SUPPRESSED, f"no address for channel {spec.channel}"
+        status, reason = SUPPRESSED, reasons.Reason("delivery.no_address", channel=spec.channel)
     return channel or spec.channel, address, status, reason, next_attempt_at
 
 
@@ -374,6 +372,7 @@ async def enqueue_many(
                     occurred_at=trigger.occurred(now),
                     status=status,
                     reason=reason,
+                    **reasons.columns(reason),
                     subject=None,
                     body=None,
                     digest_group=None,
@@ -395,8 +394,8 @@ async def enqueue_many(
                     customer_id=trigger.customer_id,
                     attempt=0,
                     status=status,
-                    detail=reason or f"{spec.rule_name}: {trigger.event_type} {trigger.event_id}",
                     at=now,
+                    **_first_log(spec, trigger, reason),
                 )
             )
         await session.execute(insert(Message.__table__), messages)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.events.notifications import NotificationFailed
 from crm_common.outbox import emit
-from crm_notifications import SERVICE_NAME
+from crm_notifications import SERVICE_NAME, reasons
 from crm_notifications.delivery.models import DELIVERED, FAILED, SENT, Attempt, Message
 from crm_notifications.metrics import MESSAGE_TRANSITIONS
 
@@ -38,7 +38,8 @@ async def apply_receipt(session: AsyncSession, message_id: str, status: str, det
     message.status = status
     message.updated_at = now
     if status == FAILED:
-        message.reason = (f"provider receipt: {detail}" if detail else "provider receipt: failed")[:500]
+        reason = reasons.Reason("delivery.receipt_failed", detail=detail or "failed")
+        message.reason, message.reason_key, message.reason_params = reason, reason.key, reason.params
         await emit(
             session,
             NotificationFailed(

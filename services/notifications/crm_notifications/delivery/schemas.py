@@ -9,13 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_common.inputs import Input
 
+_KEY = (
+    "The text as a stable message key (e.g. delivery.quiet_hours) for the reader's own message tables; null for a "
+    "provider's own text and for rows written before keys existed: show the English text."
+)
+_PARAMS = "The message's parameters (channel, category, counts and limits, an error text)."
+
 
 class AttemptOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     attempt: int
     status: str
-    detail: str | None
+    detail: str | None = Field(description="What happened, in English (a provider's own text as it came).")
+    detail_key: str | None = Field(None, description=_KEY)
+    detail_params: dict | None = Field(None, description=_PARAMS)
     at: dt.datetime
 
 
@@ -34,7 +42,9 @@ class DeliveryOut(BaseModel):
     category: str
     urgency: str
     status: str
-    reason: str | None
+    reason: str | None = Field(description="Why it is held back or failed, in English (a provider's own text as it came).")
+    reason_key: str | None = Field(None, description=_KEY)
+    reason_params: dict | None = Field(None, description=_PARAMS)
     subject: str | None
     item_count: int
     attempts: int

@@ -95,6 +95,16 @@ async def inbox_tasks(session: AsyncSession, assignee: str, open_only: bool) -> 
     return list((await session.scalars(query.order_by(InboxTask.created_at.desc()))).all())
 
 
+def _by_reason_key(rows) -> list[dict[str, Any]]:
+    """Suppressions by reason key (reasons.py), for a reader's own message tables: [{key, text, count}], most first.
+    A reason without a key (a row from before keys) is its own group, with key None and its English text."""
+    groups: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+    for key, reason, count in rows:
+        group = groups.setdefault((key, None if key else reason), {"key": key, "text": reason, "count": 0})
+        group["count"] += count
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["key"] or "", g["text"] or ""))
+
+
 async def statistics(session: AsyncSession, since: dt.datetime) -> dict[str, Any]:
     """Messages since `since` by status, channel and rule, suppression reasons, and the backlog now."""
     recent = Message.created_at >= since
@@ -110,14 +120,16 @@ async def statistics(session: AsyncSession, since: dt.datetime) -> dict[str, Any
     by_rule: dict[str, dict[str, int]] = {}
     for rule, status, count in await grouped(Message.rule_name, Message.status):
         by_rule.setdefault(rule or "-", {})[status] = count
-    suppressed = {
-        reason or "-": count
-        for reason, count in (
-            await session.execute(
-                select(Message.reason, func.count()).where(recent, Message.status == "suppressed").group_by(Message.reason)
-            )
-        ).all()
-    }
+    suppressed_rows = (
+        await session.execute(
+            select(Message.reason_key, Message.reason, func.count())
+            .where(recent, Message.status == "suppressed")
+            .group_by(Message.reason_key, Message.reason)
+        )
+    ).all()
+    suppressed: dict[str, int] = {}
+    for _, reason, count in suppressed_rows:
+        suppressed[reason or "-"] = suppressed.get(reason or "-", 0) + count
     # written as the two partial indexes' predicates, so the count reads them rather than the table
     backlog = await session.scalar(
         select(func.count()).where(or_(status_in(Message.status, DUE_STATUSES), status_in(Message.status, (SENDING,))))
@@ -128,5 +140,6 @@ async def statistics(session: AsyncSession, since: dt.datetime) -> dict[str, Any
         "by_channel": by_channel,
         "by_rule": by_rule,
         "suppressed_by_reason": suppressed,
+        "suppressed_by_reason_key": _by_reason_key(suppressed_rows),
         "backlog": int(backlog or 0),
     }

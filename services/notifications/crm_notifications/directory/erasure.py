@@ -31,12 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_common.contacts import email_key, phone_key
 from crm_common.events.customers import CustomerErased
 from crm_common.outbox import outbox_table
+from crm_notifications import reasons
 from crm_notifications.delivery.models import DUE_STATUSES, SENDING, SUPPRESSED, Attempt, InboxTask, Message, Notification
 from crm_notifications.directory.models import ContactRecord, CustomerRecord, ErasedAddress
 from crm_notifications.preferences.models import ContactAddress, Preference
 
 ERASED_TEXT = "[erased]"
-ERASED_REASON = "contact erased"
+ERASED_REASON = reasons.ERASED
 
 
 # --- addresses -------------------------------------------------------------------------------------------------
@@ -239,11 +240,13 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
         new_key = message.contact_id or (tombstone if old_key.startswith("reporter:") else old_key)
         if message.status in DUE_STATUSES + (SENDING,):
             message.status, message.reason, message.lease_until = SUPPRESSED, ERASED_REASON, None
+            message.reason_key, message.reason_params = ERASED_REASON.key, ERASED_REASON.params
         message.address = None
         message.subject = ERASED_TEXT
         message.body = None
         message.last_error = None
         message.reason = scrub.text(message.reason)
+        message.reason_params = scrub.data(message.reason_params) if message.reason_params else message.reason_params
         message.recipient_key = new_key
         if message.digest_group:
             message.digest_group = scrub.text(message.digest_group.replace(old_key, new_key))
@@ -254,7 +257,7 @@ async def apply_erased(session: AsyncSession, erased: CustomerErased, now: dt.da
             notification.variables = {}
             if notification.recipient_key.startswith("reporter:"):
                 notification.recipient_key = tombstone
-        await session.execute(update(Attempt).where(Attempt.message_id.in_(ids)).values(detail=None))
+        await session.execute(update(Attempt).where(Attempt.message_id.in_(ids)).values(detail=None, detail_key=None, detail_params=None))
         for message_id in ids:
             session.add(
                 Attempt(
@@ -293,6 +296,7 @@ async def _scrub_others(session: AsyncSession, scrub: Scrubber, customer_ids: li
     ).all():
         message.subject, message.body = scrub.text(message.subject), scrub.text(message.body)
         message.last_error, message.reason = scrub.text(message.last_error), scrub.text(message.reason)
+        message.reason_params = scrub.data(message.reason_params) if message.reason_params else message.reason_params
         message.digest_group = scrub.text(message.digest_group)
     # JSON is compared as Python data: cheap enough per customer, and independent of the dialect's JSON operators
     for notification in (await session.scalars(select(Notification).where(Notification.customer_id.in_(customer_ids)))).all():

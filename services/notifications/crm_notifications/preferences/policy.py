@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_notifications import catalog
+from crm_notifications.reasons import ERASED, Reason
 
 SEND = "send"
 DEFER = "defer"
@@ -137,13 +138,13 @@ def consent_decision(contact: ContactView, category: str) -> Decision:
     if kind in ("transactional", "internal"):
         return Decision(SEND)
     if kind == "marketing" and not contact.marketing_consent:
-        return Decision(SUPPRESS, "no marketing consent")
+        return Decision(SUPPRESS, Reason("delivery.no_marketing_consent"))
     choice = preference_for(contact, category).opted_in
     if choice is None:
         choice = default_in
     if choice:
         return Decision(SEND)
-    return Decision(SUPPRESS, f"opted out of {category}" if kind == "marketing" else f"not subscribed to {category}")
+    return Decision(SUPPRESS, Reason("delivery.opted_out" if kind == "marketing" else "delivery.not_subscribed", category=category))
 
 
 def choose_channel(contact: ContactView, rule_channel: str, category: str) -> str | None:
@@ -174,9 +175,9 @@ def cap_decision(kind: str, sent_last_day: int, sent_last_week: int, per_day: in
     if kind not in ("service", "marketing"):
         return Decision(SEND)
     if sent_last_day >= per_day:
-        return Decision(SUPPRESS, f"frequency cap: {sent_last_day} of {per_day} per day already sent")
+        return Decision(SUPPRESS, Reason("delivery.cap_per_day", sent=sent_last_day, limit=per_day))
     if sent_last_week >= per_week:
-        return Decision(SUPPRESS, f"frequency cap: {sent_last_week} of {per_week} per week already sent")
+        return Decision(SUPPRESS, Reason("delivery.cap_per_week", sent=sent_last_week, limit=per_week))
     return Decision(SEND)
 
 
@@ -194,7 +195,7 @@ def decide(
 ) -> Decision:
     """The order matters: erased and consent first (never overridden), then critical bypass, quiet hours, caps."""
     if contact.erased:
-        return Decision(SUPPRESS, "contact erased")
+        return Decision(SUPPRESS, ERASED)
     if internal:
         return Decision(SEND)
     consent = consent_decision(contact, category)
@@ -204,5 +205,5 @@ def decide(
         return Decision(SEND)
     until = quiet_hours_end(now, contact.timezone, contact.quiet_hours_start, contact.quiet_hours_end)
     if until is not None:
-        return Decision(DEFER, "quiet hours", until)
+        return Decision(DEFER, Reason("delivery.quiet_hours"), until)
     return cap_decision(catalog.category_kind(category), sent_last_day, sent_last_week, per_day, per_week)
