@@ -192,7 +192,9 @@ async def test_the_customer_sets_its_own_opt_in(profile):
         assert (await profile.client.get(choice, headers=stranger)).status_code == 404
         refused = await profile.client.put(choice, json={"customer_opted_in": True}, headers=stranger)
         assert refused.status_code == 404 and refused.headers["content-type"].startswith("application/problem+json")
-    assert (await profile.client.put(choice, json={"customer_opted_in": "yes please"}, headers=me)).status_code == 422
+    for not_a_choice in ("yes please", "yes", "no", 1, "on", None):  # make run: "yes" was read as true
+        refused = await profile.client.put(choice, json={"customer_opted_in": not_a_choice}, headers=me)
+        assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json"), not_a_choice
     assert (await profile.client.put(choice, json={}, headers=me)).status_code == 422
     assert (await profile.client.get(choice, headers=BOSS)).json()["customer_opted_in"] is False  # refusals changed nothing
 

@@ -47,6 +47,7 @@ async def test_a_campaign_to_a_segment_each_contact_answers_its_link_once(profil
         {**campaign, "segment": {"tier": ["gold"]}},
         {**campaign, "segment": {"region": [f"Nowhere {region}"]}},  # nobody to ask
         {**campaign, "valid_days": 0},
+        {**campaign, "segment": {"region": [region], "key_accounts_only": "no"}},  # not a boolean
         {**campaign, "extra": 1},
     ):
         refused = await profile.client.post("/account-manager/survey-campaigns", json=bad, headers=BOSS)

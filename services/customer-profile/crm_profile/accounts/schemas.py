@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from crm_common.events.bounds import free_text, identifier
 from crm_common.inputs import Input
@@ -268,7 +268,8 @@ class ReportRunOut(BaseModel):
 
 
 class ReportSubscriptionIn(Input):
-    customer_opted_in: bool = Field(description="The customer asked to receive its monthly service reports.")
+    # strict: "yes", "no", 1 or "off" are not an answer to this question (pydantic's lax bool would read them)
+    customer_opted_in: StrictBool = Field(description="The customer asked to receive its monthly service reports.")
 
 
 class ReportSubscriptionOut(BaseModel):
@@ -324,7 +325,7 @@ class CampaignSegment(Input):
     abc_class: list[Literal["A", "B", "C", "D"]] = Field(default_factory=list, max_length=4)
     tier: list[Literal["key_account", "ordinary", "small", "at_risk"]] = Field(default_factory=list, max_length=4)
     region: list[REGION] = Field(default_factory=list, max_length=50)
-    key_accounts_only: bool = False
+    key_accounts_only: StrictBool = False
 
 
 class CampaignIn(Input):
