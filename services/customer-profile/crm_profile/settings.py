@@ -17,6 +17,8 @@ class ProfileSettings(ServiceSettings):
     # month before today (Asia/Shanghai) has its reports yet, and stores them once
     key_account_reports_scheduler: bool = True
     key_account_reports_check_s: float = Field(default=300.0, gt=0)
+    # reports (and their events) per transaction: a chunk holds SQLite's write lock only while it is written
+    key_account_reports_chunk: int = Field(default=500, ge=1, le=10_000)
     # satisfaction survey campaigns (docs/account-management.md): the links a contact opens without signing in are signed
     # with this secret (crm_common.links), valid survey_valid_days by default, and lead to the gateway's page
     survey_secret: SecretStr = SecretStr("dev-satisfaction-survey-secret-change-me")

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from crm_common.events.complaints import ComplaintFiled, SurveyAnswered
@@ -237,7 +238,9 @@ async def test_the_scheduler_reports_the_previous_month_once_even_when_replicas_
     first_of_month = dt.datetime(2024, 9, 1, 0, 5, tzinfo=reports.BUSINESS_ZONE)  # 1 September in Shanghai, 31 August in UTC
     assert reports.previous_month(first_of_month.date()).label == "2024-08"
     runs = await asyncio.gather(*(reports.run_due(profile.runtime, now=first_of_month) for _ in range(3)))
-    assert [run.month for run in runs if run is not None] == ["2024-08"]  # one replica made it
+    # the replicas share the month's chunks (a chunk is claimed by moving the run's cursor): every one that took part
+    # answers the complete run, and below each key account has one report and one event
+    assert {run.month for run in runs if run is not None} == {"2024-08"} and all(run.completed_at for run in runs if run is not None)
     assert await reports.run_due(profile.runtime, now=first_of_month + dt.timedelta(days=3)) is None  # after a restart: done
     async with profile.db.sessions() as session:
         count = await session.scalar(
@@ -248,3 +251,43 @@ async def test_the_scheduler_reports_the_previous_month_once_even_when_replicas_
         run = await session.get(KeyAccountReportRun, "2024-08")
     assert count == 1 and run.started_by == "scheduler"
     assert len(await _ready_events(profile, {key})) == 1
+
+
+async def test_a_month_is_stored_in_chunks_and_a_run_killed_half_way_resumes_exactly_once(profile, monkeypatch):
+    """Each chunk commits its reports, events and the run's cursor together: a process dying inside the third chunk
+    leaves two whole chunks (no half chunk), and the next pass stores the rest, each key account once."""
+    month = "2023-07"  # no other test runs it (the database is the session's)
+    am = f"am-{uuid.uuid4().hex[:6]}"
+    flagged = await _customers(profile, am, 7, size_band="key_account")
+    period = reports.parse_month(month, dt.date(2024, 7, 15))
+    real_emit, emitted = reports.emit, []
+
+    async def dying_emit(session, payload, **kwargs):
+        if len(emitted) == 5:  # inside the third chunk of 2
+            raise RuntimeError("kill -9")
+        emitted.append(payload.customer_id)
+        return await real_emit(session, payload, **kwargs)
+
+    monkeypatch.setattr(reports, "emit", dying_emit)
+    with pytest.raises(RuntimeError):
+        await reports.run_month(profile.runtime, period, started_by="test", chunk_size=2)
+    async with profile.db.sessions() as session:
+        run = await session.get(KeyAccountReportRun, month)
+        stored = (await session.scalars(select(KeyAccountReport.customer_id).where(KeyAccountReport.month == month))).all()
+    assert run.completed_at is None and run.reports == 4 and len(stored) == 4  # two whole chunks, the third rolled back
+    events = [e for e in await outbox_events(profile.db, type_="KeyAccountReportReady") if e.payload["month"] == month]
+    assert sorted(e.payload["customer_id"] for e in events) == sorted(stored)
+    listed = await profile.client.get("/account-manager/key-account-reports/runs", headers=BOSS)
+    assert [r for r in listed.json() if r["month"] == month][0]["completed_at"] is None  # shown as going on
+
+    monkeypatch.setattr(reports, "emit", real_emit)
+    resumed = await profile.client.post("/account-manager/key-account-reports/runs", json={"month": month}, headers=BOSS)
+    assert resumed.status_code == 201 and resumed.json()["completed_at"] is not None, resumed.text
+    async with profile.db.sessions() as session:
+        stored = (await session.scalars(select(KeyAccountReport.customer_id).where(KeyAccountReport.month == month))).all()
+    mine = sorted(cid for cid in stored if cid in flagged)
+    assert mine == sorted(flagged) and len(stored) == len(set(stored)) == resumed.json()["reports"]
+    events = [e for e in await outbox_events(profile.db, type_="KeyAccountReportReady") if e.payload["month"] == month]
+    assert sorted(e.payload["customer_id"] for e in events) == sorted(stored)  # each key account's event once
+    again = await profile.client.post("/account-manager/key-account-reports/runs", json={"month": month}, headers=BOSS)
+    assert again.status_code == 200 and again.json()["created"] is False

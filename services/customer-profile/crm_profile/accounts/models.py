@@ -182,14 +182,17 @@ class KeyAccountReport(Base):
 
 
 class KeyAccountReportRun(Base):
-    """The monthly job's run for a month: committed with its reports, so a month is reported once across restarts."""
+    """The monthly job's run for a month. Each chunk of reports commits with the run's cursor (the last customer id
+    reported), so a month is reported once across restarts; `completed_at` is set by the last chunk."""
 
     __tablename__ = "key_account_report_runs"
 
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     reports: Mapped[int] = mapped_column(Integer)
     started_by: Mapped[str] = mapped_column(String(100))  # scheduler, or the operator who asked
-    completed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # the reports' generated_at
+    last_customer_id: Mapped[str | None] = mapped_column(String(36))  # the cursor: reports stored up to this customer id
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # None: still running (or killed: resumed)
 
 
 class KeyAccountReportSubscription(Base):

@@ -2,10 +2,11 @@
 
 On the 1st of each month (Asia/Shanghai) the profile stores one report per key account (class A as scoring last
 announced it, or flagged by hand: `size_band=key_account`) for the month before: orders and revenue, service levels
-against targets, complaints, satisfaction and visits, from this service's own tables and read models. The month's run
-row commits in the same transaction as its reports and their KeyAccountReportReady events, so a month is reported
-exactly once across restarts, crashes and replicas (a second replica's run fails on the run's primary key and rolls
-back). An operator may run a past month by hand; a month already run is left as it is.
+against targets, complaints, satisfaction and visits, from this service's own tables and read models. The reports are
+stored in chunks (PROFILE_KEY_ACCOUNT_REPORTS_CHUNK per transaction, so SQLite's write lock is held one chunk at a
+time): each chunk commits its reports, their KeyAccountReportReady events and the run's cursor together, so a month is
+reported exactly once across restarts, crashes (kill -9 resumes at the cursor) and replicas (a chunk is claimed by
+moving the cursor, compare and set). An operator may run a past month by hand; a month complete is left as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import re
 import uuid
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,8 +153,10 @@ async def set_subscription(session: AsyncSession, actor: Actor, customer_id: str
 # --- the report -------------------------------------------------------------------------------------
 
 
-async def key_accounts(session: AsyncSession) -> list[tuple[Customer, AccountScore | None]]:
-    """Live customers that are class A (scoring's last announcement) or flagged by hand."""
+async def key_accounts(
+    session: AsyncSession, *, after: str | None = None, limit: int | None = None
+) -> list[tuple[Customer, AccountScore | None]]:
+    """Live customers that are class A (scoring's last announcement) or flagged by hand, by id (after `after`)."""
     query = (
         select(Customer, AccountScore)
         .outerjoin(AccountScore, AccountScore.customer_id == Customer.id)
@@ -163,7 +166,10 @@ async def key_accounts(session: AsyncSession) -> list[tuple[Customer, AccountSco
             or_(AccountScore.abc_class == "A", Customer.size_band == KEY_ACCOUNT_BAND),
         )
         .order_by(Customer.id)
+        .limit(limit)
     )
+    if after is not None:
+        query = query.where(Customer.id > after)
     return list((await session.execute(query)).all())
 
 
@@ -247,37 +253,61 @@ def summary_line(content: dict) -> str:
     )[:500]
 
 
-async def generate_month(
-    session: AsyncSession, period: kpis.Period, *, started_by: str, now: dt.datetime | None = None
-) -> tuple[KeyAccountReportRun, bool]:
-    """Store the month's reports and their events, once: (the run, True) when this call made them; (the earlier run,
-    False) when the month was already run. The run row is flushed first, so a concurrent run of the same month waits
-    on its key and fails there (IntegrityError) instead of writing a second set of reports."""
-    existing = await session.get(KeyAccountReportRun, period.label)
-    if existing is not None:
-        return existing, False
-    now = now or utcnow()
-    run = KeyAccountReportRun(month=period.label, reports=0, started_by=started_by[:100], completed_at=now)
-    session.add(run)
-    await session.flush()
-    facts = await MonthFacts().load(session, period)
-    subscribed = set(
-        (
-            await session.scalars(
-                select(KeyAccountReportSubscription.customer_id).where(KeyAccountReportSubscription.customer_opted_in.is_(True))
-            )
-        ).all()
+class ChunkTaken(Exception):
+    """Another process stored the chunk (or finished the run) since this one read the cursor."""
+
+
+async def _claim(runtime, period: kpis.Period, started_by: str, now: dt.datetime) -> KeyAccountReportRun:
+    """The month's run row, created (and committed) by the first process to ask; a racing process finds it."""
+    async with runtime.db.sessions() as session:
+        run = await session.get(KeyAccountReportRun, period.label)
+        if run is not None:
+            return run
+    try:
+        async with runtime.transaction() as session:
+            run = KeyAccountReportRun(month=period.label, reports=0, started_by=started_by[:100], started_at=now)
+            session.add(run)
+        return run
+    except IntegrityError:  # claimed by another process a moment ago: resume it with that one
+        async with runtime.db.sessions() as session:
+            return await session.get(KeyAccountReportRun, period.label)
+
+
+async def _store_chunk(
+    session: AsyncSession, run: KeyAccountReportRun, facts: MonthFacts, subscribed: set[str], limit: int
+) -> KeyAccountReportRun:
+    """The next `limit` key accounts after the run's cursor: the cursor moves first (compare and set: the first write,
+    so a process that read an older cursor changes nothing and raises ChunkTaken), then their reports and events, all
+    in the caller's transaction. Fewer than `limit` left: the run is complete."""
+    chunk = await key_accounts(session, after=run.last_customer_id, limit=limit)
+    cursor = KeyAccountReportRun.last_customer_id
+    moved = await session.execute(
+        update(KeyAccountReportRun)
+        .where(
+            KeyAccountReportRun.month == run.month,
+            KeyAccountReportRun.completed_at.is_(None),
+            cursor.is_(None) if run.last_customer_id is None else cursor == run.last_customer_id,
+        )
+        .values(
+            last_customer_id=chunk[-1][0].id if chunk else run.last_customer_id,
+            reports=KeyAccountReportRun.reports + len(chunk),
+            completed_at=utcnow() if len(chunk) < limit else None,
+        )
+        .execution_options(synchronize_session=False)
     )
-    for customer, score in await key_accounts(session):
-        content = report_content(customer, score, facts, now)
+    if moved.rowcount != 1:
+        raise ChunkTaken(run.month)
+    generated_at = run.started_at or utcnow()
+    for customer, score in chunk:
+        content = report_content(customer, score, facts, generated_at)
         report = KeyAccountReport(
             id=str(uuid.uuid4()),
             customer_id=customer.id,
-            month=period.label,
+            month=run.month,
             account_manager=customer.account_manager,
             customer_opted_in=customer.id in subscribed,
             content=content,
-            generated_at=now,
+            generated_at=generated_at,
         )
         session.add(report)
         await emit(
@@ -285,18 +315,51 @@ async def generate_month(
             KeyAccountReportReady(
                 report_id=report.id,
                 customer_id=customer.id,
-                month=period.label,
+                month=run.month,
                 account_manager=customer.account_manager,
                 customer_opted_in=report.customer_opted_in,
                 key_account_reasons=content["customer"]["key_account_reasons"],
                 summary=summary_line(content),
-                generated_at=now,
+                generated_at=generated_at,
             ),
             key=customer.id,
             producer=SERVICE_NAME,
         )
-        run.reports += 1
     await session.flush()
+    return await session.get(KeyAccountReportRun, run.month, populate_existing=True)
+
+
+async def run_month(
+    runtime, period: kpis.Period, *, started_by: str, chunk_size: int, now: dt.datetime | None = None
+) -> tuple[KeyAccountReportRun, bool]:
+    """Store the month's reports and their events, chunk by chunk (each chunk one transaction with the run's cursor):
+    (the run, True) when this call stored or finished some; (the run, False) when the month was complete already. A
+    process killed between or inside chunks leaves whole chunks; the next pass resumes at the cursor, so each key
+    account gets one report and one event. Racing processes share the work: a chunk one of them stored is not stored
+    again (ChunkTaken: read the cursor again)."""
+    now = now or utcnow()
+    run = await _claim(runtime, period, started_by, now)
+    if run.completed_at is not None:
+        return run, False
+    async with runtime.db.sessions() as session:
+        facts = await MonthFacts().load(session, period)
+        subscribed = set(
+            (
+                await session.scalars(
+                    select(KeyAccountReportSubscription.customer_id).where(KeyAccountReportSubscription.customer_opted_in.is_(True))
+                )
+            ).all()
+        )
+    while run.completed_at is None:
+        try:
+            async with runtime.transaction() as session:
+                current = await session.get(KeyAccountReportRun, period.label)
+                if current.completed_at is not None:
+                    return current, True
+                run = await _store_chunk(session, current, facts, subscribed, chunk_size)
+        except ChunkTaken:
+            async with runtime.db.sessions() as session:
+                run = await session.get(KeyAccountReportRun, period.label)
     return run, True
 
 
@@ -304,21 +367,18 @@ async def generate_month(
 
 
 async def run_due(runtime, now: dt.datetime | None = None) -> KeyAccountReportRun | None:
-    """The 1st's run, if the month before today (Asia/Shanghai) has none yet (a worker down on the 1st catches up
-    when it starts). None when nothing was due or another replica ran it at the same moment."""
+    """The 1st's run, if the month before today (Asia/Shanghai) is not complete yet (a worker down on the 1st catches
+    up when it starts; a run killed half-way is resumed). None when nothing was due."""
     now = now or utcnow()
     period = previous_month(now.astimezone(BUSINESS_ZONE).date())
     async with runtime.db.sessions() as session:
-        if await session.get(KeyAccountReportRun, period.label) is not None:
+        done = await session.get(KeyAccountReportRun, period.label)
+        if done is not None and done.completed_at is not None:
             return None
-    try:
-        async with runtime.transaction() as session:
-            run, created = await generate_month(session, period, started_by=SCHEDULER, now=now)
-    except IntegrityError:
-        return None
-    if created:
+    run, worked = await run_month(runtime, period, started_by=SCHEDULER, chunk_size=runtime.settings.key_account_reports_chunk, now=now)
+    if worked:
         log.info("key-account reports for %s: %d stored", period.label, run.reports)
-    return run if created else None
+    return run if worked else None
 
 
 async def schedule_loop(runtime, interval_s: float) -> None:

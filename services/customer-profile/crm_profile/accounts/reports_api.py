@@ -96,9 +96,8 @@ async def get_runs(who: Actor, session: SessionDep):
 async def post_run(body: ReportRunIn, who: Actor, runtime: RuntimeDep, day: Today):
     _check_operator(who)
     period = reports.parse_month(body.month, day)
-    async with runtime.transaction() as session:
-        run, created = await reports.generate_month(session, period, started_by=who.subject)
-        out = ReportRunOut.model_validate(run).model_copy(update={"created": created})
+    run, created = await reports.run_month(runtime, period, started_by=who.subject, chunk_size=runtime.settings.key_account_reports_chunk)
+    out = ReportRunOut.model_validate(run).model_copy(update={"created": created})
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
 
 

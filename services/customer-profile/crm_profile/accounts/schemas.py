@@ -261,9 +261,10 @@ class ReportRunOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     month: str
-    reports: int
+    reports: int = Field(description="Reports stored so far.")
     started_by: str
-    completed_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None = Field(description="Null while the run is going on (or was killed: the next pass resumes).")
     created: bool = Field(default=False, description="False: the month had been run already; nothing was written.")
 
 
