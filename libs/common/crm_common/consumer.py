@@ -43,6 +43,7 @@ from crm_common.tracing import batch_span, traceparent_header
 log = logging.getLogger(__name__)
 
 LAG_REPORT_INTERVAL_S = 5.0
+UNSEEN_TOPICS_RETRY_S = 1.0
 
 inbox_table = Table(
     "inbox",
@@ -394,6 +395,9 @@ class DevBrokerAdapter(Protocol):
     against a Kafka cluster there is none and the consumer does nothing of this."""
 
     first_join_timeout_s: float | None  # a first join taking longer raises GroupJoinStalled
+    # the broker keeps a formed generation's assignment when its members join again unchanged (the rebalance that
+    # follows a metadata change): a consumer whose topics appeared in its metadata joins again as a new member
+    rejoin_when_topics_appear: bool
 
     def join_watch(self) -> JoinWatch: ...
 
@@ -450,6 +454,8 @@ class InboxConsumer:
         self.cluster_id: str | None = None  # the cluster this consumer reads from, as of its last check
         self._next_check = 0.0
         self._next_lag_report = 0.0
+        self._next_unseen_check = 0.0
+        self._unseen: set[str] = set()  # subscribed topics this consumer's metadata lacked at the last look
         self._rewinder = RewindLostPartitions(self)
 
     def stop(self) -> None:
@@ -473,6 +479,7 @@ class InboxConsumer:
         consumer.subscribe([self.kafka.physical(t) for t in self.handler.topics], listener=self._rewinder)
         self._rewinder.consumer = consumer
         self._rewinder.holds_generation = False
+        self._unseen = set()
         join_limit_s = self.dev_broker.first_join_timeout_s if self.dev_broker else None
         try:
             await asyncio.wait_for(consumer.start(), join_limit_s)
@@ -537,6 +544,7 @@ class InboxConsumer:
         watch = self.dev_broker.join_watch() if self.dev_broker else None
         while not self._stopping:
             await self._check_broker()
+            self._ask_again_for_unseen_topics(consumer)
             batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
             joined = bool(batches) or self._rewinder.holds_generation
             CONSUMER_RUNNING.labels(self.handler.name).set(1 if joined else 0)
@@ -581,6 +589,26 @@ class InboxConsumer:
             BROKER_LOSSES.labels(self.handler.name, "consumer").inc()
             self._rewinder.cluster_changed()
             raise BrokerReplaced(f"cluster id {previous} became {cluster_id}")
+
+    def _ask_again_for_unseen_topics(self, consumer: AIOKafkaConsumer) -> None:
+        """A subscribed topic missing from the consumer's metadata gets no partitions: when the metadata refreshed from
+        a broker that had lost the topic (restarted empty, topic deleted) before it was created again, the group's
+        leader assigned nothing and the members sit in a completed generation with no partitions. aiokafka asks for
+        such a topic again only at its periodic refresh (metadata_max_age_ms, 5 minutes); a refresh asking for topic
+        auto-creation would have created it, but no client here does (crm_common.bus). So it is asked for again every
+        second; once its partitions are known, aiokafka sees the metadata change and the group rebalances."""
+        if time.monotonic() < self._next_unseen_check:
+            return
+        self._next_unseen_check = time.monotonic() + UNSEEN_TOPICS_RETRY_S
+        unseen = {t for t in consumer.subscription() if not consumer.partitions_for_topic(t)}
+        appeared, self._unseen = self._unseen - unseen, unseen
+        if unseen:
+            log.info("consumer %s: no metadata for %s; asking the broker again", self.handler.name, ", ".join(sorted(unseen)))
+            consumer._client.force_metadata_update()  # no public call for it; aiokafka's background task refreshes
+        if appeared and self.dev_broker is not None and self.dev_broker.rejoin_when_topics_appear:
+            raise GroupJoinStalled(
+                f"{', '.join(sorted(appeared))} appeared; the development broker keeps the assignment of a member that joins again"
+            )
 
     @property
     def joined(self) -> bool:

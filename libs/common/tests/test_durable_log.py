@@ -105,13 +105,6 @@ async def test_relay_republishes_to_a_broker_restarted_empty_and_each_event_is_a
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="Regression found at the end of stop 16: after the SIGKILL and the restart on the same port the consumer's "
-    "JoinGroupRequest keeps failing ('Connection closed -- marking coordinator dead') for 180 s. Bisected on the SQLite "
-    "variant: fails at 881b215 (clients no longer auto-create topics) and later, passed in the previous stop's CI at "
-    "c725ae3. The supervised end-to-end broker kill (crm-broker) passes. Issue 17 stays open on it.",
-)
 async def test_broker_killed_mid_stream_and_restarted_empty_loses_nothing_and_applies_nothing_twice(
     messaging_db, kafka_settings, local_broker
 ):

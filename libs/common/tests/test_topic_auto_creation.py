@@ -3,6 +3,8 @@
 count, or a producer that knew the intended count sends keys to partitions that do not exist."""
 
 import asyncio
+import os
+import signal
 import uuid
 
 import pytest
@@ -15,6 +17,8 @@ from crm_common.consumer import InboxConsumer
 from crm_common.db import utcnow
 from crm_common.events.topics import ALL_TOPICS
 from crm_common.outbox import OutboxRelay, add_to_outbox, outbox_table, relay_marks_table
+from crm_common.settings import KafkaSettings
+from crm_devbroker.broker import LocalBroker
 from crm_devbroker.testing import RefusingDeadLetters, wait_until
 
 
@@ -78,6 +82,50 @@ async def test_a_consumer_waits_for_its_topics_and_reads_them_once_created(messa
         consumer.stop()
         await asyncio.wait_for(task, 30)
         await publisher.stop()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+async def test_a_consumer_that_rejoined_while_its_topic_was_gone_reads_it_once_it_is_created_again(messaging_db):
+    """The broker loses the topic (restarted empty here; on Kafka a topic deleted) and the consumer's aiokafka refreshes
+    its metadata and rejoins before the topic is created again: the group's leader assigns nothing. Once the topic
+    exists the consumer reads it, within seconds: aiokafka alone asks for its metadata again only 5 minutes later.
+    The consumer's own broker check is out of the picture (once an hour), as it is when the cluster id stays the same."""
+    with LocalBroker() as broker:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix="t.", topic_partitions=3, consumer_session_timeout_ms=3000)
+        await ensure_topics(kafka, ALL_TOPICS)
+        consumer = InboxConsumer(
+            messaging_db, kafka, RecordingHandler(), RefusingDeadLetters(), group_id="g-gone", broker_check_interval_s=3600
+        )
+        task = asyncio.create_task(consumer.run())
+        publisher = KafkaPublisher(kafka, client_id="test")
+        try:
+            before = order_event("before")
+            await publisher.publish(before)
+            await wait_until(lambda: _applied(messaging_db, before), timeout_s=60)
+
+            os.kill(broker.process.pid, signal.SIGKILL)
+            broker.process.wait()
+            broker.start()  # empty: no topic, no group
+            await wait_until(lambda: _holds_a_generation_without(consumer, kafka.physical("logistics.orders")), timeout_s=60)
+            await ensure_topics(kafka, ALL_TOPICS)
+            after = order_event("after")
+            await publisher.publish(after)
+            await wait_until(lambda: _applied(messaging_db, after), timeout_s=30)
+        finally:
+            consumer.stop()
+            await asyncio.wait_for(task, 30)
+            await publisher.stop()
+
+
+async def _holds_a_generation_without(consumer: InboxConsumer, physical: str) -> bool:
+    """The consumer's group completed a generation on the new broker with nothing of the topic it has no metadata of."""
+    kafka_consumer = consumer._consumer
+    return bool(
+        consumer.joined
+        and kafka_consumer is not None
+        and not kafka_consumer.assignment()
+        and not kafka_consumer.partitions_for_topic(physical)
+    )
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])

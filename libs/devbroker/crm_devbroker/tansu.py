@@ -4,8 +4,10 @@ On Tansu, when the leader of a generation being formed leaves during the sync ph
 remaining members are answered with that generation and the departed leader forever (docs/reliability.md).
 The adapter watches every join: one pending longer than KAFKA_DEV_BROKER_JOIN_WATCHDOG_S makes the consumer
 leave, `crm_devbroker.group_repair` releases the departed leader, and the consumer joins again with a new member
-id. crm_common.consumer finds this adapter through the entry point `crm.dev_brokers: tansu`; production sets no
-KAFKA_DEV_BROKER and never loads it.
+id. And Tansu keeps a formed generation's assignment when its members join again unchanged: a consumer whose topics
+appear in its metadata (after a broker restarted empty) joins again as a new member, or it keeps the empty assignment
+its leader made while the topics were missing. crm_common.consumer finds this adapter through the entry point
+`crm.dev_brokers: tansu`; production sets no KAFKA_DEV_BROKER and never loads it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class TansuAdapter:
         self.kafka = kafka
         self.join_limit_s = (settings or TansuSettings()).join_watchdog_s
         self.first_join_timeout_s = self.join_limit_s if self.join_limit_s > 0 else None
+        # Tansu answers a known member's JoinGroup with unchanged metadata with the formed generation as it is, and
+        # that generation's SyncGroup with its stored assignment, whatever the leader assigns now. After a broker
+        # restarted empty the leader assigned nothing (its metadata had no topic yet); once the topics appear, only a
+        # new member id starts a generation that takes the leader's new assignment.
+        self.rejoin_when_topics_appear = True
 
     def join_watch(self) -> JoinWatchdog:
         return JoinWatchdog(self.join_limit_s)
