@@ -123,6 +123,8 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
         "GATEWAY_DEV_SENT_STORE": str(SENT_STORE),
         "COMPLAINTS_SURVEY_BASE_URL": f"{SERVICES[4].url}/survey",  # the gateway's survey page
         "PROFILE_SURVEY_BASE_URL": f"{SERVICES[4].url}/satisfaction-survey",  # the gateway's satisfaction survey page
+        "NOTIFICATIONS_SURVEY_BASE_URL": f"{SERVICES[4].url}/survey",
+        "NOTIFICATIONS_PUBLIC_BASE_URL": f"{SERVICES[4].url}/api/v1/notifications",  # unsubscribe links in emails
         "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
         "NOTIFICATIONS_SMTP_PORT": str(SMTP_SINK_PORT),
         "NOTIFICATIONS_SMS_PROVIDER_URL": f"http://127.0.0.1:{PROVIDER_PORT}",
