@@ -229,6 +229,37 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
             "movements": {"period_start": "2026-08-23", "period_end": "2026-11-20", "credit_grade": moved, "churn_risk": moved},
         }
 
+    @app.get("/reports/service-levels")
+    async def service_levels(month: str, measure: str = "on_time_delivery_pct", worst: int = 20):
+        # the report's shape (crm_scoring.service_levels.reports): twelve months ending with `month`, one without records
+        year, last = int(month[:4]), int(month[5:])
+        months = [f"{year + (last - 12 + i) // 12}-{(last - 12 + i) % 12 + 1:02d}" for i in range(12)]
+        rates = [None, *(90.0 + i * 0.5 for i in range(11))]
+        trend = [
+            {"month": m, "customers": 0 if r is None else 3, "orders": 0 if r is None else 40, "on_time_delivery_pct": r}
+            for m, r in zip(months, rates)
+        ]
+        rows = [
+            {"customer_id": c, "tier": score(c)["tier"], "month": month, "orders": 10 + n, "on_time_delivery_pct": 80.0 + n * 5}
+            for n, c in enumerate(CUSTOMERS)
+        ]
+        return {
+            "month": month,
+            "measure": measure,
+            "tier": None,
+            "filters": {},
+            "customers": len(rows),
+            "worst": rows[:worst],
+            "trend": trend,
+        }
+
+    @app.get("/reports/service-levels.csv")
+    async def service_levels_csv(month: str):
+        from fastapi.responses import Response
+
+        lines = ["customer_id,tier,month,on_time_delivery_pct", *(f"{c},{score(c)['tier']},{month},80.0" for c in CUSTOMERS)]
+        return Response("\n".join(lines) + "\n", media_type="text/csv; charset=utf-8")
+
     @app.get("/reports/model.svg")
     async def model_chart(calibration_end: str):
         from fastapi.responses import Response

@@ -140,6 +140,16 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert await page.locator("#chart-credit-churn rect.bar").count() == 7  # grades A..D and risks low, medium, high
     credit_text = await page.inner_text("#chart-credit-churn")
     assert "信用 A" in credit_text and "流失风险: 高" in credit_text and "2 恶化" in credit_text
+    # service levels, fetched apart: the on-time trend's eleven measured months (the month without records is left
+    # out, not drawn as 0%), the worst customers of the last closed month lowest first, and the CSV as a download
+    await page.wait_for_selector("#chart-service-levels circle.point")
+    assert await page.locator("#chart-service-levels circle.point").count() == 11
+    worst = await page.locator("#service-levels-worst tbody tr").all_inner_texts()
+    assert len(worst) == 3 and worst[0].split("\t")[:3] == ["C1", "大客户", "80%"]
+    async with page.expect_download() as download:
+        await page.click("#service-levels-csv")
+    assert (await download.value).suggested_filename.startswith("service-levels-")
+    assert "C3,ordinary" in Path(await (await download.value).path()).read_text()
     assert await page.locator("#chart-complaints rect.bar").count() == 2
     assert "76%" in await page.inner_text("#chart-complaints")  # resolution SLA compliance
     assert await page.locator("#chart-notifications rect.bar").count() == 4

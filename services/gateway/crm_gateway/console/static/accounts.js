@@ -17,7 +17,7 @@ window.Accounts = (function () {
 
   const pct = (v) => (v === null || v === undefined ? "–" : new Intl.NumberFormat(kit().lang(), { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(v));
   const money = (v) => Number(v || 0).toLocaleString(kit().lang(), { maximumFractionDigits: 0 });
-  const thisMonth = () => new Date().toLocaleDateString("sv-SE", { timeZone: "Asia/Shanghai" }).slice(0, 7);
+  const thisMonth = () => kit().thisMonth();
   function showError(target, e) {
     const where = (e.body && e.body.errors || []).map((x) => (x.loc || []).slice(1).join(".") + ": " + x.msg).join("; ");
     $(target).textContent = e.message + (where ? " — " + where : "");
@@ -45,10 +45,7 @@ window.Accounts = (function () {
 
   // --- key-account monthly reports: a month's reports of the portfolio (staff, account manager), or the customer's own
   // once it opted in (the customer sets its choice here); view as Markdown, download CSV or Markdown
-  function previousMonth() {
-    const [y, m] = thisMonth().split("-").map(Number);
-    return m === 1 ? `${y - 1}-12` : `${y}-${String(m - 1).padStart(2, "0")}`;
-  }
+  const previousMonth = () => kit().previousMonth();
   const reportPath = (r, format) => `/api/v1/customers/${encodeURIComponent(r.customer_id)}/key-account-reports/${r.month}` + (format ? "?format=" + format : "");
   function renderReports(items, emptyKey) {
     $("kar-view").hidden = true;

@@ -46,6 +46,13 @@
   // a calendar day ("2026-03-05"): formatted in UTC so the day never shifts with the browser's time zone
   const fmtDate = (day) => (day ? new Intl.DateTimeFormat(state.lang, { dateStyle: "medium", timeZone: "UTC" }).format(new Date(day.slice(0, 10) + "T00:00:00Z")) : "–");
   const fmtNumber = (n, digits) => new Intl.NumberFormat(state.lang, { maximumFractionDigits: digits === undefined ? 2 : digits }).format(n);
+  // months as the services count them: calendar months in China time (docs/scoring.md); the last closed one is the
+  // newest month a monthly report has whole
+  const thisMonth = () => new Date().toLocaleDateString("sv-SE", { timeZone: "Asia/Shanghai" }).slice(0, 7);
+  function previousMonth() {
+    const [y, m] = thisMonth().split("-").map(Number);
+    return m === 1 ? `${y - 1}-12` : `${y}-${String(m - 1).padStart(2, "0")}`;
+  }
   const pct = (v) => (v === undefined || v === null ? "–" : new Intl.NumberFormat(state.lang, { style: "percent", maximumFractionDigits: 0 }).format(Number(v)));
   function duration(ms) {
     const m = Math.floor(Math.abs(ms) / 60000), d = Math.floor(m / 1440), h = Math.floor((m % 1440) / 60), mm = m % 60;
@@ -426,6 +433,7 @@
   // ------------------------------------------------------------------ dashboard
   async function loadDashboard() {
     loadModelChart();
+    loadServiceLevels();
     try {
       state.dashboard = await api("/api/v1/dashboard");
       renderDashboard(state.dashboard);
@@ -445,6 +453,48 @@
       $("chart-model").replaceChildren(el("img", { src: state.modelChartUrl, alt: t("dash.model"), class: "model-chart" }));
     } catch (e) {
       Charts.noData($("chart-model"), e.message);
+    }
+  }
+  async function loadServiceLevels() {
+    /* scoring's /reports/service-levels for the last closed month, fetched apart from /dashboard (like the model
+       chart): the aggregate's sources already come close to its per-source timeout (docs/performance.md) */
+    state.serviceLevels = null;
+    try {
+      state.serviceLevels = await api("/api/v1/reports/service-levels?" + serviceLevelsQuery(previousMonth()) + "&worst=5");
+      renderServiceLevels(state.serviceLevels);
+    } catch (e) {
+      Charts.noData($("chart-service-levels"), e.message);
+      $("service-levels-worst").replaceChildren();
+    }
+  }
+  const serviceLevelsQuery = (month) => "measure=on_time_delivery_pct&month=" + encodeURIComponent(month);
+  function renderServiceLevels(report) {
+    /* the base's on-time delivery per month (the trend's order-weighted mean, in percent); a month without records
+       has no rate and is left out rather than drawn as 0%. The worst customers of the month below, lowest first */
+    const monthLabel = new Intl.DateTimeFormat(state.lang, { year: "numeric", month: "short", timeZone: "UTC" });
+    const percent = (v) => (v === null || v === undefined ? "–" : fmtNumber(v, 1) + "%");
+    const points = (report.trend || []).filter((m) => m.on_time_delivery_pct !== null && m.on_time_delivery_pct !== undefined)
+      .map((m) => ({ label: monthLabel.format(new Date(m.month + "-01T00:00:00Z")), value: Number(m.on_time_delivery_pct) }));
+    Charts.line($("chart-service-levels"), points, { nodata: t("dash.nodata"), number: (v) => fmtNumber(v, 0) + "%" });
+    caption($("chart-service-levels"), t("dash.sl_caption", { m: report.month, n: fmtNumber(report.customers) }));
+    const rows = (report.worst || []).map((r) => el("tr", {}, el("td", {}, r.customer_id), el("td", {}, tvd("tier", r.tier)),
+      el("td", {}, percent(r.on_time_delivery_pct)), el("td", {}, fmtNumber(r.orders || 0))));
+    $("service-levels-worst").replaceChildren(...(rows.length ? [el("table", { class: "table" },
+      el("thead", {}, el("tr", {}, ...["sl.customer", "kpi.tier", "sl.on_time", "sl.orders"].map((k) => el("th", {}, t(k))))),
+      el("tbody", {}, ...rows))] : []));
+  }
+  async function downloadServiceLevels(ev) {
+    /* the CSV needs the token, so it is fetched and handed to the browser as a file */
+    ev.preventDefault();
+    const month = (state.serviceLevels && state.serviceLevels.month) || previousMonth();
+    try {
+      const body = await api("/api/v1/reports/service-levels.csv?" + serviceLevelsQuery(month));
+      const a = el("a", { href: URL.createObjectURL(new Blob([body], { type: "text/csv" })), download: `service-levels-${month}.csv` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+    } catch (e) {
+      toast(e.message);
     }
   }
   function entries(obj, keyName) {
@@ -519,6 +569,7 @@
       label: t("matrix." + cell.cell), values: [Number(cell.customers || 0)], notes: [pct(cell.revenue_share)] })), [t("chart.customers")], labels);
     renderAbc(s.abc, labels);
     renderCreditChurn(s.credit_churn, labels);
+    if (state.serviceLevels) renderServiceLevels(state.serviceLevels);
     const c = s.complaints || {};
     const cats = entries(c.by_category, "category").sort((a, b) => b.value - a.value);
     Charts.bars($("chart-complaints"), cats.map((g) => {
@@ -562,7 +613,7 @@
   }
 
   // what the admin tab (admin.js) borrows
-  window.ConsoleKit = { api, t, tv, el, toast, fmtTime, fmtDate, fmtNumber, pct, lang: () => state.lang };
+  window.ConsoleKit = { api, t, tv, el, toast, fmtTime, fmtDate, fmtNumber, pct, thisMonth, previousMonth, lang: () => state.lang };
 
   // ------------------------------------------------------------------ wiring
   document.addEventListener("DOMContentLoaded", async () => {
@@ -577,6 +628,7 @@
     document.querySelectorAll(".queue-tab").forEach((b) => b.addEventListener("click", () => chooseQueue(b.dataset.queue)));
     for (const action of ["claim", "reply", "note", "waiting", "resolve", "close", "reopen"]) $("act-" + action).addEventListener("click", () => act(action));
     $("model-form").addEventListener("submit", loadModelChart);
+    $("service-levels-csv").addEventListener("click", downloadServiceLevels);
     let resizing = null;  // the charts are drawn at their box's width: drawn again when the window's width changes
     window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(() => { if (state.dashboard) renderDashboard(state.dashboard); }, 200); });
     applyLang();
