@@ -6,7 +6,7 @@ from decimal import Decimal
 import orjson
 from sqlalchemy import func, select
 
-from complaints_support import ALL_WEEK, close_env, make_env, seed_team
+from complaints_support import ALL_WEEK, STAFF, close_env, make_env, seed_team
 from crm_common.bus import KafkaPublisher
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.events import encode_envelope, make_event
@@ -239,3 +239,56 @@ async def test_tier_upgrade_raises_open_complaints_and_tightens_their_clocks(env
     await processor.process([delivery(downgrade, "crm.scoring", 1)])
     async with env.db.sessions() as session:
         assert [(await session.get(Complaint, i)).priority for i in ids] == ["P2", "P2"]  # never lowered
+
+
+async def test_a_complaint_opened_from_a_tms_incident_carries_its_description_as_a_message_key(env):
+    """The description the service writes keeps its English text and carries a key with parameters (issue 19 point 6),
+    in the table, the API, the lookup page and the timeline; the batch path opens and attaches as before."""
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK})
+    await seed_team(env.db, "claims", {"c1": ALL_WEEK})
+    processor = InboxProcessor(env.db, ShipmentIncidentHandler(env.settings), RefusingDeadLetters())
+    minutes = env.settings.delay_threshold_minutes + 30
+    delayed = make_event(
+        ShipmentDelayed(order_id="O-9", customer_id="shipper-7", delay_minutes=minutes, reason="港口拥堵", reported_at=NOW),
+        key="shipper-7",
+        producer="tms",
+    )
+    lost = make_event(ShipmentLost(order_id="O-9", customer_id="shipper-7", reported_at=NOW), key="shipper-7", producer="tms")
+    damaged = make_event(ShipmentDamaged(order_id="O-10", customer_id="shipper-7", reported_at=NOW), key="shipper-7", producer="tms")
+    await processor.process(
+        [delivery(delayed, "logistics.orders", 0), delivery(lost, "logistics.orders", 1), delivery(damaged, "logistics.orders", 2)]
+    )
+
+    rows = {c.category: c for c in await complaints(env)}
+    assert set(rows) == {"delay", "damage"}  # the loss attached to the open delay of O-9
+    delay = rows["delay"]
+    assert delay.description == f"[TMS] Shipment delayed {minutes} minutes (order O-9): 港口拥堵"  # the English as before
+    assert delay.description_key == "description.shipment_delayed_reason"
+    assert delay.description_params == {"order_id": "O-9", "delay_minutes": minutes, "reason": "港口拥堵"}
+    assert rows["damage"].description == "[TMS] Shipment damaged (order O-10): Shipment reported damaged"
+    assert (rows["damage"].description_key, rows["damage"].description_params) == (
+        "description.shipment_damaged_unexplained",
+        {"order_id": "O-10"},
+    )
+
+    shown = (await env.client.get(f"/complaints/{delay.id}", headers=STAFF)).json()
+    assert (shown["description"], shown["description_key"], shown["description_params"]) == (
+        delay.description,
+        delay.description_key,
+        delay.description_params,
+    )
+    page = (await env.client.get(f"/complaints/lookup?number={delay.number}", headers=STAFF)).json()
+    found = page[0]["complaint"]
+    assert (found["description_key"], found["description_params"]) == (delay.description_key, delay.description_params)
+
+    async with env.db.sessions() as session:
+        entries = (
+            await session.scalars(select(TimelineEntry).where(TimelineEntry.complaint_id == delay.id).order_by(TimelineEntry.id))
+        ).all()
+    by_kind = {e.kind: e for e in entries}
+    assert (by_kind["filed"].body, by_kind["filed"].message_key) == (delay.description, "description.shipment_delayed_reason")
+    assert by_kind["shipment_event"].body == "[TMS] Shipment lost (order O-9)"
+    assert (by_kind["shipment_event"].message_key, by_kind["shipment_event"].message_params) == (
+        "description.shipment_lost",
+        {"order_id": "O-9"},
+    )

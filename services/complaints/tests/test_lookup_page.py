@@ -111,6 +111,8 @@ async def test_lookup_json_encodes_like_pydantic():
         team_id=None,
         agent_id="a",
         description="d 描述",
+        description_key="description.shipment_lost",
+        description_params={"order_id": "O-1"},
         desired_outcome=None,
         claimed_amount=Decimal("1E+2"),
         attachments=None,

@@ -1,6 +1,7 @@
 """The timeline's service texts in real headless Chromium, behind the real complaints service: the entries arrive as
 message keys with parameters and the console writes them from its zh-CN and en tables (statuses, strategies and the
-routing rule translated too); someone's own words and a row stored before keys existed show as written.
+routing rule translated too), and so does the description of a complaint the service opened from a TMS incident;
+someone's own words and a row stored before keys existed show as written.
 Screenshots in zh-CN and en under TEST_OUTPUT_DIR."""
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from playwright.async_api import expect
 pytest.importorskip("crm_complaints", reason="complaints service not installed")
 complaints_support = pytest.importorskip("complaints_support", reason="complaints test helpers not on the path")
 
+from crm_common.events.logistics import ShipmentDelayed  # noqa: E402
+from crm_complaints.complaints.incidents import Incident, open_from_shipment_events  # noqa: E402
 from crm_complaints.complaints.models import TimelineEntry  # noqa: E402
 from crm_devbroker.testing import served_on_loopback  # noqa: E402
 from gateway_support import auth  # noqa: E402
@@ -23,6 +26,7 @@ from test_survey_browser import CHROMIUM_FLAGS  # noqa: E402
 
 pytestmark = pytest.mark.browser
 OLD_TEXT = "resolution breach: escalated to transport-lead"  # as the service wrote it before message keys
+DELAY_MINUTES = 1500  # past the complaints service's delay threshold; the console writes it as a number of the language (1,500)
 
 
 async def test_timeline_texts_from_the_service_are_written_in_the_readers_language(database_factory, gateway_db):
@@ -58,6 +62,12 @@ async def test_timeline_texts_from_the_service_are_written_in_the_readers_langua
                         data={},
                     )
                 )
+                # a complaint the service opens from a TMS incident: its description is the service's text (a message key)
+                delayed = ShipmentDelayed(
+                    order_id="O-77", customer_id="X1", delay_minutes=DELAY_MINUTES, reason="港口拥堵", reported_at=dt.datetime.now(dt.UTC)
+                )
+                [(tms_complaint, how)] = await open_from_shipment_events(session, [Incident(delayed, "evt-tms-1")], settings=env.settings)
+                assert how == "filed"
 
             browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
             try:
@@ -79,6 +89,11 @@ async def test_timeline_texts_from_the_service_are_written_in_the_readers_langua
                 await expect(timeline).to_contain_text(OLD_TEXT)  # a row without a key: its text as stored
                 assert "Status " not in await timeline.inner_text()  # no English service text left in zh-CN
                 await page.screenshot(path=str(OUTPUT / "timeline-zh-CN.png"), full_page=True)
+                description = page.locator("#complaint-description")
+                await expect(description).to_have_text("两箱货晚到三天")  # the filer's own words as written
+                await page.click(f"#queue-list li[data-id='{tms_complaint.id}']")
+                await expect(description).to_have_text("[TMS] 货物延误 1,500 分钟（订单 O-77）：港口拥堵")
+                await page.click(f"#queue-list li[data-id='{filed['id']}']")
 
                 await page.click("#lang-toggle")
                 await expect(timeline).to_contain_text("Assigned to li-na (team transport) by rule built-in: Delay → transport, Least load")
@@ -86,6 +101,8 @@ async def test_timeline_texts_from_the_service_are_written_in_the_readers_langua
                 await expect(timeline).to_contain_text("Waiting on customer → In progress: the customer replied")
                 await expect(timeline).to_contain_text(OLD_TEXT)
                 await page.screenshot(path=str(OUTPUT / "timeline-en.png"), full_page=True)
+                await page.click(f"#queue-list li[data-id='{tms_complaint.id}']")
+                await expect(description).to_have_text("[TMS] Shipment delayed 1,500 minutes (order O-77): 港口拥堵")
                 assert not errors, errors
                 await context.close()
             finally:

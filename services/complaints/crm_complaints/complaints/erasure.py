@@ -120,6 +120,11 @@ async def erase_person(session: AsyncSession, customer_id: str, contact_id: str 
             if cleaned != value:
                 setattr(complaint, name, cleaned)
                 touched = True
+        if complaint.description_params is not None:  # the TMS's text may name the person, as the description does
+            params = person.scrub_json(complaint.description_params)
+            if params != complaint.description_params:
+                complaint.description_params = params
+                touched = True
         attachments = person.scrub_json(complaint.attachments or [])
         if attachments != (complaint.attachments or []):
             complaint.attachments = attachments

@@ -25,6 +25,7 @@ from crm_complaints.complaints import publish
 from crm_complaints.complaints.access import SYSTEM
 from crm_complaints.complaints.intake import Filing, Opener, load_rules
 from crm_complaints.complaints.lookup import follow_merges_many
+from crm_complaints.complaints.messages import Message
 from crm_complaints.complaints.models import Complaint, ComplaintReference, DirectoryCustomer
 from crm_complaints.complaints.priority import compute_priority
 from crm_complaints.complaints.schemas import ComplaintCreate
@@ -50,33 +51,42 @@ class Incident:
 class _Described:
     incident: Incident
     category: str
-    description: str
+    message: Message  # the description as a message key with parameters; its English is the stored description
     amount: Decimal | None
+
+    @property
+    def description(self) -> str:
+        return self.message.english()
 
 
 def describe(incident: Incident, settings: ComplaintsSettings) -> _Described | None:
     """The complaint an incident calls for (category, description, claimed amount); None when it calls for none."""
     payload = incident.payload
     amount = None
+    order = {"order_id": payload.order_id}
     if isinstance(payload, ShipmentDamaged):
         category = "damage"
         amount = payload.estimated_loss
-        text = payload.description or "Shipment reported damaged"
-        description = f"[TMS] Shipment damaged (order {payload.order_id}): {text}"
+        if payload.description:
+            message = Message("description.shipment_damaged", {**order, "text": payload.description})
+        else:
+            message = Message("description.shipment_damaged_unexplained", order)
     elif isinstance(payload, ShipmentLost):
         category = "loss"
         amount = payload.declared_value
-        description = f"[TMS] Shipment lost (order {payload.order_id})"
+        message = Message("description.shipment_lost", order)
     elif isinstance(payload, ShipmentDelayed):
         if payload.delay_minutes < settings.delay_threshold_minutes:
             return None
         category = "delay"
-        description = f"[TMS] Shipment delayed {payload.delay_minutes} minutes (order {payload.order_id})" + (
-            f": {payload.reason}" if payload.reason else ""
-        )
+        delayed = {**order, "delay_minutes": payload.delay_minutes}
+        if payload.reason:
+            message = Message("description.shipment_delayed_reason", {**delayed, "reason": payload.reason})
+        else:
+            message = Message("description.shipment_delayed", delayed)
     else:
         return None
-    return _Described(incident, category, description, amount)
+    return _Described(incident, category, message, amount)
 
 
 async def open_from_shipment_events(
@@ -178,7 +188,7 @@ class _Batch:
             at=self.now,
             actor=SYSTEM,
             visibility="internal",
-            body=d.description,
+            message=d.message,
             data={"event_type": payload.event_type, "event_id": d.incident.event_id, "order_id": payload.order_id},
         )
         existing.version += 1
@@ -202,7 +212,7 @@ def _filing(d: _Described, customer_id: str, customer: DirectoryCustomer | None)
         channel="web",
         claimed_amount=d.amount,
     )
-    return Filing(data, customer_id, customer, source_event_id=d.incident.event_id)
+    return Filing(data, customer_id, customer, source_event_id=d.incident.event_id, description_message=d.message)
 
 
 async def _open_complaints_of_orders(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Complaint]:

@@ -349,6 +349,8 @@ class Filing:
     contact_id: str | None = None
     language: str | None = None
     source_event_id: str | None = None
+    # a description the service wrote itself (a TMS incident's): stored with its key so a reader can translate it
+    description_message: messages.Message | None = None
 
     @property
     def region(self) -> str | None:
@@ -436,6 +438,8 @@ class Opener:
             region=filing.region,
             service_type=data.service_type,
             description=data.description,
+            description_key=filing.description_message.key if filing.description_message else None,
+            description_params=filing.description_message.params if filing.description_message else None,
             desired_outcome=data.desired_outcome,
             claimed_amount=data.claimed_amount,
             attachments=[a.model_dump(mode="json") for a in data.attachments],
@@ -472,6 +476,7 @@ class Opener:
             actor=actor,
             visibility="customer",
             body=data.description,
+            message=filing.description_message,
             data={"channel": complaint.channel, "priority": priority, "category": data.category},
         )
         envelopes = [

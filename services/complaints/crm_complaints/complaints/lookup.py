@@ -238,6 +238,8 @@ LOOKUP_COLUMNS = tuple(
         "team_id",
         "agent_id",
         "description",
+        "description_key",
+        "description_params",
         "desired_outcome",
         "claimed_amount",
         "attachments",

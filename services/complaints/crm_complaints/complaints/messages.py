@@ -1,4 +1,5 @@
-"""The texts this service writes on a timeline, as a stable message key with parameters.
+"""The texts this service writes on a timeline and the descriptions of the complaints it opens itself (TMS incidents),
+as a stable message key with parameters.
 
 The console renders an entry from its zh-CN and en message tables (`msg.<key>` in the gateway's console/static/i18n.js);
 the English text, rendered here from the same key and parameters, stays in the entry's `body` for API clients that do
@@ -33,6 +34,13 @@ ENGLISH: dict[str, str] = {
     "timeline.person_erased": "Personal data of an erased person removed",
     "timeline.escalated_near_breach": "{clock} near breach: escalated to {to}",
     "timeline.escalated_breach": "{clock} breach: escalated to {to}",
+    # descriptions of the complaints the service opens from TMS incidents (incidents.describe); {text} and {reason}
+    # are the TMS's own words
+    "description.shipment_damaged": "[TMS] Shipment damaged (order {order_id}): {text}",
+    "description.shipment_damaged_unexplained": "[TMS] Shipment damaged (order {order_id}): Shipment reported damaged",
+    "description.shipment_lost": "[TMS] Shipment lost (order {order_id})",
+    "description.shipment_delayed": "[TMS] Shipment delayed {delay_minutes} minutes (order {order_id})",
+    "description.shipment_delayed_reason": "[TMS] Shipment delayed {delay_minutes} minutes (order {order_id}): {reason}",
 }
 
 # parameters whose values are codes: English shows them with spaces (in_progress -> in progress)

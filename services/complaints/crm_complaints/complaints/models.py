@@ -102,6 +102,9 @@ class Complaint(Base):
     region: Mapped[str | None] = mapped_column(String(100))
     service_type: Mapped[str | None] = mapped_column(String(50))
     description: Mapped[str] = mapped_column(Text)
+    # set when the service wrote the description (messages.py); null for the filer's own words
+    description_key: Mapped[str | None] = mapped_column(String(60))
+    description_params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     desired_outcome: Mapped[str | None] = mapped_column(Text)
     claimed_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     attachments: Mapped[list] = mapped_column(JSON, default=list)

@@ -117,7 +117,15 @@ class ComplaintOut(BaseModel):
     status_text: dict[str, str]
     team_id: str | None
     agent_id: str | None
-    description: str
+    description: str = Field(description="In English: the filer's words, or the service's own text rendered from description_key.")
+    description_key: str | None = Field(
+        None,
+        description="Set when the service wrote the description (a complaint opened from a TMS incident, e.g. "
+        "description.shipment_delayed) for the reader's own message tables; null for the filer's words: show `description`.",
+    )
+    description_params: dict | None = Field(
+        None, description="The description message's parameters: order id, delay minutes, the TMS's text."
+    )
     desired_outcome: str | None
     claimed_amount: Decimal | None
     attachments: list[dict]

@@ -378,7 +378,8 @@
     $("complaint-facts").replaceChildren(...[kpi(t("kpi.status"), statusText(c)), kpi(t("kpi.category"), tv("cat", c.category)), kpi(t("kpi.priority"), tv("priority", c.priority)),
       kpi(t("kpi.channel"), tv("channel", c.channel)), kpi(t("kpi.filed"), c.filed_at ? fmtTime(c.filed_at) : null),
       routed ? kpi(t("kpi.rule"), ruleText(routed.data.rule), "rule") : null].filter(Boolean));
-    $("complaint-description").textContent = c.description || "";
+    // a description the service wrote (a TMS incident's) from its key; the filer's own words as written
+    $("complaint-description").textContent = messageText({ message_key: c.description_key, message_params: c.description_params, body: c.description });
     $("complaint-actions").hidden = !isWorker();
     $("complaint-panel").dataset.status = c.status;
     $("timeline").replaceChildren(...timeline.map((e) => {
