@@ -149,6 +149,48 @@ async def test_worklist_follow_ups_paced_visits_and_credit_reviews(profile):
     assert [(i["kind"], i["customer_id"]) for i in after.json()["items"]] == [("satisfaction_survey", top), ("visit", top)]
 
 
+async def test_worklist_items_carry_their_detail_as_a_message_key_with_parameters(profile):
+    """Each generated detail has a stable key and parameters (the console writes it in zh-CN or en); `detail` keeps the
+    English it had; the manager's own next step travels as written (issue 19 point 6)."""
+    profile.client._transport.app.dependency_overrides[today] = lambda: TODAY
+    manager = f"am-{uuid.uuid4().hex[:8]}"
+    top, payer, quiet = [await _customer(profile, manager) for _ in range(3)]
+    await _announce(profile, _scored(top, "A", "key_account"))
+    await _log(profile, top, "visit", "2026-10-10T03:00:00+00:00")
+    await _log(profile, payer, "call", "2026-11-01T03:00:00+00:00", next_step="call back about the invoice", next_follow_up="2026-11-18")
+    await _log(profile, quiet, "call", "2026-11-02T03:00:00+00:00", next_follow_up="2026-11-19")
+    fell = CreditGradeChanged(
+        customer_id=payer,
+        old_grade="B",
+        new_grade="D",
+        falling=True,
+        actions=["credit_review_task"],
+        review_every_days=30,
+        reason="D (serious default)",
+        changed_at=AT - dt.timedelta(days=3),
+    )
+    await _announce(profile, fell)
+
+    response = await profile.client.get("/account-manager/worklist", headers=as_actor(manager, "account_manager"))
+    assert response.status_code == 200, response.text
+    got = {(i["kind"], i["customer_id"]): (i["detail_key"], i["detail_params"], i["detail"]) for i in response.json()["items"]}
+    assert got == {
+        ("satisfaction_survey", top): (
+            "work.satisfaction_survey",
+            {"quarter": "2026-Q4"},
+            "Satisfaction survey 2026-Q4: overall score, factors and comment",
+        ),
+        ("credit_review", payer): ("work.credit_review_now", {"grade": "D"}, "Credit review (grade D: review now)"),
+        ("follow_up", payer): ("work.follow_up_next_step", {"text": "call back about the invoice"}, "call back about the invoice"),
+        ("follow_up", quiet): (
+            "work.follow_up",
+            {"interaction_kind": "call", "date": "2026-11-02"},
+            "Follow up on the call of 2026-11-02",
+        ),
+        ("visit", top): ("work.visit", {"done": 1, "required": 3, "period": "quarter"}, "1 of 3 visits this quarter"),
+    }
+
+
 async def test_visit_quotas_are_data_admin_only_and_checked(profile):
     admin, manager = as_actor("boss", "admin"), as_actor("am-x", "account_manager")
     before = (await profile.client.get("/account-manager/visit-quotas", headers=manager)).json()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
@@ -50,7 +50,15 @@ class WorkItem(BaseModel):
     customer_name: str
     due: dt.date
     overdue: bool
-    detail: str
+    detail: str = Field(description="What to do, in English (rendered from detail_key and detail_params).")
+    detail_key: str = Field(
+        description="Stable message key of `detail` (e.g. work.visit, work.credit_review_now) for a client that writes it "
+        "in the reader's language; the console's tables are msg.<key>."
+    )
+    detail_params: dict[str, Any] = Field(
+        description="The key's parameters: codes (interaction_kind, period), numbers, dates, a quarter label, or someone's "
+        "own words (text, case_detail) that a reader shows as written."
+    )
     interaction_id: str | None = None
     case_id: str | None = Field(default=None, description="The win-back case of a win_back_call.")
     call_agent: str | None = Field(default=None, description="The neutral agent who makes a win_back_call (null: not assigned yet).")

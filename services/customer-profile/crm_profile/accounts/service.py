@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, exists, func, or_, select
@@ -23,6 +24,7 @@ from sqlalchemy.orm import aliased
 
 from crm_common.db import utcnow
 from crm_common.events.scoring import CreditGradeChanged, CustomerScored
+from crm_profile.accounts import messages
 from crm_profile.accounts.models import AccountScore, VisitQuota, WinBackCase
 from crm_profile.accounts.schemas import PortfolioItem, QuotaIn, WorkItem
 from crm_profile.customers.models import MERGED, Customer, Interaction
@@ -308,8 +310,20 @@ async def worklist(session: AsyncSession, owner: str | None, today: dt.date, *, 
     return items[:limit]
 
 
-def _item(kind: str, customer_id: str, name: str, due: dt.date, today: dt.date, detail: str, **extra) -> WorkItem:
-    return WorkItem(kind=kind, customer_id=customer_id, customer_name=name, due=due, overdue=due < today, detail=detail, **extra)
+def _item(kind: str, customer_id: str, name: str, due: dt.date, today: dt.date, detail: tuple[str, dict[str, Any]], **extra) -> WorkItem:
+    """`detail` is a message key with its parameters (messages.py); the English text is rendered from them."""
+    key, params = detail
+    return WorkItem(
+        kind=kind,
+        customer_id=customer_id,
+        customer_name=name,
+        due=due,
+        overdue=due < today,
+        detail=messages.english(key, params),
+        detail_key=key,
+        detail_params=params,
+        **extra,
+    )
 
 
 def _follow_ups(latest: dict[str, Interaction], names: dict[str, str], today: dt.date, horizon: dt.date) -> list[WorkItem]:
@@ -320,7 +334,9 @@ def _follow_ups(latest: dict[str, Interaction], names: dict[str, str], today: dt
             names[cid],
             row.next_follow_up,
             today,
-            row.next_step or f"Follow up on the {row.kind} of {row.occurred_at.date()}",
+            ("work.follow_up_next_step", {"text": row.next_step})
+            if row.next_step
+            else ("work.follow_up", {"interaction_kind": row.kind, "date": row.occurred_at.date().isoformat()}),
             interaction_id=row.id,
         )
         for cid, row in latest.items()
@@ -337,7 +353,16 @@ def _visits_due(rows, quotas: list[VisitQuota], visits: dict, today: dt.date, ho
         done = _visits_in_period(visits.get(customer_id, []), quota, today)
         due = next_visit_due(quota, done, today)
         if due is not None and due <= horizon:
-            items.append(_item("visit", customer_id, name, due, today, f"{done} of {quota.visits} visits this {quota.period}"))
+            items.append(
+                _item(
+                    "visit",
+                    customer_id,
+                    name,
+                    due,
+                    today,
+                    ("work.visit", {"done": done, "required": quota.visits, "period": quota.period}),
+                )
+            )
     return items
 
 
@@ -349,15 +374,15 @@ def _credit_reviews(rows, last_reviews: dict[str, dt.datetime], today: dt.date, 
         last = last_reviews.get(customer_id)
         requested = score.credit_review_requested_at
         if requested is not None and (last is None or last < requested):
-            due, why = requested.date(), f"grade {score.credit_grade}: review now"
+            due, why = requested.date(), ("work.credit_review_now", {"grade": score.credit_grade})
         else:
             base = last or score.credit_changed_at
             due, why = (
                 base.date() + dt.timedelta(days=score.credit_review_every_days),
-                f"grade {score.credit_grade}: every {score.credit_review_every_days} days",
+                ("work.credit_review_every", {"grade": score.credit_grade, "days": score.credit_review_every_days}),
             )
         if due <= horizon:
-            items.append(_item("credit_review", customer_id, name, due, today, f"Credit review ({why})"))
+            items.append(_item("credit_review", customer_id, name, due, today, why))
     return items
 
 
@@ -378,7 +403,7 @@ async def _win_back_calls(session: AsyncSession, owner: str | None, today: dt.da
             name,
             case.lost_at.astimezone(BUSINESS_ZONE).date(),
             today,
-            f"Lost-customer survey call: why they left, what would bring them back ({case.detail})",
+            ("work.win_back_call", {"case_detail": case.detail}),
             case_id=case.id,
             call_agent=case.call_agent,
         )
@@ -403,7 +428,7 @@ async def _satisfaction_surveys(session: AsyncSession, owner: str | None, today:
     answered = await surveys.surveyed_this_quarter(session, [cid for cid, _ in rows], today)
     quarter = surveys.quarter_label(today)
     return [
-        _item("satisfaction_survey", cid, name, due, today, f"Satisfaction survey {quarter}: overall score, factors and comment")
+        _item("satisfaction_survey", cid, name, due, today, ("work.satisfaction_survey", {"quarter": quarter}))
         for cid, name in rows
         if cid not in answered
     ]

@@ -27,12 +27,13 @@ window.Accounts = (function () {
     $("am-worklist").replaceChildren(...(items.length ? items.map((item) => el("li", {
       class: "work-item" + (item.overdue ? " overdue" : ""), "data-kind": item.kind, "data-customer": item.customer_id,
       onclick: item.kind === "win_back_call" ? () => openCase(item.case_id, item.customer_name) : undefined,
-    }, el("strong", { "data-due": item.due }, kit().fmtDate(item.due)), " · ", t("work." + item.kind), " · ", item.customer_name, " — ", item.detail)) : [el("li", { class: "muted" }, t("queue.empty"))]));
+    }, el("strong", { "data-due": item.due }, kit().fmtDate(item.due)), " · ", t("work." + item.kind), " · ", item.customer_name, " — ",
+      kit().messageText({ message_key: item.detail_key, message_params: item.detail_params, body: item.detail }))) : [el("li", { class: "muted" }, t("queue.empty"))]));
   }
   function renderPortfolio(items) {
     $("am-portfolio").tBodies[0].replaceChildren(...items.map((c) => el("tr", { "data-id": c.customer_id },
       el("td", {}, c.name), el("td", {}, kit().tv("status", c.status)), el("td", {}, c.abc_class || "–"), el("td", {}, kit().tv("tier", c.tier) || "–"),
-      el("td", {}, c.credit_grade || "–"), el("td", {}, kit().tv("risk", c.churn_risk) || "–"), el("td", {}, c.key_account_reasons.join(", ") || "–"),
+      el("td", {}, c.credit_grade || "–"), el("td", {}, kit().tv("risk", c.churn_risk) || "–"), el("td", {}, c.key_account_reasons.map((r) => kit().tv("kareason", r)).join(", ") || "–"),
       el("td", {}, c.visits_required ? `${c.visits_done}/${c.visits_required}` : "–"), el("td", {}, kit().fmtDate(c.next_follow_up)))));
   }
   function renderKpis(report) {
