@@ -107,6 +107,12 @@ async def test_an_inactive_customer_becomes_lost_once_and_a_neutral_agent_gets_t
     ]
     case = (await profile.client.get(f"/account-manager/win-back-cases/{calls[0]['case_id']}", headers=ADMIN)).json()
     assert case["call_agent"] == agent and case["call_assigned_at"] is not None
+    # why the case was opened, as a message key with parameters beside the English (issue 19 point 6)
+    assert (case["detail_key"], case["detail_params"], case["detail"]) == (
+        "winback.inactive",
+        {"last_order": "2026-04-01", "days": 233, "p_alive": "5", "p_alive_below": "20"},
+        "no order since 2026-04-01 (233 days) and P(alive) 5% < 20%",
+    )
 
 
 async def test_survey_by_the_neutral_agent_offer_outcome_and_report(profile):
@@ -277,6 +283,11 @@ async def test_setting_a_lost_customer_active_by_hand_closes_its_case_as_won_bac
     assert back.status_code == 200, back.text
     [case] = (await profile.client.get("/account-manager/win-back-cases", headers=as_actor(manager, "account_manager"))).json()["items"]
     assert case["status"] == "won_back" and case["outcome_note"] == "status set to active"
+    assert (case["detail_key"], case["detail_params"], case["detail"]) == (
+        "winback.terminated",
+        {"old_status": "active"},
+        "status set to lost (was active)",
+    )
 
 
 async def test_the_running_consumers_make_an_inactive_customer_lost_and_customer_lost_reaches_kafka(

@@ -84,6 +84,7 @@ async def test_account_manager_works_a_lost_customer_in_the_console(database_fac
                 await expect(call).to_contain_text("流失客户回访：了解流失原因及挽回条件（status set to lost")
                 await call.click()
                 await expect(page.locator("#wb-card")).to_be_visible()
+                await expect(page.locator("#wb-detail")).to_contain_text("状态被设为流失（原为 ")  # winback.terminated in zh-CN
                 await expect(page.locator("#wb-call-agent")).to_have_text(DEMO_AGENT)
                 await expect(page.locator("#wb-manage")).to_be_hidden()  # offers and the outcome are the manager's
                 await page.click("#wb-save")  # no reason ticked: the service's 422 is shown

@@ -20,6 +20,9 @@ ENGLISH: dict[str, str] = {
     "work.credit_review_every": "Credit review (grade {grade}: every {days} days)",
     "work.win_back_call": "Lost-customer survey call: why they left, what would bring them back ({case_detail})",
     "work.satisfaction_survey": "Satisfaction survey {quarter}: overall score, factors and comment",
+    # why a win-back case was opened (winback.py; stored on the case)
+    "winback.inactive": "no order since {last_order} ({days} days) and P(alive) {p_alive}% < {p_alive_below}%",
+    "winback.terminated": "status set to lost (was {old_status})",
 }
 
 

@@ -84,6 +84,9 @@ class WinBackCase(Base):
     account_manager: Mapped[str | None] = mapped_column(String(100))  # the customer's manager when it was lost
     cause: Mapped[str] = mapped_column(String(20))  # inactive / terminated
     detail: Mapped[str] = mapped_column(String(500))
+    # the detail as a message key with parameters (accounts/messages.py); null on cases opened before keys existed
+    detail_key: Mapped[str | None] = mapped_column(String(60))
+    detail_params: Mapped[dict | None] = mapped_column(JSON)
     lost_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(20), default="in_progress")  # in_progress / won_back / lost_for_good
     reasons: Mapped[list] = mapped_column(JSON, default=list)

@@ -122,7 +122,13 @@ class WinBackCaseOut(BaseModel):
     customer_id: str
     account_manager: str | None
     cause: Literal["inactive", "terminated"]
-    detail: str
+    detail: str = Field(description="Why the case was opened, in English (rendered from detail_key and detail_params).")
+    detail_key: str | None = Field(
+        description="Stable message key of `detail` (winback.inactive, winback.terminated); null on cases opened before keys existed."
+    )
+    detail_params: dict[str, Any] | None = Field(
+        description="The key's parameters: last_order (date), days, p_alive and p_alive_below (percent, as text), old_status (code)."
+    )
     lost_at: dt.datetime
     status: Literal["in_progress", "won_back", "lost_for_good"]
     reasons: list[str]

@@ -20,6 +20,7 @@ import datetime as dt
 import io
 import uuid
 from collections import Counter
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,7 @@ from crm_common.events.customers import CustomerLost, WinBackOfferMade
 from crm_common.events.logistics import OrderCancelled, OrderCreated
 from crm_common.outbox import emit
 from crm_profile import SERVICE_NAME
+from crm_profile.accounts import messages
 from crm_profile.accounts.models import AccountOrder, WinBackCallAgent, WinBackCase, WinBackOffer, WinBackReason
 from crm_profile.accounts.service import BUSINESS_ZONE, Actor, Forbidden, WorkspaceError, portfolio_owner
 from crm_profile.customers import publish as customer_events
@@ -110,8 +112,11 @@ async def last_order_at(session: AsyncSession, customer_id: str) -> dt.datetime 
 # --- becoming lost ----------------------------------------------------------------------------------
 
 
-async def open_case(session: AsyncSession, customer: Customer, *, cause: str, detail: str, at: dt.datetime) -> WinBackCase | None:
-    """The customer is lost: open its case and announce it (None when a case is already in progress)."""
+async def open_case(
+    session: AsyncSession, customer: Customer, *, cause: str, detail: tuple[str, dict[str, Any]], at: dt.datetime
+) -> WinBackCase | None:
+    """The customer is lost: open its case and announce it (None when a case is already in progress). `detail` is a
+    message key with its parameters (messages.py); the English text is rendered from them."""
     if await session.scalar(select(WinBackCase.id).where(WinBackCase.customer_id == customer.id, WinBackCase.status == IN_PROGRESS)):
         return None
     case = WinBackCase(
@@ -119,7 +124,9 @@ async def open_case(session: AsyncSession, customer: Customer, *, cause: str, de
         customer_id=customer.id,
         account_manager=customer.account_manager,
         cause=cause,
-        detail=detail[:500],
+        detail=messages.english(*detail)[:500],
+        detail_key=detail[0],
+        detail_params=detail[1],
         lost_at=at,
         status=IN_PROGRESS,
         reasons=[],
@@ -151,7 +158,15 @@ async def check_inactive(
     last = await last_order_at(session, customer_id)
     if last is None or (as_of - last).days < after_days:
         return None
-    detail = f"no order since {last.date().isoformat()} ({(as_of - last).days} days) and P(alive) {p_alive:g}% < {p_alive_below:g}%"
+    detail = (
+        "winback.inactive",
+        {
+            "last_order": last.date().isoformat(),
+            "days": (as_of - last).days,
+            "p_alive": f"{p_alive:g}",
+            "p_alive_below": f"{p_alive_below:g}",
+        },
+    )
     customer.status = LOST
     customer.updated_at = utcnow()
     await session.flush()
@@ -163,7 +178,7 @@ async def status_changed(session: AsyncSession, customer: Customer, old_status: 
     """A status set by hand: lost opens a case (a terminated customer); active again closes one in progress."""
     now = utcnow()
     if customer.status == LOST and old_status != LOST:
-        await open_case(session, customer, cause="terminated", detail=f"status set to lost (was {old_status})", at=now)
+        await open_case(session, customer, cause="terminated", detail=("winback.terminated", {"old_status": old_status}), at=now)
     elif customer.status == ACTIVE and old_status == LOST:
         case = await session.scalar(select(WinBackCase).where(WinBackCase.customer_id == customer.id, WinBackCase.status == IN_PROGRESS))
         if case is not None:

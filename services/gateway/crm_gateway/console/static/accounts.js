@@ -127,7 +127,7 @@ window.Accounts = (function () {
     return !c.surveyed_at && (state.me.role === "admin" || state.me.subject === c.call_agent || (!c.call_agent && state.me.role === "agent"));
   }
   function showCase(c) {
-    $("wb-detail").textContent = c.detail;
+    $("wb-detail").textContent = kit().messageText({ message_key: c.detail_key, message_params: c.detail_params, body: c.detail });
     $("wb-call-agent").textContent = c.call_agent || t("wb.unassigned");
     $("wb-answers").textContent = c.surveyed_at ? t("wb.surveyed", { who: c.surveyed_by, reasons: c.reasons.join(", ") }) : t("wb.not_surveyed");
     $("wb-survey").hidden = !canSurvey(c);

@@ -361,7 +361,7 @@
   // a text of a service (complaints' messages.py): its message key and parameters through the message tables, the
   // parameters that are codes through their value tables; an entry without a key we know (someone's own words, a row
   // written before keys existed) shows its body as the service wrote it
-  const PARAM_TABLES = { status_from: "status", status_to: "status", priority_from: "priority", priority_to: "priority", tier: "tier", clock: "clock", strategy: "strategy", interaction_kind: "ikind", period: "qperiod" };
+  const PARAM_TABLES = { status_from: "status", status_to: "status", priority_from: "priority", priority_to: "priority", tier: "tier", clock: "clock", strategy: "strategy", interaction_kind: "ikind", period: "qperiod", old_status: "status" };
   function messageText(e) {
     const key = e.message_key ? "msg." + e.message_key : null;
     if (!key || window.I18N.en[key] === undefined) return e.body || "";
