@@ -106,6 +106,8 @@ async def test_an_inactive_customer_becomes_lost_once_and_a_neutral_agent_gets_t
         (gone, "2026-11-20", True, lost[0].payload["case_id"], agent)
     ]
     case = (await profile.client.get(f"/account-manager/win-back-cases/{calls[0]['case_id']}", headers=ADMIN)).json()
+    assert calls[0]["detail_key"] == "work.win_back_call" and calls[0]["detail_params"]["case_detail_key"] == "winback.inactive"
+    assert calls[0]["detail_params"]["case_detail_params"]["last_order"] == "2026-04-01"
     assert case["call_agent"] == agent and case["call_assigned_at"] is not None
     # why the case was opened, as a message key with parameters beside the English (issue 19 point 6)
     assert (case["detail_key"], case["detail_params"], case["detail"]) == (

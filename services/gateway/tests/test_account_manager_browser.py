@@ -80,8 +80,8 @@ async def test_account_manager_works_a_lost_customer_in_the_console(database_fac
                 await expect(call).to_contain_text("Lost Harbour Logistics")
                 # due day in zh-CN (the default) format
                 await expect(call.locator("strong")).to_have_text(re.compile(r"^\d{4}年\d{1,2}月\d{1,2}日$"))
-                # the item's detail from its message key (work.win_back_call) in zh-CN; the case's stored reason as written
-                await expect(call).to_contain_text("流失客户回访：了解流失原因及挽回条件（status set to lost")
+                # the item's detail from its message key (work.win_back_call) in zh-CN, the case's reason from its own key
+                await expect(call).to_contain_text("流失客户回访：了解流失原因及挽回条件（状态被设为流失（原为 ")
                 await call.click()
                 await expect(page.locator("#wb-card")).to_be_visible()
                 await expect(page.locator("#wb-detail")).to_contain_text("状态被设为流失（原为 ")  # winback.terminated in zh-CN

@@ -403,12 +403,21 @@ async def _win_back_calls(session: AsyncSession, owner: str | None, today: dt.da
             name,
             case.lost_at.astimezone(BUSINESS_ZONE).date(),
             today,
-            ("work.win_back_call", {"case_detail": case.detail}),
+            ("work.win_back_call", _case_detail(case)),
             case_id=case.id,
             call_agent=case.call_agent,
         )
         for case, name in (await session.execute(query)).all()
     ]
+
+
+def _case_detail(case: WinBackCase) -> dict[str, Any]:
+    """The call's parameters: the case's English detail, and its own key and parameters when it has them (cases opened
+    before migration 0016 have none) so that a reader can translate the nested message too."""
+    params: dict[str, Any] = {"case_detail": case.detail}
+    if case.detail_key is not None:
+        params |= {"case_detail_key": case.detail_key, "case_detail_params": case.detail_params or {}}
+    return params
 
 
 async def _satisfaction_surveys(session: AsyncSession, owner: str | None, today: dt.date, horizon: dt.date) -> list[WorkItem]:

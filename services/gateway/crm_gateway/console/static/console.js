@@ -366,7 +366,10 @@
     const key = e.message_key ? "msg." + e.message_key : null;
     if (!key || window.I18N.en[key] === undefined) return e.body || "";
     const params = {};
-    for (const [name, value] of Object.entries(e.message_params || {})) {
+    const given = e.message_params || {};
+    for (const [name, value] of Object.entries(given)) {
+      // a nested message (the worklist's win-back call names its case's detail): its own key, else its English
+      if (name === "case_detail") { params[name] = messageText({ message_key: given.case_detail_key, message_params: given.case_detail_params, body: value }); continue; }
       params[name] = name === "rule" ? ruleText(value) : PARAM_TABLES[name] ? display(tv(PARAM_TABLES[name], value)) : display(value);
     }
     return t(key, params);
