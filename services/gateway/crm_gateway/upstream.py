@@ -45,6 +45,18 @@ UNREACHABLE = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, htt
 TOO_SLOW = (TimeoutError, httpx.TimeoutException)
 
 
+def validation_problem(name: str, response: httpx.Response) -> Problem:
+    """An upstream's 422 as a 422 of the gateway, with the upstream's detail and field errors when it sent problem+json."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    detail = body.get("detail") if isinstance(body.get("detail"), str) else None
+    extra = {"errors": body["errors"]} if isinstance(body.get("errors"), list) else {}
+    return Problem(422, "Validation failed", detail, type_="urn:crm:problem:validation", upstream=name, **extra)
+
+
 def upstream_problem(name: str, exc: BaseException | None) -> Problem:
     if isinstance(exc, UNREACHABLE):
         return Problem(
@@ -171,6 +183,8 @@ class Upstream:
     ) -> Any:
         """GET and decode JSON; a non-2xx answer raises Problem with the upstream's status."""
         response = await self.request("GET", path, params=params, headers=headers, timeout=timeout)
+        if response.status_code == 422:  # the caller's input was rejected: keep the service's words so it can correct it
+            raise validation_problem(self.name, response)
         if response.status_code >= 400:
             raise Problem(response.status_code, f"{self.name} answered {response.status_code}", upstream=self.name)
         try:

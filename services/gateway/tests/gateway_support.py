@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 
 from crm_common.migrations import upgrade
 from crm_devbroker.testing import RefusingDeadLetters
@@ -179,9 +179,16 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
             raise HTTPException(404, "Scores not found")
         return {**score(customer_id), "explanations": {}, "history": []}
 
+    def filtered(tier: str | None = None, period_start: dt.date | None = None, period_end: dt.date | None = None) -> list[dict]:
+        """The scores of the customers the report's filters keep (tier only; crm_scoring.reports.filters' period checks)."""
+        if (period_start is None) != (period_end is None):
+            raise HTTPException(422, "A period needs both period_start and period_end.")
+        if period_start is not None and period_end is not None and period_start > period_end:
+            raise HTTPException(422, "period_start is after period_end.")
+        return [score(c) for c in CUSTOMERS if tier in (None, score(c)["tier"])]
+
     @app.get("/reports/rfm")
-    async def rfm():
-        rows = [score(c) for c in CUSTOMERS]
+    async def rfm(rows: list[dict] = Depends(filtered)):
         cells = Counter((r["rfm_r"], r["rfm_f"]) for r in rows)
         segments = Counter(r["rfm_segment"] for r in rows)
         return {
@@ -191,18 +198,18 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
         }
 
     @app.get("/reports/tiers")
-    async def tiers():
-        counts = Counter(score(c)["tier"] for c in CUSTOMERS)
-        return {"customers": len(CUSTOMERS), "tiers": [{"tier": t, "count": n} for t, n in counts.most_common()]}
+    async def tiers(rows: list[dict] = Depends(filtered)):
+        counts = Counter(r["tier"] for r in rows)
+        return {"customers": len(rows), "tiers": [{"tier": t, "count": n} for t, n in counts.most_common()]}
 
     @app.get("/reports/matrices")
-    async def matrices():
+    async def matrices(_: list[dict] = Depends(filtered)):  # static figures; the period checked as scoring does
         cells = [("important", 1, 0.7), ("medium", 1, 0.2), ("big", 1, 0.1), ("small", 0, 0.0)]
         current_potential = {"customers": 3, "cells": [{"cell": c, "customers": n, "revenue_share": share} for c, n, share in cells]}
         return {"filters": {}, "matrices": {"current_potential": current_potential}}
 
     @app.get("/reports/abc")
-    async def abc():
+    async def abc(_: list[dict] = Depends(filtered)):  # static figures; the period checked as scoring does
         def split(classes: str) -> dict:  # C1 brings 3,000, C2 2,000, C3 1,000: one customer per class, then empty ones
             values = {"A": 3000.0, "B": 2000.0, "C": 1000.0}
             rows = [
@@ -218,14 +225,13 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
         return {"customers": 3, "splits": {"three_way": split("ABC"), "four_way": split("ABCD"), "ten_way": {"classes": ten_way}}}
 
     @app.get("/reports/credit-churn")
-    async def credit_churn():
-        rows = [score(c) for c in CUSTOMERS]
+    async def credit_churn(rows: list[dict] = Depends(filtered)):
         grades, risks = Counter(r["credit_grade"] for r in rows), Counter(r["churn_risk"] for r in rows)
         moved = {"improved": 1, "worsened": 2, "transitions": []}
         return {
             "customers": len(rows),
-            "credit_grades": [{"value": g, "customers": grades[g], "share": grades[g] / len(rows)} for g in ("A", "B", "C", "D")],
-            "churn_risk": [{"value": r, "customers": risks[r], "share": risks[r] / len(rows)} for r in ("low", "medium", "high")],
+            "credit_grades": [{"value": g, "customers": grades[g], "share": grades[g] / max(len(rows), 1)} for g in ("A", "B", "C", "D")],
+            "churn_risk": [{"value": r, "customers": risks[r], "share": risks[r] / max(len(rows), 1)} for r in ("low", "medium", "high")],
             "movements": {"period_start": "2026-08-23", "period_end": "2026-11-20", "credit_grade": moved, "churn_risk": moved},
         }
 

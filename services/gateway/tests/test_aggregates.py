@@ -141,6 +141,31 @@ async def test_dashboard_falls_back_to_the_read_model_when_the_service_has_no_re
     assert body["warnings"] == [] and body["unavailable"] == []
 
 
+async def test_dashboard_forwards_report_filters_to_each_scoring_report_source(fakes, make_gateway):
+    client, settings, app = await make_gateway()
+    query = {"tier": "key_account", "region": "华东", "period_start": "2026-01-01", "period_end": "2026-06-30", "limit": "7"}
+    response = await client.get("/api/v1/dashboard", params=query, headers=role_headers(settings, "admin"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    forwarded = {k: v for k, v in query.items() if k != "limit"}  # only the reports' filters go on
+    scoring = fakes.recorders["scoring"]
+    for path in ("/reports/rfm", "/reports/tiers", "/reports/matrices", "/reports/abc", "/reports/credit-churn"):
+        assert scoring.last(path)[2] == forwarded, path
+    assert scoring.last("/reports/pareto")[2] == {}  # scoring's Pareto takes no filters: it stays the whole base
+    assert fakes.recorders["complaints"].last("/reports/complaints")[2] == {}
+    assert body["sections"]["tiers"]["tiers"] == [{"tier": "key_account", "count": 1}]  # the fake filters by tier
+    assert body["filters"] == forwarded and body["filtered_sections"] == ["rfm", "tiers", "matrices", "abc", "credit_churn"]
+
+
+async def test_dashboard_answers_the_services_422_for_a_rejected_filter(make_gateway):
+    client, settings, app = await make_gateway()
+    query = {"period_start": "2026-06-30", "period_end": "2026-01-01"}
+    response = await client.get("/api/v1/dashboard", params=query, headers=role_headers(settings, "admin"))
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["detail"] == "period_start is after period_end."  # the scoring service's words
+
+
 async def test_dashboard_read_models_ignore_redelivered_events(make_gateway):
     client, settings, app = await make_gateway()
     events = dashboard_events()

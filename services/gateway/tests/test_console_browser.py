@@ -16,7 +16,7 @@ from playwright.async_api import expect
 from crm_devbroker.testing import served_on_loopback
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
-from gateway_support import FakeUpstreams, dashboard_events, feed_read_models, shipment_events
+from gateway_support import dashboard_events, feed_read_models, shipment_events
 
 # one Chromium for the module: tests and their async fixtures share the module's event loop
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -34,9 +34,9 @@ def _chromium() -> str:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def console_url(gateway_db):
+async def console_url(gateway_db, fakes):
     settings = GatewaySettings(database_url=gateway_db)
-    app = create_app(settings, start_background=False, transports=FakeUpstreams().transports())
+    app = create_app(settings, start_background=False, transports=fakes.transports())
     await feed_read_models(app.state.runtime, dashboard_events() + shipment_events("C2"))
     async with served_on_loopback(app) as url:
         yield url
@@ -162,6 +162,39 @@ async def test_dashboard_draws_charts_and_switches_language(console_url, page):
     assert {before, after} == {"Dashboard", "管理看板"}
     OUTPUT.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(OUTPUT / "console-dashboard.png"), full_page=True)
+
+
+async def test_dashboard_filter_bar_reloads_the_report_cards_and_shows_a_rejected_period(console_url, fakes, page):
+    await _login(page, console_url, "admin")
+    await page.click("#tab-dashboard")
+    await page.wait_for_selector("#chart-rfm rect.cell")
+    assert await page.locator("#chart-rfm rect.cell").count() == 3
+    assert "普通客户: 2" in await page.inner_text("#chart-tiers")
+    await page.select_option("#filter-tier", "key_account")
+    await page.fill("#filter-region", "华东")
+    async with page.expect_request(lambda r: "/api/v1/dashboard?" in r.url) as dashboard_request:
+        await page.click("#filter-apply")
+    assert "tier=key_account" in (await dashboard_request.value).url
+    await expect(page.locator("#chart-rfm rect.cell")).to_have_count(1)
+    scoring = fakes.recorders["scoring"]
+    for path in ("/reports/rfm", "/reports/tiers", "/reports/matrices", "/reports/abc", "/reports/credit-churn", "/reports/service-levels"):
+        query = scoring.last(path)[2]
+        assert query["tier"] == "key_account" and query["region"] == "华东", (path, query)
+    # the fake scoring's reports keep only the key account: the cards are drawn again from them
+    await expect(page.locator("#chart-rfm rect.cell")).to_have_count(1)
+    tiers_text = await page.inner_text("#chart-tiers")  # the caption's counts; the movements are the gateway's, unfiltered
+    assert "大客户: 1" in tiers_text and "普通客户: 2" not in tiers_text
+    assert "信用 A" in await page.inner_text("#chart-credit-churn")
+    await expect(page.locator("#service-levels-worst tbody tr")).to_have_count(3)
+    # a period ending before it starts: the service's 422 under the bar, the cards still there
+    await page.fill("#filter-period_start", "2026-06-30")
+    await page.fill("#filter-period_end", "2026-01-01")
+    await page.click("#filter-apply")
+    await expect(page.locator("#dash-filter-error")).to_contain_text("period_start is after period_end.")
+    assert await page.locator("#chart-rfm rect.cell").count() == 1
+    await page.click("#filter-clear")
+    await expect(page.locator("#chart-rfm rect.cell")).to_have_count(3)
+    assert await page.inner_text("#dash-filter-error") == ""
 
 
 async def test_dashboard_charts_have_readable_axes_and_whole_labels_in_both_languages(console_url, page):

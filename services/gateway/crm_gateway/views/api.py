@@ -11,7 +11,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from crm_common.deps import RuntimeDep
 from crm_common.problems import Problem
@@ -31,8 +31,11 @@ def _source(spec: str, **values: str) -> tuple[str, str, list[tuple[str, str]]]:
     return upstream, parts.path, parse_qsl(parts.query)
 
 
-async def _fetch(gateway: GatewayState, name: str, spec: str, headers: dict[str, str], **values: str) -> Any:
+async def _fetch(
+    gateway: GatewayState, name: str, spec: str, headers: dict[str, str], extra: list[tuple[str, str]] | None = None, **values: str
+) -> Any:
     upstream_name, path, params = _source(spec, **values)
+    params += extra or []
     upstream = gateway.upstreams[upstream_name]
     return await asyncio.wait_for(upstream.get_json(path, params=params, headers=headers), gateway.settings.aggregate_timeout_s)
 
@@ -45,9 +48,19 @@ def _warning(name: str, exc: BaseException) -> dict[str, Any]:
     return {"source": name, "status": 502, "detail": f"{name} failed: {type(exc).__name__}"}
 
 
-async def gather_sources(gateway: GatewayState, sources: dict[str, str], headers: dict[str, str], **values: str):
+async def gather_sources(
+    gateway: GatewayState,
+    sources: dict[str, str],
+    headers: dict[str, str],
+    extra: dict[str, list[tuple[str, str]]] | None = None,
+    **values: str,
+):
+    """Every source at once; `extra`: query parameters added to the named sources' own."""
     names = list(sources)
-    results = await asyncio.gather(*(_fetch(gateway, n, sources[n], headers, **values) for n in names), return_exceptions=True)
+    extra = extra or {}
+    results = await asyncio.gather(
+        *(_fetch(gateway, n, sources[n], headers, extra.get(n), **values) for n in names), return_exceptions=True
+    )
     data: dict[str, Any] = {}
     failures: dict[str, BaseException] = {}
     for name, result in zip(names, results):
@@ -188,12 +201,36 @@ async def search(gateway: GatewayDep, principal: PrincipalDep, q: str = Query(mi
     return out
 
 
+# the management reports' filters (crm_scoring.reports.filters): passed on as given, the scoring service validates them
+REPORT_FILTERS = ("region", "industry", "account_manager", "service_type", "tier", "period_start", "period_end")
+
+
+def report_filter_params(request: Request) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.query_params.multi_items() if k in REPORT_FILTERS]
+
+
+def rejected_filters(failures: dict[str, BaseException], filtered: list[str]) -> Problem | None:
+    """A filtered source that answered 422 rejected the filters: the whole filtered view is then wrong, not partial."""
+    for name in filtered:
+        failure = failures.get(name)
+        if isinstance(failure, Problem) and failure.status == 422:
+            return failure
+    return None
+
+
 @router.get("/dashboard", summary="Management dashboard data: Pareto, RFM grid, tier movements, complaint trends, notification stats")
-async def dashboard(gateway: GatewayDep, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def dashboard(request: Request, gateway: GatewayDep, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Query parameters named in REPORT_FILTERS go to the filterable report sources (settings.dashboard_filtered_sources);
+    a value the service rejects answers its 422 here."""
     if restricted(principal):  # the table already says admin only; belt and braces
         raise Problem(403, "Forbidden")
     settings = gateway.settings
-    data, failures = await gather_sources(gateway, settings.dashboard_sources, _headers(principal))
+    filters = report_filter_params(request)
+    filtered = [n for n in settings.dashboard_filtered_sources if n in settings.dashboard_sources] if filters else []
+    data, failures = await gather_sources(gateway, settings.dashboard_sources, _headers(principal), {n: filters for n in filtered})
+    rejected = rejected_filters(failures, filtered)
+    if rejected is not None:
+        raise rejected
     local = {"tier_movements": readmodels.tier_movement_report, "notifications": readmodels.notification_report}
     for name, report in local.items():
         failure = failures.get(name)
@@ -206,7 +243,14 @@ async def dashboard(gateway: GatewayDep, principal: PrincipalDep, runtime: Runti
                 failures[name] = Problem(503, "Read model unavailable", f"{name}: {type(exc).__name__}")
                 data[name] = None
     warnings, unavailable = split_failures(failures)
-    return {"sections": data, "warnings": warnings, "unavailable": unavailable, "partial": bool(warnings)}
+    return {
+        "sections": data,
+        "filters": dict(filters),
+        "filtered_sections": filtered,
+        "warnings": warnings,
+        "unavailable": unavailable,
+        "partial": bool(warnings),
+    }
 
 
 __all__ = ["router", "GATEWAY_IDENTITY"]

@@ -437,13 +437,40 @@
   // ------------------------------------------------------------------ dashboard
   async function loadDashboard() {
     loadModelChart();
-    loadServiceLevels();
+    await loadReports();
+  }
+  // the management reports' filters (scoring's crm_scoring.reports.filters), validated by the service, not here
+  const DASH_FILTERS = ["region", "industry", "account_manager", "service_type", "tier", "period_start", "period_end"];
+  function dashFilterQuery() {
+    const q = new URLSearchParams();
+    for (const name of DASH_FILTERS) {
+      const v = $("filter-" + name).value.trim();
+      if (v) q.append(name, v);
+    }
+    return q.toString();
+  }
+  function problemText(e) {
+    /* a 422's detail and its field errors ("period_end: period_start is after period_end.") */
+    const errors = ((e.body && e.body.errors) || []).map((x) => `${(x.loc || []).slice(-1)[0]}: ${x.msg}`);
+    return [e.message, ...errors.filter((x) => !x.endsWith(": " + e.message))].join(" ");
+  }
+  async function loadReports(ev) {
+    /* the report-backed cards with the filter bar's filters; rejected filters leave the cards as they were and say why */
+    if (ev) ev.preventDefault();
+    const filters = dashFilterQuery();
+    $("dash-filter-error").textContent = "";
+    loadServiceLevels(filters);
     try {
-      state.dashboard = await api("/api/v1/dashboard");
+      state.dashboard = await api("/api/v1/dashboard" + (filters ? "?" + filters : ""));
       renderDashboard(state.dashboard);
     } catch (e) {
-      toast(e.message);
+      if (e.status === 422) $("dash-filter-error").textContent = t("filter.rejected", { m: problemText(e) });
+      else toast(e.message);
     }
+  }
+  function clearFilters() {
+    $("dash-filters").reset();
+    loadReports();
   }
   async function loadModelChart(ev) {
     /* the scoring service draws the chart (SVG); fetched with the token, shown as an image from a blob URL */
@@ -459,10 +486,11 @@
       Charts.noData($("chart-model"), e.message);
     }
   }
-  async function loadServiceLevels() {
+  async function loadServiceLevels(filters) {
     /* scoring's /reports/service-levels for the last closed month, fetched apart from /dashboard (like the model
        chart): the aggregate's sources already come close to its per-source timeout (docs/performance.md) */
     state.serviceLevels = null;
+    state.serviceLevelsFilters = filters || "";
     try {
       state.serviceLevels = await api("/api/v1/reports/service-levels?" + serviceLevelsQuery(previousMonth()) + "&worst=5");
       renderServiceLevels(state.serviceLevels);
@@ -471,7 +499,7 @@
       $("service-levels-worst").replaceChildren();
     }
   }
-  const serviceLevelsQuery = (month) => "measure=on_time_delivery_pct&month=" + encodeURIComponent(month);
+  const serviceLevelsQuery = (month) => "measure=on_time_delivery_pct&month=" + encodeURIComponent(month) + (state.serviceLevelsFilters ? "&" + state.serviceLevelsFilters : "");
   function renderServiceLevels(report) {
     /* the base's on-time delivery per month (the trend's order-weighted mean, in percent); a month without records
        has no rate and is left out rather than drawn as 0%. The worst customers of the month below, lowest first */
@@ -633,6 +661,8 @@
     for (const action of ["claim", "reply", "note", "waiting", "resolve", "close", "reopen"]) $("act-" + action).addEventListener("click", () => act(action));
     $("model-form").addEventListener("submit", loadModelChart);
     $("service-levels-csv").addEventListener("click", downloadServiceLevels);
+    $("dash-filters").addEventListener("submit", loadReports);
+    $("filter-clear").addEventListener("click", clearFilters);
     let resizing = null;  // the charts are drawn at their box's width: drawn again when the window's width changes
     window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(() => { if (state.dashboard) renderDashboard(state.dashboard); }, 200); });
     applyLang();
