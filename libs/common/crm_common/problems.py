@@ -39,6 +39,8 @@ class Problem(Exception):
         self.type = type_ or f"urn:crm:problem:{self.title.lower().replace(' ', '-')}"
         self.headers = headers
         self.extra = extra
+        if isinstance(extra.get("errors"), list):
+            extra["errors"] = [_with_text_location(error) for error in extra["errors"]]
         super().__init__(detail or self.title)
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
@@ -76,6 +78,14 @@ def _domain_handler(to_problem: Callable[[Any], Problem]) -> Callable[[Request, 
         return problem_response(to_problem(exc), request)
 
     return answer
+
+
+def _with_text_location(error: Any) -> Any:
+    """A field error's `loc` as strings (["body", "agents", "2"]), as ValidationProblem documents it and as FastAPI's own
+    errors are answered (`_field_errors`), whoever built it."""
+    if isinstance(error, dict) and isinstance(error.get("loc"), (list, tuple)):
+        return {**error, "loc": [str(part) for part in error["loc"]]}
+    return error
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -186,7 +186,7 @@ async def test_calendar_periods_must_be_times_of_day(env):
     problem = bad_minutes.json()
     assert problem["title"] == "Invalid calendar"
     assert "12:75 is not a time of day" in problem["detail"] and "minutes 00-59" in problem["detail"]
-    assert problem["errors"][0]["loc"] == ["body", "calendar", "periods", 1, 0]
+    assert problem["errors"][0]["loc"] == ["body", "calendar", "periods", "1", "0"]
 
     overnight = await env.client.put("/teams/transport", json=team(("22:00", "06:00")), headers=STAFF)
     assert overnight.status_code == 422

@@ -207,7 +207,7 @@ async def test_visit_quotas_are_data_admin_only_and_checked(profile):
             {"applies_to": "tier", "value": "key_account", "visits": 1, "period": "month"},
         ],
     )
-    assert twice.status_code == 422 and twice.json()["errors"][0]["loc"] == ["body", 1, "value"]
+    assert twice.status_code == 422 and twice.json()["errors"][0]["loc"] == ["body", "1", "value"]
     assert (await profile.client.put("/account-manager/visit-quotas", headers=manager, json=[])).status_code == 403
     assert (await profile.client.get("/account-manager/visit-quotas", headers=manager)).json() == before  # nothing changed
     new = before + [{"applies_to": "abc_class", "value": "B", "visits": 1, "period": "quarter"}]
