@@ -650,3 +650,28 @@ def shipment_events(customer_id: str = "C2", now: dt.datetime | None = None) -> 
                 ShipmentDelayed(order_id=order_id, customer_id=customer_id, delay_minutes=240, reported_at=ordered + dt.timedelta(days=1))
             )
     return events
+
+
+@asynccontextmanager
+async def console_with_profile(database_factory, gateway_db: str, name: str):
+    """The gateway served on loopback with the real customer-profile service behind it (SQLite, migrated; the other
+    upstreams fake): what the console's account-manager pages need in a real browser. Yields (url, client, settings, the profile app)."""
+    import crm_profile
+    from crm_devbroker.testing import served_on_loopback
+    from crm_gateway.main import create_app
+    from crm_gateway.settings import GatewaySettings
+    from crm_profile.main import create_app as profile_app
+    from crm_profile.settings import ProfileSettings
+
+    profile_url = await database_factory.create("sqlite", name)
+    await asyncio.to_thread(upgrade, crm_profile.ALEMBIC_INI, profile_url)
+    profile = profile_app(ProfileSettings(database_url=profile_url, run_consumers=False, run_outbox_relay=False), start_background=False)
+    settings = GatewaySettings(database_url=gateway_db)
+    app = create_app(settings, start_background=False, transports=FakeUpstreams().transports(profile=httpx.ASGITransport(app=profile)))
+    try:
+        async with served_on_loopback(app) as url, httpx.AsyncClient(base_url=url) as client:
+            yield url, client, settings, profile
+    finally:
+        await app.state.gateway.aclose()
+        await app.state.runtime.db.dispose()
+        await profile.state.runtime.db.dispose()
