@@ -260,7 +260,7 @@ async def test_the_pool_of_call_agents_is_neutral_and_takes_the_calls_nobody_had
 
     bad = await _call_agents(profile, "agent-a", manager, "agent-a")
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
-    assert sorted(tuple(e["loc"]) for e in bad.json()["errors"]) == [("body", "agents", 1), ("body", "agents", 2)]
+    assert sorted(tuple(e["loc"]) for e in bad.json()["errors"]) == [("body", "agents", "1"), ("body", "agents", "2")]
     assert (await _call_agents(profile, "x" * 101)).status_code == 422
     assert (await profile.client.get("/account-manager/win-back-call-agents", headers=ADMIN)).json() == {"agents": []}  # nothing kept
     refused = await profile.client.put(
