@@ -43,6 +43,7 @@ from crm_common.tracing import batch_span, traceparent_header
 log = logging.getLogger(__name__)
 
 LAG_REPORT_INTERVAL_S = 5.0
+LAG_POSITION_WAIT_S = 0.2
 UNSEEN_TOPICS_RETRY_S = 1.0
 
 inbox_table = Table(
@@ -623,8 +624,10 @@ class InboxConsumer:
         self._next_lag_report = time.monotonic() + LAG_REPORT_INTERVAL_S
         for tp in consumer.assignment():
             try:
-                position = await consumer.position(tp)
-            except Exception:  # no position yet (being assigned): next time
+                # position() waits until the partition has one, which never comes while its topic is gone from a
+                # restarted broker: the poll loop must go on (and ask for the topic again), so the report gives up
+                position = await asyncio.wait_for(consumer.position(tp), timeout=LAG_POSITION_WAIT_S)
+            except Exception:  # no position yet (being assigned, or its topic is gone): next time
                 continue
             self._record_lag(consumer, tp, position)
 
