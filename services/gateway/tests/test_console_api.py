@@ -8,7 +8,7 @@ async def test_console_is_served_without_cdn(gw):
     page = await client.get("/console")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'src="/console/static/console.js"' in page.text
-    for asset in ("console.js", "charts.js", "i18n.js", "console.css"):
+    for asset in ("console.js", "charts.js", "i18n.js", "console.css", "signed-link.js", "survey.js", "satisfaction-survey.js"):
         response = await client.get(f"/console/static/{asset}")
         assert response.status_code == 200, asset
         text = response.text.replace("http://www.w3.org/2000/svg", "")  # the SVG namespace is a name, not a fetch
@@ -72,7 +72,7 @@ async def test_health_and_readiness(gw):
 
 async def test_console_and_survey_pages_carry_a_strict_content_security_policy(gw):
     client, settings = gw
-    for path in ("/console", "/console/static/console.js", "/survey/K1?token=x"):
+    for path in ("/console", "/console/static/console.js", "/survey/K1?token=x", "/satisfaction-survey/I1?token=x"):
         response = await client.get(path)
         policy = response.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy, path

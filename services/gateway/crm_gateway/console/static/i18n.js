@@ -151,6 +151,13 @@ window.I18N = {
     "survey.submit": "Send", "survey.thanks": "Thank you for your rating!", "survey.answered": "You have already rated this resolution. Thank you.",
     "survey.invalid": "This survey link is not valid.", "survey.expired": "This survey link has expired.", "survey.failed": "Sending failed; please try again later.",
     "survey.other": "中文",
+    "satisfaction.title": "Customer satisfaction survey",
+    "satisfaction.intro": "“{c}”: please take two minutes to tell us how satisfied you are with our service (1 = very dissatisfied, 5 = very satisfied).",
+    "satisfaction.overall": "Overall satisfaction", "satisfaction.factor.on_time": "On-time delivery", "satisfaction.factor.damage": "Goods arrive undamaged",
+    "satisfaction.factor.price": "Price", "satisfaction.factor.staff": "Our staff", "satisfaction.factor.complaint_handling": "Complaint handling",
+    "satisfaction.comment": "Comments and suggestions (optional)", "satisfaction.submit": "Send", "satisfaction.thanks": "Thank you for your answers!",
+    "satisfaction.answered": "You have already answered this survey. Thank you.", "satisfaction.invalid": "This survey link is not valid.",
+    "satisfaction.expired": "This survey link has expired.", "satisfaction.failed": "Sending failed; please try again later.", "satisfaction.other": "中文",
     "warning.partial": "Partial data: {s} unavailable", "yes": "yes", "no": "no", "error.http": "Request failed ({s})"
   },
   "zh-CN": {
@@ -300,6 +307,12 @@ window.I18N = {
     "survey.submit": "提交", "survey.thanks": "感谢您的评价！", "survey.answered": "您已评价过本次处理，谢谢。",
     "survey.invalid": "此调查链接无效。", "survey.expired": "此调查链接已过期。", "survey.failed": "提交失败，请稍后再试。",
     "survey.other": "EN",
+    "satisfaction.title": "客户满意度调查", "satisfaction.intro": "「{c}」：请花两分钟告诉我们您对我们服务的满意程度（1 = 很不满意，5 = 非常满意）。",
+    "satisfaction.overall": "总体满意度", "satisfaction.factor.on_time": "准时送达", "satisfaction.factor.damage": "货物完好（无破损）",
+    "satisfaction.factor.price": "价格", "satisfaction.factor.staff": "服务人员", "satisfaction.factor.complaint_handling": "投诉处理",
+    "satisfaction.comment": "意见与建议（可选）", "satisfaction.submit": "提交", "satisfaction.thanks": "感谢您的评价！",
+    "satisfaction.answered": "您已提交过本次调查，谢谢。", "satisfaction.invalid": "此调查链接无效。", "satisfaction.expired": "此调查链接已过期。",
+    "satisfaction.failed": "提交失败，请稍后再试。", "satisfaction.other": "EN",
     "warning.partial": "部分数据不可用：{s}", "yes": "是", "no": "否", "error.http": "请求失败（{s}）"
   }
 };
