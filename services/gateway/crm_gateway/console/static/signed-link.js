@@ -2,14 +2,17 @@
    campaigns) does the same way: no sign-in, the link's `token` is the key to `<api>/<id from the path>`. The page's
    language is `lang=`, else the one the service answers for the link, else the browser's (zh-CN unless it is en; the
    button switches). The answer is sent once: 409 says it was already answered, 410 the link expired, 403/404/422 it
-   is not valid. Texts come from the console's tables (i18n.js) under the page's key prefix, English when a key is
-   missing in the language. A page gives only what differs: its ids' prefix, key prefix and API, what it builds from
-   the loaded link, its own texts, and its answer's fields. */
+   is not valid, anything else (a 5xx, no answer at all) that it failed. Texts come from the console's tables
+   (i18n.js) under the page's key prefix, English when a key is missing in the language. A page gives only what
+   differs: its ids' prefix, key prefix and API, what it builds from the loaded link, its own texts, and its answer's
+   fields. */
 "use strict";
 window.SignedLinkPage = (function () {
   const $ = (id) => document.getElementById(id);
   const MESSAGES = ["thanks", "answered", "invalid", "expired", "failed"];
   const stateOf = (status) => (status === 410 ? "expired" : status === 403 || status === 404 || status === 422 ? "invalid" : "failed");
+  // a request that never reached the gateway (offline, refused) is a failure like a 5xx: the page says so
+  const reach = (url, init) => fetch(url, init).catch(() => ({ ok: false, status: 0 }));
 
   /* One row of radios 1-5 named `name` (ids `<name>-<score>`); with `words`, each score's words go in `<name>-<score>-text`. */
   function scale(container, name, { required = false, words = false } = {}) {
@@ -66,7 +69,7 @@ window.SignedLinkPage = (function () {
       const fields = spec.answer(page);
       if (!fields) return;
       const comment = el("comment").value.trim();
-      const response = await fetch(api, {
+      const response = await reach(api, {
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ token, ...fields, comment: comment || null })
       });
@@ -75,7 +78,7 @@ window.SignedLinkPage = (function () {
     });
 
     (async function load() {
-      const response = await fetch(`${api}?token=${encodeURIComponent(token)}`);
+      const response = await reach(`${api}?token=${encodeURIComponent(token)}`);
       if (response.ok) {
         page = await response.json();
         if (!params.get("lang")) lang = page.language === "en" ? "en" : "zh-CN";
