@@ -1,5 +1,6 @@
 """The scoring runtime: the shared one (db, outbox relay, the `scoring` consumer) plus two background loops, the
-debounced rescoring of marked customers (where the consumer runs) and the population recompute on its schedule
+debounced rescoring of marked customers (where the consumer runs, or where `run_rescoring` says; the marks are rows,
+so ingestion and rescoring may run in different processes) and the population recompute on its schedule
 (`run_scheduler`; every replica may run it, one does the work under a lock)."""
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ class ScoringRuntime(ServiceRuntime):
         super().__init__(settings, handlers=[handler])
         self.handler = handler
         self.clock = handler.clock
-        self.add_background_loop("rescore", lambda: rescore_loop(self, handler, settings.rescore_interval_s), with_consumers=True)
+        if settings.run_rescoring is not False:
+            self.add_background_loop(
+                "rescore",
+                lambda: rescore_loop(self, handler, settings.rescore_interval_s),
+                with_consumers=settings.run_rescoring is None,
+            )
         if settings.run_scheduler:
             self.add_background_loop("recompute", RecomputeScheduler(self, settings.recompute_cron, settings.time_zone).run)
 

@@ -127,6 +127,11 @@ class ScoringSettings(ServiceSettings):
     consumer_batch_size: int = Field(2000, ge=1, description="Events per consumer batch (one transaction).")
     rescore_interval_s: float = Field(0.5, gt=0, description="Pause between passes of the rescoring task over the marked customers.")
     rescore_batch_size: int = Field(2000, ge=1, description="Marked customers rescored per transaction.")
+    run_rescoring: bool | None = Field(
+        None,
+        description="Where the rescoring task runs: unset, in every process that runs the consumers; false, not here (a "
+        "consumer-only replica); true, here even without the consumers (rescoring scaled apart from ingestion).",
+    )
     service_level_targets: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {tier: dict(targets) for tier, targets in DEFAULT_TARGETS.items()},
         description="Agreed service levels per commercial tier (key_account, ordinary, small; at_risk is refused) "
