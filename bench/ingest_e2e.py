@@ -81,11 +81,20 @@ class ScoreWatcher:
         self.seen: dict[str, list[float]] = {}
         self._stop = asyncio.Event()
         self.has_queue = True
+        self._connected = asyncio.Event()
+        self._server_pid = 0
+
+    async def server_pid(self) -> int:
+        """The PostgreSQL backend of the poll, once connected (ingest_sustained leaves its CPU out of the stages')."""
+        await asyncio.wait_for(self._connected.wait(), 30)
+        return self._server_pid
 
     async def run(self) -> None:
         import asyncpg
 
         connection = await asyncpg.connect(self.dsn)
+        self._server_pid = connection.get_server_pid()
+        self._connected.set()
         try:
             while not self._stop.is_set():
                 for row in await connection.fetch("SELECT customer_id, computed_at FROM customer_scores"):

@@ -1,12 +1,18 @@
 """Sustained ingestion: the highest rate the whole stack keeps up with, and the CPU each stage spends per event.
 
     .venv/bin/python bench/ingest_sustained.py [--quick] [--rates 500,1000,2000] [--hold 120] [--customers 5000] [--batch 100]
+        [--profile 30]
 
 The stack, one process per stage so that each one's CPU time is its own: the gateway's HTTP server (uvicorn, relay and
-read-model consumer off), the gateway's relay (`python -m crm_gateway.worker`, consumers off), the Tansu broker, the
-scoring service (uvicorn; its consumer and its rescoring task share the process, as in production), and the
-PostgreSQL backends serving the two databases. The TMS is a second process (bench/ingest_poster.py) posting batches
-on a fixed schedule: batch i is due at start + i * batch / rate whatever the answers do (open loop).
+read-model consumer off), the gateway's relay (`python -m crm_gateway.worker`, consumers off), the Tansu broker,
+scoring's consumer (`python -m crm_scoring.worker` with SCORING_RUN_RESCORING=false and its relay and scheduler off:
+facts and rescoring marks), scoring's rescoring (`python -m crm_scoring.worker` with SCORING_RUN_CONSUMERS=false and
+SCORING_RUN_RESCORING=true: the rescoring passes, the outbox relay that publishes their announcements and the recompute
+scheduler), and the PostgreSQL backends serving the two databases (the benchmark's own score poll left out). The
+marks are rows of `rescore_queue`, so the two scoring processes do between them what the one process does when they
+share it; the rescoring's worker thread is counted with its process. The TMS is a second process
+(bench/ingest_poster.py) posting batches on a fixed schedule: batch i is due at start + i * batch / rate whatever the
+answers do (open loop).
 
 For each offered rate, from the lowest: events are posted for --hold seconds (120 in full mode, 15 with --quick), then
 the run waits until every one of them is scored. An event's score lag is the first rescoring of its customer at or
@@ -15,6 +21,9 @@ every event was accepted and the backlog drained (events whose rescoring the 0.2
 reported as `unscored`, outside the lag, as in ingest_e2e.py); the search stops at the first rate that is not (--keep-going: all rates).
 CPU per event per stage: each process's user + system CPU time (/proc/<pid>/stat) from the step's first due time until its
 last event is scored, divided by the step's events. Target (issue 24): >= 5,000 events/s sustained for 120 s.
+--profile S: py-spy records the consumer and the rescoring process for S seconds from the start of the last offered
+rate (flame graphs and collapsed stacks in bench/results/logs/ingest_sustained/profile-{consumer,rescoring}.*; the
+profiled step's figures are then not comparable with an unprofiled run's, py-spy pauses the processes to sample).
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ class Worker:
 
     def __init__(self, name: str, module: str, env: dict[str, str], log_dir: Path):
         self.name, self.module, self.env, self.log_path = name, module, dict(os.environ) | env, log_dir / f"{name}.log"
+        # no ops HTTP server (its default port 9000 would be taken by the second worker, or by anything else running)
+        self.env[env_prefix(env) + "WORKER_HTTP_PORT"] = "0"
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Worker:
@@ -64,6 +75,11 @@ class Worker:
                 self.process.wait()
 
 
+def env_prefix(env: dict[str, str]) -> str:
+    """The service prefix of an environment made by perfkit.service_env (GATEWAY_, SCORING_...)."""
+    return next(key.removesuffix("DATABASE_URL") for key in env if key.endswith("_DATABASE_URL"))
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process from /proc/<pid>/stat (what psutil reads on Linux; not a dependency here);
     None when it has ended."""
@@ -77,11 +93,13 @@ def cpu_seconds(pid: int) -> float | None:
 
 class CpuMeter:
     """User + system CPU seconds of named processes between `start()` and `stop()`; PostgreSQL backends are found
-    by database name at each reading (a backend that ended in between is lost, one that started is counted whole)."""
+    by database name at each reading (a backend that ended in between is lost, one that started is counted whole).
+    `not_counted`: backend pids that serve the benchmark itself (the score poll), left out of PostgreSQL's figure."""
 
     def __init__(self, pids: dict[str, int], admin_dsn: str, databases: list[str]):
         self.pids, self.admin_dsn, self.databases = pids, admin_dsn, databases
         self._start: dict[str, dict[int, float]] = {}
+        self.not_counted: set[int] = set()
 
     async def _backends(self) -> list[int]:
         import asyncpg
@@ -89,7 +107,7 @@ class CpuMeter:
         connection = await asyncpg.connect(self.admin_dsn)
         try:
             rows = await connection.fetch("SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self.databases)
-            return [r["pid"] for r in rows]
+            return [r["pid"] for r in rows if r["pid"] not in self.not_counted]
         finally:
             await connection.close()
 
@@ -114,7 +132,15 @@ class CpuMeter:
 
 
 async def hold_rate(
-    args, rate: float, step: int, gateway: perfkit.Server, api_key: str, scoring_dsn: str, meter: CpuMeter, log_dir: Path
+    args,
+    rate: float,
+    step: int,
+    gateway: perfkit.Server,
+    api_key: str,
+    scoring_dsn: str,
+    meter: CpuMeter,
+    log_dir: Path,
+    profiled: dict[str, int],
 ) -> dict:
     """One offered rate held for args.hold seconds; lag and CPU figures of its events."""
     events = max(args.batch, int(rate * args.hold) // args.batch * args.batch)
@@ -122,7 +148,15 @@ async def hold_rate(
     base_count, _ = await ingest_e2e.inbox_rows(scoring_dsn)
     watcher = ingest_e2e.ScoreWatcher(scoring_dsn)
     watch_task = asyncio.create_task(watcher.run())
+    meter.not_counted = {await watcher.server_pid()}
     await meter.start()
+    profiles = (
+        [perfkit.Profiler(pid, log_dir / f"profile-{name}", args.profile) for name, pid in profiled.items()]
+        if args.profile and step == len(args.rate_list) - 1
+        else []
+    )
+    for profile in profiles:
+        profile.__enter__()
     started = time.time()
     work = log_dir / f"step-{step}"
     work.mkdir(exist_ok=True)
@@ -143,6 +177,8 @@ async def hold_rate(
         print(f"[ingest_sustained] {rate:,.0f} events/s: not drained: {exc}", flush=True)
     cpu = await meter.stop()
     finished = time.time()
+    for profile in profiles:
+        profile.__exit__(None, None, None)
     watcher.stop()
     await watch_task
     committed = await ingest_e2e.commit_times(scoring_dsn)
@@ -177,6 +213,21 @@ async def hold_rate(
     }
 
 
+async def wait_rescored(dsn: str, timeout_s: float) -> None:
+    """Until the warm-up's marks are all rescored (the rescoring process is up and scoring)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while await connection.fetchval("SELECT count(*) FROM rescore_queue") > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the warm-up was not rescored within {timeout_s:.0f} s")
+            await asyncio.sleep(0.2)
+    finally:
+        await connection.close()
+
+
 async def measure(args, log_dir: Path) -> dict:
     with perfkit.local_broker(log_dir) as broker:
         await perfkit.prepare_topics(broker.bootstrap, args.partitions)
@@ -187,27 +238,40 @@ async def measure(args, log_dir: Path) -> dict:
             http_env = gateway_env | {"GATEWAY_RUN_OUTBOX_RELAY": "false", "GATEWAY_RUN_CONSUMERS": "false"}
             gateway = perfkit.Server("gateway", perfkit.APPS["gateway"], http_env, log_dir=log_dir)
             relay_env = gateway_env | {"GATEWAY_RUN_CONSUMERS": "false"}
-            scoring = perfkit.Server(
-                "scoring", perfkit.APPS["scoring"], perfkit.service_env("scoring", urls["scoring"], broker.bootstrap), log_dir=log_dir
-            )
-            with perfkit.servers(gateway, scoring), Worker("relay", "crm_gateway.worker", relay_env, log_dir) as relay:
+            scoring_env = perfkit.service_env("scoring", urls["scoring"], broker.bootstrap)
+            # scoring's two stages apart (SCORING_RUN_RESCORING): the consumer only ingests facts and marks customers;
+            # the rescoring process scores the marks and relays the announcements it stages (the consumer stages none)
+            consumer_env = scoring_env | {"SCORING_RUN_RESCORING": "false", "SCORING_RUN_OUTBOX_RELAY": "false", "SCORING_RUN_SCHEDULER": "false"}
+            rescoring_env = scoring_env | {"SCORING_RUN_CONSUMERS": "false", "SCORING_RUN_RESCORING": "true"}
+            with (
+                perfkit.servers(gateway),
+                Worker("relay", "crm_gateway.worker", relay_env, log_dir) as relay,
+                Worker("consumer", "crm_scoring.worker", consumer_env, log_dir) as consumer,
+                Worker("rescoring", "crm_scoring.worker", rescoring_env, log_dir) as rescoring,
+            ):
                 scoring_dsn = perfkit.asyncpg_dsn(urls["scoring"])
                 warm = perfkit.tms_items(200, 50, seed=3, run="warm")
                 ingest_e2e.post(gateway.url, api_key, warm, batch=100, concurrency=1, work=log_dir)
                 await ingest_e2e.wait_for_inbox(scoring_dsn, len(warm), stall_s=90)
+                await wait_rescored(scoring_dsn, timeout_s=90)
+                for worker in (relay, consumer, rescoring):
+                    if worker.process.poll() is not None:
+                        raise RuntimeError(f"{worker.name} ended (status {worker.process.returncode}); see {worker.log_path}")
                 pids = {
                     "gateway": gateway.process.pid,
                     "relay": relay.process.pid,
                     "broker": broker.process.pid,
-                    "scoring": scoring.process.pid,
+                    "consumer": consumer.process.pid,
+                    "rescoring": rescoring.process.pid,
                 }
+                profiled = {"consumer": consumer.process.pid, "rescoring": rescoring.process.pid}
                 databases = [url.rpartition("/")[2] for url in urls.values()]
                 meter = CpuMeter(pids, perfkit.postgres_admin_url(), databases)
                 steps = []
                 for step, rate in enumerate(args.rate_list):
                     load = [round(x, 2) for x in os.getloadavg()]
                     print(f"[ingest_sustained] offering {rate:,.0f} events/s for {args.hold:.0f} s (load average {load})", flush=True)
-                    result = await hold_rate(args, rate, step, gateway, api_key, scoring_dsn, meter, log_dir)
+                    result = await hold_rate(args, rate, step, gateway, api_key, scoring_dsn, meter, log_dir, profiled)
                     result["load_average"] = load
                     steps.append(result)
                     cpu = ", ".join(f"{name} {ms:.3f}" for name, ms in result["cpu_ms_per_event"].items())
@@ -268,6 +332,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="seconds a step may take to score its backlog")
+    parser.add_argument("--profile", type=float, default=0, help="py-spy the consumer and the rescoring for this many seconds of the last rate")
 
 
 def main(argv=None) -> int:
