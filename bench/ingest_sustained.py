@@ -241,7 +241,11 @@ async def measure(args, log_dir: Path) -> dict:
             scoring_env = perfkit.service_env("scoring", urls["scoring"], broker.bootstrap)
             # scoring's two stages apart (SCORING_RUN_RESCORING): the consumer only ingests facts and marks customers;
             # the rescoring process scores the marks and relays the announcements it stages (the consumer stages none)
-            consumer_env = scoring_env | {"SCORING_RUN_RESCORING": "false", "SCORING_RUN_OUTBOX_RELAY": "false", "SCORING_RUN_SCHEDULER": "false"}
+            consumer_env = scoring_env | {
+                "SCORING_RUN_RESCORING": "false",
+                "SCORING_RUN_OUTBOX_RELAY": "false",
+                "SCORING_RUN_SCHEDULER": "false",
+            }
             rescoring_env = scoring_env | {"SCORING_RUN_CONSUMERS": "false", "SCORING_RUN_RESCORING": "true"}
             with (
                 perfkit.servers(gateway),
@@ -332,7 +336,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="seconds a step may take to score its backlog")
-    parser.add_argument("--profile", type=float, default=0, help="py-spy the consumer and the rescoring for this many seconds of the last rate")
+    parser.add_argument(
+        "--profile", type=float, default=0, help="py-spy the consumer and the rescoring for this many seconds of the last rate"
+    )
 
 
 def main(argv=None) -> int:
