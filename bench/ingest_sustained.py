@@ -16,7 +16,8 @@ answers do (open loop).
 
 For each offered rate, from the lowest: events are posted for --hold seconds (120 in full mode, 15 with --quick), then
 the run waits until every one of them is scored. An event's score lag is the first rescoring of its customer at or
-after its facts were committed, minus its batch's due time. A rate is sustained when the score lag p99 is under 2 s,
+after its facts were committed, minus its batch's due time; its facts lag (printed beside it) is its inbox row's
+`processed_at` minus the same due time, the part of the lag before rescoring. A rate is sustained when the score lag p99 is under 2 s,
 every event was accepted and the backlog drained (events whose rescoring the 0.2 s score poll did not see are
 reported as `unscored`, outside the lag, as in ingest_e2e.py); the search stops at the first rate that is not (--keep-going: all rates).
 CPU per event per stage: each process's user + system CPU time (/proc/<pid>/stat) from the step's first due time until its
@@ -182,10 +183,12 @@ async def hold_rate(
     watcher.stop()
     await watch_task
     committed = await ingest_e2e.commit_times(scoring_dsn)
-    lags, unscored = [], 0
+    lags, facts_lags, unscored = [], [], 0  # facts lag: due time -> the consumer's inbox row (before any rescoring)
     for b in batches:
         for item in items[b["first"] : b["first"] + b["n"]]:
             facts_at = committed.get(item["event_id"])
+            if facts_at is not None:
+                facts_lags.append(facts_at - b["sent_at"])
             scored = watcher.score_time(item["payload"]["customer_id"], facts_at) if facts_at is not None else None
             if scored is None:
                 unscored += 1
@@ -207,6 +210,8 @@ async def hold_rate(
         "lag_p50_s": perfkit.percentile(lags, 0.5),
         "lag_p99_s": p99,
         "lag_max_s": max(lags) if lags else float("nan"),
+        "facts_lag_p50_s": perfkit.percentile(facts_lags, 0.5),
+        "facts_lag_p99_s": perfkit.percentile(facts_lags, 0.99),
         "sustained": sustained,
         "cpu_s": cpu,
         "cpu_ms_per_event": {name: 1000 * seconds / events for name, seconds in cpu.items()},
@@ -282,7 +287,9 @@ async def measure(args, log_dir: Path) -> dict:
                     print(
                         f"[ingest_sustained] {rate:,.0f} events/s: score lag p50 {result['lag_p50_s']:.2f} s "
                         f"p99 {result['lag_p99_s']:.2f} s "
-                        f"max {result['lag_max_s']:.2f} s, {result['unscored']} unscored, {result['refused_batches']} batches refused, "
+                        f"max {result['lag_max_s']:.2f} s (facts lag p50 {result['facts_lag_p50_s']:.2f} s "
+                        f"p99 {result['facts_lag_p99_s']:.2f} s), {result['unscored']} unscored, "
+                        f"{result['refused_batches']} batches refused, "
                         f"poster late p99 {result['late_p99_s'] * 1000:.0f} ms; sustained: {result['sustained']}; CPU ms/event: {cpu}",
                         flush=True,
                     )
