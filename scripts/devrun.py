@@ -20,6 +20,7 @@ import asyncio
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -279,6 +280,8 @@ def broker_has_topics(bootstrap: str) -> bool:
         finally:
             await admin.close()
 
+    # while the broker starts, each try fails to connect: aiokafka logs that as an error, which is expected here
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(check())
     except Exception:
