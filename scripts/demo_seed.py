@@ -103,14 +103,15 @@ def _order_events(customers: list[dict], rng: random.Random, now: dt.datetime):
                     yield cid, ShipmentDelayed(order_id=order_id, customer_id=cid, delay_minutes=1800, reported_at=promised)
             due = (now - dt.timedelta(days=30 * (17 - month))).date()
             if rank % 9 == 4 and month > 14:
+                overdue_since = due - dt.timedelta(days=20)  # the last three invoices: 80, 50 and 20 days overdue today
                 yield (
                     cid,
                     PaymentOverdue(
                         invoice_id=f"INV-{cid[:8]}-{month}",
                         customer_id=cid,
                         amount=Decimal("5000"),
-                        due_date=due,
-                        days_overdue=20,
+                        due_date=overdue_since,
+                        days_overdue=(now.date() - overdue_since).days,
                         reported_at=now,
                     ),
                 )

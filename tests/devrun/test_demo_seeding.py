@@ -1,5 +1,8 @@
 """`make run` seeds demo data into a fresh installation: a transient refusal is retried, a failure never stops the services."""
 
+import datetime as dt
+import random
+
 import httpx
 
 import demo_seed
@@ -71,3 +74,13 @@ async def test_demo_calendars_take_the_mainland_years_the_complaints_service_has
     assert calendar["periods"] == demo_seed.OFFICE_HOURS["periods"]
     expected = holidays.prefill(demo_seed.OFFICE_HOURS, dt.date.today())
     assert (sorted(calendar["holidays"]), sorted(calendar["workdays"])) == (expected["holidays"], expected["workdays"])
+
+
+def test_demo_overdue_invoices_are_as_overdue_as_their_due_dates_say():
+    now = dt.datetime(2026, 12, 7, 20, 0, tzinfo=dt.UTC)
+    customers = [{"id": f"{i:08d}-demo"} for i in range(10)]
+    overdue = [event for _, event in demo_seed._order_events(customers, random.Random(1), now) if event.event_type == "PaymentOverdue"]
+    assert overdue
+    for invoice in overdue:  # the reminder says "was due on <due_date> and is <days_overdue> day(s) overdue"
+        assert invoice.days_overdue > 0
+        assert invoice.due_date + dt.timedelta(days=invoice.days_overdue) == now.date()
