@@ -147,6 +147,28 @@ async def test_a_5xx_answer_is_retried_for_idempotent_methods_only(upstream_url,
     assert FLAKY == ["POST"]
 
 
+async def test_only_a_call_to_retry_goes_through_tenacity_its_first_attempt_counted_once(upstream_url, make_upstream, monkeypatch, caplog):
+    """The first attempt is sent outside tenacity (its per-call cost, docs/performance.md); one to retry is handed to
+    tenacity as its first attempt, not sent again, so the attempts and the retry log are the configured ones."""
+    upstream = make_upstream(upstream_url, upstream_retries=2)
+    copies: list[int] = []
+    copy = upstream._idempotent.copy
+    monkeypatch.setattr(upstream._idempotent, "copy", lambda: copies.append(1) or copy())
+    assert (await upstream.request("GET", "/echo/a")).status_code == 200
+    assert copies == []
+    with caplog.at_level("WARNING", logger="crm_gateway.upstream"):
+        assert (await upstream.request("GET", "/flaky")).json() == {"attempts": 2}
+    assert copies == [1] and FLAKY == ["GET", "GET"]
+    assert [r.getMessage() for r in caplog.records] == ["upstream complaints GET /flaky failed (attempt 1), retrying: status 503"]
+
+    refused = make_upstream(f"http://127.0.0.1:{free_loopback_port()}", upstream_retries=2)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="crm_gateway.upstream"), pytest.raises(Problem):
+        await refused.request("GET", "/x")
+    retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert [m.split("(attempt ")[1][0] for m in retried] == ["1", "2"]  # three attempts in all: two retries
+
+
 async def test_connection_refused_is_a_503_problem_after_the_retries(make_upstream):
     upstream = make_upstream(f"http://127.0.0.1:{free_loopback_port()}", upstream_retries=1)
     with pytest.raises(Problem) as refused:
