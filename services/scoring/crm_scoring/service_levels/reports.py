@@ -85,15 +85,19 @@ async def _trend(session: AsyncSession, window: list[str], f: ReportFilters) -> 
 
 
 async def service_level_report(session: AsyncSession, month: str, measure: str, worst: int, f: ReportFilters, trend_months: int) -> dict:
+    """The month's filtered customers counted and the `worst` first of them read (LIMIT in SQL: the month's other
+    records are not fetched), and the trend."""
     window = trend_window(month, trend_months, f)
-    rows = [dict(r) for r in (await session.execute(_records(month, measure, f))).mappings()]
+    c = service_level_months.c
+    counted = select(func.count()).select_from(service_level_months).where(c.month == month, *customer_conditions(c.customer_id, f))
+    rows = [dict(r) for r in (await session.execute(_records(month, measure, f).limit(worst))).mappings()]
     return {
         "month": month,
         "measure": measure,
         "tier": f.tier,
         "filters": f.as_dict(),
-        "customers": len(rows),
-        "worst": rows[:worst],
+        "customers": (await session.execute(counted)).scalar_one(),
+        "worst": rows,
         "trend": await _trend(session, window, f),
     }
 
