@@ -14,6 +14,7 @@ from sqlalchemy import select
 from crm_common.events.customers import CustomerRegistered, CustomerUpdated
 from crm_devbroker.testing import edge_auth
 from crm_scoring.main import create_app
+from crm_scoring.model.abc import pareto_report
 from crm_scoring.scoring.models import customers
 from report_base import MATRIX_COLUMN, expected_classes, filtered, generated_base, grouped, split_counts, store
 from scoring_support import clock, event, feed, processor, scoring_db, settings_for
@@ -28,6 +29,27 @@ def period_revenue(base, frame: pd.DataFrame) -> pd.Series:
     o = base["orders"]
     o = o[~o["cancelled"] & (o["order_day"] >= first) & (o["order_day"] <= last)]
     return frame["customer_id"].map(o.groupby("customer_id")["amount"].sum()).fillna(0.0)
+
+
+def expected_pareto(frame: pd.DataFrame, value: pd.Series) -> dict:
+    """The Pareto figures of these customers from numpy (the model's pareto_report, which the service once ran on every
+    contribution it loaded): stored class, none counting as D."""
+    return pareto_report(value.to_numpy(dtype=float), frame["abc_class"].fillna("D").to_numpy(dtype=object))
+
+
+def pareto_figures(report: dict) -> dict:
+    return {k: report[k] for k in ("customers", "total_contribution", "classes", "top_1pct_share", "top_20pct_share", "curve")}
+
+
+def same_figures(got, expected) -> bool:
+    """Equal, numbers to the last rounded digit (numpy's round and Python's may differ there on a tie)."""
+    if isinstance(expected, dict):
+        return isinstance(got, dict) and got.keys() == expected.keys() and all(same_figures(got[k], expected[k]) for k in expected)
+    if isinstance(expected, list):
+        return isinstance(got, list) and len(got) == len(expected) and all(same_figures(a, b) for a, b in zip(got, expected))
+    if isinstance(expected, float):
+        return got == pytest.approx(expected, abs=1e-6)
+    return got == expected
 
 
 def _csv(text: str) -> list[dict]:
@@ -73,6 +95,9 @@ async def test_reports_over_the_whole_base_equal_figures_computed_from_the_rows(
             deciles = ((rank - 1) * 10 // len(frame) + 1).astype(int)
             assert split_counts(abc["splits"]["ten_way"]) == grouped(frame, deciles, value)
             assert abc["curve"][-1] == {"customer_share": 1.0, "revenue_share": 1.0}
+
+            pareto = (await client.get("/reports/pareto", params=f)).json()
+            assert pareto["filters"] == f and same_figures(pareto_figures(pareto), expected_pareto(frame, value)), f
 
             matrices = (await client.get("/reports/matrices", params=f)).json()["matrices"]
             for name, column in MATRIX_COLUMN.items():
@@ -121,12 +146,20 @@ async def test_period_service_type_movements_and_csv(database_factory, db_kind):
         )
         matrices = (await client.get("/reports/matrices", params=period)).json()
         assert matrices["matrices"]["value_loyalty"]["revenue"] == pytest.approx(revenue.sum(), abs=0.05)
+        # and the Pareto's contribution is the period's revenue, per stored class
+        pareto = (await client.get("/reports/pareto", params=period)).json()
+        assert pareto["basis"] == "period revenue" and same_figures(pareto_figures(pareto), expected_pareto(frame, revenue))
 
         # a service type keeps the customers with a (not cancelled) order of that type
         o = base["orders"]
         users = set(o[(o["service_type"] == "express") & ~o["cancelled"]]["customer_id"])
         tiers = (await client.get("/reports/tiers", params={"service_type": "express"})).json()
         assert tiers["customers"] == len(users)
+        pareto = (await client.get("/reports/pareto", params={"service_type": "express", "tier": "small"})).json()
+        kept = frame[frame["customer_id"].isin(users) & (frame["tier"] == "small")]
+        assert same_figures(pareto_figures(pareto), expected_pareto(kept, kept["contribution"])) and 0 < pareto["customers"] < len(users)
+        chart = await client.get("/reports/pareto.svg", params={"service_type": "express", "tier": "small"})
+        assert chart.status_code == 200 and chart.headers["content-type"].startswith("image/svg+xml")
 
         # movements: the state announced before the period against the last one in it
         credit = (await client.get("/reports/credit-churn", params=period)).json()
@@ -166,6 +199,8 @@ async def test_bad_filters_are_a_422_problem_naming_the_field(database_factory):
     async with client:
         cases = [
             ("/reports/abc", {"tier": "gold"}, "tier"),
+            ("/reports/pareto", {"tier": "gold"}, "tier"),
+            ("/reports/pareto.svg", {"period_start": "2026-03-01"}, "period_end"),
             ("/reports/matrices", {"service_type": "rail"}, "service_type"),
             ("/reports/credit-churn", {"period_start": "2026-03-01"}, "period_end"),
             ("/reports/credit-churn", {"period_start": "2026-03-01", "period_end": "2026-02-01"}, "period_end"),

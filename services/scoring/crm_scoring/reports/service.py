@@ -86,19 +86,12 @@ def _decile_of(ranked):
     return (ranked.c.rank - 1) * 10 // ranked.c.n + 1
 
 
-async def _split(session: AsyncSession, ranked, bucket, labels: Iterable, customers_total: int, revenue_total: float) -> list[dict]:
-    positive = case((ranked.c.value > 0, ranked.c.value), else_=0.0)
-    stmt = select(
-        bucket.label("bucket"),
-        func.count().label("customers"),
-        func.sum(positive).label("revenue"),
-        func.min(ranked.c.value).label("min_value"),
-    ).group_by(bucket)
-    found = {row.bucket: row for row in (await session.execute(stmt))}
+def _split(groups: Sequence[Any], key: str, labels: Iterable, customers_total: int, revenue_total: float) -> list[dict]:
+    """One split's classes from the grouped rows (a class is the sum of the groups that carry its label)."""
     out = []
     for label in labels:
-        row = found.get(label)
-        count, revenue = (row.customers, float(row.revenue or 0.0)) if row else (0, 0.0)
+        rows = [row for row in groups if getattr(row, key) == label]
+        count, revenue = sum(row.customers for row in rows), sum(float(row.revenue or 0.0) for row in rows)
         out.append(
             {
                 "class": label,
@@ -106,7 +99,7 @@ async def _split(session: AsyncSession, ranked, bucket, labels: Iterable, custom
                 "customer_share": _share(count, customers_total),
                 "revenue": round(revenue, 2),
                 "revenue_share": _share(revenue, revenue_total),
-                "min_value": None if row is None else round(float(row.min_value), 2),
+                "min_value": round(float(min(row.min_value for row in rows)), 2) if rows else None,
             }
         )
     return out
@@ -114,17 +107,38 @@ async def _split(session: AsyncSession, ranked, bucket, labels: Iterable, custom
 
 async def abc_report(session: AsyncSession, f: ReportFilters, settings: ScoringSettings) -> dict[str, Any]:
     """The three-way (20/30/50), four-way (the configured ABCD cut-offs) and ten-way (deciles) splits of the filtered
-    customers ranked by contribution, with each part's share of customers and of revenue, and the Pareto curve."""
+    customers ranked by contribution, with each part's share of customers and of revenue, and the Pareto curve.
+    The ranking is read once: one GROUP BY (three-way class, four-way class, decile, in the top 1%) gives a few dozen
+    rows, and each split and total is summed from them."""
     ranked = _ranked(f)
     positive = case((ranked.c.value > 0, ranked.c.value), else_=0.0)
-    top_1pct = case((ranked.c.rank - 1 < ranked.c.n * 0.01 - EPS, positive), else_=0.0)
-    totals = (await session.execute(select(func.count(), func.sum(positive), func.sum(top_1pct), func.max(ranked.c.contributors)))).one()
-    n, total, top1, contributors = totals[0], float(totals[1] or 0.0), float(totals[2] or 0.0), int(totals[3] or 0)
     cut = settings.abc_cutoffs
     four_way = (("A", cut.a), ("B", cut.a + cut.b), ("C", cut.a + cut.b + cut.c))
-    three = await _split(session, ranked, _class_of(ranked, THREE_WAY, "C"), ("A", "B", "C"), n, total)
-    four = await _split(session, ranked, _class_of(ranked, four_way, "D"), ("A", "B", "C", "D"), n, total)
-    ten = await _split(session, ranked, _decile_of(ranked), range(1, 11), n, total)
+    classed = select(
+        _class_of(ranked, THREE_WAY, "C").label("three"),
+        _class_of(ranked, four_way, "D").label("four"),
+        _decile_of(ranked).label("decile"),
+        case((ranked.c.rank - 1 < ranked.c.n * 0.01 - EPS, 1), else_=0).label("top_1pct"),
+        positive.label("positive"),
+        ranked.c.value,
+        ranked.c.contributors,
+    ).subquery()
+    keys = (classed.c.three, classed.c.four, classed.c.decile, classed.c.top_1pct)
+    stmt = select(
+        *keys,
+        func.count().label("customers"),
+        func.sum(classed.c.positive).label("revenue"),
+        func.min(classed.c.value).label("min_value"),
+        func.max(classed.c.contributors).label("contributors"),
+    ).group_by(*keys)
+    groups = (await session.execute(stmt)).all()
+    n = sum(row.customers for row in groups)
+    total = sum(float(row.revenue or 0.0) for row in groups)
+    top1 = sum(float(row.revenue or 0.0) for row in groups if row.top_1pct)
+    contributors = max((int(row.contributors or 0) for row in groups), default=0)
+    three = _split(groups, "three", ("A", "B", "C"), n, total)
+    four = _split(groups, "four", ("A", "B", "C", "D"), n, total)
+    ten = _split(groups, "decile", range(1, 11), n, total)
     curve, cumulative = [{"customer_share": 0.0, "revenue_share": 0.0}], 0.0
     customers_so_far = 0
     for decile in ten:
@@ -145,6 +159,68 @@ async def abc_report(session: AsyncSession, f: ReportFilters, settings: ScoringS
             "four_way": {"cutoffs": {"A": cut.a, "B": cut.b, "C": cut.c, "D": round(1 - cut.a - cut.b - cut.c, 6)}, "classes": four},
             "ten_way": {"cutoffs": "deciles of all the filtered customers", "classes": ten},
         },
+        "curve": curve,
+    }
+
+
+PARETO_CLASSES = ("A", "B", "C", "D")
+PARETO_CURVE_POINTS = 20
+PARETO_TOPS = {"top_1pct_share": 1, "top_20pct_share": 20}  # the first ceil(n * percent / 100) customers' share
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+async def pareto_figures(session: AsyncSession, f: ReportFilters) -> dict[str, Any]:
+    """Share of customers and share of contribution (the period's revenue when a period is given) per stored ABC class
+    (none: D) of the filtered customers, the top 1% and 20%'s shares and the cumulative curve at every 20th of them,
+    best first: the figures of the model's `abc.pareto_report`, without loading every contribution into Python. Two
+    statements: the classes' GROUP BY, then the running sum of the ranked contributions, read at the curve's points."""
+    source, value = _valued(f, c.contribution)
+    positive = case((value > 0, value), else_=0.0)
+    klass = func.coalesce(c.abc_class, "D")
+    classed = scoped(select(klass.label("class_"), positive.label("positive")).select_from(source), f).subquery()
+    grouped = select(classed.c.class_, func.count().label("customers"), func.sum(classed.c.positive).label("contribution"))
+    found = {row.class_: row for row in await session.execute(grouped.group_by(classed.c.class_))}
+    n = sum(row.customers for row in found.values())
+    total = sum(float(row.contribution or 0.0) for row in found.values())
+    rows = []
+    for label in PARETO_CLASSES:
+        row = found.get(label)
+        count, contribution = (row.customers, float(row.contribution or 0.0)) if row else (0, 0.0)
+        rows.append(
+            {
+                "class": label,
+                "customers": count,
+                "customer_share": round(count / n, 6) if n else 0.0,
+                "contribution": round(contribution, 2),
+                "contribution_share": _share(contribution, total),
+            }
+        )
+    curve = [{"customer_share": 0.0, "contribution_share": 0.0}]
+    top = dict.fromkeys(PARETO_TOPS, 0.0)
+    if n and total:
+        points = [_ceil_div(n * i, PARETO_CURVE_POINTS) for i in range(1, PARETO_CURVE_POINTS + 1)]
+        tops = {name: max(1, _ceil_div(n * percent, 100)) for name, percent in PARETO_TOPS.items()}
+        order = (positive.desc(), c.customer_id)
+        ranked = scoped(
+            select(
+                func.row_number().over(order_by=order).label("rank"),
+                func.sum(positive).over(order_by=order, rows=(None, 0)).label("cumulative"),
+            ).select_from(source),
+            f,
+        ).subquery()
+        wanted = sorted({*points, *tops.values()})
+        cumulative = {row.rank: float(row.cumulative) for row in await session.execute(select(ranked).where(ranked.c.rank.in_(wanted)))}
+        curve += [{"customer_share": round(k / n, 6), "contribution_share": round(cumulative[k] / total, 6)} for k in points]
+        top = {name: round(cumulative[k] / total, 6) for name, k in tops.items()}
+    return {
+        "filters": f.as_dict(),
+        "customers": n,
+        "total_contribution": round(total, 2),
+        "classes": rows,
+        **top,
         "curve": curve,
     }
 
@@ -227,12 +303,22 @@ async def cell_customers(session: AsyncSession, f: ReportFilters, matrix: str, c
 # ---------------------------------------------------------------- credit grades and churn risk
 
 
-def _state_at(field: str, before: dt.datetime):
-    """Each customer's last announced `field` before `before` (score_history keeps every announced state)."""
+def _states(f: ReportFilters, start: dt.datetime, end: dt.datetime):
+    """The filtered customers with a state announced before `end`, each with the id of its last state announced before
+    `start` (none: new) and before `end` (score_history keeps every announced state, ids in announcement order). One
+    aggregate over the narrow columns, with no sort and no JSON read: the states are read afterwards, two rows per
+    customer (a row_number over the whole history per field and end sorted it four times)."""
     h = score_history.c
-    latest = func.row_number().over(partition_by=h.customer_id, order_by=h.id.desc()).label("latest")
-    inner = select(h.customer_id, h.scores[field].as_string().label("value"), latest).where(h.scored_at < before).subquery()
-    return select(inner.c.customer_id, inner.c.value).where(inner.c.latest == 1).subquery()
+    return (
+        select(
+            h.customer_id,
+            func.max(case((h.scored_at < start, h.id))).label("start_id"),
+            func.max(h.id).label("end_id"),
+        )
+        .where(h.scored_at < end, h.customer_id.in_(scoped(select(c.customer_id), f)))
+        .group_by(h.customer_id)
+        .subquery()
+    )
 
 
 def movement_period(f: ReportFilters, today: dt.date) -> tuple[dt.date, dt.date]:
@@ -241,28 +327,41 @@ def movement_period(f: ReportFilters, today: dt.date) -> tuple[dt.date, dt.date]
     return today - dt.timedelta(days=DEFAULT_MOVEMENT_DAYS - 1), today
 
 
-async def _movements(
-    session: AsyncSession, f: ReportFilters, field: str, start: dt.date, end: dt.date, order: Sequence[str]
-) -> dict[str, Any]:
-    """From -> to counts of the filtered customers between the period's start and its end ("new": first scored in it)."""
-    at_start = _state_at(field, dt.datetime.combine(start, dt.time(), dt.UTC))
-    at_end = _state_at(field, dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC))
-    population = scoped(select(c.customer_id), f)
-    stmt = (
-        select(at_start.c.value.label("from_"), at_end.c.value.label("to"), func.count().label("customers"))
-        .select_from(at_end.outerjoin(at_start, at_start.c.customer_id == at_end.c.customer_id))
-        .where(at_end.c.customer_id.in_(population))
-        .group_by(at_start.c.value, at_end.c.value)
+MOVING = {"credit_grade": CREDIT_GRADES, "churn_risk": RISKS}  # each field's values, better first
+
+
+async def _movements(session: AsyncSession, f: ReportFilters, start: dt.date, end: dt.date) -> dict[str, dict[str, Any]]:
+    """Per field, from -> to counts of the filtered customers between the period's start and its end ("new": first
+    scored in it): one query groups the customers by both fields' states at both ends, Python adds up each field's."""
+    ids = _states(f, dt.datetime.combine(start, dt.time(), dt.UTC), dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC))
+    before, after = score_history.alias("before"), score_history.alias("after")
+    states = (
+        select(
+            *(
+                side.c.scores[field].as_string().label(f"{name}_{i}")
+                for i, field in enumerate(MOVING)
+                for name, side in (("from", before), ("to", after))
+            )
+        )
+        .select_from(ids.join(after, after.c.id == ids.c.end_id).outerjoin(before, before.c.id == ids.c.start_id))
+        .subquery()
     )
-    rank = {value: i for i, value in enumerate(order)}  # better first
-    rows, better, worse = [], 0, 0
-    for row in await session.execute(stmt):
-        before, after = row.from_ or "new", row.to or UNRATED
-        rows.append({"from": before, "to": after, "customers": row.customers})
-        if before in rank and after in rank and rank[after] != rank[before]:
-            better, worse = (better + row.customers, worse) if rank[after] < rank[before] else (better, worse + row.customers)
-    rows.sort(key=lambda r: (r["from"], r["to"]))
-    return {"improved": better, "worsened": worse, "transitions": rows}
+    stmt = select(*states.c, func.count().label("customers")).group_by(*states.c)
+    counted: dict[str, dict[tuple[str, str], int]] = {field: {} for field in MOVING}
+    for row in (await session.execute(stmt)).mappings():
+        for i, field in enumerate(MOVING):
+            pair = (row[f"from_{i}"] or "new", row[f"to_{i}"] or UNRATED)
+            counted[field][pair] = counted[field].get(pair, 0) + row["customers"]
+    out: dict[str, dict[str, Any]] = {}
+    for field, order in MOVING.items():
+        rank = {value: i for i, value in enumerate(order)}
+        better = worse = 0
+        for (was, now), n in counted[field].items():
+            if was in rank and now in rank and rank[now] != rank[was]:
+                better, worse = (better + n, worse) if rank[now] < rank[was] else (better, worse + n)
+        transitions = [{"from": was, "to": now, "customers": n} for (was, now), n in sorted(counted[field].items())]
+        out[field] = {"improved": better, "worsened": worse, "transitions": transitions}
+    return out
 
 
 async def credit_churn_report(session: AsyncSession, f: ReportFilters, today: dt.date) -> dict[str, Any]:
@@ -282,20 +381,19 @@ async def credit_churn_report(session: AsyncSession, f: ReportFilters, today: dt
         ]
 
     start, end = movement_period(f, today)
-    risks_best_first = RISKS  # low, medium, high
+    movements = await _movements(session, f, start, end)
     return {
         "filters": f.as_dict(),
         "customers": total,
         "credit_grades": distribution(0, CREDIT_GRADES),
-        "churn_risk": distribution(1, risks_best_first),
+        "churn_risk": distribution(1, RISKS),
         "grade_by_risk": [
             {"credit_grade": g, "churn_risk": r, "customers": n} for g, r, n in sorted(cross, key=lambda x: (x[0], RISK_ORDER.get(x[1], 9)))
         ],
         "movements": {
             "period_start": start.isoformat(),
             "period_end": end.isoformat(),
-            "credit_grade": await _movements(session, f, "credit_grade", start, end, CREDIT_GRADES),
-            "churn_risk": await _movements(session, f, "churn_risk", start, end, risks_best_first),
+            **movements,
         },
     }
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from crm_common.deps import RuntimeDep, SessionDep
 from crm_common.problems import Problem, ProblemMapping
+from crm_scoring.reports.filters import ReportFilters, report_filters
 from crm_scoring.scoring import reports, service
 from crm_scoring.scoring.schemas import RecomputeResult, RiskLevel, ScoreDetail, ScorePage, ScoreSummary
 
@@ -20,6 +21,7 @@ reports_router = APIRouter(prefix="/reports", tags=["reports"])
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
 CHART_MEDIA = {"svg": "image/svg+xml", "png": "image/png"}
+Filters = Annotated[ReportFilters, Depends(report_filters)]  # the management reports' (crm_scoring.reports)
 
 
 @scores_router.get("", response_model=ScorePage)
@@ -45,13 +47,13 @@ async def get_scores(customer_id: str, session: SessionDep, history_limit: int =
 
 
 @reports_router.get("/pareto")
-async def pareto_report(session: SessionDep, runtime: RuntimeDep):
-    return await reports.pareto(session, runtime.settings)
+async def pareto_report(session: SessionDep, runtime: RuntimeDep, f: Filters):
+    return await reports.pareto(session, runtime.settings, f)
 
 
 @reports_router.get("/pareto.{fmt}")
-async def pareto_chart(fmt: Literal["svg", "png"], session: SessionDep, runtime: RuntimeDep):
-    report = await reports.pareto(session, runtime.settings)
+async def pareto_chart(fmt: Literal["svg", "png"], session: SessionDep, runtime: RuntimeDep, f: Filters):
+    report = await reports.pareto(session, runtime.settings, f)
     return Response(reports.pareto_chart(report, fmt), media_type=CHART_MEDIA[fmt])
 
 

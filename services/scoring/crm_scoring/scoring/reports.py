@@ -13,23 +13,24 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_scoring.model import abc, bgnbd
+from crm_scoring.model import bgnbd
+from crm_scoring.reports.filters import ReportFilters
+from crm_scoring.reports.service import pareto_figures
 from crm_scoring.scoring.ingest import day_number
-from crm_scoring.scoring.models import customer_scores, orders
+from crm_scoring.scoring.models import orders
 from crm_scoring.scoring.service import load_model
 from crm_scoring.settings import ScoringSettings
 
 EPOCH_DATE = dt.date(1970, 1, 1)
 
 
-async def pareto(session: AsyncSession, settings: ScoringSettings) -> dict[str, Any]:
-    """Share of customers vs share of contribution, per ABC class and as a curve, from the stored scores."""
-    rows = (await session.execute(select(customer_scores.c.contribution, customer_scores.c.abc_class))).all()
+async def pareto(session: AsyncSession, settings: ScoringSettings, f: ReportFilters | None = None) -> dict[str, Any]:
+    """Share of customers vs share of contribution, per ABC class and as a curve, from the stored scores of the
+    customers the management reports' filters keep (a period: its revenue is the contribution)."""
+    f = f or ReportFilters()
+    report = await pareto_figures(session, f)
     model = await load_model(session)
-    values = np.array([r[0] or 0.0 for r in rows], dtype=float)
-    classes = np.array([r[1] or "D" for r in rows], dtype=object)
-    report = abc.pareto_report(values, classes)
-    report["basis"] = model.abc_basis if model is not None else settings.abc_basis
+    report["basis"] = "period revenue" if f.has_period else (model.abc_basis if model is not None else settings.abc_basis)
     report["cutoffs"] = settings.abc_cutoffs.model_dump()
     report["thresholds"] = model.abc.as_dict() if model is not None else None
     report["model_as_of"] = None if model is None else (dt.date(1970, 1, 1) + dt.timedelta(days=model.as_of_day)).isoformat()
