@@ -86,9 +86,9 @@ class GatewaySettings(ServiceSettings):
             # tier_movements (and notifications when the service has no report) come from the gateway's own read models
         }
     )
-    # the dashboard sources that take the management reports' filters (region, tier, period, ...); the others (Pareto,
-    # complaints, notifications, the gateway's tier movements) always cover the whole base
-    dashboard_filtered_sources: list[str] = Field(default_factory=lambda: ["rfm", "tiers", "matrices", "abc", "credit_churn"])
+    # the dashboard sources that take the management reports' filters (region, tier, period, ...); the others
+    # (complaints, notifications, the gateway's tier movements) always cover the whole base
+    dashboard_filtered_sources: list[str] = Field(default_factory=lambda: ["pareto", "rfm", "tiers", "matrices", "abc", "credit_churn"])
     dashboard_window_days: int = 90
     shipments_read_model: bool = True  # consume logistics.orders for the 360's recent shipments
     shipments_retention_days: int = 180

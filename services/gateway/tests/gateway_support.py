@@ -275,24 +275,33 @@ def fake_scoring(recorder: Recorder) -> FastAPI:
         )
 
     @app.get("/reports/pareto")
-    async def pareto():
+    async def pareto(rows: list[dict] = Depends(filtered)):
+        # C1 (class A) brings 800, C2 (B) 150, C3 (C) 50; the report's shape over the customers the filters keep
+        brings = {"A": 800.0, "B": 150.0, "C": 50.0}
+        kept = sorted(r["abc_class"] for r in rows)
+        total, n = sum(brings[k] for k in kept), len(kept)
+        classes = [
+            {
+                "class": k,
+                "customers": int(k in kept),
+                "customer_share": round(int(k in kept) / n, 6) if n else 0.0,
+                "contribution": brings.get(k, 0.0) if k in kept else 0.0,
+                "contribution_share": round(brings[k] / total, 6) if k in kept and total else 0.0,
+            }
+            for k in "ABCD"
+        ]
+        curve, cumulative = [{"customer_share": 0.0, "contribution_share": 0.0}], 0.0
+        for i, k in enumerate(kept, 1):
+            cumulative += brings[k]
+            curve.append({"customer_share": round(i / n, 6), "contribution_share": round(cumulative / total, 6)})
+        top = round(brings[kept[0]] / total, 6) if kept and total else 0.0
         return {
-            "customers": 3,
-            "total_contribution": 1000.0,
-            "top_1pct_share": 0.8,
-            "top_20pct_share": 0.8,
-            "classes": [
-                {"class": "A", "customers": 1, "customer_share": 0.333333, "contribution": 800.0, "contribution_share": 0.8},
-                {"class": "B", "customers": 1, "customer_share": 0.333333, "contribution": 150.0, "contribution_share": 0.15},
-                {"class": "C", "customers": 1, "customer_share": 0.333333, "contribution": 50.0, "contribution_share": 0.05},
-                {"class": "D", "customers": 0, "customer_share": 0.0, "contribution": 0.0, "contribution_share": 0.0},
-            ],
-            "curve": [
-                {"customer_share": 0.0, "contribution_share": 0.0},
-                {"customer_share": 0.333333, "contribution_share": 0.8},
-                {"customer_share": 0.666667, "contribution_share": 0.95},
-                {"customer_share": 1.0, "contribution_share": 1.0},
-            ],
+            "customers": n,
+            "total_contribution": total,
+            "top_1pct_share": top,
+            "top_20pct_share": top,
+            "classes": classes,
+            "curve": curve,
         }
 
     return app

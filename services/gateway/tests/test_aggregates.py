@@ -149,12 +149,13 @@ async def test_dashboard_forwards_report_filters_to_each_scoring_report_source(f
     body = response.json()
     forwarded = {k: v for k, v in query.items() if k != "limit"}  # only the reports' filters go on
     scoring = fakes.recorders["scoring"]
-    for path in ("/reports/rfm", "/reports/tiers", "/reports/matrices", "/reports/abc", "/reports/credit-churn"):
+    for path in ("/reports/pareto", "/reports/rfm", "/reports/tiers", "/reports/matrices", "/reports/abc", "/reports/credit-churn"):
         assert scoring.last(path)[2] == forwarded, path
-    assert scoring.last("/reports/pareto")[2] == {}  # scoring's Pareto takes no filters: it stays the whole base
     assert fakes.recorders["complaints"].last("/reports/complaints")[2] == {}
     assert body["sections"]["tiers"]["tiers"] == [{"tier": "key_account", "count": 1}]  # the fake filters by tier
-    assert body["filters"] == forwarded and body["filtered_sections"] == ["rfm", "tiers", "matrices", "abc", "credit_churn"]
+    assert [(k["class"], k["customers"]) for k in body["sections"]["pareto"]["classes"] if k["customers"]] == [("A", 1)]
+    assert body["filters"] == forwarded
+    assert body["filtered_sections"] == ["pareto", "rfm", "tiers", "matrices", "abc", "credit_churn"]
 
 
 async def test_dashboard_answers_the_services_422_for_a_rejected_filter(make_gateway):

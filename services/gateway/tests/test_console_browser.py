@@ -177,11 +177,13 @@ async def test_dashboard_filter_bar_reloads_the_report_cards_and_shows_a_rejecte
     assert "tier=key_account" in (await dashboard_request.value).url
     await expect(page.locator("#chart-rfm rect.cell")).to_have_count(1)
     scoring = fakes.recorders["scoring"]
-    for path in ("/reports/rfm", "/reports/tiers", "/reports/matrices", "/reports/abc", "/reports/credit-churn", "/reports/service-levels"):
+    paths = ("/reports/pareto", "/reports/rfm", "/reports/tiers", "/reports/matrices", "/reports/abc", "/reports/credit-churn")
+    for path in (*paths, "/reports/service-levels"):
         query = scoring.last(path)[2]
         assert query["tier"] == "key_account" and query["region"] == "华东", (path, query)
     # the fake scoring's reports keep only the key account: the cards are drawn again from them
     await expect(page.locator("#chart-rfm rect.cell")).to_have_count(1)
+    await expect(page.locator("#chart-pareto rect.bar")).to_have_count(1)  # the key account's class A alone
     tiers_text = await page.inner_text("#chart-tiers")  # the caption's counts; the movements are the gateway's, unfiltered
     assert "大客户: 1" in tiers_text and "普通客户: 2" not in tiers_text
     assert "信用 A" in await page.inner_text("#chart-credit-churn")
@@ -194,6 +196,7 @@ async def test_dashboard_filter_bar_reloads_the_report_cards_and_shows_a_rejecte
     assert await page.locator("#chart-rfm rect.cell").count() == 1
     await page.click("#filter-clear")
     await expect(page.locator("#chart-rfm rect.cell")).to_have_count(3)
+    await expect(page.locator("#chart-pareto rect.bar")).to_have_count(3)
     assert await page.inner_text("#dash-filter-error") == ""
 
 
