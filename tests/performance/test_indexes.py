@@ -16,7 +16,7 @@ import pytest
 
 from crm_common.db import Database
 from crm_devbroker.testing import edge_auth, migrated_database
-from perf_support import assert_indexed, counting, describe, fill
+from perf_support import assert_indexed, counting, describe, fill, plan
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = REPO / "services"
@@ -184,6 +184,82 @@ async def test_scoring_list_by_class_or_tier_uses_its_index(scoring_app, query, 
     assert len(response.json()["items"]) == 20
     statement, parameters = log.selects(touching="customer_scores")[-1]
     await assert_indexed(url, statement, parameters, "customer_scores", indexes={index})
+
+
+# ----------------------------------------------------------------------------- scoring management reports
+@pytest.fixture
+async def report_app(database_factory):
+    """Scores of ROWS customers, two announced states each (one before the movements' 90 days, one in them) and 12
+    months of service-level records."""
+    from crm_scoring.main import create_app
+    from crm_scoring.settings import ScoringSettings
+
+    url = await _migrated(database_factory, "scoring", "perfr")
+    customer = "'cus-' || lpad((1 + (g - 1) % {n})::text, 6, '0')".format(n=ROWS)
+    await fill(
+        url,
+        "customer_scores",
+        ROWS,
+        customer_id="'cus-' || lpad(g::text, 6, '0')",
+        contribution="(g * 7919) % 10007",
+        tier="'ordinary'",
+        churn_risk="'low'",
+    )
+    await fill(
+        url,
+        "score_history",
+        2 * ROWS,
+        customer_id=customer,
+        scored_at=f"now() - CASE WHEN g <= {ROWS} THEN interval '200 days' ELSE interval '10 days' END",
+        scores="json_build_object('credit_grade', chr(65 + g % 4), 'churn_risk', (ARRAY['low', 'medium', 'high'])[1 + g % 3])",
+    )
+    await fill(
+        url,
+        "service_level_months",
+        12 * ROWS,
+        customer_id=customer,
+        month="'2026-' || lpad((1 + (g - 1) / {n})::text, 2, '0')".format(n=ROWS),
+        on_time_delivery_pct="(g * 7919) % 1000 / 10.0",
+    )
+    app = create_app(ScoringSettings(database_url=url, run_scheduler=False), start_background=False)
+    yield url, app
+    await app.state.runtime.db.dispose()
+
+
+async def _report(app, path: str, **params):
+    with counting(app.state.runtime.db.engine) as log:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", auth=edge_auth(app)) as client:
+            response = await client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json(), log
+
+
+async def test_credit_churn_movements_read_the_history_once_without_a_window(report_app):
+    """The states at the period's start and end come from one aggregate over score_history (no row_number over it)."""
+    url, app = report_app
+    report, log = await _report(app, "/reports/credit-churn")
+    assert sum(t["customers"] for t in report["movements"]["churn_risk"]["transitions"]) == ROWS
+    [movements] = log.selects(touching="score_history")
+    tree = await plan(url, *movements)
+    assert "WindowAgg" not in describe(tree), describe(tree)
+
+
+async def test_abc_report_ranks_the_customers_once(report_app):
+    url, app = report_app
+    report, log = await _report(app, "/reports/abc")
+    assert report["customers"] == ROWS
+    assert len([s for s, _ in log.selects(touching="customer_scores") if "row_number" in s]) == 1
+
+
+async def test_service_level_worst_customers_are_a_top_n_of_the_month(report_app):
+    """The worst customers are the LIMIT of the month's records (a top-N sort), read through the month's index; the
+    other records of the month are not fetched."""
+    url, app = report_app
+    report, log = await _report(app, "/reports/service-levels", month="2026-06", worst=5)
+    assert report["customers"] == ROWS and len(report["worst"]) == 5
+    [records] = [(s, p) for s, p in log.selects(touching="service_level_months") if "ORDER BY" in s]
+    tree = await assert_indexed(url, *records, "service_level_months", indexes={"ix_service_level_months_month"})
+    assert tree["Node Type"] == "Limit", describe(tree)
 
 
 # ----------------------------------------------------------------------------- outbox and inbox (crm_common)
