@@ -195,7 +195,7 @@ async def report_app(database_factory):
     from crm_scoring.settings import ScoringSettings
 
     url = await _migrated(database_factory, "scoring", "perfr")
-    customer = "'cus-' || lpad((1 + (g - 1) % {n})::text, 6, '0')".format(n=ROWS)
+    customer = f"'cus-' || lpad((1 + (g - 1) % {ROWS})::text, 6, '0')"
     await fill(
         url,
         "customer_scores",
@@ -218,7 +218,7 @@ async def report_app(database_factory):
         "service_level_months",
         12 * ROWS,
         customer_id=customer,
-        month="'2026-' || lpad((1 + (g - 1) / {n})::text, 2, '0')".format(n=ROWS),
+        month=f"'2026-' || lpad((1 + (g - 1) / {ROWS})::text, 2, '0')",
         on_time_delivery_pct="(g * 7919) % 1000 / 10.0",
     )
     app = create_app(ScoringSettings(database_url=url, run_scheduler=False), start_background=False)
