@@ -256,9 +256,15 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
     it locks the head (PostgreSQL row lock, SQLite write lock) until the transaction ends, so chains never fork."""
     if not entries:
         return
-    await session.execute(update(audit_head_table).where(audit_head_table.c.id == 1).values(last_id=audit_head_table.c.last_id))
+    # RETURNING reads the head the lock was taken on (PostgreSQL re-reads a row updated meanwhile once the lock is
+    # granted): one round trip while holding the lock instead of an UPDATE and then a SELECT
     last_id, last_hash = (
-        await session.execute(select(audit_head_table.c.last_id, audit_head_table.c.last_hash).where(audit_head_table.c.id == 1))
+        await session.execute(
+            update(audit_head_table)
+            .where(audit_head_table.c.id == 1)
+            .values(last_id=audit_head_table.c.last_id)
+            .returning(audit_head_table.c.last_id, audit_head_table.c.last_hash)
+        )
     ).one()
     erased = await _erased_digests(session, {digest for e in entries if (digest := contact_digest(e.contact_id))})
     rows: list[dict[str, Any]] = []
