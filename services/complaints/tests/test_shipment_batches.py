@@ -2,12 +2,13 @@
 of statements that does not grow with the batch."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import orjson
 from sqlalchemy import event, select
 
-from complaints_support import ALL_WEEK, reset_database, seed_customer, seed_team
+from complaints_support import ALL_WEEK, STAFF, complaint_body, reset_database, seed_customer, seed_team
 from crm_common.consumer import Delivery, InboxProcessor
 from crm_common.events import encode_envelope, make_event
 from crm_common.events.logistics import ShipmentDamaged, ShipmentDelayed, ShipmentLost
@@ -179,3 +180,78 @@ async def test_a_batch_takes_the_same_number_of_statements_whatever_its_size(env
     async with env.db.sessions() as session:
         assert len((await session.scalars(select(Complaint))).all()) == 1 + 5 + 40
     assert counts[0] == counts[1], counts
+
+
+def _what(statement: str) -> str:
+    """A statement as its verb and table ("SELECT teams", "INSERT INTO outbox"), FOR NO KEY UPDATE kept."""
+    verb = statement.split(None, 1)[0].upper()
+    table = re.search(r"(?:FROM|INTO|UPDATE)\s+\"?(\w+)", statement)
+    lock = " FOR NO KEY UPDATE" if "FOR NO KEY UPDATE" in statement else ""
+    return f"{verb} {table[1] if table else '?'}{lock}"
+
+
+async def test_a_filing_through_the_api_sends_each_statement_once(env):
+    """POST /complaints, statement by statement (BEGIN and COMMIT are the driver's, not counted here): the answer is
+    built from what the filing wrote (no SELECT of its references or clocks after the INSERTs), its team is read once
+    (locked), the agents with their shifts and open loads in one statement, the audit head locked and read in one."""
+    await seed_team(env.db, "transport", {"t1": ALL_WEEK, "t2": ALL_WEEK})
+    await seed_customer(env.db, "cust-1")
+    warm = await env.client.post("/complaints", json=complaint_body(order_ids=["W-1"], tracking_numbers=["W-1"]), headers=STAFF)
+    assert warm.status_code == 201, warm.text
+    sqlite = env.db.dialect == "sqlite"
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        # as above: SQLite's one-row-at-a-time INSERT ... RETURNING id are in-process calls that PostgreSQL batches
+        if not (sqlite and statement.startswith("INSERT INTO") and statement.endswith("RETURNING id")):
+            statements.append(_what(statement))
+
+    engine = env.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = await env.client.post("/complaints", json=complaint_body(), headers=STAFF)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 201, response.text
+    assert statements == EXPECTED_FILING_STATEMENTS[env.db.dialect], statements
+    shown = response.json()
+    again = await env.client.get(f"/complaints/{shown['id']}", headers=STAFF)
+    assert again.json() == shown  # what was answered from memory is what a read gives
+    assert [c["kind"] for c in shown["clocks"]] == ["first_response", "resolution"] and shown["agent_id"] in ("t1", "t2")
+
+
+# before issue 24's filing changes PostgreSQL took 21: teams read twice (then locked), the agents, their shifts and
+# the loads of those on shift in three, the audit head locked then read, the answer's references and clocks read back
+EXPECTED_FILING_STATEMENTS = {
+    "postgresql": [
+        "SELECT directory_customers",
+        "SELECT routing_rules",
+        "SELECT complaints",  # possible duplicates
+        "SELECT teams FOR NO KEY UPDATE",
+        "SELECT agents",  # with their shifts and open loads
+        "INSERT outbox",  # both events
+        "UPDATE agents",
+        "INSERT complaints",
+        "INSERT complaint_references",
+        "INSERT sla_clocks",
+        "UPDATE teams",
+        "INSERT timeline_entries",
+        "UPDATE audit_head",  # locked and read
+        "INSERT audit_log",
+        "UPDATE audit_head",
+    ],
+    "sqlite": [
+        "SELECT directory_customers",
+        "SELECT routing_rules",
+        "SELECT complaints",
+        "SELECT teams",
+        "SELECT agents",
+        "UPDATE agents",
+        "INSERT complaints",
+        "UPDATE teams",
+        "INSERT outbox",
+        "UPDATE audit_head",
+        "INSERT audit_log",
+        "UPDATE audit_head",
+    ],
+}

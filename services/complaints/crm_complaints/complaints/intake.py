@@ -150,52 +150,74 @@ class AgentPool:
         ]
 
 
-async def lock_agent_pool(session: AsyncSession, team_ids: Iterable[str], now: dt.datetime) -> AgentPool:
+async def lock_agent_pool(
+    session: AsyncSession, team_ids: Iterable[str], now: dt.datetime, *, create_missing: ComplaintsSettings | None = None
+) -> AgentPool:
     """The AgentPool of the teams, their rows locked (PostgreSQL) so that concurrent assignments in a team see each
-    other's load and round-robin cursor. Four statements whatever the number of teams and agents."""
+    other's load and round-robin cursor. `create_missing`: teams nobody has set up yet are created first (with these
+    settings' default calendar, get_or_create_teams). Two statements whatever the number of teams and agents (a third
+    and fourth when a team had to be created)."""
     wanted = sorted(set(team_ids))  # one lock order for every caller
+    teams = await _lock_teams(session, wanted)
+    missing = [team_id for team_id in wanted if team_id not in teams]
+    if missing and create_missing is not None:
+        await _create_teams(session, missing, create_missing)
+        teams.update(await _lock_teams(session, missing))
+        teams = {team_id: teams[team_id] for team_id in sorted(teams)}
+    on_shift: dict[str, list[routing.AgentLoad]] = {team_id: [] for team_id in teams}
+    if not teams:
+        return AgentPool(teams, on_shift)
+    # the open loads of every active agent of the teams, counted in the same statement (one round trip under the
+    # teams' locks instead of one for the agents, one for their shifts and one for the loads of those on shift)
+    active = select(Agent.id).where(Agent.team_id.in_(list(teams)), Agent.active.is_(True))
+    loads = (
+        select(Complaint.agent_id.label("agent_id"), func.count().label("open_count"))
+        .where(Complaint.agent_id.in_(active.scalar_subquery()), Complaint.status.in_(OPEN_STATES))
+        .group_by(Complaint.agent_id)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(Agent, AgentShift.weekday, AgentShift.start_minute, AgentShift.end_minute, loads.c.open_count)
+            .outerjoin(AgentShift, AgentShift.agent_id == Agent.id)
+            .outerjoin(loads, loads.c.agent_id == Agent.id)
+            .where(Agent.team_id.in_(list(teams)), Agent.active.is_(True))
+            .order_by(Agent.id)
+        )
+    ).all()
+    agents: dict[str, Agent] = {}
+    by_agent: dict[str, list[routing.Shift]] = {}
+    open_counts: dict[str, int] = {}
+    for agent, weekday, start_minute, end_minute, open_count in rows:
+        agents.setdefault(agent.id, agent)
+        shifts = by_agent.setdefault(agent.id, [])
+        if weekday is not None:
+            shifts.append(routing.Shift(weekday, start_minute, end_minute))
+        open_counts[agent.id] = int(open_count or 0)
+    for a in agents.values():
+        if routing.on_shift(by_agent[a.id], now, teams[a.team_id].calendar.get("timezone", "Asia/Shanghai")):
+            on_shift[a.team_id].append(
+                routing.AgentLoad(
+                    a.id, open_counts[a.id], a.last_assigned_at, a.capacity, frozenset(a.skills or ()), frozenset(a.languages or ())
+                )
+            )
+    return AgentPool(teams, on_shift, list(agents.values()))
+
+
+async def _lock_teams(session: AsyncSession, team_ids: list[str]) -> dict[str, Team]:
     # FOR NO KEY UPDATE: inserting a complaint takes KEY SHARE on its team, which this must not conflict with
-    teams = {
+    return {
         team.id: team
         for team in (
             await session.scalars(
                 select(Team)
-                .where(Team.id.in_(wanted))
+                .where(Team.id.in_(team_ids))
                 .order_by(Team.id)
                 .with_for_update(key_share=True)
                 .execution_options(populate_existing=True)
             )
         ).all()
     }
-    on_shift: dict[str, list[routing.AgentLoad]] = {team_id: [] for team_id in teams}
-    agents = (await session.scalars(select(Agent).where(Agent.team_id.in_(list(teams)), Agent.active.is_(True)))).all()
-    if not agents:
-        return AgentPool(teams, on_shift)
-    shifts = (await session.scalars(select(AgentShift).where(AgentShift.agent_id.in_([a.id for a in agents])))).all()
-    by_agent: dict[str, list[routing.Shift]] = {}
-    for s in shifts:
-        by_agent.setdefault(s.agent_id, []).append(routing.Shift(s.weekday, s.start_minute, s.end_minute))
-    present = [
-        a for a in agents if routing.on_shift(by_agent.get(a.id, []), now, teams[a.team_id].calendar.get("timezone", "Asia/Shanghai"))
-    ]
-    if not present:
-        return AgentPool(teams, on_shift, agents)
-    loads = dict(
-        (
-            await session.execute(
-                select(Complaint.agent_id, func.count())
-                .where(Complaint.agent_id.in_([a.id for a in present]), Complaint.status.in_(OPEN_STATES))
-                .group_by(Complaint.agent_id)
-            )
-        ).all()
-    )
-    for a in present:
-        on_shift[a.team_id].append(
-            routing.AgentLoad(
-                a.id, int(loads.get(a.id, 0)), a.last_assigned_at, a.capacity, frozenset(a.skills or ()), frozenset(a.languages or ())
-            )
-        )
-    return AgentPool(teams, on_shift, agents)
 
 
 async def choose_agent(session: AsyncSession, team: Team, now: dt.datetime, complaint: Complaint | None = None) -> str | None:
@@ -210,20 +232,25 @@ async def get_or_create_team(session: AsyncSession, team_id: str, settings: Comp
 
 
 async def get_or_create_teams(session: AsyncSession, team_ids: Iterable[str], settings: ComplaintsSettings) -> dict[str, Team]:
-    """The teams rules route to; those nobody has set up yet are created with the default calendar (and this and next
-    year's mainland holidays)."""
+    """The teams rules route to; those nobody has set up yet are created (`_create_teams`)."""
     wanted = sorted(set(team_ids))
     teams = {team.id: team for team in (await session.scalars(select(Team).where(Team.id.in_(wanted)))).all()}
     missing = [team_id for team_id in wanted if team_id not in teams]
-    if missing:  # insert unless a concurrent PUT or filing created it meanwhile (no UNIQUE conflict either way)
-        calendar = mainland_holidays.prefill(BusinessCalendar(timezone=settings.default_timezone).to_dict(), utcnow().date())
-        await session.execute(
-            dialect_insert(session, Team)
-            .values([{"id": t, "name": t.replace("_", " ").title(), "calendar": calendar, "strategy": "least_load"} for t in missing])
-            .on_conflict_do_nothing(index_elements=[Team.id])
-        )
+    if missing:
+        await _create_teams(session, missing, settings)
         teams.update((team.id, team) for team in (await session.scalars(select(Team).where(Team.id.in_(missing)))).all())
     return teams
+
+
+async def _create_teams(session: AsyncSession, team_ids: list[str], settings: ComplaintsSettings) -> None:
+    """Teams with the default calendar (and this and next year's mainland holidays), unless a concurrent PUT or filing
+    created them meanwhile (no UNIQUE conflict either way)."""
+    calendar = mainland_holidays.prefill(BusinessCalendar(timezone=settings.default_timezone).to_dict(), utcnow().date())
+    await session.execute(
+        dialect_insert(session, Team)
+        .values([{"id": t, "name": t.replace("_", " ").title(), "calendar": calendar, "strategy": "least_load"} for t in team_ids])
+        .on_conflict_do_nothing(index_elements=[Team.id])
+    )
 
 
 async def assign_to(
@@ -299,6 +326,16 @@ async def record_assignment(
     return publish.assigned_event(complaint, team_id=team.id, agent_id=agent_id, reason=reason, now=now)
 
 
+@dataclasses.dataclass(frozen=True)
+class Filed:
+    """A complaint just filed with what its answer shows besides the row: its order ids and tracking numbers and its
+    clocks, as written. The answer is built from these instead of reading back what the transaction just wrote."""
+
+    complaint: Complaint
+    references: tuple[list[str], list[str]]
+    clocks: list[SlaClockRow]
+
+
 async def file_complaint(
     session: AsyncSession,
     data: ComplaintCreate,
@@ -308,6 +345,19 @@ async def file_complaint(
     now: dt.datetime | None = None,
     channel: str | None = None,
 ) -> Complaint:
+    """A complaint filed by a channel (`file`)."""
+    return (await file(session, data, settings=settings, actor=actor, now=now, channel=channel)).complaint
+
+
+async def file(
+    session: AsyncSession,
+    data: ComplaintCreate,
+    *,
+    settings: ComplaintsSettings,
+    actor: Actor | None = None,
+    now: dt.datetime | None = None,
+    channel: str | None = None,
+) -> Filed:
     """A complaint filed by a channel: the customer (and contact) resolved from what was given, then Opener.open."""
     now = now or utcnow()
     if data.category not in CATEGORIES:
@@ -333,10 +383,11 @@ async def file_complaint(
     opener = await Opener.load(
         session, [Filing(data, customer.id, customer, contact_id, language)], rules=await load_rules(session), now=now, settings=settings
     )
-    complaint, envelopes = await opener.open(session, opener.filings[0], actor=actor or SYSTEM, channel=channel)
+    filing = opener.filings[0]
+    complaint, envelopes = await opener.open(session, filing, actor=actor or SYSTEM, channel=channel)
     await publish.stage(session, envelopes)
     await session.flush()
-    return complaint
+    return Filed(complaint, filing.references(), opener.clocks[complaint.id])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,6 +440,7 @@ class Opener:
         self.now = now
         self.settings = settings
         self._calendars: dict[str, BusinessCalendar] = {}
+        self.clocks: dict[str, list[SlaClockRow]] = {}  # complaint id -> the clocks open() started, in kind order
 
     @classmethod
     async def load(
@@ -400,10 +452,9 @@ class Opener:
         now: dt.datetime,
         settings: ComplaintsSettings,
     ) -> Opener:
-        """Reads what opening `filings` needs; the teams they route to are created if missing, then locked."""
-        teams = await get_or_create_teams(session, {cls.route(rules, f)[0] for f in filings}, settings)
+        """Reads what opening `filings` needs; the teams they route to are locked (created first if missing)."""
         duplicates = await DuplicateCandidates.load(session, [(f.customer_id, *f.references()) for f in filings], now, settings)
-        pool = await lock_agent_pool(session, teams, now)
+        pool = await lock_agent_pool(session, {cls.route(rules, f)[0] for f in filings}, now, create_missing=settings)
         return cls(filings, rules, pool, duplicates, now, settings)
 
     @staticmethod
@@ -463,10 +514,12 @@ class Opener:
 
         calendar = self.calendar(team)
         first_target, resolution_target = self.settings.sla_targets.get(priority, DEFAULT_TARGETS[priority])
+        clocks = self.clocks[complaint.id] = []
         for kind, target in (("first_response", first_target), ("resolution", resolution_target)):
             row = SlaClockRow(complaint_id=complaint.id, kind=kind, escalation_level=0)
             store_clock(row, SlaClock.start(kind, target, now), calendar)
             session.add(row)
+            clocks.append(row)
 
         await add_timeline(
             session,
