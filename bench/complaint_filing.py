@@ -144,11 +144,18 @@ def run(args) -> dict:
                         connections=args.connections,
                         duration_s=2,
                     )  # warm-up
-                    profile = perfkit.Profiler(complaints.process.pid, log_dir / "profile-complaints", duration) if args.profile else None
-                    if profile:
+                    profiles = (
+                        [
+                            perfkit.Profiler(server.process.pid, log_dir / f"profile-{server.name}", duration)
+                            for server in (complaints, gateway)
+                        ]
+                        if args.profile
+                        else []
+                    )
+                    for profile in profiles:
                         profile.__enter__()
                     load, samples = await load_with_samples(gateway.url, dsn, headers, body_list, args.connections, duration)
-                    if profile:
+                    for profile in profiles:
                         profile.__exit__(None, None, None)
                     open_load = {"bodies": bodies(int(args.bodies), "o"), "headers": headers, "method": "POST"}
                     at_fixed = await asyncio.to_thread(
@@ -226,7 +233,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=0)
     parser.add_argument("--bodies", type=int, default=20000, help="distinct complaint bodies cycled by the load")
-    parser.add_argument("--profile", action="store_true", help="py-spy the complaints service during the load")
+    parser.add_argument("--profile", action="store_true", help="py-spy the complaints service and the gateway during the closed-loop load")
 
 
 def main(argv=None) -> int:
