@@ -123,6 +123,12 @@ class ScoringSettings(ServiceSettings):
     recompute_cron: str = Field("0 2 * * *", description="When the population recompute runs (cron expression, in time_zone).")
     time_zone: str = Field("Asia/Shanghai", description="Time zone of recompute_cron (IANA name).")
     run_scheduler: bool = True
+    recompute_page_rows: int = Field(
+        100_000,
+        ge=1,
+        description="Rows per statement when the population recompute reads a fact table (keyset pages): each statement "
+        "stays within the per-request command timeout of the database connections, whatever the table's size.",
+    )
     # incremental scoring: the consumer only ingests facts and marks customers; a task rescores the marked ones
     consumer_batch_size: int = Field(2000, ge=1, description="Events per consumer batch (one transaction).")
     rescore_interval_s: float = Field(0.5, gt=0, description="Pause between passes of the rescoring task over the marked customers.")

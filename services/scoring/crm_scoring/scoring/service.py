@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import JSON, Text, and_, bindparam, case, cast, delete, false, func, insert, select, text
+from sqlalchemy import JSON, ColumnElement, Select, Text, and_, bindparam, case, cast, delete, false, func, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -111,14 +111,65 @@ async def customer_score_detail(session: AsyncSession, customer_id: str, history
 
 # ---------------------------------------------------------------- loading facts
 
+TEXT, FLOAT, INT, FLAG, DAY = "text", "float", "int", "flag", "day"  # how a result column becomes an array
 
-async def _rows(session: AsyncSession, stmt, column, ids: list[str] | None) -> list:
-    if ids is None:
-        return [tuple(r) for r in (await session.execute(stmt)).all()]
-    out: list = []
-    for where in id_filters(session, column, ids):
-        out.extend(tuple(r) for r in (await session.execute(stmt.where(where))).all())
-    return out
+
+async def _columns(
+    session: AsyncSession,
+    stmt: Select[Any],
+    kinds: Sequence[str],
+    key: Sequence[ColumnElement[Any]],
+    id_column: ColumnElement[Any],
+    ids: list[str] | None,
+    page_rows: int,
+) -> list[np.ndarray]:
+    """The columns of `stmt`'s rows, ordered by `key` (a unique key of its table), one array each as `kinds` says.
+
+    Everyone's rows (ids None) are read in keyset pages of `page_rows` (`key > the page's last key ... LIMIT`): one
+    statement over a whole fact table runs past the database's per-request command timeout at millions of rows
+    (crm_common.db), and a page keeps the driver's row objects to one page at a time. The pages come in key order,
+    so the arrays are the rows of the single ordered statement. The rows of given ids: one statement per id batch."""
+    ordered = stmt.order_by(*key)
+    parts: list[list[np.ndarray]] = [[] for _ in kinds]
+    texts: list[dict[Any, Any]] = [{} for _ in kinds]  # per text column, each distinct value once (ids repeat per row)
+
+    def add(rows: Sequence[Any]) -> None:
+        for index, (kind, values) in enumerate(zip(kinds, zip(*rows), strict=False)):
+            parts[index].append(_array(kind, values, texts[index]))
+
+    if ids is not None:
+        for where in id_filters(session, id_column, ids):
+            add((await session.execute(ordered.where(where))).all())
+    else:
+        # the key again, labelled, after the wanted columns: the next page starts after the last row's key
+        paged = ordered.add_columns(*(column.label(f"page_key_{i}") for i, column in enumerate(key))).limit(page_rows)
+        marks = [bindparam(f"after_{i}") for i in range(len(key))]
+        after = tuple_(*key) > tuple_(*marks) if len(key) > 1 else key[0] > marks[0]
+        last: Sequence[Any] | None = None
+        while True:
+            if last is None:
+                rows = (await session.execute(paged)).all()
+            else:
+                rows = (await session.execute(paged.where(after), {f"after_{i}": v for i, v in enumerate(last)})).all()
+            add(rows)
+            if len(rows) < page_rows:
+                break
+            last = tuple(rows[-1])[-len(key) :]
+    return [_concat(kind, column) for kind, column in zip(kinds, parts, strict=True)]
+
+
+def _array(kind: str, values: Sequence[Any], seen: dict[Any, Any]) -> np.ndarray:
+    if kind == TEXT:  # equal strings become one object: 5M order rows hold 100k customer ids, not 5M copies
+        return np.array(list(map(seen.setdefault, values, values)), dtype=object)
+    if kind == DAY:
+        return _days(values)
+    return np.array(values, dtype={FLOAT: float, INT: np.int64, FLAG: bool}[kind])  # FLOAT: None -> NaN
+
+
+def _concat(kind: str, parts: list[np.ndarray]) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype={TEXT: object, FLOAT: float, DAY: float, INT: np.int64, FLAG: bool}[kind])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _days(values) -> np.ndarray:
@@ -127,126 +178,107 @@ def _days(values) -> np.ndarray:
 
 
 async def load_facts(session: AsyncSession, settings: ScoringSettings, customer_ids: Iterable[str] | None = None) -> Facts:
-    """Facts of the given customers (all customers when None) as the DataFrames the feature code reads."""
+    """Facts of the given customers (all customers when None) as the DataFrames the feature code reads, built column
+    by column (no row tuples kept)."""
     ids = None if customer_ids is None else sorted(set(customer_ids))
-    promised = func.coalesce(orders.c.promised_at, orders.c.promised_delivery_at)
-    order_stmt = (
-        select(
-            orders.c.customer_id,
-            orders.c.order_day,
-            orders.c.amount,
-            func.coalesce(orders.c.margin, orders.c.amount - orders.c.cost, orders.c.amount * settings.default_margin_rate).label("margin"),
-            orders.c.service_type,
-            case((orders.c.cancelled_at.is_not(None), 1), else_=0).label("cancelled"),
-            case((or_shipped(), 1), else_=0).label("shipped"),
-            case(
-                (
-                    and_(orders.c.delivered_at.is_not(None), promised.is_not(None)),
-                    case((orders.c.delivered_at <= promised, 1.0), else_=0.0),
-                ),
-                else_=None,
-            ).label("on_time"),
-            func.coalesce(orders.c.damaged, 0).label("damaged"),
-            func.coalesce(orders.c.lost, 0).label("lost"),
-            (func.coalesce(orders.c.damage_loss, 0.0) + func.coalesce(orders.c.lost_value, 0.0)).label("loss"),
-        )
-        .where(orders.c.order_day.is_not(None))
-        .order_by(orders.c.order_id)
-    )
-    order_rows = await _rows(session, order_stmt, orders.c.customer_id, ids)
-    order_df = pd.DataFrame.from_records(
-        order_rows,
-        columns=[
-            "customer_id",
-            "order_day",
-            "amount",
-            "margin",
-            "service_type",
-            "cancelled",
-            "shipped",
-            "on_time",
-            "damaged",
-            "lost",
-            "loss",
-        ],
-    )
-    if not order_df.empty:
-        order_df["cancelled"] = order_df["cancelled"].astype(bool)
-        order_df["shipped"] = order_df["shipped"].astype(bool)
-        order_df["damaged"] = order_df["damaged"].astype(bool)
-        order_df["lost"] = order_df["lost"].astype(bool)
-        order_df["on_time"] = pd.to_numeric(order_df["on_time"], errors="coerce")
+    page = settings.recompute_page_rows
 
-    c_rows = await _rows(
-        session,
-        select(
-            complaints.c.customer_id,
-            complaints.c.filed_at,
-            complaints.c.resolved_at,
-            complaints.c.within_sla,
-            complaints.c.priority,
-            complaints.c.compensation,
-        ).order_by(complaints.c.complaint_id),
-        complaints.c.customer_id,
-        ids,
+    async def frame(stmt: Select[Any], columns: dict[str, str], key: Sequence[ColumnElement[Any]], id_column) -> pd.DataFrame:
+        arrays = await _columns(session, stmt, list(columns.values()), key, id_column, ids, page)
+        return pd.DataFrame(dict(zip(columns, arrays, strict=True)))
+
+    promised = func.coalesce(orders.c.promised_at, orders.c.promised_delivery_at)
+    order_stmt = select(
+        orders.c.customer_id,
+        orders.c.order_day,
+        orders.c.amount,
+        func.coalesce(orders.c.margin, orders.c.amount - orders.c.cost, orders.c.amount * settings.default_margin_rate).label("margin"),
+        orders.c.service_type,
+        case((orders.c.cancelled_at.is_not(None), 1), else_=0).label("cancelled"),
+        case((or_shipped(), 1), else_=0).label("shipped"),
+        case(
+            (
+                and_(orders.c.delivered_at.is_not(None), promised.is_not(None)),
+                case((orders.c.delivered_at <= promised, 1.0), else_=0.0),
+            ),
+            else_=None,
+        ).label("on_time"),
+        func.coalesce(orders.c.damaged, 0).label("damaged"),
+        func.coalesce(orders.c.lost, 0).label("lost"),
+        (func.coalesce(orders.c.damage_loss, 0.0) + func.coalesce(orders.c.lost_value, 0.0)).label("loss"),
+    ).where(orders.c.order_day.is_not(None))
+    order_kinds = {
+        "customer_id": TEXT,
+        "order_day": INT,
+        "amount": FLOAT,
+        "margin": FLOAT,
+        "service_type": TEXT,
+        "cancelled": FLAG,
+        "shipped": FLAG,
+        "on_time": FLOAT,
+        "damaged": FLAG,
+        "lost": FLAG,
+        "loss": FLOAT,
+    }
+    order_df = await frame(order_stmt, order_kinds, [orders.c.order_id], orders.c.customer_id)
+
+    c = complaints.c
+    complaint_df = await frame(
+        select(c.customer_id, c.filed_at, c.resolved_at, c.within_sla, c.priority, c.compensation),
+        {"customer_id": TEXT, "filed_day": DAY, "resolved_day": DAY, "within_sla": FLOAT, "priority": TEXT, "compensation": FLOAT},
+        [c.complaint_id],
+        c.customer_id,
     )
     sla_days = {k: v / 24 for k, v in settings.complaint_sla_hours.items()}
-    complaint_df = pd.DataFrame(
-        {
-            "customer_id": [r[0] for r in c_rows],
-            "filed_day": _days([r[1] for r in c_rows]),
-            "resolved_day": _days([r[2] for r in c_rows]),
-            "within_sla": [r[3] for r in c_rows],
-            "priority": [r[4] for r in c_rows],
-            "compensation": [r[5] for r in c_rows],
-            "sla_days": [sla_days.get(r[4] or "", 3.0) for r in c_rows],
-        }
-    )
-    s_rows = await _rows(
-        session,
-        select(surveys.c.customer_id, surveys.c.score, surveys.c.answered_at).order_by(surveys.c.complaint_id),
+    priorities = complaint_df["priority"].to_numpy(dtype=object)
+    complaint_df["sla_days"] = np.array([sla_days.get(p if isinstance(p, str) else "", 3.0) for p in priorities], dtype=float)
+    survey_df = await frame(
+        select(surveys.c.customer_id, surveys.c.score, surveys.c.answered_at),
+        {"customer_id": TEXT, "score": INT, "answered_day": DAY},
+        [surveys.c.complaint_id],
         surveys.c.customer_id,
-        ids,
     )
-    survey_df = pd.DataFrame(
-        {"customer_id": [r[0] for r in s_rows], "score": [r[1] for r in s_rows], "answered_day": _days([r[2] for r in s_rows])}
+    i = invoices.c
+    invoice_df = await frame(
+        select(i.customer_id, i.amount, i.due_day, i.paid_day, i.days_overdue),
+        {"customer_id": TEXT, "amount": FLOAT, "due_day": FLOAT, "paid_day": FLOAT, "days_overdue": FLOAT},
+        [i.invoice_id],
+        i.customer_id,
     )
-    i_rows = await _rows(
-        session,
-        select(invoices.c.customer_id, invoices.c.amount, invoices.c.due_day, invoices.c.paid_day, invoices.c.days_overdue).order_by(
-            invoices.c.invoice_id
-        ),
-        invoices.c.customer_id,
-        ids,
+    customer_kinds = {"customer_id": TEXT, "credit_limit": FLOAT, "share_of_wallet": FLOAT, "potential_volume": FLOAT, "size_band": TEXT}
+    assert list(customer_kinds) == CUSTOMER_COLUMNS
+    customer_df = await frame(
+        select(*(customers.c[name] for name in CUSTOMER_COLUMNS)), customer_kinds, [customers.c.customer_id], customers.c.customer_id
     )
-    invoice_df = pd.DataFrame.from_records(i_rows, columns=["customer_id", "amount", "due_day", "paid_day", "days_overdue"])
-    customer_stmt = select(*(customers.c[name] for name in CUSTOMER_COLUMNS)).order_by(customers.c.customer_id)
-    customer_df = pd.DataFrame.from_records(await _rows(session, customer_stmt, customers.c.customer_id, ids), columns=CUSTOMER_COLUMNS)
+    b = service_level_breaches.c
+    months = await frame(
+        select(b.customer_id, b.month, b.verdict).where(b.verdict != "not_measured"),
+        {"customer_id": TEXT, "month": TEXT, "verdict": TEXT},
+        [b.customer_id, b.month],
+        b.customer_id,
+    )
     return Facts(
         orders=order_df,
         complaints=complaint_df,
         surveys=survey_df,
         invoices=invoice_df,
         customers=customer_df,
-        service_levels=await _service_level_facts(session, ids),
+        service_levels=_service_level_months(months),
     )
 
 
-async def _service_level_facts(session: AsyncSession, ids: list[str] | None) -> pd.DataFrame:
+def _service_level_months(rows: pd.DataFrame) -> pd.DataFrame:
     """Each judged month that was measured (judgement.py: met or missed; a month never judged, or judged "not
     measured", is left out) as (customer_id, month, end_day: the day after the month, breached: missed a target); the
     satisfaction score and the churn signals read them."""
-    b = service_level_breaches.c
-    stmt = select(b.customer_id, b.month, b.verdict).where(b.verdict != "not_measured").order_by(b.customer_id, b.month)
-    rows = await _rows(session, stmt, b.customer_id, ids)
-    months = pd.PeriodIndex([r[1] for r in rows], freq="M")
-    end_day = ((months + 1).to_timestamp() - pd.Timestamp(0)).days.to_numpy() if rows else np.zeros(0, dtype=np.int64)
+    months = pd.PeriodIndex(rows["month"].tolist(), freq="M")
+    end_day = ((months + 1).to_timestamp() - pd.Timestamp(0)).days.to_numpy() if len(rows) else np.zeros(0, dtype=np.int64)
     return pd.DataFrame(
         {
-            "customer_id": [r[0] for r in rows],
-            "month": [r[1] for r in rows],
+            "customer_id": rows["customer_id"].tolist(),
+            "month": rows["month"].tolist(),
             "end_day": end_day,
-            "breached": [r[2] == "missed" for r in rows],
+            "breached": (rows["verdict"].to_numpy(dtype=object) == "missed").tolist(),
         }
     )
 
