@@ -10,14 +10,14 @@ around each order (4 h pickup and 48 h delivery promises, 10% picked up late, 8%
 damaged, 0.2% lost, 5% short-shipped, 5% urgent, proof-of-delivery returns 12% late), a complaint on 2% of the orders
 and an invoice correction on 1%, and a profile (region, industry, account manager) per customer. Written straight
 into a migrated scoring database: asyncpg COPY (binary, timestamps as PostgreSQL's microseconds) on PostgreSQL,
-executemany in chunks of CHUNK rows on SQLite. The stored scores (`customer_scores`, one announced state per customer
-in `score_history`) are derived from the same orders in numpy (12-month revenue and margin, recency, frequency; tier,
-ABC class, RFM, risk and the matrix cells by rank): the reports' cost depends on the rows, not on the model. The
-scoring service's own `recompute_population` is not used for them: over 5,000,000 orders on PostgreSQL its single
-`load_facts` SELECT ran past asyncpg's 30 s command timeout (`crm_common.db`) on this machine (load average 9).
+executemany in chunks of CHUNK rows on SQLite.
 
 Measured, each through the scoring service's HTTP API in-process (its ASGI app, httpx; no network, no gateway):
 
+* `POST /admin/recompute`: the scoring service's own population recompute stores every customer's scores (and
+  stages their announcements), which the reports then read; its wall time and the process's peak resident memory
+  (sampled, PeakRss), against one SQL `GROUP BY customer_id` over every order (count, revenue, margin, first and
+  last day), measured just before it: what the database alone needs to read and aggregate the population's orders;
 * `POST /admin/service-levels/compute` for each of the last `--months` months (oldest first, so the report has its
   trend); the figure is the last month's (its wall time), against one SQL `GROUP BY customer_id` that computes the
   order measures of the same month (on-time pickup and delivery, completion, damage, loss, fill, urgent,
@@ -40,12 +40,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -265,73 +267,84 @@ def scoring_client(url: str, now: dt.datetime):
     return app, client
 
 
-def score_columns(h, ids: np.ndarray, now: dt.datetime, rng: np.random.Generator) -> tuple[Columns, Columns]:
-    """customer_scores and score_history rows derived from the orders (customers are contiguous in `h.customer`)."""
-    n, today = h.n_customers, (now.date() - dt.date(1970, 1, 1)).days
-    recent = h.order_day > today - 365
-    revenue = np.round(np.bincount(h.customer, weights=np.where(recent, h.amount, 0.0), minlength=n), 2)
-    margin = np.round(np.bincount(h.customer, weights=np.where(recent, h.margin, 0.0), minlength=n), 2)
-    orders_12m = np.bincount(h.customer, weights=recent, minlength=n).astype(np.int64)
-    starts = np.searchsorted(h.customer, np.arange(n))
-    recency = today - np.maximum.reduceat(h.order_day, starts)
-    share = np.argsort(np.argsort(-margin, kind="stable")) / n  # 0 for the best contributor
-    r = 5 - np.minimum(4, (np.argsort(np.argsort(recency)) * 5) // n)
-    f = np.where(orders_12m > 0, 1 + np.minimum(4, (np.argsort(np.argsort(orders_12m)) * 5) // n), 0)
-    segment = np.select(
-        [(r >= 4) & (f >= 4), f >= 4, (r <= 2) & (f >= 3), f == 0, r <= 2],
-        ["champions", "loyal", "at_risk", "lost", "hibernating"],
-        "potential_loyalist",
+class PeakRss:
+    """The process's resident memory, sampled every 20 ms in a thread while the block runs: the peak of one step
+    (ru_maxrss is the whole process's, the data generation included)."""
+
+    def __init__(self) -> None:
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.before = self.peak = 0
+        self._stop = threading.Event()
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * self.page
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.peak = self.rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.rss())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+
+def population_stmt():
+    """Every customer's order count, revenue, margin and first and last order day in one GROUP BY over every order:
+    what the database alone needs to read and aggregate the population's orders."""
+    from sqlalchemy import func, select
+
+    from crm_scoring.scoring.models import orders
+
+    o = orders.c
+    return select(o.customer_id, func.count(), func.sum(o.amount), func.sum(o.margin), func.min(o.order_day), func.max(o.order_day)).group_by(
+        o.customer_id
     )
-    risk = np.select([recency > 120, recency > 45], ["high", "medium"], "low")
-    grade = rng.choice(np.array(["A", "B", "C", "D"], dtype=object), n, p=[0.4, 0.35, 0.15, 0.1])
-    grade[rng.random(n) < 0.02] = None
-    value_high, potential_high, loyal = share < 0.5, rng.random(n) < 0.4, rng.random(n) < 0.5
-    credit_good = np.isin(grade, ["A", "B"])
-    scored_at = (today - 1) * 86_400 * US
-    scores = {
-        "customer_id": ids,
-        "computed_at": Stamps(np.full(n, scored_at, dtype=np.int64)),
-        "as_of_day": today,
-        "tier": np.select([share < 0.05, recency > 180, share > 0.6], ["key_account", "at_risk", "small"], "ordinary").astype(object),
-        "abc_class": np.select([share < 0.01, share < 0.05, share < 0.20], ["A", "B", "C"], "D").astype(object),
-        "rfm_r": r,
-        "rfm_f": f,
-        "rfm_m": f,
-        "rfm_segment": segment.astype(object),
-        "credit_grade": grade,
-        "churn_risk": risk.astype(object),
-        "current_value": np.round(100 * (1 - share), 2),
-        "revenue_12m": revenue,
-        "margin_12m": margin,
-        "orders_12m": orders_12m,
-        "contribution": margin,
-        "value_matrix": np.select(
-            [value_high & potential_high, value_high, potential_high], ["important", "medium", "big"], "small"
-        ).astype(object),
-        "value_loyalty": np.select(
-            [value_high & loyal, loyal, value_high], ["keep_close", "win_loyalty", "grow_value"], "low_priority"
-        ).astype(object),
-        "credit_loyalty": np.select([credit_good & loyal, credit_good, loyal], ["gold", "to_develop", "to_watch"], "to_drop").astype(
-            object
-        ),
-    }
-    history = {
-        "customer_id": ids,
-        "scored_at": Stamps(np.full(n, scored_at, dtype=np.int64)),
-        "scores": [json.dumps({"credit_grade": g, "churn_risk": k}) for g, k in zip(grade.tolist(), risk.tolist())],
-    }
-    return scores, history
 
 
-async def store_scores(url: str, h, now: dt.datetime, seed: int) -> dict:
-    started = time.perf_counter()
-    ids = np.array([f"cust-{i:07d}" for i in range(h.n_customers)], dtype=object)
-    scores, history = score_columns(h, ids, now, np.random.default_rng(seed + 1))
-    async with Writer(url) as writer:
-        await writer.write("customer_scores", scores)
-        await writer.write("score_history", history)
-        await writer.analyze()
-    return {"customers": writer.rows["customer_scores"], "seconds": round(time.perf_counter() - started, 2)}
+async def recompute_scores(client, db) -> dict:
+    """Every customer's scores by the scoring service's own population recompute (`POST /admin/recompute`: the facts
+    read in pages, features, the model fit, every score and explanation stored, the announcements staged), against
+    the population's GROUP BY (median of 3, measured just before it)."""
+    statement = population_stmt()
+
+    async def baseline() -> int:
+        async with db.sessions() as session:
+            return len((await session.execute(statement)).all())
+
+    baseline_runs = [await timed(baseline) for _ in range(3)]
+    gc.collect()
+    load_before = round(os.getloadavg()[0], 2)
+    with PeakRss() as memory:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        answer = await client.post("/admin/recompute")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    answer.raise_for_status()
+    out = {
+        "customers": answer.json()["customers"],
+        "events": answer.json()["events"],
+        "seconds": round(seconds, 2),
+        "cpu_s": round(cpu, 2),
+        "baseline_s": round(statistics.median(baseline_runs), 3),
+        "rss_before_mb": round(memory.before / 2**20),
+        "rss_peak_mb": round(memory.peak / 2**20),
+        "rss_added_mb": round((memory.peak - memory.before) / 2**20),
+        "load_average": [load_before, round(os.getloadavg()[0], 2)],
+    }
+    print(
+        f"[recompute] {out['customers']:,} customers in {out['seconds']} s ({out['cpu_s']} s CPU of this process), "
+        f"GROUP BY baseline {out['baseline_s']} s; RSS {out['rss_before_mb']} -> peak {out['rss_peak_mb']} MB; "
+        f"load {out['load_average']}",
+        flush=True,
+    )
+    return out
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -539,12 +552,13 @@ async def run(args) -> dict:
         print(
             f"[load] {figures['load']['rows']} in {figures['load']['seconds']} s ({figures['load']['orders_per_s']:,} orders/s)", flush=True
         )
-        figures["scores"] = await store_scores(url, h, now, args.seed)
-        print(f"[scores] {figures['scores']['customers']:,} customers' scores stored in {figures['scores']['seconds']} s", flush=True)
+        del h  # the recompute's memory is measured without the generated arrays
+        gc.collect()
         app, client = scoring_client(url, now)
         db = Database(url)
         try:
             async with client:
+                figures["recompute"] = await recompute_scores(client, db)
                 figures["compute_month"] = await compute_months(client, db, months, firsts, now)
                 figures["reports"] = await measure_reports(client, db, months[-1], months, args.repeat)
                 figures["dashboard"] = await measure_dashboard(client, db, months[-1], months, args.repeat)
@@ -558,8 +572,16 @@ async def run(args) -> dict:
 def rows_of(figures: dict, budget_s: float) -> list[dict]:
     month = figures["compute_month"]
     size = f"{figures['customers']:,} customers / {figures['orders']:,} orders"
+    recompute = figures["recompute"]
     rows = [
         perfkit.row(f"orders written ({size})", figures["load"]["orders_per_s"], unit="rows/s"),
+        perfkit.row(
+            f"recompute_population, every score of {size} (peak RSS +{recompute['rss_added_mb']:,} MB)",
+            recompute["seconds"],
+            baseline=recompute["baseline_s"],
+            unit="s",
+            target="baseline: every order counted and summed per customer in one SQL GROUP BY",
+        ),
         perfkit.row(
             f"compute_month, one month of {size} ({month['records']:,} records)",
             month["seconds"],
