@@ -304,9 +304,9 @@ def population_stmt():
     from crm_scoring.scoring.models import orders
 
     o = orders.c
-    return select(o.customer_id, func.count(), func.sum(o.amount), func.sum(o.margin), func.min(o.order_day), func.max(o.order_day)).group_by(
-        o.customer_id
-    )
+    return select(
+        o.customer_id, func.count(), func.sum(o.amount), func.sum(o.margin), func.min(o.order_day), func.max(o.order_day)
+    ).group_by(o.customer_id)
 
 
 async def recompute_scores(client, db) -> dict:
