@@ -446,6 +446,13 @@ async def recompute_population(
     session: AsyncSession, settings: ScoringSettings, as_of: dt.datetime, *, emit: bool = True
 ) -> dict[str, Any]:
     """Refit quintiles, ABC cut-offs, BG/NBD and Gamma-Gamma on everyone, then rescore everyone."""
+    if session.get_bind().dialect.name == "postgresql":
+        # each statement planned with its values, for this transaction only: the generic plan of a prepared
+        # `customer_id = ANY($1)` (the previous scores of each slice of 5,000) compares every row with the whole
+        # array one by one, and the scores table this transaction fills looks empty to the planner: at 100,000
+        # customers each slice's read took 15-24 s (bench/service_levels_bench.py). With the values, PostgreSQL
+        # hashes the array.
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     as_of_day = day_number(as_of)
     facts = await load_facts(session, settings)
     pending = await judgement.load(session, None, as_of)
