@@ -459,3 +459,52 @@ async def test_the_service_level_report_takes_the_management_reports_filters(dat
             bad = await client.get("/reports/service-levels", params={"month": "2026-06", **params})
             assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), params
     await app.state.runtime.stop()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"], indirect=True)
+async def test_a_batch_recomputes_only_the_months_it_or_the_passing_time_changes(database_factory, db_kind):
+    """A batch's refresh recomputes the months of its events' facts and the months whose unkept promises passed since
+    they were computed, not the customer's 12 trailing months; every stored record equals a full recomputation."""
+    db = await scoring_db(database_factory, db_kind, "service_levels_months")
+    now = {"at": AS_OF}
+    proc, dead = processor(db, clock=lambda: now["at"])
+    months = [dt.datetime(2025, 8 + i, 10, tzinfo=UTC) if i < 5 else dt.datetime(2026, i - 4, 10, tzinfo=UTC) for i in range(11)]
+    history = [event(_order(f"o{i}", "c1", at), "c1") for i, at in enumerate(months)]
+    # a March order promised for 2 July: not judged at the first refresh (30 June), missed at the second (3 July)
+    march = dt.datetime(2026, 3, 15, tzinfo=UTC)
+    history.append(event(_order("late", "c1", march, deliver_by=dt.datetime(2026, 7, 2, tzinfo=UTC)), "c1"))
+    await feed(proc, history)
+
+    async def stored() -> dict:
+        async with db.sessions() as session:
+            return {r["month"]: dict(r) for r in (await session.execute(select(service_level_months))).mappings()}
+
+    before = await stored()
+    assert len(before) == 11 and before["2026-03"]["on_time_delivery_pct"] is None  # "late" not judged yet
+    now["at"] = dt.datetime(2026, 7, 3, tzinfo=UTC)
+    loaded: list[int] = []
+    real = service.monthly_records
+
+    def counting(orders, *rest):
+        orders = list(orders)
+        loaded.append(len(orders))
+        return real(orders, *rest)
+
+    service.monthly_records = counting
+    try:
+        await feed(proc, [event(_order("new", "c1", now["at"] - H), "c1")])
+    finally:
+        service.monthly_records = real
+    assert dead.sent == []
+    after = await stored()
+    refreshed = {month for month, row in after.items() if row["computed_at"] != before.get(month, {}).get("computed_at")}
+    assert refreshed == {"2026-03", "2026-07"}  # the promise that passed, the batch's month
+    assert loaded == [3]  # the orders of those two months, not the 13 of the trailing months
+    assert after["2026-03"]["on_time_delivery_pct"] == 0.0 and after["2026-03"]["orders"] == 2
+
+    # the records equal those a recomputation of the whole trailing window gives
+    async with db.transaction() as session:
+        await service.refresh_customers(session, {"c1"}, now["at"])
+    full = await stored()
+    assert {m: {k: r[k] for k in EXPECTED_JUNE} for m, r in after.items()} == {m: {k: r[k] for k in EXPECTED_JUNE} for m, r in full.items()}
+    await db.dispose()
