@@ -403,4 +403,15 @@ def run_worker(runtime: ServiceRuntime) -> None:
                 ops.should_exit = True
                 await ops_task
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=worker_loop_factory()) as runner:
+        runner.run(main())
+
+
+def worker_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (uvicorn[standard] brings it; the APIs already run on it through
+    uvicorn), else asyncio's default: the workers decode and write every event on that loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a platform without uvloop (it is not built for Windows)
+        return None
+    return uvloop.new_event_loop
