@@ -1,5 +1,5 @@
 """The inbox handler: one transaction per batch, facts upserted in bulk, touched customers marked for rescoring
-and their service-level records of the months the batch (or the passing time) changed recomputed.
+and their service-level records of the trailing months recomputed.
 
 The rescoring itself (the expensive part: features, scores, explanations, announcements) runs apart, in
 `rescore_loop` below (a background loop of the service's runtime) or explicitly with `service.rescore_dirty`."""
@@ -17,7 +17,7 @@ from crm_common.consumer import Event
 from crm_common.db import utcnow
 from crm_scoring.scoring.ingest import SOURCE_EVENT_TYPES, apply_events, mark_dirty
 from crm_scoring.scoring.service import rescore_dirty
-from crm_scoring.service_levels.service import batch_months, refresh_customers
+from crm_scoring.service_levels.service import refresh_customers
 from crm_scoring.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,9 @@ class ScoringHandler:
         await self.handle_batch(session, [event])
 
     async def handle_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        payloads = [e.payload for e in events]
-        months = await batch_months(session, payloads)
-        touched = await apply_events(session, [e.envelope for e in events], payloads)
+        touched = await apply_events(session, [e.envelope for e in events], [e.payload for e in events])
         await mark_dirty(session, touched, traces=_first_trace_per_customer(events))
-        await refresh_customers(session, touched, self.clock(), months)
+        await refresh_customers(session, touched, self.clock())
 
     async def rescore_dirty(self, unit_of_work) -> int:
         """Score every marked customer now, with this handler's settings and clock (tests and the rescoring loop)."""

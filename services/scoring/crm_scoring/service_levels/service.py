@@ -1,10 +1,9 @@
 """Service-level records: loaded from the fact tables, computed by `measures`, stored per customer and month.
 
-Kept fresh two ways: the event handler recomputes, for the customers a batch touched, the months its events can change
-(`batch_months`, read before the batch is applied) and the months whose records the passing time changed
-(`refresh_customers`; a record's measures depend on the facts of its month and on `now` alone), and `compute_month`
-recomputes one month for the whole base (`POST /admin/service-levels/compute`, run by an operator or a cron job to
-close a month; also what corrects a month older than the trailing window).
+Kept fresh two ways: the event handler recomputes the trailing `TRAILING_MONTHS` of the customers a batch
+touched (`refresh_customers`), and `compute_month` recomputes one month for the whole base
+(`POST /admin/service-levels/compute`, run by an operator or a cron job to close a month; also what corrects a
+month older than the trailing window).
 Both mark the customers for rescoring (the handler through the batch, `compute_month` itself): the rescoring judges
 the last closed month against the customer's agreed targets (`judgement`), so the judgement always reads the
 records stored here."""
@@ -14,16 +13,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.events.complaints import ComplaintFiled
-from crm_common.events.customers import CustomerMerged
-from crm_common.events.envelope import EventPayload
-from crm_common.events.logistics import InvoiceCorrected, OrderCreated
 from crm_scoring.scoring.ingest import day_number, id_filters, mark_dirty
 from crm_scoring.scoring.models import complaints, invoice_corrections, orders
-from crm_scoring.service_levels.measures import month_of, monthly_records
+from crm_scoring.service_levels.measures import monthly_records
 from crm_scoring.service_levels.models import MEASURE_COLUMNS, service_level_breaches, service_level_months
 from crm_scoring.settings import ScoringSettings
 
@@ -110,111 +105,17 @@ async def _insert(session: AsyncSession, records: dict[tuple[str, str], dict], n
     return len(rows)
 
 
-async def batch_months(session: AsyncSession, payloads: Sequence[EventPayload]) -> set[str] | None:
-    """The months whose records these events can change, read before they are applied: the month each of their
-    orders, complaints and corrections has stored (a re-sent event may move it) and the one the event gives it.
-    None: every month (a merge moves the merged customer's whole history into the survivor's)."""
-    months: set[str] = set()
-    ids: dict[str, set[str]] = {"orders": set(), "complaints": set(), "corrections": set()}
-    for p in payloads:
-        if isinstance(p, CustomerMerged):
-            return None
-        if isinstance(p, OrderCreated):
-            months.add(month_of(p.order_date))
-        elif isinstance(p, ComplaintFiled):
-            months.add(month_of(p.filed_at))
-        elif isinstance(p, InvoiceCorrected):
-            months.add(month_of(p.corrected_at))
-            ids["corrections"].add(p.correction_id)
-            continue
-        if (order_id := getattr(p, "order_id", None)) is not None:
-            ids["orders"].add(order_id)
-        elif (complaint_id := getattr(p, "complaint_id", None)) is not None:
-            ids["complaints"].add(complaint_id)
-    for key, date, column in (
-        ("orders", orders.c.order_date, orders.c.order_id),
-        ("complaints", complaints.c.filed_at, complaints.c.complaint_id),
-        ("corrections", invoice_corrections.c.corrected_at, invoice_corrections.c.correction_id),
-    ):
-        if ids[key]:
-            for where in id_filters(session, column, sorted(ids[key])):
-                months.update(month_of(at) for at in (await session.execute(select(date).where(where, date.is_not(None)))).scalars())
-    return months
-
-
-# (promise, done) of each promise `measures` judges against `now`: unjudged while ahead and not done
-_PROMISES = (
-    (orders.c.promised_pickup_at, orders.c.shipped_at),
-    (func.coalesce(orders.c.promised_at, orders.c.promised_delivery_at), orders.c.delivered_at),
-    (func.coalesce(orders.c.pod_return_due_at, orders.c.pod_due_at), orders.c.pod_returned_at),
-)
-
-
-async def _months_come_due(session: AsyncSession, ids: list[str], first_month: str, now: dt.datetime) -> set[str]:
-    """The months (from `first_month` on) of these customers with an order whose promise, not kept, has passed since
-    the month's record was computed: the only way a record changes without an event of its month."""
-    computed: dict[tuple[str, str], dt.datetime] = {}
-    for where in id_filters(session, service_level_months.c.customer_id, ids):
-        stmt = select(service_level_months.c.customer_id, service_level_months.c.month, service_level_months.c.computed_at)
-        computed.update(
-            ((c, m), at) for c, m, at in (await session.execute(stmt.where(where, service_level_months.c.month >= first_month)))
-        )
-    if not computed:
-        return set()
-    since = min(computed.values())
-    pending = or_(*(and_(done.is_(None), promise >= since, promise < now) for promise, done in _PROMISES))
-    stmt = select(orders.c.customer_id, orders.c.order_date, *(column for pair in _PROMISES for column in pair)).where(
-        orders.c.order_day >= day_number(parse_month(first_month)),
-        orders.c.order_date.is_not(None),
-        orders.c.cancelled_at.is_(None),
-        pending,
-    )
-    due: set[str] = set()
-    for where in id_filters(session, orders.c.customer_id, ids):
-        for customer_id, order_date, *pairs in await session.execute(stmt.where(where)):
-            month = month_of(order_date)
-            at = computed.get((customer_id, month))
-            if any(
-                done is None and promise is not None and (at is None or at <= promise) and promise < now
-                for promise, done in zip(pairs[::2], pairs[1::2])
-            ):
-                due.add(month)
-    return due
-
-
-def _runs(months: set[str]) -> list[list[str]]:
-    """The months in runs of consecutive ones, each loaded with one range."""
-    runs: list[list[str]] = []
-    for month in sorted(months):
-        if runs and add_months(parse_month(runs[-1][-1]), 1).strftime("%Y-%m") == month:
-            runs[-1].append(month)
-        else:
-            runs.append([month])
-    return runs
-
-
-async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: dt.datetime, months: set[str] | None = None) -> int:
-    """Recompute these customers' records of the given months (None: the trailing months up to the month of `now`)
-    from the start of the trailing window on, and of the months whose unkept promises passed since they were computed.
-    Every other record of theirs is what a recomputation would give (`batch_months`)."""
+async def refresh_customers(session: AsyncSession, customer_ids: set[str], now: dt.datetime) -> int:
+    """Recompute the trailing months (up to the month of `now`) of these customers."""
     if not customer_ids:
         return 0
     ids = sorted(customer_ids)
-    window = month_window(now.date(), TRAILING_MONTHS)
-    if months is None:
-        wanted = set(window)
-    else:
-        # a month after the window's is computed when its events come (they are never refused before FACT_HORIZON)
-        wanted = {month for month in months if month >= window[0]} | await _months_come_due(session, ids, window[0], now)
-    if not wanted:
-        return 0
-    loaded: tuple[list[dict], list[dict], list[dict]] = ([], [], [])
-    for run in _runs(wanted):
-        for rows, more in zip(loaded, await _load(session, *_bounds(run), ids)):
-            rows.extend(more)
-    records = monthly_records(*loaded, now, wanted)
+    months = month_window(now.date(), TRAILING_MONTHS)
+    start, end = _bounds(months)
+    order_rows, complaint_rows, correction_rows = await _load(session, start, end, ids)
+    records = monthly_records(order_rows, complaint_rows, correction_rows, now, set(months))
     for where in id_filters(session, service_level_months.c.customer_id, ids):
-        await session.execute(delete(service_level_months).where(and_(where, service_level_months.c.month.in_(sorted(wanted)))))
+        await session.execute(delete(service_level_months).where(and_(where, service_level_months.c.month.in_(months))))
     return await _insert(session, records, now)
 
 
