@@ -212,6 +212,8 @@ async def report_app(database_factory):
         customer_id=customer,
         scored_at=f"now() - CASE WHEN g <= {ROWS} THEN interval '200 days' ELSE interval '10 days' END",
         scores="json_build_object('credit_grade', chr(65 + g % 4), 'churn_risk', (ARRAY['low', 'medium', 'high'])[1 + g % 3])",
+        credit_grade="chr(65 + g % 4)",
+        churn_risk="(ARRAY['low', 'medium', 'high'])[1 + g % 3]",
     )
     await fill(
         url,

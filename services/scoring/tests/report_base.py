@@ -122,6 +122,8 @@ async def store(db, base: dict[str, pd.DataFrame]) -> None:
                     "customer_id": r["customer_id"],
                     "scored_at": r["scored_at"],
                     "scores": {"credit_grade": _none(r["credit_grade"]), "churn_risk": r["churn_risk"]},
+                    "credit_grade": _none(r["credit_grade"]),
+                    "churn_risk": r["churn_risk"],
                 }
                 for r in base["history"].sort_values("scored_at").to_dict("records")
             ],

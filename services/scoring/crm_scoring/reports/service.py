@@ -332,13 +332,14 @@ MOVING = {"credit_grade": CREDIT_GRADES, "churn_risk": RISKS}  # each field's va
 
 async def _movements(session: AsyncSession, f: ReportFilters, start: dt.date, end: dt.date) -> dict[str, dict[str, Any]]:
     """Per field, from -> to counts of the filtered customers between the period's start and its end ("new": first
-    scored in it): one query groups the customers by both fields' states at both ends, Python adds up each field's."""
+    scored in it): one query groups the customers by both fields' states at both ends (score_history's plain columns,
+    no JSON parsed per customer), Python adds up each field's."""
     ids = _states(f, dt.datetime.combine(start, dt.time(), dt.UTC), dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC))
     before, after = score_history.alias("before"), score_history.alias("after")
     states = (
         select(
             *(
-                side.c.scores[field].as_string().label(f"{name}_{i}")
+                side.c[field].label(f"{name}_{i}")
                 for i, field in enumerate(MOVING)
                 for name, side in (("from", before), ("to", after))
             )

@@ -172,6 +172,9 @@ score_history = Table(
     Column("customer_id", ID, nullable=False),
     Column("scored_at", UTCDateTime, nullable=False),
     Column("scores", JSON, nullable=False),
+    # the two states the credit/churn movements group by, copied out of `scores` so the report reads no JSON
+    Column("credit_grade", String(1)),
+    Column("churn_risk", String(10)),
 )
 Index("ix_score_history_customer", score_history.c.customer_id, score_history.c.id)
 

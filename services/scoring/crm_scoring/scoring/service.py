@@ -572,7 +572,9 @@ def plan_scores(
                     correlation_id=correlation,
                 )
             )
-            history.append({"customer_id": cid, "scored_at": now, "scores": state})
+            history.append(
+                {"customer_id": cid, "scored_at": now, "scores": state, "credit_grade": state["credit_grade"], "churn_risk": state["churn_risk"]}
+            )
             counts["CustomerScored"] += 1
         row["emitted"] = _json_text(emitted)
         old_tier = before["tier"] if before else None
