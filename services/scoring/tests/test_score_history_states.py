@@ -54,7 +54,9 @@ async def test_the_migration_fills_the_columns_of_existing_history_from_its_json
     db = Database(url)
     try:
         async with db.sessions() as session:
-            rows = (await session.execute(text("SELECT customer_id, credit_grade, churn_risk FROM score_history ORDER BY customer_id"))).all()
+            rows = (
+                await session.execute(text("SELECT customer_id, credit_grade, churn_risk FROM score_history ORDER BY customer_id"))
+            ).all()
     finally:
         await db.dispose()
     assert [tuple(r) for r in rows] == [("c0", "B", "high"), ("c1", None, "low"), ("c2", None, "medium")]

@@ -337,13 +337,7 @@ async def _movements(session: AsyncSession, f: ReportFilters, start: dt.date, en
     ids = _states(f, dt.datetime.combine(start, dt.time(), dt.UTC), dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC))
     before, after = score_history.alias("before"), score_history.alias("after")
     states = (
-        select(
-            *(
-                side.c[field].label(f"{name}_{i}")
-                for i, field in enumerate(MOVING)
-                for name, side in (("from", before), ("to", after))
-            )
-        )
+        select(*(side.c[field].label(f"{name}_{i}") for i, field in enumerate(MOVING) for name, side in (("from", before), ("to", after))))
         .select_from(ids.join(after, after.c.id == ids.c.end_id).outerjoin(before, before.c.id == ids.c.start_id))
         .subquery()
     )

@@ -573,7 +573,13 @@ def plan_scores(
                 )
             )
             history.append(
-                {"customer_id": cid, "scored_at": now, "scores": state, "credit_grade": state["credit_grade"], "churn_risk": state["churn_risk"]}
+                {
+                    "customer_id": cid,
+                    "scored_at": now,
+                    "scores": state,
+                    "credit_grade": state["credit_grade"],
+                    "churn_risk": state["churn_risk"],
+                }
             )
             counts["CustomerScored"] += 1
         row["emitted"] = _json_text(emitted)
