@@ -98,10 +98,12 @@ def run(args) -> dict:
                         measured["at"] = time.strftime("%H:%M:%S", time.gmtime())
                         results.setdefault(name, []).append(measured)
                         print(
-                            f"[audit_flush_tail] round {index + 1} {name:8s} {measured['at']} load {load_before:.1f}->{measured['load'][1]:.1f}: "
+                            f"[audit_flush_tail] round {index + 1} {name:8s} {measured['at']} "
+                            f"load {load_before:.1f}->{measured['load'][1]:.1f}: "
                             f"{measured['rate']:.0f} req/s offered, {measured['achieved_rps']:.0f} achieved, p50 {measured['p50_ms']:.1f} "
                             f"p99 {measured['p99_ms']:.1f} p99.9 {measured['p999_ms']:.1f} max {measured['max_ms']:.1f} ms, "
-                            f"CPU {measured['cpu_ms_per_lookup']:.2f} ms/lookup, errors {measured['errors']}, non-2xx {measured['non_2xx']}, "
+                            f"CPU {measured['cpu_ms_per_lookup']:.2f} ms/lookup, errors {measured['errors']}, "
+                            f"non-2xx {measured['non_2xx']}, "
                             f"send lag p99 {measured['send_lag_p99_ms']:.1f} ms",
                             flush=True,
                         )

@@ -251,27 +251,51 @@ def _row_hash(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
 
+# The head row locked and read in one statement: PostgreSQL re-reads a row it waited for, so RETURNING gives the
+# head as the previous appender committed it (SQLite: the UPDATE takes the database's write lock first).
+_LOCK_HEAD = (
+    update(audit_head_table)
+    .where(audit_head_table.c.id == 1)
+    .values(last_id=audit_head_table.c.last_id)
+    .returning(audit_head_table.c.last_id, audit_head_table.c.last_hash)
+)
+_MOVE_HEAD = update(audit_head_table).where(audit_head_table.c.id == 1)
+_COLUMNS = ("id", "at", "actor", "role", "customer_id", "contact_id", "contact_digest", "action", "resource", "fields", "request_id")
+_PG_TYPES = ("INTEGER", "TIMESTAMPTZ", *["TEXT"] * 9)
+# PostgreSQL: the rows and the new head in one statement of fixed text (one array per column, so any batch size is
+# the same prepared statement), instead of an executemany and an UPDATE.
+_PG_APPEND = sa.text(
+    "WITH appended AS (INSERT INTO audit_log ("
+    + ", ".join((*_COLUMNS, "prev_hash", "row_hash"))
+    + ") SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip((*_COLUMNS, "prev_hash", "row_hash"), (*_PG_TYPES, "TEXT", "TEXT"), strict=True))
+    + ")) UPDATE audit_head SET last_id = :last_id, last_hash = :last_hash WHERE id = 1"
+)
+
+_PG_ERASED = sa.text(
+    "SELECT DISTINCT contact_digest FROM audit_log WHERE action = 'erase' AND contact_digest = ANY(CAST(:digests AS TEXT[]))"
+)
+
+
 async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
     """Chain `entries` after the newest row, in the caller's transaction. The UPDATE of the head row comes first:
-    it locks the head (PostgreSQL row lock, SQLite write lock) until the transaction ends, so chains never fork."""
+    it locks the head (PostgreSQL row lock, SQLite write lock) until the transaction ends, so chains never fork.
+    Statements: that UPDATE (returning the head), the erased people's SELECT when an entry names a person, then the
+    rows with the new head (PostgreSQL: one statement; SQLite: an executemany and an UPDATE)."""
     if not entries:
         return
-    # RETURNING reads the head the lock was taken on (PostgreSQL re-reads a row updated meanwhile once the lock is
-    # granted): one round trip while holding the lock instead of an UPDATE and then a SELECT
-    last_id, last_hash = (
-        await session.execute(
-            update(audit_head_table)
-            .where(audit_head_table.c.id == 1)
-            .values(last_id=audit_head_table.c.last_id)
-            .returning(audit_head_table.c.last_id, audit_head_table.c.last_hash)
-        )
-    ).one()
-    erased = await _erased_digests(session, {digest for e in entries if (digest := contact_digest(e.contact_id))})
+    last_id, last_hash = (await session.execute(_LOCK_HEAD)).one()
+    digests = [contact_digest(entry.contact_id) for entry in entries]
+    erased = await _erased_digests(session, {digest for digest in digests if digest})
     rows: list[dict[str, Any]] = []
-    for entry in entries:
-        digest = contact_digest(entry.contact_id)
+    fields_json: dict[tuple[str, ...], str] = {}  # a batch of reads mostly repeats a few field lists
+    for entry, digest in zip(entries, digests, strict=True):
+        key = tuple(entry.fields)
+        if (fields := fields_json.get(key)) is None:
+            fields = fields_json[key] = json.dumps(list(key))
+        last_id += 1
         row = {
-            "id": last_id + 1,
+            "id": last_id,
             "at": entry.at,
             "actor": entry.actor[:200],
             "role": entry.role[:50],
@@ -280,15 +304,20 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
             "contact_digest": digest,
             "action": entry.action,
             "resource": entry.resource,
-            "fields": json.dumps(list(entry.fields)),
+            "fields": fields,
             "request_id": entry.request_id,
             "prev_hash": last_hash,
         }
         row["row_hash"] = last_hash = _row_hash(row)
-        last_id += 1
         rows.append(row)
+    if session.get_bind().dialect.name == "postgresql":
+        columns: dict[str, Any] = {name: [row[name] for row in rows] for name in rows[0]}
+        if any(at.tzinfo is None for at in columns["at"]):  # as UTCDateTime refuses them on the other path
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        await session.execute(_PG_APPEND, {**columns, "last_id": last_id, "last_hash": last_hash})
+        return
     await session.execute(audit_table.insert(), rows)
-    await session.execute(update(audit_head_table).where(audit_head_table.c.id == 1).values(last_id=last_id, last_hash=last_hash))
+    await session.execute(_MOVE_HEAD.values(last_id=last_id, last_hash=last_hash))
 
 
 async def _erased_digests(session: AsyncSession, digests: set[str]) -> set[str]:
@@ -296,6 +325,8 @@ async def _erased_digests(session: AsyncSession, digests: set[str]) -> set[str]:
     bring the contact id back (the erase row is committed before any later append takes the head lock)."""
     if not digests:
         return set()
+    if session.get_bind().dialect.name == "postgresql":  # one array parameter: the same statement for any batch
+        return set((await session.scalars(_PG_ERASED, {"digests": sorted(digests)})).all())
     statement = (
         select(audit_table.c.contact_digest).where(audit_table.c.action == "erase", audit_table.c.contact_digest.in_(digests)).distinct()
     )

@@ -198,3 +198,40 @@ async def test_rows_deleted_from_the_end_are_found_with_an_anchor(db_kind, datab
         assert late.problems == ["anchor row 3 is gone (rows deleted from the end)"]
     finally:
         await db.dispose()
+
+
+async def test_a_flush_of_many_reads_is_three_statements_on_postgresql_four_on_sqlite(db_kind, database_factory):
+    """The flush holds the API's event loop while SQLAlchemy runs its statements (issue 24, status lookup tail):
+    the head is locked and read in one UPDATE ... RETURNING, and on PostgreSQL the rows go in with the new head in
+    one statement whatever the batch size. The rows keep their order, the erased person's contact id stays out."""
+    from sqlalchemy import event
+
+    url = await migrated_database(database_factory, db_kind)
+    db = Database(url)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    try:
+        async with db.transaction() as session:
+            await audit.append(session, [audit.AuditEntry("admin-1", "admin", "erase", "contact", customer_id="C1", contact_id="P1")])
+        trail = audit.AuditTrail(db)
+        for i in range(50):
+            await trail.read(
+                audit.AuditEntry("a", "agent", "read", "complaint", customer_id=f"C{i}", contact_id=f"P{i % 3}", fields=["phone", "name"])
+            )
+        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        assert await trail.flush() == 50
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        assert len(statements) == (3 if db_kind == "postgres" else 4), statements
+        async with db.sessions() as session:
+            rows = await audit.query(session, limit=100)
+            assert (await audit.verify_chain(session)).ok
+        assert [r["id"] for r in rows] == list(range(1, 52))
+        assert [r["customer_id"] for r in rows[1:]] == [f"C{i}" for i in range(50)]
+        assert {r["contact_id"] for r in rows[1:] if r["contact_digest"] == audit.contact_digest("P1")} == {None}
+        assert {r["contact_id"] for r in rows[1:]} == {None, "P0", "P2"}
+        assert rows[1]["fields"] == ["name", "phone"]
+    finally:
+        await db.dispose()
