@@ -237,8 +237,7 @@ EXPECTED_FILING_STATEMENTS = {
         "UPDATE teams",
         "INSERT timeline_entries",
         "UPDATE audit_head",  # locked and read
-        "INSERT audit_log",
-        "UPDATE audit_head",
+        "WITH audit_log",  # the row and the new head in one statement (crm_common.audit)
     ],
     "sqlite": [
         "SELECT directory_customers",
